@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store interface's front door: thin wrappers that call through a
+ * store's ops table, so callers read store_get(s, ...) whatever the
+ * backend, the one definition of a valid key and of a valid list prefix,
+ * and a read helper the backends share (store_i.h).  Nothing here keeps
+ * state; any thread may enter, and thread safety is the backend's.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_i.h"
+
+int store_get(struct store *s, const char *key, size_t max, char **buf,
+	      size_t *len)
+{
+	return s->ops->get(s, key, max, buf, len);
+}
+
+ssize_t store_get_range(struct store *s, const char *key, void *buf,
+			size_t len, uint64_t off)
+{
+	return s->ops->get_range(s, key, buf, len, off);
+}
+
+int store_put(struct store *s, const char *key, const void *buf, size_t len)
+{
+	return s->ops->put(s, key, buf, len);
+}
+
+int store_put_file(struct store *s, const char *key, const char *path)
+{
+	return s->ops->put_file(s, key, path);
+}
+
+int store_head(struct store *s, const char *key, struct store_stat *st)
+{
+	return s->ops->head(s, key, st);
+}
+
+int store_list(struct store *s, const char *prefix, store_list_fn fn,
+	       void *arg)
+{
+	return s->ops->list(s, prefix, fn, arg);
+}
+
+int store_del(struct store *s, const char *key)
+{
+	return s->ops->del(s, key);
+}
+
+int store_open_fd(struct store *s, const char *key)
+{
+	return s->ops->open_fd(s, key);
+}
+
+int store_tmp_path(struct store *s, char *out, size_t outlen)
+{
+	return s->ops->tmp_path(s, out, outlen);
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	s->ops->close(s);
+}
+
+bool store_key_is_valid(const char *key)
+{
+	const char *p;
+	size_t len;
+	size_t n;
+
+	if (!key)
+		return false;
+	/* Bounded: a huge key must not cost a full strlen. */
+	len = strnlen(key, STORE_KEY_MAX + 1);
+	if (len == 0 || len > STORE_KEY_MAX)
+		return false;
+	p = key;
+	for (;;) {
+		n = strcspn(p, "/");
+		if (n == 0)
+			return false;	/* leading '/', "//" or trailing '/' */
+		if (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')))
+			return false;
+		if (p[n] == '\0')
+			return true;
+		p += n + 1;
+	}
+}
+
+bool store_prefix_is_valid(const char *prefix)
+{
+	const char *p;
+	size_t n;
+
+	if (!prefix)
+		return false;
+	if (strnlen(prefix, STORE_KEY_MAX + 1) > STORE_KEY_MAX)
+		return false;
+	p = prefix;
+	for (;;) {
+		n = strcspn(p, "/");
+		if (p[n] == '\0')
+			return true;	/* the partial last component */
+		if (n == 0)
+			return false;
+		if (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')))
+			return false;
+		p += n + 1;
+	}
+}
+
+ssize_t store_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, p + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}

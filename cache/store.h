@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The object store interface: where the truth of an mlfs platform lives.
+ *
+ * A store maps keys (relative, '/'-separated, no leading '/', no "." or
+ * ".." components) to immutable byte strings.  Backends: a local
+ * directory (store_local.c, the embedded default), memory (store_mem.c,
+ * for tests) and, later, S3.  Layers (the block cache, the fault-injecting
+ * test store) take a store and return a new store calling through to it.
+ *
+ * Every op is thread-safe.  Ops return 0 or a negative errno; ops that
+ * produce a size return ssize_t (bytes, or -errno).
+ */
+#ifndef MLFS_CACHE_STORE_H
+#define MLFS_CACHE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct store;
+
+struct store_stat {
+	uint64_t size;  /* bytes */
+	int64_t mtime;  /* seconds since the epoch */
+};
+
+/*
+ * Called once per key by list(); key is borrowed for the call.  A non-zero
+ * return stops the listing and becomes list()'s result.
+ */
+typedef int (*store_list_fn)(void *arg, const char *key,
+			     const struct store_stat *st);
+
+struct store_ops {
+	/*
+	 * get: read the whole object into a malloc'd buffer (*buf, *len),
+	 * NUL-terminated for convenience (the NUL is not counted).  Objects
+	 * larger than max bytes give -EFBIG.  -ENOENT if missing.
+	 */
+	int (*get)(struct store *s, const char *key, size_t max, char **buf,
+		   size_t *len);
+	/* get_range: up to len bytes at off; 0 at or past the end. */
+	ssize_t (*get_range)(struct store *s, const char *key, void *buf,
+			     size_t len, uint64_t off);
+	/*
+	 * put: store buf atomically and durably: when put returns 0 the
+	 * object is complete and survives a crash; a reader never sees a
+	 * partial object.  Overwrites an existing key.
+	 */
+	int (*put)(struct store *s, const char *key, const void *buf,
+		   size_t len);
+	/*
+	 * put_file: like put, taking the content from the local file at
+	 * path, which the store may consume (rename) on success; on failure
+	 * the file is left where it was.
+	 */
+	int (*put_file)(struct store *s, const char *key, const char *path);
+	int (*head)(struct store *s, const char *key, struct store_stat *st);
+	/*
+	 * list: every key starting with prefix (recursively), in no
+	 * particular order.  Temporary files of in-flight puts never appear.
+	 */
+	int (*list)(struct store *s, const char *prefix, store_list_fn fn,
+		    void *arg);
+	/* del: remove a key; -ENOENT if missing. */
+	int (*del)(struct store *s, const char *key);
+	/*
+	 * open_fd: a read-only file descriptor on the object's bytes when the
+	 * backend keeps them in a local file (the caller closes it), or
+	 * -EOPNOTSUPP.  Lets the filesystem serve local content at disk speed.
+	 */
+	int (*open_fd)(struct store *s, const char *key);
+	/*
+	 * tmp_path: a fresh path on the store's local disk (same file system
+	 * as its objects when there is one) for staging content before
+	 * put_file; written into out (size outlen).
+	 */
+	int (*tmp_path)(struct store *s, char *out, size_t outlen);
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	const char *name; /* for messages: "local:/path", "mem" */
+};
+
+/* Thin wrappers so callers read store_get(s, ...) */
+int store_get(struct store *s, const char *key, size_t max, char **buf,
+	      size_t *len);
+ssize_t store_get_range(struct store *s, const char *key, void *buf,
+			size_t len, uint64_t off);
+int store_put(struct store *s, const char *key, const void *buf, size_t len);
+int store_put_file(struct store *s, const char *key, const char *path);
+int store_head(struct store *s, const char *key, struct store_stat *st);
+int store_list(struct store *s, const char *prefix, store_list_fn fn,
+	       void *arg);
+int store_del(struct store *s, const char *key);
+int store_open_fd(struct store *s, const char *key);
+int store_tmp_path(struct store *s, char *out, size_t outlen);
+/* store_close(NULL) does nothing. */
+void store_close(struct store *s);
+
+/* True if key is a valid store key (see the top of this file). */
+bool store_key_is_valid(const char *key);
+
+/*
+ * store_local_open: open (creating subfolders as needed) a store in the
+ * existing directory dir.  -ENOENT if dir is missing, -ENOTDIR, -EACCES if
+ * it is not writable.  *out is NULL on failure.
+ */
+int store_local_open(const char *dir, struct store **out);
+
+/* store_mem_open: an empty in-memory store, for tests. */
+int store_mem_open(struct store **out);
+
+/*
+ * store_faulty_open: wrap inner (which the new store owns and closes) so
+ * that the fail_at-th call (1-based, counting every op except close) fails
+ * with -err, and every other call passes through.  fail_at 0 never fails.
+ */
+int store_faulty_open(struct store *inner, unsigned fail_at, int err,
+		      struct store **out);
+/* Number of calls a faulty store has seen. */
+unsigned store_faulty_calls(struct store *s);
+
+#endif

@@ -1,0 +1,1757 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CSV reader: one pass over a file held in memory (usually mmap()ed) that
+ * validates it as RFC 4180, infers each column's type, computes its
+ * statistics and, on request, converts it to a row-major float matrix.
+ * Datasets are scanned once when they are added, so this pass sets how
+ * long `cp big.csv datasets/` takes: the loop is built for numeric files.
+ *
+ * The record loop first tries every field as a number ending at a
+ * delimiter (num_parse(), which reads each byte once) and only falls back
+ * to the general field parser (quotes, UTF-8, NUL, missing tokens, text)
+ * when that fails.  Distinct values are counted exactly in an open
+ * addressing set per column that refers to the values in the input rather
+ * than copying them; past CSV_DISTINCT_EXACT values, or when all sets
+ * together reach CSV_SET_BUDGET slots, a column switches to a HyperLogLog
+ * sketch, so memory stays bounded whatever the input.
+ *
+ * No global state: any thread may call any function here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "csv.h"
+
+#define CSV_DEF_FIELD ((size_t)1 << 20)
+#define CSV_DEF_LINE ((size_t)16 << 20)
+#define CSV_DEF_COLS ((size_t)65536)
+
+/* Categorical columns have at most this many distinct values. */
+#define CSV_CAT_MAX 1000
+/* Bytes of exact distinct sets, all columns together. */
+#define CSV_SET_BUDGET ((size_t)64 << 20)
+/* Hashes appended to tier 2 between two sorts. */
+#define KEYS_BATCH ((size_t)8192)
+/* Values per block of the running variance (see col_flush()). */
+#define CSV_BLOCK 1024
+/* HyperLogLog: 2^11 one-byte registers per column, about 2.3% error. */
+#define HLL_BITS 11
+#define HLL_REGS ((size_t)1 << HLL_BITS)
+
+/* Significant digits csv_num_slow() keeps; see there. */
+#define NUM_SLOW_DIGITS 780
+
+enum { T_COMMA, T_EOL, T_EOF };
+
+/* Byte classes for the field scanners; 0 is an ordinary byte. */
+enum { CH_OK, CH_COMMA, CH_LF, CH_CR, CH_QUOTE, CH_NUL, CH_HIGH };
+
+#define X8(v) v, v, v, v, v, v, v, v
+#define X64(v) X8(v), X8(v), X8(v), X8(v), X8(v), X8(v), X8(v), X8(v)
+
+static const unsigned char unquoted_class[256] = {
+	[0] = CH_NUL,	  ['\n'] = CH_LF,	['\r'] = CH_CR,
+	['"'] = CH_QUOTE, [','] = CH_COMMA,	[0x80] = X64(CH_HIGH),
+	X64(CH_HIGH),
+};
+
+/* Inside quotes, commas and CRs are data; LFs only move the line count. */
+static const unsigned char quoted_class[256] = {
+	[0] = CH_NUL,
+	['\n'] = CH_LF,
+	['"'] = CH_QUOTE,
+	[0x80] = X64(CH_HIGH),
+	X64(CH_HIGH),
+};
+
+static const uint64_t pow10_u64[20] = {
+	1ULL,
+	10ULL,
+	100ULL,
+	1000ULL,
+	10000ULL,
+	100000ULL,
+	1000000ULL,
+	10000000ULL,
+	100000000ULL,
+	1000000000ULL,
+	10000000000ULL,
+	100000000000ULL,
+	1000000000000ULL,
+	10000000000000ULL,
+	100000000000000ULL,
+	1000000000000000ULL,
+	10000000000000000ULL,
+	100000000000000000ULL,
+	1000000000000000000ULL,
+	10000000000000000000ULL,
+};
+
+/* Every power of ten that a double holds exactly. */
+static const double pow10_exact[] = {
+	1e0,  1e1,  1e2,  1e3,	1e4,  1e5,  1e6,  1e7,	1e8,  1e9,  1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+struct scan {
+	const char *p;          /* next byte to read */
+	const char *end;
+	const char *line_start; /* first byte of the current physical line */
+	uint64_t line;          /* 1-based physical line of p */
+	size_t max_field;       /* bytes */
+	size_t max_line;        /* bytes */
+	size_t max_cols;
+	size_t budget;          /* bytes of sets still allowed */
+	uint64_t *sort_tmp;     /* KEYS_BATCH entries for radix_sort() */
+	char *scratch;          /* unescaped field, for hashing */
+	size_t scratch_cap;     /* bytes */
+	struct problem *pb;
+};
+
+/* One field as field_parse() found it. */
+struct field {
+	const char *p;        /* content: inside the quotes if quoted */
+	size_t len;           /* bytes of raw content */
+	bool esc;             /* content holds doubled quotes */
+	int term;             /* T_COMMA, T_EOL or T_EOF */
+	const char *term_at;  /* the terminator (or the end of input) */
+	uint64_t line;        /* where the field starts */
+	uint64_t col;
+	uint64_t term_line;   /* where the terminator is */
+	uint64_t term_col;
+};
+
+/* Flags of a set entry. */
+#define ENT_NUM 1u /* a number: the hash is its (bijective) key */
+#define ENT_ESC 2u /* the spelling holds doubled quotes */
+
+struct cset_ent {
+	uint64_t hash;
+	uint64_t count;   /* 0: free slot */
+	const char *p;    /* first spelling, raw and trimmed, in the input */
+	uint32_t len;     /* bytes; max_field is capped to fit */
+	uint32_t flags;   /* ENT_* */
+};
+
+struct cset {
+	struct cset_ent *slots;
+	size_t mask;      /* slots - 1; 0 with no slots */
+	size_t size;      /* entries in use */
+};
+
+/*
+ * Running state of one column during the scan.  Distinct values go
+ * through three tiers, each used only while the one before is too small:
+ * set (values, counts and spellings, for classes) up to CSV_CAT_MAX
+ * values, then keys (64-bit hashes only) up to CSV_DISTINCT_EXACT, then
+ * hll.  Tier 2 appends hashes and sorts and merges them KEYS_BATCH at a
+ * time: a hash table of 65536 values per column misses the cache on
+ * every row of a wide file, and that cost more than all the parsing.
+ */
+struct colstate {
+	uint64_t n;        /* non-missing values */
+	uint64_t nnum;     /* of those, numbers */
+	uint64_t missing;
+	double mean;       /* over the numbers in flushed blocks */
+	double m2;         /* sum of squared deviations, same */
+	double bk;         /* current block: its first value */
+	double bs1;        /* sum of (v - bk) */
+	double bs2;        /* sum of (v - bk)^2 */
+	uint32_t bn;       /* values in the current block */
+	bool int_ok;       /* every number so far is an integer */
+	bool time_ok;      /* every non-number so far is a date or time */
+	double min;
+	double max;
+	struct cset set;   /* tier 1 */
+	uint64_t *keys;    /* tier 2: sorted distinct hashes, then a batch */
+	size_t nkeys;      /* distinct, sorted hashes first in keys */
+	size_t nbatch;     /* unsorted hashes after them */
+	size_t kcap;       /* entries allocated */
+	uint8_t *hll;      /* tier 3: HyperLogLog registers */
+	uint64_t exact;    /* distinct values known when hll began */
+};
+
+struct matbuf {
+	float *data;
+	uint64_t cap;      /* rows */
+};
+
+static unsigned pos_u(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+static int too_big(struct problem *pb, uint64_t line, uint64_t col,
+		   const char *what, size_t lim)
+{
+	problem_set(pb, pos_u(line), pos_u(col), "%s longer than %zu bytes",
+		    what, lim);
+	return -EFBIG;
+}
+
+static bool is_digit(char c)
+{
+	return (unsigned char)(c - '0') < 10;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Numbers.  strtod() is correct but slow for this loop: it needs a NUL
+ * after the field (a copy, since the input is a read-only map), it reads
+ * the locale, and it handles hex, inf and nan that we reject anyway.
+ * Measured on tests/bench/csv (20 columns of "%.6f"), a tokenizer calling
+ * strtod() on a copy of each field ran at about 155 MB/s and the same
+ * tokenizer calling csv_parse_double() at about 690 MB/s.
+ *
+ * So the mantissa is read into a uint64_t with a decimal exponent, and
+ * when both are small, Clinger's fast path gives the correctly rounded
+ * result with one IEEE multiply or divide: m <= 2^53 and 10^|e| <= 10^22
+ * are both exact doubles, and one operation rounds once.  Everything else
+ * (more than 19 digits, large exponents) goes to csv_num_slow().
+ */
+
+/*
+ * csv_num_slow: the value of the number syntax in [p, end), which
+ * num_parse() has already checked; NAN if it overflows a double.
+ *
+ * strtod() gets a NUL-terminated, locale-free copy: digits and an
+ * exponent.  Halfway points between doubles have at most 767 significant
+ * digits, so keeping 780 and replacing the rest by one nonzero "sticky"
+ * digit keeps the value on the same side of every rounding boundary:
+ * the result is exact for any length of input, with a bounded buffer.
+ */
+static double csv_num_slow(const char *p, const char *end)
+{
+	char buf[NUM_SLOW_DIGITS + 32];
+	size_t n = 0;
+	size_t kept = 0;
+	int64_t e10 = 0;
+	int64_t x = 0;
+	bool sticky = false;
+	double v;
+
+	if (*p == '-' || *p == '+') {
+		if (*p == '-')
+			buf[n++] = '-';
+		p++;
+	}
+	for (; p < end && is_digit(*p); p++) {
+		if (!kept && *p == '0')
+			continue;
+		if (kept < NUM_SLOW_DIGITS) {
+			buf[n++] = *p;
+			kept++;
+		} else {
+			e10++;
+			sticky |= *p != '0';
+		}
+	}
+	if (p < end && *p == '.') {
+		for (p++; p < end && is_digit(*p); p++) {
+			if (kept >= NUM_SLOW_DIGITS) {
+				sticky |= *p != '0';
+				continue;
+			}
+			e10--;
+			if (!kept && *p == '0')
+				continue;
+			buf[n++] = *p;
+			kept++;
+		}
+	}
+	if (p < end && (*p | 0x20) == 'e') {
+		bool neg = false;
+
+		p++;
+		if (*p == '-' || *p == '+') {
+			neg = *p == '-';
+			p++;
+		}
+		for (; p < end && is_digit(*p); p++)
+			if (x < 1000000000)
+				x = x * 10 + (*p - '0');
+		e10 += neg ? -x : x;
+	}
+	if (!kept)
+		return buf[0] == '-' ? -0.0 : 0.0;
+	if (sticky) {
+		buf[n++] = '1';
+		e10--;
+	}
+	/* Past this, every kept mantissa is 0 or inf anyway. */
+	if (e10 > 999999)
+		e10 = 999999;
+	if (e10 < -999999)
+		e10 = -999999;
+	snprintf(buf + n, sizeof(buf) - n, "e%" PRId64, e10);
+	v = strtod(buf, NULL);
+	return isinf(v) ? NAN : v;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CSV_SWAR 1
+#else
+#define CSV_SWAR 0
+#endif
+
+/*
+ * Eight digits at a time (SWAR): a field's digit runs are short, and a
+ * byte loop pays a mispredicted exit per run.  Bytes are in memory order,
+ * the first in the low byte, so this needs a little-endian host.
+ */
+static inline uint64_t load8(const char *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof(x));
+	return x;
+}
+
+/*
+ * How many of the 8 bytes in x, from the first, are ASCII digits.  Borrows
+ * and carries only run towards later bytes, so they can only disturb bytes
+ * after the first non-digit, which do not count.
+ */
+static inline unsigned swar_ndigits(uint64_t x)
+{
+	uint64_t a = x - 0x3030303030303030ULL;
+	uint64_t t = ((a + 0x7676767676767676ULL) | a) & 0x8080808080808080ULL;
+
+	return t ? (unsigned)__builtin_ctzll(t) >> 3 : 8;
+}
+
+/* Value of the first n (1..8) digits of x. */
+static inline uint64_t swar_value(uint64_t x, unsigned n)
+{
+	uint64_t a = (x - 0x3030303030303030ULL) << (8 * (8 - n));
+
+	a = a * 10 + (a >> 8);
+	return ((a & 0x000000ff000000ffULL) * 0x000f424000000064ULL +
+		((a >> 16) & 0x000000ff000000ffULL) * 0x0000271000000001ULL) >>
+	       32;
+}
+
+/* A run of digits at *pp: its value (mod 2^64); *pp moves past it. */
+static inline uint64_t digit_run(const char **pp, const char *end)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+
+	if (CSV_SWAR && end - p >= 8) {
+		uint64_t x = load8(p);
+		unsigned k = swar_ndigits(x);
+
+		if (k < 8) {
+			*pp = p + k;
+			return k ? swar_value(x, k) : 0;
+		}
+		v = swar_value(x, 8);
+		p += 8;
+	}
+	for (; p < end && is_digit(*p); p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*pp = p;
+	return v;
+}
+
+/*
+ * num_parse: read the longest number at [s, end): optional sign, digits
+ * with an optional '.', at least one digit, then an optional exponent
+ * ('e' or 'E', optional sign, digits).  Returns the end of that syntax,
+ * or s if there is none.  *out is the value, or NAN if it overflows.
+ */
+static inline const char *num_parse(const char *s, const char *end,
+				    double *out)
+{
+	const char *p = s;
+	const char *d;
+	uint64_t m;
+	uint64_t frac = 0;
+	size_t nint;
+	size_t nfrac = 0;
+	int64_t e10 = 0;
+	bool neg = false;
+	double v;
+
+	if (p < end && (*p == '-' || *p == '+')) {
+		neg = *p == '-';
+		p++;
+	}
+	d = p;
+	m = digit_run(&p, end);
+	nint = (size_t)(p - d);
+	if (p < end && *p == '.') {
+		d = ++p;
+		frac = digit_run(&p, end);
+		nfrac = (size_t)(p - d);
+	}
+	if (!nint && !nfrac)
+		return s;
+	if (p < end && (*p | 0x20) == 'e') {
+		const char *q = p + 1;
+		bool eneg = false;
+		int64_t x = 0;
+
+		if (q < end && (*q == '-' || *q == '+')) {
+			eneg = *q == '-';
+			q++;
+		}
+		if (q < end && is_digit(*q)) {
+			for (; q < end && is_digit(*q); q++)
+				if (x < 1000000000)
+					x = x * 10 + (*q - '0');
+			e10 = eneg ? -x : x;
+			p = q;
+		}
+	}
+	/* 19 digits, leading zeros included, always fit in m. */
+	if (nint + nfrac > 19) {
+		*out = csv_num_slow(s, p);
+		return p;
+	}
+	m = m * pow10_u64[nfrac] + frac;
+	e10 -= (int64_t)nfrac;
+	if (m <= (uint64_t)1 << 53 && e10 >= -22 && e10 <= 22) {
+		v = (double)m;
+		if (e10 < 0)
+			v /= pow10_exact[-e10];
+		else
+			v *= pow10_exact[e10];
+	} else if (!m) {
+		v = 0;
+	} else {
+		*out = csv_num_slow(s, p);
+		return p;
+	}
+	*out = neg ? -v : v;
+	return p;
+}
+
+bool csv_parse_double(const char *s, size_t len, double *out)
+{
+	const char *end = s + len;
+	double v;
+
+	while (s < end && is_blank(*s))
+		s++;
+	while (end > s && is_blank(end[-1]))
+		end--;
+	if (s == end || num_parse(s, end, &v) != end || isnan(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "NA", "N/A", "NaN", "null", "None", "?" in any case, or nothing. */
+static bool is_missing(const char *p, size_t n)
+{
+	static const char *const tokens[] = { "na",   "n/a",  "nan",
+					      "null", "none", "?" };
+	char low[4];
+	size_t i;
+
+	if (!n)
+		return true;
+	if (n > sizeof(low))
+		return false;
+	for (i = 0; i < n; i++)
+		low[i] = (char)(p[i] | (p[i] >= 'A' && p[i] <= 'Z' ? 0x20 : 0));
+	for (i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+		if (strlen(tokens[i]) == n && !memcmp(low, tokens[i], n))
+			return true;
+	return false;
+}
+
+/* Reads exactly n digits at p; false if one is not a digit. */
+static bool read_digits(const char *p, int n, int *out)
+{
+	int v = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (!is_digit(p[i]))
+			return false;
+		v = v * 10 + (p[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * ISO 8601 as it appears in data: YYYY-MM-DD, optionally followed by 'T'
+ * or ' ' and HH:MM[:SS[.fraction]], optionally followed by 'Z' or an
+ * offset +HH:MM / -HH:MM.  Fields are range-checked (Feb 29 only in leap
+ * years; second 60 is a leap second).
+ */
+static bool is_time(const char *s, size_t n)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
+				     31, 31, 30, 31, 30, 31 };
+	const char *p = s + 10;
+	const char *end = s + n;
+	int y, mo, d, hh, mm, ss;
+
+	if (n < 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
+	    !read_digits(s + 8, 2, &d))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+		return false;
+	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
+		return false;
+	if (p == end)
+		return true;
+	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
+		return false;
+	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
+	    hh > 23 || mm > 59)
+		return false;
+	p += 6;
+	if (p < end && *p == ':') {
+		if (end - p < 3 || !read_digits(p + 1, 2, &ss) || ss > 60)
+			return false;
+		p += 3;
+		if (p < end && *p == '.') {
+			const char *f = ++p;
+
+			while (p < end && is_digit(*p))
+				p++;
+			if (p == f)
+				return false;
+		}
+	}
+	if (p < end && (*p == 'Z' || *p == 'z'))
+		p++;
+	else if (p < end && (*p == '+' || *p == '-')) {
+		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &hh) ||
+		    !read_digits(p + 4, 2, &mm) || hh > 23 || mm > 59)
+			return false;
+		p += 6;
+	}
+	return p == end;
+}
+
+/* Length of the valid UTF-8 sequence at p (2..4), or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	size_t left = (size_t)(end - p);
+	unsigned lo = 0x80;
+	unsigned hi = 0xbf;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return left >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		if (p[0] == 0xe0)
+			lo = 0xa0; /* overlong */
+		if (p[0] == 0xed)
+			hi = 0x9f; /* surrogates */
+		return left >= 3 && p[1] >= lo && p[1] <= hi &&
+		       (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		if (p[0] == 0xf0)
+			lo = 0x90; /* overlong */
+		if (p[0] == 0xf4)
+			hi = 0x8f; /* past U+10FFFF */
+		return left >= 4 && p[1] >= lo && p[1] <= hi &&
+		       (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+	}
+	return 0;
+}
+
+/* The error for a NUL or a byte >= 0x80 at p that does not start UTF-8. */
+static int bad_byte(struct scan *sc, const char *p)
+{
+	uint64_t col = (uint64_t)(p - sc->line_start) + 1;
+
+	if (!*p)
+		return problem_set(sc->pb, pos_u(sc->line), pos_u(col),
+				   "binary data (NUL byte)");
+	return problem_set(sc->pb, pos_u(sc->line), pos_u(col),
+			   "invalid UTF-8");
+}
+
+/*
+ * field_parse: read one field at sc->p and its terminator, moving sc->p,
+ * sc->line and sc->line_start past both.  Checks quoting, NUL bytes,
+ * UTF-8 and max_field.  Returns 0, -EINVAL or -EFBIG (sc->pb filled).
+ */
+static int field_parse(struct scan *sc, struct field *f)
+{
+	const unsigned char *p = (const unsigned char *)sc->p;
+	const unsigned char *end = (const unsigned char *)sc->end;
+	const unsigned char *q;
+	size_t n;
+
+	f->line = sc->line;
+	f->col = (uint64_t)(sc->p - sc->line_start) + 1;
+	f->esc = false;
+	if (p < end && *p == '"') {
+		q = p + 1;
+		for (;;) {
+			while (q < end && !quoted_class[*q])
+				q++;
+			if (q == end)
+				return problem_set(sc->pb, pos_u(f->line),
+						   pos_u(f->col),
+						   "unterminated quoted field");
+			if (*q == '"') {
+				if (q + 1 < end && q[1] == '"') {
+					f->esc = true;
+					q += 2;
+					continue;
+				}
+				break;
+			}
+			if (*q == '\n') {
+				q++;
+				sc->line++;
+				sc->line_start = (const char *)q;
+				continue;
+			}
+			n = *q ? utf8_seq(q, end) : 0;
+			if (!n)
+				return bad_byte(sc, (const char *)q);
+			q += n;
+		}
+		f->p = (const char *)p + 1;
+		f->len = (size_t)(q - p) - 1;
+		q++;
+		if (q < end && *q != ',' && *q != '\n' &&
+		    !(*q == '\r' && q + 1 < end && q[1] == '\n'))
+			return problem_set(sc->pb, pos_u(sc->line),
+					   pos_u((uint64_t)((const char *)q -
+							    sc->line_start) +
+						 1),
+					   "unexpected text after closing quote");
+	} else {
+		q = p;
+		for (;;) {
+			while (q < end && !unquoted_class[*q])
+				q++;
+			if (q == end || *q == ',' || *q == '\n')
+				break;
+			if (*q == '\r') {
+				/* A lone CR is data; CRLF ends the record. */
+				if (q + 1 < end && q[1] == '\n')
+					break;
+				q++;
+				continue;
+			}
+			if (*q == '"')
+				return problem_set(
+					sc->pb, pos_u(sc->line),
+					pos_u((uint64_t)((const char *)q -
+							 sc->line_start) +
+					      1),
+					"quote inside unquoted field");
+			n = *q ? utf8_seq(q, end) : 0;
+			if (!n)
+				return bad_byte(sc, (const char *)q);
+			q += n;
+		}
+		f->p = (const char *)p;
+		f->len = (size_t)(q - p);
+	}
+	if (f->len > sc->max_field)
+		return too_big(sc->pb, f->line, f->col, "field", sc->max_field);
+	f->term_at = (const char *)q;
+	f->term_line = sc->line;
+	f->term_col = (uint64_t)((const char *)q - sc->line_start) + 1;
+	if (q == end) {
+		f->term = T_EOF;
+	} else if (*q == ',') {
+		f->term = T_COMMA;
+		q++;
+	} else {
+		f->term = T_EOL;
+		q += *q == '\r' ? 2 : 1;
+		sc->line++;
+		sc->line_start = (const char *)q;
+	}
+	sc->p = (const char *)q;
+	return 0;
+}
+
+/* Content with "" pairs collapsed into dst (room for n bytes). */
+static size_t unescape(char *dst, const char *p, size_t n)
+{
+	size_t i;
+	size_t j = 0;
+
+	for (i = 0; i < n; i++) {
+		dst[j++] = p[i];
+		if (p[i] == '"')
+			i++;
+	}
+	return j;
+}
+
+static char *unescape_dup(const char *p, size_t n, bool esc)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	if (esc)
+		n = unescape(s, p, n);
+	else
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Order of two raw contents as unescaped bytes. */
+static int raw_cmp(const char *a, size_t an, bool aesc, const char *b,
+		   size_t bn, bool besc)
+{
+	size_t i = 0;
+	size_t j = 0;
+	int r;
+
+	if (!aesc && !besc) {
+		r = memcmp(a, b, an < bn ? an : bn);
+		if (r)
+			return r;
+		return (an > bn) - (an < bn);
+	}
+	while (i < an && j < bn) {
+		unsigned char x = (unsigned char)a[i];
+		unsigned char y = (unsigned char)b[j];
+
+		if (x != y)
+			return x < y ? -1 : 1;
+		i += aesc && x == '"' ? 2 : 1;
+		j += besc && y == '"' ? 2 : 1;
+	}
+	return (i < an) - (j < bn);
+}
+
+static void trim(const char **p, size_t *n)
+{
+	const char *a = *p;
+	const char *b = a + *n;
+
+	while (a < b && is_blank(*a))
+		a++;
+	while (b > a && is_blank(b[-1]))
+		b--;
+	*p = a;
+	*n = (size_t)(b - a);
+}
+
+/* fmix64 from MurmurHash3: a bijection, so equal hashes mean equal keys. */
+static inline uint64_t num_hash(double v)
+{
+	uint64_t x;
+
+	v = v + 0.0; /* -0.0 becomes 0.0: one value */
+	memcpy(&x, &v, sizeof(x));
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static inline void hll_add(uint8_t *reg, uint64_t h)
+{
+	size_t i = (size_t)(h >> (64 - HLL_BITS));
+	uint64_t w = (h << HLL_BITS) | ((uint64_t)1 << (HLL_BITS - 1));
+	uint8_t rank = (uint8_t)(__builtin_clzll(w) + 1);
+
+	if (rank > reg[i])
+		reg[i] = rank;
+}
+
+static uint64_t hll_estimate(const uint8_t *reg)
+{
+	double m = (double)HLL_REGS;
+	double sum = 0;
+	double e;
+	size_t zeros = 0;
+	size_t i;
+
+	for (i = 0; i < HLL_REGS; i++) {
+		sum += ldexp(1.0, -reg[i]);
+		zeros += !reg[i];
+	}
+	e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+	/* Small range: linear counting is better while registers are 0. */
+	if (e <= 2.5 * m && zeros)
+		e = m * log(m / (double)zeros);
+	return (uint64_t)llround(e);
+}
+
+static bool ent_equal(const struct cset_ent *e, uint64_t h, uint32_t flags,
+		      const char *p, size_t n)
+{
+	if (e->hash != h || ((e->flags ^ flags) & ENT_NUM))
+		return false;
+	if (flags & ENT_NUM)
+		return true;
+	return !raw_cmp(e->p, e->len, e->flags & ENT_ESC, p, n,
+			flags & ENT_ESC);
+}
+
+/*
+ * cset_add: count one value.  Returns 1 if it was new, 0 if seen before,
+ * -ENOMEM, or -ENOSPC if the set would have to grow past *budget bytes
+ * (budget NULL: no limit) or hold more than cap values.
+ */
+static int cset_add(struct cset *set, uint64_t h, uint32_t flags,
+		    const char *p, size_t n, size_t *budget, size_t cap)
+{
+	struct cset_ent *e;
+	size_t i;
+
+	if (set->slots) {
+		for (i = h & set->mask;; i = (i + 1) & set->mask) {
+			e = &set->slots[i];
+			if (!e->count)
+				break;
+			if (ent_equal(e, h, flags, p, n)) {
+				e->count++;
+				return 0;
+			}
+		}
+	}
+	if (set->size >= cap)
+		return -ENOSPC;
+	/* Keep the load at most 1/2: probes stay short. */
+	if (!set->slots || (set->size + 1) * 2 > set->mask + 1) {
+		size_t old = set->slots ? set->mask + 1 : 0;
+		size_t nslots = old ? old * 2 : 16;
+		struct cset_ent *ns;
+		size_t j;
+
+		if (budget && (nslots - old) * sizeof(*ns) > *budget)
+			return -ENOSPC;
+		ns = calloc(nslots, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (j = 0; j < old; j++) {
+			if (!set->slots[j].count)
+				continue;
+			for (i = set->slots[j].hash & (nslots - 1); ns[i].count;
+			     i = (i + 1) & (nslots - 1))
+				;
+			ns[i] = set->slots[j];
+		}
+		free(set->slots);
+		set->slots = ns;
+		set->mask = nslots - 1;
+		if (budget)
+			*budget -= (nslots - old) * sizeof(*ns);
+		for (i = h & set->mask; ns[i].count; i = (i + 1) & set->mask)
+			;
+	}
+	e = &set->slots[i];
+	e->hash = h;
+	e->count = 1;
+	e->p = p;
+	e->len = (uint32_t)n;
+	e->flags = flags;
+	set->size++;
+	return 1;
+}
+
+/* Tier 3: move a column's distinct values into a HyperLogLog sketch. */
+static int col_estimate(struct scan *sc, struct colstate *s, uint64_t h,
+			uint64_t known)
+{
+	size_t i;
+
+	s->hll = calloc(HLL_REGS, 1);
+	if (!s->hll)
+		return -ENOMEM;
+	for (i = 0; i < s->nkeys + s->nbatch; i++)
+		hll_add(s->hll, s->keys[i]);
+	for (i = 0; s->set.slots && i <= s->set.mask; i++)
+		if (s->set.slots[i].count)
+			hll_add(s->hll, s->set.slots[i].hash);
+	hll_add(s->hll, h);
+	s->exact = known;
+	sc->budget += s->kcap * sizeof(*s->keys);
+	free(s->keys);
+	s->keys = NULL;
+	s->nkeys = 0;
+	s->nbatch = 0;
+	s->kcap = 0;
+	if (s->set.slots)
+		sc->budget += (s->set.mask + 1) * sizeof(*s->set.slots);
+	free(s->set.slots);
+	memset(&s->set, 0, sizeof(s->set));
+	return 0;
+}
+
+/* LSD radix sort of a[0..n) by bytes; tmp holds n entries. */
+static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
+{
+	uint32_t count[8][256] = { { 0 } };
+	uint64_t *src = a;
+	uint64_t *dst = tmp;
+	uint64_t *t;
+	size_t i;
+	int b;
+
+	for (i = 0; i < n; i++)
+		for (b = 0; b < 8; b++)
+			count[b][(a[i] >> (8 * b)) & 0xff]++;
+	for (b = 0; b < 8; b++) {
+		uint32_t sum = 0;
+		uint32_t c;
+		int d;
+
+		for (d = 0; d < 256; d++) {
+			c = count[b][d];
+			count[b][d] = sum;
+			sum += c;
+		}
+		for (i = 0; i < n; i++)
+			dst[count[b][(src[i] >> (8 * b)) & 0xff]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	/* Eight passes: the result is back in a. */
+}
+
+/*
+ * Sort the batch and merge it into the sorted distinct hashes.  Past
+ * CSV_DISTINCT_EXACT the column moves on to tier 3.
+ */
+static int keys_flush(struct scan *sc, struct colstate *s)
+{
+	uint64_t *k = s->keys;
+	uint64_t *b = sc->sort_tmp;
+	size_t nb = 0;
+	size_t total;
+	size_t i;
+	size_t j;
+	size_t w;
+
+	if (!s->nbatch)
+		return 0;
+	if (!b) {
+		b = malloc(KEYS_BATCH * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		sc->sort_tmp = b;
+	}
+	radix_sort(k + s->nkeys, b, s->nbatch);
+	for (i = 0; i < s->nbatch; i++)
+		if (!nb || b[nb - 1] != k[s->nkeys + i])
+			b[nb++] = k[s->nkeys + i];
+	/* Merge from the back: the write index never passes a read index. */
+	total = s->nkeys + nb;
+	i = s->nkeys;
+	j = nb;
+	w = total;
+	while (j) {
+		if (i && k[i - 1] >= b[j - 1]) {
+			if (k[i - 1] == b[j - 1])
+				j--;
+			k[--w] = k[--i];
+		} else {
+			k[--w] = b[--j];
+		}
+	}
+	w -= i;
+	memmove(k + i, k + i + w, (total - i - w) * sizeof(*k));
+	s->nkeys = total - w;
+	s->nbatch = 0;
+	if (s->nkeys > CSV_DISTINCT_EXACT)
+		return col_estimate(sc, s, k[0], s->nkeys);
+	return 0;
+}
+
+/*
+ * Tier 2 keeps 64-bit hashes.  For numbers the hash is a bijection of
+ * the value, so the count is exact; two texts are taken as one only if
+ * their XXH3 hashes collide (about 1e-10 for 65536 values).
+ */
+static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	int rc;
+
+	if (s->nkeys + s->nbatch == s->kcap) {
+		size_t cap = s->kcap ? s->kcap * 2 : 4 * KEYS_BATCH;
+		uint64_t *k;
+
+		if ((cap - s->kcap) * sizeof(*k) > sc->budget)
+			return col_estimate(sc, s, h, s->nkeys + 1);
+		k = realloc(s->keys, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		sc->budget -= (cap - s->kcap) * sizeof(*k);
+		s->keys = k;
+		s->kcap = cap;
+	}
+	s->keys[s->nkeys + s->nbatch++] = h;
+	if (s->nbatch < KEYS_BATCH)
+		return 0;
+	rc = keys_flush(sc, s);
+	return rc;
+}
+
+/* Tier 1 is full: move its hashes to tier 2, then add h there. */
+static int col_to_keys(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	const struct cset *set = &s->set;
+	size_t i;
+	int rc;
+
+	for (i = 0; i <= set->mask; i++) {
+		if (!set->slots[i].count)
+			continue;
+		rc = keys_add(sc, s, set->slots[i].hash);
+		if (rc < 0)
+			return rc;
+		/* At most CSV_CAT_MAX values: tier 3 cannot begin here. */
+	}
+	sc->budget += (set->mask + 1) * sizeof(*set->slots);
+	free(s->set.slots);
+	memset(&s->set, 0, sizeof(s->set));
+	return keys_add(sc, s, h);
+}
+
+static int col_distinct(struct scan *sc, struct colstate *s, uint64_t h,
+			uint32_t flags, const char *p, size_t n)
+{
+	int rc;
+
+	if (s->hll) {
+		hll_add(s->hll, h);
+		return 0;
+	}
+	if (s->keys)
+		return keys_add(sc, s, h);
+	rc = cset_add(&s->set, h, flags, p, n, &sc->budget, CSV_CAT_MAX);
+	if (rc == -ENOSPC && s->set.size == CSV_CAT_MAX)
+		return col_to_keys(sc, s, h);
+	if (rc == -ENOSPC)
+		return col_estimate(sc, s, h, s->set.size + 1);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Fold the current block into mean and m2 (Chan, Golub and LeVeque's
+ * pairwise update).  Inside a block, sums of deviations from the block's
+ * first value are accurate because that value is close to the others;
+ * this costs no division per value, unlike Welford's update.
+ */
+static void col_flush(struct colstate *s)
+{
+	double nb = (double)s->bn;
+	double na = (double)(s->nnum - s->bn);
+	double mb = s->bk + s->bs1 / nb;
+	double m2b = s->bs2 - s->bs1 * s->bs1 / nb;
+	double delta = mb - s->mean;
+
+	if (!s->bn)
+		return;
+	if (m2b < 0)
+		m2b = 0;
+	s->mean += delta * nb / (na + nb);
+	s->m2 += m2b + delta * delta * na * nb / (na + nb);
+	s->bn = 0;
+	s->bs1 = 0;
+	s->bs2 = 0;
+}
+
+/* A number in column s; p/n is its spelling in the input. */
+static inline int col_add_num(struct scan *sc, struct colstate *s, double v,
+			      const char *p, size_t n)
+{
+	double d;
+
+	s->n++;
+	s->nnum++;
+	if (!s->bn)
+		s->bk = v;
+	d = v - s->bk;
+	s->bs1 += d;
+	s->bs2 += d * d;
+	if (++s->bn == CSV_BLOCK)
+		col_flush(s);
+	s->min = v < s->min ? v : s->min;
+	s->max = v > s->max ? v : s->max;
+	if (s->hll) {
+		hll_add(s->hll, num_hash(v));
+		return 0;
+	}
+	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
+		s->int_ok = false;
+	return col_distinct(sc, s, num_hash(v), ENT_NUM, p, n);
+}
+
+/* A value that is neither missing nor a number. */
+static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
+			size_t n, bool esc)
+{
+	const char *hp = p;
+	size_t hn = n;
+
+	s->n++;
+	if (s->time_ok && (esc || !is_time(p, n)))
+		s->time_ok = false;
+	if (esc) {
+		if (n > sc->scratch_cap) {
+			char *b = realloc(sc->scratch, n);
+
+			if (!b)
+				return -ENOMEM;
+			sc->scratch = b;
+			sc->scratch_cap = n;
+		}
+		hn = unescape(sc->scratch, p, n);
+		hp = sc->scratch;
+	}
+	return col_distinct(sc, s, XXH3_64bits(hp, hn), esc ? ENT_ESC : 0, p,
+			    n);
+}
+
+/* Any field: missing, a number (spaces or quotes around it) or text. */
+static int col_add_field(struct scan *sc, struct colstate *s,
+			 const struct field *f, float *cell)
+{
+	const char *p = f->p;
+	size_t n = f->len;
+	double v;
+
+	trim(&p, &n);
+	if (!f->esc && is_missing(p, n)) {
+		s->missing++;
+		if (cell)
+			*cell = NAN;
+		return 0;
+	}
+	if (!f->esc && num_parse(p, p + n, &v) == p + n && !isnan(v)) {
+		if (cell)
+			*cell = (float)v;
+		return col_add_num(sc, s, v, p, n);
+	}
+	if (cell)
+		*cell = NAN;
+	return col_add_text(sc, s, p, n, f->esc);
+}
+
+static int parse_header(struct scan *sc, struct csv_info *info)
+{
+	struct cset names = { 0 };
+	size_t cap = 0;
+	const char *rec = sc->p;
+	uint64_t rec_line = sc->line;
+	struct field f;
+	int rc;
+
+	do {
+		const char *p;
+		size_t n;
+		char *name;
+
+		if (info->ncols == sc->max_cols) {
+			problem_set(sc->pb, pos_u(sc->line),
+				    pos_u((uint64_t)(sc->p - sc->line_start) +
+					  1),
+				    "more than %zu columns", sc->max_cols);
+			rc = -EFBIG;
+			goto out_free_names;
+		}
+		rc = field_parse(sc, &f);
+		if (rc < 0)
+			goto out_free_names;
+		p = f.p;
+		n = f.len;
+		trim(&p, &n);
+		if (!n) {
+			rc = problem_set(sc->pb, pos_u(f.line), pos_u(f.col),
+					 "empty column name");
+			goto out_free_names;
+		}
+		if (info->ncols == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct csv_column *c;
+
+			c = realloc(info->cols, ncap * sizeof(*c));
+			if (!c) {
+				rc = -ENOMEM;
+				goto out_free_names;
+			}
+			memset(c + cap, 0, (ncap - cap) * sizeof(*c));
+			info->cols = c;
+			cap = ncap;
+		}
+		name = unescape_dup(p, n, f.esc);
+		if (!name) {
+			rc = -ENOMEM;
+			goto out_free_names;
+		}
+		info->cols[info->ncols++].name = name;
+		n = strlen(name);
+		rc = cset_add(&names, XXH3_64bits(name, n), 0, name, n, NULL,
+			      SIZE_MAX);
+		if (rc < 0)
+			goto out_free_names;
+		if (!rc) {
+			rc = problem_set(sc->pb, pos_u(f.line), pos_u(f.col),
+					 "duplicate column name \"%s\"", name);
+			goto out_free_names;
+		}
+	} while (f.term == T_COMMA);
+	rc = 0;
+	if ((size_t)(f.term_at - rec) > sc->max_line)
+		rc = too_big(sc->pb, rec_line, 1, "record", sc->max_line);
+out_free_names:
+	free(names.slots);
+	return rc;
+}
+
+/* End of the run of CR and LF bytes at p. */
+static const char *skip_blank(const char *p, const char *end)
+{
+	while (p < end && (*p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A record has more fields than the header: count them for the message. */
+static int too_many(struct scan *sc, size_t ncols)
+{
+	uint64_t line = sc->line;
+	uint64_t col = (uint64_t)(sc->p - sc->line_start) + 1;
+	size_t n = ncols;
+	struct field f;
+	int rc;
+
+	do {
+		rc = field_parse(sc, &f);
+		if (rc < 0)
+			return rc;
+		n++;
+	} while (f.term == T_COMMA);
+	return problem_set(sc->pb, pos_u(line), pos_u(col),
+			   "record has %zu fields, header has %zu", n, ncols);
+}
+
+static int mat_grow(struct matbuf *mb, size_t ncols)
+{
+	uint64_t cap = mb->cap ? mb->cap * 2 : 4096;
+	float *d;
+
+	if (cap > SIZE_MAX / sizeof(*d) / ncols)
+		return -ENOMEM;
+	d = realloc(mb->data, (size_t)cap * ncols * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	mb->data = d;
+	mb->cap = cap;
+	return 0;
+}
+
+/*
+ * The data records.  The fast path is a number or an empty field that
+ * ends at a delimiter; anything else is handed to field_parse().  The
+ * physical position lives in locals here and in *sc around slow fields.
+ */
+static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
+		     struct matbuf *mb, uint64_t *nrows_out)
+{
+	const char *p = sc->p;
+	const char *const end = sc->end;
+	const char *line_start = sc->line_start;
+	const char *blank_end = p; /* blank lines before it don't reach EOF */
+	uint64_t line = sc->line;
+	uint64_t nrows = 0;
+	int rc;
+
+	while (p < end) {
+		const char *rec = p;
+		const char *term_at = p;
+		uint64_t rec_line = line;
+		uint64_t term_line = line;
+		uint64_t term_col = 1;
+		float *row = NULL;
+		size_t c = 0;
+		int term = T_COMMA;
+
+		if ((*p == '\n' || *p == '\r') && p >= blank_end) {
+			blank_end = skip_blank(p, end);
+			if (blank_end == end)
+				break;
+		}
+		if (mb) {
+			if (nrows == mb->cap) {
+				rc = mat_grow(mb, ncols);
+				if (rc < 0)
+					return rc;
+			}
+			row = mb->data + nrows * ncols;
+		}
+		while (term == T_COMMA) {
+			const char *q;
+			const char *next;
+			double v = 0;
+			struct field f;
+
+			if (c == ncols) {
+				sc->p = p;
+				sc->line = line;
+				sc->line_start = line_start;
+				return too_many(sc, ncols);
+			}
+			q = num_parse(p, end, &v);
+			if (q == end) {
+				term = T_EOF;
+				next = q;
+			} else if (*q == ',') {
+				term = T_COMMA;
+				next = q + 1;
+			} else if (*q == '\n') {
+				term = T_EOL;
+				next = q + 1;
+			} else if (*q == '\r' && q + 1 < end && q[1] == '\n') {
+				term = T_EOL;
+				next = q + 2;
+			} else {
+				goto slow;
+			}
+			if (q == p) {
+				cs[c].missing++;
+				if (row)
+					row[c] = NAN;
+			} else if (!isnan(v) &&
+				   (size_t)(q - p) <= sc->max_field) {
+				rc = col_add_num(sc, &cs[c], v, p, (size_t)(q - p));
+				if (rc < 0)
+					return rc;
+				if (row)
+					row[c] = (float)v;
+			} else {
+				goto slow;
+			}
+			if (term != T_COMMA) {
+				term_at = q;
+				term_line = line;
+				term_col = (uint64_t)(q - line_start) + 1;
+				if (term == T_EOL) {
+					line++;
+					line_start = next;
+				}
+			}
+			p = next;
+			c++;
+			continue;
+slow:
+			sc->p = p;
+			sc->line = line;
+			sc->line_start = line_start;
+			rc = field_parse(sc, &f);
+			if (rc < 0)
+				return rc;
+			rc = col_add_field(sc, &cs[c], &f, row ? &row[c] : NULL);
+			if (rc < 0)
+				return rc;
+			p = sc->p;
+			line = sc->line;
+			line_start = sc->line_start;
+			term = f.term;
+			term_at = f.term_at;
+			term_line = f.term_line;
+			term_col = f.term_col;
+			c++;
+		}
+		if (c < ncols)
+			return problem_set(sc->pb, pos_u(term_line),
+					   pos_u(term_col),
+					   "record has %zu field%s, header has %zu",
+					   c, c == 1 ? "" : "s", ncols);
+		if ((size_t)(term_at - rec) > sc->max_line)
+			return too_big(sc->pb, rec_line, 1, "record",
+				       sc->max_line);
+		nrows++;
+	}
+	sc->p = p;
+	sc->line = line;
+	sc->line_start = line_start;
+	*nrows_out = nrows;
+	return 0;
+}
+
+struct class_tmp {
+	const struct cset_ent *e;
+	double v;
+};
+
+static int class_cmp_num(const void *a, const void *b)
+{
+	const struct class_tmp *x = a;
+	const struct class_tmp *y = b;
+
+	if (x->e->count != y->e->count)
+		return x->e->count > y->e->count ? -1 : 1;
+	return (x->v > y->v) - (x->v < y->v);
+}
+
+static int class_cmp_str(const void *a, const void *b)
+{
+	const struct cset_ent *x = ((const struct class_tmp *)a)->e;
+	const struct cset_ent *y = ((const struct class_tmp *)b)->e;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return raw_cmp(x->p, x->len, x->flags & ENT_ESC, y->p, y->len,
+		       y->flags & ENT_ESC);
+}
+
+/*
+ * The most frequent values of a column, ties by value.  Numeric columns
+ * (integers only) name classes by the number, so "1.0" and "01" are "1";
+ * other columns by the first spelling seen.
+ */
+static int col_classes(const struct colstate *s, struct csv_column *col,
+		       bool numeric)
+{
+	const struct cset *set = &s->set;
+	struct class_tmp *tmp;
+	size_t n = 0;
+	size_t k;
+	size_t i;
+	int rc = 0;
+
+	tmp = malloc(set->size * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	for (i = 0; i <= set->mask; i++) {
+		const struct cset_ent *e = &set->slots[i];
+
+		if (!e->count)
+			continue;
+		tmp[n].e = e;
+		tmp[n].v = 0;
+		if (numeric)
+			num_parse(e->p, e->p + e->len, &tmp[n].v);
+		n++;
+	}
+	qsort(tmp, n, sizeof(*tmp), numeric ? class_cmp_num : class_cmp_str);
+	k = n < CSV_MAX_CLASSES ? n : CSV_MAX_CLASSES;
+	col->classes = calloc(k, sizeof(*col->classes));
+	if (!col->classes) {
+		rc = -ENOMEM;
+		goto out_free_tmp;
+	}
+	for (i = 0; i < k; i++) {
+		const struct cset_ent *e = tmp[i].e;
+		char num[32];
+
+		if (numeric) {
+			snprintf(num, sizeof(num), "%.0f", tmp[i].v + 0.0);
+			col->classes[i].value = unescape_dup(num, strlen(num),
+							     false);
+		} else {
+			col->classes[i].value = unescape_dup(
+				e->p, e->len, e->flags & ENT_ESC);
+		}
+		if (!col->classes[i].value) {
+			rc = -ENOMEM;
+			goto out_free_tmp;
+		}
+		col->classes[i].count = e->count;
+		col->nclasses++;
+	}
+out_free_tmp:
+	free(tmp);
+	return rc;
+}
+
+/*
+ * Types, in this order: no values at all is text; all numbers is numeric;
+ * all dates/times is time.  Otherwise a column is categorical when values
+ * repeat: at most CSV_CAT_MAX distinct values, each seen twice on average
+ * (distinct * 2 <= count); small columns (at most 20 values) need only one
+ * repeat (distinct < count), since a handful of rows rarely shows every
+ * value twice.  Everything else (identifiers, free text) is text.
+ */
+static enum csv_type col_type(const struct colstate *s,
+			      const struct csv_column *col)
+{
+	if (!s->n)
+		return CSV_TEXT;
+	if (s->nnum == s->n)
+		return CSV_NUMERIC;
+	if (!s->nnum && s->time_ok)
+		return CSV_TIME;
+	if (col->distinct_estimated || col->distinct > CSV_CAT_MAX)
+		return CSV_TEXT;
+	if (col->distinct * 2 <= col->count ||
+	    (col->count <= 20 && col->distinct < col->count))
+		return CSV_CATEGORICAL;
+	return CSV_TEXT;
+}
+
+static int finish(struct colstate *cs, struct csv_info *info)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < info->ncols; i++) {
+		struct colstate *s = &cs[i];
+		struct csv_column *col = &info->cols[i];
+
+		col->count = s->n;
+		col->missing = s->missing;
+		col->role = CSV_ROLE_FEATURE;
+		if (s->hll) {
+			uint64_t d = hll_estimate(s->hll);
+
+			d = d < s->exact ? s->exact : d;
+			col->distinct = d > s->n ? s->n : d;
+			col->distinct_estimated = true;
+		} else if (s->keys) {
+			col->distinct = s->nkeys;
+		} else {
+			col->distinct = s->set.size;
+		}
+		col->type = col_type(s, col);
+		col->mean = NAN;
+		col->std = NAN;
+		col->min = NAN;
+		col->max = NAN;
+		if (col->type == CSV_NUMERIC) {
+			col_flush(s);
+			col->mean = s->mean;
+			col->std = sqrt(s->m2 / (double)s->nnum);
+			col->min = s->min;
+			col->max = s->max;
+		}
+		/* Classes need tier 1, which categorical columns never leave. */
+		rc = 0;
+		if (col->type == CSV_CATEGORICAL)
+			rc = col_classes(s, col, false);
+		else if (col->type == CSV_NUMERIC && s->int_ok && s->set.slots &&
+			 col->distinct <= CSV_MAX_CLASSES)
+			rc = col_classes(s, col, true);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void cols_free(struct colstate *cs, size_t ncols)
+{
+	size_t i;
+
+	if (!cs)
+		return;
+	for (i = 0; i < ncols; i++) {
+		free(cs[i].set.slots);
+		free(cs[i].keys);
+		free(cs[i].hll);
+	}
+	free(cs);
+}
+
+/* Hand the matrix over: non-numeric columns are NAN throughout. */
+static void mat_finish(struct matbuf *mb, const struct csv_info *info,
+		       struct csv_matrix *mat)
+{
+	size_t ncols = info->ncols;
+	uint64_t r;
+	size_t c;
+	float *d;
+
+	for (c = 0; c < ncols; c++) {
+		if (info->cols[c].type == CSV_NUMERIC)
+			continue;
+		for (r = 0; r < info->nrows; r++)
+			mb->data[r * ncols + c] = NAN;
+	}
+	/* Give back the slack; if that fails the bigger block is fine. */
+	d = realloc(mb->data, (size_t)info->nrows * ncols * sizeof(*d));
+	if (d)
+		mb->data = d;
+	mat->data = mb->data;
+	mat->rows = info->nrows;
+	mat->cols = ncols;
+	mb->data = NULL;
+}
+
+int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
+	     struct csv_info **out, struct csv_matrix *mat,
+	     struct problem *pb)
+{
+	struct scan sc = { 0 };
+	struct matbuf mb = { 0 };
+	struct colstate *cs = NULL;
+	struct csv_info *info;
+	uint64_t nrows = 0;
+	size_t ncols = 0;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (mat)
+		memset(mat, 0, sizeof(*mat));
+	sc.p = data;
+	sc.end = data + len;
+	sc.line_start = data;
+	sc.line = 1;
+	sc.max_field = lim && lim->max_field ? lim->max_field : CSV_DEF_FIELD;
+	sc.max_line = lim && lim->max_line ? lim->max_line : CSV_DEF_LINE;
+	sc.max_cols = lim && lim->max_cols ? lim->max_cols : CSV_DEF_COLS;
+	/* Set entries keep a 32-bit length. */
+	if (sc.max_field > UINT32_MAX)
+		sc.max_field = UINT32_MAX;
+	sc.budget = CSV_SET_BUDGET;
+	sc.pb = pb;
+
+	info = calloc(1, sizeof(*info));
+	if (!info)
+		return -ENOMEM;
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
+		info->bom = true;
+		sc.p += 3;
+		sc.line_start = sc.p;
+	}
+	if (skip_blank(sc.p, sc.end) == sc.end) {
+		rc = problem_set(pb, 1, 1, "empty file");
+		goto out_free_info;
+	}
+	rc = parse_header(&sc, info);
+	if (rc < 0)
+		goto out_free_info;
+	ncols = info->ncols;
+	cs = calloc(ncols, sizeof(*cs));
+	if (!cs) {
+		rc = -ENOMEM;
+		goto out_free_info;
+	}
+	for (i = 0; i < ncols; i++) {
+		cs[i].min = INFINITY;
+		cs[i].max = -INFINITY;
+		cs[i].int_ok = true;
+		cs[i].time_ok = true;
+	}
+	rc = scan_rows(&sc, cs, ncols, mat ? &mb : NULL, &nrows);
+	if (rc < 0)
+		goto out_free_cols;
+	if (!nrows) {
+		/* Point at the end of the input, where data should be. */
+		for (; sc.p < sc.end; sc.p++) {
+			if (*sc.p == '\n') {
+				sc.line++;
+				sc.line_start = sc.p + 1;
+			}
+		}
+		rc = problem_set(pb, pos_u(sc.line),
+				 pos_u((uint64_t)(sc.end - sc.line_start) + 1),
+				 "no data rows");
+		goto out_free_cols;
+	}
+	info->nrows = nrows;
+	rc = finish(cs, info);
+	if (rc < 0)
+		goto out_free_cols;
+	if (mat)
+		mat_finish(&mb, info, mat);
+	*out = info;
+	info = NULL;
+out_free_cols:
+	cols_free(cs, ncols);
+out_free_info:
+	free(mb.data);
+	free(sc.scratch);
+	csv_info_free(info);
+	return rc;
+}
+
+void csv_info_free(struct csv_info *info)
+{
+	size_t i;
+	size_t j;
+
+	if (!info)
+		return;
+	for (i = 0; i < info->ncols; i++) {
+		struct csv_column *c = &info->cols[i];
+
+		free(c->name);
+		for (j = 0; j < c->nclasses; j++)
+			free(c->classes[j].value);
+		free(c->classes);
+	}
+	free(info->cols);
+	free(info);
+}
+
+static const char *const type_names[] = {
+	[CSV_NUMERIC] = "numeric",
+	[CSV_CATEGORICAL] = "categorical",
+	[CSV_TEXT] = "text",
+	[CSV_TIME] = "time",
+};
+
+static const char *const role_names[] = {
+	[CSV_ROLE_FEATURE] = "feature",
+	[CSV_ROLE_LABEL] = "label",
+	[CSV_ROLE_ID] = "id",
+	[CSV_ROLE_PII] = "pii",
+	[CSV_ROLE_TIME] = "time",
+};
+
+#define NNAMES(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *csv_type_name(enum csv_type t)
+{
+	if ((unsigned)t >= NNAMES(type_names))
+		return "?";
+	return type_names[t];
+}
+
+int csv_type_parse(const char *s, enum csv_type *out)
+{
+	size_t i;
+
+	for (i = 0; i < NNAMES(type_names); i++) {
+		if (!strcmp(s, type_names[i])) {
+			*out = (enum csv_type)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *csv_role_name(enum csv_role r)
+{
+	if ((unsigned)r >= NNAMES(role_names))
+		return "?";
+	return role_names[r];
+}
+
+int csv_role_parse(const char *s, enum csv_role *out)
+{
+	size_t i;
+
+	for (i = 0; i < NNAMES(role_names); i++) {
+		if (!strcmp(s, role_names[i])) {
+			*out = (enum csv_role)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}

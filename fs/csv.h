@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CSV: an RFC 4180 reader (quotes, doubled quotes, embedded commas and
+ * newlines, CRLF or LF, an optional UTF-8 BOM) that validates a whole file,
+ * infers its schema and computes per-column statistics in one pass, and
+ * can parse numeric columns to a contiguous float matrix in the same pass.
+ *
+ * The first record is the header.  Every field and line is bounded by
+ * struct csv_limits.  Pure functions of their input: any thread.
+ */
+#ifndef MLFS_FS_CSV_H
+#define MLFS_FS_CSV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "problem.h"
+
+enum csv_type {
+	CSV_NUMERIC = 0,
+	CSV_CATEGORICAL,
+	CSV_TEXT,
+	CSV_TIME,
+};
+
+enum csv_role {
+	CSV_ROLE_FEATURE = 0,
+	CSV_ROLE_LABEL,
+	CSV_ROLE_ID,
+	CSV_ROLE_PII,
+	CSV_ROLE_TIME,
+};
+
+struct csv_limits {
+	size_t max_field; /* bytes in one field; 0: 1 MiB */
+	size_t max_line;  /* bytes in one record; 0: 16 MiB */
+	size_t max_cols;  /* columns; 0: 65536 */
+};
+
+struct csv_class {
+	char *value;    /* owned */
+	uint64_t count;
+};
+
+/* Distinct values are counted exactly up to this many per column. */
+#define CSV_DISTINCT_EXACT 65536
+/* At most this many classes are kept per column (the most frequent). */
+#define CSV_MAX_CLASSES 256
+
+struct csv_column {
+	char *name;          /* owned; header text, unquoted */
+	enum csv_type type;  /* inferred */
+	enum csv_role role;  /* CSV_ROLE_FEATURE; the caller assigns roles */
+	uint64_t count;      /* non-missing values */
+	uint64_t missing;    /* empty, NA, N/A, NaN, null, ? (any case) */
+	double mean;         /* numeric columns; NAN otherwise */
+	double std;          /* population std, numeric; NAN otherwise */
+	double min;          /* numeric; NAN otherwise */
+	double max;          /* numeric; NAN otherwise */
+	uint64_t distinct;   /* exact if !distinct_estimated */
+	bool distinct_estimated; /* past CSV_DISTINCT_EXACT: an estimate */
+	/*
+	 * Categorical (and integer-valued numeric columns with at most
+	 * CSV_MAX_CLASSES distinct values): value counts, most frequent
+	 * first, ties by value.  NULL/0 otherwise.
+	 */
+	struct csv_class *classes;
+	size_t nclasses;
+};
+
+struct csv_info {
+	size_t ncols;
+	struct csv_column *cols; /* owned, ncols of them */
+	uint64_t nrows;          /* data records, header excluded */
+	bool bom;                /* the input started with a UTF-8 BOM */
+};
+
+/*
+ * Optional matrix output of csv_scan: every column as float, row-major,
+ * nrows x ncols.  Missing and non-numeric values are NAN.
+ */
+struct csv_matrix {
+	float *data;   /* owned (free()) */
+	uint64_t rows;
+	size_t cols;
+};
+
+/*
+ * csv_scan: validate data[0..len) as CSV and infer schema and stats.
+ *
+ * Errors (pb filled with line and column, 1-based, counted in bytes
+ * within the line): -EINVAL for an empty input, no data rows, a ragged
+ * record ("record has 3 fields, header has 4"), an unterminated quote,
+ * a stray quote inside an unquoted field, NUL bytes or invalid UTF-8
+ * ("binary data"), an empty or duplicate header name; -EFBIG for a field
+ * or line over the limits; -ENOMEM.
+ *
+ * lim may be NULL (defaults).  mat may be NULL; if not, it is filled with
+ * the float matrix.  On success *out is owned by the caller
+ * (csv_info_free); on failure *out is NULL and mat->data NULL.
+ */
+int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
+	     struct csv_info **out, struct csv_matrix *mat,
+	     struct problem *pb);
+
+/* csv_info_free(NULL) does nothing. */
+void csv_info_free(struct csv_info *info);
+
+/* Names: "numeric", "categorical", "text", "time"; and back (-EINVAL). */
+const char *csv_type_name(enum csv_type t);
+int csv_type_parse(const char *s, enum csv_type *out);
+/* Names: "feature", "label", "id", "pii", "time"; and back (-EINVAL). */
+const char *csv_role_name(enum csv_role r);
+int csv_role_parse(const char *s, enum csv_role *out);
+
+/*
+ * csv_parse_double: parse one numeric field (leading/trailing spaces
+ * allowed) exactly as csv_scan does.  Returns true and sets *out on
+ * success.
+ */
+bool csv_parse_double(const char *s, size_t len, double *out);
+
+#endif

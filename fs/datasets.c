@@ -1,0 +1,986 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * datasets/: the node tables of datasets, their versions and aliases, and
+ * the data.csv handles.  The repository logic is in ds.c; this file turns
+ * file operations into its calls.  Any FUSE worker enters.
+ *
+ *   datasets/<ds>/            mkdir / rmdir
+ *     data.csv                the latest version; writable: a handle
+ *                             stages a private copy, and the first flush
+ *                             after new bytes publishes it as a version
+ *     source                  write a local path: import it as a version
+ *     schema                  the latest schema; write JSON to override
+ *     stats                   the latest stats
+ *     latest -> v<n>          kept by the filesystem
+ *     <alias> -> v<n>         ln -s / ln -sfn / rm
+ *     v<n>/                   immutable: data.csv schema stats lineage
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "datasets.h"
+#include "ds.h"
+#include "fs.h"
+#include "store.h"
+
+/* node->comp[1] is the dataset, comp[2] the version directory */
+static const char *node_ds(struct node *n)
+{
+	return n->depth > 1 ? n->comp[1] : "";
+}
+
+static unsigned node_ver(struct node *n)
+{
+	unsigned v = 0;
+
+	if (n->depth > 2)
+		node_name_is_version(n->comp[2], &v);
+	return v;
+}
+
+/* Owner, mode bits and times of anything inside a dataset. */
+static int ds_attr(struct node *n, struct stat *st, bool dir)
+{
+	json_t *rec;
+	int rc = ds_get(n->fs, node_ds(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	st->st_uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	st->st_gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+	st->st_mtim.tv_sec = (time_t)json_integer_value(
+		json_object_get(rec, "created_unix"));
+	st->st_ctim = st->st_mtim;
+	if (dir)
+		st->st_mode = S_IFDIR |
+			      (mode_t)json_integer_value(
+				      json_object_get(rec, "mode"));
+	json_decref(rec);
+	return 0;
+}
+
+static int ds_file_getattr(struct node *n, struct stat *st)
+{
+	return ds_attr(n, st, false);
+}
+
+/* --- data.csv of a version: immutable, served from the blob --- */
+
+struct blob_file {
+	int fd;       /* on the blob's local file, or -1 */
+	char key[96]; /* the blob's store key */
+	uint64_t size;
+};
+
+static int open_blob(struct fs *fs, json_t *man, struct blob_file **out)
+{
+	struct blob_file *bf;
+	const char *blob = json_string_value(json_object_get(man, "blob"));
+
+	*out = NULL;
+	bf = calloc(1, sizeof(*bf));
+	if (!bf)
+		return -ENOMEM;
+	bf->fd = -1;
+	if (blob) {
+		snprintf(bf->key, sizeof(bf->key), "%s", blob);
+		bf->size = (uint64_t)json_integer_value(
+			json_object_get(man, "size"));
+		bf->fd = store_open_fd(fs->store, blob);
+		if (bf->fd < 0 && bf->fd != -EOPNOTSUPP) {
+			int rc = bf->fd;
+
+			free(bf);
+			return rc;
+		}
+		if (bf->fd < 0)
+			bf->fd = -1;
+	}
+	*out = bf;
+	return 0;
+}
+
+static void blob_close(struct blob_file *bf)
+{
+	if (!bf)
+		return;
+	if (bf->fd >= 0)
+		close(bf->fd);
+	free(bf);
+}
+
+static int blob_read(struct fs *fs, struct blob_file *bf, size_t size,
+		     off_t off, struct fs_reply *r)
+{
+	char *buf;
+	ssize_t n;
+
+	if (!bf->key[0] || (uint64_t)off >= bf->size)
+		return fs_reply_buf(r, NULL, 0);
+	if (size > bf->size - (uint64_t)off)
+		size = (size_t)(bf->size - (uint64_t)off);
+	atomic_fetch_add(&fs->bytes_read, size);
+	if (bf->fd >= 0)
+		return fs_reply_fd(r, bf->fd, off, size);
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	n = store_get_range(fs->store, bf->key, buf, size, (uint64_t)off);
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	fs_reply_buf(r, buf, (size_t)n);
+	free(buf);
+	return 0;
+}
+
+static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct node *n = f->node;
+	struct blob_file *bf;
+	json_t *man;
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+	if (rc < 0)
+		return rc;
+	rc = open_blob(n->fs, man, &bf);
+	json_decref(man);
+	if (rc < 0)
+		return rc;
+	f->priv = bf;
+	f->keep_cache = true; /* immutable: the page cache stays valid */
+	return 0;
+}
+
+static int vdata_read(struct fs_file *f, size_t size, off_t off,
+		      struct fs_reply *r)
+{
+	return blob_read(f->node->fs, f->priv, size, off, r);
+}
+
+static void vdata_release(struct fs_file *f)
+{
+	blob_close(f->priv);
+}
+
+static int vdata_getattr(struct node *n, struct stat *st)
+{
+	json_t *man;
+	int rc = ds_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+	if (rc < 0)
+		return rc;
+	st->st_size = (off_t)json_integer_value(json_object_get(man, "size"));
+	st->st_mtim.tv_sec = (time_t)json_integer_value(json_object_get(
+		json_object_get(man, "lineage"), "created_unix"));
+	st->st_ctim = st->st_mtim;
+	json_decref(man);
+	return 0;
+}
+
+static int version_show(struct node *n, struct strbuf *out,
+			int (*render)(json_t *, struct strbuf *))
+{
+	json_t *man;
+	int rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+
+	if (rc == -ENOENT && node_ver(n) == 0)
+		return 0; /* no version yet: empty */
+	if (rc < 0)
+		return rc;
+	rc = render(man, out);
+	json_decref(man);
+	return rc;
+}
+
+static int schema_show(struct node *n, struct strbuf *out)
+{
+	return version_show(n, out, ds_render_schema);
+}
+
+static int stats_show(struct node *n, struct strbuf *out)
+{
+	return version_show(n, out, ds_render_stats);
+}
+
+static int lineage_show(struct node *n, struct strbuf *out)
+{
+	return version_show(n, out, ds_render_lineage);
+}
+
+static const struct node_type version_files[] = {
+	{ "data.csv", S_IFREG | 0444, NODE_F_IMMUTABLE,
+	  .open = vdata_open, .read = vdata_read, .release = vdata_release,
+	  .getattr = vdata_getattr },
+	{ "schema", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = schema_show,
+	  .getattr = ds_file_getattr },
+	{ "stats", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = stats_show,
+	  .getattr = ds_file_getattr },
+	{ "lineage", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = lineage_show,
+	  .getattr = ds_file_getattr },
+	{ NULL },
+};
+
+static int version_getattr(struct node *n, struct stat *st)
+{
+	int rc = ds_attr(n, st, false);
+
+	st->st_mode = S_IFDIR | 0555;
+	return rc;
+}
+
+static const struct node_type version_type = {
+	NULL, S_IFDIR | 0555, 0, .children = version_files,
+	.getattr = version_getattr,
+};
+
+/* --- links: latest and aliases --- */
+
+static int latest_readlink(struct node *n, char **target)
+{
+	json_t *rec;
+	unsigned v;
+	int rc = ds_get(n->fs, node_ds(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
+	json_decref(rec);
+	if (v == 0)
+		return -ENOENT;
+	if (asprintf(target, "v%u", v) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int alias_readlink(struct node *n, char **target)
+{
+	unsigned v;
+	int rc = ds_alias_get(n->fs, node_ds(n), n->name, &v);
+
+	if (rc < 0)
+		return rc;
+	if (asprintf(target, "v%u", v) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int link_getattr(struct node *n, struct stat *st)
+{
+	char *target = NULL;
+	int rc = ds_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = n->type->readlink(n, &target);
+	if (rc == 0)
+		st->st_size = (off_t)strlen(target);
+	free(target);
+	return rc;
+}
+
+static const struct node_type latest_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = latest_readlink,
+	.getattr = link_getattr,
+};
+
+static const struct node_type alias_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = alias_readlink,
+	.getattr = link_getattr,
+};
+
+/* --- data.csv: the current version, writable --- */
+
+struct ds_handle {
+	pthread_mutex_t lock;
+	struct blob_file *blob; /* the version this handle reads */
+	int fd;                 /* private staging copy, or -1 */
+	char path[PATH_MAX];    /* of the staging copy */
+	uint64_t staged_size;   /* bytes: high-water mark of the copy */
+	bool truncated;         /* opened with O_TRUNC */
+};
+
+static int copy_range(int from, int to, uint64_t size)
+{
+	loff_t in = 0, out = 0;
+
+	while ((uint64_t)in < size) {
+		ssize_t n = copy_file_range(from, &in, to, &out,
+					    (size_t)(size - (uint64_t)in), 0);
+
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EOPNOTSUPP || errno == EINVAL)) {
+			char buf[1 << 16];
+
+			n = pread(from, buf, sizeof(buf), in);
+			if (n > 0 && pwrite(to, buf, (size_t)n, out) != n)
+				return -EIO;
+			if (n > 0) {
+				in += n;
+				out += n;
+			}
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * Make the handle's private copy: empty, or a copy of the version it
+ * opened (random writes and O_APPEND change that content).  Under h->lock.
+ */
+static int stage(struct fs_file *f, bool empty)
+{
+	struct ds_handle *h = f->priv;
+	struct fs *fs = f->node->fs;
+	int rc;
+
+	if (h->fd >= 0)
+		return 0;
+	rc = store_tmp_path(fs->store, h->path, sizeof(h->path));
+	if (rc < 0)
+		return rc;
+	h->fd = open(h->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (h->fd < 0)
+		return -errno;
+	h->staged_size = 0;
+	if (!empty && h->blob && h->blob->key[0]) {
+		if (h->blob->fd >= 0) {
+			rc = copy_range(h->blob->fd, h->fd, h->blob->size);
+		} else {
+			char *buf = NULL;
+			size_t len;
+
+			rc = store_get(fs->store, h->blob->key, SIZE_MAX, &buf,
+				       &len);
+			if (rc == 0 && pwrite(h->fd, buf, len, 0) != (ssize_t)len)
+				rc = -EIO;
+			free(buf);
+		}
+		if (rc < 0) {
+			close(h->fd);
+			unlink(h->path);
+			h->fd = -1;
+			return rc;
+		}
+		h->staged_size = h->blob->size;
+	}
+	return 0;
+}
+
+static void unstage(struct ds_handle *h)
+{
+	if (h->fd < 0)
+		return;
+	close(h->fd);
+	unlink(h->path);
+	h->fd = -1;
+}
+
+static int open_latest_blob(struct fs_file *f, struct blob_file **out)
+{
+	struct node *n = f->node;
+	json_t *man;
+	int rc;
+
+	rc = ds_version(n->fs, node_ds(n), 0, &man);
+	if (rc == -ENOENT) {
+		json_t *rec;
+
+		/* a dataset without versions reads as empty */
+		rc = ds_get(n->fs, node_ds(n), &rec);
+		json_decref(rec);
+		if (rc < 0)
+			return rc;
+		man = json_object();
+	} else if (rc < 0) {
+		return rc;
+	}
+	rc = open_blob(n->fs, man, out);
+	json_decref(man);
+	return rc;
+}
+
+static int data_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct ds_handle *h;
+	int rc;
+
+	(void)ctx;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	h->fd = -1;
+	rc = open_latest_blob(f, &h->blob);
+	if (rc < 0)
+		goto out_free;
+	f->priv = h;
+	if ((f->flags & O_ACCMODE) != O_RDONLY && (f->flags & O_TRUNC)) {
+		/*
+		 * Truncation alone is not new bytes: shells open with O_TRUNC
+		 * and flush a duplicate before writing.  An empty result is
+		 * reported at release.
+		 */
+		rc = stage(f, true);
+		if (rc < 0)
+			goto out_free;
+		h->truncated = true;
+	}
+	return 0;
+out_free:
+	blob_close(h->blob);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	f->priv = NULL;
+	return rc;
+}
+
+static int data_read(struct fs_file *f, size_t size, off_t off,
+		     struct fs_reply *r)
+{
+	struct ds_handle *h = f->priv;
+	char *buf;
+	ssize_t n;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->fd < 0) {
+		pthread_mutex_unlock(&h->lock);
+		return blob_read(f->node->fs, h->blob, size, off, r);
+	}
+	buf = malloc(size);
+	if (!buf) {
+		pthread_mutex_unlock(&h->lock);
+		return -ENOMEM;
+	}
+	n = pread(h->fd, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	if (n < 0) {
+		free(buf);
+		return -errno;
+	}
+	fs_reply_buf(r, buf, (size_t)n);
+	free(buf);
+	return 0;
+}
+
+static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
+			  off_t off)
+{
+	struct ds_handle *h = f->priv;
+	struct fs *fs = f->node->fs;
+	ssize_t n;
+	int rc;
+
+	pthread_mutex_lock(&h->lock);
+	rc = stage(f, false);
+	if (rc < 0) {
+		pthread_mutex_unlock(&h->lock);
+		return rc;
+	}
+	if (f->flags & O_APPEND)
+		off = (off_t)h->staged_size;
+	if ((uint64_t)off + size > fs->opts.max_file) {
+		pthread_mutex_unlock(&h->lock);
+		return -EFBIG;
+	}
+	n = pwrite(h->fd, buf, size, off);
+	if (n < 0) {
+		n = -errno;
+	} else {
+		if ((uint64_t)off + (uint64_t)n > h->staged_size)
+			h->staged_size = (uint64_t)off + (uint64_t)n;
+		f->gen++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+static int data_truncate(struct fs_file *f, off_t size)
+{
+	struct ds_handle *h = f->priv;
+	int rc;
+
+	if ((uint64_t)size > f->node->fs->opts.max_file)
+		return -EFBIG;
+	pthread_mutex_lock(&h->lock);
+	rc = stage(f, size == 0);
+	if (rc == 0 && ftruncate(h->fd, size) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		h->staged_size = (uint64_t)size;
+		f->gen++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* The caller's command name, for lineage. */
+static void proc_comm(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	FILE *fp;
+
+	snprintf(out, len, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return;
+	if (fgets(out, (int)len, fp))
+		out[strcspn(out, "\n")] = '\0';
+	fclose(fp);
+}
+
+static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
+		      struct problem *pb)
+{
+	struct ds_handle *h = f->priv;
+	struct fs *fs = f->node->fs;
+	struct ds_origin origin = { "write", NULL, ctx->uid, ctx->pid };
+	char comm[64];
+	unsigned ver;
+	bool created;
+	int rc;
+
+	if (f->gen == f->committed)
+		return 0; /* only a flush that carries new bytes commits */
+	pthread_mutex_lock(&h->lock);
+	rc = stage(f, true);
+	if (rc < 0)
+		goto out_unlock;
+	proc_comm(ctx->pid, comm, sizeof(comm));
+	origin.detail = comm;
+	rc = ds_publish(fs, node_ds(f->node), h->path, h->fd, &origin, &ver,
+			&created, pb);
+	if (rc < 0)
+		goto out_unlock;
+	/* The copy now belongs to the store; later writes start a new one. */
+	close(h->fd);
+	h->fd = -1;
+	f->committed = f->gen;
+	{
+		json_t *man;
+		struct blob_file *bf;
+
+		if (ds_version(fs, node_ds(f->node), ver, &man) == 0) {
+			if (open_blob(fs, man, &bf) == 0) {
+				blob_close(h->blob);
+				h->blob = bf;
+			}
+			json_decref(man);
+		}
+	}
+	if (created)
+		fs_log(fs, 6, "datasets/%s: v%u from %s", node_ds(f->node),
+		       ver, comm);
+out_unlock:
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+static void data_release(struct fs_file *f)
+{
+	struct ds_handle *h = f->priv;
+
+	if (!h)
+		return;
+	if (h->truncated && f->gen == 0) {
+		struct problem pb = { 0 };
+
+		snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+		problem_set(&pb, 1, 1,
+			    "empty file: truncated and closed without data, "
+			    "no version made");
+		fs_problem(f->node->fs, &pb);
+	}
+	unstage(h);
+	blob_close(h->blob);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static int data_fsync(struct fs_file *f)
+{
+	struct ds_handle *h = f->priv;
+	int rc = 0;
+
+	/* Committed versions are durable at close; a copy in progress can
+	 * be synced, though it is not a version until flush. */
+	pthread_mutex_lock(&h->lock);
+	if (h->fd >= 0 && fsync(h->fd) < 0)
+		rc = -errno;
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+static int data_getattr(struct node *n, struct stat *st)
+{
+	json_t *man;
+	int rc = ds_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	if (ds_version(n->fs, node_ds(n), 0, &man) == 0) {
+		st->st_size = (off_t)json_integer_value(
+			json_object_get(man, "size"));
+		st->st_mtim.tv_sec = (time_t)json_integer_value(json_object_get(
+			json_object_get(man, "lineage"), "created_unix"));
+		st->st_ctim = st->st_mtim;
+		json_decref(man);
+	}
+	return 0;
+}
+
+/* --- source: import a local file --- */
+
+static int source_show(struct node *n, struct strbuf *out)
+{
+	json_t *man;
+	const char *by, *detail;
+	int rc = ds_version(n->fs, node_ds(n), 0, &man);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	by = json_string_value(
+		json_object_get(json_object_get(man, "lineage"), "made_by"));
+	detail = json_string_value(
+		json_object_get(json_object_get(man, "lineage"), "detail"));
+	if (by && strcmp(by, "source") == 0 && detail)
+		rc = sb_printf(out, "%s\n", detail);
+	json_decref(man);
+	return rc;
+}
+
+/* May uid read a file with this stat?  (Owner, primary group, other.) */
+static bool may_read(const struct fs_ctx *ctx, const struct stat *st)
+{
+	if (ctx->uid == 0)
+		return true;
+	if (st->st_uid == ctx->uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == ctx->gid)
+		return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+static int source_store(struct node *n, const char *text, size_t len,
+			const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct fs *fs = n->fs;
+	struct ds_origin origin = { "source", NULL, ctx->uid, ctx->pid };
+	char path[PATH_MAX], tmp[PATH_MAX];
+	struct stat st;
+	unsigned ver;
+	bool created;
+	int in, out, rc;
+
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return problem_set(pb, 1, 1, "empty source (write a path)");
+	if (memchr(text, '\n', len) || memchr(text, '\0', len))
+		return problem_set(pb, 1, 1, "source must be one line");
+	if (len >= sizeof(path) - 64)
+		return problem_set(pb, 1, 1, "source path too long");
+	if (len > 5 && strncmp(text, "s3://", 5) == 0)
+		return problem_set(pb, 1, 1,
+				   "\"%.*s\": s3:// sources need an S3 store, "
+				   "which this build does not have yet",
+				   (int)len, text);
+	if (text[0] == '/')
+		snprintf(path, sizeof(path), "%.*s", (int)len, text);
+	else /* relative to the writer's working directory */
+		snprintf(path, sizeof(path), "/proc/%d/cwd/%.*s",
+			 (int)ctx->pid, (int)len, text);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		rc = -errno;
+		problem_set(pb, 1, 1, "\"%.*s\": %s", (int)len, text,
+			    strerror(errno));
+		return rc;
+	}
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(in);
+		return problem_set(pb, 1, 1, "\"%.*s\": not a regular file",
+				   (int)len, text);
+	}
+	if (!may_read(ctx, &st)) {
+		close(in);
+		problem_set(pb, 1, 1, "\"%.*s\": permission denied", (int)len,
+			    text);
+		return -EACCES;
+	}
+	if ((uint64_t)st.st_size > fs->opts.max_file) {
+		close(in);
+		problem_set(pb, 1, 1, "\"%.*s\": larger than max_file",
+			    (int)len, text);
+		return -EFBIG;
+	}
+	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	if (rc < 0)
+		goto out_close_in;
+	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = -errno;
+		goto out_close_in;
+	}
+	rc = copy_range(in, out, (uint64_t)st.st_size);
+	if (rc == 0) {
+		char detail[PATH_MAX];
+
+		snprintf(detail, sizeof(detail), "%.*s", (int)len, text);
+		origin.detail = detail;
+		snprintf(pb->path, sizeof(pb->path), "%.*s", (int)len, text);
+		rc = ds_publish(fs, node_ds(n), tmp, out, &origin, &ver,
+				&created, pb);
+	}
+	if (rc < 0)
+		unlink(tmp);
+	close(out);
+out_close_in:
+	close(in);
+	return rc;
+}
+
+static int schema_store(struct node *n, const char *text, size_t len,
+			const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct ds_origin origin = { "schema", NULL, ctx->uid, ctx->pid };
+
+	(void)len;
+	return ds_set_schema(n->fs, node_ds(n), text, &origin, pb);
+}
+
+static const struct node_type dataset_files[] = {
+	{ "data.csv", S_IFREG | 0644, NODE_F_VOLATILE, .open = data_open,
+	  .read = data_read, .write = data_write, .truncate = data_truncate,
+	  .flush = data_flush, .fsync = data_fsync, .release = data_release,
+	  .getattr = data_getattr },
+	{ "source", S_IFREG | 0644, 0, .show = source_show,
+	  .store = source_store, .getattr = ds_file_getattr },
+	{ "schema", S_IFREG | 0644, 0, .show = schema_show,
+	  .store = schema_store, .getattr = ds_file_getattr },
+	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
+	  .getattr = ds_file_getattr },
+	{ NULL },
+};
+
+static int dataset_lookup(struct node *dir, const char *name,
+			  const struct node_type **type)
+{
+	unsigned v, av;
+	json_t *man;
+
+	if (strcmp(name, "latest") == 0) {
+		json_t *rec;
+
+		if (ds_get(dir->fs, node_ds(dir), &rec) < 0)
+			return -ENOENT;
+		v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
+		json_decref(rec);
+		if (v == 0)
+			return -ENOENT;
+		*type = &latest_type;
+		return 0;
+	}
+	if (node_name_is_version(name, &v)) {
+		if (ds_version(dir->fs, node_ds(dir), v, &man) < 0)
+			return -ENOENT;
+		json_decref(man);
+		*type = &version_type;
+		return 0;
+	}
+	if (ds_alias_get(dir->fs, node_ds(dir), name, &av) == 0) {
+		*type = &alias_type;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct fill_arg {
+	node_fill_fn fill;
+	void *ctx;
+};
+
+static int fill_ver(void *arg, unsigned ver)
+{
+	struct fill_arg *fa = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "v%u", ver);
+	return fa->fill(fa->ctx, name, &version_type);
+}
+
+static int dataset_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx };
+	const char *k;
+	json_t *rec, *v;
+	int rc;
+
+	rc = ds_get(dir->fs, node_ds(dir), &rec);
+	if (rc < 0)
+		return rc;
+	if (json_integer_value(json_object_get(rec, "latest")) > 0)
+		fill(ctx, "latest", &latest_type);
+	json_object_foreach(json_object_get(rec, "aliases"), k, v)
+		fill(ctx, k, &alias_type);
+	json_decref(rec);
+	rc = ds_versions(dir->fs, node_ds(dir), fill_ver, &fa);
+	return rc < 0 ? rc : 0;
+}
+
+static int dataset_drop(struct node *dir, const char *name,
+			const struct fs_ctx *ctx)
+{
+	unsigned v;
+
+	(void)ctx;
+	if (!node_name_is_version(name, &v))
+		return -EPERM;
+	return ds_remove_version(dir->fs, node_ds(dir), v);
+}
+
+static int dataset_symlink(struct node *dir, const char *name,
+			   const char *target, const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	(void)ctx;
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_alias_set(dir->fs, node_ds(dir), name, target, false, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+static int dataset_unlink(struct node *dir, const char *name,
+			  const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(name, "latest") == 0)
+		return -EPERM; /* kept by the filesystem */
+	return ds_alias_del(dir->fs, node_ds(dir), name);
+}
+
+static int dataset_rename(struct node *dir, const char *from, const char *to,
+			  unsigned flags, const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(from, "latest") == 0)
+		return -EPERM;
+	return ds_alias_rename(dir->fs, node_ds(dir), from, to, flags);
+}
+
+static int dataset_getattr(struct node *n, struct stat *st)
+{
+	return ds_attr(n, st, true);
+}
+
+static int dataset_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
+{
+	json_t *rec;
+	uid_t owner;
+	int rc = ds_get(n->fs, node_ds(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	json_decref(rec);
+	if (ctx->uid != 0 && ctx->uid != owner)
+		return -EPERM;
+	return ds_chmod(n->fs, node_ds(n), mode);
+}
+
+static const struct node_type dataset_type = {
+	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = dataset_files,
+	.lookup = dataset_lookup, .list = dataset_list,
+	.drop = dataset_drop, .symlink = dataset_symlink,
+	.unlink = dataset_unlink, .rename = dataset_rename,
+	.getattr = dataset_getattr, .chmod = dataset_chmod,
+};
+
+static int datasets_lookup(struct node *dir, const char *name,
+			   const struct node_type **type)
+{
+	json_t *rec;
+
+	(void)dir;
+	if (ds_get(dir->fs, name, &rec) < 0)
+		return -ENOENT;
+	json_decref(rec);
+	*type = &dataset_type;
+	return 0;
+}
+
+static int fill_ds(void *arg, const char *name)
+{
+	struct fill_arg *fa = arg;
+
+	return fa->fill(fa->ctx, name, &dataset_type);
+}
+
+static int datasets_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx };
+	int rc = ds_list(dir->fs, fill_ds, &fa);
+
+	return rc < 0 ? rc : 0;
+}
+
+static int datasets_make(struct node *dir, const char *name, mode_t mode,
+			 const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_create(dir->fs, name, mode, ctx, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+static int datasets_drop(struct node *dir, const char *name,
+			 const struct fs_ctx *ctx)
+{
+	json_t *rec;
+	uid_t owner;
+	int rc = ds_get(dir->fs, name, &rec);
+
+	if (rc < 0)
+		return rc;
+	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	json_decref(rec);
+	/* like a sticky /tmp: only the owner (or root) removes a dataset */
+	if (ctx->uid != 0 && ctx->uid != owner)
+		return -EPERM;
+	return ds_remove(dir->fs, name);
+}
+
+const struct node_type datasets_type = {
+	"datasets", S_IFDIR | 01777, NODE_F_DYNAMIC,
+	.lookup = datasets_lookup, .list = datasets_list,
+	.make = datasets_make, .drop = datasets_drop,
+};

@@ -1,0 +1,1429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dataset repository (see ds.h): versions as blobs and manifests in
+ * the store, indexed in LMDB.  FUSE workers enter from datasets.c; every
+ * change holds fs->ds_lock from its checks to its index commit, so version
+ * numbers and aliases never race.  Readers only read LMDB.
+ *
+ * Order of writes for a new version, so that a crash at any point leaves
+ * either the old state or the new one: blob (fsync, rename), manifest
+ * (fsync, rename), dataset record, then the index.  A crash between the
+ * manifest and the index is repaired by the rebuild at the next mount
+ * (main.c rebuilds after any unclean shutdown).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds.h"
+#include "fs.h"
+#include "hash.h"
+#include "meta.h"
+#include "csv.h"
+#include "store.h"
+
+#define DS_MANIFEST_MAX ((size_t)64 << 20) /* bytes */
+#define DS_RECORD_MAX ((size_t)16 << 20)   /* bytes */
+
+static void ds_version_key(const char *name, unsigned ver, char *out,
+			   size_t len)
+{
+	snprintf(out, len, "%s/%010u", name, ver);
+}
+
+static void ds_manifest_key(const char *name, unsigned ver, char *out,
+			    size_t len)
+{
+	snprintf(out, len, "datasets/%s/v%u.json", name, ver);
+}
+
+static void ds_record_key(const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "datasets/%s/dataset.json", name);
+}
+
+void ds_blob_key(const char *hash, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "blobs/%.2s/%s", hash, hash);
+}
+
+static void iso_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ds_format_check(struct fs *fs, char *msg, size_t msglen)
+{
+	char *buf = NULL;
+	size_t len;
+	unsigned major = 0, minor = 0;
+	int rc;
+
+	rc = store_get(fs->store, "mlfs-format", 64, &buf, &len);
+	if (rc == -ENOENT) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "%d.%d\n", DS_FORMAT_MAJOR,
+			 DS_FORMAT_MINOR);
+		return store_put(fs->store, "mlfs-format", text, strlen(text));
+	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "cannot read the store's format file: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	if (sscanf(buf, "%u.%u", &major, &minor) != 2 ||
+	    major != DS_FORMAT_MAJOR) {
+		snprintf(msg, msglen,
+			 "store format \"%.20s\" is not supported (this mlfs "
+			 "reads format %d.x)",
+			 buf, DS_FORMAT_MAJOR);
+		free(buf);
+		return -EPROTO;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Parse JSON text held in the index; NULL on error. */
+static json_t *json_from(const char *text, size_t len)
+{
+	return json_loadb(text, len, 0, NULL);
+}
+
+static int index_get_json(struct fs *fs, enum meta_table tab,
+			  const char *key, json_t **out)
+{
+	struct meta_txn *t;
+	char *val;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_get(t, tab, key, &val, &len);
+	meta_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	*out = json_from(val, len);
+	free(val);
+	return *out ? 0 : -EIO;
+}
+
+int ds_get(struct fs *fs, const char *name, json_t **rec)
+{
+	return index_get_json(fs, META_DS, name, rec);
+}
+
+static unsigned rec_uint(json_t *rec, const char *field)
+{
+	return (unsigned)json_integer_value(json_object_get(rec, field));
+}
+
+int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man)
+{
+	char key[512];
+	int rc;
+
+	*man = NULL;
+	if (ver == 0) {
+		json_t *rec;
+
+		rc = ds_get(fs, name, &rec);
+		if (rc < 0)
+			return rc;
+		ver = rec_uint(rec, "latest");
+		json_decref(rec);
+		if (ver == 0)
+			return -ENOENT;
+	}
+	ds_version_key(name, ver, key, sizeof(key));
+	return index_get_json(fs, META_DSV, key, man);
+}
+
+struct list_arg {
+	int (*fn)(void *arg, const char *name);
+	int (*vfn)(void *arg, unsigned ver);
+	void *arg;
+};
+
+static int list_one(void *arg, const char *key, const char *val, size_t len)
+{
+	struct list_arg *la = arg;
+
+	(void)val;
+	(void)len;
+	return la->fn(la->arg, key);
+}
+
+int ds_list(struct fs *fs, int (*fn)(void *arg, const char *name), void *arg)
+{
+	struct list_arg la = { .fn = fn, .arg = arg };
+	struct meta_txn *t;
+	int rc;
+
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_scan(t, META_DS, "", NULL, list_one, &la);
+	meta_txn_abort(t);
+	return rc;
+}
+
+static int list_ver(void *arg, const char *key, const char *val, size_t len)
+{
+	struct list_arg *la = arg;
+	const char *slash = strrchr(key, '/');
+
+	(void)val;
+	(void)len;
+	return la->vfn(la->arg, (unsigned)strtoul(slash + 1, NULL, 10));
+}
+
+int ds_versions(struct fs *fs, const char *name,
+		int (*fn)(void *arg, unsigned ver), void *arg)
+{
+	struct list_arg la = { .vfn = fn, .arg = arg };
+	struct meta_txn *t;
+	char prefix[300];
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "%s/", name);
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_scan(t, META_DSV, prefix, NULL, list_ver, &la);
+	meta_txn_abort(t);
+	return rc;
+}
+
+/* Write json to the store at key, atomically. */
+static int store_put_json(struct fs *fs, const char *key, json_t *j)
+{
+	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	int rc;
+
+	if (!text)
+		return -ENOMEM;
+	rc = store_put(fs->store, key, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/*
+ * Commit the index side of a change: the record of name (NULL: delete
+ * it) and optionally one version (man NULL with ver: delete it).
+ */
+static int index_update(struct fs *fs, const char *name, json_t *rec,
+			unsigned ver, json_t *man)
+{
+	struct meta_txn *t;
+	char key[512];
+	char *text;
+	int rc;
+
+	rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0)
+		return rc;
+	if (rec) {
+		text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		rc = text ? meta_put(t, META_DS, name, text, strlen(text))
+			  : -ENOMEM;
+		free(text);
+	} else {
+		rc = meta_del(t, META_DS, name);
+	}
+	if (rc < 0)
+		goto out_abort;
+	if (ver) {
+		ds_version_key(name, ver, key, sizeof(key));
+		if (man) {
+			text = json_dumps(man, JSON_COMPACT |
+						       JSON_PRESERVE_ORDER);
+			rc = text ? meta_put(t, META_DSV, key, text,
+					     strlen(text))
+				  : -ENOMEM;
+			free(text);
+		} else {
+			rc = meta_del(t, META_DSV, key);
+		}
+		if (rc < 0)
+			goto out_abort;
+	}
+	return meta_txn_commit(t);
+out_abort:
+	meta_txn_abort(t);
+	return rc;
+}
+
+int ds_create(struct fs *fs, const char *name, mode_t mode,
+	      const struct fs_ctx *ctx, struct problem *pb)
+{
+	char key[512], when[32];
+	json_t *rec;
+	time_t now = time(NULL);
+	int rc;
+
+	rc = node_name_check(name, pb);
+	if (rc < 0)
+		return rc;
+	iso_time(now, when, sizeof(when));
+	rec = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:{}, s:[]}",
+			"name", name, "created", when, "created_unix",
+			(json_int_t)now, "uid", (int)ctx->uid, "gid",
+			(int)ctx->gid, "mode", (int)(mode & 07777), "latest", 0,
+			"next", 1, "aliases", "overrides");
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->ds_lock);
+	{
+		json_t *old;
+
+		if (ds_get(fs, name, &old) == 0) {
+			json_decref(old);
+			rc = -EEXIST;
+			goto out_unlock;
+		}
+	}
+	ds_record_key(name, key, sizeof(key));
+	rc = store_put_json(fs, key, rec);
+	if (rc < 0)
+		goto out_unlock;
+	rc = index_update(fs, name, rec, 0, NULL);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(rec);
+	return rc;
+}
+
+int ds_chmod(struct fs *fs, const char *name, mode_t mode)
+{
+	char key[512];
+	json_t *rec;
+	int rc;
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	json_object_set_new(rec, "mode", json_integer(mode & 07777));
+	ds_record_key(name, key, sizeof(key));
+	rc = store_put_json(fs, key, rec);
+	if (rc == 0)
+		rc = index_update(fs, name, rec, 0, NULL);
+	json_decref(rec);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	return rc;
+}
+
+struct hash_ref {
+	const char *hash;
+	const char *skip_prefix; /* versions being removed */
+	unsigned skip_ver;       /* 0: all of skip_prefix */
+	bool found;
+};
+
+static int hash_ref_one(void *arg, const char *key, const char *val,
+			size_t len)
+{
+	struct hash_ref *hr = arg;
+	size_t plen = strlen(hr->skip_prefix);
+
+	if (strncmp(key, hr->skip_prefix, plen) == 0 &&
+	    (hr->skip_ver == 0 ||
+	     strtoul(key + plen, NULL, 10) == hr->skip_ver))
+		return 0;
+	if (memmem(val, len, hr->hash, HASH_HEX_LEN)) {
+		hr->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Remove a blob no version references any more (other than the ones
+ * being removed).  Open readers keep their descriptor on the local file.
+ * Called under ds_lock.
+ */
+static void ds_blob_release(struct fs *fs, const char *hash,
+			    const char *name, unsigned ver)
+{
+	char prefix[300], key[128];
+	struct hash_ref hr = { .hash = hash, .skip_prefix = prefix,
+			       .skip_ver = ver };
+	struct meta_txn *t;
+
+	if (strlen(hash) != HASH_HEX_LEN)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/", name);
+	if (meta_txn_begin(fs->meta, true, &t) < 0)
+		return;
+	meta_scan(t, META_DSV, "", NULL, hash_ref_one, &hr);
+	meta_txn_abort(t);
+	if (hr.found)
+		return;
+	ds_blob_key(hash, key, sizeof(key));
+	store_del(fs->store, key);
+}
+
+static bool rec_alias_uses(json_t *rec, unsigned ver, const char **alias)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(json_object_get(rec, "aliases"), k, v) {
+		if ((unsigned)json_integer_value(v) == ver) {
+			*alias = k;
+			return true;
+		}
+	}
+	return false;
+}
+
+struct ver_collect {
+	unsigned *v;
+	size_t n;
+	size_t cap;
+};
+
+static int collect_ver(void *arg, unsigned ver)
+{
+	struct ver_collect *vc = arg;
+
+	if (vc->n == vc->cap) {
+		size_t cap = vc->cap ? vc->cap * 2 : 16;
+		unsigned *nv = realloc(vc->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		vc->v = nv;
+		vc->cap = cap;
+	}
+	vc->v[vc->n++] = ver;
+	return 0;
+}
+
+int ds_remove(struct fs *fs, const char *name)
+{
+	struct ver_collect vc = { 0 };
+	struct meta_txn *t;
+	char key[512];
+	char **hashes = NULL;
+	json_t *rec;
+	int rc;
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	json_decref(rec);
+	rc = ds_versions(fs, name, collect_ver, &vc);
+	if (rc < 0)
+		goto out_unlock;
+	hashes = calloc(vc.n + 1, sizeof(*hashes));
+	if (!hashes) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	for (size_t i = 0; i < vc.n; i++) {
+		json_t *man;
+
+		if (ds_version(fs, name, vc.v[i], &man) == 0) {
+			const char *h = json_string_value(
+				json_object_get(man, "hash"));
+
+			hashes[i] = h ? strdup(h) : NULL;
+			json_decref(man);
+		}
+	}
+	/*
+	 * The record goes first: a rebuild after a crash ignores versions
+	 * of a dataset without a record, so a half-removed dataset never
+	 * comes back half.
+	 */
+	ds_record_key(name, key, sizeof(key));
+	rc = store_del(fs->store, key);
+	if (rc < 0 && rc != -ENOENT)
+		goto out_unlock;
+	for (size_t i = 0; i < vc.n; i++) {
+		ds_manifest_key(name, vc.v[i], key, sizeof(key));
+		store_del(fs->store, key);
+	}
+	rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0)
+		goto out_unlock;
+	meta_del(t, META_DS, name);
+	for (size_t i = 0; i < vc.n; i++) {
+		ds_version_key(name, vc.v[i], key, sizeof(key));
+		meta_del(t, META_DSV, key);
+	}
+	rc = meta_txn_commit(t);
+	for (size_t i = 0; rc == 0 && i < vc.n; i++)
+		if (hashes[i])
+			ds_blob_release(fs, hashes[i], name, 0);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	for (size_t i = 0; hashes && i < vc.n; i++)
+		free(hashes[i]);
+	free(hashes);
+	free(vc.v);
+	return rc;
+}
+
+/* Highest version below or at limit other than skip; 0 if none. */
+static int max_ver(void *arg, unsigned ver)
+{
+	unsigned *m = arg;
+
+	if (ver != m[1] && ver > m[0])
+		m[0] = ver;
+	return 0;
+}
+
+int ds_remove_version(struct fs *fs, const char *name, unsigned ver)
+{
+	char key[512];
+	char *hash = NULL;
+	const char *alias;
+	unsigned m[2] = { 0, ver };
+	json_t *rec = NULL, *man = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	rc = ds_version(fs, name, ver, &man);
+	if (rc < 0)
+		goto out_unlock;
+	if (rec_alias_uses(rec, ver, &alias)) {
+		rc = -EBUSY;
+		fs_log(fs, 4, "datasets/%s/v%u: rmdir: alias \"%s\" points to it",
+		       name, ver, alias);
+		goto out_unlock;
+	}
+	if (json_string_value(json_object_get(man, "hash")))
+		hash = strdup(json_string_value(json_object_get(man, "hash")));
+	rc = ds_versions(fs, name, max_ver, m);
+	if (rc < 0)
+		goto out_unlock;
+	json_object_set_new(rec, "latest", json_integer(m[0]));
+	/* next never goes down: a removed version's name is not reused */
+	ds_record_key(name, key, sizeof(key));
+	rc = store_put_json(fs, key, rec);
+	if (rc < 0)
+		goto out_unlock;
+	ds_manifest_key(name, ver, key, sizeof(key));
+	rc = store_del(fs->store, key);
+	if (rc < 0 && rc != -ENOENT)
+		goto out_unlock;
+	rc = index_update(fs, name, rec, ver, NULL);
+	if (rc == 0 && hash)
+		ds_blob_release(fs, hash, name, ver);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	free(hash);
+	json_decref(man);
+	json_decref(rec);
+	return rc;
+}
+
+/* --- schema and stats from a scan --- */
+
+static json_t *num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *stats_json(const struct csv_info *info)
+{
+	json_t *cols = json_array();
+	json_t *st;
+
+	if (!cols)
+		return NULL;
+	for (size_t i = 0; i < info->ncols; i++) {
+		const struct csv_column *c = &info->cols[i];
+		json_t *o = json_object();
+
+		if (!o || json_array_append_new(cols, o) < 0)
+			goto out_free;
+		json_object_set_new(o, "name", json_string(c->name));
+		json_object_set_new(o, "type",
+				    json_string(csv_type_name(c->type)));
+		json_object_set_new(o, "count", json_integer((json_int_t)c->count));
+		json_object_set_new(o, "missing",
+				    json_integer((json_int_t)c->missing));
+		json_object_set_new(o, "mean", num_or_null(c->mean));
+		json_object_set_new(o, "std", num_or_null(c->std));
+		json_object_set_new(o, "min", num_or_null(c->min));
+		json_object_set_new(o, "max", num_or_null(c->max));
+		json_object_set_new(o, "distinct",
+				    json_integer((json_int_t)c->distinct));
+		if (c->distinct_estimated)
+			json_object_set_new(o, "distinct_estimated",
+					    json_true());
+		if (c->nclasses) {
+			json_t *cl = json_object();
+
+			for (size_t k = 0; cl && k < c->nclasses; k++)
+				json_object_set_new(
+					cl, c->classes[k].value,
+					json_integer(
+						(json_int_t)c->classes[k].count));
+			json_object_set_new(o, "classes", cl);
+		}
+	}
+	st = json_pack("{s:I, s:o}", "rows", (json_int_t)info->nrows,
+		       "columns", cols);
+	return st;
+out_free:
+	json_decref(cols);
+	return NULL;
+}
+
+static bool name_is_id(const char *n)
+{
+	size_t len = strlen(n);
+
+	return strcasecmp(n, "id") == 0 ||
+	       (len > 3 && strcasecmp(n + len - 3, "_id") == 0);
+}
+
+/*
+ * The schema of a scan with the dataset's overrides applied: inferred
+ * types; roles: a time type is a time role, an all-distinct column named
+ * id or *_id is an id, the last remaining column is the label; then the
+ * user's overrides (columns missing from this version are skipped).
+ */
+static json_t *schema_json(const struct csv_info *info, json_t *overrides,
+			   const char *label_override)
+{
+	json_t *cols = json_array();
+	const char *label = NULL;
+	json_t *sc;
+
+	if (!cols)
+		return NULL;
+	for (size_t i = 0; i < info->ncols; i++) {
+		const struct csv_column *c = &info->cols[i];
+		const char *type = csv_type_name(c->type);
+		const char *role = "feature";
+		json_t *ov = json_object_get(overrides, c->name);
+
+		if (c->type == CSV_TIME)
+			role = "time";
+		else if (name_is_id(c->name) && c->distinct == info->nrows &&
+			 !c->distinct_estimated)
+			role = "id";
+		if (json_string_value(json_object_get(ov, "type")))
+			type = json_string_value(json_object_get(ov, "type"));
+		if (json_string_value(json_object_get(ov, "role")))
+			role = json_string_value(json_object_get(ov, "role"));
+		json_array_append_new(cols,
+				      json_pack("{s:s, s:s, s:s}", "name",
+						c->name, "type", type, "role",
+						role));
+	}
+	if (label_override) {
+		for (size_t i = 0; i < info->ncols; i++)
+			if (strcmp(info->cols[i].name, label_override) == 0)
+				label = label_override;
+	}
+	if (!label) {
+		/* default: the last column that is a plain feature */
+		for (size_t i = info->ncols; i-- > 0;) {
+			json_t *c = json_array_get(cols, i);
+			const char *role = json_string_value(
+				json_object_get(c, "role"));
+
+			if (strcmp(role, "feature") == 0 ||
+			    strcmp(role, "label") == 0) {
+				label = info->cols[i].name;
+				break;
+			}
+		}
+	}
+	for (size_t i = 0; label && i < info->ncols; i++) {
+		json_t *c = json_array_get(cols, i);
+		const char *role = json_string_value(json_object_get(c, "role"));
+
+		if (strcmp(info->cols[i].name, label) == 0)
+			json_object_set_new(c, "role", json_string("label"));
+		else if (strcmp(role, "label") == 0)
+			json_object_set_new(c, "role", json_string("feature"));
+	}
+	sc = json_pack("{s:s?, s:o}", "label", label, "columns", cols);
+	return sc;
+}
+
+static json_t *lineage_json(unsigned parent, time_t now, uint64_t size,
+			    const char *hash, const struct ds_origin *o)
+{
+	char when[32];
+
+	iso_time(now, when, sizeof(when));
+	return json_pack("{s:o, s:s, s:I, s:I, s:s, s:s, s:s?, s:i, s:i}",
+			 "parent", parent ? json_integer(parent) : json_null(),
+			 "created", when, "created_unix", (json_int_t)now,
+			 "size", (json_int_t)size, "hash", hash, "made_by",
+			 o->made_by, "detail", o->detail, "uid", (int)o->uid,
+			 "pid", (int)o->pid);
+}
+
+/*
+ * Write a new version's manifest, the record and the index.  Under
+ * ds_lock; the blob is already in the store.
+ */
+static int ds_commit_version(struct fs *fs, const char *name, json_t *rec,
+			     json_t *man, unsigned ver)
+{
+	char key[512];
+	int rc;
+
+	ds_manifest_key(name, ver, key, sizeof(key));
+	rc = store_put_json(fs, key, man);
+	if (rc < 0)
+		return rc;
+	json_object_set_new(rec, "latest", json_integer(ver));
+	json_object_set_new(rec, "next", json_integer(ver + 1));
+	ds_record_key(name, key, sizeof(key));
+	rc = store_put_json(fs, key, rec);
+	if (rc < 0)
+		goto out_undo_manifest;
+	rc = index_update(fs, name, rec, ver, man);
+	if (rc < 0)
+		goto out_undo_manifest;
+	atomic_fetch_add(&fs->n_versions, 1);
+	return 0;
+out_undo_manifest:
+	ds_manifest_key(name, ver, key, sizeof(key));
+	store_del(fs->store, key);
+	return rc;
+}
+
+int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
+	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       struct problem *pb)
+{
+	struct csv_info *info = NULL;
+	char hash[HASH_HEX_LEN + 1], key[128];
+	struct stat st;
+	const char *data = "";
+	void *map = NULL;
+	json_t *rec = NULL, *prev = NULL, *man = NULL;
+	struct store_stat sst;
+	unsigned parent, v;
+	time_t now = time(NULL);
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+			   fd, 0);
+		if (map == MAP_FAILED)
+			return -errno;
+		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+		data = map;
+	}
+	rc = csv_scan(data, (size_t)st.st_size, NULL, &info, NULL, pb);
+	if (rc < 0)
+		goto out_unmap;
+	hash_hex(data, (size_t)st.st_size, hash);
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	parent = rec_uint(rec, "latest");
+	if (parent && ds_version(fs, name, parent, &prev) == 0) {
+		const char *ph = json_string_value(json_object_get(
+			json_object_get(prev, "lineage"), "hash"));
+
+		/* Identical content makes no new version. */
+		if (ph && strcmp(ph, hash) == 0) {
+			unlink(path);
+			*ver = parent;
+			rc = 0;
+			goto out_unlock;
+		}
+	}
+	ds_blob_key(hash, key, sizeof(key));
+	if (store_head(fs->store, key, &sst) == 0 &&
+	    sst.size == (uint64_t)st.st_size) {
+		unlink(path); /* content already stored once */
+	} else {
+		rc = store_put_file(fs->store, key, path);
+		if (rc < 0)
+			goto out_unlock;
+	}
+	v = rec_uint(rec, "next");
+	if (v <= parent)
+		v = parent + 1;
+	man = json_pack("{s:i, s:s, s:i, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
+			"format", DS_FORMAT_MAJOR, "dataset", name, "version",
+			(int)v, "hash", hash, "blob", key, "size",
+			(json_int_t)st.st_size, "rows", (json_int_t)info->nrows,
+			"lineage",
+			lineage_json(parent, now, (uint64_t)st.st_size, hash,
+				     origin),
+			"schema",
+			schema_json(info, json_object_get(rec, "overrides"),
+				    json_string_value(
+					    json_object_get(rec, "label"))),
+			"stats", stats_json(info));
+	if (!man) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	rc = ds_commit_version(fs, name, rec, man, v);
+	if (rc == 0) {
+		*ver = v;
+		*created = true;
+	}
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(man);
+	json_decref(prev);
+	json_decref(rec);
+	csv_info_free(info);
+out_unmap:
+	if (map)
+		munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+/* Line and column of the first occurrence of "needle" (quoted) in text. */
+static void locate(const char *text, const char *needle, unsigned *line,
+		   unsigned *col)
+{
+	char q[300];
+	const char *p, *ls = text;
+
+	*line = 1;
+	*col = 1;
+	snprintf(q, sizeof(q), "\"%s\"", needle);
+	p = strstr(text, q);
+	if (!p)
+		return;
+	for (const char *c = text; c < p; c++)
+		if (*c == '\n') {
+			(*line)++;
+			ls = c + 1;
+		}
+	*col = (unsigned)(p - ls) + 1;
+}
+
+static bool man_has_column(json_t *man, const char *col, json_t **stat)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(json_object_get(man, "stats"),
+					   "columns"),
+			   i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "name")),
+			   col) == 0) {
+			*stat = c;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Validate an override text against the latest version and merge it into
+ * the record's overrides.  Fills pb; changes only *merged.
+ */
+static int schema_parse(const char *text, json_t *man, json_t *rec,
+			json_t **merged, const char **label,
+			struct problem *pb)
+{
+	json_error_t err;
+	json_t *j, *cols, *c;
+	const char *k;
+	json_t *v;
+	size_t i;
+	unsigned line, col;
+
+	*merged = NULL;
+	*label = NULL;
+	j = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+	if (!j)
+		return problem_set(pb, (unsigned)err.line,
+				   (unsigned)err.column, "%s", err.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return problem_set(pb, 1, 1, "expected a JSON object");
+	}
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "columns") != 0 && strcmp(k, "label") != 0) {
+			locate(text, k, &line, &col);
+			json_decref(j);
+			return problem_set(pb, line, col,
+					   "\"%s\": unknown field (expected "
+					   "\"columns\" or \"label\")",
+					   k);
+		}
+	}
+	*merged = json_deep_copy(json_object_get(rec, "overrides"));
+	if (!*merged)
+		*merged = json_object();
+	cols = json_object_get(j, "columns");
+	if (cols && !json_is_array(cols)) {
+		locate(text, "columns", &line, &col);
+		goto out_bad_cols;
+	}
+	json_array_foreach(cols, i, c) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *role = json_string_value(json_object_get(c, "role"));
+		enum csv_type ct;
+		enum csv_role cr;
+		json_t *st, *ov;
+
+		if (!json_is_object(c) || !name) {
+			locate(text, "columns", &line, &col);
+			problem_set(pb, line, col,
+				    "\"columns\"[%zu]: needs a \"name\"", i);
+			goto out_bad;
+		}
+		locate(text, name, &line, &col);
+		if (!man_has_column(man, name, &st)) {
+			problem_set(pb, line, col,
+				    "\"name\": no column \"%s\" in this dataset",
+				    name);
+			goto out_bad;
+		}
+		json_object_foreach(c, k, v) {
+			if (strcmp(k, "name") && strcmp(k, "type") &&
+			    strcmp(k, "role")) {
+				locate(text, k, &line, &col);
+				problem_set(pb, line, col,
+					    "\"%s\": unknown field (expected "
+					    "\"name\", \"type\" or \"role\")",
+					    k);
+				goto out_bad;
+			}
+		}
+		if ((json_object_get(c, "type") && !type) ||
+		    (type && csv_type_parse(type, &ct) < 0)) {
+			locate(text, "type", &line, &col);
+			problem_set(pb, line, col,
+				    "\"type\": must be numeric, categorical, "
+				    "text or time, got \"%s\"",
+				    type ? type : "?");
+			goto out_bad;
+		}
+		if (type && ct == CSV_NUMERIC &&
+		    strcmp(json_string_value(json_object_get(st, "type")),
+			   "numeric") != 0) {
+			locate(text, name, &line, &col);
+			problem_set(pb, line, col,
+				    "\"type\": column \"%s\" has non-numeric "
+				    "values",
+				    name);
+			goto out_bad;
+		}
+		if ((json_object_get(c, "role") && !role) ||
+		    (role && csv_role_parse(role, &cr) < 0)) {
+			locate(text, "role", &line, &col);
+			problem_set(pb, line, col,
+				    "\"role\": must be feature, label, id, pii "
+				    "or time, got \"%s\"",
+				    role ? role : "?");
+			goto out_bad;
+		}
+		ov = json_object_get(*merged, name);
+		if (!ov) {
+			ov = json_object();
+			json_object_set_new(*merged, name, ov);
+		}
+		if (type)
+			json_object_set_new(ov, "type", json_string(type));
+		if (role && strcmp(role, "label") == 0) {
+			*label = json_string_value(json_object_get(c, "name"));
+			json_object_del(ov, "role");
+		} else if (role) {
+			json_object_set_new(ov, "role", json_string(role));
+		}
+	}
+	if (json_object_get(j, "label")) {
+		const char *l = json_string_value(json_object_get(j, "label"));
+		json_t *st;
+
+		locate(text, "label", &line, &col);
+		if (!l || !man_has_column(man, l, &st)) {
+			problem_set(pb, line, col,
+				    "\"label\": no column \"%s\" in this "
+				    "dataset",
+				    l ? l : "?");
+			goto out_bad;
+		}
+		*label = l;
+	}
+	/* Keep *label valid after j is gone: it lives in the record. */
+	if (*label) {
+		json_object_set_new(rec, "label", json_string(*label));
+		*label = json_string_value(json_object_get(rec, "label"));
+	}
+	json_decref(j);
+	return 0;
+out_bad_cols:
+	problem_set(pb, line, col, "\"columns\": expected a list");
+out_bad:
+	json_decref(j);
+	json_decref(*merged);
+	*merged = NULL;
+	return -EINVAL;
+}
+
+/* Rebuild the schema of man from its stats with overrides applied. */
+static json_t *schema_from_manifest(json_t *man, json_t *overrides,
+				    const char *label)
+{
+	json_t *cols = json_object_get(json_object_get(man, "stats"),
+				       "columns");
+	struct csv_info info = { 0 };
+	json_t *sc;
+	size_t i;
+	json_t *c;
+
+	info.ncols = json_array_size(cols);
+	info.nrows = (uint64_t)json_integer_value(json_object_get(
+		json_object_get(man, "stats"), "rows"));
+	info.cols = calloc(info.ncols ? info.ncols : 1, sizeof(*info.cols));
+	if (!info.cols)
+		return NULL;
+	json_array_foreach(cols, i, c) {
+		info.cols[i].name =
+			(char *)json_string_value(json_object_get(c, "name"));
+		csv_type_parse(json_string_value(json_object_get(c, "type")),
+			       &info.cols[i].type);
+		info.cols[i].distinct = (uint64_t)json_integer_value(
+			json_object_get(c, "distinct"));
+		info.cols[i].distinct_estimated = json_is_true(
+			json_object_get(c, "distinct_estimated"));
+	}
+	sc = schema_json(&info, overrides, label);
+	free(info.cols);
+	return sc;
+}
+
+int ds_set_schema(struct fs *fs, const char *name, const char *text,
+		  const struct ds_origin *origin, struct problem *pb)
+{
+	json_t *rec = NULL, *man = NULL, *merged = NULL, *sc = NULL;
+	json_t *nman = NULL;
+	const char *label;
+	unsigned ver;
+	time_t now = time(NULL);
+	int rc;
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	ver = rec_uint(rec, "latest");
+	if (ver == 0) {
+		rc = problem_set(pb, 1, 1,
+				 "the dataset has no version yet: write "
+				 "data.csv first");
+		goto out_unlock;
+	}
+	rc = ds_version(fs, name, ver, &man);
+	if (rc < 0)
+		goto out_unlock;
+	rc = schema_parse(text, man, rec, &merged, &label, pb);
+	if (rc < 0)
+		goto out_unlock;
+	sc = schema_from_manifest(man, merged, label);
+	if (!sc) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	if (json_equal(sc, json_object_get(man, "schema"))) {
+		rc = 0; /* nothing changes: no new version */
+		goto out_unlock;
+	}
+	nman = json_deep_copy(man);
+	if (!nman) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	{
+		unsigned v = rec_uint(rec, "next");
+		const char *h = json_string_value(json_object_get(man, "hash"));
+		uint64_t size = (uint64_t)json_integer_value(
+			json_object_get(man, "size"));
+
+		if (v <= ver)
+			v = ver + 1;
+		json_object_set_new(nman, "version", json_integer(v));
+		json_object_set(nman, "schema", sc);
+		json_object_set_new(nman, "lineage",
+				    lineage_json(ver, now, size, h, origin));
+		json_object_set(rec, "overrides", merged);
+		rc = ds_commit_version(fs, name, rec, nman, v);
+	}
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(nman);
+	json_decref(sc);
+	json_decref(merged);
+	json_decref(man);
+	json_decref(rec);
+	return rc;
+}
+
+int ds_alias_get(struct fs *fs, const char *name, const char *alias,
+		 unsigned *ver)
+{
+	json_t *rec, *v;
+	int rc;
+
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		return rc;
+	v = json_object_get(json_object_get(rec, "aliases"), alias);
+	*ver = v ? (unsigned)json_integer_value(v) : 0;
+	json_decref(rec);
+	return v ? 0 : -ENOENT;
+}
+
+static int alias_store(struct fs *fs, const char *name, json_t *rec)
+{
+	char key[512];
+	int rc;
+
+	ds_record_key(name, key, sizeof(key));
+	rc = store_put_json(fs, key, rec);
+	if (rc < 0)
+		return rc;
+	return index_update(fs, name, rec, 0, NULL);
+}
+
+int ds_alias_set(struct fs *fs, const char *name, const char *alias,
+		 const char *target, bool replace, struct problem *pb)
+{
+	unsigned ver;
+	json_t *rec = NULL, *man = NULL;
+	int rc;
+
+	rc = node_name_check(alias, pb);
+	if (rc < 0)
+		return rc;
+	if (strncmp(target, "./", 2) == 0)
+		target += 2;
+	if (!node_name_is_version(target, &ver))
+		return problem_set(pb, 0, 0,
+				   "alias target \"%s\": must be v<n> of this "
+				   "dataset",
+				   target);
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	rc = ds_version(fs, name, ver, &man);
+	if (rc < 0)
+		goto out_unlock;
+	if (!replace && json_object_get(json_object_get(rec, "aliases"), alias)) {
+		rc = -EEXIST;
+		goto out_unlock;
+	}
+	json_object_set_new(json_object_get(rec, "aliases"), alias,
+			    json_integer(ver));
+	rc = alias_store(fs, name, rec);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(man);
+	json_decref(rec);
+	return rc;
+}
+
+int ds_alias_del(struct fs *fs, const char *name, const char *alias)
+{
+	json_t *rec;
+	int rc;
+
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	if (json_object_del(json_object_get(rec, "aliases"), alias) < 0)
+		rc = -ENOENT;
+	else
+		rc = alias_store(fs, name, rec);
+	json_decref(rec);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	return rc;
+}
+
+int ds_alias_rename(struct fs *fs, const char *name, const char *from,
+		    const char *to, unsigned flags)
+{
+	struct problem pb = { 0 };
+	json_t *rec, *aliases, *v;
+	int rc;
+
+	/* RENAME_NOREPLACE is 1, RENAME_EXCHANGE 2 */
+	if (flags & ~1u)
+		return -EINVAL;
+	rc = node_name_check(to, &pb);
+	if (rc < 0)
+		return -EPERM; /* over latest, v<n>, or a bad name */
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	aliases = json_object_get(rec, "aliases");
+	v = json_object_get(aliases, from);
+	if (!v) {
+		rc = -ENOENT;
+	} else if ((flags & 1) && json_object_get(aliases, to)) {
+		rc = -EEXIST;
+	} else if (strcmp(from, to) != 0) {
+		/* one record write: the alias moves atomically */
+		json_object_set(aliases, to, v);
+		json_object_del(aliases, from);
+		rc = alias_store(fs, name, rec);
+	}
+	json_decref(rec);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	return rc;
+}
+
+/* --- rebuild --- */
+
+struct rebuild {
+	struct fs *fs;
+	char **keys;
+	size_t n;
+	size_t cap;
+};
+
+static int rebuild_collect(void *arg, const char *key,
+			   const struct store_stat *st)
+{
+	struct rebuild *rb = arg;
+	size_t len = strlen(key);
+
+	(void)st;
+	if (len < 5 || strcmp(key + len - 5, ".json") != 0)
+		return 0; /* not ours: foreign objects are ignored */
+	if (rb->n == rb->cap) {
+		size_t cap = rb->cap ? rb->cap * 2 : 256;
+		char **nk = realloc(rb->keys, cap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		rb->keys = nk;
+		rb->cap = cap;
+	}
+	rb->keys[rb->n] = strdup(key);
+	if (!rb->keys[rb->n])
+		return -ENOMEM;
+	rb->n++;
+	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "datasets/<name>/<file>" -> name, file; false if not of that shape */
+static bool split_key(const char *key, char *name, size_t nlen,
+		      const char **file)
+{
+	const char *p = key + strlen("datasets/");
+	const char *slash = strchr(p, '/');
+
+	if (!slash || (size_t)(slash - p) >= nlen || strchr(slash + 1, '/'))
+		return false;
+	memcpy(name, p, (size_t)(slash - p));
+	name[slash - p] = '\0';
+	*file = slash + 1;
+	return node_name_check(name, NULL) == 0;
+}
+
+int ds_rebuild(struct fs *fs)
+{
+	struct rebuild rb = { .fs = fs };
+	struct meta_txn *t = NULL;
+	json_t *recs;
+	char name[300], key[512];
+	const char *file;
+	int rc;
+
+	rc = store_list(fs->store, "datasets/", rebuild_collect, &rb);
+	if (rc < 0)
+		goto out_free;
+	if (rb.n)
+		qsort(rb.keys, rb.n, sizeof(*rb.keys), key_cmp);
+	recs = json_object();
+	if (!recs) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* Read everything first: no write txn across store reads. */
+	for (size_t i = 0; i < rb.n; i++) {
+		char *buf;
+		size_t len;
+		json_t *j;
+
+		if (!split_key(rb.keys[i], name, sizeof(name), &file) ||
+		    strcmp(file, "dataset.json") != 0)
+			continue;
+		if (store_get(fs->store, rb.keys[i], DS_RECORD_MAX, &buf,
+			      &len) < 0)
+			continue;
+		j = json_loadb(buf, len, 0, NULL);
+		free(buf);
+		if (!json_is_object(j)) {
+			json_decref(j);
+			fs_log(fs, 4, "rebuild: %s: not a dataset record",
+			       rb.keys[i]);
+			continue;
+		}
+		json_object_set_new(j, "latest", json_integer(0));
+		json_object_set_new(j, "versions", json_object());
+		json_object_set_new(recs, name, j);
+	}
+	for (size_t i = 0; i < rb.n; i++) {
+		unsigned v;
+		char vname[32];
+		char *buf;
+		size_t len;
+		json_t *rec, *man;
+
+		if (!split_key(rb.keys[i], name, sizeof(name), &file))
+			continue;
+		rec = json_object_get(recs, name);
+		snprintf(vname, sizeof(vname), "%s", file);
+		if (!rec || strlen(vname) < 6)
+			continue;
+		vname[strlen(vname) - 5] = '\0';
+		if (!node_name_is_version(vname, &v))
+			continue;
+		if (store_get(fs->store, rb.keys[i], DS_MANIFEST_MAX, &buf,
+			      &len) < 0)
+			continue;
+		man = json_loadb(buf, len, 0, NULL);
+		free(buf);
+		if (!json_is_object(man) ||
+		    rec_uint(man, "version") != v) {
+			json_decref(man);
+			continue;
+		}
+		json_object_set_new(json_object_get(rec, "versions"), vname,
+				    man);
+		if (v > rec_uint(rec, "latest"))
+			json_object_set_new(rec, "latest", json_integer(v));
+		if (v >= rec_uint(rec, "next"))
+			json_object_set_new(rec, "next", json_integer(v + 1));
+	}
+	rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0)
+		goto out_recs;
+	rc = meta_drop(t, META_DS);
+	if (rc == 0)
+		rc = meta_drop(t, META_DSV);
+	{
+		const char *n;
+		json_t *rec;
+
+		json_object_foreach(recs, n, rec) {
+			json_t *vers = json_incref(json_object_get(rec,
+								   "versions"));
+			const char *vn;
+			json_t *man;
+			char *text;
+
+			json_object_del(rec, "versions");
+			text = json_dumps(rec, JSON_COMPACT |
+						       JSON_PRESERVE_ORDER);
+			if (rc == 0)
+				rc = text ? meta_put(t, META_DS, n, text,
+						     strlen(text))
+					  : -ENOMEM;
+			free(text);
+			json_object_foreach(vers, vn, man) {
+				ds_version_key(n, rec_uint(man, "version"),
+					       key, sizeof(key));
+				text = json_dumps(man, JSON_COMPACT |
+							       JSON_PRESERVE_ORDER);
+				if (rc == 0)
+					rc = text ? meta_put(t, META_DSV, key,
+							     text,
+							     strlen(text))
+						  : -ENOMEM;
+				free(text);
+			}
+			json_decref(vers);
+		}
+	}
+	if (rc == 0)
+		rc = meta_txn_commit(t);
+	else
+		meta_txn_abort(t);
+out_recs:
+	json_decref(recs);
+out_free:
+	for (size_t i = 0; i < rb.n; i++)
+		free(rb.keys[i]);
+	free(rb.keys);
+	return rc;
+}
+
+/* --- rendering --- */
+
+static int render_json(json_t *j, struct strbuf *out)
+{
+	char *text;
+	int rc;
+
+	if (!j)
+		return -ENOENT;
+	text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		return -ENOMEM;
+	rc = sb_puts(out, text);
+	if (rc == 0)
+		rc = sb_puts(out, "\n");
+	free(text);
+	return rc;
+}
+
+int ds_render_schema(json_t *man, struct strbuf *out)
+{
+	return render_json(json_object_get(man, "schema"), out);
+}
+
+int ds_render_stats(json_t *man, struct strbuf *out)
+{
+	return render_json(json_object_get(man, "stats"), out);
+}
+
+int ds_render_lineage(json_t *man, struct strbuf *out)
+{
+	return render_json(json_object_get(man, "lineage"), out);
+}

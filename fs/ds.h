@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dataset repository: datasets and their immutable versions, kept as
+ * content-addressed blobs plus JSON manifests in the store and indexed in
+ * LMDB.  No FUSE here: the node tables in datasets.c call these.
+ *
+ * Store layout (a readable tree):
+ *   mlfs-format                      "1.0"
+ *   blobs/<h0h1>/<hash>              content, by xxh3-128
+ *   datasets/<name>/dataset.json     owner, mode, created, aliases,
+ *                                    schema overrides, next version
+ *   datasets/<name>/v<n>.json        a version: blob, size, rows,
+ *                                    schema, stats, lineage
+ *
+ * Changes to datasets are serialised by fs->ds_lock, held across the
+ * store writes of one change (they are local-disk writes here; the S3
+ * store will queue them).  Readers take no lock: they read LMDB.
+ */
+#ifndef MLFS_FS_DS_H
+#define MLFS_FS_DS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "node.h"
+#include "problem.h"
+
+struct fs;
+
+#define DS_FORMAT_MAJOR 1
+#define DS_FORMAT_MINOR 0
+
+/*
+ * ds_format_check: create the format file in an empty store, or check
+ * that the store's major version is ours.  -EPROTO (with msg) for an
+ * unknown major version.
+ */
+int ds_format_check(struct fs *fs, char *msg, size_t msglen);
+
+/* ds_rebuild: refill the index from the store's manifests. */
+int ds_rebuild(struct fs *fs);
+
+/* ds_get: the dataset record (JSON) of name; -ENOENT. Caller decrefs. */
+int ds_get(struct fs *fs, const char *name, json_t **rec);
+/*
+ * ds_version: the manifest of name's version ver (0: the latest);
+ * -ENOENT if no such version.  Caller decrefs.
+ */
+int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man);
+
+/* List datasets / versions of name, in order; fn returns non-zero to stop. */
+int ds_list(struct fs *fs, int (*fn)(void *arg, const char *name), void *arg);
+int ds_versions(struct fs *fs, const char *name,
+		int (*fn)(void *arg, unsigned ver), void *arg);
+
+int ds_create(struct fs *fs, const char *name, mode_t mode,
+	      const struct fs_ctx *ctx, struct problem *pb);
+/* Remove a dataset with its versions; -EBUSY while something uses it. */
+int ds_remove(struct fs *fs, const char *name);
+/* Remove one version; -EBUSY if an alias points to it. */
+int ds_remove_version(struct fs *fs, const char *name, unsigned ver);
+int ds_chmod(struct fs *fs, const char *name, mode_t mode);
+
+/* What made a version, for its lineage. */
+struct ds_origin {
+	const char *made_by; /* "write", "source", "schema" */
+	const char *detail;  /* path, command; may be NULL */
+	uid_t uid;
+	pid_t pid;
+};
+
+/*
+ * ds_publish: make a new version of name from the local file at path
+ * (open as fd), which is validated as CSV.  On success the file has been
+ * consumed (moved into the store, or removed when the store already had
+ * the content) and *ver is the new version, or the current one when the
+ * content is identical to it (*created false).  Bad CSV: -EINVAL/-EFBIG
+ * with pb filled, nothing changed, the file left in place.
+ */
+int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
+	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       struct problem *pb);
+
+/*
+ * ds_set_schema: apply a schema override (JSON text, see README) to the
+ * latest version: a new version with the same data and the new schema;
+ * the override is kept for later versions.  Bad text: -EINVAL, pb.
+ */
+int ds_set_schema(struct fs *fs, const char *name, const char *text,
+		  const struct ds_origin *origin, struct problem *pb);
+
+/* Aliases: name -> version. */
+int ds_alias_get(struct fs *fs, const char *name, const char *alias,
+		 unsigned *ver);
+int ds_alias_set(struct fs *fs, const char *name, const char *alias,
+		 const char *target, bool replace, struct problem *pb);
+int ds_alias_del(struct fs *fs, const char *name, const char *alias);
+int ds_alias_rename(struct fs *fs, const char *name, const char *from,
+		    const char *to, unsigned flags);
+
+/* The store key of a version's blob (out: at least 80 bytes). */
+void ds_blob_key(const char *hash, char *out, size_t outlen);
+
+/* Render helpers shared by datasets.c. */
+int ds_render_schema(json_t *man, struct strbuf *out);
+int ds_render_stats(json_t *man, struct strbuf *out);
+int ds_render_lineage(json_t *man, struct strbuf *out);
+
+#endif

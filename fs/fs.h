@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct fs: one mounted mlfs.  Created by main() before the daemon
+ * detaches (options, store, index), then shared by every FUSE worker.
+ * Fields are set up before the session loop starts and read-only after,
+ * except where a comment names the lock that protects them.
+ */
+#ifndef MLFS_FS_FS_H
+#define MLFS_FS_FS_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "problem.h"
+
+struct store;
+struct meta;
+struct node;
+
+struct fs_opts {
+	char *store;          /* STORE as given */
+	char *store_dir;      /* absolute local directory */
+	char *mountpoint;     /* absolute */
+	char *cache_dir;      /* index and cache; default under the store */
+	char *log_file;       /* -o log=FILE */
+	char *plugin_dir;
+	uint64_t max_file;    /* bytes: cap on one written file (EFBIG) */
+	unsigned jobs;
+	bool foreground;
+	bool debug;
+	bool read_only;
+};
+
+#define FS_ERRORS_KEEP 1000 /* lines kept in .mlfs/errors */
+
+struct fs {
+	struct fs_opts opts;
+	struct store *store;
+	struct meta *meta;
+	time_t mounted;
+	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
+
+	/* the node table (node.c) */
+	pthread_mutex_t nodes_lock;
+	struct node **by_ino;     /* under nodes_lock */
+	struct node **by_path;    /* under nodes_lock */
+	size_t nbuckets;          /* under nodes_lock */
+	size_t nnodes;            /* under nodes_lock */
+	uint64_t next_ino;        /* under nodes_lock */
+	struct node *root;
+
+	/* .mlfs/errors: a ring of lines */
+	pthread_mutex_t errors_lock;
+	char *errors[FS_ERRORS_KEEP]; /* under errors_lock */
+	unsigned errors_next;         /* under errors_lock */
+	uint64_t errors_total;        /* under errors_lock */
+
+	/* serialises changes to datasets (versions, aliases, removal) */
+	pthread_mutex_t ds_lock;
+
+	/* counters for .mlfs/stats */
+	_Atomic uint64_t n_lookup;
+	_Atomic uint64_t n_read;
+	_Atomic uint64_t n_write;
+	_Atomic uint64_t bytes_read;
+	_Atomic uint64_t bytes_written;
+	_Atomic uint64_t n_versions;
+	_Atomic uint64_t n_rejected;
+};
+
+/*
+ * fs_problem: record bad input: a line "path:line:col: msg" in
+ * .mlfs/errors and the log.  Any thread.
+ */
+void fs_problem(struct fs *fs, const struct problem *pb);
+/* fs_log: printf-style line to the log (stderr or syslog). */
+void fs_log(struct fs *fs, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Assemble the root's table (root.c); once, before mounting. */
+void root_init(void);
+
+#endif

@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The FUSE glue: libfuse's low-level calls arrive here, on any thread of
+ * the multi-threaded loop, and are dispatched through the node's type
+ * (node.h).  This is the only file that calls fuse_reply_* and the only
+ * place where the sign of an errno flips.
+ *
+ * What the glue does for every type: lookup and readdir from the tables,
+ * getattr with the caching the type's flags ask for, attribute files
+ * (show at open, writes collected in a bounded buffer, store on the first
+ * flush that carries new bytes), permission bits from the tables (the
+ * kernel checks them: default_permissions).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fs.h"
+#include "fuse_ops.h"
+#include "node.h"
+
+#define ATTR_MAX_WRITE ((size_t)1 << 20) /* attribute files: bytes */
+#define TIMEOUT_NAMED 1.0     /* seconds: entries and attrs that we change */
+#define TIMEOUT_IMMUTABLE 3600.0
+
+struct fs_reply {
+	fuse_req_t req;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void req_ctx(fuse_req_t req, struct fs_ctx *ctx)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+
+	ctx->uid = fc->uid;
+	ctx->gid = fc->gid;
+	ctx->pid = fc->pid;
+	ctx->umask = fc->umask;
+}
+
+static struct fs_file *req_file(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+static bool is_attr_file(const struct node_type *t)
+{
+	return !node_is_dir(t) && !S_ISLNK(t->mode) && !t->open &&
+	       (t->show || t->store);
+}
+
+int fs_reply_buf(struct fs_reply *r, const void *buf, size_t len)
+{
+	fuse_reply_buf(r->req, buf, len);
+	return 0;
+}
+
+int fs_reply_fd(struct fs_reply *r, int fd, off_t off, size_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(r->req, &bv, FUSE_BUF_SPLICE_MOVE);
+	return 0;
+}
+
+int fs_reply_err(struct fs_reply *r, int err)
+{
+	fuse_reply_err(r->req, err < 0 ? -err : err);
+	return 0;
+}
+
+/* Fill st for n; 0 or -errno. */
+static int node_stat(struct node *n, struct stat *st)
+{
+	const struct node_type *t = n->type;
+	struct fs *fs = n->fs;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = t->mode;
+	st->st_nlink = node_is_dir(t) ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 4096;
+	st->st_atim.tv_sec = fs->mounted;
+	st->st_mtim.tv_sec = fs->mounted;
+	st->st_ctim.tv_sec = fs->mounted;
+	if (S_ISLNK(t->mode) && t->readlink && !t->getattr) {
+		char *target = NULL;
+
+		rc = t->readlink(n, &target);
+		if (rc == 0)
+			st->st_size = (off_t)strlen(target);
+		free(target);
+	}
+	/* Generated files report the size of what a read returns. */
+	if (is_attr_file(t) && t->show) {
+		struct strbuf sb = { 0 };
+
+		rc = t->show(n, &sb);
+		if (rc == 0)
+			rc = sb.err;
+		st->st_size = (off_t)sb.len;
+		sb_free(&sb);
+	}
+	if (rc == 0 && t->getattr)
+		rc = t->getattr(n, st);
+	st->st_blocks = (st->st_size + 511) / 512;
+	return rc;
+}
+
+static double attr_timeout(const struct node_type *t)
+{
+	if (t->flags & NODE_F_IMMUTABLE)
+		return TIMEOUT_IMMUTABLE;
+	if (t->flags & (NODE_F_STREAM | NODE_F_VOLATILE) || is_attr_file(t))
+		return 0.0;
+	return TIMEOUT_NAMED;
+}
+
+/* Look name up in parent and fill e; takes a kernel lookup on success. */
+static int do_lookup(struct node *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	const struct node_type *type;
+	struct node *n;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	rc = node_resolve(parent, name, &type);
+	if (rc < 0)
+		return rc;
+	rc = node_child(parent, name, type, &n);
+	if (rc < 0)
+		return rc;
+	rc = node_stat(n, &e->attr);
+	if (rc < 0) {
+		node_forget(parent->fs, n->ino, 1);
+		node_put(n);
+		return rc;
+	}
+	e->ino = n->ino;
+	e->generation = 1;
+	e->attr_timeout = attr_timeout(type);
+	e->entry_timeout = (type->flags & NODE_F_IMMUTABLE) ? TIMEOUT_IMMUTABLE
+							    : TIMEOUT_NAMED;
+	node_put(n);
+	return 0;
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	/* O_TRUNC arrives with open, so a handle knows it started empty. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Versions change data.csv under the kernel: no writeback cache. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* Splice immutable content straight from the store's files. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+	fs_log(fs, 6, "mounted %s on %s", fs->opts.store, fs->opts.mountpoint);
+}
+
+static void fs_destroy(void *userdata)
+{
+	struct fs *fs = userdata;
+
+	fs_log(fs, 6, "unmounting %s", fs->opts.mountpoint);
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct node *parent;
+	int rc;
+
+	atomic_fetch_add(&fs->n_lookup, 1);
+	parent = node_get_ino(fs, pino);
+	if (!parent) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	rc = do_lookup(parent, name, &e);
+	node_put(parent);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(req_fs(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(req_fs(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct node *n = node_get_ino(req_fs(req), ino);
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	rc = node_stat(n, &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(n->type));
+	node_put(n);
+}
+
+static int attr_truncate(struct fs_file *f, off_t size)
+{
+	if ((size_t)size > ATTR_MAX_WRITE)
+		return -EFBIG;
+	if ((size_t)size > f->wcap) {
+		char *nb = realloc(f->wbuf, (size_t)size);
+
+		if (!nb)
+			return -ENOMEM;
+		f->wbuf = nb;
+		f->wcap = (size_t)size;
+	}
+	if ((size_t)size > f->wlen)
+		memset(f->wbuf + f->wlen, 0, (size_t)size - f->wlen);
+	f->wlen = (size_t)size;
+	f->gen++;
+	return 0;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct node *n = node_get_ino(req_fs(req), ino);
+	struct fs_ctx ctx;
+	struct stat st;
+	int rc = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fs_file *f = fi ? req_file(fi) : NULL;
+
+		if (!f)
+			rc = -EPERM; /* truncate(2) by path: open and write */
+		else if (n->type->truncate)
+			rc = n->type->truncate(f, attr->st_size);
+		else if (is_attr_file(n->type) && n->type->store)
+			rc = attr_truncate(f, attr->st_size);
+		else
+			rc = -EPERM;
+	}
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+				  FUSE_SET_ATTR_GID))) {
+		if (!n->type->chmod)
+			rc = -EPERM;
+		else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+			rc = -EPERM; /* chown: not yet */
+		else
+			rc = n->type->chmod(n, attr->st_mode, &ctx);
+	}
+	/* Times: accepted and ignored (touch, cp -p); content has its own. */
+	if (rc == 0)
+		rc = node_stat(n, &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(n->type));
+	node_put(n);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = node_get_ino(req_fs(req), ino);
+	char *target = NULL;
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	rc = n->type->readlink ? n->type->readlink(n, &target) : -EINVAL;
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+	node_put(n);
+}
+
+/* Reply with the entry of name in dir after a make or symlink. */
+static void reply_new_entry(fuse_req_t req, struct node *dir,
+			    const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(dir, name, &e);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name,
+		     mode_t mode)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	const struct node_type *t;
+	struct fs_ctx ctx;
+	int rc;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	if (node_resolve(dir, name, &t) == 0)
+		rc = -EEXIST;
+	else if (!dir->type->make)
+		rc = -EPERM;
+	else
+		rc = dir->type->make(dir, name, mode & ~ctx.umask, &ctx);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, dir, name);
+	node_put(dir);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	const struct node_type *t;
+	struct fs_ctx ctx;
+	int rc;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	rc = node_resolve(dir, name, &t);
+	if (rc == 0 && !node_is_dir(t))
+		rc = -ENOTDIR;
+	else if (rc == 0 && !dir->type->drop)
+		rc = -EPERM;
+	else if (rc == 0)
+		rc = dir->type->drop(dir, name, &ctx);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	node_put(dir);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	const struct node_type *t;
+	struct fs_ctx ctx;
+	int rc;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	rc = node_resolve(dir, name, &t);
+	if (rc == 0 && node_is_dir(t))
+		rc = -EISDIR;
+	/* Attribute files are part of their object: rmdir the object. */
+	else if (rc == 0 && (!S_ISLNK(t->mode) || !dir->type->unlink))
+		rc = -EPERM;
+	else if (rc == 0)
+		rc = dir->type->unlink(dir, name, &ctx);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	node_put(dir);
+}
+
+static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t pino,
+		       const char *name)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	const struct node_type *t;
+	struct fs_ctx ctx;
+	int rc;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	if (node_resolve(dir, name, &t) == 0)
+		rc = -EEXIST;
+	else if (!dir->type->symlink)
+		rc = -EPERM;
+	else
+		rc = dir->type->symlink(dir, name, target, &ctx);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, dir, name);
+	node_put(dir);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
+		      fuse_ino_t npino, const char *newname, unsigned flags)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct fs_ctx ctx;
+	int rc;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	if (npino != pino)
+		rc = -EXDEV;
+	else if (!dir->type->rename)
+		rc = -EPERM;
+	else
+		rc = dir->type->rename(dir, name, newname, flags, &ctx);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	node_put(dir);
+}
+
+static void file_free(struct fs_file *f)
+{
+	if (!f)
+		return;
+	free(f->snap);
+	free(f->wbuf);
+	if (f->node)
+		node_put(f->node);
+	free(f);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = node_get_ino(req_fs(req), ino);
+	const struct node_type *t;
+	struct fs_file *f;
+	struct fs_ctx ctx;
+	int acc = fi->flags & O_ACCMODE;
+	int rc = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	t = n->type;
+	req_ctx(req, &ctx);
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		node_put(n);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	f->node = n; /* the reference from node_get_ino */
+	f->flags = fi->flags;
+	f->uid = ctx.uid;
+	f->gid = ctx.gid;
+	f->pid = ctx.pid;
+	if (t->open) {
+		rc = t->open(f, &ctx);
+	} else if (is_attr_file(t)) {
+		if (acc != O_WRONLY && t->show) {
+			struct strbuf sb = { 0 };
+
+			rc = t->show(n, &sb);
+			if (rc == 0)
+				rc = sb.err;
+			f->snap = sb.buf;
+			f->snap_len = sb.len;
+			if (rc < 0)
+				sb_free(&sb), f->snap = NULL;
+		}
+		if (acc != O_RDONLY && !t->store)
+			rc = -EACCES;
+		/* Generated content: never trust the page cache or i_size. */
+		f->direct_io = true;
+	} else {
+		rc = -EACCES;
+	}
+	if (rc < 0) {
+		file_free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = f->direct_io;
+	fi->keep_cache = f->keep_cache;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* interrupted: the kernel will not release it */
+		if (t->release)
+			t->release(f);
+		file_free(f);
+	}
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+	struct fs *fs = req_fs(req);
+	struct fs_reply r = { req };
+	int rc;
+
+	(void)ino;
+	atomic_fetch_add(&fs->n_read, 1);
+	if (f->node->type->read) {
+		rc = f->node->type->read(f, size, off, &r);
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		return;
+	}
+	if (!f->snap || (size_t)off >= f->snap_len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > f->snap_len - (size_t)off)
+		size = f->snap_len - (size_t)off;
+	atomic_fetch_add(&fs->bytes_read, size);
+	fuse_reply_buf(req, f->snap + off, size);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+	struct fs *fs = req_fs(req);
+	ssize_t n;
+
+	(void)ino;
+	atomic_fetch_add(&fs->n_write, 1);
+	if (f->node->type->write) {
+		n = f->node->type->write(f, buf, size, off);
+	} else if (f->node->type->store) {
+		if (f->flags & O_APPEND)
+			off = (off_t)f->wlen;
+		if ((size_t)off + size > ATTR_MAX_WRITE) {
+			n = -EFBIG;
+		} else if ((size_t)off + size > f->wlen &&
+			   (n = attr_truncate(f, off + (off_t)size)) < 0) {
+			/* n set */
+		} else {
+			memcpy(f->wbuf + off, buf, size);
+			f->gen++;
+			n = (ssize_t)size;
+		}
+	} else {
+		n = -EBADF;
+	}
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	atomic_fetch_add(&fs->bytes_written, (uint64_t)n);
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+	struct fs *fs = req_fs(req);
+	const struct node_type *t = f->node->type;
+	struct problem pb = { 0 };
+	struct fs_ctx ctx;
+	int rc = 0;
+
+	(void)ino;
+	req_ctx(req, &ctx);
+	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+	if (t->flush) {
+		rc = t->flush(f, &ctx, &pb);
+	} else if (t->store && f->gen != f->committed) {
+		/* Only a flush that carries new bytes commits. */
+		char *text = malloc(f->wlen + 1);
+
+		if (!text) {
+			rc = -ENOMEM;
+		} else {
+			if (f->wlen)
+				memcpy(text, f->wbuf, f->wlen);
+			text[f->wlen] = '\0';
+			rc = t->store(f->node, text, f->wlen, &ctx, &pb);
+			free(text);
+		}
+		if (rc == 0)
+			f->committed = f->gen;
+	}
+	if (rc < 0 && pb.msg[0])
+		fs_problem(fs, &pb);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+
+	(void)ino;
+	if (f->node->type->release)
+		f->node->type->release(f);
+	file_free(f);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+	int rc = 0;
+
+	(void)ino;
+	(void)datasync;
+	if (f->node->type->fsync)
+		rc = f->node->type->fsync(f);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+/* A directory handle: the listing, built at opendir. */
+struct dir_list {
+	struct node *dir;
+	char **names;
+	const struct node_type **types;
+	size_t n;
+	size_t cap;
+	int err;
+};
+
+static int dir_add(void *ctx, const char *name, const struct node_type *t)
+{
+	struct dir_list *dl = ctx;
+
+	if (dl->n == dl->cap) {
+		size_t cap = dl->cap ? dl->cap * 2 : 32;
+		char **nn = realloc(dl->names, cap * sizeof(*nn));
+		const struct node_type **nt;
+
+		if (!nn) {
+			dl->err = -ENOMEM;
+			return 1;
+		}
+		dl->names = nn;
+		nt = realloc(dl->types, cap * sizeof(*nt));
+		if (!nt) {
+			dl->err = -ENOMEM;
+			return 1;
+		}
+		dl->types = nt;
+		dl->cap = cap;
+	}
+	dl->names[dl->n] = strdup(name);
+	if (!dl->names[dl->n]) {
+		dl->err = -ENOMEM;
+		return 1;
+	}
+	dl->types[dl->n++] = t;
+	return 0;
+}
+
+static void dir_list_free(struct dir_list *dl)
+{
+	if (!dl)
+		return;
+	for (size_t i = 0; i < dl->n; i++)
+		free(dl->names[i]);
+	free(dl->names);
+	free(dl->types);
+	if (dl->dir)
+		node_put(dl->dir);
+	free(dl);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct node *n = node_get_ino(req_fs(req), ino);
+	struct dir_list *dl;
+	int rc = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (!node_is_dir(n->type)) {
+		node_put(n);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	dl = calloc(1, sizeof(*dl));
+	if (!dl) {
+		node_put(n);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	dl->dir = n;
+	dir_add(dl, ".", n->type);
+	dir_add(dl, "..", n->type);
+	for (const struct node_type *t = n->type->children; t && t->name; t++)
+		dir_add(dl, t->name, t);
+	if (n->type->list)
+		rc = n->type->list(n, dir_add, dl);
+	if (rc == 0)
+		rc = dl->err;
+	if (rc < 0) {
+		dir_list_free(dl);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)dl;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_list_free(dl);
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct dir_list *dl = (struct dir_list *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < dl->n; i++) {
+		const char *name = dl->names[i];
+		size_t len;
+
+		if (plus) {
+			struct fuse_entry_param e = { 0 };
+			bool dot = strcmp(name, ".") == 0 ||
+				   strcmp(name, "..") == 0;
+
+			if (dot) {
+				e.attr.st_mode = S_IFDIR;
+				e.attr.st_ino = dl->dir->ino;
+			} else if (do_lookup(dl->dir, name, &e) < 0) {
+				continue; /* vanished since opendir */
+			}
+			len = fuse_add_direntry_plus(req, buf + used,
+						     size - used, name, &e,
+						     (off_t)i + 1);
+			if (len > size - used) {
+				if (!dot)
+					node_forget(req_fs(req), e.ino, 1);
+				break;
+			}
+		} else {
+			struct stat st = { 0 };
+
+			st.st_mode = dl->types[i]->mode;
+			len = fuse_add_direntry(req, buf + used, size - used,
+						name, &st, (off_t)i + 1);
+			if (len > size - used)
+				break;
+		}
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, false);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, true);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_list_free((struct dir_list *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct statvfs sv;
+
+	(void)ino;
+	if (statvfs(fs->opts.store_dir, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)pino;
+	(void)name;
+	(void)mode;
+	(void)fi;
+	/* Files are attributes of objects; nothing here makes new ones. */
+	fuse_reply_err(req, EACCES);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	/* ENODATA, never ENOSYS: ENOSYS turns xattrs off mount-wide. */
+	fuse_reply_err(req, ENODATA);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, ENOTSUP);
+}
+
+const struct fuse_lowlevel_ops fs_fuse_ops = {
+	.init = fs_init,
+	.destroy = fs_destroy,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.create = fs_create,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.setxattr = fs_setxattr,
+};

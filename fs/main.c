@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mlfs: the daemon.  `mlfs [options] STORE MOUNTPOINT`, as sshfs and s3fs.
+ *
+ * Every check that can fail (options, store, mountpoint) runs before the
+ * daemon detaches, so a failure is one line on stderr and a non-zero exit.
+ * Threads and LMDB start after the fork (LMDB environments do not survive
+ * one).  The index is rebuilt from the store when it is new or when the
+ * last mount did not end cleanly.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+#include <xxhash.h>
+
+#include "config.h"
+#include "ds.h"
+#include "fs.h"
+#include "fuse_ops.h"
+#include "meta.h"
+#include "node.h"
+#include "store.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
+
+struct cli {
+	char *store;
+	char *mountpoint;
+	char *cache;
+	char *cache_size;
+	char *plugins;
+	char *log;
+	char *max_file;
+	char *endpoint;
+	char *region;
+	unsigned jobs;
+	unsigned import_ttl;
+	int path_style;
+	int foreground;
+	int debug;
+	int help;
+	int version;
+	int ro;
+	int nargs;
+};
+
+#define CLI_OPT(t, p) { t, offsetof(struct cli, p), 1 }
+
+static const struct fuse_opt cli_opts[] = {
+	CLI_OPT("cache=%s", cache),
+	CLI_OPT("cache_size=%s", cache_size),
+	CLI_OPT("plugins=%s", plugins),
+	CLI_OPT("log=%s", log),
+	CLI_OPT("max_file=%s", max_file),
+	CLI_OPT("jobs=%u", jobs),
+	CLI_OPT("endpoint=%s", endpoint),
+	CLI_OPT("region=%s", region),
+	CLI_OPT("import_ttl=%u", import_ttl),
+	CLI_OPT("path_style", path_style),
+	CLI_OPT("-f", foreground),
+	CLI_OPT("-d", debug),
+	CLI_OPT("debug", debug),
+	CLI_OPT("-h", help),
+	CLI_OPT("--help", help),
+	CLI_OPT("-V", version),
+	CLI_OPT("--version", version),
+	FUSE_OPT_KEY("ro", 1),
+	/* fstab options that mount(8) passes on and FUSE does not take */
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("x-systemd.", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: mlfs [options] STORE MOUNTPOINT\n"
+		"\n"
+		"STORE is a local directory (the embedded store).\n"
+		"\n"
+		"options:\n"
+		"    -h, --help             print this help and exit\n"
+		"    -V, --version          print the version and exit\n"
+		"    -f                     stay in the foreground\n"
+		"    -d, -o debug           debug output (implies -f)\n"
+		"    -o opt[,opt...]        mount options:\n"
+		"       cache=DIR           index and cache directory\n"
+		"                           (default: STORE/.mlfs-cache)\n"
+		"       cache_size=SIZE     cache size limit, e.g. 20G\n"
+		"       max_file=SIZE       largest file one write may make\n"
+		"                           (default 64G; EFBIG past it)\n"
+		"       plugins=DIR         plugin directory\n"
+		"       jobs=N              jobs run at once\n"
+		"       log=FILE            log here instead of syslog\n"
+		"       ro, allow_other, default_permissions, ... (FUSE)\n"
+		"\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+static int cli_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cli *cli = data;
+
+	(void)outargs;
+	if (key == 1) {
+		cli->ro = 1;
+		return 1; /* FUSE takes ro as well */
+	}
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	cli->nargs++;
+	if (!cli->store) {
+		cli->store = strdup(arg);
+		return 0;
+	}
+	if (!cli->mountpoint) {
+		cli->mountpoint = strdup(arg);
+		return 0;
+	}
+	fprintf(stderr, "mlfs: unexpected argument \"%s\"\n", arg);
+	return -1;
+}
+
+/* "20G" -> bytes; -EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ULL << 10; end++; break;
+	case 'm': case 'M': mul = 1ULL << 20; end++; break;
+	case 'g': case 'G': mul = 1ULL << 30; end++; break;
+	case 't': case 'T': mul = 1ULL << 40; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+/* One line, then exit status 1. */
+static int fail(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "mlfs: ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* Is path a mountpoint already (or a dead FUSE mount)? */
+static int mountpoint_busy(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat st, pst;
+	struct statfs sf;
+
+	if (statfs(path, &sf) == 0 && (unsigned)sf.f_type == FUSE_SUPER_MAGIC)
+		return 1;
+	if (stat(path, &st) < 0)
+		return errno == ENOTCONN ? 1 : 0;
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(parent, &pst) < 0)
+		return 0;
+	return st.st_dev != pst.st_dev || st.st_ino == pst.st_ino;
+}
+
+/* Remove staging files a crashed mount left in the store's tmp folder. */
+static void clean_tmp(const char *store_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/.tmp", store_dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
+static char *default_cache_dir(const char *store_dir)
+{
+	char *out;
+
+	if (asprintf(&out, "%s/.mlfs-cache", store_dir) < 0)
+		return NULL;
+	return out;
+}
+
+static int open_index(struct fs *fs)
+{
+	char *val = NULL;
+	struct meta_txn *t;
+	bool created;
+	bool clean = false;
+	int rc;
+
+	rc = meta_open(fs->opts.cache_dir, &fs->meta, &created);
+	if (rc < 0) {
+		fs_log(fs, LOG_ERR, "index %s: %s", fs->opts.cache_dir,
+		       strerror(-rc));
+		return rc;
+	}
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	if (meta_get(t, META_MISC, "clean", &val, NULL) == 0)
+		clean = strcmp(val, "1") == 0;
+	free(val);
+	meta_txn_abort(t);
+	if (created || !clean) {
+		rc = ds_rebuild(fs);
+		if (rc < 0) {
+			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
+			return rc;
+		}
+		fs_log(fs, LOG_INFO, "index rebuilt from the store (%s)",
+		       created ? "new index" : "unclean shutdown");
+	}
+	/* Until a clean unmount says otherwise, the next mount rebuilds. */
+	rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_put(t, META_MISC, "clean", "0", 1);
+	if (rc < 0) {
+		meta_txn_abort(t);
+		return rc;
+	}
+	return meta_txn_commit(t);
+}
+
+static void mark_clean(struct fs *fs)
+{
+	struct meta_txn *t;
+
+	if (meta_txn_begin(fs->meta, false, &t) < 0)
+		return;
+	if (meta_put(t, META_MISC, "clean", "1", 1) < 0) {
+		meta_txn_abort(t);
+		return;
+	}
+	meta_txn_commit(t);
+}
+
+static void fs_free(struct fs *fs)
+{
+	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
+		free(fs->errors[i]);
+	meta_close(fs->meta);
+	store_close(fs->store);
+	node_table_free(fs);
+	free(fs->opts.store);
+	free(fs->opts.store_dir);
+	free(fs->opts.mountpoint);
+	free(fs->opts.cache_dir);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_loop_config *lcfg = NULL;
+	struct fuse_session *se = NULL;
+	struct cli cli = { 0 };
+	struct fs fs = { 0 };
+	char real[PATH_MAX], msg[256];
+	struct stat st;
+	int status = 1;
+	int rc;
+
+	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0)
+		return 1;
+	if (cli.help) {
+		usage(stdout);
+		status = 0;
+		goto out_args;
+	}
+	if (cli.version) {
+		printf("mlfs %s (FUSE %s)\n", MLFS_VERSION, fuse_pkgversion());
+		status = 0;
+		goto out_args;
+	}
+	if (!cli.store || !cli.mountpoint) {
+		usage(stderr);
+		goto out_args;
+	}
+	fs.opts.max_file = (uint64_t)64 << 30;
+	if (cli.max_file && parse_size(cli.max_file, &fs.opts.max_file) < 0) {
+		status = fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
+			      cli.max_file, "");
+		goto out_args;
+	}
+	if (strncmp(cli.store, "s3://", 5) == 0) {
+		status = fail("%s: S3 stores are not supported by this build "
+			      "yet%s", cli.store, "");
+		goto out_args;
+	}
+	if (stat(cli.store, &st) < 0) {
+		status = fail("store %s: %s", cli.store, strerror(errno));
+		goto out_args;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		status = fail("store %s: %s", cli.store, strerror(ENOTDIR));
+		goto out_args;
+	}
+	if (access(cli.store, W_OK) < 0) {
+		status = fail("store %s: not writable: %s", cli.store,
+			      strerror(errno));
+		goto out_args;
+	}
+	if (!realpath(cli.store, real)) {
+		status = fail("store %s: %s", cli.store, strerror(errno));
+		goto out_args;
+	}
+	fs.opts.store = strdup(cli.store);
+	fs.opts.store_dir = strdup(real);
+	if (stat(cli.mountpoint, &st) < 0) {
+		status = fail("mountpoint %s: %s", cli.mountpoint,
+			      strerror(errno));
+		goto out_fs;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		status = fail("mountpoint %s: %s", cli.mountpoint,
+			      strerror(ENOTDIR));
+		goto out_fs;
+	}
+	if (mountpoint_busy(cli.mountpoint)) {
+		status = fail("mountpoint %s: already a mountpoint (busy)%s",
+			      cli.mountpoint, "");
+		goto out_fs;
+	}
+	if (!realpath(cli.mountpoint, real)) {
+		status = fail("mountpoint %s: %s", cli.mountpoint,
+			      strerror(errno));
+		goto out_fs;
+	}
+	fs.opts.mountpoint = strdup(real);
+	if (strncmp(fs.opts.mountpoint, fs.opts.store_dir,
+		    strlen(fs.opts.store_dir)) == 0 &&
+	    (fs.opts.mountpoint[strlen(fs.opts.store_dir)] == '/' ||
+	     fs.opts.mountpoint[strlen(fs.opts.store_dir)] == '\0')) {
+		status = fail("mountpoint %s is inside the store %s",
+			      cli.mountpoint, cli.store);
+		goto out_fs;
+	}
+	fs.opts.cache_dir = cli.cache ? strdup(cli.cache)
+				      : default_cache_dir(fs.opts.store_dir);
+	if (!fs.opts.store || !fs.opts.store_dir || !fs.opts.mountpoint ||
+	    !fs.opts.cache_dir) {
+		status = fail("%s%s", strerror(ENOMEM), "");
+		goto out_fs;
+	}
+	if (mkdir(fs.opts.cache_dir, 0700) < 0 && errno != EEXIST) {
+		status = fail("cache %s: %s", fs.opts.cache_dir,
+			      strerror(errno));
+		goto out_fs;
+	}
+	if (access(fs.opts.cache_dir, W_OK) < 0) {
+		status = fail("cache %s: not writable: %s", fs.opts.cache_dir,
+			      strerror(errno));
+		goto out_fs;
+	}
+	rc = store_local_open(fs.opts.store_dir, &fs.store);
+	if (rc < 0) {
+		status = fail("store %s: %s", cli.store, strerror(-rc));
+		goto out_fs;
+	}
+	rc = ds_format_check(&fs, msg, sizeof(msg));
+	if (rc < 0) {
+		status = fail("store %s: %s", cli.store,
+			      msg[0] ? msg : strerror(-rc));
+		goto out_fs;
+	}
+	clean_tmp(fs.opts.store_dir);
+	fs.opts.foreground = cli.foreground || cli.debug;
+	fs.opts.debug = cli.debug;
+	fs.opts.read_only = cli.ro;
+	fs.log_fp = fs.opts.foreground ? stderr : NULL;
+	if (cli.log) {
+		fs.log_fp = fopen(cli.log, "ae");
+		if (!fs.log_fp) {
+			status = fail("log %s: %s", cli.log, strerror(errno));
+			goto out_fs;
+		}
+	}
+	fs.mounted = time(NULL);
+	pthread_mutex_init(&fs.errors_lock, NULL);
+	pthread_mutex_init(&fs.ds_lock, NULL);
+	root_init();
+	if (node_table_init(&fs) < 0) {
+		status = fail("%s%s", strerror(ENOMEM), "");
+		goto out_fs;
+	}
+
+	/* The kernel checks permissions against the modes we report. */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=mlfs");
+	fuse_opt_add_arg(&args, "-osubtype=mlfs");
+	if (cli.debug)
+		fuse_opt_add_arg(&args, "-d");
+	se = fuse_session_new(&args, &fs_fuse_ops, sizeof(fs_fuse_ops), &fs);
+	if (!se) {
+		status = fail("bad mount options (see mlfs --help)%s%s", "",
+			      "");
+		goto out_fs;
+	}
+	if (fuse_set_signal_handlers(se) < 0) {
+		status = fail("cannot set signal handlers%s%s", "", "");
+		goto out_session;
+	}
+	if (fuse_session_mount(se, fs.opts.mountpoint) < 0) {
+		status = fail("mount %s failed%s", cli.mountpoint, "");
+		goto out_signals;
+	}
+	if (!fs.opts.foreground)
+		openlog("mlfs", LOG_PID, LOG_DAEMON);
+	if (fuse_daemonize(fs.opts.foreground) < 0) {
+		status = 1;
+		goto out_unmount;
+	}
+	/* After the fork: libraries that start threads or map files. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (open_index(&fs) < 0)
+		goto out_curl;
+	lcfg = fuse_loop_cfg_create();
+	if (!lcfg)
+		goto out_curl;
+	fuse_loop_cfg_set_clone_fd(lcfg, 0);
+	fuse_loop_cfg_set_idle_threads(lcfg, 10);
+	fuse_loop_cfg_set_max_threads(lcfg, 64);
+	rc = fuse_session_loop_mt(se, lcfg);
+	/* fusermount3 -u, SIGTERM, SIGINT, SIGHUP: a clean unmount */
+	status = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP)
+			 ? 0
+			 : 1;
+	if (status == 0)
+		mark_clean(&fs);
+	fuse_loop_cfg_destroy(lcfg);
+out_curl:
+	curl_global_cleanup();
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	if (fs.log_fp && fs.log_fp != stderr)
+		fclose(fs.log_fp);
+	fs_free(&fs);
+out_args:
+	fuse_opt_free_args(&args);
+	free(cli.store);
+	free(cli.mountpoint);
+	free(cli.cache);
+	free(cli.cache_size);
+	free(cli.plugins);
+	free(cli.log);
+	free(cli.max_file);
+	free(cli.endpoint);
+	free(cli.region);
+	return status;
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The LMDB index (see meta.h).  One environment, one named database per
+ * table.  Any thread may open transactions; LMDB serialises writers.
+ * MDB_NOTLS lets a read txn be used by whichever thread opened it without
+ * tying LMDB's reader slots to threads of FUSE's pool.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "meta.h"
+
+struct meta {
+	MDB_env *env;
+	MDB_dbi dbi[META_NTABLES]; /* set at open, then read-only */
+};
+
+struct meta_txn {
+	struct meta *m;
+	MDB_txn *txn;
+};
+
+static const char *const meta_table_names[META_NTABLES] = {
+	[META_MISC] = "misc",
+	[META_DS] = "ds",
+	[META_DSV] = "dsv",
+};
+
+/* The one place MDB_* codes become errnos. */
+static int meta_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	case MDB_BAD_VALSIZE:
+		return -ENAMETOOLONG;
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+		return -EIO;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+int meta_open(const char *dir, struct meta **out, bool *created)
+{
+	struct meta *m;
+	MDB_txn *txn;
+	char path[4096];
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	*created = stat(path, &st) < 0;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	rc = mdb_env_create(&m->env);
+	if (rc)
+		goto out_free;
+	mdb_env_set_maxdbs(m->env, META_NTABLES + 4);
+	mdb_env_set_maxreaders(m->env, 256);
+	/* Address space only; the file grows as used. */
+	mdb_env_set_mapsize(m->env, (size_t)64 << 30);
+	rc = mdb_env_open(m->env, dir, MDB_NOTLS, 0600);
+	if (rc)
+		goto out_close_env;
+	rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+	if (rc)
+		goto out_close_env;
+	for (int i = 0; i < META_NTABLES; i++) {
+		rc = mdb_dbi_open(txn, meta_table_names[i], MDB_CREATE,
+				  &m->dbi[i]);
+		if (rc) {
+			mdb_txn_abort(txn);
+			goto out_close_env;
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto out_close_env;
+	*out = m;
+	return 0;
+
+out_close_env:
+	mdb_env_close(m->env);
+out_free:
+	free(m);
+	return meta_errno(rc);
+}
+
+void meta_close(struct meta *m)
+{
+	if (!m)
+		return;
+	mdb_env_close(m->env);
+	free(m);
+}
+
+int meta_txn_begin(struct meta *m, bool rdonly, struct meta_txn **out)
+{
+	struct meta_txn *t;
+	int rc;
+
+	*out = NULL;
+	t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->m = m;
+	rc = mdb_txn_begin(m->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+	if (rc) {
+		free(t);
+		return meta_errno(rc);
+	}
+	*out = t;
+	return 0;
+}
+
+int meta_txn_commit(struct meta_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+
+	free(t);
+	return meta_errno(rc);
+}
+
+void meta_txn_abort(struct meta_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+static MDB_val meta_key(const char *key)
+{
+	MDB_val k = { .mv_size = strlen(key), .mv_data = (void *)key };
+
+	return k;
+}
+
+int meta_get(struct meta_txn *t, enum meta_table tab, const char *key,
+	     char **val, size_t *len)
+{
+	MDB_val k = meta_key(key), v;
+	char *copy;
+	int rc;
+
+	*val = NULL;
+	if (k.mv_size == 0)
+		return -ENOENT;
+	rc = mdb_get(t->txn, t->m->dbi[tab], &k, &v);
+	if (rc)
+		return meta_errno(rc);
+	/* The map dies with the txn: copy out. */
+	copy = malloc(v.mv_size + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[v.mv_size] = '\0';
+	*val = copy;
+	if (len)
+		*len = v.mv_size;
+	return 0;
+}
+
+int meta_has(struct meta_txn *t, enum meta_table tab, const char *key)
+{
+	MDB_val k = meta_key(key), v;
+	int rc;
+
+	if (k.mv_size == 0)
+		return 0;
+	rc = mdb_get(t->txn, t->m->dbi[tab], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? meta_errno(rc) : 1;
+}
+
+int meta_put(struct meta_txn *t, enum meta_table tab, const char *key,
+	     const void *val, size_t len)
+{
+	MDB_val k = meta_key(key);
+	MDB_val v = { .mv_size = len, .mv_data = (void *)val };
+
+	return meta_errno(mdb_put(t->txn, t->m->dbi[tab], &k, &v, 0));
+}
+
+int meta_del(struct meta_txn *t, enum meta_table tab, const char *key)
+{
+	MDB_val k = meta_key(key);
+
+	if (k.mv_size == 0)
+		return -ENOENT;
+	return meta_errno(mdb_del(t->txn, t->m->dbi[tab], &k, NULL));
+}
+
+int meta_scan(struct meta_txn *t, enum meta_table tab, const char *prefix,
+	      const char *after, meta_scan_fn fn, void *arg)
+{
+	size_t plen = strlen(prefix);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	char keybuf[1024];
+	int rc, op, urc = 0;
+
+	rc = mdb_cursor_open(t->txn, t->m->dbi[tab], &cur);
+	if (rc)
+		return meta_errno(rc);
+	k = meta_key(after && strcmp(after, prefix) > 0 ? after : prefix);
+	op = MDB_SET_RANGE;
+	if (k.mv_size == 0)
+		op = MDB_FIRST;
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (k.mv_size >= sizeof(keybuf))
+			continue;
+		memcpy(keybuf, k.mv_data, k.mv_size);
+		keybuf[k.mv_size] = '\0';
+		if (after && strcmp(keybuf, after) <= 0)
+			continue;
+		urc = fn(arg, keybuf, v.mv_data, v.mv_size);
+		if (urc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (urc)
+		return urc;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return meta_errno(rc);
+}
+
+int meta_drop(struct meta_txn *t, enum meta_table tab)
+{
+	return meta_errno(mdb_drop(t->txn, t->m->dbi[tab], 0));
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metadata index: LMDB on the local disk.  It indexes what the store
+ * holds (datasets, versions, aliases; later jobs and models) so that
+ * lookups and listings never touch the store.  It can always be rebuilt
+ * from the store.
+ *
+ * Keys are strings; tables are LMDB named databases.  MDB_* codes stop
+ * here and become errnos (meta.c has the one translation).  Transactions
+ * belong to one thread and must be short: never hold one across store I/O.
+ */
+#ifndef MLFS_FS_META_H
+#define MLFS_FS_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct meta;
+struct meta_txn;
+
+enum meta_table {
+	META_MISC = 0, /* small settings: "clean", "format" */
+	META_DS,       /* dataset name -> dataset record (JSON) */
+	META_DSV,      /* "name/v<10-digit n>" -> version manifest (JSON) */
+	META_NTABLES,
+};
+
+/*
+ * meta_open: open or create the index in directory dir (created if
+ * missing).  *created tells whether the index was new (so the caller
+ * rebuilds it from the store).  -errno on failure, *out NULL.
+ */
+int meta_open(const char *dir, struct meta **out, bool *created);
+/* meta_close(NULL) does nothing.  No transaction may be open. */
+void meta_close(struct meta *m);
+
+/* Begin a transaction; rdonly for readers.  *out NULL on failure. */
+int meta_txn_begin(struct meta *m, bool rdonly, struct meta_txn **out);
+/* Commit (ends the txn either way): 0 or -errno (-ENOSPC, -EIO). */
+int meta_txn_commit(struct meta_txn *t);
+/* Abort; NULL does nothing. */
+void meta_txn_abort(struct meta_txn *t);
+
+/*
+ * meta_get: the value of key as a malloc'd NUL-terminated copy (*val,
+ * *len without the NUL).  -ENOENT if missing.
+ */
+int meta_get(struct meta_txn *t, enum meta_table tab, const char *key,
+	     char **val, size_t *len);
+/* meta_has: 1 if present, 0 if not, -errno. */
+int meta_has(struct meta_txn *t, enum meta_table tab, const char *key);
+int meta_put(struct meta_txn *t, enum meta_table tab, const char *key,
+	     const void *val, size_t len);
+/* meta_del: -ENOENT if missing. */
+int meta_del(struct meta_txn *t, enum meta_table tab, const char *key);
+
+/*
+ * meta_scan: call fn for each key starting with prefix, in key order,
+ * with key and value borrowed (valid for the call only).  A non-zero
+ * return from fn stops the scan and is returned.  after (may be NULL)
+ * skips keys <= after, for resumable listings.
+ */
+typedef int (*meta_scan_fn)(void *arg, const char *key, const char *val,
+			    size_t len);
+int meta_scan(struct meta_txn *t, enum meta_table tab, const char *prefix,
+	      const char *after, meta_scan_fn fn, void *arg);
+
+/* meta_drop: empty a table (used by rebuilds). */
+int meta_drop(struct meta_txn *t, enum meta_table tab);
+
+#endif

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The namespace engine.  Each directory of the tree is declared as data:
+ * a table of node types, each with a name (or a lookup callback for
+ * entries that come and go, such as datasets and versions), a mode, flags
+ * for the kernel's caching, and the ops that type supports.  fs/fuse.c
+ * receives FUSE's low-level calls and dispatches through the node's type;
+ * a NULL op means "not supported" and the glue answers with the matching
+ * errno.  Only fs/fuse.c talks to libfuse: ops answer through the
+ * fs_reply_* helpers it exports.
+ *
+ * Nodes are the kernel's inodes: one per path the kernel has looked up,
+ * freed when the kernel forgets it (not at unlink).  A node knows its path
+ * split in components, so callbacks find their object by position
+ * (datasets/<name>/v<n>/...: comp[1] is the dataset, comp[2] the
+ * version).  The node table is internally locked; node fields other than
+ * nlookup and refs are immutable after creation.
+ */
+#ifndef MLFS_FS_NODE_H
+#define MLFS_FS_NODE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "problem.h"
+
+struct fs;
+struct node;
+struct fs_file;
+struct fs_reply;
+struct strbuf;
+struct node_type;
+
+#define NODE_MAX_DEPTH 8
+
+/* Flags of a node type: how the kernel may cache it. */
+#define NODE_F_STREAM 0x1    /* grows by itself: attr timeout 0, direct_io */
+#define NODE_F_IMMUTABLE 0x2 /* never changes: keep the page cache */
+#define NODE_F_DYNAMIC 0x4   /* entries appear by themselves: no negative
+				caching of lookups in this directory */
+#define NODE_F_VOLATILE 0x8  /* content changes (data.csv): attr timeout 0,
+				page cache dropped at open */
+
+/* Who is asking: from the FUSE request. */
+struct fs_ctx {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t umask;
+};
+
+/* readdir callback for dynamic entries: 0 to go on, 1 when full. */
+typedef int (*node_fill_fn)(void *ctx, const char *name,
+			    const struct node_type *type);
+
+struct node_type {
+	const char *name; /* fixed entry name; NULL in dynamic types */
+	mode_t mode;      /* S_IFDIR|0755, S_IFREG|0444, S_IFLNK|0777 */
+	unsigned flags;   /* NODE_F_* */
+
+	/* --- directories --- */
+	/* Fixed entries, listed first and in table order; {NULL}-ended. */
+	const struct node_type *children;
+	/*
+	 * lookup: is name a dynamic entry of dir?  0 and *type set, or
+	 * -ENOENT.  list: call fill for each dynamic entry.
+	 */
+	int (*lookup)(struct node *dir, const char *name,
+		      const struct node_type **type);
+	int (*list)(struct node *dir, node_fill_fn fill, void *ctx);
+	/* mkdir and rmdir of objects (configfs style). */
+	int (*make)(struct node *dir, const char *name, mode_t mode,
+		    const struct fs_ctx *ctx);
+	int (*drop)(struct node *dir, const char *name,
+		    const struct fs_ctx *ctx);
+	/* Aliases: symlink, unlink of a symlink, rename over one. */
+	int (*symlink)(struct node *dir, const char *name,
+		       const char *target, const struct fs_ctx *ctx);
+	int (*unlink)(struct node *dir, const char *name,
+		      const struct fs_ctx *ctx);
+	int (*rename)(struct node *dir, const char *from, const char *to,
+		      unsigned flags, const struct fs_ctx *ctx);
+
+	/* --- every node --- */
+	/*
+	 * getattr: fill what the type knows (size, times, owner, mode
+	 * bits); the glue has set ino, type bits, nlink and the table's
+	 * mode before.  NULL: attribute files take their size from show.
+	 */
+	int (*getattr)(struct node *n, struct stat *st);
+	/* setattr for chmod/chown of objects; NULL: EPERM. */
+	int (*chmod)(struct node *n, mode_t mode, const struct fs_ctx *ctx);
+	/* readlink: malloc'd target. */
+	int (*readlink)(struct node *n, char **target);
+
+	/* --- attribute files: one value, rendered whole --- */
+	/* show: append the whole content to out at open (the snapshot). */
+	int (*show)(struct node *n, struct strbuf *out);
+	/*
+	 * store: the whole written text, NUL-terminated, on the first flush
+	 * that carries new bytes.  Apply it completely or change nothing and
+	 * return -errno (fill pb for bad input).
+	 */
+	int (*store)(struct node *n, const char *text, size_t len,
+		     const struct fs_ctx *ctx, struct problem *pb);
+
+	/* --- data files and streams: the type manages the handle --- */
+	int (*open)(struct fs_file *f, const struct fs_ctx *ctx);
+	/* read: answer with fs_reply_buf/fs_reply_fd (now or later). */
+	int (*read)(struct fs_file *f, size_t size, off_t off,
+		    struct fs_reply *r);
+	ssize_t (*write)(struct fs_file *f, const char *buf, size_t size,
+			 off_t off);
+	/* truncate an open handle (ftruncate, O_TRUNC without atomic). */
+	int (*truncate)(struct fs_file *f, off_t size);
+	/* flush: commit new bytes; its result is what close() returns. */
+	int (*flush)(struct fs_file *f, const struct fs_ctx *ctx,
+		     struct problem *pb);
+	int (*fsync)(struct fs_file *f);
+	void (*release)(struct fs_file *f);
+};
+
+struct node {
+	uint64_t ino;
+	struct fs *fs;
+	const struct node_type *type;
+	struct node *parent;       /* holds a reference; NULL for the root */
+	char *path;                /* "datasets/iris/v2", "" for the root */
+	const char *name;          /* last component, inside path */
+	unsigned depth;            /* number of components */
+	const char *comp[NODE_MAX_DEPTH]; /* components, inside compbuf */
+	char *compbuf;
+	_Atomic uint64_t nlookup;  /* the kernel's count */
+	_Atomic unsigned refs;     /* table + open handles + children */
+	struct node *next_ino;     /* under the table lock */
+	struct node *next_path;    /* under the table lock */
+};
+
+/* An open file.  Fields other than priv are owned by the glue. */
+struct fs_file {
+	struct node *node; /* holds a reference */
+	int flags;         /* open(2) flags */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	/* attribute files: */
+	char *snap; /* show() at open */
+	size_t snap_len;
+	char *wbuf; /* bytes written, at their offsets */
+	size_t wlen;
+	size_t wcap;
+	uint64_t gen;       /* bumped by each write/truncate */
+	uint64_t committed; /* gen at the last commit */
+	bool direct_io;     /* set by open ops for streams */
+	bool keep_cache;    /* set by open ops for immutable content */
+	void *priv;         /* the type's own state */
+};
+
+/* The root's type is declared in root.c. */
+extern const struct node_type root_type;
+
+/* Create the node table with the root node; -ENOMEM. */
+int node_table_init(struct fs *fs);
+void node_table_free(struct fs *fs);
+
+/* Find by inode with a reference taken (node_put); NULL if unknown. */
+struct node *node_get_ino(struct fs *fs, uint64_t ino);
+/*
+ * Find or make the child node (parent, name, type), with one more kernel
+ * lookup counted and a reference taken.  -ENOMEM.
+ */
+int node_child(struct node *parent, const char *name,
+	       const struct node_type *type, struct node **out);
+/* Take and drop references; the last put frees the node. */
+void node_ref(struct node *n);
+void node_put(struct node *n);
+/* The kernel forgets n nlookup times. */
+void node_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
+
+/*
+ * Resolve name inside dir: a fixed child or a dynamic entry.  0 and
+ * *type, -ENOENT, -ENOTDIR.
+ */
+int node_resolve(struct node *dir, const char *name,
+		 const struct node_type **type);
+
+static inline bool node_is_dir(const struct node_type *t)
+{
+	return S_ISDIR(t->mode);
+}
+
+/* A growable string; the engine's buffer for show(). */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t max; /* ceiling (0: 64 MiB); past it appends fail -E2BIG */
+	int err;    /* sticky first error */
+};
+
+int sb_append(struct strbuf *sb, const char *s, size_t len);
+int sb_printf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int sb_puts(struct strbuf *sb, const char *s);
+void sb_free(struct strbuf *sb);
+
+/* Answers to a read, from fs/fuse.c.  Each returns 0. */
+int fs_reply_buf(struct fs_reply *r, const void *buf, size_t len);
+int fs_reply_fd(struct fs_reply *r, int fd, off_t off, size_t len);
+int fs_reply_err(struct fs_reply *r, int err);
+
+/* Name grammar of objects and aliases (DESIGN.md): 0 or -EINVAL. */
+int node_name_check(const char *name, struct problem *pb);
+/* "v<digits>" -> 1 and *ver; 0 otherwise. */
+bool node_name_is_version(const char *name, unsigned *ver);
+
+#endif

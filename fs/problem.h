@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct problem: where bad input is and what is wrong with it.  Parsers
+ * fill one and return -EINVAL (or -E2BIG/-EFBIG); callers render it as
+ * "path:line:col: msg" and send it to .mlfs/errors and the log.
+ */
+#ifndef MLFS_FS_PROBLEM_H
+#define MLFS_FS_PROBLEM_H
+
+#include <stddef.h>
+
+struct problem {
+	char path[512]; /* mount-relative path of the file, may be empty */
+	unsigned line;  /* 1-based; 0 if not applicable */
+	unsigned col;   /* 1-based; 0 if not applicable */
+	char msg[512];  /* lower-case, no trailing period */
+};
+
+/*
+ * problem_set: fill pb (line, col and a printf-style message; path is left
+ * as it is) and return -EINVAL, so parsers can write
+ * `return problem_set(pb, line, col, "...")`.  pb may be NULL.
+ */
+int problem_set(struct problem *pb, unsigned line, unsigned col,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* problem_format: "path:line:col: msg" (parts omitted when empty/0). */
+void problem_format(const struct problem *pb, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The root of the mount: the generated README, .mlfs/ (the filesystem's
+ * own controls and status) and the top-level directories.  Any FUSE
+ * worker enters; the errors ring is under fs->errors_lock.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "config.h"
+#include "datasets.h"
+#include "fs.h"
+#include "node.h"
+
+static const char readme_text[] =
+	"mlfs: a machine-learning platform as a filesystem\n"
+	"\n"
+	"  datasets/<ds>/        mkdir makes a dataset; rmdir removes it\n"
+	"    data.csv            the current version: cp or > a CSV here to\n"
+	"                        make a new version (on close)\n"
+	"    source              write a local path to import it as a version\n"
+	"    schema              column types and roles (JSON); write to\n"
+	"                        override, e.g.\n"
+	"                        {\"columns\": [{\"name\": \"id\", \"role\": \"id\"}]}\n"
+	"    stats               per-column statistics (JSON)\n"
+	"    latest -> v<n>      the newest version\n"
+	"    v<n>/               immutable: data.csv schema stats lineage\n"
+	"    <alias> -> v<n>     ln -s v2 prod; ln -sfn v3 prod; rm prod\n"
+	"  .mlfs/                version, stats, errors (bad input, newest "
+	"last)\n"
+	"\n"
+	"Errors: a bad CSV or spec fails the write or close with EINVAL and\n"
+	"the reason, with file, line and column, goes to .mlfs/errors.\n";
+
+static int readme_show(struct node *n, struct strbuf *out)
+{
+	(void)n;
+	return sb_puts(out, readme_text);
+}
+
+static int version_show(struct node *n, struct strbuf *out)
+{
+	(void)n;
+	return sb_printf(out, "mlfs %s\n", MLFS_VERSION);
+}
+
+static int stats_show(struct node *n, struct strbuf *out)
+{
+	struct fs *fs = n->fs;
+
+	return sb_printf(out,
+			 "uptime_seconds %lld\n"
+			 "lookups %llu\n"
+			 "reads %llu\n"
+			 "writes %llu\n"
+			 "bytes_read %llu\n"
+			 "bytes_written %llu\n"
+			 "versions_created %llu\n"
+			 "rejected %llu\n",
+			 (long long)(time(NULL) - fs->mounted),
+			 (unsigned long long)fs->n_lookup,
+			 (unsigned long long)fs->n_read,
+			 (unsigned long long)fs->n_write,
+			 (unsigned long long)fs->bytes_read,
+			 (unsigned long long)fs->bytes_written,
+			 (unsigned long long)fs->n_versions,
+			 (unsigned long long)fs->n_rejected);
+}
+
+static int errors_show(struct node *n, struct strbuf *out)
+{
+	struct fs *fs = n->fs;
+	unsigned count, start;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->errors_lock);
+	count = fs->errors_total < FS_ERRORS_KEEP ? (unsigned)fs->errors_total
+						   : FS_ERRORS_KEEP;
+	start = (fs->errors_next + FS_ERRORS_KEEP - count) % FS_ERRORS_KEEP;
+	for (unsigned i = 0; i < count && rc == 0; i++) {
+		const char *line = fs->errors[(start + i) % FS_ERRORS_KEEP];
+
+		rc = sb_printf(out, "%s\n", line ? line : "");
+	}
+	pthread_mutex_unlock(&fs->errors_lock);
+	return rc;
+}
+
+static int plugins_show(struct node *n, struct strbuf *out)
+{
+	(void)n;
+	(void)out;
+	return 0; /* no plugins are loaded yet */
+}
+
+static int cache_show(struct node *n, struct strbuf *out)
+{
+	struct fs *fs = n->fs;
+
+	return sb_printf(out, "store %s\ncache_dir %s\n", fs->opts.store,
+			 fs->opts.cache_dir);
+}
+
+static const struct node_type mlfs_files[] = {
+	{ "version", S_IFREG | 0444, 0, .show = version_show },
+	{ "plugins", S_IFREG | 0444, 0, .show = plugins_show },
+	{ "cache", S_IFREG | 0444, 0, .show = cache_show },
+	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
+	{ "errors", S_IFREG | 0444, 0, .show = errors_show },
+	{ NULL },
+};
+
+static const struct node_type root_files[] = {
+	{ "README", S_IFREG | 0444, 0, .show = readme_show },
+	{ ".mlfs", S_IFDIR | 0555, 0, .children = mlfs_files },
+	{ .name = "datasets" }, /* placeholder, replaced below */
+	{ NULL },
+};
+
+/*
+ * C cannot put an extern const object into a static initializer by
+ * value, so the root's children are assembled once at startup.
+ */
+static struct node_type root_children[sizeof(root_files) /
+				      sizeof(root_files[0])];
+
+const struct node_type root_type = {
+	"", S_IFDIR | 0755, 0, .children = root_children,
+};
+
+void root_init(void)
+{
+	memcpy(root_children, root_files, sizeof(root_files));
+	root_children[2] = datasets_type;
+}
+
+void fs_problem(struct fs *fs, const struct problem *pb)
+{
+	char line[1200], stamp[32], *copy;
+	struct tm tm;
+	time_t now = time(NULL);
+
+	problem_format(pb, line, sizeof(line));
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	atomic_fetch_add(&fs->n_rejected, 1);
+	if (asprintf(&copy, "%s %s", stamp, line) >= 0) {
+		pthread_mutex_lock(&fs->errors_lock);
+		free(fs->errors[fs->errors_next]);
+		fs->errors[fs->errors_next] = copy;
+		fs->errors_next = (fs->errors_next + 1) % FS_ERRORS_KEEP;
+		fs->errors_total++;
+		pthread_mutex_unlock(&fs->errors_lock);
+	}
+	fs_log(fs, LOG_NOTICE, "rejected: %s", line);
+}
+
+void fs_log(struct fs *fs, int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs->log_fp) {
+		flockfile(fs->log_fp);
+		fprintf(fs->log_fp, "mlfs: ");
+		vfprintf(fs->log_fp, fmt, ap);
+		fputc('\n', fs->log_fp);
+		fflush(fs->log_fp);
+		funlockfile(fs->log_fp);
+	} else {
+		vsyslog(prio, fmt, ap);
+	}
+	va_end(ap);
+}

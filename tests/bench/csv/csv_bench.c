@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * csv_bench: time csv_scan() (validation, schema, stats and the float
+ * matrix, in one pass) on a file, and, for comparison, a plain tokenizer
+ * that converts each field with strtod() on a NUL-terminated copy or with
+ * csv_parse_double() in place.  Prints one line per run:
+ *
+ *   scan: 500.0 MB in 0.800 s = 625.0 MB/s
+ *
+ * The time covers mmap(), page faults and the parse: what a caller pays
+ * for a file in the page cache.  MB is 10^6 bytes.
+ *
+ * usage: csv_bench FILE [scan|strtod|fast]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "csv.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * The comparison tokenizer: no quotes, one row per line, fields to
+ * floats.  Returns the number of values or -1.
+ */
+static long tokenize(const char *p, const char *end, int use_strtod,
+		     float **out)
+{
+	size_t cap = 1 << 20;
+	size_t n = 0;
+	float *m = malloc(cap * sizeof(*m));
+	char buf[64];
+
+	if (!m)
+		return -1;
+	p = memchr(p, '\n', (size_t)(end - p)); /* skip the header */
+	p = p ? p + 1 : end;
+	while (p < end) {
+		const char *f = p;
+		double v;
+
+		while (p < end && *p != ',' && *p != '\n')
+			p++;
+		if (use_strtod) {
+			size_t len = (size_t)(p - f);
+
+			if (len >= sizeof(buf))
+				len = sizeof(buf) - 1;
+			memcpy(buf, f, len);
+			buf[len] = '\0';
+			v = strtod(buf, NULL);
+		} else if (!csv_parse_double(f, (size_t)(p - f), &v)) {
+			v = NAN;
+		}
+		if (n == cap) {
+			float *g = realloc(m, 2 * cap * sizeof(*m));
+
+			if (!g) {
+				free(m);
+				return -1;
+			}
+			m = g;
+			cap *= 2;
+		}
+		m[n++] = (float)v;
+		p++;
+	}
+	*out = m;
+	return (long)n;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 2 ? argv[2] : "scan";
+	struct csv_matrix mat;
+	struct csv_info *info = NULL;
+	struct problem pb = { 0 };
+	struct stat st;
+	double t0, t1;
+	float *m = NULL;
+	char *data;
+	int fd;
+	int rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: csv_bench FILE [scan|strtod|fast]\n");
+		return 2;
+	}
+	t0 = now();
+	fd = open(argv[1], O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+		perror(argv[1]);
+		return 1;
+	}
+	data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (data == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	madvise(data, (size_t)st.st_size, MADV_SEQUENTIAL);
+	if (!strcmp(mode, "scan")) {
+		rc = csv_scan(data, (size_t)st.st_size, NULL, &info, &mat, &pb);
+		if (rc < 0) {
+			fprintf(stderr, "%s:%u:%u: %s (%s)\n", argv[1], pb.line,
+				pb.col, pb.msg, strerror(-rc));
+			return 1;
+		}
+	} else {
+		long n = tokenize(data, data + st.st_size,
+				  !strcmp(mode, "strtod"), &m);
+
+		if (n < 0) {
+			fprintf(stderr, "out of memory\n");
+			return 1;
+		}
+	}
+	t1 = now();
+	printf("%s: %.1f MB in %.3f s = %.1f MB/s\n", mode,
+	       (double)st.st_size / 1e6, t1 - t0,
+	       (double)st.st_size / 1e6 / (t1 - t0));
+	if (info)
+		fprintf(stderr, "rows %llu cols %zu; col 0: %s mean %g std %g "
+			"distinct %llu%s\n", (unsigned long long)info->nrows,
+			info->ncols, csv_type_name(info->cols[0].type),
+			info->cols[0].mean, info->cols[0].std,
+			(unsigned long long)info->cols[0].distinct,
+			info->cols[0].distinct_estimated ? " (estimated)" : "");
+	csv_info_free(info);
+	if (!strcmp(mode, "scan"))
+		free(mat.data);
+	free(m);
+	munmap(data, (size_t)st.st_size);
+	close(fd);
+	return 0;
+}

@@ -1,0 +1,168 @@
+"""pytest fixtures: a real mlfs mounted per test.
+
+The `mlfs` fixture starts build/fs/mlfs with -f on a fresh temporary store,
+cache and mountpoint, waits for the mount, and at teardown unmounts it,
+requires the daemon to exit 0, and kills it (by PID) only if it does not.
+Lines in the daemon's stderr that look like errors, warnings, leaks or
+sanitizer reports fail the test unless the test declared them expected
+with mlfs.expect(regex).
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("MLFS_BUILD", ROOT / "build"))
+MLFS = BUILD / "fs" / "mlfs"
+FUSE_SUPER_MAGIC = 0x65735546
+
+BAD_LINE = re.compile(
+    r"error|warning|leak|AddressSanitizer|UndefinedBehaviorSanitizer|"
+    r"runtime error|Sanitizer", re.I)
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path and "fuse" in line:
+                return True
+    return False
+
+
+class Mount:
+    """One running mlfs daemon over a store directory."""
+
+    def __init__(self, tmp, opts=()):
+        self.tmp = Path(tmp)
+        self.store = self.tmp / "store"
+        self.cache = self.tmp / "cache"
+        self.mnt = self.tmp / "mnt"
+        for d in (self.store, self.mnt):
+            d.mkdir(exist_ok=True)
+        self.opts = list(opts)
+        self.expected = []
+        self.logs = []
+        self.proc = None
+        self.errlog = None
+
+    @property
+    def argv(self):
+        o = ["cache=" + str(self.cache)] + self.opts
+        return [str(MLFS), "-f", "-o", ",".join(o), str(self.store),
+                str(self.mnt)]
+
+    def start(self):
+        n = len(self.logs)
+        self.errlog = self.tmp / f"mlfs-stderr-{n}.log"
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.logs.append(self.errlog)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL,
+            stderr=open(self.errlog, "wb"), stdin=subprocess.DEVNULL,
+            env=env)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"mlfs exited {self.proc.returncode} before mounting: "
+                    f"{' '.join(self.argv)}\n{self.errlog.read_text()}")
+            if is_mounted(self.mnt):
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("mlfs did not mount in 15 s: " +
+                           " ".join(self.argv))
+
+    def stop(self, check=True):
+        """Unmount and wait; returns the daemon's exit status."""
+        if self.proc is None:
+            return None
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", str(self.mnt)],
+                           stderr=subprocess.DEVNULL)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "killed after 20 s"
+        self.proc = None
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-uz", str(self.mnt)])
+        if check and rc != 0:
+            pytest.fail(f"mlfs exited {rc}: {' '.join(self.argv)}\n"
+                        f"{self.errlog.read_text()}")
+        return rc
+
+    def kill9(self):
+        """Crash the daemon (SIGKILL) and clear the dead mount."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        subprocess.run(["fusermount3", "-uz", str(self.mnt)])
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def expect(self, regex):
+        """Declare daemon stderr lines matching regex as expected."""
+        self.expected.append(re.compile(regex))
+
+    def stderr(self):
+        return "".join(p.read_text(errors="replace") for p in self.logs
+                       if p.exists())
+
+    def bad_lines(self):
+        out = []
+        for line in self.stderr().splitlines():
+            if BAD_LINE.search(line) and not any(
+                    e.search(line) for e in self.expected):
+                out.append(line)
+        return out
+
+    def errors(self):
+        return (self.mnt / ".mlfs" / "errors").read_text()
+
+
+@pytest.fixture
+def mlfs_factory(tmp_path):
+    mounts = []
+
+    def make(opts=(), sub="m"):
+        d = tmp_path / sub
+        d.mkdir(exist_ok=True)
+        m = Mount(d, opts)
+        mounts.append(m)
+        return m.start()
+
+    yield make
+    failures = []
+    for m in mounts:
+        try:
+            m.stop()
+        except BaseException as e:  # keep unmounting the others
+            failures.append(str(e))
+        bad = m.bad_lines()
+        if bad:
+            failures.append("daemon stderr:\n" + "\n".join(bad) +
+                            "\nmount: " + " ".join(m.argv))
+    if failures:
+        pytest.fail("\n".join(failures))
+
+
+@pytest.fixture
+def mlfs(mlfs_factory):
+    return mlfs_factory()
+
+
+def pytest_report_header(config):
+    return f"mlfs binary: {MLFS}"

@@ -1,0 +1,121 @@
+"""The daemon and its command line: mounting, options, failures."""
+import os
+import subprocess
+import time
+
+from conftest import MLFS, Mount, is_mounted
+
+
+def run(*argv, timeout=15):
+    return subprocess.run([str(MLFS), *argv], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("mlfs ")
+    r = run("--help")
+    assert r.returncode == 0 and "STORE MOUNTPOINT" in r.stdout
+
+
+def test_missing_store_is_one_line_error(tmp_path):
+    (tmp_path / "mnt").mkdir()
+    r = run(str(tmp_path / "nope"), str(tmp_path / "mnt"))
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0
+    assert "nope" in r.stderr and "No such file" in r.stderr
+
+
+def test_store_not_a_directory(tmp_path):
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "file").write_text("x")
+    r = run(str(tmp_path / "file"), str(tmp_path / "mnt"))
+    assert r.returncode != 0 and "Not a directory" in r.stderr
+
+
+def test_unwritable_store(tmp_path):
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "ro").mkdir()
+    # root ignores mode bits: make it unwritable for real with a read-only
+    # bind is not possible here, so check as an unprivileged user
+    os.chmod(tmp_path, 0o755)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                        "--clear-groups", str(MLFS), str(tmp_path / "ro"),
+                        str(tmp_path / "mnt")],
+                       capture_output=True, text=True, timeout=15)
+    assert r.returncode != 0
+    assert "store" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_missing_mountpoint(tmp_path):
+    (tmp_path / "store").mkdir()
+    r = run(str(tmp_path / "store"), str(tmp_path / "nomnt"))
+    assert r.returncode != 0 and "mountpoint" in r.stderr
+
+
+def test_busy_mountpoint_is_refused(mlfs, tmp_path):
+    other = tmp_path / "store2"
+    other.mkdir()
+    r = run(str(other), str(mlfs.mnt))
+    assert r.returncode != 0
+    assert "busy" in r.stderr
+    # the first mount is untouched
+    assert (mlfs.mnt / "README").read_text().startswith("mlfs")
+
+
+def test_unknown_store_format_is_refused(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "store" / "mlfs-format").write_text("9.0\n")
+    r = run(str(tmp_path / "store"), str(tmp_path / "mnt"))
+    assert r.returncode != 0 and "format" in r.stderr
+
+
+def test_daemonizes_and_unmounts_with_fusermount(tmp_path):
+    m = Mount(tmp_path)
+    r = subprocess.run([str(MLFS), "-o", "cache=" + str(m.cache),
+                        str(m.store), str(m.mnt)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    try:
+        deadline = time.monotonic() + 10
+        while not is_mounted(m.mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert is_mounted(m.mnt)
+        assert (m.mnt / ".mlfs" / "version").read_text().startswith("mlfs")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(m.mnt)])
+    deadline = time.monotonic() + 10
+    while is_mounted(m.mnt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(m.mnt)
+
+
+def test_root_listing(mlfs):
+    names = sorted(os.listdir(mlfs.mnt))
+    assert names == [".mlfs", "README", "datasets"]
+    assert sorted(os.listdir(mlfs.mnt / ".mlfs")) == [
+        "cache", "errors", "plugins", "stats", "version"]
+    readme = (mlfs.mnt / "README").read_text()
+    assert "datasets/" in readme
+    assert os.stat(mlfs.mnt / "README").st_size == len(readme.encode())
+
+
+def test_unknown_xattr_is_enodata(mlfs):
+    import errno
+    try:
+        os.getxattr(mlfs.mnt / "README", "user.nope")
+        assert False, "getxattr succeeded"
+    except OSError as e:
+        assert e.errno == errno.ENODATA
+
+
+def test_files_cannot_be_created_or_removed(mlfs):
+    import errno
+    import pytest
+    with pytest.raises(OSError) as e:
+        (mlfs.mnt / "newfile").write_text("x")
+    assert e.value.errno in (errno.EACCES, errno.EPERM)
+    with pytest.raises(OSError) as e:
+        os.unlink(mlfs.mnt / "README")
+    assert e.value.errno in (errno.EACCES, errno.EPERM)
