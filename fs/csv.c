@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -40,6 +42,8 @@
 #define CSV_SET_BUDGET ((size_t)64 << 20)
 /* Hashes appended to tier 2 between two sorts. */
 #define KEYS_BATCH ((size_t)8192)
+/* Bytes of matrix prefaulted at a time. */
+#define MAT_PREFAULT ((size_t)8 << 20)
 /* Values per block of the running variance (see col_flush()). */
 #define CSV_BLOCK 1024
 /* HyperLogLog: 2^11 one-byte registers per column, about 2.3% error. */
@@ -182,6 +186,7 @@ struct colstate {
 struct matbuf {
 	float *data;
 	uint64_t cap;      /* rows */
+	uint64_t ready;    /* rows that mat_reserve() made room for */
 };
 
 static unsigned pos_u(uint64_t v)
@@ -987,8 +992,6 @@ static int keys_flush(struct scan *sc, struct colstate *s)
  */
 static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 {
-	int rc;
-
 	if (s->nkeys + s->nbatch == s->kcap) {
 		size_t cap = s->kcap ? s->kcap * 2 : 4 * KEYS_BATCH;
 		uint64_t *k;
@@ -1005,28 +1008,30 @@ static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 	s->keys[s->nkeys + s->nbatch++] = h;
 	if (s->nbatch < KEYS_BATCH)
 		return 0;
-	rc = keys_flush(sc, s);
-	return rc;
+	return keys_flush(sc, s);
 }
 
 /* Tier 1 is full: move its hashes to tier 2, then add h there. */
 static int col_to_keys(struct scan *sc, struct colstate *s, uint64_t h)
 {
-	const struct cset *set = &s->set;
+	struct cset *set = &s->set;
+	size_t cap = 4 * KEYS_BATCH;
 	size_t i;
-	int rc;
 
-	for (i = 0; i <= set->mask; i++) {
-		if (!set->slots[i].count)
-			continue;
-		rc = keys_add(sc, s, set->slots[i].hash);
-		if (rc < 0)
-			return rc;
-		/* At most CSV_CAT_MAX values: tier 3 cannot begin here. */
-	}
+	if (cap * sizeof(*s->keys) > sc->budget)
+		return col_estimate(sc, s, h, set->size + 1);
+	s->keys = malloc(cap * sizeof(*s->keys));
+	if (!s->keys)
+		return -ENOMEM;
+	sc->budget -= cap * sizeof(*s->keys);
+	s->kcap = cap;
+	/* CSV_CAT_MAX hashes: one batch, not yet full. */
+	for (i = 0; i <= set->mask; i++)
+		if (set->slots[i].count)
+			s->keys[s->nbatch++] = set->slots[i].hash;
 	sc->budget += (set->mask + 1) * sizeof(*set->slots);
-	free(s->set.slots);
-	memset(&s->set, 0, sizeof(s->set));
+	free(set->slots);
+	memset(set, 0, sizeof(*set));
 	return keys_add(sc, s, h);
 }
 
@@ -1249,18 +1254,47 @@ static int too_many(struct scan *sc, size_t ncols)
 			   "record has %zu fields, header has %zu", n, ncols);
 }
 
-static int mat_grow(struct matbuf *mb, size_t ncols)
+/*
+ * Room for rows from nrows on: double the buffer when it is full, then
+ * prefault the next MAT_PREFAULT bytes with one madvise() where the
+ * kernel has MADV_POPULATE_WRITE.  The matrix is new memory written once,
+ * about a third of the file's size, and taking its page faults one at a
+ * time cost more than parsing the numbers (measured: 0.45 s against
+ * 0.24 s for 160 MB).  The advice is an optimization: errors are ignored.
+ */
+static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows)
 {
-	uint64_t cap = mb->cap ? mb->cap * 2 : 4096;
-	float *d;
+	size_t row = ncols * sizeof(*mb->data);
+	uint64_t ready;
 
-	if (cap > SIZE_MAX / sizeof(*d) / ncols)
-		return -ENOMEM;
-	d = realloc(mb->data, (size_t)cap * ncols * sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	mb->data = d;
-	mb->cap = cap;
+	if (nrows == mb->cap) {
+		uint64_t cap = mb->cap ? mb->cap * 2 : 4096;
+		float *d;
+
+		if (cap > SIZE_MAX / row)
+			return -ENOMEM;
+		d = realloc(mb->data, (size_t)cap * row);
+		if (!d)
+			return -ENOMEM;
+		mb->data = d;
+		mb->cap = cap;
+	}
+	ready = nrows + MAT_PREFAULT / row + 1;
+	if (ready > mb->cap)
+		ready = mb->cap;
+#ifdef MADV_POPULATE_WRITE
+	{
+		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t a = (uintptr_t)(mb->data + nrows * ncols);
+		uintptr_t e = (uintptr_t)(mb->data + ready * ncols);
+
+		a = (a + page - 1) & ~(page - 1);
+		e &= ~(page - 1);
+		if (e > a)
+			madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+	}
+#endif
+	mb->ready = ready;
 	return 0;
 }
 
@@ -1296,8 +1330,8 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 				break;
 		}
 		if (mb) {
-			if (nrows == mb->cap) {
-				rc = mat_grow(mb, ncols);
+			if (nrows == mb->ready) {
+				rc = mat_reserve(mb, ncols, nrows);
 				if (rc < 0)
 					return rc;
 			}
@@ -1504,7 +1538,8 @@ static enum csv_type col_type(const struct colstate *s,
 	return CSV_TEXT;
 }
 
-static int finish(struct colstate *cs, struct csv_info *info)
+static int finish(struct scan *sc, struct colstate *cs,
+		  struct csv_info *info)
 {
 	size_t i;
 	int rc;
@@ -1516,6 +1551,9 @@ static int finish(struct colstate *cs, struct csv_info *info)
 		col->count = s->n;
 		col->missing = s->missing;
 		col->role = CSV_ROLE_FEATURE;
+		rc = s->keys ? keys_flush(sc, s) : 0;
+		if (rc < 0)
+			return rc;
 		if (s->hll) {
 			uint64_t d = hll_estimate(s->hll);
 
@@ -1664,7 +1702,7 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 		goto out_free_cols;
 	}
 	info->nrows = nrows;
-	rc = finish(cs, info);
+	rc = finish(&sc, cs, info);
 	if (rc < 0)
 		goto out_free_cols;
 	if (mat)
@@ -1675,6 +1713,7 @@ out_free_cols:
 	cols_free(cs, ncols);
 out_free_info:
 	free(mb.data);
+	free(sc.sort_tmp);
 	free(sc.scratch);
 	csv_info_free(info);
 	return rc;

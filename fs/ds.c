@@ -280,7 +280,7 @@ int ds_create(struct fs *fs, const char *name, mode_t mode,
 	if (rc < 0)
 		return rc;
 	iso_time(now, when, sizeof(when));
-	rec = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:{}, s:[]}",
+	rec = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:{}, s:{}}",
 			"name", name, "created", when, "created_unix",
 			(json_int_t)now, "uid", (int)ctx->uid, "gid",
 			(int)ctx->gid, "mode", (int)(mode & 07777), "latest", 0,
@@ -875,11 +875,12 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 	json_object_foreach(j, k, v) {
 		if (strcmp(k, "columns") != 0 && strcmp(k, "label") != 0) {
 			locate(text, k, &line, &col);
+			problem_set(pb, line, col,
+				    "\"%s\": unknown field (expected "
+				    "\"columns\" or \"label\")",
+				    k);
 			json_decref(j);
-			return problem_set(pb, line, col,
-					   "\"%s\": unknown field (expected "
-					   "\"columns\" or \"label\")",
-					   k);
+			return -EINVAL;
 		}
 	}
 	*merged = json_deep_copy(json_object_get(rec, "overrides"));

@@ -454,6 +454,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
 		rc = -EPERM;
 	else
 		rc = dir->type->rename(dir, name, newname, flags, &ctx);
+	if (rc == 0)
+		node_move(dir, name, newname);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	node_put(dir);
 }

@@ -39,6 +39,14 @@ static size_t node_hash_ino(uint64_t ino)
 
 static void node_free(struct node *n)
 {
+	while (n->retired) {
+		struct node_retired *r = n->retired;
+
+		n->retired = r->next;
+		free(r->path);
+		free(r->compbuf);
+		free(r);
+	}
 	free(n->compbuf);
 	free(n->path);
 	free(n);
@@ -287,6 +295,53 @@ void node_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 	node_put(n);
 }
 
+void node_move(struct node *dir, const char *from, const char *to)
+{
+	struct fs *fs = dir->fs;
+	struct node *src, *dst, *n;
+	struct node_retired *r;
+	size_t h;
+
+	/* Build the old and the new path the same way node_child does. */
+	src = node_new(fs, dir, from, &root_type);
+	dst = node_new(fs, dir, to, &root_type);
+	r = malloc(sizeof(*r));
+	if (!src || !dst || !r)
+		goto out_free;
+	pthread_mutex_lock(&fs->nodes_lock);
+	h = node_hash_str(src->path) & (fs->nbuckets - 1);
+	for (n = fs->by_path[h]; n; n = n->next_path)
+		if (strcmp(n->path, src->path) == 0 && !node_is_dir(n->type))
+			break;
+	if (n) {
+		node_remove(fs, n);
+		/*
+		 * An op running on n may hold the old strings: retire them
+		 * with the node instead of freeing them now.
+		 */
+		r->path = n->path;
+		r->compbuf = n->compbuf;
+		r->next = n->retired;
+		n->retired = r;
+		r = NULL;
+		n->path = dst->path;
+		n->compbuf = dst->compbuf;
+		n->name = dst->name;
+		memcpy(n->comp, dst->comp, sizeof(n->comp));
+		n->depth = dst->depth;
+		dst->path = NULL;
+		dst->compbuf = NULL;
+		node_insert(fs, n);
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+out_free:
+	free(r);
+	if (src)
+		node_free(src);
+	if (dst)
+		node_free(dst);
+}
+
 int node_resolve(struct node *dir, const char *name,
 		 const struct node_type **type)
 {
@@ -306,130 +361,3 @@ int node_resolve(struct node *dir, const char *name,
 	return dir->type->lookup(dir, name, type);
 }
 
-int node_name_check(const char *name, struct problem *pb)
-{
-	size_t len = strlen(name);
-	unsigned v;
-
-	if (len == 0)
-		return problem_set(pb, 0, 0, "empty name");
-	if (len > 255)
-		return problem_set(pb, 0, 0, "name longer than 255 bytes");
-	if (name[0] == '.')
-		return problem_set(pb, 0, 0,
-				   "name \"%s\" starts with '.'", name);
-	if (strcmp(name, "latest") == 0 || node_name_is_version(name, &v))
-		return problem_set(pb, 0, 0, "name \"%s\" is reserved", name);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		    c == '-')
-			continue;
-		if (c >= 0x20 && c < 0x7f)
-			return problem_set(pb, 0, (unsigned)i + 1,
-					   "name \"%s\" has '%c' (allowed: "
-					   "letters, digits, '.', '_', '-')",
-					   name, c);
-		return problem_set(pb, 0, (unsigned)i + 1,
-				   "name has byte 0x%02x (allowed: letters, "
-				   "digits, '.', '_', '-')",
-				   c);
-	}
-	return 0;
-}
-
-bool node_name_is_version(const char *name, unsigned *ver)
-{
-	unsigned long v = 0;
-	const char *p;
-
-	if (name[0] != 'v' || !name[1])
-		return false;
-	for (p = name + 1; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		v = v * 10 + (unsigned long)(*p - '0');
-		if (v > 999999999UL)
-			return false;
-	}
-	/* "v01" is not a version name: one spelling per version */
-	if (name[1] == '0')
-		return false;
-	*ver = (unsigned)v;
-	return true;
-}
-
-int sb_append(struct strbuf *sb, const char *s, size_t len)
-{
-	size_t max = sb->max ? sb->max : (size_t)64 << 20;
-
-	if (sb->err)
-		return sb->err;
-	if (sb->len + len + 1 > sb->cap) {
-		size_t cap = sb->cap ? sb->cap : 256;
-		char *nb;
-
-		while (cap < sb->len + len + 1)
-			cap *= 2;
-		if (cap > max + 1) {
-			if (sb->len + len + 1 > max + 1) {
-				sb->err = -E2BIG;
-				return sb->err;
-			}
-			cap = max + 1;
-		}
-		nb = realloc(sb->buf, cap);
-		if (!nb) {
-			sb->err = -ENOMEM;
-			return sb->err;
-		}
-		sb->buf = nb;
-		sb->cap = cap;
-	}
-	memcpy(sb->buf + sb->len, s, len);
-	sb->len += len;
-	sb->buf[sb->len] = '\0';
-	return 0;
-}
-
-int sb_puts(struct strbuf *sb, const char *s)
-{
-	return sb_append(sb, s, strlen(s));
-}
-
-int sb_printf(struct strbuf *sb, const char *fmt, ...)
-{
-	char small[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n < sizeof(small))
-		return sb_append(sb, small, (size_t)n);
-	{
-		char *big = malloc((size_t)n + 1);
-		int rc;
-
-		if (!big)
-			return sb->err = -ENOMEM;
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-		rc = sb_append(sb, big, (size_t)n);
-		free(big);
-		return rc;
-	}
-}
-
-void sb_free(struct strbuf *sb)
-{
-	free(sb->buf);
-	sb->buf = NULL;
-	sb->len = sb->cap = 0;
-}

@@ -124,6 +124,12 @@ struct node_type {
 	void (*release)(struct fs_file *f);
 };
 
+struct node_retired {
+	struct node_retired *next;
+	char *path;
+	char *compbuf;
+};
+
 struct node {
 	uint64_t ino;
 	struct fs *fs;
@@ -136,6 +142,7 @@ struct node {
 	char *compbuf;
 	_Atomic uint64_t nlookup;  /* the kernel's count */
 	_Atomic unsigned refs;     /* table + open handles + children */
+	struct node_retired *retired; /* paths before node_move() */
 	struct node *next_ino;     /* under the table lock */
 	struct node *next_path;    /* under the table lock */
 };
@@ -178,6 +185,11 @@ int node_child(struct node *parent, const char *name,
 /* Take and drop references; the last put frees the node. */
 void node_ref(struct node *n);
 void node_put(struct node *n);
+/*
+ * After a rename in dir: the kernel now knows the node that was at from
+ * by the name to, so give it that path.  Only for leaves (symlinks).
+ */
+void node_move(struct node *dir, const char *from, const char *to);
 /* The kernel forgets n nlookup times. */
 void node_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
 

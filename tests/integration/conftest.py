@@ -9,8 +9,10 @@ with mlfs.expect(regex).
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,10 +138,17 @@ class Mount:
 @pytest.fixture
 def mlfs_factory(tmp_path):
     mounts = []
+    publics = []
 
-    def make(opts=(), sub="m"):
-        d = tmp_path / sub
-        d.mkdir(exist_ok=True)
+    def make(opts=(), sub="m", public=False):
+        if public:
+            # other users must reach the mount: a world-searchable path
+            d = Path(tempfile.mkdtemp(prefix="mlfs-test-", dir="/tmp"))
+            os.chmod(d, 0o755)
+            publics.append(d)
+        else:
+            d = tmp_path / sub
+            d.mkdir(exist_ok=True)
         m = Mount(d, opts)
         mounts.append(m)
         return m.start()
@@ -155,6 +164,8 @@ def mlfs_factory(tmp_path):
         if bad:
             failures.append("daemon stderr:\n" + "\n".join(bad) +
                             "\nmount: " + " ".join(m.argv))
+    for d in publics:
+        shutil.rmtree(d, ignore_errors=True)
     if failures:
         pytest.fail("\n".join(failures))
 

@@ -183,11 +183,11 @@ def test_schema_override(mlfs):
 
 
 @pytest.mark.parametrize("text,where,msg", [
-    ('{"columns": [{"name": "nope", "role": "id"}]}', "1:19",
+    ('{"columns": [{"name": "nope", "role": "id"}]}', "1:23",
      'no column "nope"'),
     ('{"columns": [\n  {"name": "species", "type": "numeric"}]}', "2:12",
      "non-numeric"),
-    ('{"columns": [{"name": "species", "role": "boss"}]}', "1:35",
+    ('{"columns": [{"name": "species", "role": "boss"}]}', "1:34",
      '"role": must be'),
     ('{"label": "ghost"}', "1:2", 'no column "ghost"'),
     ('{"colums": []}', "1:2", "unknown field"),
@@ -207,7 +207,7 @@ def test_bad_schema_override(mlfs, text, where, msg):
 
 BAD_CSV = [
     ("a,b\n1,2\n3\n", "3:2", "record has 1 field, header has 2"),
-    ("a,b\n1,2,3\n", "2:4", "record has 3 fields"),
+    ("a,b\n1,2,3\n", "2:5", "record has 3 fields"),
     ("a,b\n1,\"2\n", "2:3", "unterminated quoted field"),
     ("a,b\n1,2\x00\n", "2:4", "binary data"),
     ("a,b\n1,\xff\n", "2:3", "invalid UTF-8"),
@@ -464,7 +464,8 @@ def test_kill9_after_close_loses_nothing(mlfs):
             IRIS + f"{i},{i},{i},{i},setosa\n"
 
 
-def test_permissions_are_the_kernels(mlfs, tmp_path):
+def test_permissions_are_the_kernels(mlfs_factory):
+    mlfs = mlfs_factory(opts=["allow_other"], public=True)
     d = make(mlfs)
     os.chmod(d, 0o700)
     assert os.stat(d).st_mode & 0o777 == 0o700

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging and the .mlfs/errors ring: where bad input is reported.  Any
+ * thread; the ring is under fs->errors_lock.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "fs.h"
+
+void fs_problem(struct fs *fs, const struct problem *pb)
+{
+	char line[1200], stamp[32], *copy;
+	struct tm tm;
+	time_t now = time(NULL);
+
+	problem_format(pb, line, sizeof(line));
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	atomic_fetch_add(&fs->n_rejected, 1);
+	if (asprintf(&copy, "%s %s", stamp, line) >= 0) {
+		pthread_mutex_lock(&fs->errors_lock);
+		free(fs->errors[fs->errors_next]);
+		fs->errors[fs->errors_next] = copy;
+		fs->errors_next = (fs->errors_next + 1) % FS_ERRORS_KEEP;
+		fs->errors_total++;
+		pthread_mutex_unlock(&fs->errors_lock);
+	}
+	fs_log(fs, LOG_NOTICE, "rejected: %s", line);
+}
+
+void fs_log(struct fs *fs, int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs->log_fp) {
+		flockfile(fs->log_fp);
+		fprintf(fs->log_fp, "mlfs: ");
+		vfprintf(fs->log_fp, fmt, ap);
+		fputc('\n', fs->log_fp);
+		fflush(fs->log_fp);
+		funlockfile(fs->log_fp);
+	} else {
+		vsyslog(prio, fmt, ap);
+	}
+	va_end(ap);
+}

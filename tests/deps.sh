@@ -1,0 +1,32 @@
+#!/bin/bash
+# Install what building and testing mlfs needs on Debian 12, as root.
+# Only missing packages are installed; a machine that has them all is
+# left alone (no apt-get update).
+set -euo pipefail
+
+PKGS=(
+	# build
+	gcc meson ninja-build pkg-config
+	libfuse3-dev fuse3 liblmdb-dev libcurl4-openssl-dev libopenblas-dev
+	libxxhash-dev libjansson-dev inotify-tools
+	# tests
+	python3 python3-pytest python3-numpy util-linux xxhash
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+if [ ! -e /dev/fuse ]; then
+	echo "deps: /dev/fuse is missing: FUSE cannot mount here" >&2
+	exit 1
+fi

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ds (the dataset repository) over a memory store and a real LMDB index:
+ * versions, identical content, bad CSV, schema overrides, aliases,
+ * removal, rebuild from the store, and a store that fails call N.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds.h"
+#include "failalloc.h"
+#include "fs.h"
+#include "meta.h"
+#include "store.h"
+#include "tap.h"
+
+static const char iris[] = "a,b,species\n1,2,x\n3,4,y\n5,6,x\n";
+
+static int fs_setup(struct fs *fs, struct store *st, const char *dir)
+{
+	bool created;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->store = st;
+	fs->log_fp = stderr;
+	fs->opts.max_file = 1 << 20;
+	pthread_mutex_init(&fs->ds_lock, NULL);
+	pthread_mutex_init(&fs->errors_lock, NULL);
+	return meta_open(dir, &fs->meta, &created);
+}
+
+static void fs_teardown(struct fs *fs)
+{
+	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
+		free(fs->errors[i]);
+	meta_close(fs->meta);
+	store_close(fs->store);
+	pthread_mutex_destroy(&fs->ds_lock);
+	pthread_mutex_destroy(&fs->errors_lock);
+}
+
+/* Stage text in a file of the store's and publish it. */
+static int publish(struct fs *fs, const char *name, const char *text,
+		   unsigned *ver, bool *created, struct problem *pb)
+{
+	struct ds_origin o = { "write", "test", 0, 0 };
+	char path[4096];
+	int fd, rc;
+
+	rc = store_tmp_path(fs->store, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		close(fd);
+		return -EIO;
+	}
+	rc = ds_publish(fs, name, path, fd, &o, ver, created, pb);
+	close(fd);
+	if (rc < 0)
+		unlink(path);
+	return rc;
+}
+
+static int count_ver(void *arg, unsigned ver)
+{
+	(void)ver;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int nversions(struct fs *fs, const char *name)
+{
+	int n = 0;
+
+	ds_versions(fs, name, count_ver, &n);
+	return n;
+}
+
+static int count_key(void *arg, const char *key, const struct store_stat *st)
+{
+	(void)st;
+	if (strstr(key, "/v") && strstr(key, ".json"))
+		(*(int *)arg)++;
+	return 0;
+}
+
+static void rmrf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/ds_test.XXXXXX", idx[300], idx2[300], msg[256];
+	struct fs_ctx ctx = { 0, 0, 1, 022 };
+	struct problem pb = { 0 };
+	struct store *st;
+	struct fs fs;
+	unsigned ver, av;
+	bool created;
+	json_t *man;
+	int rc;
+
+	if (!mkdtemp(dir))
+		return 77;
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	snprintf(idx2, sizeof(idx2), "%s/index2", dir);
+	if (store_mem_open(&st) < 0 || fs_setup(&fs, st, idx) < 0)
+		return 77;
+
+	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "format created");
+	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "format accepted");
+	store_put(fs.store, "mlfs-format", "2.0\n", 4);
+	is_int(ds_format_check(&fs, msg, sizeof(msg)), -EPROTO,
+	       "unknown major refused");
+	ok(strstr(msg, "2.0") != NULL, "message quotes the format");
+	store_put(fs.store, "mlfs-format", "1.7\n", 4);
+	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "minor is fine");
+
+	is_int(ds_create(&fs, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
+	ok(strstr(pb.msg, "starts with '.'") != NULL, "problem says why");
+	is_int(ds_create(&fs, "iris", 0755, &ctx, &pb), 0, "create");
+	is_int(ds_create(&fs, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
+
+	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "publish");
+	ok(created && ver == 1, "v1 created");
+	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "same");
+	ok(!created && ver == 1, "identical content makes no version");
+	is_int(publish(&fs, "iris", "a,b\n1\n", &ver, &created, &pb), -EINVAL,
+	       "ragged CSV");
+	is_int(pb.line, 2, "line of the problem");
+	is_int(nversions(&fs, "iris"), 1, "still one version");
+	is_int(publish(&fs, "nope", iris, &ver, &created, &pb), -ENOENT,
+	       "no such dataset");
+
+	is_int(ds_version(&fs, "iris", 0, &man), 0, "latest manifest");
+	is_int(json_integer_value(json_object_get(man, "rows")), 3, "rows");
+	is_str(json_string_value(json_object_get(json_object_get(man, "schema"),
+						 "label")),
+	       "species", "label defaults to the last column");
+	json_decref(man);
+
+	{
+		struct ds_origin o = { "schema", NULL, 0, 0 };
+
+		is_int(ds_set_schema(&fs, "iris", "{\"label\": \"a\"}", &o,
+				     &pb),
+		       0, "schema override");
+		is_int(nversions(&fs, "iris"), 2, "makes v2");
+		is_int(ds_set_schema(&fs, "iris",
+				     "{\"columns\": [{\"name\": \"zz\"}]}", &o,
+				     &pb),
+		       -EINVAL, "missing column");
+		ok(strstr(pb.msg, "zz") != NULL, "names the column");
+		is_int(ds_set_schema(&fs, "iris", "{\"label\": ", &o, &pb),
+		       -EINVAL, "incomplete JSON");
+	}
+
+	is_int(ds_alias_set(&fs, "iris", "prod", "v1", false, &pb), 0,
+	       "alias");
+	is_int(ds_alias_set(&fs, "iris", "prod", "v2", false, &pb), -EEXIST,
+	       "alias exists");
+	is_int(ds_alias_set(&fs, "iris", "x", "v9", false, &pb), -ENOENT,
+	       "alias to a missing version");
+	is_int(ds_alias_set(&fs, "iris", "x", "../v1", false, &pb), -EINVAL,
+	       "alias outside the dataset");
+	is_int(ds_alias_set(&fs, "iris", "tmp1", "v2", false, &pb), 0, "tmp");
+	is_int(ds_alias_rename(&fs, "iris", "tmp1", "prod", 0), 0,
+	       "rename over (ln -sfn)");
+	is_int(ds_alias_get(&fs, "iris", "prod", &av), 0, "get");
+	is_int(av, 2, "prod moved to v2");
+	is_int(ds_alias_get(&fs, "iris", "tmp1", &av), -ENOENT, "tmp gone");
+	is_int(ds_remove_version(&fs, "iris", 2), -EBUSY, "alias pins v2");
+	is_int(ds_remove_version(&fs, "iris", 1), 0, "remove v1");
+	is_int(nversions(&fs, "iris"), 1, "one left");
+
+	/* a fresh index rebuilt from the store sees the same */
+	{
+		struct meta *old = fs.meta;
+		bool c;
+
+		is_int(meta_open(idx2, &fs.meta, &c), 0, "second index");
+		is_int(ds_rebuild(&fs), 0, "rebuild");
+		is_int(nversions(&fs, "iris"), 1, "versions rebuilt");
+		is_int(ds_alias_get(&fs, "iris", "prod", &av), 0, "alias");
+		is_int(av, 2, "alias rebuilt");
+		is_int(publish(&fs, "iris", "a,b,species\n7,7,x\n", &ver,
+			       &created, &pb),
+		       0, "publish after rebuild");
+		is_int(ver, 3, "version numbers are not reused");
+		meta_close(fs.meta);
+		fs.meta = old;
+	}
+	is_int(ds_alias_del(&fs, "iris", "prod"), 0, "del alias");
+	is_int(ds_remove(&fs, "iris"), 0, "remove dataset");
+	is_int(ds_remove(&fs, "iris"), -ENOENT, "gone");
+	fs_teardown(&fs);
+
+	/* a store that fails call N: each run fails cleanly */
+	for (unsigned n = 1;; n++) {
+		struct store *mem, *faulty;
+		char d[320];
+		int listed = 0, rc2;
+
+		snprintf(d, sizeof(d), "%s/f%u", dir, n);
+		if (store_mem_open(&mem) < 0 ||
+		    store_faulty_open(mem, n, EIO, &faulty) < 0 ||
+		    fs_setup(&fs, faulty, d) < 0)
+			return 1;
+		rc = ds_create(&fs, "d", 0755, &ctx, &pb);
+		if (rc == 0)
+			rc = publish(&fs, "d", iris, &ver, &created, &pb);
+		if (rc == 0)
+			rc = publish(&fs, "d", "a,b\n1,2\n", &ver, &created,
+				     &pb);
+		/* what the index says matches what the store holds */
+		rc2 = store_list(fs.store, "datasets/", count_key, &listed);
+		if (rc2 == 0 && listed != nversions(&fs, "d")) {
+			is_int(listed, nversions(&fs, "d"),
+			       "store and index agree after a failure");
+			fs_teardown(&fs);
+			break;
+		}
+		if (rc == 0 && n > store_faulty_calls(fs.store)) {
+			/* past the last call: nothing failed this time */
+			is_int(nversions(&fs, "d"), 2, "fault loop ends");
+			ok(n > 6, "faults were injected into every call");
+			fs_teardown(&fs);
+			break;
+		}
+		if (rc == 0) {
+			/* a tolerated failure (a HEAD): the result is whole */
+			if (nversions(&fs, "d") != 2) {
+				is_int(nversions(&fs, "d"), 2,
+				       "tolerated failure still completes");
+				fs_teardown(&fs);
+				break;
+			}
+			fs_teardown(&fs);
+			continue;
+		}
+		if (rc != -EIO) {
+			is_int(rc, -EIO, "injected error comes back");
+			fs_teardown(&fs);
+			break;
+		}
+		fs_teardown(&fs);
+	}
+	failalloc_arm(0);
+	rmrf(dir);
+	return done();
+}
