@@ -1,0 +1,85 @@
+"""meson install: the daemon, the man page, the plugin header with its
+pkg-config file (a plugin builds out of tree as C11 and as C++), and a
+mount through mount(8) as /etc/fstab would do it."""
+import os
+import subprocess
+import time
+
+from conftest import BUILD, ROOT, is_mounted
+
+PLUGIN = r'''
+#include <mlfs_plugin.h>
+static const struct mlfs_train_ops ops = { sizeof(ops) };
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN, "demo", "1", &ops,
+};
+'''
+
+
+def test_meson_install_and_out_of_tree_plugin(tmp_path):
+    dest = tmp_path / "dest"
+    r = subprocess.run(["meson", "install", "-C", str(BUILD),
+                        "--no-rebuild", "--destdir", str(dest)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = [str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()]
+    assert any(f.endswith("bin/mlfs") for f in files)
+    assert any(f.endswith("man1/mlfs.1") for f in files)
+    assert any(f.endswith("include/mlfs/mlfs_plugin.h") for f in files)
+    pcs = [p for p in dest.rglob("mlfs-plugin.pc")]
+    assert pcs
+    # pkg-config with the staged prefix
+    env = dict(os.environ, PKG_CONFIG_PATH=str(pcs[0].parent),
+               PKG_CONFIG_SYSROOT_DIR=str(dest))
+    cflags = subprocess.run(["pkg-config", "--cflags", "mlfs-plugin"],
+                            capture_output=True, text=True, env=env)
+    assert cflags.returncode == 0, cflags.stderr
+    src = tmp_path / "demo.c"
+    src.write_text(PLUGIN)
+    for cc, std in (("gcc", "-std=c11"), ("g++", "-std=c++17")):
+        if cc == "g++" and subprocess.run(["which", "g++"]).returncode:
+            continue
+        lang = ["-x", "c++"] if cc == "g++" else []
+        r = subprocess.run([cc, std, "-Wall", "-Wextra", "-Werror",
+                            "-Wno-missing-field-initializers",
+                            "-pedantic", "-shared", "-fPIC",
+                            "-fvisibility=hidden", *cflags.stdout.split(),
+                            *lang, str(src), "-o",
+                            str(tmp_path / f"demo-{cc}.so")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    syms = subprocess.run(["nm", "-D", "--defined-only",
+                           str(tmp_path / "demo-gcc.so")],
+                          capture_output=True, text=True).stdout
+    assert "mlfs_plugin" in syms
+    man = (next(dest.rglob("mlfs.1"))).read_text()
+    assert man.startswith(".TH MLFS 1") and "fuse.mlfs" in man
+
+
+def test_mount_through_mount8_as_fstab_does(tmp_path):
+    store, mnt, cache = tmp_path / "s", tmp_path / "m", tmp_path / "c"
+    store.mkdir()
+    mnt.mkdir()
+    env = dict(os.environ, PATH=f"{BUILD / 'fs'}:{os.environ['PATH']}")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+    # mount.fuse3 runs the helper with a fixed PATH, so name the binary
+    # the way fstab may: "TYPE#SOURCE" with type fuse
+    r = subprocess.run(["mount", "-t", "fuse", "-o",
+                        f"cache={cache},_netdev,nofail",
+                        f"{BUILD / 'fs' / 'mlfs'}#{store}", str(mnt)],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    try:
+        deadline = time.monotonic() + 10
+        while not is_mounted(mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (mnt / "README").read_text().startswith("mlfs")
+        (mnt / "datasets" / "x").mkdir()
+        (mnt / "datasets" / "x" / "data.csv").write_text("a,b\n1,2\n")
+        assert os.readlink(mnt / "datasets" / "x" / "latest") == "v1"
+    finally:
+        subprocess.run(["umount", str(mnt)])
+    deadline = time.monotonic() + 10
+    while is_mounted(mnt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(mnt)
