@@ -58,6 +58,15 @@ struct fs {
 	char *errors[FS_ERRORS_KEEP]; /* under errors_lock */
 	unsigned errors_next;         /* under errors_lock */
 	uint64_t errors_total;        /* under errors_lock */
+	uint64_t errors_bytes;        /* under errors_lock: kept, with \n */
+	uint64_t errors_dropped;      /* under errors_lock: bytes evicted */
+
+	/*
+	 * Open file handles.  The kernel may drop RELEASE requests still in
+	 * flight at unmount, so destroy releases whatever is left here.
+	 */
+	pthread_mutex_t files_lock;
+	struct fs_file *files;        /* under files_lock */
 
 	/* serialises changes to datasets (versions, aliases, removal) */
 	pthread_mutex_t ds_lock;

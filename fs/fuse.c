@@ -32,6 +32,8 @@ struct fs_reply {
 	fuse_req_t req;
 };
 
+static void file_free(struct fs_file *f);
+
 static struct fs *req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -185,6 +187,18 @@ static void fs_destroy(void *userdata)
 	struct fs *fs = userdata;
 
 	fs_log(fs, 6, "unmounting %s", fs->opts.mountpoint);
+	/* Handles whose RELEASE the kernel never sent: nothing is committed
+	 * at release, so this only frees them (and their staging copies). */
+	pthread_mutex_lock(&fs->files_lock);
+	while (fs->files) {
+		struct fs_file *f = fs->files;
+
+		fs->files = f->next;
+		if (f->node->type->release)
+			f->node->type->release(f);
+		file_free(f);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)
@@ -460,6 +474,30 @@ static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
 	node_put(dir);
 }
 
+static void file_link(struct fs *fs, struct fs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	f->prev = NULL;
+	f->next = fs->files;
+	if (fs->files)
+		fs->files->prev = f;
+	fs->files = f;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+static void file_unlink(struct fs *fs, struct fs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (fs->files == f)
+		fs->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	f->prev = f->next = NULL;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
 static void file_free(struct fs_file *f)
 {
 	if (!f)
@@ -526,8 +564,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = f->direct_io;
 	fi->keep_cache = f->keep_cache;
+	file_link(req_fs(req), f);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: the kernel will not release it */
+		file_unlink(req_fs(req), f);
 		if (t->release)
 			t->release(f);
 		file_free(f);
@@ -636,6 +676,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct fs_file *f = req_file(fi);
 
 	(void)ino;
+	file_unlink(req_fs(req), f);
 	if (f->node->type->release)
 		f->node->type->release(f);
 	file_free(f);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -21,9 +22,18 @@ void fs_problem(struct fs *fs, const struct problem *pb)
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	atomic_fetch_add(&fs->n_rejected, 1);
-	if (asprintf(&copy, "%s %s", stamp, line) >= 0) {
+	if (asprintf(&copy, "%s %s\n", stamp, line) >= 0) {
+		char *old;
+
 		pthread_mutex_lock(&fs->errors_lock);
-		free(fs->errors[fs->errors_next]);
+		/* .mlfs/errors is a stream: offsets stay absolute */
+		old = fs->errors[fs->errors_next];
+		if (old) {
+			fs->errors_dropped += strlen(old);
+			fs->errors_bytes -= strlen(old);
+		}
+		fs->errors_bytes += strlen(copy);
+		free(old);
 		fs->errors[fs->errors_next] = copy;
 		fs->errors_next = (fs->errors_next + 1) % FS_ERRORS_KEEP;
 		fs->errors_total++;

@@ -421,6 +421,7 @@ int main(int argc, char *argv[])
 	fs.mounted = time(NULL);
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);
+	pthread_mutex_init(&fs.files_lock, NULL);
 	root_init();
 	if (node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");

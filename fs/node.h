@@ -165,6 +165,7 @@ struct fs_file {
 	bool direct_io;     /* set by open ops for streams */
 	bool keep_cache;    /* set by open ops for immutable content */
 	void *priv;         /* the type's own state */
+	struct fs_file *prev, *next; /* open handles, under fs->files_lock */
 };
 
 /* The root's type is declared in root.c. */

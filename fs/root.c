@@ -5,6 +5,7 @@
  * worker enters; the errors ring is under fs->errors_lock.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,23 +73,69 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)fs->n_rejected);
 }
 
-static int errors_show(struct node *n, struct strbuf *out)
+/*
+ * .mlfs/errors is a stream (tail -f follows it): the kept lines, at
+ * absolute offsets that survive the eviction of old lines.
+ */
+static int errors_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	struct fs *fs = n->fs;
-	unsigned count, start;
-	int rc = 0;
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	f->direct_io = true;
+	return 0;
+}
 
+static int errors_read(struct fs_file *f, size_t size, off_t off,
+		       struct fs_reply *r)
+{
+	struct fs *fs = f->node->fs;
+	uint64_t pos, want = (uint64_t)off;
+	unsigned count, start;
+	char *buf;
+	size_t used = 0;
+
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return -ENOMEM;
 	pthread_mutex_lock(&fs->errors_lock);
 	count = fs->errors_total < FS_ERRORS_KEEP ? (unsigned)fs->errors_total
 						   : FS_ERRORS_KEEP;
 	start = (fs->errors_next + FS_ERRORS_KEEP - count) % FS_ERRORS_KEEP;
-	for (unsigned i = 0; i < count && rc == 0; i++) {
+	pos = fs->errors_dropped;
+	if (want < pos)
+		want = pos; /* evicted: continue with the oldest kept line */
+	for (unsigned i = 0; i < count && used < size; i++) {
 		const char *line = fs->errors[(start + i) % FS_ERRORS_KEEP];
+		size_t len = strlen(line);
 
-		rc = sb_printf(out, "%s\n", line ? line : "");
+		if (pos + len > want) {
+			size_t skip = (size_t)(want - pos);
+			size_t n = len - skip;
+
+			if (n > size - used)
+				n = size - used;
+			memcpy(buf + used, line + skip, n);
+			used += n;
+			want += n;
+		}
+		pos += len;
 	}
 	pthread_mutex_unlock(&fs->errors_lock);
-	return rc;
+	fs_reply_buf(r, buf, used);
+	free(buf);
+	return 0;
+}
+
+static int errors_getattr(struct node *n, struct stat *st)
+{
+	struct fs *fs = n->fs;
+
+	pthread_mutex_lock(&fs->errors_lock);
+	st->st_size = (off_t)(fs->errors_dropped + fs->errors_bytes);
+	pthread_mutex_unlock(&fs->errors_lock);
+	st->st_mtim.tv_sec = time(NULL);
+	return 0;
 }
 
 static int plugins_show(struct node *n, struct strbuf *out)
@@ -111,7 +158,8 @@ static const struct node_type mlfs_files[] = {
 	{ "plugins", S_IFREG | 0444, 0, .show = plugins_show },
 	{ "cache", S_IFREG | 0444, 0, .show = cache_show },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
-	{ "errors", S_IFREG | 0444, 0, .show = errors_show },
+	{ "errors", S_IFREG | 0444, NODE_F_STREAM, .open = errors_open,
+	  .read = errors_read, .getattr = errors_getattr },
 	{ NULL },
 };
 

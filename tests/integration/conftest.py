@@ -24,8 +24,7 @@ MLFS = BUILD / "fs" / "mlfs"
 FUSE_SUPER_MAGIC = 0x65735546
 
 BAD_LINE = re.compile(
-    r"error|warning|leak|AddressSanitizer|UndefinedBehaviorSanitizer|"
-    r"runtime error|Sanitizer", re.I)
+    r"\b(error|warning|leak(ed|s)?)\b|Sanitizer|runtime error", re.I)
 
 
 def is_mounted(path):

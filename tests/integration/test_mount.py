@@ -119,3 +119,35 @@ def test_files_cannot_be_created_or_removed(mlfs):
     with pytest.raises(OSError) as e:
         os.unlink(mlfs.mnt / "README")
     assert e.value.errno in (errno.EACCES, errno.EPERM)
+
+
+def test_errors_is_a_stream_tail_f_follows(mlfs):
+    import select
+    errs = mlfs.mnt / ".mlfs" / "errors"
+    assert errs.read_text() == "" and os.stat(errs).st_size == 0
+    (mlfs.mnt / "datasets" / "d").mkdir()
+    mlfs.expect("rejected")
+    tail = subprocess.Popen(["tail", "-f", "-n", "+1", str(errs)],
+                            stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.3)
+        for i in range(2):
+            try:
+                with open(mlfs.mnt / "datasets" / "d" / "data.csv", "w") as f:
+                    f.write(f"a,b\n{i}\n")
+            except OSError:
+                pass
+        out = b""
+        deadline = time.monotonic() + 10
+        while out.count(b"\n") < 2 and time.monotonic() < deadline:
+            r, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if r:
+                out += os.read(tail.stdout.fileno(), 4096)
+        got = out.decode().splitlines()
+        assert len(got) == 2, got
+        assert all("datasets/d/data.csv:2:2: record has 1 field" in g
+                   for g in got)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert os.stat(errs).st_size == len(errs.read_text().encode())

@@ -1,0 +1,616 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for fs/csv.c: bad input with exact messages and positions,
+ * quoting, line ends and the BOM, type inference, statistics against
+ * hand-computed values, the float matrix, the distinct-count tiers,
+ * csv_parse_double() against strtod(), and every allocation failing in
+ * turn.  Single-threaded.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "failalloc.h"
+#include "tap.h"
+
+struct bad_case {
+	const char *in;
+	size_t len;                /* 0: strlen(in) */
+	struct csv_limits lim;
+	int rc;
+	unsigned line;
+	unsigned col;
+	const char *msg;
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "", 0, { 0 }, -EINVAL, 1, 1, "empty file" },
+	{ "\r\n\n", 0, { 0 }, -EINVAL, 1, 1, "empty file" },
+	{ "\xef\xbb\xbf", 0, { 0 }, -EINVAL, 1, 1, "empty file" },
+	{ "a,b\n", 0, { 0 }, -EINVAL, 2, 1, "no data rows" },
+	{ "a,b", 0, { 0 }, -EINVAL, 1, 4, "no data rows" },
+	{ "a,b\n\n\n", 0, { 0 }, -EINVAL, 4, 1, "no data rows" },
+	{ "a,b\n1,2\n3\n", 0, { 0 }, -EINVAL, 3, 2,
+	  "record has 1 field, header has 2" },
+	{ "a,b,c,d\n1,2,3\n", 0, { 0 }, -EINVAL, 2, 6,
+	  "record has 3 fields, header has 4" },
+	{ "a,b,c,d\n1,2,3", 0, { 0 }, -EINVAL, 2, 6,
+	  "record has 3 fields, header has 4" },
+	{ "a,b\r\n1\r\n", 0, { 0 }, -EINVAL, 2, 2,
+	  "record has 1 field, header has 2" },
+	{ "a,b\n1,2,3,4\n", 0, { 0 }, -EINVAL, 2, 5,
+	  "record has 4 fields, header has 2" },
+	{ "a,b\nx,\"y\",\"z\"\n", 0, { 0 }, -EINVAL, 2, 7,
+	  "record has 3 fields, header has 2" },
+	{ "a,b\n1,2\n\n3,4\n", 0, { 0 }, -EINVAL, 3, 1,
+	  "record has 1 field, header has 2" },
+	{ "a,b\n\"x\ny\",2\n3\n", 0, { 0 }, -EINVAL, 4, 2,
+	  "record has 1 field, header has 2" },
+	{ "a,b\n1,\"x\n", 0, { 0 }, -EINVAL, 2, 3,
+	  "unterminated quoted field" },
+	{ "\"a,b\n1,2\n", 0, { 0 }, -EINVAL, 1, 1,
+	  "unterminated quoted field" },
+	{ "a,b\n1,x\"y\n", 0, { 0 }, -EINVAL, 2, 4,
+	  "quote inside unquoted field" },
+	{ "a,b\n1, \"y\"\n", 0, { 0 }, -EINVAL, 2, 4,
+	  "quote inside unquoted field" },
+	{ "a,b\n1,\"x\"y\n", 0, { 0 }, -EINVAL, 2, 6,
+	  "unexpected text after closing quote" },
+	{ "a,b\n\"x\ny\"z,2\n", 0, { 0 }, -EINVAL, 3, 3,
+	  "unexpected text after closing quote" },
+	{ "a,b\n1,x\0y\n", 10, { 0 }, -EINVAL, 2, 4,
+	  "binary data (NUL byte)" },
+	{ "a,b\n1,\"x\0\"\n", 11, { 0 }, -EINVAL, 2, 5,
+	  "binary data (NUL byte)" },
+	{ "a\0,b\n1,2\n", 9, { 0 }, -EINVAL, 1, 2, "binary data (NUL byte)" },
+	{ "a,b\n1,\xff\n", 0, { 0 }, -EINVAL, 2, 3, "invalid UTF-8" },
+	{ "a,b\n1,x\xc3\n", 0, { 0 }, -EINVAL, 2, 4, "invalid UTF-8" },
+	{ "a,b\n1,\xc3", 0, { 0 }, -EINVAL, 2, 3, "invalid UTF-8" },
+	{ "a,b\n1,\xc0\xaf\n", 0, { 0 }, -EINVAL, 2, 3, "invalid UTF-8" },
+	{ "a,b\n1,\xed\xa0\x80\n", 0, { 0 }, -EINVAL, 2, 3, "invalid UTF-8" },
+	{ "a,b\n1,\xf4\x90\x80\x80\n", 0, { 0 }, -EINVAL, 2, 3,
+	  "invalid UTF-8" },
+	{ "a\n\"\xe0\x80\x80\"\n", 0, { 0 }, -EINVAL, 2, 2, "invalid UTF-8" },
+	{ "a,,c\n1,2,3\n", 0, { 0 }, -EINVAL, 1, 3, "empty column name" },
+	{ "a, \t,c\n1,2,3\n", 0, { 0 }, -EINVAL, 1, 3, "empty column name" },
+	{ "a,\"\"\n1,2\n", 0, { 0 }, -EINVAL, 1, 3, "empty column name" },
+	{ "a,b,a\n1,2,3\n", 0, { 0 }, -EINVAL, 1, 5,
+	  "duplicate column name \"a\"" },
+	{ "a, b ,\"b\"\n1,2,3\n", 0, { 0 }, -EINVAL, 1, 7,
+	  "duplicate column name \"b\"" },
+	{ "\xef\xbb\xbf" "a,a\n1,2\n", 0, { 0 }, -EINVAL, 1, 3,
+	  "duplicate column name \"a\"" },
+	{ "a,b\n1,12345\n", 0, { 4, 0, 0 }, -EFBIG, 2, 3,
+	  "field longer than 4 bytes" },
+	{ "a,b\n1,\"12\"\"45\"\n", 0, { 4, 0, 0 }, -EFBIG, 2, 3,
+	  "field longer than 4 bytes" },
+	{ "a,b\n1234,5678\n", 0, { 0, 8, 0 }, -EFBIG, 2, 1,
+	  "record longer than 8 bytes" },
+	{ "abcd,efgh\n1,2\n", 0, { 0, 8, 0 }, -EFBIG, 1, 1,
+	  "record longer than 8 bytes" },
+	{ "a,b,c\n1,2,3\n", 0, { 0, 0, 2 }, -EFBIG, 1, 5,
+	  "more than 2 columns" },
+};
+
+static int scan_str(const char *s, size_t len, const struct csv_limits *lim,
+		    struct csv_info **info, struct csv_matrix *mat,
+		    struct problem *pb)
+{
+	memset(pb, 0, sizeof(*pb));
+	return csv_scan(s, len ? len : strlen(s), lim, info, mat, pb);
+}
+
+static void test_bad_input(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		struct csv_info *info = (struct csv_info *)1;
+		struct csv_matrix mat = { (float *)1, 1, 1 };
+		struct problem pb;
+		char name[160];
+		int rc;
+
+		rc = scan_str(c->in, c->len, &c->lim, &info, &mat, &pb);
+		snprintf(name, sizeof(name), "bad %zu: %s", i, c->msg);
+		is_int(rc, c->rc, name);
+		is_str(pb.msg, c->msg, name);
+		is_int(pb.line, c->line, name);
+		is_int(pb.col, c->col, name);
+		ok(!info && !mat.data, "nothing returned on error");
+	}
+}
+
+static const struct csv_column *col_named(const struct csv_info *info,
+					  const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->ncols; i++)
+		if (!strcmp(info->cols[i].name, name))
+			return &info->cols[i];
+	return NULL;
+}
+
+static bool near(double a, double b)
+{
+	return fabs(a - b) <= 1e-12 * (fabs(b) > 1 ? fabs(b) : 1);
+}
+
+static void test_quoting(void)
+{
+	static const char in[] =
+		"\xef\xbb\xbf\" a \", b ,\"c\"\"d\",\"e\nf\"\r\n"
+		"\"x, y\",\"he said \"\"hi\"\"\",,\"multi\nline\"\r\n"
+		"\"1\",2,\"\",\"\"\r\n"
+		"plain,\"\"\"\",3,x\n"
+		"\n\r\n";
+	struct csv_info *info;
+	struct problem pb;
+	int rc;
+
+	rc = scan_str(in, 0, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "quoted file scans");
+	if (rc < 0) {
+		printf("# %u:%u: %s\n", pb.line, pb.col, pb.msg);
+		return;
+	}
+	ok(info->bom, "BOM seen");
+	is_int(info->ncols, 4, "4 columns");
+	is_int(info->nrows, 3, "3 rows, trailing blank lines ignored");
+	is_str(info->cols[0].name, "a", "quoted name trimmed");
+	is_str(info->cols[1].name, "b", "plain name trimmed");
+	is_str(info->cols[2].name, "c\"d", "doubled quote in name");
+	is_str(info->cols[3].name, "e\nf", "newline in name");
+	is_int(info->cols[2].missing, 2, "empty and \"\" are missing");
+	is_int(info->cols[3].missing, 1, "quoted empty is missing");
+	csv_info_free(info);
+
+	/* One column: an empty line in the middle is a missing value. */
+	rc = scan_str("a\n1\n\n2", 0, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "one column with a blank line");
+	if (rc == 0) {
+		is_int(info->nrows, 3, "blank line is a row");
+		is_int(info->cols[0].missing, 1, "and a missing value");
+		is_int(info->cols[0].count, 2, "two values");
+		ok(!info->bom, "no BOM");
+	}
+	csv_info_free(info);
+}
+
+static void test_types(void)
+{
+	static const char in[] =
+		"num,cat,txt,when,none,mixed,qnum\n"
+		"1,red,alice,2024-01-01,NA,1,\" 2.5 \"\n"
+		"2.5,blue,bob,2024-02-29T12:30:00Z,,x,\"3\"\n"
+		"-3e2,red,carol,2023-12-31 23:59:59.123+01:00,n/a,2,1e1\n"
+		" 4 ,red,dave,2023-01-01t00:00,NULL,y,\"-0\"\n"
+		"?,blue,erin,2023-06-30T23:59:60,None,1,7\n"
+		"NaN,red,frank,2023-06-30 01:02:03z,?,x,8\n";
+	struct csv_info *info;
+	struct problem pb;
+	int rc;
+
+	rc = scan_str(in, 0, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "types file scans");
+	if (rc < 0) {
+		printf("# %u:%u: %s\n", pb.line, pb.col, pb.msg);
+		return;
+	}
+	is_str(csv_type_name(col_named(info, "num")->type), "numeric", "num");
+	is_int(col_named(info, "num")->missing, 2, "num: ? and NaN missing");
+	is_str(csv_type_name(col_named(info, "cat")->type), "categorical",
+	       "cat");
+	is_str(csv_type_name(col_named(info, "txt")->type), "text", "txt");
+	is_str(csv_type_name(col_named(info, "when")->type), "time", "when");
+	ok(isnan(col_named(info, "when")->mean), "time has no mean");
+	is_str(csv_type_name(col_named(info, "none")->type), "text",
+	       "all missing is text");
+	is_int(col_named(info, "none")->count, 0, "all missing: count 0");
+	is_int(col_named(info, "none")->missing, 6, "all missing: 6");
+	ok(isnan(col_named(info, "none")->mean), "all missing: no mean");
+	is_str(csv_type_name(col_named(info, "mixed")->type), "categorical",
+	       "mixed numbers and words");
+	is_str(csv_type_name(col_named(info, "qnum")->type), "numeric",
+	       "quoted numbers are numbers");
+	csv_info_free(info);
+
+	/* Bad dates make a column text. */
+	rc = scan_str("d\n2023-02-29\n2024-13-01\n2024-01-01T24:00\n"
+		      "2024-01-01T10:00+1:00\n",
+		      0, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "bad dates scan");
+	if (rc == 0)
+		is_str(csv_type_name(info->cols[0].type), "text",
+		       "invalid dates are not time");
+	csv_info_free(info);
+}
+
+static void test_stats(void)
+{
+	static const char in[] =
+		"x,k,c,f,big\n"
+		"1,3,b,0.5,1e300\n"
+		"2,1,a,,-1e300\n"
+		"NA,3,b,1.5,1\n"
+		"3,2,c,-2.25,1\n"
+		"4,3,a,0.25,1\n"
+		",1,b,1e-3,1\n";
+	const struct csv_column *c;
+	struct csv_info *info;
+	struct csv_matrix mat;
+	struct problem pb;
+	int rc;
+
+	rc = scan_str(in, 0, NULL, &info, &mat, &pb);
+	is_int(rc, 0, "stats file scans");
+	if (rc < 0) {
+		printf("# %u:%u: %s\n", pb.line, pb.col, pb.msg);
+		return;
+	}
+	c = col_named(info, "x");
+	is_int(c->count, 4, "x count");
+	is_int(c->missing, 2, "x missing");
+	ok(near(c->mean, 2.5), "x mean 2.5");
+	ok(near(c->std, sqrt(1.25)), "x population std");
+	ok(c->min == 1 && c->max == 4, "x min/max");
+	is_int(c->distinct, 4, "x distinct");
+	ok(!c->distinct_estimated, "x exact");
+	is_int(c->nclasses, 4, "x: integer column has classes");
+	if (c->nclasses == 4) {
+		is_str(c->classes[0].value, "1", "x class 0");
+		is_str(c->classes[3].value, "4", "x class 3");
+	}
+
+	c = col_named(info, "k");
+	is_int(c->nclasses, 3, "k classes");
+	if (c->nclasses == 3) {
+		is_str(c->classes[0].value, "3", "k most frequent");
+		is_int(c->classes[0].count, 3, "k count 3");
+		is_str(c->classes[1].value, "1", "k then 1");
+		is_int(c->classes[1].count, 2, "k count 2");
+		is_str(c->classes[2].value, "2", "k then 2");
+	}
+
+	c = col_named(info, "c");
+	is_str(csv_type_name(c->type), "categorical", "c categorical");
+	is_int(c->distinct, 3, "c distinct");
+	ok(isnan(c->mean) && isnan(c->std) && isnan(c->min) &&
+		   isnan(c->max),
+	   "c has no numeric stats");
+	is_int(c->nclasses, 3, "c classes");
+	if (c->nclasses == 3) {
+		is_str(c->classes[0].value, "b", "c: b first (3)");
+		is_str(c->classes[1].value, "a", "c: a (2)");
+		is_str(c->classes[2].value, "c", "c: c (1)");
+		is_int(c->classes[0].count, 3, "c: b count");
+	}
+
+	c = col_named(info, "f");
+	is_int(c->count, 5, "f count");
+	/* 0.5 + 1.5 - 2.25 + 0.25 + 0.001 = 0.001; mean 0.0002 */
+	ok(near(c->mean, 0.0002), "f mean");
+	ok(near(c->std, sqrt((0.25 + 2.25 + 5.0625 + 0.0625 + 1e-6) / 5 -
+			     0.0002 * 0.0002)),
+	   "f std");
+	ok(c->min == -2.25 && c->max == 1.5, "f min/max");
+	is_int(c->nclasses, 0, "f: fractions have no classes");
+
+	c = col_named(info, "big");
+	ok(c->min == -1e300 && c->max == 1e300, "big min/max");
+	is_int(c->distinct, 3, "big distinct");
+
+	is_int(mat.rows, 6, "matrix rows");
+	is_int(mat.cols, 5, "matrix cols");
+	ok(mat.data[0] == 1.0f && mat.data[5] == 2.0f, "matrix x values");
+	ok(isnan(mat.data[2 * 5 + 0]), "matrix NA is NAN");
+	ok(isnan(mat.data[5 * 5 + 0]), "matrix empty is NAN");
+	ok(isnan(mat.data[0 * 5 + 2]) && isnan(mat.data[3 * 5 + 2]),
+	   "categorical column is NAN");
+	ok(mat.data[3 * 5 + 3] == -2.25f, "matrix f value");
+	ok(isinf(mat.data[0 * 5 + 4]), "1e300 overflows float");
+	csv_info_free(info);
+	free(mat.data);
+}
+
+static void test_classes(void)
+{
+	static const char in[] =
+		"s,n\n"
+		"y,1\n"
+		"x,1.0\n"
+		"y,01\n"
+		"x,2\n"
+		"\"q\"\"t\",2\n"
+		"\"q\"\"t\",-0\n"
+		"y,0\n";
+	const struct csv_column *c;
+	struct csv_info *info;
+	struct problem pb;
+	int rc;
+
+	rc = scan_str(in, 0, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "classes file scans");
+	if (rc < 0)
+		return;
+	c = col_named(info, "s");
+	is_int(c->distinct, 3, "s distinct");
+	is_int(c->nclasses, 3, "s classes");
+	if (c->nclasses == 3) {
+		is_str(c->classes[0].value, "y", "y most frequent");
+		is_str(c->classes[1].value, "q\"t", "tie: q\"t before x");
+		is_str(c->classes[2].value, "x", "then x");
+	}
+	c = col_named(info, "n");
+	is_int(c->distinct, 3, "1, 1.0 and 01 are one value; -0 is 0");
+	is_int(c->nclasses, 3, "n classes");
+	if (c->nclasses == 3) {
+		is_str(c->classes[0].value, "1", "n: 1 (3)");
+		is_int(c->classes[0].count, 3, "n: 1 count");
+		is_str(c->classes[1].value, "0", "n: tie 0 before 2");
+		is_str(c->classes[2].value, "2", "n: then 2");
+	}
+	csv_info_free(info);
+}
+
+/* A big file in memory: rows of "i,i%modulo,s<i%smod>,i%1000". */
+static char *make_rows(size_t rows, size_t modulo, size_t smod, size_t *len)
+{
+	size_t cap = rows * 48 + 64;
+	char *buf = malloc(cap);
+	size_t n;
+	size_t i;
+
+	if (!buf)
+		return NULL;
+	n = (size_t)snprintf(buf, cap, "id,m,s,k\n");
+	for (i = 0; i < rows; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%zu,%zu,s%zu,%zu\n",
+				      i, i % modulo, i % smod, i % 1000);
+	*len = n;
+	return buf;
+}
+
+static void test_distinct_tiers(void)
+{
+	const struct csv_column *c;
+	struct csv_info *info;
+	struct problem pb;
+	size_t len;
+	char *buf;
+	int rc;
+
+	buf = make_rows(CSV_DISTINCT_EXACT, 30000, 2000, &len);
+	rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "65536 rows scan");
+	if (rc == 0) {
+		c = col_named(info, "id");
+		is_int(c->distinct, CSV_DISTINCT_EXACT, "exact at the cap");
+		ok(!c->distinct_estimated, "not estimated at the cap");
+		c = col_named(info, "m");
+		is_int(c->distinct, 30000, "m exact (tier 2, repeats)");
+		ok(!c->distinct_estimated, "m not estimated");
+		c = col_named(info, "s");
+		is_int(c->distinct, 2000, "s exact (tier 2 text)");
+		is_str(csv_type_name(c->type), "text", "2000 values: text");
+	}
+	csv_info_free(info);
+	free(buf);
+
+	buf = make_rows(300000, 150000, 7, &len);
+	rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "300000 rows scan");
+	if (rc == 0) {
+		c = col_named(info, "id");
+		ok(c->distinct_estimated, "estimated past the cap");
+		ok(c->distinct <= 300000, "never more than the count");
+		ok(near(c->mean, 149999.5), "id mean over 300000 rows");
+		ok(near(c->std, sqrt((300000.0 * 300000.0 - 1) / 12)),
+		   "id std");
+		c = col_named(info, "m");
+		ok(c->distinct_estimated, "m estimated");
+		ok(c->distinct > 142500 && c->distinct < 157500,
+		   "estimate within 5%");
+		printf("# estimate %llu for 150000\n",
+		       (unsigned long long)c->distinct);
+		c = col_named(info, "k");
+		is_int(c->distinct, 1000, "k: 1000 values, tier 1");
+		ok(!c->distinct_estimated, "k exact");
+		is_int(c->nclasses, 0, "k: over 256 values, no classes");
+		c = col_named(info, "s");
+		is_str(csv_type_name(c->type), "categorical", "s: categorical");
+		is_int(c->nclasses, 7, "s: 7 classes");
+	}
+	csv_info_free(info);
+	free(buf);
+}
+
+static void test_alloc_failures(void)
+{
+	size_t len;
+	size_t i;
+	char *buf = make_rows(70000, 1500, 5, &len);
+	char *big;
+	unsigned n;
+	unsigned failed = 0;
+	bool clean = true;
+
+	/* A quoted, escaped field exercises the unescape buffer too. */
+	big = malloc(len + 64);
+	if (!buf || !big) {
+		skip("no memory for the input");
+		free(buf);
+		free(big);
+		return;
+	}
+	/* After the header line of buf. */
+	n = (unsigned)(strchr(buf, '\n') + 1 - buf);
+	memcpy(big, buf, n);
+	i = (size_t)snprintf(big + n, len + 64 - n, "1,2,\"a\"\"b\",3\n");
+	memcpy(big + n + i, buf + n, len - n);
+	len += i;
+	for (n = 1; n < 10000; n++) {
+		struct csv_info *info = NULL;
+		struct csv_matrix mat;
+		struct problem pb;
+		bool fired;
+		int rc;
+
+		failalloc_arm(n);
+		rc = scan_str(big, len, NULL, &info, &mat, &pb);
+		fired = failalloc_fired();
+		failalloc_arm(0);
+		if (!fired) {
+			is_int(rc, 0, "succeeds once no allocation fails");
+			csv_info_free(info);
+			free(mat.data);
+			break;
+		}
+		failed++;
+		/* Giving back matrix slack may fail harmlessly. */
+		if (rc != -ENOMEM && rc != 0) {
+			clean = false;
+			printf("# allocation %u: rc %d\n", n, rc);
+		}
+		if (rc == -ENOMEM && (info || mat.data))
+			clean = false;
+		csv_info_free(info);
+		free(mat.data);
+	}
+	ok(clean, "every failed allocation gives -ENOMEM and nothing");
+	ok(failed > 10, "many allocations were failed in turn");
+	printf("# %u allocations failed in turn\n", failed);
+	free(big);
+	free(buf);
+}
+
+struct num_case {
+	const char *in;
+	bool ok;
+};
+
+static const struct num_case num_cases[] = {
+	{ "0.1", true },
+	{ "1e-300", true },
+	{ "123456789012345678901234", true },
+	{ "  42\t", true },
+	{ "+1.5", true },
+	{ ".5", true },
+	{ "5.", true },
+	{ "1E+5", true },
+	{ "1e-5", true },
+	{ "9007199254740993", true },
+	{ "1.7976931348623157e308", true },
+	{ "4.9e-324", true },
+	{ "2.2250738585072011e-308", true },
+	{ "1e-400", true },
+	{ "0.000000000000000000000000000001", true },
+	{ "3.14159265358979323846264338327950288419716939937510", true },
+	{ "12345678.12345678", true },
+	{ "1234567890123456789", true },
+	{ "1e22", true },
+	{ "1e23", true },
+	{ "-123.456e-7", true },
+	{ "1e309", false },
+	{ "", false },
+	{ " ", false },
+	{ "abc", false },
+	{ "1e", false },
+	{ "1e+", false },
+	{ "--1", false },
+	{ "1.2.3", false },
+	{ "0x10", false },
+	{ "inf", false },
+	{ "nan", false },
+	{ "NaN", false },
+	{ "1,5", false },
+	{ ".", false },
+	{ "-", false },
+	{ "e5", false },
+	{ "1 2", false },
+	{ "1_000", false },
+};
+
+static void test_parse_double(void)
+{
+	char *huge;
+	double v;
+	size_t i;
+	size_t n;
+
+	for (i = 0; i < sizeof(num_cases) / sizeof(num_cases[0]); i++) {
+		const struct num_case *c = &num_cases[i];
+		char name[128];
+		bool r;
+
+		v = -12345;
+		r = csv_parse_double(c->in, strlen(c->in), &v);
+		snprintf(name, sizeof(name), "parse \"%s\"", c->in);
+		if (!c->ok) {
+			ok(!r, name);
+			continue;
+		}
+		ok(r && v == strtod(c->in, NULL), name);
+	}
+	ok(csv_parse_double("-0", 2, &v) && v == 0 && signbit(v), "-0");
+	ok(csv_parse_double("0.1", 3, &v) && v == 0.1, "0.1 exact");
+	ok(csv_parse_double("12x", 2, &v) && v == 12, "length respected");
+
+	/*
+	 * 2^53 + 1 is halfway between two doubles and rounds to even; a
+	 * nonzero digit 800 places later must round it up, and the parser
+	 * keeps only 780 digits.
+	 */
+	huge = malloc(1000);
+	if (!huge) {
+		skip("no memory");
+		return;
+	}
+	n = (size_t)snprintf(huge, 1000, "9007199254740993.");
+	memset(huge + n, '0', 800);
+	n += 800;
+	huge[n++] = '1';
+	huge[n] = '\0';
+	ok(csv_parse_double(huge, n, &v) && v == 9007199254740994.0,
+	   "sticky digit past 780 rounds up");
+	huge[n - 1] = '0';
+	ok(csv_parse_double(huge, n, &v) && v == 9007199254740992.0,
+	   "exact halfway rounds to even");
+	free(huge);
+}
+
+static void test_names(void)
+{
+	enum csv_type t;
+	enum csv_role r;
+
+	is_str(csv_type_name(CSV_CATEGORICAL), "categorical", "type name");
+	is_int(csv_type_parse("time", &t), 0, "type parse");
+	is_int(t, CSV_TIME, "type parse value");
+	is_int(csv_type_parse("Time", &t), -EINVAL, "type parse is exact");
+	is_str(csv_role_name(CSV_ROLE_PII), "pii", "role name");
+	is_int(csv_role_parse("label", &r), 0, "role parse");
+	is_int(r, CSV_ROLE_LABEL, "role parse value");
+	is_int(csv_role_parse("x", &r), -EINVAL, "role parse unknown");
+	csv_info_free(NULL);
+	ok(1, "csv_info_free(NULL)");
+}
+
+int main(void)
+{
+	test_bad_input();
+	test_quoting();
+	test_types();
+	test_stats();
+	test_classes();
+	test_distinct_tiers();
+	test_alloc_failures();
+	test_parse_double();
+	test_names();
+	return done();
+}
