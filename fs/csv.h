@@ -43,17 +43,23 @@ struct csv_class {
 	uint64_t count;
 };
 
-/* Distinct values are counted exactly up to this many per column. */
+/*
+ * Distinct values are counted exactly up to this many per column (text
+ * values are compared by 64-bit hash past 1000 of them), as long as the
+ * exact sets of all columns together stay under 64 MiB; beyond either, a
+ * HyperLogLog estimate (about 2% error).  Values that parse as numbers
+ * are compared as numbers in every column: "1", "1.0" and "01" are one.
+ */
 #define CSV_DISTINCT_EXACT 65536
 /* At most this many classes are kept per column (the most frequent). */
 #define CSV_MAX_CLASSES 256
 
 struct csv_column {
-	char *name;          /* owned; header text, unquoted */
-	enum csv_type type;  /* inferred */
+	char *name;          /* owned; header text, unquoted, trimmed */
+	enum csv_type type;  /* inferred; the rules are in csv.c */
 	enum csv_role role;  /* CSV_ROLE_FEATURE; the caller assigns roles */
 	uint64_t count;      /* non-missing values */
-	uint64_t missing;    /* empty, NA, N/A, NaN, null, ? (any case) */
+	uint64_t missing;    /* empty, NA, N/A, NaN, null, None, ? (any case) */
 	double mean;         /* numeric columns; NAN otherwise */
 	double std;          /* population std, numeric; NAN otherwise */
 	double min;          /* numeric; NAN otherwise */
@@ -63,7 +69,9 @@ struct csv_column {
 	/*
 	 * Categorical (and integer-valued numeric columns with at most
 	 * CSV_MAX_CLASSES distinct values): value counts, most frequent
-	 * first, ties by value.  NULL/0 otherwise.
+	 * first, ties by value.  NULL/0 otherwise.  A numeric class is the
+	 * integer in decimal ("3"); a categorical one the first spelling
+	 * seen, unquoted and trimmed.
 	 */
 	struct csv_class *classes;
 	size_t nclasses;
@@ -78,7 +86,8 @@ struct csv_info {
 
 /*
  * Optional matrix output of csv_scan: every column as float, row-major,
- * nrows x ncols.  Missing and non-numeric values are NAN.
+ * nrows x ncols.  Missing values are NAN, and so is every cell of a
+ * column whose type is not CSV_NUMERIC.
  */
 struct csv_matrix {
 	float *data;   /* owned (free()) */
@@ -90,11 +99,13 @@ struct csv_matrix {
  * csv_scan: validate data[0..len) as CSV and infer schema and stats.
  *
  * Errors (pb filled with line and column, 1-based, counted in bytes
- * within the line): -EINVAL for an empty input, no data rows, a ragged
- * record ("record has 3 fields, header has 4"), an unterminated quote,
- * a stray quote inside an unquoted field, NUL bytes or invalid UTF-8
- * ("binary data"), an empty or duplicate header name; -EFBIG for a field
- * or line over the limits; -ENOMEM.
+ * within the physical line, after a BOM): -EINVAL for an empty input, no
+ * data rows, a ragged record ("record has 3 fields, header has 4"), an
+ * unterminated quote, a stray quote inside an unquoted field or text
+ * after a closing one, NUL bytes ("binary data (NUL byte)") or invalid
+ * UTF-8, an empty or duplicate header name; -EFBIG for a field, record
+ * or header over the limits; -ENOMEM.  Blank lines at the end are
+ * ignored; elsewhere a blank line is a record of one empty field.
  *
  * lim may be NULL (defaults).  mat may be NULL; if not, it is filled with
  * the float matrix.  On success *out is owned by the caller

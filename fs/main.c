@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <syslog.h>
@@ -301,6 +302,7 @@ int main(int argc, char *argv[])
 	char real[PATH_MAX], msg[256];
 	struct stat st;
 	int status = 1;
+	int lock_fd = -1;
 	int rc;
 
 	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0)
@@ -406,6 +408,25 @@ int main(int argc, char *argv[])
 			      msg[0] ? msg : strerror(-rc));
 		goto out_fs;
 	}
+	/*
+	 * One mount per store: a second one would clear the first one's
+	 * staging files and race its version numbers.  The lock is held by
+	 * the open file description, which the daemon inherits at fork.
+	 */
+	{
+		char lock[PATH_MAX];
+
+		snprintf(lock, sizeof(lock), "%s/.mlfs-lock",
+			 fs.opts.store_dir);
+		lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			status = fail("store %s: %s", cli.store,
+				      errno == EWOULDBLOCK
+					      ? "already mounted by another mlfs"
+					      : strerror(errno));
+			goto out_fs;
+		}
+	}
 	clean_tmp(fs.opts.store_dir);
 	fs.opts.foreground = cli.foreground || cli.debug;
 	fs.opts.debug = cli.debug;
@@ -484,6 +505,8 @@ out_fs:
 	if (fs.log_fp && fs.log_fp != stderr)
 		fclose(fs.log_fp);
 	fs_free(&fs);
+	if (lock_fd >= 0)
+		close(lock_fd);
 out_args:
 	fuse_opt_free_args(&args);
 	free(cli.store);

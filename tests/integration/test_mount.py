@@ -151,3 +151,12 @@ def test_errors_is_a_stream_tail_f_follows(mlfs):
         tail.kill()
         tail.wait()
     assert os.stat(errs).st_size == len(errs.read_text().encode())
+
+
+def test_second_mount_of_a_store_is_refused(mlfs, tmp_path):
+    other = tmp_path / "mnt2"
+    other.mkdir()
+    r = run("-o", f"cache={tmp_path}/c2", str(mlfs.store), str(other))
+    assert r.returncode != 0
+    assert "already mounted by another mlfs" in r.stderr
+    assert not is_mounted(other)

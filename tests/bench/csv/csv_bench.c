@@ -89,7 +89,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: csv_bench FILE [scan|stats|strtod|fast]\n");
+		fprintf(stderr,
+			"usage: csv_bench FILE [scan|stats|strtod|fast]\n");
 		return 2;
 	}
 	t0 = now();

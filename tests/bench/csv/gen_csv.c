@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 				*p++ = '-';
 			r >>= 1;
 			/* Magnitudes from 0.000001 to 9999.999999. */
-			p = put_uint(p, (r >> 20) % (c % 4 == 0 ? 10 : 10000), 1);
+			p = put_uint(p, (r >> 20) % (c % 4 ? 10000 : 10), 1);
 			*p++ = '.';
 			p = put_uint(p, r % 1000000, 6);
 		}
