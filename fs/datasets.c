@@ -49,7 +49,7 @@ static unsigned node_ver(struct node *n)
 static int ds_attr(struct node *n, struct stat *st, bool dir)
 {
 	json_t *rec;
-	int rc = ds_get(n->fs, node_ds(n), &rec);
+	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -152,7 +152,7 @@ static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 	(void)ctx;
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+	rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
 	if (rc < 0)
 		return rc;
 	rc = open_blob(n->fs, man, &bf);
@@ -182,7 +182,7 @@ static int vdata_getattr(struct node *n, struct stat *st)
 
 	if (rc < 0)
 		return rc;
-	rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+	rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
 	if (rc < 0)
 		return rc;
 	st->st_size = (off_t)json_integer_value(json_object_get(man, "size"));
@@ -197,7 +197,7 @@ static int version_show(struct node *n, struct strbuf *out,
 			int (*render)(json_t *, struct strbuf *))
 {
 	json_t *man;
-	int rc = ds_version(n->fs, node_ds(n), node_ver(n), &man);
+	int rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
 
 	if (rc == -ENOENT && node_ver(n) == 0)
 		return 0; /* no version yet: empty */
@@ -255,7 +255,7 @@ static int latest_readlink(struct node *n, char **target)
 {
 	json_t *rec;
 	unsigned v;
-	int rc = ds_get(n->fs, node_ds(n), &rec);
+	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -271,7 +271,7 @@ static int latest_readlink(struct node *n, char **target)
 static int alias_readlink(struct node *n, char **target)
 {
 	unsigned v;
-	int rc = ds_alias_get(n->fs, node_ds(n), n->name, &v);
+	int rc = ds_alias_get(n->fs, &ds_datasets, node_ds(n), n->name, &v);
 
 	if (rc < 0)
 		return rc;
@@ -401,12 +401,12 @@ static int open_latest_blob(struct fs_file *f, struct blob_file **out)
 	json_t *man;
 	int rc;
 
-	rc = ds_version(n->fs, node_ds(n), 0, &man);
+	rc = ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man);
 	if (rc == -ENOENT) {
 		json_t *rec;
 
 		/* a dataset without versions reads as empty */
-		rc = ds_get(n->fs, node_ds(n), &rec);
+		rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
 		json_decref(rec);
 		if (rc < 0)
 			return rc;
@@ -580,7 +580,7 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		json_t *man;
 		struct blob_file *bf;
 
-		if (ds_version(fs, node_ds(f->node), ver, &man) == 0) {
+		if (ds_version(fs, &ds_datasets, node_ds(f->node), ver, &man) == 0) {
 			if (open_blob(fs, man, &bf) == 0) {
 				blob_close(h->blob);
 				h->blob = bf;
@@ -638,7 +638,7 @@ static int data_getattr(struct node *n, struct stat *st)
 
 	if (rc < 0)
 		return rc;
-	if (ds_version(n->fs, node_ds(n), 0, &man) == 0) {
+	if (ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man) == 0) {
 		st->st_size = (off_t)json_integer_value(
 			json_object_get(man, "size"));
 		st->st_mtim.tv_sec = (time_t)json_integer_value(json_object_get(
@@ -655,7 +655,7 @@ static int source_show(struct node *n, struct strbuf *out)
 {
 	json_t *man;
 	const char *by, *detail;
-	int rc = ds_version(n->fs, node_ds(n), 0, &man);
+	int rc = ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man);
 
 	if (rc == -ENOENT)
 		return 0;
@@ -794,7 +794,7 @@ static int dataset_lookup(struct node *dir, const char *name,
 	if (strcmp(name, "latest") == 0) {
 		json_t *rec;
 
-		if (ds_get(dir->fs, node_ds(dir), &rec) < 0)
+		if (ds_get(dir->fs, &ds_datasets, node_ds(dir), &rec) < 0)
 			return -ENOENT;
 		v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
 		json_decref(rec);
@@ -804,13 +804,13 @@ static int dataset_lookup(struct node *dir, const char *name,
 		return 0;
 	}
 	if (node_name_is_version(name, &v)) {
-		if (ds_version(dir->fs, node_ds(dir), v, &man) < 0)
+		if (ds_version(dir->fs, &ds_datasets, node_ds(dir), v, &man) < 0)
 			return -ENOENT;
 		json_decref(man);
 		*type = &version_type;
 		return 0;
 	}
-	if (ds_alias_get(dir->fs, node_ds(dir), name, &av) == 0) {
+	if (ds_alias_get(dir->fs, &ds_datasets, node_ds(dir), name, &av) == 0) {
 		*type = &alias_type;
 		return 0;
 	}
@@ -838,7 +838,7 @@ static int dataset_list(struct node *dir, node_fill_fn fill, void *ctx)
 	json_t *rec, *v;
 	int rc;
 
-	rc = ds_get(dir->fs, node_ds(dir), &rec);
+	rc = ds_get(dir->fs, &ds_datasets, node_ds(dir), &rec);
 	if (rc < 0)
 		return rc;
 	if (json_integer_value(json_object_get(rec, "latest")) > 0)
@@ -846,7 +846,7 @@ static int dataset_list(struct node *dir, node_fill_fn fill, void *ctx)
 	json_object_foreach(json_object_get(rec, "aliases"), k, v)
 		fill(ctx, k, &alias_type);
 	json_decref(rec);
-	rc = ds_versions(dir->fs, node_ds(dir), fill_ver, &fa);
+	rc = ds_versions(dir->fs, &ds_datasets, node_ds(dir), fill_ver, &fa);
 	return rc < 0 ? rc : 0;
 }
 
@@ -858,7 +858,7 @@ static int dataset_drop(struct node *dir, const char *name,
 	(void)ctx;
 	if (!node_name_is_version(name, &v))
 		return -EPERM;
-	return ds_remove_version(dir->fs, node_ds(dir), v);
+	return ds_remove_version(dir->fs, &ds_datasets, node_ds(dir), v);
 }
 
 static int dataset_symlink(struct node *dir, const char *name,
@@ -869,7 +869,7 @@ static int dataset_symlink(struct node *dir, const char *name,
 
 	(void)ctx;
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_alias_set(dir->fs, node_ds(dir), name, target, false, &pb);
+	rc = ds_alias_set(dir->fs, &ds_datasets, node_ds(dir), name, target, false, &pb);
 	if (rc == -EINVAL)
 		fs_problem(dir->fs, &pb);
 	return rc;
@@ -881,7 +881,7 @@ static int dataset_unlink(struct node *dir, const char *name,
 	(void)ctx;
 	if (strcmp(name, "latest") == 0)
 		return -EPERM; /* kept by the filesystem */
-	return ds_alias_del(dir->fs, node_ds(dir), name);
+	return ds_alias_del(dir->fs, &ds_datasets, node_ds(dir), name);
 }
 
 static int dataset_rename(struct node *dir, const char *from, const char *to,
@@ -890,7 +890,7 @@ static int dataset_rename(struct node *dir, const char *from, const char *to,
 	(void)ctx;
 	if (strcmp(from, "latest") == 0)
 		return -EPERM;
-	return ds_alias_rename(dir->fs, node_ds(dir), from, to, flags);
+	return ds_alias_rename(dir->fs, &ds_datasets, node_ds(dir), from, to, flags);
 }
 
 static int dataset_getattr(struct node *n, struct stat *st)
@@ -902,7 +902,7 @@ static int dataset_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
 {
 	json_t *rec;
 	uid_t owner;
-	int rc = ds_get(n->fs, node_ds(n), &rec);
+	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -910,7 +910,7 @@ static int dataset_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
 	json_decref(rec);
 	if (ctx->uid != 0 && ctx->uid != owner)
 		return -EPERM;
-	return ds_chmod(n->fs, node_ds(n), mode);
+	return ds_chmod(n->fs, &ds_datasets, node_ds(n), mode);
 }
 
 static const struct node_type dataset_type = {
@@ -927,7 +927,7 @@ static int datasets_lookup(struct node *dir, const char *name,
 	json_t *rec;
 
 	(void)dir;
-	if (ds_get(dir->fs, name, &rec) < 0)
+	if (ds_get(dir->fs, &ds_datasets, name, &rec) < 0)
 		return -ENOENT;
 	json_decref(rec);
 	*type = &dataset_type;
@@ -944,7 +944,7 @@ static int fill_ds(void *arg, const char *name)
 static int datasets_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
 	struct fill_arg fa = { fill, ctx };
-	int rc = ds_list(dir->fs, fill_ds, &fa);
+	int rc = ds_list(dir->fs, &ds_datasets, fill_ds, &fa);
 
 	return rc < 0 ? rc : 0;
 }
@@ -956,7 +956,7 @@ static int datasets_make(struct node *dir, const char *name, mode_t mode,
 	int rc;
 
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_create(dir->fs, name, mode, ctx, &pb);
+	rc = ds_create(dir->fs, &ds_datasets, name, mode, ctx, &pb);
 	if (rc == -EINVAL)
 		fs_problem(dir->fs, &pb);
 	return rc;
@@ -967,7 +967,7 @@ static int datasets_drop(struct node *dir, const char *name,
 {
 	json_t *rec;
 	uid_t owner;
-	int rc = ds_get(dir->fs, name, &rec);
+	int rc = ds_get(dir->fs, &ds_datasets, name, &rec);
 
 	if (rc < 0)
 		return rc;
@@ -976,7 +976,7 @@ static int datasets_drop(struct node *dir, const char *name,
 	/* like a sticky /tmp: only the owner (or root) removes a dataset */
 	if (ctx->uid != 0 && ctx->uid != owner)
 		return -EPERM;
-	return ds_remove(dir->fs, name);
+	return ds_remove(dir->fs, &ds_datasets, name);
 }
 
 const struct node_type datasets_type = {

@@ -38,16 +38,25 @@ static void ds_version_key(const char *name, unsigned ver, char *out,
 	snprintf(out, len, "%s/%010u", name, ver);
 }
 
-static void ds_manifest_key(const char *name, unsigned ver, char *out,
-			    size_t len)
+static void ds_manifest_key(const struct ds_kind *k, const char *name,
+			    unsigned ver, char *out, size_t len)
 {
-	snprintf(out, len, "datasets/%s/v%u.json", name, ver);
+	snprintf(out, len, "%s/%s/v%u.json", k->dir, name, ver);
 }
 
-static void ds_record_key(const char *name, char *out, size_t len)
+static void ds_record_key(const struct ds_kind *k, const char *name, char *out,
+			  size_t len)
 {
-	snprintf(out, len, "datasets/%s/dataset.json", name);
+	snprintf(out, len, "%s/%s/%s", k->dir, name, k->record);
 }
+
+const struct ds_kind ds_datasets = {
+	"datasets", "dataset.json", META_DS, META_DSV,
+};
+
+const struct ds_kind ds_models = {
+	"models", "model.json", META_MODEL, META_MODELV,
+};
 
 void ds_blob_key(const char *hash, char *out, size_t outlen)
 {
@@ -122,9 +131,9 @@ static int index_get_json(struct fs *fs, enum meta_table tab,
 	return *out ? 0 : -EIO;
 }
 
-int ds_get(struct fs *fs, const char *name, json_t **rec)
+int ds_get(struct fs *fs, const struct ds_kind *k, const char *name, json_t **rec)
 {
-	return index_get_json(fs, META_DS, name, rec);
+	return index_get_json(fs, k->tab, name, rec);
 }
 
 static unsigned rec_uint(json_t *rec, const char *field)
@@ -132,7 +141,7 @@ static unsigned rec_uint(json_t *rec, const char *field)
 	return (unsigned)json_integer_value(json_object_get(rec, field));
 }
 
-int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man)
+int ds_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver, json_t **man)
 {
 	char key[512];
 	int rc;
@@ -141,7 +150,7 @@ int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man)
 	if (ver == 0) {
 		json_t *rec;
 
-		rc = ds_get(fs, name, &rec);
+		rc = ds_get(fs, k, name, &rec);
 		if (rc < 0)
 			return rc;
 		ver = rec_uint(rec, "latest");
@@ -150,7 +159,7 @@ int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man)
 			return -ENOENT;
 	}
 	ds_version_key(name, ver, key, sizeof(key));
-	return index_get_json(fs, META_DSV, key, man);
+	return index_get_json(fs, k->vtab, key, man);
 }
 
 struct list_arg {
@@ -168,7 +177,7 @@ static int list_one(void *arg, const char *key, const char *val, size_t len)
 	return la->fn(la->arg, key);
 }
 
-int ds_list(struct fs *fs, int (*fn)(void *arg, const char *name), void *arg)
+int ds_list(struct fs *fs, const struct ds_kind *k, int (*fn)(void *arg, const char *name), void *arg)
 {
 	struct list_arg la = { .fn = fn, .arg = arg };
 	struct meta_txn *t;
@@ -177,7 +186,7 @@ int ds_list(struct fs *fs, int (*fn)(void *arg, const char *name), void *arg)
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;
-	rc = meta_scan(t, META_DS, "", NULL, list_one, &la);
+	rc = meta_scan(t, k->tab, "", NULL, list_one, &la);
 	meta_txn_abort(t);
 	return rc;
 }
@@ -192,7 +201,7 @@ static int list_ver(void *arg, const char *key, const char *val, size_t len)
 	return la->vfn(la->arg, (unsigned)strtoul(slash + 1, NULL, 10));
 }
 
-int ds_versions(struct fs *fs, const char *name,
+int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
 		int (*fn)(void *arg, unsigned ver), void *arg)
 {
 	struct list_arg la = { .vfn = fn, .arg = arg };
@@ -204,7 +213,7 @@ int ds_versions(struct fs *fs, const char *name,
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;
-	rc = meta_scan(t, META_DSV, prefix, NULL, list_ver, &la);
+	rc = meta_scan(t, k->vtab, prefix, NULL, list_ver, &la);
 	meta_txn_abort(t);
 	return rc;
 }
@@ -226,7 +235,7 @@ static int store_put_json(struct fs *fs, const char *key, json_t *j)
  * Commit the index side of a change: the record of name (NULL: delete
  * it) and optionally one version (man NULL with ver: delete it).
  */
-static int index_update(struct fs *fs, const char *name, json_t *rec,
+static int index_update(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec,
 			unsigned ver, json_t *man)
 {
 	struct meta_txn *t;
@@ -239,11 +248,11 @@ static int index_update(struct fs *fs, const char *name, json_t *rec,
 		return rc;
 	if (rec) {
 		text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		rc = text ? meta_put(t, META_DS, name, text, strlen(text))
+		rc = text ? meta_put(t, k->tab, name, text, strlen(text))
 			  : -ENOMEM;
 		free(text);
 	} else {
-		rc = meta_del(t, META_DS, name);
+		rc = meta_del(t, k->tab, name);
 	}
 	if (rc < 0)
 		goto out_abort;
@@ -252,12 +261,12 @@ static int index_update(struct fs *fs, const char *name, json_t *rec,
 		if (man) {
 			text = json_dumps(man, JSON_COMPACT |
 						       JSON_PRESERVE_ORDER);
-			rc = text ? meta_put(t, META_DSV, key, text,
+			rc = text ? meta_put(t, k->vtab, key, text,
 					     strlen(text))
 				  : -ENOMEM;
 			free(text);
 		} else {
-			rc = meta_del(t, META_DSV, key);
+			rc = meta_del(t, k->vtab, key);
 		}
 		if (rc < 0)
 			goto out_abort;
@@ -268,7 +277,7 @@ out_abort:
 	return rc;
 }
 
-int ds_create(struct fs *fs, const char *name, mode_t mode,
+int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb)
 {
 	char key[512], when[32];
@@ -291,38 +300,38 @@ int ds_create(struct fs *fs, const char *name, mode_t mode,
 	{
 		json_t *old;
 
-		if (ds_get(fs, name, &old) == 0) {
+		if (ds_get(fs, k, name, &old) == 0) {
 			json_decref(old);
 			rc = -EEXIST;
 			goto out_unlock;
 		}
 	}
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_put_json(fs, key, rec);
 	if (rc < 0)
 		goto out_unlock;
-	rc = index_update(fs, name, rec, 0, NULL);
+	rc = index_update(fs, k, name, rec, 0, NULL);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(rec);
 	return rc;
 }
 
-int ds_chmod(struct fs *fs, const char *name, mode_t mode)
+int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode)
 {
 	char key[512];
 	json_t *rec;
 	int rc;
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	json_object_set_new(rec, "mode", json_integer(mode & 07777));
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_put_json(fs, key, rec);
 	if (rc == 0)
-		rc = index_update(fs, name, rec, 0, NULL);
+		rc = index_update(fs, k, name, rec, 0, NULL);
 	json_decref(rec);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
@@ -358,9 +367,10 @@ static int hash_ref_one(void *arg, const char *key, const char *val,
  * being removed).  Open readers keep their descriptor on the local file.
  * Called under ds_lock.
  */
-static void ds_blob_release(struct fs *fs, const char *hash,
-			    const char *name, unsigned ver)
+static void ds_blob_release(struct fs *fs, const struct ds_kind *k,
+			    const char *hash, const char *name, unsigned ver)
 {
+	static const enum meta_table vtabs[] = { META_DSV, META_MODELV };
 	char prefix[300], key[128];
 	struct hash_ref hr = { .hash = hash, .skip_prefix = prefix,
 			       .skip_ver = ver };
@@ -368,15 +378,40 @@ static void ds_blob_release(struct fs *fs, const char *hash,
 
 	if (strlen(hash) != HASH_HEX_LEN)
 		return;
-	snprintf(prefix, sizeof(prefix), "%s/", name);
 	if (meta_txn_begin(fs->meta, true, &t) < 0)
 		return;
-	meta_scan(t, META_DSV, "", NULL, hash_ref_one, &hr);
+	for (size_t i = 0; i < sizeof(vtabs) / sizeof(vtabs[0]); i++) {
+		/* skip the versions being removed, in their own table only */
+		if ((int)vtabs[i] == k->vtab)
+			snprintf(prefix, sizeof(prefix), "%s/", name);
+		else
+			snprintf(prefix, sizeof(prefix), "/");
+		meta_scan(t, vtabs[i], "", NULL, hash_ref_one, &hr);
+		if (hr.found)
+			break;
+	}
 	meta_txn_abort(t);
 	if (hr.found)
 		return;
 	ds_blob_key(hash, key, sizeof(key));
 	store_del(fs->store, key);
+}
+
+/* Release every blob a manifest names (the "hash" and any "files"). */
+static void ds_man_release(struct fs *fs, const struct ds_kind *k,
+			   json_t *man, const char *name, unsigned ver)
+{
+	const char *h = json_string_value(json_object_get(man, "hash"));
+	const char *f;
+	json_t *v;
+
+	if (h)
+		ds_blob_release(fs, k, h, name, ver);
+	json_object_foreach(json_object_get(man, "files"), f, v) {
+		h = json_string_value(json_object_get(v, "hash"));
+		if (h)
+			ds_blob_release(fs, k, h, name, ver);
+	}
 }
 
 static bool rec_alias_uses(json_t *rec, unsigned ver, const char **alias)
@@ -416,74 +451,119 @@ static int collect_ver(void *arg, unsigned ver)
 	return 0;
 }
 
-int ds_remove(struct fs *fs, const char *name)
+struct use_scan {
+	const char *name;
+	unsigned ver; /* 0: any version */
+	char *why;
+	size_t whylen;
+};
+
+static int use_one(void *arg, const char *key, const char *val, size_t len)
+{
+	struct use_scan *us = arg;
+	json_t *man = json_loadb(val, len, 0, NULL);
+	json_t *ds = json_object_get(man, "dataset");
+	const char *n = json_string_value(json_object_get(ds, "name"));
+	unsigned v = (unsigned)json_integer_value(json_object_get(ds, "version"));
+	int rc = 0;
+
+	if (n && strcmp(n, us->name) == 0 && (us->ver == 0 || us->ver == v)) {
+		snprintf(us->why, us->whylen, "model %.*s was trained on v%u",
+			 (int)(strchr(key, '/') ? strchr(key, '/') - key : 0),
+			 key, v);
+		rc = 1;
+	}
+	json_decref(man);
+	return rc;
+}
+
+/*
+ * Is name (version ver, or any) used by something that must keep it?
+ * Datasets: a model version trained on it.  1 with why, 0, or -errno.
+ */
+static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
+		     unsigned ver, char *why, size_t whylen)
+{
+	struct use_scan us = { name, ver, why, whylen };
+	struct meta_txn *t;
+	int rc;
+
+	if (k != &ds_datasets)
+		return 0;
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_scan(t, META_MODELV, "", NULL, use_one, &us);
+	meta_txn_abort(t);
+	return rc;
+}
+
+int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name)
 {
 	struct ver_collect vc = { 0 };
 	struct meta_txn *t;
-	char key[512];
-	char **hashes = NULL;
+	char key[512], why[300];
+	json_t **mans = NULL;
 	json_t *rec;
 	int rc;
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	json_decref(rec);
-	rc = ds_versions(fs, name, collect_ver, &vc);
+	rc = ds_in_use(fs, k, name, 0, why, sizeof(why));
+	if (rc > 0) {
+		fs_log(fs, 4, "%s/%s: rmdir: %s", k->dir, name, why);
+		rc = -EBUSY;
+	}
 	if (rc < 0)
 		goto out_unlock;
-	hashes = calloc(vc.n + 1, sizeof(*hashes));
-	if (!hashes) {
+	rc = ds_versions(fs, k, name, collect_ver, &vc);
+	if (rc < 0)
+		goto out_unlock;
+	mans = calloc(vc.n + 1, sizeof(*mans));
+	if (!mans) {
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	for (size_t i = 0; i < vc.n; i++) {
-		json_t *man;
-
-		if (ds_version(fs, name, vc.v[i], &man) == 0) {
-			const char *h = json_string_value(
-				json_object_get(man, "hash"));
-
-			hashes[i] = h ? strdup(h) : NULL;
-			json_decref(man);
-		}
-	}
+	for (size_t i = 0; i < vc.n; i++)
+		ds_version(fs, k, name, vc.v[i], &mans[i]);
 	/*
 	 * The record goes first: a rebuild after a crash ignores versions
-	 * of a dataset without a record, so a half-removed dataset never
+	 * of an object without a record, so a half-removed object never
 	 * comes back half.
 	 */
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_del(fs->store, key);
 	if (rc < 0 && rc != -ENOENT)
 		goto out_unlock;
 	for (size_t i = 0; i < vc.n; i++) {
-		ds_manifest_key(name, vc.v[i], key, sizeof(key));
+		ds_manifest_key(k, name, vc.v[i], key, sizeof(key));
 		store_del(fs->store, key);
 	}
 	rc = meta_txn_begin(fs->meta, false, &t);
 	if (rc < 0)
 		goto out_unlock;
-	meta_del(t, META_DS, name);
+	meta_del(t, k->tab, name);
 	for (size_t i = 0; i < vc.n; i++) {
 		ds_version_key(name, vc.v[i], key, sizeof(key));
-		meta_del(t, META_DSV, key);
+		meta_del(t, k->vtab, key);
 	}
 	rc = meta_txn_commit(t);
 	for (size_t i = 0; rc == 0 && i < vc.n; i++)
-		if (hashes[i])
-			ds_blob_release(fs, hashes[i], name, 0);
+		if (mans[i])
+			ds_man_release(fs, k, mans[i], name, 0);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
-	for (size_t i = 0; hashes && i < vc.n; i++)
-		free(hashes[i]);
-	free(hashes);
+	for (size_t i = 0; mans && i < vc.n; i++)
+		json_decref(mans[i]);
+	free(mans);
 	free(vc.v);
 	return rc;
 }
 
-/* Highest version below or at limit other than skip; 0 if none. */
+/* Highest version other than m[1], into m[0]. */
 static int max_ver(void *arg, unsigned ver)
 {
 	unsigned *m = arg;
@@ -493,49 +573,53 @@ static int max_ver(void *arg, unsigned ver)
 	return 0;
 }
 
-int ds_remove_version(struct fs *fs, const char *name, unsigned ver)
+int ds_remove_version(struct fs *fs, const struct ds_kind *k,
+		      const char *name, unsigned ver)
 {
-	char key[512];
-	char *hash = NULL;
+	char key[512], why[300];
 	const char *alias;
 	unsigned m[2] = { 0, ver };
 	json_t *rec = NULL, *man = NULL;
 	int rc;
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_version(fs, name, ver, &man);
+	rc = ds_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	if (rec_alias_uses(rec, ver, &alias)) {
 		rc = -EBUSY;
-		fs_log(fs, 4, "datasets/%s/v%u: rmdir: alias \"%s\" points to it",
-		       name, ver, alias);
+		fs_log(fs, 4, "%s/%s/v%u: rmdir: alias \"%s\" points to it",
+		       k->dir, name, ver, alias);
 		goto out_unlock;
 	}
-	if (json_string_value(json_object_get(man, "hash")))
-		hash = strdup(json_string_value(json_object_get(man, "hash")));
-	rc = ds_versions(fs, name, max_ver, m);
+	rc = ds_in_use(fs, k, name, ver, why, sizeof(why));
+	if (rc > 0) {
+		fs_log(fs, 4, "%s/%s/v%u: rmdir: %s", k->dir, name, ver, why);
+		rc = -EBUSY;
+	}
+	if (rc < 0)
+		goto out_unlock;
+	rc = ds_versions(fs, k, name, max_ver, m);
 	if (rc < 0)
 		goto out_unlock;
 	json_object_set_new(rec, "latest", json_integer(m[0]));
 	/* next never goes down: a removed version's name is not reused */
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_put_json(fs, key, rec);
 	if (rc < 0)
 		goto out_unlock;
-	ds_manifest_key(name, ver, key, sizeof(key));
+	ds_manifest_key(k, name, ver, key, sizeof(key));
 	rc = store_del(fs->store, key);
 	if (rc < 0 && rc != -ENOENT)
 		goto out_unlock;
-	rc = index_update(fs, name, rec, ver, NULL);
-	if (rc == 0 && hash)
-		ds_blob_release(fs, hash, name, ver);
+	rc = index_update(fs, k, name, rec, ver, NULL);
+	if (rc == 0)
+		ds_man_release(fs, k, man, name, ver);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
-	free(hash);
 	json_decref(man);
 	json_decref(rec);
 	return rc;
@@ -688,29 +772,29 @@ static json_t *lineage_json(unsigned parent, time_t now, uint64_t size,
  * Write a new version's manifest, the record and the index.  Under
  * ds_lock; the blob is already in the store.
  */
-static int ds_commit_version(struct fs *fs, const char *name, json_t *rec,
+static int ds_commit_version(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec,
 			     json_t *man, unsigned ver)
 {
 	char key[512];
 	int rc;
 
-	ds_manifest_key(name, ver, key, sizeof(key));
+	ds_manifest_key(k, name, ver, key, sizeof(key));
 	rc = store_put_json(fs, key, man);
 	if (rc < 0)
 		return rc;
 	json_object_set_new(rec, "latest", json_integer(ver));
 	json_object_set_new(rec, "next", json_integer(ver + 1));
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_put_json(fs, key, rec);
 	if (rc < 0)
 		goto out_undo_manifest;
-	rc = index_update(fs, name, rec, ver, man);
+	rc = index_update(fs, k, name, rec, ver, man);
 	if (rc < 0)
 		goto out_undo_manifest;
 	atomic_fetch_add(&fs->n_versions, 1);
 	return 0;
 out_undo_manifest:
-	ds_manifest_key(name, ver, key, sizeof(key));
+	ds_manifest_key(k, name, ver, key, sizeof(key));
 	store_del(fs->store, key);
 	return rc;
 }
@@ -719,6 +803,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       const struct ds_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb)
 {
+	const struct ds_kind *k = &ds_datasets;
 	struct csv_info *info = NULL;
 	char hash[HASH_HEX_LEN + 1], key[128];
 	struct stat st;
@@ -748,11 +833,11 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	hash_hex(data, (size_t)st.st_size, hash);
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	parent = rec_uint(rec, "latest");
-	if (parent && ds_version(fs, name, parent, &prev) == 0) {
+	if (parent && ds_version(fs, k, name, parent, &prev) == 0) {
 		const char *ph = json_string_value(json_object_get(
 			json_object_get(prev, "lineage"), "hash"));
 
@@ -792,7 +877,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	rc = ds_commit_version(fs, name, rec, man, v);
+	rc = ds_commit_version(fs, k, name, rec, man, v);
 	if (rc == 0) {
 		*ver = v;
 		*created = true;
@@ -806,6 +891,77 @@ out_unlock:
 out_unmap:
 	if (map)
 		munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+int ds_put_blob(struct fs *fs, const char *path, char hash[33],
+		uint64_t *size)
+{
+	struct store_stat sst;
+	struct stat st;
+	char key[128];
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fstat(fd, &st) < 0 ? -errno : hash_fd(fd, hash);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	*size = (uint64_t)st.st_size;
+	ds_blob_key(hash, key, sizeof(key));
+	if (store_head(fs->store, key, &sst) == 0 &&
+	    sst.size == (uint64_t)st.st_size) {
+		unlink(path); /* content already stored once */
+		return 0;
+	}
+	return store_put_file(fs->store, key, path);
+}
+
+int ds_commit_model(struct fs *fs, const char *name, json_t *man,
+		    const struct fs_ctx *ctx, unsigned *ver)
+{
+	const struct ds_kind *k = &ds_models;
+	json_t *rec = NULL;
+	unsigned v;
+	int rc;
+
+	*ver = 0;
+	rc = node_name_check(name, NULL);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc == -ENOENT) {
+		char when[32], key[512];
+		time_t now = time(NULL);
+
+		iso_time(now, when, sizeof(when));
+		rec = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, "
+				"s:{}}",
+				"name", name, "created", when, "created_unix",
+				(json_int_t)now, "uid", (int)ctx->uid, "gid",
+				(int)ctx->gid, "mode", 0755, "latest", 0,
+				"next", 1, "aliases");
+		rc = rec ? 0 : -ENOMEM;
+		if (rc == 0) {
+			ds_record_key(k, name, key, sizeof(key));
+			rc = store_put_json(fs, key, rec);
+		}
+	}
+	if (rc < 0)
+		goto out_unlock;
+	v = rec_uint(rec, "next");
+	if (v <= rec_uint(rec, "latest"))
+		v = rec_uint(rec, "latest") + 1;
+	json_object_set_new(man, "version", json_integer(v));
+	rc = ds_commit_version(fs, k, name, rec, man, v);
+	if (rc == 0)
+		*ver = v;
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(rec);
 	return rc;
 }
 
@@ -1030,6 +1186,7 @@ static json_t *schema_from_manifest(json_t *man, json_t *overrides,
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		  const struct ds_origin *origin, struct problem *pb)
 {
+	const struct ds_kind *k = &ds_datasets;
 	json_t *rec = NULL, *man = NULL, *merged = NULL, *sc = NULL;
 	json_t *nman = NULL;
 	const char *label;
@@ -1038,7 +1195,7 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 	int rc;
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	ver = rec_uint(rec, "latest");
@@ -1048,7 +1205,7 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 				 "data.csv first");
 		goto out_unlock;
 	}
-	rc = ds_version(fs, name, ver, &man);
+	rc = ds_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	rc = schema_parse(text, man, rec, &merged, &label, pb);
@@ -1081,7 +1238,7 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		json_object_set_new(nman, "lineage",
 				    lineage_json(ver, now, size, h, origin));
 		json_object_set(rec, "overrides", merged);
-		rc = ds_commit_version(fs, name, rec, nman, v);
+		rc = ds_commit_version(fs, k, name, rec, nman, v);
 	}
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
@@ -1093,13 +1250,13 @@ out_unlock:
 	return rc;
 }
 
-int ds_alias_get(struct fs *fs, const char *name, const char *alias,
+int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
 		 unsigned *ver)
 {
 	json_t *rec, *v;
 	int rc;
 
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		return rc;
 	v = json_object_get(json_object_get(rec, "aliases"), alias);
@@ -1108,19 +1265,19 @@ int ds_alias_get(struct fs *fs, const char *name, const char *alias,
 	return v ? 0 : -ENOENT;
 }
 
-static int alias_store(struct fs *fs, const char *name, json_t *rec)
+static int alias_store(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec)
 {
 	char key[512];
 	int rc;
 
-	ds_record_key(name, key, sizeof(key));
+	ds_record_key(k, name, key, sizeof(key));
 	rc = store_put_json(fs, key, rec);
 	if (rc < 0)
 		return rc;
-	return index_update(fs, name, rec, 0, NULL);
+	return index_update(fs, k, name, rec, 0, NULL);
 }
 
-int ds_alias_set(struct fs *fs, const char *name, const char *alias,
+int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
 		 const char *target, bool replace, struct problem *pb)
 {
 	unsigned ver;
@@ -1138,10 +1295,10 @@ int ds_alias_set(struct fs *fs, const char *name, const char *alias,
 				   "dataset",
 				   target);
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_version(fs, name, ver, &man);
+	rc = ds_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	if (!replace && json_object_get(json_object_get(rec, "aliases"), alias)) {
@@ -1150,7 +1307,7 @@ int ds_alias_set(struct fs *fs, const char *name, const char *alias,
 	}
 	json_object_set_new(json_object_get(rec, "aliases"), alias,
 			    json_integer(ver));
-	rc = alias_store(fs, name, rec);
+	rc = alias_store(fs, k, name, rec);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(man);
@@ -1158,26 +1315,26 @@ out_unlock:
 	return rc;
 }
 
-int ds_alias_del(struct fs *fs, const char *name, const char *alias)
+int ds_alias_del(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias)
 {
 	json_t *rec;
 	int rc;
 
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	if (json_object_del(json_object_get(rec, "aliases"), alias) < 0)
 		rc = -ENOENT;
 	else
-		rc = alias_store(fs, name, rec);
+		rc = alias_store(fs, k, name, rec);
 	json_decref(rec);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	return rc;
 }
 
-int ds_alias_rename(struct fs *fs, const char *name, const char *from,
+int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, const char *from,
 		    const char *to, unsigned flags)
 {
 	struct problem pb = { 0 };
@@ -1191,7 +1348,7 @@ int ds_alias_rename(struct fs *fs, const char *name, const char *from,
 	if (rc < 0)
 		return -EPERM; /* over latest, v<n>, or a bad name */
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_get(fs, name, &rec);
+	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	aliases = json_object_get(rec, "aliases");
@@ -1204,7 +1361,7 @@ int ds_alias_rename(struct fs *fs, const char *name, const char *from,
 		/* one record write: the alias moves atomically */
 		json_object_set(aliases, to, v);
 		json_object_del(aliases, from);
-		rc = alias_store(fs, name, rec);
+		rc = alias_store(fs, k, name, rec);
 	}
 	json_decref(rec);
 out_unlock:
@@ -1251,11 +1408,11 @@ static int key_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* "datasets/<name>/<file>" -> name, file; false if not of that shape */
-static bool split_key(const char *key, char *name, size_t nlen,
-		      const char **file)
+/* "<dir>/<name>/<file>" -> name, file; false if not of that shape */
+static bool split_key(const struct ds_kind *k, const char *key, char *name,
+		      size_t nlen, const char **file)
 {
-	const char *p = key + strlen("datasets/");
+	const char *p = key + strlen(k->dir) + 1;
 	const char *slash = strchr(p, '/');
 
 	if (!slash || (size_t)(slash - p) >= nlen || strchr(slash + 1, '/'))
@@ -1266,7 +1423,7 @@ static bool split_key(const char *key, char *name, size_t nlen,
 	return node_name_check(name, NULL) == 0;
 }
 
-int ds_rebuild(struct fs *fs)
+static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 {
 	struct rebuild rb = { .fs = fs };
 	struct meta_txn *t = NULL;
@@ -1275,7 +1432,8 @@ int ds_rebuild(struct fs *fs)
 	const char *file;
 	int rc;
 
-	rc = store_list(fs->store, "datasets/", rebuild_collect, &rb);
+	snprintf(key, sizeof(key), "%s/", k->dir);
+	rc = store_list(fs->store, key, rebuild_collect, &rb);
 	if (rc < 0)
 		goto out_free;
 	if (rb.n)
@@ -1291,8 +1449,8 @@ int ds_rebuild(struct fs *fs)
 		size_t len;
 		json_t *j;
 
-		if (!split_key(rb.keys[i], name, sizeof(name), &file) ||
-		    strcmp(file, "dataset.json") != 0)
+		if (!split_key(k, rb.keys[i], name, sizeof(name), &file) ||
+		    strcmp(file, k->record) != 0)
 			continue;
 		if (store_get(fs->store, rb.keys[i], DS_RECORD_MAX, &buf,
 			      &len) < 0)
@@ -1301,7 +1459,7 @@ int ds_rebuild(struct fs *fs)
 		free(buf);
 		if (!json_is_object(j)) {
 			json_decref(j);
-			fs_log(fs, 4, "rebuild: %s: not a dataset record",
+			fs_log(fs, 4, "rebuild: %s: not a record",
 			       rb.keys[i]);
 			continue;
 		}
@@ -1316,7 +1474,7 @@ int ds_rebuild(struct fs *fs)
 		size_t len;
 		json_t *rec, *man;
 
-		if (!split_key(rb.keys[i], name, sizeof(name), &file))
+		if (!split_key(k, rb.keys[i], name, sizeof(name), &file))
 			continue;
 		rec = json_object_get(recs, name);
 		snprintf(vname, sizeof(vname), "%s", file);
@@ -1345,9 +1503,9 @@ int ds_rebuild(struct fs *fs)
 	rc = meta_txn_begin(fs->meta, false, &t);
 	if (rc < 0)
 		goto out_recs;
-	rc = meta_drop(t, META_DS);
+	rc = meta_drop(t, k->tab);
 	if (rc == 0)
-		rc = meta_drop(t, META_DSV);
+		rc = meta_drop(t, k->vtab);
 	{
 		const char *n;
 		json_t *rec;
@@ -1363,7 +1521,7 @@ int ds_rebuild(struct fs *fs)
 			text = json_dumps(rec, JSON_COMPACT |
 						       JSON_PRESERVE_ORDER);
 			if (rc == 0)
-				rc = text ? meta_put(t, META_DS, n, text,
+				rc = text ? meta_put(t, k->tab, n, text,
 						     strlen(text))
 					  : -ENOMEM;
 			free(text);
@@ -1373,7 +1531,7 @@ int ds_rebuild(struct fs *fs)
 				text = json_dumps(man, JSON_COMPACT |
 							       JSON_PRESERVE_ORDER);
 				if (rc == 0)
-					rc = text ? meta_put(t, META_DSV, key,
+					rc = text ? meta_put(t, k->vtab, key,
 							     text,
 							     strlen(text))
 						  : -ENOMEM;
@@ -1392,6 +1550,15 @@ out_free:
 	for (size_t i = 0; i < rb.n; i++)
 		free(rb.keys[i]);
 	free(rb.keys);
+	return rc;
+}
+
+int ds_rebuild(struct fs *fs)
+{
+	int rc = rebuild_kind(fs, &ds_datasets);
+
+	if (rc == 0)
+		rc = rebuild_kind(fs, &ds_models);
 	return rc;
 }
 

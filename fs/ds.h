@@ -30,6 +30,20 @@
 
 struct fs;
 
+/*
+ * Objects with versions and aliases, stored the same way: datasets and
+ * models.  Every call below that takes a kind works on either.
+ */
+struct ds_kind {
+	const char *dir;    /* "datasets": the store prefix and mount dir */
+	const char *record; /* "dataset.json": the object's record file */
+	int tab;            /* enum meta_table of records */
+	int vtab;           /* enum meta_table of version manifests */
+};
+
+extern const struct ds_kind ds_datasets;
+extern const struct ds_kind ds_models;
+
 #define DS_FORMAT_MAJOR 1
 #define DS_FORMAT_MINOR 0
 
@@ -44,25 +58,25 @@ int ds_format_check(struct fs *fs, char *msg, size_t msglen);
 int ds_rebuild(struct fs *fs);
 
 /* ds_get: the dataset record (JSON) of name; -ENOENT. Caller decrefs. */
-int ds_get(struct fs *fs, const char *name, json_t **rec);
+int ds_get(struct fs *fs, const struct ds_kind *k, const char *name, json_t **rec);
 /*
  * ds_version: the manifest of name's version ver (0: the latest);
  * -ENOENT if no such version.  Caller decrefs.
  */
-int ds_version(struct fs *fs, const char *name, unsigned ver, json_t **man);
+int ds_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver, json_t **man);
 
 /* List datasets / versions of name, in order; fn returns non-zero to stop. */
-int ds_list(struct fs *fs, int (*fn)(void *arg, const char *name), void *arg);
-int ds_versions(struct fs *fs, const char *name,
+int ds_list(struct fs *fs, const struct ds_kind *k, int (*fn)(void *arg, const char *name), void *arg);
+int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
 		int (*fn)(void *arg, unsigned ver), void *arg);
 
-int ds_create(struct fs *fs, const char *name, mode_t mode,
+int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb);
 /* Remove a dataset with its versions; -EBUSY while something uses it. */
-int ds_remove(struct fs *fs, const char *name);
+int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name);
 /* Remove one version; -EBUSY if an alias points to it. */
-int ds_remove_version(struct fs *fs, const char *name, unsigned ver);
-int ds_chmod(struct fs *fs, const char *name, mode_t mode);
+int ds_remove_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver);
+int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode);
 
 /* What made a version, for its lineage. */
 struct ds_origin {
@@ -93,13 +107,28 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		  const struct ds_origin *origin, struct problem *pb);
 
 /* Aliases: name -> version. */
-int ds_alias_get(struct fs *fs, const char *name, const char *alias,
+int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
 		 unsigned *ver);
-int ds_alias_set(struct fs *fs, const char *name, const char *alias,
+int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
 		 const char *target, bool replace, struct problem *pb);
-int ds_alias_del(struct fs *fs, const char *name, const char *alias);
-int ds_alias_rename(struct fs *fs, const char *name, const char *from,
+int ds_alias_del(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias);
+int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, const char *from,
 		    const char *to, unsigned flags);
+
+/*
+ * ds_commit_model: publish a new model version from files already put in
+ * the store as blobs: man is the manifest without "version" (it gets the
+ * next number, set in man).  Creates the model if it does not exist.
+ */
+int ds_commit_model(struct fs *fs, const char *name, json_t *man,
+		    const struct fs_ctx *ctx, unsigned *ver);
+
+/*
+ * ds_put_blob: put the local file at path into the store by content
+ * (consumed on success) and give its hash and size.
+ */
+int ds_put_blob(struct fs *fs, const char *path, char hash[33],
+		uint64_t *size);
 
 /* The store key of a version's blob (out: at least 80 bytes). */
 void ds_blob_key(const char *hash, char *out, size_t outlen);

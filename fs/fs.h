@@ -20,6 +20,7 @@
 struct store;
 struct meta;
 struct node;
+struct dir_list;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -67,6 +68,7 @@ struct fs {
 	 */
 	pthread_mutex_t files_lock;
 	struct fs_file *files;        /* under files_lock */
+	struct dir_list *dirs;        /* under files_lock */
 
 	/* serialises changes to datasets (versions, aliases, removal) */
 	pthread_mutex_t ds_lock;

@@ -32,7 +32,19 @@ struct fs_reply {
 	fuse_req_t req;
 };
 
+/* A directory handle: the listing, built at opendir. */
+struct dir_list {
+	struct dir_list *prev, *next; /* under fs->files_lock */
+	struct node *dir;
+	char **names;
+	const struct node_type **types;
+	size_t n;
+	size_t cap;
+	int err;
+};
+
 static void file_free(struct fs_file *f);
+static void dir_list_free(struct dir_list *dl);
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -197,6 +209,12 @@ static void fs_destroy(void *userdata)
 		if (f->node->type->release)
 			f->node->type->release(f);
 		file_free(f);
+	}
+	while (fs->dirs) {
+		struct dir_list *dl = fs->dirs;
+
+		fs->dirs = dl->next;
+		dir_list_free(dl);
 	}
 	pthread_mutex_unlock(&fs->files_lock);
 }
@@ -696,15 +714,6 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
-/* A directory handle: the listing, built at opendir. */
-struct dir_list {
-	struct node *dir;
-	char **names;
-	const struct node_type **types;
-	size_t n;
-	size_t cap;
-	int err;
-};
 
 static int dir_add(void *ctx, const char *name, const struct node_type *t)
 {
@@ -735,6 +744,27 @@ static int dir_add(void *ctx, const char *name, const struct node_type *t)
 	}
 	dl->types[dl->n++] = t;
 	return 0;
+}
+
+static void dir_link(struct fs *fs, struct dir_list *dl, bool add)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	if (add) {
+		dl->prev = NULL;
+		dl->next = fs->dirs;
+		if (fs->dirs)
+			fs->dirs->prev = dl;
+		fs->dirs = dl;
+	} else {
+		if (dl->prev)
+			dl->prev->next = dl->next;
+		else if (fs->dirs == dl)
+			fs->dirs = dl->next;
+		if (dl->next)
+			dl->next->prev = dl->prev;
+		dl->prev = dl->next = NULL;
+	}
+	pthread_mutex_unlock(&fs->files_lock);
 }
 
 static void dir_list_free(struct dir_list *dl)
@@ -788,8 +818,11 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	fi->fh = (uintptr_t)dl;
 	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	dir_link(req_fs(req), dl, true);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		dir_link(req_fs(req), dl, false);
 		dir_list_free(dl);
+	}
 }
 
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
@@ -859,6 +892,7 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;
+	dir_link(req_fs(req), (struct dir_list *)(uintptr_t)fi->fh, false);
 	dir_list_free((struct dir_list *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

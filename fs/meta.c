@@ -29,6 +29,9 @@ static const char *const meta_table_names[META_NTABLES] = {
 	[META_MISC] = "misc",
 	[META_DS] = "ds",
 	[META_DSV] = "dsv",
+	[META_MODEL] = "model",
+	[META_MODELV] = "modelv",
+	[META_JOB] = "job",
 };
 
 /* The one place MDB_* codes become errnos. */

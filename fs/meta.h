@@ -21,7 +21,10 @@ struct meta_txn;
 enum meta_table {
 	META_MISC = 0, /* small settings: "clean", "format" */
 	META_DS,       /* dataset name -> dataset record (JSON) */
-	META_DSV,      /* "name/v<10-digit n>" -> version manifest (JSON) */
+	META_DSV,      /* "name/<10-digit n>" -> version manifest (JSON) */
+	META_MODEL,    /* model name -> model record (JSON) */
+	META_MODELV,   /* "name/<10-digit n>" -> model version manifest */
+	META_JOB,      /* job name -> job record (JSON) */
 	META_NTABLES,
 };
 

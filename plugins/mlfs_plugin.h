@@ -67,18 +67,24 @@ enum mlfs_log_level {
 struct mlfs_host {
 	size_t size; /* sizeof(struct mlfs_host) as the daemon built it */
 	void *ctx;   /* the host's own; pass back in every call */
-	void (*log)(void *ctx, int level, const char *fmt, ...);
-	/* Report progress: fraction 0..1 and a short line. */
+	void (*log)(void *ctx, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+		__attribute__((format(printf, 3, 4)))
+#endif
+		;
+	/* Report progress: fraction 0..1 and a short line ("epoch 3/50"). */
 	void (*progress)(void *ctx, double fraction, const char *line);
-	/* Non-zero once the job has been cancelled: stop soon. */
+	/* Report a metric as training goes (jobs/<job>/metrics). */
+	void (*metric)(void *ctx, const char *name, double value, long step);
+	/* Non-zero once the job has been cancelled: return -ECANCELED soon. */
 	int (*cancelled)(void *ctx);
-	void *(*alloc)(void *ctx, size_t size);
-	void (*free)(void *ctx, void *p);
+	/* Threads the plugin may use (BLAS is already set to this). */
+	int threads;
 };
 
 /*
  * A dense float matrix, row-major: rows x cols, element (i, j) at
- * data[i * ld + j].  Borrowed for the call.
+ * data[i * ld + j].  Inputs are borrowed for the call.
  */
 struct mlfs_matrix {
 	float *data;
@@ -87,32 +93,74 @@ struct mlfs_matrix {
 	size_t ld;
 };
 
-/* A parameter value from a spec's "params", as text (JSON). */
-struct mlfs_param {
-	const char *name;
-	const char *json;
+/*
+ * Training data after the daemon's feature extraction (imputed,
+ * standardised, one-hot encoded, clipped): x is rows x features; y is the
+ * class index (0..nclasses-1) for classification, the target for
+ * regression, and NULL for clustering.
+ */
+struct mlfs_data {
+	struct mlfs_matrix x;
+	const float *y;
+	size_t nclasses; /* 0 for regression and clustering */
 };
 
+enum mlfs_param_type {
+	MLFS_PARAM_NUMBER = 1,
+	MLFS_PARAM_STRING,
+	MLFS_PARAM_LIST, /* of numbers */
+	MLFS_PARAM_BOOL,
+};
+
+/* One entry of a spec's "params". */
+struct mlfs_param {
+	const char *name;
+	int type; /* enum mlfs_param_type */
+	double number; /* NUMBER, and BOOL as 0/1 */
+	const char *string;
+	const double *list;
+	size_t nlist;
+};
+
+/* What a train plugin can learn (mlfs_train_ops.tasks, a bit set). */
+#define MLFS_TASK_CLASSIFICATION 0x1
+#define MLFS_TASK_REGRESSION 0x2
+#define MLFS_TASK_CLUSTERING 0x4
+
 /*
- * Training: fit a model on X (features already extracted and scaled by
- * the daemon) and y (class index or target value), then predict.
- * Errors are negative errnos; msg (size msglen) says why.
+ * A train plugin.  Errors are negative errnos, and msg (msglen bytes)
+ * says why in the form "\"param\": must be > 0, got -1".
+ *
+ * Scores from predict: classification, nclasses columns of class
+ * probabilities (each row sums to 1); regression, one column, the value;
+ * clustering, k columns, the negated squared distance to each centre.
+ * The prediction is the argmax (or the value).
  */
 struct mlfs_train_ops {
-	size_t size; /* sizeof(struct mlfs_train_ops) */
-	/* Create an instance with params; NULL-terminated list. */
-	int (*init)(const struct mlfs_host *host,
+	size_t size;    /* sizeof(struct mlfs_train_ops) */
+	unsigned tasks; /* MLFS_TASK_* */
+	/*
+	 * init: an instance for task (one MLFS_TASK_*) with params.  Unknown
+	 * or bad params give -EINVAL and msg; the daemon calls init when a
+	 * spec is written, so a bad spec fails the write.
+	 */
+	int (*init)(const struct mlfs_host *host, unsigned task,
 		    const struct mlfs_param *params, size_t nparams,
 		    void **inst, char *msg, size_t msglen);
-	int (*fit)(void *inst, const struct mlfs_matrix *x, const float *y,
-		   size_t nclasses, const struct mlfs_matrix *xval,
-		   const float *yval, char *msg, size_t msglen);
-	/* Outputs: rows x nout (nout = nclasses for classifiers, else 1). */
+	/* fit: train on train, use val (may have 0 rows) to stop early. */
+	int (*fit)(void *inst, const struct mlfs_data *train,
+		   const struct mlfs_data *val, char *msg, size_t msglen);
+	/* The number of score columns predict writes. */
+	size_t (*outputs)(void *inst);
+	/* predict: out is x->rows x outputs(), allocated by the caller. */
 	int (*predict)(void *inst, const struct mlfs_matrix *x,
 		       struct mlfs_matrix *out);
-	/* Serialise the fitted weights into buf (size *len); -ENOSPC with
-	 * *len set to what is needed when buf is too small. */
-	int (*save)(void *inst, void *buf, size_t *len);
+	/*
+	 * save: the fitted state as bytes, malloc'd (*buf, *len); the caller
+	 * frees.  load: restore an instance made by init (params and task as
+	 * when it was saved) from such bytes; -EINVAL if they are not valid.
+	 */
+	int (*save)(void *inst, void **buf, size_t *len);
 	int (*load)(void *inst, const void *buf, size_t len);
 	void (*fini)(void *inst);
 };

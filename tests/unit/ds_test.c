@@ -79,7 +79,7 @@ static int nversions(struct fs *fs, const char *name)
 {
 	int n = 0;
 
-	ds_versions(fs, name, count_ver, &n);
+	ds_versions(fs, &ds_datasets, name, count_ver, &n);
 	return n;
 }
 
@@ -128,10 +128,10 @@ int main(void)
 	store_put(fs.store, "mlfs-format", "1.7\n", 4);
 	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "minor is fine");
 
-	is_int(ds_create(&fs, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
+	is_int(ds_create(&fs, &ds_datasets, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
 	ok(strstr(pb.msg, "starts with '.'") != NULL, "problem says why");
-	is_int(ds_create(&fs, "iris", 0755, &ctx, &pb), 0, "create");
-	is_int(ds_create(&fs, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
+	is_int(ds_create(&fs, &ds_datasets, "iris", 0755, &ctx, &pb), 0, "create");
+	is_int(ds_create(&fs, &ds_datasets, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
 
 	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "publish");
 	ok(created && ver == 1, "v1 created");
@@ -144,7 +144,7 @@ int main(void)
 	is_int(publish(&fs, "nope", iris, &ver, &created, &pb), -ENOENT,
 	       "no such dataset");
 
-	is_int(ds_version(&fs, "iris", 0, &man), 0, "latest manifest");
+	is_int(ds_version(&fs, &ds_datasets, "iris", 0, &man), 0, "latest manifest");
 	is_int(json_integer_value(json_object_get(man, "rows")), 3, "rows");
 	is_str(json_string_value(json_object_get(json_object_get(man, "schema"),
 						 "label")),
@@ -167,22 +167,22 @@ int main(void)
 		       -EINVAL, "incomplete JSON");
 	}
 
-	is_int(ds_alias_set(&fs, "iris", "prod", "v1", false, &pb), 0,
+	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "prod", "v1", false, &pb), 0,
 	       "alias");
-	is_int(ds_alias_set(&fs, "iris", "prod", "v2", false, &pb), -EEXIST,
+	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "prod", "v2", false, &pb), -EEXIST,
 	       "alias exists");
-	is_int(ds_alias_set(&fs, "iris", "x", "v9", false, &pb), -ENOENT,
+	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "x", "v9", false, &pb), -ENOENT,
 	       "alias to a missing version");
-	is_int(ds_alias_set(&fs, "iris", "x", "../v1", false, &pb), -EINVAL,
+	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "x", "../v1", false, &pb), -EINVAL,
 	       "alias outside the dataset");
-	is_int(ds_alias_set(&fs, "iris", "tmp1", "v2", false, &pb), 0, "tmp");
-	is_int(ds_alias_rename(&fs, "iris", "tmp1", "prod", 0), 0,
+	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "tmp1", "v2", false, &pb), 0, "tmp");
+	is_int(ds_alias_rename(&fs, &ds_datasets, "iris", "tmp1", "prod", 0), 0,
 	       "rename over (ln -sfn)");
-	is_int(ds_alias_get(&fs, "iris", "prod", &av), 0, "get");
+	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "prod", &av), 0, "get");
 	is_int(av, 2, "prod moved to v2");
-	is_int(ds_alias_get(&fs, "iris", "tmp1", &av), -ENOENT, "tmp gone");
-	is_int(ds_remove_version(&fs, "iris", 2), -EBUSY, "alias pins v2");
-	is_int(ds_remove_version(&fs, "iris", 1), 0, "remove v1");
+	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "tmp1", &av), -ENOENT, "tmp gone");
+	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 2), -EBUSY, "alias pins v2");
+	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 1), 0, "remove v1");
 	is_int(nversions(&fs, "iris"), 1, "one left");
 
 	/* a fresh index rebuilt from the store sees the same */
@@ -193,7 +193,7 @@ int main(void)
 		is_int(meta_open(idx2, &fs.meta, &c), 0, "second index");
 		is_int(ds_rebuild(&fs), 0, "rebuild");
 		is_int(nversions(&fs, "iris"), 1, "versions rebuilt");
-		is_int(ds_alias_get(&fs, "iris", "prod", &av), 0, "alias");
+		is_int(ds_alias_get(&fs, &ds_datasets, "iris", "prod", &av), 0, "alias");
 		is_int(av, 2, "alias rebuilt");
 		is_int(publish(&fs, "iris", "a,b,species\n7,7,x\n", &ver,
 			       &created, &pb),
@@ -202,9 +202,9 @@ int main(void)
 		meta_close(fs.meta);
 		fs.meta = old;
 	}
-	is_int(ds_alias_del(&fs, "iris", "prod"), 0, "del alias");
-	is_int(ds_remove(&fs, "iris"), 0, "remove dataset");
-	is_int(ds_remove(&fs, "iris"), -ENOENT, "gone");
+	is_int(ds_alias_del(&fs, &ds_datasets, "iris", "prod"), 0, "del alias");
+	is_int(ds_remove(&fs, &ds_datasets, "iris"), 0, "remove dataset");
+	is_int(ds_remove(&fs, &ds_datasets, "iris"), -ENOENT, "gone");
 	fs_teardown(&fs);
 
 	/* a store that fails call N: each run fails cleanly */
@@ -218,7 +218,7 @@ int main(void)
 		    store_faulty_open(mem, n, EIO, &faulty) < 0 ||
 		    fs_setup(&fs, faulty, d) < 0)
 			return 1;
-		rc = ds_create(&fs, "d", 0755, &ctx, &pb);
+		rc = ds_create(&fs, &ds_datasets, "d", 0755, &ctx, &pb);
 		if (rc == 0)
 			rc = publish(&fs, "d", iris, &ver, &created, &pb);
 		if (rc == 0)

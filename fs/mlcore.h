@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ML core shared by the job program (training) and the daemon
+ * (serving): the feature extractor, the train/validation/test split, the
+ * evaluation metrics and the model file format.  Pure code: no FUSE, no
+ * store, no globals; every function is safe from any thread on its own
+ * arguments.
+ *
+ * Rows arrive as CSV fields (strings), parsed by fs/csv.c's rules: the
+ * same missing-value tokens (empty, NA, N/A, NaN, null, None, ?) and the
+ * same number syntax (csv_parse_double).
+ */
+#ifndef MLFS_FS_MLCORE_H
+#define MLFS_FS_MLCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "problem.h"
+
+/* ---------------------------------------------------------------- */
+/* The feature extractor: column selection, imputation, clipping,
+ * standardisation, one-hot encoding.  Fitted on the training split only;
+ * serving applies exactly the same transform. */
+
+enum fx_kind {
+	FX_NUMERIC = 0, /* one output: (clip(impute(x)) - mean) / std */
+	FX_ONEHOT,      /* one output per category (unknown: all zeros) */
+	FX_TIME,        /* ISO 8601 -> seconds since the epoch, then numeric */
+};
+
+struct fx_column {
+	char *name;       /* owned */
+	enum fx_kind kind;
+	size_t src;       /* index of the column in the training CSV */
+	double mean;      /* NUMERIC/TIME: of the training split, missing skipped */
+	double std;       /* NUMERIC/TIME: population std; 1 if 0 */
+	double min;       /* NUMERIC/TIME: clip bounds, from training */
+	double max;
+	double impute;    /* NUMERIC/TIME: value for missing (the mean) */
+	char **cats;      /* ONEHOT: categories, sorted, owned */
+	size_t ncats;
+};
+
+struct fx {
+	struct fx_column *cols; /* owned */
+	size_t ncols;
+	size_t width;           /* total outputs (features after encoding) */
+};
+
+/* Categorical columns keep at most this many categories (the most
+ * frequent in training); others encode as all zeros. */
+#define FX_MAX_CATS 100
+
+/*
+ * fx_fit: fit an extractor for the feature columns feat[0..nfeat) (indices
+ * into the CSV's columns, with their schema types "numeric",
+ * "categorical", "time"; text columns are refused with -EINVAL and a
+ * problem naming the column) on the rows whose index is in rows[0..nrows)
+ * of the parsed table t.  *out owned by the caller (fx_free).
+ */
+struct table;
+int fx_fit(const struct table *t, const size_t *feat, const char *const *types,
+	   size_t nfeat, const size_t *rows, size_t nrows, struct fx **out,
+	   struct problem *pb);
+void fx_free(struct fx *fx);
+
+/*
+ * fx_transform_row: encode one row given as fields[0..nfields) in the
+ * column order named by map (map[i] is the field index of fx->cols[i], or
+ * (size_t)-1 when the caller's input has no such column: imputed) into
+ * out[0..fx->width).  Unparseable numbers are imputed; returns the number
+ * of imputed values, or -EINVAL for a wrong field count.
+ */
+int fx_transform_row(const struct fx *fx, const char *const *fields,
+		     const size_t *fieldlen, size_t nfields, const size_t *map,
+		     float *out);
+
+/* JSON for meta.json "features": [{name, type, min, max, encoding}] and
+ * back (fx_from_json: -EINVAL for anything malformed). */
+json_t *fx_to_json(const struct fx *fx);
+int fx_from_json(json_t *j, struct fx **out);
+
+/* ---------------------------------------------------------------- */
+/* A parsed CSV table held in memory: the fields of every row. */
+
+struct table {
+	size_t ncols;
+	size_t nrows;
+	char **names;        /* header, ncols of them */
+	/* field (r, c): text at data + off[r * ncols + c], len[...] bytes,
+	 * unquoted (quotes removed, doubled quotes undone) */
+	const char *data;
+	uint64_t *off;
+	uint32_t *len;
+	char *owned;         /* storage for unquoted fields (may be NULL) */
+};
+
+/*
+ * table_parse: parse CSV text (validated already by csv_scan, but
+ * re-checked: -EINVAL with pb) into a table that borrows text (it must
+ * outlive the table).  *out owned (table_free).
+ */
+int table_parse(const char *text, size_t len, struct table **out,
+		struct problem *pb);
+void table_free(struct table *t);
+/* Column index of name, or -1. */
+long table_col(const struct table *t, const char *name);
+/* Parse field (r, c) as a double; false if missing or not a number. */
+bool table_num(const struct table *t, size_t r, size_t c, double *out);
+
+/* ---------------------------------------------------------------- */
+/* The split: deterministic by seed, stratified for classification. */
+
+enum split_set { SPLIT_TRAIN = 0, SPLIT_VALIDATION = 1, SPLIT_TEST = 2 };
+
+struct split_spec {
+	double train;      /* fractions; they sum to 1 (+-1e-9) */
+	double validation;
+	double test;
+	uint64_t seed;
+	bool stratify;
+};
+
+/*
+ * split_rows: assign each of n rows to a set.  strata (may be NULL) is
+ * each row's class index when stratifying; rows of each class are
+ * shuffled with the seed and cut by the fractions (rounding so that
+ * every set gets its share of each class as closely as possible).
+ * out[i] is the set of row i.  Same inputs, same output, on any machine.
+ */
+int split_rows(size_t n, const uint32_t *strata, size_t nstrata,
+	       const struct split_spec *sp, uint8_t *out);
+
+/* A portable seeded PRNG (splitmix64) for split and search. */
+uint64_t prng_next(uint64_t *state);
+double prng_uniform(uint64_t *state); /* [0, 1) */
+
+/* ---------------------------------------------------------------- */
+/* Metrics, named as scikit-learn names them. */
+
+/*
+ * metrics_classification: y[i] true class, prob[i * k + j] predicted
+ * probability of class j (rows sum to 1); classes names the k classes.
+ * Returns a JSON object: accuracy, precision_macro, recall_macro,
+ * f1_macro, per_class {name: {precision, recall, f1, support}},
+ * roc_auc (binary: of class 1; multiclass: one-vs-rest macro; null when
+ * a class is missing from y), log_loss (probabilities clipped to
+ * [1e-15, 1-1e-15]), confusion_matrix (k x k, rows true), n.
+ */
+json_t *metrics_classification(const uint32_t *y, const float *prob,
+			       size_t n, size_t k,
+			       const char *const *classes);
+/* metrics_regression: r2, rmse, mae, n. */
+json_t *metrics_regression(const float *y, const float *pred, size_t n);
+/*
+ * metrics_clustering: inertia (sum of squared distances to the assigned
+ * centre, given as dist2[i]), silhouette (mean over at most sample rows
+ * chosen by seed; x is n x d row-major, label[i] the cluster), n.
+ */
+json_t *metrics_clustering(const float *x, size_t n, size_t d,
+			   const uint32_t *label, const float *dist2,
+			   size_t sample, uint64_t seed);
+
+/* ---------------------------------------------------------------- */
+/* The model file: models/<m>/v<n>/model.
+ *
+ *   offset  size  field
+ *   0       8     magic "MLFSMDL\0"
+ *   8       4     format version (1), little-endian u32
+ *   12      4     header length H (bytes of JSON), u32
+ *   16      8     weights length W, u64
+ *   24      H     header: JSON {plugin, plugin_version, task, classes,
+ *                 label, features (fx_to_json), params, outputs}
+ *   24+H    W     weights: the plugin's save() bytes
+ *   24+H+W  16    xxh3-128 of bytes [0, 24+H+W), big-endian hi then lo
+ */
+
+#define MODEL_MAGIC "MLFSMDL"
+#define MODEL_FORMAT 1
+
+/*
+ * model_encode: build the file from header (borrowed) and weights into a
+ * malloc'd buffer.  model_decode: check magic, version, lengths and the
+ * checksum (-EINVAL with msg for anything wrong, including truncation)
+ * and return the header (new reference) and a pointer to the weights
+ * inside buf.
+ */
+int model_encode(json_t *header, const void *weights, size_t wlen,
+		 void **out, size_t *outlen);
+int model_decode(const void *buf, size_t len, json_t **header,
+		 const void **weights, size_t *wlen, char *msg, size_t msglen);
+
+#endif

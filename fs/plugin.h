@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The plugin loader: every .so under the plugin directory (and its stage
+ * subdirectories) is opened with dlopen(RTLD_NOW | RTLD_LOCAL) and its
+ * descriptor checked: ABI major, stage, name matching the file name,
+ * required ops.  Good plugins are kept for the life of the process; bad
+ * ones are listed with the reason and never used.  Loading happens once,
+ * at startup (daemon) or in the job program; after that the registry is
+ * read-only and any thread may look plugins up.
+ */
+#ifndef MLFS_FS_PLUGIN_H
+#define MLFS_FS_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hash.h"
+#include "mlfs_plugin.h"
+
+struct strbuf;
+
+struct plugin {
+	const struct mlfs_plugin *desc; /* in the loaded object */
+	char *path;                     /* absolute file path */
+	char hash[HASH_HEX_LEN + 1];    /* xxh3-128 of the file */
+	void *handle;                   /* dlopen's */
+};
+
+struct plugin_set {
+	struct plugin *ok;   /* loaded */
+	size_t nok;
+	char **refused;      /* "file: reason" lines */
+	size_t nrefused;
+};
+
+/*
+ * plugin_load_dir: load every plugin below dir (one level of
+ * subdirectories).  A missing dir gives an empty set.  -ENOMEM.
+ */
+int plugin_load_dir(const char *dir, struct plugin_set **out);
+/*
+ * plugin_load_file: load one file; 0 and *out, or -EINVAL with the reason
+ * in msg.  Used by plugin_load_dir.
+ */
+int plugin_load_file(const char *path, struct plugin *out, char *msg,
+		     size_t msglen);
+void plugin_set_free(struct plugin_set *ps);
+
+/* Find by stage and name; NULL if none. */
+const struct plugin *plugin_find(const struct plugin_set *ps, unsigned stage,
+				 const char *name);
+/* .mlfs/plugins: "name stage abi file" lines, then refused ones. */
+int plugin_render(const struct plugin_set *ps, struct strbuf *out);
+const char *plugin_stage_name(unsigned stage);
+
+/* The default plugin directory: the build tree's when the binary runs
+ * from it, else the installed one.  exe_dir is the binary's directory. */
+const char *plugin_default_dir(void);
+
+#endif

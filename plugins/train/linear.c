@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * linear.c: the "linear" train plugin, least squares regression.
+ *
+ * Ordinary least squares, or ridge when the spec sets "l2" (lambda in
+ * mean(loss) + lambda/2 * ||w||^2, so the normal equations are
+ * (Xc^T Xc + n * lambda * I) w = Xc^T yc on centred data, and the
+ * intercept, ybar - mean(x) . w, is not penalised).  The Gram matrix is
+ * built with dsyrk over blocks of centred rows in double, because float
+ * loses digits on it that the solution needs, then factored with LAPACK's
+ * dpotrf from OpenBLAS.  A singular system (collinear or constant
+ * features, OLS) is solved again with a growing jitter on the diagonal,
+ * which gives a near minimum-norm answer, and logged.
+ *
+ * Threads: fit runs in the job's process on one thread (BLAS may use
+ * more); predict only reads the instance and can run on many threads at
+ * once.  The saved form is "MFLN", version, task, d, bias, w[d], then an
+ * FNV-1a 64 checksum, all little-endian.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "mlfs_plugin.h"
+
+/* LAPACK's Cholesky, from OpenBLAS (Debian's libopenblas-dev has no lapacke.h). */
+extern void dpotrf_(const char *uplo, const blasint *n, double *a,
+		    const blasint *lda, blasint *info);
+
+#define LIN_MAGIC "MFLN"
+#define LIN_VERSION 1u
+#define LIN_HEADER 24 /* magic, version, task, d */
+#define LIN_TRAILER 8 /* checksum */
+#define LIN_BLOCK 1024 /* rows per dsyrk */
+
+struct lin {
+	struct mlfs_host host; /* copied at init; unset fields are NULL */
+	unsigned task;
+	double l2;
+	bool fitted;
+	size_t d;	/* features */
+	float bias;
+	float *w;	/* d */
+};
+
+/* ---- messages, host calls ---- */
+
+__attribute__((format(printf, 3, 4))) static int
+lin_err(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg && msglen) {
+		va_start(ap, fmt);
+		vsnprintf(msg, msglen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool lin_cancelled(const struct lin *ln)
+{
+	return ln->host.cancelled && ln->host.cancelled(ln->host.ctx);
+}
+
+static void lin_metric(const struct lin *ln, const char *name, double v,
+		       long step)
+{
+	if (ln->host.metric)
+		ln->host.metric(ln->host.ctx, name, v, step);
+}
+
+/* ---- parameters ---- */
+
+static const char *lin_type_name(int type)
+{
+	switch (type) {
+	case MLFS_PARAM_NUMBER:
+		return "a number";
+	case MLFS_PARAM_STRING:
+		return "a string";
+	case MLFS_PARAM_LIST:
+		return "a list";
+	case MLFS_PARAM_BOOL:
+		return "a boolean";
+	}
+	return "an unknown type";
+}
+
+static int lin_parse(struct lin *ln, const struct mlfs_param *params,
+		     size_t nparams, char *msg, size_t msglen)
+{
+	bool seen_l2 = false;
+
+	for (size_t i = 0; i < nparams; i++) {
+		const struct mlfs_param *p = &params[i];
+
+		if (!p->name)
+			return lin_err(msg, msglen, "parameter %zu has no name",
+				       i);
+		if (strcmp(p->name, "l2") != 0)
+			return lin_err(msg, msglen,
+				       "\"%s\": unknown parameter for linear",
+				       p->name);
+		if (seen_l2)
+			return lin_err(msg, msglen, "\"l2\": given twice");
+		seen_l2 = true;
+		if (p->type != MLFS_PARAM_NUMBER)
+			return lin_err(msg, msglen,
+				       "\"l2\": must be a number, got %s",
+				       lin_type_name(p->type));
+		if (!(p->number >= 0) || !isfinite(p->number))
+			return lin_err(msg, msglen,
+				       "\"l2\": must be >= 0, got %g",
+				       p->number);
+		ln->l2 = p->number;
+	}
+	return 0;
+}
+
+static int lin_init(const struct mlfs_host *host, unsigned task,
+		    const struct mlfs_param *params, size_t nparams,
+		    void **inst, char *msg, size_t msglen)
+{
+	struct lin *ln;
+	size_t hs;
+	int rc;
+
+	*inst = NULL;
+	if (!host)
+		return lin_err(msg, msglen, "no host table");
+	if (task != MLFS_TASK_REGRESSION)
+		return lin_err(msg, msglen,
+			       "linear does regression only, not task %u",
+			       task);
+	ln = calloc(1, sizeof(*ln));
+	if (!ln)
+		return -ENOMEM;
+	hs = host->size < sizeof(ln->host) ? host->size : sizeof(ln->host);
+	memcpy(&ln->host, host, hs);
+	ln->task = task;
+	rc = lin_parse(ln, params, nparams, msg, msglen);
+	if (rc < 0) {
+		free(ln);
+		return rc;
+	}
+	*inst = ln;
+	return 0;
+}
+
+static void lin_fini(void *inst)
+{
+	struct lin *ln = inst;
+
+	if (!ln)
+		return;
+	free(ln->w);
+	free(ln);
+}
+
+/* ---- fitting ---- */
+
+static bool lin_matrix_ok(const struct mlfs_matrix *m)
+{
+	if (m->rows && !m->data)
+		return false;
+	if (m->ld < m->cols || m->cols > INT_MAX || m->ld > INT_MAX)
+		return false;
+	return true;
+}
+
+static int lin_check_data(const struct mlfs_data *train,
+			  const struct mlfs_data *val, char *msg,
+			  size_t msglen)
+{
+	if (!train || !lin_matrix_ok(&train->x))
+		return lin_err(msg, msglen, "bad training matrix");
+	if (!train->x.rows)
+		return lin_err(msg, msglen, "no training rows");
+	if (!train->y)
+		return lin_err(msg, msglen, "regression needs a target");
+	if (val && val->x.rows) {
+		if (!lin_matrix_ok(&val->x) || !val->y)
+			return lin_err(msg, msglen, "bad validation data");
+		if (val->x.cols != train->x.cols)
+			return lin_err(msg, msglen,
+				       "validation has %zu features, training %zu",
+				       val->x.cols, train->x.cols);
+	}
+	return 0;
+}
+
+/*
+ * Solve A w = r for symmetric positive (semi)definite A (d x d, the
+ * upper triangle of row-major, i.e. the lower of column-major, is read).
+ * A semidefinite A gets a jitter; *jitter says which one worked.
+ */
+static int lin_solve(const double *a, const double *r, size_t d, double *w,
+		     double *jitter)
+{
+	static const double steps[] = { 0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4 };
+	double scale = 0;
+	double *f;
+	blasint n = (blasint)d;
+	blasint info = 0;
+
+	*jitter = 0;
+	if (!d)
+		return 0;
+	f = malloc(d * d * sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < d; i++)
+		scale += a[i * d + i];
+	scale = scale > 0 ? scale / (double)d : 1;
+	for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		memcpy(f, a, d * d * sizeof(*f));
+		for (size_t i = 0; i < d; i++)
+			f[i * d + i] += steps[s] * scale;
+		dpotrf_("L", &n, f, &n, &info);
+		if (info == 0) {
+			*jitter = steps[s] * scale;
+			break;
+		}
+	}
+	if (info != 0) {
+		free(f);
+		return -EDOM;
+	}
+	memcpy(w, r, d * sizeof(*w));
+	cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, n,
+		    f, n, w, 1);
+	cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, f,
+		    n, w, 1);
+	free(f);
+	return 0;
+}
+
+static double lin_sse(const struct mlfs_matrix *x, const float *y,
+		      const float *w, double bias)
+{
+	double sse = 0;
+
+	for (size_t i = 0; i < x->rows; i++) {
+		const float *row = x->data + i * x->ld;
+		double p = bias;
+
+		for (size_t j = 0; j < x->cols; j++)
+			p += (double)row[j] * w[j];
+		sse += (p - y[i]) * (p - y[i]);
+	}
+	return sse;
+}
+
+static int lin_fit(void *inst, const struct mlfs_data *train,
+		   const struct mlfs_data *val, char *msg, size_t msglen)
+{
+	struct lin *ln = inst;
+	const struct mlfs_matrix *x = &train->x;
+	size_t n = x->rows, d = x->cols;
+	double *mu = NULL, *g = NULL, *r = NULL, *blk = NULL, *yc = NULL;
+	double *wd = NULL;
+	double ybar = 0, bias, jitter;
+	float *w = NULL;
+	int rc;
+
+	rc = lin_check_data(train, val, msg, msglen);
+	if (rc < 0)
+		return rc;
+	if (d > 46340) /* d * d must fit a LAPACK int */
+		return lin_err(msg, msglen, "too many features (%zu)", d);
+	rc = -ENOMEM;
+	mu = calloc(d + 1, sizeof(*mu));
+	g = calloc(d * d + 1, sizeof(*g));
+	r = calloc(d + 1, sizeof(*r));
+	wd = calloc(d + 1, sizeof(*wd));
+	blk = malloc((LIN_BLOCK * d + 1) * sizeof(*blk));
+	yc = malloc(LIN_BLOCK * sizeof(*yc));
+	w = calloc(d + 1, sizeof(*w));
+	if (!mu || !g || !r || !wd || !blk || !yc || !w)
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		const float *row = x->data + i * x->ld;
+
+		for (size_t j = 0; j < d; j++)
+			mu[j] += row[j];
+		ybar += train->y[i];
+	}
+	for (size_t j = 0; j < d; j++)
+		mu[j] /= (double)n;
+	ybar /= (double)n;
+
+	for (size_t i0 = 0; i0 < n; i0 += LIN_BLOCK) {
+		size_t m = n - i0 < LIN_BLOCK ? n - i0 : LIN_BLOCK;
+
+		if (lin_cancelled(ln)) {
+			rc = -ECANCELED;
+			goto out;
+		}
+		for (size_t i = 0; i < m; i++) {
+			const float *row = x->data + (i0 + i) * x->ld;
+
+			for (size_t j = 0; j < d; j++)
+				blk[i * d + j] = row[j] - mu[j];
+			yc[i] = train->y[i0 + i] - ybar;
+		}
+		if (!d)
+			continue;
+		cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)d,
+			    (blasint)m, 1.0, blk, (blasint)d, 1.0, g,
+			    (blasint)d);
+		cblas_dgemv(CblasRowMajor, CblasTrans, (blasint)m, (blasint)d,
+			    1.0, blk, (blasint)d, yc, 1, 1.0, r, 1);
+	}
+	for (size_t j = 0; j < d; j++)
+		g[j * d + j] += (double)n * ln->l2;
+
+	rc = lin_solve(g, r, d, wd, &jitter);
+	if (rc == -EDOM) {
+		rc = lin_err(msg, msglen,
+			     "cannot solve the normal equations (non-finite data?)");
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (jitter > 0 && ln->host.log)
+		ln->host.log(ln->host.ctx, MLFS_LOG_WARNING,
+			     "linear: X^T X is singular, solved with %g added to its diagonal",
+			     jitter);
+	bias = ybar;
+	for (size_t j = 0; j < d; j++) {
+		w[j] = (float)wd[j];
+		bias -= mu[j] * wd[j];
+	}
+	if (!isfinite(bias)) {
+		rc = lin_err(msg, msglen, "the solution is not finite");
+		goto out;
+	}
+
+	lin_metric(ln, "loss", lin_sse(x, train->y, w, bias) / (double)n, 1);
+	if (val && val->x.rows)
+		lin_metric(ln, "val_rmse",
+			   sqrt(lin_sse(&val->x, val->y, w, bias) /
+				(double)val->x.rows),
+			   1);
+	if (ln->host.progress)
+		ln->host.progress(ln->host.ctx, 1.0, "solved");
+
+	free(ln->w);
+	ln->w = w;
+	w = NULL;
+	ln->d = d;
+	ln->bias = (float)bias;
+	ln->fitted = true;
+	rc = 0;
+out:
+	free(w);
+	free(yc);
+	free(blk);
+	free(wd);
+	free(r);
+	free(g);
+	free(mu);
+	return rc;
+}
+
+static size_t lin_outputs(void *inst)
+{
+	(void)inst;
+	return 1;
+}
+
+static int lin_predict(void *inst, const struct mlfs_matrix *x,
+		       struct mlfs_matrix *out)
+{
+	const struct lin *ln = inst;
+	const size_t step = (size_t)INT_MAX / 2;
+
+	if (!ln->fitted || !x || !out || !lin_matrix_ok(x) ||
+	    !lin_matrix_ok(out))
+		return -EINVAL;
+	if (x->cols != ln->d || out->rows != x->rows || out->cols != 1)
+		return -EINVAL;
+	for (size_t i0 = 0; i0 < x->rows; i0 += step) {
+		size_t m = x->rows - i0 < step ? x->rows - i0 : step;
+		float *o = out->data + i0 * out->ld;
+
+		if (ln->d)
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m,
+				    (blasint)ln->d, 1.0f,
+				    x->data + i0 * x->ld, (blasint)x->ld,
+				    ln->w, 1, 0.0f, o, (blasint)out->ld);
+		for (size_t i = 0; i < m; i++)
+			o[i * out->ld] = (ln->d ? o[i * out->ld] : 0.0f) +
+					 ln->bias;
+	}
+	return 0;
+}
+
+/* ---- save and load ---- */
+
+static uint64_t lin_fnv(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint8_t *lin_put(uint8_t *p, uint64_t v, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint64_t lin_get(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint32_t lin_f32_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+static float lin_bits_f32(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+static int lin_save(void *inst, void **buf, size_t *len)
+{
+	const struct lin *ln = inst;
+	size_t n;
+	uint8_t *b, *p;
+
+	*buf = NULL;
+	*len = 0;
+	if (!ln->fitted)
+		return -EINVAL;
+	n = LIN_HEADER + 4 * (1 + ln->d) + LIN_TRAILER;
+	b = malloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, LIN_MAGIC, 4);
+	p = lin_put(b + 4, LIN_VERSION, 4);
+	p = lin_put(p, ln->task, 4);
+	p = lin_put(p, ln->d, 8);
+	p = lin_put(p, lin_f32_bits(ln->bias), 4);
+	for (size_t j = 0; j < ln->d; j++)
+		p = lin_put(p, lin_f32_bits(ln->w[j]), 4);
+	lin_put(p, lin_fnv(b, n - LIN_TRAILER), 8);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static int lin_load(void *inst, const void *buf, size_t len)
+{
+	struct lin *ln = inst;
+	const uint8_t *b = buf;
+	uint64_t d;
+	float bias, *w;
+
+	if (!b || len < LIN_HEADER + 4 + LIN_TRAILER)
+		return -EINVAL;
+	if (memcmp(b, LIN_MAGIC, 4) != 0 || lin_get(b + 4, 4) != LIN_VERSION)
+		return -EINVAL;
+	if (lin_get(b + len - LIN_TRAILER, 8) != lin_fnv(b, len - LIN_TRAILER))
+		return -EINVAL;
+	if (lin_get(b + 8, 4) != ln->task)
+		return -EINVAL;
+	d = lin_get(b + 12, 8);
+	if (d > INT_MAX || (len - LIN_HEADER - LIN_TRAILER) / 4 != d + 1 ||
+	    (len - LIN_HEADER - LIN_TRAILER) % 4)
+		return -EINVAL;
+	bias = lin_bits_f32((uint32_t)lin_get(b + LIN_HEADER, 4));
+	if (!isfinite(bias))
+		return -EINVAL;
+	w = malloc((d + 1) * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (size_t j = 0; j < d; j++) {
+		w[j] = lin_bits_f32(
+			(uint32_t)lin_get(b + LIN_HEADER + 4 + 4 * j, 4));
+		if (!isfinite(w[j])) {
+			free(w);
+			return -EINVAL;
+		}
+	}
+	free(ln->w);
+	ln->w = w;
+	ln->d = d;
+	ln->bias = bias;
+	ln->fitted = true;
+	return 0;
+}
+
+static const struct mlfs_train_ops lin_ops = {
+	.size = sizeof(struct mlfs_train_ops),
+	.tasks = MLFS_TASK_REGRESSION,
+	.init = lin_init,
+	.fit = lin_fit,
+	.outputs = lin_outputs,
+	.predict = lin_predict,
+	.save = lin_save,
+	.load = lin_load,
+	.fini = lin_fini,
+};
+
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN,
+	"linear",	"1.0.0",	&lin_ops,
+};

@@ -1,0 +1,1165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * logistic.c: the "logistic" train plugin, L2-regularised logistic
+ * regression: binary (one weight vector, the sigmoid) for two classes and
+ * multinomial softmax for more.
+ *
+ * The objective is mean(log loss) + l2/2 * ||W||^2 with the intercepts
+ * left out of the penalty, so scikit-learn's C is 1/(n * l2); l2 defaults
+ * to 1/n, which is C=1.  Two solvers: "lbfgs" (the default), our own
+ * L-BFGS with a memory of ten pairs and a strong Wolfe line search,
+ * stopping like scikit-learn's (largest gradient entry <= tol, a relative
+ * change of the objective below 2.2e-9, or max_iter iterations); and
+ * "sgd", mini-batch SGD with a constant learning_rate, stopping after
+ * `epochs` passes or when five passes in a row did not lower the loss by
+ * tol.  Loss and gradient run over blocks of rows small enough to stay in
+ * the cache between the forward GEMM (logits = X W^T + b) and the backward
+ * one (G = R^T X), in float, with the sums kept in double.
+ *
+ * Threads: fit runs in the job's process on one thread (BLAS may use
+ * more); predict only reads the instance and can run on many threads at
+ * once.  The saved form is "MFLG", version, task, classes, features,
+ * W, b, then an FNV-1a 64 checksum, all little-endian.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "mlfs_plugin.h"
+
+#define LOGI_MAGIC "MFLG"
+#define LOGI_VERSION 1u
+#define LOGI_HEADER 28 /* magic, version, task, classes, features */
+#define LOGI_TRAILER 8 /* checksum */
+#define LOGI_MAX_CLASSES (1u << 20)
+#define LOGI_BLOCK_BYTES (256 * 1024) /* of x per block: stays in L2 */
+#define LOGI_MEMORY 10		      /* L-BFGS pairs */
+#define LOGI_FTOL 2.2204460492503131e-09 /* scipy's default factr */
+#define LOGI_C1 1e-4			 /* Armijo */
+#define LOGI_C2 0.9			 /* curvature */
+#define LOGI_LS_STEPS 20
+#define LOGI_SGD_PATIENCE 5
+
+enum logi_solver {
+	LOGI_LBFGS,
+	LOGI_SGD,
+};
+
+struct logi {
+	struct mlfs_host host; /* copied at init; unset fields are NULL */
+	unsigned task;
+	/* params */
+	double l2;
+	bool l2_set;
+	enum logi_solver solver;
+	long max_iter;
+	double tol;
+	long epochs;	 /* 0: max_iter */
+	long batch_size; /* 0: min(200, n) */
+	double lr;
+	uint64_t seed;
+	/* the fitted model */
+	bool fitted;
+	size_t d;  /* features */
+	size_t k;  /* classes */
+	size_t ke; /* weight rows: 1 for two classes, else k */
+	float *w;  /* ke x d */
+	float *b;  /* ke */
+};
+
+/* One fit: the data and the scratch shared by the loss and the solvers. */
+struct logi_job {
+	struct logi *lg;
+	const struct mlfs_matrix *x;
+	const float *y;
+	size_t n, d, ke;
+	size_t np;    /* parameters: ke * (d + 1) */
+	size_t block; /* rows per block */
+	double l2;
+	float *wf;   /* ke x d, the weights the GEMMs use */
+	float *bf;   /* ke */
+	float *z;    /* block x ke: logits, then residuals */
+	float *gtmp; /* ke x d */
+	long evals;
+};
+
+/* ---- messages, host calls ---- */
+
+__attribute__((format(printf, 3, 4))) static int
+logi_err(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg && msglen) {
+		va_start(ap, fmt);
+		vsnprintf(msg, msglen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool logi_cancelled(const struct logi *lg)
+{
+	return lg->host.cancelled && lg->host.cancelled(lg->host.ctx);
+}
+
+static void logi_metric(const struct logi *lg, const char *name, double v,
+			long step)
+{
+	if (lg->host.metric)
+		lg->host.metric(lg->host.ctx, name, v, step);
+}
+
+static void logi_progress(const struct logi *lg, double frac,
+			  const char *what, long i, long n, double loss)
+{
+	char line[96];
+
+	if (!lg->host.progress)
+		return;
+	snprintf(line, sizeof(line), "%s %ld/%ld loss %.6g", what, i, n, loss);
+	lg->host.progress(lg->host.ctx, frac, line);
+}
+
+/* ---- parameters ---- */
+
+enum {
+	LOGI_P_L2,
+	LOGI_P_SOLVER,
+	LOGI_P_MAX_ITER,
+	LOGI_P_TOL,
+	LOGI_P_EPOCHS,
+	LOGI_P_BATCH_SIZE,
+	LOGI_P_LEARNING_RATE,
+	LOGI_P_SEED,
+	LOGI_P_COUNT,
+};
+
+static const char *const logi_param_names[LOGI_P_COUNT] = {
+	"l2",	  "solver",	"max_iter",	 "tol",
+	"epochs", "batch_size", "learning_rate", "seed",
+};
+
+static const char *logi_type_name(int type)
+{
+	switch (type) {
+	case MLFS_PARAM_NUMBER:
+		return "a number";
+	case MLFS_PARAM_STRING:
+		return "a string";
+	case MLFS_PARAM_LIST:
+		return "a list";
+	case MLFS_PARAM_BOOL:
+		return "a boolean";
+	}
+	return "an unknown type";
+}
+
+/* A number >= lo (> lo if open). */
+static int logi_num(const struct mlfs_param *p, double lo, bool open,
+		    double *out, char *msg, size_t msglen)
+{
+	if (p->type != MLFS_PARAM_NUMBER)
+		return logi_err(msg, msglen, "\"%s\": must be a number, got %s",
+				p->name, logi_type_name(p->type));
+	if (!isfinite(p->number) || p->number < lo ||
+	    (open && p->number == lo))
+		return logi_err(msg, msglen, "\"%s\": must be %s %g, got %g",
+				p->name, open ? ">" : ">=", lo, p->number);
+	*out = p->number;
+	return 0;
+}
+
+/* A whole number in [lo, 1e9]. */
+static int logi_int(const struct mlfs_param *p, long lo, long *out,
+		    char *msg, size_t msglen)
+{
+	if (p->type != MLFS_PARAM_NUMBER)
+		return logi_err(msg, msglen,
+				"\"%s\": must be an integer, got %s", p->name,
+				logi_type_name(p->type));
+	if (!(p->number >= (double)lo) || p->number > 1e9 ||
+	    p->number != floor(p->number))
+		return logi_err(msg, msglen,
+				"\"%s\": must be an integer from %ld to 1000000000, got %g",
+				p->name, lo, p->number);
+	*out = (long)p->number;
+	return 0;
+}
+
+static int logi_parse_one(struct logi *lg, int idx,
+			  const struct mlfs_param *p, char *msg, size_t msglen)
+{
+	long v;
+	int rc;
+
+	switch (idx) {
+	case LOGI_P_L2:
+		lg->l2_set = true;
+		return logi_num(p, 0, false, &lg->l2, msg, msglen);
+	case LOGI_P_SOLVER:
+		if (p->type != MLFS_PARAM_STRING || !p->string)
+			return logi_err(msg, msglen,
+					"\"solver\": must be \"lbfgs\" or \"sgd\", got %s",
+					logi_type_name(p->type));
+		if (strcmp(p->string, "lbfgs") == 0)
+			lg->solver = LOGI_LBFGS;
+		else if (strcmp(p->string, "sgd") == 0)
+			lg->solver = LOGI_SGD;
+		else
+			return logi_err(msg, msglen,
+					"\"solver\": must be \"lbfgs\" or \"sgd\", got \"%s\"",
+					p->string);
+		return 0;
+	case LOGI_P_MAX_ITER:
+		return logi_int(p, 1, &lg->max_iter, msg, msglen);
+	case LOGI_P_TOL:
+		return logi_num(p, 0, false, &lg->tol, msg, msglen);
+	case LOGI_P_EPOCHS:
+		return logi_int(p, 1, &lg->epochs, msg, msglen);
+	case LOGI_P_BATCH_SIZE:
+		return logi_int(p, 1, &lg->batch_size, msg, msglen);
+	case LOGI_P_LEARNING_RATE:
+		return logi_num(p, 0, true, &lg->lr, msg, msglen);
+	case LOGI_P_SEED:
+		rc = logi_int(p, 0, &v, msg, msglen);
+		lg->seed = (uint64_t)v;
+		return rc;
+	}
+	return -EINVAL;
+}
+
+static int logi_parse(struct logi *lg, const struct mlfs_param *params,
+		      size_t nparams, char *msg, size_t msglen)
+{
+	unsigned seen = 0;
+
+	for (size_t i = 0; i < nparams; i++) {
+		const struct mlfs_param *p = &params[i];
+		int idx, rc;
+
+		if (!p->name)
+			return logi_err(msg, msglen,
+					"parameter %zu has no name", i);
+		for (idx = 0; idx < LOGI_P_COUNT; idx++)
+			if (strcmp(p->name, logi_param_names[idx]) == 0)
+				break;
+		if (idx == LOGI_P_COUNT)
+			return logi_err(msg, msglen,
+					"\"%s\": unknown parameter for logistic",
+					p->name);
+		if (seen & (1u << idx))
+			return logi_err(msg, msglen, "\"%s\": given twice",
+					p->name);
+		seen |= 1u << idx;
+		rc = logi_parse_one(lg, idx, p, msg, msglen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int logi_init(const struct mlfs_host *host, unsigned task,
+		     const struct mlfs_param *params, size_t nparams,
+		     void **inst, char *msg, size_t msglen)
+{
+	struct logi *lg;
+	size_t hs;
+	int rc;
+
+	*inst = NULL;
+	if (!host)
+		return logi_err(msg, msglen, "no host table");
+	if (task != MLFS_TASK_CLASSIFICATION)
+		return logi_err(msg, msglen,
+				"logistic does classification only, not task %u",
+				task);
+	lg = calloc(1, sizeof(*lg));
+	if (!lg)
+		return -ENOMEM;
+	hs = host->size < sizeof(lg->host) ? host->size : sizeof(lg->host);
+	memcpy(&lg->host, host, hs);
+	lg->task = task;
+	lg->solver = LOGI_LBFGS;
+	lg->max_iter = 100;
+	lg->tol = 1e-4;
+	lg->lr = 0.1;
+	rc = logi_parse(lg, params, nparams, msg, msglen);
+	if (rc < 0) {
+		free(lg);
+		return rc;
+	}
+	*inst = lg;
+	return 0;
+}
+
+static void logi_fini(void *inst)
+{
+	struct logi *lg = inst;
+
+	if (!lg)
+		return;
+	free(lg->w);
+	free(lg->b);
+	free(lg);
+}
+
+/* ---- data checks ---- */
+
+static bool logi_matrix_ok(const struct mlfs_matrix *m)
+{
+	if (m->rows && !m->data)
+		return false;
+	return m->ld >= m->cols && m->cols <= INT_MAX && m->ld <= INT_MAX;
+}
+
+static int logi_check_labels(const float *y, size_t n, size_t k,
+			     const char *set, char *msg, size_t msglen)
+{
+	for (size_t i = 0; i < n; i++) {
+		float t = y[i];
+
+		if (!(t >= 0) || t >= (float)k || t != floorf(t))
+			return logi_err(msg, msglen,
+					"%s row %zu: label %g is not a class index below %zu",
+					set, i, (double)t, k);
+	}
+	return 0;
+}
+
+static int logi_check_data(const struct mlfs_data *train,
+			   const struct mlfs_data *val, char *msg,
+			   size_t msglen)
+{
+	size_t k;
+	int rc;
+
+	if (!train || !logi_matrix_ok(&train->x))
+		return logi_err(msg, msglen, "bad training matrix");
+	if (!train->x.rows)
+		return logi_err(msg, msglen, "no training rows");
+	if (train->x.rows > INT_MAX)
+		return logi_err(msg, msglen, "too many training rows (%zu)",
+				train->x.rows);
+	k = train->nclasses;
+	if (k < 2 || k > LOGI_MAX_CLASSES)
+		return logi_err(msg, msglen,
+				"classification needs 2 to %u classes, got %zu",
+				LOGI_MAX_CLASSES, k);
+	if ((k == 2 ? 1 : k) * (train->x.cols + 1) > INT_MAX)
+		return logi_err(msg, msglen, "too many weights");
+	if (!train->y)
+		return logi_err(msg, msglen, "classification needs labels");
+	rc = logi_check_labels(train->y, train->x.rows, k, "training", msg,
+			       msglen);
+	if (rc < 0 || !val || !val->x.rows)
+		return rc;
+	if (!logi_matrix_ok(&val->x) || !val->y)
+		return logi_err(msg, msglen, "bad validation data");
+	if (val->x.cols != train->x.cols)
+		return logi_err(msg, msglen,
+				"validation has %zu features, training %zu",
+				val->x.cols, train->x.cols);
+	return logi_check_labels(val->y, val->x.rows, k, "validation", msg,
+				 msglen);
+}
+
+/* ---- loss and gradient ---- */
+
+/*
+ * The log loss summed over m rows (x, ld, labels y) at job->wf, job->bf;
+ * adds its gradient, summed too, to g (W then b, ke * (d + 1)).
+ */
+static double logi_block(struct logi_job *job, const float *x, size_t ld,
+			 const float *y, size_t m, double *g)
+{
+	size_t d = job->d, ke = job->ke;
+	float *z = job->z;
+	double loss = 0;
+
+	if (ke == 1) {
+		double gb = 0;
+		float b = job->bf[0];
+
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m,
+			    (blasint)d, 1.0f, x, (blasint)ld, job->wf, 1, 0.0f,
+			    z, 1);
+		for (size_t i = 0; i < m; i++) {
+			float zi = z[i] + b;
+			float e = expf(-fabsf(zi));
+			float p = zi >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+
+			loss += log1pf(e) + (zi > 0 ? zi : 0.0f) - y[i] * zi;
+			z[i] = p - y[i];
+			gb += z[i];
+		}
+		cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)m, (blasint)d,
+			    1.0f, x, (blasint)ld, z, 1, 0.0f, job->gtmp, 1);
+		for (size_t j = 0; j < d; j++)
+			g[j] += job->gtmp[j];
+		g[d] += gb;
+		return loss;
+	}
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m,
+		    (blasint)ke, (blasint)d, 1.0f, x, (blasint)ld, job->wf,
+		    (blasint)d, 0.0f, z, (blasint)ke);
+	for (size_t i = 0; i < m; i++) {
+		float *zi = z + i * ke;
+		size_t t = (size_t)y[i];
+		float mx = -INFINITY, s = 0;
+
+		for (size_t c = 0; c < ke; c++) {
+			zi[c] += job->bf[c];
+			if (zi[c] > mx)
+				mx = zi[c];
+		}
+		for (size_t c = 0; c < ke; c++) {
+			zi[c] = expf(zi[c] - mx);
+			s += zi[c];
+		}
+		loss += logf(s) - logf(zi[t]);
+		for (size_t c = 0; c < ke; c++)
+			zi[c] /= s;
+		zi[t] -= 1.0f;
+	}
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)ke,
+		    (blasint)d, (blasint)m, 1.0f, z, (blasint)ke, x,
+		    (blasint)ld, 0.0f, job->gtmp, (blasint)d);
+	for (size_t j = 0; j < ke * d; j++)
+		g[j] += job->gtmp[j];
+	for (size_t i = 0; i < m; i++)
+		for (size_t c = 0; c < ke; c++)
+			g[ke * d + c] += z[i * ke + c];
+	return loss;
+}
+
+/* The objective at theta (W then b, double); its gradient into g. */
+static double logi_eval(struct logi_job *job, const double *theta,
+			double *g)
+{
+	size_t nw = job->ke * job->d;
+	double loss = 0, pen = 0;
+
+	job->evals++;
+	for (size_t j = 0; j < nw; j++)
+		job->wf[j] = (float)theta[j];
+	for (size_t c = 0; c < job->ke; c++)
+		job->bf[c] = (float)theta[nw + c];
+	memset(g, 0, job->np * sizeof(*g));
+	for (size_t i0 = 0; i0 < job->n; i0 += job->block) {
+		size_t m = job->n - i0 < job->block ? job->n - i0 : job->block;
+
+		loss += logi_block(job, job->x->data + i0 * job->x->ld,
+				   job->x->ld, job->y + i0, m, g);
+	}
+	for (size_t j = 0; j < job->np; j++)
+		g[j] /= (double)job->n;
+	for (size_t j = 0; j < nw; j++) {
+		pen += theta[j] * theta[j];
+		g[j] += job->l2 * theta[j];
+	}
+	return loss / (double)job->n + 0.5 * job->l2 * pen;
+}
+
+/* ---- L-BFGS ---- */
+
+struct logi_lbfgs {
+	size_t np;
+	size_t count; /* pairs held */
+	size_t head;  /* the next slot to write */
+	double *s, *y; /* LOGI_MEMORY x np */
+	double rho[LOGI_MEMORY];
+	double *x, *g;	   /* the current point */
+	double *dir;
+	double *xn, *gn;   /* a trial point */
+	double *xlo, *glo; /* the line search's best point so far */
+};
+
+static double logi_dot(const double *a, const double *b, size_t n)
+{
+	double s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void logi_two_loop(struct logi_lbfgs *lb)
+{
+	double alpha[LOGI_MEMORY];
+	size_t np = lb->np;
+	double *q = lb->dir;
+	double gamma = 1;
+
+	memcpy(q, lb->g, np * sizeof(*q));
+	for (size_t k = 0; k < lb->count; k++) {
+		size_t i = (lb->head + LOGI_MEMORY - 1 - k) % LOGI_MEMORY;
+
+		alpha[i] = lb->rho[i] * logi_dot(lb->s + i * np, q, np);
+		cblas_daxpy((blasint)np, -alpha[i], lb->y + i * np, 1, q, 1);
+	}
+	if (lb->count) {
+		size_t i = (lb->head + LOGI_MEMORY - 1) % LOGI_MEMORY;
+		const double *yi = lb->y + i * np;
+
+		gamma = 1 / (lb->rho[i] * logi_dot(yi, yi, np));
+	}
+	for (size_t j = 0; j < np; j++)
+		q[j] *= gamma;
+	for (size_t k = lb->count; k-- > 0;) {
+		size_t i = (lb->head + LOGI_MEMORY - 1 - k) % LOGI_MEMORY;
+		double beta = lb->rho[i] * logi_dot(lb->y + i * np, q, np);
+
+		cblas_daxpy((blasint)np, alpha[i] - beta, lb->s + i * np, 1, q,
+			    1);
+	}
+	for (size_t j = 0; j < np; j++)
+		q[j] = -q[j];
+}
+
+/* Evaluate x + a * dir into xn, gn; *gd is the slope there. */
+static double logi_try(struct logi_job *job, struct logi_lbfgs *lb, double a,
+		       double *gd)
+{
+	double f;
+
+	for (size_t j = 0; j < lb->np; j++)
+		lb->xn[j] = lb->x[j] + a * lb->dir[j];
+	f = logi_eval(job, lb->xn, lb->gn);
+	*gd = logi_dot(lb->gn, lb->dir, lb->np);
+	return f;
+}
+
+static void logi_keep_lo(struct logi_lbfgs *lb)
+{
+	memcpy(lb->xlo, lb->xn, lb->np * sizeof(*lb->xlo));
+	memcpy(lb->glo, lb->gn, lb->np * sizeof(*lb->glo));
+}
+
+/* The minimiser of the cubic through two points, or -1 if it has none. */
+static double logi_cubic(double a0, double f0, double g0, double a1,
+			 double f1, double g1)
+{
+	double d1 = g0 + g1 - 3 * (f0 - f1) / (a0 - a1);
+	double disc = d1 * d1 - g0 * g1;
+	double d2, den;
+
+	if (!(disc >= 0))
+		return -1;
+	d2 = (a1 > a0 ? 1 : -1) * sqrt(disc);
+	den = g1 - g0 + 2 * d2;
+	if (den == 0 || !isfinite(den))
+		return -1;
+	return a1 - (a1 - a0) * (g1 + d2 - d1) / den;
+}
+
+/*
+ * A step along dir meeting the strong Wolfe conditions (Nocedal and
+ * Wright, algorithms 3.5 and 3.6).  On success the new point is in xn, gn
+ * and *fn.  -EAGAIN: no step lowered f enough (noise or a flat spot),
+ * which ends the fit where it is.
+ */
+static int logi_search(struct logi_job *job, struct logi_lbfgs *lb, double f0,
+		       double gd0, double a, double *fn)
+{
+	double a_lo = 0, f_lo = f0, gd_lo = gd0;
+	double a_hi = 0, f_hi = 0, gd_hi = 0;
+	double f, gd;
+	bool zoom = false;
+
+	for (int i = 0; i < LOGI_LS_STEPS && !zoom; i++) {
+		f = logi_try(job, lb, a, &gd);
+		if (!isfinite(f) || f > f0 + LOGI_C1 * a * gd0 ||
+		    (i > 0 && f >= f_lo)) {
+			a_hi = a, f_hi = f, gd_hi = gd;
+			zoom = true;
+			break;
+		}
+		if (fabs(gd) <= -LOGI_C2 * gd0) {
+			*fn = f;
+			return 0;
+		}
+		if (gd >= 0) {
+			a_hi = a_lo, f_hi = f_lo, gd_hi = gd_lo;
+			a_lo = a, f_lo = f, gd_lo = gd;
+			logi_keep_lo(lb);
+			zoom = true;
+			break;
+		}
+		a_lo = a, f_lo = f, gd_lo = gd;
+		logi_keep_lo(lb);
+		a *= 2;
+	}
+	for (int i = 0; zoom && i < LOGI_LS_STEPS; i++) {
+		double lo = fmin(a_lo, a_hi), hi = fmax(a_lo, a_hi);
+		double w = hi - lo;
+
+		if (w <= 1e-12 * hi)
+			break;
+		a = isfinite(f_hi) ? logi_cubic(a_lo, f_lo, gd_lo, a_hi, f_hi,
+						gd_hi)
+				   : -1;
+		if (!(a >= lo + 0.1 * w && a <= hi - 0.1 * w))
+			a = lo + 0.5 * w;
+		f = logi_try(job, lb, a, &gd);
+		if (!isfinite(f) || f > f0 + LOGI_C1 * a * gd0 || f >= f_lo) {
+			a_hi = a, f_hi = f, gd_hi = gd;
+			continue;
+		}
+		if (fabs(gd) <= -LOGI_C2 * gd0) {
+			*fn = f;
+			return 0;
+		}
+		if (gd * (a_hi - a_lo) >= 0)
+			a_hi = a_lo, f_hi = f_lo, gd_hi = gd_lo;
+		a_lo = a, f_lo = f, gd_lo = gd;
+		logi_keep_lo(lb);
+	}
+	if (a_lo == 0)
+		return -EAGAIN;
+	/* The best Armijo point found: good enough to go on from. */
+	memcpy(lb->xn, lb->xlo, lb->np * sizeof(*lb->xn));
+	memcpy(lb->gn, lb->glo, lb->np * sizeof(*lb->gn));
+	*fn = f_lo;
+	return 0;
+}
+
+static double logi_norm_inf(const double *g, size_t n)
+{
+	double m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (fabs(g[i]) > m)
+			m = fabs(g[i]);
+	return m;
+}
+
+static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
+{
+	struct logi *lg = job->lg;
+	struct logi_lbfgs lb = { .np = job->np };
+	size_t np = job->np;
+	double f, fn;
+	bool converged = false;
+	long it;
+	int rc = -ENOMEM;
+
+	lb.s = malloc(LOGI_MEMORY * np * sizeof(*lb.s));
+	lb.y = malloc(LOGI_MEMORY * np * sizeof(*lb.y));
+	lb.x = calloc(7 * np, sizeof(*lb.x));
+	if (!lb.s || !lb.y || !lb.x)
+		goto out;
+	lb.g = lb.x + np;
+	lb.dir = lb.g + np;
+	lb.xn = lb.dir + np;
+	lb.gn = lb.xn + np;
+	lb.xlo = lb.gn + np;
+	lb.glo = lb.xlo + np;
+
+	f = logi_eval(job, lb.x, lb.g);
+	for (it = 0; it < lg->max_iter; it++) {
+		double gd, step = 1, sy;
+		size_t h;
+
+		if (logi_norm_inf(lb.g, np) <= lg->tol) {
+			converged = true;
+			break;
+		}
+		if (logi_cancelled(lg)) {
+			rc = -ECANCELED;
+			goto out;
+		}
+		logi_two_loop(&lb);
+		gd = logi_dot(lb.g, lb.dir, np);
+		if (!(gd < 0)) {
+			/* Not a descent direction: forget the curvature. */
+			lb.count = 0;
+			logi_two_loop(&lb);
+			gd = logi_dot(lb.g, lb.dir, np);
+		}
+		if (!lb.count)
+			step = fmin(1.0, 1.0 / sqrt(logi_dot(lb.g, lb.g, np)));
+		rc = logi_search(job, &lb, f, gd, step, &fn);
+		if (rc == -EAGAIN) {
+			if (lb.count) {
+				/* Stale curvature: try once more as gradient descent. */
+				lb.count = 0;
+				it--;
+				continue;
+			}
+			break;
+		}
+		h = lb.head;
+		for (size_t j = 0; j < np; j++) {
+			lb.s[h * np + j] = lb.xn[j] - lb.x[j];
+			lb.y[h * np + j] = lb.gn[j] - lb.g[j];
+		}
+		sy = logi_dot(lb.s + h * np, lb.y + h * np, np);
+		if (sy > 1e-10 * logi_dot(lb.y + h * np, lb.y + h * np, np)) {
+			lb.rho[h] = 1 / sy;
+			lb.head = (h + 1) % LOGI_MEMORY;
+			if (lb.count < LOGI_MEMORY)
+				lb.count++;
+		}
+		memcpy(lb.x, lb.xn, np * sizeof(*lb.x));
+		memcpy(lb.g, lb.gn, np * sizeof(*lb.g));
+		logi_metric(lg, "loss", fn, it + 1);
+		logi_progress(lg, (double)(it + 1) / (double)lg->max_iter,
+			      "iter", it + 1, lg->max_iter, fn);
+		if ((f - fn) <= LOGI_FTOL * fmax(fmax(fabs(f), fabs(fn)), 1)) {
+			f = fn;
+			it++;
+			converged = true;
+			break;
+		}
+		f = fn;
+	}
+	if (!converged && lg->host.log)
+		lg->host.log(lg->host.ctx, MLFS_LOG_WARNING,
+			     "logistic: lbfgs stopped after %ld iterations without converging (largest gradient %g, tol %g)",
+			     it, logi_norm_inf(lb.g, np), lg->tol);
+	memcpy(theta, lb.x, np * sizeof(*theta));
+	*iters = it;
+	rc = 0;
+out:
+	free(lb.x);
+	free(lb.y);
+	free(lb.s);
+	return rc;
+}
+
+/* ---- mini-batch SGD ---- */
+
+static uint64_t logi_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static int logi_sgd_run(struct logi_job *job, long *iters)
+{
+	struct logi *lg = job->lg;
+	size_t n = job->n, d = job->d, ke = job->ke, nw = ke * d;
+	size_t bs = lg->batch_size ? (size_t)lg->batch_size : 200;
+	long epochs = lg->epochs ? lg->epochs : lg->max_iter;
+	uint64_t rng = lg->seed;
+	double best = INFINITY;
+	float *xb = NULL, *yb = NULL;
+	size_t *idx = NULL;
+	double *g = NULL;
+	int stall = 0;
+	long e;
+	int rc = -ENOMEM;
+
+	if (bs > n)
+		bs = n;
+	xb = malloc(bs * d * sizeof(*xb) + 1);
+	yb = malloc(bs * sizeof(*yb));
+	idx = malloc(n * sizeof(*idx));
+	g = malloc(job->np * sizeof(*g));
+	if (!xb || !yb || !idx || !g)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	for (e = 0; e < epochs; e++) {
+		double loss = 0, pen = 0;
+
+		if (logi_cancelled(lg)) {
+			rc = -ECANCELED;
+			goto out;
+		}
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = (size_t)(logi_rand(&rng) % (i + 1));
+			size_t t = idx[i];
+
+			idx[i] = idx[j];
+			idx[j] = t;
+		}
+		for (size_t i0 = 0; i0 < n; i0 += bs) {
+			size_t m = n - i0 < bs ? n - i0 : bs;
+			float lr = (float)lg->lr;
+
+			for (size_t i = 0; i < m; i++) {
+				memcpy(xb + i * d,
+				       job->x->data + idx[i0 + i] * job->x->ld,
+				       d * sizeof(*xb));
+				yb[i] = job->y[idx[i0 + i]];
+			}
+			memset(g, 0, job->np * sizeof(*g));
+			loss += logi_block(job, xb, d, yb, m, g);
+			for (size_t j = 0; j < nw; j++)
+				job->wf[j] -= lr * (float)(g[j] / (double)m +
+							   job->l2 * job->wf[j]);
+			for (size_t c = 0; c < ke; c++)
+				job->bf[c] -= lr * (float)(g[nw + c] / (double)m);
+		}
+		for (size_t j = 0; j < nw; j++)
+			pen += (double)job->wf[j] * job->wf[j];
+		loss = loss / (double)n + 0.5 * job->l2 * pen;
+		logi_metric(lg, "loss", loss, e + 1);
+		logi_progress(lg, (double)(e + 1) / (double)epochs, "epoch",
+			      e + 1, epochs, loss);
+		if (!isfinite(loss)) {
+			rc = -ERANGE;
+			goto out;
+		}
+		stall = loss > best - lg->tol ? stall + 1 : 0;
+		if (loss < best)
+			best = loss;
+		if (stall >= LOGI_SGD_PATIENCE) {
+			e++;
+			break;
+		}
+	}
+	*iters = e;
+	rc = 0;
+out:
+	free(g);
+	free(idx);
+	free(yb);
+	free(xb);
+	return rc;
+}
+
+/* ---- fit and predict ---- */
+
+/* Class probabilities of m rows (x, xld) into o (ld). */
+static void logi_scores(size_t d, size_t ke, const float *w, const float *b,
+			const float *x, size_t xld, size_t m, float *o,
+			size_t ld)
+{
+	if (ke == 1) {
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m,
+			    (blasint)d, 1.0f, x, (blasint)xld, w, 1, 0.0f,
+			    o + 1, (blasint)ld);
+		for (size_t i = 0; i < m; i++) {
+			float z = o[i * ld + 1] + b[0];
+			float e = expf(-fabsf(z));
+			float p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+
+			o[i * ld] = 1.0f - p;
+			o[i * ld + 1] = p;
+		}
+		return;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m,
+		    (blasint)ke, (blasint)d, 1.0f, x, (blasint)xld, w,
+		    (blasint)d, 0.0f, o, (blasint)ld);
+	for (size_t i = 0; i < m; i++) {
+		float *zi = o + i * ld;
+		float mx = -INFINITY, s = 0;
+
+		for (size_t c = 0; c < ke; c++) {
+			zi[c] += b[c];
+			if (zi[c] > mx)
+				mx = zi[c];
+		}
+		for (size_t c = 0; c < ke; c++) {
+			zi[c] = expf(zi[c] - mx);
+			s += zi[c];
+		}
+		for (size_t c = 0; c < ke; c++)
+			zi[c] /= s;
+	}
+}
+
+static double logi_accuracy(size_t d, size_t ke, size_t k, const float *w,
+			    const float *b, const struct mlfs_data *val)
+{
+	const size_t step = 256;
+	size_t right = 0;
+	float *o;
+
+	o = malloc(step * k * sizeof(*o));
+	if (!o)
+		return NAN;
+	for (size_t i0 = 0; i0 < val->x.rows; i0 += step) {
+		size_t m = val->x.rows - i0 < step ? val->x.rows - i0 : step;
+
+		logi_scores(d, ke, w, b, val->x.data + i0 * val->x.ld,
+			    val->x.ld, m, o, k);
+		for (size_t i = 0; i < m; i++) {
+			const float *p = o + i * k;
+			size_t best = 0;
+
+			for (size_t c = 1; c < k; c++)
+				if (p[c] > p[best])
+					best = c;
+			right += best == (size_t)val->y[i0 + i];
+		}
+	}
+	free(o);
+	return (double)right / (double)val->x.rows;
+}
+
+static int logi_fit(void *inst, const struct mlfs_data *train,
+		    const struct mlfs_data *val, char *msg, size_t msglen)
+{
+	struct logi *lg = inst;
+	struct logi_job job = { .lg = lg };
+	double *theta = NULL;
+	long iters = 0;
+	size_t nw;
+	int rc;
+
+	rc = logi_check_data(train, val, msg, msglen);
+	if (rc < 0)
+		return rc;
+	job.x = &train->x;
+	job.y = train->y;
+	job.n = train->x.rows;
+	job.d = train->x.cols;
+	job.ke = train->nclasses == 2 ? 1 : train->nclasses;
+	job.np = job.ke * (job.d + 1);
+	job.l2 = lg->l2_set ? lg->l2 : 1.0 / (double)job.n;
+	job.block = LOGI_BLOCK_BYTES / (sizeof(float) * (job.d + 1));
+	if (job.block < 64)
+		job.block = 64;
+	if (lg->solver == LOGI_SGD) {
+		size_t bs = lg->batch_size ? (size_t)lg->batch_size : 200;
+
+		job.block = bs < job.n ? bs : job.n;
+	}
+	nw = job.ke * job.d;
+
+	rc = -ENOMEM;
+	theta = calloc(job.np, sizeof(*theta));
+	job.wf = calloc(nw + 1, sizeof(*job.wf));
+	job.bf = calloc(job.ke, sizeof(*job.bf));
+	job.z = malloc(job.block * job.ke * sizeof(*job.z));
+	job.gtmp = malloc((nw + 1) * sizeof(*job.gtmp));
+	if (!theta || !job.wf || !job.bf || !job.z || !job.gtmp)
+		goto out;
+
+	if (lg->solver == LOGI_SGD) {
+		rc = logi_sgd_run(&job, &iters);
+		if (rc == -ERANGE)
+			rc = logi_err(msg, msglen,
+				      "sgd diverged: lower \"learning_rate\" (%g)",
+				      lg->lr);
+	} else {
+		rc = logi_lbfgs_run(&job, theta, &iters);
+		for (size_t j = 0; rc == 0 && j < nw; j++)
+			job.wf[j] = (float)theta[j];
+		for (size_t c = 0; rc == 0 && c < job.ke; c++)
+			job.bf[c] = (float)theta[nw + c];
+	}
+	if (rc < 0)
+		goto out;
+	for (size_t j = 0; j < nw; j++)
+		if (!isfinite(job.wf[j])) {
+			rc = logi_err(msg, msglen, "the weights are not finite");
+			goto out;
+		}
+	if (val && val->x.rows)
+		logi_metric(lg, "val_accuracy",
+			    logi_accuracy(job.d, job.ke, train->nclasses,
+					  job.wf, job.bf, val),
+			    iters);
+
+	free(lg->w);
+	free(lg->b);
+	lg->w = job.wf;
+	lg->b = job.bf;
+	job.wf = NULL;
+	job.bf = NULL;
+	lg->d = job.d;
+	lg->k = train->nclasses;
+	lg->ke = job.ke;
+	lg->fitted = true;
+	rc = 0;
+out:
+	free(job.gtmp);
+	free(job.z);
+	free(job.bf);
+	free(job.wf);
+	free(theta);
+	return rc;
+}
+
+static size_t logi_outputs(void *inst)
+{
+	const struct logi *lg = inst;
+
+	return lg->fitted ? lg->k : 0;
+}
+
+static int logi_predict(void *inst, const struct mlfs_matrix *x,
+			struct mlfs_matrix *out)
+{
+	const struct logi *lg = inst;
+	const size_t step = 1 << 16;
+
+	if (!lg->fitted || !x || !out || !logi_matrix_ok(x) ||
+	    !logi_matrix_ok(out))
+		return -EINVAL;
+	if (x->cols != lg->d || out->rows != x->rows || out->cols != lg->k)
+		return -EINVAL;
+	for (size_t i0 = 0; i0 < x->rows; i0 += step) {
+		size_t m = x->rows - i0 < step ? x->rows - i0 : step;
+
+		logi_scores(lg->d, lg->ke, lg->w, lg->b,
+			    x->data + i0 * x->ld, x->ld, m,
+			    out->data + i0 * out->ld, out->ld);
+	}
+	return 0;
+}
+
+/* ---- save and load ---- */
+
+static uint64_t logi_fnv(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint8_t *logi_put(uint8_t *p, uint64_t v, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint64_t logi_get(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint8_t *logi_put_f32(uint8_t *p, float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return logi_put(p, u, 4);
+}
+
+static float logi_get_f32(const uint8_t *p)
+{
+	uint32_t u = (uint32_t)logi_get(p, 4);
+	float f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+static int logi_save(void *inst, void **buf, size_t *len)
+{
+	const struct logi *lg = inst;
+	size_t nw, n;
+	uint8_t *b, *p;
+
+	*buf = NULL;
+	*len = 0;
+	if (!lg->fitted)
+		return -EINVAL;
+	nw = lg->ke * lg->d;
+	n = LOGI_HEADER + 4 * (nw + lg->ke) + LOGI_TRAILER;
+	b = malloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, LOGI_MAGIC, 4);
+	p = logi_put(b + 4, LOGI_VERSION, 4);
+	p = logi_put(p, lg->task, 4);
+	p = logi_put(p, lg->k, 8);
+	p = logi_put(p, lg->d, 8);
+	for (size_t j = 0; j < nw; j++)
+		p = logi_put_f32(p, lg->w[j]);
+	for (size_t c = 0; c < lg->ke; c++)
+		p = logi_put_f32(p, lg->b[c]);
+	logi_put(p, logi_fnv(b, n - LOGI_TRAILER), 8);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static int logi_load(void *inst, const void *buf, size_t len)
+{
+	struct logi *lg = inst;
+	const uint8_t *b = buf, *p;
+	uint64_t k, d, ke, body;
+	float *w, *bias;
+
+	if (!b || len < LOGI_HEADER + LOGI_TRAILER)
+		return -EINVAL;
+	if (memcmp(b, LOGI_MAGIC, 4) != 0 || logi_get(b + 4, 4) != LOGI_VERSION)
+		return -EINVAL;
+	if (logi_get(b + len - LOGI_TRAILER, 8) !=
+	    logi_fnv(b, len - LOGI_TRAILER))
+		return -EINVAL;
+	if (logi_get(b + 8, 4) != lg->task)
+		return -EINVAL;
+	k = logi_get(b + 12, 8);
+	d = logi_get(b + 20, 8);
+	if (k < 2 || k > LOGI_MAX_CLASSES || d > INT_MAX)
+		return -EINVAL;
+	ke = k == 2 ? 1 : k;
+	body = len - LOGI_HEADER - LOGI_TRAILER;
+	if (body % 4 || body / 4 != ke * (d + 1))
+		return -EINVAL;
+	w = malloc((ke * d + 1) * sizeof(*w));
+	bias = malloc(ke * sizeof(*bias));
+	if (!w || !bias) {
+		free(bias);
+		free(w);
+		return -ENOMEM;
+	}
+	p = b + LOGI_HEADER;
+	for (size_t j = 0; j < ke * d; j++, p += 4)
+		w[j] = logi_get_f32(p);
+	for (size_t c = 0; c < ke; c++, p += 4)
+		bias[c] = logi_get_f32(p);
+	for (size_t j = 0; j < ke * (d + 1); j++) {
+		if (!isfinite(j < ke * d ? w[j] : bias[j - ke * d])) {
+			free(bias);
+			free(w);
+			return -EINVAL;
+		}
+	}
+	free(lg->w);
+	free(lg->b);
+	lg->w = w;
+	lg->b = bias;
+	lg->k = k;
+	lg->d = d;
+	lg->ke = ke;
+	lg->fitted = true;
+	return 0;
+}
+
+static const struct mlfs_train_ops logi_ops = {
+	.size = sizeof(struct mlfs_train_ops),
+	.tasks = MLFS_TASK_CLASSIFICATION,
+	.init = logi_init,
+	.fit = logi_fit,
+	.outputs = logi_outputs,
+	.predict = logi_predict,
+	.save = logi_save,
+	.load = logi_load,
+	.fini = logi_fini,
+};
+
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN,
+	"logistic",	"1.0.0",	&logi_ops,
+};

@@ -1,0 +1,79 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# bench_csv.sh [DIR] - csv_scan() against numpy.loadtxt on a 500 MB
+# numeric CSV (20 columns of "%.6f"-style decimals).
+#
+# Builds gen_csv and csv_bench with -O2 into DIR (default /tmp/mlfs-bench),
+# writes the CSV there, and times, 3 runs each:
+#   scan    csv_scan(): validation, schema, stats and the float matrix
+#   strtod  a plain tokenizer converting each field with strtod()
+#   fast    the same tokenizer with csv_parse_double()
+#   numpy   numpy.loadtxt(delimiter=',', skiprows=1, dtype=float32),
+#           timing only the loadtxt call
+# and prints the medians and the speedup of scan over numpy.  The CSV is
+# removed on exit.  MB is 10^6 bytes.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+dir=${1:-/tmp/mlfs-bench}
+mb=${MLFS_BENCH_MB:-500}
+runs=3
+csv=$dir/bench.csv
+cc=${CC:-cc}
+
+mkdir -p "$dir"
+trap 'rm -f "$csv"' EXIT
+
+"$cc" -std=c17 -O2 -Wall -Wextra -o "$dir/gen_csv" "$here/gen_csv.c"
+"$cc" -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-I"$root/fs" -o "$dir/csv_bench" "$here/csv_bench.c" \
+	"$root/fs/csv.c" "$root/fs/problem.c" -lm
+
+echo "generating $mb MB in $csv"
+"$dir/gen_csv" "$mb" > "$csv"
+bytes=$(stat -c %s "$csv")
+# Into the page cache, so that every contender starts alike.
+cat "$csv" > /dev/null
+
+# median of the numbers on stdin
+median() {
+	sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# seconds for one csv_bench run in mode $1
+bench_run() {
+	"$dir/csv_bench" "$csv" "$1" 2>/dev/null |
+		sed -n 's/.* in \([0-9.]*\) s = .*/\1/p'
+}
+
+declare -A med
+for mode in scan strtod fast; do
+	times=()
+	for ((i = 0; i < runs; i++)); do
+		times+=("$(bench_run "$mode")")
+	done
+	med[$mode]=$(printf '%s\n' "${times[@]}" | median)
+	echo "$mode: ${times[*]} s"
+done
+
+times=()
+for ((i = 0; i < runs; i++)); do
+	times+=("$(/usr/bin/python3 -c "
+import sys, time, numpy
+t = time.perf_counter()
+numpy.loadtxt(sys.argv[1], delimiter=',', skiprows=1, dtype=numpy.float32)
+print(time.perf_counter() - t)" "$csv")")
+done
+med[numpy]=$(printf '%s\n' "${times[@]}" | median)
+echo "numpy: ${times[*]} s"
+
+echo
+printf '%-8s %8s %9s\n' what 's' 'MB/s'
+for k in scan strtod fast numpy; do
+	awk -v k="$k" -v t="${med[$k]}" -v b="$bytes" \
+		'BEGIN { printf "%-8s %8.3f %9.1f\n", k, t, b / 1e6 / t }'
+done
+awk -v a="${med[numpy]}" -v b="${med[scan]}" \
+	'BEGIN { printf "mlfs/numpy speedup (medians): %.2fx\n", a / b }'
