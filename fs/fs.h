@@ -20,6 +20,8 @@
 struct store;
 struct meta;
 struct node;
+struct plugin_set;
+struct runner;
 struct dir_list;
 
 struct fs_opts {
@@ -44,6 +46,8 @@ struct fs {
 	struct meta *meta;
 	time_t mounted;
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
+	struct plugin_set *plugins; /* loaded at startup, read-only */
+	struct runner *runner;      /* jobs (runner.c) */
 
 	/* the node table (node.c) */
 	pthread_mutex_t nodes_lock;

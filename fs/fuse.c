@@ -914,12 +914,162 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)pino;
-	(void)name;
+	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct fuse_entry_param e;
+	const struct node_type *t;
+	struct fs_file *f = NULL;
+	struct fs_ctx ctx;
+	int rc;
+
 	(void)mode;
-	(void)fi;
-	/* Files are attributes of objects; nothing here makes new ones. */
-	fuse_reply_err(req, EACCES);
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	req_ctx(req, &ctx);
+	/* Files are attributes of objects; only action dirs make new ones. */
+	if (!dir->type->create) {
+		rc = -EACCES;
+		goto out_put;
+	}
+	if (node_resolve(dir, name, &t) == 0) {
+		rc = -EEXIST;
+		goto out_put;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		rc = -ENOMEM;
+		goto out_put;
+	}
+	f->flags = fi->flags;
+	f->uid = ctx.uid;
+	f->gid = ctx.gid;
+	f->pid = ctx.pid;
+	rc = dir->type->create(dir, name, f, &ctx);
+	if (rc < 0)
+		goto out_free;
+	rc = do_lookup(dir, name, &e);
+	if (rc < 0)
+		goto out_release;
+	f->node = node_get_ino(req_fs(req), e.ino);
+	if (!f->node) {
+		rc = -ESTALE;
+		goto out_release;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = f->direct_io;
+	file_link(req_fs(req), f);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		file_unlink(req_fs(req), f);
+		if (f->node->type->release)
+			f->node->type->release(f);
+		file_free(f);
+	}
+	node_put(dir);
+	return;
+out_release:
+	/* the created file's release must cope with f->node == NULL */
+	if (node_resolve(dir, name, &t) == 0 && t->release)
+		t->release(f);
+out_free:
+	free(f);
+out_put:
+	node_put(dir);
+	fuse_reply_err(req, -rc);
+}
+
+/* --- parked requests --- */
+
+/*
+ * Parked requests live here, not with their owner: the interrupt callback
+ * finds an entry by its id, so neither side ever holds a pointer the
+ * other may have freed.  Under parked_lock.
+ */
+struct parked {
+	struct parked *next;
+	uint64_t id;
+	const void *key;
+	size_t size;
+	fuse_req_t req;
+};
+
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct parked *parked_list; /* under parked_lock */
+static uint64_t parked_next_id;    /* under parked_lock */
+
+static void parked_interrupt(fuse_req_t req, void *data)
+{
+	uint64_t id = (uint64_t)(uintptr_t)data;
+	struct parked **pp, *p = NULL;
+
+	(void)req;
+	pthread_mutex_lock(&parked_lock);
+	for (pp = &parked_list; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&parked_lock);
+	if (p) {
+		fuse_reply_err(p->req, EINTR);
+		free(p);
+	}
+}
+
+int fs_park(struct fs_reply *r, const void *key, size_t size)
+{
+	struct parked *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->key = key;
+	p->size = size;
+	p->req = r->req;
+	pthread_mutex_lock(&parked_lock);
+	p->id = ++parked_next_id;
+	p->next = parked_list;
+	parked_list = p;
+	pthread_mutex_unlock(&parked_lock);
+	/* May call parked_interrupt at once if already interrupted. */
+	fuse_req_interrupt_func(r->req, parked_interrupt,
+				(void *)(uintptr_t)p->id);
+	return 0;
+}
+
+static void unpark(const void *key, bool all, const char *buf, size_t len)
+{
+	struct parked **pp, *p, *done = NULL;
+
+	pthread_mutex_lock(&parked_lock);
+	pp = &parked_list;
+	while ((p = *pp)) {
+		if (all || p->key == key) {
+			*pp = p->next;
+			p->next = done;
+			done = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	pthread_mutex_unlock(&parked_lock);
+	/* Replies outside the lock: a reply can run the interrupt path. */
+	while ((p = done)) {
+		done = p->next;
+		fuse_reply_buf(p->req, buf, len < p->size ? len : p->size);
+		free(p);
+	}
+}
+
+void fs_unpark(const void *key, const char *buf, size_t len)
+{
+	unpark(key, false, buf, len);
+}
+
+void fs_unpark_all(const char *buf, size_t len)
+{
+	unpark(NULL, true, buf, len);
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

@@ -60,7 +60,9 @@ struct fx {
  * into the CSV's columns, with their schema types "numeric",
  * "categorical", "time"; text columns are refused with -EINVAL and a
  * problem naming the column) on the rows whose index is in rows[0..nrows)
- * of the parsed table t.  *out owned by the caller (fx_free).
+ * of the parsed table t.  types (or one entry) may be NULL: numeric.
+ * Returns 0, -EINVAL (pb filled: text or unknown type, an index out of
+ * range) or -ENOMEM.  *out owned by the caller (fx_free).
  */
 struct table;
 int fx_fit(const struct table *t, const size_t *feat, const char *const *types,
@@ -72,15 +74,24 @@ void fx_free(struct fx *fx);
  * fx_transform_row: encode one row given as fields[0..nfields) in the
  * column order named by map (map[i] is the field index of fx->cols[i], or
  * (size_t)-1 when the caller's input has no such column: imputed) into
- * out[0..fx->width).  Unparseable numbers are imputed; returns the number
- * of imputed values, or -EINVAL for a wrong field count.
+ * out[0..fx->width).  map may be NULL: fields are then in the training
+ * CSV's order (fx->cols[i].src).  fieldlen may be NULL: NUL-terminated
+ * fields.  Unparseable numbers are imputed; returns the number of imputed
+ * values (missing categorical values count, unknown ones do not), or
+ * -EINVAL when a mapped index is >= nfields (out untouched).
  */
 int fx_transform_row(const struct fx *fx, const char *const *fields,
 		     const size_t *fieldlen, size_t nfields, const size_t *map,
 		     float *out);
 
-/* JSON for meta.json "features": [{name, type, min, max, encoding}] and
- * back (fx_from_json: -EINVAL for anything malformed). */
+/*
+ * JSON for meta.json "features": [{name, type, src, mean, std, min, max,
+ * impute, encoding ("standard"), or for categorical columns min and max
+ * null, encoding "onehot" and categories}] and back (fx_from_json:
+ * -EINVAL for anything malformed, -ENOMEM).  Dumped with
+ * JSON_REAL_PRECISION(17), the round trip is exact.  fx_to_json: new
+ * reference, NULL on allocation failure.
+ */
 json_t *fx_to_json(const struct fx *fx);
 int fx_from_json(json_t *j, struct fx **out);
 
@@ -101,15 +112,20 @@ struct table {
 
 /*
  * table_parse: parse CSV text (validated already by csv_scan, but
- * re-checked: -EINVAL with pb) into a table that borrows text (it must
- * outlive the table).  *out owned (table_free).
+ * re-checked: -EINVAL with pb and csv_scan's messages and positions for
+ * an empty file, no data rows, a ragged record, bad quoting, a NUL byte,
+ * an empty or repeated header name; UTF-8 is not re-checked) into a table
+ * that borrows text (it must outlive the table).  Header names are
+ * trimmed; fields are not.  -EFBIG for a field over 4 GiB, -ENOMEM.
+ * *out owned (table_free).
  */
 int table_parse(const char *text, size_t len, struct table **out,
 		struct problem *pb);
 void table_free(struct table *t);
 /* Column index of name, or -1. */
 long table_col(const struct table *t, const char *name);
-/* Parse field (r, c) as a double; false if missing or not a number. */
+/* Parse field (r, c) as a double; false if missing, not a number or out
+ * of range. */
 bool table_num(const struct table *t, size_t r, size_t c, double *out);
 
 /* ---------------------------------------------------------------- */
@@ -118,7 +134,7 @@ bool table_num(const struct table *t, size_t r, size_t c, double *out);
 enum split_set { SPLIT_TRAIN = 0, SPLIT_VALIDATION = 1, SPLIT_TEST = 2 };
 
 struct split_spec {
-	double train;      /* fractions; they sum to 1 (+-1e-9) */
+	double train;      /* fractions in [0, 1]; they sum to 1 (+-1e-6) */
 	double validation;
 	double test;
 	uint64_t seed;
@@ -131,6 +147,8 @@ struct split_spec {
  * shuffled with the seed and cut by the fractions (rounding so that
  * every set gets its share of each class as closely as possible).
  * out[i] is the set of row i.  Same inputs, same output, on any machine.
+ * Strata are used only with sp->stratify.  -EINVAL for bad fractions
+ * (train must be > 0) or a stratum >= nstrata; -ENOMEM.
  */
 int split_rows(size_t n, const uint32_t *strata, size_t nstrata,
 	       const struct split_spec *sp, uint8_t *out);
@@ -147,19 +165,28 @@ double prng_uniform(uint64_t *state); /* [0, 1) */
  * probability of class j (rows sum to 1); classes names the k classes.
  * Returns a JSON object: accuracy, precision_macro, recall_macro,
  * f1_macro, per_class {name: {precision, recall, f1, support}},
- * roc_auc (binary: of class 1; multiclass: one-vs-rest macro; null when
- * a class is missing from y), log_loss (probabilities clipped to
- * [1e-15, 1-1e-15]), confusion_matrix (k x k, rows true), n.
+ * roc_auc (binary: of class 1, null when y lacks either class;
+ * multiclass: one-vs-rest macro over the classes present in y, null when
+ * fewer than two are), log_loss (probabilities clipped to
+ * [1e-15, 1-1e-15]), confusion_matrix (k x k, rows true), n.  The macro
+ * averages are over the classes seen in y or in the predictions (argmax,
+ * first on ties), with 0 for an undefined ratio, as scikit-learn does.
+ * Returns a new reference, or NULL for a y[i] >= k, k == 0, class names
+ * that are not UTF-8, or allocation failure.  All three metric functions
+ * give null values when n == 0.
  */
 json_t *metrics_classification(const uint32_t *y, const float *prob,
 			       size_t n, size_t k,
 			       const char *const *classes);
-/* metrics_regression: r2, rmse, mae, n. */
+/* metrics_regression: r2 (1 or 0 for a constant y, as scikit-learn's
+ * force_finite), rmse, mae, n.  NULL on allocation failure. */
 json_t *metrics_regression(const float *y, const float *pred, size_t n);
 /*
  * metrics_clustering: inertia (sum of squared distances to the assigned
- * centre, given as dist2[i]), silhouette (mean over at most sample rows
- * chosen by seed; x is n x d row-major, label[i] the cluster), n.
+ * centre, given as dist2[i]; null if dist2 is NULL), silhouette (mean
+ * over at most sample rows chosen by seed, all of them if sample is 0;
+ * x is n x d row-major, label[i] the cluster; null with fewer than 2 or
+ * more than sample - 1 clusters), n.  NULL on allocation failure.
  */
 json_t *metrics_clustering(const float *x, size_t n, size_t d,
 			   const uint32_t *label, const float *dist2,
@@ -185,9 +212,11 @@ json_t *metrics_clustering(const float *x, size_t n, size_t d,
 /*
  * model_encode: build the file from header (borrowed) and weights into a
  * malloc'd buffer.  model_decode: check magic, version, lengths and the
- * checksum (-EINVAL with msg for anything wrong, including truncation)
- * and return the header (new reference) and a pointer to the weights
- * inside buf.
+ * checksum (-EINVAL with msg for anything wrong, including truncation
+ * and bytes after the checksum) and return the header (new reference)
+ * and a pointer to the weights inside buf.  model_encode: 0, -EINVAL (not
+ * an object), -EFBIG, -ENOMEM; *out is the caller's (free()).  The header
+ * is written compact, keys sorted, reals with 17 digits.
  */
 int model_encode(json_t *header, const void *weights, size_t wlen,
 		 void **out, size_t *outlen);

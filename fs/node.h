@@ -72,6 +72,13 @@ struct node_type {
 	int (*lookup)(struct node *dir, const char *name,
 		      const struct node_type **type);
 	int (*list)(struct node *dir, node_fill_fn fill, void *ctx);
+	/*
+	 * create: a new file named name in dir (train/<job>.json): fill f
+	 * (f->node is set by the glue after a lookup of name succeeds, so
+	 * lookup must find pending names) and return 0.
+	 */
+	int (*create)(struct node *dir, const char *name, struct fs_file *f,
+		      const struct fs_ctx *ctx);
 	/* mkdir and rmdir of objects (configfs style). */
 	int (*make)(struct node *dir, const char *name, mode_t mode,
 		    const struct fs_ctx *ctx);
@@ -225,6 +232,19 @@ void sb_free(struct strbuf *sb);
 int fs_reply_buf(struct fs_reply *r, const void *buf, size_t len);
 int fs_reply_fd(struct fs_reply *r, int fd, off_t off, size_t len);
 int fs_reply_err(struct fs_reply *r, int err);
+
+/*
+ * Blocking reads (jobs/<job>/wait) park their request instead of holding
+ * a worker thread.  fs_park: the request of r is answered later by
+ * fs_unpark(key, ...) with content, or with EINTR when the reader is
+ * interrupted (Ctrl-C).  Returns 0; the op then returns 0 without
+ * answering.  fs_unpark: answer every request parked under key with buf
+ * (each gets at most the size it asked for).  fs_unpark_all: answer all,
+ * at unmount.
+ */
+int fs_park(struct fs_reply *r, const void *key, size_t size);
+void fs_unpark(const void *key, const char *buf, size_t len);
+void fs_unpark_all(const char *buf, size_t len);
 
 /* Name grammar of objects and aliases (DESIGN.md): 0 or -EINVAL. */
 int node_name_check(const char *name, struct problem *pb);

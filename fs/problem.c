@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "problem.h"
 
@@ -37,4 +38,30 @@ void problem_format(const struct problem *pb, char *out, size_t outlen)
 	else
 		snprintf(out, outlen, "%s%s%s%s", path, pb->path[0] ? ": " : "",
 			 "", pb->msg);
+}
+
+int problem_field(struct problem *pb, const char *text, const char *field,
+		  const char *fmt, ...)
+{
+	char q[300], msg[400];
+	const char *p, *ls = text;
+	unsigned line = 1, col = 1;
+	va_list ap;
+
+	if (!pb)
+		return -EINVAL;
+	snprintf(q, sizeof(q), "\"%s\"", field);
+	p = text ? strstr(text, q) : NULL;
+	if (p) {
+		for (const char *c = text; c < p; c++)
+			if (*c == '\n') {
+				line++;
+				ls = c + 1;
+			}
+		col = (unsigned)(p - ls) + 1;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return problem_set(pb, line, col, "\"%s\": %s", field, msg);
 }

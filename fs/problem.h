@@ -24,6 +24,14 @@ struct problem {
 int problem_set(struct problem *pb, unsigned line, unsigned col,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * problem_field: like problem_set, at the first occurrence of the quoted
+ * key "field" in text (line and column found there, 1:1 if absent), with
+ * the message prefixed by "\"field\": ".  Returns -EINVAL.
+ */
+int problem_field(struct problem *pb, const char *text, const char *field,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* problem_format: "path:line:col: msg" (parts omitted when empty/0). */
 void problem_format(const struct problem *pb, char *out, size_t outlen);
 

@@ -430,6 +430,48 @@ static void test_distinct_tiers(void)
 	free(buf);
 }
 
+/*
+ * The matrix capacity is estimated from the first rows: make them long,
+ * so that the estimate falls short and the buffer has to double later.
+ */
+static void test_matrix_growth(void)
+{
+	size_t rows = 60000;
+	size_t cap = rows * 64 + 64;
+	char *buf = malloc(cap);
+	struct csv_info *info;
+	struct csv_matrix mat;
+	struct problem pb;
+	bool good = true;
+	size_t n;
+	size_t i;
+	int rc;
+
+	if (!buf) {
+		skip("no memory for the input");
+		return;
+	}
+	n = (size_t)snprintf(buf, cap, "a,b\n");
+	for (i = 0; i < rows; i++)
+		n += (size_t)snprintf(buf + n, cap - n,
+				      i < 5000 ? "%zu.000000000000000,%zu\n"
+					       : "%zu,%zu\n",
+				      i, i % 3);
+	rc = scan_str(buf, n, NULL, &info, &mat, &pb);
+	is_int(rc, 0, "long rows then short ones");
+	if (rc == 0) {
+		is_int(mat.rows, rows, "every row in the matrix");
+		for (i = 0; i < rows; i++)
+			if (mat.data[2 * i] != (float)i ||
+			    mat.data[2 * i + 1] != (float)(i % 3))
+				good = false;
+		ok(good, "every value in place");
+		csv_info_free(info);
+		free(mat.data);
+	}
+	free(buf);
+}
+
 static void test_alloc_failures(void)
 {
 	size_t len;
@@ -609,6 +651,7 @@ int main(void)
 	test_stats();
 	test_classes();
 	test_distinct_tiers();
+	test_matrix_growth();
 	test_alloc_failures();
 	test_parse_double();
 	test_names();

@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Training specs: the JSON written to train/<job>.json.  Checked as it is
+ * written (syntax, as far as the bytes so far allow) and resolved against
+ * the platform when complete: the dataset version, its schema, the
+ * algorithm's plugin (which validates its own params), the split and the
+ * search.  The result is the job's plan, everything the job program needs
+ * with nothing left to look up.  Any FUSE worker enters; nothing here is
+ * shared.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds.h"
+#include "fs.h"
+#include "plugin.h"
+#include "spec.h"
+
+static const char *const spec_fields[] = {
+	"dataset", "label",  "features", "algorithm", "params", "split",
+	"model",   "search", "task",     "timeout",   "memory", NULL,
+};
+
+int spec_check_text(const char *text, size_t len, bool final,
+		    struct problem *pb)
+{
+	json_error_t err;
+	json_t *j;
+
+	if (len > SPEC_MAX)
+		return problem_set(pb, 0, 0, "spec larger than %d bytes",
+				   SPEC_MAX) == -EINVAL ? -EFBIG : -EFBIG;
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	if (j) {
+		int rc = 0;
+
+		if (!json_is_object(j))
+			rc = problem_set(pb, 1, 1, "a spec is a JSON object");
+		json_decref(j);
+		return rc;
+	}
+	/* Incomplete is fine until the file is closed. */
+	if (json_error_code(&err) == json_error_premature_end_of_input &&
+	    !final)
+		return 0;
+	if (len == 0 || (json_error_code(&err) ==
+				 json_error_premature_end_of_input &&
+			 final))
+		return problem_set(pb, (unsigned)err.line,
+				   (unsigned)err.column,
+				   "incomplete JSON: %s", err.text);
+	return problem_set(pb, (unsigned)err.line, (unsigned)err.column, "%s",
+			   err.text);
+}
+
+/* "name" or "name@N" */
+static int parse_dataset_ref(const char *ref, char *name, size_t nlen,
+			     unsigned *ver)
+{
+	const char *at = strchr(ref, '@');
+	size_t len = at ? (size_t)(at - ref) : strlen(ref);
+	char *end;
+	unsigned long v;
+
+	*ver = 0;
+	if (len == 0 || len >= nlen)
+		return -EINVAL;
+	memcpy(name, ref, len);
+	name[len] = '\0';
+	if (node_name_check(name, NULL) < 0)
+		return -EINVAL;
+	if (!at)
+		return 0;
+	v = strtoul(at + 1, &end, 10);
+	if (*end || at[1] == '\0' || v == 0 || v > 999999999UL)
+		return -EINVAL;
+	*ver = (unsigned)v;
+	return 0;
+}
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+	(void)ctx;
+	(void)level;
+	(void)fmt;
+}
+
+static int host_cancelled(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+/* params object -> mlfs_param array (strings borrowed from j). */
+int spec_params(json_t *params, struct mlfs_param **out, size_t *n,
+		double **lists, char *msg, size_t msglen)
+{
+	struct mlfs_param *ps;
+	size_t count = json_object_size(params), i = 0, nl = 0;
+	const char *k;
+	json_t *v;
+
+	*out = NULL;
+	*lists = NULL;
+	*n = 0;
+	ps = calloc(count ? count : 1, sizeof(*ps));
+	json_object_foreach(params, k, v) {
+		if (json_is_array(v))
+			nl += json_array_size(v);
+	}
+	*lists = calloc(nl ? nl : 1, sizeof(**lists));
+	if (!ps || !*lists) {
+		free(ps);
+		free(*lists);
+		*lists = NULL;
+		return -ENOMEM;
+	}
+	nl = 0;
+	json_object_foreach(params, k, v) {
+		struct mlfs_param *p = &ps[i++];
+
+		p->name = k;
+		if (json_is_number(v)) {
+			p->type = MLFS_PARAM_NUMBER;
+			p->number = json_number_value(v);
+		} else if (json_is_boolean(v)) {
+			p->type = MLFS_PARAM_BOOL;
+			p->number = json_is_true(v);
+		} else if (json_is_string(v)) {
+			p->type = MLFS_PARAM_STRING;
+			p->string = json_string_value(v);
+		} else if (json_is_array(v)) {
+			size_t j;
+			json_t *e;
+
+			p->type = MLFS_PARAM_LIST;
+			p->list = *lists + nl;
+			json_array_foreach(v, j, e) {
+				if (!json_is_number(e)) {
+					snprintf(msg, msglen,
+						 "\"%s\": a list of numbers", k);
+					free(ps);
+					free(*lists);
+					*lists = NULL;
+					return -EINVAL;
+				}
+				(*lists)[nl++] = json_number_value(e);
+			}
+			p->nlist = json_array_size(v);
+		} else {
+			snprintf(msg, msglen,
+				 "\"%s\": must be a number, string, boolean "
+				 "or list of numbers", k);
+			free(ps);
+			free(*lists);
+			*lists = NULL;
+			return -EINVAL;
+		}
+	}
+	*out = ps;
+	*n = count;
+	return 0;
+}
+
+/* Let the plugin judge its params: init, then fini. */
+static int check_params(const struct plugin *pl, unsigned task,
+			json_t *params, const char *text, struct problem *pb)
+{
+	const struct mlfs_train_ops *ops = pl->desc->ops;
+	struct mlfs_host host = { sizeof(host), NULL, host_log, NULL, NULL,
+				  host_cancelled, 1 };
+	struct mlfs_param *ps;
+	double *lists;
+	size_t n;
+	char msg[400] = "";
+	void *inst = NULL;
+	int rc;
+
+	rc = spec_params(params, &ps, &n, &lists, msg, sizeof(msg));
+	if (rc == -EINVAL)
+		return problem_field(pb, text, "params", "%s", msg);
+	if (rc < 0)
+		return rc;
+	rc = ops->init(&host, task, ps, n, &inst, msg, sizeof(msg));
+	if (rc == 0)
+		ops->fini(inst);
+	free(ps);
+	free(lists);
+	if (rc < 0) {
+		char field[128] = "params";
+		const char *q;
+
+		/* the plugin's message starts with the "param" it blames:
+		 * point at that param in the text, keep the message */
+		if (msg[0] == '"' && (q = strchr(msg + 1, '"')) &&
+		    (size_t)(q - msg - 1) < sizeof(field))
+			snprintf(field, sizeof(field), "%.*s",
+				 (int)(q - msg - 1), msg + 1);
+		problem_field(pb, text, field, "x");
+		snprintf(pb->msg, sizeof(pb->msg), "%s",
+			 msg[0] ? msg : "bad params");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char *task_name(unsigned task)
+{
+	switch (task) {
+	case MLFS_TASK_CLASSIFICATION:
+		return "classification";
+	case MLFS_TASK_REGRESSION:
+		return "regression";
+	default:
+		return "clustering";
+	}
+}
+
+static json_t *schema_col(json_t *schema, const char *name)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(schema, "columns"), i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "name")),
+			   name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static json_t *stats_col(json_t *stats, const char *name)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(stats, "columns"), i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "name")),
+			   name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * The default task from the label (DESIGN.md): a categorical label, or an
+ * integer one with at most 100 distinct values, is classification.
+ */
+static unsigned label_task(json_t *sc, json_t *st)
+{
+	const char *type = json_string_value(json_object_get(sc, "type"));
+	json_t *classes = json_object_get(st, "classes");
+
+	if (type && strcmp(type, "numeric") != 0)
+		return MLFS_TASK_CLASSIFICATION;
+	if (classes && json_object_size(classes) <= 100 &&
+	    json_integer_value(json_object_get(st, "distinct")) <= 100 &&
+	    !json_is_true(json_object_get(st, "distinct_estimated")))
+		return MLFS_TASK_CLASSIFICATION;
+	return MLFS_TASK_REGRESSION;
+}
+
+static int check_split(json_t *split, const char *text, json_t **out,
+		       unsigned task, struct problem *pb)
+{
+	double tr = 0.7, va = 0.15, te = 0.15;
+	json_int_t seed = 42;
+	bool strat = task == MLFS_TASK_CLASSIFICATION;
+	const char *k;
+	json_t *v;
+
+	*out = NULL;
+	if (split && !json_is_object(split))
+		return problem_field(pb, text, "split", "must be an object");
+	json_object_foreach(split, k, v) {
+		if (strcmp(k, "train") == 0 || strcmp(k, "validation") == 0 ||
+		    strcmp(k, "test") == 0) {
+			double x = json_number_value(v);
+
+			if (!json_is_number(v) || x < 0 || x > 1)
+				return problem_field(pb, text, k,
+						     "must be a fraction in "
+						     "[0, 1]");
+		} else if (strcmp(k, "seed") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0)
+				return problem_field(pb, text, k,
+						     "must be an integer >= 0");
+			seed = json_integer_value(v);
+		} else if (strcmp(k, "stratify") == 0) {
+			if (!json_is_boolean(v))
+				return problem_field(pb, text, k,
+						     "must be true or false");
+			strat = json_is_true(v);
+		} else {
+			return problem_field(pb, text, k,
+					     "unknown field of \"split\"");
+		}
+	}
+	if (json_object_get(split, "train") || json_object_get(split, "test") ||
+	    json_object_get(split, "validation")) {
+		tr = json_number_value(json_object_get(split, "train"));
+		va = json_number_value(json_object_get(split, "validation"));
+		te = json_number_value(json_object_get(split, "test"));
+		if (!json_object_get(split, "train"))
+			tr = 1 - va - te;
+		if (!json_object_get(split, "test"))
+			te = 1 - tr - va;
+	}
+	if (fabs(tr + va + te - 1) > 1e-6 || tr <= 0 || te < 0 || va < 0)
+		return problem_field(pb, text, "split",
+				     "train, validation and test must be "
+				     "fractions that sum to 1, got %g + %g + "
+				     "%g",
+				     tr, va, te);
+	*out = json_pack("{s:f, s:f, s:f, s:I, s:b}", "train", tr,
+			 "validation", va, "test", te, "seed", seed,
+			 "stratify", strat && task == MLFS_TASK_CLASSIFICATION);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int check_range(json_t *r, bool want_int)
+{
+	json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
+
+	if (!json_is_array(r) || json_array_size(r) != 2 ||
+	    !json_is_number(a) || !json_is_number(b))
+		return -EINVAL;
+	if (want_int && (!json_is_integer(a) || !json_is_integer(b)))
+		return -EINVAL;
+	return json_number_value(a) <= json_number_value(b) ? 0 : -EINVAL;
+}
+
+static int check_search(json_t *s, const char *text, struct problem *pb)
+{
+	static const char *const fields[] = { "method", "trials", "parallel",
+					      "max_failed", "metric", "goal",
+					      "space", NULL };
+	const char *method = json_string_value(json_object_get(s, "method"));
+	const char *goal = json_string_value(json_object_get(s, "goal"));
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(s))
+		return problem_field(pb, text, "search", "must be an object");
+	json_object_foreach(s, k, v) {
+		bool known = false;
+
+		for (int i = 0; fields[i]; i++)
+			known = known || strcmp(fields[i], k) == 0;
+		if (!known)
+			return problem_field(pb, text, k,
+					     "unknown field of \"search\"");
+	}
+	if (!method || (strcmp(method, "grid") && strcmp(method, "random") &&
+			strcmp(method, "halving")))
+		return problem_field(pb, text, "method",
+				     "must be grid, random or halving");
+	for (int i = 1; i <= 3; i++) {
+		json_t *n = json_object_get(s, fields[i]);
+
+		if (n && (!json_is_integer(n) || json_integer_value(n) < 0 ||
+			  (i < 3 && json_integer_value(n) < 1) ||
+			  json_integer_value(n) > 10000))
+			return problem_field(pb, text, fields[i],
+					     "must be an integer in [%d, "
+					     "10000]",
+					     i < 3 ? 1 : 0);
+	}
+	if (json_object_get(s, "metric") && !json_is_string(json_object_get(
+						    s, "metric")))
+		return problem_field(pb, text, "metric", "must be a string");
+	if (goal && strcmp(goal, "maximize") && strcmp(goal, "minimize"))
+		return problem_field(pb, text, "goal",
+				     "must be maximize or minimize");
+	if (!json_is_object(json_object_get(s, "space")) ||
+	    json_object_size(json_object_get(s, "space")) == 0)
+		return problem_field(pb, text, "space",
+				     "must be an object of parameters");
+	json_object_foreach(json_object_get(s, "space"), k, v) {
+		const char *kind;
+		json_t *r;
+
+		if (!json_is_object(v) || json_object_size(v) != 1)
+			return problem_field(pb, text, k,
+					     "must be one of {\"uniform\": "
+					     "[a, b]}, {\"log_uniform\": [a, "
+					     "b]}, {\"int\": [a, b]}, "
+					     "{\"choice\": [...]}");
+		json_object_foreach(v, kind, r) {
+			int rc = 0;
+
+			if (strcmp(kind, "uniform") == 0)
+				rc = check_range(r, false);
+			else if (strcmp(kind, "log_uniform") == 0)
+				rc = check_range(r, false) < 0 ||
+					     json_number_value(
+						     json_array_get(r, 0)) <= 0
+					     ? -EINVAL
+					     : 0;
+			else if (strcmp(kind, "int") == 0)
+				rc = check_range(r, true);
+			else if (strcmp(kind, "choice") == 0)
+				rc = json_is_array(r) && json_array_size(r)
+					     ? 0
+					     : -EINVAL;
+			else
+				return problem_field(pb, text, kind,
+						     "unknown kind of range");
+			if (rc < 0)
+				return problem_field(pb, text, k,
+						     "bad %s range", kind);
+		}
+	}
+	return 0;
+}
+
+static int parse_size(json_t *v, double *out)
+{
+	char *end;
+	double x;
+
+	if (json_is_number(v)) {
+		*out = json_number_value(v);
+		return *out > 0 ? 0 : -EINVAL;
+	}
+	if (!json_is_string(v))
+		return -EINVAL;
+	x = strtod(json_string_value(v), &end);
+	switch (*end) {
+	case 'k': case 'K': x *= 1024; end++; break;
+	case 'm': case 'M': x *= 1024 * 1024; end++; break;
+	case 'g': case 'G': x *= 1024.0 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	*out = x;
+	return *end || x <= 0 ? -EINVAL : 0;
+}
+
+int spec_resolve(struct fs *fs, const char *job, const char *text,
+		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb)
+{
+	json_error_t err;
+	json_t *spec, *rec = NULL, *man = NULL, *schema, *stats, *feats;
+	json_t *split = NULL, *params, *v;
+	const struct plugin *pl;
+	const char *k, *algo, *label, *model, *dsref;
+	char dsname[300];
+	unsigned dsver, task, tasks;
+	double timeout = 0, memory = 0;
+	int rc;
+
+	*plan = NULL;
+	spec = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+	if (!spec)
+		return problem_set(pb, (unsigned)err.line,
+				   (unsigned)err.column, "%s", err.text);
+	rc = -EINVAL;
+	if (!json_is_object(spec)) {
+		problem_set(pb, 1, 1, "a spec is a JSON object");
+		goto out;
+	}
+	json_object_foreach(spec, k, v) {
+		bool known = false;
+
+		for (int i = 0; spec_fields[i]; i++)
+			known = known || strcmp(spec_fields[i], k) == 0;
+		if (!known) {
+			problem_field(pb, text, k, "unknown field");
+			goto out;
+		}
+	}
+	dsref = json_string_value(json_object_get(spec, "dataset"));
+	if (!dsref) {
+		problem_field(pb, text, "dataset",
+			      json_object_get(spec, "dataset")
+				      ? "must be a string \"name\" or "
+					"\"name@version\""
+				      : "is required");
+		if (!json_object_get(spec, "dataset"))
+			problem_set(pb, 1, 1,
+				    "\"dataset\": is required (a dataset name, "
+				    "or name@version)");
+		goto out;
+	}
+	if (parse_dataset_ref(dsref, dsname, sizeof(dsname), &dsver) < 0) {
+		problem_field(pb, text, "dataset",
+			      "\"%s\" is not a dataset name or name@version",
+			      dsref);
+		goto out;
+	}
+	if (ds_get(fs, &ds_datasets, dsname, &rec) < 0) {
+		problem_field(pb, text, "dataset", "no dataset \"%s\"", dsname);
+		goto out;
+	}
+	{
+		/* the writer must be able to read the dataset */
+		uid_t owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+		gid_t group = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+		unsigned mode = (unsigned)json_integer_value(json_object_get(rec, "mode"));
+		bool ok = ctx->uid == 0 ||
+			  (ctx->uid == owner ? (mode & 0500) == 0500
+			   : ctx->gid == group ? (mode & 050) == 050
+					       : (mode & 05) == 05);
+
+		if (!ok) {
+			problem_field(pb, text, "dataset",
+				      "\"%s\": permission denied", dsname);
+			rc = -EACCES;
+			goto out;
+		}
+	}
+	if (ds_version(fs, &ds_datasets, dsname, dsver, &man) < 0) {
+		problem_field(pb, text, "dataset",
+			      dsver ? "dataset \"%s\" has no version %u"
+				    : "dataset \"%s\" has no version yet%.0u",
+			      dsname, dsver);
+		goto out;
+	}
+	schema = json_object_get(man, "schema");
+	stats = json_object_get(man, "stats");
+	algo = json_string_value(json_object_get(spec, "algorithm"));
+	if (!algo) {
+		problem_set(pb, 1, 1, "\"algorithm\": is required (a train "
+				      "plugin: see .mlfs/plugins)");
+		if (json_object_get(spec, "algorithm"))
+			problem_field(pb, text, "algorithm",
+				      "must be a string");
+		goto out;
+	}
+	pl = plugin_find(fs->plugins, MLFS_STAGE_TRAIN, algo);
+	if (!pl) {
+		problem_field(pb, text, "algorithm",
+			      "no train plugin \"%s\" (see .mlfs/plugins)",
+			      algo);
+		goto out;
+	}
+	tasks = ((const struct mlfs_train_ops *)pl->desc->ops)->tasks;
+	label = json_string_value(json_object_get(spec, "label"));
+	if (json_object_get(spec, "label") && !label) {
+		problem_field(pb, text, "label", "must be a column name");
+		goto out;
+	}
+	if (!label && tasks != MLFS_TASK_CLUSTERING)
+		label = json_string_value(json_object_get(schema, "label"));
+	if (label && !schema_col(schema, label)) {
+		problem_field(pb, text, "label", "no column \"%s\" in %s@%u",
+			      label, dsname,
+			      (unsigned)json_integer_value(
+				      json_object_get(man, "version")));
+		goto out;
+	}
+	/* the task: given, or the plugin's only one, or from the label */
+	if (json_object_get(spec, "task")) {
+		const char *t = json_string_value(json_object_get(spec, "task"));
+
+		if (t && strcmp(t, "classification") == 0)
+			task = MLFS_TASK_CLASSIFICATION;
+		else if (t && strcmp(t, "regression") == 0)
+			task = MLFS_TASK_REGRESSION;
+		else if (t && strcmp(t, "clustering") == 0)
+			task = MLFS_TASK_CLUSTERING;
+		else {
+			problem_field(pb, text, "task",
+				      "must be classification, regression or "
+				      "clustering");
+			goto out;
+		}
+	} else if (tasks == MLFS_TASK_CLUSTERING) {
+		task = MLFS_TASK_CLUSTERING;
+	} else if (!label) {
+		problem_set(pb, 1, 1, "\"label\": the dataset has no label "
+				      "column: name one");
+		goto out;
+	} else {
+		task = label_task(schema_col(schema, label),
+				  stats_col(stats, label));
+	}
+	if (!(tasks & task)) {
+		problem_field(pb, text, json_object_get(spec, "task") ? "task"
+								    : "algorithm",
+			      "\"%s\" does not do %s", algo, task_name(task));
+		goto out;
+	}
+	if (task == MLFS_TASK_CLUSTERING)
+		label = NULL;
+	if (task == MLFS_TASK_REGRESSION &&
+	    strcmp(json_string_value(json_object_get(
+			   schema_col(schema, label), "type")),
+		   "numeric") != 0) {
+		problem_field(pb, text, "label",
+			      "regression needs a numeric label, \"%s\" is %s",
+			      label,
+			      json_string_value(json_object_get(
+				      schema_col(schema, label), "type")));
+		goto out;
+	}
+	/* features: given, or every column that is not label, id, pii, text */
+	feats = json_array();
+	if (json_object_get(spec, "features")) {
+		size_t i;
+		json_t *f;
+
+		if (!json_is_array(json_object_get(spec, "features")) ||
+		    json_array_size(json_object_get(spec, "features")) == 0) {
+			json_decref(feats);
+			problem_field(pb, text, "features",
+				      "must be a non-empty list of column "
+				      "names");
+			goto out;
+		}
+		json_array_foreach(json_object_get(spec, "features"), i, f) {
+			const char *n = json_string_value(f);
+			json_t *c = n ? schema_col(schema, n) : NULL;
+			const char *type = json_string_value(
+				json_object_get(c, "type"));
+
+			if (!c || (label && strcmp(n, label) == 0) ||
+			    strcmp(type, "text") == 0) {
+				problem_field(pb, text, "features",
+					      !c ? "no column \"%s\""
+					      : strcmp(type, "text") == 0
+						      ? "\"%s\" is a text column"
+						      : "\"%s\" is the label",
+					      n ? n : "?");
+				json_decref(feats);
+				goto out;
+			}
+			json_array_append_new(
+				feats, json_pack("{s:s, s:s}", "name", n,
+						 "type", type));
+		}
+	} else {
+		size_t i;
+		json_t *c;
+
+		json_array_foreach(json_object_get(schema, "columns"), i, c) {
+			const char *n = json_string_value(
+				json_object_get(c, "name"));
+			const char *type = json_string_value(
+				json_object_get(c, "type"));
+			const char *role = json_string_value(
+				json_object_get(c, "role"));
+
+			if ((label && strcmp(n, label) == 0) ||
+			    strcmp(role, "id") == 0 ||
+			    strcmp(role, "pii") == 0 ||
+			    strcmp(role, "label") == 0 ||
+			    strcmp(type, "text") == 0)
+				continue;
+			json_array_append_new(
+				feats, json_pack("{s:s, s:s}", "name", n,
+						 "type", type));
+		}
+		if (json_array_size(feats) == 0) {
+			json_decref(feats);
+			problem_set(pb, 1, 1, "\"features\": the dataset has "
+					      "no usable feature columns");
+			goto out;
+		}
+	}
+	params = json_object_get(spec, "params");
+	if (!params) {
+		params = json_object();
+		json_object_set_new(spec, "params", params);
+	}
+	if (!json_is_object(params)) {
+		json_decref(feats);
+		problem_field(pb, text, "params", "must be an object");
+		goto out;
+	}
+	rc = check_params(pl, task, params, text, pb);
+	if (rc < 0) {
+		json_decref(feats);
+		goto out;
+	}
+	rc = check_split(json_object_get(spec, "split"), text, &split, task,
+			 pb);
+	if (rc < 0) {
+		json_decref(feats);
+		goto out;
+	}
+	rc = -EINVAL;
+	if (json_object_get(spec, "search") &&
+	    check_search(json_object_get(spec, "search"), text, pb) < 0) {
+		json_decref(feats);
+		goto out;
+	}
+	model = json_string_value(json_object_get(spec, "model"));
+	if (json_object_get(spec, "model") &&
+	    (!model || node_name_check(model, NULL) < 0)) {
+		json_decref(feats);
+		problem_field(pb, text, "model", "\"%s\" is not a valid name",
+			      model ? model : "?");
+		goto out;
+	}
+	if ((json_object_get(spec, "timeout") &&
+	     parse_size(json_object_get(spec, "timeout"), &timeout) < 0) ||
+	    (json_object_get(spec, "memory") &&
+	     parse_size(json_object_get(spec, "memory"), &memory) < 0)) {
+		json_decref(feats);
+		problem_field(pb, text,
+			      timeout < 0 || (json_object_get(spec, "timeout") &&
+					      timeout <= 0)
+				      ? "timeout"
+				      : "memory",
+			      "must be a positive number (seconds; bytes or "
+			      "a size such as \"2G\")");
+		goto out;
+	}
+	*plan = json_pack(
+		"{s:s, s:s, s:O, s:{s:s, s:i, s:s, s:s, s:I, s:I}, s:s, s:s, "
+		"s:s, s:s, s:s, s:s?, s:o, s:O, s:O, s:O?, s:f, s:f, s:i, "
+		"s:i, s:O}",
+		"name", job, "model", model ? model : job, "spec", spec,
+		"dataset", "name", dsname, "version",
+		(int)json_integer_value(json_object_get(man, "version")),
+		"hash", json_string_value(json_object_get(man, "hash")),
+		"blob", json_string_value(json_object_get(man, "blob")),
+		"size", json_integer_value(json_object_get(man, "size")),
+		"rows", json_integer_value(json_object_get(man, "rows")),
+		"algorithm", algo, "plugin", pl->path, "plugin_hash", pl->hash,
+		"plugin_version", pl->desc->version ? pl->desc->version : "",
+		"task", task_name(task), "label", label, "features", feats,
+		"params", params, "split", split,
+		"search", json_object_get(spec, "search"), "timeout", timeout,
+		"memory", memory, "uid", (int)ctx->uid, "gid", (int)ctx->gid,
+		"schema", schema);
+	rc = *plan ? 0 : -ENOMEM;
+out:
+	json_decref(split);
+	json_decref(man);
+	json_decref(rec);
+	json_decref(spec);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Training specs (train/<job>.json): syntax checks as bytes arrive, and
+ * resolution of a complete spec into the job's plan.  See spec.c.
+ */
+#ifndef MLFS_FS_SPEC_H
+#define MLFS_FS_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "mlfs_plugin.h"
+#include "node.h"
+#include "problem.h"
+
+struct fs;
+
+#define SPEC_MAX (1 << 20) /* bytes of one spec */
+
+/*
+ * spec_check_text: is text[0..len) a JSON object so far?  Incomplete
+ * input is accepted unless final.  -EINVAL with pb (line, column and
+ * jansson's reason), -EFBIG past SPEC_MAX.
+ */
+int spec_check_text(const char *text, size_t len, bool final,
+		    struct problem *pb);
+
+/*
+ * spec_resolve: check a complete spec against the platform (DESIGN.md's
+ * fields; the dataset version, label and features in its schema; the
+ * algorithm's plugin and its params; split; search; limits) and build the
+ * job's plan (*plan, owned by the caller).  -EINVAL with pb naming the
+ * field, its line and column; -EACCES when ctx may not read the dataset.
+ */
+int spec_resolve(struct fs *fs, const char *job, const char *text,
+		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb);
+
+/*
+ * spec_params: a params object as an mlfs_param array (*out, *n; strings
+ * borrowed from params, list values in *lists).  Free *out and *lists.
+ */
+int spec_params(json_t *params, struct mlfs_param **out, size_t *n,
+		double **lists, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kmeans.c: the "kmeans" train plugin, k-means clustering.
+ *
+ * As scikit-learn's KMeans with algorithm="lloyd": k-means++ seeding with
+ * 2 + log(k) local trials per centre (each drawn with probability
+ * proportional to the squared distance to the nearest centre so far, the
+ * trial lowering the potential most wins), then Lloyd iterations until
+ * the centres move less than tol times the mean feature variance (summed
+ * squared shift), the labels stop changing, or max_iter.  An empty
+ * cluster is moved to the point farthest from its centre.  n_init runs
+ * from one seeded stream; the lowest inertia wins.  Squared distances
+ * come from one GEMM per block of rows, ||x||^2 - 2 x.c + ||c||^2, in
+ * float, with the sums (centres, inertia) kept in double.
+ *
+ * Threads: fit runs in the job's process on one thread (BLAS may use
+ * more); predict only reads the instance and allocates its scratch per
+ * call, so it can run on many threads at once.  The saved form is
+ * "MFKM", version, task, k, features, inertia, the centres, and an
+ * FNV-1a 64 checksum, all little-endian.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "mlfs_plugin.h"
+
+#define KM_MAGIC "MFKM"
+#define KM_VERSION 1u
+#define KM_HEADER 36 /* magic, version, task, k, features, inertia */
+#define KM_TRAILER 8 /* checksum */
+#define KM_MAX_K 100000
+#define KM_BLOCK_FLOATS (1u << 20) /* distance scratch per block */
+#define KM_TRIALS 32 /* most local trials per seed */
+
+struct km {
+	struct mlfs_host host; /* copied at init; unset fields are NULL */
+	unsigned task;
+	/* params */
+	long k;
+	long max_iter;
+	double tol;
+	long n_init;
+	uint64_t seed;
+	/* the fitted model */
+	bool fitted;
+	size_t kc;	/* centres */
+	size_t d;	/* features */
+	double inertia;
+	float *c;	/* kc x d */
+	float *cc;	/* kc: ||c||^2 */
+};
+
+/* One fit: the data and its scratch. */
+struct km_job {
+	const struct km *km;
+	const struct mlfs_matrix *x;
+	size_t n, d, k;
+	size_t block;	/* rows per distance GEMM */
+	uint64_t rng;
+	float *xx;	/* n: ||x||^2 */
+	float *dist;	/* block x max(k, trials) */
+	float *mind;	/* n: squared distance to the nearest centre */
+	int *label;	/* n */
+	double *cum;	/* n: running sum of mind, for seeding */
+	double *sums;	/* k x d */
+	size_t *count;	/* k */
+	float *cc;	/* k (or trials) */
+	float *cand;	/* KM_TRIALS x d: seeding candidates */
+};
+
+/* ---- messages, host calls ---- */
+
+__attribute__((format(printf, 3, 4))) static int
+km_err(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg && msglen) {
+		va_start(ap, fmt);
+		vsnprintf(msg, msglen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool km_cancelled(const struct km *km)
+{
+	return km->host.cancelled && km->host.cancelled(km->host.ctx);
+}
+
+/* ---- parameters ---- */
+
+enum {
+	KM_P_K,
+	KM_P_MAX_ITER,
+	KM_P_TOL,
+	KM_P_N_INIT,
+	KM_P_SEED,
+	KM_P_COUNT,
+};
+
+static const char *const km_param_names[KM_P_COUNT] = {
+	"k", "max_iter", "tol", "n_init", "seed",
+};
+
+static const char *km_type_name(int type)
+{
+	switch (type) {
+	case MLFS_PARAM_NUMBER:
+		return "a number";
+	case MLFS_PARAM_STRING:
+		return "a string";
+	case MLFS_PARAM_LIST:
+		return "a list";
+	case MLFS_PARAM_BOOL:
+		return "a boolean";
+	}
+	return "an unknown type";
+}
+
+/* A whole number in [lo, hi]. */
+static int km_int(const struct mlfs_param *p, long lo, long hi, long *out,
+		  char *msg, size_t msglen)
+{
+	if (p->type != MLFS_PARAM_NUMBER)
+		return km_err(msg, msglen, "\"%s\": must be an integer, got %s",
+			      p->name, km_type_name(p->type));
+	if (!(p->number >= (double)lo) || p->number > (double)hi ||
+	    p->number != floor(p->number))
+		return km_err(msg, msglen,
+			      "\"%s\": must be an integer from %ld to %ld, got %g",
+			      p->name, lo, hi, p->number);
+	*out = (long)p->number;
+	return 0;
+}
+
+static int km_parse_one(struct km *km, int idx, const struct mlfs_param *p,
+			char *msg, size_t msglen)
+{
+	long v;
+	int rc;
+
+	switch (idx) {
+	case KM_P_K:
+		return km_int(p, 1, KM_MAX_K, &km->k, msg, msglen);
+	case KM_P_MAX_ITER:
+		return km_int(p, 1, 1000000000, &km->max_iter, msg, msglen);
+	case KM_P_TOL:
+		if (p->type != MLFS_PARAM_NUMBER)
+			return km_err(msg, msglen,
+				      "\"tol\": must be a number, got %s",
+				      km_type_name(p->type));
+		if (!(p->number >= 0) || !isfinite(p->number))
+			return km_err(msg, msglen,
+				      "\"tol\": must be >= 0, got %g",
+				      p->number);
+		km->tol = p->number;
+		return 0;
+	case KM_P_N_INIT:
+		return km_int(p, 1, 1000000, &km->n_init, msg, msglen);
+	case KM_P_SEED:
+		rc = km_int(p, 0, 1000000000, &v, msg, msglen);
+		km->seed = (uint64_t)v;
+		return rc;
+	}
+	return -EINVAL;
+}
+
+static int km_parse(struct km *km, const struct mlfs_param *params,
+		    size_t nparams, char *msg, size_t msglen)
+{
+	unsigned seen = 0;
+
+	for (size_t i = 0; i < nparams; i++) {
+		const struct mlfs_param *p = &params[i];
+		int idx, rc;
+
+		if (!p->name)
+			return km_err(msg, msglen, "parameter %zu has no name",
+				      i);
+		for (idx = 0; idx < KM_P_COUNT; idx++)
+			if (strcmp(p->name, km_param_names[idx]) == 0)
+				break;
+		if (idx == KM_P_COUNT)
+			return km_err(msg, msglen,
+				      "\"%s\": unknown parameter for kmeans",
+				      p->name);
+		if (seen & (1u << idx))
+			return km_err(msg, msglen, "\"%s\": given twice",
+				      p->name);
+		seen |= 1u << idx;
+		rc = km_parse_one(km, idx, p, msg, msglen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int km_init(const struct mlfs_host *host, unsigned task,
+		   const struct mlfs_param *params, size_t nparams,
+		   void **inst, char *msg, size_t msglen)
+{
+	struct km *km;
+	size_t hs;
+	int rc;
+
+	*inst = NULL;
+	if (!host)
+		return km_err(msg, msglen, "no host table");
+	if (task != MLFS_TASK_CLUSTERING)
+		return km_err(msg, msglen,
+			      "kmeans does clustering only, not task %u", task);
+	km = calloc(1, sizeof(*km));
+	if (!km)
+		return -ENOMEM;
+	hs = host->size < sizeof(km->host) ? host->size : sizeof(km->host);
+	memcpy(&km->host, host, hs);
+	km->task = task;
+	km->k = 8;
+	km->max_iter = 300;
+	km->tol = 1e-4;
+	km->n_init = 10;
+	rc = km_parse(km, params, nparams, msg, msglen);
+	if (rc < 0) {
+		free(km);
+		return rc;
+	}
+	*inst = km;
+	return 0;
+}
+
+static void km_fini(void *inst)
+{
+	struct km *km = inst;
+
+	if (!km)
+		return;
+	free(km->c);
+	free(km->cc);
+	free(km);
+}
+
+/* ---- distances ---- */
+
+static uint64_t km_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double km_uniform(uint64_t *s)
+{
+	return (double)(km_rand(s) >> 11) * 0x1p-53;
+}
+
+static void km_norms(const float *c, size_t k, size_t d, float *cc)
+{
+	for (size_t j = 0; j < k; j++) {
+		double s = 0;
+
+		for (size_t f = 0; f < d; f++)
+			s += (double)c[j * d + f] * c[j * d + f];
+		cc[j] = (float)s;
+	}
+}
+
+/*
+ * Squared distances of m rows of x (from row i0) to k centres c (with
+ * norms cc) into dist (m x k, ld k), without the ||x||^2 term.
+ */
+static void km_cross(const struct mlfs_matrix *x, size_t i0, size_t m,
+		     const float *c, const float *cc, size_t k, float *dist)
+{
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m,
+		    (blasint)k, (blasint)x->cols, -2.0f, x->data + i0 * x->ld,
+		    (blasint)x->ld, c, (blasint)x->cols, 0.0f, dist,
+		    (blasint)k);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < k; j++)
+			dist[i * k + j] += cc[j];
+}
+
+/*
+ * The E step for centres c: labels, nearest squared distances, the
+ * per-cluster sums and counts.  Returns the inertia; *changed counts
+ * labels that moved.
+ */
+static double km_assign(struct km_job *job, const float *c, size_t *changed)
+{
+	size_t n = job->n, d = job->d, k = job->k;
+	double inertia = 0;
+
+	km_norms(c, k, d, job->cc);
+	memset(job->sums, 0, k * d * sizeof(*job->sums));
+	memset(job->count, 0, k * sizeof(*job->count));
+	*changed = 0;
+	for (size_t i0 = 0; i0 < n; i0 += job->block) {
+		size_t m = n - i0 < job->block ? n - i0 : job->block;
+
+		km_cross(job->x, i0, m, c, job->cc, k, job->dist);
+		for (size_t i = 0; i < m; i++) {
+			const float *di = job->dist + i * k;
+			const float *row = job->x->data + (i0 + i) * job->x->ld;
+			double *s;
+			size_t best = 0;
+			float v;
+
+			for (size_t j = 1; j < k; j++)
+				if (di[j] < di[best])
+					best = j;
+			v = job->xx[i0 + i] + di[best];
+			v = v > 0 ? v : 0;
+			job->mind[i0 + i] = v;
+			inertia += v;
+			if (job->label[i0 + i] != (int)best) {
+				job->label[i0 + i] = (int)best;
+				(*changed)++;
+			}
+			job->count[best]++;
+			s = job->sums + best * d;
+			for (size_t f = 0; f < d; f++)
+				s[f] += row[f];
+		}
+	}
+	return inertia;
+}
+
+/* ---- seeding ---- */
+
+/* The first index whose running sum reaches v (numpy's searchsorted). */
+static size_t km_search(const double *cum, size_t n, double v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cum[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n ? lo : n - 1;
+}
+
+static void km_copy_row(const struct km_job *job, size_t i, float *dst)
+{
+	memcpy(dst, job->x->data + i * job->x->ld, job->d * sizeof(*dst));
+}
+
+/*
+ * Lower mind to the distance to the centres cand (t of them) taken
+ * one at a time; pot[j] gets the potential with candidate j added.  With
+ * update, mind is changed too (t must be 1).
+ */
+static void km_potential(struct km_job *job, const float *cand, size_t t,
+			 double *pot, bool update)
+{
+	float cc[KM_TRIALS];
+
+	km_norms(cand, t, job->d, cc);
+	for (size_t j = 0; j < t; j++)
+		pot[j] = 0;
+	for (size_t i0 = 0; i0 < job->n; i0 += job->block) {
+		size_t m = job->n - i0 < job->block ? job->n - i0 : job->block;
+
+		km_cross(job->x, i0, m, cand, cc, t, job->dist);
+		for (size_t i = 0; i < m; i++) {
+			float old = job->mind[i0 + i];
+
+			for (size_t j = 0; j < t; j++) {
+				float v = job->xx[i0 + i] + job->dist[i * t + j];
+
+				v = v > 0 ? v : 0;
+				v = v < old ? v : old;
+				pot[j] += v;
+				if (update)
+					job->mind[i0 + i] = v;
+			}
+		}
+	}
+}
+
+static void km_plusplus(struct km_job *job, float *c)
+{
+	size_t n = job->n, d = job->d, k = job->k;
+	size_t trials = 2 + (size_t)log((double)k);
+	double pot[KM_TRIALS], cur;
+	size_t idx[KM_TRIALS];
+
+	if (trials > KM_TRIALS)
+		trials = KM_TRIALS;
+	km_copy_row(job, (size_t)(km_rand(&job->rng) % n), c);
+	for (size_t i = 0; i < n; i++)
+		job->mind[i] = INFINITY;
+	km_potential(job, c, 1, &cur, true);
+	for (size_t j = 1; j < k; j++) {
+		double acc = 0;
+		size_t best = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			acc += job->mind[i];
+			job->cum[i] = acc;
+		}
+		cur = acc;
+		for (size_t t = 0; t < trials; t++) {
+			idx[t] = km_search(job->cum, n,
+					   km_uniform(&job->rng) * cur);
+			km_copy_row(job, idx[t], job->cand + t * d);
+		}
+		km_potential(job, job->cand, trials, pot, false);
+		for (size_t t = 1; t < trials; t++)
+			if (pot[t] < pot[best])
+				best = t;
+		km_copy_row(job, idx[best], c + j * d);
+		km_potential(job, c + j * d, 1, &cur, true);
+	}
+}
+
+/* ---- Lloyd ---- */
+
+/* Move each empty cluster to the point farthest from its centre. */
+static void km_relocate(struct km_job *job, float *c)
+{
+	for (size_t j = 0; j < job->k; j++) {
+		size_t far = 0;
+
+		if (job->count[j])
+			continue;
+		for (size_t i = 1; i < job->n; i++)
+			if (job->mind[i] > job->mind[far])
+				far = i;
+		km_copy_row(job, far, c + j * job->d);
+		job->mind[far] = 0;
+	}
+}
+
+/* One run from k-means++ seeds; c gets the centres, *inertia theirs. */
+static int km_run(struct km_job *job, float *c, float *cnew, double tol,
+		  double *inertia)
+{
+	const struct km *km = job->km;
+	size_t k = job->k, d = job->d, changed;
+	bool stale = true; /* inertia is not c's */
+
+	km_plusplus(job, c);
+	for (size_t i = 0; i < job->n; i++)
+		job->label[i] = -1;
+	for (long it = 0; it < km->max_iter; it++) {
+		double shift = 0;
+
+		if (km_cancelled(km))
+			return -ECANCELED;
+		*inertia = km_assign(job, c, &changed);
+		stale = false;
+		if (it > 0 && changed == 0)
+			break;
+		for (size_t j = 0; j < k; j++) {
+			for (size_t f = 0; f < d && job->count[j]; f++)
+				cnew[j * d + f] = (float)(job->sums[j * d + f] /
+							  (double)job->count[j]);
+		}
+		km_relocate(job, cnew);
+		for (size_t j = 0; j < k * d; j++) {
+			double v = (double)cnew[j] - c[j];
+
+			shift += v * v;
+		}
+		memcpy(c, cnew, k * d * sizeof(*c));
+		stale = true;
+		if (shift <= tol)
+			break;
+	}
+	if (stale)
+		*inertia = km_assign(job, c, &changed);
+	return 0;
+}
+
+/* tol times the mean variance of the features, as scikit-learn's. */
+static double km_tolerance(const struct mlfs_matrix *x, double tol)
+{
+	double var = 0;
+
+	if (tol == 0)
+		return 0;
+	for (size_t f = 0; f < x->cols; f++) {
+		double s = 0, s2 = 0;
+
+		for (size_t i = 0; i < x->rows; i++) {
+			double v = x->data[i * x->ld + f];
+
+			s += v;
+			s2 += v * v;
+		}
+		s /= (double)x->rows;
+		var += s2 / (double)x->rows - s * s;
+	}
+	return tol * var / (double)x->cols;
+}
+
+static bool km_matrix_ok(const struct mlfs_matrix *m)
+{
+	if (m->rows && !m->data)
+		return false;
+	return m->ld >= m->cols && m->cols <= INT_MAX && m->ld <= INT_MAX;
+}
+
+static void km_job_free(struct km_job *job)
+{
+	free(job->xx);
+	free(job->dist);
+	free(job->mind);
+	free(job->label);
+	free(job->cum);
+	free(job->sums);
+	free(job->count);
+	free(job->cc);
+	free(job->cand);
+}
+
+static int km_job_alloc(struct km_job *job)
+{
+	size_t n = job->n, d = job->d, k = job->k;
+	size_t w = k > KM_TRIALS ? k : KM_TRIALS;
+
+	job->block = KM_BLOCK_FLOATS / w;
+	if (job->block < 16)
+		job->block = 16;
+	job->xx = malloc(n * sizeof(*job->xx));
+	job->dist = malloc(job->block * w * sizeof(*job->dist));
+	job->mind = malloc(n * sizeof(*job->mind));
+	job->label = malloc(n * sizeof(*job->label));
+	job->cum = malloc(n * sizeof(*job->cum));
+	job->sums = malloc(k * d * sizeof(*job->sums));
+	job->cand = malloc(KM_TRIALS * d * sizeof(*job->cand));
+	job->count = malloc(k * sizeof(*job->count));
+	job->cc = malloc(w * sizeof(*job->cc));
+	if (!job->xx || !job->dist || !job->mind || !job->label || !job->cum ||
+	    !job->sums || !job->count || !job->cc || !job->cand)
+		return -ENOMEM;
+	return 0;
+}
+
+static int km_fit(void *inst, const struct mlfs_data *train,
+		  const struct mlfs_data *val, char *msg, size_t msglen)
+{
+	struct km *km = inst;
+	struct km_job job = { .km = km, .rng = km->seed };
+	float *c = NULL, *cnew = NULL, *best = NULL, *cc = NULL;
+	double best_inertia = INFINITY, tol;
+	char line[96];
+	int rc;
+
+	(void)val;
+	if (!train || !km_matrix_ok(&train->x) || !train->x.rows ||
+	    !train->x.cols)
+		return km_err(msg, msglen, "no training rows or no features");
+	if ((size_t)km->k > train->x.rows)
+		return km_err(msg, msglen,
+			      "\"k\": must be <= the number of rows (%zu), got %ld",
+			      train->x.rows, km->k);
+	job.x = &train->x;
+	job.n = train->x.rows;
+	job.d = train->x.cols;
+	job.k = (size_t)km->k;
+	if (job.k * job.d > INT_MAX)
+		return km_err(msg, msglen, "too many centre coordinates");
+
+	rc = -ENOMEM;
+	c = malloc(job.k * job.d * sizeof(*c));
+	cnew = malloc(job.k * job.d * sizeof(*cnew));
+	best = malloc(job.k * job.d * sizeof(*best));
+	cc = malloc(job.k * sizeof(*cc));
+	if (!c || !cnew || !best || !cc)
+		goto out;
+	rc = km_job_alloc(&job);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < job.n; i++) {
+		const float *row = job.x->data + i * job.x->ld;
+		double s = 0;
+
+		for (size_t f = 0; f < job.d; f++)
+			s += (double)row[f] * row[f];
+		job.xx[i] = (float)s;
+	}
+	tol = km_tolerance(job.x, km->tol);
+	for (long r = 0; r < km->n_init; r++) {
+		double inertia;
+
+		rc = km_run(&job, c, cnew, tol, &inertia);
+		if (rc < 0)
+			goto out;
+		if (km->host.metric)
+			km->host.metric(km->host.ctx, "inertia", inertia, r + 1);
+		if (km->host.progress) {
+			snprintf(line, sizeof(line), "init %ld/%ld inertia %.6g",
+				 r + 1, km->n_init, inertia);
+			km->host.progress(km->host.ctx,
+					  (double)(r + 1) / (double)km->n_init,
+					  line);
+		}
+		if (inertia < best_inertia) {
+			best_inertia = inertia;
+			memcpy(best, c, job.k * job.d * sizeof(*best));
+		}
+	}
+	if (!isfinite(best_inertia)) {
+		rc = km_err(msg, msglen, "the data is not finite");
+		goto out;
+	}
+	km_norms(best, job.k, job.d, cc);
+
+	free(km->c);
+	free(km->cc);
+	km->c = best;
+	km->cc = cc;
+	best = NULL;
+	cc = NULL;
+	km->kc = job.k;
+	km->d = job.d;
+	km->inertia = best_inertia;
+	km->fitted = true;
+	rc = 0;
+out:
+	km_job_free(&job);
+	free(cc);
+	free(best);
+	free(cnew);
+	free(c);
+	return rc;
+}
+
+static size_t km_outputs(void *inst)
+{
+	const struct km *km = inst;
+
+	return km->fitted ? km->kc : (size_t)km->k;
+}
+
+static int km_predict(void *inst, const struct mlfs_matrix *x,
+		      struct mlfs_matrix *out)
+{
+	const struct km *km = inst;
+	const size_t step = 1 << 16;
+
+	if (!km->fitted || !x || !out || !km_matrix_ok(x) ||
+	    !km_matrix_ok(out))
+		return -EINVAL;
+	if (x->cols != km->d || out->rows != x->rows || out->cols != km->kc)
+		return -EINVAL;
+	for (size_t i0 = 0; i0 < x->rows; i0 += step) {
+		size_t m = x->rows - i0 < step ? x->rows - i0 : step;
+		float *o = out->data + i0 * out->ld;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+			    (blasint)m, (blasint)km->kc, (blasint)km->d, 2.0f,
+			    x->data + i0 * x->ld, (blasint)x->ld, km->c,
+			    (blasint)km->d, 0.0f, o, (blasint)out->ld);
+		for (size_t i = 0; i < m; i++) {
+			const float *row = x->data + (i0 + i) * x->ld;
+			double s = 0;
+			float xx;
+
+			for (size_t f = 0; f < km->d; f++)
+				s += (double)row[f] * row[f];
+			xx = (float)s;
+			for (size_t j = 0; j < km->kc; j++) {
+				/* o holds 2 x.c; the score is -(squared distance). */
+				float v = o[i * out->ld + j] - xx - km->cc[j];
+
+				o[i * out->ld + j] = v < 0 ? v : 0.0f;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- save and load ---- */
+
+static uint64_t km_fnv(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint8_t *km_put(uint8_t *p, uint64_t v, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint64_t km_get(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static int km_save(void *inst, void **buf, size_t *len)
+{
+	const struct km *km = inst;
+	size_t n;
+	uint8_t *b, *p;
+	uint64_t u;
+
+	*buf = NULL;
+	*len = 0;
+	if (!km->fitted)
+		return -EINVAL;
+	n = KM_HEADER + 4 * km->kc * km->d + KM_TRAILER;
+	b = malloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, KM_MAGIC, 4);
+	p = km_put(b + 4, KM_VERSION, 4);
+	p = km_put(p, km->task, 4);
+	p = km_put(p, km->kc, 8);
+	p = km_put(p, km->d, 8);
+	memcpy(&u, &km->inertia, sizeof(u));
+	p = km_put(p, u, 8);
+	for (size_t j = 0; j < km->kc * km->d; j++) {
+		uint32_t v;
+
+		memcpy(&v, &km->c[j], sizeof(v));
+		p = km_put(p, v, 4);
+	}
+	km_put(p, km_fnv(b, n - KM_TRAILER), 8);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static int km_load(void *inst, const void *buf, size_t len)
+{
+	struct km *km = inst;
+	const uint8_t *b = buf, *p;
+	uint64_t k, d, u;
+	double inertia;
+	float *c, *cc;
+
+	if (!b || len < KM_HEADER + KM_TRAILER)
+		return -EINVAL;
+	if (memcmp(b, KM_MAGIC, 4) != 0 || km_get(b + 4, 4) != KM_VERSION)
+		return -EINVAL;
+	if (km_get(b + len - KM_TRAILER, 8) != km_fnv(b, len - KM_TRAILER))
+		return -EINVAL;
+	if (km_get(b + 8, 4) != km->task)
+		return -EINVAL;
+	k = km_get(b + 12, 8);
+	d = km_get(b + 20, 8);
+	u = km_get(b + 28, 8);
+	memcpy(&inertia, &u, sizeof(inertia));
+	if (k < 1 || k > KM_MAX_K || d < 1 || d > INT_MAX || k * d > INT_MAX)
+		return -EINVAL;
+	if ((len - KM_HEADER - KM_TRAILER) != 4 * k * d || !(inertia >= 0))
+		return -EINVAL;
+	c = malloc(k * d * sizeof(*c));
+	cc = malloc(k * sizeof(*cc));
+	if (!c || !cc) {
+		free(cc);
+		free(c);
+		return -ENOMEM;
+	}
+	p = b + KM_HEADER;
+	for (size_t j = 0; j < k * d; j++, p += 4) {
+		uint32_t v = (uint32_t)km_get(p, 4);
+
+		memcpy(&c[j], &v, sizeof(v));
+		if (!isfinite(c[j])) {
+			free(cc);
+			free(c);
+			return -EINVAL;
+		}
+	}
+	km_norms(c, k, d, cc);
+	free(km->c);
+	free(km->cc);
+	km->c = c;
+	km->cc = cc;
+	km->kc = k;
+	km->d = d;
+	km->inertia = inertia;
+	km->fitted = true;
+	return 0;
+}
+
+static const struct mlfs_train_ops km_ops = {
+	.size = sizeof(struct mlfs_train_ops),
+	.tasks = MLFS_TASK_CLUSTERING,
+	.init = km_init,
+	.fit = km_fit,
+	.outputs = km_outputs,
+	.predict = km_predict,
+	.save = km_save,
+	.load = km_load,
+	.fini = km_fini,
+};
+
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN,
+	"kmeans",	"1.0.0",	&km_ops,
+};

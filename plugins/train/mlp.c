@@ -1,0 +1,1020 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mlp.c: the "mlp" train plugin, a multi-layer perceptron for
+ * classification (softmax and cross-entropy) and regression (identity
+ * output, half squared error).
+ *
+ * One to three ReLU hidden layers ("hidden", default [100]), trained by
+ * Adam on shuffled mini-batches as scikit-learn's MLPClassifier and
+ * MLPRegressor are: Glorot-uniform initial weights and intercepts, Adam
+ * with beta 0.9/0.999 and eps 1e-8, batch_size min(200, n), "epochs" (or
+ * its alias "max_iter") 200.  "l2" is lambda in mean(loss) +
+ * lambda/2 * ||W||^2 over the weights (not the intercepts), default 1e-4.
+ * Training stops early when the validation score (accuracy, or -rmse) has
+ * not risen by tol for n_iter_no_change epochs, keeping the best weights;
+ * without a validation set (or with early_stopping false) it stops when
+ * the training loss has not fallen by tol for that long, as scikit-learn
+ * does.  Each mini-batch is gathered into a contiguous block and runs
+ * forward and backward as one GEMM per layer and direction.
+ *
+ * Threads: fit runs in the job's process on one thread (BLAS may use
+ * more); predict only reads the instance and allocates its scratch per
+ * call, so it can run on many threads at once.  The saved form is
+ * "MFMP", version, task, layers, classes, the widths, the parameters in
+ * layer order (W row-major, out x in, then b), and an FNV-1a 64
+ * checksum, all little-endian.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "mlfs_plugin.h"
+
+#define MLP_MAGIC "MFMP"
+#define MLP_VERSION 1u
+#define MLP_HEADER 24 /* magic, version, task, layers, classes */
+#define MLP_TRAILER 8 /* checksum */
+#define MLP_MAX_HIDDEN 3
+#define MLP_MAX_WIDTH 100000
+#define MLP_MAX_CLASSES (1u << 20)
+#define MLP_CHUNK 256 /* rows per forward pass in predict */
+#define MLP_BETA1 0.9
+#define MLP_BETA2 0.999
+#define MLP_EPS 1e-8
+
+/* The network: layers 1..nlayers map width[l - 1] to width[l]. */
+struct mlp_net {
+	size_t nlayers;			     /* hidden layers + 1 */
+	size_t width[MLP_MAX_HIDDEN + 2];    /* width[0]: features */
+	size_t off[MLP_MAX_HIDDEN + 2];      /* of W_l in p; b_l follows */
+	size_t np;			     /* parameters */
+	size_t k;			     /* classes, 0 for regression */
+	float *p;
+};
+
+struct mlp {
+	struct mlfs_host host; /* copied at init; unset fields are NULL */
+	unsigned task;
+	/* params */
+	size_t nhidden;
+	size_t hidden[MLP_MAX_HIDDEN];
+	double lr;
+	long batch_size; /* 0: min(200, n) */
+	long epochs;
+	double l2;
+	bool early_stopping;
+	long patience;
+	double tol;
+	uint64_t seed;
+	/* the fitted model */
+	bool fitted;
+	struct mlp_net net;
+};
+
+/* ---- messages, host calls ---- */
+
+__attribute__((format(printf, 3, 4))) static int
+mlp_err(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg && msglen) {
+		va_start(ap, fmt);
+		vsnprintf(msg, msglen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool mlp_cancelled(const struct mlp *mp)
+{
+	return mp->host.cancelled && mp->host.cancelled(mp->host.ctx);
+}
+
+static void mlp_metric(const struct mlp *mp, const char *name, double v,
+		       long step)
+{
+	if (mp->host.metric)
+		mp->host.metric(mp->host.ctx, name, v, step);
+}
+
+/* ---- parameters ---- */
+
+enum {
+	MLP_P_HIDDEN,
+	MLP_P_LEARNING_RATE,
+	MLP_P_BATCH_SIZE,
+	MLP_P_EPOCHS,
+	MLP_P_MAX_ITER,
+	MLP_P_L2,
+	MLP_P_EARLY_STOPPING,
+	MLP_P_N_ITER_NO_CHANGE,
+	MLP_P_TOL,
+	MLP_P_SEED,
+	MLP_P_COUNT,
+};
+
+static const char *const mlp_param_names[MLP_P_COUNT] = {
+	"hidden", "learning_rate",  "batch_size",	"epochs", "max_iter",
+	"l2",	  "early_stopping", "n_iter_no_change", "tol",	  "seed",
+};
+
+static const char *mlp_type_name(int type)
+{
+	switch (type) {
+	case MLFS_PARAM_NUMBER:
+		return "a number";
+	case MLFS_PARAM_STRING:
+		return "a string";
+	case MLFS_PARAM_LIST:
+		return "a list";
+	case MLFS_PARAM_BOOL:
+		return "a boolean";
+	}
+	return "an unknown type";
+}
+
+/* A number >= lo (> lo if open). */
+static int mlp_num(const struct mlfs_param *p, double lo, bool open,
+		   double *out, char *msg, size_t msglen)
+{
+	if (p->type != MLFS_PARAM_NUMBER)
+		return mlp_err(msg, msglen, "\"%s\": must be a number, got %s",
+			       p->name, mlp_type_name(p->type));
+	if (!isfinite(p->number) || p->number < lo ||
+	    (open && p->number == lo))
+		return mlp_err(msg, msglen, "\"%s\": must be %s %g, got %g",
+			       p->name, open ? ">" : ">=", lo, p->number);
+	*out = p->number;
+	return 0;
+}
+
+static bool mlp_is_int(double v, double lo, double hi)
+{
+	return v >= lo && v <= hi && v == floor(v);
+}
+
+/* A whole number in [lo, 1e9]. */
+static int mlp_int(const struct mlfs_param *p, long lo, long *out, char *msg,
+		   size_t msglen)
+{
+	if (p->type != MLFS_PARAM_NUMBER)
+		return mlp_err(msg, msglen,
+			       "\"%s\": must be an integer, got %s", p->name,
+			       mlp_type_name(p->type));
+	if (!mlp_is_int(p->number, (double)lo, 1e9))
+		return mlp_err(msg, msglen,
+			       "\"%s\": must be an integer from %ld to 1000000000, got %g",
+			       p->name, lo, p->number);
+	*out = (long)p->number;
+	return 0;
+}
+
+static int mlp_parse_hidden(struct mlp *mp, const struct mlfs_param *p,
+			    char *msg, size_t msglen)
+{
+	const double *v = p->list;
+	size_t n = p->nlist;
+
+	if (p->type == MLFS_PARAM_NUMBER) {
+		v = &p->number;
+		n = 1;
+	} else if (p->type != MLFS_PARAM_LIST) {
+		return mlp_err(msg, msglen,
+			       "\"hidden\": must be a list of layer widths, got %s",
+			       mlp_type_name(p->type));
+	}
+	if (n < 1 || n > MLP_MAX_HIDDEN || !v)
+		return mlp_err(msg, msglen,
+			       "\"hidden\": must list 1 to %d layer widths, got %zu",
+			       MLP_MAX_HIDDEN, n);
+	for (size_t i = 0; i < n; i++) {
+		if (!mlp_is_int(v[i], 1, MLP_MAX_WIDTH))
+			return mlp_err(msg, msglen,
+				       "\"hidden\": widths must be integers from 1 to %d, got %g",
+				       MLP_MAX_WIDTH, v[i]);
+		mp->hidden[i] = (size_t)v[i];
+	}
+	mp->nhidden = n;
+	return 0;
+}
+
+static int mlp_parse_one(struct mlp *mp, int idx, const struct mlfs_param *p,
+			 char *msg, size_t msglen)
+{
+	long v;
+	int rc;
+
+	switch (idx) {
+	case MLP_P_HIDDEN:
+		return mlp_parse_hidden(mp, p, msg, msglen);
+	case MLP_P_LEARNING_RATE:
+		return mlp_num(p, 0, true, &mp->lr, msg, msglen);
+	case MLP_P_BATCH_SIZE:
+		return mlp_int(p, 1, &mp->batch_size, msg, msglen);
+	case MLP_P_EPOCHS:
+	case MLP_P_MAX_ITER:
+		return mlp_int(p, 1, &mp->epochs, msg, msglen);
+	case MLP_P_L2:
+		return mlp_num(p, 0, false, &mp->l2, msg, msglen);
+	case MLP_P_EARLY_STOPPING:
+		if (p->type != MLFS_PARAM_BOOL)
+			return mlp_err(msg, msglen,
+				       "\"early_stopping\": must be true or false, got %s",
+				       mlp_type_name(p->type));
+		mp->early_stopping = p->number != 0;
+		return 0;
+	case MLP_P_N_ITER_NO_CHANGE:
+		return mlp_int(p, 1, &mp->patience, msg, msglen);
+	case MLP_P_TOL:
+		return mlp_num(p, 0, false, &mp->tol, msg, msglen);
+	case MLP_P_SEED:
+		rc = mlp_int(p, 0, &v, msg, msglen);
+		mp->seed = (uint64_t)v;
+		return rc;
+	}
+	return -EINVAL;
+}
+
+static int mlp_parse(struct mlp *mp, const struct mlfs_param *params,
+		     size_t nparams, char *msg, size_t msglen)
+{
+	unsigned seen = 0;
+
+	for (size_t i = 0; i < nparams; i++) {
+		const struct mlfs_param *p = &params[i];
+		int idx, rc;
+
+		if (!p->name)
+			return mlp_err(msg, msglen, "parameter %zu has no name",
+				       i);
+		for (idx = 0; idx < MLP_P_COUNT; idx++)
+			if (strcmp(p->name, mlp_param_names[idx]) == 0)
+				break;
+		if (idx == MLP_P_COUNT)
+			return mlp_err(msg, msglen,
+				       "\"%s\": unknown parameter for mlp",
+				       p->name);
+		if (seen & (1u << idx))
+			return mlp_err(msg, msglen, "\"%s\": given twice",
+				       p->name);
+		if ((idx == MLP_P_EPOCHS &&
+		     (seen & (1u << MLP_P_MAX_ITER))) ||
+		    (idx == MLP_P_MAX_ITER && (seen & (1u << MLP_P_EPOCHS))))
+			return mlp_err(msg, msglen,
+				       "\"%s\": same as \"%s\", give one of them",
+				       p->name,
+				       idx == MLP_P_EPOCHS ? "max_iter" : "epochs");
+		seen |= 1u << idx;
+		rc = mlp_parse_one(mp, idx, p, msg, msglen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int mlp_init(const struct mlfs_host *host, unsigned task,
+		    const struct mlfs_param *params, size_t nparams,
+		    void **inst, char *msg, size_t msglen)
+{
+	struct mlp *mp;
+	size_t hs;
+	int rc;
+
+	*inst = NULL;
+	if (!host)
+		return mlp_err(msg, msglen, "no host table");
+	if (task != MLFS_TASK_CLASSIFICATION && task != MLFS_TASK_REGRESSION)
+		return mlp_err(msg, msglen,
+			       "mlp does classification and regression, not task %u",
+			       task);
+	mp = calloc(1, sizeof(*mp));
+	if (!mp)
+		return -ENOMEM;
+	hs = host->size < sizeof(mp->host) ? host->size : sizeof(mp->host);
+	memcpy(&mp->host, host, hs);
+	mp->task = task;
+	mp->nhidden = 1;
+	mp->hidden[0] = 100;
+	mp->lr = 1e-3;
+	mp->epochs = 200;
+	mp->l2 = 1e-4;
+	mp->early_stopping = true;
+	mp->patience = 10;
+	mp->tol = 1e-4;
+	rc = mlp_parse(mp, params, nparams, msg, msglen);
+	if (rc < 0) {
+		free(mp);
+		return rc;
+	}
+	*inst = mp;
+	return 0;
+}
+
+static void mlp_fini(void *inst)
+{
+	struct mlp *mp = inst;
+
+	if (!mp)
+		return;
+	free(mp->net.p);
+	free(mp);
+}
+
+/* ---- the network ---- */
+
+/* Fill net->off and net->np from the widths; false if too big. */
+static bool mlp_layout(struct mlp_net *net)
+{
+	size_t np = 0;
+
+	for (size_t l = 1; l <= net->nlayers; l++) {
+		size_t in = net->width[l - 1], out = net->width[l];
+
+		if (!in || !out || in > INT_MAX || out > INT_MAX ||
+		    (in + 1) > (size_t)INT_MAX / out)
+			return false;
+		net->off[l] = np;
+		np += out * (in + 1);
+	}
+	net->np = np;
+	return true;
+}
+
+static size_t mlp_max_width(const struct mlp_net *net, size_t from)
+{
+	size_t w = 0;
+
+	for (size_t l = from; l <= net->nlayers; l++)
+		if (net->width[l] > w)
+			w = net->width[l];
+	return w;
+}
+
+/* out = act(in W^T + b) for m rows; act is ReLU unless last. */
+static void mlp_layer(const struct mlp_net *net, const float *p, size_t l,
+		      const float *in, size_t inld, size_t m, float *out,
+		      size_t outld)
+{
+	size_t nin = net->width[l - 1], nout = net->width[l];
+	const float *w = p + net->off[l];
+	const float *b = w + nout * nin;
+
+	for (size_t i = 0; i < m; i++)
+		memcpy(out + i * outld, b, nout * sizeof(*out));
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m,
+		    (blasint)nout, (blasint)nin, 1.0f, in, (blasint)inld, w,
+		    (blasint)nin, 1.0f, out, (blasint)outld);
+	if (l == net->nlayers)
+		return;
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < nout; j++)
+			if (!(out[i * outld + j] > 0))
+				out[i * outld + j] = 0;
+}
+
+static void mlp_softmax(float *z, size_t m, size_t k, size_t ld)
+{
+	for (size_t i = 0; i < m; i++) {
+		float *zi = z + i * ld;
+		float mx = -INFINITY, s = 0;
+
+		for (size_t c = 0; c < k; c++)
+			if (zi[c] > mx)
+				mx = zi[c];
+		for (size_t c = 0; c < k; c++) {
+			zi[c] = expf(zi[c] - mx);
+			s += zi[c];
+		}
+		for (size_t c = 0; c < k; c++)
+			zi[c] /= s;
+	}
+}
+
+/*
+ * Scores of m <= MLP_CHUNK rows into out (ld); h is scratch of
+ * 2 * MLP_CHUNK * mlp_max_width(net, 1) floats.
+ */
+static void mlp_forward_chunk(const struct mlp_net *net, const float *p,
+			      const float *x, size_t xld, size_t m, float *out,
+			      size_t ld, float *h)
+{
+	size_t hw = mlp_max_width(net, 1);
+	const float *in = x;
+	size_t inld = xld;
+
+	for (size_t l = 1; l <= net->nlayers; l++) {
+		float *o = h + (l % 2) * MLP_CHUNK * hw;
+		size_t old = net->width[l];
+
+		if (l == net->nlayers) {
+			o = out;
+			old = ld;
+		}
+		mlp_layer(net, p, l, in, inld, m, o, old);
+		in = o;
+		inld = old;
+	}
+	if (net->k)
+		mlp_softmax(out, m, net->k, ld);
+}
+
+/* ---- data checks ---- */
+
+static bool mlp_matrix_ok(const struct mlfs_matrix *m)
+{
+	if (m->rows && !m->data)
+		return false;
+	return m->ld >= m->cols && m->cols <= INT_MAX && m->ld <= INT_MAX;
+}
+
+static int mlp_check_targets(const struct mlp *mp, const float *y, size_t n,
+			     size_t k, const char *set, char *msg,
+			     size_t msglen)
+{
+	for (size_t i = 0; i < n; i++) {
+		float t = y[i];
+
+		if (mp->task == MLFS_TASK_REGRESSION && !isfinite(t))
+			return mlp_err(msg, msglen,
+				       "%s row %zu: the target is not finite",
+				       set, i);
+		if (mp->task == MLFS_TASK_CLASSIFICATION &&
+		    (!(t >= 0) || t >= (float)k || t != floorf(t)))
+			return mlp_err(msg, msglen,
+				       "%s row %zu: label %g is not a class index below %zu",
+				       set, i, (double)t, k);
+	}
+	return 0;
+}
+
+static int mlp_check_data(const struct mlp *mp, const struct mlfs_data *train,
+			  const struct mlfs_data *val, char *msg,
+			  size_t msglen)
+{
+	size_t k = train ? train->nclasses : 0;
+	int rc;
+
+	if (!train || !mlp_matrix_ok(&train->x))
+		return mlp_err(msg, msglen, "bad training matrix");
+	if (!train->x.rows || !train->x.cols)
+		return mlp_err(msg, msglen, "no training rows or no features");
+	if (!train->y)
+		return mlp_err(msg, msglen, "mlp needs a label");
+	if (mp->task == MLFS_TASK_CLASSIFICATION &&
+	    (k < 2 || k > MLP_MAX_CLASSES))
+		return mlp_err(msg, msglen,
+			       "classification needs 2 to %u classes, got %zu",
+			       MLP_MAX_CLASSES, k);
+	rc = mlp_check_targets(mp, train->y, train->x.rows, k, "training", msg,
+			       msglen);
+	if (rc < 0 || !val || !val->x.rows)
+		return rc;
+	if (!mlp_matrix_ok(&val->x) || !val->y)
+		return mlp_err(msg, msglen, "bad validation data");
+	if (val->x.cols != train->x.cols)
+		return mlp_err(msg, msglen,
+			       "validation has %zu features, training %zu",
+			       val->x.cols, train->x.cols);
+	return mlp_check_targets(mp, val->y, val->x.rows, k, "validation", msg,
+				 msglen);
+}
+
+/* ---- training ---- */
+
+static uint64_t mlp_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static float mlp_uniform(uint64_t *s)
+{
+	return (float)((double)(mlp_rand(s) >> 11) * 0x1p-52 - 1.0);
+}
+
+/* Glorot-uniform weights and intercepts, as scikit-learn's _init_coef. */
+static void mlp_glorot(const struct mlp_net *net, float *p, uint64_t *rng)
+{
+	for (size_t l = 1; l <= net->nlayers; l++) {
+		size_t in = net->width[l - 1], out = net->width[l];
+		float bound = (float)sqrt(6.0 / (double)(in + out));
+		float *w = p + net->off[l];
+
+		for (size_t j = 0; j < out * (in + 1); j++)
+			w[j] = bound * mlp_uniform(rng);
+	}
+}
+
+/* Everything one fit allocates. */
+struct mlp_train {
+	float *grad, *m1, *m2, *best; /* np each */
+	float *act[MLP_MAX_HIDDEN + 2]; /* bs x width[l]; act[0] the batch */
+	float *delta[2];		/* bs x max hidden/output width */
+	float *yb;			/* bs */
+	size_t *idx;			/* n */
+	float *vout, *vh;		/* validation scores and scratch */
+};
+
+static void mlp_train_free(struct mlp_train *t, const struct mlp_net *net)
+{
+	free(t->grad);
+	free(t->m1);
+	free(t->m2);
+	free(t->best);
+	for (size_t l = 0; l <= net->nlayers; l++)
+		free(t->act[l]);
+	free(t->delta[0]);
+	free(t->delta[1]);
+	free(t->yb);
+	free(t->idx);
+	free(t->vout);
+	free(t->vh);
+}
+
+static int mlp_train_alloc(struct mlp_train *t, const struct mlp_net *net,
+			   size_t n, size_t bs)
+{
+	size_t np = net->np, hw = mlp_max_width(net, 1);
+
+	t->grad = malloc(np * sizeof(*t->grad));
+	t->m1 = calloc(np, sizeof(*t->m1));
+	t->m2 = calloc(np, sizeof(*t->m2));
+	t->best = malloc(np * sizeof(*t->best));
+	for (size_t l = 0; l <= net->nlayers; l++) {
+		t->act[l] = malloc(bs * net->width[l] * sizeof(*t->act[l]));
+		if (!t->act[l])
+			return -ENOMEM;
+	}
+	t->delta[0] = malloc(bs * hw * sizeof(*t->delta[0]));
+	t->delta[1] = malloc(bs * hw * sizeof(*t->delta[1]));
+	t->yb = malloc(bs * sizeof(*t->yb));
+	t->idx = malloc(n * sizeof(*t->idx));
+	t->vout = malloc(MLP_CHUNK * net->width[net->nlayers] *
+			 sizeof(*t->vout));
+	t->vh = malloc(2 * MLP_CHUNK * hw * sizeof(*t->vh));
+	if (!t->grad || !t->m1 || !t->m2 || !t->best || !t->delta[0] ||
+	    !t->delta[1] || !t->yb || !t->idx || !t->vout || !t->vh)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * One mini-batch of m rows (gathered in t->act[0], t->yb): forward,
+ * backward, then an Adam step (step number `step`).  Returns the summed
+ * loss of the batch before the step.
+ */
+static double mlp_batch(const struct mlp *mp, struct mlp_net *net,
+			struct mlp_train *t, size_t m, long step)
+{
+	size_t nl = net->nlayers, out = net->width[nl];
+	float *z = t->act[nl], *d = t->delta[0];
+	double loss = 0, lr_t;
+	float inv_m = 1.0f / (float)m;
+	float lr, b1 = (float)MLP_BETA1, b2 = (float)MLP_BETA2;
+	float eps = (float)MLP_EPS, l2 = (float)mp->l2;
+
+	for (size_t l = 1; l <= nl; l++)
+		mlp_layer(net, net->p, l, t->act[l - 1], net->width[l - 1], m,
+			  t->act[l], net->width[l]);
+
+	/* The output delta, dLoss/dz divided by m. */
+	for (size_t i = 0; i < m; i++) {
+		float *zi = z + i * out, *di = d + i * out;
+
+		if (net->k) {
+			size_t y = (size_t)t->yb[i];
+			float mx = -INFINITY, s = 0;
+
+			for (size_t c = 0; c < out; c++)
+				if (zi[c] > mx)
+					mx = zi[c];
+			for (size_t c = 0; c < out; c++) {
+				di[c] = expf(zi[c] - mx);
+				s += di[c];
+			}
+			loss += logf(s) - (zi[y] - mx);
+			for (size_t c = 0; c < out; c++)
+				di[c] *= inv_m / s;
+			di[y] -= inv_m;
+		} else {
+			float r = zi[0] - t->yb[i];
+
+			loss += 0.5 * (double)r * r;
+			di[0] = r * inv_m;
+		}
+	}
+
+	for (size_t l = nl; l >= 1; l--) {
+		size_t nin = net->width[l - 1], nout = net->width[l];
+		const float *w = net->p + net->off[l];
+		float *gw = t->grad + net->off[l], *gb = gw + nout * nin;
+		float *dn = d == t->delta[0] ? t->delta[1] : t->delta[0];
+
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			    (blasint)nout, (blasint)nin, (blasint)m, 1.0f, d,
+			    (blasint)nout, t->act[l - 1], (blasint)nin, 0.0f,
+			    gw, (blasint)nin);
+		for (size_t j = 0; j < nout * nin; j++)
+			gw[j] += l2 * w[j];
+		memset(gb, 0, nout * sizeof(*gb));
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < nout; j++)
+				gb[j] += d[i * nout + j];
+		if (l == 1)
+			break;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+			    (blasint)m, (blasint)nin, (blasint)nout, 1.0f, d,
+			    (blasint)nout, w, (blasint)nin, 0.0f, dn,
+			    (blasint)nin);
+		for (size_t j = 0; j < m * nin; j++)
+			if (!(t->act[l - 1][j] > 0))
+				dn[j] = 0;
+		d = dn;
+	}
+
+	lr_t = mp->lr * sqrt(1 - pow(MLP_BETA2, (double)step)) /
+	       (1 - pow(MLP_BETA1, (double)step));
+	lr = (float)lr_t;
+	for (size_t j = 0; j < net->np; j++) {
+		float g = t->grad[j];
+
+		t->m1[j] = b1 * t->m1[j] + (1 - b1) * g;
+		t->m2[j] = b2 * t->m2[j] + (1 - b2) * g * g;
+		net->p[j] -= lr * t->m1[j] / (sqrtf(t->m2[j]) + eps);
+	}
+	return loss;
+}
+
+/* Accuracy, or -rmse for regression, of the network on val. */
+static double mlp_score(const struct mlp_net *net, const float *p,
+			const struct mlfs_data *val, struct mlp_train *t,
+			double *rmse)
+{
+	size_t out = net->width[net->nlayers], right = 0;
+	double sse = 0;
+
+	for (size_t i0 = 0; i0 < val->x.rows; i0 += MLP_CHUNK) {
+		size_t m = val->x.rows - i0 < MLP_CHUNK ? val->x.rows - i0
+							 : MLP_CHUNK;
+
+		mlp_forward_chunk(net, p, val->x.data + i0 * val->x.ld,
+				  val->x.ld, m, t->vout, out, t->vh);
+		for (size_t i = 0; i < m; i++) {
+			const float *s = t->vout + i * out;
+			size_t best = 0;
+			double r;
+
+			if (!net->k) {
+				r = (double)s[0] - val->y[i0 + i];
+				sse += r * r;
+				continue;
+			}
+			for (size_t c = 1; c < out; c++)
+				if (s[c] > s[best])
+					best = c;
+			right += best == (size_t)val->y[i0 + i];
+		}
+	}
+	if (net->k)
+		return (double)right / (double)val->x.rows;
+	*rmse = sqrt(sse / (double)val->x.rows);
+	return -*rmse;
+}
+
+static double mlp_penalty(const struct mlp_net *net, double l2)
+{
+	double s = 0;
+
+	for (size_t l = 1; l <= net->nlayers; l++) {
+		const float *w = net->p + net->off[l];
+
+		for (size_t j = 0; j < net->width[l] * net->width[l - 1]; j++)
+			s += (double)w[j] * w[j];
+	}
+	return 0.5 * l2 * s;
+}
+
+static void mlp_progress(const struct mlp *mp, long e, long epochs,
+			 double loss)
+{
+	char line[96];
+
+	if (!mp->host.progress)
+		return;
+	snprintf(line, sizeof(line), "epoch %ld/%ld loss %.6g", e, epochs,
+		 loss);
+	mp->host.progress(mp->host.ctx, (double)e / (double)epochs, line);
+}
+
+/* The epoch loop; net->p ends as the weights to keep. */
+static int mlp_run(const struct mlp *mp, struct mlp_net *net,
+		   struct mlp_train *t, const struct mlfs_data *train,
+		   const struct mlfs_data *val, size_t bs, char *msg,
+		   size_t msglen)
+{
+	const struct mlfs_matrix *x = &train->x;
+	size_t n = x->rows, d = x->cols;
+	bool use_val = val && val->x.rows;
+	bool stop_on_val = use_val && mp->early_stopping;
+	double best_loss = INFINITY, best_score = -INFINITY;
+	uint64_t rng = mp->seed;
+	long stall = 0, step = 0;
+
+	mlp_glorot(net, net->p, &rng);
+	for (size_t i = 0; i < n; i++)
+		t->idx[i] = i;
+	for (long e = 1; e <= mp->epochs; e++) {
+		double loss = 0, score, rmse = 0;
+
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = (size_t)(mlp_rand(&rng) % (i + 1));
+			size_t tmp = t->idx[i];
+
+			t->idx[i] = t->idx[j];
+			t->idx[j] = tmp;
+		}
+		for (size_t i0 = 0; i0 < n; i0 += bs) {
+			size_t m = n - i0 < bs ? n - i0 : bs;
+
+			if ((i0 / bs) % 64 == 0 && mlp_cancelled(mp))
+				return -ECANCELED;
+			for (size_t i = 0; i < m; i++) {
+				size_t r = t->idx[i0 + i];
+
+				memcpy(t->act[0] + i * d, x->data + r * x->ld,
+				       d * sizeof(*x->data));
+				t->yb[i] = train->y[r];
+			}
+			loss += mlp_batch(mp, net, t, m, ++step);
+		}
+		loss = loss / (double)n + mlp_penalty(net, mp->l2);
+		if (!isfinite(loss))
+			return mlp_err(msg, msglen,
+				       "training diverged at epoch %ld: lower \"learning_rate\" (%g)",
+				       e, mp->lr);
+		mlp_metric(mp, "loss", loss, e);
+		mlp_progress(mp, e, mp->epochs, loss);
+		if (!use_val) {
+			stall = loss > best_loss - mp->tol ? stall + 1 : 0;
+			if (loss < best_loss)
+				best_loss = loss;
+		} else {
+			score = mlp_score(net, net->p, val, t, &rmse);
+			mlp_metric(mp, net->k ? "val_accuracy" : "val_rmse",
+				   net->k ? score : rmse, e);
+			if (stop_on_val) {
+				stall = score < best_score + mp->tol ? stall + 1
+								    : 0;
+				if (score > best_score) {
+					best_score = score;
+					memcpy(t->best, net->p,
+					       net->np * sizeof(*t->best));
+				}
+			} else {
+				stall = loss > best_loss - mp->tol ? stall + 1
+								  : 0;
+				if (loss < best_loss)
+					best_loss = loss;
+			}
+		}
+		if (stall > mp->patience)
+			break;
+	}
+	if (stop_on_val)
+		memcpy(net->p, t->best, net->np * sizeof(*net->p));
+	return 0;
+}
+
+static int mlp_fit(void *inst, const struct mlfs_data *train,
+		   const struct mlfs_data *val, char *msg, size_t msglen)
+{
+	struct mlp *mp = inst;
+	struct mlp_net net = { .nlayers = mp->nhidden + 1 };
+	struct mlp_train t = { 0 };
+	size_t n, bs;
+	int rc;
+
+	rc = mlp_check_data(mp, train, val, msg, msglen);
+	if (rc < 0)
+		return rc;
+	n = train->x.rows;
+	net.width[0] = train->x.cols;
+	for (size_t i = 0; i < mp->nhidden; i++)
+		net.width[i + 1] = mp->hidden[i];
+	net.k = mp->task == MLFS_TASK_CLASSIFICATION ? train->nclasses : 0;
+	net.width[net.nlayers] = net.k ? net.k : 1;
+	if (!mlp_layout(&net))
+		return mlp_err(msg, msglen, "too many weights");
+	bs = mp->batch_size ? (size_t)mp->batch_size : 200;
+	if (bs > n)
+		bs = n;
+	if (bs * mlp_max_width(&net, 0) > INT_MAX)
+		return mlp_err(msg, msglen, "\"batch_size\": too large");
+
+	rc = -ENOMEM;
+	net.p = malloc(net.np * sizeof(*net.p));
+	if (!net.p)
+		goto out;
+	rc = mlp_train_alloc(&t, &net, n, bs);
+	if (rc < 0)
+		goto out;
+	rc = mlp_run(mp, &net, &t, train, val, bs, msg, msglen);
+	if (rc < 0)
+		goto out;
+
+	free(mp->net.p);
+	mp->net = net;
+	net.p = NULL;
+	mp->fitted = true;
+out:
+	mlp_train_free(&t, &net);
+	free(net.p);
+	return rc;
+}
+
+static size_t mlp_outputs(void *inst)
+{
+	const struct mlp *mp = inst;
+
+	if (mp->fitted)
+		return mp->net.width[mp->net.nlayers];
+	return mp->task == MLFS_TASK_REGRESSION ? 1 : 0;
+}
+
+static int mlp_predict(void *inst, const struct mlfs_matrix *x,
+		       struct mlfs_matrix *out)
+{
+	const struct mlp *mp = inst;
+	const struct mlp_net *net = &mp->net;
+	float *h;
+
+	if (!mp->fitted || !x || !out || !mlp_matrix_ok(x) ||
+	    !mlp_matrix_ok(out))
+		return -EINVAL;
+	if (x->cols != net->width[0] || out->rows != x->rows ||
+	    out->cols != net->width[net->nlayers])
+		return -EINVAL;
+	h = malloc(2 * MLP_CHUNK * mlp_max_width(net, 1) * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	for (size_t i0 = 0; i0 < x->rows; i0 += MLP_CHUNK) {
+		size_t m = x->rows - i0 < MLP_CHUNK ? x->rows - i0 : MLP_CHUNK;
+
+		mlp_forward_chunk(net, net->p, x->data + i0 * x->ld, x->ld, m,
+				  out->data + i0 * out->ld, out->ld, h);
+	}
+	free(h);
+	return 0;
+}
+
+/* ---- save and load ---- */
+
+static uint64_t mlp_fnv(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint8_t *mlp_put(uint8_t *p, uint64_t v, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint64_t mlp_get(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static int mlp_save(void *inst, void **buf, size_t *len)
+{
+	const struct mlp *mp = inst;
+	const struct mlp_net *net = &mp->net;
+	size_t n;
+	uint8_t *b, *p;
+
+	*buf = NULL;
+	*len = 0;
+	if (!mp->fitted)
+		return -EINVAL;
+	n = MLP_HEADER + 8 * (net->nlayers + 1) + 4 * net->np + MLP_TRAILER;
+	b = malloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, MLP_MAGIC, 4);
+	p = mlp_put(b + 4, MLP_VERSION, 4);
+	p = mlp_put(p, mp->task, 4);
+	p = mlp_put(p, net->nlayers, 4);
+	p = mlp_put(p, net->k, 8);
+	for (size_t l = 0; l <= net->nlayers; l++)
+		p = mlp_put(p, net->width[l], 8);
+	for (size_t j = 0; j < net->np; j++) {
+		uint32_t u;
+
+		memcpy(&u, &net->p[j], sizeof(u));
+		p = mlp_put(p, u, 4);
+	}
+	mlp_put(p, mlp_fnv(b, n - MLP_TRAILER), 8);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static int mlp_load(void *inst, const void *buf, size_t len)
+{
+	struct mlp *mp = inst;
+	struct mlp_net net = { 0 };
+	const uint8_t *b = buf, *p;
+	uint64_t k, nl, body;
+
+	if (!b || len < MLP_HEADER + MLP_TRAILER)
+		return -EINVAL;
+	if (memcmp(b, MLP_MAGIC, 4) != 0 || mlp_get(b + 4, 4) != MLP_VERSION)
+		return -EINVAL;
+	if (mlp_get(b + len - MLP_TRAILER, 8) != mlp_fnv(b, len - MLP_TRAILER))
+		return -EINVAL;
+	if (mlp_get(b + 8, 4) != mp->task)
+		return -EINVAL;
+	nl = mlp_get(b + 12, 4);
+	k = mlp_get(b + 16, 8);
+	if (nl < 2 || nl > MLP_MAX_HIDDEN + 1)
+		return -EINVAL;
+	if (mp->task == MLFS_TASK_CLASSIFICATION ? k < 2 || k > MLP_MAX_CLASSES
+						 : k != 0)
+		return -EINVAL;
+	body = len - MLP_HEADER - MLP_TRAILER;
+	if (body < 8 * (nl + 1))
+		return -EINVAL;
+	net.nlayers = nl;
+	net.k = k;
+	p = b + MLP_HEADER;
+	for (size_t l = 0; l <= nl; l++, p += 8) {
+		uint64_t w = mlp_get(p, 8);
+
+		if (w < 1 || w > INT_MAX ||
+		    (l > 0 && l < nl && w > MLP_MAX_WIDTH))
+			return -EINVAL;
+		net.width[l] = w;
+	}
+	if (net.width[nl] != (k ? k : 1) || !mlp_layout(&net))
+		return -EINVAL;
+	body -= 8 * (nl + 1);
+	if (body % 4 || body / 4 != net.np)
+		return -EINVAL;
+	net.p = malloc(net.np * sizeof(*net.p));
+	if (!net.p)
+		return -ENOMEM;
+	for (size_t j = 0; j < net.np; j++, p += 4) {
+		uint32_t u = (uint32_t)mlp_get(p, 4);
+
+		memcpy(&net.p[j], &u, sizeof(u));
+		if (!isfinite(net.p[j])) {
+			free(net.p);
+			return -EINVAL;
+		}
+	}
+	free(mp->net.p);
+	mp->net = net;
+	mp->fitted = true;
+	return 0;
+}
+
+static const struct mlfs_train_ops mlp_ops = {
+	.size = sizeof(struct mlfs_train_ops),
+	.tasks = MLFS_TASK_CLASSIFICATION | MLFS_TASK_REGRESSION,
+	.init = mlp_init,
+	.fit = mlp_fit,
+	.outputs = mlp_outputs,
+	.predict = mlp_predict,
+	.save = mlp_save,
+	.load = mlp_load,
+	.fini = mlp_fini,
+};
+
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN,
+	"mlp",		"1.0.0",	&mlp_ops,
+};
