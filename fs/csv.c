@@ -1346,9 +1346,45 @@ static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows,
 }
 
 /*
- * The data records.  The fast path is a number or an empty field that
- * ends at a delimiter; anything else is handed to field_parse().  The
- * physical position lives in locals here and in *sc around slow fields.
+ * The fast path for one field at p: empty, or a number up to max_field
+ * bytes, followed by a delimiter.  Sets *v (NAN if empty), *q (the end of
+ * the field), *next (past the delimiter) and *term.  Anything else (text,
+ * quotes, spaces, odd bytes) returns false, for field_parse().
+ */
+static inline CSV_HOT bool fast_field(const char *p, const char *end,
+				      size_t max_field, double *v,
+				      const char **q, const char **next,
+				      int *term)
+{
+	const char *e = num_parse(p, end, v);
+
+	if (e == p)
+		*v = NAN;
+	else if (isnan(*v) || (size_t)(e - p) > max_field)
+		return false;
+	*q = e;
+	if (e == end) {
+		*term = T_EOF;
+		*next = e;
+	} else if (*e == ',') {
+		*term = T_COMMA;
+		*next = e + 1;
+	} else if (*e == '\n') {
+		*term = T_EOL;
+		*next = e + 1;
+	} else if (*e == '\r' && e + 1 < end && e[1] == '\n') {
+		*term = T_EOL;
+		*next = e + 2;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The data records: fast_field() where it can, field_parse() otherwise.
+ * The physical position lives in locals here, and in *sc around slow
+ * fields.
  */
 static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		     struct matbuf *mb, uint64_t *nrows_out)
@@ -1358,6 +1394,7 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 	const char *p = start;
 	const char *line_start = sc->line_start;
 	const char *blank_end = p; /* blank lines before it don't reach EOF */
+	const size_t max_field = sc->max_field;
 	uint64_t line = sc->line;
 	uint64_t nrows = 0;
 	int rc;
@@ -1390,7 +1427,7 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		while (term == T_COMMA) {
 			const char *q;
 			const char *next;
-			double v = 0;
+			double v;
 			struct field f;
 
 			if (c == ncols) {
@@ -1399,67 +1436,48 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 				sc->line_start = line_start;
 				return too_many(sc, ncols);
 			}
-			q = num_parse(p, end, &v);
-			if (q == end) {
-				term = T_EOF;
-				next = q;
-			} else if (*q == ',') {
-				term = T_COMMA;
-				next = q + 1;
-			} else if (*q == '\n') {
-				term = T_EOL;
-				next = q + 1;
-			} else if (*q == '\r' && q + 1 < end && q[1] == '\n') {
-				term = T_EOL;
-				next = q + 2;
-			} else {
-				goto slow;
-			}
-			if (q == p) {
-				cs[c].missing++;
-				if (row)
-					row[c] = NAN;
-			} else if (!isnan(v) &&
-				   (size_t)(q - p) <= sc->max_field) {
-				rc = col_add_num(sc, &cs[c], v, p,
-						 (size_t)(q - p));
-				if (rc < 0)
-					return rc;
+			if (fast_field(p, end, max_field, &v, &q, &next,
+				       &term)) {
+				if (q == p) {
+					cs[c].missing++;
+				} else {
+					rc = col_add_num(sc, &cs[c], v, p,
+							 (size_t)(q - p));
+					if (rc < 0)
+						return rc;
+				}
 				if (row)
 					row[c] = (float)v;
-			} else {
-				goto slow;
-			}
-			if (term != T_COMMA) {
-				term_at = q;
-				term_line = line;
-				term_col = (uint64_t)(q - line_start) + 1;
+				if (term != T_COMMA) {
+					term_at = q;
+					term_line = line;
+					term_col = (uint64_t)(q - line_start) +
+						   1;
+				}
 				if (term == T_EOL) {
 					line++;
 					line_start = next;
 				}
+				p = next;
+			} else {
+				sc->p = p;
+				sc->line = line;
+				sc->line_start = line_start;
+				rc = field_parse(sc, &f);
+				if (rc < 0)
+					return rc;
+				rc = col_add_field(sc, &cs[c], &f,
+						   row ? &row[c] : NULL);
+				if (rc < 0)
+					return rc;
+				p = sc->p;
+				line = sc->line;
+				line_start = sc->line_start;
+				term = f.term;
+				term_at = f.term_at;
+				term_line = f.term_line;
+				term_col = f.term_col;
 			}
-			p = next;
-			c++;
-			continue;
-slow:
-			sc->p = p;
-			sc->line = line;
-			sc->line_start = line_start;
-			rc = field_parse(sc, &f);
-			if (rc < 0)
-				return rc;
-			rc = col_add_field(sc, &cs[c], &f,
-					   row ? &row[c] : NULL);
-			if (rc < 0)
-				return rc;
-			p = sc->p;
-			line = sc->line;
-			line_start = sc->line_start;
-			term = f.term;
-			term_at = f.term_at;
-			term_line = f.term_line;
-			term_col = f.term_col;
 			c++;
 		}
 		if (c < ncols)

@@ -1553,12 +1553,57 @@ out_free:
 	return rc;
 }
 
+/* Job records: jobs/<name>.json -> META_JOB. */
+static int rebuild_jobs(struct fs *fs)
+{
+	struct rebuild rb = { .fs = fs };
+	struct meta_txn *t;
+	char name[300];
+	int rc;
+
+	rc = store_list(fs->store, "jobs/", rebuild_collect, &rb);
+	if (rc == 0)
+		rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0)
+		goto out_free;
+	rc = meta_drop(t, META_JOB);
+	for (size_t i = 0; rc == 0 && i < rb.n; i++) {
+		const char *base = rb.keys[i] + strlen("jobs/");
+		size_t len = strlen(base) - strlen(".json");
+		char *buf;
+		size_t blen;
+
+		if (strchr(base, '/') || len >= sizeof(name))
+			continue;
+		memcpy(name, base, len);
+		name[len] = '\0';
+		if (node_name_check(name, NULL) < 0)
+			continue;
+		if (store_get(fs->store, rb.keys[i], DS_RECORD_MAX, &buf,
+			      &blen) < 0)
+			continue;
+		rc = meta_put(t, META_JOB, name, buf, blen);
+		free(buf);
+	}
+	if (rc == 0)
+		rc = meta_txn_commit(t);
+	else
+		meta_txn_abort(t);
+out_free:
+	for (size_t i = 0; i < rb.n; i++)
+		free(rb.keys[i]);
+	free(rb.keys);
+	return rc;
+}
+
 int ds_rebuild(struct fs *fs)
 {
 	int rc = rebuild_kind(fs, &ds_datasets);
 
 	if (rc == 0)
 		rc = rebuild_kind(fs, &ds_models);
+	if (rc == 0)
+		rc = rebuild_jobs(fs);
 	return rc;
 }
 

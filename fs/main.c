@@ -35,6 +35,8 @@
 #include "fuse_ops.h"
 #include "meta.h"
 #include "node.h"
+#include "plugin.h"
+#include "runner.h"
 #include "store.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
@@ -286,6 +288,7 @@ static void fs_free(struct fs *fs)
 	meta_close(fs->meta);
 	store_close(fs->store);
 	node_table_free(fs);
+	plugin_set_free(fs->plugins);
 	free(fs->opts.store);
 	free(fs->opts.store_dir);
 	free(fs->opts.mountpoint);
@@ -439,6 +442,20 @@ int main(int argc, char *argv[])
 			goto out_fs;
 		}
 	}
+	{
+		const char *pdir = cli.plugins ? cli.plugins
+					       : plugin_default_dir();
+
+		rc = plugin_load_dir(pdir, &fs.plugins);
+		if (rc < 0) {
+			status = fail("plugins %s: %s", pdir, strerror(-rc));
+			goto out_fs;
+		}
+		for (size_t i = 0; i < fs.plugins->nrefused; i++)
+			fs_log(&fs, LOG_WARNING, "plugin refused: %s",
+			       fs.plugins->refused[i]);
+	}
+	fs.opts.jobs = cli.jobs;
 	fs.mounted = time(NULL);
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);
@@ -479,6 +496,10 @@ int main(int argc, char *argv[])
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (open_index(&fs) < 0)
 		goto out_curl;
+	if (runner_start(&fs) < 0) {
+		fs_log(&fs, LOG_ERR, "cannot start the job runner");
+		goto out_curl;
+	}
 	lcfg = fuse_loop_cfg_create();
 	if (!lcfg)
 		goto out_curl;
@@ -494,6 +515,7 @@ int main(int argc, char *argv[])
 		mark_clean(&fs);
 	fuse_loop_cfg_destroy(lcfg);
 out_curl:
+	runner_stop(&fs);
 	curl_global_cleanup();
 out_unmount:
 	fuse_session_unmount(se);

@@ -15,6 +15,8 @@
 
 #include "config.h"
 #include "datasets.h"
+#include "jobs.h"
+#include "plugin.h"
 #include "fs.h"
 #include "node.h"
 
@@ -140,9 +142,7 @@ static int errors_getattr(struct node *n, struct stat *st)
 
 static int plugins_show(struct node *n, struct strbuf *out)
 {
-	(void)n;
-	(void)out;
-	return 0; /* no plugins are loaded yet */
+	return plugin_render(n->fs->plugins, out);
 }
 
 static int cache_show(struct node *n, struct strbuf *out)
@@ -166,7 +166,9 @@ static const struct node_type mlfs_files[] = {
 static const struct node_type root_files[] = {
 	{ "README", S_IFREG | 0444, 0, .show = readme_show },
 	{ ".mlfs", S_IFDIR | 0555, 0, .children = mlfs_files },
-	{ .name = "datasets" }, /* placeholder, replaced below */
+	{ .name = "datasets" }, /* placeholders, replaced below */
+	{ .name = "train" },
+	{ .name = "jobs" },
 	{ NULL },
 };
 
@@ -185,5 +187,7 @@ void root_init(void)
 {
 	memcpy(root_children, root_files, sizeof(root_files));
 	root_children[2] = datasets_type;
+	root_children[3] = train_type;
+	root_children[4] = jobs_type;
 }
 

@@ -37,7 +37,7 @@ extern void dpotrf_(const char *uplo, const blasint *n, double *a,
 
 #define LIN_MAGIC "MFLN"
 #define LIN_VERSION 1u
-#define LIN_HEADER 24 /* magic, version, task, d */
+#define LIN_HEADER 20 /* magic, version, task, d */
 #define LIN_TRAILER 8 /* checksum */
 #define LIN_BLOCK 1024 /* rows per dsyrk */
 

@@ -727,6 +727,10 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 		lg->host.log(lg->host.ctx, MLFS_LOG_WARNING,
 			     "logistic: lbfgs stopped after %ld iterations without converging (largest gradient %g, tol %g)",
 			     it, logi_norm_inf(lb.g, np), lg->tol);
+	if (lg->host.log)
+		lg->host.log(lg->host.ctx, MLFS_LOG_DEBUG,
+			     "logistic: lbfgs %ld iterations, %ld evaluations, loss %.9g",
+			     it, job->evals, f);
 	memcpy(theta, lb.x, np * sizeof(*theta));
 	*iters = it;
 	rc = 0;

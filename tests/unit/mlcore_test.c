@@ -21,6 +21,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "csv.h"
 #include "failalloc.h"
 #include "mlcore.h"
 #include "tap.h"
@@ -172,6 +173,63 @@ static void test_table_bad(void)
 		is_int(pb.col, c->col, name);
 		ok(!t, "table: nothing returned on error");
 	}
+}
+
+/*
+ * Random small inputs over the bytes that matter to the grammar: the
+ * table must accept exactly what csv_scan accepts and refuse the rest
+ * with the same message and position (ASCII only: UTF-8 is csv_scan's
+ * alone), and every accepted field must lie inside the data.
+ */
+static void test_table_vs_csv_scan(void)
+{
+	static const char alphabet[] = ",,\"\"\n\n\r a1 \0";
+	uint64_t st = 2024;
+	char buf[40];
+	int differ = 0;
+	int inside = 1;
+	int i;
+
+	for (i = 0; i < 30000; i++) {
+		size_t len = (size_t)(prng_next(&st) % sizeof(buf));
+		struct csv_info *info = NULL;
+		struct table *t = NULL;
+		struct problem pa = { 0 };
+		struct problem pt = { 0 };
+		size_t k;
+		int ra;
+		int rt;
+
+		for (k = 0; k < len; k++)
+			buf[k] = alphabet[prng_next(&st) %
+					  (sizeof(alphabet) - 1)];
+		if (i % 3 == 0 && len > 4)
+			memcpy(buf, "a,b\n", 4); /* mostly good headers */
+		ra = csv_scan(buf, len, NULL, &info, NULL, &pa);
+		rt = table_parse(buf, len, &t, &pt);
+		if (ra != rt || strcmp(pa.msg, pt.msg) || pa.line != pt.line ||
+		    pa.col != pt.col) {
+			if (differ++ < 3)
+				printf("# differ on %zu bytes: csv_scan %d "
+				       "%u:%u %s, table %d %u:%u %s\n",
+				       len, ra, pa.line, pa.col, pa.msg, rt,
+				       pt.line, pt.col, pt.msg);
+		}
+		if (t) {
+			size_t dlen = t->owned ? 2 * len : len;
+
+			for (k = 0; k < t->nrows * t->ncols; k++)
+				inside = inside &&
+					 t->off[k] + t->len[k] <= dlen;
+			if (info && (t->nrows != info->nrows ||
+				     t->ncols != info->ncols))
+				differ++;
+		}
+		table_free(t);
+		csv_info_free(info);
+	}
+	is_int(differ, 0, "table_parse agrees with csv_scan on 30000 inputs");
+	ok(inside, "table: every field lies inside the data");
 }
 
 /* Run op with allocation 1, 2, ... failing until it succeeds; each run
@@ -586,7 +644,8 @@ static void test_split(void)
 	       "split: sum within 1e-6 accepted");
 	is_int(split_rows(0, NULL, 0, &sp, a), 0, "split: no rows");
 	sp = (struct split_spec){ 0.5, 0.25, 0.25, 1, true };
-	FAIL_EACH_ALLOC("split_rows", split_rows(N, strata, 3, &sp, a), (void)0);
+	FAIL_EACH_ALLOC("split_rows", split_rows(N, strata, 3, &sp, a),
+			(void)0);
 }
 
 /* ---------------------------------------------------------------- */
@@ -886,8 +945,11 @@ static void test_model(void)
 		size_t cut = len - (size_t)(prng_next(&st) % 8);
 
 		memcpy(cp, buf, len);
-		while (n--)
-			cp[prng_next(&st) % len] = (unsigned char)prng_next(&st);
+		while (n--) {
+			size_t at = (size_t)(prng_next(&st) % len);
+
+			cp[at] = (unsigned char)prng_next(&st);
+		}
 		if (i % 2)
 			reseal(cp, cut); /* get past the checksum */
 		msg[0] = '\0';
@@ -917,6 +979,7 @@ int main(void)
 {
 	test_table_good();
 	test_table_bad();
+	test_table_vs_csv_scan();
 	test_table_alloc();
 	test_table_numeric();
 	test_fx();

@@ -1,0 +1,1137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mlfs-job: the job program.  The daemon's runner starts it with
+ * posix_spawn as `mlfs-job JOBDIR`, descriptor 3 open on the dataset
+ * version's content, stdout and stderr on JOBDIR/log, nothing else open.
+ * It applies the memory limit, drops to the uid and gid of the spec's
+ * writer, then trains:
+ *
+ *   parse the CSV -> labels and classes -> split (JOBDIR/split) ->
+ *   feature extractor fitted on the training rows -> [search] ->
+ *   plugin fit -> evaluation on the test rows -> JOBDIR/out/{model,
+ *   meta.json, metrics.json, sample.csv} -> JOBDIR/result.json
+ *
+ * Progress goes to JOBDIR/progress (rewritten whole), metrics as JSON
+ * lines to JOBDIR/metrics, words to the log.  SIGTERM cancels: the plugin
+ * sees host->cancelled() and stops.  A crash of the plugin kills only
+ * this process; the runner reports it.  Single-threaded except for BLAS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "csv.h"
+#include "mlcore.h"
+#include "plugin.h"
+#include "spec.h"
+
+static volatile sig_atomic_t cancelled;
+
+/*
+ * The job program is one short run that ends in exit(): what it holds
+ * goes with the process, so LeakSanitizer (in sanitizer builds) would
+ * only report the plan, table and matrices still referenced at exit.
+ * Other sanitizer checks stay on.
+ */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+
+struct run {
+	json_t *plan;
+	const struct plugin *pl;
+	const struct mlfs_train_ops *ops;
+	unsigned task;
+	double t0;        /* monotonic start */
+	double frac_base; /* progress of the current trial: base + span*f */
+	double frac_span;
+	char prefix[64];  /* "trial 3/20: " */
+	FILE *metrics;
+	long metric_base; /* steps of earlier trials */
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_term(int sig)
+{
+	(void)sig;
+	cancelled = 1;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* result.json, then exit. */
+static void finish(int ok, const char *reason, json_t *metrics,
+		   json_t *trials)
+{
+	json_t *res = json_pack("{s:s, s:s?, s:O?, s:O?}", "status",
+				ok ? "succeeded" : "failed", "reason", reason,
+				"metrics", metrics, "trials", trials);
+
+	if (!ok)
+		say("failed: %s", reason);
+	if (!res || json_dump_file(res, "result.json.tmp", JSON_INDENT(2)) ||
+	    rename("result.json.tmp", "result.json") < 0)
+		exit(2);
+	json_decref(res);
+	exit(ok ? 0 : 1);
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+						     noreturn));
+static void fail(const char *fmt, ...)
+{
+	char reason[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	finish(0, reason, NULL, NULL);
+	exit(1);
+}
+
+/* --- the host table plugins see --- */
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)ctx;
+	(void)level;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static void host_progress(void *ctx, double fraction, const char *line)
+{
+	struct run *run = ctx;
+	double f = run->frac_base + run->frac_span * fraction;
+	FILE *fp = fopen("progress.tmp", "we");
+
+	if (!fp)
+		return;
+	fprintf(fp, "%d%% %s%s\n", (int)(f * 100 + 0.5), run->prefix,
+		line ? line : "");
+	fclose(fp);
+	rename("progress.tmp", "progress");
+}
+
+static void host_metric(void *ctx, const char *name, double value, long step)
+{
+	struct run *run = ctx;
+
+	if (!run->metrics || !isfinite(value))
+		return;
+	fprintf(run->metrics,
+		"{\"step\": %ld, \"name\": \"%s%s\", \"value\": %.9g, "
+		"\"seconds\": %.3f}\n",
+		run->metric_base + step, run->prefix[0] ? "trial." : "", name,
+		value, now_mono() - run->t0);
+	fflush(run->metrics);
+}
+
+static int host_cancelled(void *ctx)
+{
+	(void)ctx;
+	return cancelled;
+}
+
+/* --- data --- */
+
+static bool is_missing(const char *s, size_t len)
+{
+	static const char *const tokens[] = { "NA", "N/A", "NaN", "null",
+					      "None", "?", NULL };
+
+	while (len && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return true;
+	for (int i = 0; tokens[i]; i++)
+		if (strlen(tokens[i]) == len && strncasecmp(s, tokens[i], len) == 0)
+			return true;
+	return false;
+}
+
+struct cls {
+	char *name;
+	double num;
+};
+
+static int cls_cmp_num(const void *a, const void *b)
+{
+	double x = ((const struct cls *)a)->num, y = ((const struct cls *)b)->num;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cls_cmp_str(const void *a, const void *b)
+{
+	return strcmp(((const struct cls *)a)->name,
+		      ((const struct cls *)b)->name);
+}
+
+/* Find the class of a label (binary search in the sorted classes). */
+static long find_class(struct cls *c, size_t n, const char *s, size_t len,
+		       bool numeric)
+{
+	size_t lo = 0, hi = n;
+	double v = 0;
+
+	if (numeric && !csv_parse_double(s, len, &v))
+		return -1;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp;
+
+		if (numeric)
+			cmp = c[mid].num < v ? -1 : c[mid].num > v;
+		else {
+			cmp = strncmp(c[mid].name, s, len);
+			if (cmp == 0 && c[mid].name[len])
+				cmp = 1;
+		}
+		if (cmp == 0)
+			return (long)mid;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static const char *set_name(uint8_t s)
+{
+	return s == SPLIT_TRAIN ? "train"
+	       : s == SPLIT_VALIDATION ? "validation"
+				       : "test";
+}
+
+/* Copy the rows of X (width w) whose set is want into a new matrix. */
+static float *take_rows(const float *x, size_t w, const uint8_t *set,
+			size_t n, uint8_t want, const float *y, float **yout,
+			size_t *rows)
+{
+	size_t m = 0, k = 0;
+	float *out, *yo = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		m += set[i] == want;
+	out = malloc((m ? m : 1) * w * sizeof(*out));
+	if (y)
+		yo = malloc((m ? m : 1) * sizeof(*yo));
+	if (!out || (y && !yo))
+		fail("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (set[i] != want)
+			continue;
+		memcpy(out + k * w, x + i * w, w * sizeof(*out));
+		if (y)
+			yo[k] = y[i];
+		k++;
+	}
+	*rows = m;
+	if (yout)
+		*yout = yo;
+	return out;
+}
+
+/* Train one instance with params; fills the instance; -errno. */
+static int train_once(struct run *run, const struct mlfs_host *host,
+		      json_t *params, const struct mlfs_data *tr,
+		      const struct mlfs_data *va, void **inst, double *fit_s,
+		      char *msg, size_t msglen)
+{
+	struct mlfs_param *ps;
+	double *lists;
+	size_t np;
+	double t;
+	int rc;
+
+	*inst = NULL;
+	rc = spec_params(params, &ps, &np, &lists, msg, msglen);
+	if (rc < 0)
+		return rc;
+	rc = run->ops->init(host, run->task, ps, np, inst, msg, msglen);
+	free(ps);
+	free(lists);
+	if (rc < 0)
+		return rc;
+	t = now_mono();
+	rc = run->ops->fit(*inst, tr, va, msg, msglen);
+	*fit_s = now_mono() - t;
+	if (rc < 0) {
+		run->ops->fini(*inst);
+		*inst = NULL;
+	}
+	return rc;
+}
+
+/* Scores of inst on x (rows x outputs), malloc'd. */
+static float *score(struct run *run, void *inst, const float *x, size_t rows,
+		    size_t w, size_t *nout)
+{
+	struct mlfs_matrix in = { (float *)x, rows, w, w };
+	struct mlfs_matrix out;
+	float *buf;
+
+	*nout = run->ops->outputs(inst);
+	buf = malloc((rows ? rows : 1) * *nout * sizeof(*buf));
+	if (!buf)
+		fail("out of memory");
+	out = (struct mlfs_matrix){ buf, rows, *nout, *nout };
+	if (rows && run->ops->predict(inst, &in, &out) < 0)
+		fail("predict failed");
+	return buf;
+}
+
+/* Evaluate on a set: the task's metrics (new reference). */
+static json_t *evaluate(struct run *run, void *inst, const float *x,
+			const float *y, size_t rows, size_t w,
+			const char *const *classes, size_t ncls)
+{
+	size_t nout;
+	float *s = score(run, inst, x, rows, w, &nout);
+	json_t *m;
+
+	if (run->task == MLFS_TASK_CLASSIFICATION) {
+		uint32_t *yi = malloc((rows ? rows : 1) * sizeof(*yi));
+
+		for (size_t i = 0; i < rows; i++)
+			yi[i] = (uint32_t)y[i];
+		m = metrics_classification(yi, s, rows, ncls, classes);
+		free(yi);
+	} else if (run->task == MLFS_TASK_REGRESSION) {
+		m = metrics_regression(y, s, rows);
+	} else {
+		uint32_t *lab = malloc((rows ? rows : 1) * sizeof(*lab));
+		float *d2 = malloc((rows ? rows : 1) * sizeof(*d2));
+
+		for (size_t i = 0; i < rows; i++) {
+			size_t best = 0;
+
+			for (size_t j = 1; j < nout; j++)
+				if (s[i * nout + j] > s[i * nout + best])
+					best = j;
+			lab[i] = (uint32_t)best;
+			d2[i] = -s[i * nout + best];
+		}
+		m = metrics_clustering(x, rows, w, lab, d2, 2000, 42);
+		free(lab);
+		free(d2);
+	}
+	free(s);
+	return m;
+}
+
+/* A metric's value, and whether bigger is better by default. */
+static double metric_of(json_t *m, const char *name)
+{
+	json_t *v = json_object_get(m, name);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static bool default_maximize(const char *metric)
+{
+	return !(strcmp(metric, "log_loss") == 0 ||
+		 strcmp(metric, "rmse") == 0 || strcmp(metric, "mae") == 0 ||
+		 strcmp(metric, "inertia") == 0);
+}
+
+/* --- search: grid, random, successive halving --- */
+
+static double draw(json_t *range, uint64_t *st, json_t **choice)
+{
+	const char *kind;
+	json_t *r;
+
+	*choice = NULL;
+	json_object_foreach(range, kind, r) {
+		double a = json_number_value(json_array_get(r, 0));
+		double b = json_number_value(json_array_get(r, 1));
+		double u = prng_uniform(st);
+
+		if (strcmp(kind, "uniform") == 0)
+			return a + (b - a) * u;
+		if (strcmp(kind, "log_uniform") == 0)
+			return exp(log(a) + (log(b) - log(a)) * u);
+		if (strcmp(kind, "int") == 0)
+			return floor(a + (b - a + 1) * u);
+		*choice = json_array_get(r, (size_t)(u * (double)json_array_size(r)));
+		return 0;
+	}
+	return 0;
+}
+
+/* Grid points of one range: int ranges step 1 (at most 10 points),
+ * others 5 points (log-spaced for log_uniform), choices as given. */
+static json_t *grid_points(json_t *range)
+{
+	json_t *pts = json_array();
+	const char *kind;
+	json_t *r;
+
+	json_object_foreach(range, kind, r) {
+		double a = json_number_value(json_array_get(r, 0));
+		double b = json_number_value(json_array_get(r, 1));
+
+		if (strcmp(kind, "choice") == 0) {
+			json_array_extend(pts, r);
+		} else if (strcmp(kind, "int") == 0) {
+			double step = ceil((b - a + 1) / 10.0);
+
+			for (double v = a; v <= b; v += step)
+				json_array_append_new(pts, json_integer((json_int_t)v));
+		} else {
+			for (int i = 0; i < 5; i++) {
+				double f = i / 4.0;
+				double v = strcmp(kind, "log_uniform") == 0
+						   ? exp(log(a) + (log(b) - log(a)) * f)
+						   : a + (b - a) * f;
+
+				json_array_append_new(pts, json_real(v));
+			}
+		}
+	}
+	return pts;
+}
+
+/* The trials' params: base params with each space entry set. */
+static json_t *make_trials(json_t *search, json_t *base, uint64_t seed)
+{
+	const char *method = json_string_value(json_object_get(search, "method"));
+	json_t *space = json_object_get(search, "space");
+	json_int_t want = json_integer_value(json_object_get(search, "trials"));
+	json_t *out = json_array();
+	uint64_t st = seed ^ 0x5eedULL;
+
+	if (want <= 0)
+		want = 10;
+	if (strcmp(method, "grid") == 0) {
+		json_t *combos = json_array();
+		const char *k;
+		json_t *r;
+
+		json_array_append_new(combos, json_deep_copy(base));
+		json_object_foreach(space, k, r) {
+			json_t *pts = grid_points(r), *next = json_array();
+			size_t i, j;
+			json_t *c, *p;
+
+			json_array_foreach(combos, i, c) {
+				json_array_foreach(pts, j, p) {
+					json_t *n = json_deep_copy(c);
+
+					json_object_set(n, k, p);
+					json_array_append_new(next, n);
+				}
+			}
+			json_decref(pts);
+			json_decref(combos);
+			combos = next;
+		}
+		/* trials caps a grid too */
+		for (size_t i = 0; i < json_array_size(combos) &&
+				   (json_int_t)i < want;
+		     i++)
+			json_array_append(out, json_array_get(combos, i));
+		json_decref(combos);
+		return out;
+	}
+	for (json_int_t t = 0; t < want; t++) {
+		json_t *p = json_deep_copy(base);
+		const char *k;
+		json_t *r;
+
+		json_object_foreach(space, k, r) {
+			json_t *choice;
+			double v = draw(r, &st, &choice);
+
+			if (choice)
+				json_object_set(p, k, choice);
+			else if (json_object_get(r, "int"))
+				json_object_set_new(p, k, json_integer((json_int_t)v));
+			else
+				json_object_set_new(p, k, json_real(v));
+		}
+		json_array_append_new(out, p);
+	}
+	return out;
+}
+
+static void write_trial(size_t n, json_t *t)
+{
+	char path[64], tmp[80];
+
+	mkdir("trials", 0755);
+	snprintf(path, sizeof(path), "trials/%zu", n);
+	snprintf(tmp, sizeof(tmp), "trials/.%zu.tmp", n);
+	if (json_dump_file(t, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
+		rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+	struct run run = { 0 };
+	struct mlfs_host host = { sizeof(host), &run, host_log, host_progress,
+				  host_metric, host_cancelled, 1 };
+	static struct plugin pl;
+	struct problem pb = { 0 };
+	struct table *t = NULL;
+	struct fx *fx = NULL;
+	json_t *plan, *feats, *params, *metrics, *meta, *header, *trials = NULL;
+	const char *label, *taskname;
+	char msg[1024];
+	struct stat st;
+	const char *data;
+	double parse_s, fit_s = 0;
+	size_t nfeat, n = 0, w, ncls = 0;
+	size_t *featcol, *rows;
+	const char **types;
+	long labcol = -1;
+	struct cls *cls = NULL;
+	bool numlabel = false;
+	float *y = NULL, *x;
+	uint8_t *set;
+	uint32_t *strata = NULL;
+	void *inst = NULL;
+	int rc;
+
+	if (argc != 2 || chdir(argv[1]) < 0) {
+		fprintf(stderr, "usage: mlfs-job JOBDIR (started by mlfs)\n");
+		return 2;
+	}
+	plan = json_load_file("job.json", 0, NULL);
+	if (!plan) {
+		fprintf(stderr, "mlfs-job: cannot read %s/job.json\n", argv[1]);
+		return 2;
+	}
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
+	/* limits and identity before anything is read */
+	if (json_number_value(json_object_get(plan, "memory")) > 0) {
+		struct rlimit rl;
+
+		rl.rlim_cur = rl.rlim_max = (rlim_t)json_number_value(
+			json_object_get(plan, "memory"));
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			fail("cannot set the memory limit: %s", strerror(errno));
+	}
+	if (geteuid() == 0) {
+		uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
+		gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
+
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 ||
+		    setuid(uid) < 0)
+			fail("cannot switch to uid %u gid %u: %s", uid, gid,
+			     strerror(errno));
+	}
+	run.plan = plan;
+	run.t0 = now_mono();
+	run.frac_span = 1;
+	run.metrics = fopen("metrics", "ae");
+	taskname = json_string_value(json_object_get(plan, "task"));
+	run.task = strcmp(taskname, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
+		   : strcmp(taskname, "regression") == 0   ? MLFS_TASK_REGRESSION
+							   : MLFS_TASK_CLUSTERING;
+	{
+		const char *threads = getenv("OPENBLAS_NUM_THREADS");
+
+		host.threads = threads ? atoi(threads) : 1;
+	}
+	if (plugin_load_file(json_string_value(json_object_get(plan, "plugin")),
+			     &pl, msg, sizeof(msg)) < 0)
+		fail("plugin %s: %s",
+		     json_string_value(json_object_get(plan, "plugin")), msg);
+	run.pl = &pl;
+	run.ops = pl.desc->ops;
+	say("job %s: %s %s on %s@%d", json_string_value(json_object_get(plan, "name")),
+	    json_string_value(json_object_get(plan, "algorithm")), taskname,
+	    json_string_value(json_object_get(json_object_get(plan, "dataset"), "name")),
+	    (int)json_integer_value(json_object_get(json_object_get(plan, "dataset"), "version")));
+	host_progress(&run, 0, "reading data");
+
+	/* the data: descriptor 3, given by the runner */
+	if (fstat(3, &st) < 0)
+		fail("no data descriptor: %s", strerror(errno));
+	data = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ,
+				 MAP_PRIVATE, 3, 0)
+			  : "";
+	if (data == MAP_FAILED)
+		fail("cannot map the data: %s", strerror(errno));
+	rc = table_parse(data, (size_t)st.st_size, &t, &pb);
+	if (rc < 0)
+		fail("data: %u:%u: %s", pb.line, pb.col, pb.msg);
+	parse_s = now_mono() - run.t0;
+	say("parsed %zu rows x %zu columns in %.3f s", t->nrows, t->ncols,
+	    parse_s);
+
+	/* columns */
+	label = json_string_value(json_object_get(plan, "label"));
+	if (label && (labcol = table_col(t, label)) < 0)
+		fail("no label column \"%s\" in the data", label);
+	feats = json_object_get(plan, "features");
+	nfeat = json_array_size(feats);
+	featcol = calloc(nfeat, sizeof(*featcol));
+	types = calloc(nfeat, sizeof(*types));
+	if (!featcol || !types)
+		fail("out of memory");
+	for (size_t i = 0; i < nfeat; i++) {
+		json_t *f = json_array_get(feats, i);
+		long c = table_col(t, json_string_value(json_object_get(f, "name")));
+
+		if (c < 0)
+			fail("no feature column \"%s\" in the data",
+			     json_string_value(json_object_get(f, "name")));
+		featcol[i] = (size_t)c;
+		types[i] = json_string_value(json_object_get(f, "type"));
+	}
+
+	/* labels: rows without one are left out */
+	rows = malloc((t->nrows ? t->nrows : 1) * sizeof(*rows));
+	y = malloc((t->nrows ? t->nrows : 1) * sizeof(*y));
+	if (!rows || !y)
+		fail("out of memory");
+	if (run.task == MLFS_TASK_CLASSIFICATION) {
+		size_t cap = 0;
+
+		numlabel = true;
+		for (size_t r = 0; r < t->nrows; r++) {
+			const char *s = t->data + t->off[r * t->ncols + labcol];
+			size_t len = t->len[r * t->ncols + labcol];
+			double v;
+
+			if (is_missing(s, len))
+				continue;
+			if (!csv_parse_double(s, len, &v))
+				numlabel = false;
+		}
+		for (size_t r = 0; r < t->nrows; r++) {
+			const char *s = t->data + t->off[r * t->ncols + labcol];
+			size_t len = t->len[r * t->ncols + labcol];
+			bool seen = false;
+
+			if (is_missing(s, len))
+				continue;
+			/* few classes: a linear probe is fine until sorted */
+			for (size_t c = 0; c < ncls && !seen; c++)
+				seen = strlen(cls[c].name) == len &&
+				       memcmp(cls[c].name, s, len) == 0;
+			if (seen)
+				continue;
+			if (ncls == 1000)
+				fail("label \"%s\" has more than 1000 classes",
+				     label);
+			if (ncls == cap) {
+				cap = cap ? cap * 2 : 16;
+				cls = realloc(cls, cap * sizeof(*cls));
+				if (!cls)
+					fail("out of memory");
+			}
+			cls[ncls].name = strndup(s, len);
+			cls[ncls].num = 0;
+			if (numlabel)
+				csv_parse_double(s, len, &cls[ncls].num);
+			ncls++;
+		}
+		if (ncls < 2)
+			fail("label \"%s\" has %zu class%s: classification "
+			     "needs at least 2",
+			     label, ncls, ncls == 1 ? "" : "es");
+		qsort(cls, ncls, sizeof(*cls), numlabel ? cls_cmp_num : cls_cmp_str);
+		/* numeric labels that differ only in spelling: merge "1.0" */
+		for (size_t r = 0; r < t->nrows; r++) {
+			const char *s = t->data + t->off[r * t->ncols + labcol];
+			size_t len = t->len[r * t->ncols + labcol];
+			long c;
+
+			if (is_missing(s, len))
+				continue;
+			c = find_class(cls, ncls, s, len, numlabel);
+			if (c < 0)
+				continue;
+			rows[n] = r;
+			y[n++] = (float)c;
+		}
+		strata = malloc(n * sizeof(*strata));
+		if (!strata)
+			fail("out of memory");
+		for (size_t i = 0; i < n; i++)
+			strata[i] = (uint32_t)y[i];
+	} else if (run.task == MLFS_TASK_REGRESSION) {
+		for (size_t r = 0; r < t->nrows; r++) {
+			double v;
+
+			if (!table_num(t, r, (size_t)labcol, &v))
+				continue;
+			rows[n] = r;
+			y[n++] = (float)v;
+		}
+	} else {
+		for (size_t r = 0; r < t->nrows; r++)
+			rows[n++] = r;
+	}
+	if (n < 3)
+		fail("only %zu usable rows: need at least 3", n);
+
+	/* the split, written for anyone to reproduce the evaluation */
+	{
+		json_t *sp = json_object_get(plan, "split");
+		struct split_spec ss = {
+			json_number_value(json_object_get(sp, "train")),
+			json_number_value(json_object_get(sp, "validation")),
+			json_number_value(json_object_get(sp, "test")),
+			(uint64_t)json_integer_value(json_object_get(sp, "seed")),
+			json_is_true(json_object_get(sp, "stratify")),
+		};
+		FILE *fp;
+
+		set = malloc(n);
+		if (!set)
+			fail("out of memory");
+		rc = split_rows(n, ss.stratify ? strata : NULL,
+				ss.stratify ? ncls : 0, &ss, set);
+		if (rc < 0)
+			fail("split: %s", strerror(-rc));
+		fp = fopen("split.tmp", "we");
+		if (!fp)
+			fail("cannot write the split: %s", strerror(errno));
+		fputs("row,set\n", fp);
+		for (size_t i = 0; i < n; i++)
+			fprintf(fp, "%zu,%s\n", rows[i], set_name(set[i]));
+		if (fclose(fp) != 0 || rename("split.tmp", "split") < 0)
+			fail("cannot write the split");
+	}
+
+	/* features: fitted on the training rows only */
+	{
+		size_t ntr = 0;
+		size_t *trrows = malloc(n * sizeof(*trrows));
+
+		if (!trrows)
+			fail("out of memory");
+		for (size_t i = 0; i < n; i++)
+			if (set[i] == SPLIT_TRAIN)
+				trrows[ntr++] = rows[i];
+		if (ntr == 0)
+			fail("the training split is empty");
+		rc = fx_fit(t, featcol, types, nfeat, trrows, ntr, &fx, &pb);
+		free(trrows);
+		if (rc < 0)
+			fail("features: %s", pb.msg);
+	}
+	w = fx->width;
+	x = malloc(n * w * sizeof(*x));
+	if (!x)
+		fail("out of memory: %zu x %zu features", n, w);
+	{
+		const char **fields = malloc(t->ncols * sizeof(*fields));
+		size_t *flen = malloc(t->ncols * sizeof(*flen));
+		size_t *map = malloc(fx->ncols * sizeof(*map));
+
+		if (!fields || !flen || !map)
+			fail("out of memory");
+		for (size_t i = 0; i < fx->ncols; i++)
+			map[i] = fx->cols[i].src;
+		for (size_t i = 0; i < n; i++) {
+			size_t r = rows[i];
+
+			for (size_t c = 0; c < t->ncols; c++) {
+				fields[c] = t->data + t->off[r * t->ncols + c];
+				flen[c] = t->len[r * t->ncols + c];
+			}
+			fx_transform_row(fx, fields, flen, t->ncols, map,
+					 x + i * w);
+		}
+		free(fields);
+		free(flen);
+		free(map);
+	}
+
+	/* train (and search) */
+	{
+		size_t ntr, nva, nte;
+		float *ytr = NULL, *yva = NULL, *yte = NULL;
+		float *xtr = take_rows(x, w, set, n, SPLIT_TRAIN,
+				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
+				       &ytr, &ntr);
+		float *xva = take_rows(x, w, set, n, SPLIT_VALIDATION,
+				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
+				       &yva, &nva);
+		float *xte = take_rows(x, w, set, n, SPLIT_TEST,
+				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
+				       &yte, &nte);
+		struct mlfs_data tr = { { xtr, ntr, w, w }, ytr, ncls };
+		struct mlfs_data va = { { xva, nva, w, w }, yva, ncls };
+		const char **cnames = calloc(ncls ? ncls : 1, sizeof(*cnames));
+		json_t *search = json_object_get(plan, "search");
+
+		for (size_t c = 0; c < ncls; c++)
+			cnames[c] = cls[c].name;
+		say("split: %zu train, %zu validation, %zu test; %zu features",
+		    ntr, nva, nte, w);
+		params = json_deep_copy(json_object_get(plan, "params"));
+		if (json_is_object(search)) {
+			const char *metric = json_string_value(
+				json_object_get(search, "metric"));
+			const char *goal = json_string_value(
+				json_object_get(search, "goal"));
+			const char *method = json_string_value(
+				json_object_get(search, "method"));
+			json_int_t max_failed = json_object_get(search, "max_failed")
+							? json_integer_value(json_object_get(search, "max_failed"))
+							: 3;
+			json_t *cands = make_trials(
+				search, params,
+				(uint64_t)json_integer_value(json_object_get(
+					json_object_get(plan, "split"), "seed")));
+			size_t nt = json_array_size(cands), best = (size_t)-1;
+			double bestv = NAN;
+			bool maxi;
+			json_int_t failed = 0;
+			/* halving: trials first see a third of the rows,
+			 * the best third go on with all of them */
+			bool halving = strcmp(method, "halving") == 0;
+			size_t rung_rows = halving ? (ntr + 2) / 3 : ntr;
+
+			if (!metric)
+				metric = run.task == MLFS_TASK_CLASSIFICATION ? "accuracy"
+					 : run.task == MLFS_TASK_REGRESSION   ? "r2"
+									      : "inertia";
+			maxi = goal ? strcmp(goal, "maximize") == 0
+				    : default_maximize(metric);
+			trials = json_array();
+			for (size_t i = 0; i < nt; i++) {
+				json_t *p = json_array_get(cands, i);
+				json_t *tj = json_pack("{s:i, s:O, s:s}", "trial",
+						       (int)i, "params", p,
+						       "status", "running");
+
+				write_trial(i, tj);
+				json_array_append_new(trials, tj);
+			}
+			for (int rung = 0; rung < (halving ? 2 : 1); rung++) {
+				size_t *order = malloc(nt * sizeof(*order));
+				size_t keep = nt;
+
+				for (size_t i = 0; i < nt; i++)
+					order[i] = i;
+				if (rung == 1) {
+					/* promote the best third */
+					for (size_t a = 0; a < nt; a++)
+						for (size_t b = a + 1; b < nt; b++) {
+							double va_ = metric_of(json_object_get(json_array_get(trials, order[a]), "metrics"), metric);
+							double vb = metric_of(json_object_get(json_array_get(trials, order[b]), "metrics"), metric);
+							bool swap = isnan(va_) || (!isnan(vb) && (maxi ? vb > va_ : vb < va_));
+
+							if (swap) {
+								size_t tmp = order[a];
+
+								order[a] = order[b];
+								order[b] = tmp;
+							}
+						}
+					keep = (nt + 2) / 3;
+					for (size_t k = keep; k < nt; k++) {
+						json_t *tj = json_array_get(trials, order[k]);
+
+						if (strcmp(json_string_value(json_object_get(tj, "status")), "failed") != 0)
+							json_object_set_new(tj, "status", json_string("stopped early"));
+						write_trial(order[k], tj);
+					}
+					rung_rows = ntr;
+				}
+				for (size_t k = 0; k < keep; k++) {
+					size_t i = order[k];
+					json_t *tj = json_array_get(trials, i);
+					struct mlfs_data trr = tr;
+					void *ti = NULL;
+					double fs_;
+					json_t *m;
+
+					if (rung == 1 && strcmp(json_string_value(json_object_get(tj, "status")), "failed") == 0)
+						continue;
+					if (cancelled)
+						fail("cancelled");
+					trr.x.rows = rung_rows;
+					snprintf(run.prefix, sizeof(run.prefix),
+						 "trial %zu/%zu: ", i + 1, nt);
+					run.frac_base = (double)(rung * nt + k) /
+							(double)(nt * (halving ? 2 : 1) + 1);
+					run.frac_span = 1.0 / (double)(nt * (halving ? 2 : 1) + 1);
+					rc = train_once(&run, &host,
+							json_object_get(tj, "params"),
+							&trr, &va, &ti, &fs_, msg,
+							sizeof(msg));
+					run.metric_base += 100000;
+					if (rc == -ECANCELED || cancelled)
+						fail("cancelled");
+					if (rc < 0) {
+						json_object_set_new(tj, "status", json_string("failed"));
+						json_object_set_new(tj, "reason", json_string(msg));
+						write_trial(i, tj);
+						say("trial %zu failed: %s", i, msg);
+						if (++failed > max_failed)
+							fail("%lld trials failed (max_failed %lld); last: %s",
+							     (long long)failed, (long long)max_failed, msg);
+						continue;
+					}
+					/* judged on validation (train if none) */
+					m = nva ? evaluate(&run, ti, xva, yva, nva, w, cnames, ncls)
+						: evaluate(&run, ti, xtr, ytr, rung_rows, w, cnames, ncls);
+					json_object_set_new(m, "fit_seconds", json_real(fs_));
+					json_object_set_new(tj, "metrics", m);
+					json_object_set_new(tj, "status",
+							    json_string(halving && rung == 0
+										? "rung 0 done (a third of the rows)"
+										: "succeeded"));
+					write_trial(i, tj);
+					say("trial %zu: %s = %g", i, metric, metric_of(m, metric));
+					run.ops->fini(ti);
+				}
+				free(order);
+			}
+			for (size_t i = 0; i < nt; i++) {
+				json_t *tj = json_array_get(trials, i);
+				double v = metric_of(json_object_get(tj, "metrics"), metric);
+
+				if (strcmp(json_string_value(json_object_get(tj, "status")), "succeeded") != 0 ||
+				    isnan(v))
+					continue;
+				if (best == (size_t)-1 || (maxi ? v > bestv : v < bestv)) {
+					best = i;
+					bestv = v;
+				}
+			}
+			if (best == (size_t)-1)
+				fail("no trial succeeded");
+			say("best trial %zu: %s = %g", best, metric, bestv);
+			json_decref(params);
+			params = json_deep_copy(json_object_get(json_array_get(trials, best), "params"));
+			json_object_set_new(json_array_get(trials, best), "best", json_true());
+			write_trial(best, json_array_get(trials, best));
+			json_decref(cands);
+			snprintf(run.prefix, sizeof(run.prefix), "final: ");
+			run.frac_base = (double)(nt * (halving ? 2 : 1)) /
+					(double)(nt * (halving ? 2 : 1) + 1);
+			run.frac_span = 1 - run.frac_base;
+		}
+		/* the model: retrained with the chosen params on the
+		 * training rows (validation for early stopping) */
+		rc = train_once(&run, &host, params, &tr, &va, &inst, &fit_s, msg,
+				sizeof(msg));
+		if (rc == -ECANCELED || cancelled)
+			fail("cancelled");
+		if (rc < 0)
+			fail("%s", msg);
+		say("fit in %.3f s", fit_s);
+		host_progress(&run, 1, "evaluating");
+		metrics = evaluate(&run, inst, nte ? xte : xtr,
+				   nte ? yte : ytr, nte ? nte : ntr, w, cnames, ncls);
+		json_object_set_new(metrics, "evaluated_on",
+				    json_string(nte ? "test" : "train"));
+		json_object_set_new(metrics, "fit_seconds", json_real(fit_s));
+		json_object_set_new(metrics, "parse_seconds", json_real(parse_s));
+		json_object_set_new(metrics, "rows",
+				    json_pack("{s:I, s:I, s:I}", "train",
+					      (json_int_t)ntr, "validation",
+					      (json_int_t)nva, "test",
+					      (json_int_t)nte));
+		if (nva)
+			json_object_set_new(metrics, "validation",
+					    evaluate(&run, inst, xva, yva, nva, w,
+						     cnames, ncls));
+
+		/* out/: model, meta.json, metrics.json, sample.csv */
+		if (mkdir("out", 0755) < 0 && errno != EEXIST)
+			fail("cannot make out/: %s", strerror(errno));
+		{
+			void *wbuf = NULL, *file = NULL;
+			size_t wlen = 0, flen = 0;
+			json_t *classes = json_array(), *fnames = json_array();
+			FILE *fp;
+
+			for (size_t c = 0; c < ncls; c++)
+				json_array_append_new(classes,
+						      json_string(cls[c].name));
+			for (size_t i = 0; i < nfeat; i++)
+				json_array_append_new(
+					fnames, json_string(t->names[featcol[i]]));
+			rc = run.ops->save(inst, &wbuf, &wlen);
+			if (rc < 0)
+				fail("saving the model: %s", strerror(-rc));
+			header = json_pack(
+				"{s:s, s:s, s:s, s:s, s:O, s:s?, s:o, s:O, s:O, "
+				"s:I, s:b}",
+				"plugin", pl.desc->name, "plugin_version",
+				pl.desc->version ? pl.desc->version : "",
+				"plugin_hash", pl.hash, "task", taskname,
+				"classes", classes, "label", label, "features",
+				fx_to_json(fx), "params", params, "inputs",
+				fnames, "outputs",
+				(json_int_t)run.ops->outputs(inst),
+				"numeric_classes", numlabel);
+			if (!header ||
+			    model_encode(header, wbuf, wlen, &file, &flen) < 0)
+				fail("encoding the model");
+			free(wbuf);
+			fp = fopen("out/model", "we");
+			if (!fp || fwrite(file, 1, flen, fp) != flen ||
+			    fclose(fp) != 0)
+				fail("writing the model: %s", strerror(errno));
+			free(file);
+			meta = json_pack(
+				"{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:s?, s:O, "
+				"s:{s:s, s:O}, s:O, s:O, s:O?}",
+				"algorithm", pl.desc->name, "plugin_version",
+				pl.desc->version ? pl.desc->version : "",
+				"plugin_hash", pl.hash, "task", taskname,
+				"params", params, "dataset",
+				json_object_get(plan, "dataset"), "features",
+				json_object_get(header, "features"), "label",
+				label, "classes", classes, "output", "format",
+				"csv: prediction, then one probability per "
+				"class in the order of classes",
+				"columns", fnames, "inputs", fnames, "metrics",
+				metrics, "search", json_object_get(plan, "search"));
+			json_object_set(meta, "split", json_object_get(plan, "split"));
+			if (!meta || json_dump_file(meta, "out/meta.json",
+						    JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+				fail("writing meta.json");
+			if (json_dump_file(metrics, "out/metrics.json",
+					   JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+				fail("writing metrics.json");
+			json_decref(classes);
+			json_decref(fnames);
+		}
+		/* sample.csv: held-out rows with what the model answers */
+		{
+			FILE *fp = fopen("out/sample.csv", "we");
+			size_t shown = 0, nout;
+			float *s;
+			float *xs;
+			size_t *ri = malloc(20 * sizeof(*ri));
+
+			if (!fp || !ri)
+				fail("cannot write sample.csv");
+			for (size_t i = 0; i < nfeat; i++)
+				fprintf(fp, "%s%s", i ? "," : "", t->names[featcol[i]]);
+			if (label)
+				fprintf(fp, ",%s", label);
+			fprintf(fp, ",prediction");
+			for (size_t c = 0; c < ncls; c++)
+				fprintf(fp, ",p_%s", cls[c].name);
+			fputc('\n', fp);
+			xs = malloc(20 * w * sizeof(*xs));
+			for (size_t i = 0; i < n && shown < 20 && xs; i++) {
+				if (set[i] != (nte ? SPLIT_TEST : SPLIT_TRAIN))
+					continue;
+				memcpy(xs + shown * w, x + i * w, w * sizeof(*xs));
+				ri[shown++] = rows[i];
+			}
+			s = score(&run, inst, xs, shown, w, &nout);
+			for (size_t k = 0; k < shown; k++) {
+				size_t r = ri[k];
+
+				for (size_t i = 0; i < nfeat; i++) {
+					const char *f = t->data + t->off[r * t->ncols + featcol[i]];
+					size_t fl = t->len[r * t->ncols + featcol[i]];
+					bool q = memchr(f, ',', fl) || memchr(f, '"', fl) || memchr(f, '\n', fl);
+
+					fputs(i ? "," : "", fp);
+					if (q) {
+						fputc('"', fp);
+						for (size_t b = 0; b < fl; b++) {
+							if (f[b] == '"')
+								fputc('"', fp);
+							fputc(f[b], fp);
+						}
+						fputc('"', fp);
+					} else {
+						fwrite(f, 1, fl, fp);
+					}
+				}
+				if (label)
+					fprintf(fp, ",%.*s",
+						(int)t->len[r * t->ncols + labcol],
+						t->data + t->off[r * t->ncols + labcol]);
+				if (run.task == MLFS_TASK_CLASSIFICATION) {
+					size_t best = 0;
+
+					for (size_t c = 1; c < nout; c++)
+						if (s[k * nout + c] > s[k * nout + best])
+							best = c;
+					fprintf(fp, ",%s", cls[best].name);
+					for (size_t c = 0; c < nout; c++)
+						fprintf(fp, ",%.6g", s[k * nout + c]);
+				} else if (run.task == MLFS_TASK_REGRESSION) {
+					fprintf(fp, ",%.9g", s[k * nout]);
+				} else {
+					size_t best = 0;
+
+					for (size_t c = 1; c < nout; c++)
+						if (s[k * nout + c] > s[k * nout + best])
+							best = c;
+					fprintf(fp, ",%zu", best);
+				}
+				fputc('\n', fp);
+			}
+			free(s);
+			free(xs);
+			free(ri);
+			if (fclose(fp) != 0)
+				fail("writing sample.csv");
+		}
+		free(xtr);
+		free(xva);
+		free(xte);
+		free(ytr);
+		free(yva);
+		free(yte);
+		free(cnames);
+	}
+	host_progress(&run, 1, "done");
+	say("done: %s", json_dumps(metrics, JSON_COMPACT) ? "metrics written" : "");
+	run.ops->fini(inst);
+	finish(1, NULL, metrics, trials);
+	return 0;
+}

@@ -1,0 +1,1106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The job runner (runner.h).
+ *
+ * Threads: FUSE workers submit, cancel, read and park on jobs; one
+ * scheduler thread starts queued jobs (FIFO, at most opts.jobs at once),
+ * reaps finished ones with waitpid(WNOHANG) every SCHED_TICK_MS, enforces
+ * timeouts and cancellations, and publishes results.  All job state is
+ * under runner->lock; the lock is never held across a store write of a
+ * large file, a spawn, or a FUSE reply (parked readers are answered after
+ * it is dropped).
+ *
+ * A job runs as the job program (mlfs-job, beside the daemon's binary)
+ * started with posix_spawn: descriptors 0-2 are /dev/null and the job's
+ * log, descriptor 3 is the dataset version's content, and every other
+ * descriptor is closed (above all /dev/fuse).  The job program drops to
+ * the uid and gid of the writer of the spec and applies the memory limit
+ * itself before reading anything.  Its folder in the cache holds the plan
+ * (job.json) and what it writes: log, metrics, progress, split, out/ and
+ * result.json.  When it ends, its model is published to the registry and
+ * its files move into the store, so a record outlives the cache.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds.h"
+#include "fs.h"
+#include "meta.h"
+#include "runner.h"
+#include "spec.h"
+#include "store.h"
+
+#define SCHED_TICK_MS 50
+#define CANCEL_GRACE_S 3.0
+#define JOB_RECORD_MAX ((size_t)16 << 20)
+
+extern char **environ;
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_ENDED };
+
+struct job {
+	struct job *next;       /* under runner->lock */
+	_Atomic unsigned refs;
+	char name[256];
+	enum job_state state;   /* under runner->lock */
+	json_t *rec;            /* under runner->lock */
+	json_t *plan;           /* queued/running only; under runner->lock */
+	pid_t pid;              /* running: the job program */
+	bool cancel;            /* under runner->lock */
+	double cancel_at;       /* monotonic s of the first SIGTERM */
+	double deadline;        /* monotonic s; 0 none */
+	char dir[PATH_MAX];     /* the job folder in the cache */
+	char *reason;           /* why it failed, set by the runner */
+};
+
+struct runner {
+	struct fs *fs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *jobs;       /* in creation order; under lock */
+	char **pending;         /* spec files being written; under lock */
+	size_t npending;
+	unsigned running;       /* under lock */
+	bool stopping;          /* under lock */
+	pthread_t thread;
+	bool started;
+	char jobbin[PATH_MAX];  /* the job program */
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void iso_now(char *out, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void job_free(struct job *j)
+{
+	json_decref(j->rec);
+	json_decref(j->plan);
+	free(j->reason);
+	free(j);
+}
+
+void job_put(struct job *j)
+{
+	if (j && atomic_fetch_sub(&j->refs, 1) == 1)
+		job_free(j);
+}
+
+/* Write the record to the store and the index.  Not under the lock. */
+static int job_save(struct fs *fs, const char *name, json_t *rec)
+{
+	char key[320], *text;
+	struct meta_txn *t;
+	int rc;
+
+	text = json_dumps(rec, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		return -ENOMEM;
+	snprintf(key, sizeof(key), "jobs/%s.json", name);
+	rc = store_put(fs->store, key, text, strlen(text));
+	if (rc == 0)
+		rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc == 0) {
+		rc = meta_put(t, META_JOB, name, text, strlen(text));
+		if (rc == 0)
+			rc = meta_txn_commit(t);
+		else
+			meta_txn_abort(t);
+	}
+	free(text);
+	return rc;
+}
+
+static struct job *find_locked(struct runner *r, const char *name)
+{
+	for (struct job *j = r->jobs; j; j = j->next)
+		if (strcmp(j->name, name) == 0)
+			return j;
+	return NULL;
+}
+
+static void append_locked(struct runner *r, struct job *j)
+{
+	struct job **pp = &r->jobs;
+
+	while (*pp)
+		pp = &(*pp)->next;
+	j->next = NULL;
+	*pp = j;
+}
+
+bool job_pending(struct fs *fs, const char *name)
+{
+	struct runner *r = fs->runner;
+	bool found = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->npending && !found; i++)
+		found = strcmp(r->pending[i], name) == 0;
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+int job_pending_add(struct fs *fs, const char *name)
+{
+	struct runner *r = fs->runner;
+	char **np;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (find_locked(r, name)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	for (size_t i = 0; i < r->npending; i++)
+		if (strcmp(r->pending[i], name) == 0) {
+			rc = -EEXIST;
+			goto out;
+		}
+	np = realloc(r->pending, (r->npending + 1) * sizeof(*np));
+	if (!np) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	r->pending = np;
+	np[r->npending] = strdup(name);
+	if (!np[r->npending])
+		rc = -ENOMEM;
+	else
+		r->npending++;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void job_pending_del(struct fs *fs, const char *name)
+{
+	struct runner *r = fs->runner;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->npending; i++) {
+		if (strcmp(r->pending[i], name) == 0) {
+			free(r->pending[i]);
+			r->pending[i] = r->pending[--r->npending];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool job_exists(struct fs *fs, const char *name)
+{
+	struct runner *r = fs->runner;
+	bool found;
+
+	pthread_mutex_lock(&r->lock);
+	found = find_locked(r, name) != NULL;
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+int job_list(struct fs *fs, int (*fn)(void *arg, const char *name),
+	     void *arg)
+{
+	struct runner *r = fs->runner;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	/* copy the names: fn may take other locks */
+	pthread_mutex_lock(&r->lock);
+	for (struct job *j = r->jobs; j && rc == 0; j = j->next) {
+		if (n == cap) {
+			char **nn;
+
+			cap = cap ? cap * 2 : 16;
+			nn = realloc(names, cap * sizeof(*nn));
+			if (!nn) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		names[n] = strdup(j->name);
+		if (names[n])
+			n++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = fn(arg, names[i]);
+		free(names[i]);
+	}
+	free(names);
+	return rc < 0 ? rc : 0;
+}
+
+int job_get(struct fs *fs, const char *name, struct job **out)
+{
+	struct runner *r = fs->runner;
+	struct job *j;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	j = find_locked(r, name);
+	if (j)
+		atomic_fetch_add(&j->refs, 1);
+	pthread_mutex_unlock(&r->lock);
+	*out = j;
+	return j ? 0 : -ENOENT;
+}
+
+/* The runner a job belongs to: there is one per mount. */
+static struct runner *the_runner;
+
+json_t *job_record(struct job *j)
+{
+	json_t *copy;
+
+	pthread_mutex_lock(&the_runner->lock);
+	copy = json_deep_copy(j->rec);
+	pthread_mutex_unlock(&the_runner->lock);
+	return copy;
+}
+
+static int status_text(json_t *rec, char *out, size_t len)
+{
+	const char *st = json_string_value(json_object_get(rec, "status"));
+	const char *why = json_string_value(json_object_get(rec, "reason"));
+
+	if (st && strcmp(st, "failed") == 0 && why)
+		return snprintf(out, len, "failed: %s\n", why);
+	return snprintf(out, len, "%s\n", st ? st : "unknown");
+}
+
+int job_status(struct job *j, struct strbuf *out)
+{
+	char line[1200];
+
+	pthread_mutex_lock(&the_runner->lock);
+	status_text(j->rec, line, sizeof(line));
+	pthread_mutex_unlock(&the_runner->lock);
+	return sb_puts(out, line);
+}
+
+bool job_has_ended(struct job *j)
+{
+	bool ended;
+
+	pthread_mutex_lock(&the_runner->lock);
+	ended = j->state == JOB_ENDED;
+	pthread_mutex_unlock(&the_runner->lock);
+	return ended;
+}
+
+int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
+{
+	char line[1200];
+	size_t len;
+	int rc = 0;
+
+	pthread_mutex_lock(&the_runner->lock);
+	if (j->state != JOB_ENDED && off == 0) {
+		/*
+		 * Park under the runner lock so the end of the job cannot
+		 * slip between the check and the park; fs_park never calls
+		 * back into the runner.
+		 */
+		rc = fs_park(r, j, size);
+		pthread_mutex_unlock(&the_runner->lock);
+		return rc;
+	}
+	len = (size_t)status_text(j->rec, line, sizeof(line));
+	pthread_mutex_unlock(&the_runner->lock);
+	if (j->state != JOB_ENDED || (size_t)off >= len)
+		return fs_reply_buf(r, NULL, 0);
+	len -= (size_t)off;
+	return fs_reply_buf(r, line + off, len < size ? len : size);
+}
+
+int job_cancel(struct job *j)
+{
+	struct runner *r = the_runner;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (j->state == JOB_ENDED)
+		rc = -EINVAL;
+	else
+		j->cancel = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Blob reference of an ended job's file, from its record. */
+static bool job_blob(json_t *rec, const char *file, char *key, size_t len,
+		     int64_t *size)
+{
+	json_t *f = json_object_get(json_object_get(rec, "files"), file);
+	const char *h = json_string_value(json_object_get(f, "hash"));
+
+	if (!h)
+		return false;
+	ds_blob_key(h, key, len);
+	*size = json_integer_value(json_object_get(f, "size"));
+	return true;
+}
+
+int64_t job_file_size(struct job *j, const char *file)
+{
+	char path[PATH_MAX + 32], key[128];
+	struct stat st;
+	int64_t size = 0;
+
+	pthread_mutex_lock(&the_runner->lock);
+	if (j->state == JOB_ENDED) {
+		if (!job_blob(j->rec, file, key, sizeof(key), &size))
+			size = 0;
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", j->dir, file);
+		size = stat(path, &st) == 0 ? st.st_size : 0;
+	}
+	pthread_mutex_unlock(&the_runner->lock);
+	return size;
+}
+
+ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
+		      off_t off)
+{
+	struct fs *fs = the_runner->fs;
+	char path[PATH_MAX + 32], key[128];
+	int64_t bsize;
+	bool ended, blob;
+	ssize_t n;
+	int fd;
+
+	pthread_mutex_lock(&the_runner->lock);
+	ended = j->state == JOB_ENDED;
+	blob = ended && job_blob(j->rec, file, key, sizeof(key), &bsize);
+	snprintf(path, sizeof(path), "%s/%s", j->dir, file);
+	pthread_mutex_unlock(&the_runner->lock);
+	if (ended && !blob)
+		return 0;
+	if (blob) {
+		if (off >= bsize)
+			return 0;
+		return store_get_range(fs->store, key, buf, size,
+				       (uint64_t)off);
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = pread(fd, buf, size, off);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+static void rm_rf(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX + 300];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			rm_rf(path);
+		else
+			unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+int job_submit(struct fs *fs, const char *name, const char *text,
+	       const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct runner *r = fs->runner;
+	char when[32];
+	json_t *plan, *rec;
+	struct job *j;
+	int rc;
+
+	rc = spec_resolve(fs, name, text, ctx, &plan, pb);
+	if (rc < 0)
+		return rc;
+	iso_now(when, sizeof(when));
+	rec = json_pack("{s:s, s:s, s:O, s:s, s:s, s:i, s:i, s:s, s:O, s:s}",
+			"name", name, "status", "queued", "spec",
+			json_object_get(plan, "spec"), "created", when,
+			"model", json_string_value(json_object_get(plan, "model")),
+			"uid", (int)ctx->uid, "gid", (int)ctx->gid, "algorithm",
+			json_string_value(json_object_get(plan, "algorithm")),
+			"dataset", json_object_get(plan, "dataset"), "task",
+			json_string_value(json_object_get(plan, "task")));
+	j = calloc(1, sizeof(*j));
+	if (!rec || !j) {
+		json_decref(rec);
+		json_decref(plan);
+		free(j);
+		return -ENOMEM;
+	}
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	snprintf(j->dir, sizeof(j->dir), "%s/jobs/%s", fs->opts.cache_dir,
+		 name);
+	j->refs = 1;
+	j->rec = rec;
+	j->plan = plan;
+	j->state = JOB_QUEUED;
+	pthread_mutex_lock(&r->lock);
+	if (find_locked(r, name)) {
+		pthread_mutex_unlock(&r->lock);
+		job_free(j);
+		return -EEXIST;
+	}
+	pthread_mutex_unlock(&r->lock);
+	/* durable before it is visible: a crash leaves a record */
+	rc = job_save(fs, name, rec);
+	if (rc < 0) {
+		job_free(j);
+		return rc;
+	}
+	pthread_mutex_lock(&r->lock);
+	append_locked(r, j);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	fs_log(fs, 6, "jobs/%s: queued (%s on %s)", name,
+	       json_string_value(json_object_get(plan, "algorithm")),
+	       json_string_value(json_object_get(
+		       json_object_get(plan, "dataset"), "name")));
+	return 0;
+}
+
+int job_remove(struct fs *fs, const char *name)
+{
+	struct runner *r = fs->runner;
+	struct meta_txn *t;
+	struct job **pp, *j;
+	char key[320];
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	for (pp = &r->jobs; *pp && strcmp((*pp)->name, name); pp = &(*pp)->next)
+		;
+	j = *pp;
+	if (!j) {
+		pthread_mutex_unlock(&r->lock);
+		return -ENOENT;
+	}
+	if (j->state != JOB_ENDED) {
+		pthread_mutex_unlock(&r->lock);
+		return -EBUSY;
+	}
+	*pp = j->next;
+	pthread_mutex_unlock(&r->lock);
+	snprintf(key, sizeof(key), "jobs/%s.json", name);
+	rc = store_del(fs->store, key);
+	if (rc < 0 && rc != -ENOENT)
+		fs_log(fs, 4, "jobs/%s: removing the record: %s", name,
+		       strerror(-rc));
+	if (meta_txn_begin(fs->meta, false, &t) == 0) {
+		meta_del(t, META_JOB, name);
+		meta_txn_commit(t);
+	}
+	job_put(j);
+	return 0;
+}
+
+/* --- the scheduler --- */
+
+static void job_bin_path(struct runner *r)
+{
+	char exe[PATH_MAX - 16];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	snprintf(r->jobbin, sizeof(r->jobbin), "mlfs-job");
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash) {
+		*slash = '\0';
+		snprintf(r->jobbin, sizeof(r->jobbin), "%s/mlfs-job", exe);
+	}
+}
+
+/* Prepare the folder and spawn.  Not under the lock. */
+static int job_spawn(struct runner *r, struct job *j, json_t *plan,
+		     pid_t *pid)
+{
+	struct fs *fs = r->fs;
+	posix_spawn_file_actions_t fa;
+	char path[PATH_MAX + 32], blob[128], threads[32];
+	char *argv[] = { r->jobbin, j->dir, NULL };
+	char **env;
+	size_t nenv = 0;
+	uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
+	gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
+	int datafd, rc;
+
+	snprintf(path, sizeof(path), "%s/jobs", fs->opts.cache_dir);
+	mkdir(path, 0755);
+	rm_rf(j->dir);
+	if (mkdir(j->dir, 0755) < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/job.json", j->dir);
+	if (json_dump_file(plan, path, JSON_INDENT(2)) < 0)
+		return -EIO;
+	/* the job runs as the writer of the spec and writes here */
+	if (chown(j->dir, uid, gid) < 0)
+		return -errno;
+	snprintf(blob, sizeof(blob), "%s",
+		 json_string_value(json_object_get(
+			 json_object_get(plan, "dataset"), "blob")));
+	datafd = store_open_fd(fs->store, blob);
+	if (datafd < 0)
+		return datafd;
+	while (environ[nenv])
+		nenv++;
+	env = calloc(nenv + 2, sizeof(*env));
+	if (!env) {
+		close(datafd);
+		return -ENOMEM;
+	}
+	snprintf(threads, sizeof(threads), "OPENBLAS_NUM_THREADS=%ld",
+		 sysconf(_SC_NPROCESSORS_ONLN) > 0
+			 ? sysconf(_SC_NPROCESSORS_ONLN)
+			 : 1L);
+	nenv = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "OPENBLAS_NUM_THREADS=", 21) != 0)
+			env[nenv++] = *e;
+	env[nenv++] = threads;
+	snprintf(path, sizeof(path), "%s/log", j->dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, path,
+					 O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, datafd, 3);
+	/* nothing else of the daemon's, /dev/fuse above all */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	rc = posix_spawn(pid, r->jobbin, &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	free(env);
+	close(datafd);
+	return rc ? -rc : 0;
+}
+
+/* Store a job file as a blob and note it in rec.  Not under the lock. */
+static void keep_file(struct fs *fs, const char *dir, const char *file,
+		      json_t *rec)
+{
+	char path[PATH_MAX + 32], hash[33];
+	uint64_t size;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (access(path, F_OK) < 0)
+		return;
+	if (ds_put_blob(fs, path, hash, &size) < 0)
+		return;
+	json_object_set_new(json_object_get(rec, "files"), file,
+			    json_pack("{s:s, s:I}", "hash", hash, "size",
+				      (json_int_t)size));
+}
+
+static json_t *load_json(const char *dir, const char *file)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return json_load_file(path, 0, NULL);
+}
+
+/*
+ * Publish the job's model to the registry: its files become blobs, and
+ * meta.json gets the name and version the registry gives it.  Not under
+ * the runner lock; models are published one at a time.
+ */
+static int publish_model(struct fs *fs, struct job *j, json_t *plan,
+			 json_t *rec, unsigned *ver)
+{
+	static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+	static const char *const files[] = { "model", "meta.json",
+					     "metrics.json", "sample.csv",
+					     NULL };
+	const char *model = json_string_value(json_object_get(plan, "model"));
+	char path[PATH_MAX + 32], when[32], hash[33];
+	json_t *meta, *man, *mrec = NULL, *fl;
+	struct fs_ctx ctx = { 0 };
+	uint64_t size;
+	unsigned v = 1;
+	int rc;
+
+	meta = load_json(j->dir, "out/meta.json");
+	if (!meta)
+		return -EIO;
+	pthread_mutex_lock(&publish_lock);
+	if (ds_get(fs, &ds_models, model, &mrec) == 0) {
+		v = (unsigned)json_integer_value(json_object_get(mrec, "next"));
+		if (v <= (unsigned)json_integer_value(
+				 json_object_get(mrec, "latest")))
+			v = (unsigned)json_integer_value(
+				    json_object_get(mrec, "latest")) + 1;
+		json_decref(mrec);
+	}
+	iso_now(when, sizeof(when));
+	json_object_set_new(meta, "name", json_string(model));
+	json_object_set_new(meta, "version", json_integer(v));
+	json_object_set_new(meta, "created", json_string(when));
+	json_object_set_new(meta, "job", json_string(j->name));
+	snprintf(path, sizeof(path), "%s/out/meta.json", j->dir);
+	rc = json_dump_file(meta, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+		     ? -EIO
+		     : 0;
+	fl = json_object();
+	for (int i = 0; rc == 0 && files[i]; i++) {
+		snprintf(path, sizeof(path), "%s/out/%s", j->dir, files[i]);
+		rc = ds_put_blob(fs, path, hash, &size);
+		if (rc == 0)
+			json_object_set_new(fl, files[i],
+					    json_pack("{s:s, s:I}", "hash",
+						      hash, "size",
+						      (json_int_t)size));
+	}
+	if (rc < 0) {
+		json_decref(fl);
+		goto out_unlock;
+	}
+	man = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:O, s:o}",
+			"format", DS_FORMAT_MAJOR, "model", model, "created",
+			when, "job", j->name, "dataset",
+			json_object_get(plan, "dataset"), "algorithm",
+			json_string_value(json_object_get(plan, "algorithm")),
+			"task", json_string_value(json_object_get(plan, "task")),
+			"metrics", json_object_get(meta, "metrics")
+					   ? json_object_get(meta, "metrics")
+					   : json_null(),
+			"files", fl);
+	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	ctx.gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+	rc = man ? ds_commit_model(fs, model, man, &ctx, ver) : -ENOMEM;
+	json_decref(man);
+out_unlock:
+	pthread_mutex_unlock(&publish_lock);
+	json_decref(meta);
+	return rc;
+}
+
+/* A job ended: publish, keep its files, save the record, answer waiters. */
+static void job_finish(struct runner *r, struct job *j, int wstatus,
+		       bool timed_out)
+{
+	struct fs *fs = r->fs;
+	json_t *rec, *res, *plan;
+	char line[1200], when[32];
+	const char *reason = NULL;
+	char why[600];
+	unsigned ver = 0;
+	bool ok;
+
+	pthread_mutex_lock(&r->lock);
+	rec = json_deep_copy(j->rec);
+	plan = json_incref(j->plan);
+	pthread_mutex_unlock(&r->lock);
+
+	res = load_json(j->dir, "result.json");
+	ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && res &&
+	     json_string_value(json_object_get(res, "status")) &&
+	     strcmp(json_string_value(json_object_get(res, "status")),
+		    "succeeded") == 0;
+	if (j->cancel && !ok) {
+		reason = r->stopping ? "cancelled by unmount" : "cancelled";
+	} else if (timed_out && !ok) {
+		snprintf(why, sizeof(why), "timed out after %g s",
+			 json_number_value(json_object_get(plan, "timeout")));
+		reason = why;
+	} else if (!ok && json_string_value(json_object_get(res, "reason"))) {
+		snprintf(why, sizeof(why), "%s",
+			 json_string_value(json_object_get(res, "reason")));
+		reason = why;
+	} else if (!ok && WIFSIGNALED(wstatus)) {
+		snprintf(why, sizeof(why), "the job program died of signal %d "
+					   "(%s); see jobs/%s/log",
+			 WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)),
+			 j->name);
+		reason = why;
+	} else if (!ok) {
+		snprintf(why, sizeof(why), "the job program exited with "
+					   "status %d; see jobs/%s/log",
+			 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1,
+			 j->name);
+		reason = why;
+	}
+	if (ok) {
+		int rc = publish_model(fs, j, plan, rec, &ver);
+
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "publishing the model: %s",
+				 strerror(-rc));
+			reason = why;
+			ok = false;
+		}
+	}
+	iso_now(when, sizeof(when));
+	json_object_set_new(rec, "status",
+			    json_string(ok ? "succeeded" : "failed"));
+	if (reason)
+		json_object_set_new(rec, "reason", json_string(reason));
+	json_object_set_new(rec, "ended", json_string(when));
+	if (ok)
+		json_object_set_new(rec, "model_version", json_integer(ver));
+	if (json_object_get(res, "metrics"))
+		json_object_set(rec, "metrics", json_object_get(res, "metrics"));
+	if (json_object_get(res, "trials"))
+		json_object_set(rec, "trials", json_object_get(res, "trials"));
+	{
+		char path[PATH_MAX + 32];
+		FILE *fp;
+		char prog[512] = "";
+
+		snprintf(path, sizeof(path), "%s/progress", j->dir);
+		fp = fopen(path, "re");
+		if (fp) {
+			if (!fgets(prog, sizeof(prog), fp))
+				prog[0] = '\0';
+			fclose(fp);
+		}
+		prog[strcspn(prog, "\n")] = '\0';
+		json_object_set_new(rec, "progress",
+				    json_string(ok ? "100% done" : prog));
+	}
+	json_object_set_new(rec, "files", json_object());
+	keep_file(fs, j->dir, "log", rec);
+	keep_file(fs, j->dir, "metrics", rec);
+	keep_file(fs, j->dir, "split", rec);
+	if (job_save(fs, j->name, rec) < 0)
+		fs_log(fs, 3, "jobs/%s: cannot save the record", j->name);
+	fs_log(fs, 6, "jobs/%s: %s%s%s", j->name, ok ? "succeeded" : "failed",
+	       reason ? ": " : "", reason ? reason : "");
+	status_text(rec, line, sizeof(line));
+	pthread_mutex_lock(&r->lock);
+	json_decref(j->rec);
+	j->rec = rec;
+	json_decref(j->plan);
+	j->plan = NULL;
+	j->state = JOB_ENDED;
+	r->running--;
+	pthread_mutex_unlock(&r->lock);
+	rm_rf(j->dir);
+	fs_unpark(j, line, strlen(line));
+	json_decref(res);
+	json_decref(plan);
+}
+
+static void job_fail_now(struct runner *r, struct job *j, const char *reason)
+{
+	json_t *rec;
+	char line[1200], when[32];
+
+	iso_now(when, sizeof(when));
+	pthread_mutex_lock(&r->lock);
+	rec = json_deep_copy(j->rec);
+	pthread_mutex_unlock(&r->lock);
+	json_object_set_new(rec, "status", json_string("failed"));
+	json_object_set_new(rec, "reason", json_string(reason));
+	json_object_set_new(rec, "ended", json_string(when));
+	job_save(r->fs, j->name, rec);
+	status_text(rec, line, sizeof(line));
+	pthread_mutex_lock(&r->lock);
+	json_decref(j->rec);
+	j->rec = rec;
+	json_decref(j->plan);
+	j->plan = NULL;
+	j->state = JOB_ENDED;
+	pthread_mutex_unlock(&r->lock);
+	fs_log(r->fs, 6, "jobs/%s: failed: %s", j->name, reason);
+	fs_unpark(j, line, strlen(line));
+}
+
+static unsigned max_jobs(struct fs *fs)
+{
+	return fs->opts.jobs ? fs->opts.jobs : 2;
+}
+
+static void *sched_main(void *arg)
+{
+	struct runner *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping || r->running) {
+		struct job *start = NULL, *cancelled = NULL;
+		struct timespec ts;
+
+		for (struct job *j = r->jobs; j; j = j->next) {
+			if (j->state == JOB_QUEUED && j->cancel) {
+				cancelled = j;
+				break;
+			}
+			if (j->state == JOB_QUEUED && !start && !r->stopping &&
+			    r->running < max_jobs(r->fs))
+				start = j;
+		}
+		if (cancelled) {
+			atomic_fetch_add(&cancelled->refs, 1);
+			pthread_mutex_unlock(&r->lock);
+			job_fail_now(r, cancelled, "cancelled");
+			job_put(cancelled);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		if (start) {
+			json_t *plan = json_incref(start->plan);
+			pid_t pid = 0;
+			double timeout;
+			int rc;
+
+			start->state = JOB_RUNNING;
+			r->running++;
+			atomic_fetch_add(&start->refs, 1);
+			pthread_mutex_unlock(&r->lock);
+			rc = job_spawn(r, start, plan, &pid);
+			timeout = json_number_value(
+				json_object_get(plan, "timeout"));
+			json_decref(plan);
+			if (rc < 0) {
+				char why[PATH_MAX + 300];
+
+				snprintf(why, sizeof(why),
+					 "cannot start the job program %s: %s",
+					 r->jobbin, strerror(-rc));
+				pthread_mutex_lock(&r->lock);
+				r->running--;
+				pthread_mutex_unlock(&r->lock);
+				job_fail_now(r, start, why);
+			} else {
+				char when[32];
+				json_t *rec;
+
+				iso_now(when, sizeof(when));
+				pthread_mutex_lock(&r->lock);
+				start->pid = pid;
+				start->deadline =
+					timeout > 0 ? now_mono() + timeout : 0;
+				json_object_set_new(start->rec, "status",
+						    json_string("running"));
+				json_object_set_new(start->rec, "started",
+						    json_string(when));
+				rec = json_deep_copy(start->rec);
+				pthread_mutex_unlock(&r->lock);
+				job_save(r->fs, start->name, rec);
+				json_decref(rec);
+				fs_log(r->fs, 6, "jobs/%s: running (pid %d)",
+				       start->name, (int)pid);
+			}
+			job_put(start);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		/* reap, time out, cancel */
+		for (struct job *j = r->jobs; j; j = j->next) {
+			int ws;
+			pid_t got;
+			double now = now_mono();
+			bool late;
+
+			if (j->state != JOB_RUNNING || j->pid <= 0)
+				continue;
+			late = j->deadline > 0 && now > j->deadline;
+			if ((j->cancel || late || r->stopping) &&
+			    j->cancel_at == 0) {
+				if (r->stopping && !j->cancel)
+					j->cancel = true;
+				kill(j->pid, SIGTERM);
+				j->cancel_at = now;
+			} else if (j->cancel_at > 0 &&
+				   now - j->cancel_at > CANCEL_GRACE_S) {
+				kill(j->pid, SIGKILL);
+			}
+			got = waitpid(j->pid, &ws, WNOHANG);
+			if (got == j->pid) {
+				j->pid = 0;
+				atomic_fetch_add(&j->refs, 1);
+				pthread_mutex_unlock(&r->lock);
+				job_finish(r, j, ws, late);
+				job_put(j);
+				pthread_mutex_lock(&r->lock);
+				break;
+			}
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SCHED_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int load_one(void *arg, const char *key, const char *val, size_t len)
+{
+	struct runner *r = arg;
+	json_t *rec = json_loadb(val, len, 0, NULL);
+	const char *st = json_string_value(json_object_get(rec, "status"));
+	struct job *j;
+
+	if (!rec || !st) {
+		json_decref(rec);
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		json_decref(rec);
+		return -ENOMEM;
+	}
+	snprintf(j->name, sizeof(j->name), "%s", key);
+	snprintf(j->dir, sizeof(j->dir), "%s/jobs/%s", r->fs->opts.cache_dir,
+		 key);
+	j->refs = 1;
+	j->rec = rec;
+	j->state = JOB_ENDED;
+	if (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0) {
+		/* the daemon stopped before this job ended */
+		json_object_set_new(rec, "status", json_string("failed"));
+		json_object_set_new(
+			rec, "reason",
+			json_string("interrupted: the daemon stopped before "
+				    "the job ended"));
+		job_save(r->fs, j->name, rec);
+		rm_rf(j->dir);
+	}
+	append_locked(r, j);
+	return 0;
+}
+
+static int created_cmp(const void *a, const void *b)
+{
+	json_t *ra = (*(struct job *const *)a)->rec;
+	json_t *rb = (*(struct job *const *)b)->rec;
+	const char *ca = json_string_value(json_object_get(ra, "created"));
+	const char *cb = json_string_value(json_object_get(rb, "created"));
+	int c = strcmp(ca ? ca : "", cb ? cb : "");
+
+	return c ? c
+		 : strcmp((*(struct job *const *)a)->name,
+			  (*(struct job *const *)b)->name);
+}
+
+int runner_start(struct fs *fs)
+{
+	struct runner *r = calloc(1, sizeof(*r));
+	struct meta_txn *t;
+	size_t n = 0;
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->fs = fs;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	job_bin_path(r);
+	fs->runner = r;
+	the_runner = r;
+	rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_scan(t, META_JOB, "", NULL, load_one, r);
+	meta_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	/* creation order */
+	for (struct job *j = r->jobs; j; j = j->next)
+		n++;
+	if (n > 1) {
+		struct job **v = calloc(n, sizeof(*v));
+		size_t i = 0;
+
+		if (v) {
+			for (struct job *j = r->jobs; j; j = j->next)
+				v[i++] = j;
+			qsort(v, n, sizeof(*v), created_cmp);
+			r->jobs = NULL;
+			for (i = 0; i < n; i++)
+				append_locked(r, v[i]);
+			free(v);
+		}
+	}
+	rc = pthread_create(&r->thread, NULL, sched_main, r);
+	if (rc)
+		return -rc;
+	r->started = true;
+	return 0;
+}
+
+void runner_stop(struct fs *fs)
+{
+	struct runner *r = fs->runner;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	for (struct job *j = r->jobs; j; j = j->next)
+		if (j->state != JOB_ENDED)
+			j->cancel = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->started)
+		pthread_join(r->thread, NULL);
+	/* queued jobs never started: they end here, marked so */
+	for (struct job *j = r->jobs; j; j = j->next)
+		if (j->state != JOB_ENDED)
+			job_fail_now(r, j, "cancelled by unmount");
+	fs_unpark_all("failed: cancelled by unmount\n", 29);
+	while (r->jobs) {
+		struct job *j = r->jobs;
+
+		r->jobs = j->next;
+		job_put(j);
+	}
+	for (size_t i = 0; i < r->npending; i++)
+		free(r->pending[i]);
+	free(r->pending);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	fs->runner = NULL;
+	the_runner = NULL;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * train_bench: time one train plugin's fit on a data file written by
+ * bench_train.py, and print the fit time and the test accuracy.
+ *
+ *   train_bench PLUGIN.so DATA [name=number|name=[a,b]|name=true ...]
+ *
+ * DATA: u64 n_train, n_test, d, k (little-endian), then x_train (f32,
+ * n_train x d), y_train (f32), x_test, y_test.  Single-threaded driver;
+ * BLAS threads come from OPENBLAS_NUM_THREADS, as in a job.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mlfs_plugin.h"
+
+static void quiet_log(void *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)ctx;
+	fprintf(stderr, "log %d: ", level);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void no_progress(void *ctx, double f, const char *line)
+{
+	(void)ctx;
+	(void)f;
+	(void)line;
+}
+
+static long epochs_seen;
+
+static void count_metric(void *ctx, const char *name, double v, long step)
+{
+	(void)ctx;
+	(void)v;
+	if (strcmp(name, "loss") == 0)
+		epochs_seen = step;
+}
+
+static int never(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *slurp(FILE *f, size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p || fread(p, 1, n, f) != n) {
+		fprintf(stderr, "short data file\n");
+		exit(1);
+	}
+	return p;
+}
+
+int main(int argc, char **argv)
+{
+	static double lists[16][4];
+	struct mlfs_host host = { sizeof(host), NULL, quiet_log, no_progress,
+				  count_metric, never, 2 };
+	struct mlfs_param params[16];
+	const struct mlfs_plugin *pl;
+	const struct mlfs_train_ops *o;
+	struct mlfs_data train, test;
+	struct mlfs_matrix out;
+	uint64_t hdr[4];
+	size_t np = 0, right = 0, k;
+	char msg[256] = "";
+	void *h, *inst;
+	double t0, t1;
+	FILE *f;
+	float *xtr, *ytr, *xte, *yte;
+	int rc;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: train_bench PLUGIN.so DATA [p=v ...]\n");
+		return 2;
+	}
+	h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "%s\n", dlerror());
+		return 1;
+	}
+	pl = dlsym(h, "mlfs_plugin");
+	o = pl->ops;
+	f = fopen(argv[2], "rb");
+	if (!f || fread(hdr, sizeof(hdr), 1, f) != 1) {
+		fprintf(stderr, "%s: %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	xtr = slurp(f, hdr[0] * hdr[2] * sizeof(float));
+	ytr = slurp(f, hdr[0] * sizeof(float));
+	xte = slurp(f, hdr[1] * hdr[2] * sizeof(float));
+	yte = slurp(f, hdr[1] * sizeof(float));
+	fclose(f);
+	train = (struct mlfs_data){ { xtr, hdr[0], hdr[2], hdr[2] }, ytr,
+				    hdr[3] };
+	test = (struct mlfs_data){ { xte, hdr[1], hdr[2], hdr[2] }, yte,
+				   hdr[3] };
+
+	for (int i = 3; i < argc && np < 16; i++, np++) {
+		char *eq = strchr(argv[i], '=');
+		struct mlfs_param *p = &params[np];
+
+		if (!eq) {
+			fprintf(stderr, "%s: want name=value\n", argv[i]);
+			return 2;
+		}
+		*eq = '\0';
+		memset(p, 0, sizeof(*p));
+		p->name = argv[i];
+		if (eq[1] == '[') {
+			char *s = eq + 2;
+
+			p->type = MLFS_PARAM_LIST;
+			p->list = lists[np];
+			while (*s && *s != ']' && p->nlist < 4) {
+				lists[np][p->nlist++] = strtod(s, &s);
+				s += *s == ',';
+			}
+		} else if (!strcmp(eq + 1, "true") || !strcmp(eq + 1, "false")) {
+			p->type = MLFS_PARAM_BOOL;
+			p->number = eq[1] == 't';
+		} else if ((eq[1] >= '0' && eq[1] <= '9') || eq[1] == '-' ||
+			   eq[1] == '.') {
+			p->type = MLFS_PARAM_NUMBER;
+			p->number = strtod(eq + 1, NULL);
+		} else {
+			p->type = MLFS_PARAM_STRING;
+			p->string = eq + 1;
+		}
+	}
+	rc = o->init(&host, hdr[3] ? MLFS_TASK_CLASSIFICATION
+				   : MLFS_TASK_REGRESSION,
+		     params, np, &inst, msg, sizeof(msg));
+	if (rc < 0) {
+		fprintf(stderr, "init: %s\n", msg);
+		return 1;
+	}
+	t0 = now();
+	rc = o->fit(inst, &train, NULL, msg, sizeof(msg));
+	t1 = now();
+	if (rc < 0) {
+		fprintf(stderr, "fit: %d %s\n", rc, msg);
+		return 1;
+	}
+	k = o->outputs(inst);
+	out = (struct mlfs_matrix){ malloc(hdr[1] * k * sizeof(float)),
+				    hdr[1], k, k };
+	o->predict(inst, &test.x, &out);
+	for (size_t i = 0; i < hdr[1]; i++) {
+		size_t best = 0;
+
+		for (size_t c = 1; c < k; c++)
+			if (out.data[i * k + c] > out.data[i * k + best])
+				best = c;
+		right += best == (size_t)yte[i];
+	}
+	printf("%s fit %.3f s, %ld iterations, test accuracy %.4f\n",
+	       pl->name, t1 - t0, epochs_seen,
+	       (double)right / (double)hdr[1]);
+	free(out.data);
+	o->fini(inst);
+	free(xtr);
+	free(ytr);
+	free(xte);
+	free(yte);
+	dlclose(h);
+	return 0;
+}
