@@ -184,6 +184,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Versions change data.csv under the kernel: no writeback cache. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * The kernel caches POSIX ACLs (here: their absence) per inode when
+	 * the filesystem declares ACL support, so `ls -l` does not ask again
+	 * for every entry.  Permissions stay the kernel's mode-bit checks.
+	 */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* Splice immutable content straight from the store's files. */
@@ -861,7 +868,18 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			}
 		} else {
 			struct stat st = { 0 };
+			size_t h = 5381;
 
+			/*
+			 * readdir's inode numbers are only hints, but glibc
+			 * skips entries whose d_ino is 0: give a stable,
+			 * non-zero one (the real one comes with lookup).
+			 */
+			for (const char *c = name; *c; c++)
+				h = h * 33 + (unsigned char)*c;
+			st.st_ino = (ino_t)(h | 1);
+			if (strcmp(name, ".") == 0)
+				st.st_ino = dl->dir->ino;
 			st.st_mode = dl->types[i]->mode;
 			len = fuse_add_direntry(req, buf + used, size - used,
 						name, &st, (off_t)i + 1);

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "datasets.h"
 #include "jobs.h"
+#include "models.h"
 #include "plugin.h"
 #include "fs.h"
 #include "node.h"
@@ -169,6 +170,7 @@ static const struct node_type root_files[] = {
 	{ .name = "datasets" }, /* placeholders, replaced below */
 	{ .name = "train" },
 	{ .name = "jobs" },
+	{ .name = "models" },
 	{ NULL },
 };
 
@@ -189,5 +191,6 @@ void root_init(void)
 	root_children[2] = datasets_type;
 	root_children[3] = train_type;
 	root_children[4] = jobs_type;
+	root_children[5] = models_type;
 }
 

@@ -367,18 +367,30 @@ static void mlp_layer(const struct mlp_net *net, const float *p, size_t l,
 	size_t nin = net->width[l - 1], nout = net->width[l];
 	const float *w = p + net->off[l];
 	const float *b = w + nout * nin;
+	bool relu = l < net->nlayers;
 
-	for (size_t i = 0; i < m; i++)
-		memcpy(out + i * outld, b, nout * sizeof(*out));
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m,
 		    (blasint)nout, (blasint)nin, 1.0f, in, (blasint)inld, w,
-		    (blasint)nin, 1.0f, out, (blasint)outld);
-	if (l == net->nlayers)
-		return;
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < nout; j++)
-			if (!(out[i * outld + j] > 0))
-				out[i * outld + j] = 0;
+		    (blasint)nin, 0.0f, out, (blasint)outld);
+	for (size_t i = 0; i < m; i++) {
+		float *o = out + i * outld;
+
+		/*
+		 * ReLU's sign is a coin flip that a branch mispredicts: with
+		 * 0.0f gcc -O2 makes this a MAX_EXPR and branches, with -0.0f
+		 * it selects by mask.  -0 is 0 to everything downstream.
+		 */
+		if (relu) {
+			for (size_t j = 0; j < nout; j++) {
+				float v = o[j] + b[j];
+
+				o[j] = v > 0.0f ? v : -0.0f;
+			}
+		} else {
+			for (size_t j = 0; j < nout; j++)
+				o[j] += b[j];
+		}
+	}
 }
 
 static void mlp_softmax(float *z, size_t m, size_t k, size_t ld)
@@ -639,9 +651,12 @@ static double mlp_batch(const struct mlp *mp, struct mlp_net *net,
 			    (blasint)m, (blasint)nin, (blasint)nout, 1.0f, d,
 			    (blasint)nout, w, (blasint)nin, 0.0f, dn,
 			    (blasint)nin);
-		for (size_t j = 0; j < m * nin; j++)
-			if (!(t->act[l - 1][j] > 0))
-				dn[j] = 0;
+		/* Loading both sides first lets gcc select without a branch. */
+		for (size_t j = 0; j < m * nin; j++) {
+			float v = dn[j];
+
+			dn[j] = t->act[l - 1][j] > 0.0f ? v : 0.0f;
+		}
 		d = dn;
 	}
 

@@ -5,7 +5,7 @@
 # numeric CSV (20 columns of "%.6f"-style decimals).
 #
 # Builds gen_csv and csv_bench with -O2 into DIR (default /tmp/mlfs-bench),
-# writes the CSV there, and times, 3 runs each:
+# writes the CSV there, and times, in 3 rounds of one run each:
 #   scan    csv_scan(): validation, schema, stats and the float matrix
 #   strtod  a plain tokenizer converting each field with strtod()
 #   fast    the same tokenizer with csv_parse_double()
@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 dir=${1:-/tmp/mlfs-bench}
 mb=${MLFS_BENCH_MB:-500}
-runs=3
+runs=${MLFS_BENCH_RUNS:-3}
 csv=$dir/bench.csv
 cc=${CC:-cc}
 
@@ -48,26 +48,28 @@ bench_run() {
 		sed -n 's/.* in \([0-9.]*\) s = .*/\1/p'
 }
 
-declare -A med
-for mode in scan strtod fast; do
-	times=()
-	for ((i = 0; i < runs; i++)); do
-		times+=("$(bench_run "$mode")")
-	done
-	med[$mode]=$(printf '%s\n' "${times[@]}" | median)
-	echo "$mode: ${times[*]} s"
-done
-
-times=()
-for ((i = 0; i < runs; i++)); do
-	times+=("$(/usr/bin/python3 -c "
+# numpy.loadtxt, timing only the call; prints seconds
+numpy_run() {
+	/usr/bin/python3 -c "
 import sys, time, numpy
 t = time.perf_counter()
 numpy.loadtxt(sys.argv[1], delimiter=',', skiprows=1, dtype=numpy.float32)
-print(time.perf_counter() - t)" "$csv")")
+print(time.perf_counter() - t)" "$csv"
+}
+
+# Rounds of one run each, so that other load on the machine hits every
+# contender alike.
+declare -A times med
+for ((i = 0; i < runs; i++)); do
+	for mode in scan strtod fast; do
+		times[$mode]+="$(bench_run "$mode") "
+	done
+	times[numpy]+="$(numpy_run) "
 done
-med[numpy]=$(printf '%s\n' "${times[@]}" | median)
-echo "numpy: ${times[*]} s"
+for k in scan strtod fast numpy; do
+	echo "$k: ${times[$k]}s"
+	med[$k]=$(printf '%s\n' ${times[$k]} | median)
+done
 
 echo
 printf '%-8s %8s %9s\n' what 's' 'MB/s'

@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * models/: the registry's node tables and the predict files.  Any FUSE
+ * worker enters.
+ *
+ *   models/<m>/               made by training (or mkdir); rmdir removes it
+ *     predict                 scores with `production` if set, else latest
+ *     latest -> v<n>          kept by the filesystem
+ *     <alias> -> v<n>         ln -s / ln -sfn / rm (production, staging...)
+ *     v<n>/                   immutable: model meta.json metrics.json
+ *                             sample.csv predict
+ *
+ * predict: rows written on a handle are scored, and reads of that handle
+ * return the answers in order (a read with nothing pending is end of
+ * file).  For shells, the answers of the last handle that wrote in a
+ * process session are kept for that session (user, session id, session
+ * leader's start time) for PREDICT_SESSION_S seconds, so that
+ * `echo row > predict; cat predict` works and no other session sees them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds.h"
+#include "fs.h"
+#include "models.h"
+#include "predict.h"
+#include "store.h"
+
+#define PREDICT_SESSION_S 60
+#define PREDICT_OUT_MAX ((size_t)1 << 30) /* bytes of unread answers */
+
+static const char *node_model(struct node *n)
+{
+	return n->depth > 1 ? n->comp[1] : "";
+}
+
+static unsigned node_ver(struct node *n)
+{
+	unsigned v = 0;
+
+	if (n->depth > 2)
+		node_name_is_version(n->comp[2], &v);
+	return v;
+}
+
+static int model_attr(struct node *n, struct stat *st, bool dir)
+{
+	json_t *rec;
+	int rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	st->st_uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	st->st_gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+	st->st_mtim.tv_sec = (time_t)json_integer_value(
+		json_object_get(rec, "created_unix"));
+	st->st_ctim = st->st_mtim;
+	if (dir)
+		st->st_mode = S_IFDIR | (mode_t)json_integer_value(
+						json_object_get(rec, "mode"));
+	json_decref(rec);
+	return 0;
+}
+
+/* The version a node's predict uses: its own, else production, else latest. */
+static int serving_version(struct node *n, unsigned *ver)
+{
+	json_t *rec, *prod;
+	int rc;
+
+	*ver = node_ver(n);
+	if (*ver)
+		return 0;
+	rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
+	if (rc < 0)
+		return rc;
+	prod = json_object_get(json_object_get(rec, "aliases"), "production");
+	*ver = prod ? (unsigned)json_integer_value(prod)
+		    : (unsigned)json_integer_value(json_object_get(rec, "latest"));
+	json_decref(rec);
+	return *ver ? 0 : -ENOENT;
+}
+
+/* --- the files of a version: blobs --- */
+
+struct vfile {
+	int fd;
+	char key[96];
+	uint64_t size;
+};
+
+static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
+		      time_t *mtime)
+{
+	json_t *man, *f;
+	const char *h;
+	int rc = ds_version(n->fs, &ds_models, node_model(n), node_ver(n), &man);
+
+	if (rc < 0)
+		return rc;
+	f = json_object_get(json_object_get(man, "files"), n->name);
+	h = json_string_value(json_object_get(f, "hash"));
+	if (!h) {
+		json_decref(man);
+		return -ENOENT;
+	}
+	ds_blob_key(h, key, klen);
+	*size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+	if (mtime)
+		*mtime = (time_t)json_integer_value(json_object_get(
+			json_object_get(man, "lineage"), "created_unix"));
+	json_decref(man);
+	return 0;
+}
+
+static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct vfile *vf;
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	vf = calloc(1, sizeof(*vf));
+	if (!vf)
+		return -ENOMEM;
+	rc = vfile_info(f->node, vf->key, sizeof(vf->key), &vf->size, NULL);
+	if (rc < 0) {
+		free(vf);
+		return rc;
+	}
+	vf->fd = store_open_fd(f->node->fs->store, vf->key);
+	if (vf->fd < 0)
+		vf->fd = -1;
+	f->priv = vf;
+	f->keep_cache = true;
+	return 0;
+}
+
+static int vfile_read(struct fs_file *f, size_t size, off_t off,
+		      struct fs_reply *r)
+{
+	struct vfile *vf = f->priv;
+	char *buf;
+	ssize_t n;
+
+	if ((uint64_t)off >= vf->size)
+		return fs_reply_buf(r, NULL, 0);
+	if (size > vf->size - (uint64_t)off)
+		size = (size_t)(vf->size - (uint64_t)off);
+	if (vf->fd >= 0)
+		return fs_reply_fd(r, vf->fd, off, size);
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	n = store_get_range(f->node->fs->store, vf->key, buf, size,
+			    (uint64_t)off);
+	if (n >= 0)
+		fs_reply_buf(r, buf, (size_t)n);
+	free(buf);
+	return n < 0 ? (int)n : 0;
+}
+
+static void vfile_release(struct fs_file *f)
+{
+	struct vfile *vf = f->priv;
+
+	if (vf && vf->fd >= 0)
+		close(vf->fd);
+	free(vf);
+}
+
+static int vfile_getattr(struct node *n, struct stat *st)
+{
+	char key[96];
+	uint64_t size;
+	time_t mtime = 0;
+	int rc = model_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = vfile_info(n, key, sizeof(key), &size, &mtime);
+	if (rc < 0)
+		return rc;
+	st->st_size = (off_t)size;
+	if (mtime)
+		st->st_mtim.tv_sec = mtime;
+	return 0;
+}
+
+/* --- predict --- */
+
+struct session {
+	struct session *next;
+	uid_t uid;
+	pid_t sid;
+	unsigned long long start; /* the session leader's start time */
+	time_t at;
+	char *out;
+	size_t len;
+};
+
+static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session *sessions; /* under sessions_lock */
+
+/* Session id of pid and its leader's start time (proc(5) stat fields). */
+static int proc_session(pid_t pid, pid_t *sid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	FILE *fp;
+	size_t n;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* comm may hold spaces */
+	if (!p)
+		return -EINVAL;
+	/* fields after comm: 3 state, 4 ppid, 5 pgrp, 6 session */
+	if (sscanf(p + 2, "%*c %*d %*d %d", sid) != 1)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)*sid);
+	fp = fopen(path, "re");
+	if (!fp) {
+		*start = 0; /* a leader gone: the id alone */
+		return 0;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EINVAL;
+	p += 2;
+	/* field 22 starttime is the 20th after comm */
+	for (field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || sscanf(p, "%llu", start) != 1)
+		*start = 0;
+	return 0;
+}
+
+static void sessions_expire_locked(time_t now)
+{
+	struct session **pp = &sessions, *s;
+
+	while ((s = *pp)) {
+		if (now - s->at > PREDICT_SESSION_S) {
+			*pp = s->next;
+			free(s->out);
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+/* Keep out as the session's answers (replacing earlier ones). */
+static void session_store(const struct fs_ctx *ctx, const char *out,
+			  size_t len)
+{
+	struct session *s, **pp;
+	unsigned long long start;
+	time_t now = time(NULL);
+	pid_t sid;
+	char *copy;
+
+	if (proc_session(ctx->pid, &sid, &start) < 0)
+		return;
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return;
+	memcpy(copy, out, len);
+	pthread_mutex_lock(&sessions_lock);
+	sessions_expire_locked(now);
+	for (pp = &sessions; (s = *pp); pp = &s->next)
+		if (s->uid == ctx->uid && s->sid == sid && s->start == start)
+			break;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s) {
+			pthread_mutex_unlock(&sessions_lock);
+			free(copy);
+			return;
+		}
+		s->uid = ctx->uid;
+		s->sid = sid;
+		s->start = start;
+		s->next = sessions;
+		sessions = s;
+	}
+	free(s->out);
+	s->out = copy;
+	s->len = len;
+	s->at = now;
+	pthread_mutex_unlock(&sessions_lock);
+}
+
+/* The session's answers, copied into out; false if none. */
+static bool session_fetch(const struct fs_ctx *ctx, struct strbuf *out)
+{
+	unsigned long long start;
+	struct session *s;
+	bool found = false;
+	pid_t sid;
+
+	if (proc_session(ctx->pid, &sid, &start) < 0)
+		return false;
+	pthread_mutex_lock(&sessions_lock);
+	sessions_expire_locked(time(NULL));
+	for (s = sessions; s; s = s->next) {
+		if (s->uid == ctx->uid && s->sid == sid && s->start == start) {
+			sb_append(out, s->out, s->len);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sessions_lock);
+	return found;
+}
+
+struct phandle {
+	pthread_mutex_t lock;
+	struct served *m;
+	struct pstream *ps;
+	struct strbuf out;   /* answers not yet read */
+	size_t read_pos;     /* of out */
+	struct strbuf all;   /* everything answered, for the session */
+	bool wrote;
+	bool stored;         /* the session has this handle's answers */
+};
+
+static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct node *n = f->node;
+	struct phandle *h;
+	char msg[300] = "", key[96];
+	unsigned ver;
+	json_t *man;
+	const char *hash;
+	int rc;
+
+	rc = serving_version(n, &ver);
+	if (rc < 0)
+		return rc;
+	rc = ds_version(n->fs, &ds_models, node_model(n), ver, &man);
+	if (rc < 0)
+		return rc;
+	hash = json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), "model"),
+		"hash"));
+	snprintf(key, sizeof(key), "%s", hash ? hash : "");
+	json_decref(man);
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	h->out.max = PREDICT_OUT_MAX;
+	h->all.max = PREDICT_OUT_MAX;
+	rc = served_get(n->fs, key, &h->m, msg, sizeof(msg));
+	if (rc < 0) {
+		struct problem pb = { 0 };
+
+		snprintf(pb.path, sizeof(pb.path), "%s", n->path);
+		problem_set(&pb, 0, 0, "cannot load model v%u: %s", ver, msg);
+		fs_problem(n->fs, &pb);
+		free(h);
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	}
+	rc = pstream_new(h->m, &h->ps);
+	if (rc < 0) {
+		served_put(h->m);
+		free(h);
+		return rc;
+	}
+	/* a reader that writes nothing reads its session's answers */
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		session_fetch(ctx, &h->out);
+	f->priv = h;
+	f->direct_io = true;
+	return 0;
+}
+
+static ssize_t predict_write(struct fs_file *f, const char *buf, size_t size,
+			     off_t off)
+{
+	struct phandle *h = f->priv;
+	size_t before;
+	int rc;
+
+	(void)off; /* a stream: rows are taken in the order written */
+	pthread_mutex_lock(&h->lock);
+	if (!h->wrote) {
+		/* this handle's answers replace the session's */
+		sb_free(&h->out);
+		h->out.max = PREDICT_OUT_MAX;
+		h->read_pos = 0;
+	}
+	h->wrote = true;
+	h->stored = false;
+	before = h->out.len;
+	rc = pstream_write(h->ps, buf, size, &h->out);
+	if (h->out.len > before)
+		sb_append(&h->all, h->out.buf + before, h->out.len - before);
+	if (h->all.err) {
+		/* keep only the newest answers for the session */
+		sb_free(&h->all);
+		h->all.max = PREDICT_OUT_MAX;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc == -E2BIG)
+		return -E2BIG;
+	if (rc < 0 && rc != -EIO)
+		return rc;
+	return (ssize_t)size;
+}
+
+/* Score a last row without its newline. */
+static void finish_locked(struct phandle *h)
+{
+	size_t before = h->out.len;
+
+	pstream_finish(h->ps, &h->out);
+	if (h->out.len > before)
+		sb_append(&h->all, h->out.buf + before, h->out.len - before);
+}
+
+static int predict_read(struct fs_file *f, size_t size, off_t off,
+			struct fs_reply *r)
+{
+	struct phandle *h = f->priv;
+	size_t avail;
+
+	(void)off; /* answers are consumed in order */
+	pthread_mutex_lock(&h->lock);
+	if (h->wrote)
+		finish_locked(h);
+	avail = h->out.len - h->read_pos;
+	if (size > avail)
+		size = avail;
+	fs_reply_buf(r, h->out.buf ? h->out.buf + h->read_pos : NULL, size);
+	h->read_pos += size;
+	if (h->read_pos == h->out.len) {
+		h->out.len = 0;
+		h->read_pos = 0;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+static int predict_flush(struct fs_file *f, const struct fs_ctx *ctx,
+			 struct problem *pb)
+{
+	struct phandle *h = f->priv;
+
+	(void)pb;
+	pthread_mutex_lock(&h->lock);
+	if (h->wrote && !h->stored) {
+		finish_locked(h);
+		session_store(ctx, h->all.buf ? h->all.buf : "", h->all.len);
+		h->stored = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+static int predict_truncate(struct fs_file *f, off_t size)
+{
+	(void)f;
+	(void)size;
+	return 0; /* O_TRUNC and `>` are fine: the content is a stream */
+}
+
+static void predict_release(struct fs_file *f)
+{
+	struct phandle *h = f->priv;
+
+	if (!h)
+		return;
+	pstream_free(h->ps);
+	served_put(h->m);
+	sb_free(&h->out);
+	sb_free(&h->all);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static int predict_getattr(struct node *n, struct stat *st)
+{
+	int rc = model_attr(n, st, false);
+
+	st->st_size = 0; /* a stream of answers: read until end of file */
+	return rc;
+}
+
+#define PREDICT_TYPE                                                          \
+	{ "predict", S_IFREG | 0666, NODE_F_STREAM, .open = predict_open,     \
+	  .read = predict_read, .write = predict_write,                       \
+	  .truncate = predict_truncate, .flush = predict_flush,              \
+	  .release = predict_release, .getattr = predict_getattr }
+
+static const struct node_type version_files[] = {
+	{ "model", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
+	  .read = vfile_read, .release = vfile_release,
+	  .getattr = vfile_getattr },
+	{ "meta.json", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
+	  .read = vfile_read, .release = vfile_release,
+	  .getattr = vfile_getattr },
+	{ "metrics.json", S_IFREG | 0444, NODE_F_IMMUTABLE,
+	  .open = vfile_open, .read = vfile_read, .release = vfile_release,
+	  .getattr = vfile_getattr },
+	{ "sample.csv", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
+	  .read = vfile_read, .release = vfile_release,
+	  .getattr = vfile_getattr },
+	PREDICT_TYPE,
+	{ NULL },
+};
+
+static int version_getattr(struct node *n, struct stat *st)
+{
+	int rc = model_attr(n, st, false);
+
+	st->st_mode = S_IFDIR | 0555;
+	return rc;
+}
+
+static const struct node_type version_type = {
+	NULL, S_IFDIR | 0555, 0, .children = version_files,
+	.getattr = version_getattr,
+};
+
+static int latest_readlink(struct node *n, char **target)
+{
+	json_t *rec;
+	unsigned v;
+	int rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
+	json_decref(rec);
+	if (v == 0)
+		return -ENOENT;
+	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
+}
+
+static int alias_readlink(struct node *n, char **target)
+{
+	unsigned v;
+	int rc = ds_alias_get(n->fs, &ds_models, node_model(n), n->name, &v);
+
+	if (rc < 0)
+		return rc;
+	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
+}
+
+static int link_getattr(struct node *n, struct stat *st)
+{
+	char *target = NULL;
+	int rc = model_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = n->type->readlink(n, &target);
+	if (rc == 0)
+		st->st_size = (off_t)strlen(target);
+	free(target);
+	return rc;
+}
+
+static const struct node_type latest_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = latest_readlink,
+	.getattr = link_getattr,
+};
+
+static const struct node_type alias_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = alias_readlink,
+	.getattr = link_getattr,
+};
+
+static const struct node_type model_files[] = {
+	PREDICT_TYPE,
+	{ NULL },
+};
+
+static int model_lookup(struct node *dir, const char *name,
+			const struct node_type **type)
+{
+	unsigned v, av;
+	json_t *man;
+
+	if (strcmp(name, "latest") == 0) {
+		char *t = NULL;
+		int rc = latest_readlink(dir, &t);
+
+		free(t);
+		if (rc < 0)
+			return -ENOENT;
+		*type = &latest_type;
+		return 0;
+	}
+	if (node_name_is_version(name, &v)) {
+		if (ds_version(dir->fs, &ds_models, node_model(dir), v, &man) < 0)
+			return -ENOENT;
+		json_decref(man);
+		*type = &version_type;
+		return 0;
+	}
+	if (ds_alias_get(dir->fs, &ds_models, node_model(dir), name, &av) == 0) {
+		*type = &alias_type;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct fill_arg {
+	node_fill_fn fill;
+	void *ctx;
+};
+
+static int fill_ver(void *arg, unsigned ver)
+{
+	struct fill_arg *fa = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "v%u", ver);
+	return fa->fill(fa->ctx, name, &version_type);
+}
+
+static int model_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx };
+	const char *k;
+	json_t *rec, *v;
+	int rc = ds_get(dir->fs, &ds_models, node_model(dir), &rec);
+
+	if (rc < 0)
+		return rc;
+	if (json_integer_value(json_object_get(rec, "latest")) > 0)
+		fill(ctx, "latest", &latest_type);
+	json_object_foreach(json_object_get(rec, "aliases"), k, v)
+		fill(ctx, k, &alias_type);
+	json_decref(rec);
+	rc = ds_versions(dir->fs, &ds_models, node_model(dir), fill_ver, &fa);
+	return rc < 0 ? rc : 0;
+}
+
+static int model_drop(struct node *dir, const char *name,
+		      const struct fs_ctx *ctx)
+{
+	unsigned v;
+
+	(void)ctx;
+	if (!node_name_is_version(name, &v))
+		return -EPERM;
+	return ds_remove_version(dir->fs, &ds_models, node_model(dir), v);
+}
+
+static int model_symlink(struct node *dir, const char *name,
+			 const char *target, const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	(void)ctx;
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_alias_set(dir->fs, &ds_models, node_model(dir), name, target,
+			  false, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+static int model_unlink(struct node *dir, const char *name,
+			const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(name, "latest") == 0)
+		return -EPERM;
+	return ds_alias_del(dir->fs, &ds_models, node_model(dir), name);
+}
+
+static int model_rename(struct node *dir, const char *from, const char *to,
+			unsigned flags, const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(from, "latest") == 0)
+		return -EPERM;
+	return ds_alias_rename(dir->fs, &ds_models, node_model(dir), from, to,
+			       flags);
+}
+
+static int model_getattr(struct node *n, struct stat *st)
+{
+	return model_attr(n, st, true);
+}
+
+static const struct node_type model_type = {
+	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = model_files,
+	.lookup = model_lookup, .list = model_list, .drop = model_drop,
+	.symlink = model_symlink, .unlink = model_unlink,
+	.rename = model_rename, .getattr = model_getattr,
+};
+
+static int models_lookup(struct node *dir, const char *name,
+			 const struct node_type **type)
+{
+	json_t *rec;
+
+	if (ds_get(dir->fs, &ds_models, name, &rec) < 0)
+		return -ENOENT;
+	json_decref(rec);
+	*type = &model_type;
+	return 0;
+}
+
+static int fill_model(void *arg, const char *name)
+{
+	struct fill_arg *fa = arg;
+
+	return fa->fill(fa->ctx, name, &model_type);
+}
+
+static int models_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx };
+	int rc = ds_list(dir->fs, &ds_models, fill_model, &fa);
+
+	return rc < 0 ? rc : 0;
+}
+
+static int models_make(struct node *dir, const char *name, mode_t mode,
+		       const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_create(dir->fs, &ds_models, name, mode, ctx, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+static int models_drop(struct node *dir, const char *name,
+		       const struct fs_ctx *ctx)
+{
+	json_t *rec;
+	uid_t owner;
+	int rc = ds_get(dir->fs, &ds_models, name, &rec);
+
+	if (rc < 0)
+		return rc;
+	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	json_decref(rec);
+	if (ctx->uid != 0 && ctx->uid != owner)
+		return -EPERM;
+	return ds_remove(dir->fs, &ds_models, name);
+}
+
+const struct node_type models_type = {
+	"models", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = models_lookup,
+	.list = models_list, .make = models_make, .drop = models_drop,
+};

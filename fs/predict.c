@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Serving (predict.h).  The model cache is a small LRU list under
+ * cache_lock; a model is loaded outside the lock (store read, plugin
+ * load) and inserted after, so a slow load never blocks other lookups.
+ * Streams belong to one handle; their caller serialises them.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "csv.h"
+#include "ds.h"
+#include "fs.h"
+#include "mlcore.h"
+#include "plugin.h"
+#include "predict.h"
+#include "spec.h"
+#include "store.h"
+
+#define MODEL_FILE_MAX ((size_t)1 << 30) /* bytes */
+#define BATCH_ROWS 4096                 /* rows scored per predict call */
+
+struct served {
+	struct served *next;   /* under cache_lock */
+	_Atomic unsigned refs;
+	char hash[33];
+	const struct mlfs_train_ops *ops;
+	void *inst;
+	struct fx *fx;
+	unsigned task;         /* MLFS_TASK_* */
+	char **classes;        /* nclasses */
+	size_t nclasses;
+	char **inputs;         /* input column names, in order */
+	size_t ninputs;
+	size_t nout;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct served *cache;  /* most recent first; under cache_lock */
+static size_t ncached;        /* under cache_lock */
+
+static void served_free(struct served *m)
+{
+	if (m->inst)
+		m->ops->fini(m->inst);
+	fx_free(m->fx);
+	for (size_t i = 0; i < m->nclasses; i++)
+		free(m->classes[i]);
+	free(m->classes);
+	for (size_t i = 0; i < m->ninputs; i++)
+		free(m->inputs[i]);
+	free(m->inputs);
+	free(m);
+}
+
+void served_put(struct served *m)
+{
+	if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+		served_free(m);
+}
+
+size_t served_cached(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cache_lock);
+	n = ncached;
+	pthread_mutex_unlock(&cache_lock);
+	return n;
+}
+
+void served_cache_clear(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	while (cache) {
+		struct served *m = cache;
+
+		cache = m->next;
+		served_put(m);
+	}
+	ncached = 0;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+	(void)ctx;
+	(void)level;
+	(void)fmt;
+}
+
+static int host_cancelled(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static const struct mlfs_host serve_host = {
+	sizeof(serve_host), NULL, host_log, NULL, NULL, host_cancelled, 1,
+};
+
+static char **string_list(json_t *arr, size_t *n)
+{
+	char **out = calloc(json_array_size(arr) + 1, sizeof(*out));
+	size_t i;
+	json_t *v;
+
+	*n = 0;
+	if (!out)
+		return NULL;
+	json_array_foreach(arr, i, v) {
+		out[i] = strdup(json_string_value(v) ? json_string_value(v)
+						     : "");
+		if (!out[i]) {
+			for (size_t k = 0; k < i; k++)
+				free(out[k]);
+			free(out);
+			return NULL;
+		}
+	}
+	*n = json_array_size(arr);
+	return out;
+}
+
+/* Decode a model file into a served model. */
+static int served_load(struct fs *fs, const char *hash, struct served **out,
+		       char *msg, size_t msglen)
+{
+	const struct plugin *pl;
+	struct served *m;
+	json_t *hdr = NULL;
+	const void *w;
+	size_t wlen, len;
+	char key[128], *buf = NULL;
+	const char *task;
+	struct mlfs_param *ps = NULL;
+	double *lists = NULL;
+	size_t np;
+	int rc;
+
+	*out = NULL;
+	ds_blob_key(hash, key, sizeof(key));
+	rc = store_get(fs->store, key, MODEL_FILE_MAX, &buf, &len);
+	if (rc < 0) {
+		snprintf(msg, msglen, "model file: %s", strerror(-rc));
+		return rc;
+	}
+	rc = model_decode(buf, len, &hdr, &w, &wlen, msg, msglen);
+	if (rc < 0)
+		goto out_free;
+	rc = -EINVAL;
+	pl = plugin_find(fs->plugins, MLFS_STAGE_TRAIN,
+			 json_string_value(json_object_get(hdr, "plugin"))
+				 ? json_string_value(json_object_get(hdr, "plugin"))
+				 : "");
+	if (!pl) {
+		snprintf(msg, msglen, "the model needs train plugin \"%s\", "
+				      "which is not loaded",
+			 json_string_value(json_object_get(hdr, "plugin")));
+		goto out_free;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	m->refs = 1;
+	snprintf(m->hash, sizeof(m->hash), "%s", hash);
+	m->ops = pl->desc->ops;
+	task = json_string_value(json_object_get(hdr, "task"));
+	m->task = !task ? 0
+		  : strcmp(task, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
+		  : strcmp(task, "regression") == 0     ? MLFS_TASK_REGRESSION
+							: MLFS_TASK_CLUSTERING;
+	m->classes = string_list(json_object_get(hdr, "classes"), &m->nclasses);
+	m->inputs = string_list(json_object_get(hdr, "inputs"), &m->ninputs);
+	if (!m->classes || !m->inputs ||
+	    fx_from_json(json_object_get(hdr, "features"), &m->fx) < 0) {
+		snprintf(msg, msglen, "model header: bad features or classes");
+		goto out_free_model;
+	}
+	rc = spec_params(json_object_get(hdr, "params"), &ps, &np, &lists, msg,
+			 msglen);
+	if (rc < 0)
+		goto out_free_model;
+	rc = m->ops->init(&serve_host, m->task, ps, np, &m->inst, msg, msglen);
+	if (rc < 0)
+		goto out_free_model;
+	rc = m->ops->load(m->inst, w, wlen);
+	if (rc < 0) {
+		snprintf(msg, msglen, "the plugin refused the model's weights");
+		goto out_free_model;
+	}
+	m->nout = m->ops->outputs(m->inst);
+	if (m->task == MLFS_TASK_CLASSIFICATION && m->nout != m->nclasses) {
+		snprintf(msg, msglen, "model has %zu outputs for %zu classes",
+			 m->nout, m->nclasses);
+		rc = -EINVAL;
+		goto out_free_model;
+	}
+	*out = m;
+	rc = 0;
+	goto out_free;
+out_free_model:
+	served_free(m);
+out_free:
+	free(ps);
+	free(lists);
+	json_decref(hdr);
+	free(buf);
+	return rc;
+}
+
+int served_get(struct fs *fs, const char *hash, struct served **out,
+	       char *msg, size_t msglen)
+{
+	struct served **pp, *m;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&cache_lock);
+	for (pp = &cache; (m = *pp); pp = &m->next) {
+		if (strcmp(m->hash, hash) == 0) {
+			*pp = m->next; /* move to the front */
+			m->next = cache;
+			cache = m;
+			atomic_fetch_add(&m->refs, 1);
+			pthread_mutex_unlock(&cache_lock);
+			*out = m;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&cache_lock);
+	rc = served_load(fs, hash, &m, msg, msglen);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&cache_lock);
+	atomic_fetch_add(&m->refs, 1); /* the cache's */
+	m->next = cache;
+	cache = m;
+	if (++ncached > PREDICT_CACHE) {
+		struct served *last, **lp = &cache;
+
+		while ((*lp)->next)
+			lp = &(*lp)->next;
+		last = *lp;
+		*lp = NULL;
+		ncached--;
+		served_put(last);
+	}
+	pthread_mutex_unlock(&cache_lock);
+	*out = m;
+	return 0;
+}
+
+/* --- streams --- */
+
+struct pstream {
+	struct served *m;
+	char *carry;      /* a row without its newline yet */
+	size_t carry_len;
+	bool headed;      /* the first row has been seen */
+	size_t *map;      /* fx column i -> input field index */
+	size_t nfields;   /* fields a CSV row must have */
+	/* a batch of rows being scored */
+	float *x;
+	char **err;       /* per row: NULL, or an error line */
+	bool *json;       /* per row: answer as JSON */
+	size_t nrows;
+	/* scratch for one row */
+	const char **fields;
+	size_t *flen;
+	char *unq;        /* unquoted fields */
+};
+
+int pstream_new(struct served *m, struct pstream **out)
+{
+	struct pstream *s = calloc(1, sizeof(*s));
+	size_t w = m->fx->width ? m->fx->width : 1;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->m = m;
+	s->map = calloc(m->fx->ncols + 1, sizeof(*s->map));
+	s->x = malloc(BATCH_ROWS * w * sizeof(*s->x));
+	s->err = calloc(BATCH_ROWS, sizeof(*s->err));
+	s->json = calloc(BATCH_ROWS, sizeof(*s->json));
+	if (!s->map || !s->x || !s->err || !s->json) {
+		pstream_free(s);
+		return -ENOMEM;
+	}
+	/* without a header, fields come in the order of the model's inputs */
+	for (size_t i = 0; i < m->fx->ncols; i++) {
+		s->map[i] = (size_t)-1;
+		for (size_t k = 0; k < m->ninputs; k++)
+			if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
+				s->map[i] = k;
+	}
+	s->nfields = m->ninputs;
+	*out = s;
+	return 0;
+}
+
+void pstream_free(struct pstream *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nrows; i++)
+		free(s->err[i]);
+	free(s->carry);
+	free(s->map);
+	free(s->x);
+	free(s->err);
+	free(s->json);
+	free(s->fields);
+	free(s->flen);
+	free(s->unq);
+	free(s);
+}
+
+/* Split one CSV line into fields (quotes handled); count or -EINVAL. */
+static long split_csv(struct pstream *s, const char *line, size_t len)
+{
+	size_t cap = 16, n = 0, u = 0;
+	size_t i = 0;
+
+	free(s->fields);
+	free(s->flen);
+	free(s->unq);
+	s->fields = malloc(cap * sizeof(*s->fields));
+	s->flen = malloc(cap * sizeof(*s->flen));
+	s->unq = malloc(len + 1);
+	if (!s->fields || !s->flen || !s->unq)
+		return -ENOMEM;
+	for (;;) {
+		const char *start;
+		size_t flen;
+
+		if (n == cap) {
+			const char **nf;
+			size_t *nl;
+
+			cap *= 2;
+			nf = realloc(s->fields, cap * sizeof(*nf));
+			if (!nf)
+				return -ENOMEM;
+			s->fields = nf;
+			nl = realloc(s->flen, cap * sizeof(*nl));
+			if (!nl)
+				return -ENOMEM;
+			s->flen = nl;
+		}
+		if (i < len && line[i] == '"') {
+			start = s->unq + u;
+			i++;
+			while (i < len) {
+				if (line[i] == '"' && i + 1 < len &&
+				    line[i + 1] == '"') {
+					s->unq[u++] = '"';
+					i += 2;
+				} else if (line[i] == '"') {
+					break;
+				} else {
+					s->unq[u++] = line[i++];
+				}
+			}
+			if (i >= len)
+				return -EINVAL; /* unterminated quote */
+			i++;
+			flen = (size_t)(s->unq + u - start);
+			if (i < len && line[i] != ',')
+				return -EINVAL;
+		} else {
+			const char *c = memchr(line + i, ',', len - i);
+
+			start = line + i;
+			flen = c ? (size_t)(c - start) : len - i;
+			i += flen;
+		}
+		s->fields[n] = start;
+		s->flen[n] = flen;
+		n++;
+		if (i >= len)
+			break;
+		i++; /* the comma */
+		if (i == len) { /* a trailing empty field */
+			s->fields[n] = line + i;
+			s->flen[n] = 0;
+			n++;
+			break;
+		}
+	}
+	return (long)n;
+}
+
+static bool looks_like_header(struct pstream *s, long n)
+{
+	struct served *m = s->m;
+
+	/* every field names an input column */
+	for (long i = 0; i < n; i++) {
+		bool known = false;
+
+		for (size_t k = 0; k < m->ninputs && !known; k++)
+			known = strlen(m->inputs[k]) == s->flen[i] &&
+				memcmp(m->inputs[k], s->fields[i], s->flen[i]) == 0;
+		if (!known)
+			return false;
+	}
+	return n > 0;
+}
+
+static void row_error(struct pstream *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void row_error(struct pstream *s, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->err[s->nrows] = strdup(line);
+	if (!s->err[s->nrows])
+		s->err[s->nrows] = NULL;
+	s->nrows++;
+}
+
+/* One JSON line: {"feature": value, ...} -> fields in input order. */
+static int json_row(struct pstream *s, const char *line, size_t len,
+		    float *x)
+{
+	struct served *m = s->m;
+	json_error_t err;
+	json_t *j = json_loadb(line, len, 0, &err);
+	const char **fields;
+	size_t *flen;
+	char **owned;
+	int rc = 0;
+
+	if (!json_is_object(j)) {
+		json_decref(j);
+		row_error(s, "error: bad JSON: %s", j ? "not an object" : err.text);
+		return -EINVAL;
+	}
+	fields = calloc(m->ninputs + 1, sizeof(*fields));
+	flen = calloc(m->ninputs + 1, sizeof(*flen));
+	owned = calloc(m->ninputs + 1, sizeof(*owned));
+	if (!fields || !flen || !owned) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < m->ninputs; k++) {
+		json_t *v = json_object_get(j, m->inputs[k]);
+
+		if (json_is_string(v)) {
+			fields[k] = json_string_value(v);
+			flen[k] = json_string_length(v);
+		} else if (json_is_number(v)) {
+			if (asprintf(&owned[k], "%.17g", json_number_value(v)) < 0) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			fields[k] = owned[k];
+			flen[k] = strlen(owned[k]);
+		} else {
+			fields[k] = "";
+			flen[k] = 0; /* missing: imputed */
+		}
+	}
+	{
+		size_t *map = calloc(m->fx->ncols + 1, sizeof(*map));
+
+		if (!map) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < m->fx->ncols; i++) {
+			map[i] = (size_t)-1;
+			for (size_t k = 0; k < m->ninputs; k++)
+				if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
+					map[i] = k;
+		}
+		fx_transform_row(m->fx, fields, flen, m->ninputs, map, x);
+		free(map);
+	}
+	s->json[s->nrows] = true;
+	s->nrows++;
+out:
+	for (size_t k = 0; owned && k < m->ninputs; k++)
+		free(owned[k]);
+	free(owned);
+	free(fields);
+	free(flen);
+	json_decref(j);
+	return rc;
+}
+
+static void fmt_num(struct strbuf *out, double v)
+{
+	char b[40];
+	int n = snprintf(b, sizeof(b), "%.6g", v);
+
+	sb_append(out, b, (size_t)n);
+}
+
+/* Score the batch and append one line per row to out. */
+static int flush_batch(struct pstream *s, struct strbuf *out)
+{
+	struct served *m = s->m;
+	size_t w = m->fx->width, n = s->nrows;
+	struct mlfs_matrix in = { s->x, n, w, w };
+	struct mlfs_matrix sc;
+	float *buf;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	buf = malloc(n * m->nout * sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	sc = (struct mlfs_matrix){ buf, n, m->nout, m->nout };
+	/* rows with errors have zeros in x: scored and then ignored */
+	if (m->ops->predict(m->inst, &in, &sc) < 0)
+		rc = -EIO;
+	for (size_t r = 0; r < n; r++) {
+		const float *p = buf + r * m->nout;
+		size_t best = 0;
+
+		if (s->err[r] || rc < 0) {
+			sb_puts(out, s->err[r] ? s->err[r]
+					       : "error: the model failed");
+			sb_append(out, "\n", 1);
+			free(s->err[r]);
+			s->err[r] = NULL;
+			s->json[r] = false;
+			continue;
+		}
+		for (size_t c = 1; c < m->nout; c++)
+			if (p[c] > p[best])
+				best = c;
+		if (s->json[r]) {
+			sb_puts(out, "{\"prediction\": ");
+			if (m->task == MLFS_TASK_CLASSIFICATION) {
+				char *q = json_dumps(json_string(m->classes[best]),
+						     JSON_ENCODE_ANY);
+
+				/* the JSON string of the class label */
+				sb_puts(out, q ? q : "null");
+				free(q);
+				sb_puts(out, ", \"probabilities\": {");
+				for (size_t c = 0; c < m->nout; c++) {
+					json_t *js = json_string(m->classes[c]);
+					char *k = json_dumps(js, JSON_ENCODE_ANY);
+
+					sb_printf(out, "%s%s: ", c ? ", " : "",
+						  k ? k : "\"?\"");
+					fmt_num(out, p[c]);
+					free(k);
+					json_decref(js);
+				}
+				sb_puts(out, "}}\n");
+			} else if (m->task == MLFS_TASK_REGRESSION) {
+				sb_printf(out, "%.9g}\n", p[0]);
+			} else {
+				sb_printf(out, "%zu}\n", best);
+			}
+			s->json[r] = false;
+			continue;
+		}
+		if (m->task == MLFS_TASK_CLASSIFICATION) {
+			sb_puts(out, m->classes[best]);
+			for (size_t c = 0; c < m->nout; c++) {
+				sb_append(out, ",", 1);
+				fmt_num(out, p[c]);
+			}
+			sb_append(out, "\n", 1);
+		} else if (m->task == MLFS_TASK_REGRESSION) {
+			sb_printf(out, "%.9g\n", p[0]);
+		} else {
+			sb_printf(out, "%zu\n", best);
+		}
+	}
+	free(buf);
+	s->nrows = 0;
+	return out->err ? out->err : 0;
+}
+
+/* One complete row (without its newline). */
+static int one_row(struct pstream *s, const char *line, size_t len,
+		   struct strbuf *out)
+{
+	struct served *m = s->m;
+	float *x = s->x + s->nrows * m->fx->width;
+	long n;
+	int rc;
+
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return 0; /* blank lines are not rows */
+	memset(x, 0, m->fx->width * sizeof(*x));
+	if (line[0] == '{') {
+		rc = json_row(s, line, len, x);
+		if (rc == -ENOMEM)
+			return rc;
+		s->headed = true;
+	} else {
+		n = split_csv(s, line, len);
+		if (n == -ENOMEM)
+			return -ENOMEM;
+		if (n < 0) {
+			row_error(s, "error: unterminated or stray quote");
+		} else if (!s->headed && looks_like_header(s, n)) {
+			/* a header names the features: any order */
+			s->headed = true;
+			for (size_t i = 0; i < m->fx->ncols; i++) {
+				s->map[i] = (size_t)-1;
+				for (long k = 0; k < n; k++)
+					if (strlen(m->fx->cols[i].name) == s->flen[k] &&
+					    memcmp(m->fx->cols[i].name, s->fields[k],
+						   s->flen[k]) == 0)
+						s->map[i] = (size_t)k;
+			}
+			s->nfields = (size_t)n;
+			return 0;
+		} else if ((size_t)n != s->nfields) {
+			s->headed = true;
+			row_error(s, "error: expected %zu fields, got %ld",
+				  s->nfields, n);
+		} else {
+			s->headed = true;
+			fx_transform_row(m->fx, s->fields, s->flen, (size_t)n,
+					 s->map, x);
+			s->nrows++;
+		}
+	}
+	if (s->nrows == BATCH_ROWS)
+		return flush_batch(s, out);
+	return 0;
+}
+
+int pstream_write(struct pstream *s, const char *buf, size_t len,
+		  struct strbuf *out)
+{
+	const char *p = buf, *end = buf + len;
+	int rc = 0;
+
+	while (p < end && rc == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if (!nl) {
+			/* carry the partial row to the next write */
+			size_t more = (size_t)(end - p);
+			char *nc;
+
+			if (s->carry_len + more > PREDICT_MAX_LINE) {
+				free(s->carry);
+				s->carry = NULL;
+				s->carry_len = 0;
+				row_error(s, "error: row longer than %d bytes",
+					  PREDICT_MAX_LINE);
+				flush_batch(s, out);
+				return -E2BIG;
+			}
+			nc = realloc(s->carry, s->carry_len + more);
+			if (!nc)
+				return -ENOMEM;
+			memcpy(nc + s->carry_len, p, more);
+			s->carry = nc;
+			s->carry_len += more;
+			break;
+		}
+		if (s->carry_len) {
+			size_t more = (size_t)(nl - p);
+			char *nc = realloc(s->carry, s->carry_len + more);
+
+			if (!nc)
+				return -ENOMEM;
+			memcpy(nc + s->carry_len, p, more);
+			rc = one_row(s, nc, s->carry_len + more, out);
+			free(nc);
+			s->carry = NULL;
+			s->carry_len = 0;
+		} else {
+			rc = one_row(s, p, (size_t)(nl - p), out);
+		}
+		p = nl + 1;
+	}
+	if (rc == 0)
+		rc = flush_batch(s, out);
+	return rc;
+}
+
+int pstream_finish(struct pstream *s, struct strbuf *out)
+{
+	int rc = 0;
+
+	if (s->carry_len) {
+		rc = one_row(s, s->carry, s->carry_len, out);
+		free(s->carry);
+		s->carry = NULL;
+		s->carry_len = 0;
+	}
+	if (rc == 0)
+		rc = flush_batch(s, out);
+	return rc;
+}

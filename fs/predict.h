@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Serving: models held in memory and the scoring of rows written to a
+ * predict file.  No FUSE here; models.c connects it to the tree.
+ *
+ * A served model is the registry's model file (mlcore.h) decoded: the
+ * train plugin's instance (loaded with its saved weights), the feature
+ * extractor, the classes and the input columns.  Models are cached by
+ * the content hash of their file, so versions with identical content
+ * share one; the cache keeps at most PREDICT_CACHE models, least recently
+ * used first out.  Scoring runs concurrently on one model (the plugin ABI
+ * requires predict to be thread-safe).
+ */
+#ifndef MLFS_FS_PREDICT_H
+#define MLFS_FS_PREDICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "node.h"
+
+struct fs;
+struct served;   /* a loaded model, reference counted */
+struct pstream;  /* one handle's scoring state */
+
+#define PREDICT_CACHE 32
+#define PREDICT_MAX_LINE (1 << 20) /* bytes in one input row */
+
+/*
+ * served_get: the model whose file has content hash (store blob), loaded
+ * if needed.  -ENOENT, -EINVAL (a corrupt file or a missing plugin, with
+ * msg).  The reference is the caller's (served_put).
+ */
+int served_get(struct fs *fs, const char *hash, struct served **out,
+	       char *msg, size_t msglen);
+void served_put(struct served *m);
+/* Drop every cached model (unmount). */
+void served_cache_clear(void);
+/* Models in the cache, for .mlfs/stats. */
+size_t served_cached(void);
+
+/*
+ * A scoring stream: bytes in (CSV rows, optionally a header first, or
+ * JSON lines; a row may arrive in pieces), one output line per row out,
+ * in order.  pstream_write scores every complete row and appends the
+ * answers to out; pstream_finish scores a last row without a newline.
+ * A bad row gives an "error: ..." line in its place.  -E2BIG for a row
+ * longer than PREDICT_MAX_LINE (the row is answered with an error).
+ */
+int pstream_new(struct served *m, struct pstream **out);
+int pstream_write(struct pstream *s, const char *buf, size_t len,
+		  struct strbuf *out);
+int pstream_finish(struct pstream *s, struct strbuf *out);
+void pstream_free(struct pstream *s);
+
+#endif
