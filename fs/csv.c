@@ -44,6 +44,9 @@
 #define CSV_SET_BUDGET ((size_t)64 << 20)
 /* Hashes appended to tier 2 between two sorts. */
 #define KEYS_BATCH ((size_t)8192)
+/* hash_sort(): buckets by the top bits, and the biggest insertion sort. */
+#define SORT_BITS 11
+#define SORT_SMALL 32
 /* Matrix: rows before the first estimate of the total. */
 #define MAT_FIRST_ROWS 4096
 /* Matrix: bytes prefaulted at a time; blocks that get huge pages. */
@@ -130,7 +133,7 @@ struct scan {
 	size_t max_line;        /* bytes */
 	size_t max_cols;
 	size_t budget;          /* bytes of sets still allowed */
-	uint64_t *sort_tmp;     /* KEYS_BATCH entries for radix_sort() */
+	uint64_t *sort_tmp;     /* KEYS_BATCH entries for hash_sort() */
 	char *scratch;          /* unescaped field, for hashing */
 	size_t scratch_cap;     /* bytes */
 	struct problem *pb;
@@ -172,9 +175,12 @@ struct cset {
  * through three tiers, each used only while the one before is too small:
  * set (values, counts and spellings, for classes) up to CSV_CAT_MAX
  * values, then keys (64-bit hashes only) up to CSV_DISTINCT_EXACT, then
- * hll.  Tier 2 appends hashes and sorts and merges them KEYS_BATCH at a
- * time: a hash table of 65536 values per column misses the cache on
- * every row of a wide file, and that cost more than all the parsing.
+ * hll.  Tier 2 appends hashes, and sorts and merges them KEYS_BATCH at a
+ * time: a hash table of 65536 values per column is bigger than the cache,
+ * a wide file touches every column's table on every row, and waiting for
+ * memory on each insert cost more than all the parsing.  (Prefetching
+ * batches of inserts was still slower, mostly in first touches of the
+ * bigger table.)
  */
 struct colstate {
 	uint64_t n;        /* non-missing values */
@@ -923,36 +929,50 @@ static int col_estimate(struct scan *sc, struct colstate *s, uint64_t h,
 	return 0;
 }
 
-/* LSD radix sort of a[0..n) by bytes; tmp holds n entries. */
-static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
+static int cmp_u64(const void *a, const void *b)
 {
-	uint32_t count[8][256] = { { 0 } };
-	uint64_t *src = a;
-	uint64_t *dst = tmp;
-	uint64_t *t;
+	uint64_t x = *(const uint64_t *)a;
+	uint64_t y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Sort n hashes from a into out.  They are uniform, so one pass into
+ * 2^SORT_BITS buckets by the top bits leaves a handful per bucket, and
+ * an insertion sort finishes each; a big bucket (a value repeated many
+ * times, or inputs chosen to collide) goes to qsort() instead.
+ */
+static void hash_sort(const uint64_t *a, uint64_t *out, size_t n)
+{
+	uint32_t start[((size_t)1 << SORT_BITS) + 1] = { 0 };
+	size_t b;
 	size_t i;
-	int b;
+	size_t j;
 
 	for (i = 0; i < n; i++)
-		for (b = 0; b < 8; b++)
-			count[b][(a[i] >> (8 * b)) & 0xff]++;
-	for (b = 0; b < 8; b++) {
-		uint32_t sum = 0;
-		uint32_t c;
-		int d;
+		start[(a[i] >> (64 - SORT_BITS)) + 1]++;
+	for (b = 1; b <= (size_t)1 << SORT_BITS; b++)
+		start[b] += start[b - 1];
+	for (i = 0; i < n; i++)
+		out[start[a[i] >> (64 - SORT_BITS)]++] = a[i];
+	/* Each start[b] now is where bucket b + 1 begins. */
+	for (b = 0; b < (size_t)1 << SORT_BITS; b++) {
+		size_t lo = b ? start[b - 1] : 0;
+		size_t hi = start[b];
 
-		for (d = 0; d < 256; d++) {
-			c = count[b][d];
-			count[b][d] = sum;
-			sum += c;
+		if (hi - lo > SORT_SMALL) {
+			qsort(out + lo, hi - lo, sizeof(*out), cmp_u64);
+			continue;
 		}
-		for (i = 0; i < n; i++)
-			dst[count[b][(src[i] >> (8 * b)) & 0xff]++] = src[i];
-		t = src;
-		src = dst;
-		dst = t;
+		for (i = lo + 1; i < hi; i++) {
+			uint64_t x = out[i];
+
+			for (j = i; j > lo && out[j - 1] > x; j--)
+				out[j] = out[j - 1];
+			out[j] = x;
+		}
 	}
-	/* Eight passes: the result is back in a. */
 }
 
 /*
@@ -977,10 +997,10 @@ static int keys_flush(struct scan *sc, struct colstate *s)
 			return -ENOMEM;
 		sc->sort_tmp = b;
 	}
-	radix_sort(k + s->nkeys, b, s->nbatch);
+	hash_sort(k + s->nkeys, b, s->nbatch);
 	for (i = 0; i < s->nbatch; i++)
-		if (!nb || b[nb - 1] != k[s->nkeys + i])
-			b[nb++] = k[s->nkeys + i];
+		if (!nb || b[nb - 1] != b[i])
+			b[nb++] = b[i];
 	/*
 	 * Merge from the back: the write index never passes a read index.
 	 * Hashes are random, so the loop is written without branches on

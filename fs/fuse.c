@@ -44,6 +44,7 @@ struct dir_list {
 };
 
 static void file_free(struct fs_file *f);
+static void file_put(struct fs_file *f);
 static void dir_list_free(struct dir_list *dl);
 
 static struct fs *req_fs(fuse_req_t req)
@@ -213,9 +214,7 @@ static void fs_destroy(void *userdata)
 		struct fs_file *f = fs->files;
 
 		fs->files = f->next;
-		if (f->node->type->release)
-			f->node->type->release(f);
-		file_free(f);
+		file_put(f);
 	}
 	while (fs->dirs) {
 		struct dir_list *dl = fs->dirs;
@@ -523,6 +522,29 @@ static void file_unlink(struct fs *fs, struct fs_file *f)
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
+/*
+ * A reply can still be reading a handle's buffer (sanitizers check a
+ * writev's memory after the call) when the kernel, already answered,
+ * sends RELEASE: ops hold a reference for their whole run, and the last
+ * one releases.
+ */
+static struct fs_file *file_get(struct fuse_file_info *fi)
+{
+	struct fs_file *f = req_file(fi);
+
+	atomic_fetch_add(&f->refs, 1);
+	return f;
+}
+
+static void file_put(struct fs_file *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	if (f->node && f->node->type->release)
+		f->node->type->release(f);
+	file_free(f);
+}
+
 static void file_free(struct fs_file *f)
 {
 	if (!f)
@@ -555,6 +577,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	f->refs = 1;
 	f->node = n; /* the reference from node_get_ino */
 	f->flags = fi->flags;
 	f->uid = ctx.uid;
@@ -602,7 +625,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fs_file *f = req_file(fi);
+	struct fs_file *f = file_get(fi);
 	struct fs *fs = req_fs(req);
 	struct fs_reply r = { req };
 	int rc;
@@ -613,22 +636,25 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		rc = f->node->type->read(f, size, off, &r);
 		if (rc < 0)
 			fuse_reply_err(req, -rc);
+		file_put(f);
 		return;
 	}
 	if (!f->snap || (size_t)off >= f->snap_len) {
 		fuse_reply_buf(req, NULL, 0);
+		file_put(f);
 		return;
 	}
 	if (size > f->snap_len - (size_t)off)
 		size = f->snap_len - (size_t)off;
 	atomic_fetch_add(&fs->bytes_read, size);
 	fuse_reply_buf(req, f->snap + off, size);
+	file_put(f);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct fs_file *f = req_file(fi);
+	struct fs_file *f = file_get(fi);
 	struct fs *fs = req_fs(req);
 	ssize_t n;
 
@@ -652,17 +678,18 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	} else {
 		n = -EBADF;
 	}
-	if (n < 0) {
+	if (n < 0)
 		fuse_reply_err(req, (int)-n);
-		return;
-	}
-	atomic_fetch_add(&fs->bytes_written, (uint64_t)n);
-	fuse_reply_write(req, (size_t)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+	if (n > 0)
+		atomic_fetch_add(&fs->bytes_written, (uint64_t)n);
+	file_put(f);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_file *f = req_file(fi);
+	struct fs_file *f = file_get(fi);
 	struct fs *fs = req_fs(req);
 	const struct node_type *t = f->node->type;
 	struct problem pb = { 0 };
@@ -693,6 +720,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0 && pb.msg[0])
 		fs_problem(fs, &pb);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	file_put(f);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
@@ -702,16 +730,14 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	file_unlink(req_fs(req), f);
-	if (f->node->type->release)
-		f->node->type->release(f);
-	file_free(f);
+	file_put(f);
 	fuse_reply_err(req, 0);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	struct fs_file *f = req_file(fi);
+	struct fs_file *f = file_get(fi);
 	int rc = 0;
 
 	(void)ino;
@@ -719,6 +745,7 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (f->node->type->fsync)
 		rc = f->node->type->fsync(f);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	file_put(f);
 }
 
 
@@ -959,6 +986,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
 		rc = -ENOMEM;
 		goto out_put;
 	}
+	f->refs = 1;
 	f->flags = fi->flags;
 	f->uid = ctx.uid;
 	f->gid = ctx.gid;

@@ -44,12 +44,14 @@ static volatile sig_atomic_t cancelled;
  * The job program is one short run that ends in exit(): what it holds
  * goes with the process, so LeakSanitizer (in sanitizer builds) would
  * only report the plan, table and matrices still referenced at exit.
- * Other sanitizer checks stay on.
+ * Other sanitizer checks stay on.  A segfault is left to the kernel so
+ * that the runner sees the signal, as in a build without sanitizers.
  */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
-	return "detect_leaks=0";
+	/* a crashing plugin dies of its signal, as without sanitizers */
+	return "detect_leaks=0:handle_segv=0";
 }
 
 struct run {

@@ -461,6 +461,97 @@ static int wait_read(struct fs_file *f, size_t size, off_t off,
 	return job_wait(f->priv, size, off, r);
 }
 
+/* trials/<n>: each search trial's params, status and metrics */
+static long node_trial(struct node *n)
+{
+	char *end;
+	long t;
+
+	if (n->depth < 4)
+		return -1;
+	t = strtol(n->comp[3], &end, 10);
+	return *end || n->comp[3][0] == '\0' ? -1 : t;
+}
+
+static int trial_show(struct node *n, struct strbuf *out)
+{
+	struct job *j = get_job(n);
+	json_t *trials, *t;
+	char *text;
+	int rc;
+
+	if (!j)
+		return -ENOENT;
+	trials = job_trials(j);
+	job_put(j);
+	t = json_array_get(trials, (size_t)node_trial(n));
+	if (!t) {
+		json_decref(trials);
+		return -ENOENT;
+	}
+	text = json_dumps(t, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(trials);
+	if (!text)
+		return -ENOMEM;
+	rc = sb_printf(out, "%s\n", text);
+	free(text);
+	return rc;
+}
+
+static const struct node_type trial_type = {
+	NULL, S_IFREG | 0444, 0, .show = trial_show, .getattr = job_attr,
+};
+
+static int trials_lookup(struct node *dir, const char *name,
+			 const struct node_type **type)
+{
+	struct job *j = get_job(dir);
+	json_t *trials;
+	char *end;
+	long t = strtol(name, &end, 10);
+	bool found;
+
+	if (!j || *end || !name[0] || t < 0 || (name[0] == '0' && name[1])) {
+		job_put(j);
+		return -ENOENT;
+	}
+	trials = job_trials(j);
+	job_put(j);
+	found = (size_t)t < json_array_size(trials);
+	json_decref(trials);
+	if (!found)
+		return -ENOENT;
+	*type = &trial_type;
+	return 0;
+}
+
+static int trials_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct job *j = get_job(dir);
+	json_t *trials;
+	size_t n;
+
+	if (!j)
+		return -ENOENT;
+	trials = job_trials(j);
+	job_put(j);
+	n = json_array_size(trials);
+	json_decref(trials);
+	for (size_t i = 0; i < n; i++) {
+		char name[24];
+
+		snprintf(name, sizeof(name), "%zu", i);
+		if (fill(ctx, name, &trial_type))
+			break;
+	}
+	return 0;
+}
+
+static int trials_getattr(struct node *n, struct stat *st)
+{
+	return job_attr(n, st);
+}
+
 static const struct node_type job_files[] = {
 	{ "spec", S_IFREG | 0444, 0, .show = jspec_show, .getattr = job_attr },
 	{ "status", S_IFREG | 0444, 0, .show = status_show,
@@ -480,6 +571,8 @@ static const struct node_type job_files[] = {
 	  .read = wait_read, .release = stream_release, .getattr = job_attr },
 	{ "ctl", S_IFREG | 0644, 0, .show = ctl_show, .store = ctl_store,
 	  .getattr = job_attr },
+	{ "trials", S_IFDIR | 0555, NODE_F_DYNAMIC, .lookup = trials_lookup,
+	  .list = trials_list, .getattr = trials_getattr },
 	{ NULL },
 };
 

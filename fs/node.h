@@ -156,6 +156,7 @@ struct node {
 
 /* An open file.  Fields other than priv are owned by the glue. */
 struct fs_file {
+	_Atomic unsigned refs; /* the kernel's handle + ops running on it */
 	struct node *node; /* holds a reference */
 	int flags;         /* open(2) flags */
 	uid_t uid;

@@ -550,12 +550,13 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 		if (s->json[r]) {
 			sb_puts(out, "{\"prediction\": ");
 			if (m->task == MLFS_TASK_CLASSIFICATION) {
-				char *q = json_dumps(json_string(m->classes[best]),
-						     JSON_ENCODE_ANY);
+				json_t *js = json_string(m->classes[best]);
+				char *q = json_dumps(js, JSON_ENCODE_ANY);
 
 				/* the JSON string of the class label */
 				sb_puts(out, q ? q : "null");
 				free(q);
+				json_decref(js);
 				sb_puts(out, ", \"probabilities\": {");
 				for (size_t c = 0; c < m->nout; c++) {
 					json_t *js = json_string(m->classes[c]);

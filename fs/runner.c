@@ -421,6 +421,33 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 	return n;
 }
 
+json_t *job_trials(struct job *j)
+{
+	char dir[PATH_MAX + 16];
+	json_t *out;
+	bool ended;
+
+	pthread_mutex_lock(&the_runner->lock);
+	ended = j->state == JOB_ENDED;
+	out = ended ? json_deep_copy(json_object_get(j->rec, "trials")) : NULL;
+	snprintf(dir, sizeof(dir), "%s/trials", j->dir);
+	pthread_mutex_unlock(&the_runner->lock);
+	if (ended)
+		return out ? out : json_array();
+	out = json_array();
+	for (int i = 0; out && i < 100000; i++) {
+		char path[PATH_MAX + 48];
+		json_t *t;
+
+		snprintf(path, sizeof(path), "%s/%d", dir, i);
+		t = json_load_file(path, 0, NULL);
+		if (!t)
+			break;
+		json_array_append_new(out, t);
+	}
+	return out;
+}
+
 static void rm_rf(const char *dir)
 {
 	struct dirent *de;
@@ -564,7 +591,7 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 {
 	struct fs *fs = r->fs;
 	posix_spawn_file_actions_t fa;
-	char path[PATH_MAX + 32], blob[128], threads[32];
+	char path[PATH_MAX + 32], blob[128], threads[32], asan[1024];
 	char *argv[] = { r->jobbin, j->dir, NULL };
 	char **env;
 	size_t nenv = 0;
@@ -601,9 +628,22 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 			 ? sysconf(_SC_NPROCESSORS_ONLN)
 			 : 1L);
 	nenv = 0;
-	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "OPENBLAS_NUM_THREADS=", 21) != 0)
-			env[nenv++] = *e;
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "OPENBLAS_NUM_THREADS=", 21) == 0)
+			continue;
+		/*
+		 * Sanitizer builds: the job program ends in exit() holding
+		 * its data on purpose (see job_main.c); the environment
+		 * would override its own leak setting.
+		 */
+		if (strncmp(*e, "ASAN_OPTIONS=", 13) == 0) {
+			snprintf(asan, sizeof(asan),
+				 "%s:detect_leaks=0:handle_segv=0", *e);
+			env[nenv++] = asan;
+			continue;
+		}
+		env[nenv++] = *e;
+	}
 	env[nenv++] = threads;
 	snprintf(path, sizeof(path), "%s/log", j->dir);
 	posix_spawn_file_actions_init(&fa);

@@ -63,6 +63,12 @@ int64_t job_file_size(struct job *j, const char *file);
 ssize_t job_file_read(struct job *j, const char *file, char *buf,
 		      size_t size, off_t off);
 
+/*
+ * The search trials so far (a JSON array, new reference): read from the
+ * job folder while it runs, from the record after.
+ */
+json_t *job_trials(struct job *j);
+
 /* Spec files being written (train/<job>.json before its close). */
 int job_pending_add(struct fs *fs, const char *name);
 void job_pending_del(struct fs *fs, const char *name);

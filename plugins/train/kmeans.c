@@ -378,10 +378,10 @@ static void km_potential(struct km_job *job, const float *cand, size_t t,
 
 		km_cross(job->x, i0, m, cand, cc, t, job->dist);
 		for (size_t i = 0; i < m; i++) {
-			float old = job->mind[i0 + i];
+			float old = job->mind[i0 + i], xx = job->xx[i0 + i];
 
 			for (size_t j = 0; j < t; j++) {
-				float v = job->xx[i0 + i] + job->dist[i * t + j];
+				float v = job->dist[i * t + j] + xx;
 
 				v = v > 0 ? v : 0;
 				v = v < old ? v : old;
@@ -468,9 +468,11 @@ static int km_run(struct km_job *job, float *c, float *cnew, double tol,
 		if (it > 0 && changed == 0)
 			break;
 		for (size_t j = 0; j < k; j++) {
+			const double *s = job->sums + j * d;
+			double cnt = (double)job->count[j];
+
 			for (size_t f = 0; f < d && job->count[j]; f++)
-				cnew[j * d + f] = (float)(job->sums[j * d + f] /
-							  (double)job->count[j]);
+				cnew[j * d + f] = (float)(s[f] / cnt);
 		}
 		km_relocate(job, cnew);
 		for (size_t j = 0; j < k * d; j++) {
@@ -678,7 +680,7 @@ static int km_predict(void *inst, const struct mlfs_matrix *x,
 				s += (double)row[f] * row[f];
 			xx = (float)s;
 			for (size_t j = 0; j < km->kc; j++) {
-				/* o holds 2 x.c; the score is -(squared distance). */
+				/* o holds 2 x.c; the score is -distance^2. */
 				float v = o[i * out->ld + j] - xx - km->cc[j];
 
 				o[i * out->ld + j] = v < 0 ? v : 0.0f;

@@ -31,7 +31,7 @@
 
 #include "mlfs_plugin.h"
 
-/* LAPACK's Cholesky, from OpenBLAS (Debian's libopenblas-dev has no lapacke.h). */
+/* LAPACK's Cholesky, in OpenBLAS (Debian's libopenblas-dev has no lapacke.h) */
 extern void dpotrf_(const char *uplo, const blasint *n, double *a,
 		    const blasint *lda, blasint *info);
 

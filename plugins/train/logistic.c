@@ -10,11 +10,13 @@
  * L-BFGS with a memory of ten pairs and a strong Wolfe line search,
  * stopping like scikit-learn's (largest gradient entry <= tol, a relative
  * change of the objective below 2.2e-9, or max_iter iterations); and
- * "sgd", mini-batch SGD with a constant learning_rate, stopping after
- * `epochs` passes or when five passes in a row did not lower the loss by
- * tol.  Loss and gradient run over blocks of rows small enough to stay in
- * the cache between the forward GEMM (logits = X W^T + b) and the backward
- * one (G = R^T X), in float, with the sums kept in double.
+ * "sgd", mini-batch SGD (batch_size, default min(200, n)) with a
+ * constant learning_rate (default 0.1), shuffled each pass from "seed",
+ * stopping after `epochs` passes (default max_iter) or when five passes in
+ * a row did not lower the loss by tol.  Loss and gradient run over
+ * blocks of rows small enough to stay in the cache between the forward
+ * GEMM (logits = X W^T + b) and the backward one (G = R^T X), in float,
+ * with the sums kept in double.
  *
  * Threads: fit runs in the job's process on one thread (BLAS may use
  * more); predict only reads the instance and can run on many threads at
@@ -346,6 +348,8 @@ static int logi_check_data(const struct mlfs_data *train,
 		return logi_err(msg, msglen, "bad training matrix");
 	if (!train->x.rows)
 		return logi_err(msg, msglen, "no training rows");
+	if (!train->x.cols)
+		return logi_err(msg, msglen, "no features");
 	if (train->x.rows > INT_MAX)
 		return logi_err(msg, msglen, "too many training rows (%zu)",
 				train->x.rows);
@@ -691,7 +695,7 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 		rc = logi_search(job, &lb, f, gd, step, &fn);
 		if (rc == -EAGAIN) {
 			if (lb.count) {
-				/* Stale curvature: try once more as gradient descent. */
+				/* Stale curvature: retry downhill. */
 				lb.count = 0;
 				it--;
 				continue;
@@ -803,11 +807,17 @@ static int logi_sgd_run(struct logi_job *job, long *iters)
 			}
 			memset(g, 0, job->np * sizeof(*g));
 			loss += logi_block(job, xb, d, yb, m, g);
-			for (size_t j = 0; j < nw; j++)
-				job->wf[j] -= lr * (float)(g[j] / (double)m +
-							   job->l2 * job->wf[j]);
-			for (size_t c = 0; c < ke; c++)
-				job->bf[c] -= lr * (float)(g[nw + c] / (double)m);
+			for (size_t j = 0; j < nw; j++) {
+				double gj = g[j] / (double)m +
+					    job->l2 * job->wf[j];
+
+				job->wf[j] -= lr * (float)gj;
+			}
+			for (size_t c = 0; c < ke; c++) {
+				double gc = g[nw + c] / (double)m;
+
+				job->bf[c] -= lr * (float)gc;
+			}
 		}
 		for (size_t j = 0; j < nw; j++)
 			pen += (double)job->wf[j] * job->wf[j];

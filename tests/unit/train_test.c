@@ -296,7 +296,9 @@ static void *make(int p, unsigned task, const struct mlfs_param *params,
 {
 	char msg[256] = "";
 	void *inst = NULL;
-	int rc = ops_of(p)->init(host, task, params, n, &inst, msg, sizeof(msg));
+	int rc;
+
+	rc = ops_of(p)->init(host, task, params, n, &inst, msg, sizeof(msg));
 
 	if (rc < 0)
 		printf("# init %s: %d %s\n", plugs[p].name, rc, msg);
@@ -399,6 +401,63 @@ static void check_bad_size(int p, void *inst, size_t off, size_t bytes,
 	free(buf);
 }
 
+/*
+ * Random changes to the first 64 bytes (after the magic) with the
+ * checksum fixed up: load must answer 0 or -EINVAL, never crash, and
+ * after a 0 predict must work with the outputs it then reports.
+ */
+static void check_fuzz(int p, unsigned task, const struct mlfs_param *params,
+		       size_t nparams, void *inst, const struct mlfs_host *host)
+{
+	const struct mlfs_train_ops *o = ops_of(p);
+	void *buf = NULL, *copy = make(p, task, params, nparams, host);
+	size_t len = 0, odd = 0, loaded = 0;
+	uint8_t *b;
+	char name[128];
+
+	o->save(inst, &buf, &len);
+	b = malloc(len);
+	for (int r = 0; r < 3000; r++) {
+		int rc;
+
+		memcpy(b, buf, len);
+		for (size_t i = 4; i < len - 8 && i < 64; i++)
+			if (rnd() % 8 == 0)
+				b[i] = (uint8_t)(rnd() % 4 ? b[i] ^ (1u << rnd() % 8)
+							 : rnd());
+		put_le(b + len - 8, fnv(b, len - 8), 8);
+		rc = o->load(copy, b, len);
+		if (rc == 0) {
+			size_t rows = 3, k = o->outputs(copy);
+			size_t d = 64; /* more than any of the fitted models */
+			float *x = calloc(rows * d, sizeof(float));
+			float *out = calloc(rows * (k + 1), sizeof(float));
+			struct mlfs_matrix xm = { x, rows, 0, d };
+			struct mlfs_matrix om = { out, rows, k, k };
+
+			loaded++;
+			/* Find the feature count predict takes. */
+			for (xm.cols = 0; xm.cols <= d; xm.cols++)
+				if (o->predict(copy, &xm, &om) == 0)
+					break;
+			odd += xm.cols > d;
+			free(out);
+			free(x);
+		} else if (rc != -EINVAL) {
+			odd++;
+		}
+	}
+	snprintf(name, sizeof(name),
+		 "%s: fuzzed headers load cleanly or give -EINVAL",
+		 plugs[p].name);
+	is_int(odd, 0, name);
+	printf("# %s: %zu of 3000 fuzzed headers loaded\n", plugs[p].name,
+	       loaded);
+	free(b);
+	free(buf);
+	o->fini(copy);
+}
+
 /* ---- descriptors ---- */
 
 static void test_descriptors(void)
@@ -497,6 +556,8 @@ static void test_linear(void)
 	double worst = 0, a[36] = { 0 }, rhs[6] = { 0 };
 	int rc;
 
+	rng_state = 100; /* each test its own data */
+
 	set_alloc(&s, n, d, 0);
 	for (size_t i = 0; i < n; i++) {
 		double y = bt;
@@ -590,6 +651,7 @@ static void test_linear(void)
 	check_save_load(P_LINEAR, MLFS_TASK_REGRESSION, &ridge, 1, rid,
 			&s.data.x, &host);
 	check_bad_size(P_LINEAR, rid, 12, 8, 4, "a wrong feature count");
+	check_fuzz(P_LINEAR, MLFS_TASK_REGRESSION, &ridge, 1, rid, &host);
 	check_bad_size(P_LINEAR, rid, 8, 4, MLFS_TASK_CLASSIFICATION,
 		       "another task");
 	o->fini(ols);
@@ -617,6 +679,8 @@ static void test_logistic(void)
 	float *sc;
 	double acc, grad[5] = { 0 }, gmax = 0;
 	int rc;
+
+	rng_state = 101; /* each test its own data */
 
 	/* Binary: noisy labels from a linear score. */
 	set_alloc(&s, n, d, 2);
@@ -707,6 +771,7 @@ static void test_logistic(void)
 	check_bad_size(P_LOGISTIC, inst3, 20, 8, (uint64_t)1 << 40,
 		       "a huge feature count");
 	check_bad_size(P_LOGISTIC, inst3, 12, 8, 1, "one class");
+	check_fuzz(P_LOGISTIC, MLFS_TASK_CLASSIFICATION, NULL, 0, inst3, &host);
 	o->fini(inst);
 	o->fini(inst3);
 	o->fini(isgd);
@@ -736,6 +801,8 @@ static void test_mlp(void)
 	float *sc;
 	double acc, sse = 0, var = 0, mean = 0;
 	int rc;
+
+	rng_state = 102; /* each test its own data */
 
 	/* XOR: the sign of x0 * x1, which no linear model can learn. */
 	set_alloc(&s, n, 2, 2);
@@ -794,6 +861,7 @@ static void test_mlp(void)
 			&host);
 	check_bad_size(P_MLP, cls, 24 + 8, 8, 1000, "a wrong hidden width");
 	check_bad_size(P_MLP, cls, 12, 4, 9, "too many layers");
+	check_fuzz(P_MLP, MLFS_TASK_CLASSIFICATION, pc, 4, cls, &host);
 	/* Classification bytes into a regression instance. */
 	{
 		void *buf = NULL;
@@ -828,6 +896,8 @@ static void test_kmeans(void)
 	size_t map[3] = { 9, 9, 9 };
 	bool consistent = true, nonpos = true;
 	int rc;
+
+	rng_state = 103; /* each test its own data */
 
 	make_blobs(&s, n, d, 3, centres, 0.5);
 	s.data.y = NULL;
@@ -883,6 +953,7 @@ static void test_kmeans(void)
 			&s.data.x, &host);
 	check_bad_size(P_KMEANS, inst, 12, 8, 4, "a wrong k");
 	check_bad_size(P_KMEANS, inst, 12, 8, 0, "k = 0");
+	check_fuzz(P_KMEANS, MLFS_TASK_CLUSTERING, pk, 2, inst, &host);
 	o->fini(inst);
 	set_free(&s);
 }
@@ -993,6 +1064,8 @@ static void test_cancel(void)
 	struct mlfs_host host = make_host(&hs);
 	struct set s;
 
+	rng_state = 104; /* each test its own data */
+
 	make_blobs(&s, 200, 2, 2, centres, 1);
 	for (int p = 0; p < P_COUNT; p++) {
 		char msg[256] = "", name[128];
@@ -1061,6 +1134,8 @@ static void test_threads(void)
 	float *want, *bad;
 	int rc, same = 1;
 	struct mlfs_matrix wrong;
+
+	rng_state = 105; /* each test its own data */
 
 	make_blobs(&s, 700, 3, 3, centres, 1);
 	inst = make(P_MLP, MLFS_TASK_CLASSIFICATION, pm, 2, &host);

@@ -1,0 +1,473 @@
+"""Training, jobs, the registry and predict, through the mount."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, ROOT
+
+IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
+
+
+def sh(cmd, **kw):
+    return subprocess.run(["bash", "-c", cmd], capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def iris(mlfs, name="iris"):
+    d = mlfs.mnt / "datasets" / name
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    return d
+
+
+def train(mlfs, job, spec, timeout=120):
+    (mlfs.mnt / "train" / f"{job}.json").write_text(json.dumps(spec))
+    r = subprocess.run(["cat", str(mlfs.mnt / "jobs" / job / "wait")],
+                       capture_output=True, text=True, timeout=timeout)
+    return r.stdout
+
+
+def test_train_logistic_end_to_end(mlfs):
+    iris(mlfs)
+    spec = {"dataset": "iris@1", "algorithm": "logistic", "model": "iris",
+            "params": {"l2": 0.001},
+            "split": {"train": 0.6, "validation": 0.2, "test": 0.2,
+                      "seed": 7}}
+    assert train(mlfs, "j1", spec) == "succeeded\n"
+    job = mlfs.mnt / "jobs" / "j1"
+    assert sorted(os.listdir(job)) == sorted(
+        ["spec", "status", "progress", "log", "metrics", "split", "wait",
+         "ctl", "trials"])
+    assert (job / "status").read_text() == "succeeded\n"
+    assert (job / "progress").read_text().startswith("100%")
+    assert json.loads((job / "spec").read_text())["algorithm"] == "logistic"
+    assert "fit in" in (job / "log").read_text()
+    losses = [json.loads(l) for l in (job / "metrics").read_text().splitlines()]
+    assert losses and losses[0]["name"] == "loss"
+    split = (job / "split").read_text().splitlines()
+    assert split[0] == "row,set" and len(split) == 151
+    sets = [l.split(",")[1] for l in split[1:]]
+    assert sets.count("train") == 90 and sets.count("test") == 30
+    # stratified: 10 of each species in the test split
+    rows = IRIS.splitlines()[1:]
+    test_species = [rows[int(l.split(",")[0])].split(",")[-1]
+                    for l in split[1:] if l.endswith(",test")]
+    assert {s: test_species.count(s) for s in set(test_species)} == \
+        {"setosa": 10, "versicolor": 10, "virginica": 10}
+    v1 = mlfs.mnt / "models" / "iris" / "v1"
+    assert sorted(os.listdir(v1)) == ["meta.json", "metrics.json", "model",
+                                      "predict", "sample.csv"]
+    assert os.readlink(mlfs.mnt / "models" / "iris" / "latest") == "v1"
+    meta = json.loads((v1 / "meta.json").read_text())
+    for k in ("name", "version", "created", "algorithm", "params", "dataset",
+              "features", "label", "classes", "output", "job", "metrics",
+              "plugin_version", "plugin_hash"):
+        assert k in meta, k
+    assert meta["name"] == "iris" and meta["version"] == 1
+    assert meta["job"] == "j1" and meta["label"] == "species"
+    assert meta["classes"] == ["setosa", "versicolor", "virginica"]
+    assert meta["dataset"]["name"] == "iris" and meta["dataset"]["version"] == 1
+    assert len(meta["dataset"]["hash"]) == 32
+    f0 = meta["features"][0]
+    for k in ("name", "type", "min", "max", "encoding"):
+        assert k in f0
+    m = json.loads((v1 / "metrics.json").read_text())
+    for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro",
+              "roc_auc", "log_loss", "confusion_matrix", "fit_seconds"):
+        assert k in m, k
+    assert m["accuracy"] >= 0.85
+    assert sum(map(sum, m["confusion_matrix"])) == 30
+    model = (v1 / "model").read_bytes()
+    assert model[:8] == b"MLFSMDL\0"
+    sample = (v1 / "sample.csv").read_text().splitlines()
+    assert sample[0].startswith("sepal_length,") and "prediction" in sample[0]
+    # ground truth: the store holds the manifest and the blobs
+    man = json.loads((mlfs.store / "models/iris/v1.json").read_text())
+    assert man["job"] == "j1" and man["dataset"]["version"] == 1
+    rec = json.loads((mlfs.store / "jobs/j1.json").read_text())
+    assert rec["status"] == "succeeded" and rec["model_version"] == 1
+
+
+def test_predict_shell_session_and_isolation(mlfs):
+    iris(mlfs)
+    assert train(mlfs, "j", {"dataset": "iris", "algorithm": "logistic",
+                             "model": "iris", "params": {"l2": 0.001}}) \
+        == "succeeded\n"
+    p = mlfs.mnt / "models" / "iris" / "predict"
+    r = sh(f"echo 5.1,3.5,1.4,0.2 > {p}; cat {p}")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().split(",")
+    assert line[0] == "setosa" and len(line) == 4
+    assert abs(sum(map(float, line[1:])) - 1) < 1e-4
+    # another session never sees it
+    r = sh(f"echo 6.3,3.3,6.0,2.5 > {p}; setsid cat {p}; echo end")
+    assert r.stdout == "end\n"
+    # the same session still does
+    r = sh(f"echo 6.3,3.3,6.0,2.5 > {p}; cat {p}; cat {p}")
+    assert r.stdout.count("virginica,") == 2
+
+
+def test_predict_handle_header_json_errors_and_large_writes(mlfs):
+    iris(mlfs)
+    train(mlfs, "j", {"dataset": "iris", "algorithm": "logistic",
+                      "model": "iris", "params": {"l2": 0.001}})
+    p = mlfs.mnt / "models" / "iris" / "predict"
+    fd = os.open(p, os.O_RDWR | os.O_TRUNC)
+    try:
+        os.write(fd, b"petal_width,petal_length,sepal_width,sepal_length\n")
+        os.write(fd, b"0.2,1.4,3.5,5.1\n2.5,6.")    # a row in two pieces
+        os.write(fd, b"0,3.3,6.3\nnot,a,row\n")
+        os.write(fd, b'{"sepal_length": 7.0, "sepal_width": 3.2, '
+                     b'"petal_length": 4.7, "petal_width": 1.4}\n')
+        out = os.read(fd, 65536).decode().splitlines()
+        assert os.read(fd, 65536) == b""      # nothing pending: EOF
+    finally:
+        os.close(fd)
+    assert out[0].startswith("setosa,")
+    assert out[1].startswith("virginica,")
+    assert out[2].startswith("error: ")
+    js = json.loads(out[3])
+    assert js["prediction"] == "versicolor"
+    assert set(js["probabilities"]) == {"setosa", "versicolor", "virginica"}
+    # one big write, split by the kernel: every row answered, in order
+    rows = [l.rsplit(",", 1)[0] for l in IRIS.splitlines()[1:]] * 200
+    data = ("\n".join(rows) + "\n").encode()
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.write(fd, data)
+        got = b""
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            got += b
+    finally:
+        os.close(fd)
+    lines = got.decode().splitlines()
+    assert len(lines) == len(rows)
+    want = [l.rsplit(",", 1)[1] for l in IRIS.splitlines()[1:]] * 200
+    acc = sum(a.split(",")[0] == b for a, b in zip(lines, want)) / len(want)
+    assert acc > 0.9
+
+
+def test_production_alias_and_busy_rules(mlfs):
+    d = iris(mlfs)
+    spec = {"dataset": "iris", "algorithm": "logistic", "model": "iris"}
+    assert train(mlfs, "a", spec) == "succeeded\n"
+    assert train(mlfs, "b", dict(spec, params={"l2": 0.5})) == "succeeded\n"
+    m = mlfs.mnt / "models" / "iris"
+    assert os.readlink(m / "latest") == "v2"
+    r = sh(f"cd {m} && ln -sfn v1 production")
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(m / "production") == "v1"
+    mlfs.expect("rmdir")
+    with pytest.raises(OSError) as e:
+        os.rmdir(m / "v1")
+    assert e.value.errno == errno.EBUSY
+    # a dataset a model was trained on is in use
+    with pytest.raises(OSError) as e:
+        os.rmdir(d / "v1")
+    assert e.value.errno == errno.EBUSY
+    with pytest.raises(OSError) as e:
+        os.rmdir(d)
+    assert e.value.errno == errno.EBUSY
+    # predict uses production: v1's probabilities, not v2's
+    v1 = sh(f"echo 6.0,2.9,4.5,1.5 > {m}/v1/predict; cat {m}/v1/predict").stdout
+    top = sh(f"echo 6.0,2.9,4.5,1.5 > {m}/predict; cat {m}/predict").stdout
+    v2 = sh(f"echo 6.0,2.9,4.5,1.5 > {m}/v2/predict; cat {m}/v2/predict").stdout
+    assert top == v1 and v1 != v2
+    os.unlink(m / "production")
+    assert sh(f"echo 6.0,2.9,4.5,1.5 > {m}/predict; cat {m}/predict").stdout \
+        == v2
+    os.rmdir(m / "v1")
+    assert sorted(os.listdir(m)) == ["latest", "predict", "v2"]
+    os.rmdir(mlfs.mnt / "jobs" / "a")
+    assert "a" not in os.listdir(mlfs.mnt / "jobs")
+
+
+BAD_SPECS = [
+    ('{"dataset": "iris", "algorithm": "logistic", "colour": 1}',
+     '1:46: "colour": unknown field'),
+    ('{"algorithm": "logistic"}', '"dataset": is required'),
+    ('{"dataset": "nope", "algorithm": "logistic"}', 'no dataset "nope"'),
+    ('{"dataset": "iris@9", "algorithm": "logistic"}', "has no version 9"),
+    ('{"dataset": "../x", "algorithm": "logistic"}', "not a dataset name"),
+    ('{"dataset": "iris", "algorithm": "magic"}', 'no train plugin "magic"'),
+    ('{"dataset": "iris",\n "algorithm": "logistic",\n "params": {"l2": -1}}',
+     '3:13: "l2": must be'),
+    ('{"dataset": "iris", "algorithm": "logistic", "params": {"zz": 1}}',
+     '"zz": unknown parameter'),
+    ('{"dataset": "iris", "algorithm": "logistic", "split": {"train": 0.9, '
+     '"test": 0.5, "validation": 0}}', "sum to 1"),
+    ('{"dataset": "iris", "algorithm": "logistic", "label": "colour"}',
+     'no column "colour"'),
+    ('{"dataset": "iris", "algorithm": "linear", "label": "species"}',
+     '"linear" does not do classification'),
+    ('{"dataset": "iris", "algorithm": "logistic", "search": '
+     '{"method": "guess", "space": {"l2": {"uniform": [0, 1]}}}}',
+     '"method": must be grid, random or halving'),
+    ('{"dataset": "iris", "algorithm": "logistic", "model": ".hidden"}',
+     '"model": ".hidden" is not a valid name'),
+    ('{"dataset": "iris", "algorithm": [1, 2]}', '"algorithm": must be'),
+    ('{"dataset": "iris" "algorithm": "logistic"}', "'}' expected"),
+    ('{"dataset": "iris", "algorithm": "linear", "task": "regression", '
+     '"label": "species"}', "regression needs a numeric label"),
+]
+
+
+@pytest.mark.parametrize("text,msg", BAD_SPECS)
+def test_bad_spec_fails_the_write_and_creates_nothing(mlfs, text, msg):
+    iris(mlfs)
+    mlfs.expect("rejected")
+    with pytest.raises(OSError) as e:
+        (mlfs.mnt / "train" / "bad.json").write_text(text)
+    assert e.value.errno == errno.EINVAL
+    last = mlfs.errors().splitlines()[-1]
+    assert "train/bad.json:" in last and msg in last, last
+    assert os.listdir(mlfs.mnt / "jobs") == []
+    assert os.listdir(mlfs.mnt / "train") == []
+    assert os.listdir(mlfs.mnt / "models") == []
+    assert not (mlfs.store / "jobs").exists()
+
+
+def test_incomplete_spec_fails_at_close_and_echo_reports_it(mlfs):
+    iris(mlfs)
+    mlfs.expect("rejected")
+    r = sh(f"echo '{{\"dataset\": \"iris\", \"algorithm\": \"logistic\"' "
+           f"> {mlfs.mnt}/train/half.json")
+    assert r.returncode != 0 or True  # bash ignores close errors of echo
+    assert "incomplete JSON" in mlfs.errors()
+    assert os.listdir(mlfs.mnt / "jobs") == []
+    # a bad spec fails the write itself: echo reports it
+    r = sh(f"echo '{{\"dataset\": \"iris\", \"algorithm\": \"nope\"}}' "
+           f"> {mlfs.mnt}/train/j.json")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+
+
+def test_existing_job_name_is_eexist(mlfs):
+    iris(mlfs)
+    spec = {"dataset": "iris", "algorithm": "logistic"}
+    assert train(mlfs, "j", spec) == "succeeded\n"
+    with pytest.raises(OSError) as e:
+        (mlfs.mnt / "train" / "j.json").write_text(json.dumps(spec))
+    assert e.value.errno == errno.EEXIST
+    assert (mlfs.mnt / "train" / "j.json").read_text().startswith("{")
+
+
+def big_dataset(mlfs, rows=20000):
+    lines = ["a,b,c,d,y"]
+    for i in range(rows):
+        lines.append(f"{i % 7},{i % 11},{(i * 3) % 13},{i % 5},{i % 3}")
+    d = mlfs.mnt / "datasets" / "big"
+    d.mkdir()
+    (d / "data.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_cancel_and_wait_interrupt(mlfs):
+    big_dataset(mlfs)
+    spec = {"dataset": "big", "algorithm": "mlp",
+            "params": {"hidden": [256, 256], "epochs": 100000,
+                       "early_stopping": False}}
+    (mlfs.mnt / "train" / "long.json").write_text(json.dumps(spec))
+    job = mlfs.mnt / "jobs" / "long"
+    deadline = time.monotonic() + 60
+    while (job / "status").read_text() != "running\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # a blocked reader holds no thread and Ctrl-C ends it
+    w = subprocess.Popen(["cat", str(job / "wait")], stdout=subprocess.PIPE)
+    time.sleep(0.5)
+    assert w.poll() is None
+    w.send_signal(signal.SIGINT)
+    assert w.wait(timeout=10) != 0
+    # other operations go on while a reader is parked
+    w2 = subprocess.Popen(["cat", str(job / "wait")], stdout=subprocess.PIPE,
+                          text=True)
+    assert (mlfs.mnt / "README").read_text()
+    with pytest.raises(OSError) as e:
+        os.rmdir(job)
+    assert e.value.errno == errno.EBUSY
+    (job / "ctl").write_text("cancel\n")
+    assert w2.communicate(timeout=30)[0] == "failed: cancelled\n"
+    assert (job / "status").read_text() == "failed: cancelled\n"
+    mlfs.expect("rejected")
+    with pytest.raises(OSError) as e:
+        (job / "ctl").write_text("explode\n")
+    assert e.value.errno == errno.EINVAL
+    assert "unknown command" in mlfs.errors()
+    assert os.listdir(mlfs.mnt / "models") == []
+
+
+def test_timeout_fails_the_job(mlfs):
+    big_dataset(mlfs)
+    spec = {"dataset": "big", "algorithm": "mlp", "timeout": 1,
+            "params": {"hidden": [256, 256], "epochs": 100000,
+                       "early_stopping": False}}
+    out = train(mlfs, "slow", spec, timeout=60)
+    assert out.startswith("failed: timed out after 1 s")
+
+
+CRASH_PLUGIN = r'''
+#include <stddef.h>
+#include <mlfs_plugin.h>
+static int init(const struct mlfs_host *h, unsigned task,
+                const struct mlfs_param *p, size_t n, void **inst,
+                char *msg, size_t len)
+{ (void)h; (void)task; (void)p; (void)n; (void)msg; (void)len;
+  *inst = (void *)1; return 0; }
+static int fit(void *inst, const struct mlfs_data *t,
+               const struct mlfs_data *v, char *msg, size_t len)
+{ (void)inst; (void)t; (void)v; (void)msg; (void)len;
+  *(volatile int *)0 = 1; return 0; }
+static size_t outputs(void *inst) { (void)inst; return 1; }
+static int predict(void *i, const struct mlfs_matrix *x,
+                   struct mlfs_matrix *o) { (void)i; (void)x; (void)o; return 0; }
+static int save(void *i, void **b, size_t *l) { (void)i; *b = 0; *l = 0; return 0; }
+static int load(void *i, const void *b, size_t l) { (void)i; (void)b; (void)l; return 0; }
+static void fini(void *i) { (void)i; }
+static const struct mlfs_train_ops ops = {
+	sizeof(ops), MLFS_TASK_CLASSIFICATION | MLFS_TASK_REGRESSION,
+	init, fit, outputs, predict, save, load, fini };
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN, "crash", "0", &ops };
+'''
+
+
+def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    for so in (BUILD / "plugins" / "train").glob("*.so"):
+        shutil.copy(so, pdir)
+    (tmp_path / "crash.c").write_text(CRASH_PLUGIN)
+    (tmp_path / "badname.c").write_text(
+        CRASH_PLUGIN.replace('"crash", "0"', '"other", "0"'))
+    for name in ("crash", "badname"):
+        r = subprocess.run(["gcc", "-shared", "-fPIC", "-fvisibility=hidden",
+                            f"-I{ROOT / 'plugins'}", str(tmp_path / f"{name}.c"),
+                            "-o", str(pdir / f"{name}.so")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    mlfs = mlfs_factory(opts=[f"plugins={pdir}"])
+    mlfs.expect("plugin refused")
+    plugins = (mlfs.mnt / ".mlfs" / "plugins").read_text()
+    assert "crash train 1.0" in plugins
+    assert "refused" in plugins and "badname.so" in plugins
+    assert 'does not match the file name' in plugins
+    iris(mlfs)
+    out = train(mlfs, "boom", {"dataset": "iris", "algorithm": "crash"})
+    assert out.startswith("failed: the job program died of signal 11")
+    assert "AddressSanitizer" in (mlfs.mnt / "jobs/boom/log").read_text() \
+        or (mlfs.mnt / "jobs/boom/log").read_text()
+    # the mount is fine
+    assert train(mlfs, "ok", {"dataset": "iris", "algorithm": "logistic"}) \
+        == "succeeded\n"
+
+
+def test_regression_clustering_mlp_and_search(mlfs):
+    rows = ["x1,x2,cat,y"]
+    for i in range(300):
+        x1, x2 = (i * 37 % 100) / 10, (i * 53 % 100) / 10
+        c = "abc"[i % 3]
+        y = 2 * x1 - x2 + {"a": 0, "b": 5, "c": -5}[c]
+        rows.append(f"{x1},{x2},{c},{y}")
+    d = mlfs.mnt / "datasets" / "reg"
+    d.mkdir()
+    (d / "data.csv").write_text("\n".join(rows) + "\n")
+    assert train(mlfs, "lin", {"dataset": "reg", "algorithm": "linear"}) \
+        == "succeeded\n"
+    m = json.loads((mlfs.mnt / "models/lin/v1/metrics.json").read_text())
+    assert m["r2"] > 0.999 and "rmse" in m and "mae" in m
+    meta = json.loads((mlfs.mnt / "models/lin/v1/meta.json").read_text())
+    assert any(f["encoding"] == "onehot" for f in meta["features"])
+    r = sh(f"echo 1,2,b > {mlfs.mnt}/models/lin/predict; "
+           f"cat {mlfs.mnt}/models/lin/predict")
+    assert abs(float(r.stdout) - (2 * 1 - 2 + 5)) < 0.01
+    iris(mlfs)
+    assert train(mlfs, "km", {"dataset": "iris", "algorithm": "kmeans",
+                              "features": ["petal_length", "petal_width"],
+                              "params": {"k": 3}}) == "succeeded\n"
+    m = json.loads((mlfs.mnt / "models/km/v1/metrics.json").read_text())
+    assert m["inertia"] > 0 and 0 < m["silhouette"] <= 1
+    assert train(mlfs, "nn", {"dataset": "iris", "algorithm": "mlp",
+                              "params": {"hidden": [16], "epochs": 500,
+                                         "early_stopping": False,
+                                         "learning_rate": 0.02}}) \
+        == "succeeded\n"
+    assert json.loads((mlfs.mnt / "models/nn/v1/metrics.json")
+                      .read_text())["accuracy"] > 0.8
+    spec = {"dataset": "iris", "algorithm": "logistic", "model": "tuned",
+            "search": {"method": "random", "trials": 4, "metric": "accuracy",
+                       "goal": "maximize",
+                       "space": {"l2": {"log_uniform": [1e-4, 10]}}}}
+    assert train(mlfs, "s", spec) == "succeeded\n"
+    trials = sorted(os.listdir(mlfs.mnt / "jobs/s/trials"), key=int)
+    assert trials == ["0", "1", "2", "3"]
+    ts = [json.loads((mlfs.mnt / "jobs/s/trials" / t).read_text())
+          for t in trials]
+    assert all(t["status"] == "succeeded" and "accuracy" in t["metrics"]
+               for t in ts)
+    best = [t for t in ts if t.get("best")]
+    assert len(best) == 1
+    meta = json.loads((mlfs.mnt / "models/tuned/v1/meta.json").read_text())
+    assert meta["params"]["l2"] == best[0]["params"]["l2"]
+    spec["search"] = {"method": "halving", "trials": 6,
+                      "space": {"l2": {"log_uniform": [1e-4, 10]}}}
+    spec["model"] = "halved"
+    assert train(mlfs, "h", spec) == "succeeded\n"
+    ts = [json.loads((mlfs.mnt / "jobs/h/trials" / str(i)).read_text())
+          for i in range(6)]
+    assert sum(t["status"] == "stopped early" for t in ts) == 4
+
+
+def test_jobs_and_models_survive_remount_and_index_rebuild(mlfs):
+    iris(mlfs)
+    train(mlfs, "j", {"dataset": "iris", "algorithm": "logistic",
+                      "model": "iris"})
+    os.symlink("v1", mlfs.mnt / "models/iris/production")
+    mlfs.stop()
+    shutil.rmtree(mlfs.cache)
+    mlfs.start()
+    assert (mlfs.mnt / "jobs/j/status").read_text() == "succeeded\n"
+    assert "fit in" in (mlfs.mnt / "jobs/j/log").read_text()
+    assert len((mlfs.mnt / "jobs/j/split").read_text().splitlines()) == 151
+    assert os.readlink(mlfs.mnt / "models/iris/production") == "v1"
+    r = sh(f"echo 5.1,3.5,1.4,0.2 > {mlfs.mnt}/models/iris/predict; "
+           f"cat {mlfs.mnt}/models/iris/predict")
+    assert r.stdout.startswith("setosa,")
+
+
+def test_job_interrupted_by_a_crash_is_failed_after_remount(mlfs):
+    big_dataset(mlfs)
+    spec = {"dataset": "big", "algorithm": "mlp",
+            "params": {"hidden": [256, 256], "epochs": 100000,
+                       "early_stopping": False}}
+    (mlfs.mnt / "train" / "long.json").write_text(json.dumps(spec))
+    deadline = time.monotonic() + 60
+    while (mlfs.mnt / "jobs/long/status").read_text() != "running\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    pid = None
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "comm").read_text().strip() == "mlfs-job" and \
+                        str(mlfs.cache) in (p / "cmdline").read_text():
+                    pid = int(p.name)
+            except OSError:
+                pass
+    mlfs.kill9()
+    if pid:  # the orphaned job program we started: end it by its PID
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    mlfs.start()
+    st = (mlfs.mnt / "jobs/long/status").read_text()
+    assert st.startswith("failed: interrupted")
