@@ -44,3 +44,31 @@ cp /tmp/mlfs-quickstart-bad.csv "$DS/data.csv" || echo "(refused, as it should b
 rm -f /tmp/mlfs-quickstart-bad.csv
 run "tail -1 $MNT/.mlfs/errors"
 run "readlink $DS/latest"
+
+# Train: a spec written into train/ starts a job; a small random search
+# over the L2 strength picks the best on the validation split.
+for j in iris-search; do
+	[ -d "$MNT/jobs/$j" ] && rmdir "$MNT/jobs/$j"
+done
+[ -d "$MNT/models/iris" ] && rm -f "$MNT/models/iris/production"
+[ -d "$MNT/models/iris" ] && rmdir "$MNT/models/iris"
+run "cat > $MNT/train/iris-search.json <<'SPEC'
+{
+  \"dataset\": \"iris@1\",
+  \"algorithm\": \"logistic\",
+  \"model\": \"iris\",
+  \"split\": {\"train\": 0.6, \"validation\": 0.2, \"test\": 0.2, \"seed\": 42},
+  \"search\": {\"method\": \"random\", \"trials\": 6, \"metric\": \"accuracy\",
+             \"goal\": \"maximize\", \"space\": {\"l2\": {\"log_uniform\": [1e-4, 1]}}}
+}
+SPEC"
+run "cat $MNT/jobs/iris-search/wait"                # blocks until the job ends
+run "ls $MNT/jobs/iris-search $MNT/jobs/iris-search/trials"
+run "tail -3 $MNT/jobs/iris-search/log"
+run "grep -E '\"(accuracy|f1_macro|log_loss|fit_seconds)\"' $MNT/models/iris/v1/metrics.json"
+run "ls -l $MNT/models/iris $MNT/models/iris/v1"
+
+# Predict from the shell, and pin the version that serves.
+run "ln -sfn v1 $MNT/models/iris/production"
+run "echo 5.1,3.5,1.4,0.2 > $MNT/models/iris/predict; cat $MNT/models/iris/predict"
+run "printf 'petal_length,petal_width,sepal_length,sepal_width\n4.7,1.4,7.0,3.2\n6.0,2.5,6.3,3.3\n' > $MNT/models/iris/predict; cat $MNT/models/iris/predict"

@@ -939,7 +939,13 @@ int main(int argc, char **argv)
 				if (strcmp(json_string_value(json_object_get(tj, "status")), "succeeded") != 0 ||
 				    isnan(v))
 					continue;
-				if (best == (size_t)-1 || (maxi ? v > bestv : v < bestv)) {
+				/* ties (small validation sets) go to the better
+				 * calibrated trial: lower log loss */
+				if (best == (size_t)-1 || (maxi ? v > bestv : v < bestv) ||
+				    (v == bestv &&
+				     metric_of(json_object_get(tj, "metrics"), "log_loss") <
+					     metric_of(json_object_get(json_array_get(trials, best), "metrics"),
+						       "log_loss"))) {
 					best = i;
 					bestv = v;
 				}

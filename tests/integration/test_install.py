@@ -2,6 +2,7 @@
 pkg-config file (a plugin builds out of tree as C11 and as C++), and a
 mount through mount(8) as /etc/fstab would do it."""
 import os
+import shutil
 import subprocess
 import time
 
@@ -83,3 +84,36 @@ def test_mount_through_mount8_as_fstab_does(tmp_path):
     while is_mounted(mnt) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not is_mounted(mnt)
+
+
+def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
+    dest = tmp_path / "dest"
+    r = subprocess.run(["meson", "install", "-C", str(BUILD),
+                        "--no-rebuild", "--destdir", str(dest)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    pc = next(dest.rglob("mlfs-plugin.pc")).parent
+    work = tmp_path / "plugin"
+    shutil.copytree(ROOT / "examples" / "plugin", work)
+    env = dict(os.environ, PKG_CONFIG_PATH=str(pc),
+               PKG_CONFIG_SYSROOT_DIR=str(dest))
+    r = subprocess.run(["make", "-C", str(work)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pdir = tmp_path / "plugins"
+    pdir.mkdir()
+    for so in (BUILD / "plugins" / "train").glob("*.so"):
+        shutil.copy(so, pdir)
+    shutil.copy(work / "centroid.so", pdir)
+    m = mlfs_factory(opts=[f"plugins={pdir}"])
+    assert "centroid train" in (m.mnt / ".mlfs" / "plugins").read_text()
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "iris.csv", d / "data.csv")
+    (m.mnt / "train" / "c.json").write_text(
+        '{"dataset": "iris", "algorithm": "centroid"}')
+    assert (m.mnt / "jobs" / "c" / "wait").read_text() == "succeeded\n"
+    r = subprocess.run(["bash", "-c", f"echo 5.1,3.5,1.4,0.2 > "
+                        f"{m.mnt}/models/c/predict; cat {m.mnt}/models/c/predict"],
+                       capture_output=True, text=True)
+    assert r.stdout.startswith("setosa,")
