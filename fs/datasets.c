@@ -27,125 +27,37 @@
 
 #include "datasets.h"
 #include "ds.h"
+#include "objects.h"
 #include "fs.h"
 #include "store.h"
 
 /* node->comp[1] is the dataset, comp[2] the version directory */
 static const char *node_ds(struct node *n)
 {
-	return n->depth > 1 ? n->comp[1] : "";
+	return obj_name(n);
 }
 
 static unsigned node_ver(struct node *n)
 {
-	unsigned v = 0;
-
-	if (n->depth > 2)
-		node_name_is_version(n->comp[2], &v);
-	return v;
+	return obj_ver(n);
 }
 
 /* Owner, mode bits and times of anything inside a dataset. */
-static int ds_attr(struct node *n, struct stat *st, bool dir)
-{
-	json_t *rec;
-	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
-
-	if (rc < 0)
-		return rc;
-	st->st_uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	st->st_gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
-	st->st_mtim.tv_sec = (time_t)json_integer_value(
-		json_object_get(rec, "created_unix"));
-	st->st_ctim = st->st_mtim;
-	if (dir)
-		st->st_mode = S_IFDIR |
-			      (mode_t)json_integer_value(
-				      json_object_get(rec, "mode"));
-	json_decref(rec);
-	return 0;
-}
-
-static int ds_file_getattr(struct node *n, struct stat *st)
-{
-	return ds_attr(n, st, false);
-}
-
 /* --- data.csv of a version: immutable, served from the blob --- */
 
-struct blob_file {
-	int fd;       /* on the blob's local file, or -1 */
-	char key[96]; /* the blob's store key */
-	uint64_t size;
-};
-
-static int open_blob(struct fs *fs, json_t *man, struct blob_file **out)
+/* The blob of a version manifest (empty if it has none). */
+static int open_blob(struct fs *fs, json_t *man, struct obj_blob **out)
 {
-	struct blob_file *bf;
-	const char *blob = json_string_value(json_object_get(man, "blob"));
-
-	*out = NULL;
-	bf = calloc(1, sizeof(*bf));
-	if (!bf)
-		return -ENOMEM;
-	bf->fd = -1;
-	if (blob) {
-		snprintf(bf->key, sizeof(bf->key), "%s", blob);
-		bf->size = (uint64_t)json_integer_value(
-			json_object_get(man, "size"));
-		bf->fd = store_open_fd(fs->store, blob);
-		if (bf->fd < 0 && bf->fd != -EOPNOTSUPP) {
-			int rc = bf->fd;
-
-			free(bf);
-			return rc;
-		}
-		if (bf->fd < 0)
-			bf->fd = -1;
-	}
-	*out = bf;
-	return 0;
-}
-
-static void blob_close(struct blob_file *bf)
-{
-	if (!bf)
-		return;
-	if (bf->fd >= 0)
-		close(bf->fd);
-	free(bf);
-}
-
-static int blob_read(struct fs *fs, struct blob_file *bf, size_t size,
-		     off_t off, struct fs_reply *r)
-{
-	char *buf;
-	ssize_t n;
-
-	if (!bf->key[0] || (uint64_t)off >= bf->size)
-		return fs_reply_buf(r, NULL, 0);
-	if (size > bf->size - (uint64_t)off)
-		size = (size_t)(bf->size - (uint64_t)off);
-	atomic_fetch_add(&fs->bytes_read, size);
-	if (bf->fd >= 0)
-		return fs_reply_fd(r, bf->fd, off, size);
-	buf = malloc(size);
-	if (!buf)
-		return -ENOMEM;
-	n = store_get_range(fs->store, bf->key, buf, size, (uint64_t)off);
-	if (n < 0) {
-		free(buf);
-		return (int)n;
-	}
-	fs_reply_buf(r, buf, (size_t)n);
-	free(buf);
-	return 0;
+	return obj_blob_open(fs, json_string_value(json_object_get(man, "blob")),
+			     (uint64_t)json_integer_value(
+				     json_object_get(man, "size")),
+			     out);
 }
 
 static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct node *n = f->node;
-	struct blob_file *bf;
+	struct obj_blob *bf;
 	json_t *man;
 	int rc;
 
@@ -167,18 +79,18 @@ static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 static int vdata_read(struct fs_file *f, size_t size, off_t off,
 		      struct fs_reply *r)
 {
-	return blob_read(f->node->fs, f->priv, size, off, r);
+	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
 static void vdata_release(struct fs_file *f)
 {
-	blob_close(f->priv);
+	obj_blob_close(f->priv);
 }
 
 static int vdata_getattr(struct node *n, struct stat *st)
 {
 	json_t *man;
-	int rc = ds_attr(n, st, false);
+	int rc = obj_attr(n, st, false);
 
 	if (rc < 0)
 		return rc;
@@ -228,87 +140,24 @@ static const struct node_type version_files[] = {
 	  .open = vdata_open, .read = vdata_read, .release = vdata_release,
 	  .getattr = vdata_getattr },
 	{ "schema", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = schema_show,
-	  .getattr = ds_file_getattr },
+	  .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = stats_show,
-	  .getattr = ds_file_getattr },
+	  .getattr = obj_file_getattr },
 	{ "lineage", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = lineage_show,
-	  .getattr = ds_file_getattr },
+	  .getattr = obj_file_getattr },
 	{ NULL },
 };
 
-static int version_getattr(struct node *n, struct stat *st)
-{
-	int rc = ds_attr(n, st, false);
-
-	st->st_mode = S_IFDIR | 0555;
-	return rc;
-}
-
 static const struct node_type version_type = {
 	NULL, S_IFDIR | 0555, 0, .children = version_files,
-	.getattr = version_getattr,
-};
-
-/* --- links: latest and aliases --- */
-
-static int latest_readlink(struct node *n, char **target)
-{
-	json_t *rec;
-	unsigned v;
-	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
-
-	if (rc < 0)
-		return rc;
-	v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
-	json_decref(rec);
-	if (v == 0)
-		return -ENOENT;
-	if (asprintf(target, "v%u", v) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-static int alias_readlink(struct node *n, char **target)
-{
-	unsigned v;
-	int rc = ds_alias_get(n->fs, &ds_datasets, node_ds(n), n->name, &v);
-
-	if (rc < 0)
-		return rc;
-	if (asprintf(target, "v%u", v) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-static int link_getattr(struct node *n, struct stat *st)
-{
-	char *target = NULL;
-	int rc = ds_attr(n, st, false);
-
-	if (rc < 0)
-		return rc;
-	rc = n->type->readlink(n, &target);
-	if (rc == 0)
-		st->st_size = (off_t)strlen(target);
-	free(target);
-	return rc;
-}
-
-static const struct node_type latest_type = {
-	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = latest_readlink,
-	.getattr = link_getattr,
-};
-
-static const struct node_type alias_type = {
-	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = alias_readlink,
-	.getattr = link_getattr,
+	.getattr = obj_version_getattr,
 };
 
 /* --- data.csv: the current version, writable --- */
 
 struct ds_handle {
 	pthread_mutex_t lock;
-	struct blob_file *blob; /* the version this handle reads */
+	struct obj_blob *blob; /* the version this handle reads */
 	int fd;                 /* private staging copy, or -1 */
 	char path[PATH_MAX];    /* of the staging copy */
 	uint64_t staged_size;   /* bytes: high-water mark of the copy */
@@ -395,7 +244,7 @@ static void unstage(struct ds_handle *h)
 	h->fd = -1;
 }
 
-static int open_latest_blob(struct fs_file *f, struct blob_file **out)
+static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 {
 	struct node *n = f->node;
 	json_t *man;
@@ -447,7 +296,7 @@ static int data_open(struct fs_file *f, const struct fs_ctx *ctx)
 	}
 	return 0;
 out_free:
-	blob_close(h->blob);
+	obj_blob_close(h->blob);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	f->priv = NULL;
@@ -464,7 +313,7 @@ static int data_read(struct fs_file *f, size_t size, off_t off,
 	pthread_mutex_lock(&h->lock);
 	if (h->fd < 0) {
 		pthread_mutex_unlock(&h->lock);
-		return blob_read(f->node->fs, h->blob, size, off, r);
+		return obj_blob_read(f->node->fs, h->blob, size, off, r);
 	}
 	buf = malloc(size);
 	if (!buf) {
@@ -578,11 +427,11 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	f->committed = f->gen;
 	{
 		json_t *man;
-		struct blob_file *bf;
+		struct obj_blob *bf;
 
 		if (ds_version(fs, &ds_datasets, node_ds(f->node), ver, &man) == 0) {
 			if (open_blob(fs, man, &bf) == 0) {
-				blob_close(h->blob);
+				obj_blob_close(h->blob);
 				h->blob = bf;
 			}
 			json_decref(man);
@@ -612,7 +461,7 @@ static void data_release(struct fs_file *f)
 		fs_problem(f->node->fs, &pb);
 	}
 	unstage(h);
-	blob_close(h->blob);
+	obj_blob_close(h->blob);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -634,7 +483,7 @@ static int data_fsync(struct fs_file *f)
 static int data_getattr(struct node *n, struct stat *st)
 {
 	json_t *man;
-	int rc = ds_attr(n, st, false);
+	int rc = obj_attr(n, st, false);
 
 	if (rc < 0)
 		return rc;
@@ -777,210 +626,45 @@ static const struct node_type dataset_files[] = {
 	  .flush = data_flush, .fsync = data_fsync, .release = data_release,
 	  .getattr = data_getattr },
 	{ "source", S_IFREG | 0644, 0, .show = source_show,
-	  .store = source_store, .getattr = ds_file_getattr },
+	  .store = source_store, .getattr = obj_file_getattr },
 	{ "schema", S_IFREG | 0644, 0, .show = schema_show,
-	  .store = schema_store, .getattr = ds_file_getattr },
+	  .store = schema_store, .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
-	  .getattr = ds_file_getattr },
+	  .getattr = obj_file_getattr },
 	{ NULL },
 };
 
 static int dataset_lookup(struct node *dir, const char *name,
 			  const struct node_type **type)
 {
-	unsigned v, av;
-	json_t *man;
-
-	if (strcmp(name, "latest") == 0) {
-		json_t *rec;
-
-		if (ds_get(dir->fs, &ds_datasets, node_ds(dir), &rec) < 0)
-			return -ENOENT;
-		v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
-		json_decref(rec);
-		if (v == 0)
-			return -ENOENT;
-		*type = &latest_type;
-		return 0;
-	}
-	if (node_name_is_version(name, &v)) {
-		if (ds_version(dir->fs, &ds_datasets, node_ds(dir), v, &man) < 0)
-			return -ENOENT;
-		json_decref(man);
-		*type = &version_type;
-		return 0;
-	}
-	if (ds_alias_get(dir->fs, &ds_datasets, node_ds(dir), name, &av) == 0) {
-		*type = &alias_type;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct fill_arg {
-	node_fill_fn fill;
-	void *ctx;
-};
-
-static int fill_ver(void *arg, unsigned ver)
-{
-	struct fill_arg *fa = arg;
-	char name[16];
-
-	snprintf(name, sizeof(name), "v%u", ver);
-	return fa->fill(fa->ctx, name, &version_type);
+	return obj_lookup(dir, name, &version_type, type);
 }
 
 static int dataset_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx };
-	const char *k;
-	json_t *rec, *v;
-	int rc;
-
-	rc = ds_get(dir->fs, &ds_datasets, node_ds(dir), &rec);
-	if (rc < 0)
-		return rc;
-	if (json_integer_value(json_object_get(rec, "latest")) > 0)
-		fill(ctx, "latest", &latest_type);
-	json_object_foreach(json_object_get(rec, "aliases"), k, v)
-		fill(ctx, k, &alias_type);
-	json_decref(rec);
-	rc = ds_versions(dir->fs, &ds_datasets, node_ds(dir), fill_ver, &fa);
-	return rc < 0 ? rc : 0;
-}
-
-static int dataset_drop(struct node *dir, const char *name,
-			const struct fs_ctx *ctx)
-{
-	unsigned v;
-
-	(void)ctx;
-	if (!node_name_is_version(name, &v))
-		return -EPERM;
-	return ds_remove_version(dir->fs, &ds_datasets, node_ds(dir), v);
-}
-
-static int dataset_symlink(struct node *dir, const char *name,
-			   const char *target, const struct fs_ctx *ctx)
-{
-	struct problem pb = { 0 };
-	int rc;
-
-	(void)ctx;
-	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_alias_set(dir->fs, &ds_datasets, node_ds(dir), name, target, false, &pb);
-	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
-	return rc;
-}
-
-static int dataset_unlink(struct node *dir, const char *name,
-			  const struct fs_ctx *ctx)
-{
-	(void)ctx;
-	if (strcmp(name, "latest") == 0)
-		return -EPERM; /* kept by the filesystem */
-	return ds_alias_del(dir->fs, &ds_datasets, node_ds(dir), name);
-}
-
-static int dataset_rename(struct node *dir, const char *from, const char *to,
-			  unsigned flags, const struct fs_ctx *ctx)
-{
-	(void)ctx;
-	if (strcmp(from, "latest") == 0)
-		return -EPERM;
-	return ds_alias_rename(dir->fs, &ds_datasets, node_ds(dir), from, to, flags);
-}
-
-static int dataset_getattr(struct node *n, struct stat *st)
-{
-	return ds_attr(n, st, true);
-}
-
-static int dataset_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
-{
-	json_t *rec;
-	uid_t owner;
-	int rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
-
-	if (rc < 0)
-		return rc;
-	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	json_decref(rec);
-	if (ctx->uid != 0 && ctx->uid != owner)
-		return -EPERM;
-	return ds_chmod(n->fs, &ds_datasets, node_ds(n), mode);
+	return obj_list(dir, &version_type, fill, ctx);
 }
 
 static const struct node_type dataset_type = {
 	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = dataset_files,
-	.lookup = dataset_lookup, .list = dataset_list,
-	.drop = dataset_drop, .symlink = dataset_symlink,
-	.unlink = dataset_unlink, .rename = dataset_rename,
-	.getattr = dataset_getattr, .chmod = dataset_chmod,
+	.lookup = dataset_lookup, .list = dataset_list, .drop = obj_drop,
+	.symlink = obj_symlink, .unlink = obj_unlink, .rename = obj_rename,
+	.getattr = obj_dir_getattr, .chmod = obj_chmod,
 };
 
 static int datasets_lookup(struct node *dir, const char *name,
 			   const struct node_type **type)
 {
-	json_t *rec;
-
-	(void)dir;
-	if (ds_get(dir->fs, &ds_datasets, name, &rec) < 0)
-		return -ENOENT;
-	json_decref(rec);
-	*type = &dataset_type;
-	return 0;
-}
-
-static int fill_ds(void *arg, const char *name)
-{
-	struct fill_arg *fa = arg;
-
-	return fa->fill(fa->ctx, name, &dataset_type);
+	return obj_top_lookup(dir, name, &dataset_type, type);
 }
 
 static int datasets_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx };
-	int rc = ds_list(dir->fs, &ds_datasets, fill_ds, &fa);
-
-	return rc < 0 ? rc : 0;
-}
-
-static int datasets_make(struct node *dir, const char *name, mode_t mode,
-			 const struct fs_ctx *ctx)
-{
-	struct problem pb = { 0 };
-	int rc;
-
-	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_create(dir->fs, &ds_datasets, name, mode, ctx, &pb);
-	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
-	return rc;
-}
-
-static int datasets_drop(struct node *dir, const char *name,
-			 const struct fs_ctx *ctx)
-{
-	json_t *rec;
-	uid_t owner;
-	int rc = ds_get(dir->fs, &ds_datasets, name, &rec);
-
-	if (rc < 0)
-		return rc;
-	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	json_decref(rec);
-	/* like a sticky /tmp: only the owner (or root) removes a dataset */
-	if (ctx->uid != 0 && ctx->uid != owner)
-		return -EPERM;
-	return ds_remove(dir->fs, &ds_datasets, name);
+	return obj_top_list(dir, &dataset_type, fill, ctx);
 }
 
 const struct node_type datasets_type = {
 	"datasets", S_IFDIR | 01777, NODE_F_DYNAMIC,
 	.lookup = datasets_lookup, .list = datasets_list,
-	.make = datasets_make, .drop = datasets_drop,
+	.make = obj_top_make, .drop = obj_top_drop,
 };

@@ -29,6 +29,7 @@
 #include "ds.h"
 #include "fs.h"
 #include "models.h"
+#include "objects.h"
 #include "predict.h"
 #include "store.h"
 
@@ -37,35 +38,12 @@
 
 static const char *node_model(struct node *n)
 {
-	return n->depth > 1 ? n->comp[1] : "";
+	return obj_name(n);
 }
 
 static unsigned node_ver(struct node *n)
 {
-	unsigned v = 0;
-
-	if (n->depth > 2)
-		node_name_is_version(n->comp[2], &v);
-	return v;
-}
-
-static int model_attr(struct node *n, struct stat *st, bool dir)
-{
-	json_t *rec;
-	int rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
-
-	if (rc < 0)
-		return rc;
-	st->st_uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	st->st_gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
-	st->st_mtim.tv_sec = (time_t)json_integer_value(
-		json_object_get(rec, "created_unix"));
-	st->st_ctim = st->st_mtim;
-	if (dir)
-		st->st_mode = S_IFDIR | (mode_t)json_integer_value(
-						json_object_get(rec, "mode"));
-	json_decref(rec);
-	return 0;
+	return obj_ver(n);
 }
 
 /* The version a node's predict uses: its own, else production, else latest. */
@@ -88,12 +66,6 @@ static int serving_version(struct node *n, unsigned *ver)
 }
 
 /* --- the files of a version: blobs --- */
-
-struct vfile {
-	int fd;
-	char key[96];
-	uint64_t size;
-};
 
 static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 		      time_t *mtime)
@@ -121,24 +93,21 @@ static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 
 static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	struct vfile *vf;
+	struct obj_blob *b;
+	char key[96];
+	uint64_t size;
 	int rc;
 
 	(void)ctx;
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	vf = calloc(1, sizeof(*vf));
-	if (!vf)
-		return -ENOMEM;
-	rc = vfile_info(f->node, vf->key, sizeof(vf->key), &vf->size, NULL);
-	if (rc < 0) {
-		free(vf);
+	rc = vfile_info(f->node, key, sizeof(key), &size, NULL);
+	if (rc < 0)
 		return rc;
-	}
-	vf->fd = store_open_fd(f->node->fs->store, vf->key);
-	if (vf->fd < 0)
-		vf->fd = -1;
-	f->priv = vf;
+	rc = obj_blob_open(f->node->fs, key, size, &b);
+	if (rc < 0)
+		return rc;
+	f->priv = b;
 	f->keep_cache = true;
 	return 0;
 }
@@ -146,34 +115,12 @@ static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 static int vfile_read(struct fs_file *f, size_t size, off_t off,
 		      struct fs_reply *r)
 {
-	struct vfile *vf = f->priv;
-	char *buf;
-	ssize_t n;
-
-	if ((uint64_t)off >= vf->size)
-		return fs_reply_buf(r, NULL, 0);
-	if (size > vf->size - (uint64_t)off)
-		size = (size_t)(vf->size - (uint64_t)off);
-	if (vf->fd >= 0)
-		return fs_reply_fd(r, vf->fd, off, size);
-	buf = malloc(size);
-	if (!buf)
-		return -ENOMEM;
-	n = store_get_range(f->node->fs->store, vf->key, buf, size,
-			    (uint64_t)off);
-	if (n >= 0)
-		fs_reply_buf(r, buf, (size_t)n);
-	free(buf);
-	return n < 0 ? (int)n : 0;
+	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
 static void vfile_release(struct fs_file *f)
 {
-	struct vfile *vf = f->priv;
-
-	if (vf && vf->fd >= 0)
-		close(vf->fd);
-	free(vf);
+	obj_blob_close(f->priv);
 }
 
 static int vfile_getattr(struct node *n, struct stat *st)
@@ -181,7 +128,7 @@ static int vfile_getattr(struct node *n, struct stat *st)
 	char key[96];
 	uint64_t size;
 	time_t mtime = 0;
-	int rc = model_attr(n, st, false);
+	int rc = obj_attr(n, st, false);
 
 	if (rc < 0)
 		return rc;
@@ -501,7 +448,7 @@ static void predict_release(struct fs_file *f)
 
 static int predict_getattr(struct node *n, struct stat *st)
 {
-	int rc = model_attr(n, st, false);
+	int rc = obj_attr(n, st, false);
 
 	st->st_size = 0; /* a stream of answers: read until end of file */
 	return rc;
@@ -530,66 +477,9 @@ static const struct node_type version_files[] = {
 	{ NULL },
 };
 
-static int version_getattr(struct node *n, struct stat *st)
-{
-	int rc = model_attr(n, st, false);
-
-	st->st_mode = S_IFDIR | 0555;
-	return rc;
-}
-
 static const struct node_type version_type = {
 	NULL, S_IFDIR | 0555, 0, .children = version_files,
-	.getattr = version_getattr,
-};
-
-static int latest_readlink(struct node *n, char **target)
-{
-	json_t *rec;
-	unsigned v;
-	int rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
-
-	if (rc < 0)
-		return rc;
-	v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
-	json_decref(rec);
-	if (v == 0)
-		return -ENOENT;
-	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
-}
-
-static int alias_readlink(struct node *n, char **target)
-{
-	unsigned v;
-	int rc = ds_alias_get(n->fs, &ds_models, node_model(n), n->name, &v);
-
-	if (rc < 0)
-		return rc;
-	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
-}
-
-static int link_getattr(struct node *n, struct stat *st)
-{
-	char *target = NULL;
-	int rc = model_attr(n, st, false);
-
-	if (rc < 0)
-		return rc;
-	rc = n->type->readlink(n, &target);
-	if (rc == 0)
-		st->st_size = (off_t)strlen(target);
-	free(target);
-	return rc;
-}
-
-static const struct node_type latest_type = {
-	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = latest_readlink,
-	.getattr = link_getattr,
-};
-
-static const struct node_type alias_type = {
-	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = alias_readlink,
-	.getattr = link_getattr,
+	.getattr = obj_version_getattr,
 };
 
 static const struct node_type model_files[] = {
@@ -600,179 +490,33 @@ static const struct node_type model_files[] = {
 static int model_lookup(struct node *dir, const char *name,
 			const struct node_type **type)
 {
-	unsigned v, av;
-	json_t *man;
-
-	if (strcmp(name, "latest") == 0) {
-		char *t = NULL;
-		int rc = latest_readlink(dir, &t);
-
-		free(t);
-		if (rc < 0)
-			return -ENOENT;
-		*type = &latest_type;
-		return 0;
-	}
-	if (node_name_is_version(name, &v)) {
-		if (ds_version(dir->fs, &ds_models, node_model(dir), v, &man) < 0)
-			return -ENOENT;
-		json_decref(man);
-		*type = &version_type;
-		return 0;
-	}
-	if (ds_alias_get(dir->fs, &ds_models, node_model(dir), name, &av) == 0) {
-		*type = &alias_type;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct fill_arg {
-	node_fill_fn fill;
-	void *ctx;
-};
-
-static int fill_ver(void *arg, unsigned ver)
-{
-	struct fill_arg *fa = arg;
-	char name[16];
-
-	snprintf(name, sizeof(name), "v%u", ver);
-	return fa->fill(fa->ctx, name, &version_type);
+	return obj_lookup(dir, name, &version_type, type);
 }
 
 static int model_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx };
-	const char *k;
-	json_t *rec, *v;
-	int rc = ds_get(dir->fs, &ds_models, node_model(dir), &rec);
-
-	if (rc < 0)
-		return rc;
-	if (json_integer_value(json_object_get(rec, "latest")) > 0)
-		fill(ctx, "latest", &latest_type);
-	json_object_foreach(json_object_get(rec, "aliases"), k, v)
-		fill(ctx, k, &alias_type);
-	json_decref(rec);
-	rc = ds_versions(dir->fs, &ds_models, node_model(dir), fill_ver, &fa);
-	return rc < 0 ? rc : 0;
-}
-
-static int model_drop(struct node *dir, const char *name,
-		      const struct fs_ctx *ctx)
-{
-	unsigned v;
-
-	(void)ctx;
-	if (!node_name_is_version(name, &v))
-		return -EPERM;
-	return ds_remove_version(dir->fs, &ds_models, node_model(dir), v);
-}
-
-static int model_symlink(struct node *dir, const char *name,
-			 const char *target, const struct fs_ctx *ctx)
-{
-	struct problem pb = { 0 };
-	int rc;
-
-	(void)ctx;
-	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_alias_set(dir->fs, &ds_models, node_model(dir), name, target,
-			  false, &pb);
-	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
-	return rc;
-}
-
-static int model_unlink(struct node *dir, const char *name,
-			const struct fs_ctx *ctx)
-{
-	(void)ctx;
-	if (strcmp(name, "latest") == 0)
-		return -EPERM;
-	return ds_alias_del(dir->fs, &ds_models, node_model(dir), name);
-}
-
-static int model_rename(struct node *dir, const char *from, const char *to,
-			unsigned flags, const struct fs_ctx *ctx)
-{
-	(void)ctx;
-	if (strcmp(from, "latest") == 0)
-		return -EPERM;
-	return ds_alias_rename(dir->fs, &ds_models, node_model(dir), from, to,
-			       flags);
-}
-
-static int model_getattr(struct node *n, struct stat *st)
-{
-	return model_attr(n, st, true);
+	return obj_list(dir, &version_type, fill, ctx);
 }
 
 static const struct node_type model_type = {
 	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = model_files,
-	.lookup = model_lookup, .list = model_list, .drop = model_drop,
-	.symlink = model_symlink, .unlink = model_unlink,
-	.rename = model_rename, .getattr = model_getattr,
+	.lookup = model_lookup, .list = model_list, .drop = obj_drop,
+	.symlink = obj_symlink, .unlink = obj_unlink, .rename = obj_rename,
+	.getattr = obj_dir_getattr, .chmod = obj_chmod,
 };
 
 static int models_lookup(struct node *dir, const char *name,
 			 const struct node_type **type)
 {
-	json_t *rec;
-
-	if (ds_get(dir->fs, &ds_models, name, &rec) < 0)
-		return -ENOENT;
-	json_decref(rec);
-	*type = &model_type;
-	return 0;
-}
-
-static int fill_model(void *arg, const char *name)
-{
-	struct fill_arg *fa = arg;
-
-	return fa->fill(fa->ctx, name, &model_type);
+	return obj_top_lookup(dir, name, &model_type, type);
 }
 
 static int models_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx };
-	int rc = ds_list(dir->fs, &ds_models, fill_model, &fa);
-
-	return rc < 0 ? rc : 0;
-}
-
-static int models_make(struct node *dir, const char *name, mode_t mode,
-		       const struct fs_ctx *ctx)
-{
-	struct problem pb = { 0 };
-	int rc;
-
-	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_create(dir->fs, &ds_models, name, mode, ctx, &pb);
-	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
-	return rc;
-}
-
-static int models_drop(struct node *dir, const char *name,
-		       const struct fs_ctx *ctx)
-{
-	json_t *rec;
-	uid_t owner;
-	int rc = ds_get(dir->fs, &ds_models, name, &rec);
-
-	if (rc < 0)
-		return rc;
-	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	json_decref(rec);
-	if (ctx->uid != 0 && ctx->uid != owner)
-		return -EPERM;
-	return ds_remove(dir->fs, &ds_models, name);
+	return obj_top_list(dir, &model_type, fill, ctx);
 }
 
 const struct node_type models_type = {
 	"models", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = models_lookup,
-	.list = models_list, .make = models_make, .drop = models_drop,
+	.list = models_list, .make = obj_top_make, .drop = obj_top_drop,
 };

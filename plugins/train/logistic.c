@@ -42,7 +42,7 @@
 #define LOGI_HEADER 28 /* magic, version, task, classes, features */
 #define LOGI_TRAILER 8 /* checksum */
 #define LOGI_MAX_CLASSES (1u << 20)
-#define LOGI_BLOCK_BYTES (256 * 1024) /* of x per block: stays in L2 */
+#define LOGI_BLOCK_BYTES (1024 * 1024) /* of x per block: stays in cache */
 #define LOGI_MEMORY 10		      /* L-BFGS pairs */
 #define LOGI_FTOL 2.2204460492503131e-09 /* scipy's default factr */
 #define LOGI_C1 1e-4			 /* Armijo */

@@ -39,6 +39,7 @@ struct host_state {
 	long progress;	  /* progress() calls */
 	double last_frac;
 	long other;	  /* metrics other than loss */
+	double best_val;  /* the highest val_accuracy */
 };
 
 static void host_log(void *ctx, int level, const char *fmt, ...)
@@ -78,6 +79,8 @@ static void host_metric(void *ctx, const char *name, double v, long step)
 	} else {
 		hs->other++;
 	}
+	if (strcmp(name, "val_accuracy") == 0 && v > hs->best_val)
+		hs->best_val = v;
 	if (getenv("TRAIN_TEST_VERBOSE"))
 		printf("# metric %s %g step %ld\n", name, v, step);
 }
@@ -828,6 +831,7 @@ static void test_mlp(void)
 	acc = accuracy(sc, 2, v.y, nv);
 	ok(rc == 0 && acc > 0.93, "mlp: XOR validation accuracy > 0.93");
 	printf("# XOR validation accuracy %.4f\n", acc);
+	ok(acc == hs.best_val, "mlp: early stopping keeps the best epoch");
 	ok(max_row_sum_error(sc, 2, nv) < 1e-5,
 	   "mlp: probabilities sum to 1");
 	free(sc);

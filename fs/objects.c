@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Objects with versions and aliases, as datasets/ and models/ show them
+ * (objects.h).  The repository work is ds.c's; this file turns directory
+ * operations into its calls for either kind.  Any FUSE worker enters.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds.h"
+#include "fs.h"
+#include "objects.h"
+#include "store.h"
+
+const struct ds_kind *obj_kind(struct node *n)
+{
+	return n->depth > 0 && strcmp(n->comp[0], "models") == 0
+		       ? &ds_models
+		       : &ds_datasets;
+}
+
+const char *obj_name(struct node *n)
+{
+	return n->depth > 1 ? n->comp[1] : "";
+}
+
+unsigned obj_ver(struct node *n)
+{
+	unsigned v = 0;
+
+	if (n->depth > 2)
+		node_name_is_version(n->comp[2], &v);
+	return v;
+}
+
+int obj_attr(struct node *n, struct stat *st, bool dir)
+{
+	json_t *rec;
+	int rc = ds_get(n->fs, obj_kind(n), obj_name(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	st->st_uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	st->st_gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+	st->st_mtim.tv_sec = (time_t)json_integer_value(
+		json_object_get(rec, "created_unix"));
+	st->st_ctim = st->st_mtim;
+	if (dir)
+		st->st_mode = S_IFDIR | (mode_t)json_integer_value(
+						json_object_get(rec, "mode"));
+	json_decref(rec);
+	return 0;
+}
+
+int obj_file_getattr(struct node *n, struct stat *st)
+{
+	return obj_attr(n, st, false);
+}
+
+int obj_dir_getattr(struct node *n, struct stat *st)
+{
+	return obj_attr(n, st, true);
+}
+
+int obj_version_getattr(struct node *n, struct stat *st)
+{
+	int rc = obj_attr(n, st, false);
+
+	st->st_mode = S_IFDIR | 0555;
+	return rc;
+}
+
+static int latest_readlink(struct node *n, char **target)
+{
+	json_t *rec;
+	unsigned v;
+	int rc = ds_get(n->fs, obj_kind(n), obj_name(n), &rec);
+
+	if (rc < 0)
+		return rc;
+	v = (unsigned)json_integer_value(json_object_get(rec, "latest"));
+	json_decref(rec);
+	if (v == 0)
+		return -ENOENT;
+	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
+}
+
+static int alias_readlink(struct node *n, char **target)
+{
+	unsigned v;
+	int rc = ds_alias_get(n->fs, obj_kind(n), obj_name(n), n->name, &v);
+
+	if (rc < 0)
+		return rc;
+	return asprintf(target, "v%u", v) < 0 ? -ENOMEM : 0;
+}
+
+static int link_getattr(struct node *n, struct stat *st)
+{
+	char *target = NULL;
+	int rc = obj_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = n->type->readlink(n, &target);
+	if (rc == 0)
+		st->st_size = (off_t)strlen(target);
+	free(target);
+	return rc;
+}
+
+const struct node_type obj_latest_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = latest_readlink,
+	.getattr = link_getattr,
+};
+
+const struct node_type obj_alias_type = {
+	NULL, S_IFLNK | 0777, NODE_F_VOLATILE, .readlink = alias_readlink,
+	.getattr = link_getattr,
+};
+
+int obj_lookup(struct node *dir, const char *name,
+	       const struct node_type *version_type,
+	       const struct node_type **type)
+{
+	const struct ds_kind *k = obj_kind(dir);
+	unsigned v;
+	json_t *j;
+
+	if (strcmp(name, "latest") == 0) {
+		if (ds_get(dir->fs, k, obj_name(dir), &j) < 0)
+			return -ENOENT;
+		v = (unsigned)json_integer_value(json_object_get(j, "latest"));
+		json_decref(j);
+		if (v == 0)
+			return -ENOENT;
+		*type = &obj_latest_type;
+		return 0;
+	}
+	if (node_name_is_version(name, &v)) {
+		if (ds_version(dir->fs, k, obj_name(dir), v, &j) < 0)
+			return -ENOENT;
+		json_decref(j);
+		*type = version_type;
+		return 0;
+	}
+	if (ds_alias_get(dir->fs, k, obj_name(dir), name, &v) == 0) {
+		*type = &obj_alias_type;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct fill_arg {
+	node_fill_fn fill;
+	void *ctx;
+	const struct node_type *type;
+};
+
+static int fill_ver(void *arg, unsigned ver)
+{
+	struct fill_arg *fa = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "v%u", ver);
+	return fa->fill(fa->ctx, name, fa->type);
+}
+
+int obj_list(struct node *dir, const struct node_type *version_type,
+	     node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx, version_type };
+	const struct ds_kind *k = obj_kind(dir);
+	const char *a;
+	json_t *rec, *v;
+	int rc = ds_get(dir->fs, k, obj_name(dir), &rec);
+
+	if (rc < 0)
+		return rc;
+	if (json_integer_value(json_object_get(rec, "latest")) > 0)
+		fill(ctx, "latest", &obj_latest_type);
+	json_object_foreach(json_object_get(rec, "aliases"), a, v)
+		fill(ctx, a, &obj_alias_type);
+	json_decref(rec);
+	rc = ds_versions(dir->fs, k, obj_name(dir), fill_ver, &fa);
+	return rc < 0 ? rc : 0;
+}
+
+int obj_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
+{
+	unsigned v;
+
+	(void)ctx;
+	if (!node_name_is_version(name, &v))
+		return -EPERM;
+	return ds_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v);
+}
+
+int obj_symlink(struct node *dir, const char *name, const char *target,
+		const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	(void)ctx;
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_alias_set(dir->fs, obj_kind(dir), obj_name(dir), name, target,
+			  false, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+int obj_unlink(struct node *dir, const char *name, const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(name, "latest") == 0)
+		return -EPERM; /* kept by the filesystem */
+	return ds_alias_del(dir->fs, obj_kind(dir), obj_name(dir), name);
+}
+
+int obj_rename(struct node *dir, const char *from, const char *to,
+	       unsigned flags, const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if (strcmp(from, "latest") == 0)
+		return -EPERM;
+	return ds_alias_rename(dir->fs, obj_kind(dir), obj_name(dir), from, to,
+			       flags);
+}
+
+/* Only the owner (or root) changes or removes an object. */
+static int owner_check(struct fs *fs, const struct ds_kind *k,
+		       const char *name, const struct fs_ctx *ctx)
+{
+	json_t *rec;
+	uid_t owner;
+	int rc = ds_get(fs, k, name, &rec);
+
+	if (rc < 0)
+		return rc;
+	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	json_decref(rec);
+	return ctx->uid != 0 && ctx->uid != owner ? -EPERM : 0;
+}
+
+int obj_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
+{
+	int rc = owner_check(n->fs, obj_kind(n), obj_name(n), ctx);
+
+	return rc < 0 ? rc : ds_chmod(n->fs, obj_kind(n), obj_name(n), mode);
+}
+
+int obj_top_lookup(struct node *dir, const char *name,
+		   const struct node_type *obj_type,
+		   const struct node_type **type)
+{
+	json_t *rec;
+
+	if (ds_get(dir->fs, obj_kind(dir), name, &rec) < 0)
+		return -ENOENT;
+	json_decref(rec);
+	*type = obj_type;
+	return 0;
+}
+
+static int fill_obj(void *arg, const char *name)
+{
+	struct fill_arg *fa = arg;
+
+	return fa->fill(fa->ctx, name, fa->type);
+}
+
+int obj_top_list(struct node *dir, const struct node_type *obj_type,
+		 node_fill_fn fill, void *ctx)
+{
+	struct fill_arg fa = { fill, ctx, obj_type };
+	int rc = ds_list(dir->fs, obj_kind(dir), fill_obj, &fa);
+
+	return rc < 0 ? rc : 0;
+}
+
+int obj_top_make(struct node *dir, const char *name, mode_t mode,
+		 const struct fs_ctx *ctx)
+{
+	struct problem pb = { 0 };
+	int rc;
+
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+	rc = ds_create(dir->fs, obj_kind(dir), name, mode, ctx, &pb);
+	if (rc == -EINVAL)
+		fs_problem(dir->fs, &pb);
+	return rc;
+}
+
+int obj_top_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
+{
+	/* like a sticky /tmp: only the owner (or root) removes an object */
+	int rc = owner_check(dir->fs, obj_kind(dir), name, ctx);
+
+	return rc < 0 ? rc : ds_remove(dir->fs, obj_kind(dir), name);
+}
+
+int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
+		  struct obj_blob **out)
+{
+	struct obj_blob *b;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->fd = -1;
+	if (key) {
+		snprintf(b->key, sizeof(b->key), "%s", key);
+		b->size = size;
+		b->fd = store_open_fd(fs->store, key);
+		if (b->fd < 0 && b->fd != -EOPNOTSUPP) {
+			int rc = b->fd;
+
+			free(b);
+			return rc;
+		}
+		if (b->fd < 0)
+			b->fd = -1;
+	}
+	*out = b;
+	return 0;
+}
+
+void obj_blob_close(struct obj_blob *b)
+{
+	if (!b)
+		return;
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b);
+}
+
+int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
+		  struct fs_reply *r)
+{
+	char *buf;
+	ssize_t n;
+
+	if (!b->key[0] || (uint64_t)off >= b->size)
+		return fs_reply_buf(r, NULL, 0);
+	if (size > b->size - (uint64_t)off)
+		size = (size_t)(b->size - (uint64_t)off);
+	atomic_fetch_add(&fs->bytes_read, size);
+	if (b->fd >= 0)
+		return fs_reply_fd(r, b->fd, off, size);
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	n = store_get_range(fs->store, b->key, buf, size, (uint64_t)off);
+	if (n >= 0)
+		fs_reply_buf(r, buf, (size_t)n);
+	free(buf);
+	return n < 0 ? (int)n : 0;
+}

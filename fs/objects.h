@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What datasets/ and models/ share: objects with immutable versions,
+ * `latest` and user aliases (DESIGN.md: "versions look the same
+ * everywhere").  The kind of object is the node's first path component;
+ * the object is the second, the version directory the third.  These are
+ * node ops and helpers for datasets.c and models.c; any FUSE worker.
+ */
+#ifndef MLFS_FS_OBJECTS_H
+#define MLFS_FS_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "node.h"
+
+struct ds_kind;
+
+const struct ds_kind *obj_kind(struct node *n);
+const char *obj_name(struct node *n);
+/* The version a node is under (v<n>/...), or 0. */
+unsigned obj_ver(struct node *n);
+
+/* Owner, group, times (and mode for dir) from the object's record. */
+int obj_attr(struct node *n, struct stat *st, bool dir);
+int obj_file_getattr(struct node *n, struct stat *st);
+int obj_dir_getattr(struct node *n, struct stat *st);
+int obj_version_getattr(struct node *n, struct stat *st);
+
+/* latest -> v<n> and <alias> -> v<n> */
+extern const struct node_type obj_latest_type;
+extern const struct node_type obj_alias_type;
+
+/*
+ * An object directory's dynamic entries: latest, aliases and v<n>
+ * directories of type version_type.
+ */
+int obj_lookup(struct node *dir, const char *name,
+	       const struct node_type *version_type,
+	       const struct node_type **type);
+int obj_list(struct node *dir, const struct node_type *version_type,
+	     node_fill_fn fill, void *ctx);
+/* rmdir v<n>, ln -s, rm, rename (ln -sfn), chmod of the object. */
+int obj_drop(struct node *dir, const char *name, const struct fs_ctx *ctx);
+int obj_symlink(struct node *dir, const char *name, const char *target,
+		const struct fs_ctx *ctx);
+int obj_unlink(struct node *dir, const char *name, const struct fs_ctx *ctx);
+int obj_rename(struct node *dir, const char *from, const char *to,
+	       unsigned flags, const struct fs_ctx *ctx);
+int obj_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx);
+
+/* The top directory (datasets/, models/): objects of type obj_type. */
+int obj_top_lookup(struct node *dir, const char *name,
+		   const struct node_type *obj_type,
+		   const struct node_type **type);
+int obj_top_list(struct node *dir, const struct node_type *obj_type,
+		 node_fill_fn fill, void *ctx);
+int obj_top_make(struct node *dir, const char *name, mode_t mode,
+		 const struct fs_ctx *ctx);
+int obj_top_drop(struct node *dir, const char *name,
+		 const struct fs_ctx *ctx);
+
+/*
+ * A blob opened for reading: a descriptor on the store's local file when
+ * there is one (served by splice), else ranged reads from the store.
+ */
+struct obj_blob {
+	int fd;       /* or -1 */
+	char key[96]; /* store key; empty: no content */
+	uint64_t size;
+};
+
+/* key may be NULL for an empty blob. */
+int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
+		  struct obj_blob **out);
+int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
+		  struct fs_reply *r);
+void obj_blob_close(struct obj_blob *b);
+
+#endif
