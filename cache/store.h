@@ -24,6 +24,7 @@ struct store;
 struct store_stat {
 	uint64_t size;  /* bytes */
 	int64_t mtime;  /* seconds since the epoch */
+	char etag[80];  /* the backend's entity tag ("" if it has none) */
 };
 
 /*

@@ -440,6 +440,12 @@ static void local_stat_fill(struct store_stat *out, const struct stat *st)
 {
 	out->size = (uint64_t)st->st_size;
 	out->mtime = (int64_t)st->st_mtim.tv_sec;
+	/* a local file's identity: size, mtime and inode */
+	snprintf(out->etag, sizeof(out->etag), "\"%llx-%llx-%llx\"",
+		 (unsigned long long)st->st_size,
+		 (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
+			 (unsigned long long)st->st_mtim.tv_nsec,
+		 (unsigned long long)st->st_ino);
 }
 
 static int local_head(struct store *s, const char *key, struct store_stat *st)

@@ -270,6 +270,7 @@ static int mem_head(struct store *s, const char *key, struct store_stat *st)
 	if (found) {
 		st->size = m->objs[i].len;
 		st->mtime = m->objs[i].mtime;
+		st->etag[0] = '\0';
 	} else {
 		rc = -ENOENT;
 	}
@@ -321,6 +322,7 @@ static int mem_list(struct store *s, const char *prefix, store_list_fn fn,
 		ents[i].key = text;
 		ents[i].st.size = o->len;
 		ents[i].st.mtime = o->mtime;
+		ents[i].st.etag[0] = '\0';
 		text += klen;
 	}
 	pthread_mutex_unlock(&m->lock);
