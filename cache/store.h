@@ -126,4 +126,80 @@ int store_faulty_open(struct store *inner, unsigned fail_at, int err,
 /* Number of calls a faulty store has seen. */
 unsigned store_faulty_calls(struct store *s);
 
+/*
+ * Options of an S3 store (s3://bucket/prefix).  Numbers left 0 take the
+ * default named beside them.  The strings are borrowed for the call to
+ * store_s3_open(), which copies what it keeps.  The credentials are held
+ * in the struct itself so that store_s3_creds_from_env() can fill them;
+ * wipe the struct (explicit_bzero) once the store is open.
+ */
+struct store_s3_opts {
+	const char *bucket;		/* required */
+	const char *prefix;		/* key prefix, no '/' at either end;
+					 * NULL or "": the whole bucket */
+	const char *endpoint;		/* "http://127.0.0.1:9000"; NULL:
+					 * https://s3.<region>.amazonaws.com */
+	const char *staging_dir;	/* tmp_path()'s folder, created if
+					 * missing; NULL: $TMPDIR or /tmp */
+	bool path_style;		/* http://host/bucket/key rather than
+					 * http://bucket.host/key */
+	bool probe;			/* open() lists one key to check the
+					 * endpoint, bucket and credentials */
+	char region[64];		/* "": us-east-1 */
+	char access_key[128];		/* "": unsigned (anonymous) requests */
+	char secret_key[128];		/* never logged */
+	char session_token[4096];	/* "" unless temporary credentials */
+	unsigned connect_timeout_ms;	/* 5000 */
+	unsigned low_speed_time_s;	/* a transfer below low_speed_limit
+					 * for this long fails: 10 */
+	unsigned low_speed_limit;	/* bytes per second: 1024 */
+	unsigned max_tries;		/* attempts per request: 5 */
+	unsigned retry_base_ms;		/* first backoff ceiling: 200 */
+	unsigned retry_budget_ms;	/* no retry starts after: 20000 */
+	uint64_t part_size;		/* multipart part bytes: 16 MiB;
+					 * at least 5 MiB (S3's minimum) */
+	uint64_t multipart_threshold;	/* bigger puts use multipart: 32 MiB */
+	unsigned upload_parallel;	/* parts in flight per upload: 4 */
+	unsigned list_max_keys;		/* keys per listing page: 1000 */
+	/* Retries and failures, one line each, never with credentials;
+	 * called from any thread.  NULL: silent. */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+};
+
+/*
+ * store_s3_open: a store on s3://o->bucket/o->prefix.  Keys are relative
+ * to the prefix.  Returns 0, -EINVAL for bad options (the reason goes to
+ * o->log), -ENOMEM, or with o->probe what the probe met: -EACCES (bad
+ * credentials), -ENOENT (no such bucket), -EHOSTUNREACH (unknown host),
+ * -EIO (unreachable or failing after retries).  *out is NULL on failure.
+ * open_fd is not supported (-EOPNOTSUPP); put_file unlinks the file on
+ * success.  The store's ops block for at most about retry_budget_ms plus
+ * one transfer; main() must call curl_global_init() before any thread.
+ */
+int store_s3_open(const struct store_s3_opts *o, struct store **out);
+
+/*
+ * store_s3_creds_from_env: fill o's access_key, secret_key and
+ * session_token from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+ * AWS_SESSION_TOKEN, or else from the profile AWS_PROFILE ("default") of
+ * ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE); and o->region, if
+ * empty, from AWS_REGION, AWS_DEFAULT_REGION or the profile's region in
+ * ~/.aws/config (or AWS_CONFIG_FILE).  Returns 0, -ENOENT if no
+ * credentials were found, -EINVAL for incomplete or oversized ones,
+ * -ENOMEM; on failure msg (size msglen) says why, naming variables and
+ * files but never a secret.
+ */
+int store_s3_creds_from_env(struct store_s3_opts *o, char *msg,
+			    size_t msglen);
+
+/*
+ * store_s3_get_range_if: get_range of an S3 store, answered only while
+ * the object's ETag is still etag (If-Match); -ESTALE once it changed.
+ * For pinning a cached object to the version it was first read at.
+ */
+ssize_t store_s3_get_range_if(struct store *s, const char *key,
+			      const char *etag, void *buf, size_t len,
+			      uint64_t off);
+
 #endif

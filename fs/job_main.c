@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,12 +61,24 @@ struct run {
 	const struct mlfs_train_ops *ops;
 	unsigned task;
 	double t0;        /* monotonic start */
-	double frac_base; /* progress of the current trial: base + span*f */
-	double frac_span;
-	char prefix[64];  /* "trial 3/20: " */
 	FILE *metrics;
-	long metric_base; /* steps of earlier trials */
 };
+
+/*
+ * What one fit reports through the host table: its place in the job's
+ * progress and the prefix of its lines.  Trials of a search run on
+ * several threads; out_lock serialises their writes.
+ */
+struct hctx {
+	struct run *run;
+	double frac_base; /* progress: base + span * fraction */
+	double frac_span;
+	char prefix[64];  /* "trial 3: " */
+	long metric_base; /* steps of earlier trials */
+	struct mlfs_host host; /* the table the plugin gets, ctx = this */
+};
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double now_mono(void)
 {
@@ -141,30 +154,36 @@ static void host_log(void *ctx, int level, const char *fmt, ...)
 
 static void host_progress(void *ctx, double fraction, const char *line)
 {
-	struct run *run = ctx;
-	double f = run->frac_base + run->frac_span * fraction;
-	FILE *fp = fopen("progress.tmp", "we");
+	struct hctx *h = ctx;
+	double f = h->frac_base + h->frac_span * fraction;
+	FILE *fp;
 
-	if (!fp)
-		return;
-	fprintf(fp, "%d%% %s%s\n", (int)(f * 100 + 0.5), run->prefix,
-		line ? line : "");
-	fclose(fp);
-	rename("progress.tmp", "progress");
+	pthread_mutex_lock(&out_lock);
+	fp = fopen("progress.tmp", "we");
+	if (fp) {
+		fprintf(fp, "%d%% %s%s\n", (int)(f * 100 + 0.5), h->prefix,
+			line ? line : "");
+		fclose(fp);
+		rename("progress.tmp", "progress");
+	}
+	pthread_mutex_unlock(&out_lock);
 }
 
 static void host_metric(void *ctx, const char *name, double value, long step)
 {
-	struct run *run = ctx;
+	struct hctx *h = ctx;
+	struct run *run = h->run;
 
 	if (!run->metrics || !isfinite(value))
 		return;
+	pthread_mutex_lock(&out_lock);
 	fprintf(run->metrics,
 		"{\"step\": %ld, \"name\": \"%s%s\", \"value\": %.9g, "
 		"\"seconds\": %.3f}\n",
-		run->metric_base + step, run->prefix[0] ? "trial." : "", name,
+		h->metric_base + step, h->prefix[0] ? "trial." : "", name,
 		value, now_mono() - run->t0);
 	fflush(run->metrics);
+	pthread_mutex_unlock(&out_lock);
 }
 
 static int host_cancelled(void *ctx)
@@ -277,11 +296,12 @@ static float *take_rows(const float *x, size_t w, const uint8_t *set,
 }
 
 /* Train one instance with params; fills the instance; -errno. */
-static int train_once(struct run *run, const struct mlfs_host *host,
-		      json_t *params, const struct mlfs_data *tr,
-		      const struct mlfs_data *va, void **inst, double *fit_s,
-		      char *msg, size_t msglen)
+static int train_once(struct run *run, const struct mlfs_host *base,
+		      struct hctx *hc, json_t *params,
+		      const struct mlfs_data *tr, const struct mlfs_data *va,
+		      void **inst, double *fit_s, char *msg, size_t msglen)
 {
+	struct mlfs_host *host = &hc->host;
 	struct mlfs_param *ps;
 	double *lists;
 	size_t np;
@@ -289,6 +309,8 @@ static int train_once(struct run *run, const struct mlfs_host *host,
 	int rc;
 
 	*inst = NULL;
+	*host = *base;
+	host->ctx = hc;
 	rc = spec_params(params, &ps, &np, &lists, msg, msglen);
 	if (rc < 0)
 		return rc;
@@ -379,127 +401,6 @@ static bool default_maximize(const char *metric)
 		 strcmp(metric, "inertia") == 0);
 }
 
-/* --- search: grid, random, successive halving --- */
-
-static double draw(json_t *range, uint64_t *st, json_t **choice)
-{
-	const char *kind;
-	json_t *r;
-
-	*choice = NULL;
-	json_object_foreach(range, kind, r) {
-		double a = json_number_value(json_array_get(r, 0));
-		double b = json_number_value(json_array_get(r, 1));
-		double u = prng_uniform(st);
-
-		if (strcmp(kind, "uniform") == 0)
-			return a + (b - a) * u;
-		if (strcmp(kind, "log_uniform") == 0)
-			return exp(log(a) + (log(b) - log(a)) * u);
-		if (strcmp(kind, "int") == 0)
-			return floor(a + (b - a + 1) * u);
-		*choice = json_array_get(r, (size_t)(u * (double)json_array_size(r)));
-		return 0;
-	}
-	return 0;
-}
-
-/* Grid points of one range: int ranges step 1 (at most 10 points),
- * others 5 points (log-spaced for log_uniform), choices as given. */
-static json_t *grid_points(json_t *range)
-{
-	json_t *pts = json_array();
-	const char *kind;
-	json_t *r;
-
-	json_object_foreach(range, kind, r) {
-		double a = json_number_value(json_array_get(r, 0));
-		double b = json_number_value(json_array_get(r, 1));
-
-		if (strcmp(kind, "choice") == 0) {
-			json_array_extend(pts, r);
-		} else if (strcmp(kind, "int") == 0) {
-			double step = ceil((b - a + 1) / 10.0);
-
-			for (double v = a; v <= b; v += step)
-				json_array_append_new(pts, json_integer((json_int_t)v));
-		} else {
-			for (int i = 0; i < 5; i++) {
-				double f = i / 4.0;
-				double v = strcmp(kind, "log_uniform") == 0
-						   ? exp(log(a) + (log(b) - log(a)) * f)
-						   : a + (b - a) * f;
-
-				json_array_append_new(pts, json_real(v));
-			}
-		}
-	}
-	return pts;
-}
-
-/* The trials' params: base params with each space entry set. */
-static json_t *make_trials(json_t *search, json_t *base, uint64_t seed)
-{
-	const char *method = json_string_value(json_object_get(search, "method"));
-	json_t *space = json_object_get(search, "space");
-	json_int_t want = json_integer_value(json_object_get(search, "trials"));
-	json_t *out = json_array();
-	uint64_t st = seed ^ 0x5eedULL;
-
-	if (want <= 0)
-		want = 10;
-	if (strcmp(method, "grid") == 0) {
-		json_t *combos = json_array();
-		const char *k;
-		json_t *r;
-
-		json_array_append_new(combos, json_deep_copy(base));
-		json_object_foreach(space, k, r) {
-			json_t *pts = grid_points(r), *next = json_array();
-			size_t i, j;
-			json_t *c, *p;
-
-			json_array_foreach(combos, i, c) {
-				json_array_foreach(pts, j, p) {
-					json_t *n = json_deep_copy(c);
-
-					json_object_set(n, k, p);
-					json_array_append_new(next, n);
-				}
-			}
-			json_decref(pts);
-			json_decref(combos);
-			combos = next;
-		}
-		/* trials caps a grid too */
-		for (size_t i = 0; i < json_array_size(combos) &&
-				   (json_int_t)i < want;
-		     i++)
-			json_array_append(out, json_array_get(combos, i));
-		json_decref(combos);
-		return out;
-	}
-	for (json_int_t t = 0; t < want; t++) {
-		json_t *p = json_deep_copy(base);
-		const char *k;
-		json_t *r;
-
-		json_object_foreach(space, k, r) {
-			json_t *choice;
-			double v = draw(r, &st, &choice);
-
-			if (choice)
-				json_object_set(p, k, choice);
-			else if (json_object_get(r, "int"))
-				json_object_set_new(p, k, json_integer((json_int_t)v));
-			else
-				json_object_set_new(p, k, json_real(v));
-		}
-		json_array_append_new(out, p);
-	}
-	return out;
-}
-
 static void write_trial(size_t n, json_t *t)
 {
 	char path[64], tmp[80];
@@ -511,10 +412,379 @@ static void write_trial(size_t n, json_t *t)
 		rename(tmp, path);
 }
 
+/* --- search: a tune plugin proposes, trials run up to "parallel" at once */
+
+struct trial {
+	unsigned id;
+	json_t *rec;       /* trials/<id>: params, status, budget, metrics */
+	json_t *params;    /* the train params of this trial */
+	double budget;
+	double score;      /* higher is better; NAN: failed */
+	bool running;
+	bool done;         /* finished its current budget */
+	pthread_t thread;
+	struct hctx hc;
+	/* inputs of the run */
+	struct run *run;
+	const struct mlfs_host *host;
+	struct mlfs_data tr;
+	const struct mlfs_data *va;
+	const char *const *cnames;
+	size_t ncls;
+	const char *metric;
+	bool maximize;
+};
+
+static pthread_mutex_t trials_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t trials_cond = PTHREAD_COND_INITIALIZER;
+
+static void *trial_main(void *arg)
+{
+	struct trial *t = arg;
+	char msg[1024] = "";
+	double fit_s = 0;
+	void *inst = NULL;
+	json_t *m = NULL;
+	int rc;
+
+	rc = train_once(t->run, t->host, &t->hc, t->params, &t->tr, t->va,
+			&inst, &fit_s, msg, sizeof(msg));
+	if (rc == 0) {
+		/* judged on validation (the trial's rows if there is none) */
+		m = t->va->x.rows
+			    ? evaluate(t->run, inst, t->va->x.data, t->va->y,
+				       t->va->x.rows, t->va->x.cols, t->cnames,
+				       t->ncls)
+			    : evaluate(t->run, inst, t->tr.x.data, t->tr.y,
+				       t->tr.x.rows, t->tr.x.cols, t->cnames,
+				       t->ncls);
+		t->run->ops->fini(inst);
+	}
+	pthread_mutex_lock(&trials_lock);
+	if (m) {
+		double v = metric_of(m, t->metric);
+
+		json_object_set_new(m, "fit_seconds", json_real(fit_s));
+		json_object_set_new(t->rec, "metrics", m);
+		json_object_set_new(t->rec, "status", json_string("succeeded"));
+		t->score = isnan(v) ? NAN : t->maximize ? v : -v;
+		say("trial %u (budget %.3g): %s = %g", t->id, t->budget,
+		    t->metric, v);
+	} else {
+		json_object_set_new(t->rec, "status", json_string("failed"));
+		json_object_set_new(t->rec, "reason", json_string(msg));
+		t->score = NAN;
+		say("trial %u failed: %s", t->id, msg);
+	}
+	write_trial(t->id, t->rec);
+	t->done = true;
+	pthread_cond_broadcast(&trials_cond);
+	pthread_mutex_unlock(&trials_lock);
+	return NULL;
+}
+
+/*
+ * Shuffle the rows of (x, y) in place with a seed, so that a budget's
+ * prefix of the training rows is a random subset of them.
+ */
+static void shuffle_rows(float *x, float *y, size_t rows, size_t w,
+			 uint64_t seed)
+{
+	float *tmp = malloc((w ? w : 1) * sizeof(*tmp));
+	uint64_t st = seed ^ 0xB0DCE7ULL;
+
+	if (!tmp)
+		fail("out of memory");
+	for (size_t i = rows; i > 1; i--) {
+		size_t j = (size_t)(prng_next(&st) % i);
+		float fy;
+
+		memcpy(tmp, x + (i - 1) * w, w * sizeof(*tmp));
+		memcpy(x + (i - 1) * w, x + j * w, w * sizeof(*tmp));
+		memcpy(x + j * w, tmp, w * sizeof(*tmp));
+		if (y) {
+			fy = y[i - 1];
+			y[i - 1] = y[j];
+			y[j] = fy;
+		}
+	}
+	free(tmp);
+}
+
+/* The search space of the spec as the tune ABI's ranges. */
+static struct mlfs_range *space_ranges(json_t *space, size_t *n)
+{
+	struct mlfs_range *ranges;
+	const char *k, *kind;
+	json_t *r, *v;
+	size_t i = 0;
+
+	*n = json_object_size(space);
+	ranges = calloc(*n + 1, sizeof(*ranges));
+	if (!ranges)
+		fail("out of memory");
+	json_object_foreach(space, k, r) {
+		json_object_foreach(r, kind, v) {
+			struct mlfs_range *g = &ranges[i];
+
+			g->name = k;
+			g->lo = json_number_value(json_array_get(v, 0));
+			g->hi = json_number_value(json_array_get(v, 1));
+			g->kind = strcmp(kind, "uniform") == 0 ? MLFS_RANGE_UNIFORM
+				  : strcmp(kind, "log_uniform") == 0
+					  ? MLFS_RANGE_LOG_UNIFORM
+				  : strcmp(kind, "int") == 0 ? MLFS_RANGE_INT
+							    : MLFS_RANGE_CHOICE;
+			if (g->kind == MLFS_RANGE_CHOICE)
+				g->nchoices = json_array_size(v);
+		}
+		i++;
+	}
+	return ranges;
+}
+
+/* The train params of a proposal: base params with the space's values. */
+static json_t *trial_params(json_t *base, json_t *space,
+			    const struct mlfs_range *ranges, size_t n,
+			    const double *values)
+{
+	json_t *p = json_deep_copy(base);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct mlfs_range *g = &ranges[i];
+
+		if (g->kind == MLFS_RANGE_CHOICE) {
+			json_t *c = json_array_get(
+				json_object_get(json_object_get(space, g->name),
+						"choice"),
+				(size_t)values[i]);
+
+			json_object_set(p, g->name, c ? c : json_null());
+		} else if (g->kind == MLFS_RANGE_INT) {
+			json_object_set_new(p, g->name,
+					    json_integer((json_int_t)values[i]));
+		} else {
+			json_object_set_new(p, g->name, json_real(values[i]));
+		}
+	}
+	return p;
+}
+
+/* Start trial t (new or promoted to a larger budget). Under trials_lock. */
+static void trial_start(struct trial *t, json_t *params, double budget,
+			const struct mlfs_data *tr, double frac_base,
+			double frac_span)
+{
+	json_decref(t->params);
+	t->params = params;
+	json_decref(t->rec);
+	t->rec = json_pack("{s:i, s:O, s:f, s:s}", "trial", (int)t->id,
+			   "params", params, "budget", budget, "status",
+			   "running");
+	write_trial(t->id, t->rec);
+	t->budget = budget;
+	t->tr = *tr;
+	t->tr.x.rows = (size_t)ceil(budget * (double)tr->x.rows);
+	if (t->tr.x.rows < 2)
+		t->tr.x.rows = tr->x.rows < 2 ? tr->x.rows : 2;
+	t->done = false;
+	t->running = true;
+	t->hc.run = t->run;
+	t->hc.frac_base = frac_base;
+	t->hc.frac_span = frac_span;
+	t->hc.metric_base = (long)(t->id + 1) * 1000000L;
+	snprintf(t->hc.prefix, sizeof(t->hc.prefix), "trial %u: ", t->id);
+	if (pthread_create(&t->thread, NULL, trial_main, t))
+		fail("cannot start a trial thread");
+}
+
+/*
+ * Run the spec's search with its tune plugin; returns the params of the
+ * best trial at the full budget (new reference), the trials' records in
+ * *trials_out.
+ */
+static json_t *search_run(struct run *run, const struct mlfs_host *host,
+			  json_t *plan, struct mlfs_data *tr,
+			  const struct mlfs_data *va, const char **cnames,
+			  size_t ncls, json_t **trials_out)
+{
+	json_t *search = json_object_get(plan, "search");
+	json_t *space = json_object_get(search, "space");
+	const char *metric = json_string_value(json_object_get(search, "metric"));
+	const char *goal = json_string_value(json_object_get(search, "goal"));
+	json_int_t ntrials = json_integer_value(json_object_get(search, "trials"));
+	json_int_t parallel = json_integer_value(json_object_get(search, "parallel"));
+	json_int_t max_failed = json_object_get(search, "max_failed")
+					? json_integer_value(json_object_get(search, "max_failed"))
+					: 3;
+	uint64_t seed = (uint64_t)json_integer_value(
+		json_object_get(json_object_get(plan, "split"), "seed"));
+	static struct plugin tp;
+	const struct mlfs_tune_ops *tops;
+	struct mlfs_range *ranges;
+	struct hctx thc = { run, 0, 0, "", 0, { 0 } };
+	struct trial **ts = NULL;
+	size_t nspace, nt = 0, best = (size_t)-1;
+	double *values, maxb = 0, expect;
+	char msg[1024] = "";
+	void *tinst = NULL;
+	json_int_t failed = 0;
+	unsigned running = 0;
+	bool maxi, over = false;
+	json_t *out, *trials;
+	int rc;
+
+	if (plugin_load_file(json_string_value(json_object_get(plan, "tune_plugin")),
+			     &tp, msg, sizeof(msg)) < 0)
+		fail("tune plugin %s: %s",
+		     json_string_value(json_object_get(plan, "tune_plugin")), msg);
+	tops = tp.desc->ops;
+	if (!metric)
+		metric = run->task == MLFS_TASK_CLASSIFICATION ? "accuracy"
+			 : run->task == MLFS_TASK_REGRESSION   ? "r2"
+							       : "inertia";
+	maxi = goal ? strcmp(goal, "maximize") == 0 : default_maximize(metric);
+	if (ntrials <= 0)
+		ntrials = 10;
+	if (parallel <= 0)
+		parallel = 1;
+	ranges = space_ranges(space, &nspace);
+	values = calloc(nspace + 1, sizeof(*values));
+	ts = calloc((size_t)ntrials + 1, sizeof(*ts));
+	if (!values || !ts)
+		fail("out of memory");
+	thc.host = *host;
+	thc.host.ctx = &thc;
+	rc = tops->init(&thc.host, ranges, nspace, (unsigned)ntrials, seed,
+			&tinst, msg, sizeof(msg));
+	if (rc < 0)
+		fail("search: %s", msg);
+	shuffle_rows(tr->x.data, (float *)tr->y, tr->x.rows, tr->x.cols, seed);
+	expect = (double)ntrials * 1.5 + 1;
+	say("search: %s, %zu parameter%s, %lld trials, %lld at once, %s %s",
+	    tp.desc->name, nspace, nspace == 1 ? "" : "s",
+	    (long long)ntrials, (long long)parallel,
+	    maxi ? "maximize" : "minimize", metric);
+	pthread_mutex_lock(&trials_lock);
+	while (!over || running) {
+		struct trial *t = NULL;
+		unsigned id = 0;
+		double budget = 1;
+
+		if (cancelled) {
+			pthread_mutex_unlock(&trials_lock);
+			fail("cancelled");
+		}
+		for (size_t i = 0; i < nt; i++) {
+			t = ts[i];
+			if (!t->running || !t->done)
+				continue;
+			pthread_mutex_unlock(&trials_lock);
+			pthread_join(t->thread, NULL);
+			pthread_mutex_lock(&trials_lock);
+			t->running = false;
+			running--;
+			tops->report(tinst, t->id, t->score);
+			if (isnan(t->score) && ++failed > max_failed) {
+				pthread_mutex_unlock(&trials_lock);
+				fail("%lld trials failed (max_failed %lld)",
+				     (long long)failed, (long long)max_failed);
+			}
+		}
+		rc = over || running >= (unsigned)parallel
+			     ? -EAGAIN
+			     : tops->next(tinst, &id, values, &budget);
+		if (rc == 0)
+			over = true;
+		if (rc != 1) {
+			if (running)
+				pthread_cond_wait(&trials_cond, &trials_lock);
+			else if (rc == -EAGAIN && !over)
+				fail("search: the tune plugin waits for no trial");
+			continue;
+		}
+		t = NULL;
+		for (size_t i = 0; i < nt; i++)
+			if (ts[i]->id == id)
+				t = ts[i];
+		if (!t) {
+			if (nt > (size_t)ntrials)
+				fail("search: the tune plugin proposed more "
+				     "than %lld trials", (long long)ntrials);
+			t = calloc(1, sizeof(*t));
+			if (!t)
+				fail("out of memory");
+			ts[nt++] = t;
+			t->id = id;
+			t->run = run;
+			t->host = host;
+			t->va = va;
+			t->cnames = cnames;
+			t->ncls = ncls;
+			t->metric = metric;
+			t->maximize = maxi;
+		}
+		if (budget <= 0 || budget > 1)
+			budget = 1;
+		if (budget > maxb)
+			maxb = budget;
+		running++;
+		trial_start(t, trial_params(json_object_get(plan, "params"),
+					    space, ranges, nspace, values),
+			    budget, tr, fmin(0.9, (double)nt / expect),
+			    0.9 / expect);
+	}
+	pthread_mutex_unlock(&trials_lock);
+	tops->fini(tinst);
+	/* the best trial at the full budget; ties go to the lower log loss */
+	for (size_t i = 0; i < nt; i++) {
+		struct trial *t = ts[i];
+
+		if (t->budget < maxb &&
+		    strcmp(json_string_value(json_object_get(t->rec, "status")),
+			   "failed") != 0) {
+			json_object_set_new(t->rec, "status",
+					    json_string("stopped early"));
+			write_trial(t->id, t->rec);
+		}
+		if (t->budget < maxb || isnan(t->score))
+			continue;
+		if (best == (size_t)-1 || t->score > ts[best]->score ||
+		    (t->score == ts[best]->score &&
+		     metric_of(json_object_get(t->rec, "metrics"), "log_loss") <
+			     metric_of(json_object_get(ts[best]->rec, "metrics"),
+				       "log_loss")))
+			best = i;
+	}
+	if (best == (size_t)-1)
+		fail("no trial succeeded");
+	json_object_set_new(ts[best]->rec, "best", json_true());
+	write_trial(ts[best]->id, ts[best]->rec);
+	say("best trial %u: %s = %g", ts[best]->id, metric,
+	    maxi ? ts[best]->score : -ts[best]->score);
+	out = json_deep_copy(ts[best]->params);
+	trials = json_array();
+	for (unsigned id = 0; id < nt; id++)
+		for (size_t i = 0; i < nt; i++)
+			if (ts[i]->id == id)
+				json_array_append(trials, ts[i]->rec);
+	for (size_t i = 0; i < nt; i++) {
+		json_decref(ts[i]->rec);
+		json_decref(ts[i]->params);
+		free(ts[i]);
+	}
+	free(ts);
+	free(ranges);
+	free(values);
+	*trials_out = trials;
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	struct run run = { 0 };
-	struct mlfs_host host = { sizeof(host), &run, host_log, host_progress,
+	struct hctx fh = { 0 };
+	struct mlfs_host host = { sizeof(host), &fh, host_log, host_progress,
 				  host_metric, host_cancelled, 1 };
 	static struct plugin pl;
 	struct problem pb = { 0 };
@@ -569,7 +839,8 @@ int main(int argc, char **argv)
 	}
 	run.plan = plan;
 	run.t0 = now_mono();
-	run.frac_span = 1;
+	fh.run = &run;
+	fh.frac_span = 1;
 	run.metrics = fopen("metrics", "ae");
 	taskname = json_string_value(json_object_get(plan, "task"));
 	run.task = strcmp(taskname, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
@@ -590,7 +861,7 @@ int main(int argc, char **argv)
 	    json_string_value(json_object_get(plan, "algorithm")), taskname,
 	    json_string_value(json_object_get(json_object_get(plan, "dataset"), "name")),
 	    (int)json_integer_value(json_object_get(json_object_get(plan, "dataset"), "version")));
-	host_progress(&run, 0, "reading data");
+	host_progress(&fh, 0, "reading data");
 
 	/* the data: descriptor 3, given by the runner */
 	if (fstat(3, &st) < 0)
@@ -813,166 +1084,24 @@ int main(int argc, char **argv)
 		    ntr, nva, nte, w);
 		params = json_deep_copy(json_object_get(plan, "params"));
 		if (json_is_object(search)) {
-			const char *metric = json_string_value(
-				json_object_get(search, "metric"));
-			const char *goal = json_string_value(
-				json_object_get(search, "goal"));
-			const char *method = json_string_value(
-				json_object_get(search, "method"));
-			json_int_t max_failed = json_object_get(search, "max_failed")
-							? json_integer_value(json_object_get(search, "max_failed"))
-							: 3;
-			json_t *cands = make_trials(
-				search, params,
-				(uint64_t)json_integer_value(json_object_get(
-					json_object_get(plan, "split"), "seed")));
-			size_t nt = json_array_size(cands), best = (size_t)-1;
-			double bestv = NAN;
-			bool maxi;
-			json_int_t failed = 0;
-			/* halving: trials first see a third of the rows,
-			 * the best third go on with all of them */
-			bool halving = strcmp(method, "halving") == 0;
-			size_t rung_rows = halving ? (ntr + 2) / 3 : ntr;
-
-			if (!metric)
-				metric = run.task == MLFS_TASK_CLASSIFICATION ? "accuracy"
-					 : run.task == MLFS_TASK_REGRESSION   ? "r2"
-									      : "inertia";
-			maxi = goal ? strcmp(goal, "maximize") == 0
-				    : default_maximize(metric);
-			trials = json_array();
-			for (size_t i = 0; i < nt; i++) {
-				json_t *p = json_array_get(cands, i);
-				json_t *tj = json_pack("{s:i, s:O, s:s}", "trial",
-						       (int)i, "params", p,
-						       "status", "running");
-
-				write_trial(i, tj);
-				json_array_append_new(trials, tj);
-			}
-			for (int rung = 0; rung < (halving ? 2 : 1); rung++) {
-				size_t *order = malloc(nt * sizeof(*order));
-				size_t keep = nt;
-
-				for (size_t i = 0; i < nt; i++)
-					order[i] = i;
-				if (rung == 1) {
-					/* promote the best third */
-					for (size_t a = 0; a < nt; a++)
-						for (size_t b = a + 1; b < nt; b++) {
-							double va_ = metric_of(json_object_get(json_array_get(trials, order[a]), "metrics"), metric);
-							double vb = metric_of(json_object_get(json_array_get(trials, order[b]), "metrics"), metric);
-							bool swap = isnan(va_) || (!isnan(vb) && (maxi ? vb > va_ : vb < va_));
-
-							if (swap) {
-								size_t tmp = order[a];
-
-								order[a] = order[b];
-								order[b] = tmp;
-							}
-						}
-					keep = (nt + 2) / 3;
-					for (size_t k = keep; k < nt; k++) {
-						json_t *tj = json_array_get(trials, order[k]);
-
-						if (strcmp(json_string_value(json_object_get(tj, "status")), "failed") != 0)
-							json_object_set_new(tj, "status", json_string("stopped early"));
-						write_trial(order[k], tj);
-					}
-					rung_rows = ntr;
-				}
-				for (size_t k = 0; k < keep; k++) {
-					size_t i = order[k];
-					json_t *tj = json_array_get(trials, i);
-					struct mlfs_data trr = tr;
-					void *ti = NULL;
-					double fs_;
-					json_t *m;
-
-					if (rung == 1 && strcmp(json_string_value(json_object_get(tj, "status")), "failed") == 0)
-						continue;
-					if (cancelled)
-						fail("cancelled");
-					trr.x.rows = rung_rows;
-					snprintf(run.prefix, sizeof(run.prefix),
-						 "trial %zu/%zu: ", i + 1, nt);
-					run.frac_base = (double)(rung * nt + k) /
-							(double)(nt * (halving ? 2 : 1) + 1);
-					run.frac_span = 1.0 / (double)(nt * (halving ? 2 : 1) + 1);
-					rc = train_once(&run, &host,
-							json_object_get(tj, "params"),
-							&trr, &va, &ti, &fs_, msg,
-							sizeof(msg));
-					run.metric_base += 100000;
-					if (rc == -ECANCELED || cancelled)
-						fail("cancelled");
-					if (rc < 0) {
-						json_object_set_new(tj, "status", json_string("failed"));
-						json_object_set_new(tj, "reason", json_string(msg));
-						write_trial(i, tj);
-						say("trial %zu failed: %s", i, msg);
-						if (++failed > max_failed)
-							fail("%lld trials failed (max_failed %lld); last: %s",
-							     (long long)failed, (long long)max_failed, msg);
-						continue;
-					}
-					/* judged on validation (train if none) */
-					m = nva ? evaluate(&run, ti, xva, yva, nva, w, cnames, ncls)
-						: evaluate(&run, ti, xtr, ytr, rung_rows, w, cnames, ncls);
-					json_object_set_new(m, "fit_seconds", json_real(fs_));
-					json_object_set_new(tj, "metrics", m);
-					json_object_set_new(tj, "status",
-							    json_string(halving && rung == 0
-										? "rung 0 done (a third of the rows)"
-										: "succeeded"));
-					write_trial(i, tj);
-					say("trial %zu: %s = %g", i, metric, metric_of(m, metric));
-					run.ops->fini(ti);
-				}
-				free(order);
-			}
-			for (size_t i = 0; i < nt; i++) {
-				json_t *tj = json_array_get(trials, i);
-				double v = metric_of(json_object_get(tj, "metrics"), metric);
-
-				if (strcmp(json_string_value(json_object_get(tj, "status")), "succeeded") != 0 ||
-				    isnan(v))
-					continue;
-				/* ties (small validation sets) go to the better
-				 * calibrated trial: lower log loss */
-				if (best == (size_t)-1 || (maxi ? v > bestv : v < bestv) ||
-				    (v == bestv &&
-				     metric_of(json_object_get(tj, "metrics"), "log_loss") <
-					     metric_of(json_object_get(json_array_get(trials, best), "metrics"),
-						       "log_loss"))) {
-					best = i;
-					bestv = v;
-				}
-			}
-			if (best == (size_t)-1)
-				fail("no trial succeeded");
-			say("best trial %zu: %s = %g", best, metric, bestv);
 			json_decref(params);
-			params = json_deep_copy(json_object_get(json_array_get(trials, best), "params"));
-			json_object_set_new(json_array_get(trials, best), "best", json_true());
-			write_trial(best, json_array_get(trials, best));
-			json_decref(cands);
-			snprintf(run.prefix, sizeof(run.prefix), "final: ");
-			run.frac_base = (double)(nt * (halving ? 2 : 1)) /
-					(double)(nt * (halving ? 2 : 1) + 1);
-			run.frac_span = 1 - run.frac_base;
+			params = search_run(&run, &host, plan, &tr, &va, cnames,
+					    ncls, &trials);
+			fh.frac_base = 0.9;
+			fh.frac_span = 0.1;
+			snprintf(fh.prefix, sizeof(fh.prefix), "final: ");
 		}
 		/* the model: retrained with the chosen params on the
 		 * training rows (validation for early stopping) */
-		rc = train_once(&run, &host, params, &tr, &va, &inst, &fit_s, msg,
+		rc = train_once(&run, &host, &fh, params, &tr, &va, &inst, &fit_s,
+				msg,
 				sizeof(msg));
 		if (rc == -ECANCELED || cancelled)
 			fail("cancelled");
 		if (rc < 0)
 			fail("%s", msg);
 		say("fit in %.3f s", fit_s);
-		host_progress(&run, 1, "evaluating");
+		host_progress(&fh, 1, "evaluating");
 		metrics = evaluate(&run, inst, nte ? xte : xtr,
 				   nte ? yte : ytr, nte ? nte : ntr, w, cnames, ncls);
 		json_object_set_new(metrics, "evaluated_on",
@@ -1137,7 +1266,7 @@ int main(int argc, char **argv)
 		free(yte);
 		free(cnames);
 	}
-	host_progress(&run, 1, "done");
+	host_progress(&fh, 1, "done");
 	say("done: %s", json_dumps(metrics, JSON_COMPACT) ? "metrics written" : "");
 	run.ops->fini(inst);
 	finish(1, NULL, metrics, trials);

@@ -58,6 +58,21 @@ static int check_train_ops(const struct mlfs_train_ops *o, char *msg,
 	return 0;
 }
 
+static int check_tune_ops(const struct mlfs_tune_ops *o, char *msg,
+			  size_t msglen)
+{
+	if (o->size < offsetof(struct mlfs_tune_ops, fini) + sizeof(o->fini)) {
+		snprintf(msg, msglen, "tune ops too small (%zu bytes)",
+			 o->size);
+		return -EINVAL;
+	}
+	if (!o->init || !o->next || !o->report || !o->fini) {
+		snprintf(msg, msglen, "tune ops missing a required op");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int plugin_load_file(const char *path, struct plugin *out, char *msg,
 		     size_t msglen)
 {
@@ -110,6 +125,11 @@ int plugin_load_file(const char *path, struct plugin *out, char *msg,
 	}
 	if (d->stage == MLFS_STAGE_TRAIN) {
 		rc = check_train_ops(d->ops, msg, msglen);
+		if (rc < 0)
+			goto out_close;
+	}
+	if (d->stage == MLFS_STAGE_TUNE) {
+		rc = check_tune_ops(d->ops, msg, msglen);
 		if (rc < 0)
 			goto out_close;
 	}

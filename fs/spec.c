@@ -333,7 +333,8 @@ static int check_range(json_t *r, bool want_int)
 	return json_number_value(a) <= json_number_value(b) ? 0 : -EINVAL;
 }
 
-static int check_search(json_t *s, const char *text, struct problem *pb)
+static int check_search(struct fs *fs, json_t *s, const char *text,
+			const struct plugin **tune, struct problem *pb)
 {
 	static const char *const fields[] = { "method", "trials", "parallel",
 					      "max_failed", "metric", "goal",
@@ -354,10 +355,14 @@ static int check_search(json_t *s, const char *text, struct problem *pb)
 			return problem_field(pb, text, k,
 					     "unknown field of \"search\"");
 	}
-	if (!method || (strcmp(method, "grid") && strcmp(method, "random") &&
-			strcmp(method, "halving")))
+	*tune = method ? plugin_find(fs->plugins, MLFS_STAGE_TUNE, method)
+		       : NULL;
+	if (!*tune)
 		return problem_field(pb, text, "method",
-				     "must be grid, random or halving");
+				     "must name a tune plugin (grid, random, "
+				     "halving; see .mlfs/plugins), got "
+				     "\"%s\"",
+				     method ? method : "?");
 	for (int i = 1; i <= 3; i++) {
 		json_t *n = json_object_get(s, fields[i]);
 
@@ -447,7 +452,7 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	json_error_t err;
 	json_t *spec, *rec = NULL, *man = NULL, *schema, *stats, *feats;
 	json_t *split = NULL, *params, *v;
-	const struct plugin *pl;
+	const struct plugin *pl, *tune = NULL;
 	const char *k, *algo, *label, *model, *dsref;
 	char dsname[300];
 	unsigned dsver, task, tasks;
@@ -686,7 +691,8 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	}
 	rc = -EINVAL;
 	if (json_object_get(spec, "search") &&
-	    check_search(json_object_get(spec, "search"), text, pb) < 0) {
+	    check_search(fs, json_object_get(spec, "search"), text, &tune,
+			 pb) < 0) {
 		json_decref(feats);
 		goto out;
 	}
@@ -730,6 +736,9 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 		"search", json_object_get(spec, "search"), "timeout", timeout,
 		"memory", memory, "uid", (int)ctx->uid, "gid", (int)ctx->gid,
 		"schema", schema);
+	if (*plan && tune)
+		json_object_set_new(*plan, "tune_plugin",
+				    json_string(tune->path));
 	rc = *plan ? 0 : -ENOMEM;
 out:
 	json_decref(split);

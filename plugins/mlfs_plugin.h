@@ -165,6 +165,52 @@ struct mlfs_train_ops {
 	void (*fini)(void *inst);
 };
 
+/* A search space entry of a spec's "search": {"space": {...}}. */
+enum mlfs_range_kind {
+	MLFS_RANGE_UNIFORM = 1, /* real in [lo, hi] */
+	MLFS_RANGE_LOG_UNIFORM, /* real in [lo, hi], uniform in log */
+	MLFS_RANGE_INT,         /* integer in [lo, hi] */
+	MLFS_RANGE_CHOICE,      /* one of nchoices values (index) */
+};
+
+struct mlfs_range {
+	const char *name; /* the train param it sets */
+	int kind;         /* enum mlfs_range_kind */
+	double lo;
+	double hi;
+	size_t nchoices;  /* CHOICE */
+};
+
+/*
+ * A tune plugin proposes the trials of a search and learns from their
+ * results; the job program runs them (up to the spec's "parallel" at
+ * once).  Scores are "higher is better" (the host negates metrics to
+ * minimise).  Calls on one instance are serialised by the host.
+ */
+struct mlfs_tune_ops {
+	size_t size; /* sizeof(struct mlfs_tune_ops) */
+	/* init: a search over space[0..nspace) proposing at most trials
+	 * trials, deterministic given seed. */
+	int (*init)(const struct mlfs_host *host,
+		    const struct mlfs_range *space, size_t nspace,
+		    unsigned trials, uint64_t seed, void **inst, char *msg,
+		    size_t msglen);
+	/*
+	 * next: propose a trial: *trial is its number (0, 1, ...; a trial
+	 * may be proposed again with a larger budget), values[i] the value
+	 * for space[i] (a CHOICE's index), *budget the fraction of the
+	 * training rows it gets, in (0, 1].  Returns 1 for a proposal,
+	 * -EAGAIN while it waits for reports of running trials, 0 when the
+	 * search is over.
+	 */
+	int (*next)(void *inst, unsigned *trial, double *values,
+		    double *budget);
+	/* report: the score of trial at the budget it last got; NAN if it
+	 * failed. */
+	int (*report)(void *inst, unsigned trial, double score);
+	void (*fini)(void *inst);
+};
+
 /* The descriptor: `MLFS_EXPORT const struct mlfs_plugin mlfs_plugin`. */
 struct mlfs_plugin {
 	uint32_t abi_major;

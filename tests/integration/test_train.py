@@ -212,7 +212,7 @@ BAD_SPECS = [
      '"linear" does not do classification'),
     ('{"dataset": "iris", "algorithm": "logistic", "search": '
      '{"method": "guess", "space": {"l2": {"uniform": [0, 1]}}}}',
-     '"method": must be grid, random or halving'),
+     '"method": must name a tune plugin'),
     ('{"dataset": "iris", "algorithm": "logistic", "model": ".hidden"}',
      '"model": ".hidden" is not a valid name'),
     ('{"dataset": "iris", "algorithm": [1, 2]}', '"algorithm": must be'),
@@ -424,6 +424,18 @@ def test_regression_clustering_mlp_and_search(mlfs):
     ts = [json.loads((mlfs.mnt / "jobs/h/trials" / str(i)).read_text())
           for i in range(6)]
     assert sum(t["status"] == "stopped early" for t in ts) == 4
+    assert sum(t["budget"] == 1 for t in ts) == 2
+    # grid, two trials at once
+    spec["search"] = {"method": "grid", "trials": 20, "parallel": 2,
+                      "space": {"l2": {"log_uniform": [1e-3, 1]},
+                                "max_iter": {"choice": [50, 100]}}}
+    spec["model"] = "gridded"
+    assert train(mlfs, "g", spec) == "succeeded\n"
+    ts = [json.loads((mlfs.mnt / "jobs/g/trials" / t).read_text())
+          for t in os.listdir(mlfs.mnt / "jobs/g/trials")]
+    assert len(ts) == 10
+    assert {t["params"]["max_iter"] for t in ts} == {50, 100}
+    assert "search: grid" in (mlfs.mnt / "jobs/g/log").read_text()
 
 
 def test_jobs_and_models_survive_remount_and_index_rebuild(mlfs):

@@ -3,14 +3,15 @@
 """bench_ml.py - the scikit-learn side of bench_ml.sh (run it with Debian's
 /usr/bin/python3, which has numpy and scikit-learn).
 
-  bench_ml.py gen DIR
+  bench_ml.py gen DIR [SCALE]
       write the data sets as CSV (a header, features, then the label "y"):
         b1m.csv     1,000,000 x 50, two classes      (make_classification)
         c10.csv       200,000 x 50, ten classes       (n_informative=20)
         reg.csv       500,000 x 50, regression        (make_regression)
         digits.csv      1,797 x 64, ten classes       (load_digits)
         m200k.csv     200,000 x 100, ten classes      (make_classification)
-      plus b1m_features.csv: b1m.csv without the label column.
+      plus b1m_features.csv: b1m.csv without the label column.  SCALE
+      (default 1) multiplies the rows of the synthetic sets (smoke tests).
 
   bench_ml.py sk ALGO CSV SPLIT RUNS PARAMS_JSON [PICKLE]
       train scikit-learn on exactly the train rows of SPLIT (mlfs's
@@ -27,6 +28,9 @@
       feature columns) + scaler.transform + model.predict_proba, RUNS
       times; prints JSON: rows, seconds (list), and the predicted classes
       of the last run as a checksum-friendly count per class.
+
+  bench_ml.py report RESDIR
+      the markdown table and notes from bench_ml.sh's result files.
 
   bench_ml.py agree ANSWERS PICKLE CSV
       share of mlfs answers (first field of each line of ANSWERS) equal
@@ -49,30 +53,33 @@ def write_csv(path, x, y, names, yfmt):
                comments="")
 
 
-def gen(d):
+def gen(d, scale=1.0):
     from sklearn.datasets import (load_digits, make_classification,
                                   make_regression)
     t0 = time.perf_counter()
 
+    def n(k):
+        return int(k * scale)
+
     def names(k, p="x"):
         return ["%s%d" % (p, i) for i in range(k)]
 
-    x, y = make_classification(n_samples=1_000_000, n_features=50,
+    x, y = make_classification(n_samples=n(1_000_000), n_features=50,
                                n_informative=10, n_redundant=5,
                                n_classes=2, random_state=1)
     write_csv(f"{d}/b1m.csv", x, y, names(50), "%d")
     np.savetxt(f"{d}/b1m_features.csv", x, fmt="%.6g", delimiter=",",
                header=",".join(names(50)), comments="")
-    x, y = make_classification(n_samples=200_000, n_features=50,
+    x, y = make_classification(n_samples=n(200_000), n_features=50,
                                n_informative=20, n_redundant=10,
                                n_classes=10, random_state=2)
     write_csv(f"{d}/c10.csv", x, y, names(50), "%d")
-    x, y = make_regression(n_samples=500_000, n_features=50,
+    x, y = make_regression(n_samples=n(500_000), n_features=50,
                            n_informative=30, noise=10.0, random_state=3)
     write_csv(f"{d}/reg.csv", x, y, names(50), "%.6g")
     dg = load_digits()
     write_csv(f"{d}/digits.csv", dg.data, dg.target, names(64, "p"), "%d")
-    x, y = make_classification(n_samples=200_000, n_features=100,
+    x, y = make_classification(n_samples=n(200_000), n_features=100,
                                n_informative=40, n_redundant=20,
                                n_classes=10, n_clusters_per_class=2,
                                class_sep=1.5, random_state=0)
@@ -218,10 +225,264 @@ def agree(answers, pkl, csv):
                       "answers": len(got), "expected": len(pred)}))
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def tsv(path):
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    rows.append(line.rstrip("\n").split("\t"))
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def log_facts(path):
+    """The lines of a job log that say how the fit went."""
+    keep = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if any(w in line for w in ("parsed", "iterations", "epoch", "fit in",
+                                       "converged", "stopped", "n_init",
+                                       "inertia", "lbfgs", "jitter")):
+                keep.append(line)
+    return keep[-4:]
+
+
+LABEL = {
+    "b1m-logistic": "b1m 1M x 50, 2 classes, logistic",
+    "c10-logistic": "c10 200k x 50, 10 classes, logistic",
+    "reg-ridge": "reg 500k x 50, ridge (linear)",
+    "digits-logistic": "digits 1797 x 64, logistic",
+    "digits-mlp": "digits 1797 x 64, MLP [64]",
+    "digits-kmeans": "digits 1797 x 64, k-means k=10",
+    "m200k-mlp": "m200k 200k x 100, 10 classes, MLP [64]",
+}
+ORDER = ["b1m-logistic", "m200k-mlp", "c10-logistic", "reg-ridge",
+         "digits-logistic", "digits-mlp", "digits-kmeans"]
+
+
+def report(res):
+    import os
+    rows = []       # (measurement, mlfs, peer, ratio, goal, met)
+    notes = []
+    misses = []
+    fit_ratios = {}
+    details = []
+    for name in ORDER:
+        d = os.path.join(res, "train", name)
+        if not os.path.isdir(d):
+            continue
+        cls = open(os.path.join(d, "class")).read().strip()
+        sk = json.load(open(os.path.join(d, "sk.json")))
+        ms = []
+        i = 1
+        while os.path.exists(os.path.join(d, "mlfs-%d.metrics.json" % i)):
+            ms.append(json.load(open(os.path.join(d, "mlfs-%d.metrics.json" % i))))
+            i += 1
+        mname = sk["metric_name"]
+        mv = ms[0][mname]
+        sv = sk["metric"]
+        label = LABEL.get(name, name)
+        if mname == "inertia":
+            diff = (mv - sv) / sv * 100
+            q = ("%s: inertia (all %d rows)" % (label, sk["n_train"]),
+                 "%.1f" % mv, "%.1f" % sv, "%+.2f %%" % diff,
+                 "within 2 %", met(abs(diff) <= 2.0))
+            ok = abs(diff) <= 2.0
+        else:
+            diff = (mv - sv) * 100
+            lim = 0.5 if cls == "large" else 2.0
+            what = "test accuracy" if mname == "accuracy" else "test r2"
+            unit = "pp" if mname == "accuracy" else "points (x100)"
+            q = ("%s: %s (%d test rows)" % (label, what, sk["n_test"]),
+                 "%.4f" % mv, "%.4f" % sv, "%+.2f %s" % (diff, unit),
+                 "within %g %s" % (lim, unit), met(abs(diff) <= lim))
+            ok = abs(diff) <= lim
+        if not ok:
+            misses.append(q[0])
+        rows.append(q)
+        mf = median([m["fit_seconds"] for m in ms])
+        sf = median(sk["fit_seconds"])
+        r = mf / sf
+        fit_ratios[name] = r
+        rows.append(("%s: fit seconds (median of %d / %d)" % (label, len(ms), len(sk["fit_seconds"])),
+                     "%.3f" % mf, "%.3f" % sf, "%.2fx" % r, "<= 0.5x",
+                     met(r <= 0.5) + ("" if r <= 1.0 else " (above 1.0x)")))
+        if r > 0.5:
+            misses.append(rows[-1][0])
+        rows.append(("%s: mlfs CSV parse seconds" % label,
+                     "%.3f" % median([m["parse_seconds"] for m in ms]),
+                     "(loadtxt %.2f)" % sk["load_seconds"], "–", "–", "–"))
+        facts = log_facts(os.path.join(d, "mlfs-1.log"))
+        mp = open(os.path.join(d, "mlfs_params")).read().strip()
+        det = "- **%s**: mlfs params `%s`; scikit-learn `%s`; " % (
+            name, mp, json.dumps(sk["settings"]))
+        det += "train/validation/test rows %d/%d/%d; " % (
+            sk["n_train"], sk["n_validation"], sk["n_test"])
+        det += "scikit-learn n_iter_ %s; mlfs fits %s s; scikit-learn fits %s s" % (
+            sk["n_iter"], ", ".join("%.3f" % m["fit_seconds"] for m in ms),
+            ", ".join("%.3f" % v for v in sk["fit_seconds"]))
+        if facts:
+            det += "; mlfs log: " + " | ".join("`%s`" % f for f in facts)
+        details.append(det)
+        alt = os.path.join(d, "sk-alpha.json")
+        if os.path.exists(alt):
+            a = json.load(open(alt))
+            details.append(
+                "  - context: scikit-learn with alpha = l2 x batch_size = %g "
+                "(the same penalty as mlfs's l2, since scikit-learn divides "
+                "alpha by the batch size): accuracy %.4f (mlfs %.4f, "
+                "%+.2f pp), fit %.3f s" % (a["settings"]["alpha"], a["metric"],
+                                           mv, (mv - a["metric"]) * 100,
+                                           median(a["fit_seconds"])))
+        prof = os.path.join(d, "profile.txt")
+        if os.path.exists(prof) and os.path.getsize(prof):
+            details.append("  - perf (system-wide, comm mlfs-job, dso/symbol, top):\n\n```\n%s```" %
+                           open(prof).read())
+
+    worst = max(fit_ratios.values()) if fit_ratios else float("nan")
+    rows.append(("All fits: largest mlfs/scikit-learn fit time ratio",
+                 "%.2fx" % worst, "–", "–", "<= 1.0x", met(worst <= 1.0)))
+    if worst > 1.0:
+        misses.append("a fit above 1.0x scikit-learn")
+
+    lat = {}
+    for kind, vals in tsv(os.path.join(res, "lat.tsv")):
+        p50, p99, mean = (float(v) for v in vals.split())
+        lat.setdefault(kind, []).append((p50, p99, mean))
+    if lat:
+        pt50 = median([v[0] for v in lat["passthrough"]])
+        pt99 = median([v[1] for v in lat["passthrough"]])
+        rows.append(("passthrough_ll open + read 4 KiB + close p50 / p99 (µs)",
+                     "–", "%.1f / %.1f" % (pt50, pt99), "–", "(the floor)", "–"))
+        for kind, what, lim in (("open", "predict (a): open(O_RDWR) + write row + read answer + close", 1.5),
+                                ("handle", "predict (b): write row + read answer on an open handle", 1.0)):
+            p50 = median([v[0] for v in lat[kind]])
+            p99 = median([v[1] for v in lat[kind]])
+            r = p50 / pt50
+            rows.append((what + " p50 / p99 (µs)", "%.1f / %.1f" % (p50, p99),
+                         "%.1f / %.1f" % (pt50, pt99),
+                         "p50 %.2fx, p99 %.2fx" % (r, p99 / pt99),
+                         "p50 <= %gx" % lim, met(r <= lim)))
+            if r > lim:
+                misses.append(what)
+        notes.append("Latency rounds (p50/p99/mean µs): " + "; ".join(
+            "%s %s" % (k, ", ".join("%.0f/%.0f/%.0f" % v for v in lat[k]))
+            for k in lat))
+
+    bm = tsv(os.path.join(res, "batch-mlfs.tsv"))
+    if bm:
+        vals = [r[0].split() for r in bm]
+        nrows = int(vals[0][0])
+        msec = median([float(v[1]) for v in vals])
+        bs = json.load(open(os.path.join(res, "batch-sk.json")))
+        ssec = median(bs["seconds"])
+        r = ssec / msec
+        rows.append(("Batch scoring, 1M x 50 through one predict handle, rows/s (median of %d / %d)" % (len(vals), len(bs["seconds"])),
+                     "%.0f" % (nrows / msec), "%.0f" % (bs["rows"] / ssec),
+                     "%.2fx" % r, ">= 3x", met(r >= 3)))
+        if r < 3:
+            misses.append("batch scoring")
+        notes.append("Batch scoring seconds: mlfs %s; scikit-learn (loadtxt + transform + predict_proba) %s." % (
+            ", ".join(v[1] for v in vals), ", ".join("%.2f" % v for v in bs["seconds"])))
+        raw = tsv(os.path.join(res, "batch-raw.tsv"))
+        if raw:
+            v = raw[0][0].split()
+            notes.append(
+                "Batch scoring with exact 1 MiB writes (rows cut anywhere, "
+                "answers read between writes): %s rows in, %s answers out, "
+                "%s of them errors, %.0f rows/s. A read scores a pending "
+                "partial row as a complete one, so a client that reads "
+                "between writes must end each write at a newline (the "
+                "measured runs do)." % (v[0], v[3], v[4], float(v[2])))
+        ag = os.path.join(res, "agree.json")
+        if os.path.exists(ag):
+            a = json.load(open(ag))
+            notes.append("mlfs batch answers agreeing with scikit-learn's predicted class: %.4f%% of %d rows." % (
+                a["agree"] * 100, a["rows"]))
+        rm = os.path.join(res, "rss-main.txt")
+        if os.path.exists(rm):
+            notes.append("RssAnon of the main daemon after all training, latency and batch runs: %.1f MB." % (
+                int(open(rm).read()) / 1024))
+
+    mem = dict(tsv(os.path.join(res, "mem.tsv")))
+    if "served" in mem:
+        mb = int(mem["served"]) / 1024
+        rows.append(("RssAnon of a fresh daemon with ten models loaded (MB)",
+                     "%.1f" % mb, "–", "–", "< 50 MB", met(mb < 50)))
+        if mb >= 50:
+            misses.append("memory")
+        notes.append("RssAnon of the memory daemon (MB): " + ", ".join(
+            "%s %.1f" % (k, int(v) / 1024) for k, v in mem.items()) +
+            " (mounted; digits imported; ten jobs run; one predict on each model).")
+
+    imp = tsv(os.path.join(res, "import.tsv"))
+    if imp:
+        notes.append("Import (cp into datasets/<ds>/data.csv, makes v1): " + ", ".join(
+            "%s %.0f MB in %.1f s" % (ds, int(b) / 1e6, float(s)) for ds, s, b in imp) + ".")
+
+    print()
+    print("## mlfs as an ML platform: scikit-learn and passthrough_ll side by side")
+    print()
+    print("| Measurement | mlfs | peer | mlfs vs peer | Goal | Met |")
+    print("|---|---:|---:|---:|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+    print("Peers: scikit-learn for training and batch scoring; libfuse's "
+          "passthrough_ll (open + read 4 KiB + close, default options) for "
+          "predict latency. Fit times are each side's own fit only (mlfs: "
+          "`fit_seconds` in metrics.json, which excludes CSV parsing; "
+          "scikit-learn: `fit()`), both with OpenBLAS on 2 threads. "
+          "scikit-learn trains on the rows of `jobs/<job>/split` after a "
+          "StandardScaler fitted on the train rows.")
+    print()
+    print("Misses: " + ("; ".join(misses) if misses else "none") + ".")
+    print()
+    print("### Details")
+    print()
+    for d in details:
+        print(d)
+    for n in notes:
+        print("- " + n)
+    for p, what in (("profile-batch.txt", "batch scoring (daemon, perf -g, self time)"),
+                    ("profile-handle.txt", "predict on a handle and open/close (daemon, perf -g, self time)")):
+        fp = os.path.join(res, p)
+        if os.path.exists(fp) and os.path.getsize(fp):
+            print("- perf, %s:\n\n```\n%s```" % (what, open(fp).read()))
+    print()
+    mach = dict(tsv(os.path.join(res, "machine.tsv")))
+    load = tsv(os.path.join(res, "load.tsv"))
+    print("Machine: %s, nproc %s, %s RAM, kernel %s, libfuse %s; Python %s; "
+          "BLAS: %s; mlfs %s; scratch on %s. Runs: %s. Whole run %s minutes "
+          "(data generation %s s)." % (
+              mach.get("cpu"), mach.get("nproc"), mach.get("mem"),
+              mach.get("kernel"), mach.get("libfuse"), mach.get("python"),
+              mach.get("blas"), mach.get("mlfs"), mach.get("scratch"),
+              mach.get("runs"), mach.get("minutes"), mach.get("gen_seconds")))
+    print()
+    print("Load average (1/5/15 min) at each step, on a shared 2-core machine: " +
+          "; ".join("%s %s" % (k, v) for k, v in load) + ".")
+
+
 def main():
     a = sys.argv[1:]
-    if a[:1] == ["gen"] and len(a) == 2:
-        gen(a[1])
+    if a[:1] == ["gen"] and len(a) in (2, 3):
+        gen(a[1], float(a[2]) if len(a) == 3 else 1.0)
     elif a[:1] == ["sk"] and len(a) in (6, 7):
         sk(a[1], a[2], a[3], int(a[4]), json.loads(a[5]),
            a[6] if len(a) == 7 else None)
@@ -229,6 +490,8 @@ def main():
         batch(a[1], a[2], int(a[3]))
     elif a[:1] == ["agree"] and len(a) == 4:
         agree(a[1], a[2], a[3])
+    elif a[:1] == ["report"] and len(a) == 2:
+        report(a[1])
     else:
         sys.exit(__doc__)
 
