@@ -36,6 +36,7 @@
 #include "meta.h"
 #include "node.h"
 #include "plugin.h"
+#include "predict.h"
 #include "runner.h"
 #include "store.h"
 
@@ -516,6 +517,7 @@ int main(int argc, char *argv[])
 	fuse_loop_cfg_destroy(lcfg);
 out_curl:
 	runner_stop(&fs);
+	served_cache_clear(); /* before the plugins they use go */
 	curl_global_cleanup();
 out_unmount:
 	fuse_session_unmount(se);

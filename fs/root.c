@@ -18,6 +18,7 @@
 #include "jobs.h"
 #include "models.h"
 #include "plugin.h"
+#include "predict.h"
 #include "fs.h"
 #include "node.h"
 
@@ -65,7 +66,8 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 "bytes_read %llu\n"
 			 "bytes_written %llu\n"
 			 "versions_created %llu\n"
-			 "rejected %llu\n",
+			 "rejected %llu\n"
+			 "models_in_memory %zu\n",
 			 (long long)(time(NULL) - fs->mounted),
 			 (unsigned long long)fs->n_lookup,
 			 (unsigned long long)fs->n_read,
@@ -73,7 +75,7 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)fs->bytes_read,
 			 (unsigned long long)fs->bytes_written,
 			 (unsigned long long)fs->n_versions,
-			 (unsigned long long)fs->n_rejected);
+			 (unsigned long long)fs->n_rejected, served_cached());
 }
 
 /*
