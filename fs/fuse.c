@@ -96,6 +96,15 @@ int fs_reply_err(struct fs_reply *r, int err)
 	return 0;
 }
 
+/*
+ * A read-only mount (-o ro, or an S3 prefix another mount writes)
+ * refuses every change with EROFS; predict still scores.
+ */
+static bool refuse_change(fuse_req_t req)
+{
+	return req_fs(req)->opts.read_only;
+}
+
 /* Fill st for n; 0 or -errno. */
 static int node_stat(struct node *n, struct stat *st)
 {
@@ -312,6 +321,13 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	req_ctx(req, &ctx);
+	if (refuse_change(req) && !(n->type->flags & NODE_F_SCRATCH) &&
+	    (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+		       FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		node_put(n);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		struct fs_file *f = fi ? req_file(fi) : NULL;
 
@@ -391,6 +407,12 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name,
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -416,6 +438,12 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -439,6 +467,12 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -464,6 +498,12 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t pino,
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -489,6 +529,12 @@ static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -578,6 +624,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	t = n->type;
+	if (acc != O_RDONLY && refuse_change(req) &&
+	    !(t->flags & NODE_F_SCRATCH)) {
+		node_put(n);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	req_ctx(req, &ctx);
 	f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -974,6 +1026,12 @@ static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
 	struct fs_ctx ctx;
 	int rc;
 
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	(void)mode;
 	if (!dir) {
 		fuse_reply_err(req, ESTALE);

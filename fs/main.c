@@ -36,6 +36,7 @@
 #include "meta.h"
 #include "node.h"
 #include "plugin.h"
+#include "remote.h"
 #include "predict.h"
 #include "runner.h"
 #include "store.h"
@@ -296,6 +297,55 @@ static void fs_free(struct fs *fs)
 	free(fs->opts.cache_dir);
 }
 
+/*
+ * The S3 store's checks, before the daemon detaches: the cache folder
+ * (default: one per bucket prefix under /var/cache/mlfs or
+ * ~/.cache/mlfs), the endpoint, credentials, bucket, format and lease.
+ * One line and status 1 on failure.
+ */
+static int open_remote(struct fs *fs, struct cli *cli)
+{
+	struct remote_opts ro = { 0 };
+	char msg[512], dir[PATH_MAX];
+	int rc;
+
+	ro.url = cli->store;
+	ro.endpoint = cli->endpoint;
+	ro.region = cli->region;
+	ro.path_style = cli->path_style;
+	ro.import_ttl = cli->import_ttl;
+	if (cli->cache_size && parse_size(cli->cache_size, &ro.cache_size) < 0)
+		return fail("cache_size=%s: not a size (e.g. 20G)%s",
+			    cli->cache_size, "");
+	if (cli->cache) {
+		snprintf(dir, sizeof(dir), "%s", cli->cache);
+	} else {
+		char id[600];
+		const char *home = getenv("HOME");
+
+		snprintf(id, sizeof(id), "%s|%s", cli->store,
+			 cli->endpoint ? cli->endpoint : "");
+		if (geteuid() == 0 || !home)
+			snprintf(dir, sizeof(dir), "/var/cache/mlfs");
+		else
+			snprintf(dir, sizeof(dir), "%s/.cache/mlfs", home);
+		mkdir(dir, 0700);
+		snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir),
+			 "/%016llx",
+			 (unsigned long long)XXH3_64bits(id, strlen(id)));
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fail("cache %s: %s", dir, strerror(errno));
+	fs->opts.cache_dir = strdup(dir);
+	fs->opts.store_dir = strdup(dir); /* statfs: the cache's disk */
+	if (!fs->opts.cache_dir || !fs->opts.store_dir)
+		return fail("%s%s", strerror(ENOMEM), "");
+	rc = remote_check(fs, &ro, msg, sizeof(msg));
+	if (rc < 0)
+		return fail("store %s: %s", cli->store, msg);
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -307,8 +357,11 @@ int main(int argc, char *argv[])
 	struct stat st;
 	int status = 1;
 	int lock_fd = -1;
+	bool remote = false;
 	int rc;
 
+	/* once, before any thread: the S3 probe runs before the fork */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0)
 		return 1;
 	if (cli.help) {
@@ -331,10 +384,9 @@ int main(int argc, char *argv[])
 			      cli.max_file, "");
 		goto out_args;
 	}
-	if (strncmp(cli.store, "s3://", 5) == 0) {
-		status = fail("%s: S3 stores are not supported by this build "
-			      "yet%s", cli.store, "");
-		goto out_args;
+	if (remote_is_url(cli.store)) {
+		remote = true;
+		goto checked_store;
 	}
 	if (stat(cli.store, &st) < 0) {
 		status = fail("store %s: %s", cli.store, strerror(errno));
@@ -353,8 +405,9 @@ int main(int argc, char *argv[])
 		status = fail("store %s: %s", cli.store, strerror(errno));
 		goto out_args;
 	}
+checked_store:
 	fs.opts.store = strdup(cli.store);
-	fs.opts.store_dir = strdup(real);
+	fs.opts.store_dir = remote ? NULL : strdup(real);
 	if (stat(cli.mountpoint, &st) < 0) {
 		status = fail("mountpoint %s: %s", cli.mountpoint,
 			      strerror(errno));
@@ -376,6 +429,12 @@ int main(int argc, char *argv[])
 		goto out_fs;
 	}
 	fs.opts.mountpoint = strdup(real);
+	if (remote) {
+		status = open_remote(&fs, &cli);
+		if (status)
+			goto out_fs;
+		goto store_ready;
+	}
 	if (strncmp(fs.opts.mountpoint, fs.opts.store_dir,
 		    strlen(fs.opts.store_dir)) == 0 &&
 	    (fs.opts.mountpoint[strlen(fs.opts.store_dir)] == '/' ||
@@ -432,9 +491,10 @@ int main(int argc, char *argv[])
 		}
 	}
 	clean_tmp(fs.opts.store_dir);
+store_ready:
 	fs.opts.foreground = cli.foreground || cli.debug;
 	fs.opts.debug = cli.debug;
-	fs.opts.read_only = cli.ro;
+	fs.opts.read_only = fs.opts.read_only || cli.ro;
 	fs.log_fp = fs.opts.foreground ? stderr : NULL;
 	if (cli.log) {
 		fs.log_fp = fopen(cli.log, "ae");
@@ -493,8 +553,14 @@ int main(int argc, char *argv[])
 		status = 1;
 		goto out_unmount;
 	}
-	/* After the fork: libraries that start threads or map files. */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* After the fork: what starts threads or maps files. */
+	if (remote) {
+		rc = remote_start(&fs, msg, sizeof(msg));
+		if (rc < 0) {
+			fs_log(&fs, LOG_ERR, "%s: %s", cli.store, msg);
+			goto out_curl;
+		}
+	}
 	if (open_index(&fs) < 0)
 		goto out_curl;
 	if (runner_start(&fs) < 0) {
@@ -518,7 +584,7 @@ int main(int argc, char *argv[])
 out_curl:
 	runner_stop(&fs);
 	served_cache_clear(); /* before the plugins they use go */
-	curl_global_cleanup();
+	remote_stop(&fs);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -542,5 +608,6 @@ out_args:
 	free(cli.max_file);
 	free(cli.endpoint);
 	free(cli.region);
+	curl_global_cleanup();
 	return status;
 }

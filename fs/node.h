@@ -44,6 +44,8 @@ struct node_type;
 				caching of lookups in this directory */
 #define NODE_F_VOLATILE 0x8  /* content changes (data.csv): attr timeout 0,
 				page cache dropped at open */
+#define NODE_F_SCRATCH 0x10  /* writes change nothing stored (predict):
+				allowed on a read-only mount */
 
 /* Who is asking: from the FUSE request. */
 struct fs_ctx {

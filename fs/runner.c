@@ -585,6 +585,51 @@ static void job_bin_path(struct runner *r)
 	}
 }
 
+/*
+ * A store without local files (S3 behind the cache): copy the dataset
+ * version into the job folder, read through the cache, and give the job
+ * a descriptor on that copy.
+ */
+static int fetch_local(struct fs *fs, const char *key, const char *dir)
+{
+	char path[PATH_MAX + 32];
+	size_t chunk = (size_t)4 << 20;
+	uint64_t off = 0;
+	char *buf = malloc(chunk);
+	int fd, rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/data.csv", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	for (;;) {
+		ssize_t n = store_get_range(fs->store, key, buf, chunk, off);
+
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (pwrite(fd, buf, (size_t)n, (off_t)off) != n) {
+			rc = -EIO;
+			break;
+		}
+		off += (uint64_t)n;
+	}
+	free(buf);
+	unlink(path); /* the descriptor is enough */
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 /* Prepare the folder and spawn.  Not under the lock. */
 static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		     pid_t *pid)
@@ -614,6 +659,8 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		 json_string_value(json_object_get(
 			 json_object_get(plan, "dataset"), "blob")));
 	datafd = store_open_fd(fs->store, blob);
+	if (datafd == -EOPNOTSUPP)
+		datafd = fetch_local(fs, blob, j->dir);
 	if (datafd < 0)
 		return datafd;
 	while (environ[nenv])
@@ -1036,7 +1083,9 @@ static int load_one(void *arg, const char *key, const char *val, size_t len)
 	j->refs = 1;
 	j->rec = rec;
 	j->state = JOB_ENDED;
-	if (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0) {
+	/* a read-only mount shows the writer's jobs as they are */
+	if (!r->fs->opts.read_only &&
+	    (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0)) {
 		/* the daemon stopped before this job ended */
 		json_object_set_new(rec, "status", json_string("failed"));
 		json_object_set_new(

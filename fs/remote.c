@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The S3 store of a mount (remote.h).
+ *
+ * One mount writes a bucket prefix: it holds the lease, an object
+ * "mlfs-lease" naming it with an expiry, renewed every third of its TTL
+ * by this module's thread.  Another mount that finds the lease held and
+ * unexpired mounts read-only, and its thread rebuilds the index from the
+ * store every import_ttl seconds, so it sees the writer's new versions.
+ * When the writer's lease expires (it crashed, or unmounted and gave it
+ * back), the next mount takes it.  S3 has no compare-and-swap for plain
+ * PUTs here, so two mounts starting in the same instant could both take
+ * it; the lease is re-read after the PUT to narrow that window.
+ *
+ * Threads: main() calls remote_check before the daemon detaches (no
+ * threads yet: the probe's S3 client is closed again before the fork),
+ * remote_start after it, which starts one thread; remote_stop joins it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "bcache.h"
+#include "ds.h"
+#include "fs.h"
+#include "remote.h"
+#include "store.h"
+
+#define LEASE_KEY "mlfs-lease"
+
+struct remote {
+	char bucket[256];
+	char prefix[1024];
+	char endpoint[512];
+	char region[64];
+	bool path_style;
+	uint64_t cache_size;
+	unsigned import_ttl;
+	unsigned lease_ttl;
+	char token[64];          /* ours, when we hold the lease */
+	bool writer;
+	struct store *lease;     /* a direct S3 store for the lease */
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping;           /* under lock */
+};
+
+static struct remote the_remote;
+
+bool remote_is_url(const char *store)
+{
+	return strncmp(store, "s3://", 5) == 0;
+}
+
+static int parse_url(struct remote *r, const char *url, char *msg,
+		     size_t msglen)
+{
+	const char *b = url + 5, *slash = strchr(b, '/');
+	size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+
+	if (blen == 0 || blen >= sizeof(r->bucket)) {
+		snprintf(msg, msglen, "%s: no bucket name (s3://bucket/prefix)",
+			 url);
+		return -EINVAL;
+	}
+	memcpy(r->bucket, b, blen);
+	r->bucket[blen] = '\0';
+	for (size_t i = 0; i < blen; i++) {
+		char c = r->bucket[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.')) {
+			snprintf(msg, msglen,
+				 "%s: bucket names are lower-case letters, "
+				 "digits, '-' and '.'",
+				 url);
+			return -EINVAL;
+		}
+	}
+	snprintf(r->prefix, sizeof(r->prefix), "%s", slash ? slash + 1 : "");
+	while (r->prefix[0] && r->prefix[strlen(r->prefix) - 1] == '/')
+		r->prefix[strlen(r->prefix) - 1] = '\0';
+	return 0;
+}
+
+static void s3_log(void *arg, const char *line)
+{
+	struct fs *fs = arg;
+
+	fs_log(fs, 4, "s3: %s", line);
+}
+
+static int open_s3(struct fs *fs, struct remote *r, bool probe,
+		   struct store **out, char *msg, size_t msglen)
+{
+	struct store_s3_opts o;
+	char staging[4096], why[256] = "";
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(staging, sizeof(staging), "%s/staging", fs->opts.cache_dir);
+	o.bucket = r->bucket;
+	o.prefix = r->prefix;
+	o.endpoint = r->endpoint[0] ? r->endpoint : NULL;
+	o.staging_dir = staging;
+	o.path_style = r->path_style;
+	o.probe = probe;
+	snprintf(o.region, sizeof(o.region), "%s", r->region);
+	o.log = s3_log;
+	o.log_arg = fs;
+	rc = store_s3_creds_from_env(&o, why, sizeof(why));
+	if (rc < 0 && rc != -ENOENT) {
+		snprintf(msg, msglen, "credentials: %s", why);
+		return rc;
+	}
+	rc = store_s3_open(&o, out);
+	memset(o.secret_key, 0, sizeof(o.secret_key));
+	memset(o.session_token, 0, sizeof(o.session_token));
+	if (rc < 0)
+		snprintf(msg, msglen, "%s",
+			 rc == -EACCES	      ? "access denied: check the "
+						"credentials"
+			 : rc == -ENOENT      ? "no such bucket"
+			 : rc == -EHOSTUNREACH ? "unknown endpoint host"
+			 : rc == -EINVAL      ? "bad S3 options"
+					      : "cannot reach the endpoint");
+	return rc;
+}
+
+/* The lease: 0 and *held when another unexpired writer holds it. */
+static int lease_read(struct store *s, char *owner, size_t olen,
+		      time_t *expires)
+{
+	char *buf = NULL;
+	size_t len;
+	json_t *j;
+	int rc = store_get(s, LEASE_KEY, 65536, &buf, &len);
+
+	*expires = 0;
+	owner[0] = '\0';
+	if (rc < 0)
+		return rc;
+	j = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return 0; /* garbage: as good as expired */
+	}
+	snprintf(owner, olen, "%s",
+		 json_string_value(json_object_get(j, "owner"))
+			 ? json_string_value(json_object_get(j, "owner"))
+			 : "");
+	*expires = (time_t)json_integer_value(json_object_get(j, "expires"));
+	json_decref(j);
+	return 0;
+}
+
+static int lease_write(struct remote *r, struct store *s)
+{
+	char host[256] = "?", text[512];
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(text, sizeof(text),
+		 "{\"owner\": \"%s\", \"host\": \"%s\", \"pid\": %d, "
+		 "\"expires\": %lld}\n",
+		 r->token, host, (int)getpid(),
+		 (long long)(time(NULL) + r->lease_ttl));
+	return store_put(s, LEASE_KEY, text, strlen(text));
+}
+
+int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
+		 size_t msglen)
+{
+	struct remote *r = &the_remote;
+	struct store *s3 = NULL;
+	char owner[256];
+	time_t expires;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	rc = parse_url(r, o->url, msg, msglen);
+	if (rc < 0)
+		return rc;
+	snprintf(r->endpoint, sizeof(r->endpoint), "%s",
+		 o->endpoint ? o->endpoint : "");
+	snprintf(r->region, sizeof(r->region), "%s",
+		 o->region ? o->region : "");
+	r->path_style = o->path_style;
+	r->cache_size = o->cache_size;
+	r->import_ttl = o->import_ttl ? o->import_ttl : 60;
+	r->lease_ttl = o->lease_ttl ? o->lease_ttl : 30;
+	rc = open_s3(fs, r, true, &s3, msg, msglen);
+	if (rc < 0)
+		return rc;
+	fs->store = s3;
+	rc = ds_format_check(fs, msg, msglen);
+	fs->store = NULL;
+	if (rc < 0)
+		goto out_close;
+	rc = lease_read(s3, owner, sizeof(owner), &expires);
+	if (rc < 0 && rc != -ENOENT) {
+		snprintf(msg, msglen, "reading the lease: %s", strerror(-rc));
+		goto out_close;
+	}
+	if (!fs->opts.read_only && owner[0] && expires > time(NULL)) {
+		/* another mount writes this prefix */
+		fs->opts.read_only = true;
+		fs_log(fs, 5, "%s: read-only: another mlfs holds the lease "
+			      "until %lld",
+		       o->url, (long long)expires);
+	}
+	if (!fs->opts.read_only) {
+		unsigned char raw[16];
+		FILE *fp = fopen("/dev/urandom", "re");
+
+		if (!fp || fread(raw, 1, sizeof(raw), fp) != sizeof(raw)) {
+			if (fp)
+				fclose(fp);
+			snprintf(msg, msglen, "no randomness for the lease");
+			rc = -EIO;
+			goto out_close;
+		}
+		fclose(fp);
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
+		rc = lease_write(r, s3);
+		if (rc == 0)
+			rc = lease_read(s3, owner, sizeof(owner), &expires);
+		if (rc < 0) {
+			snprintf(msg, msglen, "taking the lease: %s",
+				 strerror(-rc));
+			goto out_close;
+		}
+		if (strcmp(owner, r->token) != 0) {
+			fs->opts.read_only = true; /* lost a race: read */
+		} else {
+			r->writer = true;
+		}
+	}
+	rc = 0;
+out_close:
+	store_close(s3);
+	return rc;
+}
+
+static void *remote_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct remote *r = &the_remote;
+	unsigned every = r->writer ? (r->lease_ttl + 2) / 3 : r->import_ttl;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += every ? every : 1;
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		if (r->stopping)
+			break;
+		pthread_mutex_unlock(&r->lock);
+		if (r->writer) {
+			if (lease_write(r, r->lease) < 0)
+				fs_log(fs, 4, "s3: renewing the lease failed; "
+					      "retrying");
+		} else if (ds_rebuild(fs) < 0) {
+			fs_log(fs, 4, "s3: refreshing the index failed; "
+				      "retrying");
+		}
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int remote_start(struct fs *fs, char *msg, size_t msglen)
+{
+	struct remote *r = &the_remote;
+	struct bcache_opts bo;
+	struct store *s3 = NULL, *cache = NULL;
+	char dir[4096];
+	int rc;
+
+	rc = open_s3(fs, r, false, &s3, msg, msglen);
+	if (rc < 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s/blocks", fs->opts.cache_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(msg, msglen, "cache %s: %s", dir, strerror(errno));
+		store_close(s3);
+		return rc;
+	}
+	memset(&bo, 0, sizeof(bo));
+	bo.dir = dir;
+	bo.size_limit = r->cache_size;
+	bo.min_free = (uint64_t)256 << 20;
+	bo.revalidate_ttl = r->import_ttl;
+	rc = bcache_open(s3, &bo, &cache);
+	if (rc < 0) {
+		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));
+		store_close(s3);
+		return rc;
+	}
+	fs->store = cache;
+	if (r->writer) {
+		rc = open_s3(fs, r, false, &r->lease, msg, msglen);
+		if (rc < 0)
+			return rc;
+	}
+	rc = pthread_create(&r->thread, NULL, remote_main, fs);
+	if (rc) {
+		snprintf(msg, msglen, "cannot start a thread");
+		return -rc;
+	}
+	r->started = true;
+	return 0;
+}
+
+void remote_stop(struct fs *fs)
+{
+	struct remote *r = &the_remote;
+
+	(void)fs;
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+	if (r->writer && r->lease) {
+		/* give the lease back: the next mount need not wait */
+		store_del(r->lease, LEASE_KEY);
+	}
+	store_close(r->lease);
+	r->lease = NULL;
+}

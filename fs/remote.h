@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An S3 store behind the block cache, for `mlfs s3://bucket/prefix MNT`:
+ * the checks that run before the daemon detaches (endpoint, credentials,
+ * bucket, store format, the writer's lease) and the parts that start
+ * after it (the S3 client and the cache with their threads, the lease
+ * renewal, the read-only mounts' refresh).  See remote.c.
+ */
+#ifndef MLFS_FS_REMOTE_H
+#define MLFS_FS_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fs;
+
+struct remote_opts {
+	const char *url;        /* s3://bucket[/prefix] */
+	const char *endpoint;   /* -o endpoint=URL, or NULL */
+	const char *region;     /* -o region=NAME, or NULL */
+	bool path_style;        /* -o path_style */
+	uint64_t cache_size;    /* bytes; 0: no limit */
+	unsigned import_ttl;    /* seconds; 0: 60 */
+	unsigned lease_ttl;     /* seconds; 0: 30 */
+};
+
+/* Is STORE an S3 URL? */
+bool remote_is_url(const char *store);
+
+/*
+ * remote_check: before the daemon detaches.  Probes the endpoint, the
+ * credentials and the bucket, checks the store's format, and takes the
+ * writer's lease, or finds it held and makes the mount read-only
+ * (fs->opts.read_only).  -errno with msg (one line, never a secret).
+ */
+int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
+		 size_t msglen);
+
+/*
+ * remote_start: after it.  Opens the S3 store behind the block cache in
+ * fs->opts.cache_dir as fs->store and starts the lease renewal (writer)
+ * or the index refresh every import_ttl (readers).
+ */
+int remote_start(struct fs *fs, char *msg, size_t msglen);
+
+/* remote_stop: stop the thread; a writer gives its lease back. */
+void remote_stop(struct fs *fs);
+
+#endif
