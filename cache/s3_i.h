@@ -37,6 +37,8 @@ void s3_buf_add(struct s3_buf *b, const void *p, size_t n);
 void s3_buf_adds(struct s3_buf *b, const char *s);
 void s3_buf_addf(struct s3_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Make room for n more bytes at once (a failure sticks in err). */
+void s3_buf_reserve(struct s3_buf *b, size_t n);
 /* Empty the buffer, keeping its memory and ceiling; clears err. */
 void s3_buf_reset(struct s3_buf *b);
 /* Free the memory (wiping it first: buffers may hold signatures). */
@@ -146,6 +148,9 @@ struct s3_req {
 	uint64_t body_len;	/* bytes */
 	/* A 200 whose body is an <Error> (CompleteMultipartUpload) fails. */
 	bool body_may_be_error;
+	/* The server may think for minutes before answering: allow a long
+	 * stall (CompleteMultipartUpload). */
+	bool patient;
 	/* Response body. */
 	enum s3_sink_kind sink;
 	struct s3_buf *buf;	/* S3_SINK_BUF; also gets the body of 200s */
@@ -163,6 +168,7 @@ struct s3_resp {
 	int64_t mtime;		/* Last-Modified, seconds since the epoch */
 	size_t got;		/* S3_SINK_RANGE: bytes copied to dst */
 	char code[64];		/* S3 error code from the body, "" if none */
+	char region[32];	/* x-amz-bucket-region of an error, or "" */
 	unsigned tries;		/* attempts made */
 };
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * AWS Signature Version 4 for S3, written out rather than left to
- * libcurl: Debian 12's curl 7.88 has CURLOPT_AWS_SIGV4, but it
- * canonicalises keys and query strings containing '=' or '+' wrongly
- * (fixed only in curl 8.9 and later), so real S3 answers 403 for such
- * keys, and it neither adds x-amz-content-sha256, which S3 requires, nor
+ * libcurl.  Debian 12's curl 7.88 has CURLOPT_AWS_SIGV4, but it signs the
+ * path and query as they stand in the URL: a key or query value with '='
+ * or '+' is canonicalised wrongly (fixed only in curl 8.9 and later) and
+ * query parameters are not sorted, so S3 answers 403 (measured against
+ * tests/s3/gateway.py: "/b/a+b=c" and "?prefix=a&list-type=2" are
+ * refused).  Nor does it add x-amz-content-sha256, which S3 requires, or
  * x-amz-security-token.  The canonical request here follows the AWS
  * documentation and is checked against botocore's signer in
  * tests/unit/s3_test.c.  Also the small string builder the S3 client
@@ -55,6 +57,11 @@ static bool buf_reserve(struct s3_buf *b, size_t n)
 	b->p = p;
 	b->cap = cap;
 	return true;
+}
+
+void s3_buf_reserve(struct s3_buf *b, size_t n)
+{
+	buf_reserve(b, n);
 }
 
 void s3_buf_add(struct s3_buf *b, const void *p, size_t n)

@@ -151,11 +151,11 @@ struct store_s3_opts {
 	char session_token[4096];	/* "" unless temporary credentials */
 	unsigned connect_timeout_ms;	/* 5000 */
 	unsigned low_speed_time_s;	/* a transfer below low_speed_limit
-					 * for this long fails: 10 */
+					 * for this long fails: 5 */
 	unsigned low_speed_limit;	/* bytes per second: 1024 */
 	unsigned max_tries;		/* attempts per request: 5 */
 	unsigned retry_base_ms;		/* first backoff ceiling: 200 */
-	unsigned retry_budget_ms;	/* no retry starts after: 20000 */
+	unsigned retry_budget_ms;	/* retries end within: 20000 */
 	uint64_t part_size;		/* multipart part bytes: 16 MiB;
 					 * at least 5 MiB (S3's minimum) */
 	uint64_t multipart_threshold;	/* bigger puts use multipart: 32 MiB */
@@ -174,8 +174,9 @@ struct store_s3_opts {
  * credentials), -ENOENT (no such bucket), -EHOSTUNREACH (unknown host),
  * -EIO (unreachable or failing after retries).  *out is NULL on failure.
  * open_fd is not supported (-EOPNOTSUPP); put_file unlinks the file on
- * success.  The store's ops block for at most about retry_budget_ms plus
- * one transfer; main() must call curl_global_init() before any thread.
+ * success.  A failing or silent server fails an op within about
+ * retry_budget_ms (-EIO); a transfer that keeps moving is never cut
+ * short.  main() must call curl_global_init() before any thread.
  */
 int store_s3_open(const struct store_s3_opts *o, struct store **out);
 
