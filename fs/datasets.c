@@ -82,6 +82,11 @@ static int vdata_read(struct fs_file *f, size_t size, off_t off,
 	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
+static int vdata_fsync(struct fs_file *f)
+{
+	return obj_blob_sync(f->node->fs, f->priv);
+}
+
 static void vdata_release(struct fs_file *f)
 {
 	obj_blob_close(f->priv);
@@ -138,6 +143,7 @@ static int lineage_show(struct node *n, struct strbuf *out)
 static const struct node_type version_files[] = {
 	{ "data.csv", S_IFREG | 0444, NODE_F_IMMUTABLE,
 	  .open = vdata_open, .read = vdata_read, .release = vdata_release,
+	  .fsync = vdata_fsync,
 	  .getattr = vdata_getattr },
 	{ "schema", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = schema_show,
 	  .getattr = obj_file_getattr },
@@ -477,6 +483,8 @@ static int data_fsync(struct fs_file *f)
 	if (h->fd >= 0 && fsync(h->fd) < 0)
 		rc = -errno;
 	pthread_mutex_unlock(&h->lock);
+	if (rc == 0)
+		rc = obj_blob_sync(f->node->fs, h->blob);
 	return rc;
 }
 

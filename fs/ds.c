@@ -1607,6 +1607,92 @@ int ds_rebuild(struct fs *fs)
 	return rc;
 }
 
+/* --- garbage collection --- */
+
+struct gc_keys {
+	char **k;
+	size_t n;
+	size_t cap;
+};
+
+static int gc_collect(void *arg, const char *key, const struct store_stat *st)
+{
+	struct gc_keys *g = arg;
+
+	/*
+	 * Blobs are put before the manifest that names them (a job's files,
+	 * a model's): a young blob may be about to be referenced.
+	 */
+	if (st->mtime > (int64_t)time(NULL) - 600)
+		return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 256;
+		char **nk = realloc(g->k, cap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		g->k = nk;
+		g->cap = cap;
+	}
+	g->k[g->n] = strdup(key);
+	if (!g->k[g->n])
+		return -ENOMEM;
+	g->n++;
+	return 0;
+}
+
+struct gc_ref {
+	const char *hash;
+	bool found;
+};
+
+static int gc_ref_one(void *arg, const char *key, const char *val, size_t len)
+{
+	struct gc_ref *r = arg;
+
+	(void)key;
+	if (memmem(val, len, r->hash, HASH_HEX_LEN)) {
+		r->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+int ds_gc(struct fs *fs)
+{
+	static const enum meta_table tabs[] = { META_DSV, META_MODELV,
+						META_JOB };
+	struct gc_keys g = { 0 };
+	int removed = 0, rc;
+
+	/* under ds_lock: no version can be published half-way through */
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = store_list(fs->store, "blobs/", gc_collect, &g);
+	for (size_t i = 0; rc == 0 && i < g.n; i++) {
+		const char *slash = strrchr(g.k[i], '/');
+		struct gc_ref r = { slash ? slash + 1 : g.k[i], false };
+		struct meta_txn *t;
+
+		if (strlen(r.hash) != HASH_HEX_LEN)
+			continue; /* not ours */
+		if (meta_txn_begin(fs->meta, true, &t) < 0)
+			break;
+		for (size_t k = 0; k < 3 && !r.found; k++)
+			meta_scan(t, tabs[k], "", NULL, gc_ref_one, &r);
+		meta_txn_abort(t);
+		if (!r.found && store_del(fs->store, g.k[i]) == 0)
+			removed++;
+	}
+	pthread_mutex_unlock(&fs->ds_lock);
+	for (size_t i = 0; i < g.n; i++)
+		free(g.k[i]);
+	free(g.k);
+	if (rc == 0)
+		fs_log(fs, 6, "gc: removed %d unreferenced blob%s", removed,
+		       removed == 1 ? "" : "s");
+	return rc < 0 ? rc : removed;
+}
+
 /* --- rendering --- */
 
 static int render_json(json_t *j, struct strbuf *out)

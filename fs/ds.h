@@ -130,6 +130,12 @@ int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 int ds_put_blob(struct fs *fs, const char *path, char hash[33],
 		uint64_t *size);
 
+/*
+ * ds_gc: remove the blobs no dataset version, model version or job
+ * references (blobs are shared by content).  Number removed, or -errno.
+ */
+int ds_gc(struct fs *fs);
+
 /* The store key of a version's blob (out: at least 80 bytes). */
 void ds_blob_key(const char *hash, char *out, size_t outlen);
 

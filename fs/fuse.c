@@ -23,6 +23,8 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "node.h"
+#include "objects.h"
+#include "bcache.h"
 
 #define ATTR_MAX_WRITE ((size_t)1 << 20) /* attribute files: bytes */
 #define TIMEOUT_NAMED 1.0     /* seconds: entries and attrs that we change */
@@ -1013,6 +1015,26 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	sv.f_namemax = 255;
+	if (bcache_is_cache(fs->store)) {
+		struct bcache_stats st;
+
+		/* df shows the cache: its limit, and what it holds */
+		if (bcache_stats(fs->store, &st) == 0 && st.size_limit &&
+		    sv.f_frsize) {
+			uint64_t used = st.bytes_cached + st.bytes_outbox;
+			uint64_t total = st.size_limit / sv.f_frsize;
+			uint64_t free_b = used >= st.size_limit
+						  ? 0
+						  : (st.size_limit - used) /
+							    sv.f_frsize;
+
+			sv.f_blocks = total;
+			if (free_b < sv.f_bfree)
+				sv.f_bfree = free_b;
+			if (free_b < sv.f_bavail)
+				sv.f_bavail = free_b;
+		}
+	}
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -1184,23 +1206,88 @@ void fs_unpark_all(const char *buf, size_t len)
 	unpark(NULL, true, buf, len);
 }
 
+/*
+ * user.mlfs.state and user.mlfs.cached_bytes on every regular file: where
+ * its content is (FSx's hsm_state).  With a local store everything is on
+ * the store's disk ("synced"); generated files are "local".
+ */
+static int file_xattr(struct node *n, const char *name, char *out,
+		      size_t outlen)
+{
+	struct fs *fs = n->fs;
+	char key[128];
+	bool blob;
+
+	if (!S_ISREG(n->type->mode))
+		return -ENODATA;
+	blob = obj_path_blob(fs, n->path, key, sizeof(key)) == 0;
+	if (strcmp(name, "user.mlfs.state") == 0) {
+		if (!blob)
+			return snprintf(out, outlen, "local");
+		if (bcache_is_cache(fs->store))
+			return bcache_state(fs->store, key, out, outlen) < 0
+				       ? -EIO
+				       : (int)strlen(out);
+		return snprintf(out, outlen, "synced");
+	}
+	if (strcmp(name, "user.mlfs.cached_bytes") == 0) {
+		long long bytes = 0;
+
+		if (blob && bcache_is_cache(fs->store)) {
+			bytes = bcache_cached_bytes(fs->store, key);
+		} else {
+			struct stat st;
+
+			if (node_stat(n, &st) == 0)
+				bytes = st.st_size;
+		}
+		return snprintf(out, outlen, "%lld", bytes < 0 ? 0 : bytes);
+	}
+	return -ENODATA;
+}
+
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
+	struct node *n = node_get_ino(req_fs(req), ino);
+	char val[64];
+	int len;
+
 	/* ENODATA, never ENOSYS: ENOSYS turns xattrs off mount-wide. */
-	fuse_reply_err(req, ENODATA);
+	if (!n) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	len = strncmp(name, "user.mlfs.", 10) == 0
+		      ? file_xattr(n, name, val, sizeof(val))
+		      : -ENODATA;
+	node_put(n);
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, (size_t)len);
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
+	static const char names[] = "user.mlfs.state\0user.mlfs.cached_bytes";
+	struct node *n = node_get_ino(req_fs(req), ino);
+	size_t len = 0;
+
+	if (n && S_ISREG(n->type->mode))
+		len = sizeof(names);
+	if (n)
+		node_put(n);
 	if (size == 0)
-		fuse_reply_xattr(req, 0);
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		fuse_reply_buf(req, names, len);
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

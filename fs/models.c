@@ -118,6 +118,11 @@ static int vfile_read(struct fs_file *f, size_t size, off_t off,
 	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
+static int vfile_fsync(struct fs_file *f)
+{
+	return obj_blob_sync(f->node->fs, f->priv);
+}
+
 static void vfile_release(struct fs_file *f)
 {
 	obj_blob_close(f->priv);
@@ -463,16 +468,17 @@ static int predict_getattr(struct node *n, struct stat *st)
 
 static const struct node_type version_files[] = {
 	{ "model", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release,
+	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
 	  .getattr = vfile_getattr },
 	{ "meta.json", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release,
+	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
 	  .getattr = vfile_getattr },
 	{ "metrics.json", S_IFREG | 0444, NODE_F_IMMUTABLE,
 	  .open = vfile_open, .read = vfile_read, .release = vfile_release,
+	  .fsync = vfile_fsync,
 	  .getattr = vfile_getattr },
 	{ "sample.csv", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release,
+	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
 	  .getattr = vfile_getattr },
 	PREDICT_TYPE,
 	{ NULL },

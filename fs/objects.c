@@ -14,6 +14,7 @@
 #include "fs.h"
 #include "objects.h"
 #include "store.h"
+#include "bcache.h"
 
 const struct ds_kind *obj_kind(struct node *n)
 {
@@ -361,4 +362,53 @@ int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 		fs_reply_buf(r, buf, (size_t)n);
 	free(buf);
 	return n < 0 ? (int)n : 0;
+}
+
+int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len)
+{
+	char buf[1024], *comp[6], *save = NULL, *p;
+	const struct ds_kind *k;
+	unsigned v = 0, n = 0;
+	const char *h = NULL;
+	json_t *man;
+	int rc;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (p = strtok_r(buf, "/", &save); p && n < 6;
+	     p = strtok_r(NULL, "/", &save))
+		comp[n++] = p;
+	if (n < 3)
+		return -ENODATA;
+	if (strcmp(comp[0], "datasets") == 0)
+		k = &ds_datasets;
+	else if (strcmp(comp[0], "models") == 0)
+		k = &ds_models;
+	else
+		return -ENODATA;
+	if (n == 4 && !node_name_is_version(comp[2], &v))
+		return -ENODATA;
+	if (n != 3 && n != 4)
+		return -ENODATA;
+	rc = ds_version(fs, k, comp[1], v, &man);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENODATA : rc;
+	if (k == &ds_datasets && strcmp(comp[n - 1], "data.csv") == 0)
+		h = json_string_value(json_object_get(man, "hash"));
+	else if (k == &ds_models && n == 4)
+		h = json_string_value(json_object_get(
+			json_object_get(json_object_get(man, "files"),
+					comp[3]),
+			"hash"));
+	if (h)
+		ds_blob_key(h, key, len);
+	json_decref(man);
+	return h ? 0 : -ENODATA;
+}
+
+int obj_blob_sync(struct fs *fs, struct obj_blob *b)
+{
+	/* fsync on S3: wait until the bucket has the content */
+	if (!b || !b->key[0] || !bcache_is_cache(fs->store))
+		return 0;
+	return bcache_sync(fs->store, b->key, -1);
 }

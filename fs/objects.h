@@ -77,5 +77,14 @@ int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 		  struct fs_reply *r);
 void obj_blob_close(struct obj_blob *b);
+/* Wait until the blob is exported to the store (S3); 0 at once locally. */
+int obj_blob_sync(struct fs *fs, struct obj_blob *b);
+
+/*
+ * obj_path_blob: the store key of the content behind a mount-relative
+ * path (datasets/<d>/data.csv, datasets/<d>/v<n>/data.csv,
+ * models/<m>/v<n>/<file>).  -ENODATA for a path without stored content.
+ */
+int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len);
 
 #endif

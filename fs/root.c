@@ -18,6 +18,9 @@
 #include "jobs.h"
 #include "models.h"
 #include "plugin.h"
+#include "bcache.h"
+#include "ds.h"
+#include "objects.h"
 #include "predict.h"
 #include "fs.h"
 #include "node.h"
@@ -151,15 +154,97 @@ static int plugins_show(struct node *n, struct strbuf *out)
 static int cache_show(struct node *n, struct strbuf *out)
 {
 	struct fs *fs = n->fs;
+	struct bcache_stats st;
 
-	return sb_printf(out, "store %s\ncache_dir %s\n", fs->opts.store,
-			 fs->opts.cache_dir);
+	sb_printf(out, "store %s\ncache_dir %s\n", fs->opts.store,
+		  fs->opts.cache_dir);
+	if (!bcache_is_cache(fs->store) || bcache_stats(fs->store, &st) < 0)
+		return sb_puts(out, "cache none (a local store is read in "
+				    "place)\ncommands sync gc\n");
+	return sb_printf(out,
+			 "hits %llu\nmisses %llu\nbytes_cached %llu\n"
+			 "bytes_outbox %llu\nsize_limit %llu\n"
+			 "evictions %llu\ncorrupt_blocks %llu\n"
+			 "exports_queued %llu\nexports_done %llu\n"
+			 "export_failures %llu\nfetches %llu\n"
+			 "fetch_bytes %llu\nfetch_mb_per_s %.1f\n"
+			 "commands sync gc prefetch PATH release PATH\n",
+			 (unsigned long long)st.hits,
+			 (unsigned long long)st.misses,
+			 (unsigned long long)st.bytes_cached,
+			 (unsigned long long)st.bytes_outbox,
+			 (unsigned long long)st.size_limit,
+			 (unsigned long long)st.evictions,
+			 (unsigned long long)st.corrupt,
+			 (unsigned long long)st.exports_queued,
+			 (unsigned long long)st.exports_done,
+			 (unsigned long long)st.export_failures,
+			 (unsigned long long)st.fetches,
+			 (unsigned long long)st.fetch_bytes,
+			 st.fetch_seconds > 0 ? (double)st.fetch_bytes /
+							st.fetch_seconds / 1e6
+					      : 0.0);
+}
+
+/*
+ * Commands: sync (wait until every export is in the store), gc (remove
+ * blobs nothing references), prefetch PATH, release PATH (PATH relative
+ * to the mount, or absolute under it).
+ */
+static int cache_store(struct node *n, const char *text, size_t len,
+		       const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct fs *fs = n->fs;
+	char cmd[1200], key[128];
+	const char *arg;
+	size_t mlen = strlen(fs->opts.mountpoint);
+	int rc;
+
+	(void)ctx;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	snprintf(cmd, sizeof(cmd), "%.*s", (int)len, text);
+	if (strcmp(cmd, "sync") == 0)
+		return bcache_is_cache(fs->store)
+			       ? bcache_sync(fs->store, NULL, -1)
+			       : 0;
+	if (strcmp(cmd, "gc") == 0) {
+		rc = ds_gc(fs);
+		return rc < 0 ? rc : 0;
+	}
+	arg = strchr(cmd, ' ');
+	if (!arg || (strncmp(cmd, "prefetch ", 9) && strncmp(cmd, "release ", 8)))
+		return problem_set(pb, 1, 1,
+				   "unknown command \"%.64s\" (commands: "
+				   "sync, gc, prefetch PATH, release PATH)",
+				   cmd);
+	arg++;
+	if (strncmp(arg, fs->opts.mountpoint, mlen) == 0 && arg[mlen] == '/')
+		arg += mlen + 1;
+	rc = obj_path_blob(fs, arg, key, sizeof(key));
+	if (rc < 0)
+		return problem_set(pb, 1, (unsigned)(arg - cmd) + 1,
+				   "\"%s\": no stored content there (a "
+				   "data.csv, or a file of a model version)",
+				   arg);
+	if (!bcache_is_cache(fs->store))
+		return 0; /* a local store: always here */
+	if (cmd[0] == 'p')
+		return bcache_prefetch(fs->store, key);
+	rc = bcache_release(fs->store, key);
+	if (rc == -EBUSY)
+		problem_set(pb, 1, (unsigned)(arg - cmd) + 1,
+			    "\"%s\": not exported yet: only exported content "
+			    "can be released",
+			    arg);
+	return rc;
 }
 
 static const struct node_type mlfs_files[] = {
 	{ "version", S_IFREG | 0444, 0, .show = version_show },
 	{ "plugins", S_IFREG | 0444, 0, .show = plugins_show },
-	{ "cache", S_IFREG | 0444, 0, .show = cache_show },
+	{ "cache", S_IFREG | 0644, 0, .show = cache_show,
+	  .store = cache_store },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
 	{ "errors", S_IFREG | 0444, NODE_F_STREAM, .open = errors_open,
 	  .read = errors_read, .getattr = errors_getattr },

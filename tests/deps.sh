@@ -8,9 +8,11 @@ PKGS=(
 	# build
 	gcc meson ninja-build pkg-config
 	libfuse3-dev fuse3 liblmdb-dev libcurl4-openssl-dev libopenblas-dev
-	libxxhash-dev libjansson-dev inotify-tools
+	libxxhash-dev libjansson-dev libssl-dev inotify-tools
 	# tests
 	python3 python3-pytest python3-numpy util-linux xxhash
+	# the S3 tests: s3rver (npm), the SigV4-verifying gateway, aws cli
+	nodejs npm python3-botocore awscli curl
 )
 
 missing=()

@@ -18,6 +18,19 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 meson compile -C "$BUILD" || exit 1
 
+# The S3 servers the tests talk to, on 127.0.0.1 only: s3rver behind a
+# SigV4-verifying gateway and a fault proxy (tests/s3/start.sh).
+S3DIR="$BUILD/s3"
+if ! bash tests/s3/start.sh "$S3DIR" >/dev/null; then
+	echo "cannot start the S3 test servers" >&2
+	exit 1
+fi
+trap 'bash tests/s3/stop.sh "$S3DIR" >/dev/null 2>&1' EXIT
+set -a
+. "$S3DIR/env"
+set +a
+export MLFS_S3_ENV="$S3DIR/env"
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

@@ -40,8 +40,10 @@ def is_mounted(path):
 class Mount:
     """One running mlfs daemon over a store directory."""
 
-    def __init__(self, tmp, opts=()):
+    def __init__(self, tmp, opts=(), url=None, env=None):
         self.tmp = Path(tmp)
+        self.url = url          # s3://bucket/prefix, or the store dir
+        self.env = env or {}
         self.store = self.tmp / "store"
         self.cache = self.tmp / "cache"
         self.mnt = self.tmp / "mnt"
@@ -56,13 +58,14 @@ class Mount:
     @property
     def argv(self):
         o = ["cache=" + str(self.cache)] + self.opts
-        return [str(MLFS), "-f", "-o", ",".join(o), str(self.store),
-                str(self.mnt)]
+        return [str(MLFS), "-f", "-o", ",".join(o),
+                self.url or str(self.store), str(self.mnt)]
 
     def start(self):
         n = len(self.logs)
         self.errlog = self.tmp / f"mlfs-stderr-{n}.log"
         env = dict(os.environ)
+        env.update(self.env)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.logs.append(self.errlog)
@@ -139,7 +142,7 @@ def mlfs_factory(tmp_path):
     mounts = []
     publics = []
 
-    def make(opts=(), sub="m", public=False):
+    def make(opts=(), sub="m", public=False, url=None, env=None):
         if public:
             # other users must reach the mount: a world-searchable path
             d = Path(tempfile.mkdtemp(prefix="mlfs-test-", dir="/tmp"))
@@ -148,7 +151,7 @@ def mlfs_factory(tmp_path):
         else:
             d = tmp_path / sub
             d.mkdir(exist_ok=True)
-        m = Mount(d, opts)
+        m = Mount(d, opts, url=url, env=env)
         mounts.append(m)
         return m.start()
 
@@ -176,3 +179,31 @@ def mlfs(mlfs_factory):
 
 def pytest_report_header(config):
     return f"mlfs binary: {MLFS}"
+
+
+def _s3_env_file(path):
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            env[k] = v.strip('"')
+    return env
+
+
+@pytest.fixture(scope="session")
+def s3server(tmp_path_factory):
+    """The S3 test servers: s3rver behind the SigV4-verifying gateway and
+    the fault proxy (tests/s3/start.sh).  Uses the ones the test command
+    started (MLFS_S3_ENV names their env file), else starts its own."""
+    if os.environ.get("MLFS_S3_ENV"):
+        yield _s3_env_file(os.environ["MLFS_S3_ENV"])
+        return
+    d = tmp_path_factory.mktemp("s3")
+    r = subprocess.run(["bash", str(ROOT / "tests/s3/start.sh"), str(d)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        yield _s3_env_file(d / "env")
+    finally:
+        subprocess.run(["bash", str(ROOT / "tests/s3/stop.sh"), str(d)],
+                       capture_output=True)

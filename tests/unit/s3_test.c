@@ -811,7 +811,7 @@ static void test_list(void)
 	store_close(s);
 }
 
-/* 1200 keys through the default 1000-key pages, put by four threads. */
+/* 1200 keys through the default 1000-key pages, put by eight threads. */
 struct bulk {
 	struct store *s;
 	unsigned from;
@@ -834,8 +834,8 @@ static void *bulk_put(void *arg)
 
 static void test_list_big(void)
 {
-	struct bulk b[4];
-	pthread_t t[4];
+	struct bulk b[8];
+	pthread_t t[8];
 	struct seen v = { 0 };
 	struct store *s;
 	double t0;
@@ -847,16 +847,17 @@ static void test_list_big(void)
 	if (!s)
 		return;
 	t0 = now_s();
-	for (i = 0; i < 4; i++) {
-		b[i] = (struct bulk){ s, (unsigned)i * 300, (unsigned)i * 300 + 300, 0 };
+	for (i = 0; i < 8; i++) {
+		b[i] = (struct bulk){ s, (unsigned)i * 150,
+				      (unsigned)i * 150 + 150, 0 };
 		pthread_create(&t[i], NULL, bulk_put, &b[i]);
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 8; i++) {
 		pthread_join(t[i], NULL);
 		if (b[i].rc)
 			rc = b[i].rc;
 	}
-	is_int(rc, 0, "put 1200 keys from 4 threads");
+	is_int(rc, 0, "put 1200 keys from 8 threads");
 	printf("# 1200 puts in %.1f s\n", now_s() - t0);
 	is_int(store_list(s, "", collect, &v), 0, "list 1200 keys");
 	ok(seen_exactly(&v, 1200, "k%05u"), "1200 keys over 2 pages, each once");

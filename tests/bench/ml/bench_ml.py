@@ -326,7 +326,8 @@ def report(res):
             misses.append(rows[-1][0])
         rows.append(("%s: mlfs CSV parse seconds" % label,
                      "%.3f" % median([m["parse_seconds"] for m in ms]),
-                     "(loadtxt %.2f)" % sk["load_seconds"], "–", "–", "–"))
+                     "(scikit-learn side: loadtxt + split %.2f)" % sk["load_seconds"],
+                     "–", "–", "–"))
         facts = log_facts(os.path.join(d, "mlfs-1.log"))
         mp = open(os.path.join(d, "mlfs_params")).read().strip()
         det = "- **%s**: mlfs params `%s`; scikit-learn `%s`; " % (
@@ -351,7 +352,7 @@ def report(res):
                                            median(a["fit_seconds"])))
         prof = os.path.join(d, "profile.txt")
         if os.path.exists(prof) and os.path.getsize(prof):
-            details.append("  - perf (system-wide, comm mlfs-job, dso/symbol, top):\n\n```\n%s```" %
+            details.append("  - perf of the mlfs-job process (self time, top symbols):\n\n```\n%s```" %
                            open(prof).read())
 
     worst = max(fit_ratios.values()) if fit_ratios else float("nan")
@@ -459,8 +460,9 @@ def report(res):
         print(d)
     for n in notes:
         print("- " + n)
-    for p, what in (("profile-batch.txt", "batch scoring (daemon, perf -g, self time)"),
-                    ("profile-handle.txt", "predict on a handle and open/close (daemon, perf -g, self time)")):
+    for p, what in (("profile-batch.txt", "batch scoring (daemon, self time)"),
+                    ("profile-handle.txt", "predict (b), write+read on a handle (daemon, self time)"),
+                    ("profile-open.txt", "predict (a), open+write+read+close (daemon, self time)")):
         fp = os.path.join(res, p)
         if os.path.exists(fp) and os.path.getsize(fp):
             print("- perf, %s:\n\n```\n%s```" % (what, open(fp).read()))

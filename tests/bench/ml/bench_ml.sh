@@ -38,29 +38,32 @@
 #                configured -Dbuildtype=release -Dtests=false -Db_sanitize=none
 #   BENCH_DIR    scratch dir (default: mktemp -d in $TMPDIR or /tmp); must be
 #                new or empty; removed at exit.  Needs about 3 GB.
-#   SMALL_RUNS   repeats of each fit on digits, c10 and reg, both sides (3)
-#   BIG_RUNS     repeats of each fit on b1m and m200k, both sides (1)
+#   SMALL_RUNS   repeats of each fit on digits, c10 and reg, both sides (5)
+#   BIG_RUNS     repeats of each fit on b1m and m200k, both sides (3)
 #   LAT_N        iterations per latency measurement (10000)
 #   LAT_ROUNDS   rounds of each latency measurement, interleaved (3)
 #   BATCH_RUNS   batch scoring runs, each side (3)
-#   PROFILE      1 (default): after measuring, perf profiles of the daemon
-#                (batch scoring, predict on a handle) and of the b1m and
-#                m200k jobs (system-wide, filtered to mlfs-job); 0: none
+#   PROFILE      1 (default): perf profiles of the first b1m and m200k jobs
+#                (perf attached to the job's process, so their fit times
+#                carry perf's small overhead) and, after measuring, of the
+#                daemon (batch scoring, predict on a handle, open+close);
+#                0: none
 #   SCALE        multiplies the rows of the synthetic data sets (1; e.g. 0.02
 #                for a quick smoke test of the script, figures meaningless)
+#   MLFS_REV     what to call the mlfs measured (default: git describe of REPO)
 #   PY           the Python with numpy and scikit-learn (/usr/bin/python3)
 #
 # Needs: meson, ninja, gcc, pkg-config, libfuse3-dev (passthrough_ll.c),
 # fusermount3, Debian's python3-numpy and python3-sklearn, perf (optional).
-# About 30 minutes on 2 vCPUs, most of it the two large fits on each side.
+# About 8 minutes on 2 vCPUs, a third of it scikit-learn fitting the MLP.
 
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
 BUILD=${MLFS_BUILD:-$REPO/build-release}
-SMALL_RUNS=${SMALL_RUNS:-3}
-BIG_RUNS=${BIG_RUNS:-1}
+SMALL_RUNS=${SMALL_RUNS:-5}
+BIG_RUNS=${BIG_RUNS:-3}
 LAT_N=${LAT_N:-10000}
 LAT_ROUNDS=${LAT_ROUNDS:-3}
 BATCH_RUNS=${BATCH_RUNS:-3}
@@ -260,6 +263,37 @@ mlfs_job() {
 	fi
 }
 
+# perf_top DATA: the top self-time symbols of a perf recording
+perf_top() {
+	perf report -i "$1" --no-children -g none --sort dso,symbol --stdio \
+		2>/dev/null | grep '%' | grep -v '^#' | head -n 15 || true
+}
+
+# mlfs_job_profiled JOB SPEC PERFDATA: mlfs_job, with perf attached to the
+# job's process (the daemon's mlfs-job child) from when it appears
+mlfs_job_profiled() {
+	local job=$1 spec=$2 data=$3 jpid='' i st
+	printf '%s\n' "$spec" >"$ML_MNT/train/$job.json" ||
+		die "spec for $job refused: $spec"
+	for ((i = 0; i < 200; i++)); do
+		jpid=$(ps -o pid=,comm= --ppid "$ML_PID" | awk '$2 == "mlfs-job" { print $1; exit }')
+		[[ -n $jpid ]] && break
+		sleep 0.05
+	done
+	if [[ -n $jpid ]]; then
+		perf record -F 199 -g -p "$jpid" -o "$data" >/dev/null 2>&1 &
+		PERF_PID=$!
+	else
+		log "$job: no mlfs-job process found to profile"
+	fi
+	st=$(cat "$ML_MNT/jobs/$job/wait")
+	perf_stop
+	if [[ $st != succeeded ]]; then
+		tail -n 20 "$ML_MNT/jobs/$job/log" >&2 || true
+		die "job $job: $st"
+	fi
+}
+
 # experiment NAME DATASET ALGO GOALCLASS RUNS MLFS_PARAMS SK_PARAMS [TASK] [SPLIT]
 experiment() {
 	local name=$1 ds=$2 algo=$3 class=$4 runs=$5 mp=$6 skp=$7
@@ -282,20 +316,17 @@ experiment() {
 		printf '%s\n' "$spec" >"$d/spec"
 		log "$name: mlfs run $i/$runs ($algo on $ds)"
 		if ((prof && i == 1)); then
-			perf record -a -F 199 -o "$W/perf-$name.data" >/dev/null 2>&1 &
-			PERF_PID=$!
+			mlfs_job_profiled "$job" "$spec" "$W/perf-$name.data"
+		else
+			mlfs_job "$job" "$spec"
 		fi
-		mlfs_job "$job" "$spec"
-		((prof && i == 1)) && perf_stop
 		cp "$ML_MNT/models/$job/v1/metrics.json" "$d/mlfs-$i.metrics.json"
 		cp "$ML_MNT/jobs/$job/log" "$d/mlfs-$i.log"
 		((i == 1)) && cp "$ML_MNT/jobs/$job/split" "$d/split"
 		log "$name: mlfs fit $(jq .fit_seconds "$d/mlfs-$i.metrics.json") s, parse $(jq .parse_seconds "$d/mlfs-$i.metrics.json") s"
 	done
-	if ((prof)); then
-		perf report -i "$W/perf-$name.data" --comm mlfs-job --no-children \
-			--sort dso,symbol --stdio 2>/dev/null |
-			grep -v '^#' | grep -v '^$' | head -n 15 >"$d/profile.txt" || true
+	if ((prof)) && [[ -s $W/perf-$name.data ]]; then
+		perf_top "$W/perf-$name.data" >"$d/profile.txt"
 		rm -f "$W/perf-$name.data"
 	fi
 	skalgo=$algo
@@ -387,23 +418,18 @@ log "scikit-learn batch: $(jq -c .seconds "$RES/batch-sk.json") s"
 rss_anon "$ML_PID" >"$RES/rss-main.txt"
 
 if [[ $PROFILE == 1 ]]; then
-	log "profiling the daemon: batch scoring, then $LAT_N writes+reads on a handle"
-	perf record -F 999 -g -p "$ML_PID" -o "$W/perf-batch.data" >/dev/null 2>&1 &
-	PERF_PID=$!
-	sleep 0.5
-	"$PB" batch "$ML_MNT/models/b1m-logistic-1/predict" "$DATA/b1m_features.csv" \
-		"$W/answers.csv" >/dev/null || die "profiled batch failed"
-	perf_stop
-	perf record -F 999 -g -p "$ML_PID" -o "$W/perf-handle.data" >/dev/null 2>&1 &
-	PERF_PID=$!
-	sleep 0.5
-	"$PB" handle "$PREDICT" "$W/row.csv" "$LAT_N" >/dev/null || die "profiled handle failed"
-	"$PB" open "$PREDICT" "$W/row.csv" "$LAT_N" >/dev/null || die "profiled open failed"
-	perf_stop
-	for p in batch handle; do
-		perf report -i "$W/perf-$p.data" --no-children --sort dso,symbol --stdio \
-			2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' |
-			head -n 15 >"$RES/profile-$p.txt" || true
+	log "profiling the daemon: batch scoring, predict on a handle, open+close"
+	for p in batch handle open; do
+		perf record -F 999 -g -p "$ML_PID" -o "$W/perf-$p.data" >/dev/null 2>&1 &
+		PERF_PID=$!
+		sleep 0.5
+		case $p in
+		batch) "$PB" batch "$ML_MNT/models/b1m-logistic-1/predict" \
+			"$DATA/b1m_features.csv" "$W/answers.csv" >/dev/null ;;
+		*) "$PB" "$p" "$PREDICT" "$W/row.csv" "$LAT_N" >/dev/null ;;
+		esac || die "profiled $p failed"
+		perf_stop
+		perf_top "$W/perf-$p.data" >"$RES/profile-$p.txt"
 		rm -f "$W/perf-$p.data"
 	done
 fi
@@ -460,8 +486,12 @@ note_load end
 	printf 'libfuse\t%s\n' "$(pkg-config --modversion fuse3)"
 	printf 'python\t%s\n' "$("$PY" -c 'import sys, numpy, sklearn; print(sys.version.split()[0], "numpy", numpy.__version__, "scikit-learn", sklearn.__version__)')"
 	printf 'blas\t%s\n' "$("$PY" -c 'import numpy, threadpoolctl; print("; ".join("%s %s %s threads" % (i["internal_api"], i.get("version"), i["num_threads"]) for i in threadpoolctl.threadpool_info()))' 2>/dev/null || echo unknown)"
-	rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	git -C "$REPO" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
+	if [[ -n ${MLFS_REV:-} ]]; then
+		rev=$MLFS_REV
+	else
+		rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+		git -C "$REPO" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
+	fi
 	printf 'mlfs\t%s\n' "$rev"
 	printf 'scratch\t%s\n' "$(stat -f -c %T "$W")"
 	printf 'minutes\t%s\n' "$((($(date +%s) - START + 59) / 60))"
