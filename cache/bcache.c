@@ -2697,7 +2697,7 @@ static int bc_load_out(struct bcache *c, const char *name)
 	int fd;
 	int rc;
 
-	snprintf(sname, sizeof(sname), "%s.key", name);
+	snprintf(sname, sizeof(sname), "%.*s.key", BC_HEX_LEN, name);
 	fd = openat(c->outfd, sname, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
