@@ -11,8 +11,8 @@ PKGS=(
 	libxxhash-dev libjansson-dev libssl-dev inotify-tools
 	# tests
 	python3 python3-pytest python3-numpy util-linux xxhash
-	# the S3 tests: s3rver (npm), the SigV4-verifying gateway, aws cli
-	nodejs npm python3-botocore awscli curl
+	# the S3 tests: the SigV4-verifying gateway, aws cli
+	python3-botocore awscli curl
 )
 
 missing=()
@@ -22,6 +22,11 @@ for p in "${PKGS[@]}"; do
 		missing+=("$p")
 	fi
 done
+# s3rver runs on Node.js with npm; a machine may have them from another
+# source than Debian (whose npm then conflicts): ask for the commands.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	missing+=(nodejs npm)
+fi
 if ((${#missing[@]})); then
 	echo "deps: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
