@@ -72,7 +72,7 @@ struct s3_client {
 	unsigned retry_budget_ms;
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
-	_Atomic uint64_t rng;		/* jitter; racy updates are harmless */
+	_Atomic uint64_t rng;		/* jitter; racing updates are fine */
 	pthread_mutex_t lock;
 	CURL *idle[S3_POOL_IDLE];	/* under lock */
 	unsigned nidle;			/* under lock */
@@ -442,22 +442,24 @@ static int s3_header_u64(CURL *h, const char *name, uint64_t *v)
 
 /*
  * Where the body of a successful ranged GET starts in the object: the
- * first number of Content-Range on a 206, else 0 (a 200 is the whole
- * object: some servers ignore Range).
+ * first number of Content-Range on a 206, 0 on a 200 (the whole object:
+ * some servers ignore Range).  -EIO for a 206 that does not say.
  */
-static uint64_t s3_body_start(CURL *h, long status)
+static int s3_body_start(CURL *h, long status, uint64_t *start)
 {
 	struct curl_header *hh;
 	unsigned long long a;
 
+	*start = 0;
 	if (status != 206)
 		return 0;
 	if (curl_easy_header(h, "Content-Range", 0, CURLH_HEADER, -1, &hh) !=
 	    CURLHE_OK)
-		return 0;
+		return -EIO;
 	if (sscanf(hh->value, "bytes %llu-", &a) != 1)
-		return 0;
-	return a;
+		return -EIO;
+	*start = a;
+	return 0;
 }
 
 static bool s3_range_total_is_zero(CURL *h)
@@ -502,8 +504,8 @@ static int s3_body_begin(struct s3_xfer *x)
 	case S3_SINK_RANGE:
 		/* A body starting after what we asked for would leave a
 		 * hole in dst. */
-		x->pos = s3_body_start(x->h, status);
-		if (x->pos > x->r->dst_off)
+		if (s3_body_start(x->h, status, &x->pos) < 0 ||
+		    x->pos > x->r->dst_off)
 			return -EIO;
 		break;
 	case S3_SINK_DISCARD:
@@ -571,6 +573,29 @@ static size_t s3_on_write(char *p, size_t size, size_t nmemb, void *arg)
 		break;
 	case S3_SINK_DISCARD:
 		break;
+	}
+	return n;
+}
+
+/*
+ * At the end of a response's headers: s3rver answers a range of an empty
+ * object with a 206 "bytes 0-0/0" promising one byte it never sends (S3
+ * answers 416), and the connection would stall until s3rver drops it.
+ * Such an answer is complete as it stands: zero bytes.
+ */
+static size_t s3_on_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct s3_xfer *x = arg;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	if (x->r->sink != S3_SINK_RANGE || n == 0 || n > 2 ||
+	    (p[0] != '\r' && p[0] != '\n'))
+		return n;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 206 && s3_range_total_is_zero(x->h)) {
+		x->done_early = true;
+		return 0;
 	}
 	return n;
 }
@@ -809,6 +834,14 @@ static void s3_resp_headers(CURL *h, struct s3_resp *resp)
 		snprintf(resp->region, sizeof(resp->region), "%s", hh->value);
 }
 
+/* Seconds a transfer of r may go without progress. */
+static long s3_stall_s(const struct s3_client *c, const struct s3_req *r)
+{
+	if (r->patient && c->low_speed_time_s < S3_PATIENT_STALL_S)
+		return S3_PATIENT_STALL_S;
+	return c->low_speed_time_s;
+}
+
 /* One attempt; *cc gets curl's result.  Returns our own failures only. */
 static int s3_attempt(struct s3_client *c, CURL *h, const struct s3_req *r,
 		      const struct s3_prep *p, struct s3_resp *resp,
@@ -849,9 +882,7 @@ static int s3_attempt(struct s3_client *c, CURL *h, const struct s3_req *r,
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c->low_speed_limit);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-			 r->patient && c->low_speed_time_s < S3_PATIENT_STALL_S ?
-			 (long)S3_PATIENT_STALL_S : c->low_speed_time_s);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s3_stall_s(c, r));
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "mlfs/" "0.1");
@@ -859,6 +890,8 @@ static int s3_attempt(struct s3_client *c, CURL *h, const struct s3_req *r,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s3_on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, s3_on_read);
 	curl_easy_setopt(h, CURLOPT_READDATA, &x);
 	curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, s3_on_seek);
@@ -873,11 +906,6 @@ static int s3_attempt(struct s3_client *c, CURL *h, const struct s3_req *r,
 	*cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (x.done_early && *cc == CURLE_WRITE_ERROR)
-		*cc = CURLE_OK;
-	/* s3rver answers a range of an empty object with a 206 promising
-	 * one byte and sending none; S3 would answer 416. */
-	if (*cc == CURLE_PARTIAL_FILE && resp->status == 206 &&
-	    r->sink == S3_SINK_RANGE && s3_range_total_is_zero(h))
 		*cc = CURLE_OK;
 	if (x.err) {
 		rc = x.err;
@@ -983,14 +1011,11 @@ static bool s3_has_time(struct s3_client *c, const struct s3_req *r,
 			CURLcode cc)
 {
 	uint64_t need = pause_ms;
-	long stall_s = c->low_speed_time_s;
 
 	if (try >= c->max_tries)
 		return false;
-	if (r->patient && stall_s < S3_PATIENT_STALL_S)
-		stall_s = S3_PATIENT_STALL_S;
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		need += (uint64_t)stall_s * 1000;
+		need += (uint64_t)s3_stall_s(c, r) * 1000;
 	return s3_now_ms() - start + need <= c->retry_budget_ms;
 }
 

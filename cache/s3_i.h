@@ -64,7 +64,7 @@ struct s3_sigv4 {
 	const char *uri;		/* the path as sent, already encoded */
 	const struct s3_kv *query;	/* decoded names and values */
 	size_t nquery;
-	const struct s3_kv *headers;	/* lower-case names, values as sent */
+	const struct s3_kv *headers;	/* lower-case names */
 	size_t nheaders;
 	const char *payload_hash;	/* hex SHA-256, or UNSIGNED-PAYLOAD */
 	const char *amz_date;		/* "20130524T000000Z" */
@@ -126,8 +126,8 @@ void s3_client_log(struct s3_client *c, const char *fmt, ...)
 
 enum s3_sink_kind {
 	S3_SINK_DISCARD,	/* drop the response body */
-	S3_SINK_BUF,		/* grow buf, at most buf->max bytes (-EFBIG) */
-	S3_SINK_RANGE,		/* copy the bytes at off into dst[0..dst_len) */
+	S3_SINK_BUF,		/* grow buf up to buf->max (-EFBIG) */
+	S3_SINK_RANGE,		/* object bytes at dst_off into dst */
 };
 
 /* One S3 request; fields the caller does not use stay zero. */
@@ -165,7 +165,7 @@ struct s3_resp {
 	char etag[80];		/* ETag header, quotes kept; "" if none */
 	uint64_t length;	/* Content-Length; 0 if none */
 	bool has_length;
-	int64_t mtime;		/* Last-Modified, seconds since the epoch */
+	int64_t mtime;		/* Last-Modified, epoch seconds */
 	size_t got;		/* S3_SINK_RANGE: bytes copied to dst */
 	char code[64];		/* S3 error code from the body, "" if none */
 	char region[32];	/* x-amz-bucket-region of an error, or "" */

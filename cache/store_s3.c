@@ -236,7 +236,7 @@ struct s3s_mpu {
 	const struct s3s_src *src;
 	uint64_t part_size;		/* bytes */
 	unsigned nparts;
-	char (*etags)[80];		/* nparts; each written by one thread */
+	char (*etags)[80];		/* nparts, each set by one thread */
 	_Atomic unsigned next;		/* next part to take, 0-based */
 	_Atomic int rc;			/* first failure, 0 while none */
 };
