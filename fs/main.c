@@ -308,7 +308,7 @@ static void fs_free(struct fs *fs)
  * ~/.cache/mlfs), the endpoint, credentials, bucket, format and lease.
  * One line and status 1 on failure.
  */
-static int open_remote(struct fs *fs, struct cli *cli)
+static int open_remote(struct fs *fs, struct cli *cli, int *lock_fd)
 {
 	struct remote_opts ro = { 0 };
 	char msg[512], dir[PATH_MAX];
@@ -345,6 +345,14 @@ static int open_remote(struct fs *fs, struct cli *cli)
 	fs->opts.store_dir = strdup(dir); /* statfs: the cache's disk */
 	if (!fs->opts.cache_dir || !fs->opts.store_dir)
 		return fail("%s%s", strerror(ENOMEM), "");
+	/* one mount per cache folder, held by the daemon across the fork */
+	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/mlfs.lock");
+	*lock_fd = open(dir, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return fail("cache %s: %s", fs->opts.cache_dir,
+			    errno == EWOULDBLOCK
+				    ? "in use by another mlfs"
+				    : strerror(errno));
 	rc = remote_check(fs, &ro, msg, sizeof(msg));
 	if (rc < 0)
 		return fail("store %s: %s", cli->store, msg);
@@ -435,7 +443,7 @@ checked_store:
 	}
 	fs.opts.mountpoint = strdup(real);
 	if (remote) {
-		status = open_remote(&fs, &cli);
+		status = open_remote(&fs, &cli, &lock_fd);
 		if (status)
 			goto out_fs;
 		goto store_ready;

@@ -45,6 +45,7 @@ struct remote {
 	unsigned import_ttl;
 	unsigned lease_ttl;
 	char token[64];          /* ours, when we hold the lease */
+	char holder[300];        /* "<host>:<cache dir>": who writes */
 	bool writer;
 	struct store *lease;     /* a direct S3 store for the lease */
 	pthread_t thread;
@@ -138,7 +139,7 @@ static int open_s3(struct fs *fs, struct remote *r, bool probe,
 
 /* The lease: 0 and *held when another unexpired writer holds it. */
 static int lease_read(struct store *s, char *owner, size_t olen,
-		      time_t *expires)
+		      time_t *expires, char *holder, size_t hlen)
 {
 	char *buf = NULL;
 	size_t len;
@@ -147,6 +148,7 @@ static int lease_read(struct store *s, char *owner, size_t olen,
 
 	*expires = 0;
 	owner[0] = '\0';
+	holder[0] = '\0';
 	if (rc < 0)
 		return rc;
 	j = json_loadb(buf, len, 0, NULL);
@@ -160,21 +162,29 @@ static int lease_read(struct store *s, char *owner, size_t olen,
 			 ? json_string_value(json_object_get(j, "owner"))
 			 : "");
 	*expires = (time_t)json_integer_value(json_object_get(j, "expires"));
+	snprintf(holder, hlen, "%s",
+		 json_string_value(json_object_get(j, "holder"))
+			 ? json_string_value(json_object_get(j, "holder"))
+			 : "");
 	json_decref(j);
 	return 0;
 }
 
 static int lease_write(struct remote *r, struct store *s)
 {
-	char host[256] = "?", text[512];
+	json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "owner", r->token,
+			      "holder", r->holder, "pid", (int)getpid(),
+			      "expires",
+			      (json_int_t)(time(NULL) + r->lease_ttl));
+	char *text = j ? json_dumps(j, 0) : NULL;
+	int rc;
 
-	gethostname(host, sizeof(host) - 1);
-	snprintf(text, sizeof(text),
-		 "{\"owner\": \"%s\", \"host\": \"%s\", \"pid\": %d, "
-		 "\"expires\": %lld}\n",
-		 r->token, host, (int)getpid(),
-		 (long long)(time(NULL) + r->lease_ttl));
-	return store_put(s, LEASE_KEY, text, strlen(text));
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	rc = store_put(s, LEASE_KEY, text, strlen(text));
+	free(text);
+	return rc;
 }
 
 int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
@@ -182,7 +192,7 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 {
 	struct remote *r = &the_remote;
 	struct store *s3 = NULL;
-	char owner[256];
+	char owner[256], holder[300];
 	time_t expires;
 	int rc;
 
@@ -208,11 +218,26 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 	fs->store = NULL;
 	if (rc < 0)
 		goto out_close;
-	rc = lease_read(s3, owner, sizeof(owner), &expires);
+	{
+		char host[256] = "?";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(r->holder, sizeof(r->holder), "%s:%s", host,
+			 fs->opts.cache_dir);
+	}
+	rc = lease_read(s3, owner, sizeof(owner), &expires, holder,
+			sizeof(holder));
 	if (rc < 0 && rc != -ENOENT) {
 		snprintf(msg, msglen, "reading the lease: %s", strerror(-rc));
 		goto out_close;
 	}
+	/*
+	 * Our own lease, left by a mount of this cache that crashed (main()
+	 * holds the cache's lock, so that mount is gone): its outbox is
+	 * ours to export, and so is the lease.
+	 */
+	if (owner[0] && strcmp(holder, r->holder) == 0)
+		owner[0] = '\0';
 	if (!fs->opts.read_only && owner[0] && expires > time(NULL)) {
 		/* another mount writes this prefix */
 		fs->opts.read_only = true;
@@ -236,7 +261,8 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 			snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
 		rc = lease_write(r, s3);
 		if (rc == 0)
-			rc = lease_read(s3, owner, sizeof(owner), &expires);
+			rc = lease_read(s3, owner, sizeof(owner), &expires,
+					holder, sizeof(holder));
 		if (rc < 0) {
 			snprintf(msg, msglen, "taking the lease: %s",
 				 strerror(-rc));

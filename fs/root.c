@@ -209,6 +209,8 @@ static int cache_store(struct node *n, const char *text, size_t len,
 			       ? bcache_sync(fs->store, NULL, -1)
 			       : 0;
 	if (strcmp(cmd, "gc") == 0) {
+		if (fs->opts.read_only)
+			return -EROFS; /* the writer's to do */
 		rc = ds_gc(fs);
 		return rc < 0 ? rc : 0;
 	}
@@ -243,7 +245,7 @@ static int cache_store(struct node *n, const char *text, size_t len,
 static const struct node_type mlfs_files[] = {
 	{ "version", S_IFREG | 0444, 0, .show = version_show },
 	{ "plugins", S_IFREG | 0444, 0, .show = plugins_show },
-	{ "cache", S_IFREG | 0644, 0, .show = cache_show,
+	{ "cache", S_IFREG | 0644, NODE_F_SCRATCH, .show = cache_show,
 	  .store = cache_store },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
 	{ "errors", S_IFREG | 0444, NODE_F_STREAM, .open = errors_open,

@@ -156,3 +156,110 @@ def test_cache_controls_and_xattrs(mlfs_factory, s3server):
         (m.mnt / ".mlfs" / "cache").write_text("explode\n")
     assert e.value.errno == errno.EINVAL
     assert "unknown command" in m.errors()
+
+
+def fault(s3, rules=None):
+    """Set (or clear, with None) the fault proxy's rules."""
+    import urllib.request
+    url = s3["MLFS_S3_FAULT_CONTROL"]
+    if rules is None:
+        req = urllib.request.Request(url, method="DELETE")
+    else:
+        req = urllib.request.Request(
+            url, data=json.dumps({"rules": rules}).encode(), method="POST",
+            headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read()
+
+
+def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
+        mlfs_factory, s3server):
+    prefix = "f-" + uuid.uuid4().hex[:8]
+    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
+    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
+    fault(s3server)
+    try:
+        m = mlfs_factory(opts=o, url=url, env=s3server)
+        m.expect(r"s3: ")  # retries are logged
+        d = m.mnt / "datasets"
+        (d / "a").mkdir()
+        (d / "a" / "data.csv").write_text(IRIS)
+        (d / "b").mkdir()
+        (d / "b" / "data.csv").write_text(IRIS + "1,1,1,1,setosa\n")
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert (d / "a" / "v1" / "data.csv").read_text() == IRIS  # cached
+        (m.mnt / ".mlfs" / "cache").write_text(
+            "release datasets/b/v1/data.csv\n")
+        # the server fails every request from now on
+        fault(s3server, [{"match": "", "times": -1, "action": "status",
+                          "status": 500, "code": "InternalError"}])
+        t0 = time.monotonic()
+        assert (d / "a" / "v1" / "data.csv").read_text() == IRIS
+        with pytest.raises(OSError) as e:
+            (d / "b" / "v1" / "data.csv").read_text()
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - t0 < 60, "no hang: bounded retries"
+        # a new version while the bucket is down: close succeeds (the
+        # outbox has it), the export is retried until the bucket is back
+        (d / "a" / "data.csv").write_text(IRIS + "2,2,2,2,setosa\n")
+        assert (d / "a" / "v2" / "data.csv").read_text().endswith(
+            "2,2,2,2,setosa\n")
+        st = (m.mnt / ".mlfs" / "cache").read_text()
+        assert "exports_queued 0" not in st
+        fault(s3server)
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        ls = aws(s3server, "ls", "--recursive",
+                 f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}/datasets/a/")
+        assert "v2.json" in ls.stdout
+    finally:
+        fault(s3server)
+
+
+def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
+                                                        s3server):
+    prefix = "c-" + uuid.uuid4().hex[:8]
+    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
+    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
+    fault(s3server)
+    try:
+        m = mlfs_factory(opts=o, url=url, env=s3server)
+        m.expect(r"s3: ")
+        (m.mnt / "datasets" / "x").mkdir()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        fault(s3server, [{"match": "blobs/", "times": -1, "action": "status",
+                          "status": 503, "code": "SlowDown"}])
+        (m.mnt / "datasets" / "x" / "data.csv").write_text(IRIS)
+        m.kill9()
+        fault(s3server)
+        m.start()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert (m.mnt / "datasets" / "x" / "v1" / "data.csv").read_text() \
+            == IRIS
+        ls = aws(s3server, "ls", "--recursive",
+                 f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}/blobs/")
+        assert ls.stdout.strip()
+    finally:
+        fault(s3server)
+
+
+def test_foreign_objects_in_the_bucket_never_crash(mlfs_factory, s3server,
+                                                   tmp_path):
+    prefix = "g-" + uuid.uuid4().hex[:8]
+    b = s3server["MLFS_S3_BUCKET"]
+    junk = tmp_path / "junk"
+    junk.write_text("not json {")
+    for key in ["datasets/evil/dataset.json", "datasets/../x.json",
+                "datasets/a b/v1.json", "models/m/v1.json",
+                # long keys: s3rver keeps objects in files, so at most
+                # a file name's 255 bytes per component
+                "datasets/" + "y" * 240 + "/dataset.json",
+                "datasets/ok/v9.json", "jobs/bad.json",
+                "blobs/zz/not-a-hash"]:
+        aws(s3server, "cp", str(junk), f"s3://{b}/{prefix}/{key}")
+    m = s3mount(mlfs_factory, s3server, prefix=prefix)
+    m.expect(r"rebuild: .*not a record")
+    assert os.listdir(m.mnt / "datasets") == []
+    (m.mnt / "datasets" / "fine").mkdir()
+    (m.mnt / "datasets" / "fine" / "data.csv").write_text(IRIS)
+    assert (m.mnt / "datasets" / "fine" / "v1" / "data.csv").read_text() \
+        == IRIS
