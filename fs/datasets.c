@@ -28,6 +28,7 @@
 #include "datasets.h"
 #include "ds.h"
 #include "objects.h"
+#include "remote.h"
 #include "fs.h"
 #include "store.h"
 
@@ -409,7 +410,7 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 {
 	struct ds_handle *h = f->priv;
 	struct fs *fs = f->node->fs;
-	struct ds_origin origin = { "write", NULL, ctx->uid, ctx->pid };
+	struct ds_origin origin = { "write", NULL, NULL, ctx->uid, ctx->pid };
 	char comm[64];
 	unsigned ver;
 	bool created;
@@ -540,11 +541,52 @@ static bool may_read(const struct fs_ctx *ctx, const struct stat *st)
 	return st->st_mode & S_IROTH;
 }
 
+/*
+ * An s3:// source: copied in now, through the mount's S3 settings, and
+ * pinned to the object's ETag in the lineage; when the object changes,
+ * the next poll (every import_ttl) makes a new version of it.
+ */
+static int source_s3(struct node *n, const char *text, size_t len,
+		     const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct fs *fs = n->fs;
+	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	char url[1200], tmp[PATH_MAX], etag[80], msg[400];
+	unsigned ver;
+	bool created;
+	int fd, rc;
+
+	snprintf(url, sizeof(url), "%.*s", (int)len, text);
+	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	rc = remote_fetch(fs, url, tmp, fs->opts.max_file, etag, sizeof(etag),
+			  msg, sizeof(msg));
+	if (rc < 0) {
+		unlink(tmp);
+		problem_set(pb, 1, 1, "%s", msg);
+		return rc == -EINVAL ? -EINVAL : rc;
+	}
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		unlink(tmp);
+		return -errno;
+	}
+	origin.detail = url;
+	origin.etag = etag;
+	snprintf(pb->path, sizeof(pb->path), "%.500s", url);
+	rc = ds_publish(fs, node_ds(n), tmp, fd, &origin, &ver, &created, pb);
+	if (rc < 0)
+		unlink(tmp);
+	close(fd);
+	return rc;
+}
+
 static int source_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct fs *fs = n->fs;
-	struct ds_origin origin = { "source", NULL, ctx->uid, ctx->pid };
+	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
 	unsigned ver;
@@ -560,10 +602,7 @@ static int source_store(struct node *n, const char *text, size_t len,
 	if (len >= sizeof(path) - 64)
 		return problem_set(pb, 1, 1, "source path too long");
 	if (len > 5 && strncmp(text, "s3://", 5) == 0)
-		return problem_set(pb, 1, 1,
-				   "\"%.*s\": s3:// sources need an S3 store, "
-				   "which this build does not have yet",
-				   (int)len, text);
+		return source_s3(n, text, len, ctx, pb);
 	if (text[0] == '/')
 		snprintf(path, sizeof(path), "%.*s", (int)len, text);
 	else /* relative to the writer's working directory */
@@ -622,7 +661,7 @@ out_close_in:
 static int schema_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
-	struct ds_origin origin = { "schema", NULL, ctx->uid, ctx->pid };
+	struct ds_origin origin = { "schema", NULL, NULL, ctx->uid, ctx->pid };
 
 	(void)len;
 	return ds_set_schema(n->fs, node_ds(n), text, &origin, pb);

@@ -760,12 +760,17 @@ static json_t *lineage_json(unsigned parent, time_t now, uint64_t size,
 	char when[32];
 
 	iso_time(now, when, sizeof(when));
-	return json_pack("{s:o, s:s, s:I, s:I, s:s, s:s, s:s?, s:i, s:i}",
-			 "parent", parent ? json_integer(parent) : json_null(),
-			 "created", when, "created_unix", (json_int_t)now,
-			 "size", (json_int_t)size, "hash", hash, "made_by",
-			 o->made_by, "detail", o->detail, "uid", (int)o->uid,
-			 "pid", (int)o->pid);
+	json_t *j = json_pack("{s:o, s:s, s:I, s:I, s:s, s:s, s:s?, s:i, s:i}",
+			      "parent",
+			      parent ? json_integer(parent) : json_null(),
+			      "created", when, "created_unix", (json_int_t)now,
+			      "size", (json_int_t)size, "hash", hash,
+			      "made_by", o->made_by, "detail", o->detail,
+			      "uid", (int)o->uid, "pid", (int)o->pid);
+
+	if (j && o->etag)
+		json_object_set_new(j, "source_etag", json_string(o->etag));
+	return j;
 }
 
 /*

@@ -82,6 +82,7 @@ int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mo
 struct ds_origin {
 	const char *made_by; /* "write", "source", "schema" */
 	const char *detail;  /* path, command; may be NULL */
+	const char *etag;    /* an S3 source's ETag; may be NULL */
 	uid_t uid;
 	pid_t pid;
 };

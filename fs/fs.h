@@ -32,6 +32,10 @@ struct fs_opts {
 	char *log_file;       /* -o log=FILE */
 	char *plugin_dir;
 	uint64_t max_file;    /* bytes: cap on one written file (EFBIG) */
+	char *endpoint;       /* S3: -o endpoint, or NULL */
+	char *region;         /* S3: -o region, or NULL */
+	bool path_style;      /* S3: -o path_style */
+	unsigned import_ttl;  /* seconds: S3 sources and readers refresh */
 	unsigned jobs;
 	bool foreground;
 	bool debug;

@@ -392,6 +392,10 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	fs.opts.max_file = (uint64_t)64 << 30;
+	fs.opts.endpoint = cli.endpoint;
+	fs.opts.region = cli.region;
+	fs.opts.path_style = cli.path_style;
+	fs.opts.import_ttl = cli.import_ttl;
 	if (cli.max_file && parse_size(cli.max_file, &fs.opts.max_file) < 0) {
 		status = fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			      cli.max_file, "");
@@ -573,6 +577,9 @@ store_ready:
 			fs_log(&fs, LOG_ERR, "%s: %s", cli.store, msg);
 			goto out_curl;
 		}
+	} else if (remote_poll_start(&fs) < 0) {
+		fs_log(&fs, LOG_ERR, "cannot start a thread");
+		goto out_curl;
 	}
 	if (open_index(&fs) < 0)
 		goto out_curl;

@@ -17,6 +17,7 @@
  * remote_start after it, which starts one thread; remote_stop joins it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,6 @@
 struct remote {
 	char bucket[256];
 	char prefix[1024];
-	char endpoint[512];
-	char region[64];
-	bool path_style;
 	uint64_t cache_size;
 	unsigned import_ttl;
 	unsigned lease_ttl;
@@ -53,6 +51,7 @@ struct remote {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;           /* under lock */
+	time_t polled;           /* the thread's: last source poll */
 };
 
 static struct remote the_remote;
@@ -100,8 +99,8 @@ static void s3_log(void *arg, const char *line)
 	fs_log(fs, 4, "s3: %s", line);
 }
 
-static int open_s3(struct fs *fs, struct remote *r, bool probe,
-		   struct store **out, char *msg, size_t msglen)
+static int open_bucket(struct fs *fs, const char *bucket, const char *prefix,
+		       bool probe, struct store **out, char *msg, size_t msglen)
 {
 	struct store_s3_opts o;
 	char staging[4096], why[256] = "";
@@ -109,13 +108,14 @@ static int open_s3(struct fs *fs, struct remote *r, bool probe,
 
 	memset(&o, 0, sizeof(o));
 	snprintf(staging, sizeof(staging), "%s/staging", fs->opts.cache_dir);
-	o.bucket = r->bucket;
-	o.prefix = r->prefix;
-	o.endpoint = r->endpoint[0] ? r->endpoint : NULL;
+	o.bucket = bucket;
+	o.prefix = prefix;
+	o.endpoint = fs->opts.endpoint;
 	o.staging_dir = staging;
-	o.path_style = r->path_style;
+	o.path_style = fs->opts.path_style;
 	o.probe = probe;
-	snprintf(o.region, sizeof(o.region), "%s", r->region);
+	snprintf(o.region, sizeof(o.region), "%s",
+		 fs->opts.region ? fs->opts.region : "");
 	o.log = s3_log;
 	o.log_arg = fs;
 	rc = store_s3_creds_from_env(&o, why, sizeof(why));
@@ -135,6 +135,12 @@ static int open_s3(struct fs *fs, struct remote *r, bool probe,
 			 : rc == -EINVAL      ? "bad S3 options"
 					      : "cannot reach the endpoint");
 	return rc;
+}
+
+static int open_s3(struct fs *fs, struct remote *r, bool probe,
+		   struct store **out, char *msg, size_t msglen)
+{
+	return open_bucket(fs, r->bucket, r->prefix, probe, out, msg, msglen);
 }
 
 /* The lease: 0 and *held when another unexpired writer holds it. */
@@ -202,11 +208,6 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 	rc = parse_url(r, o->url, msg, msglen);
 	if (rc < 0)
 		return rc;
-	snprintf(r->endpoint, sizeof(r->endpoint), "%s",
-		 o->endpoint ? o->endpoint : "");
-	snprintf(r->region, sizeof(r->region), "%s",
-		 o->region ? o->region : "");
-	r->path_style = o->path_style;
 	r->cache_size = o->cache_size;
 	r->import_ttl = o->import_ttl ? o->import_ttl : 60;
 	r->lease_ttl = o->lease_ttl ? o->lease_ttl : 30;
@@ -280,11 +281,179 @@ out_close:
 	return rc;
 }
 
+/* s3://bucket/key -> bucket, key */
+static int split_url(const char *url, char *bucket, size_t blen, char *key,
+		     size_t klen)
+{
+	const char *b = url + 5, *slash;
+
+	if (strncmp(url, "s3://", 5) != 0)
+		return -EINVAL;
+	slash = strchr(b, '/');
+	if (!slash || slash == b || (size_t)(slash - b) >= blen ||
+	    !slash[1] || strlen(slash + 1) >= klen)
+		return -EINVAL;
+	memcpy(bucket, b, (size_t)(slash - b));
+	bucket[slash - b] = '\0';
+	snprintf(key, klen, "%s", slash + 1);
+	return store_key_is_valid(key) ? 0 : -EINVAL;
+}
+
+int remote_fetch(struct fs *fs, const char *url, const char *path,
+		 uint64_t max, char *etag, size_t etaglen, char *msg,
+		 size_t msglen)
+{
+	char bucket[256], key[1100];
+	struct store_stat st;
+	struct store *s = NULL;
+	size_t chunk = (size_t)8 << 20;
+	uint64_t off = 0;
+	char *buf = NULL;
+	FILE *fp = NULL;
+	int rc;
+
+	if (split_url(url, bucket, sizeof(bucket), key, sizeof(key)) < 0) {
+		snprintf(msg, msglen, "\"%s\": not s3://bucket/key", url);
+		return -EINVAL;
+	}
+	rc = open_bucket(fs, bucket, "", false, &s, msg, msglen);
+	if (rc < 0)
+		return rc;
+	rc = store_head(s, key, &st);
+	if (rc < 0) {
+		snprintf(msg, msglen, "\"%s\": %s", url,
+			 rc == -ENOENT ? "no such object" : strerror(-rc));
+		goto out;
+	}
+	if (st.size > max) {
+		snprintf(msg, msglen, "\"%s\": larger than max_file", url);
+		rc = -EFBIG;
+		goto out;
+	}
+	snprintf(etag, etaglen, "%s", st.etag);
+	buf = malloc(chunk);
+	fp = fopen(path, "we");
+	if (!buf || !fp) {
+		rc = buf ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = store_get_range(s, key, buf, chunk, off);
+
+		if (n < 0) {
+			rc = (int)n;
+			snprintf(msg, msglen, "\"%s\": %s", url, strerror(-rc));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (fwrite(buf, 1, (size_t)n, fp) != (size_t)n) {
+			rc = -EIO;
+			goto out;
+		}
+		off += (uint64_t)n;
+	}
+	rc = fflush(fp) == 0 && fsync(fileno(fp)) == 0 ? 0 : -EIO;
+out:
+	if (fp)
+		fclose(fp);
+	free(buf);
+	store_close(s);
+	return rc;
+}
+
+struct src_scan {
+	char **names;
+	size_t n;
+};
+
+static int src_one(void *arg, const char *name)
+{
+	struct src_scan *sc = arg;
+	char **nn = realloc(sc->names, (sc->n + 1) * sizeof(*nn));
+
+	if (!nn)
+		return -ENOMEM;
+	sc->names = nn;
+	nn[sc->n] = strdup(name);
+	if (nn[sc->n])
+		sc->n++;
+	return 0;
+}
+
+/*
+ * Datasets whose latest version came from an s3:// source: a changed
+ * object (a new ETag) becomes a new version.  The old versions keep their
+ * own copy, so they never serve the new bytes.
+ */
+static void poll_sources(struct fs *fs)
+{
+	struct src_scan sc = { 0 };
+
+	if (ds_list(fs, &ds_datasets, src_one, &sc) < 0)
+		goto out;
+	for (size_t i = 0; i < sc.n; i++) {
+		json_t *man, *lin;
+		const char *url, *etag;
+		char bucket[256], key[1100], tmp[4096], msg[300], newtag[80];
+		struct store_stat st;
+		struct store *s = NULL;
+		struct ds_origin o = { "source", NULL, NULL, 0, 0 };
+		struct problem pb = { 0 };
+		unsigned ver;
+		bool created;
+		int fd;
+
+		if (ds_version(fs, &ds_datasets, sc.names[i], 0, &man) < 0)
+			continue;
+		lin = json_object_get(man, "lineage");
+		url = json_string_value(json_object_get(lin, "detail"));
+		etag = json_string_value(json_object_get(lin, "source_etag"));
+		if (!url || !etag || strncmp(url, "s3://", 5) != 0 ||
+		    split_url(url, bucket, sizeof(bucket), key, sizeof(key)) < 0 ||
+		    open_bucket(fs, bucket, "", false, &s, msg, sizeof(msg)) < 0) {
+			json_decref(man);
+			continue;
+		}
+		if (store_head(s, key, &st) == 0 && strcmp(st.etag, etag) != 0 &&
+		    store_tmp_path(fs->store, tmp, sizeof(tmp)) == 0 &&
+		    remote_fetch(fs, url, tmp, fs->opts.max_file, newtag,
+				 sizeof(newtag), msg, sizeof(msg)) == 0) {
+			o.detail = url;
+			o.etag = newtag;
+			o.uid = (uid_t)json_integer_value(json_object_get(lin, "uid"));
+			fd = open(tmp, O_RDONLY | O_CLOEXEC);
+			snprintf(pb.path, sizeof(pb.path), "%.500s", url);
+			if (fd < 0 ||
+			    ds_publish(fs, sc.names[i], tmp, fd, &o, &ver,
+				       &created, &pb) < 0) {
+				if (pb.msg[0])
+					fs_problem(fs, &pb);
+				unlink(tmp);
+			} else if (created) {
+				fs_log(fs, 6, "datasets/%s: v%u: %s changed",
+				       sc.names[i], ver, url);
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		store_close(s);
+		json_decref(man);
+	}
+out:
+	for (size_t i = 0; i < sc.n; i++)
+		free(sc.names[i]);
+	free(sc.names);
+}
+
 static void *remote_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct remote *r = &the_remote;
 	unsigned every = r->writer ? (r->lease_ttl + 2) / 3 : r->import_ttl;
+
+	if (every > r->import_ttl)
+		every = r->import_ttl;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {
@@ -296,13 +465,17 @@ static void *remote_main(void *arg)
 		if (r->stopping)
 			break;
 		pthread_mutex_unlock(&r->lock);
-		if (r->writer) {
-			if (lease_write(r, r->lease) < 0)
-				fs_log(fs, 4, "s3: renewing the lease failed; "
-					      "retrying");
-		} else if (ds_rebuild(fs) < 0) {
+		if (r->writer && r->lease &&
+		    lease_write(r, r->lease) < 0)
+			fs_log(fs, 4, "s3: renewing the lease failed; retrying");
+		if (!r->writer && r->lease == NULL && bcache_is_cache(fs->store) &&
+		    ds_rebuild(fs) < 0)
 			fs_log(fs, 4, "s3: refreshing the index failed; "
 				      "retrying");
+		if (!fs->opts.read_only &&
+		    time(NULL) - r->polled >= (time_t)r->import_ttl) {
+			r->polled = time(NULL);
+			poll_sources(fs);
 		}
 		pthread_mutex_lock(&r->lock);
 	}
@@ -350,6 +523,23 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cannot start a thread");
 		return -rc;
 	}
+	r->started = true;
+	return 0;
+}
+
+int remote_poll_start(struct fs *fs)
+{
+	struct remote *r = &the_remote;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->import_ttl = fs->opts.import_ttl ? fs->opts.import_ttl : 60;
+	r->lease_ttl = 30;
+	rc = pthread_create(&r->thread, NULL, remote_main, fs);
+	if (rc)
+		return -rc;
 	r->started = true;
 	return 0;
 }

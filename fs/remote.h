@@ -47,4 +47,20 @@ int remote_start(struct fs *fs, char *msg, size_t msglen);
 /* remote_stop: stop the thread; a writer gives its lease back. */
 void remote_stop(struct fs *fs);
 
+/*
+ * remote_poll_start: on a mount with a local store, start the thread that
+ * re-imports changed s3:// sources (remote_start does it for S3 stores).
+ */
+int remote_poll_start(struct fs *fs);
+
+/*
+ * remote_fetch: copy the object at url (s3://bucket/key, read with the
+ * mount's endpoint, region and credentials) into the local file path,
+ * at most max bytes; its ETag into etag.  -EINVAL (bad URL), -ENOENT,
+ * -EACCES, -EFBIG, -EIO, with msg.
+ */
+int remote_fetch(struct fs *fs, const char *url, const char *path,
+		 uint64_t max, char *etag, size_t etaglen, char *msg,
+		 size_t msglen);
+
 #endif

@@ -303,7 +303,7 @@ def test_source_imports_a_local_file(mlfs, tmp_path):
     ("/nonexistent/file.csv", "No such file"),
     ("/etc", "not a regular file"),
     ("", "empty source"),
-    ("s3://bucket/key.csv", "S3 store"),
+    ("s3://no-key", "not s3://bucket/key"),
 ])
 def test_bad_source(mlfs, text, msg):
     d = make(mlfs)

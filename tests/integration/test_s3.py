@@ -263,3 +263,35 @@ def test_foreign_objects_in_the_bucket_never_crash(mlfs_factory, s3server,
     (m.mnt / "datasets" / "fine" / "data.csv").write_text(IRIS)
     assert (m.mnt / "datasets" / "fine" / "v1" / "data.csv").read_text() \
         == IRIS
+
+
+def test_s3_source_import_and_change(mlfs_factory, s3server, tmp_path):
+    b = s3server["MLFS_S3_BUCKET"]
+    key = f"incoming/{uuid.uuid4().hex[:8]}/iris.csv"
+    (tmp_path / "iris.csv").write_text(IRIS)
+    assert aws(s3server, "cp", str(tmp_path / "iris.csv"),
+               f"s3://{b}/{key}").returncode == 0
+    # a local store mount can import from S3 too (the mount's endpoint)
+    m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+                           "path_style", "import_ttl=1"], env=s3server)
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "source").write_text(f"s3://{b}/{key}\n")
+    assert (d / "v1" / "data.csv").read_text() == IRIS
+    lin = json.loads((d / "v1" / "lineage").read_text())
+    assert lin["made_by"] == "source" and lin["detail"] == f"s3://{b}/{key}"
+    assert lin["source_etag"]
+    # the object changes: a new version, and v1 keeps its bytes
+    (tmp_path / "iris.csv").write_text(IRIS + "4.4,2.9,1.4,0.2,setosa\n")
+    aws(s3server, "cp", str(tmp_path / "iris.csv"), f"s3://{b}/{key}")
+    deadline = time.monotonic() + 20
+    while not (d / "v2").exists():
+        assert time.monotonic() < deadline, "the change was not noticed"
+        time.sleep(0.3)
+    assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+    assert (d / "v1" / "data.csv").read_text() == IRIS
+    m.expect("rejected")
+    with pytest.raises(OSError) as e:
+        (d / "source").write_text(f"s3://{b}/no/such/key.csv\n")
+    assert e.value.errno == errno.ENOENT
+    assert "no such object" in m.errors()

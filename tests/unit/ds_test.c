@@ -47,7 +47,7 @@ static void fs_teardown(struct fs *fs)
 static int publish(struct fs *fs, const char *name, const char *text,
 		   unsigned *ver, bool *created, struct problem *pb)
 {
-	struct ds_origin o = { "write", "test", 0, 0 };
+	struct ds_origin o = { "write", "test", NULL, 0, 0 };
 	char path[4096];
 	int fd, rc;
 
@@ -152,7 +152,7 @@ int main(void)
 	json_decref(man);
 
 	{
-		struct ds_origin o = { "schema", NULL, 0, 0 };
+		struct ds_origin o = { "schema", NULL, NULL, 0, 0 };
 
 		is_int(ds_set_schema(&fs, "iris", "{\"label\": \"a\"}", &o,
 				     &pb),
