@@ -293,6 +293,7 @@ struct phandle {
 	size_t read_pos;     /* of out */
 	struct strbuf all;   /* everything answered, for the session */
 	bool wrote;
+	bool read_any;       /* the handle has read answers itself */
 	bool stored;         /* the session has this handle's answers */
 };
 
@@ -406,6 +407,8 @@ static int predict_read(struct fs_file *f, size_t size, off_t off,
 		size = avail;
 	fs_reply_buf(r, h->out.buf ? h->out.buf + h->read_pos : NULL, size);
 	h->read_pos += size;
+	if (size)
+		h->read_any = true;
 	if (h->read_pos == h->out.len) {
 		h->out.len = 0;
 		h->read_pos = 0;
@@ -423,7 +426,14 @@ static int predict_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	pthread_mutex_lock(&h->lock);
 	if (h->wrote && !h->stored) {
 		finish_locked(h);
-		session_store(ctx, h->all.buf ? h->all.buf : "", h->all.len);
+		/*
+		 * Keep the answers for the session only when the handle has
+		 * not read them all itself (echo > predict; cat predict): a
+		 * program that reads its own answers needs no copy.
+		 */
+		if (h->out.len > h->read_pos || !h->read_any)
+			session_store(ctx, h->all.buf ? h->all.buf : "",
+				      h->all.len);
 		h->stored = true;
 	}
 	pthread_mutex_unlock(&h->lock);

@@ -274,10 +274,12 @@ struct pstream {
 	char **err;       /* per row: NULL, or an error line */
 	bool *json;       /* per row: answer as JSON */
 	size_t nrows;
-	/* scratch for one row */
+	/* scratch for one row, reused */
 	const char **fields;
 	size_t *flen;
+	size_t fcap;      /* fields and flen hold this many */
 	char *unq;        /* unquoted fields */
+	size_t ucap;
 };
 
 int pstream_new(struct served *m, struct pstream **out)
@@ -326,38 +328,49 @@ void pstream_free(struct pstream *s)
 	free(s);
 }
 
-/* Split one CSV line into fields (quotes handled); count or -EINVAL. */
+/* Make room for cap fields and len bytes of unquoted text. */
+static int split_room(struct pstream *s, size_t cap, size_t len)
+{
+	if (cap > s->fcap) {
+		const char **nf = realloc(s->fields, cap * sizeof(*nf));
+		size_t *nl;
+
+		if (!nf)
+			return -ENOMEM;
+		s->fields = nf;
+		nl = realloc(s->flen, cap * sizeof(*nl));
+		if (!nl)
+			return -ENOMEM;
+		s->flen = nl;
+		s->fcap = cap;
+	}
+	if (len + 1 > s->ucap) {
+		char *nu = realloc(s->unq, len + 1);
+
+		if (!nu)
+			return -ENOMEM;
+		s->unq = nu;
+		s->ucap = len + 1;
+	}
+	return 0;
+}
+
+/*
+ * Split one CSV line into fields (quotes handled); count or -EINVAL.
+ * The arrays are the stream's, grown once and reused for every row.
+ */
 static long split_csv(struct pstream *s, const char *line, size_t len)
 {
-	size_t cap = 16, n = 0, u = 0;
-	size_t i = 0;
+	size_t n = 0, u = 0, i = 0;
 
-	free(s->fields);
-	free(s->flen);
-	free(s->unq);
-	s->fields = malloc(cap * sizeof(*s->fields));
-	s->flen = malloc(cap * sizeof(*s->flen));
-	s->unq = malloc(len + 1);
-	if (!s->fields || !s->flen || !s->unq)
+	if (split_room(s, s->fcap ? s->fcap : 16, len) < 0)
 		return -ENOMEM;
 	for (;;) {
 		const char *start;
 		size_t flen;
 
-		if (n == cap) {
-			const char **nf;
-			size_t *nl;
-
-			cap *= 2;
-			nf = realloc(s->fields, cap * sizeof(*nf));
-			if (!nf)
-				return -ENOMEM;
-			s->fields = nf;
-			nl = realloc(s->flen, cap * sizeof(*nl));
-			if (!nl)
-				return -ENOMEM;
-			s->flen = nl;
-		}
+		if (n + 2 > s->fcap && split_room(s, s->fcap * 2, len) < 0)
+			return -ENOMEM;
 		if (i < len && line[i] == '"') {
 			start = s->unq + u;
 			i++;
