@@ -470,7 +470,7 @@ static int predict_getattr(struct node *n, struct stat *st)
 }
 
 #define PREDICT_TYPE                                                          \
-	{ "predict", S_IFREG | 0666, NODE_F_STREAM | NODE_F_SCRATCH,         \
+	{ "predict", S_IFREG | 0666, NODE_F_SCRATCH,                          \
 	  .open = predict_open,                                               \
 	  .read = predict_read, .write = predict_write,                       \
 	  .truncate = predict_truncate, .flush = predict_flush,              \

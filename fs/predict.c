@@ -274,6 +274,7 @@ struct pstream {
 	char **err;       /* per row: NULL, or an error line */
 	bool *json;       /* per row: answer as JSON */
 	size_t nrows;
+	size_t cap;       /* rows x, err and json hold */
 	/* scratch for one row, reused */
 	const char **fields;
 	size_t *flen;
@@ -292,9 +293,14 @@ int pstream_new(struct served *m, struct pstream **out)
 		return -ENOMEM;
 	s->m = m;
 	s->map = calloc(m->fx->ncols + 1, sizeof(*s->map));
-	s->x = malloc(BATCH_ROWS * w * sizeof(*s->x));
-	s->err = calloc(BATCH_ROWS, sizeof(*s->err));
-	s->json = calloc(BATCH_ROWS, sizeof(*s->json));
+	/*
+	 * Room for a few rows: most handles score one.  A batch grows the
+	 * buffers to BATCH_ROWS rows (see one_row).
+	 */
+	s->cap = 8;
+	s->x = malloc(s->cap * w * sizeof(*s->x));
+	s->err = calloc(s->cap, sizeof(*s->err));
+	s->json = calloc(s->cap, sizeof(*s->json));
 	if (!s->map || !s->x || !s->err || !s->json) {
 		pstream_free(s);
 		return -ENOMEM;
@@ -621,6 +627,29 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 		len--;
 	if (len == 0)
 		return 0; /* blank lines are not rows */
+	if (s->nrows == s->cap) {
+		size_t cap = s->cap * 8 < BATCH_ROWS ? s->cap * 8 : BATCH_ROWS;
+		size_t w = m->fx->width ? m->fx->width : 1;
+		float *nx = realloc(s->x, cap * w * sizeof(*nx));
+		char **ne;
+		bool *nj;
+
+		if (!nx)
+			return -ENOMEM;
+		s->x = nx;
+		ne = realloc(s->err, cap * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		s->err = ne;
+		nj = realloc(s->json, cap * sizeof(*nj));
+		if (!nj)
+			return -ENOMEM;
+		s->json = nj;
+		memset(s->err + s->cap, 0, (cap - s->cap) * sizeof(*ne));
+		memset(s->json + s->cap, 0, (cap - s->cap) * sizeof(*nj));
+		s->cap = cap;
+		x = s->x + s->nrows * m->fx->width;
+	}
 	memset(x, 0, m->fx->width * sizeof(*x));
 	if (line[0] == '{') {
 		rc = json_row(s, line, len, x);
