@@ -35,7 +35,10 @@
 # Usage: tests/bench/ml/bench_ml.sh        (as root: FUSE mounts, perf)
 # Environment:
 #   MLFS_BUILD   release build dir (default: <repo>/build-release); it is
-#                configured -Dbuildtype=release -Dtests=false -Db_sanitize=none
+#                configured -Dbuildtype=release -Dtests=false -Db_sanitize=none.
+#                Jobs run $MLFS_BUILD/fs/mlfs-job, so a build dir that someone
+#                else rebuilds during the run fails jobs: use a private one
+#                (e.g. MLFS_BUILD=/tmp/mlfs-bench-build) on a shared tree
 #   BENCH_DIR    scratch dir (default: mktemp -d in $TMPDIR or /tmp); must be
 #                new or empty; removed at exit.  Needs about 3 GB.
 #   SMALL_RUNS   repeats of each fit on digits, c10 and reg, both sides (5)
@@ -206,6 +209,13 @@ meson compile -C "$BUILD" >"$W/meson-compile.log" 2>&1 ||
 	{ tail -n 30 "$W/meson-compile.log" >&2; die "meson compile failed"; }
 MLFS=$BUILD/fs/mlfs
 [[ -x $MLFS ]] || die "$MLFS not built"
+# a build dir shared with someone who rebuilds it mid-run breaks jobs
+# (the daemon spawns $BUILD/fs/mlfs-job each time): say so if it happens
+BIN_STAMP=$(stat -c %Y "$MLFS" "$BUILD/fs/mlfs-job" | tr '\n' ' ')
+check_binaries() {
+	[[ $(stat -c %Y "$MLFS" "$BUILD/fs/mlfs-job" | tr '\n' ' ') == "$BIN_STAMP" ]] ||
+		log "warning: $BUILD was rebuilt during the run; use a private MLFS_BUILD"
+}
 
 log "building passthrough_ll and the C client"
 cp "$PT_SRC" "$W/passthrough_ll.c"
@@ -259,6 +269,7 @@ mlfs_job() {
 	st=$(cat "$ML_MNT/jobs/$job/wait")
 	if [[ $st != succeeded ]]; then
 		tail -n 20 "$ML_MNT/jobs/$job/log" >&2 || true
+		check_binaries
 		die "job $job: $st"
 	fi
 }
@@ -290,6 +301,7 @@ mlfs_job_profiled() {
 	perf_stop
 	if [[ $st != succeeded ]]; then
 		tail -n 20 "$ML_MNT/jobs/$job/log" >&2 || true
+		check_binaries
 		die "job $job: $st"
 	fi
 }
@@ -478,6 +490,7 @@ MEM_PID=
 
 # ---------------------------------------------------------------- report
 note_load end
+check_binaries
 {
 	printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 	printf 'nproc\t%s\n' "$(nproc)"

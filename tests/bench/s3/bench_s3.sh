@@ -705,7 +705,7 @@ EXP_RSS_MAX=$(maxof "${EXP_RSS[@]}")
 if [[ $STREAM_RSS != n/a ]]; then
 	rss_goal_v=$STREAM_RSS; rss_goal_what="${STREAM_MB} MiB stream"
 else
-	rss_goal_v=$COLD_RSS_MAX; rss_goal_what="1 GiB cold read (4 GiB stream skipped)"
+	rss_goal_v=$COLD_RSS_MAX; rss_goal_what="${SIZE_MB} MiB cold read (stream skipped)"
 fi
 
 mib=$(awk -v b="$SIZE" 'BEGIN { printf "%.0f", b / 1048576 }')
@@ -713,7 +713,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $SRC != "$REPO" ]]; then
-	rev="built from $SRC (repo HEAD $rev)"
+	rev="built from $SRC"
 elif ! git -C "$REPO" diff --quiet HEAD 2>/dev/null; then
 	rev+=" (with uncommitted changes)"
 fi
@@ -763,8 +763,8 @@ are CPU time / wall time of the FUSE daemon and of s3rver (100% = one core).
 | ${mib} MiB export (MB/s) | mlfs (cp + sync) | ${EXP_ML_M} | $(sp " ${EXP_ML[*]}") | $(sp " ${EXP_ML_CPU[*]}") | $(sp " ${EXP_S3_ML[*]}") |
 | | aws s3 cp upload | ${EXP_AWS_M} | $(sp " ${EXP_AWS[*]}") | – | $(sp " ${EXP_S3_AWS[*]}") |
 | | curl, one PUT | ${EXP_CURL_M} | $(sp " ${EXP_CURL[*]}") | – | $(sp " ${EXP_S3_CURL[*]}") |
-| mlfs RssAnon max (MB) | 1 GiB cold read | ${COLD_RSS_MAX} | $(sp " ${COLD_RSS[*]}") | – | – |
-| | 1 GiB export | ${EXP_RSS_MAX} | $(sp " ${EXP_RSS[*]}") | – | – |
+| mlfs RssAnon max (MB) | ${mib} MiB cold read | ${COLD_RSS_MAX} | $(sp " ${COLD_RSS[*]}") | – | – |
+| | ${mib} MiB export | ${EXP_RSS_MAX} | $(sp " ${EXP_RSS[*]}") | – | – |
 | | ${STREAM_MB} MiB write + export | ${STREAM_EXP_RSS} | – | – | – |
 | | ${STREAM_MB} MiB cold stream | ${STREAM_RSS} | ${STREAM_MBPS} MB/s | ${STREAM_CPU} | – |
 
@@ -787,14 +787,14 @@ Details:
 - mlfs export = \`cp\` into datasets/big/data.csv (import: hash, schema, stats;
   local outbox) + \`echo sync > .mlfs/cache\` (upload): cp $(sp " ${EXP_ML_CP[*]}") s,
   sync $(sp " ${EXP_ML_SYNC[*]}") s.
-- mlfs cold read: fetch_mb_per_s in .mlfs/cache $(sp " ${COLD_FETCH[*]}"); 4 GiB stream ${STREAM_FETCH}.
+- mlfs cold read: fetch_mb_per_s in .mlfs/cache $(sp " ${COLD_FETCH[*]}"); ${STREAM_MB} MiB stream ${STREAM_FETCH}.
 - random 4 KiB: p50 latency (µs) mlfs $(sp "${RAND_P50[mlfs]}"), s3fs $(sp "${RAND_P50[s3fs]}");
   p99 mlfs $(sp "${RAND_P99[mlfs]}"), s3fs $(sp "${RAND_P99[s3fs]}"); MiB fetched from S3
   (mlfs fetch_bytes) / cached on disk (s3fs cache folder) after 10,240 reads (40 MiB):
   mlfs $(sp "${RAND_FETCHED[mlfs]}"), s3fs $(sp "${RAND_FETCHED[s3fs]}").$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
 - listing: ${LIST_N} datasets made through one mount in ${LIST_MAKE_S} s (LIST_CSV=${LIST_CSV}), sync
-  ${LIST_SYNC_S} s, ${LIST_OBJS} objects under the prefix; s3fs and rclone list ${LIST_N} 211-byte
-  objects. Entries listed per run: mlfs $(sp "${LS_N[mlfs]}"), s3fs $(sp "${LS_N[s3fs]}"), rclone $(sp "${LS_N[rclone]}").
+  ${LIST_SYNC_S} s, ${LIST_OBJS} objects under the prefix; s3fs and rclone list ${LIST_N} small
+  objects (about 200 bytes each). Entries listed per run: mlfs $(sp "${LS_N[mlfs]}"), s3fs $(sp "${LS_N[s3fs]}"), rclone $(sp "${LS_N[rclone]}").
 
 Machine: ${cpu}, nproc $(nproc), ${mem} RAM, kernel $(uname -r); load average
 at start ${LOAD_START}, at end ${LOAD_END} (other work on the machine shares the
