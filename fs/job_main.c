@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <jansson.h>
 
 #include "csv.h"
@@ -660,6 +661,11 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 	if (rc < 0)
 		fail("search: %s", msg);
 	shuffle_rows(tr->x.data, (float *)tr->y, tr->x.rows, tr->x.cols, seed);
+	/* trials at once share the cores: BLAS gets its share in each */
+	if (parallel > 1)
+		openblas_set_num_threads(host->threads / (int)parallel > 1
+						 ? host->threads / (int)parallel
+						 : 1);
 	expect = (double)ntrials * 1.5 + 1;
 	say("search: %s, %zu parameter%s, %lld trials, %lld at once, %s %s",
 	    tp.desc->name, nspace, nspace == 1 ? "" : "s",
@@ -736,6 +742,8 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 	}
 	pthread_mutex_unlock(&trials_lock);
 	tops->fini(tinst);
+	if (parallel > 1)
+		openblas_set_num_threads(host->threads > 0 ? host->threads : 1);
 	/* the best trial at the full budget; ties go to the lower log loss */
 	for (size_t i = 0; i < nt; i++) {
 		struct trial *t = ts[i];
