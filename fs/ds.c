@@ -1428,12 +1428,68 @@ static bool split_key(const struct ds_kind *k, const char *key, char *name,
 	return node_name_check(name, NULL) == 0;
 }
 
+/*
+ * Read the objects keys[0..n) into bodies[] (NULL where a read failed),
+ * REBUILD_THREADS at a time: a fresh mount of an S3 prefix reads every
+ * manifest, and round trips, not bytes, are its cost.
+ */
+#define REBUILD_THREADS 8
+
+struct fetch_pool {
+	struct fs *fs;
+	char **keys;
+	char **bodies;
+	size_t *lens;
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *fetch_main(void *arg)
+{
+	struct fetch_pool *p = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&p->next, 1)) < p->n) {
+		if (store_get(p->fs->store, p->keys[i], DS_MANIFEST_MAX,
+			      &p->bodies[i], &p->lens[i]) < 0)
+			p->bodies[i] = NULL;
+	}
+	return NULL;
+}
+
+static int fetch_all(struct fs *fs, char **keys, size_t n, char ***bodies,
+		     size_t **lens)
+{
+	struct fetch_pool p = { fs, keys, NULL, NULL, n, 0 };
+	pthread_t th[REBUILD_THREADS];
+	size_t nth = 0;
+
+	p.bodies = calloc(n + 1, sizeof(*p.bodies));
+	p.lens = calloc(n + 1, sizeof(*p.lens));
+	if (!p.bodies || !p.lens) {
+		free(p.bodies);
+		free(p.lens);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < REBUILD_THREADS && i < n; i++)
+		if (pthread_create(&th[nth], NULL, fetch_main, &p) == 0)
+			nth++;
+	fetch_main(&p); /* this thread helps, and finishes alone if need be */
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	*bodies = p.bodies;
+	*lens = p.lens;
+	return 0;
+}
+
 static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 {
 	struct rebuild rb = { .fs = fs };
 	struct meta_txn *t = NULL;
 	json_t *recs;
 	char name[300], key[512];
+	char **bodies = NULL;
+	size_t *lens = NULL;
 	const char *file;
 	int rc;
 
@@ -1443,25 +1499,22 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 		goto out_free;
 	if (rb.n)
 		qsort(rb.keys, rb.n, sizeof(*rb.keys), key_cmp);
+	/* Read everything first: no write txn across store reads. */
+	rc = fetch_all(fs, rb.keys, rb.n, &bodies, &lens);
+	if (rc < 0)
+		goto out_free;
 	recs = json_object();
 	if (!recs) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	/* Read everything first: no write txn across store reads. */
 	for (size_t i = 0; i < rb.n; i++) {
-		char *buf;
-		size_t len;
 		json_t *j;
 
 		if (!split_key(k, rb.keys[i], name, sizeof(name), &file) ||
-		    strcmp(file, k->record) != 0)
+		    strcmp(file, k->record) != 0 || !bodies[i])
 			continue;
-		if (store_get(fs->store, rb.keys[i], DS_RECORD_MAX, &buf,
-			      &len) < 0)
-			continue;
-		j = json_loadb(buf, len, 0, NULL);
-		free(buf);
+		j = json_loadb(bodies[i], lens[i], 0, NULL);
 		if (!json_is_object(j)) {
 			json_decref(j);
 			fs_log(fs, 4, "rebuild: %s: not a record",
@@ -1475,8 +1528,6 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 	for (size_t i = 0; i < rb.n; i++) {
 		unsigned v;
 		char vname[32];
-		char *buf;
-		size_t len;
 		json_t *rec, *man;
 
 		if (!split_key(k, rb.keys[i], name, sizeof(name), &file))
@@ -1486,13 +1537,9 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 		if (!rec || strlen(vname) < 6)
 			continue;
 		vname[strlen(vname) - 5] = '\0';
-		if (!node_name_is_version(vname, &v))
+		if (!node_name_is_version(vname, &v) || !bodies[i])
 			continue;
-		if (store_get(fs->store, rb.keys[i], DS_MANIFEST_MAX, &buf,
-			      &len) < 0)
-			continue;
-		man = json_loadb(buf, len, 0, NULL);
-		free(buf);
+		man = json_loadb(bodies[i], lens[i], 0, NULL);
 		if (!json_is_object(man) ||
 		    rec_uint(man, "version") != v) {
 			json_decref(man);
@@ -1552,9 +1599,14 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 out_recs:
 	json_decref(recs);
 out_free:
-	for (size_t i = 0; i < rb.n; i++)
+	for (size_t i = 0; i < rb.n; i++) {
 		free(rb.keys[i]);
+		if (bodies)
+			free(bodies[i]);
+	}
 	free(rb.keys);
+	free(bodies);
+	free(lens);
 	return rc;
 }
 
