@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <curl/curl.h>
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
@@ -570,6 +571,11 @@ store_ready:
 		status = 1;
 		goto out_unmount;
 	}
+	/*
+	 * Serving scores small batches: BLAS threads would only spin (they
+	 * showed as sched_yield in profiles).  Jobs set their own.
+	 */
+	openblas_set_num_threads(1);
 	/* After the fork: what starts threads or maps files. */
 	if (remote) {
 		rc = remote_start(&fs, msg, sizeof(msg));

@@ -367,7 +367,8 @@ static ssize_t predict_write(struct fs_file *f, const char *buf, size_t size,
 	h->stored = false;
 	before = h->out.len;
 	rc = pstream_write(h->ps, buf, size, &h->out);
-	if (h->out.len > before)
+	/* the session's copy, only while the handle reads nothing itself */
+	if (h->out.len > before && !h->read_any)
 		sb_append(&h->all, h->out.buf + before, h->out.len - before);
 	if (h->all.err) {
 		/* keep only the newest answers for the session */
@@ -388,7 +389,7 @@ static void finish_locked(struct phandle *h)
 	size_t before = h->out.len;
 
 	pstream_finish(h->ps, &h->out);
-	if (h->out.len > before)
+	if (h->out.len > before && !h->read_any)
 		sb_append(&h->all, h->out.buf + before, h->out.len - before);
 }
 
@@ -407,8 +408,12 @@ static int predict_read(struct fs_file *f, size_t size, off_t off,
 		size = avail;
 	fs_reply_buf(r, h->out.buf ? h->out.buf + h->read_pos : NULL, size);
 	h->read_pos += size;
-	if (size)
+	if (size && !h->read_any) {
+		/* a reader of its own answers: no session copy to keep */
 		h->read_any = true;
+		sb_free(&h->all);
+		h->all.max = PREDICT_OUT_MAX;
+	}
 	if (h->read_pos == h->out.len) {
 		h->out.len = 0;
 		h->read_pos = 0;
