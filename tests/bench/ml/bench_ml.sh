@@ -196,6 +196,12 @@ note_load start
 
 # ---------------------------------------------------------------- build
 log "building release mlfs in $BUILD"
+if [[ -n ${MLFS_REV:-} ]]; then
+	REV=$MLFS_REV
+else # what is built now, not what HEAD is at the end
+	REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	git -C "$REPO" diff --quiet HEAD 2>/dev/null || REV+=" (with uncommitted changes)"
+fi
 if [[ ! -f $BUILD/build.ninja ]]; then
 	meson setup "$BUILD" "$REPO" -Dbuildtype=release -Db_sanitize=none \
 		-Dtests=false >"$W/meson-setup.log" 2>&1 ||
@@ -499,13 +505,7 @@ check_binaries
 	printf 'libfuse\t%s\n' "$(pkg-config --modversion fuse3)"
 	printf 'python\t%s\n' "$("$PY" -c 'import sys, numpy, sklearn; print(sys.version.split()[0], "numpy", numpy.__version__, "scikit-learn", sklearn.__version__)')"
 	printf 'blas\t%s\n' "$("$PY" -c 'import numpy, threadpoolctl; print("; ".join("%s %s %s threads" % (i["internal_api"], i.get("version"), i["num_threads"]) for i in threadpoolctl.threadpool_info()))' 2>/dev/null || echo unknown)"
-	if [[ -n ${MLFS_REV:-} ]]; then
-		rev=$MLFS_REV
-	else
-		rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-		git -C "$REPO" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
-	fi
-	printf 'mlfs\t%s\n' "$rev"
+	printf 'mlfs\t%s\n' "$REV"
 	printf 'scratch\t%s\n' "$(stat -f -c %T "$W")"
 	printf 'minutes\t%s\n' "$((($(date +%s) - START + 59) / 60))"
 	printf 'runs\tsmall %s, large %s, latency %s x %s, batch %s\n' \

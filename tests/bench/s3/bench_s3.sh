@@ -185,6 +185,9 @@ cpu_s() {
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' \
 		"/proc/$1/stat" 2>/dev/null || echo 0
 }
+per_gib() { awk -v a="$1" -v b="$2" -v s="$SIZE" 'BEGIN { printf "%.1f", (b - a) / (s / 1073741824) }'; }
+# rotated N NAME...: the names rotated left by N (run r starts at a different client)
+rotated() { local k=$1; shift; local a=("$@"); k=$((k % ${#a[@]})); echo "${a[@]:k}" "${a[@]:0:k}"; }
 cpu_pct() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { if (t + 0 <= 0) print "n/a"; else printf "%.0f", (b - a) / t * 100 }'; }
 
 # RssAnon sampler: rss_start PID FILE; ...; rss_stop -> max RssAnon in MB
@@ -341,7 +344,7 @@ sync
 # Each mlfs run exports to a new prefix with a new cache, so nothing is
 # deduplicated; run 1's prefix (exp1) is the object for the mlfs reads.
 declare -a EXP_ML=() EXP_ML_CP=() EXP_ML_SYNC=() EXP_AWS=() EXP_CURL=() EXP_RSS=()
-declare -a EXP_ML_CPU=() EXP_S3_ML=() EXP_S3_AWS=() EXP_S3_CURL=()
+declare -a EXP_ML_CPU=() EXP_S3_ML=() EXP_S3_AWS=() EXP_S3_CURL=() EXP_G_ML=() EXP_G_AWS=() EXP_G_CURL=()
 for ((r = 1; r <= RUNS; r++)); do
 	d=$W/exp$r
 	start_mount mlfs "exp$r" "$d/cache" "$d/mnt" "$d/mlfs.log"
@@ -361,6 +364,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	cp_s=$(elapsed "$t0" "$t1"); sync_s=$(elapsed "$t1" "$t2"); tot=$(elapsed "$t0" "$t2")
 	EXP_ML+=("$(mbps "$SIZE" "$tot")"); EXP_ML_CP+=("$cp_s"); EXP_ML_SYNC+=("$sync_s")
 	EXP_ML_CPU+=("$(cpu_pct "$c0" "$c1" "$tot")"); EXP_S3_ML+=("$(cpu_pct "$s0" "$s1" "$tot")")
+	EXP_G_ML+=("$(per_gib "$s0" "$s1")")
 	cp "$d/mnt/.mlfs/cache" "$d/stats"
 	[[ $(mlfs_stat "$d/mnt" exports_queued) == 0 ]] || log "warning: exports still queued after sync"
 	unmount "$d/mnt"
@@ -377,6 +381,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	s1=$(cpu_s "$S3PID")
 	EXP_AWS+=("$(mbps "$SIZE" "$(elapsed "$t0" "$t1")")")
 	EXP_S3_AWS+=("$(cpu_pct "$s0" "$s1" "$(elapsed "$t0" "$t1")")")
+	EXP_G_AWS+=("$(per_gib "$s0" "$s1")")
 	log "export $r/$RUNS aws s3 cp: ${EXP_AWS[-1]} MB/s"
 
 	drop_caches
@@ -388,6 +393,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	[[ $code == 200 && ${up%.*} == "$SIZE" ]] || die "curl PUT: HTTP $code, $up bytes"
 	EXP_CURL+=("$(mbps "$SIZE" "$secs")")
 	EXP_S3_CURL+=("$(cpu_pct "$s0" "$s1" "$secs")")
+	EXP_G_CURL+=("$(per_gib "$s0" "$s1")")
 	log "export $r/$RUNS curl PUT: ${EXP_CURL[-1]} MB/s"
 done
 awsc s3 rm --only-show-errors "s3://$B/peer/curl-put.csv" >/dev/null
@@ -399,11 +405,12 @@ for ((r = 2; r <= RUNS; r++)); do awsc s3 rm --only-show-errors --recursive "s3:
 ML_PREFIX=exp1
 ML_REL=datasets/big/v1/data.csv
 CLIENTS=(mlfs s3fs rclone aws curl)
-declare -A COLD=() COLD_CPU=() COLD_S3CPU=() KEEP_MNT=()
+declare -A COLD=() COLD_CPU=() COLD_S3CPU=() COLD_S3G=() KEEP_MNT=()
 declare -a COLD_RSS=() COLD_FETCH=()
-for c in "${CLIENTS[@]}"; do COLD[$c]=""; COLD_CPU[$c]=""; COLD_S3CPU[$c]=""; done
+for c in "${CLIENTS[@]}"; do COLD[$c]=""; COLD_CPU[$c]=""; COLD_S3CPU[$c]=""; COLD_S3G[$c]=""; done
 for ((r = 1; r <= RUNS; r++)); do
-	for c in "${CLIENTS[@]}"; do
+	# shellcheck disable=SC2046
+	for c in $(rotated $((r - 1)) "${CLIENTS[@]}"); do
 		d=$W/cold/$c-$r
 		mkdir -p "$d"
 		dpid=
@@ -460,6 +467,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		v=$(mbps "$SIZE" "$secs")
 		COLD[$c]+=" $v"
 		COLD_S3CPU[$c]+=" $(cpu_pct "$s0" "$s1" "$secs")"
+		COLD_S3G[$c]+=" $(per_gib "$s0" "$s1")"
 		log "cold read $r/$RUNS $c: $v MB/s ($secs s)"
 	done
 done
@@ -520,7 +528,8 @@ declare -A RAND=() RAND_P50=() RAND_P99=() RAND_FETCHED=()
 for c in mlfs s3fs; do RAND[$c]=""; RAND_P50[$c]=""; RAND_P99[$c]=""; RAND_FETCHED[$c]=""; done
 RAND_IOS_SHORT=0
 for ((r = 1; r <= RUNS; r++)); do
-	for c in mlfs s3fs; do
+	# shellcheck disable=SC2046
+	for c in $(rotated $((r - 1)) mlfs s3fs); do
 		d=$W/rand/$c-$r
 		mkdir -p "$d"
 		if [[ $c == mlfs ]]; then
@@ -603,7 +612,8 @@ LCLIENTS=(mlfs s3fs rclone)
 declare -A LS_TOT=() LS_ONLY=() LS_MOUNT=() LS_N=()
 for c in "${LCLIENTS[@]}"; do LS_TOT[$c]=""; LS_ONLY[$c]=""; LS_MOUNT[$c]=""; LS_N[$c]=""; done
 for ((r = 1; r <= RUNS; r++)); do
-	for c in "${LCLIENTS[@]}"; do
+	# shellcheck disable=SC2046
+	for c in $(rotated $((r - 1)) "${LCLIENTS[@]}"); do
 		d=$W/list/$c-$r
 		drop_caches
 		t0=$(now)
@@ -709,6 +719,8 @@ else
 fi
 
 mib=$(awk -v b="$SIZE" 'BEGIN { printf "%.0f", b / 1048576 }')
+RAND_NBLK=$(awk -v b="$SIZE" 'BEGIN { n = int((b + 1048575) / 1048576); print n }')
+RAND_BLOCKS=$(awk -v n="$RAND_NBLK" 'BEGIN { printf "%.0f", n * (1 - exp(10240 * log(1 - 1 / n))) }')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -732,41 +744,44 @@ One s3rver ${s3rverv} on 127.0.0.1 (no gateway), ${mib} MiB numeric CSV object.
 Medians of ${RUNS} runs (warm: ${WARM_RUNS}); MB/s = 10^6 B/s, wall clock from open
 to close (\`dd bs=1M\`). Cold = \`sync; echo 3 > /proc/sys/vm/drop_caches\` and a new,
 empty cache folder (and a fresh mount) for every client, every run. "CPU" columns
-are CPU time / wall time of the FUSE daemon and of s3rver (100% = one core).
+are CPU time / wall time of the FUSE daemon and of s3rver (100% = one core), and
+s3rver's CPU seconds per GiB moved (what each client's requests cost the server).
+Each run starts with a different client (rotated), so load on the machine that
+drifts during a run does not always fall on the same client.
 
-| Measurement | Client | Median | Runs | Daemon CPU % | s3rver CPU % |
-|---|---|---:|---|---|---|
-| Cold sequential read (MB/s) | mlfs | ${CM[mlfs]} | $(sp "${COLD[mlfs]}") | $(sp "${COLD_CPU[mlfs]}") | $(sp "${COLD_S3CPU[mlfs]}") |
-| | s3fs | ${CM[s3fs]} | $(sp "${COLD[s3fs]}") | $(sp "${COLD_CPU[s3fs]}") | $(sp "${COLD_S3CPU[s3fs]}") |
-| | rclone | ${CM[rclone]} | $(sp "${COLD[rclone]}") | $(sp "${COLD_CPU[rclone]}") | $(sp "${COLD_S3CPU[rclone]}") |
-| | aws s3 cp (to a file) | ${CM[aws]} | $(sp "${COLD[aws]}") | – | $(sp "${COLD_S3CPU[aws]}") |
-| | curl, one GET | ${CM[curl]} | $(sp "${COLD[curl]}") | – | $(sp "${COLD_S3CPU[curl]}") |
-| Warm sequential read (MB/s) | mlfs | ${WM[mlfs]} | $(sp "${WARM[mlfs]}") | ${ML_WARM_CPU} | – |
-| | s3fs (cached) | ${WM[s3fs]} | $(sp "${WARM[s3fs]}") | – | – |
-| | rclone (cached) | ${WM[rclone]} | $(sp "${WARM[rclone]}") | – | – |
-| | native page cache | ${WM[native]} | $(sp "${WARM[native]}") | – | – |
-| Disk cache, page cache dropped (MB/s) | mlfs | ${DM[mlfs]} | $(sp "${DISK[mlfs]}") | – | – |
-| | s3fs | ${DM[s3fs]} | $(sp "${DISK[s3fs]}") | – | – |
-| | rclone | ${DM[rclone]} | $(sp "${DISK[rclone]}") | – | – |
-| | native (local disk) | ${DM[native]} | $(sp "${DISK[native]}") | – | – |
-| Cold random 4 KiB reads (IOPS) | mlfs | ${RM[mlfs]} | $(sp "${RAND[mlfs]}") | – | – |
-| | s3fs | ${RM[s3fs]} | $(sp "${RAND[s3fs]}") | – | – |
-| Listing ${LIST_N}: mount + first \`ls -l\` (s) | mlfs | ${LT_ML} | $(sp "${LS_TOT[mlfs]}") | – | – |
-| | s3fs | ${LT_S3} | $(sp "${LS_TOT[s3fs]}") | – | – |
-| | rclone | ${LT_RC} | $(sp "${LS_TOT[rclone]}") | – | – |
-| Listing: \`ls -l\` alone (s) | mlfs | ${LO_ML} | $(sp "${LS_ONLY[mlfs]}") | – | – |
-| | s3fs | ${LO_S3} | $(sp "${LS_ONLY[s3fs]}") | – | – |
-| | rclone | ${LO_RC} | $(sp "${LS_ONLY[rclone]}") | – | – |
-| Listing: mount alone (s) | mlfs | ${LM_ML} | $(sp "${LS_MOUNT[mlfs]}") | – | – |
-| | s3fs | ${LM_S3} | $(sp "${LS_MOUNT[s3fs]}") | – | – |
-| | rclone | ${LM_RC} | $(sp "${LS_MOUNT[rclone]}") | – | – |
-| ${mib} MiB export (MB/s) | mlfs (cp + sync) | ${EXP_ML_M} | $(sp " ${EXP_ML[*]}") | $(sp " ${EXP_ML_CPU[*]}") | $(sp " ${EXP_S3_ML[*]}") |
-| | aws s3 cp upload | ${EXP_AWS_M} | $(sp " ${EXP_AWS[*]}") | – | $(sp " ${EXP_S3_AWS[*]}") |
-| | curl, one PUT | ${EXP_CURL_M} | $(sp " ${EXP_CURL[*]}") | – | $(sp " ${EXP_S3_CURL[*]}") |
-| mlfs RssAnon max (MB) | ${mib} MiB cold read | ${COLD_RSS_MAX} | $(sp " ${COLD_RSS[*]}") | – | – |
-| | ${mib} MiB export | ${EXP_RSS_MAX} | $(sp " ${EXP_RSS[*]}") | – | – |
-| | ${STREAM_MB} MiB write + export | ${STREAM_EXP_RSS} | – | – | – |
-| | ${STREAM_MB} MiB cold stream | ${STREAM_RSS} | ${STREAM_MBPS} MB/s | ${STREAM_CPU} | – |
+| Measurement | Client | Median | Runs | Daemon CPU % | s3rver CPU % | s3rver CPU-s per GiB |
+|---|---|---:|---|---|---|---|
+| Cold sequential read (MB/s) | mlfs | ${CM[mlfs]} | $(sp "${COLD[mlfs]}") | $(sp "${COLD_CPU[mlfs]}") | $(sp "${COLD_S3CPU[mlfs]}") | $(sp "${COLD_S3G[mlfs]}") |
+| | s3fs | ${CM[s3fs]} | $(sp "${COLD[s3fs]}") | $(sp "${COLD_CPU[s3fs]}") | $(sp "${COLD_S3CPU[s3fs]}") | $(sp "${COLD_S3G[s3fs]}") |
+| | rclone | ${CM[rclone]} | $(sp "${COLD[rclone]}") | $(sp "${COLD_CPU[rclone]}") | $(sp "${COLD_S3CPU[rclone]}") | $(sp "${COLD_S3G[rclone]}") |
+| | aws s3 cp (to a file) | ${CM[aws]} | $(sp "${COLD[aws]}") | – | $(sp "${COLD_S3CPU[aws]}") | $(sp "${COLD_S3G[aws]}") |
+| | curl, one GET | ${CM[curl]} | $(sp "${COLD[curl]}") | – | $(sp "${COLD_S3CPU[curl]}") | $(sp "${COLD_S3G[curl]}") |
+| Warm sequential read (MB/s) | mlfs | ${WM[mlfs]} | $(sp "${WARM[mlfs]}") | ${ML_WARM_CPU} | – | – |
+| | s3fs (cached) | ${WM[s3fs]} | $(sp "${WARM[s3fs]}") | – | – | – |
+| | rclone (cached) | ${WM[rclone]} | $(sp "${WARM[rclone]}") | – | – | – |
+| | native page cache | ${WM[native]} | $(sp "${WARM[native]}") | – | – | – |
+| Disk cache, page cache dropped (MB/s) | mlfs | ${DM[mlfs]} | $(sp "${DISK[mlfs]}") | – | – | – |
+| | s3fs | ${DM[s3fs]} | $(sp "${DISK[s3fs]}") | – | – | – |
+| | rclone | ${DM[rclone]} | $(sp "${DISK[rclone]}") | – | – | – |
+| | native (local disk) | ${DM[native]} | $(sp "${DISK[native]}") | – | – | – |
+| Cold random 4 KiB reads (IOPS) | mlfs | ${RM[mlfs]} | $(sp "${RAND[mlfs]}") | – | – | – |
+| | s3fs | ${RM[s3fs]} | $(sp "${RAND[s3fs]}") | – | – | – |
+| Listing ${LIST_N}: mount + first \`ls -l\` (s) | mlfs | ${LT_ML} | $(sp "${LS_TOT[mlfs]}") | – | – | – |
+| | s3fs | ${LT_S3} | $(sp "${LS_TOT[s3fs]}") | – | – | – |
+| | rclone | ${LT_RC} | $(sp "${LS_TOT[rclone]}") | – | – | – |
+| Listing: \`ls -l\` alone (s) | mlfs | ${LO_ML} | $(sp "${LS_ONLY[mlfs]}") | – | – | – |
+| | s3fs | ${LO_S3} | $(sp "${LS_ONLY[s3fs]}") | – | – | – |
+| | rclone | ${LO_RC} | $(sp "${LS_ONLY[rclone]}") | – | – | – |
+| Listing: mount alone (s) | mlfs | ${LM_ML} | $(sp "${LS_MOUNT[mlfs]}") | – | – | – |
+| | s3fs | ${LM_S3} | $(sp "${LS_MOUNT[s3fs]}") | – | – | – |
+| | rclone | ${LM_RC} | $(sp "${LS_MOUNT[rclone]}") | – | – | – |
+| ${mib} MiB export (MB/s) | mlfs (cp + sync) | ${EXP_ML_M} | $(sp " ${EXP_ML[*]}") | $(sp " ${EXP_ML_CPU[*]}") | $(sp " ${EXP_S3_ML[*]}") | $(sp " ${EXP_G_ML[*]}") |
+| | aws s3 cp upload | ${EXP_AWS_M} | $(sp " ${EXP_AWS[*]}") | – | $(sp " ${EXP_S3_AWS[*]}") | $(sp " ${EXP_G_AWS[*]}") |
+| | curl, one PUT | ${EXP_CURL_M} | $(sp " ${EXP_CURL[*]}") | – | $(sp " ${EXP_S3_CURL[*]}") | $(sp " ${EXP_G_CURL[*]}") |
+| mlfs RssAnon max (MB) | ${mib} MiB cold read | ${COLD_RSS_MAX} | $(sp " ${COLD_RSS[*]}") | – | – | – |
+| | ${mib} MiB export | ${EXP_RSS_MAX} | $(sp " ${EXP_RSS[*]}") | – | – | – |
+| | ${STREAM_MB} MiB write + export | ${STREAM_EXP_RSS} | – | – | – | – |
+| | ${STREAM_MB} MiB cold stream | ${STREAM_RSS} | ${STREAM_MBPS} MB/s | ${STREAM_CPU} | – | – |
 
 ### Goals (issue 4)
 
@@ -787,11 +802,13 @@ Details:
 - mlfs export = \`cp\` into datasets/big/data.csv (import: hash, schema, stats;
   local outbox) + \`echo sync > .mlfs/cache\` (upload): cp $(sp " ${EXP_ML_CP[*]}") s,
   sync $(sp " ${EXP_ML_SYNC[*]}") s.
-- mlfs cold read: fetch_mb_per_s in .mlfs/cache $(sp " ${COLD_FETCH[*]}"); ${STREAM_MB} MiB stream ${STREAM_FETCH}.
+- mlfs cold read: fetch_mb_per_s in .mlfs/cache $(sp " ${COLD_FETCH[*]}"); $( ((STREAM_MB > 0)) && echo "${STREAM_MB} MiB stream ${STREAM_FETCH}" || echo "stream skipped (STREAM_MB=0)")
 - random 4 KiB: p50 latency (µs) mlfs $(sp "${RAND_P50[mlfs]}"), s3fs $(sp "${RAND_P50[s3fs]}");
   p99 mlfs $(sp "${RAND_P99[mlfs]}"), s3fs $(sp "${RAND_P99[s3fs]}"); MiB fetched from S3
   (mlfs fetch_bytes) / cached on disk (s3fs cache folder) after 10,240 reads (40 MiB):
-  mlfs $(sp "${RAND_FETCHED[mlfs]}"), s3fs $(sp "${RAND_FETCHED[s3fs]}").$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
+  mlfs $(sp "${RAND_FETCHED[mlfs]}"), s3fs $(sp "${RAND_FETCHED[s3fs]}"). 10,240 uniform reads touch about
+  ${RAND_BLOCKS} of the ${RAND_NBLK} 1 MiB blocks, so neither run can end before nearly the whole
+  object has been fetched: IOPS is bounded by 10,240 / (time to fetch the object).$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
 - listing: ${LIST_N} datasets made through one mount in ${LIST_MAKE_S} s (LIST_CSV=${LIST_CSV}), sync
   ${LIST_SYNC_S} s, ${LIST_OBJS} objects under the prefix; s3fs and rclone list ${LIST_N} small
   objects (about 200 bytes each). Entries listed per run: mlfs $(sp "${LS_N[mlfs]}"), s3fs $(sp "${LS_N[s3fs]}"), rclone $(sp "${LS_N[rclone]}").
