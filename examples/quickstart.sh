@@ -11,9 +11,13 @@ DS=$MNT/datasets/iris
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { step "$*"; bash -c "$*"; }
 
-if [ -d "$DS" ]; then
-	rmdir "$DS" # configfs style: rmdir takes the dataset and its versions
-fi
+# A second run starts over: the model trained on the dataset goes first
+# (a dataset a model was trained on is busy), then its job, then the
+# dataset.  configfs style: rmdir takes an object with all its versions.
+rm -f "$MNT/models/iris/production"
+[ -d "$MNT/models/iris" ] && rmdir "$MNT/models/iris"
+[ -d "$MNT/jobs/iris-search" ] && rmdir "$MNT/jobs/iris-search"
+[ -d "$DS" ] && rmdir "$DS"
 
 run "mkdir $DS"
 run "cp $HERE/data/iris.csv $DS/data.csv"           # version 1
@@ -47,11 +51,6 @@ run "readlink $DS/latest"
 
 # Train: a spec written into train/ starts a job; a small random search
 # over the L2 strength picks the best on the validation split.
-for j in iris-search; do
-	[ -d "$MNT/jobs/$j" ] && rmdir "$MNT/jobs/$j"
-done
-[ -d "$MNT/models/iris" ] && rm -f "$MNT/models/iris/production"
-[ -d "$MNT/models/iris" ] && rmdir "$MNT/models/iris"
 run "cat > $MNT/train/iris-search.json <<'SPEC'
 {
   \"dataset\": \"iris@1\",
