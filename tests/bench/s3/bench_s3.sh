@@ -200,7 +200,8 @@ rss_start() {
 			v=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
 			if [[ -n $v ]] && ((v > max)); then
 				max=$v
-				echo "$max" >"$out"
+				# rename: a kill never leaves the file empty
+				echo "$max" >"$out.tmp" && mv -f "$out.tmp" "$out"
 			fi
 			sleep 0.1
 		done
