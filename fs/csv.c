@@ -503,6 +503,17 @@ static bool is_missing(const char *p, size_t n)
 	return false;
 }
 
+bool csv_is_missing(const char *p, size_t n)
+{
+	while (n && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	return is_missing(p, n);
+}
+
 /* Reads exactly n digits at p; false if one is not a digit. */
 static bool read_digits(const char *p, int n, int *out)
 {

@@ -132,4 +132,11 @@ int csv_role_parse(const char *s, enum csv_role *out);
  */
 bool csv_parse_double(const char *s, size_t len, double *out);
 
+/*
+ * csv_is_missing: is the field (surrounding spaces and tabs allowed) a
+ * missing value by csv_scan's rule: empty, NA, N/A, NaN, null, None or ?
+ * in any case.
+ */
+bool csv_is_missing(const char *s, size_t len);
+
 #endif

@@ -195,23 +195,6 @@ static int host_cancelled(void *ctx)
 
 /* --- data --- */
 
-static bool is_missing(const char *s, size_t len)
-{
-	static const char *const tokens[] = { "NA", "N/A", "NaN", "null",
-					      "None", "?", NULL };
-
-	while (len && (*s == ' ' || *s == '\t'))
-		s++, len--;
-	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-		len--;
-	if (len == 0)
-		return true;
-	for (int i = 0; tokens[i]; i++)
-		if (strlen(tokens[i]) == len && strncasecmp(s, tokens[i], len) == 0)
-			return true;
-	return false;
-}
-
 struct cls {
 	char *name;
 	double num;
@@ -921,7 +904,7 @@ int main(int argc, char **argv)
 			size_t len = t->len[r * t->ncols + labcol];
 			double v;
 
-			if (is_missing(s, len))
+			if (csv_is_missing(s, len))
 				continue;
 			if (!csv_parse_double(s, len, &v))
 				numlabel = false;
@@ -931,7 +914,7 @@ int main(int argc, char **argv)
 			size_t len = t->len[r * t->ncols + labcol];
 			bool seen = false;
 
-			if (is_missing(s, len))
+			if (csv_is_missing(s, len))
 				continue;
 			/* few classes: a linear probe is fine until sorted */
 			for (size_t c = 0; c < ncls && !seen; c++)
@@ -965,7 +948,7 @@ int main(int argc, char **argv)
 			size_t len = t->len[r * t->ncols + labcol];
 			long c;
 
-			if (is_missing(s, len))
+			if (csv_is_missing(s, len))
 				continue;
 			c = find_class(cls, ncls, s, len, numlabel);
 			if (c < 0)

@@ -60,27 +60,6 @@ static void trim(const char **p, size_t *n)
 	*n = len;
 }
 
-/* fs/csv.c's missing values: nothing, NA, N/A, NaN, null, None, ?. */
-static bool is_missing(const char *p, size_t n)
-{
-	static const char *const tokens[] = { "na",   "n/a",  "nan",
-					      "null", "none", "?" };
-	char low[4];
-	size_t i;
-
-	trim(&p, &n);
-	if (!n)
-		return true;
-	if (n > sizeof(low))
-		return false;
-	for (i = 0; i < n; i++)
-		low[i] = (char)(p[i] | (p[i] >= 'A' && p[i] <= 'Z' ? 0x20 : 0));
-	for (i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
-		if (strlen(tokens[i]) == n && !memcmp(low, tokens[i], n))
-			return true;
-	return false;
-}
-
 static unsigned pos_u(uint64_t v)
 {
 	return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
@@ -869,7 +848,7 @@ bool table_num(const struct table *t, size_t r, size_t c, double *out)
 	if (r >= t->nrows || c >= t->ncols)
 		return false;
 	table_field(t, r, c, &p, &n);
-	if (is_missing(p, n))
+	if (csv_is_missing(p, n))
 		return false;
 	return csv_parse_double(p, n, out);
 }
@@ -880,7 +859,7 @@ bool table_num(const struct table *t, size_t r, size_t c, double *out)
 /* A numeric or time field as a number; false if missing or unparseable. */
 static bool fx_value(enum fx_kind kind, const char *p, size_t n, double *out)
 {
-	if (is_missing(p, n))
+	if (csv_is_missing(p, n))
 		return false;
 	if (kind == FX_TIME)
 		return time_parse(p, n, out);
@@ -1027,7 +1006,7 @@ static void fit_scan(const struct table *t, const struct fx *fx,
 					num_add(&fc[i].num, x);
 				continue;
 			}
-			if (is_missing(p, n))
+			if (csv_is_missing(p, n))
 				continue;
 			trim(&p, &n);
 			fc[i].v[fc[i].nv++] = (struct cat_ref){ p, n, 1 };
@@ -1228,7 +1207,7 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 			int k = -1;
 
 			memset(out, 0, c->ncats * sizeof(*out));
-			if (!p || is_missing(p, n)) {
+			if (!p || csv_is_missing(p, n)) {
 				imputed++;
 			} else {
 				trim(&p, &n);
