@@ -179,6 +179,7 @@ struct bc_obj {
 	uint64_t ra_off;		/* end of the previous read */
 	uint32_t ra_blk;		/* last block of the previous read */
 	uint32_t ra_win;		/* read-ahead window, blocks */
+	bool hydrating;			/* rest queued (hydrate option) */
 };
 
 /* An outbox entry: content written here, not exported yet. */
@@ -243,6 +244,7 @@ struct bcache {
 	uint32_t cpb;			/* checksums per block; constant */
 	unsigned nworkers;
 	unsigned ra_max;		/* blocks */
+	bool hydrate;			/* constant; see bcache_opts */
 	int64_t ttl_ms;			/* 0: once per open */
 	unsigned retry_ms;
 	uint64_t limit;			/* bytes; 0: none */
@@ -1172,6 +1174,27 @@ static void bc_readahead_locked(struct bcache *c, struct bc_obj *o,
 }
 
 /*
+ * Hydrate o after its first miss: queue every block behind the demand
+ * reads, those after the read first (a reader that started here likely
+ * goes on), then those before it.
+ */
+static void bc_hydrate_locked(struct bcache *c, struct bc_obj *o, uint32_t b0,
+			      uint32_t b1)
+{
+	uint32_t i;
+
+	if (!c->hydrate || o->hydrating || (c->limit && o->size > c->limit / 2))
+		return;
+	o->hydrating = true;
+	for (i = b1 + 1; i < o->nblocks; i++)
+		if (bc_want_locked(c, o, i, false) < 0)
+			return;
+	for (i = 0; i < b0; i++)
+		if (bc_want_locked(c, o, i, false) < 0)
+			return;
+}
+
+/*
  * Copy [lo, hi) of o (inside one pinned block) from fd to dst, checking
  * every chunk touched against cs (that block's checksums, from chunk
  * cs0).  Whole chunks are read straight into dst; partial ones through
@@ -1319,6 +1342,7 @@ static ssize_t bc_obj_read(struct bcache *c, struct bc_obj *o, char *buf,
 			if (rc < 0)
 				goto out_unlock;
 		}
+		bc_hydrate_locked(c, o, b0, b1);
 	}
 	bc_readahead_locked(c, o, off, end, b1);
 
@@ -3131,6 +3155,7 @@ static int bc_alloc(const struct bcache_opts *o, struct bcache **out)
 	c->cpb = c->bsize / c->csize;
 	c->nworkers = o->fetch_threads ? o->fetch_threads
 				       : BCACHE_FETCH_THREADS_DEFAULT;
+	c->hydrate = o->hydrate;
 	c->ra_max = o->readahead_max ? o->readahead_max
 				     : BCACHE_READAHEAD_DEFAULT;
 	c->ttl_ms = (int64_t)o->revalidate_ttl * 1000;
@@ -3334,6 +3359,7 @@ int bcache_release(struct store *s, const char *key)
 	o = bc_obj_find_locked(c, key);
 	if (o) {
 		o->epoch++;	/* queued and running fetches are void */
+		o->hydrating = false;
 		for (i = 0; i < o->nblocks; i++) {
 			b = &o->blks[i];
 			if (b->state == BC_QUEUED)

@@ -50,6 +50,13 @@ struct bcache_opts {
 	unsigned revalidate_ttl;
 	/* First delay before retrying a failed export, doubling; 0: 100 ms */
 	unsigned retry_ms;
+	/*
+	 * Hydrate: the first read of an object that misses queues the rest
+	 * of it behind any demand reads, as FSx for Lustre does, when the
+	 * object fits in half the size limit.  Random readers then find
+	 * the object local soon instead of paying a round trip per block.
+	 */
+	bool hydrate;
 };
 
 struct bcache_stats {

@@ -225,6 +225,53 @@ static void clean_tmp(const char *store_dir)
 	closedir(d);
 }
 
+/*
+ * The kernel caps a FUSE mount's read-ahead at 128 KiB whatever
+ * max_readahead the daemon asks for, so a sequential reader costs a
+ * request every 128 KiB.  Root may raise it through the mount's
+ * backing-device entry in sysfs: 1 MiB (max_write sets max_pages to
+ * match) made cold reads send an eighth of the requests.  Best effort:
+ * not root, or no sysfs, and it stays as it was.
+ */
+static void raise_readahead(struct fs *fs, const char *mnt)
+{
+	char line[8192], esc[PATH_MAX * 4], dev[32] = "", path[128];
+	size_t n = 0;
+	FILE *f;
+	int fd;
+
+	/* mountinfo escapes space, tab, newline and backslash as \ooo */
+	for (const char *p = mnt; *p && n + 5 < sizeof(esc); p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			n += (size_t)snprintf(esc + n, 5, "\\%03o",
+					      (unsigned char)*p);
+		else
+			esc[n++] = *p;
+	}
+	esc[n] = '\0';
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char d[32], m[sizeof(esc)];
+
+		/* id parent major:minor root mountpoint ...; the last wins */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", d, m) == 2 &&
+		    strcmp(m, esc) == 0)
+			snprintf(dev, sizeof(dev), "%s", d);
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1024", 4) != 4)
+		fs_log(fs, LOG_DEBUG, "read-ahead stays at the kernel's: %s",
+		       strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static char *default_cache_dir(const char *store_dir)
 {
 	char *out;
@@ -565,6 +612,7 @@ store_ready:
 		status = fail("mount %s failed%s", cli.mountpoint, "");
 		goto out_signals;
 	}
+	raise_readahead(&fs, fs.opts.mountpoint);
 	if (!fs.opts.foreground)
 		openlog("mlfs", LOG_PID, LOG_DAEMON);
 	if (fuse_daemonize(fs.opts.foreground) < 0) {

@@ -295,3 +295,33 @@ def test_s3_source_import_and_change(mlfs_factory, s3server, tmp_path):
         (d / "source").write_text(f"s3://{b}/no/such/key.csv\n")
     assert e.value.errno == errno.ENOENT
     assert "no such object" in m.errors()
+
+
+def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,
+                                                          s3server):
+    m = s3mount(mlfs_factory, s3server)
+    d = m.mnt / "datasets" / "wide"
+    d.mkdir()
+    row = ",".join(f"{i * 0.25:.2f}" for i in range(40)) + ",1\n"
+    head = ",".join(f"x{i}" for i in range(40)) + ",label\n"
+    body = head + row * (20 * 2**20 // len(row))    # 20 MiB: three blocks
+    (d / "data.csv").write_text(body)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    m.stop()
+    shutil.rmtree(m.cache)
+    m.start()
+    f = d / "v1" / "data.csv"
+    assert os.getxattr(f, "user.mlfs.state") == b"released"
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        off = 12 * 2**20 + 5
+        assert os.pread(fd, 100, off) == body[off:off + 100].encode()
+    finally:
+        os.close(fd)
+    # FSx: the rest of the object follows in the background
+    deadline = time.monotonic() + 20
+    while os.getxattr(f, "user.mlfs.state") != b"synced":
+        assert time.monotonic() < deadline, os.getxattr(f, "user.mlfs.state")
+        time.sleep(0.1)
+    assert int(os.getxattr(f, "user.mlfs.cached_bytes")) == len(body)
+    assert f.read_text() == body

@@ -1061,6 +1061,41 @@ static void test_list_del(void)
 	fix_done(&f);
 }
 
+/* hydrate: one small read in the middle brings the whole object in. */
+static void test_hydrate(void)
+{
+	const size_t size = 24 * BS + 5;
+	struct bcache_stats st;
+	unsigned calls;
+	struct fix f;
+
+	make_tmpdir(f.dir, sizeof(f.dir), "hyd");
+	opts_default(&f.o, f.dir);
+	f.o.hydrate = true;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "open with hydrate");
+	put_pat(f.mem, "h", 8, size);
+	is_int(check_range(f.c, "h", 8, size, 10 * BS + 3, 100), 0,
+	       "a small read in the middle");
+	ok(wait_state(f.c, "h", "synced"), "the rest follows in the background");
+	is_int(bcache_cached_bytes(f.c, "h"), size, "every byte cached");
+	st = stats_of(f.c);
+	is_int(st.fetches, 25, "each block fetched once");
+	calls = store_faulty_calls(f.faulty);
+	is_int(check_range(f.c, "h", 8, size, 0, size), 0, "read it all");
+	is_int(store_faulty_calls(f.faulty), calls, "without inner");
+	fix_close(&f);
+
+	/* Too big for half the limit: only what is read (and read ahead). */
+	f.o.size_limit = 16 * BS;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "reopen with a small limit");
+	put_pat(f.mem, "g", 9, size);
+	is_int(check_range(f.c, "g", 9, size, 3 * BS, 10), 0, "read 10 bytes");
+	sleep_ms(50);
+	ok(bcache_cached_bytes(f.c, "g") < (ssize_t)(4 * BS),
+	   "an object over half the limit is not hydrated");
+	fix_done(&f);
+}
+
 static void test_readahead(void)
 {
 	const size_t size = 64 * BS;
@@ -1257,6 +1292,7 @@ int main(void)
 	test_bad_index();
 	test_list_del();
 	test_readahead();
+	test_hydrate();
 	test_concurrent();
 	test_failalloc();
 	return done();
