@@ -55,6 +55,17 @@ static int open_blob(struct fs *fs, json_t *man, struct obj_blob **out)
 			     out);
 }
 
+/* The manifest of a version, imported first if it was lazy. */
+static int version_ready(struct node *n, unsigned ver, json_t **man)
+{
+	struct problem pb = { 0 };
+	int rc = ds_version_ready(n->fs, node_ds(n), ver, man, &pb);
+
+	if (rc < 0 && pb.msg[0])
+		fs_problem(n->fs, &pb);
+	return rc;
+}
+
 static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct node *n = f->node;
@@ -65,7 +76,7 @@ static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 	(void)ctx;
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
+	rc = version_ready(n, node_ver(n), &man);
 	if (rc < 0)
 		return rc;
 	rc = open_blob(n->fs, man, &bf);
@@ -115,7 +126,11 @@ static int version_show(struct node *n, struct strbuf *out,
 			int (*render)(json_t *, struct strbuf *))
 {
 	json_t *man;
-	int rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
+	/* the lineage is known at once; schema and stats need the data */
+	int rc = render == ds_render_lineage
+			 ? ds_version(n->fs, &ds_datasets, node_ds(n),
+				      node_ver(n), &man)
+			 : version_ready(n, node_ver(n), &man);
 
 	if (rc == -ENOENT && node_ver(n) == 0)
 		return 0; /* no version yet: empty */
@@ -257,7 +272,7 @@ static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 	json_t *man;
 	int rc;
 
-	rc = ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man);
+	rc = version_ready(n, 0, &man);
 	if (rc == -ENOENT) {
 		json_t *rec;
 
@@ -542,8 +557,10 @@ static bool may_read(const struct fs_ctx *ctx, const struct stat *st)
 }
 
 /*
- * An s3:// source: copied in now, through the mount's S3 settings, and
- * pinned to the object's ETag in the lineage; when the object changes,
+ * An s3:// source: imported lazily.  The write HEADs the object and
+ * makes a version pinned to its ETag at once; the first read of the
+ * version's data, schema or stats fetches it, checks it is the pinned
+ * object and fills in hash, schema and stats.  When the object changes,
  * the next poll (every import_ttl) makes a new version of it.
  */
 static int source_s3(struct node *n, const char *text, size_t len,
@@ -551,35 +568,23 @@ static int source_s3(struct node *n, const char *text, size_t len,
 {
 	struct fs *fs = n->fs;
 	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
-	char url[1200], tmp[PATH_MAX], etag[80], msg[400];
+	char url[1200], etag[80], msg[400];
+	uint64_t size;
 	unsigned ver;
 	bool created;
-	int fd, rc;
+	int rc;
 
 	snprintf(url, sizeof(url), "%.*s", (int)len, text);
-	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
-	if (rc < 0)
-		return rc;
-	rc = remote_fetch(fs, url, tmp, fs->opts.max_file, etag, sizeof(etag),
-			  msg, sizeof(msg));
+	rc = remote_head(fs, url, fs->opts.max_file, &size, etag,
+			 sizeof(etag), msg, sizeof(msg));
 	if (rc < 0) {
-		unlink(tmp);
 		problem_set(pb, 1, 1, "%s", msg);
-		return rc == -EINVAL ? -EINVAL : rc;
-	}
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		unlink(tmp);
-		return -errno;
+		return rc;
 	}
 	origin.detail = url;
 	origin.etag = etag;
-	snprintf(pb->path, sizeof(pb->path), "%.500s", url);
-	rc = ds_publish(fs, node_ds(n), tmp, fd, &origin, &ver, &created, pb);
-	if (rc < 0)
-		unlink(tmp);
-	close(fd);
-	return rc;
+	return ds_publish_pending(fs, node_ds(n), &origin, size, &ver,
+				  &created);
 }
 
 static int source_store(struct node *n, const char *text, size_t len,

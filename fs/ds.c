@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "fs.h"
 #include "hash.h"
 #include "meta.h"
+#include "remote.h"
 #include "csv.h"
 #include "store.h"
 
@@ -760,7 +762,7 @@ static json_t *lineage_json(unsigned parent, time_t now, uint64_t size,
 	char when[32];
 
 	iso_time(now, when, sizeof(when));
-	json_t *j = json_pack("{s:o, s:s, s:I, s:I, s:s, s:s, s:s?, s:i, s:i}",
+	json_t *j = json_pack("{s:o, s:s, s:I, s:I, s:s?, s:s, s:s?, s:i, s:i}",
 			      "parent",
 			      parent ? json_integer(parent) : json_null(),
 			      "created", when, "created_unix", (json_int_t)now,
@@ -804,24 +806,18 @@ out_undo_manifest:
 	return rc;
 }
 
-int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
-	       const struct ds_origin *origin, unsigned *ver, bool *created,
-	       struct problem *pb)
+/*
+ * Scan the CSV in fd (schema, stats) and hash it: *info and hash on
+ * success, -EINVAL with pb on bad CSV.
+ */
+static int scan_file(int fd, struct csv_info **info, char *hash,
+		     uint64_t *size, struct problem *pb)
 {
-	const struct ds_kind *k = &ds_datasets;
-	struct csv_info *info = NULL;
-	char hash[HASH_HEX_LEN + 1], key[128];
 	struct stat st;
 	const char *data = "";
 	void *map = NULL;
-	json_t *rec = NULL, *prev = NULL, *man = NULL;
-	struct store_stat sst;
-	unsigned parent, v;
-	time_t now = time(NULL);
 	int rc;
 
-	*ver = 0;
-	*created = false;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_size > 0) {
@@ -832,10 +828,73 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
 		data = map;
 	}
-	rc = csv_scan(data, (size_t)st.st_size, NULL, &info, NULL, pb);
+	rc = csv_scan(data, (size_t)st.st_size, NULL, info, NULL, pb);
+	if (rc == 0)
+		hash_hex(data, (size_t)st.st_size, hash);
+	*size = (uint64_t)st.st_size;
+	if (map)
+		munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+/* Move the file at path into the store as the blob of hash (key). */
+static int put_blob(struct fs *fs, const char *hash, const char *path,
+		    uint64_t size, char *key, size_t keylen)
+{
+	struct store_stat sst;
+
+	ds_blob_key(hash, key, keylen);
+	if (store_head(fs->store, key, &sst) == 0 && sst.size == size) {
+		unlink(path); /* content already stored once */
+		return 0;
+	}
+	return store_put_file(fs->store, key, path);
+}
+
+/* What a scan tells of a version: into its manifest man. */
+static int manifest_content(json_t *man, json_t *rec,
+			    const struct csv_info *info, const char *hash,
+			    const char *key, uint64_t size)
+{
+	json_t *lin = json_object_get(man, "lineage");
+	int rc = 0;
+
+	rc |= json_object_set_new(man, "hash", json_string(hash));
+	rc |= json_object_set_new(man, "blob", json_string(key));
+	rc |= json_object_set_new(man, "size", json_integer((json_int_t)size));
+	rc |= json_object_set_new(man, "rows",
+				  json_integer((json_int_t)info->nrows));
+	rc |= json_object_set_new(
+		man, "schema",
+		schema_json(info, json_object_get(rec, "overrides"),
+			    json_string_value(json_object_get(rec, "label"))));
+	rc |= json_object_set_new(man, "stats", stats_json(info));
+	if (lin) {
+		rc |= json_object_set_new(lin, "hash", json_string(hash));
+		rc |= json_object_set_new(lin, "size",
+					  json_integer((json_int_t)size));
+	}
+	return rc ? -ENOMEM : 0;
+}
+
+int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
+	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       struct problem *pb)
+{
+	const struct ds_kind *k = &ds_datasets;
+	struct csv_info *info = NULL;
+	char hash[HASH_HEX_LEN + 1], key[128];
+	json_t *rec = NULL, *prev = NULL, *man = NULL;
+	unsigned parent, v;
+	uint64_t size;
+	time_t now = time(NULL);
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	rc = scan_file(fd, &info, hash, &size, pb);
 	if (rc < 0)
-		goto out_unmap;
-	hash_hex(data, (size_t)st.st_size, hash);
+		goto out;
 
 	pthread_mutex_lock(&fs->ds_lock);
 	rc = ds_get(fs, k, name, &rec);
@@ -854,30 +913,72 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 			goto out_unlock;
 		}
 	}
-	ds_blob_key(hash, key, sizeof(key));
-	if (store_head(fs->store, key, &sst) == 0 &&
-	    sst.size == (uint64_t)st.st_size) {
-		unlink(path); /* content already stored once */
-	} else {
-		rc = store_put_file(fs->store, key, path);
-		if (rc < 0)
+	rc = put_blob(fs, hash, path, size, key, sizeof(key));
+	if (rc < 0)
+		goto out_unlock;
+	v = rec_uint(rec, "next");
+	if (v <= parent)
+		v = parent + 1;
+	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
+			"dataset", name, "version", (int)v, "lineage",
+			lineage_json(parent, now, size, hash, origin));
+	if (!man || manifest_content(man, rec, info, hash, key, size) < 0) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	rc = ds_commit_version(fs, k, name, rec, man, v);
+	if (rc == 0) {
+		*ver = v;
+		*created = true;
+	}
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(man);
+	json_decref(prev);
+	json_decref(rec);
+out:
+	csv_info_free(info);
+	return rc;
+}
+
+int ds_publish_pending(struct fs *fs, const char *name,
+		       const struct ds_origin *origin, uint64_t size,
+		       unsigned *ver, bool *created)
+{
+	const struct ds_kind *k = &ds_datasets;
+	json_t *rec = NULL, *prev = NULL, *man = NULL;
+	unsigned parent, v;
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	parent = rec_uint(rec, "latest");
+	if (parent && ds_version(fs, k, name, parent, &prev) == 0) {
+		json_t *lin = json_object_get(prev, "lineage");
+		const char *pd = json_string_value(json_object_get(lin,
+								   "detail"));
+		const char *pe = json_string_value(
+			json_object_get(lin, "source_etag"));
+
+		/* The same object, unchanged: no new version. */
+		if (pd && pe && origin->detail && origin->etag &&
+		    strcmp(pd, origin->detail) == 0 &&
+		    strcmp(pe, origin->etag) == 0) {
+			*ver = parent;
 			goto out_unlock;
+		}
 	}
 	v = rec_uint(rec, "next");
 	if (v <= parent)
 		v = parent + 1;
-	man = json_pack("{s:i, s:s, s:i, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
-			"format", DS_FORMAT_MAJOR, "dataset", name, "version",
-			(int)v, "hash", hash, "blob", key, "size",
-			(json_int_t)st.st_size, "rows", (json_int_t)info->nrows,
-			"lineage",
-			lineage_json(parent, now, (uint64_t)st.st_size, hash,
-				     origin),
-			"schema",
-			schema_json(info, json_object_get(rec, "overrides"),
-				    json_string_value(
-					    json_object_get(rec, "label"))),
-			"stats", stats_json(info));
+	man = json_pack("{s:i, s:s, s:i, s:I, s:b, s:o}", "format",
+			DS_FORMAT_MAJOR, "dataset", name, "version", (int)v,
+			"size", (json_int_t)size, "pending", 1, "lineage",
+			lineage_json(parent, time(NULL), size, NULL, origin));
 	if (!man) {
 		rc = -ENOMEM;
 		goto out_unlock;
@@ -892,17 +993,115 @@ out_unlock:
 	json_decref(man);
 	json_decref(prev);
 	json_decref(rec);
+	return rc;
+}
+
+bool ds_is_pending(json_t *man)
+{
+	return json_is_true(json_object_get(man, "pending"));
+}
+
+/*
+ * Import pending version ver of name: fetch the object its lineage pins
+ * (the same ETag, or -ESTALE), scan and hash it, put the blob and fill
+ * in the manifest.  Under import_lock, not ds_lock (the fetch is long).
+ */
+static int import_pending(struct fs *fs, const char *name, unsigned ver,
+			  json_t *pman, struct problem *pb)
+{
+	const struct ds_kind *k = &ds_datasets;
+	json_t *lin = json_object_get(pman, "lineage");
+	const char *url = json_string_value(json_object_get(lin, "detail"));
+	const char *etag = json_string_value(json_object_get(lin,
+							     "source_etag"));
+	char tmp[4096], msg[400], got[80], hash[HASH_HEX_LEN + 1], key[128];
+	char mkey[512];
+	struct csv_info *info = NULL;
+	json_t *rec = NULL, *man = NULL;
+	uint64_t size;
+	int fd = -1, rc;
+
+	if (!url || !etag)
+		return problem_set(pb, 0, 0, "version %u: pending, but its "
+					     "lineage names no source", ver);
+	snprintf(pb->path, sizeof(pb->path), "%.500s", url);
+	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	rc = remote_fetch(fs, url, tmp, fs->opts.max_file, etag, got,
+			  sizeof(got), msg, sizeof(msg));
+	if (rc < 0) {
+		problem_set(pb, 0, 0, "datasets/%s/v%u: %s", name, ver, msg);
+		goto out_unlink;
+	}
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	rc = scan_file(fd, &info, hash, &size, pb);
+	close(fd);
+	if (rc < 0)
+		goto out_unlink;
+	rc = put_blob(fs, hash, tmp, size, key, sizeof(key));
+	if (rc < 0)
+		goto out_unlink;
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc == 0)
+		rc = ds_version(fs, k, name, ver, &man);
+	if (rc == 0 && ds_is_pending(man)) {
+		json_object_del(man, "pending");
+		rc = manifest_content(man, rec, info, hash, key, size);
+		ds_manifest_key(k, name, ver, mkey, sizeof(mkey));
+		if (rc == 0)
+			rc = store_put_json(fs, mkey, man);
+		if (rc == 0)
+			rc = index_update(fs, k, name, rec, ver, man);
+	}
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(man);
+	json_decref(rec);
 	csv_info_free(info);
-out_unmap:
-	if (map)
-		munmap(map, (size_t)st.st_size);
+	return rc;
+out_unlink:
+	unlink(tmp);
+	csv_info_free(info);
+	return rc;
+}
+
+/* One import at a time: a second reader waits, then finds it done. */
+static pthread_mutex_t import_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
+		     json_t **man, struct problem *pb)
+{
+	int rc = ds_version(fs, &ds_datasets, name, ver, man);
+
+	if (rc < 0 || !ds_is_pending(*man))
+		return rc;
+	ver = rec_uint(*man, "version");
+	json_decref(*man);
+	*man = NULL;
+	pthread_mutex_lock(&import_lock);
+	rc = ds_version(fs, &ds_datasets, name, ver, man);
+	if (rc == 0 && ds_is_pending(*man))
+		rc = import_pending(fs, name, ver, *man, pb);
+	pthread_mutex_unlock(&import_lock);
+	if (rc == 0) {
+		json_decref(*man);
+		rc = ds_version(fs, &ds_datasets, name, ver, man);
+	}
+	if (rc < 0) {
+		json_decref(*man);
+		*man = NULL;
+	}
 	return rc;
 }
 
 int ds_put_blob(struct fs *fs, const char *path, char hash[33],
 		uint64_t *size)
 {
-	struct store_stat sst;
 	struct stat st;
 	char key[128];
 	int fd, rc;
@@ -915,13 +1114,7 @@ int ds_put_blob(struct fs *fs, const char *path, char hash[33],
 	if (rc < 0)
 		return rc;
 	*size = (uint64_t)st.st_size;
-	ds_blob_key(hash, key, sizeof(key));
-	if (store_head(fs->store, key, &sst) == 0 &&
-	    sst.size == (uint64_t)st.st_size) {
-		unlink(path); /* content already stored once */
-		return 0;
-	}
-	return store_put_file(fs->store, key, path);
+	return put_blob(fs, hash, path, *size, key, sizeof(key));
 }
 
 int ds_commit_model(struct fs *fs, const char *name, json_t *man,
@@ -1199,6 +1392,12 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 	time_t now = time(NULL);
 	int rc;
 
+	/* A lazily imported latest version needs its schema first. */
+	rc = ds_version_ready(fs, name, 0, &man, pb);
+	json_decref(man);
+	man = NULL;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
 	pthread_mutex_lock(&fs->ds_lock);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
@@ -1213,6 +1412,11 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 	rc = ds_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
+	if (ds_is_pending(man)) {
+		rc = problem_set(pb, 1, 1, "v%u is still being imported; "
+					   "try again", ver);
+		goto out_unlock;
+	}
 	rc = schema_parse(text, man, rec, &merged, &label, pb);
 	if (rc < 0)
 		goto out_unlock;

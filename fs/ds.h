@@ -100,6 +100,25 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       struct problem *pb);
 
 /*
+ * Lazy import (an s3:// source): ds_publish_pending makes version *ver
+ * of name from the object origin names (origin->detail, pinned to
+ * origin->etag) without reading it: its manifest has "pending": true
+ * and the size, no hash, blob, schema or stats.  The latest version
+ * already pinned to that object and ETag makes none (*created false).
+ * ds_version_ready is ds_version for datasets that first imports a
+ * pending version (fetch, scan, hash, blob; the manifest filled in):
+ * -ESTALE if the object changed since it was pinned, -EINVAL with pb on
+ * bad CSV (the version stays pending), or the fetch's errno with pb.
+ * Blocks for the fetch; one import runs at a time.
+ */
+int ds_publish_pending(struct fs *fs, const char *name,
+		       const struct ds_origin *origin, uint64_t size,
+		       unsigned *ver, bool *created);
+int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
+		     json_t **man, struct problem *pb);
+bool ds_is_pending(json_t *man);
+
+/*
  * ds_set_schema: apply a schema override (JSON text, see README) to the
  * latest version: a new version with the same data and the new schema;
  * the override is kept for later versions.  Bad text: -EINVAL, pb.

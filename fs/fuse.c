@@ -1217,11 +1217,15 @@ static int file_xattr(struct node *n, const char *name, char *out,
 	struct fs *fs = n->fs;
 	char key[128];
 	bool blob;
+	int rc;
 
 	if (!S_ISREG(n->type->mode))
 		return -ENODATA;
-	blob = obj_path_blob(fs, n->path, key, sizeof(key)) == 0;
+	rc = obj_path_blob(fs, n->path, key, sizeof(key));
+	blob = rc == 0;
 	if (strcmp(name, "user.mlfs.state") == 0) {
+		if (rc == -EREMOTE) /* in the bucket only: not imported yet */
+			return snprintf(out, outlen, "released");
 		if (!blob)
 			return snprintf(out, outlen, "local");
 		if (bcache_is_cache(fs->store))
@@ -1235,6 +1239,8 @@ static int file_xattr(struct node *n, const char *name, char *out,
 
 		if (blob && bcache_is_cache(fs->store)) {
 			bytes = bcache_cached_bytes(fs->store, key);
+		} else if (rc == -EREMOTE) {
+			bytes = 0;
 		} else {
 			struct stat st;
 

@@ -392,6 +392,10 @@ int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len)
 	rc = ds_version(fs, k, comp[1], v, &man);
 	if (rc < 0)
 		return rc == -ENOENT ? -ENODATA : rc;
+	if (ds_is_pending(man) && strcmp(comp[n - 1], "data.csv") == 0) {
+		json_decref(man);
+		return -EREMOTE; /* a lazy import not read yet */
+	}
 	if (k == &ds_datasets && strcmp(comp[n - 1], "data.csv") == 0)
 		h = json_string_value(json_object_get(man, "hash"));
 	else if (k == &ds_models && n == 4)

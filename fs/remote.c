@@ -299,11 +299,68 @@ static int split_url(const char *url, char *bucket, size_t blen, char *key,
 	return store_key_is_valid(key) ? 0 : -EINVAL;
 }
 
-int remote_fetch(struct fs *fs, const char *url, const char *path,
-		 uint64_t max, char *etag, size_t etaglen, char *msg,
-		 size_t msglen)
+/* Open url's bucket and HEAD its key: *s is the caller's on success. */
+static int head_url(struct fs *fs, const char *url, uint64_t max,
+		    struct store **s, char *key, size_t keylen,
+		    struct store_stat *st, char *msg, size_t msglen)
 {
-	char bucket[256], key[1100];
+	char bucket[256];
+	int rc;
+
+	*s = NULL;
+	if (split_url(url, bucket, sizeof(bucket), key, keylen) < 0) {
+		snprintf(msg, msglen, "\"%s\": not s3://bucket/key", url);
+		return -EINVAL;
+	}
+	rc = open_bucket(fs, bucket, "", false, s, msg, msglen);
+	if (rc < 0)
+		return rc;
+	rc = store_head(*s, key, st);
+	if (rc == 0 && st->size > max) {
+		snprintf(msg, msglen, "\"%s\": larger than max_file", url);
+		rc = -EFBIG;
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "\"%s\": %s", url,
+			 rc == -ENOENT ? "no such object" : strerror(-rc));
+	}
+	if (rc < 0) {
+		store_close(*s);
+		*s = NULL;
+	}
+	return rc;
+}
+
+int remote_head(struct fs *fs, const char *url, uint64_t max, uint64_t *size,
+		char *etag, size_t etaglen, char *msg, size_t msglen)
+{
+	char key[1100];
+	struct store_stat st;
+	struct store *s;
+	int rc = head_url(fs, url, max, &s, key, sizeof(key), &st, msg,
+			  msglen);
+
+	if (rc < 0)
+		return rc;
+	*size = st.size;
+	snprintf(etag, etaglen, "%s", st.etag);
+	store_close(s);
+	return 0;
+}
+
+static int stale(const char *url, const char *expect, const char *now,
+		 char *msg, size_t msglen)
+{
+	snprintf(msg, msglen, "\"%s\" changed since this version was pinned "
+		 "(ETag %s, now %s): the change becomes a new version", url,
+		 expect, now);
+	return -ESTALE;
+}
+
+int remote_fetch(struct fs *fs, const char *url, const char *path,
+		 uint64_t max, const char *expect, char *etag, size_t etaglen,
+		 char *msg, size_t msglen)
+{
+	char key[1100];
 	struct store_stat st;
 	struct store *s = NULL;
 	size_t chunk = (size_t)8 << 20;
@@ -312,25 +369,14 @@ int remote_fetch(struct fs *fs, const char *url, const char *path,
 	FILE *fp = NULL;
 	int rc;
 
-	if (split_url(url, bucket, sizeof(bucket), key, sizeof(key)) < 0) {
-		snprintf(msg, msglen, "\"%s\": not s3://bucket/key", url);
-		return -EINVAL;
-	}
-	rc = open_bucket(fs, bucket, "", false, &s, msg, msglen);
+	rc = head_url(fs, url, max, &s, key, sizeof(key), &st, msg, msglen);
 	if (rc < 0)
 		return rc;
-	rc = store_head(s, key, &st);
-	if (rc < 0) {
-		snprintf(msg, msglen, "\"%s\": %s", url,
-			 rc == -ENOENT ? "no such object" : strerror(-rc));
-		goto out;
-	}
-	if (st.size > max) {
-		snprintf(msg, msglen, "\"%s\": larger than max_file", url);
-		rc = -EFBIG;
-		goto out;
-	}
 	snprintf(etag, etaglen, "%s", st.etag);
+	if (expect && strcmp(expect, st.etag) != 0) {
+		rc = stale(url, expect, st.etag, msg, msglen);
+		goto out;
+	}
 	buf = malloc(chunk);
 	fp = fopen(path, "we");
 	if (!buf || !fp) {
@@ -354,6 +400,14 @@ int remote_fetch(struct fs *fs, const char *url, const char *path,
 		off += (uint64_t)n;
 	}
 	rc = fflush(fp) == 0 && fsync(fileno(fp)) == 0 ? 0 : -EIO;
+	/*
+	 * Ranged GETs do not say which version they read (s3rver ignores
+	 * If-Match): an object unchanged after the copy was read whole.
+	 */
+	if (rc == 0 && expect && (off != st.size ||
+				  store_head(s, key, &st) < 0 ||
+				  strcmp(expect, st.etag) != 0))
+		rc = stale(url, expect, st.etag, msg, msglen);
 out:
 	if (fp)
 		fclose(fp);
@@ -383,8 +437,9 @@ static int src_one(void *arg, const char *name)
 
 /*
  * Datasets whose latest version came from an s3:// source: a changed
- * object (a new ETag) becomes a new version.  The old versions keep their
- * own copy, so they never serve the new bytes.
+ * object (a new ETag) becomes a new version, imported lazily like the
+ * first.  Old versions keep what they pinned: their own copy once read,
+ * or -ESTALE if never read before the object changed.
  */
 static void poll_sources(struct fs *fs)
 {
@@ -395,49 +450,29 @@ static void poll_sources(struct fs *fs)
 	for (size_t i = 0; i < sc.n; i++) {
 		json_t *man, *lin;
 		const char *url, *etag;
-		char bucket[256], key[1100], tmp[4096], msg[300], newtag[80];
-		struct store_stat st;
-		struct store *s = NULL;
+		char msg[400], newtag[80];
 		struct ds_origin o = { "source", NULL, NULL, 0, 0 };
-		struct problem pb = { 0 };
+		uint64_t size;
 		unsigned ver;
 		bool created;
-		int fd;
 
 		if (ds_version(fs, &ds_datasets, sc.names[i], 0, &man) < 0)
 			continue;
 		lin = json_object_get(man, "lineage");
 		url = json_string_value(json_object_get(lin, "detail"));
 		etag = json_string_value(json_object_get(lin, "source_etag"));
-		if (!url || !etag || strncmp(url, "s3://", 5) != 0 ||
-		    split_url(url, bucket, sizeof(bucket), key, sizeof(key)) < 0 ||
-		    open_bucket(fs, bucket, "", false, &s, msg, sizeof(msg)) < 0) {
-			json_decref(man);
-			continue;
-		}
-		if (store_head(s, key, &st) == 0 && strcmp(st.etag, etag) != 0 &&
-		    store_tmp_path(fs->store, tmp, sizeof(tmp)) == 0 &&
-		    remote_fetch(fs, url, tmp, fs->opts.max_file, newtag,
-				 sizeof(newtag), msg, sizeof(msg)) == 0) {
+		if (url && etag && strncmp(url, "s3://", 5) == 0 &&
+		    remote_head(fs, url, fs->opts.max_file, &size, newtag,
+				sizeof(newtag), msg, sizeof(msg)) == 0 &&
+		    strcmp(newtag, etag) != 0) {
 			o.detail = url;
 			o.etag = newtag;
 			o.uid = (uid_t)json_integer_value(json_object_get(lin, "uid"));
-			fd = open(tmp, O_RDONLY | O_CLOEXEC);
-			snprintf(pb.path, sizeof(pb.path), "%.500s", url);
-			if (fd < 0 ||
-			    ds_publish(fs, sc.names[i], tmp, fd, &o, &ver,
-				       &created, &pb) < 0) {
-				if (pb.msg[0])
-					fs_problem(fs, &pb);
-				unlink(tmp);
-			} else if (created) {
+			if (ds_publish_pending(fs, sc.names[i], &o, size, &ver,
+					       &created) == 0 && created)
 				fs_log(fs, 6, "datasets/%s: v%u: %s changed",
 				       sc.names[i], ver, url);
-			}
-			if (fd >= 0)
-				close(fd);
 		}
-		store_close(s);
 		json_decref(man);
 	}
 out:

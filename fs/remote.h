@@ -54,13 +54,21 @@ void remote_stop(struct fs *fs);
 int remote_poll_start(struct fs *fs);
 
 /*
- * remote_fetch: copy the object at url (s3://bucket/key, read with the
- * mount's endpoint, region and credentials) into the local file path,
- * at most max bytes; its ETag into etag.  -EINVAL (bad URL), -ENOENT,
- * -EACCES, -EFBIG, -EIO, with msg.
+ * remote_head: the size and ETag of the object at url (s3://bucket/key,
+ * read with the mount's endpoint, region and credentials), at most max
+ * bytes.  -EINVAL (bad URL), -ENOENT, -EACCES, -EFBIG, -EIO, with msg.
+ */
+int remote_head(struct fs *fs, const char *url, uint64_t max, uint64_t *size,
+		char *etag, size_t etaglen, char *msg, size_t msglen);
+
+/*
+ * remote_fetch: copy that object into the local file path; its ETag
+ * into etag.  With expect non-NULL the object must carry that ETag
+ * before and after the copy, or -ESTALE: a changed object is never
+ * taken for the one pinned.  Errors as remote_head's, with msg.
  */
 int remote_fetch(struct fs *fs, const char *url, const char *path,
-		 uint64_t max, char *etag, size_t etaglen, char *msg,
-		 size_t msglen);
+		 uint64_t max, const char *expect, char *etag, size_t etaglen,
+		 char *msg, size_t msglen);
 
 #endif

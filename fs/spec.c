@@ -519,13 +519,26 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 			goto out;
 		}
 	}
-	if (ds_version(fs, &ds_datasets, dsname, dsver, &man) < 0) {
+	/* A lazily imported version is read now: training needs it all. */
+	rc = ds_version_ready(fs, dsname, dsver, &man, pb);
+	if (rc < 0 && rc != -ENOENT) {
+		char why[sizeof(pb->msg)];
+
+		snprintf(why, sizeof(why), "%s",
+			 pb->msg[0] ? pb->msg : strerror(-rc));
+		problem_field(pb, text, "dataset", "dataset \"%s\": %s",
+			      dsname, why);
+		goto out;
+	}
+	if (rc < 0) {
+		rc = -EINVAL;
 		problem_field(pb, text, "dataset",
 			      dsver ? "dataset \"%s\" has no version %u"
 				    : "dataset \"%s\" has no version yet%.0u",
 			      dsname, dsver);
 		goto out;
 	}
+	rc = -EINVAL;
 	schema = json_object_get(man, "schema");
 	stats = json_object_get(man, "stats");
 	algo = json_string_value(json_object_get(spec, "algorithm"));

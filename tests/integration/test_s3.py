@@ -265,31 +265,86 @@ def test_foreign_objects_in_the_bucket_never_crash(mlfs_factory, s3server,
         == IRIS
 
 
-def test_s3_source_import_and_change(mlfs_factory, s3server, tmp_path):
+def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
+                                                 tmp_path):
     b = s3server["MLFS_S3_BUCKET"]
     key = f"incoming/{uuid.uuid4().hex[:8]}/iris.csv"
-    (tmp_path / "iris.csv").write_text(IRIS)
-    assert aws(s3server, "cp", str(tmp_path / "iris.csv"),
-               f"s3://{b}/{key}").returncode == 0
+    url = f"s3://{b}/{key}"
+
+    def put(text):
+        (tmp_path / "iris.csv").write_text(text)
+        assert aws(s3server, "cp", str(tmp_path / "iris.csv"),
+                   url).returncode == 0
+
+    def wait_for(path):
+        deadline = time.monotonic() + 20
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.3)
+
+    put(IRIS)
     # a local store mount can import from S3 too (the mount's endpoint)
     m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
                            "path_style", "import_ttl=1"], env=s3server)
     d = m.mnt / "datasets" / "iris"
     d.mkdir()
-    (d / "source").write_text(f"s3://{b}/{key}\n")
-    assert (d / "v1" / "data.csv").read_text() == IRIS
+    (d / "source").write_text(url + "\n")
+    # lazy: the version exists, pinned to the ETag, nothing read yet
+    f = d / "v1" / "data.csv"
+    assert f.stat().st_size == len(IRIS)
+    assert os.getxattr(f, "user.mlfs.state") == b"released"
     lin = json.loads((d / "v1" / "lineage").read_text())
-    assert lin["made_by"] == "source" and lin["detail"] == f"s3://{b}/{key}"
-    assert lin["source_etag"]
+    assert lin["made_by"] == "source" and lin["detail"] == url
+    assert lin["source_etag"] and lin["hash"] is None
+    assert (d / "source").read_text() == url + "\n"
+    # the same object again: no new version
+    (d / "source").write_text(url + "\n")
+    assert not (d / "v2").exists()
+    # the first read imports it: hash, schema and stats filled in
+    assert f.read_text() == IRIS
+    lin = json.loads((d / "v1" / "lineage").read_text())
+    assert lin["hash"] and lin["size"] == len(IRIS)
+    assert json.loads((d / "v1" / "stats").read_text())["rows"] == 150
+    assert json.loads((d / "v1" / "schema").read_text())["label"] == "species"
+    assert os.getxattr(f, "user.mlfs.state") == b"synced"
     # the object changes: a new version, and v1 keeps its bytes
-    (tmp_path / "iris.csv").write_text(IRIS + "4.4,2.9,1.4,0.2,setosa\n")
-    aws(s3server, "cp", str(tmp_path / "iris.csv"), f"s3://{b}/{key}")
-    deadline = time.monotonic() + 20
-    while not (d / "v2").exists():
-        assert time.monotonic() < deadline, "the change was not noticed"
-        time.sleep(0.3)
+    put(IRIS + "4.4,2.9,1.4,0.2,setosa\n")
+    wait_for(d / "v2")
     assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
     assert (d / "v1" / "data.csv").read_text() == IRIS
+    # a version never read before its object changed is stale, never
+    # served with the new bytes
+    e2 = m.mnt / "datasets" / "early"
+    e2.mkdir()
+    (e2 / "source").write_text(url + "\n")
+    put(IRIS + "4.5,2.3,1.3,0.3,setosa\n")
+    wait_for(e2 / "v2")
+    m.expect("changed since")
+    with pytest.raises(OSError) as e:
+        (e2 / "v1" / "data.csv").read_text()
+    assert e.value.errno == errno.ESTALE
+    assert "changed since this version was pinned" in m.errors()
+    assert (e2 / "v2" / "data.csv").read_text().endswith("0.3,setosa\n")
+    # training on a version not read yet imports it first
+    t = m.mnt / "datasets" / "tr"
+    t.mkdir()
+    (t / "source").write_text(url + "\n")
+    (m.mnt / "train" / "lz.json").write_text(
+        '{"dataset": "tr", "algorithm": "logistic", "model": "lz"}')
+    assert (m.mnt / "jobs" / "lz" / "wait").read_text() == "succeeded\n"
+    assert json.loads((t / "v1" / "stats").read_text())["rows"] == 151
+    # a bad CSV behind a source: the read fails naming the line
+    bad = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/bad.csv"
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3\n")
+    assert aws(s3server, "cp", str(tmp_path / "bad.csv"), bad).returncode == 0
+    bd = m.mnt / "datasets" / "bad"
+    bd.mkdir()
+    (bd / "source").write_text(bad + "\n")
+    m.expect("bad.csv:3")
+    with pytest.raises(OSError) as e:
+        (bd / "v1" / "data.csv").read_text()
+    assert e.value.errno == errno.EINVAL
+    assert f"{bad}:3:" in m.errors()
     m.expect("rejected")
     with pytest.raises(OSError) as e:
         (d / "source").write_text(f"s3://{b}/no/such/key.csv\n")
