@@ -877,6 +877,30 @@ static int manifest_content(json_t *man, json_t *rec,
 	return rc ? -ENOMEM : 0;
 }
 
+/* The number of the next version of rec, after parent. */
+static unsigned next_version(json_t *rec, unsigned parent)
+{
+	unsigned v = rec_uint(rec, "next");
+
+	return v > parent ? v : parent + 1;
+}
+
+/* Commit man (NULL: out of memory) as new version v of name. */
+static int commit_new(struct fs *fs, const char *name, json_t *rec,
+		      json_t *man, unsigned v, unsigned *ver, bool *created)
+{
+	int rc;
+
+	if (!man)
+		return -ENOMEM;
+	rc = ds_commit_version(fs, &ds_datasets, name, rec, man, v);
+	if (rc == 0) {
+		*ver = v;
+		*created = true;
+	}
+	return rc;
+}
+
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       const struct ds_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb)
@@ -916,21 +940,15 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	rc = put_blob(fs, hash, path, size, key, sizeof(key));
 	if (rc < 0)
 		goto out_unlock;
-	v = rec_uint(rec, "next");
-	if (v <= parent)
-		v = parent + 1;
+	v = next_version(rec, parent);
 	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
 			"dataset", name, "version", (int)v, "lineage",
 			lineage_json(parent, now, size, hash, origin));
-	if (!man || manifest_content(man, rec, info, hash, key, size) < 0) {
-		rc = -ENOMEM;
-		goto out_unlock;
+	if (man && manifest_content(man, rec, info, hash, key, size) < 0) {
+		json_decref(man);
+		man = NULL;
 	}
-	rc = ds_commit_version(fs, k, name, rec, man, v);
-	if (rc == 0) {
-		*ver = v;
-		*created = true;
-	}
+	rc = commit_new(fs, name, rec, man, v, ver, created);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(man);
@@ -972,22 +990,12 @@ int ds_publish_pending(struct fs *fs, const char *name,
 			goto out_unlock;
 		}
 	}
-	v = rec_uint(rec, "next");
-	if (v <= parent)
-		v = parent + 1;
+	v = next_version(rec, parent);
 	man = json_pack("{s:i, s:s, s:i, s:I, s:b, s:o}", "format",
 			DS_FORMAT_MAJOR, "dataset", name, "version", (int)v,
 			"size", (json_int_t)size, "pending", 1, "lineage",
 			lineage_json(parent, time(NULL), size, NULL, origin));
-	if (!man) {
-		rc = -ENOMEM;
-		goto out_unlock;
-	}
-	rc = ds_commit_version(fs, k, name, rec, man, v);
-	if (rc == 0) {
-		*ver = v;
-		*created = true;
-	}
+	rc = commit_new(fs, name, rec, man, v, ver, created);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(man);
