@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bcache.h"
 #include "ds.h"
 #include "fs.h"
 #include "hash.h"
@@ -806,6 +808,42 @@ out_undo_manifest:
 	return rc;
 }
 
+/* A file mapped for reading; data is "" when it is empty. */
+struct mapped {
+	void *map;
+	const char *data;
+	uint64_t size;
+};
+
+static int map_file(int fd, struct mapped *m)
+{
+	struct stat st;
+
+	m->map = NULL;
+	m->data = "";
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	m->size = (uint64_t)st.st_size;
+	if (st.st_size > 0) {
+		m->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+			      fd, 0);
+		if (m->map == MAP_FAILED) {
+			m->map = NULL;
+			return -errno;
+		}
+		madvise(m->map, (size_t)st.st_size, MADV_SEQUENTIAL);
+		m->data = m->map;
+	}
+	return 0;
+}
+
+static void unmap_file(struct mapped *m)
+{
+	if (m->map)
+		munmap(m->map, (size_t)m->size);
+	m->map = NULL;
+}
+
 /*
  * Scan the CSV in fd (schema, stats) and hash it: *info and hash on
  * success, -EINVAL with pb on bad CSV.
@@ -813,41 +851,37 @@ out_undo_manifest:
 static int scan_file(int fd, struct csv_info **info, char *hash,
 		     uint64_t *size, struct problem *pb)
 {
-	struct stat st;
-	const char *data = "";
-	void *map = NULL;
-	int rc;
+	struct mapped m;
+	int rc = map_file(fd, &m);
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
-			   fd, 0);
-		if (map == MAP_FAILED)
-			return -errno;
-		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-		data = map;
-	}
-	rc = csv_scan(data, (size_t)st.st_size, NULL, info, NULL, pb);
+	if (rc < 0)
+		return rc;
+	rc = csv_scan(m.data, (size_t)m.size, NULL, info, NULL, pb);
 	if (rc == 0)
-		hash_hex(data, (size_t)st.st_size, hash);
-	*size = (uint64_t)st.st_size;
-	if (map)
-		munmap(map, (size_t)st.st_size);
+		hash_hex(m.data, (size_t)m.size, hash);
+	*size = m.size;
+	unmap_file(&m);
 	return rc;
 }
 
-/* Move the file at path into the store as the blob of hash (key). */
+/*
+ * Move the file at path into the store as the blob of hash (key);
+ * *fresh (may be NULL) tells whether the store did not have it yet.
+ */
 static int put_blob(struct fs *fs, const char *hash, const char *path,
-		    uint64_t size, char *key, size_t keylen)
+		    uint64_t size, char *key, size_t keylen, bool *fresh)
 {
 	struct store_stat sst;
 
 	ds_blob_key(hash, key, keylen);
+	if (fresh)
+		*fresh = false;
 	if (store_head(fs->store, key, &sst) == 0 && sst.size == size) {
 		unlink(path); /* content already stored once */
 		return 0;
 	}
+	if (fresh)
+		*fresh = true;
 	return store_put_file(fs->store, key, path);
 }
 
@@ -901,6 +935,34 @@ static int commit_new(struct fs *fs, const char *name, json_t *rec,
 	return rc;
 }
 
+/*
+ * A large file starts its export before its scan: the blob goes into
+ * the store (an S3 mount's outbox, which uploads in the background)
+ * through a second link to the staging file while the CSV is checked,
+ * so the upload and the scan, each bound by one core, overlap.  A file
+ * that fails the check has that blob removed again and stays in place.
+ * Small files gain nothing and would miss the cache's adoption of an
+ * exported file (it needs the only link), so they go after the scan.
+ */
+#define EARLY_PUT_MIN ((uint64_t)64 << 20)
+
+static bool put_early(struct fs *fs, const char *path, uint64_t size,
+		      const char *hash, char *key, size_t keylen, bool *fresh)
+{
+	char link2[PATH_MAX];
+
+	if (size < EARLY_PUT_MIN || !bcache_is_cache(fs->store) ||
+	    snprintf(link2, sizeof(link2), "%s.early", path) >=
+		    (int)sizeof(link2) ||
+	    link(path, link2) < 0)
+		return false;
+	if (put_blob(fs, hash, link2, size, key, keylen, fresh) < 0) {
+		unlink(link2);
+		return false;
+	}
+	return true;
+}
+
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       const struct ds_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb)
@@ -909,17 +971,18 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	struct csv_info *info = NULL;
 	char hash[HASH_HEX_LEN + 1], key[128];
 	json_t *rec = NULL, *prev = NULL, *man = NULL;
+	struct mapped m;
 	unsigned parent, v;
-	uint64_t size;
+	bool early = false, fresh = false;
 	time_t now = time(NULL);
 	int rc;
 
 	*ver = 0;
 	*created = false;
-	rc = scan_file(fd, &info, hash, &size, pb);
+	rc = map_file(fd, &m);
 	if (rc < 0)
-		goto out;
-
+		return rc;
+	hash_hex(m.data, (size_t)m.size, hash);
 	pthread_mutex_lock(&fs->ds_lock);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
@@ -929,33 +992,52 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		const char *ph = json_string_value(json_object_get(
 			json_object_get(prev, "lineage"), "hash"));
 
-		/* Identical content makes no new version. */
+		/* Identical content makes no new version (it was checked). */
 		if (ph && strcmp(ph, hash) == 0) {
 			unlink(path);
 			*ver = parent;
-			rc = 0;
 			goto out_unlock;
 		}
 	}
-	rc = put_blob(fs, hash, path, size, key, sizeof(key));
+	pthread_mutex_unlock(&fs->ds_lock);
+	early = put_early(fs, path, m.size, hash, key, sizeof(key), &fresh);
+	rc = csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
+	if (rc < 0) {
+		if (early && fresh)
+			store_del(fs->store, key);
+		goto out;
+	}
+
+	pthread_mutex_lock(&fs->ds_lock);
+	json_decref(rec);
+	rec = NULL;
+	rc = ds_get(fs, k, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	parent = rec_uint(rec, "latest");
+	if (early)
+		unlink(path);
+	else
+		rc = put_blob(fs, hash, path, m.size, key, sizeof(key), NULL);
 	if (rc < 0)
 		goto out_unlock;
 	v = next_version(rec, parent);
 	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
 			"dataset", name, "version", (int)v, "lineage",
-			lineage_json(parent, now, size, hash, origin));
-	if (man && manifest_content(man, rec, info, hash, key, size) < 0) {
+			lineage_json(parent, now, m.size, hash, origin));
+	if (man && manifest_content(man, rec, info, hash, key, m.size) < 0) {
 		json_decref(man);
 		man = NULL;
 	}
 	rc = commit_new(fs, name, rec, man, v, ver, created);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
+out:
 	json_decref(man);
 	json_decref(prev);
 	json_decref(rec);
-out:
 	csv_info_free(info);
+	unmap_file(&m);
 	return rc;
 }
 
@@ -1051,7 +1133,7 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	close(fd);
 	if (rc < 0)
 		goto out_unlink;
-	rc = put_blob(fs, hash, tmp, size, key, sizeof(key));
+	rc = put_blob(fs, hash, tmp, size, key, sizeof(key), NULL);
 	if (rc < 0)
 		goto out_unlink;
 	pthread_mutex_lock(&fs->ds_lock);
@@ -1122,7 +1204,7 @@ int ds_put_blob(struct fs *fs, const char *path, char hash[33],
 	if (rc < 0)
 		return rc;
 	*size = (uint64_t)st.st_size;
-	return put_blob(fs, hash, path, *size, key, sizeof(key));
+	return put_blob(fs, hash, path, *size, key, sizeof(key), NULL);
 }
 
 int ds_commit_model(struct fs *fs, const char *name, json_t *man,

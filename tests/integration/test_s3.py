@@ -380,3 +380,32 @@ def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,
         time.sleep(0.1)
     assert int(os.getxattr(f, "user.mlfs.cached_bytes")) == len(body)
     assert f.read_text() == body
+
+
+def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
+        mlfs_factory, s3server, tmp_path):
+    m = s3mount(mlfs_factory, s3server)
+    b = s3server["MLFS_S3_BUCKET"]
+    d = m.mnt / "datasets" / "big"
+    d.mkdir()
+    row = ",".join(f"{i * 0.5:.1f}" for i in range(30)) + ",0\n"
+    head = ",".join(f"x{i}" for i in range(30)) + ",label\n"
+    n = 66 * 2**20 // len(row)                      # over the 64 MiB mark
+    good = tmp_path / "good.csv"
+    good.write_text(head + row * n)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(head + row * n + "1,2\n")
+    m.expect("big/data.csv:")
+    r = sh(f"cp {bad} {d}/data.csv")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert f"datasets/big/data.csv:{n + 2}:" in m.errors()
+    assert not (d / "v1").exists()
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
+    assert ls.stdout.strip() == "", "the bad file's blob stayed"
+    assert sh(f"cp {good} {d}/data.csv").returncode == 0
+    assert (d / "v1" / "data.csv").stat().st_size == good.stat().st_size
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
+    assert str(good.stat().st_size) in ls.stdout
+    assert sh(f"cmp {good} {d}/v1/data.csv").returncode == 0
