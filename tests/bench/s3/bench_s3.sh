@@ -492,13 +492,14 @@ fi # part 1
 
 # ================================================================ 2. warm
 declare -A WARM=() DISK=() WFILE=()
+WCLIENTS=(native mlfs s3fs rclone)
+for c in "${WCLIENTS[@]}"; do WARM[$c]=""; DISK[$c]=""; done
 ML_WARM_CPU=n/a
 if want 2; then
 WFILE[mlfs]=${KEEP_MNT[mlfs]}/$ML_REL
 WFILE[s3fs]=${KEEP_MNT[s3fs]}/big.csv
 WFILE[rclone]=${KEEP_MNT[rclone]}/big.csv
 WFILE[native]=$NATIVE
-WCLIENTS=(native mlfs s3fs rclone)
 log "checking content: cmp of every mount's file against the original"
 for c in mlfs s3fs rclone; do
 	cmp "$NATIVE" "${WFILE[$c]}" || die "$c: content differs from the original"
