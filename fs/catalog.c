@@ -131,6 +131,11 @@ int catalog_write(struct fs *fs)
 
 	if (!fs->s3 || fs->opts.read_only)
 		return 0;
+	/*
+	 * Held across the PUT, against the usual rule: it orders catalog
+	 * writes, so an older snapshot never lands after a newer one, and
+	 * only another catalog write ever waits for it.
+	 */
 	pthread_mutex_lock(&fs->cat_lock);
 	/* Read before the snapshot: a change during it makes us due again. */
 	gen = atomic_load(&fs->cat_gen);
