@@ -1559,13 +1559,53 @@ static int fetch_all(struct fs *fs, struct rebuild *rb)
 }
 
 /*
- * List prefix and read every listed object: from the catalog cat (may be
- * NULL) where its entry is the listed object, from the store otherwise.
- * Entries are sorted by key.
+ * The catalog of a rebuild, read by a thread of its own while the first
+ * LIST runs: both are round trips of a few hundred milliseconds.
+ */
+struct rebuild_cat {
+	struct fs *fs;
+	pthread_t th;
+	bool started;       /* th runs or has run, not joined yet */
+	struct catalog *cat; /* once joined: the catalog, or NULL */
+};
+
+static void *rebuild_cat_main(void *arg)
+{
+	struct rebuild_cat *rc = arg;
+
+	rc->cat = catalog_load(rc->fs);
+	return NULL;
+}
+
+static void rebuild_cat_start(struct rebuild_cat *rc)
+{
+	if (!rc->fs->s3)
+		return;
+	if (pthread_create(&rc->th, NULL, rebuild_cat_main, rc) == 0)
+		rc->started = true;
+	else
+		rc->cat = catalog_load(rc->fs); /* no thread: read it here */
+}
+
+/* The catalog, once it has been read (NULL: none to use). */
+static struct catalog *rebuild_cat_get(struct rebuild_cat *rc)
+{
+	if (rc->started) {
+		pthread_join(rc->th, NULL);
+		rc->started = false;
+	}
+	return rc->cat;
+}
+
+/*
+ * List prefix and read every listed object: from the catalog where its
+ * entry is the listed object, from the store otherwise.  Entries are
+ * sorted by key.
  */
 static int rebuild_read(struct fs *fs, const char *prefix,
-			struct catalog *cat, struct rebuild *rb)
+			struct rebuild_cat *rcat, struct rebuild *rb)
 {
+	struct catalog *cat;
 	int rc;
 
 	rc = store_list(fs->store, prefix, rebuild_collect, rb);
@@ -1573,6 +1613,7 @@ static int rebuild_read(struct fs *fs, const char *prefix,
 		return rc;
 	if (rb->n)
 		qsort(rb->ents, rb->n, sizeof(*rb->ents), ent_cmp);
+	cat = rebuild_cat_get(rcat);
 	for (size_t i = 0; i < rb->n; i++) {
 		struct rebuild_ent *e = &rb->ents[i];
 
@@ -1597,7 +1638,7 @@ static int rebuild_catalog(struct meta_txn *t, const char *prefix,
 }
 
 static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
-			struct catalog *cat, size_t *fetched)
+			struct rebuild_cat *cat, size_t *fetched)
 {
 	struct rebuild rb = { 0 };
 	struct meta_txn *t = NULL;
@@ -1716,7 +1757,8 @@ out_free:
 }
 
 /* Job records: jobs/<name>.json -> META_JOB. */
-static int rebuild_jobs(struct fs *fs, struct catalog *cat, size_t *fetched)
+static int rebuild_jobs(struct fs *fs, struct rebuild_cat *cat,
+			size_t *fetched)
 {
 	struct rebuild rb = { 0 };
 	struct meta_txn *t;
@@ -1758,17 +1800,29 @@ out_free:
 	return rc;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int ds_rebuild(struct fs *fs)
 {
-	struct catalog *cat = catalog_load(fs);
+	struct rebuild_cat rcat = { .fs = fs };
+	double t0 = now_s();
+	struct catalog *cat;
 	size_t fetched = 0;
 	int rc;
 
-	rc = rebuild_kind(fs, &ds_datasets, cat, &fetched);
+	rebuild_cat_start(&rcat);
+	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
 	if (rc == 0)
-		rc = rebuild_kind(fs, &ds_models, cat, &fetched);
+		rc = rebuild_kind(fs, &ds_models, &rcat, &fetched);
 	if (rc == 0)
-		rc = rebuild_jobs(fs, cat, &fetched);
+		rc = rebuild_jobs(fs, &rcat, &fetched);
+	cat = rebuild_cat_get(&rcat); /* joined even when a LIST failed */
 	/*
 	 * A catalog that missed objects, or names objects gone, is due
 	 * again (a writer puts it; readers never do).
@@ -1777,8 +1831,8 @@ int ds_rebuild(struct fs *fs)
 		catalog_changed(fs);
 	if (fs->s3)
 		fs_log(fs, 6, "rebuild: %zu objects read one by one, %zu "
-			      "catalog entries not current",
-		       fetched, catalog_unused(cat));
+			      "catalog entries not current; %.3f s",
+		       fetched, catalog_unused(cat), now_s() - t0);
 	catalog_free(cat);
 	return rc;
 }
