@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bcache.h"
+#include "catalog.h"
 #include "ds.h"
 #include "fs.h"
 #include "hash.h"
@@ -222,10 +223,19 @@ int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
 	return rc;
 }
 
+/*
+ * The text of a record or manifest in the store.  index_update() makes it
+ * again for the catalog: the same function, so the same bytes.
+ */
+static char *manifest_text(json_t *j)
+{
+	return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+}
+
 /* Write json to the store at key, atomically. */
 static int store_put_json(struct fs *fs, const char *key, json_t *j)
 {
-	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *text = manifest_text(j);
 	int rc;
 
 	if (!text)
@@ -236,8 +246,29 @@ static int store_put_json(struct fs *fs, const char *key, json_t *j)
 }
 
 /*
+ * In t, key's catalog entry: the text store_put_json() wrote for j (NULL:
+ * the object is gone).  If j changed since, the entry's MD5 will not match
+ * the object's ETag and readers GET it: slower, never wrong.
+ */
+static int index_catalog(struct meta_txn *t, const char *key, json_t *j)
+{
+	char *text;
+	int rc;
+
+	if (!j)
+		return catalog_set(t, key, NULL, 0);
+	text = manifest_text(j);
+	if (!text)
+		return -ENOMEM;
+	rc = catalog_set(t, key, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/*
  * Commit the index side of a change: the record of name (NULL: delete
- * it) and optionally one version (man NULL with ver: delete it).
+ * it) and optionally one version (man NULL with ver: delete it), with
+ * their catalog entries.
  */
 static int index_update(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec,
 			unsigned ver, json_t *man)
@@ -260,6 +291,10 @@ static int index_update(struct fs *fs, const struct ds_kind *k, const char *name
 	}
 	if (rc < 0)
 		goto out_abort;
+	ds_record_key(k, name, key, sizeof(key));
+	rc = index_catalog(t, key, rec);
+	if (rc < 0)
+		goto out_abort;
 	if (ver) {
 		ds_version_key(name, ver, key, sizeof(key));
 		if (man) {
@@ -274,8 +309,15 @@ static int index_update(struct fs *fs, const struct ds_kind *k, const char *name
 		}
 		if (rc < 0)
 			goto out_abort;
+		ds_manifest_key(k, name, ver, key, sizeof(key));
+		rc = index_catalog(t, key, man);
+		if (rc < 0)
+			goto out_abort;
 	}
-	return meta_txn_commit(t);
+	rc = meta_txn_commit(t);
+	if (rc == 0)
+		catalog_changed(fs);
+	return rc;
 out_abort:
 	meta_txn_abort(t);
 	return rc;
@@ -550,11 +592,17 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name)
 	if (rc < 0)
 		goto out_unlock;
 	meta_del(t, k->tab, name);
+	ds_record_key(k, name, key, sizeof(key));
+	catalog_set(t, key, NULL, 0);
 	for (size_t i = 0; i < vc.n; i++) {
 		ds_version_key(name, vc.v[i], key, sizeof(key));
 		meta_del(t, k->vtab, key);
+		ds_manifest_key(k, name, vc.v[i], key, sizeof(key));
+		catalog_set(t, key, NULL, 0);
 	}
 	rc = meta_txn_commit(t);
+	if (rc == 0)
+		catalog_changed(fs);
 	for (size_t i = 0; rc == 0 && i < vc.n; i++)
 		if (mans[i])
 			ds_man_release(fs, k, mans[i], name, 0);
@@ -1670,11 +1718,19 @@ out_unlock:
 
 /* --- rebuild --- */
 
+/* One listed object and, once read, its bytes. */
+struct rebuild_ent {
+	char *key;
+	char etag[80];  /* as listed; "" for content still in the outbox */
+	char *body;     /* NULL where reading failed */
+	size_t len;     /* bytes */
+};
+
 struct rebuild {
-	struct fs *fs;
-	char **keys;
+	struct rebuild_ent *ents;
 	size_t n;
 	size_t cap;
+	size_t fetched; /* objects read one by one, not from the catalog */
 };
 
 static int rebuild_collect(void *arg, const char *key,
@@ -1683,28 +1739,42 @@ static int rebuild_collect(void *arg, const char *key,
 	struct rebuild *rb = arg;
 	size_t len = strlen(key);
 
-	(void)st;
 	if (len < 5 || strcmp(key + len - 5, ".json") != 0)
 		return 0; /* not ours: foreign objects are ignored */
 	if (rb->n == rb->cap) {
 		size_t cap = rb->cap ? rb->cap * 2 : 256;
-		char **nk = realloc(rb->keys, cap * sizeof(*nk));
+		struct rebuild_ent *ne = realloc(rb->ents, cap * sizeof(*ne));
 
-		if (!nk)
+		if (!ne)
 			return -ENOMEM;
-		rb->keys = nk;
+		rb->ents = ne;
 		rb->cap = cap;
 	}
-	rb->keys[rb->n] = strdup(key);
-	if (!rb->keys[rb->n])
+	memset(&rb->ents[rb->n], 0, sizeof(rb->ents[rb->n]));
+	rb->ents[rb->n].key = strdup(key);
+	if (!rb->ents[rb->n].key)
 		return -ENOMEM;
+	snprintf(rb->ents[rb->n].etag, sizeof(rb->ents[rb->n].etag), "%s",
+		 st->etag);
 	rb->n++;
 	return 0;
 }
 
-static int key_cmp(const void *a, const void *b)
+static void rebuild_free(struct rebuild *rb)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	for (size_t i = 0; i < rb->n; i++) {
+		free(rb->ents[i].key);
+		free(rb->ents[i].body);
+	}
+	free(rb->ents);
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct rebuild_ent *x = a;
+	const struct rebuild_ent *y = b;
+
+	return strcmp(x->key, y->key);
 }
 
 /* "<dir>/<name>/<file>" -> name, file; false if not of that shape */
@@ -1723,17 +1793,16 @@ static bool split_key(const struct ds_kind *k, const char *key, char *name,
 }
 
 /*
- * Read the objects keys[0..n) into bodies[] (NULL where a read failed),
- * REBUILD_THREADS at a time: a fresh mount of an S3 prefix reads every
+ * Read the objects the catalog did not give, REBUILD_THREADS at a time:
+ * a fresh mount of an S3 prefix without a current catalog reads every
  * manifest, and round trips, not bytes, are its cost.
  */
 #define REBUILD_THREADS 8
 
 struct fetch_pool {
 	struct fs *fs;
-	char **keys;
-	char **bodies;
-	size_t *lens;
+	struct rebuild_ent *ents;
+	size_t *todo; /* indices into ents */
 	size_t n;
 	_Atomic size_t next;
 };
@@ -1741,60 +1810,140 @@ struct fetch_pool {
 static void *fetch_main(void *arg)
 {
 	struct fetch_pool *p = arg;
+	struct rebuild_ent *e;
+	struct store *s;
 	size_t i;
 
 	while ((i = atomic_fetch_add(&p->next, 1)) < p->n) {
-		if (store_get(p->fs->store, p->keys[i], DS_MANIFEST_MAX,
-			      &p->bodies[i], &p->lens[i]) < 0)
-			p->bodies[i] = NULL;
+		e = &p->ents[p->todo[i]];
+		/*
+		 * Straight from S3 when the bucket has it: the cache would
+		 * HEAD first and keep a copy nobody reads again.  Content
+		 * still in the outbox (no ETag) only the cache has.
+		 */
+		s = e->etag[0] && p->fs->s3 ? p->fs->s3 : p->fs->store;
+		if (store_get(s, e->key, DS_MANIFEST_MAX, &e->body, &e->len) <
+		    0)
+			e->body = NULL;
 	}
 	return NULL;
 }
 
-static int fetch_all(struct fs *fs, char **keys, size_t n, char ***bodies,
-		     size_t **lens)
+static int fetch_all(struct fs *fs, struct rebuild *rb)
 {
-	struct fetch_pool p = { fs, keys, NULL, NULL, n, 0 };
+	struct fetch_pool p = { fs, rb->ents, NULL, 0, 0 };
 	pthread_t th[REBUILD_THREADS];
 	size_t nth = 0;
 
-	p.bodies = calloc(n + 1, sizeof(*p.bodies));
-	p.lens = calloc(n + 1, sizeof(*p.lens));
-	if (!p.bodies || !p.lens) {
-		free(p.bodies);
-		free(p.lens);
+	p.todo = calloc(rb->n + 1, sizeof(*p.todo));
+	if (!p.todo)
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < REBUILD_THREADS && i < n; i++)
+	for (size_t i = 0; i < rb->n; i++)
+		if (!rb->ents[i].body)
+			p.todo[p.n++] = i;
+	for (size_t i = 0; i < REBUILD_THREADS && i + 1 < p.n; i++)
 		if (pthread_create(&th[nth], NULL, fetch_main, &p) == 0)
 			nth++;
 	fetch_main(&p); /* this thread helps, and finishes alone if need be */
 	for (size_t i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
-	*bodies = p.bodies;
-	*lens = p.lens;
+	rb->fetched += p.n;
+	free(p.todo);
 	return 0;
 }
 
-static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
+/*
+ * The catalog of a rebuild, read by a thread of its own while the first
+ * LIST runs: both are round trips of a few hundred milliseconds.
+ */
+struct rebuild_cat {
+	struct fs *fs;
+	pthread_t th;
+	bool started;       /* th runs or has run, not joined yet */
+	struct catalog *cat; /* once joined: the catalog, or NULL */
+};
+
+static void *rebuild_cat_main(void *arg)
 {
-	struct rebuild rb = { .fs = fs };
+	struct rebuild_cat *rc = arg;
+
+	rc->cat = catalog_load(rc->fs);
+	return NULL;
+}
+
+static void rebuild_cat_start(struct rebuild_cat *rc)
+{
+	if (!rc->fs->s3)
+		return;
+	if (pthread_create(&rc->th, NULL, rebuild_cat_main, rc) == 0)
+		rc->started = true;
+	else
+		rc->cat = catalog_load(rc->fs); /* no thread: read it here */
+}
+
+/* The catalog, once it has been read (NULL: none to use). */
+static struct catalog *rebuild_cat_get(struct rebuild_cat *rc)
+{
+	if (rc->started) {
+		pthread_join(rc->th, NULL);
+		rc->started = false;
+	}
+	return rc->cat;
+}
+
+/*
+ * List prefix and read every listed object: from the catalog where its
+ * entry is the listed object, from the store otherwise.  Entries are
+ * sorted by key.
+ */
+static int rebuild_read(struct fs *fs, const char *prefix,
+			struct rebuild_cat *rcat, struct rebuild *rb)
+{
+	struct catalog *cat;
+	int rc;
+
+	rc = store_list(fs->store, prefix, rebuild_collect, rb);
+	if (rc < 0)
+		return rc;
+	if (rb->n)
+		qsort(rb->ents, rb->n, sizeof(*rb->ents), ent_cmp);
+	cat = rebuild_cat_get(rcat);
+	for (size_t i = 0; i < rb->n; i++) {
+		struct rebuild_ent *e = &rb->ents[i];
+
+		rc = catalog_find(cat, e->key, e->etag, &e->body, &e->len);
+		if (rc == -ENOMEM)
+			return rc;
+	}
+	return fetch_all(fs, rb);
+}
+
+/* In t: META_CAT under prefix becomes what the rebuild read. */
+static int rebuild_catalog(struct meta_txn *t, const char *prefix,
+			   const struct rebuild *rb)
+{
+	int rc = meta_drop_prefix(t, META_CAT, prefix);
+
+	for (size_t i = 0; rc == 0 && i < rb->n; i++)
+		if (rb->ents[i].body)
+			rc = catalog_set(t, rb->ents[i].key, rb->ents[i].body,
+					 rb->ents[i].len);
+	return rc;
+}
+
+static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
+			struct rebuild_cat *cat, size_t *fetched)
+{
+	struct rebuild rb = { 0 };
 	struct meta_txn *t = NULL;
 	json_t *recs;
-	char name[300], key[512];
-	char **bodies = NULL;
-	size_t *lens = NULL;
+	char name[300], key[512], prefix[64];
 	const char *file;
 	int rc;
 
-	snprintf(key, sizeof(key), "%s/", k->dir);
-	rc = store_list(fs->store, key, rebuild_collect, &rb);
-	if (rc < 0)
-		goto out_free;
-	if (rb.n)
-		qsort(rb.keys, rb.n, sizeof(*rb.keys), key_cmp);
+	snprintf(prefix, sizeof(prefix), "%s/", k->dir);
 	/* Read everything first: no write txn across store reads. */
-	rc = fetch_all(fs, rb.keys, rb.n, &bodies, &lens);
+	rc = rebuild_read(fs, prefix, cat, &rb);
 	if (rc < 0)
 		goto out_free;
 	recs = json_object();
@@ -1803,16 +1952,16 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 		goto out_free;
 	}
 	for (size_t i = 0; i < rb.n; i++) {
+		struct rebuild_ent *e = &rb.ents[i];
 		json_t *j;
 
-		if (!split_key(k, rb.keys[i], name, sizeof(name), &file) ||
-		    strcmp(file, k->record) != 0 || !bodies[i])
+		if (!split_key(k, e->key, name, sizeof(name), &file) ||
+		    strcmp(file, k->record) != 0 || !e->body)
 			continue;
-		j = json_loadb(bodies[i], lens[i], 0, NULL);
+		j = json_loadb(e->body, e->len, 0, NULL);
 		if (!json_is_object(j)) {
 			json_decref(j);
-			fs_log(fs, 4, "rebuild: %s: not a record",
-			       rb.keys[i]);
+			fs_log(fs, 4, "rebuild: %s: not a record", e->key);
 			continue;
 		}
 		json_object_set_new(j, "latest", json_integer(0));
@@ -1820,20 +1969,21 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 		json_object_set_new(recs, name, j);
 	}
 	for (size_t i = 0; i < rb.n; i++) {
+		struct rebuild_ent *e = &rb.ents[i];
 		unsigned v;
 		char vname[32];
 		json_t *rec, *man;
 
-		if (!split_key(k, rb.keys[i], name, sizeof(name), &file))
+		if (!split_key(k, e->key, name, sizeof(name), &file))
 			continue;
 		rec = json_object_get(recs, name);
 		snprintf(vname, sizeof(vname), "%s", file);
 		if (!rec || strlen(vname) < 6)
 			continue;
 		vname[strlen(vname) - 5] = '\0';
-		if (!node_name_is_version(vname, &v) || !bodies[i])
+		if (!node_name_is_version(vname, &v) || !e->body)
 			continue;
-		man = json_loadb(bodies[i], lens[i], 0, NULL);
+		man = json_loadb(e->body, e->len, 0, NULL);
 		if (!json_is_object(man) ||
 		    rec_uint(man, "version") != v) {
 			json_decref(man);
@@ -1852,6 +2002,8 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 	rc = meta_drop(t, k->tab);
 	if (rc == 0)
 		rc = meta_drop(t, k->vtab);
+	if (rc == 0)
+		rc = rebuild_catalog(t, prefix, &rb);
 	{
 		const char *n;
 		json_t *rec;
@@ -1893,68 +2045,89 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k)
 out_recs:
 	json_decref(recs);
 out_free:
-	for (size_t i = 0; i < rb.n; i++) {
-		free(rb.keys[i]);
-		if (bodies)
-			free(bodies[i]);
-	}
-	free(rb.keys);
-	free(bodies);
-	free(lens);
+	*fetched += rb.fetched;
+	rebuild_free(&rb);
 	return rc;
 }
 
 /* Job records: jobs/<name>.json -> META_JOB. */
-static int rebuild_jobs(struct fs *fs)
+static int rebuild_jobs(struct fs *fs, struct rebuild_cat *cat,
+			size_t *fetched)
 {
-	struct rebuild rb = { .fs = fs };
+	struct rebuild rb = { 0 };
 	struct meta_txn *t;
 	char name[300];
 	int rc;
 
-	rc = store_list(fs->store, "jobs/", rebuild_collect, &rb);
+	rc = rebuild_read(fs, "jobs/", cat, &rb);
 	if (rc == 0)
 		rc = meta_txn_begin(fs->meta, false, &t);
 	if (rc < 0)
 		goto out_free;
 	rc = meta_drop(t, META_JOB);
+	if (rc == 0)
+		rc = rebuild_catalog(t, "jobs/", &rb);
 	for (size_t i = 0; rc == 0 && i < rb.n; i++) {
-		const char *base = rb.keys[i] + strlen("jobs/");
+		const struct rebuild_ent *e = &rb.ents[i];
+		const char *base = e->key + strlen("jobs/");
 		size_t len = strlen(base) - strlen(".json");
-		char *buf;
-		size_t blen;
 
-		if (strchr(base, '/') || len >= sizeof(name))
+		if (strchr(base, '/') || len >= sizeof(name) || !e->body ||
+		    e->len > DS_RECORD_MAX)
 			continue;
 		memcpy(name, base, len);
 		name[len] = '\0';
 		if (node_name_check(name, NULL) < 0)
 			continue;
-		if (store_get(fs->store, rb.keys[i], DS_RECORD_MAX, &buf,
-			      &blen) < 0)
-			continue;
-		rc = meta_put(t, META_JOB, name, buf, blen);
-		free(buf);
+		rc = meta_put(t, META_JOB, name, e->body, e->len);
 	}
+	/* This index has a catalog table that matches the store. */
+	if (rc == 0)
+		rc = meta_put(t, META_MISC, "catalog", "1", 1);
 	if (rc == 0)
 		rc = meta_txn_commit(t);
 	else
 		meta_txn_abort(t);
 out_free:
-	for (size_t i = 0; i < rb.n; i++)
-		free(rb.keys[i]);
-	free(rb.keys);
+	*fetched += rb.fetched;
+	rebuild_free(&rb);
 	return rc;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int ds_rebuild(struct fs *fs)
 {
-	int rc = rebuild_kind(fs, &ds_datasets);
+	struct rebuild_cat rcat = { .fs = fs };
+	double t0 = now_s();
+	struct catalog *cat;
+	size_t fetched = 0;
+	int rc;
 
+	rebuild_cat_start(&rcat);
+	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
 	if (rc == 0)
-		rc = rebuild_kind(fs, &ds_models);
+		rc = rebuild_kind(fs, &ds_models, &rcat, &fetched);
 	if (rc == 0)
-		rc = rebuild_jobs(fs);
+		rc = rebuild_jobs(fs, &rcat, &fetched);
+	cat = rebuild_cat_get(&rcat); /* joined even when a LIST failed */
+	/*
+	 * A catalog that missed objects, or names objects gone, is due
+	 * again (a writer puts it; readers never do).
+	 */
+	if (rc == 0 && (fetched || catalog_unused(cat)))
+		catalog_changed(fs);
+	if (fs->s3)
+		fs_log(fs, 6, "rebuild: %zu objects read one by one, %zu "
+			      "catalog entries not current; %.3f s",
+		       fetched, catalog_unused(cat), now_s() - t0);
+	catalog_free(cat);
 	return rc;
 }
 

@@ -54,7 +54,11 @@ extern const struct ds_kind ds_models;
  */
 int ds_format_check(struct fs *fs, char *msg, size_t msglen);
 
-/* ds_rebuild: refill the index from the store's manifests. */
+/*
+ * ds_rebuild: refill the index, and the catalog table, from the store's
+ * manifests; on an S3 store, those the catalog object has current come
+ * from it (catalog.h), the rest are read one by one.
+ */
 int ds_rebuild(struct fs *fs);
 
 /* ds_get: the dataset record (JSON) of name; -ENOENT. Caller decrefs. */

@@ -81,6 +81,17 @@ struct fs {
 	/* serialises changes to datasets (versions, aliases, removal) */
 	pthread_mutex_t ds_lock;
 
+	/*
+	 * The catalog object (catalog.h).  s3 is set by remote_start() before
+	 * the index is opened and closed by remote_stop().
+	 */
+	struct store *s3;             /* the S3 store under the cache, used
+				       * directly (no HEAD, nothing cached);
+				       * NULL on a local store */
+	_Atomic uint64_t cat_gen;     /* bumped by every META_CAT change */
+	pthread_mutex_t cat_lock;     /* serialises catalog writes */
+	uint64_t cat_written;         /* under cat_lock: cat_gen last put */
+
 	/* counters for .mlfs/stats */
 	_Atomic uint64_t n_lookup;
 	_Atomic uint64_t n_read;

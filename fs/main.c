@@ -287,6 +287,7 @@ static int open_index(struct fs *fs)
 	struct meta_txn *t;
 	bool created;
 	bool clean = false;
+	bool catalog;
 	int rc;
 
 	rc = meta_open(fs->opts.cache_dir, &fs->meta, &created);
@@ -301,15 +302,22 @@ static int open_index(struct fs *fs)
 	if (meta_get(t, META_MISC, "clean", &val, NULL) == 0)
 		clean = strcmp(val, "1") == 0;
 	free(val);
+	/*
+	 * An index from before the catalog table has none: rebuild once,
+	 * or this writer's catalog would leave out what it did not change.
+	 */
+	catalog = meta_has(t, META_MISC, "catalog") == 1;
 	meta_txn_abort(t);
-	if (created || !clean) {
+	if (created || !clean || !catalog) {
 		rc = ds_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
 			return rc;
 		}
 		fs_log(fs, LOG_INFO, "index rebuilt from the store (%s)",
-		       created ? "new index" : "unclean shutdown");
+		       created  ? "new index"
+		       : !clean ? "unclean shutdown"
+				: "no catalog table");
 	}
 	/* Until a clean unmount says otherwise, the next mount rebuilds. */
 	rc = meta_txn_begin(fs->meta, false, &t);

@@ -32,6 +32,7 @@ static const char *const meta_table_names[META_NTABLES] = {
 	[META_MODEL] = "model",
 	[META_MODELV] = "modelv",
 	[META_JOB] = "job",
+	[META_CAT] = "cat",
 };
 
 /* The one place MDB_* codes become errnos. */
@@ -257,4 +258,36 @@ int meta_scan(struct meta_txn *t, enum meta_table tab, const char *prefix,
 int meta_drop(struct meta_txn *t, enum meta_table tab)
 {
 	return meta_errno(mdb_drop(t->txn, t->m->dbi[tab], 0));
+}
+
+int meta_drop_prefix(struct meta_txn *t, enum meta_table tab,
+		     const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (plen == 0)
+		return meta_drop(t, tab);
+	rc = mdb_cursor_open(t->txn, t->m->dbi[tab], &cur);
+	if (rc)
+		return meta_errno(rc);
+	/*
+	 * Seek again after each delete rather than step: where a cursor
+	 * stands after mdb_cursor_del is subtle, a seek is not.
+	 */
+	for (;;) {
+		k = meta_key(prefix);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc)
+			break;
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_errno(rc);
 }

@@ -25,6 +25,8 @@ enum meta_table {
 	META_MODEL,    /* model name -> model record (JSON) */
 	META_MODELV,   /* "name/<10-digit n>" -> model version manifest */
 	META_JOB,      /* job name -> job record (JSON) */
+	META_CAT,      /* store key of a manifest -> its exact bytes in the
+			* store, for the catalog object (catalog.h) */
 	META_NTABLES,
 };
 
@@ -70,5 +72,8 @@ int meta_scan(struct meta_txn *t, enum meta_table tab, const char *prefix,
 
 /* meta_drop: empty a table (used by rebuilds). */
 int meta_drop(struct meta_txn *t, enum meta_table tab);
+/* meta_drop_prefix: delete every key of tab starting with prefix. */
+int meta_drop_prefix(struct meta_txn *t, enum meta_table tab,
+		     const char *prefix);
 
 #endif

@@ -29,12 +29,19 @@
 #include <jansson.h>
 
 #include "bcache.h"
+#include "catalog.h"
 #include "ds.h"
 #include "fs.h"
 #include "remote.h"
 #include "store.h"
 
 #define LEASE_KEY "mlfs-lease"
+/*
+ * Seconds: the writer puts the catalog at most this often while it
+ * changes.  Each PUT carries every manifest, so not after each change;
+ * a reader meanwhile GETs the few manifests the catalog missed.
+ */
+#define CATALOG_EVERY 2
 
 struct remote {
 	char bucket[256];
@@ -486,20 +493,37 @@ static void *remote_main(void *arg)
 	struct fs *fs = arg;
 	struct remote *r = &the_remote;
 	unsigned every = r->writer ? (r->lease_ttl + 2) / 3 : r->import_ttl;
+	bool catalog = r->writer && fs->s3;
+	unsigned tick;
+	time_t due;
 
 	if (every > r->import_ttl)
 		every = r->import_ttl;
+	if (!every)
+		every = 1;
+	tick = catalog && every > CATALOG_EVERY ? CATALOG_EVERY : every;
+	due = time(NULL) + every;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {
 		struct timespec ts;
+		int rc;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += every ? every : 1;
+		ts.tv_sec += tick;
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 		if (r->stopping)
 			break;
 		pthread_mutex_unlock(&r->lock);
+		rc = catalog ? catalog_write(fs) : 0;
+		if (rc < 0)
+			fs_log(fs, 4, "s3: writing %s failed: %s; retrying",
+			       CATALOG_KEY, strerror(-rc));
+		if (time(NULL) < due) {
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		due = time(NULL) + every;
 		if (r->writer && r->lease &&
 		    lease_write(r, r->lease) < 0)
 			fs_log(fs, 4, "s3: renewing the lease failed; retrying");
@@ -556,6 +580,9 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 		return rc;
 	}
 	fs->store = cache;
+	rc = open_s3(fs, r, false, &fs->s3, msg, msglen);
+	if (rc < 0)
+		return rc;
 	if (r->writer) {
 		rc = open_s3(fs, r, false, &r->lease, msg, msglen);
 		if (rc < 0)
@@ -591,15 +618,27 @@ void remote_stop(struct fs *fs)
 {
 	struct remote *r = &the_remote;
 
-	(void)fs;
-	if (!r->started)
+	if (!r->started) {
+		store_close(fs->s3); /* remote_start failed after opening it */
+		fs->s3 = NULL;
 		return;
+	}
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	r->started = false;
+	if (r->writer && fs->s3) {
+		/* the jobs' last records, the changes of the last seconds */
+		int rc = catalog_write(fs);
+
+		if (rc < 0)
+			fs_log(fs, 4, "s3: writing %s at unmount failed: %s",
+			       CATALOG_KEY, strerror(-rc));
+	}
+	store_close(fs->s3);
+	fs->s3 = NULL;
 	if (r->writer && r->lease) {
 		/* give the lease back: the next mount need not wait */
 		store_del(r->lease, LEASE_KEY);

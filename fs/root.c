@@ -19,6 +19,7 @@
 #include "models.h"
 #include "plugin.h"
 #include "bcache.h"
+#include "catalog.h"
 #include "ds.h"
 #include "objects.h"
 #include "predict.h"
@@ -204,10 +205,13 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
 		len--;
 	snprintf(cmd, sizeof(cmd), "%.*s", (int)len, text);
-	if (strcmp(cmd, "sync") == 0)
-		return bcache_is_cache(fs->store)
-			       ? bcache_sync(fs->store, NULL, -1)
-			       : 0;
+	if (strcmp(cmd, "sync") == 0) {
+		rc = bcache_is_cache(fs->store)
+			     ? bcache_sync(fs->store, NULL, -1)
+			     : 0;
+		/* sync leaves a current catalog in the bucket, too */
+		return rc < 0 ? rc : catalog_write(fs);
+	}
 	if (strcmp(cmd, "gc") == 0) {
 		if (fs->opts.read_only)
 			return -EROFS; /* the writer's to do */

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "ds.h"
 #include "fs.h"
 #include "meta.h"
@@ -126,9 +127,13 @@ static int job_save(struct fs *fs, const char *name, json_t *rec)
 	if (rc == 0) {
 		rc = meta_put(t, META_JOB, name, text, strlen(text));
 		if (rc == 0)
+			rc = catalog_set(t, key, text, strlen(text));
+		if (rc == 0)
 			rc = meta_txn_commit(t);
 		else
 			meta_txn_abort(t);
+		if (rc == 0)
+			catalog_changed(fs);
 	}
 	free(text);
 	return rc;
@@ -560,7 +565,9 @@ int job_remove(struct fs *fs, const char *name)
 		       strerror(-rc));
 	if (meta_txn_begin(fs->meta, false, &t) == 0) {
 		meta_del(t, META_JOB, name);
-		meta_txn_commit(t);
+		catalog_set(t, key, NULL, 0);
+		if (meta_txn_commit(t) == 0)
+			catalog_changed(fs);
 	}
 	job_put(j);
 	return 0;

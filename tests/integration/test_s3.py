@@ -3,12 +3,14 @@ block cache in front: datasets, training and predict, what lands in the
 bucket, a second read-only mount, bad credentials, and the cache
 controls."""
 import errno
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -409,3 +411,158 @@ def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
     ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
     assert str(good.stat().st_size) in ls.stdout
     assert sh(f"cmp {good} {d}/v1/data.csv").returncode == 0
+
+
+# --- the catalog object (mlfs-catalog.json): a fresh mount's fast rebuild
+
+CATALOG = "mlfs-catalog.json"
+TRAIN = '{"dataset": "iris", "algorithm": "logistic", "model": "iris"}'
+
+
+def snapshot(mnt):
+    """What a user sees of datasets/, models/ and jobs/: names, alias
+    targets, and the bytes of every data.csv and model version file."""
+    out = {}
+    for top in ("datasets", "models"):
+        for obj in sorted((mnt / top).iterdir()):
+            for e in sorted(obj.iterdir()):
+                rel = f"{top}/{obj.name}/{e.name}"
+                if e.is_symlink():
+                    out[rel] = "-> " + os.readlink(e)
+                elif e.is_dir():
+                    for f in sorted(e.iterdir()):
+                        if f.name in ("data.csv", "model", "meta.json",
+                                      "metrics.json", "sample.csv"):
+                            out[f"{rel}/{f.name}"] = f.read_bytes()
+                else:
+                    out[rel] = "file"
+    for j in sorted((mnt / "jobs").iterdir()):
+        out[f"jobs/{j.name}/status"] = (j / "status").read_text()
+    return out
+
+
+def catalog_of(s3, prefix):
+    r = aws(s3, "cp", f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/{CATALOG}", "-")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def rebuild_line(m):
+    """The daemon's account of its last rebuild: (read one by one,
+    catalog entries not current)."""
+    lines = [ln for ln in m.stderr().splitlines() if "rebuild: " in ln and
+             "read one by one" in ln]
+    assert lines, m.stderr()
+    w = lines[-1].split("rebuild: ")[1].split()
+    return int(w[0]), int(w[6])
+
+
+def fresh(factory, s3, prefix, sub):
+    """A new mount of prefix with a new, empty cache."""
+    return s3mount(factory, s3, sub=sub, prefix=prefix)
+
+
+def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
+                                                        s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    for name, n in (("iris", 2), ("b", 1), ("c.d-1", 1)):
+        d = w.mnt / "datasets" / name
+        d.mkdir()
+        for i in range(n):
+            (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n" * i)
+    os.symlink("v1", w.mnt / "datasets" / "iris" / "first")
+    (w.mnt / "train" / "j.json").write_text(TRAIN)
+    assert (w.mnt / "jobs" / "j" / "wait").read_text() == "succeeded\n"
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    before = snapshot(w.mnt)
+    w.stop()
+    # the bucket holds a catalog whose bodies are the manifests' bytes
+    cat = catalog_of(s3server, w.prefix)
+    assert cat["format"] == 1
+    keys = set(cat["objects"])
+    for k in ("datasets/iris/dataset.json", "datasets/iris/v2.json",
+              "datasets/c.d-1/v1.json", "models/iris/model.json",
+              "models/iris/v1.json", "jobs/j.json"):
+        assert k in keys, sorted(keys)
+    assert not [k for k in keys if k.startswith("blobs/")]
+    for k, e in cat["objects"].items():
+        assert e["md5"] == hashlib.md5(e["body"].encode()).hexdigest(), k
+    got = aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
+              f"{w.prefix}/datasets/iris/v2.json", "-").stdout
+    assert got == cat["objects"]["datasets/iris/v2.json"]["body"]
+    # a fresh mount takes every manifest from it and shows the same tree
+    f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    assert rebuild_line(f) == (0, 0)
+    assert snapshot(f.mnt) == before
+    r = sh(f"echo 6.3,3.3,6.0,2.5 > {f.mnt}/models/iris/predict; "
+           f"cat {f.mnt}/models/iris/predict")
+    assert r.stdout.startswith("virginica,")
+
+
+def test_a_stale_catalog_never_hides_the_bucket(mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    for name in ("a", "b", "gone"):
+        (w.mnt / "datasets" / name).mkdir()
+        (w.mnt / "datasets" / name / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()
+    old = catalog_of(s3server, w.prefix)
+    assert "datasets/gone/v1.json" in old["objects"]
+    bucket = f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}"
+    # behind the catalog's back: a manifest changed, one removed, and a
+    # version the catalog never saw (put by hand, as another tool would)
+    rec = json.loads(old["objects"]["datasets/a/dataset.json"]["body"])
+    rec["mode"] = 0o700
+    v2 = json.loads(old["objects"]["datasets/b/v1.json"]["body"])
+    v2["version"] = 2
+    for key, body in (("datasets/a/dataset.json", rec),
+                      ("datasets/b/v2.json", v2)):
+        p = Path(w.tmp) / "put.json"
+        p.write_text(json.dumps(body, indent=2))
+        r = aws(s3server, "cp", str(p), f"{bucket}/{key}")
+        assert r.returncode == 0, r.stderr
+    for key in ("datasets/gone/v1.json", "datasets/gone/dataset.json"):
+        assert aws(s3server, "rm", f"{bucket}/{key}").returncode == 0
+    assert catalog_of(s3server, w.prefix) == old
+    f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    # the changed and the new object were read one by one; the old
+    # entries of the changed and the removed ones were left unused
+    assert rebuild_line(f) == (2, 3)
+    ds = f.mnt / "datasets"
+    assert sorted(os.listdir(ds)) == ["a", "b"]
+    assert oct(os.stat(ds / "a").st_mode & 0o777) == oct(0o700)
+    assert {"v1", "v2"} <= set(os.listdir(ds / "b"))
+    assert os.readlink(ds / "b" / "latest") == "v2"
+    assert (ds / "b" / "v2" / "data.csv").read_text() == IRIS
+    # the new writer puts a catalog that is current again
+    (f.mnt / ".mlfs" / "cache").write_text("sync\n")
+    new = catalog_of(s3server, w.prefix)
+    assert "datasets/b/v2.json" in new["objects"]
+    assert "datasets/gone/v1.json" not in new["objects"]
+    f.stop()
+    g = fresh(mlfs_factory, s3server, w.prefix, "g")
+    assert rebuild_line(g) == (0, 0)
+    assert sorted(os.listdir(g.mnt / "datasets")) == ["a", "b"]
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"format": 9}',
+                                     b'{"format":1,"objects":{"datasets/x'
+                                     b'/dataset.json":{"md5":"00","body":'
+                                     b'7}}}', b"\x00\xff" * 100])
+def test_a_garbage_catalog_is_a_plain_rebuild(mlfs_factory, s3server,
+                                              garbage):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    (w.mnt / "datasets" / "iris").mkdir()
+    (w.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()
+    p = Path(w.tmp) / "garbage"
+    p.write_bytes(garbage)
+    r = aws(s3server, "cp", str(p), f"s3://{s3server['MLFS_S3_BUCKET']}/"
+            f"{w.prefix}/{CATALOG}")
+    assert r.returncode == 0, r.stderr
+    f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    assert rebuild_line(f)[0] == 2   # dataset.json and v1.json
+    assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
+        == IRIS
+    assert os.readlink(f.mnt / "datasets" / "iris" / "latest") == "v1"

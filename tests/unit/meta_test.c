@@ -102,6 +102,17 @@ int main(void)
 	is_int(meta_del(t, META_DS, "iris"), 0, "del");
 	is_int(meta_del(t, META_DS, "iris"), -ENOENT, "del missing");
 	is_int(meta_drop(t, META_DSV), 0, "drop");
+	/* drop_prefix takes the keys under it and nothing beside them */
+	is_int(meta_put(t, META_CAT, "datasets/a/v1.json", "1", 1), 0, "put");
+	is_int(meta_put(t, META_CAT, "datasets/b/v1.json", "2", 1), 0, "put");
+	is_int(meta_put(t, META_CAT, "datasetsx", "3", 1), 0, "put");
+	is_int(meta_put(t, META_CAT, "jobs/j.json", "4", 1), 0, "put");
+	is_int(meta_drop_prefix(t, META_CAT, "datasets/"), 0, "drop prefix");
+	is_int(meta_has(t, META_CAT, "datasets/a/v1.json"), 0, "dropped a");
+	is_int(meta_has(t, META_CAT, "datasets/b/v1.json"), 0, "dropped b");
+	is_int(meta_has(t, META_CAT, "datasetsx"), 1, "kept beside");
+	is_int(meta_has(t, META_CAT, "jobs/j.json"), 1, "kept after");
+	is_int(meta_drop_prefix(t, META_CAT, "models/"), 0, "none to drop");
 	is_int(meta_txn_commit(t), 0, "commit");
 	meta_close(m);
 

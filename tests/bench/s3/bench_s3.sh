@@ -53,6 +53,10 @@
 #   STREAM_MB    object size for part 6 (default 4096; 0 skips it)
 #   FIO_RUNTIME  cap on each fio run, seconds (default 300)
 #   AWS_CLI      the AWS CLI (default /usr/bin/aws, Debian's awscli 2)
+#   PARTS        the parts to run, by number (default "1 2 3 4 5 6"; e.g.
+#                PARTS=4 for the listing alone, a few minutes).  Parts run
+#                what they need: 2 adds 1 (its mounts), 1 and 3 add 5 (its
+#                object).  The report shows n/a for the parts left out.
 #
 # Needs: meson, ninja, gcc, fuse3, fusermount3, node + npm (s3rver, installed
 # by tests/s3/start.sh), python3 (+ python3-botocore for start.sh's gateway),
@@ -71,6 +75,10 @@ LIST_CSV=${LIST_CSV:-1}
 STREAM_MB=${STREAM_MB:-4096}
 FIO_RUNTIME=${FIO_RUNTIME:-300}
 AWS=${AWS_CLI:-/usr/bin/aws}
+PARTS=" ${PARTS:-1 2 3 4 5 6} "
+want() { [[ $PARTS == *" $1 "* ]]; }
+want 2 && PARTS+="1 "
+{ want 1 || want 3; } && PARTS+="5 "
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$EPOCHREALTIME
 
@@ -162,7 +170,8 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s + 0 <= 0) print "n/a"; else prin
 median() {
 	local fmt=$1
 	shift
-	printf '%s\n' "$@" | grep -v '^n/a$' | grep -v '^$' | sort -g | awk -v f="$fmt" '
+	# awk, not grep: a grep that selects nothing fails the pipeline
+	printf '%s\n' "$@" | awk 'NF && $1 != "n/a"' | sort -g | awk -v f="$fmt" '
 		{ v[NR] = $1 }
 		END {
 			if (NR == 0) { print "n/a"; exit }
@@ -178,7 +187,7 @@ met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
 	if (v == "n/a" || v == "") { print "n/a"; exit }
 	ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 < l + 0)
 	print ok ? "met" : "**not met**" }'; }
-maxof() { printf '%s\n' "$@" | grep -v '^n/a$' | grep -v '^$' | sort -g | tail -n 1; }
+maxof() { printf '%s\n' "$@" | awk 'NF && $1 != "n/a"' | sort -g | tail -n 1; }
 
 # CPU seconds (user + system, all threads) a process has used so far
 cpu_s() {
@@ -313,6 +322,9 @@ mlfs_stat() { # mlfs_stat MNT KEY -> value from .mlfs/cache
 }
 
 # ---------------------------------------------------------------- data
+# The parts' bodies stay unindented inside their `if want N`: they hold
+# heredocs.
+SIZE=0
 cat >"$W/gen.py" <<'EOF'
 import random, sys
 out, target, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -336,16 +348,17 @@ with open(out, "wb", buffering=0) as f:
         f.write(part)
         n += len(part)
 EOF
-log "generating a ${SIZE_MB} MiB numeric CSV"
-python3 "$W/gen.py" "$NATIVE" "$((SIZE_MB * 1024 * 1024))" 42
-SIZE=$(stat -c %s "$NATIVE")
-sync
-
 # ================================================================ 5. export
 # Each mlfs run exports to a new prefix with a new cache, so nothing is
 # deduplicated; run 1's prefix (exp1) is the object for the mlfs reads.
 declare -a EXP_ML=() EXP_ML_CP=() EXP_ML_SYNC=() EXP_AWS=() EXP_CURL=() EXP_RSS=()
 declare -a EXP_ML_CPU=() EXP_S3_ML=() EXP_S3_AWS=() EXP_S3_CURL=() EXP_G_ML=() EXP_G_AWS=() EXP_G_CURL=()
+if want 5; then
+log "generating a ${SIZE_MB} MiB numeric CSV"
+python3 "$W/gen.py" "$NATIVE" "$((SIZE_MB * 1024 * 1024))" 42
+SIZE=$(stat -c %s "$NATIVE")
+sync
+
 for ((r = 1; r <= RUNS; r++)); do
 	d=$W/exp$r
 	start_mount mlfs "exp$r" "$d/cache" "$d/mnt" "$d/mlfs.log"
@@ -401,6 +414,7 @@ awsc s3 rm --only-show-errors "s3://$B/peer/curl-put.csv" >/dev/null
 for ((r = 2; r <= RUNS; r++)); do awsc s3 rm --only-show-errors --recursive "s3://$B/exp$r/" >/dev/null; done
 [[ $(awsc s3 ls "s3://$B/peer/big.csv" | awk '{ print $3 }') == "$SIZE" ]] ||
 	die "peer/big.csv is not $SIZE bytes in the bucket"
+fi # part 5
 
 # ================================================================ 1. cold
 ML_PREFIX=exp1
@@ -409,6 +423,7 @@ CLIENTS=(mlfs s3fs rclone aws curl)
 declare -A COLD=() COLD_CPU=() COLD_S3CPU=() COLD_S3G=() KEEP_MNT=()
 declare -a COLD_RSS=() COLD_FETCH=()
 for c in "${CLIENTS[@]}"; do COLD[$c]=""; COLD_CPU[$c]=""; COLD_S3CPU[$c]=""; COLD_S3G[$c]=""; done
+if want 1; then
 for ((r = 1; r <= RUNS; r++)); do
 	# shellcheck disable=SC2046
 	for c in $(rotated $((r - 1)) "${CLIENTS[@]}"); do
@@ -473,13 +488,18 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 
+fi # part 1
+
 # ================================================================ 2. warm
 declare -A WARM=() DISK=() WFILE=()
+WCLIENTS=(native mlfs s3fs rclone)
+for c in "${WCLIENTS[@]}"; do WARM[$c]=""; DISK[$c]=""; done
+ML_WARM_CPU=n/a
+if want 2; then
 WFILE[mlfs]=${KEEP_MNT[mlfs]}/$ML_REL
 WFILE[s3fs]=${KEEP_MNT[s3fs]}/big.csv
 WFILE[rclone]=${KEEP_MNT[rclone]}/big.csv
 WFILE[native]=$NATIVE
-WCLIENTS=(native mlfs s3fs rclone)
 log "checking content: cmp of every mount's file against the original"
 for c in mlfs s3fs rclone; do
 	cmp "$NATIVE" "${WFILE[$c]}" || die "$c: content differs from the original"
@@ -515,6 +535,7 @@ for c in mlfs s3fs rclone; do
 	unmount "${KEEP_MNT[$c]}"
 	rm -rf "$(dirname "${KEEP_MNT[$c]}")/cache"
 done
+fi # part 2
 
 # ================================================================ 3. random
 cat >"$W/fio.py" <<'EOF'
@@ -528,6 +549,7 @@ EOF
 declare -A RAND=() RAND_P50=() RAND_P99=() RAND_FETCHED=()
 for c in mlfs s3fs; do RAND[$c]=""; RAND_P50[$c]=""; RAND_P99[$c]=""; RAND_FETCHED[$c]=""; done
 RAND_IOS_SHORT=0
+if want 3; then
 for ((r = 1; r <= RUNS; r++)); do
 	# shellcheck disable=SC2046
 	for c in $(rotated $((r - 1)) mlfs s3fs); do
@@ -563,7 +585,14 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 
+fi # part 3
+
 # ================================================================ 4. listing
+LIST_MAKE_S=n/a LIST_SYNC_S=n/a LIST_OBJS=n/a
+LCLIENTS=(mlfs s3fs rclone)
+declare -A LS_TOT=() LS_ONLY=() LS_MOUNT=() LS_N=()
+for c in "${LCLIENTS[@]}"; do LS_TOT[$c]=""; LS_ONLY[$c]=""; LS_MOUNT[$c]=""; LS_N[$c]=""; done
+if want 4; then
 log "creating $LIST_N datasets through one mlfs mount (LIST_CSV=$LIST_CSV)"
 cat >"$W/mkds.py" <<'EOF'
 import os, sys, time
@@ -609,9 +638,6 @@ EOF
 awsc s3 cp --only-show-errors --recursive "$W/list/objs" "s3://$B/lists3/" >/dev/null || die "aws s3 cp --recursive failed"
 rm -rf "$W/list/objs"
 
-LCLIENTS=(mlfs s3fs rclone)
-declare -A LS_TOT=() LS_ONLY=() LS_MOUNT=() LS_N=()
-for c in "${LCLIENTS[@]}"; do LS_TOT[$c]=""; LS_ONLY[$c]=""; LS_MOUNT[$c]=""; LS_N[$c]=""; done
 for ((r = 1; r <= RUNS; r++)); do
 	# shellcheck disable=SC2046
 	for c in $(rotated $((r - 1)) "${LCLIENTS[@]}"); do
@@ -638,10 +664,11 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 awsc s3 rm --only-show-errors --recursive "s3://$B/lists3/" >/dev/null
+fi # part 4
 
 # ================================================================ 6. 4 GiB stream
 STREAM_RSS=n/a STREAM_MBPS=n/a STREAM_FETCH=n/a STREAM_CPU=n/a STREAM_EXP_RSS=n/a
-if ((STREAM_MB > 0)); then
+if want 6 && ((STREAM_MB > 0)); then
 	rm -f "$NATIVE"     # only parts 1-5 needed it; frees the disk
 	log "writing a ${STREAM_MB} MiB CSV through mlfs (prefix stream) and exporting it"
 	d=$W/stream
@@ -721,7 +748,7 @@ fi
 
 mib=$(awk -v b="$SIZE" 'BEGIN { printf "%.0f", b / 1048576 }')
 RAND_NBLK=$(awk -v b="$SIZE" 'BEGIN { n = int((b + 1048575) / 1048576); print n }')
-RAND_BLOCKS=$(awk -v n="$RAND_NBLK" 'BEGIN { printf "%.0f", n * (1 - exp(10240 * log(1 - 1 / n))) }')
+RAND_BLOCKS=$(awk -v n="$RAND_NBLK" 'BEGIN { if (n < 2) { print n; exit }; printf "%.0f", n * (1 - exp(10240 * log(1 - 1 / n))) }')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
