@@ -239,6 +239,34 @@ int catalog_find(struct catalog *c, const char *key, const char *etag,
 	return 0;
 }
 
+int catalog_each(struct catalog *c, const char *prefix,
+		 int (*fn)(void *arg, const char *key, const char *etag,
+			   const char *body, size_t len),
+		 void *arg)
+{
+	char md5[CATALOG_MD5_HEX + 1];
+	size_t plen = strlen(prefix);
+	const char *key;
+	json_t *e;
+	int rc;
+
+	if (!c)
+		return 0;
+	json_object_foreach(c->objects, key, e) {
+		json_t *b = json_object_get(e, "body");
+		const char *text = json_string_value(b);
+
+		if (!text || strncmp(key, prefix, plen) != 0)
+			continue;
+		rc = md5_hex(text, json_string_length(b), md5);
+		if (rc == 0)
+			rc = fn(arg, key, md5, text, json_string_length(b));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 size_t catalog_unused(const struct catalog *c)
 {
 	return c ? json_object_size(c->objects) : 0;

@@ -70,6 +70,18 @@ struct catalog *catalog_load(struct fs *fs);
 int catalog_find(struct catalog *c, const char *key, const char *etag,
 		 char **body, size_t *len);
 
+/*
+ * catalog_each: call fn for every entry of c whose key starts with
+ * prefix, with the entry's MD5 as an ETag and its body (not a copy,
+ * len bytes, valid while c lives), in no particular order.  Stops at
+ * and returns fn's first non-zero return; 0 for NULL.  For a mount that
+ * trusts the catalog before any LIST (see ds_rebuild_trusted).
+ */
+int catalog_each(struct catalog *c, const char *prefix,
+		 int (*fn)(void *arg, const char *key, const char *etag,
+			   const char *body, size_t len),
+		 void *arg);
+
 /* Entries of c that no catalog_find() returned yet; 0 for NULL. */
 size_t catalog_unused(const struct catalog *c);
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1858,6 +1859,7 @@ static int fetch_all(struct fs *fs, struct rebuild *rb)
  */
 struct rebuild_cat {
 	struct fs *fs;
+	bool trust;         /* take the catalog as the listing, no LIST */
 	pthread_t th;
 	bool started;       /* th runs or has run, not joined yet */
 	struct catalog *cat; /* once joined: the catalog, or NULL */
@@ -1891,6 +1893,30 @@ static struct catalog *rebuild_cat_get(struct rebuild_cat *rc)
 	return rc->cat;
 }
 
+/* A catalog entry taken as listed and read (ds_rebuild_trusted). */
+static int trusted_collect(void *arg, const char *key, const char *etag,
+			   const char *body, size_t len)
+{
+	struct rebuild *rb = arg;
+	struct store_stat st = { 0 };
+	struct rebuild_ent *e;
+	size_t n = rb->n;
+	int rc;
+
+	snprintf(st.etag, sizeof(st.etag), "%s", etag);
+	rc = rebuild_collect(rb, key, &st);
+	if (rc < 0 || rb->n == n)
+		return rc;
+	e = &rb->ents[rb->n - 1];
+	e->body = malloc(len + 1);
+	if (!e->body)
+		return -ENOMEM;
+	memcpy(e->body, body, len);
+	e->body[len] = '\0';
+	e->len = len;
+	return 0;
+}
+
 /*
  * List prefix and read every listed object: from the catalog where its
  * entry is the listed object, from the store otherwise.  Entries are
@@ -1902,6 +1928,12 @@ static int rebuild_read(struct fs *fs, const char *prefix,
 	struct catalog *cat;
 	int rc;
 
+	if (rcat->trust) {
+		rc = catalog_each(rcat->cat, prefix, trusted_collect, rb);
+		if (rc == 0 && rb->n)
+			qsort(rb->ents, rb->n, sizeof(*rb->ents), ent_cmp);
+		return rc;
+	}
 	rc = store_list(fs->store, prefix, rebuild_collect, rb);
 	if (rc < 0)
 		return rc;
@@ -2129,6 +2161,91 @@ int ds_rebuild(struct fs *fs)
 		       fetched, catalog_unused(cat), now_s() - t0);
 	catalog_free(cat);
 	return rc;
+}
+
+int ds_rebuild_trusted(struct fs *fs)
+{
+	struct rebuild_cat rcat = { .fs = fs, .trust = true };
+	double t0 = now_s();
+	size_t fetched = 0;
+	int rc;
+
+	rcat.cat = catalog_load(fs);
+	if (!rcat.cat)
+		return -ENOENT;
+	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
+	if (rc == 0)
+		rc = rebuild_kind(fs, &ds_models, &rcat, &fetched);
+	if (rc == 0)
+		rc = rebuild_jobs(fs, &rcat, &fetched);
+	fs_log(fs, 6, "rebuild: from the catalog alone; %.3f s", now_s() - t0);
+	catalog_free(rcat.cat);
+	return rc;
+}
+
+/*
+ * The check of an index taken from the catalog: a thread that holds
+ * ds_lock from before the mount serves its first request (so no change
+ * to datasets or models is made on an unchecked index) until the full
+ * rebuild, LIST and all, has run.
+ */
+static struct {
+	pthread_t th;
+	bool started;
+	pthread_mutex_t m;
+	pthread_cond_t cond;
+	bool locked;       /* under m: the thread holds ds_lock */
+	int rc;            /* the rebuild's, once joined */
+} verify = { .m = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *verify_main(void *arg)
+{
+	struct fs *fs = arg;
+	double t0 = now_s();
+
+	/*
+	 * Below the FUSE workers: the first listings of the new mount are
+	 * local, and should not wait behind this check's parsing.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	pthread_mutex_lock(&fs->ds_lock);
+	pthread_mutex_lock(&verify.m);
+	verify.locked = true;
+	pthread_cond_signal(&verify.cond);
+	pthread_mutex_unlock(&verify.m);
+	verify.rc = ds_rebuild(fs);
+	pthread_mutex_unlock(&fs->ds_lock);
+	if (verify.rc < 0)
+		fs_log(fs, 4, "checking the catalog against the bucket: %s; "
+			      "the next mount rebuilds", strerror(-verify.rc));
+	else
+		fs_log(fs, 6, "the index from the catalog checked against the "
+			      "bucket in %.3f s", now_s() - t0);
+	return NULL;
+}
+
+int ds_verify_start(struct fs *fs)
+{
+	int rc = pthread_create(&verify.th, NULL, verify_main, fs);
+
+	if (rc)
+		return -rc;
+	verify.started = true;
+	pthread_mutex_lock(&verify.m);
+	while (!verify.locked)
+		pthread_cond_wait(&verify.cond, &verify.m);
+	pthread_mutex_unlock(&verify.m);
+	return 0;
+}
+
+int ds_verify_join(struct fs *fs)
+{
+	(void)fs;
+	if (!verify.started)
+		return 0;
+	pthread_join(verify.th, NULL);
+	verify.started = false;
+	return verify.rc;
 }
 
 /* --- garbage collection --- */

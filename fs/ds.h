@@ -123,6 +123,19 @@ int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 bool ds_is_pending(json_t *man);
 
 /*
+ * ds_rebuild_trusted: rebuild the index from the S3 catalog object alone,
+ * without a LIST (-ENOENT when there is none to use).  Only for a fresh
+ * index of a prefix whose writer left cleanly (or a read-only mount);
+ * ds_verify_start then checks it against the bucket with a full
+ * ds_rebuild in a thread holding ds_lock (it returns once the lock is
+ * taken), and ds_verify_join waits for that thread: 0, or the rebuild's
+ * -errno (the index may be stale: do not mark it clean).
+ */
+int ds_rebuild_trusted(struct fs *fs);
+int ds_verify_start(struct fs *fs);
+int ds_verify_join(struct fs *fs);
+
+/*
  * ds_set_schema: apply a schema override (JSON text, see README) to the
  * latest version: a new version with the same data and the new schema;
  * the override is kept for later versions.  Bad text: -EINVAL, pb.

@@ -281,7 +281,7 @@ static char *default_cache_dir(const char *store_dir)
 	return out;
 }
 
-static int open_index(struct fs *fs)
+static int open_index(struct fs *fs, bool *verify)
 {
 	char *val = NULL;
 	struct meta_txn *t;
@@ -308,7 +308,18 @@ static int open_index(struct fs *fs)
 	 */
 	catalog = meta_has(t, META_MISC, "catalog") == 1;
 	meta_txn_abort(t);
-	if (created || !clean || !catalog) {
+	/*
+	 * A fresh index of a prefix whose writer left cleanly comes from
+	 * the catalog alone, and a thread checks it against the bucket
+	 * (LIST and all) while holding changes back: a fresh mount lists at
+	 * once rather than after a LIST of every manifest.
+	 */
+	if (created && fs->s3 && remote_catalog_trusted() &&
+	    ds_rebuild_trusted(fs) == 0) {
+		*verify = true;
+		fs_log(fs, LOG_INFO, "index from the catalog; checking it "
+				     "against the bucket");
+	} else if (created || !clean || !catalog) {
 		rc = ds_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
@@ -427,6 +438,7 @@ int main(int argc, char *argv[])
 	int status = 1;
 	int lock_fd = -1;
 	bool remote = false;
+	bool verify = false;
 	int rc;
 
 	/* once, before any thread: the S3 probe runs before the fork */
@@ -643,8 +655,12 @@ store_ready:
 		fs_log(&fs, LOG_ERR, "cannot start a thread");
 		goto out_curl;
 	}
-	if (open_index(&fs) < 0)
+	if (open_index(&fs, &verify) < 0)
 		goto out_curl;
+	if (verify && ds_verify_start(&fs) < 0) {
+		fs_log(&fs, LOG_ERR, "cannot start a thread");
+		goto out_curl;
+	}
 	if (runner_start(&fs) < 0) {
 		fs_log(&fs, LOG_ERR, "cannot start the job runner");
 		goto out_curl;
@@ -660,10 +676,12 @@ store_ready:
 	status = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP)
 			 ? 0
 			 : 1;
-	if (status == 0)
+	/* an index from the catalog that was never checked is not clean */
+	if (ds_verify_join(&fs) == 0 && status == 0)
 		mark_clean(&fs);
 	fuse_loop_cfg_destroy(lcfg);
 out_curl:
+	ds_verify_join(&fs);
 	runner_stop(&fs);
 	served_cache_clear(); /* before the plugins they use go */
 	remote_stop(&fs);

@@ -52,6 +52,7 @@ struct remote {
 	char token[64];          /* ours, when we hold the lease */
 	char holder[300];        /* "<host>:<cache dir>": who writes */
 	bool writer;
+	bool handoff;            /* no lease object found: a clean handoff */
 	struct store *lease;     /* a direct S3 store for the lease */
 	pthread_t thread;
 	bool started;
@@ -239,6 +240,7 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 		snprintf(msg, msglen, "reading the lease: %s", strerror(-rc));
 		goto out_close;
 	}
+	r->handoff = rc == -ENOENT;
 	/*
 	 * Our own lease, left by a mount of this cache that crashed (main()
 	 * holds the cache's lock, so that mount is gone): its outbox is
@@ -614,9 +616,15 @@ int remote_poll_start(struct fs *fs)
 	return 0;
 }
 
+bool remote_catalog_trusted(void)
+{
+	return the_remote.handoff || !the_remote.writer;
+}
+
 void remote_stop(struct fs *fs)
 {
 	struct remote *r = &the_remote;
+	int rc = 0;
 
 	if (!r->started) {
 		store_close(fs->s3); /* remote_start failed after opening it */
@@ -631,8 +639,7 @@ void remote_stop(struct fs *fs)
 	r->started = false;
 	if (r->writer && fs->s3) {
 		/* the jobs' last records, the changes of the last seconds */
-		int rc = catalog_write(fs);
-
+		rc = catalog_write(fs);
 		if (rc < 0)
 			fs_log(fs, 4, "s3: writing %s at unmount failed: %s",
 			       CATALOG_KEY, strerror(-rc));
@@ -640,8 +647,22 @@ void remote_stop(struct fs *fs)
 	store_close(fs->s3);
 	fs->s3 = NULL;
 	if (r->writer && r->lease) {
-		/* give the lease back: the next mount need not wait */
-		store_del(r->lease, LEASE_KEY);
+		struct bcache_stats st;
+
+		/*
+		 * Give the lease back: the next mount need not wait.  Deleted
+		 * only when the bucket holds everything the catalog names (a
+		 * clean handoff: the next fresh mount may trust the catalog);
+		 * otherwise left expired, which says "rebuild with a LIST".
+		 */
+		if (rc == 0 && bcache_stats(fs->store, &st) == 0 &&
+		    st.exports_queued == 0) {
+			store_del(r->lease, LEASE_KEY);
+		} else {
+			r->lease_ttl = 0;
+			r->token[0] = '\0';
+			lease_write(r, r->lease);
+		}
 	}
 	store_close(r->lease);
 	r->lease = NULL;

@@ -44,6 +44,15 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
  */
 int remote_start(struct fs *fs, char *msg, size_t msglen);
 
+/*
+ * remote_catalog_trusted: may a fresh index come from the catalog alone
+ * (ds_rebuild_trusted)?  Yes on a read-only mount, and on a writer that
+ * found no lease: the last writer gave it back at a clean unmount, after
+ * putting its last catalog.  A lease left by a crash says the catalog may
+ * lag the bucket, and a writer must not hand out version numbers from it.
+ */
+bool remote_catalog_trusted(void);
+
 /* remote_stop: stop the thread; a writer gives its lease back. */
 void remote_stop(struct fs *fs);
 

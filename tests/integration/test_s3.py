@@ -448,10 +448,17 @@ def catalog_of(s3, prefix):
 
 
 def rebuild_line(m):
-    """The daemon's account of its last rebuild: (read one by one,
-    catalog entries not current)."""
-    lines = [ln for ln in m.stderr().splitlines() if "rebuild: " in ln and
-             "read one by one" in ln]
+    """The daemon's account of its last full rebuild: (read one by one,
+    catalog entries not current).  After a clean handoff that rebuild is
+    the check of the index taken from the catalog, which runs after the
+    mount is up: wait for it."""
+    deadline = time.monotonic() + 20
+    while True:
+        lines = [ln for ln in m.stderr().splitlines() if "rebuild: " in ln
+                 and "read one by one" in ln]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert lines, m.stderr()
     w = lines[-1].split("rebuild: ")[1].split()
     return int(w[0]), int(w[6])
@@ -492,6 +499,9 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
     assert got == cat["objects"]["datasets/iris/v2.json"]["body"]
     # a fresh mount takes every manifest from it and shows the same tree
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    # the writer gave the lease back cleanly: the index came from the
+    # catalog alone, and the check against the bucket found it current
+    assert "from the catalog alone" in f.stderr()
     assert rebuild_line(f) == (0, 0)
     assert snapshot(f.mnt) == before
     r = sh(f"echo 6.3,3.3,6.0,2.5 > {f.mnt}/models/iris/predict; "
@@ -566,3 +576,32 @@ def test_a_garbage_catalog_is_a_plain_rebuild(mlfs_factory, s3server,
     assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
         == IRIS
     assert os.readlink(f.mnt / "datasets" / "iris" / "latest") == "v1"
+
+
+def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
+        mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    (w.mnt / "datasets" / "iris").mkdir()
+    (w.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.kill9()                       # the lease stays behind, unexpired
+    time.sleep(0.1)
+    # the crashed writer's lease, expired (by hand: no waiting 30 s)
+    bucket = f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}"
+    lease = json.loads(aws(s3server, "cp", f"{bucket}/mlfs-lease",
+                           "-").stdout)
+    lease["expires"] = 0
+    p = Path(w.tmp) / "lease.json"
+    p.write_text(json.dumps(lease))
+    assert aws(s3server, "cp", str(p), f"{bucket}/mlfs-lease").returncode == 0
+    f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    assert "from the catalog alone" not in f.stderr()
+    assert rebuild_line(f)[0] >= 0
+    assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
+        == IRIS
+    f.stop()
+    # a clean unmount hands over: the next fresh mount trusts the catalog
+    g = fresh(mlfs_factory, s3server, w.prefix, "g")
+    assert "from the catalog alone" in g.stderr()
+    assert (g.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
+        == IRIS
