@@ -595,6 +595,7 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     p.write_text(json.dumps(lease))
     assert aws(s3server, "cp", str(p), f"{bucket}/mlfs-lease").returncode == 0
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    (f.mnt / "datasets" / "after").mkdir()      # it took the lease: a writer
     assert "from the catalog alone" not in f.stderr()
     assert rebuild_line(f)[0] >= 0
     assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
@@ -605,3 +606,55 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     assert "from the catalog alone" in g.stderr()
     assert (g.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
         == IRIS
+
+
+def test_a_corrupt_cached_block_is_fetched_again_never_served(mlfs_factory,
+                                                              s3server):
+    m = s3mount(mlfs_factory, s3server)
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    f = d / "v1" / "data.csv"
+    m.stop()                        # the kernel's page cache goes with it
+    shutil.rmtree(m.cache)
+    m.start()
+    assert f.read_text() == IRIS    # fetched into the block cache
+    assert os.getxattr(f, "user.mlfs.state") == b"synced"
+    m.stop()
+    # flip a byte in every cached block file that holds the content
+    hit = 0
+    for p in (m.cache / "blocks").rglob("*"):
+        if p.is_file() and p.stat().st_size >= len(IRIS) and \
+                b"setosa" in p.read_bytes():
+            b = bytearray(p.read_bytes())
+            b[100] ^= 0x55
+            p.write_bytes(bytes(b))
+            hit += 1
+    assert hit >= 1
+    m.start()
+    assert f.read_text() == IRIS
+    stats = dict(ln.split()[:2] for ln in
+                 (m.mnt / ".mlfs" / "cache").read_text().splitlines()
+                 if len(ln.split()) >= 2)
+    assert int(stats["corrupt_blocks"]) >= 1
+
+
+def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
+                                                      s3server):
+    m = s3mount(mlfs_factory, s3server, opts=["cache_size=2M"])
+    sv = os.statvfs(m.mnt)
+    assert sv.f_blocks * sv.f_frsize == 2 * 2**20
+    d = m.mnt / "datasets" / "big"
+    d.mkdir()
+    row = "1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0,9.0,1\n"
+    text = "a,b,c,d,e,f,g,h,i,label\n" + row * (3 * 2**20 // len(row))
+    m.expect("")
+    with pytest.raises(OSError) as e:
+        (d / "data.csv").write_text(text)   # more than the cache holds
+    assert e.value.errno == errno.ENOSPC
+    assert not (d / "v1").exists()
+    (d / "data.csv").write_text(IRIS)       # what fits still goes in
+    assert (d / "v1" / "data.csv").read_text() == IRIS
+    sv = os.statvfs(m.mnt)
+    assert sv.f_bfree * sv.f_frsize <= 2 * 2**20 - len(IRIS)
