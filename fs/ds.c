@@ -2254,6 +2254,7 @@ struct gc_keys {
 	char **k;
 	size_t n;
 	size_t cap;
+	int64_t young;  /* blobs modified after this are spared */
 };
 
 static int gc_collect(void *arg, const char *key, const struct store_stat *st)
@@ -2264,7 +2265,7 @@ static int gc_collect(void *arg, const char *key, const struct store_stat *st)
 	 * Blobs are put before the manifest that names them (a job's files,
 	 * a model's): a young blob may be about to be referenced.
 	 */
-	if (st->mtime > (int64_t)time(NULL) - 600)
+	if (st->mtime > g->young)
 		return 0;
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? g->cap * 2 : 256;
@@ -2303,7 +2304,8 @@ int ds_gc(struct fs *fs)
 {
 	static const enum meta_table tabs[] = { META_DSV, META_MODELV,
 						META_JOB };
-	struct gc_keys g = { 0 };
+	struct gc_keys g = { .young = (int64_t)time(NULL) -
+				      (int64_t)fs->opts.gc_grace };
 	int removed = 0, rc;
 
 	/* under ds_lock: no version can be published half-way through */

@@ -36,6 +36,7 @@ struct fs_opts {
 	char *region;         /* S3: -o region, or NULL */
 	bool path_style;      /* S3: -o path_style */
 	unsigned import_ttl;  /* seconds: S3 sources and readers refresh */
+	unsigned gc_grace;    /* seconds: gc spares blobs younger than this */
 	unsigned jobs;
 	bool foreground;
 	bool debug;

@@ -56,6 +56,7 @@ struct cli {
 	char *region;
 	unsigned jobs;
 	unsigned import_ttl;
+	int gc_grace;
 	int path_style;
 	int foreground;
 	int debug;
@@ -77,6 +78,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("endpoint=%s", endpoint),
 	CLI_OPT("region=%s", region),
 	CLI_OPT("import_ttl=%u", import_ttl),
+	CLI_OPT("gc_grace=%d", gc_grace),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -119,6 +121,7 @@ static void usage(FILE *fp)
 		"       region=NAME         S3 region\n"
 		"       path_style          path-style S3 addressing\n"
 		"       import_ttl=SECS     read-only mounts refresh this often\n"
+		"       gc_grace=SECS       gc spares blobs younger than this (600)\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -431,7 +434,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
-	struct cli cli = { 0 };
+	struct cli cli = { .gc_grace = -1 };
 	struct fs fs = { 0 };
 	char real[PATH_MAX], msg[256];
 	struct stat st;
@@ -464,6 +467,7 @@ int main(int argc, char *argv[])
 	fs.opts.region = cli.region;
 	fs.opts.path_style = cli.path_style;
 	fs.opts.import_ttl = cli.import_ttl;
+	fs.opts.gc_grace = cli.gc_grace >= 0 ? (unsigned)cli.gc_grace : 600;
 	if (cli.max_file && parse_size(cli.max_file, &fs.opts.max_file) < 0) {
 		status = fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			      cli.max_file, "");

@@ -658,3 +658,43 @@ def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
     assert (d / "v1" / "data.csv").read_text() == IRIS
     sv = os.statvfs(m.mnt)
     assert sv.f_bfree * sv.f_frsize <= 2 * 2**20 - len(IRIS)
+
+
+def test_gc_removes_unreferenced_blobs_locally_and_in_the_bucket(
+        mlfs_factory, s3server, tmp_path):
+    m = s3mount(mlfs_factory, s3server, opts=["gc_grace=0"])
+    b = s3server["MLFS_S3_BUCKET"]
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    old = json.loads((d / "v1" / "lineage").read_text())["hash"]
+    new = json.loads((d / "v2" / "lineage").read_text())["hash"]
+
+    def blobs():
+        r = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
+        return r.stdout
+
+    assert old in blobs() and new in blobs()
+    # rmdir of a version releases its blob at once, in the bucket too
+    (d / "v1").rmdir()
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    assert old not in blobs() and new in blobs()
+    # an orphan (a crash between a blob's put and its manifest) is gc's
+    orphan = "0123456789abcdef0123456789abcdef"
+    (tmp_path / "o").write_text("orphan")
+    assert aws(s3server, "cp", str(tmp_path / "o"),
+               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+    (m.mnt / ".mlfs" / "cache").write_text("gc\n")
+    assert orphan not in blobs() and new in blobs()
+    assert "gc: removed 1 unreferenced blob" in m.stderr()
+    assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+    # the default grace (10 minutes) spares young blobs
+    m.stop()
+    m.opts = [o for o in m.opts if o != "gc_grace=0"]
+    m.start()
+    assert aws(s3server, "cp", str(tmp_path / "o"),
+               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+    (m.mnt / ".mlfs" / "cache").write_text("gc\n")
+    assert orphan in blobs()
