@@ -233,6 +233,41 @@ static char *manifest_text(json_t *j)
 	return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 }
 
+/*
+ * The check of an index taken from the catalog (ds_rebuild_trusted): a
+ * thread runs the full rebuild, LIST and all, verify_delay seconds after
+ * the mount, or at once when a change asks for it first.  Reads use the
+ * index meanwhile; every change to datasets, models and blobs goes
+ * through lock_changes(), which waits for the check, so no version
+ * number is handed out and no blob collected from an unchecked index.
+ * Deferred, the check does not compete with the first reads of a fresh
+ * mount for the server (its LIST costs s3rver about half a second).
+ */
+static struct {
+	pthread_t th;
+	bool started;
+	pthread_mutex_t m;
+	pthread_cond_t cond;
+	bool pending;      /* under m: the index is not checked yet */
+	bool kicked;       /* under m: a change waits for the check */
+	bool stop;         /* under m: unmounting */
+	int rc;            /* under m: the check's, once done */
+} verify = { .m = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* ds_lock, for a change: after the check of a catalog index, if any. */
+static void lock_changes(struct fs *fs)
+{
+	pthread_mutex_lock(&verify.m);
+	if (verify.pending) {
+		verify.kicked = true;
+		pthread_cond_broadcast(&verify.cond);
+		while (verify.pending)
+			pthread_cond_wait(&verify.cond, &verify.m);
+	}
+	pthread_mutex_unlock(&verify.m);
+	pthread_mutex_lock(&fs->ds_lock);
+}
+
 /* Write json to the store at key, atomically. */
 static int store_put_json(struct fs *fs, const char *key, json_t *j)
 {
@@ -343,7 +378,7 @@ int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t m
 			"next", 1, "aliases", "overrides");
 	if (!rec)
 		return -ENOMEM;
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	{
 		json_t *old;
 
@@ -370,7 +405,7 @@ int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mo
 	json_t *rec;
 	int rc;
 
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -554,7 +589,7 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name)
 	json_t *rec;
 	int rc;
 
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -635,7 +670,7 @@ int ds_remove_version(struct fs *fs, const struct ds_kind *k,
 	json_t *rec = NULL, *man = NULL;
 	int rc;
 
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1032,7 +1067,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	if (rc < 0)
 		return rc;
 	hash_hex(m.data, (size_t)m.size, hash);
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1057,7 +1092,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		goto out;
 	}
 
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	json_decref(rec);
 	rec = NULL;
 	rc = ds_get(fs, k, name, &rec);
@@ -1101,7 +1136,7 @@ int ds_publish_pending(struct fs *fs, const char *name,
 
 	*ver = 0;
 	*created = false;
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1163,7 +1198,8 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	if (!url || !etag)
 		return problem_set(pb, 0, 0, "version %u: pending, but its "
 					     "lineage names no source", ver);
-	snprintf(pb->path, sizeof(pb->path), "%.500s", url);
+	if (pb)
+		snprintf(pb->path, sizeof(pb->path), "%.500s", url);
 	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
@@ -1185,7 +1221,7 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	rc = put_blob(fs, hash, tmp, size, key, sizeof(key), NULL);
 	if (rc < 0)
 		goto out_unlink;
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc == 0)
 		rc = ds_version(fs, k, name, ver, &man);
@@ -1268,7 +1304,7 @@ int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 	rc = node_name_check(name, NULL);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc == -ENOENT) {
 		char when[32], key[512];
@@ -1537,7 +1573,7 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 	man = NULL;
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1642,7 +1678,7 @@ int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const
 				   "alias target \"%s\": must be v<n> of this "
 				   "dataset",
 				   target);
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1668,7 +1704,7 @@ int ds_alias_del(struct fs *fs, const struct ds_kind *k, const char *name, const
 	json_t *rec;
 	int rc;
 
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -1695,7 +1731,7 @@ int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, co
 	rc = node_name_check(to, &pb);
 	if (rc < 0)
 		return -EPERM; /* over latest, v<n>, or a bad name */
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
@@ -2183,58 +2219,62 @@ int ds_rebuild_trusted(struct fs *fs)
 	return rc;
 }
 
-/*
- * The check of an index taken from the catalog: a thread that holds
- * ds_lock from before the mount serves its first request (so no change
- * to datasets or models is made on an unchecked index) until the full
- * rebuild, LIST and all, has run.
- */
-static struct {
-	pthread_t th;
-	bool started;
-	pthread_mutex_t m;
-	pthread_cond_t cond;
-	bool locked;       /* under m: the thread holds ds_lock */
-	int rc;            /* the rebuild's, once joined */
-} verify = { .m = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-
 static void *verify_main(void *arg)
 {
 	struct fs *fs = arg;
-	double t0 = now_s();
+	struct timespec until;
+	double t0;
+	int rc = -ECANCELED;
 
-	/*
-	 * Below the FUSE workers: the first listings of the new mount are
-	 * local, and should not wait behind this check's parsing.
-	 */
-	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	pthread_mutex_lock(&fs->ds_lock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += fs->opts.verify_delay;
 	pthread_mutex_lock(&verify.m);
-	verify.locked = true;
-	pthread_cond_signal(&verify.cond);
+	while (!verify.kicked && !verify.stop &&
+	       pthread_cond_timedwait(&verify.cond, &verify.m, &until) !=
+		       ETIMEDOUT)
+		;
+	if (verify.stop && !verify.kicked) {
+		/* unmounting: unchecked, so the index will not be marked clean */
+		verify.pending = false;
+		verify.rc = rc;
+		pthread_cond_broadcast(&verify.cond);
+		pthread_mutex_unlock(&verify.m);
+		return NULL;
+	}
 	pthread_mutex_unlock(&verify.m);
-	verify.rc = ds_rebuild(fs);
+	/* Below the FUSE workers: reads should not wait behind it. */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	t0 = now_s();
+	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_rebuild(fs);
 	pthread_mutex_unlock(&fs->ds_lock);
-	if (verify.rc < 0)
+	if (rc < 0)
 		fs_log(fs, 4, "checking the catalog against the bucket: %s; "
-			      "the next mount rebuilds", strerror(-verify.rc));
+			      "the next mount rebuilds", strerror(-rc));
 	else
 		fs_log(fs, 6, "the index from the catalog checked against the "
 			      "bucket in %.3f s", now_s() - t0);
+	pthread_mutex_lock(&verify.m);
+	verify.pending = false;
+	verify.rc = rc;
+	pthread_cond_broadcast(&verify.cond);
+	pthread_mutex_unlock(&verify.m);
 	return NULL;
 }
 
 int ds_verify_start(struct fs *fs)
 {
-	int rc = pthread_create(&verify.th, NULL, verify_main, fs);
+	int rc;
 
-	if (rc)
-		return -rc;
-	verify.started = true;
 	pthread_mutex_lock(&verify.m);
-	while (!verify.locked)
-		pthread_cond_wait(&verify.cond, &verify.m);
+	verify.pending = true;
 	pthread_mutex_unlock(&verify.m);
+	rc = pthread_create(&verify.th, NULL, verify_main, fs);
+	if (rc) {
+		verify.pending = false;
+		return -rc;
+	}
+	verify.started = true;
 	return 0;
 }
 
@@ -2243,6 +2283,10 @@ int ds_verify_join(struct fs *fs)
 	(void)fs;
 	if (!verify.started)
 		return 0;
+	pthread_mutex_lock(&verify.m);
+	verify.stop = true;
+	pthread_cond_broadcast(&verify.cond);
+	pthread_mutex_unlock(&verify.m);
 	pthread_join(verify.th, NULL);
 	verify.started = false;
 	return verify.rc;
@@ -2309,7 +2353,7 @@ int ds_gc(struct fs *fs)
 	int removed = 0, rc;
 
 	/* under ds_lock: no version can be published half-way through */
-	pthread_mutex_lock(&fs->ds_lock);
+	lock_changes(fs);
 	rc = store_list(fs->store, "blobs/", gc_collect, &g);
 	for (size_t i = 0; rc == 0 && i < g.n; i++) {
 		const char *slash = strrchr(g.k[i], '/');

@@ -125,11 +125,13 @@ bool ds_is_pending(json_t *man);
 /*
  * ds_rebuild_trusted: rebuild the index from the S3 catalog object alone,
  * without a LIST (-ENOENT when there is none to use).  Only for a fresh
- * index of a prefix whose writer left cleanly (or a read-only mount);
- * ds_verify_start then checks it against the bucket with a full
- * ds_rebuild in a thread holding ds_lock (it returns once the lock is
- * taken), and ds_verify_join waits for that thread: 0, or the rebuild's
- * -errno (the index may be stale: do not mark it clean).
+ * index of a prefix whose writer left cleanly (or a read-only mount).
+ * ds_verify_start then starts the thread that checks it against the
+ * bucket with a full ds_rebuild, fs->opts.verify_delay seconds later or
+ * as soon as a change (ds_create, ds_publish, ..., ds_gc) asks for it;
+ * changes wait for the check.  ds_verify_join, at unmount, stops a check
+ * not yet begun and waits for one running: 0 once checked, -ECANCELED
+ * if never, or the rebuild's -errno (then do not mark the index clean).
  */
 int ds_rebuild_trusted(struct fs *fs);
 int ds_verify_start(struct fs *fs);

@@ -37,6 +37,7 @@ struct fs_opts {
 	bool path_style;      /* S3: -o path_style */
 	unsigned import_ttl;  /* seconds: S3 sources and readers refresh */
 	unsigned gc_grace;    /* seconds: gc spares blobs younger than this */
+	unsigned verify_delay; /* seconds: check a catalog index after this */
 	unsigned jobs;
 	bool foreground;
 	bool debug;

@@ -57,6 +57,7 @@ struct cli {
 	unsigned jobs;
 	unsigned import_ttl;
 	int gc_grace;
+	int verify_delay;
 	int path_style;
 	int foreground;
 	int debug;
@@ -79,6 +80,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("region=%s", region),
 	CLI_OPT("import_ttl=%u", import_ttl),
 	CLI_OPT("gc_grace=%d", gc_grace),
+	CLI_OPT("verify_delay=%d", verify_delay),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -122,6 +124,9 @@ static void usage(FILE *fp)
 		"       path_style          path-style S3 addressing\n"
 		"       import_ttl=SECS     read-only mounts refresh this often\n"
 		"       gc_grace=SECS       gc spares blobs younger than this (600)\n"
+		"       verify_delay=SECS   check an index from the S3 catalog\n"
+		"                           this long after mount, or at the\n"
+		"                           first change (10)\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -434,7 +439,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
-	struct cli cli = { .gc_grace = -1 };
+	struct cli cli = { .gc_grace = -1, .verify_delay = -1 };
 	struct fs fs = { 0 };
 	char real[PATH_MAX], msg[256];
 	struct stat st;
@@ -468,6 +473,8 @@ int main(int argc, char *argv[])
 	fs.opts.path_style = cli.path_style;
 	fs.opts.import_ttl = cli.import_ttl;
 	fs.opts.gc_grace = cli.gc_grace >= 0 ? (unsigned)cli.gc_grace : 600;
+	fs.opts.verify_delay =
+		cli.verify_delay >= 0 ? (unsigned)cli.verify_delay : 10;
 	if (cli.max_file && parse_size(cli.max_file, &fs.opts.max_file) < 0) {
 		status = fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			      cli.max_file, "");

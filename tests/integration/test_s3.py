@@ -464,9 +464,11 @@ def rebuild_line(m):
     return int(w[0]), int(w[6])
 
 
-def fresh(factory, s3, prefix, sub):
-    """A new mount of prefix with a new, empty cache."""
-    return s3mount(factory, s3, sub=sub, prefix=prefix)
+def fresh(factory, s3, prefix, sub, delay=0):
+    """A new mount of prefix with a new, empty cache; an index from the
+    catalog is checked against the bucket after delay seconds."""
+    return s3mount(factory, s3, sub=sub, prefix=prefix,
+                   opts=[f"verify_delay={delay}"])
 
 
 def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
@@ -698,3 +700,24 @@ def test_gc_removes_unreferenced_blobs_locally_and_in_the_bucket(
                f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
     (m.mnt / ".mlfs" / "cache").write_text("gc\n")
     assert orphan in blobs()
+
+
+def test_the_check_of_a_catalog_index_waits_for_the_first_change(
+        mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    for name in ("a", "gone"):
+        (w.mnt / "datasets" / name).mkdir()
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")   # a clean handoff
+    w.stop()
+    bucket = f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}"
+    assert aws(s3server, "rm", f"{bucket}/datasets/gone/dataset.json"
+               ).returncode == 0
+    # reads see the catalog's view at once; the check is deferred
+    e = fresh(mlfs_factory, s3server, w.prefix, "e", delay=60)
+    assert "from the catalog alone" in e.stderr()
+    assert sorted(os.listdir(e.mnt / "datasets")) == ["a", "gone"]
+    assert "read one by one" not in e.stderr()
+    # the first change waits for it, and is made on the bucket's truth
+    (e.mnt / "datasets" / "new").mkdir()
+    assert "read one by one" in e.stderr()
+    assert sorted(os.listdir(e.mnt / "datasets")) == ["a", "new"]
