@@ -1183,7 +1183,9 @@ static void bc_hydrate_locked(struct bcache *c, struct bc_obj *o, uint32_t b0,
 {
 	uint32_t i;
 
-	if (!c->hydrate || o->hydrating || (c->limit && o->size > c->limit / 2))
+	if (!c->hydrate || o->hydrating ||
+	    (c->limit && o->size > c->limit / 2) ||
+	    (int64_t)o->size > bc_disk_room(c) / 2)
 		return;
 	o->hydrating = true;
 	for (i = b1 + 1; i < o->nblocks; i++)

@@ -269,10 +269,17 @@ static void unstage(struct ds_handle *h)
 static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 {
 	struct node *n = f->node;
+	bool trunc = (f->flags & O_ACCMODE) != O_RDONLY && (f->flags & O_TRUNC);
 	json_t *man;
 	int rc;
 
-	rc = version_ready(n, 0, &man);
+	/* Replacing the content does not need a lazy version's old bytes. */
+	rc = trunc ? ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man)
+		   : version_ready(n, 0, &man);
+	if (rc == 0 && ds_is_pending(man)) {
+		json_decref(man);
+		man = json_object();
+	}
 	if (rc == -ENOENT) {
 		json_t *rec;
 

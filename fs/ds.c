@@ -1047,6 +1047,25 @@ static bool put_early(struct fs *fs, const char *path, uint64_t size,
 	return true;
 }
 
+/* Is hash the content of name's latest version (*parent)?  Under ds_lock. */
+static bool is_latest(struct fs *fs, const char *name, json_t *rec,
+		      const char *hash, unsigned *parent)
+{
+	json_t *prev;
+	const char *ph;
+	bool same = false;
+
+	*parent = rec_uint(rec, "latest");
+	if (*parent &&
+	    ds_version(fs, &ds_datasets, name, *parent, &prev) == 0) {
+		ph = json_string_value(json_object_get(
+			json_object_get(prev, "lineage"), "hash"));
+		same = ph && strcmp(ph, hash) == 0;
+		json_decref(prev);
+	}
+	return same;
+}
+
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       const struct ds_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb)
@@ -1054,7 +1073,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	const struct ds_kind *k = &ds_datasets;
 	struct csv_info *info = NULL;
 	char hash[HASH_HEX_LEN + 1], key[128];
-	json_t *rec = NULL, *prev = NULL, *man = NULL;
+	json_t *rec = NULL, *man = NULL;
 	struct mapped m;
 	unsigned parent, v;
 	bool early = false, fresh = false;
@@ -1071,17 +1090,11 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
-	parent = rec_uint(rec, "latest");
-	if (parent && ds_version(fs, k, name, parent, &prev) == 0) {
-		const char *ph = json_string_value(json_object_get(
-			json_object_get(prev, "lineage"), "hash"));
-
-		/* Identical content makes no new version (it was checked). */
-		if (ph && strcmp(ph, hash) == 0) {
-			unlink(path);
-			*ver = parent;
-			goto out_unlock;
-		}
+	/* Identical content makes no new version (it was checked). */
+	if (is_latest(fs, name, rec, hash, &parent)) {
+		unlink(path);
+		*ver = parent;
+		goto out_unlock;
 	}
 	pthread_mutex_unlock(&fs->ds_lock);
 	early = put_early(fs, path, m.size, hash, key, sizeof(key), &fresh);
@@ -1097,14 +1110,21 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	rec = NULL;
 	rc = ds_get(fs, k, name, &rec);
 	if (rc < 0)
-		goto out_unlock;
-	parent = rec_uint(rec, "latest");
-	if (early)
+		goto out_drop;
+	/* the same bytes were published meanwhile */
+	if (is_latest(fs, name, rec, hash, &parent)) {
 		unlink(path);
-	else
-		rc = put_blob(fs, hash, path, m.size, key, sizeof(key), NULL);
-	if (rc < 0)
+		*ver = parent;
 		goto out_unlock;
+	}
+	/*
+	 * Put (again) under the lock: an early put that found the blob
+	 * already stored did not hold it, and gc or a version's removal may
+	 * have taken it since.
+	 */
+	rc = put_blob(fs, hash, path, m.size, key, sizeof(key), NULL);
+	if (rc < 0)
+		goto out_drop;
 	v = next_version(rec, parent);
 	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
 			"dataset", name, "version", (int)v, "lineage",
@@ -1114,11 +1134,14 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		man = NULL;
 	}
 	rc = commit_new(fs, name, rec, man, v, ver, created);
+out_drop:
+	/* an early blob no version took: it shares the staging file's inode */
+	if (rc < 0 && early && fresh)
+		store_del(fs->store, key);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 out:
 	json_decref(man);
-	json_decref(prev);
 	json_decref(rec);
 	csv_info_free(info);
 	unmap_file(&m);
@@ -1188,25 +1211,42 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	const char *url = json_string_value(json_object_get(lin, "detail"));
 	const char *etag = json_string_value(json_object_get(lin,
 							     "source_etag"));
-	char tmp[4096], msg[400], got[80], hash[HASH_HEX_LEN + 1], key[128];
-	char mkey[512];
+	char tmp[4096], msg[400] = "", got[80], hash[HASH_HEX_LEN + 1];
+	char key[128], mkey[512];
 	struct csv_info *info = NULL;
+	struct problem p = { 0 };
 	json_t *rec = NULL, *man = NULL;
 	uint64_t size;
 	int fd = -1, rc;
 
-	if (!url || !etag)
-		return problem_set(pb, 0, 0, "version %u: pending, but its "
-					     "lineage names no source", ver);
-	if (pb)
-		snprintf(pb->path, sizeof(pb->path), "%.500s", url);
+	if (!url || !etag) {
+		rc = problem_set(&p, 0, 0, "datasets/%s/v%u: pending, but its "
+					   "lineage names no source", name, ver);
+		goto out_problem;
+	}
+	/*
+	 * The import rewrites the version's manifest and puts a blob: the
+	 * writer's to do.  A reader mount serves it once the writer did.
+	 */
+	if (fs->opts.read_only) {
+		rc = -EROFS;
+		problem_set(&p, 0, 0, "datasets/%s/v%u: not imported yet from "
+				      "%s; the writer mount imports it on its "
+				      "first read", name, ver, url);
+		goto out_problem;
+	}
+	snprintf(p.path, sizeof(p.path), "%.500s", url);
 	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
 	rc = remote_fetch(fs, url, tmp, fs->opts.max_file, etag, got,
 			  sizeof(got), msg, sizeof(msg));
 	if (rc < 0) {
-		problem_set(pb, 0, 0, "datasets/%s/v%u: %s", name, ver, msg);
+		/* gone is not "no such version": the pinned object is stale */
+		if (rc == -ENOENT)
+			rc = -ESTALE;
+		problem_set(&p, 0, 0, "datasets/%s/v%u: %s", name, ver,
+			    msg[0] ? msg : strerror(-rc));
 		goto out_unlink;
 	}
 	fd = open(tmp, O_RDONLY | O_CLOEXEC);
@@ -1214,25 +1254,27 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 		rc = -errno;
 		goto out_unlink;
 	}
-	rc = scan_file(fd, &info, hash, &size, pb);
+	rc = scan_file(fd, &info, hash, &size, &p);
 	close(fd);
 	if (rc < 0)
 		goto out_unlink;
-	rc = put_blob(fs, hash, tmp, size, key, sizeof(key), NULL);
-	if (rc < 0)
-		goto out_unlink;
+	/* The blob goes in under the lock: gc must not take it first. */
 	lock_changes(fs);
 	rc = ds_get(fs, k, name, &rec);
 	if (rc == 0)
 		rc = ds_version(fs, k, name, ver, &man);
 	if (rc == 0 && ds_is_pending(man)) {
+		rc = put_blob(fs, hash, tmp, size, key, sizeof(key), NULL);
 		json_object_del(man, "pending");
-		rc = manifest_content(man, rec, info, hash, key, size);
+		if (rc == 0)
+			rc = manifest_content(man, rec, info, hash, key, size);
 		ds_manifest_key(k, name, ver, mkey, sizeof(mkey));
 		if (rc == 0)
 			rc = store_put_json(fs, mkey, man);
 		if (rc == 0)
 			rc = index_update(fs, k, name, rec, ver, man);
+	} else {
+		unlink(tmp);
 	}
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(man);
@@ -1242,6 +1284,9 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 out_unlink:
 	unlink(tmp);
 	csv_info_free(info);
+out_problem:
+	if (pb && p.msg[0])
+		*pb = p;
 	return rc;
 }
 
@@ -2170,31 +2215,59 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int count_one(void *arg, const char *key, const char *etag,
+		     const char *body, size_t len)
+{
+	(void)key;
+	(void)etag;
+	(void)body;
+	(void)len;
+	++*(size_t *)arg;
+	return 0;
+}
+
 int ds_rebuild(struct fs *fs)
+{
+	return ds_rebuild_index(fs, true);
+}
+
+/*
+ * The check of a live mount leaves jobs/ out: job records change under
+ * the runner, not ds_lock, and a record saved between the LIST and the
+ * commit would be lost.  Jobs are only ever made by the writer.
+ */
+int ds_rebuild_index(struct fs *fs, bool jobs)
 {
 	struct rebuild_cat rcat = { .fs = fs };
 	double t0 = now_s();
 	struct catalog *cat;
-	size_t fetched = 0;
+	size_t fetched = 0, unused;
 	int rc;
 
 	rebuild_cat_start(&rcat);
 	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
 	if (rc == 0)
 		rc = rebuild_kind(fs, &ds_models, &rcat, &fetched);
-	if (rc == 0)
+	if (rc == 0 && jobs)
 		rc = rebuild_jobs(fs, &rcat, &fetched);
 	cat = rebuild_cat_get(&rcat); /* joined even when a LIST failed */
+	unused = catalog_unused(cat);
+	if (!jobs) {
+		size_t left = 0; /* jobs/ entries were not looked at */
+
+		catalog_each(cat, "jobs/", count_one, &left);
+		unused -= left;
+	}
 	/*
 	 * A catalog that missed objects, or names objects gone, is due
 	 * again (a writer puts it; readers never do).
 	 */
-	if (rc == 0 && (fetched || catalog_unused(cat)))
+	if (rc == 0 && (fetched || unused))
 		catalog_changed(fs);
 	if (fs->s3)
 		fs_log(fs, 6, "rebuild: %zu objects read one by one, %zu "
 			      "catalog entries not current; %.3f s",
-		       fetched, catalog_unused(cat), now_s() - t0);
+		       fetched, unused, now_s() - t0);
 	catalog_free(cat);
 	return rc;
 }
@@ -2209,6 +2282,7 @@ int ds_rebuild_trusted(struct fs *fs)
 	rcat.cat = catalog_load(fs);
 	if (!rcat.cat)
 		return -ENOENT;
+	ds_verify_arm(); /* changes wait from now on */
 	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
 	if (rc == 0)
 		rc = rebuild_kind(fs, &ds_models, &rcat, &fetched);
@@ -2223,37 +2297,50 @@ static void *verify_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct timespec until;
+	unsigned backoff = 1;
 	double t0;
-	int rc = -ECANCELED;
+	int rc;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += fs->opts.verify_delay;
-	pthread_mutex_lock(&verify.m);
-	while (!verify.kicked && !verify.stop &&
-	       pthread_cond_timedwait(&verify.cond, &verify.m, &until) !=
-		       ETIMEDOUT)
-		;
-	if (verify.stop && !verify.kicked) {
-		/* unmounting: unchecked, so the index will not be marked clean */
-		verify.pending = false;
-		verify.rc = rc;
-		pthread_cond_broadcast(&verify.cond);
+	for (;;) {
+		pthread_mutex_lock(&verify.m);
+		while (!verify.kicked && !verify.stop &&
+		       pthread_cond_timedwait(&verify.cond, &verify.m,
+					      &until) != ETIMEDOUT)
+			;
+		/* Below the FUSE workers, unless a change waits for it. */
+		if (!verify.kicked && !verify.stop)
+			setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 		pthread_mutex_unlock(&verify.m);
-		return NULL;
-	}
-	pthread_mutex_unlock(&verify.m);
-	/* Below the FUSE workers: reads should not wait behind it. */
-	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	t0 = now_s();
-	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_rebuild(fs);
-	pthread_mutex_unlock(&fs->ds_lock);
-	if (rc < 0)
+		t0 = now_s();
+		pthread_mutex_lock(&fs->ds_lock);
+		rc = ds_rebuild_index(fs, false);
+		pthread_mutex_unlock(&fs->ds_lock);
+		setpriority(PRIO_PROCESS, (id_t)gettid(), 0);
+		if (rc == 0) {
+			fs_log(fs, 6, "the index from the catalog checked "
+				      "against the bucket in %.3f s",
+			       now_s() - t0);
+			break;
+		}
 		fs_log(fs, 4, "checking the catalog against the bucket: %s; "
-			      "the next mount rebuilds", strerror(-rc));
-	else
-		fs_log(fs, 6, "the index from the catalog checked against the "
-			      "bucket in %.3f s", now_s() - t0);
+			      "changes wait, retrying in %u s", strerror(-rc),
+		       backoff);
+		pthread_mutex_lock(&verify.m);
+		if (verify.stop) {
+			/* unmounting: the index is not marked clean */
+			pthread_mutex_unlock(&verify.m);
+			break;
+		}
+		pthread_mutex_unlock(&verify.m);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += backoff;
+		backoff = backoff < 30 ? backoff * 2 : 30;
+		pthread_mutex_lock(&verify.m);
+		verify.kicked = false;	/* wait out the backoff */
+		pthread_mutex_unlock(&verify.m);
+	}
 	pthread_mutex_lock(&verify.m);
 	verify.pending = false;
 	verify.rc = rc;
@@ -2262,16 +2349,25 @@ static void *verify_main(void *arg)
 	return NULL;
 }
 
-int ds_verify_start(struct fs *fs)
+void ds_verify_arm(void)
 {
-	int rc;
-
 	pthread_mutex_lock(&verify.m);
 	verify.pending = true;
+	verify.kicked = false;
+	verify.stop = false;
+	verify.rc = 0;
 	pthread_mutex_unlock(&verify.m);
-	rc = pthread_create(&verify.th, NULL, verify_main, fs);
+}
+
+int ds_verify_start(struct fs *fs)
+{
+	int rc = pthread_create(&verify.th, NULL, verify_main, fs);
+
 	if (rc) {
+		pthread_mutex_lock(&verify.m);
 		verify.pending = false;
+		verify.rc = -rc;
+		pthread_mutex_unlock(&verify.m);
 		return -rc;
 	}
 	verify.started = true;
@@ -2281,8 +2377,13 @@ int ds_verify_start(struct fs *fs)
 int ds_verify_join(struct fs *fs)
 {
 	(void)fs;
-	if (!verify.started)
-		return 0;
+	if (!verify.started) {
+		pthread_mutex_lock(&verify.m);
+		verify.pending = false;
+		pthread_mutex_unlock(&verify.m);
+		return verify.rc;
+	}
+	/* a check not yet run runs now: nothing after it is unchecked */
 	pthread_mutex_lock(&verify.m);
 	verify.stop = true;
 	pthread_cond_broadcast(&verify.cond);

@@ -126,14 +126,17 @@ bool ds_is_pending(json_t *man);
  * ds_rebuild_trusted: rebuild the index from the S3 catalog object alone,
  * without a LIST (-ENOENT when there is none to use).  Only for a fresh
  * index of a prefix whose writer left cleanly (or a read-only mount).
- * ds_verify_start then starts the thread that checks it against the
- * bucket with a full ds_rebuild, fs->opts.verify_delay seconds later or
- * as soon as a change (ds_create, ds_publish, ..., ds_gc) asks for it;
- * changes wait for the check.  ds_verify_join, at unmount, stops a check
- * not yet begun and waits for one running: 0 once checked, -ECANCELED
- * if never, or the rebuild's -errno (then do not mark the index clean).
+ * Changes (ds_create, ds_publish, ..., ds_gc) wait from then on until
+ * the thread ds_verify_start starts has checked it against the bucket
+ * (a rebuild with a LIST, jobs left out: ds_rebuild_index), which it
+ * does fs->opts.verify_delay seconds later or as soon as a change asks,
+ * retrying with backoff.  ds_verify_join, at unmount, runs a check not
+ * yet run and waits for it: 0 once checked, else the rebuild's -errno
+ * (then do not mark the index clean).
  */
 int ds_rebuild_trusted(struct fs *fs);
+int ds_rebuild_index(struct fs *fs, bool jobs);
+void ds_verify_arm(void);
 int ds_verify_start(struct fs *fs);
 int ds_verify_join(struct fs *fs);
 

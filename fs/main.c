@@ -616,6 +616,7 @@ store_ready:
 	fs.mounted = time(NULL);
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);
+	pthread_mutex_init(&fs.cat_lock, NULL);
 	pthread_mutex_init(&fs.files_lock, NULL);
 	root_init();
 	if (node_table_init(&fs) < 0) {
@@ -668,6 +669,7 @@ store_ready:
 	}
 	if (open_index(&fs, &verify) < 0)
 		goto out_curl;
+	remote_index_ready();
 	if (verify && ds_verify_start(&fs) < 0) {
 		fs_log(&fs, LOG_ERR, "cannot start a thread");
 		goto out_curl;

@@ -53,6 +53,7 @@ struct remote {
 	char holder[300];        /* "<host>:<cache dir>": who writes */
 	bool writer;
 	bool handoff;            /* no lease object found: a clean handoff */
+	bool ready;              /* the index was opened (and rebuilt) */
 	struct store *lease;     /* a direct S3 store for the lease */
 	pthread_t thread;
 	bool started;
@@ -618,7 +619,16 @@ int remote_poll_start(struct fs *fs)
 
 bool remote_catalog_trusted(void)
 {
-	return the_remote.handoff || !the_remote.writer;
+	/*
+	 * Not while a writer is live: its catalog names manifests still in
+	 * its outbox, not yet in the bucket.
+	 */
+	return the_remote.handoff;
+}
+
+void remote_index_ready(void)
+{
+	the_remote.ready = true;
 }
 
 void remote_stop(struct fs *fs)
@@ -655,7 +665,7 @@ void remote_stop(struct fs *fs)
 		 * clean handoff: the next fresh mount may trust the catalog);
 		 * otherwise left expired, which says "rebuild with a LIST".
 		 */
-		if (rc == 0 && bcache_stats(fs->store, &st) == 0 &&
+		if (rc == 0 && r->ready && bcache_stats(fs->store, &st) == 0 &&
 		    st.exports_queued == 0) {
 			store_del(r->lease, LEASE_KEY);
 		} else {

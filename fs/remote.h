@@ -46,12 +46,18 @@ int remote_start(struct fs *fs, char *msg, size_t msglen);
 
 /*
  * remote_catalog_trusted: may a fresh index come from the catalog alone
- * (ds_rebuild_trusted)?  Yes on a read-only mount, and on a writer that
- * found no lease: the last writer gave it back at a clean unmount, after
- * putting its last catalog.  A lease left by a crash says the catalog may
- * lag the bucket, and a writer must not hand out version numbers from it.
+ * (ds_rebuild_trusted)?  Only when no lease was found: the last writer
+ * gave it back at a clean unmount, after putting its last catalog with
+ * its outbox empty.  A lease left by a crash says the catalog may lag
+ * the bucket; a live writer's catalog may name what it has not exported.
  */
 bool remote_catalog_trusted(void);
+
+/*
+ * remote_index_ready: the index opened (and rebuilt, or checked): only
+ * then may remote_stop call its handoff clean.
+ */
+void remote_index_ready(void);
 
 /* remote_stop: stop the thread; a writer gives its lease back. */
 void remote_stop(struct fs *fs);

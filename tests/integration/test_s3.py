@@ -335,6 +335,17 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
         '{"dataset": "tr", "algorithm": "logistic", "model": "lz"}')
     assert (m.mnt / "jobs" / "lz" / "wait").read_text() == "succeeded\n"
     assert json.loads((t / "v1" / "stats").read_text())["rows"] == 151
+    # a pinned object deleted before the first read: stale, not empty
+    gone = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/gone.csv"
+    assert aws(s3server, "cp", str(tmp_path / "iris.csv"), gone
+               ).returncode == 0
+    gd = m.mnt / "datasets" / "gone"
+    gd.mkdir()
+    (gd / "source").write_text(gone + "\n")
+    assert aws(s3server, "rm", gone).returncode == 0
+    with pytest.raises(OSError) as e:
+        (gd / "data.csv").read_text()
+    assert e.value.errno == errno.ESTALE
     # a bad CSV behind a source: the read fails naming the line
     bad = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/bad.csv"
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3\n")
@@ -721,3 +732,35 @@ def test_the_check_of_a_catalog_index_waits_for_the_first_change(
     (e.mnt / "datasets" / "new").mkdir()
     assert "read one by one" in e.stderr()
     assert sorted(os.listdir(e.mnt / "datasets")) == ["a", "new"]
+
+
+def test_a_reader_mount_never_imports_a_lazy_version(mlfs_factory, s3server,
+                                                     tmp_path):
+    b = s3server["MLFS_S3_BUCKET"]
+    url = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/iris.csv"
+    (tmp_path / "iris.csv").write_text(IRIS)
+    assert aws(s3server, "cp", str(tmp_path / "iris.csv"), url
+               ).returncode == 0
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = w.mnt / "datasets" / "lazy"
+    d.mkdir()
+    (d / "source").write_text(url + "\n")
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    r = s3mount(mlfs_factory, s3server, sub="r", prefix=w.prefix,
+                opts=["import_ttl=1"])
+    rf = r.mnt / "datasets" / "lazy" / "v1" / "data.csv"
+    r.expect("not imported yet")
+    with pytest.raises(OSError) as e:
+        rf.read_text()
+    assert e.value.errno == errno.EROFS
+    assert "the writer mount imports it" in r.errors()
+    assert (d / "v1" / "data.csv").read_text() == IRIS   # the writer does
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            assert rf.read_text() == IRIS
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the reader never saw it"
+            time.sleep(0.5)
