@@ -251,21 +251,34 @@ static struct {
 	bool pending;      /* under m: the index is not checked yet */
 	bool kicked;       /* under m: a change waits for the check */
 	bool stop;         /* under m: unmounting */
+	bool alive;        /* under m: the thread runs */
 	int rc;            /* under m: the check's, once done */
 } verify = { .m = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 /* ds_lock, for a change: after the check of a catalog index, if any. */
 static void lock_changes(struct fs *fs)
 {
+	int rc;
+
 	pthread_mutex_lock(&verify.m);
-	if (verify.pending) {
+	while (verify.pending && verify.alive) {
 		verify.kicked = true;
 		pthread_cond_broadcast(&verify.cond);
-		while (verify.pending)
-			pthread_cond_wait(&verify.cond, &verify.m);
+		pthread_cond_wait(&verify.cond, &verify.m);
 	}
+	if (!verify.pending) {
+		pthread_mutex_unlock(&verify.m);
+		pthread_mutex_lock(&fs->ds_lock);
+		return;
+	}
+	/* Unmounting left it unchecked: a late change (a job's end) checks. */
 	pthread_mutex_unlock(&verify.m);
 	pthread_mutex_lock(&fs->ds_lock);
+	rc = ds_rebuild_index(fs, false);
+	pthread_mutex_lock(&verify.m);
+	if (rc == 0)
+		verify.pending = false;
+	pthread_mutex_unlock(&verify.m);
 }
 
 /* Write json to the store at key, atomically. */
@@ -2290,6 +2303,12 @@ int ds_rebuild_trusted(struct fs *fs)
 		rc = rebuild_jobs(fs, &rcat, &fetched);
 	fs_log(fs, 6, "rebuild: from the catalog alone; %.3f s", now_s() - t0);
 	catalog_free(rcat.cat);
+	if (rc < 0) {
+		/* the caller rebuilds with a LIST instead: nothing to check */
+		pthread_mutex_lock(&verify.m);
+		verify.pending = false;
+		pthread_mutex_unlock(&verify.m);
+	}
 	return rc;
 }
 
@@ -2309,6 +2328,19 @@ static void *verify_main(void *arg)
 		       pthread_cond_timedwait(&verify.cond, &verify.m,
 					      &until) != ETIMEDOUT)
 			;
+		if (verify.stop && !verify.kicked) {
+			/*
+			 * Unmounting before any change asked: leave it
+			 * unchecked (the index is not marked clean; a late
+			 * change checks in lock_changes) rather than hold the
+			 * unmount, and the lease, for a LIST.
+			 */
+			verify.rc = -ECANCELED;
+			verify.alive = false;
+			pthread_cond_broadcast(&verify.cond);
+			pthread_mutex_unlock(&verify.m);
+			return NULL;
+		}
 		/* Below the FUSE workers, unless a change waits for it. */
 		if (!verify.kicked && !verify.stop)
 			setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
@@ -2342,8 +2374,11 @@ static void *verify_main(void *arg)
 		pthread_mutex_unlock(&verify.m);
 	}
 	pthread_mutex_lock(&verify.m);
-	verify.pending = false;
+	verify.pending = rc < 0 && verify.pending;
+	if (rc == 0)
+		verify.pending = false;
 	verify.rc = rc;
+	verify.alive = false;
 	pthread_cond_broadcast(&verify.cond);
 	pthread_mutex_unlock(&verify.m);
 	return NULL;
@@ -2361,9 +2396,14 @@ void ds_verify_arm(void)
 
 int ds_verify_start(struct fs *fs)
 {
-	int rc = pthread_create(&verify.th, NULL, verify_main, fs);
+	int rc;
 
+	pthread_mutex_lock(&verify.m);
+	verify.alive = true;
+	pthread_mutex_unlock(&verify.m);
+	rc = pthread_create(&verify.th, NULL, verify_main, fs);
 	if (rc) {
+		verify.alive = false;
 		pthread_mutex_lock(&verify.m);
 		verify.pending = false;
 		verify.rc = -rc;
@@ -2383,7 +2423,7 @@ int ds_verify_join(struct fs *fs)
 		pthread_mutex_unlock(&verify.m);
 		return verify.rc;
 	}
-	/* a check not yet run runs now: nothing after it is unchecked */
+	/* a check not begun is dropped; one running is waited for */
 	pthread_mutex_lock(&verify.m);
 	verify.stop = true;
 	pthread_cond_broadcast(&verify.cond);

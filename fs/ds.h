@@ -130,9 +130,10 @@ bool ds_is_pending(json_t *man);
  * the thread ds_verify_start starts has checked it against the bucket
  * (a rebuild with a LIST, jobs left out: ds_rebuild_index), which it
  * does fs->opts.verify_delay seconds later or as soon as a change asks,
- * retrying with backoff.  ds_verify_join, at unmount, runs a check not
- * yet run and waits for it: 0 once checked, else the rebuild's -errno
- * (then do not mark the index clean).
+ * retrying with backoff.  ds_verify_join, at unmount, drops a check not
+ * begun (a later change then checks first, in the caller's thread) and
+ * waits for one running: 0 once checked, -ECANCELED if dropped, or the
+ * rebuild's -errno (then do not mark the index clean).
  */
 int ds_rebuild_trusted(struct fs *fs);
 int ds_rebuild_index(struct fs *fs, bool jobs);
