@@ -514,6 +514,7 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
     # the writer gave the lease back cleanly: the index came from the
     # catalog alone, and the check against the bucket found it current
+    os.listdir(f.mnt)   # served: the index is open
     assert "from the catalog alone" in f.stderr()
     assert rebuild_line(f) == (0, 0)
     assert snapshot(f.mnt) == before
@@ -609,6 +610,7 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     assert aws(s3server, "cp", str(p), f"{bucket}/mlfs-lease").returncode == 0
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
     (f.mnt / "datasets" / "after").mkdir()      # it took the lease: a writer
+    os.listdir(f.mnt)   # served: the index is open
     assert "from the catalog alone" not in f.stderr()
     assert rebuild_line(f)[0] >= 0
     assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
@@ -616,6 +618,7 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     f.stop()
     # a clean unmount hands over: the next fresh mount trusts the catalog
     g = fresh(mlfs_factory, s3server, w.prefix, "g")
+    os.listdir(g.mnt)   # served: the index is open
     assert "from the catalog alone" in g.stderr()
     assert (g.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
         == IRIS
@@ -725,6 +728,7 @@ def test_the_check_of_a_catalog_index_waits_for_the_first_change(
                ).returncode == 0
     # reads see the catalog's view at once; the check is deferred
     e = fresh(mlfs_factory, s3server, w.prefix, "e", delay=60)
+    os.listdir(e.mnt)   # served: the index is open
     assert "from the catalog alone" in e.stderr()
     assert sorted(os.listdir(e.mnt / "datasets")) == ["a", "gone"]
     assert "read one by one" not in e.stderr()
