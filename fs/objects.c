@@ -364,31 +364,62 @@ int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 	return n < 0 ? (int)n : 0;
 }
 
+/*
+ * "<datasets|models>/<name>/[v<n>/]<file>" into comp[] (in buf), the
+ * kind and the version (0: latest); -ENODATA for any other path.
+ */
+static int split_obj_path(const char *path, char *buf, size_t buflen,
+			  char *comp[6], unsigned *n, const struct ds_kind **k,
+			  unsigned *v)
+{
+	char *save = NULL, *p;
+
+	*n = 0;
+	*v = 0;
+	snprintf(buf, buflen, "%s", path);
+	for (p = strtok_r(buf, "/", &save); p && *n < 6;
+	     p = strtok_r(NULL, "/", &save))
+		comp[(*n)++] = p;
+	if (*n != 3 && *n != 4)
+		return -ENODATA;
+	if (strcmp(comp[0], "datasets") == 0)
+		*k = &ds_datasets;
+	else if (strcmp(comp[0], "models") == 0)
+		*k = &ds_models;
+	else
+		return -ENODATA;
+	if (*n == 4 && !node_name_is_version(comp[2], v))
+		return -ENODATA;
+	return 0;
+}
+
+int obj_path_import(struct fs *fs, const char *path, struct problem *pb)
+{
+	char buf[1024], *comp[6];
+	const struct ds_kind *k;
+	unsigned v, n;
+	json_t *man;
+	int rc = split_obj_path(path, buf, sizeof(buf), comp, &n, &k, &v);
+
+	if (rc < 0 || k != &ds_datasets || strcmp(comp[n - 1], "data.csv"))
+		return -ENODATA;
+	rc = ds_version_ready(fs, comp[1], v, &man, pb);
+	json_decref(man);
+	return rc;
+}
+
 int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len)
 {
-	char buf[1024], *comp[6], *save = NULL, *p;
+	char buf[1024], *comp[6];
 	const struct ds_kind *k;
-	unsigned v = 0, n = 0;
+	unsigned v, n;
 	const char *h = NULL;
 	json_t *man;
 	int rc;
 
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (p = strtok_r(buf, "/", &save); p && n < 6;
-	     p = strtok_r(NULL, "/", &save))
-		comp[n++] = p;
-	if (n < 3)
-		return -ENODATA;
-	if (strcmp(comp[0], "datasets") == 0)
-		k = &ds_datasets;
-	else if (strcmp(comp[0], "models") == 0)
-		k = &ds_models;
-	else
-		return -ENODATA;
-	if (n == 4 && !node_name_is_version(comp[2], &v))
-		return -ENODATA;
-	if (n != 3 && n != 4)
-		return -ENODATA;
+	rc = split_obj_path(path, buf, sizeof(buf), comp, &n, &k, &v);
+	if (rc < 0)
+		return rc;
 	rc = ds_version(fs, k, comp[1], v, &man);
 	if (rc < 0)
 		return rc == -ENOENT ? -ENODATA : rc;

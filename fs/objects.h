@@ -87,4 +87,11 @@ int obj_blob_sync(struct fs *fs, struct obj_blob *b);
  */
 int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len);
 
+/*
+ * obj_path_import: import the lazy (s3:// source) version behind a
+ * dataset's data.csv path now (ds_version_ready); 0 if it was not lazy.
+ * -ENODATA for another path, else the import's errno with pb.
+ */
+int obj_path_import(struct fs *fs, const char *path, struct problem *pb);
+
 #endif

@@ -228,6 +228,15 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	if (strncmp(arg, fs->opts.mountpoint, mlen) == 0 && arg[mlen] == '/')
 		arg += mlen + 1;
 	rc = obj_path_blob(fs, arg, key, sizeof(key));
+	/* prefetch of a lazy import not read yet: import it (hsm_restore) */
+	if (rc == -EREMOTE && cmd[0] == 'p') {
+		rc = obj_path_import(fs, arg, pb);
+		if (rc < 0)
+			return rc;
+		rc = obj_path_blob(fs, arg, key, sizeof(key));
+	}
+	if (rc == -EREMOTE)
+		return 0; /* release of what is only in the source bucket */
 	if (rc < 0)
 		return problem_set(pb, 1, (unsigned)(arg - cmd) + 1,
 				   "\"%s\": no stored content there (a "

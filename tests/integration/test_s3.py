@@ -327,6 +327,13 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
     assert e.value.errno == errno.ESTALE
     assert "changed since this version was pinned" in m.errors()
     assert (e2 / "v2" / "data.csv").read_text().endswith("0.3,setosa\n")
+    # prefetch (FSx's hsm_restore) imports a version not read yet
+    pf = m.mnt / "datasets" / "pf"
+    pf.mkdir()
+    (pf / "source").write_text(url + "\n")
+    assert json.loads((pf / "v1" / "lineage").read_text())["hash"] is None
+    (m.mnt / ".mlfs" / "cache").write_text("prefetch datasets/pf/v1/data.csv\n")
+    assert json.loads((pf / "v1" / "lineage").read_text())["hash"]
     # training on a version not read yet imports it first
     t = m.mnt / "datasets" / "tr"
     t.mkdir()
