@@ -1303,28 +1303,112 @@ out_problem:
 	return rc;
 }
 
-/* One import at a time: a second reader waits, then finds it done. */
-static pthread_mutex_t import_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Imports in flight, and the ones that failed for good (the pinned
+ * object is gone or changed, or is not valid CSV: nothing a retry
+ * mends), so that each is fetched once per mount.  A second reader of a
+ * version being imported waits for that import; other versions go on.
+ * Keyed by dataset, version and pinned ETag.
+ */
+struct import_ent {
+	struct import_ent *next;
+	char *name;
+	unsigned ver;
+	char etag[80];
+	bool busy;             /* being imported now */
+	int rc;                /* when !busy: the final failure */
+	struct problem pb;     /* its account */
+};
+
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cond;
+	struct import_ent *list;
+} imports = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL };
+
+static struct import_ent *import_find(const char *name, unsigned ver,
+				      const char *etag)
+{
+	for (struct import_ent *e = imports.list; e; e = e->next)
+		if (e->ver == ver && strcmp(e->name, name) == 0 &&
+		    strcmp(e->etag, etag) == 0)
+			return e;
+	return NULL;
+}
+
+static void import_forget(struct import_ent *e)
+{
+	for (struct import_ent **pp = &imports.list; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	free(e->name);
+	free(e);
+}
 
 int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 		     json_t **man, struct problem *pb)
 {
+	struct import_ent *e;
+	const char *etag;
 	int rc = ds_version(fs, &ds_datasets, name, ver, man);
 
 	if (rc < 0 || !ds_is_pending(*man))
 		return rc;
 	ver = rec_uint(*man, "version");
+	etag = json_string_value(json_object_get(
+		json_object_get(*man, "lineage"), "source_etag"));
+	pthread_mutex_lock(&imports.m);
+	for (;;) {
+		e = import_find(name, ver, etag ? etag : "");
+		if (!e || !e->busy)
+			break;
+		pthread_cond_wait(&imports.cond, &imports.m);
+	}
+	if (e) {
+		/* failed for good before: the same answer, no new fetch */
+		rc = e->rc;
+		if (pb)
+			*pb = e->pb;
+		pthread_mutex_unlock(&imports.m);
+		goto out;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->name = strdup(name))) {
+		free(e);
+		pthread_mutex_unlock(&imports.m);
+		rc = -ENOMEM;
+		goto out;
+	}
+	e->ver = ver;
+	snprintf(e->etag, sizeof(e->etag), "%s", etag ? etag : "");
+	e->busy = true;
+	e->next = imports.list;
+	imports.list = e;
+	pthread_mutex_unlock(&imports.m);
+
 	json_decref(*man);
-	*man = NULL;
-	pthread_mutex_lock(&import_lock);
 	rc = ds_version(fs, &ds_datasets, name, ver, man);
 	if (rc == 0 && ds_is_pending(*man))
-		rc = import_pending(fs, name, ver, *man, pb);
-	pthread_mutex_unlock(&import_lock);
+		rc = import_pending(fs, name, ver, *man, &e->pb);
+
+	pthread_mutex_lock(&imports.m);
+	if (pb && rc < 0)
+		*pb = e->pb;
+	if (rc == -ESTALE || rc == -EINVAL || rc == -EFBIG) {
+		e->busy = false;
+		e->rc = rc;
+	} else {
+		import_forget(e); /* done, or worth another try (EIO, EROFS) */
+	}
+	pthread_cond_broadcast(&imports.cond);
+	pthread_mutex_unlock(&imports.m);
 	if (rc == 0) {
 		json_decref(*man);
 		rc = ds_version(fs, &ds_datasets, name, ver, man);
 	}
+out:
 	if (rc < 0) {
 		json_decref(*man);
 		*man = NULL;

@@ -365,6 +365,9 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
         (bd / "v1" / "data.csv").read_text()
     assert e.value.errno == errno.EINVAL
     assert f"{bad}:3:" in m.errors()
+    with pytest.raises(OSError) as e:            # remembered, not refetched
+        (bd / "v1" / "stats").read_text()
+    assert e.value.errno == errno.EINVAL
     m.expect("rejected")
     with pytest.raises(OSError) as e:
         (d / "source").write_text(f"s3://{b}/no/such/key.csv\n")
