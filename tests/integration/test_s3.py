@@ -778,3 +778,43 @@ def test_a_reader_mount_never_imports_a_lazy_version(mlfs_factory, s3server,
         except OSError:
             assert time.monotonic() < deadline, "the reader never saw it"
             time.sleep(0.5)
+
+
+@pytest.mark.parametrize("rule,fails", [
+    ({"action": "reset"}, True),                     # connection resets
+    ({"action": "close"}, True),                     # no answer at all
+    ({"action": "truncate"}, True),                  # half a body, then RST
+    ({"action": "delay", "delay_ms": 300}, False),   # slow, but answers
+    ({"action": "slow", "delay_ms": 300}, False),    # a trickled body
+])
+def test_faults_through_the_mount(mlfs_factory, s3server, rule, fails):
+    prefix = "g-" + uuid.uuid4().hex[:8]
+    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
+    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
+    fault(s3server)
+    try:
+        m = mlfs_factory(opts=o, url=url, env=s3server)
+        m.expect(r"s3: ")
+        d = m.mnt / "datasets" / "iris"
+        d.mkdir()
+        (d / "data.csv").write_text(IRIS)
+        (d / "data.csv").write_text(IRIS + "1,1,1,1,setosa\n")
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+        (m.mnt / ".mlfs" / "cache").write_text(
+            "release datasets/iris/v1/data.csv\n")
+        fault(s3server, [dict(rule, match="blobs/", times=-1)])
+        t0 = time.monotonic()
+        # cached content never needs the server
+        assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+        if fails:
+            with pytest.raises(OSError) as e:
+                (d / "v1" / "data.csv").read_text()
+            assert e.value.errno == errno.EIO
+        else:
+            assert (d / "v1" / "data.csv").read_text() == IRIS
+        assert time.monotonic() - t0 < 60, "no hang: bounded retries"
+        fault(s3server)
+        assert (d / "v1" / "data.csv").read_text() == IRIS   # back again
+    finally:
+        fault(s3server)
