@@ -174,15 +174,22 @@ def fault(s3, rules=None):
         return r.read()
 
 
+def fault_mount(factory, s3, tag):
+    """A mount of a new prefix through the fault proxy, its rules cleared;
+    retries are logged, so its "s3: " lines are expected."""
+    url = f"s3://{s3['MLFS_S3_BUCKET']}/{tag}-{uuid.uuid4().hex[:8]}"
+    fault(s3)
+    m = factory(opts=[f"endpoint={s3['MLFS_S3_FAULT_ENDPOINT']}",
+                      "path_style"], url=url, env=s3)
+    m.expect(r"s3: ")
+    m.prefix = url.split("/", 3)[3]
+    return m
+
+
 def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
         mlfs_factory, s3server):
-    prefix = "f-" + uuid.uuid4().hex[:8]
-    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
-    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
-    fault(s3server)
     try:
-        m = mlfs_factory(opts=o, url=url, env=s3server)
-        m.expect(r"s3: ")  # retries are logged
+        m = fault_mount(mlfs_factory, s3server, "f")
         d = m.mnt / "datasets"
         (d / "a").mkdir()
         (d / "a" / "data.csv").write_text(IRIS)
@@ -211,7 +218,7 @@ def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
         fault(s3server)
         (m.mnt / ".mlfs" / "cache").write_text("sync\n")
         ls = aws(s3server, "ls", "--recursive",
-                 f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}/datasets/a/")
+                 f"s3://{s3server['MLFS_S3_BUCKET']}/{m.prefix}/datasets/a/")
         assert "v2.json" in ls.stdout
     finally:
         fault(s3server)
@@ -219,13 +226,8 @@ def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
 
 def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
                                                         s3server):
-    prefix = "c-" + uuid.uuid4().hex[:8]
-    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
-    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
-    fault(s3server)
     try:
-        m = mlfs_factory(opts=o, url=url, env=s3server)
-        m.expect(r"s3: ")
+        m = fault_mount(mlfs_factory, s3server, "c")
         (m.mnt / "datasets" / "x").mkdir()
         (m.mnt / ".mlfs" / "cache").write_text("sync\n")
         fault(s3server, [{"match": "blobs/", "times": -1, "action": "status",
@@ -238,7 +240,7 @@ def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
         assert (m.mnt / "datasets" / "x" / "v1" / "data.csv").read_text() \
             == IRIS
         ls = aws(s3server, "ls", "--recursive",
-                 f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}/blobs/")
+                 f"s3://{s3server['MLFS_S3_BUCKET']}/{m.prefix}/blobs/")
         assert ls.stdout.strip()
     finally:
         fault(s3server)
@@ -788,13 +790,8 @@ def test_a_reader_mount_never_imports_a_lazy_version(mlfs_factory, s3server,
     ({"action": "slow", "delay_ms": 300}, False),    # a trickled body
 ])
 def test_faults_through_the_mount(mlfs_factory, s3server, rule, fails):
-    prefix = "g-" + uuid.uuid4().hex[:8]
-    url = f"s3://{s3server['MLFS_S3_BUCKET']}/{prefix}"
-    o = [f"endpoint={s3server['MLFS_S3_FAULT_ENDPOINT']}", "path_style"]
-    fault(s3server)
     try:
-        m = mlfs_factory(opts=o, url=url, env=s3server)
-        m.expect(r"s3: ")
+        m = fault_mount(mlfs_factory, s3server, "g")
         d = m.mnt / "datasets" / "iris"
         d.mkdir()
         (d / "data.csv").write_text(IRIS)
