@@ -179,7 +179,7 @@ struct bc_obj {
 	uint64_t ra_off;		/* end of the previous read */
 	uint32_t ra_blk;		/* last block of the previous read */
 	uint32_t ra_win;		/* read-ahead window, blocks */
-	bool hydrating;			/* rest queued (hydrate option) */
+	bool hydrating;			/* hydration decided (and queued) */
 };
 
 /* An outbox entry: content written here, not exported yet. */
@@ -453,45 +453,6 @@ static void bc_ident(const struct store_stat *st, char out[BC_ETAG_LEN])
 	}
 	snprintf(out, BC_ETAG_LEN, "size=%llu,mtime=%lld",
 		 (unsigned long long)st->size, (long long)st->mtime);
-}
-
-static int bc_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int bc_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static int bc_fsync(int fd)
@@ -1087,7 +1048,7 @@ static void bc_fetch_one(struct bcache *c, struct bc_worker *w,
 			w->cs[i] = XXH3_64bits(w->buf + (size_t)i * c->csize,
 					       cl);
 		}
-		rc = bc_pwrite_all(fd, w->buf, blen, off);
+		rc = store_write_full(fd, w->buf, blen, (int64_t)off);
 	}
 
 	pthread_mutex_lock(&c->lock);
@@ -1183,11 +1144,13 @@ static void bc_hydrate_locked(struct bcache *c, struct bc_obj *o, uint32_t b0,
 {
 	uint32_t i;
 
-	if (!c->hydrate || o->hydrating ||
-	    (c->limit && o->size > c->limit / 2) ||
+	if (!c->hydrate || o->hydrating)
+		return;
+	/* decided once per object (until a release), not on every miss */
+	o->hydrating = true;
+	if ((c->limit && o->size > c->limit / 2) ||
 	    (int64_t)o->size > bc_disk_room(c) / 2)
 		return;
-	o->hydrating = true;
 	for (i = b1 + 1; i < o->nblocks; i++)
 		if (bc_want_locked(c, o, i, false) < 0)
 			return;
@@ -1703,7 +1666,7 @@ static int bc_sidecar_stage(struct bcache *c, const char *key, char *name,
 	fd = bc_tmp_create(c, "key", name, namelen);
 	if (fd < 0)
 		return fd;
-	rc = bc_write_all(fd, key, strlen(key));
+	rc = store_write_full(fd, key, strlen(key), -1);
 	if (rc == 0)
 		rc = bc_fsync(fd);
 	close(fd);
@@ -1789,7 +1752,7 @@ static int bc_put(struct store *s, const char *key, const void *buf,
 		rc = fd;
 		goto out_unreserve;
 	}
-	rc = bc_write_all(fd, buf, len);
+	rc = store_write_full(fd, buf, len, -1);
 	if (rc == 0)
 		rc = bc_fsync(fd);
 	if (rc == 0)
@@ -1830,7 +1793,7 @@ static int bc_copy_to_tmp(struct bcache *c, int src, char *name,
 		}
 		if (n == 0)
 			break;
-		rc = bc_write_all(fd, buf, (size_t)n);
+		rc = store_write_full(fd, buf, (size_t)n, -1);
 		if (rc < 0)
 			goto out_unlink;
 		off += (uint64_t)n;
@@ -1866,17 +1829,9 @@ static int bc_put_file(struct store *s, const char *key, const char *path)
 
 	if (!store_key_is_valid(key))
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = store_open_source(path, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out_close_fd;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out_close_fd;
-	}
+		return fd;
 	size = (uint64_t)st.st_size;
 	rc = bc_reserve(c, size);
 	bc_punch_drain(c);

@@ -106,25 +106,6 @@ static int local_tmp_create(struct local *l, char *name, size_t namelen)
 	return -EEXIST;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int sync_fd(int fd)
 {
 	return fsync(fd) < 0 ? -errno : 0;
@@ -246,7 +227,7 @@ static int local_put(struct store *s, const char *key, const void *buf,
 	fd = local_tmp_create(l, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
-	rc = write_all(fd, buf, len);
+	rc = store_write_full(fd, buf, len, -1);
 	if (rc == 0)
 		rc = sync_fd(fd);
 	if (rc == 0)
@@ -285,7 +266,7 @@ static int local_put_copy(struct local *l, const char *key, int src)
 		}
 		if (n == 0)
 			break;
-		rc = write_all(fd, buf, (size_t)n);
+		rc = store_write_full(fd, buf, (size_t)n, -1);
 		if (rc < 0)
 			goto out_unlink_tmp;
 		off += (uint64_t)n;
@@ -316,17 +297,9 @@ static int local_put_file(struct store *s, const char *key, const char *path)
 	if (!local_key_is_valid(key))
 		return -EINVAL;
 	/* O_NONBLOCK: a FIFO at path must not hang the caller. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = store_open_source(path, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out_close_fd;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out_close_fd;
-	}
+		return fd;
 	/* The rename must not publish a name whose data is still cached. */
 	rc = sync_fd(fd);
 	if (rc < 0)

@@ -159,17 +159,9 @@ static int mem_put_file(struct store *s, const char *key, const char *path)
 
 	if (!store_key_is_valid(key))
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = store_open_source(path, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out_close_fd;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out_close_fd;
-	}
+		return fd;
 	data = malloc((size_t)st.st_size + 1);
 	if (!data) {
 		rc = -ENOMEM;

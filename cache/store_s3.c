@@ -496,23 +496,14 @@ static int s3s_put_file(struct store *st, const char *key, const char *path)
 	struct stat sb;
 	int rc;
 
-	src.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	src.fd = store_open_source(path, &sb);
 	if (src.fd < 0)
-		return -errno;
-	if (fstat(src.fd, &sb) < 0) {
-		rc = -errno;
-		goto out_close_fd;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = -EINVAL;
-		goto out_close_fd;
-	}
+		return src.fd;
 	src.size = (uint64_t)sb.st_size;
 	rc = s3s_put_src(to_s3s(st), key, &src);
 	/* The bucket has it now: the staged copy is ours to drop. */
 	if (rc == 0)
 		unlink(path);
-out_close_fd:
 	close(src.fd);
 	return rc;
 }
