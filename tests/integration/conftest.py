@@ -6,6 +6,14 @@ requires the daemon to exit 0, and kills it (by PID) only if it does not.
 Lines in the daemon's stderr that look like errors, warnings, leaks or
 sanitizer reports fail the test unless the test declared them expected
 with mlfs.expect(regex).
+
+When the test command runs the suite it sets MLFS_TEST_TMP, a directory of
+its own: every daemon's PID is appended to MLFS_TEST_TMP/pids and public
+mountpoints are made under it, so its EXIT trap can unmount and end, by
+PID, whatever a crashed or timed-out test left behind.
+
+A read that blocks (jobs/<j>/wait, a parked reader) goes through
+read_blocking(), which bounds it: nothing in the suite waits for ever.
 """
 import os
 import re
@@ -22,9 +30,25 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MLFS_BUILD", ROOT / "build"))
 MLFS = BUILD / "fs" / "mlfs"
 FUSE_SUPER_MAGIC = 0x65735546
+TEST_TMP = os.environ.get("MLFS_TEST_TMP")
 
 BAD_LINE = re.compile(
     r"\b(error|warning|leak(ed|s)?)\b|Sanitizer|runtime error", re.I)
+
+
+def read_blocking(path, timeout=120):
+    """The text of a file whose read blocks (jobs/<j>/wait), read by a
+    child cat that is killed (SIGKILL ends a read parked in FUSE) after
+    timeout seconds; raises subprocess.TimeoutExpired then."""
+    r = subprocess.run(["cat", str(path)], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, f"cat {path}: {r.stderr}"
+    return r.stdout
+
+
+def wait_job(mnt, job, timeout=120):
+    """A job's final status line, read from jobs/<job>/wait (bounded)."""
+    return read_blocking(Path(mnt) / "jobs" / job / "wait", timeout)
 
 
 def is_mounted(path):
@@ -73,6 +97,9 @@ class Mount:
             self.argv, stdout=subprocess.DEVNULL,
             stderr=open(self.errlog, "wb"), stdin=subprocess.DEVNULL,
             env=env)
+        if TEST_TMP:
+            with open(os.path.join(TEST_TMP, "pids"), "a") as f:
+                f.write(f"{self.proc.pid}\n")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -145,7 +172,8 @@ def mlfs_factory(tmp_path):
     def make(opts=(), sub="m", public=False, url=None, env=None):
         if public:
             # other users must reach the mount: a world-searchable path
-            d = Path(tempfile.mkdtemp(prefix="mlfs-test-", dir="/tmp"))
+            d = Path(tempfile.mkdtemp(prefix="mlfs-test-",
+                                      dir=TEST_TMP or "/tmp"))
             os.chmod(d, 0o755)
             publics.append(d)
         else:

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import time
 
-from conftest import BUILD, ROOT, is_mounted
+from conftest import BUILD, ROOT, is_mounted, wait_job
 
 PLUGIN = r'''
 #include <mlfs_plugin.h>
@@ -112,7 +112,7 @@ def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
     shutil.copy(ROOT / "examples" / "data" / "iris.csv", d / "data.csv")
     (m.mnt / "train" / "c.json").write_text(
         '{"dataset": "iris", "algorithm": "centroid"}')
-    assert (m.mnt / "jobs" / "c" / "wait").read_text() == "succeeded\n"
+    assert wait_job(m.mnt, "c") == "succeeded\n"
     r = subprocess.run(["bash", "-c", f"echo 5.1,3.5,1.4,0.2 > "
                         f"{m.mnt}/models/c/predict; cat {m.mnt}/models/c/predict"],
                        capture_output=True, text=True)

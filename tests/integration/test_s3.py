@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MLFS, ROOT
+from conftest import MLFS, ROOT, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
@@ -66,7 +66,7 @@ def test_datasets_train_predict_on_s3(mlfs_factory, s3server):
         b"synced", b"cached")
     (m.mnt / "train" / "j.json").write_text(
         '{"dataset": "iris", "algorithm": "logistic", "model": "iris"}')
-    assert (m.mnt / "jobs" / "j" / "wait").read_text() == "succeeded\n"
+    assert wait_job(m.mnt, "j") == "succeeded\n"
     r = sh(f"echo 5.1,3.5,1.4,0.2 > {m.mnt}/models/iris/predict; "
            f"cat {m.mnt}/models/iris/predict")
     assert r.stdout.startswith("setosa,")
@@ -342,7 +342,7 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
     (t / "source").write_text(url + "\n")
     (m.mnt / "train" / "lz.json").write_text(
         '{"dataset": "tr", "algorithm": "logistic", "model": "lz"}')
-    assert (m.mnt / "jobs" / "lz" / "wait").read_text() == "succeeded\n"
+    assert wait_job(m.mnt, "lz") == "succeeded\n"
     assert json.loads((t / "v1" / "stats").read_text())["rows"] == 151
     # a pinned object deleted before the first read: stale, not empty
     gone = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/gone.csv"
@@ -504,7 +504,7 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
             (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n" * i)
     os.symlink("v1", w.mnt / "datasets" / "iris" / "first")
     (w.mnt / "train" / "j.json").write_text(TRAIN)
-    assert (w.mnt / "jobs" / "j" / "wait").read_text() == "succeeded\n"
+    assert wait_job(w.mnt, "j") == "succeeded\n"
     (w.mnt / ".mlfs" / "cache").write_text("sync\n")
     before = snapshot(w.mnt)
     w.stop()

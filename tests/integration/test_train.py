@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
@@ -29,9 +29,7 @@ def iris(mlfs, name="iris"):
 
 def train(mlfs, job, spec, timeout=120):
     (mlfs.mnt / "train" / f"{job}.json").write_text(json.dumps(spec))
-    r = subprocess.run(["cat", str(mlfs.mnt / "jobs" / job / "wait")],
-                       capture_output=True, text=True, timeout=timeout)
-    return r.stdout
+    return wait_job(mlfs.mnt, job, timeout)
 
 
 def test_train_logistic_end_to_end(mlfs):
