@@ -5,12 +5,14 @@
 set -euo pipefail
 
 PKGS=(
-	# build
-	gcc meson ninja-build pkg-config
+	# build (make and g++: the install test builds the example plugin
+	# with make and checks the ABI header compiles as C++)
+	gcc g++ make meson ninja-build pkg-config
 	libfuse3-dev fuse3 liblmdb-dev libcurl4-openssl-dev libopenblas-dev
 	libxxhash-dev libjansson-dev libssl-dev inotify-tools
 	# tests
-	python3 python3-pytest python3-numpy util-linux xxhash
+	python3 python3-pytest python3-pytest-timeout python3-pytest-xdist
+	python3-numpy util-linux xxhash
 	# the S3 tests: the SigV4-verifying gateway, aws cli
 	python3-botocore awscli curl
 )
@@ -30,8 +32,11 @@ fi
 if ((${#missing[@]})); then
 	echo "deps: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# Wait for another apt (unattended upgrades, a parallel install)
+	# rather than fail on its lock.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2
 fi
 if [ ! -e /dev/fuse ]; then
 	echo "deps: /dev/fuse is missing: FUSE cannot mount here" >&2
