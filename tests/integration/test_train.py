@@ -492,3 +492,126 @@ def test_job_interrupted_by_a_crash_is_failed_after_remount(mlfs):
     mlfs.start()
     st = (mlfs.mnt / "jobs/long/status").read_text()
     assert st.startswith("failed: interrupted")
+
+
+def trials_of(mnt, job):
+    d = Path(mnt) / "jobs" / job / "trials"
+    return [json.loads((d / t).read_text())
+            for t in sorted(os.listdir(d), key=int)]
+
+
+def documented_best(ts, metric, maximize):
+    """The README's rule: the best metric for the goal among succeeded
+    trials at the full budget; ties go to the lower log loss, then to
+    the lower trial number."""
+    ok = [t for t in ts if t["status"] == "succeeded" and t["budget"] == 1]
+    sign = -1 if maximize else 1
+    return min(ok, key=lambda t: (sign * t["metrics"][metric],
+                                  t["metrics"].get("log_loss", 0),
+                                  t["trial"]))
+
+
+def without_times(ts):
+    return [dict(t, metrics={k: v for k, v in t["metrics"].items()
+                             if not k.endswith("_seconds")})
+            for t in ts]
+
+
+def test_search_picks_the_best_trial_reproducibly_within_bounds(mlfs):
+    iris(mlfs)
+    space = {"l2": {"log_uniform": [1e-3, 10]},
+             "tol": {"uniform": [1e-5, 1e-3]},
+             "max_iter": {"int": [5, 40]},
+             "solver": {"choice": ["lbfgs", "sgd"]}}
+    spec = {"dataset": "iris", "algorithm": "logistic",
+            "split": {"train": 0.6, "validation": 0.2, "test": 0.2,
+                      "seed": 11},
+            "search": {"method": "random", "trials": 8,
+                       "metric": "accuracy", "goal": "maximize",
+                       "space": space}}
+    for job in ("s1", "s2"):
+        assert train(mlfs, job, spec) == "succeeded\n"
+    ts = trials_of(mlfs.mnt, "s1")
+    assert [t["trial"] for t in ts] == list(range(8))
+    assert all(t["status"] == "succeeded" for t in ts), ts
+    # every draw stays within its range, of its kind
+    for t in ts:
+        p = t["params"]
+        assert 1e-3 <= p["l2"] <= 10 and isinstance(p["l2"], float)
+        assert 1e-5 <= p["tol"] <= 1e-3 and isinstance(p["tol"], float)
+        assert 5 <= p["max_iter"] <= 40 and isinstance(p["max_iter"], int)
+        assert p["solver"] in ("lbfgs", "sgd")
+    assert len({t["params"]["l2"] for t in ts}) == 8
+    # the chosen trial is the documented best, and it is the model
+    best = [t for t in ts if t.get("best")]
+    want = documented_best(ts, "accuracy", True)
+    assert [t["trial"] for t in best] == [want["trial"]]
+    assert all(t["metrics"]["accuracy"] <= want["metrics"]["accuracy"]
+               for t in ts)
+    meta = json.loads((mlfs.mnt / "models/s1/v1/meta.json").read_text())
+    for k in space:
+        assert meta["params"][k] == want["params"][k], k
+    assert "best trial %d: accuracy = " % want["trial"] in \
+        (mlfs.mnt / "jobs/s1/log").read_text()
+    # the same spec and seed: the same trials, params and metrics
+    assert without_times(trials_of(mlfs.mnt, "s2")) == without_times(ts)
+    # another seed draws other params
+    spec["split"]["seed"] = 12
+    assert train(mlfs, "s3", spec) == "succeeded\n"
+    assert [t["params"] for t in trials_of(mlfs.mnt, "s3")] != \
+        [t["params"] for t in ts]
+
+
+def test_search_ties_go_to_lower_log_loss_then_lower_trial(mlfs):
+    iris(mlfs)
+    # the same configuration three times: equal in every metric
+    spec = {"dataset": "iris", "algorithm": "logistic",
+            "search": {"method": "grid", "metric": "accuracy",
+                       "space": {"l2": {"choice": [0.05, 0.05, 0.05]}}}}
+    assert train(mlfs, "same", spec) == "succeeded\n"
+    ts = trials_of(mlfs.mnt, "same")
+    assert len(ts) == 3
+    assert without_times(ts)[0]["metrics"] == \
+        without_times(ts)[2]["metrics"]
+    assert [t["trial"] for t in ts if t.get("best")] == [0]
+    # equal accuracy, different log loss: the lower log loss wins even
+    # when a worse-calibrated trial comes first
+    spec["search"]["space"] = {"l2": {"choice": [3.0, 0.3, 0.03, 0.003]}}
+    assert train(mlfs, "cal", spec) == "succeeded\n"
+    ts = trials_of(mlfs.mnt, "cal")
+    acc = [t["metrics"]["accuracy"] for t in ts]
+    want = documented_best(ts, "accuracy", True)
+    tied = [t for t in ts if t["metrics"]["accuracy"] == max(acc)]
+    assert len(tied) >= 2, acc   # the case under test: a tie on accuracy
+    assert len({t["metrics"]["log_loss"] for t in tied}) == len(tied)
+    assert want["trial"] != tied[0]["trial"]   # not merely the first
+    assert [t["trial"] for t in ts if t.get("best")] == [want["trial"]]
+    # minimize: the lowest value wins
+    spec["search"] = {"method": "grid", "metric": "log_loss",
+                      "goal": "minimize",
+                      "space": {"l2": {"choice": [3.0, 0.3, 0.03]}}}
+    assert train(mlfs, "ll", spec) == "succeeded\n"
+    ts = trials_of(mlfs.mnt, "ll")
+    low = min(ts, key=lambda t: t["metrics"]["log_loss"])
+    assert [t["trial"] for t in ts if t.get("best")] == [low["trial"]]
+
+
+def test_search_max_failed(mlfs):
+    iris(mlfs)
+    # l2 = -1 fails the plugin's check: one failed trial of three
+    spec = {"dataset": "iris", "algorithm": "logistic",
+            "search": {"method": "grid", "max_failed": 1,
+                       "space": {"l2": {"choice": [-1, 0.01, 0.1]}}}}
+    assert train(mlfs, "one", spec) == "succeeded\n"
+    ts = trials_of(mlfs.mnt, "one")
+    assert [t["status"] for t in ts] == ["failed", "succeeded", "succeeded"]
+    assert "l2" in ts[0]["reason"] and "metrics" not in ts[0]
+    assert not ts[0].get("best")
+    spec["search"]["max_failed"] = 0
+    assert train(mlfs, "none", spec) == \
+        "failed: 1 trials failed (max_failed 0)\n"
+    spec["search"] = {"method": "grid",
+                      "space": {"l2": {"choice": [-1, -2, -3, -4, 0.1]}}}
+    assert train(mlfs, "dflt", spec) == \
+        "failed: 4 trials failed (max_failed 3)\n"
+    assert sorted(os.listdir(mlfs.mnt / "models")) == ["one"]
