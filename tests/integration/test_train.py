@@ -615,3 +615,64 @@ def test_search_max_failed(mlfs):
     assert train(mlfs, "dflt", spec) == \
         "failed: 4 trials failed (max_failed 3)\n"
     assert sorted(os.listdir(mlfs.mnt / "models")) == ["one"]
+
+
+def kmeans_centres(model):
+    """The centres saved by the kmeans plugin: "MFKM", version, task,
+    k (u64), features (u64), inertia (f64), then k x features floats."""
+    import struct
+    at = model.index(b"MFKM")
+    k, d, inertia = struct.unpack_from("<QQd", model, at + 12)
+    c = struct.unpack_from(f"<{k * d}f", model, at + 36)
+    return [list(c[i * d:(i + 1) * d]) for i in range(k)], inertia
+
+
+def test_kmeans_matches_a_hand_computed_clustering(mlfs):
+    # three clusters of four points, each at distance 1 from its centre
+    centres = [(0, 0), (10, 0), (0, 10)]
+    pts = [(cx + dx, cy + dy) for cx, cy in centres
+           for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    d = mlfs.mnt / "datasets" / "pts"
+    d.mkdir()
+    (d / "data.csv").write_text(
+        "a,b\n" + "".join(f"{x},{y}\n" for x, y in pts))
+    assert train(mlfs, "km", {
+        "dataset": "pts", "algorithm": "kmeans", "features": ["a", "b"],
+        "params": {"k": 3},
+        "split": {"train": 1, "validation": 0, "test": 0}}) == "succeeded\n"
+    v1 = mlfs.mnt / "models/km/v1"
+    meta = json.loads((v1 / "meta.json").read_text())
+    # by hand: features are standardised with the training mean and the
+    # population std; the centres are the groups' means
+    mean = [sum(p[f] for p in pts) / 12 for f in (0, 1)]
+    std = [(sum((p[f] - mean[f]) ** 2 for p in pts) / 12) ** 0.5
+           for f in (0, 1)]
+    for f, feat in enumerate(meta["features"]):
+        assert feat["mean"] == pytest.approx(mean[f])
+        assert feat["std"] == pytest.approx(std[f])
+    got, inertia = kmeans_centres((v1 / "model").read_bytes())
+    got_raw = [tuple(c[f] * std[f] + mean[f] for f in (0, 1)) for c in got]
+    assert sorted(got_raw) == [pytest.approx(c, abs=1e-4)
+                               for c in sorted(centres)]
+    # each point is 1 from its centre along a or b: standardised, six
+    # squared distances of 1/std_a^2 and six of 1/std_b^2
+    want_inertia = 6 / std[0] ** 2 + 6 / std[1] ** 2
+    assert inertia == pytest.approx(want_inertia, rel=1e-5)
+    m = json.loads((v1 / "metrics.json").read_text())
+    assert m["evaluated_on"] == "train" and m["n"] == 12
+    assert m["inertia"] == pytest.approx(want_inertia, rel=1e-5)
+    # predict answers the index of the nearest centre: the hand grouping,
+    # new points included
+    p = v1 / "predict"
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.write(fd, "".join(f"{x},{y}\n" for x, y in pts).encode() +
+                 b"9.6,0.3\n0.4,8.9\n0.2,-0.4\n")
+        out = [int(l) for l in os.read(fd, 65536).decode().splitlines()]
+    finally:
+        os.close(fd)
+    assert len(out) == 15
+    for i, (x, y) in enumerate(pts + [(9.6, 0.3), (0.4, 8.9), (0.2, -0.4)]):
+        near = min(centres, key=lambda c: (c[0] - x) ** 2 + (c[1] - y) ** 2)
+        assert got_raw[out[i]] == pytest.approx(near, abs=1e-4), (x, y)
+    assert len(set(out[:12])) == 3
