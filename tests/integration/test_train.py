@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -343,20 +344,28 @@ MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
 '''
 
 
-def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
+def plugin_dir(tmp_path, sources):
+    """A plugins= folder: the built-in train and tune plugins, and each
+    of sources ({name: C text}) compiled to <name>.so."""
     pdir = tmp_path / "plugins"
     pdir.mkdir()
-    for so in (BUILD / "plugins" / "train").glob("*.so"):
-        shutil.copy(so, pdir)
-    (tmp_path / "crash.c").write_text(CRASH_PLUGIN)
-    (tmp_path / "badname.c").write_text(
-        CRASH_PLUGIN.replace('"crash", "0"', '"other", "0"'))
-    for name in ("crash", "badname"):
+    for stage in ("train", "tune"):
+        for so in (BUILD / "plugins" / stage).glob("*.so"):
+            shutil.copy(so, pdir)
+    for name, text in sources.items():
+        (tmp_path / f"{name}.c").write_text(text)
         r = subprocess.run(["gcc", "-shared", "-fPIC", "-fvisibility=hidden",
                             f"-I{ROOT / 'plugins'}", str(tmp_path / f"{name}.c"),
                             "-o", str(pdir / f"{name}.so")],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
+    return pdir
+
+
+def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
+    pdir = plugin_dir(tmp_path, {
+        "crash": CRASH_PLUGIN,
+        "badname": CRASH_PLUGIN.replace('"crash", "0"', '"other", "0"')})
     mlfs = mlfs_factory(opts=[f"plugins={pdir}"])
     mlfs.expect("plugin refused")
     plugins = (mlfs.mnt / ".mlfs" / "plugins").read_text()
@@ -676,3 +685,146 @@ def test_kmeans_matches_a_hand_computed_clustering(mlfs):
         near = min(centres, key=lambda c: (c[0] - x) ** 2 + (c[1] - y) ** 2)
         assert got_raw[out[i]] == pytest.approx(near, abs=1e-4), (x, y)
     assert len(set(out[:12])) == 3
+
+
+# A train plugin whose fit idles (no CPU) until the job is cancelled: a
+# job that stays running for as long as a test needs, and ends at once.
+SLEEPY_PLUGIN = r'''
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <mlfs_plugin.h>
+struct sleepy { struct mlfs_host h; };
+static int init(const struct mlfs_host *h, unsigned task,
+                const struct mlfs_param *p, size_t n, void **inst,
+                char *msg, size_t len)
+{ struct sleepy *s = calloc(1, sizeof(*s));
+  (void)task; (void)p; (void)n; (void)msg; (void)len;
+  if (!s) return -ENOMEM;
+  memcpy(&s->h, h, h->size < sizeof(s->h) ? h->size : sizeof(s->h));
+  *inst = s; return 0; }
+static int fit(void *inst, const struct mlfs_data *t,
+               const struct mlfs_data *v, char *msg, size_t len)
+{ struct sleepy *s = inst;
+  struct timespec ts = { 0, 20000000 };
+  (void)t; (void)v; (void)msg; (void)len;
+  s->h.progress(s->h.ctx, 0.5, "sleeping");
+  while (!s->h.cancelled(s->h.ctx)) nanosleep(&ts, NULL);
+  return -ECANCELED; }
+static size_t outputs(void *inst) { (void)inst; return 1; }
+static int predict(void *i, const struct mlfs_matrix *x,
+                   struct mlfs_matrix *o) { (void)i; (void)x; (void)o; return 0; }
+static int save(void *i, void **b, size_t *l) { (void)i; *b = 0; *l = 0; return 0; }
+static int load(void *i, const void *b, size_t l) { (void)i; (void)b; (void)l; return 0; }
+static void fini(void *i) { free(i); }
+static const struct mlfs_train_ops ops = {
+	sizeof(ops), MLFS_TASK_CLASSIFICATION | MLFS_TASK_REGRESSION,
+	init, fit, outputs, predict, save, load, fini };
+MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
+	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN, "sleepy", "0", &ops };
+'''
+
+SLEEPY = {"dataset": "iris", "algorithm": "sleepy"}
+
+
+def sleepy_mount(mlfs_factory, tmp_path, opts=(), **kw):
+    pdir = plugin_dir(tmp_path, {"sleepy": SLEEPY_PLUGIN})
+    m = mlfs_factory(opts=[f"plugins={pdir}", *opts], **kw)
+    iris(m)
+    return m
+
+
+def wait_status(mnt, job, want, timeout=60):
+    st = Path(mnt) / "jobs" / job / "status"
+    deadline = time.monotonic() + timeout
+    while (got := st.read_text()) != want:
+        assert time.monotonic() < deadline, f"{job}: {got!r}, not {want!r}"
+        time.sleep(0.05)
+
+
+def job_pid(mlfs, job, timeout=30):
+    """The job program's PID, from the daemon's own line "jobs/<job>:
+    running (pid N)"; checked to be an mlfs-job child of this daemon."""
+    pat = re.compile(rf"jobs/{re.escape(job)}: running \(pid (\d+)\)")
+    deadline = time.monotonic() + timeout
+    while not (m := pat.search(mlfs.stderr())):
+        assert time.monotonic() < deadline, f"no pid for jobs/{job}"
+        time.sleep(0.05)
+    pid = int(m.group(1))
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert f"\nPPid:\t{mlfs.proc.pid}\n" in status
+    assert Path(f"/proc/{pid}/comm").read_text() == "mlfs-job\n"
+    return pid
+
+
+def proc_ids(pid):
+    """{"Uid": [...], "Gid": [...], "Groups": [...]} of a process."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("Uid", "Gid", "Groups"):
+            out[k] = [int(x) for x in v.split()]
+    return out
+
+
+def test_jobs_beyond_jobs_n_wait_queued(mlfs_factory, tmp_path):
+    mlfs = sleepy_mount(mlfs_factory, tmp_path, opts=["jobs=1"])
+    (mlfs.mnt / "train/a.json").write_text(json.dumps(SLEEPY))
+    wait_status(mlfs.mnt, "a", "running\n")
+    (mlfs.mnt / "train/b.json").write_text(
+        json.dumps({"dataset": "iris", "algorithm": "logistic"}))
+    b = mlfs.mnt / "jobs/b"
+    assert (b / "status").read_text() == "queued\n"
+    assert json.loads((mlfs.store / "jobs/b.json").read_text())["status"] \
+        == "queued"
+    # a never ends by itself: b stays queued, however long we look
+    time.sleep(0.5)
+    assert (b / "status").read_text() == "queued\n"
+    assert (b / "progress").read_text() == "0% waiting to start\n"
+    assert "running (pid" not in "".join(
+        l for l in mlfs.stderr().splitlines() if "jobs/b:" in l)
+    (mlfs.mnt / "jobs/a/ctl").write_text("cancel\n")
+    assert wait_job(mlfs.mnt, "a") == "failed: cancelled\n"
+    assert wait_job(mlfs.mnt, "b") == "succeeded\n"
+    assert re.search(r"jobs/b: running \(pid \d+\)", mlfs.stderr())
+
+
+def test_parked_waits_beyond_the_fuse_threads(mlfs_factory, tmp_path):
+    mlfs = sleepy_mount(mlfs_factory, tmp_path)
+    (mlfs.mnt / "train/a.json").write_text(json.dumps(SLEEPY))
+    wait_status(mlfs.mnt, "a", "running\n")
+    # fs/main.c: fuse_loop_cfg_set_max_threads(lcfg, 64); were a parked
+    # read to hold a worker, 70 of them would leave none to answer
+    src = (ROOT / "fs/main.c").read_text()
+    threads = int(re.search(r"set_max_threads\(lcfg, (\d+)\)", src)[1])
+    n = threads + 6
+    readers = [subprocess.Popen(["cat", str(mlfs.mnt / "jobs/a/wait")],
+                                stdout=subprocess.PIPE, text=True)
+               for _ in range(n)]
+    try:
+        # all of them inside read(2) on the wait file
+        deadline = time.monotonic() + 60
+        for r in readers:
+            while Path(f"/proc/{r.pid}/syscall").read_text().split()[0] \
+                    != "0":
+                assert r.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        # the mount still answers, with every reader parked
+        ls = sh(f"ls {mlfs.mnt} {mlfs.mnt}/jobs")
+        assert ls.returncode == 0 and "datasets" in ls.stdout.split() \
+            and "a" in ls.stdout.split(), ls
+        assert sh(f"cat {mlfs.mnt}/README").stdout == \
+            (mlfs.mnt / "README").read_text() != ""
+        assert os.stat(mlfs.mnt / "jobs/a/status").st_size > 0
+        assert (mlfs.mnt / "jobs/a/status").read_text() == "running\n"
+        assert all(r.poll() is None for r in readers)
+        (mlfs.mnt / "jobs/a/ctl").write_text("cancel\n")
+        outs = [r.communicate(timeout=60) for r in readers]
+    finally:
+        for r in readers:
+            if r.poll() is None:
+                r.kill()
+                r.wait()
+    assert [o[0] for o in outs] == ["failed: cancelled\n"] * n
+    assert all(r.returncode == 0 for r in readers)
