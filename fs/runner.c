@@ -999,9 +999,13 @@ static void *sched_main(void *arg)
 				start = j;
 		}
 		if (cancelled) {
+			/* runner_stop cancels queued jobs too: say why */
+			const char *why = r->stopping ? "cancelled by unmount"
+						      : "cancelled";
+
 			atomic_fetch_add(&cancelled->refs, 1);
 			pthread_mutex_unlock(&r->lock);
-			job_fail_now(r, cancelled, "cancelled");
+			job_fail_now(r, cancelled, why);
 			job_put(cancelled);
 			pthread_mutex_lock(&r->lock);
 			continue;

@@ -828,3 +828,30 @@ def test_parked_waits_beyond_the_fuse_threads(mlfs_factory, tmp_path):
                 r.wait()
     assert [o[0] for o in outs] == ["failed: cancelled\n"] * n
     assert all(r.returncode == 0 for r in readers)
+
+
+def test_clean_unmount_cancels_running_and_queued_jobs(mlfs_factory,
+                                                      tmp_path):
+    mlfs = sleepy_mount(mlfs_factory, tmp_path, opts=["jobs=1"])
+    (mlfs.mnt / "train/run.json").write_text(json.dumps(SLEEPY))
+    wait_status(mlfs.mnt, "run", "running\n")
+    pid = job_pid(mlfs, "run")
+    (mlfs.mnt / "train/wait.json").write_text(json.dumps(SLEEPY))
+    assert (mlfs.mnt / "jobs/wait/status").read_text() == "queued\n"
+    assert mlfs.stop() == 0
+    # the daemon ended and reaped its job program
+    try:
+        alive = str(mlfs.cache) in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        alive = False
+    assert not alive, f"job program {pid} outlived the unmount"
+    for job in ("run", "wait"):
+        rec = json.loads((mlfs.store / f"jobs/{job}.json").read_text())
+        assert (rec["status"], rec["reason"]) == \
+            ("failed", "cancelled by unmount"), job
+    mlfs.start()
+    for job in ("run", "wait"):
+        assert (mlfs.mnt / f"jobs/{job}/status").read_text() == \
+            "failed: cancelled by unmount\n", job
+        assert wait_job(mlfs.mnt, job, 10) == \
+            "failed: cancelled by unmount\n"
