@@ -727,7 +727,10 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 	tops->fini(tinst);
 	if (parallel > 1)
 		openblas_set_num_threads(host->threads > 0 ? host->threads : 1);
-	/* the best trial at the full budget; ties go to the lower log loss */
+	/*
+	 * The best trial at the full budget; ties go to the lower log loss,
+	 * then to the trial proposed first (the lower number).
+	 */
 	for (size_t i = 0; i < nt; i++) {
 		struct trial *t = ts[i];
 

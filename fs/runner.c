@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -815,6 +816,30 @@ out_unlock:
 	return rc;
 }
 
+/*
+ * The job program ended without saying why (a signal, an exit without a
+ * result): the status sends the reader to the log, so the log says it.
+ */
+static void log_end(const char *dir, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void log_end(const char *dir, const char *fmt, ...)
+{
+	char path[PATH_MAX + 32];
+	va_list ap;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	fp = fopen(path, "ae");
+	if (!fp)
+		return;
+	fputs("mlfs: the job program ", fp);
+	va_start(ap, fmt);
+	vfprintf(fp, fmt, ap);
+	va_end(ap);
+	fputc('\n', fp);
+	fclose(fp);
+}
+
 /* A job ended: publish, keep its files, save the record, answer waiters. */
 static void job_finish(struct runner *r, struct job *j, int wstatus,
 		       bool timed_out)
@@ -848,12 +873,16 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 			 json_string_value(json_object_get(res, "reason")));
 		reason = why;
 	} else if (!ok && WIFSIGNALED(wstatus)) {
+		log_end(j->dir, "died of signal %d (%s)", WTERMSIG(wstatus),
+			strsignal(WTERMSIG(wstatus)));
 		snprintf(why, sizeof(why), "the job program died of signal %d "
 					   "(%s); see jobs/%s/log",
 			 WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)),
 			 j->name);
 		reason = why;
 	} else if (!ok) {
+		log_end(j->dir, "exited with status %d",
+			WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
 		snprintf(why, sizeof(why), "the job program exited with "
 					   "status %d; see jobs/%s/log",
 			 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1,
@@ -970,9 +999,13 @@ static void *sched_main(void *arg)
 				start = j;
 		}
 		if (cancelled) {
+			/* runner_stop cancels queued jobs too: say why */
+			const char *why = r->stopping ? "cancelled by unmount"
+						      : "cancelled";
+
 			atomic_fetch_add(&cancelled->refs, 1);
 			pthread_mutex_unlock(&r->lock);
-			job_fail_now(r, cancelled, "cancelled");
+			job_fail_now(r, cancelled, why);
 			job_put(cancelled);
 			pthread_mutex_lock(&r->lock);
 			continue;
