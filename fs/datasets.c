@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "datasets.h"
+#include "hostfile.h"
 #include "ds.h"
 #include "objects.h"
 #include "remote.h"
@@ -551,18 +552,6 @@ static int source_show(struct node *n, struct strbuf *out)
 	return rc;
 }
 
-/* May uid read a file with this stat?  (Owner, primary group, other.) */
-static bool may_read(const struct fs_ctx *ctx, const struct stat *st)
-{
-	if (ctx->uid == 0)
-		return true;
-	if (st->st_uid == ctx->uid)
-		return st->st_mode & S_IRUSR;
-	if (st->st_gid == ctx->gid)
-		return st->st_mode & S_IRGRP;
-	return st->st_mode & S_IROTH;
-}
-
 /*
  * An s3:// source: imported lazily.  The write HEADs the object and
  * makes a version pinned to its ETag at once; the first read of the
@@ -599,6 +588,7 @@ static int source_store(struct node *n, const char *text, size_t len,
 {
 	struct fs *fs = n->fs;
 	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
 	unsigned ver;
@@ -615,28 +605,21 @@ static int source_store(struct node *n, const char *text, size_t len,
 		return problem_set(pb, 1, 1, "source path too long");
 	if (len > 5 && strncmp(text, "s3://", 5) == 0)
 		return source_s3(n, text, len, ctx, pb);
-	if (text[0] == '/')
-		snprintf(path, sizeof(path), "%.*s", (int)len, text);
-	else /* relative to the writer's working directory */
-		snprintf(path, sizeof(path), "/proc/%d/cwd/%.*s",
-			 (int)ctx->pid, (int)len, text);
-	in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		rc = -errno;
-		problem_set(pb, 1, 1, "\"%.*s\": %s", (int)len, text,
-			    strerror(errno));
-		return rc;
-	}
-	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(in);
+	/* Opened as the writer (relative to their working directory):
+	 * never with the daemon's rights, never a terminal or a FIFO. */
+	snprintf(path, sizeof(path), "%.*s", (int)len, text);
+	rc = host_open(&writer, path, false, &in);
+	if (rc == -EINVAL)
 		return problem_set(pb, 1, 1, "\"%.*s\": not a regular file",
 				   (int)len, text);
+	if (rc < 0) {
+		problem_set(pb, 1, 1, "\"%.*s\": %s", (int)len, text,
+			    strerror(-rc));
+		return rc;
 	}
-	if (!may_read(ctx, &st)) {
-		close(in);
-		problem_set(pb, 1, 1, "\"%.*s\": permission denied", (int)len,
-			    text);
-		return -EACCES;
+	if (fstat(in, &st) < 0) {
+		rc = -errno;
+		goto out_close_in;
 	}
 	if ((uint64_t)st.st_size > fs->opts.max_file) {
 		close(in);

@@ -640,6 +640,13 @@ store_ready:
 		status = fail("cannot set signal handlers%s%s", "", "");
 		goto out_session;
 	}
+	/*
+	 * libfuse makes SIGHUP unmount.  A daemon has no terminal whose
+	 * hangup means anything, and a SIGHUP is what a user who got a
+	 * terminal opened by the daemon would send to unmount it for
+	 * everyone: ignore it (SIGTERM and SIGINT still unmount).
+	 */
+	signal(SIGHUP, SIG_IGN);
 	if (fuse_session_mount(se, fs.opts.mountpoint) < 0) {
 		status = fail("mount %s failed%s", cli.mountpoint, "");
 		goto out_signals;
@@ -685,8 +692,8 @@ store_ready:
 	fuse_loop_cfg_set_idle_threads(lcfg, 10);
 	fuse_loop_cfg_set_max_threads(lcfg, 64);
 	rc = fuse_session_loop_mt(se, lcfg);
-	/* fusermount3 -u, SIGTERM, SIGINT, SIGHUP: a clean unmount */
-	status = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP)
+	/* fusermount3 -u, SIGTERM, SIGINT: a clean unmount */
+	status = (rc == 0 || rc == SIGTERM || rc == SIGINT)
 			 ? 0
 			 : 1;
 	/* an index from the catalog that was never checked is not clean */

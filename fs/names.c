@@ -6,16 +6,35 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
 
+/*
+ * "latest" and every "v<digits>" (v0, v01, v99999999999 as well as v3):
+ * not only the names of versions that exist, so that no object or alias
+ * can look like a version to a user or to a later spelling check.
+ */
+static bool name_is_reserved(const char *name)
+{
+	const char *p;
+
+	if (strcmp(name, "latest") == 0)
+		return true;
+	if (name[0] != 'v' || !name[1])
+		return false;
+	for (p = name + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
 int node_name_check(const char *name, struct problem *pb)
 {
 	size_t len = strlen(name);
-	unsigned v;
 
 	if (len == 0)
 		return problem_set(pb, 0, 0, "empty name");
@@ -24,7 +43,7 @@ int node_name_check(const char *name, struct problem *pb)
 	if (name[0] == '.')
 		return problem_set(pb, 0, 0,
 				   "name \"%s\" starts with '.'", name);
-	if (strcmp(name, "latest") == 0 || node_name_is_version(name, &v))
+	if (name_is_reserved(name))
 		return problem_set(pb, 0, 0, "name \"%s\" is reserved", name);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];

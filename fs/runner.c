@@ -38,6 +38,7 @@
 #include "catalog.h"
 #include "ds.h"
 #include "fs.h"
+#include "hostfile.h"
 #include "meta.h"
 #include "runner.h"
 #include "spec.h"
@@ -764,8 +765,20 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 	meta = load_json(j->dir, "out/meta.json");
 	if (!meta)
 		return -EIO;
+	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	ctx.gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
 	pthread_mutex_lock(&publish_lock);
 	if (ds_get(fs, &ds_models, model, &mrec) == 0) {
+		/* Judged again: the model may have been made, or its mode
+		 * changed, by another user since the spec was accepted.
+		 * No request is behind this: the uid's groups as now. */
+		struct host_user writer = { ctx.uid, ctx.gid, 0 };
+
+		if (!host_may_record(&writer, mrec, W_OK | X_OK)) {
+			json_decref(mrec);
+			rc = -EACCES;
+			goto out_unlock;
+		}
 		v = (unsigned)json_integer_value(json_object_get(mrec, "next"));
 		if (v <= (unsigned)json_integer_value(
 				 json_object_get(mrec, "latest")))
@@ -806,8 +819,6 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 					   ? json_object_get(meta, "metrics")
 					   : json_null(),
 			"files", fl);
-	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-	ctx.gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
 	rc = man ? ds_commit_model(fs, model, man, &ctx, ver) : -ENOMEM;
 	json_decref(man);
 out_unlock:

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ds.h"
 #include "fs.h"
+#include "hostfile.h"
 #include "plugin.h"
 #include "spec.h"
 
@@ -446,6 +448,22 @@ static int parse_size(json_t *v, double *out)
 	return *end || x <= 0 ? -EINVAL : 0;
 }
 
+int spec_may_write_model(struct fs *fs, const struct host_user *writer,
+			 const char *model)
+{
+	json_t *rec;
+	int rc;
+
+	rc = ds_get(fs, &ds_models, model, &rec);
+	if (rc == -ENOENT)
+		return 0; /* made by the job, owned by the writer */
+	if (rc < 0)
+		return rc;
+	rc = host_may_record(writer, rec, W_OK | X_OK) ? 0 : -EACCES;
+	json_decref(rec);
+	return rc;
+}
+
 int spec_resolve(struct fs *fs, const char *job, const char *text,
 		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb)
 {
@@ -457,6 +475,7 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	char dsname[300];
 	unsigned dsver, task, tasks;
 	double timeout = 0, memory = 0;
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	int rc;
 
 	*plan = NULL;
@@ -502,22 +521,12 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 		problem_field(pb, text, "dataset", "no dataset \"%s\"", dsname);
 		goto out;
 	}
-	{
-		/* the writer must be able to read the dataset */
-		uid_t owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
-		gid_t group = (gid_t)json_integer_value(json_object_get(rec, "gid"));
-		unsigned mode = (unsigned)json_integer_value(json_object_get(rec, "mode"));
-		bool ok = ctx->uid == 0 ||
-			  (ctx->uid == owner ? (mode & 0500) == 0500
-			   : ctx->gid == group ? (mode & 050) == 050
-					       : (mode & 05) == 05);
-
-		if (!ok) {
-			problem_field(pb, text, "dataset",
-				      "\"%s\": permission denied", dsname);
-			rc = -EACCES;
-			goto out;
-		}
+	/* the writer must be able to read the dataset */
+	if (!host_may_record(&writer, rec, R_OK | X_OK)) {
+		problem_field(pb, text, "dataset", "\"%s\": permission denied",
+			      dsname);
+		rc = -EACCES;
+		goto out;
 	}
 	/* A lazily imported version is read now: training needs it all. */
 	rc = ds_version_ready(fs, dsname, dsver, &man, pb);
@@ -717,6 +726,16 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 			      model ? model : "?");
 		goto out;
 	}
+	/* A new version goes into the model: judged as mkdir in it. */
+	rc = spec_may_write_model(fs, &writer, model ? model : job);
+	if (rc < 0) {
+		json_decref(feats);
+		problem_field(pb, text, model ? "model" : "name",
+			      "model \"%s\": %s", model ? model : job,
+			      strerror(-rc));
+		goto out;
+	}
+	rc = -EINVAL;
 	if ((json_object_get(spec, "timeout") &&
 	     parse_size(json_object_get(spec, "timeout"), &timeout) < 0) ||
 	    (json_object_get(spec, "memory") &&

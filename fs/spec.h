@@ -28,11 +28,21 @@ int spec_check_text(const char *text, size_t len, bool final,
 		    struct problem *pb);
 
 /*
+ * spec_may_write_model: may writer add a version to model (judged as
+ * mkdir in models/<model>/ would be)?  0 if so or if the model does not
+ * exist yet; -EACCES if not; other -errno from the index.
+ */
+struct host_user;
+int spec_may_write_model(struct fs *fs, const struct host_user *writer,
+			 const char *model);
+
+/*
  * spec_resolve: check a complete spec against the platform (DESIGN.md's
  * fields; the dataset version, label and features in its schema; the
  * algorithm's plugin and its params; split; search; limits) and build the
  * job's plan (*plan, owned by the caller).  -EINVAL with pb naming the
- * field, its line and column; -EACCES when ctx may not read the dataset.
+ * field, its line and column; -EACCES when ctx may not read the dataset
+ * or add a version to the model.
  */
 int spec_resolve(struct fs *fs, const char *job, const char *text,
 		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb);

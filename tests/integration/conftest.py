@@ -46,6 +46,19 @@ def read_blocking(path, timeout=120):
     return r.stdout
 
 
+NOBODY = 65534
+
+
+def as_user(argv, uid=NOBODY, gid=NOBODY, groups=(), timeout=60, **kw):
+    """Run argv as another user (setpriv: uid, gid, exactly these
+    supplementary groups), bounded; returns the CompletedProcess."""
+    g = ["--groups=" + ",".join(map(str, groups))] if groups \
+        else ["--clear-groups"]
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                           *g, *argv], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
 def wait_job(mnt, job, timeout=120):
     """A job's final status line, read from jobs/<job>/wait (bounded)."""
     return read_blocking(Path(mnt) / "jobs" / job / "wait", timeout)
@@ -96,7 +109,8 @@ class Mount:
         self.proc = subprocess.Popen(
             self.argv, stdout=subprocess.DEVNULL,
             stderr=open(self.errlog, "wb"), stdin=subprocess.DEVNULL,
-            env=env)
+            env=env, start_new_session=True)   # a session leader, as
+        # a detached daemon is (what a terminal opened by it would hang up)
         if TEST_TMP:
             with open(os.path.join(TEST_TMP, "pids"), "a") as f:
                 f.write(f"{self.proc.pid}\n")

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host paths named in content (a dataset's `source`, later landing
+ * directories and key files) opened with the rights of the user who named
+ * them, never the daemon's.  The daemon runs as root and serves many
+ * users: an open done with its rights would read files the writer cannot
+ * read, and an open of a terminal or a FIFO would give the daemon a
+ * controlling terminal or park a worker for ever.
+ */
+#ifndef MLFS_FS_HOSTFILE_H
+#define MLFS_FS_HOSTFILE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Whose rights an open of a host path uses. */
+struct host_user {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid; /* the requesting process: its groups and working
+		      directory; 0 for actions with no request behind them,
+		      which take the uid's groups from the group database */
+};
+
+/*
+ * host_open: open path for reading as user u.  The calling thread takes
+ * u's fsuid, fsgid and supplementary groups for the open alone (raw
+ * syscalls: glibc's wrappers would change every thread of the daemon), so
+ * the kernel judges every component, directory search included, as it
+ * would for that user; then the thread's own credentials come back.  The
+ * open is O_NOCTTY | O_NONBLOCK, and anything but a regular file (a
+ * directory when want_dir) is refused before a byte is read.  A relative
+ * path is taken from u.pid's working directory.
+ * Returns 0 and the descriptor (O_CLOEXEC) in *fd, or -errno: -EACCES,
+ * -ENOENT, -ELOOP..., -EINVAL for a file of the wrong type.  *fd is -1 on
+ * failure.  Any thread.
+ */
+int host_open(const struct host_user *u, const char *path, bool want_dir,
+	      int *fd);
+
+/*
+ * host_may: would the kernel grant u the access want (a mask of R_OK,
+ * W_OK, X_OK) on an object with this owner, group and mode?  The owner's
+ * bits if u owns it, else the group's if the group is u's primary or one
+ * of its supplementary groups (host_open's groups), else the others';
+ * root may do anything.  Any thread.
+ */
+bool host_may(const struct host_user *u, uid_t owner, gid_t group,
+	      mode_t mode, int want);
+
+/*
+ * host_may_record: host_may on an object record of the repository (its
+ * "uid", "gid" and "mode" fields).  rec is a jansson object.
+ */
+struct json_t;
+bool host_may_record(const struct host_user *u, const struct json_t *rec,
+		     int want);
+
+#endif
