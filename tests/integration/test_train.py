@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -275,6 +276,21 @@ def big_dataset(mlfs, rows=20000):
     (d / "data.csv").write_text("\n".join(lines) + "\n")
 
 
+INTERRUPTIBLE_READ = r'''
+import signal, sys
+def interrupted(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGINT, interrupted)
+f = open(sys.argv[1])
+print("reading", flush=True)
+try:
+    f.read()
+    print("read")
+except KeyboardInterrupt:
+    print("interrupted")
+'''
+
+
 def test_cancel_and_wait_interrupt(mlfs):
     big_dataset(mlfs)
     spec = {"dataset": "big", "algorithm": "mlp",
@@ -286,12 +302,18 @@ def test_cancel_and_wait_interrupt(mlfs):
     while (job / "status").read_text() != "running\n":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    # a blocked reader holds no thread and Ctrl-C ends it
-    w = subprocess.Popen(["cat", str(job / "wait")], stdout=subprocess.PIPE)
+    # A blocked reader holds no thread and Ctrl-C ends it: the daemon
+    # answers the kernel's interrupt with EINTR.  The reader handles
+    # SIGINT (a fatal signal would end it in the kernel whatever the
+    # daemon did, and one inherited as ignored would never arrive).
+    w = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE_READ,
+                          str(job / "wait")], stdout=subprocess.PIPE,
+                         text=True)
+    assert w.stdout.readline() == "reading\n"
     time.sleep(0.5)
     assert w.poll() is None
     w.send_signal(signal.SIGINT)
-    assert w.wait(timeout=10) != 0
+    assert w.communicate(timeout=10)[0] == "interrupted\n"
     # other operations go on while a reader is parked
     w2 = subprocess.Popen(["cat", str(job / "wait")], stdout=subprocess.PIPE,
                           text=True)
