@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -776,6 +777,7 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 
 int main(int argc, char **argv)
 {
+	pid_t daemon_pid;
 	struct run run = { 0 };
 	struct hctx fh = { 0 };
 	struct mlfs_host host = { sizeof(host), &fh, host_log, host_progress,
@@ -802,11 +804,24 @@ int main(int argc, char **argv)
 	void *inst = NULL;
 	int rc;
 
+	daemon_pid = getppid();
 	if (argc != 2 || chdir(argv[1]) < 0) {
 		fprintf(stderr, "usage: mlfs-job JOBDIR (started by mlfs)\n");
 		return 2;
 	}
-	plan = json_load_file("job.json", 0, NULL);
+	{
+		/* The folder is the writer's: never follow a link they
+		 * put in place of the plan (this still runs as root). */
+		int fd = open("job.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+						  O_NONBLOCK);
+		struct stat pst;
+
+		plan = fd >= 0 && fstat(fd, &pst) == 0 && S_ISREG(pst.st_mode)
+			       ? json_loadfd(fd, 0, NULL)
+			       : NULL;
+		if (fd >= 0)
+			close(fd);
+	}
 	if (!plan) {
 		fprintf(stderr, "mlfs-job: cannot read %s/job.json\n", argv[1]);
 		return 2;
@@ -831,6 +846,14 @@ int main(int argc, char **argv)
 			fail("cannot switch to uid %u gid %u: %s", uid, gid,
 			     strerror(errno));
 	}
+	/*
+	 * Die with the daemon.  Set after the change of uid, which clears
+	 * it; the daemon's scheduler thread, which spawned us, lives as long
+	 * as the daemon.  If it is already gone (it died before the prctl),
+	 * our parent is not it.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != daemon_pid)
+		_exit(3); /* no one to tell; exit() can wait on BLAS threads */
 	run.plan = plan;
 	run.t0 = now_mono();
 	fh.run = &run;

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <spawn.h>
@@ -645,7 +646,11 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 {
 	struct fs *fs = r->fs;
 	posix_spawn_file_actions_t fa;
+	static const char *const sanitizer_vars[] = { "UBSAN_OPTIONS",
+						      "LSAN_OPTIONS", NULL };
 	char path[PATH_MAX + 32], blob[128], threads[32], asan[1024];
+	char lang[128], home[PATH_MAX + 8], pwbuf[4096], san[2][1024];
+	struct passwd pw, *pwp = NULL;
 	char *argv[] = { r->jobbin, j->dir, NULL };
 	char **env;
 	size_t nenv = 0;
@@ -672,33 +677,48 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		datafd = fetch_local(fs, blob, j->dir);
 	if (datafd < 0)
 		return datafd;
-	while (environ[nenv])
-		nenv++;
-	env = calloc(nenv + 2, sizeof(*env));
+	/*
+	 * A clean environment: PATH, LANG, the writer's HOME and the BLAS
+	 * threads.  Nothing of the daemon's (its store credentials above
+	 * all), but the sanitizer settings of a test build.
+	 */
+	env = calloc(16, sizeof(*env));
 	if (!env) {
 		close(datafd);
 		return -ENOMEM;
 	}
+	env[nenv++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	snprintf(lang, sizeof(lang), "LANG=%s",
+		 getenv("LANG") ? getenv("LANG") : "C.UTF-8");
+	env[nenv++] = lang;
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 && pwp &&
+	    snprintf(home, sizeof(home), "HOME=%s", pw.pw_dir) <
+		    (int)sizeof(home))
+		env[nenv++] = home;
+	else
+		env[nenv++] = "HOME=/";
 	snprintf(threads, sizeof(threads), "OPENBLAS_NUM_THREADS=%ld",
 		 sysconf(_SC_NPROCESSORS_ONLN) > 0
 			 ? sysconf(_SC_NPROCESSORS_ONLN)
 			 : 1L);
-	nenv = 0;
-	for (char **e = environ; *e; e++) {
-		if (strncmp(*e, "OPENBLAS_NUM_THREADS=", 21) == 0)
-			continue;
+	if (getenv("ASAN_OPTIONS")) {
 		/*
 		 * Sanitizer builds: the job program ends in exit() holding
 		 * its data on purpose (see job_main.c); the environment
 		 * would override its own leak setting.
 		 */
-		if (strncmp(*e, "ASAN_OPTIONS=", 13) == 0) {
-			snprintf(asan, sizeof(asan),
-				 "%s:detect_leaks=0:handle_segv=0", *e);
-			env[nenv++] = asan;
-			continue;
-		}
-		env[nenv++] = *e;
+		snprintf(asan, sizeof(asan),
+			 "ASAN_OPTIONS=%s:detect_leaks=0:handle_segv=0",
+			 getenv("ASAN_OPTIONS"));
+		env[nenv++] = asan;
+	}
+	for (const char *const *v = sanitizer_vars; *v; v++) {
+		const char *val = getenv(*v);
+
+		if (val && snprintf(san[v - sanitizer_vars],
+				    sizeof(san[0]), "%s=%s", *v, val) <
+				   (int)sizeof(san[0]))
+			env[nenv++] = san[v - sanitizer_vars];
 	}
 	env[nenv++] = threads;
 	snprintf(path, sizeof(path), "%s/log", j->dir);

@@ -961,3 +961,42 @@ def test_memory_bound_fails_the_job_and_says_so(mlfs):
             wait_job(mlfs.mnt, "small", 30)
     assert out.startswith("failed: ") and "memory" in out, out
     assert os.listdir(mlfs.mnt / "models") == []
+
+
+def gone(pid, timeout=10):
+    """Has pid ended (gone, or a zombie no one reaped yet) within timeout?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = [ln for ln in Path(f"/proc/{pid}/status").read_text()
+                     .splitlines() if ln.startswith("State:")][0]
+        except (OSError, IndexError):
+            return True
+        if "zombie" in state:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_job_carries_no_secrets_and_dies_with_its_daemon(mlfs_factory,
+                                                           tmp_path):
+    mlfs = sleepy_mount(mlfs_factory, tmp_path, env={
+        "AWS_SECRET_ACCESS_KEY": "SECRET-MUST-NOT-LEAK",
+        "MLFS_DAEMON_ONLY": "x"})
+    (mlfs.mnt / "train/s.json").write_text(json.dumps(SLEEPY))
+    wait_status(mlfs.mnt, "s", "running\n")
+    pid = job_pid(mlfs, "s")
+    env = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ")
+               .read_bytes().decode().split("\0") if e)
+    assert set(env) <= {"PATH", "LANG", "HOME", "OPENBLAS_NUM_THREADS",
+                        "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}, env
+    assert {"PATH", "LANG", "HOME"} <= set(env)
+    assert env["HOME"] == "/root"
+    assert "SECRET-MUST-NOT-LEAK" not in Path(f"/proc/{pid}/environ") \
+        .read_bytes().decode()
+    # the daemon crashes: its job dies with it (PR_SET_PDEATHSIG) ...
+    mlfs.kill9()
+    assert gone(pid), "the job outlived its daemon"
+    # ... and the next mount says so
+    mlfs.start()
+    assert (mlfs.mnt / "jobs/s/status").read_text().startswith("failed")
