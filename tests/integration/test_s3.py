@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +42,43 @@ def sh(cmd):
                           text=True, timeout=120)
 
 
+def xxh128(data):
+    """The xxh3-128 of data as mlfs names blobs, computed by xxhsum (the
+    xxhash package), not by mlfs."""
+    r = subprocess.run(["xxhsum", "-H2", "-"], input=data,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()[0].decode()
+
+
+def blob_key(data):
+    h = xxh128(data)
+    return f"blobs/{h[:2]}/{h}"
+
+
+def bucket_blobs(s3, prefix):
+    """{key under prefix: bytes} of every object below prefix/blobs/,
+    fetched with aws s3 (one sync)."""
+    with tempfile.TemporaryDirectory() as d:
+        r = aws(s3, "sync", "--no-progress",
+                f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/blobs/", d)
+        assert r.returncode == 0, r.stderr
+        return {"blobs/" + str(p.relative_to(d)): p.read_bytes()
+                for p in Path(d).rglob("*") if p.is_file()}
+
+
+def assert_blobs(s3, prefix, *contents, extra=None):
+    """The bucket's blobs are exactly contents, each under the key its
+    xxh3-128 names and with its bytes (and extra, {key: bytes}, as they
+    are)."""
+    want = {blob_key(c): c for c in contents}
+    want.update(extra or {})
+    got = bucket_blobs(s3, prefix)
+    assert sorted(got) == sorted(want)
+    for k, c in want.items():
+        assert got[k] == c, f"{k}: {len(got[k])} bytes, want {len(c)}"
+
+
 def test_datasets_train_predict_on_s3(mlfs_factory, s3server):
     m = s3mount(mlfs_factory, s3server)
     d = m.mnt / "datasets" / "iris"
@@ -59,6 +97,7 @@ def test_datasets_train_predict_on_s3(mlfs_factory, s3server):
     assert f"{m.prefix}/mlfs-format" in ls.stdout
     man = json.loads(aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
                          f"{m.prefix}/datasets/iris/v1.json", "-").stdout)
+    assert man["blob"] == blob_key(IRIS.encode())
     blob = aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
                f"{m.prefix}/{man['blob']}", "-")
     assert blob.stdout == IRIS
@@ -239,9 +278,7 @@ def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
         (m.mnt / ".mlfs" / "cache").write_text("sync\n")
         assert (m.mnt / "datasets" / "x" / "v1" / "data.csv").read_text() \
             == IRIS
-        ls = aws(s3server, "ls", "--recursive",
-                 f"s3://{s3server['MLFS_S3_BUCKET']}/{m.prefix}/blobs/")
-        assert ls.stdout.strip()
+        assert_blobs(s3server, m.prefix, IRIS.encode())
     finally:
         fault(s3server)
 
@@ -404,13 +441,38 @@ def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,
         assert time.monotonic() < deadline, os.getxattr(f, "user.mlfs.state")
         time.sleep(0.1)
     assert int(os.getxattr(f, "user.mlfs.cached_bytes")) == len(body)
+    # it was fetched whole, once, into block files on the local disk
+    st = cache_stats(m)
+    assert st["fetch_bytes"] == len(body), st
+    assert st["bytes_cached"] >= len(body), st
+    on_disk = sum(p.stat().st_size for p in (m.cache / "blocks").rglob("*")
+                  if p.is_file())
+    assert on_disk >= len(body)
+    # and is served from there: with the blob gone from the bucket, the
+    # whole file still reads, and nothing more is fetched
+    man = json.loads(aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}"
+                         f"/{m.prefix}/datasets/wide/v1.json", "-").stdout)
+    assert aws(s3server, "rm", f"s3://{s3server['MLFS_S3_BUCKET']}/"
+               f"{m.prefix}/{man['blob']}").returncode == 0
     assert f.read_text() == body
+    after = cache_stats(m)
+    assert (after["fetches"], after["fetch_bytes"], after["misses"]) == \
+        (st["fetches"], st["fetch_bytes"], st["misses"])
+
+
+def cache_stats(m):
+    """The numbers in .mlfs/cache, by name."""
+    out = {}
+    for ln in (m.mnt / ".mlfs" / "cache").read_text().splitlines():
+        w = ln.split()
+        if len(w) == 2 and w[1].replace(".", "").isdigit():
+            out[w[0]] = float(w[1]) if "." in w[1] else int(w[1])
+    return out
 
 
 def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
         mlfs_factory, s3server, tmp_path):
     m = s3mount(mlfs_factory, s3server)
-    b = s3server["MLFS_S3_BUCKET"]
     d = m.mnt / "datasets" / "big"
     d.mkdir()
     row = ",".join(f"{i * 0.5:.1f}" for i in range(30)) + ",0\n"
@@ -426,13 +488,11 @@ def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
     assert f"datasets/big/data.csv:{n + 2}:" in m.errors()
     assert not (d / "v1").exists()
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-    assert ls.stdout.strip() == "", "the bad file's blob stayed"
+    assert bucket_blobs(s3server, m.prefix) == {}, "the bad file's blob stayed"
     assert sh(f"cp {good} {d}/data.csv").returncode == 0
     assert (d / "v1" / "data.csv").stat().st_size == good.stat().st_size
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-    assert str(good.stat().st_size) in ls.stdout
+    assert_blobs(s3server, m.prefix, good.read_bytes())
     assert sh(f"cmp {good} {d}/v1/data.csv").returncode == 0
 
 
@@ -673,10 +733,7 @@ def test_a_corrupt_cached_block_is_fetched_again_never_served(mlfs_factory,
     assert hit >= 1
     m.start()
     assert f.read_text() == IRIS
-    stats = dict(ln.split()[:2] for ln in
-                 (m.mnt / ".mlfs" / "cache").read_text().splitlines()
-                 if len(ln.split()) >= 2)
-    assert int(stats["corrupt_blocks"]) >= 1
+    assert cache_stats(m)["corrupt_blocks"] >= 1
 
 
 def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
@@ -706,38 +763,39 @@ def test_gc_removes_unreferenced_blobs_locally_and_in_the_bucket(
     b = s3server["MLFS_S3_BUCKET"]
     d = m.mnt / "datasets" / "iris"
     d.mkdir()
-    (d / "data.csv").write_text(IRIS)
-    (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
+    v1 = IRIS.encode()
+    v2 = (IRIS + "5.0,3.6,1.4,0.2,setosa\n").encode()
+    (d / "data.csv").write_bytes(v1)
+    (d / "data.csv").write_bytes(v2)
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    old = json.loads((d / "v1" / "lineage").read_text())["hash"]
-    new = json.loads((d / "v2" / "lineage").read_text())["hash"]
-
-    def blobs():
-        r = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-        return r.stdout
-
-    assert old in blobs() and new in blobs()
+    # each version's lineage names its content's hash, and its blob
+    # holds that content under that name
+    for v, c in (("v1", v1), ("v2", v2)):
+        lin = json.loads((d / v / "lineage").read_text())
+        assert lin["hash"] == xxh128(c) and lin["size"] == len(c)
+    assert_blobs(s3server, m.prefix, v1, v2)
     # rmdir of a version releases its blob at once, in the bucket too
     (d / "v1").rmdir()
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    assert old not in blobs() and new in blobs()
+    assert_blobs(s3server, m.prefix, v2)
     # an orphan (a crash between a blob's put and its manifest) is gc's
-    orphan = "0123456789abcdef0123456789abcdef"
+    orphan = "blobs/01/0123456789abcdef0123456789abcdef"
     (tmp_path / "o").write_text("orphan")
     assert aws(s3server, "cp", str(tmp_path / "o"),
-               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+               f"s3://{b}/{m.prefix}/{orphan}").returncode == 0
+    assert_blobs(s3server, m.prefix, v2, extra={orphan: b"orphan"})
     (m.mnt / ".mlfs" / "cache").write_text("gc\n")
-    assert orphan not in blobs() and new in blobs()
+    assert_blobs(s3server, m.prefix, v2)
     assert "gc: removed 1 unreferenced blob" in m.stderr()
-    assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+    assert (d / "v2" / "data.csv").read_bytes() == v2
     # the default grace (10 minutes) spares young blobs
     m.stop()
     m.opts = [o for o in m.opts if o != "gc_grace=0"]
     m.start()
     assert aws(s3server, "cp", str(tmp_path / "o"),
-               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+               f"s3://{b}/{m.prefix}/{orphan}").returncode == 0
     (m.mnt / ".mlfs" / "cache").write_text("gc\n")
-    assert orphan in blobs()
+    assert_blobs(s3server, m.prefix, v2, extra={orphan: b"orphan"})
 
 
 def test_the_check_of_a_catalog_index_waits_for_the_first_change(
