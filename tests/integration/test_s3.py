@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MLFS, ROOT, wait_job
+from conftest import BAD_LINE, MLFS, ROOT, is_mounted, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
@@ -885,3 +885,114 @@ def test_faults_through_the_mount(mlfs_factory, s3server, rule, fails):
         assert (d / "v1" / "data.csv").read_text() == IRIS   # back again
     finally:
         fault(s3server)
+
+
+# --- mount options: ro, log=, region=
+
+def test_an_ro_mount_reads_refuses_every_change_and_takes_no_lease(
+        mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = w.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()                        # the lease is given back
+    r = s3mount(mlfs_factory, s3server, sub="r", prefix=w.prefix,
+                opts=["ro"])
+    rd = r.mnt / "datasets" / "iris"
+    assert (rd / "v1" / "data.csv").read_text() == IRIS
+    assert sorted(os.listdir(r.mnt / "datasets")) == ["iris"]
+    before = sorted(os.listdir(rd))
+    changes = {
+        "mkdir": lambda: (r.mnt / "datasets" / "new").mkdir(),
+        "write": lambda: (rd / "data.csv").write_text(IRIS),
+        "rmdir": lambda: (rd / "v1").rmdir(),
+        "symlink": lambda: os.symlink("v1", rd / "first"),
+        "spec": lambda: (r.mnt / "train" / "j.json").write_text(TRAIN),
+    }
+    for what, change in changes.items():
+        with pytest.raises(OSError) as e:
+            change()
+        assert e.value.errno == errno.EROFS, what
+    # nothing changed, here or in the bucket
+    assert sorted(os.listdir(rd)) == before
+    assert sorted(os.listdir(r.mnt / "datasets")) == ["iris"]
+    # it took no lease: a writer mounts beside it and writes
+    w.start()
+    (w.mnt / "datasets" / "after").mkdir()
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    ls = aws(s3server, "ls", "--recursive",
+             f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}/datasets/")
+    assert "datasets/after/dataset.json" in ls.stdout
+    assert "datasets/new/" not in ls.stdout
+    assert "datasets/iris/v2.json" not in ls.stdout
+
+
+def test_log_option_sends_the_daemons_lines_to_the_file(mlfs_factory,
+                                                        s3server, tmp_path):
+    log = tmp_path / "mlfs.log"
+    m = s3mount(mlfs_factory, s3server, opts=[f"log={log}"])
+    (m.mnt / "datasets" / "iris").mkdir()
+    (m.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    m.stop()
+    lines = log.read_text().splitlines()
+    for want in (f"mlfs: mounted s3://{s3server['MLFS_S3_BUCKET']}/"
+                 f"{m.prefix} on {m.mnt}",
+                 "mlfs: datasets/iris: v1 from python3",
+                 f"mlfs: unmounting {m.mnt}"):
+        assert want in lines, lines
+    assert not [ln for ln in lines if BAD_LINE.search(ln)], lines
+    # and not to stderr, though the daemon ran in the foreground (-f)
+    assert m.stderr() == ""
+
+
+def test_region_option_signs_for_that_region(mlfs_factory, s3server,
+                                             tmp_path):
+    """The gateway knows one region (us-east-1) and refuses a request
+    whose SigV4 credential scope names another."""
+    assert s3server["MLFS_S3_REGION"] == "us-east-1"
+    (tmp_path / "mnt").mkdir()
+    url = f"s3://{s3server['MLFS_S3_BUCKET']}/rg-{uuid.uuid4().hex[:8]}"
+
+    def mount(region_opt, env_region):
+        env = dict(os.environ, **s3server)
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = env_region
+        o = [f"cache={tmp_path}/c-{uuid.uuid4().hex[:6]}",
+             f"endpoint={s3server['MLFS_S3_ENDPOINT']}", "path_style"]
+        if region_opt:
+            o.append(f"region={region_opt}")
+        return subprocess.run([str(MLFS), "-o", ",".join(o), url,
+                               str(tmp_path / "mnt")], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    # tests/s3/start.sh DIR: the gateway logs each request's status in
+    # DIR/gateway.log, and the bucket's files are in DIR/data
+    gwlog = Path(s3server["MLFS_S3_DATA"]).parent / "gateway.log"
+    probe = f"prefix={url.rsplit('/', 1)[1]}%2F HTTP/1.1\" "
+
+    def refused():
+        return [ln for ln in gwlog.read_text().splitlines()
+                if probe + "400 " in ln]
+
+    # signed for eu-west-1: the gateway refuses the first request (400
+    # AuthorizationHeaderMalformed), and the mount fails in one line
+    r = mount("eu-west-1", "us-east-1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "bad S3 options" in r.stderr
+    assert len(refused()) == 1
+    assert not is_mounted(tmp_path / "mnt")
+    # the environment's region is the default ...
+    r = mount(None, "eu-west-1")
+    assert r.returncode == 1 and "bad S3 options" in r.stderr, r.stderr
+    assert len(refused()) == 2
+    # ... and region= overrides it
+    m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+                           "path_style", "region=us-east-1"], url=url,
+                     env=dict(s3server, AWS_REGION="eu-west-1",
+                              AWS_DEFAULT_REGION="eu-west-1"))
+    m.prefix = url.split("/", 3)[3]
+    (m.mnt / "datasets" / "iris").mkdir()
+    (m.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    assert_blobs(s3server, m.prefix, IRIS.encode())
+    assert len(refused()) == 2
