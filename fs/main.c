@@ -525,6 +525,8 @@ checked_store:
 		goto out_fs;
 	}
 	fs.opts.mountpoint = strdup(real);
+	/* before open_remote: a mount that is ro by choice takes no lease */
+	fs.opts.read_only = cli.ro;
 	if (remote) {
 		status = open_remote(&fs, &cli, &lock_fd);
 		if (status)
@@ -590,7 +592,6 @@ checked_store:
 store_ready:
 	fs.opts.foreground = cli.foreground || cli.debug;
 	fs.opts.debug = cli.debug;
-	fs.opts.read_only = fs.opts.read_only || cli.ro;
 	fs.log_fp = fs.opts.foreground ? stderr : NULL;
 	if (cli.log) {
 		fs.log_fp = fopen(cli.log, "ae");

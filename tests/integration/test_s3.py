@@ -7,22 +7,27 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import MLFS, ROOT, wait_job
+from conftest import BAD_LINE, MLFS, ROOT, is_mounted, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
 
-def s3mount(factory, s3, sub="m", prefix=None, opts=()):
+def s3mount(factory, s3, sub="m", prefix=None, opts=(), endpoint=None):
     prefix = prefix or "t-" + uuid.uuid4().hex[:8]
     url = f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}"
-    o = [f"endpoint={s3['MLFS_S3_ENDPOINT']}", "path_style", *opts]
+    o = [f"endpoint={endpoint or s3['MLFS_S3_ENDPOINT']}", "path_style",
+         *opts]
     m = factory(opts=o, sub=sub, url=url, env=s3)
     m.prefix = prefix
     return m
@@ -39,6 +44,43 @@ def aws(s3, *args):
 def sh(cmd):
     return subprocess.run(["bash", "-c", cmd], capture_output=True,
                           text=True, timeout=120)
+
+
+def xxh128(data):
+    """The xxh3-128 of data as mlfs names blobs, computed by xxhsum (the
+    xxhash package), not by mlfs."""
+    r = subprocess.run(["xxhsum", "-H2", "-"], input=data,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()[0].decode()
+
+
+def blob_key(data):
+    h = xxh128(data)
+    return f"blobs/{h[:2]}/{h}"
+
+
+def bucket_blobs(s3, prefix):
+    """{key under prefix: bytes} of every object below prefix/blobs/,
+    fetched with aws s3 (one sync)."""
+    with tempfile.TemporaryDirectory() as d:
+        r = aws(s3, "sync", "--no-progress",
+                f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/blobs/", d)
+        assert r.returncode == 0, r.stderr
+        return {"blobs/" + str(p.relative_to(d)): p.read_bytes()
+                for p in Path(d).rglob("*") if p.is_file()}
+
+
+def assert_blobs(s3, prefix, *contents, extra=None):
+    """The bucket's blobs are exactly contents, each under the key its
+    xxh3-128 names and with its bytes (and extra, {key: bytes}, as they
+    are)."""
+    want = {blob_key(c): c for c in contents}
+    want.update(extra or {})
+    got = bucket_blobs(s3, prefix)
+    assert sorted(got) == sorted(want)
+    for k, c in want.items():
+        assert got[k] == c, f"{k}: {len(got[k])} bytes, want {len(c)}"
 
 
 def test_datasets_train_predict_on_s3(mlfs_factory, s3server):
@@ -59,6 +101,7 @@ def test_datasets_train_predict_on_s3(mlfs_factory, s3server):
     assert f"{m.prefix}/mlfs-format" in ls.stdout
     man = json.loads(aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
                          f"{m.prefix}/datasets/iris/v1.json", "-").stdout)
+    assert man["blob"] == blob_key(IRIS.encode())
     blob = aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
                f"{m.prefix}/{man['blob']}", "-")
     assert blob.stdout == IRIS
@@ -174,6 +217,14 @@ def fault(s3, rules=None):
         return r.read()
 
 
+def fault_rules(s3):
+    """The fault proxy's rules as they stand, with their hit counts."""
+    import urllib.request
+    with urllib.request.urlopen(s3["MLFS_S3_FAULT_CONTROL"],
+                                timeout=10) as r:
+        return json.loads(r.read())["rules"]
+
+
 def fault_mount(factory, s3, tag):
     """A mount of a new prefix through the fault proxy, its rules cleared;
     retries are logged, so its "s3: " lines are expected."""
@@ -239,9 +290,7 @@ def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
         (m.mnt / ".mlfs" / "cache").write_text("sync\n")
         assert (m.mnt / "datasets" / "x" / "v1" / "data.csv").read_text() \
             == IRIS
-        ls = aws(s3server, "ls", "--recursive",
-                 f"s3://{s3server['MLFS_S3_BUCKET']}/{m.prefix}/blobs/")
-        assert ls.stdout.strip()
+        assert_blobs(s3server, m.prefix, IRIS.encode())
     finally:
         fault(s3server)
 
@@ -404,13 +453,38 @@ def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,
         assert time.monotonic() < deadline, os.getxattr(f, "user.mlfs.state")
         time.sleep(0.1)
     assert int(os.getxattr(f, "user.mlfs.cached_bytes")) == len(body)
+    # it was fetched whole, once, into block files on the local disk
+    st = cache_stats(m)
+    assert st["fetch_bytes"] == len(body), st
+    assert st["bytes_cached"] >= len(body), st
+    on_disk = sum(p.stat().st_size for p in (m.cache / "blocks").rglob("*")
+                  if p.is_file())
+    assert on_disk >= len(body)
+    # and is served from there: with the blob gone from the bucket, the
+    # whole file still reads, and nothing more is fetched
+    man = json.loads(aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}"
+                         f"/{m.prefix}/datasets/wide/v1.json", "-").stdout)
+    assert aws(s3server, "rm", f"s3://{s3server['MLFS_S3_BUCKET']}/"
+               f"{m.prefix}/{man['blob']}").returncode == 0
     assert f.read_text() == body
+    after = cache_stats(m)
+    assert (after["fetches"], after["fetch_bytes"], after["misses"]) == \
+        (st["fetches"], st["fetch_bytes"], st["misses"])
+
+
+def cache_stats(m):
+    """The numbers in .mlfs/cache, by name."""
+    out = {}
+    for ln in (m.mnt / ".mlfs" / "cache").read_text().splitlines():
+        w = ln.split()
+        if len(w) == 2 and w[1].replace(".", "").isdigit():
+            out[w[0]] = float(w[1]) if "." in w[1] else int(w[1])
+    return out
 
 
 def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
         mlfs_factory, s3server, tmp_path):
     m = s3mount(mlfs_factory, s3server)
-    b = s3server["MLFS_S3_BUCKET"]
     d = m.mnt / "datasets" / "big"
     d.mkdir()
     row = ",".join(f"{i * 0.5:.1f}" for i in range(30)) + ",0\n"
@@ -426,13 +500,11 @@ def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
     assert f"datasets/big/data.csv:{n + 2}:" in m.errors()
     assert not (d / "v1").exists()
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-    assert ls.stdout.strip() == "", "the bad file's blob stayed"
+    assert bucket_blobs(s3server, m.prefix) == {}, "the bad file's blob stayed"
     assert sh(f"cp {good} {d}/data.csv").returncode == 0
     assert (d / "v1" / "data.csv").stat().st_size == good.stat().st_size
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    ls = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-    assert str(good.stat().st_size) in ls.stdout
+    assert_blobs(s3server, m.prefix, good.read_bytes())
     assert sh(f"cmp {good} {d}/v1/data.csv").returncode == 0
 
 
@@ -604,6 +676,18 @@ def test_a_garbage_catalog_is_a_plain_rebuild(mlfs_factory, s3server,
     assert os.readlink(f.mnt / "datasets" / "iris" / "latest") == "v1"
 
 
+def expire_lease(s3, prefix, tmp):
+    """Rewrite the lease object as it is but expired, as its holder's
+    lease would be 30 s after its last renewal (mounts compare "expires"
+    with the clock): no waiting 30 s."""
+    bucket = f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}"
+    lease = lease_of(s3, prefix)
+    lease["expires"] = 0
+    p = Path(tmp) / "lease.json"
+    p.write_text(json.dumps(lease))
+    assert aws(s3, "cp", str(p), f"{bucket}/mlfs-lease").returncode == 0
+
+
 def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
         mlfs_factory, s3server):
     w = s3mount(mlfs_factory, s3server, sub="w")
@@ -613,20 +697,27 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     w.kill9()                       # the lease stays behind, unexpired
     time.sleep(0.1)
     # the crashed writer's lease, expired (by hand: no waiting 30 s)
+    expire_lease(s3server, w.prefix, w.tmp)
     bucket = f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}"
-    lease = json.loads(aws(s3server, "cp", f"{bucket}/mlfs-lease",
-                           "-").stdout)
-    lease["expires"] = 0
-    p = Path(w.tmp) / "lease.json"
-    p.write_text(json.dumps(lease))
-    assert aws(s3server, "cp", str(p), f"{bucket}/mlfs-lease").returncode == 0
+    p = Path(w.tmp) / "v2.json"
+    # and a version the catalog never saw (put by hand while it was down)
+    v2 = json.loads(catalog_of(s3server, w.prefix)["objects"]
+                    ["datasets/iris/v1.json"]["body"])
+    v2["version"] = 2
+    p.write_text(json.dumps(v2, indent=2))
+    assert aws(s3server, "cp", str(p),
+               f"{bucket}/datasets/iris/v2.json").returncode == 0
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
     (f.mnt / "datasets" / "after").mkdir()      # it took the lease: a writer
     os.listdir(f.mnt)   # served: the index is open
     assert "from the catalog alone" not in f.stderr()
-    assert rebuild_line(f)[0] >= 0
-    assert (f.mnt / "datasets" / "iris" / "v1" / "data.csv").read_text() \
-        == IRIS
+    # the LIST before the mount read the one manifest the catalog lacks;
+    # the rest matched the catalog's entries
+    assert rebuild_line(f) == (1, 0)
+    assert os.readlink(f.mnt / "datasets" / "iris" / "latest") == "v2"
+    for v in ("v1", "v2"):
+        assert (f.mnt / "datasets" / "iris" / v / "data.csv").read_text() \
+            == IRIS
     f.stop()
     # a clean unmount hands over: the next fresh mount trusts the catalog
     g = fresh(mlfs_factory, s3server, w.prefix, "g")
@@ -662,10 +753,7 @@ def test_a_corrupt_cached_block_is_fetched_again_never_served(mlfs_factory,
     assert hit >= 1
     m.start()
     assert f.read_text() == IRIS
-    stats = dict(ln.split()[:2] for ln in
-                 (m.mnt / ".mlfs" / "cache").read_text().splitlines()
-                 if len(ln.split()) >= 2)
-    assert int(stats["corrupt_blocks"]) >= 1
+    assert cache_stats(m)["corrupt_blocks"] >= 1
 
 
 def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
@@ -677,7 +765,8 @@ def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
     d.mkdir()
     row = "1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0,9.0,1\n"
     text = "a,b,c,d,e,f,g,h,i,label\n" + row * (3 * 2**20 // len(row))
-    m.expect("")
+    # the ENOSPC is the writer's answer alone: the daemon logs no line
+    # for it, so none is declared expected
     with pytest.raises(OSError) as e:
         (d / "data.csv").write_text(text)   # more than the cache holds
     assert e.value.errno == errno.ENOSPC
@@ -694,38 +783,39 @@ def test_gc_removes_unreferenced_blobs_locally_and_in_the_bucket(
     b = s3server["MLFS_S3_BUCKET"]
     d = m.mnt / "datasets" / "iris"
     d.mkdir()
-    (d / "data.csv").write_text(IRIS)
-    (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
+    v1 = IRIS.encode()
+    v2 = (IRIS + "5.0,3.6,1.4,0.2,setosa\n").encode()
+    (d / "data.csv").write_bytes(v1)
+    (d / "data.csv").write_bytes(v2)
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    old = json.loads((d / "v1" / "lineage").read_text())["hash"]
-    new = json.loads((d / "v2" / "lineage").read_text())["hash"]
-
-    def blobs():
-        r = aws(s3server, "ls", "--recursive", f"s3://{b}/{m.prefix}/blobs/")
-        return r.stdout
-
-    assert old in blobs() and new in blobs()
+    # each version's lineage names its content's hash, and its blob
+    # holds that content under that name
+    for v, c in (("v1", v1), ("v2", v2)):
+        lin = json.loads((d / v / "lineage").read_text())
+        assert lin["hash"] == xxh128(c) and lin["size"] == len(c)
+    assert_blobs(s3server, m.prefix, v1, v2)
     # rmdir of a version releases its blob at once, in the bucket too
     (d / "v1").rmdir()
     (m.mnt / ".mlfs" / "cache").write_text("sync\n")
-    assert old not in blobs() and new in blobs()
+    assert_blobs(s3server, m.prefix, v2)
     # an orphan (a crash between a blob's put and its manifest) is gc's
-    orphan = "0123456789abcdef0123456789abcdef"
+    orphan = "blobs/01/0123456789abcdef0123456789abcdef"
     (tmp_path / "o").write_text("orphan")
     assert aws(s3server, "cp", str(tmp_path / "o"),
-               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+               f"s3://{b}/{m.prefix}/{orphan}").returncode == 0
+    assert_blobs(s3server, m.prefix, v2, extra={orphan: b"orphan"})
     (m.mnt / ".mlfs" / "cache").write_text("gc\n")
-    assert orphan not in blobs() and new in blobs()
+    assert_blobs(s3server, m.prefix, v2)
     assert "gc: removed 1 unreferenced blob" in m.stderr()
-    assert (d / "v2" / "data.csv").read_text().endswith("setosa\n")
+    assert (d / "v2" / "data.csv").read_bytes() == v2
     # the default grace (10 minutes) spares young blobs
     m.stop()
     m.opts = [o for o in m.opts if o != "gc_grace=0"]
     m.start()
     assert aws(s3server, "cp", str(tmp_path / "o"),
-               f"s3://{b}/{m.prefix}/blobs/01/{orphan}").returncode == 0
+               f"s3://{b}/{m.prefix}/{orphan}").returncode == 0
     (m.mnt / ".mlfs" / "cache").write_text("gc\n")
-    assert orphan in blobs()
+    assert_blobs(s3server, m.prefix, v2, extra={orphan: b"orphan"})
 
 
 def test_the_check_of_a_catalog_index_waits_for_the_first_change(
@@ -815,3 +905,272 @@ def test_faults_through_the_mount(mlfs_factory, s3server, rule, fails):
         assert (d / "v1" / "data.csv").read_text() == IRIS   # back again
     finally:
         fault(s3server)
+
+
+# --- mount options: ro, log=, region=
+
+def test_an_ro_mount_reads_refuses_every_change_and_takes_no_lease(
+        mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = w.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()                        # the lease is given back
+    r = s3mount(mlfs_factory, s3server, sub="r", prefix=w.prefix,
+                opts=["ro"])
+    rd = r.mnt / "datasets" / "iris"
+    assert (rd / "v1" / "data.csv").read_text() == IRIS
+    assert sorted(os.listdir(r.mnt / "datasets")) == ["iris"]
+    before = sorted(os.listdir(rd))
+    changes = {
+        "mkdir": lambda: (r.mnt / "datasets" / "new").mkdir(),
+        "write": lambda: (rd / "data.csv").write_text(IRIS),
+        "rmdir": lambda: (rd / "v1").rmdir(),
+        "symlink": lambda: os.symlink("v1", rd / "first"),
+        "spec": lambda: (r.mnt / "train" / "j.json").write_text(TRAIN),
+    }
+    for what, change in changes.items():
+        with pytest.raises(OSError) as e:
+            change()
+        assert e.value.errno == errno.EROFS, what
+    # nothing changed, here or in the bucket
+    assert sorted(os.listdir(rd)) == before
+    assert sorted(os.listdir(r.mnt / "datasets")) == ["iris"]
+    # it took no lease: a writer mounts beside it and writes
+    w.start()
+    (w.mnt / "datasets" / "after").mkdir()
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    ls = aws(s3server, "ls", "--recursive",
+             f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}/datasets/")
+    assert "datasets/after/dataset.json" in ls.stdout
+    assert "datasets/new/" not in ls.stdout
+    assert "datasets/iris/v2.json" not in ls.stdout
+
+
+def test_log_option_sends_the_daemons_lines_to_the_file(mlfs_factory,
+                                                        s3server, tmp_path):
+    log = tmp_path / "mlfs.log"
+    m = s3mount(mlfs_factory, s3server, opts=[f"log={log}"])
+    (m.mnt / "datasets" / "iris").mkdir()
+    (m.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    m.stop()
+    lines = log.read_text().splitlines()
+    for want in (f"mlfs: mounted s3://{s3server['MLFS_S3_BUCKET']}/"
+                 f"{m.prefix} on {m.mnt}",
+                 "mlfs: datasets/iris: v1 from python3",
+                 f"mlfs: unmounting {m.mnt}"):
+        assert want in lines, lines
+    assert not [ln for ln in lines if BAD_LINE.search(ln)], lines
+    # and not to stderr, though the daemon ran in the foreground (-f)
+    assert m.stderr() == ""
+
+
+def test_region_option_signs_for_that_region(mlfs_factory, s3server,
+                                             tmp_path):
+    """The gateway knows one region (us-east-1) and refuses a request
+    whose SigV4 credential scope names another."""
+    assert s3server["MLFS_S3_REGION"] == "us-east-1"
+    (tmp_path / "mnt").mkdir()
+    url = f"s3://{s3server['MLFS_S3_BUCKET']}/rg-{uuid.uuid4().hex[:8]}"
+
+    def mount(region_opt, env_region):
+        env = dict(os.environ, **s3server)
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = env_region
+        o = [f"cache={tmp_path}/c-{uuid.uuid4().hex[:6]}",
+             f"endpoint={s3server['MLFS_S3_ENDPOINT']}", "path_style"]
+        if region_opt:
+            o.append(f"region={region_opt}")
+        return subprocess.run([str(MLFS), "-o", ",".join(o), url,
+                               str(tmp_path / "mnt")], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    # tests/s3/start.sh DIR: the gateway logs each request's status in
+    # DIR/gateway.log, and the bucket's files are in DIR/data
+    gwlog = Path(s3server["MLFS_S3_DATA"]).parent / "gateway.log"
+    probe = f"prefix={url.rsplit('/', 1)[1]}%2F HTTP/1.1\" "
+
+    def refused():
+        return [ln for ln in gwlog.read_text().splitlines()
+                if probe + "400 " in ln]
+
+    # signed for eu-west-1: the gateway refuses the first request (400
+    # AuthorizationHeaderMalformed), and the mount fails in one line
+    r = mount("eu-west-1", "us-east-1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "bad S3 options" in r.stderr
+    assert len(refused()) == 1
+    assert not is_mounted(tmp_path / "mnt")
+    # the environment's region is the default ...
+    r = mount(None, "eu-west-1")
+    assert r.returncode == 1 and "bad S3 options" in r.stderr, r.stderr
+    assert len(refused()) == 2
+    # ... and region= overrides it
+    m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+                           "path_style", "region=us-east-1"], url=url,
+                     env=dict(s3server, AWS_REGION="eu-west-1",
+                              AWS_DEFAULT_REGION="eu-west-1"))
+    m.prefix = url.split("/", 3)[3]
+    (m.mnt / "datasets" / "iris").mkdir()
+    (m.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    assert_blobs(s3server, m.prefix, IRIS.encode())
+    assert len(refused()) == 2
+
+
+# --- the lease: one writer per prefix
+
+def lease_of(s3, prefix):
+    """The lease object, read straight from s3rver (it serves unsigned
+    GETs)."""
+    import urllib.request
+    url = (f"{s3['MLFS_S3_DIRECT_ENDPOINT']}/{s3['MLFS_S3_BUCKET']}/"
+           f"{prefix}/mlfs-lease")
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def writes(m, name):
+    """True if m accepts a change (mkdir datasets/name), False if it
+    refuses it with EROFS."""
+    try:
+        (m.mnt / "datasets" / name).mkdir()
+        return True
+    except OSError as e:
+        assert e.errno == errno.EROFS, e
+        return False
+
+
+def start_together(factory, s3, prefix, subs):
+    """Two mounts of prefix whose daemons start in the same instant."""
+    go = threading.Barrier(len(subs))
+
+    def start(sub):
+        go.wait(timeout=30)
+        return s3mount(factory, s3, sub=sub, prefix=prefix)
+
+    with ThreadPoolExecutor(len(subs)) as ex:
+        return list(ex.map(start, subs))
+
+
+def the_one_writer(s3, pair, what):
+    """The one mount of pair that accepts changes (the other refuses
+    them with EROFS), which the lease in the bucket names."""
+    took = [m for m in pair if writes(m, m.tmp.name)]
+    assert len(took) == 1, f"{what}: {len(took)} writers"
+    assert lease_of(s3, pair[0].prefix)["holder"].endswith(
+        f":{took[0].cache}"), what
+    return took[0]
+
+
+ISSUE21_LEASE = ("issue 21: the lease is taken by a plain PUT and re-read, "
+                 "not by a conditional create, so two mounts that both "
+                 "found no lease both become writers")
+
+
+@pytest.mark.xfail(strict=True, reason=ISSUE21_LEASE)
+def test_two_mounts_that_both_find_no_lease_give_one_writer(mlfs_factory,
+                                                            s3server):
+    """The race, made certain: mount b (through the fault proxy) finds no
+    lease and its PUT of one is held 5 s; meanwhile mount a (through the
+    plain gateway) also finds none, puts its own and re-reads it; then
+    b's PUT lands."""
+    prefix = f"race-{uuid.uuid4().hex[:8]}"
+    held = 5.0
+    try:
+        fault(s3server, [{"match": "/mlfs-lease", "method": "PUT",
+                          "times": 1, "action": "delay",
+                          "delay_ms": int(held * 1000)}])
+        with ThreadPoolExecutor(1) as ex:
+            b = ex.submit(s3mount, mlfs_factory, s3server, sub="b",
+                          prefix=prefix,
+                          endpoint=s3server["MLFS_S3_FAULT_ENDPOINT"])
+            deadline = time.monotonic() + 15
+            while fault_rules(s3server)[0]["hits"] == 0:
+                assert time.monotonic() < deadline, "b never put a lease"
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            a = s3mount(mlfs_factory, s3server, sub="a", prefix=prefix)
+            assert time.monotonic() - t0 < held, "a mounted too slowly " \
+                "to take the lease while b's PUT was held"
+            b = b.result()
+    finally:
+        fault(s3server)
+    the_one_writer(s3server, [a, b], "both found no lease")
+
+
+ROUNDS = 10
+
+
+# Not strict: how often a free race gives two writers depends on the
+# machine's load (2 rounds in 5 here at one time, 0 in 10 several runs
+# in a row at another), so all rounds may give one by chance.  The race
+# made certain above is the strict check.
+@pytest.mark.xfail(strict=False, reason=ISSUE21_LEASE + "; a free race: "
+                   "some rounds, not all, give two writers")
+def test_two_writer_mounts_started_together_give_one_writer(mlfs_factory,
+                                                           s3server):
+    for i in range(ROUNDS):
+        pair = start_together(mlfs_factory, s3server,
+                              f"race-{uuid.uuid4().hex[:8]}",
+                              (f"a{i}", f"b{i}"))
+        the_one_writer(s3server, pair, f"round {i}")
+        for m in pair:
+            m.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21: renewing the lease is a "
+                   "plain overwrite and a writer never checks that it still "
+                   "holds it, so a writer stopped past its lease comes back "
+                   "beside the new one, and its export replaces the new "
+                   "writer's v2")
+def test_a_stalled_writer_whose_lease_expired_stops_exporting(mlfs_factory,
+                                                              s3server):
+    b = s3server["MLFS_S3_BUCKET"]
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = w.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    new = (IRIS + "5.0,3.6,1.4,0.2,setosa\n").encode()     # the new writer's
+    stale = (IRIS + "4.4,2.9,1.4,0.2,setosa\n").encode()   # the stalled one's
+    # the writer stalls (a GC pause, a VM migration); nothing may touch
+    # its mountpoint meanwhile
+    os.kill(w.proc.pid, signal.SIGSTOP)
+    try:
+        expire_lease(s3server, w.prefix, w.tmp)   # its lease runs out
+        n = s3mount(mlfs_factory, s3server, sub="n", prefix=w.prefix)
+        assert writes(n, "n"), "the new mount did not take the lease"
+        (n.mnt / "datasets" / "iris" / "data.csv").write_bytes(new)
+        (n.mnt / ".mlfs" / "cache").write_text("sync\n")
+    finally:
+        os.kill(w.proc.pid, signal.SIGCONT)
+    # the stalled writer comes back.  It may take a change before it
+    # notices, but nothing of it reaches the bucket
+    try:
+        (d / "data.csv").write_bytes(stale)
+    except OSError as e:
+        assert e.errno == errno.EROFS
+    sh(f"echo sync > {w.mnt}/.mlfs/cache")   # its exports, if any, now
+    man = json.loads(aws(s3server, "cp", f"s3://{b}/{w.prefix}/datasets/"
+                         "iris/v2.json", "-").stdout)
+    assert man["blob"] == blob_key(new), "the new writer's v2 was replaced"
+    assert blob_key(stale) not in bucket_blobs(s3server, w.prefix)
+    # within a renewal period (a third of the 30 s lease) it refuses
+    # every change, and the new writer keeps the lease
+    deadline = time.monotonic() + 15
+    k = 0
+    while writes(w, f"late{k}"):
+        assert time.monotonic() < deadline, "the stalled one still writes"
+        k += 1
+        time.sleep(0.5)
+    sh(f"echo sync > {w.mnt}/.mlfs/cache")
+    assert lease_of(s3server, w.prefix)["holder"].endswith(f":{n.cache}")
+    assert writes(n, "n2")
+    (n.mnt / ".mlfs" / "cache").write_text("sync\n")
+    ls = aws(s3server, "ls", "--recursive",
+             f"s3://{b}/{w.prefix}/datasets/")
+    assert "datasets/n2/dataset.json" in ls.stdout
+    assert "datasets/late" not in ls.stdout
+    assert (n.mnt / "datasets" / "iris" / "v2" / "data.csv").read_bytes() \
+        == new
