@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mlfs-job: the job program.  The daemon's runner starts it with
- * posix_spawn as `mlfs-job JOBDIR`, descriptor 3 open on the dataset
- * version's content, stdout and stderr on JOBDIR/log, nothing else open.
+ * posix_spawn as `mlfs-job JOBDIR DAEMON-PID`, descriptor 3 open on the
+ * dataset version's content, stdout and stderr on JOBDIR/log, nothing else open.
  * It applies the memory limit, drops to the uid and gid of the spec's
  * writer, then trains:
  *
@@ -804,9 +804,12 @@ int main(int argc, char **argv)
 	void *inst = NULL;
 	int rc;
 
-	daemon_pid = getppid();
-	if (argc != 2 || chdir(argv[1]) < 0) {
-		fprintf(stderr, "usage: mlfs-job JOBDIR (started by mlfs)\n");
+	/* The daemon names itself: it may be gone before main() runs,
+	 * and then getppid() here would not be it. */
+	daemon_pid = argc == 3 ? (pid_t)atol(argv[2]) : 0;
+	if (argc != 3 || daemon_pid <= 0 || chdir(argv[1]) < 0) {
+		fprintf(stderr,
+			"usage: mlfs-job JOBDIR DAEMON-PID (started by mlfs)\n");
 		return 2;
 	}
 	{

@@ -651,13 +651,15 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	char path[PATH_MAX + 32], blob[128], threads[32], asan[1024];
 	char lang[128], home[PATH_MAX + 8], pwbuf[4096], san[2][1024];
 	struct passwd pw, *pwp = NULL;
-	char *argv[] = { r->jobbin, j->dir, NULL };
+	char self[24];
+	char *argv[] = { r->jobbin, j->dir, self, NULL };
 	char **env;
 	size_t nenv = 0;
 	uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 	gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
 	int datafd, rc;
 
+	snprintf(self, sizeof(self), "%ld", (long)getpid());
 	snprintf(path, sizeof(path), "%s/jobs", fs->opts.cache_dir);
 	mkdir(path, 0755);
 	rm_rf(j->dir);
