@@ -2,9 +2,9 @@
 /*
  * mlfs-job: the job program.  The daemon's runner starts it with
  * posix_spawn as `mlfs-job JOBDIR DAEMON-PID`, descriptor 3 open on the
- * dataset version's content, stdout and stderr on JOBDIR/log, nothing else open.
- * It applies the memory limit, drops to the uid and gid of the spec's
- * writer, then trains:
+ * dataset version's content, stdout and stderr on JOBDIR/log, nothing
+ * else open.  It applies the memory limit, drops to the uid and gid of the
+ * spec's writer, dies with the daemon (PR_SET_PDEATHSIG), then trains:
  *
  *   parse the CSV -> labels and classes -> split (JOBDIR/split) ->
  *   feature extractor fitted on the training rows -> [search] ->
