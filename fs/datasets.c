@@ -187,34 +187,6 @@ struct ds_handle {
 	bool truncated;         /* opened with O_TRUNC */
 };
 
-static int copy_range(int from, int to, uint64_t size)
-{
-	loff_t in = 0, out = 0;
-
-	while ((uint64_t)in < size) {
-		ssize_t n = copy_file_range(from, &in, to, &out,
-					    (size_t)(size - (uint64_t)in), 0);
-
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-			      errno == EOPNOTSUPP || errno == EINVAL)) {
-			char buf[1 << 16];
-
-			n = pread(from, buf, sizeof(buf), in);
-			if (n > 0 && pwrite(to, buf, (size_t)n, out) != n)
-				return -EIO;
-			if (n > 0) {
-				in += n;
-				out += n;
-			}
-		}
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-	}
-	return 0;
-}
-
 /*
  * Make the handle's private copy: empty, or a copy of the version it
  * opened (random writes and O_APPEND change that content).  Under h->lock.
@@ -236,7 +208,7 @@ static int stage(struct fs_file *f, bool empty)
 	h->staged_size = 0;
 	if (!empty && h->blob && h->blob->key[0]) {
 		if (h->blob->fd >= 0) {
-			rc = copy_range(h->blob->fd, h->fd, h->blob->size);
+			rc = host_copy(h->blob->fd, h->fd, h->blob->size);
 		} else {
 			char *buf = NULL;
 			size_t len;
@@ -635,7 +607,7 @@ static int source_store(struct node *n, const char *text, size_t len,
 		rc = -errno;
 		goto out_close_in;
 	}
-	rc = copy_range(in, out, (uint64_t)st.st_size);
+	rc = host_copy(in, out, (uint64_t)st.st_size);
 	if (rc == 0) {
 		char detail[PATH_MAX];
 

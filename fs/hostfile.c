@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <stdint.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,4 +181,70 @@ bool host_may_record(const struct host_user *u, const struct json_t *rec,
 			(gid_t)json_integer_value(json_object_get(r, "gid")),
 			(mode_t)json_integer_value(json_object_get(r, "mode")),
 			want);
+}
+
+int host_copy(int from, int to, uint64_t size)
+{
+	loff_t in = 0, out = 0;
+
+	while ((uint64_t)in < size) {
+		ssize_t n = copy_file_range(from, &in, to, &out,
+					    (size_t)(size - (uint64_t)in), 0);
+
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EOPNOTSUPP || errno == EINVAL)) {
+			char buf[1 << 16];
+
+			n = pread(from, buf, sizeof(buf), in);
+			if (n > 0 && pwrite(to, buf, (size_t)n, out) != n)
+				return -EIO;
+			if (n > 0) {
+				in += n;
+				out += n;
+			}
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+int host_openat_nofollow(const char *dir, const char *rel, int flags,
+			 int *fd)
+{
+	char buf[PATH_MAX], *p, *slash;
+	struct stat st;
+	int dfd, next, rc;
+
+	*fd = -1;
+	if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	for (p = buf; (slash = strchr(p, '/')); p = slash + 1) {
+		*slash = '\0';
+		next = openat(dfd, p,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		rc = -errno;
+		close(dfd);
+		if (next < 0)
+			return rc;
+		dfd = next;
+	}
+	next = openat(dfd, p,
+		      flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+		      0600);
+	rc = -errno;
+	close(dfd);
+	if (next < 0)
+		return rc;
+	if (fstat(next, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(next);
+		return -EINVAL;
+	}
+	*fd = next;
+	return 0;
 }

@@ -11,6 +11,7 @@
 #define MLFS_FS_HOSTFILE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Whose rights an open of a host path uses. */
@@ -47,6 +48,23 @@ int host_open(const struct host_user *u, const char *path, bool want_dir,
  */
 bool host_may(const struct host_user *u, uid_t owner, gid_t group,
 	      mode_t mode, int want);
+
+/*
+ * host_copy: copy size bytes from the start of from to the start of to
+ * (copy_file_range, else read and write).  0 or -errno.
+ */
+int host_copy(int from, int to, uint64_t size);
+
+/*
+ * host_openat_nofollow: open dir/rel (rel may have '/'s) following no
+ * symbolic link on the way, dir included, for a folder another user can
+ * change (a job's folder is its writer's).  flags as for open(2)
+ * (O_NOFOLLOW, O_NONBLOCK, O_NOCTTY and O_CLOEXEC are added; O_CREAT makes
+ * the file 0600); anything but a regular file is -EINVAL.  0 and *fd, or
+ * -errno (-ELOOP for a link); *fd is -1 on failure.  Any thread.
+ */
+int host_openat_nofollow(const char *dir, const char *rel, int flags,
+			 int *fd);
 
 /*
  * host_may_record: host_may on an object record of the repository (its

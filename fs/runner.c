@@ -380,17 +380,18 @@ static bool job_blob(json_t *rec, const char *file, char *key, size_t len,
 
 int64_t job_file_size(struct job *j, const char *file)
 {
-	char path[PATH_MAX + 32], key[128];
+	char key[128];
 	struct stat st;
 	int64_t size = 0;
+	int fd;
 
 	pthread_mutex_lock(&the_runner->lock);
 	if (j->state == JOB_ENDED) {
 		if (!job_blob(j->rec, file, key, sizeof(key), &size))
 			size = 0;
-	} else {
-		snprintf(path, sizeof(path), "%s/%s", j->dir, file);
-		size = stat(path, &st) == 0 ? st.st_size : 0;
+	} else if (host_openat_nofollow(j->dir, file, O_RDONLY, &fd) == 0) {
+		size = fstat(fd, &st) == 0 ? st.st_size : 0;
+		close(fd);
 	}
 	pthread_mutex_unlock(&the_runner->lock);
 	return size;
@@ -400,16 +401,16 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 		      off_t off)
 {
 	struct fs *fs = the_runner->fs;
-	char path[PATH_MAX + 32], key[128];
+	char dir[PATH_MAX], key[128];
 	int64_t bsize;
 	bool ended, blob;
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	pthread_mutex_lock(&the_runner->lock);
 	ended = j->state == JOB_ENDED;
 	blob = ended && job_blob(j->rec, file, key, sizeof(key), &bsize);
-	snprintf(path, sizeof(path), "%s/%s", j->dir, file);
+	snprintf(dir, sizeof(dir), "%s", j->dir);
 	pthread_mutex_unlock(&the_runner->lock);
 	if (ended && !blob)
 		return 0;
@@ -419,9 +420,9 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 		return store_get_range(fs->store, key, buf, size,
 				       (uint64_t)off);
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+	rc = host_openat_nofollow(dir, file, O_RDONLY, &fd);
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc;
 	n = pread(fd, buf, size, off);
 	if (n < 0)
 		n = -errno;
@@ -429,26 +430,90 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 	return n;
 }
 
+/*
+ * The job's folder is its writer's, and the job, running as the writer,
+ * can put links there.  The daemon reads and writes nothing in it by
+ * following one (host_openat_nofollow), and takes what becomes a blob
+ * from a private copy, never the writer's own file (which a link made
+ * beforehand would let them change after it was hashed).
+ */
+static json_t *load_json(const char *dir, const char *file)
+{
+	json_t *j = NULL;
+	int fd;
+
+	if (host_openat_nofollow(dir, file, O_RDONLY, &fd) == 0) {
+		j = json_loadfd(fd, 0, NULL);
+		close(fd);
+	}
+	return j;
+}
+
+/* A private copy of dir/file (in the store's temporary folder). */
+static int copy_out(struct fs *fs, const char *dir, const char *file,
+		    char *tmp, size_t tmplen)
+{
+	struct stat st;
+	int in, out, rc;
+
+	rc = host_openat_nofollow(dir, file, O_RDONLY, &in);
+	if (rc < 0)
+		return rc;
+	rc = store_tmp_path(fs->store, tmp, tmplen);
+	if (rc < 0)
+		goto out_close_in;
+	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = -errno;
+		goto out_close_in;
+	}
+	rc = fstat(in, &st) < 0 ? -errno
+				: host_copy(in, out, (uint64_t)st.st_size);
+	if (rc == 0 && fsync(out) < 0)
+		rc = -errno;
+	close(out);
+	if (rc < 0)
+		unlink(tmp);
+out_close_in:
+	close(in);
+	return rc;
+}
+
+/* Store a private copy of dir/file as a blob: its hash and size. */
+static int put_copy(struct fs *fs, const char *dir, const char *file,
+		    char hash[33], uint64_t *size)
+{
+	char tmp[PATH_MAX];
+	int rc;
+
+	rc = copy_out(fs, dir, file, tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	rc = ds_put_blob(fs, tmp, hash, size);
+	unlink(tmp); /* stored (moved or copied) or failed: not needed */
+	return rc;
+}
+
 json_t *job_trials(struct job *j)
 {
-	char dir[PATH_MAX + 16];
+	char dir[PATH_MAX];
 	json_t *out;
 	bool ended;
 
 	pthread_mutex_lock(&the_runner->lock);
 	ended = j->state == JOB_ENDED;
 	out = ended ? json_deep_copy(json_object_get(j->rec, "trials")) : NULL;
-	snprintf(dir, sizeof(dir), "%s/trials", j->dir);
+	snprintf(dir, sizeof(dir), "%s", j->dir);
 	pthread_mutex_unlock(&the_runner->lock);
 	if (ended)
 		return out ? out : json_array();
 	out = json_array();
 	for (int i = 0; out && i < 100000; i++) {
-		char path[PATH_MAX + 48];
+		char rel[32];
 		json_t *t;
 
-		snprintf(path, sizeof(path), "%s/%d", dir, i);
-		t = json_load_file(path, 0, NULL);
+		snprintf(rel, sizeof(rel), "trials/%d", i);
+		t = load_json(dir, rel);
 		if (!t)
 			break;
 		json_array_append_new(out, t);
@@ -456,27 +521,40 @@ json_t *job_trials(struct job *j)
 	return out;
 }
 
-static void rm_rf(const char *dir)
+/* Remove the entries of the folder open at dfd, following no link. */
+static void rm_rf_at(int dfd)
 {
 	struct dirent *de;
-	DIR *d = opendir(dir);
+	DIR *d = fdopendir(dfd);
 
-	if (!d)
+	if (!d) {
+		close(dfd);
 		return;
+	}
 	while ((de = readdir(d))) {
-		char path[PATH_MAX + 300];
-		struct stat st;
+		int sub;
 
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			rm_rf(path);
-		else
-			unlink(path);
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		sub = openat(dirfd(d), de->d_name,
+			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			rm_rf_at(sub);
+		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
 	}
 	closedir(d);
+}
+
+/* rm -rf dir: a job's folder, whose writer may have put links in it. */
+static void rm_rf(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd >= 0)
+		rm_rf_at(dfd);
 	rmdir(dir);
 }
 
@@ -611,7 +689,8 @@ static int fetch_local(struct fs *fs, const char *key, const char *dir)
 	if (!buf)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/data.csv", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd < 0) {
 		free(buf);
 		return -errno;
@@ -743,25 +822,14 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 static void keep_file(struct fs *fs, const char *dir, const char *file,
 		      json_t *rec)
 {
-	char path[PATH_MAX + 32], hash[33];
+	char hash[33];
 	uint64_t size;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (access(path, F_OK) < 0)
-		return;
-	if (ds_put_blob(fs, path, hash, &size) < 0)
+	if (put_copy(fs, dir, file, hash, &size) < 0)
 		return;
 	json_object_set_new(json_object_get(rec, "files"), file,
 			    json_pack("{s:s, s:I}", "hash", hash, "size",
 				      (json_int_t)size));
-}
-
-static json_t *load_json(const char *dir, const char *file)
-{
-	char path[PATH_MAX + 32];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return json_load_file(path, 0, NULL);
 }
 
 /*
@@ -813,14 +881,22 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 	json_object_set_new(meta, "version", json_integer(v));
 	json_object_set_new(meta, "created", json_string(when));
 	json_object_set_new(meta, "job", json_string(j->name));
-	snprintf(path, sizeof(path), "%s/out/meta.json", j->dir);
-	rc = json_dump_file(meta, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-		     ? -EIO
-		     : 0;
+	/* meta.json as the registry has it: written in a file of ours */
+	rc = store_tmp_path(fs->store, path, sizeof(path));
+	if (rc == 0 && json_dump_file(meta, path,
+				      JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+		rc = -EIO;
 	fl = json_object();
 	for (int i = 0; rc == 0 && files[i]; i++) {
-		snprintf(path, sizeof(path), "%s/out/%s", j->dir, files[i]);
-		rc = ds_put_blob(fs, path, hash, &size);
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "out/%s", files[i]);
+		if (strcmp(files[i], "meta.json") == 0) {
+			rc = ds_put_blob(fs, path, hash, &size);
+			unlink(path);
+		} else {
+			rc = put_copy(fs, j->dir, rel, hash, &size);
+		}
 		if (rc == 0)
 			json_object_set_new(fl, files[i],
 					    json_pack("{s:s, s:I}", "hash",
@@ -857,14 +933,17 @@ static void log_end(const char *dir, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void log_end(const char *dir, const char *fmt, ...)
 {
-	char path[PATH_MAX + 32];
 	va_list ap;
 	FILE *fp;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/log", dir);
-	fp = fopen(path, "ae");
-	if (!fp)
+	if (host_openat_nofollow(dir, "log", O_WRONLY | O_APPEND, &fd) < 0)
 		return;
+	fp = fdopen(fd, "a");
+	if (!fp) {
+		close(fd);
+		return;
+	}
 	fputs("mlfs: the job program ", fp);
 	va_start(ap, fmt);
 	vfprintf(fp, fmt, ap);
@@ -945,12 +1024,15 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	if (json_object_get(res, "trials"))
 		json_object_set(rec, "trials", json_object_get(res, "trials"));
 	{
-		char path[PATH_MAX + 32];
-		FILE *fp;
+		FILE *fp = NULL;
 		char prog[512] = "";
+		int fd;
 
-		snprintf(path, sizeof(path), "%s/progress", j->dir);
-		fp = fopen(path, "re");
+		if (host_openat_nofollow(j->dir, "progress", O_RDONLY, &fd) == 0) {
+			fp = fdopen(fd, "r");
+			if (!fp)
+				close(fd);
+		}
 		if (fp) {
 			if (!fgets(prog, sizeof(prog), fp))
 				prog[0] = '\0';

@@ -1000,3 +1000,67 @@ def test_a_job_carries_no_secrets_and_dies_with_its_daemon(mlfs_factory,
     # ... and the next mount says so
     mlfs.start()
     assert (mlfs.mnt / "jobs/s/status").read_text().startswith("failed")
+
+
+# A train plugin that, running as the writer in its job's folder, puts
+# links to a file only root may read where the daemon reads and writes
+# (log, progress, out/), then idles until cancelled.
+LINKER_PLUGIN = SLEEPY_PLUGIN.replace('"sleepy"', '"linker"').replace(
+    "#include <time.h>", "#include <time.h>\n#include <unistd.h>\n"
+    "#include <sys/stat.h>").replace(
+    '  s->h.progress(s->h.ctx, 0.5, "sleeping");',
+    '  s->h.progress(s->h.ctx, 0.5, "sleeping");\n'
+    '  unlink("log"); symlink(LINK_DIR, "dir");\n'
+    '  symlink(LINK_TARGET, "log"); unlink("progress");\n'
+    '  symlink(LINK_TARGET, "progress");\n'
+    '  mkdir("real", 0755); symlink("real", "out");')
+
+
+def read_or_errno(path):
+    try:
+        return path.read_text()
+    except OSError as e:
+        assert e.errno == errno.ELOOP, e
+        return f"errno {e.errno}"
+
+
+def test_the_daemon_follows_no_link_in_a_job_folder(mlfs_factory):
+    pub = Path(tempfile.mkdtemp(prefix="mlfs-plugins-",
+                                dir=TEST_TMP or "/tmp"))
+    os.chmod(pub, 0o755)
+    secret = pub / "secret"
+    secret.write_text("ROOT-ONLY-CONTENT\n")
+    os.chmod(secret, 0o600)
+    try:
+        pdir = plugin_dir(pub, {"linker": LINKER_PLUGIN.replace(
+            "LINK_TARGET", json.dumps(str(secret))).replace(
+            "LINK_DIR", json.dumps(str(pub)))})
+        mlfs = mlfs_factory(opts=[f"plugins={pdir}", "allow_other"],
+                            public=True)
+        iris(mlfs)
+        os.chmod(mlfs.mnt / "datasets" / "iris", 0o755)
+        spec = json.dumps({"dataset": "iris", "algorithm": "linker"})
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "bash", "-c", f"echo '{spec}' > {mlfs.mnt}/train/l.json"],
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        wait_status(mlfs.mnt, "l", "running\n")
+        deadline = time.monotonic() + 30
+        while not os.path.islink(mlfs.cache / "jobs/l/out"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        job = mlfs.mnt / "jobs/l"
+        for f in ("log", "progress"):      # the job's own doing: ELOOP
+            assert "ROOT-ONLY" not in read_or_errno(job / f)
+        (job / "ctl").write_text("cancel\n")
+        assert wait_job(mlfs.mnt, "l").startswith("failed")
+        assert "ROOT-ONLY" not in read_or_errno(job / "log")
+        # nothing was written through the links, nothing stored from them
+        assert secret.read_text() == "ROOT-ONLY-CONTENT\n"
+        assert not any(b"ROOT-ONLY" in p.read_bytes()
+                       for p in mlfs.store.rglob("*") if p.is_file())
+        assert not (mlfs.cache / "jobs/l").exists()
+        assert sorted(os.listdir(pub)) == ["linker.c", "plugins", "secret"]
+    finally:
+        shutil.rmtree(pub)
