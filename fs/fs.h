@@ -39,6 +39,8 @@ struct fs_opts {
 	unsigned gc_grace;    /* seconds: gc spares blobs younger than this */
 	unsigned verify_delay; /* seconds: check a catalog index after this */
 	unsigned jobs;
+	unsigned handles_per_uid; /* open handles one uid may hold: past it,
+				     EMFILE to that user alone; 0: no bound */
 	bool foreground;
 	bool debug;
 	bool read_only;
@@ -78,6 +80,7 @@ struct fs {
 	 */
 	pthread_mutex_t files_lock;
 	struct fs_file *files;        /* under files_lock */
+	struct uid_count *handles;    /* per uid, under files_lock */
 	struct dir_list *dirs;        /* under files_lock */
 
 	/* serialises changes to datasets (versions, aliases, removal) */

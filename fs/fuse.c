@@ -601,10 +601,69 @@ static void file_put(struct fs_file *f)
 	file_free(f);
 }
 
+/*
+ * Open handles per uid: one user cannot take the descriptors and memory
+ * the others need.  Root is not counted.  A short list: one entry per uid
+ * holding handles now.
+ */
+struct uid_count {
+	struct uid_count *next;
+	uid_t uid;
+	unsigned n;
+};
+
+/* Count a handle of uid; -EMFILE past the bound.  Sets f->charged. */
+static int handles_charge(struct fs *fs, struct fs_file *f)
+{
+	struct uid_count *c;
+	int rc = 0;
+
+	if (f->uid == 0 || !fs->opts.handles_per_uid)
+		return 0;
+	pthread_mutex_lock(&fs->files_lock);
+	for (c = fs->handles; c && c->uid != f->uid; c = c->next)
+		;
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (c) {
+			c->uid = f->uid;
+			c->next = fs->handles;
+			fs->handles = c;
+		}
+	}
+	if (!c)
+		rc = -ENOMEM;
+	else if (c->n >= fs->opts.handles_per_uid)
+		rc = -EMFILE;
+	else
+		c->n++, f->charged = fs;
+	pthread_mutex_unlock(&fs->files_lock);
+	return rc;
+}
+
+static void handles_release(struct fs_file *f)
+{
+	struct fs *fs = f->charged;
+	struct uid_count **pp, *c;
+
+	if (!fs)
+		return;
+	pthread_mutex_lock(&fs->files_lock);
+	for (pp = &fs->handles; (c = *pp) && c->uid != f->uid; pp = &c->next)
+		;
+	if (c && --c->n == 0) {
+		*pp = c->next;
+		free(c);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+	f->charged = NULL;
+}
+
 static void file_free(struct fs_file *f)
 {
 	if (!f)
 		return;
+	handles_release(f);
 	free(f->snap);
 	free(f->wbuf);
 	if (f->node)
@@ -645,6 +704,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->uid = ctx.uid;
 	f->gid = ctx.gid;
 	f->pid = ctx.pid;
+	rc = handles_charge(req_fs(req), f);
+	if (rc < 0) {
+		file_free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	if (t->open) {
 		rc = t->open(f, &ctx);
 	} else if (is_attr_file(t)) {
@@ -1079,6 +1144,9 @@ static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
 	f->uid = ctx.uid;
 	f->gid = ctx.gid;
 	f->pid = ctx.pid;
+	rc = handles_charge(req_fs(req), f);
+	if (rc < 0)
+		goto out_free;
 	rc = dir->type->create(dir, name, f, &ctx);
 	if (rc < 0)
 		goto out_free;
@@ -1106,6 +1174,7 @@ out_release:
 	if (node_resolve(dir, name, &t) == 0 && t->release)
 		t->release(f);
 out_free:
+	handles_release(f);
 	free(f);
 out_put:
 	node_put(dir);

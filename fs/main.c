@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <syslog.h>
@@ -55,6 +56,7 @@ struct cli {
 	char *endpoint;
 	char *region;
 	unsigned jobs;
+	unsigned handles_per_uid;
 	unsigned import_ttl;
 	int gc_grace;
 	int verify_delay;
@@ -76,6 +78,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("log=%s", log),
 	CLI_OPT("max_file=%s", max_file),
 	CLI_OPT("jobs=%u", jobs),
+	CLI_OPT("handles_per_uid=%u", handles_per_uid),
 	CLI_OPT("endpoint=%s", endpoint),
 	CLI_OPT("region=%s", region),
 	CLI_OPT("import_ttl=%u", import_ttl),
@@ -131,6 +134,8 @@ static void usage(FILE *fp)
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
 		"       jobs=N              training jobs run at once (2)\n"
+		"       handles_per_uid=N   open files one user may hold, root\n"
+		"                           aside (4096; 0: no bound; EMFILE)\n"
 		"       log=FILE            log here instead of syslog\n"
 		"       ro, allow_other, default_permissions, ... (FUSE)\n"
 		"\n"
@@ -439,7 +444,8 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
-	struct cli cli = { .gc_grace = -1, .verify_delay = -1 };
+	struct cli cli = { .gc_grace = -1, .verify_delay = -1,
+			   .handles_per_uid = 4096 };
 	struct fs fs = { 0 };
 	char real[PATH_MAX], msg[256];
 	struct stat st;
@@ -613,7 +619,19 @@ store_ready:
 			fs_log(&fs, LOG_WARNING, "plugin refused: %s",
 			       fs.plugins->refused[i]);
 	}
+	{
+		/* Every user's handles and jobs share the daemon's
+		 * descriptors: take all the kernel allows us. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	fs.opts.jobs = cli.jobs;
+	fs.opts.handles_per_uid = cli.handles_per_uid;
 	fs.mounted = time(NULL);
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);

@@ -164,6 +164,7 @@ struct fs_file {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	struct fs *charged; /* counted in its handles per uid (fuse.c) */
 	/* attribute files: */
 	char *snap; /* show() at open */
 	size_t snap_len;

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,43 @@ def test_every_v_digits_name_is_reserved(mlfs, name):
     assert e.value.errno == errno.EINVAL
     assert name not in os.listdir(d)
     assert name not in os.listdir(mlfs.mnt / "datasets")
+
+
+HOLD = r'''
+import os, sys, time
+fds = []
+for i in range(int(sys.argv[2])):
+    try:
+        fds.append(os.open(sys.argv[1], os.O_RDONLY))
+    except OSError as e:
+        print(len(fds), e.errno, flush=True)
+        break
+else:
+    print(len(fds), 0, flush=True)
+sys.stdin.read()          # hold them until told
+'''
+
+
+def test_one_user_cannot_take_every_handle(mlfs_factory):
+    m = mlfs_factory(opts=["allow_other", "handles_per_uid=8"], public=True)
+    limits = Path(f"/proc/{m.proc.pid}/limits").read_text()
+    soft, hard = [ln.split()[3:5] for ln in limits.splitlines()
+                  if ln.startswith("Max open files")][0]
+    assert soft == hard
+    readme = str(m.mnt / "README")
+    hog = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-c", HOLD, readme, "20"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert hog.stdout.readline().split() == ["8", str(errno.EMFILE)]
+        # another user, and root, are not touched
+        r = as_user([sys.executable, "-c", HOLD, readme, "8"], uid=65533,
+                    gid=65533, input="")
+        assert r.stdout.split() == ["8", "0"], r.stderr
+        assert open(readme).read()
+    finally:
+        hog.communicate("", timeout=30)
+    # handed back at close: nobody opens 8 again
+    r = as_user([sys.executable, "-c", HOLD, readme, "8"], input="")
+    assert r.stdout.split() == ["8", "0"], r.stderr
