@@ -97,7 +97,7 @@ static int local_tmp_create(struct local *l, char *name, size_t namelen)
 	for (i = 0; i < LOCAL_RETRIES; i++) {
 		local_tmp_name(l, name, namelen);
 		fd = openat(l->tmpfd, name,
-			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			return fd;
 		if (errno != EEXIST)
@@ -126,7 +126,7 @@ static int local_enter_dir(int fd, const char *name)
 		return sub;
 	if (errno != ENOENT)
 		return -errno;
-	created = mkdirat(fd, name, 0755) == 0;
+	created = mkdirat(fd, name, 0700) == 0;
 	if (!created && errno != EEXIST)
 		return -errno;
 	sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

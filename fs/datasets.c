@@ -63,7 +63,7 @@ static int version_ready(struct node *n, unsigned ver, json_t **man)
 	int rc = ds_version_ready(n->fs, node_ds(n), ver, man, &pb);
 
 	if (rc < 0 && pb.msg[0])
-		fs_problem(n->fs, &pb);
+		fs_problem(n->fs, 0, &pb);
 	return rc;
 }
 
@@ -460,7 +460,7 @@ static void data_release(struct fs_file *f)
 		problem_set(&pb, 1, 1,
 			    "empty file: truncated and closed without data, "
 			    "no version made");
-		fs_problem(f->node->fs, &pb);
+		fs_problem(f->node->fs, f->uid, &pb);
 	}
 	unstage(h);
 	obj_blob_close(h->blob);

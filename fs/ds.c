@@ -1467,6 +1467,12 @@ int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 	}
 	if (rc < 0)
 		goto out_unlock;
+	/* A model is derived from its data (sample.csv holds raw rows): it
+	 * is no wider than the data it came from (ctx->umask: the bits the
+	 * dataset lacks), narrowed with this version if need be. */
+	json_object_set_new(rec, "mode",
+			    json_integer(rec_uint(rec, "mode") & ~ctx->umask &
+					 07777));
 	v = rec_uint(rec, "next");
 	if (v <= rec_uint(rec, "latest"))
 		v = rec_uint(rec, "latest") + 1;

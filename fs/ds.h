@@ -161,7 +161,9 @@ int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, co
 /*
  * ds_commit_model: publish a new model version from files already put in
  * the store as blobs: man is the manifest without "version" (it gets the
- * next number, set in man).  Creates the model if it does not exist.
+ * next number, set in man).  Creates the model if it does not exist,
+ * owned by ctx's uid and gid.  ctx->umask holds the mode bits the model
+ * may not have (those its dataset lacks): the model's mode loses them.
  */
 int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 		    const struct fs_ctx *ctx, unsigned *ver);

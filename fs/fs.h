@@ -69,6 +69,7 @@ struct fs {
 	/* .mlfs/errors: a ring of lines */
 	pthread_mutex_t errors_lock;
 	char *errors[FS_ERRORS_KEEP]; /* under errors_lock */
+	uid_t errors_uid[FS_ERRORS_KEEP]; /* under errors_lock: who caused it */
 	unsigned errors_next;         /* under errors_lock */
 	uint64_t errors_total;        /* under errors_lock */
 	uint64_t errors_bytes;        /* under errors_lock: kept, with \n */
@@ -108,10 +109,12 @@ struct fs {
 };
 
 /*
- * fs_problem: record bad input: a line "path:line:col: msg" in
- * .mlfs/errors and the log.  Any thread.
+ * fs_problem: record bad input that uid wrote: a line "path:line:col: msg"
+ * in .mlfs/errors (shown to uid and root only: it may quote what uid
+ * wrote, or data only they may read) and in the log.  uid 0 when no user
+ * is behind it.  Any thread.
  */
-void fs_problem(struct fs *fs, const struct problem *pb);
+void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb);
 /* fs_log: printf-style line to the log (stderr or syslog). */
 void fs_log(struct fs *fs, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

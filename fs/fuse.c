@@ -845,7 +845,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			f->committed = f->gen;
 	}
 	if (rc < 0 && pb.msg[0])
-		fs_problem(fs, &pb);
+		fs_problem(fs, ctx.uid, &pb);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	file_put(f);
 }

@@ -139,7 +139,7 @@ static ssize_t spec_write(struct fs_file *f, const char *buf, size_t size,
 	}
 	if (rc < 0) {
 		if (pb.msg[0])
-			fs_problem(f->node->fs, &pb);
+			fs_problem(f->node->fs, f->uid, &pb);
 		f->committed = f->gen; /* reported: close adds nothing */
 		f->wlen = 0;
 		return rc;
@@ -254,16 +254,15 @@ static int train_create(struct node *dir, const char *name, struct fs_file *f,
 	char job[256];
 	int rc;
 
-	(void)ctx;
 	snprintf(pb.path, sizeof(pb.path), "train/%s", name);
 	if (!spec_name(name, job, sizeof(job))) {
 		problem_set(&pb, 0, 0, "a spec is named <job>.json");
-		fs_problem(dir->fs, &pb);
+		fs_problem(dir->fs, ctx->uid, &pb);
 		return -EINVAL;
 	}
 	rc = node_name_check(job, &pb);
 	if (rc < 0) {
-		fs_problem(dir->fs, &pb);
+		fs_problem(dir->fs, ctx->uid, &pb);
 		return rc;
 	}
 	h = calloc(1, sizeof(*h));

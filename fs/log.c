@@ -12,7 +12,7 @@
 
 #include "fs.h"
 
-void fs_problem(struct fs *fs, const struct problem *pb)
+void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb)
 {
 	char line[1200], stamp[32], *copy;
 	struct tm tm;
@@ -35,6 +35,7 @@ void fs_problem(struct fs *fs, const struct problem *pb)
 		fs->errors_bytes += strlen(copy);
 		free(old);
 		fs->errors[fs->errors_next] = copy;
+		fs->errors_uid[fs->errors_next] = uid;
 		fs->errors_next = (fs->errors_next + 1) % FS_ERRORS_KEEP;
 		fs->errors_total++;
 		pthread_mutex_unlock(&fs->errors_lock);

@@ -330,7 +330,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 
 		snprintf(pb.path, sizeof(pb.path), "%s", n->path);
 		problem_set(&pb, 0, 0, "cannot load model v%u: %s", ver, msg);
-		fs_problem(n->fs, &pb);
+		fs_problem(n->fs, f->uid, &pb);
 		free(h);
 		return rc == -ENOENT ? -ENOENT : -EIO;
 	}

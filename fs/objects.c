@@ -206,12 +206,11 @@ int obj_symlink(struct node *dir, const char *name, const char *target,
 	struct problem pb = { 0 };
 	int rc;
 
-	(void)ctx;
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
 	rc = ds_alias_set(dir->fs, obj_kind(dir), obj_name(dir), name, target,
 			  false, &pb);
 	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
+		fs_problem(dir->fs, ctx->uid, &pb);
 	return rc;
 }
 
@@ -293,7 +292,7 @@ int obj_top_make(struct node *dir, const char *name, mode_t mode,
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
 	rc = ds_create(dir->fs, obj_kind(dir), name, mode, ctx, &pb);
 	if (rc == -EINVAL)
-		fs_problem(dir->fs, &pb);
+		fs_problem(dir->fs, ctx->uid, &pb);
 	return rc;
 }
 

@@ -101,6 +101,7 @@ static int errors_read(struct fs_file *f, size_t size, off_t off,
 	struct fs *fs = f->node->fs;
 	uint64_t pos, want = (uint64_t)off;
 	unsigned count, start;
+	bool all = f->uid == 0;
 	char *buf;
 	size_t used = 0;
 
@@ -111,12 +112,23 @@ static int errors_read(struct fs_file *f, size_t size, off_t off,
 	count = fs->errors_total < FS_ERRORS_KEEP ? (unsigned)fs->errors_total
 						   : FS_ERRORS_KEEP;
 	start = (fs->errors_next + FS_ERRORS_KEEP - count) % FS_ERRORS_KEEP;
-	pos = fs->errors_dropped;
+	/*
+	 * Root reads every line, at absolute offsets (evicted lines keep
+	 * theirs).  Anyone else reads only the lines they caused: a line may
+	 * quote what its writer wrote or data only they may read.  Their
+	 * view starts at 0 with the oldest kept line of theirs; the size the
+	 * file reports stays the whole ring's, never less than their view.
+	 */
+	pos = all ? fs->errors_dropped : 0;
 	if (want < pos)
 		want = pos; /* evicted: continue with the oldest kept line */
 	for (unsigned i = 0; i < count && used < size; i++) {
 		const char *line = fs->errors[(start + i) % FS_ERRORS_KEEP];
 		size_t len = strlen(line);
+
+		if (!all && fs->errors_uid[(start + i) % FS_ERRORS_KEEP] !=
+				    f->uid)
+			continue;
 
 		if (pos + len > want) {
 			size_t skip = (size_t)(want - pos);

@@ -858,6 +858,21 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
 	ctx.gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
 	pthread_mutex_lock(&publish_lock);
+	{
+		/* no wider than the dataset it was trained on */
+		json_t *drec;
+		const char *dsname = json_string_value(json_object_get(
+			json_object_get(plan, "dataset"), "name"));
+
+		if (!dsname || ds_get(fs, &ds_datasets, dsname, &drec) < 0) {
+			rc = -ENOENT;
+			goto out_unlock;
+		}
+		ctx.umask = (mode_t)(~json_integer_value(
+					     json_object_get(drec, "mode")) &
+				     0777);
+		json_decref(drec);
+	}
 	if (ds_get(fs, &ds_models, model, &mrec) == 0) {
 		/* Judged again: the model may have been made, or its mode
 		 * changed, by another user since the spec was accepted.

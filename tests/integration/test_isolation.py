@@ -237,3 +237,63 @@ def test_one_user_cannot_take_every_handle(mlfs_factory):
     # handed back at close: nobody opens 8 again
     r = as_user([sys.executable, "-c", HOLD, readme, "8"], input="")
     assert r.stdout.split() == ["8", "0"], r.stderr
+
+
+# Print every file under a folder the running user can read a byte of.
+READABLE = r'''
+import os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        try:
+            with open(os.path.join(d, f), "rb") as fp:
+                fp.read(1)
+            print(os.path.join(d, f))
+        except OSError:
+            pass
+'''
+
+
+def test_what_comes_from_private_data_stays_private(shared):
+    m = shared
+    d = m.mnt / "datasets" / "private"
+    d.mkdir(mode=0o700)
+    (d / "data.csv").write_text(IRIS.replace("setosa", "SECRETCLASS"))
+    (m.mnt / "train" / "p.json").write_text(json.dumps(
+        {"dataset": "private", "algorithm": "logistic", "model": "pm"}))
+    assert wait_job(m.mnt, "p") == "succeeded\n"
+    # the model (its sample.csv holds raw rows) is no wider than its data
+    assert os.stat(m.mnt / "models" / "pm").st_mode & 0o777 == 0o700
+    r = as_user(["cat", str(m.mnt / "models/pm/v1/sample.csv")])
+    assert r.returncode != 0 and "SECRETCLASS" not in r.stdout
+    # an existing, wider model narrows when it gets a version from it
+    os.chmod(m.mnt / "models" / "pm", 0o755)
+    (m.mnt / "train" / "p2.json").write_text(json.dumps(
+        {"dataset": "private", "algorithm": "logistic", "model": "pm"}))
+    assert wait_job(m.mnt, "p2") == "succeeded\n"
+    assert os.stat(m.mnt / "models" / "pm").st_mode & 0o777 == 0o700
+    # on disk, nothing of it is readable by another user
+    for top in (m.store, m.cache):
+        r = as_user([sys.executable, "-c", READABLE, str(top)])
+        for path in r.stdout.split():
+            assert b"SECRETCLASS" not in Path(path).read_bytes(), path
+
+
+def test_errors_show_each_reader_their_own_lines(shared):
+    m = shared
+    m.expect("rejected")
+    # root's bad schema quotes a private column name
+    d = m.mnt / "datasets" / "rootds"
+    d.mkdir(mode=0o700)
+    (d / "data.csv").write_text(IRIS)
+    with pytest.raises(OSError):
+        (d / "schema").write_text(
+            '{"columns": [{"name": "ROOTSECRETCOL", "role": "pii"}]}')
+    # nobody's own bad spec
+    assert write_as(m.mnt / "train" / "bad.json", '{"nope": 1}') == \
+        errno.EINVAL
+    mine = as_user(["cat", str(m.mnt / ".mlfs" / "errors")])
+    assert mine.returncode == 0, mine.stderr
+    assert "train/bad.json" in mine.stdout
+    assert "ROOTSECRETCOL" not in mine.stdout
+    alls = (m.mnt / ".mlfs" / "errors").read_text()
+    assert "ROOTSECRETCOL" in alls and "train/bad.json" in alls
