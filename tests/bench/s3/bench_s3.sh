@@ -525,7 +525,11 @@ KEEP_MNT[s3fs-kc]=$d/mnt
 WFILE[s3fs-kc]=$d/mnt/big.csv
 log "checking content: cmp of every mount's file against the original"
 for c in mlfs s3fs s3fs-kc rclone; do
-	cmp "$NATIVE" "${WFILE[$c]}" || die "$c: content differs from the original"
+	cmp "$NATIVE" "${WFILE[$c]}" || {
+		is_mounted "${KEEP_MNT[$c]}" || log "$c is no longer mounted"
+		tail -n 5 "$(dirname "${KEEP_MNT[$c]}")/log" >&2 || true
+		die "$c: content differs from the original"
+	}
 done
 for c in "${WCLIENTS[@]}"; do
 	WARM[$c]=""
