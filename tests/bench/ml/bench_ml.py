@@ -405,21 +405,21 @@ def report(res):
         if mname == "inertia":
             mt, mv = shown("%.1f", ms[0][mname])
             st, sv = shown("%.1f", sk["metric"])
-            diff = (mv - sv) / sv * 100
+            dt, diff = shown("%+.2f", (mv - sv) / sv * 100)
             q = ("%s: inertia (all %d rows)" % (label, sk["n_train"]),
                  mt, st + " (float64 %.1f)" % f64["metric"],
-                 "%+.2f %%" % diff, "within 2 %", met(abs(diff) <= 2.0))
+                 dt + " %", "within 2 %", met(abs(diff) <= 2.0))
             ok = abs(diff) <= 2.0
         else:
             mt, mv = shown("%.4f", ms[0][mname])
             st, sv = shown("%.4f", sk["metric"])
-            diff = (mv - sv) * 100
+            dt, diff = shown("%+.2f", (mv - sv) * 100)
             lim = 0.5 if cls == "large" else 2.0
             what = "test accuracy" if mname == "accuracy" else "test r2"
             unit = "pp" if mname == "accuracy" else "points (x100)"
             q = ("%s: %s (%d test rows)" % (label, what, sk["n_test"]),
                  mt, st + " (float64 %.4f)" % f64["metric"],
-                 "%+.2f %s" % (diff, unit),
+                 "%s %s" % (dt, unit),
                  "within %g %s" % (lim, unit), met(abs(diff) <= lim))
             ok = abs(diff) <= lim
         if not ok:
@@ -431,12 +431,11 @@ def report(res):
                                         for m in ms]))
         sft, sf = shown("%.3f", median(sk["fit_seconds"]))
         s64 = median(f64["fit_seconds"])
-        r = mf / sf
-        fit_ratios[name] = shown("%.2f", r)
+        rt, r = fit_ratios[name] = shown("%.2f", mf / sf)
         rows.append(("%s: fit seconds, prepare + fit (median of %d / %d)" % (
                          label, len(ms), len(sk["fit_seconds"])),
                      mft, "%s (float64 %.3f)" % (sft, s64),
-                     "%.2fx (vs float64 %.2fx)" % (r, mf / s64), "<= 0.5x",
+                     "%sx (vs float64 %.2fx)" % (rt, mf / s64), "<= 0.5x",
                      met(r <= 0.5) + ("" if r <= 1.0 else " (above 1.0x)")))
         if r > 0.5:
             misses.append(rows[-1][0])
@@ -504,10 +503,10 @@ def report(res):
                                 ("handle", "predict (b): write row + read answer on an open handle", 1.0)):
             _, p50 = shown("%.1f", median([v[0] for v in lat[kind]]))
             _, p99 = shown("%.1f", median([v[1] for v in lat[kind]]))
-            r = p50 / pt50
+            rt, r = shown("%.2f", p50 / pt50)
             rows.append((what + " p50 / p99 (µs)", "%.1f / %.1f" % (p50, p99),
                          "%.1f / %.1f" % (pt50, pt99),
-                         "p50 %.2fx, p99 %.2fx" % (r, p99 / pt99),
+                         "p50 %sx, p99 %.2fx" % (rt, p99 / pt99),
                          "p50 <= %gx" % lim, met(r <= lim)))
             if r > lim:
                 misses.append(what)
@@ -525,10 +524,10 @@ def report(res):
         mrt, mr = shown("%.0f", nrows / msec)
         srt, sr = shown("%.0f", bs["rows"] / ssec)
         s64 = bs["rows"] / median(bs["seconds_f64"])
-        r = mr / sr
+        rt, r = shown("%.2f", mr / sr)
         rows.append(("Batch scoring, 1M x 50 through one predict handle, rows/s (median of %d / %d)" % (len(vals), len(bs["seconds"])),
                      mrt, "%s (float64 %.0f)" % (srt, s64),
-                     "%.2fx (vs float64 %.2fx)" % (r, mr / s64), ">= 3x",
+                     "%sx (vs float64 %.2fx)" % (rt, mr / s64), ">= 3x",
                      met(r >= 3)))
         if r < 3:
             misses.append("batch scoring")
@@ -566,9 +565,9 @@ def report(res):
 
     mem = dict(tsv(os.path.join(res, "mem.tsv")))
     if "served" in mem:
-        mb = int(mem["served"]) / 1024
+        mbt, mb = shown("%.1f", int(mem["served"]) / 1024)
         rows.append(("RssAnon of a fresh daemon with ten models loaded (MB)",
-                     "%.1f" % mb, "–", "–", "< 50 MB", met(mb < 50)))
+                     mbt, "–", "–", "< 50 MB", met(mb < 50)))
         if mb >= 50:
             misses.append("memory")
         notes.append("RssAnon of the memory daemon (MB): " + ", ".join(
