@@ -67,7 +67,9 @@
 #
 # Needs: meson, ninja, gcc, pkg-config, libfuse3-dev (passthrough_ll.c),
 # fusermount3, Debian's python3-numpy and python3-sklearn, perf (optional).
-# About 8 minutes on 2 vCPUs, a third of it scikit-learn fitting the MLP.
+# About 21 minutes on 2 vCPUs at load 7 to 15 (8 on a quieter machine
+# before float64 ran beside float32), a third of it scikit-learn fitting
+# the MLP.
 
 set -euo pipefail
 
