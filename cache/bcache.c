@@ -3396,6 +3396,7 @@ int bcache_stats(struct store *s, struct bcache_stats *st)
 	if (c->fetch_active)
 		ns += (uint64_t)(bc_now_ns() - c->fetch_t0);
 	st->fetch_seconds = (double)ns / 1e9;
+	st->fetch_threads = c->nworkers;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

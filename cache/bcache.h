@@ -73,6 +73,7 @@ struct bcache_stats {
 	uint64_t fetches;		/* blocks fetched from inner */
 	uint64_t fetch_bytes;		/* bytes fetched from the inner store */
 	double fetch_seconds;		/* wall time with a fetch running */
+	uint64_t fetch_threads;		/* fetch threads started */
 };
 
 /*

@@ -181,6 +181,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 "exports_queued %llu\nexports_done %llu\n"
 			 "export_failures %llu\nfetches %llu\n"
 			 "fetch_bytes %llu\nfetch_mb_per_s %.1f\n"
+			 "fetch_threads %llu\n"
 			 "commands sync gc prefetch PATH release PATH\n",
 			 (unsigned long long)st.hits,
 			 (unsigned long long)st.misses,
@@ -196,7 +197,8 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)st.fetch_bytes,
 			 st.fetch_seconds > 0 ? (double)st.fetch_bytes /
 							st.fetch_seconds / 1e6
-					      : 0.0);
+					      : 0.0,
+			 (unsigned long long)st.fetch_threads);
 }
 
 /*
