@@ -619,7 +619,12 @@ static int jobs_drop(struct node *dir, const char *name,
 	return job_remove(dir->fs, name);
 }
 
+/*
+ * Sticky and writable, as /tmp: the kernel (default_permissions) then lets
+ * a user rmdir their own jobs and no one else's; nothing else can be made
+ * here (no make op), and jobs_drop judges the owner again.
+ */
 const struct node_type jobs_type = {
-	"jobs", S_IFDIR | 0755, NODE_F_DYNAMIC, .lookup = jobs_lookup,
+	"jobs", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = jobs_lookup,
 	.list = jobs_list, .drop = jobs_drop,
 };

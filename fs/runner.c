@@ -66,6 +66,8 @@ struct job {
 	double deadline;        /* monotonic s; 0 none */
 	char dir[PATH_MAX];     /* the job folder in the cache */
 	char *reason;           /* why it failed, set by the runner */
+	uid_t uid;              /* the spec's writer */
+	uint64_t started;       /* start order (runner->starts); 0: never */
 };
 
 struct runner {
@@ -77,6 +79,7 @@ struct runner {
 	size_t npending;
 	unsigned running;       /* under lock */
 	bool stopping;          /* under lock */
+	uint64_t starts;        /* jobs started so far; under lock */
 	pthread_t thread;
 	bool started;
 	char jobbin[PATH_MAX];  /* the job program */
@@ -592,6 +595,7 @@ int job_submit(struct fs *fs, const char *name, const char *text,
 	j->refs = 1;
 	j->rec = rec;
 	j->plan = plan;
+	j->uid = ctx->uid;
 	j->state = JOB_QUEUED;
 	pthread_mutex_lock(&r->lock);
 	if (find_locked(r, name)) {
@@ -1110,6 +1114,51 @@ static unsigned max_jobs(struct fs *fs)
 	return fs->opts.jobs ? fs->opts.jobs : 2;
 }
 
+/*
+ * Which user a job's uid stands for in the queue: how many jobs of theirs
+ * run now, and when they last had one started.  Under r->lock.
+ */
+static void uid_share_locked(struct runner *r, uid_t uid, unsigned *running,
+			     uint64_t *last)
+{
+	*running = 0;
+	*last = 0;
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (j->uid != uid)
+			continue;
+		if (j->state == JOB_RUNNING)
+			(*running)++;
+		if (j->started > *last)
+			*last = j->started;
+	}
+}
+
+/*
+ * The queued job to start next, fairly between users: the user with the
+ * fewest jobs running, then the one served least recently, then the
+ * oldest job of theirs.  So one user's hundred queued jobs hold no one
+ * else's back by more than one slot.  Under r->lock.
+ */
+static struct job *next_fair_locked(struct runner *r)
+{
+	struct job *best = NULL;
+	unsigned best_running = 0, running;
+	uint64_t best_last = 0, last;
+
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (j->state != JOB_QUEUED || j->cancel)
+			continue;
+		uid_share_locked(r, j->uid, &running, &last);
+		if (!best || running < best_running ||
+		    (running == best_running && last < best_last)) {
+			best = j;
+			best_running = running;
+			best_last = last;
+		}
+	}
+	return best;
+}
+
 static void *sched_main(void *arg)
 {
 	struct runner *r = arg;
@@ -1124,10 +1173,9 @@ static void *sched_main(void *arg)
 				cancelled = j;
 				break;
 			}
-			if (j->state == JOB_QUEUED && !start && !r->stopping &&
-			    r->running < max_jobs(r->fs))
-				start = j;
 		}
+		if (!cancelled && !r->stopping && r->running < max_jobs(r->fs))
+			start = next_fair_locked(r);
 		if (cancelled) {
 			/* runner_stop cancels queued jobs too: say why */
 			const char *why = r->stopping ? "cancelled by unmount"
@@ -1147,6 +1195,7 @@ static void *sched_main(void *arg)
 			int rc;
 
 			start->state = JOB_RUNNING;
+			start->started = ++r->starts;
 			r->running++;
 			atomic_fetch_add(&start->refs, 1);
 			pthread_mutex_unlock(&r->lock);
@@ -1252,6 +1301,7 @@ static int load_one(void *arg, const char *key, const char *val, size_t len)
 		 key);
 	j->refs = 1;
 	j->rec = rec;
+	j->uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
 	j->state = JOB_ENDED;
 	/* a read-only mount shows the writer's jobs as they are */
 	if (!r->fs->opts.read_only &&

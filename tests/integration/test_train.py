@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, ROOT, TEST_TMP, wait_job
+from conftest import BUILD, ROOT, TEST_TMP, as_user, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
@@ -1062,5 +1062,42 @@ def test_the_daemon_follows_no_link_in_a_job_folder(mlfs_factory):
                        for p in mlfs.store.rglob("*") if p.is_file())
         assert not (mlfs.cache / "jobs/l").exists()
         assert sorted(os.listdir(pub)) == ["linker.c", "plugins", "secret"]
+    finally:
+        shutil.rmtree(pub)
+
+
+def test_the_queue_is_fair_between_users(mlfs_factory):
+    pub = Path(tempfile.mkdtemp(prefix="mlfs-plugins-",
+                                dir=TEST_TMP or "/tmp"))
+    os.chmod(pub, 0o755)
+    try:
+        mlfs = sleepy_mount(mlfs_factory, pub, opts=["allow_other", "jobs=1"],
+                            public=True)
+        spec = json.dumps(SLEEPY)
+        for job in ("a1", "a2", "a3"):     # one user fills the queue
+            r = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534",
+                 "--clear-groups", "bash", "-c",
+                 f"echo '{spec}' > {mlfs.mnt}/train/{job}.json"],
+                capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        wait_status(mlfs.mnt, "a1", "running\n")
+        (mlfs.mnt / "train/r1.json").write_text(       # another comes later
+            json.dumps({"dataset": "iris", "algorithm": "logistic"}))
+        (mlfs.mnt / "jobs/a1/ctl").write_text("cancel\n")
+        # the later user's job goes before the first user's second
+        assert wait_job(mlfs.mnt, "r1") == "succeeded\n"
+        job_pid(mlfs, "a2")           # its "running (pid N)" line is out
+        assert (mlfs.mnt / "jobs/a3/status").read_text() == "queued\n"
+        log = mlfs.stderr()
+        assert log.index("jobs/r1: running") < log.index("jobs/a2: running")
+        for job in ("a2", "a3"):
+            (mlfs.mnt / f"jobs/{job}/ctl").write_text("cancel\n")
+            assert wait_job(mlfs.mnt, job) == "failed: cancelled\n"
+        # a user removes their own finished job, not another's
+        r = as_user(["rmdir", str(mlfs.mnt / "jobs/r1")])
+        assert r.returncode != 0
+        r = as_user(["rmdir", str(mlfs.mnt / "jobs/a1")])
+        assert r.returncode == 0, r.stderr
     finally:
         shutil.rmtree(pub)
