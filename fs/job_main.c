@@ -831,15 +831,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
-	/* limits and identity before anything is read */
-	if (json_number_value(json_object_get(plan, "memory")) > 0) {
-		struct rlimit rl;
-
-		rl.rlim_cur = rl.rlim_max = (rlim_t)json_number_value(
-			json_object_get(plan, "memory"));
-		if (setrlimit(RLIMIT_AS, &rl) < 0)
-			fail("cannot set the memory limit: %s", strerror(errno));
-	}
+	/* identity before anything is read (the daemon bounds memory) */
 	if (geteuid() == 0) {
 		uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 		gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));

@@ -67,6 +67,8 @@ struct job {
 	char dir[PATH_MAX];     /* the job folder in the cache */
 	char *reason;           /* why it failed, set by the runner */
 	uid_t uid;              /* the spec's writer */
+	uint64_t memory;        /* bytes of resident memory allowed; 0 any */
+	uint64_t resident;      /* bytes: what it had when it went over */
 	uint64_t started;       /* start order (runner->starts); 0: never */
 };
 
@@ -993,7 +995,15 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	     json_string_value(json_object_get(res, "status")) &&
 	     strcmp(json_string_value(json_object_get(res, "status")),
 		    "succeeded") == 0;
-	if (j->cancel && !ok) {
+	if (j->resident && !ok) {
+		snprintf(why, sizeof(why),
+			 "memory limit exceeded: %llu MiB resident, limit %llu "
+			 "MiB",
+			 (unsigned long long)(j->resident >> 20),
+			 (unsigned long long)(j->memory >> 20));
+		log_end(j->dir, "was killed: %s", why);
+		reason = why;
+	} else if (j->cancel && !ok) {
 		reason = r->stopping ? "cancelled by unmount" : "cancelled";
 	} else if (timed_out && !ok) {
 		snprintf(why, sizeof(why), "timed out after %g s",
@@ -1159,6 +1169,29 @@ static struct job *next_fair_locked(struct runner *r)
 	return best;
 }
 
+/*
+ * The resident memory of a process, in bytes (0 if it is gone).  The bound
+ * on a job's memory is on what it holds, checked every SCHED_TICK_MS: an
+ * address-space limit (RLIMIT_AS) fails jobs that merely reserve, as
+ * OpenBLAS's buffers and the sanitizers' shadow do, and then a job hangs
+ * in a BLAS thread instead of failing.
+ */
+static uint64_t resident_bytes(pid_t pid)
+{
+	char path[64];
+	unsigned long long size = 0, rss = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	if (fscanf(fp, "%llu %llu", &size, &rss) != 2)
+		rss = 0;
+	fclose(fp);
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void *sched_main(void *arg)
 {
 	struct runner *r = arg;
@@ -1196,6 +1229,8 @@ static void *sched_main(void *arg)
 
 			start->state = JOB_RUNNING;
 			start->started = ++r->starts;
+			start->memory = (uint64_t)json_number_value(
+				json_object_get(plan, "memory"));
 			r->running++;
 			atomic_fetch_add(&start->refs, 1);
 			pthread_mutex_unlock(&r->lock);
@@ -1247,6 +1282,13 @@ static void *sched_main(void *arg)
 			if (j->state != JOB_RUNNING || j->pid <= 0)
 				continue;
 			late = j->deadline > 0 && now > j->deadline;
+			if (j->memory && !j->resident && j->cancel_at == 0 &&
+			    resident_bytes(j->pid) > j->memory) {
+				/* over its memory: no grace, it may take more */
+				j->resident = resident_bytes(j->pid);
+				kill(j->pid, SIGKILL);
+				j->cancel_at = now;
+			}
 			if ((j->cancel || late || r->stopping) &&
 			    j->cancel_at == 0) {
 				if (r->stopping && !j->cancel)
