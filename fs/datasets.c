@@ -185,6 +185,8 @@ struct ds_handle {
 	char path[PATH_MAX];    /* of the staging copy */
 	uint64_t staged_size;   /* bytes: high-water mark of the copy */
 	bool truncated;         /* opened with O_TRUNC */
+	int failed;             /* -errno of a write that failed, else 0:
+				   the copy lacks bytes, it never publishes */
 };
 
 /*
@@ -342,20 +344,29 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 	int rc;
 
 	pthread_mutex_lock(&h->lock);
+	if (h->failed) {
+		/* as a local file's writeback error: the handle stays failed */
+		pthread_mutex_unlock(&h->lock);
+		return h->failed;
+	}
 	rc = stage(f, false);
 	if (rc < 0) {
+		h->failed = rc;
 		pthread_mutex_unlock(&h->lock);
 		return rc;
 	}
 	if (f->flags & O_APPEND)
 		off = (off_t)h->staged_size;
 	if ((uint64_t)off + size > fs->opts.max_file) {
+		h->failed = -EFBIG;
 		pthread_mutex_unlock(&h->lock);
 		return -EFBIG;
 	}
 	n = pwrite(h->fd, buf, size, off);
 	if (n < 0) {
 		n = -errno;
+		h->failed = (int)n;
+		f->gen++; /* close reports it */
 	} else {
 		if ((uint64_t)off + (uint64_t)n > h->staged_size)
 			h->staged_size = (uint64_t)off + (uint64_t)n;
@@ -373,9 +384,14 @@ static int data_truncate(struct fs_file *f, off_t size)
 	if ((uint64_t)size > f->node->fs->opts.max_file)
 		return -EFBIG;
 	pthread_mutex_lock(&h->lock);
-	rc = stage(f, size == 0);
-	if (rc == 0 && ftruncate(h->fd, size) < 0)
+	rc = h->failed;
+	if (rc == 0)
+		rc = stage(f, size == 0);
+	if (rc == 0 && ftruncate(h->fd, size) < 0) {
 		rc = -errno;
+		h->failed = rc;
+		f->gen++; /* close reports it */
+	}
 	if (rc == 0) {
 		h->staged_size = (uint64_t)size;
 		f->gen++;
@@ -414,6 +430,11 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	if (f->gen == f->committed)
 		return 0; /* only a flush that carries new bytes commits */
 	pthread_mutex_lock(&h->lock);
+	/* A write failed: what the copy holds is not what was written, even
+	 * if space came back since.  Every close of the handle says so. */
+	rc = h->failed;
+	if (rc < 0)
+		goto out_unlock;
 	rc = stage(f, true);
 	if (rc < 0)
 		goto out_unlock;
