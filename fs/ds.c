@@ -574,7 +574,8 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
 
 /*
  * Is name (version ver, or any) used by something that must keep it?
- * Datasets: a model version trained on it.  1 with why, 0, or -errno.
+ * Datasets: a queued or running job that reads it, a model version
+ * trained on it.  1 with why, 0, or -errno.
  */
 static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 		     unsigned ver, char *why, size_t whylen)
@@ -585,6 +586,9 @@ static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 
 	if (k != &ds_datasets)
 		return 0;
+	if (fs->jobs_read_dataset &&
+	    fs->jobs_read_dataset(fs, name, ver, why, whylen) > 0)
+		return 1;
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;

@@ -56,6 +56,13 @@ struct fs {
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */
 	struct runner *runner;      /* jobs (runner.c) */
+	/*
+	 * Does a queued or running job read dataset name (version ver, or
+	 * any if 0)?  1 with why, else 0.  Set by the runner, which sits
+	 * above the repository (ds.c asks through it); NULL: no jobs.
+	 */
+	int (*jobs_read_dataset)(struct fs *fs, const char *name, unsigned ver,
+				 char *why, size_t whylen);
 
 	/* the node table (node.c) */
 	pthread_mutex_t nodes_lock;

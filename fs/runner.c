@@ -1374,6 +1374,30 @@ static int created_cmp(const void *a, const void *b)
 			  (*(struct job *const *)b)->name);
 }
 
+/* fs->jobs_read_dataset: a queued or running job reading name@ver. */
+static int jobs_read_dataset(struct fs *fs, const char *name, unsigned ver,
+			     char *why, size_t whylen)
+{
+	struct runner *r = fs->runner;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (struct job *j = r->jobs; j && !rc; j = j->next) {
+		json_t *ds = json_object_get(j->plan, "dataset");
+		const char *n = json_string_value(json_object_get(ds, "name"));
+		unsigned v = (unsigned)json_integer_value(
+			json_object_get(ds, "version"));
+
+		if ((j->state != JOB_QUEUED && j->state != JOB_RUNNING) ||
+		    !n || strcmp(n, name) != 0 || (ver && ver != v))
+			continue;
+		snprintf(why, whylen, "job %s reads v%u", j->name, v);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 int runner_start(struct fs *fs)
 {
 	struct runner *r = calloc(1, sizeof(*r));
@@ -1388,6 +1412,7 @@ int runner_start(struct fs *fs)
 	pthread_cond_init(&r->cond, NULL);
 	job_bin_path(r);
 	fs->runner = r;
+	fs->jobs_read_dataset = jobs_read_dataset;
 	the_runner = r;
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)

@@ -1106,3 +1106,26 @@ def test_the_queue_is_fair_between_users(mlfs_factory):
         assert r.returncode == 0, r.stderr
     finally:
         shutil.rmtree(pub)
+
+
+def test_a_dataset_a_job_reads_is_busy(mlfs_factory, tmp_path):
+    mlfs = sleepy_mount(mlfs_factory, tmp_path, opts=["jobs=1"])
+    other = mlfs.mnt / "datasets/other"
+    other.mkdir()
+    (other / "data.csv").write_text(IRIS)
+    (mlfs.mnt / "train/a.json").write_text(json.dumps(SLEEPY))
+    wait_status(mlfs.mnt, "a", "running\n")
+    (mlfs.mnt / "train/b.json").write_text(
+        json.dumps({"dataset": "other", "algorithm": "sleepy"}))
+    assert (mlfs.mnt / "jobs/b/status").read_text() == "queued\n"
+    for path in ("datasets/iris", "datasets/iris/v1", "datasets/other",
+                 "datasets/other/v1"):
+        with pytest.raises(OSError) as e:
+            os.rmdir(mlfs.mnt / path)
+        assert e.value.errno == errno.EBUSY, path
+    assert "job a reads v1" in mlfs.stderr()
+    for job in ("a", "b"):
+        (mlfs.mnt / f"jobs/{job}/ctl").write_text("cancel\n")
+        assert wait_job(mlfs.mnt, job).startswith("failed: cancelled")
+    os.rmdir(mlfs.mnt / "datasets/other/v1")
+    os.rmdir(mlfs.mnt / "datasets/iris")
