@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,44 @@ static const char *const spec_fields[] = {
 	"dataset", "label",  "features", "algorithm", "params", "split",
 	"model",   "search", "task",     "timeout",   "memory", NULL,
 };
+
+/*
+ * jansson calls a cut number ("0.", "1e", "-"), literal ("tru") or escape
+ * ("\u00") invalid syntax, not the end of input, so a write that ends
+ * inside one would fail.  The text is only cut if its error sits at its
+ * last byte and some completion of the last token turns it into the end
+ * of input (or parses): the completions of every such prefix.
+ */
+static bool is_cut_token(const char *text, size_t len,
+			 const json_error_t *err)
+{
+	static const char *const tails[] = {
+		"0", "00", "000", "0000", "e", "l", "ll", "ue", "se", "lse",
+		"ull", "rue", "alse", NULL
+	};
+	char *buf;
+	bool cut = false;
+
+	if (err->position < 0 || (size_t)err->position + 1 < len)
+		return false;
+	buf = malloc(len + 8);
+	if (!buf)
+		return false;
+	memcpy(buf, text, len);
+	for (int i = 0; !cut && tails[i]; i++) {
+		size_t n = strlen(tails[i]);
+		json_error_t e;
+		json_t *j;
+
+		memcpy(buf + len, tails[i], n);
+		j = json_loadb(buf, len + n, JSON_REJECT_DUPLICATES, &e);
+		cut = j || json_error_code(&e) ==
+				   json_error_premature_end_of_input;
+		json_decref(j);
+	}
+	free(buf);
+	return cut;
+}
 
 int spec_check_text(const char *text, size_t len, bool final,
 		    struct problem *pb)
@@ -47,6 +86,8 @@ int spec_check_text(const char *text, size_t len, bool final,
 	/* Incomplete is fine until the file is closed. */
 	if (json_error_code(&err) == json_error_premature_end_of_input &&
 	    !final)
+		return 0;
+	if (!final && is_cut_token(text, len, &err))
 		return 0;
 	if (len == 0 || (json_error_code(&err) ==
 				 json_error_premature_end_of_input &&

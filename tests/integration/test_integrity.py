@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_job
 
 IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
@@ -73,3 +73,24 @@ def test_a_write_past_max_file_fails_the_close_too(mlfs_factory):
         os.close(fd)
     assert e.value.errno == errno.EFBIG
     assert versions(d) == []
+
+
+@pytest.mark.parametrize("cut", ['"l2": 0.', '"stratify": tru', 'ir\\u00',
+                                 '"l2": 0.001e', '"seed": -'])
+def test_a_spec_written_in_pieces_is_not_refused_mid_token(mlfs, cut):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    spec = ('{"dataset": "iris", "algorithm": "logistic", '
+            '"params": {"l2": 0.001e0}, "model": "ir\\u0069s", '
+            '"split": {"stratify": true, "seed": -0}}')
+    at = spec.index(cut) + len(cut)
+    fd = os.open(mlfs.mnt / "train" / "j.json",
+                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        assert os.write(fd, spec[:at].encode()) == at
+        assert os.write(fd, spec[at:].encode()) == len(spec) - at
+    finally:
+        os.close(fd)
+    assert wait_job(mlfs.mnt, "j") == "succeeded\n"
+    assert os.listdir(mlfs.mnt / "models") == ["iris"]
