@@ -287,6 +287,13 @@ static int data_open(struct fs_file *f, const struct fs_ctx *ctx)
 	if (rc < 0)
 		goto out_free;
 	f->priv = h;
+	/*
+	 * Readers and writers share one inode, whose size the kernel caches
+	 * for all: a writer's staged size (SEEK_END, O_TRUNC) would cut or
+	 * stretch what a cached reader sees.  So no handle uses the page
+	 * cache; each reads what its own handle holds.
+	 */
+	f->direct_io = true;
 	if ((f->flags & O_ACCMODE) != O_RDONLY && (f->flags & O_TRUNC)) {
 		/*
 		 * Truncation alone is not new bytes: shells open with O_TRUNC
@@ -505,6 +512,20 @@ static int data_fsync(struct fs_file *f)
 	return rc;
 }
 
+/* A write handle sees its staged copy: lseek(SEEK_END), fstat. */
+static int data_fgetattr(struct fs_file *f, struct stat *st)
+{
+	struct ds_handle *h = f->priv;
+
+	if (!h)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->fd >= 0)
+		st->st_size = (off_t)h->staged_size;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
 static int data_getattr(struct node *n, struct stat *st)
 {
 	json_t *man;
@@ -659,7 +680,7 @@ static const struct node_type dataset_files[] = {
 	{ "data.csv", S_IFREG | 0644, NODE_F_VOLATILE, .open = data_open,
 	  .read = data_read, .write = data_write, .truncate = data_truncate,
 	  .flush = data_flush, .fsync = data_fsync, .release = data_release,
-	  .getattr = data_getattr },
+	  .getattr = data_getattr, .fgetattr = data_fgetattr },
 	{ "source", S_IFREG | 0644, 0, .show = source_show,
 	  .store = source_store, .getattr = obj_file_getattr },
 	{ "schema", S_IFREG | 0644, 0, .show = schema_show,

@@ -47,6 +47,7 @@ struct dir_list {
 
 static void file_free(struct fs_file *f);
 static void file_put(struct fs_file *f);
+static struct fs_file *file_get(struct fuse_file_info *fi);
 static void dir_list_free(struct dir_list *dl);
 
 static struct fs *req_fs(fuse_req_t req)
@@ -271,6 +272,55 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* The thread group (process) of a thread id, from /proc; tid if unknown. */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = tid;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return tid;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(fp);
+	return tgid;
+}
+
+/*
+ * A write handle on n held by the process of thread tid, with a
+ * reference, or NULL.  fstat sends GETATTR without its handle: the
+ * answer must still be what that handle holds, as a local file's would.
+ */
+static struct fs_file *own_write_handle(struct fs *fs, struct node *n,
+					pid_t tid)
+{
+	struct fs_file *f, *found = NULL;
+	bool any = false;
+	pid_t tgid;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f && !any; f = f->next)
+		any = f->node == n && (f->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_unlock(&fs->files_lock);
+	if (!any)
+		return NULL; /* the usual case: no /proc read */
+	tgid = tgid_of(tid);
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f && !found; f = f->next) {
+		if (f->node == n && f->tgid == tgid &&
+		    (f->flags & O_ACCMODE) != O_RDONLY) {
+			atomic_fetch_add(&f->refs, 1);
+			found = f;
+		}
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+	return found;
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -278,12 +328,22 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int rc;
 
-	(void)fi;
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
 	rc = node_stat(n, &st);
+	if (rc == 0 && n->type->fgetattr) {
+		struct fs_file *f = fi ? file_get(fi)
+				       : own_write_handle(req_fs(req), n,
+							  fuse_req_ctx(req)->pid);
+
+		if (f) {
+			if (f->node == n)
+				rc = n->type->fgetattr(f, &st);
+			file_put(f);
+		}
+	}
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -704,6 +764,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->uid = ctx.uid;
 	f->gid = ctx.gid;
 	f->pid = ctx.pid;
+	/* only write handles are looked up by process (own_write_handle) */
+	f->tgid = acc != O_RDONLY && t->fgetattr ? tgid_of(ctx.pid) : ctx.pid;
 	rc = handles_charge(req_fs(req), f);
 	if (rc < 0) {
 		file_free(f);

@@ -101,6 +101,14 @@ struct node_type {
 	 * mode before.  NULL: attribute files take their size from show.
 	 */
 	int (*getattr)(struct node *n, struct stat *st);
+	/*
+	 * fgetattr: what the open handle f sees of its file, on top of the
+	 * node's st (a write handle's staged size).  The glue asks it for a
+	 * GETATTR that names the handle (lseek SEEK_END, reads past EOF)
+	 * and for one without a handle (fstat) from the process holding a
+	 * write handle on the node.  NULL: every handle sees the node.
+	 */
+	int (*fgetattr)(struct fs_file *f, struct stat *st);
 	/* setattr for chmod/chown of objects; NULL: EPERM. */
 	int (*chmod)(struct node *n, mode_t mode, const struct fs_ctx *ctx);
 	/* readlink: malloc'd target. */
@@ -164,6 +172,7 @@ struct fs_file {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	pid_t tgid;         /* the process (thread group) of pid */
 	struct fs *charged; /* counted in its handles per uid (fuse.c) */
 	/* attribute files: */
 	char *snap; /* show() at open */

@@ -2,6 +2,7 @@
 import errno
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -94,3 +95,143 @@ def test_a_spec_written_in_pieces_is_not_refused_mid_token(mlfs, cut):
         os.close(fd)
     assert wait_job(mlfs.mnt, "j") == "succeeded\n"
     assert os.listdir(mlfs.mnt / "models") == ["iris"]
+
+
+ROW = b"5.0,3.6,1.4,0.2,setosa\n"
+
+
+def test_a_write_handle_behaves_like_a_local_file(mlfs):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    base = len(IRIS)
+    # another process, started before the handle exists (a child forked
+    # after would inherit it, and its exec's close would flush: publish)
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys\n"
+         "for p in sys.stdin:\n"
+         "    p = p.strip()\n"
+         "    print(os.stat(p).st_size, len(open(p, 'rb').read()),"
+         " flush=True)\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    fd = os.open(d / "data.csv", os.O_RDWR)
+    try:
+        for i in range(3):                     # lseek(END) + write appends
+            assert os.lseek(fd, 0, os.SEEK_END) == base + i * len(ROW)
+            os.write(fd, ROW)
+        assert os.fstat(fd).st_size == base + 3 * len(ROW)   # no handle
+        assert os.pread(fd, 100, base) == ROW * 3            # past old end
+        # the other process still sees the published version
+        other.stdin.write(f"{d / 'data.csv'}\n")
+        other.stdin.flush()
+        assert other.stdout.readline() == f"{base} {base}\n"
+        other.stdin.close()
+        assert other.wait(timeout=30) == 0
+    finally:
+        os.close(fd)
+    assert (d / "data.csv").read_bytes() == IRIS.encode() + ROW * 3
+    fd = os.open(d / "data.csv", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, ROW)
+        assert os.fstat(fd).st_size == base + 4 * len(ROW)
+    finally:
+        os.close(fd)
+    assert (d / "latest" / "data.csv").read_bytes() == \
+        IRIS.encode() + ROW * 4
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_random_operations_match_a_shadow_file(mlfs, seed):
+    """fsx-style: random pwrite, ftruncate, pread, fstat and lseek on one
+    handle, each checked against a local shadow file; then the published
+    version is the shadow, byte for byte."""
+    import random
+    rnd = random.Random(seed)
+    d = mlfs.mnt / "datasets" / "r"
+    d.mkdir()
+    (d / "data.csv").write_text("a\n1\n")
+    shadow = bytearray(b"a\n1\n")
+    fd = os.open(d / "data.csv", os.O_RDWR)
+    bad = []
+    try:
+        for op in range(2500):
+            k = rnd.randrange(6)
+            if k == 0:                          # pwrite
+                off = rnd.randrange(len(shadow) + 64)
+                data = bytes(rnd.choice(b"0123456789\n")
+                             for _ in range(rnd.randrange(1, 300)))
+                os.pwrite(fd, data, off)
+                if off > len(shadow):
+                    shadow.extend(b"\0" * (off - len(shadow)))
+                shadow[off:off + len(data)] = data
+            elif k == 1:                        # ftruncate
+                n = rnd.randrange(len(shadow) + 64)
+                os.ftruncate(fd, n)
+                if n < len(shadow):
+                    del shadow[n:]
+                else:
+                    shadow.extend(b"\0" * (n - len(shadow)))
+            elif k == 2:                        # pread
+                off = rnd.randrange(len(shadow) + 8)
+                n = rnd.randrange(1, 400)
+                if os.pread(fd, n, off) != bytes(shadow[off:off + n]):
+                    bad.append((op, "pread", off, n))
+            elif k == 3:                        # fstat
+                if os.fstat(fd).st_size != len(shadow):
+                    bad.append((op, "fstat"))
+            elif k == 4:                        # lseek(SEEK_END)
+                if os.lseek(fd, 0, os.SEEK_END) != len(shadow):
+                    bad.append((op, "lseek"))
+            else:                               # write at SEEK_END
+                os.lseek(fd, 0, os.SEEK_END)
+                os.write(fd, b"7\n")
+                shadow.extend(b"7\n")
+        # make it a CSV: a header, no NUL, a last row
+        fix = bytes(shadow).replace(b"\0", b"0")
+        fix = b"a\n" + fix[2:] if len(fix) >= 2 else b"a\n"
+        fix += b"1\n"
+        os.pwrite(fd, fix, 0)
+        shadow[:] = fix
+    finally:
+        os.close(fd)
+    assert bad == []
+    assert (d / "latest" / "data.csv").read_bytes() == bytes(shadow)
+
+
+def test_concurrent_writers_and_readers_see_only_whole_versions(mlfs):
+    import threading
+    d = mlfs.mnt / "datasets" / "c"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    texts = [IRIS + ROW.decode() * (i + 1) for i in range(60)]
+    valid = {t.encode() for t in texts} | {IRIS.encode()}
+    errors, torn = [], []
+    stop = threading.Event()
+
+    def writer(k):
+        for i in range(k, 60, 3):
+            try:
+                with open(d / "data.csv", "w") as f:
+                    f.write(texts[i])
+            except OSError as e:
+                errors.append((i, e))
+
+    def reader():
+        while not stop.is_set():
+            r = subprocess.run(["cat", str(d / "data.csv")],
+                               capture_output=True, timeout=30)
+            if r.returncode != 0 or r.stdout not in valid:
+                torn.append(len(r.stdout))
+
+    rs = [threading.Thread(target=reader) for _ in range(2)]
+    ws = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+    for t in rs + ws:
+        t.start()
+    for t in ws:
+        t.join(timeout=120)
+    stop.set()
+    for t in rs:
+        t.join(timeout=60)
+    assert errors == []
+    assert torn == []
+    assert "binary data" not in mlfs.errors()
