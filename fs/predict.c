@@ -266,6 +266,7 @@ struct pstream {
 	struct served *m;
 	char *carry;      /* a row without its newline yet */
 	size_t carry_len;
+	bool skipping;    /* in a row over the limit: drop to its newline */
 	bool headed;      /* the first row has been seen */
 	size_t *map;      /* fx column i -> input field index */
 	size_t nfields;   /* fields a CSV row must have */
@@ -700,6 +701,15 @@ int pstream_write(struct pstream *s, const char *buf, size_t len,
 	while (p < end && rc == 0) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
+		if (s->skipping) {
+			/* the rest of a row already answered with an error:
+			 * one answer per row keeps the stream aligned */
+			if (!nl)
+				break;
+			s->skipping = false;
+			p = nl + 1;
+			continue;
+		}
 		if (!nl) {
 			/* carry the partial row to the next write */
 			size_t more = (size_t)(end - p);
@@ -712,6 +722,7 @@ int pstream_write(struct pstream *s, const char *buf, size_t len,
 				row_error(s, "error: row longer than %d bytes",
 					  PREDICT_MAX_LINE);
 				flush_batch(s, out);
+				s->skipping = true;
 				return -E2BIG;
 			}
 			nc = realloc(s->carry, s->carry_len + more);
@@ -747,6 +758,7 @@ int pstream_finish(struct pstream *s, struct strbuf *out)
 {
 	int rc = 0;
 
+	s->skipping = false;
 	if (s->carry_len) {
 		rc = one_row(s, s->carry, s->carry_len, out);
 		free(s->carry);

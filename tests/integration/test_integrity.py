@@ -235,3 +235,39 @@ def test_concurrent_writers_and_readers_see_only_whole_versions(mlfs):
     assert errors == []
     assert torn == []
     assert "binary data" not in mlfs.errors()
+
+
+def test_a_row_over_the_limit_gets_one_error_and_the_stream_stays_aligned(
+        mlfs):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (mlfs.mnt / "train" / "j.json").write_text(
+        '{"dataset": "iris", "algorithm": "logistic", "model": "iris"}')
+    assert wait_job(mlfs.mnt, "j") == "succeeded\n"
+    fd = os.open(mlfs.mnt / "models/iris/predict", os.O_RDWR)
+    failed = 0
+    try:
+        os.write(fd, b"5.1,3.5,1.4,0.2\n")
+        chunk = b"1.0," * (64 << 10)            # 256 KiB, no newline
+        for _ in range(8):                      # 2 MiB: over the 1 MiB cap
+            try:
+                os.write(fd, chunk)
+            except OSError as e:
+                assert e.errno == errno.E2BIG
+                failed += 1
+        os.write(fd, b"1.0\n6.7,3.0,5.2,2.3\n")
+        out = b""
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            out += b
+    finally:
+        os.close(fd)
+    lines = out.decode().splitlines()
+    assert failed == 1
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("setosa,")
+    assert lines[1].startswith("error: row longer than")
+    assert lines[2].startswith("virginica,")
