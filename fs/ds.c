@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -372,6 +373,33 @@ out_abort:
 	return rc;
 }
 
+/*
+ * A record's incarnation: random, written into every manifest of that
+ * object.  A rebuild attaches a manifest only to the record of its own
+ * incarnation, so the versions a crash left behind in the middle of an
+ * rmdir are never adopted by a later object of the same name.
+ */
+static void set_incarnation(json_t *rec)
+{
+	unsigned char r[8];
+	char hex[17];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return; /* no incarnation: matched as an old record is */
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	json_object_set_new(rec, "incarnation", json_string(hex));
+}
+
+/* Is man a version of rec's incarnation (both without one: old stores)? */
+static bool same_incarnation(json_t *rec, json_t *man)
+{
+	const char *a = json_string_value(json_object_get(rec, "incarnation"));
+	const char *b = json_string_value(json_object_get(man, "incarnation"));
+
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb)
 {
@@ -391,6 +419,7 @@ int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t m
 			"next", 1, "aliases", "overrides");
 	if (!rec)
 		return -ENOMEM;
+	set_incarnation(rec);
 	lock_changes(fs);
 	{
 		json_t *old;
@@ -888,6 +917,9 @@ static int ds_commit_version(struct fs *fs, const struct ds_kind *k, const char 
 	char key[512];
 	int rc;
 
+	if (json_object_get(rec, "incarnation"))
+		json_object_set(man, "incarnation",
+				json_object_get(rec, "incarnation"));
 	ds_manifest_key(k, name, ver, key, sizeof(key));
 	rc = store_put_json(fs, key, man);
 	if (rc < 0)
@@ -1464,6 +1496,8 @@ int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 				(int)ctx->gid, "mode", 0755, "latest", 0,
 				"next", 1, "aliases");
 		rc = rec ? 0 : -ENOMEM;
+		if (rec)
+			set_incarnation(rec);
 		if (rc == 0) {
 			ds_record_key(k, name, key, sizeof(key));
 			rc = store_put_json(fs, key, rec);
@@ -2215,6 +2249,14 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 			man = json_loadb(e->body, e->len, 0, NULL);
 			if (!json_is_object(man) ||
 			    rec_uint(man, "version") != v) {
+				json_decref(man);
+				continue;
+			}
+			if (!same_incarnation(rec, man)) {
+				/* left by an rmdir a crash cut short */
+				fs_log(fs, 4, "rebuild: %s: of an earlier %s/%s: "
+					      "left out",
+				       e->key, k->dir, name);
 				json_decref(man);
 				continue;
 			}

@@ -271,3 +271,39 @@ def test_a_row_over_the_limit_gets_one_error_and_the_stream_stays_aligned(
     assert lines[0].startswith("setosa,")
     assert lines[1].startswith("error: row longer than")
     assert lines[2].startswith("virginica,")
+
+
+def test_an_rmdir_cut_short_by_a_crash_leaves_nothing_to_adopt(mlfs_factory):
+    from conftest import as_user
+    m = mlfs_factory(opts=["allow_other"], public=True)
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (d / "data.csv").write_text(IRIS + ROW.decode())
+    m.kill9()
+    # a crash in rmdir after the record went, before the manifests did
+    sdir = m.store / "datasets" / "iris"
+    records = [p for p in sdir.iterdir()
+               if p.is_file() and not p.name[1:2].isdigit()]
+    assert len(records) == 1, list(sdir.iterdir())
+    records[0].unlink()
+    m.start()
+    assert "iris" not in os.listdir(m.mnt / "datasets")
+    # another user makes a dataset of that name: it starts empty ...
+    r = as_user(["mkdir", str(d)])
+    assert r.returncode == 0, r.stderr
+    assert versions(d) == []
+    # ... and stays so after another crash and a rebuild
+    m.kill9()
+    m.start()
+    assert versions(d) == []
+    assert os.stat(d).st_uid == 65534
+    r = as_user(["bash", "-c", f"printf 'a,b\\n1,2\\n' > {d}/data.csv; "
+                                f"echo 3,4 >> {d}/data.csv"])
+    assert r.returncode == 0, r.stderr
+    assert versions(d) == ["v1", "v2"], m.errors()
+    assert (d / "data.csv").read_text() == "a,b\n1,2\n3,4\n"
+    m.kill9()
+    m.start()
+    assert versions(d) == ["v1", "v2"]
+    assert (d / "v1" / "data.csv").read_text() == "a,b\n1,2\n"
