@@ -667,6 +667,55 @@ out_close_in:
 	return rc;
 }
 
+/* A schema write is judged once its JSON value is complete. */
+static int schema_check(struct node *n, const char *text, size_t len,
+			const struct fs_ctx *ctx, struct problem *pb)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+
+	(void)ctx;
+	if (!j)
+		return 0; /* not complete yet (or never: flush says why) */
+	json_decref(j);
+	return ds_check_schema(n->fs, node_ds(n), text, pb);
+}
+
+/* A source is resolved once its line is complete: it exists, the
+ * writer may read it (a local file), or it answers HEAD (S3). */
+static int source_check(struct node *n, const char *text, size_t len,
+			const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
+	char path[PATH_MAX], etag[80], msg[400];
+	uint64_t size;
+	int fd, rc;
+
+	if (!len || text[len - 1] != '\n')
+		return 0;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len == 0 || len >= sizeof(path) - 64 || memchr(text, '\n', len))
+		return 0; /* store says why */
+	snprintf(path, sizeof(path), "%.*s", (int)len, text);
+	if (strncmp(path, "s3://", 5) == 0) {
+		rc = remote_head(n->fs, path, n->fs->opts.max_file, &size,
+				 etag, sizeof(etag), msg, sizeof(msg));
+		if (rc < 0)
+			problem_set(pb, 1, 1, "%s", msg);
+		return rc;
+	}
+	rc = host_open(&writer, path, false, &fd);
+	if (rc == -EINVAL)
+		return problem_set(pb, 1, 1, "\"%s\": not a regular file",
+				   path);
+	if (rc < 0) {
+		problem_set(pb, 1, 1, "\"%s\": %s", path, strerror(-rc));
+		return rc;
+	}
+	close(fd);
+	return 0;
+}
+
 static int schema_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
@@ -682,9 +731,11 @@ static const struct node_type dataset_files[] = {
 	  .flush = data_flush, .fsync = data_fsync, .release = data_release,
 	  .getattr = data_getattr, .fgetattr = data_fgetattr },
 	{ "source", S_IFREG | 0644, 0, .show = source_show,
-	  .store = source_store, .getattr = obj_file_getattr },
+	  .store = source_store, .check = source_check,
+	  .getattr = obj_file_getattr },
 	{ "schema", S_IFREG | 0644, 0, .show = schema_show,
-	  .store = schema_store, .getattr = obj_file_getattr },
+	  .store = schema_store, .check = schema_check,
+	  .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
 	  .getattr = obj_file_getattr },
 	{ NULL },

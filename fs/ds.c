@@ -1742,8 +1742,25 @@ static json_t *schema_from_manifest(json_t *man, json_t *overrides,
 	return sc;
 }
 
+static int set_schema(struct fs *fs, const char *name, const char *text,
+		      const struct ds_origin *origin, bool apply,
+		      struct problem *pb);
+
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		  const struct ds_origin *origin, struct problem *pb)
+{
+	return set_schema(fs, name, text, origin, true, pb);
+}
+
+int ds_check_schema(struct fs *fs, const char *name, const char *text,
+		    struct problem *pb)
+{
+	return set_schema(fs, name, text, NULL, false, pb);
+}
+
+static int set_schema(struct fs *fs, const char *name, const char *text,
+		      const struct ds_origin *origin, bool apply,
+		      struct problem *pb)
 {
 	const struct ds_kind *k = &ds_datasets;
 	json_t *rec = NULL, *man = NULL, *merged = NULL, *sc = NULL;
@@ -1779,7 +1796,7 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		goto out_unlock;
 	}
 	rc = schema_parse(text, man, rec, &merged, &label, pb);
-	if (rc < 0)
+	if (rc < 0 || !apply)
 		goto out_unlock;
 	sc = schema_from_manifest(man, merged, label);
 	if (!sc) {

@@ -149,6 +149,14 @@ int ds_verify_join(struct fs *fs);
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		  const struct ds_origin *origin, struct problem *pb);
 
+/*
+ * ds_check_schema: would ds_set_schema accept text?  The same checks
+ * (JSON, fields, columns, types against the latest version), nothing
+ * changed.  0, or -EINVAL with pb.
+ */
+int ds_check_schema(struct fs *fs, const char *name, const char *text,
+		    struct problem *pb);
+
 /* Aliases: name -> version. */
 int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
 		 unsigned *ver);

@@ -840,6 +840,34 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	file_put(f);
 }
 
+/*
+ * Judge an attribute file's text as written so far (node_type.check).  A
+ * refusal reports the problem, fails this write and leaves the handle
+ * with nothing to store at close.  Returns n or -errno.
+ */
+static ssize_t attr_check(struct fs_file *f, ssize_t n)
+{
+	struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0 };
+	struct problem pb = { 0 };
+	char *text = malloc(f->wlen + 1);
+	int rc;
+
+	if (!text)
+		return -ENOMEM;
+	memcpy(text, f->wbuf, f->wlen);
+	text[f->wlen] = '\0';
+	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+	rc = f->node->type->check(f->node, text, f->wlen, &ctx, &pb);
+	free(text);
+	if (rc == 0)
+		return n;
+	if (pb.msg[0])
+		fs_problem(f->node->fs, f->uid, &pb);
+	f->wlen = 0;
+	f->committed = f->gen; /* reported: close adds nothing */
+	return rc;
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -863,6 +891,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			memcpy(f->wbuf + off, buf, size);
 			f->gen++;
 			n = (ssize_t)size;
+			if (f->node->type->check)
+				n = attr_check(f, n);
 		}
 	} else {
 		n = -EBADF;

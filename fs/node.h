@@ -124,6 +124,16 @@ struct node_type {
 	 */
 	int (*store)(struct node *n, const char *text, size_t len,
 		     const struct fs_ctx *ctx, struct problem *pb);
+	/*
+	 * check: judge the text written so far (NUL-terminated), on every
+	 * write, so that bad input fails the write that carries it (bash
+	 * ignores close's result).  0 while the text is incomplete (no
+	 * newline yet, a JSON value not closed) or good; -errno with pb
+	 * fails that write, and the handle then stores nothing.  Changes
+	 * nothing: store applies at flush.  NULL: judged at flush only.
+	 */
+	int (*check)(struct node *n, const char *text, size_t len,
+		     const struct fs_ctx *ctx, struct problem *pb);
 
 	/* --- data files and streams: the type manages the handle --- */
 	int (*open)(struct fs_file *f, const struct fs_ctx *ctx);
