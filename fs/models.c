@@ -150,6 +150,8 @@ static int vfile_getattr(struct node *n, struct stat *st)
 
 struct session {
 	struct session *next;
+	char *file;               /* the predict file's path: answers belong
+				     to the file that gave them */
 	uid_t uid;
 	pid_t sid;
 	unsigned long long start; /* the session leader's start time */
@@ -214,6 +216,7 @@ static void sessions_expire_locked(time_t now)
 		if (now - s->at > PREDICT_SESSION_S) {
 			*pp = s->next;
 			free(s->out);
+			free(s->file);
 			free(s);
 		} else {
 			pp = &s->next;
@@ -221,9 +224,16 @@ static void sessions_expire_locked(time_t now)
 	}
 }
 
-/* Keep out as the session's answers (replacing earlier ones). */
-static void session_store(const struct fs_ctx *ctx, const char *out,
-			  size_t len)
+static bool session_is(const struct session *s, const struct fs_ctx *ctx,
+		       pid_t sid, unsigned long long start, const char *file)
+{
+	return s->uid == ctx->uid && s->sid == sid && s->start == start &&
+	       strcmp(s->file, file) == 0;
+}
+
+/* Keep out as the session's answers of file (replacing earlier ones). */
+static void session_store(const struct fs_ctx *ctx, const char *file,
+			  const char *out, size_t len)
 {
 	struct session *s, **pp;
 	unsigned long long start;
@@ -240,12 +250,15 @@ static void session_store(const struct fs_ctx *ctx, const char *out,
 	pthread_mutex_lock(&sessions_lock);
 	sessions_expire_locked(now);
 	for (pp = &sessions; (s = *pp); pp = &s->next)
-		if (s->uid == ctx->uid && s->sid == sid && s->start == start)
+		if (session_is(s, ctx, sid, start, file))
 			break;
 	if (!s) {
 		s = calloc(1, sizeof(*s));
-		if (!s) {
+		if (s)
+			s->file = strdup(file);
+		if (!s || !s->file) {
 			pthread_mutex_unlock(&sessions_lock);
+			free(s);
 			free(copy);
 			return;
 		}
@@ -262,8 +275,9 @@ static void session_store(const struct fs_ctx *ctx, const char *out,
 	pthread_mutex_unlock(&sessions_lock);
 }
 
-/* The session's answers, copied into out; false if none. */
-static bool session_fetch(const struct fs_ctx *ctx, struct strbuf *out)
+/* The session's answers of file, copied into out; false if none. */
+static bool session_fetch(const struct fs_ctx *ctx, const char *file,
+			  struct strbuf *out)
 {
 	unsigned long long start;
 	struct session *s;
@@ -275,7 +289,7 @@ static bool session_fetch(const struct fs_ctx *ctx, struct strbuf *out)
 	pthread_mutex_lock(&sessions_lock);
 	sessions_expire_locked(time(NULL));
 	for (s = sessions; s; s = s->next) {
-		if (s->uid == ctx->uid && s->sid == sid && s->start == start) {
+		if (session_is(s, ctx, sid, start, file)) {
 			sb_append(out, s->out, s->len);
 			found = true;
 			break;
@@ -342,7 +356,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	}
 	/* a reader that writes nothing reads its session's answers */
 	if ((f->flags & O_ACCMODE) == O_RDONLY)
-		session_fetch(ctx, &h->out);
+		session_fetch(ctx, f->node->path, &h->out);
 	f->priv = h;
 	f->direct_io = true;
 	return 0;
@@ -437,7 +451,8 @@ static int predict_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		 * program that reads its own answers needs no copy.
 		 */
 		if (h->out.len > h->read_pos || !h->read_any)
-			session_store(ctx, h->all.buf ? h->all.buf : "",
+			session_store(ctx, f->node->path,
+				      h->all.buf ? h->all.buf : "",
 				      h->all.len);
 		h->stored = true;
 	}

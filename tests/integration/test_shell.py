@@ -42,3 +42,29 @@ def test_bad_source_and_schema_fail_the_shells_echo(mlfs, tmp_path):
            f"> {d}/schema")
     assert r.returncode == 0, r.stderr
     assert versions(d) == ["v1", "v2", "v3"]
+
+
+def test_predict_answers_belong_to_their_file(mlfs):
+    from conftest import wait_job
+    import json
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    for m in ("a", "b"):
+        (mlfs.mnt / "train" / f"{m}.json").write_text(json.dumps(
+            {"dataset": "iris", "algorithm": "logistic", "model": m}))
+        assert wait_job(mlfs.mnt, m) == "succeeded\n"
+    files = [mlfs.mnt / "models/a/predict", mlfs.mnt / "models/b/predict",
+             mlfs.mnt / "models/a/v1/predict"]
+    for x in files:
+        for y in files:
+            # a session of its own, as a new terminal is
+            r = subprocess.run(
+                ["setsid", "-w", "bash", "-c",
+                 f"echo 5.1,3.5,1.4,0.2 > {x}; cat {y}"],
+                capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            if x == y:
+                assert r.stdout.startswith("setosa,"), (x, r.stdout)
+            else:
+                assert r.stdout == "", (x, y, r.stdout)
