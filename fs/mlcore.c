@@ -1179,6 +1179,40 @@ static int cat_find(const struct fx_column *c, const char *p, size_t n)
 	return -1;
 }
 
+int fx_check_row(const struct fx *fx, const char *const *fields,
+		 const size_t *fieldlen, size_t nfields, const size_t *map,
+		 char *why, size_t whylen)
+{
+	for (size_t i = 0; i < fx->ncols; i++) {
+		const struct fx_column *c = &fx->cols[i];
+		size_t idx = map ? map[i] : c->src;
+		const char *p;
+		bool shown = true;
+		size_t n;
+		double x;
+
+		if (c->kind == FX_ONEHOT || idx == (size_t)-1 || idx >= nfields ||
+		    !fields[idx])
+			continue;
+		p = fields[idx];
+		n = fieldlen ? fieldlen[idx] : strlen(p);
+		if (csv_is_missing(p, n) ||
+		    (fx_value(c->kind, p, n, &x) && isfinite(x)))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			shown = shown && p[k] >= 0x20 && p[k] < 0x7f;
+		if (shown && n <= 64)
+			snprintf(why, whylen, "%s: not a %s \"%.*s\"", c->name,
+				 c->kind == FX_TIME ? "time" : "number", (int)n,
+				 p);
+		else
+			snprintf(why, whylen, "%s: not a %s", c->name,
+				 c->kind == FX_TIME ? "time" : "number");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int fx_transform_row(const struct fx *fx, const char *const *fields,
 		     const size_t *fieldlen, size_t nfields, const size_t *map,
 		     float *out)

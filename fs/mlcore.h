@@ -71,6 +71,17 @@ int fx_fit(const struct table *t, const size_t *feat, const char *const *types,
 void fx_free(struct fx *fx);
 
 /*
+ * fx_check_row: is every present, non-missing value of a numeric or time
+ * column of the row a number (a time)?  Serving checks a row with it
+ * before fx_transform_row, which would take a bad value as missing.
+ * Arguments as for fx_transform_row.  0, or -EINVAL with why set to
+ * "<column>: not a number \"abc\"".
+ */
+int fx_check_row(const struct fx *fx, const char *const *fields,
+		 const size_t *fieldlen, size_t nfields, const size_t *map,
+		 char *why, size_t whylen);
+
+/*
  * fx_transform_row: encode one row given as fields[0..nfields) in the
  * column order named by map (map[i] is the field index of fx->cols[i], or
  * (size_t)-1 when the caller's input has no such column: imputed) into

@@ -464,6 +464,7 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 	const char **fields;
 	size_t *flen;
 	char **owned;
+	char why[256];
 	int rc = 0;
 
 	if (!json_is_object(j)) {
@@ -491,9 +492,16 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 			}
 			fields[k] = owned[k];
 			flen[k] = strlen(owned[k]);
-		} else {
+		} else if (!v || json_is_null(v)) {
 			fields[k] = "";
 			flen[k] = 0; /* missing: imputed */
+		} else {
+			row_error(s, "error: %s: a JSON %s, not a value",
+				  m->inputs[k],
+				  json_is_boolean(v)  ? "boolean"
+				  : json_is_array(v) ? "array"
+						     : "object");
+			goto out;
 		}
 	}
 	{
@@ -509,8 +517,17 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 				if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
 					map[i] = k;
 		}
-		fx_transform_row(m->fx, fields, flen, m->ninputs, map, x);
+		rc = fx_check_row(m->fx, fields, flen, m->ninputs, map, why,
+				  sizeof(why));
+		if (rc == 0)
+			fx_transform_row(m->fx, fields, flen, m->ninputs, map,
+					 x);
 		free(map);
+		if (rc < 0) {
+			row_error(s, "error: %s", why);
+			rc = 0;
+			goto out;
+		}
 	}
 	s->json[s->nrows] = true;
 	s->nrows++;
@@ -621,6 +638,7 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 {
 	struct served *m = s->m;
 	float *x = s->x + s->nrows * m->fx->width;
+	char why[256];
 	long n;
 	int rc;
 
@@ -680,6 +698,10 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			s->headed = true;
 			row_error(s, "error: expected %zu fields, got %ld",
 				  s->nfields, n);
+		} else if (fx_check_row(m->fx, s->fields, s->flen, (size_t)n,
+					s->map, why, sizeof(why)) < 0) {
+			s->headed = true;
+			row_error(s, "error: %s", why);
 		} else {
 			s->headed = true;
 			fx_transform_row(m->fx, s->fields, s->flen, (size_t)n,

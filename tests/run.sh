@@ -188,7 +188,8 @@ echo "== integration tests"
 junit="$BUILD/pytest.xml"
 rm -f "$junit"
 MLFS_BUILD="$BUILD" timeout -k 30 40m "${PYTEST[@]}" \
-	-n "${MLFS_TEST_WORKERS:-2}" --basetemp="$MLFS_TEST_TMP/pytest" \
+	-n "${MLFS_TEST_WORKERS:-2}" --dist loadgroup \
+	--basetemp="$MLFS_TEST_TMP/pytest" \
 	--junitxml="$junit" tests/integration
 tally pytest integration "$junit" "$ALLOW" "$?"
 

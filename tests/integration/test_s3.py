@@ -203,6 +203,11 @@ def test_cache_controls_and_xattrs(mlfs_factory, s3server):
     assert "unknown command" in m.errors()
 
 
+# The fault proxy's rules are one set for the whole server: tests that set
+# them run one at a time, on one xdist worker (run.sh: --dist loadgroup).
+FAULT_PROXY = pytest.mark.xdist_group("fault_proxy")
+
+
 def fault(s3, rules=None):
     """Set (or clear, with None) the fault proxy's rules."""
     import urllib.request
@@ -237,6 +242,7 @@ def fault_mount(factory, s3, tag):
     return m
 
 
+@FAULT_PROXY
 def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
         mlfs_factory, s3server):
     try:
@@ -275,6 +281,7 @@ def test_failing_s3_cached_reads_work_uncached_fail_exports_retry(
         fault(s3server)
 
 
+@FAULT_PROXY
 def test_a_crash_before_export_resumes_at_the_next_mount(mlfs_factory,
                                                         s3server):
     try:
@@ -872,6 +879,7 @@ def test_a_reader_mount_never_imports_a_lazy_version(mlfs_factory, s3server,
             time.sleep(0.5)
 
 
+@FAULT_PROXY
 @pytest.mark.parametrize("rule,fails", [
     ({"action": "reset"}, True),                     # connection resets
     ({"action": "close"}, True),                     # no answer at all
@@ -1068,6 +1076,7 @@ ISSUE21_LEASE = ("issue 21: the lease is taken by a plain PUT and re-read, "
                  "found no lease both become writers")
 
 
+@FAULT_PROXY
 @pytest.mark.xfail(strict=True, reason=ISSUE21_LEASE)
 def test_two_mounts_that_both_find_no_lease_give_one_writer(mlfs_factory,
                                                             s3server):

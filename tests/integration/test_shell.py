@@ -68,3 +68,36 @@ def test_predict_answers_belong_to_their_file(mlfs):
                 assert r.stdout.startswith("setosa,"), (x, r.stdout)
             else:
                 assert r.stdout == "", (x, y, r.stdout)
+
+
+def test_predict_input_is_checked_not_guessed(mlfs):
+    from conftest import wait_job
+    import json
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (mlfs.mnt / "train" / "a.json").write_text(json.dumps(
+        {"dataset": "iris", "algorithm": "logistic", "model": "a"}))
+    assert wait_job(mlfs.mnt, "a") == "succeeded\n"
+    rows = ["abc,def,ghi,jkl", "0.2xyz,3.5,1.4,0.2", "0x10,3.5,1.4,0.2",
+            "inf,3.5,1.4,0.2", ",3.5,1.4,0.2", "NA,3.5,1.4,0.2",
+            '{"sepal_length": "old", "sepal_width": 3.5, '
+            '"petal_length": 1.4, "petal_width": 0.2}',
+            '{"sepal_length": true, "sepal_width": 3.5}',
+            "5.1,3.5,1.4,0.2"]
+    fd = os.open(mlfs.mnt / "models/a/predict", os.O_RDWR)
+    try:
+        os.write(fd, ("\n".join(rows) + "\n").encode())
+        out = os.read(fd, 65536).decode().splitlines()
+    finally:
+        os.close(fd)
+    assert len(out) == len(rows), out
+    assert out[0] == 'error: sepal_length: not a number "abc"'
+    assert out[1] == 'error: sepal_length: not a number "0.2xyz"'
+    assert out[2] == 'error: sepal_length: not a number "0x10"'
+    assert out[3] == 'error: sepal_length: not a number "inf"'
+    assert out[4].startswith("setosa,")      # empty: imputed as trained
+    assert out[5].startswith("setosa,")      # a missing marker: the same
+    assert out[6] == 'error: sepal_length: not a number "old"'
+    assert out[7] == "error: sepal_length: a JSON boolean, not a value"
+    assert out[8].startswith("setosa,")
