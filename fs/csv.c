@@ -1898,3 +1898,146 @@ int csv_role_parse(const char *s, enum csv_role *out)
 	}
 	return -EINVAL;
 }
+
+/* Bytes csv_feed must look at: all others are ordinary field bytes. */
+static inline bool feed_special(unsigned char b)
+{
+	return b >= 0x80 || b == 0 || b == '"' || b == ',' || b == '\n' ||
+	       b == '\r';
+}
+
+/* The end of a record during csv_feed: its field count is the header's. */
+static int feed_record_end(struct csv_feed *c, struct problem *pb)
+{
+	size_t n = c->fields + 1;
+
+	/* as csv_scan says it: the first extra field, or the line's end */
+	if (c->ncols == 0)
+		c->ncols = n; /* the header */
+	else if (n > c->ncols)
+		return problem_set(pb, pos_u(c->line), pos_u(c->extra_col),
+				   "record has %zu fields, header has %zu", n,
+				   c->ncols);
+	else if (n < c->ncols && !(n == 1 && !c->field_bytes))
+		return problem_set(pb, pos_u(c->line), pos_u(c->col + 1),
+				   "record has %zu field%s, header has %zu", n,
+				   n == 1 ? "" : "s", c->ncols);
+	c->line++;
+	c->col = 0;
+	c->fields = 0;
+	c->extra_col = 0;
+	c->field_bytes = false;
+	return 0;
+}
+
+/* A comma at byte column col (0-based) ends field c->fields. */
+static void feed_comma(struct csv_feed *c, uint64_t col)
+{
+	c->fields++;
+	c->field_bytes = false;
+	if (c->ncols && c->fields == c->ncols && !c->extra_col)
+		c->extra_col = col + 2;
+}
+
+int csv_feed(struct csv_feed *c, const char *buf, size_t len,
+	     struct problem *pb)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	int rc;
+
+	if (!c->line)
+		c->line = 1;
+	for (size_t i = 0; i < len; i++, c->col++) {
+		unsigned char b = p[i];
+
+		/*
+		 * The common bytes, outside quotes: plain ASCII and commas,
+		 * in a tight loop (a cp must not slow by more than noise).
+		 */
+		if (!c->quoted && !c->utf8 && (b == ',' || !feed_special(b))) {
+			size_t j = i;
+
+			for (; j < len; j++) {
+				unsigned char x = p[j];
+
+				if (x == ',') {
+					feed_comma(c, c->col + (j - i));
+				} else if (feed_special(x)) {
+					break;
+				} else {
+					c->field_bytes = true;
+				}
+			}
+			c->col += j - i - 1;
+			i = j - 1;
+			continue;
+		}
+
+		if (c->utf8) {
+			if ((b & 0xc0) != 0x80)
+				return problem_set(pb, pos_u(c->line),
+						   pos_u(c->col + 1),
+						   "invalid UTF-8");
+			c->utf8--;
+			continue;
+		}
+		if (b >= 0x80) {
+			c->utf8 = b >= 0xf0 && b < 0xf5   ? 3
+				  : b >= 0xe0 && b < 0xf0 ? 2
+				  : b >= 0xc2 && b < 0xe0 ? 1
+							  : 0;
+			if (!c->utf8)
+				return problem_set(pb, pos_u(c->line),
+						   pos_u(c->col + 1),
+						   "invalid UTF-8");
+			c->field_bytes = true;
+			continue;
+		}
+		if (b == 0)
+			return problem_set(pb, pos_u(c->line),
+					   pos_u(c->col + 1),
+					   "binary data (NUL byte)");
+		if (c->quoted) {
+			if (b == '"') {
+				if (c->quote_end) {
+					c->quote_end = false; /* "" */
+					continue;
+				}
+				c->quote_end = true;
+				continue;
+			}
+			if (!c->quote_end) {
+				if (b == '\n') {
+					c->line++; /* a newline inside quotes */
+					c->col = (uint64_t)-1;
+				}
+				continue;
+			}
+			/* after the closing quote: only , or end of line */
+			c->quoted = false;
+			c->quote_end = false;
+			if (b != ',' && b != '\n' && b != '\r')
+				return problem_set(pb, pos_u(c->line),
+						   pos_u(c->col + 1),
+						   "stray quote");
+		}
+		if (b == ',') {
+			feed_comma(c, c->col);
+		} else if (b == '\n') {
+			rc = feed_record_end(c, pb);
+			if (rc < 0)
+				return rc;
+			c->col = (uint64_t)-1;
+		} else if (b == '"') {
+			if (c->field_bytes)
+				return problem_set(pb, pos_u(c->line),
+						   pos_u(c->col + 1),
+						   "stray quote");
+			c->quoted = true;
+			c->field_bytes = true;
+		} else if (b != '\r') {
+			c->field_bytes = true;
+		}
+	}
+	return 0;
+}

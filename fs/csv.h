@@ -139,4 +139,37 @@ bool csv_parse_double(const char *s, size_t len, double *out);
  */
 bool csv_is_missing(const char *s, size_t len);
 
+/*
+ * An incremental check of records as they are appended (`>>`, a
+ * sequential cp), so that a bad record fails the write that carries it:
+ * the field count against the header, NUL bytes, UTF-8 and quoting.  The
+ * whole file is still scanned by csv_scan at close; this only moves what
+ * can be judged early.  Zero it, then feed bytes in order.  The header is
+ * the first record fed, unless ncols is set beforehand (appending to a
+ * version whose header has ncols fields).  line counts records from 1
+ * (the header) for messages.
+ */
+struct csv_feed {
+	size_t ncols;      /* header's fields; 0: the next record is it */
+	size_t fields;     /* fields so far in the current record */
+	uint64_t line;     /* of the current record, 1-based */
+	uint64_t col;      /* bytes into the current line */
+	uint64_t extra_col; /* 1-based column of the first field past the
+			       header's count; 0: none yet */
+	unsigned utf8;     /* continuation bytes still expected */
+	bool quoted;       /* inside a quoted field */
+	bool quote_end;    /* a quote in a quoted field: its end, or the
+			      first of a doubled pair */
+	bool field_bytes;  /* the current field has had a byte */
+};
+
+/*
+ * csv_feed: check buf[0..len) as the next bytes of the file.  0, or
+ * -EINVAL with pb (line, column, "record has 2 fields, header has 5",
+ * "binary data (NUL byte)", "invalid UTF-8", "stray quote"); after an
+ * error the state is undefined.
+ */
+int csv_feed(struct csv_feed *c, const char *buf, size_t len,
+	     struct problem *pb);
+
 #endif

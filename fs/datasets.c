@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "csv.h"
 #include "datasets.h"
 #include "hostfile.h"
 #include "ds.h"
@@ -187,6 +188,12 @@ struct ds_handle {
 	bool truncated;         /* opened with O_TRUNC */
 	int failed;             /* -errno of a write that failed, else 0:
 				   the copy lacks bytes, it never publishes */
+	/* appends judged as they arrive (feed_write) */
+	bool feed_started;      /* feed_start has run */
+	bool feeding;           /* every write so far landed at feed_off */
+	uint64_t feed_off;      /* bytes: where the next checked byte goes */
+	uint64_t feed_base;     /* bytes: the copy before the first check */
+	struct csv_feed feed;
 };
 
 /*
@@ -230,6 +237,87 @@ static int stage(struct fs_file *f, bool empty)
 		h->staged_size = h->blob->size;
 	}
 	return 0;
+}
+
+/*
+ * Start judging appends: from the header of an empty copy, or after the
+ * last record of the version being appended to (its header read for the
+ * field count).  A copy that does not end a record, or whose header is
+ * longer than we look at, is judged at close only.  Under h->lock.
+ */
+static void feed_start(struct ds_handle *h)
+{
+	struct csv_feed hdr = { 0 };
+	struct problem pb;
+	char buf[65536], last;
+	ssize_t n;
+
+	h->feed_started = true;
+	memset(&h->feed, 0, sizeof(h->feed));
+	h->feed_off = h->feed_base = h->staged_size;
+	if (h->staged_size == 0) {
+		h->feeding = true;
+		return;
+	}
+	if (pread(h->fd, &last, 1, (off_t)h->staged_size - 1) != 1 ||
+	    last != '\n')
+		return;
+	n = pread(h->fd, buf, sizeof(buf), 0);
+	for (ssize_t i = 0; i < n && !hdr.ncols; i++)
+		if (csv_feed(&hdr, buf + i, 1, &pb) < 0)
+			return;
+	if (!hdr.ncols)
+		return;
+	h->feed.ncols = hdr.ncols;
+	h->feed.line = 1;
+	h->feeding = true;
+}
+
+/*
+ * Judge the bytes of a write that lands where the last one ended (>>,
+ * O_APPEND, a sequential cp): a bad record fails this write, and the
+ * handle never publishes.  A write elsewhere ends the checks: close
+ * judges the whole file.  0 or -EINVAL with pb.  Under h->lock.
+ */
+static int feed_write(struct fs_file *f, const char *buf, size_t size,
+		      off_t off, struct problem *pb)
+{
+	struct ds_handle *h = f->priv;
+	char chunk[65536];
+	uint64_t lines = 0;
+	int rc;
+
+	if (!h->feed_started)
+		feed_start(h);
+	if (!h->feeding)
+		return 0;
+	if ((uint64_t)off != h->feed_off) {
+		h->feeding = false;
+		return 0;
+	}
+	rc = csv_feed(&h->feed, buf, size, pb);
+	if (rc == 0) {
+		h->feed_off += size;
+		return 0;
+	}
+	/* Name the line in the whole file: the records before the checks
+	 * are counted only now, on the error path. */
+	for (uint64_t at = 0; h->feed.ncols && at < h->feed_base;) {
+		ssize_t n = pread(h->fd, chunk,
+				  h->feed_base - at < sizeof(chunk)
+					  ? (size_t)(h->feed_base - at)
+					  : sizeof(chunk),
+				  (off_t)at);
+
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			lines += chunk[i] == '\n';
+		at += (uint64_t)n;
+	}
+	if (h->feed_base)
+		pb->line += (unsigned)lines;
+	return rc;
 }
 
 static void unstage(struct ds_handle *h)
@@ -347,6 +435,7 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 {
 	struct ds_handle *h = f->priv;
 	struct fs *fs = f->node->fs;
+	struct problem pb = { 0 };
 	ssize_t n;
 	int rc;
 
@@ -368,6 +457,16 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 		h->failed = -EFBIG;
 		pthread_mutex_unlock(&h->lock);
 		return -EFBIG;
+	}
+	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+	rc = feed_write(f, buf, size, off, &pb);
+	if (rc < 0) {
+		/* this request's bytes are dropped; the version is not made */
+		h->failed = rc;
+		f->gen++; /* close reports it */
+		pthread_mutex_unlock(&h->lock);
+		fs_problem(fs, f->uid, &pb);
+		return rc;
 	}
 	n = pwrite(h->fd, buf, size, off);
 	if (n < 0) {
@@ -402,6 +501,10 @@ static int data_truncate(struct fs_file *f, off_t size)
 	if (rc == 0) {
 		h->staged_size = (uint64_t)size;
 		f->gen++;
+		h->feed_started = false; /* judged afresh from here */
+		h->feeding = false;
+		if (size == 0)
+			feed_start(h);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
@@ -454,6 +557,7 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	/* The copy now belongs to the store; later writes start a new one. */
 	close(h->fd);
 	h->fd = -1;
+	h->feed_started = false;
 	f->committed = f->gen;
 	{
 		json_t *man;

@@ -101,3 +101,28 @@ def test_predict_input_is_checked_not_guessed(mlfs):
     assert out[6] == 'error: sepal_length: not a number "old"'
     assert out[7] == "error: sepal_length: a JSON boolean, not a value"
     assert out[8].startswith("setosa,")
+
+
+def test_a_bad_appended_row_fails_the_shells_echo(mlfs):
+    d = mlfs.mnt / "datasets" / "cust"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    mlfs.expect("rejected")
+    r = sh(f"echo 1,2 >> {d}/data.csv")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    lines = IRIS.count("\n")
+    assert f"datasets/cust/data.csv:{lines + 1}:4: record has 2 fields, " \
+        "header has 5" in mlfs.errors()
+    r = sh(f"printf 'a\\0b\\n' >> {d}/data.csv")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert "binary data (NUL byte)" in mlfs.errors()
+    # a new file is judged from its header on
+    r = sh(f"printf 'x,y\\n1,2\\n3\\n' > {d}/data.csv")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert versions(d) == ["v1"]
+    # good rows go in, quoted commas and newlines too
+    r = sh(f"""printf '1,2,3,4,"a,b\\nc"\\n' >> {d}/data.csv""")
+    assert r.returncode == 0, r.stderr
+    r = sh(f"echo 5.0,3.6,1.4,0.2,setosa >> {d}/data.csv")
+    assert r.returncode == 0, r.stderr
+    assert versions(d) == ["v1", "v2", "v3"]
