@@ -1279,7 +1279,20 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 		}
 	} while (f.term == T_COMMA);
 	rc = 0;
-	if ((size_t)(f.term_at - rec) > sc->max_line)
+	if (info->ncols == 1 && !f.esc) {
+		/* One column whose name holds tabs or semicolons: another
+		 * delimiter, never one text column taken silently. */
+		const char *nm = info->cols[0].name;
+		const char *tab = strchr(nm, '\t'), *semi = strchr(nm, ';');
+
+		if (tab || semi)
+			rc = problem_set(sc->pb, pos_u(rec_line),
+					 pos_u((uint64_t)((tab ? tab : semi) -
+							  nm) + 1),
+					 "looks %s-separated: use commas",
+					 tab ? "tab" : "semicolon");
+	}
+	if (rc == 0 && (size_t)(f.term_at - rec) > sc->max_line)
 		rc = too_big(sc->pb, rec_line, 1, "record", sc->max_line);
 out_free_names:
 	free(names.slots);

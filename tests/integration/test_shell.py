@@ -126,3 +126,12 @@ def test_a_bad_appended_row_fails_the_shells_echo(mlfs):
     r = sh(f"echo 5.0,3.6,1.4,0.2,setosa >> {d}/data.csv")
     assert r.returncode == 0, r.stderr
     assert versions(d) == ["v1", "v2", "v3"]
+
+
+def test_a_tab_separated_file_is_refused_with_a_hint(mlfs):
+    d = mlfs.mnt / "datasets" / "t"
+    d.mkdir()
+    mlfs.expect("rejected")
+    sh(f"printf 'a\\tb\\n1\\t2\\n' > {d}/data.csv")  # close: the hint
+    assert "looks tab-separated: use commas" in mlfs.errors()
+    assert versions(d) == []
