@@ -626,7 +626,8 @@ static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 	return rc;
 }
 
-int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name)
+int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
+	      struct problem *pb)
 {
 	struct ver_collect vc = { 0 };
 	struct meta_txn *t;
@@ -642,7 +643,7 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name)
 	json_decref(rec);
 	rc = ds_in_use(fs, k, name, 0, why, sizeof(why));
 	if (rc > 0) {
-		fs_log(fs, 4, "%s/%s: rmdir: %s", k->dir, name, why);
+		problem_set(pb, 0, 0, "busy: %s", why);
 		rc = -EBUSY;
 	}
 	if (rc < 0)
@@ -708,7 +709,7 @@ static int max_ver(void *arg, unsigned ver)
 }
 
 int ds_remove_version(struct fs *fs, const struct ds_kind *k,
-		      const char *name, unsigned ver)
+		      const char *name, unsigned ver, struct problem *pb)
 {
 	char key[512], why[300];
 	const char *alias;
@@ -725,13 +726,13 @@ int ds_remove_version(struct fs *fs, const struct ds_kind *k,
 		goto out_unlock;
 	if (rec_alias_uses(rec, ver, &alias)) {
 		rc = -EBUSY;
-		fs_log(fs, 4, "%s/%s/v%u: rmdir: alias \"%s\" points to it",
-		       k->dir, name, ver, alias);
+		problem_set(pb, 0, 0, "busy: alias \"%s\" points to it",
+			    alias);
 		goto out_unlock;
 	}
 	rc = ds_in_use(fs, k, name, ver, why, sizeof(why));
 	if (rc > 0) {
-		fs_log(fs, 4, "%s/%s/v%u: rmdir: %s", k->dir, name, ver, why);
+		problem_set(pb, 0, 0, "busy: %s", why);
 		rc = -EBUSY;
 	}
 	if (rc < 0)

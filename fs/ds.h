@@ -77,9 +77,11 @@ int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
 int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb);
 /* Remove a dataset with its versions; -EBUSY while something uses it. */
-int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name);
+int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
+	      struct problem *pb);
 /* Remove one version; -EBUSY if an alias points to it. */
-int ds_remove_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver);
+int ds_remove_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver,
+		      struct problem *pb);
 int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode);
 
 /* What made a version, for its lineage. */

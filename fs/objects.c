@@ -192,12 +192,19 @@ int obj_list(struct node *dir, const struct node_type *version_type,
 
 int obj_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 {
+	struct problem pb = { 0 };
 	unsigned v;
+	int rc;
 
-	(void)ctx;
 	if (!node_name_is_version(name, &v))
 		return -EPERM;
-	return ds_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v);
+	rc = ds_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v, &pb);
+	if (rc == -EBUSY) {
+		/* say what holds it, where the user looks */
+		snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+		fs_problem(dir->fs, ctx->uid, &pb);
+	}
+	return rc;
 }
 
 int obj_symlink(struct node *dir, const char *name, const char *target,
@@ -298,10 +305,18 @@ int obj_top_make(struct node *dir, const char *name, mode_t mode,
 
 int obj_top_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 {
+	struct problem pb = { 0 };
 	/* like a sticky /tmp: only the owner (or root) removes an object */
 	int rc = owner_check(dir->fs, obj_kind(dir), name, ctx);
 
-	return rc < 0 ? rc : ds_remove(dir->fs, obj_kind(dir), name);
+	if (rc < 0)
+		return rc;
+	rc = ds_remove(dir->fs, obj_kind(dir), name, &pb);
+	if (rc == -EBUSY) {
+		snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
+		fs_problem(dir->fs, ctx->uid, &pb);
+	}
+	return rc;
 }
 
 int obj_blob_open(struct fs *fs, const char *key, uint64_t size,

@@ -135,3 +135,24 @@ def test_a_tab_separated_file_is_refused_with_a_hint(mlfs):
     sh(f"printf 'a\\tb\\n1\\t2\\n' > {d}/data.csv")  # close: the hint
     assert "looks tab-separated: use commas" in mlfs.errors()
     assert versions(d) == []
+
+
+def test_ebusy_says_what_holds_it(mlfs):
+    from conftest import wait_job
+    import json
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    os.symlink("v1", d / "prod")
+    mlfs.expect("rejected")
+    r = sh(f"rmdir {d}/v1")
+    assert r.returncode != 0 and "busy" in r.stderr
+    assert 'datasets/iris/v1: busy: alias "prod" points to it' in \
+        mlfs.errors()
+    os.unlink(d / "prod")
+    (mlfs.mnt / "train" / "j.json").write_text(json.dumps(
+        {"dataset": "iris", "algorithm": "logistic", "model": "m"}))
+    assert wait_job(mlfs.mnt, "j") == "succeeded\n"
+    r = sh(f"rmdir {d}")
+    assert r.returncode != 0 and "busy" in r.stderr
+    assert "datasets/iris: busy: model m was trained on v1" in mlfs.errors()

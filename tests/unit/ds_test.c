@@ -232,8 +232,8 @@ int main(void)
 	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "prod", &av), 0, "get");
 	is_int(av, 2, "prod moved to v2");
 	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "tmp1", &av), -ENOENT, "tmp gone");
-	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 2), -EBUSY, "alias pins v2");
-	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 1), 0, "remove v1");
+	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 2, NULL), -EBUSY, "alias pins v2");
+	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 1, NULL), 0, "remove v1");
 	is_int(nversions(&fs, "iris"), 1, "one left");
 	is_int(catalog_differences(&fs), 0, "catalog table is the store's bytes");
 
@@ -256,8 +256,8 @@ int main(void)
 		fs.meta = old;
 	}
 	is_int(ds_alias_del(&fs, &ds_datasets, "iris", "prod"), 0, "del alias");
-	is_int(ds_remove(&fs, &ds_datasets, "iris"), 0, "remove dataset");
-	is_int(ds_remove(&fs, &ds_datasets, "iris"), -ENOENT, "gone");
+	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), 0, "remove dataset");
+	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), -ENOENT, "gone");
 	fs_teardown(&fs);
 
 	/* a store that fails call N: each run fails cleanly */
