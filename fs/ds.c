@@ -435,6 +435,8 @@ int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t m
 	if (rc < 0)
 		goto out_unlock;
 	rc = index_update(fs, k, name, rec, 0, NULL);
+	if (rc < 0)
+		store_del(fs->store, key); /* a failed mkdir leaves no record */
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	json_decref(rec);

@@ -307,3 +307,28 @@ def test_an_rmdir_cut_short_by_a_crash_leaves_nothing_to_adopt(mlfs_factory):
     m.start()
     assert versions(d) == ["v1", "v2"]
     assert (d / "v1" / "data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_a_mkdir_that_fails_leaves_no_record(mlfs_factory, small_disk):
+    store = small_disk / "store"
+    store.mkdir()
+    m = mlfs_factory(url=str(store))
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"x" * 65536)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as e:
+        (m.mnt / "datasets" / "full").mkdir()
+    assert e.value.errno == errno.ENOSPC
+    filler.unlink()
+    assert os.listdir(m.mnt / "datasets") == []
+    m.kill9()                       # and a rebuild finds nothing either
+    m.start()
+    assert os.listdir(m.mnt / "datasets") == []
+    (m.mnt / "datasets" / "full").mkdir()
+    assert versions(m.mnt / "datasets" / "full") == []
