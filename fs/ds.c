@@ -2102,6 +2102,8 @@ static int fetch_all(struct fs *fs, struct rebuild *rb)
 struct rebuild_cat {
 	struct fs *fs;
 	bool trust;         /* take the catalog as the listing, no LIST */
+	bool tidy;          /* a writer's mount-time rebuild: delete the
+			       manifests of no record (a cut-short rmdir) */
 	pthread_t th;
 	bool started;       /* th runs or has run, not joined yet */
 	struct catalog *cat; /* once joined: the catalog, or NULL */
@@ -2205,12 +2207,28 @@ static int rebuild_catalog(struct meta_txn *t, const char *prefix,
 	return rc;
 }
 
+/*
+ * A manifest of no live record: an rmdir a crash cut short left it.  It
+ * is never attached, leaves the catalog, and a writer's mount-time
+ * rebuild deletes it from the store (its blobs go with the next gc).
+ */
+static void orphan(struct fs *fs, struct rebuild_cat *cat,
+		   struct rebuild_ent *e)
+{
+	free(e->body);
+	e->body = NULL; /* out of the catalog */
+	if (cat->tidy && store_del(fs->store, e->key) == 0)
+		fs_log(fs, 5, "rebuild: %s: of no record: deleted", e->key);
+	else
+		fs_log(fs, 5, "rebuild: %s: of no record: left out", e->key);
+}
+
 static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 			struct rebuild_cat *cat, size_t *fetched)
 {
 	struct rebuild rb = { 0 };
 	struct meta_txn *t = NULL;
-	json_t *recs;
+	json_t *recs, *named;
 	char name[300], key[512], prefix[64];
 	const char *file;
 	int rc;
@@ -2221,7 +2239,10 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 	if (rc < 0)
 		goto out_free;
 	recs = json_object();
-	if (!recs) {
+	named = json_object();
+	if (!recs || !named) {
+		json_decref(recs);
+		json_decref(named);
 		rc = -ENOMEM;
 		goto out_free;
 	}
@@ -2230,7 +2251,12 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 		json_t *j;
 
 		if (!split_key(k, e->key, name, sizeof(name), &file) ||
-		    strcmp(file, k->record) != 0 || !e->body)
+		    strcmp(file, k->record) != 0)
+			continue;
+		/* a record is there, readable or not: its manifests are
+		 * not orphans, whatever becomes of it */
+		json_object_set_new(named, name, json_true());
+		if (!e->body)
 			continue;
 		j = json_loadb(e->body, e->len, 0, NULL);
 		if (!json_is_object(j)) {
@@ -2252,10 +2278,17 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 			continue;
 		rec = json_object_get(recs, name);
 		snprintf(vname, sizeof(vname), "%s", file);
-		if (!rec || strlen(vname) < 6)
+		if (strlen(vname) < 6)
 			continue;
 		vname[strlen(vname) - 5] = '\0';
 		if (!node_name_is_version(vname, &v) || !e->body)
+			continue;
+		if (!rec && !cat->trust && !json_object_get(named, name)) {
+			/* left by an rmdir a crash cut short */
+			orphan(fs, cat, e);
+			continue;
+		}
+		if (!rec)
 			continue;
 		if (cat->trust) {
 			/*
@@ -2273,10 +2306,8 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 				continue;
 			}
 			if (!same_incarnation(rec, man)) {
-				/* left by an rmdir a crash cut short */
-				fs_log(fs, 4, "rebuild: %s: of an earlier %s/%s: "
-					      "left out",
-				       e->key, k->dir, name);
+				/* of an earlier object of the name */
+				orphan(fs, cat, e);
 				json_decref(man);
 				continue;
 			}
@@ -2349,6 +2380,7 @@ static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
 		meta_txn_abort(t);
 out_recs:
 	json_decref(recs);
+	json_decref(named);
 out_free:
 	*fetched += rb.fetched;
 	rebuild_free(&rb);
@@ -2430,7 +2462,10 @@ int ds_rebuild(struct fs *fs)
  */
 int ds_rebuild_index(struct fs *fs, bool jobs)
 {
-	struct rebuild_cat rcat = { .fs = fs };
+	/* only a writer, rebuilding at mount (no change runs alongside),
+	 * deletes what an interrupted rmdir left */
+	struct rebuild_cat rcat = { .fs = fs,
+				    .tidy = jobs && !fs->opts.read_only };
 	double t0 = now_s();
 	struct catalog *cat;
 	size_t fetched = 0, unused;

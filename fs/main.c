@@ -711,8 +711,13 @@ store_ready:
 	fuse_loop_cfg_set_idle_threads(lcfg, 10);
 	fuse_loop_cfg_set_max_threads(lcfg, 64);
 	rc = fuse_session_loop_mt(se, lcfg);
-	/* fusermount3 -u, SIGTERM, SIGINT: a clean unmount */
-	status = (rc == 0 || rc == SIGTERM || rc == SIGINT)
+	/*
+	 * fusermount3 -u, SIGTERM, SIGINT: a clean unmount.  So is
+	 * ECONNABORTED: the kernel gives it to a worker that took a request
+	 * while the unmount tore the connection down (seen under load).
+	 */
+	status = (rc == 0 || rc == SIGTERM || rc == SIGINT ||
+		  rc == -ECONNABORTED || rc == ECONNABORTED)
 			 ? 0
 			 : 1;
 	/* an index from the catalog that was never checked is not clean */

@@ -289,6 +289,8 @@ def test_an_rmdir_cut_short_by_a_crash_leaves_nothing_to_adopt(mlfs_factory):
     records[0].unlink()
     m.start()
     assert "iris" not in os.listdir(m.mnt / "datasets")
+    # the writer's mount deleted what the rmdir left
+    assert not sdir.exists() or not any(sdir.iterdir())
     # another user makes a dataset of that name: it starts empty ...
     r = as_user(["mkdir", str(d)])
     assert r.returncode == 0, r.stderr
