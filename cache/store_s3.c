@@ -608,8 +608,10 @@ static bool s3s_entry(struct s3s *s, const char *blk, size_t blen,
 		st->mtime = s3s_parse_time(v, vlen);
 	pos = blk;
 	s3_buf_reset(tmp);
+	/* an empty <ETag></ETag> leaves tmp without memory: etag stays "" */
 	if (s3_xml_find(&pos, end, "ETag", &v, &vlen) &&
-	    s3_xml_decode(tmp, v, vlen) == 0 && tmp->len < sizeof(st->etag))
+	    s3_xml_decode(tmp, v, vlen) == 0 && tmp->p &&
+	    tmp->len < sizeof(st->etag))
 		memcpy(st->etag, tmp->p, tmp->len + 1);
 	return true;
 }

@@ -741,6 +741,14 @@ int pstream_write(struct pstream *s, const char *buf, size_t len,
 				free(s->carry);
 				s->carry = NULL;
 				s->carry_len = 0;
+				/*
+				 * Answer the rows before it first: the batch
+				 * may fill its arrays, and the error line
+				 * needs a slot of its own.
+				 */
+				rc = flush_batch(s, out);
+				if (rc < 0)
+					return rc;
 				row_error(s, "error: row longer than %d bytes",
 					  PREDICT_MAX_LINE);
 				flush_batch(s, out);

@@ -65,9 +65,30 @@ static bool is_cut_token(const char *text, size_t len,
 	return cut;
 }
 
+/*
+ * The bytes at the end of text[0..len) that start a UTF-8 sequence
+ * without finishing it (a write cut inside a character), or 0.
+ */
+static size_t utf8_cut(const char *text, size_t len)
+{
+	for (size_t k = 1; k <= 3 && k <= len; k++) {
+		unsigned char c = (unsigned char)text[len - k];
+		size_t need;
+
+		if ((c & 0xc0) == 0x80)
+			continue; /* a continuation byte: look further back */
+		need = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+			: (c & 0xf8) == 0xf0 ? 4 : 0;
+		return k < need ? k : 0;
+	}
+	return 0;
+}
+
 int spec_check_text(const char *text, size_t len, bool final,
 		    struct problem *pb)
 {
+	size_t cut;
+
 	json_error_t err;
 	json_t *j;
 
@@ -89,6 +110,10 @@ int spec_check_text(const char *text, size_t len, bool final,
 		return 0;
 	if (!final && is_cut_token(text, len, &err))
 		return 0;
+	/* jansson cannot decode a cut character: judge the text before it */
+	cut = final ? 0 : utf8_cut(text, len);
+	if (cut)
+		return spec_check_text(text, len - cut, false, pb);
 	if (len == 0 || (json_error_code(&err) ==
 				 json_error_premature_end_of_input &&
 			 final))

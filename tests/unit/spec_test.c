@@ -20,6 +20,9 @@ static const char *const valid[] = {
 	"\"model\": \"caf\\u00e9\", \"search\": null, \"x\": false, "
 	"\"y\": [-0, 1E+2, \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]}",
 	"{\"a\":[true,false,null,0,-1,2.5e-3]}",
+	/* raw UTF-8 of 2, 3 and 4 bytes: a write may cut a character */
+	"{\"model\": \"caf\xc3\xa9\", \"memory\": \"\xce\xbf\", "
+	"\"note\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}",
 };
 
 static const struct {
@@ -34,6 +37,7 @@ static const struct {
 	{ "[1, 2]", "a spec is a JSON object", 1 },
 	{ "{\"a\": nan}", "invalid token", 0 },
 	{ "{\"a\": \"\\x\"}", "invalid escape", 0 },
+	{ "{\"a\": \"\xce\"}", "unable to decode byte", 0 },
 };
 
 int main(void)
