@@ -1183,3 +1183,17 @@ def test_a_stalled_writer_whose_lease_expired_stops_exporting(mlfs_factory,
     assert "datasets/late" not in ls.stdout
     assert (n.mnt / "datasets" / "iris" / "v2" / "data.csv").read_bytes() \
         == new
+
+
+def test_a_missing_s3_source_fails_the_shells_echo(mlfs_factory, s3server):
+    b = s3server["MLFS_S3_BUCKET"]
+    m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+                           "path_style"], env=s3server)
+    m.expect("rejected")
+    d = m.mnt / "datasets" / "cust"
+    d.mkdir()
+    url = f"s3://{b}/missing/{uuid.uuid4().hex[:8]}.csv"
+    r = subprocess.run(["bash", "-c", f"echo {url} > {d}/source"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "write error" in r.stderr, r.stderr
+    assert not any(p[1:].isdigit() for p in os.listdir(d))
