@@ -540,6 +540,12 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	if (f->gen == f->committed)
 		return 0; /* only a flush that carries new bytes commits */
 	pthread_mutex_lock(&h->lock);
+	/* Another flush of this handle (a forked child's close) may have
+	 * committed these bytes while we waited: nothing is left to do. */
+	if (f->gen == f->committed) {
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
 	/* A write failed: what the copy holds is not what was written, even
 	 * if space came back since.  Every close of the handle says so. */
 	rc = h->failed;
