@@ -334,3 +334,32 @@ def test_a_mkdir_that_fails_leaves_no_record(mlfs_factory, small_disk):
     assert os.listdir(m.mnt / "datasets") == []
     (m.mnt / "datasets" / "full").mkdir()
     assert versions(m.mnt / "datasets" / "full") == []
+
+
+@pytest.mark.parametrize("field,value", [("memory", "1e400"),
+                                         ("timeout", "1e400"),
+                                         ("memory", "nan"),
+                                         ("timeout", "-inf"),
+                                         ("timeout", "0")])
+def test_unbounded_limits_are_refused_at_the_write(mlfs, field, value):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    mlfs.expect("rejected")
+    spec = ('{"dataset": "iris", "algorithm": "logistic", "%s": %s}'
+            % (field, value))
+    r = subprocess.run(["bash", "-c",
+                        f"echo '{spec}' > {mlfs.mnt}/train/j.json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert os.listdir(mlfs.mnt / "jobs") == []
+
+
+def test_a_timeout_below_the_runners_tick_is_enforced(mlfs):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (mlfs.mnt / "train" / "j.json").write_text(
+        '{"dataset": "iris", "algorithm": "mlp", "timeout": 0.001, '
+        '"params": {"epochs": 100000, "early_stopping": false}}')
+    assert wait_job(mlfs.mnt, "j", 60) == "failed: timed out after 0.001 s\n"
