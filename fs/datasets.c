@@ -751,16 +751,11 @@ static int source_store(struct node *n, const char *text, size_t len,
 			    (int)len, text);
 		return -EFBIG;
 	}
-	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	rc = ds_copy_to_tmp(fs, in, (uint64_t)st.st_size, tmp, sizeof(tmp),
+			    &out);
 	if (rc < 0)
 		goto out_close_in;
-	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		rc = -errno;
-		goto out_close_in;
-	}
-	rc = host_copy(in, out, (uint64_t)st.st_size);
-	if (rc == 0) {
+	{
 		char detail[PATH_MAX];
 
 		snprintf(detail, sizeof(detail), "%.*s", (int)len, text);

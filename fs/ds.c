@@ -31,6 +31,7 @@
 #include "ds.h"
 #include "fs.h"
 #include "hash.h"
+#include "hostfile.h"
 #include "meta.h"
 #include "remote.h"
 #include "csv.h"
@@ -1451,6 +1452,27 @@ out:
 	if (rc < 0) {
 		json_decref(*man);
 		*man = NULL;
+	}
+	return rc;
+}
+
+int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
+		   size_t tmplen, int *out)
+{
+	int rc;
+
+	*out = -1;
+	rc = store_tmp_path(fs->store, tmp, tmplen);
+	if (rc < 0)
+		return rc;
+	*out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*out < 0)
+		return -errno;
+	rc = host_copy(in, *out, size);
+	if (rc < 0) {
+		close(*out);
+		*out = -1;
+		unlink(tmp);
 	}
 	return rc;
 }

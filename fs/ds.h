@@ -169,6 +169,16 @@ int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, co
 		    const char *to, unsigned flags);
 
 /*
+ * ds_copy_to_tmp: a private copy of the first size bytes of in, in a new
+ * file of the store's temporary folder (its path in tmp, an open
+ * descriptor in *out), for content whose source another user can change
+ * or that is not ours to move.  The caller publishes it, or closes and
+ * unlinks it.  0, or -errno with nothing left behind (*out is -1).
+ */
+int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
+		   size_t tmplen, int *out);
+
+/*
  * ds_commit_model: publish a new model version from files already put in
  * the store as blobs: man is the manifest without "version" (it gets the
  * next number, set in man).  Creates the model if it does not exist,

@@ -464,23 +464,17 @@ static int copy_out(struct fs *fs, const char *dir, const char *file,
 	rc = host_openat_nofollow(dir, file, O_RDONLY, &in);
 	if (rc < 0)
 		return rc;
-	rc = store_tmp_path(fs->store, tmp, tmplen);
-	if (rc < 0)
-		goto out_close_in;
-	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		rc = -errno;
-		goto out_close_in;
-	}
 	rc = fstat(in, &st) < 0 ? -errno
-				: host_copy(in, out, (uint64_t)st.st_size);
-	if (rc == 0 && fsync(out) < 0)
+				: ds_copy_to_tmp(fs, in, (uint64_t)st.st_size,
+						 tmp, tmplen, &out);
+	close(in);
+	if (rc < 0)
+		return rc;
+	if (fsync(out) < 0)
 		rc = -errno;
 	close(out);
 	if (rc < 0)
 		unlink(tmp);
-out_close_in:
-	close(in);
 	return rc;
 }
 
