@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
+#include "jsonout.h"
 #include "meta.h"
 #include "remote.h"
 #include "csv.h"
@@ -2766,7 +2767,7 @@ static int render_json(json_t *j, struct strbuf *out)
 
 	if (!j)
 		return -ENOENT;
-	text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	text = json_dumps_short(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (!text)
 		return -ENOMEM;
 	rc = sb_puts(out, text);

@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "csv.h"
+#include "jsonout.h"
 #include "mlcore.h"
 #include "plugin.h"
 #include "spec.h"
@@ -1202,11 +1203,14 @@ int main(int argc, char **argv)
 				"columns", fnames, "inputs", fnames, "metrics",
 				metrics, "search", json_object_get(plan, "search"));
 			json_object_set(meta, "split", json_object_get(plan, "split"));
-			if (!meta || json_dump_file(meta, "out/meta.json",
-						    JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+			if (!meta ||
+			    json_dump_file_short(meta, "out/meta.json",
+						 JSON_INDENT(2) |
+							 JSON_PRESERVE_ORDER))
 				fail("writing meta.json");
-			if (json_dump_file(metrics, "out/metrics.json",
-					   JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+			if (json_dump_file_short(metrics, "out/metrics.json",
+						 JSON_INDENT(2) |
+							 JSON_PRESERVE_ORDER))
 				fail("writing metrics.json");
 			json_decref(classes);
 			json_decref(fnames);

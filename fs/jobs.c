@@ -19,6 +19,7 @@
 
 #include "fs.h"
 #include "jobs.h"
+#include "jsonout.h"
 #include "runner.h"
 #include "spec.h"
 
@@ -488,7 +489,7 @@ static int trial_show(struct node *n, struct strbuf *out)
 		json_decref(trials);
 		return -ENOENT;
 	}
-	text = json_dumps(t, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	text = json_dumps_short(t, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(trials);
 	if (!text)
 		return -ENOMEM;

@@ -40,6 +40,7 @@
 #include "ds.h"
 #include "fs.h"
 #include "hostfile.h"
+#include "jsonout.h"
 #include "meta.h"
 #include "runner.h"
 #include "spec.h"
@@ -898,8 +899,9 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 	json_object_set_new(meta, "job", json_string(j->name));
 	/* meta.json as the registry has it: written in a file of ours */
 	rc = store_tmp_path(fs->store, path, sizeof(path));
-	if (rc == 0 && json_dump_file(meta, path,
-				      JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+	if (rc == 0 &&
+	    json_dump_file_short(meta, path,
+				 JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
 		rc = -EIO;
 	fl = json_object();
 	for (int i = 0; rc == 0 && files[i]; i++) {

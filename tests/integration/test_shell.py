@@ -156,3 +156,15 @@ def test_ebusy_says_what_holds_it(mlfs):
     r = sh(f"rmdir {d}")
     assert r.returncode != 0 and "busy" in r.stderr
     assert "datasets/iris: busy: model m was trained on v1" in mlfs.errors()
+
+
+def test_numbers_print_the_way_people_write_them(mlfs):
+    import re
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    stats = (d / "stats").read_text()
+    assert '"min": 4.3' in stats, stats[:400]
+    # every real in its shortest round-trip form (as Python's repr)
+    for tok in re.findall(r"-?\d+\.\d+(?:[eE][+-]?\d+)?", stats):
+        assert repr(float(tok)) == tok, tok
