@@ -20,7 +20,9 @@
  *   outbox/<h>      content written through the cache, not exported yet;
  *                   <h> is the xxh3-128 of the key.  The queue is these
  *                   files: on open every one is queued again.
- *   outbox/<h>.key  the key itself (written before <h> is renamed in).
+ *   outbox/<h>.key  the key itself (written before <h> is renamed in),
+ *                   then "\ncreate" if it was put by create (exported by
+ *                   inner's create: a claim another writer may refuse).
  *   outbox/tmp/     staging: tmp_path, puts in progress, export links.
  *
  * A sparse file per object rather than a file per block: a 1 GiB object
@@ -193,6 +195,7 @@ struct bc_out {
 	unsigned refs;			/* under c->lock */
 	bool exporting;			/* under c->lock */
 	bool gone;			/* replaced or removed, under c->lock */
+	bool create;			/* put by create; constant */
 	unsigned tries;			/* failed exports, under c->lock */
 	int64_t next_try;		/* monotonic ms, under c->lock */
 	struct bc_link q;		/* on c->outq unless gone */
@@ -245,6 +248,9 @@ struct bcache {
 	unsigned nworkers;
 	unsigned ra_max;		/* blocks */
 	bool hydrate;			/* constant; see bcache_opts */
+	int (*may_export)(void *);	/* constant; see bcache_opts */
+	void (*conflict)(void *, const char *);
+	void *gate_arg;
 	int64_t ttl_ms;			/* 0: once per open */
 	unsigned retry_ms;
 	uint64_t limit;			/* bytes; 0: none */
@@ -1657,9 +1663,10 @@ static void bc_out_insert_locked(struct bcache *c, struct bc_out *e)
 }
 
 /* Write key's sidecar to a staging file, synced; its name to name. */
-static int bc_sidecar_stage(struct bcache *c, const char *key, char *name,
-			    size_t namelen)
+static int bc_sidecar_stage(struct bcache *c, const char *key, bool create,
+			    char *name, size_t namelen)
 {
+	static const char flag[] = "\ncreate";
 	int fd;
 	int rc;
 
@@ -1667,6 +1674,8 @@ static int bc_sidecar_stage(struct bcache *c, const char *key, char *name,
 	if (fd < 0)
 		return fd;
 	rc = store_write_full(fd, key, strlen(key), -1);
+	if (rc == 0 && create)
+		rc = store_write_full(fd, flag, sizeof(flag) - 1, -1);
 	if (rc == 0)
 		rc = bc_fsync(fd);
 	close(fd);
@@ -1683,8 +1692,9 @@ static int bc_sidecar_stage(struct bcache *c, const char *key, char *name,
  * reserved by the caller and becomes outbox space once taken.  An error
  * with *taken true means the content is queued but maybe not durable.
  */
-static int bc_out_publish(struct bcache *c, const char *key, int srcdir,
-			  const char *src, int fd, uint64_t size, bool *taken)
+static int bc_out_publish(struct bcache *c, const char *key, bool create,
+			  int srcdir, const char *src, int fd, uint64_t size,
+			  bool *taken)
 {
 	char side[BC_NAME_MAX];
 	char sname[BC_HEX_LEN + 5];
@@ -1696,7 +1706,8 @@ static int bc_out_publish(struct bcache *c, const char *key, int srcdir,
 	rc = bc_out_new(key, size, &e);
 	if (rc < 0)
 		return rc;
-	rc = bc_sidecar_stage(c, key, side, sizeof(side));
+	e->create = create;
+	rc = bc_sidecar_stage(c, key, create, side, sizeof(side));
 	if (rc < 0)
 		goto out_free_e;
 	snprintf(sname, sizeof(sname), "%s.key", e->name);
@@ -1732,8 +1743,8 @@ out_free_e:
 	return rc;
 }
 
-static int bc_put(struct store *s, const char *key, const void *buf,
-		  size_t len)
+static int bc_put_as(struct store *s, const char *key, const void *buf,
+		     size_t len, bool create)
 {
 	struct bcache *c = to_bc(s);
 	char tmp[BC_NAME_MAX];
@@ -1756,7 +1767,8 @@ static int bc_put(struct store *s, const char *key, const void *buf,
 	if (rc == 0)
 		rc = bc_fsync(fd);
 	if (rc == 0)
-		rc = bc_out_publish(c, key, c->tmpfd, tmp, fd, len, &taken);
+		rc = bc_out_publish(c, key, create, c->tmpfd, tmp, fd, len,
+				    &taken);
 	if (taken)
 		return rc;
 	unlinkat(c->tmpfd, tmp, 0);
@@ -1764,6 +1776,18 @@ static int bc_put(struct store *s, const char *key, const void *buf,
 out_unreserve:
 	bc_unreserve(c, len);
 	return rc;
+}
+
+static int bc_put(struct store *s, const char *key, const void *buf,
+		  size_t len)
+{
+	return bc_put_as(s, key, buf, len, false);
+}
+
+static int bc_create(struct store *s, const char *key, const void *buf,
+		     size_t len)
+{
+	return bc_put_as(s, key, buf, len, true);
 }
 
 /* Copy the open file src into a new staging file; fd and name out. */
@@ -1839,7 +1863,8 @@ static int bc_put_file(struct store *s, const char *key, const char *path)
 		goto out_close_fd;
 	rc = bc_fsync(fd);
 	if (rc == 0)
-		rc = bc_out_publish(c, key, AT_FDCWD, path, fd, size, &taken);
+		rc = bc_out_publish(c, key, false, AT_FDCWD, path, fd, size,
+				    &taken);
 	if (taken)
 		return rc;
 	if (rc != -EXDEV)
@@ -1847,7 +1872,7 @@ static int bc_put_file(struct store *s, const char *key, const char *path)
 	rc = bc_copy_to_tmp(c, fd, tmp, sizeof(tmp), &cfd);
 	if (rc < 0)
 		goto out_unreserve;
-	rc = bc_out_publish(c, key, c->tmpfd, tmp, cfd, size, &taken);
+	rc = bc_out_publish(c, key, false, c->tmpfd, tmp, cfd, size, &taken);
 	if (!taken) {
 		unlinkat(c->tmpfd, tmp, 0);
 		close(cfd);
@@ -1959,6 +1984,30 @@ static int64_t bc_backoff_ms(struct bcache *c, unsigned tries)
 	return ms < BC_RETRY_MAX_MS ? ms : BC_RETRY_MAX_MS;
 }
 
+/* Export e, put by create, with inner's create: claims are small. */
+static int bc_export_create(struct bcache *c, struct bc_out *e,
+			    const char *path)
+{
+	char *buf = malloc(e->size ? e->size : 1);
+	ssize_t n;
+	int fd;
+	int rc;
+
+	if (!buf || e->size > SIZE_MAX / 2) {
+		free(buf);
+		return -ENOMEM;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -errno : store_pread_full(fd, buf, e->size, 0);
+	if (fd >= 0)
+		close(fd);
+	rc = n < 0 ? (int)n : (uint64_t)n != e->size ? -EIO : 0;
+	if (rc == 0)
+		rc = store_create(c->inner, e->key, buf, e->size);
+	free(buf);
+	return rc;
+}
+
 /*
  * Export e (marked exporting): hand inner a hard link of the outbox file
  * (put_file may consume it), then turn the file into a cached version,
@@ -1993,9 +2042,12 @@ static void bc_export_one(struct bcache *c, struct bc_out *e)
 		rc = -ENOMEM;
 	}
 	if (rc == 0)
-		rc = store_put_file(c->inner, e->key, path);
+		rc = e->create ? bc_export_create(c, e, path)
+			       : store_put_file(c->inner, e->key, path);
 	free(path);
 	unlinkat(c->tmpfd, link, 0);
+	if (rc == -EEXIST && c->conflict)
+		c->conflict(c->gate_arg, e->key);
 	if (rc < 0) {
 		pthread_mutex_lock(&c->lock);
 		c->st.export_failures++;
@@ -2040,6 +2092,11 @@ static void *bc_export_main(void *arg)
 		e = bc_out_next_locked(c, &wait);
 		if (!e) {
 			bc_wait_ms(&c->export_cond, &c->lock, wait);
+			continue;
+		}
+		if (c->may_export && c->may_export(c->gate_arg) < 0) {
+			pthread_cond_broadcast(&c->out_cond);	/* syncs ask */
+			bc_wait_ms(&c->export_cond, &c->lock, BCACHE_GATE_MS);
 			continue;
 		}
 		e->exporting = true;
@@ -2613,6 +2670,7 @@ static const struct store_ops bc_ops = {
 	.get_range = bc_get_range,
 	.put = bc_put,
 	.put_file = bc_put_file,
+	.create = bc_create,
 	.head = bc_head,
 	.list = bc_list,
 	.del = bc_del,
@@ -2674,6 +2732,8 @@ static int bc_load_out(struct bcache *c, const char *name)
 	char want[BC_HEX_LEN + 1];
 	struct bc_out *e;
 	struct stat st;
+	bool create = false;
+	char *nl;
 	ssize_t n;
 	int fd;
 	int rc;
@@ -2687,6 +2747,12 @@ static int bc_load_out(struct bcache *c, const char *name)
 	if (n < 0)
 		return 0;
 	key[n] = '\0';
+	nl = memchr(key, '\n', (size_t)n);
+	if (nl) {
+		create = strcmp(nl, "\ncreate") == 0;
+		*nl = '\0';
+		n = nl - key;
+	}
 	if (!store_key_is_valid(key) || strlen(key) != (size_t)n)
 		return 0;
 	bc_out_name(key, want);
@@ -2706,6 +2772,7 @@ static int bc_load_out(struct bcache *c, const char *name)
 	}
 	e->fd = fd;
 	e->mtime = (int64_t)st.st_mtim.tv_sec;
+	e->create = create;
 	bc_out_insert_locked(c, e);
 	return 0;
 }
@@ -3113,6 +3180,9 @@ static int bc_alloc(const struct bcache_opts *o, struct bcache **out)
 	c->nworkers = o->fetch_threads ? o->fetch_threads
 				       : BCACHE_FETCH_THREADS_DEFAULT;
 	c->hydrate = o->hydrate;
+	c->may_export = o->may_export;
+	c->conflict = o->conflict;
+	c->gate_arg = o->gate_arg;
 	c->ra_max = o->readahead_max ? o->readahead_max
 				     : BCACHE_READAHEAD_DEFAULT;
 	c->ttl_ms = (int64_t)o->revalidate_ttl * 1000;
@@ -3264,12 +3334,19 @@ int bcache_sync(struct store *s, const char *key, int timeout_ms)
 	for (;;) {
 		if (key ? !bc_out_find_locked(c, key) : c->outs.n == 0)
 			break;
+		if (c->may_export && c->may_export(c->gate_arg) == -EROFS) {
+			rc = -EROFS;	/* never exported from this mount */
+			break;
+		}
 		left = deadline - bc_now_ms();
 		if (timeout_ms >= 0 && left <= 0) {
 			rc = -ETIMEDOUT;
 			break;
 		}
-		bc_wait_ms(&c->out_cond, &c->lock, timeout_ms < 0 ? -1 : left);
+		if (c->may_export && (timeout_ms < 0 || left > BCACHE_GATE_MS))
+			left = BCACHE_GATE_MS;
+		bc_wait_ms(&c->out_cond, &c->lock,
+			   timeout_ms < 0 && !c->may_export ? -1 : left);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;

@@ -57,7 +57,26 @@ struct bcache_opts {
 	 * the object local soon instead of paying a round trip per block.
 	 */
 	bool hydrate;
+	/*
+	 * The export gate (NULL: always open), asked before each export
+	 * with the cache's lock held, so it must not call into the cache:
+	 * 0 exports, -EAGAIN holds exports for now (asked again every
+	 * BCACHE_GATE_MS), -EROFS holds them for good (bcache_sync then
+	 * fails with -EROFS).  An S3 writer closes it when it cannot be
+	 * sure it still holds the lease.
+	 */
+	int (*may_export)(void *arg);
+	/*
+	 * Called (from the export thread, no lock held) when the inner
+	 * store refused a create with -EEXIST: another writer made the
+	 * key.  The entry stays in the outbox.  NULL: nothing is called.
+	 */
+	void (*conflict)(void *arg, const char *key);
+	void *gate_arg;
 };
+
+/* ms between two questions to a closed export gate */
+#define BCACHE_GATE_MS 200
 
 struct bcache_stats {
 	uint64_t hits;			/* reads answered from local disk */
@@ -86,7 +105,8 @@ struct bcache_stats {
  * The store's ops: get/get_range answer from the outbox, then from
  * cached blocks (verified), fetching what is missing; -EIO (or inner's
  * errno) when a missing block cannot be fetched.  put/put_file write to
- * the outbox (durably) and return; the export happens later.  head/list
+ * the outbox (durably) and return; the export happens later (create is
+ * exported as inner's create, put as put).  head/list
  * pass through to inner, merged with the outbox; head falls back to the
  * cached size when inner fails.  del removes the key from the outbox, the
  * cache and inner.  open_fd is -EOPNOTSUPP: reads go through the

@@ -730,7 +730,7 @@ static int s3_headers(struct s3_client *c, const struct s3_req *r,
 {
 	struct s3_buf authz = { 0 };
 	struct s3_buf line = { 0 };
-	struct s3_kv h[8];
+	struct s3_kv h[10];
 	struct s3_sigv4 sv;
 	char amz_date[17];
 	char sig[65];
@@ -752,6 +752,10 @@ static int s3_headers(struct s3_client *c, const struct s3_req *r,
 		h[nh++] = (struct s3_kv){ "range", r->range };
 	if (r->if_match)
 		h[nh++] = (struct s3_kv){ "if-match", r->if_match };
+	if (r->if_none_match)
+		h[nh++] = (struct s3_kv){ "if-none-match", r->if_none_match };
+	if (r->writer)
+		h[nh++] = (struct s3_kv){ "x-amz-meta-mlfs-writer", r->writer };
 	if (r->content_type)
 		h[nh++] = (struct s3_kv){ "content-type", r->content_type };
 	for (i = 0; i < nh; i++) {
@@ -826,6 +830,9 @@ static void s3_resp_headers(CURL *h, struct s3_resp *resp)
 	}
 	curl_easy_getinfo(h, CURLINFO_FILETIME_T, &ft);
 	resp->mtime = ft >= 0 ? (int64_t)ft : 0;
+	if (curl_easy_header(h, "x-amz-meta-mlfs-writer", 0, CURLH_HEADER, -1,
+			     &hh) == CURLHE_OK)
+		snprintf(resp->writer, sizeof(resp->writer), "%s", hh->value);
 	/* S3 names the bucket's region when a request went to the wrong
 	 * one: the commonest mistake, worth saying in the log. */
 	if (resp->status >= 300 &&
@@ -863,6 +870,7 @@ static int s3_attempt(struct s3_client *c, CURL *h, const struct s3_req *r,
 	*cc = CURLE_OK;
 	resp->status = 0;
 	resp->etag[0] = '\0';
+	resp->writer[0] = '\0';
 	resp->length = 0;
 	resp->has_length = false;
 	resp->mtime = 0;

@@ -138,6 +138,12 @@ struct s3_req {
 	size_t nquery;
 	const char *range;	/* Range header value, e.g. "bytes=0-9" */
 	const char *if_match;	/* If-Match header value: an ETag */
+	/* If-None-Match: "*" on a PUT or a complete creates only (S3's
+	 * conditional write: 412 if the key exists) */
+	const char *if_none_match;
+	/* x-amz-meta-mlfs-writer of a PUT or an upload's create: who
+	 * wrote the object (see store_s3_opts.writer) */
+	const char *writer;
 	const char *content_type;
 	/* Request body: body_len bytes from body, or else at body_off of
 	 * body_fd when body_fd >= 0.  A file body is sent UNSIGNED-PAYLOAD,
@@ -169,6 +175,7 @@ struct s3_resp {
 	size_t got;		/* S3_SINK_RANGE: bytes copied to dst */
 	char code[64];		/* S3 error code from the body, "" if none */
 	char region[32];	/* x-amz-bucket-region of an error, or "" */
+	char writer[80];	/* x-amz-meta-mlfs-writer, or "" */
 	unsigned tries;		/* attempts made */
 };
 

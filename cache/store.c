@@ -38,6 +38,14 @@ int store_put_file(struct store *s, const char *key, const char *path)
 	return s->ops->put_file(s, key, path);
 }
 
+int store_create(struct store *s, const char *key, const void *buf,
+		 size_t len)
+{
+	if (!s->ops->create)
+		return s->ops->put(s, key, buf, len);
+	return s->ops->create(s, key, buf, len);
+}
+
 int store_head(struct store *s, const char *key, struct store_stat *st)
 {
 	return s->ops->head(s, key, st);

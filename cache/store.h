@@ -58,6 +58,16 @@ struct store_ops {
 	 * the file is left where it was.
 	 */
 	int (*put_file)(struct store *s, const char *key, const char *path);
+	/*
+	 * create: put, for a key this writer claims as new (a version's
+	 * manifest).  A store several writers share refuses to replace an
+	 * object another writer made: -EEXIST, nothing written (S3: a
+	 * conditional create).  A layer that defers the write (the block
+	 * cache) may accept it and meet the refusal at export.  NULL: the
+	 * store has one writer, and create is put.
+	 */
+	int (*create)(struct store *s, const char *key, const void *buf,
+		      size_t len);
 	int (*head)(struct store *s, const char *key, struct store_stat *st);
 	/*
 	 * list: every key starting with prefix (recursively), in no
@@ -94,6 +104,8 @@ ssize_t store_get_range(struct store *s, const char *key, void *buf,
 			size_t len, uint64_t off);
 int store_put(struct store *s, const char *key, const void *buf, size_t len);
 int store_put_file(struct store *s, const char *key, const char *path);
+int store_create(struct store *s, const char *key, const void *buf,
+		 size_t len);
 int store_head(struct store *s, const char *key, struct store_stat *st);
 int store_list(struct store *s, const char *prefix, store_list_fn fn,
 	       void *arg);
@@ -161,6 +173,10 @@ struct store_s3_opts {
 	uint64_t multipart_threshold;	/* bigger puts use multipart: 32 MiB */
 	unsigned upload_parallel;	/* parts in flight per upload: 4 */
 	unsigned list_max_keys;		/* keys per listing page: 1000 */
+	/* Stamped on every object put as x-amz-meta-mlfs-writer:
+	 * "<mount id>/<generation>" of the lease (remote.c); create()
+	 * replaces only objects with the same mount id.  NULL: none. */
+	const char *writer;
 	/* Retries and failures, one line each, never with credentials;
 	 * called from any thread.  NULL: silent. */
 	void (*log)(void *arg, const char *msg);
@@ -199,6 +215,25 @@ int store_s3_creds_from_env(struct store_s3_opts *o, char *msg,
  * the object's ETag is still etag (If-Match); -ESTALE once it changed.
  * For pinning a cached object to the version it was first read at.
  */
+/*
+ * store_s3_get_tagged: get of an S3 store that also gives the object's
+ * ETag (etaglen bytes), for a later store_s3_put_if.
+ */
+int store_s3_get_tagged(struct store *s, const char *key, size_t max,
+			char **buf, size_t *len, char *etag, size_t etaglen);
+
+/*
+ * store_s3_put_if: a conditional put of an S3 store: with if_match, only
+ * while the object's ETag is still if_match (-ESTALE if it changed,
+ * -ENOENT if it is gone); with if_match NULL, only if the key does not
+ * exist (-ESTALE if it does).  etag (etaglen bytes) gets the new ETag;
+ * *tries the attempts made (a retried write may have landed at its
+ * first attempt and then failed its own condition).  For the lease.
+ */
+int store_s3_put_if(struct store *s, const char *key, const void *buf,
+		    size_t len, const char *if_match, char *etag,
+		    size_t etaglen, unsigned *tries);
+
 ssize_t store_s3_get_range_if(struct store *s, const char *key,
 			      const char *etag, void *buf, size_t len,
 			      uint64_t off);

@@ -77,6 +77,16 @@ static int faulty_put_file(struct store *s, const char *key,
 	return store_put_file(f->inner, key, path);
 }
 
+static int faulty_create(struct store *s, const char *key, const void *buf,
+			 size_t len)
+{
+	struct faulty *f = to_faulty(s);
+
+	if (faulty_hit(f))
+		return -f->err;
+	return store_create(f->inner, key, buf, len);
+}
+
 static int faulty_head(struct store *s, const char *key,
 		       struct store_stat *st)
 {
@@ -137,6 +147,7 @@ static const struct store_ops faulty_ops = {
 	.get_range = faulty_get_range,
 	.put = faulty_put,
 	.put_file = faulty_put_file,
+	.create = faulty_create,
 	.head = faulty_head,
 	.list = faulty_list,
 	.del = faulty_del,

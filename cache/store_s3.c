@@ -66,6 +66,7 @@ struct s3s {
 	uint64_t threshold;		/* bytes */
 	unsigned parallel;
 	unsigned max_keys;
+	char writer[80];		/* x-amz-meta-mlfs-writer of puts */
 	uint64_t salt;			/* random, set at open */
 	_Atomic unsigned long seq;	/* tmp_path names made so far */
 };
@@ -213,8 +214,16 @@ struct s3s_src {
 	uint64_t size;		/* bytes */
 };
 
+/* A conditional write (S3 evaluates it atomically) and what it made. */
+struct s3s_cond {
+	const char *if_match;		/* an ETag, or NULL */
+	const char *if_none_match;	/* "*", or NULL */
+	char etag[80];			/* out: the new object's ETag */
+	unsigned tries;			/* out: attempts the write took */
+};
+
 static int s3s_put_single(struct s3s *s, const char *key,
-			  const struct s3s_src *src)
+			  const struct s3s_src *src, struct s3s_cond *cond)
 {
 	struct s3_resp resp;
 	struct s3_req r = {
@@ -223,9 +232,17 @@ static int s3s_put_single(struct s3s *s, const char *key,
 		.body = src->mem,
 		.body_fd = src->mem ? -1 : src->fd,
 		.body_len = src->size,
+		.if_match = cond ? cond->if_match : NULL,
+		.if_none_match = cond ? cond->if_none_match : NULL,
+		.writer = s->writer[0] ? s->writer : NULL,
 	};
+	int rc = s3_request(s->c, &r, &resp);
 
-	return s3_request(s->c, &r, &resp);
+	if (cond) {
+		snprintf(cond->etag, sizeof(cond->etag), "%s", resp.etag);
+		cond->tries = resp.tries;
+	}
+	return rc;
 }
 
 /* One multipart upload in flight. */
@@ -234,6 +251,7 @@ struct s3s_mpu {
 	const char *key;		/* full object key */
 	char *upload_id;
 	const struct s3s_src *src;
+	struct s3s_cond *cond;		/* of the complete; NULL: none */
 	uint64_t part_size;		/* bytes */
 	unsigned nparts;
 	char (*etags)[80];		/* nparts, each set by one thread */
@@ -251,6 +269,7 @@ static int s3s_mpu_create(struct s3s_mpu *m)
 		.key = m->key,
 		.query = { { "uploads", "" } },
 		.nquery = 1,
+		.writer = m->s->writer[0] ? m->s->writer : NULL,
 		.sink = S3_SINK_BUF,
 		.buf = &body,
 	};
@@ -369,6 +388,8 @@ static int s3s_mpu_complete(struct s3s_mpu *m)
 		.body_fd = -1,
 		.body_may_be_error = true,
 		.patient = true,
+		.if_match = m->cond ? m->cond->if_match : NULL,
+		.if_none_match = m->cond ? m->cond->if_none_match : NULL,
 		.sink = S3_SINK_BUF,
 		.buf = &body,
 	};
@@ -389,6 +410,10 @@ static int s3s_mpu_complete(struct s3s_mpu *m)
 	r.body = xml.p;
 	r.body_len = xml.len;
 	rc = s3_request(m->s->c, &r, &resp);
+	if (m->cond) {
+		snprintf(m->cond->etag, sizeof(m->cond->etag), "%s", resp.etag);
+		m->cond->tries = resp.tries;
+	}
 	/*
 	 * A retried complete whose first attempt got through but whose
 	 * answer was lost finds the upload gone; the object tells.
@@ -432,12 +457,13 @@ static uint64_t s3s_part_size(struct s3s *s, uint64_t size)
 }
 
 static int s3s_put_multipart(struct s3s *s, const char *key,
-			     const struct s3s_src *src)
+			     const struct s3s_src *src, struct s3s_cond *cond)
 {
 	struct s3s_mpu m = {
 		.s = s,
 		.key = key,
 		.src = src,
+		.cond = cond,
 	};
 	int rc;
 
@@ -462,8 +488,9 @@ out_free_etags:
 	return rc;
 }
 
+/* Put src as key, under cond if not NULL: -ESTALE if cond failed. */
 static int s3s_put_src(struct s3s *s, const char *key,
-		       const struct s3s_src *src)
+		       const struct s3s_src *src, struct s3s_cond *cond)
 {
 	struct s3_buf k = { 0 };
 	int rc;
@@ -474,9 +501,9 @@ static int s3s_put_src(struct s3s *s, const char *key,
 	if (rc < 0)
 		goto out;
 	if (src->size <= s->threshold)
-		rc = s3s_put_single(s, k.p, src);
+		rc = s3s_put_single(s, k.p, src, cond);
 	else
-		rc = s3s_put_multipart(s, k.p, src);
+		rc = s3s_put_multipart(s, k.p, src, cond);
 out:
 	s3_buf_free(&k);
 	return rc;
@@ -487,7 +514,114 @@ static int s3s_put(struct store *st, const char *key, const void *buf,
 {
 	struct s3s_src src = { .mem = len ? buf : NULL, .fd = -1, .size = len };
 
-	return s3s_put_src(to_s3s(st), key, &src);
+	return s3s_put_src(to_s3s(st), key, &src, NULL);
+}
+
+/* The mount id of a writer tag "<mount id>/<generation>". */
+static size_t s3s_writer_id_len(const char *tag)
+{
+	const char *slash = strchr(tag, '/');
+
+	return slash ? (size_t)(slash - tag) : strlen(tag);
+}
+
+/*
+ * create: claim key with a conditional create (If-None-Match: *).  A key
+ * that exists is replaced only if this store's writer made it (the same
+ * mount id in its x-amz-meta-mlfs-writer: a retry whose first answer was
+ * lost, or this mount's own rewrite), and then only while it is still
+ * the object the HEAD saw (If-Match).  Anything else is another writer's
+ * object: -EEXIST, and nothing is written.
+ */
+static int s3s_create(struct store *st, const char *key, const void *buf,
+		      size_t len)
+{
+	struct s3s *s = to_s3s(st);
+	struct s3s_src src = { .mem = len ? buf : NULL, .fd = -1, .size = len };
+	struct s3s_cond cond = { .if_none_match = "*" };
+	struct s3_buf k = { 0 };
+	struct s3_resp resp;
+	struct s3_req r = { .method = "HEAD" };
+	size_t n = s3s_writer_id_len(s->writer);
+	int rc;
+
+	rc = s3s_put_src(s, key, &src, &cond);
+	if (rc != -ESTALE)
+		return rc;
+	rc = s3s_key(s, key, &k);
+	if (rc < 0)
+		goto out;
+	r.key = k.p;
+	rc = s3_request(s->c, &r, &resp);
+	if (rc == -ENOENT) {
+		rc = -EAGAIN;	/* removed since: claim it again */
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (n == 0 || s3s_writer_id_len(resp.writer) != n ||
+	    strncmp(resp.writer, s->writer, n) != 0) {
+		s3_client_log(s->c, "s3: %s exists, written by another mlfs "
+				    "(%.40s): not replaced", k.p,
+			      resp.writer[0] ? resp.writer : "unknown");
+		rc = -EEXIST;
+		goto out;
+	}
+	cond = (struct s3s_cond){ .if_match = resp.etag };
+	rc = s3s_put_src(s, key, &src, &cond);
+	if (rc == -ESTALE || rc == -ENOENT)
+		rc = -EAGAIN;	/* changed under us: judge again */
+out:
+	s3_buf_free(&k);
+	return rc;
+}
+
+int store_s3_get_tagged(struct store *st, const char *key, size_t max,
+			char **buf, size_t *len, char *etag, size_t etaglen)
+{
+	struct s3s *s = to_s3s(st);
+	struct s3_buf body = { .max = max ? max : 1 };
+	struct s3_buf k = { 0 };
+	struct s3_resp resp;
+	struct s3_req r = { .method = "GET", .sink = S3_SINK_BUF, .buf = &body };
+	int rc;
+
+	*buf = NULL;
+	*len = 0;
+	rc = s3s_key(s, key, &k);
+	if (rc == 0) {
+		r.key = k.p;
+		rc = s3_request(s->c, &r, &resp);
+	}
+	if (rc == 0 && body.len > max)
+		rc = -EFBIG;
+	if (rc == 0 && !body.p && !(body.p = calloc(1, 1)))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		*buf = body.p;
+		*len = body.len;
+		snprintf(etag, etaglen, "%s", resp.etag);
+	} else {
+		free(body.p);
+	}
+	s3_buf_free(&k);
+	return rc;
+}
+
+int store_s3_put_if(struct store *st, const char *key, const void *buf,
+		    size_t len, const char *if_match, char *etag,
+		    size_t etaglen, unsigned *tries)
+{
+	struct s3s_src src = { .mem = len ? buf : NULL, .fd = -1, .size = len };
+	struct s3s_cond cond = {
+		.if_match = if_match,
+		.if_none_match = if_match ? NULL : "*",
+	};
+	int rc = s3s_put_src(to_s3s(st), key, &src, &cond);
+
+	snprintf(etag, etaglen, "%s", rc == 0 ? cond.etag : "");
+	*tries = cond.tries;
+	return rc;
 }
 
 static int s3s_put_file(struct store *st, const char *key, const char *path)
@@ -500,7 +634,7 @@ static int s3s_put_file(struct store *st, const char *key, const char *path)
 	if (src.fd < 0)
 		return src.fd;
 	src.size = (uint64_t)sb.st_size;
-	rc = s3s_put_src(to_s3s(st), key, &src);
+	rc = s3s_put_src(to_s3s(st), key, &src, NULL);
 	/* The bucket has it now: the staged copy is ours to drop. */
 	if (rc == 0)
 		unlink(path);
@@ -794,6 +928,7 @@ static const struct store_ops s3s_ops = {
 	.get_range = s3s_get_range,
 	.put = s3s_put,
 	.put_file = s3s_put_file,
+	.create = s3s_create,
 	.head = s3s_head,
 	.list = s3s_list,
 	.del = s3s_del,
@@ -949,6 +1084,8 @@ int store_s3_open(const struct store_s3_opts *o, struct store **out)
 	if (s->parallel > S3S_PARALLEL_MAX)
 		s->parallel = S3S_PARALLEL_MAX;
 	s->max_keys = s3s_or(o->list_max_keys, S3S_DEF_MAX_KEYS);
+	if (o->writer)
+		snprintf(s->writer, sizeof(s->writer), "%s", o->writer);
 	if (getrandom(&s->salt, sizeof(s->salt), GRND_NONBLOCK) !=
 	    sizeof(s->salt))
 		s->salt = (uint64_t)time(NULL);

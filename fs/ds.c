@@ -285,16 +285,23 @@ static void lock_changes(struct fs *fs)
 }
 
 /* Write json to the store at key, atomically. */
-static int store_put_json(struct fs *fs, const char *key, json_t *j)
+static int store_put_json_as(struct fs *fs, const char *key, json_t *j,
+			     bool create)
 {
 	char *text = manifest_text(j);
 	int rc;
 
 	if (!text)
 		return -ENOMEM;
-	rc = store_put(fs->store, key, text, strlen(text));
+	rc = create ? store_create(fs->store, key, text, strlen(text))
+		    : store_put(fs->store, key, text, strlen(text));
 	free(text);
 	return rc;
+}
+
+static int store_put_json(struct fs *fs, const char *key, json_t *j)
+{
+	return store_put_json_as(fs, key, j, false);
 }
 
 /*
@@ -925,8 +932,13 @@ static int ds_commit_version(struct fs *fs, const struct ds_kind *k, const char 
 	if (json_object_get(rec, "incarnation"))
 		json_object_set(man, "incarnation",
 				json_object_get(rec, "incarnation"));
+	/*
+	 * A new version claims its number: in a bucket several mounts
+	 * share, a manifest another writer made is never replaced (the
+	 * S3 store's conditional create; see remote.c).
+	 */
 	ds_manifest_key(k, name, ver, key, sizeof(key));
-	rc = store_put_json(fs, key, man);
+	rc = store_put_json_as(fs, key, man, true);
 	if (rc < 0)
 		return rc;
 	json_object_set_new(rec, "latest", json_integer(ver));

@@ -23,6 +23,7 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "node.h"
+#include "remote.h"
 #include "objects.h"
 #include "bcache.h"
 
@@ -105,7 +106,11 @@ int fs_reply_err(struct fs_reply *r, int err)
  */
 static bool refuse_change(fuse_req_t req)
 {
-	return req_fs(req)->opts.read_only;
+	struct fs *fs = req_fs(req);
+
+	/* an S3 writer unsure of its lease: see remote.c */
+	return remote_refuses_change(fs, fuse_req_ctx(req)->uid) ||
+	       __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED);
 }
 
 /* Fill st for n; 0 or -errno. */
@@ -383,9 +388,12 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	req_ctx(req, &ctx);
+	/* touch too: a read-only mount changes no time either */
 	if (refuse_change(req) && !(n->type->flags & NODE_F_SCRATCH) &&
 	    (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
-		       FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		       FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+		       FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
 		node_put(n);
 		fuse_reply_err(req, EROFS);
 		return;
@@ -1465,7 +1473,35 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	(void)value;
 	(void)size;
 	(void)flags;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, refuse_change(req) ? EROFS : ENOTSUP);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, refuse_change(req) ? EROFS : ENOTSUP);
+}
+
+/* No fifos, devices or sockets here; a read-only mount says EROFS. */
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, refuse_change(req) ? EROFS : EPERM);
+}
+
+/* Objects are directories and versions are made by writes: no links. */
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, refuse_change(req) ? EROFS : EPERM);
 }
 
 const struct fuse_lowlevel_ops fs_fuse_ops = {
@@ -1497,4 +1533,7 @@ const struct fuse_lowlevel_ops fs_fuse_ops = {
 	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
 	.setxattr = fs_setxattr,
+	.removexattr = fs_removexattr,
+	.mknod = fs_mknod,
+	.link = fs_link,
 };

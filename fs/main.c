@@ -332,7 +332,7 @@ static int open_index(struct fs *fs, bool *verify)
 		*verify = true;
 		fs_log(fs, LOG_INFO, "index from the catalog; checking it "
 				     "against the bucket");
-	} else if (created || !clean || !catalog) {
+	} else if (created || !clean || !catalog || !remote_index_current()) {
 		rc = ds_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));

@@ -16,12 +16,16 @@
  * threads yet: the probe's S3 client is closed again before the fork),
  * remote_start after it, which starts one thread; remote_stop joins it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +36,7 @@
 #include "catalog.h"
 #include "ds.h"
 #include "fs.h"
+#include "problem.h"
 #include "remote.h"
 #include "store.h"
 
@@ -43,17 +48,39 @@
  */
 #define CATALOG_EVERY 2
 
+/* This cache's identity, in the cache folder. */
+#define WRITER_FILE "writer.json"
+/*
+ * Seconds of its ttl a writer gives up before the lease it last renewed
+ * would expire for others: room for clock skew between hosts and for
+ * the renewal's own round trip.
+ */
+#define LEASE_MARGIN(ttl) ((ttl) / 6 > 2 ? (ttl) / 6 : 2)
+/* ms an export may go on after the lease was last seen ours */
+#define CONFIRM_MS 1000
+
 struct remote {
+	struct fs *fs;
 	char bucket[256];
 	char prefix[1024];
 	uint64_t cache_size;
 	unsigned import_ttl;
 	unsigned lease_ttl;
-	char token[64];          /* ours, when we hold the lease */
-	char holder[300];        /* "<host>:<cache dir>": who writes */
-	bool writer;
-	bool handoff;            /* no lease object found: a clean handoff */
+	char mount_id[33];       /* this cache's (writer.json) */
+	uint64_t cache_gen;      /* generation its outbox is written under */
+	uint64_t generation;     /* ours while writer; else the bucket's */
+	char tag[64];            /* "<mount id>/<generation>" on our puts */
+	char etag[80];           /* our lease object's, under lock */
+	bool writer;             /* took the lease at mount */
+	bool index_current;      /* nobody wrote since this cache did */
+	bool handoff;            /* the last writer gave the lease back */
 	bool ready;              /* the index was opened (and rebuilt) */
+	/* boot_ms() until which exports and changes may go on */
+	_Atomic int64_t valid_until;
+	_Atomic bool fenced;     /* lost the lease: read-only for good */
+	_Atomic int64_t confirmed; /* boot_ms() the lease was last seen ours */
+	_Atomic bool want_check; /* the export gate asks for a fresh look */
+	char why[300];           /* why not a writer, under lock */
 	struct store *lease;     /* a direct S3 store for the lease */
 	pthread_t thread;
 	bool started;
@@ -109,7 +136,8 @@ static void s3_log(void *arg, const char *line)
 }
 
 static int open_bucket(struct fs *fs, const char *bucket, const char *prefix,
-		       bool probe, struct store **out, char *msg, size_t msglen)
+		       const char *writer, bool probe, struct store **out,
+		       char *msg, size_t msglen)
 {
 	struct store_s3_opts o;
 	char staging[4096], why[256] = "";
@@ -121,6 +149,7 @@ static int open_bucket(struct fs *fs, const char *bucket, const char *prefix,
 	o.prefix = prefix;
 	o.endpoint = fs->opts.endpoint;
 	o.staging_dir = staging;
+	o.writer = writer;
 	o.path_style = fs->opts.path_style;
 	o.probe = probe;
 	snprintf(o.region, sizeof(o.region), "%s",
@@ -149,57 +178,274 @@ static int open_bucket(struct fs *fs, const char *bucket, const char *prefix,
 static int open_s3(struct fs *fs, struct remote *r, bool probe,
 		   struct store **out, char *msg, size_t msglen)
 {
-	return open_bucket(fs, r->bucket, r->prefix, probe, out, msg, msglen);
+	return open_bucket(fs, r->bucket, r->prefix, r->writer ? r->tag : NULL,
+			   probe, out, msg, msglen);
 }
 
-/* The lease: 0 and *held when another unexpired writer holds it. */
-static int lease_read(struct store *s, char *owner, size_t olen,
-		      time_t *expires, char *holder, size_t hlen)
+/* ---- the lease ---- */
+
+/* What a lease object says. */
+struct lease {
+	bool present;
+	char owner[64];		/* a mount id */
+	uint64_t generation;
+	time_t expires;		/* wall clock of the writer */
+	bool clean;		/* given back at an unmount, outbox empty */
+	char etag[80];
+};
+
+static int64_t boot_ms(void)
+{
+	struct timespec ts;
+
+	/* counts time suspended and stopped: a paused writer sees it */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the lease; absent (-ENOENT) is a lease with present false. */
+static int lease_get(struct store *s, struct lease *l)
 {
 	char *buf = NULL;
 	size_t len;
 	json_t *j;
-	int rc = store_get(s, LEASE_KEY, 65536, &buf, &len);
+	int rc;
 
-	*expires = 0;
-	owner[0] = '\0';
-	holder[0] = '\0';
+	memset(l, 0, sizeof(*l));
+	rc = store_s3_get_tagged(s, LEASE_KEY, 65536, &buf, &len, l->etag,
+				 sizeof(l->etag));
+	if (rc == -ENOENT)
+		return 0;
 	if (rc < 0)
 		return rc;
+	l->present = true;
 	j = json_loadb(buf, len, 0, NULL);
 	free(buf);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return 0; /* garbage: as good as expired */
 	}
-	snprintf(owner, olen, "%s",
+	snprintf(l->owner, sizeof(l->owner), "%s",
 		 json_string_value(json_object_get(j, "owner"))
 			 ? json_string_value(json_object_get(j, "owner"))
 			 : "");
-	*expires = (time_t)json_integer_value(json_object_get(j, "expires"));
-	snprintf(holder, hlen, "%s",
-		 json_string_value(json_object_get(j, "holder"))
-			 ? json_string_value(json_object_get(j, "holder"))
-			 : "");
+	l->generation = (uint64_t)json_integer_value(
+		json_object_get(j, "generation"));
+	l->expires = (time_t)json_integer_value(json_object_get(j, "expires"));
+	l->clean = json_is_true(json_object_get(j, "clean"));
 	json_decref(j);
 	return 0;
 }
 
-static int lease_write(struct remote *r, struct store *s)
+/*
+ * Write our lease for generation gen, conditionally: over the object
+ * with ETag if_match, or only if there is none (if_match NULL).  A
+ * retried write may have landed at its first attempt and then failed
+ * its own condition: the lease itself tells.  0 (r->etag updated),
+ * -ESTALE when another mount's write came first, or the store's errno.
+ */
+static int lease_put(struct remote *r, struct store *s, const char *if_match,
+		     uint64_t gen, unsigned ttl, bool clean)
 {
-	json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "owner", r->token,
-			      "holder", r->holder, "pid", (int)getpid(),
-			      "expires",
-			      (json_int_t)(time(NULL) + r->lease_ttl));
-	char *text = j ? json_dumps(j, 0) : NULL;
+	json_t *j = json_pack("{s:s, s:I, s:I, s:b}", "owner", r->mount_id,
+			      "generation", (json_int_t)gen, "expires",
+			      (json_int_t)(time(NULL) + ttl), "clean", clean);
+	char *text = j ? json_dumps(j, JSON_SORT_KEYS) : NULL;
+	char etag[80];
+	unsigned tries = 0;
+	struct lease l;
 	int rc;
 
 	json_decref(j);
 	if (!text)
 		return -ENOMEM;
-	rc = store_put(s, LEASE_KEY, text, strlen(text));
+	rc = store_s3_put_if(s, LEASE_KEY, text, strlen(text), if_match, etag,
+			     sizeof(etag), &tries);
+	if ((rc == -ESTALE || rc == -ENOENT) && tries > 1 &&
+	    lease_get(s, &l) == 0 && l.present &&
+	    strcmp(l.owner, r->mount_id) == 0 && l.generation == gen) {
+		snprintf(etag, sizeof(etag), "%s", l.etag);
+		rc = 0;
+	}
 	free(text);
+	if (rc == -ENOENT)
+		rc = -ESTALE; /* deleted under us: not ours any more */
+	if (rc == 0) {
+		pthread_mutex_lock(&r->lock);
+		snprintf(r->etag, sizeof(r->etag), "%s", etag);
+		pthread_mutex_unlock(&r->lock);
+	}
 	return rc;
+}
+
+/*
+ * This cache's identity, in CACHE/writer.json: a random mount id, made
+ * once, and the generation of the lease its outbox was last written
+ * under (0: never a writer).  The id names the writer in the lease and
+ * on every object it puts; it says nothing of the host or the path.
+ */
+static int identity_load(struct fs *fs, struct remote *r)
+{
+	char path[4096];
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/%s", fs->opts.cache_dir,
+		 WRITER_FILE);
+	j = json_load_file(path, 0, NULL);
+	if (json_is_object(j)) {
+		const char *id = json_string_value(
+			json_object_get(j, "mount_id"));
+
+		if (id && strlen(id) == 32 &&
+		    strspn(id, "0123456789abcdef") == 32) {
+			snprintf(r->mount_id, sizeof(r->mount_id), "%s", id);
+			r->cache_gen = (uint64_t)json_integer_value(
+				json_object_get(j, "generation"));
+		}
+	}
+	json_decref(j);
+	if (!r->mount_id[0]) {
+		unsigned char raw[16];
+
+		if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+			return -EIO;
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(r->mount_id + 2 * i, 3, "%02x", raw[i]);
+		r->cache_gen = 0;
+	}
+	return 0;
+}
+
+/* Record gen as the generation this cache's outbox is written under. */
+static int identity_save(struct fs *fs, struct remote *r, uint64_t gen)
+{
+	char path[4096], tmp[4200];
+	json_t *j = json_pack("{s:s, s:I}", "mount_id", r->mount_id,
+			      "generation", (json_int_t)gen);
+	char *text = j ? json_dumps(j, JSON_SORT_KEYS) : NULL;
+	int fd, rc = 0;
+
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/%s", fs->opts.cache_dir,
+		 WRITER_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+	    fsync(fd) < 0 || rename(tmp, path) < 0)
+		rc = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	if (rc == 0)
+		r->cache_gen = gen;
+	return rc;
+}
+
+/* True if the folder at fd-relative path dir holds an entry but tmp. */
+static bool outbox_has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool any = false;
+
+	if (!d)
+		return false;
+	while (!any && (de = readdir(d)) != NULL)
+		any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		      strcmp(de->d_name, "tmp");
+	closedir(d);
+	return any;
+}
+
+/*
+ * The outbox of a cache whose generation is no longer the bucket's
+ * (another mount wrote since, or took the lease) is never exported:
+ * what it holds could replace newer data.  It moves, whole, to
+ * CACHE/kept/outbox-g<gen>-<unix time> for a human, and .mlfs/cache
+ * lists it.
+ */
+static int outbox_keep_aside(struct fs *fs, struct remote *r,
+			     const struct lease *l)
+{
+	char from[4096], to[4200];
+
+	snprintf(from, sizeof(from), "%s/blocks/outbox", fs->opts.cache_dir);
+	if (!outbox_has_entries(from))
+		return 0;
+	snprintf(to, sizeof(to), "%s/kept", fs->opts.cache_dir);
+	if (mkdir(to, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(to, sizeof(to), "%s/kept/outbox-g%llu-%lld",
+		 fs->opts.cache_dir, (unsigned long long)r->cache_gen,
+		 (long long)time(NULL));
+	if (rename(from, to) < 0)
+		return -errno;
+	fs_log(fs, 3, "s3: this cache's outbox (written under lease "
+		      "generation %llu) is not exported: the bucket is at "
+		      "generation %llu of %s; kept in %s",
+	       (unsigned long long)r->cache_gen,
+	       (unsigned long long)l->generation,
+	       strcmp(l->owner, r->mount_id) ? "another mount" : "this cache",
+	       to);
+	return 0;
+}
+
+/* Fence this writer for good: no export, no change, from now on. */
+static void fence(struct fs *fs, struct remote *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fence(struct fs *fs, struct remote *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->fenced) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+	atomic_store(&r->fenced, true);
+	__atomic_store_n(&fs->opts.read_only, true, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&r->lock);
+	fs_log(fs, 2, "s3: read-only from now on: %s; nothing more is "
+		      "exported, and the outbox is kept for a human "
+		      "(.mlfs/cache)", r->why);
+}
+
+/*
+ * The export gate of the block cache (bcache_opts.may_export).  Exports
+ * go on while the lease is valid by this writer's clock and was seen
+ * ours within the last CONFIRM_MS: after a pause (SIGSTOP, a VM
+ * migration, a GC stall) the first export waits for one GET of the lease
+ * (the thread's), which fences the writer if another mount took it.
+ */
+static int remote_may_export(void *arg)
+{
+	struct remote *r = arg;
+	int64_t now = boot_ms();
+
+	if (!r->writer || atomic_load(&r->fenced))
+		return -EROFS;
+	if (now >= atomic_load(&r->valid_until))
+		return -EAGAIN;
+	if (now - atomic_load(&r->confirmed) >= CONFIRM_MS) {
+		atomic_store(&r->want_check, true);
+		pthread_cond_signal(&r->cond);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* bcache_opts.conflict: a version another writer made came first. */
+static void remote_conflict(void *arg, const char *key)
+{
+	struct remote *r = arg;
+
+	fence(r->fs, r, "%s in the bucket was written by another mlfs (the "
+			"lease was lost and taken)", key);
 }
 
 int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
@@ -207,13 +453,15 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 {
 	struct remote *r = &the_remote;
 	struct store *s3 = NULL;
-	char owner[256], holder[300];
-	time_t expires;
+	struct lease l;
+	bool ours;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	r->fs = fs;
+	r->index_current = true;
 	rc = parse_url(r, o->url, msg, msglen);
 	if (rc < 0)
 		return rc;
@@ -228,63 +476,78 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 	fs->store = NULL;
 	if (rc < 0)
 		goto out_close;
-	{
-		char host[256] = "?";
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(r->holder, sizeof(r->holder), "%s:%s", host,
-			 fs->opts.cache_dir);
+	rc = identity_load(fs, r);
+	if (rc < 0) {
+		snprintf(msg, msglen, "no randomness for the mount id");
+		goto out_close;
 	}
-	rc = lease_read(s3, owner, sizeof(owner), &expires, holder,
-			sizeof(holder));
-	if (rc < 0 && rc != -ENOENT) {
+	rc = lease_get(s3, &l);
+	if (rc < 0) {
 		snprintf(msg, msglen, "reading the lease: %s", strerror(-rc));
 		goto out_close;
 	}
-	r->handoff = rc == -ENOENT;
+	r->handoff = !l.present || l.clean;
 	/*
-	 * Our own lease, left by a mount of this cache that crashed (main()
-	 * holds the cache's lock, so that mount is gone): its outbox is
-	 * ours to export, and so is the lease.
+	 * The bucket is as this cache left it only if the lease is still
+	 * ours at the generation we wrote under: then our outbox is the
+	 * newest data (a crash left it), and our index is current.
 	 */
-	if (owner[0] && strcmp(holder, r->holder) == 0)
-		owner[0] = '\0';
-	if (!fs->opts.read_only && owner[0] && expires > time(NULL)) {
-		/* another mount writes this prefix */
+	ours = l.present && strcmp(l.owner, r->mount_id) == 0 &&
+	       l.generation == r->cache_gen && r->cache_gen > 0;
+	r->index_current = ours || (!l.present && r->cache_gen == 0);
+	rc = ours ? 0 : outbox_keep_aside(fs, r, &l);
+	if (rc < 0) {
+		snprintf(msg, msglen, "keeping a stale outbox aside: %s",
+			 strerror(-rc));
+		goto out_close;
+	}
+	r->generation = l.generation;
+	if (fs->opts.read_only) {
+		snprintf(r->why, sizeof(r->why), "mounted with -o ro");
+		goto out_ok;
+	}
+	/* a crashed mount of this cache is gone: main() holds its lock */
+	if (l.present && !l.clean && strcmp(l.owner, r->mount_id) != 0 &&
+	    l.expires > time(NULL)) {
 		fs->opts.read_only = true;
-		fs_log(fs, 5, "%s: read-only: another mlfs holds the lease "
-			      "until %lld",
-		       o->url, (long long)expires);
+		snprintf(r->why, sizeof(r->why), "another mlfs holds the "
+			 "lease (generation %llu) until %lld",
+			 (unsigned long long)l.generation,
+			 (long long)l.expires);
+		fs_log(fs, 5, "%s: read-only: %s", o->url, r->why);
+		goto out_ok;
 	}
-	if (!fs->opts.read_only) {
-		unsigned char raw[16];
-		FILE *fp = fopen("/dev/urandom", "re");
-
-		if (!fp || fread(raw, 1, sizeof(raw), fp) != sizeof(raw)) {
-			if (fp)
-				fclose(fp);
-			snprintf(msg, msglen, "no randomness for the lease");
-			rc = -EIO;
-			goto out_close;
-		}
-		fclose(fp);
-		for (size_t i = 0; i < sizeof(raw); i++)
-			snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
-		rc = lease_write(r, s3);
-		if (rc == 0)
-			rc = lease_read(s3, owner, sizeof(owner), &expires,
-					holder, sizeof(holder));
-		if (rc < 0) {
-			snprintf(msg, msglen, "taking the lease: %s",
-				 strerror(-rc));
-			goto out_close;
-		}
-		if (strcmp(owner, r->token) != 0) {
-			fs->opts.read_only = true; /* lost a race: read */
-		} else {
-			r->writer = true;
-		}
+	r->valid_until = boot_ms() + (int64_t)(r->lease_ttl -
+					       LEASE_MARGIN(r->lease_ttl)) *
+					      1000;
+	rc = lease_put(r, s3, l.present ? l.etag : NULL, l.generation + 1,
+		       r->lease_ttl, false);
+	if (rc == -ESTALE) {
+		fs->opts.read_only = true; /* lost a race: read */
+		snprintf(r->why, sizeof(r->why), "another mlfs took the lease "
+			 "first");
+		fs_log(fs, 5, "%s: read-only: %s", o->url, r->why);
+		goto out_ok;
 	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "taking the lease: %s", strerror(-rc));
+		goto out_close;
+	}
+	r->generation = l.generation + 1;
+	atomic_store(&r->confirmed, boot_ms());
+	/* before anything is exported under it */
+	rc = identity_save(fs, r, r->generation);
+	if (rc < 0) {
+		snprintf(msg, msglen, "cache %s: %s", WRITER_FILE,
+			 strerror(-rc));
+		goto out_close;
+	}
+	r->writer = true;
+	fs_log(fs, 6, "%s: writer, lease generation %llu", o->url,
+	       (unsigned long long)r->generation);
+out_ok:
+	if (!r->writer)
+		fs_log(fs, 5, "%s: read-only mount", o->url);
 	rc = 0;
 out_close:
 	store_close(s3);
@@ -322,7 +585,7 @@ static int head_url(struct fs *fs, const char *url, uint64_t max,
 		snprintf(msg, msglen, "\"%s\": not s3://bucket/key", url);
 		return -EINVAL;
 	}
-	rc = open_bucket(fs, bucket, "", false, s, msg, msglen);
+	rc = open_bucket(fs, bucket, "", NULL, false, s, msg, msglen);
 	if (rc < 0)
 		return rc;
 	rc = store_head(*s, key, st);
@@ -491,6 +754,79 @@ out:
 	free(sc.names);
 }
 
+/*
+ * Renew the lease over the object we last wrote (If-Match): a newer
+ * generation, or any other write of it, fences this writer.  While a
+ * renewal fails for another reason the lease is not confirmed, and once
+ * valid_until passes, exports and changes wait (remote_may_export,
+ * remote_refuses_change) until one succeeds.
+ */
+static void lease_renew(struct fs *fs, struct remote *r)
+{
+	int64_t sent = boot_ms();
+	char etag[80];
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	snprintf(etag, sizeof(etag), "%.79s", r->etag);
+	pthread_mutex_unlock(&r->lock);
+	rc = lease_put(r, r->lease, etag, r->generation, r->lease_ttl, false);
+	if (rc == 0) {
+		atomic_store(&r->valid_until,
+			     sent + (int64_t)(r->lease_ttl -
+					      LEASE_MARGIN(r->lease_ttl)) *
+					    1000);
+		atomic_store(&r->confirmed, sent);
+		return;
+	}
+	if (rc == -ESTALE) {
+		struct lease l;
+
+		if (lease_get(r->lease, &l) == 0 && l.present)
+			fence(fs, r, "the lease was taken by another mlfs "
+				     "(generation %llu; ours was %llu)",
+			      (unsigned long long)l.generation,
+			      (unsigned long long)r->generation);
+		else
+			fence(fs, r, "the lease object changed under this "
+				     "writer (generation %llu)",
+			      (unsigned long long)r->generation);
+		return;
+	}
+	fs_log(fs, 4, "s3: renewing the lease failed: %s; retrying",
+	       strerror(-rc));
+}
+
+/* The export gate's question: is the lease still the one we wrote? */
+static void lease_check(struct fs *fs, struct remote *r)
+{
+	int64_t sent = boot_ms();
+	char etag[80];
+	struct lease l;
+
+	atomic_store(&r->want_check, false);
+	if (lease_get(r->lease, &l) < 0)
+		return; /* asked again; the renewals decide */
+	pthread_mutex_lock(&r->lock);
+	snprintf(etag, sizeof(etag), "%.79s", r->etag);
+	pthread_mutex_unlock(&r->lock);
+	if (l.present && strcmp(l.etag, etag) == 0) {
+		atomic_store(&r->confirmed, sent);
+		return;
+	}
+	fence(fs, r, "the lease was taken by another mlfs (generation %llu; "
+		     "ours was %llu)",
+	      (unsigned long long)l.generation,
+	      (unsigned long long)r->generation);
+}
+
+/* Is this writer sure of its lease now?  Readers: never asked. */
+static bool lease_confirmed(struct remote *r)
+{
+	return !atomic_load(&r->fenced) &&
+	       boot_ms() < atomic_load(&r->valid_until);
+}
+
 static void *remote_main(void *arg)
 {
 	struct fs *fs = arg;
@@ -510,30 +846,43 @@ static void *remote_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {
 		struct timespec ts;
+		bool lapsed;
 		int rc;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += tick;
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		/* a writer unsure of its lease asks again every second */
+		lapsed = r->writer && !r->fenced &&
+			 boot_ms() >= atomic_load(&r->valid_until) -
+					      (int64_t)every * 500;
+		ts.tv_sec += lapsed ? 1 : tick;
+		if (!atomic_load(&r->want_check))
+			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 		if (r->stopping)
 			break;
 		pthread_mutex_unlock(&r->lock);
-		rc = catalog ? catalog_write(fs) : 0;
+		if (r->writer && !atomic_load(&r->fenced) &&
+		    (lapsed || time(NULL) >= due)) {
+			due = time(NULL) + every;
+			lease_renew(fs, r);
+		} else if (r->writer && !atomic_load(&r->fenced) &&
+			   atomic_load(&r->want_check)) {
+			lease_check(fs, r);
+			pthread_mutex_lock(&r->lock);
+			continue;	/* the catalog waits for its tick */
+		}
+		/* the catalog is exported as the outbox is: see the gate */
+		rc = catalog && remote_may_export(r) == 0 ? catalog_write(fs)
+							 : 0;
 		if (rc < 0)
 			fs_log(fs, 4, "s3: writing %s failed: %s; retrying",
 			       CATALOG_KEY, strerror(-rc));
-		if (time(NULL) < due) {
-			pthread_mutex_lock(&r->lock);
-			continue;
+		if (!r->writer && time(NULL) >= due) {
+			due = time(NULL) + every;
+			if (r->lease == NULL && bcache_is_cache(fs->store) &&
+			    ds_rebuild(fs) < 0)
+				fs_log(fs, 4, "s3: refreshing the index failed; "
+					      "retrying");
 		}
-		due = time(NULL) + every;
-		if (r->writer && r->lease &&
-		    lease_write(r, r->lease) < 0)
-			fs_log(fs, 4, "s3: renewing the lease failed; retrying");
-		if (!r->writer && r->lease == NULL && bcache_is_cache(fs->store) &&
-		    ds_rebuild(fs) < 0)
-			fs_log(fs, 4, "s3: refreshing the index failed; "
-				      "retrying");
 		if (!fs->opts.read_only &&
 		    time(NULL) - r->polled >= (time_t)r->import_ttl) {
 			r->polled = time(NULL);
@@ -553,6 +902,8 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	char dir[4096];
 	int rc;
 
+	snprintf(r->tag, sizeof(r->tag), "%.32s/%llu", r->mount_id,
+		 (unsigned long long)r->generation);
 	rc = open_s3(fs, r, false, &s3, msg, msglen);
 	if (rc < 0)
 		return rc;
@@ -576,6 +927,10 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.hydrate = true;
 	bo.min_free = (uint64_t)256 << 20;
 	bo.revalidate_ttl = r->import_ttl;
+	/* only a writer sure of its lease exports; see lease_renew */
+	bo.may_export = remote_may_export;
+	bo.conflict = remote_conflict;
+	bo.gate_arg = r;
 	rc = bcache_open(s3, &bo, &cache);
 	if (rc < 0) {
 		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));
@@ -608,6 +963,8 @@ int remote_poll_start(struct fs *fs)
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	r->fs = fs;
+	r->index_current = true;
 	r->import_ttl = fs->opts.import_ttl ? fs->opts.import_ttl : 60;
 	r->lease_ttl = 30;
 	rc = pthread_create(&r->thread, NULL, remote_main, fs);
@@ -626,9 +983,74 @@ bool remote_catalog_trusted(void)
 	return the_remote.handoff;
 }
 
+bool remote_index_current(void)
+{
+	return the_remote.index_current;
+}
+
 void remote_index_ready(void)
 {
 	the_remote.ready = true;
+}
+
+bool remote_refuses_change(struct fs *fs, uid_t uid)
+{
+	struct remote *r = &the_remote;
+	struct problem pb = { .path = ".mlfs/cache" };
+
+	if (!r->writer || lease_confirmed(r))
+		return false;
+	pthread_mutex_lock(&r->lock);
+	if (atomic_load(&r->fenced))
+		problem_set(&pb, 0, 0, "read-only: %s", r->why);
+	else
+		problem_set(&pb, 0, 0, "read-only for now: the S3 lease could "
+				       "not be renewed in time; changes are "
+				       "refused until it is");
+	pthread_mutex_unlock(&r->lock);
+	fs_problem(fs, uid, &pb);
+	return true;
+}
+
+int remote_describe(char *out, size_t len)
+{
+	struct remote *r = &the_remote;
+	const char *role;
+	char kept[4096];
+	struct dirent *de;
+	size_t n;
+	DIR *d;
+
+	if (!r->mount_id[0] || len == 0) {
+		if (len)
+			out[0] = '\0';
+		return 0;
+	}
+	role = !r->writer		 ? "reader"
+	       : atomic_load(&r->fenced) ? "fenced"
+	       : lease_confirmed(r)	 ? "writer"
+					 : "unconfirmed";
+	pthread_mutex_lock(&r->lock);
+	n = (size_t)snprintf(out, len, "mount_id %s\nlease %s\n"
+				       "lease_generation %llu\n",
+			     r->mount_id, role,
+			     (unsigned long long)r->generation);
+	if (strcmp(role, "writer") != 0 && r->why[0] && n < len)
+		n += (size_t)snprintf(out + n, len - n, "lease_why %s\n",
+				      r->why);
+	pthread_mutex_unlock(&r->lock);
+	/* outboxes never exported: a human decides (see outbox_keep_aside) */
+	snprintf(kept, sizeof(kept), "%s/kept", r->fs->opts.cache_dir);
+	d = opendir(kept);
+	while (d && (de = readdir(d)) != NULL && n < len) {
+		if (de->d_name[0] != '.')
+			n += (size_t)snprintf(out + n, len - n,
+					      "kept_outbox %s/%s\n", kept,
+					      de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return (int)(n < len ? n : len - 1);
 }
 
 void remote_stop(struct fs *fs)
@@ -647,7 +1069,7 @@ void remote_stop(struct fs *fs)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	r->started = false;
-	if (r->writer && fs->s3) {
+	if (r->writer && fs->s3 && lease_confirmed(r)) {
 		/* the jobs' last records, the changes of the last seconds */
 		rc = catalog_write(fs);
 		if (rc < 0)
@@ -656,23 +1078,26 @@ void remote_stop(struct fs *fs)
 	}
 	store_close(fs->s3);
 	fs->s3 = NULL;
-	if (r->writer && r->lease) {
+	if (r->writer && r->lease && !atomic_load(&r->fenced)) {
 		struct bcache_stats st;
+		char etag[80];
+		bool clean;
 
 		/*
-		 * Give the lease back: the next mount need not wait.  Deleted
-		 * only when the bucket holds everything the catalog names (a
-		 * clean handoff: the next fresh mount may trust the catalog);
-		 * otherwise left expired, which says "rebuild with a LIST".
+		 * Give the lease back, expired, so the next mount need not
+		 * wait; and clean only when the bucket holds everything the
+		 * catalog names (the next fresh mount may trust the catalog),
+		 * else it says "rebuild with a LIST".  Kept, not deleted: the
+		 * generation only ever grows.
 		 */
-		if (rc == 0 && r->ready && bcache_stats(fs->store, &st) == 0 &&
-		    st.exports_queued == 0) {
-			store_del(r->lease, LEASE_KEY);
-		} else {
-			r->lease_ttl = 0;
-			r->token[0] = '\0';
-			lease_write(r, r->lease);
-		}
+		clean = rc == 0 && r->ready && lease_confirmed(r) &&
+			bcache_stats(fs->store, &st) == 0 &&
+			st.exports_queued == 0;
+		pthread_mutex_lock(&r->lock);
+		snprintf(etag, sizeof(etag), "%.79s", r->etag);
+		pthread_mutex_unlock(&r->lock);
+		if (lease_put(r, r->lease, etag, r->generation, 0, clean) < 0)
+			fs_log(fs, 4, "s3: giving the lease back failed");
 	}
 	store_close(r->lease);
 	r->lease = NULL;

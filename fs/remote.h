@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct fs;
 
@@ -54,12 +55,39 @@ int remote_start(struct fs *fs, char *msg, size_t msglen);
 bool remote_catalog_trusted(void);
 
 /*
+ * remote_index_current: may this cache's index stand as it is?  False
+ * when another mount wrote the prefix since this cache last did (the
+ * lease moved on): the index is rebuilt from the bucket.
+ */
+bool remote_index_current(void);
+
+/*
+ * remote_refuses_change: true (and a line in uid's .mlfs/errors) when
+ * this mount took the lease but is not sure of it now: it lost it
+ * (fenced: read-only for good, fs->opts.read_only set), or could not
+ * renew it in time (until a renewal succeeds).  False for every other
+ * mount: fs->opts.read_only says the rest.
+ */
+bool remote_refuses_change(struct fs *fs, uid_t uid);
+
+/*
+ * remote_describe: .mlfs/cache's lines about the lease (mount_id, lease
+ * writer|reader|fenced|unconfirmed, lease_generation, lease_why,
+ * kept_outbox PATH), or "" for a mount with a local store.  Returns the
+ * length written.
+ */
+int remote_describe(char *out, size_t len);
+
+/*
  * remote_index_ready: the index opened (and rebuilt, or checked): only
  * then may remote_stop call its handoff clean.
  */
 void remote_index_ready(void);
 
-/* remote_stop: stop the thread; a writer gives its lease back. */
+/*
+ * remote_stop: stop the thread; a writer gives its lease back, expired
+ * (and "clean" when the bucket holds everything), unless it lost it.
+ */
 void remote_stop(struct fs *fs);
 
 /*

@@ -23,6 +23,7 @@
 #include "ds.h"
 #include "objects.h"
 #include "predict.h"
+#include "remote.h"
 #include "fs.h"
 #include "node.h"
 
@@ -169,8 +170,14 @@ static int cache_show(struct node *n, struct strbuf *out)
 	struct fs *fs = n->fs;
 	struct bcache_stats st;
 
-	sb_printf(out, "store %s\ncache_dir %s\n", fs->opts.store,
-		  fs->opts.cache_dir);
+	char lease[8192];
+
+	remote_describe(lease, sizeof(lease));
+	sb_printf(out, "store %s\ncache_dir %s\nmode %s\n%s", fs->opts.store,
+		  fs->opts.cache_dir,
+		  __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED) ? "ro"
+									 : "rw",
+		  lease);
 	if (!bcache_is_cache(fs->store) || bcache_stats(fs->store, &st) < 0)
 		return sb_puts(out, "cache none (a local store is read in "
 				    "place)\ncommands sync gc\n");

@@ -19,6 +19,16 @@ GET/HEAD/PUT gives 412 when the ETag differs, suffix ranges (bytes=-N) and
 bytes=0-0 return what was asked, and ListObjects with encoding-type=url
 returns URL-encoded keys with <EncodingType>url</EncodingType>.
 
+Conditional writes are atomic, as on S3 since 2024: a PUT or a
+CompleteMultipartUpload with If-Match: <etag> gets 412 unless the object
+has that ETag (404 if it is missing), one with If-None-Match: * gets 412
+if the object exists.  s3rver checks neither, so the gateway checks them
+itself, holding a lock of the key from the check until s3rver has
+answered the write; every plain PUT, DELETE and complete of the key takes
+the same lock, so no write of the key lands between a check and the
+write it guards (the mlfs lease, and version claims, rely on this).
+Parts of a multipart upload take no lock: they change no object.
+
 The gateway listens on two ports. The plain one only verifies and
 forwards. The fault one does the same but first applies fault rules set
 through its control endpoint, /_mlfs_fault on that port:
@@ -41,6 +51,7 @@ Usage: gateway.py --upstream HOST:PORT --port-file FILE
 """
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -97,6 +108,30 @@ class ExactSigner(S3SigV4Auth):
         for name, value in request.headers.items():
             hm[name.lower()] = value
         return hm
+
+
+class KeyLocks:
+    """One lock per object key, made on first use and dropped when its
+    last user is done."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.locks = {}         # key -> [Lock, users]
+
+    @contextlib.contextmanager
+    def held(self, key):
+        with self.lock:
+            ent = self.locks.setdefault(key, [threading.Lock(), 0])
+            ent[1] += 1
+        ent[0].acquire()
+        try:
+            yield
+        finally:
+            ent[0].release()
+            with self.lock:
+                ent[1] -= 1
+                if ent[1] == 0:
+                    del self.locks[key]
 
 
 class Faults:
@@ -650,12 +685,28 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "DELETE" and "uploadId" in names:
             self.send_simple(204)
             return
+        # a write of the object itself (not of one part of an upload)
+        writes = is_object and (
+            (self.command in ("PUT", "DELETE") and "uploadId" not in names)
+            or (self.command == "POST" and "uploadId" in names))
+        with (self.server.gw.keylocks.held(raw_path) if writes
+              else contextlib.nullcontext()):
+            self.forward_s3(fault, is_object, params, body, length)
+
+    def forward_s3(self, fault, is_object, params, body, length):
         drop = []
         target = self.path
-        if is_object and "If-Match" in self.headers and \
-                self.command in ("GET", "HEAD", "PUT"):
+        # conditions apply to reads and to writes of the whole object
+        conditional = self.command in ("GET", "HEAD", "PUT") or (
+            self.command == "POST" and any(k == "uploadId"
+                                           for k, _ in params))
+        if is_object and "If-Match" in self.headers and conditional:
             self.check_if_match()
             drop.append("if-match")
+        if is_object and "If-None-Match" in self.headers and \
+                self.command in ("PUT", "POST") and conditional:
+            self.check_if_none_match()
+            drop.append("if-none-match")
         trim_end = None
         if self.command == "GET" and is_object and "Range" in self.headers:
             new_range, trim_end = self.fix_range()
@@ -674,11 +725,23 @@ class Handler(BaseHTTPRequestHandler):
                                      length)
         self.relay(resp, fault=fault, trim_end=trim_end, rewrite=rewrite)
 
+    def check_if_none_match(self):
+        """If-None-Match: * on a write: 412 if the object exists."""
+        if self.headers["If-None-Match"].strip() != "*":
+            raise S3Error(501, "NotImplemented", "A header you provided "
+                          "implies functionality that is not implemented",
+                          Header="If-None-Match")
+        if self.head_upstream(self.path) is not None:
+            raise S3Error(412, "PreconditionFailed",
+                          "At least one of the pre-conditions you "
+                          "specified did not hold",
+                          Condition="If-None-Match")
+
     def check_if_match(self):
         want = [t.strip() for t in self.headers["If-Match"].split(",")]
         found = self.head_upstream(self.path)
         if found is None:
-            if self.command == "PUT":
+            if self.command in ("PUT", "POST"):
                 raise S3Error(404, "NoSuchKey",
                               "The specified key does not exist.")
             return      # the forwarded request answers 404
@@ -757,6 +820,7 @@ class Gateway:
                                     else None)
         self.log = open(args.log, "a") if args.log else None
         self.log_lock = threading.Lock()
+        self.keylocks = KeyLocks()
 
 
 def split_addr(s):
