@@ -81,6 +81,7 @@ struct remote {
 	_Atomic int64_t confirmed; /* boot_ms() the lease was last seen ours */
 	_Atomic bool want_check; /* the export gate asks for a fresh look */
 	char why[300];           /* why not a writer, under lock */
+	char note[4600];         /* remote_check's news, for the log */
 	struct store *lease;     /* a direct S3 store for the lease */
 	pthread_t thread;
 	bool started;
@@ -382,13 +383,14 @@ static int outbox_keep_aside(struct fs *fs, struct remote *r,
 		 (long long)time(NULL));
 	if (rename(from, to) < 0)
 		return -errno;
-	fs_log(fs, 3, "s3: this cache's outbox (written under lease "
-		      "generation %llu) is not exported: the bucket is at "
-		      "generation %llu of %s; kept in %s",
-	       (unsigned long long)r->cache_gen,
-	       (unsigned long long)l->generation,
-	       strcmp(l->owner, r->mount_id) ? "another mount" : "this cache",
-	       to);
+	/* logged by remote_start: the log is not open yet */
+	snprintf(r->note, sizeof(r->note),
+		 "s3: this cache's outbox (written under lease generation "
+		 "%llu) is not exported: the bucket is at generation %llu of "
+		 "%s; kept in %s", (unsigned long long)r->cache_gen,
+		 (unsigned long long)l->generation,
+		 strcmp(l->owner, r->mount_id) ? "another mount" : "this cache",
+		 to);
 	return 0;
 }
 
@@ -514,7 +516,6 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 			 "lease (generation %llu) until %lld",
 			 (unsigned long long)l.generation,
 			 (long long)l.expires);
-		fs_log(fs, 5, "%s: read-only: %s", o->url, r->why);
 		goto out_ok;
 	}
 	r->valid_until = boot_ms() + (int64_t)(r->lease_ttl -
@@ -526,7 +527,6 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 		fs->opts.read_only = true; /* lost a race: read */
 		snprintf(r->why, sizeof(r->why), "another mlfs took the lease "
 			 "first");
-		fs_log(fs, 5, "%s: read-only: %s", o->url, r->why);
 		goto out_ok;
 	}
 	if (rc < 0) {
@@ -543,11 +543,7 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 		goto out_close;
 	}
 	r->writer = true;
-	fs_log(fs, 6, "%s: writer, lease generation %llu", o->url,
-	       (unsigned long long)r->generation);
 out_ok:
-	if (!r->writer)
-		fs_log(fs, 5, "%s: read-only mount", o->url);
 	rc = 0;
 out_close:
 	store_close(s3);
@@ -904,6 +900,13 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 
 	snprintf(r->tag, sizeof(r->tag), "%.32s/%llu", r->mount_id,
 		 (unsigned long long)r->generation);
+	if (r->note[0])
+		fs_log(fs, 3, "%s", r->note);
+	if (r->writer)
+		fs_log(fs, 6, "s3: writer, lease generation %llu",
+		       (unsigned long long)r->generation);
+	else
+		fs_log(fs, 5, "s3: read-only mount: %s", r->why);
 	rc = open_s3(fs, r, false, &s3, msg, msglen);
 	if (rc < 0)
 		return rc;

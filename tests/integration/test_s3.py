@@ -5,6 +5,7 @@ controls."""
 import errno
 import hashlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -938,10 +939,21 @@ def test_an_ro_mount_reads_refuses_every_change_and_takes_no_lease(
         "symlink": lambda: os.symlink("v1", rd / "first"),
         "spec": lambda: (r.mnt / "train" / "j.json").write_text(TRAIN),
     }
+    changes.update({
+        "touch": lambda: os.utime(rd / "data.csv"),
+        "mkfifo": lambda: os.mkfifo(rd / "fifo"),
+        "setfattr": lambda: os.setxattr(rd / "data.csv", "user.x", b"1"),
+        "link": lambda: os.link(rd / "data.csv", rd / "again.csv"),
+    })
     for what, change in changes.items():
         with pytest.raises(OSError) as e:
             change()
         assert e.value.errno == errno.EROFS, what
+    # it says so: in its log at mount, and in .mlfs/cache
+    assert "read-only mount" in r.stderr()
+    info = cache_info(r)
+    assert (info["mode"], info["lease"]) == ("ro", "reader")
+    assert info["lease_why"] == "mounted with -o ro"
     # nothing changed, here or in the bucket
     assert sorted(os.listdir(rd)) == before
     assert sorted(os.listdir(r.mnt / "datasets")) == ["iris"]
@@ -1171,6 +1183,13 @@ def test_a_stalled_writer_whose_lease_expired_stops_exporting(mlfs_factory,
     sh(f"echo sync > {w.mnt}/.mlfs/cache")
     assert lease_of(s3server, w.prefix)["owner"] == mount_id(n)
     assert cache_info(w)["lease"] == "fenced"
+    assert "the lease was taken by another mlfs" in \
+        cache_info(w)["lease_why"]
+    with pytest.raises(OSError) as e:
+        (w.mnt / "datasets" / "iris" / "data.csv").write_bytes(stale)
+    assert e.value.errno == errno.EROFS
+    assert "read-only: the lease was taken by another mlfs" in \
+        (w.mnt / ".mlfs" / "errors").read_text()
     assert cache_info(w)["mode"] == "ro"
     assert writes(n, "n2")
     (n.mnt / ".mlfs" / "cache").write_text("sync\n")
@@ -1194,3 +1213,121 @@ def test_a_missing_s3_source_fails_the_shells_echo(mlfs_factory, s3server):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "write error" in r.stderr, r.stderr
     assert not any(p[1:].isdigit() for p in os.listdir(d))
+
+
+def test_the_lease_names_a_random_mount_id_and_nothing_private(
+        mlfs_factory, s3server):
+    m = s3mount(mlfs_factory, s3server)
+    lease = lease_of(s3server, m.prefix)
+    assert sorted(lease) == ["clean", "expires", "generation", "owner"]
+    assert re.fullmatch(r"[0-9a-f]{32}", lease["owner"])
+    assert lease["owner"] == mount_id(m)
+    assert lease["generation"] == 1 and lease["clean"] is False
+    info = cache_info(m)
+    assert (info["lease"], info["mode"]) == ("writer", "rw")
+    # every object it puts says who wrote it, under which generation
+    (m.mnt / "datasets" / "iris").mkdir()
+    (m.mnt / "datasets" / "iris" / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    env = dict(os.environ, **s3server)
+    head = subprocess.run(
+        ["/usr/bin/aws", "--endpoint-url",
+         s3server["MLFS_S3_DIRECT_ENDPOINT"], "s3api", "head-object",
+         "--bucket", s3server["MLFS_S3_BUCKET"],
+         "--key", f"{m.prefix}/datasets/iris/v1.json"],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert head.returncode == 0, head.stderr
+    assert json.loads(head.stdout)["Metadata"]["mlfs-writer"] == \
+        f"{mount_id(m)}/1"
+    # a clean unmount gives it back, expired and clean; the next writer
+    # takes the next generation
+    m.stop()
+    lease = lease_of(s3server, m.prefix)
+    assert lease["clean"] is True and lease["expires"] <= time.time()
+    m.start()
+    assert lease_of(s3server, m.prefix)["generation"] == 2
+
+
+@FAULT_PROXY
+def test_a_stale_cache_remounted_after_a_new_writer_published_keeps_its_outbox_aside(
+        mlfs_factory, s3server):
+    b = s3server["MLFS_S3_BUCKET"]
+    a = s3mount(mlfs_factory, s3server, sub="a",
+                endpoint=s3server["MLFS_S3_FAULT_ENDPOINT"])
+    d = a.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (a.mnt / ".mlfs" / "cache").write_text("sync\n")
+    stale = (IRIS + "4.4,2.9,1.4,0.2,setosa\n").encode()
+    new = (IRIS + "5.0,3.6,1.4,0.2,setosa\n").encode()
+    try:
+        # a's exports fail from now on: its v2 stays in its outbox
+        fault(s3server, [{"match": f"/{a.prefix}/", "method": "PUT",
+                          "times": -1, "action": "status", "status": 503}])
+        (d / "data.csv").write_bytes(stale)     # close returned 0: outbox
+        a.kill9()
+    finally:
+        fault(s3server)
+    expire_lease(s3server, a.prefix, a.tmp)
+    n = s3mount(mlfs_factory, s3server, sub="n", prefix=a.prefix)
+    (n.mnt / "datasets" / "iris" / "data.csv").write_bytes(new)
+    (n.mnt / ".mlfs" / "cache").write_text("sync\n")
+    n.stop()
+    # a's cache comes back: its outbox was written under a generation
+    # the bucket has left behind, so it is kept aside, never exported
+    a.expect("is not exported: the bucket is at generation")
+    a.start()
+    info = cache_info(a)
+    assert info["lease"] == "writer" and info["lease_generation"] == "3"
+    kept = Path(info["kept_outbox"])
+    assert kept.is_dir() and kept.parent == a.cache / "kept"
+    assert any(p.read_bytes() == stale for p in kept.iterdir()
+               if p.is_file())
+    man = json.loads(aws(s3server, "cp", f"s3://{b}/{a.prefix}/datasets/"
+                         "iris/v2.json", "-").stdout)
+    assert man["blob"] == blob_key(new)
+    assert blob_key(stale) not in bucket_blobs(s3server, a.prefix)
+    # and its index was rebuilt from the bucket: it sees the new writer's
+    assert (a.mnt / "datasets" / "iris" / "v2" / "data.csv").read_bytes() \
+        == new
+    (a.mnt / "datasets" / "iris" / "data.csv").write_bytes(stale)
+    (a.mnt / ".mlfs" / "cache").write_text("sync\n")
+    assert os.readlink(a.mnt / "datasets" / "iris" / "latest") == "v3"
+
+
+def test_two_namespaces_with_the_same_hostname_and_cache_path_give_one_writer(
+        mlfs_factory, s3server, tmp_path):
+    """Two containers: the same host name and the same cache path, each
+    its own folder behind it.  The second must not take the first's live
+    lease for its own crashed one."""
+    a = s3mount(mlfs_factory, s3server, sub="a")
+    assert writes(a, "a")
+    other = tmp_path / "other-cache"
+    other.mkdir()
+    mnt = tmp_path / "ns-mnt"
+    mnt.mkdir()
+    argv = [str(MLFS), "-f", "-o", ",".join(
+        [f"cache={a.cache}", f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+         "path_style"]), f"s3://{s3server['MLFS_S3_BUCKET']}/{a.prefix}",
+        str(mnt)]
+    script = f"""
+set -u
+mount --bind {other} {a.cache} || exit 9
+{' '.join(argv)} 2>{tmp_path}/ns.log & pid=$!
+for i in $(seq 300); do mountpoint -q {mnt} && break; sleep 0.05; done
+mkdir {mnt}/datasets/ns 2>/dev/null; echo "mkdir $?"
+grep -E '^(lease|mount_id|mode) ' {mnt}/.mlfs/cache
+fusermount3 -u {mnt}; wait $pid; echo "exit $?"
+"""
+    env = dict(os.environ, **s3server)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                        "bash", "-c", script], capture_output=True,
+                       text=True, env=env, timeout=120)
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert out.get("exit") == "0", (r.stdout, r.stderr,
+                                    (tmp_path / "ns.log").read_text())
+    assert out["mkdir"] != "0", "the second namespace took the lease"
+    assert (out["lease"], out["mode"]) == ("reader", "ro")
+    assert out["mount_id"] != mount_id(a)
+    assert lease_of(s3server, a.prefix)["owner"] == mount_id(a)
+    assert writes(a, "a2")
