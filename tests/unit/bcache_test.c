@@ -43,6 +43,7 @@ struct flaky {
 	atomic_bool fail_puts;		/* put and put_file fail with EIO */
 	atomic_uint reads;		/* get and get_range calls passed on */
 	atomic_uint heads;		/* head calls passed on */
+	atomic_uint creates;		/* create calls passed on */
 };
 
 static struct flaky *to_flaky(struct store *s)
@@ -138,7 +139,23 @@ static void fl_close(struct store *s)
 	free(s);
 }
 
+/* A shared store's create: refuses a key that exists (another writer's). */
+static int fl_create(struct store *s, const char *key, const void *buf,
+		     size_t len)
+{
+	struct flaky *f = to_flaky(s);
+	struct store_stat st;
+
+	if (atomic_load(&f->down) || atomic_load(&f->fail_puts))
+		return -EIO;
+	atomic_fetch_add(&f->creates, 1);
+	if (store_head(f->inner, key, &st) == 0)
+		return -EEXIST;
+	return store_put(f->inner, key, buf, len);
+}
+
 static const struct store_ops flaky_ops = {
+	.create = fl_create,
 	.get = fl_get,
 	.get_range = fl_get_range,
 	.put = fl_put,
@@ -832,6 +849,89 @@ static void test_reopen_outbox(void)
 	fix_done(&f);
 }
 
+/* The export gate and the conflict callback of bcache_opts. */
+struct gate {
+	atomic_int answer;		/* what may_export says */
+	atomic_uint asked;
+	atomic_uint conflicts;
+	char key[64];			/* the last conflict's */
+};
+
+static int gate_may(void *arg)
+{
+	struct gate *g = arg;
+
+	atomic_fetch_add(&g->asked, 1);
+	return atomic_load(&g->answer);
+}
+
+static void gate_conflict(void *arg, const char *key)
+{
+	struct gate *g = arg;
+
+	snprintf(g->key, sizeof(g->key), "%s", key);
+	atomic_fetch_add(&g->conflicts, 1);
+}
+
+static void test_create_gate(void)
+{
+	struct gate g = { .answer = -EAGAIN };
+	struct fix f;
+	int64_t end;
+
+	make_tmpdir(f.dir, sizeof(f.dir), "gate");
+	opts_default(&f.o, f.dir);
+	f.o.may_export = gate_may;
+	f.o.conflict = gate_conflict;
+	f.o.gate_arg = &g;
+	is_int(fix_reopen(&f, INNER_FLAKY), 0, "open with a gate");
+	is_int(store_put(f.mem, "claimed/v1", "theirs", 6), 0,
+	       "another writer's object");
+	is_int(store_create(f.c, "claimed/v1", "ours", 4), 0,
+	       "create is accepted into the outbox");
+	is_int(store_create(f.c, "new/v2", "ours", 4), 0, "a free key too");
+	is_int(put_pat(f.c, "plain", 3, 100), 0, "a plain put");
+	end = now_ms() + WAIT_MS;
+	while (atomic_load(&g.asked) < 2 && now_ms() < end)
+		sleep_ms(2);
+	ok(atomic_load(&g.asked) >= 2, "the gate is asked again while shut");
+	is_int(stats_of(f.c).exports_done, 0, "a shut gate holds exports");
+	is_int(bcache_sync(f.c, NULL, 3 * BCACHE_GATE_MS), -ETIMEDOUT,
+	       "sync waits while the gate says -EAGAIN");
+	fix_close(&f);
+
+	/* the create flag survives a reopen: the claim stays a claim */
+	atomic_store(&g.answer, -EROFS);
+	is_int(fix_reopen(&f, INNER_FLAKY), 0, "reopen");
+	is_int(store_put(f.mem, "claimed/v1", "theirs", 6), 0,
+	       "the other writer's object, in the new inner");
+	is_int(bcache_sync(f.c, NULL, WAIT_MS), -EROFS,
+	       "sync fails at once behind a gate shut for good");
+	atomic_store(&g.answer, 0);
+	end = now_ms() + WAIT_MS;
+	while (atomic_load(&g.conflicts) == 0 && now_ms() < end)
+		sleep_ms(2);
+	is_int(atomic_load(&g.conflicts) > 0, 1, "conflict reported");
+	is_str(g.key, "claimed/v1", "naming the key");
+	is_int(check_get(f.mem, "plain", 3, 100), 0, "plain put exported");
+	{
+		char *buf = NULL;
+		size_t len = 0;
+
+		is_int(store_get(f.mem, "claimed/v1", 64, &buf, &len), 0,
+		       "their object is there");
+		ok(len == 6 && !memcmp(buf, "theirs", 6), "and not replaced");
+		free(buf);
+		is_int(store_get(f.mem, "new/v2", 64, &buf, &len), 0,
+		       "the free claim was exported by create");
+		ok(len == 4 && !memcmp(buf, "ours", 4), "with our bytes");
+		free(buf);
+	}
+	ok(atomic_load(&f.fl->creates) >= 2, "exported with inner's create");
+	is_int(stats_of(f.c).exports_queued, 1, "the refused claim stays");
+	fix_done(&f);
+}
+
 static void test_inner_down(void)
 {
 	const size_t size = 3 * BS + 7;
@@ -1285,6 +1385,7 @@ int main(void)
 	test_eviction();
 	test_export();
 	test_reopen_outbox();
+	test_create_gate();
 	test_inner_down();
 	test_controls();
 	test_enospc();
