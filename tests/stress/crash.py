@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A crash campaign (issue 10, point 7): N trials of kill -9 of the daemon
-at a random moment while a worker copies, appends, moves aliases and
-removes datasets through the mount.  After each crash: remount (the index
+at a random moment while a worker copies, appends, moves aliases,
+removes datasets, starts training jobs and removes finished jobs through
+the mount.  After each crash: remount (the index
 is rebuilt), then check that
 
   - every acknowledged version (its close returned 0) is there, byte for
@@ -9,7 +10,13 @@ is rebuilt), then check that
   - no partial version is visible: every version holds content the
     worker wrote whole;
   - `latest` names the highest version;
-  - a dataset whose rmdir was cut short is there whole or not at all.
+  - a dataset whose rmdir was cut short is there whole or not at all;
+  - every training job the worker started (its spec's close returned 0)
+    is there, unless an acknowledged rmdir removed it, and has ended
+    (succeeded, or failed: a daemon stopped under it) once remounted;
+    a removed job stays removed, one cut short is whole or gone;
+  - every model version is whole (model and meta.json read and parse),
+    names a job the worker started, and `latest` is the highest.
 
 Not part of the default suite: run by hand or nightly.
 
@@ -35,7 +42,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from conftest import Mount  # noqa: E402
 
 WORKER = r'''
-import hashlib, json, os, random, sys
+import errno, hashlib, json, os, random, sys
 mnt, log, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rnd = random.Random(seed)
 state = {}                       # dataset -> its current content
@@ -61,7 +68,23 @@ def rows(n):
 for op in range(100000):
     name = f"d{rnd.randrange(4)}"
     d = os.path.join(mnt, "datasets", name)
-    k = rnd.randrange(10)
+    k = rnd.randrange(12)
+    if k == 11:                              # rmdir a finished job
+        jd = os.path.join(mnt, "jobs")
+        done = []
+        for j in os.listdir(jd):
+            try:
+                st = open(os.path.join(jd, j, "status")).read()
+            except OSError:
+                continue
+            if st.startswith(("succeeded", "failed")):
+                done.append(j)
+        if done:
+            j = rnd.choice(sorted(done))
+            note("tryrmjob", j)
+            os.rmdir(os.path.join(jd, j))
+            note("rmjob", j)
+        continue
     if name not in state:
         os.mkdir(d)
         state[name] = None
@@ -86,9 +109,18 @@ for op in range(100000):
         vs = [v for v in os.listdir(d) if v[1:].isdigit()]
         if vs:
             v = rnd.choice(vs)
-            os.symlink(v, os.path.join(d, ".tmp-prod"))
-            os.rename(os.path.join(d, ".tmp-prod"), os.path.join(d, "prod"))
+            tmp = f"next-prod{rnd.randrange(10**6)}"    # as ln -sfn does
+            os.symlink(v, os.path.join(d, tmp))
+            os.rename(os.path.join(d, tmp), os.path.join(d, "prod"))
             note("alias", name, v)
+    elif k == 10:                            # train on it
+        job = f"j{seed}-{op}"
+        note("trytrain", job, name)
+        with open(os.path.join(mnt, "train", job + ".json"), "w") as f:
+            f.write(json.dumps({"dataset": name, "algorithm": "logistic",
+                                "model": f"m{rnd.randrange(2)}",
+                                "label": "y"}))
+        note("train", job, name)
     else:                                    # rmdir the dataset
         for a in ("prod",):
             try:
@@ -96,7 +128,12 @@ for op in range(100000):
             except FileNotFoundError:
                 pass
         note("tryrm", name)
-        os.rmdir(d)
+        try:
+            os.rmdir(d)
+        except OSError as e:                 # a model or a job uses it
+            assert e.errno == errno.EBUSY, e
+            note("busy", name)
+            continue
         del state[name]
         note("rm", name)
 '''
@@ -126,7 +163,7 @@ def check(m, log):
             acked.pop(w[1], None)
             tried.pop(w[1], None)
             removing.discard(w[1])
-    bad = []
+    bad = check_jobs(m, log)
     present = set(os.listdir(m.mnt / "datasets"))
     for name in sorted(set(acked) | present):
         d = m.mnt / "datasets" / name
@@ -151,6 +188,53 @@ def check(m, log):
         if vs and os.readlink(d / "latest") != vs[-1]:
             bad.append(f"{name}: latest -> {os.readlink(d / 'latest')}, "
                        f"highest {vs[-1]}")
+    return bad
+
+
+def check_jobs(m, log):
+    """Problems with the jobs and models after a remount."""
+    started, tried, removed, removing = set(), set(), set(), set()
+    for line in Path(log).read_text().splitlines():
+        w = line.split()
+        if w[0] == "trytrain":
+            tried.add(w[1])
+        elif w[0] == "train":
+            started.add(w[1])
+        elif w[0] == "tryrmjob":
+            removing.add(w[1])
+        elif w[0] == "rmjob":
+            removed.add(w[1])
+            removing.discard(w[1])
+    bad = []
+    jobs = set(os.listdir(m.mnt / "jobs"))
+    for j in sorted(started - removed - removing - jobs):
+        bad.append(f"jobs/{j}: started, never removed, gone")
+    for j in sorted(removed & jobs):
+        bad.append(f"jobs/{j}: removed, back after the crash")
+    for j in sorted(jobs & tried):
+        try:
+            st = (m.mnt / "jobs" / j / "wait").read_text()
+        except OSError as e:
+            bad.append(f"jobs/{j}: unreadable: {e}")
+            continue
+        if not st.startswith(("succeeded", "failed")):
+            bad.append(f"jobs/{j}: ended as {st.strip()!r}")
+    for mdl in sorted(os.listdir(m.mnt / "models")):
+        d = m.mnt / "models" / mdl
+        vs = versions(d)
+        for v in vs:
+            try:
+                meta = json.loads((d / v / "meta.json").read_text())
+                (d / v / "model").read_bytes()
+            except (OSError, ValueError) as e:
+                bad.append(f"models/{mdl}/{v}: not whole: {e}")
+                continue
+            job = json.dumps(meta)
+            if not any(f'"{j}"' in job for j in tried):
+                bad.append(f"models/{mdl}/{v}: names no job started")
+        if vs and os.readlink(d / "latest") != vs[-1]:
+            bad.append(f"models/{mdl}: latest -> "
+                       f"{os.readlink(d / 'latest')}, highest {vs[-1]}")
     return bad
 
 
@@ -183,6 +267,14 @@ def main():
                   flush=True)
     finally:
         m.stop(check=False)
+    # how each worker ended: killed mid-call (the mount went away) is
+    # expected; anything else is the worker's own bug, worth a look
+    errs = (tmp / "worker.err").read_text() if (tmp / "worker.err").exists() \
+        else ""
+    totals["trains"] = sum(1 for ln in log.read_text().splitlines()
+                           if ln.startswith("train "))
+    totals["worker_errors"] = sorted(
+        {ln for ln in errs.splitlines() if "Error" in ln})
     print(json.dumps(totals))
     if not totals["problems"]:
         shutil.rmtree(tmp, ignore_errors=True)
