@@ -253,6 +253,7 @@ struct bcache {
 	void *gate_arg;
 	int64_t ttl_ms;			/* 0: once per open */
 	unsigned retry_ms;
+	char content_prefix[BCACHE_PREFIX_MAX + 1]; /* constant; "": none */
 	uint64_t limit;			/* bytes; 0: none */
 	uint64_t min_free;		/* bytes */
 	uint64_t salt;
@@ -2009,6 +2010,31 @@ static int bc_export_create(struct bcache *c, struct bc_out *e,
 }
 
 /*
+ * Hand e's content (the link at path) to inner, unless e's key names its
+ * content and inner already holds it: the writer put such a key into the
+ * outbox without asking inner whether it was new (a close must not wait
+ * for the bucket), so the question is asked here, off every caller's
+ * path.  A HEAD that fails (not a 404) fails this attempt, retried with
+ * backoff, rather than uploading blind into an outage.
+ */
+static int bc_put_inner(struct bcache *c, const struct bc_out *e,
+			const char *path)
+{
+	size_t plen = strlen(c->content_prefix);
+	struct store_stat st;
+	int rc;
+
+	if (plen && strncmp(e->key, c->content_prefix, plen) == 0) {
+		rc = store_head(c->inner, e->key, &st);
+		if (rc == 0 && st.size == e->size)
+			return 0;
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	return store_put_file(c->inner, e->key, path);
+}
+
+/*
  * Export e (marked exporting): hand inner a hard link of the outbox file
  * (put_file may consume it), then turn the file into a cached version,
  * unless inner took the inode itself (a local store renaming our link:
@@ -2043,7 +2069,7 @@ static void bc_export_one(struct bcache *c, struct bc_out *e)
 	}
 	if (rc == 0)
 		rc = e->create ? bc_export_create(c, e, path)
-			       : store_put_file(c->inner, e->key, path);
+			       : bc_put_inner(c, e, path);
 	free(path);
 	unlinkat(c->tmpfd, link, 0);
 	if (rc == -EEXIST && c->conflict)
@@ -3146,6 +3172,8 @@ static int bc_check_opts(const struct bcache_opts *o)
 		return -EINVAL;
 	if (o->fetch_threads > BC_THREADS_MAX)
 		return -EINVAL;
+	if (o->content_prefix && strlen(o->content_prefix) > BCACHE_PREFIX_MAX)
+		return -EINVAL;
 	return 0;
 }
 
@@ -3187,6 +3215,9 @@ static int bc_alloc(const struct bcache_opts *o, struct bcache **out)
 				     : BCACHE_READAHEAD_DEFAULT;
 	c->ttl_ms = (int64_t)o->revalidate_ttl * 1000;
 	c->retry_ms = o->retry_ms ? o->retry_ms : BCACHE_RETRY_MS_DEFAULT;
+	if (o->content_prefix)
+		snprintf(c->content_prefix, sizeof(c->content_prefix), "%s",
+			 o->content_prefix);
 	c->limit = o->size_limit;
 	c->min_free = o->min_free;
 	c->salt = bc_salt();

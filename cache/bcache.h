@@ -73,10 +73,21 @@ struct bcache_opts {
 	 */
 	void (*conflict)(void *arg, const char *key);
 	void *gate_arg;
+	/*
+	 * Keys starting with this prefix name their content (blobs named by
+	 * their hash); NULL or "": none.  Their export first asks inner
+	 * (head) and skips the upload when it already holds an object of
+	 * that size, so a writer can put such a key into the outbox without
+	 * asking inner whether it is new: a close never waits for inner.
+	 * At most BCACHE_PREFIX_MAX bytes.  Borrowed for the call.
+	 */
+	const char *content_prefix;
 };
 
 /* ms between two questions to a closed export gate */
 #define BCACHE_GATE_MS 200
+
+#define BCACHE_PREFIX_MAX 63
 
 struct bcache_stats {
 	uint64_t hits;			/* reads answered from local disk */

@@ -96,9 +96,9 @@ static int vdata_read(struct fs_file *f, size_t size, off_t off,
 	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
-static int vdata_fsync(struct fs_file *f)
+static int vdata_fsync(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	return obj_blob_sync(f->node->fs, f->priv);
+	return obj_blob_sync(f->node, f->priv, ctx);
 }
 
 static void vdata_release(struct fs_file *f)
@@ -606,7 +606,7 @@ static void data_release(struct fs_file *f)
 	free(h);
 }
 
-static int data_fsync(struct fs_file *f)
+static int data_fsync(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct ds_handle *h = f->priv;
 	int rc = 0;
@@ -618,7 +618,7 @@ static int data_fsync(struct fs_file *f)
 		rc = -errno;
 	pthread_mutex_unlock(&h->lock);
 	if (rc == 0)
-		rc = obj_blob_sync(f->node->fs, h->blob);
+		rc = obj_blob_sync(f->node, h->blob, ctx);
 	return rc;
 }
 

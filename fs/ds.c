@@ -1015,18 +1015,73 @@ static int scan_file(int fd, struct csv_info **info, char *hash,
 }
 
 /*
+ * Does the store hold blob key (size bytes) already?  On S3, only what the
+ * cache knows (in the outbox, or exported and cached): asking the bucket
+ * costs a round trip at every close, and an outage's retries.  A blob the
+ * cache does not know goes into the outbox, and its export asks the
+ * bucket instead (bcache_opts.content_prefix), skipping the upload of
+ * content the bucket already has.
+ */
+static bool blob_is_stored(struct fs *fs, const char *key, uint64_t size)
+{
+	char state[BCACHE_STATE_MAX];
+	struct store_stat sst;
+
+	if (bcache_is_cache(fs->store))
+		return bcache_state(fs->store, key, state, sizeof(state)) == 0 &&
+		       strcmp(state, "released") != 0;
+	return store_head(fs->store, key, &sst) == 0 && sst.size == size;
+}
+
+static int ref_one(void *arg, const char *key, const char *val, size_t len)
+{
+	const char *hash = arg;
+
+	(void)key;
+	return memmem(val, len, hash, HASH_HEX_LEN) ? 1 : 0;
+}
+
+/* Does a version or a job name blob hash?  Under ds_lock; true on error. */
+static bool blob_referenced(struct fs *fs, const char *hash)
+{
+	static const enum meta_table tabs[] = { META_DSV, META_MODELV,
+						META_JOB };
+	struct meta_txn *t;
+	int rc = 0;
+
+	if (meta_txn_begin(fs->meta, true, &t) < 0)
+		return true;
+	for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]) && rc == 0; i++)
+		rc = meta_scan(t, tabs[i], "", NULL, ref_one, (void *)hash);
+	meta_txn_abort(t);
+	return rc != 0;
+}
+
+/*
+ * Take back a blob put for a version that was not made.  "Fresh" only
+ * means the cache did not know it (blob_is_stored): the bucket may hold
+ * it for another version, so it goes only if nothing names it.  Under
+ * ds_lock.
+ */
+static void drop_unreferenced(struct fs *fs, const char *hash,
+			      const char *key)
+{
+	if (!blob_referenced(fs, hash))
+		store_del(fs->store, key);
+}
+
+/*
  * Move the file at path into the store as the blob of hash (key);
- * *fresh (may be NULL) tells whether the store did not have it yet.
+ * *fresh (may be NULL) tells whether the store did not have it yet, as
+ * far as blob_is_stored() knows: the bucket may hold it all the same.
  */
 static int put_blob(struct fs *fs, const char *hash, const char *path,
 		    uint64_t size, char *key, size_t keylen, bool *fresh)
 {
-	struct store_stat sst;
-
 	ds_blob_key(hash, key, keylen);
 	if (fresh)
 		*fresh = false;
-	if (store_head(fs->store, key, &sst) == 0 && sst.size == size) {
+	if (blob_is_stored(fs, key, size)) {
 		unlink(path); /* content already stored once */
 		return 0;
 	}
@@ -1166,8 +1221,11 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	early = put_early(fs, path, m.size, hash, key, sizeof(key), &fresh);
 	rc = csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
 	if (rc < 0) {
-		if (early && fresh)
-			store_del(fs->store, key);
+		if (early && fresh) {
+			lock_changes(fs);
+			drop_unreferenced(fs, hash, key);
+			pthread_mutex_unlock(&fs->ds_lock);
+		}
 		goto out;
 	}
 
@@ -1203,7 +1261,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 out_drop:
 	/* an early blob no version took: it shares the staging file's inode */
 	if (rc < 0 && early && fresh)
-		store_del(fs->store, key);
+		drop_unreferenced(fs, hash, key);
 out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 out:

@@ -38,6 +38,8 @@ struct fs_opts {
 	unsigned import_ttl;  /* seconds: S3 sources and readers refresh */
 	unsigned gc_grace;    /* seconds: gc spares blobs younger than this */
 	unsigned verify_delay; /* seconds: check a catalog index after this */
+	unsigned sync_timeout; /* seconds: fsync and sync wait for the bucket
+				  at most this long; 0: no limit */
 	unsigned jobs;
 	unsigned handles_per_uid; /* open handles one uid may hold: past it,
 				     EMFILE to that user alone; 0: no bound */

@@ -64,6 +64,17 @@ static void req_ctx(fuse_req_t req, struct fs_ctx *ctx)
 	ctx->gid = fc->gid;
 	ctx->pid = fc->pid;
 	ctx->umask = fc->umask;
+	ctx->req = NULL;
+}
+
+bool fs_interrupted(const struct fs_ctx *ctx)
+{
+	/*
+	 * libfuse marks a request when the kernel's INTERRUPT for it
+	 * arrives, before or while we serve it; no callback is needed for
+	 * an op that polls.
+	 */
+	return ctx && ctx->req && fuse_req_interrupted(ctx->req->req);
 }
 
 static struct fs_file *req_file(struct fuse_file_info *fi)
@@ -855,7 +866,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  */
 static ssize_t attr_check(struct fs_file *f, ssize_t n)
 {
-	struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0 };
+	struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0, NULL };
 	struct problem pb = { 0 };
 	char *text = malloc(f->wlen + 1);
 	int rc;
@@ -919,12 +930,14 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_file *f = file_get(fi);
 	struct fs *fs = req_fs(req);
 	const struct node_type *t = f->node->type;
+	struct fs_reply r = { req };
 	struct problem pb = { 0 };
 	struct fs_ctx ctx;
 	int rc = 0;
 
 	(void)ino;
 	req_ctx(req, &ctx);
+	ctx.req = &r; /* a store may wait (sync): it answers an interrupt */
 	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
 	if (t->flush) {
 		rc = t->flush(f, &ctx, &pb);
@@ -965,12 +978,16 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct fs_file *f = file_get(fi);
+	struct fs_reply r = { req };
+	struct fs_ctx ctx;
 	int rc = 0;
 
 	(void)ino;
 	(void)datasync;
+	req_ctx(req, &ctx);
+	ctx.req = &r;
 	if (f->node->type->fsync)
-		rc = f->node->type->fsync(f);
+		rc = f->node->type->fsync(f, &ctx);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	file_put(f);
 }

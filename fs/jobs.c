@@ -127,7 +127,7 @@ static ssize_t spec_write(struct fs_file *f, const char *buf, size_t size,
 		/* complete: check it against the platform too */
 		if (j) {
 			json_t *plan = NULL;
-			struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0 };
+			struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0, NULL };
 			char *text = strndup(f->wbuf, f->wlen);
 
 			rc = text ? spec_resolve(f->node->fs, h->job, text,

@@ -60,6 +60,7 @@ struct cli {
 	unsigned import_ttl;
 	int gc_grace;
 	int verify_delay;
+	int sync_timeout;
 	int path_style;
 	int foreground;
 	int debug;
@@ -84,6 +85,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("import_ttl=%u", import_ttl),
 	CLI_OPT("gc_grace=%d", gc_grace),
 	CLI_OPT("verify_delay=%d", verify_delay),
+	CLI_OPT("sync_timeout=%d", sync_timeout),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -130,6 +132,10 @@ static void usage(FILE *fp)
 		"       verify_delay=SECS   check an index from the S3 catalog\n"
 		"                           this long after mount, or at the\n"
 		"                           first change (10)\n"
+		"       sync_timeout=SECS   fsync and `echo sync >\n"
+		"                           .mlfs/cache` wait at most this for\n"
+		"                           the bucket (300; 0: no limit;\n"
+		"                           ETIMEDOUT past it)\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -445,7 +451,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_session *se = NULL;
 	struct cli cli = { .gc_grace = -1, .verify_delay = -1,
-			   .handles_per_uid = 4096 };
+			   .sync_timeout = -1, .handles_per_uid = 4096 };
 	struct fs fs = { 0 };
 	char real[PATH_MAX], msg[256];
 	struct stat st;
@@ -481,6 +487,8 @@ int main(int argc, char *argv[])
 	fs.opts.gc_grace = cli.gc_grace >= 0 ? (unsigned)cli.gc_grace : 600;
 	fs.opts.verify_delay =
 		cli.verify_delay >= 0 ? (unsigned)cli.verify_delay : 10;
+	fs.opts.sync_timeout =
+		cli.sync_timeout >= 0 ? (unsigned)cli.sync_timeout : 300;
 	if (cli.max_file && parse_size(cli.max_file, &fs.opts.max_file) < 0) {
 		status = fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			      cli.max_file, "");

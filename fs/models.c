@@ -118,9 +118,9 @@ static int vfile_read(struct fs_file *f, size_t size, off_t off,
 	return obj_blob_read(f->node->fs, f->priv, size, off, r);
 }
 
-static int vfile_fsync(struct fs_file *f)
+static int vfile_fsync(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	return obj_blob_sync(f->node->fs, f->priv);
+	return obj_blob_sync(f->node, f->priv, ctx);
 }
 
 static void vfile_release(struct fs_file *f)

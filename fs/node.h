@@ -53,7 +53,18 @@ struct fs_ctx {
 	gid_t gid;
 	pid_t pid;
 	mode_t umask;
+	struct fs_reply *req; /* the request, for fs_interrupted(); NULL in
+				 ops the glue does not let wait */
 };
+
+/*
+ * fs_interrupted: has the caller behind ctx's request been signalled
+ * (Ctrl-C, SIGKILL), so that the kernel asks us to give up?  An op that
+ * waits for something slow (fsync and sync waiting for the bucket) polls
+ * it and returns -EINTR: until the answer comes, a killed caller stays in
+ * the kernel, unkillable.  False when ctx is NULL or has no request.
+ */
+bool fs_interrupted(const struct fs_ctx *ctx);
 
 /* readdir callback for dynamic entries: 0 to go on, 1 when full. */
 typedef int (*node_fill_fn)(void *ctx, const char *name,
@@ -147,7 +158,8 @@ struct node_type {
 	/* flush: commit new bytes; its result is what close() returns. */
 	int (*flush)(struct fs_file *f, const struct fs_ctx *ctx,
 		     struct problem *pb);
-	int (*fsync)(struct fs_file *f);
+	/* fsync: may wait; polls fs_interrupted(ctx) while it does. */
+	int (*fsync)(struct fs_file *f, const struct fs_ctx *ctx);
 	void (*release)(struct fs_file *f);
 };
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ds.h"
@@ -454,10 +455,56 @@ int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len)
 	return h ? 0 : -ENODATA;
 }
 
-int obj_blob_sync(struct fs *fs, struct obj_blob *b)
+/* How often a wait for the bucket looks for the caller's interrupt. */
+#define OBJ_SYNC_POLL_MS 100
+
+static int64_t obj_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int obj_sync(struct fs *fs, const char *key, const char *path,
+	     const struct fs_ctx *ctx)
+{
+	int64_t limit = (int64_t)fs->opts.sync_timeout * 1000;
+	int64_t start = obj_now_ms();
+	struct problem pb = { 0 };
+	int rc;
+
+	if (!bcache_is_cache(fs->store))
+		return 0;
+	/*
+	 * In slices, between which the caller's interrupt is looked at:
+	 * the kernel holds a signalled caller of fsync (SIGKILL included)
+	 * until we answer, so an outage must not keep it.  Each slice asks
+	 * for the export at once again, as a waiter wants.
+	 */
+	for (;;) {
+		rc = bcache_sync(fs->store, key, OBJ_SYNC_POLL_MS);
+		if (rc != -ETIMEDOUT)
+			return rc;
+		if (fs_interrupted(ctx))
+			return -EINTR;
+		if (limit > 0 && obj_now_ms() - start >= limit)
+			break;
+	}
+	snprintf(pb.path, sizeof(pb.path), "%s", path);
+	problem_set(&pb, 0, 0,
+		    "not in the bucket after %u s (sync_timeout); the export "
+		    "stays queued and is retried",
+		    fs->opts.sync_timeout);
+	fs_problem(fs, ctx ? ctx->uid : 0, &pb);
+	return -ETIMEDOUT;
+}
+
+int obj_blob_sync(struct node *n, struct obj_blob *b,
+		  const struct fs_ctx *ctx)
 {
 	/* fsync on S3: wait until the bucket has the content */
-	if (!b || !b->key[0] || !bcache_is_cache(fs->store))
+	if (!b || !b->key[0])
 		return 0;
-	return bcache_sync(fs->store, b->key, -1);
+	return obj_sync(n->fs, b->key, n->path, ctx);
 }

@@ -77,8 +77,19 @@ int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 		  struct fs_reply *r);
 void obj_blob_close(struct obj_blob *b);
-/* Wait until the blob is exported to the store (S3); 0 at once locally. */
-int obj_blob_sync(struct fs *fs, struct obj_blob *b);
+/*
+ * obj_sync: wait until the bucket has key (NULL: everything queued for
+ * export), for at most -o sync_timeout seconds.  0 at once on a local
+ * store.  -EINTR as soon as the caller behind ctx is signalled,
+ * -ETIMEDOUT at the limit (with a line about path in .mlfs/errors for
+ * ctx's uid); the export stays queued either way.  Blocks the calling
+ * FUSE worker while it waits.
+ */
+int obj_sync(struct fs *fs, const char *key, const char *path,
+	     const struct fs_ctx *ctx);
+/* obj_sync for the blob behind an open file of node n. */
+int obj_blob_sync(struct node *n, struct obj_blob *b,
+		  const struct fs_ctx *ctx);
 
 /*
  * obj_path_blob: the store key of the content behind a mount-relative

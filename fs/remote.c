@@ -934,6 +934,7 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.may_export = remote_may_export;
 	bo.conflict = remote_conflict;
 	bo.gate_arg = r;
+	bo.content_prefix = "blobs/"; /* ds.c: blobs are named by their hash */
 	rc = bcache_open(s3, &bo, &cache);
 	if (rc < 0) {
 		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));

@@ -222,14 +222,11 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	size_t mlen = strlen(fs->opts.mountpoint);
 	int rc;
 
-	(void)ctx;
 	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
 		len--;
 	snprintf(cmd, sizeof(cmd), "%.*s", (int)len, text);
 	if (strcmp(cmd, "sync") == 0) {
-		rc = bcache_is_cache(fs->store)
-			     ? bcache_sync(fs->store, NULL, -1)
-			     : 0;
+		rc = obj_sync(fs, NULL, n->path, ctx);
 		/* sync leaves a current catalog in the bucket, too */
 		return rc < 0 ? rc : catalog_write(fs);
 	}

@@ -231,13 +231,13 @@ def fault_rules(s3):
         return json.loads(r.read())["rules"]
 
 
-def fault_mount(factory, s3, tag):
+def fault_mount(factory, s3, tag, opts=()):
     """A mount of a new prefix through the fault proxy, its rules cleared;
     retries are logged, so its "s3: " lines are expected."""
     url = f"s3://{s3['MLFS_S3_BUCKET']}/{tag}-{uuid.uuid4().hex[:8]}"
     fault(s3)
     m = factory(opts=[f"endpoint={s3['MLFS_S3_FAULT_ENDPOINT']}",
-                      "path_style"], url=url, env=s3)
+                      "path_style", *opts], url=url, env=s3)
     m.expect(r"s3: ")
     m.prefix = url.split("/", 3)[3]
     return m
@@ -1331,3 +1331,149 @@ fusermount3 -u {mnt}; wait $pid; echo "exit $?"
     assert out["mount_id"] != mount_id(a)
     assert lease_of(s3server, a.prefix)["owner"] == mount_id(a)
     assert writes(a, "a2")
+
+
+# --- waits for the bucket (issue 21): interruptible, bounded, and a close
+# never waits for it
+
+PY = "/usr/bin/python3"
+BLOB_OUTAGE = [{"match": "blobs/", "times": -1, "action": "status",
+                "status": 503, "code": "SlowDown"}]
+# An endpoint that takes requests and never answers (a blackholed route,
+# a hung server): each try waits out the client's stall timeout
+BLOB_HANG = [{"match": "blobs/", "times": -1, "action": "delay",
+              "delay_ms": 30000}]
+
+
+def proc_state(pid):
+    """The state letter of /proc/<pid>/stat (R, S, D, Z...), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def blocked_child(code, *args):
+    """A python child running code (argv[1:] = args), once it has
+    blocked: asleep in the kernel, not finished."""
+    p = subprocess.Popen([PY, "-c", code, *map(str, args)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    time.sleep(1.5)
+    assert p.poll() is None, p.communicate()
+    assert proc_state(p.pid) in ("S", "D")
+    return p
+
+
+def dies_promptly(p, sig, within=5.0):
+    """Send sig to p; True if it ended within `within` seconds.  If not,
+    its state (D: uninterruptible) is in the assertion's message."""
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    try:
+        p.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        return False, proc_state(p.pid)
+    return True, time.monotonic() - t0
+
+
+FSYNC = ("import os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+         "try:\n"
+         "    os.fsync(fd)\n"
+         "except OSError as e:\n"
+         "    print(e.errno)\n"
+         "    sys.exit(3)\n")
+
+
+@FAULT_PROXY
+def test_a_close_in_an_outage_does_not_wait_and_fsync_answers_sigkill(
+        mlfs_factory, s3server):
+    try:
+        m = fault_mount(mlfs_factory, s3server, "w")
+        d = m.mnt / "datasets" / "iris"
+        d.mkdir()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        fault(s3server, BLOB_HANG)
+        # the close publishes from the outbox: asking the bucket whether
+        # the blob is new is the export's business, not the writer's
+        t0 = time.monotonic()
+        (d / "data.csv").write_text(IRIS)
+        assert time.monotonic() - t0 < 5, "the close waited for the bucket"
+        assert (d / "v1" / "data.csv").read_text() == IRIS
+        # fsync waits for the export, which cannot happen; SIGKILL ends
+        # the wait at once (the daemon answers the kernel's interrupt)
+        p = blocked_child(FSYNC, d / "v1" / "data.csv")
+        ok, how = dies_promptly(p, signal.SIGKILL)
+        assert ok, f"SIGKILL left the process in fsync (state {how})"
+        assert p.returncode == -signal.SIGKILL
+        # so does Ctrl-C on `echo sync > .mlfs/cache`
+        p = blocked_child("import sys\nopen(sys.argv[1], 'w').write("
+                          "'sync\\n')\n", m.mnt / ".mlfs" / "cache")
+        ok, how = dies_promptly(p, signal.SIGINT)
+        assert ok, f"Ctrl-C left the process in sync (state {how})"
+        # the export is still queued, and goes once the bucket is back
+        assert cache_stats(m)["exports_queued"] >= 1
+        fault(s3server)
+        p = subprocess.run([PY, "-c", FSYNC, str(d / "v1" / "data.csv")],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert_blobs(s3server, m.prefix, IRIS.encode())
+    finally:
+        fault(s3server)
+
+
+@FAULT_PROXY
+def test_sync_timeout_bounds_fsync_and_sync_in_an_outage(mlfs_factory,
+                                                         s3server):
+    try:
+        m = fault_mount(mlfs_factory, s3server, "st",
+                        opts=["sync_timeout=2"])
+        m.expect(r"not in the bucket after 2 s")
+        d = m.mnt / "datasets" / "iris"
+        d.mkdir()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        fault(s3server, BLOB_OUTAGE)
+        (d / "data.csv").write_text(IRIS)
+        t0 = time.monotonic()
+        p = subprocess.run([PY, "-c", FSYNC, str(d / "v1" / "data.csv")],
+                           capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+        assert p.returncode == 3 and p.stdout.strip() == \
+            str(errno.ETIMEDOUT), p.stdout + p.stderr
+        assert 1.5 < took < 10, took
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:     # at close: bash ignores it
+            (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert e.value.errno == errno.ETIMEDOUT
+        assert time.monotonic() - t0 < 10
+        assert "not in the bucket after 2 s" in m.errors()
+        fault(s3server)
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert_blobs(s3server, m.prefix, IRIS.encode())
+    finally:
+        fault(s3server)
+
+
+def test_a_blob_the_bucket_has_is_not_uploaded_again(mlfs_factory, s3server):
+    """The close no longer asks the bucket whether a blob is new; the
+    export does, and skips the upload of content already there."""
+    m = s3mount(mlfs_factory, s3server)
+    (m.mnt / "datasets" / "a").mkdir()
+    (m.mnt / "datasets" / "a" / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    m.stop()
+    shutil.rmtree(m.cache)          # a cache that never saw the blob
+    m.start()
+    b = m.mnt / "datasets" / "b"
+    b.mkdir()
+    (b / "data.csv").write_text(IRIS)
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    assert (b / "v1" / "data.csv").read_text() == IRIS
+    gwlog = Path(s3server["MLFS_S3_DATA"]).parent / "gateway.log"
+    key = f"/{s3server['MLFS_S3_BUCKET']}/{m.prefix}/{blob_key(IRIS.encode())}"
+    puts = [ln for ln in gwlog.read_text().splitlines()
+            if f'"PUT {key} ' in ln]
+    assert len(puts) == 1, puts
+    assert_blobs(s3server, m.prefix, IRIS.encode())

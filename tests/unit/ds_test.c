@@ -154,7 +154,7 @@ static void rmrf(const char *dir)
 int main(void)
 {
 	char dir[] = "/tmp/ds_test.XXXXXX", idx[300], idx2[300], msg[256];
-	struct fs_ctx ctx = { 0, 0, 1, 022 };
+	struct fs_ctx ctx = { 0, 0, 1, 022, NULL };
 	struct problem pb = { 0 };
 	struct store *st;
 	struct fs fs;
