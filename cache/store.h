@@ -238,4 +238,16 @@ ssize_t store_s3_get_range_if(struct store *s, const char *key,
 			      const char *etag, void *buf, size_t len,
 			      uint64_t off);
 
+/*
+ * store_s3_abort_uploads: abort every multipart upload under the store's
+ * prefix initiated before `before` (seconds since the epoch), as
+ * ListMultipartUploads lists them: the parts of an upload a crash cut
+ * stay in the bucket (and are billed) until aborted.  An upload gone
+ * meanwhile (completed, aborted) is not an error.  *n (may be NULL) gets
+ * how many were aborted.  Returns 0, -EINVAL if s is not an S3 store,
+ * -EOPNOTSUPP if the server does not list uploads (501), or the errno of
+ * the listing or of the first abort that failed.
+ */
+int store_s3_abort_uploads(struct store *s, int64_t before, unsigned *n);
+
 #endif

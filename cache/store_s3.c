@@ -1399,3 +1399,166 @@ out:
 	}
 	return rc;
 }
+
+/* ---- multipart uploads a crash left behind ---- */
+
+/*
+ * The text of element tag in [blk, blk + blen), entities decoded (and
+ * then percent-decoded if url) into out (tmp is scratch); false if it is
+ * missing, malformed or holds a NUL.
+ */
+static bool s3s_field(const char *blk, size_t blen, const char *tag, bool url,
+		      struct s3_buf *out, struct s3_buf *tmp)
+{
+	const char *pos = blk;
+	const char *v;
+	size_t vlen;
+
+	s3_buf_reset(out);
+	s3_buf_reset(tmp);
+	if (!s3_xml_find(&pos, blk + blen, tag, &v, &vlen))
+		return false;
+	if (s3_xml_decode(url ? tmp : out, v, vlen) < 0)
+		return false;
+	if (url && s3s_url_decode(out, tmp->p ? tmp->p : "", tmp->len) < 0)
+		return false;
+	s3_buf_adds(out, "");	/* an empty value still has its NUL */
+	return out->err == 0 && strlen(out->p) == out->len;
+}
+
+/* Abort one upload; one already gone (completed, aborted) is fine. */
+static int s3s_abort_upload(struct s3s *s, const char *key, const char *id)
+{
+	struct s3_resp resp;
+	struct s3_req r = {
+		.method = "DELETE",
+		.key = key,
+		.query = { { "uploadId", id } },
+		.nquery = 1,
+	};
+	int rc = s3_request(s->c, &r, &resp);
+
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/*
+ * One ListMultipartUploads page: abort the uploads under the prefix
+ * initiated before `before`; the markers of the next page go to km and
+ * im (emptied on the last page).
+ */
+static int s3s_uploads_page(struct s3s *s, const struct s3_buf *page,
+			    int64_t before, unsigned *n, struct s3_buf *km,
+			    struct s3_buf *im)
+{
+	const char *end = page->p + page->len;
+	struct s3_buf key = { .max = 64 * 1024 };
+	struct s3_buf id = { .max = 64 * 1024 };
+	struct s3_buf when = { .max = 256 };
+	struct s3_buf tmp = { .max = 64 * 1024 };
+	const char *pos = page->p;
+	const char *v;
+	size_t vlen;
+	size_t plen = strlen(s->prefix);
+	bool url;
+	int rc = 0;
+
+	url = s3_xml_find(&pos, end, "EncodingType", &v, &vlen) &&
+	      vlen == 3 && memcmp(v, "url", 3) == 0;
+	pos = page->p;
+	while (rc == 0 && s3_xml_find(&pos, end, "Upload", &v, &vlen)) {
+		int64_t t;
+
+		if (!s3s_field(v, vlen, "Key", url, &key, &tmp) ||
+		    !s3s_field(v, vlen, "UploadId", false, &id, &tmp) ||
+		    !s3s_field(v, vlen, "Initiated", false, &when, &tmp) ||
+		    strncmp(key.p, s->prefix, plen) != 0 || id.len == 0)
+			continue;
+		/* an unreadable time is taken as new: never abort blind */
+		t = s3s_parse_time(when.p, when.len);
+		if (t == 0 || t >= before)
+			continue;
+		rc = s3s_abort_upload(s, key.p, id.p);
+		if (rc == 0)
+			(*n)++;
+	}
+	s3_buf_reset(km);
+	s3_buf_reset(im);
+	pos = page->p;
+	if (rc == 0 && s3_xml_find(&pos, end, "IsTruncated", &v, &vlen) &&
+	    vlen == 4 && memcmp(v, "true", 4) == 0 &&
+	    (!s3s_field(page->p, page->len, "NextKeyMarker", url, km, &tmp) ||
+	     !s3s_field(page->p, page->len, "NextUploadIdMarker", false, im,
+			&tmp) ||
+	     km->len == 0)) {
+		s3_client_log(s->c, "s3: list uploads: a truncated page without its next markers");
+		rc = -EIO;
+	}
+	s3_buf_free(&tmp);
+	s3_buf_free(&when);
+	s3_buf_free(&id);
+	s3_buf_free(&key);
+	return rc;
+}
+
+int store_s3_abort_uploads(struct store *st, int64_t before, unsigned *n)
+{
+	struct s3s *s = to_s3s(st);
+	struct s3_buf page = { .max = S3S_LIST_PAGE_MAX };
+	struct s3_buf km = { .max = 64 * 1024 };
+	struct s3_buf im = { .max = 64 * 1024 };
+	struct s3_buf prev = { .max = 64 * 1024 };
+	struct s3_resp resp;
+	struct s3_req r = {
+		.method = "GET",
+		.query = {
+			{ "uploads", "" },
+			{ "prefix", s->prefix },
+			{ "encoding-type", "url" },
+			{ "key-marker", NULL },
+			{ "upload-id-marker", NULL },
+		},
+		.nquery = 3,
+		.sink = S3_SINK_BUF,
+		.buf = &page,
+	};
+	unsigned done = 0;
+	int rc;
+
+	if (st->ops != &s3s_ops)
+		return -EINVAL;
+	for (;;) {
+		s3_buf_reset(&page);
+		rc = s3_request(s->c, &r, &resp);
+		if (rc < 0)
+			break;
+		if (!page.p)
+			s3_buf_adds(&page, "");
+		rc = s3s_uploads_page(s, &page, before, &done, &km, &im);
+		if (rc < 0 || km.len == 0)
+			break;
+		/* A server repeating itself would make this loop forever. */
+		if (prev.len == km.len + im.len + 1 &&
+		    memcmp(prev.p, km.p, km.len) == 0 &&
+		    strcmp(prev.p + km.len + 1, im.p) == 0) {
+			s3_client_log(s->c, "s3: list uploads: the server repeated its markers");
+			rc = -EIO;
+			break;
+		}
+		s3_buf_reset(&prev);
+		s3_buf_add(&prev, km.p, km.len + 1);
+		s3_buf_adds(&prev, im.p);
+		rc = prev.err;
+		if (rc < 0)
+			break;
+		r.query[3].value = km.p;
+		r.query[4].value = im.p;
+		r.nquery = 5;
+	}
+	if (n)
+		*n = done;
+	s3_buf_free(&prev);
+	s3_buf_free(&im);
+	s3_buf_free(&km);
+	s3_buf_free(&page);
+	return rc;
+}

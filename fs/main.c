@@ -42,6 +42,7 @@
 #include "predict.h"
 #include "runner.h"
 #include "store.h"
+#include "uploads.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
@@ -704,6 +705,7 @@ store_ready:
 	if (open_index(&fs, &verify) < 0)
 		goto out_curl;
 	remote_index_ready();
+	uploads_sweep(&fs); /* the writer's: what a crash cut is aborted */
 	if (verify && ds_verify_start(&fs) < 0) {
 		fs_log(&fs, LOG_ERR, "cannot start a thread");
 		goto out_curl;

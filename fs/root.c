@@ -24,6 +24,7 @@
 #include "objects.h"
 #include "predict.h"
 #include "remote.h"
+#include "uploads.h"
 #include "fs.h"
 #include "node.h"
 
@@ -234,6 +235,8 @@ static int cache_store(struct node *n, const char *text, size_t len,
 		if (fs->opts.read_only)
 			return -EROFS; /* the writer's to do */
 		rc = ds_gc(fs);
+		if (rc >= 0)
+			rc = uploads_sweep(fs);
 		return rc < 0 ? rc : 0;
 	}
 	arg = strchr(cmd, ' ');

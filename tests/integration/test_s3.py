@@ -1477,3 +1477,117 @@ def test_a_blob_the_bucket_has_is_not_uploaded_again(mlfs_factory, s3server):
             if f'"PUT {key} ' in ln]
     assert len(puts) == 1, puts
     assert_blobs(s3server, m.prefix, IRIS.encode())
+
+
+# --- no orphans (issue 21): multipart uploads a crash cut are aborted
+
+def uploads_of(s3, prefix):
+    """{upload id: key} of the multipart uploads in progress under
+    prefix, as ListMultipartUploads answers through the gateway."""
+    env = dict(os.environ, **s3)
+    r = subprocess.run(["/usr/bin/aws", "--endpoint-url",
+                        s3["MLFS_S3_ENDPOINT"], "s3api",
+                        "list-multipart-uploads", "--bucket",
+                        s3["MLFS_S3_BUCKET"], "--prefix", prefix + "/",
+                        "--output", "json"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout or "{}")
+    return {u["UploadId"]: u["Key"] for u in out.get("Uploads", [])}
+
+
+def upload_dir(s3, upload_id):
+    """Where s3rver keeps an upload in progress and its parts."""
+    return (Path(s3["MLFS_S3_DATA"]) / s3["MLFS_S3_BUCKET"] /
+            "._S3rver_uploads" / upload_id)
+
+
+@FAULT_PROXY
+def test_a_multipart_upload_cut_by_a_crash_is_aborted_at_the_next_mount(
+        mlfs_factory, s3server, tmp_path):
+    try:
+        m = fault_mount(mlfs_factory, s3server, "mp", opts=["gc_grace=1"])
+        d = m.mnt / "datasets" / "big"
+        d.mkdir()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        row = ",".join(f"{i * 0.5:.1f}" for i in range(30)) + ",0\n"
+        head = ",".join(f"x{i}" for i in range(30)) + ",label\n"
+        big = tmp_path / "big.csv"      # 40 MiB: a multipart upload
+        big.write_text(head + row * (40 * 2**20 // len(row)))
+        # part 1 lands, parts 2 and 3 fail: the export keeps retrying
+        fault(s3server, [{"match": f"partNumber={n}&", "times": -1,
+                          "action": "status", "status": 503}
+                         for n in (2, 3)])
+        assert sh(f"cp {big} {d}/data.csv").returncode == 0
+        deadline = time.monotonic() + 60
+        while True:
+            ups = uploads_of(s3server, m.prefix)
+            if any((upload_dir(s3server, u) / "1").exists() for u in ups):
+                break
+            assert time.monotonic() < deadline, "no upload in progress"
+            time.sleep(0.2)
+        m.kill9()                       # in the middle of the upload
+        fault(s3server)
+        (cut,) = ups
+        assert ups[cut] == f"{m.prefix}/{blob_key(big.read_bytes())}"
+        time.sleep(2.5)                 # older than gc_grace
+        m.start()
+        os.listdir(m.mnt)   # served: the mount's sweep is done
+        # the new writer aborted it (its parts gone from s3rver's disk)
+        # and exported the blob again, completely
+        assert "s3: aborted 1 multipart upload a crash left behind" in \
+            m.stderr()
+        assert cut not in uploads_of(s3server, m.prefix)
+        assert not upload_dir(s3server, cut).exists()
+        (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert uploads_of(s3server, m.prefix) == {}
+        assert sh(f"cmp {big} {d}/v1/data.csv").returncode == 0
+        assert blob_key(big.read_bytes()) in bucket_blobs(s3server, m.prefix)
+    finally:
+        fault(s3server)
+
+
+def test_gc_aborts_old_multipart_uploads_but_not_young_ones(mlfs_factory,
+                                                            s3server):
+    prefix = "gu-" + uuid.uuid4().hex[:8]
+    env = dict(os.environ, **s3server)
+
+    def create(key):
+        r = subprocess.run(["/usr/bin/aws", "--endpoint-url",
+                            s3server["MLFS_S3_ENDPOINT"], "s3api",
+                            "create-multipart-upload", "--bucket",
+                            s3server["MLFS_S3_BUCKET"], "--key",
+                            f"{prefix}/{key}", "--output", "json"],
+                           capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["UploadId"]
+
+    # another prefix's upload is not this mount's business; a dead
+    # writer's upload, cut a moment ago
+    other = f"gu-other-{uuid.uuid4().hex[:8]}"
+    r = subprocess.run(["/usr/bin/aws", "--endpoint-url",
+                        s3server["MLFS_S3_ENDPOINT"], "s3api",
+                        "create-multipart-upload", "--bucket",
+                        s3server["MLFS_S3_BUCKET"], "--key", f"{other}/x",
+                        "--output", "json"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    old = create("blobs/ab/abab")
+    t0 = time.monotonic()
+    grace = 10      # well above what a mount takes on a loaded machine
+    # times are whole seconds: an upload begun in the second the mount
+    # began counts as the mount's own, never aborted
+    time.sleep(1.1)
+    m = s3mount(mlfs_factory, s3server, prefix=prefix,
+                opts=[f"gc_grace={grace}"])
+    os.listdir(m.mnt)   # served: the mount's sweep is done
+    assert time.monotonic() - t0 < grace - 1, "the mount was too slow"
+    # younger than the grace at mount: spared (a stalled writer's upload
+    # may still complete)
+    assert old in uploads_of(s3server, prefix)
+    time.sleep(max(0, t0 + grace + 1.5 - time.monotonic()))
+    (m.mnt / ".mlfs" / "cache").write_text("gc\n")
+    assert uploads_of(s3server, prefix) == {}
+    assert not upload_dir(s3server, old).exists()
+    assert len(uploads_of(s3server, other)) == 1

@@ -14,10 +14,30 @@ unsigned (s3rver knows only its own account), with their bodies streamed;
 a body declared by its SHA-256 is checked against it first.
 
 Where s3rver lacks an S3 behaviour, the gateway answers as the S3
-documentation says: AbortMultipartUpload answers 204, If-Match on
-GET/HEAD/PUT gives 412 when the ETag differs, suffix ranges (bytes=-N) and
-bytes=0-0 return what was asked, and ListObjects with encoding-type=url
-returns URL-encoded keys with <EncodingType>url</EncodingType>.
+documentation says: If-Match on GET/HEAD/PUT gives 412 when the ETag
+differs, suffix ranges (bytes=-N) and bytes=0-0 return what was asked, and
+ListObjects with encoding-type=url returns URL-encoded keys with
+<EncodingType>url</EncodingType>.
+
+Multipart uploads in progress.  s3rver answers ListMultipartUploads with
+501, and AbortMultipartUpload with 405, keeping the aborted parts on disk.
+Given --data (s3rver's -d directory), the gateway serves both from the
+directory where s3rver 3.7.1 keeps uploads in progress:
+
+  DATA/<bucket>/._S3rver_uploads/<UploadId>/key        the object key
+  DATA/<bucket>/._S3rver_uploads/<UploadId>/metadata   its metadata (JSON)
+  DATA/<bucket>/._S3rver_uploads/<UploadId>/<N>, <N>.md5  part N
+
+(CompleteMultipartUpload removes the folder.)  ListMultipartUploads
+(GET /<bucket>?uploads) lists those folders: prefix, delimiter,
+max-uploads, key-marker, upload-id-marker and encoding-type=url as S3
+takes them, sorted by key and then by upload id (S3 sorts one key's
+uploads by initiation time), with Initiated the mtime of the key file.
+AbortMultipartUpload (DELETE /<bucket>/<key>?uploadId=ID) removes the
+folder and its parts and answers 204, or 404 NoSuchUpload for an upload
+that is not there (or is another key's).  Without --data, AbortMultipart-
+Upload answers 204 and leaves the parts, and ListMultipartUploads goes to
+s3rver (501).
 
 Conditional writes are atomic, as on S3 since 2024: a PUT or a
 CompleteMultipartUpload with If-Match: <etag> gets 412 unless the object
@@ -45,7 +65,7 @@ RULE: {"match": "substring of the request target (path?query)",
 trickles the response body, "truncate" sends half the body then resets.
 The first rule that matches and has times left is used.
 
-Usage: gateway.py --upstream HOST:PORT --port-file FILE
+Usage: gateway.py --upstream HOST:PORT --port-file FILE [--data DIR]
          [--listen HOST:PORT] [--fault-listen HOST:PORT]
          [--cred KEY:SECRET[:TOKEN]]... [--region us-east-1] [--log FILE]
 """
@@ -59,6 +79,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import sys
@@ -683,7 +704,15 @@ class Handler(BaseHTTPRequestHandler):
         is_object = raw_path.strip("/").count("/") >= 1
         # AbortMultipartUpload: s3rver answers 405; S3 answers 204.
         if self.command == "DELETE" and "uploadId" in names:
-            self.send_simple(204)
+            if self.server.gw.data is None:
+                self.send_simple(204)
+            else:
+                self.abort_upload(raw_path, dict(params)["uploadId"])
+            return
+        # ListMultipartUploads: s3rver answers 501.
+        if self.command == "GET" and not is_object and "uploads" in names \
+                and self.server.gw.data is not None:
+            self.list_uploads(raw_path, dict(params))
             return
         # a write of the object itself (not of one part of an upload)
         writes = is_object and (
@@ -736,6 +765,142 @@ class Handler(BaseHTTPRequestHandler):
                           "At least one of the pre-conditions you "
                           "specified did not hold",
                           Condition="If-None-Match")
+
+    # -- multipart uploads in progress, from s3rver's directory ----------
+
+    def uploads_dir(self, bucket):
+        d = os.path.join(self.server.gw.data, bucket)
+        if not bucket or "/" in bucket or bucket in (".", "..") or \
+                not os.path.isdir(d):
+            raise S3Error(404, "NoSuchBucket",
+                          "The specified bucket does not exist",
+                          BucketName=bucket)
+        return os.path.join(d, "._S3rver_uploads")
+
+    def uploads(self, bucket):
+        """[(key, upload id, initiated)] of the bucket's uploads in
+        progress, sorted by key, then id."""
+        top = self.uploads_dir(bucket)
+        out = []
+        try:
+            ids = os.listdir(top)
+        except FileNotFoundError:
+            ids = []
+        for uid in ids:
+            kf = os.path.join(top, uid, "key")
+            try:
+                with open(kf, "rb") as f:
+                    key = f.read().decode("utf-8")
+                when = os.stat(kf).st_mtime
+            except (OSError, UnicodeDecodeError):
+                continue    # being created or removed
+            out.append((key, uid, when))
+        out.sort(key=lambda u: (u[0], u[1]))
+        return out
+
+    def abort_upload(self, raw_path, upload_id):
+        bucket, _, key = raw_path.lstrip("/").partition("/")
+        bucket = unquote_to_bytes(bucket).decode("utf-8")
+        key = unquote_to_bytes(key).decode("utf-8")
+        top = self.uploads_dir(bucket)
+        d = os.path.join(top, upload_id)
+        try:
+            if not re.fullmatch(r"[0-9A-Za-z_.-]+", upload_id) or \
+                    upload_id in (".", ".."):
+                raise FileNotFoundError
+            with open(os.path.join(d, "key"), "rb") as f:
+                if f.read().decode("utf-8") != key:
+                    raise FileNotFoundError
+            shutil.rmtree(d)
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+            raise S3Error(404, "NoSuchUpload",
+                          "The specified upload does not exist. The upload "
+                          "ID may be invalid, or the upload may have been "
+                          "aborted or completed.", UploadId=upload_id)
+        self.send_simple(204)
+
+    def list_uploads(self, raw_path, params):
+        bucket = unquote_to_bytes(raw_path.strip("/")).decode("utf-8")
+        prefix = params.get("prefix", "")
+        delim = params.get("delimiter", "")
+        kmark = params.get("key-marker", "")
+        imark = params.get("upload-id-marker", "") if kmark else ""
+        url = params.get("encoding-type") == "url"
+        try:
+            most = int(params.get("max-uploads", "1000"))
+        except ValueError:
+            most = -1
+        if not 0 <= most <= 2147483647:
+            raise S3Error(400, "InvalidArgument",
+                          "Argument max-uploads must be an integer between "
+                          "0 and 2147483647", ArgumentName="max-uploads")
+        most = min(most, 1000)
+
+        def enc(s):
+            s = quote_plus(s.encode("utf-8"), safe="") if url else s
+            return escape(s)
+
+        rows, seen = [], set()
+        truncated = False
+        for key, uid, when in self.uploads(bucket):
+            if not key.startswith(prefix):
+                continue
+            if kmark and (key < kmark or (key == kmark and
+                                          (not imark or uid <= imark))):
+                continue
+            cut = key.find(delim, len(prefix)) if delim else -1
+            common = key[:cut + len(delim)] if cut >= 0 else None
+            if common is not None and common in seen:
+                continue
+            if len(rows) == most:
+                truncated = True
+                break
+            if common is not None:
+                seen.add(common)
+            rows.append((key, uid, when, common))
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n'
+                 '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com'
+                 '/doc/2006-03-01/">',
+                 f"<Bucket>{escape(bucket)}</Bucket>",
+                 f"<KeyMarker>{enc(kmark)}</KeyMarker>",
+                 f"<UploadIdMarker>{escape(imark)}</UploadIdMarker>"]
+        if truncated and rows:
+            parts.append(f"<NextKeyMarker>{enc(rows[-1][0])}"
+                         "</NextKeyMarker>")
+            parts.append(f"<NextUploadIdMarker>{escape(rows[-1][1])}"
+                         "</NextUploadIdMarker>")
+        if url:
+            parts.append("<EncodingType>url</EncodingType>")
+        parts.append(f"<Prefix>{enc(prefix)}</Prefix>")
+        if delim:
+            parts.append(f"<Delimiter>{enc(delim)}</Delimiter>")
+        parts.append(f"<MaxUploads>{most}</MaxUploads>")
+        parts.append("<IsTruncated>%s</IsTruncated>" %
+                     ("true" if truncated else "false"))
+        owner = "<ID>S3RVER</ID><DisplayName>S3RVER</DisplayName>"
+        for key, uid, when, common in rows:
+            if common is not None:
+                continue
+            t = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+            parts.append(
+                f"<Upload><Key>{enc(key)}</Key>"
+                f"<UploadId>{escape(uid)}</UploadId>"
+                f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+                "<StorageClass>STANDARD</StorageClass>"
+                f"<Initiated>{t.strftime('%Y-%m-%dT%H:%M:%S')}."
+                f"{t.microsecond // 1000:03d}Z</Initiated></Upload>")
+        for key, uid, when, common in rows:
+            if common is not None:
+                parts.append(f"<CommonPrefixes><Prefix>{enc(common)}"
+                             "</Prefix></CommonPrefixes>")
+        parts.append("</ListMultipartUploadsResult>")
+        body = "".join(parts).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("x-amz-request-id", uuid.uuid4().hex[:16].upper())
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def check_if_match(self):
         want = [t.strip() for t in self.headers["If-Match"].split(",")]
@@ -821,6 +986,7 @@ class Gateway:
         self.log = open(args.log, "a") if args.log else None
         self.log_lock = threading.Lock()
         self.keylocks = KeyLocks()
+        self.data = args.data   # s3rver's -d directory, or None
 
 
 def split_addr(s):
@@ -837,6 +1003,8 @@ def main():
     ap.add_argument("--cred", action="append")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--log")
+    ap.add_argument("--data", help="s3rver's -d directory: serve "
+                    "ListMultipartUploads and AbortMultipartUpload from it")
     args = ap.parse_args()
     gw = Gateway(args)
     plain = Server(split_addr(args.listen), gw, "gw", None)

@@ -6,7 +6,8 @@
 #   bucket, and tests/s3/gateway.py in front of it: a port that verifies
 #   every SigV4 signature with botocore and forwards, and a fault port
 #   that does the same after applying the fault rules set through its
-#   control endpoint.
+#   control endpoint; it serves the multipart uploads in progress from
+#   s3rver's directory (ListMultipartUploads, AbortMultipartUpload).
 # Prints the gateway's endpoint and writes DIR/env (KEY=value lines, for
 # `set -a; . DIR/env`).  Stop everything with tests/s3/stop.sh DIR.
 # Running it again on a DIR whose servers still run just prints the
@@ -104,7 +105,7 @@ fi
 
 rm -f "$DIR/gateway.json"
 nohup "$PY" "$ROOT/tests/s3/gateway.py" --upstream "127.0.0.1:$S3PORT" \
-	--port-file "$DIR/gateway.json" --region "$REGION" \
+	--port-file "$DIR/gateway.json" --region "$REGION" --data "$DIR/data" \
 	--cred S3RVER:S3RVER --cred MLFSTEMP:MLFSTEMPSECRET:MLFSTEMPTOKEN \
 	--log "$DIR/gateway.log" >"$DIR/gateway.err" 2>&1 </dev/null &
 echo $! >"$DIR/gateway.pid"
