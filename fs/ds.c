@@ -34,6 +34,7 @@
 #include "hostfile.h"
 #include "jsonout.h"
 #include "meta.h"
+#include "reap.h"
 #include "remote.h"
 #include "csv.h"
 #include "store.h"
@@ -499,8 +500,8 @@ static int hash_ref_one(void *arg, const char *key, const char *val,
 
 /*
  * Remove a blob no version references any more (other than the ones
- * being removed).  Open readers keep their descriptor on the local file.
- * Called under ds_lock.
+ * being removed).  Open readers keep their descriptor on the local file;
+ * on S3 the deletion waits out gc_grace (reap.c).  Called under ds_lock.
  */
 static void ds_blob_release(struct fs *fs, const struct ds_kind *k,
 			    const char *hash, const char *name, unsigned ver)
@@ -529,7 +530,12 @@ static void ds_blob_release(struct fs *fs, const struct ds_kind *k,
 	if (hr.found)
 		return;
 	ds_blob_key(hash, key, sizeof(key));
-	store_del(fs->store, key);
+	/*
+	 * On the bucket, not yet: a reader with the file open (here or on
+	 * another mount) reads it from there.  It goes gc_grace later.
+	 */
+	if (reap_later(fs, key) < 0)
+		store_del(fs->store, key);
 }
 
 /* Release every blob a manifest names (the "hash" and any "files"). */
@@ -1070,6 +1076,21 @@ static void drop_unreferenced(struct fs *fs, const char *hash,
 		store_del(fs->store, key);
 }
 
+int ds_blob_reap(struct fs *fs, const char *key)
+{
+	const char *hash = strrchr(key, '/');
+	int rc = 0;
+
+	hash = hash ? hash + 1 : key;
+	if (strlen(hash) != HASH_HEX_LEN)
+		return 0; /* not a blob of ours */
+	lock_changes(fs);
+	if (!blob_referenced(fs, hash))
+		rc = store_del(fs->store, key);
+	pthread_mutex_unlock(&fs->ds_lock);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /*
  * Move the file at path into the store as the blob of hash (key);
  * *fresh (may be NULL) tells whether the store did not have it yet, as
@@ -1083,6 +1104,7 @@ static int put_blob(struct fs *fs, const char *hash, const char *path,
 		*fresh = false;
 	if (blob_is_stored(fs, key, size)) {
 		unlink(path); /* content already stored once */
+		reap_cancel(fs, key); /* a removed version's: wanted again */
 		return 0;
 	}
 	if (fresh)
@@ -2810,6 +2832,8 @@ int ds_gc(struct fs *fs)
 
 		if (strlen(r.hash) != HASH_HEX_LEN)
 			continue; /* not ours */
+		if (reap_is_pending(fs, g.k[i]))
+			continue; /* a removed version's, read until its grace ends */
 		if (meta_txn_begin(fs->meta, true, &t) < 0)
 			break;
 		for (size_t k = 0; k < 3 && !r.found; k++)

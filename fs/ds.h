@@ -201,6 +201,14 @@ int ds_put_blob(struct fs *fs, const char *path, char hash[33],
  */
 int ds_gc(struct fs *fs);
 
+/*
+ * ds_blob_reap: delete blob key from the store (the cache and the bucket)
+ * unless a dataset version, model version or job names it now: the end
+ * of a removed version's grace (reap.c).  Takes ds_lock.  0 (also when
+ * kept, or already gone), or the store's errno.
+ */
+int ds_blob_reap(struct fs *fs, const char *key);
+
 /* The store key of a version's blob (out: at least 80 bytes). */
 void ds_blob_key(const char *hash, char *out, size_t outlen);
 

@@ -36,7 +36,8 @@ struct fs_opts {
 	char *region;         /* S3: -o region, or NULL */
 	bool path_style;      /* S3: -o path_style */
 	unsigned import_ttl;  /* seconds: S3 sources and readers refresh */
-	unsigned gc_grace;    /* seconds: gc spares blobs younger than this */
+	unsigned gc_grace;    /* seconds: gc spares blobs younger than this;
+				 rmdir deletes blobs from S3 this late */
 	unsigned verify_delay; /* seconds: check a catalog index after this */
 	unsigned sync_timeout; /* seconds: fsync and sync wait for the bucket
 				  at most this long; 0: no limit */

@@ -41,6 +41,7 @@
 #include "remote.h"
 #include "predict.h"
 #include "runner.h"
+#include "reap.h"
 #include "store.h"
 #include "uploads.h"
 
@@ -129,7 +130,9 @@ static void usage(FILE *fp)
 		"       region=NAME         S3 region\n"
 		"       path_style          path-style S3 addressing\n"
 		"       import_ttl=SECS     read-only mounts refresh this often\n"
-		"       gc_grace=SECS       gc spares blobs younger than this (600)\n"
+		"       gc_grace=SECS       gc spares blobs younger than this;\n"
+		"                           rmdir deletes blobs from the bucket\n"
+		"                           this long after (600)\n"
 		"       verify_delay=SECS   check an index from the S3 catalog\n"
 		"                           this long after mount, or at the\n"
 		"                           first change (10)\n"
@@ -706,6 +709,10 @@ store_ready:
 		goto out_curl;
 	remote_index_ready();
 	uploads_sweep(&fs); /* the writer's: what a crash cut is aborted */
+	if (reap_start(&fs) < 0) {
+		fs_log(&fs, LOG_ERR, "cannot start a thread");
+		goto out_curl;
+	}
 	if (verify && ds_verify_start(&fs) < 0) {
 		fs_log(&fs, LOG_ERR, "cannot start a thread");
 		goto out_curl;
@@ -736,6 +743,7 @@ store_ready:
 	fuse_loop_cfg_destroy(lcfg);
 out_curl:
 	ds_verify_join(&fs);
+	reap_stop(&fs);
 	runner_stop(&fs);
 	served_cache_clear(); /* before the plugins they use go */
 	remote_stop(&fs);

@@ -376,6 +376,13 @@ int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 	if (n >= 0)
 		fs_reply_buf(r, buf, (size_t)n);
 	free(buf);
+	/*
+	 * The blob left the store under an open handle: its version was
+	 * removed and its grace is over (reap.c).  Stale, as NFS says of a
+	 * handle whose file is gone; not "no such file", which it was.
+	 */
+	if (n == -ENOENT)
+		return -ESTALE;
 	return n < 0 ? (int)n : 0;
 }
 

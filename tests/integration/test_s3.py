@@ -1591,3 +1591,70 @@ def test_gc_aborts_old_multipart_uploads_but_not_young_ones(mlfs_factory,
     assert uploads_of(s3server, prefix) == {}
     assert not upload_dir(s3server, old).exists()
     assert len(uploads_of(s3server, other)) == 1
+
+
+# --- readers are not cut off (issue 21): rmdir deletes the bucket's
+# objects only after gc_grace
+
+def in_bucket(s3, prefix, key):
+    """Does the bucket hold prefix/key?  A HEAD straight to s3rver (it
+    serves unsigned requests): one request, no race with a deletion."""
+    import urllib.error
+    import urllib.request
+    url = (f"{s3['MLFS_S3_DIRECT_ENDPOINT']}/{s3['MLFS_S3_BUCKET']}/"
+           f"{prefix}/{key}")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                url, method="HEAD"), timeout=30):
+            return True
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e
+        return False
+
+
+def test_a_reader_keeps_reading_a_removed_version_until_gc_grace(
+        mlfs_factory, s3server, tmp_path):
+    grace = 6
+    m = s3mount(mlfs_factory, s3server, opts=[f"gc_grace={grace}"])
+    d = m.mnt / "datasets" / "big"
+    d.mkdir()
+    row = ",".join(f"{i * 0.25:.2f}" for i in range(30)) + ",1\n"
+    text = (",".join(f"x{i}" for i in range(30)) + ",label\n" +
+            row * (20 * 2**20 // len(row))).encode()   # three 8 MiB blocks
+    (d / "data.csv").write_bytes(text)
+    (d / "data.csv").write_bytes(IRIS.encode())
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    key = blob_key(text)
+    # the reader's bytes come from the bucket
+    (m.mnt / ".mlfs" / "cache").write_text(
+        "release datasets/big/v1/data.csv\n")
+    fd = os.open(d / "v1" / "data.csv", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == text[:4096]
+        t0 = time.monotonic()
+        (d / "v1").rmdir()
+        # gone from the namespace at once, here and in the bucket's
+        # manifests
+        assert "v1" not in os.listdir(d)
+        assert not (d / "v1").exists()
+        ls = aws(s3server, "ls", "--recursive",
+                 f"s3://{s3server['MLFS_S3_BUCKET']}/{m.prefix}/datasets/")
+        assert "datasets/big/v1.json" not in ls.stdout
+        # but the open file reads on: the blob stays for the grace
+        off = 12 * 2**20
+        assert os.pread(fd, 2**20, off) == text[off:off + 2**20]
+        assert in_bucket(s3server, m.prefix, key)
+        assert time.monotonic() - t0 < grace, "the test was too slow"
+        # then it goes, and a read of the open file is stale, not ENOENT
+        deadline = t0 + grace + 20
+        while in_bucket(s3server, m.prefix, key):
+            assert time.monotonic() < deadline, "the blob never went"
+            time.sleep(0.5)
+        assert time.monotonic() - t0 >= grace - 1
+        with pytest.raises(OSError) as e:
+            os.pread(fd, 4096, 19 * 2**20)
+        assert e.value.errno == errno.ESTALE
+    finally:
+        os.close(fd)
+    assert (d / "v2" / "data.csv").read_text() == IRIS
+    assert_blobs(s3server, m.prefix, IRIS.encode())
