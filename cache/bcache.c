@@ -46,14 +46,15 @@
  * usual), hashes it in order and compares; every read meanwhile waits
  * there, and no read returns a byte before the object is verified.  A
  * mismatch, or an object shorter than HEAD said, is -EBADMSG: the version
- * is dropped with its file, so nothing of it stays, and the next read
- * fetches the key afresh (a repaired bucket then reads fine).  Success
- * keeps the checksum of every chunk of the verified content in memory,
- * so a block fetched again later (evicted, released, or read around a
- * full cache) must match it.  "Verified" is not kept in the index: the
- * first read after open checks again, from the local disk when every
- * block is there.  The price is the time to the first byte of a cold
- * object, which becomes the time to fetch all of it.
+ * is dropped with its file, so nothing of it stays; reads of the same
+ * version (key and ETag) answer -EBADMSG for BC_BAD_MS without fetching
+ * it again, and a new ETag (the bucket repaired) is fetched afresh.
+ * Success keeps the checksum of every chunk of the verified content in
+ * memory, so a block fetched again later (evicted, released, or read
+ * around a full cache) must match it.  "Verified" is not kept in the
+ * index: the first read after open checks again, from the local disk
+ * when every block is there.  The price is the time to the first byte of
+ * a cold object, which becomes the time to fetch all of it.
  *
  * All index state is loaded into memory at open; LMDB is only written
  * (by the janitor, in one txn per batch) and read at open.
@@ -117,6 +118,8 @@
 #define BC_FD_MAX 256			/* cache files kept open */
 #define BC_RETRY_MAX_MS 5000		/* export backoff ceiling */
 #define BC_RECHECK_MS 10000		/* HEAD again after a failed one */
+#define BC_BAD_MAX 64			/* corrupt versions remembered */
+#define BC_BAD_MS 10000			/* fetch one again after this */
 #define BC_READ_TRIES 4			/* checksum failures before -EIO */
 #define BC_RESOLVE_TRIES 4		/* object replaced under a read */
 #define BC_MAP_SIZE ((size_t)1 << 30)	/* LMDB map, bytes */
@@ -235,6 +238,12 @@ struct bc_dead {
 	char key[];
 };
 
+/* A version found corrupt: not fetched again until it expires. */
+struct bc_bad {
+	uint8_t id[BC_ID_LEN];		/* of key and ETag */
+	int64_t until;			/* monotonic ms; 0: unused */
+};
+
 struct bc_job {
 	struct bc_obj *o;		/* referenced by the job */
 	uint32_t idx;
@@ -314,6 +323,8 @@ struct bcache {
 	size_t qhead;
 	size_t qlen;
 	struct bc_obj *dirty;		/* objects with index changes */
+	struct bc_bad bad[BC_BAD_MAX];	/* a ring */
+	unsigned bad_next;
 	struct bc_dead *dead;
 	unsigned ndirty;		/* blocks dirtied since last flush */
 	uint64_t cached_bytes;
@@ -827,10 +838,35 @@ static void bc_obj_drop_locked(struct bcache *c, struct bc_obj *o)
  */
 static void bc_obj_corrupt_locked(struct bcache *c, struct bc_obj *o)
 {
+	struct bc_bad *bad = &c->bad[c->bad_next++ % BC_BAD_MAX];
+
 	c->st.corrupt_objects++;
 	o->verify_err = -EBADMSG;
+	/*
+	 * The kernel retries a failed read, and users do: answer them for a
+	 * while without fetching the same bad bytes again (a new ETag, the
+	 * bucket repaired, is fetched at once).
+	 */
+	memcpy(bad->id, o->id, BC_ID_LEN);
+	bad->until = bc_now_ms() + BC_BAD_MS;
 	if (!o->dead)
 		bc_obj_drop_locked(c, o);
+}
+
+/* Was version (key, ident) found corrupt lately? */
+static bool bc_is_bad_locked(struct bcache *c, const char *key,
+			     const char *ident, int64_t now)
+{
+	uint8_t id[BC_ID_LEN];
+	unsigned i;
+
+	bc_obj_id(key, ident, id);
+	for (i = 0; i < BC_BAD_MAX; i++) {
+		if (c->bad[i].until > now &&
+		    memcmp(c->bad[i].id, id, BC_ID_LEN) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* ---- space ---- */
@@ -1709,6 +1745,10 @@ static int bc_resolve(struct bcache *c, const char *key, struct bc_src *src)
 		if (o && (o->size != st.size || strcmp(o->etag, ident))) {
 			bc_obj_drop_locked(c, o);
 			o = NULL;
+		}
+		if (!o && bc_is_bad_locked(c, key, ident, now)) {
+			rc = -EBADMSG;
+			goto out_unlock;
 		}
 		if (!o) {
 			rc = bc_obj_new(c, key, ident, st.size, &o);

@@ -1374,9 +1374,12 @@ static void test_content(void)
 	is_int(stats_of(f.c).corrupt_objects, 1, "counted");
 	is_int(bcache_cached_bytes(f.c, bad), 0, "nothing of it cached");
 	is_int(count_dir(bdir), 1, "its cache file is gone");
+	n = (unsigned)stats_of(f.c).fetches;
 	is_int(check_get(f.c, bad, 1, size), -EBADMSG,
-	       "read again: fetched afresh, EBADMSG again");
-	is_int(stats_of(f.c).corrupt_objects, 2, "counted again");
+	       "read again: EBADMSG again");
+	is_int(stats_of(f.c).fetches, n, "without fetching it again");
+	is_int(stats_of(f.c).corrupt_objects, 1, "one corrupt version");
+	sleep_ms(1100);	/* a new mtime: the mem store has no ETags */
 	put_pat(f.mem, bad, 2, size);
 	is_int(check_range(f.c, bad, 2, size, 0, size), 0,
 	       "repaired in inner: reads fine");
@@ -1386,14 +1389,15 @@ static void test_content(void)
 	put_pat(f.mem, bad, 3, size - 100);
 	is_int(check_range(f.c, bad, 3, size - 100, 0, 10), -EBADMSG,
 	       "truncated: EBADMSG");
-	is_int(stats_of(f.c).corrupt_objects, 3, "counted");
+	is_int(stats_of(f.c).corrupt_objects, 2, "counted");
 
 	/* verified, changed in inner, released: a block fetched again */
 	put_pat(f.mem, key, 4, size);
 	is_int(bcache_release(f.c, key), 0, "release the verified object");
 	is_int(check_range(f.c, key, 1, size, BS, 10), -EBADMSG,
 	       "a block fetched again differs: EBADMSG");
-	is_int(stats_of(f.c).corrupt_objects, 4, "counted");
+	is_int(stats_of(f.c).corrupt_objects, 3, "counted");
+	sleep_ms(1100);
 	put_pat(f.mem, key, 1, size);
 	is_int(check_range(f.c, key, 1, size, 0, size), 0,
 	       "repaired: reads fine");
