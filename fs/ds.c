@@ -72,6 +72,36 @@ void ds_blob_key(const char *hash, char *out, size_t outlen)
 	snprintf(out, outlen, "blobs/%.2s/%s", hash, hash);
 }
 
+bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
+{
+	const char *h = key + strlen("blobs/xx/");
+
+	if (strncmp(key, "blobs/", 6) != 0 || strlen(key) != 9 + HASH_HEX_LEN ||
+	    key[8] != '/' || strncmp(key + 6, h, 2) != 0)
+		return false;
+	/* lower-case, as hash_hex writes them: the name is compared as text */
+	if (strspn(h, "0123456789abcdef") != HASH_HEX_LEN)
+		return false;
+	memcpy(hash, h, HASH_HEX_LEN + 1);
+	return true;
+}
+
+int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
+		  int rc)
+{
+	struct problem pb = { 0 };
+
+	if (rc != -EBADMSG)
+		return rc;
+	snprintf(pb.path, sizeof(pb.path), "%s", path);
+	snprintf(pb.msg, sizeof(pb.msg),
+		 "%s: the store's content does not match the hash it is "
+		 "named by: not served",
+		 key);
+	fs_damage(fs, uid, &pb);
+	return -EIO;
+}
+
 static void iso_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;

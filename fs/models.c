@@ -115,7 +115,7 @@ static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 static int vfile_read(struct fs_file *f, size_t size, off_t off,
 		      struct fs_reply *r)
 {
-	return obj_blob_read(f->node->fs, f->priv, size, off, r);
+	return obj_blob_read(f, f->priv, size, off, r);
 }
 
 static int vfile_fsync(struct fs_file *f)

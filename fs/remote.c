@@ -934,6 +934,8 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.may_export = remote_may_export;
 	bo.conflict = remote_conflict;
 	bo.gate_arg = r;
+	/* a blob is served only once its bytes match its name */
+	bo.content_hash = ds_blob_hash;
 	rc = bcache_open(s3, &bo, &cache);
 	if (rc < 0) {
 		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));

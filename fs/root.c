@@ -185,6 +185,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 "hits %llu\nmisses %llu\nbytes_cached %llu\n"
 			 "bytes_outbox %llu\nsize_limit %llu\n"
 			 "evictions %llu\ncorrupt_blocks %llu\n"
+			 "corrupt_objects %llu\n"
 			 "exports_queued %llu\nexports_done %llu\n"
 			 "export_failures %llu\nfetches %llu\n"
 			 "fetch_bytes %llu\nfetch_mb_per_s %.1f\n"
@@ -197,6 +198,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)st.size_limit,
 			 (unsigned long long)st.evictions,
 			 (unsigned long long)st.corrupt,
+			 (unsigned long long)st.corrupt_objects,
 			 (unsigned long long)st.exports_queued,
 			 (unsigned long long)st.exports_done,
 			 (unsigned long long)st.export_failures,

@@ -757,6 +757,11 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	datafd = store_open_fd(fs->store, blob);
 	if (datafd == -EOPNOTSUPP)
 		datafd = fetch_local(fs, blob, j->dir);
+	if (datafd == -EBADMSG) {
+		/* .mlfs/errors names the key; the status says why */
+		snprintf(path, sizeof(path), "jobs/%s", j->name);
+		ds_blob_error(fs, uid, path, blob, datafd);
+	}
 	if (datafd < 0)
 		return datafd;
 	/*
@@ -1237,9 +1242,16 @@ static void *sched_main(void *arg)
 			if (rc < 0) {
 				char why[PATH_MAX + 300];
 
-				snprintf(why, sizeof(why),
-					 "cannot start the job program %s: %s",
-					 r->jobbin, strerror(-rc));
+				if (rc == -EBADMSG)
+					snprintf(why, sizeof(why),
+						 "the dataset's content in the "
+						 "store does not match its "
+						 "hash: not read");
+				else
+					snprintf(why, sizeof(why),
+						 "cannot start the job program "
+						 "%s: %s",
+						 r->jobbin, strerror(-rc));
 				pthread_mutex_lock(&r->lock);
 				r->running--;
 				pthread_mutex_unlock(&r->lock);
