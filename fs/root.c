@@ -267,8 +267,11 @@ static int cache_store(struct node *n, const char *text, size_t len,
 				   arg);
 	if (!bcache_is_cache(fs->store))
 		return 0; /* a local store: always here */
-	if (cmd[0] == 'p')
-		return bcache_prefetch(fs->store, key);
+	if (cmd[0] == 'p') {
+		rc = bcache_prefetch(fs->store, key);
+		/* a version found not to match its hash lately (reported then) */
+		return rc == -EBADMSG ? -EIO : rc;
+	}
 	rc = bcache_release(fs->store, key);
 	if (rc == -EBUSY)
 		problem_set(pb, 1, (unsigned)(arg - cmd) + 1,

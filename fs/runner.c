@@ -423,8 +423,12 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 	if (blob) {
 		if (off >= bsize)
 			return 0;
-		return store_get_range(fs->store, key, buf, size,
-				       (uint64_t)off);
+		n = store_get_range(fs->store, key, buf, size, (uint64_t)off);
+		if (n == -EBADMSG) {
+			snprintf(dir, sizeof(dir), "jobs/%s/%s", j->name, file);
+			n = ds_blob_error(fs, j->uid, dir, key, (int)n);
+		}
+		return n;
 	}
 	rc = host_openat_nofollow(dir, file, O_RDONLY, &fd);
 	if (rc < 0)
