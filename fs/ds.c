@@ -74,10 +74,13 @@ void ds_blob_key(const char *hash, char *out, size_t outlen)
 
 bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
 {
-	const char *h = key + strlen("blobs/xx/");
+	const char *h;
 
-	if (strncmp(key, "blobs/", 6) != 0 || strlen(key) != 9 + HASH_HEX_LEN ||
-	    key[8] != '/' || strncmp(key + 6, h, 2) != 0)
+	if (strlen(key) != 9 + HASH_HEX_LEN || strncmp(key, "blobs/", 6) != 0 ||
+	    key[8] != '/')
+		return false;
+	h = key + 9;	/* blobs/xx/<hash>, xx its first two digits */
+	if (strncmp(key + 6, h, 2) != 0)
 		return false;
 	/* lower-case, as hash_hex writes them: the name is compared as text */
 	if (strspn(h, "0123456789abcdef") != HASH_HEX_LEN)
@@ -2553,7 +2556,7 @@ static int count_one(void *arg, const char *key, const char *etag,
 	return 0;
 }
 
-/* Manifests reported missing, key -> true, as of the last check. */
+/* Manifests reported missing, as of the last check (lineage_check). */
 static struct {
 	pthread_mutex_t m;
 	json_t *reported; /* under m */
