@@ -153,7 +153,8 @@ int bcache_sync(struct store *s, const char *key, int timeout_ms);
 /*
  * bcache_prefetch: fetch every block of key in the background (FSx's
  * hsm_restore); returns once they are queued.  0 for content in the
- * outbox.  -ENOENT if inner has no such key, or inner's errno.
+ * outbox.  -ENOENT if inner has no such key, -EBADMSG for a version
+ * found corrupt lately (see content_hash), or inner's errno.
  */
 int bcache_prefetch(struct store *s, const char *key);
 
