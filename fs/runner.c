@@ -214,6 +214,12 @@ void job_pending_del(struct fs *fs, const char *name)
 {
 	struct runner *r = fs->runner;
 
+	/*
+	 * A spec handle whose RELEASE the kernel never sent is freed by
+	 * fs_destroy, after runner_stop: nothing is pending any more.
+	 */
+	if (!r)
+		return;
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->npending; i++) {
 		if (strcmp(r->pending[i], name) == 0) {
