@@ -37,6 +37,25 @@
  * batches, and a block whose bytes are lost, torn or punched fails its
  * check and is fetched again, never served.
  *
+ * Content-addressed objects (bcache_opts.content_hash: mlfs's blobs, whose
+ * key is the xxh3-128 of their bytes) are checked whole before any byte
+ * of them is served, because a block cannot be judged alone against a
+ * whole-object hash.  The check point is bc_verify(), on the read path:
+ * the first read of such an object reads all of it through the cache
+ * (fetched in parallel, with read-ahead and hydration, and kept as
+ * usual), hashes it in order and compares; every read meanwhile waits
+ * there, and no read returns a byte before the object is verified.  A
+ * mismatch, or an object shorter than HEAD said, is -EBADMSG: the version
+ * is dropped with its file, so nothing of it stays; reads of the same
+ * version (key and ETag) answer -EBADMSG for BC_BAD_MS without fetching
+ * it again, and a new ETag (the bucket repaired) is fetched afresh.
+ * Success keeps the checksum of every chunk of the verified content in
+ * memory, so a block fetched again later (evicted, released, or read
+ * around a full cache) must match it.  "Verified" is not kept in the
+ * index: the first read after open checks again, from the local disk
+ * when every block is there.  The price is the time to the first byte of
+ * a cold object, which becomes the time to fetch all of it.
+ *
  * All index state is loaded into memory at open; LMDB is only written
  * (by the janitor, in one txn per batch) and read at open.
  *
@@ -84,6 +103,7 @@
 #include <xxhash.h>
 
 #include "bcache.h"
+#include "hash.h"
 #include "store.h"
 #include "store_i.h"
 
@@ -98,6 +118,8 @@
 #define BC_FD_MAX 256			/* cache files kept open */
 #define BC_RETRY_MAX_MS 5000		/* export backoff ceiling */
 #define BC_RECHECK_MS 10000		/* HEAD again after a failed one */
+#define BC_BAD_MAX 64			/* corrupt versions remembered */
+#define BC_BAD_MS 10000			/* fetch one again after this */
 #define BC_READ_TRIES 4			/* checksum failures before -EIO */
 #define BC_RESOLVE_TRIES 4		/* object replaced under a read */
 #define BC_MAP_SIZE ((size_t)1 << 30)	/* LMDB map, bytes */
@@ -182,6 +204,13 @@ struct bc_obj {
 	uint32_t ra_blk;		/* last block of the previous read */
 	uint32_t ra_win;		/* read-ahead window, blocks */
 	bool hydrating;			/* hydration decided (and queued) */
+	bool content;			/* key names its hash; constant */
+	char want[HASH_HEX_LEN + 1];	/* that hash; constant */
+	bool verified;			/* csum[] of every chunk is of the
+					 * named content, blocks present or
+					 * not */
+	bool verifying;			/* a reader is checking it */
+	int verify_err;			/* set when a check drops it */
 };
 
 /* An outbox entry: content written here, not exported yet. */
@@ -207,6 +236,12 @@ struct bc_dead {
 	uint8_t id[BC_ID_LEN];
 	bool has_key;			/* also delete key's obj record */
 	char key[];
+};
+
+/* A version found corrupt: not fetched again until it expires. */
+struct bc_bad {
+	uint8_t id[BC_ID_LEN];		/* of key and ETag */
+	int64_t until;			/* monotonic ms; 0: unused */
 };
 
 struct bc_job {
@@ -251,6 +286,8 @@ struct bcache {
 	int (*may_export)(void *);	/* constant; see bcache_opts */
 	void (*conflict)(void *, const char *);
 	void *gate_arg;
+	/* constant; see bcache_opts */
+	bool (*content_hash)(const char *key, char hash[HASH_HEX_LEN + 1]);
 	int64_t ttl_ms;			/* 0: once per open */
 	unsigned retry_ms;
 	char content_prefix[BCACHE_PREFIX_MAX + 1]; /* constant; "": none */
@@ -287,6 +324,8 @@ struct bcache {
 	size_t qhead;
 	size_t qlen;
 	struct bc_obj *dirty;		/* objects with index changes */
+	struct bc_bad bad[BC_BAD_MAX];	/* a ring */
+	unsigned bad_next;
 	struct bc_dead *dead;
 	unsigned ndirty;		/* blocks dirtied since last flush */
 	uint64_t cached_bytes;
@@ -639,6 +678,8 @@ static int bc_obj_new(struct bcache *c, const char *key, const char *etag,
 		o->blks[i].obj = o;
 		o->blks[i].idx = i;
 	}
+	if (c->content_hash)
+		o->content = c->content_hash(o->key, o->want);
 	o->hn.key = o->key;
 	o->hn.hash = bc_hash(o->key);
 	o->refs = 1;
@@ -789,6 +830,44 @@ static void bc_obj_drop_locked(struct bcache *c, struct bc_obj *o)
 	bc_dead_add_locked(c, o->id, o->key);
 	pthread_cond_broadcast(&c->blk_cond);
 	bc_obj_unref_locked(c, o);	/* the table's reference */
+}
+
+/*
+ * Inner's bytes of content-addressed o do not match its name: count it
+ * and drop o with its file, so that nothing of it stays and the next
+ * read fetches the key afresh.  Threads waiting on o get -EBADMSG.
+ */
+static void bc_obj_corrupt_locked(struct bcache *c, struct bc_obj *o)
+{
+	struct bc_bad *bad = &c->bad[c->bad_next++ % BC_BAD_MAX];
+
+	c->st.corrupt_objects++;
+	o->verify_err = -EBADMSG;
+	/*
+	 * The kernel retries a failed read, and users do: answer them for a
+	 * while without fetching the same bad bytes again (a new ETag, the
+	 * bucket repaired, is fetched at once).
+	 */
+	memcpy(bad->id, o->id, BC_ID_LEN);
+	bad->until = bc_now_ms() + BC_BAD_MS;
+	if (!o->dead)
+		bc_obj_drop_locked(c, o);
+}
+
+/* Was version (key, ident) found corrupt lately? */
+static bool bc_is_bad_locked(struct bcache *c, const char *key,
+			     const char *ident, int64_t now)
+{
+	uint8_t id[BC_ID_LEN];
+	unsigned i;
+
+	bc_obj_id(key, ident, id);
+	for (i = 0; i < BC_BAD_MAX; i++) {
+		if (c->bad[i].until > now &&
+		    memcmp(c->bad[i].id, id, BC_ID_LEN) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* ---- space ---- */
@@ -1042,7 +1121,8 @@ static void bc_fetch_one(struct bcache *c, struct bc_worker *w,
 		n = store_get_range(c->inner, o->key, w->buf, blen, off);
 		if (n >= 0 && (size_t)n != blen) {
 			changed = true;	/* shorter than HEAD said */
-			n = -EIO;
+			/* content named by its hash never changes size */
+			n = o->content ? -EBADMSG : -EIO;
 		}
 		if (n < 0)
 			rc = (int)n;
@@ -1059,6 +1139,13 @@ static void bc_fetch_one(struct bcache *c, struct bc_worker *w,
 	}
 
 	pthread_mutex_lock(&c->lock);
+	/* Not the bytes o was verified with: inner changed since. */
+	if (rc == 0 && o->verified &&
+	    memcmp(&o->csum[(uint64_t)b->idx * c->cpb], w->cs,
+		   nch * sizeof(*w->cs)) != 0)
+		rc = -EBADMSG;
+	if (rc == -EBADMSG && o->verified && !o->dead)
+		bc_obj_corrupt_locked(c, o);	/* else its verifier counts */
 	bc_fetch_end_locked(c);
 	if (reserved)
 		c->reserved -= blen;
@@ -1227,8 +1314,8 @@ static int bc_copy_verified(struct bcache *c, const struct bc_obj *o, int fd,
 
 /*
  * Wait until block idx of o is PRESENT, asking for it as needed.  Called
- * and returns with c->lock held.  0, -ESTALE if o was replaced, or the
- * error of the fetch this read waited for.
+ * and returns with c->lock held.  0, -ESTALE if o was replaced, -EBADMSG
+ * if it was found corrupt, or the error of the fetch this read waited for.
  */
 static int bc_wait_present_locked(struct bcache *c, struct bc_obj *o,
 				  uint32_t idx)
@@ -1239,7 +1326,7 @@ static int bc_wait_present_locked(struct bcache *c, struct bc_obj *o,
 
 	for (;;) {
 		if (o->dead)
-			return -ESTALE;
+			return o->verify_err ? o->verify_err : -ESTALE;
 		if (b->state == BC_PRESENT)
 			return 0;
 		if (b->state == BC_ABSENT) {
@@ -1253,6 +1340,74 @@ static int bc_wait_present_locked(struct bcache *c, struct bc_obj *o,
 		waited = true;
 		pthread_cond_wait(&c->blk_cond, &c->lock);
 	}
+}
+
+/*
+ * Read [off, off + len) of o straight from inner, for a cache with no
+ * room for it.  The bytes of a verified object are checked chunk by chunk
+ * against the checksums its verification recorded, so even this path
+ * serves nothing the check did not see (an object being verified is read
+ * here only by its verifier, which hashes what it gets).  The bytes read,
+ * -EBADMSG on a mismatch, or inner's errno.
+ */
+static ssize_t bc_read_around(struct bcache *c, struct bc_obj *o, char *buf,
+			      size_t len, uint64_t off)
+{
+	uint64_t cs[BC_CPB_MAX];
+	uint64_t lo;
+	uint64_t hi;
+	uint64_t p;
+	uint64_t s;
+	uint64_t e;
+	size_t plen;
+	size_t i;
+	size_t cl;
+	bool verified;
+	bool bad = false;
+	char *tmp;
+	ssize_t n;
+
+	pthread_mutex_lock(&c->lock);
+	verified = o->verified;
+	pthread_mutex_unlock(&c->lock);
+	if (!verified)
+		return store_get_range(c->inner, o->key, buf, len, off);
+	if (off >= o->size || len == 0)
+		return 0;
+	if (len > o->size - off)
+		len = (size_t)(o->size - off);
+	/* whole chunks around the range, at most a block per GET */
+	lo = off / c->csize * c->csize;
+	hi = (off + len + c->csize - 1) / c->csize * c->csize;
+	hi = hi < o->size ? hi : o->size;
+	tmp = malloc(hi - lo < c->bsize ? hi - lo : c->bsize);
+	if (!tmp)
+		return -ENOMEM;
+	for (p = lo; p < hi; p += plen) {
+		plen = hi - p < c->bsize ? (size_t)(hi - p) : c->bsize;
+		n = store_get_range(c->inner, o->key, tmp, plen, p);
+		if (n >= 0 && (size_t)n != plen)
+			n = -EBADMSG;	/* shorter than it was verified */
+		for (i = 0; n >= 0 && i < plen; i += cl) {
+			cl = plen - i < c->csize ? plen - i : c->csize;
+			cs[i / c->csize] = XXH3_64bits(tmp + i, cl);
+		}
+		pthread_mutex_lock(&c->lock);
+		for (i = 0; n >= 0 && i < plen; i += c->csize)
+			bad |= cs[i / c->csize] != o->csum[(p + i) / c->csize];
+		if ((n == -EBADMSG || bad) && !o->dead)
+			bc_obj_corrupt_locked(c, o);
+		pthread_mutex_unlock(&c->lock);
+		if (n < 0 || bad) {
+			free(tmp);
+			return n < 0 ? n : -EBADMSG;
+		}
+		s = p > off ? p : off;
+		e = p + plen < off + len ? p + plen : off + len;
+		memcpy(buf + (s - off), tmp + (s - p), e - s);
+	}
+	free(tmp);
+	return (ssize_t)len;
 }
 
 /*
@@ -1369,8 +1524,8 @@ out_unlock:
 	free(bounce);
 	if (rc == -ENOSPC) {
 		/* Full of unexported content: read around the cache. */
-		n = store_get_range(c->inner, o->key, buf + (pos - off),
-				    (size_t)(end - pos), pos);
+		n = bc_read_around(c, o, buf + (pos - off),
+				   (size_t)(end - pos), pos);
 		if (n < 0)
 			return n;
 		return (ssize_t)(pos - off) + n;
@@ -1378,6 +1533,123 @@ out_unlock:
 	if (rc < 0)
 		return rc;
 	return (ssize_t)len;
+}
+
+/*
+ * Read all of o through the cache, as a reader would (so it is fetched in
+ * parallel, read ahead and kept), and check it against the hash its key
+ * names.  0 with the checksum of every chunk of the content in sums[];
+ * -EBADMSG if it does not match (or is shorter than HEAD said), else the
+ * error of a read.
+ */
+static int bc_verify_run(struct bcache *c, struct bc_obj *o, uint64_t *sums)
+{
+	char got[HASH_HEX_LEN + 1];
+	struct hash_state *h;
+	uint64_t off;
+	uint64_t want;
+	uint64_t k = 0;
+	size_t i;
+	size_t cl;
+	ssize_t n;
+	char *buf;
+	int rc = 0;
+
+	buf = malloc(c->bsize);
+	h = hash_new();
+	if (!buf || !h) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* block by block: chunks never straddle a read */
+	for (off = 0; off < o->size; off += (uint64_t)n) {
+		want = o->size - off < c->bsize ? o->size - off : c->bsize;
+		n = bc_obj_read(c, o, buf, (size_t)want, off);
+		if (n < 0) {
+			rc = (int)n;
+			goto out_free;
+		}
+		if ((uint64_t)n != want) {
+			rc = -EBADMSG;	/* inner's object ended early */
+			goto out_free;
+		}
+		hash_update(h, buf, (size_t)n);
+		for (i = 0; i < (size_t)n; i += cl) {
+			cl = (size_t)n - i < c->csize ? (size_t)n - i
+						      : c->csize;
+			sums[k++] = XXH3_64bits(buf + i, cl);
+		}
+	}
+	hash_final(h, got);
+	if (strcmp(got, o->want) != 0)
+		rc = -EBADMSG;
+out_free:
+	hash_free(h);
+	free(buf);
+	return rc;
+}
+
+/*
+ * The check point of a content-addressed object (see the file comment):
+ * its first reader fetches it whole and checks it against its name, and
+ * every other reader waits here until that is done.  0 once o is
+ * verified; -EBADMSG if it is corrupt (counted, and o is dropped, so the
+ * next read fetches the key afresh); -ESTALE if o was replaced meanwhile;
+ * or the error that cut the check short (the next reader tries again).
+ */
+static int bc_verify(struct bcache *c, struct bc_obj *o)
+{
+	uint64_t nch = (o->size + c->csize - 1) / c->csize;
+	uint64_t *sums;
+	uint32_t i;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (o->verified) {
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		if (o->dead) {
+			rc = o->verify_err ? o->verify_err : -ESTALE;
+			pthread_mutex_unlock(&c->lock);
+			return rc;
+		}
+		if (!o->verifying)
+			break;
+		pthread_cond_wait(&c->blk_cond, &c->lock);
+	}
+	o->verifying = true;
+	pthread_mutex_unlock(&c->lock);
+
+	sums = calloc(nch ? nch : 1, sizeof(*sums));
+	rc = sums ? bc_verify_run(c, o, sums) : -ENOMEM;
+
+	pthread_mutex_lock(&c->lock);
+	/*
+	 * A block fetched again since the verifier read it (evicted, then
+	 * wanted by read-ahead) holds bytes the hash did not cover.
+	 */
+	for (i = 0; rc == 0 && i < o->nblocks; i++) {
+		if (o->blks[i].state == BC_PRESENT &&
+		    memcmp(&o->csum[(uint64_t)i * c->cpb],
+			   &sums[(uint64_t)i * c->cpb],
+			   bc_nch(c, o, i) * sizeof(*sums)) != 0)
+			rc = -EBADMSG;
+	}
+	if (rc == 0) {
+		memcpy(o->csum, sums, nch * sizeof(*sums));
+		o->verified = true;
+	} else if (rc == -EBADMSG && !o->dead) {
+		bc_obj_corrupt_locked(c, o);
+	} else if (rc == -EBADMSG) {
+		rc = -ESTALE;	/* replaced meanwhile: judge the new one */
+	}
+	o->verifying = false;
+	pthread_cond_broadcast(&c->blk_cond);
+	pthread_mutex_unlock(&c->lock);
+	free(sums);
+	return rc;
 }
 
 /* Where a key's bytes come from: one of the two, referenced. */
@@ -1475,6 +1747,10 @@ static int bc_resolve(struct bcache *c, const char *key, struct bc_src *src)
 			bc_obj_drop_locked(c, o);
 			o = NULL;
 		}
+		if (!o && bc_is_bad_locked(c, key, ident, now)) {
+			rc = -EBADMSG;
+			goto out_unlock;
+		}
 		if (!o) {
 			rc = bc_obj_new(c, key, ident, st.size, &o);
 			if (rc < 0)
@@ -1530,9 +1806,14 @@ static ssize_t bc_src_read(struct bcache *c, struct bc_src *src, char *buf,
 			   size_t len, uint64_t off)
 {
 	struct bc_out *e = src->e;
+	int rc;
 
-	if (!e)
+	if (!e) {
+		rc = src->o->content ? bc_verify(c, src->o) : 0;
+		if (rc < 0)
+			return rc;
 		return bc_obj_read(c, src->o, buf, len, off);
+	}
 	pthread_mutex_lock(&c->lock);
 	c->st.hits++;
 	pthread_mutex_unlock(&c->lock);
@@ -3211,6 +3492,7 @@ static int bc_alloc(const struct bcache_opts *o, struct bcache **out)
 	c->may_export = o->may_export;
 	c->conflict = o->conflict;
 	c->gate_arg = o->gate_arg;
+	c->content_hash = o->content_hash;
 	c->ra_max = o->readahead_max ? o->readahead_max
 				     : BCACHE_READAHEAD_DEFAULT;
 	c->ttl_ms = (int64_t)o->revalidate_ttl * 1000;

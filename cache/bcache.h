@@ -8,6 +8,8 @@
  * Reads fetch content in blocks on first use (in parallel, with
  * sequential read-ahead), keep it under a size limit with LRU eviction,
  * and verify each block read from disk against its xxh3-64 checksum.
+ * Objects whose key names their content's xxh3-128 (content_hash below)
+ * are also verified whole, against that name, before any byte is served.
  * Writes go to a local outbox first and are exported to the inner store
  * in the background; the outbox survives a crash and a reopen.  The cache
  * persists across reopen and revalidates objects by ETag.
@@ -20,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hash.h"
 #include "store.h"
 
 #define BCACHE_BLOCK_SIZE_DEFAULT (1024 * 1024)	/* bytes */
@@ -82,6 +85,19 @@ struct bcache_opts {
 	 * At most BCACHE_PREFIX_MAX bytes.  Borrowed for the call.
 	 */
 	const char *content_prefix;
+	/*
+	 * Content-addressed keys, or NULL for none.  Called for each
+	 * version of a key found in inner (under the cache's lock: it must
+	 * not call back into the cache): true if key names its content,
+	 * with the content's xxh3-128 as hash_hex() writes it in hash.
+	 * The first read of such an object fetches it whole and checks the
+	 * hash (and so the size) before it returns a byte; reads that come
+	 * meanwhile wait for that check.  Once checked, the checksum of
+	 * every chunk is known, and a block fetched again (after eviction
+	 * or a release) must match it.  A mismatch is -EBADMSG, counted in
+	 * corrupt_objects, and nothing of the object stays cached.
+	 */
+	bool (*content_hash)(const char *key, char hash[HASH_HEX_LEN + 1]);
 };
 
 /* ms between two questions to a closed export gate */
@@ -97,6 +113,8 @@ struct bcache_stats {
 	uint64_t size_limit;		/* bytes; 0: none */
 	uint64_t evictions;		/* blocks evicted for room */
 	uint64_t corrupt;		/* blocks failing their checksum */
+	uint64_t corrupt_objects;	/* fetched content not matching the
+					 * hash its key names (each time) */
 	uint64_t exports_queued;	/* outbox entries now */
 	uint64_t exports_done;		/* exports that succeeded */
 	uint64_t export_failures;	/* export attempts that failed */
@@ -115,14 +133,16 @@ struct bcache_stats {
  *
  * The store's ops: get/get_range answer from the outbox, then from
  * cached blocks (verified), fetching what is missing; -EIO (or inner's
- * errno) when a missing block cannot be fetched.  put/put_file write to
- * the outbox (durably) and return; the export happens later (create is
- * exported as inner's create, put as put).  head/list
- * pass through to inner, merged with the outbox; head falls back to the
- * cached size when inner fails.  del removes the key from the outbox, the
- * cache and inner.  open_fd is -EOPNOTSUPP: reads go through the
- * checksum.  tmp_path gives a path in the outbox staging directory, so
- * put_file renames instead of copying.
+ * errno) when a missing block cannot be fetched, -EBADMSG when inner's
+ * bytes of a content-addressed key do not match its hash (see
+ * content_hash; the caller reports it and answers its own caller -EIO).
+ * put/put_file write to the outbox (durably) and return; the export
+ * happens later (create is exported as inner's create, put as put).
+ * head/list pass through to inner, merged with the outbox; head falls
+ * back to the cached size when inner fails.  del removes the key from
+ * the outbox, the cache and inner.  open_fd is -EOPNOTSUPP: reads go
+ * through the checksum.  tmp_path gives a path in the outbox staging
+ * directory, so put_file renames instead of copying.
  *
  * Returns 0, -EINVAL (bad options), -EBUSY (dir in use), -ENOMEM, or an
  * errno from the file system.  *out is NULL on failure.
@@ -144,7 +164,8 @@ int bcache_sync(struct store *s, const char *key, int timeout_ms);
 /*
  * bcache_prefetch: fetch every block of key in the background (FSx's
  * hsm_restore); returns once they are queued.  0 for content in the
- * outbox.  -ENOENT if inner has no such key, or inner's errno.
+ * outbox.  -ENOENT if inner has no such key, -EBADMSG for a version
+ * found corrupt lately (see content_hash), or inner's errno.
  */
 int bcache_prefetch(struct store *s, const char *key);
 

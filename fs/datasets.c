@@ -93,7 +93,7 @@ static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 static int vdata_read(struct fs_file *f, size_t size, off_t off,
 		      struct fs_reply *r)
 {
-	return obj_blob_read(f->node->fs, f->priv, size, off, r);
+	return obj_blob_read(f, f->priv, size, off, r);
 }
 
 static int vdata_fsync(struct fs_file *f, const struct fs_ctx *ctx)
@@ -224,6 +224,8 @@ static int stage(struct fs_file *f, bool empty)
 
 			rc = store_get(fs->store, h->blob->key, SIZE_MAX, &buf,
 				       &len);
+			rc = ds_blob_error(fs, f->uid, f->node->path,
+					   h->blob->key, rc);
 			if (rc == 0 && pwrite(h->fd, buf, len, 0) != (ssize_t)len)
 				rc = -EIO;
 			free(buf);
@@ -412,7 +414,7 @@ static int data_read(struct fs_file *f, size_t size, off_t off,
 	pthread_mutex_lock(&h->lock);
 	if (h->fd < 0) {
 		pthread_mutex_unlock(&h->lock);
-		return obj_blob_read(f->node->fs, h->blob, size, off, r);
+		return obj_blob_read(f, h->blob, size, off, r);
 	}
 	buf = malloc(size);
 	if (!buf) {

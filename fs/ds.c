@@ -73,6 +73,39 @@ void ds_blob_key(const char *hash, char *out, size_t outlen)
 	snprintf(out, outlen, "blobs/%.2s/%s", hash, hash);
 }
 
+bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
+{
+	const char *h;
+
+	if (strlen(key) != 9 + HASH_HEX_LEN || strncmp(key, "blobs/", 6) != 0 ||
+	    key[8] != '/')
+		return false;
+	h = key + 9;	/* blobs/xx/<hash>, xx its first two digits */
+	if (strncmp(key + 6, h, 2) != 0)
+		return false;
+	/* lower-case, as hash_hex writes them: the name is compared as text */
+	if (strspn(h, "0123456789abcdef") != HASH_HEX_LEN)
+		return false;
+	memcpy(hash, h, HASH_HEX_LEN + 1);
+	return true;
+}
+
+int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
+		  int rc)
+{
+	struct problem pb = { 0 };
+
+	if (rc != -EBADMSG)
+		return rc;
+	snprintf(pb.path, sizeof(pb.path), "%s", path);
+	snprintf(pb.msg, sizeof(pb.msg),
+		 "%s: the store's content does not match the hash it is "
+		 "named by: not served",
+		 key);
+	fs_damage(fs, uid, &pb);
+	return -EIO;
+}
+
 static void iso_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;
@@ -597,6 +630,7 @@ struct use_scan {
 	unsigned ver; /* 0: any version */
 	char *why;
 	size_t whylen;
+	struct meta_txn *t;
 };
 
 static int use_one(void *arg, const char *key, const char *val, size_t len)
@@ -609,9 +643,16 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
 	int rc = 0;
 
 	if (n && strcmp(n, us->name) == 0 && (us->ver == 0 || us->ver == v)) {
-		snprintf(us->why, us->whylen, "model %.*s was trained on v%u",
+		char vkey[512];
+
+		/* a version a model uses is never removed: it went missing */
+		ds_version_key(n, v, vkey, sizeof(vkey));
+		snprintf(us->why, us->whylen, "model %.*s was trained on v%u%s",
 			 (int)(strchr(key, '/') ? strchr(key, '/') - key : 0),
-			 key, v);
+			 key, v,
+			 meta_has(us->t, META_DSV, vkey) == 0
+				 ? ", whose manifest is missing from the bucket"
+				 : "");
 		rc = 1;
 	}
 	json_decref(man);
@@ -626,7 +667,7 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
 static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 		     unsigned ver, char *why, size_t whylen)
 {
-	struct use_scan us = { name, ver, why, whylen };
+	struct use_scan us = { name, ver, why, whylen, NULL };
 	struct meta_txn *t;
 	int rc;
 
@@ -638,6 +679,7 @@ static int ds_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;
+	us.t = t;
 	rc = meta_scan(t, META_MODELV, "", NULL, use_one, &us);
 	meta_txn_abort(t);
 	return rc;
@@ -2222,6 +2264,8 @@ struct rebuild_cat {
 	pthread_t th;
 	bool started;       /* th runs or has run, not joined yet */
 	struct catalog *cat; /* once joined: the catalog, or NULL */
+	json_t *gone;       /* or NULL: manifests the catalog names and the
+			       LIST lacks (key -> true), for lineage_check */
 };
 
 static void *rebuild_cat_main(void *arg)
@@ -2276,10 +2320,32 @@ static int trusted_collect(void *arg, const char *key, const char *etag,
 	return 0;
 }
 
+struct gone_scan {
+	const struct rebuild *rb;
+	json_t *gone;
+};
+
+/* A catalog entry left unused: is its object gone from the LIST? */
+static int gone_one(void *arg, const char *key, const char *etag,
+		    const char *body, size_t len)
+{
+	struct gone_scan *gs = arg;
+	struct rebuild_ent probe = { .key = (char *)key };
+
+	(void)etag;
+	(void)body;
+	(void)len;
+	if (!bsearch(&probe, gs->rb->ents, gs->rb->n, sizeof(*gs->rb->ents),
+		     ent_cmp))
+		json_object_set_new(gs->gone, key, json_true());
+	return 0;
+}
+
 /*
  * List prefix and read every listed object: from the catalog where its
  * entry is the listed object, from the store otherwise.  Entries are
- * sorted by key.
+ * sorted by key.  Catalog entries under datasets/ and models/ the LIST
+ * lacks go to rcat->gone, if set.
  */
 static int rebuild_read(struct fs *fs, const char *prefix,
 			struct rebuild_cat *rcat, struct rebuild *rb)
@@ -2305,6 +2371,11 @@ static int rebuild_read(struct fs *fs, const char *prefix,
 		rc = catalog_find(cat, e->key, e->etag, &e->body, &e->len);
 		if (rc == -ENOMEM)
 			return rc;
+	}
+	if (rcat->gone && strcmp(prefix, "jobs/") != 0) {
+		struct gone_scan gs = { rb, rcat->gone };
+
+		catalog_each(cat, prefix, gone_one, &gs);
 	}
 	return fetch_all(fs, rb);
 }
@@ -2565,6 +2636,139 @@ static int count_one(void *arg, const char *key, const char *etag,
 	return 0;
 }
 
+/* Manifests reported missing, as of the last check (lineage_check). */
+static struct {
+	pthread_mutex_t m;
+	json_t *reported; /* under m */
+} lineage = { PTHREAD_MUTEX_INITIALIZER, NULL };
+
+struct lineage_scan {
+	struct meta_txn *t;
+	json_t *missing; /* key -> {"models": [...], "uids": {uid: true}} */
+};
+
+/* Note uid of record name in tab (if readable) in the entry's "uids". */
+static void lineage_uid(struct meta_txn *t, enum meta_table tab,
+			const char *name, json_t *ent)
+{
+	char *val, uid[16];
+	size_t len;
+	json_t *rec;
+
+	if (meta_get(t, tab, name, &val, &len) < 0)
+		return;
+	rec = json_loadb(val, len, 0, NULL);
+	free(val);
+	if (json_is_integer(json_object_get(rec, "uid"))) {
+		snprintf(uid, sizeof(uid), "%u", rec_uint(rec, "uid"));
+		json_object_set_new(json_object_get(ent, "uids"), uid,
+				    json_true());
+	}
+	json_decref(rec);
+}
+
+/* The entry of key in missing, made if need be (NULL: no memory). */
+static json_t *lineage_ent(json_t *missing, const char *key)
+{
+	json_t *ent = json_object_get(missing, key);
+
+	if (json_is_object(ent))
+		return ent;
+	ent = json_pack("{s:[], s:{}}", "models", "uids");
+	if (json_object_set_new(missing, key, ent) < 0)
+		return NULL;
+	return ent;
+}
+
+/* A model version: is the dataset version it was trained on indexed? */
+static int lineage_one(void *arg, const char *key, const char *val,
+		       size_t len)
+{
+	struct lineage_scan *ls = arg;
+	json_t *man = json_loadb(val, len, 0, NULL);
+	json_t *ds = json_object_get(man, "dataset");
+	const char *n = json_string_value(json_object_get(ds, "name"));
+	unsigned v = (unsigned)json_integer_value(json_object_get(ds, "version"));
+	const char *slash = strchr(key, '/');
+	char vkey[512], mkey[600], model[600];
+	json_t *ent;
+
+	ds_version_key(n ? n : "", v, vkey, sizeof(vkey));
+	if (n && v && slash && meta_has(ls->t, META_DSV, vkey) == 0) {
+		snprintf(mkey, sizeof(mkey), "datasets/%s/v%u.json", n, v);
+		snprintf(model, sizeof(model), "%.*s", (int)(slash - key), key);
+		ent = lineage_ent(ls->missing, mkey);
+		if (ent) {
+			json_array_append_new(
+				json_object_get(ent, "models"),
+				json_sprintf("%s v%u", model,
+					     (unsigned)strtoul(slash + 1, NULL,
+							       10)));
+			lineage_uid(ls->t, META_MODEL, model, ent);
+		}
+	}
+	json_decref(man);
+	return 0;
+}
+
+/*
+ * After a rebuild: manifests gone from the bucket.  Those the catalog
+ * names and the LIST lacks (gone, from a writer's rebuild, or NULL), and
+ * the dataset versions model versions were trained on that the index
+ * lacks (rmdir of a version a model uses is EBUSY, so it went missing).
+ * Each goes to the log and .mlfs/errors once while it stays missing,
+ * naming the models trained on it (meta.json and EBUSY reasons say so
+ * too, from the index).
+ */
+static void lineage_check(struct fs *fs, json_t *gone)
+{
+	struct lineage_scan ls = { NULL, json_object() };
+	const char *key, *uid;
+	char name[300];
+	json_t *ent, *u;
+	size_t i;
+
+	if (!ls.missing || meta_txn_begin(fs->meta, true, &ls.t) < 0) {
+		json_decref(ls.missing);
+		return;
+	}
+	json_object_foreach(gone, key, u)
+		lineage_ent(ls.missing, key);
+	meta_scan(ls.t, META_MODELV, "", NULL, lineage_one, &ls);
+	/* the dataset's owner sees it too, if its record is still there */
+	json_object_foreach(ls.missing, key, ent) {
+		if (sscanf(key, "datasets/%299[^/]/", name) == 1)
+			lineage_uid(ls.t, META_DS, name, ent);
+	}
+	meta_txn_abort(ls.t);
+	pthread_mutex_lock(&lineage.m);
+	json_object_foreach(ls.missing, key, ent) {
+		struct problem pb = { 0 };
+		size_t off;
+
+		if (json_object_get(lineage.reported, key))
+			continue;
+		snprintf(pb.path, sizeof(pb.path), "%s", key);
+		off = (size_t)snprintf(pb.msg, sizeof(pb.msg),
+				       "missing from the bucket");
+		json_array_foreach(json_object_get(ent, "models"), i, u) {
+			if (off < sizeof(pb.msg))
+				off += (size_t)snprintf(
+					pb.msg + off, sizeof(pb.msg) - off,
+					"%s%s", i ? ", " : "; trained on it: ",
+					json_string_value(u));
+		}
+		/* shown to each owner concerned, else to root alone */
+		if (!json_object_size(json_object_get(ent, "uids")))
+			fs_damage(fs, 0, &pb);
+		json_object_foreach(json_object_get(ent, "uids"), uid, u)
+			fs_damage(fs, (uid_t)strtoul(uid, NULL, 10), &pb);
+	}
+	json_decref(lineage.reported);
+	lineage.reported = ls.missing; /* once back, reported again if lost */
+	pthread_mutex_unlock(&lineage.m);
+}
+
 int ds_rebuild(struct fs *fs)
 {
 	return ds_rebuild_index(fs, true);
@@ -2586,6 +2790,13 @@ int ds_rebuild_index(struct fs *fs, bool jobs)
 	size_t fetched = 0, unused;
 	int rc;
 
+	/*
+	 * Only a writer compares the catalog with the LIST: it rebuilds
+	 * when nothing changes alongside (at mount, or with changes held),
+	 * while a reader's catalog may lag the writer's rmdir by seconds.
+	 */
+	if (!fs->opts.read_only)
+		rcat.gone = json_object();
 	rebuild_cat_start(&rcat);
 	rc = rebuild_kind(fs, &ds_datasets, &rcat, &fetched);
 	if (rc == 0)
@@ -2611,6 +2822,9 @@ int ds_rebuild_index(struct fs *fs, bool jobs)
 			      "catalog entries not current; %.3f s",
 		       fetched, unused, now_s() - t0);
 	catalog_free(cat);
+	if (rc == 0)
+		lineage_check(fs, rcat.gone);
+	json_decref(rcat.gone);
 	return rc;
 }
 
@@ -2632,6 +2846,8 @@ int ds_rebuild_trusted(struct fs *fs)
 		rc = rebuild_jobs(fs, &rcat, &fetched);
 	fs_log(fs, 6, "rebuild: from the catalog alone; %.3f s", now_s() - t0);
 	catalog_free(rcat.cat);
+	if (rc == 0)
+		lineage_check(fs, NULL);
 	if (rc < 0) {
 		/* the caller rebuilds with a LIST instead: nothing to check */
 		pthread_mutex_lock(&verify.m);

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "hash.h"
 #include "node.h"
 #include "problem.h"
 
@@ -211,6 +212,23 @@ int ds_blob_reap(struct fs *fs, const char *key);
 
 /* The store key of a version's blob (out: at least 80 bytes). */
 void ds_blob_key(const char *hash, char *out, size_t outlen);
+
+/*
+ * ds_blob_hash: is key a blob's key (blobs/<2 hex>/<xxh3-128 hex>, as
+ * ds_blob_key makes them)?  If so, the hash it names into hash.  Pure:
+ * the block cache calls it under its lock (bcache_opts.content_hash).
+ */
+bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1]);
+
+/*
+ * ds_blob_error: rc from reading blob key for uid (path: the file of the
+ * mount that was read, or a job's name).  -EBADMSG, content in the store
+ * that does not match the hash its key names, is reported (a line naming
+ * path and key in .mlfs/errors, shown to uid, and in the log) and becomes
+ * -EIO; any other rc is returned as it is.
+ */
+int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
+		  int rc);
 
 /* Render helpers shared by datasets.c. */
 int ds_render_schema(json_t *man, struct strbuf *out);

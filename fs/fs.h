@@ -125,6 +125,13 @@ struct fs {
  * is behind it.  Any thread.
  */
 void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb);
+/*
+ * fs_damage: like fs_problem, for damage found in the store rather than
+ * bad input (content that does not match its hash, a manifest gone): the
+ * line goes to .mlfs/errors (shown to uid and root) and the log, and is
+ * not counted as rejected.  Any thread.
+ */
+void fs_damage(struct fs *fs, uid_t uid, const struct problem *pb);
 /* fs_log: printf-style line to the log (stderr or syslog). */
 void fs_log(struct fs *fs, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -12,16 +12,15 @@
 
 #include "fs.h"
 
-void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb)
+/* Append "<time> <line>" to the .mlfs/errors ring, shown to uid. */
+static void errors_add(struct fs *fs, uid_t uid, const char *line)
 {
-	char line[1200], stamp[32], *copy;
+	char stamp[32], *copy;
 	struct tm tm;
 	time_t now = time(NULL);
 
-	problem_format(pb, line, sizeof(line));
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	atomic_fetch_add(&fs->n_rejected, 1);
 	if (asprintf(&copy, "%s %s\n", stamp, line) >= 0) {
 		char *old;
 
@@ -40,7 +39,25 @@ void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb)
 		fs->errors_total++;
 		pthread_mutex_unlock(&fs->errors_lock);
 	}
+}
+
+void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb)
+{
+	char line[1200];
+
+	problem_format(pb, line, sizeof(line));
+	atomic_fetch_add(&fs->n_rejected, 1);
+	errors_add(fs, uid, line);
 	fs_log(fs, LOG_NOTICE, "rejected: %s", line);
+}
+
+void fs_damage(struct fs *fs, uid_t uid, const struct problem *pb)
+{
+	char line[1200];
+
+	problem_format(pb, line, sizeof(line));
+	errors_add(fs, uid, line);
+	fs_log(fs, LOG_WARNING, "damaged: %s", line);
 }
 
 void fs_log(struct fs *fs, int prio, const char *fmt, ...)

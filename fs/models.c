@@ -28,6 +28,7 @@
 
 #include "ds.h"
 #include "fs.h"
+#include "jsonout.h"
 #include "models.h"
 #include "objects.h"
 #include "predict.h"
@@ -35,6 +36,7 @@
 
 #define PREDICT_SESSION_S 60
 #define PREDICT_OUT_MAX ((size_t)1 << 30) /* bytes of unread answers */
+#define META_JSON_MAX ((size_t)16 << 20)     /* bytes of a meta.json read */
 
 static const char *node_model(struct node *n)
 {
@@ -91,6 +93,66 @@ static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 	return 0;
 }
 
+/*
+ * meta.json of a version trained on a dataset version whose manifest went
+ * missing from the bucket (a version a model uses cannot be removed, so
+ * an index without it lost it): the stored text with "dataset" saying so
+ * ("missing"), for readers of the model's lineage.  *text NULL (0) when
+ * nothing is missing, else malloc'd (*len bytes); -errno (-EIO for a
+ * blob that does not match its hash, reported for uid).
+ */
+static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
+{
+	struct fs *fs = n->fs;
+	json_t *man, *dsman, *meta, *ds;
+	const char *dsname;
+	char key[96], why[600];
+	uint64_t size;
+	unsigned dsver;
+	size_t blen;
+	char *buf;
+	int rc;
+
+	*text = NULL;
+	rc = ds_version(fs, &ds_models, node_model(n), node_ver(n), &man);
+	if (rc < 0)
+		return rc;
+	ds = json_object_get(man, "dataset");
+	dsname = json_string_value(json_object_get(ds, "name"));
+	dsver = (unsigned)json_integer_value(json_object_get(ds, "version"));
+	rc = dsname && dsver ? ds_version(fs, &ds_datasets, dsname, dsver,
+					  &dsman)
+			     : 0;
+	if (rc == -ENOENT)
+		snprintf(why, sizeof(why),
+			 "datasets/%s/v%u.json is missing from the bucket",
+			 dsname, dsver);
+	json_decref(man);
+	if (rc != -ENOENT) {
+		if (rc == 0)
+			json_decref(dsman);
+		return 0; /* an index that cannot say: served as stored */
+	}
+	rc = vfile_info(n, key, sizeof(key), &size, NULL);
+	if (rc < 0)
+		return rc;
+	rc = store_get(fs->store, key, META_JSON_MAX, &buf, &blen);
+	rc = ds_blob_error(fs, uid, n->path, key, rc);
+	if (rc < 0)
+		return rc;
+	meta = json_loadb(buf, blen, 0, NULL);
+	free(buf);
+	ds = json_object_get(meta, "dataset");
+	if (json_is_object(ds) &&
+	    json_object_set_new(ds, "missing", json_string(why)) == 0)
+		*text = json_dumps_short(meta, JSON_INDENT(2) |
+						       JSON_PRESERVE_ORDER);
+	json_decref(meta);
+	if (*text)
+		*len = strlen(*text);
+	return 0;
+}
+
 static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct obj_blob *b;
@@ -104,6 +166,16 @@ static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 	rc = vfile_info(f->node, key, sizeof(key), &size, NULL);
 	if (rc < 0)
 		return rc;
+	if (strcmp(f->node->name, "meta.json") == 0) {
+		rc = meta_render(f->node, f->uid, &f->snap, &f->snap_len);
+		if (rc < 0)
+			return rc;
+		if (f->snap) {
+			/* not the stored bytes, and not their size */
+			f->direct_io = true;
+			return 0;
+		}
+	}
 	rc = obj_blob_open(f->node->fs, key, size, &b);
 	if (rc < 0)
 		return rc;
@@ -115,7 +187,14 @@ static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 static int vfile_read(struct fs_file *f, size_t size, off_t off,
 		      struct fs_reply *r)
 {
-	return obj_blob_read(f->node->fs, f->priv, size, off, r);
+	if (f->snap) {
+		if ((size_t)off >= f->snap_len)
+			return fs_reply_buf(r, NULL, 0);
+		if (size > f->snap_len - (size_t)off)
+			size = f->snap_len - (size_t)off;
+		return fs_reply_buf(r, f->snap + off, size);
+	}
+	return obj_blob_read(f, f->priv, size, off, r);
 }
 
 static int vfile_fsync(struct fs_file *f, const struct fs_ctx *ctx)
@@ -141,6 +220,15 @@ static int vfile_getattr(struct node *n, struct stat *st)
 	if (rc < 0)
 		return rc;
 	st->st_size = (off_t)size;
+	if (strcmp(n->name, "meta.json") == 0) {
+		char *text;
+		size_t len;
+
+		if (meta_render(n, 0, &text, &len) == 0 && text) {
+			st->st_size = (off_t)len;
+			free(text);
+		}
+	}
 	if (mtime)
 		st->st_mtim.tv_sec = mtime;
 	return 0;

@@ -356,9 +356,10 @@ void obj_blob_close(struct obj_blob *b)
 	free(b);
 }
 
-int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
-		  struct fs_reply *r)
+int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
+		  off_t off, struct fs_reply *r)
 {
+	struct fs *fs = f->node->fs;
 	char *buf;
 	ssize_t n;
 
@@ -373,7 +374,12 @@ int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
 	if (!buf)
 		return -ENOMEM;
 	n = store_get_range(fs->store, b->key, buf, size, (uint64_t)off);
-	if (n >= 0)
+	/* the manifest's size is part of what the blob must be */
+	if (n >= 0 && (size_t)n != size)
+		n = -EBADMSG;
+	if (n < 0)
+		n = ds_blob_error(fs, f->uid, f->node->path, b->key, (int)n);
+	else
 		fs_reply_buf(r, buf, (size_t)n);
 	free(buf);
 	/*

@@ -74,8 +74,13 @@ struct obj_blob {
 /* key may be NULL for an empty blob. */
 int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 		  struct obj_blob **out);
-int obj_blob_read(struct fs *fs, struct obj_blob *b, size_t size, off_t off,
-		  struct fs_reply *r);
+/*
+ * obj_blob_read: answer a read of handle f from b.  Content the store
+ * holds shorter than b->size, or that does not match its hash, is -EIO,
+ * with a line naming the key in .mlfs/errors (ds_blob_error).
+ */
+int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
+		  off_t off, struct fs_reply *r);
 void obj_blob_close(struct obj_blob *b);
 /*
  * obj_sync: wait until the bucket has key (NULL: everything queued for

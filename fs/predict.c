@@ -148,6 +148,11 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 	*out = NULL;
 	ds_blob_key(hash, key, sizeof(key));
 	rc = store_get(fs->store, key, MODEL_FILE_MAX, &buf, &len);
+	if (rc == -EBADMSG) {
+		snprintf(msg, msglen, "model file %s: the store's content does "
+				      "not match its hash", key);
+		return -EIO;
+	}
 	if (rc < 0) {
 		snprintf(msg, msglen, "model file: %s", strerror(-rc));
 		return rc;

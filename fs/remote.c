@@ -935,6 +935,8 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.conflict = remote_conflict;
 	bo.gate_arg = r;
 	bo.content_prefix = "blobs/"; /* ds.c: blobs are named by their hash */
+	/* a blob is served only once its bytes match its name */
+	bo.content_hash = ds_blob_hash;
 	rc = bcache_open(s3, &bo, &cache);
 	if (rc < 0) {
 		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));

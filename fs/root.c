@@ -186,6 +186,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 "hits %llu\nmisses %llu\nbytes_cached %llu\n"
 			 "bytes_outbox %llu\nsize_limit %llu\n"
 			 "evictions %llu\ncorrupt_blocks %llu\n"
+			 "corrupt_objects %llu\n"
 			 "exports_queued %llu\nexports_done %llu\n"
 			 "export_failures %llu\nfetches %llu\n"
 			 "fetch_bytes %llu\nfetch_mb_per_s %.1f\n"
@@ -198,6 +199,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)st.size_limit,
 			 (unsigned long long)st.evictions,
 			 (unsigned long long)st.corrupt,
+			 (unsigned long long)st.corrupt_objects,
 			 (unsigned long long)st.exports_queued,
 			 (unsigned long long)st.exports_done,
 			 (unsigned long long)st.export_failures,
@@ -265,8 +267,11 @@ static int cache_store(struct node *n, const char *text, size_t len,
 				   arg);
 	if (!bcache_is_cache(fs->store))
 		return 0; /* a local store: always here */
-	if (cmd[0] == 'p')
-		return bcache_prefetch(fs->store, key);
+	if (cmd[0] == 'p') {
+		rc = bcache_prefetch(fs->store, key);
+		/* a version found not to match its hash lately (reported then) */
+		return rc == -EBADMSG ? -EIO : rc;
+	}
 	rc = bcache_release(fs->store, key);
 	if (rc == -EBUSY)
 		problem_set(pb, 1, (unsigned)(arg - cmd) + 1,

@@ -214,6 +214,12 @@ void job_pending_del(struct fs *fs, const char *name)
 {
 	struct runner *r = fs->runner;
 
+	/*
+	 * A spec handle whose RELEASE the kernel never sent is freed by
+	 * fs_destroy, after runner_stop: nothing is pending any more.
+	 */
+	if (!r)
+		return;
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->npending; i++) {
 		if (strcmp(r->pending[i], name) == 0) {
@@ -423,8 +429,12 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 	if (blob) {
 		if (off >= bsize)
 			return 0;
-		return store_get_range(fs->store, key, buf, size,
-				       (uint64_t)off);
+		n = store_get_range(fs->store, key, buf, size, (uint64_t)off);
+		if (n == -EBADMSG) {
+			snprintf(dir, sizeof(dir), "jobs/%s/%s", j->name, file);
+			n = ds_blob_error(fs, j->uid, dir, key, (int)n);
+		}
+		return n;
 	}
 	rc = host_openat_nofollow(dir, file, O_RDONLY, &fd);
 	if (rc < 0)
@@ -757,6 +767,11 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	datafd = store_open_fd(fs->store, blob);
 	if (datafd == -EOPNOTSUPP)
 		datafd = fetch_local(fs, blob, j->dir);
+	if (datafd == -EBADMSG) {
+		/* .mlfs/errors names the key; the status says why */
+		snprintf(path, sizeof(path), "jobs/%s", j->name);
+		ds_blob_error(fs, uid, path, blob, datafd);
+	}
 	if (datafd < 0)
 		return datafd;
 	/*
@@ -1237,9 +1252,16 @@ static void *sched_main(void *arg)
 			if (rc < 0) {
 				char why[PATH_MAX + 300];
 
-				snprintf(why, sizeof(why),
-					 "cannot start the job program %s: %s",
-					 r->jobbin, strerror(-rc));
+				if (rc == -EBADMSG)
+					snprintf(why, sizeof(why),
+						 "the dataset's content in the "
+						 "store does not match its "
+						 "hash: not read");
+				else
+					snprintf(why, sizeof(why),
+						 "cannot start the job program "
+						 "%s: %s",
+						 r->jobbin, strerror(-rc));
 				pthread_mutex_lock(&r->lock);
 				r->running--;
 				pthread_mutex_unlock(&r->lock);

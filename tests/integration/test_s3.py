@@ -764,6 +764,123 @@ def test_a_corrupt_cached_block_is_fetched_again_never_served(mlfs_factory,
     assert cache_stats(m)["corrupt_blocks"] >= 1
 
 
+# --- blobs are verified on the way in (issue 21, point 2)
+
+def put_blob(s3, prefix, key, data, tmp):
+    """Overwrite key under prefix in the bucket with data, in place."""
+    p = tmp / "blob"
+    p.write_bytes(data)
+    r = aws(s3, "cp", str(p), f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/{key}")
+    assert r.returncode == 0, r.stderr
+
+
+def fresh_cache(m):
+    """Restart m with an empty cache: every blob is fetched again."""
+    (m.mnt / ".mlfs" / "cache").write_text("sync\n")
+    m.stop()            # the kernel's page cache goes with the mount
+    shutil.rmtree(m.cache)
+    m.start()
+
+
+def test_a_blob_changed_in_place_is_eio_and_never_served(mlfs_factory,
+                                                         s3server, tmp_path):
+    m = s3mount(mlfs_factory, s3server)
+    m.expect(r"damaged: ")
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    key = blob_key(IRIS.encode())
+    # same key, same size, other bytes: what the bucket is not to be
+    # trusted with
+    bad = IRIS.replace("virginica", "virginicb", 1).encode()
+    assert len(bad) == len(IRIS)
+    fresh_cache(m)
+    put_blob(s3server, m.prefix, key, bad, tmp_path)
+    f = d / "v1" / "data.csv"
+    with pytest.raises(OSError) as e:
+        f.read_bytes()
+    assert e.value.errno == errno.EIO
+    assert f"datasets/iris/v1/data.csv: {key}: " in m.errors()
+    assert cache_stats(m)["corrupt_objects"] == 1
+    # nothing of it was kept
+    assert int(os.getxattr(f, "user.mlfs.cached_bytes")) == 0
+    # a job does not train on it either, and says why
+    (m.mnt / "train" / "j.json").write_text(
+        '{"dataset": "iris", "algorithm": "logistic"}')
+    assert wait_job(m.mnt, "j").startswith(
+        "failed: the dataset's content in the store does not match")
+    assert f"jobs/j: {key}: " in m.errors()
+    # the bucket repaired, the same mount reads it
+    put_blob(s3server, m.prefix, key, IRIS.encode(), tmp_path)
+    assert f.read_text() == IRIS
+
+
+def test_a_truncated_blob_is_eio_not_a_short_read(mlfs_factory, s3server,
+                                                  tmp_path):
+    m = s3mount(mlfs_factory, s3server)
+    m.expect(r"damaged: ")
+    d = m.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    key = blob_key(IRIS.encode())
+    fresh_cache(m)
+    put_blob(s3server, m.prefix, key, IRIS.encode()[:-100], tmp_path)
+    f = d / "v1" / "data.csv"
+    with pytest.raises(OSError) as e:
+        f.read_bytes()
+    assert e.value.errno == errno.EIO
+    assert key in m.errors()
+    assert cache_stats(m)["corrupt_objects"] == 1
+    put_blob(s3server, m.prefix, key, IRIS.encode(), tmp_path)
+    assert f.read_text() == IRIS
+
+
+def test_a_manifest_gone_from_the_bucket_is_reported_and_models_say_so(
+        mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = w.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
+    (w.mnt / "train" / "j.json").write_text(
+        '{"dataset": "iris@1", "algorithm": "logistic"}')
+    assert wait_job(w.mnt, "j") == "succeeded\n"
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()
+    b = s3server["MLFS_S3_BUCKET"]
+    for v in ("v1", "v2"):      # behind the platform's back
+        assert aws(s3server, "rm", f"s3://{b}/{w.prefix}/datasets/iris/"
+                   f"{v}.json").returncode == 0
+    # a fresh mount: the catalog still names them, the bucket does not
+    f = fresh(mlfs_factory, s3server, w.prefix, "f")
+    f.expect(r"damaged: ")
+    deadline = time.monotonic() + 20
+    while "checked against the bucket" not in f.stderr():
+        assert time.monotonic() < deadline, f.stderr()
+        time.sleep(0.1)
+    log = f.stderr()
+    assert "damaged: datasets/iris/v1.json: missing from the bucket; " \
+        "trained on it: j v1" in log
+    assert "damaged: datasets/iris/v2.json: missing from the bucket" in log
+    errors = f.errors()
+    assert "datasets/iris/v1.json: missing from the bucket" in errors
+    assert not (f.mnt / "datasets" / "iris" / "v1").exists()
+    # the model's lineage says so
+    meta = json.loads((f.mnt / "models" / "j" / "v1" / "meta.json")
+                      .read_text())
+    assert meta["dataset"]["name"] == "iris"
+    assert meta["dataset"]["version"] == 1
+    assert meta["dataset"]["missing"] == \
+        "datasets/iris/v1.json is missing from the bucket"
+    # and so does the reason an rmdir of the dataset is refused
+    f.expect("rejected")
+    with pytest.raises(OSError) as e:
+        (f.mnt / "datasets" / "iris").rmdir()
+    assert e.value.errno == errno.EBUSY
+    assert "model j was trained on v1, whose manifest is missing from " \
+        "the bucket" in f.errors()
+
+
 def test_df_shows_the_cache_and_a_full_cache_is_enospc(mlfs_factory,
                                                       s3server):
     m = s3mount(mlfs_factory, s3server, opts=["cache_size=2M"])

@@ -28,6 +28,7 @@
 
 #include "bcache.h"
 #include "failalloc.h"
+#include "hash.h"
 #include "store.h"
 #include "tap.h"
 
@@ -1292,6 +1293,189 @@ static void test_concurrent(void)
 	fix_done(&f);
 }
 
+/* ---- content-addressed keys ---- */
+
+/* Keys "h/<xxh3-128 hex>" name their content, as mlfs's blobs/ do. */
+static bool key_names_hash(const char *key, char hash[HASH_HEX_LEN + 1])
+{
+	if (strncmp(key, "h/", 2) != 0 || strlen(key + 2) != HASH_HEX_LEN)
+		return false;
+	memcpy(hash, key + 2, HASH_HEX_LEN + 1);
+	return true;
+}
+
+/* Into out: the key that names seed's first len bytes. */
+static void content_key(unsigned seed, size_t len, char *out, size_t outlen)
+{
+	char hex[HASH_HEX_LEN + 1];
+	char *p = pat_buf(seed, len);
+
+	hash_hex(p, len, hex);
+	free(p);
+	snprintf(out, outlen, "h/%s", hex);
+}
+
+struct cas_reader {
+	struct store *c;
+	const char *key;
+	uint64_t size;
+	int rc;
+};
+
+static void *cas_reader_main(void *arg)
+{
+	struct cas_reader *r = arg;
+
+	r->rc = check_range(r->c, r->key, 1, r->size, r->size / 2, 100);
+	return NULL;
+}
+
+/*
+ * An object whose key names its hash is checked whole before a byte of
+ * it is served; content that does not match is EBADMSG, counted, and
+ * not kept; a verified object fetched again must match what was checked.
+ */
+static void test_content(void)
+{
+	const size_t size = 6 * BS + 7;
+	struct cas_reader r[4];
+	struct bcache_stats st;
+	pthread_t th[4];
+	char key[64];
+	char bad[64];
+	char bdir[128];
+	struct fix f;
+	unsigned n;
+	int fails = 0;
+	int rc;
+	int i;
+
+	make_tmpdir(f.dir, sizeof(f.dir), "cas");
+	opts_default(&f.o, f.dir);
+	f.o.content_hash = key_names_hash;
+	f.o.hydrate = true;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "open with content_hash");
+	snprintf(bdir, sizeof(bdir), "%s/blocks", f.dir);
+	content_key(1, size, key, sizeof(key));
+	put_pat(f.mem, key, 1, size);
+	is_int(check_range(f.c, key, 1, size, 3 * BS + 1, 10), 0,
+	       "10 bytes in the middle of a good object");
+	st = stats_of(f.c);
+	is_int(st.fetch_bytes, size, "all of it was fetched before them");
+	is_int(st.corrupt_objects, 0, "nothing corrupt");
+	is_str(state_of(f.c, key), "synced", "and kept");
+	is_int(check_get(f.c, key, 1, size), 0, "get");
+
+	/* the same key and size with other bytes, as if changed in place */
+	content_key(2, size, bad, sizeof(bad));
+	put_pat(f.mem, bad, 1, size);
+	is_int(check_range(f.c, bad, 1, size, 0, 10), -EBADMSG,
+	       "changed bytes: EBADMSG, nothing served");
+	is_int(stats_of(f.c).corrupt_objects, 1, "counted");
+	is_int(bcache_cached_bytes(f.c, bad), 0, "nothing of it cached");
+	is_int(count_dir(bdir), 1, "its cache file is gone");
+	n = (unsigned)stats_of(f.c).fetches;
+	is_int(check_get(f.c, bad, 1, size), -EBADMSG,
+	       "read again: EBADMSG again");
+	is_int(stats_of(f.c).fetches, n, "without fetching it again");
+	is_int(stats_of(f.c).corrupt_objects, 1, "one corrupt version");
+	sleep_ms(1100);	/* a new mtime: the mem store has no ETags */
+	put_pat(f.mem, bad, 2, size);
+	is_int(check_range(f.c, bad, 2, size, 0, size), 0,
+	       "repaired in inner: reads fine");
+
+	/* cut short */
+	content_key(3, size, bad, sizeof(bad));
+	put_pat(f.mem, bad, 3, size - 100);
+	is_int(check_range(f.c, bad, 3, size - 100, 0, 10), -EBADMSG,
+	       "truncated: EBADMSG");
+	is_int(stats_of(f.c).corrupt_objects, 2, "counted");
+
+	/* verified, changed in inner, released: a block fetched again */
+	put_pat(f.mem, key, 4, size);
+	is_int(bcache_release(f.c, key), 0, "release the verified object");
+	is_int(check_range(f.c, key, 1, size, BS, 10), -EBADMSG,
+	       "a block fetched again differs: EBADMSG");
+	is_int(stats_of(f.c).corrupt_objects, 3, "counted");
+	sleep_ms(1100);
+	put_pat(f.mem, key, 1, size);
+	is_int(check_range(f.c, key, 1, size, 0, size), 0,
+	       "repaired: reads fine");
+
+	/* keys that name nothing are served as they are */
+	put_pat(f.mem, "plain", 5, size);
+	is_int(check_range(f.c, "plain", 5, size, 0, size), 0,
+	       "other keys are not checked");
+	fix_close(&f);
+
+	/* Not kept in the index: checked again, from the disk alone. */
+	is_int(fix_reopen(&f, INNER_FLAKY), 0, "reopen, inner down");
+	atomic_store(&f.fl->down, true);
+	is_int(check_range(f.c, key, 1, size, 0, size), 0,
+	       "reopened: verified from the cached blocks");
+	atomic_store(&f.fl->down, false);
+	fix_done(&f);
+
+	/* Readers arriving during the check wait for it; one fetch each. */
+	make_tmpdir(f.dir, sizeof(f.dir), "cas2");
+	opts_default(&f.o, f.dir);
+	f.o.content_hash = key_names_hash;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "open");
+	put_pat(f.mem, key, 1, size);
+	for (i = 0; i < 4; i++) {
+		r[i] = (struct cas_reader){ f.c, key, size, 0 };
+		pthread_create(&th[i], NULL, cas_reader_main, &r[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		fails += r[i].rc != 0;
+	}
+	is_int(fails, 0, "4 readers at once");
+	is_int(stats_of(f.c).fetches, 7, "each block fetched once");
+	fix_done(&f);
+
+	/* No room: verified around the cache, and checked there after. */
+	make_tmpdir(f.dir, sizeof(f.dir), "cas3");
+	opts_default(&f.o, f.dir);
+	f.o.content_hash = key_names_hash;
+	f.o.min_free = UINT64_MAX / 4;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "open, nothing fits");
+	put_pat(f.mem, key, 1, size);
+	is_int(check_range(f.c, key, 1, size, BS + 3, 2 * BS), 0,
+	       "verified around the cache");
+	is_int(bcache_cached_bytes(f.c, key), 0, "nothing cached");
+	put_pat(f.mem, key, 4, size);
+	is_int(check_range(f.c, key, 1, size, BS + 3, 10), -EBADMSG,
+	       "changed since: EBADMSG around the cache too");
+	is_int(stats_of(f.c).corrupt_objects, 1, "counted");
+	fix_done(&f);
+
+	/* Allocation N fails in the first read: clean, then it works. */
+	make_tmpdir(f.dir, sizeof(f.dir), "cas4");
+	opts_default(&f.o, f.dir);
+	f.o.content_hash = key_names_hash;
+	is_int(fix_reopen(&f, INNER_FAULTY), 0, "open");
+	put_pat(f.mem, key, 1, size);
+	fails = 0;
+	for (n = 1; n < 10000; n++) {
+		size_t len;
+		char *buf;
+
+		failalloc_arm(n);
+		rc = store_get(f.c, key, SIZE_MAX, &buf, &len);
+		failalloc_arm(0);
+		if (rc == 0) {
+			free(buf);
+			break;
+		}
+		fails += rc != -ENOMEM;
+	}
+	is_int(fails, 0, "first read: each failure clean");
+	is_int(check_get(f.c, key, 1, size), 0, "then it reads");
+	is_int(stats_of(f.c).corrupt_objects, 0, "never taken for corrupt");
+	fix_done(&f);
+}
+
 /* Allocation N fails in open, put and a cold get: clean every time. */
 static void test_failalloc(void)
 {
@@ -1395,6 +1579,7 @@ int main(void)
 	test_readahead();
 	test_hydrate();
 	test_concurrent();
+	test_content();
 	test_failalloc();
 	return done();
 }

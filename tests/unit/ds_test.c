@@ -179,6 +179,34 @@ int main(void)
 	store_put(fs.store, "mlfs-format", "1.7\n", 4);
 	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "minor is fine");
 
+	/* which keys the block cache verifies against the hash they name */
+	{
+		static const struct {
+			const char *key;
+			bool blob;
+		} keys[] = {
+			{ "blobs/3f/3f24db4cf6a05e0b3ab392f13afaa1de", true },
+			{ "blobs/3F/3F24DB4CF6A05E0B3AB392F13AFAA1DE", false },
+			{ "blobs/3e/3f24db4cf6a05e0b3ab392f13afaa1de", false },
+			{ "blobs/3f/3f24db4cf6a05e0b3ab392f13afaa1d", false },
+			{ "blobs/3f/3f24db4cf6a05e0b3ab392f13afaa1de0", false },
+			{ "blobs/3f/3f24db4cf6a05e0b3ab392f13afaa1dz", false },
+			{ "blobs/zz/not-a-hash", false },
+			{ "datasets/3f/3f24db4cf6a05e0b3ab392f13afaa1de", false },
+			{ "blobs/3f3f24db4cf6a05e0b3ab392f13afaa1de12", false },
+		};
+		char h[HASH_HEX_LEN + 1], k[80];
+		int bad = 0;
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			bad += ds_blob_hash(keys[i].key, h) != keys[i].blob;
+		is_int(bad, 0, "ds_blob_hash: blob keys and others");
+		ds_blob_key("0123456789abcdef0123456789abcdef", k, sizeof(k));
+		ok(ds_blob_hash(k, h) &&
+			   strcmp(h, "0123456789abcdef0123456789abcdef") == 0,
+		   "ds_blob_hash reads what ds_blob_key writes");
+	}
+
 	is_int(ds_create(&fs, &ds_datasets, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
 	ok(strstr(pb.msg, "starts with '.'") != NULL, "problem says why");
 	is_int(ds_create(&fs, &ds_datasets, "iris", 0755, &ctx, &pb), 0, "create");
