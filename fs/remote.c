@@ -823,6 +823,22 @@ static bool lease_confirmed(struct remote *r)
 	       boot_ms() < atomic_load(&r->valid_until);
 }
 
+int remote_export_wait(void)
+{
+	struct remote *r = &the_remote;
+	struct timespec ts = { 0, BCACHE_GATE_MS * 1000000L };
+	int rc;
+
+	if (!r->writer)
+		return 0;
+	while ((rc = remote_may_export(r)) == -EAGAIN) {
+		if (!lease_confirmed(r))
+			return -EROFS; /* read-only for now, as changes are */
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
 static void *remote_main(void *arg)
 {
 	struct fs *fs = arg;

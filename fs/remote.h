@@ -71,6 +71,17 @@ bool remote_index_current(void);
 bool remote_refuses_change(struct fs *fs, uid_t uid);
 
 /*
+ * remote_export_wait: may this mount put to the bucket now?  0 at once
+ * for a reader or a local store.  A writer waits until its lease is seen
+ * ours (after a pause, one GET of the lease, as the export gate does):
+ * 0, or -EROFS once it finds the lease lost, or while it cannot renew it
+ * in time.  `sync` asks before it puts the catalog, which does not go
+ * through the outbox: a writer stalled past its lease must not put its
+ * stale catalog over the new writer's.
+ */
+int remote_export_wait(void);
+
+/*
  * remote_describe: .mlfs/cache's lines about the lease (mount_id, lease
  * writer|reader|fenced|unconfirmed, lease_generation, lease_why,
  * kept_outbox PATH), or "" for a mount with a local store.  Returns the

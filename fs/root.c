@@ -230,7 +230,12 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	snprintf(cmd, sizeof(cmd), "%.*s", (int)len, text);
 	if (strcmp(cmd, "sync") == 0) {
 		rc = obj_sync(fs, NULL, n->path, ctx);
-		/* sync leaves a current catalog in the bucket, too */
+		/*
+		 * sync leaves a current catalog in the bucket, too, if this
+		 * mount still holds the lease (see remote_export_wait)
+		 */
+		if (rc == 0)
+			rc = remote_export_wait();
 		return rc < 0 ? rc : catalog_write(fs);
 	}
 	if (strcmp(cmd, "gc") == 0) {

@@ -1318,6 +1318,76 @@ def test_a_stalled_writer_whose_lease_expired_stops_exporting(mlfs_factory,
         == new
 
 
+def writer_tag(s3, prefix, key):
+    """An object's x-amz-meta-mlfs-writer ("<mount id>/<generation>"),
+    read straight from s3rver."""
+    import urllib.request
+    req = urllib.request.Request(f"{s3['MLFS_S3_DIRECT_ENDPOINT']}/"
+                                 f"{s3['MLFS_S3_BUCKET']}/{prefix}/{key}",
+                                 method="HEAD")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers["x-amz-meta-mlfs-writer"]
+
+
+@FAULT_PROXY
+def test_a_stalled_writers_sync_never_puts_its_catalog_over_the_new_one(
+        mlfs_factory, s3server):
+    """`sync` puts the catalog straight to S3, not through the outbox and
+    its export gate: a writer that lost its lease while stalled, and has
+    not noticed yet, put its stale catalog over the new writer's, and a
+    fresh mount after the new writer's clean unmount, trusting that
+    catalog alone, did not show the new writer's version (found by
+    tests/stress/s3_writers.py's catalog check)."""
+    try:
+        w = fault_mount(mlfs_factory, s3server, "cat")
+        d = w.mnt / "datasets" / "iris"
+        d.mkdir()
+        (d / "data.csv").write_text(IRIS)
+        (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+        # a change whose catalog has not reached the bucket yet; its
+        # version has (the outbox is empty)
+        fault(s3server, [{"match": CATALOG, "method": "PUT", "times": -1,
+                          "action": "status", "status": 503,
+                          "code": "SlowDown"}])
+        (d / "data.csv").write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
+        deadline = time.monotonic() + 30
+        while cache_info(w)["exports_queued"] != "0":
+            assert time.monotonic() < deadline, "v2 was never exported"
+            time.sleep(0.1)
+        os.kill(w.proc.pid, signal.SIGSTOP)
+        try:
+            # it stalls past its lease; its lease thread is slow to learn
+            # that it lost it (the lease object answers it late)
+            fault(s3server, [{"match": "/mlfs-lease", "times": -1,
+                              "action": "delay", "delay_ms": 3000}])
+            expire_lease(s3server, w.prefix, w.tmp)
+            n = s3mount(mlfs_factory, s3server, sub="n", prefix=w.prefix)
+            (n.mnt / "datasets" / "iris" / "data.csv").write_text(
+                IRIS + "4.4,2.9,1.4,0.2,setosa\n")
+            (n.mnt / ".mlfs" / "cache").write_text("sync\n")
+            ours = writer_tag(s3server, w.prefix, CATALOG)
+            assert ours.startswith(mount_id(n) + "/")
+        finally:
+            os.kill(w.proc.pid, signal.SIGCONT)
+        # the stalled writer's sync: the lease is not its own any more
+        with pytest.raises(OSError) as e:
+            (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+        assert e.value.errno == errno.EROFS
+        assert writer_tag(s3server, w.prefix, CATALOG) == ours
+    finally:
+        fault(s3server)
+    deadline = time.monotonic() + 15
+    while cache_info(w)["lease"] != "fenced":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    n.stop()        # a clean handoff: the next fresh mount trusts the catalog
+    f = fresh(mlfs_factory, s3server, w.prefix, "f", delay=60)
+    os.listdir(f.mnt)
+    assert "from the catalog alone" in f.stderr()
+    assert sorted(v for v in os.listdir(f.mnt / "datasets" / "iris")
+                  if v[1:].isdigit()) == ["v1", "v2", "v3"]
+
+
 def test_a_missing_s3_source_fails_the_shells_echo(mlfs_factory, s3server):
     b = s3server["MLFS_S3_BUCKET"]
     m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
