@@ -344,7 +344,7 @@ static int identity_save(struct fs *fs, struct remote *r, uint64_t gen)
 	return rc;
 }
 
-/* True if the folder at fd-relative path dir holds an entry but tmp. */
+/* True if the folder dir holds an entry other than tmp/. */
 static bool outbox_has_entries(const char *dir)
 {
 	DIR *d = opendir(dir);

@@ -480,14 +480,20 @@ def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,
         (st["fetches"], st["fetch_bytes"], st["misses"])
 
 
+def cache_info(m):
+    """.mlfs/cache as a dict of its first word to the rest."""
+    info = {}
+    for line in (m.mnt / ".mlfs" / "cache").read_text().splitlines():
+        k, _, v = line.partition(" ")
+        info.setdefault(k, v)
+    return info
+
+
 def cache_stats(m):
     """The numbers in .mlfs/cache, by name."""
-    out = {}
-    for ln in (m.mnt / ".mlfs" / "cache").read_text().splitlines():
-        w = ln.split()
-        if len(w) == 2 and w[1].replace(".", "").isdigit():
-            out[w[0]] = float(w[1]) if "." in w[1] else int(w[1])
-    return out
+    return {k: float(v) if "." in v else int(v)
+            for k, v in cache_info(m).items()
+            if v.replace(".", "").isdigit()}
 
 
 def test_large_write_exports_during_its_check_and_a_bad_one_leaves_nothing(
@@ -1188,15 +1194,6 @@ def start_together(factory, s3, prefix, subs):
 
     with ThreadPoolExecutor(len(subs)) as ex:
         return list(ex.map(start, subs))
-
-
-def cache_info(m):
-    """.mlfs/cache as a dict of its first word to the rest."""
-    info = {}
-    for line in (m.mnt / ".mlfs" / "cache").read_text().splitlines():
-        k, _, v = line.partition(" ")
-        info.setdefault(k, v)
-    return info
 
 
 def mount_id(m):
