@@ -382,6 +382,8 @@ static int attr_truncate(struct fs_file *f, off_t size)
 	if ((size_t)size > f->wlen)
 		memset(f->wbuf + f->wlen, 0, (size_t)size - f->wlen);
 	f->wlen = (size_t)size;
+	if (f->wdone > f->wlen)
+		f->wdone = f->wlen;
 	f->gen++;
 	return 0;
 }
@@ -887,6 +889,43 @@ static ssize_t attr_check(struct fs_file *f, ssize_t n)
 	return rc;
 }
 
+/*
+ * A command file (NODE_F_COMMAND): run each line that this write
+ * completes, in order, as the writer, and fail the write with the first
+ * refusal: `echo sync > .mlfs/cache` then exits with the sync's result,
+ * which a close error would not give it.  A last line without a newline
+ * runs at flush.  Returns n or -errno.
+ */
+static ssize_t attr_command(struct fs_file *f, fuse_req_t req, ssize_t n)
+{
+	struct fs_reply r = { req };
+	struct problem pb = { 0 };
+	struct fs_ctx ctx;
+	const char *nl;
+	int rc = 0;
+
+	req_ctx(req, &ctx);
+	ctx.req = &r; /* sync waits: it answers an interrupt */
+	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+	while (rc == 0 && f->wdone < f->wlen &&
+	       (nl = memchr(f->wbuf + f->wdone, '\n', f->wlen - f->wdone))) {
+		size_t len = (size_t)(nl - (f->wbuf + f->wdone));
+		char *line = strndup(f->wbuf + f->wdone, len);
+
+		if (!line)
+			return -ENOMEM;
+		f->wdone += len + 1;
+		if (len)
+			rc = f->node->type->store(f->node, line, len, &ctx, &pb);
+		free(line);
+	}
+	if (f->wdone == f->wlen)
+		f->committed = f->gen; /* every line ran: close adds nothing */
+	if (rc < 0 && pb.msg[0])
+		fs_problem(f->node->fs, ctx.uid, &pb);
+	return rc < 0 ? rc : n;
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -912,6 +951,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			n = (ssize_t)size;
 			if (f->node->type->check)
 				n = attr_check(f, n);
+			if (n > 0 && (f->node->type->flags & NODE_F_COMMAND))
+				n = attr_command(f, req, n);
 		}
 	} else {
 		n = -EBADF;
@@ -943,15 +984,16 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = t->flush(f, &ctx, &pb);
 	} else if (t->store && f->gen != f->committed) {
 		/* Only a flush that carries new bytes commits. */
-		char *text = malloc(f->wlen + 1);
+		size_t len = f->wlen - f->wdone; /* what no write ran */
+		char *text = malloc(len + 1);
 
 		if (!text) {
 			rc = -ENOMEM;
 		} else {
-			if (f->wlen)
-				memcpy(text, f->wbuf, f->wlen);
-			text[f->wlen] = '\0';
-			rc = t->store(f->node, text, f->wlen, &ctx, &pb);
+			if (len)
+				memcpy(text, f->wbuf + f->wdone, len);
+			text[len] = '\0';
+			rc = t->store(f->node, text, len, &ctx, &pb);
 			free(text);
 		}
 		if (rc == 0)

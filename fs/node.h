@@ -46,6 +46,9 @@ struct node_type;
 				page cache dropped at open */
 #define NODE_F_SCRATCH 0x10  /* writes change nothing stored (predict):
 				allowed on a read-only mount */
+#define NODE_F_COMMAND 0x20  /* each line is a command, run by store in
+				the write that completes it, so its
+				result is that write's (.mlfs/cache) */
 
 /* Who is asking: from the FUSE request. */
 struct fs_ctx {
@@ -201,6 +204,7 @@ struct fs_file {
 	size_t snap_len;
 	char *wbuf; /* bytes written, at their offsets */
 	size_t wlen;
+	size_t wdone; /* NODE_F_COMMAND: bytes of wbuf already run */
 	size_t wcap;
 	uint64_t gen;       /* bumped by each write/truncate */
 	uint64_t committed; /* gen at the last commit */

@@ -168,3 +168,27 @@ def test_numbers_print_the_way_people_write_them(mlfs):
     # every real in its shortest round-trip form (as Python's repr)
     for tok in re.findall(r"-?\d+\.\d+(?:[eE][+-]?\d+)?", stats):
         assert repr(float(tok)) == tok, tok
+
+
+def test_cache_commands_fail_the_shells_echo(mlfs):
+    """A .mlfs/cache command runs in the write that completes its line."""
+    cache = mlfs.mnt / ".mlfs" / "cache"
+    mlfs.expect("unknown command")
+    r = sh(f"echo frobnicate > {cache}")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    assert 'unknown command "frobnicate"' in mlfs.errors()
+    mlfs.expect("no stored content")
+    r = sh(f"echo prefetch datasets/nosuch/data.csv > {cache}")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    assert "datasets/nosuch/data.csv" in mlfs.errors()
+    # good commands, one per line, in one write and in several
+    r = sh(f"printf 'sync\\ngc\\n' > {cache}")
+    assert r.returncode == 0, r.stderr
+    r = sh(f"exec 3>{cache}; echo sync >&3; echo gc >&3; exec 3>&-")
+    assert r.returncode == 0, r.stderr
+    # the second line's refusal fails its own write, after the first ran
+    r = sh(f"exec 3>{cache}; echo sync >&3 && echo nope >&3")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    # a last line without a newline runs at close
+    with open(cache, "w") as f:
+        f.write("sync")
