@@ -145,9 +145,10 @@ int ds_verify_start(struct fs *fs);
 int ds_verify_join(struct fs *fs);
 
 /*
- * ds_set_schema: apply a schema override (JSON text, see README) to the
- * latest version: a new version with the same data and the new schema;
- * the override is kept for later versions.  Bad text: -EINVAL, pb.
+ * ds_set_schema: apply a schema override (JSON text, see doc/manual.md)
+ * to the latest version: a new version with the same data and the new
+ * schema; the override is kept for later versions.  Bad text: -EINVAL,
+ * pb.
  */
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
 		  const struct ds_origin *origin, struct problem *pb);

@@ -4,6 +4,7 @@
  * own controls and status) and the top-level directories.  Any FUSE
  * worker enters; the errors ring is under fs->errors_lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -28,31 +29,7 @@
 #include "fs.h"
 #include "node.h"
 
-static const char readme_text[] =
-	"mlfs: a machine-learning platform as a filesystem\n"
-	"\n"
-	"  datasets/<ds>/        mkdir makes a dataset; rmdir removes it\n"
-	"    data.csv            the current version: cp or > a CSV here to\n"
-	"                        make a new version (on close)\n"
-	"    source              write a local path to import it as a version\n"
-	"    schema              column types and roles (JSON); write to\n"
-	"                        override, e.g.\n"
-	"                        {\"columns\": [{\"name\": \"id\", \"role\": \"id\"}]}\n"
-	"    stats               per-column statistics (JSON)\n"
-	"    latest -> v<n>      the newest version\n"
-	"    v<n>/               immutable: data.csv schema stats lineage\n"
-	"    <alias> -> v<n>     ln -s v2 prod; ln -sfn v3 prod; rm prod\n"
-	"  .mlfs/                version, stats, errors (bad input, newest "
-	"last)\n"
-	"\n"
-	"Errors: a bad CSV or spec fails the write or close with EINVAL and\n"
-	"the reason, with file, line and column, goes to .mlfs/errors.\n";
-
-static int readme_show(struct node *n, struct strbuf *out)
-{
-	(void)n;
-	return sb_puts(out, readme_text);
-}
+static int readme_show(struct node *n, struct strbuf *out);
 
 static int version_show(struct node *n, struct strbuf *out)
 {
@@ -298,22 +275,98 @@ static const struct node_type mlfs_files[] = {
 	{ NULL },
 };
 
-static const struct node_type root_files[] = {
-	{ "README", S_IFREG | 0444, 0, .show = readme_show },
-	{ ".mlfs", S_IFDIR | 0555, 0, .children = mlfs_files },
-	{ .name = "datasets" }, /* placeholders, replaced below */
-	{ .name = "train" },
-	{ .name = "jobs" },
-	{ .name = "models" },
-	{ NULL },
+static const struct node_type readme_type = {
+	"README", S_IFREG | 0444, 0, .show = readme_show,
+};
+
+static const struct node_type mlfs_type = {
+	".mlfs", S_IFDIR | 0555, 0, .children = mlfs_files,
 };
 
 /*
- * C cannot put an extern const object into a static initializer by
- * value, so the root's children are assembled once at startup.
+ * The root's entries, in readdir order, each with the text the mount's
+ * README gives it.  The README is generated from this table and the
+ * root's children are copied from it, so a top-level directory cannot be
+ * served without being described.
  */
-static struct node_type root_children[sizeof(root_files) /
-				      sizeof(root_files[0])];
+struct root_entry {
+	const struct node_type *type;
+	const char *about; /* lines, each ending in '\n' */
+};
+
+static const struct root_entry root_entries[] = {
+	{ &readme_type, "this file\n" },
+	{ &mlfs_type,
+	  "the filesystem's own files: version, plugins (loaded and\n"
+	  "refused), stats, cache (block cache and export queue; takes\n"
+	  "sync, gc, prefetch PATH, release PATH), errors (bad input,\n"
+	  "newest last: each user sees their own lines)\n" },
+	{ &datasets_type,
+	  "<ds>/            mkdir makes a dataset; rmdir removes it with\n"
+	  "                 its versions\n"
+	  "  data.csv       the latest version: cp, > or >> a CSV here to\n"
+	  "                 make a new version (on close)\n"
+	  "  source         write a local path or s3://bucket/key to import\n"
+	  "                 it as a new version\n"
+	  "  schema         column types and roles (JSON); write to override,\n"
+	  "                 e.g. {\"columns\": [{\"name\": \"id\", \"role\": \"id\"}]}\n"
+	  "  stats          per-column statistics (JSON)\n"
+	  "  latest -> v<n> the newest version\n"
+	  "  <alias> -> v<n> ln -s v2 prod; ln -sfn v3 prod; rm prod\n"
+	  "  v<n>/          immutable: data.csv schema stats lineage\n" },
+	{ &train_type,
+	  "<job>.json       write a training spec here to start job <job>:\n"
+	  "                 {\"dataset\": \"iris@1\", \"algorithm\": \"logistic\"}\n" },
+	{ &jobs_type,
+	  "<job>/           one per spec: status, wait (blocks until the job\n"
+	  "                 ends), progress, log, metrics, split, spec, ctl\n"
+	  "                 (takes cancel), trials/; rmdir removes an ended job\n" },
+	{ &models_type,
+	  "<m>/             made by training (or mkdir)\n"
+	  "  predict        write rows (CSV or JSON lines), read the answers\n"
+	  "  latest -> v<n> the newest version; ln -sfn v1 production pins\n"
+	  "                 the one predict serves\n"
+	  "  v<n>/          immutable: model meta.json metrics.json\n"
+	  "                 sample.csv predict\n" },
+};
+
+#define ROOT_N (sizeof(root_entries) / sizeof(root_entries[0]))
+
+static int readme_show(struct node *n, struct strbuf *out)
+{
+	int rc;
+
+	(void)n;
+	rc = sb_puts(out,
+		     "mlfs: a machine-learning platform as a filesystem\n");
+	for (size_t i = 0; i < ROOT_N && rc >= 0; i++) {
+		const struct node_type *t = root_entries[i].type;
+		const char *line = root_entries[i].about;
+
+		rc = sb_printf(out, "\n%s%s\n", t->name,
+			       node_is_dir(t) ? "/" : "");
+		while (*line && rc >= 0) {
+			const char *nl = strchr(line, '\n');
+			int len = (int)(nl ? nl - line : (long)strlen(line));
+
+			rc = sb_printf(out, "    %.*s\n", len, line);
+			line += len + (nl != NULL);
+		}
+	}
+	if (rc >= 0)
+		rc = sb_puts(out, "\nErrors: a bad CSV, schema or spec fails "
+				  "the write or close with EINVAL,\nand the "
+				  "reason, with file, line and column, goes "
+				  "to .mlfs/errors.\nMore: man mlfs.\n");
+	return rc;
+}
+
+/*
+ * C cannot put an extern const object into a static initializer by
+ * value, so the root's children are copied from root_entries once at
+ * startup.
+ */
+static struct node_type root_children[ROOT_N + 1];
 
 const struct node_type root_type = {
 	"", S_IFDIR | 0755, 0, .children = root_children,
@@ -321,10 +374,10 @@ const struct node_type root_type = {
 
 void root_init(void)
 {
-	memcpy(root_children, root_files, sizeof(root_files));
-	root_children[2] = datasets_type;
-	root_children[3] = train_type;
-	root_children[4] = jobs_type;
-	root_children[5] = models_type;
+	for (size_t i = 0; i < ROOT_N; i++) {
+		assert(root_entries[i].about && root_entries[i].about[0]);
+		root_children[i] = *root_entries[i].type;
+	}
+	root_children[ROOT_N] = (struct node_type){ NULL };
 }
 

@@ -55,6 +55,17 @@ def test_meson_install_and_out_of_tree_plugin(tmp_path):
     assert "mlfs_plugin" in syms
     man = (next(dest.rglob("mlfs.1"))).read_text()
     assert man.startswith(".TH MLFS 1") and "fuse.mlfs" in man
+    # `man mlfs` opens what was installed (examples/demo.sh installs to
+    # /usr/local; here the staged copy of its man directory)
+    mandir = next(dest.rglob("man1")).parent
+    r = subprocess.run(["man", "-w", "mlfs"], capture_output=True,
+                       text=True, env=dict(os.environ, MANPATH=str(mandir)))
+    assert r.returncode == 0 and r.stdout.strip().endswith("man1/mlfs.1"), \
+        r.stdout + r.stderr
+    r = subprocess.run(["man", "-P", "cat", "mlfs"], capture_output=True,
+                       text=True, env=dict(os.environ, MANPATH=str(mandir),
+                                           MANWIDTH="80"))
+    assert r.returncode == 0 and "STORE" in r.stdout, r.stderr
 
 
 def test_mount_through_mount8_as_fstab_does(tmp_path):

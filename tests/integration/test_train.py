@@ -533,7 +533,7 @@ def trials_of(mnt, job):
 
 
 def documented_best(ts, metric, maximize):
-    """The README's rule: the best metric for the goal among succeeded
+    """The manual's rule: the best metric for the goal among succeeded
     trials at the full budget; ties go to the lower log loss, then to
     the lower trial number."""
     ok = [t for t in ts if t["status"] == "succeeded" and t["budget"] == 1]
