@@ -32,18 +32,60 @@
 struct fs;
 
 /*
- * Objects with versions and aliases, stored the same way: datasets and
- * models.  Every call below that takes a kind works on either.
+ * A kind of versioned object: datasets, models, and the kinds to come.
+ * Every call below that takes a kind works on any of them: records with
+ * owner, mode and aliases, immutable versions, removal with "used by"
+ * checks, rebuild from the store, the catalog, gc.  Adding a kind is a
+ * descriptor here (kinds.c, and ds_kinds) and a tree file serving it.
+ *
+ * Store layout of a kind (a readable tree):
+ *   <dir>/<name>/<record>     owner, mode, created, aliases, next version
+ *   <dir>/<name>/v<n>.json    a version's manifest
  */
+struct ds_kind;
+
+/*
+ * A field of a version's manifest that names a version of another kind,
+ * {"name": ..., "version": n}: that version stays while this one does
+ * (EBUSY, "<noun> <name> was <verb> v<n>"), and a rebuild reports it if
+ * it went missing ("<verb> it: <name> v<n>").
+ */
+struct ds_ref {
+	const char *field; /* "dataset" */
+	const struct ds_kind *to;
+	const char *verb;  /* "trained on" */
+};
+
 struct ds_kind {
 	const char *dir;    /* "datasets": the store prefix and mount dir */
 	const char *record; /* "dataset.json": the object's record file */
-	int tab;            /* enum meta_table of records */
-	int vtab;           /* enum meta_table of version manifests */
+	const char *noun;   /* "dataset", in messages */
+	const struct ds_ref *refs; /* ended by { NULL }; NULL: none */
+	/*
+	 * Users outside the repository that keep name (version ver, or
+	 * any if 0): 1 with why, else 0.  NULL: none.
+	 */
+	int (*busy)(struct fs *fs, const char *name, unsigned ver, char *why,
+		    size_t whylen);
 };
 
 extern const struct ds_kind ds_datasets;
 extern const struct ds_kind ds_models;
+/* Every kind, NULL-terminated, in the order a rebuild reads them. */
+extern const struct ds_kind *const ds_kinds[];
+
+/* The kind whose dir starts key ("models/..."), or NULL. */
+const struct ds_kind *ds_kind_of_key(const char *key);
+/* The version man's field ref names: true with *name and *ver. */
+bool ds_ref_get(json_t *man, const struct ds_ref *ref, const char **name,
+		unsigned *ver);
+
+/*
+ * repo_open: the repository's state for fs (fs->repo), before any call
+ * below; repo_close frees it, once nothing calls in any more.
+ */
+int repo_open(struct fs *fs);
+void repo_close(struct fs *fs);
 
 #define DS_FORMAT_MAJOR 1
 #define DS_FORMAT_MINOR 0
@@ -140,7 +182,7 @@ bool ds_is_pending(json_t *man);
  */
 int ds_rebuild_trusted(struct fs *fs);
 int ds_rebuild_index(struct fs *fs, bool jobs);
-void ds_verify_arm(void);
+void ds_verify_arm(struct fs *fs);
 int ds_verify_start(struct fs *fs);
 int ds_verify_join(struct fs *fs);
 

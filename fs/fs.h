@@ -59,6 +59,7 @@ struct fs {
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */
 	struct runner *runner;      /* jobs (runner.c) */
+	struct repo *repo;          /* the repository's state (repo_open) */
 	/*
 	 * Does a queued or running job read dataset name (version ver, or
 	 * any if 0)?  1 with why, else 0.  Set by the runner, which sits

@@ -310,7 +310,7 @@ static int open_index(struct fs *fs, bool *verify)
 	struct meta_txn *t;
 	bool created;
 	bool clean = false;
-	bool catalog;
+	bool current;
 	int rc;
 
 	rc = meta_open(fs->opts.cache_dir, &fs->meta, &created);
@@ -326,10 +326,16 @@ static int open_index(struct fs *fs, bool *verify)
 		clean = strcmp(val, "1") == 0;
 	free(val);
 	/*
-	 * An index from before the catalog table has none: rebuild once,
-	 * or this writer's catalog would leave out what it did not change.
+	 * An index of an older layout (before the catalog table, or with a
+	 * table per kind) is rebuilt once: this writer's catalog would
+	 * leave out what it did not change, and readers would find nothing.
 	 */
-	catalog = meta_has(t, META_MISC, "catalog") == 1;
+	if (meta_get(t, META_MISC, "layout", &val, NULL) == 0)
+		current = strcmp(val, META_LAYOUT) == 0;
+	else
+		current = false;
+	free(val);
+	val = NULL;
 	meta_txn_abort(t);
 	/*
 	 * A fresh index of a prefix whose writer left cleanly comes from
@@ -342,7 +348,7 @@ static int open_index(struct fs *fs, bool *verify)
 		*verify = true;
 		fs_log(fs, LOG_INFO, "index from the catalog; checking it "
 				     "against the bucket");
-	} else if (created || !clean || !catalog || !remote_index_current()) {
+	} else if (created || !clean || !current || !remote_index_current()) {
 		rc = ds_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
@@ -351,7 +357,7 @@ static int open_index(struct fs *fs, bool *verify)
 		fs_log(fs, LOG_INFO, "index rebuilt from the store (%s)",
 		       created  ? "new index"
 		       : !clean ? "unclean shutdown"
-				: "no catalog table");
+				: "an older layout");
 	}
 	/* Until a clean unmount says otherwise, the next mount rebuilds. */
 	rc = meta_txn_begin(fs->meta, false, &t);
@@ -382,6 +388,7 @@ static void fs_free(struct fs *fs)
 {
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
+	repo_close(fs);
 	meta_close(fs->meta);
 	store_close(fs->store);
 	node_table_free(fs);
@@ -650,7 +657,7 @@ store_ready:
 	pthread_mutex_init(&fs.cat_lock, NULL);
 	pthread_mutex_init(&fs.files_lock, NULL);
 	root_init();
-	if (node_table_init(&fs) < 0) {
+	if (repo_open(&fs) < 0 || node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");
 		goto out_fs;
 	}

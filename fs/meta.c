@@ -27,10 +27,8 @@ struct meta_txn {
 
 static const char *const meta_table_names[META_NTABLES] = {
 	[META_MISC] = "misc",
-	[META_DS] = "ds",
-	[META_DSV] = "dsv",
-	[META_MODEL] = "model",
-	[META_MODELV] = "modelv",
+	[META_REC] = "rec",
+	[META_VER] = "ver",
 	[META_JOB] = "job",
 	[META_CAT] = "cat",
 };

@@ -18,12 +18,18 @@
 struct meta;
 struct meta_txn;
 
+/*
+ * The layout of the tables, in META_MISC "layout": an index of another
+ * (older) layout is rebuilt from the store at mount.
+ */
+#define META_LAYOUT "2"
+
 enum meta_table {
-	META_MISC = 0, /* small settings: "clean", "format" */
-	META_DS,       /* dataset name -> dataset record (JSON) */
-	META_DSV,      /* "name/<10-digit n>" -> version manifest (JSON) */
-	META_MODEL,    /* model name -> model record (JSON) */
-	META_MODELV,   /* "name/<10-digit n>" -> model version manifest */
+	META_MISC = 0, /* small settings: "clean", "layout" */
+	META_REC,      /* "<kind dir>/<name>" -> the object's record (JSON),
+			* of every kind of versioned object (ds.h) */
+	META_VER,      /* "<kind dir>/<name>/<10-digit n>" -> a version's
+			* manifest (JSON) */
 	META_JOB,      /* job name -> job record (JSON) */
 	META_CAT,      /* store key of a manifest -> its exact bytes in the
 			* store, for the catalog object (catalog.h) */

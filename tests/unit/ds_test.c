@@ -30,6 +30,8 @@ static int fs_setup(struct fs *fs, struct store *st, const char *dir)
 	fs->opts.max_file = 1 << 20;
 	pthread_mutex_init(&fs->ds_lock, NULL);
 	pthread_mutex_init(&fs->errors_lock, NULL);
+	if (repo_open(fs) < 0)
+		return -ENOMEM;
 	return meta_open(dir, &fs->meta, &created);
 }
 
@@ -37,6 +39,7 @@ static void fs_teardown(struct fs *fs)
 {
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
+	repo_close(fs);
 	meta_close(fs->meta);
 	store_close(fs->store);
 	pthread_mutex_destroy(&fs->ds_lock);

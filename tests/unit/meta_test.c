@@ -51,28 +51,28 @@ int main(void)
 	ok(created, "it was created");
 
 	is_int(meta_txn_begin(m, false, &t), 0, "write txn");
-	is_int(meta_put(t, META_DS, "iris", "{}", 2), 0, "put");
-	is_int(meta_put(t, META_DSV, "iris/0000000001", "a", 1), 0, "put v1");
-	is_int(meta_put(t, META_DSV, "iris/0000000002", "b", 1), 0, "put v2");
-	is_int(meta_put(t, META_DSV, "irisx/0000000001", "c", 1), 0, "put x");
+	is_int(meta_put(t, META_REC, "iris", "{}", 2), 0, "put");
+	is_int(meta_put(t, META_VER, "iris/0000000001", "a", 1), 0, "put v1");
+	is_int(meta_put(t, META_VER, "iris/0000000002", "b", 1), 0, "put v2");
+	is_int(meta_put(t, META_VER, "irisx/0000000001", "c", 1), 0, "put x");
 	is_int(meta_txn_commit(t), 0, "commit");
 
 	is_int(meta_txn_begin(m, true, &t), 0, "read txn");
-	is_int(meta_get(t, META_DS, "iris", &val, &len), 0, "get");
+	is_int(meta_get(t, META_REC, "iris", &val, &len), 0, "get");
 	is_str(val, "{}", "value");
 	is_int(len, 2, "length");
 	free(val);
-	is_int(meta_get(t, META_DS, "nope", &val, &len), -ENOENT, "missing");
+	is_int(meta_get(t, META_REC, "nope", &val, &len), -ENOENT, "missing");
 	ok(val == NULL, "out is NULL on failure");
-	is_int(meta_get(t, META_DS, "", &val, &len), -ENOENT, "empty key");
-	is_int(meta_has(t, META_DSV, "iris/0000000002"), 1, "has");
+	is_int(meta_get(t, META_REC, "", &val, &len), -ENOENT, "empty key");
+	is_int(meta_has(t, META_VER, "iris/0000000002"), 1, "has");
 	n = 0;
-	is_int(meta_scan(t, META_DSV, "iris/", NULL, count_cb, &n), 0, "scan");
+	is_int(meta_scan(t, META_VER, "iris/", NULL, count_cb, &n), 0, "scan");
 	is_int(n, 2, "prefix scan stops at the prefix");
 	n = 0;
-	meta_scan(t, META_DSV, "iris/", "iris/0000000001", count_cb, &n);
+	meta_scan(t, META_VER, "iris/", "iris/0000000001", count_cb, &n);
 	is_int(n, 1, "resume after a key");
-	is_int(meta_scan(t, META_DSV, "", NULL, stop_cb, NULL), -EINTR,
+	is_int(meta_scan(t, META_VER, "", NULL, stop_cb, NULL), -EINTR,
 	       "callback stops the scan with its code");
 	meta_txn_abort(t);
 
@@ -81,7 +81,7 @@ int main(void)
 		failalloc_arm(i);
 		rc = meta_txn_begin(m, true, &t);
 		if (rc == 0) {
-			rc = meta_get(t, META_DS, "iris", &val, &len);
+			rc = meta_get(t, META_REC, "iris", &val, &len);
 			if (rc == 0)
 				free(val);
 			meta_txn_abort(t);
@@ -99,9 +99,9 @@ int main(void)
 	}
 
 	is_int(meta_txn_begin(m, false, &t), 0, "write txn");
-	is_int(meta_del(t, META_DS, "iris"), 0, "del");
-	is_int(meta_del(t, META_DS, "iris"), -ENOENT, "del missing");
-	is_int(meta_drop(t, META_DSV), 0, "drop");
+	is_int(meta_del(t, META_REC, "iris"), 0, "del");
+	is_int(meta_del(t, META_REC, "iris"), -ENOENT, "del missing");
+	is_int(meta_drop(t, META_VER), 0, "drop");
 	/* drop_prefix takes the keys under it and nothing beside them */
 	is_int(meta_put(t, META_CAT, "datasets/a/v1.json", "1", 1), 0, "put");
 	is_int(meta_put(t, META_CAT, "datasets/b/v1.json", "2", 1), 0, "put");
@@ -120,7 +120,7 @@ int main(void)
 	is_int(rc, 0, "reopen");
 	ok(!created, "existing index");
 	is_int(meta_txn_begin(m, true, &t), 0, "read txn");
-	is_int(meta_has(t, META_DSV, "iris/0000000001"), 0, "dropped");
+	is_int(meta_has(t, META_VER, "iris/0000000001"), 0, "dropped");
 	meta_txn_abort(t);
 	meta_close(m);
 	meta_close(NULL);

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Publish: a dataset version from a staged CSV, a model version from
+ * blobs already put.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bcache.h"
+#include "catalog.h"
+#include "csv.h"
+#include "ds.h"
+#include "fs.h"
+#include "hash.h"
+#include "hostfile.h"
+#include "jsonout.h"
+#include "meta.h"
+#include "reap.h"
+#include "remote.h"
+#include "repo_int.h"
+#include "store.h"
+
+int repo_map_file(int fd, struct mapped *m)
+{
+	struct stat st;
+
+	m->map = NULL;
+	m->data = "";
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	m->size = (uint64_t)st.st_size;
+	if (st.st_size > 0) {
+		m->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+			      fd, 0);
+		if (m->map == MAP_FAILED) {
+			m->map = NULL;
+			return -errno;
+		}
+		madvise(m->map, (size_t)st.st_size, MADV_SEQUENTIAL);
+		m->data = m->map;
+	}
+	return 0;
+}
+
+void repo_unmap_file(struct mapped *m)
+{
+	if (m->map)
+		munmap(m->map, (size_t)m->size);
+	m->map = NULL;
+}
+
+/*
+ * Scan the CSV in fd (schema, stats) and hash it: *info and hash on
+ * success, -EINVAL with pb on bad CSV.
+ */
+int repo_scan_file(int fd, struct csv_info **info, char *hash,
+		     uint64_t *size, struct problem *pb)
+{
+	struct mapped m;
+	int rc = repo_map_file(fd, &m);
+
+	if (rc < 0)
+		return rc;
+	rc = csv_scan(m.data, (size_t)m.size, NULL, info, NULL, pb);
+	if (rc == 0)
+		hash_hex(m.data, (size_t)m.size, hash);
+	*size = m.size;
+	repo_unmap_file(&m);
+	return rc;
+}
+
+/* What a scan tells of a version: into its manifest man. */
+int repo_manifest_content(json_t *man, json_t *rec,
+			    const struct csv_info *info, const char *hash,
+			    const char *key, uint64_t size)
+{
+	json_t *lin = json_object_get(man, "lineage");
+	int rc = 0;
+
+	rc |= json_object_set_new(man, "hash", json_string(hash));
+	rc |= json_object_set_new(man, "blob", json_string(key));
+	rc |= json_object_set_new(man, "size", json_integer((json_int_t)size));
+	rc |= json_object_set_new(man, "rows",
+				  json_integer((json_int_t)info->nrows));
+	rc |= json_object_set_new(
+		man, "schema",
+		repo_schema_json(info, json_object_get(rec, "overrides"),
+			    json_string_value(json_object_get(rec, "label"))));
+	rc |= json_object_set_new(man, "stats", repo_stats_json(info));
+	if (lin) {
+		rc |= json_object_set_new(lin, "hash", json_string(hash));
+		rc |= json_object_set_new(lin, "size",
+					  json_integer((json_int_t)size));
+	}
+	return rc ? -ENOMEM : 0;
+}
+
+/* The number of the next version of rec, after parent. */
+unsigned repo_next_version(json_t *rec, unsigned parent)
+{
+	unsigned v = repo_rec_uint(rec, "next");
+
+	return v > parent ? v : parent + 1;
+}
+
+/* Commit man (NULL: out of memory) as new version v of name. */
+int repo_commit_new(struct fs *fs, const char *name, json_t *rec,
+		      json_t *man, unsigned v, unsigned *ver, bool *created)
+{
+	int rc;
+
+	if (!man)
+		return -ENOMEM;
+	rc = repo_commit_version(fs, &ds_datasets, name, rec, man, v);
+	if (rc == 0) {
+		*ver = v;
+		*created = true;
+	}
+	return rc;
+}
+
+/*
+ * A large file starts its export before its scan: the blob goes into
+ * the store (an S3 mount's outbox, which uploads in the background)
+ * through a second link to the staging file while the CSV is checked,
+ * so the upload and the scan, each bound by one core, overlap.  A file
+ * that fails the check has that blob removed again and stays in place.
+ * Small files gain nothing and would miss the cache's adoption of an
+ * exported file (it needs the only link), so they go after the scan.
+ */
+#define EARLY_PUT_MIN ((uint64_t)64 << 20)
+
+static bool put_early(struct fs *fs, const char *path, uint64_t size,
+		      const char *hash, char *key, size_t keylen, bool *fresh)
+{
+	char link2[PATH_MAX];
+
+	if (size < EARLY_PUT_MIN || !bcache_is_cache(fs->store) ||
+	    snprintf(link2, sizeof(link2), "%s.early", path) >=
+		    (int)sizeof(link2) ||
+	    link(path, link2) < 0)
+		return false;
+	if (repo_put_blob(fs, hash, link2, size, key, keylen, fresh) < 0) {
+		unlink(link2);
+		return false;
+	}
+	return true;
+}
+
+/* Is hash the content of name's latest version (*parent)?  Under ds_lock. */
+static bool is_latest(struct fs *fs, const char *name, json_t *rec,
+		      const char *hash, unsigned *parent)
+{
+	json_t *prev;
+	const char *ph;
+	bool same = false;
+
+	*parent = repo_rec_uint(rec, "latest");
+	if (*parent &&
+	    ds_version(fs, &ds_datasets, name, *parent, &prev) == 0) {
+		ph = json_string_value(json_object_get(
+			json_object_get(prev, "lineage"), "hash"));
+		same = ph && strcmp(ph, hash) == 0;
+		json_decref(prev);
+	}
+	return same;
+}
+
+int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
+	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       struct problem *pb)
+{
+	const struct ds_kind *k = &ds_datasets;
+	struct csv_info *info = NULL;
+	char hash[HASH_HEX_LEN + 1], key[128];
+	json_t *rec = NULL, *man = NULL;
+	struct mapped m;
+	unsigned parent, v;
+	bool early = false, fresh = false;
+	time_t now = time(NULL);
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	rc = repo_map_file(fd, &m);
+	if (rc < 0)
+		return rc;
+	hash_hex(m.data, (size_t)m.size, hash);
+	repo_lock(fs);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	/* Identical content makes no new version (it was checked). */
+	if (is_latest(fs, name, rec, hash, &parent)) {
+		unlink(path);
+		*ver = parent;
+		goto out_unlock;
+	}
+	pthread_mutex_unlock(&fs->ds_lock);
+	early = put_early(fs, path, m.size, hash, key, sizeof(key), &fresh);
+	rc = csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
+	if (rc < 0) {
+		if (early && fresh) {
+			repo_lock(fs);
+			repo_drop_unreferenced(fs, hash, key);
+			pthread_mutex_unlock(&fs->ds_lock);
+		}
+		goto out;
+	}
+
+	repo_lock(fs);
+	json_decref(rec);
+	rec = NULL;
+	rc = ds_get(fs, k, name, &rec);
+	if (rc < 0)
+		goto out_drop;
+	/* the same bytes were published meanwhile */
+	if (is_latest(fs, name, rec, hash, &parent)) {
+		unlink(path);
+		*ver = parent;
+		goto out_unlock;
+	}
+	/*
+	 * Put (again) under the lock: an early put that found the blob
+	 * already stored did not hold it, and gc or a version's removal may
+	 * have taken it since.
+	 */
+	rc = repo_put_blob(fs, hash, path, m.size, key, sizeof(key), NULL);
+	if (rc < 0)
+		goto out_drop;
+	v = repo_next_version(rec, parent);
+	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
+			"dataset", name, "version", (int)v, "lineage",
+			repo_lineage_json(parent, now, m.size, hash, origin));
+	if (man && repo_manifest_content(man, rec, info, hash, key, m.size) < 0) {
+		json_decref(man);
+		man = NULL;
+	}
+	rc = repo_commit_new(fs, name, rec, man, v, ver, created);
+out_drop:
+	/* an early blob no version took: it shares the staging file's inode */
+	if (rc < 0 && early && fresh)
+		repo_drop_unreferenced(fs, hash, key);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+out:
+	json_decref(man);
+	json_decref(rec);
+	csv_info_free(info);
+	repo_unmap_file(&m);
+	return rc;
+}
+
+int ds_commit_model(struct fs *fs, const char *name, json_t *man,
+		    const struct fs_ctx *ctx, unsigned *ver)
+{
+	const struct ds_kind *k = &ds_models;
+	json_t *rec = NULL;
+	unsigned v;
+	int rc;
+
+	*ver = 0;
+	rc = node_name_check(name, NULL);
+	if (rc < 0)
+		return rc;
+	repo_lock(fs);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc == -ENOENT) {
+		char when[32], key[512];
+		time_t now = time(NULL);
+
+		repo_iso_time(now, when, sizeof(when));
+		rec = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, "
+				"s:{}}",
+				"name", name, "created", when, "created_unix",
+				(json_int_t)now, "uid", (int)ctx->uid, "gid",
+				(int)ctx->gid, "mode", 0755, "latest", 0,
+				"next", 1, "aliases");
+		rc = rec ? 0 : -ENOMEM;
+		if (rec)
+			repo_set_incarnation(rec);
+		if (rc == 0) {
+			repo_record_key(k, name, key, sizeof(key));
+			rc = repo_put_json(fs, key, rec);
+		}
+	}
+	if (rc < 0)
+		goto out_unlock;
+	/* A model is derived from its data (sample.csv holds raw rows): it
+	 * is no wider than the data it came from (ctx->umask: the bits the
+	 * dataset lacks), narrowed with this version if need be. */
+	json_object_set_new(rec, "mode",
+			    json_integer(repo_rec_uint(rec, "mode") & ~ctx->umask &
+					 07777));
+	v = repo_rec_uint(rec, "next");
+	if (v <= repo_rec_uint(rec, "latest"))
+		v = repo_rec_uint(rec, "latest") + 1;
+	json_object_set_new(man, "version", json_integer(v));
+	rc = repo_commit_version(fs, k, name, rec, man, v);
+	if (rc == 0)
+		*ver = v;
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	json_decref(rec);
+	return rc;
+}
