@@ -1218,6 +1218,7 @@ int main(int argc, char **argv)
 		/* sample.csv: held-out rows with what the model answers */
 		{
 			FILE *fp = fopen("out/sample.csv", "we");
+			char num[NUM_SHORTEST_MAX];
 			size_t shown = 0, nout;
 			float *s;
 			float *xs;
@@ -1273,10 +1274,14 @@ int main(int argc, char **argv)
 						if (s[k * nout + c] > s[k * nout + best])
 							best = c;
 					fprintf(fp, ",%s", cls[best].name);
-					for (size_t c = 0; c < nout; c++)
-						fprintf(fp, ",%.6g", s[k * nout + c]);
+					/* as predict prints them (jsonout.h) */
+					for (size_t c = 0; c < nout; c++) {
+						num_shortest(s[k * nout + c], 9, num);
+						fprintf(fp, ",%s", num);
+					}
 				} else if (run.task == MLFS_TASK_REGRESSION) {
-					fprintf(fp, ",%.9g", s[k * nout]);
+					num_shortest(s[k * nout], 9, num);
+					fprintf(fp, ",%s", num);
 				} else {
 					size_t best = 0;
 

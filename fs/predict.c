@@ -18,6 +18,7 @@
 #include "csv.h"
 #include "ds.h"
 #include "fs.h"
+#include "jsonout.h"
 #include "mlcore.h"
 #include "plugin.h"
 #include "predict.h"
@@ -546,12 +547,20 @@ out:
 	return rc;
 }
 
-static void fmt_num(struct strbuf *out, double v)
+/*
+ * An answer's number: the shortest decimal that reads back to the same
+ * float (what the model computed), so a probability is neither cut to six
+ * digits nor padded to seventeen.  In JSON a NaN or infinity is null.
+ */
+static void fmt_num(struct strbuf *out, float v, bool json)
 {
-	char b[40];
-	int n = snprintf(b, sizeof(b), "%.6g", v);
+	char b[NUM_SHORTEST_MAX];
 
-	sb_append(out, b, (size_t)n);
+	if (json && !isfinite(v)) {
+		sb_append(out, "null", 4);
+		return;
+	}
+	sb_append(out, b, num_shortest(v, 9, b));
 }
 
 /* Score the batch and append one line per row to out. */
@@ -606,13 +615,14 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 
 					sb_printf(out, "%s%s: ", c ? ", " : "",
 						  k ? k : "\"?\"");
-					fmt_num(out, p[c]);
+					fmt_num(out, p[c], true);
 					free(k);
 					json_decref(js);
 				}
 				sb_puts(out, "}}\n");
 			} else if (m->task == MLFS_TASK_REGRESSION) {
-				sb_printf(out, "%.9g}\n", p[0]);
+				fmt_num(out, p[0], true);
+				sb_puts(out, "}\n");
 			} else {
 				sb_printf(out, "%zu}\n", best);
 			}
@@ -623,11 +633,12 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 			sb_puts(out, m->classes[best]);
 			for (size_t c = 0; c < m->nout; c++) {
 				sb_append(out, ",", 1);
-				fmt_num(out, p[c]);
+				fmt_num(out, p[c], false);
 			}
 			sb_append(out, "\n", 1);
 		} else if (m->task == MLFS_TASK_REGRESSION) {
-			sb_printf(out, "%.9g\n", p[0]);
+			fmt_num(out, p[0], false);
+			sb_append(out, "\n", 1);
 		} else {
 			sb_printf(out, "%zu\n", best);
 		}
