@@ -97,8 +97,10 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 
 /*
  * JSON for meta.json "features": [{name, type, src, mean, std, min, max,
- * impute, encoding ("standard"), or for categorical columns min and max
- * null, encoding "onehot" and categories}] and back (fx_from_json:
+ * impute (what an empty or missing value becomes: the training mean),
+ * encoding ("standard"), or for categorical columns min, max and impute
+ * null (a missing value encodes as all zeros), encoding "onehot" and
+ * categories}] and back (fx_from_json:
  * -EINVAL for anything malformed, -ENOMEM).  Dumped with
  * JSON_REAL_PRECISION(17), the round trip is exact.  fx_to_json: new
  * reference, NULL on allocation failure.
