@@ -214,7 +214,8 @@ json_t *metrics_clustering(const float *x, size_t n, size_t d,
  *   12      4     header length H (bytes of JSON), u32
  *   16      8     weights length W, u64
  *   24      H     header: JSON {plugin, plugin_version, task, classes,
- *                 label, features (fx_to_json), params, outputs}
+ *                 label, features (fx_to_json), params, inputs, outputs,
+ *                 id (the id column predict echoes; absent: none named)}
  *   24+H    W     weights: the plugin's save() bytes
  *   24+H+W  16    xxh3-128 of bytes [0, 24+H+W), big-endian hi then lo
  */
