@@ -791,8 +791,10 @@ static const char *id_column(json_t *plan, const struct table *t,
 	json_t *c;
 
 	json_array_foreach(cols, i, c) {
-		const char *name = json_string_value(json_object_get(c, "name"));
-		const char *role = json_string_value(json_object_get(c, "role"));
+		const char *name =
+			json_string_value(json_object_get(c, "name"));
+		const char *role =
+			json_string_value(json_object_get(c, "role"));
 		bool used = label && name && strcmp(name, label) == 0;
 
 		if (!name || !role || strcmp(role, "id") != 0)
@@ -1310,7 +1312,8 @@ int main(int argc, char **argv)
 					fprintf(fp, ",%s", cls[best].name);
 					/* as predict prints them (jsonout.h) */
 					for (size_t c = 0; c < nout; c++) {
-						num_shortest(s[k * nout + c], 9, num);
+						num_shortest(s[k * nout + c], 9,
+							     num);
 						fprintf(fp, ",%s", num);
 					}
 				} else if (run.task == MLFS_TASK_REGRESSION) {

@@ -246,7 +246,8 @@ static void test_headers_and_ids(struct fs *fs)
 	is_answer(m, "2,20,7\n", "error: expected 2 fields, got 3\n",
 		  "without a header no id is taken");
 	is_answer(m, "{\"id\": \"r1\", \"a\": 2, \"b\": 20}\n"
-		     "{\"id\": 5, \"a\": 2, \"b\": 20}\n{\"a\": 2, \"b\": 20}\n",
+		     "{\"id\": 5, \"a\": 2, \"b\": 20}\n"
+		     "{\"a\": 2, \"b\": 20}\n",
 		  "{\"id\": \"r1\", \"prediction\": 0.5}\n"
 		  "{\"id\": 5, \"prediction\": 0.5}\n{\"prediction\": 0.5}\n",
 		  "JSON: the id as given");
