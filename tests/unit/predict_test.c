@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "ds.h"
+#include "failalloc.h"
 #include "fs.h"
 #include "hash.h"
 #include "mlcore.h"
@@ -179,6 +180,45 @@ static void is_answer(struct served *m, const char *text, const char *want,
 	free(got);
 }
 
+/*
+ * Allocation N fails, for N from 1 until none does, in a stream that
+ * takes a header with an id, quotes an id and refuses a second header's
+ * rows: each run ends with 0 or -ENOMEM and frees everything (the
+ * sanitizer's leak check runs at exit), and the last run answers all.
+ */
+static void test_alloc_failures(struct served *m)
+{
+	static const char text[] = "id,b,a\n\"x,1\",20,2\n7,,2\n"
+				   "{\"id\": 5, \"a\": 2, \"b\": 20}\n";
+	int bad = 0, runs = 0, rc = 0;
+	bool fired = true;
+	struct strbuf out = { 0 };
+
+	for (unsigned n = 1; fired && n < 1000; n++) {
+		struct pstream *s = NULL;
+
+		sb_free(&out);
+		out = (struct strbuf){ 0 };
+		failalloc_arm(n);
+		rc = pstream_new(m, &s);
+		if (rc == 0)
+			rc = pstream_write(s, text, sizeof(text) - 1, &out);
+		if (rc == 0)
+			rc = pstream_finish(s, &out);
+		fired = failalloc_fired();
+		failalloc_arm(0);
+		pstream_free(s);
+		bad += rc != 0 && rc != -ENOMEM;
+		runs++;
+	}
+	is_int(bad, 0, "failed allocations end in 0 or -ENOMEM");
+	ok(!fired && rc == 0 && sb_append(&out, "", 1) == 0 &&
+		   strncmp(out.buf, "\"x,1\",", 6) == 0,
+	   "the run without a failure answers");
+	printf("# %d runs\n", runs);
+	sb_free(&out);
+}
+
 /* Are the three lines of text the same line? */
 static bool three_same(const char *text)
 {
@@ -264,6 +304,7 @@ static void test_headers_and_ids(struct fs *fs)
 	ok(three_same(two), "JSON: null and absent are the training mean");
 	free(one);
 	free(two);
+	test_alloc_failures(m);
 	served_put(m);
 	served_put(c);
 	stub_sums = false;
@@ -322,7 +363,7 @@ int main(void)
 	struct fs fs = { .plugins = &ps };
 	struct served *m = NULL;
 
-	plan(19);
+	plan(21);
 	fs.log_fp = stderr;
 	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
