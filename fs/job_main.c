@@ -776,6 +776,37 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 	return out;
 }
 
+/*
+ * The id column the answers of predict echo: the first column of the
+ * dataset's schema with the role "id" that the model does not use as a
+ * feature or label, or NULL.  Borrowed from plan.
+ */
+static const char *id_column(json_t *plan, const struct table *t,
+			     const size_t *featcol, size_t nfeat,
+			     const char *label)
+{
+	json_t *cols = json_object_get(json_object_get(plan, "schema"),
+				       "columns");
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(cols, i, c) {
+		const char *name =
+			json_string_value(json_object_get(c, "name"));
+		const char *role =
+			json_string_value(json_object_get(c, "role"));
+		bool used = label && name && strcmp(name, label) == 0;
+
+		if (!name || !role || strcmp(role, "id") != 0)
+			continue;
+		for (size_t k = 0; k < nfeat && !used; k++)
+			used = strcmp(t->names[featcol[k]], name) == 0;
+		if (!used)
+			return name;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	pid_t daemon_pid;
@@ -1157,6 +1188,8 @@ int main(int argc, char **argv)
 			void *wbuf = NULL, *file = NULL;
 			size_t wlen = 0, flen = 0;
 			json_t *classes = json_array(), *fnames = json_array();
+			const char *idname = id_column(plan, t, featcol, nfeat,
+						       label);
 			FILE *fp;
 
 			for (size_t c = 0; c < ncls; c++)
@@ -1170,7 +1203,7 @@ int main(int argc, char **argv)
 				fail("saving the model: %s", strerror(-rc));
 			header = json_pack(
 				"{s:s, s:s, s:s, s:s, s:O, s:s?, s:o, s:O, s:O, "
-				"s:I, s:b}",
+				"s:I, s:b, s:s?}",
 				"plugin", pl.desc->name, "plugin_version",
 				pl.desc->version ? pl.desc->version : "",
 				"plugin_hash", pl.hash, "task", taskname,
@@ -1178,7 +1211,7 @@ int main(int argc, char **argv)
 				fx_to_json(fx), "params", params, "inputs",
 				fnames, "outputs",
 				(json_int_t)run.ops->outputs(inst),
-				"numeric_classes", numlabel);
+				"numeric_classes", numlabel, "id", idname);
 			if (!header ||
 			    model_encode(header, wbuf, wlen, &file, &flen) < 0)
 				fail("encoding the model");
@@ -1203,6 +1236,9 @@ int main(int argc, char **argv)
 				"columns", fnames, "inputs", fnames, "metrics",
 				metrics, "search", json_object_get(plan, "search"));
 			json_object_set(meta, "split", json_object_get(plan, "split"));
+			if (meta && idname)
+				json_object_set_new(meta, "id",
+						    json_string(idname));
 			if (!meta ||
 			    json_dump_file_short(meta, "out/meta.json",
 						 JSON_INDENT(2) |
@@ -1218,6 +1254,7 @@ int main(int argc, char **argv)
 		/* sample.csv: held-out rows with what the model answers */
 		{
 			FILE *fp = fopen("out/sample.csv", "we");
+			char num[NUM_SHORTEST_MAX];
 			size_t shown = 0, nout;
 			float *s;
 			float *xs;
@@ -1273,10 +1310,15 @@ int main(int argc, char **argv)
 						if (s[k * nout + c] > s[k * nout + best])
 							best = c;
 					fprintf(fp, ",%s", cls[best].name);
-					for (size_t c = 0; c < nout; c++)
-						fprintf(fp, ",%.6g", s[k * nout + c]);
+					/* as predict prints them (jsonout.h) */
+					for (size_t c = 0; c < nout; c++) {
+						num_shortest(s[k * nout + c], 9,
+							     num);
+						fprintf(fp, ",%s", num);
+					}
 				} else if (run.task == MLFS_TASK_REGRESSION) {
-					fprintf(fp, ",%.9g", s[k * nout]);
+					num_shortest(s[k * nout], 9, num);
+					fprintf(fp, ",%s", num);
 				} else {
 					size_t best = 0;
 

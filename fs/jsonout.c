@@ -4,24 +4,144 @@
  * every real with one precision (17 digits by default, for round trips),
  * so the text is dumped as jansson does it and each real number token,
  * outside strings, is printed again with the fewest digits (1 to 17) that
- * strtod reads back to the same double.  Pure functions; any thread.
+ * strtod reads back to the same double.  num_shortest does the same for
+ * one number, a double or a float (predict's CSV answers).  Pure
+ * functions; any thread.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonout.h"
 
-/* The shortest %.Ng (N = 1..17) of v that reads back as v, into out. */
-static void shortest(double v, char *out, size_t outlen)
+/* Powers of ten; exact up to 1e22, correctly rounded beyond. */
+static const double p10[] = {
+	1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+	1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+	1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
+	1e40, 1e41, 1e42, 1e43, 1e44, 1e45,
+};
+
+#define P10_MAX 45
+
+/* a * 10^k for |k| <= 2 * P10_MAX, within a few ulps. */
+static double scale10(double a, int k)
 {
-	for (int p = 1; p <= 17; p++) {
-		snprintf(out, outlen, "%.*g", p, v);
-		if (strtod(out, NULL) == v)
+	if (k > P10_MAX)
+		return a * p10[P10_MAX] * p10[k - P10_MAX];
+	if (k >= 0)
+		return a * p10[k];
+	if (k < -P10_MAX)
+		return a / p10[P10_MAX] / p10[-k - P10_MAX];
+	return a / p10[-k];
+}
+
+/* The smallest %.Ng (N = 1..digits) of v that reads back as v. */
+static size_t shortest_printf(double v, int digits, char *out)
+{
+	int n = 0;
+
+	for (int p = 1; p <= digits; p++) {
+		n = snprintf(out, NUM_SHORTEST_MAX, "%.*g", p, v);
+		if (digits > 9 ? strtod(out, NULL) == v
+			       : strtof(out, NULL) == (float)v)
 			break;
 	}
+	return (size_t)n;
+}
+
+/*
+ * The same for a float, without printf: predict prints every probability
+ * with it, and one snprintf("%g") costs more than scoring a row of a small
+ * model.  The float is exact in a double, so each rounding to p
+ * significant digits (p = 1..9; 9 always reads back) comes from one
+ * scaling, and is tried by converting it back.  Scaling by an inexact
+ * power of ten, or a candidate close to halfway between two floats, can
+ * misjudge in rare cases, so the text is read back once with strtof and,
+ * if it does not match, printf's answer is used instead.
+ */
+static size_t shortest_float(float f, char *out)
+{
+	double a = fabs((double)f);
+	uint64_t c = 0;
+	int e, p, nd = 0, x, n = 0;
+	char dig[24];
+
+	if (!isfinite(f) || f == 0)
+		return shortest_printf(f, 9, out);
+	e = (int)floor(log10(a));
+	/* log10 can be one off near a power of ten: 9 digits decide */
+	c = (uint64_t)llrint(scale10(a, 8 - e));
+	if (c >= 1000000000u)
+		e++;
+	else if (c < 100000000u)
+		e--;
+	for (p = 1; p <= 9; p++) {
+		c = (uint64_t)llrint(scale10(a, p - 1 - e));
+		if (p == 9 || (float)scale10((double)c, e - p + 1) == (float)a)
+			break;
+	}
+	/* c has p digits, or p + 1 when rounding carried (9.99 -> 10);
+	 * llrint rounds a tie to even, as printf does */
+	for (uint64_t t = c; t; t /= 10)
+		dig[sizeof(dig) - 1 - nd++] = (char)('0' + t % 10);
+	memmove(dig, dig + sizeof(dig) - nd, (size_t)nd);
+	x = e + (nd > p); /* the exponent of the first digit */
+	while (nd > 1 && dig[nd - 1] == '0')
+		nd--;
+	if (f < 0)
+		out[n++] = '-';
+	if (x < -4 || x >= nd) { /* as %g does */
+		out[n++] = dig[0];
+		if (nd > 1)
+			out[n++] = '.';
+		memcpy(out + n, dig + 1, (size_t)nd - 1);
+		n += nd - 1;
+		out[n++] = 'e';
+		out[n++] = x < 0 ? '-' : '+';
+		x = x < 0 ? -x : x;
+		if (x >= 100)
+			out[n++] = (char)('0' + x / 100);
+		out[n++] = (char)('0' + x / 10 % 10);
+		out[n++] = (char)('0' + x % 10);
+	} else if (x >= 0) {
+		memcpy(out + n, dig, (size_t)x + 1);
+		n += x + 1;
+		if (nd > x + 1) {
+			out[n++] = '.';
+			memcpy(out + n, dig + x + 1, (size_t)(nd - x - 1));
+			n += nd - x - 1;
+		}
+	} else {
+		out[n++] = '0';
+		out[n++] = '.';
+		for (int z = 0; z < -x - 1; z++)
+			out[n++] = '0';
+		memcpy(out + n, dig, (size_t)nd);
+		n += nd;
+	}
+	out[n] = '\0';
+	if (strtof(out, NULL) != f)
+		return shortest_printf(f, 9, out);
+	return (size_t)n;
+}
+
+size_t num_shortest(double v, int digits, char *out)
+{
+	if (digits <= 9)
+		return shortest_float((float)v, out);
+	return shortest_printf(v, 17, out);
+}
+
+/* The shortest %.Ng of v that reads back as v, into out, as a real. */
+static void shortest(double v, char *out, size_t outlen)
+{
+	num_shortest(v, 17, out);
 	/* a real stays a real: "5" would read back as an integer */
 	if (!strpbrk(out, ".eEn") && strlen(out) + 2 < outlen)
 		strcat(out, ".0");

@@ -3,7 +3,8 @@
  * JSON as people read it: what the mount shows (stats, schema, lineage,
  * meta.json, metrics.json, trials) prints each real number as the
  * shortest decimal that reads back to the same double (5.471, not
- * 5.4710000000000001), which jansson's fixed precision cannot do.
+ * 5.4710000000000001), which jansson's fixed precision cannot do.  The
+ * same rule prints the numbers of predict's CSV answers (floats).
  */
 #ifndef MLFS_FS_JSONOUT_H
 #define MLFS_FS_JSONOUT_H
@@ -11,6 +12,20 @@
 #include <stddef.h>
 
 #include <jansson.h>
+
+/* Bytes num_shortest may write, with its NUL. */
+#define NUM_SHORTEST_MAX 32
+
+/*
+ * num_shortest: v as the shortest decimal that reads back to the same
+ * double (digits 17) or, with digits 9, to the same float (v is then
+ * taken as a float), printed as "%.Ng" prints it with N the digits it
+ * needs: "0.1", "1e+300", "2.5e+05", "-0", "nan", "inf".  out holds
+ * NUM_SHORTEST_MAX bytes; returns the length.  The float form takes no
+ * printf in the common case (predict prints every answer with it).  Any
+ * thread.
+ */
+size_t num_shortest(double v, int digits, char *out);
 
 /*
  * json_dumps_short: json_dumps(j, flags) with every real number in its

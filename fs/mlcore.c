@@ -1296,6 +1296,8 @@ static json_t *fx_col_to_json(const struct fx_column *c)
 		bad |= json_object_set_new(o, "max", json_null());
 		bad |= json_object_set_new(o, "encoding",
 					   json_string("onehot"));
+		/* a missing value is no category: every output 0 */
+		bad |= json_object_set_new(o, "impute", json_null());
 		cats = json_array();
 		bad |= json_object_set_new(o, "categories", cats);
 		for (i = 0; !bad && i < c->ncats; i++)

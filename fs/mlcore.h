@@ -97,8 +97,10 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 
 /*
  * JSON for meta.json "features": [{name, type, src, mean, std, min, max,
- * impute, encoding ("standard"), or for categorical columns min and max
- * null, encoding "onehot" and categories}] and back (fx_from_json:
+ * impute (what an empty or missing value becomes: the training mean),
+ * encoding ("standard"), or for categorical columns min, max and impute
+ * null (a missing value encodes as all zeros), encoding "onehot" and
+ * categories}] and back (fx_from_json:
  * -EINVAL for anything malformed, -ENOMEM).  Dumped with
  * JSON_REAL_PRECISION(17), the round trip is exact.  fx_to_json: new
  * reference, NULL on allocation failure.
@@ -212,7 +214,8 @@ json_t *metrics_clustering(const float *x, size_t n, size_t d,
  *   12      4     header length H (bytes of JSON), u32
  *   16      8     weights length W, u64
  *   24      H     header: JSON {plugin, plugin_version, task, classes,
- *                 label, features (fx_to_json), params, outputs}
+ *                 label, features (fx_to_json), params, inputs, outputs,
+ *                 id (the id column predict echoes; absent: none named)}
  *   24+H    W     weights: the plugin's save() bytes
  *   24+H+W  16    xxh3-128 of bytes [0, 24+H+W), big-endian hi then lo
  */

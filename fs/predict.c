@@ -18,6 +18,7 @@
 #include "csv.h"
 #include "ds.h"
 #include "fs.h"
+#include "jsonout.h"
 #include "mlcore.h"
 #include "plugin.h"
 #include "predict.h"
@@ -26,6 +27,7 @@
 
 #define MODEL_FILE_MAX ((size_t)1 << 30) /* bytes */
 #define BATCH_ROWS 4096                 /* rows scored per predict call */
+#define PREDICT_IDS_MAX ((size_t)64 << 20) /* bytes of ids in one batch */
 
 struct served {
 	struct served *next;   /* under cache_lock */
@@ -39,6 +41,7 @@ struct served {
 	size_t nclasses;
 	char **inputs;         /* input column names, in order */
 	size_t ninputs;
+	char *idcol;           /* the id column echoed in answers, or NULL */
 	size_t nout;
 };
 
@@ -57,6 +60,7 @@ static void served_free(struct served *m)
 	for (size_t i = 0; i < m->ninputs; i++)
 		free(m->inputs[i]);
 	free(m->inputs);
+	free(m->idcol);
 	free(m);
 }
 
@@ -129,6 +133,29 @@ static char **string_list(json_t *arr, size_t *n)
 	return out;
 }
 
+static bool served_has_input(const struct served *m, const char *name)
+{
+	for (size_t k = 0; k < m->ninputs; k++)
+		if (strcmp(m->inputs[k], name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The id column: the one the model names (the training dataset's id
+ * role, recorded by the job), else one named "id"; never an input, whose
+ * values are features.  0 or -ENOMEM.
+ */
+static int served_idcol(struct served *m, const char *named)
+{
+	const char *id = named ? named : "id";
+
+	if (served_has_input(m, id))
+		return 0;
+	m->idcol = strdup(id);
+	return m->idcol ? 0 : -ENOMEM;
+}
+
 /* Decode a model file into a served model. */
 static int served_load(struct fs *fs, const char *hash, struct served **out,
 		       char *msg, size_t msglen)
@@ -191,6 +218,10 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 		snprintf(msg, msglen, "model header: bad features or classes");
 		goto out_free_model;
 	}
+	rc = served_idcol(m, json_string_value(json_object_get(hdr, "id")));
+	if (rc < 0)
+		goto out_free_model;
+	rc = -EINVAL;
 	rc = spec_params(json_object_get(hdr, "params"), &ps, &np, &lists, msg,
 			 msglen);
 	if (rc < 0)
@@ -273,12 +304,17 @@ struct pstream {
 	size_t carry_len;
 	bool skipping;    /* in a row over the limit: drop to its newline */
 	bool headed;      /* the first row has been seen */
+	char *badhead;    /* the error line of a refused header, or NULL */
 	size_t *map;      /* fx column i -> input field index */
 	size_t nfields;   /* fields a CSV row must have */
+	size_t idfield;   /* the header's id field, or (size_t)-1 */
 	/* a batch of rows being scored */
 	float *x;
 	char **err;       /* per row: NULL, or an error line */
 	bool *json;       /* per row: answer as JSON */
+	size_t *idoff;    /* per row: its id's offset in ids, or (size_t)-1 */
+	size_t *idlen;    /* per row: bytes of its id */
+	struct strbuf ids; /* the batch's ids, as answers print them */
 	size_t nrows;
 	size_t cap;       /* rows x, err and json hold */
 	/* scratch for one row, reused */
@@ -307,7 +343,10 @@ int pstream_new(struct served *m, struct pstream **out)
 	s->x = malloc(s->cap * w * sizeof(*s->x));
 	s->err = calloc(s->cap, sizeof(*s->err));
 	s->json = calloc(s->cap, sizeof(*s->json));
-	if (!s->map || !s->x || !s->err || !s->json) {
+	s->idoff = calloc(s->cap, sizeof(*s->idoff));
+	s->idlen = calloc(s->cap, sizeof(*s->idlen));
+	if (!s->map || !s->x || !s->err || !s->json || !s->idoff ||
+	    !s->idlen) {
 		pstream_free(s);
 		return -ENOMEM;
 	}
@@ -319,6 +358,8 @@ int pstream_new(struct served *m, struct pstream **out)
 				s->map[i] = k;
 	}
 	s->nfields = m->ninputs;
+	s->idfield = (size_t)-1;
+	s->ids.max = PREDICT_IDS_MAX;
 	*out = s;
 	return 0;
 }
@@ -330,10 +371,14 @@ void pstream_free(struct pstream *s)
 	for (size_t i = 0; i < s->nrows; i++)
 		free(s->err[i]);
 	free(s->carry);
+	free(s->badhead);
 	free(s->map);
 	free(s->x);
 	free(s->err);
 	free(s->json);
+	free(s->idoff);
+	free(s->idlen);
+	sb_free(&s->ids);
 	free(s->fields);
 	free(s->flen);
 	free(s->unq);
@@ -426,21 +471,125 @@ static long split_csv(struct pstream *s, const char *line, size_t len)
 	return (long)n;
 }
 
-static bool looks_like_header(struct pstream *s, long n)
+/* A field's text without surrounding blanks (training trims its header). */
+struct hname {
+	const char *p;
+	size_t n;
+	size_t pos;     /* the field's index */
+};
+
+static struct hname field_name(const struct pstream *s, size_t k)
 {
-	struct served *m = s->m;
+	struct hname h = { s->fields[k], s->flen[k], k };
 
-	/* every field names an input column */
-	for (long i = 0; i < n; i++) {
-		bool known = false;
-
-		for (size_t k = 0; k < m->ninputs && !known; k++)
-			known = strlen(m->inputs[k]) == s->flen[i] &&
-				memcmp(m->inputs[k], s->fields[i], s->flen[i]) == 0;
-		if (!known)
-			return false;
+	while (h.n && (*h.p == ' ' || *h.p == '\t')) {
+		h.p++;
+		h.n--;
 	}
-	return n > 0;
+	while (h.n && (h.p[h.n - 1] == ' ' || h.p[h.n - 1] == '\t'))
+		h.n--;
+	return h;
+}
+
+/* Does field k of the row, less surrounding blanks, read name? */
+static bool field_is(const struct pstream *s, size_t k, const char *name)
+{
+	struct hname h = field_name(s, k);
+
+	return strlen(name) == h.n && memcmp(name, h.p, h.n) == 0;
+}
+
+/* By name, then by position. */
+static int hname_cmp(const void *a, const void *b)
+{
+	const struct hname *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+
+	if (c)
+		return c;
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Is the first CSV row of a stream a header?  Yes when no field is a
+ * number and at least one names an input or the id column.  A data row
+ * has numbers in its numeric features, and a row of text values (a model
+ * of categorical features only, or a row of junk) is a header only if one
+ * of its values happens to be a column name.  Names are compared without
+ * surrounding blanks, as training trims its header.
+ */
+static bool looks_like_header(const struct pstream *s, long n)
+{
+	const struct served *m = s->m;
+	bool named = false;
+
+	for (long i = 0; i < n; i++) {
+		double v;
+
+		if (csv_parse_double(s->fields[i], s->flen[i], &v))
+			return false;
+		for (size_t k = 0; k < m->ninputs && !named; k++)
+			named = field_is(s, (size_t)i, m->inputs[k]);
+		if (!named && m->idcol)
+			named = field_is(s, (size_t)i, m->idcol);
+	}
+	return named;
+}
+
+/*
+ * Take a header: every input must be named once; extra columns are
+ * ignored, but a name may not repeat (which one would be meant?).
+ * 0, -EINVAL with why set ("<column>: <problem>"), -ENOMEM.
+ */
+static int take_header(struct pstream *s, long n, char *why, size_t whylen)
+{
+	const struct served *m = s->m;
+	struct hname *h = malloc((size_t)n * sizeof(*h));
+	size_t rep = (size_t)-1;
+
+	/* a repeated name, sorted to find it (a header can be long) */
+	if (!h)
+		return -ENOMEM;
+	for (long i = 0; i < n; i++)
+		h[i] = field_name(s, (size_t)i);
+	qsort(h, (size_t)n, sizeof(*h), hname_cmp);
+	for (long i = 1; i < n; i++)
+		if (h[i].n && h[i].n == h[i - 1].n &&
+		    memcmp(h[i].p, h[i - 1].p, h[i].n) == 0 &&
+		    (rep == (size_t)-1 || h[i - 1].pos < h[rep].pos))
+			rep = (size_t)i - 1;
+	if (rep != (size_t)-1) {
+		snprintf(why, whylen, "%.*s: repeated in the header",
+			 (int)(h[rep].n > 64 ? 64 : h[rep].n), h[rep].p);
+		free(h);
+		return -EINVAL;
+	}
+	free(h);
+	for (size_t k = 0; k < m->ninputs; k++) {
+		bool found = false;
+
+		for (long i = 0; i < n && !found; i++)
+			found = field_is(s, (size_t)i, m->inputs[k]);
+		if (!found) {
+			snprintf(why, whylen, "%s: missing from the header",
+				 m->inputs[k]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < m->fx->ncols; i++) {
+		s->map[i] = (size_t)-1;
+		for (long k = 0; k < n; k++)
+			if (field_is(s, (size_t)k, m->fx->cols[i].name))
+				s->map[i] = (size_t)k;
+	}
+	s->idfield = (size_t)-1;
+	for (long k = 0; m->idcol && k < n; k++)
+		if (field_is(s, (size_t)k, m->idcol))
+			s->idfield = (size_t)k;
+	s->nfields = (size_t)n;
+	return 0;
 }
 
 static void row_error(struct pstream *s, const char *fmt, ...)
@@ -453,10 +602,42 @@ static void row_error(struct pstream *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	s->idoff[s->nrows] = (size_t)-1;
 	s->err[s->nrows] = strdup(line);
 	if (!s->err[s->nrows])
 		s->err[s->nrows] = NULL;
 	s->nrows++;
+}
+
+/*
+ * Keep the id of the row in slot s->nrows, as its answer prints it: CSV
+ * (quoted if it must be) or JSON text.  0 or -E2BIG (the batch's ids are
+ * over PREDICT_IDS_MAX), -ENOMEM.
+ */
+static int keep_id(struct pstream *s, const char *p, size_t n, bool csv)
+{
+	size_t off = s->ids.len;
+
+	s->ids.err = 0;
+	if (csv && (memchr(p, ',', n) || memchr(p, '"', n) ||
+		    memchr(p, '\n', n) || memchr(p, '\r', n))) {
+		sb_append(&s->ids, "\"", 1);
+		for (size_t i = 0; i < n; i++) {
+			if (p[i] == '"')
+				sb_append(&s->ids, "\"", 1); /* doubled */
+			sb_append(&s->ids, p + i, 1);
+		}
+		sb_append(&s->ids, "\"", 1);
+	} else {
+		sb_append(&s->ids, p, n);
+	}
+	if (s->ids.err) {
+		s->ids.len = off;
+		return s->ids.err;
+	}
+	s->idoff[s->nrows] = off;
+	s->idlen[s->nrows] = s->ids.len - off;
+	return 0;
 }
 
 /* One JSON line: {"feature": value, ...} -> fields in input order. */
@@ -470,6 +651,7 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 	size_t *flen;
 	char **owned;
 	char why[256];
+	json_t *idv;
 	int rc = 0;
 
 	if (!json_is_object(j)) {
@@ -534,6 +716,21 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 			goto out;
 		}
 	}
+	s->idoff[s->nrows] = (size_t)-1;
+	idv = m->idcol ? json_object_get(j, m->idcol) : NULL;
+	if (idv && !json_is_null(idv)) {
+		char *text = json_dumps(idv, JSON_ENCODE_ANY | JSON_COMPACT);
+
+		rc = text ? keep_id(s, text, strlen(text), false) : -ENOMEM;
+		free(text);
+		if (rc == -E2BIG) {
+			row_error(s, "error: %s: too long", m->idcol);
+			rc = 0;
+			goto out;
+		}
+		if (rc < 0)
+			goto out;
+	}
 	s->json[s->nrows] = true;
 	s->nrows++;
 out:
@@ -546,12 +743,20 @@ out:
 	return rc;
 }
 
-static void fmt_num(struct strbuf *out, double v)
+/*
+ * An answer's number: the shortest decimal that reads back to the same
+ * float (what the model computed), so a probability is neither cut to six
+ * digits nor padded to seventeen.  In JSON a NaN or infinity is null.
+ */
+static void fmt_num(struct strbuf *out, float v, bool json)
 {
-	char b[40];
-	int n = snprintf(b, sizeof(b), "%.6g", v);
+	char b[NUM_SHORTEST_MAX];
 
-	sb_append(out, b, (size_t)n);
+	if (json && !isfinite(v)) {
+		sb_append(out, "null", 4);
+		return;
+	}
+	sb_append(out, b, num_shortest(v, 9, b));
 }
 
 /* Score the batch and append one line per row to out. */
@@ -590,7 +795,14 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 			if (p[c] > p[best])
 				best = c;
 		if (s->json[r]) {
-			sb_puts(out, "{\"prediction\": ");
+			sb_puts(out, "{");
+			if (s->idoff[r] != (size_t)-1) {
+				sb_puts(out, "\"id\": ");
+				sb_append(out, s->ids.buf + s->idoff[r],
+					  s->idlen[r]);
+				sb_puts(out, ", ");
+			}
+			sb_puts(out, "\"prediction\": ");
 			if (m->task == MLFS_TASK_CLASSIFICATION) {
 				json_t *js = json_string(m->classes[best]);
 				char *q = json_dumps(js, JSON_ENCODE_ANY);
@@ -606,34 +818,41 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 
 					sb_printf(out, "%s%s: ", c ? ", " : "",
 						  k ? k : "\"?\"");
-					fmt_num(out, p[c]);
+					fmt_num(out, p[c], true);
 					free(k);
 					json_decref(js);
 				}
 				sb_puts(out, "}}\n");
 			} else if (m->task == MLFS_TASK_REGRESSION) {
-				sb_printf(out, "%.9g}\n", p[0]);
+				fmt_num(out, p[0], true);
+				sb_puts(out, "}\n");
 			} else {
 				sb_printf(out, "%zu}\n", best);
 			}
 			s->json[r] = false;
 			continue;
 		}
+		if (s->idoff[r] != (size_t)-1) {
+			sb_append(out, s->ids.buf + s->idoff[r], s->idlen[r]);
+			sb_append(out, ",", 1);
+		}
 		if (m->task == MLFS_TASK_CLASSIFICATION) {
 			sb_puts(out, m->classes[best]);
 			for (size_t c = 0; c < m->nout; c++) {
 				sb_append(out, ",", 1);
-				fmt_num(out, p[c]);
+				fmt_num(out, p[c], false);
 			}
 			sb_append(out, "\n", 1);
 		} else if (m->task == MLFS_TASK_REGRESSION) {
-			sb_printf(out, "%.9g\n", p[0]);
+			fmt_num(out, p[0], false);
+			sb_append(out, "\n", 1);
 		} else {
 			sb_printf(out, "%zu\n", best);
 		}
 	}
 	free(buf);
 	s->nrows = 0;
+	s->ids.len = 0;
 	return out->err ? out->err : 0;
 }
 
@@ -657,6 +876,7 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 		float *nx = realloc(s->x, cap * w * sizeof(*nx));
 		char **ne;
 		bool *nj;
+		size_t *ni;
 
 		if (!nx)
 			return -ENOMEM;
@@ -669,6 +889,14 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 		if (!nj)
 			return -ENOMEM;
 		s->json = nj;
+		ni = realloc(s->idoff, cap * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		s->idoff = ni;
+		ni = realloc(s->idlen, cap * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		s->idlen = ni;
 		memset(s->err + s->cap, 0, (cap - s->cap) * sizeof(*ne));
 		memset(s->json + s->cap, 0, (cap - s->cap) * sizeof(*nj));
 		s->cap = cap;
@@ -687,18 +915,22 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 		if (n < 0) {
 			row_error(s, "error: unterminated or stray quote");
 		} else if (!s->headed && looks_like_header(s, n)) {
-			/* a header names the features: any order */
+			/* a header names the columns: any order, extras
+			 * ignored */
 			s->headed = true;
-			for (size_t i = 0; i < m->fx->ncols; i++) {
-				s->map[i] = (size_t)-1;
-				for (long k = 0; k < n; k++)
-					if (strlen(m->fx->cols[i].name) == s->flen[k] &&
-					    memcmp(m->fx->cols[i].name, s->fields[k],
-						   s->flen[k]) == 0)
-						s->map[i] = (size_t)k;
+			rc = take_header(s, n, why, sizeof(why));
+			if (rc == -ENOMEM)
+				return rc;
+			if (rc == 0)
+				return 0;
+			/* its rows cannot be read: each answered the same */
+			if (asprintf(&s->badhead, "error: %s", why) < 0) {
+				s->badhead = NULL;
+				return -ENOMEM;
 			}
-			s->nfields = (size_t)n;
-			return 0;
+			row_error(s, "%s", s->badhead);
+		} else if (s->badhead) {
+			row_error(s, "%s", s->badhead);
 		} else if ((size_t)n != s->nfields) {
 			s->headed = true;
 			row_error(s, "error: expected %zu fields, got %ld",
@@ -709,9 +941,20 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			row_error(s, "error: %s", why);
 		} else {
 			s->headed = true;
-			fx_transform_row(m->fx, s->fields, s->flen, (size_t)n,
-					 s->map, x);
-			s->nrows++;
+			s->idoff[s->nrows] = (size_t)-1;
+			rc = s->idfield == (size_t)-1
+				     ? 0
+				     : keep_id(s, s->fields[s->idfield],
+					       s->flen[s->idfield], true);
+			if (rc == -ENOMEM)
+				return rc;
+			if (rc < 0) {
+				row_error(s, "error: %s: too long", m->idcol);
+			} else {
+				fx_transform_row(m->fx, s->fields, s->flen,
+						 (size_t)n, s->map, x);
+				s->nrows++;
+			}
 		}
 	}
 	if (s->nrows == BATCH_ROWS)

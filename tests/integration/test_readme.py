@@ -12,7 +12,9 @@ README itself):
   reason is required (and shown on GitHub only in the source).
 - Lines starting with `#>` are the output of the commands above them, up to
   the previous `#>` lines or the block's start (stdout and stderr, as a
-  terminal shows them).  `...` in such a line stands for any text.  Those
+  terminal shows them).  `...` in such a line stands for any text, and a
+  number matches a number within 1e-4 relative or 1e-6 absolute (the last
+  digits of a float32 answer depend on the CPU's BLAS kernels).  Those
   commands run as one `bash -e -o pipefail -c` and their output must match
   line for line; commands with no `#>` lines after them must exit 0.
 - A line `mlfs [-o OPTS] STORE MOUNTPOINT` is run by the test's fixture
@@ -74,12 +76,25 @@ def chunks(block):
     return out
 
 
+NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def close_numbers(w, g):
+    """w and g alike but for numbers that differ in their last digits."""
+    wn, gn = NUM.findall(w), NUM.findall(g)
+    if NUM.sub("#", w) != NUM.sub("#", g) or len(wn) != len(gn):
+        return False
+    return all(abs(float(a) - float(b)) <= max(1e-6, 1e-4 * abs(float(a)))
+               for a, b in zip(wn, gn))
+
+
 def matches(want, got):
     if len(want) != len(got):
         return False
     for w, g in zip(want, got):
         rx = ".*".join(re.escape(p) for p in w.rstrip().split("..."))
-        if not re.fullmatch(rx, g.rstrip()):
+        if not re.fullmatch(rx, g.rstrip()) and \
+                not close_numbers(w.rstrip(), g.rstrip()):
             return False
     return True
 
@@ -173,6 +188,9 @@ def test_readme_convention_parses():
     assert blocks == [("a", ["1", ""]), ("b\nc", None)]
     assert matches(["x ... y"], ["x 12:00 y"])
     assert not matches(["x"], ["x", "y"])
+    assert matches(["a,0.9971021,4.1e-13"], ["a,0.9971023,4.3e-13"])
+    assert not matches(["a,0.9971021"], ["a,0.9981021"])
+    assert not matches(["a,0.9971021"], ["b,0.9971021"])
     assert sh_blocks("<!-- readme-test: skip: why -->\n```sh\nls\n```\n") \
         == [(3, "ls\n", "why")]
 

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1129,3 +1130,166 @@ def test_a_dataset_a_job_reads_is_busy(mlfs_factory, tmp_path):
         assert wait_job(mlfs.mnt, job).startswith("failed: cancelled")
     os.rmdir(mlfs.mnt / "datasets/other/v1")
     os.rmdir(mlfs.mnt / "datasets/iris")
+
+
+def id_iris(mlfs, name, idname):
+    """iris with an id column first (ids 1000, 1001, ...) and its label."""
+    lines = IRIS.splitlines()
+    text = "\n".join([f"{idname},{lines[0]}"] +
+                     [f"{1000 + i},{l}" for i, l in enumerate(lines[1:])])
+    d = mlfs.mnt / "datasets" / name
+    d.mkdir()
+    (d / "data.csv").write_text(text + "\n")
+    return d
+
+
+def test_predict_training_csv_header_id_and_refusals(mlfs):
+    """issue 11 point 3: the training CSV itself, header, id and label
+    columns included, is scored with each row's id first; a header with a
+    repeated or a missing column is refused with one error line."""
+    d = id_iris(mlfs, "ids", "id")
+    assert train(mlfs, "j", {"dataset": "ids", "algorithm": "logistic",
+                             "model": "ids", "params": {"l2": 0.001}}) \
+        == "succeeded\n"
+    meta = json.loads((mlfs.mnt / "models/ids/v1/meta.json").read_text())
+    assert meta["id"] == "id" and "id" not in meta["inputs"]
+    p = mlfs.mnt / "models" / "ids" / "predict"
+    r = sh(f"head -n 21 {d}/data.csv > {p}; cat {p}")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    rows = (d / "data.csv").read_text().splitlines()[1:21]
+    assert len(out) == 20
+    assert [l.split(",")[0] for l in out] == [str(1000 + i) for i in range(20)]
+    assert all(len(l.split(",")) == 5 for l in out)
+    assert sum(a.split(",")[1] == b.rsplit(",", 1)[1]
+               for a, b in zip(out, rows)) >= 18
+    # JSON: "id" answers first
+    r = sh(f"echo '{{\"id\": \"r1\", \"sepal_length\": 5.1, \"sepal_width\": "
+           f"3.5, \"petal_length\": 1.4, \"petal_width\": 0.2}}' > {p}; "
+           f"cat {p}")
+    js = json.loads(r.stdout)
+    assert list(js)[:2] == ["id", "prediction"] and js["id"] == "r1"
+    assert js["prediction"] == "setosa"
+    # refused headers: one error line for the header and for each row
+    r = sh(f"printf 'sepal_length,sepal_width,petal_length,sepal_length\\n"
+           f"5.1,3.5,1.4,0.2\\n' > {p}; cat {p}")
+    assert r.stdout == "error: sepal_length: repeated in the header\n" * 2
+    r = sh(f"printf 'id,sepal_length,sepal_width,petal_length,species\\n"
+           f"1,5.1,3.5,1.4,setosa\\n' > {p}; cat {p}")
+    assert r.stdout == "error: petal_width: missing from the header\n" * 2
+    # a first row of words is data, checked as such, not a header
+    r = sh(f"echo abc,def,ghi,jkl > {p}; cat {p}")
+    assert r.stdout == 'error: sepal_length: not a number "abc"\n'
+    # the id role under another name: recorded, echoed, "id" is extra
+    d = id_iris(mlfs, "cust", "cust_id")
+    assert train(mlfs, "c", {"dataset": "cust", "algorithm": "logistic",
+                             "model": "cust", "params": {"l2": 0.001}}) \
+        == "succeeded\n"
+    meta = json.loads((mlfs.mnt / "models/cust/v1/meta.json").read_text())
+    assert meta["id"] == "cust_id"
+    p = mlfs.mnt / "models" / "cust" / "predict"
+    fd = os.open(p, os.O_RDWR | os.O_TRUNC)
+    try:
+        os.write(fd, b"id,petal_width,petal_length,sepal_width,sepal_length,"
+                     b"cust_id\n9,0.2,1.4,3.5,5.1,c-7\n")
+        os.write(fd, b'{"cust_id": 12, "sepal_length": 5.1, "sepal_width": '
+                     b'3.5, "petal_length": 1.4, "petal_width": 0.2}\n')
+        out = os.read(fd, 65536).decode().splitlines()
+    finally:
+        os.close(fd)
+    assert out[0].startswith("c-7,setosa,")
+    assert json.loads(out[1])["id"] == 12
+
+
+def float32(x):
+    return struct.unpack("f", struct.pack("f", float(x)))[0]
+
+
+def shortest_float_text(s):
+    """Is s a decimal that reads back to a float32, with no fewer digits
+    that would?"""
+    v = float32(s)
+    if float(s) != v and float32(s) != v:
+        return False
+    digits = re.sub(r"^[-0.]*|e.*$", "", s).replace(".", "")
+    n = len(digits.rstrip("0")) or 1
+    return n == 1 or float32(f"{v:.{n - 2}e}") != v
+
+
+def test_predict_csv_answers_round_trip_a_float(mlfs):
+    """issue 11 point 8: CSV answers print each probability with the
+    digits its float needs (not six), no more, as sample.csv does."""
+    iris(mlfs)
+    assert train(mlfs, "j", {"dataset": "iris", "algorithm": "logistic",
+                             "model": "iris", "params": {"l2": 0.001}}) \
+        == "succeeded\n"
+    v1 = mlfs.mnt / "models" / "iris" / "v1"
+    sample = (v1 / "sample.csv").read_text().splitlines()
+    nfeat = 4
+    rows = [",".join(l.split(",")[:nfeat]) for l in sample[1:]]
+    want = [",".join(l.split(",")[nfeat + 1:]) for l in sample[1:]]
+    fd = os.open(v1 / "predict", os.O_RDWR)
+    try:
+        os.write(fd, ("\n".join(rows) + "\n").encode())
+        got = os.read(fd, 1 << 20).decode().splitlines()
+    finally:
+        os.close(fd)
+    assert got == want
+    probs = [p for l in got for p in l.split(",")[1:]]
+    assert all(shortest_float_text(p) for p in probs), probs
+    # six digits cannot hold a float: some need more
+    assert any(len(re.sub(r"^[-0.]*|e.*$", "", p).replace(".", "")) > 6
+               for p in probs)
+    # the probabilities of a row sum to 1 to float precision
+    for l in got:
+        assert abs(sum(float(p) for p in l.split(",")[1:]) - 1) < 5e-7, l
+
+
+def test_predict_imputes_the_values_meta_json_records(mlfs):
+    """issue 11 point 3: meta.json records each input's imputation value
+    (the training split's mean; null for a categorical input, which
+    encodes as no category), and an empty or missing value is answered as
+    the row with that value written in."""
+    rows = ["x1,x2,cat,y"]
+    for i in range(300):
+        x1, x2 = (i * 37 % 100) / 10, (i * 53 % 100) / 10
+        c = "abc"[i % 3]
+        y = 2 * x1 - x2 + {"a": 0, "b": 5, "c": -5}[c] + (i % 7) / 7
+        rows.append(f"{x1},{x2},{c},{y}")
+    d = mlfs.mnt / "datasets" / "reg"
+    d.mkdir()
+    (d / "data.csv").write_text("\n".join(rows) + "\n")
+    assert train(mlfs, "lin", {"dataset": "reg", "algorithm": "linear"}) \
+        == "succeeded\n"
+    text = (mlfs.mnt / "models/lin/v1/meta.json").read_text()
+    meta = json.loads(text)
+    feats = {f["name"]: f for f in meta["features"]}
+    assert feats["cat"]["impute"] is None
+    # ground truth: the mean of the training split's rows
+    split = (mlfs.mnt / "jobs/lin/split").read_text().splitlines()[1:]
+    train_rows = [int(l.split(",")[0]) for l in split
+                  if l.endswith(",train")]
+    for col, k in (("x1", 0), ("x2", 1)):
+        vals = [float(rows[1 + r].split(",")[k]) for r in train_rows]
+        assert abs(feats[col]["impute"] - sum(vals) / len(vals)) < 1e-9
+    # the value as meta.json prints it
+    x1 = re.search(r'"name": "x1",[^}]*"impute": ([-0-9.e+]+)', text).group(1)
+    p = mlfs.mnt / "models" / "lin" / "predict"
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.write(fd, f"x1,x2,cat\n,2,b\nNA,2,b\n{x1},2,b\n1,2,b\n"
+                 .encode())
+        os.write(fd, b'{"x2": 2, "cat": "b"}\n{"x1": null, "x2": 2, '
+                     b'"cat": "b"}\n')
+        os.write(fd, f'{{"x1": {x1}, "x2": 2, "cat": "b"}}\n'.encode())
+        out = os.read(fd, 65536).decode().splitlines()
+    finally:
+        os.close(fd)
+    assert out[0] == out[1] == out[2] != out[3]
+    js = [json.loads(l)["prediction"] for l in out[4:]]
+    assert js[0] == js[1] == js[2] == float(out[0])
+    assert all(shortest_float_text(a) for a in out[:4])
+    # a missing category is no category: as one never seen
+    r = sh(f"printf '1,2,\\n1,2,zzz\\n' > {p}; cat {p}")
+    a, b = r.stdout.splitlines()
+    assert a == b

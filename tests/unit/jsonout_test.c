@@ -2,8 +2,12 @@
 /*
  * Unit tests for jsonout (fs/jsonout.c): reals print as the shortest
  * decimal that reads back to the same double, strings and integers are
- * left alone, and the text parses back equal.
+ * left alone, and the text parses back equal; num_shortest prints a
+ * float as the shortest decimal that reads back to it (predict's CSV
+ * answers), as the printf search would, without printf.
  */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,67 @@
 
 #include "jsonout.h"
 #include "tap.h"
+
+/* What num_shortest replaces: the smallest %.Ng that reads back. */
+static void printf_shortest(float v, char *out, size_t len)
+{
+	for (int p = 1; p <= 9; p++) {
+		snprintf(out, len, "%.*g", p, (double)v);
+		if (strtof(out, NULL) == v)
+			break;
+	}
+}
+
+static void test_float(void)
+{
+	static const struct {
+		float v;
+		const char *want;
+	} cases[] = {
+		{ 0.1f, "0.1" },           { 0.5f, "0.5" },
+		{ 1.0f, "1" },             { -2.5f, "-2.5" },
+		{ 0.0f, "0" },             { -0.0f, "-0" },
+		{ 1e-5f, "1e-05" },        { 0.0001f, "0.0001" },
+		{ 250000.0f, "2.5e+05" },  { 123456.0f, "123456" },
+		{ 0.94998545f, "0.94998544" },
+		{ 2.96101e-13f, "2.96101e-13" },
+		{ 3.4028235e38f, "3.4028235e+38" },
+		{ 1.4e-45f, "1e-45" },     { 469128.625f, "469128.62" },
+		{ 0.333333343f, "0.33333334" },
+	};
+	char got[NUM_SHORTEST_MAX], want[40];
+	uint64_t st = 42;
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		num_shortest(cases[i].v, 9, got);
+		is_str(got, cases[i].want, "a float as the shortest decimal");
+	}
+	num_shortest(NAN, 9, got);
+	is_str(got, "nan", "NaN");
+	num_shortest(-INFINITY, 9, got);
+	is_str(got, "-inf", "infinity");
+	/* any bits: the same text as the printf search */
+	for (int i = 0; i < 200000; i++) {
+		uint32_t u;
+		float v;
+
+		st = st * 6364136223846793005u + 1442695040888963407u;
+		u = (uint32_t)(st >> 32);
+		if (i % 2)
+			u = (u & 0x807fffffu) | (uint32_t)(96 + i % 64) << 23;
+		memcpy(&v, &u, sizeof(v));
+		if (!isfinite(v))
+			continue;
+		num_shortest(v, 9, got);
+		printf_shortest(v, want, sizeof(want));
+		if (strcmp(got, want) != 0 && bad++ < 5)
+			printf("# %a: got %s, want %s\n", (double)v, got, want);
+	}
+	is_int(bad, 0, "200000 floats print as the printf search prints them");
+	num_shortest(5.4710000000000001, 17, got);
+	is_str(got, "5.471", "a double");
+}
 
 int main(void)
 {
@@ -36,5 +101,6 @@ int main(void)
 	ok(text && strstr(text, "\"a\": 5.471,\n"), "indented too");
 	free(text);
 	json_decref(j);
+	test_float();
 	return done();
 }

@@ -2,10 +2,12 @@
 /*
  * Unit tests for predict's scoring streams (fs/predict.c) on a model
  * served from an in-memory store, with a stub regression plugin that
- * scores every row 0.5: what is checked is how rows become answers, not
- * the model.
+ * scores every row 0.5 (or, for the tests that need it, a sum of the
+ * encoded features): what is checked is how rows become answers, not the
+ * model.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <jansson.h>
 
 #include "ds.h"
+#include "failalloc.h"
 #include "fs.h"
 #include "hash.h"
 #include "mlcore.h"
@@ -23,6 +26,7 @@
 #include "tap.h"
 
 static int stub_inst;
+static bool stub_sums; /* answer sum(x[c] * 10^c), not 0.5 */
 
 static int stub_init(const struct mlfs_host *host, unsigned task,
 		     const struct mlfs_param *params, size_t nparams,
@@ -48,8 +52,13 @@ static int stub_predict(void *inst, const struct mlfs_matrix *x,
 			struct mlfs_matrix *out)
 {
 	(void)inst;
-	for (size_t r = 0; r < x->rows; r++)
-		out->data[r * out->ld] = 0.5f;
+	for (size_t r = 0; r < x->rows; r++) {
+		float v = 0.5f, w = 1;
+
+		for (size_t c = 0; stub_sums && c < x->cols; c++, w *= 10)
+			v += w * x->data[r * x->ld + c];
+		out->data[r * out->ld] = v;
+	}
 	return 0;
 }
 
@@ -81,16 +90,20 @@ static const struct mlfs_plugin stub = {
 	.stage = MLFS_STAGE_TRAIN, .name = "stub", .ops = &stub_ops,
 };
 
-/* A model of one numeric input x, in fs's store; 0 or -errno. */
-static int serve_stub(struct fs *fs, struct served **out)
+/*
+ * A model trained on csv whose first nfeat columns are its numeric inputs
+ * and whose last is the label, with the id column id (NULL: none named),
+ * in fs's store; 0 or -errno.
+ */
+static int serve_csv(struct fs *fs, const char *csv, size_t nfeat,
+		     const char *id, struct served **out)
 {
-	static const char csv[] = "x,y\n1,1\n2,2\n3,3\n";
-	static const size_t feat[] = { 0 };
-	static const size_t rows[] = { 0, 1, 2 };
+	static const size_t feat[] = { 0, 1, 2, 3 };
+	size_t rows[16];
 	struct problem pb = { 0 };
 	struct table *t = NULL;
 	struct fx *fx = NULL;
-	json_t *hdr = NULL;
+	json_t *hdr = NULL, *inputs;
 	void *file = NULL;
 	size_t len;
 	char hash[HASH_HEX_LEN + 1];
@@ -98,15 +111,23 @@ static int serve_stub(struct fs *fs, struct served **out)
 	char msg[256];
 	int rc;
 
-	rc = table_parse(csv, sizeof(csv) - 1, &t, &pb);
+	rc = table_parse(csv, strlen(csv), &t, &pb);
+	if (rc == 0 && (t->nrows > 16 || nfeat > 4))
+		rc = -E2BIG;
+	for (size_t r = 0; rc == 0 && r < t->nrows; r++)
+		rows[r] = r;
 	if (rc == 0)
-		rc = fx_fit(t, feat, NULL, 1, rows, 3, &fx, &pb);
+		rc = fx_fit(t, feat, NULL, nfeat, rows, t->nrows, &fx, &pb);
 	if (rc < 0)
 		goto out;
-	hdr = json_pack("{s:s, s:s, s:[], s:s, s:o, s:{}, s:[s], s:i}",
+	inputs = json_array();
+	for (size_t i = 0; inputs && i < nfeat; i++)
+		json_array_append_new(inputs, json_string(t->names[i]));
+	hdr = json_pack("{s:s, s:s, s:[], s:s, s:o, s:{}, s:o, s:i, s:s?}",
 			"plugin", "stub", "task", "regression", "classes",
-			"label", "y", "features", fx_to_json(fx), "params",
-			"inputs", "x", "outputs", 1);
+			"label", t->names[t->ncols - 1], "features",
+			fx_to_json(fx), "params", "inputs", inputs, "outputs",
+			1, "id", id);
 	rc = hdr ? model_encode(hdr, "", 0, &file, &len) : -ENOMEM;
 	if (rc < 0)
 		goto out;
@@ -121,6 +142,172 @@ out:
 	fx_free(fx);
 	table_free(t);
 	return rc;
+}
+
+/* A model of one numeric input x. */
+static int serve_stub(struct fs *fs, struct served **out)
+{
+	return serve_csv(fs, "x,y\n1,1\n2,2\n3,3\n", 1, NULL, out);
+}
+
+/* All the answers of text written to a new stream on m, in one write. */
+static char *answers(struct served *m, const char *text)
+{
+	struct strbuf out = { 0 };
+	struct pstream *s;
+	char *r;
+
+	if (pstream_new(m, &s) < 0)
+		return NULL;
+	if (pstream_write(s, text, strlen(text), &out) < 0 ||
+	    pstream_finish(s, &out) < 0 || sb_append(&out, "", 1) < 0) {
+		pstream_free(s);
+		sb_free(&out);
+		return NULL;
+	}
+	pstream_free(s);
+	r = strdup(out.buf);
+	sb_free(&out);
+	return r;
+}
+
+static void is_answer(struct served *m, const char *text, const char *want,
+		      const char *name)
+{
+	char *got = answers(m, text);
+
+	is_str(got, want, name);
+	free(got);
+}
+
+/*
+ * Allocation N fails, for N from 1 until none does, in a stream that
+ * takes a header with an id, quotes an id and refuses a second header's
+ * rows: each run ends with 0 or -ENOMEM and frees everything (the
+ * sanitizer's leak check runs at exit), and the last run answers all.
+ */
+static void test_alloc_failures(struct served *m)
+{
+	static const char text[] = "id,b,a\n\"x,1\",20,2\n7,,2\n"
+				   "{\"id\": 5, \"a\": 2, \"b\": 20}\n";
+	int bad = 0, runs = 0, rc = 0;
+	bool fired = true;
+	struct strbuf out = { 0 };
+
+	for (unsigned n = 1; fired && n < 1000; n++) {
+		struct pstream *s = NULL;
+
+		sb_free(&out);
+		out = (struct strbuf){ 0 };
+		failalloc_arm(n);
+		rc = pstream_new(m, &s);
+		if (rc == 0)
+			rc = pstream_write(s, text, sizeof(text) - 1, &out);
+		if (rc == 0)
+			rc = pstream_finish(s, &out);
+		fired = failalloc_fired();
+		failalloc_arm(0);
+		pstream_free(s);
+		bad += rc != 0 && rc != -ENOMEM;
+		runs++;
+	}
+	is_int(bad, 0, "failed allocations end in 0 or -ENOMEM");
+	ok(!fired && rc == 0 && sb_append(&out, "", 1) == 0 &&
+		   strncmp(out.buf, "\"x,1\",", 6) == 0,
+	   "the run without a failure answers");
+	printf("# %d runs\n", runs);
+	sb_free(&out);
+}
+
+/* Are the three lines of text the same line? */
+static bool three_same(const char *text)
+{
+	const char *a = text, *b, *c;
+	size_t n;
+
+	if (!a)
+		return false;
+	b = strchr(a, '\n');
+	if (!b)
+		return false;
+	n = (size_t)(b - a) + 1;
+	b = a + n;
+	c = b + n;
+	return strlen(a) == 3 * n && memcmp(a, b, n) == 0 &&
+	       memcmp(a, c, n) == 0;
+}
+
+/*
+ * Headers: extra columns ignored, any order, names trimmed; the id column
+ * echoed first (CSV quoted as it must be, JSON as given); a repeated or
+ * missing column refuses the header and every row after it; a first row
+ * of junk is data, not a header.  Empty and missing values take the
+ * value meta.json records (the training mean): the same answer as the
+ * row with that value written in.
+ */
+static void test_headers_and_ids(struct fs *fs)
+{
+	/* a: mean 2, std sqrt(2/3); b: mean 20 */
+	static const char csv[] = "a,b,y\n1,10,0\n2,20,0\n3,30,0\n";
+	struct served *m = NULL, *c = NULL;
+	char *one, *two;
+
+	stub_sums = true;
+	if (serve_csv(fs, csv, 2, NULL, &m) < 0 ||
+	    serve_csv(fs, csv, 2, "cust", &c) < 0) {
+		ok(0, "headers: the models load");
+		served_put(m);
+		stub_sums = false;
+		return;
+	}
+	is_answer(m, "a,b\n2,20\n", "0.5\n", "a header naming the inputs");
+	is_answer(m, "id,b,label,a\n7,20,x,2\nr8,20,y,2\n",
+		  "7,0.5\nr8,0.5\n",
+		  "extra columns ignored, the id echoed first");
+	is_answer(m, " b , id,a\n20,\"x,\"\"y\"\"\",2\n",
+		  "\"x,\"\"y\"\"\",0.5\n",
+		  "names trimmed; an id with a comma or quote quoted");
+	is_answer(m, "a,b,a\n2,20,2\n2,20,2\n",
+		  "error: a: repeated in the header\n"
+		  "error: a: repeated in the header\n"
+		  "error: a: repeated in the header\n",
+		  "a repeated column refuses the header and its rows");
+	is_answer(m, "id,a,note,note\n1,2,x,y\n",
+		  "error: note: repeated in the header\n"
+		  "error: note: repeated in the header\n",
+		  "a repeated extra column too");
+	is_answer(m, "id,a\n1,2\n{\"a\": 2, \"b\": 20}\n",
+		  "error: b: missing from the header\n"
+		  "error: b: missing from the header\n{\"prediction\": 0.5}\n",
+		  "a missing column refuses the header; JSON rows still "
+		  "score");
+	is_answer(m, "abc,def\n", "error: a: not a number \"abc\"\n",
+		  "a first row of junk is data");
+	is_answer(m, "2,20,7\n", "error: expected 2 fields, got 3\n",
+		  "without a header no id is taken");
+	is_answer(m, "{\"id\": \"r1\", \"a\": 2, \"b\": 20}\n"
+		     "{\"id\": 5, \"a\": 2, \"b\": 20}\n"
+		     "{\"a\": 2, \"b\": 20}\n",
+		  "{\"id\": \"r1\", \"prediction\": 0.5}\n"
+		  "{\"id\": 5, \"prediction\": 0.5}\n{\"prediction\": 0.5}\n",
+		  "JSON: the id as given");
+	is_answer(c, "id,cust,a,b\n1,c9,2,20\n", "c9,0.5\n",
+		  "the model's id column is echoed, \"id\" is then extra");
+	is_answer(c, "{\"cust\": \"c9\", \"id\": 1, \"a\": 2, \"b\": 20}\n",
+		  "{\"id\": \"c9\", \"prediction\": 0.5}\n",
+		  "JSON: the model's id column answers as \"id\"");
+	one = answers(m, "a,b\n,10\nNA,10\n2,10\n");
+	ok(three_same(one) && strcmp(one, "0.5\n0.5\n0.5\n") != 0,
+	   "empty and missing values are the training mean, 2");
+	two = answers(m, "{\"a\": 1, \"b\": null}\n{\"a\": 1}\n"
+			 "{\"a\": 1, \"b\": 20}\n");
+	ok(three_same(two), "JSON: null and absent are the training mean");
+	free(one);
+	free(two);
+	test_alloc_failures(m);
+	served_put(m);
+	served_put(c);
+	stub_sums = false;
 }
 
 static size_t count_lines(const struct strbuf *sb)
@@ -176,7 +363,7 @@ int main(void)
 	struct fs fs = { .plugins = &ps };
 	struct served *m = NULL;
 
-	plan(6);
+	plan(21);
 	fs.log_fp = stderr;
 	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
@@ -185,6 +372,7 @@ int main(void)
 	ok(1, "the stub model loads");
 	test_long_row_after_full_batch(m);
 	served_put(m);
+	test_headers_and_ids(&fs);
 	served_cache_clear();
 	store_close(fs.store);
 	return done();
