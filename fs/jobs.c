@@ -339,7 +339,7 @@ static int jspec_show(struct node *n, struct strbuf *out)
 static int progress_show(struct node *n, struct strbuf *out)
 {
 	struct job *j = get_job(n);
-	char buf[512];
+	char buf[1024];
 	ssize_t len;
 	json_t *rec;
 	int rc;
