@@ -174,7 +174,7 @@ static const struct node_type version_files[] = {
 
 static const struct node_type version_type = {
 	NULL, S_IFDIR | 0555, 0, .children = version_files,
-	.getattr = obj_version_getattr,
+	.getattr = obj_version_getattr, .refuse = "versions are immutable",
 };
 
 /* --- data.csv: the current version, writable --- */

@@ -133,6 +133,17 @@ void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb);
  * not counted as rejected.  Any thread.
  */
 void fs_damage(struct fs *fs, uid_t uid, const struct problem *pb);
+/*
+ * fs_refused: say why a change by uid was refused with rc (-EPERM or
+ * -EACCES; other codes pass through silently): a line "path: operation
+ * not permitted: why" (or "permission denied") through fs_problem, so in
+ * uid's .mlfs/errors and the log.  dir is mount-relative ("" for the
+ * root), name the entry in it or NULL for dir itself.  Returns rc.  Any
+ * thread.
+ */
+int fs_refused(struct fs *fs, uid_t uid, const char *dir, const char *name,
+	       int rc, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 /* fs_log: printf-style line to the log (stderr or syslog). */
 void fs_log(struct fs *fs, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -13,6 +13,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -122,6 +124,34 @@ static bool refuse_change(fuse_req_t req)
 	/* an S3 writer unsure of its lease: see remote.c */
 	return remote_refuses_change(fs, fuse_req_ctx(req)->uid) ||
 	       __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED);
+}
+
+/*
+ * Refuse a change in dir that its type does not support (the op is NULL)
+ * with EPERM, saying why in the caller's .mlfs/errors: the type's own
+ * reason, else what (printf-style).
+ */
+__attribute__((format(printf, 4, 5))) static int
+refuse_in(struct node *dir, const char *name, const struct fs_ctx *ctx,
+	  const char *what, ...)
+{
+	char why[300];
+	va_list ap;
+
+	if (dir->type->refuse)
+		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
+				  "%s", dir->type->refuse);
+	va_start(ap, what);
+	vsnprintf(why, sizeof(why), what, ap);
+	va_end(ap);
+	return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM, "%s",
+			  why);
+}
+
+/* A directory as messages name it: its path, "/" for the root. */
+static const char *dir_name(const struct node *dir)
+{
+	return dir->path[0] ? dir->path : "/";
 }
 
 /* Fill st for n; 0 or -errno. */
@@ -415,13 +445,16 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		struct fs_file *f = fi ? req_file(fi) : NULL;
 
 		if (!f)
-			rc = -EPERM; /* truncate(2) by path: open and write */
+			rc = fs_refused(n->fs, ctx.uid, n->path, NULL, -EPERM,
+					"truncate by path is not supported: "
+					"open it for writing");
 		else if (n->type->truncate)
 			rc = n->type->truncate(f, attr->st_size);
 		else if (is_attr_file(n->type) && n->type->store)
 			rc = attr_truncate(f, attr->st_size);
 		else
-			rc = -EPERM;
+			rc = fs_refused(n->fs, ctx.uid, n->path, NULL, -EPERM,
+					"its content is not written here");
 	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 				  FUSE_SET_ATTR_GID))) {
@@ -434,9 +467,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		    (cur.st_mode & 07777) == (attr->st_mode & 07777))
 			rc = 0;
 		else if (!n->type->chmod)
-			rc = -EPERM;
+			rc = fs_refused(n->fs, ctx.uid, n->path, NULL, -EPERM,
+					"its mode is kept by the filesystem");
 		else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-			rc = -EPERM; /* chown: not yet */
+			rc = fs_refused(n->fs, ctx.uid, n->path, NULL, -EPERM,
+					"owners cannot be changed"); /* yet */
 		else
 			rc = n->type->chmod(n, attr->st_mode, &ctx);
 	}
@@ -504,7 +539,8 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name,
 	if (node_resolve(dir, name, &t) == 0)
 		rc = -EEXIST;
 	else if (!dir->type->make)
-		rc = -EPERM;
+		rc = refuse_in(dir, name, &ctx, "%s takes no new directories",
+			       dir_name(dir));
 	else
 		rc = dir->type->make(dir, name, mode & ~ctx.umask, &ctx);
 	if (rc < 0)
@@ -536,7 +572,7 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 	if (rc == 0 && !node_is_dir(t))
 		rc = -ENOTDIR;
 	else if (rc == 0 && !dir->type->drop)
-		rc = -EPERM;
+		rc = refuse_in(dir, name, &ctx, "kept by the filesystem");
 	else if (rc == 0)
 		rc = dir->type->drop(dir, name, &ctx);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -566,7 +602,9 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 		rc = -EISDIR;
 	/* Attribute files are part of their object: rmdir the object. */
 	else if (rc == 0 && (!S_ISLNK(t->mode) || !dir->type->unlink))
-		rc = -EPERM;
+		rc = refuse_in(dir, name, &ctx,
+			       "kept by the filesystem: it is part of %s",
+			       dir_name(dir));
 	else if (rc == 0)
 		rc = dir->type->unlink(dir, name, &ctx);
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -595,7 +633,8 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t pino,
 	if (node_resolve(dir, name, &t) == 0)
 		rc = -EEXIST;
 	else if (!dir->type->symlink)
-		rc = -EPERM;
+		rc = refuse_in(dir, name, &ctx, "%s takes no links",
+			       dir_name(dir));
 	else
 		rc = dir->type->symlink(dir, name, target, &ctx);
 	if (rc < 0)
@@ -626,7 +665,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
 	if (npino != pino)
 		rc = -EXDEV;
 	else if (!dir->type->rename)
-		rc = -EPERM;
+		rc = refuse_in(dir, name, &ctx,
+			       "entries of %s cannot be renamed", dir_name(dir));
 	else
 		rc = dir->type->rename(dir, name, newname, flags, &ctx);
 	if (rc == 0)

@@ -79,6 +79,7 @@ struct hctx {
 	char prefix[64];  /* "trial 3: " */
 	long metric_base; /* steps of earlier trials */
 	struct mlfs_host host; /* the table the plugin gets, ctx = this */
+	json_t *stopped;  /* why the last fit ended {rule, at, why}, or NULL */
 };
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -189,6 +190,52 @@ static void host_metric(void *ctx, const char *name, double value, long step)
 	pthread_mutex_unlock(&out_lock);
 }
 
+/*
+ * Why a fit ended (ABI 1.1): kept for metrics.json and the trial's record,
+ * and said in the log at once.  Called on the fit's own thread, which is
+ * the only one that touches h->stopped until the fit returns.
+ */
+static void host_stopped(void *ctx, const char *rule, long at,
+			 const char *why)
+{
+	struct hctx *h = ctx;
+
+	if (!rule || !rule[0])
+		return;
+	json_decref(h->stopped);
+	h->stopped = json_pack("{s:s, s:I, s:s}", "rule", rule, "at",
+			       (json_int_t)at, "why", why ? why : "");
+	pthread_mutex_lock(&out_lock);
+	say("%sstopped: %s at %ld: %s", h->prefix, rule, at, why ? why : "");
+	pthread_mutex_unlock(&out_lock);
+}
+
+/*
+ * What the version's metrics.json says of a fit whose plugin did not say
+ * why it stopped (one built against ABI 1.0): that it did not.
+ */
+static json_t *stopped_unknown(const struct plugin *pl)
+{
+	return json_pack("{s:s, s:s+}", "rule", "unknown", "why",
+			 pl->desc->name, " does not say why it stopped (ABI 1.0)");
+}
+
+/* The progress line of a fit that ended: "done; stopped: rule at N: why". */
+static void progress_stopped(struct hctx *h, double frac, const char *what)
+{
+	char line[512];
+
+	if (!h->stopped) {
+		host_progress(h, frac, what);
+		return;
+	}
+	snprintf(line, sizeof(line), "%s; stopped: %s at %lld: %s", what,
+		 json_string_value(json_object_get(h->stopped, "rule")),
+		 (long long)json_integer_value(json_object_get(h->stopped, "at")),
+		 json_string_value(json_object_get(h->stopped, "why")));
+	host_progress(h, frac, line);
+}
+
 static int host_cancelled(void *ctx)
 {
 	(void)ctx;
@@ -297,6 +344,8 @@ static int train_once(struct run *run, const struct mlfs_host *base,
 	*inst = NULL;
 	*host = *base;
 	host->ctx = hc;
+	json_decref(hc->stopped);
+	hc->stopped = NULL;
 	rc = spec_params(params, &ps, &np, &lists, msg, msglen);
 	if (rc < 0)
 		return rc;
@@ -447,6 +496,8 @@ static void *trial_main(void *arg)
 		t->run->ops->fini(inst);
 	}
 	pthread_mutex_lock(&trials_lock);
+	if (t->hc.stopped)
+		json_object_set(t->rec, "stopped", t->hc.stopped);
 	if (m) {
 		double v = metric_of(m, t->metric);
 
@@ -608,7 +659,7 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 	static struct plugin tp;
 	const struct mlfs_tune_ops *tops;
 	struct mlfs_range *ranges;
-	struct hctx thc = { run, 0, 0, "", 0, { 0 } };
+	struct hctx thc = { .run = run };
 	struct trial **ts = NULL;
 	size_t nspace, nt = 0, best = (size_t)-1;
 	double *values, maxb = 0, expect;
@@ -766,6 +817,7 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 				json_array_append(trials, ts[i]->rec);
 	for (size_t i = 0; i < nt; i++) {
 		json_decref(ts[i]->rec);
+		json_decref(ts[i]->hc.stopped);
 		json_decref(ts[i]->params);
 		free(ts[i]);
 	}
@@ -812,8 +864,16 @@ int main(int argc, char **argv)
 	pid_t daemon_pid;
 	struct run run = { 0 };
 	struct hctx fh = { 0 };
-	struct mlfs_host host = { sizeof(host), &fh, host_log, host_progress,
-				  host_metric, host_cancelled, 1 };
+	struct mlfs_host host = {
+		.size = sizeof(host),
+		.ctx = &fh,
+		.log = host_log,
+		.progress = host_progress,
+		.metric = host_metric,
+		.cancelled = host_cancelled,
+		.threads = 1,
+		.stopped = host_stopped,
+	};
 	static struct plugin pl;
 	struct problem pb = { 0 };
 	struct table *t = NULL;
@@ -1157,8 +1217,12 @@ int main(int argc, char **argv)
 				sizeof(msg));
 		if (rc == -ECANCELED || cancelled)
 			fail("cancelled");
-		if (rc < 0)
+		if (rc < 0) {
+			/* a diverged fit says so before it fails */
+			if (fh.stopped)
+				progress_stopped(&fh, 1, "failed");
 			fail("%s", msg);
+		}
 		say("fit in %.3f s", fit_s);
 		host_progress(&fh, 1, "evaluating");
 		metrics = evaluate(&run, inst, nte ? xte : xtr,
@@ -1166,6 +1230,9 @@ int main(int argc, char **argv)
 		json_object_set_new(metrics, "evaluated_on",
 				    json_string(nte ? "test" : "train"));
 		json_object_set_new(metrics, "fit_seconds", json_real(fit_s));
+		json_object_set_new(metrics, "stopped",
+				    fh.stopped ? json_incref(fh.stopped)
+					       : stopped_unknown(&pl));
 		json_object_set_new(metrics, "parse_seconds", json_real(parse_s));
 		json_object_set_new(metrics, "prepare_seconds",
 				    json_real(prepare_s));
@@ -1343,7 +1410,7 @@ int main(int argc, char **argv)
 		free(yte);
 		free(cnames);
 	}
-	host_progress(&fh, 1, "done");
+	progress_stopped(&fh, 1, "done");
 	say("done: %s", json_dumps(metrics, JSON_COMPACT) ? "metrics written" : "");
 	run.ops->fini(inst);
 	finish(1, NULL, metrics, trials);

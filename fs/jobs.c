@@ -339,7 +339,7 @@ static int jspec_show(struct node *n, struct strbuf *out)
 static int progress_show(struct node *n, struct strbuf *out)
 {
 	struct job *j = get_job(n);
-	char buf[512];
+	char buf[1024];
 	ssize_t len;
 	json_t *rec;
 	int rc;
@@ -616,7 +616,9 @@ static int jobs_drop(struct node *dir, const char *name,
 	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
 	json_decref(rec);
 	if (ctx->uid != 0 && ctx->uid != owner)
-		return -EPERM;
+		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
+				  "owned by uid %u, you are uid %u",
+				  (unsigned)owner, (unsigned)ctx->uid);
 	return job_remove(dir->fs, name);
 }
 

@@ -3,6 +3,7 @@
  * Logging and the .mlfs/errors ring: where bad input is reported.  Any
  * thread; the ring is under fs->errors_lock.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,30 @@ void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb)
 	atomic_fetch_add(&fs->n_rejected, 1);
 	errors_add(fs, uid, line);
 	fs_log(fs, LOG_NOTICE, "rejected: %s", line);
+}
+
+int fs_refused(struct fs *fs, uid_t uid, const char *dir, const char *name,
+	       int rc, const char *fmt, ...)
+{
+	struct problem pb = { 0 };
+	char why[400];
+	va_list ap;
+
+	if (rc != -EPERM && rc != -EACCES)
+		return rc;
+	if (!name)
+		snprintf(pb.path, sizeof(pb.path), "%s", dir);
+	else
+		snprintf(pb.path, sizeof(pb.path), "%s%s%s", dir,
+			 dir[0] ? "/" : "", name);
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(pb.msg, sizeof(pb.msg), "%s: %s",
+		 rc == -EPERM ? "operation not permitted" : "permission denied",
+		 why);
+	fs_problem(fs, uid, &pb);
+	return rc;
 }
 
 void fs_damage(struct fs *fs, uid_t uid, const struct problem *pb)

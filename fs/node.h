@@ -164,6 +164,14 @@ struct node_type {
 	/* fsync: may wait; polls fs_interrupted(ctx) while it does. */
 	int (*fsync)(struct fs_file *f, const struct fs_ctx *ctx);
 	void (*release)(struct fs_file *f);
+
+	/*
+	 * refuse: why the glue refuses (EPERM) to make, remove, link or
+	 * rename entries of this directory, for the caller's .mlfs/errors
+	 * ("versions are immutable").  NULL: the glue says what it can
+	 * ("kept by the filesystem").
+	 */
+	const char *refuse;
 };
 
 struct node_retired {

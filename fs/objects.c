@@ -198,7 +198,9 @@ int obj_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 	int rc;
 
 	if (!node_name_is_version(name, &v))
-		return -EPERM;
+		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
+				  "only versions can be removed from %s",
+				  dir->path);
 	rc = ds_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v, &pb);
 	if (rc == -EBUSY) {
 		/* say what holds it, where the user looks */
@@ -224,25 +226,37 @@ int obj_symlink(struct node *dir, const char *name, const char *target,
 
 int obj_unlink(struct node *dir, const char *name, const struct fs_ctx *ctx)
 {
-	(void)ctx;
 	if (strcmp(name, "latest") == 0)
-		return -EPERM; /* kept by the filesystem */
+		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
+				  "kept by the filesystem: latest follows the "
+				  "newest version");
 	return ds_alias_del(dir->fs, obj_kind(dir), obj_name(dir), name);
 }
 
 int obj_rename(struct node *dir, const char *from, const char *to,
 	       unsigned flags, const struct fs_ctx *ctx)
 {
-	(void)ctx;
+	int rc;
+
 	if (strcmp(from, "latest") == 0)
-		return -EPERM;
-	return ds_alias_rename(dir->fs, obj_kind(dir), obj_name(dir), from, to,
-			       flags);
+		return fs_refused(dir->fs, ctx->uid, dir->path, from, -EPERM,
+				  "kept by the filesystem: latest follows the "
+				  "newest version");
+	rc = ds_alias_rename(dir->fs, obj_kind(dir), obj_name(dir), from, to,
+			     flags);
+	/* -EPERM: to is latest, v<n> or not a name */
+	return fs_refused(dir->fs, ctx->uid, dir->path, to, rc,
+			  "not a name an alias may take (latest and v<n> are "
+			  "kept by the filesystem)");
 }
 
-/* Only the owner (or root) changes or removes an object. */
+/*
+ * Only the owner (or root) changes or removes an object; a refusal says
+ * so in the caller's .mlfs/errors, naming dir/entry.
+ */
 static int owner_check(struct fs *fs, const struct ds_kind *k,
-		       const char *name, const struct fs_ctx *ctx)
+		       const char *name, const struct fs_ctx *ctx,
+		       const char *dir, const char *entry)
 {
 	json_t *rec;
 	uid_t owner;
@@ -252,12 +266,17 @@ static int owner_check(struct fs *fs, const struct ds_kind *k,
 		return rc;
 	owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
 	json_decref(rec);
-	return ctx->uid != 0 && ctx->uid != owner ? -EPERM : 0;
+	if (ctx->uid == 0 || ctx->uid == owner)
+		return 0;
+	return fs_refused(fs, ctx->uid, dir, entry, -EPERM,
+			  "owned by uid %u, you are uid %u", (unsigned)owner,
+			  (unsigned)ctx->uid);
 }
 
 int obj_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
 {
-	int rc = owner_check(n->fs, obj_kind(n), obj_name(n), ctx);
+	int rc = owner_check(n->fs, obj_kind(n), obj_name(n), ctx, n->path,
+			     NULL);
 
 	return rc < 0 ? rc : ds_chmod(n->fs, obj_kind(n), obj_name(n), mode);
 }
@@ -308,7 +327,8 @@ int obj_top_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 {
 	struct problem pb = { 0 };
 	/* like a sticky /tmp: only the owner (or root) removes an object */
-	int rc = owner_check(dir->fs, obj_kind(dir), name, ctx);
+	int rc = owner_check(dir->fs, obj_kind(dir), name, ctx, dir->path,
+			     name);
 
 	if (rc < 0)
 		return rc;

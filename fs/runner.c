@@ -1065,7 +1065,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		json_object_set(rec, "trials", json_object_get(res, "trials"));
 	{
 		FILE *fp = NULL;
-		char prog[512] = "";
+		char prog[1024] = "";
 		int fd;
 
 		if (host_openat_nofollow(j->dir, "progress", O_RDONLY, &fd) == 0) {
@@ -1079,8 +1079,11 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 			fclose(fp);
 		}
 		prog[strcspn(prog, "\n")] = '\0';
-		json_object_set_new(rec, "progress",
-				    json_string(ok ? "100% done" : prog));
+		/* a job that succeeded keeps its last line if it is the one
+		 * that says it is done (and why training stopped) */
+		if (ok && strncmp(prog, "100% done", 9) != 0)
+			snprintf(prog, sizeof(prog), "100%% done");
+		json_object_set_new(rec, "progress", json_string(prog));
 	}
 	json_object_set_new(rec, "files", json_object());
 	keep_file(fs, j->dir, "log", rec);

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLFS_ABI_MAJOR 1
-#define MLFS_ABI_MINOR 0
+#define MLFS_ABI_MINOR 1
 
 /*
  * Marks the descriptor.  In C++ a namespace-scope const has internal
@@ -80,7 +80,30 @@ struct mlfs_host {
 	int (*cancelled)(void *ctx);
 	/* Threads the plugin may use (BLAS is already set to this). */
 	int threads;
+	/*
+	 * ABI 1.1.  Say why fit stopped training, once, just before fit
+	 * returns (and before it returns an error for a diverged run): rule
+	 * is one of the MLFS_STOP_* strings, at the step it stopped after
+	 * (the epoch or iteration, counted from 1), why one line for people
+	 * ("validation accuracy did not improve by tol 0.0001 for 11
+	 * epochs (best 0.967 at epoch 27)").  The daemon puts it in the
+	 * job's log and progress and in the version's metrics.json.  A
+	 * daemon older than 1.1 has no such field: copy the table as far as
+	 * size says and call this only when it is not NULL.
+	 */
+	void (*stopped)(void *ctx, const char *rule, long at, const char *why);
 };
+
+/*
+ * The rules of mlfs_host.stopped.  A plugin may use another short word
+ * when none of these fits; the daemon passes it on as it is.
+ */
+#define MLFS_STOP_COMPLETED "completed" /* ran every epoch it was given */
+#define MLFS_STOP_MAX_ITER "max_iter"   /* a solver's cap, not converged */
+#define MLFS_STOP_TOL "tol"             /* converged by the "tol" param */
+#define MLFS_STOP_FTOL "ftol"           /* the loss stopped changing */
+#define MLFS_STOP_EARLY "early_stopping" /* validation stopped improving */
+#define MLFS_STOP_DIVERGED "diverged"   /* the loss became inf or NaN */
 
 /*
  * A dense float matrix, row-major: rows x cols, element (i, j) at

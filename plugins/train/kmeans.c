@@ -447,9 +447,19 @@ static void km_relocate(struct km_job *job, float *c)
 	}
 }
 
-/* One run from k-means++ seeds; c gets the centres, *inertia theirs. */
+/* Why one run ended, for mlfs_host.stopped. */
+struct km_stop {
+	const char *rule; /* MLFS_STOP_* */
+	long at;	  /* iterations */
+	char why[160];
+};
+
+/*
+ * One run from k-means++ seeds; c gets the centres, *inertia theirs, and
+ * *stop why the run ended.
+ */
 static int km_run(struct km_job *job, float *c, float *cnew, double tol,
-		  double *inertia)
+		  double *inertia, struct km_stop *stop)
 {
 	const struct km *km = job->km;
 	size_t k = job->k, d = job->d, changed;
@@ -458,6 +468,11 @@ static int km_run(struct km_job *job, float *c, float *cnew, double tol,
 	km_plusplus(job, c);
 	for (size_t i = 0; i < job->n; i++)
 		job->label[i] = -1;
+	stop->rule = MLFS_STOP_MAX_ITER;
+	stop->at = km->max_iter;
+	snprintf(stop->why, sizeof(stop->why),
+		 "reached max_iter %ld before the centres settled",
+		 km->max_iter);
 	for (long it = 0; it < km->max_iter; it++) {
 		double shift = 0;
 
@@ -465,8 +480,14 @@ static int km_run(struct km_job *job, float *c, float *cnew, double tol,
 			return -ECANCELED;
 		*inertia = km_assign(job, c, &changed);
 		stale = false;
-		if (it > 0 && changed == 0)
+		if (it > 0 && changed == 0) {
+			stop->rule = MLFS_STOP_TOL;
+			stop->at = it;
+			snprintf(stop->why, sizeof(stop->why),
+				 "no point changed cluster after %ld iterations",
+				 it);
 			break;
+		}
 		for (size_t j = 0; j < k; j++) {
 			const double *s = job->sums + j * d;
 			double cnt = (double)job->count[j];
@@ -482,8 +503,14 @@ static int km_run(struct km_job *job, float *c, float *cnew, double tol,
 		}
 		memcpy(c, cnew, k * d * sizeof(*c));
 		stale = true;
-		if (shift <= tol)
+		if (shift <= tol) {
+			stop->rule = MLFS_STOP_TOL;
+			stop->at = it + 1;
+			snprintf(stop->why, sizeof(stop->why),
+				 "the centres moved %g <= tol (%g scaled by the feature variance) at iteration %ld",
+				 shift, km->tol, it + 1);
 			break;
+		}
 	}
 	if (stale)
 		*inertia = km_assign(job, c, &changed);
@@ -562,6 +589,8 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 	struct km_job job = { .km = km, .rng = km->seed };
 	float *c = NULL, *cnew = NULL, *best = NULL, *cc = NULL;
 	double best_inertia = INFINITY, tol;
+	struct km_stop stop, best_stop = { MLFS_STOP_COMPLETED, 0, "" };
+	long best_r = 0;
 	char line[96];
 	int rc;
 
@@ -602,7 +631,7 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 	for (long r = 0; r < km->n_init; r++) {
 		double inertia;
 
-		rc = km_run(&job, c, cnew, tol, &inertia);
+		rc = km_run(&job, c, cnew, tol, &inertia, &stop);
 		if (rc < 0)
 			goto out;
 		if (km->host.metric)
@@ -616,12 +645,22 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 		}
 		if (inertia < best_inertia) {
 			best_inertia = inertia;
+			best_stop = stop;
+			best_r = r + 1;
 			memcpy(best, c, job.k * job.d * sizeof(*best));
 		}
 	}
 	if (!isfinite(best_inertia)) {
 		rc = km_err(msg, msglen, "the data is not finite");
 		goto out;
+	}
+	if (km->host.stopped) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "init %ld of %ld, the lowest inertia: %s",
+			 best_r, km->n_init, best_stop.why);
+		km->host.stopped(km->host.ctx, best_stop.rule, best_stop.at,
+				 why);
 	}
 	km_norms(best, job.k, job.d, cc);
 

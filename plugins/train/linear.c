@@ -369,6 +369,9 @@ static int lin_fit(void *inst, const struct mlfs_data *train,
 			   1);
 	if (ln->host.progress)
 		ln->host.progress(ln->host.ctx, 1.0, "solved");
+	if (ln->host.stopped)
+		ln->host.stopped(ln->host.ctx, MLFS_STOP_COMPLETED, 1,
+				 "solved the normal equations directly");
 
 	free(ln->w);
 	ln->w = w;

@@ -120,6 +120,22 @@ static void logi_metric(const struct logi *lg, const char *name, double v,
 		lg->host.metric(lg->host.ctx, name, v, step);
 }
 
+/* Tell the host why training ended (ABI 1.1; absent in older hosts). */
+__attribute__((format(printf, 4, 5))) static void
+logi_stopped(const struct logi *lg, const char *rule, long at,
+	     const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	if (!lg->host.stopped)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	lg->host.stopped(lg->host.ctx, rule, at, why);
+}
+
 static void logi_progress(const struct logi *lg, double frac,
 			  const char *what, long i, long n, double loss)
 {
@@ -675,6 +691,9 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 		size_t h;
 
 		if (logi_norm_inf(lb.g, np) <= lg->tol) {
+			logi_stopped(lg, MLFS_STOP_TOL, it,
+				     "largest gradient %g <= tol %g after %ld iterations",
+				     logi_norm_inf(lb.g, np), lg->tol, it);
 			converged = true;
 			break;
 		}
@@ -700,6 +719,10 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 				it--;
 				continue;
 			}
+			/* not converged (scipy warns too), but no lower loss */
+			logi_stopped(lg, MLFS_STOP_FTOL, it,
+				     "the line search found no lower loss after %ld iterations (largest gradient %g > tol %g)",
+				     it, logi_norm_inf(lb.g, np), lg->tol);
 			break;
 		}
 		h = lb.head;
@@ -720,6 +743,10 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 		logi_progress(lg, (double)(it + 1) / (double)lg->max_iter,
 			      "iter", it + 1, lg->max_iter, fn);
 		if ((f - fn) <= LOGI_FTOL * fmax(fmax(fabs(f), fabs(fn)), 1)) {
+			logi_stopped(lg, MLFS_STOP_FTOL, it + 1,
+				     "the loss changed by less than %g of itself at iteration %ld (largest gradient %g, tol %g)",
+				     LOGI_FTOL, it + 1, logi_norm_inf(lb.g, np),
+				     lg->tol);
 			f = fn;
 			it++;
 			converged = true;
@@ -727,7 +754,12 @@ static int logi_lbfgs_run(struct logi_job *job, double *theta, long *iters)
 		}
 		f = fn;
 	}
-	if (!converged && lg->host.log)
+	if (!converged && it >= lg->max_iter)
+		logi_stopped(lg, MLFS_STOP_MAX_ITER, it,
+			     "reached max_iter %ld without converging (largest gradient %g > tol %g)",
+			     lg->max_iter, logi_norm_inf(lb.g, np), lg->tol);
+	/* a host without stopped() still hears of it */
+	if (!converged && !lg->host.stopped && lg->host.log)
 		lg->host.log(lg->host.ctx, MLFS_LOG_WARNING,
 			     "logistic: lbfgs stopped after %ld iterations without converging (largest gradient %g, tol %g)",
 			     it, logi_norm_inf(lb.g, np), lg->tol);
@@ -826,6 +858,9 @@ static int logi_sgd_run(struct logi_job *job, long *iters)
 		logi_progress(lg, (double)(e + 1) / (double)epochs, "epoch",
 			      e + 1, epochs, loss);
 		if (!isfinite(loss)) {
+			logi_stopped(lg, MLFS_STOP_DIVERGED, e + 1,
+				     "the training loss is %g at epoch %ld: lower \"learning_rate\" (%g)",
+				     loss, e + 1, lg->lr);
 			rc = -ERANGE;
 			goto out;
 		}
@@ -834,9 +869,15 @@ static int logi_sgd_run(struct logi_job *job, long *iters)
 			best = loss;
 		if (stall >= LOGI_SGD_PATIENCE) {
 			e++;
+			logi_stopped(lg, MLFS_STOP_TOL, e,
+				     "training loss did not fall by tol %g for %d epochs (best %.6g)",
+				     lg->tol, stall, best);
 			break;
 		}
 	}
+	if (e == epochs)
+		logi_stopped(lg, MLFS_STOP_COMPLETED, e, "ran all %ld epochs",
+			     epochs);
 	*iters = e;
 	rc = 0;
 out:

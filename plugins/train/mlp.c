@@ -12,9 +12,11 @@
  * lambda/2 * ||W||^2 over the weights (not the intercepts), default 1e-4.
  * Training stops early when the validation score (accuracy, or -rmse) has
  * not risen by tol for n_iter_no_change epochs, keeping the best weights;
- * without a validation set (or with early_stopping false) it stops when
- * the training loss has not fallen by tol for that long, as scikit-learn
- * does.  Each mini-batch is gathered into a contiguous block and runs
+ * without a validation set it stops when the training loss has not
+ * fallen by tol for that long, as scikit-learn does.  With early_stopping
+ * false it runs every epoch (scikit-learn would still stop on the
+ * training loss; a user who says false means every epoch).  fit tells
+ * the host which of these ended it (mlfs_host.stopped).  Each mini-batch is gathered into a contiguous block and runs
  * forward and backward as one GEMM per layer and direction.
  *
  * Threads: fit runs in the job's process on one thread (BLAS may use
@@ -722,6 +724,22 @@ static double mlp_penalty(const struct mlp_net *net, double l2)
 	return 0.5 * l2 * s;
 }
 
+/* Tell the host why training ended (ABI 1.1; absent in older hosts). */
+__attribute__((format(printf, 4, 5))) static void
+mlp_stopped(const struct mlp *mp, const char *rule, long at, const char *fmt,
+	    ...)
+{
+	char why[256];
+	va_list ap;
+
+	if (!mp->host.stopped)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	mp->host.stopped(mp->host.ctx, rule, at, why);
+}
+
 static void mlp_progress(const struct mlp *mp, long e, long epochs,
 			 double loss)
 {
@@ -746,13 +764,13 @@ static int mlp_run(const struct mlp *mp, struct mlp_net *net,
 	bool stop_on_val = use_val && mp->early_stopping;
 	double best_loss = INFINITY, best_score = -INFINITY;
 	uint64_t rng = mp->seed;
-	long stall = 0, step = 0;
+	long stall = 0, step = 0, best_e = 0;
 
 	mlp_glorot(net, net->p, &rng);
 	for (size_t i = 0; i < n; i++)
 		t->idx[i] = i;
 	for (long e = 1; e <= mp->epochs; e++) {
-		double loss = 0, score, rmse = 0;
+		double loss = 0, score = 0, rmse = 0;
 
 		for (size_t i = n - 1; i > 0; i--) {
 			size_t j = (size_t)(mlp_rand(&rng) % (i + 1));
@@ -776,38 +794,62 @@ static int mlp_run(const struct mlp *mp, struct mlp_net *net,
 			loss += mlp_batch(mp, net, t, m, ++step);
 		}
 		loss = loss / (double)n + mlp_penalty(net, mp->l2);
-		if (!isfinite(loss))
+		if (!isfinite(loss)) {
+			mlp_stopped(mp, MLFS_STOP_DIVERGED, e,
+				    "the training loss is %g at epoch %ld: lower \"learning_rate\" (%g)",
+				    loss, e, mp->lr);
 			return mlp_err(msg, msglen,
 				       "training diverged at epoch %ld: lower \"learning_rate\" (%g)",
 				       e, mp->lr);
+		}
 		mlp_metric(mp, "loss", loss, e);
 		mlp_progress(mp, e, mp->epochs, loss);
-		if (!use_val) {
-			stall = loss > best_loss - mp->tol ? stall + 1 : 0;
-			if (loss < best_loss)
-				best_loss = loss;
-		} else {
+		if (use_val) {
 			score = mlp_score(net, net->p, val, t, &rmse);
 			mlp_metric(mp, net->k ? "val_accuracy" : "val_rmse",
 				   net->k ? score : rmse, e);
-			if (stop_on_val) {
-				stall = score < best_score + mp->tol ? stall + 1
-								    : 0;
-				if (score > best_score) {
-					best_score = score;
-					memcpy(t->best, net->p,
-					       net->np * sizeof(*t->best));
-				}
-			} else {
-				stall = loss > best_loss - mp->tol ? stall + 1
-								  : 0;
-				if (loss < best_loss)
-					best_loss = loss;
+		}
+		if (!mp->early_stopping)
+			continue;
+		if (stop_on_val) {
+			stall = score < best_score + mp->tol ? stall + 1 : 0;
+			if (score > best_score) {
+				best_score = score;
+				best_e = e;
+				memcpy(t->best, net->p,
+				       net->np * sizeof(*t->best));
+			}
+		} else {
+			stall = loss > best_loss - mp->tol ? stall + 1 : 0;
+			if (loss < best_loss) {
+				best_loss = loss;
+				best_e = e;
 			}
 		}
-		if (stall > mp->patience)
-			break;
+		if (stall <= mp->patience)
+			continue;
+		if (stop_on_val && net->k)
+			mlp_stopped(mp, MLFS_STOP_EARLY, e,
+				    "validation accuracy did not improve by tol %g for %ld epochs (best %.6g at epoch %ld)",
+				    mp->tol, stall, best_score, best_e);
+		else if (stop_on_val)
+			mlp_stopped(mp, MLFS_STOP_EARLY, e,
+				    "validation rmse did not improve by tol %g for %ld epochs (best %.6g at epoch %ld)",
+				    mp->tol, stall, -best_score, best_e);
+		else
+			mlp_stopped(mp, MLFS_STOP_TOL, e,
+				    "training loss did not fall by tol %g for %ld epochs (best %.6g at epoch %ld; no validation rows)",
+				    mp->tol, stall, best_loss, best_e);
+		goto out;
 	}
+	if (stop_on_val)
+		mlp_stopped(mp, MLFS_STOP_COMPLETED, mp->epochs,
+			    "ran all %ld epochs (kept epoch %ld, the best on validation)",
+			    mp->epochs, best_e);
+	else
+		mlp_stopped(mp, MLFS_STOP_COMPLETED, mp->epochs,
+			    "ran all %ld epochs", mp->epochs);
+out:
 	if (stop_on_val)
 		memcpy(net->p, t->best, net->np * sizeof(*net->p));
 	return 0;

@@ -64,7 +64,7 @@ static int never_cancelled(void *ctx)
 
 const struct mlfs_host fuzz_host = {
 	sizeof(fuzz_host), NULL,	   quiet_log, quiet_progress,
-	quiet_metric,	   never_cancelled, 1,
+	quiet_metric,	   never_cancelled, 1,		    NULL,
 };
 
 static _Noreturn void die(const char *what)

@@ -1,6 +1,7 @@
 """meson install: the daemon, the man page, the plugin header with its
 pkg-config file (a plugin builds out of tree as C11 and as C++), and a
 mount through mount(8) as /etc/fstab would do it."""
+import json
 import os
 import shutil
 import subprocess
@@ -124,6 +125,10 @@ def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
     (m.mnt / "train" / "c.json").write_text(
         '{"dataset": "iris", "algorithm": "centroid"}')
     assert wait_job(m.mnt, "c") == "succeeded\n"
+    # it never calls stopped() (new in ABI 1.1), as a plugin written for
+    # 1.0 does not: the job works and metrics.json says it does not know
+    st = json.loads((m.mnt / "models/c/v1/metrics.json").read_text())
+    assert st["stopped"]["rule"] == "unknown"
     r = subprocess.run(["bash", "-c", f"echo 5.1,3.5,1.4,0.2 > "
                         f"{m.mnt}/models/c/predict; cat {m.mnt}/models/c/predict"],
                        capture_output=True, text=True)

@@ -297,3 +297,97 @@ def test_errors_show_each_reader_their_own_lines(shared):
     assert "ROOTSECRETCOL" not in mine.stdout
     alls = (m.mnt / ".mlfs" / "errors").read_text()
     assert "ROOTSECRETCOL" in alls and "train/bad.json" in alls
+
+
+# --- refusals say why, to the one refused (issue 11 point 5) ---
+
+# Call os.<op>(*args) and print the errno it failed with (0 if none).
+OP = r'''
+import os, sys
+try:
+    getattr(os, sys.argv[1])(*sys.argv[2:])
+    print(0)
+except OSError as e:
+    print(e.errno)
+'''
+
+
+def op_as(op, *args, uid=NOBODY):
+    r = as_user([sys.executable, "-c", OP, op, *map(str, args)], uid=uid,
+                gid=uid)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout)
+
+
+def errors_as(m, uid):
+    r = as_user(["cat", str(m.mnt / ".mlfs" / "errors")], uid=uid, gid=uid)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_refused_changes_say_why_to_the_one_refused(shared):
+    m = shared
+    m.expect("operation not permitted")
+    mine = m.mnt / "datasets" / "mine"
+    r = as_user(["cp", str(ROOT / "examples" / "data" / "iris.csv"),
+                 str(mine / "data.csv")])
+    assert r.returncode == 0, r.stderr
+    assert op_as("symlink", "v1", mine / "prod") == 0
+    EPERM = errno.EPERM
+    # nobody, in nobody's own dataset: each refusal, its errno and its line
+    refusals = [
+        (("mkdir", mine / "x"), "datasets/mine/x: operation not permitted: "
+         "datasets/mine takes no new directories"),
+        (("unlink", mine / "latest"), "datasets/mine/latest: operation not "
+         "permitted: kept by the filesystem: latest follows the newest "
+         "version"),
+        (("unlink", mine / "schema"), "datasets/mine/schema: operation not "
+         "permitted: kept by the filesystem: it is part of datasets/mine"),
+        (("rename", mine / "latest", mine / "newest"), "datasets/mine/latest:"
+         " operation not permitted: kept by the filesystem: latest follows "
+         "the newest version"),
+        (("rename", mine / "prod", mine / "v7"), "datasets/mine/v7: operation"
+         " not permitted: not a name an alias may take (latest and v<n> are "
+         "kept by the filesystem)"),
+        (("rename", mine, m.mnt / "datasets" / "yours"), "datasets/mine: "
+         "operation not permitted: entries of datasets cannot be renamed"),
+        (("symlink", "mine", m.mnt / "datasets" / "link"), "datasets/link: "
+         "operation not permitted: datasets takes no links"),
+    ]
+    for (op, *args), line in refusals:
+        assert op_as(op, *args) == EPERM, (op, args)
+        assert line + "\n" in errors_as(m, NOBODY), (op, args)
+    # root is refused by the daemon alone (the kernel lets root by)
+    root_refusals = [
+        (lambda: os.rmdir(m.mnt / ".mlfs"),
+         ".mlfs: operation not permitted: kept by the filesystem"),
+        (lambda: os.rmdir(m.mnt / "datasets"),
+         "datasets: operation not permitted: kept by the filesystem"),
+        (lambda: os.mkdir(mine / "v1" / "x"),
+         "datasets/mine/v1/x: operation not permitted: versions are "
+         "immutable"),
+        (lambda: os.symlink("data.csv", mine / "v1" / "y"),
+         "datasets/mine/v1/y: operation not permitted: versions are "
+         "immutable"),
+        (lambda: os.unlink(mine / "v1" / "data.csv"),
+         "datasets/mine/v1/data.csv: operation not permitted: versions are "
+         "immutable"),
+    ]
+    for do, line in root_refusals:
+        with pytest.raises(OSError) as e:
+            do()
+        assert e.value.errno == EPERM, line
+        assert line + "\n" in m.errors()
+    # .mlfs/errors is per user: each sees their own refusals, root all
+    mine_lines = [line for _, line in refusals]
+    root_lines = [line for _, line in root_refusals]
+    theirs = errors_as(m, NOBODY)
+    assert not any(line in theirs for line in root_lines)
+    other = errors_as(m, 4242)
+    assert not any(line in other for line in mine_lines + root_lines)
+    everything = m.errors()
+    assert all(line in everything for line in mine_lines + root_lines)
+    # and nothing was changed
+    assert sorted(os.listdir(mine))[:3] == ["data.csv", "latest", "prod"]
+    assert os.readlink(mine / "latest") == "v1"
+    assert os.readlink(mine / "prod") == "v1"

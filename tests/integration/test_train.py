@@ -393,7 +393,7 @@ def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
     mlfs = mlfs_factory(opts=[f"plugins={pdir}"])
     mlfs.expect("plugin refused")
     plugins = (mlfs.mnt / ".mlfs" / "plugins").read_text()
-    assert "crash train 1.0" in plugins
+    assert "crash train 1.1" in plugins
     assert "refused" in plugins and "badname.so" in plugins
     assert 'does not match the file name' in plugins
     iris(mlfs)
@@ -1293,3 +1293,121 @@ def test_predict_imputes_the_values_meta_json_records(mlfs):
     r = sh(f"printf '1,2,\\n1,2,zzz\\n' > {p}; cat {p}")
     a, b = r.stdout.splitlines()
     assert a == b
+# --- jobs say why they stopped (issue 11 point 7) ---
+
+def stopped_everywhere(mlfs, job, model):
+    """The job's stop record, checked to be the same in metrics.json, the
+    job's log and its progress; the loss lines in jobs/<job>/metrics."""
+    m = json.loads((mlfs.mnt / "models" / model / "v1" / "metrics.json")
+                   .read_text())
+    st = m["stopped"]
+    line = f"stopped: {st['rule']} at {st['at']}: {st['why']}"
+    assert line in (mlfs.mnt / "jobs" / job / "log").read_text()
+    assert line in (mlfs.mnt / "jobs" / job / "progress").read_text()
+    meta = json.loads((mlfs.mnt / "models" / model / "v1" / "meta.json")
+                      .read_text())
+    assert meta["metrics"]["stopped"] == st
+    losses = [json.loads(l) for l in
+              (mlfs.mnt / "jobs" / job / "metrics").read_text().splitlines()
+              if json.loads(l)["name"] == "loss"]
+    return st, losses
+
+
+SPLIT = {"train": 0.6, "validation": 0.2, "test": 0.2, "seed": 7}
+
+
+def test_mlp_early_stopping_says_the_rule_and_the_epoch(mlfs):
+    iris(mlfs)
+    assert train(mlfs, "es", {"dataset": "iris", "algorithm": "mlp",
+                              "split": SPLIT,
+                              "params": {"hidden": [16], "epochs": 2000,
+                                         "learning_rate": 0.01,
+                                         "n_iter_no_change": 5}}) \
+        == "succeeded\n"
+    st, losses = stopped_everywhere(mlfs, "es", "es")
+    assert st["rule"] == "early_stopping"
+    assert 6 <= st["at"] < 2000 and len(losses) == st["at"]
+    assert re.fullmatch(r"validation accuracy did not improve by tol 0\.0001"
+                        r" for 6 epochs \(best [0-9.]+ at epoch (\d+)\)",
+                        st["why"]), st["why"]
+    best = int(re.search(r"at epoch (\d+)", st["why"])[1])
+    assert best == st["at"] - 6
+    vals = [json.loads(l)["value"] for l in
+            (mlfs.mnt / "jobs/es/metrics").read_text().splitlines()
+            if json.loads(l)["name"] == "val_accuracy"]
+    assert max(vals) == vals[best - 1]
+
+
+def test_mlp_without_early_stopping_runs_every_epoch(mlfs):
+    iris(mlfs)
+    # tol 10 and n_iter_no_change 1 would stop on the training loss at
+    # epoch 3: early_stopping false means every epoch all the same
+    assert train(mlfs, "all", {"dataset": "iris", "algorithm": "mlp",
+                               "split": SPLIT,
+                               "params": {"hidden": [8], "epochs": 40,
+                                          "early_stopping": False,
+                                          "n_iter_no_change": 1,
+                                          "tol": 10}}) == "succeeded\n"
+    st, losses = stopped_everywhere(mlfs, "all", "all")
+    assert st == {"rule": "completed", "at": 40, "why": "ran all 40 epochs"}
+    assert [l["step"] for l in losses] == list(range(1, 41))
+    assert (mlfs.mnt / "jobs/all/progress").read_text().startswith("100% ")
+
+
+def test_logistic_says_it_converged_on_tol_or_ran_out_of_iterations(mlfs):
+    iris(mlfs)
+    assert train(mlfs, "tol", {"dataset": "iris", "algorithm": "logistic",
+                               "params": {"tol": 0.05, "max_iter": 1000}}) \
+        == "succeeded\n"
+    st, losses = stopped_everywhere(mlfs, "tol", "tol")
+    assert st["rule"] == "tol" and 0 < st["at"] < 1000
+    assert len(losses) == st["at"]
+    assert re.fullmatch(r"largest gradient \S+ <= tol 0\.05 after "
+                        f"{st['at']} iterations", st["why"]), st["why"]
+    assert train(mlfs, "cap", {"dataset": "iris", "algorithm": "logistic",
+                               "params": {"tol": 1e-12, "max_iter": 3}}) \
+        == "succeeded\n"
+    st, losses = stopped_everywhere(mlfs, "cap", "cap")
+    assert st["rule"] == "max_iter" and st["at"] == 3 and len(losses) == 3
+    assert st["why"].startswith("reached max_iter 3 without converging")
+    # sgd: five epochs without the loss falling by tol
+    assert train(mlfs, "sgd", {"dataset": "iris", "algorithm": "logistic",
+                               "params": {"solver": "sgd", "tol": 1,
+                                          "epochs": 100}}) == "succeeded\n"
+    st, losses = stopped_everywhere(mlfs, "sgd", "sgd")
+    # the first epoch sets the best loss; five more did not lower it
+    assert st["rule"] == "tol" and st["at"] == 6 and len(losses) == 6
+    assert st["why"].startswith("training loss did not fall by tol 1 for 5")
+
+
+def test_a_diverged_fit_says_so_and_fails(mlfs):
+    iris(mlfs)
+    out = train(mlfs, "div", {"dataset": "iris", "algorithm": "logistic",
+                              "params": {"solver": "sgd",
+                                         "learning_rate": 1e30}})
+    assert out == 'failed: sgd diverged: lower "learning_rate" (1e+30)\n'
+    log = (mlfs.mnt / "jobs/div/log").read_text()
+    said = re.search(r"stopped: diverged at (\d+): the training loss is \S+ "
+                     r"at epoch \1: lower \"learning_rate\" \(1e\+30\)\n",
+                     log)
+    assert said, log
+    assert said[0].strip() in (mlfs.mnt / "jobs/div/progress").read_text()
+
+
+def test_kmeans_and_linear_say_why_they_stopped(mlfs):
+    iris(mlfs)
+    assert train(mlfs, "km", {"dataset": "iris", "algorithm": "kmeans",
+                              "params": {"k": 3, "n_init": 2}}) \
+        == "succeeded\n"
+    st, _ = stopped_everywhere(mlfs, "km", "km")
+    assert st["rule"] == "tol" and st["at"] >= 1
+    assert re.match(r"init [12] of 2, the lowest inertia: ", st["why"])
+    assert train(mlfs, "km1", {"dataset": "iris", "algorithm": "kmeans",
+                               "params": {"k": 3, "max_iter": 1, "tol": 0}}) \
+        == "succeeded\n"
+    st, _ = stopped_everywhere(mlfs, "km1", "km1")
+    assert st["rule"] == "max_iter" and st["at"] == 1
+    assert train(mlfs, "lin", {"dataset": "iris", "algorithm": "linear",
+                               "label": "petal_width"}) == "succeeded\n"
+    st, _ = stopped_everywhere(mlfs, "lin", "lin")
+    assert st["rule"] == "completed" and st["at"] == 1

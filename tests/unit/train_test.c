@@ -40,6 +40,9 @@ struct host_state {
 	double last_frac;
 	long other;	  /* metrics other than loss */
 	double best_val;  /* the highest val_accuracy */
+	long stops;	  /* stopped() calls */
+	char stop_rule[32]; /* the last stopped() */
+	long stop_at;
 };
 
 static void host_log(void *ctx, int level, const char *fmt, ...)
@@ -85,6 +88,18 @@ static void host_metric(void *ctx, const char *name, double v, long step)
 		printf("# metric %s %g step %ld\n", name, v, step);
 }
 
+static void host_stopped(void *ctx, const char *rule, long at,
+			 const char *why)
+{
+	struct host_state *hs = ctx;
+
+	hs->stops++;
+	snprintf(hs->stop_rule, sizeof(hs->stop_rule), "%s", rule);
+	hs->stop_at = at;
+	if (getenv("TRAIN_TEST_VERBOSE"))
+		printf("# stopped %s at %ld: %s\n", rule, at, why);
+}
+
 static int host_cancelled(void *ctx)
 {
 	struct host_state *hs = ctx;
@@ -102,6 +117,7 @@ static struct mlfs_host make_host(struct host_state *hs)
 		.metric = host_metric,
 		.cancelled = host_cancelled,
 		.threads = 2,
+		.stopped = host_stopped,
 	};
 
 	memset(hs, 0, sizeof(*hs));
@@ -832,6 +848,11 @@ static void test_mlp(void)
 	ok(rc == 0 && acc > 0.93, "mlp: XOR validation accuracy > 0.93");
 	printf("# XOR validation accuracy %.4f\n", acc);
 	ok(acc == hs.best_val, "mlp: early stopping keeps the best epoch");
+	ok(hs.stops == 1 &&
+		   (strcmp(hs.stop_rule, "early_stopping") == 0 ?
+			    hs.stop_at < 200 :
+			    strcmp(hs.stop_rule, "completed") == 0),
+	   "mlp: says once why it stopped");
 	ok(max_row_sum_error(sc, 2, nv) < 1e-5,
 	   "mlp: probabilities sum to 1");
 	free(sc);
@@ -848,8 +869,12 @@ static void test_mlp(void)
 	}
 	reg = make(P_MLP, MLFS_TASK_REGRESSION, pr, 4, &host);
 	is_int(o->outputs(reg), 1, "mlp: regression has one output");
+	hs.losses = 0;
 	rc = o->fit(reg, &r.data, NULL, msg, sizeof(msg));
 	is_int(rc, 0, "mlp: regression fit");
+	ok(hs.losses == 200 && strcmp(hs.stop_rule, "completed") == 0 &&
+		   hs.stop_at == 200,
+	   "mlp: early_stopping false runs all 200 epochs and says so");
 	sc = scores(o, reg, &r.data.x, &rc);
 	for (size_t i = 0; i < n; i++) {
 		sse += (sc[i] - r.y[i]) * (sc[i] - r.y[i]);
