@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the catalog reader (fs/catalog.c).  Each input is
+ * libFuzzer target: the catalog reader (fs/repo/catalog.c).  Each input is
  * put in an in-memory store as mlfs-catalog.json and read back as a
  * mount does (catalog_load), then walked as a trusted rebuild does
  * (catalog_each over "datasets/", "models/", "jobs/" and everything),

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: predict's stream parser (fs/predict.c), on a small
+ * libFuzzer target: predict's stream parser (fs/ml/predict.c), on a small
  * logistic model built once in memory (fuzz_model.c; inputs x, color,
  * when).  The first input byte picks how the rest is cut: it is written
  * once whole, then again through a fresh stream in pieces of 1 to 32

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for jsonout (fs/jsonout.c): reals print as the shortest
+ * Unit tests for jsonout (fs/base/jsonout.c): reals print as the shortest
  * decimal that reads back to the same double, strings and integers are
  * left alone, and the text parses back equal; num_shortest prints a
  * float as the shortest decimal that reads back to it (predict's CSV

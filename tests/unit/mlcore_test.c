@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for fs/mlcore.c: the table parser (quoting, line ends, the
+ * Unit tests for fs/ml/mlcore.c: the table parser (quoting, line ends, the
  * BOM, bad input with exact messages and positions), the feature
  * extractor (numeric with missing values, categorical with an unseen
  * value, time, the JSON round trip, malformed JSON), the split

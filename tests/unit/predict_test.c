@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for predict's scoring streams (fs/predict.c) on a model
+ * Unit tests for predict's scoring streams (fs/ml/predict.c) on a model
  * served from an in-memory store, with a stub regression plugin that
  * scores every row 0.5 (or, for the tests that need it, a sum of the
  * encoded features): what is checked is how rows become answers, not the

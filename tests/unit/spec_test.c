@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for spec_check_text (fs/spec.c): a valid spec written in two
+ * Unit tests for spec_check_text (fs/ml/spec.c): a valid spec written in two
  * pieces, cut at every byte, is never refused before its end (jansson
  * calls a cut number, literal or escape invalid syntax); bad text still
  * fails at the write that carries it, with line and column.

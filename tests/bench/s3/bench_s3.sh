@@ -678,7 +678,7 @@ for ((r = 1; r <= RUNS; r++)); do
 			start_mount mlfs list "$d/cache" "$d/mnt" "$d/log"
 			dir=$d/mnt/datasets/
 		elif [[ $c == mlfs-check ]]; then
-			# fs/ds.c logs this line when the check is done; the
+			# fs/repo/verify.c logs this line when the check is done; the
 			# poller notes when, even if that is before `ls -l` ends
 			mkdir -p "$d"
 			(

@@ -14,7 +14,7 @@
  * A stale, foreign or broken catalog costs GETs, never wrong content.
  *
  * Only the writer mount of an S3 prefix writes it (remote.c), from the
- * META_CAT table that ds.c and runner.c keep in the same transactions as
+ * META_CAT table that repo/ and runner.c keep in the same transactions as
  * the rest of the index.  A local store has no catalog: its rebuild reads
  * files, which is already fast.
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Objects with versions and aliases, as datasets/ and models/ show them
- * (objects.h).  The repository work is ds.c's; this file turns directory
+ * (objects.h).  The repository work is repo/'s; this file turns directory
  * operations into its calls for either kind.  Any FUSE worker enters.
  */
 #include <errno.h>

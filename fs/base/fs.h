@@ -63,7 +63,7 @@ struct fs {
 	/*
 	 * Does a queued or running job read dataset name (version ver, or
 	 * any if 0)?  1 with why, else 0.  Set by the runner, which sits
-	 * above the repository (ds.c asks through it); NULL: no jobs.
+	 * above the repository (repo/kinds.c asks through it); NULL: no jobs.
 	 */
 	int (*jobs_read_dataset)(struct fs *fs, const char *name, unsigned ver,
 				 char *why, size_t whylen);

@@ -14,7 +14,7 @@
  * found in a cache folder that another writer has since followed would
  * judge "unreferenced" by a stale index.
  *
- * Threads: FUSE workers (under ds_lock, from ds.c) add and cancel; one
+ * Threads: FUSE workers (under ds_lock, from repo/blobs.c) add and cancel; one
  * thread of this module waits for the first due time and calls
  * ds_blob_reap() (which takes ds_lock) with no lock of ours held.
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * datasets/: the node tables of datasets, their versions and aliases, and
- * the data.csv handles.  The repository logic is in ds.c; this file turns
+ * the data.csv handles.  The repository logic is in repo/; this file turns
  * file operations into its calls.  Any FUSE worker enters.
  *
  *   datasets/<ds>/            mkdir / rmdir

@@ -950,7 +950,7 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.may_export = remote_may_export;
 	bo.conflict = remote_conflict;
 	bo.gate_arg = r;
-	bo.content_prefix = "blobs/"; /* ds.c: blobs are named by their hash */
+	bo.content_prefix = "blobs/"; /* blobs.c: blobs are named by their hash */
 	/* a blob is served only once its bytes match its name */
 	bo.content_hash = ds_blob_hash;
 	rc = bcache_open(s3, &bo, &cache);
