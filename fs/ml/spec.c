@@ -39,7 +39,9 @@ static bool is_cut_token(const char *text, size_t len,
 {
 	static const char *const tails[] = {
 		"0", "00", "000", "0000", "e", "l", "ll", "ue", "se", "lse",
-		"ull", "rue", "alse", NULL
+		"ull", "rue", "alse",
+		".0", /* digits too many for an integer: a real's, cut */
+		NULL
 	};
 	char *buf;
 	bool cut = false;

@@ -20,6 +20,10 @@ static const char *const valid[] = {
 	"\"model\": \"caf\\u00e9\", \"search\": null, \"x\": false, "
 	"\"y\": [-0, 1E+2, \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]}",
 	"{\"a\":[true,false,null,0,-1,2.5e-3]}",
+	/* a real whose digits, cut, are an integer too big for jansson
+	 * (found by tests/fuzz spec_fuzz) */
+	"{\"lr\": 77777777777777777777777777777777777777777777771e-2, "
+	"\"b\": -99999999999999999999999.5}",
 	/* raw UTF-8 of 2, 3 and 4 bytes: a write may cut a character */
 	"{\"model\": \"caf\xc3\xa9\", \"memory\": \"\xce\xbf\", "
 	"\"note\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}",
