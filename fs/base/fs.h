@@ -67,6 +67,12 @@ struct fs {
 	 */
 	int (*jobs_read_dataset)(struct fs *fs, const char *name, unsigned ver,
 				 char *why, size_t whylen);
+	/*
+	 * Must the glue refuse uid's change now (and has it said why)?  Set
+	 * by the S3 mode (remote.c) for a writer unsure of its lease; NULL:
+	 * fs->opts.read_only alone decides.
+	 */
+	bool (*refuses_change)(struct fs *fs, uid_t uid);
 
 	/* the node table (node.c) */
 	pthread_mutex_t nodes_lock;

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h"
+#include "names.h"
+#include "strbuf.h"
 
 /*
  * "latest" and every "v<digits>" (v0, v01, v99999999999 as well as v3):

@@ -25,9 +25,6 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "node.h"
-#include "remote.h"
-#include "objects.h"
-#include "bcache.h"
 
 #define ATTR_MAX_WRITE ((size_t)1 << 20) /* attribute files: bytes */
 #define TIMEOUT_NAMED 1.0     /* seconds: entries and attrs that we change */
@@ -122,7 +119,8 @@ static bool refuse_change(fuse_req_t req)
 	struct fs *fs = req_fs(req);
 
 	/* an S3 writer unsure of its lease: see remote.c */
-	return remote_refuses_change(fs, fuse_req_ctx(req)->uid) ||
+	return (fs->refuses_change &&
+		fs->refuses_change(fs, fuse_req_ctx(req)->uid)) ||
 	       __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED);
 }
 
@@ -1272,34 +1270,16 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = req_fs(req);
 	struct statvfs sv;
+	int rc = -ENOSYS;
 
 	(void)ino;
-	if (statvfs(fs->opts.store_dir, &sv) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	sv.f_namemax = 255;
-	if (bcache_is_cache(fs->store)) {
-		struct bcache_stats st;
-
-		/* df shows the cache: its limit, and what it holds */
-		if (bcache_stats(fs->store, &st) == 0 && st.size_limit &&
-		    sv.f_frsize) {
-			uint64_t used = st.bytes_cached + st.bytes_outbox;
-			uint64_t total = st.size_limit / sv.f_frsize;
-			uint64_t free_b = used >= st.size_limit
-						  ? 0
-						  : (st.size_limit - used) /
-							    sv.f_frsize;
-
-			sv.f_blocks = total;
-			if (free_b < sv.f_bfree)
-				sv.f_bfree = free_b;
-			if (free_b < sv.f_bavail)
-				sv.f_bavail = free_b;
-		}
-	}
-	fuse_reply_statfs(req, &sv);
+	memset(&sv, 0, sizeof(sv));
+	if (fs->root->type->statfs)
+		rc = fs->root->type->statfs(fs->root, &sv);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
 }
 
 static void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
@@ -1476,47 +1456,25 @@ void fs_unpark_all(const char *buf, size_t len)
 
 /*
  * user.mlfs.state and user.mlfs.cached_bytes on every regular file: where
- * its content is (FSx's hsm_state).  With a local store everything is on
- * the store's disk ("synced"); generated files are "local".
+ * its content is (FSx's hsm_state).  A type whose content is stored
+ * answers itself (node_type.xattr); generated content is "local", all
+ * of it here.
  */
 static int file_xattr(struct node *n, const char *name, char *out,
 		      size_t outlen)
 {
-	struct fs *fs = n->fs;
-	char key[128];
-	bool blob;
-	int rc;
+	struct stat st;
 
 	if (!S_ISREG(n->type->mode))
 		return -ENODATA;
-	rc = obj_path_blob(fs, n->path, key, sizeof(key));
-	blob = rc == 0;
-	if (strcmp(name, "user.mlfs.state") == 0) {
-		if (rc == -EREMOTE) /* in the bucket only: not imported yet */
-			return snprintf(out, outlen, "released");
-		if (!blob)
-			return snprintf(out, outlen, "local");
-		if (bcache_is_cache(fs->store))
-			return bcache_state(fs->store, key, out, outlen) < 0
-				       ? -EIO
-				       : (int)strlen(out);
-		return snprintf(out, outlen, "synced");
-	}
-	if (strcmp(name, "user.mlfs.cached_bytes") == 0) {
-		long long bytes = 0;
-
-		if (blob && bcache_is_cache(fs->store)) {
-			bytes = bcache_cached_bytes(fs->store, key);
-		} else if (rc == -EREMOTE) {
-			bytes = 0;
-		} else {
-			struct stat st;
-
-			if (node_stat(n, &st) == 0)
-				bytes = st.st_size;
-		}
-		return snprintf(out, outlen, "%lld", bytes < 0 ? 0 : bytes);
-	}
+	if (n->type->xattr)
+		return n->type->xattr(n, name, out, outlen);
+	if (strcmp(name, "user.mlfs.state") == 0)
+		return snprintf(out, outlen, "local");
+	if (strcmp(name, "user.mlfs.cached_bytes") == 0)
+		return snprintf(out, outlen, "%lld",
+				node_stat(n, &st) == 0 ? (long long)st.st_size
+						       : 0LL);
 	return -ENODATA;
 }
 

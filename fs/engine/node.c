@@ -361,3 +361,48 @@ int node_resolve(struct node *dir, const char *name,
 	return dir->type->lookup(dir, name, type);
 }
 
+
+int node_walk(struct fs *fs, const char *path, struct node **out)
+{
+	struct node *n = fs->root, *child;
+	const struct node_type *t;
+	char *copy = strdup(path), *save = NULL, *c;
+	int rc = 0;
+
+	*out = NULL;
+	if (!copy)
+		return -ENOMEM;
+	for (c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0) {
+			rc = -ENOENT;
+			break;
+		}
+		rc = node_resolve(n, c, &t);
+		if (rc < 0)
+			break;
+		child = node_new(fs, n, c, t);
+		if (!child) {
+			rc = n->depth >= NODE_MAX_DEPTH ? -ENOENT : -ENOMEM;
+			break;
+		}
+		n = child;
+	}
+	free(copy);
+	if (rc < 0) {
+		node_walk_free(n);
+		return rc;
+	}
+	*out = n;
+	return 0;
+}
+
+void node_walk_free(struct node *n)
+{
+	/* the walk's own nodes, up to the root (the table's) */
+	while (n && n != n->fs->root) {
+		struct node *parent = n->parent;
+
+		node_free(n);
+		n = parent;
+	}
+}

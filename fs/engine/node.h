@@ -26,7 +26,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "ctx.h"
+#include "names.h"
 #include "problem.h"
+#include "strbuf.h"
 
 struct fs;
 struct node;
@@ -34,6 +37,8 @@ struct fs_file;
 struct fs_reply;
 struct strbuf;
 struct node_type;
+struct ds_kind;
+struct statvfs;
 
 #define NODE_MAX_DEPTH 8
 
@@ -50,15 +55,6 @@ struct node_type;
 				the write that completes it, so its
 				result is that write's (.mlfs/cache) */
 
-/* Who is asking: from the FUSE request. */
-struct fs_ctx {
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
-	mode_t umask;
-	struct fs_reply *req; /* the request, for fs_interrupted(); NULL in
-				 ops the glue does not let wait */
-};
 
 /*
  * fs_interrupted: has the caller behind ctx's request been signalled
@@ -166,6 +162,30 @@ struct node_type {
 	void (*release)(struct fs_file *f);
 
 	/*
+	 * kind: set on the top directory of a kind of versioned object
+	 * (datasets/, models/): the objects, versions and files under it
+	 * are of that kind (obj_kind looks up the ancestors).  The engine
+	 * never looks inside it.  NULL elsewhere.
+	 */
+	const struct ds_kind *kind;
+	/*
+	 * blob: the store key of the content this file serves (for the
+	 * .mlfs/cache commands and the user.mlfs.* attributes); -ENODATA
+	 * when it has none, -EREMOTE for a lazy import not fetched yet.
+	 * NULL: generated content.
+	 */
+	int (*blob)(struct node *n, char *key, size_t len);
+	/*
+	 * xattr: the value of attribute name (user.mlfs.*) into out, its
+	 * length, or -ENODATA.  NULL: the glue's answer for a file whose
+	 * content is generated here ("local", and its size).
+	 */
+	int (*xattr)(struct node *n, const char *name, char *out,
+		     size_t outlen);
+	/* statfs (the root's): what df shows.  NULL: ENOSYS. */
+	int (*statfs)(struct node *n, struct statvfs *sv);
+
+	/*
 	 * refuse: why the glue refuses (EPERM) to make, remove, link or
 	 * rename entries of this directory, for the caller's .mlfs/errors
 	 * ("versions are immutable").  NULL: the glue says what it can
@@ -249,6 +269,16 @@ void node_move(struct node *dir, const char *from, const char *to);
 void node_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
 
 /*
+ * node_walk: the node at path (relative to the mount, "a/b/c"), resolved
+ * component by component as lookups would, without the kernel knowing
+ * it: a chain of nodes of the caller's own, outside the table, freed by
+ * node_walk_free.  For paths users name in commands (.mlfs/cache).
+ * -ENOENT, -ENOTDIR, -ENOMEM.
+ */
+int node_walk(struct fs *fs, const char *path, struct node **out);
+void node_walk_free(struct node *n);
+
+/*
  * Resolve name inside dir: a fixed child or a dynamic entry.  0 and
  * *type, -ENOENT, -ENOTDIR.
  */
@@ -260,20 +290,6 @@ static inline bool node_is_dir(const struct node_type *t)
 	return S_ISDIR(t->mode);
 }
 
-/* A growable string; the engine's buffer for show(). */
-struct strbuf {
-	char *buf;
-	size_t len;
-	size_t cap;
-	size_t max; /* ceiling (0: 64 MiB); past it appends fail -E2BIG */
-	int err;    /* sticky first error */
-};
-
-int sb_append(struct strbuf *sb, const char *s, size_t len);
-int sb_printf(struct strbuf *sb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int sb_puts(struct strbuf *sb, const char *s);
-void sb_free(struct strbuf *sb);
 
 /* Answers to a read, from fs/fuse.c.  Each returns 0. */
 int fs_reply_buf(struct fs_reply *r, const void *buf, size_t len);
@@ -293,9 +309,5 @@ int fs_park(struct fs_reply *r, const void *key, size_t size);
 void fs_unpark(const void *key, const char *buf, size_t len);
 void fs_unpark_all(const char *buf, size_t len);
 
-/* Name grammar of objects and aliases (DESIGN.md): 0 or -EINVAL. */
-int node_name_check(const char *name, struct problem *pb);
-/* "v<digits>" -> 1 and *ver; 0 otherwise. */
-bool node_name_is_version(const char *name, unsigned *ver);
 
 #endif

@@ -42,6 +42,17 @@
 #include "plugin.h"
 #include "spec.h"
 
+/* The path, in the job's directory, of a model version's file. */
+static const char *out_path(enum model_file f)
+{
+	static char paths[MODEL_NFILES][64];
+
+	if (!paths[f][0])
+		snprintf(paths[f], sizeof(paths[f]), MODEL_OUT "/%s",
+			 model_files[f]);
+	return paths[f];
+}
+
 static volatile sig_atomic_t cancelled;
 
 /*
@@ -1283,7 +1294,7 @@ int main(int argc, char **argv)
 			    model_encode(header, wbuf, wlen, &file, &flen) < 0)
 				fail("encoding the model");
 			free(wbuf);
-			fp = fopen("out/model", "we");
+			fp = fopen(out_path(MODEL_FILE_MODEL), "we");
 			if (!fp || fwrite(file, 1, flen, fp) != flen ||
 			    fclose(fp) != 0)
 				fail("writing the model: %s", strerror(errno));
@@ -1307,11 +1318,12 @@ int main(int argc, char **argv)
 				json_object_set_new(meta, "id",
 						    json_string(idname));
 			if (!meta ||
-			    json_dump_file_short(meta, "out/meta.json",
+			    json_dump_file_short(meta, out_path(MODEL_FILE_META),
 						 JSON_INDENT(2) |
 							 JSON_PRESERVE_ORDER))
 				fail("writing meta.json");
-			if (json_dump_file_short(metrics, "out/metrics.json",
+			if (json_dump_file_short(metrics,
+						 out_path(MODEL_FILE_METRICS),
 						 JSON_INDENT(2) |
 							 JSON_PRESERVE_ORDER))
 				fail("writing metrics.json");
@@ -1320,7 +1332,7 @@ int main(int argc, char **argv)
 		}
 		/* sample.csv: held-out rows with what the model answers */
 		{
-			FILE *fp = fopen("out/sample.csv", "we");
+			FILE *fp = fopen(out_path(MODEL_FILE_SAMPLE), "we");
 			char num[NUM_SHORTEST_MAX];
 			size_t shown = 0, nout;
 			float *s;

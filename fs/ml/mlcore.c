@@ -2325,3 +2325,7 @@ int model_decode(const void *buf, size_t len, json_t **header,
 	*wlen = (size_t)w;
 	return 0;
 }
+
+#define MODEL_FILE_NAME(id, name) [id] = name,
+const char *const model_files[MODEL_NFILES] = { MODEL_FILES(MODEL_FILE_NAME) };
+#undef MODEL_FILE_NAME

@@ -237,4 +237,25 @@ int model_encode(json_t *header, const void *weights, size_t wlen,
 int model_decode(const void *buf, size_t len, json_t **header,
 		 const void **weights, size_t *wlen, char *msg, size_t msglen);
 
+/*
+ * The files of a model version, in the order ls shows them: the job
+ * program writes each into its out/ folder (MODEL_OUT), the runner
+ * publishes each as a blob of the version, and models/<m>/v<n>/ serves
+ * each.  A new artifact is one line here, and the code that writes it.
+ */
+#define MODEL_FILES(X)                                                        \
+	X(MODEL_FILE_MODEL, "model")                                          \
+	X(MODEL_FILE_META, "meta.json")                                       \
+	X(MODEL_FILE_METRICS, "metrics.json")                                 \
+	X(MODEL_FILE_SAMPLE, "sample.csv")
+
+#define MODEL_FILE_ENUM(id, name) id,
+enum model_file { MODEL_FILES(MODEL_FILE_ENUM) MODEL_NFILES };
+#undef MODEL_FILE_ENUM
+
+extern const char *const model_files[MODEL_NFILES];
+
+/* The job program's folder for them, relative to the job's directory. */
+#define MODEL_OUT "out"
+
 #endif

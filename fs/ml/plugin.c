@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "node.h"
+#include "names.h"
+#include "strbuf.h"
 #include "plugin.h"
 
 const char *plugin_stage_name(unsigned stage)

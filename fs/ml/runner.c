@@ -42,6 +42,7 @@
 #include "hostfile.h"
 #include "jsonout.h"
 #include "meta.h"
+#include "mlcore.h"
 #include "runner.h"
 #include "spec.h"
 #include "store.h"
@@ -857,9 +858,6 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 			 json_t *rec, unsigned *ver)
 {
 	static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
-	static const char *const files[] = { "model", "meta.json",
-					     "metrics.json", "sample.csv",
-					     NULL };
 	const char *model = json_string_value(json_object_get(plan, "model"));
 	char path[PATH_MAX + 32], when[32], hash[33];
 	json_t *meta, *man, *mrec = NULL, *fl;
@@ -868,7 +866,9 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 	unsigned v = 1;
 	int rc;
 
-	meta = load_json(j->dir, "out/meta.json");
+	snprintf(path, sizeof(path), MODEL_OUT "/%s",
+		 model_files[MODEL_FILE_META]);
+	meta = load_json(j->dir, path);
 	if (!meta)
 		return -EIO;
 	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
@@ -919,18 +919,18 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 				 JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
 		rc = -EIO;
 	fl = json_object();
-	for (int i = 0; rc == 0 && files[i]; i++) {
+	for (int i = 0; rc == 0 && i < MODEL_NFILES; i++) {
 		char rel[64];
 
-		snprintf(rel, sizeof(rel), "out/%s", files[i]);
-		if (strcmp(files[i], "meta.json") == 0) {
+		snprintf(rel, sizeof(rel), MODEL_OUT "/%s", model_files[i]);
+		if (i == MODEL_FILE_META) {
 			rc = ds_put_blob(fs, path, hash, &size);
 			unlink(path);
 		} else {
 			rc = put_copy(fs, j->dir, rel, hash, &size);
 		}
 		if (rc == 0)
-			json_object_set_new(fl, files[i],
+			json_object_set_new(fl, model_files[i],
 					    json_pack("{s:s, s:I}", "hash",
 						      hash, "size",
 						      (json_int_t)size));

@@ -26,7 +26,9 @@
 #include <jansson.h>
 
 #include "hash.h"
-#include "node.h"
+#include "ctx.h"
+#include "names.h"
+#include "strbuf.h"
 #include "problem.h"
 
 struct fs;

@@ -908,6 +908,7 @@ static void *remote_main(void *arg)
 
 int remote_start(struct fs *fs, char *msg, size_t msglen)
 {
+	fs->refuses_change = remote_refuses_change;
 	struct remote *r = &the_remote;
 	struct bcache_opts bo;
 	struct store *s3 = NULL, *cache = NULL;

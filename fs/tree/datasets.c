@@ -162,7 +162,8 @@ static const struct node_type version_files[] = {
 	{ "data.csv", S_IFREG | 0444, NODE_F_IMMUTABLE,
 	  .open = vdata_open, .read = vdata_read, .release = vdata_release,
 	  .fsync = vdata_fsync,
-	  .getattr = vdata_getattr },
+	  .getattr = vdata_getattr, .blob = obj_file_blob,
+	  .xattr = obj_file_xattr },
 	{ "schema", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = schema_show,
 	  .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = stats_show,
@@ -836,7 +837,8 @@ static const struct node_type dataset_files[] = {
 	{ "data.csv", S_IFREG | 0644, NODE_F_VOLATILE, .open = data_open,
 	  .read = data_read, .write = data_write, .truncate = data_truncate,
 	  .flush = data_flush, .fsync = data_fsync, .release = data_release,
-	  .getattr = data_getattr, .fgetattr = data_fgetattr },
+	  .getattr = data_getattr, .fgetattr = data_fgetattr,
+	  .blob = obj_file_blob, .xattr = obj_file_xattr },
 	{ "source", S_IFREG | 0644, 0, .show = source_show,
 	  .store = source_store, .check = source_check,
 	  .getattr = obj_file_getattr },
@@ -880,5 +882,5 @@ static int datasets_list(struct node *dir, node_fill_fn fill, void *ctx)
 const struct node_type datasets_type = {
 	"datasets", S_IFDIR | 01777, NODE_F_DYNAMIC,
 	.lookup = datasets_lookup, .list = datasets_list,
-	.make = obj_top_make, .drop = obj_top_drop,
+	.make = obj_top_make, .drop = obj_top_drop, .kind = &ds_datasets,
 };

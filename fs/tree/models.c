@@ -29,6 +29,7 @@
 #include "ds.h"
 #include "fs.h"
 #include "jsonout.h"
+#include "mlcore.h"
 #include "models.h"
 #include "objects.h"
 #include "predict.h"
@@ -584,20 +585,15 @@ static int predict_getattr(struct node *n, struct stat *st)
 	  .truncate = predict_truncate, .flush = predict_flush,              \
 	  .release = predict_release, .getattr = predict_getattr }
 
+/* A stored file of a version: model_files (mlcore.h) lists them. */
+#define VERSION_FILE(id, name)                                                \
+	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,         \
+	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync, \
+	  .getattr = vfile_getattr, .blob = obj_file_blob,                    \
+	  .xattr = obj_file_xattr },
+
 static const struct node_type version_files[] = {
-	{ "model", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
-	  .getattr = vfile_getattr },
-	{ "meta.json", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
-	  .getattr = vfile_getattr },
-	{ "metrics.json", S_IFREG | 0444, NODE_F_IMMUTABLE,
-	  .open = vfile_open, .read = vfile_read, .release = vfile_release,
-	  .fsync = vfile_fsync,
-	  .getattr = vfile_getattr },
-	{ "sample.csv", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,
-	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync,
-	  .getattr = vfile_getattr },
+	MODEL_FILES(VERSION_FILE)
 	PREDICT_TYPE,
 	{ NULL },
 };
@@ -607,7 +603,7 @@ static const struct node_type version_type = {
 	.getattr = obj_version_getattr, .refuse = "versions are immutable",
 };
 
-static const struct node_type model_files[] = {
+static const struct node_type model_dir_files[] = {
 	PREDICT_TYPE,
 	{ NULL },
 };
@@ -624,7 +620,7 @@ static int model_list(struct node *dir, node_fill_fn fill, void *ctx)
 }
 
 static const struct node_type model_type = {
-	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = model_files,
+	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = model_dir_files,
 	.lookup = model_lookup, .list = model_list, .drop = obj_drop,
 	.symlink = obj_symlink, .unlink = obj_unlink, .rename = obj_rename,
 	.getattr = obj_dir_getattr, .chmod = obj_chmod,
@@ -644,4 +640,5 @@ static int models_list(struct node *dir, node_fill_fn fill, void *ctx)
 const struct node_type models_type = {
 	"models", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = models_lookup,
 	.list = models_list, .make = obj_top_make, .drop = obj_top_drop,
+	.kind = &ds_models,
 };

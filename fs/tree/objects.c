@@ -19,9 +19,11 @@
 
 const struct ds_kind *obj_kind(struct node *n)
 {
-	return n->depth > 0 && strcmp(n->comp[0], "models") == 0
-		       ? &ds_models
-		       : &ds_datasets;
+	/* the top directory of every kind's tree says which it is */
+	for (; n; n = n->parent)
+		if (n->type->kind)
+			return n->type->kind;
+	return NULL;
 }
 
 const char *obj_name(struct node *n)
@@ -412,80 +414,98 @@ int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
 	return n < 0 ? (int)n : 0;
 }
 
-/*
- * "<datasets|models>/<name>/[v<n>/]<file>" into comp[] (in buf), the
- * kind and the version (0: latest); -ENODATA for any other path.
- */
-static int split_obj_path(const char *path, char *buf, size_t buflen,
-			  char *comp[6], unsigned *n, const struct ds_kind **k,
-			  unsigned *v)
+int obj_file_blob(struct node *n, char *key, size_t len)
 {
-	char *save = NULL, *p;
+	const char *h = NULL;
+	json_t *man, *files;
+	int rc;
 
-	*n = 0;
-	*v = 0;
-	snprintf(buf, buflen, "%s", path);
-	for (p = strtok_r(buf, "/", &save); p && *n < 6;
-	     p = strtok_r(NULL, "/", &save))
-		comp[(*n)++] = p;
-	if (*n != 3 && *n != 4)
-		return -ENODATA;
-	if (strcmp(comp[0], "datasets") == 0)
-		*k = &ds_datasets;
-	else if (strcmp(comp[0], "models") == 0)
-		*k = &ds_models;
-	else
-		return -ENODATA;
-	if (*n == 4 && !node_name_is_version(comp[2], v))
-		return -ENODATA;
-	return 0;
+	rc = ds_version(n->fs, obj_kind(n), obj_name(n), obj_ver(n), &man);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENODATA : rc;
+	files = json_object_get(man, "files");
+	if (ds_is_pending(man))
+		rc = -EREMOTE; /* a lazy import not read yet */
+	else if (files) /* a version of several files: this one's */
+		h = json_string_value(json_object_get(
+			json_object_get(files, n->name), "hash"));
+	else /* a version of one file */
+		h = json_string_value(json_object_get(man, "hash"));
+	if (h)
+		ds_blob_key(h, key, len);
+	json_decref(man);
+	return rc < 0 ? rc : h ? 0 : -ENODATA;
 }
 
-int obj_path_import(struct fs *fs, const char *path, struct problem *pb)
+/*
+ * Where a stored file's content is (FSx's hsm_state): with a local store
+ * everything is on the store's disk ("synced"); on S3 the cache says.
+ */
+int obj_file_xattr(struct node *n, const char *name, char *out,
+		   size_t outlen)
 {
-	char buf[1024], *comp[6];
-	const struct ds_kind *k;
-	unsigned v, n;
-	json_t *man;
-	int rc = split_obj_path(path, buf, sizeof(buf), comp, &n, &k, &v);
+	struct fs *fs = n->fs;
+	char key[128];
+	int rc = obj_file_blob(n, key, sizeof(key));
 
-	if (rc < 0 || k != &ds_datasets || strcmp(comp[n - 1], "data.csv"))
-		return -ENODATA;
-	rc = ds_version_ready(fs, comp[1], v, &man, pb);
-	json_decref(man);
-	return rc;
+	if (strcmp(name, "user.mlfs.state") == 0) {
+		if (rc == -EREMOTE) /* in the bucket only: not imported yet */
+			return snprintf(out, outlen, "released");
+		if (rc < 0)
+			return snprintf(out, outlen, "local");
+		if (bcache_is_cache(fs->store))
+			return bcache_state(fs->store, key, out, outlen) < 0
+				       ? -EIO
+				       : (int)strlen(out);
+		return snprintf(out, outlen, "synced");
+	}
+	if (strcmp(name, "user.mlfs.cached_bytes") == 0) {
+		long long bytes = 0;
+		struct stat st;
+
+		if (rc == 0 && bcache_is_cache(fs->store))
+			bytes = bcache_cached_bytes(fs->store, key);
+		else if (rc != -EREMOTE && n->type->getattr &&
+			 n->type->getattr(n, &st) == 0)
+			bytes = st.st_size;
+		return snprintf(out, outlen, "%lld", bytes < 0 ? 0 : bytes);
+	}
+	return -ENODATA;
 }
 
 int obj_path_blob(struct fs *fs, const char *path, char *key, size_t len)
 {
-	char buf[1024], *comp[6];
-	const struct ds_kind *k;
-	unsigned v, n;
-	const char *h = NULL;
-	json_t *man;
-	int rc;
+	struct node *n;
+	int rc = node_walk(fs, path, &n);
 
-	rc = split_obj_path(path, buf, sizeof(buf), comp, &n, &k, &v);
 	if (rc < 0)
-		return rc;
-	rc = ds_version(fs, k, comp[1], v, &man);
+		return rc == -ENOENT || rc == -ENOTDIR ? -ENODATA : rc;
+	rc = n->type->blob ? n->type->blob(n, key, len) : -ENODATA;
+	node_walk_free(n);
+	return rc;
+}
+
+int obj_path_import(struct fs *fs, const char *path, struct problem *pb)
+{
+	char key[128];
+	struct node *n;
+	json_t *man;
+	int rc = node_walk(fs, path, &n);
+
 	if (rc < 0)
-		return rc == -ENOENT ? -ENODATA : rc;
-	if (ds_is_pending(man) && strcmp(comp[n - 1], "data.csv") == 0) {
+		return -ENODATA;
+	rc = n->type->blob ? n->type->blob(n, key, sizeof(key)) : -ENODATA;
+	/* only a dataset's version is imported lazily (an s3:// source) */
+	if (rc == -EREMOTE && obj_kind(n) == &ds_datasets) {
+		rc = ds_version_ready(fs, obj_name(n), obj_ver(n), &man, pb);
 		json_decref(man);
-		return -EREMOTE; /* a lazy import not read yet */
+	} else if (rc == 0) {
+		rc = 0; /* here already */
+	} else {
+		rc = -ENODATA;
 	}
-	if (k == &ds_datasets && strcmp(comp[n - 1], "data.csv") == 0)
-		h = json_string_value(json_object_get(man, "hash"));
-	else if (k == &ds_models && n == 4)
-		h = json_string_value(json_object_get(
-			json_object_get(json_object_get(man, "files"),
-					comp[3]),
-			"hash"));
-	if (h)
-		ds_blob_key(h, key, len);
-	json_decref(man);
-	return h ? 0 : -ENODATA;
+	node_walk_free(n);
+	return rc;
 }
 
 /* How often a wait for the bucket looks for the caller's interrupt. */

@@ -2,8 +2,9 @@
 /*
  * What datasets/ and models/ share: objects with immutable versions,
  * `latest` and user aliases (DESIGN.md: "versions look the same
- * everywhere").  The kind of object is the node's first path component;
- * the object is the second, the version directory the third.  These are
+ * everywhere").  The kind of object is the one its top directory's node
+ * type names (node_type.kind); the object is the node's second path
+ * component, the version directory the third.  These are
  * node ops and helpers for datasets.c and models.c; any FUSE worker.
  */
 #ifndef MLFS_FS_OBJECTS_H
@@ -95,6 +96,14 @@ int obj_sync(struct fs *fs, const char *key, const char *path,
 /* obj_sync for the blob behind an open file of node n. */
 int obj_blob_sync(struct node *n, struct obj_blob *b,
 		  const struct fs_ctx *ctx);
+
+/*
+ * Files whose content is a stored blob (a dataset version's data.csv, a
+ * model version's files): node_type.blob and node_type.xattr.
+ */
+int obj_file_blob(struct node *n, char *key, size_t len);
+int obj_file_xattr(struct node *n, const char *name, char *out,
+		   size_t outlen);
 
 /*
  * obj_path_blob: the store key of the content behind a mount-relative

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -368,8 +369,37 @@ static int readme_show(struct node *n, struct strbuf *out)
  */
 static struct node_type root_children[ROOT_N + 1];
 
+/*
+ * df: the store's disk; on S3, the cache's limit and what it holds (a
+ * fuller disk than the cache limit shows as less free space).
+ */
+static int root_statfs(struct node *n, struct statvfs *sv)
+{
+	struct fs *fs = n->fs;
+	struct bcache_stats st;
+
+	if (statvfs(fs->opts.store_dir, sv) < 0)
+		return -errno;
+	sv->f_namemax = 255;
+	if (bcache_is_cache(fs->store) && bcache_stats(fs->store, &st) == 0 &&
+	    st.size_limit && sv->f_frsize) {
+		uint64_t used = st.bytes_cached + st.bytes_outbox;
+		uint64_t free_b = used >= st.size_limit
+					  ? 0
+					  : (st.size_limit - used) / sv->f_frsize;
+
+		sv->f_blocks = st.size_limit / sv->f_frsize;
+		if (free_b < sv->f_bfree)
+			sv->f_bfree = free_b;
+		if (free_b < sv->f_bavail)
+			sv->f_bavail = free_b;
+	}
+	return 0;
+}
+
 const struct node_type root_type = {
 	"", S_IFDIR | 0755, 0, .children = root_children,
+	.statfs = root_statfs,
 };
 
 void root_init(void)
