@@ -144,8 +144,11 @@ static int parse_dataset_ref(const char *ref, char *name, size_t nlen,
 		return -EINVAL;
 	if (!at)
 		return 0;
+	/* digits only: strtoul would also take " 1", "+1" and "-1" */
+	if (at[1] < '0' || at[1] > '9')
+		return -EINVAL;
 	v = strtoul(at + 1, &end, 10);
-	if (*end || at[1] == '\0' || v == 0 || v > 999999999UL)
+	if (*end || v == 0 || v > 999999999UL)
 		return -EINVAL;
 	*ver = (unsigned)v;
 	return 0;
