@@ -686,6 +686,12 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	}
 	if (task == MLFS_TASK_CLUSTERING)
 		label = NULL;
+	else if (!label) {
+		/* a task given in the spec skipped the check above */
+		problem_set(pb, 1, 1, "\"label\": the dataset has no label "
+				      "column: name one");
+		goto out;
+	}
 	if (task == MLFS_TASK_REGRESSION &&
 	    strcmp(json_string_value(json_object_get(
 			   schema_col(schema, label), "type")),

@@ -409,6 +409,13 @@ static const struct {
 	  -EINVAL, "task", "'km' does not do classification", "'task'", 0 },
 	{ "{'dataset': 'ids', 'algorithm': 'lin'}", -EINVAL, "label",
 	  "the dataset has no label column: name one", NULL, 0 },
+	{ "{'dataset': 'ids', 'algorithm': 'lin', 'task': 'regression'}",
+	  -EINVAL, "label", "the dataset has no label column: name one", NULL,
+	  0 },
+	{ "{'dataset': 'ids', 'algorithm': 'lin', "
+	  "'task': 'classification'}",
+	  -EINVAL, "label", "the dataset has no label column: name one", NULL,
+	  0 },
 	/* features */
 	{ BASE "'features': []}", -EINVAL, "features",
 	  "must be a non-empty list of column names", "'features'", 0 },
