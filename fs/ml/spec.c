@@ -813,19 +813,18 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 		goto out;
 	}
 	rc = -EINVAL;
-	if ((json_object_get(spec, "timeout") &&
-	     parse_size(json_object_get(spec, "timeout"), &timeout) < 0) ||
-	    (json_object_get(spec, "memory") &&
-	     parse_size(json_object_get(spec, "memory"), &memory) < 0)) {
-		json_decref(feats);
-		problem_field(pb, text,
-			      timeout < 0 || (json_object_get(spec, "timeout") &&
-					      timeout <= 0)
-				      ? "timeout"
-				      : "memory",
-			      "must be a positive number (seconds; bytes or "
-			      "a size such as \"2G\")");
-		goto out;
+	for (int i = 0; i < 2; i++) {
+		const char *f = i ? "memory" : "timeout";
+
+		if (json_object_get(spec, f) &&
+		    parse_size(json_object_get(spec, f),
+			       i ? &memory : &timeout) < 0) {
+			json_decref(feats);
+			problem_field(pb, text, f,
+				      "must be a positive number (seconds; "
+				      "bytes or a size such as \"2G\")");
+			goto out;
+		}
 	}
 	*plan = json_pack(
 		"{s:s, s:s, s:O, s:{s:s, s:i, s:s, s:s, s:I, s:I}, s:s, s:s, "

@@ -532,6 +532,8 @@ static const struct {
 	  "must be a positive number", "'timeout'", 0 },
 	{ BASE "'timeout': 'abc'}", -EINVAL, "timeout",
 	  "must be a positive number", "'timeout'", 0 },
+	{ BASE "'timeout': '10x'}", -EINVAL, "timeout",
+	  "must be a positive number", "'timeout'", 0 },
 	{ BASE "'timeout': '10', 'memory': '2Q'}", -EINVAL, "memory",
 	  "must be a positive number", "'memory'", 0 },
 	{ BASE "'memory': -5}", -EINVAL, "memory",
