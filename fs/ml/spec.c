@@ -516,7 +516,8 @@ static int parse_size(json_t *v, double *out)
 	if (*end == 'B' || *end == 'b')
 		end++;
 	*out = x;
-	return *end || x <= 0 ? -EINVAL : 0;
+	/* "nan" and "inf" parse, but no plan can hold them (json_real) */
+	return *end || !(x > 0) || !isfinite(x) ? -EINVAL : 0;
 }
 
 int spec_may_write_model(struct fs *fs, const struct host_user *writer,

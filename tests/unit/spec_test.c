@@ -542,6 +542,12 @@ static const struct {
 	  "must be a positive number", "'memory'", 0 },
 	{ BASE "'memory': '2GB '}", -EINVAL, "memory",
 	  "must be a positive number", "'memory'", 0 },
+	{ BASE "'memory': 'nan'}", -EINVAL, "memory",
+	  "must be a positive number", "'memory'", 0 },
+	{ BASE "'timeout': 'inf'}", -EINVAL, "timeout",
+	  "must be a positive number", "'timeout'", 0 },
+	{ BASE "'timeout': '1e999'}", -EINVAL, "timeout",
+	  "must be a positive number", "'timeout'", 0 },
 };
 
 static int fs_setup(struct fs *fs, struct store *st, const char *dir,
