@@ -65,6 +65,8 @@ static const struct step {
 	{ OPEN, "datasets/iris/v1/data.csv", NULL, 0, 0, ANY, 1, "open" },
 	{ FORGET, "datasets/iris/v1/data.csv", NULL, 1, 0, ANY, 0,
 	  "forgotten while open" },
+	{ FORGET, "datasets/iris/v1/data.csv", NULL, 1, 0, ANY, 0,
+	  "a second forget of a forgotten node changes nothing" },
 	{ LOOKUP, "datasets/iris/v1/data.csv", "f", 0, 0, NEW, 1,
 	  "looked up while the old one is open: a new inode" },
 	{ CLOSE, "datasets/iris/v1/data.csv", NULL, 0, 0, ANY, 1,
@@ -89,6 +91,8 @@ static const struct step {
 	  "its subtree keeps its paths" },
 	{ MOVE, "datasets/iris/nope", "x", 0, 0, ANY, 0,
 	  "moving an unknown name does nothing" },
+	{ FORGET, "", NULL, 1000, 0, ANY, 0, "the root is never forgotten" },
+	{ LOOKUP, "models", "d", 0, 0, NEW, 1, "and still serves lookups" },
 	{ LOOKUP, "datasets/iris/v1", "x", 0, -EINVAL, ANY, 0,
 	  "(bad test type)" },
 };
