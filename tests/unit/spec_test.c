@@ -686,6 +686,10 @@ static void test_resolve(void)
 		dq(resolve_cases[i].msg, want, sizeof(want));
 		rc = spec_resolve(&fs, "j1", text, &ctx, &plan, &pb);
 		snprintf(name, sizeof(name), "resolve %s", text);
+		/* a test name is one TAP line */
+		for (char *c = name; *c; c++)
+			if (*c == '\n')
+				*c = ' ';
 		is_int(rc, resolve_cases[i].rc, name);
 		if (resolve_cases[i].rc == 0) {
 			is_str(json_string_value(json_object_get(plan, "task")),
