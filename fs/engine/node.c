@@ -287,8 +287,13 @@ void node_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 	 * count is on its way to zero.
 	 */
 	pthread_mutex_lock(&fs->nodes_lock);
-	last = ino != FUSE_ROOT_ID && n->nlookup <= nlookup;
-	n->nlookup = last ? 0 : n->nlookup - nlookup;
+	/*
+	 * A node already at zero (forgotten, kept by an open handle) has
+	 * no table reference left to drop; and the root's count stops at
+	 * zero instead of wrapping.
+	 */
+	last = ino != FUSE_ROOT_ID && n->nlookup > 0 && n->nlookup <= nlookup;
+	n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
 	pthread_mutex_unlock(&fs->nodes_lock);
 	if (last)
 		node_put(n); /* the table's reference */

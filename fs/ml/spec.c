@@ -144,8 +144,11 @@ static int parse_dataset_ref(const char *ref, char *name, size_t nlen,
 		return -EINVAL;
 	if (!at)
 		return 0;
+	/* digits only: strtoul would also take " 1", "+1" and "-1" */
+	if (at[1] < '0' || at[1] > '9')
+		return -EINVAL;
 	v = strtoul(at + 1, &end, 10);
-	if (*end || at[1] == '\0' || v == 0 || v > 999999999UL)
+	if (*end || v == 0 || v > 999999999UL)
 		return -EINVAL;
 	*ver = (unsigned)v;
 	return 0;
@@ -513,7 +516,8 @@ static int parse_size(json_t *v, double *out)
 	if (*end == 'B' || *end == 'b')
 		end++;
 	*out = x;
-	return *end || x <= 0 ? -EINVAL : 0;
+	/* "nan" and "inf" parse, but no plan can hold them (json_real) */
+	return *end || !(x > 0) || !isfinite(x) ? -EINVAL : 0;
 }
 
 int spec_may_write_model(struct fs *fs, const struct host_user *writer,
@@ -683,6 +687,12 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	}
 	if (task == MLFS_TASK_CLUSTERING)
 		label = NULL;
+	else if (!label) {
+		/* a task given in the spec skipped the check above */
+		problem_set(pb, 1, 1, "\"label\": the dataset has no label "
+				      "column: name one");
+		goto out;
+	}
 	if (task == MLFS_TASK_REGRESSION &&
 	    strcmp(json_string_value(json_object_get(
 			   schema_col(schema, label), "type")),
@@ -804,19 +814,18 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 		goto out;
 	}
 	rc = -EINVAL;
-	if ((json_object_get(spec, "timeout") &&
-	     parse_size(json_object_get(spec, "timeout"), &timeout) < 0) ||
-	    (json_object_get(spec, "memory") &&
-	     parse_size(json_object_get(spec, "memory"), &memory) < 0)) {
-		json_decref(feats);
-		problem_field(pb, text,
-			      timeout < 0 || (json_object_get(spec, "timeout") &&
-					      timeout <= 0)
-				      ? "timeout"
-				      : "memory",
-			      "must be a positive number (seconds; bytes or "
-			      "a size such as \"2G\")");
-		goto out;
+	for (int i = 0; i < 2; i++) {
+		const char *f = i ? "memory" : "timeout";
+
+		if (json_object_get(spec, f) &&
+		    parse_size(json_object_get(spec, f),
+			       i ? &memory : &timeout) < 0) {
+			json_decref(feats);
+			problem_field(pb, text, f,
+				      "must be a positive number (seconds; "
+				      "bytes or a size such as \"2G\")");
+			goto out;
+		}
 	}
 	*plan = json_pack(
 		"{s:s, s:s, s:O, s:{s:s, s:i, s:s, s:s, s:I, s:I}, s:s, s:s, "

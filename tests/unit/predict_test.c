@@ -238,6 +238,145 @@ static bool three_same(const char *text)
 }
 
 /*
+ * Rows as written, on the model of inputs a and b: each text gives the
+ * same answers in one write, cut in two at every byte, and one byte per
+ * write; and those answers are want, or (want NULL) the answers to like.
+ */
+static const struct {
+	const char *text;
+	size_t len;        /* 0: strlen(text) (texts with NUL give theirs) */
+	const char *want;
+	const char *like;
+	const char *why;
+} stream_cases[] = {
+	{ "3,20\n", 0, NULL, "3,20\n", "a row" },
+	{ "a,b\n3,20\n", 0, NULL, "3,20\n", "a header" },
+	{ "b,a\n20,3\n", 0, NULL, "3,20\n", "a header in another order" },
+	{ " b\t, a \n20,3\n", 0, NULL, "3,20\n", "names trimmed" },
+	{ "x,b,a\n9,20,3\n", 0, NULL, "3,20\n", "an extra column" },
+	{ "\"b\",\"a\"\n\"20\",\"3\"\n", 0, NULL, "3,20\n",
+	  "quoted header and fields" },
+	{ "a,b\r\n3,20\r\n1,10\r\n", 0, NULL, "3,20\n1,10\n", "CRLF" },
+	{ "\n\na,b\n\n3,20\n\r\n\n", 0, NULL, "3,20\n", "empty lines" },
+	{ "\r\n\n", 0, "", NULL, "only empty lines" },
+	{ "a,b\n3,20", 0, NULL, "3,20\n", "the last row without a newline" },
+	{ "{\"b\": 20, \"a\": 3}\n", 0, NULL, "{\"a\": 3, \"b\": 20}\n",
+	  "JSON, any key order" },
+	{ "{\"a\": \"3\", \"b\": 20, \"c\": [1]}\r\n", 0, NULL,
+	  "{\"a\": 3, \"b\": 20}\n", "JSON: a number as a string, CRLF, "
+	  "an extra key" },
+	{ "{}\n", 0, NULL, "{\"a\": null, \"b\": null}\n",
+	  "JSON: nothing given is the training mean" },
+	{ "b,a\n20,3\n{\"a\": 3, \"b\": 20}\n20,3\n", 0, NULL,
+	  "3,20\n{\"a\": 3, \"b\": 20}\n3,20\n", "CSV and JSON mixed" },
+	{ "{\"a\": true, \"b\": 1}\n", 0,
+	  "error: a: a JSON boolean, not a value\n", NULL, "JSON boolean" },
+	{ "{\"a\": 1, \"b\": [1]}\n", 0, "error: b: a JSON array, not a value\n",
+	  NULL, "JSON array" },
+	{ "{\"a\": {}, \"b\": 1}\n", 0, "error: a: a JSON object, not a value\n",
+	  NULL, "JSON object" },
+	{ "{\"a\": 3,\n", 0, "error: bad JSON: string or '}' expected near "
+	  "end of file\n", NULL, "JSON cut by its newline" },
+	{ "{\"a\": 3} 1\n", 0, "error: bad JSON: end of file expected near "
+	  "'1'\n", NULL, "JSON with more after it" },
+	{ "{\"a\": 3\0, \"b\": 20}\n", 18, NULL, "{\"a\": 3, \"b\": 20}\n",
+	  "JSON: jansson skips a NUL between tokens" },
+	{ "3\0,20\n", 6, "error: a: not a number\n", NULL,
+	  "a NUL in a field: the value is not shown" },
+	{ "\0\n", 2, "error: expected 2 fields, got 1\n", NULL,
+	  "a row of one NUL" },
+	{ "[1,2]\n", 0, "error: a: not a number \"[1\"\n", NULL,
+	  "a JSON array is a CSV row" },
+	{ "\"3,5\",20\n", 0, "error: a: not a number \"3,5\"\n", NULL,
+	  "a quoted comma stays in its field" },
+	{ "\"3\"\"\",20\n", 0, "error: a: not a number \"3\"\"\n", NULL,
+	  "a doubled quote" },
+	{ "\"3,20\n", 0, "error: unterminated or stray quote\n", NULL,
+	  "an unterminated quote" },
+	{ "\"3\"x,20\n", 0, "error: unterminated or stray quote\n", NULL,
+	  "a stray quote" },
+	{ "3\n", 0, "error: expected 2 fields, got 1\n", NULL, "too few" },
+	{ "3,20,5\n", 0, "error: expected 2 fields, got 3\n", NULL,
+	  "too many" },
+	{ "3,20,\n", 0, "error: expected 2 fields, got 3\n", NULL,
+	  "a trailing comma is a field" },
+	{ "a,b\nb,a\n", 0, "error: a: not a number \"b\"\n", NULL,
+	  "a second header is data" },
+	{ "a,b,a\n3,20,3\n{\"a\": 3, \"b\": 20}\n", 0, NULL,
+	  "a,b,a\n3,20,3\n{\"a\": 3, \"b\": 20}\n",
+	  "(a refused header, JSON after)" },
+	{ "x\n", 0, "error: expected 2 fields, got 1\n", NULL,
+	  "one word is a row" },
+};
+
+/* text written as one write (cut < 0), cut in two at byte cut, or one
+ * byte per write (cut == len + 1); NULL on failure */
+static char *stream_answers(struct served *m, const char *text, size_t len,
+			    long cut)
+{
+	struct strbuf out = { 0 };
+	struct pstream *s;
+	int rc = 0;
+	char *r;
+
+	if (pstream_new(m, &s) < 0)
+		return NULL;
+	if (cut < 0) {
+		rc = pstream_write(s, text, len, &out);
+	} else if ((size_t)cut <= len) {
+		rc = pstream_write(s, text, (size_t)cut, &out);
+		if (rc == 0)
+			rc = pstream_write(s, text + cut, len - (size_t)cut,
+					   &out);
+	} else {
+		for (size_t i = 0; i < len && rc == 0; i++)
+			rc = pstream_write(s, text + i, 1, &out);
+	}
+	if (rc == 0)
+		rc = pstream_finish(s, &out);
+	pstream_free(s);
+	if (rc < 0 || sb_append(&out, "", 1) < 0) {
+		sb_free(&out);
+		return NULL;
+	}
+	r = strdup(out.buf);
+	sb_free(&out);
+	return r;
+}
+
+static void test_stream_table(struct served *m)
+{
+	for (size_t i = 0; i < sizeof(stream_cases) / sizeof(stream_cases[0]);
+	     i++) {
+		const char *text = stream_cases[i].text;
+		size_t len = stream_cases[i].len ? stream_cases[i].len
+						 : strlen(text);
+		char *whole = stream_answers(m, text, len, -1), *want;
+		long differ = -2;
+
+		for (long cut = 0; whole && cut <= (long)len + 1; cut++) {
+			char *got = stream_answers(m, text, len, cut);
+
+			if (!got || strcmp(got, whole) != 0)
+				differ = cut;
+			free(got);
+			if (differ != -2)
+				break;
+		}
+		if (!tap_ok(whole && differ == -2, __FILE__, __LINE__,
+			    "differ == -2", stream_cases[i].why))
+			printf("#   answers differ when cut at byte %ld\n",
+			       differ);
+		want = stream_cases[i].want
+			       ? strdup(stream_cases[i].want)
+			       : answers(m, stream_cases[i].like);
+		is_str(whole, want, "its answers");
+		free(want);
+		free(whole);
+	}
+}
+
+/*
  * Headers: extra columns ignored, any order, names trimmed; the id column
  * echoed first (CSV quoted as it must be, JSON as given); a repeated or
  * missing column refuses the header and every row after it; a first row
@@ -304,6 +443,7 @@ static void test_headers_and_ids(struct fs *fs)
 	ok(three_same(two), "JSON: null and absent are the training mean");
 	free(one);
 	free(two);
+	test_stream_table(m);
 	test_alloc_failures(m);
 	served_put(m);
 	served_put(c);
@@ -363,7 +503,6 @@ int main(void)
 	struct fs fs = { .plugins = &ps };
 	struct served *m = NULL;
 
-	plan(21);
 	fs.log_fp = stderr;
 	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
