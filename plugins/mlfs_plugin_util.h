@@ -13,7 +13,8 @@
  * Three parts:
  *
  * 1. Messages.  mlfs_err() fills a train op's msg and returns
- *    -EINVAL.
+ *    -EINVAL.  mlfs_train_new() is a whole usual init: host and task
+ *    checks, the instance, its copy of the host table, the params.
  *
  * 2. A parameter table.  A plugin describes its spec "params" as data,
  *    one struct mlfs_param_spec a parameter (name, kind, where the value
@@ -366,6 +367,64 @@ static inline int mlfs_params_apply(const struct mlfs_param_spec *table,
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+/* ---- init ---- */
+
+/*
+ * What mlfs_train_new needs to know of a train plugin's instance struct,
+ * which holds a copy of the host table, the task and the params.
+ */
+struct mlfs_train_info {
+	const char *name;    /* the plugin's, for messages: "linear" */
+	unsigned tasks;	     /* the MLFS_TASK_* bits init accepts */
+	const char *does;    /* "does regression only": "linear does
+			      * regression only, not task 4" */
+	size_t size;	     /* sizeof the instance struct */
+	size_t host_offset;  /* of its struct mlfs_host */
+	size_t task_offset;  /* of its unsigned task */
+	const struct mlfs_param_spec *params; /* the table */
+};
+
+/*
+ * The whole of a usual train op init: refuse a missing host table and a
+ * task outside info->tasks, allocate the instance zeroed, copy the host
+ * table into it as far as both the daemon and the plugin know the struct
+ * (an older daemon's is shorter: the fields it lacks stay NULL), store
+ * the task, and apply the params (mlfs_params_apply).  On success *inst
+ * is the instance (the plugin's fini frees it with free()); on failure
+ * *inst is NULL and the result is -EINVAL with msg, or -ENOMEM.
+ */
+static inline int mlfs_train_new(const struct mlfs_train_info *info,
+				 const struct mlfs_host *host, unsigned task,
+				 const struct mlfs_param *params,
+				 size_t nparams, void **inst, char *msg,
+				 size_t msglen)
+{
+	size_t hs;
+	char *obj;
+	int rc;
+
+	*inst = NULL;
+	if (!host)
+		return mlfs_err(msg, msglen, "no host table");
+	if (!(task & info->tasks) || (task & (task - 1)))
+		return mlfs_err(msg, msglen, "%s %s, not task %u", info->name,
+				info->does, task);
+	obj = (char *)calloc(1, info->size);
+	if (!obj)
+		return -ENOMEM;
+	hs = host->size < sizeof(*host) ? host->size : sizeof(*host);
+	memcpy(obj + info->host_offset, host, hs);
+	memcpy(obj + info->task_offset, &task, sizeof(task));
+	rc = mlfs_params_apply(info->params, info->name, obj, params, nparams,
+			       msg, msglen);
+	if (rc < 0) {
+		free(obj);
+		return rc;
+	}
+	*inst = obj;
 	return 0;
 }
 
