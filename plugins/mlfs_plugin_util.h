@@ -686,6 +686,16 @@ static inline uint64_t mlfs_fnv1a64(const void *p, size_t len)
 	return h;
 }
 
+/* Read a four-byte magic; -EINVAL if the bytes start otherwise. */
+static inline int mlfs_get_magic(struct mlfs_reader *r, const char *magic)
+{
+	if (r->err || r->left < 4 || memcmp(r->p, magic, 4) != 0)
+		return mlfs_reader_fail(r);
+	r->p += 4;
+	r->left -= 4;
+	return 0;
+}
+
 /*
  * Read the magic and version.  version is what mlfs_put_header writes
  * today.  legacy, if not 0, is an older version whose bytes end in an
@@ -702,11 +712,11 @@ static inline long mlfs_get_header(struct mlfs_reader *r, const char *magic,
 	size_t len = r->left;
 	uint32_t v;
 
-	if (r->err || r->left < 8 || memcmp(r->p, magic, 4) != 0)
-		return mlfs_reader_fail(r);
-	r->p += 4;
-	r->left -= 4;
+	if (mlfs_get_magic(r, magic) < 0)
+		return -EINVAL;
 	v = mlfs_get_u32(r);
+	if (r->err)
+		return -EINVAL;
 	if (v == version && v != legacy)
 		return (long)v;
 	if (!legacy || v != legacy || r->left < 8)
