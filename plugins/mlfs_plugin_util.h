@@ -24,12 +24,9 @@
  *    the built-in plugins use:
  *
  *	static const struct mlfs_param_spec ridge_params[] = {
- *		{ .name = "l2", .kind = MLFS_PARAM_KIND_NUMBER,
- *		  .offset = offsetof(struct ridge, l2), .dflt = 1, .min = 0 },
- *		{ .name = "max_iter", .kind = MLFS_PARAM_KIND_INT,
- *		  .offset = offsetof(struct ridge, max_iter), .dflt = 100,
- *		  .min = 1, .max = 1e9 },
- *		{ .name = NULL },
+ *		MLFS_PARAM_NUMBER("l2", struct ridge, l2, 1, 0),
+ *		MLFS_PARAM_INT("max_iter", struct ridge, max_iter, 100, 1, 1e9),
+ *		MLFS_PARAM_END,
  *	};
  *	rc = mlfs_params_apply(ridge_params, "ridge", rg, params, nparams,
  *			       msg, msglen);
@@ -139,7 +136,7 @@ enum mlfs_param_kind {
 struct mlfs_param_spec {
 	const char *name;    /* as in the spec's "params"; NULL ends */
 	int kind;	     /* enum mlfs_param_kind */
-	size_t offset;	     /* of the field, offsetof(struct plugin, x) */
+	size_t offset;	     /* of the field: MLFS_PARAM_AT, offsetof */
 	double dflt;	     /* the value when not given (BOOL 0/1, ENUM
 			      * an index); LIST: see dflt_list */
 	double min;
@@ -154,6 +151,45 @@ struct mlfs_param_spec {
 	const char *noun;    /* "layer widths": "must be a list of %s" */
 	const char *item;    /* "widths": "%s must be integers from" */
 };
+
+/*
+ * Table entries in one line each, for C (they use designated
+ * initializers).  MLFS_PARAM_AT is offsetof(TYPE, FIELD) that also fails
+ * to compile unless FIELD has type CTYPE, so an entry cannot write a
+ * long into an int:
+ *
+ *	static const struct mlfs_param_spec ridge_params[] = {
+ *		MLFS_PARAM_NUMBER("l2", struct ridge, l2, 1, 0),
+ *		MLFS_PARAM_INT("max_iter", struct ridge, max_iter, 100, 1, 1e9),
+ *		MLFS_PARAM_END,
+ *	};
+ *
+ * MLFS_PARAM_NUMBER_ABOVE is a number that must be > MIN.  A number with
+ * an upper bound, or a list, is written out as a struct (mlp.c's
+ * "hidden").
+ */
+#define MLFS_PARAM_AT(TYPE, FIELD, CTYPE)                                   \
+	(offsetof(TYPE, FIELD) + 0 * sizeof(&((TYPE *)0)->FIELD - (CTYPE *)0))
+#define MLFS_PARAM_NUMBER(NAME, TYPE, FIELD, DFLT, MIN)                     \
+	{ .name = (NAME), .kind = MLFS_PARAM_KIND_NUMBER,                    \
+	  .offset = MLFS_PARAM_AT(TYPE, FIELD, double), .dflt = (DFLT),      \
+	  .min = (MIN) }
+#define MLFS_PARAM_NUMBER_ABOVE(NAME, TYPE, FIELD, DFLT, MIN)               \
+	{ .name = (NAME), .kind = MLFS_PARAM_KIND_NUMBER,                    \
+	  .offset = MLFS_PARAM_AT(TYPE, FIELD, double), .dflt = (DFLT),      \
+	  .min = (MIN), .flags = MLFS_PARAM_ABOVE_MIN }
+#define MLFS_PARAM_INT(NAME, TYPE, FIELD, DFLT, MIN, MAX)                   \
+	{ .name = (NAME), .kind = MLFS_PARAM_KIND_INT,                       \
+	  .offset = MLFS_PARAM_AT(TYPE, FIELD, long), .dflt = (DFLT),        \
+	  .min = (MIN), .max = (MAX) }
+#define MLFS_PARAM_BOOL(NAME, TYPE, FIELD, DFLT)                            \
+	{ .name = (NAME), .kind = MLFS_PARAM_KIND_BOOL,                      \
+	  .offset = MLFS_PARAM_AT(TYPE, FIELD, bool), .dflt = (DFLT) }
+#define MLFS_PARAM_ENUM(NAME, TYPE, FIELD, DFLT, CHOICES)                   \
+	{ .name = (NAME), .kind = MLFS_PARAM_KIND_ENUM,                      \
+	  .offset = MLFS_PARAM_AT(TYPE, FIELD, int), .dflt = (DFLT),         \
+	  .choices = (CHOICES) }
+#define MLFS_PARAM_END { .name = NULL }
 
 static inline bool mlfs_param_is_int(double v, double lo, double hi)
 {
@@ -386,6 +422,17 @@ struct mlfs_train_info {
 	size_t task_offset;  /* of its unsigned task */
 	const struct mlfs_param_spec *params; /* the table */
 };
+
+/*
+ * A struct mlfs_train_info for C, checking that TYPE's host and task
+ * fields have the types mlfs_train_new writes.
+ */
+#define MLFS_TRAIN_INFO(TYPE, NAME, TASKS, DOES, PARAMS)                    \
+	{ .name = (NAME), .tasks = (TASKS), .does = (DOES),                  \
+	  .size = sizeof(TYPE),                                              \
+	  .host_offset = MLFS_PARAM_AT(TYPE, host, struct mlfs_host),        \
+	  .task_offset = MLFS_PARAM_AT(TYPE, task, unsigned),                \
+	  .params = (PARAMS) }
 
 /*
  * The whole of a usual train op init: refuse a missing host table and a

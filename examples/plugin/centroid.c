@@ -33,22 +33,18 @@ struct centroid {
 	float *c;      /* k x d centres */
 };
 
-/* A parameter would be one line here, e.g. a number >= 0 with default 1:
- * { .name = "shrink", .kind = MLFS_PARAM_KIND_NUMBER,
- *   .offset = offsetof(struct centroid, shrink), .dflt = 1, .min = 0 }, */
+/*
+ * centroid takes no params.  One would be a line here, e.g. a number
+ * >= 0 with default 1 in a double field "shrink":
+ *	MLFS_PARAM_NUMBER("shrink", struct centroid, shrink, 1, 0),
+ */
 static const struct mlfs_param_spec centroid_params[] = {
-	{ .name = NULL },
+	MLFS_PARAM_END,
 };
 
-static const struct mlfs_train_info centroid_info = {
-	.name = "centroid",
-	.tasks = MLFS_TASK_CLASSIFICATION,
-	.does = "only classifies",
-	.size = sizeof(struct centroid),
-	.host_offset = offsetof(struct centroid, host),
-	.task_offset = offsetof(struct centroid, task),
-	.params = centroid_params,
-};
+static const struct mlfs_train_info centroid_info =
+	MLFS_TRAIN_INFO(struct centroid, "centroid", MLFS_TASK_CLASSIFICATION,
+			"only classifies", centroid_params);
 
 static int centroid_init(const struct mlfs_host *host, unsigned task,
 			 const struct mlfs_param *params, size_t nparams,

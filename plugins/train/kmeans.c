@@ -88,32 +88,17 @@ static bool km_cancelled(const struct km *km)
 /* ---- parameters ---- */
 
 static const struct mlfs_param_spec km_params[] = {
-	{ .name = "k", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct km, k), .dflt = 8, .min = 1,
-	  .max = KM_MAX_K },
-	{ .name = "max_iter", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct km, max_iter), .dflt = 300, .min = 1,
-	  .max = 1e9 },
-	{ .name = "tol", .kind = MLFS_PARAM_KIND_NUMBER,
-	  .offset = offsetof(struct km, tol), .dflt = 1e-4, .min = 0 },
-	{ .name = "n_init", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct km, n_init), .dflt = 10, .min = 1,
-	  .max = 1e6 },
-	{ .name = "seed", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct km, seed), .dflt = 0, .min = 0,
-	  .max = 1e9 },
-	{ .name = NULL },
+	MLFS_PARAM_INT("k", struct km, k, 8, 1, KM_MAX_K),
+	MLFS_PARAM_INT("max_iter", struct km, max_iter, 300, 1, 1e9),
+	MLFS_PARAM_NUMBER("tol", struct km, tol, 1e-4, 0),
+	MLFS_PARAM_INT("n_init", struct km, n_init, 10, 1, 1e6),
+	MLFS_PARAM_INT("seed", struct km, seed, 0, 0, 1e9),
+	MLFS_PARAM_END,
 };
 
-static const struct mlfs_train_info km_info = {
-	.name = "kmeans",
-	.tasks = MLFS_TASK_CLUSTERING,
-	.does = "does clustering only",
-	.size = sizeof(struct km),
-	.host_offset = offsetof(struct km, host),
-	.task_offset = offsetof(struct km, task),
-	.params = km_params,
-};
+static const struct mlfs_train_info km_info =
+	MLFS_TRAIN_INFO(struct km, "kmeans", MLFS_TASK_CLUSTERING,
+			"does clustering only", km_params);
 
 static int km_init(const struct mlfs_host *host, unsigned task,
 		   const struct mlfs_param *params, size_t nparams,

@@ -68,20 +68,13 @@ static void lin_metric(const struct lin *ln, const char *name, double v,
 /* ---- parameters ---- */
 
 static const struct mlfs_param_spec lin_params[] = {
-	{ .name = "l2", .kind = MLFS_PARAM_KIND_NUMBER,
-	  .offset = offsetof(struct lin, l2), .dflt = 0, .min = 0 },
-	{ .name = NULL },
+	MLFS_PARAM_NUMBER("l2", struct lin, l2, 0, 0),
+	MLFS_PARAM_END,
 };
 
-static const struct mlfs_train_info lin_info = {
-	.name = "linear",
-	.tasks = MLFS_TASK_REGRESSION,
-	.does = "does regression only",
-	.size = sizeof(struct lin),
-	.host_offset = offsetof(struct lin, host),
-	.task_offset = offsetof(struct lin, task),
-	.params = lin_params,
-};
+static const struct mlfs_train_info lin_info =
+	MLFS_TRAIN_INFO(struct lin, "linear", MLFS_TASK_REGRESSION,
+			"does regression only", lin_params);
 
 static int lin_init(const struct mlfs_host *host, unsigned task,
 		    const struct mlfs_param *params, size_t nparams,

@@ -139,42 +139,24 @@ static void logi_progress(const struct logi *lg, double frac,
 
 static const char *const logi_solvers[] = { "lbfgs", "sgd", NULL };
 
+/* l2's default NaN means 1/n, scikit-learn's C=1 */
 static const struct mlfs_param_spec logi_params[] = {
-	/* NaN: 1/n, scikit-learn's C=1 */
-	{ .name = "l2", .kind = MLFS_PARAM_KIND_NUMBER,
-	  .offset = offsetof(struct logi, l2), .dflt = NAN, .min = 0 },
-	{ .name = "solver", .kind = MLFS_PARAM_KIND_ENUM,
-	  .offset = offsetof(struct logi, solver), .dflt = LOGI_LBFGS,
-	  .choices = logi_solvers },
-	{ .name = "max_iter", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct logi, max_iter), .dflt = 100, .min = 1,
-	  .max = 1e9 },
-	{ .name = "tol", .kind = MLFS_PARAM_KIND_NUMBER,
-	  .offset = offsetof(struct logi, tol), .dflt = 1e-4, .min = 0 },
-	{ .name = "epochs", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct logi, epochs), .dflt = 0, .min = 1,
-	  .max = 1e9 },
-	{ .name = "batch_size", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct logi, batch_size), .dflt = 0, .min = 1,
-	  .max = 1e9 },
-	{ .name = "learning_rate", .kind = MLFS_PARAM_KIND_NUMBER,
-	  .offset = offsetof(struct logi, lr), .dflt = 0.1, .min = 0,
-	  .flags = MLFS_PARAM_ABOVE_MIN },
-	{ .name = "seed", .kind = MLFS_PARAM_KIND_INT,
-	  .offset = offsetof(struct logi, seed), .dflt = 0, .min = 0,
-	  .max = 1e9 },
-	{ .name = NULL },
+	MLFS_PARAM_NUMBER("l2", struct logi, l2, NAN, 0),
+	MLFS_PARAM_ENUM("solver", struct logi, solver, LOGI_LBFGS,
+			logi_solvers),
+	MLFS_PARAM_INT("max_iter", struct logi, max_iter, 100, 1, 1e9),
+	MLFS_PARAM_NUMBER("tol", struct logi, tol, 1e-4, 0),
+	MLFS_PARAM_INT("epochs", struct logi, epochs, 0, 1, 1e9),
+	MLFS_PARAM_INT("batch_size", struct logi, batch_size, 0, 1, 1e9),
+	MLFS_PARAM_NUMBER_ABOVE("learning_rate", struct logi, lr, 0.1, 0),
+	MLFS_PARAM_INT("seed", struct logi, seed, 0, 0, 1e9),
+	MLFS_PARAM_END,
 };
 
-static const struct mlfs_train_info logi_info = {
-	.name = "logistic",
-	.tasks = MLFS_TASK_CLASSIFICATION,
-	.does = "does classification only",
-	.size = sizeof(struct logi),
-	.host_offset = offsetof(struct logi, host),
-	.task_offset = offsetof(struct logi, task),
-	.params = logi_params,
-};
+static const struct mlfs_train_info logi_info =
+	MLFS_TRAIN_INFO(struct logi, "logistic",
+			MLFS_TASK_CLASSIFICATION, "does classification only",
+			logi_params);
 
 static int logi_init(const struct mlfs_host *host, unsigned task,
 		     const struct mlfs_param *params, size_t nparams,
