@@ -5,41 +5,53 @@
  * classifier: fit averages each class's rows; predict gives each class a
  * probability from a softmax of negative squared distances.
  *
+ * It uses the helpers installed beside the ABI header
+ * (mlfs_plugin_util.h): mlfs_train_new for init, with a parameter table
+ * (empty here: centroid takes none), and the writer and reader for
+ * save and load.
+ *
  * Everything is static except the descriptor; state lives in the
  * instance; predict does not modify the instance, so it may run on many
  * threads at once.
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mlfs_plugin.h>
+#include <mlfs_plugin_util.h>
 
 struct centroid {
+	struct mlfs_host host; /* copied by mlfs_train_new */
+	unsigned task;
 	size_t k;      /* classes */
 	size_t d;      /* features */
 	float *c;      /* k x d centres */
 };
 
+/*
+ * centroid takes no params.  One would be a line here, e.g. a number
+ * >= 0 with default 1 in a double field "shrink":
+ *	MLFS_PARAM_NUMBER("shrink", struct centroid, shrink, 1, 0),
+ */
+static const struct mlfs_param_spec centroid_params[] = {
+	MLFS_PARAM_END,
+};
+
+static const struct mlfs_train_info centroid_info =
+	MLFS_TRAIN_INFO(struct centroid, "centroid", MLFS_TASK_CLASSIFICATION,
+			"only classifies", centroid_params);
+
 static int centroid_init(const struct mlfs_host *host, unsigned task,
 			 const struct mlfs_param *params, size_t nparams,
 			 void **inst, char *msg, size_t msglen)
 {
-	(void)host;
-	if (task != MLFS_TASK_CLASSIFICATION) {
-		snprintf(msg, msglen, "centroid only classifies");
-		return -EINVAL;
-	}
-	if (nparams) {
-		snprintf(msg, msglen, "\"%s\": unknown parameter for centroid",
-			 params[0].name);
-		return -EINVAL;
-	}
-	*inst = calloc(1, sizeof(struct centroid));
-	return *inst ? 0 : -ENOMEM;
+	return mlfs_train_new(&centroid_info, host, task, params, nparams,
+			      inst, msg, msglen);
 }
 
 static int centroid_fit(void *inst, const struct mlfs_data *train,
@@ -110,43 +122,46 @@ static int centroid_predict(void *inst, const struct mlfs_matrix *x,
 	return 0;
 }
 
-/* bytes: "CNTR", k and d as u32, then k*d floats */
+/* bytes: "CNTR", k and d as u32, then k*d floats, little-endian */
 static int centroid_save(void *inst, void **buf, size_t *len)
 {
 	const struct centroid *m = inst;
-	uint32_t dims[2] = { (uint32_t)m->k, (uint32_t)m->d };
-	char *b;
+	struct mlfs_writer w = { 0 };
 
-	*len = 4 + sizeof(dims) + m->k * m->d * sizeof(float);
-	b = malloc(*len);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, "CNTR", 4);
-	memcpy(b + 4, dims, sizeof(dims));
-	memcpy(b + 4 + sizeof(dims), m->c, m->k * m->d * sizeof(float));
-	*buf = b;
-	return 0;
+	mlfs_put_bytes(&w, "CNTR", 4);
+	mlfs_put_u32(&w, (uint32_t)m->k);
+	mlfs_put_u32(&w, (uint32_t)m->d);
+	mlfs_put_f32s(&w, m->c, m->k * m->d);
+	return mlfs_writer_finish(&w, buf, len);
 }
 
 static int centroid_load(void *inst, const void *buf, size_t len)
 {
 	struct centroid *m = inst;
-	uint32_t dims[2];
-	const char *b = buf;
+	struct mlfs_reader r;
+	uint32_t k, d;
+	float *c;
 
-	if (len < 4 + sizeof(dims) || memcmp(b, "CNTR", 4) != 0)
+	mlfs_reader_init(&r, buf, len);
+	if (mlfs_get_magic(&r, "CNTR") < 0)
 		return -EINVAL;
-	memcpy(dims, b + 4, sizeof(dims));
-	if (dims[0] == 0 || dims[1] == 0 ||
-	    len != 4 + sizeof(dims) + (size_t)dims[0] * dims[1] * sizeof(float))
+	k = mlfs_get_u32(&r);
+	d = mlfs_get_u32(&r);
+	/* the sizes agree with the length before anything is allocated */
+	if (!k || !d || mlfs_reader_expect(&r, (uint64_t)k * d, 4) < 0)
 		return -EINVAL;
-	free(m->c);
-	m->k = dims[0];
-	m->d = dims[1];
-	m->c = malloc(m->k * m->d * sizeof(float));
-	if (!m->c)
+	c = malloc((size_t)k * d * sizeof(*c));
+	if (!c)
 		return -ENOMEM;
-	memcpy(m->c, b + 4 + sizeof(dims), m->k * m->d * sizeof(float));
+	if (mlfs_get_f32s(&r, c, (size_t)k * d) < 0 ||
+	    mlfs_reader_end(&r) < 0) {
+		free(c);
+		return -EINVAL;
+	}
+	free(m->c);
+	m->c = c;
+	m->k = k;
+	m->d = d;
 	return 0;
 }
 

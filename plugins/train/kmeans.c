@@ -16,14 +16,15 @@
  * Threads: fit runs in the job's process on one thread (BLAS may use
  * more); predict only reads the instance and allocates its scratch per
  * call, so it can run on many threads at once.  The saved form is
- * "MFKM", version, task, k, features, inertia, the centres, and an
- * FNV-1a 64 checksum, all little-endian.
+ * "MFKM", version 2, task, k, features, inertia, the centres, all
+ * little-endian (mlfs_plugin_util.h); version 1, the same with an FNV-1a
+ * 64 trailer, still loads.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +33,11 @@
 #include <cblas.h>
 
 #include "mlfs_plugin.h"
+#include "mlfs_plugin_util.h"
 
 #define KM_MAGIC "MFKM"
-#define KM_VERSION 1u
-#define KM_HEADER 36 /* magic, version, task, k, features, inertia */
-#define KM_TRAILER 8 /* checksum */
+#define KM_VERSION 2u
+#define KM_VERSION_FNV 1u /* the same with an FNV-1a 64 trailer */
 #define KM_MAX_K 100000
 #define KM_BLOCK_FLOATS (1u << 20) /* distance scratch per block */
 #define KM_TRIALS 32 /* most local trials per seed */
@@ -44,12 +45,12 @@
 struct km {
 	struct mlfs_host host; /* copied at init; unset fields are NULL */
 	unsigned task;
-	/* params */
+	/* params, set by the table below (its kinds give the types) */
 	long k;
 	long max_iter;
 	double tol;
 	long n_init;
-	uint64_t seed;
+	long seed;
 	/* the fitted model */
 	bool fitted;
 	size_t kc;	/* centres */
@@ -79,19 +80,6 @@ struct km_job {
 
 /* ---- messages, host calls ---- */
 
-__attribute__((format(printf, 3, 4))) static int
-km_err(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static bool km_cancelled(const struct km *km)
 {
 	return km->host.cancelled && km->host.cancelled(km->host.ctx);
@@ -99,143 +87,25 @@ static bool km_cancelled(const struct km *km)
 
 /* ---- parameters ---- */
 
-enum {
-	KM_P_K,
-	KM_P_MAX_ITER,
-	KM_P_TOL,
-	KM_P_N_INIT,
-	KM_P_SEED,
-	KM_P_COUNT,
+static const struct mlfs_param_spec km_params[] = {
+	MLFS_PARAM_INT("k", struct km, k, 8, 1, KM_MAX_K),
+	MLFS_PARAM_INT("max_iter", struct km, max_iter, 300, 1, 1e9),
+	MLFS_PARAM_NUMBER("tol", struct km, tol, 1e-4, 0),
+	MLFS_PARAM_INT("n_init", struct km, n_init, 10, 1, 1e6),
+	MLFS_PARAM_INT("seed", struct km, seed, 0, 0, 1e9),
+	MLFS_PARAM_END,
 };
 
-static const char *const km_param_names[KM_P_COUNT] = {
-	"k", "max_iter", "tol", "n_init", "seed",
-};
-
-static const char *km_type_name(int type)
-{
-	switch (type) {
-	case MLFS_PARAM_NUMBER:
-		return "a number";
-	case MLFS_PARAM_STRING:
-		return "a string";
-	case MLFS_PARAM_LIST:
-		return "a list";
-	case MLFS_PARAM_BOOL:
-		return "a boolean";
-	}
-	return "an unknown type";
-}
-
-/* A whole number in [lo, hi]. */
-static int km_int(const struct mlfs_param *p, long lo, long hi, long *out,
-		  char *msg, size_t msglen)
-{
-	if (p->type != MLFS_PARAM_NUMBER)
-		return km_err(msg, msglen, "\"%s\": must be an integer, got %s",
-			      p->name, km_type_name(p->type));
-	if (!(p->number >= (double)lo) || p->number > (double)hi ||
-	    p->number != floor(p->number))
-		return km_err(msg, msglen,
-			      "\"%s\": must be an integer from %ld to %ld, got %g",
-			      p->name, lo, hi, p->number);
-	*out = (long)p->number;
-	return 0;
-}
-
-static int km_parse_one(struct km *km, int idx, const struct mlfs_param *p,
-			char *msg, size_t msglen)
-{
-	long v;
-	int rc;
-
-	switch (idx) {
-	case KM_P_K:
-		return km_int(p, 1, KM_MAX_K, &km->k, msg, msglen);
-	case KM_P_MAX_ITER:
-		return km_int(p, 1, 1000000000, &km->max_iter, msg, msglen);
-	case KM_P_TOL:
-		if (p->type != MLFS_PARAM_NUMBER)
-			return km_err(msg, msglen,
-				      "\"tol\": must be a number, got %s",
-				      km_type_name(p->type));
-		if (!(p->number >= 0) || !isfinite(p->number))
-			return km_err(msg, msglen,
-				      "\"tol\": must be >= 0, got %g",
-				      p->number);
-		km->tol = p->number;
-		return 0;
-	case KM_P_N_INIT:
-		return km_int(p, 1, 1000000, &km->n_init, msg, msglen);
-	case KM_P_SEED:
-		rc = km_int(p, 0, 1000000000, &v, msg, msglen);
-		km->seed = (uint64_t)v;
-		return rc;
-	}
-	return -EINVAL;
-}
-
-static int km_parse(struct km *km, const struct mlfs_param *params,
-		    size_t nparams, char *msg, size_t msglen)
-{
-	unsigned seen = 0;
-
-	for (size_t i = 0; i < nparams; i++) {
-		const struct mlfs_param *p = &params[i];
-		int idx, rc;
-
-		if (!p->name)
-			return km_err(msg, msglen, "parameter %zu has no name",
-				      i);
-		for (idx = 0; idx < KM_P_COUNT; idx++)
-			if (strcmp(p->name, km_param_names[idx]) == 0)
-				break;
-		if (idx == KM_P_COUNT)
-			return km_err(msg, msglen,
-				      "\"%s\": unknown parameter for kmeans",
-				      p->name);
-		if (seen & (1u << idx))
-			return km_err(msg, msglen, "\"%s\": given twice",
-				      p->name);
-		seen |= 1u << idx;
-		rc = km_parse_one(km, idx, p, msg, msglen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
+static const struct mlfs_train_info km_info =
+	MLFS_TRAIN_INFO(struct km, "kmeans", MLFS_TASK_CLUSTERING,
+			"does clustering only", km_params);
 
 static int km_init(const struct mlfs_host *host, unsigned task,
 		   const struct mlfs_param *params, size_t nparams,
 		   void **inst, char *msg, size_t msglen)
 {
-	struct km *km;
-	size_t hs;
-	int rc;
-
-	*inst = NULL;
-	if (!host)
-		return km_err(msg, msglen, "no host table");
-	if (task != MLFS_TASK_CLUSTERING)
-		return km_err(msg, msglen,
-			      "kmeans does clustering only, not task %u", task);
-	km = calloc(1, sizeof(*km));
-	if (!km)
-		return -ENOMEM;
-	hs = host->size < sizeof(km->host) ? host->size : sizeof(km->host);
-	memcpy(&km->host, host, hs);
-	km->task = task;
-	km->k = 8;
-	km->max_iter = 300;
-	km->tol = 1e-4;
-	km->n_init = 10;
-	rc = km_parse(km, params, nparams, msg, msglen);
-	if (rc < 0) {
-		free(km);
-		return rc;
-	}
-	*inst = km;
-	return 0;
+	return mlfs_train_new(&km_info, host, task, params, nparams, inst,
+			      msg, msglen);
 }
 
 static void km_fini(void *inst)
@@ -586,7 +456,7 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 		  const struct mlfs_data *val, char *msg, size_t msglen)
 {
 	struct km *km = inst;
-	struct km_job job = { .km = km, .rng = km->seed };
+	struct km_job job = { .km = km, .rng = (uint64_t)km->seed };
 	float *c = NULL, *cnew = NULL, *best = NULL, *cc = NULL;
 	double best_inertia = INFINITY, tol;
 	struct km_stop stop, best_stop = { MLFS_STOP_COMPLETED, 0, "" };
@@ -597,17 +467,17 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 	(void)val;
 	if (!train || !km_matrix_ok(&train->x) || !train->x.rows ||
 	    !train->x.cols)
-		return km_err(msg, msglen, "no training rows or no features");
+		return mlfs_err(msg, msglen, "no training rows or no features");
 	if ((size_t)km->k > train->x.rows)
-		return km_err(msg, msglen,
-			      "\"k\": must be <= the number of rows (%zu), got %ld",
-			      train->x.rows, km->k);
+		return mlfs_err(msg, msglen,
+				"\"k\": must be <= the number of rows (%zu), got %ld",
+				train->x.rows, km->k);
 	job.x = &train->x;
 	job.n = train->x.rows;
 	job.d = train->x.cols;
 	job.k = (size_t)km->k;
 	if (job.k * job.d > INT_MAX)
-		return km_err(msg, msglen, "too many centre coordinates");
+		return mlfs_err(msg, msglen, "too many centre coordinates");
 
 	rc = -ENOMEM;
 	c = malloc(job.k * job.d * sizeof(*c));
@@ -651,7 +521,7 @@ static int km_fit(void *inst, const struct mlfs_data *train,
 		}
 	}
 	if (!isfinite(best_inertia)) {
-		rc = km_err(msg, msglen, "the data is not finite");
+		rc = mlfs_err(msg, msglen, "the data is not finite");
 		goto out;
 	}
 	if (km->host.stopped) {
@@ -731,90 +601,43 @@ static int km_predict(void *inst, const struct mlfs_matrix *x,
 
 /* ---- save and load ---- */
 
-static uint64_t km_fnv(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint8_t *km_put(uint8_t *p, uint64_t v, size_t bytes)
-{
-	for (size_t i = 0; i < bytes; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint64_t km_get(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static int km_save(void *inst, void **buf, size_t *len)
 {
 	const struct km *km = inst;
-	size_t n;
-	uint8_t *b, *p;
-	uint64_t u;
+	struct mlfs_writer w = { 0 };
 
 	*buf = NULL;
 	*len = 0;
 	if (!km->fitted)
 		return -EINVAL;
-	n = KM_HEADER + 4 * km->kc * km->d + KM_TRAILER;
-	b = malloc(n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, KM_MAGIC, 4);
-	p = km_put(b + 4, KM_VERSION, 4);
-	p = km_put(p, km->task, 4);
-	p = km_put(p, km->kc, 8);
-	p = km_put(p, km->d, 8);
-	memcpy(&u, &km->inertia, sizeof(u));
-	p = km_put(p, u, 8);
-	for (size_t j = 0; j < km->kc * km->d; j++) {
-		uint32_t v;
-
-		memcpy(&v, &km->c[j], sizeof(v));
-		p = km_put(p, v, 4);
-	}
-	km_put(p, km_fnv(b, n - KM_TRAILER), 8);
-	*buf = b;
-	*len = n;
-	return 0;
+	mlfs_put_header(&w, KM_MAGIC, KM_VERSION);
+	mlfs_put_u32(&w, km->task);
+	mlfs_put_u64(&w, km->kc);
+	mlfs_put_u64(&w, km->d);
+	mlfs_put_f64(&w, km->inertia);
+	mlfs_put_f32s(&w, km->c, km->kc * km->d);
+	return mlfs_writer_finish(&w, buf, len);
 }
 
 static int km_load(void *inst, const void *buf, size_t len)
 {
 	struct km *km = inst;
-	const uint8_t *b = buf, *p;
-	uint64_t k, d, u;
+	struct mlfs_reader r;
+	uint64_t k, d;
 	double inertia;
 	float *c, *cc;
 
-	if (!b || len < KM_HEADER + KM_TRAILER)
+	mlfs_reader_init(&r, buf, len);
+	if (mlfs_get_header(&r, KM_MAGIC, KM_VERSION, KM_VERSION_FNV) < 0)
 		return -EINVAL;
-	if (memcmp(b, KM_MAGIC, 4) != 0 || km_get(b + 4, 4) != KM_VERSION)
+	if (mlfs_get_u32(&r) != km->task)
 		return -EINVAL;
-	if (km_get(b + len - KM_TRAILER, 8) != km_fnv(b, len - KM_TRAILER))
-		return -EINVAL;
-	if (km_get(b + 8, 4) != km->task)
-		return -EINVAL;
-	k = km_get(b + 12, 8);
-	d = km_get(b + 20, 8);
-	u = km_get(b + 28, 8);
-	memcpy(&inertia, &u, sizeof(inertia));
+	k = mlfs_get_u64(&r);
+	d = mlfs_get_u64(&r);
+	inertia = mlfs_get_f64(&r);
 	if (k < 1 || k > KM_MAX_K || d < 1 || d > INT_MAX || k * d > INT_MAX)
 		return -EINVAL;
-	if ((len - KM_HEADER - KM_TRAILER) != 4 * k * d || !(inertia >= 0))
+	if (mlfs_reader_expect(&r, k * d, 4) < 0 || !(inertia >= 0))
 		return -EINVAL;
 	c = malloc(k * d * sizeof(*c));
 	cc = malloc(k * sizeof(*cc));
@@ -823,16 +646,10 @@ static int km_load(void *inst, const void *buf, size_t len)
 		free(c);
 		return -ENOMEM;
 	}
-	p = b + KM_HEADER;
-	for (size_t j = 0; j < k * d; j++, p += 4) {
-		uint32_t v = (uint32_t)km_get(p, 4);
-
-		memcpy(&c[j], &v, sizeof(v));
-		if (!isfinite(c[j])) {
-			free(cc);
-			free(c);
-			return -EINVAL;
-		}
+	if (mlfs_get_f32s(&r, c, k * d) < 0 || mlfs_reader_end(&r) < 0) {
+		free(cc);
+		free(c);
+		return -EINVAL;
 	}
 	km_norms(c, k, d, cc);
 	free(km->c);

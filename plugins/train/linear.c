@@ -14,37 +14,37 @@
  *
  * Threads: fit runs in the job's process on one thread (BLAS may use
  * more); predict only reads the instance and can run on many threads at
- * once.  The saved form is "MFLN", version, task, d, bias, w[d], then an
- * FNV-1a 64 checksum, all little-endian.
+ * once.  The saved form is "MFLN", version 2, task, d, bias, w[d], all
+ * little-endian (mlfs_plugin_util.h); version 1, the same with an FNV-1a
+ * 64 trailer, still loads.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "mlfs_plugin.h"
+#include "mlfs_plugin_util.h"
 
 /* LAPACK's Cholesky, in OpenBLAS (Debian's libopenblas-dev has no lapacke.h) */
 extern void dpotrf_(const char *uplo, const blasint *n, double *a,
 		    const blasint *lda, blasint *info);
 
 #define LIN_MAGIC "MFLN"
-#define LIN_VERSION 1u
-#define LIN_HEADER 20 /* magic, version, task, d */
-#define LIN_TRAILER 8 /* checksum */
+#define LIN_VERSION 2u
+#define LIN_VERSION_FNV 1u /* the same with an FNV-1a 64 trailer */
 #define LIN_BLOCK 65536 /* rows per ssyrk */
 
 struct lin {
 	struct mlfs_host host; /* copied at init; unset fields are NULL */
 	unsigned task;
-	double l2;
+	double l2;	/* the param, set by lin_params[] */
 	bool fitted;
 	size_t d;	/* features */
 	float bias;
@@ -52,19 +52,6 @@ struct lin {
 };
 
 /* ---- messages, host calls ---- */
-
-__attribute__((format(printf, 3, 4))) static int
-lin_err(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static bool lin_cancelled(const struct lin *ln)
 {
@@ -80,80 +67,21 @@ static void lin_metric(const struct lin *ln, const char *name, double v,
 
 /* ---- parameters ---- */
 
-static const char *lin_type_name(int type)
-{
-	switch (type) {
-	case MLFS_PARAM_NUMBER:
-		return "a number";
-	case MLFS_PARAM_STRING:
-		return "a string";
-	case MLFS_PARAM_LIST:
-		return "a list";
-	case MLFS_PARAM_BOOL:
-		return "a boolean";
-	}
-	return "an unknown type";
-}
+static const struct mlfs_param_spec lin_params[] = {
+	MLFS_PARAM_NUMBER("l2", struct lin, l2, 0, 0),
+	MLFS_PARAM_END,
+};
 
-static int lin_parse(struct lin *ln, const struct mlfs_param *params,
-		     size_t nparams, char *msg, size_t msglen)
-{
-	bool seen_l2 = false;
-
-	for (size_t i = 0; i < nparams; i++) {
-		const struct mlfs_param *p = &params[i];
-
-		if (!p->name)
-			return lin_err(msg, msglen, "parameter %zu has no name",
-				       i);
-		if (strcmp(p->name, "l2") != 0)
-			return lin_err(msg, msglen,
-				       "\"%s\": unknown parameter for linear",
-				       p->name);
-		if (seen_l2)
-			return lin_err(msg, msglen, "\"l2\": given twice");
-		seen_l2 = true;
-		if (p->type != MLFS_PARAM_NUMBER)
-			return lin_err(msg, msglen,
-				       "\"l2\": must be a number, got %s",
-				       lin_type_name(p->type));
-		if (!(p->number >= 0) || !isfinite(p->number))
-			return lin_err(msg, msglen,
-				       "\"l2\": must be >= 0, got %g",
-				       p->number);
-		ln->l2 = p->number;
-	}
-	return 0;
-}
+static const struct mlfs_train_info lin_info =
+	MLFS_TRAIN_INFO(struct lin, "linear", MLFS_TASK_REGRESSION,
+			"does regression only", lin_params);
 
 static int lin_init(const struct mlfs_host *host, unsigned task,
 		    const struct mlfs_param *params, size_t nparams,
 		    void **inst, char *msg, size_t msglen)
 {
-	struct lin *ln;
-	size_t hs;
-	int rc;
-
-	*inst = NULL;
-	if (!host)
-		return lin_err(msg, msglen, "no host table");
-	if (task != MLFS_TASK_REGRESSION)
-		return lin_err(msg, msglen,
-			       "linear does regression only, not task %u",
-			       task);
-	ln = calloc(1, sizeof(*ln));
-	if (!ln)
-		return -ENOMEM;
-	hs = host->size < sizeof(ln->host) ? host->size : sizeof(ln->host);
-	memcpy(&ln->host, host, hs);
-	ln->task = task;
-	rc = lin_parse(ln, params, nparams, msg, msglen);
-	if (rc < 0) {
-		free(ln);
-		return rc;
-	}
-	*inst = ln;
-	return 0;
+	return mlfs_train_new(&lin_info, host, task, params, nparams, inst,
+			      msg, msglen);
 }
 
 static void lin_fini(void *inst)
@@ -182,18 +110,18 @@ static int lin_check_data(const struct mlfs_data *train,
 			  size_t msglen)
 {
 	if (!train || !lin_matrix_ok(&train->x))
-		return lin_err(msg, msglen, "bad training matrix");
+		return mlfs_err(msg, msglen, "bad training matrix");
 	if (!train->x.rows)
-		return lin_err(msg, msglen, "no training rows");
+		return mlfs_err(msg, msglen, "no training rows");
 	if (!train->y)
-		return lin_err(msg, msglen, "regression needs a target");
+		return mlfs_err(msg, msglen, "regression needs a target");
 	if (val && val->x.rows) {
 		if (!lin_matrix_ok(&val->x) || !val->y)
-			return lin_err(msg, msglen, "bad validation data");
+			return mlfs_err(msg, msglen, "bad validation data");
 		if (val->x.cols != train->x.cols)
-			return lin_err(msg, msglen,
-				       "validation has %zu features, training %zu",
-				       val->x.cols, train->x.cols);
+			return mlfs_err(msg, msglen,
+					"validation has %zu features, training %zu",
+					val->x.cols, train->x.cols);
 	}
 	return 0;
 }
@@ -277,7 +205,7 @@ static int lin_fit(void *inst, const struct mlfs_data *train,
 	if (rc < 0)
 		return rc;
 	if (d > 46340) /* d * d must fit a LAPACK int */
-		return lin_err(msg, msglen, "too many features (%zu)", d);
+		return mlfs_err(msg, msglen, "too many features (%zu)", d);
 	rc = -ENOMEM;
 	mu = calloc(d + 1, sizeof(*mu));
 	g = calloc(d * d + 1, sizeof(*g));
@@ -341,8 +269,8 @@ static int lin_fit(void *inst, const struct mlfs_data *train,
 
 	rc = lin_solve(g, r, d, wd, &jitter);
 	if (rc == -EDOM) {
-		rc = lin_err(msg, msglen,
-			     "cannot solve the normal equations (non-finite data?)");
+		rc = mlfs_err(msg, msglen,
+			      "cannot solve the normal equations (non-finite data?)");
 		goto out;
 	}
 	if (rc < 0)
@@ -357,7 +285,7 @@ static int lin_fit(void *inst, const struct mlfs_data *train,
 		bias -= mu[j] * wd[j];
 	}
 	if (!isfinite(bias)) {
-		rc = lin_err(msg, msglen, "the solution is not finite");
+		rc = mlfs_err(msg, msglen, "the solution is not finite");
 		goto out;
 	}
 
@@ -426,108 +354,47 @@ static int lin_predict(void *inst, const struct mlfs_matrix *x,
 
 /* ---- save and load ---- */
 
-static uint64_t lin_fnv(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint8_t *lin_put(uint8_t *p, uint64_t v, size_t bytes)
-{
-	for (size_t i = 0; i < bytes; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint64_t lin_get(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint32_t lin_f32_bits(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
-static float lin_bits_f32(uint32_t u)
-{
-	float f;
-
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
 static int lin_save(void *inst, void **buf, size_t *len)
 {
 	const struct lin *ln = inst;
-	size_t n;
-	uint8_t *b, *p;
+	struct mlfs_writer w = { 0 };
 
 	*buf = NULL;
 	*len = 0;
 	if (!ln->fitted)
 		return -EINVAL;
-	n = LIN_HEADER + 4 * (1 + ln->d) + LIN_TRAILER;
-	b = malloc(n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, LIN_MAGIC, 4);
-	p = lin_put(b + 4, LIN_VERSION, 4);
-	p = lin_put(p, ln->task, 4);
-	p = lin_put(p, ln->d, 8);
-	p = lin_put(p, lin_f32_bits(ln->bias), 4);
-	for (size_t j = 0; j < ln->d; j++)
-		p = lin_put(p, lin_f32_bits(ln->w[j]), 4);
-	lin_put(p, lin_fnv(b, n - LIN_TRAILER), 8);
-	*buf = b;
-	*len = n;
-	return 0;
+	mlfs_put_header(&w, LIN_MAGIC, LIN_VERSION);
+	mlfs_put_u32(&w, ln->task);
+	mlfs_put_u64(&w, ln->d);
+	mlfs_put_f32(&w, ln->bias);
+	mlfs_put_f32s(&w, ln->w, ln->d);
+	return mlfs_writer_finish(&w, buf, len);
 }
 
 static int lin_load(void *inst, const void *buf, size_t len)
 {
 	struct lin *ln = inst;
-	const uint8_t *b = buf;
+	struct mlfs_reader r;
 	uint64_t d;
 	float bias, *w;
 
-	if (!b || len < LIN_HEADER + 4 + LIN_TRAILER)
+	mlfs_reader_init(&r, buf, len);
+	if (mlfs_get_header(&r, LIN_MAGIC, LIN_VERSION, LIN_VERSION_FNV) < 0)
 		return -EINVAL;
-	if (memcmp(b, LIN_MAGIC, 4) != 0 || lin_get(b + 4, 4) != LIN_VERSION)
+	if (mlfs_get_u32(&r) != ln->task)
 		return -EINVAL;
-	if (lin_get(b + len - LIN_TRAILER, 8) != lin_fnv(b, len - LIN_TRAILER))
+	d = mlfs_get_u64(&r);
+	if (d > INT_MAX || mlfs_reader_expect(&r, d + 1, 4) < 0)
 		return -EINVAL;
-	if (lin_get(b + 8, 4) != ln->task)
-		return -EINVAL;
-	d = lin_get(b + 12, 8);
-	if (d > INT_MAX || (len - LIN_HEADER - LIN_TRAILER) / 4 != d + 1 ||
-	    (len - LIN_HEADER - LIN_TRAILER) % 4)
-		return -EINVAL;
-	bias = lin_bits_f32((uint32_t)lin_get(b + LIN_HEADER, 4));
+	bias = mlfs_get_f32(&r);
 	if (!isfinite(bias))
 		return -EINVAL;
 	w = malloc((d + 1) * sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	for (size_t j = 0; j < d; j++) {
-		w[j] = lin_bits_f32(
-			(uint32_t)lin_get(b + LIN_HEADER + 4 + 4 * j, 4));
-		if (!isfinite(w[j])) {
-			free(w);
-			return -EINVAL;
-		}
+	if (mlfs_get_f32s(&r, w, d) < 0 || mlfs_reader_end(&r) < 0) {
+		free(w);
+		return -EINVAL;
 	}
 	free(ln->w);
 	ln->w = w;

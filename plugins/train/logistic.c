@@ -20,14 +20,16 @@
  *
  * Threads: fit runs in the job's process on one thread (BLAS may use
  * more); predict only reads the instance and can run on many threads at
- * once.  The saved form is "MFLG", version, task, classes, features,
- * W, b, then an FNV-1a 64 checksum, all little-endian.
+ * once.  The saved form is "MFLG", version 2, task, classes, features,
+ * W, b, all little-endian (mlfs_plugin_util.h); version 1, the same with
+ * an FNV-1a 64 trailer, still loads.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +38,11 @@
 #include <cblas.h>
 
 #include "mlfs_plugin.h"
+#include "mlfs_plugin_util.h"
 
 #define LOGI_MAGIC "MFLG"
-#define LOGI_VERSION 1u
-#define LOGI_HEADER 28 /* magic, version, task, classes, features */
-#define LOGI_TRAILER 8 /* checksum */
+#define LOGI_VERSION 2u
+#define LOGI_VERSION_FNV 1u /* the same with an FNV-1a 64 trailer */
 #define LOGI_MAX_CLASSES (1u << 20)
 #define LOGI_BLOCK_BYTES (1024 * 1024) /* of x per block: stays in cache */
 #define LOGI_MEMORY 10		      /* L-BFGS pairs */
@@ -58,16 +60,15 @@ enum logi_solver {
 struct logi {
 	struct mlfs_host host; /* copied at init; unset fields are NULL */
 	unsigned task;
-	/* params */
-	double l2;
-	bool l2_set;
-	enum logi_solver solver;
+	/* params, set by the table below (its kinds give the types) */
+	double l2;	 /* NaN: 1/n */
+	int solver;	 /* enum logi_solver */
 	long max_iter;
 	double tol;
 	long epochs;	 /* 0: max_iter */
 	long batch_size; /* 0: min(200, n) */
 	double lr;
-	uint64_t seed;
+	long seed;
 	/* the fitted model */
 	bool fitted;
 	size_t d;  /* features */
@@ -94,19 +95,6 @@ struct logi_job {
 };
 
 /* ---- messages, host calls ---- */
-
-__attribute__((format(printf, 3, 4))) static int
-logi_err(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static bool logi_cancelled(const struct logi *lg)
 {
@@ -149,174 +137,33 @@ static void logi_progress(const struct logi *lg, double frac,
 
 /* ---- parameters ---- */
 
-enum {
-	LOGI_P_L2,
-	LOGI_P_SOLVER,
-	LOGI_P_MAX_ITER,
-	LOGI_P_TOL,
-	LOGI_P_EPOCHS,
-	LOGI_P_BATCH_SIZE,
-	LOGI_P_LEARNING_RATE,
-	LOGI_P_SEED,
-	LOGI_P_COUNT,
+static const char *const logi_solvers[] = { "lbfgs", "sgd", NULL };
+
+/* l2's default NaN means 1/n, scikit-learn's C=1 */
+static const struct mlfs_param_spec logi_params[] = {
+	MLFS_PARAM_NUMBER("l2", struct logi, l2, NAN, 0),
+	MLFS_PARAM_ENUM("solver", struct logi, solver, LOGI_LBFGS,
+			logi_solvers),
+	MLFS_PARAM_INT("max_iter", struct logi, max_iter, 100, 1, 1e9),
+	MLFS_PARAM_NUMBER("tol", struct logi, tol, 1e-4, 0),
+	MLFS_PARAM_INT("epochs", struct logi, epochs, 0, 1, 1e9),
+	MLFS_PARAM_INT("batch_size", struct logi, batch_size, 0, 1, 1e9),
+	MLFS_PARAM_NUMBER_ABOVE("learning_rate", struct logi, lr, 0.1, 0),
+	MLFS_PARAM_INT("seed", struct logi, seed, 0, 0, 1e9),
+	MLFS_PARAM_END,
 };
 
-static const char *const logi_param_names[LOGI_P_COUNT] = {
-	"l2",	  "solver",	"max_iter",	 "tol",
-	"epochs", "batch_size", "learning_rate", "seed",
-};
-
-static const char *logi_type_name(int type)
-{
-	switch (type) {
-	case MLFS_PARAM_NUMBER:
-		return "a number";
-	case MLFS_PARAM_STRING:
-		return "a string";
-	case MLFS_PARAM_LIST:
-		return "a list";
-	case MLFS_PARAM_BOOL:
-		return "a boolean";
-	}
-	return "an unknown type";
-}
-
-/* A number >= lo (> lo if open). */
-static int logi_num(const struct mlfs_param *p, double lo, bool open,
-		    double *out, char *msg, size_t msglen)
-{
-	if (p->type != MLFS_PARAM_NUMBER)
-		return logi_err(msg, msglen, "\"%s\": must be a number, got %s",
-				p->name, logi_type_name(p->type));
-	if (!isfinite(p->number) || p->number < lo ||
-	    (open && p->number == lo))
-		return logi_err(msg, msglen, "\"%s\": must be %s %g, got %g",
-				p->name, open ? ">" : ">=", lo, p->number);
-	*out = p->number;
-	return 0;
-}
-
-/* A whole number in [lo, 1e9]. */
-static int logi_int(const struct mlfs_param *p, long lo, long *out,
-		    char *msg, size_t msglen)
-{
-	if (p->type != MLFS_PARAM_NUMBER)
-		return logi_err(msg, msglen,
-				"\"%s\": must be an integer, got %s", p->name,
-				logi_type_name(p->type));
-	if (!(p->number >= (double)lo) || p->number > 1e9 ||
-	    p->number != floor(p->number))
-		return logi_err(msg, msglen,
-				"\"%s\": must be an integer from %ld to 1000000000, got %g",
-				p->name, lo, p->number);
-	*out = (long)p->number;
-	return 0;
-}
-
-static int logi_parse_one(struct logi *lg, int idx,
-			  const struct mlfs_param *p, char *msg, size_t msglen)
-{
-	long v;
-	int rc;
-
-	switch (idx) {
-	case LOGI_P_L2:
-		lg->l2_set = true;
-		return logi_num(p, 0, false, &lg->l2, msg, msglen);
-	case LOGI_P_SOLVER:
-		if (p->type != MLFS_PARAM_STRING || !p->string)
-			return logi_err(msg, msglen,
-					"\"solver\": must be \"lbfgs\" or \"sgd\", got %s",
-					logi_type_name(p->type));
-		if (strcmp(p->string, "lbfgs") == 0)
-			lg->solver = LOGI_LBFGS;
-		else if (strcmp(p->string, "sgd") == 0)
-			lg->solver = LOGI_SGD;
-		else
-			return logi_err(msg, msglen,
-					"\"solver\": must be \"lbfgs\" or \"sgd\", got \"%s\"",
-					p->string);
-		return 0;
-	case LOGI_P_MAX_ITER:
-		return logi_int(p, 1, &lg->max_iter, msg, msglen);
-	case LOGI_P_TOL:
-		return logi_num(p, 0, false, &lg->tol, msg, msglen);
-	case LOGI_P_EPOCHS:
-		return logi_int(p, 1, &lg->epochs, msg, msglen);
-	case LOGI_P_BATCH_SIZE:
-		return logi_int(p, 1, &lg->batch_size, msg, msglen);
-	case LOGI_P_LEARNING_RATE:
-		return logi_num(p, 0, true, &lg->lr, msg, msglen);
-	case LOGI_P_SEED:
-		rc = logi_int(p, 0, &v, msg, msglen);
-		lg->seed = (uint64_t)v;
-		return rc;
-	}
-	return -EINVAL;
-}
-
-static int logi_parse(struct logi *lg, const struct mlfs_param *params,
-		      size_t nparams, char *msg, size_t msglen)
-{
-	unsigned seen = 0;
-
-	for (size_t i = 0; i < nparams; i++) {
-		const struct mlfs_param *p = &params[i];
-		int idx, rc;
-
-		if (!p->name)
-			return logi_err(msg, msglen,
-					"parameter %zu has no name", i);
-		for (idx = 0; idx < LOGI_P_COUNT; idx++)
-			if (strcmp(p->name, logi_param_names[idx]) == 0)
-				break;
-		if (idx == LOGI_P_COUNT)
-			return logi_err(msg, msglen,
-					"\"%s\": unknown parameter for logistic",
-					p->name);
-		if (seen & (1u << idx))
-			return logi_err(msg, msglen, "\"%s\": given twice",
-					p->name);
-		seen |= 1u << idx;
-		rc = logi_parse_one(lg, idx, p, msg, msglen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
+static const struct mlfs_train_info logi_info =
+	MLFS_TRAIN_INFO(struct logi, "logistic",
+			MLFS_TASK_CLASSIFICATION, "does classification only",
+			logi_params);
 
 static int logi_init(const struct mlfs_host *host, unsigned task,
 		     const struct mlfs_param *params, size_t nparams,
 		     void **inst, char *msg, size_t msglen)
 {
-	struct logi *lg;
-	size_t hs;
-	int rc;
-
-	*inst = NULL;
-	if (!host)
-		return logi_err(msg, msglen, "no host table");
-	if (task != MLFS_TASK_CLASSIFICATION)
-		return logi_err(msg, msglen,
-				"logistic does classification only, not task %u",
-				task);
-	lg = calloc(1, sizeof(*lg));
-	if (!lg)
-		return -ENOMEM;
-	hs = host->size < sizeof(lg->host) ? host->size : sizeof(lg->host);
-	memcpy(&lg->host, host, hs);
-	lg->task = task;
-	lg->solver = LOGI_LBFGS;
-	lg->max_iter = 100;
-	lg->tol = 1e-4;
-	lg->lr = 0.1;
-	rc = logi_parse(lg, params, nparams, msg, msglen);
-	if (rc < 0) {
-		free(lg);
-		return rc;
-	}
-	*inst = lg;
-	return 0;
+	return mlfs_train_new(&logi_info, host, task, params, nparams, inst,
+			      msg, msglen);
 }
 
 static void logi_fini(void *inst)
@@ -346,7 +193,7 @@ static int logi_check_labels(const float *y, size_t n, size_t k,
 		float t = y[i];
 
 		if (!(t >= 0) || t >= (float)k || t != floorf(t))
-			return logi_err(msg, msglen,
+			return mlfs_err(msg, msglen,
 					"%s row %zu: label %g is not a class index below %zu",
 					set, i, (double)t, k);
 	}
@@ -361,31 +208,31 @@ static int logi_check_data(const struct mlfs_data *train,
 	int rc;
 
 	if (!train || !logi_matrix_ok(&train->x))
-		return logi_err(msg, msglen, "bad training matrix");
+		return mlfs_err(msg, msglen, "bad training matrix");
 	if (!train->x.rows)
-		return logi_err(msg, msglen, "no training rows");
+		return mlfs_err(msg, msglen, "no training rows");
 	if (!train->x.cols)
-		return logi_err(msg, msglen, "no features");
+		return mlfs_err(msg, msglen, "no features");
 	if (train->x.rows > INT_MAX)
-		return logi_err(msg, msglen, "too many training rows (%zu)",
+		return mlfs_err(msg, msglen, "too many training rows (%zu)",
 				train->x.rows);
 	k = train->nclasses;
 	if (k < 2 || k > LOGI_MAX_CLASSES)
-		return logi_err(msg, msglen,
+		return mlfs_err(msg, msglen,
 				"classification needs 2 to %u classes, got %zu",
 				LOGI_MAX_CLASSES, k);
 	if ((k == 2 ? 1 : k) * (train->x.cols + 1) > INT_MAX)
-		return logi_err(msg, msglen, "too many weights");
+		return mlfs_err(msg, msglen, "too many weights");
 	if (!train->y)
-		return logi_err(msg, msglen, "classification needs labels");
+		return mlfs_err(msg, msglen, "classification needs labels");
 	rc = logi_check_labels(train->y, train->x.rows, k, "training", msg,
 			       msglen);
 	if (rc < 0 || !val || !val->x.rows)
 		return rc;
 	if (!logi_matrix_ok(&val->x) || !val->y)
-		return logi_err(msg, msglen, "bad validation data");
+		return mlfs_err(msg, msglen, "bad validation data");
 	if (val->x.cols != train->x.cols)
-		return logi_err(msg, msglen,
+		return mlfs_err(msg, msglen,
 				"validation has %zu features, training %zu",
 				val->x.cols, train->x.cols);
 	return logi_check_labels(val->y, val->x.rows, k, "validation", msg,
@@ -794,7 +641,7 @@ static int logi_sgd_run(struct logi_job *job, long *iters)
 	size_t n = job->n, d = job->d, ke = job->ke, nw = ke * d;
 	size_t bs = lg->batch_size ? (size_t)lg->batch_size : 200;
 	long epochs = lg->epochs ? lg->epochs : lg->max_iter;
-	uint64_t rng = lg->seed;
+	uint64_t rng = (uint64_t)lg->seed;
 	double best = INFINITY;
 	float *xb = NULL, *yb = NULL;
 	size_t *idx = NULL;
@@ -978,7 +825,7 @@ static int logi_fit(void *inst, const struct mlfs_data *train,
 	job.d = train->x.cols;
 	job.ke = train->nclasses == 2 ? 1 : train->nclasses;
 	job.np = job.ke * (job.d + 1);
-	job.l2 = lg->l2_set ? lg->l2 : 1.0 / (double)job.n;
+	job.l2 = isnan(lg->l2) ? 1.0 / (double)job.n : lg->l2;
 	job.block = LOGI_BLOCK_BYTES / (sizeof(float) * (job.d + 1));
 	if (job.block < 64)
 		job.block = 64;
@@ -1001,7 +848,7 @@ static int logi_fit(void *inst, const struct mlfs_data *train,
 	if (lg->solver == LOGI_SGD) {
 		rc = logi_sgd_run(&job, &iters);
 		if (rc == -ERANGE)
-			rc = logi_err(msg, msglen,
+			rc = mlfs_err(msg, msglen,
 				      "sgd diverged: lower \"learning_rate\" (%g)",
 				      lg->lr);
 	} else {
@@ -1015,7 +862,8 @@ static int logi_fit(void *inst, const struct mlfs_data *train,
 		goto out;
 	for (size_t j = 0; j < nw; j++)
 		if (!isfinite(job.wf[j])) {
-			rc = logi_err(msg, msglen, "the weights are not finite");
+			rc = mlfs_err(msg, msglen,
+				      "the weights are not finite");
 			goto out;
 		}
 	if (val && val->x.rows)
@@ -1074,103 +922,42 @@ static int logi_predict(void *inst, const struct mlfs_matrix *x,
 
 /* ---- save and load ---- */
 
-static uint64_t logi_fnv(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint8_t *logi_put(uint8_t *p, uint64_t v, size_t bytes)
-{
-	for (size_t i = 0; i < bytes; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint64_t logi_get(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint8_t *logi_put_f32(uint8_t *p, float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, sizeof(u));
-	return logi_put(p, u, 4);
-}
-
-static float logi_get_f32(const uint8_t *p)
-{
-	uint32_t u = (uint32_t)logi_get(p, 4);
-	float f;
-
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
 static int logi_save(void *inst, void **buf, size_t *len)
 {
 	const struct logi *lg = inst;
-	size_t nw, n;
-	uint8_t *b, *p;
+	struct mlfs_writer w = { 0 };
 
 	*buf = NULL;
 	*len = 0;
 	if (!lg->fitted)
 		return -EINVAL;
-	nw = lg->ke * lg->d;
-	n = LOGI_HEADER + 4 * (nw + lg->ke) + LOGI_TRAILER;
-	b = malloc(n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, LOGI_MAGIC, 4);
-	p = logi_put(b + 4, LOGI_VERSION, 4);
-	p = logi_put(p, lg->task, 4);
-	p = logi_put(p, lg->k, 8);
-	p = logi_put(p, lg->d, 8);
-	for (size_t j = 0; j < nw; j++)
-		p = logi_put_f32(p, lg->w[j]);
-	for (size_t c = 0; c < lg->ke; c++)
-		p = logi_put_f32(p, lg->b[c]);
-	logi_put(p, logi_fnv(b, n - LOGI_TRAILER), 8);
-	*buf = b;
-	*len = n;
-	return 0;
+	mlfs_put_header(&w, LOGI_MAGIC, LOGI_VERSION);
+	mlfs_put_u32(&w, lg->task);
+	mlfs_put_u64(&w, lg->k);
+	mlfs_put_u64(&w, lg->d);
+	mlfs_put_f32s(&w, lg->w, lg->ke * lg->d);
+	mlfs_put_f32s(&w, lg->b, lg->ke);
+	return mlfs_writer_finish(&w, buf, len);
 }
 
 static int logi_load(void *inst, const void *buf, size_t len)
 {
 	struct logi *lg = inst;
-	const uint8_t *b = buf, *p;
-	uint64_t k, d, ke, body;
+	struct mlfs_reader r;
+	uint64_t k, d, ke;
 	float *w, *bias;
 
-	if (!b || len < LOGI_HEADER + LOGI_TRAILER)
+	mlfs_reader_init(&r, buf, len);
+	if (mlfs_get_header(&r, LOGI_MAGIC, LOGI_VERSION, LOGI_VERSION_FNV) < 0)
 		return -EINVAL;
-	if (memcmp(b, LOGI_MAGIC, 4) != 0 || logi_get(b + 4, 4) != LOGI_VERSION)
+	if (mlfs_get_u32(&r) != lg->task)
 		return -EINVAL;
-	if (logi_get(b + len - LOGI_TRAILER, 8) !=
-	    logi_fnv(b, len - LOGI_TRAILER))
-		return -EINVAL;
-	if (logi_get(b + 8, 4) != lg->task)
-		return -EINVAL;
-	k = logi_get(b + 12, 8);
-	d = logi_get(b + 20, 8);
+	k = mlfs_get_u64(&r);
+	d = mlfs_get_u64(&r);
 	if (k < 2 || k > LOGI_MAX_CLASSES || d > INT_MAX)
 		return -EINVAL;
 	ke = k == 2 ? 1 : k;
-	body = len - LOGI_HEADER - LOGI_TRAILER;
-	if (body % 4 || body / 4 != ke * (d + 1))
+	if (mlfs_reader_expect(&r, ke * (d + 1), 4) < 0)
 		return -EINVAL;
 	w = malloc((ke * d + 1) * sizeof(*w));
 	bias = malloc(ke * sizeof(*bias));
@@ -1179,17 +966,11 @@ static int logi_load(void *inst, const void *buf, size_t len)
 		free(w);
 		return -ENOMEM;
 	}
-	p = b + LOGI_HEADER;
-	for (size_t j = 0; j < ke * d; j++, p += 4)
-		w[j] = logi_get_f32(p);
-	for (size_t c = 0; c < ke; c++, p += 4)
-		bias[c] = logi_get_f32(p);
-	for (size_t j = 0; j < ke * (d + 1); j++) {
-		if (!isfinite(j < ke * d ? w[j] : bias[j - ke * d])) {
-			free(bias);
-			free(w);
-			return -EINVAL;
-		}
+	if (mlfs_get_f32s(&r, w, ke * d) < 0 ||
+	    mlfs_get_f32s(&r, bias, ke) < 0 || mlfs_reader_end(&r) < 0) {
+		free(bias);
+		free(w);
+		return -EINVAL;
 	}
 	free(lg->w);
 	free(lg->b);

@@ -22,15 +22,17 @@
  * Threads: fit runs in the job's process on one thread (BLAS may use
  * more); predict only reads the instance and allocates its scratch per
  * call, so it can run on many threads at once.  The saved form is
- * "MFMP", version, task, layers, classes, the widths, the parameters in
- * layer order (W row-major, out x in, then b), and an FNV-1a 64
- * checksum, all little-endian.
+ * "MFMP", version 2, task, layers, classes, the widths, the parameters in
+ * layer order (W row-major, out x in, then b), all little-endian
+ * (mlfs_plugin_util.h); version 1, the same with an FNV-1a 64 trailer,
+ * still loads.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +41,11 @@
 #include <cblas.h>
 
 #include "mlfs_plugin.h"
+#include "mlfs_plugin_util.h"
 
 #define MLP_MAGIC "MFMP"
-#define MLP_VERSION 1u
-#define MLP_HEADER 24 /* magic, version, task, layers, classes */
-#define MLP_TRAILER 8 /* checksum */
+#define MLP_VERSION 2u
+#define MLP_VERSION_FNV 1u /* the same with an FNV-1a 64 trailer */
 #define MLP_MAX_HIDDEN 3
 #define MLP_MAX_WIDTH 100000
 #define MLP_MAX_CLASSES (1u << 20)
@@ -65,9 +67,9 @@ struct mlp_net {
 struct mlp {
 	struct mlfs_host host; /* copied at init; unset fields are NULL */
 	unsigned task;
-	/* params */
+	/* params, set by the table below (its kinds give the types) */
 	size_t nhidden;
-	size_t hidden[MLP_MAX_HIDDEN];
+	long hidden[MLP_MAX_HIDDEN];
 	double lr;
 	long batch_size; /* 0: min(200, n) */
 	long epochs;
@@ -75,26 +77,13 @@ struct mlp {
 	bool early_stopping;
 	long patience;
 	double tol;
-	uint64_t seed;
+	long seed;
 	/* the fitted model */
 	bool fitted;
 	struct mlp_net net;
 };
 
 /* ---- messages, host calls ---- */
-
-__attribute__((format(printf, 3, 4))) static int
-mlp_err(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static bool mlp_cancelled(const struct mlp *mp)
 {
@@ -110,215 +99,38 @@ static void mlp_metric(const struct mlp *mp, const char *name, double v,
 
 /* ---- parameters ---- */
 
-enum {
-	MLP_P_HIDDEN,
-	MLP_P_LEARNING_RATE,
-	MLP_P_BATCH_SIZE,
-	MLP_P_EPOCHS,
-	MLP_P_MAX_ITER,
-	MLP_P_L2,
-	MLP_P_EARLY_STOPPING,
-	MLP_P_N_ITER_NO_CHANGE,
-	MLP_P_TOL,
-	MLP_P_SEED,
-	MLP_P_COUNT,
+static const long mlp_default_hidden[] = { 100 };
+
+/* "epochs" and "max_iter" share a field: a spec gives one of them. */
+static const struct mlfs_param_spec mlp_params[] = {
+	{ .name = "hidden", .kind = MLFS_PARAM_KIND_LIST,
+	  .offset = offsetof(struct mlp, hidden), .min = 1,
+	  .max = MLP_MAX_WIDTH, .count_offset = offsetof(struct mlp, nhidden),
+	  .max_count = MLP_MAX_HIDDEN, .dflt_list = mlp_default_hidden,
+	  .dflt_count = 1, .noun = "layer widths", .item = "widths" },
+	MLFS_PARAM_NUMBER_ABOVE("learning_rate", struct mlp, lr, 1e-3, 0),
+	MLFS_PARAM_INT("batch_size", struct mlp, batch_size, 0, 1, 1e9),
+	MLFS_PARAM_INT("epochs", struct mlp, epochs, 200, 1, 1e9),
+	MLFS_PARAM_INT("max_iter", struct mlp, epochs, 200, 1, 1e9),
+	MLFS_PARAM_NUMBER("l2", struct mlp, l2, 1e-4, 0),
+	MLFS_PARAM_BOOL("early_stopping", struct mlp, early_stopping, 1),
+	MLFS_PARAM_INT("n_iter_no_change", struct mlp, patience, 10, 1, 1e9),
+	MLFS_PARAM_NUMBER("tol", struct mlp, tol, 1e-4, 0),
+	MLFS_PARAM_INT("seed", struct mlp, seed, 0, 0, 1e9),
+	MLFS_PARAM_END,
 };
 
-static const char *const mlp_param_names[MLP_P_COUNT] = {
-	"hidden", "learning_rate",  "batch_size",	"epochs", "max_iter",
-	"l2",	  "early_stopping", "n_iter_no_change", "tol",	  "seed",
-};
-
-static const char *mlp_type_name(int type)
-{
-	switch (type) {
-	case MLFS_PARAM_NUMBER:
-		return "a number";
-	case MLFS_PARAM_STRING:
-		return "a string";
-	case MLFS_PARAM_LIST:
-		return "a list";
-	case MLFS_PARAM_BOOL:
-		return "a boolean";
-	}
-	return "an unknown type";
-}
-
-/* A number >= lo (> lo if open). */
-static int mlp_num(const struct mlfs_param *p, double lo, bool open,
-		   double *out, char *msg, size_t msglen)
-{
-	if (p->type != MLFS_PARAM_NUMBER)
-		return mlp_err(msg, msglen, "\"%s\": must be a number, got %s",
-			       p->name, mlp_type_name(p->type));
-	if (!isfinite(p->number) || p->number < lo ||
-	    (open && p->number == lo))
-		return mlp_err(msg, msglen, "\"%s\": must be %s %g, got %g",
-			       p->name, open ? ">" : ">=", lo, p->number);
-	*out = p->number;
-	return 0;
-}
-
-static bool mlp_is_int(double v, double lo, double hi)
-{
-	return v >= lo && v <= hi && v == floor(v);
-}
-
-/* A whole number in [lo, 1e9]. */
-static int mlp_int(const struct mlfs_param *p, long lo, long *out, char *msg,
-		   size_t msglen)
-{
-	if (p->type != MLFS_PARAM_NUMBER)
-		return mlp_err(msg, msglen,
-			       "\"%s\": must be an integer, got %s", p->name,
-			       mlp_type_name(p->type));
-	if (!mlp_is_int(p->number, (double)lo, 1e9))
-		return mlp_err(msg, msglen,
-			       "\"%s\": must be an integer from %ld to 1000000000, got %g",
-			       p->name, lo, p->number);
-	*out = (long)p->number;
-	return 0;
-}
-
-static int mlp_parse_hidden(struct mlp *mp, const struct mlfs_param *p,
-			    char *msg, size_t msglen)
-{
-	const double *v = p->list;
-	size_t n = p->nlist;
-
-	if (p->type == MLFS_PARAM_NUMBER) {
-		v = &p->number;
-		n = 1;
-	} else if (p->type != MLFS_PARAM_LIST) {
-		return mlp_err(msg, msglen,
-			       "\"hidden\": must be a list of layer widths, got %s",
-			       mlp_type_name(p->type));
-	}
-	if (n < 1 || n > MLP_MAX_HIDDEN || !v)
-		return mlp_err(msg, msglen,
-			       "\"hidden\": must list 1 to %d layer widths, got %zu",
-			       MLP_MAX_HIDDEN, n);
-	for (size_t i = 0; i < n; i++) {
-		if (!mlp_is_int(v[i], 1, MLP_MAX_WIDTH))
-			return mlp_err(msg, msglen,
-				       "\"hidden\": widths must be integers from 1 to %d, got %g",
-				       MLP_MAX_WIDTH, v[i]);
-		mp->hidden[i] = (size_t)v[i];
-	}
-	mp->nhidden = n;
-	return 0;
-}
-
-static int mlp_parse_one(struct mlp *mp, int idx, const struct mlfs_param *p,
-			 char *msg, size_t msglen)
-{
-	long v;
-	int rc;
-
-	switch (idx) {
-	case MLP_P_HIDDEN:
-		return mlp_parse_hidden(mp, p, msg, msglen);
-	case MLP_P_LEARNING_RATE:
-		return mlp_num(p, 0, true, &mp->lr, msg, msglen);
-	case MLP_P_BATCH_SIZE:
-		return mlp_int(p, 1, &mp->batch_size, msg, msglen);
-	case MLP_P_EPOCHS:
-	case MLP_P_MAX_ITER:
-		return mlp_int(p, 1, &mp->epochs, msg, msglen);
-	case MLP_P_L2:
-		return mlp_num(p, 0, false, &mp->l2, msg, msglen);
-	case MLP_P_EARLY_STOPPING:
-		if (p->type != MLFS_PARAM_BOOL)
-			return mlp_err(msg, msglen,
-				       "\"early_stopping\": must be true or false, got %s",
-				       mlp_type_name(p->type));
-		mp->early_stopping = p->number != 0;
-		return 0;
-	case MLP_P_N_ITER_NO_CHANGE:
-		return mlp_int(p, 1, &mp->patience, msg, msglen);
-	case MLP_P_TOL:
-		return mlp_num(p, 0, false, &mp->tol, msg, msglen);
-	case MLP_P_SEED:
-		rc = mlp_int(p, 0, &v, msg, msglen);
-		mp->seed = (uint64_t)v;
-		return rc;
-	}
-	return -EINVAL;
-}
-
-static int mlp_parse(struct mlp *mp, const struct mlfs_param *params,
-		     size_t nparams, char *msg, size_t msglen)
-{
-	unsigned seen = 0;
-
-	for (size_t i = 0; i < nparams; i++) {
-		const struct mlfs_param *p = &params[i];
-		int idx, rc;
-
-		if (!p->name)
-			return mlp_err(msg, msglen, "parameter %zu has no name",
-				       i);
-		for (idx = 0; idx < MLP_P_COUNT; idx++)
-			if (strcmp(p->name, mlp_param_names[idx]) == 0)
-				break;
-		if (idx == MLP_P_COUNT)
-			return mlp_err(msg, msglen,
-				       "\"%s\": unknown parameter for mlp",
-				       p->name);
-		if (seen & (1u << idx))
-			return mlp_err(msg, msglen, "\"%s\": given twice",
-				       p->name);
-		if ((idx == MLP_P_EPOCHS &&
-		     (seen & (1u << MLP_P_MAX_ITER))) ||
-		    (idx == MLP_P_MAX_ITER && (seen & (1u << MLP_P_EPOCHS))))
-			return mlp_err(msg, msglen,
-				       "\"%s\": same as \"%s\", give one of them",
-				       p->name,
-				       idx == MLP_P_EPOCHS ? "max_iter" : "epochs");
-		seen |= 1u << idx;
-		rc = mlp_parse_one(mp, idx, p, msg, msglen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
+static const struct mlfs_train_info mlp_info =
+	MLFS_TRAIN_INFO(struct mlp, "mlp",
+			MLFS_TASK_CLASSIFICATION | MLFS_TASK_REGRESSION,
+			"does classification and regression", mlp_params);
 
 static int mlp_init(const struct mlfs_host *host, unsigned task,
 		    const struct mlfs_param *params, size_t nparams,
 		    void **inst, char *msg, size_t msglen)
 {
-	struct mlp *mp;
-	size_t hs;
-	int rc;
-
-	*inst = NULL;
-	if (!host)
-		return mlp_err(msg, msglen, "no host table");
-	if (task != MLFS_TASK_CLASSIFICATION && task != MLFS_TASK_REGRESSION)
-		return mlp_err(msg, msglen,
-			       "mlp does classification and regression, not task %u",
-			       task);
-	mp = calloc(1, sizeof(*mp));
-	if (!mp)
-		return -ENOMEM;
-	hs = host->size < sizeof(mp->host) ? host->size : sizeof(mp->host);
-	memcpy(&mp->host, host, hs);
-	mp->task = task;
-	mp->nhidden = 1;
-	mp->hidden[0] = 100;
-	mp->lr = 1e-3;
-	mp->epochs = 200;
-	mp->l2 = 1e-4;
-	mp->early_stopping = true;
-	mp->patience = 10;
-	mp->tol = 1e-4;
-	rc = mlp_parse(mp, params, nparams, msg, msglen);
-	if (rc < 0) {
-		free(mp);
-		return rc;
-	}
-	*inst = mp;
-	return 0;
+	return mlfs_train_new(&mlp_info, host, task, params, nparams, inst,
+			      msg, msglen);
 }
 
 static void mlp_fini(void *inst)
@@ -458,14 +270,14 @@ static int mlp_check_targets(const struct mlp *mp, const float *y, size_t n,
 		float t = y[i];
 
 		if (mp->task == MLFS_TASK_REGRESSION && !isfinite(t))
-			return mlp_err(msg, msglen,
-				       "%s row %zu: the target is not finite",
-				       set, i);
+			return mlfs_err(msg, msglen,
+					"%s row %zu: the target is not finite",
+					set, i);
 		if (mp->task == MLFS_TASK_CLASSIFICATION &&
 		    (!(t >= 0) || t >= (float)k || t != floorf(t)))
-			return mlp_err(msg, msglen,
-				       "%s row %zu: label %g is not a class index below %zu",
-				       set, i, (double)t, k);
+			return mlfs_err(msg, msglen,
+					"%s row %zu: label %g is not a class index below %zu",
+					set, i, (double)t, k);
 	}
 	return 0;
 }
@@ -478,26 +290,26 @@ static int mlp_check_data(const struct mlp *mp, const struct mlfs_data *train,
 	int rc;
 
 	if (!train || !mlp_matrix_ok(&train->x))
-		return mlp_err(msg, msglen, "bad training matrix");
+		return mlfs_err(msg, msglen, "bad training matrix");
 	if (!train->x.rows || !train->x.cols)
-		return mlp_err(msg, msglen, "no training rows or no features");
+		return mlfs_err(msg, msglen, "no training rows or no features");
 	if (!train->y)
-		return mlp_err(msg, msglen, "mlp needs a label");
+		return mlfs_err(msg, msglen, "mlp needs a label");
 	if (mp->task == MLFS_TASK_CLASSIFICATION &&
 	    (k < 2 || k > MLP_MAX_CLASSES))
-		return mlp_err(msg, msglen,
-			       "classification needs 2 to %u classes, got %zu",
-			       MLP_MAX_CLASSES, k);
+		return mlfs_err(msg, msglen,
+				"classification needs 2 to %u classes, got %zu",
+				MLP_MAX_CLASSES, k);
 	rc = mlp_check_targets(mp, train->y, train->x.rows, k, "training", msg,
 			       msglen);
 	if (rc < 0 || !val || !val->x.rows)
 		return rc;
 	if (!mlp_matrix_ok(&val->x) || !val->y)
-		return mlp_err(msg, msglen, "bad validation data");
+		return mlfs_err(msg, msglen, "bad validation data");
 	if (val->x.cols != train->x.cols)
-		return mlp_err(msg, msglen,
-			       "validation has %zu features, training %zu",
-			       val->x.cols, train->x.cols);
+		return mlfs_err(msg, msglen,
+				"validation has %zu features, training %zu",
+				val->x.cols, train->x.cols);
 	return mlp_check_targets(mp, val->y, val->x.rows, k, "validation", msg,
 				 msglen);
 }
@@ -763,7 +575,7 @@ static int mlp_run(const struct mlp *mp, struct mlp_net *net,
 	bool use_val = val && val->x.rows;
 	bool stop_on_val = use_val && mp->early_stopping;
 	double best_loss = INFINITY, best_score = -INFINITY;
-	uint64_t rng = mp->seed;
+	uint64_t rng = (uint64_t)mp->seed;
 	long stall = 0, step = 0, best_e = 0;
 
 	mlp_glorot(net, net->p, &rng);
@@ -798,9 +610,9 @@ static int mlp_run(const struct mlp *mp, struct mlp_net *net,
 			mlp_stopped(mp, MLFS_STOP_DIVERGED, e,
 				    "the training loss is %g at epoch %ld: lower \"learning_rate\" (%g)",
 				    loss, e, mp->lr);
-			return mlp_err(msg, msglen,
-				       "training diverged at epoch %ld: lower \"learning_rate\" (%g)",
-				       e, mp->lr);
+			return mlfs_err(msg, msglen,
+					"training diverged at epoch %ld: lower \"learning_rate\" (%g)",
+					e, mp->lr);
 		}
 		mlp_metric(mp, "loss", loss, e);
 		mlp_progress(mp, e, mp->epochs, loss);
@@ -870,16 +682,16 @@ static int mlp_fit(void *inst, const struct mlfs_data *train,
 	n = train->x.rows;
 	net.width[0] = train->x.cols;
 	for (size_t i = 0; i < mp->nhidden; i++)
-		net.width[i + 1] = mp->hidden[i];
+		net.width[i + 1] = (size_t)mp->hidden[i];
 	net.k = mp->task == MLFS_TASK_CLASSIFICATION ? train->nclasses : 0;
 	net.width[net.nlayers] = net.k ? net.k : 1;
 	if (!mlp_layout(&net))
-		return mlp_err(msg, msglen, "too many weights");
+		return mlfs_err(msg, msglen, "too many weights");
 	bs = mp->batch_size ? (size_t)mp->batch_size : 200;
 	if (bs > n)
 		bs = n;
 	if (bs * mlp_max_width(&net, 0) > INT_MAX)
-		return mlp_err(msg, msglen, "\"batch_size\": too large");
+		return mlfs_err(msg, msglen, "\"batch_size\": too large");
 
 	rc = -ENOMEM;
 	net.p = malloc(net.np * sizeof(*net.p));
@@ -939,119 +751,65 @@ static int mlp_predict(void *inst, const struct mlfs_matrix *x,
 
 /* ---- save and load ---- */
 
-static uint64_t mlp_fnv(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint8_t *mlp_put(uint8_t *p, uint64_t v, size_t bytes)
-{
-	for (size_t i = 0; i < bytes; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint64_t mlp_get(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static int mlp_save(void *inst, void **buf, size_t *len)
 {
 	const struct mlp *mp = inst;
 	const struct mlp_net *net = &mp->net;
-	size_t n;
-	uint8_t *b, *p;
+	struct mlfs_writer w = { 0 };
 
 	*buf = NULL;
 	*len = 0;
 	if (!mp->fitted)
 		return -EINVAL;
-	n = MLP_HEADER + 8 * (net->nlayers + 1) + 4 * net->np + MLP_TRAILER;
-	b = malloc(n);
-	if (!b)
-		return -ENOMEM;
-	memcpy(b, MLP_MAGIC, 4);
-	p = mlp_put(b + 4, MLP_VERSION, 4);
-	p = mlp_put(p, mp->task, 4);
-	p = mlp_put(p, net->nlayers, 4);
-	p = mlp_put(p, net->k, 8);
+	mlfs_put_header(&w, MLP_MAGIC, MLP_VERSION);
+	mlfs_put_u32(&w, mp->task);
+	mlfs_put_u32(&w, (uint32_t)net->nlayers);
+	mlfs_put_u64(&w, net->k);
 	for (size_t l = 0; l <= net->nlayers; l++)
-		p = mlp_put(p, net->width[l], 8);
-	for (size_t j = 0; j < net->np; j++) {
-		uint32_t u;
-
-		memcpy(&u, &net->p[j], sizeof(u));
-		p = mlp_put(p, u, 4);
-	}
-	mlp_put(p, mlp_fnv(b, n - MLP_TRAILER), 8);
-	*buf = b;
-	*len = n;
-	return 0;
+		mlfs_put_u64(&w, net->width[l]);
+	mlfs_put_f32s(&w, net->p, net->np);
+	return mlfs_writer_finish(&w, buf, len);
 }
 
 static int mlp_load(void *inst, const void *buf, size_t len)
 {
 	struct mlp *mp = inst;
 	struct mlp_net net = { 0 };
-	const uint8_t *b = buf, *p;
-	uint64_t k, nl, body;
+	struct mlfs_reader r;
+	uint64_t k, nl;
 
-	if (!b || len < MLP_HEADER + MLP_TRAILER)
+	mlfs_reader_init(&r, buf, len);
+	if (mlfs_get_header(&r, MLP_MAGIC, MLP_VERSION, MLP_VERSION_FNV) < 0)
 		return -EINVAL;
-	if (memcmp(b, MLP_MAGIC, 4) != 0 || mlp_get(b + 4, 4) != MLP_VERSION)
+	if (mlfs_get_u32(&r) != mp->task)
 		return -EINVAL;
-	if (mlp_get(b + len - MLP_TRAILER, 8) != mlp_fnv(b, len - MLP_TRAILER))
-		return -EINVAL;
-	if (mlp_get(b + 8, 4) != mp->task)
-		return -EINVAL;
-	nl = mlp_get(b + 12, 4);
-	k = mlp_get(b + 16, 8);
-	if (nl < 2 || nl > MLP_MAX_HIDDEN + 1)
+	nl = mlfs_get_u32(&r);
+	k = mlfs_get_u64(&r);
+	if (r.err || nl < 2 || nl > MLP_MAX_HIDDEN + 1)
 		return -EINVAL;
 	if (mp->task == MLFS_TASK_CLASSIFICATION ? k < 2 || k > MLP_MAX_CLASSES
 						 : k != 0)
 		return -EINVAL;
-	body = len - MLP_HEADER - MLP_TRAILER;
-	if (body < 8 * (nl + 1))
-		return -EINVAL;
 	net.nlayers = nl;
 	net.k = k;
-	p = b + MLP_HEADER;
-	for (size_t l = 0; l <= nl; l++, p += 8) {
-		uint64_t w = mlp_get(p, 8);
+	for (size_t l = 0; l <= nl; l++) {
+		uint64_t w = mlfs_get_u64(&r);
 
-		if (w < 1 || w > INT_MAX ||
+		if (r.err || w < 1 || w > INT_MAX ||
 		    (l > 0 && l < nl && w > MLP_MAX_WIDTH))
 			return -EINVAL;
 		net.width[l] = w;
 	}
 	if (net.width[nl] != (k ? k : 1) || !mlp_layout(&net))
 		return -EINVAL;
-	body -= 8 * (nl + 1);
-	if (body % 4 || body / 4 != net.np)
+	if (mlfs_reader_expect(&r, net.np, 4) < 0)
 		return -EINVAL;
 	net.p = malloc(net.np * sizeof(*net.p));
 	if (!net.p)
 		return -ENOMEM;
-	for (size_t j = 0; j < net.np; j++, p += 4) {
-		uint32_t u = (uint32_t)mlp_get(p, 4);
-
-		memcpy(&net.p[j], &u, sizeof(u));
-		if (!isfinite(net.p[j])) {
-			free(net.p);
-			return -EINVAL;
-		}
+	if (mlfs_get_f32s(&r, net.p, net.np) < 0 || mlfs_reader_end(&r) < 0) {
+		free(net.p);
+		return -EINVAL;
 	}
 	free(mp->net.p);
 	mp->net = net;

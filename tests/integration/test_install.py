@@ -1,6 +1,6 @@
-"""meson install: the daemon, the man page, the plugin header with its
-pkg-config file (a plugin builds out of tree as C11 and as C++), and a
-mount through mount(8) as /etc/fstab would do it."""
+"""meson install: the daemon, the man page, the plugin header and its
+helper header with their pkg-config file (a plugin builds out of tree as
+C11 and as C++), and a mount through mount(8) as /etc/fstab would do it."""
 import json
 import os
 import shutil
@@ -11,6 +11,7 @@ from conftest import BUILD, ROOT, is_mounted, wait_job
 
 PLUGIN = r'''
 #include <mlfs_plugin.h>
+#include <mlfs_plugin_util.h>
 static const struct mlfs_train_ops ops = { sizeof(ops) };
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {
 	MLFS_ABI_MAJOR, MLFS_ABI_MINOR, MLFS_STAGE_TRAIN, "demo", "1", &ops,
@@ -28,6 +29,7 @@ def test_meson_install_and_out_of_tree_plugin(tmp_path):
     assert any(f.endswith("bin/mlfs") for f in files)
     assert any(f.endswith("man1/mlfs.1") for f in files)
     assert any(f.endswith("include/mlfs/mlfs_plugin.h") for f in files)
+    assert any(f.endswith("include/mlfs/mlfs_plugin_util.h") for f in files)
     pcs = [p for p in dest.rglob("mlfs-plugin.pc")]
     assert pcs
     # pkg-config with the staged prefix
@@ -36,6 +38,10 @@ def test_meson_install_and_out_of_tree_plugin(tmp_path):
     cflags = subprocess.run(["pkg-config", "--cflags", "mlfs-plugin"],
                             capture_output=True, text=True, env=env)
     assert cflags.returncode == 0, cflags.stderr
+    headers = subprocess.run(["pkg-config", "--variable=headers",
+                              "mlfs-plugin"],
+                             capture_output=True, text=True, env=env)
+    assert headers.stdout.split() == ["mlfs_plugin.h", "mlfs_plugin_util.h"]
     src = tmp_path / "demo.c"
     src.write_text(PLUGIN)
     for cc, std in (("gcc", "-std=c11"), ("g++", "-std=c++17")):

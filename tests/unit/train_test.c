@@ -8,8 +8,10 @@
  * there is ~0), with probabilities summing to 1; that mlp learns XOR and
  * a nonlinear regression; that kmeans finds three blobs; bad params with
  * their exact messages; save/load round trips; truncated, corrupted and
- * inconsistent saved bytes; cancellation; and predict from several
- * threads at once on one instance.
+ * inconsistent saved bytes; models saved in the version 1 framing (with
+ * the FNV-1a trailer) by the plugins before mlfs_plugin_util.h, from
+ * tests/unit/fixtures; cancellation; and predict from several threads at
+ * once on one instance.
  *
  * Allocation failures are not injected here: the plugins are separate
  * shared objects, which the --wrap=malloc of the unit build cannot reach.
@@ -25,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "mlcore.h"
 #include "mlfs_plugin.h"
 #include "tap.h"
 
@@ -324,10 +329,49 @@ static void *make(int p, unsigned task, const struct mlfs_param *params,
 	return inst;
 }
 
+/* Magic, version and task: the same in every plugin's saved form. */
+#define FRAMING_BYTES 12
+
+/*
+ * The saved bytes carry no checksum of their own (version 2 on): the
+ * model file around them has an xxh3-128 over everything.  Wrap the bytes
+ * in a model file as the job program does, flip each byte of it (up to a
+ * bound), and count the flips that get through model_decode and then
+ * load as well: none should.
+ */
+static size_t stored_flips_loaded(const struct mlfs_train_ops *o, void *copy,
+				  const void *buf, size_t len)
+{
+	json_t *hdr = json_pack("{s:s}", "algorithm", "test");
+	json_t *back;
+	const void *w;
+	unsigned char *file = NULL;
+	size_t flen = 0, wlen, loaded = 0;
+	char msg[256];
+
+	if (!hdr || model_encode(hdr, buf, len, (void **)&file, &flen) < 0) {
+		json_decref(hdr);
+		return 1;
+	}
+	json_decref(hdr);
+	for (size_t i = 0; i < flen && i < 8192; i++) {
+		file[i] ^= (unsigned char)(1u << (i % 8));
+		if (model_decode(file, flen, &back, &w, &wlen, msg,
+				 sizeof(msg)) == 0) {
+			loaded += o->load(copy, w, wlen) == 0;
+			json_decref(back);
+		}
+		file[i] ^= (unsigned char)(1u << (i % 8));
+	}
+	free(file);
+	return loaded;
+}
+
 /*
  * Save inst; check that a fresh instance loads the bytes and predicts
- * exactly the same on x; then feed it every truncation, every single-byte
- * change (up to a bound), an extra byte, and nothing.
+ * exactly the same on x; then feed it every truncation, every change of
+ * a framing byte, every single-byte change of the stored model file (up
+ * to a bound), an extra byte, and nothing.
  */
 static void check_save_load(int p, unsigned task,
 			    const struct mlfs_param *params, size_t nparams,
@@ -360,6 +404,26 @@ static void check_save_load(int p, unsigned task,
 	free(s1);
 	free(s2);
 
+	/* The same state in the version 1 framing: an FNV-1a 64 trailer. */
+	b = malloc(len + 8);
+	memcpy(b, buf, len);
+	put_le(b + 4, 1, 4);
+	put_le(b + len, fnv(b, len), 8);
+	snprintf(name, sizeof(name), "%s: loads its version 1 framing",
+		 plugs[p].name);
+	is_int(o->load(copy, b, len + 8), 0, name);
+	s2 = scores(o, copy, x, &rc2);
+	s1 = scores(o, inst, x, &rc1);
+	snprintf(name, sizeof(name),
+		 "%s: identical predictions after a version 1 load",
+		 plugs[p].name);
+	ok(rc1 == 0 && rc2 == 0 &&
+		   memcmp(s1, s2, x->rows * k * sizeof(float)) == 0,
+	   name);
+	free(s1);
+	free(s2);
+	free(b);
+
 	b = malloc(len + 1);
 	memcpy(b, buf, len);
 	for (size_t n = 0; n < len; n++)
@@ -368,14 +432,19 @@ static void check_save_load(int p, unsigned task,
 		 plugs[p].name);
 	is_int(bad, 0, name);
 	bad = 0;
-	for (size_t i = 0; i < len && i < 4096; i++) {
+	for (size_t i = 0; i < FRAMING_BYTES; i++) {
 		b[i] ^= (uint8_t)(1u << (i % 8));
 		bad += o->load(copy, b, len) != -EINVAL;
 		b[i] ^= (uint8_t)(1u << (i % 8));
 	}
-	snprintf(name, sizeof(name), "%s: every flipped byte is -EINVAL",
+	snprintf(name, sizeof(name),
+		 "%s: every flipped magic, version or task byte is -EINVAL",
 		 plugs[p].name);
 	is_int(bad, 0, name);
+	snprintf(name, sizeof(name),
+		 "%s: every flipped byte of the stored model is refused",
+		 plugs[p].name);
+	is_int(stored_flips_loaded(o, copy, buf, len), 0, name);
 	b[len] = 0;
 	snprintf(name, sizeof(name), "%s: an extra byte is -EINVAL",
 		 plugs[p].name);
@@ -399,8 +468,8 @@ static void check_save_load(int p, unsigned task,
 }
 
 /*
- * Overwrite the 8-byte size field at off with v, fix the checksum, and
- * check load says -EINVAL: sizes are validated, not only the checksum.
+ * Overwrite the size field at off with v and check load says -EINVAL:
+ * sizes are validated, not left to a checksum.
  */
 static void check_bad_size(int p, void *inst, size_t off, size_t bytes,
 			   uint64_t v, const char *what)
@@ -414,16 +483,15 @@ static void check_bad_size(int p, void *inst, size_t off, size_t bytes,
 	o->save(inst, &buf, &len);
 	b = buf;
 	put_le(b + off, v, bytes);
-	put_le(b + len - 8, fnv(b, len - 8), 8);
 	snprintf(name, sizeof(name), "%s: %s is -EINVAL", plugs[p].name, what);
 	is_int(o->load(inst, b, len), -EINVAL, name);
 	free(buf);
 }
 
 /*
- * Random changes to the first 64 bytes (after the magic) with the
- * checksum fixed up: load must answer 0 or -EINVAL, never crash, and
- * after a 0 predict must work with the outputs it then reports.
+ * Random changes to the first 64 bytes (after the magic): load must
+ * answer 0 or -EINVAL, never crash, and after a 0 predict must work with
+ * the outputs it then reports.
  */
 static void check_fuzz(int p, unsigned task, const struct mlfs_param *params,
 		       size_t nparams, void *inst, const struct mlfs_host *host)
@@ -440,11 +508,10 @@ static void check_fuzz(int p, unsigned task, const struct mlfs_param *params,
 		int rc;
 
 		memcpy(b, buf, len);
-		for (size_t i = 4; i < len - 8 && i < 64; i++)
+		for (size_t i = 4; i < len && i < 64; i++)
 			if (rnd() % 8 == 0)
 				b[i] = (uint8_t)(rnd() % 4 ? b[i] ^ (1u << rnd() % 8)
 							 : rnd());
-		put_le(b + len - 8, fnv(b, len - 8), 8);
 		rc = o->load(copy, b, len);
 		if (rc == 0) {
 			size_t rows = 3, k = o->outputs(copy);
@@ -742,7 +809,7 @@ static void test_logistic(void)
 			grad[j] += 0.01 * get_f32((uint8_t *)buf + 28 + 4 * j);
 		for (size_t j = 0; j <= d; j++)
 			gmax = fmax(gmax, fabs(grad[j]));
-		ok(len == 28 + 4 * (d + 1) + 8 && gmax < 2e-4,
+		ok(len == 28 + 4 * (d + 1) && gmax < 2e-4, /* no trailer */
 		   "logistic: lbfgs reaches the optimum (gradient ~ 0)");
 		printf("# largest gradient entry at the solution %g\n", gmax);
 		free(buf);
@@ -1080,6 +1147,132 @@ static void test_bad_params(void)
 	}
 }
 
+/* ---- models saved before the helper ---- */
+
+/*
+ * tests/unit/fixtures/<name>-v1.bin: bytes saved by the plugins as they
+ * were before mlfs_plugin_util.h (commit 4f1c2e2), in the version 1
+ * framing that ends in an FNV-1a 64, fitted on small made-up data.  Stores
+ * written then hold such bytes inside their model files; they must keep
+ * loading and predicting.
+ */
+struct legacy_model {
+	int plugin;
+	unsigned task;
+	const char *file;
+	size_t outputs;
+	size_t features;
+};
+
+static uint8_t *read_fixture(const char *dir, const char *file, size_t *len)
+{
+	char path[4096];
+	uint8_t *b = NULL;
+	long n;
+	FILE *f;
+
+	*len = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		b = malloc((size_t)n);
+		if (b && fread(b, 1, (size_t)n, f) == (size_t)n) {
+			*len = (size_t)n;
+		} else {
+			free(b);
+			b = NULL;
+		}
+	}
+	fclose(f);
+	return b;
+}
+
+static void check_legacy(const char *dir, const struct legacy_model *lm,
+			 const struct mlfs_host *host)
+{
+	const struct mlfs_train_ops *o = ops_of(lm->plugin);
+	const char *pn = plugs[lm->plugin].name;
+	float x[3 * 4] = { 0.5f, -1, 2, 0, -0.25f, 1, 0, 3, 1, 1, -2, 0.5f };
+	struct mlfs_matrix xm = { x, 3, lm->features, lm->features };
+	void *inst = make(lm->plugin, lm->task, NULL, 0, host);
+	void *again = NULL;
+	size_t len, alen = 0, bad = 0;
+	uint8_t *old = read_fixture(dir, lm->file, &len);
+	float *sc;
+	char name[160];
+	int rc;
+
+	ok(old != NULL, lm->file);
+	if (!old || !inst) {
+		o->fini(inst);
+		free(old);
+		return;
+	}
+	snprintf(name, sizeof(name), "%s: loads %s", pn, lm->file);
+	is_int(o->load(inst, old, len), 0, name);
+	snprintf(name, sizeof(name), "%s: %s has %zu outputs", pn, lm->file,
+		 lm->outputs);
+	is_int(o->outputs(inst), lm->outputs, name);
+	sc = scores(o, inst, &xm, &rc);
+	for (size_t i = 0; i < 3 * lm->outputs; i++)
+		bad += !isfinite(sc[i]);
+	snprintf(name, sizeof(name), "%s: %s predicts", pn, lm->file);
+	ok(rc == 0 && bad == 0, name);
+	free(sc);
+	/* Saved again: version 2, the same fields, no trailer. */
+	is_int(o->save(inst, &again, &alen), 0, "save after a version 1 load");
+	snprintf(name, sizeof(name),
+		 "%s: %s saves again as version 2 with the same fields", pn,
+		 lm->file);
+	ok(again && alen == len - 8 && memcmp(again, old, 4) == 0 &&
+		   ((uint8_t *)again)[4] == 2 &&
+		   memcmp((uint8_t *)again + 8, old + 8, alen - 8) == 0,
+	   name);
+	free(again);
+	/* The trailer still guards version 1 bytes. */
+	bad = 0;
+	for (size_t i = 0; i < len; i++) {
+		old[i] ^= (uint8_t)(1u << (i % 8));
+		bad += o->load(inst, old, len) != -EINVAL;
+		old[i] ^= (uint8_t)(1u << (i % 8));
+	}
+	for (size_t n = 0; n < len; n++)
+		bad += o->load(inst, old, n) != -EINVAL;
+	snprintf(name, sizeof(name),
+		 "%s: every flipped byte and truncation of %s is -EINVAL", pn,
+		 lm->file);
+	is_int(bad, 0, name);
+	o->fini(inst);
+	free(old);
+}
+
+static void test_legacy(void)
+{
+	static const struct legacy_model models[] = {
+		{ P_LINEAR, MLFS_TASK_REGRESSION, "linear-v1.bin", 1, 3 },
+		{ P_LOGISTIC, MLFS_TASK_CLASSIFICATION, "logistic-v1.bin", 3,
+		  2 },
+		{ P_LOGISTIC, MLFS_TASK_CLASSIFICATION, "logistic2-v1.bin", 2,
+		  2 },
+		{ P_MLP, MLFS_TASK_CLASSIFICATION, "mlp-v1.bin", 3, 2 },
+		{ P_MLP, MLFS_TASK_REGRESSION, "mlpreg-v1.bin", 1, 2 },
+		{ P_KMEANS, MLFS_TASK_CLUSTERING, "kmeans-v1.bin", 3, 2 },
+	};
+	const char *dir = getenv("MLFS_FIXTURE_DIR");
+	struct host_state hs;
+	struct mlfs_host host = make_host(&hs);
+
+	/* meson sets it, as it sets MLFS_PLUGIN_DIR */
+	ok(dir && *dir, "MLFS_FIXTURE_DIR is set");
+	if (!dir || !*dir)
+		return;
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		check_legacy(dir, &models[i], &host);
+}
+
 /* ---- cancellation ---- */
 
 static void test_cancel(void)
@@ -1223,6 +1416,7 @@ int main(void)
 	test_logistic();
 	test_mlp();
 	test_kmeans();
+	test_legacy();
 	test_cancel();
 	test_threads();
 	for (int p = 0; p < P_COUNT; p++)
