@@ -73,14 +73,18 @@ struct ds_kind {
 
 extern const struct ds_kind ds_datasets;
 extern const struct ds_kind ds_models;
+extern const struct ds_kind ds_features;
 /* Every kind, NULL-terminated, in the order a rebuild reads them. */
 extern const struct ds_kind *const ds_kinds[];
 
 /* The kind whose dir starts key ("models/..."), or NULL. */
 const struct ds_kind *ds_kind_of_key(const char *key);
-/* The version man's field ref names: true with *name and *ver. */
-bool ds_ref_get(json_t *man, const struct ds_ref *ref, const char **name,
-		unsigned *ver);
+/*
+ * The i-th version man's field ref names (the field holds one
+ * {"name", "version"} or a list of them): true with *name and *ver.
+ */
+bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
+		const char **name, unsigned *ver);
 
 /*
  * repo_open: the repository's state for fs (fs->repo), before any call
@@ -233,6 +237,17 @@ int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
  */
 int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 		    const struct fs_ctx *ctx, unsigned *ver);
+
+/*
+ * ds_commit: a new version of name (any kind) whose manifest is man: its
+ * fields, to which "format", "version" and "lineage" (from origin) are
+ * added.  When every field of man equals the latest version's, no
+ * version is made: *ver is the latest, *created false.  -ENOENT if name
+ * does not exist.
+ */
+int ds_commit(struct fs *fs, const struct ds_kind *k, const char *name,
+	      json_t *man, const struct ds_origin *origin, unsigned *ver,
+	      bool *created);
 
 /*
  * ds_put_blob: put the local file at path into the store by content

@@ -49,8 +49,15 @@ const struct ds_kind ds_datasets = {
 	.busy = dataset_busy,
 };
 
+const struct ds_kind ds_features = {
+	.dir = "features",
+	.record = "feature_set.json",
+	.noun = "feature set",
+};
+
 static const struct ds_ref model_refs[] = {
 	{ "dataset", &ds_datasets, "trained on" },
+	{ "feature_sets", &ds_features, "trained on" },
 	{ NULL },
 };
 
@@ -62,7 +69,8 @@ const struct ds_kind ds_models = {
 };
 
 /* Every kind, in the order a rebuild reads them. */
-const struct ds_kind *const ds_kinds[] = { &ds_datasets, &ds_models, NULL };
+const struct ds_kind *const ds_kinds[] = { &ds_datasets, &ds_features,
+					    &ds_models, NULL };
 
 const struct ds_kind *ds_kind_of_key(const char *key)
 {
@@ -75,10 +83,15 @@ const struct ds_kind *ds_kind_of_key(const char *key)
 	return NULL;
 }
 
-bool ds_ref_get(json_t *man, const struct ds_ref *ref, const char **name,
-		unsigned *ver)
+bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
+		const char **name, unsigned *ver)
 {
 	json_t *r = json_object_get(man, ref->field);
+
+	if (json_is_array(r))
+		r = json_array_get(r, i);
+	else if (i > 0)
+		r = NULL;
 
 	*name = json_string_value(json_object_get(r, "name"));
 	*ver = (unsigned)json_integer_value(json_object_get(r, "version"));
@@ -102,14 +115,15 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
 	json_t *man = json_loadb(val, len, 0, NULL);
 	const char *who = key + strlen(us->by->dir) + 1;
 	const char *slash = strchr(who, '/');
+	char vkey[512];
 	const char *n;
 	unsigned v;
 	int rc = 0;
 
-	if (slash && ds_ref_get(man, us->ref, &n, &v) &&
-	    strcmp(n, us->name) == 0 && (us->ver == 0 || us->ver == v)) {
-		char vkey[512];
-
+	for (size_t i = 0; rc == 0 && slash &&
+			   ds_ref_get(man, us->ref, i, &n, &v); i++) {
+		if (strcmp(n, us->name) != 0 || (us->ver && us->ver != v))
+			continue;
 		/* a version something uses is never removed: it went missing */
 		repo_version_key(us->ref->to, n, v, vkey, sizeof(vkey));
 		snprintf(us->why, us->whylen, "%s %.*s was %s v%u%s",

@@ -72,6 +72,34 @@ static json_t *lineage_ent(json_t *missing, const char *key)
 	return ent;
 }
 
+/* Version v of n, which who's version (at slash) names by r: indexed? */
+static void lineage_note(struct lineage_scan *ls, const struct ds_kind *k,
+			 const struct ds_ref *r, const char *who,
+			 const char *slash, const char *n, unsigned v)
+{
+	char vkey[512], mkey[600], user[600];
+	json_t *ent, *list;
+
+	repo_version_key(r->to, n, v, vkey, sizeof(vkey));
+	if (meta_has(ls->t, META_VER, vkey) != 0)
+		return;
+	snprintf(mkey, sizeof(mkey), "%s/%s/v%u.json", r->to->dir, n, v);
+	snprintf(user, sizeof(user), "%.*s", (int)(slash - who), who);
+	ent = lineage_ent(ls->missing, mkey);
+	if (!ent)
+		return;
+	list = json_object_get(json_object_get(ent, "users"), r->verb);
+	if (!list) {
+		list = json_array();
+		json_object_set_new(json_object_get(ent, "users"), r->verb,
+				    list);
+	}
+	json_array_append_new(list, json_sprintf("%s v%u", user,
+						 (unsigned)strtoul(slash + 1,
+								   NULL, 10)));
+	lineage_uid(ls->t, k, user, ent);
+}
+
 /* A version: are the versions its manifest names (ds_ref) indexed? */
 static int lineage_one(void *arg, const char *key, const char *val,
 		       size_t len)
@@ -86,31 +114,11 @@ static int lineage_one(void *arg, const char *key, const char *val,
 		return 0;
 	man = json_loadb(val, len, 0, NULL);
 	for (const struct ds_ref *r = k->refs; r->field; r++) {
-		char vkey[512], mkey[600], user[600];
 		const char *n;
 		unsigned v;
-		json_t *ent, *list;
 
-		if (!ds_ref_get(man, r, &n, &v))
-			continue;
-		repo_version_key(r->to, n, v, vkey, sizeof(vkey));
-		if (meta_has(ls->t, META_VER, vkey) != 0)
-			continue;
-		snprintf(mkey, sizeof(mkey), "%s/%s/v%u.json", r->to->dir, n,
-			 v);
-		snprintf(user, sizeof(user), "%.*s", (int)(slash - who), who);
-		ent = lineage_ent(ls->missing, mkey);
-		if (!ent)
-			continue;
-		list = json_object_get(json_object_get(ent, "users"), r->verb);
-		if (!list) {
-			list = json_array();
-			json_object_set_new(json_object_get(ent, "users"),
-					    r->verb, list);
-		}
-		json_array_append_new(list, json_sprintf(
-			"%s v%u", user, (unsigned)strtoul(slash + 1, NULL, 10)));
-		lineage_uid(ls->t, k, user, ent);
+		for (size_t i = 0; ds_ref_get(man, r, i, &n, &v); i++)
+			lineage_note(ls, k, r, who, slash, n, v);
 	}
 	json_decref(man);
 	return 0;

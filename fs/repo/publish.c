@@ -316,3 +316,57 @@ out_unlock:
 	json_decref(rec);
 	return rc;
 }
+
+/* Does man say what prev says, in every field man has but these? */
+static bool same_content(json_t *man, json_t *prev)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(man, key, v) {
+		if (strcmp(key, "version") == 0 || strcmp(key, "lineage") == 0 ||
+		    strcmp(key, "incarnation") == 0)
+			continue;
+		if (!json_equal(v, json_object_get(prev, key)))
+			return false;
+	}
+	return true;
+}
+
+int ds_commit(struct fs *fs, const struct ds_kind *k, const char *name,
+	      json_t *man, const struct ds_origin *origin, unsigned *ver,
+	      bool *created)
+{
+	json_t *rec = NULL, *prev = NULL;
+	unsigned parent, v;
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	repo_lock(fs);
+	rc = ds_get(fs, k, name, &rec);
+	if (rc < 0)
+		goto out_unlock;
+	parent = repo_rec_uint(rec, "latest");
+	if (parent && ds_version(fs, k, name, parent, &prev) == 0 &&
+	    same_content(man, prev)) {
+		*ver = parent; /* nothing changes: no new version */
+		goto out_unlock;
+	}
+	v = repo_next_version(rec, parent);
+	json_object_set_new(man, "format", json_integer(DS_FORMAT_MAJOR));
+	json_object_set_new(man, "version", json_integer(v));
+	json_object_set_new(man, "lineage",
+			    repo_lineage_json(parent, time(NULL), 0, NULL,
+					      origin));
+	rc = repo_commit_version(fs, k, name, rec, man, v);
+	if (rc == 0) {
+		*ver = v;
+		*created = true;
+	}
+out_unlock:
+	repo_unlock(fs);
+	json_decref(prev);
+	json_decref(rec);
+	return rc;
+}

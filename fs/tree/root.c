@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "datasets.h"
+#include "feature_sets.h"
 #include "jobs.h"
 #include "models.h"
 #include "plugin.h"
@@ -315,6 +316,13 @@ static const struct root_entry root_entries[] = {
 	  "  latest -> v<n> the newest version\n"
 	  "  <alias> -> v<n> ln -s v2 prod; ln -sfn v3 prod; rm prod\n"
 	  "  v<n>/          immutable: data.csv schema stats lineage\n" },
+	{ &features_type,
+	  "<fs>/            mkdir makes a feature set\n"
+	  "  spec           its definition (JSON): entity, timestamp, source,\n"
+	  "                 features with agg and window; each new spec is a\n"
+	  "                 new version\n"
+	  "  latest -> v<n> the newest version; aliases as in datasets/\n"
+	  "  v<n>/          immutable: spec\n" },
 	{ &train_type,
 	  "<job>.json       write a training spec here to start job <job>:\n"
 	  "                 {\"dataset\": \"iris@1\", \"algorithm\": \"logistic\"}\n" },

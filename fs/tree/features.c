@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * features/: feature sets, a kind of versioned object (ds_features).
+ * mkdir makes one; each accepted spec is a version v<n>/ (what is shared
+ * with datasets/ and models/ is objects.c's).  The spec's checks are
+ * featspec.c's; this file turns files into them.  Any FUSE worker.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ds.h"
+#include "featspec.h"
+#include "fs.h"
+#include "feature_sets.h"
+#include "jsonout.h"
+#include "objects.h"
+
+/* The spec of version ver (0: the latest) of n's feature set. */
+static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
+{
+	json_t *man;
+	char *text;
+	int rc;
+
+	rc = ds_version(n->fs, &ds_features, obj_name(n), ver, &man);
+	if (rc == -ENOENT && ver == 0)
+		return 0; /* no spec yet: empty */
+	if (rc < 0)
+		return rc;
+	text = json_dumps_short(json_object_get(man, "spec"),
+				JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(man);
+	if (!text)
+		return -ENOMEM;
+	rc = sb_puts(out, text);
+	if (rc == 0)
+		rc = sb_puts(out, "\n");
+	free(text);
+	return rc;
+}
+
+static int spec_show(struct node *n, struct strbuf *out)
+{
+	return spec_render(n, 0, out);
+}
+
+static int vspec_show(struct node *n, struct strbuf *out)
+{
+	return spec_render(n, obj_ver(n), out);
+}
+
+/* Judged in the write that completes the JSON value (bash ignores close). */
+static int spec_check(struct node *n, const char *text, size_t len,
+		      const struct fs_ctx *ctx, struct problem *pb)
+{
+	json_t *spec;
+	int rc;
+
+	(void)ctx;
+	rc = featspec_check(text, len, false, &spec, pb);
+	if (rc == 0 && spec)
+		rc = featspec_resolve(n->fs, spec, text, pb);
+	json_decref(spec);
+	return rc;
+}
+
+/* A new version when the spec says something new. */
+static int spec_store(struct node *n, const char *text, size_t len,
+		      const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct ds_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	json_t *spec, *man;
+	unsigned ver;
+	bool created;
+	int rc;
+
+	rc = featspec_check(text, len, true, &spec, pb);
+	if (rc == 0)
+		rc = featspec_resolve(n->fs, spec, text, pb);
+	if (rc < 0) {
+		json_decref(spec);
+		return rc;
+	}
+	man = json_pack("{s:s, s:o}", "feature_set", obj_name(n), "spec",
+			spec);
+	if (!man)
+		return -ENOMEM;
+	rc = ds_commit(n->fs, &ds_features, obj_name(n), man, &origin, &ver,
+		       &created);
+	json_decref(man);
+	if (rc == 0 && created)
+		fs_log(n->fs, 6, "features/%s: v%u", obj_name(n), ver);
+	return rc;
+}
+
+static const struct node_type version_files[] = {
+	{ "spec", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = vspec_show,
+	  .getattr = obj_file_getattr },
+	{ NULL },
+};
+
+static const struct node_type version_type = {
+	NULL, S_IFDIR | 0555, 0, .children = version_files,
+	.getattr = obj_version_getattr, .refuse = "versions are immutable",
+};
+
+static const struct node_type set_files[] = {
+	{ "spec", S_IFREG | 0644, 0, .show = spec_show, .store = spec_store,
+	  .check = spec_check, .getattr = obj_file_getattr },
+	{ NULL },
+};
+
+static int set_lookup(struct node *dir, const char *name,
+		      const struct node_type **type)
+{
+	return obj_lookup(dir, name, &version_type, type);
+}
+
+static int set_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	return obj_list(dir, &version_type, fill, ctx);
+}
+
+static const struct node_type set_type = {
+	NULL, S_IFDIR | 0755, NODE_F_DYNAMIC, .children = set_files,
+	.lookup = set_lookup, .list = set_list, .drop = obj_drop,
+	.symlink = obj_symlink, .unlink = obj_unlink, .rename = obj_rename,
+	.getattr = obj_dir_getattr, .chmod = obj_chmod,
+};
+
+static int features_lookup(struct node *dir, const char *name,
+			   const struct node_type **type)
+{
+	return obj_top_lookup(dir, name, &set_type, type);
+}
+
+static int features_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	return obj_top_list(dir, &set_type, fill, ctx);
+}
+
+const struct node_type features_type = {
+	"features", S_IFDIR | 01777, NODE_F_DYNAMIC,
+	.lookup = features_lookup, .list = features_list,
+	.make = obj_top_make, .drop = obj_top_drop, .kind = &ds_features,
+};
