@@ -289,6 +289,52 @@ int main(void)
 	is_int(ds_alias_del(&fs, &ds_datasets, "iris", "prod"), 0, "del alias");
 	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), 0, "remove dataset");
 	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), -ENOENT, "gone");
+
+	/* a third kind: versions by ds_commit, kept by what names them */
+	{
+		struct ds_origin o = { "spec", NULL, NULL, 0, 0 };
+		json_t *m;
+
+		is_int(ds_create(&fs, &ds_features, "cust", 0755, &ctx, &pb),
+		       0, "feature set made");
+		m = json_pack("{s:s, s:{s:s}}", "feature_set", "cust", "spec",
+			      "entity", "id");
+		is_int(ds_commit(&fs, &ds_features, "cust", m, &o, &ver,
+				 &created),
+		       0, "feature set v1");
+		ok(created && ver == 1, "a new version");
+		json_decref(m);
+		m = json_pack("{s:s, s:{s:s}}", "feature_set", "cust", "spec",
+			      "entity", "id");
+		is_int(ds_commit(&fs, &ds_features, "cust", m, &o, &ver,
+				 &created),
+		       0, "the same spec");
+		ok(!created && ver == 1, "makes no version");
+		json_decref(m);
+		m = json_object();
+		is_int(ds_commit(&fs, &ds_features, "nosuch", m, &o, &ver,
+				 &created),
+		       -ENOENT, "no such feature set");
+		json_decref(m);
+		/* a model version trained on it keeps it */
+		m = json_pack("{s:s, s:[{s:s, s:i}], s:{}}", "model", "m",
+			      "feature_sets", "name", "cust", "version", 1,
+			      "files");
+		is_int(ds_commit_model(&fs, "m", m, &ctx, &ver), 0,
+		       "model trained on it");
+		json_decref(m);
+		memset(&pb, 0, sizeof(pb));
+		is_int(ds_remove_version(&fs, &ds_features, "cust", 1, &pb),
+		       -EBUSY, "its version is busy");
+		ok(strstr(pb.msg, "model m was trained on v1") != NULL,
+		   pb.msg);
+		is_int(ds_remove(&fs, &ds_features, "cust", &pb), -EBUSY,
+		       "and the set");
+		is_int(ds_remove(&fs, &ds_models, "m", NULL), 0,
+		       "model removed");
+		is_int(ds_remove(&fs, &ds_features, "cust", NULL), 0,
+		       "then the set goes");
+	}
 	fs_teardown(&fs);
 
 	/* a store that fails call N: each run fails cleanly */
