@@ -182,8 +182,9 @@ json_t *repo_lineage_json(unsigned parent, time_t now, uint64_t size,
 
 /* --- rendering --- */
 
-static int render_json(json_t *j, struct strbuf *out)
+int ds_render_field(json_t *man, const char *field, struct strbuf *out)
 {
+	json_t *j = json_object_get(man, field);
 	char *text;
 	int rc;
 
@@ -201,15 +202,15 @@ static int render_json(json_t *j, struct strbuf *out)
 
 int ds_render_schema(json_t *man, struct strbuf *out)
 {
-	return render_json(json_object_get(man, "schema"), out);
+	return ds_render_field(man, "schema", out);
 }
 
 int ds_render_stats(json_t *man, struct strbuf *out)
 {
-	return render_json(json_object_get(man, "stats"), out);
+	return ds_render_field(man, "stats", out);
 }
 
 int ds_render_lineage(json_t *man, struct strbuf *out)
 {
-	return render_json(json_object_get(man, "lineage"), out);
+	return ds_render_field(man, "lineage", out);
 }

@@ -290,6 +290,11 @@ bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1]);
 int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
 		  int rc);
 
+/*
+ * A manifest's field as the mount shows it: indented JSON, numbers as
+ * people write them, a newline at the end.  -ENOENT without the field.
+ */
+int ds_render_field(json_t *man, const char *field, struct strbuf *out);
 /* Render helpers shared by datasets.c. */
 int ds_render_schema(json_t *man, struct strbuf *out);
 int ds_render_stats(json_t *man, struct strbuf *out);

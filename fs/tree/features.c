@@ -16,14 +16,12 @@
 #include "featspec.h"
 #include "fs.h"
 #include "feature_sets.h"
-#include "jsonout.h"
 #include "objects.h"
 
 /* The spec of version ver (0: the latest) of n's feature set. */
 static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
 {
 	json_t *man;
-	char *text;
 	int rc;
 
 	rc = ds_version(n->fs, &ds_features, obj_name(n), ver, &man);
@@ -31,15 +29,8 @@ static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
 		return 0; /* no spec yet: empty */
 	if (rc < 0)
 		return rc;
-	text = json_dumps_short(json_object_get(man, "spec"),
-				JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	rc = ds_render_field(man, "spec", out);
 	json_decref(man);
-	if (!text)
-		return -ENOMEM;
-	rc = sb_puts(out, text);
-	if (rc == 0)
-		rc = sb_puts(out, "\n");
-	free(text);
 	return rc;
 }
 
