@@ -242,45 +242,21 @@ static bool time_parse(const char *s, size_t n, double *out)
 /* ---------------------------------------------------------------- */
 /* The table. */
 
-enum { T_COMMA, T_EOL, T_EOF };
-
-/* Bytes that end the fast scan of an unquoted field. */
-static const unsigned char unquoted_stop[256] = {
-	[0] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [','] = 1,
-};
-
-/* Inside quotes, commas and CRs are data; LFs only move the line count. */
-static const unsigned char quoted_stop[256] = {
-	[0] = 1, ['\n'] = 1, ['"'] = 1,
-};
-
 struct tparse {
 	const char *text;        /* start of the input (before any BOM) */
 	size_t tlen;
-	const char *p;           /* next byte to read */
-	const char *end;
-	uint64_t line;           /* 1-based line of p */
-	const char *line_start;  /* first byte of that line (after a BOM) */
+	struct csv_tok tok;      /* the position in text, and the problem */
 	char *owned;             /* copy of text + unescaped fields, or NULL */
 	size_t olen;             /* bytes of owned in use */
 	size_t ocap;
-	struct problem *pb;
 };
 
+/* One field of the table: where its (unescaped) bytes are. */
 struct tfield {
+	struct csv_field f;      /* as the tokenizer found it */
 	uint64_t off;            /* from text (== from owned) */
 	size_t len;
-	int term;                /* T_COMMA, T_EOL or T_EOF */
-	uint64_t line;           /* of the field's first byte */
-	uint64_t col;
-	uint64_t term_line;      /* of the terminator, for ragged records */
-	uint64_t term_col;
 };
-
-static uint64_t tcol(const struct tparse *ps, const char *p)
-{
-	return (uint64_t)(p - ps->line_start) + 1;
-}
 
 /*
  * Collapse the "" pairs of content [p, p + n) into ps->owned.  The first
@@ -291,12 +267,8 @@ static uint64_t tcol(const struct tparse *ps, const char *p)
 static int unescape_owned(struct tparse *ps, const char *p, size_t n,
 			  uint64_t *off, size_t *len)
 {
-	char *dst;
-	size_t i;
-	size_t j = 0;
-
 	if (!ps->owned) {
-		size_t rest = (size_t)(ps->end - p);
+		size_t rest = (size_t)(ps->tok.end - p);
 
 		ps->owned = malloc(ps->tlen + rest);
 		if (!ps->owned)
@@ -305,122 +277,29 @@ static int unescape_owned(struct tparse *ps, const char *p, size_t n,
 		ps->olen = ps->tlen;
 		ps->ocap = ps->tlen + rest;
 	}
-	dst = ps->owned + ps->olen;
-	for (i = 0; i < n; i++) {
-		dst[j++] = p[i];
-		if (p[i] == '"')
-			i++;
-	}
 	*off = ps->olen;
-	*len = j;
-	ps->olen += j;
+	*len = csv_unescape(ps->owned + ps->olen, p, n);
+	ps->olen += *len;
 	return 0;
 }
 
 /*
- * Read one field at ps->p and its terminator, moving ps->p and the line
- * past both.  Checks quoting and NUL bytes as csv_scan does, with its
- * messages and positions; UTF-8 was csv_scan's job.
+ * Read one field at ps->tok.p and its terminator with the CSV tokenizer,
+ * so quoting and NUL bytes are judged as csv_scan judges them, with its
+ * messages and positions (UTF-8 was csv_scan's job).
  */
-static int field_read(struct tparse *ps, struct tfield *f)
+static int field_read(struct tparse *ps, struct tfield *tf)
 {
-	const unsigned char *p = (const unsigned char *)ps->p;
-	const unsigned char *end = (const unsigned char *)ps->end;
-	const unsigned char *q = p;
 	int rc;
 
-	f->line = ps->line;
-	f->col = tcol(ps, ps->p);
-	if (p < end && *p == '"') {
-		bool esc = false;
-
-		q = p + 1;
-		for (;;) {
-			while (q < end && !quoted_stop[*q])
-				q++;
-			if (q == end)
-				return problem_set(ps->pb, pos_u(f->line),
-						   pos_u(f->col),
-						   "unterminated quoted field");
-			if (*q == '"') {
-				if (q + 1 < end && q[1] == '"') {
-					esc = true;
-					q += 2;
-					continue;
-				}
-				break;
-			}
-			if (*q == '\n') {
-				q++;
-				ps->line++;
-				ps->line_start = (const char *)q;
-				continue;
-			}
-			return problem_set(ps->pb, pos_u(ps->line),
-					   pos_u(tcol(ps, (const char *)q)),
-					   "binary data (NUL byte)");
-		}
-		if (esc) {
-			rc = unescape_owned(ps, (const char *)p + 1,
-					    (size_t)(q - p) - 1, &f->off,
-					    &f->len);
-			if (rc < 0)
-				return rc;
-		} else {
-			f->off = (uint64_t)((const char *)p + 1 - ps->text);
-			f->len = (size_t)(q - p) - 1;
-		}
-		q++;
-		if (q < end && *q != ',' && *q != '\n' &&
-		    !(*q == '\r' && q + 1 < end && q[1] == '\n'))
-			return problem_set(
-				ps->pb, pos_u(ps->line),
-				pos_u(tcol(ps, (const char *)q)),
-				"unexpected text after closing quote");
-	} else {
-		for (;;) {
-			while (q < end && !unquoted_stop[*q])
-				q++;
-			if (q == end || *q == ',' || *q == '\n')
-				break;
-			if (*q == '\r') {
-				/* A lone CR is data; CRLF ends the record. */
-				if (q + 1 < end && q[1] == '\n')
-					break;
-				q++;
-				continue;
-			}
-			if (*q == '"')
-				return problem_set(
-					ps->pb, pos_u(ps->line),
-					pos_u(tcol(ps, (const char *)q)),
-					"quote inside unquoted field");
-			return problem_set(ps->pb, pos_u(ps->line),
-					   pos_u(tcol(ps, (const char *)q)),
-					   "binary data (NUL byte)");
-		}
-		f->off = (uint64_t)((const char *)p - ps->text);
-		f->len = (size_t)(q - p);
-	}
-	if (f->len > UINT32_MAX) {
-		problem_set(ps->pb, pos_u(f->line), pos_u(f->col),
-			    "field longer than %u bytes", UINT32_MAX);
-		return -EFBIG;
-	}
-	f->term_line = ps->line;
-	f->term_col = tcol(ps, (const char *)q);
-	if (q == end) {
-		f->term = T_EOF;
-	} else if (*q == ',') {
-		f->term = T_COMMA;
-		q++;
-	} else {
-		f->term = T_EOL;
-		q += *q == '\r' ? 2 : 1;
-		ps->line++;
-		ps->line_start = (const char *)q;
-	}
-	ps->p = (const char *)q;
+	rc = csv_field_next(&ps->tok, &tf->f);
+	if (rc < 0)
+		return rc;
+	if (tf->f.esc)
+		return unescape_owned(ps, tf->f.p, tf->f.len, &tf->off,
+				      &tf->len);
+	tf->off = (uint64_t)(tf->f.p - ps->text);
+	tf->len = tf->f.len;
 	return 0;
 }
 
@@ -504,8 +383,8 @@ static int header_read(struct tparse *ps, struct table *t)
 		n = f.len;
 		trim(&p, &n);
 		if (!n) {
-			rc = problem_set(ps->pb, pos_u(f.line), pos_u(f.col),
-					 "empty column name");
+			rc = problem_set(ps->tok.pb, pos_u(f.f.line),
+					 pos_u(f.f.col), "empty column name");
 			goto out_free_set;
 		}
 		if (t->ncols == cap) {
@@ -531,35 +410,17 @@ static int header_read(struct tparse *ps, struct table *t)
 		t->names[t->ncols++] = name;
 		slot = name_slot(&ns, t->names, name);
 		if (ns.slots[slot]) {
-			rc = problem_set(ps->pb, pos_u(f.line), pos_u(f.col),
+			rc = problem_set(ps->tok.pb, pos_u(f.f.line),
+					 pos_u(f.f.col),
 					 "duplicate column name \"%s\"", name);
 			goto out_free_set;
 		}
 		ns.slots[slot] = t->ncols;
-	} while (f.term == T_COMMA);
+	} while (f.f.term == CSV_TERM_COMMA);
 	rc = 0;
 out_free_set:
 	free(ns.slots);
 	return rc;
-}
-
-/* A record has more fields than the header: count them for the message. */
-static int too_many(struct tparse *ps, size_t ncols)
-{
-	uint64_t line = ps->line;
-	uint64_t col = tcol(ps, ps->p);
-	size_t n = ncols;
-	struct tfield f;
-	int rc;
-
-	do {
-		rc = field_read(ps, &f);
-		if (rc < 0)
-			return rc;
-		n++;
-	} while (f.term == T_COMMA);
-	return problem_set(ps->pb, pos_u(line), pos_u(col),
-			   "record has %zu fields, header has %zu", n, ncols);
 }
 
 /*
@@ -627,21 +488,20 @@ static int rows_grow(struct table *t, size_t *cap)
 
 /*
  * The record loop.  A plain field (no quote, CR or NUL before its comma
- * or LF) is recorded right here, which is nearly every field of a
- * numeric file; anything else goes through field_read() with the
- * position synced to ps and back.
+ * or LF) takes the tokenizer's inline fast path, which is nearly every
+ * field of a numeric file; anything else goes through field_read().
  */
 static int rows_read(struct tparse *ps, struct table *t)
 {
+	struct csv_tok *tok = &ps->tok;
 	const size_t ncols = t->ncols;
 	const char *const text = ps->text;
-	const char *const end = ps->end;
-	const char *blank_end = ps->p;
-	const char *p = ps->p;
+	const char *const end = tok->end;
+	const char *blank_end = tok->p;
 	size_t cap;
 	int rc;
 
-	cap = rows_bound(ps->p, ps->end, ncols);
+	cap = rows_bound(tok->p, end, ncols);
 	if (cap > SIZE_MAX / sizeof(uint64_t) / ncols)
 		return -ENOMEM;
 	t->off = malloc(cap * ncols * sizeof(*t->off));
@@ -652,11 +512,12 @@ static int rows_read(struct tparse *ps, struct table *t)
 	if (!t->len)
 		return -ENOMEM;
 	huge_advise(t->len, cap * ncols * sizeof(*t->len));
-	while (p < end) {
+	while (tok->p < end) {
+		const char *p = tok->p;
 		uint64_t *roff;
 		uint32_t *rlen;
 		size_t c = 0;
-		int term = T_COMMA;
+		enum csv_term term = CSV_TERM_COMMA;
 		uint64_t term_line = 0;
 		uint64_t term_col = 0;
 
@@ -674,64 +535,36 @@ static int rows_read(struct tparse *ps, struct table *t)
 		}
 		roff = t->off + t->nrows * ncols;
 		rlen = t->len + t->nrows * ncols;
-		while (term == T_COMMA) {
-			const unsigned char *q = (const unsigned char *)p;
+		while (term == CSV_TERM_COMMA) {
+			uint64_t line = tok->line;
+			const char *line_start = tok->line_start;
 			struct tfield f;
+			size_t n;
 
-			if (c == ncols) {
-				ps->p = p;
-				return too_many(ps, ncols);
-			}
-			while (q < (const unsigned char *)end &&
-			       !unquoted_stop[*q])
-				q++;
-			if ((size_t)(q - (const unsigned char *)p) >
-			    UINT32_MAX)
-				goto slow;
-			if (q == (const unsigned char *)end) {
-				term = T_EOF;
-				term_line = ps->line;
-				term_col = tcol(ps, (const char *)q);
-			} else if (*q == ',') {
-				term = T_COMMA;
-			} else if (*q == '\n') {
-				term = T_EOL;
-				term_line = ps->line;
-				term_col = tcol(ps, (const char *)q);
+			if (c == ncols)
+				return csv_too_many(tok, ncols);
+			if (csv_field_plain(tok, &p, &n, &term)) {
+				roff[c] = (uint64_t)(p - text);
+				rlen[c] = (uint32_t)n;
+				term_line = line;
+				term_col = (uint64_t)(p + n - line_start) + 1;
 			} else {
-				goto slow;
+				rc = field_read(ps, &f);
+				if (rc < 0)
+					return rc;
+				roff[c] = f.off;
+				rlen[c] = (uint32_t)f.len;
+				term = f.f.term;
+				term_line = f.f.term_line;
+				term_col = f.f.term_col;
 			}
-			roff[c] = (uint64_t)(p - text);
-			rlen[c] = (uint32_t)((const char *)q - p);
 			c++;
-			p = (const char *)q + (term != T_EOF);
-			if (term == T_EOL) {
-				ps->line++;
-				ps->line_start = p;
-			}
-			continue;
-slow:
-			ps->p = p;
-			rc = field_read(ps, &f);
-			if (rc < 0)
-				return rc;
-			p = ps->p;
-			roff[c] = f.off;
-			rlen[c] = (uint32_t)f.len;
-			c++;
-			term = f.term;
-			term_line = f.term_line;
-			term_col = f.term_col;
 		}
 		if (c < ncols)
-			return problem_set(ps->pb, pos_u(term_line),
-					   pos_u(term_col),
-					   "record has %zu field%s, header has "
-					   "%zu",
-					   c, c == 1 ? "" : "s", ncols);
+			return csv_ragged(tok->pb, term_line, term_col, c,
+					  ncols);
 		t->nrows++;
 	}
-	ps->p = p;
 	return 0;
 }
 
@@ -762,14 +595,16 @@ int table_parse(const char *text, size_t len, struct table **out,
 		return -EINVAL;
 	ps.text = text;
 	ps.tlen = len;
-	ps.p = text;
-	ps.end = text + len;
-	ps.line = 1;
-	ps.pb = pb;
+	ps.tok.p = text;
+	ps.tok.end = text + len;
+	ps.tok.line = 1;
+	/* the offsets and lengths of struct table are 64 and 32 bits */
+	ps.tok.max_field = UINT32_MAX;
+	ps.tok.pb = pb;
 	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
-		ps.p += 3;
-	ps.line_start = ps.p;
-	if (skip_blank(ps.p, ps.end) == ps.end)
+		ps.tok.p += 3;
+	ps.tok.line_start = ps.tok.p;
+	if (skip_blank(ps.tok.p, ps.tok.end) == ps.tok.end)
 		return problem_set(pb, 1, 1, "empty file");
 
 	t = calloc(1, sizeof(*t));
@@ -783,14 +618,17 @@ int table_parse(const char *text, size_t len, struct table **out,
 		goto out_free_table;
 	if (!t->nrows) {
 		/* Point at the end of the input, where data should be. */
-		for (; ps.p < ps.end; ps.p++) {
-			if (*ps.p == '\n') {
-				ps.line++;
-				ps.line_start = ps.p + 1;
+		for (; ps.tok.p < ps.tok.end; ps.tok.p++) {
+			if (*ps.tok.p == '\n') {
+				ps.tok.line++;
+				ps.tok.line_start = ps.tok.p + 1;
 			}
 		}
-		rc = problem_set(pb, pos_u(ps.line),
-				 pos_u(tcol(&ps, ps.end)), "no data rows");
+		rc = problem_set(pb, pos_u(ps.tok.line),
+				 pos_u((uint64_t)(ps.tok.end -
+						  ps.tok.line_start) +
+				       1),
+				 "no data rows");
 		goto out_free_table;
 	}
 	rows_shrink(t);

@@ -356,6 +356,41 @@ static void test_long_row_after_full_batch(struct served *m)
 	free(buf);
 }
 
+/*
+ * CSV rows are read by the tokenizer datasets and training read with
+ * (fs/base/csv.c): quotes, doubled quotes, CRLF and a trailing empty
+ * field as there, and a row it refuses is answered with its problem.
+ */
+static void test_row_quoting(struct served *m)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} rows[] = {
+		{ "\"2\"\n", "0.5\n" },
+		{ "\"2\"\r\n", "0.5\n" },
+		{ "2\r\n", "0.5\n" },
+		{ "\"2\n", "error: unterminated quoted field\n" },
+		{ "\"2\"\"\n", "error: unterminated quoted field\n" },
+		{ "2\"\n", "error: quote inside unquoted field\n" },
+		{ "\"2\"x\n", "error: unexpected text after closing quote\n" },
+		{ "\"2\"\r\r\n",
+		  "error: unexpected text after closing quote\n" },
+		{ "2,\n", "error: expected 1 fields, got 2\n" },
+		{ "\"\"\"2\"\n", "error: x: not a number \"\"2\"\n" },
+		{ "\"2\n\"\n3\n",
+		  "error: unterminated quoted field\n"
+		  "error: unterminated quoted field\n0.5\n" },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char name[80];
+
+		snprintf(name, sizeof(name), "row quoting %zu", i);
+		is_answer(m, rows[i].in, rows[i].want, name);
+	}
+}
+
 int main(void)
 {
 	struct plugin pl = { .desc = &stub, .path = "stub.so" };
@@ -363,7 +398,7 @@ int main(void)
 	struct fs fs = { .plugins = &ps };
 	struct served *m = NULL;
 
-	plan(21);
+	plan(32);
 	fs.log_fp = stderr;
 	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
@@ -371,6 +406,7 @@ int main(void)
 	}
 	ok(1, "the stub model loads");
 	test_long_row_after_full_batch(m);
+	test_row_quoting(m);
 	served_put(m);
 	test_headers_and_ids(&fs);
 	served_cache_clear();
