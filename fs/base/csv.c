@@ -511,20 +511,51 @@ static bool read_digits(const char *p, int n, int *out)
 	return true;
 }
 
-/*
- * ISO 8601 as it appears in data: YYYY-MM-DD, optionally followed by 'T'
- * or ' ' and HH:MM[:SS[.fraction]], optionally followed by 'Z' or an
- * offset +HH:MM / -HH:MM.  Fields are range-checked (Feb 29 only in leap
- * years; second 60 is a leap second).
- */
-static bool is_time(const char *s, size_t n)
+static void trim(const char **p, size_t *n)
+{
+	const char *a = *p;
+	const char *b = a + *n;
+
+	while (a < b && is_blank(*a))
+		a++;
+	while (b > a && is_blank(b[-1]))
+		b--;
+	*p = a;
+	*n = (size_t)(b - a);
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+bool csv_parse_time(const char *s, size_t n, double *out)
 {
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
 				     31, 31, 30, 31, 30, 31 };
-	const char *p = s + 10;
-	const char *end = s + n;
-	int y, mo, d, hh, mm, ss;
+	const char *p;
+	const char *end;
+	int y, mo, d;
+	int hh = 0;
+	int mm = 0;
+	int ss = 0;
+	double frac = 0;
+	double secs;
 
+	trim(&s, &n);
+	p = s + 10;
+	end = s + n;
 	if (n < 10 || s[4] != '-' || s[7] != '-')
 		return false;
 	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
@@ -534,8 +565,11 @@ static bool is_time(const char *s, size_t n)
 		return false;
 	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
 		return false;
-	if (p == end)
+	secs = (double)days_from_civil(y, mo, d) * 86400.0;
+	if (p == end) {
+		*out = secs;
 		return true;
+	}
 	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
 		return false;
 	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
@@ -547,23 +581,35 @@ static bool is_time(const char *s, size_t n)
 			return false;
 		p += 3;
 		if (p < end && *p == '.') {
+			double scale = 0.1;
 			const char *f = ++p;
 
-			while (p < end && is_digit(*p))
+			while (p < end && is_digit(*p)) {
+				frac += (*p - '0') * scale;
+				scale /= 10;
 				p++;
+			}
 			if (p == f)
 				return false;
 		}
 	}
+	secs += hh * 3600.0 + mm * 60.0 + ss + frac;
 	if (p < end && (*p == 'Z' || *p == 'z')) {
 		p++;
 	} else if (p < end && (*p == '+' || *p == '-')) {
-		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &hh) ||
-		    !read_digits(p + 4, 2, &mm) || hh > 23 || mm > 59)
+		int oh, om;
+
+		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &oh) ||
+		    !read_digits(p + 4, 2, &om) || oh > 23 || om > 59)
 			return false;
+		/* Local time is UTC plus the offset. */
+		secs -= (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
 		p += 6;
 	}
-	return p == end;
+	if (p != end)
+		return false;
+	*out = secs;
+	return true;
 }
 
 /* Length of the valid UTF-8 sequence at p (2..4), or 0. */
@@ -766,19 +812,6 @@ static int raw_cmp(const char *a, size_t an, bool aesc, const char *b,
 		j += besc && y == '"' ? 2 : 1;
 	}
 	return (i < an) - (j < bn);
-}
-
-static void trim(const char **p, size_t *n)
-{
-	const char *a = *p;
-	const char *b = a + *n;
-
-	while (a < b && is_blank(*a))
-		a++;
-	while (b > a && is_blank(b[-1]))
-		b--;
-	*p = a;
-	*n = (size_t)(b - a);
 }
 
 /* fmix64 from MurmurHash3: a bijection, so equal hashes mean equal keys. */
@@ -1156,9 +1189,10 @@ static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
 {
 	const char *hp = p;
 	size_t hn = n;
+	double secs;
 
 	s->n++;
-	if (s->time_ok && (esc || !is_time(p, n)))
+	if (s->time_ok && (esc || !csv_parse_time(p, n, &secs)))
 		s->time_ok = false;
 	if (esc) {
 		if (n > sc->scratch_cap) {

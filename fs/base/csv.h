@@ -133,6 +133,17 @@ int csv_role_parse(const char *s, enum csv_role *out);
 bool csv_parse_double(const char *s, size_t len, double *out);
 
 /*
+ * csv_parse_time: parse one time field (surrounding spaces and tabs
+ * allowed) as csv_scan recognises CSV_TIME values: ISO 8601 as it appears
+ * in data, YYYY-MM-DD, then optionally 'T' or ' ' and HH:MM[:SS[.frac]],
+ * then optionally 'Z' or an offset +HH:MM / -HH:MM, each part
+ * range-checked (Feb 29 only in leap years; second 60 is a leap second).
+ * Returns true and sets *out to seconds since the epoch, UTC (a time
+ * without an offset is UTC).
+ */
+bool csv_parse_time(const char *s, size_t n, double *out);
+
+/*
  * csv_is_missing: is the field (surrounding spaces and tabs allowed) a
  * missing value by csv_scan's rule: empty, NA, N/A, NaN, null, None or ?
  * in any case.

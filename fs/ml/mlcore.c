@@ -12,8 +12,10 @@
  * files: fields are recorded as (offset, length) into the caller's text,
  * and only a quoted field with doubled quotes ("") needs its bytes
  * rewritten, into a copy of the text made the first time one appears, so
- * that one base pointer addresses every field.  Numbers and missing
- * values follow fs/csv.c exactly (csv_parse_double and the same tokens).
+ * that one base pointer addresses every field.  Fields, numbers, missing
+ * values and times are read by fs/base/csv.c (csv_field_next and its
+ * inline fast path, csv_parse_double, csv_is_missing, csv_parse_time), so
+ * training reads a file exactly as csv_scan judged it.
  */
 #include <errno.h>
 #include <math.h>
@@ -38,11 +40,6 @@
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-	return (unsigned char)(c - '0') < 10;
 }
 
 static void trim(const char **p, size_t *n)
@@ -131,113 +128,6 @@ static bool utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-/* Reads exactly n digits at p. */
-static bool read_digits(const char *p, int n, int *out)
-{
-	int v = 0;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (!is_digit(p[i]))
-			return false;
-		v = v * 10 + (p[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era;
-	int64_t yoe;
-	int64_t doy;
-	int64_t doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/*
- * ISO 8601 as fs/csv.c recognises it (YYYY-MM-DD, then optionally 'T' or
- * ' ' and HH:MM[:SS[.fraction]], then optionally 'Z' or +HH:MM/-HH:MM)
- * to seconds since the epoch, UTC.  A time without an offset is UTC.
- */
-static bool time_parse(const char *s, size_t n, double *out)
-{
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
-				     31, 31, 30, 31, 30, 31 };
-	const char *p;
-	const char *end;
-	int y, mo, d;
-	int hh = 0;
-	int mm = 0;
-	int ss = 0;
-	double frac = 0;
-	double secs;
-
-	trim(&s, &n);
-	p = s + 10;
-	end = s + n;
-	if (n < 10 || s[4] != '-' || s[7] != '-')
-		return false;
-	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
-	    !read_digits(s + 8, 2, &d))
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
-		return false;
-	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
-		return false;
-	secs = (double)days_from_civil(y, mo, d) * 86400.0;
-	if (p == end) {
-		*out = secs;
-		return true;
-	}
-	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
-		return false;
-	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
-	    hh > 23 || mm > 59)
-		return false;
-	p += 6;
-	if (p < end && *p == ':') {
-		if (end - p < 3 || !read_digits(p + 1, 2, &ss) || ss > 60)
-			return false;
-		p += 3;
-		if (p < end && *p == '.') {
-			double scale = 0.1;
-			const char *f = ++p;
-
-			while (p < end && is_digit(*p)) {
-				frac += (*p - '0') * scale;
-				scale /= 10;
-				p++;
-			}
-			if (p == f)
-				return false;
-		}
-	}
-	secs += hh * 3600.0 + mm * 60.0 + ss + frac;
-	if (p < end && (*p == 'Z' || *p == 'z')) {
-		p++;
-	} else if (p < end && (*p == '+' || *p == '-')) {
-		int oh, om;
-
-		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &oh) ||
-		    !read_digits(p + 4, 2, &om) || oh > 23 || om > 59)
-			return false;
-		/* Local time is UTC plus the offset. */
-		secs -= (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
-		p += 6;
-	}
-	if (p != end)
-		return false;
-	*out = secs;
-	return true;
-}
 
 /* ---------------------------------------------------------------- */
 /* The table. */
@@ -700,7 +590,7 @@ static bool fx_value(enum fx_kind kind, const char *p, size_t n, double *out)
 	if (csv_is_missing(p, n))
 		return false;
 	if (kind == FX_TIME)
-		return time_parse(p, n, out);
+		return csv_parse_time(p, n, out);
 	return csv_parse_double(p, n, out);
 }
 
