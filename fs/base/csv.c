@@ -1335,6 +1335,19 @@ int csv_ragged(struct problem *pb, uint64_t line, uint64_t col, size_t n,
 			   n == 1 ? "" : "s", ncols);
 }
 
+int csv_no_rows(struct csv_tok *t)
+{
+	/* Point at the end of the input, where data should be. */
+	for (; t->p < t->end; t->p++) {
+		if (*t->p == '\n') {
+			t->line++;
+			t->line_start = t->p + 1;
+		}
+	}
+	return problem_set(t->pb, pos_u(t->line), pos_u(tok_col(t, t->end)),
+			   "no data rows");
+}
+
 int csv_too_many(struct csv_tok *t, size_t ncols)
 {
 	uint64_t line = t->line;
@@ -1831,18 +1844,7 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	if (rc < 0)
 		goto out_free_cols;
 	if (!nrows) {
-		/* Point at the end of the input, where data should be. */
-		for (; sc.tok.p < sc.tok.end; sc.tok.p++) {
-			if (*sc.tok.p == '\n') {
-				sc.tok.line++;
-				sc.tok.line_start = sc.tok.p + 1;
-			}
-		}
-		rc = problem_set(pb, pos_u(sc.tok.line),
-				 pos_u((uint64_t)(sc.tok.end -
-						  sc.tok.line_start) +
-				       1),
-				 "no data rows");
+		rc = csv_no_rows(&sc.tok);
 		goto out_free_cols;
 	}
 	info->nrows = nrows;

@@ -214,6 +214,12 @@ int csv_ragged(struct problem *pb, uint64_t line, uint64_t col, size_t n,
 	       size_t ncols);
 
 /*
+ * csv_no_rows: the header was the last record: move t to the end of the
+ * input and fill t->pb with "no data rows" there.  Returns -EINVAL.
+ */
+int csv_no_rows(struct csv_tok *t);
+
+/*
  * csv_too_many: t->p is at field ncols + 1 of a record.  Read the rest
  * of the record to count its fields, and return csv_ragged()'s -EINVAL
  * at that field's position, or the tokenizer's error if one comes first.

@@ -507,18 +507,7 @@ int table_parse(const char *text, size_t len, struct table **out,
 	if (rc < 0)
 		goto out_free_table;
 	if (!t->nrows) {
-		/* Point at the end of the input, where data should be. */
-		for (; ps.tok.p < ps.tok.end; ps.tok.p++) {
-			if (*ps.tok.p == '\n') {
-				ps.tok.line++;
-				ps.tok.line_start = ps.tok.p + 1;
-			}
-		}
-		rc = problem_set(pb, pos_u(ps.tok.line),
-				 pos_u((uint64_t)(ps.tok.end -
-						  ps.tok.line_start) +
-				       1),
-				 "no data rows");
+		rc = csv_no_rows(&ps.tok);
 		goto out_free_table;
 	}
 	rows_shrink(t);
