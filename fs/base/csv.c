@@ -8,8 +8,10 @@
  *
  * The record loop first tries every field as a number ending at a
  * delimiter (num_parse(), which reads each byte once) and only falls back
- * to the general field parser (quotes, UTF-8, NUL, missing tokens, text)
- * when that fails.  Distinct values go through three tiers per column
+ * to the general field parser when that fails: csv_field_next() (quotes,
+ * UTF-8, NUL), the one field tokenizer of mlfs, which the training table
+ * (ml/mlcore.c) and predict's rows (ml/predict.c) use too, then the
+ * missing tokens and text.  Distinct values go through three tiers per column
  * (struct colstate): a small set with counts, for classes; sorted batches
  * of 64-bit hashes up to CSV_DISTINCT_EXACT; then a HyperLogLog sketch.
  * The sets refer to values in the input instead of copying them, and all
@@ -67,15 +69,13 @@
  */
 #define CSV_HOT __attribute__((always_inline))
 
-enum { T_COMMA, T_EOL, T_EOF };
-
 /* Byte classes for the field scanners; 0 is an ordinary byte. */
 enum { CH_OK, CH_COMMA, CH_LF, CH_CR, CH_QUOTE, CH_NUL, CH_HIGH };
 
 #define X8(v) v, v, v, v, v, v, v, v
 #define X64(v) X8(v), X8(v), X8(v), X8(v), X8(v), X8(v), X8(v), X8(v)
 
-static const unsigned char unquoted_class[256] = {
+const unsigned char csv_plain_stop[256] = {
 	[0] = CH_NUL,
 	['\n'] = CH_LF,
 	['\r'] = CH_CR,
@@ -125,31 +125,13 @@ static const double pow10_exact[] = {
 };
 
 struct scan {
-	const char *p;          /* next byte to read */
-	const char *end;
-	const char *line_start; /* first byte of the current physical line */
-	uint64_t line;          /* 1-based physical line of p */
-	size_t max_field;       /* bytes */
+	struct csv_tok tok;     /* the position, max_field and pb */
 	size_t max_line;        /* bytes */
 	size_t max_cols;
 	size_t budget;          /* bytes of sets still allowed */
 	uint64_t *sort_tmp;     /* KEYS_BATCH entries for hash_sort() */
 	char *scratch;          /* unescaped field, for hashing */
 	size_t scratch_cap;     /* bytes */
-	struct problem *pb;
-};
-
-/* One field as field_parse() found it. */
-struct field {
-	const char *p;        /* content: inside the quotes if quoted */
-	size_t len;           /* bytes of raw content */
-	bool esc;             /* content holds doubled quotes */
-	int term;             /* T_COMMA, T_EOL or T_EOF */
-	const char *term_at;  /* the terminator (or the end of input) */
-	uint64_t line;        /* where the field starts */
-	uint64_t col;
-	uint64_t term_line;   /* where the terminator is */
-	uint64_t term_col;
 };
 
 /* Flags of a set entry. */
@@ -529,20 +511,51 @@ static bool read_digits(const char *p, int n, int *out)
 	return true;
 }
 
-/*
- * ISO 8601 as it appears in data: YYYY-MM-DD, optionally followed by 'T'
- * or ' ' and HH:MM[:SS[.fraction]], optionally followed by 'Z' or an
- * offset +HH:MM / -HH:MM.  Fields are range-checked (Feb 29 only in leap
- * years; second 60 is a leap second).
- */
-static bool is_time(const char *s, size_t n)
+static void trim(const char **p, size_t *n)
+{
+	const char *a = *p;
+	const char *b = a + *n;
+
+	while (a < b && is_blank(*a))
+		a++;
+	while (b > a && is_blank(b[-1]))
+		b--;
+	*p = a;
+	*n = (size_t)(b - a);
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+bool csv_parse_time(const char *s, size_t n, double *out)
 {
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
 				     31, 31, 30, 31, 30, 31 };
-	const char *p = s + 10;
-	const char *end = s + n;
-	int y, mo, d, hh, mm, ss;
+	const char *p;
+	const char *end;
+	int y, mo, d;
+	int hh = 0;
+	int mm = 0;
+	int ss = 0;
+	double frac = 0;
+	double secs;
 
+	trim(&s, &n);
+	p = s + 10;
+	end = s + n;
 	if (n < 10 || s[4] != '-' || s[7] != '-')
 		return false;
 	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
@@ -552,8 +565,11 @@ static bool is_time(const char *s, size_t n)
 		return false;
 	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
 		return false;
-	if (p == end)
+	secs = (double)days_from_civil(y, mo, d) * 86400.0;
+	if (p == end) {
+		*out = secs;
 		return true;
+	}
 	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
 		return false;
 	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
@@ -565,23 +581,35 @@ static bool is_time(const char *s, size_t n)
 			return false;
 		p += 3;
 		if (p < end && *p == '.') {
+			double scale = 0.1;
 			const char *f = ++p;
 
-			while (p < end && is_digit(*p))
+			while (p < end && is_digit(*p)) {
+				frac += (*p - '0') * scale;
+				scale /= 10;
 				p++;
+			}
 			if (p == f)
 				return false;
 		}
 	}
+	secs += hh * 3600.0 + mm * 60.0 + ss + frac;
 	if (p < end && (*p == 'Z' || *p == 'z')) {
 		p++;
 	} else if (p < end && (*p == '+' || *p == '-')) {
-		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &hh) ||
-		    !read_digits(p + 4, 2, &mm) || hh > 23 || mm > 59)
+		int oh, om;
+
+		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &oh) ||
+		    !read_digits(p + 4, 2, &om) || oh > 23 || om > 59)
 			return false;
+		/* Local time is UTC plus the offset. */
+		secs -= (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
 		p += 6;
 	}
-	return p == end;
+	if (p != end)
+		return false;
+	*out = secs;
+	return true;
 }
 
 /* Length of the valid UTF-8 sequence at p (2..4), or 0. */
@@ -612,38 +640,42 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 	return 0;
 }
 
-/* 1-based column of p, on the current line. */
-static uint64_t col_of(const struct scan *sc, const char *p)
+/* 1-based column of p, on t's current line. */
+static uint64_t tok_col(const struct csv_tok *t, const char *p)
 {
-	return (uint64_t)(p - sc->line_start) + 1;
-}
-
-/* The error for a NUL or a byte >= 0x80 at p that does not start UTF-8. */
-static int bad_byte(struct scan *sc, const char *p)
-{
-	uint64_t col = col_of(sc, p);
-
-	if (!*p)
-		return problem_set(sc->pb, pos_u(sc->line), pos_u(col),
-				   "binary data (NUL byte)");
-	return problem_set(sc->pb, pos_u(sc->line), pos_u(col),
-			   "invalid UTF-8");
+	return (uint64_t)(p - t->line_start) + 1;
 }
 
 /*
- * field_parse: read one field at sc->p and its terminator, moving sc->p,
- * sc->line and sc->line_start past both.  Checks quoting, NUL bytes,
- * UTF-8 and max_field.  Returns 0, -EINVAL or -EFBIG (sc->pb filled).
+ * The error for the byte at q that stopped a field scan and is neither
+ * grammar nor the start of a valid UTF-8 sequence: 0 if it is data
+ * (*len set to its bytes), else -EINVAL with t->pb.
  */
-static int field_parse(struct scan *sc, struct field *f)
+static int odd_byte(struct csv_tok *t, const unsigned char *q,
+		    const unsigned char *end, size_t *len)
 {
-	const unsigned char *p = (const unsigned char *)sc->p;
-	const unsigned char *end = (const unsigned char *)sc->end;
+	uint64_t col = tok_col(t, (const char *)q);
+
+	if (!*q)
+		return problem_set(t->pb, pos_u(t->line), pos_u(col),
+				   "binary data (NUL byte)");
+	*len = t->check_utf8 ? utf8_seq(q, end) : 1;
+	if (!*len)
+		return problem_set(t->pb, pos_u(t->line), pos_u(col),
+				   "invalid UTF-8");
+	return 0;
+}
+
+int csv_field_next(struct csv_tok *t, struct csv_field *f)
+{
+	const unsigned char *p = (const unsigned char *)t->p;
+	const unsigned char *end = (const unsigned char *)t->end;
 	const unsigned char *q;
 	size_t n;
+	int rc;
 
-	f->line = sc->line;
-	f->col = col_of(sc, sc->p);
+	f->line = t->line;
+	f->col = tok_col(t, t->p);
 	f->esc = false;
 	if (p < end && *p == '"') {
 		q = p + 1;
@@ -651,7 +683,7 @@ static int field_parse(struct scan *sc, struct field *f)
 			while (q < end && !quoted_class[*q])
 				q++;
 			if (q == end)
-				return problem_set(sc->pb, pos_u(f->line),
+				return problem_set(t->pb, pos_u(f->line),
 						   pos_u(f->col),
 						   "unterminated quoted field");
 			if (*q == '"') {
@@ -664,13 +696,13 @@ static int field_parse(struct scan *sc, struct field *f)
 			}
 			if (*q == '\n') {
 				q++;
-				sc->line++;
-				sc->line_start = (const char *)q;
+				t->line++;
+				t->line_start = (const char *)q;
 				continue;
 			}
-			n = *q ? utf8_seq(q, end) : 0;
-			if (!n)
-				return bad_byte(sc, (const char *)q);
+			rc = odd_byte(t, q, end, &n);
+			if (rc < 0)
+				return rc;
 			q += n;
 		}
 		f->p = (const char *)p + 1;
@@ -679,13 +711,13 @@ static int field_parse(struct scan *sc, struct field *f)
 		if (q < end && *q != ',' && *q != '\n' &&
 		    !(*q == '\r' && q + 1 < end && q[1] == '\n'))
 			return problem_set(
-				sc->pb, pos_u(sc->line),
-				pos_u(col_of(sc, (const char *)q)),
+				t->pb, pos_u(t->line),
+				pos_u(tok_col(t, (const char *)q)),
 				"unexpected text after closing quote");
 	} else {
 		q = p;
 		for (;;) {
-			while (q < end && !unquoted_class[*q])
+			while (q < end && !csv_plain_stop[*q])
 				q++;
 			if (q == end || *q == ',' || *q == '\n')
 				break;
@@ -698,39 +730,38 @@ static int field_parse(struct scan *sc, struct field *f)
 			}
 			if (*q == '"')
 				return problem_set(
-					sc->pb, pos_u(sc->line),
-					pos_u(col_of(sc, (const char *)q)),
+					t->pb, pos_u(t->line),
+					pos_u(tok_col(t, (const char *)q)),
 					"quote inside unquoted field");
-			n = *q ? utf8_seq(q, end) : 0;
-			if (!n)
-				return bad_byte(sc, (const char *)q);
+			rc = odd_byte(t, q, end, &n);
+			if (rc < 0)
+				return rc;
 			q += n;
 		}
 		f->p = (const char *)p;
 		f->len = (size_t)(q - p);
 	}
-	if (f->len > sc->max_field)
-		return too_big(sc->pb, f->line, f->col, "field", sc->max_field);
+	if (f->len > t->max_field)
+		return too_big(t->pb, f->line, f->col, "field", t->max_field);
 	f->term_at = (const char *)q;
-	f->term_line = sc->line;
-	f->term_col = col_of(sc, (const char *)q);
+	f->term_line = t->line;
+	f->term_col = tok_col(t, (const char *)q);
 	if (q == end) {
-		f->term = T_EOF;
+		f->term = CSV_TERM_EOF;
 	} else if (*q == ',') {
-		f->term = T_COMMA;
+		f->term = CSV_TERM_COMMA;
 		q++;
 	} else {
-		f->term = T_EOL;
+		f->term = CSV_TERM_EOL;
 		q += *q == '\r' ? 2 : 1;
-		sc->line++;
-		sc->line_start = (const char *)q;
+		t->line++;
+		t->line_start = (const char *)q;
 	}
-	sc->p = (const char *)q;
+	t->p = (const char *)q;
 	return 0;
 }
 
-/* Content with "" pairs collapsed into dst (room for n bytes). */
-static size_t unescape(char *dst, const char *p, size_t n)
+size_t csv_unescape(char *dst, const char *p, size_t n)
 {
 	size_t i;
 	size_t j = 0;
@@ -750,7 +781,7 @@ static char *unescape_dup(const char *p, size_t n, bool esc)
 	if (!s)
 		return NULL;
 	if (esc)
-		n = unescape(s, p, n);
+		n = csv_unescape(s, p, n);
 	else
 		memcpy(s, p, n);
 	s[n] = '\0';
@@ -781,19 +812,6 @@ static int raw_cmp(const char *a, size_t an, bool aesc, const char *b,
 		j += besc && y == '"' ? 2 : 1;
 	}
 	return (i < an) - (j < bn);
-}
-
-static void trim(const char **p, size_t *n)
-{
-	const char *a = *p;
-	const char *b = a + *n;
-
-	while (a < b && is_blank(*a))
-		a++;
-	while (b > a && is_blank(b[-1]))
-		b--;
-	*p = a;
-	*n = (size_t)(b - a);
 }
 
 /* fmix64 from MurmurHash3: a bijection, so equal hashes mean equal keys. */
@@ -1171,9 +1189,10 @@ static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
 {
 	const char *hp = p;
 	size_t hn = n;
+	double secs;
 
 	s->n++;
-	if (s->time_ok && (esc || !is_time(p, n)))
+	if (s->time_ok && (esc || !csv_parse_time(p, n, &secs)))
 		s->time_ok = false;
 	if (esc) {
 		if (n > sc->scratch_cap) {
@@ -1184,7 +1203,7 @@ static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
 			sc->scratch = b;
 			sc->scratch_cap = n;
 		}
-		hn = unescape(sc->scratch, p, n);
+		hn = csv_unescape(sc->scratch, p, n);
 		hp = sc->scratch;
 	}
 	return col_distinct(sc, s, XXH3_64bits(hp, hn), esc ? ENT_ESC : 0, p,
@@ -1193,7 +1212,7 @@ static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
 
 /* Any field: missing, a number (spaces or quotes around it) or text. */
 static int col_add_field(struct scan *sc, struct colstate *s,
-			 const struct field *f, float *cell)
+			 const struct csv_field *f, float *cell)
 {
 	const char *p = f->p;
 	size_t n = f->len;
@@ -1220,9 +1239,9 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 {
 	struct cset names = { 0 };
 	size_t cap = 0;
-	const char *rec = sc->p;
-	uint64_t rec_line = sc->line;
-	struct field f;
+	const char *rec = sc->tok.p;
+	uint64_t rec_line = sc->tok.line;
+	struct csv_field f;
 	int rc;
 
 	do {
@@ -1231,21 +1250,21 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 		char *name;
 
 		if (info->ncols == sc->max_cols) {
-			problem_set(sc->pb, pos_u(sc->line),
-				    pos_u(col_of(sc, sc->p)),
+			problem_set(sc->tok.pb, pos_u(sc->tok.line),
+				    pos_u(tok_col(&sc->tok, sc->tok.p)),
 				    "more than %zu columns", sc->max_cols);
 			rc = -EFBIG;
 			goto out_free_names;
 		}
-		rc = field_parse(sc, &f);
+		rc = csv_field_next(&sc->tok, &f);
 		if (rc < 0)
 			goto out_free_names;
 		p = f.p;
 		n = f.len;
 		trim(&p, &n);
 		if (!n) {
-			rc = problem_set(sc->pb, pos_u(f.line), pos_u(f.col),
-					 "empty column name");
+			rc = problem_set(sc->tok.pb, pos_u(f.line),
+					 pos_u(f.col), "empty column name");
 			goto out_free_names;
 		}
 		if (info->ncols == cap) {
@@ -1273,11 +1292,12 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 		if (rc < 0)
 			goto out_free_names;
 		if (!rc) {
-			rc = problem_set(sc->pb, pos_u(f.line), pos_u(f.col),
+			rc = problem_set(sc->tok.pb, pos_u(f.line),
+					 pos_u(f.col),
 					 "duplicate column name \"%s\"", name);
 			goto out_free_names;
 		}
-	} while (f.term == T_COMMA);
+	} while (f.term == CSV_TERM_COMMA);
 	rc = 0;
 	if (info->ncols == 1 && !f.esc) {
 		/* One column whose name holds tabs or semicolons: another
@@ -1286,14 +1306,14 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 		const char *tab = strchr(nm, '\t'), *semi = strchr(nm, ';');
 
 		if (tab || semi)
-			rc = problem_set(sc->pb, pos_u(rec_line),
+			rc = problem_set(sc->tok.pb, pos_u(rec_line),
 					 pos_u((uint64_t)((tab ? tab : semi) -
 							  nm) + 1),
 					 "looks %s-separated: use commas",
 					 tab ? "tab" : "semicolon");
 	}
 	if (rc == 0 && (size_t)(f.term_at - rec) > sc->max_line)
-		rc = too_big(sc->pb, rec_line, 1, "record", sc->max_line);
+		rc = too_big(sc->tok.pb, rec_line, 1, "record", sc->max_line);
 out_free_names:
 	free(names.slots);
 	return rc;
@@ -1307,23 +1327,42 @@ static const char *skip_blank(const char *p, const char *end)
 	return p;
 }
 
-/* A record has more fields than the header: count them for the message. */
-static int too_many(struct scan *sc, size_t ncols)
+int csv_ragged(struct problem *pb, uint64_t line, uint64_t col, size_t n,
+	       size_t ncols)
 {
-	uint64_t line = sc->line;
-	uint64_t col = col_of(sc, sc->p);
+	return problem_set(pb, pos_u(line), pos_u(col),
+			   "record has %zu field%s, header has %zu", n,
+			   n == 1 ? "" : "s", ncols);
+}
+
+int csv_no_rows(struct csv_tok *t)
+{
+	/* Point at the end of the input, where data should be. */
+	for (; t->p < t->end; t->p++) {
+		if (*t->p == '\n') {
+			t->line++;
+			t->line_start = t->p + 1;
+		}
+	}
+	return problem_set(t->pb, pos_u(t->line), pos_u(tok_col(t, t->end)),
+			   "no data rows");
+}
+
+int csv_too_many(struct csv_tok *t, size_t ncols)
+{
+	uint64_t line = t->line;
+	uint64_t col = tok_col(t, t->p);
 	size_t n = ncols;
-	struct field f;
+	struct csv_field f;
 	int rc;
 
 	do {
-		rc = field_parse(sc, &f);
+		rc = csv_field_next(t, &f);
 		if (rc < 0)
 			return rc;
 		n++;
-	} while (f.term == T_COMMA);
-	return problem_set(sc->pb, pos_u(line), pos_u(col),
-			   "record has %zu fields, header has %zu", n, ncols);
+	} while (f.term == CSV_TERM_COMMA);
+	return csv_ragged(t->pb, line, col, n, ncols);
 }
 
 /* madvise() the whole pages inside [p, p + len); advice only, no errors. */
@@ -1395,12 +1434,12 @@ static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows,
  * The fast path for one field at p: empty, or a number up to max_field
  * bytes, followed by a delimiter.  Sets *v (NAN if empty), *q (the end of
  * the field), *next (past the delimiter) and *term.  Anything else (text,
- * quotes, spaces, odd bytes) returns false, for field_parse().
+ * quotes, spaces, odd bytes) returns false, for csv_field_next().
  */
 static inline CSV_HOT bool fast_field(const char *p, const char *end,
 				      size_t max_field, double *v,
 				      const char **q, const char **next,
-				      int *term)
+				      enum csv_term *term)
 {
 	const char *e = num_parse(p, end, v);
 
@@ -1410,16 +1449,16 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 		return false;
 	*q = e;
 	if (e == end) {
-		*term = T_EOF;
+		*term = CSV_TERM_EOF;
 		*next = e;
 	} else if (*e == ',') {
-		*term = T_COMMA;
+		*term = CSV_TERM_COMMA;
 		*next = e + 1;
 	} else if (*e == '\n') {
-		*term = T_EOL;
+		*term = CSV_TERM_EOL;
 		*next = e + 1;
 	} else if (*e == '\r' && e + 1 < end && e[1] == '\n') {
-		*term = T_EOL;
+		*term = CSV_TERM_EOL;
 		*next = e + 2;
 	} else {
 		return false;
@@ -1428,20 +1467,20 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 }
 
 /*
- * The data records: fast_field() where it can, field_parse() otherwise.
+ * The data records: fast_field() where it can, csv_field_next() otherwise.
  * The physical position lives in locals here, and in *sc around slow
  * fields.
  */
 static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		     struct matbuf *mb, uint64_t *nrows_out)
 {
-	const char *const start = sc->p;
-	const char *const end = sc->end;
+	const char *const start = sc->tok.p;
+	const char *const end = sc->tok.end;
 	const char *p = start;
-	const char *line_start = sc->line_start;
+	const char *line_start = sc->tok.line_start;
 	const char *blank_end = p; /* blank lines before it don't reach EOF */
-	const size_t max_field = sc->max_field;
-	uint64_t line = sc->line;
+	const size_t max_field = sc->tok.max_field;
+	uint64_t line = sc->tok.line;
 	uint64_t nrows = 0;
 	int rc;
 
@@ -1453,7 +1492,7 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		uint64_t term_col = 1;
 		float *row = NULL;
 		size_t c = 0;
-		int term = T_COMMA;
+		enum csv_term term = CSV_TERM_COMMA;
 
 		if ((*p == '\n' || *p == '\r') && p >= blank_end) {
 			blank_end = skip_blank(p, end);
@@ -1470,17 +1509,17 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 			}
 			row = mb->data + nrows * ncols;
 		}
-		while (term == T_COMMA) {
+		while (term == CSV_TERM_COMMA) {
 			const char *q;
 			const char *next;
 			double v;
-			struct field f;
+			struct csv_field f;
 
 			if (c == ncols) {
-				sc->p = p;
-				sc->line = line;
-				sc->line_start = line_start;
-				return too_many(sc, ncols);
+				sc->tok.p = p;
+				sc->tok.line = line;
+				sc->tok.line_start = line_start;
+				return csv_too_many(&sc->tok, ncols);
 			}
 			if (fast_field(p, end, max_field, &v, &q, &next,
 				       &term)) {
@@ -1494,31 +1533,31 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 				}
 				if (row)
 					row[c] = (float)v;
-				if (term != T_COMMA) {
+				if (term != CSV_TERM_COMMA) {
 					term_at = q;
 					term_line = line;
 					term_col = (uint64_t)(q - line_start) +
 						   1;
 				}
-				if (term == T_EOL) {
+				if (term == CSV_TERM_EOL) {
 					line++;
 					line_start = next;
 				}
 				p = next;
 			} else {
-				sc->p = p;
-				sc->line = line;
-				sc->line_start = line_start;
-				rc = field_parse(sc, &f);
+				sc->tok.p = p;
+				sc->tok.line = line;
+				sc->tok.line_start = line_start;
+				rc = csv_field_next(&sc->tok, &f);
 				if (rc < 0)
 					return rc;
 				rc = col_add_field(sc, &cs[c], &f,
 						   row ? &row[c] : NULL);
 				if (rc < 0)
 					return rc;
-				p = sc->p;
-				line = sc->line;
-				line_start = sc->line_start;
+				p = sc->tok.p;
+				line = sc->tok.line;
+				line_start = sc->tok.line_start;
 				term = f.term;
 				term_at = f.term_at;
 				term_line = f.term_line;
@@ -1527,19 +1566,16 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 			c++;
 		}
 		if (c < ncols)
-			return problem_set(sc->pb, pos_u(term_line),
-					   pos_u(term_col),
-					   "record has %zu field%s, header has "
-					   "%zu",
-					   c, c == 1 ? "" : "s", ncols);
+			return csv_ragged(sc->tok.pb, term_line, term_col, c,
+					  ncols);
 		if ((size_t)(term_at - rec) > sc->max_line)
-			return too_big(sc->pb, rec_line, 1, "record",
+			return too_big(sc->tok.pb, rec_line, 1, "record",
 				       sc->max_line);
 		nrows++;
 	}
-	sc->p = p;
-	sc->line = line;
-	sc->line_start = line_start;
+	sc->tok.p = p;
+	sc->tok.line = line;
+	sc->tok.line_start = line_start;
 	*nrows_out = nrows;
 	return 0;
 }
@@ -1762,28 +1798,30 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	*out = NULL;
 	if (mat)
 		memset(mat, 0, sizeof(*mat));
-	sc.p = data;
-	sc.end = data + len;
-	sc.line_start = data;
-	sc.line = 1;
-	sc.max_field = lim && lim->max_field ? lim->max_field : CSV_DEF_FIELD;
+	sc.tok.p = data;
+	sc.tok.end = data + len;
+	sc.tok.line_start = data;
+	sc.tok.line = 1;
+	sc.tok.max_field = lim && lim->max_field ? lim->max_field
+						 : CSV_DEF_FIELD;
 	sc.max_line = lim && lim->max_line ? lim->max_line : CSV_DEF_LINE;
 	sc.max_cols = lim && lim->max_cols ? lim->max_cols : CSV_DEF_COLS;
 	/* Set entries keep a 32-bit length. */
-	if (sc.max_field > UINT32_MAX)
-		sc.max_field = UINT32_MAX;
+	if (sc.tok.max_field > UINT32_MAX)
+		sc.tok.max_field = UINT32_MAX;
 	sc.budget = CSV_SET_BUDGET;
-	sc.pb = pb;
+	sc.tok.pb = pb;
+	sc.tok.check_utf8 = true;
 
 	info = calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
 	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
 		info->bom = true;
-		sc.p += 3;
-		sc.line_start = sc.p;
+		sc.tok.p += 3;
+		sc.tok.line_start = sc.tok.p;
 	}
-	if (skip_blank(sc.p, sc.end) == sc.end) {
+	if (skip_blank(sc.tok.p, sc.tok.end) == sc.tok.end) {
 		rc = problem_set(pb, 1, 1, "empty file");
 		goto out_free_info;
 	}
@@ -1806,16 +1844,7 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	if (rc < 0)
 		goto out_free_cols;
 	if (!nrows) {
-		/* Point at the end of the input, where data should be. */
-		for (; sc.p < sc.end; sc.p++) {
-			if (*sc.p == '\n') {
-				sc.line++;
-				sc.line_start = sc.p + 1;
-			}
-		}
-		rc = problem_set(pb, pos_u(sc.line),
-				 pos_u((uint64_t)(sc.end - sc.line_start) + 1),
-				 "no data rows");
+		rc = csv_no_rows(&sc.tok);
 		goto out_free_cols;
 	}
 	info->nrows = nrows;
@@ -1928,13 +1957,9 @@ static int feed_record_end(struct csv_feed *c, struct problem *pb)
 	if (c->ncols == 0)
 		c->ncols = n; /* the header */
 	else if (n > c->ncols)
-		return problem_set(pb, pos_u(c->line), pos_u(c->extra_col),
-				   "record has %zu fields, header has %zu", n,
-				   c->ncols);
+		return csv_ragged(pb, c->line, c->extra_col, n, c->ncols);
 	else if (n < c->ncols && !(n == 1 && !c->field_bytes))
-		return problem_set(pb, pos_u(c->line), pos_u(c->col + 1),
-				   "record has %zu field%s, header has %zu", n,
-				   n == 1 ? "" : "s", c->ncols);
+		return csv_ragged(pb, c->line, c->col + 1, n, c->ncols);
 	c->line++;
 	c->col = 0;
 	c->fields = 0;

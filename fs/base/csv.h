@@ -133,11 +133,149 @@ int csv_role_parse(const char *s, enum csv_role *out);
 bool csv_parse_double(const char *s, size_t len, double *out);
 
 /*
+ * csv_parse_time: parse one time field (surrounding spaces and tabs
+ * allowed) as csv_scan recognises CSV_TIME values: ISO 8601 as it appears
+ * in data, YYYY-MM-DD, then optionally 'T' or ' ' and HH:MM[:SS[.frac]],
+ * then optionally 'Z' or an offset +HH:MM / -HH:MM, each part
+ * range-checked (Feb 29 only in leap years; second 60 is a leap second).
+ * Returns true and sets *out to seconds since the epoch, UTC (a time
+ * without an offset is UTC).
+ */
+bool csv_parse_time(const char *s, size_t n, double *out);
+
+/*
  * csv_is_missing: is the field (surrounding spaces and tabs allowed) a
  * missing value by csv_scan's rule: empty, NA, N/A, NaN, null, None or ?
  * in any case.
  */
 bool csv_is_missing(const char *s, size_t len);
+
+/*
+ * The field tokenizer: the one RFC 4180 field grammar that csv_scan,
+ * the training table (mlcore's table_parse) and predict's rows share.
+ * A field is quoted ("..." with "" for a quote, and commas, CRs and LFs
+ * as data) or plain (ending at a comma, an LF or a CRLF; a lone CR is
+ * data), and is followed by a comma, a line end or the end of the input.
+ * A quote inside a plain field, text after a closing quote, an
+ * unterminated quote and a NUL byte are errors, and so is invalid UTF-8
+ * when check_utf8 is set (otherwise bytes >= 0x80 are data).
+ *
+ * Set up a struct csv_tok on the input, then call csv_field_next() once a
+ * field; it moves p, line and line_start past the field and its
+ * terminator, so a caller may keep the position in its own variables
+ * between calls (csv_scan's numeric fast path does) as long as it writes
+ * them back before the next one.
+ */
+enum csv_term {
+	CSV_TERM_COMMA = 0, /* another field of the record follows */
+	CSV_TERM_EOL,       /* LF or CRLF: the record ends */
+	CSV_TERM_EOF,       /* the input ends */
+};
+
+struct csv_tok {
+	const char *p;          /* next byte to read */
+	const char *end;        /* end of the input */
+	const char *line_start; /* first byte of p's physical line */
+	uint64_t line;          /* 1-based physical line of p */
+	size_t max_field;       /* bytes of raw content; past it -EFBIG */
+	bool check_utf8;        /* refuse invalid UTF-8 */
+	struct problem *pb;     /* filled on error */
+};
+
+struct csv_field {
+	const char *p;          /* raw content: inside the quotes if quoted */
+	size_t len;             /* bytes of raw content */
+	bool esc;               /* content holds "" pairs: csv_unescape() */
+	enum csv_term term;
+	const char *term_at;    /* the terminator, or the end of the input */
+	uint64_t line;          /* where the field starts, 1-based */
+	uint64_t col;           /* bytes into that line, 1-based */
+	uint64_t term_line;     /* where the terminator is */
+	uint64_t term_col;
+};
+
+/*
+ * csv_field_next: read the field at t->p and its terminator into *f
+ * (which points into the input), moving t->p, t->line and t->line_start
+ * past both.  0, or with t->pb filled (line and column 1-based, in bytes
+ * within the physical line): -EINVAL "unterminated quoted field" (at the
+ * opening quote), "quote inside unquoted field", "unexpected text after
+ * closing quote", "binary data (NUL byte)", "invalid UTF-8"; -EFBIG
+ * "field longer than N bytes" (at the field's start).  Any thread.
+ */
+int csv_field_next(struct csv_tok *t, struct csv_field *f);
+
+/*
+ * csv_ragged: fill pb with "record has n field(s), header has ncols" at
+ * line:col and return -EINVAL, the answer every reader here gives a
+ * record whose field count is not the header's.
+ */
+int csv_ragged(struct problem *pb, uint64_t line, uint64_t col, size_t n,
+	       size_t ncols);
+
+/*
+ * csv_no_rows: the header was the last record: move t to the end of the
+ * input and fill t->pb with "no data rows" there.  Returns -EINVAL.
+ */
+int csv_no_rows(struct csv_tok *t);
+
+/*
+ * csv_too_many: t->p is at field ncols + 1 of a record.  Read the rest
+ * of the record to count its fields, and return csv_ragged()'s -EINVAL
+ * at that field's position, or the tokenizer's error if one comes first.
+ */
+int csv_too_many(struct csv_tok *t, size_t ncols);
+
+/*
+ * Bytes that end the scan of a plain field: comma, LF, CR, quote, NUL
+ * and every byte >= 0x80 (nonzero); the others (0) are data.
+ */
+extern const unsigned char csv_plain_stop[256];
+
+/*
+ * csv_field_plain: csv_field_next's fast path, inline for record loops.
+ * If the field at t->p is plain ASCII without a CR or a NUL, at most
+ * t->max_field bytes, ending at a comma, an LF or the end of the input,
+ * move past it and its terminator exactly as csv_field_next() would, set
+ * *p, *len and *term, and return true.  Otherwise change nothing and
+ * return false: csv_field_next() reads that field.
+ */
+static inline bool csv_field_plain(struct csv_tok *t, const char **p,
+				   size_t *len, enum csv_term *term)
+{
+	const unsigned char *s = (const unsigned char *)t->p;
+	const unsigned char *end = (const unsigned char *)t->end;
+	const unsigned char *q = s;
+
+	while (q < end && !csv_plain_stop[*q])
+		q++;
+	if ((size_t)(q - s) > t->max_field)
+		return false;
+	if (q == end) {
+		*term = CSV_TERM_EOF;
+	} else if (*q == ',') {
+		*term = CSV_TERM_COMMA;
+	} else if (*q == '\n') {
+		*term = CSV_TERM_EOL;
+	} else {
+		return false;
+	}
+	*p = (const char *)s;
+	*len = (size_t)(q - s);
+	t->p = (const char *)q + (q < end);
+	if (*term == CSV_TERM_EOL) {
+		t->line++;
+		t->line_start = t->p;
+	}
+	return true;
+}
+
+/*
+ * csv_unescape: copy raw content p[0..n) to dst with each "" pair made
+ * one quote; dst has room for n bytes (it may not overlap p).  Returns
+ * the bytes written.
+ */
+size_t csv_unescape(char *dst, const char *p, size_t n);
 
 /*
  * An incremental check of records as they are appended (`>>`, a

@@ -12,8 +12,10 @@
  * files: fields are recorded as (offset, length) into the caller's text,
  * and only a quoted field with doubled quotes ("") needs its bytes
  * rewritten, into a copy of the text made the first time one appears, so
- * that one base pointer addresses every field.  Numbers and missing
- * values follow fs/csv.c exactly (csv_parse_double and the same tokens).
+ * that one base pointer addresses every field.  Fields, numbers, missing
+ * values and times are read by fs/base/csv.c (csv_field_next and its
+ * inline fast path, csv_parse_double, csv_is_missing, csv_parse_time), so
+ * training reads a file exactly as csv_scan judged it.
  */
 #include <errno.h>
 #include <math.h>
@@ -38,11 +40,6 @@
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-	return (unsigned char)(c - '0') < 10;
 }
 
 static void trim(const char **p, size_t *n)
@@ -131,156 +128,25 @@ static bool utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-/* Reads exactly n digits at p. */
-static bool read_digits(const char *p, int n, int *out)
-{
-	int v = 0;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (!is_digit(p[i]))
-			return false;
-		v = v * 10 + (p[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era;
-	int64_t yoe;
-	int64_t doy;
-	int64_t doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/*
- * ISO 8601 as fs/csv.c recognises it (YYYY-MM-DD, then optionally 'T' or
- * ' ' and HH:MM[:SS[.fraction]], then optionally 'Z' or +HH:MM/-HH:MM)
- * to seconds since the epoch, UTC.  A time without an offset is UTC.
- */
-static bool time_parse(const char *s, size_t n, double *out)
-{
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
-				     31, 31, 30, 31, 30, 31 };
-	const char *p;
-	const char *end;
-	int y, mo, d;
-	int hh = 0;
-	int mm = 0;
-	int ss = 0;
-	double frac = 0;
-	double secs;
-
-	trim(&s, &n);
-	p = s + 10;
-	end = s + n;
-	if (n < 10 || s[4] != '-' || s[7] != '-')
-		return false;
-	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
-	    !read_digits(s + 8, 2, &d))
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
-		return false;
-	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
-		return false;
-	secs = (double)days_from_civil(y, mo, d) * 86400.0;
-	if (p == end) {
-		*out = secs;
-		return true;
-	}
-	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
-		return false;
-	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
-	    hh > 23 || mm > 59)
-		return false;
-	p += 6;
-	if (p < end && *p == ':') {
-		if (end - p < 3 || !read_digits(p + 1, 2, &ss) || ss > 60)
-			return false;
-		p += 3;
-		if (p < end && *p == '.') {
-			double scale = 0.1;
-			const char *f = ++p;
-
-			while (p < end && is_digit(*p)) {
-				frac += (*p - '0') * scale;
-				scale /= 10;
-				p++;
-			}
-			if (p == f)
-				return false;
-		}
-	}
-	secs += hh * 3600.0 + mm * 60.0 + ss + frac;
-	if (p < end && (*p == 'Z' || *p == 'z')) {
-		p++;
-	} else if (p < end && (*p == '+' || *p == '-')) {
-		int oh, om;
-
-		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &oh) ||
-		    !read_digits(p + 4, 2, &om) || oh > 23 || om > 59)
-			return false;
-		/* Local time is UTC plus the offset. */
-		secs -= (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
-		p += 6;
-	}
-	if (p != end)
-		return false;
-	*out = secs;
-	return true;
-}
 
 /* ---------------------------------------------------------------- */
 /* The table. */
 
-enum { T_COMMA, T_EOL, T_EOF };
-
-/* Bytes that end the fast scan of an unquoted field. */
-static const unsigned char unquoted_stop[256] = {
-	[0] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [','] = 1,
-};
-
-/* Inside quotes, commas and CRs are data; LFs only move the line count. */
-static const unsigned char quoted_stop[256] = {
-	[0] = 1, ['\n'] = 1, ['"'] = 1,
-};
-
 struct tparse {
 	const char *text;        /* start of the input (before any BOM) */
 	size_t tlen;
-	const char *p;           /* next byte to read */
-	const char *end;
-	uint64_t line;           /* 1-based line of p */
-	const char *line_start;  /* first byte of that line (after a BOM) */
+	struct csv_tok tok;      /* the position in text, and the problem */
 	char *owned;             /* copy of text + unescaped fields, or NULL */
 	size_t olen;             /* bytes of owned in use */
 	size_t ocap;
-	struct problem *pb;
 };
 
+/* One field of the table: where its (unescaped) bytes are. */
 struct tfield {
+	struct csv_field f;      /* as the tokenizer found it */
 	uint64_t off;            /* from text (== from owned) */
 	size_t len;
-	int term;                /* T_COMMA, T_EOL or T_EOF */
-	uint64_t line;           /* of the field's first byte */
-	uint64_t col;
-	uint64_t term_line;      /* of the terminator, for ragged records */
-	uint64_t term_col;
 };
-
-static uint64_t tcol(const struct tparse *ps, const char *p)
-{
-	return (uint64_t)(p - ps->line_start) + 1;
-}
 
 /*
  * Collapse the "" pairs of content [p, p + n) into ps->owned.  The first
@@ -291,12 +157,8 @@ static uint64_t tcol(const struct tparse *ps, const char *p)
 static int unescape_owned(struct tparse *ps, const char *p, size_t n,
 			  uint64_t *off, size_t *len)
 {
-	char *dst;
-	size_t i;
-	size_t j = 0;
-
 	if (!ps->owned) {
-		size_t rest = (size_t)(ps->end - p);
+		size_t rest = (size_t)(ps->tok.end - p);
 
 		ps->owned = malloc(ps->tlen + rest);
 		if (!ps->owned)
@@ -305,122 +167,29 @@ static int unescape_owned(struct tparse *ps, const char *p, size_t n,
 		ps->olen = ps->tlen;
 		ps->ocap = ps->tlen + rest;
 	}
-	dst = ps->owned + ps->olen;
-	for (i = 0; i < n; i++) {
-		dst[j++] = p[i];
-		if (p[i] == '"')
-			i++;
-	}
 	*off = ps->olen;
-	*len = j;
-	ps->olen += j;
+	*len = csv_unescape(ps->owned + ps->olen, p, n);
+	ps->olen += *len;
 	return 0;
 }
 
 /*
- * Read one field at ps->p and its terminator, moving ps->p and the line
- * past both.  Checks quoting and NUL bytes as csv_scan does, with its
- * messages and positions; UTF-8 was csv_scan's job.
+ * Read one field at ps->tok.p and its terminator with the CSV tokenizer,
+ * so quoting and NUL bytes are judged as csv_scan judges them, with its
+ * messages and positions (UTF-8 was csv_scan's job).
  */
-static int field_read(struct tparse *ps, struct tfield *f)
+static int field_read(struct tparse *ps, struct tfield *tf)
 {
-	const unsigned char *p = (const unsigned char *)ps->p;
-	const unsigned char *end = (const unsigned char *)ps->end;
-	const unsigned char *q = p;
 	int rc;
 
-	f->line = ps->line;
-	f->col = tcol(ps, ps->p);
-	if (p < end && *p == '"') {
-		bool esc = false;
-
-		q = p + 1;
-		for (;;) {
-			while (q < end && !quoted_stop[*q])
-				q++;
-			if (q == end)
-				return problem_set(ps->pb, pos_u(f->line),
-						   pos_u(f->col),
-						   "unterminated quoted field");
-			if (*q == '"') {
-				if (q + 1 < end && q[1] == '"') {
-					esc = true;
-					q += 2;
-					continue;
-				}
-				break;
-			}
-			if (*q == '\n') {
-				q++;
-				ps->line++;
-				ps->line_start = (const char *)q;
-				continue;
-			}
-			return problem_set(ps->pb, pos_u(ps->line),
-					   pos_u(tcol(ps, (const char *)q)),
-					   "binary data (NUL byte)");
-		}
-		if (esc) {
-			rc = unescape_owned(ps, (const char *)p + 1,
-					    (size_t)(q - p) - 1, &f->off,
-					    &f->len);
-			if (rc < 0)
-				return rc;
-		} else {
-			f->off = (uint64_t)((const char *)p + 1 - ps->text);
-			f->len = (size_t)(q - p) - 1;
-		}
-		q++;
-		if (q < end && *q != ',' && *q != '\n' &&
-		    !(*q == '\r' && q + 1 < end && q[1] == '\n'))
-			return problem_set(
-				ps->pb, pos_u(ps->line),
-				pos_u(tcol(ps, (const char *)q)),
-				"unexpected text after closing quote");
-	} else {
-		for (;;) {
-			while (q < end && !unquoted_stop[*q])
-				q++;
-			if (q == end || *q == ',' || *q == '\n')
-				break;
-			if (*q == '\r') {
-				/* A lone CR is data; CRLF ends the record. */
-				if (q + 1 < end && q[1] == '\n')
-					break;
-				q++;
-				continue;
-			}
-			if (*q == '"')
-				return problem_set(
-					ps->pb, pos_u(ps->line),
-					pos_u(tcol(ps, (const char *)q)),
-					"quote inside unquoted field");
-			return problem_set(ps->pb, pos_u(ps->line),
-					   pos_u(tcol(ps, (const char *)q)),
-					   "binary data (NUL byte)");
-		}
-		f->off = (uint64_t)((const char *)p - ps->text);
-		f->len = (size_t)(q - p);
-	}
-	if (f->len > UINT32_MAX) {
-		problem_set(ps->pb, pos_u(f->line), pos_u(f->col),
-			    "field longer than %u bytes", UINT32_MAX);
-		return -EFBIG;
-	}
-	f->term_line = ps->line;
-	f->term_col = tcol(ps, (const char *)q);
-	if (q == end) {
-		f->term = T_EOF;
-	} else if (*q == ',') {
-		f->term = T_COMMA;
-		q++;
-	} else {
-		f->term = T_EOL;
-		q += *q == '\r' ? 2 : 1;
-		ps->line++;
-		ps->line_start = (const char *)q;
-	}
-	ps->p = (const char *)q;
+	rc = csv_field_next(&ps->tok, &tf->f);
+	if (rc < 0)
+		return rc;
+	if (tf->f.esc)
+		return unescape_owned(ps, tf->f.p, tf->f.len, &tf->off,
+				      &tf->len);
+	tf->off = (uint64_t)(tf->f.p - ps->text);
+	tf->len = tf->f.len;
 	return 0;
 }
 
@@ -504,8 +273,8 @@ static int header_read(struct tparse *ps, struct table *t)
 		n = f.len;
 		trim(&p, &n);
 		if (!n) {
-			rc = problem_set(ps->pb, pos_u(f.line), pos_u(f.col),
-					 "empty column name");
+			rc = problem_set(ps->tok.pb, pos_u(f.f.line),
+					 pos_u(f.f.col), "empty column name");
 			goto out_free_set;
 		}
 		if (t->ncols == cap) {
@@ -531,35 +300,17 @@ static int header_read(struct tparse *ps, struct table *t)
 		t->names[t->ncols++] = name;
 		slot = name_slot(&ns, t->names, name);
 		if (ns.slots[slot]) {
-			rc = problem_set(ps->pb, pos_u(f.line), pos_u(f.col),
+			rc = problem_set(ps->tok.pb, pos_u(f.f.line),
+					 pos_u(f.f.col),
 					 "duplicate column name \"%s\"", name);
 			goto out_free_set;
 		}
 		ns.slots[slot] = t->ncols;
-	} while (f.term == T_COMMA);
+	} while (f.f.term == CSV_TERM_COMMA);
 	rc = 0;
 out_free_set:
 	free(ns.slots);
 	return rc;
-}
-
-/* A record has more fields than the header: count them for the message. */
-static int too_many(struct tparse *ps, size_t ncols)
-{
-	uint64_t line = ps->line;
-	uint64_t col = tcol(ps, ps->p);
-	size_t n = ncols;
-	struct tfield f;
-	int rc;
-
-	do {
-		rc = field_read(ps, &f);
-		if (rc < 0)
-			return rc;
-		n++;
-	} while (f.term == T_COMMA);
-	return problem_set(ps->pb, pos_u(line), pos_u(col),
-			   "record has %zu fields, header has %zu", n, ncols);
 }
 
 /*
@@ -627,21 +378,20 @@ static int rows_grow(struct table *t, size_t *cap)
 
 /*
  * The record loop.  A plain field (no quote, CR or NUL before its comma
- * or LF) is recorded right here, which is nearly every field of a
- * numeric file; anything else goes through field_read() with the
- * position synced to ps and back.
+ * or LF) takes the tokenizer's inline fast path, which is nearly every
+ * field of a numeric file; anything else goes through field_read().
  */
 static int rows_read(struct tparse *ps, struct table *t)
 {
+	struct csv_tok *tok = &ps->tok;
 	const size_t ncols = t->ncols;
 	const char *const text = ps->text;
-	const char *const end = ps->end;
-	const char *blank_end = ps->p;
-	const char *p = ps->p;
+	const char *const end = tok->end;
+	const char *blank_end = tok->p;
 	size_t cap;
 	int rc;
 
-	cap = rows_bound(ps->p, ps->end, ncols);
+	cap = rows_bound(tok->p, end, ncols);
 	if (cap > SIZE_MAX / sizeof(uint64_t) / ncols)
 		return -ENOMEM;
 	t->off = malloc(cap * ncols * sizeof(*t->off));
@@ -652,11 +402,12 @@ static int rows_read(struct tparse *ps, struct table *t)
 	if (!t->len)
 		return -ENOMEM;
 	huge_advise(t->len, cap * ncols * sizeof(*t->len));
-	while (p < end) {
+	while (tok->p < end) {
+		const char *p = tok->p;
 		uint64_t *roff;
 		uint32_t *rlen;
 		size_t c = 0;
-		int term = T_COMMA;
+		enum csv_term term = CSV_TERM_COMMA;
 		uint64_t term_line = 0;
 		uint64_t term_col = 0;
 
@@ -674,64 +425,36 @@ static int rows_read(struct tparse *ps, struct table *t)
 		}
 		roff = t->off + t->nrows * ncols;
 		rlen = t->len + t->nrows * ncols;
-		while (term == T_COMMA) {
-			const unsigned char *q = (const unsigned char *)p;
+		while (term == CSV_TERM_COMMA) {
+			uint64_t line = tok->line;
+			const char *line_start = tok->line_start;
 			struct tfield f;
+			size_t n;
 
-			if (c == ncols) {
-				ps->p = p;
-				return too_many(ps, ncols);
-			}
-			while (q < (const unsigned char *)end &&
-			       !unquoted_stop[*q])
-				q++;
-			if ((size_t)(q - (const unsigned char *)p) >
-			    UINT32_MAX)
-				goto slow;
-			if (q == (const unsigned char *)end) {
-				term = T_EOF;
-				term_line = ps->line;
-				term_col = tcol(ps, (const char *)q);
-			} else if (*q == ',') {
-				term = T_COMMA;
-			} else if (*q == '\n') {
-				term = T_EOL;
-				term_line = ps->line;
-				term_col = tcol(ps, (const char *)q);
+			if (c == ncols)
+				return csv_too_many(tok, ncols);
+			if (csv_field_plain(tok, &p, &n, &term)) {
+				roff[c] = (uint64_t)(p - text);
+				rlen[c] = (uint32_t)n;
+				term_line = line;
+				term_col = (uint64_t)(p + n - line_start) + 1;
 			} else {
-				goto slow;
+				rc = field_read(ps, &f);
+				if (rc < 0)
+					return rc;
+				roff[c] = f.off;
+				rlen[c] = (uint32_t)f.len;
+				term = f.f.term;
+				term_line = f.f.term_line;
+				term_col = f.f.term_col;
 			}
-			roff[c] = (uint64_t)(p - text);
-			rlen[c] = (uint32_t)((const char *)q - p);
 			c++;
-			p = (const char *)q + (term != T_EOF);
-			if (term == T_EOL) {
-				ps->line++;
-				ps->line_start = p;
-			}
-			continue;
-slow:
-			ps->p = p;
-			rc = field_read(ps, &f);
-			if (rc < 0)
-				return rc;
-			p = ps->p;
-			roff[c] = f.off;
-			rlen[c] = (uint32_t)f.len;
-			c++;
-			term = f.term;
-			term_line = f.term_line;
-			term_col = f.term_col;
 		}
 		if (c < ncols)
-			return problem_set(ps->pb, pos_u(term_line),
-					   pos_u(term_col),
-					   "record has %zu field%s, header has "
-					   "%zu",
-					   c, c == 1 ? "" : "s", ncols);
+			return csv_ragged(tok->pb, term_line, term_col, c,
+					  ncols);
 		t->nrows++;
 	}
-	ps->p = p;
 	return 0;
 }
 
@@ -762,14 +485,16 @@ int table_parse(const char *text, size_t len, struct table **out,
 		return -EINVAL;
 	ps.text = text;
 	ps.tlen = len;
-	ps.p = text;
-	ps.end = text + len;
-	ps.line = 1;
-	ps.pb = pb;
+	ps.tok.p = text;
+	ps.tok.end = text + len;
+	ps.tok.line = 1;
+	/* the offsets and lengths of struct table are 64 and 32 bits */
+	ps.tok.max_field = UINT32_MAX;
+	ps.tok.pb = pb;
 	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
-		ps.p += 3;
-	ps.line_start = ps.p;
-	if (skip_blank(ps.p, ps.end) == ps.end)
+		ps.tok.p += 3;
+	ps.tok.line_start = ps.tok.p;
+	if (skip_blank(ps.tok.p, ps.tok.end) == ps.tok.end)
 		return problem_set(pb, 1, 1, "empty file");
 
 	t = calloc(1, sizeof(*t));
@@ -782,15 +507,7 @@ int table_parse(const char *text, size_t len, struct table **out,
 	if (rc < 0)
 		goto out_free_table;
 	if (!t->nrows) {
-		/* Point at the end of the input, where data should be. */
-		for (; ps.p < ps.end; ps.p++) {
-			if (*ps.p == '\n') {
-				ps.line++;
-				ps.line_start = ps.p + 1;
-			}
-		}
-		rc = problem_set(pb, pos_u(ps.line),
-				 pos_u(tcol(&ps, ps.end)), "no data rows");
+		rc = csv_no_rows(&ps.tok);
 		goto out_free_table;
 	}
 	rows_shrink(t);
@@ -862,7 +579,7 @@ static bool fx_value(enum fx_kind kind, const char *p, size_t n, double *out)
 	if (csv_is_missing(p, n))
 		return false;
 	if (kind == FX_TIME)
-		return time_parse(p, n, out);
+		return csv_parse_time(p, n, out);
 	return csv_parse_double(p, n, out);
 }
 

@@ -413,61 +413,46 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 }
 
 /*
- * Split one CSV line into fields (quotes handled); count or -EINVAL.
- * The arrays are the stream's, grown once and reused for every row.
+ * Split one CSV line (without its line end) into fields with the CSV
+ * tokenizer that datasets and training read with: the field count,
+ * -EINVAL with pb (a quote out of place, a NUL byte), or -ENOMEM.  A
+ * field with doubled quotes is unescaped into s->unq, the others point
+ * into line.  The arrays are the stream's, grown once and reused for
+ * every row.
  */
-static long split_csv(struct pstream *s, const char *line, size_t len)
+static long split_csv(struct pstream *s, const char *line, size_t len,
+		      struct problem *pb)
 {
-	size_t n = 0, u = 0, i = 0;
+	struct csv_tok tok = {
+		.p = line,
+		.end = line + len,
+		.line_start = line,
+		.line = 1,
+		.max_field = SIZE_MAX, /* the line is bounded already */
+		.pb = pb,
+	};
+	struct csv_field f;
+	size_t n = 0;
+	size_t u = 0;
+	int rc;
 
 	if (split_room(s, s->fcap ? s->fcap : 16, len) < 0)
 		return -ENOMEM;
-	for (;;) {
-		const char *start;
-		size_t flen;
-
-		if (n + 2 > s->fcap && split_room(s, s->fcap * 2, len) < 0)
+	do {
+		if (n == s->fcap && split_room(s, s->fcap * 2, len) < 0)
 			return -ENOMEM;
-		if (i < len && line[i] == '"') {
-			start = s->unq + u;
-			i++;
-			while (i < len) {
-				if (line[i] == '"' && i + 1 < len &&
-				    line[i + 1] == '"') {
-					s->unq[u++] = '"';
-					i += 2;
-				} else if (line[i] == '"') {
-					break;
-				} else {
-					s->unq[u++] = line[i++];
-				}
-			}
-			if (i >= len)
-				return -EINVAL; /* unterminated quote */
-			i++;
-			flen = (size_t)(s->unq + u - start);
-			if (i < len && line[i] != ',')
-				return -EINVAL;
-		} else {
-			const char *c = memchr(line + i, ',', len - i);
-
-			start = line + i;
-			flen = c ? (size_t)(c - start) : len - i;
-			i += flen;
+		rc = csv_field_next(&tok, &f);
+		if (rc < 0)
+			return rc;
+		s->fields[n] = f.p;
+		s->flen[n] = f.len;
+		if (f.esc) {
+			s->fields[n] = s->unq + u;
+			s->flen[n] = csv_unescape(s->unq + u, f.p, f.len);
+			u += s->flen[n];
 		}
-		s->fields[n] = start;
-		s->flen[n] = flen;
 		n++;
-		if (i >= len)
-			break;
-		i++; /* the comma */
-		if (i == len) { /* a trailing empty field */
-			s->fields[n] = line + i;
-			s->flen[n] = 0;
-			n++;
-			break;
-		}
-	}
+	} while (f.term == CSV_TERM_COMMA);
 	return (long)n;
 }
 
@@ -862,6 +847,7 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 {
 	struct served *m = s->m;
 	float *x = s->x + s->nrows * m->fx->width;
+	struct problem pb;
 	char why[256];
 	long n;
 	int rc;
@@ -909,11 +895,11 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			return rc;
 		s->headed = true;
 	} else {
-		n = split_csv(s, line, len);
+		n = split_csv(s, line, len, &pb);
 		if (n == -ENOMEM)
 			return -ENOMEM;
 		if (n < 0) {
-			row_error(s, "error: unterminated or stray quote");
+			row_error(s, "error: %s", pb.msg);
 		} else if (!s->headed && looks_like_header(s, n)) {
 			/* a header names the columns: any order, extras
 			 * ignored */

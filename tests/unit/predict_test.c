@@ -281,9 +281,9 @@ static const struct {
 	  "'1'\n", NULL, "JSON with more after it" },
 	{ "{\"a\": 3\0, \"b\": 20}\n", 18, NULL, "{\"a\": 3, \"b\": 20}\n",
 	  "JSON: jansson skips a NUL between tokens" },
-	{ "3\0,20\n", 6, "error: a: not a number\n", NULL,
-	  "a NUL in a field: the value is not shown" },
-	{ "\0\n", 2, "error: expected 2 fields, got 1\n", NULL,
+	{ "3\0,20\n", 6, "error: binary data (NUL byte)\n", NULL,
+	  "a NUL in a field: refused as datasets refuse it" },
+	{ "\0\n", 2, "error: binary data (NUL byte)\n", NULL,
 	  "a row of one NUL" },
 	{ "[1,2]\n", 0, "error: a: not a number \"[1\"\n", NULL,
 	  "a JSON array is a CSV row" },
@@ -291,10 +291,10 @@ static const struct {
 	  "a quoted comma stays in its field" },
 	{ "\"3\"\"\",20\n", 0, "error: a: not a number \"3\"\"\n", NULL,
 	  "a doubled quote" },
-	{ "\"3,20\n", 0, "error: unterminated or stray quote\n", NULL,
+	{ "\"3,20\n", 0, "error: unterminated quoted field\n", NULL,
 	  "an unterminated quote" },
-	{ "\"3\"x,20\n", 0, "error: unterminated or stray quote\n", NULL,
-	  "a stray quote" },
+	{ "\"3\"x,20\n", 0, "error: unexpected text after closing quote\n",
+	  NULL, "a stray quote" },
 	{ "3\n", 0, "error: expected 2 fields, got 1\n", NULL, "too few" },
 	{ "3,20,5\n", 0, "error: expected 2 fields, got 3\n", NULL,
 	  "too many" },
@@ -496,6 +496,41 @@ static void test_long_row_after_full_batch(struct served *m)
 	free(buf);
 }
 
+/*
+ * CSV rows are read by the tokenizer datasets and training read with
+ * (fs/base/csv.c): quotes, doubled quotes, CRLF and a trailing empty
+ * field as there, and a row it refuses is answered with its problem.
+ */
+static void test_row_quoting(struct served *m)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} rows[] = {
+		{ "\"2\"\n", "0.5\n" },
+		{ "\"2\"\r\n", "0.5\n" },
+		{ "2\r\n", "0.5\n" },
+		{ "\"2\n", "error: unterminated quoted field\n" },
+		{ "\"2\"\"\n", "error: unterminated quoted field\n" },
+		{ "2\"\n", "error: quote inside unquoted field\n" },
+		{ "\"2\"x\n", "error: unexpected text after closing quote\n" },
+		{ "\"2\"\r\r\n",
+		  "error: unexpected text after closing quote\n" },
+		{ "2,\n", "error: expected 1 fields, got 2\n" },
+		{ "\"\"\"2\"\n", "error: x: not a number \"\"2\"\n" },
+		{ "\"2\n\"\n3\n",
+		  "error: unterminated quoted field\n"
+		  "error: unterminated quoted field\n0.5\n" },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char name[80];
+
+		snprintf(name, sizeof(name), "row quoting %zu", i);
+		is_answer(m, rows[i].in, rows[i].want, name);
+	}
+}
+
 int main(void)
 {
 	struct plugin pl = { .desc = &stub, .path = "stub.so" };
@@ -510,6 +545,7 @@ int main(void)
 	}
 	ok(1, "the stub model loads");
 	test_long_row_after_full_batch(m);
+	test_row_quoting(m);
 	served_put(m);
 	test_headers_and_ids(&fs);
 	served_cache_clear();
