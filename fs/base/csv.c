@@ -10,7 +10,7 @@
  * delimiter (num_parse(), which reads each byte once) and only falls back
  * to the general field parser when that fails: csv_field_next() (quotes,
  * UTF-8, NUL), the one field tokenizer of mlfs, which the training table
- * (ml/mlcore.c) and predict's rows (ml/predict.c) use too, then the
+ * (ml/table.c) and predict's rows (ml/predict.c) use too, then the
  * missing tokens and text.  Distinct values go through three tiers per column
  * (struct colstate): a small set with counts, for classes; sorted batches
  * of 64-bit hashes up to CSV_DISTINCT_EXACT; then a HyperLogLog sketch.

@@ -5,7 +5,7 @@
  * at close), so each input is scanned whole, with the float matrix, once
  * with the default limits and once with tiny ones that make the field,
  * record and column ceilings reachable.  What csv_scan accepts, the
- * trainer's table_parse (fs/ml/mlcore.c) must accept too, with the same
+ * trainer's table_parse (fs/ml/table.c) must accept too, with the same
  * shape: a file whose stats and training rows disagree would be a bug.
  */
 #include <assert.h>

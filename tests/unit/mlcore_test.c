@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for fs/ml/mlcore.c: the table parser (quoting, line ends, the
+ * Unit tests for the ML core (fs/ml/table.c, extract.c, split.c, metrics.c,
+ * modelfile.c; mlcore.h): the table parser (quoting, line ends, the
  * BOM, bad input with exact messages and positions), the feature
  * extractor (numeric with missing values, categorical with an unseen
  * value, time, the JSON round trip, malformed JSON), the split
