@@ -392,6 +392,7 @@ static void fs_free(struct fs *fs)
 	meta_close(fs->meta);
 	store_close(fs->store);
 	node_table_free(fs);
+	fs_glue_free(fs);
 	plugin_set_free(fs->plugins);
 	free(fs->opts.store);
 	free(fs->opts.store_dir);
@@ -655,7 +656,7 @@ store_ready:
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);
 	pthread_mutex_init(&fs.cat_lock, NULL);
-	pthread_mutex_init(&fs.files_lock, NULL);
+	fs_glue_init(&fs);
 	root_init();
 	if (repo_open(&fs) < 0 || node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");

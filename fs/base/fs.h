@@ -23,6 +23,7 @@ struct node;
 struct plugin_set;
 struct runner;
 struct dir_list;
+struct parked;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -93,13 +94,22 @@ struct fs {
 	uint64_t errors_dropped;      /* under errors_lock: bytes evicted */
 
 	/*
-	 * Open file handles.  The kernel may drop RELEASE requests still in
-	 * flight at unmount, so destroy releases whatever is left here.
+	 * Open file handles (fuse.c; set up by fs_glue_init).  The kernel
+	 * may drop RELEASE requests still in flight at unmount, so destroy
+	 * releases whatever is left here.
 	 */
 	pthread_mutex_t files_lock;
 	struct fs_file *files;        /* under files_lock */
 	struct uid_count *handles;    /* per uid, under files_lock */
 	struct dir_list *dirs;        /* under files_lock */
+
+	/*
+	 * Requests parked by fs_park (fuse.c) until fs_unpark answers them
+	 * or their reader is interrupted; set up by fs_glue_init.
+	 */
+	pthread_mutex_t parked_lock;
+	struct parked *parked;        /* under parked_lock */
+	uint64_t parked_next_id;      /* under parked_lock */
 
 	/* serialises changes to datasets (versions, aliases, removal) */
 	pthread_mutex_t ds_lock;

@@ -1102,7 +1102,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	r->running--;
 	pthread_mutex_unlock(&r->lock);
 	rm_rf(j->dir);
-	fs_unpark(j, line, strlen(line));
+	fs_unpark(r->fs, j, line, strlen(line));
 	json_decref(res);
 	json_decref(plan);
 }
@@ -1129,7 +1129,7 @@ static void job_fail_now(struct runner *r, struct job *j, const char *reason)
 	j->state = JOB_ENDED;
 	pthread_mutex_unlock(&r->lock);
 	fs_log(r->fs, 6, "jobs/%s: failed: %s", j->name, reason);
-	fs_unpark(j, line, strlen(line));
+	fs_unpark(r->fs, j, line, strlen(line));
 }
 
 static unsigned max_jobs(struct fs *fs)
@@ -1484,7 +1484,7 @@ void runner_stop(struct fs *fs)
 	for (struct job *j = r->jobs; j; j = j->next)
 		if (j->state != JOB_ENDED)
 			job_fail_now(r, j, "cancelled by unmount");
-	fs_unpark_all("failed: cancelled by unmount\n", 29);
+	fs_unpark_all(fs, "failed: cancelled by unmount\n", 29);
 	while (r->jobs) {
 		struct job *j = r->jobs;
 
@@ -1498,5 +1498,4 @@ void runner_stop(struct fs *fs)
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	fs->runner = NULL;
-	the_runner = NULL;
 }
