@@ -388,6 +388,7 @@ static void fs_free(struct fs *fs)
 {
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
+	served_cache_close(fs);
 	repo_close(fs);
 	meta_close(fs->meta);
 	store_close(fs->store);
@@ -658,7 +659,8 @@ store_ready:
 	pthread_mutex_init(&fs.cat_lock, NULL);
 	fs_glue_init(&fs);
 	root_init();
-	if (repo_open(&fs) < 0 || node_table_init(&fs) < 0) {
+	if (repo_open(&fs) < 0 || served_cache_open(&fs) < 0 ||
+	    node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");
 		goto out_fs;
 	}
@@ -753,7 +755,7 @@ out_curl:
 	ds_verify_join(&fs);
 	reap_stop(&fs);
 	runner_stop(&fs);
-	served_cache_clear(); /* before the plugins they use go */
+	served_cache_clear(&fs); /* before the plugins they use go */
 	remote_stop(&fs);
 out_unmount:
 	fuse_session_unmount(se);

@@ -24,6 +24,7 @@ struct plugin_set;
 struct runner;
 struct dir_list;
 struct parked;
+struct served_cache;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -60,6 +61,7 @@ struct fs {
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */
 	struct runner *runner;      /* jobs (runner.c) */
+	struct served_cache *served; /* models in memory (predict.c) */
 	struct repo *repo;          /* the repository's state (repo_open) */
 	/*
 	 * Does a queued or running job read dataset name (version ver, or

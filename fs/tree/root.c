@@ -59,7 +59,7 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)fs->bytes_read,
 			 (unsigned long long)fs->bytes_written,
 			 (unsigned long long)fs->n_versions,
-			 (unsigned long long)fs->n_rejected, served_cached());
+			 (unsigned long long)fs->n_rejected, served_cached(fs));
 }
 
 /*

@@ -365,7 +365,8 @@ int main(void)
 
 	plan(21);
 	fs.log_fp = stderr;
-	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
+	if (served_cache_open(&fs) < 0 || store_mem_open(&fs.store) < 0 ||
+	    serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
 		return done();
 	}
@@ -373,7 +374,7 @@ int main(void)
 	test_long_row_after_full_batch(m);
 	served_put(m);
 	test_headers_and_ids(&fs);
-	served_cache_clear();
+	served_cache_close(&fs);
 	store_close(fs.store);
 	return done();
 }
