@@ -36,6 +36,7 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "meta.h"
+#include "models.h"
 #include "node.h"
 #include "plugin.h"
 #include "remote.h"
@@ -388,6 +389,7 @@ static void fs_free(struct fs *fs)
 {
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
+	models_close(fs);
 	served_cache_close(fs);
 	repo_close(fs);
 	meta_close(fs->meta);
@@ -660,7 +662,7 @@ store_ready:
 	fs_glue_init(&fs);
 	root_init();
 	if (repo_open(&fs) < 0 || served_cache_open(&fs) < 0 ||
-	    node_table_init(&fs) < 0) {
+	    models_open(&fs) < 0 || node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");
 		goto out_fs;
 	}

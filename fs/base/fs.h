@@ -25,6 +25,7 @@ struct runner;
 struct dir_list;
 struct parked;
 struct served_cache;
+struct predict_sessions;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -62,6 +63,8 @@ struct fs {
 	struct plugin_set *plugins; /* loaded at startup, read-only */
 	struct runner *runner;      /* jobs (runner.c) */
 	struct served_cache *served; /* models in memory (predict.c) */
+	struct predict_sessions *sessions; /* predict answers kept for
+					      shell sessions (models.c) */
 	struct repo *repo;          /* the repository's state (repo_open) */
 	/*
 	 * Does a queued or running job read dataset name (version ver, or
