@@ -7,9 +7,10 @@
  * train plugin's instance (loaded with its saved weights), the feature
  * extractor, the classes and the input columns.  Models are cached by
  * the content hash of their file, so versions with identical content
- * share one; the cache (one per mount, fs->served) keeps at most PREDICT_CACHE models, least recently
- * used first out.  Scoring runs concurrently on one model (the plugin ABI
- * requires predict to be thread-safe).
+ * share one; the cache (one per mount, fs->served) keeps at most
+ * PREDICT_CACHE models, least recently used first out.  Scoring runs
+ * concurrently on one model (the plugin ABI requires predict to be
+ * thread-safe).
  */
 #ifndef MLFS_FS_PREDICT_H
 #define MLFS_FS_PREDICT_H
