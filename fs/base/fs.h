@@ -24,6 +24,7 @@ struct plugin_set;
 struct runner;
 struct dir_list;
 struct parked;
+struct remote;
 struct served_cache;
 struct predict_sessions;
 
@@ -61,11 +62,17 @@ struct fs {
 	time_t mounted;
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */
-	struct runner *runner;      /* jobs (runner.c) */
-	struct served_cache *served; /* models in memory (predict.c) */
-	struct predict_sessions *sessions; /* predict answers kept for
-					      shell sessions (models.c) */
+	/*
+	 * The state of the modules above the engine, one per mount, each
+	 * made and freed by its owner (in parentheses) from main().
+	 */
+	struct runner *runner;      /* jobs (runner_start) */
+	struct served_cache *served; /* models in memory (served_cache_open) */
+	struct predict_sessions *sessions; /* predict answers kept for shell
+					      sessions (models_open) */
 	struct repo *repo;          /* the repository's state (repo_open) */
+	struct remote *remote;      /* the S3 mode's lease and the sources'
+				       poll (remote_open) */
 	/*
 	 * Does a queued or running job read dataset name (version ver, or
 	 * any if 0)?  1 with why, else 0.  Set by the runner, which sits

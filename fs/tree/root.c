@@ -151,7 +151,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 
 	char lease[8192];
 
-	remote_describe(lease, sizeof(lease));
+	remote_describe(fs, lease, sizeof(lease));
 	sb_printf(out, "store %s\ncache_dir %s\nmode %s\n%s", fs->opts.store,
 		  fs->opts.cache_dir,
 		  __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED) ? "ro"
@@ -213,7 +213,7 @@ static int cache_store(struct node *n, const char *text, size_t len,
 		 * mount still holds the lease (see remote_export_wait)
 		 */
 		if (rc == 0)
-			rc = remote_export_wait();
+			rc = remote_export_wait(fs);
 		return rc < 0 ? rc : catalog_write(fs);
 	}
 	if (strcmp(cmd, "gc") == 0) {
