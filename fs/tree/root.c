@@ -365,7 +365,8 @@ static int readme_show(struct node *n, struct strbuf *out)
 /*
  * C cannot put an extern const object into a static initializer by
  * value, so the root's children are copied from root_entries once at
- * startup.
+ * startup (root_init, before any thread), and constant after: a table
+ * of the code, the same for every mount, not state of one.
  */
 static struct node_type root_children[ROOT_N + 1];
 
