@@ -36,6 +36,7 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "meta.h"
+#include "models.h"
 #include "node.h"
 #include "plugin.h"
 #include "remote.h"
@@ -343,12 +344,12 @@ static int open_index(struct fs *fs, bool *verify)
 	 * (LIST and all) while holding changes back: a fresh mount lists at
 	 * once rather than after a LIST of every manifest.
 	 */
-	if (created && fs->s3 && remote_catalog_trusted() &&
+	if (created && fs->s3 && remote_catalog_trusted(fs) &&
 	    ds_rebuild_trusted(fs) == 0) {
 		*verify = true;
 		fs_log(fs, LOG_INFO, "index from the catalog; checking it "
 				     "against the bucket");
-	} else if (created || !clean || !current || !remote_index_current()) {
+	} else if (created || !clean || !current || !remote_index_current(fs)) {
 		rc = ds_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
@@ -388,10 +389,14 @@ static void fs_free(struct fs *fs)
 {
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
+	models_close(fs);
+	served_cache_close(fs);
+	remote_close(fs);
 	repo_close(fs);
 	meta_close(fs->meta);
 	store_close(fs->store);
 	node_table_free(fs);
+	fs_glue_free(fs);
 	plugin_set_free(fs->plugins);
 	free(fs->opts.store);
 	free(fs->opts.store_dir);
@@ -529,6 +534,11 @@ int main(int argc, char *argv[])
 checked_store:
 	fs.opts.store = strdup(cli.store);
 	fs.opts.store_dir = remote ? NULL : strdup(real);
+	/* before open_remote: the S3 checks keep what they find there */
+	if (remote_open(&fs) < 0) {
+		status = fail("%s%s", strerror(ENOMEM), "");
+		goto out_fs;
+	}
 	if (stat(cli.mountpoint, &st) < 0) {
 		status = fail("mountpoint %s: %s", cli.mountpoint,
 			      strerror(errno));
@@ -655,9 +665,10 @@ store_ready:
 	pthread_mutex_init(&fs.errors_lock, NULL);
 	pthread_mutex_init(&fs.ds_lock, NULL);
 	pthread_mutex_init(&fs.cat_lock, NULL);
-	pthread_mutex_init(&fs.files_lock, NULL);
+	fs_glue_init(&fs);
 	root_init();
-	if (repo_open(&fs) < 0 || node_table_init(&fs) < 0) {
+	if (repo_open(&fs) < 0 || served_cache_open(&fs) < 0 ||
+	    models_open(&fs) < 0 || node_table_init(&fs) < 0) {
 		status = fail("%s%s", strerror(ENOMEM), "");
 		goto out_fs;
 	}
@@ -714,7 +725,7 @@ store_ready:
 	}
 	if (open_index(&fs, &verify) < 0)
 		goto out_curl;
-	remote_index_ready();
+	remote_index_ready(&fs);
 	uploads_sweep(&fs); /* the writer's: what a crash cut is aborted */
 	if (reap_start(&fs) < 0) {
 		fs_log(&fs, LOG_ERR, "cannot start a thread");
@@ -752,7 +763,7 @@ out_curl:
 	ds_verify_join(&fs);
 	reap_stop(&fs);
 	runner_stop(&fs);
-	served_cache_clear(); /* before the plugins they use go */
+	served_cache_clear(&fs); /* before the plugins they use go */
 	remote_stop(&fs);
 out_unmount:
 	fuse_session_unmount(se);

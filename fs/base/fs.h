@@ -23,6 +23,10 @@ struct node;
 struct plugin_set;
 struct runner;
 struct dir_list;
+struct parked;
+struct remote;
+struct served_cache;
+struct predict_sessions;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -58,8 +62,17 @@ struct fs {
 	time_t mounted;
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */
-	struct runner *runner;      /* jobs (runner.c) */
+	/*
+	 * The state of the modules above the engine, one per mount, each
+	 * made and freed by its owner (in parentheses) from main().
+	 */
+	struct runner *runner;      /* jobs (runner_start) */
+	struct served_cache *served; /* models in memory (served_cache_open) */
+	struct predict_sessions *sessions; /* predict answers kept for shell
+					      sessions (models_open) */
 	struct repo *repo;          /* the repository's state (repo_open) */
+	struct remote *remote;      /* the S3 mode's lease and the sources'
+				       poll (remote_open) */
 	/*
 	 * Does a queued or running job read dataset name (version ver, or
 	 * any if 0)?  1 with why, else 0.  Set by the runner, which sits
@@ -93,13 +106,22 @@ struct fs {
 	uint64_t errors_dropped;      /* under errors_lock: bytes evicted */
 
 	/*
-	 * Open file handles.  The kernel may drop RELEASE requests still in
-	 * flight at unmount, so destroy releases whatever is left here.
+	 * Open file handles (fuse.c; set up by fs_glue_init).  The kernel
+	 * may drop RELEASE requests still in flight at unmount, so destroy
+	 * releases whatever is left here.
 	 */
 	pthread_mutex_t files_lock;
 	struct fs_file *files;        /* under files_lock */
 	struct uid_count *handles;    /* per uid, under files_lock */
 	struct dir_list *dirs;        /* under files_lock */
+
+	/*
+	 * Requests parked by fs_park (fuse.c) until fs_unpark answers them
+	 * or their reader is interrupted; set up by fs_glue_init.
+	 */
+	pthread_mutex_t parked_lock;
+	struct parked *parked;        /* under parked_lock */
+	uint64_t parked_next_id;      /* under parked_lock */
 
 	/* serialises changes to datasets (versions, aliases, removal) */
 	pthread_mutex_t ds_lock;

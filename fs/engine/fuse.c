@@ -1365,7 +1365,7 @@ out_put:
 /*
  * Parked requests live here, not with their owner: the interrupt callback
  * finds an entry by its id, so neither side ever holds a pointer the
- * other may have freed.  Under parked_lock.
+ * other may have freed.  In fs->parked, under fs->parked_lock.
  */
 struct parked {
 	struct parked *next;
@@ -1375,25 +1375,40 @@ struct parked {
 	fuse_req_t req;
 };
 
-static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct parked *parked_list; /* under parked_lock */
-static uint64_t parked_next_id;    /* under parked_lock */
+void fs_glue_init(struct fs *fs)
+{
+	pthread_mutex_init(&fs->files_lock, NULL);
+	pthread_mutex_init(&fs->parked_lock, NULL);
+}
+
+void fs_glue_free(struct fs *fs)
+{
+	struct parked *p;
+
+	/* the session is gone: nobody is left to answer */
+	while ((p = fs->parked)) {
+		fs->parked = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&fs->parked_lock);
+	pthread_mutex_destroy(&fs->files_lock);
+}
 
 static void parked_interrupt(fuse_req_t req, void *data)
 {
+	struct fs *fs = req_fs(req);
 	uint64_t id = (uint64_t)(uintptr_t)data;
 	struct parked **pp, *p = NULL;
 
-	(void)req;
-	pthread_mutex_lock(&parked_lock);
-	for (pp = &parked_list; *pp; pp = &(*pp)->next) {
+	pthread_mutex_lock(&fs->parked_lock);
+	for (pp = &fs->parked; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
 			p = *pp;
 			*pp = p->next;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&parked_lock);
+	pthread_mutex_unlock(&fs->parked_lock);
 	if (p) {
 		fuse_reply_err(p->req, EINTR);
 		free(p);
@@ -1402,6 +1417,7 @@ static void parked_interrupt(fuse_req_t req, void *data)
 
 int fs_park(struct fs_reply *r, const void *key, size_t size)
 {
+	struct fs *fs = req_fs(r->req);
 	struct parked *p = malloc(sizeof(*p));
 
 	if (!p)
@@ -1409,23 +1425,24 @@ int fs_park(struct fs_reply *r, const void *key, size_t size)
 	p->key = key;
 	p->size = size;
 	p->req = r->req;
-	pthread_mutex_lock(&parked_lock);
-	p->id = ++parked_next_id;
-	p->next = parked_list;
-	parked_list = p;
-	pthread_mutex_unlock(&parked_lock);
+	pthread_mutex_lock(&fs->parked_lock);
+	p->id = ++fs->parked_next_id;
+	p->next = fs->parked;
+	fs->parked = p;
+	pthread_mutex_unlock(&fs->parked_lock);
 	/* May call parked_interrupt at once if already interrupted. */
 	fuse_req_interrupt_func(r->req, parked_interrupt,
 				(void *)(uintptr_t)p->id);
 	return 0;
 }
 
-static void unpark(const void *key, bool all, const char *buf, size_t len)
+static void unpark(struct fs *fs, const void *key, bool all, const char *buf,
+		   size_t len)
 {
 	struct parked **pp, *p, *done = NULL;
 
-	pthread_mutex_lock(&parked_lock);
-	pp = &parked_list;
+	pthread_mutex_lock(&fs->parked_lock);
+	pp = &fs->parked;
 	while ((p = *pp)) {
 		if (all || p->key == key) {
 			*pp = p->next;
@@ -1435,7 +1452,7 @@ static void unpark(const void *key, bool all, const char *buf, size_t len)
 			pp = &p->next;
 		}
 	}
-	pthread_mutex_unlock(&parked_lock);
+	pthread_mutex_unlock(&fs->parked_lock);
 	/* Replies outside the lock: a reply can run the interrupt path. */
 	while ((p = done)) {
 		done = p->next;
@@ -1444,14 +1461,14 @@ static void unpark(const void *key, bool all, const char *buf, size_t len)
 	}
 }
 
-void fs_unpark(const void *key, const char *buf, size_t len)
+void fs_unpark(struct fs *fs, const void *key, const char *buf, size_t len)
 {
-	unpark(key, false, buf, len);
+	unpark(fs, key, false, buf, len);
 }
 
-void fs_unpark_all(const char *buf, size_t len)
+void fs_unpark_all(struct fs *fs, const char *buf, size_t len)
 {
-	unpark(NULL, true, buf, len);
+	unpark(fs, NULL, true, buf, len);
 }
 
 /*

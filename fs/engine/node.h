@@ -299,15 +299,16 @@ int fs_reply_err(struct fs_reply *r, int err);
 /*
  * Blocking reads (jobs/<job>/wait) park their request instead of holding
  * a worker thread.  fs_park: the request of r is answered later by
- * fs_unpark(key, ...) with content, or with EINTR when the reader is
- * interrupted (Ctrl-C).  Returns 0; the op then returns 0 without
- * answering.  fs_unpark: answer every request parked under key with buf
- * (each gets at most the size it asked for).  fs_unpark_all: answer all,
- * at unmount.
+ * fs_unpark(fs, key, ...), fs being the mount the request came to, with
+ * content, or with EINTR when the reader is interrupted (Ctrl-C).
+ * Returns 0; the op then returns 0 without answering.  fs_unpark: answer
+ * every request parked under key with buf (each gets at most the size it
+ * asked for).  fs_unpark_all: answer all, at unmount.  The parked
+ * requests are fs's (fs->parked, set up by fs_glue_init).
  */
 int fs_park(struct fs_reply *r, const void *key, size_t size);
-void fs_unpark(const void *key, const char *buf, size_t len);
-void fs_unpark_all(const char *buf, size_t len);
+void fs_unpark(struct fs *fs, const void *key, const char *buf, size_t len);
+void fs_unpark_all(struct fs *fs, const char *buf, size_t len);
 
 
 #endif

@@ -14,7 +14,13 @@
  * Progress goes to JOBDIR/progress (rewritten whole), metrics as JSON
  * lines to JOBDIR/metrics, words to the log.  SIGTERM cancels: the plugin
  * sees host->cancelled() and stops.  A crash of the plugin kills only
- * this process; the runner reports it.  Single-threaded except for BLAS.
+ * this process; the runner reports it.  Single-threaded except for BLAS
+ * and a search's trial threads.
+ *
+ * A program of its own, not part of the daemon: one job per process, so
+ * its few file-scope variables (the cancel flag a signal handler sets,
+ * the locks around its output and its trials) are this process's state,
+ * and not what struct fs would hold for a mount.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Serving (predict.h).  The model cache is a small LRU list under
- * cache_lock; a model is loaded outside the lock (store read, plugin
- * load) and inserted after, so a slow load never blocks other lookups.
+ * Serving (predict.h).  The model cache is the mount's (fs->served): a
+ * small LRU list under its lock; a model is loaded outside the lock
+ * (store read, plugin load) and inserted after, so a slow load never
+ * blocks other lookups.
  * Streams belong to one handle; their caller serialises them.
  */
 #include <errno.h>
@@ -30,7 +31,7 @@
 #define PREDICT_IDS_MAX ((size_t)64 << 20) /* bytes of ids in one batch */
 
 struct served {
-	struct served *next;   /* under cache_lock */
+	struct served *next;   /* under fs->served->lock */
 	_Atomic unsigned refs;
 	char hash[33];
 	const struct mlfs_train_ops *ops;
@@ -45,9 +46,12 @@ struct served {
 	size_t nout;
 };
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct served *cache;  /* most recent first; under cache_lock */
-static size_t ncached;        /* under cache_lock */
+/* The served-model cache of one mount (fs->served). */
+struct served_cache {
+	pthread_mutex_t lock;
+	struct served *list;  /* most recent first; under lock */
+	size_t n;             /* under lock */
+};
 
 static void served_free(struct served *m)
 {
@@ -70,27 +74,53 @@ void served_put(struct served *m)
 		served_free(m);
 }
 
-size_t served_cached(void)
+size_t served_cached(struct fs *fs)
 {
+	struct served_cache *c = fs->served;
 	size_t n;
 
-	pthread_mutex_lock(&cache_lock);
-	n = ncached;
-	pthread_mutex_unlock(&cache_lock);
+	pthread_mutex_lock(&c->lock);
+	n = c->n;
+	pthread_mutex_unlock(&c->lock);
 	return n;
 }
 
-void served_cache_clear(void)
+void served_cache_clear(struct fs *fs)
 {
-	pthread_mutex_lock(&cache_lock);
-	while (cache) {
-		struct served *m = cache;
+	struct served_cache *c = fs->served;
 
-		cache = m->next;
+	pthread_mutex_lock(&c->lock);
+	while (c->list) {
+		struct served *m = c->list;
+
+		c->list = m->next;
 		served_put(m);
 	}
-	ncached = 0;
-	pthread_mutex_unlock(&cache_lock);
+	c->n = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int served_cache_open(struct fs *fs)
+{
+	struct served_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	fs->served = c;
+	return 0;
+}
+
+void served_cache_close(struct fs *fs)
+{
+	struct served_cache *c = fs->served;
+
+	if (!c)
+		return;
+	served_cache_clear(fs);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	fs->served = NULL;
 }
 
 static void host_log(void *ctx, int level, const char *fmt, ...)
@@ -257,41 +287,42 @@ out_free:
 int served_get(struct fs *fs, const char *hash, struct served **out,
 	       char *msg, size_t msglen)
 {
+	struct served_cache *c = fs->served;
 	struct served **pp, *m;
 	int rc;
 
 	*out = NULL;
-	pthread_mutex_lock(&cache_lock);
-	for (pp = &cache; (m = *pp); pp = &m->next) {
+	pthread_mutex_lock(&c->lock);
+	for (pp = &c->list; (m = *pp); pp = &m->next) {
 		if (strcmp(m->hash, hash) == 0) {
 			*pp = m->next; /* move to the front */
-			m->next = cache;
-			cache = m;
+			m->next = c->list;
+			c->list = m;
 			atomic_fetch_add(&m->refs, 1);
-			pthread_mutex_unlock(&cache_lock);
+			pthread_mutex_unlock(&c->lock);
 			*out = m;
 			return 0;
 		}
 	}
-	pthread_mutex_unlock(&cache_lock);
+	pthread_mutex_unlock(&c->lock);
 	rc = served_load(fs, hash, &m, msg, msglen);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&cache_lock);
+	pthread_mutex_lock(&c->lock);
 	atomic_fetch_add(&m->refs, 1); /* the cache's */
-	m->next = cache;
-	cache = m;
-	if (++ncached > PREDICT_CACHE) {
-		struct served *last, **lp = &cache;
+	m->next = c->list;
+	c->list = m;
+	if (++c->n > PREDICT_CACHE) {
+		struct served *last, **lp = &c->list;
 
 		while ((*lp)->next)
 			lp = &(*lp)->next;
 		last = *lp;
 		*lp = NULL;
-		ncached--;
+		c->n--;
 		served_put(last);
 	}
-	pthread_mutex_unlock(&cache_lock);
+	pthread_mutex_unlock(&c->lock);
 	*out = m;
 	return 0;
 }

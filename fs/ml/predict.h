@@ -7,9 +7,10 @@
  * train plugin's instance (loaded with its saved weights), the feature
  * extractor, the classes and the input columns.  Models are cached by
  * the content hash of their file, so versions with identical content
- * share one; the cache keeps at most PREDICT_CACHE models, least recently
- * used first out.  Scoring runs concurrently on one model (the plugin ABI
- * requires predict to be thread-safe).
+ * share one; the cache (one per mount, fs->served) keeps at most
+ * PREDICT_CACHE models, least recently used first out.  Scoring runs
+ * concurrently on one model (the plugin ABI requires predict to be
+ * thread-safe).
  */
 #ifndef MLFS_FS_PREDICT_H
 #define MLFS_FS_PREDICT_H
@@ -34,10 +35,20 @@ struct pstream;  /* one handle's scoring state */
 int served_get(struct fs *fs, const char *hash, struct served **out,
 	       char *msg, size_t msglen);
 void served_put(struct served *m);
-/* Drop every cached model (unmount). */
-void served_cache_clear(void);
-/* Models in the cache, for .mlfs/stats. */
-size_t served_cached(void);
+/*
+ * served_cache_open: fs's model cache (fs->served), empty, before any
+ * served_get; -ENOMEM.  served_cache_close drops what it holds and frees
+ * it, once nothing calls in any more; NULL-safe.
+ */
+int served_cache_open(struct fs *fs);
+void served_cache_close(struct fs *fs);
+/*
+ * Drop every model fs caches (unmount: before the plugins they use go).
+ * Models still referenced live on until their last served_put.
+ */
+void served_cache_clear(struct fs *fs);
+/* Models in fs's cache, for .mlfs/stats. */
+size_t served_cached(struct fs *fs);
 
 /*
  * A scoring stream: bytes in (CSV rows, optionally a header first, or

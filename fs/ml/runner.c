@@ -56,6 +56,7 @@ extern char **environ;
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_ENDED };
 
 struct job {
+	struct runner *runner;  /* the runner it belongs to (fs->runner) */
 	struct job *next;       /* under runner->lock */
 	_Atomic unsigned refs;
 	char name[256];
@@ -294,16 +295,13 @@ int job_get(struct fs *fs, const char *name, struct job **out)
 	return j ? 0 : -ENOENT;
 }
 
-/* The runner a job belongs to: there is one per mount. */
-static struct runner *the_runner;
-
 json_t *job_record(struct job *j)
 {
 	json_t *copy;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	copy = json_deep_copy(j->rec);
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	return copy;
 }
 
@@ -321,9 +319,9 @@ int job_status(struct job *j, struct strbuf *out)
 {
 	char line[1200];
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	status_text(j->rec, line, sizeof(line));
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	return sb_puts(out, line);
 }
 
@@ -331,9 +329,9 @@ bool job_has_ended(struct job *j)
 {
 	bool ended;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	ended = j->state == JOB_ENDED;
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	return ended;
 }
 
@@ -343,7 +341,7 @@ int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
 	size_t len;
 	int rc = 0;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	if (j->state != JOB_ENDED && off == 0) {
 		/*
 		 * Park under the runner lock so the end of the job cannot
@@ -351,11 +349,11 @@ int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
 		 * back into the runner.
 		 */
 		rc = fs_park(r, j, size);
-		pthread_mutex_unlock(&the_runner->lock);
+		pthread_mutex_unlock(&j->runner->lock);
 		return rc;
 	}
 	len = (size_t)status_text(j->rec, line, sizeof(line));
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	if (j->state != JOB_ENDED || (size_t)off >= len)
 		return fs_reply_buf(r, NULL, 0);
 	len -= (size_t)off;
@@ -364,7 +362,7 @@ int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
 
 int job_cancel(struct job *j)
 {
-	struct runner *r = the_runner;
+	struct runner *r = j->runner;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->lock);
@@ -398,7 +396,7 @@ int64_t job_file_size(struct job *j, const char *file)
 	int64_t size = 0;
 	int fd;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	if (j->state == JOB_ENDED) {
 		if (!job_blob(j->rec, file, key, sizeof(key), &size))
 			size = 0;
@@ -406,25 +404,25 @@ int64_t job_file_size(struct job *j, const char *file)
 		size = fstat(fd, &st) == 0 ? st.st_size : 0;
 		close(fd);
 	}
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	return size;
 }
 
 ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 		      off_t off)
 {
-	struct fs *fs = the_runner->fs;
+	struct fs *fs = j->runner->fs;
 	char dir[PATH_MAX], key[128];
 	int64_t bsize;
 	bool ended, blob;
 	ssize_t n;
 	int fd, rc;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	ended = j->state == JOB_ENDED;
 	blob = ended && job_blob(j->rec, file, key, sizeof(key), &bsize);
 	snprintf(dir, sizeof(dir), "%s", j->dir);
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	if (ended && !blob)
 		return 0;
 	if (blob) {
@@ -511,11 +509,11 @@ json_t *job_trials(struct job *j)
 	json_t *out;
 	bool ended;
 
-	pthread_mutex_lock(&the_runner->lock);
+	pthread_mutex_lock(&j->runner->lock);
 	ended = j->state == JOB_ENDED;
 	out = ended ? json_deep_copy(json_object_get(j->rec, "trials")) : NULL;
 	snprintf(dir, sizeof(dir), "%s", j->dir);
-	pthread_mutex_unlock(&the_runner->lock);
+	pthread_mutex_unlock(&j->runner->lock);
 	if (ended)
 		return out ? out : json_array();
 	out = json_array();
@@ -597,6 +595,7 @@ int job_submit(struct fs *fs, const char *name, const char *text,
 		free(j);
 		return -ENOMEM;
 	}
+	j->runner = r;
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	snprintf(j->dir, sizeof(j->dir), "%s/jobs/%s", fs->opts.cache_dir,
 		 name);
@@ -1103,7 +1102,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	r->running--;
 	pthread_mutex_unlock(&r->lock);
 	rm_rf(j->dir);
-	fs_unpark(j, line, strlen(line));
+	fs_unpark(r->fs, j, line, strlen(line));
 	json_decref(res);
 	json_decref(plan);
 }
@@ -1130,7 +1129,7 @@ static void job_fail_now(struct runner *r, struct job *j, const char *reason)
 	j->state = JOB_ENDED;
 	pthread_mutex_unlock(&r->lock);
 	fs_log(r->fs, 6, "jobs/%s: failed: %s", j->name, reason);
-	fs_unpark(j, line, strlen(line));
+	fs_unpark(r->fs, j, line, strlen(line));
 }
 
 static unsigned max_jobs(struct fs *fs)
@@ -1359,6 +1358,7 @@ static int load_one(void *arg, const char *key, const char *val, size_t len)
 		json_decref(rec);
 		return -ENOMEM;
 	}
+	j->runner = r;
 	snprintf(j->name, sizeof(j->name), "%s", key);
 	snprintf(j->dir, sizeof(j->dir), "%s/jobs/%s", r->fs->opts.cache_dir,
 		 key);
@@ -1434,7 +1434,6 @@ int runner_start(struct fs *fs)
 	job_bin_path(r);
 	fs->runner = r;
 	fs->jobs_read_dataset = jobs_read_dataset;
-	the_runner = r;
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;
@@ -1485,7 +1484,7 @@ void runner_stop(struct fs *fs)
 	for (struct job *j = r->jobs; j; j = j->next)
 		if (j->state != JOB_ENDED)
 			job_fail_now(r, j, "cancelled by unmount");
-	fs_unpark_all("failed: cancelled by unmount\n", 29);
+	fs_unpark_all(fs, "failed: cancelled by unmount\n", 29);
 	while (r->jobs) {
 		struct job *j = r->jobs;
 
@@ -1499,5 +1498,4 @@ void runner_stop(struct fs *fs)
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	fs->runner = NULL;
-	the_runner = NULL;
 }

@@ -14,6 +14,8 @@
  * found in a cache folder that another writer has since followed would
  * judge "unreferenced" by a stale index.
  *
+ * The queue is the mount's (fs->repo->reap, set up by repo_open).
+ *
  * Threads: FUSE workers (under ds_lock, from repo/blobs.c) add and cancel; one
  * thread of this module waits for the first due time and calls
  * ds_blob_reap() (which takes ds_lock) with no lock of ours held.
@@ -29,6 +31,7 @@
 #include "ds.h"
 #include "fs.h"
 #include "reap.h"
+#include "repo_int.h"
 
 #define REAP_RETRY 30 /* seconds: a deletion that failed is tried again */
 
@@ -38,21 +41,10 @@ struct reap_ent {
 	char key[96];
 };
 
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct reap_ent *head; /* under lock, earliest first */
-	bool stop;             /* under lock */
-	bool started;          /* under lock */
-	pthread_t thread;
-	struct fs *fs;
-} reap = { .lock = PTHREAD_MUTEX_INITIALIZER,
-	   .cond = PTHREAD_COND_INITIALIZER };
-
-/* Insert e by due time.  Under reap.lock. */
-static void reap_insert_locked(struct reap_ent *e)
+/* Insert e by due time.  Under q->lock. */
+static void reap_insert_locked(struct reap_queue *q, struct reap_ent *e)
 {
-	struct reap_ent **pp = &reap.head;
+	struct reap_ent **pp = &q->head;
 
 	while (*pp && (*pp)->due <= e->due)
 		pp = &(*pp)->next;
@@ -60,12 +52,13 @@ static void reap_insert_locked(struct reap_ent *e)
 	*pp = e;
 }
 
-/* Unlink and return key's entry, or NULL.  Under reap.lock. */
-static struct reap_ent *reap_take_locked(const char *key)
+/* Unlink and return key's entry, or NULL.  Under q->lock. */
+static struct reap_ent *reap_take_locked(struct reap_queue *q,
+					 const char *key)
 {
 	struct reap_ent **pp, *e;
 
-	for (pp = &reap.head; (e = *pp); pp = &e->next) {
+	for (pp = &q->head; (e = *pp); pp = &e->next) {
 		if (strcmp(e->key, key) == 0) {
 			*pp = e->next;
 			return e;
@@ -77,76 +70,78 @@ static struct reap_ent *reap_take_locked(const char *key)
 static void *reap_main(void *arg)
 {
 	struct fs *fs = arg;
+	struct reap_queue *q = &fs->repo->reap;
 	struct reap_ent *e;
 	struct timespec ts;
 	int rc;
 
-	pthread_mutex_lock(&reap.lock);
-	while (!reap.stop) {
-		e = reap.head;
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		e = q->head;
 		if (!e) {
-			pthread_cond_wait(&reap.cond, &reap.lock);
+			pthread_cond_wait(&q->cond, &q->lock);
 			continue;
 		}
 		if (e->due > time(NULL)) {
 			ts.tv_sec = e->due;
 			ts.tv_nsec = 0;
-			pthread_cond_timedwait(&reap.cond, &reap.lock, &ts);
+			pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 			continue;
 		}
-		reap.head = e->next;
-		pthread_mutex_unlock(&reap.lock);
+		q->head = e->next;
+		pthread_mutex_unlock(&q->lock);
 		/* a fenced or read-only writer deletes nothing */
 		rc = __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED)
 			     ? 0
 			     : ds_blob_reap(fs, e->key);
-		pthread_mutex_lock(&reap.lock);
-		if (rc < 0 && !reap.stop) {
+		pthread_mutex_lock(&q->lock);
+		if (rc < 0 && !q->stop) {
 			fs_log(fs, LOG_NOTICE, "%s: deleting it failed: %s; "
 					       "trying again in %d s", e->key,
 			       strerror(-rc), REAP_RETRY);
 			e->due = time(NULL) + REAP_RETRY;
-			reap_insert_locked(e);
+			reap_insert_locked(q, e);
 		} else {
 			free(e);
 		}
 	}
-	pthread_mutex_unlock(&reap.lock);
+	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
 
 int reap_start(struct fs *fs)
 {
+	struct reap_queue *q = &fs->repo->reap;
 	int rc;
 
 	if (!fs->s3 || fs->opts.read_only || fs->opts.gc_grace == 0)
 		return 0;
-	pthread_mutex_lock(&reap.lock);
-	reap.stop = false;
-	reap.fs = fs;
-	rc = pthread_create(&reap.thread, NULL, reap_main, fs);
-	reap.started = rc == 0;
-	pthread_mutex_unlock(&reap.lock);
+	pthread_mutex_lock(&q->lock);
+	q->stop = false;
+	rc = pthread_create(&q->thread, NULL, reap_main, fs);
+	q->started = rc == 0;
+	pthread_mutex_unlock(&q->lock);
 	return -rc;
 }
 
 void reap_stop(struct fs *fs)
 {
+	struct reap_queue *q = &fs->repo->reap;
 	struct reap_ent *e;
 	unsigned n = 0;
 
-	pthread_mutex_lock(&reap.lock);
-	if (!reap.started) {
-		pthread_mutex_unlock(&reap.lock);
+	pthread_mutex_lock(&q->lock);
+	if (!q->started) {
+		pthread_mutex_unlock(&q->lock);
 		return;
 	}
-	reap.stop = true;
-	reap.started = false;
-	pthread_cond_broadcast(&reap.cond);
-	pthread_mutex_unlock(&reap.lock);
-	pthread_join(reap.thread, NULL);
-	while ((e = reap.head)) {
-		reap.head = e->next;
+	q->stop = true;
+	q->started = false;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	while ((e = q->head)) {
+		q->head = e->next;
 		free(e);
 		n++;
 	}
@@ -158,6 +153,7 @@ void reap_stop(struct fs *fs)
 
 int reap_later(struct fs *fs, const char *key)
 {
+	struct reap_queue *q = &fs->repo->reap;
 	struct reap_ent *e;
 
 	if (strlen(key) >= sizeof(e->key))
@@ -166,37 +162,38 @@ int reap_later(struct fs *fs, const char *key)
 	if (!e)
 		return -ENOMEM;
 	snprintf(e->key, sizeof(e->key), "%s", key);
-	pthread_mutex_lock(&reap.lock);
-	if (!reap.started || reap.fs != fs) {
-		pthread_mutex_unlock(&reap.lock);
+	pthread_mutex_lock(&q->lock);
+	if (!q->started) {
+		pthread_mutex_unlock(&q->lock);
 		free(e);
 		return -EAGAIN;
 	}
-	free(reap_take_locked(key)); /* removed twice: the later grace */
+	free(reap_take_locked(q, key)); /* removed twice: the later grace */
 	e->due = time(NULL) + (time_t)fs->opts.gc_grace;
-	reap_insert_locked(e);
-	pthread_cond_signal(&reap.cond);
-	pthread_mutex_unlock(&reap.lock);
+	reap_insert_locked(q, e);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
 
 void reap_cancel(struct fs *fs, const char *key)
 {
-	(void)fs;
-	pthread_mutex_lock(&reap.lock);
-	free(reap_take_locked(key));
-	pthread_mutex_unlock(&reap.lock);
+	struct reap_queue *q = &fs->repo->reap;
+
+	pthread_mutex_lock(&q->lock);
+	free(reap_take_locked(q, key));
+	pthread_mutex_unlock(&q->lock);
 }
 
 bool reap_is_pending(struct fs *fs, const char *key)
 {
+	struct reap_queue *q = &fs->repo->reap;
 	struct reap_ent *e;
 	bool found = false;
 
-	(void)fs;
-	pthread_mutex_lock(&reap.lock);
-	for (e = reap.head; e && !found; e = e->next)
+	pthread_mutex_lock(&q->lock);
+	for (e = q->head; e && !found; e = e->next)
 		found = strcmp(e->key, key) == 0;
-	pthread_mutex_unlock(&reap.lock);
+	pthread_mutex_unlock(&q->lock);
 	return found;
 }

@@ -640,6 +640,8 @@ int repo_open(struct fs *fs)
 	pthread_cond_init(&r->verify.cond, NULL);
 	pthread_mutex_init(&r->imports.m, NULL);
 	pthread_cond_init(&r->imports.cond, NULL);
+	pthread_mutex_init(&r->reap.lock, NULL);
+	pthread_cond_init(&r->reap.cond, NULL);
 	pthread_mutex_init(&r->lineage.m, NULL);
 	fs->repo = r;
 	return 0;
@@ -657,6 +659,8 @@ void repo_close(struct fs *fs)
 	pthread_cond_destroy(&r->verify.cond);
 	pthread_mutex_destroy(&r->imports.m);
 	pthread_cond_destroy(&r->imports.cond);
+	pthread_mutex_destroy(&r->reap.lock);
+	pthread_cond_destroy(&r->reap.cond);
 	pthread_mutex_destroy(&r->lineage.m);
 	free(r);
 	fs->repo = NULL;

@@ -12,6 +12,11 @@
  * PUTs here, so two mounts starting in the same instant could both take
  * it; the lease is re-read after the PUT to narrow that window.
  *
+ * The state is the mount's (fs->remote, struct remote below), made by
+ * remote_open and freed by remote_close.  What remote_check sets in it
+ * before the daemon detaches is still there after: the fork copies the
+ * process's memory.
+ *
  * Threads: main() calls remote_check before the daemon detaches (no
  * threads yet: the probe's S3 client is closed again before the fork),
  * remote_start after it, which starts one thread; remote_stop joins it.
@@ -90,8 +95,6 @@ struct remote {
 	bool stopping;           /* under lock */
 	time_t polled;           /* the thread's: last source poll */
 };
-
-static struct remote the_remote;
 
 bool remote_is_url(const char *store)
 {
@@ -450,19 +453,40 @@ static void remote_conflict(void *arg, const char *key)
 			"lease was lost and taken)", key);
 }
 
+int remote_open(struct fs *fs)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->fs = fs;
+	fs->remote = r;
+	return 0;
+}
+
+void remote_close(struct fs *fs)
+{
+	struct remote *r = fs->remote;
+
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+	fs->remote = NULL;
+}
+
 int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 		 size_t msglen)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	struct store *s3 = NULL;
 	struct lease l;
 	bool ours;
 	int rc;
 
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	r->fs = fs;
 	r->index_current = true;
 	rc = parse_url(r, o->url, msg, msglen);
 	if (rc < 0)
@@ -823,9 +847,9 @@ static bool lease_confirmed(struct remote *r)
 	       boot_ms() < atomic_load(&r->valid_until);
 }
 
-int remote_export_wait(void)
+int remote_export_wait(struct fs *fs)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	struct timespec ts = { 0, BCACHE_GATE_MS * 1000000L };
 	int rc;
 
@@ -842,7 +866,7 @@ int remote_export_wait(void)
 static void *remote_main(void *arg)
 {
 	struct fs *fs = arg;
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	unsigned every = r->writer ? (r->lease_ttl + 2) / 3 : r->import_ttl;
 	bool catalog = r->writer && fs->s3;
 	unsigned tick;
@@ -909,7 +933,7 @@ static void *remote_main(void *arg)
 int remote_start(struct fs *fs, char *msg, size_t msglen)
 {
 	fs->refuses_change = remote_refuses_change;
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	struct bcache_opts bo;
 	struct store *s3 = NULL, *cache = NULL;
 	char dir[4096];
@@ -980,13 +1004,9 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 
 int remote_poll_start(struct fs *fs)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	int rc;
 
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	r->fs = fs;
 	r->index_current = true;
 	r->import_ttl = fs->opts.import_ttl ? fs->opts.import_ttl : 60;
 	r->lease_ttl = 30;
@@ -997,28 +1017,28 @@ int remote_poll_start(struct fs *fs)
 	return 0;
 }
 
-bool remote_catalog_trusted(void)
+bool remote_catalog_trusted(struct fs *fs)
 {
 	/*
 	 * Not while a writer is live: its catalog names manifests still in
 	 * its outbox, not yet in the bucket.
 	 */
-	return the_remote.handoff;
+	return fs->remote->handoff;
 }
 
-bool remote_index_current(void)
+bool remote_index_current(struct fs *fs)
 {
-	return the_remote.index_current;
+	return fs->remote->index_current;
 }
 
-void remote_index_ready(void)
+void remote_index_ready(struct fs *fs)
 {
-	the_remote.ready = true;
+	fs->remote->ready = true;
 }
 
 bool remote_refuses_change(struct fs *fs, uid_t uid)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	struct problem pb = { .path = ".mlfs/cache" };
 
 	if (!r->writer || lease_confirmed(r))
@@ -1035,9 +1055,9 @@ bool remote_refuses_change(struct fs *fs, uid_t uid)
 	return true;
 }
 
-int remote_describe(char *out, size_t len)
+int remote_describe(struct fs *fs, char *out, size_t len)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	const char *role;
 	char kept[4096];
 	struct dirent *de;
@@ -1063,7 +1083,7 @@ int remote_describe(char *out, size_t len)
 				      r->why);
 	pthread_mutex_unlock(&r->lock);
 	/* outboxes never exported: a human decides (see outbox_keep_aside) */
-	snprintf(kept, sizeof(kept), "%s/kept", r->fs->opts.cache_dir);
+	snprintf(kept, sizeof(kept), "%s/kept", fs->opts.cache_dir);
 	d = opendir(kept);
 	while (d && (de = readdir(d)) != NULL && n < len) {
 		if (de->d_name[0] != '.')
@@ -1078,7 +1098,7 @@ int remote_describe(char *out, size_t len)
 
 void remote_stop(struct fs *fs)
 {
-	struct remote *r = &the_remote;
+	struct remote *r = fs->remote;
 	int rc = 0;
 
 	if (!r->started) {

@@ -30,6 +30,14 @@ struct remote_opts {
 bool remote_is_url(const char *store);
 
 /*
+ * remote_open: fs's S3-mode state (fs->remote), before remote_check or
+ * remote_poll_start and any call below that takes fs; -ENOMEM.
+ * remote_close frees it, after remote_stop; NULL-safe.
+ */
+int remote_open(struct fs *fs);
+void remote_close(struct fs *fs);
+
+/*
  * remote_check: before the daemon detaches.  Probes the endpoint, the
  * credentials and the bucket, checks the store's format, and takes the
  * writer's lease, or finds it held and makes the mount read-only
@@ -52,14 +60,14 @@ int remote_start(struct fs *fs, char *msg, size_t msglen);
  * its outbox empty.  A lease left by a crash says the catalog may lag
  * the bucket; a live writer's catalog may name what it has not exported.
  */
-bool remote_catalog_trusted(void);
+bool remote_catalog_trusted(struct fs *fs);
 
 /*
  * remote_index_current: may this cache's index stand as it is?  False
  * when another mount wrote the prefix since this cache last did (the
  * lease moved on): the index is rebuilt from the bucket.
  */
-bool remote_index_current(void);
+bool remote_index_current(struct fs *fs);
 
 /*
  * remote_refuses_change: true (and a line in uid's .mlfs/errors) when
@@ -79,7 +87,7 @@ bool remote_refuses_change(struct fs *fs, uid_t uid);
  * through the outbox: a writer stalled past its lease must not put its
  * stale catalog over the new writer's.
  */
-int remote_export_wait(void);
+int remote_export_wait(struct fs *fs);
 
 /*
  * remote_describe: .mlfs/cache's lines about the lease (mount_id, lease
@@ -87,13 +95,13 @@ int remote_export_wait(void);
  * kept_outbox PATH), or "" for a mount with a local store.  Returns the
  * length written.
  */
-int remote_describe(char *out, size_t len);
+int remote_describe(struct fs *fs, char *out, size_t len);
 
 /*
  * remote_index_ready: the index opened (and rebuilt, or checked): only
  * then may remote_stop call its handoff clean.
  */
-void remote_index_ready(void);
+void remote_index_ready(struct fs *fs);
 
 /*
  * remote_stop: stop the thread; a writer gives its lease back, expired

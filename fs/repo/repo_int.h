@@ -27,6 +27,7 @@
 #define DS_RECORD_MAX ((size_t)16 << 20)   /* bytes */
 
 struct import_ent;
+struct reap_ent;
 
 /*
  * The repository's own state, hung off struct fs (fs->repo): made by
@@ -55,6 +56,18 @@ struct repo {
 		pthread_cond_t cond;
 		struct import_ent *list; /* under m */
 	} imports;
+	/*
+	 * Blobs of removed versions waiting out gc_grace (reap.c): one
+	 * thread, started by reap_start on the writer of an S3 store.
+	 */
+	struct reap_queue {
+		pthread_mutex_t lock;
+		pthread_cond_t cond;
+		struct reap_ent *head; /* under lock, earliest first */
+		bool stop;             /* under lock */
+		bool started;          /* under lock */
+		pthread_t thread;
+	} reap;
 	/* Manifests reported missing, as of the last check (lineage.c). */
 	struct {
 		pthread_mutex_t m;

@@ -238,7 +238,7 @@ static int vfile_getattr(struct node *n, struct stat *st)
 /* --- predict --- */
 
 struct session {
-	struct session *next;
+	struct session *next;     /* under fs->sessions->lock */
 	char *file;               /* the predict file's path: answers belong
 				     to the file that gave them */
 	uid_t uid;
@@ -249,8 +249,45 @@ struct session {
 	size_t len;
 };
 
-static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct session *sessions; /* under sessions_lock */
+/* The answers kept for shell sessions, of one mount (fs->sessions). */
+struct predict_sessions {
+	pthread_mutex_t lock;
+	struct session *list; /* under lock */
+};
+
+static void session_free(struct session *s)
+{
+	free(s->out);
+	free(s->file);
+	free(s);
+}
+
+int models_open(struct fs *fs)
+{
+	struct predict_sessions *ss = calloc(1, sizeof(*ss));
+
+	if (!ss)
+		return -ENOMEM;
+	pthread_mutex_init(&ss->lock, NULL);
+	fs->sessions = ss;
+	return 0;
+}
+
+void models_close(struct fs *fs)
+{
+	struct predict_sessions *ss = fs->sessions;
+	struct session *s;
+
+	if (!ss)
+		return;
+	while ((s = ss->list)) {
+		ss->list = s->next;
+		session_free(s);
+	}
+	pthread_mutex_destroy(&ss->lock);
+	free(ss);
+	fs->sessions = NULL;
+}
 
 /* Session id of pid and its leader's start time (proc(5) stat fields). */
 static int proc_session(pid_t pid, pid_t *sid, unsigned long long *start)
@@ -297,16 +334,15 @@ static int proc_session(pid_t pid, pid_t *sid, unsigned long long *start)
 	return 0;
 }
 
-static void sessions_expire_locked(time_t now)
+/* Forget answers older than PREDICT_SESSION_S.  Under ss->lock. */
+static void sessions_expire_locked(struct predict_sessions *ss, time_t now)
 {
-	struct session **pp = &sessions, *s;
+	struct session **pp = &ss->list, *s;
 
 	while ((s = *pp)) {
 		if (now - s->at > PREDICT_SESSION_S) {
 			*pp = s->next;
-			free(s->out);
-			free(s->file);
-			free(s);
+			session_free(s);
 		} else {
 			pp = &s->next;
 		}
@@ -321,9 +357,10 @@ static bool session_is(const struct session *s, const struct fs_ctx *ctx,
 }
 
 /* Keep out as the session's answers of file (replacing earlier ones). */
-static void session_store(const struct fs_ctx *ctx, const char *file,
-			  const char *out, size_t len)
+static void session_store(struct fs *fs, const struct fs_ctx *ctx,
+			  const char *file, const char *out, size_t len)
 {
+	struct predict_sessions *ss = fs->sessions;
 	struct session *s, **pp;
 	unsigned long long start;
 	time_t now = time(NULL);
@@ -336,9 +373,9 @@ static void session_store(const struct fs_ctx *ctx, const char *file,
 	if (!copy)
 		return;
 	memcpy(copy, out, len);
-	pthread_mutex_lock(&sessions_lock);
-	sessions_expire_locked(now);
-	for (pp = &sessions; (s = *pp); pp = &s->next)
+	pthread_mutex_lock(&ss->lock);
+	sessions_expire_locked(ss, now);
+	for (pp = &ss->list; (s = *pp); pp = &s->next)
 		if (session_is(s, ctx, sid, start, file))
 			break;
 	if (!s) {
@@ -346,7 +383,7 @@ static void session_store(const struct fs_ctx *ctx, const char *file,
 		if (s)
 			s->file = strdup(file);
 		if (!s || !s->file) {
-			pthread_mutex_unlock(&sessions_lock);
+			pthread_mutex_unlock(&ss->lock);
 			free(s);
 			free(copy);
 			return;
@@ -354,20 +391,21 @@ static void session_store(const struct fs_ctx *ctx, const char *file,
 		s->uid = ctx->uid;
 		s->sid = sid;
 		s->start = start;
-		s->next = sessions;
-		sessions = s;
+		s->next = ss->list;
+		ss->list = s;
 	}
 	free(s->out);
 	s->out = copy;
 	s->len = len;
 	s->at = now;
-	pthread_mutex_unlock(&sessions_lock);
+	pthread_mutex_unlock(&ss->lock);
 }
 
 /* The session's answers of file, copied into out; false if none. */
-static bool session_fetch(const struct fs_ctx *ctx, const char *file,
-			  struct strbuf *out)
+static bool session_fetch(struct fs *fs, const struct fs_ctx *ctx,
+			  const char *file, struct strbuf *out)
 {
+	struct predict_sessions *ss = fs->sessions;
 	unsigned long long start;
 	struct session *s;
 	bool found = false;
@@ -375,16 +413,16 @@ static bool session_fetch(const struct fs_ctx *ctx, const char *file,
 
 	if (proc_session(ctx->pid, &sid, &start) < 0)
 		return false;
-	pthread_mutex_lock(&sessions_lock);
-	sessions_expire_locked(time(NULL));
-	for (s = sessions; s; s = s->next) {
+	pthread_mutex_lock(&ss->lock);
+	sessions_expire_locked(ss, time(NULL));
+	for (s = ss->list; s; s = s->next) {
 		if (session_is(s, ctx, sid, start, file)) {
 			sb_append(out, s->out, s->len);
 			found = true;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&sessions_lock);
+	pthread_mutex_unlock(&ss->lock);
 	return found;
 }
 
@@ -445,7 +483,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	}
 	/* a reader that writes nothing reads its session's answers */
 	if ((f->flags & O_ACCMODE) == O_RDONLY)
-		session_fetch(ctx, f->node->path, &h->out);
+		session_fetch(n->fs, ctx, f->node->path, &h->out);
 	f->priv = h;
 	f->direct_io = true;
 	return 0;
@@ -540,7 +578,7 @@ static int predict_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		 * program that reads its own answers needs no copy.
 		 */
 		if (h->out.len > h->read_pos || !h->read_any)
-			session_store(ctx, f->node->path,
+			session_store(f->node->fs, ctx, f->node->path,
 				      h->all.buf ? h->all.buf : "",
 				      h->all.len);
 		h->stored = true;

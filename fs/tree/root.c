@@ -60,7 +60,7 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 (unsigned long long)fs->bytes_read,
 			 (unsigned long long)fs->bytes_written,
 			 (unsigned long long)fs->n_versions,
-			 (unsigned long long)fs->n_rejected, served_cached());
+			 (unsigned long long)fs->n_rejected, served_cached(fs));
 }
 
 /*
@@ -152,7 +152,7 @@ static int cache_show(struct node *n, struct strbuf *out)
 
 	char lease[8192];
 
-	remote_describe(lease, sizeof(lease));
+	remote_describe(fs, lease, sizeof(lease));
 	sb_printf(out, "store %s\ncache_dir %s\nmode %s\n%s", fs->opts.store,
 		  fs->opts.cache_dir,
 		  __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED) ? "ro"
@@ -214,7 +214,7 @@ static int cache_store(struct node *n, const char *text, size_t len,
 		 * mount still holds the lease (see remote_export_wait)
 		 */
 		if (rc == 0)
-			rc = remote_export_wait();
+			rc = remote_export_wait(fs);
 		return rc < 0 ? rc : catalog_write(fs);
 	}
 	if (strcmp(cmd, "gc") == 0) {
@@ -373,7 +373,8 @@ static int readme_show(struct node *n, struct strbuf *out)
 /*
  * C cannot put an extern const object into a static initializer by
  * value, so the root's children are copied from root_entries once at
- * startup.
+ * startup (root_init, before any thread), and constant after: a table
+ * of the code, the same for every mount, not state of one.
  */
 static struct node_type root_children[ROOT_N + 1];
 

@@ -77,6 +77,8 @@ struct fs *fuzz_fs(void)
 {
 	if (the_fs.store)
 		return &the_fs;
+	if (served_cache_open(&the_fs) < 0)
+		die("served_cache_open");
 	if (store_mem_open(&the_fs.store) < 0)
 		die("store_mem_open");
 	if (plugin_load_dir(MLFS_BUILD_PLUGINDIR, &the_fs.plugins) < 0 ||
@@ -183,7 +185,7 @@ int fuzz_serve(const void *file, size_t len, struct served **out)
 	char msg[256];
 	int rc;
 
-	served_cache_clear();
+	served_cache_clear(fuzz_fs());
 	hash_hex(file, len, hash);
 	ds_blob_key(hash, key, sizeof(key));
 	rc = store_put(fuzz_fs()->store, key, file, len);

@@ -539,7 +539,8 @@ int main(void)
 	struct served *m = NULL;
 
 	fs.log_fp = stderr;
-	if (store_mem_open(&fs.store) < 0 || serve_stub(&fs, &m) < 0) {
+	if (served_cache_open(&fs) < 0 || store_mem_open(&fs.store) < 0 ||
+	    serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
 		return done();
 	}
@@ -548,7 +549,7 @@ int main(void)
 	test_row_quoting(m);
 	served_put(m);
 	test_headers_and_ids(&fs);
-	served_cache_clear();
+	served_cache_close(&fs);
 	store_close(fs.store);
 	return done();
 }
