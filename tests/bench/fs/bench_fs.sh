@@ -283,6 +283,11 @@ median() {
 		printf f, m }'
 }
 
+# median_or_dash FORMAT VALUE...: "–" for no values
+median_or_dash() {
+	if [[ $# -gt 1 ]]; then median "$@"; else echo –; fi
+}
+
 # spread VALUE...: "min–max" of the runs
 spread() {
 	[[ $# -gt 0 ]] || { echo n/a; return; }
@@ -301,26 +306,33 @@ met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
 	print ok ? "yes" : "**no**" }'; }
 
 # ---------------------------------------------------------------- a. ingest
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system clock ticks of a process, all its threads
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
 # ingest_mbps SYSTEM RUN: cp the CSV to a new file of SYSTEM, then
-# `sync FILE`; MB/s over both.  Untimed: the new dataset's mkdir before,
-# a check of the version made, and the removal of what cp made after.
+# `sync FILE`; prints MB/s over both and the CPU seconds the daemon spent
+# meanwhile ("–" for native).  Untimed: the new dataset's mkdir before, a
+# check of the version made, and the removal of what cp made after.
 ingest_mbps() {
-	local s=$1 run=$2 dst mnt ds t0 t1 got
+	local s=$1 run=$2 dst mnt ds t0 t1 got pid='' c0 c1
 	case $s in
 	native) dst=$W/native/ingest.csv ;;
-	passthrough_ll) dst=$PT_MNT/ingest.csv ;;
+	passthrough_ll) dst=$PT_MNT/ingest.csv pid=$PT_PID ;;
 	mlfs | base)
-		[[ $s == mlfs ]] && mnt=$ML_MNT || mnt=$MB_MNT
+		[[ $s == mlfs ]] && mnt=$ML_MNT pid=$ML_PID || mnt=$MB_MNT pid=$MB_PID
 		ds=$mnt/datasets/ingest$run
 		mkdir "$ds" || die "$s: mkdir $ds failed"
 		dst=$ds/data.csv
 		;;
 	esac
+	[[ -z $pid ]] || c0=$(cpu_ticks "$pid")
 	t0=$(now)
 	cp "$NATIVE" "$dst" ||
 		{ tail -q -n 20 "$W/mlfs.log" "$W/base.log" >&2 2>/dev/null; die "$s: cp to $dst failed"; }
 	sync "$dst" || die "$s: sync $dst failed"
 	t1=$(now)
+	[[ -z $pid ]] || c1=$(cpu_ticks "$pid")
 	case $s in
 	mlfs | base)
 		got=$(stat -c %s "$ds/v1/data.csv") || die "$s: $ds/v1/data.csv missing after cp"
@@ -332,22 +344,26 @@ ingest_mbps() {
 		;;
 	esac
 	[[ $got == "$SIZE" ]] || die "$s: cp made $got bytes, expected $SIZE"
-	awk -v b="$SIZE" -v a="$t0" -v c="$t1" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'
+	awk -v b="$SIZE" -v a="$t0" -v c="$t1" -v pid="$pid" -v c0="${c0:-}" \
+		-v c1="${c1:-}" -v hz="$CLK_TCK" 'BEGIN {
+		printf "%.1f %s", b / (c - a) / 1e6, pid == "" ? "–" : sprintf("%.2f", (c1 - c0) / hz) }'
 }
 
 CP_SYSTEMS=(native passthrough_ll mlfs)
 [[ -z $BUILD_BASE ]] || CP_SYSTEMS+=(base)
-declare -A CPW CPC CPW_MED CPC_MED
-for s in "${CP_SYSTEMS[@]}"; do CPW[$s]=""; CPC[$s]=""; done
+declare -A CPW CPC CPW_MED CPC_MED CPUW CPUC CPUW_MED CPUC_MED
+for s in "${CP_SYSTEMS[@]}"; do CPW[$s]=""; CPC[$s]=""; CPUW[$s]=""; CPUC[$s]=""; done
 run=0
 for ((r = 1; r <= WARM_RUNS; r++)); do
 	for s in "${CP_SYSTEMS[@]}"; do
 		sync
 		cat "$NATIVE" >/dev/null   # the source in the page cache
 		run=$((run + 1))
-		v=$(ingest_mbps "$s" "$run")
+		out=$(ingest_mbps "$s" "$run")
+		read -r v c <<<"$out"
 		CPW[$s]+=" $v"
-		log "cp, warm source $r/$WARM_RUNS $s: $v MB/s"
+		[[ $c == – ]] || CPUW[$s]+=" $c"
+		log "cp, warm source $r/$WARM_RUNS $s: $v MB/s, daemon CPU $c s"
 	done
 done
 if ((CAN_DROP)); then
@@ -355,20 +371,27 @@ if ((CAN_DROP)); then
 		for s in "${CP_SYSTEMS[@]}"; do
 			drop_caches
 			run=$((run + 1))
-		v=$(ingest_mbps "$s" "$run")
+			out=$(ingest_mbps "$s" "$run")
+			read -r v c <<<"$out"
 			CPC[$s]+=" $v"
-			log "cp, cold source $r/$COLD_RUNS $s: $v MB/s"
+			[[ $c == – ]] || CPUC[$s]+=" $c"
+			log "cp, cold source $r/$COLD_RUNS $s: $v MB/s, daemon CPU $c s"
 		done
 	done
 fi
 for s in "${CP_SYSTEMS[@]}"; do
 	# shellcheck disable=SC2086
 	CPW_MED[$s]=$(median %.1f ${CPW[$s]})
+	# shellcheck disable=SC2086
+	CPUW_MED[$s]=$(median_or_dash %.2f ${CPUW[$s]})
 	if ((CAN_DROP)); then
 		# shellcheck disable=SC2086
 		CPC_MED[$s]=$(median %.1f ${CPC[$s]})
+		# shellcheck disable=SC2086
+		CPUC_MED[$s]=$(median_or_dash %.2f ${CPUC[$s]})
 	else
 		CPC_MED[$s]=n/a
+		CPUC_MED[$s]=n/a
 	fi
 done
 sync
@@ -592,12 +615,16 @@ warm ${WARM_RUNS} runs after a warm-up read, cold ${COLD_RUNS} runs each after d
 datasets (\`datasets/dNNNNN\`) vs ${ENTRIES} files in a passthrough_ll directory;
 \`ls -l\` warm, ${WARM_RUNS} runs (ms, lower is better); \`os.stat\` per call over all
 names after a warm-up pass, ${STAT_PASSES} passes pooled (µs, lower is better).
+"daemon CPU per cp" is the user + system time of the FUSE daemon (all its
+threads) over one cp, from /proc/PID/stat: less noisy than MB/s on a busy host.
 "native" is the local disk.$([[ -z $B ]] || printf '\n"mlfs base" is a second build measured in the same runs, interleaved; mlfs/base\nabove 1 is faster for MB/s rows, slower for ms and µs rows.')
 
 ${hdr}
 ${sep}
 $(row "cp into datasets/<d>/data.csv, warm source (MB/s)" "${CPW_MED[native]}" "${CPW_MED[passthrough_ll]}" "${CPW_MED[mlfs]}" "$(bv "${CPW_MED[base]:-}")" "$cp_goal" "mlfs/base ≥ 0.95" ">=" 0.95)
 $(row "cp into datasets/<d>/data.csv, cold source (MB/s)" "${CPC_MED[native]}" "${CPC_MED[passthrough_ll]}" "${CPC_MED[mlfs]}" "$(bv "${CPC_MED[base]:-}")" "$cp_goal" "mlfs/base ≥ 0.95" ">=" 0.95)
+$(row "daemon CPU per cp, warm source (s)" – "${CPUW_MED[passthrough_ll]}" "${CPUW_MED[mlfs]}" "$(bv "${CPUW_MED[base]:-}")" - - - -)
+$(row "daemon CPU per cp, cold source (s)" – "${CPUC_MED[passthrough_ll]}" "${CPUC_MED[mlfs]}" "$(bv "${CPUC_MED[base]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs]}" "$(bv "${WARM_MED[base]:-}")" nat "mlfs/native ≥ 0.5" ">=" 0.5)
 $(row "Sequential read data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs_dc]}" "$(bv "${WARM_MED[base_dc]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, cold (MB/s)" "${COLD_MED[native]}" "${COLD_MED[passthrough_ll]}" "${COLD_MED[mlfs]}" "$(bv "${COLD_MED[base]:-}")" pt "mlfs/passthrough_ll ≥ 1.0" ">=" 1.0)
@@ -637,6 +664,8 @@ runs() {
 }
 runs "cp, warm source MB/s" CPW "${CP_SYSTEMS[@]}"
 runs "cp, cold source MB/s" CPC "${CP_SYSTEMS[@]}"
+runs "daemon CPU per cp, warm source s" CPUW "${CP_SYSTEMS[@]:1}"
+runs "daemon CPU per cp, cold source s" CPUC "${CP_SYSTEMS[@]:1}"
 runs "read, warm MB/s" WARM "${SYSTEMS[@]}"
 runs "read, cold MB/s" COLD "${SYSTEMS[@]}"
 runs "ls -l ms" LS "${E_SYSTEMS[@]}"
