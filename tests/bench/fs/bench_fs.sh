@@ -14,7 +14,8 @@
 #     sync + drop_caches before each), for the file on the local disk
 #     ("native"), through passthrough_ll, and in mlfs both as
 #     datasets/big/v1/data.csv and as datasets/big/data.csv (the path users
-#     type: its handles bypass the page cache)
+#     type: its handles bypass the page cache); warm again with dd
+#     bs=SMALL_BS (4k), the read size of many readers, for every file
 #   10,000 entries: `ls -l` of the directory (warm, 5 runs) and os.stat()
 #     latency (p50, p99) over every name, mlfs datasets vs passthrough_ll files
 #
@@ -39,6 +40,9 @@
 #   SIZE_MB      size of the CSV in MiB (default 1024)
 #   ENTRIES      number of entries for ls/stat (default 10000)
 #   WARM_RUNS    (default 5)   COLD_RUNS (default 3)   STAT_PASSES (default 5)
+#   SMALL_BS     block size of the second warm read of every file (default
+#                4k): data.csv handles bypass the page cache, so each read()
+#                of the application is a request to the daemon
 #   PASSTHROUGH_LL_SRC  passthrough_ll.c to build
 #                (default /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c)
 #   PASSTHROUGH_LL_TUNED=1  run passthrough_ll with
@@ -61,6 +65,7 @@ ENTRIES=${ENTRIES:-10000}
 WARM_RUNS=${WARM_RUNS:-5}
 COLD_RUNS=${COLD_RUNS:-3}
 STAT_PASSES=${STAT_PASSES:-5}
+SMALL_BS=${SMALL_BS:-4k}
 PT_SRC=${PASSTHROUGH_LL_SRC:-/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c}
 PT_TUNED=${PASSTHROUGH_LL_TUNED:-0}
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -264,10 +269,10 @@ now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---------------------------------------------------------------- helpers
-# read_mbps FILE: one sequential dd read, MB/s (10^6 bytes)
+# read_mbps FILE [BS]: one sequential dd read (bs=1M), MB/s (10^6 bytes)
 read_mbps() {
 	local out secs
-	out=$(LC_ALL=C dd if="$1" of=/dev/null bs=1M 2>&1) ||
+	out=$(LC_ALL=C dd if="$1" of=/dev/null bs="${2:-1M}" 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "dd $1 failed"; }
 	secs=$(printf '%s\n' "$out" | sed -n 's/.* copied, \([0-9.e+-]*\) s,.*/\1/p')
 	[[ -n $secs ]] || die "cannot parse dd output: $out"
@@ -445,6 +450,20 @@ for ((r = 1; r <= WARM_RUNS; r++)); do
 	done
 done
 
+declare -A WSMALL WSMALL_MED
+for s in "${SYSTEMS[@]}"; do WSMALL[$s]=""; done
+for ((r = 1; r <= WARM_RUNS; r++)); do
+	for s in "${SYSTEMS[@]}"; do
+		v=$(read_mbps "${FILE[$s]}" "$SMALL_BS")
+		WSMALL[$s]+=" $v"
+		log "warm read bs=$SMALL_BS $r/$WARM_RUNS $s: $v MB/s"
+	done
+done
+for s in "${SYSTEMS[@]}"; do
+	# shellcheck disable=SC2086
+	WSMALL_MED[$s]=$(median %.1f ${WSMALL[$s]})
+done
+
 # ---------------------------------------------------------------- d. cold
 if ((CAN_DROP)); then
 	for ((r = 1; r <= COLD_RUNS; r++)); do
@@ -608,8 +627,8 @@ Medians. Ingest is \`cp\` of a ${mib} MiB numeric CSV to a new file, then
 \`sync FILE\` (for mlfs: into a new dataset's \`datasets/<d>/data.csv\`, which
 makes v1; the dataset is removed after each run), timed together; the source
 warm in the page cache (${WARM_RUNS} runs) or cold (${COLD_RUNS} runs, each after
-\`sync; echo 3 > /proc/sys/vm/drop_caches\`). Reads are \`dd bs=1M\` of the CSV:
-warm ${WARM_RUNS} runs after a warm-up read, cold ${COLD_RUNS} runs each after drop_caches;
+\`sync; echo 3 > /proc/sys/vm/drop_caches\`). Reads are \`dd bs=1M\` of the CSV
+(and warm again with \`bs=${SMALL_BS}\`): warm ${WARM_RUNS} runs after a warm-up read, cold ${COLD_RUNS} runs each after drop_caches;
 "mlfs" reads \`datasets/big/v1/data.csv\` and "mlfs data.csv" reads
 \`datasets/big/data.csv\`. MB/s = 10^6 B/s, higher is better. Entries: ${ENTRIES} mlfs
 datasets (\`datasets/dNNNNN\`) vs ${ENTRIES} files in a passthrough_ll directory;
@@ -627,6 +646,8 @@ $(row "daemon CPU per cp, warm source (s)" – "${CPUW_MED[passthrough_ll]}" "${
 $(row "daemon CPU per cp, cold source (s)" – "${CPUC_MED[passthrough_ll]}" "${CPUC_MED[mlfs]}" "$(bv "${CPUC_MED[base]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs]}" "$(bv "${WARM_MED[base]:-}")" nat "mlfs/native ≥ 0.5" ">=" 0.5)
 $(row "Sequential read data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs_dc]}" "$(bv "${WARM_MED[base_dc]:-}")" - - - -)
+$(row "Sequential read v1/data.csv, warm, bs=${SMALL_BS} (MB/s)" "${WSMALL_MED[native]}" "${WSMALL_MED[passthrough_ll]}" "${WSMALL_MED[mlfs]}" "$(bv "${WSMALL_MED[base]:-}")" - - - -)
+$(row "Sequential read data.csv, warm, bs=${SMALL_BS} (MB/s)" "${WSMALL_MED[native]}" "${WSMALL_MED[passthrough_ll]}" "${WSMALL_MED[mlfs_dc]}" "$(bv "${WSMALL_MED[base_dc]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, cold (MB/s)" "${COLD_MED[native]}" "${COLD_MED[passthrough_ll]}" "${COLD_MED[mlfs]}" "$(bv "${COLD_MED[base]:-}")" pt "mlfs/passthrough_ll ≥ 1.0" ">=" 1.0)
 $(row "Sequential read data.csv, cold (MB/s)" "${COLD_MED[native]}" "${COLD_MED[passthrough_ll]}" "${COLD_MED[mlfs_dc]}" "$(bv "${COLD_MED[base_dc]:-}")" - - - -)
 $(row "\`ls -l\`, ${ENTRIES} entries, warm (ms)" – "${LS_MED[passthrough_ll]}" "${LS_MED[mlfs]}" "$(bv "${LS_MED[base]:-}")" pt "mlfs/passthrough_ll ≤ 1.5" "<=" 1.5)
@@ -634,7 +655,7 @@ $(row "stat p50 (µs)" – "${STAT50[passthrough_ll]}" "${STAT50[mlfs]}" "$(bv "
 $(row "stat p99 (µs)" – "${STAT99[passthrough_ll]}" "${STAT99[mlfs]}" "$(bv "${STAT99[base]:-}")" - - - -)
 
 \`datasets/big/data.csv\` against \`datasets/big/v1/data.csv\` (data.csv/v1): mlfs warm
-$(ratio "${WARM_MED[mlfs_dc]}" "${WARM_MED[mlfs]}"), cold $(ratio "${COLD_MED[mlfs_dc]}" "${COLD_MED[mlfs]}")$([[ -z $B ]] || printf '; mlfs base warm %s, cold %s' "$(ratio "${WARM_MED[base_dc]}" "${WARM_MED[base]}")" "$(ratio "${COLD_MED[base_dc]}" "${COLD_MED[base]}")").
+$(ratio "${WARM_MED[mlfs_dc]}" "${WARM_MED[mlfs]}"), warm bs=${SMALL_BS} $(ratio "${WSMALL_MED[mlfs_dc]}" "${WSMALL_MED[mlfs]}"), cold $(ratio "${COLD_MED[mlfs_dc]}" "${COLD_MED[mlfs]}")$([[ -z $B ]] || printf '; mlfs base warm %s, warm bs=%s %s, cold %s' "$(ratio "${WARM_MED[base_dc]}" "${WARM_MED[base]}")" "$SMALL_BS" "$(ratio "${WSMALL_MED[base_dc]}" "${WSMALL_MED[base]}")" "$(ratio "${COLD_MED[base_dc]}" "${COLD_MED[base]}")").
 
 Not goals, for context: \`cp\` of the CSV into mlfs \`datasets/big\` (makes v1) took ${IMPORT_S} s$([[ -z $B ]] || printf ' (base %s s)' "$IMPORT_BASE_S");
 creating the ${ENTRIES} entries took ${CREATE_S[mlfs]} s in mlfs (mkdir of datasets)$([[ -z $B ]] || printf ', %s s in mlfs base' "${CREATE_S[base]}")
@@ -667,6 +688,7 @@ runs "cp, cold source MB/s" CPC "${CP_SYSTEMS[@]}"
 runs "daemon CPU per cp, warm source s" CPUW "${CP_SYSTEMS[@]:1}"
 runs "daemon CPU per cp, cold source s" CPUC "${CP_SYSTEMS[@]:1}"
 runs "read, warm MB/s" WARM "${SYSTEMS[@]}"
+runs "read, warm bs=$SMALL_BS MB/s" WSMALL "${SYSTEMS[@]}"
 runs "read, cold MB/s" COLD "${SYSTEMS[@]}"
 runs "ls -l ms" LS "${E_SYSTEMS[@]}"
 
