@@ -4,24 +4,45 @@
 # A benchmark, not a test: it measures, prints medians and ratios, and marks
 # each goal met or missed; it fails only when something cannot be measured.
 #
-#   sequential read of a 1 GiB CSV, warm page cache (5 runs) and cold (3 runs,
+#   ingest: `cp` of a 1 GiB CSV, then `sync FILE` (fsync; an mlfs close is
+#     already durable), into a new dataset's datasets/<d>/data.csv (a new
+#     dataset each run, removed after it), with the source warm in the page
+#     cache (5 runs) and cold (3 runs, sync + drop_caches before each); the
+#     same cp to a new file on the local disk ("native") and through
+#     passthrough_ll are the floors
+#   sequential read of the CSV, warm page cache (5 runs) and cold (3 runs,
 #     sync + drop_caches before each), for the file on the local disk
-#     ("native"), through passthrough_ll, and as mlfs datasets/big/v1/data.csv
+#     ("native"), through passthrough_ll, and in mlfs both as
+#     datasets/big/v1/data.csv and as datasets/big/data.csv (the path users
+#     type: its handles bypass the page cache); warm again with dd
+#     bs=SMALL_BS (4k), the read size of many readers, for every file
 #   10,000 entries: `ls -l` of the directory (warm, 5 runs) and os.stat()
 #     latency (p50, p99) over every name, mlfs datasets vs passthrough_ll files
 #
+# With MLFS_BUILD_BASE, a second mlfs (a release build of another commit) is
+# mounted beside the first and measured in the same runs, interleaved with
+# it, and every row also prints the base figure and the ratio mlfs/base.
+#
 # Goals: warm read mlfs/native >= 0.5; cold read mlfs/passthrough_ll >= 1.0;
-#        ls -l and stat p50 mlfs/passthrough_ll <= 1.5.
+#        ls -l and stat p50 mlfs/passthrough_ll <= 1.5; with a base, cp
+#        (warm and cold) mlfs/base >= 0.95 (issue 11: the checks of a
+#        write must not slow cp by more than noise).
 #
 # Usage: tests/bench/fs/bench_fs.sh        (as root, for drop_caches)
 # Environment:
 #   MLFS_BUILD   release build dir (default: <repo>/build-release); it is
 #                configured -Dbuildtype=release -Dtests=false -Db_sanitize=none
+#   MLFS_BUILD_BASE  a second mlfs build dir to compare against, e.g. of
+#                `git worktree add ../base <commit>` (default: none); it is
+#                configured and compiled like MLFS_BUILD, from its own source
 #   BENCH_DIR    scratch dir on the disk to measure (default: mktemp -d in
 #                $TMPDIR or /tmp); removed at exit, must be new or empty
 #   SIZE_MB      size of the CSV in MiB (default 1024)
 #   ENTRIES      number of entries for ls/stat (default 10000)
 #   WARM_RUNS    (default 5)   COLD_RUNS (default 3)   STAT_PASSES (default 5)
+#   SMALL_BS     block size of the second warm read of every file (default
+#                4k): data.csv handles bypass the page cache, so each read()
+#                of the application is a request to the daemon
 #   PASSTHROUGH_LL_SRC  passthrough_ll.c to build
 #                (default /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c)
 #   PASSTHROUGH_LL_TUNED=1  run passthrough_ll with
@@ -31,18 +52,20 @@
 #                that alone caps it near 100 MB/s, even from the page cache
 #
 # Needs: meson, ninja, gcc, pkg-config, fuse3 (libfuse3-dev), fusermount3,
-# python3, dd.  About 4 minutes on 2 vCPUs, half of it creating the mlfs
-# datasets and importing the CSV.
+# python3, dd.  About 10 minutes on 2 vCPUs (about 16 with a base), a third
+# of it the cp runs and a third creating the mlfs datasets.
 
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 BUILD=${MLFS_BUILD:-$REPO/build-release}
+BUILD_BASE=${MLFS_BUILD_BASE:-}
 SIZE_MB=${SIZE_MB:-1024}
 ENTRIES=${ENTRIES:-10000}
 WARM_RUNS=${WARM_RUNS:-5}
 COLD_RUNS=${COLD_RUNS:-3}
 STAT_PASSES=${STAT_PASSES:-5}
+SMALL_BS=${SMALL_BS:-4k}
 PT_SRC=${PASSTHROUGH_LL_SRC:-/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c}
 PT_TUNED=${PASSTHROUGH_LL_TUNED:-0}
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -71,9 +94,14 @@ PT_MNT=$W/pt-mnt
 ML_STORE=$W/mlfs-store
 ML_CACHE=$W/mlfs-cache
 ML_MNT=$W/mlfs-mnt
+MB_STORE=$W/base-store             # the same for the base build
+MB_CACHE=$W/base-cache
+MB_MNT=$W/base-mnt
 mkdir -p "$W/native" "$PT_SRCDIR" "$PT_MNT" "$ML_STORE" "$ML_CACHE" "$ML_MNT"
+[[ -z $BUILD_BASE ]] || mkdir -p "$MB_STORE" "$MB_CACHE" "$MB_MNT"
 
 ML_PID=
+MB_PID=
 PT_PID=
 
 is_mounted() {
@@ -108,8 +136,9 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	unmount "$ML_MNT" "$ML_PID" mlfs
+	unmount "$MB_MNT" "$MB_PID" "mlfs base"
 	unmount "$PT_MNT" "$PT_PID" passthrough_ll
-	if is_mounted "$ML_MNT" || is_mounted "$PT_MNT"; then
+	if is_mounted "$ML_MNT" || is_mounted "$MB_MNT" || is_mounted "$PT_MNT"; then
 		log "a mount is still active; leaving $W in place"
 	else
 		rm -rf "$W"
@@ -139,24 +168,44 @@ CAN_DROP=0
 if [[ -w /proc/sys/vm/drop_caches ]]; then
 	CAN_DROP=1
 else
-	log "warning: /proc/sys/vm/drop_caches not writable (run as root); cold reads skipped"
+	log "warning: /proc/sys/vm/drop_caches not writable (run as root); cold runs skipped"
 fi
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # ---------------------------------------------------------------- build
-log "building release mlfs in $BUILD"
-if [[ -f $BUILD/build.ninja ]]; then
-	meson configure "$BUILD" -Dbuildtype=release -Dtests=false \
-		-Db_sanitize=none >/dev/null
-else
-	meson setup "$BUILD" "$REPO" -Dbuildtype=release -Dtests=false \
-		-Db_sanitize=none >"$W/meson-setup.log" 2>&1 ||
-		{ tail -n 30 "$W/meson-setup.log" >&2; die "meson setup failed"; }
-fi
-meson compile -C "$BUILD" >"$W/meson-compile.log" 2>&1 ||
-	{ tail -n 30 "$W/meson-compile.log" >&2; die "meson compile failed"; }
+# build_mlfs DIR SRC: configure (release) and compile; SRC for a new DIR
+build_mlfs() {
+	local dir=$1 src=$2
+	log "building release mlfs in $dir"
+	if [[ -f $dir/build.ninja ]]; then
+		meson configure "$dir" -Dbuildtype=release -Dtests=false \
+			-Db_sanitize=none >/dev/null
+	else
+		[[ -n $src ]] || die "$dir is not a meson build directory"
+		meson setup "$dir" "$src" -Dbuildtype=release -Dtests=false \
+			-Db_sanitize=none >"$W/meson-setup.log" 2>&1 ||
+			{ tail -n 30 "$W/meson-setup.log" >&2; die "meson setup failed"; }
+	fi
+	meson compile -C "$dir" >"$W/meson-compile.log" 2>&1 ||
+		{ tail -n 30 "$W/meson-compile.log" >&2; die "meson compile of $dir failed"; }
+	[[ -x $dir/fs/mlfs ]] || die "$dir/fs/mlfs not built"
+}
+# src_rev DIR: the commit of a build directory's source tree
+src_rev() {
+	local src rev
+	src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \
+		"$1/meson-info/meson-info.json" 2>/dev/null) || { echo unknown; return; }
+	rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+	git -C "$src" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
+	echo "$rev"
+}
+build_mlfs "$BUILD" "$REPO"
 MLFS=$BUILD/fs/mlfs
-[[ -x $MLFS ]] || die "$MLFS not built"
+if [[ -n $BUILD_BASE ]]; then
+	BUILD_BASE=$(cd "$BUILD_BASE" && pwd) || die "MLFS_BUILD_BASE $MLFS_BUILD_BASE not found"
+	build_mlfs "$BUILD_BASE" ""
+	MLFS_BASE=$BUILD_BASE/fs/mlfs
+fi
 
 log "building passthrough_ll from $PT_SRC"
 cp "$PT_SRC" "$W/passthrough_ll.c"
@@ -197,6 +246,12 @@ log "mounting mlfs"
 "$MLFS" -f -o "cache=$ML_CACHE" "$ML_STORE" "$ML_MNT" >"$W/mlfs.log" 2>&1 &
 ML_PID=$!
 wait_mounted "$ML_MNT" "$ML_PID" mlfs "$W/mlfs.log"
+if [[ -n $BUILD_BASE ]]; then
+	log "mounting mlfs base"
+	"$MLFS_BASE" -f -o "cache=$MB_CACHE" "$MB_STORE" "$MB_MNT" >"$W/base.log" 2>&1 &
+	MB_PID=$!
+	wait_mounted "$MB_MNT" "$MB_PID" "mlfs base" "$W/base.log"
+fi
 
 log "mounting passthrough_ll"
 PT_DESC="passthrough_ll -f -o source=DIR"
@@ -213,26 +268,11 @@ wait_mounted "$PT_MNT" "$PT_PID" passthrough_ll "$W/pt.log"
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-log "importing the CSV into mlfs (mkdir datasets/big; cp)"
-mkdir "$ML_MNT/datasets/big"
-t0=$(now)
-cp "$NATIVE" "$ML_MNT/datasets/big/data.csv" ||
-	{ tail -n 20 "$W/mlfs.log" >&2; die "cp into mlfs failed"; }
-t1=$(now)
-IMPORT_S=$(elapsed "$t0" "$t1")
-ML_FILE=$ML_MNT/datasets/big/v1/data.csv
-PT_FILE=$PT_MNT/data.csv
-[[ -f $ML_FILE ]] || die "$ML_FILE missing after cp"
-log "import took ${IMPORT_S} s"
-ml_size=$(stat -c %s "$ML_FILE")
-[[ $ml_size == "$SIZE" ]] || die "$ML_FILE is $ml_size bytes, expected $SIZE"
-sync
-
 # ---------------------------------------------------------------- helpers
-# read_mbps FILE: one sequential dd read, MB/s (10^6 bytes)
+# read_mbps FILE [BS]: one sequential dd read (bs=1M), MB/s (10^6 bytes)
 read_mbps() {
 	local out secs
-	out=$(LC_ALL=C dd if="$1" of=/dev/null bs=1M 2>&1) ||
+	out=$(LC_ALL=C dd if="$1" of=/dev/null bs="${2:-1M}" 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "dd $1 failed"; }
 	secs=$(printf '%s\n' "$out" | sed -n 's/.* copied, \([0-9.e+-]*\) s,.*/\1/p')
 	[[ -n $secs ]] || die "cannot parse dd output: $out"
@@ -248,6 +288,18 @@ median() {
 		printf f, m }'
 }
 
+# median_or_dash FORMAT VALUE...: "–" for no values
+median_or_dash() {
+	if [[ $# -gt 1 ]]; then median "$@"; else echo –; fi
+}
+
+# spread VALUE...: "min–max" of the runs
+spread() {
+	[[ $# -gt 0 ]] || { echo n/a; return; }
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+		END { printf "%s–%s", lo, hi }'
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
 	if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a";
 	else printf "%.2f", a / b }'; }
@@ -258,14 +310,135 @@ met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
 	ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
 	print ok ? "yes" : "**no**" }'; }
 
-declare -A FILE=([native]=$NATIVE [passthrough_ll]=$PT_FILE [mlfs]=$ML_FILE)
-SYSTEMS=(native passthrough_ll mlfs)
+# ---------------------------------------------------------------- a. ingest
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system clock ticks of a process, all its threads
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
-# ---------------------------------------------------------------- a. warm
+# ingest_mbps SYSTEM RUN: cp the CSV to a new file of SYSTEM, then
+# `sync FILE`; prints MB/s over both and the CPU seconds the daemon spent
+# meanwhile ("–" for native).  Untimed: the new dataset's mkdir before, a
+# check of the version made, and the removal of what cp made after.
+ingest_mbps() {
+	local s=$1 run=$2 dst mnt ds t0 t1 got pid='' c0 c1
+	case $s in
+	native) dst=$W/native/ingest.csv ;;
+	passthrough_ll) dst=$PT_MNT/ingest.csv pid=$PT_PID ;;
+	mlfs | base)
+		[[ $s == mlfs ]] && mnt=$ML_MNT pid=$ML_PID || mnt=$MB_MNT pid=$MB_PID
+		ds=$mnt/datasets/ingest$run
+		mkdir "$ds" || die "$s: mkdir $ds failed"
+		dst=$ds/data.csv
+		;;
+	esac
+	[[ -z $pid ]] || c0=$(cpu_ticks "$pid")
+	t0=$(now)
+	cp "$NATIVE" "$dst" ||
+		{ tail -q -n 20 "$W/mlfs.log" "$W/base.log" >&2 2>/dev/null; die "$s: cp to $dst failed"; }
+	sync "$dst" || die "$s: sync $dst failed"
+	t1=$(now)
+	[[ -z $pid ]] || c1=$(cpu_ticks "$pid")
+	case $s in
+	mlfs | base)
+		got=$(stat -c %s "$ds/v1/data.csv") || die "$s: $ds/v1/data.csv missing after cp"
+		rmdir "$ds" || die "$s: rmdir $ds failed"
+		;;
+	*)
+		got=$(stat -c %s "$dst")
+		rm -f "$dst"
+		;;
+	esac
+	[[ $got == "$SIZE" ]] || die "$s: cp made $got bytes, expected $SIZE"
+	awk -v b="$SIZE" -v a="$t0" -v c="$t1" -v pid="$pid" -v c0="${c0:-}" \
+		-v c1="${c1:-}" -v hz="$CLK_TCK" 'BEGIN {
+		printf "%.1f %s", b / (c - a) / 1e6, pid == "" ? "–" : sprintf("%.2f", (c1 - c0) / hz) }'
+}
+
+CP_SYSTEMS=(native passthrough_ll mlfs)
+[[ -z $BUILD_BASE ]] || CP_SYSTEMS+=(base)
+declare -A CPW CPC CPW_MED CPC_MED CPUW CPUC CPUW_MED CPUC_MED
+for s in "${CP_SYSTEMS[@]}"; do CPW[$s]=""; CPC[$s]=""; CPUW[$s]=""; CPUC[$s]=""; done
+run=0
+for ((r = 1; r <= WARM_RUNS; r++)); do
+	for s in "${CP_SYSTEMS[@]}"; do
+		sync
+		cat "$NATIVE" >/dev/null   # the source in the page cache
+		run=$((run + 1))
+		out=$(ingest_mbps "$s" "$run")
+		read -r v c <<<"$out"
+		CPW[$s]+=" $v"
+		[[ $c == – ]] || CPUW[$s]+=" $c"
+		log "cp, warm source $r/$WARM_RUNS $s: $v MB/s, daemon CPU $c s"
+	done
+done
+if ((CAN_DROP)); then
+	for ((r = 1; r <= COLD_RUNS; r++)); do
+		for s in "${CP_SYSTEMS[@]}"; do
+			drop_caches
+			run=$((run + 1))
+			out=$(ingest_mbps "$s" "$run")
+			read -r v c <<<"$out"
+			CPC[$s]+=" $v"
+			[[ $c == – ]] || CPUC[$s]+=" $c"
+			log "cp, cold source $r/$COLD_RUNS $s: $v MB/s, daemon CPU $c s"
+		done
+	done
+fi
+for s in "${CP_SYSTEMS[@]}"; do
+	# shellcheck disable=SC2086
+	CPW_MED[$s]=$(median %.1f ${CPW[$s]})
+	# shellcheck disable=SC2086
+	CPUW_MED[$s]=$(median_or_dash %.2f ${CPUW[$s]})
+	if ((CAN_DROP)); then
+		# shellcheck disable=SC2086
+		CPC_MED[$s]=$(median %.1f ${CPC[$s]})
+		# shellcheck disable=SC2086
+		CPUC_MED[$s]=$(median_or_dash %.2f ${CPUC[$s]})
+	else
+		CPC_MED[$s]=n/a
+		CPUC_MED[$s]=n/a
+	fi
+done
+sync
+
+# ---------------------------------------------------------------- b. import
+# import MNT NAME LOG: mkdir datasets/big; cp; seconds
+import_big() {
+	local mnt=$1 name=$2 logf=$3 t0 t1 f
+	mkdir "$mnt/datasets/big"
+	t0=$(now)
+	cp "$NATIVE" "$mnt/datasets/big/data.csv" ||
+		{ tail -n 20 "$logf" >&2; die "cp into $name failed"; }
+	t1=$(now)
+	for f in "$mnt/datasets/big/v1/data.csv" "$mnt/datasets/big/data.csv"; do
+		[[ -f $f ]] || die "$f missing after cp"
+		[[ $(stat -c %s "$f") == "$SIZE" ]] || die "$f is not $SIZE bytes"
+	done
+	elapsed "$t0" "$t1"
+}
+log "importing the CSV into mlfs (mkdir datasets/big; cp)"
+IMPORT_S=$(import_big "$ML_MNT" mlfs "$W/mlfs.log")
+log "import took ${IMPORT_S} s"
+if [[ -n $BUILD_BASE ]]; then
+	log "importing the CSV into mlfs base"
+	IMPORT_BASE_S=$(import_big "$MB_MNT" "mlfs base" "$W/base.log")
+	log "import into base took ${IMPORT_BASE_S} s"
+fi
+sync
+
+declare -A FILE=([native]=$NATIVE [passthrough_ll]=$PT_MNT/data.csv
+	[mlfs]=$ML_MNT/datasets/big/v1/data.csv [mlfs_dc]=$ML_MNT/datasets/big/data.csv
+	[base]=$MB_MNT/datasets/big/v1/data.csv [base_dc]=$MB_MNT/datasets/big/data.csv)
+SYSTEMS=(native passthrough_ll mlfs mlfs_dc)
+[[ -z $BUILD_BASE ]] || SYSTEMS+=(base base_dc)
+
+# ---------------------------------------------------------------- c. warm
 log "warm-up reads (cmp against the original checks content)"
 cat "$NATIVE" >/dev/null
-cmp "$NATIVE" "$PT_FILE" || die "passthrough_ll content differs"
-cmp "$NATIVE" "$ML_FILE" || die "mlfs v1/data.csv content differs"
+for s in "${SYSTEMS[@]}"; do
+	[[ $s == native ]] && continue
+	cmp "$NATIVE" "${FILE[$s]}" || die "$s: ${FILE[$s]} content differs"
+done
 
 declare -A WARM COLD
 for s in "${SYSTEMS[@]}"; do WARM[$s]=""; COLD[$s]=""; done
@@ -277,7 +450,21 @@ for ((r = 1; r <= WARM_RUNS; r++)); do
 	done
 done
 
-# ---------------------------------------------------------------- b. cold
+declare -A WSMALL WSMALL_MED
+for s in "${SYSTEMS[@]}"; do WSMALL[$s]=""; done
+for ((r = 1; r <= WARM_RUNS; r++)); do
+	for s in "${SYSTEMS[@]}"; do
+		v=$(read_mbps "${FILE[$s]}" "$SMALL_BS")
+		WSMALL[$s]+=" $v"
+		log "warm read bs=$SMALL_BS $r/$WARM_RUNS $s: $v MB/s"
+	done
+done
+for s in "${SYSTEMS[@]}"; do
+	# shellcheck disable=SC2086
+	WSMALL_MED[$s]=$(median %.1f ${WSMALL[$s]})
+done
+
+# ---------------------------------------------------------------- d. cold
 if ((CAN_DROP)); then
 	for ((r = 1; r <= COLD_RUNS; r++)); do
 		for s in "${SYSTEMS[@]}"; do
@@ -304,7 +491,7 @@ done
 # the 1 GiB files are no longer needed
 rm -f "$NATIVE"
 
-# ---------------------------------------------------------------- c. entries
+# ---------------------------------------------------------------- e. entries
 log "creating $ENTRIES datasets in mlfs (mkdir datasets/dNNNNN) and $ENTRIES files in passthrough_ll"
 sync
 cat >"$W/create.py" <<'EOF'
@@ -326,30 +513,36 @@ for i in range(n):
 print("%.3f" % (time.perf_counter() - t0))
 EOF
 mkdir "$PT_MNT/many"
-ML_DIR=$ML_MNT/datasets
 PT_DIR=$PT_MNT/many
-PT_CREATE_S=$(python3 "$W/create.py" create "$PT_DIR" "$ENTRIES" 2>/dev/null) ||
+E_SYSTEMS=(passthrough_ll mlfs)
+[[ -z $BUILD_BASE ]] || E_SYSTEMS+=(base)
+declare -A EDIR=([mlfs]=$ML_MNT/datasets [base]=$MB_MNT/datasets [passthrough_ll]=$PT_DIR)
+declare -A ELOG=([mlfs]=$W/mlfs.log [base]=$W/base.log)
+declare -A PREFIX=([mlfs]=d [base]=d [passthrough_ll]=f)
+declare -A CREATE_S LSL_N LISTDIR_N
+CREATE_S[passthrough_ll]=$(python3 "$W/create.py" create "$PT_DIR" "$ENTRIES" 2>/dev/null) ||
 	die "creating files in passthrough_ll failed"
-log "passthrough_ll: $ENTRIES creates took $PT_CREATE_S s"
-ML_CREATE_S=$(python3 "$W/create.py" mkdir "$ML_DIR" "$ENTRIES") ||
-	{ tail -n 20 "$W/mlfs.log" >&2; die "mkdir of datasets in mlfs failed"; }
-log "mlfs: $ENTRIES mkdirs took $ML_CREATE_S s"
+log "passthrough_ll: $ENTRIES creates took ${CREATE_S[passthrough_ll]} s"
+for s in "${E_SYSTEMS[@]}"; do
+	[[ $s == passthrough_ll ]] && continue
+	CREATE_S[$s]=$(python3 "$W/create.py" mkdir "${EDIR[$s]}" "$ENTRIES") ||
+		{ tail -n 20 "${ELOG[$s]}" >&2; die "mkdir of datasets in $s failed"; }
+	log "$s: $ENTRIES mkdirs took ${CREATE_S[$s]} s"
+done
 
 # completeness: what ls -l and plain readdir (ls -f, os.listdir) see
-# shellcheck disable=SC2010 # counting what ls -l shows is the point
-ML_LSL_N=$(ls -l "$ML_DIR" | grep -c ' d[0-9]\{5\}$' || true)
-# shellcheck disable=SC2010
-PT_LSL_N=$(ls -l "$PT_DIR" | grep -c ' f[0-9]\{5\}$' || true)
-ML_LISTDIR_N=$(python3 -c 'import os,sys,re; print(sum(1 for n in os.listdir(sys.argv[1]) if re.fullmatch(r"d\d{5}", n)))' "$ML_DIR")
-PT_LISTDIR_N=$(python3 -c 'import os,sys,re; print(sum(1 for n in os.listdir(sys.argv[1]) if re.fullmatch(r"f\d{5}", n)))' "$PT_DIR")
-log "entries seen: ls -l mlfs $ML_LSL_N, passthrough_ll $PT_LSL_N; os.listdir mlfs $ML_LISTDIR_N, passthrough_ll $PT_LISTDIR_N (expected $ENTRIES)"
+for s in "${E_SYSTEMS[@]}"; do
+	p=${PREFIX[$s]}
+	# shellcheck disable=SC2010 # counting what ls -l shows is the point
+	LSL_N[$s]=$(ls -l "${EDIR[$s]}" | grep -c " ${p}[0-9]\{5\}\$" || true)
+	LISTDIR_N[$s]=$(python3 -c 'import os,sys,re; print(sum(1 for n in os.listdir(sys.argv[1]) if re.fullmatch(sys.argv[2] + r"\d{5}", n)))' "${EDIR[$s]}" "$p")
+	log "entries seen in $s: ls -l ${LSL_N[$s]}, os.listdir ${LISTDIR_N[$s]} (expected $ENTRIES)"
+done
 
 declare -A LS
-LS[mlfs]=""; LS[passthrough_ll]=""
-declare -A EDIR=([mlfs]=$ML_DIR [passthrough_ll]=$PT_DIR)
-for s in passthrough_ll mlfs; do ls -l "${EDIR[$s]}" >/dev/null; done
+for s in "${E_SYSTEMS[@]}"; do LS[$s]=""; ls -l "${EDIR[$s]}" >/dev/null; done
 for ((r = 1; r <= WARM_RUNS; r++)); do
-	for s in passthrough_ll mlfs; do
+	for s in "${E_SYSTEMS[@]}"; do
 		t0=$(now)
 		ls -l "${EDIR[$s]}" >/dev/null
 		t1=$(now)
@@ -377,76 +570,131 @@ q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] / 1000.0
 print("%.2f %.2f" % (q(0.50), q(0.99)))
 EOF
 declare -A STAT50 STAT99
-declare -A PREFIX=([mlfs]=d [passthrough_ll]=f)
-for s in passthrough_ll mlfs; do
+for s in "${E_SYSTEMS[@]}"; do
 	out=$(python3 "$W/stat.py" "${EDIR[$s]}" "${PREFIX[$s]}" "$ENTRIES" "$STAT_PASSES") ||
 		die "stat loop over $s failed"
 	read -r "STAT50[$s]" "STAT99[$s]" <<<"$out"
-done
-for s in passthrough_ll mlfs; do
 	log "stat $s: p50 ${STAT50[$s]} us, p99 ${STAT99[$s]} us"
 done
 
 declare -A LS_MED
-for s in passthrough_ll mlfs; do
+for s in "${E_SYSTEMS[@]}"; do
 	# shellcheck disable=SC2086
 	LS_MED[$s]=$(median %.1f ${LS[$s]})
 done
 
 # ---------------------------------------------------------------- report
-r_warm_nat=$(ratio "${WARM_MED[mlfs]}" "${WARM_MED[native]}")
-r_warm_pt=$(ratio "${WARM_MED[mlfs]}" "${WARM_MED[passthrough_ll]}")
-r_cold_nat=$(ratio "${COLD_MED[mlfs]}" "${COLD_MED[native]}")
-r_cold_pt=$(ratio "${COLD_MED[mlfs]}" "${COLD_MED[passthrough_ll]}")
-r_ls=$(ratio "${LS_MED[mlfs]}" "${LS_MED[passthrough_ll]}")
-r_s50=$(ratio "${STAT50[mlfs]}" "${STAT50[passthrough_ll]}")
-r_s99=$(ratio "${STAT99[mlfs]}" "${STAT99[passthrough_ll]}")
-
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 fstype=$(stat -f -c %T "$W")
 dev=$(df -P "$W" | awk 'NR == 2 { print $1 }')
-rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$REPO" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
+rev=$(src_rev "$BUILD")
 mib=$(awk -v b="$SIZE" 'BEGIN { printf "%.0f", b / 1048576 }')
+
+B=${BUILD_BASE:+1}
+# row LABEL NATIVE PT MLFS BASE GOAL_RATIO GOAL_TEXT OP LIMIT: one table row;
+# GOAL_RATIO is nat, pt or base (which ratio the goal is on) or -
+row() {
+	local label=$1 nat=$2 pt=$3 ml=$4 base=$5 on=$6 goal=$7 op=$8 lim=$9
+	local rn rp rb g m
+	rn=$(ratio "$ml" "$nat"); [[ $nat == – ]] && rn=–
+	rp=$(ratio "$ml" "$pt")
+	rb=$(ratio "$ml" "$base")
+	case $on in
+	nat) g=$rn ;; pt) g=$rp ;; base) g=$rb ;; *) g= ;;
+	esac
+	if [[ -n $g ]]; then m=$(met "$g" "$op" "$lim"); else goal=–; m=–; fi
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |' \
+		"$label" "$nat" "$pt" "$ml" "$rn" "$rp" "$goal" "$m"
+	[[ -z $B ]] || printf ' %s | %s |' "$base" "$rb"
+	printf '\n'
+}
+hdr='| Measurement | native | passthrough_ll | mlfs | mlfs/native | mlfs/passthrough_ll | Goal | Met |'
+sep='|---|---:|---:|---:|---:|---:|---|---|'
+if [[ -n $B ]]; then
+	hdr+=' mlfs base | mlfs/base |'
+	sep+='---:|---:|'
+fi
+bv() { [[ -n $B ]] && printf '%s' "$1" || printf 'n/a'; }
+cp_goal=base
+[[ -n $B ]] || cp_goal=-
 
 cat <<EOF
 
 ## mlfs vs passthrough_ll
 
-Medians; reads are \`dd bs=1M\` of a ${mib} MiB numeric CSV (MB/s = 10^6 B/s,
-higher is better): warm ${WARM_RUNS} runs after a warm-up read, cold ${COLD_RUNS} runs
-each after \`sync; echo 3 > /proc/sys/vm/drop_caches\`. Entries: ${ENTRIES} mlfs
+Medians. Ingest is \`cp\` of a ${mib} MiB numeric CSV to a new file, then
+\`sync FILE\` (for mlfs: into a new dataset's \`datasets/<d>/data.csv\`, which
+makes v1; the dataset is removed after each run), timed together; the source
+warm in the page cache (${WARM_RUNS} runs) or cold (${COLD_RUNS} runs, each after
+\`sync; echo 3 > /proc/sys/vm/drop_caches\`). Reads are \`dd bs=1M\` of the CSV
+(and warm again with \`bs=${SMALL_BS}\`): warm ${WARM_RUNS} runs after a warm-up read, cold ${COLD_RUNS} runs each after drop_caches;
+"mlfs" reads \`datasets/big/v1/data.csv\` and "mlfs data.csv" reads
+\`datasets/big/data.csv\`. MB/s = 10^6 B/s, higher is better. Entries: ${ENTRIES} mlfs
 datasets (\`datasets/dNNNNN\`) vs ${ENTRIES} files in a passthrough_ll directory;
 \`ls -l\` warm, ${WARM_RUNS} runs (ms, lower is better); \`os.stat\` per call over all
 names after a warm-up pass, ${STAT_PASSES} passes pooled (µs, lower is better).
-"native" is the original file on the local disk.
+"daemon CPU per cp" is the user + system time of the FUSE daemon (all its
+threads) over one cp, from /proc/PID/stat: less noisy than MB/s on a busy host.
+"native" is the local disk.$([[ -z $B ]] || printf '\n"mlfs base" is a second build measured in the same runs, interleaved; mlfs/base\nabove 1 is faster for MB/s rows, slower for ms and µs rows.')
 
-| Measurement | native | passthrough_ll | mlfs | mlfs/native | mlfs/passthrough_ll | Goal | Met |
-|---|---:|---:|---:|---:|---:|---|---|
-| Sequential read, warm (MB/s) | ${WARM_MED[native]} | ${WARM_MED[passthrough_ll]} | ${WARM_MED[mlfs]} | ${r_warm_nat} | ${r_warm_pt} | mlfs/native ≥ 0.5 | $(met "$r_warm_nat" ">=" 0.5) |
-| Sequential read, cold (MB/s) | ${COLD_MED[native]} | ${COLD_MED[passthrough_ll]} | ${COLD_MED[mlfs]} | ${r_cold_nat} | ${r_cold_pt} | mlfs/passthrough_ll ≥ 1.0 | $(met "$r_cold_pt" ">=" 1.0) |
-| \`ls -l\`, ${ENTRIES} entries, warm (ms) | – | ${LS_MED[passthrough_ll]} | ${LS_MED[mlfs]} | – | ${r_ls} | mlfs/passthrough_ll ≤ 1.5 | $(met "$r_ls" "<=" 1.5) |
-| stat p50 (µs) | – | ${STAT50[passthrough_ll]} | ${STAT50[mlfs]} | – | ${r_s50} | mlfs/passthrough_ll ≤ 1.5 | $(met "$r_s50" "<=" 1.5) |
-| stat p99 (µs) | – | ${STAT99[passthrough_ll]} | ${STAT99[mlfs]} | – | ${r_s99} | – | – |
+${hdr}
+${sep}
+$(row "cp into datasets/<d>/data.csv, warm source (MB/s)" "${CPW_MED[native]}" "${CPW_MED[passthrough_ll]}" "${CPW_MED[mlfs]}" "$(bv "${CPW_MED[base]:-}")" "$cp_goal" "mlfs/base ≥ 0.95" ">=" 0.95)
+$(row "cp into datasets/<d>/data.csv, cold source (MB/s)" "${CPC_MED[native]}" "${CPC_MED[passthrough_ll]}" "${CPC_MED[mlfs]}" "$(bv "${CPC_MED[base]:-}")" "$cp_goal" "mlfs/base ≥ 0.95" ">=" 0.95)
+$(row "daemon CPU per cp, warm source (s)" – "${CPUW_MED[passthrough_ll]}" "${CPUW_MED[mlfs]}" "$(bv "${CPUW_MED[base]:-}")" - - - -)
+$(row "daemon CPU per cp, cold source (s)" – "${CPUC_MED[passthrough_ll]}" "${CPUC_MED[mlfs]}" "$(bv "${CPUC_MED[base]:-}")" - - - -)
+$(row "Sequential read v1/data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs]}" "$(bv "${WARM_MED[base]:-}")" nat "mlfs/native ≥ 0.5" ">=" 0.5)
+$(row "Sequential read data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs_dc]}" "$(bv "${WARM_MED[base_dc]:-}")" - - - -)
+$(row "Sequential read v1/data.csv, warm, bs=${SMALL_BS} (MB/s)" "${WSMALL_MED[native]}" "${WSMALL_MED[passthrough_ll]}" "${WSMALL_MED[mlfs]}" "$(bv "${WSMALL_MED[base]:-}")" - - - -)
+$(row "Sequential read data.csv, warm, bs=${SMALL_BS} (MB/s)" "${WSMALL_MED[native]}" "${WSMALL_MED[passthrough_ll]}" "${WSMALL_MED[mlfs_dc]}" "$(bv "${WSMALL_MED[base_dc]:-}")" - - - -)
+$(row "Sequential read v1/data.csv, cold (MB/s)" "${COLD_MED[native]}" "${COLD_MED[passthrough_ll]}" "${COLD_MED[mlfs]}" "$(bv "${COLD_MED[base]:-}")" pt "mlfs/passthrough_ll ≥ 1.0" ">=" 1.0)
+$(row "Sequential read data.csv, cold (MB/s)" "${COLD_MED[native]}" "${COLD_MED[passthrough_ll]}" "${COLD_MED[mlfs_dc]}" "$(bv "${COLD_MED[base_dc]:-}")" - - - -)
+$(row "\`ls -l\`, ${ENTRIES} entries, warm (ms)" – "${LS_MED[passthrough_ll]}" "${LS_MED[mlfs]}" "$(bv "${LS_MED[base]:-}")" pt "mlfs/passthrough_ll ≤ 1.5" "<=" 1.5)
+$(row "stat p50 (µs)" – "${STAT50[passthrough_ll]}" "${STAT50[mlfs]}" "$(bv "${STAT50[base]:-}")" pt "mlfs/passthrough_ll ≤ 1.5" "<=" 1.5)
+$(row "stat p99 (µs)" – "${STAT99[passthrough_ll]}" "${STAT99[mlfs]}" "$(bv "${STAT99[base]:-}")" - - - -)
 
-Not goals, for context: \`cp\` of the CSV into mlfs (makes v1) took ${IMPORT_S} s;
-creating the ${ENTRIES} entries took ${ML_CREATE_S} s in mlfs (mkdir of datasets)
-and ${PT_CREATE_S} s in passthrough_ll (create of empty files).
-Entries seen by \`ls -l\`: mlfs ${ML_LSL_N}, passthrough_ll ${PT_LSL_N}; by
-\`os.listdir\` (plain readdir): mlfs ${ML_LISTDIR_N}, passthrough_ll ${PT_LISTDIR_N} (of ${ENTRIES}).
+\`datasets/big/data.csv\` against \`datasets/big/v1/data.csv\` (data.csv/v1): mlfs warm
+$(ratio "${WARM_MED[mlfs_dc]}" "${WARM_MED[mlfs]}"), warm bs=${SMALL_BS} $(ratio "${WSMALL_MED[mlfs_dc]}" "${WSMALL_MED[mlfs]}"), cold $(ratio "${COLD_MED[mlfs_dc]}" "${COLD_MED[mlfs]}")$([[ -z $B ]] || printf '; mlfs base warm %s, warm bs=%s %s, cold %s' "$(ratio "${WARM_MED[base_dc]}" "${WARM_MED[base]}")" "$SMALL_BS" "$(ratio "${WSMALL_MED[base_dc]}" "${WSMALL_MED[base]}")" "$(ratio "${COLD_MED[base_dc]}" "${COLD_MED[base]}")").
+
+Not goals, for context: \`cp\` of the CSV into mlfs \`datasets/big\` (makes v1) took ${IMPORT_S} s$([[ -z $B ]] || printf ' (base %s s)' "$IMPORT_BASE_S");
+creating the ${ENTRIES} entries took ${CREATE_S[mlfs]} s in mlfs (mkdir of datasets)$([[ -z $B ]] || printf ', %s s in mlfs base' "${CREATE_S[base]}")
+and ${CREATE_S[passthrough_ll]} s in passthrough_ll (create of empty files).
+Entries seen by \`ls -l\`: mlfs ${LSL_N[mlfs]}$([[ -z $B ]] || printf ', base %s' "${LSL_N[base]}"), passthrough_ll ${LSL_N[passthrough_ll]}; by
+\`os.listdir\` (plain readdir): mlfs ${LISTDIR_N[mlfs]}$([[ -z $B ]] || printf ', base %s' "${LISTDIR_N[base]}"), passthrough_ll ${LISTDIR_N[passthrough_ll]} (of ${ENTRIES}).
 
 Machine: ${cpu}, nproc $(nproc), ${mem} RAM, kernel $(uname -r),
 libfuse $(pkg-config --modversion fuse3), scratch on ${fstype} (${dev}),
-load average at start ${LOADAVG}, mlfs ${rev}.
+load average at start ${LOADAVG}, at end $(cut -d' ' -f1-3 /proc/loadavg);
+mlfs ${rev}$([[ -z $B ]] || printf ', mlfs base %s (%s)' "$(src_rev "$BUILD_BASE")" "$BUILD_BASE").
 Daemons: mlfs -f -o cache=DIR STORE MNT; ${PT_DESC} MNT.
 
-Individual runs:
-- warm MB/s: native${WARM[native]}; passthrough_ll${WARM[passthrough_ll]}; mlfs${WARM[mlfs]}
-- cold MB/s: native${COLD[native]:- n/a}; passthrough_ll${COLD[passthrough_ll]:- n/a}; mlfs${COLD[mlfs]:- n/a}
-- ls -l ms: passthrough_ll${LS[passthrough_ll]}; mlfs${LS[mlfs]}
+Individual runs (spread min–max in brackets):
 EOF
+# runs NAME ARRAY KEY...: one line of runs
+runs() {
+	local name=$1 k v line=""
+	local -n arr=$2
+	shift 2
+	for k in "$@"; do
+		v=${arr[$k]:-}
+		# shellcheck disable=SC2086
+		line+="; $k${v:- n/a} [$(spread $v)]"
+	done
+	printf -- '- %s: %s\n' "$name" "${line#; }"
+}
+runs "cp, warm source MB/s" CPW "${CP_SYSTEMS[@]}"
+runs "cp, cold source MB/s" CPC "${CP_SYSTEMS[@]}"
+runs "daemon CPU per cp, warm source s" CPUW "${CP_SYSTEMS[@]:1}"
+runs "daemon CPU per cp, cold source s" CPUC "${CP_SYSTEMS[@]:1}"
+runs "read, warm MB/s" WARM "${SYSTEMS[@]}"
+runs "read, warm bs=$SMALL_BS MB/s" WSMALL "${SYSTEMS[@]}"
+runs "read, cold MB/s" COLD "${SYSTEMS[@]}"
+runs "ls -l ms" LS "${E_SYSTEMS[@]}"
 
-if [[ $ML_LSL_N != "$ENTRIES" || $ML_LISTDIR_N != "$ENTRIES" ]]; then
-	printf '\nwarning: mlfs listed fewer than %s datasets (see "Entries seen" above)\n' "$ENTRIES"
-fi
+for s in "${E_SYSTEMS[@]}"; do
+	[[ $s == passthrough_ll ]] && continue
+	if [[ ${LSL_N[$s]} != "$ENTRIES" || ${LISTDIR_N[$s]} != "$ENTRIES" ]]; then
+		printf '\nwarning: %s listed fewer than %s datasets (see "Entries seen" above)\n' "$s" "$ENTRIES"
+	fi
+done
