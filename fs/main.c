@@ -391,10 +391,12 @@ static void fs_free(struct fs *fs)
 		free(fs->errors[i]);
 	models_close(fs);
 	served_cache_close(fs);
+	/* the store first: its export threads ask the S3 mode's gate */
+	store_close(fs->store);
+	fs->store = NULL;
 	remote_close(fs);
 	repo_close(fs);
 	meta_close(fs->meta);
-	store_close(fs->store);
 	node_table_free(fs);
 	fs_glue_free(fs);
 	plugin_set_free(fs->plugins);
