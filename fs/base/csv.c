@@ -1991,72 +1991,82 @@ static inline uint64_t swar_ne(uint64_t y, unsigned char c)
 	return (y ^ (FEED_ONES * c)) + FEED_LOW7;
 }
 
+/* The sum of the bytes of x, each at most 255 / 8 (31). */
+static inline size_t swar_sum(uint64_t x)
+{
+	return (size_t)((x * FEED_ONES) >> 56);
+}
+
+/* Words of feed_plain()'s inner loop: a lane of its count stays < 256. */
+#define FEED_BLOCK_WORDS 255
+
 /*
  * Outside quotes, move past the plain bytes and commas at p[0..n): up to
  * the first byte that feed_special() names other than a comma, or n.
- * Eight bytes at a time (SWAR), with the commas of a word counted in one
- * step; exactly what feed_byte() would do for each of these bytes, c->col
- * included.  Returns the bytes moved past.  Needs a little-endian host,
- * as load8() does: the first byte in memory is the low one.
+ * Eight bytes at a time (SWAR), counting commas in the bytes of a word
+ * (a lane per byte) and adding the lanes up once per block; exactly what
+ * feed_byte() would do for each of these bytes, c->col included.  Returns
+ * the bytes moved past.  Needs a little-endian host, as load8() does: the
+ * first byte in memory is the low one.
  */
 static size_t feed_plain(struct csv_feed *c, const unsigned char *p,
 			 size_t n)
 {
 	size_t fields = c->fields;
-	/* the field count at which the first extra field starts */
-	size_t limit = c->ncols && !c->extra_col && fields < c->ncols
-			       ? c->ncols
-			       : SIZE_MAX;
 	size_t i = 0;
 
 	while (n - i >= 8) {
-		uint64_t x = load8((const char *)p + i);
-		uint64_t y = x & FEED_LOW7;
-		uint64_t plain = swar_ne(y, 0) & swar_ne(y, '"') &
-				 swar_ne(y, '\n') & swar_ne(y, '\r');
-		uint64_t stop = (x | ~plain) & FEED_HIGH;
-		uint64_t comma = ~swar_ne(y, ',') & FEED_HIGH;
-		unsigned k = 8;
-		size_t nc;
+		size_t words = (n - i) / 8;
+		uint64_t lanes = 0;
+		uint64_t stop = 0;
+		uint64_t x = 0;
 
+		if (words > FEED_BLOCK_WORDS)
+			words = FEED_BLOCK_WORDS;
+		for (; words; words--, i += 8) {
+			uint64_t y;
+			uint64_t plain;
+
+			x = load8((const char *)p + i);
+			y = x & FEED_LOW7;
+			plain = swar_ne(y, 0) & swar_ne(y, '"') &
+				swar_ne(y, '\n') & swar_ne(y, '\r');
+			stop = (x | ~plain) & FEED_HIGH;
+			if (stop)
+				break;
+			lanes += (~swar_ne(y, ',') & FEED_HIGH) >> 7;
+		}
 		if (stop) {
-			k = (unsigned)__builtin_ctzll(stop) >> 3;
-			/* 0x80 | ',' in y is a comma too: it is past the stop */
-			comma &= ((uint64_t)1 << (8 * k)) - 1;
-		}
-		/* the bytes of comma >> 7 are 0 or 1: their sum */
-		nc = (size_t)(((comma >> 7) * FEED_ONES) >> 56);
-		if (fields + nc >= limit) {
-			/* the (limit - fields)th comma of this word */
-			for (size_t left = limit - fields; --left;)
-				comma &= comma - 1;
-			c->extra_col = c->col + i +
-				       ((unsigned)__builtin_ctzll(comma) >> 3) +
-				       2;
-			limit = SIZE_MAX;
-		}
-		fields += nc;
-		if (k)
-			c->field_bytes = p[i + k - 1] != ',';
-		i += k;
-		if (k < 8)
+			unsigned k = (unsigned)__builtin_ctzll(stop) >> 3;
+			/* the commas before the stop (0x80 | ',' is past it) */
+			uint64_t comma = ~swar_ne(x & FEED_LOW7, ',') &
+					 FEED_HIGH & (((uint64_t)1 << (8 * k)) - 1);
+
+			fields += swar_sum(lanes + (comma >> 7));
+			i += k;
 			goto out;
-	}
-	for (; i < n; i++) {
-		if (p[i] == ',') {
-			fields++;
-			c->field_bytes = false;
-			if (fields == limit) {
-				c->extra_col = c->col + i + 2;
-				limit = SIZE_MAX;
-			}
-		} else if (feed_special(p[i])) {
-			break;
-		} else {
-			c->field_bytes = true;
 		}
+		fields += swar_sum(lanes);
 	}
+	for (; i < n && (p[i] == ',' || !feed_special(p[i])); i++)
+		fields += p[i] == ',';
 out:
+	if (i)
+		c->field_bytes = p[i - 1] != ',';
+	/*
+	 * The first field past the header's count starts after its comma:
+	 * find that comma again, once a record.
+	 */
+	if (c->ncols && !c->extra_col && c->fields < c->ncols &&
+	    fields >= c->ncols) {
+		size_t left = c->ncols - c->fields;
+		size_t j = 0;
+
+		for (;; j++)
+			if (p[j] == ',' && !--left)
+				break;
+		c->extra_col = c->col + j + 2;
+	}
 	c->fields = fields;
 	c->col += i;
 	return i;
