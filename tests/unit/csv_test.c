@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for fs/base/csv.c: bad input with exact messages and positions,
- * quoting, line ends and the BOM, type inference, statistics against
- * hand-computed values, the float matrix, the distinct-count tiers,
- * csv_parse_double() against strtod(), every allocation failing in
- * turn, and csv_feed() (exact messages, and the same outcome whatever the
- * sizes of the pieces it is fed in).  Single-threaded.
+ * Unit tests for fs/base/csv.c and csv_feed.c: bad input with exact
+ * messages and positions, quoting, line ends and the BOM, type inference,
+ * statistics against hand-computed values, the float matrix, the
+ * distinct-count tiers, csv_parse_double() against strtod(), every
+ * allocation failing in turn, and csv_feed() (exact messages, and the
+ * same outcome whatever the sizes of the pieces it is fed in).
+ * Single-threaded.
  */
 #include <errno.h>
 #include <math.h>
