@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for fs/base/csv.c: bad input with exact messages and positions,
- * quoting, line ends and the BOM, type inference, statistics against
- * hand-computed values, the float matrix, the distinct-count tiers,
- * csv_parse_double() against strtod(), and every allocation failing in
- * turn.  Single-threaded.
+ * Unit tests for fs/base/csv.c and csv_feed.c: bad input with exact
+ * messages and positions, quoting, line ends and the BOM, type inference,
+ * statistics against hand-computed values, the float matrix, the
+ * distinct-count tiers, csv_parse_double() against strtod(), every
+ * allocation failing in turn, and csv_feed() (exact messages, and the
+ * same outcome whatever the sizes of the pieces it is fed in).
+ * Single-threaded.
  */
 #include <errno.h>
 #include <math.h>
@@ -651,6 +653,136 @@ static void test_parse_double(void)
 	free(huge);
 }
 
+struct feed_case {
+	const char *in;
+	size_t len;                /* 0: strlen(in) */
+	size_t ncols;              /* preset header count; 0: from in */
+	int rc;
+	unsigned line;
+	unsigned col;
+	const char *msg;
+};
+
+/* Long enough that the word-at-a-time path of csv_feed meets each error. */
+static const struct feed_case feed_cases[] = {
+	{ "a,b\n1,2\n3,4\n", 0, 0, 0, 0, 0, NULL },
+	{ "a,b\n1,2\n\n3,4\n", 0, 0, 0, 0, 0, NULL },
+	{ "a,b\n1,2\n3\n", 0, 0, -EINVAL, 3, 2,
+	  "record has 1 field, header has 2" },
+	{ "a,b\n1,2,3\n", 0, 0, -EINVAL, 2, 5,
+	  "record has 3 fields, header has 2" },
+	{ "aaaa,bbbb,cccc\n11111111,22222222,33333333,44444444,5\n", 0, 0,
+	  -EINVAL, 2, 28, "record has 5 fields, header has 3" },
+	{ "11111111,22222222,33333333,4444,5555,6666\n", 0, 3, -EINVAL, 1, 28,
+	  "record has 6 fields, header has 3" },
+	{ "1,2,3,4,5,6,7,8,9,10,11,12\n", 0, 9, -EINVAL, 1, 19,
+	  "record has 12 fields, header has 9" },
+	{ "1,2,3,4,5,6,7,8,9,10,11,12\n", 0, 12, 0, 0, 0, NULL },
+	{ "123456789,123456789\n12345678901234\n", 0, 0, -EINVAL, 2, 15,
+	  "record has 1 field, header has 2" },
+	{ "a,b\n1234567890,12345\x00" "678\n", 25, 0, -EINVAL, 2, 17,
+	  "binary data (NUL byte)" },
+	{ "a,b\n1234567890,\xff\n", 0, 0, -EINVAL, 2, 12, "invalid UTF-8" },
+	{ "a,b\n1234567890,caf\xc3\xa9,x\n", 0, 0, -EINVAL, 2, 18,
+	  "record has 3 fields, header has 2" },
+	{ "a,b\n1234567890,caf\xc3(,x\n", 0, 0, -EINVAL, 2, 16,
+	  "invalid UTF-8" },
+	{ "a,b\n1234567890,12\"34\n", 0, 0, -EINVAL, 2, 14, "stray quote" },
+	{ "a,b\n1234567890,\"1,2\n3\"x\n", 0, 0, -EINVAL, 3, 3, "stray quote" },
+	{ "a,b\n\"12345,\"\"678\n9\",12345678901\r\n1,2\n", 0, 0, 0, 0, 0,
+	  NULL },
+	{ "a,b\r\n12345678901234,1\r\n12345678901234\r\n", 0, 0, -EINVAL, 3, 16,
+	  "record has 1 field, header has 2" },
+};
+
+/* Feed in[0..n) in pieces of at most step bytes (0: in one). */
+static int feed_steps(const char *in, size_t n, size_t ncols, size_t step,
+		      struct csv_feed *c, struct problem *pb)
+{
+	int rc = 0;
+
+	memset(c, 0, sizeof(*c));
+	memset(pb, 0, sizeof(*pb));
+	c->ncols = ncols;
+	for (size_t at = 0; at < n && rc == 0;) {
+		size_t k = step && n - at > step ? step : n - at;
+
+		rc = csv_feed(c, in + at, k, pb);
+		at += k;
+	}
+	return rc;
+}
+
+/* The same outcome, error or final state, in one piece and byte by byte. */
+static bool feed_agrees(const char *in, size_t n, size_t ncols, size_t step)
+{
+	struct csv_feed a, b;
+	struct problem pa, pbb;
+	int ra = feed_steps(in, n, ncols, step, &a, &pa);
+	int rb = feed_steps(in, n, ncols, 1, &b, &pbb);
+
+	if (ra != rb)
+		return false;
+	if (ra < 0)
+		return pa.line == pbb.line && pa.col == pbb.col &&
+		       !strcmp(pa.msg, pbb.msg);
+	return a.ncols == b.ncols && a.fields == b.fields &&
+	       a.line == b.line && a.col == b.col &&
+	       a.extra_col == b.extra_col && a.utf8 == b.utf8 &&
+	       a.quoted == b.quoted && a.quote_end == b.quote_end &&
+	       a.field_bytes == b.field_bytes;
+}
+
+static void test_feed(void)
+{
+	static const char alpha[] = "0123456789012345678901234567.-,,,,,,"
+				    "\n\n\r\"\xc3\xa9\xff\0";
+	uint64_t rng = 0x2545f4914f6cdd1dULL;
+	char buf[256];
+	bool same = true;
+
+	for (size_t i = 0; i < sizeof(feed_cases) / sizeof(feed_cases[0]);
+	     i++) {
+		const struct feed_case *fc = &feed_cases[i];
+		size_t n = fc->len ? fc->len : strlen(fc->in);
+		struct csv_feed c;
+		struct problem pb;
+		int rc = feed_steps(fc->in, n, fc->ncols, 0, &c, &pb);
+		bool splits = true;
+
+		is_int(rc, fc->rc, fc->in);
+		if (fc->rc < 0) {
+			is_int(pb.line, fc->line, fc->in);
+			is_int(pb.col, fc->col, fc->in);
+			is_str(pb.msg, fc->msg, fc->in);
+		}
+		for (size_t step = 1; step <= n; step++)
+			splits = splits && feed_agrees(fc->in, n, fc->ncols,
+						       step);
+		ok(splits, "every piece size agrees");
+	}
+	/* random bytes of CSV: in one piece and in 3..9 byte pieces */
+	for (int round = 0; round < 20000; round++) {
+		size_t n = 1 + round % sizeof(buf);
+
+		for (size_t i = 0; i < n; i++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			buf[i] = alpha[(rng >> 32) % (sizeof(alpha) - 1)];
+		}
+		/* mostly plain records, so that runs get past the first */
+		if (round % 4)
+			for (size_t i = 0; i < n; i++)
+				if (buf[i] == '"' || buf[i] == '\0' ||
+				    (unsigned char)buf[i] >= 0x80)
+					buf[i] = '7';
+		same = same && feed_agrees(buf, n, round % 7, 0) &&
+		       feed_agrees(buf, n, round % 5, 3 + round % 7);
+	}
+	ok(same, "random input: the same in one piece as byte by byte");
+}
+
 static void test_names(void)
 {
 	enum csv_type t;
@@ -680,5 +812,6 @@ int main(void)
 	test_alloc_failures();
 	test_parse_double();
 	test_names();
+	test_feed();
 	return done();
 }
