@@ -704,10 +704,12 @@ static void search_settings(struct search *s)
 		fail("tune plugin %s: %s", tpath, msg);
 	s->tp = &tp;
 	s->tops = tp.desc->ops;
-	if (!s->metric)
-		s->metric = s->run->task == MLFS_TASK_CLASSIFICATION ? "accuracy"
-			    : s->run->task == MLFS_TASK_REGRESSION   ? "r2"
-								     : "inertia";
+	if (!s->metric && s->run->task == MLFS_TASK_CLASSIFICATION)
+		s->metric = "accuracy";
+	else if (!s->metric && s->run->task == MLFS_TASK_REGRESSION)
+		s->metric = "r2";
+	else if (!s->metric)
+		s->metric = "inertia";
 	s->maxi = goal ? strcmp(goal, "maximize") == 0
 		       : default_maximize(s->metric);
 	if (s->ntrials <= 0)
@@ -1121,7 +1123,8 @@ static void columns_find(struct data *d, json_t *plan)
 		fail("out of memory");
 	for (size_t i = 0; i < d->nfeat; i++) {
 		json_t *f = json_array_get(feats, i);
-		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *name =
+			json_string_value(json_object_get(f, "name"));
 		long c = table_col(d->t, name);
 
 		if (c < 0)

@@ -645,8 +645,9 @@ static int resolve_dataset_version(struct resolve *r)
 	}
 	if (rc < 0) {
 		problem_field(pb, r->text, "dataset",
-			      r->dsver ? "dataset \"%s\" has no version %u"
-				       : "dataset \"%s\" has no version yet%.0u",
+			      r->dsver
+				      ? "dataset \"%s\" has no version %u"
+				      : "dataset \"%s\" has no version yet%.0u",
 			      r->dsname, r->dsver);
 		return -EINVAL;
 	}
@@ -765,7 +766,8 @@ static int resolve_features_given(struct resolve *r, json_t *given)
 	json_array_foreach(given, i, f) {
 		const char *n = json_string_value(f);
 		json_t *c = n ? schema_col(r->schema, n) : NULL;
-		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *type =
+			json_string_value(json_object_get(c, "type"));
 
 		if (!c || (r->label && strcmp(n, r->label) == 0) ||
 		    strcmp(type, "text") == 0) {
