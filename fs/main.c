@@ -795,6 +795,30 @@ static int serve(struct fs *fs, struct fuse_session *se, int *status)
 	return 0;
 }
 
+/* After the fork: the services, FUSE's loop, their end.  The exit status. */
+static int daemon_run(struct fs *fs, const struct cli *cli,
+		      struct fuse_session *se, bool remote)
+{
+	int status;
+
+	/*
+	 * Serving scores small batches: BLAS threads would only spin (they
+	 * showed as sched_yield in profiles).  Jobs set their own.
+	 */
+	openblas_set_num_threads(1);
+	/*
+	 * A failure after the fork exits 1 on a local store but 0 on an S3
+	 * one: before main() was split, the status open_remote() returned
+	 * (0) was still the one returned there.  A refactor keeps it; whether
+	 * it should be 1 is a question of its own.
+	 */
+	status = remote ? 0 : 1;
+	if (start_services(fs, cli, remote) == 0)
+		serve(fs, se, &status);
+	stop_services(fs);
+	return status;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -847,21 +871,7 @@ int main(int argc, char *argv[])
 		status = 1;
 		goto out_unmount;
 	}
-	/*
-	 * Serving scores small batches: BLAS threads would only spin (they
-	 * showed as sched_yield in profiles).  Jobs set their own.
-	 */
-	openblas_set_num_threads(1);
-	/*
-	 * A failure after the fork exits 1 on a local store but 0 on an S3
-	 * one: before main() was split, the status open_remote() returned
-	 * (0) was still the one returned there.  A refactor keeps it; whether
-	 * it should be 1 is a question of its own.
-	 */
-	status = remote ? 0 : 1;
-	if (start_services(&fs, &cli, remote) == 0)
-		serve(&fs, se, &status);
-	stop_services(&fs);
+	status = daemon_run(&fs, &cli, se, remote);
 out_unmount:
 	session_unmount(se);
 out_fs:
