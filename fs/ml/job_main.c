@@ -80,6 +80,7 @@ struct run {
 	const struct plugin *pl;
 	const struct mlfs_train_ops *ops;
 	unsigned task;
+	const char *taskname; /* borrowed from plan */
 	double t0;        /* monotonic start */
 	FILE *metrics;
 };
@@ -653,6 +654,257 @@ static void trial_start(struct trial *t, json_t *params, double budget,
 }
 
 /*
+ * One search: its settings from the plan, the tune plugin's instance and
+ * the trials so far.  search_run() owns it, on its stack.
+ */
+struct search {
+	struct run *run;
+	const struct mlfs_host *host;
+	json_t *plan;
+	json_t *space;               /* borrowed from plan */
+	struct mlfs_data *tr;        /* shuffled in place */
+	const struct mlfs_data *va;
+	const char **cnames;         /* [ncls] */
+	size_t ncls;
+	const char *metric;
+	bool maxi;                   /* bigger metric is better */
+	json_int_t ntrials;
+	json_int_t parallel;         /* trials at once */
+	json_int_t max_failed;
+	uint64_t seed;
+	const struct plugin *tp;     /* the tune plugin */
+	const struct mlfs_tune_ops *tops;
+	void *tinst;                 /* its instance */
+	struct hctx thc;             /* the host table it gets */
+	struct mlfs_range *ranges;   /* [nspace] */
+	size_t nspace;
+	double *values;              /* [nspace] of the last proposal */
+	struct trial **ts;           /* [nt], in the order proposed */
+	size_t nt;
+	double maxb;                 /* the largest budget proposed */
+	double expect;               /* trials expected, for progress */
+	json_int_t failed;           /* under trials_lock */
+	unsigned running;            /* under trials_lock */
+	bool over;                   /* the tune plugin proposes no more */
+};
+
+/* The plan's search settings, with their defaults, and the tune plugin. */
+static void search_settings(struct search *s)
+{
+	static struct plugin tp;
+	json_t *search = json_object_get(s->plan, "search");
+	json_t *mf = json_object_get(search, "max_failed");
+	const char *goal = json_string_value(json_object_get(search, "goal"));
+	const char *tpath = json_string_value(
+		json_object_get(s->plan, "tune_plugin"));
+	char msg[1024] = "";
+
+	s->space = json_object_get(search, "space");
+	s->metric = json_string_value(json_object_get(search, "metric"));
+	s->ntrials = json_integer_value(json_object_get(search, "trials"));
+	s->parallel = json_integer_value(json_object_get(search, "parallel"));
+	s->max_failed = mf ? json_integer_value(mf) : 3;
+	s->seed = (uint64_t)json_integer_value(
+		json_object_get(json_object_get(s->plan, "split"), "seed"));
+	if (plugin_load_file(tpath, &tp, msg, sizeof(msg)) < 0)
+		fail("tune plugin %s: %s", tpath, msg);
+	s->tp = &tp;
+	s->tops = tp.desc->ops;
+	if (!s->metric && s->run->task == MLFS_TASK_CLASSIFICATION)
+		s->metric = "accuracy";
+	else if (!s->metric && s->run->task == MLFS_TASK_REGRESSION)
+		s->metric = "r2";
+	else if (!s->metric)
+		s->metric = "inertia";
+	s->maxi = goal ? strcmp(goal, "maximize") == 0
+		       : default_maximize(s->metric);
+	if (s->ntrials <= 0)
+		s->ntrials = 10;
+	if (s->parallel <= 0)
+		s->parallel = 1;
+}
+
+/* The tune plugin's instance over the space; the rows shuffled. */
+static void search_start(struct search *s)
+{
+	const struct mlfs_host *host = s->host;
+	char msg[1024] = "";
+	int rc;
+
+	s->ranges = space_ranges(s->space, &s->nspace);
+	s->values = calloc(s->nspace + 1, sizeof(*s->values));
+	s->ts = calloc((size_t)s->ntrials + 1, sizeof(*s->ts));
+	if (!s->values || !s->ts)
+		fail("out of memory");
+	s->thc.run = s->run;
+	s->thc.host = *host;
+	s->thc.host.ctx = &s->thc;
+	rc = s->tops->init(&s->thc.host, s->ranges, s->nspace,
+			   (unsigned)s->ntrials, s->seed, &s->tinst, msg,
+			   sizeof(msg));
+	if (rc < 0)
+		fail("search: %s", msg);
+	shuffle_rows(s->tr->x.data, (float *)s->tr->y, s->tr->x.rows,
+		     s->tr->x.cols, s->seed);
+	/* trials at once share the cores: BLAS gets its share in each */
+	if (s->parallel > 1)
+		openblas_set_num_threads(host->threads / (int)s->parallel > 1
+						 ? host->threads /
+							   (int)s->parallel
+						 : 1);
+	s->expect = (double)s->ntrials * 1.5 + 1;
+	say("search: %s, %zu parameter%s, %lld trials, %lld at once, %s %s",
+	    s->tp->desc->name, s->nspace, s->nspace == 1 ? "" : "s",
+	    (long long)s->ntrials, (long long)s->parallel,
+	    s->maxi ? "maximize" : "minimize", s->metric);
+}
+
+/* Join the trials that finished and report them.  Under trials_lock. */
+static void search_reap(struct search *s)
+{
+	for (size_t i = 0; i < s->nt; i++) {
+		struct trial *t = s->ts[i];
+
+		if (!t->running || !t->done)
+			continue;
+		pthread_mutex_unlock(&trials_lock);
+		pthread_join(t->thread, NULL);
+		pthread_mutex_lock(&trials_lock);
+		t->running = false;
+		s->running--;
+		s->tops->report(s->tinst, t->id, t->score);
+		if (isnan(t->score) && ++s->failed > s->max_failed) {
+			pthread_mutex_unlock(&trials_lock);
+			fail("%lld trials failed (max_failed %lld)",
+			     (long long)s->failed, (long long)s->max_failed);
+		}
+	}
+}
+
+/* The trial numbered id: a proposed one (promoted), or a new one. */
+static struct trial *search_trial(struct search *s, unsigned id)
+{
+	struct trial *t = NULL;
+
+	for (size_t i = 0; i < s->nt; i++)
+		if (s->ts[i]->id == id)
+			t = s->ts[i];
+	if (t)
+		return t;
+	if (s->nt > (size_t)s->ntrials)
+		fail("search: the tune plugin proposed more than %lld trials",
+		     (long long)s->ntrials);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		fail("out of memory");
+	s->ts[s->nt++] = t;
+	t->id = id;
+	t->run = s->run;
+	t->host = s->host;
+	t->va = s->va;
+	t->cnames = s->cnames;
+	t->ncls = s->ncls;
+	t->metric = s->metric;
+	t->maximize = s->maxi;
+	return t;
+}
+
+/*
+ * Ask the tune plugin for the next trial and start it, or wait for a
+ * running one to finish.  Under trials_lock.
+ */
+static void search_step(struct search *s)
+{
+	struct trial *t;
+	unsigned id = 0;
+	double budget = 1;
+	int rc;
+
+	rc = s->over || s->running >= (unsigned)s->parallel
+		     ? -EAGAIN
+		     : s->tops->next(s->tinst, &id, s->values, &budget);
+	if (rc == 0)
+		s->over = true;
+	if (rc != 1) {
+		if (s->running)
+			pthread_cond_wait(&trials_cond, &trials_lock);
+		else if (rc == -EAGAIN && !s->over)
+			fail("search: the tune plugin waits for no trial");
+		return;
+	}
+	t = search_trial(s, id);
+	if (budget <= 0 || budget > 1)
+		budget = 1;
+	if (budget > s->maxb)
+		s->maxb = budget;
+	s->running++;
+	trial_start(t,
+		    trial_params(json_object_get(s->plan, "params"), s->space,
+				 s->ranges, s->nspace, s->values),
+		    budget, s->tr, fmin(0.9, (double)s->nt / s->expect),
+		    0.9 / s->expect);
+}
+
+/*
+ * The best trial at the full budget; ties go to the lower log loss, then
+ * to the trial proposed first (the lower number).  Trials left at a
+ * smaller budget are marked stopped early.
+ */
+static size_t search_best(struct search *s)
+{
+	size_t best = (size_t)-1;
+
+	for (size_t i = 0; i < s->nt; i++) {
+		struct trial *t = s->ts[i];
+
+		if (t->budget < s->maxb &&
+		    strcmp(json_string_value(json_object_get(t->rec, "status")),
+			   "failed") != 0) {
+			json_object_set_new(t->rec, "status",
+					    json_string("stopped early"));
+			write_trial(t->id, t->rec);
+		}
+		if (t->budget < s->maxb || isnan(t->score))
+			continue;
+		if (best == (size_t)-1 || t->score > s->ts[best]->score ||
+		    (t->score == s->ts[best]->score &&
+		     metric_of(json_object_get(t->rec, "metrics"), "log_loss") <
+			     metric_of(json_object_get(s->ts[best]->rec,
+						       "metrics"),
+				       "log_loss")))
+			best = i;
+	}
+	if (best == (size_t)-1)
+		fail("no trial succeeded");
+	return best;
+}
+
+/* The trials' records in the order of their numbers (new reference). */
+static json_t *search_records(const struct search *s)
+{
+	json_t *trials = json_array();
+
+	for (unsigned id = 0; id < s->nt; id++)
+		for (size_t i = 0; i < s->nt; i++)
+			if (s->ts[i]->id == id)
+				json_array_append(trials, s->ts[i]->rec);
+	return trials;
+}
+
+static void search_free(struct search *s)
+{
+	for (size_t i = 0; i < s->nt; i++) {
+		json_decref(s->ts[i]->rec);
+		json_decref(s->ts[i]->hc.stopped);
+		json_decref(s->ts[i]->params);
+		free(s->ts[i]);
+	}
+	free(s->ts);
+	free(s->ranges);
+	free(s->values);
+}
+
+/*
  * Run the spec's search with its tune plugin; returns the params of the
  * best trial at the full budget (new reference), the trials' records in
  * *trials_out.
@@ -662,186 +914,41 @@ static json_t *search_run(struct run *run, const struct mlfs_host *host,
 			  const struct mlfs_data *va, const char **cnames,
 			  size_t ncls, json_t **trials_out)
 {
-	json_t *search = json_object_get(plan, "search");
-	json_t *space = json_object_get(search, "space");
-	const char *metric = json_string_value(json_object_get(search, "metric"));
-	const char *goal = json_string_value(json_object_get(search, "goal"));
-	json_int_t ntrials = json_integer_value(json_object_get(search, "trials"));
-	json_int_t parallel = json_integer_value(json_object_get(search, "parallel"));
-	json_int_t max_failed = json_object_get(search, "max_failed")
-					? json_integer_value(json_object_get(search, "max_failed"))
-					: 3;
-	uint64_t seed = (uint64_t)json_integer_value(
-		json_object_get(json_object_get(plan, "split"), "seed"));
-	static struct plugin tp;
-	const struct mlfs_tune_ops *tops;
-	struct mlfs_range *ranges;
-	struct hctx thc = { .run = run };
-	struct trial **ts = NULL;
-	size_t nspace, nt = 0, best = (size_t)-1;
-	double *values, maxb = 0, expect;
-	char msg[1024] = "";
-	void *tinst = NULL;
-	json_int_t failed = 0;
-	unsigned running = 0;
-	bool maxi, over = false;
-	json_t *out, *trials;
-	int rc;
+	struct search s = {
+		.run = run,
+		.host = host,
+		.plan = plan,
+		.tr = tr,
+		.va = va,
+		.cnames = cnames,
+		.ncls = ncls,
+	};
+	struct trial *b;
+	json_t *out;
 
-	if (plugin_load_file(json_string_value(json_object_get(plan, "tune_plugin")),
-			     &tp, msg, sizeof(msg)) < 0)
-		fail("tune plugin %s: %s",
-		     json_string_value(json_object_get(plan, "tune_plugin")), msg);
-	tops = tp.desc->ops;
-	if (!metric)
-		metric = run->task == MLFS_TASK_CLASSIFICATION ? "accuracy"
-			 : run->task == MLFS_TASK_REGRESSION   ? "r2"
-							       : "inertia";
-	maxi = goal ? strcmp(goal, "maximize") == 0 : default_maximize(metric);
-	if (ntrials <= 0)
-		ntrials = 10;
-	if (parallel <= 0)
-		parallel = 1;
-	ranges = space_ranges(space, &nspace);
-	values = calloc(nspace + 1, sizeof(*values));
-	ts = calloc((size_t)ntrials + 1, sizeof(*ts));
-	if (!values || !ts)
-		fail("out of memory");
-	thc.host = *host;
-	thc.host.ctx = &thc;
-	rc = tops->init(&thc.host, ranges, nspace, (unsigned)ntrials, seed,
-			&tinst, msg, sizeof(msg));
-	if (rc < 0)
-		fail("search: %s", msg);
-	shuffle_rows(tr->x.data, (float *)tr->y, tr->x.rows, tr->x.cols, seed);
-	/* trials at once share the cores: BLAS gets its share in each */
-	if (parallel > 1)
-		openblas_set_num_threads(host->threads / (int)parallel > 1
-						 ? host->threads / (int)parallel
-						 : 1);
-	expect = (double)ntrials * 1.5 + 1;
-	say("search: %s, %zu parameter%s, %lld trials, %lld at once, %s %s",
-	    tp.desc->name, nspace, nspace == 1 ? "" : "s",
-	    (long long)ntrials, (long long)parallel,
-	    maxi ? "maximize" : "minimize", metric);
+	search_settings(&s);
+	search_start(&s);
 	pthread_mutex_lock(&trials_lock);
-	while (!over || running) {
-		struct trial *t = NULL;
-		unsigned id = 0;
-		double budget = 1;
-
+	while (!s.over || s.running) {
 		if (cancelled) {
 			pthread_mutex_unlock(&trials_lock);
 			fail("cancelled");
 		}
-		for (size_t i = 0; i < nt; i++) {
-			t = ts[i];
-			if (!t->running || !t->done)
-				continue;
-			pthread_mutex_unlock(&trials_lock);
-			pthread_join(t->thread, NULL);
-			pthread_mutex_lock(&trials_lock);
-			t->running = false;
-			running--;
-			tops->report(tinst, t->id, t->score);
-			if (isnan(t->score) && ++failed > max_failed) {
-				pthread_mutex_unlock(&trials_lock);
-				fail("%lld trials failed (max_failed %lld)",
-				     (long long)failed, (long long)max_failed);
-			}
-		}
-		rc = over || running >= (unsigned)parallel
-			     ? -EAGAIN
-			     : tops->next(tinst, &id, values, &budget);
-		if (rc == 0)
-			over = true;
-		if (rc != 1) {
-			if (running)
-				pthread_cond_wait(&trials_cond, &trials_lock);
-			else if (rc == -EAGAIN && !over)
-				fail("search: the tune plugin waits for no trial");
-			continue;
-		}
-		t = NULL;
-		for (size_t i = 0; i < nt; i++)
-			if (ts[i]->id == id)
-				t = ts[i];
-		if (!t) {
-			if (nt > (size_t)ntrials)
-				fail("search: the tune plugin proposed more "
-				     "than %lld trials", (long long)ntrials);
-			t = calloc(1, sizeof(*t));
-			if (!t)
-				fail("out of memory");
-			ts[nt++] = t;
-			t->id = id;
-			t->run = run;
-			t->host = host;
-			t->va = va;
-			t->cnames = cnames;
-			t->ncls = ncls;
-			t->metric = metric;
-			t->maximize = maxi;
-		}
-		if (budget <= 0 || budget > 1)
-			budget = 1;
-		if (budget > maxb)
-			maxb = budget;
-		running++;
-		trial_start(t, trial_params(json_object_get(plan, "params"),
-					    space, ranges, nspace, values),
-			    budget, tr, fmin(0.9, (double)nt / expect),
-			    0.9 / expect);
+		search_reap(&s);
+		search_step(&s);
 	}
 	pthread_mutex_unlock(&trials_lock);
-	tops->fini(tinst);
-	if (parallel > 1)
+	s.tops->fini(s.tinst);
+	if (s.parallel > 1)
 		openblas_set_num_threads(host->threads > 0 ? host->threads : 1);
-	/*
-	 * The best trial at the full budget; ties go to the lower log loss,
-	 * then to the trial proposed first (the lower number).
-	 */
-	for (size_t i = 0; i < nt; i++) {
-		struct trial *t = ts[i];
-
-		if (t->budget < maxb &&
-		    strcmp(json_string_value(json_object_get(t->rec, "status")),
-			   "failed") != 0) {
-			json_object_set_new(t->rec, "status",
-					    json_string("stopped early"));
-			write_trial(t->id, t->rec);
-		}
-		if (t->budget < maxb || isnan(t->score))
-			continue;
-		if (best == (size_t)-1 || t->score > ts[best]->score ||
-		    (t->score == ts[best]->score &&
-		     metric_of(json_object_get(t->rec, "metrics"), "log_loss") <
-			     metric_of(json_object_get(ts[best]->rec, "metrics"),
-				       "log_loss")))
-			best = i;
-	}
-	if (best == (size_t)-1)
-		fail("no trial succeeded");
-	json_object_set_new(ts[best]->rec, "best", json_true());
-	write_trial(ts[best]->id, ts[best]->rec);
-	say("best trial %u: %s = %g", ts[best]->id, metric,
-	    maxi ? ts[best]->score : -ts[best]->score);
-	out = json_deep_copy(ts[best]->params);
-	trials = json_array();
-	for (unsigned id = 0; id < nt; id++)
-		for (size_t i = 0; i < nt; i++)
-			if (ts[i]->id == id)
-				json_array_append(trials, ts[i]->rec);
-	for (size_t i = 0; i < nt; i++) {
-		json_decref(ts[i]->rec);
-		json_decref(ts[i]->hc.stopped);
-		json_decref(ts[i]->params);
-		free(ts[i]);
-	}
-	free(ts);
-	free(ranges);
-	free(values);
-	*trials_out = trials;
+	b = s.ts[search_best(&s)];
+	json_object_set_new(b->rec, "best", json_true());
+	write_trial(b->id, b->rec);
+	say("best trial %u: %s = %g", b->id, s.metric,
+	    s.maxi ? b->score : -b->score);
+	out = json_deep_copy(b->params);
+	*trials_out = search_records(&s);
+	search_free(&s);
 	return out;
 }
 
@@ -876,71 +983,67 @@ static const char *id_column(json_t *plan, const struct table *t,
 	return NULL;
 }
 
-int main(int argc, char **argv)
+/*
+ * The job's data, from the table to the matrix the plugin fits.  Each
+ * step of main() fills in the fields the next one reads.
+ */
+struct data {
+	struct table *t;
+	const char *label;     /* borrowed from the plan; NULL: none */
+	long labcol;           /* -1: no label */
+	size_t nfeat;
+	size_t *featcol;       /* [nfeat] the features' columns in t */
+	const char **types;    /* [nfeat] borrowed from the plan */
+	struct cls *cls;       /* [ncls] the classes, sorted */
+	size_t ncls;
+	bool numlabel;         /* every label a number: classes are numbers */
+	size_t n;              /* usable rows */
+	size_t *rows;          /* [n] their rows in t */
+	float *y;              /* [n] class number or value */
+	uint32_t *strata;      /* [n] class of each row (classification) */
+	uint8_t *set;          /* [n] SPLIT_TRAIN, SPLIT_VALIDATION, ... */
+	struct fx *fx;
+	size_t w;              /* width of a row of x */
+	float *x;              /* [n * w] the rows' features */
+	double parse_s;        /* seconds parsing the table */
+	double prep_t0;        /* monotonic start of the preparation */
+	double split_s;        /* seconds writing the split */
+};
+
+/* Field (r, c) of t: its text, *len bytes of it. */
+static const char *field(const struct table *t, size_t r, size_t c,
+			 size_t *len)
 {
-	pid_t daemon_pid;
-	struct run run = { 0 };
-	struct hctx fh = { 0 };
-	struct mlfs_host host = {
-		.size = sizeof(host),
-		.ctx = &fh,
-		.log = host_log,
-		.progress = host_progress,
-		.metric = host_metric,
-		.cancelled = host_cancelled,
-		.threads = 1,
-		.stopped = host_stopped,
-	};
-	static struct plugin pl;
-	struct problem pb = { 0 };
-	struct table *t = NULL;
-	struct fx *fx = NULL;
-	json_t *plan, *feats, *params, *metrics, *meta, *header, *trials = NULL;
-	const char *label, *taskname;
-	char msg[1024];
-	struct stat st;
-	const char *data;
-	double parse_s, fit_s = 0, prep_t0, split_s, prepare_s;
-	size_t nfeat, n = 0, w, ncls = 0;
-	size_t *featcol, *rows;
-	const char **types;
-	long labcol = -1;
-	struct cls *cls = NULL;
-	bool numlabel = false;
-	float *y = NULL, *x;
-	uint8_t *set;
-	uint32_t *strata = NULL;
-	void *inst = NULL;
-	int rc;
+	*len = t->len[r * t->ncols + c];
+	return t->data + t->off[r * t->ncols + c];
+}
 
-	/* The daemon names itself: it may be gone before main() runs,
-	 * and then getppid() here would not be it. */
-	daemon_pid = argc == 3 ? (pid_t)atol(argv[2]) : 0;
-	if (argc != 3 || daemon_pid <= 0 || chdir(argv[1]) < 0) {
-		fprintf(stderr,
-			"usage: mlfs-job JOBDIR DAEMON-PID (started by mlfs)\n");
-		return 2;
-	}
-	{
-		/* The folder is the writer's: never follow a link they
-		 * put in place of the plan (this still runs as root). */
-		int fd = open("job.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-						  O_NONBLOCK);
-		struct stat pst;
+/*
+ * The plan in JOBDIR/job.json (new reference), or NULL.  The folder is
+ * the writer's: never follow a link they put in place of the plan (this
+ * still runs as root).
+ */
+static json_t *plan_read(void)
+{
+	int fd = open("job.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+					  O_NONBLOCK);
+	struct stat pst;
+	json_t *plan;
 
-		plan = fd >= 0 && fstat(fd, &pst) == 0 && S_ISREG(pst.st_mode)
-			       ? json_loadfd(fd, 0, NULL)
-			       : NULL;
-		if (fd >= 0)
-			close(fd);
-	}
-	if (!plan) {
-		fprintf(stderr, "mlfs-job: cannot read %s/job.json\n", argv[1]);
-		return 2;
-	}
-	signal(SIGTERM, on_term);
-	signal(SIGINT, on_term);
-	/* identity before anything is read (the daemon bounds memory) */
+	plan = fd >= 0 && fstat(fd, &pst) == 0 && S_ISREG(pst.st_mode)
+		       ? json_loadfd(fd, 0, NULL)
+		       : NULL;
+	if (fd >= 0)
+		close(fd);
+	return plan;
+}
+
+/*
+ * Become the spec's writer, before anything is read (the daemon bounds
+ * memory), then die with the daemon.
+ */
+static void identity_switch(json_t *plan, pid_t daemon_pid)
+{
 	if (geteuid() == 0) {
 		uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 		gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
@@ -958,46 +1061,311 @@ int main(int argc, char **argv)
 	 */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != daemon_pid)
 		_exit(3); /* no one to tell; exit() can wait on BLAS threads */
-	run.plan = plan;
-	run.t0 = now_mono();
-	fh.run = &run;
-	fh.frac_span = 1;
-	run.metrics = fopen("metrics", "ae");
-	taskname = json_string_value(json_object_get(plan, "task"));
-	run.task = strcmp(taskname, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
-		   : strcmp(taskname, "regression") == 0   ? MLFS_TASK_REGRESSION
-							   : MLFS_TASK_CLUSTERING;
-	{
-		const char *threads = getenv("OPENBLAS_NUM_THREADS");
+}
 
-		host.threads = threads ? atoi(threads) : 1;
-	}
-	if (plugin_load_file(json_string_value(json_object_get(plan, "plugin")),
-			     &pl, msg, sizeof(msg)) < 0)
-		fail("plugin %s: %s",
-		     json_string_value(json_object_get(plan, "plugin")), msg);
-	run.pl = &pl;
-	run.ops = pl.desc->ops;
-	say("job %s: %s %s on %s@%d", json_string_value(json_object_get(plan, "name")),
-	    json_string_value(json_object_get(plan, "algorithm")), taskname,
-	    json_string_value(json_object_get(json_object_get(plan, "dataset"), "name")),
-	    (int)json_integer_value(json_object_get(json_object_get(plan, "dataset"), "version")));
-	host_progress(&fh, 0, "reading data");
+/* The run: its clock, metrics file, task and train plugin. */
+static void run_start(struct run *run, json_t *plan, struct mlfs_host *host)
+{
+	static struct plugin pl;
+	const char *threads = getenv("OPENBLAS_NUM_THREADS");
+	const char *path = json_string_value(json_object_get(plan, "plugin"));
+	json_t *ds = json_object_get(plan, "dataset");
+	char msg[1024];
 
-	/* the data: descriptor 3, given by the runner */
+	run->plan = plan;
+	run->t0 = now_mono();
+	run->metrics = fopen("metrics", "ae");
+	run->taskname = json_string_value(json_object_get(plan, "task"));
+	run->task = strcmp(run->taskname, "classification") == 0
+			    ? MLFS_TASK_CLASSIFICATION
+		    : strcmp(run->taskname, "regression") == 0
+			    ? MLFS_TASK_REGRESSION
+			    : MLFS_TASK_CLUSTERING;
+	host->threads = threads ? atoi(threads) : 1;
+	if (plugin_load_file(path, &pl, msg, sizeof(msg)) < 0)
+		fail("plugin %s: %s", path, msg);
+	run->pl = &pl;
+	run->ops = pl.desc->ops;
+	say("job %s: %s %s on %s@%d",
+	    json_string_value(json_object_get(plan, "name")),
+	    json_string_value(json_object_get(plan, "algorithm")),
+	    run->taskname, json_string_value(json_object_get(ds, "name")),
+	    (int)json_integer_value(json_object_get(ds, "version")));
+}
+
+/* The table, from descriptor 3 (given by the runner). */
+static void data_read(struct data *d, const struct run *run)
+{
+	struct problem pb = { 0 };
+	struct stat st;
+	const char *text;
+
 	if (fstat(3, &st) < 0)
 		fail("no data descriptor: %s", strerror(errno));
-	data = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ,
+	text = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ,
 				 MAP_PRIVATE, 3, 0)
 			  : "";
-	if (data == MAP_FAILED)
+	if (text == MAP_FAILED)
 		fail("cannot map the data: %s", strerror(errno));
-	rc = table_parse(data, (size_t)st.st_size, &t, &pb);
-	if (rc < 0)
+	if (table_parse(text, (size_t)st.st_size, &d->t, &pb) < 0)
 		fail("data: %u:%u: %s", pb.line, pb.col, pb.msg);
-	parse_s = now_mono() - run.t0;
-	say("parsed %zu rows x %zu columns in %.3f s", t->nrows, t->ncols,
-	    parse_s);
+	d->parse_s = now_mono() - run->t0;
+	say("parsed %zu rows x %zu columns in %.3f s", d->t->nrows,
+	    d->t->ncols, d->parse_s);
+}
+
+/* The columns of the label and the features. */
+static void columns_find(struct data *d, json_t *plan)
+{
+	json_t *feats = json_object_get(plan, "features");
+
+	d->label = json_string_value(json_object_get(plan, "label"));
+	if (d->label && (d->labcol = table_col(d->t, d->label)) < 0)
+		fail("no label column \"%s\" in the data", d->label);
+	d->nfeat = json_array_size(feats);
+	d->featcol = calloc(d->nfeat, sizeof(*d->featcol));
+	d->types = calloc(d->nfeat, sizeof(*d->types));
+	if (!d->featcol || !d->types)
+		fail("out of memory");
+	for (size_t i = 0; i < d->nfeat; i++) {
+		json_t *f = json_array_get(feats, i);
+		const char *name =
+			json_string_value(json_object_get(f, "name"));
+		long c = table_col(d->t, name);
+
+		if (c < 0)
+			fail("no feature column \"%s\" in the data", name);
+		d->featcol[i] = (size_t)c;
+		d->types[i] = json_string_value(json_object_get(f, "type"));
+	}
+}
+
+/* Is every label present a number?  Then classes are numbers. */
+static bool labels_numeric(const struct data *d)
+{
+	bool numeric = true;
+
+	for (size_t r = 0; r < d->t->nrows; r++) {
+		size_t len;
+		const char *s = field(d->t, r, (size_t)d->labcol, &len);
+		double v;
+
+		if (csv_is_missing(s, len))
+			continue;
+		if (!csv_parse_double(s, len, &v))
+			numeric = false;
+	}
+	return numeric;
+}
+
+/* The distinct labels (at most 1000, at least 2), sorted. */
+static void classes_find(struct data *d)
+{
+	size_t cap = 0;
+
+	d->numlabel = labels_numeric(d);
+	for (size_t r = 0; r < d->t->nrows; r++) {
+		size_t len;
+		const char *s = field(d->t, r, (size_t)d->labcol, &len);
+		bool seen = false;
+
+		if (csv_is_missing(s, len))
+			continue;
+		/* few classes: a linear probe is fine until sorted */
+		for (size_t c = 0; c < d->ncls && !seen; c++)
+			seen = strlen(d->cls[c].name) == len &&
+			       memcmp(d->cls[c].name, s, len) == 0;
+		if (seen)
+			continue;
+		if (d->ncls == 1000)
+			fail("label \"%s\" has more than 1000 classes",
+			     d->label);
+		if (d->ncls == cap) {
+			cap = cap ? cap * 2 : 16;
+			d->cls = realloc(d->cls, cap * sizeof(*d->cls));
+			if (!d->cls)
+				fail("out of memory");
+		}
+		d->cls[d->ncls].name = strndup(s, len);
+		d->cls[d->ncls].num = 0;
+		if (d->numlabel)
+			csv_parse_double(s, len, &d->cls[d->ncls].num);
+		d->ncls++;
+	}
+	if (d->ncls < 2)
+		fail("label \"%s\" has %zu class%s: classification "
+		     "needs at least 2",
+		     d->label, d->ncls, d->ncls == 1 ? "" : "es");
+	qsort(d->cls, d->ncls, sizeof(*d->cls),
+	      d->numlabel ? cls_cmp_num : cls_cmp_str);
+}
+
+/* The labelled rows and their classes, which are also the strata. */
+static void labels_classify(struct data *d)
+{
+	classes_find(d);
+	/* numeric labels that differ only in spelling: merge "1.0" */
+	for (size_t r = 0; r < d->t->nrows; r++) {
+		size_t len;
+		const char *s = field(d->t, r, (size_t)d->labcol, &len);
+		long c;
+
+		if (csv_is_missing(s, len))
+			continue;
+		c = find_class(d->cls, d->ncls, s, len, d->numlabel);
+		if (c < 0)
+			continue;
+		d->rows[d->n] = r;
+		d->y[d->n++] = (float)c;
+	}
+	d->strata = malloc(d->n * sizeof(*d->strata));
+	if (!d->strata)
+		fail("out of memory");
+	for (size_t i = 0; i < d->n; i++)
+		d->strata[i] = (uint32_t)d->y[i];
+}
+
+/* The usable rows and their labels: rows without one are left out. */
+static void labels_read(struct data *d, unsigned task)
+{
+	size_t nrows = d->t->nrows;
+
+	d->rows = malloc((nrows ? nrows : 1) * sizeof(*d->rows));
+	d->y = malloc((nrows ? nrows : 1) * sizeof(*d->y));
+	if (!d->rows || !d->y)
+		fail("out of memory");
+	if (task == MLFS_TASK_CLASSIFICATION) {
+		labels_classify(d);
+	} else if (task == MLFS_TASK_REGRESSION) {
+		for (size_t r = 0; r < nrows; r++) {
+			double v;
+
+			if (!table_num(d->t, r, (size_t)d->labcol, &v))
+				continue;
+			d->rows[d->n] = r;
+			d->y[d->n++] = (float)v;
+		}
+	} else {
+		for (size_t r = 0; r < nrows; r++)
+			d->rows[d->n++] = r;
+	}
+	if (d->n < 3)
+		fail("only %zu usable rows: need at least 3", d->n);
+}
+
+/* The split, written for anyone to reproduce the evaluation. */
+static void split_write(struct data *d, json_t *plan)
+{
+	json_t *sp = json_object_get(plan, "split");
+	struct split_spec ss = {
+		json_number_value(json_object_get(sp, "train")),
+		json_number_value(json_object_get(sp, "validation")),
+		json_number_value(json_object_get(sp, "test")),
+		(uint64_t)json_integer_value(json_object_get(sp, "seed")),
+		json_is_true(json_object_get(sp, "stratify")),
+	};
+	FILE *fp;
+	double tw;
+	int rc;
+
+	d->set = malloc(d->n);
+	if (!d->set)
+		fail("out of memory");
+	rc = split_rows(d->n, ss.stratify ? d->strata : NULL,
+			ss.stratify ? d->ncls : 0, &ss, d->set);
+	if (rc < 0)
+		fail("split: %s", strerror(-rc));
+	tw = now_mono();
+	fp = fopen("split.tmp", "we");
+	if (!fp)
+		fail("cannot write the split: %s", strerror(errno));
+	fputs("row,set\n", fp);
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(fp, "%zu,%s\n", d->rows[i], set_name(d->set[i]));
+	if (fclose(fp) != 0 || rename("split.tmp", "split") < 0)
+		fail("cannot write the split");
+	d->split_s = now_mono() - tw;
+}
+
+/* The feature extractor, fitted on the training rows only. */
+static void features_fit(struct data *d)
+{
+	struct problem pb = { 0 };
+	size_t ntr = 0;
+	size_t *trrows = malloc(d->n * sizeof(*trrows));
+	int rc;
+
+	if (!trrows)
+		fail("out of memory");
+	for (size_t i = 0; i < d->n; i++)
+		if (d->set[i] == SPLIT_TRAIN)
+			trrows[ntr++] = d->rows[i];
+	if (ntr == 0)
+		fail("the training split is empty");
+	rc = fx_fit(d->t, d->featcol, d->types, d->nfeat, trrows, ntr, &d->fx,
+		    &pb);
+	free(trrows);
+	if (rc < 0)
+		fail("features: %s", pb.msg);
+}
+
+/* Every usable row through the extractor: x. */
+static void features_apply(struct data *d)
+{
+	const struct table *t = d->t;
+	const char **fields;
+	size_t *flen, *map;
+
+	d->w = d->fx->width;
+	d->x = malloc(d->n * d->w * sizeof(*d->x));
+	if (!d->x)
+		fail("out of memory: %zu x %zu features", d->n, d->w);
+	fields = malloc(t->ncols * sizeof(*fields));
+	flen = malloc(t->ncols * sizeof(*flen));
+	map = malloc(d->fx->ncols * sizeof(*map));
+	if (!fields || !flen || !map)
+		fail("out of memory");
+	for (size_t i = 0; i < d->fx->ncols; i++)
+		map[i] = d->fx->cols[i].src;
+	for (size_t i = 0; i < d->n; i++) {
+		for (size_t c = 0; c < t->ncols; c++)
+			fields[c] = field(t, d->rows[i], c, &flen[c]);
+		fx_transform_row(d->fx, fields, flen, t->ncols, map,
+				 d->x + i * d->w);
+	}
+	free(fields);
+	free(flen);
+	free(map);
+}
+
+/* The rows of each set, as the plugin takes them. */
+struct sets {
+	float *xtr, *xva, *xte;
+	float *ytr, *yva, *yte;  /* NULL when clustering */
+	size_t ntr, nva, nte;
+	struct mlfs_data tr;
+	struct mlfs_data va;
+	const char **cnames;     /* [ncls] borrowed from the data's classes */
+	double prepare_s;        /* labels, split and features, seconds */
+};
+
+static void sets_take(struct sets *s, const struct data *d, unsigned task)
+{
+	const float *y = task == MLFS_TASK_CLUSTERING ? NULL : d->y;
+
+	s->xtr = take_rows(d->x, d->w, d->set, d->n, SPLIT_TRAIN, y, &s->ytr,
+			   &s->ntr);
+	s->xva = take_rows(d->x, d->w, d->set, d->n, SPLIT_VALIDATION, y,
+			   &s->yva, &s->nva);
+	s->xte = take_rows(d->x, d->w, d->set, d->n, SPLIT_TEST, y, &s->yte,
+			   &s->nte);
+	s->tr = (struct mlfs_data){ { s->xtr, s->ntr, d->w, d->w }, s->ytr,
+				    d->ncls };
+	s->va = (struct mlfs_data){ { s->xva, s->nva, d->w, d->w }, s->yva,
+				    d->ncls };
+	s->cnames = calloc(d->ncls ? d->ncls : 1, sizeof(*s->cnames));
+	for (size_t c = 0; c < d->ncls; c++)
+		s->cnames[c] = d->cls[c].name;
 	/*
 	 * prepare_seconds: from the table in memory to the matrix the plugin
 	 * fits (labels, split, features fitted and applied), the part of a
@@ -1005,432 +1373,360 @@ int main(int argc, char **argv)
 	 * the split file is not counted: it is the job's record, not work
 	 * towards the model.
 	 */
-	prep_t0 = now_mono();
+	s->prepare_s = now_mono() - d->prep_t0 - d->split_s;
+	say("split: %zu train, %zu validation, %zu test; %zu features",
+	    s->ntr, s->nva, s->nte, d->w);
+	say("labels, split and features in %.3f s (and %.3f s writing "
+	    "the split); BLAS: %d threads",
+	    s->prepare_s, d->split_s, openblas_get_num_threads());
+}
 
-	/* columns */
-	label = json_string_value(json_object_get(plan, "label"));
-	if (label && (labcol = table_col(t, label)) < 0)
-		fail("no label column \"%s\" in the data", label);
-	feats = json_object_get(plan, "features");
-	nfeat = json_array_size(feats);
-	featcol = calloc(nfeat, sizeof(*featcol));
-	types = calloc(nfeat, sizeof(*types));
-	if (!featcol || !types)
-		fail("out of memory");
-	for (size_t i = 0; i < nfeat; i++) {
-		json_t *f = json_array_get(feats, i);
-		long c = table_col(t, json_string_value(json_object_get(f, "name")));
+static void sets_free(struct sets *s)
+{
+	free(s->xtr);
+	free(s->xva);
+	free(s->xte);
+	free(s->ytr);
+	free(s->yva);
+	free(s->yte);
+	free(s->cnames);
+}
 
-		if (c < 0)
-			fail("no feature column \"%s\" in the data",
-			     json_string_value(json_object_get(f, "name")));
-		featcol[i] = (size_t)c;
-		types[i] = json_string_value(json_object_get(f, "type"));
+/* What the job makes: the model and what is said of it. */
+struct model {
+	void *inst;          /* the plugin's instance, fitted */
+	json_t *params;      /* the params it was fitted with */
+	json_t *trials;      /* the search's records, or NULL */
+	json_t *metrics;
+	double fit_s;        /* seconds in fit */
+};
+
+/*
+ * The model: the plan's params, or the search's best, fitted on the
+ * training rows (validation for early stopping).  fh reports the fit.
+ */
+static void model_fit(struct model *m, struct run *run,
+		      const struct mlfs_host *host, struct hctx *fh,
+		      struct sets *s, size_t ncls)
+{
+	json_t *search = json_object_get(run->plan, "search");
+	char msg[1024];
+	int rc;
+
+	m->params = json_deep_copy(json_object_get(run->plan, "params"));
+	if (json_is_object(search)) {
+		json_decref(m->params);
+		m->params = search_run(run, host, run->plan, &s->tr, &s->va,
+				       s->cnames, ncls, &m->trials);
+		fh->frac_base = 0.9;
+		fh->frac_span = 0.1;
+		snprintf(fh->prefix, sizeof(fh->prefix), "final: ");
 	}
+	rc = train_once(run, host, fh, m->params, &s->tr, &s->va, &m->inst,
+			&m->fit_s, msg, sizeof(msg));
+	if (rc == -ECANCELED || cancelled)
+		fail("cancelled");
+	if (rc < 0) {
+		/* a diverged fit says so before it fails */
+		if (fh->stopped)
+			progress_stopped(fh, 1, "failed");
+		fail("%s", msg);
+	}
+	say("fit in %.3f s", m->fit_s);
+}
 
-	/* labels: rows without one are left out */
-	rows = malloc((t->nrows ? t->nrows : 1) * sizeof(*rows));
-	y = malloc((t->nrows ? t->nrows : 1) * sizeof(*y));
-	if (!rows || !y)
-		fail("out of memory");
-	if (run.task == MLFS_TASK_CLASSIFICATION) {
-		size_t cap = 0;
+/* metrics.json: the model on the test rows (the training rows if none). */
+static void model_evaluate(struct model *m, struct run *run,
+			   const struct hctx *fh, const struct data *d,
+			   const struct sets *s)
+{
+	bool test = s->nte;
+	json_t *mt;
 
-		numlabel = true;
-		for (size_t r = 0; r < t->nrows; r++) {
-			const char *s = t->data + t->off[r * t->ncols + labcol];
-			size_t len = t->len[r * t->ncols + labcol];
-			double v;
+	mt = evaluate(run, m->inst, test ? s->xte : s->xtr,
+		      test ? s->yte : s->ytr, test ? s->nte : s->ntr, d->w,
+		      s->cnames, d->ncls);
+	json_object_set_new(mt, "evaluated_on",
+			    json_string(test ? "test" : "train"));
+	json_object_set_new(mt, "fit_seconds", json_real(m->fit_s));
+	json_object_set_new(mt, "stopped",
+			    fh->stopped ? json_incref(fh->stopped)
+					: stopped_unknown(run->pl));
+	json_object_set_new(mt, "parse_seconds", json_real(d->parse_s));
+	json_object_set_new(mt, "prepare_seconds", json_real(s->prepare_s));
+	json_object_set_new(mt, "blas_threads",
+			    json_integer(openblas_get_num_threads()));
+	json_object_set_new(mt, "rows",
+			    json_pack("{s:I, s:I, s:I}", "train",
+				      (json_int_t)s->ntr, "validation",
+				      (json_int_t)s->nva, "test",
+				      (json_int_t)s->nte));
+	if (s->nva)
+		json_object_set_new(mt, "validation",
+				    evaluate(run, m->inst, s->xva, s->yva,
+					     s->nva, d->w, s->cnames,
+					     d->ncls));
+	m->metrics = mt;
+}
 
-			if (csv_is_missing(s, len))
-				continue;
-			if (!csv_parse_double(s, len, &v))
-				numlabel = false;
+/*
+ * out/model: the model file's header and the plugin's weights.  Returns
+ * the header (new reference), whose "features" meta.json repeats.
+ */
+static json_t *model_file_write(const struct model *m, const struct run *run,
+				const struct data *d, json_t *classes,
+				json_t *fnames, const char *idname)
+{
+	const struct plugin *pl = run->pl;
+	void *wbuf = NULL, *file = NULL;
+	size_t wlen = 0, flen = 0;
+	json_t *header;
+	FILE *fp;
+	int rc;
+
+	rc = run->ops->save(m->inst, &wbuf, &wlen);
+	if (rc < 0)
+		fail("saving the model: %s", strerror(-rc));
+	header = json_pack(
+		"{s:s, s:s, s:s, s:s, s:O, s:s?, s:o, s:O, s:O, s:I, s:b, "
+		"s:s?}",
+		"plugin", pl->desc->name, "plugin_version",
+		pl->desc->version ? pl->desc->version : "", "plugin_hash",
+		pl->hash, "task", run->taskname, "classes", classes, "label",
+		d->label, "features", fx_to_json(d->fx), "params", m->params,
+		"inputs", fnames, "outputs",
+		(json_int_t)run->ops->outputs(m->inst), "numeric_classes",
+		d->numlabel, "id", idname);
+	if (!header || model_encode(header, wbuf, wlen, &file, &flen) < 0)
+		fail("encoding the model");
+	free(wbuf);
+	fp = fopen(out_path(MODEL_FILE_MODEL), "we");
+	if (!fp || fwrite(file, 1, flen, fp) != flen || fclose(fp) != 0)
+		fail("writing the model: %s", strerror(errno));
+	free(file);
+	return header;
+}
+
+/* out/meta.json: what the model is, and out/metrics.json. */
+static void model_meta_write(const struct model *m, const struct run *run,
+			     const struct data *d, json_t *header,
+			     json_t *classes, json_t *fnames,
+			     const char *idname)
+{
+	const struct plugin *pl = run->pl;
+	json_t *plan = run->plan;
+	json_t *meta;
+
+	meta = json_pack(
+		"{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:s?, s:O, "
+		"s:{s:s, s:O}, s:O, s:O, s:O?}",
+		"algorithm", pl->desc->name, "plugin_version",
+		pl->desc->version ? pl->desc->version : "", "plugin_hash",
+		pl->hash, "task", run->taskname, "params", m->params,
+		"dataset", json_object_get(plan, "dataset"), "features",
+		json_object_get(header, "features"), "label", d->label,
+		"classes", classes, "output", "format",
+		"csv: prediction, then one probability per class in the "
+		"order of classes",
+		"columns", fnames, "inputs", fnames, "metrics", m->metrics,
+		"search", json_object_get(plan, "search"));
+	json_object_set(meta, "split", json_object_get(plan, "split"));
+	if (meta && idname)
+		json_object_set_new(meta, "id", json_string(idname));
+	if (!meta ||
+	    json_dump_file_short(meta, out_path(MODEL_FILE_META),
+				 JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+		fail("writing meta.json");
+	if (json_dump_file_short(m->metrics, out_path(MODEL_FILE_METRICS),
+				 JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+		fail("writing metrics.json");
+}
+
+/* out/: model, meta.json, metrics.json (sample.csv is sample_write's). */
+static void model_write(const struct model *m, const struct run *run,
+			const struct data *d)
+{
+	json_t *classes = json_array(), *fnames = json_array();
+	const char *idname = id_column(run->plan, d->t, d->featcol, d->nfeat,
+				       d->label);
+	json_t *header;
+
+	if (mkdir("out", 0755) < 0 && errno != EEXIST)
+		fail("cannot make out/: %s", strerror(errno));
+	for (size_t c = 0; c < d->ncls; c++)
+		json_array_append_new(classes, json_string(d->cls[c].name));
+	for (size_t i = 0; i < d->nfeat; i++)
+		json_array_append_new(fnames,
+				      json_string(d->t->names[d->featcol[i]]));
+	header = model_file_write(m, run, d, classes, fnames, idname);
+	model_meta_write(m, run, d, header, classes, fnames, idname);
+	json_decref(classes);
+	json_decref(fnames);
+}
+
+/* One CSV field, quoted when it holds a comma, a quote or a newline. */
+static void csv_put(FILE *fp, const char *f, size_t len)
+{
+	if (!memchr(f, ',', len) && !memchr(f, '"', len) &&
+	    !memchr(f, '\n', len)) {
+		fwrite(f, 1, len, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (size_t b = 0; b < len; b++) {
+		if (f[b] == '"')
+			fputc('"', fp);
+		fputc(f[b], fp);
+	}
+	fputc('"', fp);
+}
+
+/* The index of the largest of n scores. */
+static size_t argmax(const float *s, size_t n)
+{
+	size_t best = 0;
+
+	for (size_t c = 1; c < n; c++)
+		if (s[c] > s[best])
+			best = c;
+	return best;
+}
+
+/* What the model answers for one row, as predict prints it (jsonout.h). */
+static void sample_answer(FILE *fp, unsigned task, const struct data *d,
+			  const float *s, size_t nout)
+{
+	char num[NUM_SHORTEST_MAX];
+
+	if (task == MLFS_TASK_CLASSIFICATION) {
+		fprintf(fp, ",%s", d->cls[argmax(s, nout)].name);
+		for (size_t c = 0; c < nout; c++) {
+			num_shortest(s[c], 9, num);
+			fprintf(fp, ",%s", num);
 		}
-		for (size_t r = 0; r < t->nrows; r++) {
-			const char *s = t->data + t->off[r * t->ncols + labcol];
-			size_t len = t->len[r * t->ncols + labcol];
-			bool seen = false;
-
-			if (csv_is_missing(s, len))
-				continue;
-			/* few classes: a linear probe is fine until sorted */
-			for (size_t c = 0; c < ncls && !seen; c++)
-				seen = strlen(cls[c].name) == len &&
-				       memcmp(cls[c].name, s, len) == 0;
-			if (seen)
-				continue;
-			if (ncls == 1000)
-				fail("label \"%s\" has more than 1000 classes",
-				     label);
-			if (ncls == cap) {
-				cap = cap ? cap * 2 : 16;
-				cls = realloc(cls, cap * sizeof(*cls));
-				if (!cls)
-					fail("out of memory");
-			}
-			cls[ncls].name = strndup(s, len);
-			cls[ncls].num = 0;
-			if (numlabel)
-				csv_parse_double(s, len, &cls[ncls].num);
-			ncls++;
-		}
-		if (ncls < 2)
-			fail("label \"%s\" has %zu class%s: classification "
-			     "needs at least 2",
-			     label, ncls, ncls == 1 ? "" : "es");
-		qsort(cls, ncls, sizeof(*cls), numlabel ? cls_cmp_num : cls_cmp_str);
-		/* numeric labels that differ only in spelling: merge "1.0" */
-		for (size_t r = 0; r < t->nrows; r++) {
-			const char *s = t->data + t->off[r * t->ncols + labcol];
-			size_t len = t->len[r * t->ncols + labcol];
-			long c;
-
-			if (csv_is_missing(s, len))
-				continue;
-			c = find_class(cls, ncls, s, len, numlabel);
-			if (c < 0)
-				continue;
-			rows[n] = r;
-			y[n++] = (float)c;
-		}
-		strata = malloc(n * sizeof(*strata));
-		if (!strata)
-			fail("out of memory");
-		for (size_t i = 0; i < n; i++)
-			strata[i] = (uint32_t)y[i];
-	} else if (run.task == MLFS_TASK_REGRESSION) {
-		for (size_t r = 0; r < t->nrows; r++) {
-			double v;
-
-			if (!table_num(t, r, (size_t)labcol, &v))
-				continue;
-			rows[n] = r;
-			y[n++] = (float)v;
-		}
+	} else if (task == MLFS_TASK_REGRESSION) {
+		num_shortest(s[0], 9, num);
+		fprintf(fp, ",%s", num);
 	} else {
-		for (size_t r = 0; r < t->nrows; r++)
-			rows[n++] = r;
+		fprintf(fp, ",%zu", argmax(s, nout));
 	}
-	if (n < 3)
-		fail("only %zu usable rows: need at least 3", n);
+}
 
-	/* the split, written for anyone to reproduce the evaluation */
-	{
-		json_t *sp = json_object_get(plan, "split");
-		struct split_spec ss = {
-			json_number_value(json_object_get(sp, "train")),
-			json_number_value(json_object_get(sp, "validation")),
-			json_number_value(json_object_get(sp, "test")),
-			(uint64_t)json_integer_value(json_object_get(sp, "seed")),
-			json_is_true(json_object_get(sp, "stratify")),
-		};
-		FILE *fp;
-		double tw;
+/* sample.csv's header: the features, the label, the answer's columns. */
+static void sample_header(FILE *fp, const struct data *d)
+{
+	for (size_t i = 0; i < d->nfeat; i++)
+		fprintf(fp, "%s%s", i ? "," : "", d->t->names[d->featcol[i]]);
+	if (d->label)
+		fprintf(fp, ",%s", d->label);
+	fprintf(fp, ",prediction");
+	for (size_t c = 0; c < d->ncls; c++)
+		fprintf(fp, ",p_%s", d->cls[c].name);
+	fputc('\n', fp);
+}
 
-		set = malloc(n);
-		if (!set)
-			fail("out of memory");
-		rc = split_rows(n, ss.stratify ? strata : NULL,
-				ss.stratify ? ncls : 0, &ss, set);
-		if (rc < 0)
-			fail("split: %s", strerror(-rc));
-		tw = now_mono();
-		fp = fopen("split.tmp", "we");
-		if (!fp)
-			fail("cannot write the split: %s", strerror(errno));
-		fputs("row,set\n", fp);
-		for (size_t i = 0; i < n; i++)
-			fprintf(fp, "%zu,%s\n", rows[i], set_name(set[i]));
-		if (fclose(fp) != 0 || rename("split.tmp", "split") < 0)
-			fail("cannot write the split");
-		split_s = now_mono() - tw;
+/* out/sample.csv: up to 20 held-out rows with what the model answers. */
+static void sample_write(const struct model *m, struct run *run,
+			 const struct data *d, bool test)
+{
+	FILE *fp = fopen(out_path(MODEL_FILE_SAMPLE), "we");
+	const struct table *t = d->t;
+	size_t shown = 0, nout, len;
+	size_t *ri = malloc(20 * sizeof(*ri));
+	float *s, *xs;
+
+	if (!fp || !ri)
+		fail("cannot write sample.csv");
+	sample_header(fp, d);
+	xs = malloc(20 * d->w * sizeof(*xs));
+	for (size_t i = 0; i < d->n && shown < 20 && xs; i++) {
+		if (d->set[i] != (test ? SPLIT_TEST : SPLIT_TRAIN))
+			continue;
+		memcpy(xs + shown * d->w, d->x + i * d->w,
+		       d->w * sizeof(*xs));
+		ri[shown++] = d->rows[i];
 	}
+	s = score(run, m->inst, xs, shown, d->w, &nout);
+	for (size_t k = 0; k < shown; k++) {
+		const char *f;
 
-	/* features: fitted on the training rows only */
-	{
-		size_t ntr = 0;
-		size_t *trrows = malloc(n * sizeof(*trrows));
-
-		if (!trrows)
-			fail("out of memory");
-		for (size_t i = 0; i < n; i++)
-			if (set[i] == SPLIT_TRAIN)
-				trrows[ntr++] = rows[i];
-		if (ntr == 0)
-			fail("the training split is empty");
-		rc = fx_fit(t, featcol, types, nfeat, trrows, ntr, &fx, &pb);
-		free(trrows);
-		if (rc < 0)
-			fail("features: %s", pb.msg);
+		for (size_t i = 0; i < d->nfeat; i++) {
+			f = field(t, ri[k], d->featcol[i], &len);
+			fputs(i ? "," : "", fp);
+			csv_put(fp, f, len);
+		}
+		if (d->label) {
+			f = field(t, ri[k], (size_t)d->labcol, &len);
+			fprintf(fp, ",%.*s", (int)len, f);
+		}
+		sample_answer(fp, run->task, d, s + k * nout, nout);
+		fputc('\n', fp);
 	}
-	w = fx->width;
-	x = malloc(n * w * sizeof(*x));
-	if (!x)
-		fail("out of memory: %zu x %zu features", n, w);
-	{
-		const char **fields = malloc(t->ncols * sizeof(*fields));
-		size_t *flen = malloc(t->ncols * sizeof(*flen));
-		size_t *map = malloc(fx->ncols * sizeof(*map));
+	free(s);
+	free(xs);
+	free(ri);
+	if (fclose(fp) != 0)
+		fail("writing sample.csv");
+}
 
-		if (!fields || !flen || !map)
-			fail("out of memory");
-		for (size_t i = 0; i < fx->ncols; i++)
-			map[i] = fx->cols[i].src;
-		for (size_t i = 0; i < n; i++) {
-			size_t r = rows[i];
+int main(int argc, char **argv)
+{
+	pid_t daemon_pid;
+	struct run run = { 0 };
+	struct hctx fh = { 0 };
+	struct mlfs_host host = {
+		.size = sizeof(host),
+		.ctx = &fh,
+		.log = host_log,
+		.progress = host_progress,
+		.metric = host_metric,
+		.cancelled = host_cancelled,
+		.threads = 1,
+		.stopped = host_stopped,
+	};
+	struct data d = { .labcol = -1 };
+	struct sets s = { 0 };
+	struct model m = { 0 };
+	json_t *plan;
 
-			for (size_t c = 0; c < t->ncols; c++) {
-				fields[c] = t->data + t->off[r * t->ncols + c];
-				flen[c] = t->len[r * t->ncols + c];
-			}
-			fx_transform_row(fx, fields, flen, t->ncols, map,
-					 x + i * w);
-		}
-		free(fields);
-		free(flen);
-		free(map);
+	/* The daemon names itself: it may be gone before main() runs,
+	 * and then getppid() here would not be it. */
+	daemon_pid = argc == 3 ? (pid_t)atol(argv[2]) : 0;
+	if (argc != 3 || daemon_pid <= 0 || chdir(argv[1]) < 0) {
+		fprintf(stderr,
+			"usage: mlfs-job JOBDIR DAEMON-PID (started by mlfs)\n");
+		return 2;
 	}
-
-	/* train (and search) */
-	{
-		size_t ntr, nva, nte;
-		float *ytr = NULL, *yva = NULL, *yte = NULL;
-		float *xtr = take_rows(x, w, set, n, SPLIT_TRAIN,
-				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
-				       &ytr, &ntr);
-		float *xva = take_rows(x, w, set, n, SPLIT_VALIDATION,
-				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
-				       &yva, &nva);
-		float *xte = take_rows(x, w, set, n, SPLIT_TEST,
-				       run.task == MLFS_TASK_CLUSTERING ? NULL : y,
-				       &yte, &nte);
-		struct mlfs_data tr = { { xtr, ntr, w, w }, ytr, ncls };
-		struct mlfs_data va = { { xva, nva, w, w }, yva, ncls };
-		const char **cnames = calloc(ncls ? ncls : 1, sizeof(*cnames));
-		json_t *search = json_object_get(plan, "search");
-
-		for (size_t c = 0; c < ncls; c++)
-			cnames[c] = cls[c].name;
-		prepare_s = now_mono() - prep_t0 - split_s;
-		say("split: %zu train, %zu validation, %zu test; %zu features",
-		    ntr, nva, nte, w);
-		say("labels, split and features in %.3f s (and %.3f s writing "
-		    "the split); BLAS: %d threads",
-		    prepare_s, split_s, openblas_get_num_threads());
-		params = json_deep_copy(json_object_get(plan, "params"));
-		if (json_is_object(search)) {
-			json_decref(params);
-			params = search_run(&run, &host, plan, &tr, &va, cnames,
-					    ncls, &trials);
-			fh.frac_base = 0.9;
-			fh.frac_span = 0.1;
-			snprintf(fh.prefix, sizeof(fh.prefix), "final: ");
-		}
-		/* the model: retrained with the chosen params on the
-		 * training rows (validation for early stopping) */
-		rc = train_once(&run, &host, &fh, params, &tr, &va, &inst, &fit_s,
-				msg,
-				sizeof(msg));
-		if (rc == -ECANCELED || cancelled)
-			fail("cancelled");
-		if (rc < 0) {
-			/* a diverged fit says so before it fails */
-			if (fh.stopped)
-				progress_stopped(&fh, 1, "failed");
-			fail("%s", msg);
-		}
-		say("fit in %.3f s", fit_s);
-		host_progress(&fh, 1, "evaluating");
-		metrics = evaluate(&run, inst, nte ? xte : xtr,
-				   nte ? yte : ytr, nte ? nte : ntr, w, cnames, ncls);
-		json_object_set_new(metrics, "evaluated_on",
-				    json_string(nte ? "test" : "train"));
-		json_object_set_new(metrics, "fit_seconds", json_real(fit_s));
-		json_object_set_new(metrics, "stopped",
-				    fh.stopped ? json_incref(fh.stopped)
-					       : stopped_unknown(&pl));
-		json_object_set_new(metrics, "parse_seconds", json_real(parse_s));
-		json_object_set_new(metrics, "prepare_seconds",
-				    json_real(prepare_s));
-		json_object_set_new(metrics, "blas_threads",
-				    json_integer(openblas_get_num_threads()));
-		json_object_set_new(metrics, "rows",
-				    json_pack("{s:I, s:I, s:I}", "train",
-					      (json_int_t)ntr, "validation",
-					      (json_int_t)nva, "test",
-					      (json_int_t)nte));
-		if (nva)
-			json_object_set_new(metrics, "validation",
-					    evaluate(&run, inst, xva, yva, nva, w,
-						     cnames, ncls));
-
-		/* out/: model, meta.json, metrics.json, sample.csv */
-		if (mkdir("out", 0755) < 0 && errno != EEXIST)
-			fail("cannot make out/: %s", strerror(errno));
-		{
-			void *wbuf = NULL, *file = NULL;
-			size_t wlen = 0, flen = 0;
-			json_t *classes = json_array(), *fnames = json_array();
-			const char *idname = id_column(plan, t, featcol, nfeat,
-						       label);
-			FILE *fp;
-
-			for (size_t c = 0; c < ncls; c++)
-				json_array_append_new(classes,
-						      json_string(cls[c].name));
-			for (size_t i = 0; i < nfeat; i++)
-				json_array_append_new(
-					fnames, json_string(t->names[featcol[i]]));
-			rc = run.ops->save(inst, &wbuf, &wlen);
-			if (rc < 0)
-				fail("saving the model: %s", strerror(-rc));
-			header = json_pack(
-				"{s:s, s:s, s:s, s:s, s:O, s:s?, s:o, s:O, s:O, "
-				"s:I, s:b, s:s?}",
-				"plugin", pl.desc->name, "plugin_version",
-				pl.desc->version ? pl.desc->version : "",
-				"plugin_hash", pl.hash, "task", taskname,
-				"classes", classes, "label", label, "features",
-				fx_to_json(fx), "params", params, "inputs",
-				fnames, "outputs",
-				(json_int_t)run.ops->outputs(inst),
-				"numeric_classes", numlabel, "id", idname);
-			if (!header ||
-			    model_encode(header, wbuf, wlen, &file, &flen) < 0)
-				fail("encoding the model");
-			free(wbuf);
-			fp = fopen(out_path(MODEL_FILE_MODEL), "we");
-			if (!fp || fwrite(file, 1, flen, fp) != flen ||
-			    fclose(fp) != 0)
-				fail("writing the model: %s", strerror(errno));
-			free(file);
-			meta = json_pack(
-				"{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:s?, s:O, "
-				"s:{s:s, s:O}, s:O, s:O, s:O?}",
-				"algorithm", pl.desc->name, "plugin_version",
-				pl.desc->version ? pl.desc->version : "",
-				"plugin_hash", pl.hash, "task", taskname,
-				"params", params, "dataset",
-				json_object_get(plan, "dataset"), "features",
-				json_object_get(header, "features"), "label",
-				label, "classes", classes, "output", "format",
-				"csv: prediction, then one probability per "
-				"class in the order of classes",
-				"columns", fnames, "inputs", fnames, "metrics",
-				metrics, "search", json_object_get(plan, "search"));
-			json_object_set(meta, "split", json_object_get(plan, "split"));
-			if (meta && idname)
-				json_object_set_new(meta, "id",
-						    json_string(idname));
-			if (!meta ||
-			    json_dump_file_short(meta, out_path(MODEL_FILE_META),
-						 JSON_INDENT(2) |
-							 JSON_PRESERVE_ORDER))
-				fail("writing meta.json");
-			if (json_dump_file_short(metrics,
-						 out_path(MODEL_FILE_METRICS),
-						 JSON_INDENT(2) |
-							 JSON_PRESERVE_ORDER))
-				fail("writing metrics.json");
-			json_decref(classes);
-			json_decref(fnames);
-		}
-		/* sample.csv: held-out rows with what the model answers */
-		{
-			FILE *fp = fopen(out_path(MODEL_FILE_SAMPLE), "we");
-			char num[NUM_SHORTEST_MAX];
-			size_t shown = 0, nout;
-			float *s;
-			float *xs;
-			size_t *ri = malloc(20 * sizeof(*ri));
-
-			if (!fp || !ri)
-				fail("cannot write sample.csv");
-			for (size_t i = 0; i < nfeat; i++)
-				fprintf(fp, "%s%s", i ? "," : "", t->names[featcol[i]]);
-			if (label)
-				fprintf(fp, ",%s", label);
-			fprintf(fp, ",prediction");
-			for (size_t c = 0; c < ncls; c++)
-				fprintf(fp, ",p_%s", cls[c].name);
-			fputc('\n', fp);
-			xs = malloc(20 * w * sizeof(*xs));
-			for (size_t i = 0; i < n && shown < 20 && xs; i++) {
-				if (set[i] != (nte ? SPLIT_TEST : SPLIT_TRAIN))
-					continue;
-				memcpy(xs + shown * w, x + i * w, w * sizeof(*xs));
-				ri[shown++] = rows[i];
-			}
-			s = score(&run, inst, xs, shown, w, &nout);
-			for (size_t k = 0; k < shown; k++) {
-				size_t r = ri[k];
-
-				for (size_t i = 0; i < nfeat; i++) {
-					const char *f = t->data + t->off[r * t->ncols + featcol[i]];
-					size_t fl = t->len[r * t->ncols + featcol[i]];
-					bool q = memchr(f, ',', fl) || memchr(f, '"', fl) || memchr(f, '\n', fl);
-
-					fputs(i ? "," : "", fp);
-					if (q) {
-						fputc('"', fp);
-						for (size_t b = 0; b < fl; b++) {
-							if (f[b] == '"')
-								fputc('"', fp);
-							fputc(f[b], fp);
-						}
-						fputc('"', fp);
-					} else {
-						fwrite(f, 1, fl, fp);
-					}
-				}
-				if (label)
-					fprintf(fp, ",%.*s",
-						(int)t->len[r * t->ncols + labcol],
-						t->data + t->off[r * t->ncols + labcol]);
-				if (run.task == MLFS_TASK_CLASSIFICATION) {
-					size_t best = 0;
-
-					for (size_t c = 1; c < nout; c++)
-						if (s[k * nout + c] > s[k * nout + best])
-							best = c;
-					fprintf(fp, ",%s", cls[best].name);
-					/* as predict prints them (jsonout.h) */
-					for (size_t c = 0; c < nout; c++) {
-						num_shortest(s[k * nout + c], 9,
-							     num);
-						fprintf(fp, ",%s", num);
-					}
-				} else if (run.task == MLFS_TASK_REGRESSION) {
-					num_shortest(s[k * nout], 9, num);
-					fprintf(fp, ",%s", num);
-				} else {
-					size_t best = 0;
-
-					for (size_t c = 1; c < nout; c++)
-						if (s[k * nout + c] > s[k * nout + best])
-							best = c;
-					fprintf(fp, ",%zu", best);
-				}
-				fputc('\n', fp);
-			}
-			free(s);
-			free(xs);
-			free(ri);
-			if (fclose(fp) != 0)
-				fail("writing sample.csv");
-		}
-		free(xtr);
-		free(xva);
-		free(xte);
-		free(ytr);
-		free(yva);
-		free(yte);
-		free(cnames);
+	plan = plan_read();
+	if (!plan) {
+		fprintf(stderr, "mlfs-job: cannot read %s/job.json\n", argv[1]);
+		return 2;
 	}
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
+	identity_switch(plan, daemon_pid);
+	fh.run = &run;
+	fh.frac_span = 1;
+	run_start(&run, plan, &host);
+	host_progress(&fh, 0, "reading data");
+	data_read(&d, &run);
+	d.prep_t0 = now_mono();
+	columns_find(&d, plan);
+	labels_read(&d, run.task);
+	split_write(&d, plan);
+	features_fit(&d);
+	features_apply(&d);
+	sets_take(&s, &d, run.task);
+	model_fit(&m, &run, &host, &fh, &s, d.ncls);
+	host_progress(&fh, 1, "evaluating");
+	model_evaluate(&m, &run, &fh, &d, &s);
+	model_write(&m, &run, &d);
+	sample_write(&m, &run, &d, s.nte);
+	sets_free(&s);
 	progress_stopped(&fh, 1, "done");
-	say("done: %s", json_dumps(metrics, JSON_COMPACT) ? "metrics written" : "");
-	run.ops->fini(inst);
-	finish(1, NULL, metrics, trials);
+	say("done: %s",
+	    json_dumps(m.metrics, JSON_COMPACT) ? "metrics written" : "");
+	run.ops->fini(m.inst);
+	finish(1, NULL, m.metrics, m.trials);
 	return 0;
 }

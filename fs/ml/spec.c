@@ -536,323 +536,451 @@ int spec_may_write_model(struct fs *fs, const struct host_user *writer,
 	return rc;
 }
 
-int spec_resolve(struct fs *fs, const char *job, const char *text,
-		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb)
-{
-	json_error_t err;
-	json_t *spec, *rec = NULL, *man = NULL, *schema, *stats, *feats;
-	json_t *split = NULL, *params, *v;
-	const struct plugin *pl, *tune = NULL;
-	const char *k, *algo, *label, *model, *dsref;
+/*
+ * What spec_resolve learns of a spec, step by step.  Each step reads what
+ * the steps before it filled in; the references (spec, rec, man, split,
+ * feats) are released once, at the end of spec_resolve.
+ */
+struct resolve {
+	struct fs *fs;
+	const char *job;
+	const char *text;         /* the spec as written, for positions */
+	const struct fs_ctx *ctx; /* the writer */
+	struct host_user writer;
+	struct problem *pb;
+	json_t *spec;
+	json_t *rec;              /* the dataset's record */
+	json_t *man;              /* the dataset version's manifest */
+	json_t *schema;           /* borrowed from man */
+	json_t *stats;            /* borrowed from man */
 	char dsname[300];
-	unsigned dsver, task, tasks;
-	double timeout = 0, memory = 0;
-	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
-	int rc;
+	unsigned dsver;           /* 0: the latest */
+	const char *algo;
+	const struct plugin *pl;
+	unsigned tasks;           /* what the plugin does, MLFS_TASK_* bits */
+	const char *label;        /* NULL: none (clustering) */
+	unsigned task;
+	json_t *feats;            /* [{name, type}], NULL once in the plan */
+	json_t *params;           /* borrowed from spec */
+	json_t *split;
+	const struct plugin *tune;
+	const char *model;
+	double timeout;           /* seconds, 0: none */
+	double memory;            /* bytes, 0: none */
+};
 
-	*plan = NULL;
-	spec = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-	if (!spec)
-		return problem_set(pb, (unsigned)err.line,
-				   (unsigned)err.column, "%s", err.text);
-	rc = -EINVAL;
-	if (!json_is_object(spec)) {
-		problem_set(pb, 1, 1, "a spec is a JSON object");
-		goto out;
+/* A JSON object whose fields are all DESIGN.md's. */
+static int resolve_fields(struct resolve *r)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(r->spec)) {
+		problem_set(r->pb, 1, 1, "a spec is a JSON object");
+		return -EINVAL;
 	}
-	json_object_foreach(spec, k, v) {
+	json_object_foreach(r->spec, k, v) {
 		bool known = false;
 
 		for (int i = 0; spec_fields[i]; i++)
 			known = known || strcmp(spec_fields[i], k) == 0;
 		if (!known) {
-			problem_field(pb, text, k, "unknown field");
-			goto out;
+			problem_field(r->pb, r->text, k, "unknown field");
+			return -EINVAL;
 		}
 	}
-	dsref = json_string_value(json_object_get(spec, "dataset"));
+	return 0;
+}
+
+/* "dataset": a name the writer may read. */
+static int resolve_dataset_name(struct resolve *r)
+{
+	json_t *ref = json_object_get(r->spec, "dataset");
+	const char *dsref = json_string_value(ref);
+
 	if (!dsref) {
-		problem_field(pb, text, "dataset",
-			      json_object_get(spec, "dataset")
-				      ? "must be a string \"name\" or "
-					"\"name@version\""
-				      : "is required");
-		if (!json_object_get(spec, "dataset"))
-			problem_set(pb, 1, 1,
+		problem_field(r->pb, r->text, "dataset",
+			      ref ? "must be a string \"name\" or "
+				    "\"name@version\""
+				  : "is required");
+		if (!ref)
+			problem_set(r->pb, 1, 1,
 				    "\"dataset\": is required (a dataset name, "
 				    "or name@version)");
-		goto out;
+		return -EINVAL;
 	}
-	if (parse_dataset_ref(dsref, dsname, sizeof(dsname), &dsver) < 0) {
-		problem_field(pb, text, "dataset",
+	if (parse_dataset_ref(dsref, r->dsname, sizeof(r->dsname),
+			      &r->dsver) < 0) {
+		problem_field(r->pb, r->text, "dataset",
 			      "\"%s\" is not a dataset name or name@version",
 			      dsref);
-		goto out;
+		return -EINVAL;
 	}
-	if (ds_get(fs, &ds_datasets, dsname, &rec) < 0) {
-		problem_field(pb, text, "dataset", "no dataset \"%s\"", dsname);
-		goto out;
+	if (ds_get(r->fs, &ds_datasets, r->dsname, &r->rec) < 0) {
+		problem_field(r->pb, r->text, "dataset", "no dataset \"%s\"",
+			      r->dsname);
+		return -EINVAL;
 	}
 	/* the writer must be able to read the dataset */
-	if (!host_may_record(&writer, rec, R_OK | X_OK)) {
-		problem_field(pb, text, "dataset", "\"%s\": permission denied",
-			      dsname);
-		rc = -EACCES;
-		goto out;
+	if (!host_may_record(&r->writer, r->rec, R_OK | X_OK)) {
+		problem_field(r->pb, r->text, "dataset",
+			      "\"%s\": permission denied", r->dsname);
+		return -EACCES;
 	}
+	return 0;
+}
+
+/* The dataset version's manifest, with its schema and stats. */
+static int resolve_dataset_version(struct resolve *r)
+{
+	struct problem *pb = r->pb;
+	int rc;
+
 	/* A lazily imported version is read now: training needs it all. */
-	rc = ds_version_ready(fs, dsname, dsver, &man, pb);
+	rc = ds_version_ready(r->fs, r->dsname, r->dsver, &r->man, pb);
 	if (rc < 0 && rc != -ENOENT) {
 		char why[sizeof(pb->msg)];
 
 		snprintf(why, sizeof(why), "%s",
 			 pb->msg[0] ? pb->msg : strerror(-rc));
-		problem_field(pb, text, "dataset", "dataset \"%s\": %s",
-			      dsname, why);
-		goto out;
+		problem_field(pb, r->text, "dataset", "dataset \"%s\": %s",
+			      r->dsname, why);
+		return rc;
 	}
 	if (rc < 0) {
-		rc = -EINVAL;
-		problem_field(pb, text, "dataset",
-			      dsver ? "dataset \"%s\" has no version %u"
-				    : "dataset \"%s\" has no version yet%.0u",
-			      dsname, dsver);
-		goto out;
+		problem_field(pb, r->text, "dataset",
+			      r->dsver
+				      ? "dataset \"%s\" has no version %u"
+				      : "dataset \"%s\" has no version yet%.0u",
+			      r->dsname, r->dsver);
+		return -EINVAL;
 	}
-	rc = -EINVAL;
-	schema = json_object_get(man, "schema");
-	stats = json_object_get(man, "stats");
-	algo = json_string_value(json_object_get(spec, "algorithm"));
-	if (!algo) {
-		problem_set(pb, 1, 1, "\"algorithm\": is required (a train "
-				      "plugin: see .mlfs/plugins)");
-		if (json_object_get(spec, "algorithm"))
-			problem_field(pb, text, "algorithm",
+	r->schema = json_object_get(r->man, "schema");
+	r->stats = json_object_get(r->man, "stats");
+	return 0;
+}
+
+/* "algorithm": a train plugin. */
+static int resolve_algorithm(struct resolve *r)
+{
+	r->algo = json_string_value(json_object_get(r->spec, "algorithm"));
+	if (!r->algo) {
+		problem_set(r->pb, 1, 1, "\"algorithm\": is required (a train "
+					 "plugin: see .mlfs/plugins)");
+		if (json_object_get(r->spec, "algorithm"))
+			problem_field(r->pb, r->text, "algorithm",
 				      "must be a string");
-		goto out;
+		return -EINVAL;
 	}
-	pl = plugin_find(fs->plugins, MLFS_STAGE_TRAIN, algo);
-	if (!pl) {
-		problem_field(pb, text, "algorithm",
+	r->pl = plugin_find(r->fs->plugins, MLFS_STAGE_TRAIN, r->algo);
+	if (!r->pl) {
+		problem_field(r->pb, r->text, "algorithm",
 			      "no train plugin \"%s\" (see .mlfs/plugins)",
-			      algo);
-		goto out;
+			      r->algo);
+		return -EINVAL;
 	}
-	tasks = ((const struct mlfs_train_ops *)pl->desc->ops)->tasks;
-	label = json_string_value(json_object_get(spec, "label"));
-	if (json_object_get(spec, "label") && !label) {
-		problem_field(pb, text, "label", "must be a column name");
-		goto out;
+	r->tasks = ((const struct mlfs_train_ops *)r->pl->desc->ops)->tasks;
+	return 0;
+}
+
+/* "label": given, or the schema's unless the plugin only clusters. */
+static int resolve_label(struct resolve *r)
+{
+	r->label = json_string_value(json_object_get(r->spec, "label"));
+	if (json_object_get(r->spec, "label") && !r->label) {
+		problem_field(r->pb, r->text, "label", "must be a column name");
+		return -EINVAL;
 	}
-	if (!label && tasks != MLFS_TASK_CLUSTERING)
-		label = json_string_value(json_object_get(schema, "label"));
-	if (label && !schema_col(schema, label)) {
-		problem_field(pb, text, "label", "no column \"%s\" in %s@%u",
-			      label, dsname,
+	if (!r->label && r->tasks != MLFS_TASK_CLUSTERING)
+		r->label = json_string_value(json_object_get(r->schema,
+							     "label"));
+	if (r->label && !schema_col(r->schema, r->label)) {
+		problem_field(r->pb, r->text, "label",
+			      "no column \"%s\" in %s@%u", r->label, r->dsname,
 			      (unsigned)json_integer_value(
-				      json_object_get(man, "version")));
-		goto out;
+				      json_object_get(r->man, "version")));
+		return -EINVAL;
 	}
-	/* the task: given, or the plugin's only one, or from the label */
-	if (json_object_get(spec, "task")) {
-		const char *t = json_string_value(json_object_get(spec, "task"));
+	return 0;
+}
+
+/* The task: given, or the plugin's only one, or from the label. */
+static int resolve_task(struct resolve *r)
+{
+	json_t *given = json_object_get(r->spec, "task");
+	const char *type;
+
+	if (given) {
+		const char *t = json_string_value(given);
 
 		if (t && strcmp(t, "classification") == 0)
-			task = MLFS_TASK_CLASSIFICATION;
+			r->task = MLFS_TASK_CLASSIFICATION;
 		else if (t && strcmp(t, "regression") == 0)
-			task = MLFS_TASK_REGRESSION;
+			r->task = MLFS_TASK_REGRESSION;
 		else if (t && strcmp(t, "clustering") == 0)
-			task = MLFS_TASK_CLUSTERING;
+			r->task = MLFS_TASK_CLUSTERING;
 		else {
-			problem_field(pb, text, "task",
+			problem_field(r->pb, r->text, "task",
 				      "must be classification, regression or "
 				      "clustering");
-			goto out;
+			return -EINVAL;
 		}
-	} else if (tasks == MLFS_TASK_CLUSTERING) {
-		task = MLFS_TASK_CLUSTERING;
-	} else if (!label) {
-		problem_set(pb, 1, 1, "\"label\": the dataset has no label "
-				      "column: name one");
-		goto out;
+	} else if (r->tasks == MLFS_TASK_CLUSTERING) {
+		r->task = MLFS_TASK_CLUSTERING;
+	} else if (!r->label) {
+		problem_set(r->pb, 1, 1, "\"label\": the dataset has no label "
+					 "column: name one");
+		return -EINVAL;
 	} else {
-		task = label_task(schema_col(schema, label),
-				  stats_col(stats, label));
+		r->task = label_task(schema_col(r->schema, r->label),
+				     stats_col(r->stats, r->label));
 	}
-	if (!(tasks & task)) {
-		problem_field(pb, text, json_object_get(spec, "task") ? "task"
-								    : "algorithm",
-			      "\"%s\" does not do %s", algo, task_name(task));
-		goto out;
+	if (!(r->tasks & r->task)) {
+		problem_field(r->pb, r->text, given ? "task" : "algorithm",
+			      "\"%s\" does not do %s", r->algo,
+			      task_name(r->task));
+		return -EINVAL;
 	}
-	if (task == MLFS_TASK_CLUSTERING)
-		label = NULL;
-	else if (!label) {
+	if (r->task == MLFS_TASK_CLUSTERING) {
+		r->label = NULL;
+	} else if (!r->label) {
 		/* a task given in the spec skipped the check above */
-		problem_set(pb, 1, 1, "\"label\": the dataset has no label "
-				      "column: name one");
-		goto out;
+		problem_set(r->pb, 1, 1, "\"label\": the dataset has no "
+					 "label column: name one");
+		return -EINVAL;
 	}
-	if (task == MLFS_TASK_REGRESSION &&
-	    strcmp(json_string_value(json_object_get(
-			   schema_col(schema, label), "type")),
-		   "numeric") != 0) {
-		problem_field(pb, text, "label",
+	if (r->task != MLFS_TASK_REGRESSION)
+		return 0;
+	type = json_string_value(json_object_get(
+		schema_col(r->schema, r->label), "type"));
+	if (strcmp(type, "numeric") != 0) {
+		problem_field(r->pb, r->text, "label",
 			      "regression needs a numeric label, \"%s\" is %s",
-			      label,
-			      json_string_value(json_object_get(
-				      schema_col(schema, label), "type")));
-		goto out;
+			      r->label, type);
+		return -EINVAL;
 	}
-	/* features: given, or every column that is not label, id, pii, text */
-	feats = json_array();
-	if (json_object_get(spec, "features")) {
-		size_t i;
-		json_t *f;
+	return 0;
+}
 
-		if (!json_is_array(json_object_get(spec, "features")) ||
-		    json_array_size(json_object_get(spec, "features")) == 0) {
-			json_decref(feats);
-			problem_field(pb, text, "features",
-				      "must be a non-empty list of column "
-				      "names");
-			goto out;
-		}
-		json_array_foreach(json_object_get(spec, "features"), i, f) {
-			const char *n = json_string_value(f);
-			json_t *c = n ? schema_col(schema, n) : NULL;
-			const char *type = json_string_value(
-				json_object_get(c, "type"));
+/* "features" as given: columns of the schema, not the label, not text. */
+static int resolve_features_given(struct resolve *r, json_t *given)
+{
+	size_t i;
+	json_t *f;
 
-			if (!c || (label && strcmp(n, label) == 0) ||
-			    strcmp(type, "text") == 0) {
-				problem_field(pb, text, "features",
-					      !c ? "no column \"%s\""
-					      : strcmp(type, "text") == 0
-						      ? "\"%s\" is a text column"
-						      : "\"%s\" is the label",
-					      n ? n : "?");
-				json_decref(feats);
-				goto out;
-			}
-			json_array_append_new(
-				feats, json_pack("{s:s, s:s}", "name", n,
-						 "type", type));
-		}
-	} else {
-		size_t i;
-		json_t *c;
+	if (!json_is_array(given) || json_array_size(given) == 0) {
+		problem_field(r->pb, r->text, "features",
+			      "must be a non-empty list of column names");
+		return -EINVAL;
+	}
+	json_array_foreach(given, i, f) {
+		const char *n = json_string_value(f);
+		json_t *c = n ? schema_col(r->schema, n) : NULL;
+		const char *type =
+			json_string_value(json_object_get(c, "type"));
 
-		json_array_foreach(json_object_get(schema, "columns"), i, c) {
-			const char *n = json_string_value(
-				json_object_get(c, "name"));
-			const char *type = json_string_value(
-				json_object_get(c, "type"));
-			const char *role = json_string_value(
-				json_object_get(c, "role"));
+		if (!c || (r->label && strcmp(n, r->label) == 0) ||
+		    strcmp(type, "text") == 0) {
+			problem_field(r->pb, r->text, "features",
+				      !c ? "no column \"%s\""
+				      : strcmp(type, "text") == 0
+					      ? "\"%s\" is a text column"
+					      : "\"%s\" is the label",
+				      n ? n : "?");
+			return -EINVAL;
+		}
+		json_array_append_new(r->feats,
+				      json_pack("{s:s, s:s}", "name", n,
+						"type", type));
+	}
+	return 0;
+}
 
-			if ((label && strcmp(n, label) == 0) ||
-			    strcmp(role, "id") == 0 ||
-			    strcmp(role, "pii") == 0 ||
-			    strcmp(role, "label") == 0 ||
-			    strcmp(type, "text") == 0)
-				continue;
-			json_array_append_new(
-				feats, json_pack("{s:s, s:s}", "name", n,
-						 "type", type));
-		}
-		if (json_array_size(feats) == 0) {
-			json_decref(feats);
-			problem_set(pb, 1, 1, "\"features\": the dataset has "
-					      "no usable feature columns");
-			goto out;
-		}
+/* No "features": every column that is not label, id, pii or text. */
+static int resolve_features_default(struct resolve *r)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(r->schema, "columns"), i, c) {
+		const char *n = json_string_value(json_object_get(c, "name"));
+		const char *type = json_string_value(
+			json_object_get(c, "type"));
+		const char *role = json_string_value(
+			json_object_get(c, "role"));
+
+		if ((r->label && strcmp(n, r->label) == 0) ||
+		    strcmp(role, "id") == 0 || strcmp(role, "pii") == 0 ||
+		    strcmp(role, "label") == 0 || strcmp(type, "text") == 0)
+			continue;
+		json_array_append_new(r->feats,
+				      json_pack("{s:s, s:s}", "name", n,
+						"type", type));
 	}
-	params = json_object_get(spec, "params");
-	if (!params) {
-		params = json_object();
-		json_object_set_new(spec, "params", params);
+	if (json_array_size(r->feats) == 0) {
+		problem_set(r->pb, 1, 1, "\"features\": the dataset has no "
+					 "usable feature columns");
+		return -EINVAL;
 	}
-	if (!json_is_object(params)) {
-		json_decref(feats);
-		problem_field(pb, text, "params", "must be an object");
-		goto out;
+	return 0;
+}
+
+static int resolve_features(struct resolve *r)
+{
+	json_t *given = json_object_get(r->spec, "features");
+
+	r->feats = json_array();
+	if (given)
+		return resolve_features_given(r, given);
+	return resolve_features_default(r);
+}
+
+/* "params" (default {}), judged by the plugin; "split"; "search". */
+static int resolve_params(struct resolve *r)
+{
+	json_t *search = json_object_get(r->spec, "search");
+	int rc;
+
+	r->params = json_object_get(r->spec, "params");
+	if (!r->params) {
+		r->params = json_object();
+		json_object_set_new(r->spec, "params", r->params);
 	}
-	rc = check_params(pl, task, params, text, pb);
-	if (rc < 0) {
-		json_decref(feats);
-		goto out;
+	if (!json_is_object(r->params)) {
+		problem_field(r->pb, r->text, "params", "must be an object");
+		return -EINVAL;
 	}
-	rc = check_split(json_object_get(spec, "split"), text, &split, task,
-			 pb);
-	if (rc < 0) {
-		json_decref(feats);
-		goto out;
+	rc = check_params(r->pl, r->task, r->params, r->text, r->pb);
+	if (rc < 0)
+		return rc;
+	rc = check_split(json_object_get(r->spec, "split"), r->text,
+			 &r->split, r->task, r->pb);
+	if (rc < 0)
+		return rc;
+	if (search && check_search(r->fs, search, r->text, &r->tune, r->pb) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* "model": a valid name (default: the job's) the writer may add to. */
+static int resolve_model(struct resolve *r)
+{
+	const char *name;
+	int rc;
+
+	r->model = json_string_value(json_object_get(r->spec, "model"));
+	if (json_object_get(r->spec, "model") &&
+	    (!r->model || node_name_check(r->model, NULL) < 0)) {
+		problem_field(r->pb, r->text, "model",
+			      "\"%s\" is not a valid name",
+			      r->model ? r->model : "?");
+		return -EINVAL;
 	}
-	rc = -EINVAL;
-	if (json_object_get(spec, "search") &&
-	    check_search(fs, json_object_get(spec, "search"), text, &tune,
-			 pb) < 0) {
-		json_decref(feats);
-		goto out;
-	}
-	model = json_string_value(json_object_get(spec, "model"));
-	if (json_object_get(spec, "model") &&
-	    (!model || node_name_check(model, NULL) < 0)) {
-		json_decref(feats);
-		problem_field(pb, text, "model", "\"%s\" is not a valid name",
-			      model ? model : "?");
-		goto out;
-	}
+	name = r->model ? r->model : r->job;
 	/* A new version goes into the model: judged as mkdir in it. */
-	rc = spec_may_write_model(fs, &writer, model ? model : job);
+	rc = spec_may_write_model(r->fs, &r->writer, name);
 	if (rc < 0) {
-		json_decref(feats);
-		problem_field(pb, text, model ? "model" : "name",
-			      "model \"%s\": %s", model ? model : job,
-			      strerror(-rc));
-		goto out;
+		problem_field(r->pb, r->text, r->model ? "model" : "name",
+			      "model \"%s\": %s", name, strerror(-rc));
+		return rc;
 	}
-	rc = -EINVAL;
+	return 0;
+}
+
+/* "timeout" and "memory": positive numbers or sizes. */
+static int resolve_limits(struct resolve *r)
+{
+	/* each judged on its own: a bad one is blamed by its name */
 	for (int i = 0; i < 2; i++) {
 		const char *f = i ? "memory" : "timeout";
+		json_t *v = json_object_get(r->spec, f);
 
-		if (json_object_get(spec, f) &&
-		    parse_size(json_object_get(spec, f),
-			       i ? &memory : &timeout) < 0) {
-			json_decref(feats);
-			problem_field(pb, text, f,
+		if (v && parse_size(v, i ? &r->memory : &r->timeout) < 0) {
+			problem_field(r->pb, r->text, f,
 				      "must be a positive number (seconds; "
 				      "bytes or a size such as \"2G\")");
-			goto out;
+			return -EINVAL;
 		}
 	}
-	*plan = json_pack(
+	return 0;
+}
+
+/* The plan: everything the job program needs (new reference, or NULL). */
+static json_t *resolve_plan(struct resolve *r)
+{
+	json_t *man = r->man;
+	json_t *plan;
+
+	plan = json_pack(
 		"{s:s, s:s, s:O, s:{s:s, s:i, s:s, s:s, s:I, s:I}, s:s, s:s, "
 		"s:s, s:s, s:s, s:s?, s:o, s:O, s:O, s:O?, s:f, s:f, s:i, "
 		"s:i, s:O}",
-		"name", job, "model", model ? model : job, "spec", spec,
-		"dataset", "name", dsname, "version",
+		"name", r->job, "model", r->model ? r->model : r->job, "spec",
+		r->spec, "dataset", "name", r->dsname, "version",
 		(int)json_integer_value(json_object_get(man, "version")),
 		"hash", json_string_value(json_object_get(man, "hash")),
 		"blob", json_string_value(json_object_get(man, "blob")),
 		"size", json_integer_value(json_object_get(man, "size")),
 		"rows", json_integer_value(json_object_get(man, "rows")),
-		"algorithm", algo, "plugin", pl->path, "plugin_hash", pl->hash,
-		"plugin_version", pl->desc->version ? pl->desc->version : "",
-		"task", task_name(task), "label", label, "features", feats,
-		"params", params, "split", split,
-		"search", json_object_get(spec, "search"), "timeout", timeout,
-		"memory", memory, "uid", (int)ctx->uid, "gid", (int)ctx->gid,
-		"schema", schema);
-	if (*plan && tune)
-		json_object_set_new(*plan, "tune_plugin",
-				    json_string(tune->path));
+		"algorithm", r->algo, "plugin", r->pl->path, "plugin_hash",
+		r->pl->hash, "plugin_version",
+		r->pl->desc->version ? r->pl->desc->version : "", "task",
+		task_name(r->task), "label", r->label, "features", r->feats,
+		"params", r->params, "split", r->split, "search",
+		json_object_get(r->spec, "search"), "timeout", r->timeout,
+		"memory", r->memory, "uid", (int)r->ctx->uid, "gid",
+		(int)r->ctx->gid, "schema", r->schema);
+	r->feats = NULL; /* "o": the plan's, or gone with it */
+	if (plan && r->tune)
+		json_object_set_new(plan, "tune_plugin",
+				    json_string(r->tune->path));
+	return plan;
+}
+
+int spec_resolve(struct fs *fs, const char *job, const char *text,
+		 const struct fs_ctx *ctx, json_t **plan, struct problem *pb)
+{
+	/* in order: each step reads what the ones before it found */
+	static int (*const steps[])(struct resolve *) = {
+		resolve_fields,
+		resolve_dataset_name,
+		resolve_dataset_version,
+		resolve_algorithm,
+		resolve_label,
+		resolve_task,
+		resolve_features,
+		resolve_params,
+		resolve_model,
+		resolve_limits,
+	};
+	struct resolve r = {
+		.fs = fs,
+		.job = job,
+		.text = text,
+		.ctx = ctx,
+		.writer = { ctx->uid, ctx->gid, ctx->pid },
+		.pb = pb,
+	};
+	json_error_t err;
+	int rc = 0;
+
+	*plan = NULL;
+	r.spec = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+	if (!r.spec)
+		return problem_set(pb, (unsigned)err.line,
+				   (unsigned)err.column, "%s", err.text);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		rc = steps[i](&r);
+		if (rc < 0)
+			goto out;
+	}
+	*plan = resolve_plan(&r);
 	rc = *plan ? 0 : -ENOMEM;
 out:
-	json_decref(split);
-	json_decref(man);
-	json_decref(rec);
-	json_decref(spec);
+	json_decref(r.feats);
+	json_decref(r.split);
+	json_decref(r.man);
+	json_decref(r.rec);
+	json_decref(r.spec);
 	return rc;
 }
