@@ -8,9 +8,9 @@
  * unexpired mounts read-only, and its thread rebuilds the index from the
  * store every import_ttl seconds, so it sees the writer's new versions.
  * When the writer's lease expires (it crashed, or unmounted and gave it
- * back), the next mount takes it.  S3 has no compare-and-swap for plain
- * PUTs here, so two mounts starting in the same instant could both take
- * it; the lease is re-read after the PUT to narrow that window.
+ * back), the next mount takes it, with a conditional PUT (If-None-Match
+ * for a new lease, If-Match on the one it read), so of two mounts
+ * starting in the same instant one gets 412 and becomes a reader.
  *
  * The state is the mount's (fs->remote, struct remote below), made by
  * remote_open and freed by remote_close.  What remote_check sets in it

@@ -720,7 +720,28 @@ class Handler(BaseHTTPRequestHandler):
             or (self.command == "POST" and "uploadId" in names))
         with (self.server.gw.keylocks.held(raw_path) if writes
               else contextlib.nullcontext()):
-            self.forward_s3(fault, is_object, params, body, length)
+            resp = self.forward_s3(fault, is_object, params, body, length)
+            if writes and resp is not None:
+                self.wait_visible(resp)
+
+    def wait_visible(self, resp):
+        """Hold the key's lock until s3rver shows the write just answered:
+        it answers a PUT before its files hold the object, so a HEAD right
+        after (the next writer's If-Match check) could see the old one and
+        two conditional writes would both pass.  S3 is strongly
+        consistent; this makes the test server so for the writers."""
+        if self.command == "PUT" and resp.status == 200:
+            want = resp.getheader("ETag")
+            done = lambda f: f is not None and f[0] == want
+        elif self.command == "DELETE" and resp.status in (200, 204):
+            done = lambda f: f is None
+        else:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if done(self.head_upstream(self.path)):
+                return
+            time.sleep(0.005)
 
     def forward_s3(self, fault, is_object, params, body, length):
         drop = []
@@ -753,6 +774,7 @@ class Handler(BaseHTTPRequestHandler):
         resp = self.upstream_request(self.command, target, headers, body,
                                      length)
         self.relay(resp, fault=fault, trim_end=trim_end, rewrite=rewrite)
+        return resp
 
     def check_if_none_match(self):
         """If-None-Match: * on a write: 412 if the object exists."""

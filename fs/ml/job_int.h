@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the job program (mlfs-job: job_main.c the run of one job,
+ * job_search.c a search's trials): what its two files share.  A process
+ * of its own, so its few variables are the process's.
+ */
+#ifndef MLFS_FS_JOB_INT_H
+#define MLFS_FS_JOB_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "mlcore.h"
+#include "plugin.h"
+
+struct run {
+	json_t *plan;
+	const struct plugin *pl;
+	const struct mlfs_train_ops *ops;
+	unsigned task;
+	const char *taskname; /* borrowed from plan */
+	double t0;        /* monotonic start */
+	FILE *metrics;
+};
+
+/*
+ * What one fit reports through the host table: its place in the job's
+ * progress and the prefix of its lines.  Trials of a search run on
+ * several threads; out_lock serialises their writes.
+ */
+struct hctx {
+	struct run *run;
+	double frac_base; /* progress: base + span * fraction */
+	double frac_span;
+	char prefix[64];  /* "trial 3: " */
+	long metric_base; /* steps of earlier trials */
+	struct mlfs_host host; /* the table the plugin gets, ctx = this */
+	json_t *stopped;  /* why the last fit ended {rule, at, why}, or NULL */
+};
+
+extern volatile sig_atomic_t cancelled; /* SIGTERM: stop between steps */
+extern pthread_mutex_t out_lock;        /* the job's shared output files */
+
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+					       noreturn));
+bool default_maximize(const char *metric);
+json_t *evaluate(struct run *run, void *inst, const float *x,
+			const float *y, size_t rows, size_t w,
+			const char *const *classes, size_t ncls);
+void finish(int ok, const char *reason, json_t *metrics,
+		   json_t *trials);
+double metric_of(json_t *m, const char *name);
+float *score(struct run *run, void *inst, const float *x, size_t rows,
+		    size_t w, size_t *nout);
+int train_once(struct run *run, const struct mlfs_host *base,
+		      struct hctx *hc, json_t *params,
+		      const struct mlfs_data *tr, const struct mlfs_data *va,
+		      void **inst, double *fit_s, char *msg, size_t msglen);
+void write_trial(size_t n, json_t *t);
+double now_mono(void);
+json_t *search_run(struct run *run, const struct mlfs_host *host,
+			  json_t *plan, struct mlfs_data *tr,
+			  const struct mlfs_data *va, const char **cnames,
+			  size_t ncls, json_t **trials_out);
+
+/* The host table (job_host.c). */
+void host_log(void *ctx, int level, const char *fmt, ...);
+void host_progress(void *ctx, double fraction, const char *line);
+void host_metric(void *ctx, const char *name, double value, long step);
+void host_stopped(void *ctx, const char *rule, long at,
+			 const char *why);
+int host_cancelled(void *ctx);
+json_t *stopped_unknown(const struct plugin *pl);
+void progress_stopped(struct hctx *h, double frac, const char *what);
+
+#endif
