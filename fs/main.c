@@ -32,7 +32,7 @@
 #include <xxhash.h>
 
 #include "config.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "fuse_ops.h"
 #include "meta.h"
@@ -345,12 +345,12 @@ static int open_index(struct fs *fs, bool *verify)
 	 * once rather than after a LIST of every manifest.
 	 */
 	if (created && fs->s3 && remote_catalog_trusted(fs) &&
-	    ds_rebuild_trusted(fs) == 0) {
+	    repo_rebuild_trusted(fs) == 0) {
 		*verify = true;
 		fs_log(fs, LOG_INFO, "index from the catalog; checking it "
 				     "against the bucket");
 	} else if (created || !clean || !current || !remote_index_current(fs)) {
-		rc = ds_rebuild(fs);
+		rc = repo_rebuild(fs);
 		if (rc < 0) {
 			fs_log(fs, LOG_ERR, "index rebuild: %s", strerror(-rc));
 			return rc;
@@ -600,7 +600,7 @@ static int open_local(struct fs *fs, const struct cli *cli, int *lock_fd)
 	rc = store_local_open(fs->opts.store_dir, &fs->store);
 	if (rc < 0)
 		return fail("store %s: %s", cli->store, strerror(-rc));
-	rc = ds_format_check(fs, msg, sizeof(msg));
+	rc = repo_format_check(fs, msg, sizeof(msg));
 	if (rc < 0)
 		return fail("store %s: %s", cli->store,
 			    msg[0] ? msg : strerror(-rc));
@@ -752,7 +752,7 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		fs_log(fs, LOG_ERR, "cannot start a thread");
 		return -1;
 	}
-	if (verify && ds_verify_start(fs) < 0) {
+	if (verify && repo_verify_start(fs) < 0) {
 		fs_log(fs, LOG_ERR, "cannot start a thread");
 		return -1;
 	}
@@ -765,7 +765,7 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 
 static void stop_services(struct fs *fs)
 {
-	ds_verify_join(fs);
+	repo_verify_join(fs);
 	reap_stop(fs);
 	runner_stop(fs);
 	served_cache_clear(fs); /* before the plugins they use go */
@@ -797,7 +797,7 @@ static int serve(struct fs *fs, struct fuse_session *se, int *status)
 			  ? 0
 			  : 1;
 	/* an index from the catalog that was never checked is not clean */
-	if (ds_verify_join(fs) == 0 && *status == 0)
+	if (repo_verify_join(fs) == 0 && *status == 0)
 		mark_clean(fs);
 	fuse_loop_cfg_destroy(lcfg);
 	return 0;

@@ -37,7 +37,7 @@ struct fs_file;
 struct fs_reply;
 struct strbuf;
 struct node_type;
-struct ds_kind;
+struct repo_kind;
 struct statvfs;
 
 #define NODE_MAX_DEPTH 8
@@ -167,7 +167,7 @@ struct node_type {
 	 * are of that kind (obj_kind looks up the ancestors).  The engine
 	 * never looks inside it.  NULL elsewhere.
 	 */
-	const struct ds_kind *kind;
+	const struct repo_kind *kind;
 	/*
 	 * blob: the store key of the content this file serves (for the
 	 * .mlfs/cache commands and the user.mlfs.* attributes); -ENODATA

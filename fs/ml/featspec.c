@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "featspec.h"
 #include "names.h"
 #include "spec.h"
@@ -375,8 +375,8 @@ int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(src, "@"), src);
 	if (strchr(src, '@'))
 		ver = (unsigned)strtoul(strchr(src, '@') + 1, NULL, 10);
-	rc = ds_version(fs, &ds_datasets, name, ver, &man);
-	if (rc == -ENOENT && ver == 0 && ds_get(fs, &ds_datasets, name, &c) == 0) {
+	rc = repo_version(fs, &repo_datasets, name, ver, &man);
+	if (rc == -ENOENT && ver == 0 && repo_get(fs, &repo_datasets, name, &c) == 0) {
 		json_decref(c);
 		return 0; /* a dataset with no version yet: judged at sync */
 	}

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "jsonout.h"
 #include "mlcore.h"
@@ -203,7 +203,7 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 	int rc;
 
 	*out = NULL;
-	ds_blob_key(hash, key, sizeof(key));
+	repo_blob_key(hash, key, sizeof(key));
 	rc = store_get(fs->store, key, MODEL_FILE_MAX, &buf, &len);
 	if (rc == -EBADMSG) {
 		snprintf(msg, msglen, "model file %s: the store's content does "

@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -341,7 +341,7 @@ static bool job_blob(json_t *rec, const char *file, char *key, size_t len,
 
 	if (!h)
 		return false;
-	ds_blob_key(h, key, len);
+	repo_blob_key(h, key, len);
 	*size = json_integer_value(json_object_get(f, "size"));
 	return true;
 }
@@ -388,7 +388,7 @@ ssize_t job_file_read(struct job *j, const char *file, char *buf, size_t size,
 		n = store_get_range(fs->store, key, buf, size, (uint64_t)off);
 		if (n == -EBADMSG) {
 			snprintf(dir, sizeof(dir), "jobs/%s/%s", j->name, file);
-			n = ds_blob_error(fs, j->uid, dir, key, (int)n);
+			n = repo_blob_error(fs, j->uid, dir, key, (int)n);
 		}
 		return n;
 	}
@@ -432,7 +432,7 @@ static int copy_out(struct fs *fs, const char *dir, const char *file,
 	if (rc < 0)
 		return rc;
 	rc = fstat(in, &st) < 0 ? -errno
-				: ds_copy_to_tmp(fs, in, (uint64_t)st.st_size,
+				: repo_copy_to_tmp(fs, in, (uint64_t)st.st_size,
 						 tmp, tmplen, &out);
 	close(in);
 	if (rc < 0)
@@ -455,7 +455,7 @@ int put_copy(struct fs *fs, const char *dir, const char *file,
 	rc = copy_out(fs, dir, file, tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
-	rc = ds_put_blob(fs, tmp, hash, size);
+	rc = repo_put_file(fs, tmp, hash, size);
 	unlink(tmp); /* stored (moved or copied) or failed: not needed */
 	return rc;
 }

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -141,7 +141,7 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	if (datafd == -EBADMSG) {
 		/* .mlfs/errors names the key; the status says why */
 		snprintf(path, sizeof(path), "jobs/%s", j->name);
-		ds_blob_error(fs, uid, path, blob, datafd);
+		repo_blob_error(fs, uid, path, blob, datafd);
 	}
 	if (datafd < 0)
 		return datafd;
@@ -250,7 +250,7 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 		const char *dsname = json_string_value(json_object_get(
 			json_object_get(plan, "dataset"), "name"));
 
-		if (!dsname || ds_get(fs, &ds_datasets, dsname, &drec) < 0) {
+		if (!dsname || repo_get(fs, &repo_datasets, dsname, &drec) < 0) {
 			rc = -ENOENT;
 			goto out_unlock;
 		}
@@ -259,7 +259,7 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 				     0777);
 		json_decref(drec);
 	}
-	if (ds_get(fs, &ds_models, model, &mrec) == 0) {
+	if (repo_get(fs, &repo_models, model, &mrec) == 0) {
 		/* Judged again: the model may have been made, or its mode
 		 * changed, by another user since the spec was accepted.
 		 * No request is behind this: the uid's groups as now. */
@@ -294,7 +294,7 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 
 		snprintf(rel, sizeof(rel), MODEL_OUT "/%s", model_files[i]);
 		if (i == MODEL_FILE_META) {
-			rc = ds_put_blob(fs, path, hash, &size);
+			rc = repo_put_file(fs, path, hash, &size);
 			unlink(path);
 		} else {
 			rc = put_copy(fs, j->dir, rel, hash, &size);
@@ -310,7 +310,7 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 		goto out_unlock;
 	}
 	man = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:O, s:o}",
-			"format", DS_FORMAT_MAJOR, "model", model, "created",
+			"format", REPO_FORMAT_MAJOR, "model", model, "created",
 			when, "job", j->name, "dataset",
 			json_object_get(plan, "dataset"), "algorithm",
 			json_string_value(json_object_get(plan, "algorithm")),
@@ -319,7 +319,7 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 					   ? json_object_get(meta, "metrics")
 					   : json_null(),
 			"files", fl);
-	rc = man ? ds_commit_model(fs, model, man, &ctx, ver) : -ENOMEM;
+	rc = man ? repo_commit_model(fs, model, man, &ctx, ver) : -ENOMEM;
 	json_decref(man);
 out_unlock:
 	pthread_mutex_unlock(&publish_lock);

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "plugin.h"
@@ -526,7 +526,7 @@ int spec_may_write_model(struct fs *fs, const struct host_user *writer,
 	json_t *rec;
 	int rc;
 
-	rc = ds_get(fs, &ds_models, model, &rec);
+	rc = repo_get(fs, &repo_models, model, &rec);
 	if (rc == -ENOENT)
 		return 0; /* made by the job, owned by the writer */
 	if (rc < 0)
@@ -616,7 +616,7 @@ static int resolve_dataset_name(struct resolve *r)
 			      dsref);
 		return -EINVAL;
 	}
-	if (ds_get(r->fs, &ds_datasets, r->dsname, &r->rec) < 0) {
+	if (repo_get(r->fs, &repo_datasets, r->dsname, &r->rec) < 0) {
 		problem_field(r->pb, r->text, "dataset", "no dataset \"%s\"",
 			      r->dsname);
 		return -EINVAL;

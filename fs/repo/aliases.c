@@ -20,7 +20,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -45,13 +45,13 @@ bool repo_alias_uses(json_t *rec, unsigned ver, const char **alias)
 	return false;
 }
 
-int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
+int repo_alias_get(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias,
 		 unsigned *ver)
 {
 	json_t *rec, *v;
 	int rc;
 
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		return rc;
 	v = json_object_get(json_object_get(rec, "aliases"), alias);
@@ -60,7 +60,7 @@ int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const
 	return v ? 0 : -ENOENT;
 }
 
-static int alias_store(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec)
+static int alias_store(struct fs *fs, const struct repo_kind *k, const char *name, json_t *rec)
 {
 	char key[512];
 	int rc;
@@ -72,7 +72,7 @@ static int alias_store(struct fs *fs, const struct ds_kind *k, const char *name,
 	return repo_index_update(fs, k, name, rec, 0, NULL);
 }
 
-int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
+int repo_alias_set(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias,
 		 const char *target, bool replace, struct problem *pb)
 {
 	unsigned ver;
@@ -90,10 +90,10 @@ int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const
 				   "dataset",
 				   target);
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_version(fs, k, name, ver, &man);
+	rc = repo_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	if (!replace && json_object_get(json_object_get(rec, "aliases"), alias)) {
@@ -110,13 +110,13 @@ out_unlock:
 	return rc;
 }
 
-int ds_alias_del(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias)
+int repo_alias_del(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias)
 {
 	json_t *rec;
 	int rc;
 
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	if (json_object_del(json_object_get(rec, "aliases"), alias) < 0)
@@ -129,7 +129,7 @@ out_unlock:
 	return rc;
 }
 
-int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, const char *from,
+int repo_alias_rename(struct fs *fs, const struct repo_kind *k, const char *name, const char *from,
 		    const char *to, unsigned flags)
 {
 	struct problem pb = { 0 };
@@ -143,7 +143,7 @@ int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, co
 	if (rc < 0)
 		return -EPERM; /* over latest, v<n>, or a bad name */
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	aliases = json_object_get(rec, "aliases");

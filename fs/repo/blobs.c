@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -32,12 +32,12 @@
 #include "repo_int.h"
 #include "store.h"
 
-void ds_blob_key(const char *hash, char *out, size_t outlen)
+void repo_blob_key(const char *hash, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "blobs/%.2s/%s", hash, hash);
 }
 
-bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
+bool repo_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
 {
 	const char *h;
 
@@ -54,7 +54,7 @@ bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1])
 	return true;
 }
 
-int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
+int repo_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
 		  int rc)
 {
 	struct problem pb = { 0 };
@@ -99,7 +99,7 @@ static int hash_ref_one(void *arg, const char *key, const char *val,
  * being removed).  Open readers keep their descriptor on the local file;
  * on S3 the deletion waits out gc_grace (reap.c).  Called under ds_lock.
  */
-static void repo_blob_release(struct fs *fs, const struct ds_kind *k,
+static void repo_blob_release(struct fs *fs, const struct repo_kind *k,
 			    const char *hash, const char *name, unsigned ver)
 {
 	char prefix[300], key[128];
@@ -117,7 +117,7 @@ static void repo_blob_release(struct fs *fs, const struct ds_kind *k,
 	meta_txn_abort(t);
 	if (hr.found)
 		return;
-	ds_blob_key(hash, key, sizeof(key));
+	repo_blob_key(hash, key, sizeof(key));
 	/*
 	 * On the bucket, not yet: a reader with the file open (here or on
 	 * another mount) reads it from there.  It goes gc_grace later.
@@ -127,7 +127,7 @@ static void repo_blob_release(struct fs *fs, const struct ds_kind *k,
 }
 
 /* Release every blob a manifest names (the "hash" and any "files"). */
-void repo_man_release(struct fs *fs, const struct ds_kind *k,
+void repo_man_release(struct fs *fs, const struct repo_kind *k,
 			   json_t *man, const char *name, unsigned ver)
 {
 	const char *h = json_string_value(json_object_get(man, "hash"));
@@ -198,7 +198,7 @@ void repo_drop_unreferenced(struct fs *fs, const char *hash,
 		store_del(fs->store, key);
 }
 
-int ds_blob_reap(struct fs *fs, const char *key)
+int repo_blob_reap(struct fs *fs, const char *key)
 {
 	const char *hash = strrchr(key, '/');
 	int rc = 0;
@@ -221,7 +221,7 @@ int ds_blob_reap(struct fs *fs, const char *key)
 int repo_put_blob(struct fs *fs, const char *hash, const char *path,
 		    uint64_t size, char *key, size_t keylen, bool *fresh)
 {
-	ds_blob_key(hash, key, keylen);
+	repo_blob_key(hash, key, keylen);
 	if (fresh)
 		*fresh = false;
 	if (repo_blob_is_stored(fs, key, size)) {
@@ -234,7 +234,7 @@ int repo_put_blob(struct fs *fs, const char *hash, const char *path,
 	return store_put_file(fs->store, key, path);
 }
 
-int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
+int repo_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
 		   size_t tmplen, int *out)
 {
 	int rc;
@@ -255,7 +255,7 @@ int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
 	return rc;
 }
 
-int ds_put_blob(struct fs *fs, const char *path, char hash[33],
+int repo_put_file(struct fs *fs, const char *path, char hash[33],
 		uint64_t *size)
 {
 	struct stat st;

@@ -75,7 +75,7 @@ int catalog_find(struct catalog *c, const char *key, const char *etag,
  * prefix, with the entry's MD5 as an ETag and its body (not a copy,
  * len bytes, valid while c lives), in no particular order.  Stops at
  * and returns fn's first non-zero return; 0 for NULL.  For a mount that
- * trusts the catalog before any LIST (see ds_rebuild_trusted).
+ * trusts the catalog before any LIST (see repo_rebuild_trusted).
  */
 int catalog_each(struct catalog *c, const char *prefix,
 		 int (*fn)(void *arg, const char *key, const char *etag,

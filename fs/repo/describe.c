@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -162,7 +162,7 @@ json_t *repo_schema_json(const struct csv_info *info, json_t *overrides,
 }
 
 json_t *repo_lineage_json(unsigned parent, time_t now, uint64_t size,
-			    const char *hash, const struct ds_origin *o)
+			    const char *hash, const struct repo_origin *o)
 {
 	char when[32];
 
@@ -182,7 +182,7 @@ json_t *repo_lineage_json(unsigned parent, time_t now, uint64_t size,
 
 /* --- rendering --- */
 
-int ds_render_field(json_t *man, const char *field, struct strbuf *out)
+int repo_render_field(json_t *man, const char *field, struct strbuf *out)
 {
 	json_t *j = json_object_get(man, field);
 	char *text;
@@ -202,15 +202,15 @@ int ds_render_field(json_t *man, const char *field, struct strbuf *out)
 
 int ds_render_schema(json_t *man, struct strbuf *out)
 {
-	return ds_render_field(man, "schema", out);
+	return repo_render_field(man, "schema", out);
 }
 
 int ds_render_stats(json_t *man, struct strbuf *out)
 {
-	return ds_render_field(man, "stats", out);
+	return repo_render_field(man, "stats", out);
 }
 
 int ds_render_lineage(json_t *man, struct strbuf *out)
 {
-	return ds_render_field(man, "lineage", out);
+	return repo_render_field(man, "lineage", out);
 }

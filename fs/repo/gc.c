@@ -20,7 +20,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -66,7 +66,7 @@ static int gc_collect(void *arg, const char *key, const struct store_stat *st)
 	return 0;
 }
 
-int ds_gc(struct fs *fs)
+int repo_gc(struct fs *fs)
 {
 	struct gc_keys g = { .young = (int64_t)time(NULL) -
 				      (int64_t)fs->opts.gc_grace };
@@ -78,7 +78,7 @@ int ds_gc(struct fs *fs)
 	for (size_t i = 0; rc == 0 && i < g.n; i++) {
 		char hash[HASH_HEX_LEN + 1];
 
-		if (!ds_blob_hash(g.k[i], hash))
+		if (!repo_blob_hash(g.k[i], hash))
 			continue; /* not ours */
 		if (reap_is_pending(fs, g.k[i]))
 			continue; /* a removed version's, read until its grace ends */

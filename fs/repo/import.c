@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -33,10 +33,10 @@
 #include "store.h"
 
 int ds_publish_pending(struct fs *fs, const char *name,
-		       const struct ds_origin *origin, uint64_t size,
+		       const struct repo_origin *origin, uint64_t size,
 		       unsigned *ver, bool *created)
 {
-	const struct ds_kind *k = &ds_datasets;
+	const struct repo_kind *k = &repo_datasets;
 	json_t *rec = NULL, *prev = NULL, *man = NULL;
 	unsigned parent, v;
 	int rc;
@@ -44,11 +44,11 @@ int ds_publish_pending(struct fs *fs, const char *name,
 	*ver = 0;
 	*created = false;
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	parent = repo_rec_uint(rec, "latest");
-	if (parent && ds_version(fs, k, name, parent, &prev) == 0) {
+	if (parent && repo_version(fs, k, name, parent, &prev) == 0) {
 		json_t *lin = json_object_get(prev, "lineage");
 		const char *pd = json_string_value(json_object_get(lin,
 								   "detail"));
@@ -65,7 +65,7 @@ int ds_publish_pending(struct fs *fs, const char *name,
 	}
 	v = repo_next_version(rec, parent);
 	man = json_pack("{s:i, s:s, s:i, s:I, s:b, s:o}", "format",
-			DS_FORMAT_MAJOR, "dataset", name, "version", (int)v,
+			REPO_FORMAT_MAJOR, "dataset", name, "version", (int)v,
 			"size", (json_int_t)size, "pending", 1, "lineage",
 			repo_lineage_json(parent, time(NULL), size, NULL, origin));
 	rc = repo_commit_new(fs, name, rec, man, v, ver, created);
@@ -90,7 +90,7 @@ bool ds_is_pending(json_t *man)
 static int import_pending(struct fs *fs, const char *name, unsigned ver,
 			  json_t *pman, struct problem *pb)
 {
-	const struct ds_kind *k = &ds_datasets;
+	const struct repo_kind *k = &repo_datasets;
 	json_t *lin = json_object_get(pman, "lineage");
 	const char *url = json_string_value(json_object_get(lin, "detail"));
 	const char *etag = json_string_value(json_object_get(lin,
@@ -144,9 +144,9 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 		goto out_unlink;
 	/* The blob goes in under the lock: gc must not take it first. */
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc == 0)
-		rc = ds_version(fs, k, name, ver, &man);
+		rc = repo_version(fs, k, name, ver, &man);
 	if (rc == 0 && ds_is_pending(man)) {
 		rc = repo_put_blob(fs, hash, tmp, size, key, sizeof(key), NULL);
 		json_object_del(man, "pending");
@@ -217,7 +217,7 @@ int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 {
 	struct import_ent *e;
 	const char *etag;
-	int rc = ds_version(fs, &ds_datasets, name, ver, man);
+	int rc = repo_version(fs, &repo_datasets, name, ver, man);
 
 	if (rc < 0 || !ds_is_pending(*man))
 		return rc;
@@ -254,7 +254,7 @@ int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 	pthread_mutex_unlock(&fs->repo->imports.m);
 
 	json_decref(*man);
-	rc = ds_version(fs, &ds_datasets, name, ver, man);
+	rc = repo_version(fs, &repo_datasets, name, ver, man);
 	if (rc == 0 && ds_is_pending(*man))
 		rc = import_pending(fs, name, ver, *man, &e->pb);
 
@@ -271,7 +271,7 @@ int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 	pthread_mutex_unlock(&fs->repo->imports.m);
 	if (rc == 0) {
 		json_decref(*man);
-		rc = ds_version(fs, &ds_datasets, name, ver, man);
+		rc = repo_version(fs, &repo_datasets, name, ver, man);
 	}
 out:
 	if (rc < 0) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The kinds of versioned object (ds.h: struct ds_kind), and what keeps
+ * The kinds of versioned object (repo.h: struct repo_kind), and what keeps
  * a version of each from being removed: a version of another kind whose
- * manifest names it (ds_ref), or a live user outside the repository.
+ * manifest names it (repo_ref), or a live user outside the repository.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -42,26 +42,26 @@ static int dataset_busy(struct fs *fs, const char *name, unsigned ver,
 		       : 0;
 }
 
-const struct ds_kind ds_datasets = {
+const struct repo_kind repo_datasets = {
 	.dir = "datasets",
 	.record = "dataset.json",
 	.noun = "dataset",
 	.busy = dataset_busy,
 };
 
-const struct ds_kind ds_features = {
+const struct repo_kind repo_features = {
 	.dir = "features",
 	.record = "feature_set.json",
 	.noun = "feature set",
 };
 
-static const struct ds_ref model_refs[] = {
-	{ "dataset", &ds_datasets, "trained on" },
-	{ "feature_sets", &ds_features, "trained on" },
+static const struct repo_ref model_refs[] = {
+	{ "dataset", &repo_datasets, "trained on" },
+	{ "feature_sets", &repo_features, "trained on" },
 	{ NULL },
 };
 
-const struct ds_kind ds_models = {
+const struct repo_kind repo_models = {
 	.dir = "models",
 	.record = "model.json",
 	.noun = "model",
@@ -69,21 +69,21 @@ const struct ds_kind ds_models = {
 };
 
 /* Every kind, in the order a rebuild reads them. */
-const struct ds_kind *const ds_kinds[] = { &ds_datasets, &ds_features,
-					    &ds_models, NULL };
+const struct repo_kind *const repo_kinds[] = { &repo_datasets, &repo_features,
+					    &repo_models, NULL };
 
-const struct ds_kind *ds_kind_of_key(const char *key)
+const struct repo_kind *repo_kind_of_key(const char *key)
 {
-	for (size_t i = 0; ds_kinds[i]; i++) {
-		size_t n = strlen(ds_kinds[i]->dir);
+	for (size_t i = 0; repo_kinds[i]; i++) {
+		size_t n = strlen(repo_kinds[i]->dir);
 
-		if (strncmp(key, ds_kinds[i]->dir, n) == 0 && key[n] == '/')
-			return ds_kinds[i];
+		if (strncmp(key, repo_kinds[i]->dir, n) == 0 && key[n] == '/')
+			return repo_kinds[i];
 	}
 	return NULL;
 }
 
-bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
+bool repo_ref_get(json_t *man, const struct repo_ref *ref, size_t i,
 		const char **name, unsigned *ver)
 {
 	json_t *r = json_object_get(man, ref->field);
@@ -99,8 +99,8 @@ bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
 }
 
 struct use_scan {
-	const struct ds_kind *by; /* the kind whose versions are scanned */
-	const struct ds_ref *ref; /* their field that may name ours */
+	const struct repo_kind *by; /* the kind whose versions are scanned */
+	const struct repo_ref *ref; /* their field that may name ours */
 	const char *name;
 	unsigned ver; /* 0: any version */
 	char *why;
@@ -121,7 +121,7 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && slash &&
-			   ds_ref_get(man, us->ref, i, &n, &v); i++) {
+			   repo_ref_get(man, us->ref, i, &n, &v); i++) {
 		if (strcmp(n, us->name) != 0 || (us->ver && us->ver != v))
 			continue;
 		/* a version something uses is never removed: it went missing */
@@ -143,7 +143,7 @@ static int use_one(void *arg, const char *key, const char *val, size_t len)
  * the kind's live users, or a version of any kind whose manifest names
  * it?  1 with why, 0, or -errno.
  */
-int repo_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_in_use(struct fs *fs, const struct repo_kind *k, const char *name,
 		unsigned ver, char *why, size_t whylen)
 {
 	struct use_scan us = { .name = name, .ver = ver, .why = why,
@@ -156,12 +156,12 @@ int repo_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
 	rc = meta_txn_begin(fs->meta, true, &us.t);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; rc == 0 && ds_kinds[i]; i++) {
-		for (const struct ds_ref *r = ds_kinds[i]->refs;
+	for (size_t i = 0; rc == 0 && repo_kinds[i]; i++) {
+		for (const struct repo_ref *r = repo_kinds[i]->refs;
 		     rc == 0 && r && r->field; r++) {
 			if (r->to != k)
 				continue;
-			us.by = ds_kinds[i];
+			us.by = repo_kinds[i];
 			us.ref = r;
 			snprintf(prefix, sizeof(prefix), "%s/", us.by->dir);
 			rc = meta_scan(us.t, META_VER, prefix, NULL, use_one,

@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -39,7 +39,7 @@ struct lineage_scan {
 };
 
 /* Note uid of record name of k (if readable) in the entry's "uids". */
-static void lineage_uid(struct meta_txn *t, const struct ds_kind *k,
+static void lineage_uid(struct meta_txn *t, const struct repo_kind *k,
 			const char *name, json_t *ent)
 {
 	char *val, uid[16], key[512];
@@ -73,8 +73,8 @@ static json_t *lineage_ent(json_t *missing, const char *key)
 }
 
 /* Version v of n, which who's version (at slash) names by r: indexed? */
-static void lineage_note(struct lineage_scan *ls, const struct ds_kind *k,
-			 const struct ds_ref *r, const char *who,
+static void lineage_note(struct lineage_scan *ls, const struct repo_kind *k,
+			 const struct repo_ref *r, const char *who,
 			 const char *slash, const char *n, unsigned v)
 {
 	char vkey[512], mkey[600], user[600];
@@ -100,12 +100,12 @@ static void lineage_note(struct lineage_scan *ls, const struct ds_kind *k,
 	lineage_uid(ls->t, k, user, ent);
 }
 
-/* A version: are the versions its manifest names (ds_ref) indexed? */
+/* A version: are the versions its manifest names (repo_ref) indexed? */
 static int lineage_one(void *arg, const char *key, const char *val,
 		       size_t len)
 {
 	struct lineage_scan *ls = arg;
-	const struct ds_kind *k = ds_kind_of_key(key);
+	const struct repo_kind *k = repo_kind_of_key(key);
 	const char *who = k ? key + strlen(k->dir) + 1 : NULL;
 	const char *slash = who ? strchr(who, '/') : NULL;
 	json_t *man;
@@ -113,11 +113,11 @@ static int lineage_one(void *arg, const char *key, const char *val,
 	if (!slash || !k->refs)
 		return 0;
 	man = json_loadb(val, len, 0, NULL);
-	for (const struct ds_ref *r = k->refs; r->field; r++) {
+	for (const struct repo_ref *r = k->refs; r->field; r++) {
 		const char *n;
 		unsigned v;
 
-		for (size_t i = 0; ds_ref_get(man, r, i, &n, &v); i++)
+		for (size_t i = 0; repo_ref_get(man, r, i, &n, &v); i++)
 			lineage_note(ls, k, r, who, slash, n, v);
 	}
 	json_decref(man);
@@ -149,7 +149,7 @@ void repo_lineage_check(struct fs *fs, json_t *gone)
 	meta_scan(ls.t, META_VER, "", NULL, lineage_one, &ls);
 	/* the missing object's owner sees it too, if its record is there */
 	json_object_foreach(ls.missing, key, ent) {
-		const struct ds_kind *k = ds_kind_of_key(key);
+		const struct repo_kind *k = repo_kind_of_key(key);
 		char name[300];
 
 		if (k && sscanf(key + strlen(k->dir), "/%299[^/]/", name) == 1)

@@ -27,7 +27,7 @@ struct meta_txn;
 enum meta_table {
 	META_MISC = 0, /* small settings: "clean", "layout" */
 	META_REC,      /* "<kind dir>/<name>" -> the object's record (JSON),
-			* of every kind of versioned object (ds.h) */
+			* of every kind of versioned object (repo.h) */
 	META_VER,      /* "<kind dir>/<name>/<10-digit n>" -> a version's
 			* manifest (JSON) */
 	META_JOB,      /* job name -> job record (JSON) */

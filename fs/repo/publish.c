@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -123,7 +123,7 @@ int repo_commit_new(struct fs *fs, const char *name, json_t *rec,
 
 	if (!man)
 		return -ENOMEM;
-	rc = repo_commit_version(fs, &ds_datasets, name, rec, man, v);
+	rc = repo_commit_version(fs, &repo_datasets, name, rec, man, v);
 	if (rc == 0) {
 		*ver = v;
 		*created = true;
@@ -169,7 +169,7 @@ static bool is_latest(struct fs *fs, const char *name, json_t *rec,
 
 	*parent = repo_rec_uint(rec, "latest");
 	if (*parent &&
-	    ds_version(fs, &ds_datasets, name, *parent, &prev) == 0) {
+	    repo_version(fs, &repo_datasets, name, *parent, &prev) == 0) {
 		ph = json_string_value(json_object_get(
 			json_object_get(prev, "lineage"), "hash"));
 		same = ph && strcmp(ph, hash) == 0;
@@ -179,10 +179,10 @@ static bool is_latest(struct fs *fs, const char *name, json_t *rec,
 }
 
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
-	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       const struct repo_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb)
 {
-	const struct ds_kind *k = &ds_datasets;
+	const struct repo_kind *k = &repo_datasets;
 	struct csv_info *info = NULL;
 	char hash[HASH_HEX_LEN + 1], key[128];
 	json_t *rec = NULL, *man = NULL;
@@ -199,7 +199,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		return rc;
 	hash_hex(m.data, (size_t)m.size, hash);
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	/* Identical content makes no new version (it was checked). */
@@ -223,7 +223,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	repo_lock(fs);
 	json_decref(rec);
 	rec = NULL;
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_drop;
 	/* the same bytes were published meanwhile */
@@ -241,7 +241,7 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	if (rc < 0)
 		goto out_drop;
 	v = repo_next_version(rec, parent);
-	man = json_pack("{s:i, s:s, s:i, s:o}", "format", DS_FORMAT_MAJOR,
+	man = json_pack("{s:i, s:s, s:i, s:o}", "format", REPO_FORMAT_MAJOR,
 			"dataset", name, "version", (int)v, "lineage",
 			repo_lineage_json(parent, now, m.size, hash, origin));
 	if (man && repo_manifest_content(man, rec, info, hash, key, m.size) < 0) {
@@ -263,10 +263,10 @@ out:
 	return rc;
 }
 
-int ds_commit_model(struct fs *fs, const char *name, json_t *man,
+int repo_commit_model(struct fs *fs, const char *name, json_t *man,
 		    const struct fs_ctx *ctx, unsigned *ver)
 {
-	const struct ds_kind *k = &ds_models;
+	const struct repo_kind *k = &repo_models;
 	json_t *rec = NULL;
 	unsigned v;
 	int rc;
@@ -276,7 +276,7 @@ int ds_commit_model(struct fs *fs, const char *name, json_t *man,
 	if (rc < 0)
 		return rc;
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc == -ENOENT) {
 		char when[32], key[512];
 		time_t now = time(NULL);
@@ -333,8 +333,8 @@ static bool same_content(json_t *man, json_t *prev)
 	return true;
 }
 
-int ds_commit(struct fs *fs, const struct ds_kind *k, const char *name,
-	      json_t *man, const struct ds_origin *origin, unsigned *ver,
+int repo_commit(struct fs *fs, const struct repo_kind *k, const char *name,
+	      json_t *man, const struct repo_origin *origin, unsigned *ver,
 	      bool *created)
 {
 	json_t *rec = NULL, *prev = NULL;
@@ -344,17 +344,17 @@ int ds_commit(struct fs *fs, const struct ds_kind *k, const char *name,
 	*ver = 0;
 	*created = false;
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	parent = repo_rec_uint(rec, "latest");
-	if (parent && ds_version(fs, k, name, parent, &prev) == 0 &&
+	if (parent && repo_version(fs, k, name, parent, &prev) == 0 &&
 	    same_content(man, prev)) {
 		*ver = parent; /* nothing changes: no new version */
 		goto out_unlock;
 	}
 	v = repo_next_version(rec, parent);
-	json_object_set_new(man, "format", json_integer(DS_FORMAT_MAJOR));
+	json_object_set_new(man, "format", json_integer(REPO_FORMAT_MAJOR));
 	json_object_set_new(man, "version", json_integer(v));
 	json_object_set_new(man, "lineage",
 			    repo_lineage_json(parent, time(NULL), 0, NULL,

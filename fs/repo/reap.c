@@ -18,7 +18,7 @@
  *
  * Threads: FUSE workers (under ds_lock, from repo/blobs.c) add and cancel; one
  * thread of this module waits for the first due time and calls
- * ds_blob_reap() (which takes ds_lock) with no lock of ours held.
+ * repo_blob_reap() (which takes ds_lock) with no lock of ours held.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +28,7 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "reap.h"
 #include "repo_int.h"
@@ -93,7 +93,7 @@ static void *reap_main(void *arg)
 		/* a fenced or read-only writer deletes nothing */
 		rc = __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED)
 			     ? 0
-			     : ds_blob_reap(fs, e->key);
+			     : repo_blob_reap(fs, e->key);
 		pthread_mutex_lock(&q->lock);
 		if (rc < 0 && !q->stop) {
 			fs_log(fs, LOG_NOTICE, "%s: deleting it failed: %s; "

@@ -26,7 +26,7 @@ void reap_stop(struct fs *fs);
 
 /*
  * reap_later: delete blob key gc_grace seconds from now, unless a version
- * or a job names it by then (ds_blob_reap checks).  0, or -EAGAIN when no
+ * or a job names it by then (repo_blob_reap checks).  0, or -EAGAIN when no
  * thread runs (delete now), or -ENOMEM.  Any thread; key is copied.
  */
 int reap_later(struct fs *fs, const char *key);

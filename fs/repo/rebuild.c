@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -94,7 +94,7 @@ static int ent_cmp(const void *a, const void *b)
 }
 
 /* "<dir>/<name>/<file>" -> name, file; false if not of that shape */
-static bool split_key(const struct ds_kind *k, const char *key, char *name,
+static bool split_key(const struct repo_kind *k, const char *key, char *name,
 		      size_t nlen, const char **file)
 {
 	const char *p = key + strlen(k->dir) + 1;
@@ -212,7 +212,7 @@ static struct catalog *rebuild_cat_get(struct rebuild_cat *rc)
 	return rc->cat;
 }
 
-/* A catalog entry taken as listed and read (ds_rebuild_trusted). */
+/* A catalog entry taken as listed and read (repo_rebuild_trusted). */
 static int trusted_collect(void *arg, const char *key, const char *etag,
 			   const char *body, size_t len)
 {
@@ -330,7 +330,7 @@ static void orphan(struct fs *fs, struct rebuild_cat *cat,
  * with its "versions"), and their manifests; trust: those are the
  * entries of rb they came from, put as they are.
  */
-static int index_kind(struct meta_txn *t, const struct ds_kind *k,
+static int index_kind(struct meta_txn *t, const struct repo_kind *k,
 		      json_t *recs, const struct rebuild *rb, bool trust)
 {
 	const char *n, *vn;
@@ -378,7 +378,7 @@ static int index_kind(struct meta_txn *t, const struct ds_kind *k,
 	return rc;
 }
 
-static int rebuild_kind(struct fs *fs, const struct ds_kind *k,
+static int rebuild_kind(struct fs *fs, const struct repo_kind *k,
 			struct rebuild_cat *cat, size_t *fetched)
 {
 	struct rebuild rb = { 0 };
@@ -562,9 +562,9 @@ static int count_one(void *arg, const char *key, const char *etag,
 	return 0;
 }
 
-int ds_rebuild(struct fs *fs)
+int repo_rebuild(struct fs *fs)
 {
-	return ds_rebuild_index(fs, true);
+	return repo_rebuild_index(fs, true);
 }
 
 /*
@@ -572,7 +572,7 @@ int ds_rebuild(struct fs *fs)
  * the runner, not ds_lock, and a record saved between the LIST and the
  * commit would be lost.  Jobs are only ever made by the writer.
  */
-int ds_rebuild_index(struct fs *fs, bool jobs)
+int repo_rebuild_index(struct fs *fs, bool jobs)
 {
 	/* only a writer, rebuilding at mount (no change runs alongside),
 	 * deletes what an interrupted rmdir left */
@@ -591,8 +591,8 @@ int ds_rebuild_index(struct fs *fs, bool jobs)
 	if (!fs->opts.read_only)
 		rcat.gone = json_object();
 	rebuild_cat_start(&rcat);
-	for (size_t i = 0; rc == 0 && ds_kinds[i]; i++)
-		rc = rebuild_kind(fs, ds_kinds[i], &rcat, &fetched);
+	for (size_t i = 0; rc == 0 && repo_kinds[i]; i++)
+		rc = rebuild_kind(fs, repo_kinds[i], &rcat, &fetched);
 	if (rc == 0 && jobs)
 		rc = rebuild_jobs(fs, &rcat, &fetched);
 	cat = rebuild_cat_get(&rcat); /* joined even when a LIST failed */
@@ -620,7 +620,7 @@ int ds_rebuild_index(struct fs *fs, bool jobs)
 	return rc;
 }
 
-int ds_rebuild_trusted(struct fs *fs)
+int repo_rebuild_trusted(struct fs *fs)
 {
 	struct rebuild_cat rcat = { .fs = fs, .trust = true };
 	double t0 = repo_now_s();
@@ -630,9 +630,9 @@ int ds_rebuild_trusted(struct fs *fs)
 	rcat.cat = catalog_load(fs);
 	if (!rcat.cat)
 		return -ENOENT;
-	ds_verify_arm(fs); /* changes wait from now on */
-	for (size_t i = 0; rc == 0 && ds_kinds[i]; i++)
-		rc = rebuild_kind(fs, ds_kinds[i], &rcat, &fetched);
+	repo_verify_arm(fs); /* changes wait from now on */
+	for (size_t i = 0; rc == 0 && repo_kinds[i]; i++)
+		rc = rebuild_kind(fs, repo_kinds[i], &rcat, &fetched);
 	if (rc == 0)
 		rc = rebuild_jobs(fs, &rcat, &fetched);
 	fs_log(fs, 6, "rebuild: from the catalog alone; %.3f s", repo_now_s() - t0);

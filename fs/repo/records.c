@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -37,25 +37,25 @@
  * digits>", so that one scan of META_VER sees every kind's versions and
  * a prefix one kind's, or one object's, in version order.
  */
-void repo_index_key(const struct ds_kind *k, const char *name, char *out,
+void repo_index_key(const struct repo_kind *k, const char *name, char *out,
 		    size_t len)
 {
 	snprintf(out, len, "%s/%s", k->dir, name);
 }
 
-void repo_version_key(const struct ds_kind *k, const char *name,
+void repo_version_key(const struct repo_kind *k, const char *name,
 		      unsigned ver, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s/%010u", k->dir, name, ver);
 }
 
-void repo_manifest_key(const struct ds_kind *k, const char *name,
+void repo_manifest_key(const struct repo_kind *k, const char *name,
 			    unsigned ver, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s/v%u.json", k->dir, name, ver);
 }
 
-void repo_record_key(const struct ds_kind *k, const char *name, char *out,
+void repo_record_key(const struct repo_kind *k, const char *name, char *out,
 			  size_t len)
 {
 	snprintf(out, len, "%s/%s/%s", k->dir, name, k->record);
@@ -78,15 +78,15 @@ void repo_iso_time(time_t t, char *out, size_t len)
 #define FORMAT_TRIES 30
 #define FORMAT_RETRY_US 100000
 
-int ds_format_check(struct fs *fs, char *msg, size_t msglen)
+int repo_format_check(struct fs *fs, char *msg, size_t msglen)
 {
 	char *buf = NULL, text[32];
 	size_t len = 0;
 	unsigned major = 0, minor = 0;
 	int rc;
 
-	snprintf(text, sizeof(text), "%d.%d\n", DS_FORMAT_MAJOR,
-		 DS_FORMAT_MINOR);
+	snprintf(text, sizeof(text), "%d.%d\n", REPO_FORMAT_MAJOR,
+		 REPO_FORMAT_MINOR);
 	for (int tries = 0; tries < FORMAT_TRIES; tries++) {
 		free(buf);
 		buf = NULL;
@@ -108,11 +108,11 @@ int ds_format_check(struct fs *fs, char *msg, size_t msglen)
 		return rc;
 	}
 	if (!buf || sscanf(buf, "%u.%u", &major, &minor) != 2 ||
-	    major != DS_FORMAT_MAJOR) {
+	    major != REPO_FORMAT_MAJOR) {
 		snprintf(msg, msglen,
 			 "store format \"%.20s\" is not supported (this mlfs "
 			 "reads format %d.x)",
-			 buf ? buf : "", DS_FORMAT_MAJOR);
+			 buf ? buf : "", REPO_FORMAT_MAJOR);
 		free(buf);
 		return -EPROTO;
 	}
@@ -147,7 +147,7 @@ int repo_index_get_json(struct fs *fs, enum meta_table tab,
 	return *out ? 0 : -EIO;
 }
 
-int ds_get(struct fs *fs, const struct ds_kind *k, const char *name, json_t **rec)
+int repo_get(struct fs *fs, const struct repo_kind *k, const char *name, json_t **rec)
 {
 	char key[512];
 
@@ -160,7 +160,7 @@ unsigned repo_rec_uint(json_t *rec, const char *field)
 	return (unsigned)json_integer_value(json_object_get(rec, field));
 }
 
-int ds_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver, json_t **man)
+int repo_version(struct fs *fs, const struct repo_kind *k, const char *name, unsigned ver, json_t **man)
 {
 	char key[512];
 	int rc;
@@ -169,7 +169,7 @@ int ds_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigne
 	if (ver == 0) {
 		json_t *rec;
 
-		rc = ds_get(fs, k, name, &rec);
+		rc = repo_get(fs, k, name, &rec);
 		if (rc < 0)
 			return rc;
 		ver = repo_rec_uint(rec, "latest");
@@ -197,7 +197,7 @@ static int list_one(void *arg, const char *key, const char *val, size_t len)
 	return la->fn(la->arg, key + la->skip);
 }
 
-int ds_list(struct fs *fs, const struct ds_kind *k, int (*fn)(void *arg, const char *name), void *arg)
+int repo_list(struct fs *fs, const struct repo_kind *k, int (*fn)(void *arg, const char *name), void *arg)
 {
 	struct list_arg la = { .fn = fn, .arg = arg };
 	struct meta_txn *t;
@@ -223,7 +223,7 @@ static int list_ver(void *arg, const char *key, const char *val, size_t len)
 	return la->vfn(la->arg, (unsigned)strtoul(slash + 1, NULL, 10));
 }
 
-int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_versions(struct fs *fs, const struct repo_kind *k, const char *name,
 		int (*fn)(void *arg, unsigned ver), void *arg)
 {
 	struct list_arg la = { .vfn = fn, .arg = arg };
@@ -294,7 +294,7 @@ static int index_catalog(struct meta_txn *t, const char *key, json_t *j)
  * it) and optionally one version (man NULL with ver: delete it), with
  * their catalog entries.
  */
-int repo_index_update(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec,
+int repo_index_update(struct fs *fs, const struct repo_kind *k, const char *name, json_t *rec,
 			unsigned ver, json_t *man)
 {
 	struct meta_txn *t;
@@ -375,7 +375,7 @@ bool repo_same_incarnation(json_t *rec, json_t *man)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
+int repo_create(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb)
 {
 	char key[512], when[32];
@@ -399,7 +399,7 @@ int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t m
 	{
 		json_t *old;
 
-		if (ds_get(fs, k, name, &old) == 0) {
+		if (repo_get(fs, k, name, &old) == 0) {
 			json_decref(old);
 			rc = -EEXIST;
 			goto out_unlock;
@@ -418,14 +418,14 @@ out_unlock:
 	return rc;
 }
 
-int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode)
+int repo_chmod(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode)
 {
 	char key[512];
 	json_t *rec;
 	int rc;
 
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	json_object_set_new(rec, "mode", json_integer(mode & 07777));
@@ -456,7 +456,7 @@ int repo_collect_ver(void *arg, unsigned ver)
 	return 0;
 }
 
-int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_remove(struct fs *fs, const struct repo_kind *k, const char *name,
 	      struct problem *pb)
 {
 	struct ver_collect vc = { 0 };
@@ -467,7 +467,7 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
 	int rc;
 
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	json_decref(rec);
@@ -478,7 +478,7 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
 	}
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_versions(fs, k, name, repo_collect_ver, &vc);
+	rc = repo_versions(fs, k, name, repo_collect_ver, &vc);
 	if (rc < 0)
 		goto out_unlock;
 	mans = calloc(vc.n + 1, sizeof(*mans));
@@ -487,7 +487,7 @@ int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
 		goto out_unlock;
 	}
 	for (size_t i = 0; i < vc.n; i++)
-		ds_version(fs, k, name, vc.v[i], &mans[i]);
+		repo_version(fs, k, name, vc.v[i], &mans[i]);
 	/*
 	 * The record goes first: a rebuild after a crash ignores versions
 	 * of an object without a record, so a half-removed object never
@@ -539,7 +539,7 @@ static int max_ver(void *arg, unsigned ver)
 	return 0;
 }
 
-int ds_remove_version(struct fs *fs, const struct ds_kind *k,
+int repo_remove_version(struct fs *fs, const struct repo_kind *k,
 		      const char *name, unsigned ver, struct problem *pb)
 {
 	char key[512], why[300];
@@ -549,10 +549,10 @@ int ds_remove_version(struct fs *fs, const struct ds_kind *k,
 	int rc;
 
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_version(fs, k, name, ver, &man);
+	rc = repo_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	if (repo_alias_uses(rec, ver, &alias)) {
@@ -568,7 +568,7 @@ int ds_remove_version(struct fs *fs, const struct ds_kind *k,
 	}
 	if (rc < 0)
 		goto out_unlock;
-	rc = ds_versions(fs, k, name, max_ver, m);
+	rc = repo_versions(fs, k, name, max_ver, m);
 	if (rc < 0)
 		goto out_unlock;
 	json_object_set_new(rec, "latest", json_integer(m[0]));
@@ -595,7 +595,7 @@ out_unlock:
  * Write a new version's manifest, the record and the index.  Under
  * ds_lock; the blob is already in the store.
  */
-int repo_commit_version(struct fs *fs, const struct ds_kind *k, const char *name, json_t *rec,
+int repo_commit_version(struct fs *fs, const struct repo_kind *k, const char *name, json_t *rec,
 			     json_t *man, unsigned ver)
 {
 	char key[512];

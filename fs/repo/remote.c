@@ -39,7 +39,7 @@
 
 #include "bcache.h"
 #include "catalog.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "problem.h"
 #include "remote.h"
@@ -498,7 +498,7 @@ int remote_check(struct fs *fs, const struct remote_opts *o, char *msg,
 	if (rc < 0)
 		return rc;
 	fs->store = s3;
-	rc = ds_format_check(fs, msg, msglen);
+	rc = repo_format_check(fs, msg, msglen);
 	fs->store = NULL;
 	if (rc < 0)
 		goto out_close;
@@ -738,18 +738,18 @@ static void poll_sources(struct fs *fs)
 {
 	struct src_scan sc = { 0 };
 
-	if (ds_list(fs, &ds_datasets, src_one, &sc) < 0)
+	if (repo_list(fs, &repo_datasets, src_one, &sc) < 0)
 		goto out;
 	for (size_t i = 0; i < sc.n; i++) {
 		json_t *man, *lin;
 		const char *url, *etag;
 		char msg[400], newtag[80];
-		struct ds_origin o = { "source", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "source", NULL, NULL, 0, 0 };
 		uint64_t size;
 		unsigned ver;
 		bool created;
 
-		if (ds_version(fs, &ds_datasets, sc.names[i], 0, &man) < 0)
+		if (repo_version(fs, &repo_datasets, sc.names[i], 0, &man) < 0)
 			continue;
 		lin = json_object_get(man, "lineage");
 		url = json_string_value(json_object_get(lin, "detail"));
@@ -915,7 +915,7 @@ static void *remote_main(void *arg)
 		if (!r->writer && time(NULL) >= due) {
 			due = time(NULL) + every;
 			if (r->lease == NULL && bcache_is_cache(fs->store) &&
-			    ds_rebuild(fs) < 0)
+			    repo_rebuild(fs) < 0)
 				fs_log(fs, 4, "s3: refreshing the index failed; "
 					      "retrying");
 		}
@@ -977,7 +977,7 @@ int remote_start(struct fs *fs, char *msg, size_t msglen)
 	bo.gate_arg = r;
 	bo.content_prefix = "blobs/"; /* blobs.c: blobs are named by their hash */
 	/* a blob is served only once its bytes match its name */
-	bo.content_hash = ds_blob_hash;
+	bo.content_hash = repo_blob_hash;
 	rc = bcache_open(s3, &bo, &cache);
 	if (rc < 0) {
 		snprintf(msg, msglen, "cache %s: %s", dir, strerror(-rc));

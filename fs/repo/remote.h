@@ -55,7 +55,7 @@ int remote_start(struct fs *fs, char *msg, size_t msglen);
 
 /*
  * remote_catalog_trusted: may a fresh index come from the catalog alone
- * (ds_rebuild_trusted)?  Only when no lease was found: the last writer
+ * (repo_rebuild_trusted)?  Only when no lease was found: the last writer
  * gave it back at a clean unmount, after putting its last catalog with
  * its outbox empty.  A lease left by a crash says the catalog may lag
  * the bucket; a live writer's catalog may name what it has not exported.

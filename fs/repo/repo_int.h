@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Inside the repository (fs/repo/): what its files share and nothing
- * above it may call.  The public interface is ds.h.
+ * above it may call.  The public interface is repo.h.
  *
  * Locking: every change takes repo_lock() (fs->ds_lock, after the check
  * of an index taken from the catalog) from its checks to its index
@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "meta.h"
 #include "fs.h"
 #include "problem.h"
@@ -83,13 +83,13 @@ struct mapped {
 };
 
 /* --- records.c --- */
-void repo_index_key(const struct ds_kind *k, const char *name, char *out,
+void repo_index_key(const struct repo_kind *k, const char *name, char *out,
 		    size_t len);
-void repo_version_key(const struct ds_kind *k, const char *name,
+void repo_version_key(const struct repo_kind *k, const char *name,
 		      unsigned ver, char *out, size_t len);
-void repo_manifest_key(const struct ds_kind *k, const char *name,
+void repo_manifest_key(const struct repo_kind *k, const char *name,
 		       unsigned ver, char *out, size_t len);
-void repo_record_key(const struct ds_kind *k, const char *name, char *out,
+void repo_record_key(const struct repo_kind *k, const char *name, char *out,
 		     size_t len);
 void repo_iso_time(time_t t, char *out, size_t len);
 int repo_index_get_json(struct fs *fs, enum meta_table tab, const char *key,
@@ -105,11 +105,11 @@ int repo_put_json(struct fs *fs, const char *key, json_t *j);
  * it) and optionally one version (man NULL with ver: delete it), with
  * their catalog entries.
  */
-int repo_index_update(struct fs *fs, const struct ds_kind *k,
+int repo_index_update(struct fs *fs, const struct repo_kind *k,
 		      const char *name, json_t *rec, unsigned ver, json_t *man);
 void repo_set_incarnation(json_t *rec);
 bool repo_same_incarnation(json_t *rec, json_t *man);
-/* Collect version numbers (ds_versions' fn): arg is a struct ver_collect. */
+/* Collect version numbers (repo_versions' fn): arg is a struct ver_collect. */
 struct ver_collect {
 	unsigned *v;
 	size_t n;
@@ -117,13 +117,13 @@ struct ver_collect {
 };
 int repo_collect_ver(void *arg, unsigned ver);
 /* A new version's manifest, the record and the index.  Under the lock. */
-int repo_commit_version(struct fs *fs, const struct ds_kind *k,
+int repo_commit_version(struct fs *fs, const struct repo_kind *k,
 			const char *name, json_t *rec, json_t *man,
 			unsigned ver);
 
 /* --- kinds.c --- */
 /* Is name (version ver, or any) used by something that must keep it? */
-int repo_in_use(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_in_use(struct fs *fs, const struct repo_kind *k, const char *name,
 		unsigned ver, char *why, size_t whylen);
 
 /* --- verify.c --- */
@@ -140,7 +140,7 @@ void repo_drop_unreferenced(struct fs *fs, const char *hash, const char *key);
 int repo_put_blob(struct fs *fs, const char *hash, const char *path,
 		  uint64_t size, char *key, size_t keylen, bool *fresh);
 /* Release every blob a manifest names, but for other versions' use. */
-void repo_man_release(struct fs *fs, const struct ds_kind *k, json_t *man,
+void repo_man_release(struct fs *fs, const struct repo_kind *k, json_t *man,
 		      const char *name, unsigned ver);
 
 /* --- aliases.c --- */
@@ -151,7 +151,7 @@ json_t *repo_stats_json(const struct csv_info *info);
 json_t *repo_schema_json(const struct csv_info *info, json_t *overrides,
 			 const char *label_override);
 json_t *repo_lineage_json(unsigned parent, time_t now, uint64_t size,
-			  const char *hash, const struct ds_origin *o);
+			  const char *hash, const struct repo_origin *o);
 
 /* --- publish.c --- */
 int repo_map_file(int fd, struct mapped *m);

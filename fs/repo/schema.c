@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -251,11 +251,11 @@ static json_t *schema_from_manifest(json_t *man, json_t *overrides,
 }
 
 static int set_schema(struct fs *fs, const char *name, const char *text,
-		      const struct ds_origin *origin, bool apply,
+		      const struct repo_origin *origin, bool apply,
 		      struct problem *pb);
 
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
-		  const struct ds_origin *origin, struct problem *pb)
+		  const struct repo_origin *origin, struct problem *pb)
 {
 	return set_schema(fs, name, text, origin, true, pb);
 }
@@ -267,10 +267,10 @@ int ds_check_schema(struct fs *fs, const char *name, const char *text,
 }
 
 static int set_schema(struct fs *fs, const char *name, const char *text,
-		      const struct ds_origin *origin, bool apply,
+		      const struct repo_origin *origin, bool apply,
 		      struct problem *pb)
 {
-	const struct ds_kind *k = &ds_datasets;
+	const struct repo_kind *k = &repo_datasets;
 	json_t *rec = NULL, *man = NULL, *merged = NULL, *sc = NULL;
 	json_t *nman = NULL;
 	const char *label;
@@ -285,7 +285,7 @@ static int set_schema(struct fs *fs, const char *name, const char *text,
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	repo_lock(fs);
-	rc = ds_get(fs, k, name, &rec);
+	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
 		goto out_unlock;
 	ver = repo_rec_uint(rec, "latest");
@@ -295,7 +295,7 @@ static int set_schema(struct fs *fs, const char *name, const char *text,
 				 "data.csv first");
 		goto out_unlock;
 	}
-	rc = ds_version(fs, k, name, ver, &man);
+	rc = repo_version(fs, k, name, ver, &man);
 	if (rc < 0)
 		goto out_unlock;
 	if (ds_is_pending(man)) {

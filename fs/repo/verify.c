@@ -21,7 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "hash.h"
 #include "hostfile.h"
@@ -51,7 +51,7 @@ void repo_lock(struct fs *fs)
 	/* Unmounting left it unchecked: a late change (a job's end) checks. */
 	pthread_mutex_unlock(&fs->repo->verify.m);
 	pthread_mutex_lock(&fs->ds_lock);
-	rc = ds_rebuild_index(fs, false);
+	rc = repo_rebuild_index(fs, false);
 	pthread_mutex_lock(&fs->repo->verify.m);
 	if (rc == 0)
 		fs->repo->verify.pending = false;
@@ -93,7 +93,7 @@ static void *verify_main(void *arg)
 		pthread_mutex_unlock(&fs->repo->verify.m);
 		t0 = repo_now_s();
 		pthread_mutex_lock(&fs->ds_lock);
-		rc = ds_rebuild_index(fs, false);
+		rc = repo_rebuild_index(fs, false);
 		pthread_mutex_unlock(&fs->ds_lock);
 		setpriority(PRIO_PROCESS, (id_t)gettid(), 0);
 		if (rc == 0) {
@@ -130,7 +130,7 @@ static void *verify_main(void *arg)
 	return NULL;
 }
 
-void ds_verify_arm(struct fs *fs)
+void repo_verify_arm(struct fs *fs)
 {
 	pthread_mutex_lock(&fs->repo->verify.m);
 	fs->repo->verify.pending = true;
@@ -140,7 +140,7 @@ void ds_verify_arm(struct fs *fs)
 	pthread_mutex_unlock(&fs->repo->verify.m);
 }
 
-int ds_verify_start(struct fs *fs)
+int repo_verify_start(struct fs *fs)
 {
 	int rc;
 
@@ -160,7 +160,7 @@ int ds_verify_start(struct fs *fs)
 	return 0;
 }
 
-int ds_verify_join(struct fs *fs)
+int repo_verify_join(struct fs *fs)
 {
 	if (!fs->repo->verify.started) {
 		pthread_mutex_lock(&fs->repo->verify.m);

@@ -28,7 +28,7 @@
 #include "csv.h"
 #include "datasets.h"
 #include "hostfile.h"
-#include "ds.h"
+#include "repo.h"
 #include "objects.h"
 #include "remote.h"
 #include "fs.h"
@@ -113,7 +113,7 @@ static int vdata_getattr(struct node *n, struct stat *st)
 
 	if (rc < 0)
 		return rc;
-	rc = ds_version(n->fs, &ds_datasets, node_ds(n), node_ver(n), &man);
+	rc = repo_version(n->fs, &repo_datasets, node_ds(n), node_ver(n), &man);
 	if (rc < 0)
 		return rc;
 	st->st_size = (off_t)json_integer_value(json_object_get(man, "size"));
@@ -130,7 +130,7 @@ static int version_show(struct node *n, struct strbuf *out,
 	json_t *man;
 	/* the lineage is known at once; schema and stats need the data */
 	int rc = render == ds_render_lineage
-			 ? ds_version(n->fs, &ds_datasets, node_ds(n),
+			 ? repo_version(n->fs, &repo_datasets, node_ds(n),
 				      node_ver(n), &man)
 			 : version_ready(n, node_ver(n), &man);
 
@@ -225,7 +225,7 @@ static int stage(struct fs_file *f, bool empty)
 
 			rc = store_get(fs->store, h->blob->key, SIZE_MAX, &buf,
 				       &len);
-			rc = ds_blob_error(fs, f->uid, f->node->path,
+			rc = repo_blob_error(fs, f->uid, f->node->path,
 					   h->blob->key, rc);
 			if (rc == 0 && pwrite(h->fd, buf, len, 0) != (ssize_t)len)
 				rc = -EIO;
@@ -340,7 +340,7 @@ static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 	int rc;
 
 	/* Replacing the content does not need a lazy version's old bytes. */
-	rc = trunc ? ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man)
+	rc = trunc ? repo_version(n->fs, &repo_datasets, node_ds(n), 0, &man)
 		   : version_ready(n, 0, &man);
 	if (rc == 0 && ds_is_pending(man)) {
 		json_decref(man);
@@ -350,7 +350,7 @@ static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 		json_t *rec;
 
 		/* a dataset without versions reads as empty */
-		rc = ds_get(n->fs, &ds_datasets, node_ds(n), &rec);
+		rc = repo_get(n->fs, &repo_datasets, node_ds(n), &rec);
 		json_decref(rec);
 		if (rc < 0)
 			return rc;
@@ -534,7 +534,7 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 {
 	struct ds_handle *h = f->priv;
 	struct fs *fs = f->node->fs;
-	struct ds_origin origin = { "write", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "write", NULL, NULL, ctx->uid, ctx->pid };
 	char comm[64];
 	unsigned ver;
 	bool created;
@@ -572,7 +572,7 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		json_t *man;
 		struct obj_blob *bf;
 
-		if (ds_version(fs, &ds_datasets, node_ds(f->node), ver, &man) == 0) {
+		if (repo_version(fs, &repo_datasets, node_ds(f->node), ver, &man) == 0) {
 			if (open_blob(fs, man, &bf) == 0) {
 				obj_blob_close(h->blob);
 				h->blob = bf;
@@ -646,7 +646,7 @@ static int data_getattr(struct node *n, struct stat *st)
 
 	if (rc < 0)
 		return rc;
-	if (ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man) == 0) {
+	if (repo_version(n->fs, &repo_datasets, node_ds(n), 0, &man) == 0) {
 		st->st_size = (off_t)json_integer_value(
 			json_object_get(man, "size"));
 		st->st_mtim.tv_sec = (time_t)json_integer_value(json_object_get(
@@ -663,7 +663,7 @@ static int source_show(struct node *n, struct strbuf *out)
 {
 	json_t *man;
 	const char *by, *detail;
-	int rc = ds_version(n->fs, &ds_datasets, node_ds(n), 0, &man);
+	int rc = repo_version(n->fs, &repo_datasets, node_ds(n), 0, &man);
 
 	if (rc == -ENOENT)
 		return 0;
@@ -690,7 +690,7 @@ static int source_s3(struct node *n, const char *text, size_t len,
 		     const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct fs *fs = n->fs;
-	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
 	char url[1200], etag[80], msg[400];
 	uint64_t size;
 	unsigned ver;
@@ -714,7 +714,7 @@ static int source_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct fs *fs = n->fs;
-	struct ds_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
@@ -754,7 +754,7 @@ static int source_store(struct node *n, const char *text, size_t len,
 			    (int)len, text);
 		return -EFBIG;
 	}
-	rc = ds_copy_to_tmp(fs, in, (uint64_t)st.st_size, tmp, sizeof(tmp),
+	rc = repo_copy_to_tmp(fs, in, (uint64_t)st.st_size, tmp, sizeof(tmp),
 			    &out);
 	if (rc < 0)
 		goto out_close_in;
@@ -827,7 +827,7 @@ static int source_check(struct node *n, const char *text, size_t len,
 static int schema_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
-	struct ds_origin origin = { "schema", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "schema", NULL, NULL, ctx->uid, ctx->pid };
 
 	(void)len;
 	return ds_set_schema(n->fs, node_ds(n), text, &origin, pb);
@@ -882,5 +882,5 @@ static int datasets_list(struct node *dir, node_fill_fn fill, void *ctx)
 const struct node_type datasets_type = {
 	"datasets", S_IFDIR | 01777, NODE_F_DYNAMIC,
 	.lookup = datasets_lookup, .list = datasets_list,
-	.make = obj_top_make, .drop = obj_top_drop, .kind = &ds_datasets,
+	.make = obj_top_make, .drop = obj_top_drop, .kind = &repo_datasets,
 };

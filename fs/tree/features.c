@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * features/: feature sets, a kind of versioned object (ds_features).
+ * features/: feature sets, a kind of versioned object (repo_features).
  * mkdir makes one; each accepted spec is a version v<n>/ (what is shared
  * with datasets/ and models/ is objects.c's).  The spec's checks are
  * featspec.c's; this file turns files into them.  Any FUSE worker.
@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "featspec.h"
 #include "fs.h"
 #include "feature_sets.h"
@@ -24,12 +24,12 @@ static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
 	json_t *man;
 	int rc;
 
-	rc = ds_version(n->fs, &ds_features, obj_name(n), ver, &man);
+	rc = repo_version(n->fs, &repo_features, obj_name(n), ver, &man);
 	if (rc == -ENOENT && ver == 0)
 		return 0; /* no spec yet: empty */
 	if (rc < 0)
 		return rc;
-	rc = ds_render_field(man, "spec", out);
+	rc = repo_render_field(man, "spec", out);
 	json_decref(man);
 	return rc;
 }
@@ -63,7 +63,7 @@ static int spec_check(struct node *n, const char *text, size_t len,
 static int spec_store(struct node *n, const char *text, size_t len,
 		      const struct fs_ctx *ctx, struct problem *pb)
 {
-	struct ds_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
 	json_t *spec, *man;
 	unsigned ver;
 	bool created;
@@ -80,7 +80,7 @@ static int spec_store(struct node *n, const char *text, size_t len,
 			spec);
 	if (!man)
 		return -ENOMEM;
-	rc = ds_commit(n->fs, &ds_features, obj_name(n), man, &origin, &ver,
+	rc = repo_commit(n->fs, &repo_features, obj_name(n), man, &origin, &ver,
 		       &created);
 	json_decref(man);
 	if (rc == 0 && created)
@@ -137,5 +137,5 @@ static int features_list(struct node *dir, node_fill_fn fill, void *ctx)
 const struct node_type features_type = {
 	"features", S_IFDIR | 01777, NODE_F_DYNAMIC,
 	.lookup = features_lookup, .list = features_list,
-	.make = obj_top_make, .drop = obj_top_drop, .kind = &ds_features,
+	.make = obj_top_make, .drop = obj_top_drop, .kind = &repo_features,
 };

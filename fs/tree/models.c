@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "jsonout.h"
 #include "mlcore.h"
@@ -58,7 +58,7 @@ static int serving_version(struct node *n, unsigned *ver)
 	*ver = node_ver(n);
 	if (*ver)
 		return 0;
-	rc = ds_get(n->fs, &ds_models, node_model(n), &rec);
+	rc = repo_get(n->fs, &repo_models, node_model(n), &rec);
 	if (rc < 0)
 		return rc;
 	prod = json_object_get(json_object_get(rec, "aliases"), "production");
@@ -75,7 +75,7 @@ static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 {
 	json_t *man, *f;
 	const char *h;
-	int rc = ds_version(n->fs, &ds_models, node_model(n), node_ver(n), &man);
+	int rc = repo_version(n->fs, &repo_models, node_model(n), node_ver(n), &man);
 
 	if (rc < 0)
 		return rc;
@@ -85,7 +85,7 @@ static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 		json_decref(man);
 		return -ENOENT;
 	}
-	ds_blob_key(h, key, klen);
+	repo_blob_key(h, key, klen);
 	*size = (uint64_t)json_integer_value(json_object_get(f, "size"));
 	if (mtime)
 		*mtime = (time_t)json_integer_value(json_object_get(
@@ -115,13 +115,13 @@ static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
 	int rc;
 
 	*text = NULL;
-	rc = ds_version(fs, &ds_models, node_model(n), node_ver(n), &man);
+	rc = repo_version(fs, &repo_models, node_model(n), node_ver(n), &man);
 	if (rc < 0)
 		return rc;
 	ds = json_object_get(man, "dataset");
 	dsname = json_string_value(json_object_get(ds, "name"));
 	dsver = (unsigned)json_integer_value(json_object_get(ds, "version"));
-	rc = dsname && dsver ? ds_version(fs, &ds_datasets, dsname, dsver,
+	rc = dsname && dsver ? repo_version(fs, &repo_datasets, dsname, dsver,
 					  &dsman)
 			     : 0;
 	if (rc == -ENOENT)
@@ -138,7 +138,7 @@ static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
 	if (rc < 0)
 		return rc;
 	rc = store_get(fs->store, key, META_JSON_MAX, &buf, &blen);
-	rc = ds_blob_error(fs, uid, n->path, key, rc);
+	rc = repo_blob_error(fs, uid, n->path, key, rc);
 	if (rc < 0)
 		return rc;
 	meta = json_loadb(buf, blen, 0, NULL);
@@ -451,7 +451,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	rc = serving_version(n, &ver);
 	if (rc < 0)
 		return rc;
-	rc = ds_version(n->fs, &ds_models, node_model(n), ver, &man);
+	rc = repo_version(n->fs, &repo_models, node_model(n), ver, &man);
 	if (rc < 0)
 		return rc;
 	hash = json_string_value(json_object_get(
@@ -678,5 +678,5 @@ static int models_list(struct node *dir, node_fill_fn fill, void *ctx)
 const struct node_type models_type = {
 	"models", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = models_lookup,
 	.list = models_list, .make = obj_top_make, .drop = obj_top_drop,
-	.kind = &ds_models,
+	.kind = &repo_models,
 };

@@ -11,13 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "objects.h"
 #include "store.h"
 #include "bcache.h"
 
-const struct ds_kind *obj_kind(struct node *n)
+const struct repo_kind *obj_kind(struct node *n)
 {
 	/* the top directory of every kind's tree says which it is */
 	for (; n; n = n->parent)
@@ -43,7 +43,7 @@ unsigned obj_ver(struct node *n)
 int obj_attr(struct node *n, struct stat *st, bool dir)
 {
 	json_t *rec;
-	int rc = ds_get(n->fs, obj_kind(n), obj_name(n), &rec);
+	int rc = repo_get(n->fs, obj_kind(n), obj_name(n), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -81,7 +81,7 @@ static int latest_readlink(struct node *n, char **target)
 {
 	json_t *rec;
 	unsigned v;
-	int rc = ds_get(n->fs, obj_kind(n), obj_name(n), &rec);
+	int rc = repo_get(n->fs, obj_kind(n), obj_name(n), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -95,7 +95,7 @@ static int latest_readlink(struct node *n, char **target)
 static int alias_readlink(struct node *n, char **target)
 {
 	unsigned v;
-	int rc = ds_alias_get(n->fs, obj_kind(n), obj_name(n), n->name, &v);
+	int rc = repo_alias_get(n->fs, obj_kind(n), obj_name(n), n->name, &v);
 
 	if (rc < 0)
 		return rc;
@@ -130,12 +130,12 @@ int obj_lookup(struct node *dir, const char *name,
 	       const struct node_type *version_type,
 	       const struct node_type **type)
 {
-	const struct ds_kind *k = obj_kind(dir);
+	const struct repo_kind *k = obj_kind(dir);
 	unsigned v;
 	json_t *j;
 
 	if (strcmp(name, "latest") == 0) {
-		if (ds_get(dir->fs, k, obj_name(dir), &j) < 0)
+		if (repo_get(dir->fs, k, obj_name(dir), &j) < 0)
 			return -ENOENT;
 		v = (unsigned)json_integer_value(json_object_get(j, "latest"));
 		json_decref(j);
@@ -145,13 +145,13 @@ int obj_lookup(struct node *dir, const char *name,
 		return 0;
 	}
 	if (node_name_is_version(name, &v)) {
-		if (ds_version(dir->fs, k, obj_name(dir), v, &j) < 0)
+		if (repo_version(dir->fs, k, obj_name(dir), v, &j) < 0)
 			return -ENOENT;
 		json_decref(j);
 		*type = version_type;
 		return 0;
 	}
-	if (ds_alias_get(dir->fs, k, obj_name(dir), name, &v) == 0) {
+	if (repo_alias_get(dir->fs, k, obj_name(dir), name, &v) == 0) {
 		*type = &obj_alias_type;
 		return 0;
 	}
@@ -177,10 +177,10 @@ int obj_list(struct node *dir, const struct node_type *version_type,
 	     node_fill_fn fill, void *ctx)
 {
 	struct fill_arg fa = { fill, ctx, version_type };
-	const struct ds_kind *k = obj_kind(dir);
+	const struct repo_kind *k = obj_kind(dir);
 	const char *a;
 	json_t *rec, *v;
-	int rc = ds_get(dir->fs, k, obj_name(dir), &rec);
+	int rc = repo_get(dir->fs, k, obj_name(dir), &rec);
 
 	if (rc < 0)
 		return rc;
@@ -189,7 +189,7 @@ int obj_list(struct node *dir, const struct node_type *version_type,
 	json_object_foreach(json_object_get(rec, "aliases"), a, v)
 		fill(ctx, a, &obj_alias_type);
 	json_decref(rec);
-	rc = ds_versions(dir->fs, k, obj_name(dir), fill_ver, &fa);
+	rc = repo_versions(dir->fs, k, obj_name(dir), fill_ver, &fa);
 	return rc < 0 ? rc : 0;
 }
 
@@ -203,7 +203,7 @@ int obj_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
 				  "only versions can be removed from %s",
 				  dir->path);
-	rc = ds_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v, &pb);
+	rc = repo_remove_version(dir->fs, obj_kind(dir), obj_name(dir), v, &pb);
 	if (rc == -EBUSY) {
 		/* say what holds it, where the user looks */
 		snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
@@ -219,7 +219,7 @@ int obj_symlink(struct node *dir, const char *name, const char *target,
 	int rc;
 
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_alias_set(dir->fs, obj_kind(dir), obj_name(dir), name, target,
+	rc = repo_alias_set(dir->fs, obj_kind(dir), obj_name(dir), name, target,
 			  false, &pb);
 	if (rc == -EINVAL)
 		fs_problem(dir->fs, ctx->uid, &pb);
@@ -232,7 +232,7 @@ int obj_unlink(struct node *dir, const char *name, const struct fs_ctx *ctx)
 		return fs_refused(dir->fs, ctx->uid, dir->path, name, -EPERM,
 				  "kept by the filesystem: latest follows the "
 				  "newest version");
-	return ds_alias_del(dir->fs, obj_kind(dir), obj_name(dir), name);
+	return repo_alias_del(dir->fs, obj_kind(dir), obj_name(dir), name);
 }
 
 int obj_rename(struct node *dir, const char *from, const char *to,
@@ -244,7 +244,7 @@ int obj_rename(struct node *dir, const char *from, const char *to,
 		return fs_refused(dir->fs, ctx->uid, dir->path, from, -EPERM,
 				  "kept by the filesystem: latest follows the "
 				  "newest version");
-	rc = ds_alias_rename(dir->fs, obj_kind(dir), obj_name(dir), from, to,
+	rc = repo_alias_rename(dir->fs, obj_kind(dir), obj_name(dir), from, to,
 			     flags);
 	/* -EPERM: to is latest, v<n> or not a name */
 	return fs_refused(dir->fs, ctx->uid, dir->path, to, rc,
@@ -256,13 +256,13 @@ int obj_rename(struct node *dir, const char *from, const char *to,
  * Only the owner (or root) changes or removes an object; a refusal says
  * so in the caller's .mlfs/errors, naming dir/entry.
  */
-static int owner_check(struct fs *fs, const struct ds_kind *k,
+static int owner_check(struct fs *fs, const struct repo_kind *k,
 		       const char *name, const struct fs_ctx *ctx,
 		       const char *dir, const char *entry)
 {
 	json_t *rec;
 	uid_t owner;
-	int rc = ds_get(fs, k, name, &rec);
+	int rc = repo_get(fs, k, name, &rec);
 
 	if (rc < 0)
 		return rc;
@@ -280,7 +280,7 @@ int obj_chmod(struct node *n, mode_t mode, const struct fs_ctx *ctx)
 	int rc = owner_check(n->fs, obj_kind(n), obj_name(n), ctx, n->path,
 			     NULL);
 
-	return rc < 0 ? rc : ds_chmod(n->fs, obj_kind(n), obj_name(n), mode);
+	return rc < 0 ? rc : repo_chmod(n->fs, obj_kind(n), obj_name(n), mode);
 }
 
 int obj_top_lookup(struct node *dir, const char *name,
@@ -289,7 +289,7 @@ int obj_top_lookup(struct node *dir, const char *name,
 {
 	json_t *rec;
 
-	if (ds_get(dir->fs, obj_kind(dir), name, &rec) < 0)
+	if (repo_get(dir->fs, obj_kind(dir), name, &rec) < 0)
 		return -ENOENT;
 	json_decref(rec);
 	*type = obj_type;
@@ -307,7 +307,7 @@ int obj_top_list(struct node *dir, const struct node_type *obj_type,
 		 node_fill_fn fill, void *ctx)
 {
 	struct fill_arg fa = { fill, ctx, obj_type };
-	int rc = ds_list(dir->fs, obj_kind(dir), fill_obj, &fa);
+	int rc = repo_list(dir->fs, obj_kind(dir), fill_obj, &fa);
 
 	return rc < 0 ? rc : 0;
 }
@@ -319,7 +319,7 @@ int obj_top_make(struct node *dir, const char *name, mode_t mode,
 	int rc;
 
 	snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
-	rc = ds_create(dir->fs, obj_kind(dir), name, mode, ctx, &pb);
+	rc = repo_create(dir->fs, obj_kind(dir), name, mode, ctx, &pb);
 	if (rc == -EINVAL)
 		fs_problem(dir->fs, ctx->uid, &pb);
 	return rc;
@@ -334,7 +334,7 @@ int obj_top_drop(struct node *dir, const char *name, const struct fs_ctx *ctx)
 
 	if (rc < 0)
 		return rc;
-	rc = ds_remove(dir->fs, obj_kind(dir), name, &pb);
+	rc = repo_remove(dir->fs, obj_kind(dir), name, &pb);
 	if (rc == -EBUSY) {
 		snprintf(pb.path, sizeof(pb.path), "%s/%s", dir->path, name);
 		fs_problem(dir->fs, ctx->uid, &pb);
@@ -400,7 +400,7 @@ int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
 	if (n >= 0 && (size_t)n != size)
 		n = -EBADMSG;
 	if (n < 0)
-		n = ds_blob_error(fs, f->uid, f->node->path, b->key, (int)n);
+		n = repo_blob_error(fs, f->uid, f->node->path, b->key, (int)n);
 	else
 		fs_reply_buf(r, buf, (size_t)n);
 	free(buf);
@@ -420,7 +420,7 @@ int obj_file_blob(struct node *n, char *key, size_t len)
 	json_t *man, *files;
 	int rc;
 
-	rc = ds_version(n->fs, obj_kind(n), obj_name(n), obj_ver(n), &man);
+	rc = repo_version(n->fs, obj_kind(n), obj_name(n), obj_ver(n), &man);
 	if (rc < 0)
 		return rc == -ENOENT ? -ENODATA : rc;
 	files = json_object_get(man, "files");
@@ -432,7 +432,7 @@ int obj_file_blob(struct node *n, char *key, size_t len)
 	else /* a version of one file */
 		h = json_string_value(json_object_get(man, "hash"));
 	if (h)
-		ds_blob_key(h, key, len);
+		repo_blob_key(h, key, len);
 	json_decref(man);
 	return rc < 0 ? rc : h ? 0 : -ENODATA;
 }
@@ -496,7 +496,7 @@ int obj_path_import(struct fs *fs, const char *path, struct problem *pb)
 		return -ENODATA;
 	rc = n->type->blob ? n->type->blob(n, key, sizeof(key)) : -ENODATA;
 	/* only a dataset's version is imported lazily (an s3:// source) */
-	if (rc == -EREMOTE && obj_kind(n) == &ds_datasets) {
+	if (rc == -EREMOTE && obj_kind(n) == &repo_datasets) {
 		rc = ds_version_ready(fs, obj_name(n), obj_ver(n), &man, pb);
 		json_decref(man);
 	} else if (rc == 0) {

@@ -16,9 +16,9 @@
 
 #include "node.h"
 
-struct ds_kind;
+struct repo_kind;
 
-const struct ds_kind *obj_kind(struct node *n);
+const struct repo_kind *obj_kind(struct node *n);
 const char *obj_name(struct node *n);
 /* The version a node is under (v<n>/...), or 0. */
 unsigned obj_ver(struct node *n);
@@ -78,7 +78,7 @@ int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 /*
  * obj_blob_read: answer a read of handle f from b.  Content the store
  * holds shorter than b->size, or that does not match its hash, is -EIO,
- * with a line naming the key in .mlfs/errors (ds_blob_error).
+ * with a line naming the key in .mlfs/errors (repo_blob_error).
  */
 int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
 		  off_t off, struct fs_reply *r);

@@ -23,7 +23,7 @@
 #include "plugin.h"
 #include "bcache.h"
 #include "catalog.h"
-#include "ds.h"
+#include "repo.h"
 #include "objects.h"
 #include "predict.h"
 #include "remote.h"
@@ -220,7 +220,7 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	if (strcmp(cmd, "gc") == 0) {
 		if (fs->opts.read_only)
 			return -EROFS; /* the writer's to do */
-		rc = ds_gc(fs);
+		rc = repo_gc(fs);
 		if (rc >= 0)
 			rc = uploads_sweep(fs);
 		return rc < 0 ? rc : 0;

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "ds.h"
+#include "repo.h"
 #include "fs.h"
 #include "fuzz_model.h"
 #include "hash.h"
@@ -187,7 +187,7 @@ int fuzz_serve(const void *file, size_t len, struct served **out)
 
 	served_cache_clear(fuzz_fs());
 	hash_hex(file, len, hash);
-	ds_blob_key(hash, key, sizeof(key));
+	repo_blob_key(hash, key, sizeof(key));
 	rc = store_put(fuzz_fs()->store, key, file, len);
 	if (rc < 0)
 		return rc;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "failalloc.h"
 #include "fs.h"
 #include "meta.h"
@@ -50,7 +50,7 @@ static void fs_teardown(struct fs *fs)
 static int publish(struct fs *fs, const char *name, const char *text,
 		   unsigned *ver, bool *created, struct problem *pb)
 {
-	struct ds_origin o = { "write", "test", NULL, 0, 0 };
+	struct repo_origin o = { "write", "test", NULL, 0, 0 };
 	char path[4096];
 	int fd, rc;
 
@@ -133,7 +133,7 @@ static int nversions(struct fs *fs, const char *name)
 {
 	int n = 0;
 
-	ds_versions(fs, &ds_datasets, name, count_ver, &n);
+	repo_versions(fs, &repo_datasets, name, count_ver, &n);
 	return n;
 }
 
@@ -173,14 +173,14 @@ int main(void)
 	if (store_mem_open(&st) < 0 || fs_setup(&fs, st, idx) < 0)
 		return 77;
 
-	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "format created");
-	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "format accepted");
+	is_int(repo_format_check(&fs, msg, sizeof(msg)), 0, "format created");
+	is_int(repo_format_check(&fs, msg, sizeof(msg)), 0, "format accepted");
 	store_put(fs.store, "mlfs-format", "2.0\n", 4);
-	is_int(ds_format_check(&fs, msg, sizeof(msg)), -EPROTO,
+	is_int(repo_format_check(&fs, msg, sizeof(msg)), -EPROTO,
 	       "unknown major refused");
 	ok(strstr(msg, "2.0") != NULL, "message quotes the format");
 	store_put(fs.store, "mlfs-format", "1.7\n", 4);
-	is_int(ds_format_check(&fs, msg, sizeof(msg)), 0, "minor is fine");
+	is_int(repo_format_check(&fs, msg, sizeof(msg)), 0, "minor is fine");
 
 	/* which keys the block cache verifies against the hash they name */
 	{
@@ -202,18 +202,18 @@ int main(void)
 		int bad = 0;
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			bad += ds_blob_hash(keys[i].key, h) != keys[i].blob;
-		is_int(bad, 0, "ds_blob_hash: blob keys and others");
-		ds_blob_key("0123456789abcdef0123456789abcdef", k, sizeof(k));
-		ok(ds_blob_hash(k, h) &&
+			bad += repo_blob_hash(keys[i].key, h) != keys[i].blob;
+		is_int(bad, 0, "repo_blob_hash: blob keys and others");
+		repo_blob_key("0123456789abcdef0123456789abcdef", k, sizeof(k));
+		ok(repo_blob_hash(k, h) &&
 			   strcmp(h, "0123456789abcdef0123456789abcdef") == 0,
-		   "ds_blob_hash reads what ds_blob_key writes");
+		   "repo_blob_hash reads what repo_blob_key writes");
 	}
 
-	is_int(ds_create(&fs, &ds_datasets, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
+	is_int(repo_create(&fs, &repo_datasets, ".x", 0755, &ctx, &pb), -EINVAL, "bad name");
 	ok(strstr(pb.msg, "starts with '.'") != NULL, "problem says why");
-	is_int(ds_create(&fs, &ds_datasets, "iris", 0755, &ctx, &pb), 0, "create");
-	is_int(ds_create(&fs, &ds_datasets, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
+	is_int(repo_create(&fs, &repo_datasets, "iris", 0755, &ctx, &pb), 0, "create");
+	is_int(repo_create(&fs, &repo_datasets, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
 
 	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "publish");
 	ok(created && ver == 1, "v1 created");
@@ -226,7 +226,7 @@ int main(void)
 	is_int(publish(&fs, "nope", iris, &ver, &created, &pb), -ENOENT,
 	       "no such dataset");
 
-	is_int(ds_version(&fs, &ds_datasets, "iris", 0, &man), 0, "latest manifest");
+	is_int(repo_version(&fs, &repo_datasets, "iris", 0, &man), 0, "latest manifest");
 	is_int(json_integer_value(json_object_get(man, "rows")), 3, "rows");
 	is_str(json_string_value(json_object_get(json_object_get(man, "schema"),
 						 "label")),
@@ -234,7 +234,7 @@ int main(void)
 	json_decref(man);
 
 	{
-		struct ds_origin o = { "schema", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "schema", NULL, NULL, 0, 0 };
 
 		is_int(ds_set_schema(&fs, "iris", "{\"label\": \"a\"}", &o,
 				     &pb),
@@ -249,22 +249,22 @@ int main(void)
 		       -EINVAL, "incomplete JSON");
 	}
 
-	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "prod", "v1", false, &pb), 0,
+	is_int(repo_alias_set(&fs, &repo_datasets, "iris", "prod", "v1", false, &pb), 0,
 	       "alias");
-	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "prod", "v2", false, &pb), -EEXIST,
+	is_int(repo_alias_set(&fs, &repo_datasets, "iris", "prod", "v2", false, &pb), -EEXIST,
 	       "alias exists");
-	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "x", "v9", false, &pb), -ENOENT,
+	is_int(repo_alias_set(&fs, &repo_datasets, "iris", "x", "v9", false, &pb), -ENOENT,
 	       "alias to a missing version");
-	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "x", "../v1", false, &pb), -EINVAL,
+	is_int(repo_alias_set(&fs, &repo_datasets, "iris", "x", "../v1", false, &pb), -EINVAL,
 	       "alias outside the dataset");
-	is_int(ds_alias_set(&fs, &ds_datasets, "iris", "tmp1", "v2", false, &pb), 0, "tmp");
-	is_int(ds_alias_rename(&fs, &ds_datasets, "iris", "tmp1", "prod", 0), 0,
+	is_int(repo_alias_set(&fs, &repo_datasets, "iris", "tmp1", "v2", false, &pb), 0, "tmp");
+	is_int(repo_alias_rename(&fs, &repo_datasets, "iris", "tmp1", "prod", 0), 0,
 	       "rename over (ln -sfn)");
-	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "prod", &av), 0, "get");
+	is_int(repo_alias_get(&fs, &repo_datasets, "iris", "prod", &av), 0, "get");
 	is_int(av, 2, "prod moved to v2");
-	is_int(ds_alias_get(&fs, &ds_datasets, "iris", "tmp1", &av), -ENOENT, "tmp gone");
-	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 2, NULL), -EBUSY, "alias pins v2");
-	is_int(ds_remove_version(&fs, &ds_datasets, "iris", 1, NULL), 0, "remove v1");
+	is_int(repo_alias_get(&fs, &repo_datasets, "iris", "tmp1", &av), -ENOENT, "tmp gone");
+	is_int(repo_remove_version(&fs, &repo_datasets, "iris", 2, NULL), -EBUSY, "alias pins v2");
+	is_int(repo_remove_version(&fs, &repo_datasets, "iris", 1, NULL), 0, "remove v1");
 	is_int(nversions(&fs, "iris"), 1, "one left");
 	is_int(catalog_differences(&fs), 0, "catalog table is the store's bytes");
 
@@ -274,10 +274,10 @@ int main(void)
 		bool c;
 
 		is_int(meta_open(idx2, &fs.meta, &c), 0, "second index");
-		is_int(ds_rebuild(&fs), 0, "rebuild");
+		is_int(repo_rebuild(&fs), 0, "rebuild");
 		is_int(catalog_differences(&fs), 0, "catalog table rebuilt");
 		is_int(nversions(&fs, "iris"), 1, "versions rebuilt");
-		is_int(ds_alias_get(&fs, &ds_datasets, "iris", "prod", &av), 0, "alias");
+		is_int(repo_alias_get(&fs, &repo_datasets, "iris", "prod", &av), 0, "alias");
 		is_int(av, 2, "alias rebuilt");
 		is_int(publish(&fs, "iris", "a,b,species\n7,7,x\n", &ver,
 			       &created, &pb),
@@ -286,33 +286,33 @@ int main(void)
 		meta_close(fs.meta);
 		fs.meta = old;
 	}
-	is_int(ds_alias_del(&fs, &ds_datasets, "iris", "prod"), 0, "del alias");
-	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), 0, "remove dataset");
-	is_int(ds_remove(&fs, &ds_datasets, "iris", NULL), -ENOENT, "gone");
+	is_int(repo_alias_del(&fs, &repo_datasets, "iris", "prod"), 0, "del alias");
+	is_int(repo_remove(&fs, &repo_datasets, "iris", NULL), 0, "remove dataset");
+	is_int(repo_remove(&fs, &repo_datasets, "iris", NULL), -ENOENT, "gone");
 
-	/* a third kind: versions by ds_commit, kept by what names them */
+	/* a third kind: versions by repo_commit, kept by what names them */
 	{
-		struct ds_origin o = { "spec", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "spec", NULL, NULL, 0, 0 };
 		json_t *m;
 
-		is_int(ds_create(&fs, &ds_features, "cust", 0755, &ctx, &pb),
+		is_int(repo_create(&fs, &repo_features, "cust", 0755, &ctx, &pb),
 		       0, "feature set made");
 		m = json_pack("{s:s, s:{s:s}}", "feature_set", "cust", "spec",
 			      "entity", "id");
-		is_int(ds_commit(&fs, &ds_features, "cust", m, &o, &ver,
+		is_int(repo_commit(&fs, &repo_features, "cust", m, &o, &ver,
 				 &created),
 		       0, "feature set v1");
 		ok(created && ver == 1, "a new version");
 		json_decref(m);
 		m = json_pack("{s:s, s:{s:s}}", "feature_set", "cust", "spec",
 			      "entity", "id");
-		is_int(ds_commit(&fs, &ds_features, "cust", m, &o, &ver,
+		is_int(repo_commit(&fs, &repo_features, "cust", m, &o, &ver,
 				 &created),
 		       0, "the same spec");
 		ok(!created && ver == 1, "makes no version");
 		json_decref(m);
 		m = json_object();
-		is_int(ds_commit(&fs, &ds_features, "nosuch", m, &o, &ver,
+		is_int(repo_commit(&fs, &repo_features, "nosuch", m, &o, &ver,
 				 &created),
 		       -ENOENT, "no such feature set");
 		json_decref(m);
@@ -320,19 +320,19 @@ int main(void)
 		m = json_pack("{s:s, s:[{s:s, s:i}], s:{}}", "model", "m",
 			      "feature_sets", "name", "cust", "version", 1,
 			      "files");
-		is_int(ds_commit_model(&fs, "m", m, &ctx, &ver), 0,
+		is_int(repo_commit_model(&fs, "m", m, &ctx, &ver), 0,
 		       "model trained on it");
 		json_decref(m);
 		memset(&pb, 0, sizeof(pb));
-		is_int(ds_remove_version(&fs, &ds_features, "cust", 1, &pb),
+		is_int(repo_remove_version(&fs, &repo_features, "cust", 1, &pb),
 		       -EBUSY, "its version is busy");
 		ok(strstr(pb.msg, "model m was trained on v1") != NULL,
 		   pb.msg);
-		is_int(ds_remove(&fs, &ds_features, "cust", &pb), -EBUSY,
+		is_int(repo_remove(&fs, &repo_features, "cust", &pb), -EBUSY,
 		       "and the set");
-		is_int(ds_remove(&fs, &ds_models, "m", NULL), 0,
+		is_int(repo_remove(&fs, &repo_models, "m", NULL), 0,
 		       "model removed");
-		is_int(ds_remove(&fs, &ds_features, "cust", NULL), 0,
+		is_int(repo_remove(&fs, &repo_features, "cust", NULL), 0,
 		       "then the set goes");
 	}
 	fs_teardown(&fs);
@@ -348,7 +348,7 @@ int main(void)
 		    store_faulty_open(mem, n, EIO, &faulty) < 0 ||
 		    fs_setup(&fs, faulty, d) < 0)
 			return 1;
-		rc = ds_create(&fs, &ds_datasets, "d", 0755, &ctx, &pb);
+		rc = repo_create(&fs, &repo_datasets, "d", 0755, &ctx, &pb);
 		if (rc == 0)
 			rc = publish(&fs, "d", iris, &ver, &created, &pb);
 		if (rc == 0)

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "failalloc.h"
 #include "fs.h"
 #include "hash.h"
@@ -132,7 +132,7 @@ static int serve_csv(struct fs *fs, const char *csv, size_t nfeat,
 	if (rc < 0)
 		goto out;
 	hash_hex(file, len, hash);
-	ds_blob_key(hash, key, sizeof(key));
+	repo_blob_key(hash, key, sizeof(key));
 	rc = store_put(fs->store, key, file, len);
 	if (rc == 0)
 		rc = served_get(fs, hash, out, msg, sizeof(msg));

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ds.h"
+#include "repo.h"
 #include "failalloc.h"
 #include "fs.h"
 #include "meta.h"
@@ -583,14 +583,14 @@ static int make_dataset(struct fs *fs, const char *name, mode_t mode,
 			const char *text)
 {
 	struct fs_ctx ctx = { 0, 0, 1, 022, NULL };
-	struct ds_origin o = { "write", "test", NULL, 0, 0 };
+	struct repo_origin o = { "write", "test", NULL, 0, 0 };
 	struct problem pb = { 0 };
 	char path[4096];
 	unsigned ver;
 	bool created;
 	int fd, rc;
 
-	rc = ds_create(fs, &ds_datasets, name, mode, &ctx, &pb);
+	rc = repo_create(fs, &repo_datasets, name, mode, &ctx, &pb);
 	if (rc < 0 || !text)
 		return rc;
 	rc = store_tmp_path(fs->store, path, sizeof(path));
@@ -655,7 +655,7 @@ static void test_resolve(void)
 			      "a,b,note,species\n1,2,hello,x\n3,4,world,y\n"
 			      "5,6,foo,x\n");
 	{
-		struct ds_origin o = { "schema", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "schema", NULL, NULL, 0, 0 };
 		struct problem pb = { 0 };
 
 		/* iris@1 stays as published; note is text from v2 on */

@@ -1,23 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The dataset repository: datasets and their immutable versions, kept as
- * content-addressed blobs plus JSON manifests in the store and indexed in
- * LMDB.  No FUSE here: the node tables in datasets.c call these.
+ * The repository: every kind of versioned object (datasets, models,
+ * feature sets; struct repo_kind below) with its immutable versions,
+ * kept as content-addressed blobs plus JSON manifests in the store and
+ * indexed in LMDB.  No FUSE here: the tree files (fs/tree/) call these.
+ * repo_* calls work for any kind; ds_* calls are the dataset's own
+ * (publishing a CSV, lazy imports, the schema override).
  *
  * Store layout (a readable tree):
  *   mlfs-format                      "1.0"
  *   blobs/<h0h1>/<hash>              content, by xxh3-128
- *   datasets/<name>/dataset.json     owner, mode, created, aliases,
- *                                    schema overrides, next version
- *   datasets/<name>/v<n>.json        a version: blob, size, rows,
- *                                    schema, stats, lineage
+ *   <kind>/<name>/<record>           owner, mode, created, aliases,
+ *                                    next version (dataset.json,
+ *                                    model.json, feature_set.json)
+ *   <kind>/<name>/v<n>.json          a version's manifest
  *
- * Changes to datasets are serialised by fs->ds_lock, held across the
- * store writes of one change (they are local-disk writes here; the S3
- * store will queue them).  Readers take no lock: they read LMDB.
+ * Changes are serialised by fs->ds_lock (repo_lock), held across the
+ * store writes of one change; readers take no lock: they read LMDB.
  */
-#ifndef MLFS_FS_DS_H
-#define MLFS_FS_DS_H
+#ifndef MLFS_FS_REPO_H
+#define MLFS_FS_REPO_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,13 +40,13 @@ struct fs;
  * Every call below that takes a kind works on any of them: records with
  * owner, mode and aliases, immutable versions, removal with "used by"
  * checks, rebuild from the store, the catalog, gc.  Adding a kind is a
- * descriptor here (kinds.c, and ds_kinds) and a tree file serving it.
+ * descriptor here (kinds.c, and repo_kinds) and a tree file serving it.
  *
  * Store layout of a kind (a readable tree):
  *   <dir>/<name>/<record>     owner, mode, created, aliases, next version
  *   <dir>/<name>/v<n>.json    a version's manifest
  */
-struct ds_kind;
+struct repo_kind;
 
 /*
  * A field of a version's manifest that names a version of another kind,
@@ -52,17 +54,17 @@ struct ds_kind;
  * (EBUSY, "<noun> <name> was <verb> v<n>"), and a rebuild reports it if
  * it went missing ("<verb> it: <name> v<n>").
  */
-struct ds_ref {
+struct repo_ref {
 	const char *field; /* "dataset" */
-	const struct ds_kind *to;
+	const struct repo_kind *to;
 	const char *verb;  /* "trained on" */
 };
 
-struct ds_kind {
+struct repo_kind {
 	const char *dir;    /* "datasets": the store prefix and mount dir */
 	const char *record; /* "dataset.json": the object's record file */
 	const char *noun;   /* "dataset", in messages */
-	const struct ds_ref *refs; /* ended by { NULL }; NULL: none */
+	const struct repo_ref *refs; /* ended by { NULL }; NULL: none */
 	/*
 	 * Users outside the repository that keep name (version ver, or
 	 * any if 0): 1 with why, else 0.  NULL: none.
@@ -71,19 +73,19 @@ struct ds_kind {
 		    size_t whylen);
 };
 
-extern const struct ds_kind ds_datasets;
-extern const struct ds_kind ds_models;
-extern const struct ds_kind ds_features;
+extern const struct repo_kind repo_datasets;
+extern const struct repo_kind repo_models;
+extern const struct repo_kind repo_features;
 /* Every kind, NULL-terminated, in the order a rebuild reads them. */
-extern const struct ds_kind *const ds_kinds[];
+extern const struct repo_kind *const repo_kinds[];
 
 /* The kind whose dir starts key ("models/..."), or NULL. */
-const struct ds_kind *ds_kind_of_key(const char *key);
+const struct repo_kind *repo_kind_of_key(const char *key);
 /*
  * The i-th version man's field ref names (the field holds one
  * {"name", "version"} or a list of them): true with *name and *ver.
  */
-bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
+bool repo_ref_get(json_t *man, const struct repo_ref *ref, size_t i,
 		const char **name, unsigned *ver);
 
 /*
@@ -93,48 +95,48 @@ bool ds_ref_get(json_t *man, const struct ds_ref *ref, size_t i,
 int repo_open(struct fs *fs);
 void repo_close(struct fs *fs);
 
-#define DS_FORMAT_MAJOR 1
-#define DS_FORMAT_MINOR 0
+#define REPO_FORMAT_MAJOR 1
+#define REPO_FORMAT_MINOR 0
 
 /*
- * ds_format_check: create the format file in an empty store, or check
+ * repo_format_check: create the format file in an empty store, or check
  * that the store's major version is ours.  -EPROTO (with msg) for an
  * unknown major version.
  */
-int ds_format_check(struct fs *fs, char *msg, size_t msglen);
+int repo_format_check(struct fs *fs, char *msg, size_t msglen);
 
 /*
- * ds_rebuild: refill the index, and the catalog table, from the store's
+ * repo_rebuild: refill the index, and the catalog table, from the store's
  * manifests; on an S3 store, those the catalog object has current come
  * from it (catalog.h), the rest are read one by one.
  */
-int ds_rebuild(struct fs *fs);
+int repo_rebuild(struct fs *fs);
 
-/* ds_get: the dataset record (JSON) of name; -ENOENT. Caller decrefs. */
-int ds_get(struct fs *fs, const struct ds_kind *k, const char *name, json_t **rec);
+/* repo_get: the dataset record (JSON) of name; -ENOENT. Caller decrefs. */
+int repo_get(struct fs *fs, const struct repo_kind *k, const char *name, json_t **rec);
 /*
- * ds_version: the manifest of name's version ver (0: the latest);
+ * repo_version: the manifest of name's version ver (0: the latest);
  * -ENOENT if no such version.  Caller decrefs.
  */
-int ds_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver, json_t **man);
+int repo_version(struct fs *fs, const struct repo_kind *k, const char *name, unsigned ver, json_t **man);
 
 /* List datasets / versions of name, in order; fn returns non-zero to stop. */
-int ds_list(struct fs *fs, const struct ds_kind *k, int (*fn)(void *arg, const char *name), void *arg);
-int ds_versions(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_list(struct fs *fs, const struct repo_kind *k, int (*fn)(void *arg, const char *name), void *arg);
+int repo_versions(struct fs *fs, const struct repo_kind *k, const char *name,
 		int (*fn)(void *arg, unsigned ver), void *arg);
 
-int ds_create(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode,
+int repo_create(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode,
 	      const struct fs_ctx *ctx, struct problem *pb);
 /* Remove a dataset with its versions; -EBUSY while something uses it. */
-int ds_remove(struct fs *fs, const struct ds_kind *k, const char *name,
+int repo_remove(struct fs *fs, const struct repo_kind *k, const char *name,
 	      struct problem *pb);
 /* Remove one version; -EBUSY if an alias points to it. */
-int ds_remove_version(struct fs *fs, const struct ds_kind *k, const char *name, unsigned ver,
+int repo_remove_version(struct fs *fs, const struct repo_kind *k, const char *name, unsigned ver,
 		      struct problem *pb);
-int ds_chmod(struct fs *fs, const struct ds_kind *k, const char *name, mode_t mode);
+int repo_chmod(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode);
 
 /* What made a version, for its lineage. */
-struct ds_origin {
+struct repo_origin {
 	const char *made_by; /* "write", "source", "schema" */
 	const char *detail;  /* path, command; may be NULL */
 	const char *etag;    /* an S3 source's ETag; may be NULL */
@@ -151,7 +153,7 @@ struct ds_origin {
  * with pb filled, nothing changed, the file left in place.
  */
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
-	       const struct ds_origin *origin, unsigned *ver, bool *created,
+	       const struct repo_origin *origin, unsigned *ver, bool *created,
 	       struct problem *pb);
 
 /*
@@ -160,37 +162,37 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
  * origin->etag) without reading it: its manifest has "pending": true
  * and the size, no hash, blob, schema or stats.  The latest version
  * already pinned to that object and ETag makes none (*created false).
- * ds_version_ready is ds_version for datasets that first imports a
+ * ds_version_ready is repo_version for datasets that first imports a
  * pending version (fetch, scan, hash, blob; the manifest filled in):
  * -ESTALE if the object changed since it was pinned, -EINVAL with pb on
  * bad CSV (the version stays pending), or the fetch's errno with pb.
  * Blocks for the fetch; one import runs at a time.
  */
 int ds_publish_pending(struct fs *fs, const char *name,
-		       const struct ds_origin *origin, uint64_t size,
+		       const struct repo_origin *origin, uint64_t size,
 		       unsigned *ver, bool *created);
 int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 		     json_t **man, struct problem *pb);
 bool ds_is_pending(json_t *man);
 
 /*
- * ds_rebuild_trusted: rebuild the index from the S3 catalog object alone,
+ * repo_rebuild_trusted: rebuild the index from the S3 catalog object alone,
  * without a LIST (-ENOENT when there is none to use).  Only for a fresh
  * index of a prefix whose writer left cleanly (or a read-only mount).
- * Changes (ds_create, ds_publish, ..., ds_gc) wait from then on until
- * the thread ds_verify_start starts has checked it against the bucket
- * (a rebuild with a LIST, jobs left out: ds_rebuild_index), which it
+ * Changes (repo_create, ds_publish, ..., repo_gc) wait from then on until
+ * the thread repo_verify_start starts has checked it against the bucket
+ * (a rebuild with a LIST, jobs left out: repo_rebuild_index), which it
  * does fs->opts.verify_delay seconds later or as soon as a change asks,
- * retrying with backoff.  ds_verify_join, at unmount, drops a check not
+ * retrying with backoff.  repo_verify_join, at unmount, drops a check not
  * begun (a later change then checks first, in the caller's thread) and
  * waits for one running: 0 once checked, -ECANCELED if dropped, or the
  * rebuild's -errno (then do not mark the index clean).
  */
-int ds_rebuild_trusted(struct fs *fs);
-int ds_rebuild_index(struct fs *fs, bool jobs);
-void ds_verify_arm(struct fs *fs);
-int ds_verify_start(struct fs *fs);
-int ds_verify_join(struct fs *fs);
+int repo_rebuild_trusted(struct fs *fs);
+int repo_rebuild_index(struct fs *fs, bool jobs);
+void repo_verify_arm(struct fs *fs);
+int repo_verify_start(struct fs *fs);
+int repo_verify_join(struct fs *fs);
 
 /*
  * ds_set_schema: apply a schema override (JSON text, see doc/manual.md)
@@ -199,7 +201,7 @@ int ds_verify_join(struct fs *fs);
  * pb.
  */
 int ds_set_schema(struct fs *fs, const char *name, const char *text,
-		  const struct ds_origin *origin, struct problem *pb);
+		  const struct repo_origin *origin, struct problem *pb);
 
 /*
  * ds_check_schema: would ds_set_schema accept text?  The same checks
@@ -210,91 +212,91 @@ int ds_check_schema(struct fs *fs, const char *name, const char *text,
 		    struct problem *pb);
 
 /* Aliases: name -> version. */
-int ds_alias_get(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
+int repo_alias_get(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias,
 		 unsigned *ver);
-int ds_alias_set(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias,
+int repo_alias_set(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias,
 		 const char *target, bool replace, struct problem *pb);
-int ds_alias_del(struct fs *fs, const struct ds_kind *k, const char *name, const char *alias);
-int ds_alias_rename(struct fs *fs, const struct ds_kind *k, const char *name, const char *from,
+int repo_alias_del(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias);
+int repo_alias_rename(struct fs *fs, const struct repo_kind *k, const char *name, const char *from,
 		    const char *to, unsigned flags);
 
 /*
- * ds_copy_to_tmp: a private copy of the first size bytes of in, in a new
+ * repo_copy_to_tmp: a private copy of the first size bytes of in, in a new
  * file of the store's temporary folder (its path in tmp, an open
  * descriptor in *out), for content whose source another user can change
  * or that is not ours to move.  The caller publishes it, or closes and
  * unlinks it.  0, or -errno with nothing left behind (*out is -1).
  */
-int ds_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
+int repo_copy_to_tmp(struct fs *fs, int in, uint64_t size, char *tmp,
 		   size_t tmplen, int *out);
 
 /*
- * ds_commit_model: publish a new model version from files already put in
+ * repo_commit_model: publish a new model version from files already put in
  * the store as blobs: man is the manifest without "version" (it gets the
  * next number, set in man).  Creates the model if it does not exist,
  * owned by ctx's uid and gid.  ctx->umask holds the mode bits the model
  * may not have (those its dataset lacks): the model's mode loses them.
  */
-int ds_commit_model(struct fs *fs, const char *name, json_t *man,
+int repo_commit_model(struct fs *fs, const char *name, json_t *man,
 		    const struct fs_ctx *ctx, unsigned *ver);
 
 /*
- * ds_commit: a new version of name (any kind) whose manifest is man: its
+ * repo_commit: a new version of name (any kind) whose manifest is man: its
  * fields, to which "format", "version" and "lineage" (from origin) are
  * added.  When every field of man equals the latest version's, no
  * version is made: *ver is the latest, *created false.  -ENOENT if name
  * does not exist.
  */
-int ds_commit(struct fs *fs, const struct ds_kind *k, const char *name,
-	      json_t *man, const struct ds_origin *origin, unsigned *ver,
+int repo_commit(struct fs *fs, const struct repo_kind *k, const char *name,
+	      json_t *man, const struct repo_origin *origin, unsigned *ver,
 	      bool *created);
 
 /*
- * ds_put_blob: put the local file at path into the store by content
+ * repo_put_file: put the local file at path into the store by content
  * (consumed on success) and give its hash and size.
  */
-int ds_put_blob(struct fs *fs, const char *path, char hash[33],
+int repo_put_file(struct fs *fs, const char *path, char hash[33],
 		uint64_t *size);
 
 /*
- * ds_gc: remove the blobs no dataset version, model version or job
+ * repo_gc: remove the blobs no dataset version, model version or job
  * references (blobs are shared by content).  Number removed, or -errno.
  */
-int ds_gc(struct fs *fs);
+int repo_gc(struct fs *fs);
 
 /*
- * ds_blob_reap: delete blob key from the store (the cache and the bucket)
+ * repo_blob_reap: delete blob key from the store (the cache and the bucket)
  * unless a dataset version, model version or job names it now: the end
  * of a removed version's grace (reap.c).  Takes ds_lock.  0 (also when
  * kept, or already gone), or the store's errno.
  */
-int ds_blob_reap(struct fs *fs, const char *key);
+int repo_blob_reap(struct fs *fs, const char *key);
 
 /* The store key of a version's blob (out: at least 80 bytes). */
-void ds_blob_key(const char *hash, char *out, size_t outlen);
+void repo_blob_key(const char *hash, char *out, size_t outlen);
 
 /*
- * ds_blob_hash: is key a blob's key (blobs/<2 hex>/<xxh3-128 hex>, as
- * ds_blob_key makes them)?  If so, the hash it names into hash.  Pure:
+ * repo_blob_hash: is key a blob's key (blobs/<2 hex>/<xxh3-128 hex>, as
+ * repo_blob_key makes them)?  If so, the hash it names into hash.  Pure:
  * the block cache calls it under its lock (bcache_opts.content_hash).
  */
-bool ds_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1]);
+bool repo_blob_hash(const char *key, char hash[HASH_HEX_LEN + 1]);
 
 /*
- * ds_blob_error: rc from reading blob key for uid (path: the file of the
+ * repo_blob_error: rc from reading blob key for uid (path: the file of the
  * mount that was read, or a job's name).  -EBADMSG, content in the store
  * that does not match the hash its key names, is reported (a line naming
  * path and key in .mlfs/errors, shown to uid, and in the log) and becomes
  * -EIO; any other rc is returned as it is.
  */
-int ds_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
+int repo_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
 		  int rc);
 
 /*
  * A manifest's field as the mount shows it: indented JSON, numbers as
  * people write them, a newline at the end.  -ENOENT without the field.
  */
-int ds_render_field(json_t *man, const char *field, struct strbuf *out);
+int repo_render_field(json_t *man, const char *field, struct strbuf *out);
 /* Render helpers shared by datasets.c. */
 int ds_render_schema(json_t *man, struct strbuf *out);
 int ds_render_stats(json_t *man, struct strbuf *out);
