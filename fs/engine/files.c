@@ -424,24 +424,16 @@ void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void fs_create(fuse_req_t req, fuse_ino_t pino, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	struct fuse_entry_param e;
 	const struct node_type *t;
 	struct fs_file *f = NULL;
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	(void)mode;
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	/* Files are attributes of objects; only action dirs make new ones. */
 	if (!dir->type->create) {

@@ -108,6 +108,26 @@ bool refuse_change(fuse_req_t req)
 }
 
 /*
+ * The directory of a change (mkdir, rmdir, unlink, symlink, rename,
+ * create), with a reference; NULL once the request is answered: EROFS on
+ * a read-only mount, ESTALE for an inode the kernel no longer has.
+ */
+struct node *change_dir(fuse_req_t req, fuse_ino_t pino)
+{
+	struct node *dir = node_get_ino(req_fs(req), pino);
+
+	if (refuse_change(req)) {
+		if (dir)
+			node_put(dir);
+		fuse_reply_err(req, EROFS);
+		return NULL;
+	}
+	if (!dir)
+		fuse_reply_err(req, ESTALE);
+	return dir;
+}
+
+/*
  * Refuse a change in dir that its type does not support (the op is NULL)
  * with EPERM, saying why in the caller's .mlfs/errors: the type's own
  * reason, else what (printf-style).
@@ -501,21 +521,13 @@ void reply_new_entry(fuse_req_t req, struct node *dir,
 static void fs_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name,
 		     mode_t mode)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	const struct node_type *t;
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	if (node_resolve(dir, name, &t) == 0)
 		rc = -EEXIST;
@@ -533,21 +545,13 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t pino, const char *name,
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	const struct node_type *t;
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	rc = node_resolve(dir, name, &t);
 	if (rc == 0 && !node_is_dir(t))
@@ -562,21 +566,13 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t pino, const char *name)
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	const struct node_type *t;
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	rc = node_resolve(dir, name, &t);
 	if (rc == 0 && node_is_dir(t))
@@ -595,21 +591,13 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t pino, const char *name)
 static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t pino,
 		       const char *name)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	const struct node_type *t;
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	if (node_resolve(dir, name, &t) == 0)
 		rc = -EEXIST;
@@ -628,20 +616,12 @@ static void fs_symlink(fuse_req_t req, const char *target, fuse_ino_t pino,
 static void fs_rename(fuse_req_t req, fuse_ino_t pino, const char *name,
 		      fuse_ino_t npino, const char *newname, unsigned flags)
 {
-	struct node *dir = node_get_ino(req_fs(req), pino);
+	struct node *dir = change_dir(req, pino);
 	struct fs_ctx ctx;
 	int rc;
 
-	if (refuse_change(req)) {
-		if (dir)
-			node_put(dir);
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (!dir) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	if (!dir)
+		return; /* answered */
 	req_ctx(req, &ctx);
 	if (npino != pino)
 		rc = -EXDEV;

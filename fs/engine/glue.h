@@ -39,6 +39,7 @@ void req_ctx(fuse_req_t req, struct fs_ctx *ctx);
 struct fs_file *req_file(struct fuse_file_info *fi);
 bool is_attr_file(const struct node_type *t);
 bool refuse_change(fuse_req_t req);
+struct node *change_dir(fuse_req_t req, fuse_ino_t pino);
 __attribute__((format(printf, 4, 5))) int
 refuse_in(struct node *dir, const char *name, const struct fs_ctx *ctx,
 	  const char *what, ...);
