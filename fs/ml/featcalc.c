@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Feature values as of an instant (featcalc.h): the compiled spec, the
+ * fold of one feature over a run of events, reading a history in place,
+ * and offline.csv.  Pure: no mount, no store; any thread.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "featcalc.h"
+#include "featspec.h"
+#include "jsonout.h"
+
+static const char *const agg_names[] = { "last", "count", "sum", "mean",
+					 "min",  "max",   "std", NULL };
+
+static long col_index(struct feat_spec *s, const char *name, const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < s->ncols; i++)
+		if (strcmp(s->cols[i], name) == 0)
+			break;
+	if (i == s->ncols) {
+		s->cols[s->ncols] = name;
+		s->ncols++;
+	}
+	if (type && strcmp(type, "categorical") == 0)
+		s->cat[i] = true;
+	else if (type)
+		s->num[i] = true;
+	return (long)i;
+}
+
+int feat_spec_compile(json_t *spec, struct feat_spec **out)
+{
+	json_t *fl = json_object_get(spec, "features");
+	json_t *ent = json_object_get(spec, "entity");
+	struct feat_spec *s = calloc(1, sizeof(*s));
+	int64_t secs;
+	size_t i;
+	json_t *f;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->json = json_incref(spec);
+	s->nfeat = json_array_size(fl);
+	s->nent = json_array_size(ent);
+	s->feat = calloc(s->nfeat + 1, sizeof(*s->feat));
+	s->cols = calloc(s->nfeat + 1, sizeof(*s->cols));
+	s->cat = calloc(s->nfeat + 1, sizeof(*s->cat));
+	s->num = calloc(s->nfeat + 1, sizeof(*s->num));
+	s->entity = calloc(s->nent + 1, sizeof(*s->entity));
+	if (!s->feat || !s->cols || !s->cat || !s->num || !s->entity) {
+		feat_spec_free(s);
+		return -ENOMEM;
+	}
+	for (i = 0; i < s->nent; i++)
+		s->entity[i] = json_string_value(json_array_get(ent, i));
+	s->timestamp = json_string_value(json_object_get(spec, "timestamp"));
+	if (featspec_duration(json_string_value(json_object_get(spec, "ttl")),
+			      &secs) == 0)
+		s->ttl = (double)secs;
+	json_array_foreach(fl, i, f) {
+		struct feat_def *d = &s->feat[i];
+		const char *agg = json_string_value(json_object_get(f, "agg"));
+		const char *col = json_string_value(json_object_get(f, "column"));
+		const char *type = json_string_value(json_object_get(f, "type"));
+		const char *viol = json_string_value(
+			json_object_get(f, "on_violation"));
+		json_t *v;
+
+		d->name = json_string_value(json_object_get(f, "name"));
+		for (d->agg = AGG_LAST; agg_names[d->agg] &&
+					strcmp(agg_names[d->agg], agg ? agg : "last");
+		     d->agg++)
+			;
+		if (!agg_names[d->agg])
+			d->agg = AGG_LAST;
+		d->col = col ? col_index(s, col, type) : -1;
+		if (featspec_duration(json_string_value(
+					      json_object_get(f, "window")),
+				      &secs) == 0)
+			d->window = (double)secs;
+		v = json_object_get(f, "min");
+		d->min = v ? json_number_value(v) : -INFINITY;
+		v = json_object_get(f, "max");
+		d->max = v ? json_number_value(v) : INFINITY;
+		d->viol = viol && strcmp(viol, "clip") == 0     ? VIOL_CLIP
+			  : viol && strcmp(viol, "reject") == 0 ? VIOL_REJECT
+								: VIOL_NULL;
+	}
+	*out = s;
+	return 0;
+}
+
+void feat_spec_free(struct feat_spec *s)
+{
+	if (!s)
+		return;
+	json_decref(s->json);
+	free(s->feat);
+	free(s->cols);
+	free(s->cat);
+	free(s->num);
+	free(s->entity);
+	free(s);
+}
+
+/* --- the fold --- */
+
+struct acc {
+	double n;
+	double sum, comp;  /* Neumaier's compensated sum */
+	double mean, m2;   /* Welford */
+	double min, max, last;
+};
+
+static void acc_add(struct acc *a, double v)
+{
+	double t = a->sum + v;
+	double d;
+
+	if (fabs(a->sum) >= fabs(v))
+		a->comp += (a->sum - t) + v;
+	else
+		a->comp += (v - t) + a->sum;
+	a->sum = t;
+	a->n += 1;
+	d = v - a->mean;
+	a->mean += d / a->n;
+	a->m2 += d * (v - a->mean);
+	if (a->n == 1 || v < a->min)
+		a->min = v;
+	if (a->n == 1 || v > a->max)
+		a->max = v;
+	a->last = v;
+}
+
+static double acc_value(const struct acc *a, enum feat_agg agg)
+{
+	switch (agg) {
+	case AGG_COUNT:
+		return a->n;
+	case AGG_SUM:
+		return a->sum + a->comp;
+	case AGG_MEAN:
+		return a->n ? (a->sum + a->comp) / a->n : NAN;
+	case AGG_MIN:
+		return a->n ? a->min : NAN;
+	case AGG_MAX:
+		return a->n ? a->max : NAN;
+	case AGG_STD:
+		return a->n >= 2 ? sqrt(a->m2 / (a->n - 1)) : NAN;
+	case AGG_LAST:
+	default:
+		return a->n ? a->last : NAN;
+	}
+}
+
+/* The value event e brings to feature d (NAN: none). */
+static double feat_input(const struct feat_def *d, const struct feat_hist *h,
+			 size_t e)
+{
+	double v;
+
+	if (d->col < 0)
+		return 0; /* a count of events */
+	v = h->v[e * h->ncols + (size_t)d->col];
+	if (isnan(v) || (v >= d->min && v <= d->max))
+		return v;
+	if (d->viol == VIOL_CLIP)
+		return v < d->min ? d->min : d->max;
+	return NAN;
+}
+
+static void fold(const struct feat_def *d, const struct feat_hist *h,
+		 size_t lo, size_t hi, struct acc *a)
+{
+	for (size_t e = lo; e < hi; e++) {
+		double v = feat_input(d, h, e);
+
+		if (!isnan(v))
+			acc_add(a, v);
+	}
+}
+
+/* The first event in [lo, hi) with time > t. */
+static size_t upper(const struct feat_hist *h, size_t lo, size_t hi, double t)
+{
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (h->t[mid] <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool stale(const struct feat_spec *s, const struct feat_hist *h,
+		  size_t a, size_t hi, double t)
+{
+	return hi == a || (s->ttl > 0 && t - h->t[hi - 1] > s->ttl);
+}
+
+void feat_asof(const struct feat_spec *spec, const struct feat_hist *h,
+	       size_t k, double t, double *out)
+{
+	size_t a = h->first[k], b = h->first[k + 1];
+	size_t hi = upper(h, a, b, t);
+
+	for (size_t i = 0; i < spec->nfeat; i++) {
+		const struct feat_def *d = &spec->feat[i];
+		struct acc acc = { 0 };
+
+		if (stale(spec, h, a, hi, t)) {
+			out[i] = NAN;
+			continue;
+		}
+		fold(d, h, d->window > 0 ? upper(h, a, hi, t - d->window) : a,
+		     hi, &acc);
+		out[i] = acc_value(&acc, d->agg);
+	}
+}
+
+/* --- reading a history in place --- */
+
+#define HIST_MAGIC "MLFSFH01"
+
+struct reader {
+	const char *p;
+	size_t left;
+};
+
+static const void *take(struct reader *r, uint64_t count, size_t size)
+{
+	const char *p = r->p;
+	uint64_t n;
+
+	if (size && count > r->left / size)
+		return NULL;
+	n = (count * size + 7) & ~(uint64_t)7;
+	if (n > r->left)
+		n = r->left; /* the padding of the last section */
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static int bad(char *why, size_t whylen, const char *what)
+{
+	snprintf(why, whylen, "history: %s", what);
+	return -EBADMSG;
+}
+
+/* offsets o[0..n]: from 0, never down, ending at most at end */
+static bool offsets_ok(const uint64_t *o, uint64_t n, uint64_t end)
+{
+	if (o[0] != 0 || o[n] > end)
+		return false;
+	for (uint64_t i = 0; i < n; i++)
+		if (o[i] > o[i + 1])
+			return false;
+	return true;
+}
+
+static int keys_ok(const struct feat_hist *h)
+{
+	for (size_t i = 0; i < h->nkeys; i++) {
+		size_t a = h->first[i], b = h->first[i + 1];
+
+		if (i) {
+			size_t la = h->key_off[i] - h->key_off[i - 1];
+			size_t lb = h->key_off[i + 1] - h->key_off[i];
+			int c = memcmp(h->keys + h->key_off[i - 1],
+				       h->keys + h->key_off[i],
+				       la < lb ? la : lb);
+
+			if (c > 0 || (c == 0 && la >= lb))
+				return -1;
+		}
+		for (size_t e = a; e < b; e++)
+			if (isnan(h->t[e]) || (e > a && h->t[e] < h->t[e - 1]))
+				return -1;
+	}
+	return 0;
+}
+
+int feat_hist_load(const void *buf, size_t len, const struct feat_spec *spec,
+		   struct feat_hist *h, char *why, size_t whylen)
+{
+	struct reader r = { buf, len };
+	const uint64_t *hd, *dl;
+	size_t c;
+
+	memset(h, 0, sizeof(*h));
+	if (len < 48 || memcmp(buf, HIST_MAGIC, 8) != 0)
+		return bad(why, whylen, "not a feature history");
+	hd = take(&r, 6, 8);
+	h->nkeys = hd[1];
+	h->nev = hd[2];
+	h->ncols = hd[3];
+	h->iso = hd[4] & 1;
+	if (h->ncols != spec->ncols)
+		return bad(why, whylen, "columns differ from the spec's");
+	h->coltype = take(&r, h->ncols, 8);
+	h->ndict = take(&r, h->ncols, 8);
+	dl = take(&r, h->ncols, 8);
+	h->key_off = h->nkeys < SIZE_MAX / 2 ? take(&r, h->nkeys + 1, 8) : NULL;
+	h->first = h->key_off ? take(&r, h->nkeys + 1, 8) : NULL;
+	h->keys = h->first ? take(&r, hd[5], 1) : NULL;
+	h->t = h->keys ? take(&r, h->nev, 8) : NULL;
+	h->v = h->t && (!h->ncols || h->nev <= SIZE_MAX / 8 / h->ncols)
+		       ? take(&r, h->nev * h->ncols, 8)
+		       : NULL;
+	if (!h->coltype || !h->ndict || !dl || !h->v)
+		return bad(why, whylen, "shorter than its counts");
+	if (!offsets_ok(h->key_off, h->nkeys, hd[5]) ||
+	    !offsets_ok(h->first, h->nkeys, h->nev) ||
+	    h->first[h->nkeys] != h->nev)
+		return bad(why, whylen, "offsets out of order");
+	h->doff = calloc(h->ncols + 1, sizeof(*h->doff));
+	h->dict = calloc(h->ncols + 1, sizeof(*h->dict));
+	if (!h->doff || !h->dict) {
+		feat_hist_free(h);
+		return -ENOMEM;
+	}
+	for (c = 0; c < h->ncols; c++) {
+		if (h->coltype[c] > 1 || (!h->coltype[c] && h->ndict[c]) ||
+		    (spec->cat[c] && !h->coltype[c]))
+			goto bad_cols;
+		if (!h->coltype[c])
+			continue;
+		h->doff[c] = h->ndict[c] < SIZE_MAX / 2
+				     ? take(&r, h->ndict[c] + 1, 8)
+				     : NULL;
+		h->dict[c] = h->doff[c] ? take(&r, dl[c], 1) : NULL;
+		if (!h->dict[c] || !offsets_ok(h->doff[c], h->ndict[c], dl[c]))
+			goto bad_cols;
+	}
+	if (r.left || keys_ok(h) < 0) {
+		feat_hist_free(h);
+		return bad(why, whylen, r.left ? "bytes past its end"
+					       : "keys or times out of order");
+	}
+	return 0;
+bad_cols:
+	feat_hist_free(h);
+	return bad(why, whylen, "a column's dictionary is out of place");
+}
+
+void feat_hist_free(struct feat_hist *h)
+{
+	free(h->doff);
+	free(h->dict);
+	free(h->owned);
+	memset(h, 0, sizeof(*h));
+}
+
+long feat_hist_find(const struct feat_hist *h, const char *key, size_t len)
+{
+	size_t lo = 0, hi = h->nkeys;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		size_t ml = h->key_off[mid + 1] - h->key_off[mid];
+		int c = memcmp(h->keys + h->key_off[mid], key,
+			       ml < len ? ml : len);
+
+		if (c == 0)
+			c = (ml > len) - (ml < len);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* --- CSV text --- */
+
+/* v as CSV text: integers as integers ("10", where %g says "1e+01"),
+ * others in the shortest form that reads back to the same double. */
+static int put_num(struct strbuf *sb, double v)
+{
+	char num[NUM_SHORTEST_MAX];
+
+	if (v == floor(v) && fabs(v) < 1e15)
+		return sb_printf(sb, "%.0f", v + 0.0);
+	return sb_append(sb, num, num_shortest(v, 17, num));
+}
+
+int feat_put_field(struct strbuf *sb, const char *s, size_t len)
+{
+	int rc;
+
+	if (!memchr(s, '"', len) && !memchr(s, ',', len) &&
+	    !memchr(s, '\n', len) && !memchr(s, '\r', len))
+		return sb_append(sb, s, len);
+	rc = sb_append(sb, "\"", 1);
+	for (size_t i = 0; rc == 0 && i < len; i++)
+		rc = s[i] == '"' ? sb_append(sb, "\"\"", 2)
+				 : sb_append(sb, s + i, 1);
+	return rc ? rc : sb_append(sb, "\"", 1);
+}
+
+int feat_put_value(struct strbuf *sb, const struct feat_spec *spec,
+		   const struct feat_hist *h, size_t f, double v)
+{
+	long c = spec->feat[f].col;
+
+	if (isnan(v))
+		return 0;
+	if (c >= 0 && h->coltype[c]) {
+		uint64_t i = (uint64_t)v;
+
+		if (v < 0 || (double)i != v || i >= h->ndict[c])
+			return 0; /* not an index of ours: missing */
+		return feat_put_field(sb, h->dict[c] + h->doff[c][i],
+				      h->doff[c][i + 1] - h->doff[c][i]);
+	}
+	return put_num(sb, v);
+}
+
+int feat_put_time(struct strbuf *sb, const struct feat_hist *h, double t)
+{
+	double whole = floor(t);
+	time_t secs = (time_t)whole;
+	struct tm tm;
+	int rc;
+
+	if (!h->iso || !gmtime_r(&secs, &tm))
+		return put_num(sb, t);
+	rc = sb_printf(sb, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		       tm.tm_sec);
+	if (rc == 0 && t > whole) {
+		char frac[16];
+		size_t n;
+
+		snprintf(frac, sizeof(frac), "%.6f", t - whole);
+		n = strlen(frac);
+		while (n > 2 && frac[n - 1] == '0')
+			n--;
+		if (n > 2)
+			rc = sb_append(sb, frac + 1, n - 1);
+	}
+	return rc ? rc : sb_append(sb, "Z", 1);
+}
+
+/* --- offline.csv --- */
+
+struct fstat {
+	uint64_t count, missing, outside;
+	struct acc acc;
+};
+
+static int put_sb(struct strbuf *sb, int (*put)(void *, const char *, size_t),
+		  void *arg)
+{
+	int rc = sb->len ? put(arg, sb->buf, sb->len) : 0;
+
+	sb->len = 0;
+	return rc;
+}
+
+static int offline_header(const struct feat_spec *s, struct strbuf *sb)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < s->nent; i++)
+		rc = feat_put_field(sb, s->entity[i], strlen(s->entity[i])) ||
+		     sb_append(sb, ",", 1);
+	if (rc == 0)
+		rc = feat_put_field(sb, s->timestamp, strlen(s->timestamp));
+	for (size_t i = 0; rc == 0 && i < s->nfeat; i++)
+		rc = sb_append(sb, ",", 1) ||
+		     feat_put_field(sb, s->feat[i].name,
+				    strlen(s->feat[i].name));
+	return rc ? -ENOMEM : sb_append(sb, "\n", 1);
+}
+
+/* The entity values of key k, as CSV fields and commas. */
+static int put_key(struct strbuf *sb, const struct feat_hist *h, size_t k)
+{
+	const char *p = h->keys + h->key_off[k];
+	const char *end = h->keys + h->key_off[k + 1];
+	int rc = 0;
+
+	while (rc == 0) {
+		const char *sep = memchr(p, FEAT_KEY_SEP, (size_t)(end - p));
+		const char *e = sep ? sep : end;
+
+		rc = feat_put_field(sb, p, (size_t)(e - p));
+		if (rc == 0)
+			rc = sb_append(sb, ",", 1);
+		if (!sep)
+			break;
+		p = sep + 1;
+	}
+	return rc;
+}
+
+static json_t *stats_json(const struct feat_spec *s, const struct feat_hist *h,
+			  const struct fstat *st)
+{
+	json_t *fs = json_object();
+	json_t *o;
+
+	for (size_t i = 0; fs && i < s->nfeat; i++) {
+		const struct acc *a = &st[i].acc;
+		bool cat = s->feat[i].col >= 0 && h->coltype[s->feat[i].col];
+
+		o = json_pack("{s:I, s:I}", "count", (json_int_t)st[i].count,
+			      "missing", (json_int_t)st[i].missing);
+		if (o && !cat && a->n) {
+			json_object_set_new(o, "mean",
+					    json_real(acc_value(a, AGG_MEAN)));
+			json_object_set_new(o, "std",
+					    a->n >= 2 ? json_real(acc_value(
+								a, AGG_STD))
+						      : json_null());
+			json_object_set_new(o, "min", json_real(a->min));
+			json_object_set_new(o, "max", json_real(a->max));
+		}
+		if (o && (isfinite(s->feat[i].min) || isfinite(s->feat[i].max)))
+			json_object_set_new(o, "outside",
+					    json_integer((json_int_t)
+								 st[i].outside));
+		if (!o || json_object_set_new(fs, s->feat[i].name, o) < 0) {
+			json_decref(fs);
+			return NULL;
+		}
+	}
+	return fs ? json_pack("{s:I, s:I, s:o}", "entities",
+			      (json_int_t)h->nkeys, "events",
+			      (json_int_t)h->nev, "features", fs)
+		  : NULL;
+}
+
+/*
+ * Values outside min/max among the events (what on_violation handled);
+ * at an event time the ttl cannot have run out, so features without a
+ * window run as one fold per entity, and windowed ones fold their window.
+ */
+int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
+		 int (*put)(void *arg, const char *p, size_t n), void *arg,
+		 json_t **stats)
+{
+	struct strbuf sb = { 0 };
+	struct fstat *st = calloc(s->nfeat + 1, sizeof(*st));
+	struct acc *run = calloc(s->nfeat + 1, sizeof(*run));
+	uint64_t rows = 0;
+	int rc;
+
+	*stats = NULL;
+	if (!st || !run) {
+		free(st);
+		free(run);
+		return -ENOMEM;
+	}
+	rc = offline_header(s, &sb);
+	for (size_t k = 0; rc == 0 && k < h->nkeys; k++) {
+		size_t a = h->first[k], b = h->first[k + 1];
+
+		memset(run, 0, s->nfeat * sizeof(*run));
+		for (size_t e = a; rc == 0 && e < b;) {
+			size_t hi = upper(h, e, b, h->t[e]);
+
+			for (size_t i = 0; i < s->nfeat; i++) {
+				const struct feat_def *d = &s->feat[i];
+
+				for (size_t x = e; d->col >= 0 && x < hi; x++) {
+					double raw = h->v[x * h->ncols +
+							  (size_t)d->col];
+
+					st[i].outside += raw < d->min ||
+							 raw > d->max;
+				}
+				if (!d->window)
+					fold(d, h, e, hi, &run[i]);
+			}
+			rc = put_key(&sb, h, k) || feat_put_time(&sb, h, h->t[e]);
+			for (size_t i = 0; rc == 0 && i < s->nfeat; i++) {
+				const struct feat_def *d = &s->feat[i];
+				struct acc wa = { 0 };
+				double v;
+
+				if (d->window > 0)
+					fold(d, h, upper(h, a, hi, h->t[e] -
+								      d->window),
+					     hi, &wa);
+				v = acc_value(d->window > 0 ? &wa : &run[i],
+					      d->agg);
+				if (isnan(v)) {
+					st[i].missing++;
+				} else {
+					st[i].count++;
+					acc_add(&st[i].acc, v);
+				}
+				rc = sb_append(&sb, ",", 1) ||
+				     feat_put_value(&sb, s, h, i, v);
+			}
+			if (rc == 0)
+				rc = sb_append(&sb, "\n", 1);
+			if (rc)
+				rc = -ENOMEM;
+			if (rc == 0 && sb.len >= 1 << 16)
+				rc = put_sb(&sb, put, arg);
+			rows++;
+			e = hi;
+		}
+	}
+	if (rc == 0)
+		rc = put_sb(&sb, put, arg);
+	if (rc == 0) {
+		*stats = stats_json(s, h, st);
+		if (*stats)
+			json_object_set_new(*stats, "rows",
+					    json_integer((json_int_t)rows));
+		else
+			rc = -ENOMEM;
+	}
+	sb_free(&sb);
+	free(st);
+	free(run);
+	return rc;
+}

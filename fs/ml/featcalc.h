@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Feature values as of an instant (DESIGN.md §4, "Feature sets"): the one
+ * aggregation code that offline.csv, join and training use, over a
+ * history of events sorted by entity and time.
+ *
+ * A history is one flat buffer (the "history" blob of a synced version),
+ * made by feat_hist_build in the sync job and read in place by
+ * feat_hist_load in the daemon, which judges every offset in it: the job
+ * runs as the writer, who can change the file before the daemon reads it.
+ *
+ *   "MLFSFH01" u64 nkeys, nev, ncols, flags, keys_len
+ *   u64 coltype[ncols]  ndict[ncols]  dict_len[ncols]
+ *   u64 key_off[nkeys + 1]   key i: keys + key_off[i] .. key_off[i + 1]
+ *   u64 first[nkeys + 1]     its events: first[i] .. first[i + 1]
+ *   keys (entity values joined by 0x1f, sorted bytewise; padded to 8)
+ *   f64 t[nev]               seconds since the epoch, sorted per key
+ *   f64 v[nev * ncols]       NAN missing; categorical: index in dict
+ *   per categorical column: u64 doff[ndict + 1], bytes (padded to 8)
+ *
+ * Semantics, for an entity as of t: the events with time <= t count (no
+ * leakage from the future); a feature with a window w takes those in
+ * (t - w, t], one without takes them all.  No event at or before t, or
+ * (with ttl) the newest older than t - ttl: every feature is missing.
+ * count counts values (events, without a column); sum of none is 0;
+ * mean, min, max, last of none and std of fewer than two are missing.
+ * std is the sample standard deviation (n - 1), as pandas'.  A value
+ * outside the feature's min/max is dropped (null) or clipped (clip);
+ * reject refuses the event where it enters (feat_hist_build).
+ *
+ * Values are folded in event order with the same steps everywhere, so
+ * offline.csv, join and the online store give the same bits.
+ */
+#ifndef MLFS_FS_FEATCALC_H
+#define MLFS_FS_FEATCALC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "mlcore.h"
+#include "problem.h"
+#include "strbuf.h"
+
+enum feat_agg { AGG_LAST, AGG_COUNT, AGG_SUM, AGG_MEAN, AGG_MIN, AGG_MAX,
+		AGG_STD };
+enum feat_viol { VIOL_NULL, VIOL_CLIP, VIOL_REJECT };
+
+#define FEAT_KEY_SEP '\x1f' /* between the values of a composite entity */
+
+struct feat_def {
+	const char *name;     /* borrowed from the spec */
+	long col;             /* input column, -1: count of events */
+	enum feat_agg agg;
+	double window;        /* seconds; 0: all history */
+	double min, max;      /* -inf, inf when not given */
+	enum feat_viol viol;
+};
+
+/* A checked spec (featspec_check), compiled.  Borrows from the JSON. */
+struct feat_spec {
+	json_t *json;         /* a reference */
+	size_t nent;
+	const char **entity;
+	const char *timestamp;
+	double ttl;           /* seconds; 0: none */
+	size_t ncols;         /* input columns, in order of first use */
+	const char **cols;
+	bool *cat;            /* the spec makes column c categorical */
+	bool *num;            /* ... or numeric (else the data decide) */
+	size_t nfeat;
+	struct feat_def *feat;
+};
+
+struct feat_hist {
+	size_t nkeys, nev, ncols;
+	bool iso;             /* times came as ISO 8601 text */
+	const char *keys;
+	const uint64_t *key_off, *first;
+	const double *t, *v;
+	const uint64_t *coltype; /* 1: categorical */
+	const uint64_t *ndict;
+	const uint64_t **doff;   /* per column; NULL for numeric ones */
+	const char **dict;
+	void *owned;             /* the buffer, when the history owns it */
+	size_t len;
+};
+
+int feat_spec_compile(json_t *spec, struct feat_spec **out);
+void feat_spec_free(struct feat_spec *s);
+
+/*
+ * feat_hist_build: the history of the events in t (parsed CSV with a
+ * header) under spec, as a malloc'd buffer in *buf (*len bytes).  Rows
+ * with an empty entity are skipped (*skipped).  -EINVAL with pb (line and
+ * column in the CSV, taking one record a line) for a missing column, a
+ * bad time, text in a numeric column or a value a reject feature refuses.
+ */
+int feat_hist_build(const struct feat_spec *spec, const struct table *t,
+		    void **buf, size_t *len, uint64_t *skipped,
+		    struct problem *pb);
+
+/*
+ * feat_hist_load: h over buf (len bytes, 8-aligned), which must outlive
+ * it, checked for spec.  -EBADMSG with why for anything out of place.
+ */
+int feat_hist_load(const void *buf, size_t len, const struct feat_spec *spec,
+		   struct feat_hist *h, char *why, size_t whylen);
+void feat_hist_free(struct feat_hist *h);
+
+/* The key index of the entity key (values joined by FEAT_KEY_SEP), or -1. */
+long feat_hist_find(const struct feat_hist *h, const char *key, size_t len);
+
+/*
+ * feat_asof: every feature of key k as of t into out[spec->nfeat] (NAN
+ * missing; a categorical value is its index in the column's dictionary).
+ */
+void feat_asof(const struct feat_spec *spec, const struct feat_hist *h,
+	       size_t k, double t, double *out);
+
+/* Append feature f's value v as CSV text (nothing when missing). */
+int feat_put_value(struct strbuf *sb, const struct feat_spec *spec,
+		   const struct feat_hist *h, size_t f, double v);
+/* Append time t as the history spells times. */
+int feat_put_time(struct strbuf *sb, const struct feat_hist *h, double t);
+/* Append s (len bytes) as one CSV field, quoted when it must be. */
+int feat_put_field(struct strbuf *sb, const char *s, size_t len);
+
+/*
+ * feat_offline: offline.csv of h: the entity columns, the timestamp and
+ * every feature, one row per distinct (entity, event time) with values
+ * as of that instant, written through put (0 or -errno) in pieces;
+ * *stats: per feature count, missing, mean, std, min, max and outside.
+ */
+int feat_offline(const struct feat_spec *spec, const struct feat_hist *h,
+		 int (*put)(void *arg, const char *p, size_t n), void *arg,
+		 json_t **stats);
+
+#endif

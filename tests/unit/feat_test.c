@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * featcalc: values as of an instant computed by hand around window edges,
+ * ties, min/max handling, ttl; offline.csv; bad events; and a history
+ * the loader must refuse whatever byte is changed in it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "failalloc.h"
+#include "featcalc.h"
+#include "featspec.h"
+#include "strbuf.h"
+#include "tap.h"
+
+static const char *const spec_text =
+	"{\"entity\": \"c\", \"timestamp\": \"ts\", \"ttl\": \"10d\",\n"
+	" \"features\": [\n"
+	"  {\"name\": \"n1h\", \"agg\": \"count\", \"window\": \"1h\"},\n"
+	"  {\"name\": \"s2h\", \"column\": \"amount\", \"agg\": \"sum\", "
+	"\"window\": \"2h\"},\n"
+	"  {\"name\": \"m\", \"column\": \"amount\", \"agg\": \"mean\"},\n"
+	"  {\"name\": \"country\", \"column\": \"country\"},\n"
+	"  {\"name\": \"mx\", \"column\": \"amount\", \"agg\": \"max\", "
+	"\"window\": \"1d\"},\n"
+	"  {\"name\": \"sd\", \"column\": \"amount\", \"agg\": \"std\"},\n"
+	"  {\"name\": \"age\", \"column\": \"age\", \"min\": 18, \"max\": 120},\n"
+	"  {\"name\": \"agec\", \"column\": \"age\", \"agg\": \"max\", "
+	"\"min\": 18, \"max\": 120, \"on_violation\": \"clip\"}]}";
+
+static const char *const events =
+	"ts,c,amount,country,age\n"
+	"3600,a,30,,10\n"
+	"0,a,10,US,30\n"
+	"1800,a,20,FR,150\n"
+	"100,b,1,US,25\n"
+	"3600,a,5,DE,40\n"
+	"7201,a,NA,NA,NA\n"
+	"50,,7,US,20\n";
+
+static const char *const offline_want =
+	"c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+	"a,0,1,10,10,US,10,,30,30\n"
+	"a,1800,2,30,15,FR,20,7.0710678118654755,30,120\n"
+	"a,3600,3,65,16.25,DE,30,11.086778913041726,40,120\n"
+	"a,7201,1,55,16.25,DE,30,11.086778913041726,40,120\n"
+	"b,100,1,1,1,US,1,,25,25\n";
+
+static struct feat_spec *compile(const char *text)
+{
+	struct problem pb = { 0 };
+	struct feat_spec *s = NULL;
+	json_t *j = NULL;
+
+	if (featspec_check(text, strlen(text), true, &j, &pb) < 0) {
+		printf("# spec: %u:%u: %s\n", pb.line, pb.col, pb.msg);
+		return NULL;
+	}
+	feat_spec_compile(j, &s);
+	json_decref(j);
+	return s;
+}
+
+static int build(const struct feat_spec *s, const char *csv, void **buf,
+		 size_t *len, uint64_t *skipped, struct problem *pb)
+{
+	struct table *t;
+	int rc = table_parse(csv, strlen(csv), &t, pb);
+
+	if (rc < 0)
+		return rc;
+	rc = feat_hist_build(s, t, buf, len, skipped, pb);
+	table_free(t);
+	return rc;
+}
+
+static int put(void *arg, const char *p, size_t n)
+{
+	return sb_append(arg, p, n);
+}
+
+/* The values of key as of t, as "v,v,...". */
+static void asof_text(const struct feat_spec *s, const struct feat_hist *h,
+		      const char *key, double t, struct strbuf *sb)
+{
+	double v[16];
+	long k = feat_hist_find(h, key, strlen(key));
+
+	sb->len = 0;
+	sb_append(sb, "", 0);
+	if (k < 0) {
+		sb_puts(sb, "none");
+		return;
+	}
+	feat_asof(s, h, (size_t)k, t, v);
+	for (size_t i = 0; i < s->nfeat; i++) {
+		if (i)
+			sb_append(sb, ",", 1);
+		feat_put_value(sb, s, h, i, v[i]);
+	}
+	sb_append(sb, "", 1);
+	sb->len--;
+}
+
+static void test_values(void)
+{
+	struct feat_spec *s = compile(spec_text);
+	struct strbuf sb = { 0 };
+	struct problem pb = { 0 };
+	struct feat_hist h;
+	uint64_t skipped;
+	json_t *stats = NULL;
+	char why[128];
+	void *buf;
+	size_t len;
+
+	ok(s != NULL, "spec compiles");
+	is_int(build(s, events, &buf, &len, &skipped, &pb), 0, "history built");
+	is_int(skipped, 1, "the row without an entity is skipped");
+	is_int(feat_hist_load(buf, len, s, &h, why, sizeof(why)), 0,
+	       "history loads");
+	is_int(h.nkeys, 2, "two entities");
+	is_int(h.nev, 6, "six events");
+	h.owned = buf;
+
+	asof_text(s, &h, "a", -1, &sb);
+	is_str(sb.buf, ",,,,,,,", "before the first event: all missing");
+	asof_text(s, &h, "a", 1799, &sb);
+	is_str(sb.buf, "1,10,10,US,10,,30,30", "as of 1799: the first only");
+	asof_text(s, &h, "a", 3599, &sb);
+	is_str(sb.buf, "2,30,15,FR,20,7.0710678118654755,30,120",
+	       "3599: 0 is still in (-1, 3599]; 150 dropped (null), "
+	       "clipped to 120 (clip)");
+	asof_text(s, &h, "a", 3600, &sb);
+	is_str(sb.buf, "3,65,16.25,DE,30,11.086778913041726,40,120",
+	       "3600: both events at 3600, in row order (DE last)");
+	asof_text(s, &h, "a", 3600 + 3600, &sb);
+	is_str(sb.buf, "0,55,16.25,DE,30,11.086778913041726,40,120",
+	       "7200: (3600, 7200] for 1h holds nothing; (0, 7200] for 2h");
+	asof_text(s, &h, "a", 7201 + 864000, &sb);
+	is_str(sb.buf, "0,0,16.25,DE,,11.086778913041726,40,120",
+	       "ttl edge: newest event exactly ttl old is kept; empty "
+	       "windows: count 0, sum 0, max missing");
+	asof_text(s, &h, "a", 7201 + 864000 + 0.5, &sb);
+	is_str(sb.buf, ",,,,,,,", "past the ttl: all missing");
+	asof_text(s, &h, "zz", 5, &sb);
+	is_str(sb.buf, "none", "an unknown key is not found");
+
+	sb.len = 0;
+	is_int(feat_offline(s, &h, put, &sb, &stats), 0, "offline.csv");
+	sb_append(&sb, "", 1);
+	is_str(sb.buf, offline_want, "offline.csv as computed by hand");
+	is_int(json_integer_value(json_object_get(stats, "rows")), 5,
+	       "stats: rows");
+	is_int(json_integer_value(json_object_get(
+		       json_object_get(json_object_get(stats, "features"),
+				       "age"),
+		       "outside")),
+	       2, "stats: two ages outside [18, 120]");
+	is_int(json_integer_value(json_object_get(
+		       json_object_get(json_object_get(stats, "features"),
+				       "sd"),
+		       "missing")),
+	       2, "stats: sd missing on two rows");
+	json_decref(stats);
+	feat_hist_free(&h);
+	sb_free(&sb);
+	feat_spec_free(s);
+}
+
+static void test_iso(void)
+{
+	struct feat_spec *s = compile(
+		"{\"entity\": [\"k1\", \"k2\"], \"timestamp\": \"at\", "
+		"\"features\": [{\"name\": \"n\", \"agg\": \"count\", "
+		"\"window\": \"1d\"}]}");
+	struct strbuf sb = { 0 };
+	struct problem pb = { 0 };
+	struct feat_hist h;
+	uint64_t skipped;
+	json_t *stats = NULL;
+	char why[128];
+	void *buf;
+	size_t len;
+
+	is_int(build(s,
+		     "k1,k2,at\nx,\"1,2\",2026-01-01T00:00:00Z\n"
+		     "x,\"1,2\",2026-01-01T12:00:00.25+02:00\n"
+		     "x,3,2026-01-02\n",
+		     &buf, &len, &skipped, &pb),
+	       0, "ISO times and a composite key");
+	is_int(feat_hist_load(buf, len, s, &h, why, sizeof(why)), 0, "loads");
+	h.owned = buf;
+	is_int(feat_offline(s, &h, put, &sb, &stats), 0, "offline.csv");
+	sb_append(&sb, "", 1);
+	is_str(sb.buf,
+	       "k1,k2,at,n\n"
+	       "x,\"1,2\",2026-01-01T00:00:00Z,1\n"
+	       "x,\"1,2\",2026-01-01T10:00:00.25Z,2\n"
+	       "x,3,2026-01-02T00:00:00Z,1\n",
+	       "times written back in UTC; entity values quoted as needed");
+	ok(feat_hist_find(&h, "x\x1f" "1,2", 5) == 0, "composite key found");
+	json_decref(stats);
+	feat_hist_free(&h);
+	sb_free(&sb);
+	feat_spec_free(s);
+}
+
+static const struct {
+	const char *csv;
+	unsigned line, col;
+	const char *msg;
+} bad_events[] = {
+	{ "c,amount,country,age\na,1,US,3\n", 1, 0,
+	  "no column \"ts\" in the events' header" },
+	{ "ts,c,amount,country,age\n1,a,1,US,30\nyesterday,a,1,US,30\n", 3,
+	  1,
+	  "\"ts\": \"yesterday\" is neither seconds since the epoch nor an "
+	  "ISO 8601 time" },
+	{ "ts,c,amount,country,age\n1,a,1,US,30\n2,a,abc,US,30\n", 3, 3,
+	  "\"amount\": \"abc\" is not a number" },
+	{ "ts,c,amount,country,age\n1,a,1,US,30\n2,a,1,US,2026-01-01\n", 3,
+	  5, "\"age\": \"2026-01-01\" is not a number" },
+};
+
+static void test_bad_events(void)
+{
+	struct feat_spec *s = compile(spec_text);
+	struct feat_spec *r = compile(
+		"{\"entity\": \"c\", \"timestamp\": \"ts\", \"features\": "
+		"[{\"name\": \"a\", \"column\": \"amount\", \"max\": 9, "
+		"\"on_violation\": \"reject\"}]}");
+
+	for (size_t i = 0; i < sizeof(bad_events) / sizeof(bad_events[0]);
+	     i++) {
+		struct problem pb = { 0 };
+		uint64_t skipped;
+		void *buf = (void *)1;
+		size_t len;
+
+		is_int(build(s, bad_events[i].csv, &buf, &len, &skipped, &pb),
+		       -EINVAL, bad_events[i].msg);
+		is_int(pb.line, bad_events[i].line, "its line");
+		is_int(pb.col, bad_events[i].col, "its column");
+		is_str(pb.msg, bad_events[i].msg, "its message");
+		ok(buf == NULL, "nothing built");
+	}
+	{
+		struct problem pb = { 0 };
+		uint64_t skipped;
+		void *buf;
+		size_t len;
+
+		is_int(build(r, "ts,c,amount\n1,a,9\n2,a,9.5\n", &buf, &len,
+			     &skipped, &pb),
+		       -EINVAL, "reject refuses a value over max");
+		is_int(pb.line, 3, "its line");
+		is_str(pb.msg,
+		       "feature \"a\": 9.5 outside [-inf, 9] (on_violation "
+		       "reject)",
+		       "its message");
+	}
+	feat_spec_free(s);
+	feat_spec_free(r);
+}
+
+/* Every byte changed, every length cut: loaded or refused, never read out
+ * of bounds (the sanitizers watch), and what loads answers queries. */
+static void test_load_hostile(void)
+{
+	struct feat_spec *s = compile(spec_text);
+	struct problem pb = { 0 };
+	uint64_t skipped;
+	void *buf;
+	size_t len, refused = 0;
+	char why[128];
+
+	build(s, events, &buf, &len, &skipped, &pb);
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			unsigned char *p = buf;
+			struct feat_hist h;
+			double v[16];
+
+			p[i] ^= (unsigned char)(1u << bit);
+			if (feat_hist_load(buf, len, s, &h, why,
+					   sizeof(why)) == 0) {
+				for (size_t k = 0; k < h.nkeys; k++) {
+					struct strbuf sb = { 0 };
+
+					feat_asof(s, &h, k, 3600, v);
+					for (size_t f = 0; f < s->nfeat; f++)
+						feat_put_value(&sb, s, &h, f,
+							       v[f]);
+					sb_free(&sb);
+				}
+				feat_hist_free(&h);
+			} else {
+				refused++;
+			}
+			p[i] ^= (unsigned char)(1u << bit);
+		}
+	}
+	ok(refused > 0, "changed histories are refused");
+	{
+		size_t loaded = 0;
+
+		for (size_t cut = 0; cut < len; cut++) {
+			struct feat_hist h;
+
+			if (feat_hist_load(buf, cut, s, &h, why,
+					   sizeof(why)) == 0) {
+				feat_hist_free(&h);
+				loaded++;
+			}
+		}
+		is_int(loaded, 0, "every cut history is refused");
+	}
+	free(buf);
+	feat_spec_free(s);
+}
+
+int main(void)
+{
+	test_values();
+	test_iso();
+	test_bad_events();
+	test_load_hostile();
+	return done();
+}
