@@ -553,8 +553,8 @@ static json_t *stats_json(const struct feat_spec *s, const struct feat_hist *h,
  * window run as one fold per entity, and windowed ones fold their window.
  */
 int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
-		 int (*put)(void *arg, const char *p, size_t n), void *arg,
-		 json_t **stats)
+		 double from, int (*put)(void *arg, const char *p, size_t n),
+		 void *arg, json_t **stats)
 {
 	struct strbuf sb = { 0 };
 	struct fstat *st = calloc(s->nfeat + 1, sizeof(*st));
@@ -588,6 +588,10 @@ int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
 				}
 				if (!d->window)
 					fold(d, h, e, hi, &run[i]);
+			}
+			if (h->t[e] < from) {
+				e = hi;
+				continue;
 			}
 			rc = put_key(&sb, h, k) || feat_put_time(&sb, h, h->t[e]);
 			for (size_t i = 0; rc == 0 && i < s->nfeat; i++) {

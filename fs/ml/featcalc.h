@@ -93,13 +93,14 @@ void feat_spec_free(struct feat_spec *s);
 
 /*
  * feat_hist_build: the history of the events in t (parsed CSV with a
- * header) under spec, as a malloc'd buffer in *buf (*len bytes).  Rows
- * with an empty entity are skipped (*skipped).  -EINVAL with pb (line and
- * column in the CSV, taking one record a line) for a missing column, a
- * bad time, text in a numeric column or a value a reject feature refuses.
+ * header; NULL: none) at or before cut, under spec, as a malloc'd buffer
+ * in *buf (*len bytes).  Rows with an empty entity are skipped
+ * (*skipped).  -EINVAL with pb (line and column in the CSV, taking one
+ * record a line) for a missing column, a bad time, text in a numeric
+ * column or a value a reject feature refuses.
  */
 int feat_hist_build(const struct feat_spec *spec, const struct table *t,
-		    void **buf, size_t *len, uint64_t *skipped,
+		    double cut, void **buf, size_t *len, uint64_t *skipped,
 		    struct problem *pb);
 
 /*
@@ -130,12 +131,13 @@ int feat_put_field(struct strbuf *sb, const char *s, size_t len);
 
 /*
  * feat_offline: offline.csv of h: the entity columns, the timestamp and
- * every feature, one row per distinct (entity, event time) with values
- * as of that instant, written through put (0 or -errno) in pieces;
- * *stats: per feature count, missing, mean, std, min, max and outside.
+ * every feature, one row per distinct (entity, event time) from time
+ * from on, with values as of that instant, written through put (0 or
+ * -errno) in pieces; *stats: per feature count, missing, mean, std, min,
+ * max and outside (raw values outside min/max, before on_violation).
  */
 int feat_offline(const struct feat_spec *spec, const struct feat_hist *h,
-		 int (*put)(void *arg, const char *p, size_t n), void *arg,
-		 json_t **stats);
+		 double from, int (*put)(void *arg, const char *p, size_t n),
+		 void *arg, json_t **stats);
 
 #endif

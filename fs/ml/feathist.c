@@ -143,6 +143,7 @@ struct build {
 	size_t nev;
 	double *vals;           /* per table row, ncols each */
 	bool iso;
+	double cut;             /* later events are left out */
 	struct problem *pb;
 };
 
@@ -288,6 +289,8 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 			  "epoch nor an ISO 8601 time",
 			  s->timestamp, snip(p, len, sn));
 	}
+	if (tv > b->cut)
+		return 1;
 	for (size_t c = 0; c < s->ncols; c++) {
 		double *v = &b->vals[r * s->ncols + c];
 
@@ -421,20 +424,24 @@ static int order_events(struct build *b, uint32_t **order_out)
 }
 
 int feat_hist_build(const struct feat_spec *spec, const struct table *t,
-		    void **buf, size_t *len, uint64_t *skipped,
+		    double cut, void **buf, size_t *len, uint64_t *skipped,
 		    struct problem *pb)
 {
-	struct build b = { .spec = spec, .t = t, .pb = pb };
+	static const struct table none = { 0 };
+	struct build b = { .spec = spec, .t = t ? t : &none, .cut = cut,
+			   .pb = pb };
 	size_t nc = spec->ncols;
 	uint32_t *order = NULL;
-	char *key = malloc(4096);
+	char *key;
 	int rc = 0;
 
 	*buf = NULL;
 	*len = 0;
 	*skipped = 0;
+	t = b.t;
 	if (t->nrows >= UINT32_MAX)
 		return problem_set(pb, 0, 0, "more than 4 billion events");
+	key = malloc(4096);
 	b.ent = calloc(spec->nent + 1, sizeof(*b.ent));
 	b.col = calloc(nc + 1, sizeof(*b.col));
 	b.cat = calloc(nc + 1, sizeof(*b.cat));
@@ -443,13 +450,13 @@ int feat_hist_build(const struct feat_spec *spec, const struct table *t,
 	b.vals = malloc((t->nrows * nc + 1) * sizeof(*b.vals));
 	if (!key || !b.ent || !b.col || !b.cat || !b.dict || !b.ev || !b.vals)
 		rc = -ENOMEM;
-	if (rc == 0)
+	if (rc == 0 && t->nrows)
 		rc = columns_find(&b);
 	if (rc == 0)
 		rc = types_find(&b);
 	for (size_t r = 0; rc == 0 && r < t->nrows; r++) {
 		rc = row_read(&b, r, key, 4096);
-		if (rc == 1) {
+		if (rc == 1) { /* no entity, or after the cut */
 			(*skipped)++;
 			rc = 0;
 		}

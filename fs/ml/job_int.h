@@ -53,7 +53,7 @@ json_t *evaluate(struct run *run, void *inst, const float *x,
 			const float *y, size_t rows, size_t w,
 			const char *const *classes, size_t ncls);
 void finish(int ok, const char *reason, json_t *metrics,
-		   json_t *trials);
+		   json_t *trials) __attribute__((noreturn));
 double metric_of(json_t *m, const char *name);
 float *score(struct run *run, void *inst, const float *x, size_t rows,
 		    size_t w, size_t *nout);
@@ -67,6 +67,9 @@ json_t *search_run(struct run *run, const struct mlfs_host *host,
 			  json_t *plan, struct mlfs_data *tr,
 			  const struct mlfs_data *va, const char **cnames,
 			  size_t ncls, json_t **trials_out);
+
+/* A feature set's sync (job_sync.c): the whole job; does not return. */
+void sync_run(json_t *plan) __attribute__((noreturn));
 
 /* The host table (job_host.c). */
 void host_log(void *ctx, int level, const char *fmt, ...);

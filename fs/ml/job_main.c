@@ -1095,6 +1095,10 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 	identity_switch(plan, daemon_pid);
+	if (json_string_value(json_object_get(plan, "kind")) &&
+	    strcmp(json_string_value(json_object_get(plan, "kind")), "sync") ==
+		    0)
+		sync_run(plan);
 	fh.run = &run;
 	fh.frac_span = 1;
 	run_start(&run, plan, &host);

@@ -524,29 +524,14 @@ void rm_rf(const char *dir)
 	rmdir(dir);
 }
 
-int job_submit(struct fs *fs, const char *name, const char *text,
-	       const struct fs_ctx *ctx, struct problem *pb)
+int job_enqueue(struct fs *fs, const char *name, json_t *plan, json_t *rec,
+		const struct fs_ctx *ctx)
 {
 	struct runner *r = fs->runner;
-	char when[32];
-	json_t *plan, *rec;
-	struct job *j;
+	struct job *j = calloc(1, sizeof(*j));
 	int rc;
 
-	rc = spec_resolve(fs, name, text, ctx, &plan, pb);
-	if (rc < 0)
-		return rc;
-	iso_now(when, sizeof(when));
-	rec = json_pack("{s:s, s:s, s:O, s:s, s:s, s:i, s:i, s:s, s:O, s:s}",
-			"name", name, "status", "queued", "spec",
-			json_object_get(plan, "spec"), "created", when,
-			"model", json_string_value(json_object_get(plan, "model")),
-			"uid", (int)ctx->uid, "gid", (int)ctx->gid, "algorithm",
-			json_string_value(json_object_get(plan, "algorithm")),
-			"dataset", json_object_get(plan, "dataset"), "task",
-			json_string_value(json_object_get(plan, "task")));
-	j = calloc(1, sizeof(*j));
-	if (!rec || !j) {
+	if (!rec || !plan || !j) {
 		json_decref(rec);
 		json_decref(plan);
 		free(j);
@@ -578,11 +563,36 @@ int job_submit(struct fs *fs, const char *name, const char *text,
 	append_locked(r, j);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	fs_log(fs, 6, "jobs/%s: queued (%s on %s)", name,
-	       json_string_value(json_object_get(plan, "algorithm")),
-	       json_string_value(json_object_get(
-		       json_object_get(plan, "dataset"), "name")));
 	return 0;
+}
+
+int job_submit(struct fs *fs, const char *name, const char *text,
+	       const struct fs_ctx *ctx, struct problem *pb)
+{
+	char when[32], what[600];
+	json_t *plan, *rec;
+	int rc;
+
+	rc = spec_resolve(fs, name, text, ctx, &plan, pb);
+	if (rc < 0)
+		return rc;
+	iso_now(when, sizeof(when));
+	rec = json_pack("{s:s, s:s, s:O, s:s, s:s, s:i, s:i, s:s, s:O, s:s}",
+			"name", name, "status", "queued", "spec",
+			json_object_get(plan, "spec"), "created", when,
+			"model", json_string_value(json_object_get(plan, "model")),
+			"uid", (int)ctx->uid, "gid", (int)ctx->gid, "algorithm",
+			json_string_value(json_object_get(plan, "algorithm")),
+			"dataset", json_object_get(plan, "dataset"), "task",
+			json_string_value(json_object_get(plan, "task")));
+	snprintf(what, sizeof(what), "%s on %s",
+		 json_string_value(json_object_get(plan, "algorithm")),
+		 json_string_value(json_object_get(
+			 json_object_get(plan, "dataset"), "name")));
+	rc = job_enqueue(fs, name, plan, rec, ctx);
+	if (rc == 0)
+		fs_log(fs, 6, "jobs/%s: queued (%s)", name, what);
+	return rc;
 }
 
 int job_remove(struct fs *fs, const char *name)

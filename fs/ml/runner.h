@@ -32,6 +32,15 @@ void runner_stop(struct fs *fs);
 int job_submit(struct fs *fs, const char *name, const char *text,
 	       const struct fs_ctx *ctx, struct problem *pb);
 
+/*
+ * job_enqueue: queue job name to run plan (job.json for the job program;
+ * "kind" says what it runs: "train" when absent, "sync") with record rec
+ * (its status, spec and owner as jobs/<name>/ shows them).  Takes both
+ * references, whatever it returns.  -EEXIST if the name is taken.
+ */
+int job_enqueue(struct fs *fs, const char *name, json_t *plan, json_t *rec,
+		const struct fs_ctx *ctx);
+
 /* Is there a job (or a spec being written) of this name? */
 bool job_exists(struct fs *fs, const char *name);
 /* Call fn for each job name, in order. */

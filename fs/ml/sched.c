@@ -30,6 +30,7 @@
 #include "meta.h"
 #include "mlcore.h"
 #include "runner.h"
+#include "featsync.h"
 #include "runner_int.h"
 #include "spec.h"
 #include "store.h"
@@ -134,8 +135,15 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		return -errno;
 	snprintf(blob, sizeof(blob), "%s",
 		 json_string_value(json_object_get(
-			 json_object_get(plan, "dataset"), "blob")));
-	datafd = store_open_fd(fs->store, blob);
+			 json_object_get(plan, "dataset"), "blob"))
+			 ? json_string_value(json_object_get(
+				   json_object_get(plan, "dataset"), "blob"))
+			 : "");
+	/* a feature set fed only by events has no dataset: none to read */
+	datafd = blob[0] ? store_open_fd(fs->store, blob)
+			 : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!blob[0] && datafd < 0)
+		datafd = -errno;
 	if (datafd == -EOPNOTSUPP)
 		datafd = fetch_local(fs, blob, j->dir);
 	if (datafd == -EBADMSG) {
@@ -364,12 +372,15 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	const char *reason = NULL;
 	char why[600];
 	unsigned ver = 0;
-	bool ok;
+	bool ok, sync;
 
 	pthread_mutex_lock(&r->lock);
 	rec = json_deep_copy(j->rec);
 	plan = json_incref(j->plan);
 	pthread_mutex_unlock(&r->lock);
+	sync = json_string_value(json_object_get(plan, "kind")) &&
+	       strcmp(json_string_value(json_object_get(plan, "kind")),
+		      "sync") == 0;
 
 	res = load_json(j->dir, "result.json");
 	ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && res &&
@@ -412,10 +423,12 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		reason = why;
 	}
 	if (ok) {
-		int rc = publish_model(fs, j, plan, rec, &ver);
+		int rc = sync ? featsync_publish(fs, j->dir, plan, rec, &ver)
+			      : publish_model(fs, j, plan, rec, &ver);
 
 		if (rc < 0) {
-			snprintf(why, sizeof(why), "publishing the model: %s",
+			snprintf(why, sizeof(why), "publishing the %s: %s",
+				 sync ? "feature set" : "model",
 				 strerror(-rc));
 			reason = why;
 			ok = false;
@@ -428,7 +441,9 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		json_object_set_new(rec, "reason", json_string(reason));
 	json_object_set_new(rec, "ended", json_string(when));
 	if (ok)
-		json_object_set_new(rec, "model_version", json_integer(ver));
+		json_object_set_new(rec, sync ? "feature_set_version"
+					      : "model_version",
+				    json_integer(ver));
 	if (json_object_get(res, "metrics"))
 		json_object_set(rec, "metrics", json_object_get(res, "metrics"));
 	if (json_object_get(res, "trials"))

@@ -49,10 +49,16 @@ const struct repo_kind repo_datasets = {
 	.busy = dataset_busy,
 };
 
+static const struct repo_ref feature_refs[] = {
+	{ "source", &repo_datasets, "synced from" },
+	{ NULL },
+};
+
 const struct repo_kind repo_features = {
 	.dir = "features",
 	.record = "feature_set.json",
 	.noun = "feature set",
+	.refs = feature_refs,
 };
 
 static const struct repo_ref model_refs[] = {

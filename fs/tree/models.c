@@ -70,30 +70,6 @@ static int serving_version(struct node *n, unsigned *ver)
 
 /* --- the files of a version: blobs --- */
 
-static int vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
-		      time_t *mtime)
-{
-	json_t *man, *f;
-	const char *h;
-	int rc = repo_version(n->fs, &repo_models, node_model(n), node_ver(n), &man);
-
-	if (rc < 0)
-		return rc;
-	f = json_object_get(json_object_get(man, "files"), n->name);
-	h = json_string_value(json_object_get(f, "hash"));
-	if (!h) {
-		json_decref(man);
-		return -ENOENT;
-	}
-	repo_blob_key(h, key, klen);
-	*size = (uint64_t)json_integer_value(json_object_get(f, "size"));
-	if (mtime)
-		*mtime = (time_t)json_integer_value(json_object_get(
-			json_object_get(man, "lineage"), "created_unix"));
-	json_decref(man);
-	return 0;
-}
-
 /*
  * meta.json of a version trained on a dataset version whose manifest went
  * missing from the bucket (a version a model uses cannot be removed, so
@@ -134,7 +110,7 @@ static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
 			json_decref(dsman);
 		return 0; /* an index that cannot say: served as stored */
 	}
-	rc = vfile_info(n, key, sizeof(key), &size, NULL);
+	rc = obj_vfile_info(n, key, sizeof(key), &size, NULL);
 	if (rc < 0)
 		return rc;
 	rc = store_get(fs->store, key, META_JSON_MAX, &buf, &blen);
@@ -156,17 +132,10 @@ static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
 
 static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	struct obj_blob *b;
-	char key[96];
-	uint64_t size;
 	int rc;
 
-	(void)ctx;
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	rc = vfile_info(f->node, key, sizeof(key), &size, NULL);
-	if (rc < 0)
-		return rc;
 	if (strcmp(f->node->name, "meta.json") == 0) {
 		rc = meta_render(f->node, f->uid, &f->snap, &f->snap_len);
 		if (rc < 0)
@@ -177,12 +146,7 @@ static int vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 			return 0;
 		}
 	}
-	rc = obj_blob_open(f->node->fs, key, size, &b);
-	if (rc < 0)
-		return rc;
-	f->priv = b;
-	f->keep_cache = true;
-	return 0;
+	return obj_vfile_open(f, ctx);
 }
 
 static int vfile_read(struct fs_file *f, size_t size, off_t off,
@@ -195,44 +159,21 @@ static int vfile_read(struct fs_file *f, size_t size, off_t off,
 			size = f->snap_len - (size_t)off;
 		return fs_reply_buf(r, f->snap + off, size);
 	}
-	return obj_blob_read(f, f->priv, size, off, r);
-}
-
-static int vfile_fsync(struct fs_file *f, const struct fs_ctx *ctx)
-{
-	return obj_blob_sync(f->node, f->priv, ctx);
-}
-
-static void vfile_release(struct fs_file *f)
-{
-	obj_blob_close(f->priv);
+	return obj_vfile_read(f, size, off, r);
 }
 
 static int vfile_getattr(struct node *n, struct stat *st)
 {
-	char key[96];
-	uint64_t size;
-	time_t mtime = 0;
-	int rc = obj_attr(n, st, false);
+	int rc = obj_vfile_getattr(n, st);
+	char *text;
+	size_t len;
 
-	if (rc < 0)
-		return rc;
-	rc = vfile_info(n, key, sizeof(key), &size, &mtime);
-	if (rc < 0)
-		return rc;
-	st->st_size = (off_t)size;
-	if (strcmp(n->name, "meta.json") == 0) {
-		char *text;
-		size_t len;
-
-		if (meta_render(n, 0, &text, &len) == 0 && text) {
-			st->st_size = (off_t)len;
-			free(text);
-		}
+	if (rc == 0 && strcmp(n->name, "meta.json") == 0 &&
+	    meta_render(n, 0, &text, &len) == 0 && text) {
+		st->st_size = (off_t)len;
+		free(text);
 	}
-	if (mtime)
-		st->st_mtim.tv_sec = mtime;
-	return 0;
+	return rc;
 }
 
 /* --- predict --- */
@@ -626,7 +567,8 @@ static int predict_getattr(struct node *n, struct stat *st)
 /* A stored file of a version: model_files (mlcore.h) lists them. */
 #define VERSION_FILE(id, name)                                                \
 	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,         \
-	  .read = vfile_read, .release = vfile_release, .fsync = vfile_fsync, \
+	  .read = vfile_read, .release = obj_vfile_release,                   \
+	  .fsync = obj_vfile_fsync,                                           \
 	  .getattr = vfile_getattr, .blob = obj_file_blob,                    \
 	  .xattr = obj_file_xattr },
 

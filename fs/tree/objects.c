@@ -5,6 +5,7 @@
  * operations into its calls for either kind.  Any FUSE worker enters.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,83 @@ int obj_file_blob(struct node *n, char *key, size_t len)
 		repo_blob_key(h, key, len);
 	json_decref(man);
 	return rc < 0 ? rc : h ? 0 : -ENODATA;
+}
+
+int obj_vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
+		   time_t *mtime)
+{
+	json_t *man, *f;
+	const char *h;
+	int rc = repo_version(n->fs, obj_kind(n), obj_name(n), obj_ver(n), &man);
+
+	if (rc < 0)
+		return rc;
+	f = json_object_get(json_object_get(man, "files"), n->name);
+	h = json_string_value(json_object_get(f, "hash"));
+	if (h) {
+		repo_blob_key(h, key, klen);
+		*size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+	}
+	if (mtime)
+		*mtime = (time_t)json_integer_value(json_object_get(
+			json_object_get(man, "lineage"), "created_unix"));
+	json_decref(man);
+	return h ? 0 : -ENOENT;
+}
+
+int obj_vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct obj_blob *b;
+	char key[96];
+	uint64_t size = 0;
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	rc = obj_vfile_info(f->node, key, sizeof(key), &size, NULL);
+	if (rc < 0 && (rc != -ENOENT || obj_ver(f->node)))
+		return rc;
+	rc = obj_blob_open(f->node->fs, rc == 0 ? key : NULL, size, &b);
+	if (rc < 0)
+		return rc;
+	f->priv = b;
+	f->keep_cache = obj_ver(f->node) != 0;
+	return 0;
+}
+
+int obj_vfile_read(struct fs_file *f, size_t size, off_t off,
+		   struct fs_reply *r)
+{
+	return obj_blob_read(f, f->priv, size, off, r);
+}
+
+int obj_vfile_fsync(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	return obj_blob_sync(f->node, f->priv, ctx);
+}
+
+void obj_vfile_release(struct fs_file *f)
+{
+	obj_blob_close(f->priv);
+}
+
+int obj_vfile_getattr(struct node *n, struct stat *st)
+{
+	char key[96];
+	uint64_t size = 0;
+	time_t mtime = 0;
+	int rc = obj_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = obj_vfile_info(n, key, sizeof(key), &size, &mtime);
+	if (rc < 0 && (rc != -ENOENT || obj_ver(n)))
+		return rc;
+	st->st_size = (off_t)size;
+	if (mtime)
+		st->st_mtim.tv_sec = mtime;
+	return 0;
 }
 
 /*

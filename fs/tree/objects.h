@@ -106,6 +106,22 @@ int obj_file_xattr(struct node *n, const char *name, char *out,
 		   size_t outlen);
 
 /*
+ * A stored file that a version's manifest lists under "files" (any
+ * kind): node_type ops.  Inside v<n>/ that version's, else the latest
+ * version's, read without keeping the page cache since the latest
+ * changes; a version without the file reads as empty.
+ * obj_vfile_info: its key, size and the version's time; -ENOENT.
+ */
+int obj_vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
+		   time_t *mtime);
+int obj_vfile_open(struct fs_file *f, const struct fs_ctx *ctx);
+int obj_vfile_read(struct fs_file *f, size_t size, off_t off,
+		   struct fs_reply *r);
+int obj_vfile_fsync(struct fs_file *f, const struct fs_ctx *ctx);
+void obj_vfile_release(struct fs_file *f);
+int obj_vfile_getattr(struct node *n, struct stat *st);
+
+/*
  * obj_path_blob: the store key of the content behind a mount-relative
  * path (datasets/<d>/data.csv, datasets/<d>/v<n>/data.csv,
  * models/<m>/v<n>/<file>).  -ENODATA for a path without stored content.
