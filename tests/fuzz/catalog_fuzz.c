@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "fixture_fs.h"
 #include "fs.h"
 #include "store.h"
 
@@ -36,12 +37,11 @@ struct walk {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	const struct fixture_fs_opts opts = { .s3 = true, .quiet = true };
+
 	(void)argc;
 	(void)argv;
-	if (store_mem_open(&the_fs.s3) < 0)
-		exit(1);
-	the_fs.log_fp = fopen("/dev/null", "w");
-	if (!the_fs.log_fp)
+	if (fixture_fs_setup(&the_fs, &opts) < 0)
 		exit(1);
 	return 0;
 }

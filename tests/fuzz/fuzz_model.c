@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "repo.h"
+#include "fixture_fs.h"
 #include "fs.h"
 #include "fuzz_model.h"
 #include "hash.h"
@@ -75,18 +76,17 @@ static _Noreturn void die(const char *what)
 
 struct fs *fuzz_fs(void)
 {
+	const struct fixture_fs_opts opts = { .quiet = true };
+
 	if (the_fs.store)
 		return &the_fs;
+	if (fixture_fs_setup(&the_fs, &opts) < 0)
+		die("fixture_fs_setup");
 	if (served_cache_open(&the_fs) < 0)
 		die("served_cache_open");
-	if (store_mem_open(&the_fs.store) < 0)
-		die("store_mem_open");
 	if (plugin_load_dir(MLFS_BUILD_PLUGINDIR, &the_fs.plugins) < 0 ||
 	    !plugin_find(the_fs.plugins, MLFS_STAGE_TRAIN, "logistic"))
 		die("no logistic plugin in " MLFS_BUILD_PLUGINDIR);
-	the_fs.log_fp = fopen("/dev/null", "w");
-	if (!the_fs.log_fp)
-		die("/dev/null");
 	return &the_fs;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "fixture_fs.h"
 #include "fs.h"
 #include "store.h"
 #include "tap.h"
@@ -254,14 +255,13 @@ static void test_many(struct fs *fs)
 
 int main(void)
 {
+	struct fixture_fs_opts opts = { .s3 = true, .quiet = true };
 	struct fs fs;
 	char *body = (char *)"x";
 	size_t len;
 	int n = 0;
 
-	memset(&fs, 0, sizeof(fs));
-	fs.log_fp = fopen("/dev/null", "w");
-	if (!fs.log_fp || store_mem_open(&fs.s3) < 0)
+	if (fixture_fs_setup(&fs, &opts) < 0)
 		return skip_all("no memory store");
 	ok(catalog_load(&fs) == NULL, "no catalog object: NULL");
 	is_int(catalog_find(NULL, "k", "\"" MD5_OBJ "\"", &body, &len),
@@ -275,6 +275,6 @@ int main(void)
 	store_close(fs.s3);
 	fs.s3 = NULL;
 	ok(catalog_load(&fs) == NULL, "a local store has no catalog");
-	fclose(fs.log_fp);
+	fixture_fs_teardown(&fs);
 	return done();
 }

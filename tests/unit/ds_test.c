@@ -5,71 +5,19 @@
  * removal, rebuild from the store, and a store that fails call N.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "repo.h"
 #include "failalloc.h"
+#include "fixture_fs.h"
 #include "fs.h"
 #include "meta.h"
 #include "store.h"
 #include "tap.h"
 
 static const char iris[] = "a,b,species\n1,2,x\n3,4,y\n5,6,x\n";
-
-static int fs_setup(struct fs *fs, struct store *st, const char *dir)
-{
-	bool created;
-
-	memset(fs, 0, sizeof(*fs));
-	fs->store = st;
-	fs->log_fp = stderr;
-	fs->opts.max_file = 1 << 20;
-	pthread_mutex_init(&fs->ds_lock, NULL);
-	pthread_mutex_init(&fs->errors_lock, NULL);
-	if (repo_open(fs) < 0)
-		return -ENOMEM;
-	return meta_open(dir, &fs->meta, &created);
-}
-
-static void fs_teardown(struct fs *fs)
-{
-	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
-		free(fs->errors[i]);
-	repo_close(fs);
-	meta_close(fs->meta);
-	store_close(fs->store);
-	pthread_mutex_destroy(&fs->ds_lock);
-	pthread_mutex_destroy(&fs->errors_lock);
-}
-
-/* Stage text in a file of the store's and publish it. */
-static int publish(struct fs *fs, const char *name, const char *text,
-		   unsigned *ver, bool *created, struct problem *pb)
-{
-	struct repo_origin o = { "write", "test", NULL, 0, 0 };
-	char path[4096];
-	int fd, rc;
-
-	rc = store_tmp_path(fs->store, path, sizeof(path));
-	if (rc < 0)
-		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
-		close(fd);
-		return -EIO;
-	}
-	rc = ds_publish(fs, name, path, fd, &o, ver, created, pb);
-	close(fd);
-	if (rc < 0)
-		unlink(path);
-	return rc;
-}
 
 static int count_ver(void *arg, unsigned ver)
 {
@@ -145,21 +93,12 @@ static int count_key(void *arg, const char *key, const struct store_stat *st)
 	return 0;
 }
 
-static void rmrf(const char *dir)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 int main(void)
 {
 	char dir[] = "/tmp/ds_test.XXXXXX", idx[300], idx2[300], msg[256];
 	struct fs_ctx ctx = { 0, 0, 1, 022, NULL };
+	struct fixture_fs_opts opts = { .index = idx };
 	struct problem pb = { 0 };
-	struct store *st;
 	struct fs fs;
 	unsigned ver, av;
 	bool created;
@@ -170,7 +109,7 @@ int main(void)
 		return 77;
 	snprintf(idx, sizeof(idx), "%s/index", dir);
 	snprintf(idx2, sizeof(idx2), "%s/index2", dir);
-	if (store_mem_open(&st) < 0 || fs_setup(&fs, st, idx) < 0)
+	if (fixture_fs_setup(&fs, &opts) < 0)
 		return 77;
 
 	is_int(repo_format_check(&fs, msg, sizeof(msg)), 0, "format created");
@@ -215,16 +154,19 @@ int main(void)
 	is_int(repo_create(&fs, &repo_datasets, "iris", 0755, &ctx, &pb), 0, "create");
 	is_int(repo_create(&fs, &repo_datasets, "iris", 0755, &ctx, &pb), -EEXIST, "exists");
 
-	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "publish");
+	is_int(fixture_fs_publish(&fs, "iris", iris, &ver, &created, &pb), 0,
+	       "publish");
 	ok(created && ver == 1, "v1 created");
-	is_int(publish(&fs, "iris", iris, &ver, &created, &pb), 0, "same");
+	is_int(fixture_fs_publish(&fs, "iris", iris, &ver, &created, &pb), 0,
+	       "same");
 	ok(!created && ver == 1, "identical content makes no version");
-	is_int(publish(&fs, "iris", "a,b\n1\n", &ver, &created, &pb), -EINVAL,
-	       "ragged CSV");
+	is_int(fixture_fs_publish(&fs, "iris", "a,b\n1\n", &ver, &created,
+				  &pb),
+	       -EINVAL, "ragged CSV");
 	is_int(pb.line, 2, "line of the problem");
 	is_int(nversions(&fs, "iris"), 1, "still one version");
-	is_int(publish(&fs, "nope", iris, &ver, &created, &pb), -ENOENT,
-	       "no such dataset");
+	is_int(fixture_fs_publish(&fs, "nope", iris, &ver, &created, &pb),
+	       -ENOENT, "no such dataset");
 
 	is_int(repo_version(&fs, &repo_datasets, "iris", 0, &man), 0, "latest manifest");
 	is_int(json_integer_value(json_object_get(man, "rows")), 3, "rows");
@@ -279,8 +221,9 @@ int main(void)
 		is_int(nversions(&fs, "iris"), 1, "versions rebuilt");
 		is_int(repo_alias_get(&fs, &repo_datasets, "iris", "prod", &av), 0, "alias");
 		is_int(av, 2, "alias rebuilt");
-		is_int(publish(&fs, "iris", "a,b,species\n7,7,x\n", &ver,
-			       &created, &pb),
+		is_int(fixture_fs_publish(&fs, "iris",
+					  "a,b,species\n7,7,x\n", &ver,
+					  &created, &pb),
 		       0, "publish after rebuild");
 		is_int(ver, 3, "version numbers are not reused");
 		meta_close(fs.meta);
@@ -335,38 +278,40 @@ int main(void)
 		is_int(repo_remove(&fs, &repo_features, "cust", NULL), 0,
 		       "then the set goes");
 	}
-	fs_teardown(&fs);
+	fixture_fs_teardown(&fs);
 
 	/* a store that fails call N: each run fails cleanly */
 	for (unsigned n = 1;; n++) {
-		struct store *mem, *faulty;
 		char d[320];
+		struct fixture_fs_opts fopts = { .index = d };
+		struct store *mem;
 		int listed = 0, rc2;
 
 		snprintf(d, sizeof(d), "%s/f%u", dir, n);
 		if (store_mem_open(&mem) < 0 ||
-		    store_faulty_open(mem, n, EIO, &faulty) < 0 ||
-		    fs_setup(&fs, faulty, d) < 0)
+		    store_faulty_open(mem, n, EIO, &fopts.store) < 0 ||
+		    fixture_fs_setup(&fs, &fopts) < 0)
 			return 1;
 		rc = repo_create(&fs, &repo_datasets, "d", 0755, &ctx, &pb);
 		if (rc == 0)
-			rc = publish(&fs, "d", iris, &ver, &created, &pb);
+			rc = fixture_fs_publish(&fs, "d", iris, &ver,
+						&created, &pb);
 		if (rc == 0)
-			rc = publish(&fs, "d", "a,b\n1,2\n", &ver, &created,
-				     &pb);
+			rc = fixture_fs_publish(&fs, "d", "a,b\n1,2\n", &ver,
+						&created, &pb);
 		/* what the index says matches what the store holds */
 		rc2 = store_list(fs.store, "datasets/", count_key, &listed);
 		if (rc2 == 0 && listed != nversions(&fs, "d")) {
 			is_int(listed, nversions(&fs, "d"),
 			       "store and index agree after a failure");
-			fs_teardown(&fs);
+			fixture_fs_teardown(&fs);
 			break;
 		}
 		if (rc == 0 && n > store_faulty_calls(fs.store)) {
 			/* past the last call: nothing failed this time */
 			is_int(nversions(&fs, "d"), 2, "fault loop ends");
 			ok(n > 6, "faults were injected into every call");
-			fs_teardown(&fs);
+			fixture_fs_teardown(&fs);
 			break;
 		}
 		if (rc == 0) {
@@ -374,20 +319,20 @@ int main(void)
 			if (nversions(&fs, "d") != 2) {
 				is_int(nversions(&fs, "d"), 2,
 				       "tolerated failure still completes");
-				fs_teardown(&fs);
+				fixture_fs_teardown(&fs);
 				break;
 			}
-			fs_teardown(&fs);
+			fixture_fs_teardown(&fs);
 			continue;
 		}
 		if (rc != -EIO) {
 			is_int(rc, -EIO, "injected error comes back");
-			fs_teardown(&fs);
+			fixture_fs_teardown(&fs);
 			break;
 		}
-		fs_teardown(&fs);
+		fixture_fs_teardown(&fs);
 	}
 	failalloc_arm(0);
-	rmrf(dir);
+	fixture_fs_rmrf(dir);
 	return done();
 }

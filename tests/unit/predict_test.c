@@ -16,6 +16,7 @@
 
 #include "repo.h"
 #include "failalloc.h"
+#include "fixture_fs.h"
 #include "fs.h"
 #include "hash.h"
 #include "mlcore.h"
@@ -535,11 +536,11 @@ int main(void)
 {
 	struct plugin pl = { .desc = &stub, .path = "stub.so" };
 	struct plugin_set ps = { .ok = &pl, .nok = 1 };
-	struct fs fs = { .plugins = &ps };
+	struct fixture_fs_opts opts = { .plugins = &ps };
 	struct served *m = NULL;
+	struct fs fs;
 
-	fs.log_fp = stderr;
-	if (served_cache_open(&fs) < 0 || store_mem_open(&fs.store) < 0 ||
+	if (fixture_fs_setup(&fs, &opts) < 0 || served_cache_open(&fs) < 0 ||
 	    serve_stub(&fs, &m) < 0) {
 		ok(0, "the stub model loads");
 		return done();
@@ -550,6 +551,6 @@ int main(void)
 	served_put(m);
 	test_headers_and_ids(&fs);
 	served_cache_close(&fs);
-	store_close(fs.store);
+	fixture_fs_teardown(&fs);
 	return done();
 }

@@ -12,20 +12,17 @@
  * place it points at.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "repo.h"
 #include "failalloc.h"
+#include "fixture_fs.h"
 #include "fs.h"
-#include "meta.h"
 #include "plugin.h"
 #include "problem.h"
 #include "spec.h"
-#include "store.h"
 #include "tap.h"
 
 static const char *const valid[] = {
@@ -550,65 +547,22 @@ static const struct {
 	  "must be a positive number", "'timeout'", 0 },
 };
 
-static int fs_setup(struct fs *fs, struct store *st, const char *dir,
-		    struct plugin_set *ps)
-{
-	bool created;
-
-	memset(fs, 0, sizeof(*fs));
-	fs->store = st;
-	fs->log_fp = stderr;
-	fs->plugins = ps;
-	fs->opts.max_file = 1 << 20;
-	pthread_mutex_init(&fs->ds_lock, NULL);
-	pthread_mutex_init(&fs->errors_lock, NULL);
-	if (repo_open(fs) < 0)
-		return -ENOMEM;
-	return meta_open(dir, &fs->meta, &created);
-}
-
-static void fs_teardown(struct fs *fs)
-{
-	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
-		free(fs->errors[i]);
-	repo_close(fs);
-	meta_close(fs->meta);
-	store_close(fs->store);
-	pthread_mutex_destroy(&fs->ds_lock);
-	pthread_mutex_destroy(&fs->errors_lock);
-}
-
 /* A dataset name of mode made by uid 0, with text as v1 (NULL: none). */
 static int make_dataset(struct fs *fs, const char *name, mode_t mode,
 			const char *text)
 {
 	struct fs_ctx ctx = { 0, 0, 1, 022, NULL };
-	struct repo_origin o = { "write", "test", NULL, 0, 0 };
 	struct problem pb = { 0 };
-	char path[4096];
 	unsigned ver;
 	bool created;
-	int fd, rc;
+	int rc;
 
 	rc = repo_create(fs, &repo_datasets, name, mode, &ctx, &pb);
 	if (rc < 0 || !text)
 		return rc;
-	rc = store_tmp_path(fs->store, path, sizeof(path));
+	rc = fixture_fs_publish(fs, name, text, &ver, &created, &pb);
 	if (rc < 0)
-		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
-		close(fd);
-		return -EIO;
-	}
-	rc = ds_publish(fs, name, path, fd, &o, &ver, &created, &pb);
-	close(fd);
-	if (rc < 0) {
-		unlink(path);
 		fprintf(stderr, "# publish %s: %s\n", name, pb.msg);
-	}
 	return rc;
 }
 
@@ -632,10 +586,10 @@ static void where(const char *text, const char *at, unsigned *line,
 
 static void test_resolve(void)
 {
-	char dir[] = "/tmp/spec_test.XXXXXX", idx[300], cmd[320];
+	char dir[] = "/tmp/spec_test.XXXXXX", idx[300];
 	struct plugin pls[sizeof(stubs) / sizeof(stubs[0])];
 	struct plugin_set ps = { .ok = pls, .nok = sizeof(pls) / sizeof(pls[0]) };
-	struct store *st;
+	struct fixture_fs_opts opts = { .index = idx, .plugins = &ps };
 	struct fs fs;
 	int setup = 0;
 
@@ -647,7 +601,7 @@ static void test_resolve(void)
 		return;
 	}
 	snprintf(idx, sizeof(idx), "%s/index", dir);
-	if (store_mem_open(&st) < 0 || fs_setup(&fs, st, idx, &ps) < 0) {
+	if (fixture_fs_setup(&fs, &opts) < 0) {
 		ok(0, "spec_resolve: repository set up");
 		return;
 	}
@@ -720,10 +674,8 @@ static void test_resolve(void)
 			printf("#   got %u:%u, want %u:%u\n", pb.line, pb.col,
 			       line, col);
 	}
-	fs_teardown(&fs);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "# cannot remove %s\n", dir);
+	fixture_fs_teardown(&fs);
+	fixture_fs_rmrf(dir);
 }
 
 int main(void)
