@@ -167,7 +167,8 @@ static int source_resolve(struct fs *fs, const char *src,
 }
 
 int featsync_start(struct fs *fs, const char *set, const char *cmd,
-		   size_t len, const struct fs_ctx *ctx, struct problem *pb)
+		   size_t len, bool dry_run, const struct fs_ctx *ctx,
+		   struct problem *pb)
 {
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	json_t *range, *man = NULL, *rec = NULL, *src = NULL;
@@ -199,15 +200,17 @@ int featsync_start(struct fs *fs, const char *set, const char *cmd,
 		if (rc < 0)
 			goto out;
 	}
+	if (dry_run)
+		goto out;
 	snprintf(job, sizeof(job), "%s-sync-%u", set, last_sync(fs, set) + 1);
 	iso_now(when, sizeof(when));
-	plan = json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:O, s:O?, s:O?}",
+	plan = json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:O, s:O*, s:O*}",
 			 "kind", "sync", "name", job, "uid", (int)ctx->uid,
 			 "gid", (int)ctx->gid, "feature_set", set, "version",
 			 (int)ver, "spec", spec, "dataset", src, "range",
 			 range);
-	jrec = json_pack("{s:s, s:s, s:s, s:{s:s, s:i, s:s, s:O?}, s:s, "
-			 "s:i, s:i, s:s, s:O?}",
+	jrec = json_pack("{s:s, s:s, s:s, s:{s:s, s:i, s:s, s:O*}, s:s, "
+			 "s:i, s:i, s:s, s:O*}",
 			 "name", job, "status", "queued", "kind", "sync",
 			 "spec", "feature_set", set, "version", (int)ver,
 			 "command", range ? "materialize" : "sync", "range",
@@ -293,7 +296,7 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 	if (rc == 0)
 		rc = keep(fs, dir, "out/offline.csv", "offline.csv", files);
 	if (rc == 0) {
-		man = json_pack("{s:s, s:O, s:{s:s, s:O?}, s:O, s:O}",
+		man = json_pack("{s:s, s:O, s:{s:s, s:O*}, s:O, s:O}",
 				"feature_set", set, "spec",
 				json_object_get(plan, "spec"), "sync", "job",
 				job, "range", json_object_get(plan, "range"),

@@ -7,6 +7,7 @@
 #ifndef MLFS_FS_FEATSYNC_H
 #define MLFS_FS_FEATSYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -18,11 +19,13 @@ struct fs;
 
 /*
  * featsync_start: run cmd ("sync", or "materialize START END") on set's
- * latest spec as ctx's writer: queue the job.  -EINVAL with pb for a bad
- * command, no spec yet or a source the writer cannot use; -EACCES.
+ * latest spec as ctx's writer: queue the job (with dry_run, judge all of
+ * that and queue nothing).  -EINVAL with pb for a bad command, no spec
+ * yet or a source the writer cannot use; -EACCES.
  */
 int featsync_start(struct fs *fs, const char *set, const char *cmd,
-		   size_t len, const struct fs_ctx *ctx, struct problem *pb);
+		   size_t len, bool dry_run, const struct fs_ctx *ctx,
+		   struct problem *pb);
 
 /* The name of set's last sync job, or -ENOENT. */
 int featsync_last(struct fs *fs, const char *set, char *job, size_t len);

@@ -14,6 +14,7 @@
 
 #include "repo.h"
 #include "featspec.h"
+#include "featsync.h"
 #include "fs.h"
 #include "feature_sets.h"
 #include "objects.h"
@@ -88,9 +89,70 @@ static int spec_store(struct node *n, const char *text, size_t len,
 	return rc;
 }
 
+/* stats of version ver (0: the latest); {} before the first sync */
+static int stats_render(struct node *n, unsigned ver, struct strbuf *out)
+{
+	json_t *man;
+	int rc;
+
+	rc = repo_version(n->fs, &repo_features, obj_name(n), ver, &man);
+	if (rc == -ENOENT && ver == 0)
+		return sb_puts(out, "{}\n");
+	if (rc < 0)
+		return rc;
+	rc = repo_render_field(man, "stats", out);
+	json_decref(man);
+	return rc == -ENOENT ? sb_puts(out, "{}\n") : rc;
+}
+
+static int stats_show(struct node *n, struct strbuf *out)
+{
+	return stats_render(n, 0, out);
+}
+
+static int vstats_show(struct node *n, struct strbuf *out)
+{
+	return stats_render(n, obj_ver(n), out);
+}
+
+/* ctl: what it takes, then the last sync job it started */
+static int ctl_show(struct node *n, struct strbuf *out)
+{
+	char job[320];
+	int rc = sb_puts(out, "sync | materialize START END\n");
+
+	if (rc == 0 && featsync_last(n->fs, obj_name(n), job, sizeof(job)) == 0)
+		rc = sb_printf(out, "jobs/%s\n", job);
+	return rc;
+}
+
+/* Judged in the write that ends the line: all but queueing the job. */
+static int ctl_check(struct node *n, const char *text, size_t len,
+		     const struct fs_ctx *ctx, struct problem *pb)
+{
+	if (!memchr(text, '\n', len))
+		return 0;
+	return featsync_start(n->fs, obj_name(n), text, len, true, ctx, pb);
+}
+
+static int ctl_store(struct node *n, const char *text, size_t len,
+		     const struct fs_ctx *ctx, struct problem *pb)
+{
+	return featsync_start(n->fs, obj_name(n), text, len, false, ctx, pb);
+}
+
+#define VFILE(name)                                                           \
+	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = obj_vfile_open,     \
+	  .read = obj_vfile_read, .release = obj_vfile_release,               \
+	  .fsync = obj_vfile_fsync, .getattr = obj_vfile_getattr,             \
+	  .blob = obj_file_blob, .xattr = obj_file_xattr }
+
 static const struct node_type version_files[] = {
 	{ "spec", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = vspec_show,
 	  .getattr = obj_file_getattr },
+	{ "stats", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = vstats_show,
+	  .getattr = obj_file_getattr },
+	VFILE("offline.csv"),
 	{ NULL },
 };
 
@@ -102,6 +164,14 @@ static const struct node_type version_type = {
 static const struct node_type set_files[] = {
 	{ "spec", S_IFREG | 0644, 0, .show = spec_show, .store = spec_store,
 	  .check = spec_check, .getattr = obj_file_getattr },
+	{ "ctl", S_IFREG | 0644, 0, .show = ctl_show, .store = ctl_store,
+	  .check = ctl_check, .getattr = obj_file_getattr },
+	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
+	  .getattr = obj_file_getattr },
+	{ "offline.csv", S_IFREG | 0444, 0, .open = obj_vfile_open,
+	  .read = obj_vfile_read, .release = obj_vfile_release,
+	  .fsync = obj_vfile_fsync, .getattr = obj_vfile_getattr,
+	  .blob = obj_file_blob, .xattr = obj_file_xattr },
 	{ NULL },
 };
 

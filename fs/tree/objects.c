@@ -457,7 +457,7 @@ int obj_vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 		*mtime = (time_t)json_integer_value(json_object_get(
 			json_object_get(man, "lineage"), "created_unix"));
 	json_decref(man);
-	return h ? 0 : -ENOENT;
+	return h ? 0 : -ENODATA;
 }
 
 int obj_vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
@@ -471,7 +471,9 @@ int obj_vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
 	rc = obj_vfile_info(f->node, key, sizeof(key), &size, NULL);
-	if (rc < 0 && (rc != -ENOENT || obj_ver(f->node)))
+	if (rc == -ENOENT && !obj_ver(f->node))
+		rc = -ENODATA; /* no version yet */
+	if (rc < 0 && rc != -ENODATA)
 		return rc;
 	rc = obj_blob_open(f->node->fs, rc == 0 ? key : NULL, size, &b);
 	if (rc < 0)
@@ -507,7 +509,7 @@ int obj_vfile_getattr(struct node *n, struct stat *st)
 	if (rc < 0)
 		return rc;
 	rc = obj_vfile_info(n, key, sizeof(key), &size, &mtime);
-	if (rc < 0 && (rc != -ENOENT || obj_ver(n)))
+	if (rc < 0 && rc != -ENODATA && (rc != -ENOENT || obj_ver(n)))
 		return rc;
 	st->st_size = (off_t)size;
 	if (mtime)

@@ -110,7 +110,8 @@ int obj_file_xattr(struct node *n, const char *name, char *out,
  * kind): node_type ops.  Inside v<n>/ that version's, else the latest
  * version's, read without keeping the page cache since the latest
  * changes; a version without the file reads as empty.
- * obj_vfile_info: its key, size and the version's time; -ENOENT.
+ * obj_vfile_info: its key, size and the version's time; -ENOENT (no
+ * such version), -ENODATA (a version without that file).
  */
 int obj_vfile_info(struct node *n, char *key, size_t klen, uint64_t *size,
 		   time_t *mtime);

@@ -71,7 +71,7 @@ static int build(const struct feat_spec *s, const char *csv, void **buf,
 
 	if (rc < 0)
 		return rc;
-	rc = feat_hist_build(s, t, buf, len, skipped, pb);
+	rc = feat_hist_build(s, t, INFINITY, buf, len, skipped, pb);
 	table_free(t);
 	return rc;
 }
@@ -149,7 +149,7 @@ static void test_values(void)
 	is_str(sb.buf, "none", "an unknown key is not found");
 
 	sb.len = 0;
-	is_int(feat_offline(s, &h, put, &sb, &stats), 0, "offline.csv");
+	is_int(feat_offline(s, &h, -INFINITY, put, &sb, &stats), 0, "offline.csv");
 	sb_append(&sb, "", 1);
 	is_str(sb.buf, offline_want, "offline.csv as computed by hand");
 	is_int(json_integer_value(json_object_get(stats, "rows")), 5,
@@ -193,7 +193,7 @@ static void test_iso(void)
 	       0, "ISO times and a composite key");
 	is_int(feat_hist_load(buf, len, s, &h, why, sizeof(why)), 0, "loads");
 	h.owned = buf;
-	is_int(feat_offline(s, &h, put, &sb, &stats), 0, "offline.csv");
+	is_int(feat_offline(s, &h, -INFINITY, put, &sb, &stats), 0, "offline.csv");
 	sb_append(&sb, "", 1);
 	is_str(sb.buf,
 	       "k1,k2,at,n\n"

@@ -1,0 +1,136 @@
+"""features/<fs>/ctl sync, offline.csv and stats (issue 13, points 3, 6
+and 7): the sync job runs as the writer and publishes a version; values
+are checked by hand around window edges."""
+import errno
+import json
+import os
+
+from conftest import NOBODY, as_user, wait_job
+from test_features import SPEC, TXNS, make_set, sh, versions
+from test_s3 import fresh, s3mount
+
+OFFLINE = ("customer_id,ts,spend_7d,txns_1h,country,amount_last\n"
+           "c1,2024-01-01T00:00:00Z,10.5,1,fr,10.5\n"
+           "c1,2024-01-02T00:00:00Z,17.5,1,fr,7\n"
+           "c2,2024-01-01T01:00:00Z,3,1,de,3\n")
+
+
+def synced(mlfs, spec=SPEC, name="cust"):
+    d = make_set(mlfs, name)
+    (d / "spec").write_text(json.dumps(spec))
+    r = sh(f"echo sync > {d}/ctl")
+    assert r.returncode == 0, r.stderr
+    job = (d / "ctl").read_text().splitlines()[-1]
+    assert job == f"jobs/{name}-sync-1"
+    assert wait_job(mlfs.mnt, f"{name}-sync-1") == "succeeded\n"
+    return d
+
+
+def test_sync_publishes_offline_csv_and_stats_as_a_version(mlfs):
+    d = synced(mlfs)
+    assert versions(d) == ["v1", "v2"]
+    assert (d / "offline.csv").read_text() == OFFLINE
+    assert (d / "v2" / "offline.csv").read_text() == OFFLINE
+    assert (d / "v1" / "offline.csv").read_text() == ""
+    st = json.loads((d / "stats").read_text())
+    assert st["rows"] == 3 and st["entities"] == 2 and st["events"] == 3
+    f = st["features"]["spend_7d"]
+    assert (f["count"], f["missing"], f["min"], f["max"]) == (3, 0, 3, 17.5)
+    assert abs(f["mean"] - 31 / 3) < 1e-12
+    assert st["features"]["amount_last"]["outside"] == 0
+    assert json.loads((d / "v2" / "spec").read_text()) == \
+        json.loads((d / "v1" / "spec").read_text())
+    rec = json.loads(sh(f"cat {mlfs.mnt}/jobs/cust-sync-1/spec").stdout)
+    assert rec == {"feature_set": "cust", "version": 1, "command": "sync"}
+    # a second sync is a second job and a new version
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-2") == "succeeded\n"
+    assert versions(d) == ["v1", "v2", "v3"]
+
+
+def test_the_source_version_a_sync_read_stays(mlfs):
+    synced(mlfs)
+    t = mlfs.mnt / "datasets" / "transactions"
+    r = sh(f"rmdir {t}/v1")
+    assert r.returncode != 0 and "busy" in r.stderr, r.stderr
+
+
+def test_materialize_limits_the_range(mlfs):
+    d = make_set(mlfs)
+    (d / "spec").write_text(json.dumps(SPEC))
+    r = sh(f"echo materialize 2024-01-01T00:30:00Z 2024-01-01T12:00:00Z "
+           f"> {d}/ctl")
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "cust-sync-1") == "succeeded\n"
+    # rows in the range; the history stops at END
+    assert (d / "offline.csv").read_text() == (
+        "customer_id,ts,spend_7d,txns_1h,country,amount_last\n"
+        "c2,2024-01-01T01:00:00Z,3,1,de,3\n")
+
+
+def test_bad_commands_fail_the_write_and_start_nothing(mlfs):
+    d = make_set(mlfs)
+    r = sh(f"echo sync > {d}/ctl")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert "no spec yet" in mlfs.errors()
+    (d / "spec").write_text(json.dumps(SPEC))
+    for cmd, why in [("resync", "unknown command"),
+                     ("materialize 2024-01-02", "two times"),
+                     ("materialize soon later", "START: not a time"),
+                     ("materialize 2024-01-02 2024-01-01", "END is before")]:
+        r = sh(f"echo {cmd} > {d}/ctl")
+        assert r.returncode != 0 and "Invalid argument" in r.stderr, cmd
+        assert why in mlfs.errors(), (cmd, mlfs.errors())
+    assert not os.path.exists(mlfs.mnt / "jobs" / "cust-sync-1")
+    assert versions(d) == ["v1"]
+
+
+def test_a_bad_event_fails_the_job_and_publishes_nothing(mlfs):
+    t = mlfs.mnt / "datasets" / "transactions"
+    d = make_set(mlfs)
+    (t / "data.csv").write_text(TXNS + "c3,2024-01-03T00:00:00Z,500,fr\n")
+    spec = json.loads(json.dumps(SPEC))
+    spec["features"][3]["on_violation"] = "reject"
+    (d / "spec").write_text(json.dumps(spec))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    st = wait_job(mlfs.mnt, "cust-sync-1")
+    assert st.startswith("failed: transactions: 5:3: feature "
+                         "\"amount_last\": 500 outside [0, 100]"), st
+    assert versions(d) == ["v1"]
+    assert (d / "offline.csv").read_text() == ""
+
+
+def test_sync_runs_as_the_writer_with_their_rights(mlfs_factory):
+    m = mlfs_factory(opts=["allow_other"], public=True)
+    d = make_set(m)
+    (d / "spec").write_text(json.dumps(SPEC))
+    # another user may not sync root's set
+    r = as_user(["bash", "-c", f"echo sync > {d}/ctl"])
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # nor sync their own set from a dataset they cannot read
+    os.chmod(m.mnt / "datasets" / "transactions", 0o700)
+    theirs = m.mnt / "features" / "theirs"
+    assert as_user(["mkdir", str(theirs)]).returncode == 0
+    r = as_user(["bash", "-c", f"echo '{json.dumps(SPEC)}' > {theirs}/spec"])
+    assert r.returncode == 0, r.stderr
+    r = as_user(["bash", "-c", f"echo sync > {theirs}/ctl"])
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r.stderr
+    # with the right to read it, the job is theirs
+    os.chmod(m.mnt / "datasets" / "transactions", 0o755)
+    r = as_user(["bash", "-c", f"echo sync > {theirs}/ctl"])
+    assert r.returncode == 0, r.stderr
+    assert wait_job(m.mnt, "theirs-sync-1") == "succeeded\n"
+    assert os.stat(m.mnt / "jobs" / "theirs-sync-1").st_uid == NOBODY
+    assert (theirs / "offline.csv").read_text() == OFFLINE
+
+
+def test_a_synced_set_survives_the_s3_store(mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = synced(w)
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()
+    r = fresh(mlfs_factory, s3server, w.prefix, "r")
+    d = r.mnt / "features" / "cust"
+    assert versions(d) == ["v1", "v2"]
+    assert (d / "offline.csv").read_text() == OFFLINE
+    assert json.loads((d / "v2" / "stats").read_text())["rows"] == 3
