@@ -26,7 +26,7 @@ struct dir_list;
 struct parked;
 struct remote;
 struct served_cache;
-struct predict_sessions;
+struct answer_sessions;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -68,8 +68,8 @@ struct fs {
 	 */
 	struct runner *runner;      /* jobs (runner_start) */
 	struct served_cache *served; /* models in memory (served_cache_open) */
-	struct predict_sessions *sessions; /* predict answers kept for shell
-					      sessions (models_open) */
+	struct answer_sessions *sessions; /* stream answers kept for shell
+					     sessions (answers_start) */
 	struct repo *repo;          /* the repository's state (repo_open) */
 	struct remote *remote;      /* the S3 mode's lease and the sources'
 				       poll (remote_open) */
