@@ -12,12 +12,19 @@
 
 #include <jansson.h>
 
+#include "answers.h"
+#include "featcalc.h"
+#include "featjoin.h"
 #include "repo.h"
 #include "featspec.h"
 #include "featsync.h"
 #include "fs.h"
 #include "feature_sets.h"
 #include "objects.h"
+#include "store.h"
+
+/* bytes of a history a join loads */
+#define HISTORY_MAX ((size_t)16 << 30)
 
 /* The spec of version ver (0: the latest) of n's feature set. */
 static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
@@ -141,6 +148,116 @@ static int ctl_store(struct node *n, const char *text, size_t len,
 	return featsync_start(n->fs, obj_name(n), text, len, false, ctx, pb);
 }
 
+/* --- join: an answer stream (answers.c) over a version's history --- */
+
+struct jstate {
+	struct feat_spec *spec;
+	struct feat_hist h;
+	bool synced;
+	struct jstream *js;
+};
+
+static int j_write(void *st, const char *buf, size_t len, struct strbuf *out)
+{
+	return jstream_write(((struct jstate *)st)->js, buf, len, out);
+}
+
+static int j_finish(void *st, struct strbuf *out)
+{
+	return jstream_finish(((struct jstate *)st)->js, out);
+}
+
+static void j_free(void *st)
+{
+	struct jstate *j = st;
+
+	jstream_free(j->js);
+	feat_hist_free(&j->h);
+	feat_spec_free(j->spec);
+	free(j);
+}
+
+static const struct answer_ops join_ops = { j_write, j_finish, j_free };
+
+/* The history of man (a version of n's set), loaded and checked. */
+static int history_load(struct node *n, uid_t uid, json_t *man,
+			struct jstate *j)
+{
+	json_t *fh = json_object_get(json_object_get(man, "files"), "history");
+	const char *hash = json_string_value(json_object_get(fh, "hash"));
+	struct problem pb = { 0 };
+	char key[96];
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (!hash)
+		return 0; /* a spec not synced yet: nothing known */
+	repo_blob_key(hash, key, sizeof(key));
+	rc = store_get(n->fs->store, key, HISTORY_MAX, &buf, &len);
+	rc = repo_blob_error(n->fs, uid, n->path, key, rc);
+	if (rc < 0)
+		return rc;
+	rc = feat_hist_load(buf, len, j->spec, &j->h, pb.msg, sizeof(pb.msg));
+	if (rc < 0) {
+		free(buf);
+		snprintf(pb.path, sizeof(pb.path), "%s", n->path);
+		fs_problem(n->fs, uid, &pb);
+		return -EIO;
+	}
+	j->h.owned = buf;
+	j->synced = true;
+	return 0;
+}
+
+static int join_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct node *n = f->node;
+	struct jstate *j;
+	json_t *man;
+	int rc;
+
+	rc = repo_version(n->fs, &repo_features, obj_name(n), obj_ver(n), &man);
+	if (rc == -ENOENT && !obj_ver(n)) {
+		struct problem pb = { 0 };
+
+		snprintf(pb.path, sizeof(pb.path), "%s", n->path);
+		problem_set(&pb, 0, 0, "no spec yet: write one to spec first");
+		fs_problem(n->fs, ctx->uid, &pb);
+		return -ENODATA;
+	}
+	if (rc < 0)
+		return rc;
+	j = calloc(1, sizeof(*j));
+	rc = j ? feat_spec_compile(json_object_get(man, "spec"), &j->spec)
+	       : -ENOMEM;
+	if (rc == 0)
+		rc = history_load(n, ctx->uid, man, j);
+	if (rc == 0)
+		rc = jstream_new(j->spec, j->synced ? &j->h : NULL, &j->js);
+	json_decref(man);
+	if (rc < 0) {
+		if (j)
+			j_free(j);
+		return rc;
+	}
+	return answers_open(f, ctx, &join_ops, j);
+}
+
+static int join_getattr(struct node *n, struct stat *st)
+{
+	int rc = obj_attr(n, st, false);
+
+	st->st_size = 0; /* a stream of answers: read until end of file */
+	return rc;
+}
+
+#define JOIN_TYPE                                                             \
+	{ "join", S_IFREG | 0666, NODE_F_SCRATCH, .open = join_open,          \
+	  .read = answers_read, .write = answers_write,                       \
+	  .truncate = answers_truncate, .flush = answers_flush,              \
+	  .release = answers_release, .getattr = join_getattr }
+
 #define VFILE(name)                                                           \
 	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = obj_vfile_open,     \
 	  .read = obj_vfile_read, .release = obj_vfile_release,               \
@@ -153,6 +270,7 @@ static const struct node_type version_files[] = {
 	{ "stats", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = vstats_show,
 	  .getattr = obj_file_getattr },
 	VFILE("offline.csv"),
+	JOIN_TYPE,
 	{ NULL },
 };
 
@@ -172,6 +290,7 @@ static const struct node_type set_files[] = {
 	  .read = obj_vfile_read, .release = obj_vfile_release,
 	  .fsync = obj_vfile_fsync, .getattr = obj_vfile_getattr,
 	  .blob = obj_file_blob, .xattr = obj_file_xattr },
+	JOIN_TYPE,
 	{ NULL },
 };
 

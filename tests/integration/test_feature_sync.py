@@ -134,3 +134,53 @@ def test_a_synced_set_survives_the_s3_store(mlfs_factory, s3server):
     assert versions(d) == ["v1", "v2"]
     assert (d / "offline.csv").read_text() == OFFLINE
     assert json.loads((d / "v2" / "stats").read_text())["rows"] == 3
+
+
+def test_join_gives_each_row_the_features_as_of_its_time(mlfs):
+    d = synced(mlfs)
+    r = sh(f"printf 'c1,2024-01-01T00:00:00Z\\nc1,2024-01-01T23:59:59Z\\n"
+           f"c1,2024-01-02T00:00:00Z\\nc2,2024-01-01T00:59:59Z\\n"
+           f"c1,1700000000\\nnobody,2024-01-02\\n' > {d}/join; "
+           f"cat {d}/join")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (
+        "customer_id,ts,spend_7d,txns_1h,country,amount_last\n"
+        "c1,2024-01-01T00:00:00Z,10.5,1,fr,10.5\n"
+        # the 1h count ran out; the 7d sum did not
+        "c1,2024-01-01T23:59:59Z,10.5,0,fr,10.5\n"
+        "c1,2024-01-02T00:00:00Z,17.5,1,fr,7\n"
+        # a second before c2's first event: nothing yet
+        "c2,2024-01-01T00:59:59Z,,,,\n"
+        # before any event (2023-11-14)
+        "c1,1700000000,,,,\n"
+        "nobody,2024-01-02,,,,\n")
+    # the ttl (30d): stale a second after 30 days past the last event
+    r = sh(f"printf 'customer_id,label,ts\\nc1,1,2024-01-31T00:00:00Z\\n"
+           f"c1,0,2024-02-01T00:00:01Z\\n' > {d}/join; cat {d}/join")
+    assert r.stdout == (
+        "customer_id,label,ts,spend_7d,txns_1h,country,amount_last\n"
+        "c1,1,2024-01-31T00:00:00Z,0,0,fr,7\n"
+        "c1,0,2024-02-01T00:00:01Z,,,,\n"), r.stdout
+
+
+def test_join_matches_offline_csv_row_for_row(mlfs):
+    d = synced(mlfs)
+    rows = (d / "offline.csv").read_text().splitlines()
+    keys = "\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n"
+    r = sh(f"cat > {d}/join <<'EOF2'\n{keys}EOF2\ncat {d}/join")
+    assert r.stdout.splitlines() == rows
+
+
+def test_bad_join_rows_are_answered_in_place(mlfs):
+    d = synced(mlfs)
+    r = sh(f"printf 'c1,yesterday\\nc1\\nc1,2024-01-02\\n' > {d}/join; "
+           f"cat {d}/join")
+    assert r.stdout.splitlines() == [
+        "customer_id,ts,spend_7d,txns_1h,country,amount_last",
+        "error: line 1: \"ts\": \"yesterday\" is not a time (ISO 8601 or "
+        "seconds since the epoch)",
+        "error: line 2: expected 2 fields (entity, time), got 1",
+        "c1,2024-01-02,17.5,1,fr,7"]
+    # a pinned version joins with its own history; before a sync, nothing
+    assert sh(f"echo c1,2024-01-02 > {d}/v1/join; cat {d}/v1/join"
+              ).stdout.splitlines()[1] == "c1,2024-01-02,,,,"
