@@ -134,6 +134,8 @@ def test_a_synced_set_survives_the_s3_store(mlfs_factory, s3server):
     assert versions(d) == ["v1", "v2"]
     assert (d / "offline.csv").read_text() == OFFLINE
     assert json.loads((d / "v2" / "stats").read_text())["rows"] == 3
+    r = sh(f"echo c1,2024-01-02 > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1] == "c1,2024-01-02,17.5,1,fr,7"
 
 
 def test_join_gives_each_row_the_features_as_of_its_time(mlfs):

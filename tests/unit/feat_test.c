@@ -11,6 +11,7 @@
 
 #include "failalloc.h"
 #include "featcalc.h"
+#include "featjoin.h"
 #include "featspec.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -322,11 +323,107 @@ static void test_load_hostile(void)
 	feat_spec_free(s);
 }
 
+/* join: rows in pieces, headers, quoting and bad rows */
+static const struct {
+	const char *in;
+	const char *out;
+	int rc;
+	const char *name;
+} joins[] = {
+	{ "a,3600\n", "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+		       "a,3600,3,65,16.25,DE,30,11.086778913041726,40,120\n",
+	  0, "a row" },
+	{ "ts,x,c\n3600,\"q,\"\"r\",a\n",
+	  "ts,x,c,n1h,s2h,m,country,mx,sd,age,agec\n"
+	  "3600,\"q,\"\"r\",a,3,65,16.25,DE,30,11.086778913041726,40,120\n",
+	  0, "a header in another order, a quoted column passed through" },
+	{ "a,3600\r\nb,100", "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+			     "a,3600,3,65,16.25,DE,30,11.086778913041726,"
+			     "40,120\nb,100,1,1,1,US,1,,25,25\n",
+	  0, "CRLF, and a last row without a newline" },
+	{ "a,3600,x\n", "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+			"error: line 1: expected 2 fields (entity, time), "
+			"got 3\n",
+	  -EIO, "too many fields" },
+	{ "a,\"36\n", "error: line 1: column 3: unterminated quoted field\n",
+	  -EIO, "bad quoting" },
+	{ "a,NaN\n", "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+		      "error: line 1: \"ts\": \"NaN\" is not a time (ISO "
+		      "8601 or seconds since the epoch)\n",
+	  -EIO, "a missing time" },
+	{ "zz,1\n,2\n", "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+			"zz,1,,,,,,,,\n,2,,,,,,,,\n",
+	  0, "unknown and empty entities: every feature missing" },
+};
+
+static void test_join(void)
+{
+	struct feat_spec *s = compile(spec_text);
+	struct problem pb = { 0 };
+	struct feat_hist h;
+	uint64_t skipped;
+	char why[128];
+	void *buf;
+	size_t len;
+
+	build(s, events, &buf, &len, &skipped, &pb);
+	feat_hist_load(buf, len, s, &h, why, sizeof(why));
+	h.owned = buf;
+	for (size_t i = 0; i < sizeof(joins) / sizeof(joins[0]); i++) {
+		/* whole, then a byte a write */
+		for (int bytewise = 0; bytewise < 2; bytewise++) {
+			struct strbuf out = { 0 };
+			struct jstream *js;
+			size_t n = strlen(joins[i].in);
+			int rc = 0, r;
+
+			jstream_new(s, &h, &js);
+			for (size_t o = 0; o < n; o += bytewise ? 1 : n) {
+				r = jstream_write(js, joins[i].in + o,
+						  bytewise ? 1 : n, &out);
+				rc = rc ? rc : r;
+			}
+			r = jstream_finish(js, &out);
+			rc = rc ? rc : r;
+			sb_append(&out, "", 1);
+			is_str(out.buf, joins[i].out, joins[i].name);
+			is_int(rc, joins[i].rc, "its return");
+			jstream_free(js);
+			sb_free(&out);
+		}
+	}
+	{
+		struct strbuf out = { 0 };
+		struct jstream *js;
+		char *big = malloc((1 << 20) + 10);
+
+		memset(big, 'a', (1 << 20) + 8);
+		memcpy(big + (1 << 20) + 8, "\n", 2);
+		jstream_new(s, &h, &js);
+		is_int(jstream_write(js, big, (1 << 20) + 9, &out), -E2BIG,
+		       "a row past 1 MiB");
+		is_int(jstream_write(js, "a,0\n", 4, &out), 0,
+		       "the next row is read");
+		sb_append(&out, "", 1);
+		is_str(out.buf,
+		       "error: line 1: row longer than 1048576 bytes\n"
+		       "c,ts,n1h,s2h,m,country,mx,sd,age,agec\n"
+		       "a,0,1,10,10,US,10,,30,30\n",
+		       "answered with an error, then the next");
+		free(big);
+		jstream_free(js);
+		sb_free(&out);
+	}
+	feat_hist_free(&h);
+	feat_spec_free(s);
+}
+
 int main(void)
 {
 	test_values();
 	test_iso();
 	test_bad_events();
 	test_load_hostile();
+	test_join();
 	return done();
 }
