@@ -479,7 +479,9 @@ int obj_vfile_open(struct fs_file *f, const struct fs_ctx *ctx)
 	if (rc < 0)
 		return rc;
 	f->priv = b;
+	/* the latest changes under cached sizes: read it to its end */
 	f->keep_cache = obj_ver(f->node) != 0;
+	f->direct_io = !f->keep_cache;
 	return 0;
 }
 

@@ -108,8 +108,8 @@ int obj_file_xattr(struct node *n, const char *name, char *out,
 /*
  * A stored file that a version's manifest lists under "files" (any
  * kind): node_type ops.  Inside v<n>/ that version's, else the latest
- * version's, read without keeping the page cache since the latest
- * changes; a version without the file reads as empty.
+ * version's, read with direct I/O since the latest changes under the
+ * kernel's cached size; a version without the file reads as empty.
  * obj_vfile_info: its key, size and the version's time; -ENOENT (no
  * such version), -ENODATA (a version without that file).
  */
