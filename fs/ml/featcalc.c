@@ -356,6 +356,121 @@ bad_cols:
 	return bad(why, whylen, "a column's dictionary is out of place");
 }
 
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+size_t feat_hist_size(size_t nkeys, size_t nev, size_t ncols,
+		      size_t keys_len, const bool *cat, const uint64_t *ndict,
+		      const uint64_t *dict_len)
+{
+	size_t size = 48 + 3 * ncols * 8 + 2 * (nkeys + 1) * 8 +
+		      pad8(keys_len) + nev * 8 * (1 + ncols);
+
+	for (size_t c = 0; c < ncols; c++)
+		if (cat[c])
+			size += (ndict[c] + 1) * 8 + pad8(dict_len[c]);
+	return size;
+}
+
+char *feat_hist_head(char *out, size_t nkeys, size_t nev, size_t ncols,
+		     bool iso, size_t keys_len, const bool *cat,
+		     const uint64_t *ndict, const uint64_t *dict_len)
+{
+	uint64_t hd[5] = { nkeys, nev, ncols, iso, pad8(keys_len) };
+	uint64_t *col = (uint64_t *)(out + 48);
+
+	memcpy(out, HIST_MAGIC, 8);
+	memcpy(out + 8, hd, sizeof(hd));
+	for (size_t c = 0; c < ncols; c++) {
+		col[c] = cat[c];
+		col[ncols + c] = cat[c] ? ndict[c] : 0;
+		col[2 * ncols + c] = cat[c] ? pad8(dict_len[c]) : 0;
+	}
+	return out + 48 + 3 * ncols * 8;
+}
+
+int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
+		    size_t *len)
+{
+	size_t a = h->first[k], m = h->first[k + 1] - a, nc = h->ncols;
+	size_t klen = h->key_off[k + 1] - h->key_off[k];
+	uint64_t *ndict = calloc(nc + 1, sizeof(*ndict));
+	uint64_t *dlen = calloc(nc + 1, sizeof(*dlen));
+	double *v = malloc((m * nc + 1) * sizeof(*v));
+	bool *cat = calloc(nc + 1, sizeof(*cat));
+	char *out = NULL, *p;
+	int rc = -ENOMEM;
+
+	if (!ndict || !dlen || !v || !cat)
+		goto out;
+	memcpy(v, h->v + a * nc, m * nc * sizeof(*v));
+	/* each categorical column: the categories this key uses, renumbered */
+	for (size_t c = 0; c < nc; c++) {
+		cat[c] = h->coltype[c];
+		if (!cat[c])
+			continue;
+		for (size_t e = 0; e < m; e++) {
+			double x = v[e * nc + c];
+			uint64_t i = (uint64_t)x;
+
+			if (isnan(x) || x < 0 || (double)i != x ||
+			    i >= h->ndict[c]) {
+				v[e * nc + c] = NAN;
+				continue;
+			}
+			v[e * nc + c] = (double)ndict[c]++;
+			dlen[c] += h->doff[c][i + 1] - h->doff[c][i];
+		}
+	}
+	*len = feat_hist_size(1, m, nc, klen, cat, ndict, dlen);
+	out = calloc(1, *len);
+	if (!out)
+		goto out;
+	p = feat_hist_head(out, 1, m, nc, h->iso, klen, cat, ndict, dlen);
+	((uint64_t *)p)[1] = klen;     /* key_off: 0, klen */
+	((uint64_t *)p)[3] = m;        /* first: 0, m */
+	p += 32;
+	memcpy(p, h->keys + h->key_off[k], klen);
+	p += pad8(klen);
+	memcpy(p, h->t + a, m * 8);
+	p += m * 8;
+	memcpy(p, v, m * nc * 8);
+	p += m * nc * 8;
+	for (size_t c = 0; c < nc; c++) {
+		uint64_t *doff = (uint64_t *)p;
+		char *bytes = p + (ndict[c] + 1) * 8;
+		size_t j = 0;
+
+		if (!cat[c])
+			continue;
+		for (size_t e = 0; e < m; e++) {
+			uint64_t i;
+
+			if (isnan(h->v[(a + e) * nc + c]) || isnan(v[e * nc + c]))
+				continue;
+			i = (uint64_t)h->v[(a + e) * nc + c];
+			memcpy(bytes + doff[j], h->dict[c] + h->doff[c][i],
+			       h->doff[c][i + 1] - h->doff[c][i]);
+			doff[j + 1] = doff[j] + h->doff[c][i + 1] - h->doff[c][i];
+			j++;
+		}
+		p = bytes + pad8(dlen[c]);
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		free(out);
+	else
+		*buf = out;
+	free(ndict);
+	free(dlen);
+	free(v);
+	free(cat);
+	return rc;
+}
+
 void feat_hist_free(struct feat_hist *h)
 {
 	free(h->doff);

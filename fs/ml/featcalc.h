@@ -111,6 +111,28 @@ int feat_hist_load(const void *buf, size_t len, const struct feat_spec *spec,
 		   struct feat_hist *h, char *why, size_t whylen);
 void feat_hist_free(struct feat_hist *h);
 
+/*
+ * Writing the layout: feat_hist_size gives the bytes of a history with
+ * these counts (keys_len and dict_len[] unpadded; ndict[] and dict_len[]
+ * 0 for numeric columns); feat_hist_head writes its header and column
+ * tables at out and returns where key_off[] goes.  The sections follow
+ * in the order above, each padded to 8 bytes.
+ */
+size_t feat_hist_size(size_t nkeys, size_t nev, size_t ncols,
+		      size_t keys_len, const bool *cat, const uint64_t *ndict,
+		      const uint64_t *dict_len);
+char *feat_hist_head(char *out, size_t nkeys, size_t nev, size_t ncols,
+		     bool iso, size_t keys_len, const bool *cat,
+		     const uint64_t *ndict, const uint64_t *dict_len);
+
+/*
+ * feat_hist_slice: key k of h as a history of its own (one key, its
+ * events, the categories it uses), malloc'd in *buf (*len bytes): what
+ * the online store keeps per entity.
+ */
+int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
+		    size_t *len);
+
 /* The key index of the entity key (values joined by FEAT_KEY_SEP), or -1. */
 long feat_hist_find(const struct feat_hist *h, const char *key, size_t len);
 

@@ -326,75 +326,64 @@ static size_t pad8(size_t n)
 static int serialize(struct build *b, const uint32_t *order, void **buf,
 		     size_t *len)
 {
-	const struct feat_spec *s = b->spec;
-	size_t nc = s->ncols, nk = b->keys.n, size, o;
-	uint64_t *hd, *kof, *first;
-	char *out;
+	size_t nc = b->spec->ncols, nk = b->keys.n, ko = 0, e = 0;
+	uint64_t *ndict = calloc(nc + 1, sizeof(*ndict));
+	uint64_t *dlen = calloc(nc + 1, sizeof(*dlen));
+	uint64_t *kof, *first;
+	char *out = NULL, *p;
+	double *t, *v;
 
-	size = 8 + 5 * 8 + 3 * nc * 8 + 2 * (nk + 1) * 8 +
-	       pad8(b->keys.blen) + b->nev * 8 * (1 + nc);
-	for (size_t c = 0; c < nc; c++)
-		if (b->cat[c])
-			size += (b->dict[c].n + 1) * 8 + pad8(b->dict[c].blen);
-	out = calloc(1, size);
-	if (!out)
+	for (size_t c = 0; ndict && dlen && c < nc; c++) {
+		ndict[c] = b->cat[c] ? b->dict[c].n : 0;
+		dlen[c] = b->cat[c] ? b->dict[c].blen : 0;
+	}
+	*len = feat_hist_size(nk, b->nev, nc, b->keys.blen, b->cat, ndict,
+			      dlen);
+	if (ndict && dlen)
+		out = calloc(1, *len);
+	if (!out) {
+		free(ndict);
+		free(dlen);
 		return -ENOMEM;
-	memcpy(out, "MLFSFH01", 8);
-	hd = (uint64_t *)(out + 8);
-	hd[0] = nk;
-	hd[1] = b->nev;
-	hd[2] = nc;
-	hd[3] = b->iso;
-	hd[4] = pad8(b->keys.blen);
-	o = 48;
-	for (size_t c = 0; c < nc; c++) {
-		((uint64_t *)(out + o))[c] = b->cat[c];
-		((uint64_t *)(out + o + nc * 8))[c] = b->cat[c] ? b->dict[c].n : 0;
-		((uint64_t *)(out + o + nc * 16))[c] =
-			b->cat[c] ? pad8(b->dict[c].blen) : 0;
 	}
-	o += 3 * nc * 8;
-	kof = (uint64_t *)(out + o);
+	kof = (uint64_t *)feat_hist_head(out, nk, b->nev, nc, b->iso,
+					 b->keys.blen, b->cat, ndict, dlen);
 	first = kof + nk + 1;
-	o += 2 * (nk + 1) * 8;
-	/* keys in sorted order */
-	{
-		size_t ko = 0, e = 0;
+	p = (char *)(first + nk + 1);
+	/* keys in sorted order, each with its run of events */
+	for (size_t k = 0; k < nk; k++) {
+		uint32_t id = order[k];
+		size_t l = b->keys.off[id + 1] - b->keys.off[id];
 
-		for (size_t k = 0; k < nk; k++) {
-			uint32_t id = order[k];
-			size_t l = b->keys.off[id + 1] - b->keys.off[id];
-
-			kof[k] = ko;
-			memcpy(out + o + ko, b->keys.bytes + b->keys.off[id], l);
-			ko += l;
-			first[k] = e;
-			while (e < b->nev && b->ev[e].key == k)
-				e++;
-		}
-		kof[nk] = ko;
-		first[nk] = b->nev;
+		kof[k] = ko;
+		memcpy(p + ko, b->keys.bytes + b->keys.off[id], l);
+		ko += l;
+		first[k] = e;
+		while (e < b->nev && b->ev[e].key == k)
+			e++;
 	}
-	o += pad8(b->keys.blen);
-	for (size_t e = 0; e < b->nev; e++) {
-		((double *)(out + o))[e] = b->ev[e].t;
-		memcpy(out + o + b->nev * 8 + e * nc * 8,
-		       b->vals + (size_t)b->ev[e].row * nc, nc * 8);
+	kof[nk] = ko;
+	first[nk] = b->nev;
+	t = (double *)(p + pad8(b->keys.blen));
+	v = t + b->nev;
+	for (e = 0; e < b->nev; e++) {
+		t[e] = b->ev[e].t;
+		memcpy(v + e * nc, b->vals + (size_t)b->ev[e].row * nc, nc * 8);
 	}
-	o += b->nev * 8 * (1 + nc);
+	p = (char *)(v + b->nev * nc);
 	for (size_t c = 0; c < nc; c++) {
 		if (!b->cat[c])
 			continue;
 		if (b->dict[c].n) /* else one offset, 0 (calloc) */
-			memcpy(out + o, b->dict[c].off,
-			       (b->dict[c].n + 1) * 8);
-		o += (b->dict[c].n + 1) * 8;
+			memcpy(p, b->dict[c].off, (b->dict[c].n + 1) * 8);
+		p += (b->dict[c].n + 1) * 8;
 		if (b->dict[c].blen)
-			memcpy(out + o, b->dict[c].bytes, b->dict[c].blen);
-		o += pad8(b->dict[c].blen);
+			memcpy(p, b->dict[c].bytes, b->dict[c].blen);
+		p += pad8(b->dict[c].blen);
 	}
+	free(ndict);
+	free(dlen);
 	*buf = out;
-	*len = size;
 	return 0;
 }
 

@@ -418,6 +418,56 @@ static void test_join(void)
 	feat_spec_free(s);
 }
 
+/* A key's slice (the online store's record) answers as the whole does. */
+static void test_slice(void)
+{
+	static const double at[] = { -1, 0, 100, 1799, 3600, 7200, 7201,
+				     871201, 871202 };
+	struct feat_spec *s = compile(spec_text);
+	struct problem pb = { 0 };
+	struct feat_hist h;
+	uint64_t skipped;
+	char why[128];
+	void *buf;
+	size_t len, same = 0, total = 0;
+
+	build(s, events, &buf, &len, &skipped, &pb);
+	feat_hist_load(buf, len, s, &h, why, sizeof(why));
+	h.owned = buf;
+	for (size_t k = 0; k < h.nkeys; k++) {
+		struct feat_hist one;
+		void *sb;
+		size_t sl;
+
+		is_int(feat_hist_slice(&h, k, &sb, &sl), 0, "sliced");
+		is_int(feat_hist_load(sb, sl, s, &one, why, sizeof(why)), 0,
+		       "the slice loads");
+		one.owned = sb;
+		is_int(one.nkeys, 1, "one key");
+		for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			struct strbuf a = { 0 }, b = { 0 };
+			double va[16], vb[16];
+
+			feat_asof(s, &h, k, at[i], va);
+			feat_asof(s, &one, 0, at[i], vb);
+			for (size_t f = 0; f < s->nfeat; f++) {
+				feat_put_value(&a, s, &h, f, va[f]);
+				sb_append(&a, ",", 1);
+				feat_put_value(&b, s, &one, f, vb[f]);
+				sb_append(&b, ",", 1);
+			}
+			same += a.len == b.len && !memcmp(a.buf, b.buf, a.len);
+			total++;
+			sb_free(&a);
+			sb_free(&b);
+		}
+		feat_hist_free(&one);
+	}
+	is_int(same, total, "every value of every slice, at every instant");
+	feat_hist_free(&h);
+	feat_spec_free(s);
+}
+
 int main(void)
 {
 	test_values();
@@ -425,5 +475,6 @@ int main(void)
 	test_bad_events();
 	test_load_hostile();
 	test_join();
+	test_slice();
 	return done();
 }
