@@ -159,3 +159,77 @@ void sb_free(struct strbuf *sb)
 	sb->buf = NULL;
 	sb->len = sb->cap = 0;
 }
+
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+	       c == '~';
+}
+
+long name_encode(const char *p, size_t len, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (unreserved(c) && !(i == 0 && c == '.')) {
+			if (n + 1 >= cap)
+				return -ENAMETOOLONG;
+			out[n++] = (char)c;
+			continue;
+		}
+		if (n + 3 >= cap)
+			return -ENAMETOOLONG;
+		out[n++] = '%';
+		out[n++] = hex[c >> 4];
+		out[n++] = hex[c & 15];
+	}
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	return (long)n;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+long name_decode(const char *name, size_t len, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (n + 1 >= cap)
+			return -ENAMETOOLONG;
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				return -EINVAL;
+			hi = hexval(name[i + 1]);
+			lo = hexval(name[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (unsigned char)(hi << 4 | lo);
+			/* one spelling per value: no %XX of what stays plain */
+			if (unreserved(c) && !(n == 0 && c == '.'))
+				return -EINVAL;
+			out[n++] = (char)c;
+			i += 2;
+			continue;
+		}
+		if (!unreserved(c) || (i == 0 && c == '.'))
+			return -EINVAL;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return (long)n;
+}

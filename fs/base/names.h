@@ -7,6 +7,7 @@
 #define MLFS_FS_NAMES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "problem.h"
 
@@ -14,5 +15,17 @@
 int node_name_check(const char *name, struct problem *pb);
 /* "v<digits>" -> 1 and *ver; 0 otherwise. */
 bool node_name_is_version(const char *name, unsigned *ver);
+
+/*
+ * File names for values that may hold any byte (the keys of a feature
+ * set's online store): bytes other than letters, digits, '-', '_', '.'
+ * and '~' are %XX (as RFC 3986's unreserved set), and so is a leading
+ * '.' (no hidden names, no "." or "..").  name_encode writes into out
+ * (cap bytes, NUL-terminated) and returns the length, or -ENAMETOOLONG;
+ * name_decode gives the bytes (NUL-terminated), or -EINVAL for a name
+ * that is not an encoding (a stray '%', or a byte that should be one).
+ */
+long name_encode(const char *p, size_t len, char *out, size_t cap);
+long name_decode(const char *name, size_t len, char *out, size_t cap);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "csv.h"
+#include "featonline.h"
 #include "featsync.h"
 #include "fs.h"
 #include "hostfile.h"
@@ -312,6 +313,10 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 				       ver, &created)
 			 : -ENOMEM;
 	}
+	/* the online store follows now; a failure here is retried by the
+	 * next read of online/ */
+	if (rc == 0 && featonline_refresh(fs, set) < 0)
+		fs_log(fs, 4, "features/%s: online store not loaded yet", set);
 	json_decref(man);
 	json_decref(stats);
 	json_decref(files);

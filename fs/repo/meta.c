@@ -31,6 +31,7 @@ static const char *const meta_table_names[META_NTABLES] = {
 	[META_VER] = "ver",
 	[META_JOB] = "job",
 	[META_CAT] = "cat",
+	[META_ONLINE] = "online",
 };
 
 /* The one place MDB_* codes become errnos. */

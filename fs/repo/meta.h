@@ -33,6 +33,9 @@ enum meta_table {
 	META_JOB,      /* job name -> job record (JSON) */
 	META_CAT,      /* store key of a manifest -> its exact bytes in the
 			* store, for the catalog object (catalog.h) */
+	META_ONLINE,   /* "<feature set>/<entity key>" -> the entity's events;
+			* "<feature set>/" -> the history they came from
+			* (featonline.c; rebuilt from the store on demand) */
 	META_NTABLES,
 };
 

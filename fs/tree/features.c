@@ -15,11 +15,13 @@
 #include "answers.h"
 #include "featcalc.h"
 #include "featjoin.h"
+#include "featonline.h"
 #include "repo.h"
 #include "featspec.h"
 #include "featsync.h"
 #include "fs.h"
 #include "feature_sets.h"
+#include "names.h"
 #include "objects.h"
 #include "store.h"
 
@@ -258,6 +260,145 @@ static int join_getattr(struct node *n, struct stat *st)
 	  .truncate = answers_truncate, .flush = answers_flush,              \
 	  .release = answers_release, .getattr = join_getattr }
 
+/* --- online/: the online store, a file per entity --- */
+
+#define ONLINE_NAME_MAX 255
+
+/*
+ * The entity key of a file name: its values, each encoded by
+ * name_encode, joined by ','.  len bytes in key (cap); -ENOENT.
+ */
+static long name_to_key(const char *name, size_t nlen, char *key, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		const char *comma = memchr(name, ',', nlen);
+		size_t part = comma ? (size_t)(comma - name) : nlen;
+		long got;
+
+		if (n && n + 1 < cap)
+			key[n++] = FEAT_KEY_SEP;
+		got = name_decode(name, part, key + n, cap - n);
+		if (got < 0)
+			return -ENOENT;
+		n += (size_t)got;
+		if (!comma)
+			return (long)n;
+		name += part + 1;
+		nlen -= part + 1;
+	}
+}
+
+static long key_to_name(const char *key, size_t klen, char *name, size_t cap)
+{
+	const char *end = key + klen;
+	size_t n = 0;
+
+	for (;;) {
+		const char *sep = memchr(key, FEAT_KEY_SEP, (size_t)(end - key));
+		const char *e = sep ? sep : end;
+		long got = name_encode(key, (size_t)(e - key), name + n, cap - n);
+
+		if (got < 0)
+			return got;
+		n += (size_t)got;
+		if (!sep)
+			return (long)n;
+		if (n + 1 >= cap)
+			return -ENAMETOOLONG;
+		name[n++] = ',';
+		key = sep + 1;
+	}
+}
+
+/* The key of online/<name> (json: <name> is "<key>.json"). */
+static long online_key(struct node *n, bool json, char *key, size_t cap)
+{
+	size_t len = strlen(n->name);
+
+	if (json)
+		len -= 5;
+	return name_to_key(n->name, len, key, cap);
+}
+
+static int online_render(struct node *n, bool json, struct strbuf *out)
+{
+	char key[1024];
+	long klen = online_key(n, json, key, sizeof(key));
+
+	if (klen < 0)
+		return (int)klen;
+	return featonline_render(n->fs, obj_name(n), key, (size_t)klen, json,
+				 out);
+}
+
+static int online_csv_show(struct node *n, struct strbuf *out)
+{
+	return online_render(n, false, out);
+}
+
+static int online_json_show(struct node *n, struct strbuf *out)
+{
+	return online_render(n, true, out);
+}
+
+static const struct node_type online_csv_type = {
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .show = online_csv_show,
+	.getattr = obj_file_getattr,
+};
+
+static const struct node_type online_json_type = {
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .show = online_json_show,
+	.getattr = obj_file_getattr,
+};
+
+static int online_lookup(struct node *dir, const char *name,
+			 const struct node_type **type)
+{
+	char key[1024];
+	size_t len = strlen(name);
+	long klen = name_to_key(name, len, key, sizeof(key));
+
+	if (klen >= 0 && featonline_has(dir->fs, obj_name(dir), key,
+					(size_t)klen)) {
+		*type = &online_csv_type;
+		return 0;
+	}
+	if (len > 5 && strcmp(name + len - 5, ".json") == 0) {
+		klen = name_to_key(name, len - 5, key, sizeof(key));
+		if (klen >= 0 && featonline_has(dir->fs, obj_name(dir), key,
+						(size_t)klen)) {
+			*type = &online_json_type;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+struct online_fill {
+	node_fill_fn fill;
+	void *ctx;
+};
+
+static int online_fill_one(void *arg, const char *key, size_t len)
+{
+	struct online_fill *of = arg;
+	char name[ONLINE_NAME_MAX + 1];
+
+	/* a key whose name would pass NAME_MAX is read through join only */
+	if (key_to_name(key, len, name, sizeof(name)) < 0)
+		return 0;
+	return of->fill(of->ctx, name, &online_csv_type);
+}
+
+static int online_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	struct online_fill of = { fill, ctx };
+
+	return featonline_list(dir->fs, obj_name(dir), online_fill_one, &of);
+}
+
 #define VFILE(name)                                                           \
 	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = obj_vfile_open,     \
 	  .read = obj_vfile_read, .release = obj_vfile_release,               \
@@ -286,6 +427,8 @@ static const struct node_type set_files[] = {
 	  .check = ctl_check, .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
 	  .getattr = obj_file_getattr },
+	{ "online", S_IFDIR | 0555, NODE_F_DYNAMIC, .lookup = online_lookup,
+	  .list = online_list, .getattr = obj_dir_getattr },
 	{ "offline.csv", S_IFREG | 0444, 0, .open = obj_vfile_open,
 	  .read = obj_vfile_read, .release = obj_vfile_release,
 	  .fsync = obj_vfile_fsync, .getattr = obj_vfile_getattr,

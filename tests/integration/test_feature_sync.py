@@ -136,6 +136,8 @@ def test_a_synced_set_survives_the_s3_store(mlfs_factory, s3server):
     assert json.loads((d / "v2" / "stats").read_text())["rows"] == 3
     r = sh(f"echo c1,2024-01-02 > {d}/join; cat {d}/join")
     assert r.stdout.splitlines()[1] == "c1,2024-01-02,17.5,1,fr,7"
+    # the fresh mount's index loads the online store from the history
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2"]
 
 
 def test_join_gives_each_row_the_features_as_of_its_time(mlfs):
@@ -186,3 +188,59 @@ def test_bad_join_rows_are_answered_in_place(mlfs):
     # a pinned version joins with its own history; before a sync, nothing
     assert sh(f"echo c1,2024-01-02 > {d}/v1/join; cat {d}/v1/join"
               ).stdout.splitlines()[1] == "c1,2024-01-02,,,,"
+
+
+NOTTL = dict(SPEC)
+del NOTTL["ttl"]
+
+
+def test_online_reads_each_entity_as_of_now_and_join_agrees(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2"]
+    text = (d / "online" / "c1").read_text()
+    head, row = text.splitlines()
+    assert head == "customer_id,as_of,spend_7d,txns_1h,country,amount_last"
+    as_of = row.split(",")[1]
+    # long after the last event: the windows are empty, last values stay
+    assert row == f"c1,{as_of},0,0,fr,7"
+    r = sh(f"echo c1,{as_of} > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1] == row
+    j = json.loads((d / "online" / "c2.json").read_text())
+    assert j == {"customer_id": "c2", "as_of": j["as_of"], "spend_7d": 0,
+                 "txns_1h": 0, "country": "de", "amount_last": 3}
+    assert not os.path.exists(d / "online" / "c3")
+    r = sh(f"cat {d}/online/c3")
+    assert r.returncode != 0 and "No such file" in r.stderr
+
+
+def test_online_keys_that_are_not_names_are_percent_encoded(mlfs):
+    t = mlfs.mnt / "datasets" / "transactions"
+    t.mkdir()
+    (t / "data.csv").write_text(
+        "k1,k2,ts,amount\n"
+        "\"a/b,c\",x y,2024-01-01T00:00:00Z,1\n"
+        ".hidden,é,2024-01-01T00:00:00Z,2\n")
+    d = mlfs.mnt / "features" / "odd"
+    d.mkdir()
+    (d / "spec").write_text(json.dumps(
+        {"entity": ["k1", "k2"], "timestamp": "ts", "source": "transactions",
+         "features": [{"name": "a", "column": "amount"}]}))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "odd-sync-1") == "succeeded\n"
+    names = sorted(os.listdir(d / "online"))
+    assert names == ["%2Ehidden,%C3%A9", "a%2Fb%2Cc,x%20y"]
+    row = (d / "online" / "a%2Fb%2Cc,x%20y").read_text().splitlines()[1]
+    assert row.startswith('"a/b,c",x y,') and row.endswith(",1")
+
+
+def test_a_new_spec_empties_the_online_store_until_it_is_synced(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    assert len(os.listdir(d / "online")) == 2
+    (d / "spec").write_text(json.dumps(dict(NOTTL, ttl="1d")))
+    assert os.listdir(d / "online") == []
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-2") == "succeeded\n"
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2"]
+    # the 1d ttl ran out long ago: every feature is missing now
+    assert (d / "online" / "c1").read_text().splitlines()[1].endswith(
+        ",,,,")
