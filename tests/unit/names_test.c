@@ -101,5 +101,42 @@ int main(void)
 	problem_set(&pb, 0, 0, "no position");
 	problem_format(&pb, out, sizeof(out));
 	is_str(out, "no position", "without a path or position");
+	{
+		static const struct {
+			const char *raw;
+			size_t len;
+			const char *name;
+		} enc[] = {
+			{ "c1", 2, "c1" },
+			{ "a/b,c", 5, "a%2Fb%2Cc" },
+			{ ".x", 2, "%2Ex" },
+			{ "x.y~_-", 6, "x.y~_-" },
+			{ "\xc3\xa9 %", 4, "%C3%A9%20%25" },
+			{ "", 0, "" },
+		};
+		static const char *const bad[] = { "%", "%2", "%zz", "%41",
+						   "a b", "a/b", ".x", "%2e",
+						   "x%2Ey" };
+		char buf[64];
+
+		for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+			long n = name_encode(enc[i].raw, enc[i].len, buf,
+					     sizeof(buf));
+
+			is_str(n >= 0 ? buf : "(error)", enc[i].name,
+			       "name_encode");
+			n = name_decode(enc[i].name, strlen(enc[i].name), buf,
+					sizeof(buf));
+			ok(n == (long)enc[i].len &&
+				   !memcmp(buf, enc[i].raw, enc[i].len),
+			   "name_decode gives the bytes back");
+		}
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			is_int(name_decode(bad[i], strlen(bad[i]), buf,
+					   sizeof(buf)),
+			       -EINVAL, bad[i]);
+		is_int(name_encode("/////", 5, buf, 10), -ENAMETOOLONG,
+		       "an encoding past its room");
+	}
 	return done();
 }
