@@ -471,6 +471,140 @@ out:
 	return rc;
 }
 
+/* Order of the new events: by time, then as given (a stable sort). */
+struct ev_ref {
+	double t;
+	size_t i;
+};
+
+static int ev_ref_cmp(const void *a, const void *b)
+{
+	const struct ev_ref *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The text of old event e's categorical column c, or NULL. */
+static const char *old_text(const struct feat_hist *h, size_t e, size_t c,
+			    size_t *len)
+{
+	double x = h->v[e * h->ncols + c];
+	uint64_t i = (uint64_t)x;
+
+	if (isnan(x) || x < 0 || (double)i != x || i >= h->ndict[c])
+		return NULL;
+	*len = h->doff[c][i + 1] - h->doff[c][i];
+	return h->dict[c] + h->doff[c][i];
+}
+
+int feat_hist_merge(const struct feat_hist *one, const bool *cat,
+		    size_t ncols, const char *key, size_t klen, bool iso,
+		    const struct feat_event *ev, size_t n, void **buf,
+		    size_t *len)
+{
+	size_t m = one ? one->nev : 0, total = m + n, o = 0, x = 0;
+	uint64_t *ndict = calloc(ncols + 1, sizeof(*ndict));
+	uint64_t *dlen = calloc(ncols + 1, sizeof(*dlen));
+	bool *ct = calloc(ncols + 1, sizeof(*ct));
+	struct ev_ref *ord = malloc((n + 1) * sizeof(*ord));
+	uint64_t **doff = calloc(ncols + 1, sizeof(*doff));
+	char **dict = calloc(ncols + 1, sizeof(*dict));
+	char *out = NULL, *p;
+	double *t, *v;
+	int rc = -ENOMEM;
+
+	if (!ndict || !dlen || !ct || !ord || !doff || !dict)
+		goto out;
+	for (size_t c = 0; c < ncols; c++) {
+		ct[c] = one ? one->coltype[c] != 0 : cat[c];
+		if (!ct[c])
+			continue;
+		for (size_t e = 0; e < m; e++) {
+			size_t l;
+
+			if (old_text(one, e, c, &l)) {
+				ndict[c]++;
+				dlen[c] += l;
+			}
+		}
+		for (size_t e = 0; e < n; e++) {
+			if (ev[e].str[c]) {
+				ndict[c]++;
+				dlen[c] += ev[e].slen[c];
+			}
+		}
+	}
+	for (size_t e = 0; e < n; e++)
+		ord[e] = (struct ev_ref){ ev[e].t, e };
+	qsort(ord, n, sizeof(*ord), ev_ref_cmp);
+	*len = feat_hist_size(1, total, ncols, klen, ct, ndict, dlen);
+	out = calloc(1, *len);
+	if (!out)
+		goto out;
+	p = feat_hist_head(out, 1, total, ncols, iso || (one && one->iso),
+			   klen, ct, ndict, dlen);
+	((uint64_t *)p)[1] = klen;
+	((uint64_t *)p)[3] = total;
+	p += 32;
+	memcpy(p, key, klen);
+	t = (double *)(p + pad8(klen));
+	v = t + total;
+	p = (char *)(v + total * ncols);
+	for (size_t c = 0; c < ncols; c++) {
+		if (!ct[c])
+			continue;
+		doff[c] = (uint64_t *)p;
+		dict[c] = p + (ndict[c] + 1) * 8;
+		p = dict[c] + pad8(dlen[c]);
+		ndict[c] = 0; /* counts again as entries are written */
+	}
+	/* merge: old events first among equal times */
+	for (size_t e = 0; e < total; e++) {
+		bool take_old = o < m && (x == n || one->t[o] <= ord[x].t);
+
+		for (size_t c = 0; c < ncols; c++) {
+			const char *s = NULL;
+			size_t l = 0;
+			double val;
+
+			if (take_old) {
+				val = one->v[o * ncols + c];
+				if (ct[c])
+					s = old_text(one, o, c, &l);
+			} else {
+				val = ev[ord[x].i].num[c];
+				s = ev[ord[x].i].str[c];
+				l = s ? ev[ord[x].i].slen[c] : 0;
+			}
+			if (ct[c]) {
+				val = NAN;
+				if (s) {
+					uint64_t j = ndict[c]++;
+
+					memcpy(dict[c] + doff[c][j], s, l);
+					doff[c][j + 1] = doff[c][j] + l;
+					val = (double)j;
+				}
+			}
+			v[e * ncols + c] = val;
+		}
+		t[e] = take_old ? one->t[o++] : ord[x++].t;
+	}
+	rc = 0;
+out:
+	if (rc == 0)
+		*buf = out;
+	free(ndict);
+	free(dlen);
+	free(ct);
+	free(ord);
+	free(doff);
+	free(dict);
+	return rc;
+}
+
 void feat_hist_free(struct feat_hist *h)
 {
 	free(h->doff);

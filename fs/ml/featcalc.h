@@ -133,6 +133,26 @@ char *feat_hist_head(char *out, size_t nkeys, size_t nev, size_t ncols,
 int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 		    size_t *len);
 
+/* A new event of one entity, for feat_hist_merge. */
+struct feat_event {
+	double t;
+	const double *num;     /* ncols values: numbers, NAN missing */
+	const char *const *str; /* ncols: a categorical column's text, or
+				   NULL (missing, or a numeric column) */
+	const size_t *slen;
+};
+
+/*
+ * feat_hist_merge: one (a history of key alone, NULL for a new key with
+ * column types cat[]) with n more events, as a new history in *buf (*len
+ * bytes): the events in time order, the earlier ones first among equal
+ * times and the new ones in their order.  iso: times came as text.
+ */
+int feat_hist_merge(const struct feat_hist *one, const bool *cat,
+		    size_t ncols, const char *key, size_t klen, bool iso,
+		    const struct feat_event *ev, size_t n, void **buf,
+		    size_t *len);
+
 /* The key index of the entity key (values joined by FEAT_KEY_SEP), or -1. */
 long feat_hist_find(const struct feat_hist *h, const char *key, size_t len);
 

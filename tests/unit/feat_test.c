@@ -5,6 +5,7 @@
  * the loader must refuse whatever byte is changed in it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +469,106 @@ static void test_slice(void)
 	feat_spec_free(s);
 }
 
+/* Events merged into a key's record answer as a history built with them. */
+static void test_merge(void)
+{
+	static const double at[] = { 3600, 6999, 7000, 7201, 9000, 99999 };
+	struct feat_spec *s = compile(spec_text);
+	struct problem pb = { 0 };
+	struct feat_hist h, h2, a1, a2, mg;
+	uint64_t skipped;
+	char why[128], *all;
+	void *b1, *b2, *s1, *s2, *mb;
+	size_t l1, l2, sl1, sl2, ml, same = 0, total = 0;
+	/* columns: amount, country, age */
+	const double n1[] = { 100, NAN, 50 }, n2[] = { 1, NAN, NAN };
+	const char *t1[] = { NULL, "IT", NULL }, *t2[] = { NULL, NULL, NULL };
+	const size_t z1[] = { 0, 2, 0 }, z2[] = { 0, 0, 0 };
+	const struct feat_event ev[] = { { 9000, n2, t2, z2 },
+					 { 7000, n1, t1, z1 } };
+
+	build(s, events, &b1, &l1, &skipped, &pb);
+	feat_hist_load(b1, l1, s, &h, why, sizeof(why));
+	h.owned = b1;
+	if (asprintf(&all, "%s3600,a,1.5,,\n7000,a,100,IT,50\n9000,a,1,NA,NA\n",
+		     events) < 0)
+		return;
+	is_int(build(s, all, &b2, &l2, &skipped, &pb), 0, "the whole built");
+	feat_hist_load(b2, l2, s, &h2, why, sizeof(why));
+	h2.owned = b2;
+	feat_hist_slice(&h, (size_t)feat_hist_find(&h, "a", 1), &s1, &sl1);
+	feat_hist_load(s1, sl1, s, &a1, why, sizeof(why));
+	a1.owned = s1;
+	feat_hist_slice(&h2, (size_t)feat_hist_find(&h2, "a", 1), &s2, &sl2);
+	feat_hist_load(s2, sl2, s, &a2, why, sizeof(why));
+	a2.owned = s2;
+	{
+		/* a tie at 3600 (after the old events there), a late event
+		 * and a new one, given out of order */
+		const double n0[] = { 1.5, NAN, NAN };
+		const struct feat_event e3[] = { ev[0], { 3600, n0, t2, z2 },
+						 ev[1] };
+
+		is_int(feat_hist_merge(&a1, NULL, s->ncols, "a", 1, false, e3,
+				       3, &mb, &ml),
+		       0, "merged");
+	}
+	is_int(feat_hist_load(mb, ml, s, &mg, why, sizeof(why)), 0,
+	       "the merge loads");
+	mg.owned = mb;
+	is_int(mg.nev, a2.nev, "as many events");
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		struct strbuf x = { 0 }, y = { 0 };
+		double vx[16], vy[16];
+
+		feat_asof(s, &a2, 0, at[i], vx);
+		feat_asof(s, &mg, 0, at[i], vy);
+		for (size_t f = 0; f < s->nfeat; f++) {
+			feat_put_value(&x, s, &a2, f, vx[f]);
+			sb_append(&x, ",", 1);
+			feat_put_value(&y, s, &mg, f, vy[f]);
+			sb_append(&y, ",", 1);
+		}
+		same += x.len == y.len && !memcmp(x.buf, y.buf, x.len);
+		total++;
+		sb_free(&x);
+		sb_free(&y);
+	}
+	is_int(same, total, "merged and built answer alike at every instant");
+	{
+		bool cat[3] = { false, true, false };
+		void *nb;
+		size_t nl;
+		struct feat_hist nh;
+		double v[16];
+		struct strbuf out = { 0 };
+
+		is_int(feat_hist_merge(NULL, cat, 3, "new", 3, false, ev, 2,
+				       &nb, &nl),
+		       0, "a new key");
+		is_int(feat_hist_load(nb, nl, s, &nh, why, sizeof(why)), 0,
+		       "loads");
+		nh.owned = nb;
+		feat_asof(s, &nh, 0, 9000, v);
+		for (size_t f = 0; f < s->nfeat; f++) {
+			feat_put_value(&out, s, &nh, f, v[f]);
+			sb_append(&out, ",", 1);
+		}
+		sb_append(&out, "", 1);
+		is_str(out.buf, "2,101,50.5,IT,100,70.0035713374682,50,50,",
+		       "its values");
+		sb_free(&out);
+		feat_hist_free(&nh);
+	}
+	free(all);
+	feat_hist_free(&mg);
+	feat_hist_free(&a1);
+	feat_hist_free(&a2);
+	feat_hist_free(&h);
+	feat_hist_free(&h2);
+	feat_spec_free(s);
+}
+
 int main(void)
 {
 	test_values();
@@ -476,5 +577,6 @@ int main(void)
 	test_load_hostile();
 	test_join();
 	test_slice();
+	test_merge();
 	return done();
 }
