@@ -667,6 +667,7 @@ static int fs_setup(struct fs *fs, const struct cli *cli)
 	pthread_mutex_init(&fs->errors_lock, NULL);
 	pthread_mutex_init(&fs->ds_lock, NULL);
 	pthread_mutex_init(&fs->cat_lock, NULL);
+	pthread_mutex_init(&fs->online_lock, NULL);
 	fs_glue_init(fs);
 	root_init();
 	if (repo_open(fs) < 0 || served_cache_open(fs) < 0 ||

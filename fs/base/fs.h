@@ -135,6 +135,8 @@ struct fs {
 				       * NULL on a local store */
 	_Atomic uint64_t cat_gen;     /* bumped by every META_CAT change */
 	pthread_mutex_t cat_lock;     /* serialises catalog writes */
+	pthread_mutex_t online_lock;  /* serialises event appends and loads
+					 of feature sets' online stores */
 	uint64_t cat_written;         /* under cat_lock: cat_gen last put */
 
 	/* counters for .mlfs/stats */

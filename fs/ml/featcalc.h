@@ -92,15 +92,17 @@ int feat_spec_compile(json_t *spec, struct feat_spec **out);
 void feat_spec_free(struct feat_spec *s);
 
 /*
- * feat_hist_build: the history of the events in t (parsed CSV with a
- * header; NULL: none) at or before cut, under spec, as a malloc'd buffer
- * in *buf (*len bytes).  Rows with an empty entity are skipped
- * (*skipped).  -EINVAL with pb (line and column in the CSV, taking one
- * record a line) for a missing column, a bad time, text in a numeric
- * column or a value a reject feature refuses.
+ * feat_hist_build: the history of the events in tabs[0..ntabs) (parsed
+ * CSV with a header; NULL or empty: none; a source dataset, then the
+ * event log) at or before cut, under spec, as a malloc'd buffer in *buf
+ * (*len bytes).  Rows with an empty entity are skipped (*skipped).
+ * -EINVAL with pb (line and column in table *which, taking one record a
+ * line) for a missing column, a bad time, text in a numeric column or a
+ * value a reject feature refuses.
  */
-int feat_hist_build(const struct feat_spec *spec, const struct table *t,
-		    double cut, void **buf, size_t *len, uint64_t *skipped,
+int feat_hist_build(const struct feat_spec *spec,
+		    const struct table *const *tabs, size_t ntabs, double cut,
+		    void **buf, size_t *len, uint64_t *skipped, size_t *which,
 		    struct problem *pb);
 
 /*

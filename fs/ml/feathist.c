@@ -144,6 +144,7 @@ struct build {
 	double *vals;           /* per table row, ncols each */
 	bool iso;
 	double cut;             /* later events are left out */
+	size_t base;            /* rows of the tables before t */
 	struct problem *pb;
 };
 
@@ -213,7 +214,6 @@ static int types_find(struct build *b)
 					   "one feature and numeric for "
 					   "another",
 					   s->cols[c]);
-		b->cat[c] = s->cat[c];
 		for (size_t r = 0; !b->cat[c] && r < b->t->nrows; r++) {
 			size_t len;
 			const char *p = cell(b->t, r, b->col[c], &len);
@@ -292,7 +292,7 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 	if (tv > b->cut)
 		return 1;
 	for (size_t c = 0; c < s->ncols; c++) {
-		double *v = &b->vals[r * s->ncols + c];
+		double *v = &b->vals[(b->base + r) * s->ncols + c];
 
 		p = cell(b->t, r, b->col[c], &len);
 		if (csv_is_missing(p, len)) {
@@ -313,7 +313,8 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 	id = intern_add(&b->keys, key, klen);
 	if (id < 0)
 		return (int)id;
-	b->ev[b->nev++] = (struct ev){ (uint32_t)id, (uint32_t)r, tv };
+	b->ev[b->nev++] = (struct ev){ (uint32_t)id, (uint32_t)(b->base + r),
+				       tv };
 	return 0;
 }
 
@@ -412,14 +413,13 @@ static int order_events(struct build *b, uint32_t **order_out)
 	return 0;
 }
 
-int feat_hist_build(const struct feat_spec *spec, const struct table *t,
-		    double cut, void **buf, size_t *len, uint64_t *skipped,
+int feat_hist_build(const struct feat_spec *spec,
+		    const struct table *const *tabs, size_t ntabs, double cut,
+		    void **buf, size_t *len, uint64_t *skipped, size_t *which,
 		    struct problem *pb)
 {
-	static const struct table none = { 0 };
-	struct build b = { .spec = spec, .t = t ? t : &none, .cut = cut,
-			   .pb = pb };
-	size_t nc = spec->ncols;
+	struct build b = { .spec = spec, .cut = cut, .pb = pb };
+	size_t nc = spec->ncols, rows = 0, ti;
 	uint32_t *order = NULL;
 	char *key;
 	int rc = 0;
@@ -427,27 +427,43 @@ int feat_hist_build(const struct feat_spec *spec, const struct table *t,
 	*buf = NULL;
 	*len = 0;
 	*skipped = 0;
-	t = b.t;
-	if (t->nrows >= UINT32_MAX)
+	*which = 0;
+	for (ti = 0; ti < ntabs; ti++)
+		rows += tabs[ti] ? tabs[ti]->nrows : 0;
+	if (rows >= UINT32_MAX)
 		return problem_set(pb, 0, 0, "more than 4 billion events");
 	key = malloc(4096);
 	b.ent = calloc(spec->nent + 1, sizeof(*b.ent));
 	b.col = calloc(nc + 1, sizeof(*b.col));
 	b.cat = calloc(nc + 1, sizeof(*b.cat));
 	b.dict = calloc(nc + 1, sizeof(*b.dict));
-	b.ev = malloc((t->nrows + 1) * sizeof(*b.ev));
-	b.vals = malloc((t->nrows * nc + 1) * sizeof(*b.vals));
+	b.ev = malloc((rows + 1) * sizeof(*b.ev));
+	b.vals = malloc((rows * nc + 1) * sizeof(*b.vals));
 	if (!key || !b.ent || !b.col || !b.cat || !b.dict || !b.ev || !b.vals)
 		rc = -ENOMEM;
-	if (rc == 0 && t->nrows)
-		rc = columns_find(&b);
-	if (rc == 0)
-		rc = types_find(&b);
-	for (size_t r = 0; rc == 0 && r < t->nrows; r++) {
-		rc = row_read(&b, r, key, 4096);
-		if (rc == 1) { /* no entity, or after the cut */
-			(*skipped)++;
-			rc = 0;
+	for (size_t c = 0; rc == 0 && c < nc; c++)
+		b.cat[c] = spec->cat[c];
+	/* the columns' types over every table, then the rows */
+	for (int pass = 0; pass < 2; pass++) {
+		b.base = 0;
+		for (ti = 0; rc == 0 && ti < ntabs; ti++) {
+			b.t = tabs[ti];
+			if (!b.t || !b.t->nrows)
+				continue;
+			*which = ti;
+			rc = columns_find(&b);
+			if (rc == 0 && pass == 0)
+				rc = types_find(&b);
+			for (size_t r = 0; rc == 0 && pass == 1 &&
+					   r < b.t->nrows;
+			     r++) {
+				rc = row_read(&b, r, key, 4096);
+				if (rc == 1) { /* no entity, or after the cut */
+					(*skipped)++;
+					rc = 0;
+				}
+			}
+			b.base += b.t->nrows;
 		}
 	}
 	if (rc == 0)

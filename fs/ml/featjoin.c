@@ -18,7 +18,8 @@
 
 struct jstream {
 	const struct feat_spec *spec;
-	const struct feat_hist *h;   /* NULL: not synced, nothing known */
+	jstream_find_fn find;
+	void *arg;
 	struct strbuf part;          /* a row not ended yet */
 	uint64_t line;               /* rows read */
 	bool decided;                /* the first row was looked at */
@@ -36,8 +37,8 @@ struct jstream {
 	bool too_long;               /* the current row passed the limit */
 };
 
-int jstream_new(const struct feat_spec *spec, const struct feat_hist *h,
-		struct jstream **out)
+int jstream_new(const struct feat_spec *spec, jstream_find_fn find,
+		void *arg, struct jstream **out)
 {
 	struct jstream *s = calloc(1, sizeof(*s));
 
@@ -45,7 +46,8 @@ int jstream_new(const struct feat_spec *spec, const struct feat_hist *h,
 	if (!s)
 		return -ENOMEM;
 	s->spec = spec;
-	s->h = h && h->nev ? h : NULL;
+	s->find = find;
+	s->arg = arg;
 	s->ent = calloc(spec->nent + 1, sizeof(*s->ent));
 	s->vals = calloc(spec->nfeat + 1, sizeof(*s->vals));
 	if (!s->ent || !s->vals) {
@@ -187,12 +189,12 @@ static int answer(struct jstream *s, const char *p, size_t len,
 		  struct strbuf *out)
 {
 	const struct feat_spec *sp = s->spec;
+	const struct feat_hist *h = NULL;
 	struct problem pb = { 0 };
 	char msg[600];
 	const char *f;
-	size_t flen;
+	size_t flen, k;
 	double t;
-	long k = -1;
 	int rc;
 
 	s->line++;
@@ -235,11 +237,12 @@ static int answer(struct jstream *s, const char *p, size_t len,
 	}
 	if (rc)
 		return -ENOMEM;
-	if (s->h)
-		k = feat_hist_find(s->h, s->key.buf ? s->key.buf : "",
-				   s->key.len);
-	if (k >= 0)
-		feat_asof(sp, s->h, (size_t)k, t, s->vals);
+	rc = s->find(s->arg, s->key.buf ? s->key.buf : "", s->key.len, &h, &k);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = 0;
+	if (h)
+		feat_asof(sp, h, k, t, s->vals);
 	else
 		for (size_t i = 0; i < sp->nfeat; i++)
 			s->vals[i] = NAN;
@@ -250,7 +253,7 @@ static int answer(struct jstream *s, const char *p, size_t len,
 	}
 	for (size_t i = 0; rc == 0 && i < sp->nfeat; i++)
 		rc = sb_append(out, ",", 1) ||
-		     (s->h && feat_put_value(out, sp, s->h, i, s->vals[i]));
+		     (h && feat_put_value(out, sp, h, i, s->vals[i]));
 	return rc ? -ENOMEM : sb_append(out, "\n", 1);
 }
 

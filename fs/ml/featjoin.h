@@ -16,9 +16,17 @@
 
 struct jstream;
 
-/* h may be NULL (not synced: every feature is missing). Both outlive s. */
-int jstream_new(const struct feat_spec *spec, const struct feat_hist *h,
-		struct jstream **out);
+/*
+ * Where the events of an entity are: find gives the history holding key
+ * (klen bytes) and its index there (valid until the next call), or
+ * -ENOENT for an entity with none.
+ */
+typedef int (*jstream_find_fn)(void *arg, const char *key, size_t klen,
+			       const struct feat_hist **h, size_t *k);
+
+/* spec and what find reads outlive s. */
+int jstream_new(const struct feat_spec *spec, jstream_find_fn find,
+		void *arg, struct jstream **out);
 /*
  * jstream_write: answer every complete row of buf into out.  0, -EIO if a
  * row was answered with an error line, -E2BIG for a row past 1 MiB,

@@ -14,13 +14,17 @@
  * again, so readers see the old records or the new, never a mix.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "featcalc.h"
+#include "featevents.h"
 #include "featonline.h"
 #include "fs.h"
 #include "jsonout.h"
@@ -42,63 +46,319 @@ static int record_key(const char *set, const char *key, size_t klen,
 	return 0;
 }
 
-/* What the store should hold: the latest version's history, or none. */
-static int wanted(struct fs *fs, const char *set, json_t **man,
-		  char *mark, size_t cap)
-{
-	const char *hash;
-	int rc = repo_version(fs, &repo_features, set, 0, man);
+/*
+ * The marker, "<set>/" -> "<history hash or none> <incarnation> <seq>":
+ * the history loaded, the set's incarnation (a set made again under the
+ * same name has a log of its own) and the last log segment applied.
+ */
+struct mark {
+	char hist[72];
+	char inc[40];
+	uint64_t seq;
+};
 
+static void log_key(const char *set, const char *inc, uint64_t seq,
+		    char *out, size_t cap)
+{
+	snprintf(out, cap, "features/%s/events/%s/%012llu.csv", set, inc,
+		 (unsigned long long)seq);
+}
+
+/* What the store should hold: the latest version's history and log cut. */
+static int wanted(struct fs *fs, const char *set, json_t **man,
+		  struct mark *m, uint64_t *cut)
+{
+	const char *hash, *inc;
+	json_t *rec;
+	int rc = repo_get(fs, &repo_features, set, &rec);
+
+	*man = NULL;
+	if (rc < 0)
+		return rc;
+	inc = json_string_value(json_object_get(rec, "incarnation"));
+	snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "0");
+	json_decref(rec);
+	rc = repo_version(fs, &repo_features, set, 0, man);
 	if (rc < 0)
 		return rc;
 	hash = json_string_value(json_object_get(
 		json_object_get(json_object_get(*man, "files"), "history"),
 		"hash"));
-	snprintf(mark, cap, "%s", hash ? hash : "none");
+	snprintf(m->hist, sizeof(m->hist), "%s", hash ? hash : "none");
+	*cut = (uint64_t)json_integer_value(json_object_get(*man, "log_cut"));
 	return 0;
 }
 
-static bool is_loaded(struct fs *fs, const char *set, const char *mark)
+static int mark_read(struct meta_txn *t, const char *set, struct mark *m)
 {
-	struct meta_txn *t;
 	char key[300], *val = NULL;
+	unsigned long long seq;
 	size_t len;
-	bool same = false;
+	int rc;
 
 	snprintf(key, sizeof(key), "%s/", set);
+	rc = meta_get(t, META_ONLINE, key, &val, &len);
+	if (rc == 0 && sscanf(val, "%71s %39s %llu", m->hist, m->inc, &seq) != 3)
+		rc = -ENOENT;
+	if (rc == 0)
+		m->seq = seq;
+	free(val);
+	return rc;
+}
+
+static int mark_write(struct meta_txn *t, const char *set,
+		      const struct mark *m)
+{
+	char key[300], val[160];
+
+	snprintf(key, sizeof(key), "%s/", set);
+	snprintf(val, sizeof(val), "%s %s %llu", m->hist, m->inc,
+		 (unsigned long long)m->seq);
+	return meta_put(t, META_ONLINE, key, val, strlen(val));
+}
+
+/* Does the store hold want's history and incarnation?  (*have: its mark) */
+static bool is_loaded(struct fs *fs, const char *set, const struct mark *want,
+		      struct mark *have)
+{
+	struct meta_txn *t;
+	bool same = false;
+
 	if (meta_txn_begin(fs->meta, true, &t) < 0)
 		return false;
-	if (meta_get(t, META_ONLINE, key, &val, &len) == 0)
-		same = strcmp(val, mark) == 0;
+	if (mark_read(t, set, have) == 0)
+		same = strcmp(have->hist, want->hist) == 0 &&
+		       strcmp(have->inc, want->inc) == 0;
 	meta_txn_abort(t);
-	free(val);
 	return same;
 }
 
-/* Replace set's records by h's keys (h NULL: none), in one transaction. */
-static int replace(struct fs *fs, const char *set, const char *mark,
-		   const struct feat_hist *h, size_t *skipped)
+/* An entity's record, loaded into *h (an aligned copy); -ENOENT. */
+static int record_get(struct meta_txn *t, const char *rkey,
+		      const struct feat_spec *spec, struct feat_hist *h)
 {
-	struct meta_txn *t;
-	char prefix[300], key[800];
-	int rc;
+	char why[200], *val = NULL;
+	size_t len;
+	int rc = meta_get(t, META_ONLINE, rkey, &val, &len);
 
-	snprintf(prefix, sizeof(prefix), "%s/", set);
-	rc = meta_txn_begin(fs->meta, false, &t);
-	if (rc < 0)
+	if (rc == 0 && feat_hist_load(val, len, spec, h, why, sizeof(why)) < 0)
+		rc = -EIO;
+	if (rc < 0) {
+		free(val);
 		return rc;
-	{
-		char *val = NULL;
+	}
+	h->owned = val;
+	return 0;
+}
+
+static int ord_cmp(const void *a, const void *b, void *arg)
+{
+	const struct feat_batch *bt = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b, lx, ly;
+	const char *kx = feat_batch_key(bt, x, &lx);
+	const char *ky = feat_batch_key(bt, y, &ly);
+	int c = memcmp(kx, ky, lx < ly ? lx : ly);
+
+	if (c == 0)
+		c = (lx > ly) - (lx < ly);
+	return c ? c : (x > y) - (x < y);
+}
+
+/*
+ * Merge the batch into the records in t (check only: judge that every
+ * value fits its entity's column types, and write nothing).  -EINVAL
+ * with pb for a value that does not.
+ */
+static int apply(struct meta_txn *t, const char *set,
+		 const struct feat_spec *spec, const struct feat_batch *b,
+		 bool check, struct problem *pb)
+{
+	size_t *ord = malloc((b->n + 1) * sizeof(*ord));
+	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
+	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
+	int rc = ord && ev && cat ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < b->n && ord; i++)
+		ord[i] = i;
+	if (rc == 0)
+		qsort_r(ord, b->n, sizeof(*ord), ord_cmp, (void *)b);
+	for (size_t g = 0; rc == 0 && g < b->n;) {
+		struct feat_hist one = { 0 };
+		char rkey[800];
+		size_t klen, n = 0, ln;
+		const char *key = feat_batch_key(b, ord[g], &klen);
+		bool have;
+		void *buf;
 		size_t len;
 
-		/* another reader loaded it meanwhile */
-		if (meta_get(t, META_ONLINE, prefix, &val, &len) == 0 &&
-		    strcmp(val, mark) == 0) {
-			free(val);
-			meta_txn_abort(t);
-			return 0;
+		while (g + n < b->n &&
+		       (feat_batch_key(b, ord[g + n], &ln), ln == klen) &&
+		       memcmp(feat_batch_key(b, ord[g + n], &ln), key, klen) ==
+			       0)
+			n++;
+		rc = record_key(set, key, klen, rkey, sizeof(rkey));
+		if (rc < 0) {
+			rc = problem_set(pb, (unsigned)b->line[ord[g]], 0,
+					 "the entity key is too long");
+			break;
 		}
-		free(val);
+		rc = record_get(t, rkey, spec, &one);
+		have = rc == 0;
+		if (rc == -ENOENT)
+			rc = 0;
+		for (size_t c = 0; rc == 0 && c < spec->ncols; c++) {
+			const struct feat_event *e0 = &b->ev[ord[g]];
+
+			cat[c] = have ? one.coltype[c] != 0
+				      : spec->cat[c] ||
+						(!spec->num[c] && e0->str[c] &&
+						 isnan(e0->num[c]));
+			for (size_t i = 0; i < n && !cat[c]; i++) {
+				const struct feat_event *e = &b->ev[ord[g + i]];
+
+				if (e->str[c] && isnan(e->num[c]))
+					rc = problem_set(
+						pb, (unsigned)b->line[ord[g + i]],
+						0,
+						"\"%s\": \"%.*s\" is not a number "
+						"(the column holds numbers)",
+						spec->cols[c],
+						(int)(e->slen[c] > 40 ? 40
+								      : e->slen[c]),
+						e->str[c]);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			ev[i] = b->ev[ord[g + i]];
+		if (rc == 0 && !check) {
+			rc = feat_hist_merge(have ? &one : NULL, cat,
+					     spec->ncols, key, klen, b->iso, ev,
+					     n, &buf, &len);
+			if (rc == 0) {
+				rc = meta_put(t, META_ONLINE, rkey, buf, len);
+				free(buf);
+			}
+		}
+		feat_hist_free(&one);
+		g += n;
+	}
+	free(ord);
+	free(ev);
+	free(cat);
+	return rc;
+}
+
+struct seg_list {
+	uint64_t *seq;
+	size_t n, cap;
+	uint64_t after;
+};
+
+static int seg_one(void *arg, const char *key, const struct store_stat *st)
+{
+	struct seg_list *l = arg;
+	const char *base = strrchr(key, '/');
+	unsigned long long seq;
+	char tail[8];
+
+	(void)st;
+	if (!base || sscanf(base + 1, "%12llu%7s", &seq, tail) != 2 ||
+	    strcmp(tail, ".csv") != 0 || seq <= l->after)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		uint64_t *p = realloc(l->seq, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->seq = p;
+		l->cap = cap;
+	}
+	l->seq[l->n++] = seq;
+	return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The log's segments of inc after seq after, in order (*out malloc'd). */
+static int log_segments(struct fs *fs, const char *set, const char *inc,
+			uint64_t after, uint64_t **out, size_t *n)
+{
+	char prefix[400];
+	struct seg_list l = { .after = after };
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "features/%s/events/%s/", set, inc);
+	rc = store_list(fs->store, prefix, seg_one, &l);
+	if (rc < 0 && rc != -ENOENT) {
+		free(l.seq);
+		return rc;
+	}
+	if (l.n)
+		qsort(l.seq, l.n, sizeof(*l.seq), u64_cmp);
+	*out = l.seq;
+	*n = l.n;
+	return 0;
+}
+
+/* A log segment's events, appended to b. */
+static int segment_read(struct fs *fs, const char *set, const char *inc,
+			uint64_t seq, const struct feat_spec *spec,
+			struct feat_batch *b)
+{
+	struct problem pb = { 0 };
+	char key[400], *text;
+	const char *nl;
+	size_t len;
+	int rc;
+
+	log_key(set, inc, seq, key, sizeof(key));
+	rc = store_get(fs->store, key, (size_t)1 << 30, &text, &len);
+	if (rc < 0)
+		return rc;
+	nl = memchr(text, '\n', len);
+	rc = nl ? feat_rows_parse(spec, text, (size_t)(nl - text), nl + 1,
+				  len - (size_t)(nl - text) - 1, 2, b, &pb)
+		: 0;
+	if (rc < 0)
+		fs_log(fs, 3, "%s: %u:%u: %s", key, pb.line, pb.col, pb.msg);
+	free(text);
+	return rc;
+}
+
+/* Replace set's records: h's keys (NULL: none), then the log after cut. */
+static int reload(struct fs *fs, const char *set, struct mark *m,
+		  const struct feat_spec *spec, const struct feat_hist *h,
+		  uint64_t cut, size_t *skipped)
+{
+	struct feat_batch b = { 0 };
+	struct problem pb = { 0 };
+	struct meta_txn *t;
+	char prefix[300], key[800];
+	uint64_t *segs = NULL;
+	size_t nsegs = 0;
+	int rc;
+
+	/* the log first, outside any transaction */
+	m->seq = cut;
+	rc = log_segments(fs, set, m->inc, cut, &segs, &nsegs);
+	for (size_t i = 0; rc == 0 && i < nsegs; i++) {
+		rc = segment_read(fs, set, m->inc, segs[i], spec, &b);
+		m->seq = segs[i];
+	}
+	free(segs);
+	feat_batch_seal(&b);
+	snprintf(prefix, sizeof(prefix), "%s/", set);
+	if (rc == 0)
+		rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc < 0) {
+		feat_batch_free(&b);
+		return rc;
 	}
 	rc = meta_drop_prefix(t, META_ONLINE, prefix);
 	for (size_t k = 0; rc == 0 && h && k < h->nkeys; k++) {
@@ -117,8 +377,11 @@ static int replace(struct fs *fs, const char *set, const char *mark,
 			free(buf);
 		}
 	}
+	if (rc == 0 && b.n)
+		rc = apply(t, set, spec, &b, false, &pb);
 	if (rc == 0)
-		rc = meta_put(t, META_ONLINE, prefix, mark, strlen(mark));
+		rc = mark_write(t, set, m);
+	feat_batch_free(&b);
 	if (rc < 0) {
 		meta_txn_abort(t);
 		return rc;
@@ -126,29 +389,30 @@ static int replace(struct fs *fs, const char *set, const char *mark,
 	return meta_txn_commit(t);
 }
 
-int featonline_refresh(struct fs *fs, const char *set)
+/* featonline_refresh under fs->online_lock; *m: the mark now held. */
+static int refresh_locked(struct fs *fs, const char *set, struct mark *m,
+			  struct feat_spec **spec_out)
 {
 	struct feat_spec *spec = NULL;
 	struct feat_hist h = { 0 };
-	char mark[80], key[96], why[200];
+	struct mark have;
+	char key[96], why[200];
 	size_t skipped = 0, len;
 	json_t *man = NULL;
 	char *buf = NULL;
+	uint64_t cut;
 	int rc;
 
-	rc = wanted(fs, set, &man, mark, sizeof(mark));
-	if (rc == -ENOENT)
-		return 0; /* no spec yet: nothing to serve */
-	if (rc < 0 || is_loaded(fs, set, mark)) {
-		json_decref(man);
-		return rc;
+	rc = wanted(fs, set, &man, m, &cut);
+	if (rc == 0)
+		rc = feat_spec_compile(json_object_get(man, "spec"), &spec);
+	if (rc == 0 && is_loaded(fs, set, m, &have)) {
+		m->seq = have.seq;
+		goto out;
 	}
-	if (strcmp(mark, "none") != 0) {
-		repo_blob_key(mark, key, sizeof(key));
+	if (rc == 0 && strcmp(m->hist, "none") != 0) {
+		repo_blob_key(m->hist, key, sizeof(key));
 		rc = store_get(fs->store, key, HISTORY_MAX, &buf, &len);
-		if (rc == 0)
-			rc = feat_spec_compile(json_object_get(man, "spec"),
-					       &spec);
 		if (rc == 0 &&
 		    feat_hist_load(buf, len, spec, &h, why, sizeof(why)) < 0) {
 			fs_log(fs, 3, "features/%s: %s", set, why);
@@ -156,17 +420,155 @@ int featonline_refresh(struct fs *fs, const char *set)
 		}
 	}
 	if (rc == 0)
-		rc = replace(fs, set, mark, strcmp(mark, "none") ? &h : NULL,
-			     &skipped);
-	if (rc == 0 && strcmp(mark, "none") != 0)
+		rc = reload(fs, set, m, spec,
+			    strcmp(m->hist, "none") ? &h : NULL, cut, &skipped);
+	if (rc == 0)
 		fs_log(fs, 6,
-		       "features/%s: online store loaded: %zu entities%s",
+		       "features/%s: online store loaded: %zu entities from "
+		       "the history%s, the log to segment %llu",
 		       set, h.nkeys - skipped,
-		       skipped ? " (some keys too long to keep)" : "");
+		       skipped ? " (some keys too long to keep)" : "",
+		       (unsigned long long)m->seq);
+out:
 	feat_hist_free(&h);
 	free(buf);
-	feat_spec_free(spec);
 	json_decref(man);
+	if (rc == 0 && spec_out)
+		*spec_out = spec;
+	else
+		feat_spec_free(spec);
+	return rc;
+}
+
+int featonline_refresh(struct fs *fs, const char *set)
+{
+	struct mark want, have;
+	json_t *man;
+	uint64_t cut;
+	int rc;
+
+	/* the common case, without the lock: loaded already */
+	rc = wanted(fs, set, &man, &want, &cut);
+	json_decref(man);
+	if (rc == -ENOENT)
+		return 0; /* no spec yet: nothing to serve */
+	if (rc < 0 || is_loaded(fs, set, &want, &have))
+		return rc;
+	pthread_mutex_lock(&fs->online_lock);
+	rc = refresh_locked(fs, set, &want, NULL);
+	pthread_mutex_unlock(&fs->online_lock);
+	return rc;
+}
+
+int featonline_cut(struct fs *fs, const char *set, uint64_t *seq)
+{
+	struct mark m;
+	int rc;
+
+	pthread_mutex_lock(&fs->online_lock);
+	rc = refresh_locked(fs, set, &m, NULL);
+	pthread_mutex_unlock(&fs->online_lock);
+	*seq = rc == 0 ? m.seq : 0;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int featonline_log_fd(struct fs *fs, const char *set, const char *inc,
+		      uint64_t cut)
+{
+	char path[4096], key[400], *text;
+	struct strbuf head = { 0 };
+	uint64_t *segs = NULL;
+	size_t nsegs = 0, len;
+	int fd, rc;
+
+	rc = store_tmp_path(fs->store, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	unlink(path); /* the descriptor is enough */
+	rc = log_segments(fs, set, inc, 0, &segs, &nsegs);
+	for (size_t i = 0; rc == 0 && i < nsegs && segs[i] <= cut; i++) {
+		const char *body;
+
+		log_key(set, inc, segs[i], key, sizeof(key));
+		rc = store_get(fs->store, key, (size_t)1 << 30, &text, &len);
+		if (rc < 0)
+			break;
+		/* one header, then every segment's rows */
+		body = memchr(text, '\n', len);
+		body = body ? body + 1 : text + len;
+		if (!head.len)
+			rc = sb_append(&head, text, (size_t)(body - text));
+		if (rc == 0 && i == 0 &&
+		    write(fd, head.buf, head.len) != (ssize_t)head.len)
+			rc = -EIO;
+		if (rc == 0 && write(fd, body, len - (size_t)(body - text)) !=
+				       (ssize_t)(len - (size_t)(body - text)))
+			rc = -EIO;
+		free(text);
+	}
+	free(segs);
+	sb_free(&head);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int featonline_append(struct fs *fs, const char *set,
+		      const struct feat_spec *spec, struct feat_batch *b,
+		      struct problem *pb)
+{
+	struct feat_spec *cur = NULL;
+	struct meta_txn *t;
+	struct strbuf seg = { 0 };
+	char key[400];
+	struct mark m;
+	int rc, tries;
+
+	feat_batch_seal(b);
+	pthread_mutex_lock(&fs->online_lock);
+	rc = refresh_locked(fs, set, &m, &cur);
+	/* the handle's spec must still be the latest */
+	if (rc == 0 && !json_equal(cur->json, spec->json))
+		rc = problem_set(pb, 0, 0, "the spec changed since this "
+					   "handle was opened: open it again");
+	if (rc == 0)
+		rc = meta_txn_begin(fs->meta, true, &t);
+	if (rc == 0) {
+		rc = apply(t, set, spec, b, true, pb);
+		meta_txn_abort(t);
+	}
+	if (rc == 0)
+		rc = feat_log_header(spec, &seg);
+	if (rc == 0 && sb_append(&seg, b->csv.buf, b->csv.len) < 0)
+		rc = -ENOMEM;
+	/* durable before anything sees it; a segment that exists is another
+	 * writer's (or a crash's after its write): the next number */
+	for (tries = 0; rc == 0 && tries < 1000; tries++) {
+		log_key(set, m.inc, ++m.seq, key, sizeof(key));
+		rc = store_create(fs->store, key, seg.buf, seg.len);
+		if (rc != -EEXIST)
+			break;
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = meta_txn_begin(fs->meta, false, &t);
+	if (rc == 0) {
+		rc = apply(t, set, spec, b, false, pb);
+		if (rc == 0)
+			rc = mark_write(t, set, &m);
+		if (rc == 0)
+			rc = meta_txn_commit(t);
+		else
+			meta_txn_abort(t);
+	}
+	pthread_mutex_unlock(&fs->online_lock);
+	sb_free(&seg);
+	feat_spec_free(cur);
 	return rc;
 }
 
@@ -209,6 +611,49 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 	}
 	h->owned = val;
 	return 0;
+}
+
+int featonline_find(void *reader, const char *key, size_t klen,
+		    const struct feat_hist **h, size_t *k)
+{
+	struct featonline_reader *r = reader;
+	char rkey[800];
+	struct meta_txn *t;
+	int rc;
+
+	*h = NULL;
+	*k = 0;
+	if (r->key && r->klen == klen && memcmp(r->key, key, klen) == 0) {
+		*h = r->have ? &r->h : NULL;
+		return r->have ? 0 : -ENOENT;
+	}
+	feat_hist_free(&r->h);
+	free(r->key);
+	r->have = false;
+	r->key = malloc(klen + 1);
+	if (!r->key)
+		return -ENOMEM;
+	memcpy(r->key, key, klen);
+	r->klen = klen;
+	if (record_key(r->set, key, klen, rkey, sizeof(rkey)) < 0)
+		return -ENOENT;
+	rc = meta_txn_begin(r->fs->meta, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = record_get(t, rkey, r->spec, &r->h);
+	meta_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	r->have = true;
+	*h = &r->h;
+	return 0;
+}
+
+void featonline_reader_free(struct featonline_reader *r)
+{
+	feat_hist_free(&r->h);
+	free(r->key);
+	r->key = NULL;
 }
 
 bool featonline_has(struct fs *fs, const char *set, const char *key,

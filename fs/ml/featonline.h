@@ -9,10 +9,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "featevents.h"
+#include "problem.h"
 #include "strbuf.h"
 
 struct fs;
+struct feat_spec;
 
 /*
  * featonline_refresh: load the latest version's history into the store
@@ -20,6 +24,49 @@ struct fs;
  * with no version yet.
  */
 int featonline_refresh(struct fs *fs, const char *set);
+
+/*
+ * featonline_cut: the last event log segment the online store holds
+ * (*seq; 0: none), what a sync starting now reads up to.
+ */
+int featonline_cut(struct fs *fs, const char *set, uint64_t *seq);
+
+/*
+ * featonline_log_fd: a descriptor on an unlinked file holding the log of
+ * set's incarnation inc up to segment cut, as one CSV (a header, then the
+ * rows), for a sync job; -errno.
+ */
+int featonline_log_fd(struct fs *fs, const char *set, const char *inc,
+		      uint64_t cut);
+
+/*
+ * featonline_append: events b (parsed under spec, which must still be
+ * the set's latest) appended to the set's event log in the store (a new
+ * segment, durable when this returns) and merged into the online store,
+ * one write transaction: all of them or none.  -EINVAL with pb for a
+ * value that does not fit its entity's column types, or a spec that
+ * changed.
+ */
+int featonline_append(struct fs *fs, const char *set,
+		      const struct feat_spec *spec, struct feat_batch *b,
+		      struct problem *pb);
+
+/*
+ * A reader of the online records, for join on the latest version: find
+ * (a jstream_find_fn) loads the entity's record, keeping the last one.
+ */
+struct featonline_reader {
+	struct fs *fs;
+	const char *set;
+	const struct feat_spec *spec;
+	struct feat_hist h;
+	char *key;
+	size_t klen;
+	bool have;
+};
+int featonline_find(void *reader, const char *key, size_t klen,
+		    const struct feat_hist **h, size_t *k);
+void featonline_reader_free(struct featonline_reader *r);
 
 /* Does the store hold entity key (values joined by 0x1f, klen bytes)? */
 bool featonline_has(struct fs *fs, const char *set, const char *key,

@@ -175,7 +175,8 @@ int featsync_start(struct fs *fs, const char *set, const char *cmd,
 	json_t *range, *man = NULL, *rec = NULL, *src = NULL;
 	json_t *plan = NULL, *jrec = NULL, *spec;
 	char job[320], when[32];
-	const char *source;
+	const char *source, *inc;
+	uint64_t cut = 0;
 	unsigned ver;
 	int rc;
 
@@ -203,13 +204,20 @@ int featsync_start(struct fs *fs, const char *set, const char *cmd,
 	}
 	if (dry_run)
 		goto out;
+	/* the event log up to now goes with it; later events wait */
+	rc = featonline_cut(fs, set, &cut);
+	if (rc < 0)
+		goto out;
+	inc = json_string_value(json_object_get(rec, "incarnation"));
 	snprintf(job, sizeof(job), "%s-sync-%u", set, last_sync(fs, set) + 1);
 	iso_now(when, sizeof(when));
-	plan = json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:O, s:O*, s:O*}",
+	plan = json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:O, s:O*, s:O*, "
+			 "s:I, s:s}",
 			 "kind", "sync", "name", job, "uid", (int)ctx->uid,
 			 "gid", (int)ctx->gid, "feature_set", set, "version",
 			 (int)ver, "spec", spec, "dataset", src, "range",
-			 range);
+			 range, "log_cut", (json_int_t)cut, "log_incarnation",
+			 inc ? inc : "0");
 	jrec = json_pack("{s:s, s:s, s:s, s:{s:s, s:i, s:s, s:O*}, s:s, "
 			 "s:i, s:i, s:s, s:O*}",
 			 "name", job, "status", "queued", "kind", "sync",
@@ -297,10 +305,11 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 	if (rc == 0)
 		rc = keep(fs, dir, "out/offline.csv", "offline.csv", files);
 	if (rc == 0) {
-		man = json_pack("{s:s, s:O, s:{s:s, s:O*}, s:O, s:O}",
+		man = json_pack("{s:s, s:O, s:{s:s, s:O*}, s:O*, s:O, s:O}",
 				"feature_set", set, "spec",
 				json_object_get(plan, "spec"), "sync", "job",
 				job, "range", json_object_get(plan, "range"),
+				"log_cut", json_object_get(plan, "log_cut"),
 				"stats", stats, "files", files);
 		if (man && src)
 			json_object_set_new(

@@ -49,6 +49,28 @@ static struct table *events_read(json_t *plan)
 	return t;
 }
 
+/* The event log up to the cut, on descriptor 4 (CSV); NULL for none. */
+static struct table *log_read(json_t *plan)
+{
+	struct problem pb = { 0 };
+	struct table *t = NULL;
+	struct stat st;
+	const char *text;
+
+	if (!json_integer_value(json_object_get(plan, "log_cut")))
+		return NULL;
+	if (fstat(4, &st) < 0)
+		fail("no event log descriptor: %s", strerror(errno));
+	if (!st.st_size)
+		return NULL;
+	text = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, 4, 0);
+	if (text == MAP_FAILED)
+		fail("cannot map the event log: %s", strerror(errno));
+	if (table_parse(text, (size_t)st.st_size, &t, &pb) < 0)
+		fail("the event log: %u:%u: %s", pb.line, pb.col, pb.msg);
+	return t;
+}
+
 void sync_run(json_t *plan)
 {
 	struct hctx ph = { .frac_span = 1 };
@@ -57,7 +79,7 @@ void sync_run(json_t *plan)
 	struct problem pb = { 0 };
 	struct feat_spec *spec;
 	struct feat_hist h;
-	struct table *t;
+	struct table *t, *log;
 	uint64_t skipped;
 	json_t *stats;
 	char why[256];
@@ -78,12 +100,22 @@ void sync_run(json_t *plan)
 	host_progress(&ph, 0, "reading events");
 	t = events_read(plan);
 	host_progress(&ph, 0.3, "ordering events");
-	if (feat_hist_build(spec, t, cut, &buf, &len, &skipped, &pb) < 0)
-		fail("%s: %u:%u: %s",
-		     json_string_value(json_object_get(
-			     json_object_get(plan, "dataset"), "name")),
-		     pb.line, pb.col, pb.msg);
+	log = log_read(plan);
+	{
+		const struct table *tabs[] = { t, log };
+		size_t which;
+
+		if (feat_hist_build(spec, tabs, 2, cut, &buf, &len, &skipped,
+				    &which, &pb) < 0)
+			fail("%s: %u:%u: %s",
+			     which ? "the event log"
+				   : json_string_value(json_object_get(
+					     json_object_get(plan, "dataset"),
+					     "name")),
+			     pb.line, pb.col, pb.msg);
+	}
 	table_free(t);
+	table_free(log);
 	if (feat_hist_load(buf, len, spec, &h, why, sizeof(why)) < 0)
 		fail("%s", why);
 	h.owned = buf;

@@ -30,6 +30,7 @@
 #include "meta.h"
 #include "mlcore.h"
 #include "runner.h"
+#include "featonline.h"
 #include "featsync.h"
 #include "runner_int.h"
 #include "spec.h"
@@ -119,7 +120,7 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	size_t nenv = 0;
 	uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 	gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
-	int datafd, rc;
+	int datafd, logfd, rc;
 
 	snprintf(self, sizeof(self), "%ld", (long)getpid());
 	snprintf(path, sizeof(path), "%s/jobs", fs->opts.cache_dir);
@@ -153,6 +154,22 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	}
 	if (datafd < 0)
 		return datafd;
+	/* a sync: the event log up to its cut on descriptor 4 */
+	logfd = json_integer_value(json_object_get(plan, "log_cut"))
+			? featonline_log_fd(
+				  fs,
+				  json_string_value(json_object_get(
+					  plan, "feature_set")),
+				  json_string_value(json_object_get(
+					  plan, "log_incarnation")),
+				  (uint64_t)json_integer_value(
+					  json_object_get(plan, "log_cut")))
+			: -1;
+	if (json_integer_value(json_object_get(plan, "log_cut")) &&
+	    logfd < 0) {
+		close(datafd);
+		return logfd;
+	}
 	/*
 	 * A clean environment: PATH, LANG, the writer's HOME and the BLAS
 	 * threads.  Nothing of the daemon's (its store credentials above
@@ -204,12 +221,16 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 					 O_WRONLY | O_CREAT | O_APPEND, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_adddup2(&fa, datafd, 3);
+	if (logfd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, logfd, 4);
 	/* nothing else of the daemon's, /dev/fuse above all */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	posix_spawn_file_actions_addclosefrom_np(&fa, logfd >= 0 ? 5 : 4);
 	rc = posix_spawn(pid, r->jobbin, &fa, NULL, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	free(env);
 	close(datafd);
+	if (logfd >= 0)
+		close(logfd);
 	return rc ? -rc : 0;
 }
 

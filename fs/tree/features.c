@@ -6,6 +6,7 @@
  * featspec.c's; this file turns files into them.  Any FUSE worker.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "answers.h"
 #include "featcalc.h"
 #include "featjoin.h"
+#include "featevents.h"
 #include "featonline.h"
 #include "repo.h"
 #include "featspec.h"
@@ -154,8 +156,10 @@ static int ctl_store(struct node *n, const char *text, size_t len,
 
 struct jstate {
 	struct feat_spec *spec;
-	struct feat_hist h;
+	struct feat_hist h;        /* a pinned version's history */
 	bool synced;
+	struct featonline_reader online; /* the latest: the online store */
+	bool latest;
 	struct jstream *js;
 };
 
@@ -174,12 +178,25 @@ static void j_free(void *st)
 	struct jstate *j = st;
 
 	jstream_free(j->js);
+	featonline_reader_free(&j->online);
 	feat_hist_free(&j->h);
 	feat_spec_free(j->spec);
 	free(j);
 }
 
 static const struct answer_ops join_ops = { j_write, j_finish, j_free };
+
+/* jstream_find_fn over a pinned version's history */
+static int hist_find(void *arg, const char *key, size_t klen,
+		     const struct feat_hist **h, size_t *k)
+{
+	struct jstate *j = arg;
+	long i = j->synced ? feat_hist_find(&j->h, key, klen) : -1;
+
+	*h = i >= 0 ? &j->h : NULL;
+	*k = i >= 0 ? (size_t)i : 0;
+	return i >= 0 ? 0 : -ENOENT;
+}
 
 /* The history of man (a version of n's set), loaded and checked. */
 static int history_load(struct node *n, uid_t uid, json_t *man,
@@ -212,6 +229,10 @@ static int history_load(struct node *n, uid_t uid, json_t *man,
 	return 0;
 }
 
+/*
+ * join on the latest version reads the online store (its history and
+ * the events after its cut); on v<n>/, that version's history.
+ */
 static int join_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct node *n = f->node;
@@ -233,10 +254,20 @@ static int join_open(struct fs_file *f, const struct fs_ctx *ctx)
 	j = calloc(1, sizeof(*j));
 	rc = j ? feat_spec_compile(json_object_get(man, "spec"), &j->spec)
 	       : -ENOMEM;
-	if (rc == 0)
+	if (rc == 0 && obj_ver(n)) {
 		rc = history_load(n, ctx->uid, man, j);
-	if (rc == 0)
-		rc = jstream_new(j->spec, j->synced ? &j->h : NULL, &j->js);
+		if (rc == 0)
+			rc = jstream_new(j->spec, hist_find, j, &j->js);
+	} else if (rc == 0) {
+		j->latest = true;
+		j->online.fs = n->fs;
+		j->online.set = obj_name(n);
+		j->online.spec = j->spec;
+		rc = featonline_refresh(n->fs, obj_name(n));
+		if (rc == 0)
+			rc = jstream_new(j->spec, featonline_find, &j->online,
+					 &j->js);
+	}
 	json_decref(man);
 	if (rc < 0) {
 		if (j)
@@ -259,6 +290,197 @@ static int join_getattr(struct node *n, struct stat *st)
 	  .read = answers_read, .write = answers_write,                       \
 	  .truncate = answers_truncate, .flush = answers_flush,              \
 	  .release = answers_release, .getattr = join_getattr }
+
+/* --- events: rows appended to the log and the online store --- */
+
+#define EVENTS_MAX_LINE ((size_t)1 << 20)
+
+struct ehandle {
+	pthread_mutex_t lock;
+	struct feat_spec *spec;  /* the latest spec when opened */
+	bool decided, json;      /* the first line was read: JSON lines? */
+	struct strbuf header;    /* the CSV header, without its newline */
+	struct strbuf part;      /* a row not ended yet */
+	uint64_t line;           /* lines taken so far */
+};
+
+static int events_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct node *n = f->node;
+	struct ehandle *h;
+	json_t *man;
+	int rc;
+
+	(void)ctx;
+	rc = repo_version(n->fs, &repo_features, obj_name(n), 0, &man);
+	if (rc == -ENOENT) {
+		struct problem pb = { 0 };
+
+		snprintf(pb.path, sizeof(pb.path), "%s", n->path);
+		problem_set(&pb, 0, 0, "no spec yet: write one to spec first");
+		fs_problem(n->fs, f->uid, &pb);
+		return -ENODATA;
+	}
+	if (rc < 0)
+		return rc;
+	h = calloc(1, sizeof(*h));
+	rc = h ? feat_spec_compile(json_object_get(man, "spec"), &h->spec)
+	       : -ENOMEM;
+	json_decref(man);
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	f->priv = h;
+	f->direct_io = true;
+	return 0;
+}
+
+/*
+ * The complete lines of text (the handle's pending part, then buf): all
+ * of their rows appended, or none (-EINVAL with pb).  *used: the bytes
+ * of text taken (up to the last newline).
+ */
+static int events_take(struct node *n, struct ehandle *h, const char *text,
+		       size_t len, bool final, size_t *used,
+		       struct problem *pb)
+{
+	const char *end = final ? text + len : memrchr(text, '\n', len);
+	const char *p = text;
+	struct feat_batch b = { 0 };
+	uint64_t line = h->line;
+	bool decided = h->decided, json = h->json;
+	size_t hlen = h->header.len;
+	int rc = 0;
+
+	*used = 0;
+	if (!end || end == text)
+		return 0;
+	if (!decided) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *q = p;
+
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		json = q < end && *q == '{';
+		if (!json) {
+			hlen = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			if (sb_append(&h->header, p, hlen) < 0)
+				return -ENOMEM;
+			h->header.len = 0; /* kept below, once taken */
+			p += hlen + (nl ? 1 : 0);
+			line++;
+		}
+	}
+	if (p < end)
+		rc = feat_rows_parse(h->spec, json ? NULL : h->header.buf, hlen,
+				     p, (size_t)(end - p), line + 1, &b, pb);
+	if (rc == 0 && b.n)
+		rc = featonline_append(n->fs, obj_name(n), h->spec, &b, pb);
+	if (rc == 0) {
+		h->decided = true;
+		h->json = json;
+		h->header.len = hlen;
+		h->line = line + b.n;
+		*used = (size_t)(end - text) + (!final);
+	}
+	feat_batch_free(&b);
+	return rc;
+}
+
+static ssize_t events_write(struct fs_file *f, const char *buf, size_t size,
+			    off_t off)
+{
+	struct ehandle *h = f->priv;
+	struct problem pb = { 0 };
+	size_t used;
+	int rc;
+
+	(void)off; /* appended in the order written */
+	pthread_mutex_lock(&h->lock);
+	if (h->part.len + size > EVENTS_MAX_LINE &&
+	    !memchr(buf, '\n', size)) {
+		rc = problem_set(&pb, (unsigned)h->line + 1, 0,
+				 "a row longer than %zu bytes",
+				 EVENTS_MAX_LINE);
+	} else if (sb_append(&h->part, buf, size) < 0) {
+		rc = -ENOMEM;
+	} else {
+		rc = events_take(f->node, h, h->part.buf, h->part.len, false,
+				 &used, &pb);
+		if (rc < 0)
+			h->part.len -= size; /* none of this write */
+		else if (used) {
+			memmove(h->part.buf, h->part.buf + used,
+				h->part.len - used);
+			h->part.len -= used;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc < 0 && pb.msg[0]) {
+		snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+		fs_problem(f->node->fs, f->uid, &pb);
+	}
+	return rc < 0 ? rc : (ssize_t)size;
+}
+
+/* A last row without its newline, at close. */
+static int events_flush(struct fs_file *f, const struct fs_ctx *ctx,
+			struct problem *pb)
+{
+	struct ehandle *h = f->priv;
+	size_t used;
+	int rc = 0;
+
+	(void)ctx;
+	pthread_mutex_lock(&h->lock);
+	if (h->part.len) {
+		rc = events_take(f->node, h, h->part.buf, h->part.len, true,
+				 &used, pb);
+		if (rc == 0)
+			h->part.len = 0;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+static int events_read(struct fs_file *f, size_t size, off_t off,
+		       struct fs_reply *r)
+{
+	(void)f;
+	(void)size;
+	(void)off;
+	return fs_reply_buf(r, NULL, 0); /* write-only in effect */
+}
+
+static int events_truncate(struct fs_file *f, off_t size)
+{
+	(void)f;
+	(void)size;
+	return 0; /* `>` and O_TRUNC are fine: rows are appended */
+}
+
+static void events_release(struct fs_file *f)
+{
+	struct ehandle *h = f->priv;
+
+	if (!h)
+		return;
+	feat_spec_free(h->spec);
+	sb_free(&h->header);
+	sb_free(&h->part);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static int events_getattr(struct node *n, struct stat *st)
+{
+	int rc = obj_attr(n, st, false);
+
+	st->st_size = 0;
+	return rc;
+}
 
 /* --- online/: the online store, a file per entity --- */
 
@@ -427,6 +649,10 @@ static const struct node_type set_files[] = {
 	  .check = ctl_check, .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
 	  .getattr = obj_file_getattr },
+	{ "events", S_IFREG | 0644, NODE_F_STREAM, .open = events_open,
+	  .read = events_read, .write = events_write, .flush = events_flush,
+	  .truncate = events_truncate, .release = events_release,
+	  .getattr = events_getattr },
 	{ "online", S_IFDIR | 0555, NODE_F_DYNAMIC, .lookup = online_lookup,
 	  .list = online_list, .getattr = obj_dir_getattr },
 	{ "offline.csv", S_IFREG | 0444, 0, .open = obj_vfile_open,

@@ -244,3 +244,82 @@ def test_a_new_spec_empties_the_online_store_until_it_is_synced(mlfs):
     # the 1d ttl ran out long ago: every feature is missing now
     assert (d / "online" / "c1").read_text().splitlines()[1].endswith(
         ",,,,")
+
+
+def test_events_reach_online_join_and_the_next_sync(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    r = sh(f"printf 'ts,customer_id,amount,country\\n"
+           f"2024-01-02T00:30:00Z,c1,2,it\\n"
+           f"2024-01-03T00:00:00Z,c3,5,es\\n' > {d}/events")
+    assert r.returncode == 0, r.stderr
+    # the write returned: the online store and join have them
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2", "c3"]
+    assert (d / "online" / "c1").read_text().splitlines()[1].endswith(
+        ",0,0,it,2")
+    r = sh(f"printf 'c1,2024-01-02T00:30:00Z\\nc1,2024-01-02T00:29:59Z\\n"
+           f"c3,2024-01-03\\n' > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1:] == [
+        "c1,2024-01-02T00:30:00Z,19.5,2,it,2",
+        "c1,2024-01-02T00:29:59Z,17.5,1,fr,7",
+        "c3,2024-01-03,5,1,es,5"]
+    # JSON lines through another handle, then a sync takes everything
+    r = sh(f"echo '{{\"customer_id\": \"c2\", \"ts\": 1704070800, "
+           f"\"amount\": 1.5}}' >> {d}/events")
+    assert r.returncode == 0, r.stderr
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-2") == "succeeded\n"
+    off = (d / "offline.csv").read_text().splitlines()
+    assert "c1,2024-01-02T00:30:00Z,19.5,2,it,2" in off
+    assert "c3,2024-01-03T00:00:00Z,5,1,es,5" in off
+    # 1704070800 is 2024-01-01T01:00:00Z, the time of c2's first event:
+    # one row for that instant, counting both
+    assert "c2,2024-01-01T01:00:00Z,4.5,2,de,1.5" in off
+    # online, join and offline agree after the sync too
+    rows = [r for r in off[1:]]
+    keys = "\n".join(",".join(x.split(",")[:2]) for x in rows) + "\n"
+    r = sh(f"cat > {d}/join <<'EOF2'\n{keys}EOF2\ncat {d}/join")
+    assert r.stdout.splitlines()[1:] == rows
+
+
+def test_a_bad_event_row_fails_its_write_and_applies_nothing(mlfs):
+    """A write is all of its rows or none (bash's printf writes a line at
+    a time, so each case goes through cat, one write)."""
+    d = synced(mlfs, spec=NOTTL)
+    before = (d / "online" / "c1").read_text().splitlines()[1]
+    for rows, where in [
+            ("customer_id,ts,amount\\nc1,2024-01-05,1\\nc1,soon,2\\n",
+             "events:3:2: \"ts\": not a time"),
+            ("customer_id,ts,amount\\nc1,2024-01-05,1\\nc1,2024-01-06\\n",
+             "events:3: record has 2 fields, header has 3"),
+            ("customer_id,amount\\nc1,1\\n",
+             "events:1: the header has no column \"ts\""),
+            ("customer_id,ts,amount\\nc1,2024-01-05,lots\\n",
+             "\"amount\": \"lots\" is not a number"),
+            ('{"customer_id": "c1", "ts": "2024-01-05"}\\n{"ts": 1}\\n',
+             "events:2: \"customer_id\": an entity value is needed"),
+            ('{"customer_id": "c1", "ts": ]\\n', "events:1:")]:
+        # one write (bash's printf writes a line at a time to a file)
+        r = sh(f"printf '{rows}' > {mlfs.tmp}/rows; cat {mlfs.tmp}/rows "
+               f"> {d}/events")
+        assert r.returncode != 0 and "Invalid argument" in r.stderr, rows
+        assert where in mlfs.errors(), (where, mlfs.errors())
+    assert (d / "online" / "c1").read_text().splitlines()[1] == before
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2"]
+    r = sh(f"echo c1,2024-01-05 > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1] == "c1,2024-01-05,17.5,0,fr,7"
+
+
+def test_events_survive_a_remount_and_the_s3_store(mlfs_factory, s3server):
+    w = s3mount(mlfs_factory, s3server, sub="w")
+    d = make_set(w)
+    (d / "spec").write_text(json.dumps(NOTTL))
+    r = sh(f"printf 'customer_id,ts,amount,country\\n"
+           f"c9,2024-02-01T00:00:00Z,4,pt\\n' > {d}/events")
+    assert r.returncode == 0, r.stderr
+    (w.mnt / ".mlfs" / "cache").write_text("sync\n")
+    w.stop()
+    r = fresh(mlfs_factory, s3server, w.prefix, "r")
+    d = r.mnt / "features" / "cust"
+    assert os.listdir(d / "online") == ["c9"]
+    assert (d / "online" / "c9").read_text().splitlines()[1].endswith(
+        ",0,0,pt,4")

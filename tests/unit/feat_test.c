@@ -73,7 +73,13 @@ static int build(const struct feat_spec *s, const char *csv, void **buf,
 
 	if (rc < 0)
 		return rc;
-	rc = feat_hist_build(s, t, INFINITY, buf, len, skipped, pb);
+	{
+		const struct table *tabs[] = { t };
+		size_t which;
+
+		rc = feat_hist_build(s, tabs, 1, INFINITY, buf, len, skipped,
+				     &which, pb);
+	}
 	table_free(t);
 	return rc;
 }
@@ -324,6 +330,16 @@ static void test_load_hostile(void)
 	feat_spec_free(s);
 }
 
+static int find_in(void *arg, const char *key, size_t klen,
+		   const struct feat_hist **h, size_t *k)
+{
+	long i = feat_hist_find(arg, key, klen);
+
+	*h = i >= 0 ? arg : NULL;
+	*k = i >= 0 ? (size_t)i : 0;
+	return i >= 0 ? 0 : -ENOENT;
+}
+
 /* join: rows in pieces, headers, quoting and bad rows */
 static const struct {
 	const char *in;
@@ -378,7 +394,7 @@ static void test_join(void)
 			size_t n = strlen(joins[i].in);
 			int rc = 0, r;
 
-			jstream_new(s, &h, &js);
+			jstream_new(s, find_in, &h, &js);
 			for (size_t o = 0; o < n; o += bytewise ? 1 : n) {
 				r = jstream_write(js, joins[i].in + o,
 						  bytewise ? 1 : n, &out);
@@ -400,7 +416,7 @@ static void test_join(void)
 
 		memset(big, 'a', (1 << 20) + 8);
 		memcpy(big + (1 << 20) + 8, "\n", 2);
-		jstream_new(s, &h, &js);
+		jstream_new(s, find_in, &h, &js);
 		is_int(jstream_write(js, big, (1 << 20) + 9, &out), -E2BIG,
 		       "a row past 1 MiB");
 		is_int(jstream_write(js, "a,0\n", 4, &out), 0,

@@ -29,6 +29,7 @@ int fixture_fs_setup(struct fs *fs, const struct fixture_fs_opts *opts)
 	pthread_mutex_init(&fs->errors_lock, NULL);
 	pthread_mutex_init(&fs->ds_lock, NULL);
 	pthread_mutex_init(&fs->cat_lock, NULL);
+	pthread_mutex_init(&fs->online_lock, NULL);
 	fs->store = opts->store;
 	fs->plugins = opts->plugins;
 	fs->opts.max_file = 1 << 20;
@@ -72,6 +73,7 @@ void fixture_fs_teardown(struct fs *fs)
 	if (fs->log_fp && fs->log_fp != stderr)
 		fclose(fs->log_fp);
 	pthread_mutex_destroy(&fs->cat_lock);
+	pthread_mutex_destroy(&fs->online_lock);
 	pthread_mutex_destroy(&fs->ds_lock);
 	pthread_mutex_destroy(&fs->errors_lock);
 	memset(fs, 0, sizeof(*fs));
