@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A feature set's online store (featonline.h): one LMDB record per
- * entity in META_ONLINE, "<set>/<entity key>" -> the entity's events as
- * a history of their own (feat_hist_slice), and "<set>/" -> the history
- * blob it was loaded from.  A read is the entity's vector as of now by
- * featcalc.c, the code that writes offline.csv and answers join.
+ * A feature set's online store and event log (featonline.h).
  *
- * The store is loaded from the latest version's history when a sync
- * publishes it, and again whenever a read finds the marker behind the
- * latest version (after a rebuild of the index, a remount, a new spec):
- * the history is read from the store outside any transaction, and the
- * records replaced in one write transaction, which judges the marker
- * again, so readers see the old records or the new, never a mix.
+ * The log: each write to features/<fs>/events that carries rows is one
+ * segment in the store, features/<fs>/events/<incarnation>/<seq>.csv
+ * (created, never replaced: a second writer takes the next number), so it
+ * exports to S3 and survives a rebuild; a set made again under the same
+ * name has an incarnation of its own, and so a log of its own.
+ *
+ * The store: one LMDB record per entity in META_ONLINE, "<set>/<entity
+ * key>" -> the entity's events as a history of their own (featcalc.h),
+ * and "<set>/" -> the mark "<history hash> <incarnation> <last segment>".
+ * A read is the entity's vector as of now by featcalc.c, the code that
+ * writes offline.csv and answers join.  It is loaded from the latest
+ * version's history, then the log's segments after that version's cut,
+ * whenever the mark is behind (a sync published, the index was rebuilt,
+ * a new spec), in one write transaction; appends merge into it in one
+ * write transaction after their segment is stored.  fs->online_lock
+ * serialises loads and appends; readers take no lock.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -12,6 +12,7 @@
 
 #include "failalloc.h"
 #include "featcalc.h"
+#include "featevents.h"
 #include "featjoin.h"
 #include "featspec.h"
 #include "strbuf.h"
@@ -585,6 +586,89 @@ static void test_merge(void)
 	feat_spec_free(s);
 }
 
+/* Event rows: the bad-input table (CSV after a header, JSON lines). */
+static const struct {
+	const char *header; /* NULL: JSON lines */
+	const char *rows;
+	int rc;
+	unsigned line, col;
+	const char *msg;
+	size_t n;
+	const char *csv;    /* the log's rows */
+} erows[] = {
+	{ "ts,c,amount,country,age", "5,a,1.5,US,30\n6,\"b,1\",,\"x\"\"y\",\n",
+	  0, 0, 0, "", 2, "a,5,1.5,US,30\n\"b,1\",6,,\"x\"\"y\",\n" },
+	{ "c,ts", "a,2026-01-01T00:00:00Z\r\n", 0, 0, 0, "", 1,
+	  "a,2026-01-01T00:00:00Z,,,\n" },
+	{ "c,amount", "a,1\n", -EINVAL, 1, 0,
+	  "the header has no column \"ts\"", 0, "" },
+	{ "ts,c", "1,a\n2,a,3\n", -EINVAL, 3, 0,
+	  "record has 3 fields, header has 2", 1, "a,1,,,\n" },
+	{ "ts,c", "1,\n", -EINVAL, 2, 2,
+	  "\"c\": an entity value is needed (without the byte 0x1f)", 0, "" },
+	{ "ts,c", "soon,a\n", -EINVAL, 2, 1,
+	  "\"ts\": not a time (ISO 8601 or seconds since the epoch)", 0,
+	  "" },
+	{ "ts,c", "1,\"a\n", -EINVAL, 2, 3, "unterminated quoted field", 0,
+	  "" },
+	{ NULL, "{\"c\": \"a\", \"ts\": 7, \"amount\": 2.5, \"age\": null}\n"
+		"{\"c\": 12, \"ts\": \"1970-01-01T00:00:08Z\"}\n",
+	  0, 0, 0, "", 2, "a,7,2.5,,\n12,1970-01-01T00:00:08Z,,,\n" },
+	{ NULL, "[1]\n", -EINVAL, 2, 1, "not a JSON object", 0, "" },
+	{ NULL, "{\"c\": \"a\"}\n", -EINVAL, 2, 0, "\"ts\": missing", 0,
+	  "" },
+	{ NULL, "{\"c\": \"a\", \"c\": \"b\", \"ts\": 1}\n", -EINVAL, 2, 14,
+	  "duplicate object key near '\"c\"'", 0, "" },
+};
+
+static void test_event_rows(void)
+{
+	struct feat_spec *s = compile(spec_text);
+	struct feat_spec *r = compile(
+		"{\"entity\": \"c\", \"timestamp\": \"ts\", \"features\": "
+		"[{\"name\": \"a\", \"column\": \"amount\", \"max\": 9, "
+		"\"on_violation\": \"reject\"}]}");
+
+	for (size_t i = 0; i < sizeof(erows) / sizeof(erows[0]); i++) {
+		struct feat_batch b = { 0 };
+		struct problem pb = { 0 };
+		char name[64];
+		int rc = feat_rows_parse(
+			s, erows[i].header,
+			erows[i].header ? strlen(erows[i].header) : 0,
+			erows[i].rows, strlen(erows[i].rows), 2, &b, &pb);
+
+		snprintf(name, sizeof(name), "event rows, case %zu", i + 1);
+		is_int(rc, erows[i].rc, name);
+		if (erows[i].rc) {
+			is_int(pb.line, erows[i].line, "its line");
+			is_int(pb.col, erows[i].col, "its column");
+			if (erows[i].msg)
+				is_str(pb.msg, erows[i].msg, "its message");
+		}
+		is_int(b.n, erows[i].n, "rows taken before it");
+		sb_append(&b.csv, "", 1);
+		is_str(b.csv.buf, erows[i].csv, "the log's rows");
+		feat_batch_free(&b);
+	}
+	{
+		struct feat_batch b = { 0 };
+		struct problem pb = { 0 };
+
+		is_int(feat_rows_parse(r, "c,ts,amount", 11, "a,1,9\na,2,9.5\n",
+				       14, 2, &b, &pb),
+		       -EINVAL, "reject");
+		is_str(pb.msg,
+		       "feature \"a\": 9.5 outside [-inf, 9] (on_violation "
+		       "reject)",
+		       "its message");
+		is_int(pb.line, 3, "its line");
+		feat_batch_free(&b);
+	}
+	feat_spec_free(s);
+	feat_spec_free(r);
+}
+
 int main(void)
 {
 	test_values();
@@ -594,5 +678,6 @@ int main(void)
 	test_join();
 	test_slice();
 	test_merge();
+	test_event_rows();
 	return done();
 }
