@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "csv.h"
 #include "featonline.h"
+#include "featspec.h"
 #include "featsync.h"
 #include "fs.h"
 #include "hostfile.h"
@@ -297,6 +299,14 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 			rc = -EACCES;
 		json_decref(rec);
 	}
+	/* a spec written while it ran is the set's definition now: this
+	 * history is of the one before (the next sync makes the new one's) */
+	if (rc == 0 && repo_version(fs, &repo_features, set, 0, &rec) == 0) {
+		if (!json_equal(json_object_get(rec, "spec"),
+				json_object_get(plan, "spec")))
+			rc = -ESTALE;
+		json_decref(rec);
+	}
 	stats = rc == 0 ? stats_load(dir) : NULL;
 	if (rc == 0 && !stats)
 		rc = -EIO;
@@ -330,4 +340,57 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 	json_decref(stats);
 	json_decref(files);
 	return rc;
+}
+
+/* A set whose spec has a schedule: a sync once that long after the last
+ * one started (now, if none did), unless one is queued or running. */
+static int tick_one(void *arg, const char *set)
+{
+	struct fs *fs = arg;
+	struct problem pb = { 0 };
+	struct fs_ctx ctx = { 0 };
+	json_t *man = NULL, *rec = NULL, *jrec = NULL;
+	struct job *j = NULL;
+	char job[320];
+	const char *st, *created;
+	int64_t every;
+	double last;
+
+	if (repo_version(fs, &repo_features, set, 0, &man) < 0)
+		return 0;
+	if (featspec_duration(json_string_value(json_object_get(
+				      json_object_get(man, "spec"),
+				      "schedule")),
+			      &every) < 0 ||
+	    repo_get(fs, &repo_features, set, &rec) < 0)
+		goto out;
+	if (featsync_last(fs, set, job, sizeof(job)) == 0 &&
+	    job_get(fs, job, &j) == 0) {
+		jrec = job_record(j);
+		job_put(j);
+		st = json_string_value(json_object_get(jrec, "status"));
+		created = json_string_value(json_object_get(jrec, "created"));
+		if (!st || strcmp(st, "queued") == 0 ||
+		    strcmp(st, "running") == 0 || !created ||
+		    !csv_parse_time(created, strlen(created), &last) ||
+		    (double)time(NULL) - last < (double)every)
+			goto out;
+	}
+	/* as the set's owner, with the groups the group database gives */
+	ctx.uid = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	ctx.gid = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+	if (featsync_start(fs, set, "sync\n", 5, false, &ctx, &pb) < 0)
+		fs_log(fs, 4, "features/%s: the scheduled sync did not start: "
+			      "%s",
+		       set, pb.msg[0] ? pb.msg : "error");
+out:
+	json_decref(jrec);
+	json_decref(rec);
+	json_decref(man);
+	return 0;
+}
+
+void featsync_tick(struct fs *fs)
+{
+	repo_list(fs, &repo_features, tick_one, fs);
 }

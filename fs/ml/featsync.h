@@ -33,9 +33,17 @@ int featsync_last(struct fs *fs, const char *set, char *job, size_t len);
 /*
  * featsync_publish: the sync job in dir (plan, record rec) ended well:
  * its history and offline.csv become blobs and a new version of the set
- * (*ver).  Scheduler thread.
+ * (*ver).  -ESTALE if a new spec was written meanwhile (the history is of
+ * the old one).  Scheduler thread.
  */
 int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 		     json_t *rec, unsigned *ver);
+
+/*
+ * featsync_tick: start the syncs that sets' schedules call for (the
+ * spec's "schedule": a sync that long after the last one started), as
+ * each set's owner.  The runner's thread, about once a second.
+ */
+void featsync_tick(struct fs *fs);
 
 #endif

@@ -615,6 +615,7 @@ static uint64_t resident_bytes(pid_t pid)
 static void *sched_main(void *arg)
 {
 	struct runner *r = arg;
+	double next_tick = 0;
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping || r->running) {
@@ -696,6 +697,15 @@ static void *sched_main(void *arg)
 				       start->name, (int)pid);
 			}
 			job_put(start);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		/* feature sets' schedules, about once a second */
+		if (!r->stopping && !r->fs->opts.read_only &&
+		    now_mono() >= next_tick) {
+			next_tick = now_mono() + 1;
+			pthread_mutex_unlock(&r->lock);
+			featsync_tick(r->fs);
 			pthread_mutex_lock(&r->lock);
 			continue;
 		}

@@ -323,3 +323,27 @@ def test_events_survive_a_remount_and_the_s3_store(mlfs_factory, s3server):
     assert os.listdir(d / "online") == ["c9"]
     assert (d / "online" / "c9").read_text().splitlines()[1].endswith(
         ",0,0,pt,4")
+
+
+def test_a_schedule_syncs_by_itself(mlfs):
+    import time
+    d = make_set(mlfs)
+    (d / "spec").write_text(json.dumps(dict(NOTTL, schedule="2s")))
+    deadline = time.monotonic() + 30
+    while not os.path.exists(mlfs.mnt / "jobs" / "cust-sync-2"):
+        assert time.monotonic() < deadline, os.listdir(mlfs.mnt / "jobs")
+        time.sleep(0.2)
+    assert wait_job(mlfs.mnt, "cust-sync-1") == "succeeded\n"
+    assert wait_job(mlfs.mnt, "cust-sync-2") == "succeeded\n"
+    rec = json.loads((mlfs.mnt / "jobs" / "cust-sync-1" / "spec").read_text())
+    assert rec["command"] == "sync"
+    # a spec without a schedule stops it
+    (d / "spec").write_text(json.dumps(NOTTL))
+    time.sleep(0.5)
+    jobs = sorted(os.listdir(mlfs.mnt / "jobs"))
+    time.sleep(3)
+    assert sorted(os.listdir(mlfs.mnt / "jobs")) == jobs
+    # the last version is the new spec's; the one before, a sync's
+    vs = sorted(versions(d), key=lambda v: int(v[1:]))
+    assert (d / vs[-2] / "offline.csv").read_text() == OFFLINE
+    assert (d / "offline.csv").read_text() == ""
