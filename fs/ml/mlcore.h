@@ -6,9 +6,9 @@
  * store, no globals; every function is safe from any thread on its own
  * arguments.
  *
- * Rows arrive as CSV fields (strings), parsed by fs/csv.c's rules: the
- * same missing-value tokens (empty, NA, N/A, NaN, null, None, ?) and the
- * same number syntax (csv_parse_double).
+ * Rows arrive as CSV fields (strings), parsed by fs/base/csv_value.c's
+ * rules: the same missing-value tokens (empty, NA, N/A, NaN, null, None,
+ * ?) and the same number syntax (csv_parse_double).
  */
 #ifndef MLFS_FS_MLCORE_H
 #define MLFS_FS_MLCORE_H

@@ -6,9 +6,10 @@
  * field with doubled quotes ("") needs its bytes rewritten, into a copy
  * of the text made the first time one appears, so that one base pointer
  * addresses every field.  Fields, numbers, missing values and times are
- * read by fs/base/csv.c (csv_field_next and its inline fast path,
- * csv_parse_double, csv_is_missing, csv_parse_time), so training reads a
- * file exactly as csv_scan judged it.  Pure: no globals, no I/O.
+ * read by the CSV reader of fs/base (csv_tok.c: csv_field_next and its
+ * inline fast path; csv_value.c: csv_parse_double, csv_is_missing,
+ * csv_parse_time), so training reads a file exactly as csv_scan judged
+ * it.  Pure: no globals, no I/O.
  */
 #include <errno.h>
 #include <math.h>

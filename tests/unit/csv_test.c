@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for fs/base/csv.c and csv_feed.c: bad input with exact
+ * Unit tests for the CSV reader, fs/base/csv*.c: bad input with exact
  * messages and positions, quoting, line ends and the BOM, type inference,
  * statistics against hand-computed values, the float matrix, the
  * distinct-count tiers, csv_parse_double() against strtod(), every

@@ -499,7 +499,7 @@ static void test_long_row_after_full_batch(struct served *m)
 
 /*
  * CSV rows are read by the tokenizer datasets and training read with
- * (fs/base/csv.c): quotes, doubled quotes, CRLF and a trailing empty
+ * (fs/base/csv_tok.c): quotes, doubled quotes, CRLF and a trailing empty
  * field as there, and a row it refuses is answered with its problem.
  */
 static void test_row_quoting(struct served *m)

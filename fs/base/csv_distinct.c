@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Distinct values of a CSV column, counted during csv_scan() in three
+ * tiers (struct colstate in csv_int.h says why): a small hash set with
+ * counts and spellings, for classes (struct cset, also csv.c's check of
+ * duplicate header names); sorted batches of 64-bit hashes up to
+ * CSV_DISTINCT_EXACT values; then a HyperLogLog sketch.  All the sets of
+ * one scan share a budget of bytes (struct scan), so memory is bounded
+ * whatever the input.
+ *
+ * No global state: the thread that runs the scan, on that scan's state.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "csv_int.h"
+
+/* Hashes appended to tier 2 between two sorts. */
+#define KEYS_BATCH ((size_t)8192)
+/* hash_sort(): buckets by the top bits, and the biggest insertion sort. */
+#define SORT_BITS 11
+#define SORT_SMALL 32
+
+/* Order of two raw contents as unescaped bytes. */
+int csv_raw_cmp(const char *a, size_t an, bool aesc, const char *b, size_t bn,
+		bool besc)
+{
+	size_t i = 0;
+	size_t j = 0;
+	int r;
+
+	if (!aesc && !besc) {
+		r = memcmp(a, b, an < bn ? an : bn);
+		if (r)
+			return r;
+		return (an > bn) - (an < bn);
+	}
+	while (i < an && j < bn) {
+		unsigned char x = (unsigned char)a[i];
+		unsigned char y = (unsigned char)b[j];
+
+		if (x != y)
+			return x < y ? -1 : 1;
+		i += aesc && x == '"' ? 2 : 1;
+		j += besc && y == '"' ? 2 : 1;
+	}
+	return (i < an) - (j < bn);
+}
+
+uint64_t csv_hll_estimate(const uint8_t *reg)
+{
+	double m = (double)HLL_REGS;
+	double sum = 0;
+	double e;
+	size_t zeros = 0;
+	size_t i;
+
+	for (i = 0; i < HLL_REGS; i++) {
+		sum += ldexp(1.0, -reg[i]);
+		zeros += !reg[i];
+	}
+	e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+	/* Small range: linear counting is better while registers are 0. */
+	if (e <= 2.5 * m && zeros)
+		e = m * log(m / (double)zeros);
+	return (uint64_t)llround(e);
+}
+
+static bool ent_equal(const struct cset_ent *e, uint64_t h, uint32_t flags,
+		      const char *p, size_t n)
+{
+	if (e->hash != h || ((e->flags ^ flags) & ENT_NUM))
+		return false;
+	if (flags & ENT_NUM)
+		return true;
+	return !csv_raw_cmp(e->p, e->len, e->flags & ENT_ESC, p, n,
+			    flags & ENT_ESC);
+}
+
+/*
+ * csv_cset_add: count one value.  Returns 1 if it was new, 0 if seen
+ * before, -ENOMEM, or -ENOSPC if the set would have to grow past *budget
+ * bytes (budget NULL: no limit) or hold more than cap values.
+ */
+int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
+		 size_t n, size_t *budget, size_t cap)
+{
+	struct cset_ent *e;
+	size_t i = 0; /* set by the probe loop; gcc -O2 cannot tell */
+
+	if (set->slots) {
+		for (i = h & set->mask;; i = (i + 1) & set->mask) {
+			e = &set->slots[i];
+			if (!e->count)
+				break;
+			if (ent_equal(e, h, flags, p, n)) {
+				e->count++;
+				return 0;
+			}
+		}
+	}
+	if (set->size >= cap)
+		return -ENOSPC;
+	/* Keep the load at most 1/2: probes stay short. */
+	if (!set->slots || (set->size + 1) * 2 > set->mask + 1) {
+		size_t old = set->slots ? set->mask + 1 : 0;
+		size_t nslots = old ? old * 2 : 16;
+		struct cset_ent *ns;
+		size_t j;
+
+		if (budget && (nslots - old) * sizeof(*ns) > *budget)
+			return -ENOSPC;
+		ns = calloc(nslots, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (j = 0; j < old; j++) {
+			if (!set->slots[j].count)
+				continue;
+			for (i = set->slots[j].hash & (nslots - 1); ns[i].count;
+			     i = (i + 1) & (nslots - 1))
+				;
+			ns[i] = set->slots[j];
+		}
+		free(set->slots);
+		set->slots = ns;
+		set->mask = nslots - 1;
+		if (budget)
+			*budget -= (nslots - old) * sizeof(*ns);
+		for (i = h & set->mask; ns[i].count; i = (i + 1) & set->mask)
+			;
+	}
+	e = &set->slots[i];
+	e->hash = h;
+	e->count = 1;
+	e->p = p;
+	e->len = (uint32_t)n;
+	e->flags = flags;
+	set->size++;
+	return 1;
+}
+
+/* Tier 3: move a column's distinct values into a HyperLogLog sketch. */
+static int col_estimate(struct scan *sc, struct colstate *s, uint64_t h,
+			uint64_t known)
+{
+	size_t i;
+
+	s->hll = calloc(HLL_REGS, 1);
+	if (!s->hll)
+		return -ENOMEM;
+	for (i = 0; i < s->nkeys + s->nbatch; i++)
+		hll_add(s->hll, s->keys[i]);
+	for (i = 0; s->set.slots && i <= s->set.mask; i++)
+		if (s->set.slots[i].count)
+			hll_add(s->hll, s->set.slots[i].hash);
+	hll_add(s->hll, h);
+	s->exact = known;
+	sc->budget += s->kcap * sizeof(*s->keys);
+	free(s->keys);
+	s->keys = NULL;
+	s->nkeys = 0;
+	s->nbatch = 0;
+	s->kcap = 0;
+	if (s->set.slots)
+		sc->budget += (s->set.mask + 1) * sizeof(*s->set.slots);
+	free(s->set.slots);
+	memset(&s->set, 0, sizeof(s->set));
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a;
+	uint64_t y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Sort n hashes from a into out.  They are uniform, so one pass into
+ * 2^SORT_BITS buckets by the top bits leaves a handful per bucket, and
+ * an insertion sort finishes each; a big bucket (a value repeated many
+ * times, or inputs chosen to collide) goes to qsort() instead.
+ */
+static void hash_sort(const uint64_t *a, uint64_t *out, size_t n)
+{
+	uint32_t start[((size_t)1 << SORT_BITS) + 1] = { 0 };
+	size_t b;
+	size_t i;
+	size_t j;
+
+	for (i = 0; i < n; i++)
+		start[(a[i] >> (64 - SORT_BITS)) + 1]++;
+	for (b = 1; b <= (size_t)1 << SORT_BITS; b++)
+		start[b] += start[b - 1];
+	for (i = 0; i < n; i++)
+		out[start[a[i] >> (64 - SORT_BITS)]++] = a[i];
+	/* Each start[b] now is where bucket b + 1 begins. */
+	for (b = 0; b < (size_t)1 << SORT_BITS; b++) {
+		size_t lo = b ? start[b - 1] : 0;
+		size_t hi = start[b];
+
+		if (hi - lo > SORT_SMALL) {
+			qsort(out + lo, hi - lo, sizeof(*out), cmp_u64);
+			continue;
+		}
+		for (i = lo + 1; i < hi; i++) {
+			uint64_t x = out[i];
+
+			for (j = i; j > lo && out[j - 1] > x; j--)
+				out[j] = out[j - 1];
+			out[j] = x;
+		}
+	}
+}
+
+/*
+ * Sort the batch and merge it into the sorted distinct hashes.  Past
+ * CSV_DISTINCT_EXACT the column moves on to tier 3.
+ */
+int csv_keys_flush(struct scan *sc, struct colstate *s)
+{
+	uint64_t *k = s->keys;
+	uint64_t *b = sc->sort_tmp;
+	size_t nb = 0;
+	size_t total;
+	size_t i;
+	size_t j;
+	size_t w;
+
+	if (!s->nbatch)
+		return 0;
+	if (!b) {
+		b = malloc(KEYS_BATCH * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		sc->sort_tmp = b;
+	}
+	hash_sort(k + s->nkeys, b, s->nbatch);
+	for (i = 0; i < s->nbatch; i++)
+		if (!nb || b[nb - 1] != b[i])
+			b[nb++] = b[i];
+	/*
+	 * Merge from the back: the write index never passes a read index.
+	 * Hashes are random, so the loop is written without branches on
+	 * their order, which would be mispredicted half the time.
+	 */
+	total = s->nkeys + nb;
+	i = s->nkeys;
+	j = nb;
+	w = total;
+	while (i && j) {
+		uint64_t x = k[i - 1];
+		uint64_t y = b[j - 1];
+
+		k[--w] = x >= y ? x : y;
+		i -= x >= y;
+		j -= y >= x;
+	}
+	while (j)
+		k[--w] = b[--j];
+	w -= i;
+	memmove(k + i, k + i + w, (total - i - w) * sizeof(*k));
+	s->nkeys = total - w;
+	s->nbatch = 0;
+	if (s->nkeys > CSV_DISTINCT_EXACT)
+		return col_estimate(sc, s, k[0], s->nkeys);
+	return 0;
+}
+
+/*
+ * Tier 2 keeps 64-bit hashes.  For numbers the hash is a bijection of
+ * the value, so the count is exact; two texts are taken as one only if
+ * their XXH3 hashes collide (about 1e-10 for 65536 values).
+ */
+static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	if (s->nkeys + s->nbatch == s->kcap) {
+		/* A flush leaves at most CSV_DISTINCT_EXACT, then a batch. */
+		size_t cap = s->kcap * 2;
+		uint64_t *k;
+
+		if (cap > CSV_DISTINCT_EXACT + KEYS_BATCH)
+			cap = CSV_DISTINCT_EXACT + KEYS_BATCH;
+		if ((cap - s->kcap) * sizeof(*k) > sc->budget)
+			return col_estimate(sc, s, h, s->nkeys + 1);
+		k = realloc(s->keys, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		sc->budget -= (cap - s->kcap) * sizeof(*k);
+		s->keys = k;
+		s->kcap = cap;
+	}
+	s->keys[s->nkeys + s->nbatch++] = h;
+	if (s->nbatch < KEYS_BATCH)
+		return 0;
+	return csv_keys_flush(sc, s);
+}
+
+/* Tier 1 is full: move its hashes to tier 2, then add h there. */
+static int col_to_keys(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	struct cset *set = &s->set;
+	size_t cap = 4 * KEYS_BATCH;
+	size_t i;
+
+	if (cap * sizeof(*s->keys) > sc->budget)
+		return col_estimate(sc, s, h, set->size + 1);
+	s->keys = malloc(cap * sizeof(*s->keys));
+	if (!s->keys)
+		return -ENOMEM;
+	sc->budget -= cap * sizeof(*s->keys);
+	s->kcap = cap;
+	/* CSV_CAT_MAX hashes: one batch, not yet full. */
+	for (i = 0; i <= set->mask; i++)
+		if (set->slots[i].count)
+			s->keys[s->nbatch++] = set->slots[i].hash;
+	sc->budget += (set->mask + 1) * sizeof(*set->slots);
+	free(set->slots);
+	memset(set, 0, sizeof(*set));
+	return keys_add(sc, s, h);
+}
+
+int csv_col_distinct(struct scan *sc, struct colstate *s, uint64_t h,
+		     uint32_t flags, const char *p, size_t n)
+{
+	int rc;
+
+	if (s->hll) {
+		hll_add(s->hll, h);
+		return 0;
+	}
+	if (s->keys)
+		return keys_add(sc, s, h);
+	rc = csv_cset_add(&s->set, h, flags, p, n, &sc->budget,
+			  CSV_CAT_MAX);
+	if (rc == -ENOSPC && s->set.size == CSV_CAT_MAX)
+		return col_to_keys(sc, s, h);
+	if (rc == -ENOSPC)
+		return col_estimate(sc, s, h, s->set.size + 1);
+	return rc < 0 ? rc : 0;
+}

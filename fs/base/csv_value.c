@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One CSV value, as csv_scan() and every other reader of fields in mlfs
+ * judge it: numbers (csv_parse_double(), and csv_num_slow() behind the
+ * inline num_parse() of csv_int.h), the missing tokens (csv_is_missing())
+ * and dates and times (csv_parse_time()).
+ *
+ * No global state: any thread.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "csv_int.h"
+
+/* Significant digits csv_num_slow() keeps; see there. */
+#define NUM_SLOW_DIGITS 780
+
+/*
+ * Numbers.  strtod() is correct but slow for the record loop: it needs a NUL
+ * after the field (a copy, since the input is a read-only map), it reads
+ * the locale, and it handles hex, inf and nan that we reject anyway.
+ * Measured with tests/bench/csv (20 columns like "-1234.567890"), a
+ * tokenizer calling strtod() on a NUL-terminated copy of each field ran
+ * at 110-150 MB/s, the same tokenizer calling csv_parse_double() at
+ * 315-450 MB/s (the ranges are machine load), and csv_scan() itself, which
+ * reads each byte once, does more work than either and is faster still.
+ *
+ * So the mantissa is read into a uint64_t with a decimal exponent, and
+ * when both are small, Clinger's fast path gives the correctly rounded
+ * result with one IEEE multiply or divide: m <= 2^53 and 10^|e| <= 10^22
+ * are both exact doubles, and one operation rounds once.  Everything else
+ * (more than 19 digits, large exponents) goes to csv_num_slow().  That
+ * fast path is num_parse(), in csv_int.h so that the record loop of
+ * csv.c can inline it.
+ */
+
+/*
+ * csv_num_slow: the value of the number syntax in [p, end), which
+ * num_parse() has already checked; NAN if it overflows a double.
+ *
+ * strtod() gets a NUL-terminated, locale-free copy: digits and an
+ * exponent.  Halfway points between doubles have at most 767 significant
+ * digits, so keeping 780 and replacing the rest by one nonzero "sticky"
+ * digit keeps the value on the same side of every rounding boundary:
+ * the result is exact for any length of input, with a bounded buffer.
+ */
+double csv_num_slow(const char *p, const char *end)
+{
+	char buf[NUM_SLOW_DIGITS + 32];
+	size_t n = 0;
+	size_t kept = 0;
+	int64_t e10 = 0;
+	int64_t x = 0;
+	bool neg = *p == '-';
+	bool sticky = false;
+	double v;
+
+	if (*p == '-' || *p == '+')
+		p++;
+	if (neg)
+		buf[n++] = '-';
+	for (; p < end && is_digit(*p); p++) {
+		if (!kept && *p == '0')
+			continue;
+		if (kept < NUM_SLOW_DIGITS) {
+			buf[n++] = *p;
+			kept++;
+		} else {
+			e10++;
+			sticky |= *p != '0';
+		}
+	}
+	if (p < end && *p == '.') {
+		for (p++; p < end && is_digit(*p); p++) {
+			if (kept >= NUM_SLOW_DIGITS) {
+				sticky |= *p != '0';
+				continue;
+			}
+			e10--;
+			if (!kept && *p == '0')
+				continue;
+			buf[n++] = *p;
+			kept++;
+		}
+	}
+	if (p < end && (*p | 0x20) == 'e') {
+		bool eneg = false;
+
+		p++;
+		if (*p == '-' || *p == '+') {
+			eneg = *p == '-';
+			p++;
+		}
+		for (; p < end && is_digit(*p); p++)
+			if (x < 1000000000)
+				x = x * 10 + (*p - '0');
+		e10 += eneg ? -x : x;
+	}
+	if (!kept)
+		return neg ? -0.0 : 0.0;
+	if (sticky) {
+		buf[n++] = '1';
+		e10--;
+	}
+	/* Past this, every kept mantissa is 0 or inf anyway. */
+	if (e10 > 999999)
+		e10 = 999999;
+	if (e10 < -999999)
+		e10 = -999999;
+	snprintf(buf + n, sizeof(buf) - n, "e%" PRId64, e10);
+	v = strtod(buf, NULL);
+	return isinf(v) ? NAN : v;
+}
+
+bool csv_parse_double(const char *s, size_t len, double *out)
+{
+	const char *end = s + len;
+	double v = 0;
+
+	while (s < end && is_blank(*s))
+		s++;
+	while (end > s && is_blank(end[-1]))
+		end--;
+	if (s == end || num_parse(s, end, &v) != end || isnan(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "NA", "N/A", "NaN", "null", "None", "?" in any case, or nothing. */
+static bool is_missing(const char *p, size_t n)
+{
+	static const char *const tokens[] = { "na",   "n/a",  "nan",
+					      "null", "none", "?" };
+	char low[4];
+	size_t i;
+
+	if (!n)
+		return true;
+	if (n > sizeof(low))
+		return false;
+	for (i = 0; i < n; i++)
+		low[i] = (char)(p[i] | (p[i] >= 'A' && p[i] <= 'Z' ? 0x20 : 0));
+	for (i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+		if (strlen(tokens[i]) == n && !memcmp(low, tokens[i], n))
+			return true;
+	return false;
+}
+
+bool csv_is_missing(const char *p, size_t n)
+{
+	while (n && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	return is_missing(p, n);
+}
+
+/* Reads exactly n digits at p; false if one is not a digit. */
+static bool read_digits(const char *p, int n, int *out)
+{
+	int v = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (!is_digit(p[i]))
+			return false;
+		v = v * 10 + (p[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+bool csv_parse_time(const char *s, size_t n, double *out)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
+				     31, 31, 30, 31, 30, 31 };
+	const char *p;
+	const char *end;
+	int y, mo, d;
+	int hh = 0;
+	int mm = 0;
+	int ss = 0;
+	double frac = 0;
+	double secs;
+
+	trim(&s, &n);
+	p = s + 10;
+	end = s + n;
+	if (n < 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	if (!read_digits(s, 4, &y) || !read_digits(s + 5, 2, &mo) ||
+	    !read_digits(s + 8, 2, &d))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+		return false;
+	if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)))
+		return false;
+	secs = (double)days_from_civil(y, mo, d) * 86400.0;
+	if (p == end) {
+		*out = secs;
+		return true;
+	}
+	if ((*p != 'T' && *p != 't' && *p != ' ') || end - p < 6 || p[3] != ':')
+		return false;
+	if (!read_digits(p + 1, 2, &hh) || !read_digits(p + 4, 2, &mm) ||
+	    hh > 23 || mm > 59)
+		return false;
+	p += 6;
+	if (p < end && *p == ':') {
+		if (end - p < 3 || !read_digits(p + 1, 2, &ss) || ss > 60)
+			return false;
+		p += 3;
+		if (p < end && *p == '.') {
+			double scale = 0.1;
+			const char *f = ++p;
+
+			while (p < end && is_digit(*p)) {
+				frac += (*p - '0') * scale;
+				scale /= 10;
+				p++;
+			}
+			if (p == f)
+				return false;
+		}
+	}
+	secs += hh * 3600.0 + mm * 60.0 + ss + frac;
+	if (p < end && (*p == 'Z' || *p == 'z')) {
+		p++;
+	} else if (p < end && (*p == '+' || *p == '-')) {
+		int oh, om;
+
+		if (end - p < 6 || p[3] != ':' || !read_digits(p + 1, 2, &oh) ||
+		    !read_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+			return false;
+		/* Local time is UTC plus the offset. */
+		secs -= (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+		p += 6;
+	}
+	if (p != end)
+		return false;
+	*out = secs;
+	return true;
+}
