@@ -10,8 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "featcalc.h"
+#include "fs.h"
+#include "hostfile.h"
 #include "repo.h"
+#include "store.h"
 #include "featspec.h"
 #include "names.h"
 #include "spec.h"
@@ -438,4 +443,100 @@ int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
 	}
 	json_decref(man);
 	return rc;
+}
+
+/* The type of each feature: by its agg and spec, else its column's in
+ * the history (the first bytes of the blob: featcalc.h's layout). */
+static json_t *feature_types(struct fs *fs, json_t *spec, const char *blob)
+{
+	struct feat_spec *fsp;
+	json_t *types = json_object();
+	uint64_t head[6], *coltype = NULL;
+
+	if (!types || feat_spec_compile(spec, &fsp) < 0) {
+		json_decref(types);
+		return NULL;
+	}
+	if (store_get_range(fs->store, blob, head, sizeof(head), 0) ==
+		    (ssize_t)sizeof(head) &&
+	    head[3] == fsp->ncols && fsp->ncols < 65536) {
+		coltype = calloc(fsp->ncols + 1, sizeof(*coltype));
+		if (coltype &&
+		    store_get_range(fs->store, blob, coltype,
+				    fsp->ncols * sizeof(*coltype), 48) !=
+			    (ssize_t)(fsp->ncols * sizeof(*coltype))) {
+			free(coltype);
+			coltype = NULL;
+		}
+	}
+	for (size_t i = 0; i < fsp->nfeat; i++) {
+		const struct feat_def *d = &fsp->feat[i];
+		bool cat = d->agg == AGG_LAST && d->col >= 0 &&
+			   (fsp->cat[d->col] ||
+			    (!fsp->num[d->col] && coltype && coltype[d->col]));
+
+		json_object_set_new(types, d->name,
+				    json_string(cat ? "categorical"
+						    : "numeric"));
+	}
+	free(coltype);
+	feat_spec_free(fsp);
+	return types;
+}
+
+int featspec_train_ref(struct fs *fs, const char *ref,
+		       const struct host_user *writer, json_t **out,
+		       char *why, size_t whylen)
+{
+	char name[256], key[96];
+	const char *hash;
+	unsigned ver = 0;
+	json_t *rec, *man, *types;
+	int rc;
+
+	*out = NULL;
+	if (!ref || !source_ok(ref)) {
+		snprintf(why, whylen, "not a feature set name or name@version");
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(ref, "@"), ref);
+	if (strchr(ref, '@'))
+		ver = (unsigned)strtoul(strchr(ref, '@') + 1, NULL, 10);
+	if (repo_get(fs, &repo_features, name, &rec) < 0) {
+		snprintf(why, whylen, "no feature set \"%s\"", name);
+		return -EINVAL;
+	}
+	rc = host_may_record(writer, rec, R_OK | X_OK) ? 0 : -EACCES;
+	json_decref(rec);
+	if (rc < 0) {
+		snprintf(why, whylen, "\"%s\": permission denied", name);
+		return rc;
+	}
+	if (repo_version(fs, &repo_features, name, ver, &man) < 0) {
+		snprintf(why, whylen, "\"%s\" has no %s", name,
+			 ver ? "such version" : "version yet");
+		return -EINVAL;
+	}
+	hash = json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), "history"),
+		"hash"));
+	if (!hash) {
+		snprintf(why, whylen,
+			 "\"%s\" v%d is not synced (write sync to its ctl)",
+			 name,
+			 (int)json_integer_value(json_object_get(man, "version")));
+		json_decref(man);
+		return -EINVAL;
+	}
+	repo_blob_key(hash, key, sizeof(key));
+	types = feature_types(fs, json_object_get(man, "spec"), key);
+	*out = types ? json_pack("{s:s, s:I, s:s, s:O, s:o}", "name", name,
+				 "version",
+				 json_integer_value(
+					 json_object_get(man, "version")),
+				 "blob", key, "spec",
+				 json_object_get(man, "spec"), "types", types)
+		     : NULL;
+	json_decref(man);
+	return *out ? 0 : -ENOMEM;
 }

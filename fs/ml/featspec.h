@@ -45,6 +45,18 @@ int featspec_check(const char *text, size_t len, bool final, json_t **out,
 int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
 		     struct problem *pb);
 
+struct host_user;
+
+/*
+ * featspec_train_ref: a train spec's "feature_sets" entry, ref ("name",
+ * its latest version, or "name@n"), for writer: *out {"name", "version",
+ * "blob", "spec", "types": {feature: "numeric" | "categorical"}} of a
+ * synced version.  -EINVAL or -EACCES with why.
+ */
+int featspec_train_ref(struct fs *fs, const char *ref,
+		       const struct host_user *writer, json_t **out,
+		       char *why, size_t whylen);
+
 /*
  * featspec_duration: "30d", "12h", "15m", "10s", "2w" (a positive integer
  * and a unit) into seconds.  -EINVAL for anything else.

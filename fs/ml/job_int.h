@@ -70,6 +70,8 @@ json_t *search_run(struct run *run, const struct mlfs_host *host,
 
 /* A feature set's sync (job_sync.c): the whole job; does not return. */
 void sync_run(json_t *plan) __attribute__((noreturn));
+/* t with the plan's feature sets joined point in time (t is freed). */
+struct table *sets_join(struct table *t, json_t *plan);
 
 /* The host table (job_host.c). */
 void host_log(void *ctx, int level, const char *fmt, ...);

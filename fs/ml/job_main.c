@@ -921,6 +921,28 @@ static void model_meta_write(const struct model *m, const struct run *run,
 		"columns", fnames, "inputs", fnames, "metrics", m->metrics,
 		"search", json_object_get(plan, "search"));
 	json_object_set(meta, "split", json_object_get(plan, "split"));
+	if (meta && json_object_get(plan, "feature_sets")) {
+		/* what predict needs to fetch them by key */
+		json_t *sets = json_array(), *set;
+		size_t i;
+
+		json_array_foreach(json_object_get(plan, "feature_sets"), i,
+				   set) {
+			json_t *spec = json_object_get(set, "spec");
+
+			json_array_append_new(
+				sets,
+				json_pack("{s:O, s:O, s:O, s:O}", "name",
+					  json_object_get(set, "name"),
+					  "version",
+					  json_object_get(set, "version"),
+					  "entity",
+					  json_object_get(spec, "entity"),
+					  "timestamp",
+					  json_object_get(spec, "timestamp")));
+		}
+		json_object_set_new(meta, "feature_sets", sets);
+	}
 	if (meta && idname)
 		json_object_set_new(meta, "id", json_string(idname));
 	if (!meta ||
@@ -1104,6 +1126,8 @@ int main(int argc, char **argv)
 	run_start(&run, plan, &host);
 	host_progress(&fh, 0, "reading data");
 	data_read(&d, &run);
+	if (json_object_get(plan, "feature_sets"))
+		d.t = sets_join(d.t, plan);
 	d.prep_t0 = now_mono();
 	columns_find(&d, plan);
 	labels_read(&d, run.task);

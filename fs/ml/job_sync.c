@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A feature set's sync, in the job program (plan "kind": "sync"), as the
- * writer: the source dataset on descriptor 3 (empty without a source),
- * the events up to the cut made into a history, offline.csv and stats,
- * written to out/ in the job folder for the daemon to publish.
+ * Feature sets in the job program, as the writer.  A sync (plan "kind":
+ * "sync"): the source dataset on descriptor 3 (empty without a source)
+ * and the event log up to the cut on 4, made into a history, offline.csv
+ * and stats, written to out/ in the job folder for the daemon to publish.
+ * A training with "feature_sets": their histories on 4 on, each set's
+ * features as of each row's time joined onto the dataset's rows.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "csv.h"
 #include "featcalc.h"
 #include "job_int.h"
 #include "jsonout.h"
@@ -142,4 +145,125 @@ void sync_run(json_t *plan)
 	feat_hist_free(&h);
 	feat_spec_free(spec);
 	finish(1, NULL, NULL, NULL);
+}
+
+/* A history on descriptor fd, checked against spec. */
+static void history_map(int fd, const struct feat_spec *spec,
+			struct feat_hist *h, const char *name)
+{
+	struct stat st;
+	char why[256];
+	void *p;
+
+	if (fstat(fd, &st) < 0 || !st.st_size)
+		fail("feature set %s: no history", name);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		fail("feature set %s: cannot map its history: %s", name,
+		     strerror(errno));
+	if (feat_hist_load(p, (size_t)st.st_size, spec, h, why, sizeof(why)) <
+	    0)
+		fail("feature set %s: %s", name, why);
+}
+
+struct table *sets_join(struct table *t, json_t *plan)
+{
+	json_t *sets = json_object_get(plan, "feature_sets");
+	size_t ns = json_array_size(sets), nf = 0;
+	struct feat_spec **spec = calloc(ns + 1, sizeof(*spec));
+	struct feat_hist *h = calloc(ns + 1, sizeof(*h));
+	long **ent = calloc(ns + 1, sizeof(*ent)), *ts = calloc(ns + 1, 8);
+	struct strbuf out = { .max = (size_t)1 << 40 }, key = { 0 };
+	struct problem pb = { 0 };
+	struct table *joined;
+	double *v;
+	int rc = 0;
+
+	if (!spec || !h || !ent || !ts)
+		fail("out of memory");
+	for (size_t i = 0; i < ns; i++) {
+		json_t *set = json_array_get(sets, i);
+		const char *name = json_string_value(json_object_get(set, "name"));
+
+		if (feat_spec_compile(json_object_get(set, "spec"), &spec[i]) < 0)
+			fail("out of memory");
+		history_map(4 + (int)i, spec[i], &h[i], name);
+		ent[i] = calloc(spec[i]->nent + 1, sizeof(**ent));
+		if (!ent[i])
+			fail("out of memory");
+		for (size_t e = 0; e < spec[i]->nent; e++)
+			if ((ent[i][e] = table_col(t, spec[i]->entity[e])) < 0)
+				fail("no column \"%s\" in the data",
+				     spec[i]->entity[e]);
+		if ((ts[i] = table_col(t, spec[i]->timestamp)) < 0)
+			fail("no column \"%s\" in the data",
+			     spec[i]->timestamp);
+		nf = spec[i]->nfeat > nf ? spec[i]->nfeat : nf;
+	}
+	v = calloc(nf + 1, sizeof(*v));
+	if (!v)
+		fail("out of memory");
+	/* the header, then each row with every set's features as of it */
+	for (size_t c = 0; rc == 0 && c < t->ncols; c++)
+		rc = (c ? sb_append(&out, ",", 1) : 0) ||
+		     feat_put_field(&out, t->names[c], strlen(t->names[c]));
+	for (size_t i = 0; rc == 0 && i < ns; i++)
+		for (size_t f = 0; rc == 0 && f < spec[i]->nfeat; f++)
+			rc = sb_append(&out, ",", 1) ||
+			     feat_put_field(&out, spec[i]->feat[f].name,
+					    strlen(spec[i]->feat[f].name));
+	rc = rc || sb_append(&out, "\n", 1);
+	for (size_t r = 0; rc == 0 && r < t->nrows; r++) {
+		for (size_t c = 0; rc == 0 && c < t->ncols; c++)
+			rc = (c ? sb_append(&out, ",", 1) : 0) ||
+			     feat_put_field(&out,
+					    t->data + t->off[r * t->ncols + c],
+					    t->len[r * t->ncols + c]);
+		for (size_t i = 0; rc == 0 && i < ns; i++) {
+			size_t tl = t->len[r * t->ncols + (size_t)ts[i]];
+			const char *tp = t->data + t->off[r * t->ncols +
+							  (size_t)ts[i]];
+			double at;
+			long k;
+
+			if (!csv_parse_double(tp, tl, &at) &&
+			    !csv_parse_time(tp, tl, &at))
+				fail("data: row %zu: \"%s\": \"%.*s\" is not a "
+				     "time (feature set %s)",
+				     r + 1, spec[i]->timestamp,
+				     (int)(tl > 40 ? 40 : tl), tp,
+				     json_string_value(json_object_get(
+					     json_array_get(sets, i), "name")));
+			key.len = 0;
+			for (size_t e = 0; rc == 0 && e < spec[i]->nent; e++) {
+				size_t o = r * t->ncols + (size_t)ent[i][e];
+
+				rc = (e ? sb_append(&key, "\x1f", 1) : 0) ||
+				     sb_append(&key, t->data + t->off[o],
+					       t->len[o]);
+			}
+			k = feat_hist_find(&h[i], key.buf ? key.buf : "",
+					   key.len);
+			if (k >= 0)
+				feat_asof(spec[i], &h[i], (size_t)k, at, v);
+			for (size_t f = 0; rc == 0 && f < spec[i]->nfeat; f++)
+				rc = sb_append(&out, ",", 1) ||
+				     (k >= 0 &&
+				      feat_put_value(&out, spec[i], &h[i], f,
+						     v[f]));
+		}
+		rc = rc || sb_append(&out, "\n", 1);
+	}
+	if (rc)
+		fail("joining the feature sets: out of memory");
+	if (table_parse(out.buf, out.len, &joined, &pb) < 0)
+		fail("joining the feature sets: %u:%u: %s", pb.line, pb.col,
+		     pb.msg);
+	say("joined %zu feature set%s onto %zu rows", ns, ns == 1 ? "" : "s",
+	    t->nrows);
+	/* the joined text stays as long as the table, to the end */
+	table_free(t);
+	sb_free(&key);
+	free(v);
+	return joined;
 }

@@ -62,7 +62,8 @@ static void job_bin_path(struct runner *r)
  * version into the job folder, read through the cache, and give the job
  * a descriptor on that copy.
  */
-static int fetch_local(struct fs *fs, const char *key, const char *dir)
+static int fetch_local(struct fs *fs, const char *key, const char *dir,
+		       const char *name)
 {
 	char path[PATH_MAX + 32];
 	size_t chunk = (size_t)4 << 20;
@@ -72,7 +73,7 @@ static int fetch_local(struct fs *fs, const char *key, const char *dir)
 
 	if (!buf)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "%s/data.csv", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		  0600);
 	if (fd < 0) {
@@ -103,6 +104,57 @@ static int fetch_local(struct fs *fs, const char *key, const char *dir)
 	return fd;
 }
 
+#define SCHED_EXTRA_FDS 9
+
+/* A blob on a descriptor (a copy in the job folder from S3). */
+static int blob_fd(struct fs *fs, const char *key, const char *dir,
+		   const char *name)
+{
+	int fd = store_open_fd(fs->store, key);
+
+	return fd == -EOPNOTSUPP ? fetch_local(fs, key, dir, name) : fd;
+}
+
+/* The descriptors a job gets after its data (fd[i] becomes 4 + i). */
+static int extra_fds(struct fs *fs, struct job *j, json_t *plan, int *fd,
+		     size_t *n)
+{
+	json_t *cut = json_object_get(plan, "log_cut");
+	json_t *sets = json_object_get(plan, "feature_sets");
+	size_t i;
+	json_t *set;
+	int rc = 0;
+
+	*n = 0;
+	if (json_integer_value(cut)) {
+		rc = featonline_log_fd(
+			fs, json_string_value(json_object_get(plan,
+							      "feature_set")),
+			json_string_value(json_object_get(plan,
+							  "log_incarnation")),
+			(uint64_t)json_integer_value(cut));
+		if (rc >= 0)
+			fd[(*n)++] = rc;
+	}
+	json_array_foreach(sets, i, set) {
+		char name[32];
+
+		if (rc < 0 || *n == SCHED_EXTRA_FDS)
+			break;
+		snprintf(name, sizeof(name), "history-%zu", i);
+		rc = blob_fd(fs, json_string_value(json_object_get(set, "blob")),
+			     j->dir, name);
+		if (rc >= 0)
+			fd[(*n)++] = rc;
+	}
+	if (rc < 0) {
+		while (*n)
+			close(fd[--*n]);
+		return rc;
+	}
+	return 0;
+}
+
 /* Prepare the folder and spawn.  Not under the lock. */
 static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		     pid_t *pid)
@@ -120,7 +172,8 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	size_t nenv = 0;
 	uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 	gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
-	int datafd, logfd, rc;
+	int datafd, extra[SCHED_EXTRA_FDS], rc;
+	size_t nextra = 0;
 
 	snprintf(self, sizeof(self), "%ld", (long)getpid());
 	snprintf(path, sizeof(path), "%s/jobs", fs->opts.cache_dir);
@@ -146,7 +199,7 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	if (!blob[0] && datafd < 0)
 		datafd = -errno;
 	if (datafd == -EOPNOTSUPP)
-		datafd = fetch_local(fs, blob, j->dir);
+		datafd = fetch_local(fs, blob, j->dir, "data.csv");
 	if (datafd == -EBADMSG) {
 		/* .mlfs/errors names the key; the status says why */
 		snprintf(path, sizeof(path), "jobs/%s", j->name);
@@ -154,21 +207,12 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	}
 	if (datafd < 0)
 		return datafd;
-	/* a sync: the event log up to its cut on descriptor 4 */
-	logfd = json_integer_value(json_object_get(plan, "log_cut"))
-			? featonline_log_fd(
-				  fs,
-				  json_string_value(json_object_get(
-					  plan, "feature_set")),
-				  json_string_value(json_object_get(
-					  plan, "log_incarnation")),
-				  (uint64_t)json_integer_value(
-					  json_object_get(plan, "log_cut")))
-			: -1;
-	if (json_integer_value(json_object_get(plan, "log_cut")) &&
-	    logfd < 0) {
+	/* from descriptor 4 on: a sync's event log up to its cut, or the
+	 * histories of the feature sets a training joins */
+	rc = extra_fds(fs, j, plan, extra, &nextra);
+	if (rc < 0) {
 		close(datafd);
-		return logfd;
+		return rc;
 	}
 	/*
 	 * A clean environment: PATH, LANG, the writer's HOME and the BLAS
@@ -221,16 +265,16 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 					 O_WRONLY | O_CREAT | O_APPEND, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_adddup2(&fa, datafd, 3);
-	if (logfd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, logfd, 4);
+	for (size_t i = 0; i < nextra; i++)
+		posix_spawn_file_actions_adddup2(&fa, extra[i], 4 + (int)i);
 	/* nothing else of the daemon's, /dev/fuse above all */
-	posix_spawn_file_actions_addclosefrom_np(&fa, logfd >= 0 ? 5 : 4);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4 + (int)nextra);
 	rc = posix_spawn(pid, r->jobbin, &fa, NULL, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	free(env);
 	close(datafd);
-	if (logfd >= 0)
-		close(logfd);
+	for (size_t i = 0; i < nextra; i++)
+		close(extra[i]);
 	return rc ? -rc : 0;
 }
 
@@ -348,6 +392,20 @@ static int publish_model(struct fs *fs, struct job *j, json_t *plan,
 					   ? json_object_get(meta, "metrics")
 					   : json_null(),
 			"files", fl);
+	if (man && json_object_get(plan, "feature_sets")) {
+		/* the versions of the sets it was trained on stay while it does */
+		json_t *refs = json_array(), *set;
+		size_t i;
+
+		json_array_foreach(json_object_get(plan, "feature_sets"), i,
+				   set)
+			json_array_append_new(
+				refs, json_pack("{s:O, s:O}", "name",
+						json_object_get(set, "name"),
+						"version",
+						json_object_get(set, "version")));
+		json_object_set_new(man, "feature_sets", refs);
+	}
 	rc = man ? repo_commit_model(fs, model, man, &ctx, ver) : -ENOMEM;
 	json_decref(man);
 out_unlock:

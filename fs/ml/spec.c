@@ -20,11 +20,15 @@
 #include "fs.h"
 #include "hostfile.h"
 #include "plugin.h"
+#include "featspec.h"
 #include "spec.h"
+
+#define SPEC_MAX_FEATURE_SETS 8
 
 static const char *const spec_fields[] = {
 	"dataset", "label",  "features", "algorithm", "params", "split",
-	"model",   "search", "task",     "timeout",   "memory", NULL,
+	"model",   "search", "task",     "timeout",   "memory",
+	"feature_sets", NULL,
 };
 
 /*
@@ -561,6 +565,7 @@ struct resolve {
 	const char *label;        /* NULL: none (clustering) */
 	unsigned task;
 	json_t *feats;            /* [{name, type}], NULL once in the plan */
+	json_t *sets;             /* feature sets joined in, or NULL */
 	json_t *params;           /* borrowed from spec */
 	json_t *split;
 	const struct plugin *tune;
@@ -835,6 +840,98 @@ static int resolve_features(struct resolve *r)
 	return resolve_features_default(r);
 }
 
+/* Is name a feature (r->feats) already? Its index, or -1. */
+static long feat_index(struct resolve *r, const char *name)
+{
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(r->feats, i, f)
+		if (strcmp(json_string_value(json_object_get(f, "name")),
+			   name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * "feature_sets": each set's features, as of each row's time, join the
+ * dataset's rows (which carry its entity and timestamp columns, features
+ * no more when they were chosen by default).
+ */
+static int resolve_feature_sets(struct resolve *r)
+{
+	json_t *given = json_object_get(r->spec, "feature_sets");
+	size_t i, j;
+	json_t *ref, *c;
+	char why[400];
+
+	if (!given)
+		return 0;
+	if (!json_is_array(given) || json_array_size(given) == 0 ||
+	    json_array_size(given) > SPEC_MAX_FEATURE_SETS)
+		return problem_field(r->pb, r->text, "feature_sets",
+				     "must be a list of 1 to %d feature sets "
+				     "(\"name\" or \"name@version\")",
+				     SPEC_MAX_FEATURE_SETS);
+	r->sets = json_array();
+	json_array_foreach(given, i, ref) {
+		json_t *set, *spec, *cols;
+		int rc = featspec_train_ref(r->fs, json_string_value(ref),
+					    &r->writer, &set, why, sizeof(why));
+
+		if (rc < 0) {
+			problem_field(r->pb, r->text, "feature_sets", "%s", why);
+			return rc;
+		}
+		json_array_append_new(r->sets, set);
+		spec = json_object_get(set, "spec");
+		cols = json_deep_copy(json_object_get(spec, "entity"));
+		json_array_append(cols, json_object_get(spec, "timestamp"));
+		json_array_foreach(cols, j, c) {
+			const char *n = json_string_value(c);
+			long k = feat_index(r, n);
+
+			if (!schema_col(r->schema, n)) {
+				json_decref(cols);
+				return problem_field(
+					r->pb, r->text, "feature_sets",
+					"\"%s\": the dataset has no column "
+					"\"%s\" (its entity or timestamp)",
+					json_string_value(ref), n);
+			}
+			/* keys and times are not features, unless asked */
+			if (k >= 0 && !json_object_get(r->spec, "features"))
+				json_array_remove(r->feats, (size_t)k);
+		}
+		json_decref(cols);
+		json_array_foreach(json_object_get(spec, "features"), j, c) {
+			const char *n = json_string_value(
+				json_object_get(c, "name"));
+
+			if (feat_index(r, n) >= 0 || schema_col(r->schema, n))
+				return problem_field(
+					r->pb, r->text, "feature_sets",
+					"\"%s\": its feature \"%s\" is a "
+					"column of the dataset or of another "
+					"set",
+					json_string_value(ref), n);
+			json_array_append_new(
+				r->feats,
+				json_pack("{s:s, s:s, s:s}", "name", n, "type",
+					  json_string_value(json_object_get(
+						  json_object_get(set, "types"),
+						  n)),
+					  "feature_set",
+					  json_string_value(json_object_get(
+						  set, "name"))));
+		}
+	}
+	if (json_array_size(r->feats) == 0)
+		return problem_set(r->pb, 1, 1, "\"features\": none to train "
+						"on");
+	return 0;
+}
+
 /* "params" (default {}), judged by the plugin; "split"; "search". */
 static int resolve_params(struct resolve *r)
 {
@@ -934,6 +1031,8 @@ static json_t *resolve_plan(struct resolve *r)
 	if (plan && r->tune)
 		json_object_set_new(plan, "tune_plugin",
 				    json_string(r->tune->path));
+	if (plan && r->sets)
+		json_object_set(plan, "feature_sets", r->sets);
 	return plan;
 }
 
@@ -949,6 +1048,7 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 		resolve_label,
 		resolve_task,
 		resolve_features,
+		resolve_feature_sets,
 		resolve_params,
 		resolve_model,
 		resolve_limits,
@@ -978,6 +1078,7 @@ int spec_resolve(struct fs *fs, const char *job, const char *text,
 	rc = *plan ? 0 : -ENOMEM;
 out:
 	json_decref(r.feats);
+	json_decref(r.sets);
 	json_decref(r.split);
 	json_decref(r.man);
 	json_decref(r.rec);

@@ -347,3 +347,61 @@ def test_a_schedule_syncs_by_itself(mlfs):
     vs = sorted(versions(d), key=lambda v: int(v[1:]))
     assert (d / vs[-2] / "offline.csv").read_text() == OFFLINE
     assert (d / "offline.csv").read_text() == ""
+
+
+def orders(mlfs):
+    """Rows of customers at times, with a label that the features tell."""
+    t = mlfs.mnt / "datasets" / "orders"
+    t.mkdir()
+    rows = ["customer_id,ts,label"]
+    for day in range(2, 22):
+        rows.append(f"c1,2024-01-{day:02d}T12:00:00Z,fr")
+        rows.append(f"c2,2024-01-{day:02d}T12:00:00Z,de")
+    (t / "data.csv").write_text("\n".join(rows) + "\n")
+    return t
+
+
+def test_training_joins_feature_sets_point_in_time(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    orders(mlfs)
+    spec = {"dataset": "orders", "label": "label", "algorithm": "logistic",
+            "feature_sets": ["cust"]}
+    r = sh(f"echo '{json.dumps(spec)}' > {mlfs.mnt}/train/fj.json")
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "fj") == "succeeded\n", \
+        sh(f"cat {mlfs.mnt}/jobs/fj/log").stdout
+    meta = json.loads((mlfs.mnt / "models" / "fj" / "v1" /
+                       "meta.json").read_text())
+    # the set's features, not its entity or timestamp columns
+    assert meta["inputs"] == ["spend_7d", "txns_1h", "country",
+                              "amount_last"], meta["inputs"]
+    assert meta["feature_sets"] == [
+        {"name": "cust", "version": 2, "entity": ["customer_id"],
+         "timestamp": "ts"}]
+    assert "joined 1 feature set onto 40 rows" in sh(
+        f"cat {mlfs.mnt}/jobs/fj/log").stdout
+    # the set's version stays while the model does
+    r = sh(f"rmdir {d}/v2")
+    assert r.returncode != 0 and "busy" in r.stderr, r.stderr
+
+
+def test_a_training_refuses_feature_sets_it_cannot_join(mlfs):
+    d = make_set(mlfs)
+    (d / "spec").write_text(json.dumps(NOTTL))
+    orders(mlfs)
+    for n, (sets, why) in enumerate([(["cust"], "v1 is not synced"),
+                                     (["nope"], "no feature set \"nope\""),
+                                     ("cust", "must be a list")]):
+        spec = {"dataset": "orders", "label": "label",
+                "algorithm": "logistic", "feature_sets": sets}
+        r = sh(f"echo '{json.dumps(spec)}' > {mlfs.mnt}/train/bad{n}.json")
+        assert r.returncode != 0 and "Invalid argument" in r.stderr
+        assert why in mlfs.errors(), (why, mlfs.errors())
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-1") == "succeeded\n"
+    spec = {"dataset": "transactions", "label": "country",
+            "algorithm": "logistic", "feature_sets": ["cust"]}
+    r = sh(f"echo '{json.dumps(spec)}' > {mlfs.mnt}/train/bad.json")
+    assert r.returncode != 0
+    assert "its feature \"country\" is a column of the dataset" in \
+        mlfs.errors()
