@@ -25,11 +25,12 @@ spec): entity customer_id, timestamp ts, and
 
   bench_features.py sync EVENTS OUT
       the peer of mlfs's sync, timed from read_csv to the end of to_csv:
-      read_csv, a stable sort by (entity, ts), groupby(entity).rolling
-      with time windows (closed right: (t - w, t], as mlfs) for the count,
-      sum and mean, groupby ffill for the last country, then the last row
-      per (entity, ts), as offline.csv has one row per distinct (entity,
-      time) counting every event at it, and to_csv.  Prints JSON phase
+      read_csv, a stable sort by (entity, ts) (np.lexsort),
+      groupby(entity).rolling with time windows (closed right: (t - w,
+      t], as mlfs) for the count, sum and mean, groupby ffill for the
+      last country, then the last row per (entity, ts), as offline.csv
+      has one row per distinct (entity, time) counting every event at it,
+      and to_csv.  Prints JSON phase
       seconds.
 
   bench_features.py check MLFS_OFFLINE PANDAS_OUT
@@ -122,7 +123,10 @@ def sync(events, out):
     df = pd.read_csv(events)
     ph["read"] = now() - t
     t1 = now()
-    df = df.sort_values(KEY, kind="stable", ignore_index=True)
+    # np.lexsort is stable, and a third faster than sort_values(KEY,
+    # kind="stable") here (24 s against 17 s at 10M events)
+    order = np.lexsort((df["ts"].to_numpy(), df["customer_id"].to_numpy()))
+    df = df.take(order).reset_index(drop=True)
     df["t"] = pd.to_datetime(df["ts"], unit="s")
     ph["sort"] = now() - t1
     t1 = now()
@@ -142,7 +146,11 @@ def sync(events, out):
     res["country_last"] = g["country"].ffill().to_numpy()
     ph["features"] = now() - t1
     t1 = now()
-    res = res[~res.duplicated(KEY, keep="last").to_numpy()]
+    # sorted: the last row of an (entity, ts) is the one whose next row
+    # has another key (duplicated(KEY, keep="last") gives the same rows
+    # in 7 s at 10M events, this in 0.02 s)
+    k = res[KEY]
+    res = res[(k != k.shift(-1)).any(axis=1).to_numpy()]
     ph["dedup"] = now() - t1
     t1 = now()
     res.to_csv(out, index=False)
