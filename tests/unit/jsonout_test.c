@@ -78,6 +78,42 @@ static void test_float(void)
 	is_str(got, "5.471", "a double");
 }
 
+/* num_shortest for doubles: the same text as trying %.1g to %.17g. */
+static void test_double_search(void)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	size_t same = 0, total = 0;
+
+	for (int i = 0; i < 300000; i++) {
+		char got[NUM_SHORTEST_MAX], want[NUM_SHORTEST_MAX];
+		double v;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i % 3 == 0) {
+			memcpy(&v, &x, sizeof(v)); /* any bits */
+		} else {
+			/* numbers as data has them: few digits, any scale */
+			v = (double)(int64_t)(x % 2000001) - 1000000;
+			v /= (double)(1ULL << (x >> 58)) * (i % 3 == 1 ? 1 : 100);
+			if (i % 7 == 0)
+				v *= 1e20;
+		}
+		num_shortest(v, 17, got);
+		for (int p = 1; p <= 17; p++) {
+			snprintf(want, sizeof(want), "%.*g", p, v);
+			if (isnan(v) || strtod(want, NULL) == v)
+				break;
+		}
+		same += strcmp(got, want) == 0;
+		total++;
+		if (strcmp(got, want) != 0 && total - same < 4)
+			printf("# %a: got %s, want %s\n", v, got, want);
+	}
+	is_int(same, total, "doubles: the shortest %g, as the loop from 1");
+}
+
 int main(void)
 {
 	json_t *j = json_pack(
@@ -102,5 +138,6 @@ int main(void)
 	free(text);
 	json_decref(j);
 	test_float();
+	test_double_search();
 	return done();
 }
