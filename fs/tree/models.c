@@ -28,6 +28,7 @@
 #include "jsonout.h"
 #include "mlcore.h"
 #include "answers.h"
+#include "featpredict.h"
 #include "models.h"
 #include "objects.h"
 #include "predict.h"
@@ -177,22 +178,29 @@ static int vfile_getattr(struct node *n, struct stat *st)
 struct pstate {
 	struct served *m;
 	struct pstream *ps;
+	struct fpredict *fp; /* a model trained on feature sets: by key */
 };
 
 static int p_write(void *st, const char *buf, size_t len, struct strbuf *out)
 {
-	return pstream_write(((struct pstate *)st)->ps, buf, len, out);
+	struct pstate *p = st;
+
+	return p->fp ? fpredict_write(p->fp, buf, len, out)
+		     : pstream_write(p->ps, buf, len, out);
 }
 
 static int p_finish(void *st, struct strbuf *out)
 {
-	return pstream_finish(((struct pstate *)st)->ps, out);
+	struct pstate *p = st;
+
+	return p->fp ? fpredict_finish(p->fp, out) : pstream_finish(p->ps, out);
 }
 
 static void p_free(void *st)
 {
 	struct pstate *p = st;
 
+	fpredict_free(p->fp);
 	pstream_free(p->ps);
 	served_put(p->m);
 	free(p);
@@ -206,7 +214,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	struct pstate *p;
 	char msg[300] = "", key[96];
 	unsigned ver;
-	json_t *man;
+	json_t *man, *sets;
 	const char *hash;
 	int rc;
 
@@ -220,10 +228,13 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 		json_object_get(json_object_get(man, "files"), "model"),
 		"hash"));
 	snprintf(key, sizeof(key), "%s", hash ? hash : "");
+	sets = json_incref(json_object_get(man, "feature_sets"));
 	json_decref(man);
 	p = calloc(1, sizeof(*p));
-	if (!p)
+	if (!p) {
+		json_decref(sets);
 		return -ENOMEM;
+	}
 	rc = served_get(n->fs, key, &p->m, msg, sizeof(msg));
 	if (rc < 0) {
 		struct problem pb = { 0 };
@@ -232,12 +243,23 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 		problem_set(&pb, 0, 0, "cannot load model v%u: %s", ver, msg);
 		fs_problem(n->fs, f->uid, &pb);
 		free(p);
+		json_decref(sets);
 		return rc == -ENOENT ? -ENOENT : -EIO;
 	}
 	rc = pstream_new(p->m, &p->ps);
+	if (rc == 0 && sets) {
+		struct problem pb = { 0 };
+
+		rc = fpredict_new(n->fs, sets, p->ps, &p->fp, pb.msg,
+				  sizeof(pb.msg));
+		if (rc < 0 && pb.msg[0]) {
+			snprintf(pb.path, sizeof(pb.path), "%s", n->path);
+			fs_problem(n->fs, f->uid, &pb);
+		}
+	}
+	json_decref(sets);
 	if (rc < 0) {
-		served_put(p->m);
-		free(p);
+		p_free(p);
 		return rc;
 	}
 	return answers_open(f, ctx, &predict_ops, p);

@@ -405,3 +405,34 @@ def test_a_training_refuses_feature_sets_it_cannot_join(mlfs):
     assert r.returncode != 0
     assert "its feature \"country\" is a column of the dataset" in \
         mlfs.errors()
+
+
+def test_predict_by_key_fetches_the_online_features(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    orders(mlfs)
+    spec = {"dataset": "orders", "label": "label", "algorithm": "logistic",
+            "feature_sets": ["cust"], "model": "who"}
+    assert sh(f"echo '{json.dumps(spec)}' > {mlfs.mnt}/train/pk.json"
+              ).returncode == 0
+    assert wait_job(mlfs.mnt, "pk") == "succeeded\n"
+    p = mlfs.mnt / "models" / "who" / "predict"
+    # the key alone: features as of now; with a time: as of then
+    r = sh(f"printf 'c1\\nc2\\n' > {p}; cat {p}")
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert [x.split(",")[0] for x in rows] == ["fr", "de"], rows
+    r = sh(f"printf 'customer_id,ts\\nc2,2024-01-01T02:00:00Z\\n"
+           f"c1,2024-01-01T00:00:00Z\\n' > {p}; cat {p}")
+    assert [x.split(",")[0] for x in r.stdout.splitlines()] == ["de", "fr"]
+    # an unknown key has no features: scored on imputed values, not an
+    # error; a bad time is an error line in its place
+    r = sh(f"printf 'customer_id,ts\\nc1,soon\\nc2,2024-01-05\\n' > {p}; "
+           f"cat {p}")
+    out = r.stdout.splitlines()
+    assert out[0] == "error: line 2: \"ts\": \"soon\" is not a time", out
+    assert out[1].startswith("de,")
+    # a new spec of the set is not what the model learnt: refused
+    (d / "spec").write_text(json.dumps(dict(NOTTL, ttl="1d")))
+    r = sh(f"echo c1 > {p}")
+    assert r.returncode != 0
+    assert "has a new spec since v2" in mlfs.errors()
