@@ -642,10 +642,20 @@ long feat_hist_find(const struct feat_hist *h, const char *key, size_t len)
 static int put_num(struct strbuf *sb, double v)
 {
 	char num[NUM_SHORTEST_MAX];
+	char *p = num + sizeof(num);
+	uint64_t u;
 
-	if (v == floor(v) && fabs(v) < 1e15)
-		return sb_printf(sb, "%.0f", v + 0.0);
-	return sb_append(sb, num, num_shortest(v, 17, num));
+	if (v != floor(v) || !(fabs(v) < 1e15))
+		return sb_append(sb, num, num_shortest(v, 17, num));
+	/* an integer: its digits, without printf (a row has several) */
+	u = (uint64_t)fabs(v);
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return sb_append(sb, p, (size_t)(num + sizeof(num) - p));
 }
 
 int feat_put_field(struct strbuf *sb, const char *s, size_t len)
