@@ -412,11 +412,9 @@ int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 		if (!cat[c])
 			continue;
 		for (size_t e = 0; e < m; e++) {
-			double x = v[e * nc + c];
-			uint64_t i = (uint64_t)x;
+			uint64_t i;
 
-			if (isnan(x) || x < 0 || (double)i != x ||
-			    i >= h->ndict[c]) {
+			if (!feat_dict_index(v[e * nc + c], h->ndict[c], &i)) {
 				v[e * nc + c] = NAN;
 				continue;
 			}
@@ -448,9 +446,10 @@ int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 		for (size_t e = 0; e < m; e++) {
 			uint64_t i;
 
-			if (isnan(h->v[(a + e) * nc + c]) || isnan(v[e * nc + c]))
+			if (isnan(v[e * nc + c]) ||
+			    !feat_dict_index(h->v[(a + e) * nc + c],
+					     h->ndict[c], &i))
 				continue;
-			i = (uint64_t)h->v[(a + e) * nc + c];
 			memcpy(bytes + doff[j], h->dict[c] + h->doff[c][i],
 			       h->doff[c][i + 1] - h->doff[c][i]);
 			doff[j + 1] = doff[j] + h->doff[c][i + 1] - h->doff[c][i];
@@ -490,10 +489,9 @@ static int ev_ref_cmp(const void *a, const void *b)
 static const char *old_text(const struct feat_hist *h, size_t e, size_t c,
 			    size_t *len)
 {
-	double x = h->v[e * h->ncols + c];
-	uint64_t i = (uint64_t)x;
+	uint64_t i;
 
-	if (isnan(x) || x < 0 || (double)i != x || i >= h->ndict[c])
+	if (!feat_dict_index(h->v[e * h->ncols + c], h->ndict[c], &i))
 		return NULL;
 	*len = h->doff[c][i + 1] - h->doff[c][i];
 	return h->dict[c] + h->doff[c][i];
@@ -680,9 +678,9 @@ int feat_put_value(struct strbuf *sb, const struct feat_spec *spec,
 	if (isnan(v))
 		return 0;
 	if (c >= 0 && h->coltype[c]) {
-		uint64_t i = (uint64_t)v;
+		uint64_t i;
 
-		if (v < 0 || (double)i != v || i >= h->ndict[c])
+		if (!feat_dict_index(v, h->ndict[c], &i))
 			return 0; /* not an index of ours: missing */
 		return feat_put_field(sb, h->dict[c] + h->doff[c][i],
 				      h->doff[c][i + 1] - h->doff[c][i]);
@@ -693,11 +691,14 @@ int feat_put_value(struct strbuf *sb, const struct feat_spec *spec,
 int feat_put_time(struct strbuf *sb, const struct feat_hist *h, double t)
 {
 	double whole = floor(t);
-	time_t secs = (time_t)whole;
+	time_t secs = 0;
 	struct tm tm;
 	int rc;
 
-	if (!h->iso || !gmtime_r(&secs, &tm))
+	if (!h->iso || !(fabs(t) < 1e15))
+		return put_num(sb, t);
+	secs = (time_t)whole;
+	if (!gmtime_r(&secs, &tm))
 		return put_num(sb, t);
 	rc = sb_printf(sb, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
 		       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,

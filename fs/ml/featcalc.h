@@ -88,6 +88,15 @@ struct feat_hist {
 	size_t len;
 };
 
+/* x as an index below n of a categorical column's dictionary. */
+static inline bool feat_dict_index(double x, uint64_t n, uint64_t *i)
+{
+	if (!(x >= 0 && x < (double)n) || x != (double)(uint64_t)x)
+		return false;
+	*i = (uint64_t)x;
+	return true;
+}
+
 int feat_spec_compile(json_t *spec, struct feat_spec **out);
 void feat_spec_free(struct feat_spec *s);
 

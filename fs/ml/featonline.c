@@ -737,9 +737,9 @@ static int render_json(const struct feat_spec *s, const struct feat_hist *h,
 		if (isnan(v[i])) {
 			j = json_null();
 		} else if (c >= 0 && h->coltype[c]) {
-			uint64_t x = (uint64_t)v[i];
+			uint64_t x;
 
-			j = x < h->ndict[c] && (double)x == v[i]
+			j = feat_dict_index(v[i], h->ndict[c], &x)
 				    ? json_stringn(h->dict[c] + h->doff[c][x],
 						   h->doff[c][x + 1] -
 							   h->doff[c][x])
