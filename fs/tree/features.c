@@ -490,7 +490,8 @@ static int events_getattr(struct node *n, struct stat *st)
 
 /*
  * The entity key of a file name: its values, each encoded by
- * name_encode, joined by ','.  len bytes in key (cap); -ENOENT.
+ * name_encode, joined by ','.  len bytes in key (cap); -ENOENT.  No
+ * value is empty, so ",c1" is no second name of "c1".
  */
 static long name_to_key(const char *name, size_t nlen, char *key, size_t cap)
 {
@@ -501,10 +502,15 @@ static long name_to_key(const char *name, size_t nlen, char *key, size_t cap)
 		size_t part = comma ? (size_t)(comma - name) : nlen;
 		long got;
 
-		if (n && n + 1 < cap)
+		if (!part)
+			return -ENOENT;
+		if (n) {
+			if (n + 1 >= cap)
+				return -ENOENT;
 			key[n++] = FEAT_KEY_SEP;
+		}
 		got = name_decode(name, part, key + n, cap - n);
-		if (got < 0)
+		if (got <= 0 || memchr(key + n, FEAT_KEY_SEP, (size_t)got))
 			return -ENOENT;
 		n += (size_t)got;
 		if (!comma)

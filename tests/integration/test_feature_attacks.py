@@ -85,3 +85,95 @@ def test_training_on_a_set_its_writer_cannot_read_is_refused(mlfs_factory):
     r = ush(f"echo '{json.dumps(spec)}' > {m.mnt}/train/steal.json")
     assert r.returncode != 0, r.stderr
     assert "permission denied" in m.errors()
+
+
+def write_once(mlfs, path, data):
+    """data (bytes) in one write(2); the errno, or 0."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, data)
+        os.close(fd)
+        return 0
+    except OSError as e:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        return e.errno
+
+
+def test_hostile_event_rows_never_hurt_the_daemon(mlfs):
+    d = make_set(mlfs)
+    (d / "spec").write_text(json.dumps(NOTTL))
+    ev = d / "events"
+    h = b"customer_id,ts,amount,country\n"
+    cases = [
+        h + b"c1,2024-01-01," + b"9" * 500000 + b",fr\n",
+        h + b"c1,2024-01-01,1," + b"x" * 900000 + b"\n",
+        h + b"c\x00x,2024-01-01,1,fr\n",
+        h + b"c\xff\xfe,2024-01-01,1,fr\n",
+        h + b"c\x1fy,2024-01-01,1,fr\n",
+        h + b"k" * 401 + b",2024-01-01,1,fr\n",
+        h + b"k" * 400 + b",2024-01-01,1,fr\n",
+        h + b"big,1e999,1,fr\n",
+        h + b"big2,-1e999,1,fr\n",
+        h + b"inf,inf,1,fr\n",
+        h + b"ninf,-inf,1,fr\n",
+        h + b"nan,nan,1,fr\n",
+        h + b"far,1e300,1e308,fr\n",
+        h + b"past,-1e300,-1e308,fr\n",
+        h + b"y0,0000-01-01,1,fr\n",
+        h + b"y9,9999-12-31T23:59:60Z,1,fr\n",
+        h + b"numinf,2024-01-01,inf,fr\n",
+        h + b"numbig,2024-01-01,1e999,fr\n",
+        h + b".,2024-01-01,1,fr\n",
+        h + b"..,2024-01-01,1,fr\n",
+        h + b"a/b,2024-01-01,1,fr\n",
+        h + b"%2F,2024-01-01,1,fr\n",
+        h + b"%zz,2024-01-01,1,fr\n",
+        b'{"customer_id": "j1", "ts": 1, "amount": ' + b"[" * 5000 +
+        b"]" * 5000 + b"}\n",
+        b'{"customer_id": "j2", "ts": 1e999}\n',
+        b'{"customer_id": "j3", "ts": 1, "amount": 1e999}\n',
+        b'{"customer_id": "j4\\u0000", "ts": 1}\n',
+        b'{"customer_id": "j5\\u001f", "ts": 1}\n',
+        b'{"customer_id": 12, "ts": "2024-01-01"}\n',
+        b'{"customer_id": 1.5e300, "ts": -5}\n',
+        b'{"customer_id": "\xff", "ts": 1}\n',
+        b'{"customer_id": "j6", "ts": 1, "country": {"a": 1}}\n',
+        h + b'"unterminated,2024-01-01,1,fr\n',
+        h + b'c1,2024-01-01,1,"fr""\n',
+    ]
+    for data in cases:
+        write_once(mlfs, ev, data)
+    # the online store answers for everything it took
+    names = os.listdir(d / "online")
+    for n in names:
+        (d / "online" / n).read_text(errors="replace")
+        (d / "online" / (n + ".json")).read_text(errors="replace")
+    r = sh(f"echo sync > {d}/ctl")
+    assert r.returncode == 0, r.stderr
+    st = wait_job(mlfs.mnt, "cust-sync-1")
+    assert st.startswith(("succeeded", "failed")), st
+    (d / "offline.csv").read_bytes()
+    (d / "stats").read_text()
+    for n in os.listdir(d / "online"):
+        (d / "online" / n).read_text(errors="replace")
+    r = sh(f"printf 'c1,1e999\\nc1,-1e999\\nc1,inf\\nnan,nan\\n"
+           f"k,0000-01-01\\n' > {d}/join; cat {d}/join")
+    assert r.returncode == 0, r.stderr
+
+
+def test_online_names_that_are_not_keys(mlfs):
+    d = make_set(mlfs)
+    (d / "spec").write_text(json.dumps(NOTTL))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-1") == "succeeded\n"
+    for name in ["..", ".", "%2F", "%zz", "%", "%2", "%00", "%1F", "c1%1F",
+                 "c%31", "x" * 255, ".json", "c1.json.json", ",", "c1,",
+                 ",c1", "%2Ec1", "c1%2C"]:
+        r = sh(f"cat '{d}/online/{name}'")
+        assert r.returncode != 0, name
+    r = sh(f"cat {d}/online/" + "x" * 300)
+    assert r.returncode != 0
+
