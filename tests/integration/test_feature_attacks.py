@@ -177,3 +177,34 @@ def test_online_names_that_are_not_keys(mlfs):
     r = sh(f"cat {d}/online/" + "x" * 300)
     assert r.returncode != 0
 
+
+def test_events_of_an_earlier_spec_keep_their_columns(mlfs):
+    """Events logged under a spec whose columns were in another order:
+    the online store, join and the sync read each by its own header."""
+    d = mlfs.mnt / "features" / "chg"
+    d.mkdir()
+    a = {"entity": "customer_id", "timestamp": "ts", "features": [
+        {"name": "a", "column": "amount", "agg": "sum"},
+        {"name": "b", "column": "bonus", "agg": "sum"}]}
+    b = dict(a, features=a["features"][::-1])
+    (d / "spec").write_text(json.dumps(a))
+    assert sh(f"printf 'customer_id,ts,amount,bonus\\nc1,1,10,1000\\n' "
+              f"> {d}/events").returncode == 0
+    (d / "spec").write_text(json.dumps(b))
+    assert sh(f"printf 'customer_id,ts,amount,bonus\\nc1,2,20,2000\\n' "
+              f"> {d}/events").returncode == 0
+    assert (d / "online" / "c1").read_text().splitlines()[1].endswith(
+        ",3000,30")
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "chg-sync-1") == "succeeded\n"
+    assert (d / "offline.csv").read_text() == (
+        "customer_id,ts,b,a\nc1,1,1000,10\nc1,2,3000,30\n")
+    r = sh(f"echo c1,5 > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1] == "c1,5,3000,30"
+    # a spec with a column fewer: the events still count where they fit
+    c = dict(a, features=[a["features"][0]])
+    (d / "spec").write_text(json.dumps(c))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "chg-sync-2") == "succeeded\n"
+    assert (d / "offline.csv").read_text() == (
+        "customer_id,ts,a\nc1,1,10\nc1,2,30\n")
