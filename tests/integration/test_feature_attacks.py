@@ -208,3 +208,57 @@ def test_events_of_an_earlier_spec_keep_their_columns(mlfs):
     assert wait_job(mlfs.mnt, "chg-sync-2") == "succeeded\n"
     assert (d / "offline.csv").read_text() == (
         "customer_id,ts,a\nc1,1,10\nc1,2,30\n")
+
+
+def test_predict_by_key_reads_sets_as_the_caller(mlfs_factory):
+    m = public(mlfs_factory)
+    d = make_set(m)
+    (d / "spec").write_text(json.dumps(NOTTL))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(m.mnt, "cust-sync-1") == "succeeded\n"
+    t = m.mnt / "datasets" / "orders"
+    assert as_user(["mkdir", str(t)]).returncode == 0
+    rows = "customer_id,ts,label\\n" + "".join(
+        f"c1,2024-01-{x:02d}T12:00:00Z,fr\\nc2,2024-01-{x:02d}T12:00:00Z,de\\n"
+        for x in range(2, 12))
+    assert ush(f"printf '{rows}' > {t}/data.csv").returncode == 0
+    spec = {"dataset": "orders", "label": "label", "algorithm": "logistic",
+            "feature_sets": ["cust"], "model": "who"}
+    r = ush(f"echo '{json.dumps(spec)}' > {m.mnt}/train/pk.json")
+    assert r.returncode == 0, r.stderr
+    assert wait_job(m.mnt, "pk") == "succeeded\n"
+    p = m.mnt / "models" / "who" / "predict"
+    r = ush(f"echo c1 > {p}; cat {p}")
+    assert r.returncode == 0 and r.stdout.startswith("fr"), r
+    # root closes the set: its online features are no longer theirs
+    os.chmod(d, 0o700)
+    r = ush(f"echo c1 > {p}; cat {p}")
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    assert "features/cust: permission denied" in m.errors()
+
+
+def test_rmdir_and_a_new_spec_while_a_sync_runs(mlfs):
+    t = mlfs.mnt / "datasets" / "transactions"
+    t.mkdir()
+    rows = ["customer_id,ts,amount,country"]
+    rows += [f"c{i % 5000},{1700000000 + i},{i % 97},x{i % 7}"
+             for i in range(200000)]
+    (t / "data.csv").write_text("\n".join(rows) + "\n")
+    d = mlfs.mnt / "features" / "cust"
+    d.mkdir()
+    (d / "spec").write_text(json.dumps(NOTTL))
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    (d / "spec").write_text(json.dumps(dict(NOTTL, ttl="1d")))
+    st = wait_job(mlfs.mnt, "cust-sync-1")
+    assert st.startswith("failed") or st == "succeeded\n", st
+    # the history of the spec before is not the new spec's version
+    assert json.loads((d / "spec").read_text())["ttl"] == "1d"
+    assert (d / "offline.csv").read_text() == ""
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    r = sh(f"rmdir {d}")
+    wait_job(mlfs.mnt, "cust-sync-2")
+    if r.returncode == 0:
+        assert not d.exists()
+        d.mkdir()
+        assert (d / "offline.csv").read_text() == ""
+        assert os.listdir(d / "online") == []
