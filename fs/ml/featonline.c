@@ -10,7 +10,8 @@
  *
  * The store: one LMDB record per entity in META_ONLINE, "<set>/<entity
  * key>" -> the entity's events as a history of their own (featcalc.h),
- * and "<set>/" -> the mark "<history hash> <incarnation> <last segment>".
+ * and "<set>/" -> the mark "<history hash, or none-v<n>> <incarnation> <last
+ * segment>".
  * A read is the entity's vector as of now by featcalc.c, the code that
  * writes offline.csv and answers join.  It is loaded from the latest
  * version's history, then the log's segments after that version's cut,
@@ -63,6 +64,12 @@ struct mark {
 	uint64_t seq;
 };
 
+/* Is the mark a history's (else "none-v<n>": a version without one)? */
+static bool has_history(const struct mark *m)
+{
+	return strncmp(m->hist, "none", 4) != 0;
+}
+
 static void log_key(const char *set, const char *inc, uint64_t seq,
 		    char *out, size_t cap)
 {
@@ -90,7 +97,14 @@ static int wanted(struct fs *fs, const char *set, json_t **man,
 	hash = json_string_value(json_object_get(
 		json_object_get(json_object_get(*man, "files"), "history"),
 		"hash"));
-	snprintf(m->hist, sizeof(m->hist), "%s", hash ? hash : "none");
+	/* without a history, the version: the records a spec's events made
+	 * are in its columns, and no later spec may read them as its own */
+	if (hash)
+		snprintf(m->hist, sizeof(m->hist), "%s", hash);
+	else
+		snprintf(m->hist, sizeof(m->hist), "none-v%lld",
+			 (long long)json_integer_value(
+				 json_object_get(*man, "version")));
 	*cut = (uint64_t)json_integer_value(json_object_get(*man, "log_cut"));
 	return 0;
 }
@@ -416,7 +430,7 @@ static int refresh_locked(struct fs *fs, const char *set, struct mark *m,
 		m->seq = have.seq;
 		goto out;
 	}
-	if (rc == 0 && strcmp(m->hist, "none") != 0) {
+	if (rc == 0 && has_history(m)) {
 		repo_blob_key(m->hist, key, sizeof(key));
 		rc = store_get(fs->store, key, HISTORY_MAX, &buf, &len);
 		if (rc == 0 &&
@@ -427,7 +441,7 @@ static int refresh_locked(struct fs *fs, const char *set, struct mark *m,
 	}
 	if (rc == 0)
 		rc = reload(fs, set, m, spec,
-			    strcmp(m->hist, "none") ? &h : NULL, cut, &skipped);
+			    has_history(m) ? &h : NULL, cut, &skipped);
 	if (rc == 0)
 		fs_log(fs, 6,
 		       "features/%s: online store loaded: %zu entities from "
@@ -478,45 +492,85 @@ int featonline_cut(struct fs *fs, const char *set, uint64_t *seq)
 	return rc == -ENOENT ? 0 : rc;
 }
 
-int featonline_log_fd(struct fs *fs, const char *set, const char *inc,
-		      uint64_t cut)
+/*
+ * The rows of a log segment (text, len bytes: its header, then rows) in
+ * the columns of head, spec's log header: as they are when the segment
+ * was written under a spec with the same columns in the same order, else
+ * read by name (featevents.c) and written again, so that a segment of an
+ * earlier spec never lends its values to the wrong columns.
+ */
+static int segment_rows(struct fs *fs, const struct feat_spec *spec,
+			const char *key, const struct strbuf *head,
+			const char *text, size_t len, int fd)
+{
+	const char *body = memchr(text, '\n', len);
+	struct feat_batch b = { 0 };
+	struct problem pb = { 0 };
+	size_t hlen;
+	int rc;
+
+	body = body ? body + 1 : text + len;
+	hlen = (size_t)(body - text);
+	if (hlen == head->len && memcmp(text, head->buf, hlen) == 0) {
+		len -= hlen;
+		return write(fd, body, len) == (ssize_t)len ? 0 : -EIO;
+	}
+	rc = hlen ? feat_rows_parse(spec, text, hlen - 1, body, len - hlen, 2,
+				    &b, &pb)
+		  : 0;
+	if (rc < 0)
+		fs_log(fs, 3, "%s: %u:%u: %s", key, pb.line, pb.col, pb.msg);
+	if (rc == 0 && b.csv.len &&
+	    write(fd, b.csv.buf, b.csv.len) != (ssize_t)b.csv.len)
+		rc = -EIO;
+	feat_batch_free(&b);
+	return rc;
+}
+
+int featonline_log_fd(struct fs *fs, const char *set, json_t *spec_json,
+		      const char *inc, uint64_t cut)
 {
 	char path[4096], key[400], *text;
+	struct feat_spec *spec = NULL;
 	struct strbuf head = { 0 };
 	uint64_t *segs = NULL;
 	size_t nsegs = 0, len;
 	int fd, rc;
 
-	rc = store_tmp_path(fs->store, path, sizeof(path));
-	if (rc < 0)
+	rc = feat_spec_compile(spec_json, &spec);
+	if (rc == 0)
+		rc = feat_log_header(spec, &head);
+	if (rc == 0)
+		rc = store_tmp_path(fs->store, path, sizeof(path));
+	if (rc < 0) {
+		feat_spec_free(spec);
+		sb_free(&head);
 		return rc;
+	}
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		rc = -errno;
+		feat_spec_free(spec);
+		sb_free(&head);
+		return rc;
+	}
 	unlink(path); /* the descriptor is enough */
 	rc = log_segments(fs, set, inc, 0, &segs, &nsegs);
+	/* one header, the spec's, then every segment's rows in its columns */
+	if (rc == 0 && nsegs && segs[0] <= cut &&
+	    write(fd, head.buf, head.len) != (ssize_t)head.len)
+		rc = -EIO;
 	for (size_t i = 0; rc == 0 && i < nsegs && segs[i] <= cut; i++) {
-		const char *body;
-
 		log_key(set, inc, segs[i], key, sizeof(key));
 		rc = store_get(fs->store, key, (size_t)1 << 30, &text, &len);
 		if (rc < 0)
 			break;
-		/* one header, then every segment's rows */
-		body = memchr(text, '\n', len);
-		body = body ? body + 1 : text + len;
-		if (!head.len)
-			rc = sb_append(&head, text, (size_t)(body - text));
-		if (rc == 0 && i == 0 &&
-		    write(fd, head.buf, head.len) != (ssize_t)head.len)
-			rc = -EIO;
-		if (rc == 0 && write(fd, body, len - (size_t)(body - text)) !=
-				       (ssize_t)(len - (size_t)(body - text)))
-			rc = -EIO;
+		rc = segment_rows(fs, spec, key, &head, text, len, fd);
 		free(text);
 	}
 	free(segs);
 	sb_free(&head);
+	feat_spec_free(spec);
 	if (rc < 0) {
 		close(fd);
 		return rc;

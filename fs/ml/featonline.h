@@ -33,11 +33,13 @@ int featonline_cut(struct fs *fs, const char *set, uint64_t *seq);
 
 /*
  * featonline_log_fd: a descriptor on an unlinked file holding the log of
- * set's incarnation inc up to segment cut, as one CSV (a header, then the
- * rows), for a sync job; -errno.
+ * set's incarnation inc up to segment cut, as one CSV in the columns of
+ * spec (the sync's spec, JSON: a header, then the rows, each segment's
+ * read by its own header), for a sync job; -errno (-EINVAL: a segment
+ * that spec cannot read, logged).
  */
-int featonline_log_fd(struct fs *fs, const char *set, const char *inc,
-		      uint64_t cut);
+int featonline_log_fd(struct fs *fs, const char *set, json_t *spec,
+		      const char *inc, uint64_t cut);
 
 /*
  * featonline_append: events b (parsed under spec, which must still be

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "csv.h"
 #include "featonline.h"
 #include "featpredict.h"
 #include "fs.h"
+#include "hostfile.h"
 #include "repo.h"
 
 #define FP_MAX_LINE ((size_t)1 << 20)
@@ -64,8 +66,23 @@ void fpredict_free(struct fpredict *s)
 	free(s);
 }
 
-int fpredict_new(struct fs *fs, json_t *sets, struct pstream *ps,
-		 struct fpredict **out, char *why, size_t whylen)
+/* May caller read set?  (A set that is gone is judged below.) */
+static bool may_read(struct fs *fs, const char *set,
+		     const struct host_user *caller)
+{
+	json_t *rec;
+	bool ok;
+
+	if (repo_get(fs, &repo_features, set, &rec) < 0)
+		return true;
+	ok = host_may_record(caller, rec, R_OK | X_OK);
+	json_decref(rec);
+	return ok;
+}
+
+int fpredict_new(struct fs *fs, json_t *sets, const struct host_user *caller,
+		 struct pstream *ps, struct fpredict **out, char *why,
+		 size_t whylen)
 {
 	struct fpredict *s = calloc(1, sizeof(*s));
 	size_t i, nf = 0;
@@ -85,6 +102,14 @@ int fpredict_new(struct fs *fs, json_t *sets, struct pstream *ps,
 		if (rc < 0)
 			break;
 		f = &s->set[s->nsets++];
+		/* the features are read for the caller, who may read the model
+		 * and not the set (a mode changed since the training) */
+		if (name && !may_read(fs, name, caller)) {
+			snprintf(why, whylen, "features/%s: permission denied",
+				 name);
+			rc = -EACCES;
+			break;
+		}
 		/* the set must still define what the model learnt */
 		if (!name || repo_version(fs, &repo_features, name, ver, &was) < 0 ||
 		    repo_version(fs, &repo_features, name, 0, &now) < 0) {

@@ -22,11 +22,15 @@ struct fpredict;
 
 /*
  * fpredict_new: sets [{name, version}] (the model's manifest), feeding
- * ps (borrowed).  -ENOENT or -ESTALE with why when a set is gone or its
- * spec is no longer the one the model learnt.
+ * ps (borrowed), read for caller: each set's online store is read on
+ * their behalf.  -ENOENT or -ESTALE with why when a set is gone or its
+ * spec is no longer the one the model learnt, -EACCES with why when
+ * caller may not read a set.
  */
-int fpredict_new(struct fs *fs, json_t *sets, struct pstream *ps,
-		 struct fpredict **out, char *why, size_t whylen);
+struct host_user;
+int fpredict_new(struct fs *fs, json_t *sets, const struct host_user *caller,
+		 struct pstream *ps, struct fpredict **out, char *why,
+		 size_t whylen);
 /* As pstream_write and pstream_finish (predict.h), on the input rows. */
 int fpredict_write(struct fpredict *s, const char *buf, size_t len,
 		   struct strbuf *out);

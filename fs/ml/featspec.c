@@ -365,13 +365,14 @@ static json_t *schema_column(json_t *man, const char *name)
 	return NULL;
 }
 
-int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
-		     struct problem *pb)
+int featspec_resolve(struct fs *fs, const struct host_user *writer,
+		     json_t *spec, const char *text, struct problem *pb)
 {
 	const char *src = json_string_value(json_object_get(spec, "source"));
 	char name[256];
 	unsigned ver = 0;
 	json_t *man, *c, *f;
+	bool readable;
 	size_t i;
 	int rc;
 
@@ -380,6 +381,14 @@ int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(src, "@"), src);
 	if (strchr(src, '@'))
 		ver = (unsigned)strtoul(strchr(src, '@') + 1, NULL, 10);
+	if (repo_get(fs, &repo_datasets, name, &c) == 0) {
+		readable = host_may_record(writer, c, R_OK | X_OK);
+		json_decref(c);
+		/* its versions, columns and types are not the writer's to
+		 * learn: the sync, as the writer, judges them (or refuses) */
+		if (!readable)
+			return 0;
+	}
 	rc = repo_version(fs, &repo_datasets, name, ver, &man);
 	if (rc == -ENOENT && ver == 0 && repo_get(fs, &repo_datasets, name, &c) == 0) {
 		json_decref(c);

@@ -39,10 +39,13 @@ int featspec_check(const char *text, size_t len, bool final, json_t **out,
 /*
  * featspec_resolve: does spec's source (if any) name a dataset the
  * repository has, with the entity, timestamp and feature columns in its
- * latest version's schema?  0, -EINVAL with pb (text: the spec as
- * written, for line and column).
+ * latest version's schema?  A source that writer may not read is judged
+ * at sync, as the writer, so that a spec tells nothing of its columns.
+ * 0, -EINVAL with pb (text: the spec as written, for line and column).
  */
-int featspec_resolve(struct fs *fs, json_t *spec, const char *text,
+struct host_user;
+int featspec_resolve(struct fs *fs, const struct host_user *writer,
+		     json_t *spec, const char *text,
 		     struct problem *pb);
 
 struct host_user;

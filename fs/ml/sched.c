@@ -130,6 +130,7 @@ static int extra_fds(struct fs *fs, struct job *j, json_t *plan, int *fd,
 		rc = featonline_log_fd(
 			fs, json_string_value(json_object_get(plan,
 							      "feature_set")),
+			json_object_get(plan, "spec"),
 			json_string_value(json_object_get(plan,
 							  "log_incarnation")),
 			(uint64_t)json_integer_value(cut));

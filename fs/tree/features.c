@@ -22,6 +22,7 @@
 #include "featspec.h"
 #include "featsync.h"
 #include "fs.h"
+#include "hostfile.h"
 #include "feature_sets.h"
 #include "names.h"
 #include "objects.h"
@@ -60,13 +61,13 @@ static int vspec_show(struct node *n, struct strbuf *out)
 static int spec_check(struct node *n, const char *text, size_t len,
 		      const struct fs_ctx *ctx, struct problem *pb)
 {
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	json_t *spec;
 	int rc;
 
-	(void)ctx;
 	rc = featspec_check(text, len, false, &spec, pb);
 	if (rc == 0 && spec)
-		rc = featspec_resolve(n->fs, spec, text, pb);
+		rc = featspec_resolve(n->fs, &writer, spec, text, pb);
 	json_decref(spec);
 	return rc;
 }
@@ -76,6 +77,7 @@ static int spec_store(struct node *n, const char *text, size_t len,
 		      const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	json_t *spec, *man;
 	unsigned ver;
 	bool created;
@@ -83,7 +85,7 @@ static int spec_store(struct node *n, const char *text, size_t len,
 
 	rc = featspec_check(text, len, true, &spec, pb);
 	if (rc == 0)
-		rc = featspec_resolve(n->fs, spec, text, pb);
+		rc = featspec_resolve(n->fs, &writer, spec, text, pb);
 	if (rc < 0) {
 		json_decref(spec);
 		return rc;
@@ -488,7 +490,8 @@ static int events_getattr(struct node *n, struct stat *st)
 
 /*
  * The entity key of a file name: its values, each encoded by
- * name_encode, joined by ','.  len bytes in key (cap); -ENOENT.
+ * name_encode, joined by ','.  len bytes in key (cap); -ENOENT.  No
+ * value is empty, so ",c1" is no second name of "c1".
  */
 static long name_to_key(const char *name, size_t nlen, char *key, size_t cap)
 {
@@ -499,10 +502,15 @@ static long name_to_key(const char *name, size_t nlen, char *key, size_t cap)
 		size_t part = comma ? (size_t)(comma - name) : nlen;
 		long got;
 
-		if (n && n + 1 < cap)
+		if (!part)
+			return -ENOENT;
+		if (n) {
+			if (n + 1 >= cap)
+				return -ENOENT;
 			key[n++] = FEAT_KEY_SEP;
+		}
 		got = name_decode(name, part, key + n, cap - n);
-		if (got < 0)
+		if (got <= 0 || memchr(key + n, FEAT_KEY_SEP, (size_t)got))
 			return -ENOENT;
 		n += (size_t)got;
 		if (!comma)

@@ -25,6 +25,7 @@
 
 #include "repo.h"
 #include "fs.h"
+#include "hostfile.h"
 #include "jsonout.h"
 #include "mlcore.h"
 #include "answers.h"
@@ -248,9 +249,10 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	}
 	rc = pstream_new(p->m, &p->ps);
 	if (rc == 0 && sets) {
+		struct host_user caller = { ctx->uid, ctx->gid, ctx->pid };
 		struct problem pb = { 0 };
 
-		rc = fpredict_new(n->fs, sets, p->ps, &p->fp, pb.msg,
+		rc = fpredict_new(n->fs, sets, &caller, p->ps, &p->fp, pb.msg,
 				  sizeof(pb.msg));
 		if (rc < 0 && pb.msg[0]) {
 			snprintf(pb.path, sizeof(pb.path), "%s", n->path);
