@@ -50,6 +50,11 @@ enum feat_viol { VIOL_NULL, VIOL_CLIP, VIOL_REJECT };
 
 #define FEAT_KEY_SEP '\x1f' /* between the values of a composite entity */
 
+/* Event times: years 0000 to 9999 (what ISO 8601 writes back). */
+#define FEAT_TIME_MIN (-62167219200.0) /* 0000-01-01T00:00:00Z */
+#define FEAT_TIME_MAX 253402300799.0   /* 9999-12-31T23:59:59Z */
+#define FEAT_TIME_OK(t) ((t) >= FEAT_TIME_MIN && (t) <= FEAT_TIME_MAX)
+
 struct feat_def {
 	const char *name;     /* borrowed from the spec */
 	long col;             /* input column, -1: count of events */

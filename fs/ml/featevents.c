@@ -89,6 +89,11 @@ static int add(const struct feat_spec *s, struct feat_batch *b,
 				   r->ts ? "not a time (ISO 8601 or seconds "
 					   "since the epoch)"
 					 : "missing");
+	if (!FEAT_TIME_OK(t))
+		return problem_set(pb, (unsigned)line,
+				   pos ? (unsigned)pos[s->nent] + 1 : 0,
+				   "\"%s\": outside the years 0000 to 9999",
+				   s->timestamp);
 	koff = b->arena.len;
 	for (size_t e = 0; e < s->nent; e++) {
 		if (!r->ent[e] || !r->entl[e] ||

@@ -289,6 +289,10 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 			  "epoch nor an ISO 8601 time",
 			  s->timestamp, snip(p, len, sn));
 	}
+	if (!FEAT_TIME_OK(tv))
+		return at(b, r, b->ts,
+			  "\"%s\": \"%s\" is outside the years 0000 to 9999",
+			  s->timestamp, snip(p, len, sn));
 	if (tv > b->cut)
 		return 1;
 	for (size_t c = 0; c < s->ncols; c++) {

@@ -219,7 +219,8 @@ static int apply(struct meta_txn *t, const char *set,
 		rc = record_key(set, key, klen, rkey, sizeof(rkey));
 		if (rc < 0) {
 			rc = problem_set(pb, (unsigned)b->line[ord[g]], 0,
-					 "the entity key is too long");
+					 "the entity key is over 400 bytes or holds a "
+					 "NUL byte");
 			break;
 		}
 		rc = record_get(t, rkey, spec, &one);

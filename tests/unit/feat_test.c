@@ -232,6 +232,8 @@ static const struct {
 	  "\"amount\": \"abc\" is not a number" },
 	{ "ts,c,amount,country,age\n1,a,1,US,30\n2,a,1,US,2026-01-01\n", 3,
 	  5, "\"age\": \"2026-01-01\" is not a number" },
+	{ "ts,c,amount,country,age\n1,a,1,US,30\n253402300800,a,1,US,3\n", 3,
+	  1, "\"ts\": \"253402300800\" is outside the years 0000 to 9999" },
 };
 
 static void test_bad_events(void)
@@ -611,6 +613,8 @@ static const struct {
 	  "" },
 	{ "ts,c", "1,\"a\n", -EINVAL, 2, 3, "unterminated quoted field", 0,
 	  "" },
+	{ "ts,c", "1e300,a\n", -EINVAL, 2, 1,
+	  "\"ts\": outside the years 0000 to 9999", 0, "" },
 	{ NULL, "{\"c\": \"a\", \"ts\": 7, \"amount\": 2.5, \"age\": null}\n"
 		"{\"c\": 12, \"ts\": \"1970-01-01T00:00:08Z\"}\n",
 	  0, 0, 0, "", 2, "a,7,2.5,,\n12,1970-01-01T00:00:08Z,,,\n" },
