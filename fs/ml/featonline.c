@@ -878,3 +878,30 @@ int featonline_list(struct fs *fs, const char *set,
 	meta_txn_abort(t);
 	return rc;
 }
+
+static int forget_one(void *arg, const char *key, const struct store_stat *st)
+{
+	struct fs *fs = arg;
+
+	(void)st;
+	store_del(fs->store, key);
+	return 0;
+}
+
+void featonline_forget(struct fs *fs, const char *set)
+{
+	char prefix[320];
+	struct meta_txn *t;
+
+	pthread_mutex_lock(&fs->online_lock);
+	snprintf(prefix, sizeof(prefix), "%s/", set);
+	if (meta_txn_begin(fs->meta, false, &t) == 0) {
+		if (meta_drop_prefix(t, META_ONLINE, prefix) == 0)
+			meta_txn_commit(t);
+		else
+			meta_txn_abort(t);
+	}
+	snprintf(prefix, sizeof(prefix), "features/%s/events/", set);
+	store_list(fs->store, prefix, forget_one, fs);
+	pthread_mutex_unlock(&fs->online_lock);
+}

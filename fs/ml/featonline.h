@@ -70,6 +70,13 @@ int featonline_find(void *reader, const char *key, size_t klen,
 		    const struct feat_hist **h, size_t *k);
 void featonline_reader_free(struct featonline_reader *r);
 
+/*
+ * featonline_forget: set was removed: its online records and its event
+ * log (every incarnation's) go.  Best effort; what stays is garbage that
+ * a set made again under the name never reads.
+ */
+void featonline_forget(struct fs *fs, const char *set);
+
 /* Does the store hold entity key (values joined by 0x1f, klen bytes)? */
 bool featonline_has(struct fs *fs, const char *set, const char *key,
 		    size_t klen);

@@ -700,8 +700,19 @@ static int features_list(struct node *dir, node_fill_fn fill, void *ctx)
 	return obj_top_list(dir, &set_type, fill, ctx);
 }
 
+/* rmdir features/<fs>: the set, then its online store and event log */
+static int features_drop(struct node *dir, const char *name,
+			 const struct fs_ctx *ctx)
+{
+	int rc = obj_top_drop(dir, name, ctx);
+
+	if (rc == 0)
+		featonline_forget(dir->fs, name);
+	return rc;
+}
+
 const struct node_type features_type = {
 	"features", S_IFDIR | 01777, NODE_F_DYNAMIC,
 	.lookup = features_lookup, .list = features_list,
-	.make = obj_top_make, .drop = obj_top_drop, .kind = &repo_features,
+	.make = obj_top_make, .drop = features_drop, .kind = &repo_features,
 };

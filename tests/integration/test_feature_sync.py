@@ -437,3 +437,20 @@ def test_predict_by_key_fetches_the_online_features(mlfs):
     r = sh(f"echo c1 > {p}")
     assert r.returncode != 0
     assert "has a new spec since v2" in mlfs.errors()
+
+
+def test_rmdir_of_a_set_takes_its_log_and_online_store(mlfs):
+    d = synced(mlfs, spec=NOTTL)
+    r = sh(f"printf 'customer_id,ts,amount\\nc7,2024-03-01,1\\n' > "
+           f"{d}/events")
+    assert r.returncode == 0, r.stderr
+    logs = mlfs.store / "features" / "cust" / "events"
+    assert any(logs.rglob("*.csv"))
+    for v in versions(d):
+        assert sh(f"rmdir {d}/{v}").returncode == 0
+    assert sh(f"rmdir {d}").returncode == 0, sh(f"rmdir {d}").stderr
+    assert not any(logs.rglob("*.csv")) if logs.exists() else True
+    # made again under the name: nothing of the old set comes back
+    d.mkdir()
+    (d / "spec").write_text(json.dumps(NOTTL))
+    assert os.listdir(d / "online") == []
