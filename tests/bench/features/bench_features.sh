@@ -38,9 +38,9 @@
 #      mlfs answer is checked against an exact reference (integer cents,
 #      prefix sums): the run fails on a mismatch.
 #
-# Not measured (not in mlfs yet): the online store (features/<fs>/online/
-# <key>) and the events stream (features/<fs>/events), issue 13's other
-# benchmark points.
+# Not measured here: the events stream (features/<fs>/events), online
+# reads (features/<fs>/online/<key>) and the daemon's memory, issue 13's
+# other benchmark points: bench_online.sh measures them.
 #
 # Rounds: ROUNDS (default 3) of each measurement, mlfs and pandas
 # interleaved, which goes first alternating; when the first sync round of
@@ -346,6 +346,6 @@ grep -iE 'error|warning' "$W/mlfs.log" >"$RES/daemon-problems.txt" &&
 	printf 'scratch\t%s (%s)\n' "$W" "$(stat -f -c %T "$W")"
 	printf 'rounds\t%s\n' "$ROUNDS"
 	printf 'minutes\t%s\n' "$((($(date +%s) - START + 59) / 60))"
-	printf 'not measured\tthe online store and the events stream (not in mlfs yet)\n'
+	printf 'not measured\tthe events stream and online reads (bench_online.sh)\n'
 } >"$RES/machine.tsv"
 "$PY" "$HELPER" report "$RES"
