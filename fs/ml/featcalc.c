@@ -112,6 +112,29 @@ void feat_spec_free(struct feat_spec *s)
 	free(s);
 }
 
+/* v as CSV text in num: integers as integers ("10", where %g says
+ * "1e+01", and without printf: a row has several), others in the
+ * shortest form that reads back to the same double.  Its length. */
+static size_t num_text(double v, char num[NUM_SHORTEST_MAX])
+{
+	char *p = num + NUM_SHORTEST_MAX;
+	uint64_t u;
+	size_t n;
+
+	if (v != floor(v) || !(fabs(v) < 1e15))
+		return num_shortest(v, 17, num);
+	u = (uint64_t)fabs(v);
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	n = (size_t)(num + NUM_SHORTEST_MAX - p);
+	memmove(num, p, n);
+	return n;
+}
+
 /* --- the fold --- */
 
 struct acc {
@@ -485,13 +508,24 @@ static int ev_ref_cmp(const void *a, const void *b)
 	return (x->i > y->i) - (x->i < y->i);
 }
 
-/* The text of old event e's categorical column c, or NULL. */
+/*
+ * The text of old event e's column c, or NULL: its category, or, for a
+ * numeric column becoming categorical (a text value came for a column
+ * the spec does not type), its number written in buf.
+ */
 static const char *old_text(const struct feat_hist *h, size_t e, size_t c,
-			    size_t *len)
+			    char buf[NUM_SHORTEST_MAX], size_t *len)
 {
+	double x = h->v[e * h->ncols + c];
 	uint64_t i;
 
-	if (!feat_dict_index(h->v[e * h->ncols + c], h->ndict[c], &i))
+	if (!h->coltype[c]) {
+		if (isnan(x))
+			return NULL;
+		*len = num_text(x, buf);
+		return buf;
+	}
+	if (!feat_dict_index(x, h->ndict[c], &i))
 		return NULL;
 	*len = h->doff[c][i + 1] - h->doff[c][i];
 	return h->dict[c] + h->doff[c][i];
@@ -516,13 +550,14 @@ int feat_hist_merge(const struct feat_hist *one, const bool *cat,
 	if (!ndict || !dlen || !ct || !ord || !doff || !dict)
 		goto out;
 	for (size_t c = 0; c < ncols; c++) {
-		ct[c] = one ? one->coltype[c] != 0 : cat[c];
+		ct[c] = (cat && cat[c]) || (one && one->coltype[c]);
 		if (!ct[c])
 			continue;
 		for (size_t e = 0; e < m; e++) {
+			char nb[NUM_SHORTEST_MAX];
 			size_t l;
 
-			if (old_text(one, e, c, &l)) {
+			if (old_text(one, e, c, nb, &l)) {
 				ndict[c]++;
 				dlen[c] += l;
 			}
@@ -565,12 +600,13 @@ int feat_hist_merge(const struct feat_hist *one, const bool *cat,
 		for (size_t c = 0; c < ncols; c++) {
 			const char *s = NULL;
 			size_t l = 0;
+			char nb[NUM_SHORTEST_MAX];
 			double val;
 
 			if (take_old) {
 				val = one->v[o * ncols + c];
 				if (ct[c])
-					s = old_text(one, o, c, &l);
+					s = old_text(one, o, c, nb, &l);
 			} else {
 				val = ev[ord[x].i].num[c];
 				s = ev[ord[x].i].str[c];
@@ -640,20 +676,8 @@ long feat_hist_find(const struct feat_hist *h, const char *key, size_t len)
 static int put_num(struct strbuf *sb, double v)
 {
 	char num[NUM_SHORTEST_MAX];
-	char *p = num + sizeof(num);
-	uint64_t u;
 
-	if (v != floor(v) || !(fabs(v) < 1e15))
-		return sb_append(sb, num, num_shortest(v, 17, num));
-	/* an integer: its digits, without printf (a row has several) */
-	u = (uint64_t)fabs(v);
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
-	return sb_append(sb, p, (size_t)(num + sizeof(num) - p));
+	return sb_append(sb, num, num_text(v, num));
 }
 
 int feat_put_field(struct strbuf *sb, const char *s, size_t len)

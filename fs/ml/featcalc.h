@@ -159,10 +159,13 @@ struct feat_event {
 };
 
 /*
- * feat_hist_merge: one (a history of key alone, NULL for a new key with
- * column types cat[]) with n more events, as a new history in *buf (*len
- * bytes): the events in time order, the earlier ones first among equal
- * times and the new ones in their order.  iso: times came as text.
+ * feat_hist_merge: one (a history of key alone, or NULL for a new key)
+ * with n more events, as a new history in *buf (*len bytes): the events
+ * in time order, the earlier ones first among equal times and the new
+ * ones in their order.  cat[c] (cat may be NULL with one): column c is
+ * categorical (a numeric column of one becomes categorical, its numbers
+ * written as text).
+ * iso: times came as text.
  */
 int feat_hist_merge(const struct feat_hist *one, const bool *cat,
 		    size_t ncols, const char *key, size_t klen, bool iso,

@@ -228,12 +228,15 @@ static int apply(struct meta_txn *t, const char *set,
 		if (rc == -ENOENT)
 			rc = 0;
 		for (size_t c = 0; rc == 0 && c < spec->ncols; c++) {
-			const struct feat_event *e0 = &b->ev[ord[g]];
+			bool text = false;
 
-			cat[c] = have ? one.coltype[c] != 0
-				      : spec->cat[c] ||
-						(!spec->num[c] && e0->str[c] &&
-						 isnan(e0->num[c]));
+			/* a column the spec does not type turns categorical
+			 * when text comes, as a sync would make it */
+			for (size_t i = 0; i < n && !text; i++)
+				text = b->ev[ord[g + i]].str[c] &&
+				       isnan(b->ev[ord[g + i]].num[c]);
+			cat[c] = spec->cat[c] || (have && one.coltype[c]) ||
+				 (!spec->num[c] && text);
 			for (size_t i = 0; i < n && !cat[c]; i++) {
 				const struct feat_event *e = &b->ev[ord[g + i]];
 

@@ -454,3 +454,23 @@ def test_rmdir_of_a_set_takes_its_log_and_online_store(mlfs):
     d.mkdir()
     (d / "spec").write_text(json.dumps(NOTTL))
     assert os.listdir(d / "online") == []
+
+
+def test_an_untyped_column_of_an_events_only_set_takes_text_later(mlfs):
+    """A set fed only by events: the first event of an entity without a
+    country does not make the column numeric for it."""
+    d = mlfs.mnt / "features" / "ev"
+    d.mkdir()
+    (d / "spec").write_text(json.dumps(
+        {"entity": "customer_id", "timestamp": "ts", "features": [
+            {"name": "country", "column": "country"},
+            {"name": "n", "agg": "count"}]}))
+    for rows in ["customer_id,ts,country\\nc1,1,\\n",
+                 "customer_id,ts,country\\nc1,2,gb\\nc2,2,5\\n",
+                 "customer_id,ts,country\\nc2,3,fr\\n"]:
+        r = sh(f"printf '{rows}' > {mlfs.tmp}/rows; "
+               f"cat {mlfs.tmp}/rows > {d}/events")
+        assert r.returncode == 0, (rows, r.stderr, mlfs.errors())
+    r = sh(f"printf 'c1,2\\nc2,2\\nc2,3\\n' > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1:] == ["c1,2,gb,2", "c2,2,5,1",
+                                         "c2,3,fr,2"], r.stdout
