@@ -21,6 +21,7 @@
  * serialises loads and appends; readers take no lock.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdio.h>
@@ -633,6 +634,12 @@ int featonline_append(struct fs *fs, const char *set,
 	pthread_mutex_unlock(&fs->online_lock);
 	sb_free(&seg);
 	feat_spec_free(cur);
+	/*
+	 * A write's batch and records (megabytes) were freed into this
+	 * worker's malloc arena, which glibc keeps: give them back (the
+	 * daemon held 290 MB of such arenas after a 10M-event stream).
+	 */
+	malloc_trim(0);
 	return rc;
 }
 
