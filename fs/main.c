@@ -37,6 +37,7 @@
 #include "fuse_ops.h"
 #include "meta.h"
 #include "answers.h"
+#include "featonline.h"
 #include "models.h"
 #include "node.h"
 #include "plugin.h"
@@ -391,6 +392,7 @@ static void fs_free(struct fs *fs)
 	for (unsigned i = 0; i < FS_ERRORS_KEEP; i++)
 		free(fs->errors[i]);
 	answers_stop(fs);
+	featonline_stop(fs);
 	served_cache_close(fs);
 	/* the store first: its export threads ask the S3 mode's gate */
 	store_close(fs->store);
@@ -671,7 +673,7 @@ static int fs_setup(struct fs *fs, const struct cli *cli)
 	fs_glue_init(fs);
 	root_init();
 	if (repo_open(fs) < 0 || served_cache_open(fs) < 0 ||
-	    answers_start(fs) < 0 || node_table_init(fs) < 0)
+	    answers_start(fs) < 0 || featonline_start(fs) < 0 || node_table_init(fs) < 0)
 		return fail("%s%s", strerror(ENOMEM), "");
 	return 0;
 }

@@ -27,6 +27,7 @@ struct parked;
 struct remote;
 struct served_cache;
 struct answer_sessions;
+struct feat_cache;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -68,6 +69,8 @@ struct fs {
 	 */
 	struct runner *runner;      /* jobs (runner_start) */
 	struct served_cache *served; /* models in memory (served_cache_open) */
+	struct feat_cache *feat_cache;    /* feature sets' latest specs and
+					     marks (featonline_start) */
 	struct answer_sessions *sessions; /* stream answers kept for shell
 					     sessions (answers_start) */
 	struct repo *repo;          /* the repository's state (repo_open) */

@@ -78,25 +78,117 @@ static void log_key(const char *set, const char *inc, uint64_t seq,
 		 (unsigned long long)seq);
 }
 
-/* What the store should hold: the latest version's history and log cut. */
-static int wanted(struct fs *fs, const char *set, json_t **man,
+/*
+ * The latest version's spec, mark and cut per set, keyed by the set's
+ * incarnation and latest version number (versions never change): a read
+ * of online/ then parses the set's record only, not its manifest.
+ */
+#define FEAT_CACHE_N 64
+
+struct feat_cache {
+	pthread_mutex_t lock;
+	unsigned next;            /* the entry to replace next */
+	struct {
+		char set[256];
+		char inc[40];
+		long long ver;        /* 0: free */
+		char hist[72];
+		uint64_t cut;
+		json_t *spec;
+	} e[FEAT_CACHE_N];
+};
+
+int featonline_start(struct fs *fs)
+{
+	fs->feat_cache = calloc(1, sizeof(*fs->feat_cache));
+	if (!fs->feat_cache)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->feat_cache->lock, NULL);
+	return 0;
+}
+
+void featonline_stop(struct fs *fs)
+{
+	struct feat_cache *c = fs->feat_cache;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < FEAT_CACHE_N; i++)
+		json_decref(c->e[i].spec);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	fs->feat_cache = NULL;
+}
+
+static bool cache_get(struct fs *fs, const char *set, const struct mark *m,
+		      long long ver, struct mark *out, uint64_t *cut,
+		      json_t **spec)
+{
+	struct feat_cache *c = fs->feat_cache;
+	bool hit = false;
+
+	if (!c)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < FEAT_CACHE_N && !hit; i++) {
+		if (c->e[i].ver != ver || strcmp(c->e[i].set, set) ||
+		    strcmp(c->e[i].inc, m->inc))
+			continue;
+		snprintf(out->hist, sizeof(out->hist), "%s", c->e[i].hist);
+		*cut = c->e[i].cut;
+		*spec = json_incref(c->e[i].spec);
+		hit = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return hit;
+}
+
+static void cache_put(struct fs *fs, const char *set, const struct mark *m,
+		      long long ver, uint64_t cut, json_t *spec)
+{
+	struct feat_cache *c = fs->feat_cache;
+	unsigned i;
+
+	if (!c || !spec)
+		return;
+	pthread_mutex_lock(&c->lock);
+	i = c->next++ % FEAT_CACHE_N;
+	json_decref(c->e[i].spec);
+	snprintf(c->e[i].set, sizeof(c->e[i].set), "%s", set);
+	snprintf(c->e[i].inc, sizeof(c->e[i].inc), "%s", m->inc);
+	snprintf(c->e[i].hist, sizeof(c->e[i].hist), "%s", m->hist);
+	c->e[i].ver = ver;
+	c->e[i].cut = cut;
+	c->e[i].spec = json_incref(spec);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * What the store should hold: the latest version's history and log cut
+ * (*m, *cut), and its spec (*spec, a new reference).
+ */
+static int wanted(struct fs *fs, const char *set, json_t **spec,
 		  struct mark *m, uint64_t *cut)
 {
 	const char *hash, *inc;
-	json_t *rec;
+	json_t *rec, *man;
+	long long ver;
 	int rc = repo_get(fs, &repo_features, set, &rec);
 
-	*man = NULL;
+	*spec = NULL;
 	if (rc < 0)
 		return rc;
 	inc = json_string_value(json_object_get(rec, "incarnation"));
 	snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "0");
+	ver = (long long)json_integer_value(json_object_get(rec, "latest"));
 	json_decref(rec);
-	rc = repo_version(fs, &repo_features, set, 0, man);
+	if (ver > 0 && cache_get(fs, set, m, ver, m, cut, spec))
+		return 0;
+	rc = repo_version(fs, &repo_features, set, 0, &man);
 	if (rc < 0)
 		return rc;
 	hash = json_string_value(json_object_get(
-		json_object_get(json_object_get(*man, "files"), "history"),
+		json_object_get(json_object_get(man, "files"), "history"),
 		"hash"));
 	/* without a history, the version: the records a spec's events made
 	 * are in its columns, and no later spec may read them as its own */
@@ -105,8 +197,12 @@ static int wanted(struct fs *fs, const char *set, json_t **man,
 	else
 		snprintf(m->hist, sizeof(m->hist), "none-v%lld",
 			 (long long)json_integer_value(
-				 json_object_get(*man, "version")));
-	*cut = (uint64_t)json_integer_value(json_object_get(*man, "log_cut"));
+				 json_object_get(man, "version")));
+	*cut = (uint64_t)json_integer_value(json_object_get(man, "log_cut"));
+	*spec = json_incref(json_object_get(man, "spec"));
+	if (json_integer_value(json_object_get(man, "version")) == ver)
+		cache_put(fs, set, m, ver, *cut, *spec);
+	json_decref(man);
 	return 0;
 }
 
@@ -430,7 +526,7 @@ static int refresh_locked(struct fs *fs, const char *set, struct mark *m,
 
 	rc = wanted(fs, set, &man, m, &cut);
 	if (rc == 0)
-		rc = feat_spec_compile(json_object_get(man, "spec"), &spec);
+		rc = feat_spec_compile(man, &spec);
 	if (rc == 0 && is_loaded(fs, set, m, &have)) {
 		m->seq = have.seq;
 		goto out;
@@ -465,7 +561,8 @@ out:
 	return rc;
 }
 
-int featonline_refresh(struct fs *fs, const char *set)
+/* featonline_refresh, giving the latest spec too (*spec, or NULL). */
+static int refresh(struct fs *fs, const char *set, json_t **spec)
 {
 	struct mark want, have;
 	json_t *man;
@@ -474,15 +571,20 @@ int featonline_refresh(struct fs *fs, const char *set)
 
 	/* the common case, without the lock: loaded already */
 	rc = wanted(fs, set, &man, &want, &cut);
+	if (rc == 0 && !is_loaded(fs, set, &want, &have)) {
+		pthread_mutex_lock(&fs->online_lock);
+		rc = refresh_locked(fs, set, &want, NULL);
+		pthread_mutex_unlock(&fs->online_lock);
+	}
+	if (rc == 0 && spec)
+		*spec = json_incref(man);
 	json_decref(man);
-	if (rc == -ENOENT)
-		return 0; /* no spec yet: nothing to serve */
-	if (rc < 0 || is_loaded(fs, set, &want, &have))
-		return rc;
-	pthread_mutex_lock(&fs->online_lock);
-	rc = refresh_locked(fs, set, &want, NULL);
-	pthread_mutex_unlock(&fs->online_lock);
-	return rc;
+	return rc == -ENOENT && !spec ? 0 : rc; /* no spec yet: none */
+}
+
+int featonline_refresh(struct fs *fs, const char *set)
+{
+	return refresh(fs, set, NULL);
 }
 
 int featonline_cut(struct fs *fs, const char *set, uint64_t *seq)
@@ -658,13 +760,10 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 	rc = record_key(set, key, klen, rkey, sizeof(rkey));
 	if (rc < 0)
 		return -ENOENT;
-	rc = featonline_refresh(fs, set);
+	rc = refresh(fs, set, &man);
 	if (rc < 0)
 		return rc;
-	rc = repo_version(fs, &repo_features, set, 0, &man);
-	if (rc < 0)
-		return rc;
-	rc = feat_spec_compile(json_object_get(man, "spec"), spec);
+	rc = feat_spec_compile(man, spec);
 	json_decref(man);
 	if (rc == 0)
 		rc = meta_txn_begin(fs->meta, true, &t);

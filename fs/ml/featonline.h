@@ -19,6 +19,14 @@ struct fs;
 struct feat_spec;
 
 /*
+ * featonline_start: the cache of sets' latest specs and marks in fs
+ * (fs->feat_cache; without it every read parses them again);
+ * featonline_stop frees it once no request can arrive.  NULL-safe.
+ */
+int featonline_start(struct fs *fs);
+void featonline_stop(struct fs *fs);
+
+/*
  * featonline_refresh: load the latest version's history into the store
  * unless it holds it already (one write transaction).  0 also for a set
  * with no version yet.
