@@ -6,6 +6,7 @@
  * featspec.c's; this file turns files into them.  Any FUSE worker.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,23 +564,50 @@ static int online_render(struct node *n, bool json, struct strbuf *out)
 				 out);
 }
 
-static int online_csv_show(struct node *n, struct strbuf *out)
+/*
+ * online/<key>: rendered at open (as of then) and read from that copy;
+ * like /proc, its size says 0, since a getattr that rendered the vector
+ * would cost as much as the read itself.
+ */
+static int online_open(struct fs_file *f, const struct fs_ctx *ctx,
+		       bool json)
 {
-	return online_render(n, false, out);
+	struct strbuf sb = { 0 };
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	rc = online_render(f->node, json, &sb);
+	if (rc == 0)
+		rc = sb.err;
+	if (rc < 0) {
+		sb_free(&sb);
+		return rc;
+	}
+	f->snap = sb.buf;
+	f->snap_len = sb.len;
+	f->direct_io = true;
+	return 0;
 }
 
-static int online_json_show(struct node *n, struct strbuf *out)
+static int online_csv_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
-	return online_render(n, true, out);
+	return online_open(f, ctx, false);
+}
+
+static int online_json_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	return online_open(f, ctx, true);
 }
 
 static const struct node_type online_csv_type = {
-	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .show = online_csv_show,
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .open = online_csv_open,
 	.getattr = obj_file_getattr,
 };
 
 static const struct node_type online_json_type = {
-	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .show = online_json_show,
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .open = online_json_open,
 	.getattr = obj_file_getattr,
 };
 
