@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "problem.h"
+#include "strbuf.h"
 
 enum csv_type {
 	CSV_NUMERIC = 0,
@@ -276,6 +277,18 @@ static inline bool csv_field_plain(struct csv_tok *t, const char **p,
  * the bytes written.
  */
 size_t csv_unescape(char *dst, const char *p, size_t n);
+
+/*
+ * csv_line_fields: the fields of one record held on one line (p, len
+ * bytes, without its newline), unescaped into arena (emptied first):
+ * field i is arena->buf + off[2i], off[2i + 1] bytes (off holds 2 * max).
+ * -EINVAL with pb (line 1, the column) for bad quoting, a NUL byte,
+ * invalid UTF-8, a field over max_field bytes or more than max fields;
+ * -ENOMEM.  What the streams of feature sets read rows with.
+ */
+int csv_line_fields(const char *p, size_t len, size_t max_field, size_t max,
+		    struct strbuf *arena, size_t *off, size_t *n,
+		    struct problem *pb);
 
 /*
  * An incremental check of records as they are appended (`>>`, a

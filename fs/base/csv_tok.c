@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "csv.h"
 #include "csv_int.h"
@@ -242,4 +243,39 @@ int csv_too_many(struct csv_tok *t, size_t ncols)
 		n++;
 	} while (f.term == CSV_TERM_COMMA);
 	return csv_ragged(t->pb, line, col, n, ncols);
+}
+
+int csv_line_fields(const char *p, size_t len, size_t max_field, size_t max,
+		    struct strbuf *arena, size_t *off, size_t *n,
+		    struct problem *pb)
+{
+	struct csv_tok t = { p, p + len, p, 1, max_field, true, pb };
+	struct csv_field f;
+	int rc;
+
+	arena->len = 0;
+	*n = 0;
+	do {
+		if (*n == max)
+			return problem_set(pb, 1, 0, "more than %zu fields", max);
+		rc = csv_field_next(&t, &f);
+		if (rc < 0)
+			return rc;
+		off[2 * *n] = arena->len;
+		if (f.esc) {
+			char *u = malloc(f.len + 1);
+
+			if (!u)
+				return -ENOMEM;
+			rc = sb_append(arena, u, csv_unescape(u, f.p, f.len));
+			free(u);
+		} else {
+			rc = sb_append(arena, f.p, f.len);
+		}
+		if (rc < 0)
+			return rc;
+		off[2 * *n + 1] = arena->len - off[2 * *n];
+		(*n)++;
+	} while (f.term == CSV_TERM_COMMA);
+	return 0;
 }

@@ -169,35 +169,8 @@ static int add(const struct feat_spec *s, struct feat_batch *b,
 static int fields(const char *p, size_t len, struct strbuf *arena,
 		  size_t *off, size_t *n, struct problem *pb)
 {
-	struct csv_tok t = { p, p + len, p, 1, (size_t)1 << 20, true, pb };
-	struct csv_field f;
-	int rc;
-
-	*n = 0;
-	do {
-		if (*n == EVENT_MAX_FIELDS)
-			return problem_set(pb, 1, 0, "more than %d fields",
-					   EVENT_MAX_FIELDS);
-		rc = csv_field_next(&t, &f);
-		if (rc < 0)
-			return rc;
-		off[2 * *n] = arena->len;
-		if (f.esc) {
-			char *u = malloc(f.len + 1);
-
-			if (!u)
-				return -ENOMEM;
-			rc = sb_append(arena, u, csv_unescape(u, f.p, f.len));
-			free(u);
-		} else {
-			rc = sb_append(arena, f.p, f.len);
-		}
-		off[2 * *n + 1] = arena->len - off[2 * *n];
-		(*n)++;
-		if (rc < 0)
-			return rc;
-	} while (f.term == CSV_TERM_COMMA);
-	return 0;
+	return csv_line_fields(p, len, (size_t)1 << 20, EVENT_MAX_FIELDS,
+			       arena, off, n, pb);
 }
 
 /* The header's position of each needed column (-1: absent). */

@@ -33,7 +33,7 @@ struct jstream {
 	struct strbuf tmp;
 	/* the fields of the current row, unescaped, in tmp */
 	size_t nf;
-	size_t off[JOIN_MAX_FIELDS + 1];
+	size_t off[2 * JOIN_MAX_FIELDS];
 	bool too_long;               /* the current row passed the limit */
 };
 
@@ -83,41 +83,14 @@ static int error_line(struct jstream *s, struct strbuf *out,
 static int split(struct jstream *s, const char *p, size_t len,
 		 struct problem *pb)
 {
-	struct csv_tok t = { p, p + len, p, 1, JOIN_MAX_LINE, true, pb };
-	struct csv_field f;
-	int rc;
-
-	s->tmp.len = 0;
-	s->nf = 0;
-	do {
-		if (s->nf == JOIN_MAX_FIELDS)
-			return problem_set(pb, 1, 0, "more than %d fields",
-					   JOIN_MAX_FIELDS);
-		rc = csv_field_next(&t, &f);
-		if (rc < 0)
-			return rc;
-		s->off[s->nf++] = s->tmp.len;
-		if (f.esc) {
-			char *u = malloc(f.len ? f.len : 1);
-
-			if (!u)
-				return -ENOMEM;
-			rc = sb_append(&s->tmp, u, csv_unescape(u, f.p, f.len));
-			free(u);
-		} else {
-			rc = sb_append(&s->tmp, f.p, f.len);
-		}
-		if (rc < 0)
-			return rc;
-	} while (f.term == CSV_TERM_COMMA);
-	s->off[s->nf] = s->tmp.len;
-	return 0;
+	return csv_line_fields(p, len, JOIN_MAX_LINE, JOIN_MAX_FIELDS,
+			       &s->tmp, s->off, &s->nf, pb);
 }
 
 static const char *fld(const struct jstream *s, size_t i, size_t *len)
 {
-	*len = s->off[i + 1] - s->off[i];
-	return s->tmp.buf ? s->tmp.buf + s->off[i] : "";
+	*len = s->off[2 * i + 1];
+	return s->tmp.buf ? s->tmp.buf + s->off[2 * i] : "";
 }
 
 static long find_name(const struct jstream *s, const char *name)

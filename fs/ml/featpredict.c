@@ -157,35 +157,8 @@ int fpredict_new(struct fs *fs, json_t *sets, const struct host_user *caller,
 static int split(struct fpredict *s, const char *p, size_t len,
 		 struct problem *pb)
 {
-	struct csv_tok t = { p, p + len, p, 1, FP_MAX_LINE, true, pb };
-	struct csv_field f;
-	int rc;
-
-	s->arena.len = 0;
-	s->nf = 0;
-	do {
-		if (s->nf == FP_MAX_FIELDS)
-			return problem_set(pb, 1, 0, "too many fields");
-		rc = csv_field_next(&t, &f);
-		if (rc < 0)
-			return rc;
-		s->off[2 * s->nf] = s->arena.len;
-		if (f.esc) {
-			char *u = malloc(f.len + 1);
-
-			if (!u)
-				return -ENOMEM;
-			rc = sb_append(&s->arena, u, csv_unescape(u, f.p, f.len));
-			free(u);
-		} else {
-			rc = sb_append(&s->arena, f.p, f.len);
-		}
-		if (rc < 0)
-			return rc;
-		s->off[2 * s->nf + 1] = s->arena.len - s->off[2 * s->nf];
-		s->nf++;
-	} while (f.term == CSV_TERM_COMMA);
-	return 0;
+	return csv_line_fields(p, len, FP_MAX_LINE, FP_MAX_FIELDS, &s->arena,
+			       s->off, &s->nf, pb);
 }
 
 static const char *fld(const struct fpredict *s, long i, size_t *len)

@@ -29,7 +29,8 @@ trap 'rm -f "$csv"' EXIT
 "$cc" -std=c17 -O2 -Wall -Wextra -o "$dir/gen_csv" "$here/gen_csv.c"
 "$cc" -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-I"$root/fs/base" -o "$dir/csv_bench" "$here/csv_bench.c" \
-	"$root"/fs/base/csv*.c "$root/fs/base/problem.c" -lm
+	"$root"/fs/base/csv*.c "$root/fs/base/problem.c" \
+	"$root/fs/base/names.c" -lm
 
 echo "generating $mb MB in $csv"
 "$dir/gen_csv" "$mb" > "$csv"

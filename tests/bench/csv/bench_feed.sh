@@ -28,7 +28,7 @@ trap 'rm -rf "$csv" "$dir/base-src"' EXIT
 build() {
 	"$cc" -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 		-I"$1" -o "$2" "$here/csv_bench.c" "$1"/csv*.c \
-		"$1/problem.c" -lm
+		"$1/problem.c" $([ -f "$1/names.c" ] && echo "$1/names.c") -lm
 }
 
 "$cc" -std=c17 -O2 -Wall -Wextra -o "$dir/gen_csv" "$here/gen_csv.c"
