@@ -86,7 +86,8 @@ PY=${PY:-/usr/bin/python3}
 HELPER=$HERE/bench_features.py
 START=$(date +%s)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+# log, is_mounted, unmount
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 die() { log "error: $*"; exit 1; }
 
 for cmd in meson gcc pkg-config fusermount3 awk jq; do
@@ -112,32 +113,6 @@ ML_MNT=$W/mlfs-mnt
 mkdir -p "$DATA" "$RES" "$ML_STORE" "$ML_CACHE" "$ML_MNT"
 ML_PID=
 
-is_mounted() {
-	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
-}
-
-# unmount MNT PID NAME: fusermount3 -u, then wait for the daemon we started
-unmount() {
-	local mnt=$1 pid=$2 name=$3 i
-	if is_mounted "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || {
-			sleep 1
-			fusermount3 -u "$mnt" 2>/dev/null ||
-				fusermount3 -u -z "$mnt" 2>/dev/null || true
-		}
-	fi
-	[[ -n $pid ]] || return 0
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) still running 30 s after unmount; sending TERM"
-		kill -TERM "$pid" 2>/dev/null || true
-		sleep 1
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?

@@ -70,7 +70,8 @@ PT_SRC=${PASSTHROUGH_LL_SRC:-/usr/share/doc/libfuse3-dev/examples/passthrough_ll
 PT_TUNED=${PASSTHROUGH_LL_TUNED:-0}
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+# log, is_mounted, unmount
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 die() { log "error: $*"; exit 1; }
 
 for cmd in meson gcc pkg-config fusermount3 python3 dd awk; do
@@ -104,32 +105,6 @@ ML_PID=
 MB_PID=
 PT_PID=
 
-is_mounted() {
-	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
-}
-
-# unmount MNT PID NAME: fusermount3 -u, then wait for the daemon we started
-unmount() {
-	local mnt=$1 pid=$2 name=$3 i
-	if is_mounted "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || {
-			sleep 1
-			fusermount3 -u "$mnt" 2>/dev/null ||
-				fusermount3 -u -z "$mnt" 2>/dev/null || true
-		}
-	fi
-	[[ -n $pid ]] || return 0
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) still running 30 s after unmount; sending TERM"
-		kill -TERM "$pid" 2>/dev/null || true
-		sleep 1
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?
