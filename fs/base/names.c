@@ -233,3 +233,29 @@ long name_decode(const char *name, size_t len, char *out, size_t cap)
 	out[n] = '\0';
 	return (long)n;
 }
+
+int name_ref_parse(const char *ref, char *name, size_t nlen, unsigned *ver)
+{
+	const char *at = strchr(ref, '@');
+	size_t len = at ? (size_t)(at - ref) : strlen(ref);
+	char *end;
+	unsigned long v;
+
+	*ver = 0;
+	if (len == 0 || len >= nlen)
+		return -EINVAL;
+	memcpy(name, ref, len);
+	name[len] = '\0';
+	if (node_name_check(name, NULL) < 0)
+		return -EINVAL;
+	if (!at)
+		return 0;
+	/* digits only: strtoul would also take " 1", "+1" and "-1" */
+	if (at[1] < '0' || at[1] > '9')
+		return -EINVAL;
+	v = strtoul(at + 1, &end, 10);
+	if (*end || v == 0 || v > 999999999UL)
+		return -EINVAL;
+	*ver = (unsigned)v;
+	return 0;
+}

@@ -17,6 +17,13 @@ int node_name_check(const char *name, struct problem *pb);
 bool node_name_is_version(const char *name, unsigned *ver);
 
 /*
+ * name_ref_parse: "name" or "name@n" (a version, 1 to 999999999, digits
+ * only) into name (nlen bytes) and *ver (0: none given); -EINVAL for
+ * anything else, a name the grammar refuses included.
+ */
+int name_ref_parse(const char *ref, char *name, size_t nlen, unsigned *ver);
+
+/*
  * File names for values that may hold any byte (the keys of a feature
  * set's online store): bytes other than letters, digits, '-', '_', '.'
  * and '~' are %XX (as RFC 3986's unreserved set), and so is a leading

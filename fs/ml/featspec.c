@@ -237,26 +237,6 @@ static int check_feature(json_t *spec, json_t *f, size_t i, const char *text,
 	return 0;
 }
 
-/* "name" or "name@n" */
-static bool source_ok(const char *ref)
-{
-	char name[256];
-	const char *at = ref ? strchr(ref, '@') : NULL;
-	size_t len = at ? (size_t)(at - ref) : ref ? strlen(ref) : 0;
-
-	if (len == 0 || len >= sizeof(name))
-		return false;
-	memcpy(name, ref, len);
-	name[len] = '\0';
-	if (node_name_check(name, NULL) < 0)
-		return false;
-	if (!at)
-		return true;
-	return at[1] >= '1' && at[1] <= '9' &&
-	       strspn(at + 1, "0123456789") == strlen(at + 1) &&
-	       strlen(at + 1) <= 9;
-}
-
 static int check_fields(json_t *spec, const char *text, struct problem *pb)
 {
 	static const char *const top[] = { "entity", "timestamp", "source",
@@ -267,6 +247,8 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 						 "allowed_lateness", NULL };
 	json_t *v, *fl, *f;
 	const char *key;
+	char name[256];
+	unsigned ver;
 	size_t i, j;
 	int rc;
 
@@ -290,7 +272,9 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 				     "must be a column name, not an entity "
 				     "column");
 	v = json_object_get(spec, "source");
-	if (v && !source_ok(json_string_value(v)))
+	if (v && (!json_is_string(v) ||
+		  name_ref_parse(json_string_value(v), name, sizeof(name),
+				 &ver) < 0))
 		return problem_field(pb, text, "source",
 				     "must name a dataset: \"name\" or "
 				     "\"name@<version>\"");
@@ -378,9 +362,8 @@ int featspec_resolve(struct fs *fs, const struct host_user *writer,
 
 	if (!src)
 		return 0;
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(src, "@"), src);
-	if (strchr(src, '@'))
-		ver = (unsigned)strtoul(strchr(src, '@') + 1, NULL, 10);
+	if (name_ref_parse(src, name, sizeof(name), &ver) < 0)
+		return -EINVAL; /* judged by featspec_check already */
 	if (repo_get(fs, &repo_datasets, name, &c) == 0) {
 		readable = host_may_record(writer, c, R_OK | X_OK);
 		json_decref(c);
@@ -504,13 +487,10 @@ int featspec_train_ref(struct fs *fs, const char *ref,
 	int rc;
 
 	*out = NULL;
-	if (!ref || !source_ok(ref)) {
+	if (!ref || name_ref_parse(ref, name, sizeof(name), &ver) < 0) {
 		snprintf(why, whylen, "not a feature set name or name@version");
 		return -EINVAL;
 	}
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(ref, "@"), ref);
-	if (strchr(ref, '@'))
-		ver = (unsigned)strtoul(strchr(ref, '@') + 1, NULL, 10);
 	if (repo_get(fs, &repo_features, name, &rec) < 0) {
 		snprintf(why, whylen, "no feature set \"%s\"", name);
 		return -EINVAL;

@@ -24,6 +24,7 @@
 #include "featsync.h"
 #include "fs.h"
 #include "hostfile.h"
+#include "names.h"
 #include "repo.h"
 #include "runner.h"
 #include "runner_int.h"
@@ -141,9 +142,9 @@ static int source_resolve(struct fs *fs, const char *src,
 	int rc;
 
 	*out = NULL;
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(src, "@"), src);
-	if (strchr(src, '@'))
-		ver = (unsigned)strtoul(strchr(src, '@') + 1, NULL, 10);
+	if (name_ref_parse(src, name, sizeof(name), &ver) < 0)
+		return problem_set(pb, 0, 0, "source: \"%s\" is not a dataset",
+				   src);
 	if (repo_get(fs, &repo_datasets, name, &rec) < 0)
 		return problem_set(pb, 0, 0, "source: no dataset \"%s\"", name);
 	rc = host_may_record(writer, rec, R_OK | X_OK) ? 0 : -EACCES;

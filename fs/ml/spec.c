@@ -130,34 +130,6 @@ int spec_check_text(const char *text, size_t len, bool final,
 			   err.text);
 }
 
-/* "name" or "name@N" */
-static int parse_dataset_ref(const char *ref, char *name, size_t nlen,
-			     unsigned *ver)
-{
-	const char *at = strchr(ref, '@');
-	size_t len = at ? (size_t)(at - ref) : strlen(ref);
-	char *end;
-	unsigned long v;
-
-	*ver = 0;
-	if (len == 0 || len >= nlen)
-		return -EINVAL;
-	memcpy(name, ref, len);
-	name[len] = '\0';
-	if (node_name_check(name, NULL) < 0)
-		return -EINVAL;
-	if (!at)
-		return 0;
-	/* digits only: strtoul would also take " 1", "+1" and "-1" */
-	if (at[1] < '0' || at[1] > '9')
-		return -EINVAL;
-	v = strtoul(at + 1, &end, 10);
-	if (*end || v == 0 || v > 999999999UL)
-		return -EINVAL;
-	*ver = (unsigned)v;
-	return 0;
-}
-
 static void host_log(void *ctx, int level, const char *fmt, ...)
 {
 	(void)ctx;
@@ -614,7 +586,7 @@ static int resolve_dataset_name(struct resolve *r)
 				    "or name@version)");
 		return -EINVAL;
 	}
-	if (parse_dataset_ref(dsref, r->dsname, sizeof(r->dsname),
+	if (name_ref_parse(dsref, r->dsname, sizeof(r->dsname),
 			      &r->dsver) < 0) {
 		problem_field(r->pb, r->text, "dataset",
 			      "\"%s\" is not a dataset name or name@version",
