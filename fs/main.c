@@ -307,6 +307,21 @@ static char *default_cache_dir(const char *store_dir)
 	return out;
 }
 
+/* The feature sets' online stores: a scratch index (meta.h) of their own. */
+static int open_online(struct fs *fs)
+{
+	char *dir;
+	int rc;
+
+	if (asprintf(&dir, "%s/online", fs->opts.cache_dir) < 0)
+		return -ENOMEM;
+	rc = meta_open_scratch(dir, &fs->online);
+	if (rc < 0)
+		fs_log(fs, LOG_ERR, "index %s: %s", dir, strerror(-rc));
+	free(dir);
+	return rc;
+}
+
 static int open_index(struct fs *fs, bool *verify)
 {
 	char *val = NULL;
@@ -322,6 +337,9 @@ static int open_index(struct fs *fs, bool *verify)
 		       strerror(-rc));
 		return rc;
 	}
+	rc = open_online(fs);
+	if (rc < 0)
+		return rc;
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		return rc;
@@ -400,6 +418,7 @@ static void fs_free(struct fs *fs)
 	remote_close(fs);
 	repo_close(fs);
 	meta_close(fs->meta);
+	meta_close(fs->online);
 	node_table_free(fs);
 	fs_glue_free(fs);
 	plugin_set_free(fs->plugins);

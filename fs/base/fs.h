@@ -60,6 +60,8 @@ struct fs {
 	struct fs_opts opts;
 	struct store *store;
 	struct meta *meta;
+	struct meta *online;   /* feature sets' online stores (featonline.c):
+				* a scratch index, loaded again after a crash */
 	time_t mounted;
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
 	struct plugin_set *plugins; /* loaded at startup, read-only */

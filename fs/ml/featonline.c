@@ -241,7 +241,7 @@ static bool is_loaded(struct fs *fs, const char *set, const struct mark *want,
 	struct meta_txn *t;
 	bool same = false;
 
-	if (meta_txn_begin(fs->meta, true, &t) < 0)
+	if (meta_txn_begin(fs->online, true, &t) < 0)
 		return false;
 	if (mark_read(t, set, have) == 0)
 		same = strcmp(have->hist, want->hist) == 0 &&
@@ -282,13 +282,12 @@ static int ord_cmp(const void *a, const void *b, void *arg)
 }
 
 /*
- * Merge the batch into the records in t (check only: judge that every
- * value fits its entity's column types, and write nothing).  -EINVAL
- * with pb for a value that does not.
+ * Merge the batch into the records in t.  -EINVAL with pb for a value
+ * that does not fit its entity's column types (the caller aborts t).
  */
 static int apply(struct meta_txn *t, const char *set,
 		 const struct feat_spec *spec, const struct feat_batch *b,
-		 bool check, struct problem *pb)
+		 struct problem *pb)
 {
 	size_t *ord = malloc((b->n + 1) * sizeof(*ord));
 	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
@@ -351,7 +350,7 @@ static int apply(struct meta_txn *t, const char *set,
 		}
 		for (size_t i = 0; i < n; i++)
 			ev[i] = b->ev[ord[g + i]];
-		if (rc == 0 && !check) {
+		if (rc == 0) {
 			rc = feat_hist_merge(have ? &one : NULL, cat,
 					     spec->ncols, key, klen, b->iso, ev,
 					     n, &buf, &len);
@@ -476,7 +475,7 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 	feat_batch_seal(&b);
 	snprintf(prefix, sizeof(prefix), "%s/", set);
 	if (rc == 0)
-		rc = meta_txn_begin(fs->meta, false, &t);
+		rc = meta_txn_begin(fs->online, false, &t);
 	if (rc < 0) {
 		feat_batch_free(&b);
 		return rc;
@@ -499,7 +498,7 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 		}
 	}
 	if (rc == 0 && b.n)
-		rc = apply(t, set, spec, &b, false, &pb);
+		rc = apply(t, set, spec, &b, &pb);
 	if (rc == 0)
 		rc = mark_write(t, set, m);
 	feat_batch_free(&b);
@@ -703,12 +702,18 @@ int featonline_append(struct fs *fs, const char *set,
 	if (rc == 0 && !json_equal(cur->json, spec->json))
 		rc = problem_set(pb, 0, 0, "the spec changed since this "
 					   "handle was opened: open it again");
+	/*
+	 * One pass: the batch merges into the records in a write
+	 * transaction, which commits only once its segment is durable in
+	 * the store, and aborts (nothing applied) on a bad value.  Holding
+	 * it across the store's I/O holds up no reader, and no writer that
+	 * online_lock does not already.
+	 */
 	if (rc == 0)
-		rc = meta_txn_begin(fs->meta, true, &t);
-	if (rc == 0) {
-		rc = apply(t, set, spec, b, true, pb);
-		meta_txn_abort(t);
-	}
+		rc = meta_txn_begin(fs->online, false, &t);
+	if (rc < 0)
+		goto out;
+	rc = apply(t, set, spec, b, pb);
 	if (rc == 0)
 		rc = feat_log_header(spec, &seg);
 	if (rc == 0 && sb_append(&seg, b->csv.buf, b->csv.len) < 0)
@@ -723,16 +728,12 @@ int featonline_append(struct fs *fs, const char *set,
 		rc = 0;
 	}
 	if (rc == 0)
-		rc = meta_txn_begin(fs->meta, false, &t);
-	if (rc == 0) {
-		rc = apply(t, set, spec, b, false, pb);
-		if (rc == 0)
-			rc = mark_write(t, set, &m);
-		if (rc == 0)
-			rc = meta_txn_commit(t);
-		else
-			meta_txn_abort(t);
-	}
+		rc = mark_write(t, set, &m);
+	if (rc == 0)
+		rc = meta_txn_commit(t);
+	else
+		meta_txn_abort(t);
+out:
 	pthread_mutex_unlock(&fs->online_lock);
 	sb_free(&seg);
 	feat_spec_free(cur);
@@ -766,7 +767,7 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 	rc = feat_spec_compile(man, spec);
 	json_decref(man);
 	if (rc == 0)
-		rc = meta_txn_begin(fs->meta, true, &t);
+		rc = meta_txn_begin(fs->online, true, &t);
 	if (rc == 0) {
 		rc = meta_get(t, META_ONLINE, rkey, &val, &len);
 		meta_txn_abort(t);
@@ -807,7 +808,7 @@ int featonline_find(void *reader, const char *key, size_t klen,
 	r->klen = klen;
 	if (record_key(r->set, key, klen, rkey, sizeof(rkey)) < 0)
 		return -ENOENT;
-	rc = meta_txn_begin(r->fs->meta, true, &t);
+	rc = meta_txn_begin(r->fs->online, true, &t);
 	if (rc < 0)
 		return rc;
 	rc = record_get(t, rkey, r->spec, &r->h);
@@ -835,7 +836,7 @@ bool featonline_has(struct fs *fs, const char *set, const char *key,
 
 	if (record_key(set, key, klen, rkey, sizeof(rkey)) < 0 || !klen ||
 	    featonline_refresh(fs, set) < 0 ||
-	    meta_txn_begin(fs->meta, true, &t) < 0)
+	    meta_txn_begin(fs->online, true, &t) < 0)
 		return false;
 	rc = meta_has(t, META_ONLINE, rkey);
 	meta_txn_abort(t);
@@ -980,7 +981,7 @@ int featonline_list(struct fs *fs, const char *set,
 		return rc;
 	snprintf(prefix, sizeof(prefix), "%s/", set);
 	l.plen = strlen(prefix);
-	rc = meta_txn_begin(fs->meta, true, &t);
+	rc = meta_txn_begin(fs->online, true, &t);
 	if (rc < 0)
 		return rc;
 	rc = meta_scan(t, META_ONLINE, prefix, NULL, list_one, &l);
@@ -1004,7 +1005,7 @@ void featonline_forget(struct fs *fs, const char *set)
 
 	pthread_mutex_lock(&fs->online_lock);
 	snprintf(prefix, sizeof(prefix), "%s/", set);
-	if (meta_txn_begin(fs->meta, false, &t) == 0) {
+	if (meta_txn_begin(fs->online, false, &t) == 0) {
 		if (meta_drop_prefix(t, META_ONLINE, prefix) == 0)
 			meta_txn_commit(t);
 		else

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -18,6 +20,8 @@
 struct meta {
 	MDB_env *env;
 	MDB_dbi dbi[META_NTABLES]; /* set at open, then read-only */
+	char *clean;               /* a scratch index's mark of a clean
+				    * close (meta_open_scratch), or NULL */
 };
 
 struct meta_txn {
@@ -60,19 +64,13 @@ static int meta_errno(int rc)
 	}
 }
 
-int meta_open(const char *dir, struct meta **out, bool *created)
+static int env_open(const char *dir, unsigned flags, struct meta **out)
 {
 	struct meta *m;
 	MDB_txn *txn;
-	char path[4096];
-	struct stat st;
 	int rc;
 
 	*out = NULL;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	*created = stat(path, &st) < 0;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -83,7 +81,7 @@ int meta_open(const char *dir, struct meta **out, bool *created)
 	mdb_env_set_maxreaders(m->env, 256);
 	/* Address space only; the file grows as used. */
 	mdb_env_set_mapsize(m->env, (size_t)64 << 30);
-	rc = mdb_env_open(m->env, dir, MDB_NOTLS, 0600);
+	rc = mdb_env_open(m->env, dir, MDB_NOTLS | flags, 0600);
 	if (rc)
 		goto out_close_env;
 	rc = mdb_txn_begin(m->env, NULL, 0, &txn);
@@ -110,11 +108,87 @@ out_free:
 	return meta_errno(rc);
 }
 
+int meta_open(const char *dir, struct meta **out, bool *created)
+{
+	char path[4096];
+	struct stat st;
+
+	*out = NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	*created = stat(path, &st) < 0;
+	return env_open(dir, 0, out);
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int meta_open_scratch(const char *dir, struct meta **out)
+{
+	char path[4096], clean[4096];
+	int rc;
+
+	*out = NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(clean, sizeof(clean), "%s/clean", dir);
+	/*
+	 * Commits are not synced: after anything but meta_close, the file
+	 * may be torn, so it is started again.  The mark goes (durably)
+	 * before the first commit can.
+	 */
+	if (unlink(clean) < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+		snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	rc = sync_dir(dir);
+	if (rc == 0)
+		rc = env_open(dir, MDB_NOSYNC, out);
+	if (rc == 0) {
+		(*out)->clean = strdup(clean);
+		if (!(*out)->clean) {
+			meta_close(*out);
+			*out = NULL;
+			rc = -ENOMEM;
+		}
+	}
+	return rc;
+}
+
 void meta_close(struct meta *m)
 {
 	if (!m)
 		return;
+	if (m->clean && mdb_env_sync(m->env, 1) == 0) {
+		int fd = open(m->clean, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd >= 0 && fsync(fd) == 0) {
+			char *slash = strrchr(m->clean, '/');
+
+			*slash = '\0';
+			sync_dir(m->clean);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
 	mdb_env_close(m->env);
+	free(m->clean);
 	free(m);
 }
 

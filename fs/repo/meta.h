@@ -35,7 +35,8 @@ enum meta_table {
 			* store, for the catalog object (catalog.h) */
 	META_ONLINE,   /* "<feature set>/<entity key>" -> the entity's events;
 			* "<feature set>/" -> the history they came from
-			* (featonline.c; rebuilt from the store on demand) */
+			* (featonline.c, in its scratch index; loaded from
+			* the store on demand) */
 	META_NTABLES,
 };
 
@@ -45,6 +46,13 @@ enum meta_table {
  * rebuilds it from the store).  -errno on failure, *out NULL.
  */
 int meta_open(const char *dir, struct meta **out, bool *created);
+/*
+ * meta_open_scratch: an index of derived state only (the online stores
+ * of feature sets), in directory dir: commits are not synced, so one
+ * that was not closed by meta_close (a crash, a kill) is started empty
+ * at the next open, and its owner loads it again from the store.
+ */
+int meta_open_scratch(const char *dir, struct meta **out);
 /* meta_close(NULL) does nothing.  No transaction may be open. */
 void meta_close(struct meta *m);
 
