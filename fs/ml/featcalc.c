@@ -94,7 +94,16 @@ int feat_spec_compile(json_t *spec, struct feat_spec **out)
 		d->viol = viol && strcmp(viol, "clip") == 0     ? VIOL_CLIP
 			  : viol && strcmp(viol, "reject") == 0 ? VIOL_REJECT
 								: VIOL_NULL;
+		if (d->window > s->longest)
+			s->longest = d->window;
 	}
+	s->horizon = s->longest;
+	if (featspec_duration(json_string_value(json_object_get(
+				      spec, "allowed_lateness")),
+			      &secs) == 0)
+		s->horizon += (double)secs;
+	else
+		s->horizon += s->longest;
 	*out = s;
 	return 0;
 }
@@ -137,14 +146,7 @@ static size_t num_text(double v, char num[NUM_SHORTEST_MAX])
 
 /* --- the fold --- */
 
-struct acc {
-	double n;
-	double sum, comp;  /* Neumaier's compensated sum */
-	double mean, m2;   /* Welford */
-	double min, max, last;
-};
-
-static void acc_add(struct acc *a, double v)
+void feat_acc_add(struct feat_acc *a, double v)
 {
 	double t = a->sum + v;
 	double d;
@@ -165,7 +167,7 @@ static void acc_add(struct acc *a, double v)
 	a->last = v;
 }
 
-static double acc_value(const struct acc *a, enum feat_agg agg)
+double feat_acc_value(const struct feat_acc *a, enum feat_agg agg)
 {
 	switch (agg) {
 	case AGG_COUNT:
@@ -186,15 +188,8 @@ static double acc_value(const struct acc *a, enum feat_agg agg)
 	}
 }
 
-/* The value event e brings to feature d (NAN: none). */
-static double feat_input(const struct feat_def *d, const struct feat_hist *h,
-			 size_t e)
+double feat_bound(const struct feat_def *d, double v)
 {
-	double v;
-
-	if (d->col < 0)
-		return 0; /* a count of events */
-	v = h->v[e * h->ncols + (size_t)d->col];
 	if (isnan(v) || (v >= d->min && v <= d->max))
 		return v;
 	if (d->viol == VIOL_CLIP)
@@ -202,19 +197,18 @@ static double feat_input(const struct feat_def *d, const struct feat_hist *h,
 	return NAN;
 }
 
-static void fold(const struct feat_def *d, const struct feat_hist *h,
-		 size_t lo, size_t hi, struct acc *a)
+void feat_fold(const struct feat_def *d, const struct feat_hist *h,
+	       size_t lo, size_t hi, struct feat_acc *a)
 {
 	for (size_t e = lo; e < hi; e++) {
 		double v = feat_input(d, h, e);
 
 		if (!isnan(v))
-			acc_add(a, v);
+			feat_acc_add(a, v);
 	}
 }
 
-/* The first event in [lo, hi) with time > t. */
-static size_t upper(const struct feat_hist *h, size_t lo, size_t hi, double t)
+size_t feat_upper(const struct feat_hist *h, size_t lo, size_t hi, double t)
 {
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -237,19 +231,19 @@ void feat_asof(const struct feat_spec *spec, const struct feat_hist *h,
 	       size_t k, double t, double *out)
 {
 	size_t a = h->first[k], b = h->first[k + 1];
-	size_t hi = upper(h, a, b, t);
+	size_t hi = feat_upper(h, a, b, t);
 
 	for (size_t i = 0; i < spec->nfeat; i++) {
 		const struct feat_def *d = &spec->feat[i];
-		struct acc acc = { 0 };
+		struct feat_acc acc = { 0 };
 
 		if (stale(spec, h, a, hi, t)) {
 			out[i] = NAN;
 			continue;
 		}
-		fold(d, h, d->window > 0 ? upper(h, a, hi, t - d->window) : a,
+		feat_fold(d, h, d->window > 0 ? feat_upper(h, a, hi, t - d->window) : a,
 		     hi, &acc);
-		out[i] = acc_value(&acc, d->agg);
+		out[i] = feat_acc_value(&acc, d->agg);
 	}
 }
 
@@ -417,19 +411,32 @@ char *feat_hist_head(char *out, size_t nkeys, size_t nev, size_t ncols,
 int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 		    size_t *len)
 {
-	size_t a = h->first[k], m = h->first[k + 1] - a, nc = h->ncols;
+	return feat_hist_pick(h, k, NULL, h->first[k + 1] - h->first[k], buf,
+			      len);
+}
+
+int feat_hist_pick(const struct feat_hist *h, size_t k, const size_t *idx,
+		   size_t m, void **buf, size_t *len)
+{
+	size_t a = h->first[k], nc = h->ncols;
 	size_t klen = h->key_off[k + 1] - h->key_off[k];
 	uint64_t *ndict = calloc(nc + 1, sizeof(*ndict));
 	uint64_t *dlen = calloc(nc + 1, sizeof(*dlen));
 	double *v = malloc((m * nc + 1) * sizeof(*v));
+	double *t = malloc((m + 1) * sizeof(*t));
 	bool *cat = calloc(nc + 1, sizeof(*cat));
 	char *out = NULL, *p;
 	int rc = -ENOMEM;
 
-	if (!ndict || !dlen || !v || !cat)
+#define SRC(e) (a + (idx ? idx[e] : (e)))
+	if (!ndict || !dlen || !v || !t || !cat)
 		goto out;
-	memcpy(v, h->v + a * nc, m * nc * sizeof(*v));
-	/* each categorical column: the categories this key uses, renumbered */
+	for (size_t e = 0; e < m; e++) {
+		t[e] = h->t[SRC(e)];
+		memcpy(v + e * nc, h->v + SRC(e) * nc, nc * sizeof(*v));
+	}
+	/* each categorical column: the categories these events use,
+	 * renumbered */
 	for (size_t c = 0; c < nc; c++) {
 		cat[c] = h->coltype[c];
 		if (!cat[c])
@@ -455,7 +462,7 @@ int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 	p += 32;
 	memcpy(p, h->keys + h->key_off[k], klen);
 	p += pad8(klen);
-	memcpy(p, h->t + a, m * 8);
+	memcpy(p, t, m * 8);
 	p += m * 8;
 	memcpy(p, v, m * nc * 8);
 	p += m * nc * 8;
@@ -470,7 +477,7 @@ int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 			uint64_t i;
 
 			if (isnan(v[e * nc + c]) ||
-			    !feat_dict_index(h->v[(a + e) * nc + c],
+			    !feat_dict_index(h->v[SRC(e) * nc + c],
 					     h->ndict[c], &i))
 				continue;
 			memcpy(bytes + doff[j], h->dict[c] + h->doff[c][i],
@@ -480,6 +487,7 @@ int feat_hist_slice(const struct feat_hist *h, size_t k, void **buf,
 		}
 		p = bytes + pad8(dlen[c]);
 	}
+#undef SRC
 	rc = 0;
 out:
 	if (rc < 0)
@@ -489,6 +497,7 @@ out:
 	free(ndict);
 	free(dlen);
 	free(v);
+	free(t);
 	free(cat);
 	return rc;
 }
@@ -745,7 +754,7 @@ int feat_put_time(struct strbuf *sb, const struct feat_hist *h, double t)
 
 struct fstat {
 	uint64_t count, missing, outside;
-	struct acc acc;
+	struct feat_acc acc;
 };
 
 static int put_sb(struct strbuf *sb, int (*put)(void *, const char *, size_t),
@@ -801,16 +810,16 @@ static json_t *stats_json(const struct feat_spec *s, const struct feat_hist *h,
 	json_t *o;
 
 	for (size_t i = 0; fs && i < s->nfeat; i++) {
-		const struct acc *a = &st[i].acc;
+		const struct feat_acc *a = &st[i].acc;
 		bool cat = s->feat[i].col >= 0 && h->coltype[s->feat[i].col];
 
 		o = json_pack("{s:I, s:I}", "count", (json_int_t)st[i].count,
 			      "missing", (json_int_t)st[i].missing);
 		if (o && !cat && a->n) {
 			json_object_set_new(o, "mean",
-					    json_real(acc_value(a, AGG_MEAN)));
+					    json_real(feat_acc_value(a, AGG_MEAN)));
 			json_object_set_new(o, "std",
-					    a->n >= 2 ? json_real(acc_value(
+					    a->n >= 2 ? json_real(feat_acc_value(
 								a, AGG_STD))
 						      : json_null());
 			json_object_set_new(o, "min", json_real(a->min));
@@ -842,7 +851,7 @@ int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
 {
 	struct strbuf sb = { 0 };
 	struct fstat *st = calloc(s->nfeat + 1, sizeof(*st));
-	struct acc *run = calloc(s->nfeat + 1, sizeof(*run));
+	struct feat_acc *run = calloc(s->nfeat + 1, sizeof(*run));
 	uint64_t rows = 0;
 	int rc;
 
@@ -858,7 +867,7 @@ int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
 
 		memset(run, 0, s->nfeat * sizeof(*run));
 		for (size_t e = a; rc == 0 && e < b;) {
-			size_t hi = upper(h, e, b, h->t[e]);
+			size_t hi = feat_upper(h, e, b, h->t[e]);
 
 			for (size_t i = 0; i < s->nfeat; i++) {
 				const struct feat_def *d = &s->feat[i];
@@ -871,7 +880,7 @@ int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
 							 raw > d->max;
 				}
 				if (!d->window)
-					fold(d, h, e, hi, &run[i]);
+					feat_fold(d, h, e, hi, &run[i]);
 			}
 			if (h->t[e] < from) {
 				e = hi;
@@ -880,20 +889,20 @@ int feat_offline(const struct feat_spec *s, const struct feat_hist *h,
 			rc = put_key(&sb, h, k) || feat_put_time(&sb, h, h->t[e]);
 			for (size_t i = 0; rc == 0 && i < s->nfeat; i++) {
 				const struct feat_def *d = &s->feat[i];
-				struct acc wa = { 0 };
+				struct feat_acc wa = { 0 };
 				double v;
 
 				if (d->window > 0)
-					fold(d, h, upper(h, a, hi, h->t[e] -
+					feat_fold(d, h, feat_upper(h, a, hi, h->t[e] -
 								      d->window),
 					     hi, &wa);
-				v = acc_value(d->window > 0 ? &wa : &run[i],
+				v = feat_acc_value(d->window > 0 ? &wa : &run[i],
 					      d->agg);
 				if (isnan(v)) {
 					st[i].missing++;
 				} else {
 					st[i].count++;
-					acc_add(&st[i].acc, v);
+					feat_acc_add(&st[i].acc, v);
 				}
 				rc = sb_append(&sb, ",", 1) ||
 				     feat_put_value(&sb, s, h, i, v);

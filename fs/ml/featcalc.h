@@ -77,6 +77,11 @@ struct feat_spec {
 	bool *num;            /* ... or numeric (else the data decide) */
 	size_t nfeat;
 	struct feat_def *feat;
+	double longest;       /* the longest window, seconds (0: none) */
+	double horizon;       /* longest + allowed_lateness (default: the
+			       * longest window): how far before its newest
+			       * event an entity's online record keeps its
+			       * events (featstate.h) */
 };
 
 struct feat_hist {
@@ -181,6 +186,42 @@ long feat_hist_find(const struct feat_hist *h, const char *key, size_t len);
  */
 void feat_asof(const struct feat_spec *spec, const struct feat_hist *h,
 	       size_t k, double t, double *out);
+
+/*
+ * The fold, for featstate.c: an accumulator of one feature's values in
+ * event order.  Eight doubles, no padding: an online record stores it.
+ */
+struct feat_acc {
+	double n;
+	double sum, comp;  /* Neumaier's compensated sum */
+	double mean, m2;   /* Welford */
+	double min, max, last;
+};
+void feat_acc_add(struct feat_acc *a, double v);
+double feat_acc_value(const struct feat_acc *a, enum feat_agg agg);
+/* Raw value v as feature d takes it: itself, clipped, or NAN (none). */
+double feat_bound(const struct feat_def *d, double v);
+/* The value event e of h brings to feature d (NAN: none). */
+static inline double feat_input(const struct feat_def *d,
+				const struct feat_hist *h, size_t e)
+{
+	if (d->col < 0)
+		return 0; /* a count of events */
+	return feat_bound(d, h->v[e * h->ncols + (size_t)d->col]);
+}
+/* Fold events [lo, hi) of h into a. */
+void feat_fold(const struct feat_def *d, const struct feat_hist *h,
+	       size_t lo, size_t hi, struct feat_acc *a);
+/* The first event in [lo, hi) with time > t. */
+size_t feat_upper(const struct feat_hist *h, size_t lo, size_t hi, double t);
+
+/*
+ * feat_hist_pick: events idx[0..m) (ascending, relative to key k's
+ * first; idx NULL: all of them) of key k of h as a history of their own,
+ * with the categories they use, malloc'd in *buf (*len bytes).
+ */
+int feat_hist_pick(const struct feat_hist *h, size_t k, const size_t *idx,
+		   size_t m, void **buf, size_t *len);
 
 /* Append feature f's value v as CSV text (nothing when missing). */
 int feat_put_value(struct strbuf *sb, const struct feat_spec *spec,

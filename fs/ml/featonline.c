@@ -34,6 +34,7 @@
 #include "featcalc.h"
 #include "featevents.h"
 #include "featonline.h"
+#include "featstate.h"
 #include "fs.h"
 #include "jsonout.h"
 #include "meta.h"
@@ -250,21 +251,21 @@ static bool is_loaded(struct fs *fs, const char *set, const struct mark *want,
 	return same;
 }
 
-/* An entity's record, loaded into *h (an aligned copy); -ENOENT. */
+/* An entity's record, loaded into *st (an aligned copy); -ENOENT. */
 static int record_get(struct meta_txn *t, const char *rkey,
-		      const struct feat_spec *spec, struct feat_hist *h)
+		      const struct feat_spec *spec, struct feat_state *st)
 {
 	char why[200], *val = NULL;
 	size_t len;
 	int rc = meta_get(t, META_ONLINE, rkey, &val, &len);
 
-	if (rc == 0 && feat_hist_load(val, len, spec, h, why, sizeof(why)) < 0)
+	if (rc == 0 && feat_state_load(val, len, spec, st, why, sizeof(why)) < 0)
 		rc = -EIO;
 	if (rc < 0) {
 		free(val);
 		return rc;
 	}
-	h->owned = val;
+	st->owned = val;
 	return 0;
 }
 
@@ -282,6 +283,42 @@ static int ord_cmp(const void *a, const void *b, void *arg)
 }
 
 /*
+ * The column types of an entity's events: those of one (its history, or
+ * NULL) with rows ord[0..n) of b.  A column the spec does not type turns
+ * categorical when text comes, as a sync would make it.  -EINVAL with pb
+ * for text in a column that holds numbers.
+ */
+static int event_types(const struct feat_spec *spec,
+		       const struct feat_hist *one, const struct feat_batch *b,
+		       const size_t *ord, size_t n, bool *cat,
+		       struct problem *pb)
+{
+	int rc = 0;
+
+	for (size_t c = 0; rc == 0 && c < spec->ncols; c++) {
+		bool text = false;
+
+		for (size_t i = 0; i < n && !text; i++)
+			text = b->ev[ord[i]].str[c] && isnan(b->ev[ord[i]].num[c]);
+		cat[c] = spec->cat[c] || (one && one->coltype[c]) ||
+			 (!spec->num[c] && text);
+		for (size_t i = 0; i < n && !cat[c] && rc == 0; i++) {
+			const struct feat_event *e = &b->ev[ord[i]];
+
+			if (e->str[c] && isnan(e->num[c]))
+				rc = problem_set(
+					pb, (unsigned)b->line[ord[i]], 0,
+					"\"%s\": \"%.*s\" is not a number "
+					"(the column holds numbers)",
+					spec->cols[c],
+					(int)(e->slen[c] > 40 ? 40 : e->slen[c]),
+					e->str[c]);
+		}
+	}
+	return rc;
+}
+
+/*
  * Merge the batch into the records in t.  -EINVAL with pb for a value
  * that does not fit its entity's column types (the caller aborts t).
  */
@@ -292,6 +329,7 @@ static int apply(struct meta_txn *t, const char *set,
 	size_t *ord = malloc((b->n + 1) * sizeof(*ord));
 	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
 	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
+	double now = (double)time(NULL);
 	int rc = ord && ev && cat ? 0 : -ENOMEM;
 
 	for (size_t i = 0; i < b->n && ord; i++)
@@ -299,7 +337,7 @@ static int apply(struct meta_txn *t, const char *set,
 	if (rc == 0)
 		qsort_r(ord, b->n, sizeof(*ord), ord_cmp, (void *)b);
 	for (size_t g = 0; rc == 0 && g < b->n;) {
-		struct feat_hist one = { 0 };
+		struct feat_state one = { 0 };
 		char rkey[800];
 		size_t klen, n = 0, ln;
 		const char *key = feat_batch_key(b, ord[g], &klen);
@@ -323,43 +361,21 @@ static int apply(struct meta_txn *t, const char *set,
 		have = rc == 0;
 		if (rc == -ENOENT)
 			rc = 0;
-		for (size_t c = 0; rc == 0 && c < spec->ncols; c++) {
-			bool text = false;
-
-			/* a column the spec does not type turns categorical
-			 * when text comes, as a sync would make it */
-			for (size_t i = 0; i < n && !text; i++)
-				text = b->ev[ord[g + i]].str[c] &&
-				       isnan(b->ev[ord[g + i]].num[c]);
-			cat[c] = spec->cat[c] || (have && one.coltype[c]) ||
-				 (!spec->num[c] && text);
-			for (size_t i = 0; i < n && !cat[c]; i++) {
-				const struct feat_event *e = &b->ev[ord[g + i]];
-
-				if (e->str[c] && isnan(e->num[c]))
-					rc = problem_set(
-						pb, (unsigned)b->line[ord[g + i]],
-						0,
-						"\"%s\": \"%.*s\" is not a number "
-						"(the column holds numbers)",
-						spec->cols[c],
-						(int)(e->slen[c] > 40 ? 40
-								      : e->slen[c]),
-						e->str[c]);
-			}
-		}
+		if (rc == 0)
+			rc = event_types(spec, have ? &one.h : NULL, b,
+					 ord + g, n, cat, pb);
 		for (size_t i = 0; i < n; i++)
 			ev[i] = b->ev[ord[g + i]];
 		if (rc == 0) {
-			rc = feat_hist_merge(have ? &one : NULL, cat,
-					     spec->ncols, key, klen, b->iso, ev,
-					     n, &buf, &len);
+			rc = feat_state_update(spec, have ? &one : NULL, cat,
+					       key, klen, b->iso, ev, n, now,
+					       &buf, &len);
 			if (rc == 0) {
 				rc = meta_put(t, META_ONLINE, rkey, buf, len);
 				free(buf);
 			}
 		}
-		feat_hist_free(&one);
+		feat_state_free(&one);
 		g += n;
 	}
 	free(ord);
@@ -462,6 +478,7 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 	char prefix[300], key[800];
 	uint64_t *segs = NULL;
 	size_t nsegs = 0;
+	double now = (double)time(NULL);
 	int rc;
 
 	/* the log first, outside any transaction */
@@ -491,7 +508,7 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 			(*skipped)++;
 			continue;
 		}
-		rc = feat_hist_slice(h, k, &buf, &len);
+		rc = feat_state_of(spec, h, k, now, &buf, &len);
 		if (rc == 0) {
 			rc = meta_put(t, META_ONLINE, key, buf, len);
 			free(buf);
@@ -746,15 +763,14 @@ out:
 	return rc;
 }
 
-/* The entity's record as a loaded history (an aligned copy) and the spec. */
+/* The entity's record (an aligned copy) and the spec. */
 static int record_load(struct fs *fs, const char *set, const char *key,
 		       size_t klen, struct feat_spec **spec,
-		       struct feat_hist *h)
+		       struct feat_state *st)
 {
-	char rkey[800], why[200], *val = NULL;
+	char rkey[800];
 	struct meta_txn *t;
 	json_t *man;
-	size_t len;
 	int rc;
 
 	*spec = NULL;
@@ -769,36 +785,125 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 	if (rc == 0)
 		rc = meta_txn_begin(fs->online, true, &t);
 	if (rc == 0) {
-		rc = meta_get(t, META_ONLINE, rkey, &val, &len);
+		rc = record_get(t, rkey, *spec, st);
 		meta_txn_abort(t);
 	}
-	if (rc == 0 && feat_hist_load(val, len, *spec, h, why, sizeof(why)) < 0)
-		rc = -EIO;
 	if (rc < 0) {
-		free(val);
 		feat_spec_free(*spec);
 		*spec = NULL;
-		return rc;
 	}
-	h->owned = val;
-	return 0;
+	return rc;
+}
+
+/*
+ * The reader's full history (at its first find): the latest version's,
+ * and the log after its cut, its rows ordered by entity.
+ */
+static int reader_load(struct featonline_reader *r)
+{
+	struct feat_spec *spec = NULL;
+	char key[96], why[200];
+	struct mark m;
+	uint64_t *segs = NULL;
+	size_t nsegs = 0, len;
+	json_t *man;
+	uint64_t cut;
+	int rc;
+
+	rc = wanted(r->fs, r->set, &man, &m, &cut);
+	if (rc < 0)
+		return rc;
+	rc = feat_spec_compile(man, &spec);
+	json_decref(man);
+	if (rc == 0 && !json_equal(spec->json, r->spec->json))
+		rc = -ESTALE;
+	feat_spec_free(spec);
+	if (rc == 0 && has_history(&m)) {
+		repo_blob_key(m.hist, key, sizeof(key));
+		rc = store_get(r->fs->store, key, HISTORY_MAX, (char **)&r->hbuf,
+			       &len);
+		if (rc == 0 && feat_hist_load(r->hbuf, len, r->spec, &r->hist,
+					      why, sizeof(why)) < 0) {
+			fs_log(r->fs, 3, "features/%s: %s", r->set, why);
+			rc = -EIO;
+		}
+		r->has_hist = rc == 0;
+	}
+	if (rc == 0)
+		rc = log_segments(r->fs, r->set, m.inc, cut, &segs, &nsegs);
+	for (size_t i = 0; rc == 0 && i < nsegs; i++)
+		rc = segment_read(r->fs, r->set, m.inc, segs[i], r->spec,
+				  &r->log);
+	free(segs);
+	feat_batch_seal(&r->log);
+	if (rc == 0) {
+		r->ord = malloc((r->log.n + 1) * sizeof(*r->ord));
+		if (!r->ord)
+			rc = -ENOMEM;
+	}
+	for (size_t i = 0; rc == 0 && i < r->log.n; i++)
+		r->ord[i] = i;
+	if (rc == 0)
+		qsort_r(r->ord, r->log.n, sizeof(*r->ord), ord_cmp,
+			(void *)&r->log);
+	r->loaded = rc == 0;
+	return rc;
+}
+
+/* The log's rows of key: ord[*lo .. *lo + return). */
+static size_t reader_rows(const struct featonline_reader *r, const char *key,
+			  size_t klen, size_t *lo)
+{
+	size_t a = 0, b = r->log.n, n = 0, l;
+
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		const char *k = feat_batch_key(&r->log, r->ord[mid], &l);
+		int c = memcmp(k, key, l < klen ? l : klen);
+
+		if (c < 0 || (c == 0 && l < klen))
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	*lo = a;
+	while (a + n < r->log.n &&
+	       (feat_batch_key(&r->log, r->ord[a + n], &l), l == klen) &&
+	       memcmp(feat_batch_key(&r->log, r->ord[a + n], &l), key, klen) ==
+		       0)
+		n++;
+	return n;
 }
 
 int featonline_find(void *reader, const char *key, size_t klen,
 		    const struct feat_hist **h, size_t *k)
 {
 	struct featonline_reader *r = reader;
-	char rkey[800];
-	struct meta_txn *t;
+	struct feat_hist one = { 0 };
+	struct feat_event *ev;
+	struct problem pb = { 0 };
+	size_t lo, n;
+	void *slice = NULL;
+	char why[200];
+	bool *cat;
+	long kk;
 	int rc;
 
 	*h = NULL;
 	*k = 0;
+	if (!r->loaded) {
+		rc = reader_load(r);
+		if (rc < 0)
+			return rc;
+	}
 	if (r->key && r->klen == klen && memcmp(r->key, key, klen) == 0) {
-		*h = r->have ? &r->h : NULL;
+		*h = r->have ? r->cur : NULL;
+		*k = r->k;
 		return r->have ? 0 : -ENOENT;
 	}
 	feat_hist_free(&r->h);
+	free(r->hm);
+	r->hm = NULL;
 	free(r->key);
 	r->have = false;
 	r->key = malloc(klen + 1);
@@ -806,25 +911,101 @@ int featonline_find(void *reader, const char *key, size_t klen,
 		return -ENOMEM;
 	memcpy(r->key, key, klen);
 	r->klen = klen;
+	kk = r->has_hist ? feat_hist_find(&r->hist, key, klen) : -1;
+	n = reader_rows(r, key, klen, &lo);
+	if (n == 0) {
+		if (kk < 0)
+			return -ENOENT;
+		r->cur = &r->hist;
+		r->k = (size_t)kk;
+		r->have = true;
+		*h = r->cur;
+		*k = r->k;
+		return 0;
+	}
+	/* the version's events of key, then its rows of the log */
+	ev = malloc(n * sizeof(*ev));
+	cat = calloc(r->spec->ncols + 1, sizeof(*cat));
+	rc = ev && cat ? 0 : -ENOMEM;
+	if (rc == 0 && kk >= 0) {
+		size_t slen;
+
+		rc = feat_hist_slice(&r->hist, (size_t)kk, &slice, &slen);
+		if (rc == 0 && feat_hist_load(slice, slen, r->spec, &one, why,
+					      sizeof(why)) < 0)
+			rc = -EIO;
+	}
+	if (rc == 0)
+		rc = event_types(r->spec, kk >= 0 ? &one : NULL, &r->log,
+				 r->ord + lo, n, cat, &pb);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		ev[i] = r->log.ev[r->ord[lo + i]];
+	if (rc == 0)
+		rc = feat_hist_merge(kk >= 0 ? &one : NULL, cat,
+				     r->spec->ncols, key, klen, r->log.iso, ev,
+				     n, &r->hm, &r->hmlen);
+	if (rc == 0 && feat_hist_load(r->hm, r->hmlen, r->spec, &r->h, why,
+				      sizeof(why)) < 0)
+		rc = -EIO;
+	feat_hist_free(&one);
+	free(slice);
+	free(ev);
+	free(cat);
+	if (rc < 0)
+		return rc == -EINVAL ? -EIO : rc;
+	r->cur = &r->h;
+	r->k = 0;
+	r->have = true;
+	*h = r->cur;
+	return 0;
+}
+
+int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
+		    double t, double *out, const struct feat_hist **h)
+{
+	char rkey[800];
+	struct meta_txn *t_;
+	size_t k;
+	int rc;
+
+	*h = NULL;
 	if (record_key(r->set, key, klen, rkey, sizeof(rkey)) < 0)
 		return -ENOENT;
-	rc = meta_txn_begin(r->fs->online, true, &t);
+	feat_state_free(&r->st);
+	rc = meta_txn_begin(r->fs->online, true, &t_);
 	if (rc < 0)
 		return rc;
-	rc = record_get(t, rkey, r->spec, &r->h);
-	meta_txn_abort(t);
-	if (rc < 0)
+	rc = record_get(t_, rkey, r->spec, &r->st);
+	meta_txn_abort(t_);
+	if (rc == 0 && feat_state_covers(r->spec, &r->st, t)) {
+		feat_state_asof(r->spec, &r->st, t, out);
+		*h = &r->st.h;
+		return 0;
+	}
+	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	r->have = true;
-	*h = &r->h;
-	return 0;
+	/* older than the record keeps: the full history */
+	rc = featonline_find(r, key, klen, h, &k);
+	if (rc == 0)
+		feat_asof(r->spec, *h, k, t, out);
+	return rc;
 }
 
 void featonline_reader_free(struct featonline_reader *r)
 {
 	feat_hist_free(&r->h);
+	free(r->hm);
+	r->hm = NULL;
+	feat_hist_free(&r->hist);
+	free(r->hbuf);
+	r->hbuf = NULL;
+	feat_batch_free(&r->log);
+	free(r->ord);
+	r->ord = NULL;
+	feat_state_free(&r->st);
 	free(r->key);
 	r->key = NULL;
+	r->loaded = false;
 }
 
 bool featonline_has(struct fs *fs, const char *set, const char *key,
@@ -928,24 +1109,24 @@ int featonline_render(struct fs *fs, const char *set, const char *key,
 		      size_t klen, bool json, struct strbuf *out)
 {
 	struct feat_spec *spec;
-	struct feat_hist h;
+	struct feat_state st;
 	double now = floor((double)time(NULL));
 	double *v;
 	int rc;
 
-	rc = record_load(fs, set, key, klen, &spec, &h);
+	rc = record_load(fs, set, key, klen, &spec, &st);
 	if (rc < 0)
 		return rc;
 	v = calloc(spec->nfeat + 1, sizeof(*v));
 	if (!v) {
 		rc = -ENOMEM;
 	} else {
-		feat_asof(spec, &h, 0, now, v);
-		rc = json ? render_json(spec, &h, now, v, out)
-			  : render_csv(spec, &h, now, v, out);
+		feat_state_asof(spec, &st, now, v);
+		rc = json ? render_json(spec, &st.h, now, v, out)
+			  : render_csv(spec, &st.h, now, v, out);
 	}
 	free(v);
-	feat_hist_free(&h);
+	feat_state_free(&st);
 	feat_spec_free(spec);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "featevents.h"
+#include "featstate.h"
 #include "problem.h"
 #include "strbuf.h"
 
@@ -62,20 +63,42 @@ int featonline_append(struct fs *fs, const char *set,
 		      struct problem *pb);
 
 /*
- * A reader of the online records, for join on the latest version: find
- * (a jstream_find_fn) loads the entity's record, keeping the last one.
+ * A reader of a set's latest events, for join and predict by key, set
+ * up with fs, set and spec (the latest, compiled) and the rest zero.
+ * find (a jstream_find_fn) gives the entity's whole history: the latest
+ * version's, loaded at the first call, with the log after its cut
+ * (-ESTALE if the spec changed meanwhile); it keeps the last entity's.
  */
 struct featonline_reader {
 	struct fs *fs;
 	const char *set;
 	const struct feat_spec *spec;
-	struct feat_hist h;
-	char *key;
+	bool loaded;
+	void *hbuf;                 /* the version's history */
+	struct feat_hist hist;
+	bool has_hist;
+	struct feat_batch log;      /* the log after its cut */
+	size_t *ord;                /* log rows by entity */
+	char *key;                  /* the last entity found */
 	size_t klen;
 	bool have;
+	const struct feat_hist *cur;
+	size_t k;
+	void *hm;                   /* its merged history, if it has rows */
+	size_t hmlen;
+	struct feat_hist h;
+	struct feat_state st;       /* featonline_asof's last record */
 };
 int featonline_find(void *reader, const char *key, size_t klen,
 		    const struct feat_hist **h, size_t *k);
+/*
+ * featonline_asof: the entity's features as of t into out[nfeat], from
+ * its online record when that covers t (a read as of now), else from
+ * featonline_find's history; *h: the history feat_put_value reads (NULL
+ * and -ENOENT: an entity without events).
+ */
+int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
+		    double t, double *out, const struct feat_hist **h);
 void featonline_reader_free(struct featonline_reader *r);
 
 /*

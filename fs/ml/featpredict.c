@@ -300,7 +300,7 @@ static int row(struct fpredict *s, const char *p, size_t len,
 		struct fset *f = &s->set[i];
 		const struct feat_hist *h = NULL;
 		double t = now;
-		size_t k, l;
+		size_t l;
 		const char *q;
 
 		if (f->ts >= 0 && (size_t)f->ts < s->nf) {
@@ -322,13 +322,11 @@ static int row(struct fpredict *s, const char *p, size_t len,
 		}
 		if (rc)
 			return -ENOMEM;
-		rc = featonline_find(&f->rd, s->key.buf ? s->key.buf : "",
-				     s->key.len, &h, &k);
+		rc = featonline_asof(&f->rd, s->key.buf ? s->key.buf : "",
+				     s->key.len, t, s->v, &h);
 		if (rc < 0 && rc != -ENOENT)
 			return rc;
 		rc = 0;
-		if (h)
-			feat_asof(f->spec, h, k, t, s->v);
 		for (size_t x = 0; rc == 0 && x < f->spec->nfeat; x++)
 			rc = sb_append(&s->row, ",", 1) ||
 			     (h && feat_put_value(&s->row, f->spec, h, x,

@@ -15,6 +15,7 @@
 #include "featevents.h"
 #include "featjoin.h"
 #include "featspec.h"
+#include "featstate.h"
 #include "strbuf.h"
 #include "tap.h"
 
@@ -588,6 +589,141 @@ static void test_merge(void)
 	feat_spec_free(s);
 }
 
+
+/* The features of h (one key) as of t, as text, from a state or not. */
+static void values_text(const struct feat_spec *s, const struct feat_hist *h,
+			const double *v, struct strbuf *sb)
+{
+	sb->len = 0;
+	for (size_t f = 0; f < s->nfeat; f++) {
+		feat_put_value(sb, s, h, f, v[f]);
+		sb_append(sb, ",", 1);
+	}
+}
+
+/*
+ * Online records (featstate.c) against the whole history: random events
+ * of one entity in random batches, some late within allowed_lateness,
+ * a record updated batch by batch as the wall clock moves; at every
+ * instant a record covers, the same text as feat_asof over every event.
+ */
+static void test_state(void)
+{
+	static const char *const countries[] = { "US", "FR", "DE", "IT", "ES" };
+	struct feat_spec *s = compile(spec_text);
+	enum { N = 2000 };
+	static double num[N][3];
+	static const char *str[N][3];
+	static size_t slen[N][3];
+	struct feat_event *ev = calloc(N, sizeof(*ev));
+	bool cat[3] = { false, true, false };
+	struct feat_state st = { 0 };
+	struct strbuf x = { 0 }, y = { 0 };
+	double clock = 1e6, newest = 0;
+	size_t same = 0, total = 0, covered = 0, kept_max = 0;
+	char why[128];
+
+	srand(13);
+	for (size_t i = 0; i < N; i++) {
+		double late = rand() % 8 == 0 ? (double)(rand() % 86400) : 0;
+
+		clock += rand() % 1800;
+		ev[i].t = clock - late; /* late: within a day, the lateness 1d */
+		num[i][0] = rand() % 10 ? (double)(rand() % 1000) / 8 : NAN;
+		num[i][1] = NAN;
+		num[i][2] = rand() % 5 ? (double)(rand() % 200) : NAN;
+		str[i][1] = rand() % 4 ? countries[rand() % 5] : NULL;
+		slen[i][1] = str[i][1] ? 2 : 0;
+		ev[i].num = num[i];
+		ev[i].str = str[i];
+		ev[i].slen = slen[i];
+	}
+	for (size_t done = 0; done < N;) {
+		size_t n = 1 + (size_t)(rand() % 40);
+		void *rb, *hb;
+		size_t rl, hl;
+		struct feat_state nst;
+		struct feat_hist all;
+		double now;
+
+		if (n > N - done)
+			n = N - done;
+		for (size_t i = done; i < done + n; i++)
+			newest = ev[i].t > newest ? ev[i].t : newest;
+		now = newest + (double)(rand() % 600);
+		if (feat_state_update(s, done ? &st : NULL, cat, "a", 1, false,
+				      ev + done, n, now, &rb, &rl) < 0 ||
+		    feat_state_load(rb, rl, s, &nst, why, sizeof(why)) < 0) {
+			printf("# at event %zu: %s\n", done, why);
+			ok(0, "an update");
+			break;
+		}
+		nst.owned = rb;
+		feat_state_free(&st);
+		st = nst;
+		done += n;
+		kept_max = st.h.nev > kept_max ? st.h.nev : kept_max;
+		feat_hist_merge(NULL, cat, 3, "a", 1, false, ev, done, &hb, &hl);
+		feat_hist_load(hb, hl, s, &all, why, sizeof(why));
+		all.owned = hb;
+		for (double t = now - 7200; t <= now + 12 * 86400; t += 3 * 3600) {
+			double va[16], vb[16];
+
+			if (!feat_state_covers(s, &st, t))
+				continue;
+			covered++;
+			feat_asof(s, &all, 0, t, va);
+			feat_state_asof(s, &st, t, vb);
+			values_text(s, &all, va, &x);
+			values_text(s, &st.h, vb, &y);
+			if (x.len == y.len && !memcmp(x.buf, y.buf, x.len))
+				same++;
+			else if (total - same < 3)
+				printf("# at %.0f: %.*s against %.*s\n", t,
+				       (int)x.len, x.buf, (int)y.len, y.buf);
+			total++;
+		}
+		feat_hist_free(&all);
+	}
+	printf("# %zu instants covered, %zu events kept at most\n", covered,
+	       kept_max);
+	ok(covered > 1000, "instants covered");
+	is_int(same, total, "a record answers as every event does");
+	ok(kept_max < N / 4, "a record keeps a fraction of the events");
+	ok(feat_state_covers(s, &st, newest + 1) &&
+		   !feat_state_covers(s, &st, st.cutoff),
+	   "it covers now, and not its cutoff");
+	{
+		/* an event older than the cutoff: in count, min, max (base)
+		 * and in no window */
+		const double n0[] = { -5, NAN, NAN };
+		const char *t0[] = { NULL, NULL, NULL };
+		const size_t z0[] = { 0, 0, 0 };
+		const struct feat_event old = { st.cutoff - 86400, n0, t0, z0 };
+		double before[16], after[16];
+		struct feat_state nst;
+		void *rb;
+		size_t rl;
+
+		feat_state_asof(s, &st, newest + 1, before);
+		feat_state_update(s, &st, cat, "a", 1, false, &old, 1,
+				  newest + 1, &rb, &rl);
+		feat_state_load(rb, rl, s, &nst, why, sizeof(why));
+		nst.owned = rb;
+		feat_state_asof(s, &nst, newest + 1, after);
+		ok(after[0] == before[0] && after[1] == before[1] &&
+			   after[4] == before[4],
+		   "a late event changes no window");
+		ok(after[2] < before[2], "it moves the mean of every event");
+		feat_state_free(&nst);
+	}
+	feat_state_free(&st);
+	sb_free(&x);
+	sb_free(&y);
+	free(ev);
+	feat_spec_free(s);
+}
+
 /* Event rows: the bad-input table (CSV after a header, JSON lines). */
 static const struct {
 	const char *header; /* NULL: JSON lines */
@@ -682,6 +818,7 @@ int main(void)
 	test_join();
 	test_slice();
 	test_merge();
+	test_state();
 	test_event_rows();
 	return done();
 }

@@ -125,6 +125,33 @@ int main(void)
 	meta_close(m);
 	meta_close(NULL);
 
+	/* a scratch index: kept over a clean close, started again after
+	 * any other end (its mark of a clean close missing) */
+	{
+		char sdir[160], mark[200];
+
+		snprintf(sdir, sizeof(sdir), "%s/scratch", dir);
+		snprintf(mark, sizeof(mark), "%s/clean", sdir);
+		is_int(meta_open_scratch(sdir, &m), 0, "a scratch index");
+		ok(access(mark, F_OK) < 0, "no clean mark while open");
+		is_int(meta_txn_begin(m, false, &t), 0, "write txn");
+		is_int(meta_put(t, META_ONLINE, "s/a", "1", 1), 0, "put");
+		is_int(meta_txn_commit(t), 0, "commit");
+		meta_close(m);
+		ok(access(mark, F_OK) == 0, "a clean close leaves its mark");
+		is_int(meta_open_scratch(sdir, &m), 0, "reopened");
+		is_int(meta_txn_begin(m, true, &t), 0, "read txn");
+		is_int(meta_has(t, META_ONLINE, "s/a"), 1, "kept");
+		meta_txn_abort(t);
+		meta_close(m);
+		unlink(mark); /* as a crash leaves it */
+		is_int(meta_open_scratch(sdir, &m), 0, "opened after a crash");
+		is_int(meta_txn_begin(m, true, &t), 0, "read txn");
+		is_int(meta_has(t, META_ONLINE, "s/a"), 0, "started again");
+		meta_txn_abort(t);
+		meta_close(m);
+	}
+
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
