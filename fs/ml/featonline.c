@@ -282,6 +282,22 @@ static int ord_cmp(const void *a, const void *b, void *arg)
 	return c ? c : (x > y) - (x < y);
 }
 
+/* An event's entity key, for sorting a batch by entity. */
+struct kref {
+	const char *key;
+	size_t len, i;
+};
+
+static int kref_cmp(const void *a, const void *b)
+{
+	const struct kref *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	if (c == 0)
+		c = (x->len > y->len) - (x->len < y->len);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
 /*
  * The column types of an entity's events: those of one (its history, or
  * NULL) with rows ord[0..n) of b.  A column the spec does not type turns
@@ -327,28 +343,32 @@ static int apply(struct meta_txn *t, const char *set,
 		 struct problem *pb)
 {
 	size_t *ord = malloc((b->n + 1) * sizeof(*ord));
+	struct kref *kr = malloc((b->n + 1) * sizeof(*kr));
 	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
 	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
 	double now = (double)time(NULL);
-	int rc = ord && ev && cat ? 0 : -ENOMEM;
+	int rc = ord && kr && ev && cat ? 0 : -ENOMEM;
 
-	for (size_t i = 0; i < b->n && ord; i++)
-		ord[i] = i;
+	/* by entity, then as written: the keys found once, not per compare */
+	for (size_t i = 0; rc == 0 && i < b->n; i++) {
+		kr[i].key = feat_batch_key(b, i, &kr[i].len);
+		kr[i].i = i;
+	}
 	if (rc == 0)
-		qsort_r(ord, b->n, sizeof(*ord), ord_cmp, (void *)b);
+		qsort(kr, b->n, sizeof(*kr), kref_cmp);
+	for (size_t i = 0; rc == 0 && i < b->n; i++)
+		ord[i] = kr[i].i;
 	for (size_t g = 0; rc == 0 && g < b->n;) {
 		struct feat_state one = { 0 };
 		char rkey[800];
-		size_t klen, n = 0, ln;
-		const char *key = feat_batch_key(b, ord[g], &klen);
+		size_t klen = kr[g].len, n = 0;
+		const char *key = kr[g].key;
 		bool have;
 		void *buf;
 		size_t len;
 
-		while (g + n < b->n &&
-		       (feat_batch_key(b, ord[g + n], &ln), ln == klen) &&
-		       memcmp(feat_batch_key(b, ord[g + n], &ln), key, klen) ==
-			       0)
+		while (g + n < b->n && kr[g + n].len == klen &&
+		       memcmp(kr[g + n].key, key, klen) == 0)
 			n++;
 		rc = record_key(set, key, klen, rkey, sizeof(rkey));
 		if (rc < 0) {
@@ -379,6 +399,7 @@ static int apply(struct meta_txn *t, const char *set,
 		g += n;
 	}
 	free(ord);
+	free(kr);
 	free(ev);
 	free(cat);
 	return rc;
