@@ -139,6 +139,8 @@ struct fs {
 				       * directly (no HEAD, nothing cached);
 				       * NULL on a local store */
 	_Atomic uint64_t cat_gen;     /* bumped by every META_CAT change */
+	_Atomic uint64_t rec_gen;     /* bumped after every commit that
+				       * changes META_REC (index records) */
 	pthread_mutex_t cat_lock;     /* serialises catalog writes */
 	pthread_mutex_t online_lock;  /* serialises event appends and loads
 					 of feature sets' online stores */

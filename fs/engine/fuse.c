@@ -229,8 +229,9 @@ int do_lookup(struct node *parent, const char *name,
 	e->ino = n->ino;
 	e->generation = 1;
 	e->attr_timeout = attr_timeout(type);
-	e->entry_timeout = (type->flags & NODE_F_IMMUTABLE) ? TIMEOUT_IMMUTABLE
-							    : TIMEOUT_NAMED;
+	e->entry_timeout = type->flags & (NODE_F_IMMUTABLE | NODE_F_LASTING)
+				   ? TIMEOUT_IMMUTABLE
+				   : TIMEOUT_NAMED;
 	node_put(n);
 	return 0;
 }

@@ -54,6 +54,10 @@ struct statvfs;
 #define NODE_F_COMMAND 0x20  /* each line is a command, run by store in
 				the write that completes it, so its
 				result is that write's (.mlfs/cache) */
+#define NODE_F_LASTING 0x40  /* a name that, once found, seldom goes (an
+				online key): the kernel keeps the entry
+				as an immutable one's; getattr and open
+				say ENOENT once it went */
 
 
 /*

@@ -21,6 +21,7 @@
  * serialises loads and appends; readers take no lock.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <math.h>
@@ -93,6 +94,8 @@ struct feat_cache {
 		char set[256];
 		char inc[40];
 		long long ver;        /* 0: free */
+		uint64_t gen;         /* fs->rec_gen when the set's index
+					 record was read */
 		char hist[72];
 		uint64_t cut;
 		json_t *spec;
@@ -121,9 +124,14 @@ void featonline_stop(struct fs *fs)
 	fs->feat_cache = NULL;
 }
 
+/*
+ * The cached entry of set: the one of its incarnation and latest version
+ * (ver > 0), or, with ver 0, the one read while fs->rec_gen was gen (no
+ * index record has changed since, so it is the set's current one).
+ */
 static bool cache_get(struct fs *fs, const char *set, const struct mark *m,
-		      long long ver, struct mark *out, uint64_t *cut,
-		      json_t **spec)
+		      long long ver, uint64_t gen, struct mark *out,
+		      uint64_t *cut, json_t **spec)
 {
 	struct feat_cache *c = fs->feat_cache;
 	bool hit = false;
@@ -132,9 +140,11 @@ static bool cache_get(struct fs *fs, const char *set, const struct mark *m,
 		return false;
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < FEAT_CACHE_N && !hit; i++) {
-		if (c->e[i].ver != ver || strcmp(c->e[i].set, set) ||
-		    strcmp(c->e[i].inc, m->inc))
+		if (!c->e[i].ver || strcmp(c->e[i].set, set) ||
+		    (ver ? c->e[i].ver != ver || strcmp(c->e[i].inc, m->inc)
+			 : c->e[i].gen != gen))
 			continue;
+		snprintf(out->inc, sizeof(out->inc), "%s", c->e[i].inc);
 		snprintf(out->hist, sizeof(out->hist), "%s", c->e[i].hist);
 		*cut = c->e[i].cut;
 		*spec = json_incref(c->e[i].spec);
@@ -145,7 +155,7 @@ static bool cache_get(struct fs *fs, const char *set, const struct mark *m,
 }
 
 static void cache_put(struct fs *fs, const char *set, const struct mark *m,
-		      long long ver, uint64_t cut, json_t *spec)
+		      long long ver, uint64_t gen, uint64_t cut, json_t *spec)
 {
 	struct feat_cache *c = fs->feat_cache;
 	unsigned i;
@@ -153,7 +163,12 @@ static void cache_put(struct fs *fs, const char *set, const struct mark *m,
 	if (!c || !spec)
 		return;
 	pthread_mutex_lock(&c->lock);
-	i = c->next++ % FEAT_CACHE_N;
+	/* the set's entry if it has one, else the next in turn */
+	for (i = 0; i < FEAT_CACHE_N && strcmp(c->e[i].set, set); i++)
+		;
+	if (i == FEAT_CACHE_N)
+		i = c->next++ % FEAT_CACHE_N;
+	c->e[i].gen = gen;
 	json_decref(c->e[i].spec);
 	snprintf(c->e[i].set, sizeof(c->e[i].set), "%s", set);
 	snprintf(c->e[i].inc, sizeof(c->e[i].inc), "%s", m->inc);
@@ -171,20 +186,27 @@ static void cache_put(struct fs *fs, const char *set, const struct mark *m,
 static int wanted(struct fs *fs, const char *set, json_t **spec,
 		  struct mark *m, uint64_t *cut)
 {
+	uint64_t gen = atomic_load(&fs->rec_gen);
 	const char *hash, *inc;
 	json_t *rec, *man;
 	long long ver;
-	int rc = repo_get(fs, &repo_features, set, &rec);
+	int rc;
 
 	*spec = NULL;
+	/* no index record changed since the set's was read: as it was */
+	if (cache_get(fs, set, m, 0, gen, m, cut, spec))
+		return 0;
+	rc = repo_get(fs, &repo_features, set, &rec);
 	if (rc < 0)
 		return rc;
 	inc = json_string_value(json_object_get(rec, "incarnation"));
 	snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "0");
 	ver = (long long)json_integer_value(json_object_get(rec, "latest"));
 	json_decref(rec);
-	if (ver > 0 && cache_get(fs, set, m, ver, m, cut, spec))
+	if (ver > 0 && cache_get(fs, set, m, ver, 0, m, cut, spec)) {
+		cache_put(fs, set, m, ver, gen, *cut, *spec);
 		return 0;
+	}
 	rc = repo_version(fs, &repo_features, set, 0, &man);
 	if (rc < 0)
 		return rc;
@@ -202,7 +224,7 @@ static int wanted(struct fs *fs, const char *set, json_t **spec,
 	*cut = (uint64_t)json_integer_value(json_object_get(man, "log_cut"));
 	*spec = json_incref(json_object_get(man, "spec"));
 	if (json_integer_value(json_object_get(man, "version")) == ver)
-		cache_put(fs, set, m, ver, *cut, *spec);
+		cache_put(fs, set, m, ver, gen, *cut, *spec);
 	json_decref(man);
 	return 0;
 }

@@ -4,6 +4,7 @@
  * store's records and manifests (and the S3 catalog object).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -488,6 +489,8 @@ static int rebuild_kind(struct fs *fs, const struct repo_kind *k,
 		rc = meta_txn_commit(t);
 	else
 		meta_txn_abort(t);
+	if (rc == 0)
+		atomic_fetch_add(&fs->rec_gen, 1);
 out_recs:
 	json_decref(recs);
 	json_decref(named);

@@ -4,6 +4,7 @@
  * entries, create, chmod, remove, and the commit of a new version.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -340,8 +341,10 @@ int repo_index_update(struct fs *fs, const struct repo_kind *k, const char *name
 			goto out_abort;
 	}
 	rc = meta_txn_commit(t);
-	if (rc == 0)
+	if (rc == 0) {
 		catalog_changed(fs);
+		atomic_fetch_add(&fs->rec_gen, 1);
+	}
 	return rc;
 out_abort:
 	meta_txn_abort(t);
@@ -515,8 +518,10 @@ int repo_remove(struct fs *fs, const struct repo_kind *k, const char *name,
 		catalog_set(t, key, NULL, 0);
 	}
 	rc = meta_txn_commit(t);
-	if (rc == 0)
+	if (rc == 0) {
 		catalog_changed(fs);
+		atomic_fetch_add(&fs->rec_gen, 1);
+	}
 	for (size_t i = 0; rc == 0 && i < vc.n; i++)
 		if (mans[i])
 			repo_man_release(fs, k, mans[i], name, 0);

@@ -601,14 +601,41 @@ static int online_json_open(struct fs_file *f, const struct fs_ctx *ctx)
 	return online_open(f, ctx, true);
 }
 
+/* Is the entity still in the store?  (The kernel keeps its name.) */
+static int online_getattr(struct node *n, struct stat *st, bool json)
+{
+	char key[1024];
+	long klen = online_key(n, json, key, sizeof(key));
+
+	if (klen < 0 ||
+	    !featonline_has(n->fs, obj_name(n), key, (size_t)klen))
+		return -ENOENT;
+	return obj_file_getattr(n, st);
+}
+
+static int online_csv_getattr(struct node *n, struct stat *st)
+{
+	return online_getattr(n, st, false);
+}
+
+static int online_json_getattr(struct node *n, struct stat *st)
+{
+	return online_getattr(n, st, true);
+}
+
+/*
+ * An entity, once in the store, leaves it only with the set or a new
+ * spec: the kernel may keep its name long (NODE_F_LASTING), and a stat
+ * or an open after it left says ENOENT.
+ */
 static const struct node_type online_csv_type = {
-	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .open = online_csv_open,
-	.getattr = obj_file_getattr,
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE | NODE_F_LASTING,
+	.open = online_csv_open, .getattr = online_csv_getattr,
 };
 
 static const struct node_type online_json_type = {
-	NULL, S_IFREG | 0444, NODE_F_VOLATILE, .open = online_json_open,
-	.getattr = obj_file_getattr,
+	NULL, S_IFREG | 0444, NODE_F_VOLATILE | NODE_F_LASTING,
+	.open = online_json_open, .getattr = online_json_getattr,
 };
 
 static int online_lookup(struct node *dir, const char *name,
