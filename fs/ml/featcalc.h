@@ -117,12 +117,14 @@ void feat_spec_free(struct feat_spec *s);
  * (*len bytes).  Rows with an empty entity are skipped (*skipped).
  * -EINVAL with pb (line and column in table *which, taking one record a
  * line) for a missing column, a bad time, text in a numeric column or a
- * value a reject feature refuses.
+ * value a reject feature refuses; with refused, such rows of the tables
+ * after the first (the event log, which an earlier spec took) are left
+ * out and counted there instead.
  */
 int feat_hist_build(const struct feat_spec *spec,
 		    const struct table *const *tabs, size_t ntabs, double cut,
-		    void **buf, size_t *len, uint64_t *skipped, size_t *which,
-		    struct problem *pb);
+		    void **buf, size_t *len, uint64_t *skipped,
+		    uint64_t *refused, size_t *which, struct problem *pb);
 
 /*
  * feat_hist_load: h over buf (len bytes, 8-aligned), which must outlive

@@ -419,8 +419,8 @@ static int order_events(struct build *b, uint32_t **order_out)
 
 int feat_hist_build(const struct feat_spec *spec,
 		    const struct table *const *tabs, size_t ntabs, double cut,
-		    void **buf, size_t *len, uint64_t *skipped, size_t *which,
-		    struct problem *pb)
+		    void **buf, size_t *len, uint64_t *skipped,
+		    uint64_t *refused, size_t *which, struct problem *pb)
 {
 	struct build b = { .spec = spec, .cut = cut, .pb = pb };
 	size_t nc = spec->ncols, rows = 0, ti;
@@ -432,6 +432,8 @@ int feat_hist_build(const struct feat_spec *spec,
 	*len = 0;
 	*skipped = 0;
 	*which = 0;
+	if (refused)
+		*refused = 0;
 	for (ti = 0; ti < ntabs; ti++)
 		rows += tabs[ti] ? tabs[ti]->nrows : 0;
 	if (rows >= UINT32_MAX)
@@ -464,6 +466,9 @@ int feat_hist_build(const struct feat_spec *spec,
 				rc = row_read(&b, r, key, 4096);
 				if (rc == 1) { /* no entity, or after the cut */
 					(*skipped)++;
+					rc = 0;
+				} else if (rc == -EINVAL && refused && ti > 0) {
+					(*refused)++;
 					rc = 0;
 				}
 			}

@@ -485,12 +485,56 @@ static int log_segments(struct fs *fs, const char *set, const char *inc,
 	return 0;
 }
 
-/* A log segment's events, appended to b. */
+/*
+ * The rows of a log segment (key; body, len bytes, from line 2, under
+ * header head) into b as spec reads them.  A row spec refuses (logged
+ * under an earlier spec: a reject bound added since, a column now
+ * numeric) is left out and counted in *refused, the first one logged: a
+ * new spec never makes the log unreadable.
+ */
+static int rows_lenient(struct fs *fs, const char *key,
+			const struct feat_spec *spec, const char *head,
+			size_t hlen, const char *body, size_t len,
+			struct feat_batch *b, uint64_t *refused)
+{
+	uint64_t line = 2;
+
+	for (;;) {
+		struct problem pb = { 0 };
+		const char *p = body;
+		int rc = feat_rows_parse(spec, head, hlen, body, len, line, b,
+					 &pb);
+
+		if (rc != -EINVAL)
+			return rc;
+		if (!*refused)
+			fs_log(fs, 4, "%s: %u:%u: %s (left out: the spec "
+				      "changed since it was logged)",
+			       key, pb.line, pb.col, pb.msg);
+		if (pb.line < line) { /* the header: no row of it reads */
+			for (p = body; p < body + len; p++)
+				*refused += *p == '\n';
+			return 0;
+		}
+		(*refused)++;
+		for (uint64_t l = line; p && l <= pb.line; l++) {
+			const char *nl = memchr(p, '\n', (size_t)(body + len - p));
+
+			p = nl ? nl + 1 : NULL;
+		}
+		if (!p || p == body + len)
+			return 0;
+		len -= (size_t)(p - body);
+		body = p;
+		line = pb.line + 1;
+	}
+}
+
+/* A log segment's events, appended to b (*refused: rows left out). */
 static int segment_read(struct fs *fs, const char *set, const char *inc,
 			uint64_t seq, const struct feat_spec *spec,
-			struct feat_batch *b)
+			struct feat_batch *b, uint64_t *refused)
 {
-	struct problem pb = { 0 };
 	char key[400], *text;
 	const char *nl;
 	size_t len;
@@ -501,11 +545,10 @@ static int segment_read(struct fs *fs, const char *set, const char *inc,
 	if (rc < 0)
 		return rc;
 	nl = memchr(text, '\n', len);
-	rc = nl ? feat_rows_parse(spec, text, (size_t)(nl - text), nl + 1,
-				  len - (size_t)(nl - text) - 1, 2, b, &pb)
+	rc = nl ? rows_lenient(fs, key, spec, text, (size_t)(nl - text),
+			       nl + 1, len - (size_t)(nl - text) - 1, b,
+			       refused)
 		: 0;
-	if (rc < 0)
-		fs_log(fs, 3, "%s: %u:%u: %s", key, pb.line, pb.col, pb.msg);
 	free(text);
 	return rc;
 }
@@ -519,7 +562,7 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 	struct problem pb = { 0 };
 	struct meta_txn *t;
 	char prefix[300], key[800];
-	uint64_t *segs = NULL;
+	uint64_t *segs = NULL, refused = 0;
 	size_t nsegs = 0;
 	double now = (double)time(NULL);
 	int rc;
@@ -528,7 +571,8 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 	m->seq = cut;
 	rc = log_segments(fs, set, m->inc, cut, &segs, &nsegs);
 	for (size_t i = 0; rc == 0 && i < nsegs; i++) {
-		rc = segment_read(fs, set, m->inc, segs[i], spec, &b);
+		rc = segment_read(fs, set, m->inc, segs[i], spec, &b,
+				  &refused);
 		m->seq = segs[i];
 	}
 	free(segs);
@@ -671,7 +715,7 @@ static int segment_rows(struct fs *fs, const struct feat_spec *spec,
 {
 	const char *body = memchr(text, '\n', len);
 	struct feat_batch b = { 0 };
-	struct problem pb = { 0 };
+	uint64_t refused = 0;
 	size_t hlen;
 	int rc;
 
@@ -681,11 +725,9 @@ static int segment_rows(struct fs *fs, const struct feat_spec *spec,
 		len -= hlen;
 		return write(fd, body, len) == (ssize_t)len ? 0 : -EIO;
 	}
-	rc = hlen ? feat_rows_parse(spec, text, hlen - 1, body, len - hlen, 2,
-				    &b, &pb)
+	rc = hlen ? rows_lenient(fs, key, spec, text, hlen - 1, body,
+				 len - hlen, &b, &refused)
 		  : 0;
-	if (rc < 0)
-		fs_log(fs, 3, "%s: %u:%u: %s", key, pb.line, pb.col, pb.msg);
 	if (rc == 0 && b.csv.len &&
 	    write(fd, b.csv.buf, b.csv.len) != (ssize_t)b.csv.len)
 		rc = -EIO;
@@ -847,7 +889,7 @@ static int reader_load(struct featonline_reader *r)
 	struct feat_spec *spec = NULL;
 	char key[96], why[200];
 	struct mark m;
-	uint64_t *segs = NULL;
+	uint64_t *segs = NULL, refused = 0;
 	size_t nsegs = 0, len;
 	json_t *man;
 	uint64_t cut;
@@ -876,7 +918,7 @@ static int reader_load(struct featonline_reader *r)
 		rc = log_segments(r->fs, r->set, m.inc, cut, &segs, &nsegs);
 	for (size_t i = 0; rc == 0 && i < nsegs; i++)
 		rc = segment_read(r->fs, r->set, m.inc, segs[i], r->spec,
-				  &r->log);
+				  &r->log, &refused);
 	free(segs);
 	feat_batch_seal(&r->log);
 	if (rc == 0) {

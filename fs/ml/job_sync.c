@@ -83,7 +83,7 @@ void sync_run(json_t *plan)
 	struct feat_spec *spec;
 	struct feat_hist h;
 	struct table *t, *log;
-	uint64_t skipped;
+	uint64_t skipped, refused;
 	json_t *stats;
 	char why[256];
 	void *buf;
@@ -109,7 +109,7 @@ void sync_run(json_t *plan)
 		size_t which;
 
 		if (feat_hist_build(spec, tabs, 2, cut, &buf, &len, &skipped,
-				    &which, &pb) < 0)
+				    &refused, &which, &pb) < 0)
 			fail("%s: %u:%u: %s",
 			     which ? "the event log"
 				   : json_string_value(json_object_get(
@@ -125,6 +125,10 @@ void sync_run(json_t *plan)
 	say("%zu events of %zu entities (%llu rows skipped: no entity, or "
 	    "after the cut) in %.3f s",
 	    h.nev, h.nkeys, (unsigned long long)skipped, now_mono() - t0);
+	if (refused)
+		say("%llu events of the log left out: this spec refuses them "
+		    "(logged under an earlier one)",
+		    (unsigned long long)refused);
 	if (mkdir("out", 0755) < 0 && errno != EEXIST)
 		fail("out/: %s", strerror(errno));
 	fp = fopen("out/history", "wxe");
@@ -136,6 +140,7 @@ void sync_run(json_t *plan)
 	    fclose(fp) != 0)
 		fail("out/offline.csv: %s", strerror(errno ? errno : EIO));
 	json_object_set_new(stats, "skipped", json_integer((json_int_t)skipped));
+	json_object_set_new(stats, "refused", json_integer((json_int_t)refused));
 	if (json_dump_file_short(stats, "out/stats.json", JSON_COMPACT) < 0)
 		fail("out/stats.json: cannot write");
 	say("offline.csv: %lld rows in %.3f s",

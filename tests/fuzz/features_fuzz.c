@@ -116,7 +116,7 @@ static void setup_once(void)
 		const struct table *tabs[] = { t };
 
 		assert(feat_hist_build(spec, tabs, 1, INFINITY, &buf, &len,
-				       &skipped, &which, &pb) == 0);
+				       &skipped, NULL, &which, &pb) == 0);
 	}
 	table_free(t);
 	assert(feat_hist_load(buf, len, spec, &base, why, sizeof(why)) == 0);
@@ -138,7 +138,7 @@ static void events_csv(const char *p, size_t n)
 	{
 		const struct table *tabs[] = { t, t };
 
-		if (feat_hist_build(spec, tabs, 2, 1e9, &buf, &len, &skipped,
+		if (feat_hist_build(spec, tabs, 2, 1e9, &buf, &len, &skipped, NULL,
 				    &which, &pb) == 0) {
 			assert(feat_hist_load(buf, len, spec, &h, why,
 					      sizeof(why)) == 0);

@@ -480,3 +480,33 @@ def test_an_untyped_column_of_an_events_only_set_takes_text_later(mlfs):
     r = sh(f"printf 'c1,2\\nc2,2\\nc2,3\\n' > {d}/join; cat {d}/join")
     assert r.stdout.splitlines()[1:] == ["c1,2,gb,2", "c2,2,5,1",
                                          "c2,3,fr,2"], r.stdout
+
+
+def test_a_spec_that_refuses_logged_events_leaves_them_out(mlfs):
+    """Events logged under one spec, then a spec whose reject bound
+    refuses some: the online store, join and the sync leave those out
+    (counted in stats as refused) rather than failing."""
+    d = mlfs.mnt / "features" / "ev"
+    d.mkdir()
+    spec = {"entity": "k", "timestamp": "ts", "features": [
+        {"name": "total", "column": "x", "agg": "sum"}]}
+    (d / "spec").write_text(json.dumps(spec))
+    r = sh(f"printf 'k,ts,x\\na,1,5\\na,2,500\\na,3,7\\nb,1,600\\n' "
+           f"> {mlfs.tmp}/rows; cat {mlfs.tmp}/rows > {d}/events")
+    assert r.returncode == 0, r.stderr
+    assert (d / "online" / "a").read_text().splitlines()[1].endswith(",512")
+    spec["features"][0].update(max=100, on_violation="reject")
+    (d / "spec").write_text(json.dumps(spec))
+    # a new event beyond the bound is refused as it comes
+    r = sh(f"printf 'k,ts,x\\na,4,1000\\n' > {mlfs.tmp}/rows; "
+           f"cat {mlfs.tmp}/rows > {d}/events")
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    r = sh(f"printf 'a,3\\nb,3\\n' > {d}/join; cat {d}/join")
+    assert r.stdout.splitlines()[1:] == ["a,3,12", "b,3,"], r.stdout
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "ev-sync-1") == "succeeded\n"
+    st = json.loads((d / "stats").read_text())
+    assert st["refused"] == 2
+    assert (d / "offline.csv").read_text().splitlines()[1:] == [
+        "a,1,5", "a,3,12"]
+    assert sorted(os.listdir(d / "online")) == ["a"]

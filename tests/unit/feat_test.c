@@ -79,7 +79,7 @@ static int build(const struct feat_spec *s, const char *csv, void **buf,
 		const struct table *tabs[] = { t };
 		size_t which;
 
-		rc = feat_hist_build(s, tabs, 1, INFINITY, buf, len, skipped,
+		rc = feat_hist_build(s, tabs, 1, INFINITY, buf, len, skipped, NULL,
 				     &which, pb);
 	}
 	table_free(t);
