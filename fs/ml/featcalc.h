@@ -111,20 +111,35 @@ int feat_spec_compile(json_t *spec, struct feat_spec **out);
 void feat_spec_free(struct feat_spec *s);
 
 /*
+ * What feat_hist_build did with the rows besides keeping them.  lenient
+ * (in): rows of the tables after the first (the event log, which an
+ * earlier spec took) that spec refuses are left out and counted in
+ * refused, rather than failing the build.  late: rows of those tables
+ * older than allowed_lateness before their entity's newest earlier row
+ * (rows in the order they were logged), which the online store took in
+ * no window (featstate.h).
+ */
+struct feat_build_info {
+	bool lenient;
+	uint64_t skipped;   /* no entity, or after the cut */
+	uint64_t refused;
+	uint64_t late;
+	size_t which;       /* the table of the problem, on failure */
+};
+
+/*
  * feat_hist_build: the history of the events in tabs[0..ntabs) (parsed
  * CSV with a header; NULL or empty: none; a source dataset, then the
  * event log) at or before cut, under spec, as a malloc'd buffer in *buf
- * (*len bytes).  Rows with an empty entity are skipped (*skipped).
- * -EINVAL with pb (line and column in table *which, taking one record a
- * line) for a missing column, a bad time, text in a numeric column or a
- * value a reject feature refuses; with refused, such rows of the tables
- * after the first (the event log, which an earlier spec took) are left
- * out and counted there instead.
+ * (*len bytes); counts in *info.  -EINVAL with pb (line and column in
+ * table info->which, taking one record a line) for a missing column, a
+ * bad time, text in a numeric column or a value a reject feature
+ * refuses.
  */
 int feat_hist_build(const struct feat_spec *spec,
 		    const struct table *const *tabs, size_t ntabs, double cut,
-		    void **buf, size_t *len, uint64_t *skipped,
-		    uint64_t *refused, size_t *which, struct problem *pb);
+		    void **buf, size_t *len, struct feat_build_info *info,
+		    struct problem *pb);
 
 /*
  * feat_hist_load: h over buf (len bytes, 8-aligned), which must outlive

@@ -146,7 +146,37 @@ struct build {
 	double cut;             /* later events are left out */
 	size_t base;            /* rows of the tables before t */
 	struct problem *pb;
+	double *newest;         /* per key id: its newest row so far */
+	size_t nnewest;
+	bool logged;            /* t is the event log */
+	bool lenient;           /* feat_build_info's */
+	uint64_t late;          /* its rows later than allowed_lateness */
 };
+
+/* Key id's newest row so far becomes tv; is tv late for it? */
+static int note_time(struct build *b, long id, double tv, bool *late)
+{
+	double lateness = b->spec->horizon - b->spec->longest;
+
+	if ((size_t)id >= b->nnewest) {
+		size_t n = b->nnewest ? 2 * b->nnewest : 1024;
+		double *p;
+
+		while (n <= (size_t)id)
+			n *= 2;
+		p = realloc(b->newest, n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		for (size_t i = b->nnewest; i < n; i++)
+			p[i] = -INFINITY;
+		b->newest = p;
+		b->nnewest = n;
+	}
+	*late = tv < b->newest[id] - lateness;
+	if (tv > b->newest[id])
+		b->newest[id] = tv;
+	return 0;
+}
 
 static const char *cell(const struct table *t, size_t r, long c, size_t *len)
 {
@@ -223,6 +253,8 @@ static int types_find(struct build *b)
 			if (csv_is_missing(p, len) ||
 			    csv_parse_double(p, len, &v))
 				continue;
+			if (s->num[c] && b->lenient && b->logged)
+				continue; /* its row is refused */
 			if (s->num[c])
 				return at(b, r, b->col[c],
 					  "\"%s\": \"%s\" is not a number",
@@ -260,6 +292,7 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 	size_t klen = 0, len;
 	const char *p;
 	char sn[48];
+	bool late;
 	double tv;
 	long id;
 	int rc;
@@ -317,6 +350,10 @@ static int row_read(struct build *b, size_t r, char *key, size_t keycap)
 	id = intern_add(&b->keys, key, klen);
 	if (id < 0)
 		return (int)id;
+	rc = note_time(b, id, tv, &late);
+	if (rc < 0)
+		return rc;
+	b->late += b->logged && late;
 	b->ev[b->nev++] = (struct ev){ (uint32_t)id, (uint32_t)(b->base + r),
 				       tv };
 	return 0;
@@ -419,8 +456,8 @@ static int order_events(struct build *b, uint32_t **order_out)
 
 int feat_hist_build(const struct feat_spec *spec,
 		    const struct table *const *tabs, size_t ntabs, double cut,
-		    void **buf, size_t *len, uint64_t *skipped,
-		    uint64_t *refused, size_t *which, struct problem *pb)
+		    void **buf, size_t *len, struct feat_build_info *info,
+		    struct problem *pb)
 {
 	struct build b = { .spec = spec, .cut = cut, .pb = pb };
 	size_t nc = spec->ncols, rows = 0, ti;
@@ -430,10 +467,8 @@ int feat_hist_build(const struct feat_spec *spec,
 
 	*buf = NULL;
 	*len = 0;
-	*skipped = 0;
-	*which = 0;
-	if (refused)
-		*refused = 0;
+	info->skipped = info->refused = info->late = 0;
+	info->which = 0;
 	for (ti = 0; ti < ntabs; ti++)
 		rows += tabs[ti] ? tabs[ti]->nrows : 0;
 	if (rows >= UINT32_MAX)
@@ -456,7 +491,9 @@ int feat_hist_build(const struct feat_spec *spec,
 			b.t = tabs[ti];
 			if (!b.t || !b.t->nrows)
 				continue;
-			*which = ti;
+			info->which = ti;
+			b.logged = ti > 0;
+			b.lenient = info->lenient;
 			rc = columns_find(&b);
 			if (rc == 0 && pass == 0)
 				rc = types_find(&b);
@@ -465,16 +502,18 @@ int feat_hist_build(const struct feat_spec *spec,
 			     r++) {
 				rc = row_read(&b, r, key, 4096);
 				if (rc == 1) { /* no entity, or after the cut */
-					(*skipped)++;
+					info->skipped++;
 					rc = 0;
-				} else if (rc == -EINVAL && refused && ti > 0) {
-					(*refused)++;
+				} else if (rc == -EINVAL && info->lenient &&
+					   ti > 0) {
+					info->refused++;
 					rc = 0;
 				}
 			}
 			b.base += b.t->nrows;
 		}
 	}
+	info->late = b.late;
 	if (rc == 0)
 		rc = order_events(&b, &order);
 	if (rc == 0)
@@ -483,6 +522,7 @@ int feat_hist_build(const struct feat_spec *spec,
 	for (size_t c = 0; b.dict && c < nc; c++)
 		intern_free(&b.dict[c]);
 	intern_free(&b.keys);
+	free(b.newest);
 	free(b.dict);
 	free(b.ent);
 	free(b.col);

@@ -83,7 +83,7 @@ void sync_run(json_t *plan)
 	struct feat_spec *spec;
 	struct feat_hist h;
 	struct table *t, *log;
-	uint64_t skipped, refused;
+	struct feat_build_info info = { .lenient = true };
 	json_t *stats;
 	char why[256];
 	void *buf;
@@ -106,12 +106,11 @@ void sync_run(json_t *plan)
 	log = log_read(plan);
 	{
 		const struct table *tabs[] = { t, log };
-		size_t which;
 
-		if (feat_hist_build(spec, tabs, 2, cut, &buf, &len, &skipped,
-				    &refused, &which, &pb) < 0)
+		if (feat_hist_build(spec, tabs, 2, cut, &buf, &len, &info,
+				    &pb) < 0)
 			fail("%s: %u:%u: %s",
-			     which ? "the event log"
+			     info.which ? "the event log"
 				   : json_string_value(json_object_get(
 					     json_object_get(plan, "dataset"),
 					     "name")),
@@ -124,11 +123,12 @@ void sync_run(json_t *plan)
 	h.owned = buf;
 	say("%zu events of %zu entities (%llu rows skipped: no entity, or "
 	    "after the cut) in %.3f s",
-	    h.nev, h.nkeys, (unsigned long long)skipped, now_mono() - t0);
-	if (refused)
+	    h.nev, h.nkeys, (unsigned long long)info.skipped,
+	    now_mono() - t0);
+	if (info.refused)
 		say("%llu events of the log left out: this spec refuses them "
 		    "(logged under an earlier one)",
-		    (unsigned long long)refused);
+		    (unsigned long long)info.refused);
 	if (mkdir("out", 0755) < 0 && errno != EEXIST)
 		fail("out/: %s", strerror(errno));
 	fp = fopen("out/history", "wxe");
@@ -139,8 +139,11 @@ void sync_run(json_t *plan)
 	if (!fp || feat_offline(spec, &h, from, put_file, fp, &stats) < 0 ||
 	    fclose(fp) != 0)
 		fail("out/offline.csv: %s", strerror(errno ? errno : EIO));
-	json_object_set_new(stats, "skipped", json_integer((json_int_t)skipped));
-	json_object_set_new(stats, "refused", json_integer((json_int_t)refused));
+	json_object_set_new(stats, "skipped",
+			    json_integer((json_int_t)info.skipped));
+	json_object_set_new(stats, "refused",
+			    json_integer((json_int_t)info.refused));
+	json_object_set_new(stats, "late", json_integer((json_int_t)info.late));
 	if (json_dump_file_short(stats, "out/stats.json", JSON_COMPACT) < 0)
 		fail("out/stats.json: cannot write");
 	say("offline.csv: %lld rows in %.3f s",

@@ -100,8 +100,8 @@ static void setup_once(void)
 	struct problem pb = { 0 };
 	struct table *t;
 	json_t *j = NULL;
-	uint64_t skipped;
-	size_t which, len;
+	struct feat_build_info info = { 0 };
+	size_t len;
 	void *buf;
 	char why[128];
 
@@ -116,7 +116,7 @@ static void setup_once(void)
 		const struct table *tabs[] = { t };
 
 		assert(feat_hist_build(spec, tabs, 1, INFINITY, &buf, &len,
-				       &skipped, NULL, &which, &pb) == 0);
+				       &info, &pb) == 0);
 	}
 	table_free(t);
 	assert(feat_hist_load(buf, len, spec, &base, why, sizeof(why)) == 0);
@@ -128,8 +128,8 @@ static void events_csv(const char *p, size_t n)
 	struct problem pb = { 0 };
 	struct table *t = NULL;
 	struct feat_hist h;
-	uint64_t skipped;
-	size_t which, len;
+	struct feat_build_info info = { 0 };
+	size_t len;
 	void *buf;
 	char why[128];
 
@@ -138,8 +138,8 @@ static void events_csv(const char *p, size_t n)
 	{
 		const struct table *tabs[] = { t, t };
 
-		if (feat_hist_build(spec, tabs, 2, 1e9, &buf, &len, &skipped, NULL,
-				    &which, &pb) == 0) {
+		if (feat_hist_build(spec, tabs, 2, 1e9, &buf, &len, &info,
+				    &pb) == 0) {
 			assert(feat_hist_load(buf, len, spec, &h, why,
 					      sizeof(why)) == 0);
 			h.owned = buf;

@@ -87,3 +87,9 @@ def test_bounded_records_answer_as_every_event_does(mlfs):
     assert int(after[6]) == int(before[6]) + 1
     assert float(after[4]) > float(before[4])
     online_against_join(d, skip=(3,))
+    # the next sync places it in time and counts it as late in stats
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "rec-sync-2") == "succeeded\n"
+    st = json.loads((d / "stats").read_text())
+    assert st["late"] == 1 and st["refused"] == 0
+    assert f"e1,{now - 30 * 86400}," in (d / "offline.csv").read_text()

@@ -77,10 +77,10 @@ static int build(const struct feat_spec *s, const char *csv, void **buf,
 		return rc;
 	{
 		const struct table *tabs[] = { t };
-		size_t which;
+		struct feat_build_info info = { 0 };
 
-		rc = feat_hist_build(s, tabs, 1, INFINITY, buf, len, skipped, NULL,
-				     &which, pb);
+		rc = feat_hist_build(s, tabs, 1, INFINITY, buf, len, &info, pb);
+		*skipped = info.skipped;
 	}
 	table_free(t);
 	return rc;
@@ -724,6 +724,55 @@ static void test_state(void)
 	feat_spec_free(s);
 }
 
+/* The event log after a source: rows left out when lenient, late ones. */
+static void test_build_info(void)
+{
+	/* amount typed: text in it is refused, not a category */
+	struct feat_spec *s = compile(
+		"{\"entity\": \"c\", \"timestamp\": \"ts\", \"features\": [\n"
+		" {\"name\": \"n\", \"agg\": \"count\", \"window\": \"1d\"},\n"
+		" {\"name\": \"s\", \"column\": \"amount\", \"agg\": \"sum\", "
+		"\"type\": \"numeric\"}]}");
+	struct problem pb = { 0 };
+	struct table *src, *log;
+	void *buf = NULL;
+	size_t len;
+
+	table_parse(events, strlen(events), &src, &pb);
+	table_parse("ts,c,amount,country,age\n200000,a,1,US,30\n"
+		    "100,a,2,US,30\n150000,a,zz,US,30\n150000,a,3,US,30\n",
+		    strlen("ts,c,amount,country,age\n200000,a,1,US,30\n"
+			   "100,a,2,US,30\n150000,a,zz,US,30\n"
+			   "150000,a,3,US,30\n"),
+		    &log, &pb);
+	{
+		const struct table *tabs[] = { src, log };
+		struct feat_build_info info = { 0 };
+
+		is_int(feat_hist_build(s, tabs, 2, INFINITY, &buf, &len, &info,
+				       &pb),
+		       -EINVAL, "strict: a bad row of the log fails");
+		is_int(info.which, 1, "in the log");
+		free(buf);
+		buf = NULL;
+		info = (struct feat_build_info){ .lenient = true };
+		is_int(feat_hist_build(s, tabs, 2, INFINITY, &buf, &len, &info,
+				       &pb),
+		       0, "lenient: it is left out");
+		if (info.refused != 1)
+			printf("# %u:%u: %s\n", pb.line, pb.col, pb.msg);
+		is_int(info.refused, 1, "counted as refused");
+		/* 100 is over a day (the lateness) before 200000; 150000 is
+		 * not, and the source's rows are never late */
+		is_int(info.late, 1, "one late row");
+		is_int(info.skipped, 1, "the source's row without an entity");
+		free(buf);
+	}
+	table_free(src);
+	table_free(log);
+	feat_spec_free(s);
+}
+
 /* Event rows: the bad-input table (CSV after a header, JSON lines). */
 static const struct {
 	const char *header; /* NULL: JSON lines */
@@ -819,6 +868,7 @@ int main(void)
 	test_slice();
 	test_merge();
 	test_state();
+	test_build_info();
 	test_event_rows();
 	return done();
 }
