@@ -517,12 +517,7 @@ static int ev_ref_cmp(const void *a, const void *b)
 	return (x->i > y->i) - (x->i < y->i);
 }
 
-/*
- * The text of old event e's column c, or NULL: its category, or, for a
- * numeric column becoming categorical (a text value came for a column
- * the spec does not type), its number written in buf.
- */
-static const char *old_text(const struct feat_hist *h, size_t e, size_t c,
+const char *feat_event_text(const struct feat_hist *h, size_t e, size_t c,
 			    char buf[NUM_SHORTEST_MAX], size_t *len)
 {
 	double x = h->v[e * h->ncols + c];
@@ -566,7 +561,7 @@ int feat_hist_merge(const struct feat_hist *one, const bool *cat,
 			char nb[NUM_SHORTEST_MAX];
 			size_t l;
 
-			if (old_text(one, e, c, nb, &l)) {
+			if (feat_event_text(one, e, c, nb, &l)) {
 				ndict[c]++;
 				dlen[c] += l;
 			}
@@ -615,7 +610,7 @@ int feat_hist_merge(const struct feat_hist *one, const bool *cat,
 			if (take_old) {
 				val = one->v[o * ncols + c];
 				if (ct[c])
-					s = old_text(one, o, c, nb, &l);
+					s = feat_event_text(one, o, c, nb, &l);
 			} else {
 				val = ev[ord[x].i].num[c];
 				s = ev[ord[x].i].str[c];

@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 
+#include "jsonout.h"
 #include "mlcore.h"
 #include "problem.h"
 #include "strbuf.h"
@@ -179,6 +180,14 @@ struct feat_event {
 				   NULL (missing, or a numeric column) */
 	const size_t *slen;
 };
+
+/*
+ * feat_event_text: the text of event e's column c of h, or NULL
+ * (missing): its category, or, for a numeric column (which a text value
+ * turns categorical), its number written in buf.
+ */
+const char *feat_event_text(const struct feat_hist *h, size_t e, size_t c,
+			    char buf[NUM_SHORTEST_MAX], size_t *len);
 
 /*
  * feat_hist_merge: one (a history of key alone, or NULL for a new key)

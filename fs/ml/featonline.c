@@ -49,10 +49,15 @@
 static int record_key(const char *set, const char *key, size_t klen,
 		      char *out, size_t cap)
 {
-	if (klen > ONLINE_KEY_MAX || memchr(key, '\0', klen))
+	size_t slen = strlen(set);
+
+	if (klen > ONLINE_KEY_MAX || memchr(key, '\0', klen) ||
+	    slen + 1 + klen >= cap)
 		return -ENAMETOOLONG;
-	if (snprintf(out, cap, "%s/%.*s", set, (int)klen, key) >= (int)cap)
-		return -ENAMETOOLONG;
+	memcpy(out, set, slen);
+	out[slen] = '/';
+	memcpy(out + slen + 1, key, klen);
+	out[slen + 1 + klen] = '\0';
 	return 0;
 }
 

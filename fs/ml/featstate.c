@@ -114,89 +114,69 @@ static bool in_base(const struct feat_def *d)
 	return d->window <= 0 && d->agg != AGG_LAST;
 }
 
-/*
- * The record of merged history hm (one key) whose events at or before
- * old_cut are in base already: fold those after it up to the new cutoff,
- * keep what stays.
- */
-static int prune(const struct feat_spec *spec, const struct feat_hist *hm,
-		 struct feat_acc *base, double base_t, double old_cut,
-		 double now, void **buf, size_t *len)
+/* An event of the merge: old event i of the record, or new event ev[i]. */
+struct mref {
+	double t;
+	size_t i;
+	bool neu;
+};
+
+static int mref_cmp(const void *a, const void *b)
 {
-	size_t nev = hm->nev, m = 0, from, to;
-	size_t accs = spec->nfeat * sizeof(struct feat_acc);
-	double cut = old_cut;
-	size_t *idx = malloc((nev + spec->nfeat + 1) * sizeof(*idx));
-	bool *found = calloc(spec->nfeat + 1, sizeof(*found));
-	void *raw = NULL;
-	size_t rlen;
-	char *out;
-	int rc;
+	const struct mref *x = a, *y = b;
 
-	if (!idx || !found) {
-		free(idx);
-		free(found);
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The value event r brings to feature d (NAN: none). */
+static double mref_input(const struct feat_def *d, const bool *cat,
+			 const struct feat_hist *h,
+			 const struct feat_event *ev, struct mref r)
+{
+	return r.neu ? event_input(d, cat, &ev[r.i]) : feat_input(d, h, r.i);
+}
+
+/* The text of column c of event r (categorical columns), or NULL. */
+static const char *mref_text(const struct feat_hist *h,
+			     const struct feat_event *ev, struct mref r,
+			     size_t c, char buf[NUM_SHORTEST_MAX], size_t *len)
+{
+	if (!r.neu)
+		return feat_event_text(h, r.i, c, buf, len);
+	*len = ev[r.i].str[c] ? ev[r.i].slen[c] : 0;
+	return ev[r.i].str[c];
+}
+
+/*
+ * The events of old (none: NULL) and ev[0..n) in time order, the old
+ * ones first among equal times and the new in their order (*out: m
+ * refs, malloc'd).
+ */
+static int merge_refs(const struct feat_hist *h, const struct feat_event *ev,
+		      size_t n, struct mref **out, size_t *m)
+{
+	size_t k = h ? h->nev : 0, o = 0, x = 0;
+	struct mref *r = malloc((k + 2 * n + 1) * sizeof(*r));
+	struct mref *nw = r ? r + k + n : NULL;
+
+	if (!r)
 		return -ENOMEM;
-	}
-	if (nev) {
-		double ref = hm->t[nev - 1] < now ? hm->t[nev - 1] : now;
-
-		if (ref - spec->horizon > cut)
-			cut = ref - spec->horizon;
-	}
-	from = feat_upper(hm, 0, nev, old_cut);
-	to = feat_upper(hm, from, nev, cut);
-	for (size_t i = 0; i < spec->nfeat; i++)
-		if (in_base(&spec->feat[i]))
-			feat_fold(&spec->feat[i], hm, from, to, &base[i]);
-	if (to > from && hm->t[to - 1] > base_t)
-		base_t = hm->t[to - 1];
-	/* the anchors: per last feature without a window, the newest event
-	 * at or before the cutoff that gives it a value */
-	for (size_t e = to, left = 1; e-- > 0 && left;) {
-		bool keep = false;
-
-		left = 0;
-		for (size_t i = 0; i < spec->nfeat; i++) {
-			const struct feat_def *d = &spec->feat[i];
-
-			if (d->window > 0 || d->agg != AGG_LAST || found[i])
-				continue;
-			if (!isnan(feat_input(d, hm, e)))
-				keep = found[i] = true;
-			else
-				left++;
+	for (size_t i = 0; i < n; i++)
+		nw[i] = (struct mref){ ev[i].t, i, true };
+	if (n > 1)
+		qsort(nw, n, sizeof(*nw), mref_cmp);
+	for (size_t e = 0; e < k + n; e++) {
+		if (o < k && (x == n || h->t[o] <= nw[x].t)) {
+			r[e] = (struct mref){ h->t[o], o, false };
+			o++;
+		} else {
+			r[e] = nw[x++];
 		}
-		if (keep)
-			idx[m++] = e;
 	}
-	for (size_t a = 0, b = m; a + 1 < b; a++, b--) {
-		size_t x = idx[a];
-
-		idx[a] = idx[b - 1];
-		idx[b - 1] = x;
-	}
-	for (size_t e = to; e < nev; e++)
-		idx[m++] = e;
-	rc = feat_hist_pick(hm, 0, idx, m, &raw, &rlen);
-	free(idx);
-	free(found);
-	if (rc < 0)
-		return rc;
-	*len = STATE_HEAD + accs + rlen;
-	out = malloc(*len);
-	if (!out) {
-		free(raw);
-		return -ENOMEM;
-	}
-	memcpy(out, STATE_MAGIC, 8);
-	memcpy(out + 8, &(uint64_t){ spec->nfeat }, 8);
-	memcpy(out + 16, &cut, 8);
-	memcpy(out + 24, &base_t, 8);
-	memcpy(out + STATE_HEAD, base, accs);
-	memcpy(out + STATE_HEAD + accs, raw, rlen);
-	free(raw);
-	*buf = out;
+	*out = r;
+	*m = k + n;
 	return 0;
 }
 
@@ -206,70 +186,180 @@ int feat_state_update(const struct feat_spec *spec,
 		      const struct feat_event *ev, size_t n, double now,
 		      void **buf, size_t *len)
 {
-	struct feat_acc *base = calloc(spec->nfeat + 1, sizeof(*base));
-	double old_cut = old ? old->cutoff : -INFINITY;
+	const struct feat_hist *h = old ? &old->h : NULL;
+	size_t nf = spec->nfeat, nc = spec->ncols;
+	size_t accs = nf * sizeof(struct feat_acc);
+	double old_cut = old ? old->cutoff : -INFINITY, cut = old_cut;
 	double base_t = old ? old->base_t : -INFINITY;
-	struct feat_hist hm = { 0 };
-	char why[160];
-	void *merged;
-	size_t mlen;
-	int rc;
+	struct feat_acc *base = calloc(nf + 1, sizeof(*base));
+	bool *ct = calloc(nc + 1, sizeof(*ct)), *found = calloc(nf + 1, 1);
+	uint64_t *ndict = calloc(nc + 1, sizeof(*ndict));
+	uint64_t *dlen = calloc(nc + 1, sizeof(*dlen));
+	struct mref *r = NULL;
+	bool *keep = NULL;
+	size_t m = 0, kept = 0, from, to, size;
+	char *out, *p, nb[NUM_SHORTEST_MAX];
+	double *t, *v;
+	int rc = base && ct && found && ndict && dlen ? 0 : -ENOMEM;
 
-	if (!base)
-		return -ENOMEM;
+	if (rc == 0)
+		rc = merge_refs(h, ev, n, &r, &m);
+	if (rc == 0 && !(keep = calloc(m + 1, sizeof(*keep))))
+		rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
 	if (old)
-		memcpy(base, old->base, spec->nfeat * sizeof(*base));
+		memcpy(base, old->base, accs);
+	for (size_t c = 0; c < nc; c++)
+		ct[c] = (cat && cat[c]) || (h && h->coltype[c]);
 	/* events too late for any window: into base as they come */
 	for (size_t e = 0; e < n; e++) {
 		if (ev[e].t > old_cut)
 			continue;
-		for (size_t i = 0; i < spec->nfeat; i++) {
-			double v = event_input(&spec->feat[i], cat, &ev[e]);
+		for (size_t i = 0; i < nf; i++) {
+			double x = event_input(&spec->feat[i], ct, &ev[e]);
 
-			if (in_base(&spec->feat[i]) && !isnan(v))
-				feat_acc_add(&base[i], v);
+			if (in_base(&spec->feat[i]) && !isnan(x))
+				feat_acc_add(&base[i], x);
 		}
 		if (ev[e].t > base_t)
 			base_t = ev[e].t;
 	}
-	/* every new event merges: a late one may be a last feature's anchor */
-	rc = feat_hist_merge(old ? &old->h : NULL, cat, spec->ncols, key, klen,
-			     iso, ev, n, &merged, &mlen);
-	if (rc < 0) {
-		free(base);
-		return rc;
+	/* the new cutoff; what passes it folds into base, in time order */
+	if (m) {
+		double ref = r[m - 1].t < now ? r[m - 1].t : now;
+
+		if (ref - spec->horizon > cut)
+			cut = ref - spec->horizon;
 	}
-	rc = feat_hist_load(merged, mlen, spec, &hm, why, sizeof(why));
-	if (rc == 0)
-		rc = prune(spec, &hm, base, base_t, old_cut, now, buf, len);
-	feat_hist_free(&hm);
-	free(merged);
+	for (from = 0; from < m && r[from].t <= old_cut; from++)
+		;
+	for (to = from; to < m && r[to].t <= cut; to++) {
+		for (size_t i = 0; i < nf; i++) {
+			double x = mref_input(&spec->feat[i], ct, h, ev, r[to]);
+
+			if (in_base(&spec->feat[i]) && !isnan(x))
+				feat_acc_add(&base[i], x);
+		}
+		if (r[to].t > base_t)
+			base_t = r[to].t;
+	}
+	/* kept: what is after the cutoff, and the anchors before it */
+	for (size_t e = to; e < m; e++)
+		keep[e] = true;
+	for (size_t e = to, left = 1; e-- > 0 && left;) {
+		left = 0;
+		for (size_t i = 0; i < nf; i++) {
+			const struct feat_def *d = &spec->feat[i];
+
+			if (d->window > 0 || d->agg != AGG_LAST || found[i])
+				continue;
+			if (!isnan(mref_input(d, ct, h, ev, r[e])))
+				keep[e] = found[i] = true;
+			else
+				left++;
+		}
+	}
+	for (size_t e = 0; e < m; e++) {
+		if (!keep[e])
+			continue;
+		kept++;
+		for (size_t c = 0; c < nc; c++) {
+			size_t l;
+
+			if (ct[c] && mref_text(h, ev, r[e], c, nb, &l)) {
+				ndict[c]++;
+				dlen[c] += l;
+			}
+		}
+	}
+	/* the record: head, base, then the kept events as a history */
+	size = STATE_HEAD + accs +
+	       feat_hist_size(1, kept, nc, klen, ct, ndict, dlen);
+	out = calloc(1, size);
+	if (!out) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(out, STATE_MAGIC, 8);
+	memcpy(out + 8, &(uint64_t){ nf }, 8);
+	memcpy(out + 16, &cut, 8);
+	memcpy(out + 24, &base_t, 8);
+	memcpy(out + STATE_HEAD, base, accs);
+	p = feat_hist_head(out + STATE_HEAD + accs, 1, kept, nc,
+			   iso || (h && h->iso), klen, ct, ndict, dlen);
+	((uint64_t *)p)[1] = klen;     /* key_off: 0, klen */
+	((uint64_t *)p)[3] = kept;     /* first: 0, kept */
+	p += 32;
+	memcpy(p, key, klen);
+	t = (double *)(p + ((klen + 7) & ~(size_t)7));
+	v = t + kept;
+	p = (char *)(v + kept * nc);
+	for (size_t c = 0; c < nc; c++) {
+		uint64_t *doff = (uint64_t *)p;
+		char *bytes = p + (ndict[c] + 1) * 8;
+		uint64_t j = 0;
+		size_t x = 0;
+
+		if (!ct[c])
+			continue;
+		for (size_t e = 0; e < m; e++) {
+			const char *text;
+			size_t l;
+
+			if (!keep[e])
+				continue;
+			text = mref_text(h, ev, r[e], c, nb, &l);
+			v[x++ * nc + c] = text ? (double)j : NAN;
+			if (text) {
+				memcpy(bytes + doff[j], text, l);
+				doff[j + 1] = doff[j] + l;
+				j++;
+			}
+		}
+		p = bytes + ((dlen[c] + 7) & ~(size_t)7);
+	}
+	for (size_t e = 0, x = 0; e < m; e++) {
+		if (!keep[e])
+			continue;
+		t[x] = r[e].t;
+		for (size_t c = 0; c < nc; c++)
+			if (!ct[c])
+				v[x * nc + c] = r[e].neu ? ev[r[e].i].num[c]
+							 : h->v[r[e].i * nc + c];
+		x++;
+	}
+	*buf = out;
+	*len = size;
+out:
 	free(base);
+	free(ct);
+	free(found);
+	free(ndict);
+	free(dlen);
+	free(r);
+	free(keep);
 	return rc;
 }
 
 int feat_state_of(const struct feat_spec *spec, const struct feat_hist *h,
 		  size_t k, double now, void **buf, size_t *len)
 {
+	struct feat_state one = { .cutoff = -INFINITY, .base_t = -INFINITY };
 	struct feat_acc *base = calloc(spec->nfeat + 1, sizeof(*base));
-	struct feat_hist one = { 0 };
 	char why[160];
-	void *slice;
+	void *slice = NULL;
 	size_t slen;
-	int rc;
+	int rc = base ? feat_hist_slice(h, k, &slice, &slen) : -ENOMEM;
 
-	if (!base)
-		return -ENOMEM;
-	rc = feat_hist_slice(h, k, &slice, &slen);
-	if (rc < 0) {
-		free(base);
-		return rc;
-	}
-	rc = feat_hist_load(slice, slen, spec, &one, why, sizeof(why));
+	one.base = base;
 	if (rc == 0)
-		rc = prune(spec, &one, base, -INFINITY, -INFINITY, now, buf,
-			   len);
-	feat_hist_free(&one);
+		rc = feat_hist_load(slice, slen, spec, &one.h, why, sizeof(why));
+	if (rc == 0)
+		rc = feat_state_update(spec, &one, NULL, h->keys + h->key_off[k],
+				       h->key_off[k + 1] - h->key_off[k], h->iso,
+				       NULL, 0, now, buf, len);
+	feat_hist_free(&one.h);
 	free(slice);
 	free(base);
 	return rc;
