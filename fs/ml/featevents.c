@@ -34,13 +34,16 @@ int feat_log_header(const struct feat_spec *s, struct strbuf *out)
 	return rc || sb_append(out, "\n", 1) ? -ENOMEM : 0;
 }
 
-static int grow(struct feat_batch *b, size_t ncols)
+/* Room in b for need more events (at least). */
+static int grow_by(struct feat_batch *b, size_t ncols, size_t need)
 {
 	size_t cap = b->cap ? b->cap * 2 : 64;
 
 	b->ncols = ncols;
-	if (b->n < b->cap)
+	if (b->n + need <= b->cap)
 		return 0;
+	if (cap < b->n + need)
+		cap = b->n + need;
 #define GROW(f, per)                                                          \
 	do {                                                                  \
 		void *p_ = realloc(b->f, cap * (per) * sizeof(*b->f) + 1);    \
@@ -59,6 +62,11 @@ static int grow(struct feat_batch *b, size_t ncols)
 #undef GROW
 	b->cap = cap;
 	return 0;
+}
+
+static int grow(struct feat_batch *b, size_t ncols)
+{
+	return grow_by(b, ncols, 1);
 }
 
 /* One row's values, as text (NULL: the field is absent). */
@@ -323,9 +331,17 @@ int feat_rows_parse(const struct feat_spec *s, const char *header,
 	struct row r = { 0 };
 	int rc = 0;
 
+	size_t lines = 0, left = len;
+
 	r.col = calloc(s->ncols + 1, sizeof(*r.col));
 	r.coll = calloc(s->ncols + 1, sizeof(*r.coll));
-	if (!pos || !r.col || !r.coll)
+	/* room for every line at once, not by doubling */
+	for (const char *p = text, *nl; left && (nl = memchr(p, '\n', left));
+	     p = nl + 1) {
+		left -= (size_t)(nl + 1 - p);
+		lines++;
+	}
+	if (!pos || !r.col || !r.coll || grow_by(b, s->ncols, lines + 1) < 0)
 		rc = -ENOMEM;
 	else if (s->nent > 64)
 		rc = problem_set(pb, 0, 0, "more than 64 entity columns");

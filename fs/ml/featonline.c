@@ -296,6 +296,30 @@ static int record_get(struct meta_txn *t, const char *rkey,
 	return 0;
 }
 
+/*
+ * An entity's record through cursor c, copied into rec (reused: aligned
+ * and kept between entities) and loaded into *st, which borrows rec;
+ * -ENOENT.
+ */
+static int record_borrow(struct meta_cursor *c, const char *rkey,
+			 const struct feat_spec *spec, struct strbuf *rec,
+			 struct feat_state *st)
+{
+	char why[200];
+	const void *val;
+	size_t len;
+	int rc = meta_cursor_get(c, rkey, &val, &len);
+
+	if (rc < 0)
+		return rc;
+	rec->len = 0;
+	if (sb_append(rec, val, len) < 0)
+		return -ENOMEM;
+	if (feat_state_load(rec->buf, len, spec, st, why, sizeof(why)) < 0)
+		return -EIO;
+	return 0;
+}
+
 static int ord_cmp(const void *a, const void *b, void *arg)
 {
 	const struct feat_batch *bt = arg;
@@ -309,17 +333,37 @@ static int ord_cmp(const void *a, const void *b, void *arg)
 	return c ? c : (x > y) - (x < y);
 }
 
-/* An event's entity key, for sorting a batch by entity. */
+/*
+ * An event's entity key, for sorting a batch by entity: pre holds its
+ * first 8 bytes big-endian (zeros after a shorter key), so most compares
+ * are one of integers; byte order all the same.
+ */
 struct kref {
+	uint64_t pre;
 	const char *key;
 	size_t len, i;
 };
 
+static uint64_t key_prefix(const char *key, size_t len)
+{
+	uint64_t pre = 0;
+
+	for (size_t i = 0; i < 8; i++)
+		pre = pre << 8 | (i < len ? (unsigned char)key[i] : 0);
+	return pre;
+}
+
 static int kref_cmp(const void *a, const void *b)
 {
 	const struct kref *x = a, *y = b;
-	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+	int c;
 
+	if (x->pre != y->pre)
+		return x->pre < y->pre ? -1 : 1;
+	c = x->len > 8 && y->len > 8
+		    ? memcmp(x->key + 8, y->key + 8,
+			     (x->len < y->len ? x->len : y->len) - 8)
+		    : 0;
 	if (c == 0)
 		c = (x->len > y->len) - (x->len < y->len);
 	return c ? c : (x->i > y->i) - (x->i < y->i);
@@ -374,11 +418,17 @@ static int apply(struct meta_txn *t, const char *set,
 	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
 	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
 	double now = (double)time(NULL);
+	struct meta_cursor *cur = NULL;
+	struct strbuf rec = { 0 };   /* a record's aligned copy */
 	int rc = ord && kr && ev && cat ? 0 : -ENOMEM;
+
+	if (rc == 0)
+		rc = meta_cursor_open(t, META_ONLINE, &cur);
 
 	/* by entity, then as written: the keys found once, not per compare */
 	for (size_t i = 0; rc == 0 && i < b->n; i++) {
 		kr[i].key = feat_batch_key(b, i, &kr[i].len);
+		kr[i].pre = key_prefix(kr[i].key, kr[i].len);
 		kr[i].i = i;
 	}
 	if (rc == 0)
@@ -404,7 +454,7 @@ static int apply(struct meta_txn *t, const char *set,
 					 "NUL byte");
 			break;
 		}
-		rc = record_get(t, rkey, spec, &one);
+		rc = record_borrow(cur, rkey, spec, &rec, &one);
 		have = rc == 0;
 		if (rc == -ENOENT)
 			rc = 0;
@@ -418,13 +468,15 @@ static int apply(struct meta_txn *t, const char *set,
 					       key, klen, b->iso, ev, n, now,
 					       &buf, &len);
 			if (rc == 0) {
-				rc = meta_put(t, META_ONLINE, rkey, buf, len);
+				rc = meta_cursor_put(cur, rkey, buf, len);
 				free(buf);
 			}
 		}
-		feat_state_free(&one);
+		feat_hist_free(&one.h);
 		g += n;
 	}
+	meta_cursor_close(cur);
+	sb_free(&rec);
 	free(ord);
 	free(kr);
 	free(ev);

@@ -287,6 +287,61 @@ int meta_put(struct meta_txn *t, enum meta_table tab, const char *key,
 	return meta_errno(mdb_put(t->txn, t->m->dbi[tab], &k, &v, 0));
 }
 
+struct meta_cursor {
+	MDB_cursor *cur;
+};
+
+int meta_cursor_open(struct meta_txn *t, enum meta_table tab,
+		     struct meta_cursor **out)
+{
+	struct meta_cursor *c = malloc(sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	rc = mdb_cursor_open(t->txn, t->m->dbi[tab], &c->cur);
+	if (rc) {
+		free(c);
+		return meta_errno(rc);
+	}
+	*out = c;
+	return 0;
+}
+
+int meta_cursor_get(struct meta_cursor *c, const char *key, const void **val,
+		    size_t *len)
+{
+	MDB_val k = meta_key(key), v;
+	int rc;
+
+	if (k.mv_size == 0)
+		return -ENOENT;
+	rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET);
+	if (rc)
+		return meta_errno(rc);
+	*val = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int meta_cursor_put(struct meta_cursor *c, const char *key, const void *val,
+		    size_t len)
+{
+	MDB_val k = meta_key(key);
+	MDB_val v = { .mv_size = len, .mv_data = (void *)val };
+
+	return meta_errno(mdb_cursor_put(c->cur, &k, &v, 0));
+}
+
+void meta_cursor_close(struct meta_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->cur);
+	free(c);
+}
+
 int meta_del(struct meta_txn *t, enum meta_table tab, const char *key)
 {
 	MDB_val k = meta_key(key);

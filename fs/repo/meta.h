@@ -73,6 +73,22 @@ int meta_get(struct meta_txn *t, enum meta_table tab, const char *key,
 int meta_has(struct meta_txn *t, enum meta_table tab, const char *key);
 int meta_put(struct meta_txn *t, enum meta_table tab, const char *key,
 	     const void *val, size_t len);
+/*
+ * A cursor of transaction t on tab, for many gets and puts in key order:
+ * each starts from where the last ended (on the same page, no descent
+ * from the root).  meta_cursor_get lends the value (*val, *len bytes,
+ * not NUL-terminated, not aligned), valid until the next put or the end
+ * of t; -ENOENT.  Close the cursor before the transaction ends.
+ */
+struct meta_cursor;
+int meta_cursor_open(struct meta_txn *t, enum meta_table tab,
+		     struct meta_cursor **out);
+int meta_cursor_get(struct meta_cursor *c, const char *key, const void **val,
+		    size_t *len);
+int meta_cursor_put(struct meta_cursor *c, const char *key, const void *val,
+		    size_t len);
+void meta_cursor_close(struct meta_cursor *c);
+
 /* meta_del: -ENOENT if missing. */
 int meta_del(struct meta_txn *t, enum meta_table tab, const char *key);
 
