@@ -57,6 +57,10 @@
 #   LAT_ROUNDS   rounds of the read latency (3)
 #   PROFILE      1: perf profiles (see above); 0: none
 #   PERF_S       seconds of the stream profiled (20)
+#   STREAM_ROUNDS  streams of the events, each into a new set (the ones
+#                before the last removed after it): the median is what
+#                the goal is judged on (1)
+#   STREAM_ONLY  1: stop after the stream
 #   SEED         of the generator (13)
 #   MLFS_BUILD   release build dir (default: <repo>/build-release), as
 #                bench_features.sh; configured -Dbuildtype=release
@@ -82,6 +86,8 @@ LAT_N=${LAT_N:-20000}
 LAT_ROUNDS=${LAT_ROUNDS:-3}
 PROFILE=${PROFILE:-1}
 PERF_S=${PERF_S:-20}
+STREAM_ROUNDS=${STREAM_ROUNDS:-1}
+STREAM_ONLY=${STREAM_ONLY:-0}
 SEED=${SEED:-13}
 KEEP=${KEEP:-0}
 PY=${PY:-/usr/bin/python3}
@@ -277,6 +283,16 @@ if [[ $PROFILE == 1 ]]; then
 	) >/dev/null 2>&1 &
 	PERF_PID=$!
 fi
+# rounds before the last stream into sets of their own, removed after
+for ((r = 1; r < STREAM_ROUNDS; r++)); do
+	mkdir "$ML_MNT/features/warm$r"
+	printf '%s\n' "$SPEC" >"$ML_MNT/features/warm$r/spec"
+	"$OB" ingest "$DATA/events.csv" "$ML_MNT/features/warm$r/events" \
+		"$CHUNK" >"$RES/ingest-$r.txt" 2>/dev/null ||
+		die "the stream of round $r failed"
+	log "stream round $r: events seconds events/s writes: $(cat "$RES/ingest-$r.txt")"
+	rmdir "$ML_MNT/features/warm$r"
+done
 "$OB" ingest "$DATA/events.csv" "$ML_MNT/features/$FS/events" "$CHUNK" \
 	>"$RES/ingest.txt" 2>"$RES/ingest-tenths.txt" || {
 	cat "$RES/ingest-tenths.txt" >&2
@@ -285,6 +301,14 @@ fi
 }
 cat "$RES/ingest-tenths.txt" >&2
 log "stream: events seconds events/s writes: $(cat "$RES/ingest.txt")"
+cp "$RES/ingest.txt" "$RES/ingest-$STREAM_ROUNDS.txt"
+STREAM_MED=$(for ((r = 1; r <= STREAM_ROUNDS; r++)); do
+	awk '{ print $3 }' "$RES/ingest-$r.txt"
+done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+if [[ $STREAM_ONLY == 1 ]]; then
+	echo "stream: $STREAM_ROUNDS rounds of $EVENTS events, median $STREAM_MED events/s"
+	exit 0
+fi
 printf 'after the stream\t%s\n' "$(loadavg)" >>"$RES/load.tsv"
 if [[ $PROFILE == 1 ]]; then
 	# a stream shorter than 5 + PERF_S s: stop perf (or the wait before it)
@@ -412,8 +436,10 @@ read -r n_ev secs rate writes <"$RES/ingest.txt"
 	echo "data       $(cat "$RES/gen.json")"
 	echo
 	echo "1. streaming ingest through one events handle"
-	printf '   %s events in %s s, %s writes: %s events/s (goal >= 500000: %s)\n' \
-		"$n_ev" "$secs" "$writes" "$rate" "$(goal "$rate" 500000 '>=')"
+	printf '   %s events in %s s, %s writes: %s events/s\n' \
+		"$n_ev" "$secs" "$writes" "$rate"
+	printf '   median of %s rounds: %s events/s (goal >= 500000: %s)\n' \
+		"$STREAM_ROUNDS" "$STREAM_MED" "$(goal "$STREAM_MED" 500000 '>=')"
 	sed 's/^online_bench: /   /' "$RES/ingest-tenths.txt"
 	echo
 	echo "2. online read, $LAT_ROUNDS rounds x $LAT_N reads, medians over the rounds (us)"
