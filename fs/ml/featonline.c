@@ -1124,7 +1124,7 @@ int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
 		*h = &r->st.h;
 		return 0;
 	}
-	if (rc < 0 && rc != -ENOENT)
+	if (rc < 0) /* every entity with events has a record */
 		return rc;
 	/* older than the record keeps: the full history */
 	rc = featonline_find(r, key, klen, h, &k);

@@ -95,7 +95,7 @@ int featonline_find(void *reader, const char *key, size_t klen,
  * featonline_asof: the entity's features as of t into out[nfeat], from
  * its online record when that covers t (a read as of now), else from
  * featonline_find's history; *h: the history feat_put_value reads (NULL
- * and -ENOENT: an entity without events).
+ * and -ENOENT: an entity without events, which has no record).
  */
 int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
 		    double t, double *out, const struct feat_hist **h);
