@@ -13,6 +13,8 @@ PKGS=(
 	# tests
 	python3 python3-pytest python3-pytest-timeout python3-pytest-xdist
 	python3-numpy util-linux xxhash
+	# what ls asks of the mount, counted (test_mount.py)
+	strace
 	# the demo installs the man page: man mlfs needs man-db
 	man-db
 	# the S3 tests: the SigV4-verifying gateway, aws cli

@@ -686,7 +686,20 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char val[64];
 	int len;
 
-	/* ENODATA, never ENOSYS: ENOSYS turns xattrs off mount-wide. */
+	/*
+	 * security.* (SELinux labels, capabilities): EOPNOTSUPP, which ls
+	 * takes as "none on this file system" and stops asking for each
+	 * entry (ls -l of 10,000 entries sent one getxattr per entry).
+	 * Every other name: ENODATA, never ENOSYS, which turns xattrs off
+	 * mount-wide; the kernel asks for the POSIX ACL names for its own
+	 * permission checks (FUSE_CAP_POSIX_ACL) and needs ENODATA there.
+	 */
+	if (strncmp(name, "security.", 9) == 0) {
+		if (n)
+			node_put(n);
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (!n) {
 		fuse_reply_err(req, ENODATA);
 		return;

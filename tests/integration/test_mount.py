@@ -109,6 +109,38 @@ def test_unknown_xattr_is_enodata(mlfs):
         assert False, "getxattr succeeded"
     except OSError as e:
         assert e.errno == errno.ENODATA
+    # the POSIX ACL names too: the kernel asks for them to check rights
+    try:
+        os.getxattr(mlfs.mnt / "README", "system.posix_acl_access")
+        assert False, "getxattr succeeded"
+    except OSError as e:
+        assert e.errno == errno.ENODATA
+
+
+def test_security_xattrs_are_not_supported_so_ls_stops_asking(mlfs):
+    """security.* is EOPNOTSUPP: ls -l then asks once, not once per
+    entry; the mount's own xattrs stay, and xattrs stay on."""
+    import errno
+    import subprocess
+    d = mlfs.mnt / "datasets"
+    for i in range(20):
+        (d / f"d{i:02}").mkdir()
+    for name in ("security.selinux", "security.capability"):
+        try:
+            os.getxattr(d / "d00", name)
+            assert False, "getxattr succeeded"
+        except OSError as e:
+            assert e.errno == errno.EOPNOTSUPP
+    # what ls -l asks, counted by strace: with ENODATA it asked for each
+    trace = mlfs.tmp / "ls.trace"
+    r = subprocess.run(["strace", "-f", "-e", "trace=getxattr,lgetxattr",
+                        "-o", str(trace), "ls", "-l", str(d)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count(" d") >= 20, r.stderr
+    asked = trace.read_text().count('"security.')
+    assert 1 <= asked <= 2, trace.read_text()
+    (d / "d00" / "data.csv").write_text("a,b\n1,2\n")
+    assert os.getxattr(d / "d00" / "data.csv", "user.mlfs.state")
 
 
 def test_files_cannot_be_created_or_removed(mlfs):
