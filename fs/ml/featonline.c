@@ -320,19 +320,6 @@ static int record_borrow(struct meta_cursor *c, const char *rkey,
 	return 0;
 }
 
-static int ord_cmp(const void *a, const void *b, void *arg)
-{
-	const struct feat_batch *bt = arg;
-	size_t x = *(const size_t *)a, y = *(const size_t *)b, lx, ly;
-	const char *kx = feat_batch_key(bt, x, &lx);
-	const char *ky = feat_batch_key(bt, y, &ly);
-	int c = memcmp(kx, ky, lx < ly ? lx : ly);
-
-	if (c == 0)
-		c = (lx > ly) - (lx < ly);
-	return c ? c : (x > y) - (x < y);
-}
-
 /*
  * An event's entity key, for sorting a batch by entity: pre holds its
  * first 8 bytes big-endian (zeros after a shorter key), so most compares
@@ -367,6 +354,25 @@ static int kref_cmp(const void *a, const void *b)
 	if (c == 0)
 		c = (x->len > y->len) - (x->len < y->len);
 	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* ord[0..b->n): b's rows by entity, then as written. */
+static int batch_by_entity(const struct feat_batch *b, size_t *ord)
+{
+	struct kref *kr = malloc((b->n + 1) * sizeof(*kr));
+
+	if (!kr)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		kr[i].key = feat_batch_key(b, i, &kr[i].len);
+		kr[i].pre = key_prefix(kr[i].key, kr[i].len);
+		kr[i].i = i;
+	}
+	qsort(kr, b->n, sizeof(*kr), kref_cmp);
+	for (size_t i = 0; i < b->n; i++)
+		ord[i] = kr[i].i;
+	free(kr);
+	return 0;
 }
 
 /*
@@ -414,38 +420,31 @@ static int apply(struct meta_txn *t, const char *set,
 		 struct problem *pb)
 {
 	size_t *ord = malloc((b->n + 1) * sizeof(*ord));
-	struct kref *kr = malloc((b->n + 1) * sizeof(*kr));
 	struct feat_event *ev = malloc((b->n + 1) * sizeof(*ev));
 	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
 	double now = (double)time(NULL);
 	struct meta_cursor *cur = NULL;
 	struct strbuf rec = { 0 };   /* a record's aligned copy */
-	int rc = ord && kr && ev && cat ? 0 : -ENOMEM;
+	int rc = ord && ev && cat ? 0 : -ENOMEM;
 
 	if (rc == 0)
 		rc = meta_cursor_open(t, META_ONLINE, &cur);
 
-	/* by entity, then as written: the keys found once, not per compare */
-	for (size_t i = 0; rc == 0 && i < b->n; i++) {
-		kr[i].key = feat_batch_key(b, i, &kr[i].len);
-		kr[i].pre = key_prefix(kr[i].key, kr[i].len);
-		kr[i].i = i;
-	}
 	if (rc == 0)
-		qsort(kr, b->n, sizeof(*kr), kref_cmp);
-	for (size_t i = 0; rc == 0 && i < b->n; i++)
-		ord[i] = kr[i].i;
+		rc = batch_by_entity(b, ord);
 	for (size_t g = 0; rc == 0 && g < b->n;) {
 		struct feat_state one = { 0 };
 		char rkey[800];
-		size_t klen = kr[g].len, n = 0;
-		const char *key = kr[g].key;
+		size_t klen, n = 0, ln;
+		const char *key = feat_batch_key(b, ord[g], &klen);
 		bool have;
 		void *buf;
 		size_t len;
 
-		while (g + n < b->n && kr[g + n].len == klen &&
-		       memcmp(kr[g + n].key, key, klen) == 0)
+		while (g + n < b->n &&
+		       (feat_batch_key(b, ord[g + n], &ln), ln == klen) &&
+		       memcmp(feat_batch_key(b, ord[g + n], &ln), key, klen) ==
+			       0)
 			n++;
 		rc = record_key(set, key, klen, rkey, sizeof(rkey));
 		if (rc < 0) {
@@ -478,7 +477,6 @@ static int apply(struct meta_txn *t, const char *set,
 	meta_cursor_close(cur);
 	sb_free(&rec);
 	free(ord);
-	free(kr);
 	free(ev);
 	free(cat);
 	return rc;
@@ -983,11 +981,8 @@ static int reader_load(struct featonline_reader *r)
 		if (!r->ord)
 			rc = -ENOMEM;
 	}
-	for (size_t i = 0; rc == 0 && i < r->log.n; i++)
-		r->ord[i] = i;
 	if (rc == 0)
-		qsort_r(r->ord, r->log.n, sizeof(*r->ord), ord_cmp,
-			(void *)&r->log);
+		rc = batch_by_entity(&r->log, r->ord);
 	r->loaded = rc == 0;
 	return rc;
 }
