@@ -375,9 +375,20 @@ static struct trial *search_trial(struct search *s, unsigned id)
 	return t;
 }
 
+/* Whether a running trial has finished and waits to be reaped. */
+static bool search_any_done(const struct search *s)
+{
+	for (size_t i = 0; i < s->nt; i++)
+		if (s->ts[i]->running && s->ts[i]->done)
+			return true;
+	return false;
+}
+
 /*
  * Ask the tune plugin for the next trial and start it, or wait for a
- * running one to finish.  Under trials_lock.
+ * running one to finish.  Under trials_lock.  search_reap() lets go of
+ * the lock while it joins a thread, so a trial may have finished (and
+ * broadcast) since: waiting then would never wake.
  */
 static void search_step(struct search *s)
 {
@@ -392,7 +403,7 @@ static void search_step(struct search *s)
 	if (rc == 0)
 		s->over = true;
 	if (rc != 1) {
-		if (s->running)
+		if (s->running && !search_any_done(s))
 			pthread_cond_wait(&trials_cond, &trials_lock);
 		else if (rc == -EAGAIN && !s->over)
 			fail("search: the tune plugin waits for no trial");

@@ -1411,3 +1411,16 @@ def test_kmeans_and_linear_say_why_they_stopped(mlfs):
                                "label": "petal_width"}) == "succeeded\n"
     st, _ = stopped_everywhere(mlfs, "lin", "lin")
     assert st["rule"] == "completed" and st["at"] == 1
+
+
+def test_parallel_search_ends_every_time(mlfs):
+    # the job once waited for a trial that had finished while it joined
+    # another (a lost wakeup), and hung in about one search in 30
+    iris(mlfs)
+    spec = {"dataset": "iris", "algorithm": "logistic",
+            "search": {"method": "grid", "trials": 20, "parallel": 2,
+                       "space": {"l2": {"log_uniform": [1e-3, 1]},
+                                 "max_iter": {"choice": [50, 100]}}}}
+    for i in range(24):
+        spec["model"] = f"g{i}"
+        assert train(mlfs, f"g{i}", spec, timeout=30) == "succeeded\n", i
