@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "jsonout.h"
+#include "strbuf.h"
 
 /* Powers of ten; exact up to 1e22, correctly rounded beyond. */
 static const double p10[] = {
@@ -268,4 +269,31 @@ int json_dump_file_short(const json_t *j, const char *path, size_t flags)
 		rc = -EIO;
 	free(text);
 	return rc;
+}
+
+void sb_json_string(struct strbuf *sb, const char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	sb_append(sb, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_append(sb, p + run, i - run);
+		run = i + 1;
+		if (c == '"' || c == '\\') {
+			esc[1] = (char)c;
+			sb_append(sb, esc, 2);
+		} else if (c == '\n') {
+			sb_append(sb, "\\n", 2);
+		} else {
+			sb_append(sb, esc, 6);
+		}
+	}
+	sb_append(sb, p + run, n - run);
+	sb_append(sb, "\"", 1);
 }

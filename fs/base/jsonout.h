@@ -37,4 +37,14 @@ char *json_dumps_short(const json_t *j, size_t flags);
 /* json_dump_file_short: the same into path (replaced); 0 or -errno. */
 int json_dump_file_short(const json_t *j, const char *path, size_t flags);
 
+/*
+ * sb_json_string: p[0..n) as a JSON string, quoted and escaped, appended
+ * to sb (its err set on failure).  Bytes that are not UTF-8 are kept as
+ * they are: the text is the caller's to have checked.  For logs written
+ * a row at a time, where building a json_t per row would cost more than
+ * the row.
+ */
+struct strbuf;
+void sb_json_string(struct strbuf *sb, const char *p, size_t n);
+
 #endif

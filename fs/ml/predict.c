@@ -330,24 +330,39 @@ int served_get(struct fs *fs, const char *hash, struct served **out,
 /* --- streams --- */
 
 struct pstream {
-	struct served *m;
+	struct served **ms; /* [nm]: ms[0] judges headers; all share inputs */
+	size_t nm;
+	struct served *one; /* a plain stream's model (ms points here) */
+	const struct pstream_route *rt; /* NULL: a plain stream */
 	char *carry;      /* a row without its newline yet */
 	size_t carry_len;
 	bool skipping;    /* in a row over the limit: drop to its newline */
 	bool headed;      /* the first row has been seen */
 	char *badhead;    /* the error line of a refused header, or NULL */
-	size_t *map;      /* fx column i -> input field index */
+	size_t **maps;    /* [nm]: fx column i -> field index of a CSV row */
+	size_t **imaps;   /* [nm]: fx column i -> input index (JSON rows) */
+	size_t *infield;  /* [ninputs]: input k -> field index of a CSV row */
 	size_t nfields;   /* fields a CSV row must have */
 	size_t idfield;   /* the header's id field, or (size_t)-1 */
+	size_t routed;    /* the model of the row being read, or (size_t)-1 */
+	size_t stride;    /* floats per row in x: the widest model's */
+	size_t nout;      /* outputs per row: the most of any model */
 	/* a batch of rows being scored */
 	float *x;
+	float *xm;        /* routed: the rows as their mirror reads them */
 	char **err;       /* per row: NULL, or an error line */
 	bool *json;       /* per row: answer as JSON */
 	size_t *idoff;    /* per row: its id's offset in ids, or (size_t)-1 */
 	size_t *idlen;    /* per row: bytes of its id */
 	struct strbuf ids; /* the batch's ids, as answers print them */
+	size_t *who;      /* per row: its model, or (size_t)-1 (unrouted) */
+	long *mir;        /* routed, per row: its mirror model, or -1 */
+	size_t *inoff;    /* routed, per row: its inputs' offset in ins */
+	size_t *inlen;
+	struct strbuf ins; /* routed: the batch's inputs, JSON objects */
 	size_t nrows;
-	size_t cap;       /* rows x, err and json hold */
+	size_t cap;       /* rows the batch arrays hold */
+	float *gx, *gout; /* routed: one model's rows gathered, scored */
 	/* scratch for one row, reused */
 	const char **fields;
 	size_t *flen;
@@ -356,43 +371,173 @@ struct pstream {
 	size_t ucap;
 };
 
-int pstream_new(struct served *m, struct pstream **out)
+/* Grow one batch array of elem-byte entries from old to cap rows. */
+static int grow(void *pp, size_t elem, size_t old, size_t cap)
+{
+	void **p = pp;
+	char *n = realloc(*p, cap * elem);
+
+	if (!n)
+		return -ENOMEM;
+	memset(n + old * elem, 0, (cap - old) * elem);
+	*p = n;
+	return 0;
+}
+
+/* Room for cap rows in the batch. */
+static int batch_room(struct pstream *s, size_t cap)
+{
+	size_t old = s->cap, st = s->stride;
+	bool r = s->rt != NULL;
+
+	if (grow(&s->x, st * sizeof(float), old, cap) ||
+	    grow(&s->err, sizeof(*s->err), old, cap) ||
+	    grow(&s->json, sizeof(*s->json), old, cap) ||
+	    grow(&s->idoff, sizeof(*s->idoff), old, cap) ||
+	    grow(&s->idlen, sizeof(*s->idlen), old, cap) ||
+	    grow(&s->who, sizeof(*s->who), old, cap) ||
+	    (r && (grow(&s->xm, st * sizeof(float), old, cap) ||
+		   grow(&s->mir, sizeof(*s->mir), old, cap) ||
+		   grow(&s->inoff, sizeof(*s->inoff), old, cap) ||
+		   grow(&s->inlen, sizeof(*s->inlen), old, cap) ||
+		   grow(&s->gx, st * sizeof(float), old, cap) ||
+		   grow(&s->gout, s->nout * sizeof(float), old, cap))))
+		return -ENOMEM;
+	s->cap = cap;
+	return 0;
+}
+
+/* fx column i of m -> index of the input of that name, or (size_t)-1. */
+static size_t *input_map(const struct served *m)
+{
+	size_t *map = calloc(m->fx->ncols + 1, sizeof(*map));
+
+	for (size_t i = 0; map && i < m->fx->ncols; i++) {
+		map[i] = (size_t)-1;
+		for (size_t k = 0; k < m->ninputs; k++)
+			if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
+				map[i] = k;
+	}
+	return map;
+}
+
+static int stream_new(struct served **ms, size_t nm,
+		      const struct pstream_route *rt, struct pstream **out)
 {
 	struct pstream *s = calloc(1, sizeof(*s));
-	size_t w = m->fx->width ? m->fx->width : 1;
+	const struct served *m0 = ms[0];
 
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	s->m = m;
-	s->map = calloc(m->fx->ncols + 1, sizeof(*s->map));
-	/*
-	 * Room for a few rows: most handles score one.  A batch grows the
-	 * buffers to BATCH_ROWS rows (see one_row).
-	 */
-	s->cap = 8;
-	s->x = malloc(s->cap * w * sizeof(*s->x));
-	s->err = calloc(s->cap, sizeof(*s->err));
-	s->json = calloc(s->cap, sizeof(*s->json));
-	s->idoff = calloc(s->cap, sizeof(*s->idoff));
-	s->idlen = calloc(s->cap, sizeof(*s->idlen));
-	if (!s->map || !s->x || !s->err || !s->json || !s->idoff ||
-	    !s->idlen) {
+	s->ms = ms;
+	s->nm = nm;
+	s->rt = rt;
+	s->stride = 1;
+	for (size_t j = 0; j < nm; j++) {
+		if (ms[j]->fx->width > s->stride)
+			s->stride = ms[j]->fx->width;
+		if (ms[j]->nout > s->nout)
+			s->nout = ms[j]->nout;
+	}
+	s->maps = calloc(nm, sizeof(*s->maps));
+	s->imaps = calloc(nm, sizeof(*s->imaps));
+	s->infield = calloc(m0->ninputs + 1, sizeof(*s->infield));
+	if (!s->maps || !s->imaps || !s->infield) {
 		pstream_free(s);
 		return -ENOMEM;
 	}
 	/* without a header, fields come in the order of the model's inputs */
-	for (size_t i = 0; i < m->fx->ncols; i++) {
-		s->map[i] = (size_t)-1;
-		for (size_t k = 0; k < m->ninputs; k++)
-			if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
-				s->map[i] = k;
+	for (size_t j = 0; j < nm; j++) {
+		s->maps[j] = input_map(ms[j]);
+		s->imaps[j] = input_map(ms[j]);
+		if (!s->maps[j] || !s->imaps[j]) {
+			pstream_free(s);
+			return -ENOMEM;
+		}
 	}
-	s->nfields = m->ninputs;
+	for (size_t k = 0; k < m0->ninputs; k++)
+		s->infield[k] = k;
+	s->nfields = m0->ninputs;
 	s->idfield = (size_t)-1;
 	s->ids.max = PREDICT_IDS_MAX;
+	/*
+	 * Room for a few rows: most handles score one.  A batch grows the
+	 * buffers to BATCH_ROWS rows (see one_row).
+	 */
+	if (batch_room(s, 8) < 0) {
+		pstream_free(s);
+		return -ENOMEM;
+	}
 	*out = s;
 	return 0;
+}
+
+int pstream_new(struct served *m, struct pstream **out)
+{
+	struct pstream *s;
+	int rc;
+
+	rc = stream_new(&m, 1, NULL, &s);
+	if (rc < 0)
+		return rc;
+	s->one = m;
+	s->ms = &s->one;
+	*out = s;
+	return 0;
+}
+
+bool served_alike(const struct served *a, const struct served *b,
+		  char *why, size_t whylen)
+{
+	if (a->task != b->task) {
+		snprintf(why, whylen, "a different task");
+		return false;
+	}
+	if (a->nout != b->nout || a->nclasses != b->nclasses) {
+		snprintf(why, whylen, "different classes");
+		return false;
+	}
+	for (size_t c = 0; c < a->nclasses; c++)
+		if (strcmp(a->classes[c], b->classes[c]) != 0) {
+			snprintf(why, whylen, "different classes (or order): "
+					      "\"%s\" where \"%s\" is",
+				 b->classes[c], a->classes[c]);
+			return false;
+		}
+	if (a->ninputs != b->ninputs) {
+		snprintf(why, whylen, "%zu inputs, not %zu", b->ninputs,
+			 a->ninputs);
+		return false;
+	}
+	for (size_t k = 0; k < a->ninputs; k++)
+		if (strcmp(a->inputs[k], b->inputs[k]) != 0) {
+			snprintf(why, whylen, "input %zu is \"%s\", not \"%s\"",
+				 k + 1, b->inputs[k], a->inputs[k]);
+			return false;
+		}
+	if ((a->idcol == NULL) != (b->idcol == NULL) ||
+	    (a->idcol && strcmp(a->idcol, b->idcol) != 0)) {
+		snprintf(why, whylen, "a different id column");
+		return false;
+	}
+	return true;
+}
+
+int pstream_new_routed(struct served **ms, size_t nm,
+		       const struct pstream_route *rt, struct pstream **out)
+{
+	char why[256];
+
+	*out = NULL;
+	if (nm == 0 || !rt)
+		return -EINVAL;
+	if (nm > PSTREAM_MAX_MODELS)
+		return -E2BIG;
+	for (size_t j = 1; j < nm; j++)
+		if (!served_alike(ms[0], ms[j], why, sizeof(why)))
+			return -EINVAL;
+	return stream_new(ms, nm, rt, out);
 }
 
 void pstream_free(struct pstream *s)
@@ -401,15 +546,29 @@ void pstream_free(struct pstream *s)
 		return;
 	for (size_t i = 0; i < s->nrows; i++)
 		free(s->err[i]);
+	for (size_t j = 0; j < s->nm; j++) {
+		free(s->maps ? s->maps[j] : NULL);
+		free(s->imaps ? s->imaps[j] : NULL);
+	}
+	free(s->maps);
+	free(s->imaps);
+	free(s->infield);
 	free(s->carry);
 	free(s->badhead);
-	free(s->map);
 	free(s->x);
+	free(s->xm);
 	free(s->err);
 	free(s->json);
 	free(s->idoff);
 	free(s->idlen);
+	free(s->who);
+	free(s->mir);
+	free(s->inoff);
+	free(s->inlen);
+	free(s->gx);
+	free(s->gout);
 	sb_free(&s->ids);
+	sb_free(&s->ins);
 	free(s->fields);
 	free(s->flen);
 	free(s->unq);
@@ -538,7 +697,7 @@ static int hname_cmp(const void *a, const void *b)
  */
 static bool looks_like_header(const struct pstream *s, long n)
 {
-	const struct served *m = s->m;
+	const struct served *m = s->ms[0];
 	bool named = false;
 
 	for (long i = 0; i < n; i++) {
@@ -561,7 +720,7 @@ static bool looks_like_header(const struct pstream *s, long n)
  */
 static int take_header(struct pstream *s, long n, char *why, size_t whylen)
 {
-	const struct served *m = s->m;
+	const struct served *m = s->ms[0];
 	struct hname *h = malloc((size_t)n * sizeof(*h));
 	size_t rep = (size_t)-1;
 
@@ -594,12 +753,20 @@ static int take_header(struct pstream *s, long n, char *why, size_t whylen)
 			return -EINVAL;
 		}
 	}
-	for (size_t i = 0; i < m->fx->ncols; i++) {
-		s->map[i] = (size_t)-1;
-		for (long k = 0; k < n; k++)
-			if (field_is(s, (size_t)k, m->fx->cols[i].name))
-				s->map[i] = (size_t)k;
+	for (size_t j = 0; j < s->nm; j++) {
+		const struct fx *fx = s->ms[j]->fx;
+
+		for (size_t i = 0; i < fx->ncols; i++) {
+			s->maps[j][i] = (size_t)-1;
+			for (long k = 0; k < n; k++)
+				if (field_is(s, (size_t)k, fx->cols[i].name))
+					s->maps[j][i] = (size_t)k;
+		}
 	}
+	for (size_t k = 0; k < m->ninputs; k++)
+		for (long i = 0; i < n; i++)
+			if (field_is(s, (size_t)i, m->inputs[k]))
+				s->infield[k] = (size_t)i;
 	s->idfield = (size_t)-1;
 	for (long k = 0; m->idcol && k < n; k++)
 		if (field_is(s, (size_t)k, m->idcol))
@@ -619,9 +786,8 @@ static void row_error(struct pstream *s, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	s->idoff[s->nrows] = (size_t)-1;
+	s->who[s->nrows] = s->routed;
 	s->err[s->nrows] = strdup(line);
-	if (!s->err[s->nrows])
-		s->err[s->nrows] = NULL;
 	s->nrows++;
 }
 
@@ -656,24 +822,177 @@ static int keep_id(struct pstream *s, const char *p, size_t n, bool csv)
 	return 0;
 }
 
-/* One JSON line: {"feature": value, ...} -> fields in input order. */
-static int json_row(struct pstream *s, const char *line, size_t len,
-		    float *x)
+/* Is p[0..n) a number as JSON writes one?  (So a log can echo it.) */
+static bool json_number_text(const char *p, size_t n)
 {
-	struct served *m = s->m;
+	size_t i = 0;
+
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0')
+		i++;
+	else if (i < n && p[i] >= '1' && p[i] <= '9')
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	else
+		return false;
+	if (i < n && p[i] == '.') {
+		if (++i == n || p[i] < '0' || p[i] > '9')
+			return false;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		if (++i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (i == n || p[i] < '0' || p[i] > '9')
+			return false;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	}
+	return i == n;
+}
+
+/*
+ * The row's inputs as a JSON object, for the caller's log: numbers as
+ * numbers (as written, when JSON would write them so), empty fields as
+ * null, the rest as strings.
+ */
+static int keep_inputs(struct pstream *s, const char *const *fields,
+		       const size_t *flen, const size_t *infield)
+{
+	const struct served *m = s->ms[0];
+	size_t off = s->ins.len;
+
+	s->ins.err = 0;
+	sb_append(&s->ins, "{", 1);
+	for (size_t k = 0; k < m->ninputs; k++) {
+		const char *f = fields[infield[k]];
+		size_t n = flen[infield[k]];
+		char num[NUM_SHORTEST_MAX];
+		double v;
+
+		if (k)
+			sb_append(&s->ins, ", ", 2);
+		sb_json_string(&s->ins, m->inputs[k], strlen(m->inputs[k]));
+		sb_append(&s->ins, ": ", 2);
+		if (n == 0)
+			sb_append(&s->ins, "null", 4);
+		else if (json_number_text(f, n))
+			sb_append(&s->ins, f, n);
+		else if (csv_parse_double(f, n, &v) && isfinite(v))
+			sb_append(&s->ins, num, num_shortest(v, 17, num));
+		else
+			sb_json_string(&s->ins, f, n);
+	}
+	sb_append(&s->ins, "}", 1);
+	if (s->ins.err) {
+		s->ins.len = off;
+		return s->ins.err;
+	}
+	s->inoff[s->nrows] = off;
+	s->inlen[s->nrows] = s->ins.len - off;
+	return 0;
+}
+
+/*
+ * A row whose fields are read: fx column i of model j is field
+ * maps[j][i], input k is field infield[k]; idp (idn bytes; NULL: none)
+ * is its id as its answer prints it.  Routed (a routed stream asks its
+ * caller), checked by its model, its id kept (a routed stream assigns
+ * one to a row without), encoded into the batch; a bad row is answered
+ * with its error line.  0, or -ENOMEM.
+ */
+static int take_row(struct pstream *s, const char *const *fields,
+		    const size_t *flen, size_t n, size_t *const *maps,
+		    const size_t *infield, bool json, const char *idp,
+		    size_t idn)
+{
+	const struct pstream_route *rt = s->rt;
+	size_t cand = 0, r = s->nrows;
+	long mirror = -1;
+	char why[256];
+	int rc;
+
+	if (rt && rt->pick(rt->arg, &cand, &mirror, why, sizeof(why)) < 0) {
+		row_error(s, "error: %s", why);
+		return 0;
+	}
+	s->routed = cand;
+	if (fx_check_row(s->ms[cand]->fx, fields, flen, n, maps[cand], why,
+			 sizeof(why)) < 0) {
+		row_error(s, "error: %s", why);
+		return 0;
+	}
+	s->idoff[r] = (size_t)-1;
+	if (idp) {
+		rc = keep_id(s, idp, idn, !json);
+	} else if (rt && rt->assign) {
+		struct strbuf id = { 0 };
+
+		rc = rt->assign(rt->arg, &id);
+		if (rc == 0 && json) {
+			struct strbuf q = { 0 };
+
+			sb_json_string(&q, id.buf, id.len);
+			rc = q.err ? q.err : keep_id(s, q.buf, q.len, false);
+			sb_free(&q);
+		} else if (rc == 0) {
+			rc = keep_id(s, id.buf, id.len, true);
+		}
+		sb_free(&id);
+	} else {
+		rc = 0;
+	}
+	if (rc == -E2BIG) {
+		row_error(s, "error: %s: too long", s->ms[0]->idcol);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (rt && rt->answered) {
+		rc = keep_inputs(s, fields, flen, infield);
+		if (rc < 0)
+			return rc;
+	}
+	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
+	fx_transform_row(s->ms[cand]->fx, fields, flen, n, maps[cand],
+			 s->x + r * s->stride);
+	if (rt) {
+		s->mir[r] = -1;
+		if (mirror >= 0 && (size_t)mirror < s->nm &&
+		    fx_check_row(s->ms[mirror]->fx, fields, flen, n,
+				 maps[mirror], why, sizeof(why)) == 0) {
+			memset(s->xm + r * s->stride, 0,
+			       s->stride * sizeof(float));
+			fx_transform_row(s->ms[mirror]->fx, fields, flen, n,
+					 maps[mirror], s->xm + r * s->stride);
+			s->mir[r] = mirror;
+		}
+	}
+	s->json[r] = json;
+	s->who[r] = cand;
+	s->nrows++;
+	return 0;
+}
+
+/* One JSON line: {"feature": value, ...} -> fields in input order. */
+static int json_row(struct pstream *s, const char *line, size_t len)
+{
+	struct served *m = s->ms[0];
 	json_error_t err;
 	json_t *j = json_loadb(line, len, 0, &err);
 	const char **fields;
-	size_t *flen;
+	size_t *flen, *ident = NULL;
 	char **owned;
-	char why[256];
 	json_t *idv;
+	char *idtext = NULL;
 	int rc = 0;
 
 	if (!json_is_object(j)) {
 		json_decref(j);
 		row_error(s, "error: bad JSON: %s", j ? "not an object" : err.text);
-		return -EINVAL;
+		return 0;
 	}
 	fields = calloc(m->ninputs + 1, sizeof(*fields));
 	flen = calloc(m->ninputs + 1, sizeof(*flen));
@@ -707,51 +1026,29 @@ static int json_row(struct pstream *s, const char *line, size_t len,
 			goto out;
 		}
 	}
-	{
-		size_t *map = calloc(m->fx->ncols + 1, sizeof(*map));
-
-		if (!map) {
+	idv = m->idcol ? json_object_get(j, m->idcol) : NULL;
+	if (idv && !json_is_null(idv)) {
+		idtext = json_dumps(idv, JSON_ENCODE_ANY | JSON_COMPACT);
+		if (!idtext) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		for (size_t i = 0; i < m->fx->ncols; i++) {
-			map[i] = (size_t)-1;
-			for (size_t k = 0; k < m->ninputs; k++)
-				if (strcmp(m->fx->cols[i].name, m->inputs[k]) == 0)
-					map[i] = k;
-		}
-		rc = fx_check_row(m->fx, fields, flen, m->ninputs, map, why,
-				  sizeof(why));
-		if (rc == 0)
-			fx_transform_row(m->fx, fields, flen, m->ninputs, map,
-					 x);
-		free(map);
-		if (rc < 0) {
-			row_error(s, "error: %s", why);
-			rc = 0;
-			goto out;
-		}
 	}
-	s->idoff[s->nrows] = (size_t)-1;
-	idv = m->idcol ? json_object_get(j, m->idcol) : NULL;
-	if (idv && !json_is_null(idv)) {
-		char *text = json_dumps(idv, JSON_ENCODE_ANY | JSON_COMPACT);
-
-		rc = text ? keep_id(s, text, strlen(text), false) : -ENOMEM;
-		free(text);
-		if (rc == -E2BIG) {
-			row_error(s, "error: %s: too long", m->idcol);
-			rc = 0;
-			goto out;
-		}
-		if (rc < 0)
-			goto out;
+	/* fields are in input order: input k is field k */
+	ident = malloc((m->ninputs + 1) * sizeof(*ident));
+	if (!ident) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	s->json[s->nrows] = true;
-	s->nrows++;
+	for (size_t k = 0; k < m->ninputs; k++)
+		ident[k] = k;
+	rc = take_row(s, fields, flen, m->ninputs, s->imaps, ident, true,
+		      idtext, idtext ? strlen(idtext) : 0);
 out:
 	for (size_t k = 0; owned && k < m->ninputs; k++)
 		free(owned[k]);
+	free(ident);
+	free(idtext);
 	free(owned);
 	free(fields);
 	free(flen);
@@ -775,100 +1072,196 @@ static void fmt_num(struct strbuf *out, float v, bool json)
 	sb_append(out, b, num_shortest(v, 9, b));
 }
 
+/* The index of the largest of m's outputs p. */
+static size_t best_of(const struct served *m, const float *p)
+{
+	size_t best = 0;
+
+	for (size_t c = 1; c < m->nout; c++)
+		if (p[c] > p[best])
+			best = c;
+	return best;
+}
+
+void served_output_json(const struct served *m, const float *p,
+			struct strbuf *out)
+{
+	size_t best = best_of(m, p);
+
+	sb_puts(out, "\"prediction\": ");
+	if (m->task == MLFS_TASK_CLASSIFICATION) {
+		sb_json_string(out, m->classes[best],
+			       strlen(m->classes[best]));
+		sb_puts(out, ", \"probabilities\": {");
+		for (size_t c = 0; c < m->nout; c++) {
+			if (c)
+				sb_append(out, ", ", 2);
+			sb_json_string(out, m->classes[c],
+				       strlen(m->classes[c]));
+			sb_append(out, ": ", 2);
+			fmt_num(out, p[c], true);
+		}
+		sb_puts(out, "}");
+	} else if (m->task == MLFS_TASK_REGRESSION) {
+		fmt_num(out, p[0], true);
+	} else {
+		sb_printf(out, "%zu", best);
+	}
+}
+
+/* A row's answer line, without its newline. */
+static void answer_line(const struct pstream *s, size_t r,
+			const struct served *m, const float *p,
+			struct strbuf *out)
+{
+	size_t best = best_of(m, p);
+
+	if (s->json[r]) {
+		sb_puts(out, "{");
+		if (s->idoff[r] != (size_t)-1) {
+			sb_puts(out, "\"id\": ");
+			sb_append(out, s->ids.buf + s->idoff[r], s->idlen[r]);
+			sb_puts(out, ", ");
+		}
+		served_output_json(m, p, out);
+		sb_puts(out, "}");
+		return;
+	}
+	if (s->idoff[r] != (size_t)-1) {
+		sb_append(out, s->ids.buf + s->idoff[r], s->idlen[r]);
+		sb_append(out, ",", 1);
+	}
+	if (m->task == MLFS_TASK_CLASSIFICATION) {
+		sb_puts(out, m->classes[best]);
+		for (size_t c = 0; c < m->nout; c++) {
+			sb_append(out, ",", 1);
+			fmt_num(out, p[c], false);
+		}
+	} else if (m->task == MLFS_TASK_REGRESSION) {
+		fmt_num(out, p[0], false);
+	} else {
+		sb_printf(out, "%zu", best);
+	}
+}
+
+/*
+ * Score the rows of model j (mirror: the mirror copies of the rows it
+ * mirrors) into buf, s->nout floats a row, gathered into one matrix.
+ * 0, or -EIO when the model fails.
+ */
+static int score_group(struct pstream *s, size_t j, bool mirror, float *buf)
+{
+	const struct served *m = s->ms[j];
+	const float *x = mirror ? s->xm : s->x;
+	size_t w = m->fx->width, n = 0, k = 0;
+	struct mlfs_matrix in, sc;
+
+	for (size_t r = 0; r < s->nrows; r++)
+		if (mirror ? s->mir[r] == (long)j
+			   : s->who[r] == j && !s->err[r])
+			memcpy(s->gx + w * n++, x + r * s->stride,
+			       w * sizeof(float));
+	if (n == 0)
+		return 0;
+	in = (struct mlfs_matrix){ s->gx, n, w, w };
+	sc = (struct mlfs_matrix){ s->gout, n, m->nout, m->nout };
+	if (m->ops->predict(m->inst, &in, &sc) < 0)
+		return -EIO;
+	for (size_t r = 0; r < s->nrows; r++)
+		if (mirror ? s->mir[r] == (long)j
+			   : s->who[r] == j && !s->err[r])
+			memcpy(buf + r * s->nout, s->gout + m->nout * k++,
+			       m->nout * sizeof(float));
+	return 0;
+}
+
+/* Hand the caller of a routed stream the answer of row r. */
+static void tell(struct pstream *s, size_t r, bool mirror, const float *p,
+		 const char *line, size_t linelen)
+{
+	struct pstream_answer a = {
+		.cand = mirror ? (size_t)s->mir[r] : s->who[r],
+		.mirror = mirror,
+		.line = line,
+		.linelen = linelen,
+		.out = p,
+	};
+
+	if (s->idoff[r] != (size_t)-1) {
+		a.id = s->ids.buf + s->idoff[r];
+		a.idlen = s->idlen[r];
+	}
+	if (p) {
+		a.inputs = s->ins.buf + s->inoff[r];
+		a.inlen = s->inlen[r];
+		a.nout = s->ms[a.cand]->nout;
+	}
+	s->rt->answered(s->rt->arg, &a);
+}
+
 /* Score the batch and append one line per row to out. */
 static int flush_batch(struct pstream *s, struct strbuf *out)
 {
-	struct served *m = s->m;
-	size_t w = m->fx->width, n = s->nrows;
-	struct mlfs_matrix in = { s->x, n, w, w };
-	struct mlfs_matrix sc;
-	float *buf;
-	int rc = 0;
+	size_t n = s->nrows, nm = s->nm;
+	bool told = s->rt && s->rt->answered;
+	bool failed[PSTREAM_MAX_MODELS] = { false };
+	bool mfailed[PSTREAM_MAX_MODELS] = { false };
+	float *buf, *mbuf = NULL;
 
 	if (n == 0)
 		return 0;
-	buf = malloc(n * m->nout * sizeof(*buf));
+	buf = malloc(n * s->nout * sizeof(*buf));
 	if (!buf)
 		return -ENOMEM;
-	sc = (struct mlfs_matrix){ buf, n, m->nout, m->nout };
-	/* rows with errors have zeros in x: scored and then ignored */
-	if (m->ops->predict(m->inst, &in, &sc) < 0)
-		rc = -EIO;
-	for (size_t r = 0; r < n; r++) {
-		const float *p = buf + r * m->nout;
-		size_t best = 0;
+	if (!s->rt) {
+		/* one model: the batch is its matrix (rows with errors have
+		 * zeros in x: scored and then ignored) */
+		struct served *m = s->ms[0];
+		struct mlfs_matrix in = { s->x, n, m->fx->width, s->stride };
+		struct mlfs_matrix sc = { buf, n, m->nout, s->nout };
 
-		if (s->err[r] || rc < 0) {
+		failed[0] = m->ops->predict(m->inst, &in, &sc) < 0;
+	} else {
+		mbuf = malloc(n * s->nout * sizeof(*mbuf));
+		if (!mbuf) {
+			free(buf);
+			return -ENOMEM;
+		}
+		for (size_t j = 0; j < nm; j++) {
+			failed[j] = score_group(s, j, false, buf) < 0;
+			mfailed[j] = score_group(s, j, true, mbuf) < 0;
+		}
+	}
+	for (size_t r = 0; r < n; r++) {
+		size_t j = s->who[r], start = out->len;
+		const float *p = buf + r * s->nout;
+
+		if (s->err[r] || failed[j == (size_t)-1 ? 0 : j]) {
 			sb_puts(out, s->err[r] ? s->err[r]
 					       : "error: the model failed");
+			if (told)
+				tell(s, r, false, NULL, out->buf + start,
+				     out->len - start);
 			sb_append(out, "\n", 1);
 			free(s->err[r]);
 			s->err[r] = NULL;
 			s->json[r] = false;
 			continue;
 		}
-		for (size_t c = 1; c < m->nout; c++)
-			if (p[c] > p[best])
-				best = c;
-		if (s->json[r]) {
-			sb_puts(out, "{");
-			if (s->idoff[r] != (size_t)-1) {
-				sb_puts(out, "\"id\": ");
-				sb_append(out, s->ids.buf + s->idoff[r],
-					  s->idlen[r]);
-				sb_puts(out, ", ");
-			}
-			sb_puts(out, "\"prediction\": ");
-			if (m->task == MLFS_TASK_CLASSIFICATION) {
-				json_t *js = json_string(m->classes[best]);
-				char *q = json_dumps(js, JSON_ENCODE_ANY);
-
-				/* the JSON string of the class label */
-				sb_puts(out, q ? q : "null");
-				free(q);
-				json_decref(js);
-				sb_puts(out, ", \"probabilities\": {");
-				for (size_t c = 0; c < m->nout; c++) {
-					json_t *js = json_string(m->classes[c]);
-					char *k = json_dumps(js, JSON_ENCODE_ANY);
-
-					sb_printf(out, "%s%s: ", c ? ", " : "",
-						  k ? k : "\"?\"");
-					fmt_num(out, p[c], true);
-					free(k);
-					json_decref(js);
-				}
-				sb_puts(out, "}}\n");
-			} else if (m->task == MLFS_TASK_REGRESSION) {
-				fmt_num(out, p[0], true);
-				sb_puts(out, "}\n");
-			} else {
-				sb_printf(out, "%zu}\n", best);
-			}
-			s->json[r] = false;
-			continue;
-		}
-		if (s->idoff[r] != (size_t)-1) {
-			sb_append(out, s->ids.buf + s->idoff[r], s->idlen[r]);
-			sb_append(out, ",", 1);
-		}
-		if (m->task == MLFS_TASK_CLASSIFICATION) {
-			sb_puts(out, m->classes[best]);
-			for (size_t c = 0; c < m->nout; c++) {
-				sb_append(out, ",", 1);
-				fmt_num(out, p[c], false);
-			}
-			sb_append(out, "\n", 1);
-		} else if (m->task == MLFS_TASK_REGRESSION) {
-			fmt_num(out, p[0], false);
-			sb_append(out, "\n", 1);
-		} else {
-			sb_printf(out, "%zu\n", best);
-		}
+		answer_line(s, r, s->ms[j], p, out);
+		if (told && !out->err)
+			tell(s, r, false, p, out->buf + start,
+			     out->len - start);
+		sb_append(out, "\n", 1);
+		if (told && s->mir[r] >= 0 && !mfailed[s->mir[r]])
+			tell(s, r, true, mbuf + r * s->nout, NULL, 0);
+		s->json[r] = false;
 	}
 	free(buf);
+	free(mbuf);
 	s->nrows = 0;
 	s->ids.len = 0;
+	s->ins.len = 0;
 	return out->err ? out->err : 0;
 }
 
@@ -876,52 +1269,21 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 static int one_row(struct pstream *s, const char *line, size_t len,
 		   struct strbuf *out)
 {
-	struct served *m = s->m;
-	float *x = s->x + s->nrows * m->fx->width;
 	struct problem pb;
 	char why[256];
 	long n;
-	int rc;
+	int rc = 0;
 
 	if (len && line[len - 1] == '\r')
 		len--;
 	if (len == 0)
 		return 0; /* blank lines are not rows */
-	if (s->nrows == s->cap) {
-		size_t cap = s->cap * 8 < BATCH_ROWS ? s->cap * 8 : BATCH_ROWS;
-		size_t w = m->fx->width ? m->fx->width : 1;
-		float *nx = realloc(s->x, cap * w * sizeof(*nx));
-		char **ne;
-		bool *nj;
-		size_t *ni;
-
-		if (!nx)
-			return -ENOMEM;
-		s->x = nx;
-		ne = realloc(s->err, cap * sizeof(*ne));
-		if (!ne)
-			return -ENOMEM;
-		s->err = ne;
-		nj = realloc(s->json, cap * sizeof(*nj));
-		if (!nj)
-			return -ENOMEM;
-		s->json = nj;
-		ni = realloc(s->idoff, cap * sizeof(*ni));
-		if (!ni)
-			return -ENOMEM;
-		s->idoff = ni;
-		ni = realloc(s->idlen, cap * sizeof(*ni));
-		if (!ni)
-			return -ENOMEM;
-		s->idlen = ni;
-		memset(s->err + s->cap, 0, (cap - s->cap) * sizeof(*ne));
-		memset(s->json + s->cap, 0, (cap - s->cap) * sizeof(*nj));
-		s->cap = cap;
-		x = s->x + s->nrows * m->fx->width;
-	}
-	memset(x, 0, m->fx->width * sizeof(*x));
+	if (s->nrows == s->cap &&
+	    batch_room(s, s->cap * 8 < BATCH_ROWS ? s->cap * 8 : BATCH_ROWS) < 0)
+		return -ENOMEM;
+	s->routed = (size_t)-1;
 	if (line[0] == '{') {
-		rc = json_row(s, line, len, x);
+		rc = json_row(s, line, len);
 		if (rc == -ENOMEM)
 			return rc;
 		s->headed = true;
@@ -952,26 +1314,16 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			s->headed = true;
 			row_error(s, "error: expected %zu fields, got %ld",
 				  s->nfields, n);
-		} else if (fx_check_row(m->fx, s->fields, s->flen, (size_t)n,
-					s->map, why, sizeof(why)) < 0) {
-			s->headed = true;
-			row_error(s, "error: %s", why);
 		} else {
+			bool id = s->idfield != (size_t)-1;
+
 			s->headed = true;
-			s->idoff[s->nrows] = (size_t)-1;
-			rc = s->idfield == (size_t)-1
-				     ? 0
-				     : keep_id(s, s->fields[s->idfield],
-					       s->flen[s->idfield], true);
-			if (rc == -ENOMEM)
+			rc = take_row(s, s->fields, s->flen, (size_t)n, s->maps,
+				      s->infield, false,
+				      id ? s->fields[s->idfield] : NULL,
+				      id ? s->flen[s->idfield] : 0);
+			if (rc < 0)
 				return rc;
-			if (rc < 0) {
-				row_error(s, "error: %s: too long", m->idcol);
-			} else {
-				fx_transform_row(m->fx, s->fields, s->flen,
-						 (size_t)n, s->map, x);
-				s->nrows++;
-			}
 		}
 	}
 	if (s->nrows == BATCH_ROWS)
@@ -1014,6 +1366,7 @@ int pstream_write(struct pstream *s, const char *buf, size_t len,
 				rc = flush_batch(s, out);
 				if (rc < 0)
 					return rc;
+				s->routed = (size_t)-1;
 				row_error(s, "error: row longer than %d bytes",
 					  PREDICT_MAX_LINE);
 				flush_batch(s, out);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "node.h"
+#include "strbuf.h"
 
 struct fs;
 struct served;   /* a loaded model, reference counted */
@@ -59,6 +60,63 @@ size_t served_cached(struct fs *fs);
  * longer than PREDICT_MAX_LINE (the row is answered with an error).
  */
 int pstream_new(struct served *m, struct pstream **out);
+
+/*
+ * A routed stream (a deployment's predict): each row goes to one of
+ * several models (the caller's candidates, which share task, classes,
+ * inputs and id column: served_alike), picked per row by the caller,
+ * and may be mirrored to another (scored for the caller's log, never
+ * answered).  Every row is answered with an id: its id column's, else
+ * one the caller assigns.  Each answer, and each mirror's, is handed to
+ * the caller in order, with the row's inputs, for its log.
+ */
+#define PSTREAM_MAX_MODELS 16
+
+struct pstream_answer {
+	size_t cand;        /* the model's index, or (size_t)-1: the row
+			     * was refused before it was routed */
+	bool mirror;        /* a mirror's answer: logged, never returned */
+	const char *id;     /* as the answer prints it (a CSV field, or JSON
+			     * text); NULL: none (an error) */
+	size_t idlen;
+	const char *inputs; /* the row's inputs, a JSON object; NULL for an
+			     * error */
+	size_t inlen;
+	const char *line;   /* the answer (or error) line, without its
+			     * newline; NULL for a mirror */
+	size_t linelen;
+	const float *out;   /* the model's outputs (nout); NULL: an error */
+	size_t nout;
+};
+
+struct pstream_route {
+	/* the model of the next row, and its mirror (or -1); -errno
+	 * with why: the row is answered "error: <why>" */
+	int (*pick)(void *arg, size_t *cand, long *mirror, char *why,
+		    size_t whylen);
+	/* an id for a row without one, appended to id (plain text) */
+	int (*assign)(void *arg, struct strbuf *id);
+	/* an answer, in the order of the rows */
+	void (*answered)(void *arg, const struct pstream_answer *a);
+	void *arg;
+};
+
+/*
+ * pstream_new_routed: a stream over ms[0..nm) (borrowed: the caller keeps
+ * them, and rt, while the stream lives).  -EINVAL if they are not alike,
+ * -E2BIG past PSTREAM_MAX_MODELS.
+ */
+int pstream_new_routed(struct served **ms, size_t nm,
+		       const struct pstream_route *rt, struct pstream **out);
+
+/* served_alike: do b's answers mean what a's do?  false with why. */
+bool served_alike(const struct served *a, const struct served *b,
+		  char *why, size_t whylen);
+
+/* served_output_json: `"prediction": ...[, "probabilities": {...}]`,
+ * what m answers for outputs p, as its JSON answers print it. */
+void served_output_json(const struct served *m, const float *p,
+			struct strbuf *out);
 int pstream_write(struct pstream *s, const char *buf, size_t len,
 		  struct strbuf *out);
 int pstream_finish(struct pstream *s, struct strbuf *out);

@@ -532,6 +532,115 @@ static void test_row_quoting(struct served *m)
 	}
 }
 
+/* A router for test_routed: models in turn, the second row mirrored. */
+struct rtest {
+	size_t next, rows, seq;
+	bool paused;
+	struct strbuf log; /* one line per answer: cand mirror id inputs */
+};
+
+static int rt_pick(void *arg, size_t *cand, long *mirror, char *why,
+		   size_t whylen)
+{
+	struct rtest *t = arg;
+
+	if (t->paused) {
+		snprintf(why, whylen, "paused");
+		return -EAGAIN;
+	}
+	*cand = t->next;
+	t->next = 1 - t->next;
+	*mirror = t->rows++ == 1 ? 0 : -1;
+	return 0;
+}
+
+static int rt_assign(void *arg, struct strbuf *id)
+{
+	struct rtest *t = arg;
+
+	return sb_printf(id, "d-%zu", ++t->seq);
+}
+
+static void rt_answered(void *arg, const struct pstream_answer *a)
+{
+	struct rtest *t = arg;
+
+	sb_printf(&t->log, "%ld %d %.*s %.*s %s\n",
+		  a->cand == (size_t)-1 ? -1L : (long)a->cand, a->mirror,
+		  (int)a->idlen, a->id ? a->id : "", (int)a->inlen,
+		  a->inputs ? a->inputs : "", a->out ? "out" : "err");
+}
+
+/*
+ * A routed stream over two models of the same inputs (scaled apart):
+ * rows go where the router says, with ids assigned, answers logged in
+ * order with their inputs, a mirror logged and never answered.
+ */
+static void test_routed(struct fs *fs)
+{
+	static const char csv1[] = "a,b,y\n1,10,0\n2,20,0\n3,30,0\n";
+	static const char csv2[] = "a,b,y\n1,10,0\n3,20,0\n5,30,0\n";
+	struct served *ms[2] = { NULL, NULL }, *c = NULL, *bad[2];
+	struct pstream_route rt = { rt_pick, rt_assign, rt_answered, NULL };
+	struct rtest t = { 0 };
+	struct strbuf out = { 0 };
+	struct pstream *s = NULL;
+	char *one, *two, want[256];
+	const char *in = "a,b\n2,20\n2,20\n{\"a\": 2, \"b\": 20}\n";
+
+	stub_sums = true;
+	rt.arg = &t;
+	if (serve_csv(fs, csv1, 2, NULL, &ms[0]) < 0 ||
+	    serve_csv(fs, csv2, 2, NULL, &ms[1]) < 0 ||
+	    serve_csv(fs, csv1, 2, "cust", &c) < 0 ||
+	    pstream_new_routed(ms, 2, &rt, &s) < 0 ||
+	    pstream_write(s, in, strlen(in), &out) < 0 ||
+	    sb_append(&out, "", 1) < 0) {
+		ok(0, "routed: the models load and a stream scores");
+		goto out;
+	}
+	one = answers(ms[0], "2,20\n");
+	two = answers(ms[1], "2,20\n");
+	snprintf(want, sizeof(want),
+		 "d-1,%sd-2,%s{\"id\": \"d-3\", \"prediction\": %.*s}\n",
+		 one, two, (int)strlen(one) - 1, one);
+	is_str(out.buf, want, "routed: rows answered by their model, in "
+			      "turn, each with an assigned id");
+	free(one);
+	free(two);
+	sb_append(&t.log, "", 1);
+	is_str(t.log.buf,
+	       "0 0 d-1 {\"a\": 2, \"b\": 20} out\n"
+	       "1 0 d-2 {\"a\": 2, \"b\": 20} out\n"
+	       "0 1 d-2 {\"a\": 2, \"b\": 20} out\n"
+	       "0 0 \"d-3\" {\"a\": 2, \"b\": 20} out\n",
+	       "routed: every answer told in order, the mirror's after its "
+	       "row's");
+	out.len = 0;
+	t.log.len = 0;
+	t.paused = true;
+	pstream_write(s, "2,20\n", 5, &out);
+	sb_append(&out, "", 1);
+	sb_append(&t.log, "", 1);
+	is_str(out.buf, "error: paused\n", "routed: a refused row answers "
+					   "the router's reason");
+	is_str(t.log.buf, "-1 0   err\n", "routed: and is told, unrouted");
+	bad[0] = ms[0];
+	bad[1] = c;
+	pstream_free(s);
+	s = NULL;
+	ok(pstream_new_routed(bad, 2, &rt, &s) == -EINVAL && !s,
+	   "routed: models with different id columns are refused");
+out:
+	pstream_free(s);
+	sb_free(&out);
+	sb_free(&t.log);
+	served_put(ms[0]);
+	served_put(ms[1]);
+	served_put(c);
+	stub_sums = false;
+}
+
 int main(void)
 {
 	struct plugin pl = { .desc = &stub, .path = "stub.so" };
@@ -550,6 +659,7 @@ int main(void)
 	test_row_quoting(m);
 	served_put(m);
 	test_headers_and_ids(&fs);
+	test_routed(&fs);
 	served_cache_close(&fs);
 	fixture_fs_teardown(&fs);
 	return done();
