@@ -38,6 +38,7 @@
 #include "meta.h"
 #include "answers.h"
 #include "featonline.h"
+#include "deploy.h"
 #include "models.h"
 #include "node.h"
 #include "plugin.h"
@@ -66,6 +67,7 @@ struct cli {
 	int gc_grace;
 	int verify_delay;
 	int sync_timeout;
+	char *predictions_sync;
 	int path_style;
 	int foreground;
 	int debug;
@@ -91,6 +93,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("gc_grace=%d", gc_grace),
 	CLI_OPT("verify_delay=%d", verify_delay),
 	CLI_OPT("sync_timeout=%d", sync_timeout),
+	CLI_OPT("predictions_sync=%s", predictions_sync),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -143,6 +146,10 @@ static void usage(FILE *fp)
 		"                           .mlfs/cache` wait at most this for\n"
 		"                           the bucket (300; 0: no limit;\n"
 		"                           ETIMEDOUT past it)\n"
+		"       predictions_sync=SECS  a deployment's answers are\n"
+		"                           durable this long after they are\n"
+		"                           read, at most (1; close and fsync\n"
+		"                           of the predict file: at once)\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -531,6 +538,18 @@ static int opts_from_cli(struct fs *fs, const struct cli *cli)
 		cli->verify_delay >= 0 ? (unsigned)cli->verify_delay : 10;
 	fs->opts.sync_timeout =
 		cli->sync_timeout >= 0 ? (unsigned)cli->sync_timeout : 300;
+	fs->opts.predictions_sync_ms = 1000;
+	if (cli->predictions_sync) {
+		char *end;
+		double v = strtod(cli->predictions_sync, &end);
+
+		if (end == cli->predictions_sync || *end || !(v >= 0.001) ||
+		    v > 3600)
+			return fail("predictions_sync=%s: not a number of "
+				    "seconds from 0.001 to 3600%s",
+				    cli->predictions_sync, "");
+		fs->opts.predictions_sync_ms = (unsigned)(v * 1000 + 0.5);
+	}
 	if (cli->max_file && parse_size(cli->max_file, &fs->opts.max_file) < 0)
 		return fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			    cli->max_file, "");
@@ -783,6 +802,10 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		fs_log(fs, LOG_ERR, "cannot start the job runner");
 		return -1;
 	}
+	if (deploy_start(fs, fs->opts.predictions_sync_ms) < 0) {
+		fs_log(fs, LOG_ERR, "cannot start a thread");
+		return -1;
+	}
 	return 0;
 }
 
@@ -791,6 +814,7 @@ static void stop_services(struct fs *fs)
 	repo_verify_join(fs);
 	reap_stop(fs);
 	runner_stop(fs);
+	deploy_stop(fs); /* what is pending committed; models let go */
 	served_cache_clear(fs); /* before the plugins they use go */
 	remote_stop(fs);
 }

@@ -28,6 +28,7 @@ struct remote;
 struct served_cache;
 struct answer_sessions;
 struct feat_cache;
+struct dtable;
 
 struct fs_opts {
 	char *store;          /* STORE as given */
@@ -47,6 +48,8 @@ struct fs_opts {
 	unsigned sync_timeout; /* seconds: fsync and sync wait for the bucket
 				  at most this long; 0: no limit */
 	unsigned jobs;
+	unsigned predictions_sync_ms; /* a deployment's answers are durable
+					 this long after they are read */
 	unsigned handles_per_uid; /* open handles one uid may hold: past it,
 				     EMFILE to that user alone; 0: no bound */
 	bool foreground;
@@ -73,6 +76,7 @@ struct fs {
 	struct served_cache *served; /* models in memory (served_cache_open) */
 	struct feat_cache *feat_cache;    /* feature sets' latest specs and
 					     marks (featonline_start) */
+	struct dtable *deploys;     /* deployments in memory (deploy_start) */
 	struct answer_sessions *sessions; /* stream answers kept for shell
 					     sessions (answers_start) */
 	struct repo *repo;          /* the repository's state (repo_open) */

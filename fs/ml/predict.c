@@ -1083,6 +1083,34 @@ static size_t best_of(const struct served *m, const float *p)
 	return best;
 }
 
+unsigned served_task(const struct served *m)
+{
+	return m->task;
+}
+
+long served_class(const struct served *m, const char *text, size_t len)
+{
+	for (size_t c = 0; c < m->nclasses; c++)
+		if (strlen(m->classes[c]) == len &&
+		    memcmp(m->classes[c], text, len) == 0)
+			return (long)c;
+	return -1;
+}
+
+float served_value(const struct served *m, const float *p)
+{
+	return m->task == MLFS_TASK_REGRESSION ? p[0] : (float)best_of(m, p);
+}
+
+float served_value_of(const struct served *m, json_t *prediction)
+{
+	const char *s = json_string_value(prediction);
+
+	if (m->task == MLFS_TASK_CLASSIFICATION)
+		return s ? (float)served_class(m, s, strlen(s)) : -1.0f;
+	return (float)json_number_value(prediction);
+}
+
 void served_output_json(const struct served *m, const float *p,
 			struct strbuf *out)
 {

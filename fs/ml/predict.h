@@ -113,6 +113,16 @@ int pstream_new_routed(struct served **ms, size_t nm,
 bool served_alike(const struct served *a, const struct served *b,
 		  char *why, size_t whylen);
 
+/* What m is: MLFS_TASK_*, its classes (in order). */
+unsigned served_task(const struct served *m);
+/* The index of the class text (len bytes) among m's, or -1. */
+long served_class(const struct served *m, const char *text, size_t len);
+/* An answer as one number: the class (or cluster) index, or the value
+ * answered; from outputs p, or from a JSON answer's "prediction". */
+float served_value(const struct served *m, const float *p);
+struct json_t;
+float served_value_of(const struct served *m, struct json_t *prediction);
+
 /* served_output_json: `"prediction": ...[, "probabilities": {...}]`,
  * what m answers for outputs p, as its JSON answers print it. */
 void served_output_json(const struct served *m, const float *p,

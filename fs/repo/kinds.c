@@ -74,9 +74,22 @@ const struct repo_kind repo_models = {
 	.refs = model_refs,
 };
 
+static const struct repo_ref deployment_refs[] = {
+	{ "models", &repo_models, "serving" },
+	{ NULL },
+};
+
+const struct repo_kind repo_deployments = {
+	.dir = "deployments",
+	.record = "deployment.json",
+	.noun = "deployment",
+	.refs = deployment_refs,
+};
+
 /* Every kind, in the order a rebuild reads them. */
 const struct repo_kind *const repo_kinds[] = { &repo_datasets, &repo_features,
-					    &repo_models, NULL };
+					    &repo_models, &repo_deployments,
+					    NULL };
 
 const struct repo_kind *repo_kind_of_key(const char *key)
 {

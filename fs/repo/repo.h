@@ -76,6 +76,7 @@ struct repo_kind {
 extern const struct repo_kind repo_datasets;
 extern const struct repo_kind repo_models;
 extern const struct repo_kind repo_features;
+extern const struct repo_kind repo_deployments;
 /* Every kind, NULL-terminated, in the order a rebuild reads them. */
 extern const struct repo_kind *const repo_kinds[];
 

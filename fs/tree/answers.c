@@ -326,6 +326,7 @@ int answers_flush(struct fs_file *f, const struct fs_ctx *ctx,
 			 struct problem *pb)
 {
 	struct ahandle *h = f->priv;
+	int rc;
 
 	(void)pb;
 	pthread_mutex_lock(&h->lock);
@@ -342,8 +343,21 @@ int answers_flush(struct fs_file *f, const struct fs_ctx *ctx,
 				      h->all.len);
 		h->stored = true;
 	}
+	rc = h->ops->sync ? h->ops->sync(h->st) : 0;
 	pthread_mutex_unlock(&h->lock);
-	return 0;
+	return rc;
+}
+
+int answers_fsync(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct ahandle *h = f->priv;
+	int rc;
+
+	(void)ctx;
+	pthread_mutex_lock(&h->lock);
+	rc = h->ops->sync ? h->ops->sync(h->st) : 0;
+	pthread_mutex_unlock(&h->lock);
+	return rc;
 }
 
 int answers_truncate(struct fs_file *f, off_t size)

@@ -23,6 +23,8 @@ struct answer_ops {
 	/* answer a last row without its newline */
 	int (*finish)(void *st, struct strbuf *out);
 	void (*free)(void *st);
+	/* optional: make what the handle did durable (close, fsync) */
+	int (*sync)(void *st);
 };
 
 /*
@@ -42,6 +44,7 @@ int answers_read(struct fs_file *f, size_t size, off_t off,
 		 struct fs_reply *r);
 int answers_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		  struct problem *pb);
+int answers_fsync(struct fs_file *f, const struct fs_ctx *ctx);
 int answers_truncate(struct fs_file *f, off_t size);
 void answers_release(struct fs_file *f);
 

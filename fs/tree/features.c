@@ -187,7 +187,8 @@ static void j_free(void *st)
 	free(j);
 }
 
-static const struct answer_ops join_ops = { j_write, j_finish, j_free };
+static const struct answer_ops join_ops = { j_write, j_finish, j_free,
+					    NULL };
 
 /* jstream_find_fn over a pinned version's history */
 static int hist_find(void *arg, const char *key, size_t klen,

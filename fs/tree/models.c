@@ -207,7 +207,8 @@ static void p_free(void *st)
 	free(p);
 }
 
-static const struct answer_ops predict_ops = { p_write, p_finish, p_free };
+static const struct answer_ops predict_ops = { p_write, p_finish, p_free,
+					       NULL };
 
 static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 {

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "datasets.h"
 #include "feature_sets.h"
+#include "deployments.h"
 #include "jobs.h"
 #include "models.h"
 #include "plugin.h"
@@ -337,6 +338,16 @@ static const struct root_entry root_entries[] = {
 	  "                 the one predict serves\n"
 	  "  v<n>/          immutable: model meta.json metrics.json\n"
 	  "                 sample.csv predict\n" },
+	{ &deployments_type,
+	  "<d>/             mkdir, then write spec: a strategy (single,\n"
+	  "                 blue-green, canary, epsilon-greedy, thompson,\n"
+	  "                 shadow) over model versions; each new spec is a\n"
+	  "                 revision v<n>/\n"
+	  "  predict        as a model's, routed; answers start with an id\n"
+	  "  feedback       write id,truth rows: delayed labels\n"
+	  "  predictions    every answer and label (JSON lines; tail -f)\n"
+	  "  traffic ctl    weights; promote, rollback, pause, resume\n"
+	  "  status log     one line; a line per change\n" },
 };
 
 #define ROOT_N (sizeof(root_entries) / sizeof(root_entries[0]))

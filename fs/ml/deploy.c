@@ -1,0 +1,1707 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deployments (deploy.h): revisions resolved and validated, loaded with
+ * their models, rows routed by the strategy, answers logged, feedback
+ * turned into counters, the rollback rule and the controls.  The
+ * prediction store itself is deploylog.c's.
+ *
+ * Routing is per row and replayable: the k-th row a revision routes
+ * draws its numbers from splitmix64 seeded with seed ^ (k * 2^64/phi),
+ * seed being the revision's (the spec's "seed", else the last
+ * revision's, else random, and recorded in the revision).  A canary row
+ * goes to the first candidate whose running weight passes u * total,
+ * u the first draw's top 53 bits over 2^53.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "deploy_int.h"
+#include "fs.h"
+#include "hostfile.h"
+#include "jsonout.h"
+#include "mlfs_plugin.h"
+#include "mlcore.h"
+#include "names.h"
+#include "repo.h"
+#include "store.h"
+
+#define CHANGES_MAX ((size_t)16 << 20) /* bytes of a change log read */
+#define SAMPLE_MAX ((size_t)64 << 20)  /* bytes of a sample.csv read */
+#define STATE_MAX ((size_t)1 << 20)
+
+static void changes_note(struct fs *fs, const char *name, const char *fmt,
+			 ...) __attribute__((format(printf, 3, 4)));
+
+/* fs->deploys: the deployments in memory, and the committing thread. */
+struct dtable {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct dent *list;
+	pthread_t thread;
+	bool running, stop;
+	unsigned sync_ms;
+};
+
+void dep_iso_time(char *out, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *x)
+{
+	return (double)(splitmix64(x) >> 11) * 0x1.0p-53;
+}
+
+/* --- the table --- */
+
+static bool read_only(struct fs *fs)
+{
+	return __atomic_load_n(&fs->opts.read_only, __ATOMIC_RELAXED);
+}
+
+static void dent_put(struct dent *e)
+{
+	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	dlog_free(e);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->commit_lock);
+	free(e);
+}
+
+void dep_put(struct dep *d)
+{
+	if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < d->nm; i++)
+		served_put(d->ms[i]);
+	json_decref(d->spec);
+	pthread_mutex_destroy(&d->lock);
+	dent_put(d->e);
+	free(d);
+}
+
+/* Commit every store with lines pending; stop: all of them, and end. */
+static void *committer(void *arg)
+{
+	struct fs *fs = arg;
+	struct dtable *t = fs->deploys;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct timespec ts;
+		struct dent *batch[64];
+		size_t n = 0;
+		bool stop = t->stop;
+
+		for (struct dent *e = t->list; e && n < 64; e = e->next) {
+			atomic_fetch_add(&e->refs, 1);
+			batch[n++] = e;
+		}
+		pthread_mutex_unlock(&t->lock);
+		for (size_t i = 0; i < n; i++) {
+			dlog_commit(batch[i], UINT64_MAX);
+			dent_put(batch[i]);
+		}
+		pthread_mutex_lock(&t->lock);
+		if (stop)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(t->sync_ms % 1000) * 1000000L;
+		ts.tv_sec += t->sync_ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (!t->stop)
+			pthread_cond_timedwait(&t->cv, &t->lock, &ts);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static void state_key(const struct dent *e, const char *ext, char *out,
+		      size_t cap)
+{
+	snprintf(out, cap, "deployments/%s/state/%s.%s", e->name, e->inc, ext);
+}
+
+/* The ids handed out stop below upto, whatever happens next. */
+static int save_ids(struct dent *e, uint64_t upto)
+{
+	char key[700], num[32];
+	int len;
+
+	if (read_only(e->fs) || e->forgotten)
+		return 0;
+	state_key(e, "ids", key, sizeof(key));
+	len = snprintf(num, sizeof(num), "%" PRIu64 "\n", upto);
+	return store_put(e->fs->store, key, num, (size_t)len);
+}
+
+int deploy_start(struct fs *fs, unsigned sync_ms)
+{
+	struct dtable *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	t->sync_ms = sync_ms ? sync_ms : 1000;
+	fs->deploys = t;
+	if (pthread_create(&t->thread, NULL, committer, fs) == 0)
+		t->running = true;
+	return t->running ? 0 : -EAGAIN;
+}
+
+void deploy_stop(struct fs *fs)
+{
+	struct dtable *t = fs->deploys;
+
+	if (!t)
+		return;
+	if (t->running) {
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_cond_signal(&t->cv);
+		pthread_mutex_unlock(&t->lock);
+		pthread_join(t->thread, NULL);
+	}
+	while (t->list) {
+		struct dent *e = t->list;
+
+		t->list = e->next;
+		save_ids(e, e->seq); /* a clean stop skips no id */
+		dep_put(e->cur);
+		dent_put(e);
+	}
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+	fs->deploys = NULL;
+}
+
+/* --- model refs --- */
+
+/*
+ * ref ("name", "name@n", "name@latest", "name@alias"; no suffix: the
+ * production alias, else latest) as a model version writer may read:
+ * *man its manifest.  -EINVAL/-EACCES with why.
+ */
+static int resolve_ref(struct fs *fs, const struct host_user *writer,
+		       const char *ref, char *name, size_t nlen,
+		       unsigned *ver, json_t **man, char *why, size_t whylen)
+{
+	const char *at = strchr(ref, '@');
+	size_t n = at ? (size_t)(at - ref) : strlen(ref);
+	json_t *rec, *aliases;
+	int rc;
+
+	*man = NULL;
+	*ver = 0;
+	snprintf(name, nlen, "%.*s", (int)n, ref);
+	if (repo_get(fs, &repo_models, name, &rec) < 0) {
+		snprintf(why, whylen, "no model \"%s\"", name);
+		return -EINVAL;
+	}
+	if (writer && !host_may_record(writer, rec, R_OK | X_OK)) {
+		json_decref(rec);
+		snprintf(why, whylen, "model \"%s\": permission denied", name);
+		return -EACCES;
+	}
+	aliases = json_object_get(rec, "aliases");
+	if (at && at[1] >= '0' && at[1] <= '9')
+		*ver = (unsigned)strtoul(at + 1, NULL, 10);
+	else if (at && strcmp(at + 1, "latest") != 0)
+		*ver = (unsigned)json_integer_value(
+			json_object_get(aliases, at + 1));
+	else if (!at && json_object_get(aliases, "production"))
+		*ver = (unsigned)json_integer_value(
+			json_object_get(aliases, "production"));
+	else
+		*ver = (unsigned)json_integer_value(
+			json_object_get(rec, "latest"));
+	json_decref(rec);
+	if (*ver == 0) {
+		snprintf(why, whylen, "model \"%s\" has no %s", name,
+			 at ? "such alias" : "version yet");
+		return -EINVAL;
+	}
+	rc = repo_version(fs, &repo_models, name, *ver, man);
+	if (rc < 0) {
+		snprintf(why, whylen, "model \"%s\" has no version %u", name,
+			 *ver);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char *file_hash(json_t *man, const char *file)
+{
+	return json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), file), "hash"));
+}
+
+/* The model of man, served.  why on failure. */
+static int serve_version(struct fs *fs, json_t *man, struct served **m,
+			 char *why, size_t whylen)
+{
+	const char *hash = file_hash(man, "model");
+	int rc;
+
+	if (!hash) {
+		snprintf(why, whylen, "the version has no model file");
+		return -EINVAL;
+	}
+	rc = served_get(fs, hash, m, why, whylen);
+	return rc < 0 ? -EINVAL : 0;
+}
+
+/*
+ * The last k comma-separated fields of line (k numbers, which hold no
+ * comma): their start in *tail; what is before them (the label) in
+ * *head, *hlen.  false if the line has fewer.
+ */
+static bool split_right(const char *line, size_t len, size_t k,
+			const char **tail, size_t *hlen)
+{
+	size_t i = len;
+
+	for (size_t f = 0; f < k; f++) {
+		while (i > 0 && line[i - 1] != ',')
+			i--;
+		if (i == 0)
+			return false;
+		i--;
+	}
+	*tail = line + i;
+	*hlen = i;
+	return true;
+}
+
+static bool near(double a, double b)
+{
+	return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b));
+}
+
+/*
+ * Does m answer the rows of its version's sample.csv (man) as recorded?
+ * 0, or -EINVAL with why naming the row.
+ */
+static int validate_sample(struct fs *fs, struct served *m, json_t *man,
+			   char *why, size_t whylen)
+{
+	const char *hash = file_hash(man, "sample.csv");
+	struct strbuf out = { 0 };
+	struct problem pb = { 0 };
+	struct pstream *ps = NULL;
+	struct table *t = NULL;
+	char key[96], *buf = NULL;
+	size_t len = 0, r = 0;
+	const char *p;
+	long pcol;
+	int rc;
+
+	if (!hash)
+		return 0; /* a version without a sample: nothing recorded */
+	repo_blob_key(hash, key, sizeof(key));
+	rc = store_get(fs->store, key, SAMPLE_MAX, &buf, &len);
+	if (rc < 0) {
+		snprintf(why, whylen, "sample.csv: %s", strerror(-rc));
+		return -EINVAL;
+	}
+	rc = table_parse(buf, len, &t, &pb);
+	if (rc == 0)
+		rc = pstream_new(m, &ps);
+	if (rc == 0)
+		rc = pstream_write(ps, buf, len, &out);
+	if (rc == 0)
+		rc = pstream_finish(ps, &out);
+	if (rc < 0) {
+		snprintf(why, whylen, "sample.csv: cannot be scored (%s)",
+			 pb.msg[0] ? pb.msg : strerror(-rc));
+		rc = -EINVAL;
+		goto out;
+	}
+	pcol = table_col(t, "prediction");
+	if (pcol < 0) {
+		snprintf(why, whylen, "sample.csv: no prediction column");
+		rc = -EINVAL;
+		goto out;
+	}
+	for (p = out.buf; rc == 0 && r < t->nrows; r++) {
+		const char *nl = p ? memchr(p, '\n', out.len - (size_t)(p - out.buf))
+				   : NULL;
+		size_t alen = nl ? (size_t)(nl - p) : 0, hlen, plen;
+		size_t pc = (size_t)pcol; /* the recorded prediction */
+		size_t k = served_task(m) == MLFS_TASK_CLASSIFICATION
+				   ? t->ncols - 1 - pc
+				   : 0;
+		const char *tail, *rec = t->data + t->off[r * t->ncols + pc];
+
+		plen = t->len[r * t->ncols + pc];
+		if (!nl || strncmp(p, "error", 5) == 0 ||
+		    !split_right(p, alen, k, &tail, &hlen)) {
+			snprintf(why, whylen, "sample.csv row %zu: answered "
+					      "\"%.*s\"",
+				 r + 1, (int)(alen > 120 ? 120 : alen),
+				 p ? p : "");
+			rc = -EINVAL;
+			break;
+		}
+		if (served_task(m) == MLFS_TASK_REGRESSION) {
+			double a = strtod(p, NULL), b = strtod(rec, NULL);
+
+			if (!near(a, b))
+				rc = -EINVAL;
+		} else if (hlen != plen || memcmp(p, rec, plen) != 0) {
+			rc = -EINVAL;
+		}
+		for (size_t c = 0; rc == 0 && c < k; c++) {
+			double b = 0, a = strtod(tail + 1, (char **)&tail);
+
+			table_num(t, r, pc + 1 + c, &b);
+			if (fabs(a - b) > 1e-6)
+				rc = -EINVAL;
+		}
+		if (rc < 0)
+			snprintf(why, whylen,
+				 "sample.csv row %zu: answered \"%.*s\" where "
+				 "the model recorded \"%.*s\"",
+				 r + 1, (int)(alen > 120 ? 120 : alen), p,
+				 (int)(plen > 120 ? 120 : plen), rec);
+		p = nl + 1;
+	}
+out:
+	pstream_free(ps);
+	table_free(t);
+	sb_free(&out);
+	free(buf);
+	return rc;
+}
+
+/* --- specs --- */
+
+/*
+ * Resolve, load and validate the models of spec: *models the
+ * {"name", "version"} list (candidates, then the shadow).  -EINVAL or
+ * -EACCES with pb.
+ */
+static int spec_models(struct fs *fs, json_t *spec, const char *text,
+		       const struct host_user *writer, json_t **models,
+		       struct problem *pb)
+{
+	struct served *ms[PSTREAM_MAX_MODELS] = { NULL };
+	const char *refs[PSTREAM_MAX_MODELS];
+	size_t n = 0, i;
+	char why[600];
+	json_t *c;
+	int rc = 0;
+
+	*models = json_array();
+	if (!*models)
+		return -ENOMEM;
+	json_array_foreach(json_object_get(spec, "candidates"), i, c)
+		refs[n++] = json_string_value(json_object_get(c, "model"));
+	if (json_object_get(spec, "shadow"))
+		refs[n++] = json_string_value(json_object_get(spec, "shadow"));
+	for (i = 0; rc == 0 && i < n; i++) {
+		char name[256];
+		unsigned ver;
+		json_t *man;
+
+		rc = resolve_ref(fs, writer, refs[i], name, sizeof(name), &ver,
+				 &man, why, sizeof(why));
+		if (rc == 0)
+			rc = serve_version(fs, man, &ms[i], why, sizeof(why));
+		if (rc == 0 && i > 0 &&
+		    !served_alike(ms[0], ms[i], why, sizeof(why)))
+			rc = -EINVAL;
+		if (rc == 0)
+			rc = validate_sample(fs, ms[i], man, why, sizeof(why));
+		for (size_t j = 0; rc == 0 && j < json_array_size(*models);
+		     j++) {
+			json_t *o = json_array_get(*models, j);
+
+			if (strcmp(json_string_value(json_object_get(o, "name")),
+				   name) == 0 &&
+			    json_integer_value(json_object_get(o, "version")) ==
+				    ver) {
+				snprintf(why, sizeof(why), "%s@%u is named "
+							   "twice", name, ver);
+				rc = -EINVAL;
+			}
+		}
+		if (rc == 0)
+			json_array_append_new(*models,
+					      json_pack("{s:s, s:i}", "name",
+							name, "version",
+							(int)ver));
+		json_decref(man);
+		if (rc < 0)
+			problem_field(pb, text, refs[i], "%s", why);
+	}
+	for (i = 0; i < n; i++)
+		served_put(ms[i]);
+	if (rc < 0) {
+		json_decref(*models);
+		*models = NULL;
+	}
+	return rc == -EACCES ? -EACCES : rc;
+}
+
+int deploy_spec(struct fs *fs, const char *name, const char *text,
+		size_t len, bool final, bool commit, const struct fs_ctx *ctx,
+		struct problem *pb)
+{
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
+	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	json_t *spec = NULL, *models = NULL, *man, *prev = NULL;
+	json_t *seed;
+	char strat[40];
+	unsigned ver;
+	bool created;
+	int rc;
+
+	rc = deployspec_check(text, len, final, &spec, pb);
+	if (rc < 0 || !spec)
+		return rc;
+	rc = spec_models(fs, spec, text, &writer, &models, pb);
+	if (rc < 0 || !commit) {
+		json_decref(spec);
+		json_decref(models);
+		return rc;
+	}
+	/* the spec's seed, else the last revision's, else a new one */
+	seed = json_incref(json_object_get(spec, "seed"));
+	if (!seed && repo_version(fs, &repo_deployments, name, 0, &prev) == 0)
+		seed = json_incref(json_object_get(prev, "seed"));
+	if (!seed) {
+		uint64_t s = 0;
+
+		if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
+			s = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+		seed = json_integer((json_int_t)(s >> 12));
+	}
+	json_decref(prev);
+	man = json_pack("{s:s, s:o, s:o, s:o}", "deployment", name, "spec",
+			spec, "models", models, "seed", seed);
+	if (!man)
+		return -ENOMEM;
+	snprintf(strat, sizeof(strat), "%s",
+		 json_string_value(json_object_get(spec, "strategy")));
+	rc = repo_commit(fs, &repo_deployments, name, man, &origin, &ver,
+			 &created);
+	json_decref(man);
+	if (rc == 0 && created) {
+		fs_log(fs, 6, "deployments/%s: v%u", name, ver);
+		changes_note(fs, name, "revision %u: %s", ver, strat);
+	}
+	return rc;
+}
+
+/* --- revisions in memory --- */
+
+/* The router's state: weights, promotion, pause, rollback. */
+int dep_save_state(struct dep *d)
+{
+	json_t *w = json_array(), *st;
+	char key[700], *text;
+	int rc;
+
+	if (read_only(d->e->fs))
+		return 0;
+	for (size_t i = 0; w && i < d->ncand; i++)
+		json_array_append_new(w, json_real(d->weight[i]));
+	st = json_pack("{s:i, s:o, s:i, s:b, s:s}", "revision", (int)d->rev,
+		       "weights", w, "active", (int)d->active, "paused",
+		       d->paused, "rolled_back", d->rolled);
+	text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+	json_decref(st);
+	if (!text)
+		return -ENOMEM;
+	state_key(d->e, "json", key, sizeof(key));
+	rc = store_put(d->e->fs->store, key, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static void load_state(struct dep *d)
+{
+	char key[700], *buf = NULL;
+	size_t len;
+	json_t *st, *w;
+
+	state_key(d->e, "json", key, sizeof(key));
+	if (store_get(d->e->fs->store, key, STATE_MAX, &buf, &len) < 0)
+		return;
+	st = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	w = json_object_get(st, "weights");
+	if (json_integer_value(json_object_get(st, "revision")) == d->rev &&
+	    json_array_size(w) == d->ncand) {
+		for (size_t i = 0; i < d->ncand; i++)
+			d->weight[i] = json_number_value(json_array_get(w, i));
+		d->active = (size_t)json_integer_value(
+			json_object_get(st, "active"));
+		if (d->active >= d->ncand)
+			d->active = 0;
+		d->paused = json_is_true(json_object_get(st, "paused"));
+		snprintf(d->rolled, sizeof(d->rolled), "%s",
+			 json_string_value(json_object_get(st,
+							   "rolled_back"))
+				 ? json_string_value(json_object_get(
+					   st, "rolled_back"))
+				 : "");
+	}
+	json_decref(st);
+}
+
+/* The ids reserved in the store. */
+static void load_ids(struct dent *e)
+{
+	char key[700], *buf = NULL;
+	size_t len;
+
+	state_key(e, "ids", key, sizeof(key));
+	if (store_get(e->fs->store, key, 64, &buf, &len) < 0)
+		return;
+	{
+		char num[80];
+
+		snprintf(num, sizeof(num), "%.*s", (int)len, buf);
+		e->seq = e->seq_reserved = strtoull(num, NULL, 10);
+	}
+	free(buf);
+}
+
+/* Append a line to the change log of name's incarnation inc. */
+static void changes_append(struct fs *fs, const char *name, const char *inc,
+			   const char *line)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	char key[700], *buf = NULL, *all;
+	size_t len = 0, n = strlen(line);
+
+	if (read_only(fs))
+		return;
+	snprintf(key, sizeof(key), "deployments/%s/changes/%s.log", name, inc);
+	pthread_mutex_lock(&lock);
+	if (store_get(fs->store, key, CHANGES_MAX, &buf, &len) < 0)
+		len = 0;
+	all = malloc(len + n);
+	if (all) {
+		if (len)
+			memcpy(all, buf, len);
+		memcpy(all + len, line, n);
+		store_put(fs->store, key, all, len + n);
+		free(all);
+	}
+	pthread_mutex_unlock(&lock);
+	free(buf);
+	fs_log(fs, 6, "deployments/%s: %.*s", name, (int)n - 1, line);
+}
+
+static void vchange(struct fs *fs, const char *name, const char *inc,
+		    const char *fmt, va_list ap)
+{
+	char when[40], line[1200];
+	int n;
+
+	dep_iso_time(when, sizeof(when));
+	n = snprintf(line, sizeof(line), "%s ", when);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	strcat(line, "\n");
+	changes_append(fs, name, inc, line);
+}
+
+void dep_change(struct dent *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vchange(e->fs, e->name, e->inc, fmt, ap);
+	va_end(ap);
+}
+
+/* A change of name, whose incarnation the record gives. */
+static void changes_note(struct fs *fs, const char *name, const char *fmt,
+			 ...)
+{
+	json_t *rec;
+	va_list ap;
+
+	if (repo_get(fs, &repo_deployments, name, &rec) < 0)
+		return;
+	va_start(ap, fmt);
+	vchange(fs, name,
+		json_string_value(json_object_get(rec, "incarnation"))
+			? json_string_value(json_object_get(rec,
+							    "incarnation"))
+			: "",
+		fmt, ap);
+	va_end(ap);
+	json_decref(rec);
+}
+
+/* Revision rev of e's deployment, its models loaded. */
+static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
+		     struct dep **out, char *why, size_t whylen)
+{
+	struct dep *d;
+	json_t *man, *rb, *m;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	rc = repo_version(fs, &repo_deployments, e->name, rev, &man);
+	if (rc < 0) {
+		snprintf(why, whylen, "no revision v%u", rev);
+		return rc;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		json_decref(man);
+		return -ENOMEM;
+	}
+	d->refs = 1;
+	d->e = e;
+	atomic_fetch_add(&e->refs, 1);
+	d->rev = rev;
+	pthread_mutex_init(&d->lock, NULL);
+	d->spec = json_incref(json_object_get(man, "spec"));
+	d->st = deployspec_strategy(d->spec);
+	d->seed = (uint64_t)json_integer_value(json_object_get(man, "seed"));
+	d->eps = json_number_value(json_object_get(d->spec, "epsilon"));
+	d->ncand = json_array_size(json_object_get(d->spec, "candidates"));
+	d->shadow = -1;
+	rb = json_object_get(d->spec, "rollback");
+	d->rb_on_err = json_object_get(rb, "error_rate") != NULL;
+	d->rb_on_acc = json_object_get(rb, "accuracy_below") != NULL;
+	d->rb_err = json_number_value(json_object_get(rb, "error_rate"));
+	d->rb_acc = json_number_value(json_object_get(rb, "accuracy_below"));
+	d->rb_min = (uint64_t)json_integer_value(
+		json_object_get(rb, "min_requests"));
+	json_array_foreach(json_object_get(man, "models"), i, m) {
+		const char *name = json_string_value(json_object_get(m, "name"));
+		unsigned ver = (unsigned)json_integer_value(
+			json_object_get(m, "version"));
+		json_t *mman;
+
+		if (rc < 0 || i >= PSTREAM_MAX_MODELS)
+			break;
+		snprintf(d->ref[i], sizeof(d->ref[i]), "%s@%u", name, ver);
+		rc = repo_version(fs, &repo_models, name ? name : "", ver,
+				  &mman);
+		if (rc < 0) {
+			snprintf(why, whylen, "model %s is gone", d->ref[i]);
+			break;
+		}
+		rc = serve_version(fs, mman, &d->ms[i], why, whylen);
+		json_decref(mman);
+		if (rc == 0)
+			d->nm = i + 1;
+	}
+	json_decref(man);
+	if (rc == 0 && d->nm > d->ncand)
+		d->shadow = d->st == DEP_SHADOW ? 1 : (long)d->ncand;
+	if (d->st == DEP_SHADOW)
+		d->shadow = 1;
+	if (rc == 0 && d->nm == 0)
+		rc = -EINVAL;
+	if (rc < 0) {
+		dep_put(d);
+		return rc == -ENOENT ? -EIO : rc;
+	}
+	d->task = served_task(d->ms[0]);
+	for (i = 0; i < d->ncand; i++)
+		d->weight[i] = json_number_value(json_object_get(
+			json_array_get(json_object_get(d->spec, "candidates"), i),
+			"weight"));
+	load_state(d);
+	*out = d;
+	return 0;
+}
+
+/*
+ * The deployment name's latest revision, loaded (a reference): its
+ * entry made (and its log read again) on first use.  -ENOENT with why
+ * when it has no revision yet.
+ */
+static int dep_get(struct fs *fs, const char *name, struct dep **out,
+		   char *why, size_t whylen)
+{
+	struct dtable *t = fs->deploys;
+	const char *inc;
+	struct dent *e;
+	struct dep *d;
+	unsigned rev;
+	json_t *rec;
+	int rc;
+
+	*out = NULL;
+	rc = repo_get(fs, &repo_deployments, name, &rec);
+	if (rc < 0)
+		return rc;
+	rev = (unsigned)json_integer_value(json_object_get(rec, "latest"));
+	inc = json_string_value(json_object_get(rec, "incarnation"));
+	if (rev == 0) {
+		json_decref(rec);
+		snprintf(why, whylen, "no spec yet: write one to spec first");
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&t->lock);
+	for (e = t->list; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			break;
+	if (e && strcmp(e->inc, inc ? inc : "") != 0) {
+		/* made again under the same name: the old one is done */
+		struct dent **pp = &t->list;
+
+		while (*pp != e)
+			pp = &(*pp)->next;
+		*pp = e->next;
+		dep_put(e->cur);
+		dent_put(e);
+		e = NULL;
+	}
+	if (e && e->cur && e->cur->rev == rev) {
+		d = e->cur;
+		atomic_fetch_add(&d->refs, 1);
+		pthread_mutex_unlock(&t->lock);
+		json_decref(rec);
+		*out = d;
+		return 0;
+	}
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			pthread_mutex_unlock(&t->lock);
+			json_decref(rec);
+			return -ENOMEM;
+		}
+		e->refs = 1;
+		e->fs = fs;
+		snprintf(e->name, sizeof(e->name), "%s", name);
+		snprintf(e->inc, sizeof(e->inc), "%s", inc ? inc : "");
+		pthread_mutex_init(&e->lock, NULL);
+		pthread_mutex_init(&e->commit_lock, NULL);
+		load_ids(e);
+		rc = dep_build(fs, e, rev, &d, why, whylen);
+		if (rc == 0)
+			rc = dlog_load(e, d);
+		if (rc < 0) {
+			dep_put(d);
+			dent_put(e);
+			pthread_mutex_unlock(&t->lock);
+			json_decref(rec);
+			return rc;
+		}
+		e->cur = d;
+		e->next = t->list;
+		t->list = e;
+	} else {
+		rc = dep_build(fs, e, rev, &d, why, whylen);
+		if (rc < 0) {
+			pthread_mutex_unlock(&t->lock);
+			json_decref(rec);
+			return rc;
+		}
+		dep_put(e->cur);
+		e->cur = d;
+	}
+	atomic_fetch_add(&d->refs, 1);
+	pthread_mutex_unlock(&t->lock);
+	json_decref(rec);
+	*out = d;
+	return 0;
+}
+
+void deploy_forget(struct fs *fs, const char *name)
+{
+	struct dtable *t = fs->deploys;
+	struct dent **pp, *e = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->list; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->name, name) == 0) {
+			e = *pp;
+			*pp = e->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!e)
+		return;
+	dep_put(e->cur);
+	e->cur = NULL;
+	dent_put(e);
+}
+
+/* --- routing --- */
+
+/* A predict handle's stream: the rows' router and logger. */
+struct dstream {
+	struct dep *d;
+	struct pstream *ps;
+	struct pstream_route rt;
+	bool log;
+	struct timespec t0; /* the write being answered began */
+	struct strbuf lines; /* log lines of this write */
+	uint64_t upto;  /* the last line this handle logged */
+	uint64_t errs;  /* errors this write, for the rule */
+};
+
+/* The candidates a rollback left serving: the first alone. */
+static bool pinned_first(const struct dep *d)
+{
+	return d->rolled[0] != '\0';
+}
+
+/* Standard normal and gamma draws, for Thompson sampling. */
+static double normal(uint64_t *x)
+{
+	double u = unit(x), v = unit(x);
+
+	return sqrt(-2.0 * log(u > 0 ? u : 1e-300)) * cos(2 * M_PI * v);
+}
+
+static double gamma_draw(double a, uint64_t *x)
+{
+	double dd, c;
+
+	if (a < 1)
+		return gamma_draw(a + 1, x) * pow(unit(x), 1.0 / a);
+	dd = a - 1.0 / 3.0;
+	c = 1.0 / sqrt(9 * dd);
+	for (;;) {
+		double z = normal(x), v = 1 + c * z, u = unit(x);
+
+		if (v <= 0)
+			continue;
+		v = v * v * v;
+		if (log(u > 0 ? u : 1e-300) < 0.5 * z * z + dd - dd * v +
+						 dd * log(v))
+			return dd * v;
+	}
+}
+
+/* The bandit's arm: an estimate of its reward (a draw for Thompson). */
+static double arm(const struct dep *d, size_t i, uint64_t *x)
+{
+	const struct dstat *s = &d->cs[i];
+	bool cls = d->task == MLFS_TASK_CLASSIFICATION;
+
+	if (d->st == DEP_EPSILON_GREEDY) /* optimistic before feedback */
+		return (s->reward + (cls ? 1.0 : 0.0)) / (double)(s->labels + 1);
+	if (cls) {
+		double a = gamma_draw(1.0 + (double)s->right, x);
+		double b = gamma_draw(1.0 + (double)(s->labels - s->right), x);
+
+		return a / (a + b);
+	}
+	{
+		double mean = s->labels ? s->reward / (double)s->labels : 0;
+		double var = s->labels > 1 ? s->sqerr / (double)s->labels -
+						     mean * mean
+					   : 1.0;
+
+		return mean + sqrt(var > 0 ? var : 1e-12) /
+				      sqrt((double)s->labels + 1) * normal(x);
+	}
+}
+
+static int route_pick(void *arg, size_t *cand, long *mirror, char *why,
+		      size_t whylen)
+{
+	struct dep *d = ((struct dstream *)arg)->d;
+	uint64_t x;
+	size_t c = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->paused) {
+		pthread_mutex_unlock(&d->lock);
+		snprintf(why, whylen, "paused");
+		return -EAGAIN;
+	}
+	x = d->seed ^ (d->route++ * 0x9E3779B97F4A7C15ULL);
+	if (pinned_first(d)) {
+		c = 0;
+	} else if (d->st == DEP_BLUE_GREEN) {
+		c = d->active;
+	} else if (d->st == DEP_CANARY) {
+		double total = 0, u = unit(&x), run = 0;
+
+		for (size_t i = 0; i < d->ncand; i++)
+			total += d->weight[i];
+		for (c = 0; c < d->ncand - 1; c++) {
+			run += d->weight[c];
+			if (u * total < run)
+				break;
+		}
+		while (c > 0 && d->weight[c] <= 0)
+			c--;
+	} else if (d->st == DEP_EPSILON_GREEDY || d->st == DEP_THOMPSON) {
+		if (d->st == DEP_EPSILON_GREEDY && unit(&x) < d->eps) {
+			c = (size_t)(unit(&x) * (double)d->ncand);
+			if (c >= d->ncand)
+				c = d->ncand - 1;
+		} else {
+			double best = -INFINITY;
+
+			for (size_t i = 0; i < d->ncand; i++) {
+				double v = arm(d, i, &x);
+
+				if (v > best) {
+					best = v;
+					c = i;
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	*cand = c;
+	*mirror = d->shadow;
+	return 0;
+}
+
+/* --- the rollback rule, and labels --- */
+
+/* Under d->lock: roll back to the first candidate, once. */
+static void rollback_locked(struct dep *d, const char *why)
+{
+	if (pinned_first(d))
+		return;
+	snprintf(d->rolled, sizeof(d->rolled), "%s", why);
+	d->active = 0;
+}
+
+/* Under d->lock: has a candidate other than the first crossed a rule? */
+static bool rule_crossed(struct dep *d, char *why, size_t whylen)
+{
+	for (size_t i = 1; i < d->ncand && !pinned_first(d); i++) {
+		const struct dstat *s = &d->cs[i];
+
+		if (d->rb_on_err && s->requests >= d->rb_min &&
+		    (double)s->errors > d->rb_err * (double)s->requests) {
+			snprintf(why, whylen, "%s error rate %.3f > %g after "
+					      "%" PRIu64 " requests",
+				 d->ref[i], (double)s->errors / (double)s->requests,
+				 d->rb_err, s->requests);
+			return true;
+		}
+		if (d->rb_on_acc && d->task == MLFS_TASK_CLASSIFICATION &&
+		    s->labels >= d->rb_min &&
+		    (double)s->right < d->rb_acc * (double)s->labels) {
+			snprintf(why, whylen, "%s accuracy %.3f < %g over %"
+					      PRIu64 " labels",
+				 d->ref[i], (double)s->right / (double)s->labels,
+				 d->rb_acc, s->labels);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* After new counters: the rule judged, and a rollback made known. */
+static void judge(struct dep *d)
+{
+	char why[400];
+	bool crossed;
+
+	if (!d->rb_on_err && !d->rb_on_acc)
+		return;
+	pthread_mutex_lock(&d->lock);
+	crossed = rule_crossed(d, why, sizeof(why));
+	if (crossed) {
+		rollback_locked(d, why);
+		dep_save_state(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (crossed)
+		dep_change(d->e, "rolled back: %s", why);
+}
+
+void dep_label(struct dep *d, const struct dpred *p, const char *truth,
+	       size_t tlen)
+{
+	struct dstat *s;
+
+	if (p->cand >= d->ncand)
+		return;
+	pthread_mutex_lock(&d->lock);
+	s = &d->cs[p->cand];
+	s->labels++;
+	if (d->task == MLFS_TASK_REGRESSION) {
+		double t = strtod(truth, NULL), err = t - (double)p->value;
+
+		(void)tlen;
+		s->reward -= fabs(err);
+		s->abserr += fabs(err);
+		s->sqerr += err * err;
+	} else {
+		long k = served_class(d->ms[p->cand], truth, tlen);
+		bool right = k >= 0 && (float)k == p->value;
+
+		s->right += right;
+		s->reward += right;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* --- predict streams --- */
+
+static int route_assign(void *arg, struct strbuf *id)
+{
+	struct dstream *s = arg;
+	struct dent *e = s->d->e;
+	uint64_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->seq >= e->seq_reserved && !read_only(e->fs)) {
+		rc = save_ids(e, e->seq_reserved + DEP_ID_BLOCK);
+		if (rc == 0)
+			e->seq_reserved += DEP_ID_BLOCK;
+	}
+	n = ++e->seq;
+	pthread_mutex_unlock(&e->lock);
+	if (rc < 0)
+		return rc;
+	return sb_printf(id, "%s-%" PRIu64, e->name, n);
+}
+
+/* The id of an answer as plain text (CSV unquoted, JSON decoded). */
+static void id_text(const struct pstream_answer *a, struct strbuf *out)
+{
+	if (a->idlen && a->id[0] == '"') {
+		json_t *j = json_loadb(a->id, a->idlen, JSON_DECODE_ANY, NULL);
+
+		if (json_is_string(j)) {
+			sb_append(out, json_string_value(j),
+				  json_string_length(j));
+			json_decref(j);
+			return;
+		}
+		json_decref(j);
+		/* a CSV field: "x,""y""" */
+		for (size_t i = 1; i + 1 < a->idlen; i++) {
+			sb_append(out, a->id + i, 1);
+			if (a->id[i] == '"')
+				i++;
+		}
+		return;
+	}
+	sb_append(out, a->id, a->idlen);
+}
+
+static void route_answered(void *arg, const struct pstream_answer *a)
+{
+	struct dstream *s = arg;
+	struct dep *d = s->d;
+	struct strbuf *l = &s->lines;
+	struct timespec now;
+	char when[40];
+	uint64_t us;
+
+	if (a->cand == (size_t)-1)
+		return; /* refused before routing: no candidate's */
+	pthread_mutex_lock(&d->lock);
+	if (!a->out)
+		d->cs[a->cand].errors++;
+	else if (a->mirror)
+		d->cs[a->cand].mirrored++;
+	else
+		d->cs[a->cand].requests++;
+	pthread_mutex_unlock(&d->lock);
+	if (!a->out)
+		s->errs++;
+	if (a->out && !a->mirror) {
+		struct strbuf id = { 0 };
+		struct dpred p = { .rev = d->rev, .cand = (uint16_t)a->cand,
+				   .value = served_value(d->ms[a->cand],
+							 a->out) };
+
+		id_text(a, &id);
+		pthread_mutex_lock(&d->e->lock);
+		dlog_add_pred(d->e, id.buf ? id.buf : "", id.len, &p);
+		pthread_mutex_unlock(&d->e->lock);
+		sb_free(&id);
+	}
+	if (!s->log)
+		return;
+	dep_iso_time(when, sizeof(when));
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (uint64_t)((now.tv_sec - s->t0.tv_sec) * 1000000LL +
+			(now.tv_nsec - s->t0.tv_nsec) / 1000);
+	sb_printf(l, "{\"kind\": \"%s\", ",
+		  !a->out ? "error" : a->mirror ? "shadow" : "prediction");
+	if (a->id) {
+		struct strbuf id = { 0 };
+
+		id_text(a, &id);
+		sb_puts(l, "\"id\": ");
+		sb_json_string(l, id.buf ? id.buf : "", id.len);
+		sb_puts(l, ", ");
+		sb_free(&id);
+	}
+	sb_printf(l, "\"time\": \"%s\", \"revision\": %u, \"candidate\": ",
+		  when, d->rev);
+	sb_json_string(l, d->ref[a->cand], strlen(d->ref[a->cand]));
+	if (!a->out) {
+		sb_puts(l, ", \"error\": ");
+		sb_json_string(l, a->line + (a->linelen > 7 ? 7 : 0),
+			       a->linelen > 7 ? a->linelen - 7 : a->linelen);
+	} else {
+		sb_puts(l, ", \"inputs\": ");
+		sb_append(l, a->inputs, a->inlen);
+		sb_puts(l, ", \"output\": {");
+		served_output_json(d->ms[a->cand], a->out, l);
+		sb_puts(l, "}");
+	}
+	sb_printf(l, ", \"latency_us\": %" PRIu64 "}\n", us);
+}
+
+int deploy_stream_open(struct fs *fs, const char *name, struct dstream **out,
+		       char *msg, size_t msglen)
+{
+	struct dstream *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	rc = dep_get(fs, name, &s->d, msg, msglen);
+	if (rc == 0) {
+		s->rt = (struct pstream_route){ route_pick, route_assign,
+						route_answered, s };
+		s->log = !read_only(fs);
+		rc = pstream_new_routed(s->d->ms, s->d->nm, &s->rt, &s->ps);
+	}
+	if (rc < 0) {
+		deploy_stream_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* This write's log lines into the store's pending ones; the rule. */
+static int after_write(struct dstream *s, int rc)
+{
+	if (s->lines.len) {
+		int arc = dlog_append(s->d->e, s->lines.buf, s->lines.len,
+				      &s->upto);
+
+		s->lines.len = 0;
+		if (rc == 0)
+			rc = arc;
+	}
+	if (s->errs) {
+		s->errs = 0;
+		judge(s->d);
+	}
+	return rc;
+}
+
+int deploy_stream_write(struct dstream *s, const char *buf, size_t len,
+			struct strbuf *out)
+{
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	return after_write(s, pstream_write(s->ps, buf, len, out));
+}
+
+int deploy_stream_finish(struct dstream *s, struct strbuf *out)
+{
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	return after_write(s, pstream_finish(s->ps, out));
+}
+
+int deploy_stream_sync(struct dstream *s)
+{
+	return s->upto ? dlog_commit(s->d->e, s->upto) : 0;
+}
+
+void deploy_stream_free(struct dstream *s)
+{
+	if (!s)
+		return;
+	pstream_free(s->ps);
+	dep_put(s->d);
+	sb_free(&s->lines);
+	free(s);
+}
+
+/* --- feedback --- */
+
+struct fbrow {
+	char *id, *truth;
+};
+
+/* A line of feedback: CSV `id,truth` or {"id": ..., "truth": ...}. */
+static int fb_parse(const char *p, size_t n, unsigned task, struct fbrow *r,
+		    unsigned line, struct problem *pb)
+{
+	json_t *j = NULL;
+	int rc = 0;
+
+	r->id = r->truth = NULL;
+	if (n && p[0] == '{') {
+		json_error_t err;
+		json_t *id, *t;
+
+		j = json_loadb(p, n, 0, &err);
+		if (!json_is_object(j)) {
+			json_decref(j);
+			return problem_set(pb, line, 1, "bad JSON: %s",
+					   j ? "not an object" : err.text);
+		}
+		id = json_object_get(j, "id");
+		t = json_object_get(j, "truth");
+		if (json_is_string(id))
+			r->id = strdup(json_string_value(id));
+		else if (json_is_integer(id) &&
+			 asprintf(&r->id, "%" JSON_INTEGER_FORMAT,
+				  json_integer_value(id)) < 0)
+			r->id = NULL;
+		if (json_is_string(t))
+			r->truth = strdup(json_string_value(t));
+		else if (json_is_number(t) &&
+			 asprintf(&r->truth, "%.17g", json_number_value(t)) < 0)
+			r->truth = NULL;
+		json_decref(j);
+		if (!r->id)
+			rc = problem_set(pb, line, 1,
+					 "\"id\": missing, or not a string "
+					 "or a whole number");
+		else if (!r->truth)
+			rc = problem_set(pb, line, 1,
+					 "\"truth\": missing, or not a "
+					 "string or a number");
+	} else {
+		struct table *t = NULL;
+		struct problem tp = { 0 };
+		char *text;
+
+		/* one row under a header of two columns */
+		if (asprintf(&text, "id,truth\n%.*s\n", (int)n, p) < 0)
+			return -ENOMEM;
+		rc = table_parse(text, strlen(text), &t, &tp);
+		if (rc == 0 && (t->ncols != 2 || t->nrows != 1))
+			rc = -EINVAL;
+		if (rc == 0) {
+			r->id = strndup(t->data + t->off[0], t->len[0]);
+			r->truth = strndup(t->data + t->off[1], t->len[1]);
+		}
+		table_free(t);
+		free(text);
+		if (rc < 0)
+			rc = problem_set(pb, line, 1, "expected id,truth%s%s",
+					 tp.msg[0] ? ": " : "", tp.msg);
+		else if (!r->id[0])
+			rc = problem_set(pb, line, 1, "an empty id");
+	}
+	if (rc == 0 && task == MLFS_TASK_REGRESSION) {
+		char *end;
+		double v = strtod(r->truth, &end);
+
+		if (end == r->truth || *end || !isfinite(v))
+			rc = problem_set(pb, line, 1,
+					 "truth \"%.60s\": not a number (the "
+					 "deployment's models answer numbers)",
+					 r->truth);
+	}
+	if (rc < 0) {
+		free(r->id);
+		free(r->truth);
+		r->id = r->truth = NULL;
+	}
+	return rc;
+}
+
+int deploy_feedback(struct fs *fs, const char *name, const char *text,
+		    size_t len, unsigned first_line, struct problem *pb)
+{
+	struct fbrow *rows = NULL;
+	struct strbuf lines = { 0 };
+	size_t n = 0, cap = 0;
+	unsigned line = first_line;
+	char why[300] = "", when[40];
+	struct dep *d;
+	uint64_t upto = 0;
+	int rc;
+
+	rc = dep_get(fs, name, &d, why, sizeof(why));
+	if (rc == -ENOENT && why[0])
+		return problem_set(pb, 0, 0, "%s", why);
+	if (rc < 0)
+		return rc;
+	for (const char *p = text, *end = text + len; rc == 0 && p < end;
+	     line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ln = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (ln && p[ln - 1] == '\r')
+			ln--;
+		if (ln && !(line == 1 && ln == 8 && memcmp(p, "id,truth", 8) == 0)) {
+			if (n == cap) {
+				struct fbrow *nr;
+
+				cap = cap ? cap * 2 : 16;
+				nr = realloc(rows, cap * sizeof(*nr));
+				if (!nr) {
+					rc = -ENOMEM;
+					break;
+				}
+				rows = nr;
+			}
+			rc = fb_parse(p, ln, d->task, &rows[n], line, pb);
+			if (rc == 0)
+				n++;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	dep_iso_time(when, sizeof(when));
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sb_puts(&lines, "{\"kind\": \"feedback\", \"id\": ");
+		sb_json_string(&lines, rows[i].id, strlen(rows[i].id));
+		sb_puts(&lines, ", \"truth\": ");
+		if (d->task == MLFS_TASK_REGRESSION)
+			sb_puts(&lines, rows[i].truth);
+		else
+			sb_json_string(&lines, rows[i].truth,
+				       strlen(rows[i].truth));
+		sb_printf(&lines, ", \"time\": \"%s\"}\n", when);
+	}
+	if (rc == 0 && lines.err)
+		rc = lines.err;
+	/* durable first: then the labels count */
+	if (rc == 0 && n)
+		rc = dlog_append(d->e, lines.buf, lines.len, &upto);
+	if (rc == 0 && n)
+		rc = dlog_commit(d->e, upto);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct dpred *p, got = { 0 };
+
+		pthread_mutex_lock(&d->e->lock);
+		p = dlog_match(d->e, rows[i].id, strlen(rows[i].id));
+		if (p)
+			got = *p;
+		pthread_mutex_unlock(&d->e->lock);
+		if (p && got.rev == d->rev)
+			dep_label(d, &got, rows[i].truth,
+				  strlen(rows[i].truth));
+	}
+	if (rc == 0 && n)
+		judge(d);
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].id);
+		free(rows[i].truth);
+	}
+	free(rows);
+	sb_free(&lines);
+	dep_put(d);
+	return rc;
+}
+
+/* --- controls --- */
+
+static int get_for_control(struct fs *fs, const char *name, struct dep **d,
+			   struct problem *pb)
+{
+	char why[300] = "";
+	int rc = dep_get(fs, name, d, why, sizeof(why));
+
+	if (rc == -ENOENT && why[0])
+		return problem_set(pb, 0, 0, "%s", why);
+	return rc;
+}
+
+int deploy_ctl(struct fs *fs, const char *name, const char *text,
+	       size_t len, bool check, const struct fs_ctx *ctx,
+	       struct problem *pb)
+{
+	char cmd[32] = "";
+	struct dep *d;
+	int rc;
+
+	(void)ctx;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	if (len >= sizeof(cmd) || memchr(text, '\n', len))
+		return problem_set(pb, 1, 1, "one command: promote, rollback, "
+					     "pause or resume");
+	memcpy(cmd, text, len);
+	if (strcmp(cmd, "promote") && strcmp(cmd, "rollback") &&
+	    strcmp(cmd, "pause") && strcmp(cmd, "resume"))
+		return problem_set(pb, 1, 1, "\"%s\": not a command (promote, "
+					     "rollback, pause, resume)",
+				   cmd);
+	rc = get_for_control(fs, name, &d, pb);
+	if (rc < 0)
+		return rc;
+	if (strcmp(cmd, "promote") == 0 && d->st != DEP_BLUE_GREEN &&
+	    d->st != DEP_CANARY)
+		rc = problem_set(pb, 1, 1, "promote: a %s deployment has no "
+					   "second candidate to promote",
+				 deployspec_strategy_name(d->st));
+	if (rc == 0 && !check) {
+		pthread_mutex_lock(&d->lock);
+		if (strcmp(cmd, "promote") == 0) {
+			d->rolled[0] = '\0';
+			d->active = 1;
+			for (size_t i = 0; i < d->ncand; i++)
+				d->weight[i] = i == 1 ? 100 : 0;
+			memset(&d->cs[1], 0, sizeof(d->cs[1]));
+		} else if (strcmp(cmd, "rollback") == 0) {
+			rollback_locked(d, "by ctl");
+		} else {
+			d->paused = strcmp(cmd, "pause") == 0;
+		}
+		rc = dep_save_state(d);
+		pthread_mutex_unlock(&d->lock);
+		if (rc == 0)
+			dep_change(d->e, "%s%s", cmd,
+				   strcmp(cmd, "promote") == 0
+					   ? ": the second candidate takes all "
+					     "traffic"
+					   : "");
+	}
+	dep_put(d);
+	return rc;
+}
+
+int deploy_traffic(struct fs *fs, const char *name, const char *text,
+		   size_t len, bool check, const struct fs_ctx *ctx,
+		   struct problem *pb)
+{
+	double w[PSTREAM_MAX_MODELS];
+	bool set[PSTREAM_MAX_MODELS] = { false };
+	struct strbuf said = { 0 };
+	unsigned line = 1;
+	double total = 0;
+	struct dep *d;
+	int rc;
+
+	(void)ctx;
+	rc = get_for_control(fs, name, &d, pb);
+	if (rc < 0)
+		return rc;
+	if (d->st != DEP_CANARY) {
+		rc = problem_set(pb, 1, 1, "a %s deployment %s",
+				 deployspec_strategy_name(d->st),
+				 d->st == DEP_BLUE_GREEN
+					 ? "moves with ctl promote and rollback"
+					 : "takes no weights");
+		dep_put(d);
+		return rc;
+	}
+	for (const char *p = text, *end = text + len; rc == 0 && p < end;
+	     line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ln = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char buf[400], ref[320], extra[2];
+		double v;
+		size_t i;
+
+		if (ln == 0 || ln >= sizeof(buf)) {
+			if (ln)
+				rc = problem_set(pb, line, 1, "a line too long");
+			p = nl ? nl + 1 : end;
+			continue;
+		}
+		memcpy(buf, p, ln);
+		buf[ln] = '\0';
+		if (sscanf(buf, "%319s %lf %1s", ref, &v, extra) != 2 ||
+		    !isfinite(v) || v < 0) {
+			rc = problem_set(pb, line, 1,
+					 "expected <model@version> <weight>, "
+					 "a weight 0 or more");
+			break;
+		}
+		for (i = 0; i < d->ncand; i++)
+			if (strcmp(d->ref[i], ref) == 0)
+				break;
+		if (i == d->ncand) {
+			rc = problem_set(pb, line, 1,
+					 "%s: not a candidate of revision "
+					 "v%u",
+					 ref, d->rev);
+			break;
+		}
+		w[i] = v;
+		set[i] = true;
+		p = nl ? nl + 1 : end;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->ncand; i++) {
+		if (!set[i])
+			w[i] = d->weight[i];
+		total += w[i];
+	}
+	if (rc == 0 && !(total > 0))
+		rc = problem_set(pb, 1, 1, "the weights would add up to 0: no "
+					   "candidate would answer");
+	if (rc == 0 && !check) {
+		for (size_t i = 0; i < d->ncand; i++) {
+			d->weight[i] = w[i];
+			sb_printf(&said, "%s%s %g", i ? ", " : "", d->ref[i],
+				  w[i]);
+		}
+		d->rolled[0] = '\0';
+		rc = dep_save_state(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0 && !check && said.buf)
+		dep_change(d->e, "traffic: %s", said.buf);
+	sb_free(&said);
+	dep_put(d);
+	return rc;
+}
+
+int deploy_show_traffic(struct fs *fs, const char *name, struct strbuf *out)
+{
+	char why[300] = "";
+	struct dep *d;
+	uint64_t all = 0;
+	double total = 0;
+	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	if (rc == -ENOENT && why[0])
+		return 0;
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->ncand; i++) {
+		all += d->cs[i].requests;
+		total += d->weight[i];
+	}
+	for (size_t i = 0; i < d->ncand; i++) {
+		double w;
+
+		if (pinned_first(d))
+			w = i == 0 ? 100 : 0;
+		else if (d->st == DEP_BLUE_GREEN)
+			w = i == d->active ? 100 : 0;
+		else if (d->st == DEP_SINGLE || d->st == DEP_SHADOW)
+			w = i == 0 ? 100 : 0;
+		else if (d->st == DEP_CANARY)
+			w = total > 0 ? 100 * d->weight[i] / total : 0;
+		else /* a bandit: the share it has had */
+			w = all ? 100.0 * (double)d->cs[i].requests /
+					  (double)all
+				: 100.0 / (double)d->ncand;
+		sb_printf(out, "%s %.4g %" PRIu64 "\n", d->ref[i], w,
+			  d->cs[i].requests);
+	}
+	if (d->shadow >= 0 && (size_t)d->shadow >= d->ncand)
+		sb_printf(out, "%s shadow %" PRIu64 "\n", d->ref[d->shadow],
+			  d->cs[d->shadow].mirrored);
+	pthread_mutex_unlock(&d->lock);
+	dep_put(d);
+	return out->err;
+}
+
+int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out)
+{
+	char why[300] = "";
+	struct dep *d;
+	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	if (rc == -ENOENT && why[0])
+		return sb_puts(out, "no spec\n");
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	if (d->paused)
+		sb_puts(out, "paused\n");
+	else if (pinned_first(d))
+		sb_printf(out, "rolled back: %s\n", d->rolled);
+	else
+		sb_puts(out, "serving\n");
+	pthread_mutex_unlock(&d->lock);
+	dep_put(d);
+	return out->err;
+}
+
+int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out)
+{
+	char key[700], *buf = NULL;
+	const char *inc;
+	size_t len = 0;
+	json_t *rec;
+	int rc = repo_get(fs, &repo_deployments, name, &rec);
+
+	if (rc < 0)
+		return rc;
+	inc = json_string_value(json_object_get(rec, "incarnation"));
+	snprintf(key, sizeof(key), "deployments/%s/changes/%s.log", name,
+		 inc ? inc : "");
+	json_decref(rec);
+	rc = store_get(fs->store, key, CHANGES_MAX, &buf, &len);
+	if (rc == 0)
+		rc = sb_append(out, buf, len);
+	free(buf);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* --- the prediction store as a file --- */
+
+int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
+{
+	char why[300] = "";
+	struct dep *d;
+	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	*size = 0;
+	if (rc == -ENOENT && why[0])
+		return 0;
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->e->lock);
+	*size = d->e->size;
+	pthread_mutex_unlock(&d->e->lock);
+	dep_put(d);
+	return 0;
+}
+
+ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
+			size_t size, uint64_t off)
+{
+	char why[300] = "";
+	struct dep *d;
+	ssize_t n;
+	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	if (rc == -ENOENT && why[0])
+		return 0;
+	if (rc < 0)
+		return rc;
+	n = dlog_read(d->e, buf, size, off);
+	dep_put(d);
+	return n;
+}

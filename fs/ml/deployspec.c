@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deployment specs (deployspec.h): the fields, their values and defaults,
+ * checked with the position of the first problem.  The JSON syntax, and
+ * what a write cut in the middle of a value may leave, is judged as for
+ * train specs (spec_check_text).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deployspec.h"
+#include "names.h"
+#include "spec.h"
+
+static const char *const strategies[] = {
+	[DEP_SINGLE] = "single",
+	[DEP_BLUE_GREEN] = "blue-green",
+	[DEP_CANARY] = "canary",
+	[DEP_EPSILON_GREEDY] = "epsilon-greedy",
+	[DEP_THOMPSON] = "thompson",
+	[DEP_SHADOW] = "shadow",
+};
+
+#define NSTRATEGIES (sizeof(strategies) / sizeof(strategies[0]))
+
+static const char *const fields[] = { "strategy", "candidates", "shadow",
+				      "seed",     "epsilon",    "rollback",
+				      NULL };
+static const char *const rollback_fields[] = { "error_rate", "accuracy_below",
+					       "min_requests", NULL };
+
+const char *deployspec_strategy_name(enum dep_strategy s)
+{
+	return (size_t)s < NSTRATEGIES ? strategies[s] : "?";
+}
+
+enum dep_strategy deployspec_strategy(json_t *spec)
+{
+	const char *s = json_string_value(json_object_get(spec, "strategy"));
+
+	for (size_t i = 0; s && i < NSTRATEGIES; i++)
+		if (strcmp(s, strategies[i]) == 0)
+			return (enum dep_strategy)i;
+	return DEP_SINGLE;
+}
+
+static bool known(const char *key, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(key, *set) == 0)
+			return true;
+	return false;
+}
+
+/* A model ref: "name", "name@<n>" or "name@<alias>" (latest included). */
+static bool ref_ok(const char *ref)
+{
+	char name[256];
+	const char *at;
+	size_t n;
+
+	if (!ref)
+		return false;
+	at = strchr(ref, '@');
+	n = at ? (size_t)(at - ref) : strlen(ref);
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, ref, n);
+	name[n] = '\0';
+	if (node_name_check(name, NULL) < 0)
+		return false;
+	if (!at)
+		return true;
+	if (at[1] >= '0' && at[1] <= '9') {
+		unsigned v;
+
+		return name_ref_parse(ref, name, sizeof(name), &v) == 0;
+	}
+	return strcmp(at + 1, "latest") == 0 ||
+	       node_name_check(at + 1, NULL) == 0;
+}
+
+static int ref_problem(struct problem *pb, const char *text, const char *ref,
+		       const char *what)
+{
+	return problem_field(pb, text, ref,
+			     "%s must be a model as name, name@<version> or "
+			     "name@<alias>",
+			     what);
+}
+
+/* candidates: refs or {"model", "weight"}; made objects with weights. */
+static int check_candidates(json_t *spec, enum dep_strategy st,
+			    const char *text, struct problem *pb)
+{
+	json_t *cl = json_object_get(spec, "candidates");
+	size_t i, n = json_array_size(cl), want = 0;
+	double sum = 0;
+	json_t *c;
+
+	if (!json_is_array(cl) || n == 0)
+		return problem_field(pb, text, "candidates",
+				     "%s: a list of one model or more",
+				     cl ? "must be" : "missing");
+	if (n > DEPSPEC_MAX_CANDIDATES)
+		return problem_field(pb, text, "candidates",
+				     "more than %d candidates",
+				     DEPSPEC_MAX_CANDIDATES);
+	if (st == DEP_SINGLE)
+		want = 1;
+	else if (st == DEP_BLUE_GREEN || st == DEP_SHADOW)
+		want = 2;
+	if (want && n != want)
+		return problem_field(pb, text, "candidates",
+				     "%s takes %zu candidate%s, not %zu",
+				     strategies[st], want, want > 1 ? "s" : "",
+				     n);
+	if (!want && n < 2)
+		return problem_field(pb, text, "candidates",
+				     "%s takes two candidates or more",
+				     strategies[st]);
+	json_array_foreach(cl, i, c) {
+		json_t *obj = c, *w;
+		const char *ref;
+		const char *k;
+		json_t *v;
+
+		if (json_is_string(c)) {
+			obj = json_pack("{s:O}", "model", c);
+			if (!obj || json_array_set_new(cl, i, obj) < 0)
+				return -ENOMEM;
+		}
+		if (!json_is_object(obj))
+			return problem_field(pb, text, "candidates",
+					     "candidate %zu: must be a model "
+					     "or {\"model\": ..., \"weight\": "
+					     "...}",
+					     i + 1);
+		json_object_foreach(obj, k, v) {
+			if (strcmp(k, "model") != 0 && strcmp(k, "weight") != 0)
+				return problem_field(pb, text, k,
+						     "unknown field of a "
+						     "candidate (model, "
+						     "weight)");
+		}
+		ref = json_string_value(json_object_get(obj, "model"));
+		if (!ref_ok(ref))
+			return ref ? ref_problem(pb, text, ref, "\"model\"")
+				   : problem_field(pb, text, "candidates",
+						   "candidate %zu: \"model\" "
+						   "missing",
+						   i + 1);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(ref, json_string_value(json_object_get(
+					     json_array_get(cl, j),
+					     "model"))) == 0)
+				return problem_field(pb, text, ref,
+						     "named twice");
+		w = json_object_get(obj, "weight");
+		if (w && (!json_is_number(w) || json_number_value(w) < 0 ||
+			  !isfinite(json_number_value(w))))
+			return problem_field(pb, text, "weight",
+					     "must be a number, 0 or more");
+		if (st == DEP_CANARY && !w)
+			return problem_field(pb, text, ref,
+					     "a canary candidate needs a "
+					     "\"weight\"");
+		if (st != DEP_CANARY)
+			json_object_set_new(obj, "weight",
+					    json_real(100.0 / (double)n));
+		sum += json_number_value(json_object_get(obj, "weight"));
+	}
+	if (st == DEP_CANARY && !(sum > 0))
+		return problem_field(pb, text, "candidates",
+				     "the weights add up to 0: no candidate "
+				     "would answer");
+	return 0;
+}
+
+static int check_rollback(json_t *spec, const char *text, struct problem *pb)
+{
+	json_t *rb = json_object_get(spec, "rollback");
+	json_t *er, *acc, *mr;
+	const char *k;
+	json_t *v;
+
+	if (!rb)
+		return 0;
+	if (!json_is_object(rb))
+		return problem_field(pb, text, "rollback",
+				     "must be an object: error_rate, "
+				     "accuracy_below, min_requests");
+	json_object_foreach(rb, k, v) {
+		if (!known(k, rollback_fields))
+			return problem_field(pb, text, k,
+					     "unknown field of rollback "
+					     "(error_rate, accuracy_below, "
+					     "min_requests)");
+	}
+	er = json_object_get(rb, "error_rate");
+	acc = json_object_get(rb, "accuracy_below");
+	mr = json_object_get(rb, "min_requests");
+	if (er && (!json_is_number(er) || !(json_number_value(er) >= 0) ||
+		   json_number_value(er) > 1))
+		return problem_field(pb, text, "error_rate",
+				     "must be a number from 0 to 1");
+	if (acc && (!json_is_number(acc) || !(json_number_value(acc) >= 0) ||
+		    json_number_value(acc) > 1))
+		return problem_field(pb, text, "accuracy_below",
+				     "must be a number from 0 to 1");
+	if (mr && (!json_is_integer(mr) || json_integer_value(mr) < 1 ||
+		   json_integer_value(mr) > 1000000000))
+		return problem_field(pb, text, "min_requests",
+				     "must be a whole number, 1 or more");
+	if (!er && !acc)
+		return problem_field(pb, text, "rollback",
+				     "names no rule: give error_rate or "
+				     "accuracy_below");
+	if (!mr)
+		json_object_set_new(rb, "min_requests", json_integer(100));
+	return 0;
+}
+
+static int check_fields(json_t *spec, const char *text, struct problem *pb)
+{
+	json_t *sv = json_object_get(spec, "strategy");
+	json_t *cl = json_object_get(spec, "candidates");
+	json_t *eps = json_object_get(spec, "epsilon");
+	json_t *seed = json_object_get(spec, "seed");
+	json_t *sh = json_object_get(spec, "shadow");
+	enum dep_strategy st = DEP_SINGLE;
+	const char *k;
+	json_t *v;
+	int rc;
+
+	json_object_foreach(spec, k, v) {
+		if (!known(k, fields))
+			return problem_field(pb, text, k,
+					     "unknown field (strategy, "
+					     "candidates, shadow, seed, "
+					     "epsilon, rollback)");
+	}
+	if (sv) {
+		size_t i;
+
+		for (i = 0; i < NSTRATEGIES; i++)
+			if (json_is_string(sv) &&
+			    strcmp(json_string_value(sv), strategies[i]) == 0)
+				break;
+		if (i == NSTRATEGIES)
+			return problem_field(pb, text, "strategy",
+					     "must be single, blue-green, "
+					     "canary, epsilon-greedy, "
+					     "thompson or shadow");
+		st = (enum dep_strategy)i;
+	} else if (json_array_size(cl) > 1) {
+		return problem_field(pb, text, "candidates",
+				     "several candidates need a \"strategy\"");
+	}
+	json_object_set_new(spec, "strategy", json_string(strategies[st]));
+	rc = check_candidates(spec, st, text, pb);
+	if (rc < 0)
+		return rc;
+	if (eps && st != DEP_EPSILON_GREEDY)
+		return problem_field(pb, text, "epsilon",
+				     "only epsilon-greedy takes it");
+	if (eps && (!json_is_number(eps) || !(json_number_value(eps) >= 0) ||
+		    json_number_value(eps) > 1))
+		return problem_field(pb, text, "epsilon",
+				     "must be a number from 0 to 1");
+	if (!eps && st == DEP_EPSILON_GREEDY)
+		json_object_set_new(spec, "epsilon", json_real(0.1));
+	if (seed && (!json_is_integer(seed) || json_integer_value(seed) < 0))
+		return problem_field(pb, text, "seed",
+				     "must be a whole number, 0 or more");
+	if (sh && !ref_ok(json_string_value(sh)))
+		return json_is_string(sh)
+			       ? ref_problem(pb, text, json_string_value(sh),
+					     "\"shadow\"")
+			       : problem_field(pb, text, "shadow",
+					       "must be a model as name, "
+					       "name@<version> or "
+					       "name@<alias>");
+	if (sh && st == DEP_SHADOW)
+		return problem_field(pb, text, "shadow",
+				     "the shadow strategy mirrors its second "
+				     "candidate already");
+	return check_rollback(spec, text, pb);
+}
+
+int deployspec_check(const char *text, size_t len, bool final, json_t **out,
+		     struct problem *pb)
+{
+	json_t *spec;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	/* the syntax, and a write cut inside a value, as train specs */
+	rc = spec_check_text(text, len, final, pb);
+	if (rc < 0)
+		return rc;
+	spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!spec)
+		return 0; /* incomplete, and not final */
+	rc = check_fields(spec, text, pb);
+	if (rc == 0 && out)
+		*out = json_incref(spec);
+	json_decref(spec);
+	return rc;
+}
