@@ -102,14 +102,27 @@ struct dent {
 };
 
 /* deploy.c */
+bool dep_read_only(struct fs *fs);
+/* name's latest revision, loaded: a reference (dep_put); -ENOENT with
+ * why when there is none yet */
+int dep_get(struct fs *fs, const char *name, struct dep **out, char *why,
+	    size_t whylen);
 void dep_put(struct dep *d);
+/* ids handed out stay below upto, whatever happens next */
+int dep_save_ids(struct dent *e, uint64_t upto);
 int dep_save_state(struct dep *d);
 void dep_change(struct dent *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* a label for answer p of d's revision: counters, then the rollback rule */
+void dep_iso_time(char *out, size_t cap);
+
+/* deployroute.c */
+/* a label for answer p of d's revision, into its candidate's counters */
 void dep_label(struct dep *d, const struct dpred *p, const char *truth,
 	       size_t tlen);
-void dep_iso_time(char *out, size_t cap);
+/* rolled back: the first candidate alone serves */
+bool dep_pinned_first(const struct dep *d);
+/* under d->lock: roll back to the first candidate, once, saying why */
+void dep_rollback_locked(struct dep *d, const char *why);
 
 /* deploylog.c */
 int dlog_load(struct dent *e, struct dep *cur);
