@@ -68,6 +68,7 @@ struct cli {
 	int verify_delay;
 	int sync_timeout;
 	char *predictions_sync;
+	char *anon_key;
 	int path_style;
 	int foreground;
 	int debug;
@@ -94,6 +95,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("verify_delay=%d", verify_delay),
 	CLI_OPT("sync_timeout=%d", sync_timeout),
 	CLI_OPT("predictions_sync=%s", predictions_sync),
+	CLI_OPT("anon_key=%s", anon_key),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -150,6 +152,10 @@ static void usage(FILE *fp)
 		"                           durable this long after they are\n"
 		"                           read, at most (1; close and fsync\n"
 		"                           of the predict file: at once)\n"
+		"       anon_key=FILE       pii columns in deployments' logs are\n"
+		"                           HMAC-SHA-256'd under this key (a\n"
+		"                           file of root's, mode 0600); without\n"
+		"                           it they are left out\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -419,6 +425,9 @@ static void fs_free(struct fs *fs)
 	answers_stop(fs);
 	featonline_stop(fs);
 	served_cache_close(fs);
+	if (fs->anon_key)
+		explicit_bzero(fs->anon_key, fs->anon_key_len);
+	free(fs->anon_key);
 	/* the store first: its export threads ask the S3 mode's gate */
 	store_close(fs->store);
 	fs->store = NULL;
@@ -523,6 +532,45 @@ static void cli_free(struct cli *cli)
 	free(cli->max_file);
 	free(cli->endpoint);
 	free(cli->region);
+	free(cli->predictions_sync);
+	free(cli->anon_key);
+}
+
+/*
+ * -o anon_key=FILE: the master key pii values are hashed under.  A
+ * regular file of root's that no one else may read or write (0600 or
+ * 0400), of 16 to 4096 bytes; anything else refuses the mount.  0, or
+ * -1 after one line.
+ */
+static int read_anon_key(struct fs *fs, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	unsigned char buf[4097];
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return -fail("anon_key=%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 0177) != 0) {
+		close(fd);
+		return -fail("anon_key=%s: %s", path,
+			     "must be a regular file of root's, mode 0600");
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 16 || n > 4096) {
+		explicit_bzero(buf, sizeof(buf));
+		return -fail("anon_key=%s: %s", path,
+			     "must hold 16 to 4096 bytes of key");
+	}
+	fs->anon_key = malloc((size_t)n);
+	if (!fs->anon_key)
+		return -fail("%s%s", strerror(ENOMEM), "");
+	memcpy(fs->anon_key, buf, (size_t)n);
+	fs->anon_key_len = (size_t)n;
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
 }
 
 /* The options fs keeps, with their defaults.  0, or 1 after one line. */
@@ -550,6 +598,8 @@ static int opts_from_cli(struct fs *fs, const struct cli *cli)
 				    cli->predictions_sync, "");
 		fs->opts.predictions_sync_ms = (unsigned)(v * 1000 + 0.5);
 	}
+	if (cli->anon_key && read_anon_key(fs, cli->anon_key) < 0)
+		return 1;
 	if (cli->max_file && parse_size(cli->max_file, &fs->opts.max_file) < 0)
 		return fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			    cli->max_file, "");

@@ -77,6 +77,9 @@ struct fs {
 	struct feat_cache *feat_cache;    /* feature sets' latest specs and
 					     marks (featonline_start) */
 	struct dtable *deploys;     /* deployments in memory (deploy_start) */
+	unsigned char *anon_key;    /* -o anon_key: the master key that pii
+				       values are hashed under, or NULL */
+	size_t anon_key_len;
 	struct answer_sessions *sessions; /* stream answers kept for shell
 					     sessions (answers_start) */
 	struct repo *repo;          /* the repository's state (repo_open) */

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "deploy_int.h"
 #include "fs.h"
@@ -83,6 +85,7 @@ void dep_put(struct dep *d)
 	for (size_t i = 0; i < d->nm; i++)
 		served_put(d->ms[i]);
 	json_decref(d->spec);
+	free(d->mask);
 	pthread_mutex_destroy(&d->lock);
 	dent_put(d->e);
 	free(d);
@@ -648,16 +651,87 @@ static void changes_note(struct fs *fs, const char *name, const char *fmt,
 	json_decref(rec);
 }
 
+/* Does version man of a model name column as pii in its dataset? */
+static bool pii_in(struct fs *fs, json_t *man, const char *column)
+{
+	json_t *ds = json_object_get(man, "dataset"), *dman, *c;
+	const char *name = json_string_value(json_object_get(ds, "name"));
+	bool pii = false;
+	size_t i;
+
+	if (!name || repo_version(fs, &repo_datasets, name,
+				  (unsigned)json_integer_value(
+					  json_object_get(ds, "version")),
+				  &dman) < 0)
+		return false;
+	json_array_foreach(json_object_get(json_object_get(dman, "schema"),
+					   "columns"),
+			   i, c) {
+		const char *role = json_string_value(json_object_get(c, "role"));
+
+		if (role && strcmp(role, "pii") == 0 &&
+		    strcmp(json_string_value(json_object_get(c, "name")),
+			   column) == 0)
+			pii = true;
+	}
+	json_decref(dman);
+	return pii;
+}
+
+/*
+ * What the log keeps of each input: a column any candidate's dataset
+ * marks pii is hashed under the mount's anon_key (HMAC-SHA-256, with a
+ * key derived for the deployment's owner, so that one user cannot
+ * hash guesses to match another's column) or, without a key, left out.
+ */
+static int input_mask(struct fs *fs, struct dep *d, json_t **mans,
+		      uid_t owner)
+{
+	char *const *names;
+	size_t n = served_inputs(d->ms[0], &names);
+	bool any = false;
+	char info[64];
+	unsigned len = 0;
+
+	d->mask = calloc(n + 1, 1);
+	if (!d->mask)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		for (size_t i = 0; i < d->nm && !d->mask[k]; i++)
+			if (mans[i] && pii_in(fs, mans[i], names[k]))
+				d->mask[k] = fs->anon_key ? PSTREAM_IN_HASH
+							  : PSTREAM_IN_DROP;
+		any |= d->mask[k] != PSTREAM_IN_KEEP;
+	}
+	if (!any) {
+		free(d->mask);
+		d->mask = NULL;
+		return 0;
+	}
+	snprintf(info, sizeof(info), "mlfs anon v1 uid %u", (unsigned)owner);
+	if (fs->anon_key &&
+	    !HMAC(EVP_sha256(), fs->anon_key, (int)fs->anon_key_len,
+		  (const unsigned char *)info, strlen(info), d->hkey, &len))
+		return -EIO;
+	return 0;
+}
+
 /* Revision rev of e's deployment, its models loaded. */
 static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
 		     struct dep **out, char *why, size_t whylen)
 {
+	json_t *mans[PSTREAM_MAX_MODELS] = { NULL };
 	struct dep *d;
-	json_t *man, *rb, *m;
+	json_t *man, *rb, *m, *rec;
+	uid_t owner = 0;
 	size_t i;
 	int rc;
 
 	*out = NULL;
+	if (repo_get(fs, &repo_deployments, e->name, &rec) == 0) {
+		owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+		json_decref(rec);
+	}
 	rc = repo_version(fs, &repo_deployments, e->name, rev, &man);
 	if (rc < 0) {
 		snprintf(why, whylen, "no revision v%u", rev);
@@ -702,11 +776,15 @@ static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
 			break;
 		}
 		rc = serve_version(fs, mman, &d->ms[i], why, whylen);
-		json_decref(mman);
+		mans[i] = mman;
 		if (rc == 0)
 			d->nm = i + 1;
 	}
 	json_decref(man);
+	if (rc == 0 && d->nm)
+		rc = input_mask(fs, d, mans, owner);
+	for (i = 0; i < PSTREAM_MAX_MODELS; i++)
+		json_decref(mans[i]);
 	if (rc == 0 && d->nm > d->ncand)
 		d->shadow = d->st == DEP_SHADOW ? 1 : (long)d->ncand;
 	if (d->st == DEP_SHADOW)

@@ -61,6 +61,10 @@ struct dep {
 	struct served *ms[PSTREAM_MAX_MODELS];
 	char ref[PSTREAM_MAX_MODELS][300]; /* "model@v" */
 	unsigned task;      /* MLFS_TASK_* */
+	unsigned char *mask; /* per input: PSTREAM_IN_*, for the log; NULL:
+			      * no pii input */
+	unsigned char hkey[32]; /* pii values are HMAC-SHA-256'd under it:
+				 * the mount's key, derived for the owner */
 	uint64_t seed;
 	double eps;
 	bool rb_on_err, rb_on_acc;

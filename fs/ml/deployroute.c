@@ -22,6 +22,8 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "deploy_int.h"
 #include "fs.h"
@@ -368,6 +370,24 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 	sb_printf(l, ", \"latency_us\": %" PRIu64 "}\n", us);
 }
 
+/* A pii value as the log keeps it: its HMAC-SHA-256, in hex. */
+static void route_hash(void *arg, const char *v, size_t n, struct strbuf *out)
+{
+	struct dstream *s = arg;
+	unsigned char md[32];
+	unsigned len = 0;
+	char hex[65];
+
+	if (!HMAC(EVP_sha256(), s->d->hkey, sizeof(s->d->hkey),
+		  (const unsigned char *)v, n, md, &len) || len != 32) {
+		sb_puts(out, "null");
+		return;
+	}
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	sb_json_string(out, hex, 64);
+}
+
 int deploy_stream_open(struct fs *fs, const char *name, struct dstream **out,
 		       char *msg, size_t msglen)
 {
@@ -380,7 +400,8 @@ int deploy_stream_open(struct fs *fs, const char *name, struct dstream **out,
 	rc = dep_get(fs, name, &s->d, msg, msglen);
 	if (rc == 0) {
 		s->rt = (struct pstream_route){ route_pick, route_assign,
-						route_answered, s };
+						route_answered, s,
+						s->d->mask, route_hash };
 		s->log = !dep_read_only(fs);
 		rc = pstream_new_routed(s->d->ms, s->d->nm, &s->rt, &s->ps);
 	}

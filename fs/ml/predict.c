@@ -863,6 +863,8 @@ static int keep_inputs(struct pstream *s, const char *const *fields,
 {
 	const struct served *m = s->ms[0];
 	size_t off = s->ins.len;
+	const unsigned char *mask = s->rt->mask;
+	bool first = true;
 
 	s->ins.err = 0;
 	sb_append(&s->ins, "{", 1);
@@ -872,11 +874,16 @@ static int keep_inputs(struct pstream *s, const char *const *fields,
 		char num[NUM_SHORTEST_MAX];
 		double v;
 
-		if (k)
+		if (mask && mask[k] == PSTREAM_IN_DROP)
+			continue;
+		if (!first)
 			sb_append(&s->ins, ", ", 2);
+		first = false;
 		sb_json_string(&s->ins, m->inputs[k], strlen(m->inputs[k]));
 		sb_append(&s->ins, ": ", 2);
-		if (n == 0)
+		if (mask && mask[k] == PSTREAM_IN_HASH)
+			s->rt->hash(s->rt->arg, f, n, &s->ins);
+		else if (n == 0)
 			sb_append(&s->ins, "null", 4);
 		else if (json_number_text(f, n))
 			sb_append(&s->ins, f, n);
@@ -1086,6 +1093,12 @@ static size_t best_of(const struct served *m, const float *p)
 unsigned served_task(const struct served *m)
 {
 	return m->task;
+}
+
+size_t served_inputs(const struct served *m, char *const **names)
+{
+	*names = m->inputs;
+	return m->ninputs;
 }
 
 long served_class(const struct served *m, const char *text, size_t len)

@@ -99,7 +99,16 @@ struct pstream_route {
 	/* an answer, in the order of the rows */
 	void (*answered)(void *arg, const struct pstream_answer *a);
 	void *arg;
+	/*
+	 * The inputs an answer tells: per input (in the models' order),
+	 * PSTREAM_IN_KEEP, _DROP (left out) or _HASH (hash appends the
+	 * value's replacement, a JSON value, to out).  NULL: all kept.
+	 */
+	const unsigned char *mask;
+	void (*hash)(void *arg, const char *v, size_t n, struct strbuf *out);
 };
+
+enum { PSTREAM_IN_KEEP, PSTREAM_IN_DROP, PSTREAM_IN_HASH };
 
 /*
  * pstream_new_routed: a stream over ms[0..nm) (borrowed: the caller keeps
@@ -113,8 +122,9 @@ int pstream_new_routed(struct served **ms, size_t nm,
 bool served_alike(const struct served *a, const struct served *b,
 		  char *why, size_t whylen);
 
-/* What m is: MLFS_TASK_*, its classes (in order). */
+/* What m is: MLFS_TASK_*; its input columns, in order (borrowed). */
 unsigned served_task(const struct served *m);
+size_t served_inputs(const struct served *m, char *const **names);
 /* The index of the class text (len bytes) among m's, or -1. */
 long served_class(const struct served *m, const char *text, size_t len);
 /* An answer as one number: the class (or cluster) index, or the value

@@ -451,3 +451,45 @@ def test_other_users(mlfs_factory):
                  f"{m.mnt}/deployments/theirs/spec"])
     assert r.returncode != 0
     assert not (m.mnt / "deployments/theirs/v1").exists()
+
+
+def test_pii_inputs_are_left_out_or_hashed(mlfs_factory, tmp_path):
+    import hashlib
+    import hmac
+    m = mlfs_factory()
+    d = m.mnt / "datasets/people"
+    d.mkdir()
+    lines = ["x1,x2,zip,y"] + [f"{i % 7},{i % 5},{75000 + i % 3},{'ab'[i % 2]}"
+                               for i in range(60)]
+    (d / "data.csv").write_text("\n".join(lines) + "\n")
+    r = sh(f"cat > {d}/schema",
+           input='{"columns": [{"name": "zip", "role": "pii"}]}')
+    assert r.returncode == 0, r.stderr
+    assert train(m, "p", {"dataset": "people", "algorithm": "logistic",
+                          "model": "pm",
+                          "features": ["x1", "x2", "zip"]}) == "succeeded\n"
+    dep, r = deploy(m, "pp", {"candidates": ["pm@1"]})
+    assert r.returncode == 0, r.stderr
+    fsync_predict(dep, "1,2,75001\n")
+    assert log_lines(dep)[-1]["inputs"] == {"x1": 1, "x2": 2}
+    m.stop()
+    # a key that others may read refuses the mount
+    key = tmp_path / "anon.key"
+    key.write_bytes(b"0123456789abcdef0123456789abcdef")
+    os.chmod(key, 0o644)
+    bad = subprocess.run([str(m.argv[0]), "-f", "-o",
+                          f"cache={m.cache},anon_key={key}",
+                          str(m.store), str(m.mnt)],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0
+    assert "anon_key" in bad.stderr and "mode 0600" in bad.stderr
+    os.chmod(key, 0o600)
+    m.opts.append(f"anon_key={key}")
+    m.start()
+    fsync_predict(dep, "1,2,75001\n3,4,75001\n")
+    a, b = log_lines(dep)[-2:]
+    k = hmac.new(key.read_bytes(), b"mlfs anon v1 uid 0",
+                 hashlib.sha256).digest()
+    want = hmac.new(k, b"75001", hashlib.sha256).hexdigest()
+    assert a["inputs"] == {"x1": 1, "x2": 2, "zip": want}
+    assert b["inputs"]["zip"] == want

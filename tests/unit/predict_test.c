@@ -581,7 +581,8 @@ static void test_routed(struct fs *fs)
 	static const char csv1[] = "a,b,y\n1,10,0\n2,20,0\n3,30,0\n";
 	static const char csv2[] = "a,b,y\n1,10,0\n3,20,0\n5,30,0\n";
 	struct served *ms[2] = { NULL, NULL }, *c = NULL, *bad[2];
-	struct pstream_route rt = { rt_pick, rt_assign, rt_answered, NULL };
+	struct pstream_route rt = { rt_pick, rt_assign, rt_answered, NULL,
+				    NULL, NULL };
 	struct rtest t = { 0 };
 	struct strbuf out = { 0 };
 	struct pstream *s = NULL;
