@@ -39,6 +39,7 @@
 #include "answers.h"
 #include "featonline.h"
 #include "deploy.h"
+#include "featspec.h"
 #include "models.h"
 #include "node.h"
 #include "plugin.h"
@@ -69,6 +70,7 @@ struct cli {
 	int sync_timeout;
 	char *predictions_sync;
 	char *anon_key;
+	char *predictions_keep;
 	int path_style;
 	int foreground;
 	int debug;
@@ -96,6 +98,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("sync_timeout=%d", sync_timeout),
 	CLI_OPT("predictions_sync=%s", predictions_sync),
 	CLI_OPT("anon_key=%s", anon_key),
+	CLI_OPT("predictions_keep=%s", predictions_keep),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -152,6 +155,10 @@ static void usage(FILE *fp)
 		"                           durable this long after they are\n"
 		"                           read, at most (1; close and fsync\n"
 		"                           of the predict file: at once)\n"
+		"       predictions_keep=AGE[:SIZE]  a deployment's\n"
+		"                           prediction store drops its oldest\n"
+		"                           lines past AGE (30d) or SIZE (10G):\n"
+		"                           30d, 10G or 30d:10G (default: all)\n"
 		"       anon_key=FILE       pii columns in deployments' logs are\n"
 		"                           HMAC-SHA-256'd under this key (a\n"
 		"                           file of root's, mode 0600); without\n"
@@ -534,6 +541,7 @@ static void cli_free(struct cli *cli)
 	free(cli->region);
 	free(cli->predictions_sync);
 	free(cli->anon_key);
+	free(cli->predictions_keep);
 }
 
 /*
@@ -573,6 +581,29 @@ static int read_anon_key(struct fs *fs, const char *path)
 	return 0;
 }
 
+/* predictions_keep=AGE[:SIZE], either part alone also. */
+static int parse_keep(const char *s, struct fs_opts *o)
+{
+	char buf[64], *colon;
+	int64_t secs;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (featspec_duration(buf, &secs) == 0)
+		o->predictions_keep_secs = (uint64_t)secs;
+	else if (colon || parse_size(buf, &o->predictions_keep_bytes) < 0 ||
+		 o->predictions_keep_bytes == 0)
+		return -1;
+	if (colon && (parse_size(colon + 1, &o->predictions_keep_bytes) < 0 ||
+		      o->predictions_keep_bytes == 0))
+		return -1;
+	return 0;
+}
+
 /* The options fs keeps, with their defaults.  0, or 1 after one line. */
 static int opts_from_cli(struct fs *fs, const struct cli *cli)
 {
@@ -600,6 +631,11 @@ static int opts_from_cli(struct fs *fs, const struct cli *cli)
 	}
 	if (cli->anon_key && read_anon_key(fs, cli->anon_key) < 0)
 		return 1;
+	if (cli->predictions_keep &&
+	    parse_keep(cli->predictions_keep, &fs->opts) < 0)
+		return fail("predictions_keep=%s: %s", cli->predictions_keep,
+			    "expected an age (30d), a size (10G) or both "
+			    "(30d:10G)");
 	if (cli->max_file && parse_size(cli->max_file, &fs->opts.max_file) < 0)
 		return fail("max_file=%s: not a size (e.g. 512M, 20G)%s",
 			    cli->max_file, "");

@@ -50,6 +50,9 @@ struct fs_opts {
 	unsigned jobs;
 	unsigned predictions_sync_ms; /* a deployment's answers are durable
 					 this long after they are read */
+	uint64_t predictions_keep_secs;  /* a prediction store keeps this
+					    long (0: for ever) */
+	uint64_t predictions_keep_bytes; /* and this much (0: no bound) */
 	unsigned handles_per_uid; /* open handles one uid may hold: past it,
 				     EMFILE to that user alone; 0: no bound */
 	bool foreground;

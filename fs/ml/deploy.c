@@ -100,19 +100,27 @@ static void *committer(void *arg)
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct timespec ts;
-		struct dent *batch[64];
-		size_t n = 0;
+		struct dent **batch = NULL;
+		size_t n = 0, cap = 0;
 		bool stop = t->stop;
 
-		for (struct dent *e = t->list; e && n < 64; e = e->next) {
+		for (struct dent *e = t->list; e; e = e->next)
+			cap++;
+		batch = cap ? malloc(cap * sizeof(*batch)) : NULL;
+		for (struct dent *e = t->list; batch && e; e = e->next) {
 			atomic_fetch_add(&e->refs, 1);
 			batch[n++] = e;
 		}
 		pthread_mutex_unlock(&t->lock);
 		for (size_t i = 0; i < n; i++) {
 			dlog_commit(batch[i], UINT64_MAX);
+			if (!dep_read_only(fs))
+				dlog_retain(batch[i], (int64_t)time(NULL),
+					    fs->opts.predictions_keep_secs,
+					    fs->opts.predictions_keep_bytes);
 			dent_put(batch[i]);
 		}
+		free(batch);
 		pthread_mutex_lock(&t->lock);
 		if (stop)
 			break;

@@ -95,6 +95,7 @@ struct dent {
 	uint64_t durable;   /* lines committed so far */
 	uint64_t segseq;    /* the last segment's number */
 	uint64_t *segno, *segend; /* committed segments, end offsets */
+	int64_t *segtime;   /* and when each was written */
 	size_t nseg, segcap;
 	uint64_t size;      /* committed bytes */
 	uint64_t seq, seq_reserved; /* ids assigned, and reserved */
@@ -141,5 +142,8 @@ struct dpred *dlog_match(struct dent *e, const char *id, size_t idlen);
 void dlog_segment_key(const struct dent *e, uint64_t n, char *out,
 		      size_t cap);
 ssize_t dlog_read(struct dent *e, char *buf, size_t size, uint64_t off);
+/* drop the oldest segments past age seconds, or past bytes in all (0:
+ * no bound); the newest is always kept */
+void dlog_retain(struct dent *e, int64_t now, uint64_t age, uint64_t bytes);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <xxhash.h>
@@ -137,11 +138,12 @@ int dlog_append(struct dent *e, const char *buf, size_t len, uint64_t *upto)
 	return rc;
 }
 
-static int seg_note(struct dent *e, uint64_t no, uint64_t len)
+static int seg_note(struct dent *e, uint64_t no, uint64_t len, int64_t when)
 {
 	if (e->nseg == e->segcap) {
 		size_t cap = e->segcap ? e->segcap * 2 : 64;
 		uint64_t *a = realloc(e->segno, cap * sizeof(*a));
+		int64_t *t;
 
 		if (!a)
 			return -ENOMEM;
@@ -150,12 +152,53 @@ static int seg_note(struct dent *e, uint64_t no, uint64_t len)
 		if (!a)
 			return -ENOMEM;
 		e->segend = a;
+		t = realloc(e->segtime, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		e->segtime = t;
 		e->segcap = cap;
 	}
 	e->size += len;
 	e->segno[e->nseg] = no;
+	e->segtime[e->nseg] = when;
 	e->segend[e->nseg++] = e->size;
 	return 0;
+}
+
+/*
+ * Retention: the oldest segments go, whole, from the store and from the
+ * front of `predictions` (a reader at its end sees the file shrink, as
+ * after a log rotation; tail -f says so and follows on).
+ */
+void dlog_retain(struct dent *e, int64_t now, uint64_t age, uint64_t bytes)
+{
+	for (;;) {
+		uint64_t no, len;
+		char key[700];
+
+		pthread_mutex_lock(&e->commit_lock);
+		pthread_mutex_lock(&e->lock);
+		if (e->nseg < 2 ||
+		    !((age && now - e->segtime[0] > (int64_t)age) ||
+		      (bytes && e->size > bytes))) {
+			pthread_mutex_unlock(&e->lock);
+			pthread_mutex_unlock(&e->commit_lock);
+			return;
+		}
+		no = e->segno[0];
+		len = e->segend[0];
+		e->nseg--;
+		memmove(e->segno, e->segno + 1, e->nseg * sizeof(*e->segno));
+		memmove(e->segtime, e->segtime + 1,
+			e->nseg * sizeof(*e->segtime));
+		for (size_t i = 0; i < e->nseg; i++)
+			e->segend[i] = e->segend[i + 1] - len;
+		e->size -= len;
+		pthread_mutex_unlock(&e->lock);
+		dlog_segment_key(e, no, key, sizeof(key));
+		store_del(e->fs->store, key);
+		pthread_mutex_unlock(&e->commit_lock);
+	}
 }
 
 /*
@@ -191,7 +234,7 @@ int dlog_commit(struct dent *e, uint64_t upto)
 	}
 	pthread_mutex_lock(&e->lock);
 	if (rc == 0)
-		rc = seg_note(e, e->segseq, seg.len);
+		rc = seg_note(e, e->segseq, seg.len, (int64_t)time(NULL));
 	if (rc == 0) {
 		e->durable = lines;
 		sb_free(&seg);
@@ -213,8 +256,13 @@ int dlog_commit(struct dent *e, uint64_t upto)
 
 /* --- load: the segments read again --- */
 
+struct seg {
+	uint64_t no;
+	int64_t mtime;
+};
+
 struct seglist {
-	uint64_t *no;
+	struct seg *s;
 	size_t n, cap;
 	size_t plen;
 };
@@ -226,26 +274,26 @@ static int seg_listed(void *arg, const char *key, const struct store_stat *st)
 	char *end;
 	unsigned long long no;
 
-	(void)st;
 	no = strtoull(p, &end, 10);
 	if (end == p || strcmp(end, ".jsonl") != 0)
 		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		uint64_t *a = realloc(l->no, cap * sizeof(*a));
+		struct seg *a = realloc(l->s, cap * sizeof(*a));
 
 		if (!a)
 			return -ENOMEM;
-		l->no = a;
+		l->s = a;
 		l->cap = cap;
 	}
-	l->no[l->n++] = no;
+	l->s[l->n].mtime = st ? st->mtime : 0;
+	l->s[l->n++].no = no;
 	return 0;
 }
 
-static int u64_cmp(const void *a, const void *b)
+static int seg_cmp(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct seg *)a)->no, y = ((const struct seg *)b)->no;
 
 	return x < y ? -1 : x > y;
 }
@@ -316,21 +364,21 @@ int dlog_load(struct dent *e, struct dep *cur)
 	if (rc == -ENOENT)
 		rc = 0;
 	if (rc < 0) {
-		free(l.no);
+		free(l.s);
 		return rc;
 	}
 	if (l.n)
-		qsort(l.no, l.n, sizeof(*l.no), u64_cmp);
+		qsort(l.s, l.n, sizeof(*l.s), seg_cmp);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		char key[700], *buf = NULL;
 		size_t len = 0;
 
-		dlog_segment_key(e, l.no[i], key, sizeof(key));
+		dlog_segment_key(e, l.s[i].no, key, sizeof(key));
 		rc = store_get(e->fs->store, key, SEGMENT_MAX, &buf, &len);
 		if (rc < 0)
 			break;
-		rc = seg_note(e, l.no[i], len);
-		e->segseq = l.no[i];
+		rc = seg_note(e, l.s[i].no, len, l.s[i].mtime);
+		e->segseq = l.s[i].no;
 		for (char *p = buf, *end = buf + len; rc == 0 && p < end;) {
 			char *nl = memchr(p, '\n', (size_t)(end - p));
 			json_t *j;
@@ -345,7 +393,7 @@ int dlog_load(struct dent *e, struct dep *cur)
 		}
 		free(buf);
 	}
-	free(l.no);
+	free(l.s);
 	return rc;
 }
 
@@ -354,6 +402,7 @@ void dlog_free(struct dent *e)
 	sb_free(&e->pending);
 	free(e->segno);
 	free(e->segend);
+	free(e->segtime);
 	free(e->preds);
 	free(e->buckets);
 }

@@ -493,3 +493,29 @@ def test_pii_inputs_are_left_out_or_hashed(mlfs_factory, tmp_path):
     want = hmac.new(k, b"75001", hashlib.sha256).hexdigest()
     assert a["inputs"] == {"x1": 1, "x2": 2, "zip": want}
     assert b["inputs"]["zip"] == want
+
+
+def test_retention_drops_the_oldest_segments(mlfs_factory):
+    import time
+    m = mlfs_factory(opts=["predictions_keep=2s"])
+    two_models(m)
+    d, r = deploy(m, "web", {"candidates": ["m@1"]})
+    first = fsync_predict(d, rows(m, 1)[0] + "\n").split(",")[0]
+    time.sleep(3)
+    second = fsync_predict(d, rows(m, 1)[0] + "\n").split(",")[0]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ids = [o["id"] for o in log_lines(d)]
+        if ids == [second]:
+            break
+        time.sleep(0.2)
+    assert ids == [second], (first, ids)
+    segs = list((m.store / "deployments/web/predictions").rglob("*.jsonl"))
+    assert len(segs) == 1
+    m.stop()
+    for bad in ("2x", "1G:3d", "0", "1d:0"):
+        r = subprocess.run([str(m.argv[0]), "-f", "-o",
+                            f"cache={m.cache},predictions_keep={bad}",
+                            str(m.store), str(m.mnt)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "predictions_keep" in r.stderr, bad
