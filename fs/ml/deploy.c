@@ -85,6 +85,7 @@ void dep_put(struct dep *d)
 	for (size_t i = 0; i < d->nm; i++)
 		served_put(d->ms[i]);
 	json_decref(d->spec);
+	json_decref(d->sets);
 	free(d->mask);
 	pthread_mutex_destroy(&d->lock);
 	dent_put(d->e);
@@ -408,6 +409,7 @@ static int spec_models(struct fs *fs, json_t *spec, const char *text,
 {
 	struct served *ms[PSTREAM_MAX_MODELS] = { NULL };
 	const char *refs[PSTREAM_MAX_MODELS];
+	json_t *sets0 = NULL;
 	size_t n = 0, i;
 	char why[600];
 	json_t *c;
@@ -432,6 +434,17 @@ static int spec_models(struct fs *fs, json_t *spec, const char *text,
 		if (rc == 0 && i > 0 &&
 		    !served_alike(ms[0], ms[i], why, sizeof(why)))
 			rc = -EINVAL;
+		if (rc == 0 && i == 0)
+			sets0 = json_incref(json_object_get(man, "feature_sets"));
+		if (rc == 0 && i > 0 &&
+		    !json_equal(sets0 ? sets0 : json_null(),
+				json_object_get(man, "feature_sets")
+					? json_object_get(man, "feature_sets")
+					: json_null())) {
+			snprintf(why, sizeof(why),
+				 "other feature sets than the first's");
+			rc = -EINVAL;
+		}
 		if (rc == 0)
 			rc = validate_sample(fs, ms[i], man, why, sizeof(why));
 		for (size_t j = 0; rc == 0 && j < json_array_size(*models);
@@ -458,6 +471,7 @@ static int spec_models(struct fs *fs, json_t *spec, const char *text,
 	}
 	for (i = 0; i < n; i++)
 		served_put(ms[i]);
+	json_decref(sets0);
 	if (rc < 0) {
 		json_decref(*models);
 		*models = NULL;
@@ -791,6 +805,8 @@ static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
 	json_decref(man);
 	if (rc == 0 && d->nm)
 		rc = input_mask(fs, d, mans, owner);
+	if (rc == 0 && d->nm)
+		d->sets = json_incref(json_object_get(mans[0], "feature_sets"));
 	for (i = 0; i < PSTREAM_MAX_MODELS; i++)
 		json_decref(mans[i]);
 	if (rc == 0 && d->nm > d->ncand)

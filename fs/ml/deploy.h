@@ -53,14 +53,16 @@ int deploy_spec(struct fs *fs, const char *name, const char *text,
 		struct problem *pb);
 
 /*
- * A predict handle's stream: rows routed and answered as a model's
- * predict answers them, each with a request id; logged unless the mount
- * is read-only.  -ENOENT without a revision (why in msg), -EIO when a
- * model cannot load.  deploy_stream_sync makes what the handle logged
- * durable (close, fsync).
+ * A predict handle's stream for ctx: rows routed and answered as a
+ * model's predict answers them (by entity key for models trained on
+ * feature sets, read as ctx), each with a request id; logged unless the
+ * mount is read-only.  -ENOENT without a revision (why in msg), -EIO
+ * when a model cannot load.  deploy_stream_sync makes what the handle
+ * logged durable (close, fsync).
  */
 int deploy_stream_open(struct fs *fs, const char *name,
-		       struct dstream **out, char *msg, size_t msglen);
+		       const struct fs_ctx *ctx, struct dstream **out,
+		       char *msg, size_t msglen);
 int deploy_stream_write(struct dstream *s, const char *buf, size_t len,
 			struct strbuf *out);
 int deploy_stream_finish(struct dstream *s, struct strbuf *out);

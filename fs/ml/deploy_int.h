@@ -61,6 +61,9 @@ struct dep {
 	struct served *ms[PSTREAM_MAX_MODELS];
 	char ref[PSTREAM_MAX_MODELS][300]; /* "model@v" */
 	unsigned task;      /* MLFS_TASK_* */
+	json_t *sets;       /* the candidates' feature sets (as the first's
+			     * manifest names them), or NULL: rows then
+			     * carry only the entity key */
 	unsigned char *mask; /* per input: PSTREAM_IN_*, for the log; NULL:
 			      * no pii input */
 	unsigned char hkey[32]; /* pii values are HMAC-SHA-256'd under it:

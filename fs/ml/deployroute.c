@@ -26,6 +26,8 @@
 #include <openssl/hmac.h>
 
 #include "deploy_int.h"
+#include "featpredict.h"
+#include "hostfile.h"
 #include "fs.h"
 #include "jsonout.h"
 #include "mlfs_plugin.h"
@@ -52,6 +54,7 @@ static double unit(uint64_t *x)
 struct dstream {
 	struct dep *d;
 	struct pstream *ps;
+	struct fpredict *fp; /* by entity key: feeds ps */
 	struct pstream_route rt;
 	bool log;
 	struct timespec t0; /* the write being answered began */
@@ -388,9 +391,11 @@ static void route_hash(void *arg, const char *v, size_t n, struct strbuf *out)
 	sb_json_string(out, hex, 64);
 }
 
-int deploy_stream_open(struct fs *fs, const char *name, struct dstream **out,
+int deploy_stream_open(struct fs *fs, const char *name,
+		       const struct fs_ctx *ctx, struct dstream **out,
 		       char *msg, size_t msglen)
 {
+	struct host_user caller = { ctx->uid, ctx->gid, ctx->pid };
 	struct dstream *s = calloc(1, sizeof(*s));
 	int rc;
 
@@ -405,6 +410,9 @@ int deploy_stream_open(struct fs *fs, const char *name, struct dstream **out,
 		s->log = !dep_read_only(fs);
 		rc = pstream_new_routed(s->d->ms, s->d->nm, &s->rt, &s->ps);
 	}
+	if (rc == 0 && s->d->sets)
+		rc = fpredict_new(fs, s->d->sets, &caller, s->ps, &s->fp, msg,
+				  msglen);
 	if (rc < 0) {
 		deploy_stream_free(s);
 		return rc;
@@ -435,13 +443,15 @@ int deploy_stream_write(struct dstream *s, const char *buf, size_t len,
 			struct strbuf *out)
 {
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
-	return after_write(s, pstream_write(s->ps, buf, len, out));
+	return after_write(s, s->fp ? fpredict_write(s->fp, buf, len, out)
+				    : pstream_write(s->ps, buf, len, out));
 }
 
 int deploy_stream_finish(struct dstream *s, struct strbuf *out)
 {
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
-	return after_write(s, pstream_finish(s->ps, out));
+	return after_write(s, s->fp ? fpredict_finish(s->fp, out)
+				    : pstream_finish(s->ps, out));
 }
 
 int deploy_stream_sync(struct dstream *s)
@@ -453,6 +463,7 @@ void deploy_stream_free(struct dstream *s)
 {
 	if (!s)
 		return;
+	fpredict_free(s->fp);
 	pstream_free(s->ps);
 	dep_put(s->d);
 	sb_free(&s->lines);

@@ -117,7 +117,7 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	char msg[400] = "";
 	int rc;
 
-	rc = deploy_stream_open(f->node->fs, obj_name(f->node), &s, msg,
+	rc = deploy_stream_open(f->node->fs, obj_name(f->node), ctx, &s, msg,
 				sizeof(msg));
 	if (rc < 0) {
 		if (msg[0])

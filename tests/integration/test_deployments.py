@@ -519,3 +519,26 @@ def test_retention_drops_the_oldest_segments(mlfs_factory):
                             str(m.store), str(m.mnt)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and "predictions_keep" in r.stderr, bad
+
+
+def test_a_model_of_feature_sets_is_served_by_key(mlfs):
+    from test_feature_sync import NOTTL, orders, synced
+    synced(mlfs, spec=NOTTL)
+    orders(mlfs)
+    spec = {"dataset": "orders", "label": "label", "algorithm": "logistic",
+            "feature_sets": ["cust"], "model": "who"}
+    assert train(mlfs, "pk", spec) == "succeeded\n"
+    assert train(mlfs, "pk2", dict(spec, params={"l2": 0.5})) \
+        == "succeeded\n"
+    d, r = deploy(mlfs, "keys", {"strategy": "canary", "seed": 1,
+                                 "candidates": [
+                                     {"model": "who@1", "weight": 1},
+                                     {"model": "who@2", "weight": 1}]})
+    assert r.returncode == 0, r.stderr
+    out = fsync_predict(d, "c1\nc2\n").splitlines()
+    assert [x.split(",")[:2] for x in out] == [["keys-1", "fr"],
+                                               ["keys-2", "de"]], out
+    log = log_lines(d)
+    assert set(log[0]["inputs"]) == {"spend_7d", "txns_1h", "country",
+                                     "amount_last"}
+    assert log[0]["inputs"]["country"] == "fr"
