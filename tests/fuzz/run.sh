@@ -16,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(csv spec predict model catalog s3 features)
+[ ${#targets[@]} -eq 0 ] && targets=(csv spec predict model catalog s3 features deploy)
 build="$root/build-fuzz"
 out="$build/fuzz-out"
 
@@ -29,7 +29,7 @@ ninja -C "$build" >/dev/null || { ninja -C "$build"; exit 2; }
 
 # Inputs per target: the spec target checks every prefix of a valid
 # spec, and predict writes each input three ways.
-declare -A max_len=([spec]=2048 [predict]=4096)
+declare -A max_len=([spec]=2048 [predict]=4096 [deploy]=2048)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0
