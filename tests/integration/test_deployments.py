@@ -542,3 +542,82 @@ def test_a_model_of_feature_sets_is_served_by_key(mlfs):
     assert set(log[0]["inputs"]) == {"spend_7d", "txns_1h", "country",
                                      "amount_last"}
     assert log[0]["inputs"]["country"] == "fr"
+
+
+BAD_FEEDBACK = [
+    ("web-1\n", 1, "expected id,truth"),
+    ("web-1,setosa,x\n", 1, "expected id,truth"),
+    (",setosa\n", 1, "an empty id"),
+    ("{\"id\": \"web-1\"}\n", 1, "\"truth\": missing"),
+    ("{\"truth\": \"setosa\"}\n", 1, "\"id\": missing"),
+    ("{\"id\": [1], \"truth\": \"setosa\"}\n", 1, "\"id\": missing"),
+    ("{bad\n", 1, "bad JSON"),
+    ("id,truth\nweb-1,setosa\nweb-2\n", 3, "expected id,truth"),
+    ("web-1,\"set\nosa\n", 1, "expected id,truth"),
+]
+
+
+@pytest.mark.parametrize("text,line,msg", BAD_FEEDBACK)
+def test_bad_feedback_fails_its_write_and_takes_nothing(mlfs, text, line,
+                                                         msg):
+    two_models(mlfs)
+    d, _ = deploy(mlfs, "web", {"candidates": ["m@1"]})
+    fsync_predict(d, rows(mlfs, 2)[0] + "\n" + rows(mlfs, 2)[1] + "\n")
+    r = sh(f"cat > {d}/feedback", input=text)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    err = mlfs.errors().splitlines()[-1]
+    assert f"deployments/web/feedback:{line}:" in err and msg in err, err
+    assert log_lines(d, "feedback") == []
+    # JSON numbers are ids and truths too
+    r = sh(f"cat > {d}/feedback", input='{"id": "web-1", "truth": "setosa"}\n')
+    assert r.returncode == 0
+    assert log_lines(d, "feedback")[0]["truth"] == "setosa"
+
+
+def test_kill9_during_traffic_loses_nothing_acknowledged(mlfs):
+    import threading
+    two_models(mlfs)
+    d, _ = deploy(mlfs, "web", {"candidates": ["m@1"]})
+    row = rows(mlfs, 1)[0] + "\n"
+    answered, labelled = [], []
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                out = fsync_predict(d, row)
+            except OSError:
+                return
+            if out:
+                answered.append(out.split(",")[0])
+
+    def labels():
+        while not stop.is_set():
+            if not answered:
+                stop.wait(0.001)
+                continue
+            rid = answered[-1]
+            try:
+                fd = os.open(d / "feedback", os.O_WRONLY)
+                os.write(fd, f"{rid},setosa\n".encode())
+                labelled.append(rid)
+                os.close(fd)
+            except OSError:
+                return
+
+    ts = [threading.Thread(target=traffic), threading.Thread(target=labels)]
+    for t in ts:
+        t.start()
+    import time
+    time.sleep(1.5)
+    mlfs.kill9()
+    stop.set()
+    for t in ts:
+        t.join(30)
+    mlfs.start()
+    log = log_lines(d)
+    got = {o["id"] for o in log if o["kind"] == "prediction"}
+    fb = [o["id"] for o in log if o["kind"] == "feedback"]
+    assert answered and labelled
+    assert set(answered) <= got
+    assert all(fb.count(i) >= labelled.count(i) for i in set(labelled))
