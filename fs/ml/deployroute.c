@@ -34,20 +34,6 @@
 #include "mlcore.h"
 #include "repo.h"
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static double unit(uint64_t *x)
-{
-	return (double)(splitmix64(x) >> 11) * 0x1.0p-53;
-}
-
 /* --- routing --- */
 
 /* A predict handle's stream: the rows' router and logger. */
@@ -72,7 +58,7 @@ bool dep_pinned_first(const struct dep *d)
 /* Standard normal and gamma draws, for Thompson sampling. */
 static double normal(uint64_t *x)
 {
-	double u = unit(x), v = unit(x);
+	double u = prng_uniform(x), v = prng_uniform(x);
 
 	return sqrt(-2.0 * log(u > 0 ? u : 1e-300)) * cos(2 * M_PI * v);
 }
@@ -82,11 +68,11 @@ static double gamma_draw(double a, uint64_t *x)
 	double dd, c;
 
 	if (a < 1)
-		return gamma_draw(a + 1, x) * pow(unit(x), 1.0 / a);
+		return gamma_draw(a + 1, x) * pow(prng_uniform(x), 1.0 / a);
 	dd = a - 1.0 / 3.0;
 	c = 1.0 / sqrt(9 * dd);
 	for (;;) {
-		double z = normal(x), v = 1 + c * z, u = unit(x);
+		double z = normal(x), v = 1 + c * z, u = prng_uniform(x);
 
 		if (v <= 0)
 			continue;
@@ -141,7 +127,7 @@ static int route_pick(void *arg, size_t *cand, long *mirror, char *why,
 	} else if (d->st == DEP_BLUE_GREEN) {
 		c = d->active;
 	} else if (d->st == DEP_CANARY) {
-		double total = 0, u = unit(&x), run = 0;
+		double total = 0, u = prng_uniform(&x), run = 0;
 
 		for (size_t i = 0; i < d->ncand; i++)
 			total += d->weight[i];
@@ -153,8 +139,8 @@ static int route_pick(void *arg, size_t *cand, long *mirror, char *why,
 		while (c > 0 && d->weight[c] <= 0)
 			c--;
 	} else if (d->st == DEP_EPSILON_GREEDY || d->st == DEP_THOMPSON) {
-		if (d->st == DEP_EPSILON_GREEDY && unit(&x) < d->eps) {
-			c = (size_t)(unit(&x) * (double)d->ncand);
+		if (d->st == DEP_EPSILON_GREEDY && prng_uniform(&x) < d->eps) {
+			c = (size_t)(prng_uniform(&x) * (double)d->ncand);
 			if (c >= d->ncand)
 				c = d->ncand - 1;
 		} else {

@@ -291,24 +291,9 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 	return check_rollback(spec, text, pb);
 }
 
-int deployspec_check(const char *text, size_t len, bool final, json_t **out,
-		     struct problem *pb)
+int deployspec_check(const char *text, size_t len, bool final,
+		     json_t **out, struct problem *pb)
 {
-	json_t *spec;
-	int rc;
-
-	if (out)
-		*out = NULL;
 	/* the syntax, and a write cut inside a value, as train specs */
-	rc = spec_check_text(text, len, final, pb);
-	if (rc < 0)
-		return rc;
-	spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!spec)
-		return 0; /* incomplete, and not final */
-	rc = check_fields(spec, text, pb);
-	if (rc == 0 && out)
-		*out = json_incref(spec);
-	json_decref(spec);
-	return rc;
+	return spec_check_json(text, len, final, check_fields, out, pb);
 }

@@ -130,6 +130,30 @@ int spec_check_text(const char *text, size_t len, bool final,
 			   err.text);
 }
 
+int spec_check_json(const char *text, size_t len, bool final,
+		    int (*fields)(json_t *spec, const char *text,
+				  struct problem *pb),
+		    json_t **out, struct problem *pb)
+{
+	json_t *spec;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	/* the syntax, and a write cut inside a value */
+	rc = spec_check_text(text, len, final, pb);
+	if (rc < 0)
+		return rc;
+	spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!spec)
+		return 0; /* incomplete, and not final */
+	rc = fields(spec, text, pb);
+	if (rc == 0 && out)
+		*out = json_incref(spec);
+	json_decref(spec);
+	return rc;
+}
+
 static void host_log(void *ctx, int level, const char *fmt, ...)
 {
 	(void)ctx;

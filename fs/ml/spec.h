@@ -28,6 +28,18 @@ int spec_check_text(const char *text, size_t len, bool final,
 		    struct problem *pb);
 
 /*
+ * spec_check_json: spec_check_text, then, once text is a complete JSON
+ * object, fields(spec, text, pb) on it (which may fill in defaults): the
+ * way every kind of spec is judged as it is written.  *out (if out) is
+ * the checked spec; NULL while incomplete and not final.  0, or
+ * fields' -errno or spec_check_text's, with pb.
+ */
+int spec_check_json(const char *text, size_t len, bool final,
+		    int (*fields)(json_t *spec, const char *text,
+				  struct problem *pb),
+		    json_t **out, struct problem *pb);
+
+/*
  * spec_may_write_model: may writer add a version to model (judged as
  * mkdir in models/<model>/ would be)?  0 if so or if the model does not
  * exist yet; -EACCES if not; other -errno from the index.

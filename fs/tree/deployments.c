@@ -37,29 +37,15 @@
 
 #define FEEDBACK_MAX_LINE ((size_t)1 << 20)
 
-static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
-{
-	json_t *man;
-	int rc;
-
-	rc = repo_version(n->fs, &repo_deployments, obj_name(n), ver, &man);
-	if (rc == -ENOENT && ver == 0)
-		return 0; /* no spec yet: empty */
-	if (rc < 0)
-		return rc;
-	rc = repo_render_field(man, "spec", out);
-	json_decref(man);
-	return rc;
-}
-
+/* The latest revision's spec (empty before the first), or v<n>'s. */
 static int spec_show(struct node *n, struct strbuf *out)
 {
-	return spec_render(n, 0, out);
+	return obj_field_show(n, 0, "spec", "", out);
 }
 
 static int vspec_show(struct node *n, struct strbuf *out)
 {
-	return spec_render(n, obj_ver(n), out);
+	return obj_field_show(n, obj_ver(n), "spec", NULL, out);
 }
 
 /* Judged in the write that completes the JSON value (bash ignores close):

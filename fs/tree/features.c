@@ -32,30 +32,15 @@
 /* bytes of a history a join loads */
 #define HISTORY_MAX ((size_t)16 << 30)
 
-/* The spec of version ver (0: the latest) of n's feature set. */
-static int spec_render(struct node *n, unsigned ver, struct strbuf *out)
-{
-	json_t *man;
-	int rc;
-
-	rc = repo_version(n->fs, &repo_features, obj_name(n), ver, &man);
-	if (rc == -ENOENT && ver == 0)
-		return 0; /* no spec yet: empty */
-	if (rc < 0)
-		return rc;
-	rc = repo_render_field(man, "spec", out);
-	json_decref(man);
-	return rc;
-}
-
+/* The spec of the latest version (empty before the first), or of v<n>. */
 static int spec_show(struct node *n, struct strbuf *out)
 {
-	return spec_render(n, 0, out);
+	return obj_field_show(n, 0, "spec", "", out);
 }
 
 static int vspec_show(struct node *n, struct strbuf *out)
 {
-	return spec_render(n, obj_ver(n), out);
+	return obj_field_show(n, obj_ver(n), "spec", NULL, out);
 }
 
 /* Judged in the write that completes the JSON value (bash ignores close). */
@@ -103,30 +88,15 @@ static int spec_store(struct node *n, const char *text, size_t len,
 	return rc;
 }
 
-/* stats of version ver (0: the latest); {} before the first sync */
-static int stats_render(struct node *n, unsigned ver, struct strbuf *out)
-{
-	json_t *man;
-	int rc;
-
-	rc = repo_version(n->fs, &repo_features, obj_name(n), ver, &man);
-	if (rc == -ENOENT && ver == 0)
-		return sb_puts(out, "{}\n");
-	if (rc < 0)
-		return rc;
-	rc = repo_render_field(man, "stats", out);
-	json_decref(man);
-	return rc == -ENOENT ? sb_puts(out, "{}\n") : rc;
-}
-
+/* stats of the latest version or of v<n>; {} before the first sync */
 static int stats_show(struct node *n, struct strbuf *out)
 {
-	return stats_render(n, 0, out);
+	return obj_field_show(n, 0, "stats", "{}\n", out);
 }
 
 static int vstats_show(struct node *n, struct strbuf *out)
 {
-	return stats_render(n, obj_ver(n), out);
+	return obj_field_show(n, obj_ver(n), "stats", "{}\n", out);
 }
 
 /* ctl: what it takes, then the last sync job it started */

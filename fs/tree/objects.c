@@ -60,6 +60,21 @@ int obj_attr(struct node *n, struct stat *st, bool dir)
 	return 0;
 }
 
+int obj_field_show(struct node *n, unsigned ver, const char *field,
+		   const char *none, struct strbuf *out)
+{
+	json_t *man;
+	int rc = repo_version(n->fs, obj_kind(n), obj_name(n), ver, &man);
+
+	if (rc == -ENOENT && ver == 0 && none)
+		return sb_puts(out, none);
+	if (rc < 0)
+		return rc;
+	rc = repo_render_field(man, field, out);
+	json_decref(man);
+	return rc == -ENOENT && none ? sb_puts(out, none) : rc;
+}
+
 int obj_file_getattr(struct node *n, struct stat *st)
 {
 	return obj_attr(n, st, false);

@@ -25,6 +25,13 @@ unsigned obj_ver(struct node *n);
 
 /* Owner, group, times (and mode for dir) from the object's record. */
 int obj_attr(struct node *n, struct stat *st, bool dir);
+/*
+ * obj_field_show: a field of n's object's version ver (0: the latest)
+ * as the mount shows it (repo_render_field); none (if not NULL) when the
+ * object has no version yet or the version lacks the field.
+ */
+int obj_field_show(struct node *n, unsigned ver, const char *field,
+		   const char *none, struct strbuf *out);
 int obj_file_getattr(struct node *n, struct stat *st);
 int obj_dir_getattr(struct node *n, struct stat *st);
 int obj_version_getattr(struct node *n, struct stat *st);
