@@ -23,7 +23,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +31,9 @@
 #include "deploy.h"
 #include "deployments.h"
 #include "fs.h"
+#include "lines.h"
 #include "objects.h"
 #include "repo.h"
-
-#define FEEDBACK_MAX_LINE ((size_t)1 << 20)
 
 /* The latest revision's spec (empty before the first), or v<n>'s. */
 static int spec_show(struct node *n, struct strbuf *out)
@@ -121,13 +119,46 @@ static int stream_getattr(struct node *n, struct stat *st)
 	return rc;
 }
 
-/* --- feedback: lines taken as they complete --- */
+/* --- feedback: lines taken as they complete (lines.c) --- */
 
 struct fhandle {
-	pthread_mutex_t lock;
-	struct strbuf part; /* a line not ended yet */
-	unsigned line;      /* lines taken so far */
+	unsigned line; /* lines taken so far */
 };
+
+/* The complete lines of text (all if final): every label durable, or
+ * none taken. */
+static int feedback_take(struct fs_file *f, void *st, const char *text,
+			 size_t len, bool final, size_t *used,
+			 struct problem *pb)
+{
+	struct fhandle *h = st;
+	const char *end = final ? text + len : memrchr(text, '\n', len);
+	size_t lines = 0;
+	int rc;
+
+	*used = 0;
+	if (!end || !len)
+		return 0;
+	*used = (size_t)(end - text) + (!final);
+	for (size_t i = 0; i < *used; i++)
+		lines += text[i] == '\n';
+	rc = deploy_feedback(f->node->fs, obj_name(f->node), text,
+			     (size_t)(end - text), h->line + 1, pb);
+	if (rc < 0) {
+		*used = 0;
+		return rc;
+	}
+	h->line += (unsigned)lines + (final && !lines);
+	return 0;
+}
+
+static unsigned feedback_next_line(void *st)
+{
+	return ((struct fhandle *)st)->line + 1;
+}
+
+static const struct lines_ops feedback_ops = { feedback_take,
+					       feedback_next_line, free };
 
 static int feedback_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
@@ -136,104 +167,7 @@ static int feedback_open(struct fs_file *f, const struct fs_ctx *ctx)
 	(void)ctx;
 	if (!h)
 		return -ENOMEM;
-	pthread_mutex_init(&h->lock, NULL);
-	f->priv = h;
-	f->direct_io = true;
-	return 0;
-}
-
-/* The complete lines of the handle's text (all if final): taken, or
- * none.  Under h->lock. */
-static int feedback_take(struct fs_file *f, struct fhandle *h, bool final,
-			 struct problem *pb)
-{
-	const char *end = final ? h->part.buf + h->part.len
-				: memrchr(h->part.buf, '\n', h->part.len);
-	size_t used, lines = 0;
-	int rc;
-
-	if (!end || !h->part.len)
-		return 0;
-	used = (size_t)(end - h->part.buf) + (!final);
-	for (size_t i = 0; i < used; i++)
-		lines += h->part.buf[i] == '\n';
-	rc = deploy_feedback(f->node->fs, obj_name(f->node), h->part.buf,
-			     (size_t)(end - h->part.buf), h->line + 1, pb);
-	if (rc < 0)
-		return rc;
-	h->line += (unsigned)lines + (final && used && !lines);
-	memmove(h->part.buf, h->part.buf + used, h->part.len - used);
-	h->part.len -= used;
-	return 0;
-}
-
-static ssize_t feedback_write(struct fs_file *f, const char *buf, size_t size,
-			      off_t off)
-{
-	struct fhandle *h = f->priv;
-	struct problem pb = { 0 };
-	int rc;
-
-	(void)off; /* taken in the order written */
-	pthread_mutex_lock(&h->lock);
-	if (h->part.len + size > FEEDBACK_MAX_LINE &&
-	    !memchr(buf, '\n', size)) {
-		rc = problem_set(&pb, h->line + 1, 0,
-				 "a line longer than %zu bytes",
-				 FEEDBACK_MAX_LINE);
-	} else if (sb_append(&h->part, buf, size) < 0) {
-		rc = -ENOMEM;
-	} else {
-		rc = feedback_take(f, h, false, &pb);
-		if (rc < 0)
-			h->part.len -= size; /* none of this write */
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (rc < 0 && (pb.msg[0] || pb.line)) {
-		snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
-		fs_problem(f->node->fs, f->uid, &pb);
-	}
-	return rc < 0 ? rc : (ssize_t)size;
-}
-
-static int feedback_flush(struct fs_file *f, const struct fs_ctx *ctx,
-			  struct problem *pb)
-{
-	struct fhandle *h = f->priv;
-	int rc;
-
-	(void)ctx;
-	pthread_mutex_lock(&h->lock);
-	rc = feedback_take(f, h, true, pb);
-	pthread_mutex_unlock(&h->lock);
-	return rc;
-}
-
-static int nothing_read(struct fs_file *f, size_t size, off_t off,
-			struct fs_reply *r)
-{
-	(void)f;
-	(void)size;
-	(void)off;
-	return fs_reply_buf(r, NULL, 0); /* write-only in effect */
-}
-
-static int nothing_truncate(struct fs_file *f, off_t size)
-{
-	(void)f;
-	(void)size;
-	return 0; /* `>` and O_TRUNC are fine: lines are appended */
-}
-
-static void feedback_release(struct fs_file *f)
-{
-	struct fhandle *h = f->priv;
-
-	if (!h)
-		return;
-	sb_free(&h->part);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	return lines_open(f, &feedback_ops, h);
 }
 
 /* --- predictions: the store, read where asked --- */
@@ -357,9 +291,9 @@ static const struct node_type deployment_files[] = {
 	  .fsync = answers_fsync, .release = answers_release,
 	  .getattr = stream_getattr },
 	{ "feedback", S_IFREG | 0620, NODE_F_STREAM, .open = feedback_open,
-	  .read = nothing_read, .write = feedback_write,
-	  .flush = feedback_flush, .truncate = nothing_truncate,
-	  .release = feedback_release, .getattr = stream_getattr },
+	  .read = lines_read, .write = lines_write, .flush = lines_flush,
+	  .truncate = lines_truncate, .release = lines_release,
+	  .getattr = stream_getattr },
 	{ "predictions", S_IFREG | 0440, NODE_F_STREAM,
 	  .open = predictions_open, .read = predictions_read,
 	  .getattr = predictions_getattr },

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "featsync.h"
 #include "fs.h"
 #include "hostfile.h"
+#include "lines.h"
 #include "feature_sets.h"
 #include "names.h"
 #include "objects.h"
@@ -267,16 +267,14 @@ static int join_getattr(struct node *n, struct stat *st)
 
 /* --- events: rows appended to the log and the online store --- */
 
-#define EVENTS_MAX_LINE ((size_t)1 << 20)
-
 struct ehandle {
-	pthread_mutex_t lock;
 	struct feat_spec *spec;  /* the latest spec when opened */
 	bool decided, json;      /* the first line was read: JSON lines? */
 	struct strbuf header;    /* the CSV header, without its newline */
-	struct strbuf part;      /* a row not ended yet */
 	uint64_t line;           /* lines taken so far */
 };
+
+static const struct lines_ops events_ops;
 
 static int events_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
@@ -305,10 +303,7 @@ static int events_open(struct fs_file *f, const struct fs_ctx *ctx)
 		free(h);
 		return rc;
 	}
-	pthread_mutex_init(&h->lock, NULL);
-	f->priv = h;
-	f->direct_io = true;
-	return 0;
+	return lines_open(f, &events_ops, h);
 }
 
 /*
@@ -316,10 +311,12 @@ static int events_open(struct fs_file *f, const struct fs_ctx *ctx)
  * of their rows appended, or none (-EINVAL with pb).  *used: the bytes
  * of text taken (up to the last newline).
  */
-static int events_take(struct node *n, struct ehandle *h, const char *text,
+static int events_take(struct fs_file *f, void *st, const char *text,
 		       size_t len, bool final, size_t *used,
 		       struct problem *pb)
 {
+	struct node *n = f->node;
+	struct ehandle *h = st;
 	const char *end = final ? text + len : memrchr(text, '\n', len);
 	const char *p = text;
 	struct feat_batch b = { 0 };
@@ -363,90 +360,22 @@ static int events_take(struct node *n, struct ehandle *h, const char *text,
 	return rc;
 }
 
-static ssize_t events_write(struct fs_file *f, const char *buf, size_t size,
-			    off_t off)
+static unsigned events_next_line(void *st)
 {
-	struct ehandle *h = f->priv;
-	struct problem pb = { 0 };
-	size_t used;
-	int rc;
-
-	(void)off; /* appended in the order written */
-	pthread_mutex_lock(&h->lock);
-	if (h->part.len + size > EVENTS_MAX_LINE &&
-	    !memchr(buf, '\n', size)) {
-		rc = problem_set(&pb, (unsigned)h->line + 1, 0,
-				 "a row longer than %zu bytes",
-				 EVENTS_MAX_LINE);
-	} else if (sb_append(&h->part, buf, size) < 0) {
-		rc = -ENOMEM;
-	} else {
-		rc = events_take(f->node, h, h->part.buf, h->part.len, false,
-				 &used, &pb);
-		if (rc < 0)
-			h->part.len -= size; /* none of this write */
-		else if (used) {
-			memmove(h->part.buf, h->part.buf + used,
-				h->part.len - used);
-			h->part.len -= used;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (rc < 0 && pb.msg[0]) {
-		snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
-		fs_problem(f->node->fs, f->uid, &pb);
-	}
-	return rc < 0 ? rc : (ssize_t)size;
+	return (unsigned)((struct ehandle *)st)->line + 1;
 }
 
-/* A last row without its newline, at close. */
-static int events_flush(struct fs_file *f, const struct fs_ctx *ctx,
-			struct problem *pb)
+static void events_free(void *st)
 {
-	struct ehandle *h = f->priv;
-	size_t used;
-	int rc = 0;
+	struct ehandle *h = st;
 
-	(void)ctx;
-	pthread_mutex_lock(&h->lock);
-	if (h->part.len) {
-		rc = events_take(f->node, h, h->part.buf, h->part.len, true,
-				 &used, pb);
-		if (rc == 0)
-			h->part.len = 0;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return rc;
-}
-
-static int events_read(struct fs_file *f, size_t size, off_t off,
-		       struct fs_reply *r)
-{
-	(void)f;
-	(void)size;
-	(void)off;
-	return fs_reply_buf(r, NULL, 0); /* write-only in effect */
-}
-
-static int events_truncate(struct fs_file *f, off_t size)
-{
-	(void)f;
-	(void)size;
-	return 0; /* `>` and O_TRUNC are fine: rows are appended */
-}
-
-static void events_release(struct fs_file *f)
-{
-	struct ehandle *h = f->priv;
-
-	if (!h)
-		return;
 	feat_spec_free(h->spec);
 	sb_free(&h->header);
-	sb_free(&h->part);
-	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
+
+static const struct lines_ops events_ops = { events_take, events_next_line,
+					     events_free };
 
 static int events_getattr(struct node *n, struct stat *st)
 {
@@ -684,8 +613,8 @@ static const struct node_type set_files[] = {
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
 	  .getattr = obj_file_getattr },
 	{ "events", S_IFREG | 0644, NODE_F_STREAM, .open = events_open,
-	  .read = events_read, .write = events_write, .flush = events_flush,
-	  .truncate = events_truncate, .release = events_release,
+	  .read = lines_read, .write = lines_write, .flush = lines_flush,
+	  .truncate = lines_truncate, .release = lines_release,
 	  .getattr = events_getattr },
 	{ "online", S_IFDIR | 0555, NODE_F_DYNAMIC, .lookup = online_lookup,
 	  .list = online_list, .getattr = obj_dir_getattr },
