@@ -923,10 +923,41 @@ int dep_get(struct fs *fs, const char *name, struct dep **out, char *why,
 	return 0;
 }
 
+struct doomed {
+	char **keys;
+	size_t n, cap;
+	size_t plen;
+};
+
+/* Keys under a removed deployment's prefix that are its data. */
+static int doom(void *arg, const char *key, const struct store_stat *st)
+{
+	struct doomed *d = arg;
+	const char *rest = key + d->plen;
+
+	(void)st;
+	if (strncmp(rest, "predictions/", 12) != 0 &&
+	    strncmp(rest, "state/", 6) != 0 && strncmp(rest, "changes/", 8) != 0)
+		return 0;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		char **k = realloc(d->keys, cap * sizeof(*k));
+
+		if (!k)
+			return -ENOMEM;
+		d->keys = k;
+		d->cap = cap;
+	}
+	d->keys[d->n] = strdup(key);
+	return d->keys[d->n++] ? 0 : -ENOMEM;
+}
+
 void deploy_forget(struct fs *fs, const char *name)
 {
 	struct dtable *t = fs->deploys;
 	struct dent **pp, *e = NULL;
+	struct doomed d = { 0 };
+	char prefix[300];
 
 	pthread_mutex_lock(&t->lock);
 	for (pp = &t->list; *pp; pp = &(*pp)->next) {
@@ -937,11 +968,21 @@ void deploy_forget(struct fs *fs, const char *name)
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (!e)
-		return;
-	dep_put(e->cur);
-	e->cur = NULL;
-	dent_put(e);
+	if (e) {
+		e->forgotten = true;
+		dep_put(e->cur);
+		e->cur = NULL;
+		dent_put(e);
+	}
+	/* its prediction store, state and change log go with it */
+	snprintf(prefix, sizeof(prefix), "deployments/%s/", name);
+	d.plen = strlen(prefix);
+	store_list(fs->store, prefix, doom, &d);
+	for (size_t i = 0; i < d.n; i++) {
+		store_del(fs->store, d.keys[i]);
+		free(d.keys[i]);
+	}
+	free(d.keys);
 }
 
 /* The change log, as the log file shows it. */

@@ -113,9 +113,18 @@ def test_kind_spec_revisions_and_busy(mlfs):
     mlfs.restart()
     assert os.readlink(d / "latest") == "v2"
     assert (d / "status").read_text() == "serving\n"
+    fsync_predict(d, rows(mlfs, 1)[0] + "\n")
+    assert list((mlfs.store / "deployments/web").rglob("*.jsonl"))
     sh(f"rmdir {d}")
     assert not d.exists()
     assert sh(f"rmdir {mlfs.mnt}/models/m/v2").returncode == 0
+    # what it logged went with it; made again, it starts afresh
+    assert not list((mlfs.store / "deployments/web").rglob("*.jsonl")) \
+        if (mlfs.store / "deployments/web").exists() else True
+    d.mkdir()
+    deploy(mlfs, "web", {"candidates": ["m@1"]})
+    assert (d / "predictions").read_text() == ""
+    assert fsync_predict(d, rows(mlfs, 1)[0] + "\n").startswith("web-1,")
 
 
 BAD_SPECS = [
