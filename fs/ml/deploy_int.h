@@ -25,7 +25,7 @@
 #include "strbuf.h"
 
 /* Answers feedback can still label, at most (older ones: unknown ids). */
-#define DEP_PREDS_MAX ((size_t)1 << 22)
+#define DEP_PREDS_MAX ((size_t)1 << 20)
 /* Ids reserved in the store at a time (a crash skips the rest). */
 #define DEP_ID_BLOCK 4096
 
