@@ -89,7 +89,12 @@ int deploy_ctl(struct fs *fs, const char *name, const char *text,
 	       size_t len, bool check, const struct fs_ctx *ctx,
 	       struct problem *pb);
 
-/* Renderings: traffic, status (one line), the change log. */
+/*
+ * Renderings: traffic, status (one line), the change log, and what
+ * feedback has had: lines received, labels matched, ids unknown (never
+ * answered, or too long ago) and repeated (their answers all labelled).
+ */
+int deploy_show_feedback(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_traffic(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out);

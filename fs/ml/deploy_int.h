@@ -106,7 +106,9 @@ struct dent {
 	uint64_t npred;     /* answers added in all */
 	uint64_t *buckets;  /* newest answer per bucket, + 1 */
 	size_t nbuckets;
-	uint64_t fb_unknown, fb_repeated;
+	/* feedback lines taken; labels matched; ids never answered (or
+	 * past the ring); ids whose answers were all labelled already */
+	uint64_t fb_received, fb_labelled, fb_unknown, fb_repeated;
 };
 
 /* deploy.c */

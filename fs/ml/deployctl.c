@@ -241,3 +241,24 @@ int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out)
 	return out->err;
 }
 
+
+int deploy_show_feedback(struct fs *fs, const char *name, struct strbuf *out)
+{
+	char why[300] = "";
+	struct dep *d;
+	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	if (rc == -ENOENT && why[0])
+		return 0;
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->e->lock);
+	sb_printf(out,
+		  "received %" PRIu64 "\nlabelled %" PRIu64
+		  "\nunknown %" PRIu64 "\nrepeated %" PRIu64 "\n",
+		  d->e->fb_received, d->e->fb_labelled, d->e->fb_unknown,
+		  d->e->fb_repeated);
+	pthread_mutex_unlock(&d->e->lock);
+	dep_put(d);
+	return out->err;
+}

@@ -109,6 +109,7 @@ struct dpred *dlog_match(struct dent *e, const char *id, size_t idlen)
 			continue;
 		if (!p->labelled) {
 			p->labelled = true;
+			e->fb_labelled++;
 			return p;
 		}
 		seen = true;
@@ -307,6 +308,23 @@ static long model_index(const struct dep *cur, const char *ref)
 	return -1;
 }
 
+/* A logged label, matched as it was when written. */
+static void replay_feedback(struct dent *e, struct dep *cur, const char *id,
+			    json_t *truth)
+{
+	struct dpred *p = dlog_match(e, id, strlen(id));
+	const char *tt = json_string_value(truth);
+	char num[64];
+
+	e->fb_received++;
+	if (!tt && json_is_number(truth)) {
+		snprintf(num, sizeof(num), "%.17g", json_number_value(truth));
+		tt = num;
+	}
+	if (p && tt && cur && p->rev == cur->rev && p->cand < cur->nm)
+		dep_label(cur, p, tt, strlen(tt));
+}
+
 /* One logged line, as it was when written. */
 static void replay_line(struct dent *e, struct dep *cur, json_t *j)
 {
@@ -336,18 +354,7 @@ static void replay_line(struct dent *e, struct dep *cur, json_t *j)
 	} else if (strcmp(kind, "shadow") == 0 && mine) {
 		cur->cs[c].mirrored++;
 	} else if (strcmp(kind, "feedback") == 0 && id) {
-		json_t *t = json_object_get(j, "truth");
-		struct dpred *p = dlog_match(e, id, strlen(id));
-		char num[64];
-		const char *tt = json_string_value(t);
-
-		if (!tt && json_is_number(t)) {
-			snprintf(num, sizeof(num), "%.17g",
-				 json_number_value(t));
-			tt = num;
-		}
-		if (p && tt && cur && p->rev == cur->rev && p->cand < cur->nm)
-			dep_label(cur, p, tt, strlen(tt));
+		replay_feedback(e, cur, id, json_object_get(j, "truth"));
 	}
 }
 

@@ -604,6 +604,11 @@ int deploy_feedback(struct fs *fs, const char *name, const char *text,
 		rc = dlog_append(d->e, lines.buf, lines.len, &upto);
 	if (rc == 0 && n)
 		rc = dlog_commit(d->e, upto);
+	if (rc == 0) {
+		pthread_mutex_lock(&d->e->lock);
+		d->e->fb_received += n;
+		pthread_mutex_unlock(&d->e->lock);
+	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct dpred *p, got = { 0 };
 

@@ -12,7 +12,7 @@
  *     predict      rows in, answers out (as models/<m>/predict), each
  *                  with a request id, routed by the strategy
  *     feedback     `id,truth` rows or JSON lines: durable when the
- *                  write returns
+ *                  write returns; reads what it has had
  *     predictions  the prediction store (JSON lines; tail -f)
  *     traffic      weights and requests per candidate; write
  *                  `<model@v> <weight>` lines
@@ -160,6 +160,23 @@ static unsigned feedback_next_line(void *st)
 static const struct lines_ops feedback_ops = { feedback_take,
 					       feedback_next_line, free };
 
+/* Read: what feedback has had (received, labelled, unknown, repeated). */
+static int feedback_read(struct fs_file *f, size_t size, off_t off,
+			 struct fs_reply *r)
+{
+	struct strbuf sb = { 0 };
+	int rc = deploy_show_feedback(f->node->fs, obj_name(f->node), &sb);
+
+	if (rc == 0 && (size_t)off < sb.len)
+		rc = fs_reply_buf(r, sb.buf + off,
+				  sb.len - (size_t)off < size ? sb.len - (size_t)off
+							      : size);
+	else if (rc == 0)
+		rc = fs_reply_buf(r, NULL, 0);
+	sb_free(&sb);
+	return rc;
+}
+
 static int feedback_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct fhandle *h = calloc(1, sizeof(*h));
@@ -291,7 +308,7 @@ static const struct node_type deployment_files[] = {
 	  .fsync = answers_fsync, .release = answers_release,
 	  .getattr = stream_getattr },
 	{ "feedback", S_IFREG | 0620, NODE_F_STREAM, .open = feedback_open,
-	  .read = lines_read, .write = lines_write, .flush = lines_flush,
+	  .read = feedback_read, .write = lines_write, .flush = lines_flush,
 	  .truncate = lines_truncate, .release = lines_release,
 	  .getattr = stream_getattr },
 	{ "predictions", S_IFREG | 0440, NODE_F_STREAM,

@@ -308,13 +308,18 @@ def test_feedback_blue_green_promote_and_rollback(mlfs):
     assert "rolled back: m@2" in (d / "log").read_text()
     fbl = log_lines(d, "feedback")
     assert len(fbl) == 100 and fbl[0]["id"] == out[0].split(",")[0]
+    # unknown and repeated ids are counted
+    r = sh(f"cat > {d}/feedback", input=f"{fb[0]}\nbg-99999,setosa\n")
+    assert r.returncode == 0, r.stderr
+    assert (d / "feedback").read_text() == \
+        "received 102\nlabelled 100\nunknown 1\nrepeated 1\n"
     # the next rows go to blue; a bad feedback row takes none of its write
     out = fsync_predict(d, rows(mlfs, 1)[0] + "\n")
     assert log_lines(d, "prediction")[-1]["candidate"] == "m@1"
     r = sh(f"cat > {d}/feedback", input="bg-1,setosa\nbg-2\n")
     assert r.returncode != 0
     assert "feedback:2:1: expected id,truth" in mlfs.errors()
-    assert len(log_lines(d, "feedback")) == 100
+    assert len(log_lines(d, "feedback")) == 102
     # ctl: its words, and pause
     assert sh(f"echo launch > {d}/ctl").returncode != 0
     assert sh(f"echo pause > {d}/ctl").returncode == 0
@@ -327,6 +332,8 @@ def test_feedback_blue_green_promote_and_rollback(mlfs):
     assert (d / "status").read_text().startswith("rolled back: m@2")
     assert (d / "traffic").read_text().splitlines() == ["m@1 100 11",
                                                         "m@2 0 100"]
+    assert (d / "feedback").read_text() == \
+        "received 102\nlabelled 100\nunknown 1\nrepeated 1\n"
 
 
 def bandit_share(mlfs, strategy, extra):
