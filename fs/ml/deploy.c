@@ -142,7 +142,10 @@ static void state_key(const struct dent *e, const char *ext, char *out,
 	snprintf(out, cap, "deployments/%s/state/%s.%s", e->name, e->inc, ext);
 }
 
-/* The ids handed out stop below upto, whatever happens next. */
+/*
+ * The ids handed out stop below upto, whatever happens next.  Under
+ * e->lock (or alone, at stop); nothing once the deployment is removed.
+ */
 int dep_save_ids(struct dent *e, uint64_t upto)
 {
 	char key[700], num[32];
@@ -969,7 +972,9 @@ void deploy_forget(struct fs *fs, const char *name)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (e) {
+		pthread_mutex_lock(&e->lock);
 		e->forgotten = true;
+		pthread_mutex_unlock(&e->lock);
 		dep_put(e->cur);
 		e->cur = NULL;
 		dent_put(e);

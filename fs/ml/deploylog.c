@@ -216,6 +216,8 @@ int dlog_commit(struct dent *e, uint64_t upto)
 
 	pthread_mutex_lock(&e->commit_lock);
 	pthread_mutex_lock(&e->lock);
+	if (e->forgotten) /* removed: its store went with it */
+		e->pending.len = 0;
 	if (e->durable >= upto || e->pending.len == 0) {
 		pthread_mutex_unlock(&e->lock);
 		pthread_mutex_unlock(&e->commit_lock);

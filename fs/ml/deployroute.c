@@ -179,12 +179,14 @@ static bool rule_crossed(struct dep *d, char *why, size_t whylen)
 	for (size_t i = 1; i < d->ncand && !dep_pinned_first(d); i++) {
 		const struct dstat *s = &d->cs[i];
 
-		if (d->rb_on_err && s->requests >= d->rb_min &&
-		    (double)s->errors > d->rb_err * (double)s->requests) {
+		uint64_t n = s->requests + s->errors; /* rows routed to it */
+
+		if (d->rb_on_err && n >= d->rb_min &&
+		    (double)s->errors > d->rb_err * (double)n) {
 			snprintf(why, whylen, "%s error rate %.3f > %g after "
 					      "%" PRIu64 " requests",
-				 d->ref[i], (double)s->errors / (double)s->requests,
-				 d->rb_err, s->requests);
+				 d->ref[i], (double)s->errors / (double)n,
+				 d->rb_err, n);
 			return true;
 		}
 		if (d->rb_on_acc && d->task == MLFS_TASK_CLASSIFICATION &&
@@ -418,7 +420,8 @@ static int after_write(struct dstream *s, int rc)
 		if (rc == 0)
 			rc = arc;
 	}
-	if (s->errs) {
+	/* an error rate moves with every row, an accuracy with labels */
+	if (s->errs || s->d->rb_on_err) {
 		s->errs = 0;
 		judge(s->d);
 	}

@@ -637,3 +637,27 @@ def test_kill9_during_traffic_loses_nothing_acknowledged(mlfs):
     assert answered and labelled
     assert set(answered) <= got
     assert all(fb.count(i) >= labelled.count(i) for i in set(labelled))
+
+
+def test_errors_past_the_rate_roll_back(mlfs):
+    mlfs.expect(r"rolled back: m@2 error rate")
+    two_models(mlfs)
+    d, r = deploy(mlfs, "er", {"strategy": "canary", "seed": 3,
+                               "candidates": [{"model": "m@1", "weight": 0},
+                                              {"model": "m@2", "weight": 1}],
+                               "rollback": {"error_rate": 0.2,
+                                            "min_requests": 10}})
+    assert r.returncode == 0, r.stderr
+    good = rows(mlfs, 1)[0]
+    # 9 rows, 3 of them bad: under min_requests, still serving
+    text = "\n".join([good, good, "x,1,1,1"] * 3) + "\n"
+    out = fsync_predict(d, text).splitlines()
+    assert sum(l.startswith("error:") for l in out) == 3
+    assert (d / "status").read_text() == "serving\n"
+    fsync_predict(d, good + "\n")
+    st = (d / "status").read_text()
+    assert st == "rolled back: m@2 error rate 0.300 > 0.2 after 10 " \
+        "requests\n", st
+    assert log_lines(d, "error")[0]["candidate"] == "m@2"
+    out = fsync_predict(d, good + "\n")
+    assert log_lines(d, "prediction")[-1]["candidate"] == "m@1"
