@@ -203,56 +203,30 @@ void deploy_stop(struct fs *fs)
 /* --- model refs --- */
 
 /*
- * ref ("name", "name@n", "name@latest", "name@alias"; no suffix: the
- * production alias, else latest) as a model version writer may read:
- * *man its manifest.  -EINVAL/-EACCES with why.
+ * ref (repo_ref_resolve) as a model version writer may read: *man its
+ * manifest.  -EINVAL/-EACCES with why.
  */
 static int resolve_ref(struct fs *fs, const struct host_user *writer,
 		       const char *ref, char *name, size_t nlen,
 		       unsigned *ver, json_t **man, char *why, size_t whylen)
 {
-	const char *at = strchr(ref, '@');
-	size_t n = at ? (size_t)(at - ref) : strlen(ref);
-	json_t *rec, *aliases;
+	json_t *rec;
 	int rc;
 
 	*man = NULL;
-	*ver = 0;
-	snprintf(name, nlen, "%.*s", (int)n, ref);
-	if (repo_get(fs, &repo_models, name, &rec) < 0) {
-		snprintf(why, whylen, "no model \"%s\"", name);
-		return -EINVAL;
-	}
-	if (writer && !host_may_record(writer, rec, R_OK | X_OK)) {
-		json_decref(rec);
-		snprintf(why, whylen, "model \"%s\": permission denied", name);
-		return -EACCES;
-	}
-	aliases = json_object_get(rec, "aliases");
-	if (at && at[1] >= '0' && at[1] <= '9')
-		*ver = (unsigned)strtoul(at + 1, NULL, 10);
-	else if (at && strcmp(at + 1, "latest") != 0)
-		*ver = (unsigned)json_integer_value(
-			json_object_get(aliases, at + 1));
-	else if (!at && json_object_get(aliases, "production"))
-		*ver = (unsigned)json_integer_value(
-			json_object_get(aliases, "production"));
-	else
-		*ver = (unsigned)json_integer_value(
-			json_object_get(rec, "latest"));
+	rc = repo_ref_resolve(fs, &repo_models, ref, name, nlen, ver, &rec,
+			      why, whylen);
+	if (rc < 0)
+		return rc;
+	rc = !writer || host_may_record(writer, rec, R_OK | X_OK) ? 0
+								   : -EACCES;
 	json_decref(rec);
-	if (*ver == 0) {
-		snprintf(why, whylen, "model \"%s\" has no %s", name,
-			 at ? "such alias" : "version yet");
-		return -EINVAL;
-	}
-	rc = repo_version(fs, &repo_models, name, *ver, man);
 	if (rc < 0) {
-		snprintf(why, whylen, "model \"%s\" has no version %u", name,
-			 *ver);
-		return -EINVAL;
+		snprintf(why, whylen, "model \"%s\": permission denied", name);
+		return rc;
 	}
-	return 0;
+	return repo_version(fs, &repo_models, name, *ver, man) < 0 ? -EINVAL
+								     : 0;
 }
 
 static const char *file_hash(json_t *man, const char *file)

@@ -104,6 +104,13 @@ int deploy_log_size(struct fs *fs, const char *name, uint64_t *size);
 ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
 			size_t size, uint64_t off);
 
+/*
+ * deploy_serving: the version ("model@v", in ref) that takes most of
+ * name's traffic now (the first on a tie).  -ENOENT with why.
+ */
+int deploy_serving(struct fs *fs, const char *name, char *ref, size_t len,
+		   char *why, size_t whylen);
+
 /* rmdir deployments/<name>: drop what is held and stored of it. */
 void deploy_forget(struct fs *fs, const char *name);
 

@@ -262,3 +262,30 @@ int deploy_show_feedback(struct fs *fs, const char *name, struct strbuf *out)
 	dep_put(d);
 	return out->err;
 }
+
+int deploy_serving(struct fs *fs, const char *name, char *ref, size_t len,
+		   char *why, size_t whylen)
+{
+	struct dep *d;
+	size_t best = 0;
+	int rc = dep_get(fs, name, &d, why, whylen);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&d->lock);
+	if (!dep_pinned_first(d) && d->st == DEP_BLUE_GREEN)
+		best = d->active;
+	for (size_t i = 1; !dep_pinned_first(d) && d->st == DEP_CANARY &&
+			   i < d->ncand; i++)
+		if (d->weight[i] > d->weight[best])
+			best = i;
+	for (size_t i = 1; !dep_pinned_first(d) &&
+			   (d->st == DEP_EPSILON_GREEDY ||
+			    d->st == DEP_THOMPSON) && i < d->ncand; i++)
+		if (d->cs[i].requests > d->cs[best].requests)
+			best = i;
+	snprintf(ref, len, "%s", d->ref[best]);
+	pthread_mutex_unlock(&d->lock);
+	dep_put(d);
+	return 0;
+}

@@ -68,6 +68,8 @@ json_t *search_run(struct run *run, const struct mlfs_host *host,
 			  const struct mlfs_data *va, const char **cnames,
 			  size_t ncls, json_t **trials_out);
 
+/* Batch scoring (job_batch.c): the whole job; does not return. */
+void batch_run(json_t *plan) __attribute__((noreturn));
 /* A feature set's sync (job_sync.c): the whole job; does not return. */
 void sync_run(json_t *plan) __attribute__((noreturn));
 /* t with the plan's feature sets joined point in time (t is freed). */

@@ -1121,6 +1121,10 @@ int main(int argc, char **argv)
 	    strcmp(json_string_value(json_object_get(plan, "kind")), "sync") ==
 		    0)
 		sync_run(plan);
+	if (json_string_value(json_object_get(plan, "kind")) &&
+	    strcmp(json_string_value(json_object_get(plan, "kind")),
+		   "batch") == 0)
+		batch_run(plan);
 	fh.run = &run;
 	fh.frac_span = 1;
 	run_start(&run, plan, &host);

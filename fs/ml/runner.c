@@ -421,9 +421,8 @@ json_t *load_json(const char *dir, const char *file)
 	return j;
 }
 
-/* A private copy of dir/file (in the store's temporary folder). */
-static int copy_out(struct fs *fs, const char *dir, const char *file,
-		    char *tmp, size_t tmplen)
+int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
+	     size_t tmplen)
 {
 	struct stat st;
 	int in, out, rc;

@@ -66,6 +66,10 @@ json_t *load_json(const char *dir, const char *file);
 double now_mono(void);
 int put_copy(struct fs *fs, const char *dir, const char *file,
 		    char hash[33], uint64_t *size);
+/* A private copy of dir/file (the writer's) in the store's temporary
+ * folder, its path in tmp: the caller consumes or unlinks it. */
+int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
+	     size_t tmplen);
 void rm_rf(const char *dir);
 int status_text(json_t *rec, char *out, size_t len);
 

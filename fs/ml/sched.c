@@ -31,6 +31,7 @@
 #include "mlcore.h"
 #include "runner.h"
 #include "featonline.h"
+#include "batch.h"
 #include "featsync.h"
 #include "runner_int.h"
 #include "spec.h"
@@ -134,6 +135,14 @@ static int extra_fds(struct fs *fs, struct job *j, json_t *plan, int *fd,
 			json_string_value(json_object_get(plan,
 							  "log_incarnation")),
 			(uint64_t)json_integer_value(cut));
+		if (rc >= 0)
+			fd[(*n)++] = rc;
+	}
+	if (json_is_object(json_object_get(plan, "model"))) {
+		/* a batch job's model file */
+		rc = blob_fd(fs, json_string_value(json_object_get(
+				     json_object_get(plan, "model"), "blob")),
+			     j->dir, "model");
 		if (rc >= 0)
 			fd[(*n)++] = rc;
 	}
@@ -452,15 +461,15 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	const char *reason = NULL;
 	char why[600];
 	unsigned ver = 0;
-	bool ok, sync;
+	const char *kind;
+	bool ok;
 
 	pthread_mutex_lock(&r->lock);
 	rec = json_deep_copy(j->rec);
 	plan = json_incref(j->plan);
 	pthread_mutex_unlock(&r->lock);
-	sync = json_string_value(json_object_get(plan, "kind")) &&
-	       strcmp(json_string_value(json_object_get(plan, "kind")),
-		      "sync") == 0;
+	kind = json_string_value(json_object_get(plan, "kind"));
+	kind = kind ? kind : "train";
 
 	res = load_json(j->dir, "result.json");
 	ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && res &&
@@ -503,12 +512,16 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		reason = why;
 	}
 	if (ok) {
-		int rc = sync ? featsync_publish(fs, j->dir, plan, rec, &ver)
-			      : publish_model(fs, j, plan, rec, &ver);
+		bool sync = strcmp(kind, "sync") == 0;
+		bool batch = strcmp(kind, "batch") == 0;
+		int rc = sync    ? featsync_publish(fs, j->dir, plan, rec, &ver)
+			 : batch ? batch_publish(fs, j->dir, plan, rec, &ver)
+				 : publish_model(fs, j, plan, rec, &ver);
 
 		if (rc < 0) {
 			snprintf(why, sizeof(why), "publishing the %s: %s",
-				 sync ? "feature set" : "model",
+				 sync ? "feature set" : batch ? "answers"
+							      : "model",
 				 strerror(-rc));
 			reason = why;
 			ok = false;
@@ -521,8 +534,12 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		json_object_set_new(rec, "reason", json_string(reason));
 	json_object_set_new(rec, "ended", json_string(when));
 	if (ok)
-		json_object_set_new(rec, sync ? "feature_set_version"
-					      : "model_version",
+		json_object_set_new(rec,
+				    strcmp(kind, "sync") == 0
+					    ? "feature_set_version"
+				    : strcmp(kind, "batch") == 0
+					    ? "output_version"
+					    : "model_version",
 				    json_integer(ver));
 	if (json_object_get(res, "metrics"))
 		json_object_set(rec, "metrics", json_object_get(res, "metrics"));

@@ -163,3 +163,50 @@ out_unlock:
 	pthread_mutex_unlock(&fs->ds_lock);
 	return rc;
 }
+
+int repo_ref_resolve(struct fs *fs, const struct repo_kind *k,
+		     const char *ref, char *name, size_t nlen, unsigned *ver,
+		     json_t **rec, char *why, size_t whylen)
+{
+	const char *at = strchr(ref, '@');
+	size_t n = at ? (size_t)(at - ref) : strlen(ref);
+	json_t *r, *aliases, *man;
+
+	*ver = 0;
+	if (rec)
+		*rec = NULL;
+	snprintf(name, nlen, "%.*s", (int)n, ref);
+	if (repo_get(fs, k, name, &r) < 0) {
+		snprintf(why, whylen, "no %s \"%s\"", k->noun, name);
+		return -EINVAL;
+	}
+	aliases = json_object_get(r, "aliases");
+	if (at && at[1] >= '0' && at[1] <= '9')
+		*ver = (unsigned)strtoul(at + 1, NULL, 10);
+	else if (at && strcmp(at + 1, "latest") != 0)
+		*ver = (unsigned)json_integer_value(
+			json_object_get(aliases, at + 1));
+	else if (!at && json_object_get(aliases, "production"))
+		*ver = (unsigned)json_integer_value(
+			json_object_get(aliases, "production"));
+	else
+		*ver = (unsigned)json_integer_value(json_object_get(r, "latest"));
+	if (*ver == 0) {
+		snprintf(why, whylen, "%s \"%s\" has no %s", k->noun, name,
+			 at ? "such alias" : "version yet");
+		json_decref(r);
+		return -EINVAL;
+	}
+	if (repo_version(fs, k, name, *ver, &man) < 0) {
+		snprintf(why, whylen, "%s \"%s\" has no version %u", k->noun,
+			 name, *ver);
+		json_decref(r);
+		return -EINVAL;
+	}
+	json_decref(man);
+	if (rec)
+		*rec = r;
+	else
+		json_decref(r);
+	return 0;
+}

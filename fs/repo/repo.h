@@ -212,6 +212,17 @@ int ds_set_schema(struct fs *fs, const char *name, const char *text,
 int ds_check_schema(struct fs *fs, const char *name, const char *text,
 		    struct problem *pb);
 
+/*
+ * repo_ref_resolve: ref as "name", "name@<n>", "name@latest" or
+ * "name@<alias>" (no suffix: the production alias if set, else the
+ * latest) into name (nlen bytes) and *ver, with the object's record in
+ * *rec (if rec; caller decrefs).  -EINVAL with why ("no model \"x\"",
+ * "... has no such alias", "... has no version 9").
+ */
+int repo_ref_resolve(struct fs *fs, const struct repo_kind *k,
+		     const char *ref, char *name, size_t nlen, unsigned *ver,
+		     json_t **rec, char *why, size_t whylen);
+
 /* Aliases: name -> version. */
 int repo_alias_get(struct fs *fs, const struct repo_kind *k, const char *name, const char *alias,
 		 unsigned *ver);

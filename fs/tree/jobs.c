@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "fs.h"
 #include "jobs.h"
 #include "jsonout.h"
@@ -36,7 +37,33 @@ static struct job *get_job(struct node *n)
 	return job_get(n->fs, node_job(n), &j) == 0 ? j : NULL;
 }
 
-/* --- train/ --- */
+/* --- train/ and batch/: a spec written starts a job --- */
+
+/* What a directory of specs does with one (resolve: judge it as written;
+ * submit: start the job). */
+struct spec_dir {
+	const char *dir;
+	int (*resolve)(struct fs *fs, const char *job, const char *text,
+		       const struct fs_ctx *ctx, json_t **plan,
+		       struct problem *pb);
+	int (*submit)(struct fs *fs, const char *name, const char *text,
+		      const struct fs_ctx *ctx, struct problem *pb);
+	const char *kind; /* the jobs it lists; NULL: all */
+};
+
+static const struct spec_dir spec_dirs[] = {
+	{ "train", spec_resolve, job_submit, NULL },
+	{ "batch", batch_resolve, batch_submit, "batch" },
+};
+
+/* The spec directory n is in (or is). */
+static const struct spec_dir *spec_dir_of(const struct node *n)
+{
+	for (size_t i = 1; i < sizeof(spec_dirs) / sizeof(spec_dirs[0]); i++)
+		if (n->depth > 0 && strcmp(n->comp[0], spec_dirs[i].dir) == 0)
+			return &spec_dirs[i];
+	return &spec_dirs[0];
+}
 
 /* "<job>.json" -> job; false if not of that shape. */
 static bool spec_name(const char *name, char *job, size_t len)
@@ -119,7 +146,8 @@ static ssize_t spec_write(struct fs_file *f, const char *buf, size_t size,
 	f->gen++;
 	/* Check as far as the bytes so far allow: a bad spec fails the
 	 * write itself, the only error `echo ... >` reports. */
-	snprintf(pb.path, sizeof(pb.path), "train/%s.json", h->job);
+	snprintf(pb.path, sizeof(pb.path), "%s/%s.json",
+		 spec_dir_of(f->node)->dir, h->job);
 	rc = spec_check_text(f->wbuf, f->wlen, false, &pb);
 	if (rc == 0) {
 		json_t *j = json_loadb(f->wbuf, f->wlen, 0, NULL);
@@ -130,8 +158,9 @@ static ssize_t spec_write(struct fs_file *f, const char *buf, size_t size,
 			struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0, NULL };
 			char *text = strndup(f->wbuf, f->wlen);
 
-			rc = text ? spec_resolve(f->node->fs, h->job, text,
-						 &ctx, &plan, &pb)
+			rc = text ? spec_dir_of(f->node)->resolve(
+					    f->node->fs, h->job, text, &ctx,
+					    &plan, &pb)
 				  : -ENOMEM;
 			free(text);
 			json_decref(plan);
@@ -163,7 +192,7 @@ static int spec_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	text = strndup(f->wbuf, f->wlen);
 	if (!text)
 		return -ENOMEM;
-	rc = job_submit(f->node->fs, h->job, text, ctx, pb);
+	rc = spec_dir_of(f->node)->submit(f->node->fs, h->job, text, ctx, pb);
 	free(text);
 	if (rc == 0)
 		f->committed = f->gen;
@@ -229,12 +258,35 @@ struct fill_arg {
 	void *ctx;
 	const struct node_type *type;
 	const char *suffix;
+	const char *kind; /* only jobs of this kind; NULL: all */
+	struct fs *fs;
 };
+
+/* Is job name of kind? */
+static bool job_is(struct fs *fs, const char *name, const char *kind)
+{
+	struct job *j;
+	json_t *rec;
+	bool is;
+
+	if (job_get(fs, name, &j) < 0)
+		return false;
+	rec = job_record(j);
+	job_put(j);
+	is = json_string_value(json_object_get(rec, "kind")) &&
+	     strcmp(json_string_value(json_object_get(rec, "kind")), kind) ==
+		     0;
+	json_decref(rec);
+	return is;
+}
 
 static int fill_job(void *arg, const char *name)
 {
 	struct fill_arg *fa = arg;
 	char buf[300];
+
+	if (fa->kind && !job_is(fa->fs, name, fa->kind))
+		return 0;
 
 	snprintf(buf, sizeof(buf), "%s%s", name, fa->suffix);
 	return fa->fill(fa->ctx, buf, fa->type);
@@ -242,7 +294,8 @@ static int fill_job(void *arg, const char *name)
 
 static int train_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx, &spec_type, ".json" };
+	struct fill_arg fa = { fill, ctx, &spec_type, ".json",
+			       spec_dir_of(dir)->kind, dir->fs };
 
 	return job_list(dir->fs, fill_job, &fa);
 }
@@ -255,7 +308,8 @@ static int train_create(struct node *dir, const char *name, struct fs_file *f,
 	char job[256];
 	int rc;
 
-	snprintf(pb.path, sizeof(pb.path), "train/%s", name);
+	snprintf(pb.path, sizeof(pb.path), "%s/%s", spec_dir_of(dir)->dir,
+		 name);
 	if (!spec_name(name, job, sizeof(job))) {
 		problem_set(&pb, 0, 0, "a spec is named <job>.json");
 		fs_problem(dir->fs, ctx->uid, &pb);
@@ -283,6 +337,11 @@ static int train_create(struct node *dir, const char *name, struct fs_file *f,
 
 const struct node_type train_type = {
 	"train", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = train_lookup,
+	.list = train_list, .create = train_create,
+};
+
+const struct node_type batch_type = {
+	"batch", S_IFDIR | 01777, NODE_F_DYNAMIC, .lookup = train_lookup,
 	.list = train_list, .create = train_create,
 };
 
@@ -597,7 +656,7 @@ static int jobs_lookup(struct node *dir, const char *name,
 
 static int jobs_list(struct node *dir, node_fill_fn fill, void *ctx)
 {
-	struct fill_arg fa = { fill, ctx, &job_type, "" };
+	struct fill_arg fa = { fill, ctx, &job_type, "", NULL, dir->fs };
 
 	return job_list(dir->fs, fill_job, &fa);
 }

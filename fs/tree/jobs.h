@@ -6,6 +6,7 @@
 #include "node.h"
 
 extern const struct node_type train_type;
+extern const struct node_type batch_type;
 extern const struct node_type jobs_type;
 
 #endif

@@ -338,6 +338,10 @@ static const struct root_entry root_entries[] = {
 	  "                 the one predict serves\n"
 	  "  v<n>/          immutable: model meta.json metrics.json\n"
 	  "                 sample.csv predict\n" },
+	{ &batch_type,
+	  "<job>.json       write a batch spec here to score a dataset with a\n"
+	  "                 model into another: {\"model\": \"iris@1\",\n"
+	  "                 \"dataset\": \"iris@1\", \"output\": \"scored\"}\n" },
 	{ &deployments_type,
 	  "<d>/             mkdir, then write spec: a strategy (single,\n"
 	  "                 blue-green, canary, epsilon-greedy, thompson,\n"

@@ -93,7 +93,7 @@ def test_daemonizes_and_unmounts_with_fusermount(tmp_path):
 
 def test_root_listing(mlfs):
     names = sorted(os.listdir(mlfs.mnt))
-    assert names == [".mlfs", "README", "datasets", "deployments",
+    assert names == [".mlfs", "README", "batch", "datasets", "deployments",
                      "features", "jobs", "models", "train"]
     assert sorted(os.listdir(mlfs.mnt / ".mlfs")) == [
         "cache", "errors", "plugins", "stats", "version"]
