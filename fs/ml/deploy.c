@@ -41,7 +41,8 @@ static void changes_note(struct fs *fs, const char *name, const char *fmt,
 
 /* fs->deploys: the deployments in memory, and the committing thread. */
 struct dtable {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;      /* the list */
+	pthread_mutex_t load_lock; /* one load at a time (dep_get) */
 	pthread_cond_t cv;
 	struct dent *list;
 	pthread_t thread;
@@ -165,6 +166,7 @@ int deploy_start(struct fs *fs, unsigned sync_ms)
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->load_lock, NULL);
 	pthread_cond_init(&t->cv, NULL);
 	t->sync_ms = sync_ms ? sync_ms : 1000;
 	fs->deploys = t;
@@ -195,6 +197,7 @@ void deploy_stop(struct fs *fs)
 		dent_put(e);
 	}
 	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->load_lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 	fs->deploys = NULL;
@@ -811,13 +814,84 @@ static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
  * entry made (and its log read again) on first use.  -ENOENT with why
  * when it has no revision yet.
  */
+/*
+ * Under t->lock: name's entry of incarnation inc (one of another
+ * incarnation, made again under the name, is dropped), referenced, or
+ * NULL; *d its dep referenced when it is revision rev.
+ */
+static struct dent *dent_find_locked(struct dtable *t, const char *name,
+				     const char *inc, unsigned rev,
+				     struct dep **d)
+{
+	struct dent *e, **pp;
+
+	*d = NULL;
+	for (pp = &t->list; (e = *pp); pp = &e->next)
+		if (strcmp(e->name, name) == 0)
+			break;
+	if (e && strcmp(e->inc, inc) != 0) {
+		*pp = e->next;
+		dep_put(e->cur);
+		dent_put(e);
+		return NULL;
+	}
+	if (!e)
+		return NULL;
+	atomic_fetch_add(&e->refs, 1);
+	if (e->cur && e->cur->rev == rev) {
+		*d = e->cur;
+		atomic_fetch_add(&(*d)->refs, 1);
+	}
+	return e;
+}
+
+/* A new entry for name's incarnation inc: its ids and log read again,
+ * with revision rev (*d, referenced) in it.  Not in the table yet. */
+static int dent_load(struct fs *fs, const char *name, const char *inc,
+		     unsigned rev, struct dent **out, struct dep **d,
+		     char *why, size_t whylen)
+{
+	struct dent *e = calloc(1, sizeof(*e));
+	int rc;
+
+	*out = NULL;
+	*d = NULL;
+	if (!e)
+		return -ENOMEM;
+	e->refs = 1;
+	e->fs = fs;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	snprintf(e->inc, sizeof(e->inc), "%s", inc);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->commit_lock, NULL);
+	load_ids(e);
+	rc = dep_build(fs, e, rev, d, why, whylen);
+	if (rc == 0)
+		rc = dlog_load(e, *d);
+	if (rc < 0) {
+		dep_put(*d);
+		*d = NULL;
+		dent_put(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+/*
+ * The latest revision of name, loaded; its log read again when it is
+ * first used.  Loads (a revision's models, a log's segments) run one at
+ * a time under t->load_lock, not under the table's lock, which guards
+ * the list alone: the deployments already loaded go on meanwhile.
+ */
 int dep_get(struct fs *fs, const char *name, struct dep **out, char *why,
 	    size_t whylen)
 {
 	struct dtable *t = fs->deploys;
-	const char *inc;
-	struct dent *e;
+	struct dent *e, *fresh = NULL;
+	bool built = true;
 	struct dep *d;
+	const char *inc;
 	unsigned rev;
 	json_t *rec;
 	int rc;
@@ -828,76 +902,52 @@ int dep_get(struct fs *fs, const char *name, struct dep **out, char *why,
 		return rc;
 	rev = (unsigned)json_integer_value(json_object_get(rec, "latest"));
 	inc = json_string_value(json_object_get(rec, "incarnation"));
+	inc = inc ? inc : "";
 	if (rev == 0) {
 		json_decref(rec);
 		snprintf(why, whylen, "no spec yet: write one to spec first");
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&t->lock);
-	for (e = t->list; e; e = e->next)
-		if (strcmp(e->name, name) == 0)
-			break;
-	if (e && strcmp(e->inc, inc ? inc : "") != 0) {
-		/* made again under the same name: the old one is done */
-		struct dent **pp = &t->list;
-
-		while (*pp != e)
-			pp = &(*pp)->next;
-		*pp = e->next;
-		dep_put(e->cur);
+	e = dent_find_locked(t, name, inc, rev, &d);
+	pthread_mutex_unlock(&t->lock);
+	if (d) {
 		dent_put(e);
-		e = NULL;
-	}
-	if (e && e->cur && e->cur->rev == rev) {
-		d = e->cur;
-		atomic_fetch_add(&d->refs, 1);
-		pthread_mutex_unlock(&t->lock);
 		json_decref(rec);
 		*out = d;
 		return 0;
 	}
-	if (!e) {
-		e = calloc(1, sizeof(*e));
-		if (!e) {
-			pthread_mutex_unlock(&t->lock);
-			json_decref(rec);
-			return -ENOMEM;
-		}
-		e->refs = 1;
-		e->fs = fs;
-		snprintf(e->name, sizeof(e->name), "%s", name);
-		snprintf(e->inc, sizeof(e->inc), "%s", inc ? inc : "");
-		pthread_mutex_init(&e->lock, NULL);
-		pthread_mutex_init(&e->commit_lock, NULL);
-		load_ids(e);
-		rc = dep_build(fs, e, rev, &d, why, whylen);
-		if (rc == 0)
-			rc = dlog_load(e, d);
-		if (rc < 0) {
-			dep_put(d);
-			dent_put(e);
-			pthread_mutex_unlock(&t->lock);
-			json_decref(rec);
-			return rc;
-		}
-		e->cur = d;
-		e->next = t->list;
-		t->list = e;
-	} else {
-		rc = dep_build(fs, e, rev, &d, why, whylen);
-		if (rc < 0) {
-			pthread_mutex_unlock(&t->lock);
-			json_decref(rec);
-			return rc;
-		}
-		dep_put(e->cur);
-		e->cur = d;
-	}
-	atomic_fetch_add(&d->refs, 1);
+	dent_put(e);
+	pthread_mutex_lock(&t->load_lock);
+	pthread_mutex_lock(&t->lock);
+	e = dent_find_locked(t, name, inc, rev, &d);
 	pthread_mutex_unlock(&t->lock);
+	if (!d && !e)
+		rc = dent_load(fs, name, inc, rev, &fresh, &d, why, whylen);
+	else if (!d)
+		rc = dep_build(fs, e, rev, &d, why, whylen);
+	else
+		built = false; /* loaded meanwhile: d is the caller's already */
+	if (rc == 0 && built) {
+		/* d's reference is the table's; one more is the caller's */
+		pthread_mutex_lock(&t->lock);
+		if (fresh) {
+			fresh->cur = d;
+			fresh->next = t->list;
+			t->list = fresh;
+		} else if (e->cur != d) {
+			dep_put(e->cur);
+			e->cur = d;
+		}
+		atomic_fetch_add(&d->refs, 1);
+		pthread_mutex_unlock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->load_lock);
+	dent_put(e);
 	json_decref(rec);
-	*out = d;
-	return 0;
+	if (rc == 0)
+		*out = d;
+	return rc;
 }
 
 struct doomed {
