@@ -2,10 +2,11 @@
 /*
  * Batch scoring in the job program, as the writer (plan "kind": "batch";
  * batch.h).  Descriptor 3 is the dataset version, 4 the model file.  The
- * rows are scored in chunks, each encoded by the model's feature
- * extractor and predicted with one call of the plugin, by one thread per
- * core over halves of the rows; the answers go to out/data.csv: the keep
- * columns, prediction, then p_<class> per class.
+ * records are read where they are (mapped), by one thread per core over
+ * its part of them, in chunks: each chunk's rows tokenized, encoded by
+ * the model's feature extractor and predicted with one call of the
+ * plugin.  No table of the whole data is built.  The answers go to
+ * out/data.csv: the keep columns, prediction, then p_<class> per class.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include <cblas.h>
 #include <jansson.h>
 
+#include "csv.h"
 #include "jsonout.h"
 #include "job_int.h"
 #include "mlcore.h"
@@ -41,17 +43,19 @@ struct bmodel {
 };
 
 struct bjob {
-	const struct table *t;
 	struct bmodel *m;
-	size_t *map;    /* fx column -> table column */
-	size_t *keep;   /* keep columns, in order */
+	size_t ncols;   /* fields of a record */
+	size_t *map;    /* fx column -> field */
+	size_t *keep;   /* keep fields, in order */
 	size_t nkeep;
-	_Atomic size_t done; /* rows scored, for progress */
+	const char *body; /* the records after the header */
 };
 
+/* The records of a part of the data, scored by one thread. */
 struct part {
 	struct bjob *b;
-	size_t from, to;
+	const char *from, *to; /* whole records */
+	uint64_t rows;
 	struct strbuf out;
 	char why[300];
 	pthread_t thread;
@@ -73,11 +77,87 @@ static void put_field(struct strbuf *sb, const char *f, size_t len)
 	sb_append(sb, "\"", 1);
 }
 
-static const char *cell(const struct table *t, size_t r, size_t c,
-			size_t *len)
+/*
+ * The next record of t into fields (ncols of them; quoted ones with ""
+ * pairs unescaped into arena, which the caller empties per record, and
+ * which holds as many bytes as the records).
+ * 1 with a record, 0 at the end, -1 with why.
+ */
+struct arena {
+	char *buf;
+	size_t len, cap;
+};
+
+static int next_record(struct csv_tok *t, size_t ncols, const char **fields,
+		       size_t *flen, struct arena *arena, char *why,
+		       size_t whylen)
 {
-	*len = t->len[r * t->ncols + c];
-	return t->data + t->off[r * t->ncols + c];
+	size_t n = 0;
+
+	if (t->p >= t->end)
+		return 0;
+	for (;;) {
+		enum csv_term term;
+		struct csv_field f;
+		const char *fp;
+		size_t fl;
+
+		if (!csv_field_plain(t, &fp, &fl, &term)) {
+			if (csv_field_next(t, &f) < 0) {
+				snprintf(why, whylen, "%.200s", t->pb->msg);
+				return -1;
+			}
+			fp = f.p;
+			fl = f.len;
+			term = f.term;
+			if (f.esc) {
+				size_t at = arena->len;
+
+				/* room first: fields point into the arena */
+				if (arena->len + fl > arena->cap) {
+					snprintf(why, whylen, "a quoted field "
+							      "too long");
+					return -1;
+				}
+				arena->len += csv_unescape(arena->buf + at, fp,
+							   fl);
+				fp = arena->buf + at;
+				fl = arena->len - at;
+			}
+		}
+		if (n < ncols) {
+			fields[n] = fp;
+			flen[n] = fl;
+		}
+		n++;
+		if (term != CSV_TERM_COMMA)
+			break;
+	}
+	if (n != ncols) {
+		snprintf(why, whylen, "%zu fields, the header has %zu", n,
+			 ncols);
+		return -1;
+	}
+	return 1;
+}
+
+/* The rows of records before p (a failing row's number). */
+static uint64_t rows_before(const struct bjob *b, const char *p)
+{
+	uint64_t n = 0;
+
+	for (const char *q = b->body; q < p; q++)
+		n += *q == '\n';
+	return n;
+}
+
+/* The field named name among the header's n names; fails the job. */
+static size_t column(char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	fail("no column \"%s\" in the data", name);
 }
 
 /* The model file on descriptor 4, loaded with the plan's plugin. */
@@ -124,61 +204,86 @@ static void model_load(json_t *plan, struct bmodel *m,
 	free(lists);
 }
 
-/* Score rows [from, to) of b into p->out; false with p->why. */
+/* Score the records of part p into p->out; false with p->why. */
 static bool score_part(struct part *p)
 {
 	struct bjob *b = p->b;
-	const struct table *t = b->t;
 	const struct bmodel *m = b->m;
 	json_t *classes = json_object_get(m->hdr, "classes");
-	size_t w = m->fx->width, nc = t->ncols;
+	size_t w = m->fx->width, nc = b->ncols;
+	struct problem pb = { 0 };
+	struct csv_tok t = { .p = p->from, .end = p->to,
+			     .line_start = p->from, .line = 1,
+			     .max_field = SIZE_MAX, .pb = &pb };
 	float *x = malloc(CHUNK_ROWS * (w ? w : 1) * sizeof(*x));
 	float *y = malloc(CHUNK_ROWS * (m->nout ? m->nout : 1) * sizeof(*y));
 	const char **fields = malloc((nc + 1) * sizeof(*fields));
 	size_t *flen = malloc((nc + 1) * sizeof(*flen));
+	size_t *pre = malloc((CHUNK_ROWS + 1) * sizeof(*pre));
+	struct strbuf keep = { .max = (size_t)1 << 40 };
+	struct arena arena = { malloc((size_t)(p->to - p->from) + 1), 0,
+			       (size_t)(p->to - p->from) + 1 };
 	char num[NUM_SHORTEST_MAX];
-	bool ok = x && y && fields && flen;
+	bool ok = x && y && fields && flen && pre && arena.buf;
+	bool more = true;
 
 	if (!ok)
 		snprintf(p->why, sizeof(p->why), "out of memory");
-	for (size_t r0 = p->from; ok && r0 < p->to; r0 += CHUNK_ROWS) {
-		size_t n = p->to - r0 < CHUNK_ROWS ? p->to - r0 : CHUNK_ROWS;
-		struct mlfs_matrix in = { x, n, w, w };
-		struct mlfs_matrix sc = { y, n, m->nout, m->nout };
+	while (ok && more) {
+		struct mlfs_matrix in = { x, 0, w, w };
+		struct mlfs_matrix sc = { y, 0, m->nout, m->nout };
+		size_t n = 0;
 
-		for (size_t i = 0; ok && i < n; i++) {
+		keep.len = 0;
+		while (ok && n < CHUNK_ROWS) {
+			const char *at = t.p;
 			char why[256];
+			int rc;
 
-			for (size_t c = 0; c < nc; c++)
-				fields[c] = cell(t, r0 + i, c, &flen[c]);
-			memset(x + i * w, 0, w * sizeof(*x));
-			if (fx_check_row(m->fx, fields, flen, nc, b->map, why,
+			arena.len = 0;
+			rc = next_record(&t, nc, fields, flen, &arena, why,
+					 sizeof(why));
+			if (rc == 0) {
+				more = false;
+				break;
+			}
+			memset(x + n * w, 0, w * sizeof(*x));
+			if (rc < 0 ||
+			    fx_check_row(m->fx, fields, flen, nc, b->map, why,
 					 sizeof(why)) < 0) {
-				snprintf(p->why, sizeof(p->why),
-					 "row %zu: %s", r0 + i + 1, why);
+				snprintf(p->why, sizeof(p->why), "row %llu: %s",
+					 (unsigned long long)rows_before(b, at) +
+						 1,
+					 why);
 				ok = false;
 				break;
 			}
 			fx_transform_row(m->fx, fields, flen, nc, b->map,
-					 x + i * w);
+					 x + n * w);
+			pre[n] = keep.len;
+			for (size_t k = 0; k < b->nkeep; k++) {
+				put_field(&keep, fields[b->keep[k]],
+					  flen[b->keep[k]]);
+				sb_append(&keep, ",", 1);
+			}
+			n++;
 		}
-		if (ok && m->ops->predict(m->inst, &in, &sc) < 0) {
+		pre[n] = keep.len;
+		if (!ok || n == 0)
+			break;
+		in.rows = sc.rows = n;
+		if (m->ops->predict(m->inst, &in, &sc) < 0) {
 			snprintf(p->why, sizeof(p->why),
-				 "the model failed on rows %zu to %zu", r0 + 1,
-				 r0 + n);
+				 "the model failed on %zu rows", n);
 			ok = false;
+			break;
 		}
-		for (size_t i = 0; ok && i < n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			const float *o = y + i * m->nout;
 			size_t best = 0;
 
-			for (size_t k = 0; k < b->nkeep; k++) {
-				size_t len;
-				const char *f = cell(t, r0 + i, b->keep[k], &len);
-
-				put_field(&p->out, f, len);
-				sb_append(&p->out, ",", 1);
-			}
+			sb_append(&p->out, keep.buf ? keep.buf + pre[i] : "",
+				  pre[i + 1] - pre[i]);
 			for (size_t c = 1; c < m->nout; c++)
 				if (o[c] > o[best])
 					best = c;
@@ -186,7 +291,8 @@ static bool score_part(struct part *p)
 				const char *cl = json_string_value(
 					json_array_get(classes, best));
 
-				put_field(&p->out, cl ? cl : "", cl ? strlen(cl) : 0);
+				put_field(&p->out, cl ? cl : "",
+					  cl ? strlen(cl) : 0);
 				for (size_t c = 0; c < m->nout; c++) {
 					sb_append(&p->out, ",", 1);
 					sb_append(&p->out, num,
@@ -200,16 +306,19 @@ static bool score_part(struct part *p)
 			}
 			sb_append(&p->out, "\n", 1);
 		}
-		if (ok && p->out.err) {
+		p->rows += n;
+		if (p->out.err || keep.err) {
 			snprintf(p->why, sizeof(p->why), "out of memory");
 			ok = false;
 		}
-		atomic_fetch_add(&b->done, n);
 		if (cancelled) {
 			snprintf(p->why, sizeof(p->why), "cancelled");
 			ok = false;
 		}
 	}
+	sb_free(&keep);
+	free(arena.buf);
+	free(pre);
 	free(x);
 	free(y);
 	free(fields);
@@ -225,6 +334,59 @@ static void *part_main(void *arg)
 	return score_part(p) ? NULL : p;
 }
 
+/*
+ * The header of the data (text, len bytes): where the model's inputs and
+ * the keep columns are among its fields, and where the records start.
+ */
+static void header_read(struct bjob *b, const char *text, size_t len,
+			struct bmodel *m, json_t *keep)
+{
+	struct problem pb = { 0 };
+	struct csv_tok t = { .p = text, .end = text + len, .line_start = text,
+			     .line = 1, .max_field = SIZE_MAX, .pb = &pb };
+	struct csv_field f;
+	char **names = NULL;
+	size_t n = 0, i;
+	json_t *c;
+
+	do {
+		char **nn;
+
+		if (csv_field_next(&t, &f) < 0)
+			fail("data: header: %s", pb.msg);
+		nn = realloc(names, (n + 1) * sizeof(*nn));
+		if (!nn)
+			fail("out of memory");
+		names = nn;
+		names[n] = malloc(f.len + 1);
+		if (!names[n])
+			fail("out of memory");
+		names[n][f.esc ? csv_unescape(names[n], f.p, f.len) : f.len] =
+			'\0';
+		if (!f.esc)
+			memcpy(names[n], f.p, f.len);
+		n++;
+	} while (f.term == CSV_TERM_COMMA);
+	b->ncols = n;
+	b->body = t.p;
+	b->m = m;
+	b->map = calloc(m->fx->ncols + 1, sizeof(*b->map));
+	b->nkeep = json_array_size(keep);
+	b->keep = calloc(b->nkeep + 1, sizeof(*b->keep));
+	if (!b->map || !b->keep)
+		fail("out of memory");
+	for (i = 0; i < m->fx->ncols; i++) {
+		size_t k = column(names, n, m->fx->cols[i].name);
+
+		b->map[i] = k;
+	}
+	json_array_foreach(keep, i, c)
+		b->keep[i] = column(names, n, json_string_value(c));
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 void batch_run(json_t *plan)
 {
 	struct mlfs_host host = { .size = sizeof(host), .log = host_log,
@@ -237,11 +399,11 @@ void batch_run(json_t *plan)
 	json_t *mo = json_object_get(plan, "model");
 	json_t *keep = json_object_get(plan, "keep");
 	struct part parts[BATCH_THREADS_MAX];
-	struct problem pb = { 0 };
 	struct bmodel m = { 0 };
 	struct bjob b = { 0 };
-	struct table *t = NULL;
 	double t0 = now_mono();
+	uint64_t rows = 0;
+	const char *end;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t nthreads, i;
 	const char *text;
@@ -267,44 +429,35 @@ void batch_run(json_t *plan)
 			  : "";
 	if (text == MAP_FAILED)
 		fail("cannot map the data: %s", strerror(errno));
-	if (table_parse(text, (size_t)st.st_size, &t, &pb) < 0)
-		fail("data: %u:%u: %s", pb.line, pb.col, pb.msg);
-	say("parsed %zu rows x %zu columns in %.3f s", t->nrows, t->ncols,
-	    now_mono() - t0);
-	b.t = t;
-	b.m = &m;
-	b.map = calloc(m.fx->ncols + 1, sizeof(*b.map));
-	b.nkeep = json_array_size(keep);
-	b.keep = calloc(b.nkeep + 1, sizeof(*b.keep));
-	if (!b.map || !b.keep)
-		fail("out of memory");
-	for (i = 0; i < m.fx->ncols; i++) {
-		long col = table_col(t, m.fx->cols[i].name);
-
-		if (col < 0)
-			fail("no column \"%s\" in the data",
-			     m.fx->cols[i].name);
-		b.map[i] = (size_t)col;
-	}
-	json_array_foreach(keep, i, c) {
-		long col = table_col(t, json_string_value(c));
-
-		if (col < 0)
-			fail("no column \"%s\" in the data",
-			     json_string_value(c));
-		b.keep[i] = (size_t)col;
-	}
-	/* a thread per core, each over its part of the rows */
+	header_read(&b, text, (size_t)st.st_size, &m, keep);
+	/*
+	 * A thread per core, each over its part of the records, cut at a
+	 * newline: the data was validated, and without a quote in it no
+	 * newline is inside a field (with one, a single part).
+	 */
 	nthreads = ncpu > 0 ? (size_t)ncpu : 1;
 	if (nthreads > BATCH_THREADS_MAX)
 		nthreads = BATCH_THREADS_MAX;
-	if (nthreads > t->nrows / CHUNK_ROWS + 1)
-		nthreads = t->nrows / CHUNK_ROWS + 1;
+	end = text + st.st_size;
+	if ((size_t)(end - b.body) < (size_t)nthreads * 65536 ||
+	    memchr(b.body, '"', (size_t)(end - b.body)))
+		nthreads = 1;
 	host_progress(&ph, 0.1, "scoring");
 	for (i = 0; i < nthreads; i++) {
-		parts[i] = (struct part){ .b = &b,
-					  .from = t->nrows * i / nthreads,
-					  .to = t->nrows * (i + 1) / nthreads };
+		const char *from = i ? parts[i - 1].to : b.body;
+		const char *to = b.body + (size_t)(end - b.body) * (i + 1) /
+						  nthreads;
+
+		if (i + 1 < nthreads) {
+			to = memchr(to, '\n', (size_t)(end - to));
+			to = to ? to + 1 : end;
+		} else {
+			to = end;
+		}
+		if (to < from)
+			to = from;
+		parts[i] = (struct part){ .b = &b, .from = from, .to = to,
+					  .out.max = (size_t)1 << 40 };
 		if (pthread_create(&parts[i].thread, NULL, part_main,
 				   &parts[i]) != 0)
 			fail("cannot start a thread");
@@ -315,6 +468,7 @@ void batch_run(json_t *plan)
 		pthread_join(parts[i].thread, &bad);
 		if (bad)
 			fail("%s", ((struct part *)bad)->why);
+		rows += parts[i].rows;
 	}
 	host_progress(&ph, 0.9, "writing the answers");
 	if (mkdir("out", 0755) < 0 && errno != EEXIST)
@@ -337,8 +491,8 @@ void batch_run(json_t *plan)
 		       parts[i].out.len, fp);
 	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0)
 		fail("writing out/data.csv: %s", strerror(errno));
-	say("scored %zu rows in %.3f s (%zu threads)", t->nrows,
-	    now_mono() - t0, nthreads);
+	say("scored %llu rows in %.3f s (%zu threads)",
+	    (unsigned long long)rows, now_mono() - t0, nthreads);
 	progress_stopped(&ph, 1, "done");
 	finish(1, NULL, NULL, NULL);
 }

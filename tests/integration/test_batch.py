@@ -16,6 +16,30 @@ def model(mlfs, name="m"):
                              "model": name}) == "succeeded\n"
 
 
+def same_answers(a, b):
+    """The same classes, and probabilities within 1e-6 (their last digits
+    depend on how many rows one BLAS call scores)."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        x, y = x.split(","), y.split(",")
+        assert x[0] == y[0] and len(x) == len(y), (x, y)
+        assert all(abs(float(u) - float(v)) <= 1e-6
+                   for u, v in zip(x[1:], y[1:])), (x, y)
+
+
+def predict_all(mlfs, path, rows):
+    fd = os.open(path, os.O_RDWR)
+    os.write(fd, rows.encode())
+    got = b""
+    while True:
+        b = os.read(fd, 1 << 16)
+        if not b:
+            break
+        got += b
+    os.close(fd)
+    return got.decode().splitlines()
+
+
 def batch(mlfs, name, spec):
     return sh(f"cat > {mlfs.mnt}/batch/{name}.json", input=json.dumps(spec))
 
@@ -46,8 +70,8 @@ def test_batch_scores_a_dataset_into_another(mlfs):
             break
         got += b
     os.close(fd)
-    answers = got.decode().splitlines()
-    assert [l.split(",", 1)[1] for l in out[1:]] == answers
+    same_answers([l.split(",", 1)[1] for l in out[1:]],
+                 got.decode().splitlines())
     assert [l.split(",")[0] for l in out[1:]] == \
         [l.split(",")[4] for l in IRIS.splitlines()[1:]]
     lineage = json.loads((mlfs.mnt / "datasets/scored/v1/lineage")
@@ -149,3 +173,38 @@ def test_other_users_outputs_and_models(mlfs_factory):
                  "\"iris\", \"output\": \"mine\"}' > "
                  f"{m.mnt}/batch/b3.json"])
     assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_a_large_dataset_is_scored_in_parts(mlfs):
+    """Past 128 KiB the records are cut in parts, a thread each: the
+    answers are the same, in order, and a quoted field keeps it whole."""
+    model(mlfs)
+    src = IRIS.splitlines()
+    body = [src[1 + i % 150] for i in range(6000)]
+    big = mlfs.mnt / "datasets/big"
+    big.mkdir()
+    (big / "data.csv").write_text(src[0] + "\n" + "\n".join(body) + "\n")
+    r = batch(mlfs, "p", {"model": "m", "dataset": "big", "output": "bo",
+                          "keep": ["species"]})
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "p") == "succeeded\n"
+    assert "(2 threads)" in (mlfs.mnt / "jobs/p/log").read_text() or \
+        os.cpu_count() == 1
+    out = (mlfs.mnt / "datasets/bo/v1/data.csv").read_text().splitlines()
+    assert len(out) == 6001
+    assert [l.split(",")[0] for l in out[1:]] == \
+        [l.split(",")[4] for l in body]
+    feats = "\n".join(",".join(l.split(",")[:4]) for l in body) + "\n"
+    same_answers([l.split(",", 1)[1] for l in out[1:]],
+                 predict_all(mlfs, mlfs.mnt / "models/m/v1/predict", feats))
+    # a quoted field: one part, the same answers
+    q = [l.replace("setosa", '"set,osa"') for l in body]
+    (big / "data.csv").write_text(src[0] + "\n" + "\n".join(q) + "\n")
+    r = batch(mlfs, "q", {"model": "m", "dataset": "big", "output": "bq",
+                          "keep": ["species"]})
+    assert wait_job(mlfs.mnt, "q") == "succeeded\n"
+    assert "(1 threads)" in (mlfs.mnt / "jobs/q/log").read_text()
+    outq = (mlfs.mnt / "datasets/bq/v1/data.csv").read_text().splitlines()
+    assert outq[1].startswith('"set,osa",setosa,')
+    assert [l.split(",")[-3:] for l in outq[1:] if "set,osa" not in l][:5] \
+        == [l.split(",")[-3:] for l in out[1:] if "setosa," not in l[:7]][:5]
