@@ -241,6 +241,10 @@ static int resolve(struct fs *fs, const char *job, json_t *spec,
 		"blob", json_object_get(dman, "blob"),
 		"model", "name", mname, "version", (int)mver, "blob", key,
 		"plugin", pl->path, "output", out, "keep", keep);
+	/* the column types the dataset's every value was checked against:
+	 * the job need not check a number twice */
+	if (*plan)
+		json_object_set(*plan, "schema", json_object_get(dman, "schema"));
 	if (!*plan)
 		rc = -ENOMEM;
 out:

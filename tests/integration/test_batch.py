@@ -208,3 +208,17 @@ def test_a_large_dataset_is_scored_in_parts(mlfs):
     assert outq[1].startswith('"set,osa",setosa,')
     assert [l.split(",")[-3:] for l in outq[1:] if "set,osa" not in l][:5] \
         == [l.split(",")[-3:] for l in out[1:] if "setosa," not in l[:7]][:5]
+
+
+def test_a_value_the_model_cannot_read_fails_the_job_naming_the_row(mlfs):
+    model(mlfs)
+    src = IRIS.splitlines()
+    rows = src[1:4] + ["abc" + src[4][src[4].index(","):]] + src[5:8]
+    d = mlfs.mnt / "datasets/texty"
+    d.mkdir()
+    (d / "data.csv").write_text(src[0] + "\n" + "\n".join(rows) + "\n")
+    r = batch(mlfs, "tx", {"model": "m", "dataset": "texty", "output": "o"})
+    assert r.returncode == 0, r.stderr
+    st = wait_job(mlfs.mnt, "tx")
+    assert st == 'failed: row 4: sepal_length: not a number "abc"\n', st
+    assert not (mlfs.mnt / "datasets/o").exists()
