@@ -151,24 +151,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_mounted MNT PID NAME LOG
-wait_mounted() {
-	local mnt=$1 pid=$2 name=$3 logf=$4 i
-	for ((i = 0; i < 300; i++)); do
-		is_mounted "$mnt" && return 0
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$logf" >&2 || true
-			die "$name exited before mounting"
-		fi
-		sleep 0.1
-	done
-	tail -n 20 "$logf" >&2 || true
-	die "$name did not mount $mnt within 30 s"
-}
-
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-# compilers running now (someone else building on the machine)
-compilers() { ps -C cc1,cc1plus,ld,ld.bfd,rustc -o pid= | wc -l; }
 note_load() { printf '%s\t%s\t%s\n' "$1" "$(loadavg)" "$(compilers)" >>"$RES/load.tsv"; }
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
@@ -183,40 +165,11 @@ med() {
 		if (NR == 0) { print "nan"; exit }
 		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-# ratio A B: A / B, two decimals
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
-# verdict COND: "met" or "missed" (COND an awk expression)
-verdict() { awk "BEGIN { print (($1) ? \"met\" : \"missed\") }"; }
 
 note_load start
 
 # ---------------------------------------------------------------- build
-log "building release mlfs in $BUILD"
-if [[ -n ${MLFS_REV:-} ]]; then
-	REV=$MLFS_REV
-else # what is built now, not what HEAD is at the end
-	REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	git -C "$REPO" diff --quiet HEAD 2>/dev/null || REV+=" (with uncommitted changes)"
-fi
-if [[ ! -f $BUILD/build.ninja ]]; then
-	meson setup "$BUILD" "$REPO" -Dbuildtype=release -Db_sanitize=none \
-		-Dtests=false >"$W/meson-setup.log" 2>&1 ||
-		{ tail -n 30 "$W/meson-setup.log" >&2; die "meson setup failed"; }
-fi
-bt=$(meson introspect --buildoptions "$BUILD" |
-	jq -r '[.[] | select(.name == "buildtype" or .name == "b_sanitize") | .value] | join(" ")')
-[[ $bt == "release none" || $bt == "none release" ]] ||
-	die "$BUILD is configured '$bt', not a release build without sanitizers (set MLFS_BUILD)"
-meson compile -C "$BUILD" >"$W/meson-compile.log" 2>&1 ||
-	{ tail -n 30 "$W/meson-compile.log" >&2; die "meson compile failed"; }
-MLFS=$BUILD/fs/mlfs
-[[ -x $MLFS && -x $BUILD/fs/mlfs-job ]] || die "$MLFS or mlfs-job not built"
-# a build dir shared with someone who rebuilds it mid-run breaks jobs
-BIN_STAMP=$(stat -c %Y "$MLFS" "$BUILD/fs/mlfs-job" | tr '\n' ' ')
-check_binaries() {
-	[[ $(stat -c %Y "$MLFS" "$BUILD/fs/mlfs-job" | tr '\n' ' ') == "$BIN_STAMP" ]] ||
-		log "warning: $BUILD was rebuilt during the run; use a private MLFS_BUILD"
-}
+build_release
 
 log "building the C client (tests/bench/ml/predict_bench.c)"
 gcc -O2 -Wall -Wextra -o "$W/predict_bench" "$PB_SRC" || die "cannot build predict_bench"
