@@ -45,6 +45,7 @@ struct dstream {
 	bool log;
 	struct timespec t0; /* the write being answered began */
 	struct strbuf lines; /* log lines of this write */
+	struct strbuf idtext; /* the answer's id as text, reused */
 	uint64_t upto;  /* the last line this handle logged */
 	uint64_t errs;  /* errors this write, for the rule */
 };
@@ -315,17 +316,18 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 	pthread_mutex_unlock(&d->lock);
 	if (!a->out)
 		s->errs++;
+	s->idtext.len = 0;
+	if (a->id)
+		id_text(a, &s->idtext);
 	if (a->out && !a->mirror) {
-		struct strbuf id = { 0 };
 		struct dpred p = { .rev = d->rev, .cand = (uint16_t)a->cand,
 				   .value = served_value(d->ms[a->cand],
 							 a->out) };
 
-		id_text(a, &id);
 		pthread_mutex_lock(&d->e->lock);
-		dlog_add_pred(d->e, id.buf ? id.buf : "", id.len, &p);
+		dlog_add_pred(d->e, s->idtext.buf ? s->idtext.buf : "",
+			      s->idtext.len, &p);
 		pthread_mutex_unlock(&d->e->lock);
-		sb_free(&id);
 	}
 	if (!s->log)
 		return;
@@ -336,13 +338,10 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 	sb_printf(l, "{\"kind\": \"%s\", ",
 		  !a->out ? "error" : a->mirror ? "shadow" : "prediction");
 	if (a->id) {
-		struct strbuf id = { 0 };
-
-		id_text(a, &id);
 		sb_puts(l, "\"id\": ");
-		sb_json_string(l, id.buf ? id.buf : "", id.len);
+		sb_json_string(l, s->idtext.buf ? s->idtext.buf : "",
+			       s->idtext.len);
 		sb_puts(l, ", ");
-		sb_free(&id);
 	}
 	sb_printf(l, "\"time\": \"%s\", \"revision\": %u, \"candidate\": ",
 		  when, d->rev);
@@ -456,6 +455,7 @@ void deploy_stream_free(struct dstream *s)
 	pstream_free(s->ps);
 	dep_put(s->d);
 	sb_free(&s->lines);
+	sb_free(&s->idtext);
 	free(s);
 }
 
