@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLFS_ABI_MAJOR 1
-#define MLFS_ABI_MINOR 1
+#define MLFS_ABI_MINOR 2
 
 /*
  * Marks the descriptor.  In C++ a namespace-scope const has internal
@@ -186,6 +186,14 @@ struct mlfs_train_ops {
 	int (*save)(void *inst, void **buf, size_t *len);
 	int (*load)(void *inst, const void *buf, size_t len);
 	void (*fini)(void *inst);
+	/*
+	 * ABI 1.2: the major version of the bytes save writes.  load reads
+	 * every save of the same major; bump it when load can no longer
+	 * read an older save.  A model bundle (models/<m>/v<n>/bundle.tar)
+	 * is imported only where a plugin of the same name declares the
+	 * same major.  0, or a 1.1 plugin whose ops end before it, is 1.
+	 */
+	uint32_t model_format;
 };
 
 /* A search space entry of a spec's "search": {"space": {...}}. */

@@ -10,6 +10,7 @@ PKGS=(
 	gcc g++ make meson ninja-build pkg-config
 	libfuse3-dev fuse3 liblmdb-dev libcurl4-openssl-dev libopenblas-dev
 	libxxhash-dev libjansson-dev libssl-dev inotify-tools
+	libarchive-dev zlib1g-dev
 	# tests
 	python3 python3-pytest python3-pytest-timeout python3-pytest-xdist
 	python3-numpy util-linux xxhash

@@ -184,6 +184,7 @@ static const struct mlfs_train_ops centroid_ops = {
 	.save = centroid_save,
 	.load = centroid_load,
 	.fini = centroid_fini,
+	.model_format = 1,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

@@ -254,33 +254,6 @@ static int serve_version(struct fs *fs, json_t *man, struct served **m,
 }
 
 /*
- * The last k comma-separated fields of line (k numbers, which hold no
- * comma): their start in *tail; what is before them (the label) in
- * *head, *hlen.  false if the line has fewer.
- */
-static bool split_right(const char *line, size_t len, size_t k,
-			const char **tail, size_t *hlen)
-{
-	size_t i = len;
-
-	for (size_t f = 0; f < k; f++) {
-		while (i > 0 && line[i - 1] != ',')
-			i--;
-		if (i == 0)
-			return false;
-		i--;
-	}
-	*tail = line + i;
-	*hlen = i;
-	return true;
-}
-
-static bool near(double a, double b)
-{
-	return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b));
-}
-
-/*
  * Does m answer the rows of its version's sample.csv (man) as recorded?
  * 0, or -EINVAL with why naming the row.
  */
@@ -293,9 +266,7 @@ static int validate_sample(struct fs *fs, struct served *m, json_t *man,
 	struct pstream *ps = NULL;
 	struct table *t = NULL;
 	char key[96], *buf = NULL;
-	size_t len = 0, r = 0;
-	const char *p;
-	long pcol;
+	size_t len = 0;
 	int rc;
 
 	if (!hash)
@@ -319,55 +290,7 @@ static int validate_sample(struct fs *fs, struct served *m, json_t *man,
 		rc = -EINVAL;
 		goto out;
 	}
-	pcol = table_col(t, "prediction");
-	if (pcol < 0) {
-		snprintf(why, whylen, "sample.csv: no prediction column");
-		rc = -EINVAL;
-		goto out;
-	}
-	for (p = out.buf; rc == 0 && r < t->nrows; r++) {
-		const char *nl = p ? memchr(p, '\n', out.len - (size_t)(p - out.buf))
-				   : NULL;
-		size_t alen = nl ? (size_t)(nl - p) : 0, hlen, plen;
-		size_t pc = (size_t)pcol; /* the recorded prediction */
-		size_t k = served_task(m) == MLFS_TASK_CLASSIFICATION
-				   ? t->ncols - 1 - pc
-				   : 0;
-		const char *tail, *rec = t->data + t->off[r * t->ncols + pc];
-
-		plen = t->len[r * t->ncols + pc];
-		if (!nl || strncmp(p, "error", 5) == 0 ||
-		    !split_right(p, alen, k, &tail, &hlen)) {
-			snprintf(why, whylen, "sample.csv row %zu: answered "
-					      "\"%.*s\"",
-				 r + 1, (int)(alen > 120 ? 120 : alen),
-				 p ? p : "");
-			rc = -EINVAL;
-			break;
-		}
-		if (served_task(m) == MLFS_TASK_REGRESSION) {
-			double a = strtod(p, NULL), b = strtod(rec, NULL);
-
-			if (!near(a, b))
-				rc = -EINVAL;
-		} else if (hlen != plen || memcmp(p, rec, plen) != 0) {
-			rc = -EINVAL;
-		}
-		for (size_t c = 0; rc == 0 && c < k; c++) {
-			double b = 0, a = strtod(tail + 1, (char **)&tail);
-
-			table_num(t, r, pc + 1 + c, &b);
-			if (fabs(a - b) > 1e-6)
-				rc = -EINVAL;
-		}
-		if (rc < 0)
-			snprintf(why, whylen,
-				 "sample.csv row %zu: answered \"%.*s\" where "
-				 "the model recorded \"%.*s\"",
-				 r + 1, (int)(alen > 120 ? 120 : alen), p,
-				 (int)(plen > 120 ? 120 : plen), rec);
-		p = nl + 1;
-	}
+	rc = sample_match(t, served_task(m), out.buf, out.len, why, whylen);
 out:
 	pstream_free(ps);
 	table_free(t);

@@ -31,36 +31,13 @@
 
 #define STATS_MAX ((off_t)16 << 20)
 
-struct last_sync {
-	const char *prefix; /* "<set>-sync-" */
-	unsigned n;
-};
-
-static int last_one(void *arg, const char *name)
-{
-	struct last_sync *l = arg;
-	size_t pl = strlen(l->prefix);
-	char *end;
-	unsigned long n;
-
-	if (strncmp(name, l->prefix, pl) != 0 || name[pl] < '1' ||
-	    name[pl] > '9')
-		return 0;
-	n = strtoul(name + pl, &end, 10);
-	if (*end == '\0' && n > l->n && n < 1000000000)
-		l->n = (unsigned)n;
-	return 0;
-}
-
 /* The number of set's last sync job (its name: "<set>-sync-<n>"), or 0. */
 static unsigned last_sync(struct fs *fs, const char *set)
 {
 	char prefix[300];
-	struct last_sync l = { prefix, 0 };
 
 	snprintf(prefix, sizeof(prefix), "%s-sync-", set);
-	job_list(fs, last_one, &l);
-	return l.n;
+	return job_last_number(fs, prefix);
 }
 
 int featsync_last(struct fs *fs, const char *set, char *job, size_t len)

@@ -168,7 +168,6 @@ static void model_load(json_t *plan, struct bmodel *m,
 {
 	static struct plugin pl;
 	const char *path = json_string_value(json_object_get(plan, "plugin"));
-	const char *task;
 	struct mlfs_param *ps = NULL;
 	double *lists = NULL;
 	const void *w;
@@ -188,11 +187,7 @@ static void model_load(json_t *plan, struct bmodel *m,
 	if (plugin_load_file(path, &pl, msg, sizeof(msg)) < 0)
 		fail("plugin %s: %s", path, msg);
 	m->ops = pl.desc->ops;
-	task = json_string_value(json_object_get(m->hdr, "task"));
-	m->task = !task ? 0
-		  : strcmp(task, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
-		  : strcmp(task, "regression") == 0     ? MLFS_TASK_REGRESSION
-							: MLFS_TASK_CLUSTERING;
+	m->task = model_task(json_string_value(json_object_get(m->hdr, "task")));
 	if (fx_from_json(json_object_get(m->hdr, "features"), &m->fx) < 0)
 		fail("model: bad features");
 	if (spec_params(json_object_get(m->hdr, "params"), &ps, &np, &lists,
@@ -445,7 +440,16 @@ void batch_run(json_t *plan)
 	FILE *fp;
 
 	host.ctx = &ph;
-	say("job %s: batch scoring of datasets/%s@%d with models/%s@%d into "
+	if (strcmp(json_string_value(json_object_get(plan, "kind")), "import") ==
+	    0)
+		say("job %s: scoring the sample of a bundle of models/%s@%d "
+		    "with train plugin %s",
+		    json_string_value(json_object_get(plan, "name")),
+		    json_string_value(json_object_get(mo, "name")),
+		    (int)json_integer_value(json_object_get(mo, "version")),
+		    json_string_value(json_object_get(plan, "plugin")));
+	else
+		say("job %s: batch scoring of datasets/%s@%d with models/%s@%d into "
 	    "datasets/%s",
 	    json_string_value(json_object_get(plan, "name")),
 	    json_string_value(json_object_get(ds, "name")),

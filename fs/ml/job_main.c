@@ -466,11 +466,7 @@ static void run_start(struct run *run, json_t *plan, struct mlfs_host *host)
 	run->t0 = now_mono();
 	run->metrics = fopen("metrics", "ae");
 	run->taskname = json_string_value(json_object_get(plan, "task"));
-	run->task = strcmp(run->taskname, "classification") == 0
-			    ? MLFS_TASK_CLASSIFICATION
-		    : strcmp(run->taskname, "regression") == 0
-			    ? MLFS_TASK_REGRESSION
-			    : MLFS_TASK_CLUSTERING;
+	run->task = model_task(run->taskname);
 	host->threads = threads ? atoi(threads) : 1;
 	if (plugin_load_file(path, &pl, msg, sizeof(msg)) < 0)
 		fail("plugin %s: %s", path, msg);
@@ -878,11 +874,11 @@ static json_t *model_file_write(const struct model *m, const struct run *run,
 	if (rc < 0)
 		fail("saving the model: %s", strerror(-rc));
 	header = json_pack(
-		"{s:s, s:s, s:s, s:s, s:O, s:s?, s:o, s:O, s:O, s:I, s:b, "
-		"s:s?}",
+		"{s:s, s:s, s:s, s:i, s:s, s:O, s:s?, s:o, s:O, s:O, s:I, "
+		"s:b, s:s?}",
 		"plugin", pl->desc->name, "plugin_version",
 		pl->desc->version ? pl->desc->version : "", "plugin_hash",
-		pl->hash, "task", run->taskname, "classes", classes, "label",
+		pl->hash, "model_format", (int)plugin_model_format(pl), "task", run->taskname, "classes", classes, "label",
 		d->label, "features", fx_to_json(d->fx), "params", m->params,
 		"inputs", fnames, "outputs",
 		(json_int_t)run->ops->outputs(m->inst), "numeric_classes",
@@ -908,11 +904,11 @@ static void model_meta_write(const struct model *m, const struct run *run,
 	json_t *meta;
 
 	meta = json_pack(
-		"{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:s?, s:O, "
+		"{s:s, s:s, s:s, s:i, s:s, s:O, s:O, s:O, s:s?, s:O, "
 		"s:{s:s, s:O}, s:O, s:O, s:O?}",
 		"algorithm", pl->desc->name, "plugin_version",
 		pl->desc->version ? pl->desc->version : "", "plugin_hash",
-		pl->hash, "task", run->taskname, "params", m->params,
+		pl->hash, "model_format", (int)plugin_model_format(pl), "task", run->taskname, "params", m->params,
 		"dataset", json_object_get(plan, "dataset"), "features",
 		json_object_get(header, "features"), "label", d->label,
 		"classes", classes, "output", "format",
@@ -1121,9 +1117,12 @@ int main(int argc, char **argv)
 	    strcmp(json_string_value(json_object_get(plan, "kind")), "sync") ==
 		    0)
 		sync_run(plan);
+	/* an import reproduces a bundle's sample by scoring it */
 	if (json_string_value(json_object_get(plan, "kind")) &&
-	    strcmp(json_string_value(json_object_get(plan, "kind")),
-		   "batch") == 0)
+	    (strcmp(json_string_value(json_object_get(plan, "kind")),
+		    "batch") == 0 ||
+	     strcmp(json_string_value(json_object_get(plan, "kind")),
+		    "import") == 0))
 		batch_run(plan);
 	fh.run = &run;
 	fh.frac_span = 1;

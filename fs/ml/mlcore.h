@@ -234,6 +234,8 @@ json_t *metrics_clustering(const float *x, size_t n, size_t d,
  */
 int model_encode(json_t *header, const void *weights, size_t wlen,
 		 void **out, size_t *outlen);
+/* The MLFS_TASK_* a header's (or spec's) "task" names; 0 for another. */
+unsigned model_task(const char *name);
 int model_decode(const void *buf, size_t len, json_t **header,
 		 const void **weights, size_t *wlen, char *msg, size_t msglen);
 

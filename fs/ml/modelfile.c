@@ -21,6 +21,7 @@
 #include "csv.h"
 #include "mlcore.h"
 #include "mlcore_int.h"
+#include "mlfs_plugin.h"
 
 /* ---------------------------------------------------------------- */
 /* The model file. */
@@ -97,6 +98,15 @@ int model_encode(json_t *header, const void *weights, size_t wlen,
 out_free_h:
 	free(h);
 	return rc;
+}
+
+unsigned model_task(const char *name)
+{
+	return !name ? 0
+	       : strcmp(name, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
+	       : strcmp(name, "regression") == 0     ? MLFS_TASK_REGRESSION
+	       : strcmp(name, "clustering") == 0     ? MLFS_TASK_CLUSTERING
+						     : 0;
 }
 
 static int model_bad(char *msg, size_t msglen, const char *fmt, ...)

@@ -283,6 +283,18 @@ void plugin_set_free(struct plugin_set *ps)
 	free(ps);
 }
 
+unsigned plugin_model_format(const struct plugin *pl)
+{
+	const struct mlfs_train_ops *o = pl->desc->ops;
+
+	if (pl->desc->stage != MLFS_STAGE_TRAIN ||
+	    o->size < offsetof(struct mlfs_train_ops, model_format) +
+			      sizeof(o->model_format) ||
+	    o->model_format == 0)
+		return 1;
+	return o->model_format;
+}
+
 const struct plugin *plugin_find(const struct plugin_set *ps, unsigned stage,
 				 const char *name)
 {

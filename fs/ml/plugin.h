@@ -49,6 +49,8 @@ void plugin_set_free(struct plugin_set *ps);
 /* Find by stage and name; NULL if none. */
 const struct plugin *plugin_find(const struct plugin_set *ps, unsigned stage,
 				 const char *name);
+/* The model-format major a train plugin declares (ABI 1.2; 1 before). */
+unsigned plugin_model_format(const struct plugin *pl);
 /* .mlfs/plugins: "name stage abi file" lines, then refused ones. */
 int plugin_render(const struct plugin_set *ps, struct strbuf *out);
 const char *plugin_stage_name(unsigned stage);

@@ -196,7 +196,6 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 	const void *w;
 	size_t wlen, len;
 	char key[128], *buf = NULL;
-	const char *task;
 	struct mlfs_param *ps = NULL;
 	double *lists = NULL;
 	size_t np;
@@ -236,11 +235,7 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 	m->refs = 1;
 	snprintf(m->hash, sizeof(m->hash), "%s", hash);
 	m->ops = pl->desc->ops;
-	task = json_string_value(json_object_get(hdr, "task"));
-	m->task = !task ? 0
-		  : strcmp(task, "classification") == 0 ? MLFS_TASK_CLASSIFICATION
-		  : strcmp(task, "regression") == 0     ? MLFS_TASK_REGRESSION
-							: MLFS_TASK_CLUSTERING;
+	m->task = model_task(json_string_value(json_object_get(hdr, "task")));
 	m->classes = string_list(json_object_get(hdr, "classes"), &m->nclasses);
 	m->inputs = string_list(json_object_get(hdr, "inputs"), &m->ninputs);
 	if (!m->classes || !m->inputs ||
@@ -1456,5 +1451,96 @@ int pstream_finish(struct pstream *s, struct strbuf *out)
 	}
 	if (rc == 0)
 		rc = flush_batch(s, out);
+	return rc;
+}
+
+/*
+ * The last k comma-separated fields of line (k numbers, which hold no
+ * comma): their start in *tail; what is before them (the label) in
+ * *head, *hlen.  false if the line has fewer.
+ */
+static bool split_right(const char *line, size_t len, size_t k,
+			const char **tail, size_t *hlen)
+{
+	size_t i = len;
+
+	for (size_t f = 0; f < k; f++) {
+		while (i > 0 && line[i - 1] != ',')
+			i--;
+		if (i == 0)
+			return false;
+		i--;
+	}
+	*tail = line + i;
+	*hlen = i;
+	return true;
+}
+
+static bool near(double a, double b)
+{
+	return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b));
+}
+
+/*
+ * sample_match: do ans (len bytes, the lines predict answers, one per row)
+ * say what the sample.csv parsed into t recorded for its rows?  0, or
+ * -EINVAL with why naming the row.
+ */
+int sample_match(const struct table *t, unsigned task, const char *ans,
+		 size_t len, char *why, size_t whylen)
+{
+	size_t r = 0;
+	const char *p;
+	long pcol;
+	int rc = 0;
+
+	pcol = table_col(t, "prediction");
+	if (pcol < 0) {
+		snprintf(why, whylen, "sample.csv: no prediction column");
+		return -EINVAL;
+	}
+	for (p = ans; rc == 0 && r < t->nrows; r++) {
+		const char *nl = p ? memchr(p, '\n', len - (size_t)(p - ans))
+				   : NULL;
+		size_t alen = nl ? (size_t)(nl - p) : 0, hlen, plen;
+		size_t pc = (size_t)pcol; /* the recorded prediction */
+		size_t k = task == MLFS_TASK_CLASSIFICATION
+				   ? t->ncols - 1 - pc
+				   : 0;
+		const char *tail, *rec = t->data + t->off[r * t->ncols + pc];
+
+		plen = t->len[r * t->ncols + pc];
+		if (!nl || strncmp(p, "error", 5) == 0 ||
+		    !split_right(p, alen, k, &tail, &hlen)) {
+			snprintf(why, whylen, "sample.csv row %zu: answered "
+					      "\"%.*s\"",
+				 r + 1, (int)(alen > 120 ? 120 : alen),
+				 p ? p : "");
+			rc = -EINVAL;
+			break;
+		}
+		if (task == MLFS_TASK_REGRESSION) {
+			double a = strtod(p, NULL), b = strtod(rec, NULL);
+
+			if (!near(a, b))
+				rc = -EINVAL;
+		} else if (hlen != plen || memcmp(p, rec, plen) != 0) {
+			rc = -EINVAL;
+		}
+		for (size_t c = 0; rc == 0 && c < k; c++) {
+			double b = 0, a = strtod(tail + 1, (char **)&tail);
+
+			table_num(t, r, pc + 1 + c, &b);
+			if (fabs(a - b) > 1e-6)
+				rc = -EINVAL;
+		}
+		if (rc < 0)
+			snprintf(why, whylen,
+				 "sample.csv row %zu: answered \"%.*s\" where "
+				 "the model recorded \"%.*s\"",
+				 r + 1, (int)(alen > 120 ? 120 : alen), p,
+				 (int)(plen > 120 ? 120 : plen), rec);
+		p = nl + 1;
+	}
 	return rc;
 }

@@ -21,6 +21,8 @@
 #include "node.h"
 #include "strbuf.h"
 
+struct table;
+
 struct fs;
 struct served;   /* a loaded model, reference counted */
 struct pstream;  /* one handle's scoring state */
@@ -141,5 +143,14 @@ int pstream_write(struct pstream *s, const char *buf, size_t len,
 		  struct strbuf *out);
 int pstream_finish(struct pstream *s, struct strbuf *out);
 void pstream_free(struct pstream *s);
+
+/*
+ * sample_match: do ans (len bytes, the lines predict answers, one per row)
+ * say what sample.csv (t) recorded for its rows, the prediction as text
+ * (a number within 1e-6 for regression) and each probability within
+ * 1e-6?  0, or -EINVAL with why naming the row.
+ */
+int sample_match(const struct table *t, unsigned task, const char *ans,
+		 size_t len, char *why, size_t whylen);
 
 #endif

@@ -317,6 +317,58 @@ int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
 	return fs_reply_buf(r, line + off, len < size ? len : size);
 }
 
+int job_wait_end(struct job *j, double seconds)
+{
+	struct runner *r = j->runner;
+	struct timespec ts;
+	bool ended;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)seconds;
+	ts.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	/* the runner broadcasts cond when a job ends */
+	while (j->state != JOB_ENDED &&
+	       pthread_cond_timedwait(&r->cond, &r->lock, &ts) != ETIMEDOUT)
+		;
+	ended = j->state == JOB_ENDED;
+	pthread_mutex_unlock(&r->lock);
+	return ended ? 0 : -ETIMEDOUT;
+}
+
+struct last_number {
+	const char *prefix;
+	unsigned n;
+};
+
+static int last_one(void *arg, const char *name)
+{
+	struct last_number *l = arg;
+	size_t pl = strlen(l->prefix);
+	char *end;
+	unsigned long n;
+
+	if (strncmp(name, l->prefix, pl) != 0 || name[pl] < '1' ||
+	    name[pl] > '9')
+		return 0;
+	n = strtoul(name + pl, &end, 10);
+	if (*end == '\0' && n > l->n && n < 1000000000)
+		l->n = (unsigned)n;
+	return 0;
+}
+
+unsigned job_last_number(struct fs *fs, const char *prefix)
+{
+	struct last_number l = { prefix, 0 };
+
+	job_list(fs, last_one, &l);
+	return l.n;
+}
+
 int job_cancel(struct job *j)
 {
 	struct runner *r = j->runner;

@@ -47,6 +47,9 @@ bool job_exists(struct fs *fs, const char *name);
 int job_list(struct fs *fs, int (*fn)(void *arg, const char *name),
 	     void *arg);
 
+/* The largest n of the jobs named "<prefix><n>", or 0. */
+unsigned job_last_number(struct fs *fs, const char *prefix);
+
 /* Find a job with a reference (job_put), -ENOENT. */
 int job_get(struct fs *fs, const char *name, struct job **out);
 void job_put(struct job *j);
@@ -58,6 +61,8 @@ bool job_has_ended(struct job *j);
 json_t *job_record(struct job *j);
 /* Park a `wait` read on the job, or answer at once if it has ended. */
 int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r);
+/* Block until the job ends (0) or seconds pass (-ETIMEDOUT). */
+int job_wait_end(struct job *j, double seconds);
 /* Cancel a queued or running job.  -EINVAL if it has ended. */
 int job_cancel(struct job *j);
 /* Remove an ended job's record.  -EBUSY while it runs. */

@@ -32,6 +32,7 @@
 #include "runner.h"
 #include "featonline.h"
 #include "batch.h"
+#include "modelbundle.h"
 #include "featsync.h"
 #include "runner_int.h"
 #include "spec.h"
@@ -514,11 +515,20 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	if (ok) {
 		bool sync = strcmp(kind, "sync") == 0;
 		bool batch = strcmp(kind, "batch") == 0;
+		bool import = strcmp(kind, "import") == 0;
+		char iwhy[500] = "";
 		int rc = sync    ? featsync_publish(fs, j->dir, plan, rec, &ver)
 			 : batch ? batch_publish(fs, j->dir, plan, rec, &ver)
+			 : import
+				 ? mbundle_publish(fs, j->dir, plan, rec, &ver,
+						   iwhy, sizeof(iwhy))
 				 : publish_model(fs, j, plan, rec, &ver);
 
-		if (rc < 0) {
+		if (rc < 0 && import) {
+			snprintf(why, sizeof(why), "%s", iwhy);
+			reason = why;
+			ok = false;
+		} else if (rc < 0) {
 			snprintf(why, sizeof(why), "publishing the %s: %s",
 				 sync ? "feature set" : batch ? "answers"
 							      : "model",
@@ -582,6 +592,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	json_decref(j->plan);
 	j->plan = NULL;
 	j->state = JOB_ENDED;
+	pthread_cond_broadcast(&r->cond); /* job_wait_end */
 	r->running--;
 	pthread_mutex_unlock(&r->lock);
 	rm_rf(j->dir);
@@ -610,6 +621,7 @@ static void job_fail_now(struct runner *r, struct job *j, const char *reason)
 	json_decref(j->plan);
 	j->plan = NULL;
 	j->state = JOB_ENDED;
+	pthread_cond_broadcast(&r->cond); /* job_wait_end */
 	pthread_mutex_unlock(&r->lock);
 	fs_log(r->fs, 6, "jobs/%s: failed: %s", j->name, reason);
 	fs_unpark(r->fs, j, line, strlen(line));

@@ -7,8 +7,10 @@
  *     predict                 scores with `production` if set, else latest
  *     latest -> v<n>          kept by the filesystem
  *     <alias> -> v<n>         ln -s / ln -sfn / rm (production, staging...)
+ *     import                  write a bundle.tar: a new version once its
+ *                             sample reproduces (modelbundle.c)
  *     v<n>/                   immutable: model meta.json metrics.json
- *                             sample.csv predict
+ *                             sample.csv bundle.tar predict
  *
  * predict: rows written on a handle are scored, and reads of that handle
  * return the answers in order (a read with nothing pending is end of
@@ -17,9 +19,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +33,9 @@
 #include "jsonout.h"
 #include "mlcore.h"
 #include "answers.h"
+#include "bundle.h"
 #include "featpredict.h"
+#include "modelbundle.h"
 #include "models.h"
 #include "objects.h"
 #include "predict.h"
@@ -79,7 +85,7 @@ static int serving_version(struct node *n, unsigned *ver)
 static int meta_render(struct node *n, uid_t uid, char **text, size_t *len)
 {
 	struct fs *fs = n->fs;
-	json_t *man, *dsman, *meta, *ds;
+	json_t *man, *dsman = NULL, *meta, *ds;
 	const char *dsname;
 	char key[96], why[600];
 	uint64_t size;
@@ -283,6 +289,243 @@ static int predict_getattr(struct node *n, struct stat *st)
 	  .truncate = answers_truncate, .flush = answers_flush,              \
 	  .release = answers_release, .getattr = predict_getattr }
 
+/* --- bundle.tar: made from the version's blobs at open --- */
+
+static int tar_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	void *buf;
+	size_t len;
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	rc = mbundle_make(f->node->fs, node_model(f->node), node_ver(f->node),
+			  f->uid, f->node->path, &buf, &len);
+	if (rc < 0)
+		return rc;
+	f->snap = buf;
+	f->snap_len = len;
+	f->keep_cache = true; /* the same bytes every time */
+	return 0;
+}
+
+static int tar_read(struct fs_file *f, size_t size, off_t off,
+		    struct fs_reply *r)
+{
+	if ((size_t)off >= f->snap_len)
+		return fs_reply_buf(r, NULL, 0);
+	if (size > f->snap_len - (size_t)off)
+		size = f->snap_len - (size_t)off;
+	return fs_reply_buf(r, f->snap + off, size);
+}
+
+static int tar_getattr(struct node *n, struct stat *st)
+{
+	uint64_t size = 0;
+	int rc = obj_vfile_getattr(n, st);
+
+	if (rc == 0)
+		rc = mbundle_size(n->fs, node_model(n), node_ver(n), &size);
+	st->st_size = (off_t)size;
+	return rc;
+}
+
+/* --- import: a bundle written here becomes a version --- */
+
+struct import {
+	int fd;                  /* the archive so far: an unlinked file in
+				    the store's temporary folder, not memory
+				    (up to bundle_max bytes a handle) */
+	uint64_t len;
+	struct bundle_walk walk; /* where it ends */
+	bool ran;                /* judged: rc says how */
+	int rc;
+};
+
+static int import_fail(struct fs_file *f, struct import *im, int rc,
+		       struct problem *pb)
+{
+	if (!pb->path[0])
+		snprintf(pb->path, sizeof(pb->path), "%s", f->node->path);
+	if (!pb->msg[0])
+		problem_set(pb, 0, 0, "%s", strerror(-rc));
+	fs_problem(f->node->fs, f->uid, pb);
+	im->ran = true;
+	im->rc = rc;
+	return rc;
+}
+
+/* The whole archive is here (or closed): judge it, reproduce, commit. */
+static int import_run(struct fs_file *f, struct import *im)
+{
+	struct fs_ctx ctx = { f->uid, f->gid, f->pid, 0, NULL };
+	struct problem pb = { 0 };
+	char job[300];
+	unsigned ver;
+	int rc;
+
+	void *map = MAP_FAILED;
+
+	if (im->len)
+		map = mmap(NULL, (size_t)im->len, PROT_READ, MAP_PRIVATE, im->fd,
+			   0);
+	if (im->len && map == MAP_FAILED)
+		return import_fail(f, im, -errno, &pb);
+	rc = mbundle_import(f->node->fs, node_model(f->node),
+			    im->len ? map : "", (size_t)im->len, &ctx, job,
+			    sizeof(job), &ver, &pb);
+	if (im->len)
+		munmap(map, (size_t)im->len);
+	if (rc < 0)
+		return import_fail(f, im, rc, &pb);
+	fs_log(f->node->fs, 6, "models/%s: v%u imported from a bundle (jobs/%s)",
+	       node_model(f->node), ver, job);
+	im->ran = true;
+	im->rc = 0;
+	return 0;
+}
+
+static int import_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
+	struct import *im;
+	json_t *rec;
+	int rc;
+
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		return -EACCES; /* a place to write to, with nothing to read */
+	rc = repo_get(f->node->fs, &repo_models, node_model(f->node), &rec);
+	if (rc < 0)
+		return rc;
+	if (!host_may_record(&writer, rec, W_OK | X_OK))
+		rc = -EACCES;
+	json_decref(rec);
+	if (rc < 0)
+		return rc;
+	char tmp[PATH_MAX];
+
+	im = calloc(1, sizeof(*im));
+	if (!im)
+		return -ENOMEM;
+	rc = store_tmp_path(f->node->fs->store, tmp, sizeof(tmp));
+	im->fd = rc < 0 ? rc
+			: open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (im->fd < 0) {
+		rc = rc < 0 ? rc : -errno;
+		free(im);
+		return rc;
+	}
+	unlink(tmp);
+	f->priv = im;
+	f->direct_io = true;
+	return 0;
+}
+
+/*
+ * Judged in the write that completes the archive (bash ignores close's
+ * result): the bytes after it are tar's zero padding at most.
+ */
+static ssize_t import_write(struct fs_file *f, const char *buf, size_t size,
+			    off_t off)
+{
+	struct import *im = f->priv;
+	struct problem pb = { 0 };
+	size_t keep;
+	int rc;
+
+	if (im->ran && im->rc < 0)
+		return im->rc;
+	if ((uint64_t)off != im->walk.in) {
+		problem_set(&pb, 0, 0, "a bundle is written from its start, in "
+				       "order (byte %llu came at %llu)",
+			    (unsigned long long)off,
+			    (unsigned long long)im->walk.in);
+		return import_fail(f, im, -EINVAL, &pb);
+	}
+	rc = bundle_walk_feed(&im->walk, buf, size, &keep, pb.msg,
+			      sizeof(pb.msg));
+	if (rc < 0)
+		return import_fail(f, im, rc == -EFBIG ? -EFBIG : -EINVAL, &pb);
+	if (im->ran)
+		return (ssize_t)size; /* padding after a bundle taken */
+	if (im->len + keep > bundle_max()) {
+		problem_set(&pb, 0, 0, "bundle: over the size cap of %llu bytes",
+			    (unsigned long long)bundle_max());
+		return import_fail(f, im, -EFBIG, &pb);
+	}
+	for (size_t at = 0; at < keep;) {
+		ssize_t n = pwrite(im->fd, buf + at, keep - at,
+				   (off_t)(im->len + at));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return import_fail(f, im, n < 0 ? -errno : -EIO, &pb);
+		at += (size_t)n;
+	}
+	im->len += keep;
+	if (rc == 1) {
+		rc = import_run(f, im);
+		if (rc < 0)
+			return rc;
+	}
+	return (ssize_t)size;
+}
+
+static int import_truncate(struct fs_file *f, off_t size)
+{
+	struct import *im = f->priv;
+
+	/* O_TRUNC of a handle with nothing written: nothing to do */
+	return size == 0 && im->walk.in == 0 ? 0 : -EINVAL;
+}
+
+static int import_flush(struct fs_file *f, const struct fs_ctx *ctx,
+			struct problem *pb)
+{
+	struct import *im = f->priv;
+
+	(void)ctx;
+	(void)pb;
+	if (im->ran)
+		return im->rc;
+	if (im->walk.in == 0)
+		return 0; /* opened and closed: nothing imported */
+	/* an archive without its end blocks: libarchive judges it */
+	return import_run(f, im);
+}
+
+static void import_release(struct fs_file *f)
+{
+	struct import *im = f->priv;
+
+	if (!im)
+		return;
+	bundle_walk_end(&im->walk);
+	close(im->fd);
+	free(im);
+}
+
+static int import_getattr(struct node *n, struct stat *st)
+{
+	json_t *rec;
+	int rc = obj_attr(n, st, false);
+
+	if (rc < 0)
+		return rc;
+	rc = repo_get(n->fs, &repo_models, node_model(n), &rec);
+	if (rc < 0)
+		return rc;
+	/* writable by who may add versions: the model's write bits */
+	st->st_mode = S_IFREG |
+		      ((mode_t)json_integer_value(json_object_get(rec, "mode")) &
+		       0222);
+	st->st_size = 0;
+	json_decref(rec);
+	return 0;
+}
+
 /* A stored file of a version: model_files (mlcore.h) lists them. */
 #define VERSION_FILE(id, name)                                                \
 	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = vfile_open,         \
@@ -293,6 +536,8 @@ static int predict_getattr(struct node *n, struct stat *st)
 
 static const struct node_type version_files[] = {
 	MODEL_FILES(VERSION_FILE)
+	{ "bundle.tar", S_IFREG | 0444, NODE_F_IMMUTABLE, .open = tar_open,
+	  .read = tar_read, .getattr = tar_getattr },
 	PREDICT_TYPE,
 	{ NULL },
 };
@@ -304,6 +549,10 @@ static const struct node_type version_type = {
 
 static const struct node_type model_dir_files[] = {
 	PREDICT_TYPE,
+	{ "import", S_IFREG | 0220, 0, .open = import_open,
+	  .write = import_write, .truncate = import_truncate,
+	  .flush = import_flush, .release = import_release,
+	  .getattr = import_getattr },
 	{ NULL },
 };
 

@@ -336,8 +336,11 @@ static const struct root_entry root_entries[] = {
 	  "  predict        write rows (CSV or JSON lines), read the answers\n"
 	  "  latest -> v<n> the newest version; ln -sfn v1 production pins\n"
 	  "                 the one predict serves\n"
+	  "  import         copy a bundle.tar here: a new version once its\n"
+	  "                 sample reproduces\n"
 	  "  v<n>/          immutable: model meta.json metrics.json\n"
-	  "                 sample.csv predict\n" },
+	  "                 sample.csv bundle.tar (all of it, portable)\n"
+	  "                 predict\n" },
 	{ &batch_type,
 	  "<job>.json       write a batch spec here to score a dataset with a\n"
 	  "                 model into another: {\"model\": \"iris@1\",\n"

@@ -673,6 +673,7 @@ static const struct mlfs_train_ops km_ops = {
 	.save = km_save,
 	.load = km_load,
 	.fini = km_fini,
+	.model_format = 1,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

@@ -414,6 +414,7 @@ static const struct mlfs_train_ops lin_ops = {
 	.save = lin_save,
 	.load = lin_load,
 	.fini = lin_fini,
+	.model_format = 1,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

@@ -993,6 +993,7 @@ static const struct mlfs_train_ops logi_ops = {
 	.save = logi_save,
 	.load = logi_load,
 	.fini = logi_fini,
+	.model_format = 1,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

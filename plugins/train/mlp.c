@@ -827,6 +827,7 @@ static const struct mlfs_train_ops mlp_ops = {
 	.save = mlp_save,
 	.load = mlp_load,
 	.fini = mlp_fini,
+	.model_format = 1,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

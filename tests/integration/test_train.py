@@ -64,8 +64,9 @@ def test_train_logistic_end_to_end(mlfs):
     assert {s: test_species.count(s) for s in set(test_species)} == \
         {"setosa": 10, "versicolor": 10, "virginica": 10}
     v1 = mlfs.mnt / "models" / "iris" / "v1"
-    assert sorted(os.listdir(v1)) == ["meta.json", "metrics.json", "model",
-                                      "predict", "sample.csv"]
+    assert sorted(os.listdir(v1)) == ["bundle.tar", "meta.json",
+                                      "metrics.json", "model", "predict",
+                                      "sample.csv"]
     assert os.readlink(mlfs.mnt / "models" / "iris" / "latest") == "v1"
     meta = json.loads((v1 / "meta.json").read_text())
     for k in ("name", "version", "created", "algorithm", "params", "dataset",
@@ -189,7 +190,7 @@ def test_production_alias_and_busy_rules(mlfs):
     assert sh(f"echo 6.0,2.9,4.5,1.5 > {m}/predict; cat {m}/predict").stdout \
         == v2
     os.rmdir(m / "v1")
-    assert sorted(os.listdir(m)) == ["latest", "predict", "v2"]
+    assert sorted(os.listdir(m)) == ["import", "latest", "predict", "v2"]
     os.rmdir(mlfs.mnt / "jobs" / "a")
     assert "a" not in os.listdir(mlfs.mnt / "jobs")
 
@@ -393,7 +394,7 @@ def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
     mlfs = mlfs_factory(opts=[f"plugins={pdir}"])
     mlfs.expect("plugin refused")
     plugins = (mlfs.mnt / ".mlfs" / "plugins").read_text()
-    assert "crash train 1.1" in plugins
+    assert "crash train 1.2" in plugins
     assert "refused" in plugins and "badname.so" in plugins
     assert 'does not match the file name' in plugins
     iris(mlfs)
