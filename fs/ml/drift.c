@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Drift statistics (drift.h).  Pure.  The two survival functions are
+ * written here: they are a few lines each, and no Debian C library that
+ * mlfs already links has them (GSL would be a dependency for two
+ * functions).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drift.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The numbers of v that are numbers, into out (sorted): how many. */
+static size_t sorted_numbers(const double *v, size_t n, double *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			out[k++] = v[i];
+	qsort(out, k, sizeof(*out), cmp_double);
+	return k;
+}
+
+/* numpy.quantile's default ("linear"), of sorted s (n > 0). */
+static double quantile(const double *s, size_t n, double p)
+{
+	double pos = (double)(n - 1) * p, t;
+	size_t lo = (size_t)pos;
+
+	if (lo + 1 >= n)
+		return s[n - 1];
+	t = pos - (double)lo;
+	/* numpy's _lerp: exact at both ends */
+	return t >= 0.5 ? s[lo + 1] - (s[lo + 1] - s[lo]) * (1 - t)
+			: s[lo] + (s[lo + 1] - s[lo]) * t;
+}
+
+/* The bin of v: how many cuts are below it. */
+static size_t bin_of(const double *cuts, size_t ncuts, double v)
+{
+	size_t lo = 0, hi = ncuts;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (cuts[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void drift_ref_free(struct drift_ref *r)
+{
+	free(r->sorted);
+	free(r->bins);
+	free(r->cats);
+	memset(r, 0, sizeof(*r));
+}
+
+int drift_ref_numbers(struct drift_ref *r, const double *v, size_t n)
+{
+	memset(r, 0, sizeof(*r));
+	r->numeric = true;
+	r->sorted = malloc((n ? n : 1) * sizeof(*r->sorted));
+	r->bins = calloc(DRIFT_CUTS + 1, sizeof(*r->bins));
+	if (!r->sorted || !r->bins) {
+		drift_ref_free(r);
+		return -ENOMEM;
+	}
+	r->n = sorted_numbers(v, n, r->sorted);
+	for (int d = 1; r->n && d <= DRIFT_CUTS; d++) {
+		double q = quantile(r->sorted, r->n, d / 10.0);
+
+		if (r->ncuts == 0 || q != r->cuts[r->ncuts - 1])
+			r->cuts[r->ncuts++] = q;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		r->bins[bin_of(r->cuts, r->ncuts, r->sorted[i])]++;
+	return 0;
+}
+
+int drift_ref_categories(struct drift_ref *r, const uint64_t *h, size_t n)
+{
+	uint64_t *s = malloc((n ? n : 1) * sizeof(*s));
+	size_t k = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, h, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || s[i] != s[i - 1])
+			k++;
+	r->cats = malloc((k ? k : 1) * sizeof(*r->cats));
+	r->bins = calloc(k + 1, sizeof(*r->bins));
+	if (!r->cats || !r->bins) {
+		free(s);
+		drift_ref_free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || s[i] != s[i - 1])
+			r->cats[r->ncats++] = s[i];
+		r->bins[r->ncats - 1]++;
+	}
+	r->n = n;
+	free(s);
+	return 0;
+}
+
+/* Index of category h in r, or r->ncats ("other"). */
+static size_t cat_of(const struct drift_ref *r, uint64_t h)
+{
+	size_t lo = 0, hi = r->ncats;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (r->cats[mid] < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->ncats && r->cats[lo] == h ? lo : r->ncats;
+}
+
+static double psi(const double *ref, double rn, const double *live,
+		  double ln, size_t nbins)
+{
+	double s = 0;
+
+	for (size_t i = 0; i < nbins; i++) {
+		double e = fmax(ref[i] / rn, DRIFT_SHARE_FLOOR);
+		double a = fmax(live[i] / ln, DRIFT_SHARE_FLOOR);
+
+		s += (a - e) * log(a / e);
+	}
+	return s;
+}
+
+double drift_kolmogorov_sf(double x)
+{
+	double s = 0;
+
+	if (!(x > 0))
+		return 1;
+	if (x < 1) {
+		/* the other series: the cdf, for small x */
+		double c = M_PI * M_PI / (8 * x * x);
+
+		for (int k = 1; k < 100; k++) {
+			double t = exp(-(2.0 * k - 1) * (2.0 * k - 1) * c);
+
+			s += t;
+			if (t < 1e-18)
+				break;
+		}
+		return 1 - sqrt(2 * M_PI) / x * s;
+	}
+	for (int k = 1; k < 100; k++) {
+		double t = exp(-2.0 * k * k * x * x);
+
+		s += k % 2 ? t : -t;
+		if (t < 1e-18)
+			break;
+	}
+	return fmin(1, fmax(0, 2 * s));
+}
+
+double drift_chi2_sf(double x, double dof)
+{
+	double a = dof / 2, z = x / 2, front;
+
+	if (!(x > 0) || dof <= 0)
+		return 1;
+	front = exp(-z + a * log(z) - lgamma(a));
+	if (z < a + 1) {
+		/* the lower function by its series: P, then 1 - P */
+		double ap = a, del = 1 / a, sum = del;
+
+		for (int n = 0; n < 10000; n++) {
+			ap += 1;
+			del *= z / ap;
+			sum += del;
+			if (fabs(del) < fabs(sum) * 1e-16)
+				break;
+		}
+		return fmax(0, 1 - sum * front);
+	}
+	/* the upper function by its continued fraction (modified Lentz) */
+	{
+		const double tiny = 1e-300;
+		double b = z + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+
+		for (int i = 1; i < 10000; i++) {
+			double an = -i * (i - a), del;
+
+			b += 2;
+			d = an * d + b;
+			if (fabs(d) < tiny)
+				d = tiny;
+			c = b + an / c;
+			if (fabs(c) < tiny)
+				c = tiny;
+			d = 1 / d;
+			del = d * c;
+			h *= del;
+			if (fabs(del - 1) < 1e-16)
+				break;
+		}
+		return front * h;
+	}
+}
+
+void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
+		   double *scratch, struct drift_result *out)
+{
+	double live_bins[DRIFT_CUTS + 1] = { 0 };
+	size_t m = r->n, k, i = 0, j = 0;
+	double d = 0;
+
+	memset(out, 0, sizeof(*out));
+	k = sorted_numbers(live, n, scratch);
+	out->n = k;
+	if (m == 0 || k == 0) {
+		out->psi = out->ks = out->ks_p = NAN;
+		return;
+	}
+	for (size_t q = 0; q < k; q++)
+		live_bins[bin_of(r->cuts, r->ncuts, scratch[q])]++;
+	out->psi = psi(r->bins, (double)m, live_bins, (double)k, r->ncuts + 1);
+	/* the largest gap between the two empirical cdfs */
+	while (i < m && j < k) {
+		double v = fmin(r->sorted[i], scratch[j]);
+
+		while (i < m && r->sorted[i] <= v)
+			i++;
+		while (j < k && scratch[j] <= v)
+			j++;
+		d = fmax(d, fabs((double)i / (double)m - (double)j / (double)k));
+	}
+	out->ks = d;
+	out->ks_p = drift_kolmogorov_sf(
+		sqrt((double)m * (double)k / ((double)m + (double)k)) * d);
+}
+
+void drift_categories(const struct drift_ref *r, const uint64_t *live,
+		      size_t n, double *scratch, struct drift_result *out)
+{
+	size_t nb = r->ncats + 1, cols = 0;
+	double total, chi = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(scratch, 0, nb * sizeof(*scratch));
+	for (size_t q = 0; q < n; q++)
+		scratch[cat_of(r, live[q])]++;
+	out->n = n;
+	if (r->n == 0 || n == 0) {
+		out->psi = out->chi2 = out->chi2_p = NAN;
+		return;
+	}
+	out->psi = psi(r->bins, (double)r->n, scratch, (double)n, nb);
+	total = (double)r->n + (double)n;
+	for (size_t c = 0; c < nb; c++) {
+		double col = r->bins[c] + scratch[c];
+
+		if (col == 0)
+			continue; /* a category neither side has */
+		cols++;
+		for (int row = 0; row < 2; row++) {
+			double o = row ? scratch[c] : r->bins[c];
+			double e = (row ? (double)n : (double)r->n) * col / total;
+
+			chi += (o - e) * (o - e) / e;
+		}
+	}
+	out->dof = cols > 1 ? (unsigned)(cols - 1) : 0;
+	out->chi2 = out->dof ? chi : 0;
+	out->chi2_p = out->dof ? drift_chi2_sf(chi, out->dof) : 1;
+}

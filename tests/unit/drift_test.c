@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * drift: the survival functions and statistics against values scipy
+ * printed (scipy.stats.kstwobign.sf, chi2.sf, ks_2samp,
+ * chi2_contingency(correction=False)); PSI by its definition.  The
+ * integration test checks a deployment's drift file against scipy on
+ * live data.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drift.h"
+#include "failalloc.h"
+#include "tap.h"
+
+static const double kolmogorov[][2] = {
+	{ 0.05, 1 },
+	{ 0.3, 0.99999069419866549 },
+	{ 0.8, 0.54414241157419807 },
+	{ 0.99, 0.28087383922554893 },
+	{ 1.0, 0.26999967167735456 },
+	{ 1.2, 0.11224966667072497 },
+	{ 2.0, 0.00067092525577969533 },
+	{ 3.5, 4.579469691291106e-11 },
+};
+
+static const double chi2[][3] = {
+	{ 0.5, 1, 0.47950012218695337 },
+	{ 3.84, 1, 0.050043521248705189 },
+	{ 10, 3, 0.018566135463043251 },
+	{ 0.1, 7, 0.99999768858120142 },
+	{ 50, 20, 0.00022147663824878349 },
+	{ 200, 150, 0.0039731859708216346 },
+	{ 0.001, 2, 0.99950012497916929 },
+};
+
+int main(void)
+{
+	char name[80];
+
+	for (size_t i = 0; i < sizeof(kolmogorov) / sizeof(kolmogorov[0]);
+	     i++) {
+		snprintf(name, sizeof(name), "kstwobign.sf(%g)",
+			 kolmogorov[i][0]);
+		ok(fabs(drift_kolmogorov_sf(kolmogorov[i][0]) -
+			kolmogorov[i][1]) < 1e-12,
+		   name);
+	}
+	for (size_t i = 0; i < sizeof(chi2) / sizeof(chi2[0]); i++) {
+		snprintf(name, sizeof(name), "chi2.sf(%g, %g)", chi2[i][0],
+			 chi2[i][1]);
+		ok(fabs(drift_chi2_sf(chi2[i][0], chi2[i][1]) - chi2[i][2]) <
+			   1e-12,
+		   name);
+	}
+	{
+		/* ks_2samp(a, b): 0.31666666666666665, p 0.6447379259854435 */
+		double a[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2.5, 3.5 };
+		double b[] = { 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, NAN };
+		double scratch[12];
+		struct drift_ref r;
+		struct drift_result d;
+
+		is_int(drift_ref_numbers(&r, a, 12), 0, "reference");
+		is_int((long)r.n, 12, "12 numbers");
+		drift_numbers(&r, b, 11, scratch, &d);
+		is_int((long)d.n, 10, "NaN left out");
+		ok(fabs(d.ks - 0.31666666666666665) < 1e-12, "ks statistic");
+		ok(fabs(d.ks_p - 0.6447379259854435) < 1e-9, "ks p-value");
+		/* numpy.quantile(a, [.1, ..., .9]) cuts, bins by count below */
+		ok(r.ncuts == 9 && fabs(r.cuts[0] - 2.05) < 1e-12 &&
+			   fabs(r.cuts[8] - 8.9) < 1e-12,
+		   "deciles as numpy's");
+		ok(d.psi > 0 && isfinite(d.psi), "psi is finite");
+		drift_numbers(&r, a, 12, scratch, &d);
+		ok(d.psi == 0 && d.ks == 0 && d.ks_p == 1, "no drift from itself");
+		drift_ref_free(&r);
+	}
+	{
+		/* chi2_contingency([[10, 20, 30], [15, 15, 40]]) */
+		uint64_t ref[60], live[70];
+		double scratch[4];
+		struct drift_ref r;
+		struct drift_result d;
+		size_t k = 0;
+
+		for (int i = 0; i < 60; i++)
+			ref[i] = i < 10 ? 11 : i < 30 ? 22 : 33;
+		for (int i = 0; i < 70; i++)
+			live[k++] = i < 15 ? 11 : i < 30 ? 22 : 33;
+		is_int(drift_ref_categories(&r, ref, 60), 0, "categories");
+		is_int((long)r.ncats, 3, "three");
+		drift_categories(&r, live, 70, scratch, &d);
+		ok(fabs(d.chi2 - 2.3877551020408165) < 1e-12, "chi2");
+		ok(fabs(d.chi2_p - 0.30304391468510006) < 1e-12, "chi2 p");
+		is_int(d.dof, 2, "dof");
+		{
+			/* PSI by hand: shares 10/60.. against 15/70.. */
+			double e[] = { 10 / 60.0, 20 / 60.0, 30 / 60.0 };
+			double a[] = { 15 / 70.0, 15 / 70.0, 40 / 70.0 };
+			double want = 0;
+
+			for (int i = 0; i < 3; i++)
+				want += (a[i] - e[i]) * log(a[i] / e[i]);
+			/* "other": both empty, floored alike: adds 0 */
+			ok(fabs(d.psi - want) < 1e-12, "psi");
+		}
+		live[0] = 99; /* unseen: other */
+		drift_categories(&r, live, 70, scratch, &d);
+		is_int(d.dof, 3, "other is a column once seen");
+		ok(isfinite(d.psi) && d.psi > 0, "an unseen category: finite");
+		drift_ref_free(&r);
+	}
+	return done();
+}
