@@ -145,6 +145,8 @@ static const char *entry_wrong(struct archive_entry *e, const char *name)
 		return "a path with \"..\"";
 	if (archive_entry_hardlink(e))
 		return "a hard link";
+	if (archive_entry_sparse_count(e) > 0)
+		return "a sparse file"; /* holes: far more than its bytes */
 	switch (archive_entry_filetype(e)) {
 	case AE_IFREG:
 		return NULL;

@@ -22,10 +22,10 @@
 /* Each member: its name and the most bytes it may have. */
 #define BUNDLE_MEMBERS(X)                                                     \
 	X(BUNDLE_INFO, "bundle.json", (uint64_t)1 << 16)                      \
-	X(BUNDLE_MODEL, "model", (uint64_t)1 << 30)                           \
-	X(BUNDLE_META, "meta.json", (uint64_t)16 << 20)                       \
-	X(BUNDLE_METRICS, "metrics.json", (uint64_t)16 << 20)                 \
-	X(BUNDLE_SAMPLE, "sample.csv", (uint64_t)64 << 20)
+	X(BUNDLE_MODEL, "model", (uint64_t)256 << 20)                         \
+	X(BUNDLE_META, "meta.json", (uint64_t)4 << 20)                        \
+	X(BUNDLE_METRICS, "metrics.json", (uint64_t)4 << 20)                  \
+	X(BUNDLE_SAMPLE, "sample.csv", (uint64_t)16 << 20)
 
 #define BUNDLE_MEMBER_ENUM(id, name, cap) id,
 enum bundle_member { BUNDLE_MEMBERS(BUNDLE_MEMBER_ENUM) BUNDLE_NMEMBERS };
@@ -62,7 +62,7 @@ struct bundle {
  * bundle_read: the members of the tar (or gzip'd tar) in buf.  -EINVAL
  * with msg naming the member and the reason for: another format or
  * filter, a member that is not a regular file (a link, a device, a
- * directory), a path that is absolute or has "..", a name not in
+ * directory, a sparse file), a path that is absolute or has "..", a name not in
  * BUNDLE_MEMBERS or given twice, a member over its cap, a missing
  * member, a truncated archive.  -ENOMEM.  On error b holds nothing.
  */

@@ -261,10 +261,6 @@ static int validate_sample(struct fs *fs, struct served *m, json_t *man,
 			   char *why, size_t whylen)
 {
 	const char *hash = file_hash(man, "sample.csv");
-	struct strbuf out = { 0 };
-	struct problem pb = { 0 };
-	struct pstream *ps = NULL;
-	struct table *t = NULL;
 	char key[96], *buf = NULL;
 	size_t len = 0;
 	int rc;
@@ -277,24 +273,7 @@ static int validate_sample(struct fs *fs, struct served *m, json_t *man,
 		snprintf(why, whylen, "sample.csv: %s", strerror(-rc));
 		return -EINVAL;
 	}
-	rc = table_parse(buf, len, &t, &pb);
-	if (rc == 0)
-		rc = pstream_new(m, &ps);
-	if (rc == 0)
-		rc = pstream_write(ps, buf, len, &out);
-	if (rc == 0)
-		rc = pstream_finish(ps, &out);
-	if (rc < 0) {
-		snprintf(why, whylen, "sample.csv: cannot be scored (%s)",
-			 pb.msg[0] ? pb.msg : strerror(-rc));
-		rc = -EINVAL;
-		goto out;
-	}
-	rc = sample_match(t, served_task(m), out.buf, out.len, why, whylen);
-out:
-	pstream_free(ps);
-	table_free(t);
-	sb_free(&out);
+	rc = served_check_sample(m, buf, len, why, whylen);
 	free(buf);
 	return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "deployspec.h"
 #include "names.h"
+#include "featspec.h"
 #include "spec.h"
 
 static const char *const strategies[] = {
@@ -28,7 +29,7 @@ static const char *const strategies[] = {
 
 static const char *const fields[] = { "strategy", "candidates", "shadow",
 				      "seed",     "epsilon",    "rollback",
-				      NULL };
+				      "monitor",  NULL };
 static const char *const rollback_fields[] = { "error_rate", "accuracy_below",
 					       "min_requests", NULL };
 
@@ -224,6 +225,104 @@ static int check_rollback(json_t *spec, const char *text, struct problem *pb)
 	return 0;
 }
 
+static const char *const monitor_fields[] = { "interval", "window",
+					      "reference", "psi", "ks_p",
+					      "chi2_p", NULL };
+
+/* A probability threshold field of monitor, if given. */
+static int check_p(json_t *mon, const char *k, const char *text,
+		   struct problem *pb)
+{
+	json_t *v = json_object_get(mon, k);
+
+	if (v && (!json_is_number(v) || !(json_number_value(v) > 0) ||
+		  json_number_value(v) >= 1))
+		return problem_field(pb, text, k,
+				     "must be a number between 0 and 1");
+	return 0;
+}
+
+/*
+ * "monitor": false, or an object; its full form has every field, the
+ * interval in seconds.
+ */
+static int check_monitor(json_t *spec, const char *text, struct problem *pb)
+{
+	json_t *mon = json_object_get(spec, "monitor");
+	json_t *iv, *win, *ref, *psi;
+	double secs = 10;
+	const char *k;
+	json_t *v;
+	int rc;
+
+	if (json_is_false(mon))
+		return 0;
+	if (!mon) {
+		mon = json_object();
+		json_object_set_new(spec, "monitor", mon);
+	}
+	if (!json_is_object(mon))
+		return problem_field(pb, text, "monitor",
+				     "must be false or an object: interval, "
+				     "window, reference, psi, ks_p, chi2_p");
+	json_object_foreach(mon, k, v) {
+		if (!known(k, monitor_fields))
+			return problem_field(pb, text, k,
+					     "unknown field of monitor "
+					     "(interval, window, reference, "
+					     "psi, ks_p, chi2_p)");
+	}
+	iv = json_object_get(mon, "interval");
+	win = json_object_get(mon, "window");
+	ref = json_object_get(mon, "reference");
+	psi = json_object_get(mon, "psi");
+	if (json_is_string(iv)) {
+		int64_t s;
+
+		if (featspec_duration(json_string_value(iv), &s) < 0)
+			return problem_field(pb, text, "interval",
+					     "must be a duration (\"10s\", "
+					     "\"5m\") or seconds");
+		secs = (double)s;
+	} else if (iv) {
+		secs = json_is_number(iv) ? json_number_value(iv) : -1;
+	}
+	if (!(secs >= 0.1) || secs > 86400)
+		return problem_field(pb, text, "interval",
+				     "must be from 0.1 s to a day");
+	json_object_set_new(mon, "interval", json_real(secs));
+	if (win && (!json_is_integer(win) || json_integer_value(win) < 10 ||
+		    json_integer_value(win) > 1000000))
+		return problem_field(pb, text, "window",
+				     "must be a whole number of rows, 10 to "
+				     "1000000");
+	if (!win)
+		json_object_set_new(mon, "window", json_integer(1000));
+	if (ref && (!json_is_string(ref) ||
+		    (strcmp(json_string_value(ref), "training") != 0 &&
+		     !ref_ok(json_string_value(ref)))))
+		return problem_field(pb, text, "reference",
+				     "must be \"training\" or a dataset "
+				     "version (\"name@<n>\")");
+	if (!ref)
+		json_object_set_new(mon, "reference", json_string("training"));
+	if (psi && (!json_is_number(psi) || !(json_number_value(psi) > 0)))
+		return problem_field(pb, text, "psi",
+				     "must be a number above 0");
+	if (!psi)
+		json_object_set_new(mon, "psi", json_real(0.2));
+	rc = check_p(mon, "ks_p", text, pb);
+	if (rc == 0)
+		rc = check_p(mon, "chi2_p", text, pb);
+	if (rc < 0)
+		return rc;
+	if (!json_object_get(mon, "ks_p"))
+		json_object_set_new(mon, "ks_p", json_real(0.01));
+	if (!json_object_get(mon, "chi2_p"))
+		json_object_set_new(mon, "chi2_p", json_real(0.01));
+	return 0;
+}
+
 static int check_fields(json_t *spec, const char *text, struct problem *pb)
 {
 	json_t *sv = json_object_get(spec, "strategy");
@@ -241,7 +340,7 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 			return problem_field(pb, text, k,
 					     "unknown field (strategy, "
 					     "candidates, shadow, seed, "
-					     "epsilon, rollback)");
+					     "epsilon, rollback, monitor)");
 	}
 	if (sv) {
 		size_t i;
@@ -288,7 +387,8 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 		return problem_field(pb, text, "shadow",
 				     "the shadow strategy mirrors its second "
 				     "candidate already");
-	return check_rollback(spec, text, pb);
+	rc = check_rollback(spec, text, pb);
+	return rc < 0 ? rc : check_monitor(spec, text, pb);
 }
 
 int deployspec_check(const char *text, size_t len, bool final,

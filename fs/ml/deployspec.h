@@ -7,7 +7,10 @@
  *                   {"model": "churn@4", "weight": 10}],
  *    "shadow": "churn@5", "seed": 7, "epsilon": 0.1,
  *    "rollback": {"error_rate": 0.05, "accuracy_below": 0.8,
- *                 "min_requests": 200}}
+ *                 "min_requests": 200},
+ *    "monitor": {"interval": "10s", "window": 1000,
+ *                "reference": "training", "psi": 0.2, "ks_p": 0.01,
+ *                "chi2_p": 0.01}}
  *
  * Strategies: single (one candidate), blue-green (two: the first serves
  * until promote), canary (two or more, by weight), epsilon-greedy and
@@ -48,7 +51,8 @@ enum dep_strategy {
  * complete value and out non-NULL, *out is the spec in its full form:
  * "strategy" set, each candidate an object with its "weight" (canary:
  * as given; others: equal), "epsilon" (epsilon-greedy: 0.1 by default)
- * and "rollback" "min_requests" (100) filled in.  -EINVAL or -EFBIG
+ * "rollback" "min_requests" (100) and "monitor" (every field; the
+ * interval in seconds; "monitor": false stays so) filled in.  -EINVAL or -EFBIG
  * with pb.
  */
 int deployspec_check(const char *text, size_t len, bool final,

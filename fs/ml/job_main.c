@@ -1000,15 +1000,18 @@ static size_t argmax(const float *s, size_t n)
 	return best;
 }
 
-/* What the model answers for one row, as predict prints it (jsonout.h). */
+/*
+ * What the model answers for one row, as predict prints it (jsonout.h):
+ * the prediction, and (probs) each class's probability.
+ */
 static void sample_answer(FILE *fp, unsigned task, const struct data *d,
-			  const float *s, size_t nout)
+			  const float *s, size_t nout, bool probs)
 {
 	char num[NUM_SHORTEST_MAX];
 
 	if (task == MLFS_TASK_CLASSIFICATION) {
 		fprintf(fp, ",%s", d->cls[argmax(s, nout)].name);
-		for (size_t c = 0; c < nout; c++) {
+		for (size_t c = 0; probs && c < nout; c++) {
 			num_shortest(s[c], 9, num);
 			fprintf(fp, ",%s", num);
 		}
@@ -1020,61 +1023,101 @@ static void sample_answer(FILE *fp, unsigned task, const struct data *d,
 	}
 }
 
-/* sample.csv's header: the features, the label, the answer's columns. */
-static void sample_header(FILE *fp, const struct data *d)
+/*
+ * out/<file>: rows pick[0..n) (indices of d's usable rows) as the data
+ * has them and what the model answers.  A sample (full) has the
+ * features, the label, the prediction and the probabilities; a
+ * reference the features and the prediction.
+ */
+static void rows_write(enum model_file file, const struct model *m,
+		       struct run *run, const struct data *d,
+		       const size_t *pick, size_t n, bool full)
 {
+	FILE *fp = fopen(out_path(file), "we");
+	const char *name = model_files[file];
+	const struct table *t = d->t;
+	float *xs = malloc((n ? n : 1) * d->w * sizeof(*xs)), *s;
+	size_t nout, len;
+
+	if (!fp || !xs)
+		fail("cannot write %s", name);
 	for (size_t i = 0; i < d->nfeat; i++)
 		fprintf(fp, "%s%s", i ? "," : "", d->t->names[d->featcol[i]]);
-	if (d->label)
+	if (full && d->label)
 		fprintf(fp, ",%s", d->label);
 	fprintf(fp, ",prediction");
-	for (size_t c = 0; c < d->ncls; c++)
+	for (size_t c = 0; full && c < d->ncls; c++)
 		fprintf(fp, ",p_%s", d->cls[c].name);
 	fputc('\n', fp);
+	for (size_t k = 0; k < n; k++)
+		memcpy(xs + k * d->w, d->x + pick[k] * d->w,
+		       d->w * sizeof(*xs));
+	s = score(run, m->inst, xs, n, d->w, &nout);
+	for (size_t k = 0; k < n; k++) {
+		size_t r = d->rows[pick[k]];
+		const char *f;
+
+		for (size_t i = 0; i < d->nfeat; i++) {
+			f = field(t, r, d->featcol[i], &len);
+			fputs(i ? "," : "", fp);
+			csv_put(fp, f, len);
+		}
+		if (full && d->label) {
+			f = field(t, r, (size_t)d->labcol, &len);
+			fprintf(fp, ",%.*s", (int)len, f);
+		}
+		sample_answer(fp, run->task, d, s + k * nout, nout, full);
+		fputc('\n', fp);
+	}
+	free(s);
+	free(xs);
+	if (fclose(fp) != 0)
+		fail("writing %s", name);
 }
 
 /* out/sample.csv: up to 20 held-out rows with what the model answers. */
 static void sample_write(const struct model *m, struct run *run,
 			 const struct data *d, bool test)
 {
-	FILE *fp = fopen(out_path(MODEL_FILE_SAMPLE), "we");
-	const struct table *t = d->t;
-	size_t shown = 0, nout, len;
-	size_t *ri = malloc(20 * sizeof(*ri));
-	float *s, *xs;
+	size_t pick[20], n = 0;
 
-	if (!fp || !ri)
-		fail("cannot write sample.csv");
-	sample_header(fp, d);
-	xs = malloc(20 * d->w * sizeof(*xs));
-	for (size_t i = 0; i < d->n && shown < 20 && xs; i++) {
-		if (d->set[i] != (test ? SPLIT_TEST : SPLIT_TRAIN))
+	for (size_t i = 0; i < d->n && n < 20; i++)
+		if (d->set[i] == (test ? SPLIT_TEST : SPLIT_TRAIN))
+			pick[n++] = i;
+	rows_write(MODEL_FILE_SAMPLE, m, run, d, pick, n, true);
+}
+
+/*
+ * out/reference.csv: what drift compares live inputs with, a uniform
+ * sample (reservoir, seeded by the split's seed) of up to REFERENCE_ROWS
+ * training rows, with what the model answers for each.
+ */
+static void reference_write(const struct model *m, struct run *run,
+			    const struct data *d)
+{
+	json_t *sp = json_object_get(run->plan, "split");
+	uint64_t st = (uint64_t)json_integer_value(json_object_get(sp, "seed")) ^
+		      0x7265666572656e63ULL; /* "referenc" */
+	size_t *pick = malloc(REFERENCE_ROWS * sizeof(*pick)), n = 0, seen = 0;
+
+	if (!pick)
+		fail("out of memory");
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->set[i] != SPLIT_TRAIN)
 			continue;
-		memcpy(xs + shown * d->w, d->x + i * d->w,
-		       d->w * sizeof(*xs));
-		ri[shown++] = d->rows[i];
-	}
-	s = score(run, m->inst, xs, shown, d->w, &nout);
-	for (size_t k = 0; k < shown; k++) {
-		const char *f;
+		if (n < REFERENCE_ROWS) {
+			pick[n++] = i;
+		} else {
+			uint64_t j = prng_next(&st) % (seen + 1);
 
-		for (size_t i = 0; i < d->nfeat; i++) {
-			f = field(t, ri[k], d->featcol[i], &len);
-			fputs(i ? "," : "", fp);
-			csv_put(fp, f, len);
+			if (j < REFERENCE_ROWS)
+				pick[j] = i;
 		}
-		if (d->label) {
-			f = field(t, ri[k], (size_t)d->labcol, &len);
-			fprintf(fp, ",%.*s", (int)len, f);
-		}
-		sample_answer(fp, run->task, d, s + k * nout, nout);
-		fputc('\n', fp);
+		seen++;
 	}
-	free(s);
-	free(xs);
-	free(ri);
-	if (fclose(fp) != 0)
-		fail("writing sample.csv");
+	rows_write(MODEL_FILE_REFERENCE, m, run, d, pick, n,
+		   false);
+	free(pick);
 }
 
 int main(int argc, char **argv)
@@ -1143,6 +1186,7 @@ int main(int argc, char **argv)
 	model_evaluate(&m, &run, &fh, &d, &s);
 	model_write(&m, &run, &d);
 	sample_write(&m, &run, &d, s.nte);
+	reference_write(&m, &run, &d);
 	sets_free(&s);
 	progress_stopped(&fh, 1, "done");
 	say("done: %s",

@@ -249,13 +249,17 @@ int model_decode(const void *buf, size_t len, json_t **header,
 	X(MODEL_FILE_MODEL, "model")                                          \
 	X(MODEL_FILE_META, "meta.json")                                       \
 	X(MODEL_FILE_METRICS, "metrics.json")                                 \
-	X(MODEL_FILE_SAMPLE, "sample.csv")
+	X(MODEL_FILE_SAMPLE, "sample.csv")                                     \
+	X(MODEL_FILE_REFERENCE, "reference.csv")
 
 #define MODEL_FILE_ENUM(id, name) id,
 enum model_file { MODEL_FILES(MODEL_FILE_ENUM) MODEL_NFILES };
 #undef MODEL_FILE_ENUM
 
 extern const char *const model_files[MODEL_NFILES];
+
+/* Training rows reference.csv keeps for drift, at most. */
+#define REFERENCE_ROWS 10000
 
 /* The job program's folder for them, relative to the job's directory. */
 #define MODEL_OUT "out"

@@ -17,17 +17,20 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "bundle.h"
+#include "csv.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -43,6 +46,7 @@
 
 #define BUNDLE_FORMAT 1
 #define IMPORT_WAIT_S 300.0 /* the longest an import write waits */
+#define IMPORT_QUEUE_S 60   /* ... for the import before it */
 
 /* The file of manifest man (its hash), or NULL. */
 static const char *file_hash(json_t *man, const char *file)
@@ -97,6 +101,8 @@ static char *info_render(json_t *man, json_t *meta, const char *model,
 		"dataset", dsref[0] ? dsref : NULL);
 	if (!info)
 		return NULL;
+	if (json_is_null(json_object_get(info, "dataset")))
+		json_object_del(info, "dataset");
 	if (json_object_get(man, "imported"))
 		json_object_set(info, "imported",
 				json_object_get(man, "imported"));
@@ -185,12 +191,16 @@ int mbundle_make(struct fs *fs, const char *model, unsigned ver, uid_t uid,
 		}
 		len[i] = n;
 	}
-	if (rc == 0)
-		rc = bundle_write((const void *const *)data, len,
-				  (time_t)json_integer_value(json_object_get(
-					  json_object_get(man, "lineage"),
-					  "created_unix")),
-				  out, outlen);
+	if (rc == 0) {
+		const char *when =
+			json_string_value(json_object_get(man, "created"));
+		double t = 0;
+
+		if (!when || !csv_parse_time(when, strlen(when), &t))
+			t = 0;
+		rc = bundle_write((const void *const *)data, len, (time_t)t, out,
+				  outlen);
+	}
 	for (int i = 0; i < BUNDLE_NMEMBERS; i++)
 		free(data[i]);
 	json_decref(man);
@@ -213,6 +223,55 @@ static int refuse(struct problem *pb, const char *fmt, ...)
 	va_end(ap);
 	problem_set(pb, 0, 0, "%s", msg);
 	return -EINVAL;
+}
+
+/* Text for logs and lineage: printable, short. */
+static bool plain(json_t *v, size_t max)
+{
+	const char *s = json_string_value(v);
+	size_t n = s ? json_string_length(v) : 0;
+
+	if (!s || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* What bundle.json says of its origin: names, numbers, plain text. */
+static int info_check(json_t *info, char *msg, size_t msglen)
+{
+	static const char *const texts[] = { "created", "job", "dataset",
+					     "plugin_version", "plugin_hash",
+					     "task", "plugin" };
+	json_t *ver = json_object_get(info, "version");
+	const char *model = json_string_value(json_object_get(info, "model"));
+
+	if (!model || node_name_check(model, NULL) < 0) {
+		snprintf(msg, msglen, "\"model\" must be a model's name");
+		return -EINVAL;
+	}
+	if (!json_is_integer(ver) || json_integer_value(ver) < 1 ||
+	    json_integer_value(ver) > UINT32_MAX) {
+		snprintf(msg, msglen, "\"version\" must be a version number");
+		return -EINVAL;
+	}
+	if (node_name_check(json_string_value(json_object_get(info, "plugin")),
+			    NULL) < 0) {
+		snprintf(msg, msglen, "\"plugin\" must be a plugin's name");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *v = json_object_get(info, texts[i]);
+
+		if (v && !plain(v, 300)) {
+			snprintf(msg, msglen, "\"%s\" must be plain text",
+				 texts[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* Put member i as a blob: its hash and size into files. */
@@ -286,6 +345,9 @@ static int bundle_check(struct fs *fs, const void *buf, size_t len,
 				  "description (\"bundle\", \"plugin\", "
 				  "\"task\", \"model_format\")",
 			      BUNDLE_FORMAT);
+	rc = info_check(*info, msg, sizeof(msg));
+	if (rc < 0)
+		return refuse(pb, "bundle: bundle.json: %s", msg);
 	rc = model_decode(b->data[BUNDLE_MODEL], b->len[BUNDLE_MODEL], &hdr, &w,
 			  &wlen, msg, sizeof(msg));
 	if (rc < 0)
@@ -331,7 +393,7 @@ static int bundle_check(struct fs *fs, const void *buf, size_t len,
 	if (rc < 0)
 		return rc;
 	meta = json_loadb(b->data[BUNDLE_METRICS], b->len[BUNDLE_METRICS],
-			  JSON_REJECT_DUPLICATES, NULL);
+			  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 	if (!meta)
 		rc = refuse(pb, "bundle: metrics.json is not JSON");
 	json_decref(meta);
@@ -385,6 +447,20 @@ static int job_make(struct fs *fs, const char *model, const char *job,
 	return *plan && *rec ? 0 : -ENOMEM;
 }
 
+/* A refused import's members: gone now, unless a version has them. */
+static void reap_members(struct fs *fs, json_t *files)
+{
+	const char *name;
+	json_t *f;
+	char key[96];
+
+	json_object_foreach(files, name, f) {
+		repo_blob_key(json_string_value(json_object_get(f, "hash")), key,
+			      sizeof(key));
+		repo_blob_reap(fs, key);
+	}
+}
+
 int mbundle_import(struct fs *fs, const char *model, const void *buf,
 		   size_t len, const struct fs_ctx *ctx, char *job,
 		   size_t joblen, unsigned *ver, struct problem *pb)
@@ -393,6 +469,9 @@ int mbundle_import(struct fs *fs, const char *model, const void *buf,
 	struct bundle b = { 0 };
 	const struct plugin *pl = NULL;
 	json_t *info = NULL, *plan = NULL, *jrec = NULL, *mrec, *res;
+	json_t *files = NULL;
+	static pthread_mutex_t import_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct timespec until;
 	char prefix[300];
 	struct job *j;
 	int rc;
@@ -407,6 +486,17 @@ int mbundle_import(struct fs *fs, const char *model, const void *buf,
 	json_decref(mrec);
 	if (rc < 0)
 		return rc;
+	/*
+	 * One import at a time: each may hold its members in memory (a
+	 * gzip'd bundle inflates up to the caps) and as blobs until its job
+	 * ends.  Others wait, a while.
+	 */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += IMPORT_QUEUE_S;
+	if (pthread_mutex_timedlock(&import_lock, &until) != 0) {
+		problem_set(pb, 0, 0, "another import is running: try again");
+		return -EBUSY;
+	}
 	rc = bundle_check(fs, buf, len, &b, &info, &pl, pb);
 	if (rc < 0)
 		goto out;
@@ -414,6 +504,7 @@ int mbundle_import(struct fs *fs, const char *model, const void *buf,
 	snprintf(job, joblen, "%s%u", prefix, job_last_number(fs, prefix) + 1);
 	rc = job_make(fs, model, job, &b, info, pl, ctx, &plan, &jrec);
 	bundle_free(&b);
+	files = json_incref(json_object_get(plan, "files"));
 	if (rc == 0) {
 		rc = job_enqueue(fs, job, plan, jrec, ctx);
 		plan = jrec = NULL;
@@ -449,6 +540,10 @@ int mbundle_import(struct fs *fs, const char *model, const void *buf,
 	}
 	json_decref(res);
 out:
+	if (rc < 0 && rc != -ETIMEDOUT)
+		reap_members(fs, files);
+	pthread_mutex_unlock(&import_lock);
+	json_decref(files);
 	bundle_free(&b);
 	json_decref(info);
 	json_decref(plan);
@@ -544,6 +639,28 @@ int mbundle_publish(struct fs *fs, const char *dir, json_t *plan,
 			  whylen);
 	if (rc < 0)
 		goto out;
+	/*
+	 * And as predict will serve it, in the daemon: the job ran as the
+	 * writer, who could have answered for it; the header may also say
+	 * more than the job's scoring reads (classes, inputs, the id).  A
+	 * plugin's load that would crash on the weights crashed the job.
+	 */
+	{
+		struct served *m = NULL;
+
+		rc = served_get(fs,
+				json_string_value(json_object_get(
+					json_object_get(files, "model"),
+					"hash")),
+				&m, why, whylen);
+		if (rc == 0)
+			rc = served_check_sample(m, sample, slen, why, whylen);
+		else
+			rc = -EINVAL;
+		served_put(m);
+		if (rc < 0)
+			goto out;
+	}
 	/* judged again: the model's mode may have changed while it ran */
 	rc = repo_get(fs, &repo_models, model, &mrec);
 	if (rc == 0 && !host_may_record(&writer, mrec, W_OK | X_OK))
@@ -563,6 +680,9 @@ int mbundle_publish(struct fs *fs, const char *dir, json_t *plan,
 		"plugin_hash", json_object_get(info, "plugin_hash"),
 		"plugin_version", json_object_get(info, "plugin_version"),
 		"model_format", json_object_get(info, "model_format"));
+	if (imported && json_object_get(info, "imported"))
+		json_object_set(imported, "from",
+				json_object_get(info, "imported"));
 	free(sample);
 	sample = NULL;
 	rc = blob_read(fs, wrap, "meta.json", bundle_caps[BUNDLE_META],
@@ -575,6 +695,9 @@ int mbundle_publish(struct fs *fs, const char *dir, json_t *plan,
 	}
 	iso_now(when, sizeof(when));
 	json_object_set_new(meta, "name", json_string(model));
+	/* what reads it is what bundle.json and the model file agree on */
+	json_object_set(meta, "algorithm", json_object_get(info, "plugin"));
+	json_object_set(meta, "task", json_object_get(info, "task"));
 	json_object_set_new(meta, "created", json_string(when));
 	json_object_set_new(meta, "job", json_string(job));
 	json_object_del(meta, "dataset"); /* another mount's */

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <jansson.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "csv.h"
 #include "repo.h"
@@ -355,6 +357,8 @@ struct pstream {
 	size_t *inoff;    /* routed, per row: its inputs' offset in ins */
 	size_t *inlen;
 	struct strbuf ins; /* routed: the batch's inputs, JSON objects */
+	double *vnum;     /* routed, per row and input: the number, or NAN */
+	uint64_t *vcat;   /* ... and the hash of the text (drift) */
 	size_t nrows;
 	size_t cap;       /* rows the batch arrays hold */
 	float *gx, *gout; /* routed: one model's rows gathered, scored */
@@ -395,6 +399,10 @@ static int batch_room(struct pstream *s, size_t cap)
 		   grow(&s->mir, sizeof(*s->mir), old, cap) ||
 		   grow(&s->inoff, sizeof(*s->inoff), old, cap) ||
 		   grow(&s->inlen, sizeof(*s->inlen), old, cap) ||
+		   grow(&s->vnum, s->ms[0]->ninputs * sizeof(*s->vnum), old,
+			cap) ||
+		   grow(&s->vcat, s->ms[0]->ninputs * sizeof(*s->vcat), old,
+			cap) ||
 		   grow(&s->gx, st * sizeof(float), old, cap) ||
 		   grow(&s->gout, s->nout * sizeof(float), old, cap))))
 		return -ENOMEM;
@@ -560,6 +568,8 @@ void pstream_free(struct pstream *s)
 	free(s->mir);
 	free(s->inoff);
 	free(s->inlen);
+	free(s->vnum);
+	free(s->vcat);
 	free(s->gx);
 	free(s->gout);
 	sb_free(&s->ids);
@@ -869,6 +879,10 @@ static int keep_inputs(struct pstream *s, const char *const *fields,
 		char num[NUM_SHORTEST_MAX];
 		double v;
 
+		/* for drift: before any mask, never told */
+		s->vnum[s->nrows * m->ninputs + k] =
+			n && csv_parse_double(f, n, &v) && isfinite(v) ? v : NAN;
+		s->vcat[s->nrows * m->ninputs + k] = XXH3_64bits(f, n);
 		if (mask && mask[k] == PSTREAM_IN_DROP)
 			continue;
 		if (!first)
@@ -1096,6 +1110,19 @@ size_t served_inputs(const struct served *m, char *const **names)
 	return m->ninputs;
 }
 
+int served_input_kind(const struct served *m, size_t k)
+{
+	for (size_t c = 0; k < m->ninputs && c < m->fx->ncols; c++)
+		if (strcmp(m->fx->cols[c].name, m->inputs[k]) == 0)
+			return (int)m->fx->cols[c].kind;
+	return -1;
+}
+
+const char *served_class_name(const struct served *m, size_t c)
+{
+	return c < m->nclasses ? m->classes[c] : NULL;
+}
+
 long served_class(const struct served *m, const char *text, size_t len)
 {
 	for (size_t c = 0; c < m->nclasses; c++)
@@ -1230,6 +1257,9 @@ static void tell(struct pstream *s, size_t r, bool mirror, const float *p,
 	if (p) {
 		a.inputs = s->ins.buf + s->inoff[r];
 		a.inlen = s->inlen[r];
+		a.ninputs = s->ms[0]->ninputs;
+		a.nums = s->vnum + r * a.ninputs;
+		a.cats = s->vcat + r * a.ninputs;
 		a.nout = s->ms[a.cand]->nout;
 	}
 	s->rt->answered(s->rt->arg, &a);
@@ -1523,7 +1553,7 @@ int sample_match(const struct table *t, unsigned task, const char *ans,
 			double a = strtod(p, NULL), b = strtod(rec, NULL);
 
 			if (!near(a, b))
-				rc = -EINVAL;
+				rc = -EINVAL; /* NaN too */
 		} else if (hlen != plen || memcmp(p, rec, plen) != 0) {
 			rc = -EINVAL;
 		}
@@ -1531,8 +1561,8 @@ int sample_match(const struct table *t, unsigned task, const char *ans,
 			double b = 0, a = strtod(tail + 1, (char **)&tail);
 
 			table_num(t, r, pc + 1 + c, &b);
-			if (fabs(a - b) > 1e-6)
-				rc = -EINVAL;
+			if (!(fabs(a - b) <= 1e-6))
+				rc = -EINVAL; /* a NaN answer too */
 		}
 		if (rc < 0)
 			snprintf(why, whylen,
@@ -1542,5 +1572,34 @@ int sample_match(const struct table *t, unsigned task, const char *ans,
 				 (int)(plen > 120 ? 120 : plen), rec);
 		p = nl + 1;
 	}
+	return rc;
+}
+
+int served_check_sample(struct served *m, const char *text, size_t len,
+			char *why, size_t whylen)
+{
+	struct strbuf out = { 0 };
+	struct problem pb = { 0 };
+	struct pstream *ps = NULL;
+	struct table *t = NULL;
+	int rc;
+
+	rc = table_parse(text, len, &t, &pb);
+	if (rc == 0)
+		rc = pstream_new(m, &ps);
+	if (rc == 0)
+		rc = pstream_write(ps, text, len, &out);
+	if (rc == 0)
+		rc = pstream_finish(ps, &out);
+	if (rc < 0) {
+		snprintf(why, whylen, "sample.csv: cannot be scored (%s)",
+			 pb.msg[0] ? pb.msg : strerror(-rc));
+		rc = -EINVAL;
+	} else {
+		rc = sample_match(t, m->task, out.buf, out.len, why, whylen);
+	}
+	pstream_free(ps);
+	table_free(t);
+	sb_free(&out);
 	return rc;
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "node.h"
 #include "strbuf.h"
@@ -89,6 +90,12 @@ struct pstream_answer {
 	size_t linelen;
 	const float *out;   /* the model's outputs (nout); NULL: an error */
 	size_t nout;
+	/* per input (ninputs; NULL for an error): its value as a number
+	 * (NAN if it is not one) and the XXH3-64 of its text, for drift;
+	 * taken before any pii mask, and never logged */
+	const double *nums;
+	const uint64_t *cats;
+	size_t ninputs;
 };
 
 struct pstream_route {
@@ -129,6 +136,10 @@ unsigned served_task(const struct served *m);
 size_t served_inputs(const struct served *m, char *const **names);
 /* The index of the class text (len bytes) among m's, or -1. */
 long served_class(const struct served *m, const char *text, size_t len);
+/* Input k's enum fx_kind (mlcore.h), or -1. */
+int served_input_kind(const struct served *m, size_t k);
+/* Class c's name, or NULL. */
+const char *served_class_name(const struct served *m, size_t c);
 /* An answer as one number: the class (or cluster) index, or the value
  * answered; from outputs p, or from a JSON answer's "prediction". */
 float served_value(const struct served *m, const float *p);
@@ -152,5 +163,13 @@ void pstream_free(struct pstream *s);
  */
 int sample_match(const struct table *t, unsigned task, const char *ans,
 		 size_t len, char *why, size_t whylen);
+
+/*
+ * served_check_sample: does m, as predict serves it, answer the rows of
+ * the sample.csv text as it records?  0, or -EINVAL with why naming the
+ * row.
+ */
+int served_check_sample(struct served *m, const char *text, size_t len,
+			char *why, size_t whylen);
 
 #endif

@@ -341,6 +341,7 @@ struct import {
 	struct bundle_walk walk; /* where it ends */
 	bool ran;                /* judged: rc says how */
 	int rc;
+	unsigned ver;            /* imported as */
 };
 
 static int import_fail(struct fs_file *f, struct import *im, int rc,
@@ -383,6 +384,7 @@ static int import_run(struct fs_file *f, struct import *im)
 	       node_model(f->node), ver, job);
 	im->ran = true;
 	im->rc = 0;
+	im->ver = ver;
 	return 0;
 }
 
@@ -445,6 +447,14 @@ static ssize_t import_write(struct fs_file *f, const char *buf, size_t size,
 	}
 	rc = bundle_walk_feed(&im->walk, buf, size, &keep, pb.msg,
 			      sizeof(pb.msg));
+	if (rc < 0 && im->ran) {
+		/* the bundle before them stays imported */
+		snprintf(pb.msg + strlen(pb.msg),
+			 sizeof(pb.msg) - strlen(pb.msg),
+			 " (the bundle before it was imported as v%u)",
+			 im->ver);
+		return import_fail(f, im, -EINVAL, &pb);
+	}
 	if (rc < 0)
 		return import_fail(f, im, rc == -EFBIG ? -EFBIG : -EINVAL, &pb);
 	if (im->ran)
@@ -487,13 +497,19 @@ static int import_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	struct import *im = f->priv;
 
 	(void)ctx;
-	(void)pb;
 	if (im->ran)
 		return im->rc;
 	if (im->walk.in == 0)
 		return 0; /* opened and closed: nothing imported */
-	/* an archive without its end blocks: libarchive judges it */
-	return import_run(f, im);
+	/*
+	 * Not whole yet.  This may be one close of several (a shell group,
+	 * a dup), so the handle goes on taking bytes; the last close says
+	 * so in .mlfs/errors if it never ends.
+	 */
+	problem_set(pb, 0, 0, "not a whole bundle yet: %llu bytes without "
+			      "the end of the archive",
+		    (unsigned long long)im->walk.in);
+	return -EINVAL;
 }
 
 static void import_release(struct fs_file *f)
@@ -502,6 +518,15 @@ static void import_release(struct fs_file *f)
 
 	if (!im)
 		return;
+	if (!im->ran && im->walk.in) {
+		struct problem pb = { 0 };
+
+		snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);
+		problem_set(&pb, 0, 0, "bundle: never ended (%llu bytes): "
+				       "nothing imported",
+			    (unsigned long long)im->walk.in);
+		fs_problem(f->node->fs, f->uid, &pb);
+	}
 	bundle_walk_end(&im->walk);
 	close(im->fd);
 	free(im);

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import as_user
 from test_batch import model, predict_all, same_answers
+from test_s3 import xxh128
 from test_train import IRIS, sh
 
 ROWS = "\n".join(",".join(l.split(",")[:4])
@@ -158,6 +159,34 @@ def tampered(bundle):
     def dup():
         return tar_of(list(good.items()) + [("model", good["model"])])
 
+    def sparse():
+        """An old GNU sparse meta.json: 2 bytes stored, 1 GiB when read."""
+        buf = io.BytesIO(tar_of({k: v for k, v in good.items()
+                                 if k != "meta.json"}))
+        body = buf.getvalue()[:-1024].rstrip(b"\0")
+        body += bytes(-len(body) % 512)
+        h = bytearray(tarfile.TarInfo("meta.json").tobuf(
+            tarfile.GNU_FORMAT))[:512]
+        h[156:157] = b"S"
+        h[124:136] = b"%011o\0" % 2                     # stored bytes
+        h[386:398] = b"%011o\0" % 0                     # map: offset 0
+        h[398:410] = b"%011o\0" % 2                     #      2 bytes
+        h[483:495] = b"%011o\0" % (1 << 30)             # real size
+        h[148:156] = b" " * 8
+        h[148:156] = b"%06o\0 " % sum(h)
+        return body + bytes(h) + b"{}".ljust(512, b"\0") + bytes(1024)
+
+    def header(change):
+        """The model file with its JSON header changed, checksum anew."""
+        m = good["model"]
+        hlen = int.from_bytes(m[12:16], "little")
+        h = json.loads(m[24:24 + hlen])
+        change(h)
+        hb = json.dumps(h, separators=(",", ":"), sort_keys=True).encode()
+        body = m[:12] + len(hb).to_bytes(4, "little") + m[16:24] + hb + \
+            m[24 + hlen:-16]
+        return body + bytes.fromhex(xxh128(body))
+
     return [
         ("not a tar", b"hello\n" * 200, "not a tar archive"),
         ("truncated", bundle[:len(bundle) // 2], ""),
@@ -183,6 +212,16 @@ def tampered(bundle):
          "checksum"),
         ("sample", tar_of(with_(**{"sample.csv": bad_sample.encode()})),
          "row 1"),
+        ("sparse", sparse(), "sparse"),
+        ("a name with a newline", tar_of(with_(**{"bundle.json": json.dumps(
+            dict(info, model="x\n%s\x1b[31m")).encode()})), "\"model\""),
+        ("a version that is not one", tar_of(with_(**{
+            "bundle.json": json.dumps(dict(info, version=[1])).encode()})),
+         "\"version\""),
+        # the header says two classes, the weights score three: predict
+        # could not serve it (the job's scoring reads less than it does)
+        ("classes", tar_of(with_(model=header(
+            lambda h: h.update(classes=h["classes"][:2])))), "sample.csv"),
     ]
 
 
@@ -200,6 +239,29 @@ def test_tampered_bundles_are_refused_with_nothing_written(mlfs, bundle):
     # the good one still goes in
     assert import_(mlfs.mnt, "t", bundle).returncode == 0
     assert os.readlink(mlfs.mnt / "models/t/latest") == "v1"
+
+
+def test_shell_groups_dups_and_data_after_the_end(mlfs, bundle, tmp_path):
+    """A close before the end says so and changes nothing, so a shell
+    group (each command's exit closes a copy) still imports; bytes after
+    a bundle taken fail their write, and the bundle stays imported."""
+    src = tmp_path / "b.tar"
+    src.write_bytes(bundle)
+    os.makedirs(mlfs.mnt / "models/g")
+    p = f"{mlfs.mnt}/models/g/import"
+    r = subprocess.run(["bash", "-c", f"{{ head -c 5120 {src}; "
+                        f"tail -c +5121 {src}; }} > {p}"],
+                       capture_output=True, text=True)
+    assert os.readlink(mlfs.mnt / "models/g/latest") == "v1", r.stderr
+    assert "not a whole bundle yet" in mlfs.errors()
+    r = subprocess.run(["bash", "-c", f"cat {src} {src} > {p}"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert "imported as v2" in mlfs.errors().splitlines()[-1]
+    assert os.readlink(mlfs.mnt / "models/g/latest") == "v2"
+    # members are dated when the version was made
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as t:
+        assert all(m.mtime > 1.7e9 for m in t.getmembers())
 
 
 def test_import_needs_write_permission_on_the_model(mlfs_factory):

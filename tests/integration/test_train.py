@@ -66,7 +66,7 @@ def test_train_logistic_end_to_end(mlfs):
     v1 = mlfs.mnt / "models" / "iris" / "v1"
     assert sorted(os.listdir(v1)) == ["bundle.tar", "meta.json",
                                       "metrics.json", "model", "predict",
-                                      "sample.csv"]
+                                      "reference.csv", "sample.csv"]
     assert os.readlink(mlfs.mnt / "models" / "iris" / "latest") == "v1"
     meta = json.loads((v1 / "meta.json").read_text())
     for k in ("name", "version", "created", "algorithm", "params", "dataset",
