@@ -1027,6 +1027,17 @@ static bool s3_has_time(struct s3_client *c, const struct s3_req *r,
 	return s3_now_ms() - start + need <= c->retry_budget_ms;
 }
 
+/* What every client of the process sent (.mlfs/metrics.prom). */
+static _Atomic uint64_t n_requests, n_retries, n_failed;
+
+void store_s3_counters(uint64_t *requests, uint64_t *retries,
+		       uint64_t *failed)
+{
+	*requests = atomic_load(&n_requests);
+	*retries = atomic_load(&n_retries);
+	*failed = atomic_load(&n_failed);
+}
+
 int s3_request(struct s3_client *c, const struct s3_req *r,
 	       struct s3_resp *resp)
 {
@@ -1050,8 +1061,11 @@ int s3_request(struct s3_client *c, const struct s3_req *r,
 		goto out_free_prep;
 	}
 	start = s3_now_ms();
+	atomic_fetch_add(&n_requests, 1);
 	for (try = 1;; try++) {
 		resp->tries = try;
+		if (try > 1)
+			atomic_fetch_add(&n_retries, 1);
 		rc = s3_attempt(c, h, r, &p, resp, &cc, errbuf);
 		if (rc < 0)
 			goto out_put_handle;	/* ours, not the server's */
@@ -1072,6 +1086,8 @@ int s3_request(struct s3_client *c, const struct s3_req *r,
 			      c->max_tries, ms);
 		s3_sleep_ms(ms);
 	}
+	if (rc < 0 && !s3_is_quiet(resp->status))
+		atomic_fetch_add(&n_failed, 1);
 	if (rc < 0 && !s3_is_quiet(resp->status)) {
 		s3_describe(what, sizeof(what), cc, resp, errbuf);
 		s3_client_log(c, "s3: %s %.*s: %s", r->method, S3_LOG_KEY_MAX,

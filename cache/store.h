@@ -195,6 +195,13 @@ struct store_s3_opts {
  * short.  main() must call curl_global_init() before any thread.
  */
 int store_s3_open(const struct store_s3_opts *o, struct store **out);
+/*
+ * store_s3_counters: S3 requests this process made (each once, however
+ * many attempts), attempts after the first, and requests that failed
+ * (a 404 or 412 an answer expects is no failure).
+ */
+void store_s3_counters(uint64_t *requests, uint64_t *retries,
+		       uint64_t *failed);
 
 /*
  * store_s3_creds_from_env: fill o's access_key, secret_key and

@@ -20,6 +20,8 @@ PKGS=(
 	man-db
 	# the S3 tests: the SigV4-verifying gateway, aws cli
 	python3-botocore awscli curl
+	# monitoring: promtool checks every .prom file; scipy checks drift
+	prometheus python3-scipy
 )
 
 missing=()

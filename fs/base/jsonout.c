@@ -297,3 +297,9 @@ void sb_json_string(struct strbuf *sb, const char *p, size_t n)
 	sb_append(sb, p + run, n - run);
 	sb_append(sb, "\"", 1);
 }
+
+void sb_prom_family(struct strbuf *sb, const char *name, const char *type,
+		    const char *help)
+{
+	sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}

@@ -47,4 +47,11 @@ int json_dump_file_short(const json_t *j, const char *path, size_t flags);
 struct strbuf;
 void sb_json_string(struct strbuf *sb, const char *p, size_t n);
 
+/*
+ * Prometheus text exposition: the "# HELP" and "# TYPE" lines that open
+ * a metric family (one pair a family: promtool refuses repeats).
+ */
+void sb_prom_family(struct strbuf *sb, const char *name, const char *type,
+		    const char *help);
+
 #endif

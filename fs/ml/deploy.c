@@ -74,6 +74,7 @@ static void dent_put(struct dent *e)
 	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
 		return;
 	dlog_free(e);
+	sb_free(&e->mlines);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	free(e);
@@ -85,6 +86,7 @@ void dep_put(struct dep *d)
 		return;
 	for (size_t i = 0; i < d->nm; i++)
 		served_put(d->ms[i]);
+	dmon_free(d->mon);
 	json_decref(d->spec);
 	json_decref(d->sets);
 	free(d->mask);
@@ -103,18 +105,25 @@ static void *committer(void *arg)
 	for (;;) {
 		struct timespec ts;
 		struct dent **batch = NULL;
+		struct dep **cur = NULL;
 		size_t n = 0, cap = 0;
 		bool stop = t->stop;
 
 		for (struct dent *e = t->list; e; e = e->next)
 			cap++;
 		batch = cap ? malloc(cap * sizeof(*batch)) : NULL;
-		for (struct dent *e = t->list; batch && e; e = e->next) {
+		cur = cap ? malloc(cap * sizeof(*cur)) : NULL;
+		for (struct dent *e = t->list; batch && cur && e; e = e->next) {
 			atomic_fetch_add(&e->refs, 1);
+			cur[n] = e->cur; /* the beat of its monitor */
+			if (e->cur)
+				atomic_fetch_add(&e->cur->refs, 1);
 			batch[n++] = e;
 		}
 		pthread_mutex_unlock(&t->lock);
 		for (size_t i = 0; i < n; i++) {
+			dmon_tick(cur[i]);
+			dep_put(cur[i]);
 			dlog_commit(batch[i], UINT64_MAX);
 			if (!dep_read_only(fs))
 				dlog_retain(batch[i], (int64_t)time(NULL),
@@ -123,6 +132,7 @@ static void *committer(void *arg)
 			dent_put(batch[i]);
 		}
 		free(batch);
+		free(cur);
 		pthread_mutex_lock(&t->lock);
 		if (stop)
 			break;
@@ -706,6 +716,11 @@ static int dep_build(struct fs *fs, struct dent *e, unsigned rev,
 		d->weight[i] = json_number_value(json_object_get(
 			json_array_get(json_object_get(d->spec, "candidates"), i),
 			"weight"));
+	rc = dmon_build(fs, d, why, whylen);
+	if (rc < 0) {
+		dep_put(d);
+		return rc;
+	}
 	load_state(d);
 	*out = d;
 	return 0;
@@ -940,16 +955,24 @@ int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out)
 
 /* --- the prediction store as a file --- */
 
-int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
+struct dep *dep_shown(struct fs *fs, const char *name, int *rc)
 {
 	char why[300] = "";
 	struct dep *d;
-	int rc = dep_get(fs, name, &d, why, sizeof(why));
+
+	*rc = dep_get(fs, name, &d, why, sizeof(why));
+	if (*rc == -ENOENT && why[0])
+		*rc = 0; /* no spec yet */
+	return *rc < 0 ? NULL : d;
+}
+
+int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
+{
+	int rc;
+	struct dep *d = dep_shown(fs, name, &rc);
 
 	*size = 0;
-	if (rc == -ENOENT && why[0])
-		return 0;
-	if (rc < 0)
+	if (!d)
 		return rc;
 	pthread_mutex_lock(&d->e->lock);
 	*size = d->e->size;
@@ -961,14 +984,11 @@ int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
 ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
 			size_t size, uint64_t off)
 {
-	char why[300] = "";
-	struct dep *d;
 	ssize_t n;
-	int rc = dep_get(fs, name, &d, why, sizeof(why));
+	int rc;
+	struct dep *d = dep_shown(fs, name, &rc);
 
-	if (rc == -ENOENT && why[0])
-		return 0;
-	if (rc < 0)
+	if (!d)
 		return rc;
 	n = dlog_read(d->e, buf, size, off);
 	dep_put(d);

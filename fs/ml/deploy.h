@@ -100,6 +100,17 @@ int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out);
 
 /* The prediction store as a file: its size, and bytes at off. */
+/*
+ * Monitoring (deploymon.c): metrics (JSON lines, a line per candidate
+ * per monitor.interval, at absolute offsets that survive the dropping of
+ * old lines), drift and metrics.prom (made when read).
+ */
+int deploy_metrics_size(struct fs *fs, const char *name, uint64_t *size);
+ssize_t deploy_metrics_read(struct fs *fs, const char *name, char *buf,
+			    size_t size, uint64_t off);
+int deploy_show_drift(struct fs *fs, const char *name, struct strbuf *out);
+int deploy_show_prom(struct fs *fs, const char *name, struct strbuf *out);
+
 int deploy_log_size(struct fs *fs, const char *name, uint64_t *size);
 ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
 			size_t size, uint64_t off);

@@ -81,6 +81,7 @@ struct dep {
 	char rolled[400];   /* rolled back: why; "" while serving */
 	uint64_t route;     /* rows routed so far */
 	struct dstat cs[PSTREAM_MAX_MODELS];
+	struct dmon *mon;   /* deploymon.c; NULL: "monitor": false */
 };
 
 struct dent {
@@ -109,6 +110,9 @@ struct dent {
 	/* feedback lines taken; labels matched; ids never answered (or
 	 * past the ring); ids whose answers were all labelled already */
 	uint64_t fb_received, fb_labelled, fb_unknown, fb_repeated;
+	/* metrics: the lines kept, and the bytes dropped before them */
+	struct strbuf mlines;
+	uint64_t mbase;
 };
 
 /* deploy.c */
@@ -118,6 +122,9 @@ bool dep_read_only(struct fs *fs);
 int dep_get(struct fs *fs, const char *name, struct dep **out, char *why,
 	    size_t whylen);
 void dep_put(struct dep *d);
+/* name's latest revision for a file to show, or NULL: *rc 0 when it has
+ * no spec yet (the file shows its empty form), else -errno */
+struct dep *dep_shown(struct fs *fs, const char *name, int *rc);
 /* ids handed out stay below upto, whatever happens next */
 int dep_save_ids(struct dent *e, uint64_t upto);
 int dep_save_state(struct dep *d);
@@ -133,6 +140,24 @@ void dep_label(struct dep *d, const struct dpred *p, const char *truth,
 bool dep_pinned_first(const struct dep *d);
 /* under d->lock: roll back to the first candidate, once, saying why */
 void dep_rollback_locked(struct dep *d, const char *why);
+
+/* deploymon.c */
+struct dmon;
+/* d's monitor from its spec (d->mon; NULL for "monitor": false): its
+ * references loaded (a missing one is logged, and drift compares
+ * nothing).  -ENOMEM */
+int dmon_build(struct fs *fs, struct dep *d, char *why, size_t whylen);
+void dmon_free(struct dmon *m);
+/* under d->lock: an answer that took us microseconds */
+void dmon_answer_locked(struct dep *d, const struct pstream_answer *a,
+			uint64_t us);
+/* the committer's beat: the interval's lines, when one has passed */
+void dmon_tick(struct dep *d);
+int dmon_show_drift(struct dep *d, struct strbuf *out);
+int dmon_show_prom(struct dep *d, struct strbuf *out);
+uint64_t dmon_metrics_size(struct dent *e);
+size_t dmon_metrics_read(struct dent *e, char *buf, size_t size,
+			 uint64_t off);
 
 /* deploylog.c */
 int dlog_load(struct dent *e, struct dep *cur);

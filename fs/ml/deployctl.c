@@ -178,15 +178,12 @@ int deploy_traffic(struct fs *fs, const char *name, const char *text,
 
 int deploy_show_traffic(struct fs *fs, const char *name, struct strbuf *out)
 {
-	char why[300] = "";
-	struct dep *d;
 	uint64_t all = 0;
 	double total = 0;
-	int rc = dep_get(fs, name, &d, why, sizeof(why));
+	int rc;
+	struct dep *d = dep_shown(fs, name, &rc);
 
-	if (rc == -ENOENT && why[0])
-		return 0;
-	if (rc < 0)
+	if (!d)
 		return rc;
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->ncand; i++) {
@@ -221,14 +218,11 @@ int deploy_show_traffic(struct fs *fs, const char *name, struct strbuf *out)
 
 int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out)
 {
-	char why[300] = "";
-	struct dep *d;
-	int rc = dep_get(fs, name, &d, why, sizeof(why));
+	int rc;
+	struct dep *d = dep_shown(fs, name, &rc);
 
-	if (rc == -ENOENT && why[0])
-		return sb_puts(out, "no spec\n");
-	if (rc < 0)
-		return rc;
+	if (!d)
+		return rc ? rc : sb_puts(out, "no spec\n");
 	pthread_mutex_lock(&d->lock);
 	if (d->paused)
 		sb_puts(out, "paused\n");
@@ -244,13 +238,10 @@ int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out)
 
 int deploy_show_feedback(struct fs *fs, const char *name, struct strbuf *out)
 {
-	char why[300] = "";
-	struct dep *d;
-	int rc = dep_get(fs, name, &d, why, sizeof(why));
+	int rc;
+	struct dep *d = dep_shown(fs, name, &rc);
 
-	if (rc == -ENOENT && why[0])
-		return 0;
-	if (rc < 0)
+	if (!d)
 		return rc;
 	pthread_mutex_lock(&d->e->lock);
 	sb_printf(out,

@@ -306,6 +306,9 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 
 	if (a->cand == (size_t)-1)
 		return; /* refused before routing: no candidate's */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (uint64_t)((now.tv_sec - s->t0.tv_sec) * 1000000LL +
+			(now.tv_nsec - s->t0.tv_nsec) / 1000);
 	pthread_mutex_lock(&d->lock);
 	if (!a->out)
 		d->cs[a->cand].errors++;
@@ -313,6 +316,7 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 		d->cs[a->cand].mirrored++;
 	else
 		d->cs[a->cand].requests++;
+	dmon_answer_locked(d, a, us);
 	pthread_mutex_unlock(&d->lock);
 	if (!a->out)
 		s->errs++;
@@ -332,9 +336,6 @@ static void route_answered(void *arg, const struct pstream_answer *a)
 	if (!s->log)
 		return;
 	dep_iso_time(when, sizeof(when));
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = (uint64_t)((now.tv_sec - s->t0.tv_sec) * 1000000LL +
-			(now.tv_nsec - s->t0.tv_nsec) / 1000);
 	sb_printf(l, "{\"kind\": \"%s\", ",
 		  !a->out ? "error" : a->mirror ? "shadow" : "prediction");
 	if (a->id) {

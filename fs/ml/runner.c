@@ -340,6 +340,22 @@ int job_wait_end(struct job *j, double seconds)
 	return ended ? 0 : -ETIMEDOUT;
 }
 
+void job_counts(struct fs *fs, unsigned *queued, unsigned *running,
+		unsigned *ended)
+{
+	struct runner *r = fs->runner;
+
+	*queued = *running = *ended = 0;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	for (struct job *j = r->jobs; j; j = j->next)
+		(*(j->state == JOB_QUEUED    ? queued
+		   : j->state == JOB_RUNNING ? running
+					     : ended))++;
+	pthread_mutex_unlock(&r->lock);
+}
+
 struct last_number {
 	const char *prefix;
 	unsigned n;

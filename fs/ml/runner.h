@@ -47,6 +47,9 @@ bool job_exists(struct fs *fs, const char *name);
 int job_list(struct fs *fs, int (*fn)(void *arg, const char *name),
 	     void *arg);
 
+/* How many jobs are queued, running and ended. */
+void job_counts(struct fs *fs, unsigned *queued, unsigned *running,
+		unsigned *ended);
 /* The largest n of the jobs named "<prefix><n>", or 0. */
 unsigned job_last_number(struct fs *fs, const char *prefix);
 

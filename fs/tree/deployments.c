@@ -14,6 +14,10 @@
  *     feedback     `id,truth` rows or JSON lines: durable when the
  *                  write returns; reads what it has had
  *     predictions  the prediction store (JSON lines; tail -f)
+ *     metrics      a JSON line per candidate per monitor.interval (tail -f)
+ *     metrics.prom the same, and drift, for Prometheus
+ *     drift        each input's drift, the live window against the
+ *                  reference (made when read)
  *     traffic      weights and requests per candidate; write
  *                  `<model@v> <weight>` lines
  *     ctl          promote, rollback, pause, resume
@@ -198,16 +202,18 @@ static int predictions_open(struct fs_file *f, const struct fs_ctx *ctx)
 	return 0;
 }
 
-static int predictions_read(struct fs_file *f, size_t size, off_t off,
-			    struct fs_reply *r)
+/* A stream of the deployment's, read with fn where asked. */
+static int stream_read(struct fs_file *f, size_t size, off_t off,
+		       struct fs_reply *r,
+		       ssize_t (*fn)(struct fs *, const char *, char *, size_t,
+				     uint64_t))
 {
 	char *buf = malloc(size ? size : 1);
 	ssize_t n;
 
 	if (!buf)
 		return -ENOMEM;
-	n = deploy_log_read(f->node->fs, obj_name(f->node), buf, size,
-			    (uint64_t)off);
+	n = fn(f->node->fs, obj_name(f->node), buf, size, (uint64_t)off);
 	if (n < 0) {
 		free(buf);
 		return (int)n;
@@ -215,6 +221,18 @@ static int predictions_read(struct fs_file *f, size_t size, off_t off,
 	fs_reply_buf(r, buf, (size_t)n);
 	free(buf);
 	return 0;
+}
+
+static int predictions_read(struct fs_file *f, size_t size, off_t off,
+			    struct fs_reply *r)
+{
+	return stream_read(f, size, off, r, deploy_log_read);
+}
+
+static int metrics_read(struct fs_file *f, size_t size, off_t off,
+			struct fs_reply *r)
+{
+	return stream_read(f, size, off, r, deploy_metrics_read);
 }
 
 static int predictions_getattr(struct node *n, struct stat *st)
@@ -227,6 +245,28 @@ static int predictions_getattr(struct node *n, struct stat *st)
 	if (rc == 0)
 		st->st_size = (off_t)size;
 	return rc;
+}
+
+static int metrics_getattr(struct node *n, struct stat *st)
+{
+	uint64_t size;
+	int rc = obj_attr(n, st, false);
+
+	if (rc == 0)
+		rc = deploy_metrics_size(n->fs, obj_name(n), &size);
+	if (rc == 0)
+		st->st_size = (off_t)size;
+	return rc;
+}
+
+static int drift_show(struct node *n, struct strbuf *out)
+{
+	return deploy_show_drift(n->fs, obj_name(n), out);
+}
+
+static int prom_show(struct node *n, struct strbuf *out)
+{
+	return deploy_show_prom(n->fs, obj_name(n), out);
 }
 
 /* --- the controls --- */
@@ -314,6 +354,13 @@ static const struct node_type deployment_files[] = {
 	{ "predictions", S_IFREG | 0440, NODE_F_STREAM,
 	  .open = predictions_open, .read = predictions_read,
 	  .getattr = predictions_getattr },
+	{ "metrics", S_IFREG | 0444, NODE_F_STREAM,
+	  .open = predictions_open, .read = metrics_read,
+	  .getattr = metrics_getattr },
+	{ "metrics.prom", S_IFREG | 0444, NODE_F_VOLATILE, .show = prom_show,
+	  .getattr = obj_file_getattr },
+	{ "drift", S_IFREG | 0444, NODE_F_VOLATILE, .show = drift_show,
+	  .getattr = obj_file_getattr },
 	{ "traffic", S_IFREG | 0644, NODE_F_VOLATILE, .show = traffic_show,
 	  .store = traffic_store, .check = traffic_check,
 	  .getattr = obj_file_getattr },

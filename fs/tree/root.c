@@ -27,6 +27,7 @@
 #include "repo.h"
 #include "objects.h"
 #include "predict.h"
+#include "prom.h"
 #include "remote.h"
 #include "uploads.h"
 #include "fs.h"
@@ -273,6 +274,8 @@ static const struct node_type mlfs_files[] = {
 	  .show = cache_show,
 	  .store = cache_store },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
+	{ "metrics.prom", S_IFREG | 0444, NODE_F_VOLATILE,
+	  .show = daemon_prom_show },
 	{ "errors", S_IFREG | 0444, NODE_F_STREAM, .open = errors_open,
 	  .read = errors_read, .getattr = errors_getattr },
 	{ NULL },
@@ -353,6 +356,9 @@ static const struct root_entry root_entries[] = {
 	  "  predict        as a model's, routed; answers start with an id\n"
 	  "  feedback       write id,truth rows: delayed labels\n"
 	  "  predictions    every answer and label (JSON lines; tail -f)\n"
+	  "  metrics        a JSON line per candidate per interval (tail -f)\n"
+	  "  metrics.prom   the same for Prometheus; drift: each input's\n"
+	  "                 PSI and KS or chi-squared against training\n"
 	  "  traffic ctl    weights; promote, rollback, pause, resume\n"
 	  "  status log     one line; a line per change\n" },
 };

@@ -91,7 +91,8 @@ def test_kind_spec_revisions_and_busy(mlfs):
     d, r = deploy(mlfs, "web", {"candidates": ["m@1"]})
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(d)) == sorted(
-        ["spec", "predict", "feedback", "predictions", "traffic", "ctl",
+        ["spec", "predict", "feedback", "predictions", "metrics",
+         "metrics.prom", "drift", "traffic", "ctl",
          "status", "log", "v1", "latest"])
     spec = json.loads((d / "spec").read_text())
     assert spec["strategy"] == "single"
