@@ -74,7 +74,9 @@ static void dent_put(struct dent *e)
 	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
 		return;
 	dlog_free(e);
-	sb_free(&e->mlines);
+	tailbuf_free(&e->metrics);
+	tailbuf_free(&e->alerts);
+	json_decref(e->astate);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	free(e);
@@ -782,6 +784,7 @@ static int dent_load(struct fs *fs, const char *name, const char *inc,
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->commit_lock, NULL);
 	load_ids(e);
+	dalert_load(e);
 	rc = dep_build(fs, e, rev, d, why, whylen);
 	if (rc == 0)
 		rc = dlog_load(e, *d);

@@ -109,6 +109,11 @@ int deploy_metrics_size(struct fs *fs, const char *name, uint64_t *size);
 ssize_t deploy_metrics_read(struct fs *fs, const char *name, char *buf,
 			    size_t size, uint64_t off);
 int deploy_show_drift(struct fs *fs, const char *name, struct strbuf *out);
+/* alerts (deployalert.c): JSON lines, raised and cleared, and the steps
+ * of the loop they close */
+int deploy_alerts_size(struct fs *fs, const char *name, uint64_t *size);
+ssize_t deploy_alerts_read(struct fs *fs, const char *name, char *buf,
+			   size_t size, uint64_t off);
 int deploy_show_prom(struct fs *fs, const char *name, struct strbuf *out);
 
 int deploy_log_size(struct fs *fs, const char *name, uint64_t *size);

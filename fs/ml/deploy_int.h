@@ -23,6 +23,7 @@
 #include "deployspec.h"
 #include "predict.h"
 #include "strbuf.h"
+#include "tailbuf.h"
 
 /* Answers feedback can still label, at most (older ones: unknown ids). */
 #define DEP_PREDS_MAX ((size_t)1 << 20)
@@ -110,9 +111,10 @@ struct dent {
 	/* feedback lines taken; labels matched; ids never answered (or
 	 * past the ring); ids whose answers were all labelled already */
 	uint64_t fb_received, fb_labelled, fb_unknown, fb_repeated;
-	/* metrics: the lines kept, and the bytes dropped before them */
-	struct strbuf mlines;
-	uint64_t mbase;
+	struct tailbuf metrics; /* deploymon.c's lines */
+	struct tailbuf alerts;  /* deployalert.c's lines, in the store too */
+	json_t *astate;     /* "rule|subject": raised (true) or not */
+	char retrain_job[300]; /* the retrain job watched, or "" */
 };
 
 /* deploy.c */
@@ -155,9 +157,25 @@ void dmon_answer_locked(struct dep *d, const struct pstream_answer *a,
 void dmon_tick(struct dep *d);
 int dmon_show_drift(struct dep *d, struct strbuf *out);
 int dmon_show_prom(struct dep *d, struct strbuf *out);
-uint64_t dmon_metrics_size(struct dent *e);
-size_t dmon_metrics_read(struct dent *e, char *buf, size_t size,
-			 uint64_t off);
+
+/* deployalert.c: what one interval of the monitor saw */
+struct drift_result;
+struct dmon_view {
+	size_t window;      /* rows in the drift window */
+	size_t nfeat;       /* the inputs and the prediction */
+	const char *const *names;
+	const struct drift_result *drift; /* nfeat; NULL: none */
+	const bool *numeric, *compared;
+	uint64_t req[PSTREAM_MAX_MODELS], err[PSTREAM_MAX_MODELS];
+	uint64_t lab[PSTREAM_MAX_MODELS], right[PSTREAM_MAX_MODELS];
+	uint64_t p99[PSTREAM_MAX_MODELS]; /* µs */
+};
+/* the rules judged: alerts raised or cleared, and a retrain started */
+void dalert_judge(struct dep *d, const struct dmon_view *v);
+/* the committer's beat: a retrain that ended enters the deployment */
+void dalert_tick(struct dep *d);
+/* alerts kept in the store, and their states, at load */
+void dalert_load(struct dent *e);
 
 /* deploylog.c */
 int dlog_load(struct dent *e, struct dep *cur);

@@ -501,8 +501,12 @@ int dmon_show_drift(struct dep *d, struct strbuf *out)
 
 /* --- the interval's lines --- */
 
-/* One JSON line per candidate: what the interval since the last said. */
-static void lines_make(struct dep *d, struct strbuf *out)
+/*
+ * One JSON line per candidate: what the interval since the last said;
+ * then the alert rules judge it (view).
+ */
+static void lines_make(struct dep *d, struct strbuf *out,
+		       struct dmon_view *view)
 {
 	struct dmon *m = d->mon;
 	struct dstat now[PSTREAM_MAX_MODELS];
@@ -549,6 +553,11 @@ static void lines_make(struct dep *d, struct strbuf *out)
 
 		for (size_t b = 0; b < FINE; b++)
 			n += fine[i][b];
+		view->req[i] = req;
+		view->err[i] = err;
+		view->lab[i] = lab;
+		view->right[i] = c->right - l->right;
+		view->p99[i] = percentile(fine[i], n, 0.99);
 		sb_printf(out, "{\"time\": \"%s\", \"revision\": %u, "
 			       "\"candidate\": ",
 			  when, d->rev);
@@ -591,8 +600,27 @@ static void lines_make(struct dep *d, struct strbuf *out)
 		sb_puts(out, "}}\n");
 		m->c[i].last = *c;
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		/* the rules, on what this interval saw */
+		const char **names = malloc((m->nin + 1) * sizeof(*names));
+		bool *flags = malloc(2 * (m->nin + 1) * sizeof(*flags));
+
+		for (size_t k = 0; names && flags && k <= m->nin; k++) {
+			names[k] = k < m->nin ? m->names[k] : "prediction";
+			flags[k] = m->refs[k].numeric;
+			flags[m->nin + 1 + k] = compared(m, k);
+		}
+		view->window = s.n;
+		view->nfeat = m->nin + 1;
+		view->names = names;
+		view->drift = names && flags ? s.res : NULL;
+		view->numeric = flags;
+		view->compared = flags ? flags + m->nin + 1 : NULL;
+		dalert_judge(d, view);
+		free(names);
+		free(flags);
 		snapshot_free(&s);
+	}
 	free(fine);
 }
 
@@ -601,61 +629,24 @@ void dmon_tick(struct dep *d)
 	struct dmon *m = d ? d->mon : NULL;
 	struct dent *e;
 	struct strbuf lines = { 0 };
+	struct dmon_view view = { 0 };
 	double t = mono();
 
+	if (d)
+		dalert_tick(d);
 	if (!m || t < m->next_at)
 		return;
 	m->next_at = t + m->interval;
-	lines_make(d, &lines);
+	lines_make(d, &lines, &view);
 	if (lines.err || !lines.len) {
 		sb_free(&lines);
 		return;
 	}
 	e = d->e;
 	pthread_mutex_lock(&e->lock);
-	if (e->mlines.len + lines.len > LINES_MAX) {
-		/* the older half goes; offsets stay where they were */
-		const char *cut = memchr(e->mlines.buf + e->mlines.len / 2,
-					 '\n', e->mlines.len - e->mlines.len / 2);
-		size_t drop = cut ? (size_t)(cut + 1 - e->mlines.buf)
-				  : e->mlines.len;
-
-		memmove(e->mlines.buf, e->mlines.buf + drop,
-			e->mlines.len - drop);
-		e->mlines.len -= drop;
-		e->mbase += drop;
-	}
-	sb_append(&e->mlines, lines.buf, lines.len);
+	tailbuf_append(&e->metrics, lines.buf, lines.len, LINES_MAX);
 	pthread_mutex_unlock(&e->lock);
 	sb_free(&lines);
-}
-
-uint64_t dmon_metrics_size(struct dent *e)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&e->lock);
-	n = e->mbase + e->mlines.len;
-	pthread_mutex_unlock(&e->lock);
-	return n;
-}
-
-size_t dmon_metrics_read(struct dent *e, char *buf, size_t size,
-			 uint64_t off)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&e->lock);
-	if (off < e->mbase)
-		off = e->mbase; /* dropped: go on from the oldest kept */
-	if (off - e->mbase < e->mlines.len) {
-		n = e->mlines.len - (size_t)(off - e->mbase);
-		if (n > size)
-			n = size;
-		memcpy(buf, e->mlines.buf + (off - e->mbase), n);
-	}
-	pthread_mutex_unlock(&e->lock);
-	return n;
 }
 
 /* --- Prometheus --- */
@@ -832,7 +823,9 @@ int deploy_metrics_size(struct fs *fs, const char *name, uint64_t *size)
 	*size = 0;
 	if (!d)
 		return rc;
-	*size = dmon_metrics_size(d->e);
+	pthread_mutex_lock(&d->e->lock);
+	*size = tailbuf_size(&d->e->metrics);
+	pthread_mutex_unlock(&d->e->lock);
 	dep_put(d);
 	return 0;
 }
@@ -846,7 +839,9 @@ ssize_t deploy_metrics_read(struct fs *fs, const char *name, char *buf,
 
 	if (!d)
 		return rc;
-	n = (ssize_t)dmon_metrics_read(d->e, buf, size, off);
+	pthread_mutex_lock(&d->e->lock);
+	n = (ssize_t)tailbuf_read(&d->e->metrics, buf, size, off);
+	pthread_mutex_unlock(&d->e->lock);
 	dep_put(d);
 	return n;
 }

@@ -29,7 +29,7 @@ static const char *const strategies[] = {
 
 static const char *const fields[] = { "strategy", "candidates", "shadow",
 				      "seed",     "epsilon",    "rollback",
-				      "monitor",  NULL };
+				      "monitor",  "on_alert",   NULL };
 static const char *const rollback_fields[] = { "error_rate", "accuracy_below",
 					       "min_requests", NULL };
 
@@ -225,9 +225,11 @@ static int check_rollback(json_t *spec, const char *text, struct problem *pb)
 	return 0;
 }
 
-static const char *const monitor_fields[] = { "interval", "window",
-					      "reference", "psi", "ks_p",
-					      "chi2_p", NULL };
+static const char *const monitor_fields[] = {
+	"interval", "window",      "reference",  "psi",
+	"ks_p",     "chi2_p",      "min_rows",   "accuracy_below",
+	"error_rate", "latency_p99_ms", "min_requests", NULL
+};
 
 /* A probability threshold field of monitor, if given. */
 static int check_p(json_t *mon, const char *k, const char *text,
@@ -270,7 +272,9 @@ static int check_monitor(json_t *spec, const char *text, struct problem *pb)
 			return problem_field(pb, text, k,
 					     "unknown field of monitor "
 					     "(interval, window, reference, "
-					     "psi, ks_p, chi2_p)");
+					     "psi, ks_p, chi2_p, min_rows, "
+					     "accuracy_below, error_rate, "
+					     "latency_p99_ms, min_requests)");
 	}
 	iv = json_object_get(mon, "interval");
 	win = json_object_get(mon, "window");
@@ -320,6 +324,91 @@ static int check_monitor(json_t *spec, const char *text, struct problem *pb)
 		json_object_set_new(mon, "ks_p", json_real(0.01));
 	if (!json_object_get(mon, "chi2_p"))
 		json_object_set_new(mon, "chi2_p", json_real(0.01));
+	/* the rules of candidates: off unless given */
+	for (size_t i = 0; i < 2; i++) {
+		const char *k = i ? "error_rate" : "accuracy_below";
+		json_t *r = json_object_get(mon, k);
+
+		if (r && (!json_is_number(r) || !(json_number_value(r) >= 0) ||
+			  json_number_value(r) > 1))
+			return problem_field(pb, text, k,
+					     "must be a number from 0 to 1");
+	}
+	v = json_object_get(mon, "latency_p99_ms");
+	if (v && (!json_is_number(v) || !(json_number_value(v) > 0)))
+		return problem_field(pb, text, "latency_p99_ms",
+				     "must be a number of milliseconds above "
+				     "0");
+	for (size_t i = 0; i < 2; i++) {
+		const char *k = i ? "min_requests" : "min_rows";
+		json_t *r = json_object_get(mon, k);
+
+		if (r && (!json_is_integer(r) || json_integer_value(r) < 1 ||
+			  json_integer_value(r) > 1000000000))
+			return problem_field(pb, text, k,
+					     "must be a whole number, 1 or "
+					     "more");
+	}
+	if (!json_object_get(mon, "min_rows"))
+		json_object_set_new(
+			mon, "min_rows",
+			json_integer(json_integer_value(json_object_get(
+					     mon, "window")) < 100
+					     ? json_integer_value(json_object_get(
+						       mon, "window"))
+					     : 100));
+	if (!json_object_get(mon, "min_requests"))
+		json_object_set_new(mon, "min_requests", json_integer(20));
+	return 0;
+}
+
+/*
+ * "on_alert": {"retrain": {train spec template}, "then": "canary N" |
+ * "shadow" | "blue-green"}: the template needs a dataset (its latest
+ * version is trained on); the rest is judged when the job is made.
+ */
+static int check_on_alert(json_t *spec, const char *text, struct problem *pb)
+{
+	json_t *oa = json_object_get(spec, "on_alert");
+	json_t *rt, *then;
+	const char *t, *k;
+	json_t *v;
+	char *end;
+	long w;
+
+	if (!oa)
+		return 0;
+	if (!json_is_object(oa))
+		return problem_field(pb, text, "on_alert",
+				     "must be an object: retrain, then");
+	json_object_foreach(oa, k, v) {
+		if (strcmp(k, "retrain") != 0 && strcmp(k, "then") != 0)
+			return problem_field(pb, text, k,
+					     "unknown field of on_alert "
+					     "(retrain, then)");
+	}
+	if (!json_is_object(json_object_get(spec, "monitor")))
+		return problem_field(pb, text, "on_alert",
+				     "alerts need \"monitor\"");
+	rt = json_object_get(oa, "retrain");
+	then = json_object_get(oa, "then");
+	if (!json_is_object(rt) ||
+	    !json_is_string(json_object_get(rt, "dataset")))
+		return problem_field(pb, text, rt ? "retrain" : "on_alert",
+				     "\"retrain\" must be a train spec with "
+				     "a \"dataset\"");
+	t = json_string_value(then);
+	if (!then) {
+		json_object_set_new(oa, "then", json_string("canary 10"));
+		return 0;
+	}
+	if (t && (strcmp(t, "shadow") == 0 || strcmp(t, "blue-green") == 0))
+		return 0;
+	w = t && strncmp(t, "canary ", 7) == 0 ? strtol(t + 7, &end, 10) : 0;
+	if (w < 1 || w > 99 || *end)
+		return problem_field(pb, text, "then",
+				     "must be \"canary N\" (N from 1 to "
+				     "99), \"shadow\" or \"blue-green\"");
 	return 0;
 }
 
@@ -340,7 +429,8 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 			return problem_field(pb, text, k,
 					     "unknown field (strategy, "
 					     "candidates, shadow, seed, "
-					     "epsilon, rollback, monitor)");
+					     "epsilon, rollback, monitor, "
+					     "on_alert)");
 	}
 	if (sv) {
 		size_t i;
@@ -388,7 +478,9 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 				     "the shadow strategy mirrors its second "
 				     "candidate already");
 	rc = check_rollback(spec, text, pb);
-	return rc < 0 ? rc : check_monitor(spec, text, pb);
+	if (rc == 0)
+		rc = check_monitor(spec, text, pb);
+	return rc < 0 ? rc : check_on_alert(spec, text, pb);
 }
 
 int deployspec_check(const char *text, size_t len, bool final,

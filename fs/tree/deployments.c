@@ -259,6 +259,24 @@ static int metrics_getattr(struct node *n, struct stat *st)
 	return rc;
 }
 
+static int alerts_read(struct fs_file *f, size_t size, off_t off,
+		       struct fs_reply *r)
+{
+	return stream_read(f, size, off, r, deploy_alerts_read);
+}
+
+static int alerts_getattr(struct node *n, struct stat *st)
+{
+	uint64_t size;
+	int rc = obj_attr(n, st, false);
+
+	if (rc == 0)
+		rc = deploy_alerts_size(n->fs, obj_name(n), &size);
+	if (rc == 0)
+		st->st_size = (off_t)size;
+	return rc;
+}
+
 static int drift_show(struct node *n, struct strbuf *out)
 {
 	return deploy_show_drift(n->fs, obj_name(n), out);
@@ -361,6 +379,9 @@ static const struct node_type deployment_files[] = {
 	  .getattr = obj_file_getattr },
 	{ "drift", S_IFREG | 0444, NODE_F_VOLATILE, .show = drift_show,
 	  .getattr = obj_file_getattr },
+	{ "alerts", S_IFREG | 0444, NODE_F_STREAM,
+	  .open = predictions_open, .read = alerts_read,
+	  .getattr = alerts_getattr },
 	{ "traffic", S_IFREG | 0644, NODE_F_VOLATILE, .show = traffic_show,
 	  .store = traffic_store, .check = traffic_check,
 	  .getattr = obj_file_getattr },

@@ -34,12 +34,12 @@ def shop(mlfs, n=600, seed=1):
         "succeeded\n"
 
 
-def live_rows(n, seed=2, shift=0.0):
+def live_rows(n, seed=2, shift=0.0, colors=COLORS):
     rnd = random.Random(seed)
     out = []
     for _ in range(n):
         out.append(f"{rnd.gauss(shift, 1):.6f},{rnd.uniform(0, 10):.4f},"
-                   f"{rnd.choice(COLORS)}")
+                   f"{rnd.choice(colors)}")
     return out
 
 
@@ -79,7 +79,8 @@ def test_metrics_lines_and_prometheus(mlfs):
     spec = json.loads((d / "spec").read_text())
     assert spec["monitor"] == {"interval": 0.5, "window": 100,
                                "reference": "training", "psi": 0.2,
-                               "ks_p": 0.01, "chi2_p": 0.01}
+                               "ks_p": 0.01, "chi2_p": 0.01,
+                               "min_rows": 100, "min_requests": 20}
     lines = rows(mlfs, 150)
     answers = fsync_predict(d, "\n".join(lines) + "\n").splitlines()
     truth = [l.split(",")[4] for l in (mlfs.mnt / "datasets/iris/v1/data.csv")
@@ -245,3 +246,93 @@ def test_daemon_metrics_prom(mlfs, mlfs_factory, s3server):
     assert sample_value(text, "mlfs_s3_requests_total") > 0
     assert sample_value(text, "mlfs_export_queue") == 0
     assert sample_value(text, "mlfs_exports_total") > 0
+
+
+def wait_for(fn, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.2)
+    return fn()
+
+
+def alert_lines(d):
+    return [json.loads(l) for l in (d / "alerts").read_text().splitlines()]
+
+
+def test_alerts_and_the_closed_loop(mlfs):
+    """Shifted inputs raise a drift alert; its retrain job runs as the
+    spec's writer and its version enters as a canary; nothing fires
+    twice; the alerts survive a remount."""
+    shop(mlfs)
+    d, r = deploy(mlfs, "shop", {
+        "candidates": ["shop@1"],
+        "monitor": {"interval": 0.3, "window": 200, "ks_p": 1e-6,
+                    "chi2_p": 1e-6, "psi": 0.5},
+        "on_alert": {"retrain": {"dataset": "shop", "algorithm": "logistic",
+                                 "label": "label"},
+                     "then": "canary 10"}})
+    assert r.returncode == 0, r.stderr
+    fsync_predict(d, "\n".join(live_rows(300, seed=3, colors=COLORS[:3])) +
+                  "\n")
+    assert wait_for(lambda: (d / "metrics").read_text().count("\n") >= 2)
+    time.sleep(1.2)
+    assert alert_lines(d) == []          # the same distribution: quiet
+    fsync_predict(d, "\n".join(live_rows(300, seed=4, shift=3,
+                                         colors=COLORS[:3])) + "\n")
+    entered = wait_for(lambda: [a for a in alert_lines(d)
+                                if a.get("step") == "entered"], 120)
+    assert entered, alert_lines(d)
+    got = alert_lines(d)
+    raised = [a for a in got if a.get("state") == "raised"]
+    assert {"psi", "ks_p"} <= {a["rule"] for a in raised if
+                               a["subject"] == "x1"}, got
+    x1 = [a for a in raised if a["rule"] == "psi"][0]
+    assert x1["value"] > 0.5 and x1["threshold"] == 0.5
+    assert x1["window"] == 200
+    steps = [a["step"] for a in got if "step" in a]
+    assert steps == ["retrain", "retrained", "entered"], got
+    assert entered[0]["detail"] == "shop@2 as canary 10"
+    job = [a for a in got if a.get("step") == "retrain"][0]["job"]
+    assert job == "shop-retrain-1"
+    assert (mlfs.mnt / f"jobs/{job}/status").read_text() == "succeeded\n"
+    assert os.readlink(d / "latest") == "v2"
+    spec = json.loads((d / "spec").read_text())
+    assert spec["strategy"] == "canary"
+    assert spec["candidates"] == [{"model": "shop@1", "weight": 90},
+                                  {"model": "shop@2", "weight": 10}]
+    assert spec["on_alert"]["then"] == "canary 10"
+    traffic = (d / "traffic").read_text()
+    assert "shop@2 10 " in traffic, traffic
+    log = (d / "log").read_text()
+    assert "alert raised: psi of x1" in log and "entered: shop@2" in log
+    # nothing fires twice for one alert
+    time.sleep(1.5)
+    assert [a.get("step") for a in alert_lines(d) if "step" in a] == steps
+    before = (d / "alerts").read_text()
+    mlfs.restart()
+    assert (d / "alerts").read_text() == before
+
+
+def test_alert_rules_of_candidates(mlfs):
+    """error_rate over its threshold raises, and clears when it falls."""
+    shop(mlfs)
+    d, r = deploy(mlfs, "err", {
+        "candidates": ["shop@1"],
+        "monitor": {"interval": 0.3, "error_rate": 0.2, "min_requests": 10,
+                    "ks_p": 1e-9, "chi2_p": 1e-9, "psi": 100}})
+    assert r.returncode == 0, r.stderr
+    bad = ["x,1,red"] * 20 + live_rows(10, seed=5)
+    fsync_predict(d, "\n".join(bad) + "\n")
+    got = wait_for(lambda: [a for a in alert_lines(d)
+                            if a.get("rule") == "error_rate"])
+    assert got and got[0]["state"] == "raised", alert_lines(d)
+    assert got[0]["subject"] == "shop@1"
+    assert abs(got[0]["value"] - 20 / 30) < 1e-9
+    fsync_predict(d, "\n".join(live_rows(40, seed=6)) + "\n")
+    cleared = wait_for(lambda: [a for a in alert_lines(d)
+                                if a.get("state") == "cleared"])
+    assert cleared and cleared[0]["rule"] == "error_rate", alert_lines(d)
+    assert not any("step" in a for a in alert_lines(d))
