@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "bcache.h"
@@ -67,7 +68,10 @@ int daemon_prom_show(struct node *n, struct strbuf *out)
 	    "S3 attempts after a request's first.", retries);
 	one(out, "mlfs_s3_errors_total", "counter", "S3 requests that failed.",
 	    failed);
-	if (bcache_is_cache(fs->store) && bcache_stats(fs->store, &st) == 0) {
+	/* a local store has no cache: zeros, so dashboards need no case */
+	if (!bcache_is_cache(fs->store) || bcache_stats(fs->store, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	{
 		one(out, "mlfs_cache_hits_total", "counter",
 		    "Reads answered from the block cache.", st.hits);
 		one(out, "mlfs_cache_misses_total", "counter",

@@ -336,3 +336,25 @@ def test_alert_rules_of_candidates(mlfs):
                                 if a.get("state") == "cleared"])
     assert cleared and cleared[0]["rule"] == "error_rate", alert_lines(d)
     assert not any("step" in a for a in alert_lines(d))
+
+
+def test_grafana_dashboard_names_only_metrics_that_exist(mlfs):
+    """examples/grafana-mlfs.json is JSON, and every metric its queries
+    name is in a deployment's metrics.prom or the daemon's."""
+    import re
+    from pathlib import Path
+    dash = json.loads((Path(__file__).parents[2] /
+                       "examples/grafana-mlfs.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    two_models(mlfs)
+    d, r = deploy(mlfs, "g", {"candidates": ["m@1"], "shadow": "m@2"})
+    assert r.returncode == 0, r.stderr
+    fsync_predict(d, "\n".join(rows(mlfs, 20)) + "\n")
+    prom = (d / "metrics.prom").read_text() + \
+        (mlfs.mnt / ".mlfs/metrics.prom").read_text()
+    promtool((d / "metrics.prom").read_text())
+    have = {l.split("{")[0].split()[0] for l in prom.splitlines()
+            if l and not l.startswith("#")}
+    named = set(re.findall(r"\bmlfs_[a-z0-9_]+", " ".join(exprs)))
+    assert named and named <= have, sorted(named - have)
