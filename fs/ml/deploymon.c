@@ -75,6 +75,7 @@ struct dmon {
 	uint64_t *cats;
 	size_t head, count;
 	struct dmcand c[PSTREAM_MAX_MODELS];
+	uint64_t unknown, repeated; /* feedback's, at the last lines */
 	double next_at;         /* monotonic s of the next line */
 };
 
@@ -316,6 +317,10 @@ int dmon_build(struct fs *fs, struct dep *d, char *why, size_t whylen)
 	if (why[0])
 		fs_log(fs, 5, "deployments/%s: drift has no reference: %s",
 		       d->e->name, why);
+	pthread_mutex_lock(&d->e->lock);
+	m->unknown = d->e->fb_unknown; /* counted from now on */
+	m->repeated = d->e->fb_repeated;
+	pthread_mutex_unlock(&d->e->lock);
 	m->next_at = mono() + m->interval;
 	d->mon = m;
 	return 0;
@@ -512,7 +517,7 @@ static void lines_make(struct dep *d, struct strbuf *out,
 	struct dstat now[PSTREAM_MAX_MODELS];
 	uint32_t (*fine)[FINE] = malloc(d->ncand * sizeof(*fine));
 	struct snapshot s;
-	uint64_t total = 0;
+	uint64_t total = 0, unknown, repeated;
 	char when[40];
 	double maxpsi = NAN, minp = NAN;
 	const char *worst = NULL;
@@ -529,6 +534,12 @@ static void lines_make(struct dep *d, struct strbuf *out,
 	}
 	rc = snapshot_take(m, &s);
 	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_lock(&d->e->lock);
+	unknown = d->e->fb_unknown - m->unknown;
+	repeated = d->e->fb_repeated - m->repeated;
+	m->unknown = d->e->fb_unknown;
+	m->repeated = d->e->fb_repeated;
+	pthread_mutex_unlock(&d->e->lock);
 	if (rc == 0) {
 		snapshot_drift(m, &s);
 		for (size_t k = 0; k <= m->nin; k++) {
@@ -587,6 +598,10 @@ static void lines_make(struct dep *d, struct strbuf *out,
 		}
 		sb_puts(out, ", \"feedback_coverage\": ");
 		put_num(out, req ? (double)lab / (double)req : NAN);
+		/* the deployment's, in each line */
+		sb_printf(out, ", \"feedback_unknown\": %" PRIu64
+			       ", \"feedback_repeated\": %" PRIu64,
+			  unknown, repeated);
 		sb_printf(out, ", \"drift\": {\"window\": %zu, \"max_psi\": ",
 			  rc == 0 ? s.n : 0);
 		put_num(out, maxpsi);
@@ -668,6 +683,7 @@ int dmon_show_prom(struct dep *d, struct strbuf *out)
 	struct dmcand *mc = malloc(PSTREAM_MAX_MODELS * sizeof(*mc));
 	struct snapshot s = { 0 };
 	double weight[PSTREAM_MAX_MODELS];
+	uint64_t fb[2];
 	int rc = 0;
 	static const struct {
 		const char *name, *help;
@@ -710,6 +726,20 @@ int dmon_show_prom(struct dep *d, struct strbuf *out)
 						      counters[f].off));
 		}
 	}
+	pthread_mutex_lock(&d->e->lock);
+	fb[0] = d->e->fb_unknown;
+	fb[1] = d->e->fb_repeated;
+	pthread_mutex_unlock(&d->e->lock);
+	sb_prom_family(out, "mlfs_deployment_feedback_unmatched_total",
+		       "counter",
+		       "Labels matched to no answer: unknown ids, and ids "
+		       "whose answers were all labelled already.");
+	sb_printf(out,
+		  "mlfs_deployment_feedback_unmatched_total{deployment=\"%s\","
+		  "reason=\"unknown\"} %" PRIu64 "\n"
+		  "mlfs_deployment_feedback_unmatched_total{deployment=\"%s\","
+		  "reason=\"repeated\"} %" PRIu64 "\n",
+		  d->e->name, fb[0], d->e->name, fb[1]);
 	sb_prom_family(out, "mlfs_deployment_traffic_weight", "gauge",
 	       "The weight routing gives the candidate.");
 	for (size_t i = 0; i < d->ncand; i++) {

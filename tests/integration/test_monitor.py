@@ -86,6 +86,7 @@ def test_metrics_lines_and_prometheus(mlfs):
     truth = [l.split(",")[4] for l in (mlfs.mnt / "datasets/iris/v1/data.csv")
              .read_text().splitlines()[1:151]]
     fb = "\n".join(f"{a.split(',')[0]},{t}" for a, t in zip(answers, truth))
+    fb += "\nweb-999999,setosa\n" + answers[0].split(",")[0] + ",setosa"
     assert sh(f"cat > {d}/feedback", input=fb + "\n").returncode == 0
     deadline = time.monotonic() + 10
     got = []
@@ -103,7 +104,14 @@ def test_metrics_lines_and_prometheus(mlfs):
     assert set(first["latency_us"]) == {"p50", "p95", "p99"}
     assert first["latency_us"]["p50"] <= first["latency_us"]["p99"]
     assert first["drift"]["window"] == 100
+    got = wait_for(lambda: [json.loads(l) for l in (d / "metrics")
+                            .read_text().splitlines()]
+                   if sum(json.loads(l)["feedback"] for l in (d / "metrics")
+                          .read_text().splitlines()) == 150 else None)
     assert sum(o["feedback"] for o in got) == 150
+    # unknown and repeated ids: the deployment's, in each line
+    assert max(o["feedback_unknown"] for o in got) == 1
+    assert max(o["feedback_repeated"] for o in got) == 1
     acc = [o["accuracy"] for o in got if o["feedback"]]
     assert all(0.5 < a <= 1 for a in acc)
     # its true size, without the page cache: tail -c follows it
@@ -121,6 +129,8 @@ def test_metrics_lines_and_prometheus(mlfs):
     assert "mlfs_deployment_request_duration_seconds_bucket{" in prom
     assert 'mlfs_deployment_drift_psi{deployment="web",feature=' \
            '"sepal_length"}' in prom
+    assert 'mlfs_deployment_feedback_unmatched_total{deployment="web",' \
+           'reason="unknown"} 1' in prom
 
 
 def psi(ref, live, cuts=None, cats=None):
