@@ -368,3 +368,54 @@ def test_grafana_dashboard_names_only_metrics_that_exist(mlfs):
             if l and not l.startswith("#")}
     named = set(re.findall(r"\bmlfs_[a-z0-9_]+", " ".join(exprs)))
     assert named and named <= have, sorted(named - have)
+
+
+def test_the_loop_runs_as_the_writer(mlfs_factory):
+    """A deployment nobody made retrains as nobody: the job and the new
+    version are nobody's; root's rights are never lent."""
+    from conftest import as_user
+    mlfs = mlfs_factory(opts=["allow_other"], public=True)
+    data = mlfs.tmp / "shop.csv"
+    rnd = random.Random(7)
+    lines = ["x1,x2,color,label"]
+    for _ in range(400):
+        x1 = rnd.gauss(0, 1)
+        lines.append(f"{x1:.6f},{rnd.uniform(0, 10):.4f},red,"
+                     f"{'yes' if x1 > 0 else 'no'}")
+    data.write_text("\n".join(lines) + "\n")
+    rows_file = mlfs.tmp / "rows.csv"
+    rows_file.write_text("\n".join(live_rows(300, seed=8, shift=3,
+                                             colors=["red"])) + "\n")
+    os.chmod(data, 0o644)
+    os.chmod(rows_file, 0o644)
+    m = mlfs.mnt
+    spec = json.dumps({
+        "candidates": ["nshop@1"],
+        "monitor": {"interval": 0.3, "window": 200, "psi": 0.5},
+        "on_alert": {"retrain": {"dataset": "nshop", "algorithm": "logistic",
+                                 "label": "label"}}})
+    r = as_user(["bash", "-ec", f"""
+        mkdir {m}/datasets/nshop
+        cp {data} {m}/datasets/nshop/data.csv
+        echo '{{"dataset": "nshop", "algorithm": "logistic", "model": "nshop", "label": "label"}}' > {m}/train/n1.json
+        cat {m}/jobs/n1/wait
+        mkdir {m}/deployments/nd
+        echo '{spec}' > {m}/deployments/nd/spec
+        cp {rows_file} {m}/deployments/nd/predict
+    """], timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = m / "deployments/nd"
+    entered = wait_for(lambda: [a for a in alert_lines(d)
+                                if a.get("step") == "entered"], 120)
+    assert entered, alert_lines(d)
+    assert os.stat(m / "jobs/nd-retrain-1").st_uid == 65534
+    assert os.stat(m / "models/nshop/v2/model").st_uid == 65534
+    assert '"nshop"' in (m / "jobs/nd-retrain-1/spec").read_text()
+    assert "uid 65534" in [a for a in alert_lines(d)
+                           if a.get("step") == "retrain"][0]["detail"]
+    # others read the alerts and metrics; only the owner's group the log
+    # of inputs
+    r = as_user(["cat", f"{d}/alerts"], uid=1234, gid=1234)
+    assert r.returncode == 0 and "entered" in r.stdout
+    r = as_user(["cat", f"{d}/predictions"], uid=1234, gid=1234)
+    assert r.returncode != 0
