@@ -373,6 +373,36 @@ static int spec_models(struct fs *fs, json_t *spec, const char *text,
 	return rc == -EACCES ? -EACCES : rc;
 }
 
+/*
+ * A dataset version as monitor.reference: there, and the writer's to
+ * read (drift would tell its distribution to whoever reads drift).
+ */
+static int reference_ok(struct fs *fs, json_t *spec, const char *text,
+			const struct host_user *writer, struct problem *pb)
+{
+	const char *ref = json_string_value(json_object_get(
+		json_object_get(spec, "monitor"), "reference"));
+	char name[256], why[400] = "";
+	json_t *rec = NULL;
+	unsigned ver;
+	int rc;
+
+	if (!ref || strcmp(ref, "training") == 0)
+		return 0;
+	rc = repo_ref_resolve(fs, &repo_datasets, ref, name, sizeof(name),
+			      &ver, &rec, why, sizeof(why));
+	if (rc < 0)
+		return problem_field(pb, text, "reference", "%s",
+				     why[0] ? why : "no such dataset version");
+	if (!host_may_record(writer, rec, R_OK | X_OK))
+		rc = -EACCES;
+	json_decref(rec);
+	if (rc < 0)
+		problem_field(pb, text, "reference",
+			      "dataset \"%s\": permission denied", name);
+	return rc;
+}
+
 int deploy_spec(struct fs *fs, const char *name, const char *text,
 		size_t len, bool final, bool commit, const struct fs_ctx *ctx,
 		struct problem *pb)
@@ -389,7 +419,9 @@ int deploy_spec(struct fs *fs, const char *name, const char *text,
 	rc = deployspec_check(text, len, final, &spec, pb);
 	if (rc < 0 || !spec)
 		return rc;
-	rc = spec_models(fs, spec, text, &writer, &models, pb);
+	rc = reference_ok(fs, spec, text, &writer, pb);
+	if (rc == 0)
+		rc = spec_models(fs, spec, text, &writer, &models, pb);
 	if (rc < 0 || !commit) {
 		json_decref(spec);
 		json_decref(models);

@@ -419,3 +419,33 @@ def test_the_loop_runs_as_the_writer(mlfs_factory):
     assert r.returncode == 0 and "entered" in r.stdout
     r = as_user(["cat", f"{d}/predictions"], uid=1234, gid=1234)
     assert r.returncode != 0
+    # a reference nobody may not read: drift would tell its distribution
+    (m / "datasets/secret").mkdir()
+    (m / "datasets/secret/data.csv").write_text(data.read_text())
+    os.chmod(m / "datasets/secret", 0o700)
+    spec = json.dumps({"candidates": ["nshop@1"],
+                       "monitor": {"reference": "secret@1"}})
+    r = as_user(["bash", "-c", f"echo '{spec}' > {d}/spec"])
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_a_dataset_version_as_the_reference(mlfs):
+    shop(mlfs)
+    d, r = deploy(mlfs, "ds", {"candidates": ["shop@1"],
+                               "monitor": {"window": 100,
+                                           "reference": "shop@1"}})
+    assert r.returncode == 0, r.stderr
+    fsync_predict(d, "\n".join(live_rows(100, shift=2)) + "\n")
+    feats = {f["name"]: f for f in
+             json.loads((d / "drift").read_text())["features"]}
+    assert feats["x1"]["reference_rows"] == 600
+    ref = [float(l.split(",")[0]) for l in
+           (mlfs.mnt / "datasets/shop/v1/data.csv").read_text()
+           .splitlines()[1:]]
+    live = [float(l.split(",")[0]) for l in live_rows(100, shift=2)]
+    assert abs(feats["x1"]["ks"] - ks_2samp(ref, live).statistic) < 1e-9
+    assert feats["prediction"] == {"name": "prediction", "compared": False}
+    # a dataset that does not exist is refused at the write
+    d, r = deploy(mlfs, "ds2", {"candidates": ["shop@1"],
+                                "monitor": {"reference": "nope@1"}})
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
