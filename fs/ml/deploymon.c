@@ -416,10 +416,13 @@ static void snapshot_drift(const struct dmon *m, struct snapshot *s)
 	size_t scratch_n = s->n + 1;
 	double *scratch;
 
-	for (size_t k = 0; k <= m->nin; k++)
-		if (m->refs[k].numeric == false && m->refs[k].ncats + 1 >
-							   scratch_n)
-			scratch_n = m->refs[k].ncats + 1;
+	for (size_t k = 0; k <= m->nin; k++) {
+		size_t need = m->refs[k].numeric ? 2 * (m->refs[k].n + 1)
+						 : m->refs[k].ncats + 1;
+
+		if (need > scratch_n)
+			scratch_n = need;
+	}
 	scratch = malloc(scratch_n * sizeof(*scratch));
 	for (size_t k = 0; k <= m->nin; k++) {
 		const struct drift_ref *r = &m->refs[k];

@@ -232,36 +232,79 @@ double drift_chi2_sf(double x, double dof)
 	}
 }
 
+/* How many of sorted s (n) are <= v. */
+static size_t upper_bound(const double *s, size_t n, double v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s[mid] <= v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The live values are never sorted: each is counted in bucket b, the
+ * number of reference values at or below it (a binary search), and, if
+ * it equals the b-th, as a tie there too (scratch: m + 1 counts, then
+ * m + 1 ties).  Between two reference values the reference's cdf stands
+ * still, so the largest gap is at a reference value (the live cdf as low
+ * as it gets there: the buckets before, and its ties) or at the last
+ * live value before the next one (as high: the buckets up to its own).
+ * That is ks_2samp's statistic, for a binary search a value instead of
+ * a sort.
+ */
 void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
 		   double *scratch, struct drift_result *out)
 {
 	double live_bins[DRIFT_CUTS + 1] = { 0 };
-	size_t m = r->n, k, i = 0, j = 0;
-	double d = 0;
+	size_t m = r->n, k = 0;
+	double *cnt = scratch, *tie = scratch + m + 1;
+	double d = 0, run = 0, km, mm = (double)m;
 
 	memset(out, 0, sizeof(*out));
-	k = sorted_numbers(live, n, scratch);
+	memset(scratch, 0, 2 * (m + 1) * sizeof(*scratch));
+	for (size_t q = 0; q < n; q++) {
+		size_t b;
+
+		if (isnan(live[q]))
+			continue;
+		k++;
+		live_bins[bin_of(r->cuts, r->ncuts, live[q])]++;
+		b = upper_bound(r->sorted, m, live[q]);
+		cnt[b]++;
+		if (b > 0 && r->sorted[b - 1] == live[q])
+			tie[b]++;
+	}
 	out->n = k;
 	if (m == 0 || k == 0) {
 		out->psi = out->ks = out->ks_p = NAN;
 		return;
 	}
-	for (size_t q = 0; q < k; q++)
-		live_bins[bin_of(r->cuts, r->ncuts, scratch[q])]++;
-	out->psi = psi(r->bins, (double)m, live_bins, (double)k, r->ncuts + 1);
-	/* the largest gap between the two empirical cdfs */
-	while (i < m && j < k) {
-		double v = fmin(r->sorted[i], scratch[j]);
+	out->psi = psi(r->bins, mm, live_bins, (double)k, r->ncuts + 1);
+	km = (double)k;
+	for (size_t b = 0; b <= m; b++) {
+		double g;
 
-		while (i < m && r->sorted[i] <= v)
-			i++;
-		while (j < k && scratch[j] <= v)
-			j++;
-		d = fmax(d, fabs((double)i / (double)m - (double)j / (double)k));
+		if (b > 0 && (b == m || r->sorted[b] != r->sorted[b - 1])) {
+			/* at the reference value ending here */
+			g = fabs((run + tie[b]) / km - (double)b / mm);
+			d = g > d ? g : d;
+		}
+		run += cnt[b];
+		if (cnt[b] > 0) {
+			/* at the last live value before the next one */
+			g = fabs(run / km - (double)b / mm);
+			d = g > d ? g : d;
+		}
 	}
 	out->ks = d;
-	out->ks_p = drift_kolmogorov_sf(
-		sqrt((double)m * (double)k / ((double)m + (double)k)) * d);
+	out->ks_p = drift_kolmogorov_sf(sqrt(mm * km / (mm + km)) * d);
 }
 
 void drift_categories(const struct drift_ref *r, const uint64_t *live,

@@ -56,8 +56,8 @@ struct drift_result {
 
 /*
  * drift_numbers: live (n values; NaN left out) against r; scratch holds
- * n doubles.  drift_categories: live hashes; scratch holds r->ncats + 1
- * doubles.  A side with no values gives NAN statistics.
+ * 2 * (r->n + 1) doubles.  drift_categories: live hashes; scratch holds
+ * r->ncats + 1 doubles.  A side with no values gives NAN statistics.
  */
 void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
 		   double *scratch, struct drift_result *out);
