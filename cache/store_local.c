@@ -31,8 +31,12 @@
 #define LOCAL_HIDDEN ".tmp"
 /* Room for a staging file name: "<pid>-<seq>-<salt>". */
 #define LOCAL_TMP_NAME_MAX 64
-/* Times a put retries when a del removes its parent directory. */
-#define LOCAL_RETRIES 64
+/* Times a put retries when a del removes its parent directory (past a
+ * few, it lets the deleter run first: two threads that put and del in
+ * one directory could otherwise take each other's directory away 64
+ * times in a row, measured under ASan). */
+#define LOCAL_RETRIES 1000
+#define LOCAL_RETRIES_EAGER 8
 /* Buffer for copying a file across file systems. */
 #define LOCAL_COPY_CHUNK (1024 * 1024)
 
@@ -197,6 +201,11 @@ static int local_publish(struct local *l, int srcfd, const char *name,
 	int rc;
 
 	for (tries = 0;; tries++) {
+		if (tries > LOCAL_RETRIES_EAGER) {
+			struct timespec ts = { 0, 1000L * (tries % 100) };
+
+			nanosleep(&ts, NULL);
+		}
 		pfd = local_open_parent(l, key, &base);
 		if (pfd == -ENOENT && tries < LOCAL_RETRIES)
 			continue;

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,12 @@ struct dmon {
 	struct dmcand c[PSTREAM_MAX_MODELS];
 	uint64_t unknown, repeated; /* feedback's, at the last lines */
 	double next_at;         /* monotonic s of the next line */
+	uint64_t rows;          /* rows the window took, in all (d->lock) */
+	/* the window's drift, as last computed (drift_now) */
+	pthread_mutex_t dlock;
+	struct drift_result *res;
+	size_t res_n;
+	uint64_t res_rows;
 };
 
 static double mono(void)
@@ -135,6 +142,8 @@ void dmon_free(struct dmon *m)
 		free(m->names[i]);
 	for (size_t i = 0; m->refs && i <= m->nin; i++)
 		drift_ref_free(&m->refs[i]);
+	pthread_mutex_destroy(&m->dlock);
+	free(m->res);
 	free(m->names);
 	free(m->kind);
 	free(m->refs);
@@ -264,6 +273,7 @@ int dmon_build(struct fs *fs, struct dep *d, char *why, size_t whylen)
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	pthread_mutex_init(&m->dlock, NULL);
 	m->interval = json_number_value(json_object_get(mon, "interval"));
 	m->window = (size_t)json_integer_value(json_object_get(mon, "window"));
 	snprintf(m->refname, sizeof(m->refname), "%s", ref ? ref : "training");
@@ -370,6 +380,7 @@ void dmon_answer_locked(struct dep *d, const struct pstream_answer *a,
 	m->head = (m->head + 1) % m->window;
 	if (m->count < m->window)
 		m->count++;
+	m->rows++;
 }
 
 /* --- drift over the window --- */
@@ -441,6 +452,50 @@ static void snapshot_drift(const struct dmon *m, struct snapshot *s)
 	free(scratch);
 }
 
+/*
+ * The window's drift, into s (s->res and s->n only; snapshot_free):
+ * computed again only when rows came since it last was, so readers of
+ * drift and metrics.prom and the committer's beat share one computation.
+ */
+static int drift_now(struct dep *d, struct snapshot *s)
+{
+	struct dmon *m = d->mon;
+	size_t w = m->nin + 1;
+	struct snapshot t;
+	uint64_t rows;
+	int rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->res = malloc(w * sizeof(*s->res));
+	if (!s->res)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->dlock);
+	pthread_mutex_lock(&d->lock);
+	rows = m->rows;
+	if (!m->res || m->res_rows != rows)
+		rc = snapshot_take(m, &t);
+	else
+		t.res = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0 && t.res) {
+		snapshot_drift(m, &t);
+		free(m->res);
+		m->res = t.res;
+		m->res_n = t.n;
+		m->res_rows = rows;
+		t.res = NULL;
+		snapshot_free(&t);
+	}
+	if (rc == 0) {
+		memcpy(s->res, m->res, w * sizeof(*s->res));
+		s->n = m->res_n;
+	}
+	pthread_mutex_unlock(&m->dlock);
+	if (rc < 0)
+		snapshot_free(s);
+	return rc;
+}
+
 static bool compared(const struct dmon *m, size_t k)
 {
 	const struct drift_ref *r = &m->refs[k];
@@ -466,12 +521,9 @@ int dmon_show_drift(struct dep *d, struct strbuf *out)
 
 	if (!m)
 		return sb_puts(out, "{\"monitor\": false}\n");
-	pthread_mutex_lock(&d->lock);
-	rc = snapshot_take(m, &s);
-	pthread_mutex_unlock(&d->lock);
+	rc = drift_now(d, &s);
 	if (rc < 0)
 		return rc;
-	snapshot_drift(m, &s);
 	sb_printf(out, "{\"window\": %zu, \"reference\": ", s.n);
 	sb_json_string(out, m->refname, strlen(m->refname));
 	sb_puts(out, ", \"features\": [");
@@ -535,8 +587,8 @@ static void lines_make(struct dep *d, struct strbuf *out,
 		memset(m->c[i].fine, 0, sizeof(m->c[i].fine));
 		total += now[i].requests - m->c[i].last.requests;
 	}
-	rc = snapshot_take(m, &s);
 	pthread_mutex_unlock(&d->lock);
+	rc = drift_now(d, &s);
 	pthread_mutex_lock(&d->e->lock);
 	unknown = d->e->fb_unknown - m->unknown;
 	repeated = d->e->fb_repeated - m->repeated;
@@ -544,7 +596,6 @@ static void lines_make(struct dep *d, struct strbuf *out,
 	m->repeated = d->e->fb_repeated;
 	pthread_mutex_unlock(&d->e->lock);
 	if (rc == 0) {
-		snapshot_drift(m, &s);
 		for (size_t k = 0; k <= m->nin; k++) {
 			const struct drift_result *r = &s.res[k];
 			double p = m->refs[k].numeric ? r->ks_p : r->chi2_p;
@@ -710,11 +761,11 @@ int dmon_show_prom(struct dep *d, struct strbuf *out)
 	pthread_mutex_lock(&d->lock);
 	memcpy(cs, d->cs, sizeof(cs));
 	memcpy(weight, d->weight, sizeof(weight));
-	if (m) {
+	if (m)
 		memcpy(mc, m->c, PSTREAM_MAX_MODELS * sizeof(*mc));
-		rc = snapshot_take(m, &s);
-	}
 	pthread_mutex_unlock(&d->lock);
+	if (m)
+		rc = drift_now(d, &s);
 	if (rc < 0) {
 		free(mc);
 		return rc;
@@ -784,7 +835,6 @@ int dmon_show_prom(struct dep *d, struct strbuf *out)
 			prom_labels(out, d, i);
 			sb_printf(out, "} %" PRIu64 "\n", mc[i].count);
 		}
-		snapshot_drift(m, &s);
 		sb_prom_family(out, "mlfs_deployment_drift_psi", "gauge",
 		       "Population stability index of the window against "
 		       "the reference.");

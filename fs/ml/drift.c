@@ -52,28 +52,59 @@ static double quantile(const double *s, size_t n, double p)
 			: s[lo] + (s[lo + 1] - s[lo]) * t;
 }
 
-/* The bin of v: how many cuts are below it. */
+/* The bin of v: how many cuts are below it (nine at most: counted
+ * without a branch). */
 static size_t bin_of(const double *cuts, size_t ncuts, double v)
 {
-	size_t lo = 0, hi = ncuts;
+	size_t b = 0;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (cuts[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	for (size_t i = 0; i < ncuts; i++)
+		b += cuts[i] < v;
+	return b;
 }
 
 void drift_ref_free(struct drift_ref *r)
 {
+	free(r->cell);
 	free(r->sorted);
 	free(r->bins);
 	free(r->cats);
 	memset(r, 0, sizeof(*r));
+}
+
+/* The slice of v (a number within the reference's range). */
+static size_t cell_of(const struct drift_ref *r, double v)
+{
+	double c = (v - r->lo) * r->scale;
+
+	return c < DRIFT_CELLS ? (size_t)c : DRIFT_CELLS - 1;
+}
+
+/*
+ * Where each of DRIFT_CELLS equal slices of the reference's range starts
+ * in sorted: a value's slice bounds its place, so finding it is a search
+ * of a few values, not of all (cell_of is monotonic: a value in a lower
+ * slice is lower).
+ */
+static int cells_make(struct drift_ref *r)
+{
+	size_t c = 0;
+
+	if (r->n == 0)
+		return 0;
+	r->cell = malloc((DRIFT_CELLS + 1) * sizeof(*r->cell));
+	if (!r->cell)
+		return -ENOMEM;
+	r->lo = r->sorted[0];
+	r->scale = r->sorted[r->n - 1] > r->lo
+			   ? DRIFT_CELLS / (r->sorted[r->n - 1] - r->lo)
+			   : 0;
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t ci = cell_of(r, r->sorted[i]); c <= ci; c++)
+			r->cell[c] = (uint32_t)i;
+	for (; c <= DRIFT_CELLS; c++)
+		r->cell[c] = (uint32_t)r->n;
+	return 0;
 }
 
 int drift_ref_numbers(struct drift_ref *r, const double *v, size_t n)
@@ -95,7 +126,7 @@ int drift_ref_numbers(struct drift_ref *r, const double *v, size_t n)
 	}
 	for (size_t i = 0; i < r->n; i++)
 		r->bins[bin_of(r->cuts, r->ncuts, r->sorted[i])]++;
-	return 0;
+	return cells_make(r);
 }
 
 int drift_ref_categories(struct drift_ref *r, const uint64_t *h, size_t n)
@@ -232,10 +263,19 @@ double drift_chi2_sf(double x, double dof)
 	}
 }
 
-/* How many of sorted s (n) are <= v. */
-static size_t upper_bound(const double *s, size_t n, double v)
+/* How many of r's sorted values are <= v: searched in v's slice. */
+static size_t upper_bound(const struct drift_ref *r, double v)
 {
-	size_t lo = 0, hi = n;
+	const double *s = r->sorted;
+	size_t lo, hi, c;
+
+	if (v < r->lo)
+		return 0;
+	if (v >= s[r->n - 1])
+		return r->n;
+	c = cell_of(r, v);
+	lo = r->cell[c];
+	hi = r->cell[c + 1];
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -276,7 +316,7 @@ void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
 			continue;
 		k++;
 		live_bins[bin_of(r->cuts, r->ncuts, live[q])]++;
-		b = upper_bound(r->sorted, m, live[q]);
+		b = upper_bound(r, live[q]);
 		cnt[b]++;
 		if (b > 0 && r->sorted[b - 1] == live[q])
 			tie[b]++;

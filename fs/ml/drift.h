@@ -27,11 +27,15 @@
 
 #define DRIFT_CUTS 9           /* deciles */
 #define DRIFT_SHARE_FLOOR 1e-4
+#define DRIFT_CELLS 4096       /* an index of the sorted reference */
 
 /* The reference of one input. */
 struct drift_ref {
 	bool numeric;
 	double *sorted;          /* numbers: the sample, sorted */
+	uint32_t *cell;          /* numbers: DRIFT_CELLS + 1 starts in
+				    sorted of equal slices of its range */
+	double lo, scale;        /* the slice of v: (v - lo) * scale */
 	size_t n;                /* numbers or categories counted */
 	double cuts[DRIFT_CUTS]; /* numbers: distinct deciles, ascending */
 	size_t ncuts;

@@ -46,17 +46,20 @@
 #      categorical, of DRIFT_REF reference and DRIFT_LIVE live rows:
 #      building the references (drift_ref_*), then drift_numbers /
 #      drift_categories of every feature (what the committer does each
-#      interval), DRIFT_RUNS runs each; with, to see where the time goes,
-#      the qsort inside drift_numbers timed alone, the same sort with an
-#      inlined comparison and with a radix sort (what a fix would save),
-#      and the window's transpose (snapshot_take, under the deployment's
-#      lock).  The peer (bench_drift.py, PY_RUNS runs): numpy + scipy on
+#      interval), DRIFT_RUNS runs each; and the window's transpose
+#      (snapshot_take, under the deployment's lock).  The peer (bench_drift.py, PY_RUNS runs): numpy + scipy on
 #      the same data: scipy.stats.ks_2samp per numeric feature (and
 #      chi2_contingency per categorical one, after counting with numpy);
 #      as context with method="asymp" and with the PSI too (numpy), and
 #      drift.c's figures checked against scipy's.
-#   3. alert latency after an injected shift: not measured (alerts are
-#      not built yet); a placeholder below says where it goes.
+#   3. alert latency after an injected shift: deployment shift-<r> (iris's
+#      m@1, {"interval": MON_INTERVAL, "window": SHIFT_WINDOW, "psi":
+#      0.2}) takes SHIFT_WINDOW rows as training saw them, then rows whose
+#      petal_length moved up by one standard deviation (of the training
+#      rows), in blocks of SHIFT_BLOCK, one block every SHIFT_GAP s, until
+#      alerts says psi of petal_length was raised: the shifted rows it
+#      took and the seconds from the first of them, over SHIFT_ROUNDS
+#      rounds (a new deployment each).
 #
 # Goals: (1) monitoring on costs at most 1.10x monitoring off, p50 per
 # row on a handle (judged on the ratio of the medians over rounds of
@@ -123,6 +126,10 @@ DRIFT_RUNS=${DRIFT_RUNS:-20}
 PY_RUNS=${PY_RUNS:-10}
 SEED=${SEED:-1}
 PY=${PY:-/usr/bin/python3}
+SHIFT_WINDOW=${SHIFT_WINDOW:-1000}
+SHIFT_BLOCK=${SHIFT_BLOCK:-50}
+SHIFT_GAP=${SHIFT_GAP:-0.1}
+SHIFT_ROUNDS=${SHIFT_ROUNDS:-3}
 IRIS=$REPO/examples/data/iris.csv
 PB_SRC=$HERE/pair_bench.c
 DB_SRC=$HERE/drift_bench.c
@@ -410,6 +417,46 @@ c1=$(cpu_s "$ML_PID")
 IDLE_CPU=$(awk -v a="$c0" -v b="$c1" -v s="$IDLE_S" 'BEGIN { printf "%.3f", (b - a) / s }')
 log "daemon CPU: $IDLE_CPU s per s"
 
+# ---------------------------------------------------------- 3. alert latency
+log "3. alert latency: $SHIFT_ROUNDS rounds, window $SHIFT_WINDOW"
+note_load shift
+# iris's rows as training saw them, and with petal_length (column 3)
+# moved up by one standard deviation of the training rows
+awk -F, 'NR > 1 { print $1 "," $2 "," $3 "," $4 }' "$IRIS" >"$DATA/shift-base.csv"
+SD=$(awk -F, '{ s += $3; q += $3 * $3; n++ } END { printf "%.6f", sqrt(q / n - (s / n) ^ 2) }' "$DATA/shift-base.csv")
+awk -F, -v sd="$SD" '{ printf "%s,%s,%.4f,%s\n", $1, $2, $3 + sd, $4 }' "$DATA/shift-base.csv" >"$DATA/shift-moved.csv"
+: >"$RES/shift.tsv"
+for ((r = 1; r <= SHIFT_ROUNDS; r++)); do
+	dep=shift-$r
+	deploy "$dep" "{\"candidates\": [\"m@1\"], \"monitor\": {\"interval\": $MON_INTERVAL, \"window\": $SHIFT_WINDOW, \"psi\": 0.2, \"ks_p\": 1e-300, \"chi2_p\": 1e-300}}"
+	for ((k = 0; k < SHIFT_WINDOW; k += 150)); do
+		cat "$DATA/shift-base.csv"
+	done | head -n "$SHIFT_WINDOW" >"$MNT/deployments/$dep/predict" ||
+		die "filling $dep failed"
+	sleep "$(awk -v i="$MON_INTERVAL" 'BEGIN { print 2 * i + 0.5 }')"
+	if grep -q '"raised"' "$MNT/deployments/$dep/alerts"; then
+		die "$dep raised an alert before the shift"
+	fi
+	t0=$(date +%s.%N)
+	sent=0 got=""
+	while ((sent < 20 * SHIFT_WINDOW)); do
+		# the next block of the moved rows, in turn
+		awk -v s="$sent" -v n="$SHIFT_BLOCK" \
+			'{ l[NR - 1] = $0 } END { for (i = 0; i < n; i++) print l[(s + i) % NR] }' \
+			"$DATA/shift-moved.csv" >"$MNT/deployments/$dep/predict"
+		sent=$((sent + SHIFT_BLOCK))
+		sleep "$SHIFT_GAP"
+		got=$(jq -c 'select(.rule == "psi" and .subject == "petal_length" and .state == "raised")' \
+			"$MNT/deployments/$dep/alerts" | head -1)
+		[[ -n $got ]] && break
+	done
+	[[ -n $got ]] || die "no psi alert on $dep after $sent shifted rows"
+	t1=$(date +%s.%N)
+	printf '%s\t%s\t%s\n' "$sent" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
+		"$(jq -r .value <<<"$got" | awk '{ printf "%.3f", $1 }')" >>"$RES/shift.tsv"
+	log "round $r: alert after $sent shifted rows, $(tail -1 "$RES/shift.tsv" | cut -f2) s: $got"
+done
+
 # ---------------------------------------------------------------- report
 note_load end
 check_binaries
@@ -418,12 +465,9 @@ ML_PID=
 
 # c FILE NAME K: field K (2 median, 3 min, 4 max) of NAME in a result file
 c() { field "$RES/$1" "$2" "$3"; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "nan" }'; }
-what_if() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { printf "%.1f", a - b + c }'; }
 
 D_NUM=$(c drift-num-c.txt drift 2)
 D_MIX=$(c drift-mix-c.txt drift 2)
-S_NUM=$(c drift-num-c.txt sort 2)
 P_NUM=$(c drift-num-py.txt scipy 2)
 P_MIX=$(c drift-mix-py.txt scipy 2)
 
@@ -479,13 +523,10 @@ EOF
 		else
 			printf '   %s numeric + %s categorical features\n' "$HALF" "$HALF"
 		fi
-		for k in ref drift sort isort rsort snapshot; do
+		for k in ref drift snapshot; do
 			case $k in
 			ref) d="build the references (once a revision)" ;;
 			drift) d="drift of every feature (each interval)" ;;
-			sort) d="  of which qsort of the live values" ;;
-			isort) d="  that sort, comparison inlined (what-if)" ;;
-			rsort) d="  that sort, radix sort (what-if)" ;;
 			snapshot) d="window transpose, under the lock" ;;
 			esac
 			printf '     %-41s %9s %8s %8s\n' "$d" "$(c "drift-$set-c.txt" "$k" 2)" "$(c "drift-$set-c.txt" "$k" 3)" "$(c "drift-$set-c.txt" "$k" 4)"
@@ -504,21 +545,16 @@ EOF
 	done
 	printf '   goal: %s numeric features <= 20 ms: %s ms, %s (%sx the goal; scipy %s ms)\n' "$DRIFT_NUM" "$D_NUM" \
 		"$(verdict "$D_NUM <= 20")" "$(ratio "$D_NUM" 20)" "$P_NUM"
-	printf '   where the time goes (%s numeric): qsort %s ms of %s (%s); the rest (copy, bins, KS merge) %s ms\n' \
-		"$DRIFT_NUM" "$S_NUM" "$D_NUM" "$(pct "$S_NUM" "$D_NUM")" \
-		"$(awk -v a="$D_NUM" -v b="$S_NUM" 'BEGIN { printf "%.1f", a - b }')"
-	printf '   what-if, drift with the sort replaced: inlined comparison ~%s ms, radix sort ~%s ms\n' \
-		"$(what_if "$D_NUM" "$S_NUM" "$(c drift-num-c.txt isort 2)")" \
-		"$(what_if "$D_NUM" "$S_NUM" "$(c drift-num-c.txt rsort 2)")"
 	printf '   %s + %s: %s ms (scipy %s ms)\n' "$HALF" "$HALF" "$D_MIX" "$P_MIX"
 
 	cat <<EOF
 
-3. alert latency after an injected shift
-   ---- placeholder: alerts are not built yet (issue 16) ----
-   When they are: shift the live rows of wide-on (e.g. every input by
-   1 sd) at a known time, and time until the alert fires, over rounds,
-   against monitor.interval.
-   alert latency: not measured (alerts not built yet)
+3. alert latency after an injected shift: petal_length up 1 sd, psi 0.2, window $SHIFT_WINDOW,
+   interval $MON_INTERVAL s, blocks of $SHIFT_BLOCK rows every $SHIFT_GAP s (medians of $SHIFT_ROUNDS rounds)
 EOF
+	printf '   shifted rows until the alert: %s (min %s, max %s); seconds: %s (min %s, max %s)\n' \
+		"$(cut -f1 "$RES/shift.tsv" | med)" "$(cut -f1 "$RES/shift.tsv" | sort -n | head -1)" \
+		"$(cut -f1 "$RES/shift.tsv" | sort -n | tail -1)" "$(cut -f2 "$RES/shift.tsv" | med)" \
+		"$(cut -f2 "$RES/shift.tsv" | sort -n | head -1)" "$(cut -f2 "$RES/shift.tsv" | sort -n | tail -1)"
+	printf '   psi when raised: %s\n' "$(cut -f3 "$RES/shift.tsv" | paste -sd' ')"
 } | tee "$RES/summary.txt"

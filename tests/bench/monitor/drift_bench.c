@@ -21,14 +21,6 @@
  *   drift     drift_numbers / drift_categories of every feature, live
  *             against reference: what deploymon.c's snapshot_drift does
  *             each interval (outside the deployment's lock)
- *   sort      the part of drift that is qsort: the live values of every
- *             numeric feature copied and qsorted with drift.c's
- *             comparison function (a copy of it: it is static there)
- *   isort     the same sort with the comparison inlined (a plain
- *             introsort written here): what a sort without qsort's
- *             indirect calls would cost, to size a fix
- *   rsort     the same with an LSD radix sort (a byte a pass, on the
- *             bits of the doubles), another fix
  *   snapshot  the transpose of a ring of LIVE rows x (NUM + CAT)
  *             features (doubles and hashes) into columns, as
  *             snapshot_take does under the deployment's lock
@@ -101,148 +93,6 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* An introsort of doubles (no NaN) with the comparison inlined. */
-static void isort_small(double *v, size_t n)
-{
-	for (size_t i = 1; i < n; i++) {
-		double x = v[i];
-		size_t j = i;
-
-		while (j > 0 && v[j - 1] > x) {
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
-}
-
-static void sift(double *v, size_t n, size_t i)
-{
-	for (;;) {
-		size_t c = 2 * i + 1;
-		double t;
-
-		if (c >= n)
-			return;
-		if (c + 1 < n && v[c + 1] > v[c])
-			c++;
-		if (!(v[c] > v[i]))
-			return;
-		t = v[c];
-		v[c] = v[i];
-		v[i] = t;
-		i = c;
-	}
-}
-
-static void heapsort_d(double *v, size_t n)
-{
-	for (size_t i = n / 2; i-- > 0;)
-		sift(v, n, i);
-	for (size_t k = n; k-- > 1;) {
-		double t = v[0];
-
-		v[0] = v[k];
-		v[k] = t;
-		sift(v, k, 0);
-	}
-}
-
-static void introsort(double *v, size_t n, int depth)
-{
-	while (n > 16) {
-		double a = v[0], b = v[n / 2], c = v[n - 1], p, t;
-		size_t i = 0, j = n - 1;
-
-		if (depth-- == 0) {
-			heapsort_d(v, n);
-			return;
-		}
-		p = a < b ? (b < c ? b : (a < c ? c : a))
-			  : (a < c ? a : (b < c ? c : b));
-		for (;;) {
-			while (v[i] < p)
-				i++;
-			while (v[j] > p)
-				j--;
-			if (i >= j)
-				break;
-			t = v[i];
-			v[i] = v[j];
-			v[j] = t;
-			i++;
-			j--;
-		}
-		/* [0, j] <= p <= [j + 1, n) */
-		if (j + 1 < n - j - 1) {
-			introsort(v, j + 1, depth);
-			v += j + 1;
-			n -= j + 1;
-		} else {
-			introsort(v + j + 1, n - j - 1, depth);
-			n = j + 1;
-		}
-	}
-	isort_small(v, n);
-}
-
-/* An LSD radix sort of doubles (no NaN), a byte a pass, passes where
- * every key has the same byte skipped; key and tmp hold n each. */
-static void rsort(double *v, uint64_t *key, uint64_t *tmp, size_t n)
-{
-	uint64_t *a = key, *b = tmp, *t;
-	static size_t count[8][256];
-
-	if (n == 0)
-		return;
-	memset(count, 0, sizeof(count));
-	for (size_t i = 0; i < n; i++) {
-		uint64_t k;
-
-		memcpy(&k, &v[i], sizeof(k));
-		/* bits in the order of the numbers: negatives flipped whole */
-		k ^= k >> 63 ? ~(uint64_t)0 : (uint64_t)1 << 63;
-		a[i] = k;
-		for (int p = 0; p < 8; p++)
-			count[p][(k >> (8 * p)) & 255]++;
-	}
-	for (int p = 0; p < 8; p++) {
-		size_t sum = 0;
-
-		if (count[p][(a[0] >> (8 * p)) & 255] == n)
-			continue; /* the same byte in every key */
-		for (int c = 0; c < 256; c++) {
-			size_t x = count[p][c];
-
-			count[p][c] = sum;
-			sum += x;
-		}
-		for (size_t i = 0; i < n; i++)
-			b[count[p][(a[i] >> (8 * p)) & 255]++] = a[i];
-		t = a;
-		a = b;
-		b = t;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t k = a[i];
-
-		k ^= k >> 63 ? (uint64_t)1 << 63 : ~(uint64_t)0;
-		memcpy(&v[i], &k, sizeof(k));
-	}
-}
-
-/* Is s (n values) what qsort makes of v? */
-static int sorted_as_qsort(const double *s, const double *v, size_t n)
-{
-	double *q = xmalloc(n * sizeof(*q));
-	int same;
-
-	memcpy(q, v, n * sizeof(*q));
-	qsort(q, n, sizeof(*q), cmp_double);
-	same = memcmp(q, s, n * sizeof(*q)) == 0;
-	free(q);
-	return same;
-}
 
 static int cmp_ms(const void *a, const void *b)
 {
@@ -275,8 +125,8 @@ int main(int argc, char **argv)
 {
 	size_t nnum, ncat, nref, nlive, nf;
 	int runs;
-	double *ref, *live, *scratch, *sortbuf, *t, *ring, *cols;
-	uint64_t *refc, *livec, *ringc, *colsc, *keybuf, *keytmp;
+	double *ref, *live, *scratch, *t, *ring, *cols;
+	uint64_t *refc, *livec, *ringc, *colsc;
 	struct drift_ref *refs;
 	struct drift_result *res;
 	volatile double sink = 0;
@@ -334,10 +184,8 @@ int main(int argc, char **argv)
 	refs = xmalloc(nf * sizeof(*refs));
 	res = xmalloc(nf * sizeof(*res));
 	t = xmalloc((size_t)runs * sizeof(*t));
-	scratch = xmalloc((nlive + nref + 1) * sizeof(*scratch));
-	sortbuf = xmalloc(nlive * sizeof(*sortbuf));
-	keybuf = xmalloc(nlive * sizeof(*keybuf));
-	keytmp = xmalloc(nlive * sizeof(*keytmp));
+	/* drift.h: 2 (ref + 1) for numbers, categories + 1 */
+	scratch = xmalloc((2 * (nref + 1) + nlive) * sizeof(*scratch));
 
 	/* ref: built RUNS times, the last kept */
 	for (int r = 0; r < runs; r++) {
@@ -379,55 +227,6 @@ int main(int argc, char **argv)
 			t[r] = now_ms() - t0;
 	}
 	print_stat("drift", t, runs);
-
-	/* sort: the qsort inside drift_numbers, alone */
-	for (int r = 0; r < runs; r++) {
-		double t0 = now_ms();
-
-		for (size_t j = 0; j < nnum; j++) {
-			memcpy(sortbuf, live + j * nlive, nlive * sizeof(*sortbuf));
-			qsort(sortbuf, nlive, sizeof(*sortbuf), cmp_double);
-			sink += sortbuf[nlive / 2];
-		}
-		t[r] = now_ms() - t0;
-	}
-	print_stat("sort", t, runs);
-
-	/* isort: the same with the comparison inlined */
-	for (int r = 0; r < runs; r++) {
-		double t0 = now_ms();
-
-		for (size_t j = 0; j < nnum; j++) {
-			memcpy(sortbuf, live + j * nlive, nlive * sizeof(*sortbuf));
-			introsort(sortbuf, nlive, 64);
-			sink += sortbuf[nlive / 2];
-		}
-		t[r] = now_ms() - t0;
-		if (nnum && !sorted_as_qsort(sortbuf, live + (nnum - 1) * nlive,
-					     nlive)) {
-			fprintf(stderr, "drift_bench: introsort is wrong\n");
-			return 1;
-		}
-	}
-	print_stat("isort", t, runs);
-
-	/* rsort: the same with a radix sort */
-	for (int r = 0; r < runs; r++) {
-		double t0 = now_ms();
-
-		for (size_t j = 0; j < nnum; j++) {
-			memcpy(sortbuf, live + j * nlive, nlive * sizeof(*sortbuf));
-			rsort(sortbuf, keybuf, keytmp, nlive);
-			sink += sortbuf[nlive / 2];
-		}
-		t[r] = now_ms() - t0;
-		if (nnum && !sorted_as_qsort(sortbuf, live + (nnum - 1) * nlive,
-					     nlive)) {
-			fprintf(stderr, "drift_bench: radix sort is wrong\n");
-			return 1;
-		}
-	}
-	print_stat("rsort", t, runs);
 
 	/* snapshot: the ring, row-major, into columns */
 	ring = xmalloc(nlive * nf * sizeof(*ring));
@@ -482,9 +281,6 @@ int main(int argc, char **argv)
 	free(res);
 	free(t);
 	free(scratch);
-	free(sortbuf);
-	free(keybuf);
-	free(keytmp);
 	free(ref);
 	free(live);
 	free(refc);
