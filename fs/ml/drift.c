@@ -276,7 +276,14 @@ static size_t upper_bound(const struct drift_ref *r, double v)
 	c = cell_of(r, v);
 	lo = r->cell[c];
 	hi = r->cell[c + 1];
+	if (hi - lo <= 16) {
+		/* a few: counted without a branch to mispredict */
+		size_t k = lo;
 
+		for (size_t i = lo; i < hi; i++)
+			k += s[i] <= v;
+		return k;
+	}
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
@@ -329,19 +336,17 @@ void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
 	out->psi = psi(r->bins, mm, live_bins, (double)k, r->ncuts + 1);
 	km = (double)k;
 	for (size_t b = 0; b <= m; b++) {
-		double g;
+		double g, fr = (double)b / mm;
 
 		if (b > 0 && (b == m || r->sorted[b] != r->sorted[b - 1])) {
 			/* at the reference value ending here */
-			g = fabs((run + tie[b]) / km - (double)b / mm);
+			g = fabs((run + tie[b]) / km - fr);
 			d = g > d ? g : d;
 		}
 		run += cnt[b];
-		if (cnt[b] > 0) {
-			/* at the last live value before the next one */
-			g = fabs(run / km - (double)b / mm);
-			d = g > d ? g : d;
-		}
+		/* at the last live value before the next one, if any */
+		g = fabs(run / km - fr);
+		d = cnt[b] > 0 && g > d ? g : d;
 	}
 	out->ks = d;
 	out->ks_p = drift_kolmogorov_sf(sqrt(mm * km / (mm + km)) * d);
