@@ -1001,7 +1001,8 @@ struct dep *dep_shown(struct fs *fs, const char *name, int *rc)
 	return *rc < 0 ? NULL : d;
 }
 
-int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
+int deploy_file_size(struct fs *fs, const char *name,
+		     enum dep_stream_file which, uint64_t *size)
 {
 	int rc;
 	struct dep *d = dep_shown(fs, name, &rc);
@@ -1010,14 +1011,17 @@ int deploy_log_size(struct fs *fs, const char *name, uint64_t *size)
 	if (!d)
 		return rc;
 	pthread_mutex_lock(&d->e->lock);
-	*size = d->e->size;
+	*size = which == DEP_PREDICTIONS ? d->e->size
+		: which == DEP_METRICS	 ? tailbuf_size(&d->e->metrics)
+					 : tailbuf_size(&d->e->alerts);
 	pthread_mutex_unlock(&d->e->lock);
 	dep_put(d);
 	return 0;
 }
 
-ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
-			size_t size, uint64_t off)
+ssize_t deploy_file_read(struct fs *fs, const char *name,
+			 enum dep_stream_file which, char *buf, size_t size,
+			 uint64_t off)
 {
 	ssize_t n;
 	int rc;
@@ -1025,7 +1029,16 @@ ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
 
 	if (!d)
 		return rc;
-	n = dlog_read(d->e, buf, size, off);
+	if (which == DEP_PREDICTIONS) {
+		n = dlog_read(d->e, buf, size, off);
+	} else {
+		pthread_mutex_lock(&d->e->lock);
+		n = (ssize_t)tailbuf_read(which == DEP_METRICS
+						  ? &d->e->metrics
+						  : &d->e->alerts,
+					  buf, size, off);
+		pthread_mutex_unlock(&d->e->lock);
+	}
 	dep_put(d);
 	return n;
 }

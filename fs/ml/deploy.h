@@ -100,25 +100,23 @@ int deploy_show_status(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out);
 
 /* The prediction store as a file: its size, and bytes at off. */
-/*
- * Monitoring (deploymon.c): metrics (JSON lines, a line per candidate
- * per monitor.interval, at absolute offsets that survive the dropping of
- * old lines), drift and metrics.prom (made when read).
- */
-int deploy_metrics_size(struct fs *fs, const char *name, uint64_t *size);
-ssize_t deploy_metrics_read(struct fs *fs, const char *name, char *buf,
-			    size_t size, uint64_t off);
+/* Monitoring (deploymon.c): drift and metrics.prom, made when read. */
 int deploy_show_drift(struct fs *fs, const char *name, struct strbuf *out);
-/* alerts (deployalert.c): JSON lines, raised and cleared, and the steps
- * of the loop they close */
-int deploy_alerts_size(struct fs *fs, const char *name, uint64_t *size);
-ssize_t deploy_alerts_read(struct fs *fs, const char *name, char *buf,
-			   size_t size, uint64_t off);
 int deploy_show_prom(struct fs *fs, const char *name, struct strbuf *out);
 
-int deploy_log_size(struct fs *fs, const char *name, uint64_t *size);
-ssize_t deploy_log_read(struct fs *fs, const char *name, char *buf,
-			size_t size, uint64_t off);
+/*
+ * The streams of a deployment that tail -f follows, read where asked at
+ * absolute offsets: predictions (the prediction store), metrics (a JSON
+ * line per candidate per monitor.interval; deploymon.c) and alerts
+ * (raised, cleared, and the steps of the loop they close;
+ * deployalert.c).  Size and read: 0 and nothing before the first spec.
+ */
+enum dep_stream_file { DEP_PREDICTIONS, DEP_METRICS, DEP_ALERTS };
+int deploy_file_size(struct fs *fs, const char *name,
+		     enum dep_stream_file which, uint64_t *size);
+ssize_t deploy_file_read(struct fs *fs, const char *name,
+			 enum dep_stream_file which, char *buf, size_t size,
+			 uint64_t off);
 
 /*
  * deploy_serving: the version ("model@v", in ref) that takes most of

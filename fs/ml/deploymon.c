@@ -898,33 +898,3 @@ int deploy_show_prom(struct fs *fs, const char *name, struct strbuf *out)
 	return rc;
 }
 
-int deploy_metrics_size(struct fs *fs, const char *name, uint64_t *size)
-{
-	int rc;
-	struct dep *d = dep_shown(fs, name, &rc);
-
-	*size = 0;
-	if (!d)
-		return rc;
-	pthread_mutex_lock(&d->e->lock);
-	*size = tailbuf_size(&d->e->metrics);
-	pthread_mutex_unlock(&d->e->lock);
-	dep_put(d);
-	return 0;
-}
-
-ssize_t deploy_metrics_read(struct fs *fs, const char *name, char *buf,
-			    size_t size, uint64_t off)
-{
-	ssize_t n;
-	int rc;
-	struct dep *d = dep_shown(fs, name, &rc);
-
-	if (!d)
-		return rc;
-	pthread_mutex_lock(&d->e->lock);
-	n = (ssize_t)tailbuf_read(&d->e->metrics, buf, size, off);
-	pthread_mutex_unlock(&d->e->lock);
-	dep_put(d);
-	return n;
-}

@@ -202,18 +202,17 @@ static int predictions_open(struct fs_file *f, const struct fs_ctx *ctx)
 	return 0;
 }
 
-/* A stream of the deployment's, read with fn where asked. */
+/* A stream of the deployment's (deploy.h), read where asked. */
 static int stream_read(struct fs_file *f, size_t size, off_t off,
-		       struct fs_reply *r,
-		       ssize_t (*fn)(struct fs *, const char *, char *, size_t,
-				     uint64_t))
+		       struct fs_reply *r, enum dep_stream_file which)
 {
 	char *buf = malloc(size ? size : 1);
 	ssize_t n;
 
 	if (!buf)
 		return -ENOMEM;
-	n = fn(f->node->fs, obj_name(f->node), buf, size, (uint64_t)off);
+	n = deploy_file_read(f->node->fs, obj_name(f->node), which, buf, size,
+			     (uint64_t)off);
 	if (n < 0) {
 		free(buf);
 		return (int)n;
@@ -223,59 +222,32 @@ static int stream_read(struct fs_file *f, size_t size, off_t off,
 	return 0;
 }
 
-static int predictions_read(struct fs_file *f, size_t size, off_t off,
-			    struct fs_reply *r)
-{
-	return stream_read(f, size, off, r, deploy_log_read);
-}
-
-static int metrics_read(struct fs_file *f, size_t size, off_t off,
-			struct fs_reply *r)
-{
-	return stream_read(f, size, off, r, deploy_metrics_read);
-}
-
-static int predictions_getattr(struct node *n, struct stat *st)
+static int stream_size(struct node *n, struct stat *st,
+		       enum dep_stream_file which)
 {
 	uint64_t size;
 	int rc = obj_attr(n, st, false);
 
 	if (rc == 0)
-		rc = deploy_log_size(n->fs, obj_name(n), &size);
+		rc = deploy_file_size(n->fs, obj_name(n), which, &size);
 	if (rc == 0)
 		st->st_size = (off_t)size;
 	return rc;
 }
 
-static int metrics_getattr(struct node *n, struct stat *st)
-{
-	uint64_t size;
-	int rc = obj_attr(n, st, false);
-
-	if (rc == 0)
-		rc = deploy_metrics_size(n->fs, obj_name(n), &size);
-	if (rc == 0)
-		st->st_size = (off_t)size;
-	return rc;
-}
-
-static int alerts_read(struct fs_file *f, size_t size, off_t off,
-		       struct fs_reply *r)
-{
-	return stream_read(f, size, off, r, deploy_alerts_read);
-}
-
-static int alerts_getattr(struct node *n, struct stat *st)
-{
-	uint64_t size;
-	int rc = obj_attr(n, st, false);
-
-	if (rc == 0)
-		rc = deploy_alerts_size(n->fs, obj_name(n), &size);
-	if (rc == 0)
-		st->st_size = (off_t)size;
-	return rc;
-}
+#define STREAM_FILE(fn, which)                                                \
+	static int fn##_read(struct fs_file *f, size_t size, off_t off,       \
+			     struct fs_reply *r)                              \
+	{                                                                     \
+		return stream_read(f, size, off, r, which);                   \
+	}                                                                     \
+	static int fn##_getattr(struct node *n, struct stat *st)              \
+	{                                                                     \
+		return stream_size(n, st, which);                             \
+	}
+STREAM_FILE(predictions, DEP_PREDICTIONS)
+STREAM_FILE(metrics, DEP_METRICS)
+STREAM_FILE(alerts, DEP_ALERTS)
 
 static int drift_show(struct node *n, struct strbuf *out)
 {
