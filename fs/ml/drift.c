@@ -66,6 +66,7 @@ static size_t bin_of(const double *cuts, size_t ncuts, double v)
 void drift_ref_free(struct drift_ref *r)
 {
 	free(r->cell);
+	free(r->cellbin);
 	free(r->sorted);
 	free(r->bins);
 	free(r->cats);
@@ -104,6 +105,27 @@ static int cells_make(struct drift_ref *r)
 			r->cell[c] = (uint32_t)i;
 	for (; c <= DRIFT_CELLS; c++)
 		r->cell[c] = (uint32_t)r->n;
+	/*
+	 * A slice no cut falls in has one PSI bin for all its values: the
+	 * cuts in lower slices are below them, those in higher ones above
+	 * (cell_of is monotonic).
+	 */
+	r->cellbin = malloc(DRIFT_CELLS);
+	if (!r->cellbin)
+		return -ENOMEM;
+	for (c = 0; c < DRIFT_CELLS; c++) {
+		int8_t bin = 0;
+
+		for (size_t j = 0; j < r->ncuts && bin >= 0; j++) {
+			size_t ct = r->cuts[j] < r->lo ? 0 : cell_of(r, r->cuts[j]);
+
+			if (ct == c)
+				bin = -1;
+			else if (ct < c)
+				bin++;
+		}
+		r->cellbin[c] = bin;
+	}
 	return 0;
 }
 
@@ -263,17 +285,22 @@ double drift_chi2_sf(double x, double dof)
 	}
 }
 
-/* How many of r's sorted values are <= v: searched in v's slice. */
-static size_t upper_bound(const struct drift_ref *r, double v)
+/*
+ * How many of r's sorted values are <= v (searched in v's slice), and
+ * v's PSI bin (*bin).
+ */
+static size_t place(const struct drift_ref *r, double v, size_t *bin)
 {
 	const double *s = r->sorted;
 	size_t lo, hi, c;
 
-	if (v < r->lo)
-		return 0;
-	if (v >= s[r->n - 1])
-		return r->n;
+	if (v < r->lo || v >= s[r->n - 1]) {
+		*bin = bin_of(r->cuts, r->ncuts, v);
+		return v < r->lo ? 0 : r->n;
+	}
 	c = cell_of(r, v);
+	*bin = r->cellbin[c] >= 0 ? (size_t)r->cellbin[c]
+				  : bin_of(r->cuts, r->ncuts, v);
 	lo = r->cell[c];
 	hi = r->cell[c + 1];
 	if (hi - lo <= 16) {
@@ -317,13 +344,13 @@ void drift_numbers(const struct drift_ref *r, const double *live, size_t n,
 	memset(out, 0, sizeof(*out));
 	memset(scratch, 0, 2 * (m + 1) * sizeof(*scratch));
 	for (size_t q = 0; q < n; q++) {
-		size_t b;
+		size_t b, pb;
 
 		if (isnan(live[q]))
 			continue;
 		k++;
-		live_bins[bin_of(r->cuts, r->ncuts, live[q])]++;
-		b = upper_bound(r, live[q]);
+		b = place(r, live[q], &pb);
+		live_bins[pb]++;
 		cnt[b]++;
 		if (b > 0 && r->sorted[b - 1] == live[q])
 			tie[b]++;

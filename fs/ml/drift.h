@@ -36,6 +36,8 @@ struct drift_ref {
 	uint32_t *cell;          /* numbers: DRIFT_CELLS + 1 starts in
 				    sorted of equal slices of its range */
 	double lo, scale;        /* the slice of v: (v - lo) * scale */
+	int8_t *cellbin;         /* numbers: the PSI bin of every value of
+				    a slice, or -1 where a cut falls in it */
 	size_t n;                /* numbers or categories counted */
 	double cuts[DRIFT_CUTS]; /* numbers: distinct deciles, ascending */
 	size_t ncuts;

@@ -167,5 +167,50 @@ int main(void)
 		}
 		is_int(bad, 0, "KS with ties: as the plain way, 200 cases");
 	}
+	{
+		/* PSI bins through the slices: as counting the cuts below */
+		static double a[3000], b[2000], scratch[6002];
+		unsigned x = 777;
+		int bad = 0;
+
+		for (int round = 0; round < 20; round++) {
+			double rb[DRIFT_CUTS + 1] = { 0 }, lb[DRIFT_CUTS + 1] = { 0 };
+			double want = 0;
+			struct drift_ref r;
+			struct drift_result d;
+
+			for (size_t i = 0; i < 3000; i++) {
+				x = x * 1103515245 + 12345;
+				a[i] = round % 2 ? (double)((x >> 16) % 50)
+						 : (double)(x >> 8) / 1e5;
+			}
+			for (size_t i = 0; i < 2000; i++) {
+				x = x * 1103515245 + 12345;
+				b[i] = round % 2 ? (double)((x >> 16) % 60) - 5
+						 : (double)(x >> 8) / 1.2e5 - 10;
+			}
+			drift_ref_numbers(&r, a, 3000);
+			drift_numbers(&r, b, 2000, scratch, &d);
+			for (int side = 0; side < 2; side++)
+				for (size_t i = 0; i < (side ? 2000u : 3000u); i++) {
+					double v = side ? b[i] : a[i];
+					size_t k = 0;
+
+					for (size_t j = 0; j < r.ncuts; j++)
+						k += r.cuts[j] < v;
+					(side ? lb : rb)[k]++;
+				}
+			for (size_t i = 0; i <= r.ncuts; i++) {
+				double e = fmax(rb[i] / 3000, 1e-4);
+				double l = fmax(lb[i] / 2000, 1e-4);
+
+				want += (l - e) * log(l / e);
+			}
+			if (fabs(d.psi - want) > 1e-12)
+				bad++;
+			drift_ref_free(&r);
+		}
+		is_int(bad, 0, "PSI through the slices: as by the cuts, 20 cases");
+	}
 	return done();
 }
