@@ -64,6 +64,17 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # compilers running now (someone else building on the machine)
 compilers() { ps -C cc1,cc1plus,ld,ld.bfd,rustc -o pid= | wc -l; }
 # ratio A B: A / B, two decimals
+# cpu_s PID: utime + stime of PID (all its threads) in seconds
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
+# note_load PHASE: the load and compilers running, a line of $RES/load.tsv
+note_load() { printf '%s\t%s\t%s\n' "$1" "$(loadavg)" "$(compilers)" >>"$RES/load.tsv"; }
+# med: the median of the numbers on stdin, one a line (the mean of the
+# middle two with MED_DIGITS decimals, 3 unless set)
+med() {
+	sort -g | awk -v d="${MED_DIGITS:-3}" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.*f\n", d, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 # verdict COND: "met" or "missed" (COND an awk expression)
 verdict() { awk "BEGIN { print (($1) ? \"met\" : \"missed\") }"; }

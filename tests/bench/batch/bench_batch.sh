@@ -151,20 +151,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-note_load() { printf '%s\t%s\t%s\n' "$1" "$(loadavg)" "$(compilers)" >>"$RES/load.tsv"; }
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 # diff_s A B: B - A, or nan if either is
 diff_s() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else printf "%.3f", b - a }'; }
-HZ=$(getconf CLK_TCK)
-# cpu_s PID: utime + stime of PID (all its threads) in seconds
-cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$HZ" '{ printf "%.2f", ($12 + $13) / hz }'; }
-# med: the median of the numbers on stdin, one a line
-med() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 note_load start
 

@@ -167,13 +167,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-note_load() { printf '%s\t%s\t%s\n' "$1" "$(loadavg)" "$(compilers)" >>"$RES/load.tsv"; }
-# med: the median of the numbers on stdin, one a line
-med() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+MED_DIGITS=2 # med (lib.sh): medians of two with 2 decimals
 
 note_load start
 
