@@ -45,6 +45,7 @@
 #include "plugin.h"
 #include "remote.h"
 #include "predict.h"
+#include "plotcache.h"
 #include "runner.h"
 #include "reap.h"
 #include "store.h"
@@ -432,6 +433,7 @@ static void fs_free(struct fs *fs)
 	answers_stop(fs);
 	featonline_stop(fs);
 	served_cache_close(fs);
+	plot_cache_close(fs);
 	if (fs->anon_key)
 		explicit_bzero(fs->anon_key, fs->anon_key_len);
 	free(fs->anon_key);
@@ -797,7 +799,7 @@ static int fs_setup(struct fs *fs, const struct cli *cli)
 	fs_glue_init(fs);
 	root_init();
 	if (repo_open(fs) < 0 || served_cache_open(fs) < 0 ||
-	    answers_start(fs) < 0 || featonline_start(fs) < 0 || node_table_init(fs) < 0)
+	    plot_cache_open(fs) < 0 || answers_start(fs) < 0 || featonline_start(fs) < 0 || node_table_init(fs) < 0)
 		return fail("%s%s", strerror(ENOMEM), "");
 	return 0;
 }

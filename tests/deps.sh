@@ -22,6 +22,8 @@ PKGS=(
 	python3-botocore awscli curl
 	# monitoring: promtool checks every .prom file; scipy checks drift
 	prometheus python3-scipy
+	# plots: rendered to PNG with the fonts they name, checked as XML
+	librsvg2-bin fonts-dejavu-core libxml2-utils
 )
 
 missing=()

@@ -77,6 +77,7 @@ struct fs {
 	 */
 	struct runner *runner;      /* jobs (runner_start) */
 	struct served_cache *served; /* models in memory (served_cache_open) */
+	struct plot_cache *plots;   /* pictures drawn (plot_cache_open) */
 	struct feat_cache *feat_cache;    /* feature sets' latest specs and
 					     marks (featonline_start) */
 	struct dtable *deploys;     /* deployments in memory (deploy_start) */

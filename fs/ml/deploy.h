@@ -103,6 +103,8 @@ int deploy_show_changes(struct fs *fs, const char *name, struct strbuf *out);
 /* Monitoring (deploymon.c): drift and metrics.prom, made when read. */
 int deploy_show_drift(struct fs *fs, const char *name, struct strbuf *out);
 int deploy_show_prom(struct fs *fs, const char *name, struct strbuf *out);
+/* metrics.svg (deployplot.c): the last 24 hours of metrics, drawn */
+int deploy_show_svg(struct fs *fs, const char *name, struct strbuf *out);
 
 /*
  * The streams of a deployment that tail -f follows, read where asked at

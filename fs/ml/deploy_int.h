@@ -157,6 +157,8 @@ void dmon_answer_locked(struct dep *d, const struct pstream_answer *a,
 void dmon_tick(struct dep *d);
 int dmon_show_drift(struct dep *d, struct strbuf *out);
 int dmon_show_prom(struct dep *d, struct strbuf *out);
+/* seconds between two lines of metrics (monitor.interval); 0: none */
+double dmon_interval(const struct dep *d);
 
 /* deployalert.c: what one interval of the monitor saw */
 struct drift_result;

@@ -693,6 +693,11 @@ static void lines_make(struct dep *d, struct strbuf *out,
 	free(fine);
 }
 
+double dmon_interval(const struct dep *d)
+{
+	return d->mon ? d->mon->interval : 0;
+}
+
 void dmon_tick(struct dep *d)
 {
 	struct dmon *m = d ? d->mon : NULL;

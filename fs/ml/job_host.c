@@ -69,11 +69,15 @@ void host_metric(void *ctx, const char *name, double value, long step)
 	if (!run->metrics || !isfinite(value))
 		return;
 	pthread_mutex_lock(&out_lock);
+	/* a search's trials say so; its final fit is the model's own */
 	fprintf(run->metrics,
 		"{\"step\": %ld, \"name\": \"%s%s\", \"value\": %.9g, "
 		"\"seconds\": %.3f}\n",
-		h->metric_base + step, h->prefix[0] ? "trial." : "", name,
+		h->metric_base + step,
+		strncmp(h->prefix, "trial", 5) == 0 ? "trial." : "", name,
 		value, now_mono() - run->t0);
+	if (h->curves)
+		curves_add(h->curves, name, h->metric_base + step, value);
 	fflush(run->metrics);
 	pthread_mutex_unlock(&out_lock);
 }

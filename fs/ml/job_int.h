@@ -40,6 +40,8 @@ struct hctx {
 	long metric_base; /* steps of earlier trials */
 	struct mlfs_host host; /* the table the plugin gets, ctx = this */
 	json_t *stopped;  /* why the last fit ended {rule, at, why}, or NULL */
+	json_t *curves;   /* the registered fit's metrics by step, or NULL
+			     (a trial's: jobs/<j>/metrics only) */
 };
 
 extern volatile sig_atomic_t cancelled; /* SIGTERM: stop between steps */
@@ -48,7 +50,6 @@ extern pthread_mutex_t out_lock;        /* the job's shared output files */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2),
 					       noreturn));
-bool default_maximize(const char *metric);
 json_t *evaluate(struct run *run, void *inst, const float *x,
 			const float *y, size_t rows, size_t w,
 			const char *const *classes, size_t ncls);
@@ -67,6 +68,18 @@ json_t *search_run(struct run *run, const struct mlfs_host *host,
 			  json_t *plan, struct mlfs_data *tr,
 			  const struct mlfs_data *va, const char **cnames,
 			  size_t ncls, json_t **trials_out);
+
+/*
+ * What a version's plots are drawn from (job_plotdata.c): curves_add
+ * keeps one metric's value at step in curves {name: [[step, value]]};
+ * evaluation_write writes path from the model inst on rows x (y the
+ * labels, NULL when clustering) of the named set.
+ */
+void curves_add(json_t *curves, const char *name, long step, double value);
+void evaluation_write(const char *path, struct run *run, void *inst,
+		      const float *x, const float *y, size_t rows, size_t w,
+		      const char *set, json_t *curves,
+		      const char *const *classes, size_t ncls);
 
 /* Batch scoring (job_batch.c): the whole job; does not return. */
 void batch_run(json_t *plan) __attribute__((noreturn));

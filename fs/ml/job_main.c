@@ -324,13 +324,6 @@ double metric_of(json_t *m, const char *name)
 	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-bool default_maximize(const char *metric)
-{
-	return !(strcmp(metric, "log_loss") == 0 ||
-		 strcmp(metric, "rmse") == 0 || strcmp(metric, "mae") == 0 ||
-		 strcmp(metric, "inertia") == 0);
-}
-
 void write_trial(size_t n, json_t *t)
 {
 	char path[64], tmp[80];
@@ -1169,6 +1162,7 @@ int main(int argc, char **argv)
 		batch_run(plan);
 	fh.run = &run;
 	fh.frac_span = 1;
+	fh.curves = json_object();
 	run_start(&run, plan, &host);
 	host_progress(&fh, 0, "reading data");
 	data_read(&d, &run);
@@ -1187,6 +1181,10 @@ int main(int argc, char **argv)
 	model_write(&m, &run, &d);
 	sample_write(&m, &run, &d, s.nte);
 	reference_write(&m, &run, &d);
+	evaluation_write(out_path(MODEL_FILE_EVALUATION), &run, m.inst,
+			 s.nte ? s.xte : s.xtr, s.nte ? s.yte : s.ytr,
+			 s.nte ? s.nte : s.ntr, d.w, s.nte ? "test" : "train",
+			 fh.curves, s.cnames, d.ncls);
 	sets_free(&s);
 	progress_stopped(&fh, 1, "done");
 	say("done: %s",

@@ -276,14 +276,10 @@ static void search_settings(struct search *s)
 		fail("tune plugin %s: %s", tpath, msg);
 	s->tp = &tp;
 	s->tops = tp.desc->ops;
-	if (!s->metric && s->run->task == MLFS_TASK_CLASSIFICATION)
-		s->metric = "accuracy";
-	else if (!s->metric && s->run->task == MLFS_TASK_REGRESSION)
-		s->metric = "r2";
-	else if (!s->metric)
-		s->metric = "inertia";
+	if (!s->metric)
+		s->metric = metric_default(s->run->task);
 	s->maxi = goal ? strcmp(goal, "maximize") == 0
-		       : default_maximize(s->metric);
+		       : metric_maximize(s->metric);
 	if (s->ntrials <= 0)
 		s->ntrials = 10;
 	if (s->parallel <= 0)

@@ -18,6 +18,7 @@
 #include "csv.h"
 #include "mlcore.h"
 #include "mlcore_int.h"
+#include "mlfs_plugin.h"
 
 /* ---------------------------------------------------------------- */
 /* Metrics. */
@@ -476,4 +477,18 @@ json_t *metrics_clustering(const float *x, size_t n, size_t d,
 		return NULL;
 	}
 	return o;
+}
+
+const char *metric_default(unsigned task)
+{
+	return task == MLFS_TASK_CLASSIFICATION ? "accuracy"
+	       : task == MLFS_TASK_REGRESSION	? "r2"
+						: "inertia";
+}
+
+bool metric_maximize(const char *metric)
+{
+	return !(strcmp(metric, "log_loss") == 0 ||
+		 strcmp(metric, "rmse") == 0 || strcmp(metric, "mae") == 0 ||
+		 strcmp(metric, "inertia") == 0);
 }

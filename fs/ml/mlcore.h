@@ -191,6 +191,11 @@ double prng_uniform(uint64_t *state); /* [0, 1) */
 json_t *metrics_classification(const uint32_t *y, const float *prob,
 			       size_t n, size_t k,
 			       const char *const *classes);
+/* A search's metric when its spec names none (MLFS_TASK_*): accuracy,
+ * r2 or inertia. */
+const char *metric_default(unsigned task);
+/* Is bigger better?  Not for log_loss, rmse, mae and inertia. */
+bool metric_maximize(const char *metric);
 /* metrics_regression: r2 (1 or 0 for a constant y, as scikit-learn's
  * force_finite), rmse, mae, n.  NULL on allocation failure. */
 json_t *metrics_regression(const float *y, const float *pred, size_t n);
@@ -250,7 +255,8 @@ int model_decode(const void *buf, size_t len, json_t **header,
 	X(MODEL_FILE_META, "meta.json")                                       \
 	X(MODEL_FILE_METRICS, "metrics.json")                                 \
 	X(MODEL_FILE_SAMPLE, "sample.csv")                                     \
-	X(MODEL_FILE_REFERENCE, "reference.csv")
+	X(MODEL_FILE_REFERENCE, "reference.csv")                             \
+	X(MODEL_FILE_EVALUATION, "evaluation.json")
 
 #define MODEL_FILE_ENUM(id, name) id,
 enum model_file { MODEL_FILES(MODEL_FILE_ENUM) MODEL_NFILES };

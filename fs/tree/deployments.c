@@ -16,6 +16,7 @@
  *     predictions  the prediction store (JSON lines; tail -f)
  *     metrics      a JSON line per candidate per monitor.interval (tail -f)
  *     metrics.prom the same, and drift, for Prometheus
+ *     metrics.svg  the last 24 hours of it drawn (deployplot.c)
  *     drift        each input's drift, the live window against the
  *                  reference (made when read)
  *     traffic      weights and requests per candidate; write
@@ -249,6 +250,11 @@ STREAM_FILE(predictions, DEP_PREDICTIONS)
 STREAM_FILE(metrics, DEP_METRICS)
 STREAM_FILE(alerts, DEP_ALERTS)
 
+static int svg_show(struct node *n, struct strbuf *out)
+{
+	return deploy_show_svg(n->fs, obj_name(n), out);
+}
+
 static int drift_show(struct node *n, struct strbuf *out)
 {
 	return deploy_show_drift(n->fs, obj_name(n), out);
@@ -348,6 +354,8 @@ static const struct node_type deployment_files[] = {
 	  .open = predictions_open, .read = metrics_read,
 	  .getattr = metrics_getattr },
 	{ "metrics.prom", S_IFREG | 0444, NODE_F_VOLATILE, .show = prom_show,
+	  .getattr = obj_file_getattr },
+	{ "metrics.svg", S_IFREG | 0444, NODE_F_VOLATILE, .show = svg_show,
 	  .getattr = obj_file_getattr },
 	{ "drift", S_IFREG | 0444, NODE_F_VOLATILE, .show = drift_show,
 	  .getattr = obj_file_getattr },

@@ -10,6 +10,7 @@
  *     spec status progress ctl       attribute files
  *     log metrics split              streams (tail -f follows them)
  *     wait                           blocks until the job ends
+ *     trials/<n> trials.svg          a search's trials, and drawn
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,8 @@
 #include "fs.h"
 #include "jobs.h"
 #include "jsonout.h"
+#include "mlcore.h"
+#include "plot.h"
 #include "runner.h"
 #include "spec.h"
 
@@ -611,6 +614,77 @@ static int trials_getattr(struct node *n, struct stat *st)
 	return job_attr(n, st);
 }
 
+/* trials.svg: a search's trials drawn (plot.c), when the job is one */
+static int trials_svg_show(struct node *n, struct strbuf *out)
+{
+	struct job *j = get_job(n);
+	json_t *rec, *trials, *search;
+	const char *metric, *goal, *method, *algo;
+	char title[400];
+	int rc;
+
+	if (!j)
+		return -ENOENT;
+	rec = job_record(j);
+	trials = job_trials(j);
+	job_put(j);
+	search = json_object_get(json_object_get(rec, "spec"), "search");
+	metric = json_string_value(json_object_get(search, "metric"));
+	goal = json_string_value(json_object_get(search, "goal"));
+	method = json_string_value(json_object_get(search, "method"));
+	algo = json_string_value(
+		json_object_get(json_object_get(rec, "spec"), "algorithm"));
+	if (!metric)
+		metric = metric_default(model_task(json_string_value(
+			json_object_get(rec, "task"))));
+	snprintf(title, sizeof(title), "%s: search trials (%s, %s)",
+		 node_job(n), method ? method : "search", algo ? algo : "");
+	rc = plot_trials(out, title, trials, metric,
+			 goal ? strcmp(goal, "maximize") == 0
+			      : metric_maximize(metric));
+	json_decref(trials);
+	json_decref(rec);
+	return rc;
+}
+
+static const struct node_type trials_svg_type = {
+	"trials.svg", S_IFREG | 0444, 0, .show = trials_svg_show,
+	.getattr = job_attr,
+};
+
+/* Is the job behind dir a search? */
+static bool job_searches(struct node *dir)
+{
+	struct job *j = get_job(dir);
+	json_t *rec;
+	bool yes;
+
+	if (!j)
+		return false;
+	rec = job_record(j);
+	job_put(j);
+	yes = json_is_object(
+		json_object_get(json_object_get(rec, "spec"), "search"));
+	json_decref(rec);
+	return yes;
+}
+
+static int job_dir_lookup(struct node *dir, const char *name,
+			  const struct node_type **type)
+{
+	if (strcmp(name, trials_svg_type.name) != 0 || !job_searches(dir))
+		return -ENOENT;
+	*type = &trials_svg_type;
+	return 0;
+}
+
+static int job_dir_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	if (job_searches(dir))
+		fill(ctx, trials_svg_type.name, &trials_svg_type);
+	return 0;
+}
+
 static const struct node_type job_files[] = {
 	{ "spec", S_IFREG | 0444, 0, .show = jspec_show, .getattr = job_attr },
 	{ "status", S_IFREG | 0444, 0, .show = status_show,
@@ -642,7 +716,7 @@ static int job_dir_getattr(struct node *n, struct stat *st)
 
 static const struct node_type job_type = {
 	NULL, S_IFDIR | 0755, 0, .children = job_files,
-	.getattr = job_dir_getattr,
+	.lookup = job_dir_lookup, .list = job_dir_list, .getattr = job_dir_getattr,
 };
 
 static int jobs_lookup(struct node *dir, const char *name,

@@ -10,7 +10,11 @@
  *     import                  write a bundle.tar: a new version once its
  *                             sample reproduces (modelbundle.c)
  *     v<n>/                   immutable: model meta.json metrics.json
- *                             sample.csv bundle.tar predict
+ *                             sample.csv reference.csv evaluation.json
+ *                             bundle.tar predict, and the pictures its
+ *                             task has (modelplot.c): learning.svg
+ *                             roc.svg confusion.svg residuals.svg
+ *                             clusters.svg
  *
  * predict: rows written on a handle are scored, and reads of that handle
  * return the answers in order (a read with nothing pending is end of
@@ -36,6 +40,7 @@
 #include "bundle.h"
 #include "featpredict.h"
 #include "modelbundle.h"
+#include "modelplot.h"
 #include "models.h"
 #include "objects.h"
 #include "predict.h"
@@ -331,6 +336,92 @@ static int tar_getattr(struct node *n, struct stat *st)
 	return rc;
 }
 
+/* --- the pictures: drawn from the version's files at open --- */
+
+#define PLOT_TYPE(id, name)                                                   \
+	{ name, S_IFREG | 0444, NODE_F_IMMUTABLE, .open = plot_open,          \
+	  .read = tar_read, .getattr = plot_getattr },
+
+static enum mplot plot_of(struct node *n);
+
+static int plot_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	char *buf;
+	size_t len;
+	int rc;
+
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	rc = mplot_make(f->node->fs, node_model(f->node), node_ver(f->node),
+			plot_of(f->node), f->uid, f->node->path, &buf, &len);
+	if (rc < 0)
+		return rc;
+	f->snap = buf;
+	f->snap_len = len;
+	f->keep_cache = true; /* the same picture every time */
+	return 0;
+}
+
+static int plot_getattr(struct node *n, struct stat *st)
+{
+	int rc = obj_attr(n, st, false);
+	char *buf;
+	size_t len = 0;
+
+	if (rc == 0)
+		rc = mplot_make(n->fs, node_model(n), node_ver(n), plot_of(n),
+				0, n->path, &buf, &len);
+	if (rc == 0)
+		free(buf);
+	st->st_size = (off_t)len;
+	return rc;
+}
+
+static const struct node_type plot_types[] = { MODEL_PLOTS(PLOT_TYPE) };
+
+static enum mplot plot_of(struct node *n)
+{
+	return (enum mplot)(n->type - plot_types);
+}
+
+/* The pictures a version has (mplot_has): its dynamic entries. */
+static unsigned version_plots(struct node *dir)
+{
+	json_t *man;
+	unsigned has;
+
+	if (repo_version(dir->fs, &repo_models, node_model(dir), node_ver(dir),
+			 &man) < 0)
+		return 0;
+	has = mplot_has(man);
+	json_decref(man);
+	return has;
+}
+
+static int version_lookup(struct node *dir, const char *name,
+			  const struct node_type **type)
+{
+	unsigned has = version_plots(dir);
+
+	for (int p = 0; p < MPLOT_N; p++)
+		if ((has & (1u << p)) && strcmp(name, mplot_names[p]) == 0) {
+			*type = &plot_types[p];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static int version_list(struct node *dir, node_fill_fn fill, void *ctx)
+{
+	unsigned has = version_plots(dir);
+
+	for (int p = 0; p < MPLOT_N; p++)
+		if ((has & (1u << p)) && fill(ctx, mplot_names[p], &plot_types[p]))
+			break;
+	return 0;
+}
+
 /* --- import: a bundle written here becomes a version --- */
 
 struct import {
@@ -569,6 +660,7 @@ static const struct node_type version_files[] = {
 
 static const struct node_type version_type = {
 	NULL, S_IFDIR | 0555, 0, .children = version_files,
+	.lookup = version_lookup, .list = version_list,
 	.getattr = obj_version_getattr, .refuse = "versions are immutable",
 };
 
