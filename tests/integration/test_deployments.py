@@ -92,8 +92,8 @@ def test_kind_spec_revisions_and_busy(mlfs):
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(d)) == sorted(
         ["spec", "predict", "feedback", "predictions", "metrics",
-         "metrics.prom", "drift", "alerts", "traffic", "ctl",
-         "status", "log", "v1", "latest"])
+         "metrics.prom", "metrics.svg", "drift", "alerts", "traffic",
+         "ctl", "status", "log", "v1", "latest"])
     spec = json.loads((d / "spec").read_text())
     assert spec["strategy"] == "single"
     assert spec["candidates"] == [{"model": "m@1", "weight": 100}]
