@@ -64,9 +64,10 @@ def test_train_logistic_end_to_end(mlfs):
     assert {s: test_species.count(s) for s in set(test_species)} == \
         {"setosa": 10, "versicolor": 10, "virginica": 10}
     v1 = mlfs.mnt / "models" / "iris" / "v1"
-    assert sorted(os.listdir(v1)) == ["bundle.tar", "meta.json",
-                                      "metrics.json", "model", "predict",
-                                      "reference.csv", "sample.csv"]
+    assert sorted(os.listdir(v1)) == [
+        "bundle.tar", "confusion.svg", "evaluation.json", "learning.svg",
+        "meta.json", "metrics.json", "model", "predict", "reference.csv",
+        "roc.svg", "sample.csv"]
     assert os.readlink(mlfs.mnt / "models" / "iris" / "latest") == "v1"
     meta = json.loads((v1 / "meta.json").read_text())
     for k in ("name", "version", "created", "algorithm", "params", "dataset",
