@@ -64,6 +64,8 @@ int train_once(struct run *run, const struct mlfs_host *base,
 		      void **inst, double *fit_s, char *msg, size_t msglen);
 void write_trial(size_t n, json_t *t);
 double now_mono(void);
+/* The index of the largest of n scores (the first on a tie). */
+size_t argmax(const float *s, size_t n);
 json_t *search_run(struct run *run, const struct mlfs_host *host,
 			  json_t *plan, struct mlfs_data *tr,
 			  const struct mlfs_data *va, const char **cnames,

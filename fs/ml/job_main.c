@@ -300,11 +300,8 @@ json_t *evaluate(struct run *run, void *inst, const float *x,
 		float *d2 = malloc((rows ? rows : 1) * sizeof(*d2));
 
 		for (size_t i = 0; i < rows; i++) {
-			size_t best = 0;
+			size_t best = argmax(s + i * nout, nout);
 
-			for (size_t j = 1; j < nout; j++)
-				if (s[i * nout + j] > s[i * nout + best])
-					best = j;
 			lab[i] = (uint32_t)best;
 			d2[i] = -s[i * nout + best];
 		}
@@ -982,8 +979,7 @@ static void csv_put(FILE *fp, const char *f, size_t len)
 	fputc('"', fp);
 }
 
-/* The index of the largest of n scores. */
-static size_t argmax(const float *s, size_t n)
+size_t argmax(const float *s, size_t n)
 {
 	size_t best = 0;
 

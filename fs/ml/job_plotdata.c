@@ -111,16 +111,6 @@ static void principal_2(const float *x, size_t n, size_t d, double *pc,
 	free(vec[1]);
 }
 
-static size_t argmax_of(const float *s, size_t k)
-{
-	size_t best = 0;
-
-	for (size_t j = 1; j < k; j++)
-		if (s[j] > s[best])
-			best = j;
-	return best;
-}
-
 void evaluation_write(const char *path, struct run *run, void *inst,
 		      const float *x, const float *y, size_t rows, size_t w,
 		      const char *set, json_t *curves,
@@ -175,7 +165,7 @@ void evaluation_write(const char *path, struct run *run, void *inst,
 			ex[0], ex[1]);
 		for (size_t k = 0; k < n; k++)
 			fprintf(fp, "%s%zu", k ? "," : "",
-				argmax_of(s + k * nout, nout));
+				argmax(s + k * nout, nout));
 		fputs("], \"pc\": [", fp);
 		for (size_t k = 0; k < n; k++)
 			fprintf(fp, "%s[%.6g,%.6g]", k ? "," : "", pc[2 * k],
