@@ -21,13 +21,20 @@ static const char *const palette[SVG_NCOLOURS] = {
 	"#CC79A7", /* reddish purple */
 	"#D55E00", /* vermillion */
 	"#56B4E9", /* sky blue */
-	"#F0E442", /* yellow */
 	"#000000", /* black */
+	"#F0E442", /* yellow: last, the faintest on white */
 };
 
 const char *svg_colour(size_t i)
 {
 	return palette[i % SVG_NCOLOURS];
+}
+
+const char *svg_dash(size_t i)
+{
+	static const char *const dashes[] = { NULL, "7 4", "2 3", "7 3 2 3" };
+
+	return dashes[(i / SVG_NCOLOURS) % 4];
 }
 
 /* 1, 2, 5 or 10 times a power of ten, the nearest to x (Heckbert's

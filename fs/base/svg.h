@@ -20,9 +20,15 @@
 
 struct strbuf;
 
-/* Colours that stay apart for colour-blind readers (Okabe and Ito). */
+/*
+ * Colours that stay apart for colour-blind readers (Okabe and Ito), in
+ * turn; svg_dash(i) is NULL for the first SVG_NCOLOURS lines and a dash
+ * pattern for the next ones, so that a ninth line differs from the
+ * first.
+ */
 #define SVG_NCOLOURS 8
 const char *svg_colour(size_t i);
+const char *svg_dash(size_t i);
 
 /* An axis: ticks lo, lo + step, ... hi (lo and hi are multiples of step). */
 struct svg_axis {

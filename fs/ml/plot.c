@@ -267,12 +267,13 @@ int plot_roc(struct strbuf *out, const char *title, json_t *eval)
 	char **names = calloc(k ? k : 1, sizeof(*names));
 	const char **shown = calloc(k ? k : 1, sizeof(*shown));
 	const char **colours = calloc(k ? k : 1, sizeof(*colours));
+	bool *dashed = calloc(k ? k : 1, sizeof(*dashed));
 	struct svg_panel p;
 	char line[200];
 	double diag[2] = { 0, 1 };
 	int rc = 0;
 
-	if (!v || !fx || !fy || !names || !shown || !colours) {
+	if (!v || !fx || !fy || !names || !shown || !colours || !dashed) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -311,7 +312,8 @@ int plot_roc(struct strbuf *out, const char *title, json_t *eval)
 		if (isfinite(auc)) {
 			sprintf(names[ncurves], "%s (AUC %.3f)", cname ? cname : "",
 				auc);
-			svg_line(&p, fx, fy, m, svg_colour(ncurves), NULL);
+			svg_line(&p, fx, fy, m, svg_colour(ncurves),
+				 svg_dash(ncurves));
 		} else {
 			/* no positive or no negative row: no curve */
 			sprintf(names[ncurves], "%s (no curve: one-sided)",
@@ -321,7 +323,9 @@ int plot_roc(struct strbuf *out, const char *title, json_t *eval)
 		colours[ncurves] = svg_colour(ncurves);
 		ncurves++;
 	}
-	svg_legend(&p, shown, colours, ncurves, NULL);
+	for (size_t i = 0; i < ncurves; i++)
+		dashed[i] = svg_dash(i) != NULL;
+	svg_legend(&p, shown, colours, ncurves, dashed);
 	svg_frame_end(&p);
 	svg_end(out);
 out:
@@ -330,6 +334,7 @@ out:
 	free(names);
 	free(shown);
 	free(colours);
+	free(dashed);
 	free(v);
 	free(fx);
 	free(fy);
@@ -367,13 +372,15 @@ int plot_confusion(struct strbuf *out, const char *title, json_t *matrix,
 			return -EINVAL;
 		longest = strlen(c) > longest ? strlen(c) : longest;
 	}
-	if (longest > 24)
-		longest = 24;
+	if (longest > 32)
+		longest = 32;
 	cell = fmin(90, 600.0 / (double)k);
 	font = fmin(14, cell / 3.2);
 	left = 60 + 7.0 * (double)longest;
 	width = fmax(left + cell * (double)k + 40, 520);
-	height = top + cell * (double)k + 60 + 6.0 * (double)longest;
+	/* below: the slanted names (sin 30 degrees of their length), then
+	 * the axis' title */
+	height = top + cell * (double)k + 50 + 3.6 * (double)longest;
 	svg_begin(out, (int)width, (int)height, title);
 	subtitle(out, width, "rows: the true class; columns: the predicted "
 			     "one; count and share of the row");
@@ -412,8 +419,18 @@ int plot_confusion(struct strbuf *out, const char *title, json_t *matrix,
 		double x = left + cell * ((double)i + 0.5);
 		double y = top + cell * (double)k + 14;
 
-		snprintf(name, sizeof(name), "%.24s",
-			 json_string_value(json_array_get(classes, i)));
+		const char *c = json_string_value(json_array_get(classes, i));
+
+		/* a longer name ends in an ellipsis, cut between characters */
+		if (strlen(c) > 32) {
+			int cut = 31;
+
+			while (cut > 0 && ((unsigned char)c[cut] & 0xc0) == 0x80)
+				cut--;
+			snprintf(name, sizeof(name), "%.*s\u2026", cut, c);
+		} else {
+			snprintf(name, sizeof(name), "%s", c);
+		}
 		svg_text(out, left - 8, top + cell * ((double)i + 0.5) + 4, 12,
 			 "end", "#222222", name);
 		sb_printf(out, "<g transform=\"rotate(-30 %.1f %.1f)\">\n", x,

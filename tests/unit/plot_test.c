@@ -114,6 +114,20 @@ static void test_pictures(void)
 	sb_free(&sb);
 	memset(&sb, 0, sizeof(sb));
 	json_decref(cl);
+	{
+		char longname[81] = "";
+
+		for (int i = 0; i < 40; i++)
+			strcat(longname, "\xc3\xa9"); /* e acute, 2 bytes */
+		cl = json_pack("[s,s]", longname, "y");
+		memset(&sb, 0, sizeof(sb));
+		is_int(plot_confusion(&sb, "c", m, cl), 0, "a long name");
+		ok(sb.buf && strstr(sb.buf, "\xc3\xa9\xe2\x80\xa6<") &&
+			   !strstr(sb.buf, "\xc3\xe2"),
+		   "cut between characters, an ellipsis after");
+		sb_free(&sb);
+		json_decref(cl);
+	}
 	cl = json_pack("[s]", "x");
 	is_int(plot_confusion(&sb, "c", m, cl), -EINVAL,
 	       "classes and matrix disagree");
