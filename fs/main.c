@@ -46,6 +46,7 @@
 #include "remote.h"
 #include "predict.h"
 #include "plotcache.h"
+#include "http.h"
 #include "runner.h"
 #include "reap.h"
 #include "store.h"
@@ -72,6 +73,9 @@ struct cli {
 	char *predictions_sync;
 	char *anon_key;
 	char *predictions_keep;
+	char *http;
+	char *http_token;
+	char *http_max_body;
 	int path_style;
 	int foreground;
 	int debug;
@@ -100,6 +104,9 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("predictions_sync=%s", predictions_sync),
 	CLI_OPT("anon_key=%s", anon_key),
 	CLI_OPT("predictions_keep=%s", predictions_keep),
+	CLI_OPT("http=%s", http),
+	CLI_OPT("http_token=%s", http_token),
+	CLI_OPT("http_max_body=%s", http_max_body),
 	CLI_OPT("path_style", path_style),
 	CLI_OPT("-f", foreground),
 	CLI_OPT("-d", debug),
@@ -164,6 +171,14 @@ static void usage(FILE *fp)
 		"                           HMAC-SHA-256'd under this key (a\n"
 		"                           file of root's, mode 0600); without\n"
 		"                           it they are left out\n"
+		"       http=unix:PATH      serve the Open Inference Protocol\n"
+		"       http=ADDR:PORT      and /metrics over HTTP (port 0:\n"
+		"                           pick one; see .mlfs/http); callers\n"
+		"                           are their uid (SO_PEERCRED) or a\n"
+		"                           token's (TCP)\n"
+		"       http_token=FILE     \"uid token\" lines (root's, 0600);\n"
+		"                           TCP needs it\n"
+		"       http_max_body=SIZE  largest request body (64M; 413)\n"
 		"       max_file=SIZE       largest file one write may make\n"
 		"                           (default 64G; EFBIG past it)\n"
 		"       plugins=DIR         plugin directory\n"
@@ -432,6 +447,7 @@ static void fs_free(struct fs *fs)
 		free(fs->errors[i]);
 	answers_stop(fs);
 	featonline_stop(fs);
+	http_stop(fs); /* a mount that failed before it served */
 	served_cache_close(fs);
 	plot_cache_close(fs);
 	if (fs->anon_key)
@@ -543,6 +559,9 @@ static void cli_free(struct cli *cli)
 	free(cli->region);
 	free(cli->predictions_sync);
 	free(cli->anon_key);
+	free(cli->http);
+	free(cli->http_token);
+	free(cli->http_max_body);
 	free(cli->predictions_keep);
 }
 
@@ -581,6 +600,19 @@ static int read_anon_key(struct fs *fs, const char *path)
 	fs->anon_key_len = (size_t)n;
 	explicit_bzero(buf, sizeof(buf));
 	return 0;
+}
+
+/* -o http, http_token, http_max_body: bound before the daemon detaches. */
+static int bind_http(struct fs *fs, const struct cli *cli)
+{
+	struct http_opts ho = { cli->http, cli->http_token, 0 };
+
+	if (cli->http_max_body &&
+	    (parse_size(cli->http_max_body, &ho.max_body) < 0 ||
+	     ho.max_body == 0))
+		return fail("http_max_body=%s: not a size (e.g. 64M)%s",
+			    cli->http_max_body, "");
+	return http_bind(fs, &ho) < 0 ? 1 : 0;
 }
 
 /* predictions_keep=AGE[:SIZE], either part alone also. */
@@ -894,11 +926,16 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		fs_log(fs, LOG_ERR, "cannot start a thread");
 		return -1;
 	}
+	if (http_start(fs) < 0) {
+		fs_log(fs, LOG_ERR, "http: cannot start serving");
+		return -1;
+	}
 	return 0;
 }
 
 static void stop_services(struct fs *fs)
 {
+	http_stop(fs); /* no request in flight from here on */
 	repo_verify_join(fs);
 	reap_stop(fs);
 	runner_stop(fs);
@@ -1006,6 +1043,9 @@ int main(int argc, char *argv[])
 	if (status)
 		goto out_fs;
 	raise_nofile();
+	status = bind_http(&fs, &cli);
+	if (status)
+		goto out_fs;
 	status = fs_setup(&fs, &cli);
 	if (status)
 		goto out_fs;

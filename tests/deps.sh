@@ -10,7 +10,7 @@ PKGS=(
 	gcc g++ make meson ninja-build pkg-config
 	libfuse3-dev fuse3 liblmdb-dev libcurl4-openssl-dev libopenblas-dev
 	libxxhash-dev libjansson-dev libssl-dev inotify-tools
-	libarchive-dev zlib1g-dev
+	libarchive-dev zlib1g-dev libmicrohttpd-dev
 	# tests
 	python3 python3-pytest python3-pytest-timeout python3-pytest-xdist
 	python3-numpy util-linux xxhash
@@ -24,6 +24,8 @@ PKGS=(
 	prometheus python3-scipy
 	# plots: rendered to PNG with the fonts they name, checked as XML
 	librsvg2-bin fonts-dejavu-core libxml2-utils
+	# http: a real client besides curl
+	python3-requests
 )
 
 missing=()

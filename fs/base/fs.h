@@ -78,6 +78,8 @@ struct fs {
 	struct runner *runner;      /* jobs (runner_start) */
 	struct served_cache *served; /* models in memory (served_cache_open) */
 	struct plot_cache *plots;   /* pictures drawn (plot_cache_open) */
+	struct http *http;          /* -o http (http_bind), or NULL */
+	char http_addr[160];        /* where it listens: .mlfs/http */
 	struct feat_cache *feat_cache;    /* feature sets' latest specs and
 					     marks (featonline_start) */
 	struct dtable *deploys;     /* deployments in memory (deploy_start) */

@@ -303,3 +303,124 @@ void sb_prom_family(struct strbuf *sb, const char *name, const char *type,
 {
 	sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
+
+void sb_put_json(struct strbuf *sb, const json_t *j, size_t flags)
+{
+	char *text = json_dumps(j, flags);
+
+	if (!text) {
+		if (!sb->err)
+			sb->err = -ENOMEM;
+		return;
+	}
+	sb_puts(sb, text);
+	free(text);
+}
+
+/* A family of a merged exposition. */
+struct prom_fam {
+	char name[200];
+	const char *help, *type; /* their lines, in the texts */
+	size_t help_len, type_len;
+	struct strbuf samples;
+};
+
+/* The index of family name (len bytes) in *fams, added if new; -1 when
+ * out of memory. */
+static long fam_of(struct prom_fam **fams, size_t *n, const char *name,
+		   size_t len)
+{
+	struct prom_fam *f;
+
+	if (len >= sizeof(f->name))
+		len = sizeof(f->name) - 1;
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*fams)[i].name) == len &&
+		    memcmp((*fams)[i].name, name, len) == 0)
+			return (long)i;
+	f = realloc(*fams, (*n + 1) * sizeof(**fams));
+	if (!f)
+		return -1;
+	*fams = f;
+	f = &f[*n];
+	memset(f, 0, sizeof(*f));
+	memcpy(f->name, name, len);
+	return (long)(*n)++;
+}
+
+/* Is sample name (len bytes) one of family f's: the name itself, or it
+ * with a suffix of its type (_bucket, _sum, _count, _total...)? */
+static bool fam_has(const struct prom_fam *f, const char *name, size_t len)
+{
+	size_t n = strlen(f->name);
+
+	return len >= n && memcmp(name, f->name, n) == 0 &&
+	       (len == n || name[n] == '_');
+}
+
+void prom_merge(const char *const *texts, const size_t *lens, size_t n,
+		struct strbuf *out)
+{
+	struct prom_fam *fams = NULL;
+	size_t nf = 0;
+
+	for (size_t t = 0; t < n; t++) {
+		const char *at = texts[t], *end = texts[t] + lens[t];
+		long cur = -1; /* the family the text opened last */
+
+		while (at < end) {
+			const char *nl = memchr(at, '\n', (size_t)(end - at));
+			size_t l = nl ? (size_t)(nl - at) : (size_t)(end - at);
+			const char *line = at;
+			struct prom_fam *f;
+			size_t sl;
+			long k;
+
+			at += l + 1;
+			if (l == 0)
+				continue;
+			if (l > 7 && (strncmp(line, "# HELP ", 7) == 0 ||
+				      strncmp(line, "# TYPE ", 7) == 0)) {
+				cur = fam_of(&fams, &nf, line + 7,
+					     strcspn(line + 7, " \n"));
+				if (cur < 0)
+					continue;
+				f = &fams[cur];
+				if (line[2] == 'H' && !f->help) {
+					f->help = line;
+					f->help_len = l;
+				} else if (line[2] == 'T' && !f->type) {
+					f->type = line;
+					f->type_len = l;
+				}
+				continue;
+			}
+			if (line[0] == '#')
+				continue;
+			sl = strcspn(line, "{ ");
+			k = cur >= 0 && fam_has(&fams[cur], line, sl)
+				    ? cur
+				    : fam_of(&fams, &nf, line, sl);
+			if (k < 0)
+				continue;
+			sb_append(&fams[k].samples, line, l);
+			sb_puts(&fams[k].samples, "\n");
+			if (k != cur)
+				cur = -1; /* an untyped family of its own */
+		}
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (fams[i].help) {
+			sb_append(out, fams[i].help, fams[i].help_len);
+			sb_puts(out, "\n");
+		}
+		if (fams[i].type) {
+			sb_append(out, fams[i].type, fams[i].type_len);
+			sb_puts(out, "\n");
+		}
+		sb_append(out, fams[i].samples.buf ? fams[i].samples.buf : "",
+			  fams[i].samples.len);
+		sb_free(&fams[i].samples);
+	}
+	free(fams);
+}

@@ -54,4 +54,16 @@ void sb_json_string(struct strbuf *sb, const char *p, size_t n);
 void sb_prom_family(struct strbuf *sb, const char *name, const char *type,
 		    const char *help);
 
+/*
+ * prom_merge: expositions texts[0..n) (lens[i] bytes each) as one: each
+ * family's HELP and TYPE once, then every sample of it from every text,
+ * families in the order they first appear.  A sample belongs to the
+ * family its text last opened.  Appends to out.
+ */
+void prom_merge(const char *const *texts, const size_t *lens, size_t n,
+		struct strbuf *out);
+
+/* j dumped with flags (json_dumps'), appended to sb. */
+void sb_put_json(struct strbuf *sb, const json_t *j, size_t flags);
+
 #endif

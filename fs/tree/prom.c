@@ -27,7 +27,11 @@ static void one(struct strbuf *out, const char *name, const char *type,
 
 int daemon_prom_show(struct node *n, struct strbuf *out)
 {
-	struct fs *fs = n->fs;
+	return daemon_prom(n->fs, out);
+}
+
+int daemon_prom(struct fs *fs, struct strbuf *out)
+{
 	struct bcache_stats st;
 	unsigned queued, running, ended;
 	uint64_t req, retries, failed;

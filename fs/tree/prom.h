@@ -6,6 +6,10 @@
 #include "node.h"
 #include "strbuf.h"
 
+struct fs;
+
+/* The daemon's exposition (also what HTTP's /metrics starts with). */
+int daemon_prom(struct fs *fs, struct strbuf *out);
 int daemon_prom_show(struct node *n, struct strbuf *out);
 
 #endif

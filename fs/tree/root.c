@@ -267,6 +267,14 @@ static int cache_store(struct node *n, const char *text, size_t len,
 	return rc;
 }
 
+/* .mlfs/http: where -o http listens ("unix:PATH", "ADDR:PORT"), or
+ * nothing. */
+static int http_show(struct node *n, struct strbuf *out)
+{
+	return n->fs->http_addr[0] ? sb_printf(out, "%s\n", n->fs->http_addr)
+				   : 0;
+}
+
 static const struct node_type mlfs_files[] = {
 	{ "version", S_IFREG | 0444, 0, .show = version_show },
 	{ "plugins", S_IFREG | 0444, 0, .show = plugins_show },
@@ -276,6 +284,7 @@ static const struct node_type mlfs_files[] = {
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show },
 	{ "metrics.prom", S_IFREG | 0444, NODE_F_VOLATILE,
 	  .show = daemon_prom_show },
+	{ "http", S_IFREG | 0444, 0, .show = http_show },
 	{ "errors", S_IFREG | 0444, NODE_F_STREAM, .open = errors_open,
 	  .read = errors_read, .getattr = errors_getattr },
 	{ NULL },

@@ -1,0 +1,755 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP server of http.h.
+ *
+ * Connections are accepted here, not by libmicrohttpd, and handed over
+ * with MHD_add_connection: on loopback every client is 127.0.0.1, and
+ * libmicrohttpd's per-address limit would let one user take every
+ * connection (and it does not count unix-socket peers at all).  So each
+ * connection is counted against its uid (SO_PEERCRED on a unix socket;
+ * on TCP the token's uid once a request shows one, and a shared
+ * anonymous count before), and one past HTTP_CONNS_PER_UID is answered
+ * 503 and closed.  The bound socket is therefore never handed to
+ * libmicrohttpd (MHD_USE_NO_LISTEN_SOCKET).
+ *
+ * A timer thread shuts down a connection whose request headers have not
+ * finished HTTP_HEADER_SECS after it opened or its last request ended
+ * (libmicrohttpd's own timeout counts idle time only, so a client
+ * sending a byte now and then would hold its slot for ever), and one
+ * whose request has run HTTP_REQUEST_SECS.
+ *
+ * Tokens are kept as their SHA-256 and compared with CRYPTO_memcmp over
+ * every entry: the time does not depend on which token, or how much of
+ * one, matched.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "fs.h"
+#include "http.h"
+#include "oip.h"
+
+#define HTTP_CONNS_PER_UID 64   /* open connections one uid may hold */
+#define HTTP_ANON_CONNS 64      /* TCP connections before a token */
+#define HTTP_HEADER_SECS 10.0   /* for a request's headers to arrive */
+#define HTTP_REQUEST_SECS 300.0 /* for a whole request */
+#define HTTP_MAX_BODY ((uint64_t)64 << 20)
+#define HTTP_THREADS 4
+#define NO_UID ((uid_t)-1)
+
+struct token {
+	unsigned char hash[SHA256_DIGEST_LENGTH];
+	uid_t uid;
+};
+
+struct conn {
+	struct conn *next;    /* under http->lock */
+	int fd;
+	uid_t uid;            /* NO_UID: a TCP peer without a token yet */
+	gid_t gid;
+	pid_t pid;            /* the peer's process (unix socket), or 0 */
+	double since;         /* monotonic: opened, or its last request ended */
+	bool busy;            /* headers in, request not answered yet */
+	bool shut;            /* shut down by the timer */
+};
+
+struct http {
+	struct fs *fs;
+	int lfd;
+	bool tcp;
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	uint64_t max_body;
+	struct token *tokens;
+	size_t ntokens;
+	struct MHD_Daemon *d;
+	int stop_fd;          /* eventfd: the threads end */
+	pthread_t acceptor, timer;
+	bool started;
+	pthread_mutex_t lock;
+	struct conn *conns;   /* under lock */
+};
+
+/* What one request gathers until it is answered. */
+struct req {
+	struct strbuf body;
+	bool too_big;
+	int early;            /* an answer known from the headers (401, 413) */
+	struct host_user user;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int bad(const char *spec, const char *why)
+{
+	fprintf(stderr, "mlfs: -o http=%s: %s\n", spec, why);
+	return -1;
+}
+
+/* --- before the daemon detaches: tokens and the socket --- */
+
+/*
+ * -o http_token=FILE: "uid token" lines (a uid number or a user name;
+ * # comments).  A regular file of root's, mode 0600 or 0400.
+ */
+static int tokens_read(struct http *h, const char *path)
+{
+	FILE *fp;
+	char line[1024];
+	unsigned n = 0;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "mlfs: http_token=%s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 0177) != 0) {
+		close(fd);
+		fprintf(stderr, "mlfs: http_token=%s: must be a regular file "
+				"of root's, mode 0600\n",
+			path);
+		return -1;
+	}
+	fp = fdopen(fd, "r");
+	if (!fp) {
+		close(fd);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp)) {
+		char who[256], tok[512], extra[2];
+		struct token *t;
+		struct passwd pw, *pp = NULL;
+		char pwbuf[4096], *end;
+		long uid;
+		int k;
+
+		n++;
+		if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line))
+			continue;
+		k = sscanf(line, "%255s %511s %1s", who, tok, extra);
+		if (k != 2 || strlen(tok) < 16) {
+			fprintf(stderr, "mlfs: http_token=%s:%u: want \"uid "
+					"token\" (a token of 16 characters or "
+					"more)\n",
+				path, n);
+			explicit_bzero(line, sizeof(line));
+			fclose(fp);
+			return -1;
+		}
+		uid = strtol(who, &end, 10);
+		if (*end) {
+			if (getpwnam_r(who, &pw, pwbuf, sizeof(pwbuf), &pp) ||
+			    !pp) {
+				fprintf(stderr, "mlfs: http_token=%s:%u: no "
+						"user \"%s\"\n",
+					path, n, who);
+				fclose(fp);
+				return -1;
+			}
+			uid = (long)pp->pw_uid;
+		}
+		t = realloc(h->tokens, (h->ntokens + 1) * sizeof(*t));
+		if (!t) {
+			fclose(fp);
+			return -1;
+		}
+		h->tokens = t;
+		SHA256((const unsigned char *)tok, strlen(tok),
+		       t[h->ntokens].hash);
+		t[h->ntokens++].uid = (uid_t)uid;
+		explicit_bzero(tok, sizeof(tok));
+		explicit_bzero(line, sizeof(line));
+	}
+	fclose(fp);
+	if (h->ntokens == 0) {
+		fprintf(stderr, "mlfs: http_token=%s: no token in it\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* unix:PATH: a stale socket (nobody listening) is replaced. */
+static int bind_unix(struct http *h, const char *spec, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (strlen(path) >= sizeof(sa.sun_path) || path[0] != '/')
+		return bad(spec, "want an absolute path of at most 107 bytes");
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool alive = S_ISSOCK(st.st_mode) && probe >= 0 &&
+			     connect(probe, (struct sockaddr *)&sa,
+				     sizeof(sa)) == 0;
+
+		if (probe >= 0)
+			close(probe);
+		if (!S_ISSOCK(st.st_mode) || alive)
+			return bad(spec, alive ? "a server listens there"
+						 : "exists and is not a socket");
+		unlink(path);
+	}
+	h->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->lfd < 0 || bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return bad(spec, strerror(errno));
+	/* anyone may connect: who they are is the peer's uid */
+	if (chmod(path, 0666) < 0 || listen(h->lfd, 512) < 0)
+		return bad(spec, strerror(errno));
+	strcpy(h->unix_path, path);
+	snprintf(h->fs->http_addr, sizeof(h->fs->http_addr), "unix:%s", path);
+	return 0;
+}
+
+/* ADDR:PORT, [ADDR]:PORT for IPv6; port 0 picks one. */
+static int bind_tcp(struct http *h, const char *spec)
+{
+	char host[256], *colon;
+	const char *port;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST |
+					      AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char shown[INET6_ADDRSTRLEN];
+	int one = 1, rc;
+
+	if (strlen(spec) >= sizeof(host))
+		return bad(spec, "too long");
+	strcpy(host, spec);
+	colon = strrchr(host, ':');
+	if (!colon || colon == host)
+		return bad(spec, "want unix:PATH or ADDR:PORT");
+	*colon = '\0';
+	port = colon + 1;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0)
+		return bad(spec, gai_strerror(rc));
+	h->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->lfd >= 0)
+		setsockopt(h->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (h->lfd < 0 || bind(h->lfd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(h->lfd, 512) < 0 ||
+	    getsockname(h->lfd, (struct sockaddr *)&ss, &sl) < 0) {
+		freeaddrinfo(ai);
+		return bad(spec, strerror(errno));
+	}
+	freeaddrinfo(ai);
+	h->tcp = true;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, shown, sizeof(shown));
+		snprintf(h->fs->http_addr, sizeof(h->fs->http_addr),
+			 "[%s]:%u", shown, ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, shown, sizeof(shown));
+		snprintf(h->fs->http_addr, sizeof(h->fs->http_addr), "%s:%u",
+			 shown, ntohs(s4->sin_port));
+	}
+	return 0;
+}
+
+int http_bind(struct fs *fs, const struct http_opts *o)
+{
+	struct http *h;
+	int rc;
+
+	if (!o->listen) {
+		if (o->tokens)
+			fprintf(stderr, "mlfs: http_token=%s: there is no -o "
+					"http to use it\n",
+				o->tokens);
+		return o->tokens ? -1 : 0;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -1;
+	h->fs = fs;
+	h->lfd = -1;
+	h->stop_fd = -1;
+	h->max_body = o->max_body ? o->max_body : HTTP_MAX_BODY;
+	pthread_mutex_init(&h->lock, NULL);
+	fs->http = h;
+	if (strncmp(o->listen, "unix:", 5) == 0) {
+		rc = bind_unix(h, o->listen, o->listen + 5);
+	} else if (!o->tokens) {
+		rc = bad(o->listen, "TCP needs -o http_token=FILE: a TCP peer "
+				    "has no uid, its token gives one");
+	} else {
+		rc = bind_tcp(h, o->listen);
+	}
+	if (rc == 0 && o->tokens)
+		rc = tokens_read(h, o->tokens);
+	return rc;
+}
+
+/* --- connections --- */
+
+static struct conn *conn_of_fd(struct http *h, int fd)
+{
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (c->fd == fd)
+			return c;
+	return NULL;
+}
+
+/* Open connections of uid, under h->lock. */
+static unsigned conns_of(struct http *h, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (struct conn *c = h->conns; c; c = c->next)
+		n += c->uid == uid;
+	return n;
+}
+
+/* A whole answer written on a socket MHD never saw, then closed. */
+static void refuse_raw(int fd, const char *why)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 503 Service Unavailable\r\n"
+			 "Content-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n"
+			 "{\"error\": \"%s\"}",
+			 strlen(why) + 13, why);
+
+	if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* a peer that does not read gets the close alone */
+	}
+	close(fd);
+}
+
+static void accept_one(struct http *h)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct ucred cred = { 0, (uid_t)-1, (gid_t)-1 };
+	socklen_t cl = sizeof(cred);
+	struct conn *c;
+	char why[128];
+	int fd = accept4(h->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!h->tcp &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->uid = h->tcp ? NO_UID : cred.uid;
+	c->gid = cred.gid;
+	c->pid = h->tcp ? 0 : cred.pid;
+	c->since = mono();
+	pthread_mutex_lock(&h->lock);
+	if (conns_of(h, c->uid) >=
+	    (c->uid == NO_UID ? HTTP_ANON_CONNS : HTTP_CONNS_PER_UID)) {
+		pthread_mutex_unlock(&h->lock);
+		if (c->uid == NO_UID)
+			snprintf(why, sizeof(why), "too many connections "
+						   "without a token");
+		else
+			snprintf(why, sizeof(why),
+				 "uid %u has %u connections open already",
+				 (unsigned)c->uid, HTTP_CONNS_PER_UID);
+		refuse_raw(fd, why);
+		free(c);
+		return;
+	}
+	c->next = h->conns;
+	h->conns = c;
+	pthread_mutex_unlock(&h->lock);
+	if (MHD_add_connection(h->d, fd, (struct sockaddr *)&ss, sl) !=
+	    MHD_YES) {
+		/* MHD closed the socket; the entry goes */
+		pthread_mutex_lock(&h->lock);
+		for (struct conn **p = &h->conns; *p; p = &(*p)->next)
+			if (*p == c) {
+				*p = c->next;
+				break;
+			}
+		pthread_mutex_unlock(&h->lock);
+		free(c);
+	}
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct http *h = arg;
+	struct pollfd p[2] = { { h->lfd, POLLIN, 0 }, { h->stop_fd, POLLIN, 0 } };
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (p[0].revents & POLLIN)
+			accept_one(h);
+	}
+	return NULL;
+}
+
+/* Shut down connections past their deadlines (MHD then closes them). */
+static void *timer_main(void *arg)
+{
+	struct http *h = arg;
+	struct pollfd p = { h->stop_fd, POLLIN, 0 };
+
+	while (poll(&p, 1, 500) == 0 || (p.revents == 0)) {
+		double now = mono();
+
+		pthread_mutex_lock(&h->lock);
+		for (struct conn *c = h->conns; c; c = c->next) {
+			double limit = c->busy ? HTTP_REQUEST_SECS
+					       : HTTP_HEADER_SECS;
+
+			if (!c->shut && now - c->since > limit) {
+				shutdown(c->fd, SHUT_RDWR);
+				c->shut = true;
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct conn *c;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		pthread_mutex_lock(&h->lock);
+		*socket_context = ci ? conn_of_fd(h, ci->connect_fd) : NULL;
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	c = *socket_context;
+	pthread_mutex_lock(&h->lock);
+	for (struct conn **p = &h->conns; c && *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			free(c);
+			break;
+		}
+	pthread_mutex_unlock(&h->lock);
+	*socket_context = NULL;
+}
+
+/* --- requests --- */
+
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *mc, int status,
+			     const char *type, char *body, size_t len,
+			     bool close_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result rc;
+
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer");
+	if (close_after)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	rc = MHD_queue_response(mc, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *mc, int status,
+				   const char *why)
+{
+	struct strbuf sb = { 0 };
+
+	sb_printf(&sb, "{\"error\": \"%s\"}\n", why);
+	if (sb.err)
+		return MHD_NO;
+	return reply(mc, status, "application/json", sb.buf, sb.len, true);
+}
+
+/*
+ * The caller of a TCP request: the uid its bearer token names, or
+ * NO_UID.  Every token is compared, in constant time each.
+ */
+static uid_t token_uid(const struct http *h, struct MHD_Connection *mc)
+{
+	const char *auth = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+						       "Authorization");
+	unsigned char hash[SHA256_DIGEST_LENGTH];
+	uid_t uid = NO_UID;
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+		return NO_UID;
+	auth += 7;
+	SHA256((const unsigned char *)auth, strlen(auth), hash);
+	for (size_t i = 0; i < h->ntokens; i++)
+		if (CRYPTO_memcmp(hash, h->tokens[i].hash, sizeof(hash)) == 0)
+			uid = h->tokens[i].uid;
+	return uid;
+}
+
+/* The headers are in: who asks, and is the body small enough? */
+static int request_begin(struct http *h, struct MHD_Connection *mc,
+			 struct conn *c, struct req *q)
+{
+	const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+						     "Content-Length");
+	uid_t uid = c ? c->uid : NO_UID;
+	int status = 0;
+
+	if (h->tcp) {
+		uid = token_uid(h, mc);
+		if (uid == NO_UID)
+			return MHD_HTTP_UNAUTHORIZED;
+		pthread_mutex_lock(&h->lock);
+		if (c->uid != uid) {
+			/* counted against the token's uid from now on */
+			if (conns_of(h, uid) >= HTTP_CONNS_PER_UID)
+				status = MHD_HTTP_SERVICE_UNAVAILABLE;
+			else
+				c->uid = uid;
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (status)
+			return status;
+	}
+	if (uid == NO_UID)
+		return MHD_HTTP_FORBIDDEN;
+	q->user.uid = uid;
+	q->user.pid = c && !h->tcp ? c->pid : 0;
+	q->user.gid = c && !h->tcp ? c->gid : (gid_t)-1;
+	if (h->tcp) {
+		struct passwd pw, *pp = NULL;
+		char buf[4096];
+
+		/* the uid's primary group, as the group database has it */
+		if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pp) == 0 && pp)
+			q->user.gid = pp->pw_gid;
+	}
+	if (cl && strtoull(cl, NULL, 10) > h->max_body)
+		return MHD_HTTP_CONTENT_TOO_LARGE;
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct req *q = *con_cls;
+	struct conn *c = conn_of(mc);
+	struct oip_reply r = { 0 };
+
+	(void)version;
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return MHD_NO;
+		*con_cls = q;
+		if (c) {
+			pthread_mutex_lock(&h->lock);
+			c->busy = true;
+			c->since = mono();
+			pthread_mutex_unlock(&h->lock);
+		}
+		q->early = request_begin(h, mc, c, q);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!q->early && !q->too_big) {
+			if (q->body.len + *upload_size > h->max_body)
+				q->too_big = true;
+			else
+				sb_append(&q->body, upload, *upload_size);
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (q->too_big)
+		q->early = MHD_HTTP_CONTENT_TOO_LARGE;
+	switch (q->early) {
+	case 0:
+		break;
+	case MHD_HTTP_UNAUTHORIZED:
+		return reply_error(mc, q->early,
+				   "a bearer token of -o http_token is needed");
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		return reply_error(mc, q->early, "the body is over the limit "
+						 "(-o http_max_body)");
+	case MHD_HTTP_SERVICE_UNAVAILABLE:
+		return reply_error(mc, q->early,
+				   "too many connections for this uid");
+	default:
+		return reply_error(mc, q->early, "no uid for this peer");
+	}
+	if (q->body.err)
+		return reply_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				   "out of memory");
+	oip_serve(h->fs, &q->user, method, url, q->body.buf ? q->body.buf : "",
+		  q->body.len, &r);
+	if (r.body.err) {
+		sb_free(&r.body);
+		return reply_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				   "out of memory");
+	}
+	return reply(mc, r.status, r.type ? r.type : "application/json",
+		     r.body.buf ? r.body.buf : strdup(""), r.body.len, false);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct req *q = *con_cls;
+	struct conn *c = conn_of(mc);
+
+	(void)toe;
+	if (c) {
+		pthread_mutex_lock(&h->lock);
+		c->busy = false;
+		c->since = mono();
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (q) {
+		sb_free(&q->body);
+		free(q);
+	}
+	*con_cls = NULL;
+}
+
+int http_start(struct fs *fs)
+{
+	struct http *h = fs->http;
+
+	if (!h)
+		return 0;
+	h->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (h->stop_fd < 0)
+		return -errno;
+	h->d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+		0, NULL, NULL, on_request, h, MHD_OPTION_THREAD_POOL_SIZE,
+		(unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)60, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_END);
+	if (!h->d)
+		return -EIO;
+	if (pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
+		MHD_stop_daemon(h->d);
+		h->d = NULL;
+		return -EAGAIN;
+	}
+	if (pthread_create(&h->timer, NULL, timer_main, h) != 0) {
+		uint64_t one = 1;
+
+		if (write(h->stop_fd, &one, sizeof(one)) < 0) {
+			/* the acceptor then waits for the unmount */
+		}
+		pthread_join(h->acceptor, NULL);
+		MHD_stop_daemon(h->d);
+		h->d = NULL;
+		return -EAGAIN;
+	}
+	h->started = true;
+	fs_log(fs, 6, "http: serving on %s", fs->http_addr);
+	return 0;
+}
+
+void http_stop(struct fs *fs)
+{
+	struct http *h = fs->http;
+
+	if (!h)
+		return;
+	if (h->started) {
+		uint64_t one = 1;
+
+		if (write(h->stop_fd, &one, sizeof(one)) < 0) {
+			/* an eventfd takes a write until its counter is full */
+		}
+		pthread_join(h->acceptor, NULL);
+		pthread_join(h->timer, NULL);
+	}
+	if (h->d)
+		MHD_stop_daemon(h->d); /* closes its connections */
+	if (h->lfd >= 0)
+		close(h->lfd);
+	if (h->unix_path[0])
+		unlink(h->unix_path);
+	if (h->stop_fd >= 0)
+		close(h->stop_fd);
+	while (h->conns) {
+		struct conn *c = h->conns;
+
+		h->conns = c->next;
+		free(c);
+	}
+	if (h->tokens)
+		explicit_bzero(h->tokens, h->ntokens * sizeof(*h->tokens));
+	free(h->tokens);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	fs->http = NULL;
+}

@@ -1,0 +1,929 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The requests of oip.h.  An infer turns the request's tensors into the
+ * JSON lines a predict file takes, one per row, and scores them through
+ * the same stream the file uses (a model's, or a deployment's router
+ * with its prediction store, feedback ids and metrics); the answers'
+ * JSON lines become the output tensors.  So a row gets the same answer
+ * over HTTP as through the file.
+ *
+ * Permissions are the files': metadata, ready and infer need what
+ * reading models/<m>/v<n>/meta.json or writing deployments/<d>/predict
+ * (mode 0666) needs, the search permission on the object's directory;
+ * feedback what writing deployments/<d>/feedback (mode 0620) needs.
+ * Names under models/ and deployments/ are listed to everyone (mode
+ * 01777), so a name without permission is 403, one that does not
+ * exist 404.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "deploy.h"
+#include "fs.h"
+#include "jsonout.h"
+#include "mlcore.h"
+#include "mlfs_plugin.h"
+#include "node.h"
+#include "oip.h"
+#include "predict.h"
+#include "prom.h"
+#include "repo.h"
+#include "store.h"
+
+#define META_MAX ((size_t)16 << 20)   /* bytes of a meta.json read */
+#define CELLS_MAX ((size_t)16 << 20)  /* values in one infer's inputs */
+
+/* A model or a deployment, as a request names it. */
+struct target {
+	bool dep;
+	char name[NAME_MAX + 1];
+	char model[NAME_MAX + 1]; /* the model answering (a deployment's
+				     serving candidate's) */
+	unsigned ver;
+	json_t *rec;              /* the object's record */
+	json_t *meta;             /* the version's meta.json */
+};
+
+static void target_free(struct target *t)
+{
+	json_decref(t->rec);
+	json_decref(t->meta);
+}
+
+static void fail(struct oip_reply *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct oip_reply *r, int status, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	r->status = status;
+	r->body.len = 0;
+	sb_puts(&r->body, "{\"error\": ");
+	sb_json_string(&r->body, why, strlen(why));
+	sb_puts(&r->body, "}\n");
+}
+
+static void ok_json(struct oip_reply *r, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					       JSON_REAL_PRECISION(9))
+		       : NULL;
+
+	if (!text) {
+		fail(r, 500, "out of memory");
+		return;
+	}
+	r->status = 200;
+	sb_puts(&r->body, text);
+	sb_puts(&r->body, "\n");
+	free(text);
+}
+
+/* version man's meta.json, parsed (new reference) */
+static int meta_load(struct fs *fs, json_t *man, json_t **out)
+{
+	const char *hash = json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), "meta.json"),
+		"hash"));
+	char key[96], *buf;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if (!hash)
+		return -ENOENT;
+	repo_blob_key(hash, key, sizeof(key));
+	rc = store_get(fs->store, key, META_MAX, &buf, &len);
+	if (rc < 0)
+		return rc;
+	*out = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	return *out ? 0 : -EIO;
+}
+
+/*
+ * Find what /v2/models/<name>[/versions/<n>] names for u, who needs
+ * want on it (X_OK: read it, score with it; W_OK: feedback).  0, or
+ * a reply made.
+ */
+static int target_find(struct fs *fs, const struct host_user *u,
+		       const char *name, long ver, int want,
+		       struct target *t, struct oip_reply *r)
+{
+	json_t *man = NULL, *prod;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (strlen(name) > NAME_MAX || !name[0]) {
+		fail(r, 404, "no model or deployment named \"%.200s\"", name);
+		return -1;
+	}
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	snprintf(t->model, sizeof(t->model), "%s", name);
+	if (ver < 0 && repo_get(fs, &repo_deployments, name, &t->rec) == 0) {
+		char ref[NAME_MAX + 40], why[300] = "";
+		char *at;
+
+		t->dep = true;
+		if (!host_may_record(u, t->rec, X_OK) ||
+		    (want == W_OK &&
+		     !host_may(u,
+			       (uid_t)json_integer_value(
+				       json_object_get(t->rec, "uid")),
+			       (gid_t)json_integer_value(
+				       json_object_get(t->rec, "gid")),
+			       0620, W_OK))) {
+			fail(r, 403, "deployments/%s: permission denied for "
+				     "uid %u",
+			     name, (unsigned)u->uid);
+			return -1;
+		}
+		if (deploy_serving(fs, name, ref, sizeof(ref), why,
+				   sizeof(why)) < 0) {
+			fail(r, 503, "deployments/%s: %s", name,
+			     why[0] ? why : "no spec yet");
+			return -1;
+		}
+		at = strrchr(ref, '@');
+		if (!at) {
+			fail(r, 503, "deployments/%s: serves %s", name, ref);
+			return -1;
+		}
+		*at = '\0';
+		snprintf(t->model, sizeof(t->model), "%.*s", NAME_MAX, ref);
+		ver = atol(at + 1);
+	} else if (repo_get(fs, &repo_models, name, &t->rec) == 0) {
+		if (!host_may_record(u, t->rec, want == W_OK ? X_OK : X_OK)) {
+			fail(r, 403, "models/%s: permission denied for uid %u",
+			     name, (unsigned)u->uid);
+			return -1;
+		}
+		if (want == W_OK) {
+			fail(r, 404, "models/%s: feedback is a deployment's, "
+				     "and no deployment has that name",
+			     name);
+			return -1;
+		}
+		if (ver < 0) {
+			prod = json_object_get(json_object_get(t->rec, "aliases"),
+					       "production");
+			ver = prod ? (long)json_integer_value(prod)
+				   : (long)json_integer_value(
+					     json_object_get(t->rec, "latest"));
+		}
+	} else {
+		fail(r, 404, "no model or deployment named \"%s\"", name);
+		return -1;
+	}
+	t->ver = (unsigned)ver;
+	rc = ver > 0 ? repo_version(fs, &repo_models, t->model, t->ver, &man)
+		     : -ENOENT;
+	if (rc == 0)
+		rc = meta_load(fs, man, &t->meta);
+	json_decref(man);
+	if (rc < 0) {
+		fail(r, rc == -ENOENT ? 404 : 503, "models/%s/v%u: %s",
+		     t->model, t->ver,
+		     rc == -ENOENT ? "no such version" : strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* The OIP datatype of a feature (meta.json "features" entry). */
+static const char *feature_datatype(json_t *meta, const char *input)
+{
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(json_object_get(meta, "features"), i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *type = json_string_value(json_object_get(f, "type"));
+
+		if (name && strcmp(name, input) == 0)
+			return type && strcmp(type, "numeric") == 0 ? "FP64"
+								    : "BYTES";
+	}
+	return "BYTES";
+}
+
+static const char *predict_datatype(json_t *meta)
+{
+	unsigned task = model_task(json_string_value(json_object_get(meta,
+								      "task")));
+
+	return task == MLFS_TASK_REGRESSION   ? "FP64"
+	       : task == MLFS_TASK_CLUSTERING ? "INT64"
+					      : "BYTES";
+}
+
+static void metadata(struct target *t, struct oip_reply *r)
+{
+	json_t *in = json_array(), *out = json_array(), *m, *v, *params;
+	const char *algo = json_string_value(json_object_get(t->meta,
+							      "algorithm"));
+	size_t i, k = json_array_size(json_object_get(t->meta, "classes"));
+	char ver[24];
+
+	json_array_foreach(json_object_get(t->meta, "inputs"), i, v)
+		json_array_append_new(
+			in, json_pack("{s:O, s:s, s:[i]}", "name", v, "datatype",
+				      feature_datatype(t->meta,
+						       json_string_value(v)),
+				      "shape", -1));
+	json_array_append_new(out, json_pack("{s:s, s:s, s:[i]}", "name",
+					     "predict", "datatype",
+					     predict_datatype(t->meta), "shape",
+					     -1));
+	if (k)
+		json_array_append_new(out,
+				      json_pack("{s:s, s:s, s:[i, I]}", "name",
+						"proba", "datatype", "FP64",
+						"shape", -1, (json_int_t)k));
+	snprintf(ver, sizeof(ver), "%u", t->ver);
+	params = json_object();
+	if (t->dep)
+		json_object_set_new(params, "serving",
+				    json_pack("s+++", t->model, "@", ver, ""));
+	if (k)
+		json_object_set(params, "classes",
+				json_object_get(t->meta, "classes"));
+	m = json_pack("{s:s, s:[s], s:s+, s:o, s:o, s:o}", "name", t->name,
+		      "versions", ver, "platform", "mlfs/", algo ? algo : "",
+		      "inputs", in, "outputs", out, "parameters", params);
+	ok_json(r, m);
+	json_decref(m);
+}
+
+/* --- infer --- */
+
+/* The elements of data, flattened row-major into out (borrowed). */
+static int flatten(json_t *data, int depth, json_t *out)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(data))
+		return json_array_append(out, data);
+	if (depth > 2)
+		return -1;
+	json_array_foreach(data, i, v)
+		if (flatten(v, depth + 1, out) < 0)
+			return -1;
+	return 0;
+}
+
+/* Is v a value of datatype dt?  NULL, or why not. */
+static const char *value_fits(const char *dt, json_t *v)
+{
+	if (strcmp(dt, "BYTES") == 0)
+		return json_is_string(v) ? NULL : "BYTES data must be strings";
+	if (strcmp(dt, "BOOL") == 0)
+		return json_is_boolean(v) ? NULL : "BOOL data must be true "
+						   "or false";
+	if (dt[0] == 'F')
+		return json_is_number(v) ? NULL : "floating-point data must "
+						  "be numbers";
+	if (!json_is_integer(v))
+		return "integer data must be whole numbers";
+	if (dt[0] == 'U' && json_integer_value(v) < 0)
+		return "unsigned data must not be negative";
+	return NULL;
+}
+
+static bool datatype_known(const char *dt)
+{
+	static const char *const known[] = { "BOOL",   "UINT8", "UINT16",
+					     "UINT32", "UINT64", "INT8",
+					     "INT16",  "INT32", "INT64",
+					     "FP16",   "FP32",  "FP64",
+					     "BYTES" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(dt, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* One input tensor checked: its rows and columns, its values flat. */
+struct tensor {
+	const char *name, *dt;
+	size_t rows, cols;
+	json_t *flat;
+};
+
+static int tensor_take(json_t *in, size_t idx, struct tensor *t,
+		       struct oip_reply *r)
+{
+	json_t *shape = json_object_get(in, "shape");
+	json_t *data = json_object_get(in, "data");
+	size_t n = json_array_size(shape);
+	const char *why;
+	size_t i;
+	json_t *v;
+
+	t->name = json_string_value(json_object_get(in, "name"));
+	t->dt = json_string_value(json_object_get(in, "datatype"));
+	if (!json_is_object(in) || !t->name || !t->dt) {
+		fail(r, 400, "inputs[%zu]: wants \"name\", \"shape\", "
+			     "\"datatype\" and \"data\"",
+		     idx);
+		return -1;
+	}
+	if (!datatype_known(t->dt)) {
+		fail(r, 400, "inputs[%zu] (%s): unknown datatype \"%.40s\"", idx,
+		     t->name, t->dt);
+		return -1;
+	}
+	if (!json_is_array(shape) || n < 1 || n > 2) {
+		fail(r, 400, "inputs[%zu] (%s): shape must be [N] or [N, F]",
+		     idx, t->name);
+		return -1;
+	}
+	json_array_foreach(shape, i, v)
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    (size_t)json_integer_value(v) > CELLS_MAX) {
+			fail(r, 400, "inputs[%zu] (%s): shape[%zu] is not a "
+				     "count up to %zu",
+			     idx, t->name, i, CELLS_MAX);
+			return -1;
+		}
+	t->rows = (size_t)json_integer_value(json_array_get(shape, 0));
+	t->cols = n == 2 ? (size_t)json_integer_value(json_array_get(shape, 1))
+			 : 1;
+	if (t->cols && t->rows > CELLS_MAX / t->cols) {
+		fail(r, 400, "inputs[%zu] (%s): more than %zu values", idx,
+		     t->name, CELLS_MAX);
+		return -1;
+	}
+	t->flat = json_array();
+	if (!t->flat || flatten(data, 0, t->flat) < 0) {
+		fail(r, 400, "inputs[%zu] (%s): data nested deeper than its "
+			     "shape",
+		     idx, t->name);
+		return -1;
+	}
+	if (json_array_size(t->flat) != t->rows * t->cols) {
+		fail(r, 400, "inputs[%zu] (%s): %zu values for shape [%zu, %zu]",
+		     idx, t->name, json_array_size(t->flat), t->rows, t->cols);
+		return -1;
+	}
+	json_array_foreach(t->flat, i, v)
+		if ((why = value_fits(t->dt, v))) {
+			fail(r, 400, "inputs[%zu] (%s): value %zu: %s", idx,
+			     t->name, i, why);
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * The request's rows as JSON lines in text: one [N, F] tensor in the
+ * order of meta.json "inputs", or one [N] tensor per input (and the id
+ * column, if the model has one).  *rows their count.
+ */
+static int rows_make(json_t *req, json_t *meta, struct strbuf *text,
+		     size_t *rows, struct oip_reply *r)
+{
+	json_t *inputs = json_object_get(req, "inputs");
+	json_t *names = json_object_get(meta, "inputs");
+	const char *idcol = json_string_value(json_object_get(meta, "id"));
+	size_t nt = json_array_size(inputs), nin = json_array_size(names);
+	struct tensor *ts = calloc(nt ? nt : 1, sizeof(*ts));
+	json_t **cols = calloc(nin + 1, sizeof(*cols));
+	int rc = -1;
+
+	if (!ts || !cols) {
+		fail(r, 500, "out of memory");
+		goto out;
+	}
+	if (!json_is_array(inputs) || nt == 0) {
+		fail(r, 400, "\"inputs\" must be a list of tensors");
+		goto out;
+	}
+	for (size_t i = 0; i < nt; i++)
+		if (tensor_take(json_array_get(inputs, i), i, &ts[i], r) < 0)
+			goto out;
+	if (nt == 1 && ts[0].cols > 1) {
+		if (ts[0].cols != nin) {
+			fail(r, 400, "inputs[0] (%s): %zu columns, the model "
+				     "has %zu inputs",
+			     ts[0].name, ts[0].cols, nin);
+			goto out;
+		}
+		*rows = ts[0].rows;
+	} else {
+		/* a tensor per input, by name */
+		for (size_t i = 0; i < nt; i++) {
+			size_t k;
+			json_t *v;
+			bool found = false;
+
+			json_array_foreach(names, k, v)
+				if (strcmp(json_string_value(v), ts[i].name) == 0) {
+					found = true;
+					cols[k] = ts[i].flat;
+				}
+			if (idcol && strcmp(idcol, ts[i].name) == 0) {
+				found = true;
+				cols[nin] = ts[i].flat;
+			}
+			if (!found) {
+				fail(r, 400, "inputs[%zu]: the model has no "
+					     "input \"%.200s\"",
+				     i, ts[i].name);
+				goto out;
+			}
+			if (ts[i].cols != 1 || ts[i].rows != ts[0].rows) {
+				fail(r, 400, "inputs[%zu] (%s): shape [%zu] "
+					     "wanted, as inputs[0]'s",
+				     i, ts[i].name, ts[0].rows);
+				goto out;
+			}
+		}
+		for (size_t k = 0; k < nin; k++)
+			if (!cols[k]) {
+				fail(r, 400, "no tensor for the input \"%s\"",
+				     json_string_value(
+					     json_array_get(names, k)));
+				goto out;
+			}
+		*rows = ts[0].rows;
+	}
+	for (size_t row = 0; row < *rows; row++) {
+		json_t *o = json_object();
+
+		for (size_t k = 0; k < nin; k++) {
+			json_t *v = nt == 1 && ts[0].cols > 1
+					    ? json_array_get(ts[0].flat,
+							     row * nin + k)
+					    : json_array_get(cols[k], row);
+
+			json_object_set(o, json_string_value(
+						   json_array_get(names, k)),
+					v);
+		}
+		if (cols[nin] && idcol)
+			json_object_set(o, idcol, json_array_get(cols[nin], row));
+		sb_put_json(text, o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					     JSON_REAL_PRECISION(17));
+		json_decref(o);
+		sb_puts(text, "\n");
+	}
+	rc = text->err ? (fail(r, 500, "out of memory"), -1) : 0;
+out:
+	for (size_t i = 0; ts && i < nt; i++)
+		json_decref(ts[i].flat);
+	free(ts);
+	free(cols);
+	return rc;
+}
+
+/* Which outputs the request wants: bit 0 predict, 1 proba, 2 id. */
+static int outputs_wanted(json_t *req, bool classes, bool ids,
+			  unsigned *want, struct oip_reply *r)
+{
+	json_t *outs = json_object_get(req, "outputs"), *o;
+	size_t i;
+
+	*want = 1u | (classes ? 2u : 0) | (ids ? 4u : 0);
+	if (!outs)
+		return 0;
+	if (!json_is_array(outs)) {
+		fail(r, 400, "\"outputs\" must be a list");
+		return -1;
+	}
+	*want = 0;
+	json_array_foreach(outs, i, o)
+	{
+		const char *n = json_string_value(json_object_get(o, "name"));
+
+		if (n && strcmp(n, "predict") == 0)
+			*want |= 1;
+		else if (n && strcmp(n, "proba") == 0 && classes)
+			*want |= 2;
+		else if (n && strcmp(n, "id") == 0 && ids)
+			*want |= 4;
+		else {
+			fail(r, 400, "outputs[%zu]: no output \"%.100s\" (there "
+				     "are predict%s%s)",
+			     i, n ? n : "", classes ? ", proba" : "",
+			     ids ? ", id" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Score text (rows JSON lines) for t as u: the answers' lines. */
+static int score(struct fs *fs, const struct host_user *u, struct target *t,
+		 const struct strbuf *text, struct strbuf *ans,
+		 struct oip_reply *r)
+{
+	char msg[300] = "";
+	int rc;
+
+	if (t->dep) {
+		struct fs_ctx ctx = { u->uid, u->gid, u->pid, 022, NULL };
+		struct dstream *s;
+
+		rc = deploy_stream_open(fs, t->name, &ctx, &s, msg, sizeof(msg));
+		if (rc == 0)
+			rc = deploy_stream_write(s, text->buf, text->len, ans);
+		if (rc == 0)
+			rc = deploy_stream_finish(s, ans);
+		deploy_stream_free(s);
+	} else {
+		json_t *man;
+		const char *hash;
+		struct served *m = NULL;
+		struct pstream *ps = NULL;
+
+		if (json_object_get(t->meta, "feature_sets")) {
+			fail(r, 400, "models/%s is trained on feature sets: "
+				     "predict by key through the file",
+			     t->model);
+			return -1;
+		}
+		rc = repo_version(fs, &repo_models, t->model, t->ver, &man);
+		if (rc < 0) {
+			fail(r, 404, "models/%s/v%u: no such version", t->model,
+			     t->ver);
+			return -1;
+		}
+		hash = json_string_value(json_object_get(
+			json_object_get(json_object_get(man, "files"), "model"),
+			"hash"));
+		rc = served_get(fs, hash ? hash : "", &m, msg, sizeof(msg));
+		json_decref(man);
+		if (rc == 0)
+			rc = pstream_new(m, &ps);
+		if (rc == 0)
+			rc = pstream_write(ps, text->buf, text->len, ans);
+		if (rc == 0)
+			rc = pstream_finish(ps, ans);
+		pstream_free(ps);
+		served_put(m);
+	}
+	if (rc < 0) {
+		fail(r, rc == -ENOMEM ? 500 : 503, "%s: %s", t->name,
+		     msg[0] ? msg : strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* The answers' lines as output tensors. */
+static void answers_out(struct target *t, const char *ans, size_t len,
+			size_t rows, unsigned want, json_t *req,
+			struct oip_reply *r)
+{
+	json_t *classes = json_object_get(t->meta, "classes");
+	size_t k = json_array_size(classes), row = 0;
+	json_t *pred = json_array(), *proba = json_array(), *ids = json_array();
+	json_t *outs = json_array(), *res;
+	const char *dt = predict_datatype(t->meta);
+	const char *at = ans, *end = ans + len;
+	char ver[24];
+
+	while (at < end && row < rows) {
+		const char *nl = memchr(at, '\n', (size_t)(end - at));
+		size_t l = nl ? (size_t)(nl - at) : (size_t)(end - at);
+		json_t *a, *p, *id;
+
+		if (l >= 7 && strncmp(at, "error: ", 7) == 0) {
+			fail(r, 400, "row %zu: %.*s", row, (int)(l - 7), at + 7);
+			goto out;
+		}
+		a = json_loadb(at, l, 0, NULL);
+		p = json_object_get(a, "prediction");
+		if (!p) {
+			json_decref(a);
+			fail(r, 500, "row %zu: no answer", row);
+			goto out;
+		}
+		if (strcmp(dt, "BYTES") == 0 && !json_is_string(p)) {
+			/* numeric classes: their text, as the data has them */
+			char *s = json_dumps(p, JSON_ENCODE_ANY);
+
+			json_array_append_new(pred, json_string(s ? s : ""));
+			free(s);
+		} else {
+			json_array_append(pred, p);
+		}
+		for (size_t c = 0; c < k; c++)
+			json_array_append(
+				proba,
+				json_object_get(
+					json_object_get(a, "probabilities"),
+					json_string_value(
+						json_array_get(classes, c))));
+		id = json_object_get(a, "id");
+		json_array_append_new(ids, id ? json_incref(id) : json_null());
+		json_decref(a);
+		row++;
+		at += l + 1;
+	}
+	if (row != rows) {
+		fail(r, 500, "%zu answers for %zu rows", row, rows);
+		goto out;
+	}
+	if (want & 1)
+		json_array_append_new(outs, json_pack("{s:s, s:s, s:[I], s:O}",
+						      "name", "predict",
+						      "datatype", dt, "shape",
+						      (json_int_t)rows, "data",
+						      pred));
+	if (want & 2)
+		json_array_append_new(outs,
+				      json_pack("{s:s, s:s, s:[I, I], s:O}",
+						"name", "proba", "datatype",
+						"FP64", "shape", (json_int_t)rows,
+						(json_int_t)k, "data", proba));
+	if (want & 4)
+		json_array_append_new(outs, json_pack("{s:s, s:s, s:[I], s:O}",
+						      "name", "id", "datatype",
+						      "BYTES", "shape",
+						      (json_int_t)rows, "data",
+						      ids));
+	snprintf(ver, sizeof(ver), "%u", t->ver);
+	res = json_pack("{s:s, s:s, s:o}", "model_name", t->name,
+			"model_version", ver, "outputs", json_incref(outs));
+	if (res && json_object_get(req, "id"))
+		json_object_set(res, "id", json_object_get(req, "id"));
+	ok_json(r, res);
+	json_decref(res);
+out:
+	json_decref(outs);
+	json_decref(pred);
+	json_decref(proba);
+	json_decref(ids);
+}
+
+static void infer(struct fs *fs, const struct host_user *u, struct target *t,
+		  const char *body, size_t len, struct oip_reply *r)
+{
+	json_error_t je;
+	json_t *req = json_loadb(body, len, 0, &je);
+	struct strbuf text = { 0 }, ans = { 0 };
+	size_t rows = 0;
+	unsigned want;
+	bool ids = t->dep || json_object_get(t->meta, "id");
+
+	if (!json_is_object(req)) {
+		fail(r, 400, "%s at line %d, column %d",
+		     req ? "the body must be a JSON object" : je.text, je.line,
+		     je.column);
+		json_decref(req);
+		return;
+	}
+	if (outputs_wanted(req, json_array_size(json_object_get(t->meta,
+								 "classes")),
+			   ids, &want, r) == 0 &&
+	    rows_make(req, t->meta, &text, &rows, r) == 0 &&
+	    score(fs, u, t, &text, &ans, r) == 0)
+		answers_out(t, ans.buf ? ans.buf : "", ans.len, rows, want, req,
+			    r);
+	sb_free(&text);
+	sb_free(&ans);
+	json_decref(req);
+}
+
+/* --- feedback --- */
+
+static void feedback(struct fs *fs, struct target *t, const char *body,
+		     size_t len, struct oip_reply *r)
+{
+	json_t *j = json_loadb(body, len, 0, NULL), *v;
+	struct strbuf lines = { 0 };
+	struct problem pb = { 0 };
+	size_t i, n = 0;
+
+	if (!t->dep) {
+		fail(r, 404, "%s: feedback is a deployment's", t->name);
+		json_decref(j);
+		return;
+	}
+	/* {"id", "truth"}, or a list of them */
+	if (json_is_object(j)) {
+		json_t *one = json_pack("[O]", j);
+
+		json_decref(j);
+		j = one;
+	}
+	if (!json_is_array(j)) {
+		fail(r, 400, "the body must be {\"id\": ..., \"truth\": ...} or "
+			     "a list of them");
+		json_decref(j);
+		return;
+	}
+	json_array_foreach(j, i, v)
+	{
+		sb_put_json(&lines, v, JSON_COMPACT | JSON_ENCODE_ANY);
+		sb_puts(&lines, "\n");
+		n++;
+	}
+	json_decref(j);
+	if (lines.err) {
+		fail(r, 500, "out of memory");
+	} else if (deploy_feedback(fs, t->name, lines.buf ? lines.buf : "",
+				   lines.len, 1, &pb) < 0) {
+		fail(r, 400, "%s", pb.msg[0] ? pb.msg : "feedback refused");
+	} else {
+		json_t *o = json_pack("{s:I}", "received", (json_int_t)n);
+
+		ok_json(r, o);
+		json_decref(o);
+	}
+	sb_free(&lines);
+}
+
+/* --- /metrics --- */
+
+static int each_dep(void *arg, const char *name)
+{
+	json_t *names = arg;
+
+	return json_array_append_new(names, json_string(name));
+}
+
+static void metrics(struct fs *fs, const struct host_user *u,
+		    struct oip_reply *r)
+{
+	struct strbuf all = { 0 }, one = { 0 };
+	json_t *names = json_array(), *n;
+	const char **texts;
+	size_t *lens, nt = 1, i;
+
+	daemon_prom(fs, &all);
+	repo_list(fs, &repo_deployments, each_dep, names);
+	texts = calloc(json_array_size(names) + 1, sizeof(*texts));
+	lens = calloc(json_array_size(names) + 1, sizeof(*lens));
+	json_array_foreach(names, i, n)
+	{
+		const char *name = json_string_value(n);
+		json_t *rec;
+		size_t at = one.len;
+
+		if (!texts || !lens ||
+		    repo_get(fs, &repo_deployments, name, &rec) < 0)
+			continue;
+		/* the deployments this uid may read */
+		if (host_may_record(u, rec, X_OK) &&
+		    deploy_show_prom(fs, name, &one) == 0) {
+			texts[nt] = (const char *)(uintptr_t)at;
+			lens[nt++] = one.len - at;
+		}
+		json_decref(rec);
+	}
+	if (!texts || !lens || all.err || one.err) {
+		fail(r, 500, "out of memory");
+	} else {
+		texts[0] = all.buf;
+		lens[0] = all.len;
+		for (i = 1; i < nt; i++)
+			texts[i] = one.buf + (uintptr_t)texts[i];
+		r->status = 200;
+		r->type = "text/plain; version=0.0.4; charset=utf-8";
+		prom_merge(texts, lens, nt, &r->body);
+	}
+	free(texts);
+	free(lens);
+	sb_free(&all);
+	sb_free(&one);
+	json_decref(names);
+}
+
+/* --- routing --- */
+
+void oip_serve(struct fs *fs, const struct host_user *u, const char *method,
+	       const char *url, const char *body, size_t len,
+	       struct oip_reply *r)
+{
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	bool post = strcmp(method, "POST") == 0;
+	char path[1024], *parts[8];
+	size_t np = 0;
+	char *save = NULL, *p;
+	struct target t;
+	long ver = -1;
+	const char *tail;
+
+	memset(r, 0, sizeof(*r));
+	r->type = "application/json";
+	if (strcmp(url, "/metrics") == 0) {
+		if (get)
+			metrics(fs, u, r);
+		else
+			fail(r, 405, "/metrics: GET only");
+		return;
+	}
+	if (strlen(url) >= sizeof(path)) {
+		fail(r, 404, "no such path");
+		return;
+	}
+	strcpy(path, url);
+	for (p = strtok_r(path, "/", &save); p && np < 8;
+	     p = strtok_r(NULL, "/", &save))
+		parts[np++] = p;
+	if (p || np == 0 || strcmp(parts[0], "v2") != 0) {
+		fail(r, 404, "no such path: %.200s", url);
+		return;
+	}
+	if (np == 1 || (np == 3 && strcmp(parts[1], "health") == 0)) {
+		json_t *o;
+
+		if (!get) {
+			fail(r, 405, "%s: GET only", url);
+			return;
+		}
+		if (np == 1)
+			o = json_pack("{s:s, s:s, s:[s]}", "name", "mlfs",
+				      "version", MLFS_VERSION, "extensions",
+				      "feedback");
+		else if (strcmp(parts[2], "live") == 0)
+			o = json_pack("{s:b}", "live", 1);
+		else if (strcmp(parts[2], "ready") == 0)
+			o = json_pack("{s:b}", "ready", 1);
+		else
+			o = NULL;
+		if (o)
+			ok_json(r, o);
+		else
+			fail(r, 404, "no such path: %.200s", url);
+		json_decref(o);
+		return;
+	}
+	if (np < 3 || strcmp(parts[1], "models") != 0) {
+		fail(r, 404, "no such path: %.200s", url);
+		return;
+	}
+	tail = np > 3 ? parts[3] : NULL;
+	if (tail && strcmp(tail, "versions") == 0) {
+		char *end;
+
+		ver = np > 4 ? strtol(parts[4], &end, 10) : 0;
+		if (np < 5 || *end || ver <= 0) {
+			fail(r, 404, "no such version: %.200s", url);
+			return;
+		}
+		tail = np > 5 ? parts[5] : NULL;
+		if (np > 6) {
+			fail(r, 404, "no such path: %.200s", url);
+			return;
+		}
+	} else if (np > 4) {
+		fail(r, 404, "no such path: %.200s", url);
+		return;
+	}
+	if (tail && strcmp(tail, "infer") != 0 && strcmp(tail, "ready") != 0 &&
+	    strcmp(tail, "feedback") != 0) {
+		fail(r, 404, "no such path: %.200s", url);
+		return;
+	}
+	if ((!tail || strcmp(tail, "ready") == 0) ? !get : !post) {
+		fail(r, 405, "%s: %s only", url, get || post ? (post ? "GET"
+								     : "POST")
+							     : "GET or POST");
+		return;
+	}
+	if (tail && strcmp(tail, "feedback") == 0 && ver > 0) {
+		fail(r, 404, "feedback is a deployment's: no versions");
+		return;
+	}
+	if (target_find(fs, u, parts[2], ver,
+			tail && strcmp(tail, "feedback") == 0 ? W_OK : X_OK, &t,
+			r) < 0) {
+		target_free(&t);
+		return;
+	}
+	if (!tail) {
+		metadata(&t, r);
+	} else if (strcmp(tail, "ready") == 0) {
+		json_t *o = json_pack("{s:s, s:b}", "name", t.name, "ready", 1);
+
+		ok_json(r, o);
+		json_decref(o);
+	} else if (strcmp(tail, "infer") == 0) {
+		infer(fs, u, &t, body, len, r);
+	} else {
+		feedback(fs, &t, body, len, r);
+	}
+	target_free(&t);
+}
