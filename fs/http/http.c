@@ -15,8 +15,10 @@
  * A timer thread shuts down a connection whose request headers have not
  * finished HTTP_HEADER_SECS after it opened or its last request ended
  * (libmicrohttpd's own timeout counts idle time only, so a client
- * sending a byte now and then would hold its slot for ever), and one
- * whose request has run HTTP_REQUEST_SECS.
+ * sending a byte now and then would hold its slot for ever), one whose
+ * body has not moved for as long (a client that stopped short of its
+ * Content-Length), and one whose request has been read for
+ * HTTP_REQUEST_SECS.  The answering itself has no deadline.
  *
  * Tokens are kept as their SHA-256 and compared with CRYPTO_memcmp over
  * every entry: the time does not depend on which token, or how much of
@@ -67,8 +69,11 @@ struct conn {
 	uid_t uid;            /* NO_UID: a TCP peer without a token yet */
 	gid_t gid;
 	pid_t pid;            /* the peer's process (unix socket), or 0 */
-	double since;         /* monotonic: opened, or its last request ended */
+	double since;         /* monotonic: opened, its last request ended,
+				 or its body's last bytes came */
 	bool busy;            /* headers in, request not answered yet */
+	bool scoring;         /* the request is being answered */
+	double began;         /* monotonic: its request's headers came */
 	bool shut;            /* shut down by the timer */
 };
 
@@ -442,10 +447,9 @@ static void *timer_main(void *arg)
 
 		pthread_mutex_lock(&h->lock);
 		for (struct conn *c = h->conns; c; c = c->next) {
-			double limit = c->busy ? HTTP_REQUEST_SECS
-					       : HTTP_HEADER_SECS;
-
-			if (!c->shut && now - c->since > limit) {
+			if (!c->shut && !c->scoring &&
+			    (now - c->since > HTTP_HEADER_SECS ||
+			     (c->busy && now - c->began > HTTP_REQUEST_SECS))) {
 				shutdown(c->fd, SHUT_RDWR);
 				c->shut = true;
 			}
@@ -609,13 +613,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 		if (c) {
 			pthread_mutex_lock(&h->lock);
 			c->busy = true;
-			c->since = mono();
+			c->since = c->began = mono();
 			pthread_mutex_unlock(&h->lock);
 		}
 		q->early = request_begin(h, mc, c, q);
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		if (c) {
+			pthread_mutex_lock(&h->lock);
+			c->since = mono(); /* the body moves */
+			pthread_mutex_unlock(&h->lock);
+		}
 		if (!q->early && !q->too_big) {
 			if (q->body.len + *upload_size > h->max_body)
 				q->too_big = true;
@@ -645,8 +654,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 	if (q->body.err)
 		return reply_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				   "out of memory");
+	if (c) {
+		pthread_mutex_lock(&h->lock);
+		c->scoring = true;
+		pthread_mutex_unlock(&h->lock);
+	}
 	oip_serve(h->fs, &q->user, method, url, q->body.buf ? q->body.buf : "",
 		  q->body.len, &r);
+	if (c) {
+		pthread_mutex_lock(&h->lock);
+		c->scoring = false;
+		pthread_mutex_unlock(&h->lock);
+	}
 	if (r.body.err) {
 		sb_free(&r.body);
 		return reply_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR,
