@@ -315,7 +315,8 @@ static const struct root_entry root_entries[] = {
 	  "the filesystem's own files: version, plugins (loaded and\n"
 	  "refused), stats, cache (block cache and export queue; takes\n"
 	  "sync, gc, prefetch PATH, release PATH), errors (bad input,\n"
-	  "newest last: each user sees their own lines)\n" },
+	  "newest last: each user sees their own lines), metrics.prom,\n"
+	  "http (where -o http serves the Open Inference Protocol)\n" },
 	{ &datasets_type,
 	  "<ds>/            mkdir makes a dataset; rmdir removes it with\n"
 	  "                 its versions\n"

@@ -160,12 +160,13 @@ def run_doc(doc, mlfs_factory, tmp_path):
                 status = r.returncode
                 if status:
                     break
-            shown = "\n".join(got).replace(str(mnt), "/mnt/ml")
+            got = [g.replace(str(mnt), "/mnt/ml")
+                   .replace(str(store), "/tmp/ml-store") for g in got]
+            shown = "\n".join(got)
             if want is None:
                 assert status == 0, \
                     f"{doc}:{line}: exit {status}:\n{cmds}\n{shown}"
             else:
-                got = [g.replace(str(mnt), "/mnt/ml") for g in got]
                 assert matches(want, got), \
                     f"{doc}:{line}:\n{cmds}\nexpected:\n" + \
                     "\n".join(want) + f"\ngot (exit {status}):\n{shown}"
