@@ -56,6 +56,9 @@
 #define HTTP_REQUEST_SECS 300.0 /* for a whole request */
 #define HTTP_MAX_BODY ((uint64_t)64 << 20)
 #define HTTP_THREADS 4
+/* bodies held at once, in multiples of the body limit: a uid's, all */
+#define HTTP_HELD_PER_UID 2
+#define HTTP_HELD_ALL 4
 #define NO_UID ((uid_t)-1)
 
 struct token {
@@ -73,6 +76,7 @@ struct conn {
 				 or its body's last bytes came */
 	bool busy;            /* headers in, request not answered yet */
 	bool scoring;         /* the request is being answered */
+	uint64_t held;        /* bytes of its request's body kept */
 	double began;         /* monotonic: its request's headers came */
 	bool shut;            /* shut down by the timer */
 };
@@ -96,8 +100,10 @@ struct http {
 /* What one request gathers until it is answered. */
 struct req {
 	struct strbuf body;
-	bool too_big;
+	int too_big;          /* 413 (over the limit) or 503 (over the uid's
+				 or everyone's share of bodies held) */
 	int early;            /* an answer known from the headers (401, 413) */
+	uint64_t reserved;    /* body bytes counted in its conn's held */
 	struct host_user user;
 };
 
@@ -551,6 +557,9 @@ static uid_t token_uid(const struct http *h, struct MHD_Connection *mc)
 	return uid;
 }
 
+static int body_room(struct http *h, struct conn *c, struct req *q,
+		     uint64_t total);
+
 /* The headers are in: who asks, and is the body small enough? */
 static int request_begin(struct http *h, struct MHD_Connection *mc,
 			 struct conn *c, struct req *q)
@@ -589,9 +598,64 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 		if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pp) == 0 && pp)
 			q->user.gid = pp->pw_gid;
 	}
-	if (cl && strtoull(cl, NULL, 10) > h->max_body)
+	return cl ? body_room(h, c, q, strtoull(cl, NULL, 10)) : 0;
+}
+
+static enum MHD_Result early_reply(struct MHD_Connection *mc, int status)
+{
+	switch (status) {
+	case MHD_HTTP_UNAUTHORIZED:
+		return reply_error(mc, status,
+				   "a bearer token of -o http_token is needed");
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		return reply_error(mc, status, "the body is over the limit "
+					       "(-o http_max_body)");
+	case MHD_HTTP_SERVICE_UNAVAILABLE:
+		return reply_error(mc, status,
+				   "too many connections or bodies in flight "
+				   "for this uid");
+	default:
+		return reply_error(mc, status, "no uid for this peer");
+	}
+}
+
+/*
+ * Reserve room for total bytes of q's body (what Content-Length says,
+ * or what came so far): 0, or the status that says why not: a body over
+ * the limit (413), or more bodies held by its uid (or by everyone) than
+ * HTTP_HELD_PER_UID (HTTP_HELD_ALL) limits' worth (503), so that many
+ * connections cannot together fill the daemon's memory.
+ */
+static int body_room(struct http *h, struct conn *c, struct req *q,
+		     uint64_t total)
+{
+	uint64_t uid_held = 0, all = 0, extra;
+	int rc = 0;
+
+	if (total <= q->reserved)
+		return 0;
+	if (total > h->max_body)
 		return MHD_HTTP_CONTENT_TOO_LARGE;
-	return 0;
+	extra = total - q->reserved;
+	if (!c) {
+		q->reserved = total;
+		return 0;
+	}
+	pthread_mutex_lock(&h->lock);
+	for (struct conn *o = h->conns; o; o = o->next) {
+		all += o->held;
+		if (o->uid == c->uid)
+			uid_held += o->held;
+	}
+	if (uid_held + extra > HTTP_HELD_PER_UID * h->max_body ||
+	    all + extra > HTTP_HELD_ALL * h->max_body) {
+		rc = MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else {
+		c->held += extra;
+		q->reserved = total;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
@@ -617,7 +681,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 			pthread_mutex_unlock(&h->lock);
 		}
 		q->early = request_begin(h, mc, c, q);
-		return MHD_YES;
+		/* said at once: the body is not read (the connection closes) */
+		return q->early ? early_reply(mc, q->early) : MHD_YES;
 	}
 	if (*upload_size) {
 		if (c) {
@@ -626,31 +691,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 			pthread_mutex_unlock(&h->lock);
 		}
 		if (!q->early && !q->too_big) {
-			if (q->body.len + *upload_size > h->max_body)
-				q->too_big = true;
-			else
-				sb_append(&q->body, upload, *upload_size);
+			q->too_big = body_room(h, c, q,
+					       q->body.len + *upload_size);
+			/* past the first call no answer can be queued until
+			 * the body ends: a body that goes over ends the
+			 * connection here (one with a Content-Length was
+			 * judged by it) */
+			if (q->too_big)
+				return MHD_NO;
+			sb_append(&q->body, upload, *upload_size);
 		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (q->too_big)
-		q->early = MHD_HTTP_CONTENT_TOO_LARGE;
-	switch (q->early) {
-	case 0:
-		break;
-	case MHD_HTTP_UNAUTHORIZED:
-		return reply_error(mc, q->early,
-				   "a bearer token of -o http_token is needed");
-	case MHD_HTTP_CONTENT_TOO_LARGE:
-		return reply_error(mc, q->early, "the body is over the limit "
-						 "(-o http_max_body)");
-	case MHD_HTTP_SERVICE_UNAVAILABLE:
-		return reply_error(mc, q->early,
-				   "too many connections for this uid");
-	default:
-		return reply_error(mc, q->early, "no uid for this peer");
-	}
+	if (q->too_big || q->early)
+		return early_reply(mc, q->too_big ? q->too_big : q->early);
 	if (q->body.err)
 		return reply_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				   "out of memory");
@@ -686,6 +741,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	if (c) {
 		pthread_mutex_lock(&h->lock);
 		c->busy = false;
+		c->held = 0;
 		c->since = mono();
 		pthread_mutex_unlock(&h->lock);
 	}

@@ -356,6 +356,19 @@ def test_body_limit_connection_limit_and_header_deadline(mlfs_factory):
     code, got = curl(sock, "/v2/models/iris/infer", infer_body(rows(100)))
     assert code == 413 and "http_max_body" in got["error"]
     assert curl(sock, "/v2/models/iris/infer", infer_body(rows(2)))[0] == 200
+    # bodies held at once: two limits' worth a uid, then 503
+    held = []
+    for i in range(3):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 1500\r\n\r\n" + b" " * 100)
+        held.append(s)
+    held[2].settimeout(5)
+    assert held[2].recv(100).startswith(b"HTTP/1.1 503")
+    for s in held:
+        s.close()
+    assert curl(sock, "/v2/models/iris/infer", infer_body(rows(2)))[0] == 200
     # nobody holds 64 connections: the 65th is refused, root still served
     script = ("import socket,time,sys\n"
               "ss=[]\n"

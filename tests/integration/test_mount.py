@@ -96,7 +96,8 @@ def test_root_listing(mlfs):
     assert names == [".mlfs", "README", "batch", "datasets", "deployments",
                      "features", "jobs", "models", "train"]
     assert sorted(os.listdir(mlfs.mnt / ".mlfs")) == [
-        "cache", "errors", "metrics.prom", "plugins", "stats", "version"]
+        "cache", "errors", "http", "metrics.prom", "plugins", "stats",
+        "version"]
     readme = (mlfs.mnt / "README").read_text()
     assert "datasets/" in readme
     assert os.stat(mlfs.mnt / "README").st_size == len(readme.encode())
