@@ -80,6 +80,7 @@ struct fs {
 	struct plot_cache *plots;   /* pictures drawn (plot_cache_open) */
 	struct http *http;          /* -o http (http_bind), or NULL */
 	char http_addr[160];        /* where it listens: .mlfs/http */
+	struct oip_cache *oip_cache; /* versions HTTP read (oip_cache_open) */
 	struct feat_cache *feat_cache;    /* feature sets' latest specs and
 					     marks (featonline_start) */
 	struct dtable *deploys;     /* deployments in memory (deploy_start) */

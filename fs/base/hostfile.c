@@ -163,7 +163,12 @@ bool host_may(const struct host_user *u, uid_t owner, gid_t group,
 		bits = (mode >> 6) & 7;
 	} else {
 		bool member = u->gid == group;
+		unsigned w = (unsigned)want;
 
+		/* the group's bits grant what the others' do: membership
+		 * changes nothing, so the groups are not looked up */
+		if (((((mode >> 3) & 7) & w) == w) == (((mode & 7) & w) == w))
+			member = true;
 		n = member ? 0 : user_groups(u, groups, HOST_MAX_GROUPS);
 		for (int i = 0; i < n && !member; i++)
 			member = groups[i] == group;

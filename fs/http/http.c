@@ -64,6 +64,7 @@
 struct token {
 	unsigned char hash[SHA256_DIGEST_LENGTH];
 	uid_t uid;
+	gid_t gid; /* the uid's primary group, when the tokens were read */
 };
 
 struct conn {
@@ -194,7 +195,16 @@ static int tokens_read(struct http *h, const char *path)
 		h->tokens = t;
 		SHA256((const unsigned char *)tok, strlen(tok),
 		       t[h->ntokens].hash);
-		t[h->ntokens++].uid = (uid_t)uid;
+		t[h->ntokens].uid = (uid_t)uid;
+		/* its primary group, as the group database has it (a uid
+		 * without a passwd entry: a group of the same number) */
+		pp = NULL;
+		t[h->ntokens].gid =
+			getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof(pwbuf), &pp) ==
+					0 && pp
+				? pp->pw_gid
+				: (gid_t)uid;
+		h->ntokens++;
 		explicit_bzero(tok, sizeof(tok));
 		explicit_bzero(line, sizeof(line));
 	}
@@ -317,6 +327,8 @@ int http_bind(struct fs *fs, const struct http_opts *o)
 	h->max_body = o->max_body ? o->max_body : HTTP_MAX_BODY;
 	pthread_mutex_init(&h->lock, NULL);
 	fs->http = h;
+	if (oip_cache_open(fs) < 0)
+		return -1;
 	if (strncmp(o->listen, "unix:", 5) == 0) {
 		rc = bind_unix(h, o->listen, o->listen + 5);
 	} else if (!o->tokens) {
@@ -540,7 +552,8 @@ static enum MHD_Result reply_error(struct MHD_Connection *mc, int status,
  * The caller of a TCP request: the uid its bearer token names, or
  * NO_UID.  Every token is compared, in constant time each.
  */
-static uid_t token_uid(const struct http *h, struct MHD_Connection *mc)
+static uid_t token_uid(const struct http *h, struct MHD_Connection *mc,
+		       gid_t *gid)
 {
 	const char *auth = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 						       "Authorization");
@@ -552,8 +565,10 @@ static uid_t token_uid(const struct http *h, struct MHD_Connection *mc)
 	auth += 7;
 	SHA256((const unsigned char *)auth, strlen(auth), hash);
 	for (size_t i = 0; i < h->ntokens; i++)
-		if (CRYPTO_memcmp(hash, h->tokens[i].hash, sizeof(hash)) == 0)
+		if (CRYPTO_memcmp(hash, h->tokens[i].hash, sizeof(hash)) == 0) {
 			uid = h->tokens[i].uid;
+			*gid = h->tokens[i].gid;
+		}
 	return uid;
 }
 
@@ -567,10 +582,11 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 	const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 						     "Content-Length");
 	uid_t uid = c ? c->uid : NO_UID;
+	gid_t gid = c ? c->gid : (gid_t)-1;
 	int status = 0;
 
 	if (h->tcp) {
-		uid = token_uid(h, mc);
+		uid = token_uid(h, mc, &gid);
 		if (uid == NO_UID)
 			return MHD_HTTP_UNAUTHORIZED;
 		pthread_mutex_lock(&h->lock);
@@ -589,15 +605,7 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 		return MHD_HTTP_FORBIDDEN;
 	q->user.uid = uid;
 	q->user.pid = c && !h->tcp ? c->pid : 0;
-	q->user.gid = c && !h->tcp ? c->gid : (gid_t)-1;
-	if (h->tcp) {
-		struct passwd pw, *pp = NULL;
-		char buf[4096];
-
-		/* the uid's primary group, as the group database has it */
-		if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pp) == 0 && pp)
-			q->user.gid = pp->pw_gid;
-	}
+	q->user.gid = gid;
 	return cl ? body_room(h, c, q, strtoull(cl, NULL, 10)) : 0;
 }
 
@@ -827,4 +835,5 @@ void http_stop(struct fs *fs)
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	fs->http = NULL;
+	oip_cache_close(fs);
 }

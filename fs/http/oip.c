@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct target {
 	unsigned ver;
 	json_t *rec;              /* the object's record */
 	json_t *meta;             /* the version's meta.json */
+	char hash[40];            /* its model file's content hash */
 };
 
 static void target_free(struct target *t)
@@ -116,6 +118,105 @@ static int meta_load(struct fs *fs, json_t *man, json_t **out)
 	return *out ? 0 : -EIO;
 }
 
+/* --- versions' meta.json, parsed once --- */
+
+#define VCACHE_KEEP 64
+
+struct vcache_entry {
+	char key[NAME_MAX + 80]; /* model, incarnation, version */
+	json_t *meta;            /* immutable once here */
+	char hash[40];
+	uint64_t used;
+};
+
+struct oip_cache {
+	pthread_mutex_t lock;
+	struct vcache_entry e[VCACHE_KEEP]; /* under lock */
+	uint64_t tick;                      /* under lock */
+};
+
+int oip_cache_open(struct fs *fs)
+{
+	struct oip_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	fs->oip_cache = c;
+	return 0;
+}
+
+void oip_cache_close(struct fs *fs)
+{
+	struct oip_cache *c = fs->oip_cache;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < VCACHE_KEEP; i++)
+		json_decref(c->e[i].meta);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	fs->oip_cache = NULL;
+}
+
+/*
+ * meta.json (a reference) and the model file's hash of model version
+ * ver, whose model record is rec.  A version never changes, and a model
+ * made again has a new incarnation, so they are kept by the model's
+ * name, incarnation and version: a request reads no manifest and no
+ * blob once its version was seen.
+ */
+static int version_meta(struct fs *fs, const char *model, json_t *rec,
+			unsigned ver, json_t **meta, char hash[40])
+{
+	struct oip_cache *c = fs->oip_cache;
+	const char *inc = json_string_value(json_object_get(rec, "incarnation"));
+	const char *h;
+	char key[NAME_MAX + 80];
+	json_t *man;
+	int rc;
+
+	snprintf(key, sizeof(key), "%s/%s/%u", model, inc ? inc : "-", ver);
+	if (c && inc) {
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < VCACHE_KEEP; i++)
+			if (c->e[i].meta && strcmp(c->e[i].key, key) == 0) {
+				c->e[i].used = ++c->tick;
+				*meta = json_incref(c->e[i].meta);
+				memcpy(hash, c->e[i].hash, 40);
+				pthread_mutex_unlock(&c->lock);
+				return 0;
+			}
+		pthread_mutex_unlock(&c->lock);
+	}
+	rc = repo_version(fs, &repo_models, model, ver, &man);
+	if (rc < 0)
+		return rc;
+	h = json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), "model"),
+		"hash"));
+	snprintf(hash, 40, "%s", h ? h : "");
+	rc = meta_load(fs, man, meta);
+	json_decref(man);
+	if (rc < 0 || !c || !inc)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	{
+		struct vcache_entry *v = &c->e[0];
+
+		for (size_t i = 1; i < VCACHE_KEEP; i++)
+			if (c->e[i].used < v->used)
+				v = &c->e[i];
+		json_decref(v->meta);
+		snprintf(v->key, sizeof(v->key), "%s", key);
+		v->meta = json_incref(*meta);
+		memcpy(v->hash, hash, 40);
+		v->used = ++c->tick;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 /*
  * Find what /v2/models/<name>[/versions/<n>] names for u, who needs
  * want on it (X_OK: read it, score with it; W_OK: feedback).  0, or
@@ -125,7 +226,7 @@ static int target_find(struct fs *fs, const struct host_user *u,
 		       const char *name, long ver, int want,
 		       struct target *t, struct oip_reply *r)
 {
-	json_t *man = NULL, *prod;
+	json_t *mrec = NULL, *prod;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
@@ -191,11 +292,19 @@ static int target_find(struct fs *fs, const struct host_user *u,
 		return -1;
 	}
 	t->ver = (unsigned)ver;
-	rc = ver > 0 ? repo_version(fs, &repo_models, t->model, t->ver, &man)
-		     : -ENOENT;
-	if (rc == 0)
-		rc = meta_load(fs, man, &t->meta);
-	json_decref(man);
+	if (t->dep) {
+		/* the serving candidate's model, for its inputs and classes */
+		rc = repo_get(fs, &repo_models, t->model, &mrec);
+		if (rc == 0)
+			rc = ver > 0 ? version_meta(fs, t->model, mrec, t->ver,
+						   &t->meta, t->hash)
+				     : -ENOENT;
+		json_decref(mrec);
+	} else {
+		rc = ver > 0 ? version_meta(fs, t->model, t->rec, t->ver,
+					   &t->meta, t->hash)
+			     : -ENOENT;
+	}
 	if (rc < 0) {
 		fail(r, rc == -ENOENT ? 404 : 503, "models/%s/v%u: %s",
 		     t->model, t->ver,
@@ -550,8 +659,6 @@ static int score(struct fs *fs, const struct host_user *u, struct target *t,
 			rc = deploy_stream_finish(s, ans);
 		deploy_stream_free(s);
 	} else {
-		json_t *man;
-		const char *hash;
 		struct served *m = NULL;
 		struct pstream *ps = NULL;
 
@@ -561,17 +668,7 @@ static int score(struct fs *fs, const struct host_user *u, struct target *t,
 			     t->model);
 			return -1;
 		}
-		rc = repo_version(fs, &repo_models, t->model, t->ver, &man);
-		if (rc < 0) {
-			fail(r, 404, "models/%s/v%u: no such version", t->model,
-			     t->ver);
-			return -1;
-		}
-		hash = json_string_value(json_object_get(
-			json_object_get(json_object_get(man, "files"), "model"),
-			"hash"));
-		rc = served_get(fs, hash ? hash : "", &m, msg, sizeof(msg));
-		json_decref(man);
+		rc = served_get(fs, t->hash, &m, msg, sizeof(msg));
 		if (rc == 0)
 			rc = pstream_new(m, &ps);
 		if (rc == 0)

@@ -32,6 +32,10 @@ struct oip_reply {
 	struct strbuf body;      /* the caller frees it (sb_free) */
 };
 
+/* The versions HTTP has read, one cache a mount (fs->oip_cache). */
+int oip_cache_open(struct fs *fs);
+void oip_cache_close(struct fs *fs);
+
 /*
  * oip_serve: answer one request (body: len bytes, not NUL-terminated)
  * for u.  Errors are {"error": "..."} bodies with their status; it never

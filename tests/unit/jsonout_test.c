@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "jsonout.h"
+#include "strbuf.h"
 #include "tap.h"
 
 /* What num_shortest replaces: the smallest %.Ng that reads back. */
@@ -114,6 +115,34 @@ static void test_double_search(void)
 	is_int(same, total, "doubles: the shortest %g, as the loop from 1");
 }
 
+/* prom_merge: one HELP and TYPE a family, its samples together. */
+static void test_prom_merge(void)
+{
+	const char *a = "# HELP x_total X.\n# TYPE x_total counter\n"
+			"x_total{d=\"a\"} 1\n"
+			"# HELP h Latency.\n# TYPE h histogram\n"
+			"h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
+			"h_sum 3\nh_count 2\n";
+	const char *b = "# HELP x_total X again.\n# TYPE x_total counter\n"
+			"x_total{d=\"b\"} 5\n\nuntyped 7\n"
+			"# HELP h Latency.\n# TYPE h histogram\n"
+			"h_bucket{le=\"1\"} 0\nh_count 0\n";
+	const char *texts[2] = { a, b };
+	size_t lens[2] = { strlen(a), strlen(b) };
+	struct strbuf out = { 0 };
+
+	prom_merge(texts, lens, 2, &out);
+	is_str(out.buf,
+	       "# HELP x_total X.\n# TYPE x_total counter\n"
+	       "x_total{d=\"a\"} 1\nx_total{d=\"b\"} 5\n"
+	       "# HELP h Latency.\n# TYPE h histogram\n"
+	       "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\n"
+	       "h_count 2\nh_bucket{le=\"1\"} 0\nh_count 0\n"
+	       "untyped 7\n",
+	       "families merged, in the order they first come");
+	sb_free(&out);
+}
+
 int main(void)
 {
 	json_t *j = json_pack(
@@ -139,5 +168,6 @@ int main(void)
 	json_decref(j);
 	test_float();
 	test_double_search();
+	test_prom_merge();
 	return done();
 }
