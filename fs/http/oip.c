@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "csv.h"
 #include "deploy.h"
 #include "fs.h"
 #include "jsonout.h"
@@ -404,8 +405,8 @@ static const char *value_fits(const char *dt, json_t *v)
 	if (strcmp(dt, "BYTES") == 0)
 		return json_is_string(v) ? NULL : "BYTES data must be strings";
 	if (strcmp(dt, "BOOL") == 0)
-		return json_is_boolean(v) ? NULL : "BOOL data must be true "
-						   "or false";
+		return "BOOL is no feature a model takes (send numbers or "
+		       "strings)";
 	if (dt[0] == 'F')
 		return json_is_number(v) ? NULL : "floating-point data must "
 						  "be numbers";
@@ -502,13 +503,52 @@ static int tensor_take(json_t *in, size_t idx, struct tensor *t,
 	return 0;
 }
 
+/* A CSV field: quoted when it must be. */
+static void csv_field_put(struct strbuf *out, const char *v, size_t n)
+{
+	if (n && strcspn(v, ",\"") == n && v[0] != ' ' && v[n - 1] != ' ') {
+		sb_append(out, v, n);
+		return;
+	}
+	sb_puts(out, "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '"')
+			sb_puts(out, "\"");
+		sb_append(out, v + i, 1);
+	}
+	sb_puts(out, "\"");
+}
+
+/* A tensor's value as a CSV field (null: missing); -1 for a line break,
+ * which a row of the predict stream cannot hold. */
+static int value_put(struct strbuf *out, json_t *v)
+{
+	char num[40];
+
+	if (json_is_integer(v)) {
+		sb_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	} else if (json_is_real(v)) {
+		/* the decimal that reads back to the same double */
+		snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+		sb_puts(out, num);
+	} else if (json_is_string(v)) {
+		const char *t = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		if (memchr(t, '\n', n) || memchr(t, '\r', n))
+			return -1;
+		csv_field_put(out, t, n);
+	}
+	return 0;
+}
+
 /*
- * The request's rows as JSON lines in text: one [N, F] tensor in the
+ * The request's rows as CSV in text: one [N, F] tensor in the
  * order of meta.json "inputs", or one [N] tensor per input (and the id
  * column, if the model has one).  *rows their count.
  */
 static int rows_make(json_t *req, json_t *meta, struct strbuf *text,
-		     size_t *rows, struct oip_reply *r)
+		     size_t *rows, bool *ided, struct oip_reply *r)
 {
 	json_t *inputs = json_object_get(req, "inputs");
 	json_t *names = json_object_get(meta, "inputs");
@@ -575,24 +615,52 @@ static int rows_make(json_t *req, json_t *meta, struct strbuf *text,
 			}
 		*rows = ts[0].rows;
 	}
-	for (size_t row = 0; row < *rows; row++) {
-		json_t *o = json_object();
+	/*
+	 * CSV, which the predict stream reads with one number parse a value
+	 * (its JSON rows would be parsed, printed and parsed again): a
+	 * header when the id column comes too, then a line a row.
+	 */
+	*ided = cols[nin] && idcol;
+	if (*ided) {
+		for (size_t k = 0; k <= nin; k++) {
+			const char *n = k < nin ? json_string_value(
+							  json_array_get(names, k))
+						: idcol;
+			double d;
 
-		for (size_t k = 0; k < nin; k++) {
-			json_t *v = nt == 1 && ts[0].cols > 1
-					    ? json_array_get(ts[0].flat,
-							     row * nin + k)
-					    : json_array_get(cols[k], row);
-
-			json_object_set(o, json_string_value(
-						   json_array_get(names, k)),
-					v);
+			if (csv_parse_double(n, strlen(n), &d)) {
+				fail(r, 400, "the input \"%s\" looks like a "
+					     "number: send the rows through the "
+					     "file",
+				     n);
+				goto out;
+			}
+			sb_puts(text, k ? "," : "");
+			csv_field_put(text, n, strlen(n));
 		}
-		if (cols[nin] && idcol)
-			json_object_set(o, idcol, json_array_get(cols[nin], row));
-		sb_put_json(text, o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-					     JSON_REAL_PRECISION(17));
-		json_decref(o);
+		sb_puts(text, "\n");
+	}
+	for (size_t row = 0; row < *rows; row++) {
+		for (size_t k = 0; k <= nin; k++) {
+			json_t *v;
+
+			if (k == nin && !(cols[nin] && idcol))
+				break;
+			v = nt == 1 && ts[0].cols > 1
+				    ? json_array_get(ts[0].flat, row * nin + k)
+				    : json_array_get(cols[k], row);
+			if (k)
+				sb_puts(text, ",");
+			if (value_put(text, v) < 0) {
+				fail(r, 400, "row %zu: a value of \"%s\" holds "
+					     "a line break",
+				     row,
+				     k < nin ? json_string_value(
+						       json_array_get(names, k))
+					     : idcol);
+				goto out;
+			}
+		}
 		sb_puts(text, "\n");
 	}
 	rc = text->err ? (fail(r, 500, "out of memory"), -1) : 0;
@@ -686,54 +754,102 @@ static int score(struct fs *fs, const struct host_user *u, struct target *t,
 	return 0;
 }
 
-/* The answers' lines as output tensors. */
+/* A number of an answer line as JSON: as it is, or null (nan, inf). */
+static void num_put(struct strbuf *out, const char *p, size_t n)
+{
+	double d;
+
+	if (n && csv_parse_double(p, n, &d) && isfinite(d))
+		sb_append(out, p, n);
+	else
+		sb_puts(out, "null");
+}
+
+/*
+ * The answers' CSV lines as output tensors, written as JSON text: the
+ * numbers are copied as the stream printed them (the shortest decimal
+ * of the float the model computed).  A line is [id,]answer[,p0,...]:
+ * read from the right, since an id or a class may hold commas; the
+ * class is the longest of the model's that ends the rest.
+ */
 static void answers_out(struct target *t, const char *ans, size_t len,
-			size_t rows, unsigned want, json_t *req,
+			size_t rows, unsigned want, bool ided, json_t *req,
 			struct oip_reply *r)
 {
 	json_t *classes = json_object_get(t->meta, "classes");
 	size_t k = json_array_size(classes), row = 0;
-	json_t *pred = json_array(), *proba = json_array(), *ids = json_array();
-	json_t *outs = json_array(), *res;
+	struct strbuf pred = { 0 }, proba = { 0 }, ids = { 0 };
 	const char *dt = predict_datatype(t->meta);
 	const char *at = ans, *end = ans + len;
-	char ver[24];
 
 	while (at < end && row < rows) {
 		const char *nl = memchr(at, '\n', (size_t)(end - at));
 		size_t l = nl ? (size_t)(nl - at) : (size_t)(end - at);
-		json_t *a, *p, *id;
+		const char *e = at + l, *num[256], *cls = NULL;
+		size_t numlen[256], nn = k ? k : 1, clen = 0, rest;
 
 		if (l >= 7 && strncmp(at, "error: ", 7) == 0) {
 			fail(r, 400, "row %zu: %.*s", row, (int)(l - 7), at + 7);
 			goto out;
 		}
-		a = json_loadb(at, l, 0, NULL);
-		p = json_object_get(a, "prediction");
-		if (!p) {
-			json_decref(a);
-			fail(r, 500, "row %zu: no answer", row);
+		if (nn > 256) {
+			fail(r, 500, "more than 256 classes");
 			goto out;
 		}
-		if (strcmp(dt, "BYTES") == 0 && !json_is_string(p)) {
-			/* numeric classes: their text, as the data has them */
-			char *s = json_dumps(p, JSON_ENCODE_ANY);
+		/* the last nn fields: numbers, no comma in them */
+		for (size_t f = nn; f-- > 0;) {
+			const char *c = e;
 
-			json_array_append_new(pred, json_string(s ? s : ""));
-			free(s);
-		} else {
-			json_array_append(pred, p);
+			while (c > at && c[-1] != ',')
+				c--;
+			num[f] = c;
+			numlen[f] = (size_t)(e - c);
+			e = c > at ? c - 1 : c;
+			if (c == at && f) {
+				fail(r, 500, "row %zu: a short answer", row);
+				goto out;
+			}
 		}
-		for (size_t c = 0; c < k; c++)
-			json_array_append(
-				proba,
-				json_object_get(
-					json_object_get(a, "probabilities"),
-					json_string_value(
-						json_array_get(classes, c))));
-		id = json_object_get(a, "id");
-		json_array_append_new(ids, id ? json_incref(id) : json_null());
-		json_decref(a);
+		if (k) {
+			/* num[0] is the first probability: the class before */
+			rest = (size_t)(num[0] - at);
+			rest = rest ? rest - 1 : 0;
+			for (size_t c = 0; c < k; c++) {
+				const char *name = json_string_value(
+					json_array_get(classes, c));
+				size_t n = strlen(name);
+
+				if (n <= rest && n >= clen &&
+				    memcmp(at + rest - n, name, n) == 0 &&
+				    (n == rest || at[rest - n - 1] == ',')) {
+					cls = name;
+					clen = n;
+				}
+			}
+			if (!cls) {
+				fail(r, 500, "row %zu: no class in the answer",
+				     row);
+				goto out;
+			}
+			rest -= clen;
+		} else {
+			rest = (size_t)(num[0] - at);
+		}
+		rest = rest ? rest - 1 : 0; /* the id's comma */
+		sb_puts(&pred, row ? "," : "");
+		if (k)
+			sb_json_string(&pred, cls, clen);
+		else
+			num_put(&pred, num[0], numlen[0]);
+		for (size_t c = 0; c < k; c++) {
+			sb_puts(&proba, row || c ? "," : "");
+			num_put(&proba, num[c], numlen[c]);
+		}
+		sb_puts(&ids, row ? "," : "");
+		if (ided)
+			sb_json_string(&ids, at, rest);
+		else
+			sb_puts(&ids, "null");
 		row++;
 		at += l + 1;
 	}
@@ -741,36 +857,39 @@ static void answers_out(struct target *t, const char *ans, size_t len,
 		fail(r, 500, "%zu answers for %zu rows", row, rows);
 		goto out;
 	}
+	if (pred.err || proba.err || ids.err) {
+		fail(r, 500, "out of memory");
+		goto out;
+	}
+	r->status = 200;
+	sb_puts(&r->body, "{\"model_name\":");
+	sb_json_string(&r->body, t->name, strlen(t->name));
+	sb_printf(&r->body, ",\"model_version\":\"%u\"", t->ver);
+	if (json_object_get(req, "id")) {
+		sb_puts(&r->body, ",\"id\":");
+		sb_put_json(&r->body, json_object_get(req, "id"),
+			    JSON_ENCODE_ANY | JSON_COMPACT);
+	}
+	sb_puts(&r->body, ",\"outputs\":[");
 	if (want & 1)
-		json_array_append_new(outs, json_pack("{s:s, s:s, s:[I], s:O}",
-						      "name", "predict",
-						      "datatype", dt, "shape",
-						      (json_int_t)rows, "data",
-						      pred));
+		sb_printf(&r->body, "{\"name\":\"predict\",\"datatype\":\"%s\","
+				    "\"shape\":[%zu],\"data\":[%.*s]}",
+			  dt, rows, (int)pred.len, pred.buf ? pred.buf : "");
 	if (want & 2)
-		json_array_append_new(outs,
-				      json_pack("{s:s, s:s, s:[I, I], s:O}",
-						"name", "proba", "datatype",
-						"FP64", "shape", (json_int_t)rows,
-						(json_int_t)k, "data", proba));
+		sb_printf(&r->body, "%s{\"name\":\"proba\",\"datatype\":\"FP64\","
+				    "\"shape\":[%zu,%zu],\"data\":[%.*s]}",
+			  want & 1 ? "," : "", rows, k, (int)proba.len,
+			  proba.buf ? proba.buf : "");
 	if (want & 4)
-		json_array_append_new(outs, json_pack("{s:s, s:s, s:[I], s:O}",
-						      "name", "id", "datatype",
-						      "BYTES", "shape",
-						      (json_int_t)rows, "data",
-						      ids));
-	snprintf(ver, sizeof(ver), "%u", t->ver);
-	res = json_pack("{s:s, s:s, s:o}", "model_name", t->name,
-			"model_version", ver, "outputs", json_incref(outs));
-	if (res && json_object_get(req, "id"))
-		json_object_set(res, "id", json_object_get(req, "id"));
-	ok_json(r, res);
-	json_decref(res);
+		sb_printf(&r->body, "%s{\"name\":\"id\",\"datatype\":\"BYTES\","
+				    "\"shape\":[%zu],\"data\":[%.*s]}",
+			  want & 3 ? "," : "", rows, (int)ids.len,
+			  ids.buf ? ids.buf : "");
+	sb_puts(&r->body, "]}\n");
 out:
-	json_decref(outs);
-	json_decref(pred);
-	json_decref(proba);
-	json_decref(ids);
+	sb_free(&pred);
+	sb_free(&proba);
+	sb_free(&ids);
 }
 
 static void infer(struct fs *fs, const struct host_user *u, struct target *t,
@@ -781,7 +900,7 @@ static void infer(struct fs *fs, const struct host_user *u, struct target *t,
 	struct strbuf text = { 0 }, ans = { 0 };
 	size_t rows = 0;
 	unsigned want;
-	bool ids = t->dep || json_object_get(t->meta, "id");
+	bool ids = t->dep || json_object_get(t->meta, "id"), ided = false;
 
 	if (!json_is_object(req)) {
 		fail(r, 400, "%s at line %d, column %d",
@@ -793,10 +912,10 @@ static void infer(struct fs *fs, const struct host_user *u, struct target *t,
 	if (outputs_wanted(req, json_array_size(json_object_get(t->meta,
 								 "classes")),
 			   ids, &want, r) == 0 &&
-	    rows_make(req, t->meta, &text, &rows, r) == 0 &&
+	    rows_make(req, t->meta, &text, &rows, &ided, r) == 0 &&
 	    score(fs, u, t, &text, &ans, r) == 0)
-		answers_out(t, ans.buf ? ans.buf : "", ans.len, rows, want, req,
-			    r);
+		answers_out(t, ans.buf ? ans.buf : "", ans.len, rows, want,
+			    ided || t->dep, req, r);
 	sb_free(&text);
 	sb_free(&ans);
 	json_decref(req);
