@@ -47,6 +47,7 @@
 #include "predict.h"
 #include "plotcache.h"
 #include "http.h"
+#include "next.h"
 #include "runner.h"
 #include "reap.h"
 #include "store.h"
@@ -926,6 +927,7 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		fs_log(fs, LOG_ERR, "cannot start a thread");
 		return -1;
 	}
+	next_start(fs);
 	if (http_start(fs) < 0) {
 		fs_log(fs, LOG_ERR, "http: cannot start serving");
 		return -1;
@@ -936,6 +938,9 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 static void stop_services(struct fs *fs)
 {
 	http_stop(fs); /* no request in flight from here on */
+	pthread_mutex_lock(&fs->ds_lock);
+	next_stop(fs); /* parked readers are answered at unmount */
+	pthread_mutex_unlock(&fs->ds_lock);
 	repo_verify_join(fs);
 	reap_stop(fs);
 	runner_stop(fs);

@@ -62,6 +62,9 @@ struct fs_opts {
 
 #define FS_ERRORS_KEEP 1000 /* lines kept in .mlfs/errors */
 
+struct repo_kind;
+struct waiter;
+
 struct fs {
 	struct fs_opts opts;
 	struct store *store;
@@ -105,6 +108,14 @@ struct fs {
 	 * fs->opts.read_only alone decides.
 	 */
 	bool (*refuses_change)(struct fs *fs, uid_t uid);
+	/*
+	 * The repository published version ver of name (0: removed name),
+	 * under ds_lock.  Set by the tree (next.c), whose readers of
+	 * v<n>/next wait for it; NULL: nobody asks.
+	 */
+	void (*on_version)(struct fs *fs, const struct repo_kind *k,
+			   const char *name, unsigned ver);
+	struct waiter *next_waiters; /* next.c's, under ds_lock */
 
 	/* the node table (node.c) */
 	pthread_mutex_t nodes_lock;

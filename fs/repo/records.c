@@ -521,6 +521,8 @@ int repo_remove(struct fs *fs, const struct repo_kind *k, const char *name,
 	if (rc == 0) {
 		catalog_changed(fs);
 		atomic_fetch_add(&fs->rec_gen, 1);
+		if (fs->on_version)
+			fs->on_version(fs, k, name, 0);
 	}
 	for (size_t i = 0; rc == 0 && i < vc.n; i++)
 		if (mans[i])
@@ -628,6 +630,8 @@ int repo_commit_version(struct fs *fs, const struct repo_kind *k, const char *na
 	if (rc < 0)
 		goto out_undo_manifest;
 	atomic_fetch_add(&fs->n_versions, 1);
+	if (fs->on_version)
+		fs->on_version(fs, k, name, ver);
 	return 0;
 out_undo_manifest:
 	repo_manifest_key(k, name, ver, key, sizeof(key));

@@ -32,6 +32,7 @@
 #include "objects.h"
 #include "remote.h"
 #include "fs.h"
+#include "next.h"
 #include "store.h"
 
 /* node->comp[1] is the dataset, comp[2] the version directory */
@@ -158,6 +159,37 @@ static int lineage_show(struct node *n, struct strbuf *out)
 	return version_show(n, out, ds_render_lineage);
 }
 
+/* next: blocks until a newer version than this one (or latest) exists */
+static int next_open(struct fs_file *f, const struct fs_ctx *ctx)
+{
+	(void)ctx;
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	f->direct_io = true; /* no cache: every read asks anew */
+	return 0;
+}
+
+static int next_file_read(struct fs_file *f, size_t size, off_t off,
+			  struct fs_reply *r)
+{
+	struct node *n = f->node;
+
+	return next_read(n->fs, obj_kind(n), obj_name(n), obj_ver(n), r, size,
+			 off);
+}
+
+static int next_getattr(struct node *n, struct stat *st)
+{
+	int rc = obj_attr(n, st, false);
+
+	st->st_size = 0; /* an answer that comes when it comes */
+	return rc;
+}
+
+#define NEXT_TYPE                                                             \
+	{ "next", S_IFREG | 0444, NODE_F_STREAM, .open = next_open,           \
+	  .read = next_file_read, .getattr = next_getattr }
+
 static const struct node_type version_files[] = {
 	{ "data.csv", S_IFREG | 0444, NODE_F_IMMUTABLE,
 	  .open = vdata_open, .read = vdata_read, .release = vdata_release,
@@ -170,6 +202,7 @@ static const struct node_type version_files[] = {
 	  .getattr = obj_file_getattr },
 	{ "lineage", S_IFREG | 0444, NODE_F_IMMUTABLE, .show = lineage_show,
 	  .getattr = obj_file_getattr },
+	NEXT_TYPE,
 	{ NULL },
 };
 
@@ -847,6 +880,7 @@ static const struct node_type dataset_files[] = {
 	  .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
 	  .getattr = obj_file_getattr },
+	NEXT_TYPE,
 	{ NULL },
 };
 
