@@ -327,9 +327,10 @@ static const struct root_entry root_entries[] = {
 	  "  schema         column types and roles (JSON); write to override,\n"
 	  "                 e.g. {\"columns\": [{\"name\": \"id\", \"role\": \"id\"}]}\n"
 	  "  stats          per-column statistics (JSON)\n"
+	  "  next           blocks until a newer version exists, names it\n"
 	  "  latest -> v<n> the newest version\n"
 	  "  <alias> -> v<n> ln -s v2 prod; ln -sfn v3 prod; rm prod\n"
-	  "  v<n>/          immutable: data.csv schema stats lineage\n" },
+	  "  v<n>/          immutable: data.csv schema stats lineage next\n" },
 	{ &features_type,
 	  "<fs>/            mkdir makes a feature set\n"
 	  "  spec           its definition (JSON): entity, timestamp, source,\n"
