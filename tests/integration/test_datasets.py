@@ -52,8 +52,8 @@ def test_mkdir_cp_makes_versions(mlfs, tmp_path):
     assert os.readlink(d / "latest") == "v1"
     assert (d / "data.csv").read_text() == IRIS
     assert (d / "v1" / "data.csv").read_text() == IRIS
-    assert sorted(os.listdir(d / "v1")) == ["data.csv", "lineage", "schema",
-                                            "stats"]
+    assert sorted(os.listdir(d / "v1")) == ["data.csv", "lineage", "next",
+                                            "schema", "stats"]
     assert os.stat(d / "v1" / "data.csv").st_size == len(IRIS)
     # a second, different copy makes v2; v1 is unchanged
     src.write_text(IRIS + "5.0,3.6,1.4,0.2,setosa\n")
