@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLFS_ABI_MAJOR 1
-#define MLFS_ABI_MINOR 2
+#define MLFS_ABI_MINOR 3
 
 /*
  * Marks the descriptor.  In C++ a namespace-scope const has internal
@@ -240,6 +240,67 @@ struct mlfs_tune_ops {
 	 * failed. */
 	int (*report)(void *inst, unsigned trial, double score);
 	void (*fini)(void *inst);
+};
+
+/*
+ * ABI 1.3: the prep stage.  A prep plugin is one step of a dataset's
+ * `prepare` spec ({"steps": [{"impute": {...}}, {"balance": {...}}]}):
+ * it takes a table and gives a new one.  The job program runs the steps
+ * in order, as the writer, out of the daemon; the version it publishes
+ * records every step with its params and the seed in its lineage.
+ *
+ * A table holds columns of text as the CSV has them (UTF-8, NUL-ended;
+ * NULL for a missing value), and for numeric columns the numbers too
+ * (NaN when missing).  Types and roles come from the dataset's schema.
+ */
+enum mlfs_col_type {
+	MLFS_COL_NUMERIC = 1,
+	MLFS_COL_CATEGORICAL,
+	MLFS_COL_TIME,
+	MLFS_COL_TEXT,
+};
+
+/* Roles a column has (mlfs_column.roles, a bit set), as the schema's. */
+#define MLFS_ROLE_LABEL 0x1
+#define MLFS_ROLE_ID 0x2
+#define MLFS_ROLE_PII 0x4
+#define MLFS_ROLE_TIME 0x8
+
+struct mlfs_column {
+	const char *name;
+	int type;        /* enum mlfs_col_type */
+	unsigned roles;  /* MLFS_ROLE_* */
+	char **text;     /* [rows]: the value as text, or NULL (missing) */
+	double *num;     /* [rows] for NUMERIC columns (NaN: missing), else
+			    NULL.  When both are set they agree: a step that
+			    changes a number sets its text to NULL, and the
+			    host prints the number. */
+};
+
+struct mlfs_table {
+	size_t rows;
+	size_t cols;
+	struct mlfs_column *col; /* [cols] */
+};
+
+/*
+ * A prep plugin.  run reads in (borrowed) and makes *out, which the
+ * plugin allocates and out_free releases; out may share nothing with
+ * in.  Errors are negative errnos with msg naming the param or column
+ * ("\"k\": must be >= 1", "column \"age\": not numeric").  seed makes
+ * every random choice; the same table, params and seed give the same
+ * table.
+ */
+struct mlfs_prep_ops {
+	size_t size; /* sizeof(struct mlfs_prep_ops) */
+	/* check: judge params before the job starts (the spec's write). */
+	int (*check)(const struct mlfs_param *params, size_t nparams,
+		     char *msg, size_t msglen);
+	int (*run)(const struct mlfs_host *host,
+		   const struct mlfs_param *params, size_t nparams,
+		   uint64_t seed, const struct mlfs_table *in,
+		   struct mlfs_table **out, char *msg, size_t msglen);
+	void (*out_free)(struct mlfs_table *out);
 };
 
 /* The descriptor: `MLFS_EXPORT const struct mlfs_plugin mlfs_plugin`. */

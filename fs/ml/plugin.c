@@ -74,6 +74,22 @@ static int check_tune_ops(const struct mlfs_tune_ops *o, char *msg,
 	return 0;
 }
 
+static int check_prep_ops(const struct mlfs_prep_ops *o, char *msg,
+			  size_t msglen)
+{
+	if (o->size < offsetof(struct mlfs_prep_ops, out_free) +
+			      sizeof(o->out_free)) {
+		snprintf(msg, msglen, "prep ops too small (%zu bytes)",
+			 o->size);
+		return -EINVAL;
+	}
+	if (!o->check || !o->run || !o->out_free) {
+		snprintf(msg, msglen, "prep ops missing a required op");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int plugin_load_file(const char *path, struct plugin *out, char *msg,
 		     size_t msglen)
 {
@@ -131,6 +147,11 @@ int plugin_load_file(const char *path, struct plugin *out, char *msg,
 	}
 	if (d->stage == MLFS_STAGE_TUNE) {
 		rc = check_tune_ops(d->ops, msg, msglen);
+		if (rc < 0)
+			goto out_close;
+	}
+	if (d->stage == MLFS_STAGE_PREP) {
+		rc = check_prep_ops(d->ops, msg, msglen);
 		if (rc < 0)
 			goto out_close;
 	}
