@@ -395,7 +395,7 @@ def test_crashing_plugin_fails_its_job_not_the_mount(mlfs_factory, tmp_path):
     mlfs = mlfs_factory(opts=[f"plugins={pdir}"])
     mlfs.expect("plugin refused")
     plugins = (mlfs.mnt / ".mlfs" / "plugins").read_text()
-    assert "crash train 1.2" in plugins
+    assert "crash train 1.3" in plugins
     assert "refused" in plugins and "badname.so" in plugins
     assert 'does not match the file name' in plugins
     iris(mlfs)
