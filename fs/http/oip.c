@@ -97,28 +97,6 @@ static void ok_json(struct oip_reply *r, json_t *j)
 	free(text);
 }
 
-/* version man's meta.json, parsed (new reference) */
-static int meta_load(struct fs *fs, json_t *man, json_t **out)
-{
-	const char *hash = json_string_value(json_object_get(
-		json_object_get(json_object_get(man, "files"), "meta.json"),
-		"hash"));
-	char key[96], *buf;
-	size_t len;
-	int rc;
-
-	*out = NULL;
-	if (!hash)
-		return -ENOENT;
-	repo_blob_key(hash, key, sizeof(key));
-	rc = store_get(fs->store, key, META_MAX, &buf, &len);
-	if (rc < 0)
-		return rc;
-	*out = json_loadb(buf, len, 0, NULL);
-	free(buf);
-	return *out ? 0 : -EIO;
-}
-
 /* --- versions' meta.json, parsed once --- */
 
 #define VCACHE_KEEP 64
@@ -197,7 +175,14 @@ static int version_meta(struct fs *fs, const char *model, json_t *rec,
 		json_object_get(json_object_get(man, "files"), "model"),
 		"hash"));
 	snprintf(hash, 40, "%s", h ? h : "");
-	rc = meta_load(fs, man, meta);
+	{
+		char path[NAME_MAX + 64];
+
+		snprintf(path, sizeof(path), "models/%s/v%u/meta.json", model,
+			 ver);
+		rc = repo_file_json(fs, man, "meta.json", META_MAX, 0, path,
+				    meta);
+	}
 	json_decref(man);
 	if (rc < 0 || !c || !inc)
 		return rc;

@@ -69,22 +69,7 @@ unsigned mplot_has(json_t *man)
 static int json_blob(struct fs *fs, json_t *man, const char *file, uid_t uid,
 		     const char *path, json_t **out)
 {
-	const char *hash = file_hash(man, file);
-	char key[96], *buf;
-	size_t len;
-	int rc;
-
-	*out = NULL;
-	if (!hash)
-		return -ENOENT;
-	repo_blob_key(hash, key, sizeof(key));
-	rc = store_get(fs->store, key, PLOT_JSON_MAX, &buf, &len);
-	rc = repo_blob_error(fs, uid, path, key, rc);
-	if (rc < 0)
-		return rc;
-	*out = json_loadb(buf, len, 0, NULL);
-	free(buf);
-	return *out ? 0 : -EIO;
+	return repo_file_json(fs, man, file, PLOT_JSON_MAX, uid, path, out);
 }
 
 /* Draw p of the version man from its blobs, into out. */

@@ -272,3 +272,25 @@ int repo_put_file(struct fs *fs, const char *path, char hash[33],
 	*size = (uint64_t)st.st_size;
 	return repo_put_blob(fs, hash, path, *size, key, sizeof(key), NULL);
 }
+
+int repo_file_json(struct fs *fs, json_t *man, const char *file, size_t max,
+		   uid_t uid, const char *path, json_t **out)
+{
+	const char *hash = json_string_value(json_object_get(
+		json_object_get(json_object_get(man, "files"), file), "hash"));
+	char key[96], *buf;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if (!hash)
+		return -ENOENT;
+	repo_blob_key(hash, key, sizeof(key));
+	rc = store_get(fs->store, key, max, &buf, &len);
+	rc = repo_blob_error(fs, uid, path, key, rc);
+	if (rc < 0)
+		return rc;
+	*out = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	return *out ? 0 : -EIO;
+}

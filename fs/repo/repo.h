@@ -305,6 +305,16 @@ int repo_blob_error(struct fs *fs, uid_t uid, const char *path, const char *key,
 		  int rc);
 
 /*
+ * repo_file_json: the file of version manifest man (its "files" entry),
+ * at most max bytes of it read from the store and parsed: a new
+ * reference in *out.  -ENOENT when the version has no such file; a blob
+ * that does not match its hash is reported for uid at path and -EIO, as
+ * repo_blob_error says; -EIO for one that is not JSON.
+ */
+int repo_file_json(struct fs *fs, json_t *man, const char *file, size_t max,
+		   uid_t uid, const char *path, json_t **out);
+
+/*
  * A manifest's field as the mount shows it: indented JSON, numbers as
  * people write them, a newline at the end.  -ENOENT without the field.
  */
