@@ -150,31 +150,42 @@ int host_open(const struct host_user *u, const char *path, bool want_dir,
 	return 0;
 }
 
-bool host_may(const struct host_user *u, uid_t owner, gid_t group,
-	      mode_t mode, int want)
+bool host_may_as(uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
+		 uid_t owner, gid_t group, mode_t mode, int want)
 {
-	gid_t groups[HOST_MAX_GROUPS];
-	unsigned bits = 0;
-	int n;
+	unsigned bits;
 
-	if (u->uid == 0)
+	if (uid == 0)
 		return true;
-	if (u->uid == owner) {
+	if (uid == owner) {
 		bits = (mode >> 6) & 7;
 	} else {
-		bool member = u->gid == group;
-		unsigned w = (unsigned)want;
+		bool member = gid == group;
 
-		/* the group's bits grant what the others' do: membership
-		 * changes nothing, so the groups are not looked up */
-		if (((((mode >> 3) & 7) & w) == w) == (((mode & 7) & w) == w))
-			member = true;
-		n = member ? 0 : user_groups(u, groups, HOST_MAX_GROUPS);
-		for (int i = 0; i < n && !member; i++)
+		for (int i = 0; i < ngroups && !member; i++)
 			member = groups[i] == group;
 		bits = member ? (mode >> 3) & 7 : mode & 7;
 	}
 	return (bits & (unsigned)want) == (unsigned)want;
+}
+
+bool host_may(const struct host_user *u, uid_t owner, gid_t group,
+	      mode_t mode, int want)
+{
+	gid_t groups[HOST_MAX_GROUPS];
+	unsigned w = (unsigned)want;
+	int n = 0;
+
+	/*
+	 * The groups are looked up only when they can change the answer:
+	 * not for root, the owner, the primary group, or a mode whose
+	 * group bits grant what the others' do.
+	 */
+	if (u->uid != 0 && u->uid != owner && u->gid != group &&
+	    ((((mode >> 3) & 7) & w) == w) != (((mode & 7) & w) == w))
+		n = user_groups(u, groups, HOST_MAX_GROUPS);
+	return host_may_as(u->uid, u->gid, groups, n, owner, group, mode,
+			   want);
 }
 
 bool host_may_record(const struct host_user *u, const struct json_t *rec,

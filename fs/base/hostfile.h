@@ -48,6 +48,10 @@ int host_open(const struct host_user *u, const char *path, bool want_dir,
  */
 bool host_may(const struct host_user *u, uid_t owner, gid_t group,
 	      mode_t mode, int want);
+/* host_may for a caller whose groups are known (an HTTP peer's, taken
+ * when it connected): uid, primary gid, and ngroups supplementary. */
+bool host_may_as(uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
+		 uid_t owner, gid_t group, mode_t mode, int want);
 
 /*
  * host_copy: copy size bytes from the start of from to the start of to

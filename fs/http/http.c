@@ -32,6 +32,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -68,6 +69,8 @@ struct token {
 	unsigned char text[TOKEN_MAX];
 	uid_t uid;
 	gid_t gid; /* the uid's primary group, when the tokens were read */
+	gid_t groups[64]; /* and its groups, as the group database has them */
+	int ngroups;
 };
 
 struct conn {
@@ -75,11 +78,14 @@ struct conn {
 	int fd;
 	uid_t uid;            /* NO_UID: a TCP peer without a token yet */
 	gid_t gid;
-	pid_t pid;            /* the peer's process (unix socket), or 0 */
+	gid_t groups[64];     /* its supplementary groups when it connected
+				 (SO_PEERGROUPS), or the token's */
+	int ngroups;
 	double since;         /* monotonic: opened, its last request ended,
 				 or its body's last bytes came */
 	bool busy;            /* headers in, request not answered yet */
 	bool scoring;         /* the request is being answered */
+	bool sending;         /* its answer is being sent */
 	uint64_t held;        /* bytes of its request's body kept */
 	double began;         /* monotonic: its request's headers came */
 	bool shut;            /* shut down by the timer */
@@ -108,7 +114,8 @@ struct req {
 				 or everyone's share of bodies held) */
 	int early;            /* an answer known from the headers (401, 413) */
 	uint64_t reserved;    /* body bytes counted in its conn's held */
-	struct host_user user;
+	bool all;             /* refused for everyone's bodies, not its uid's */
+	struct oip_caller user;
 };
 
 static double mono(void)
@@ -166,6 +173,14 @@ static int tokens_read(struct http *h, const char *path)
 		int k;
 
 		n++;
+		if (!strchr(line, '\n') && !feof(fp)) {
+			fprintf(stderr, "mlfs: http_token=%s:%u: a line over "
+					"%zu bytes\n",
+				path, n, sizeof(line) - 2);
+			explicit_bzero(line, sizeof(line));
+			fclose(fp);
+			return -1;
+		}
 		if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line))
 			continue;
 		k = sscanf(line, "%255s %511s %1s", who, tok, extra);
@@ -178,7 +193,15 @@ static int tokens_read(struct http *h, const char *path)
 			fclose(fp);
 			return -1;
 		}
+		errno = 0;
 		uid = strtol(who, &end, 10);
+		if (!*end && (errno || uid < 0 || uid >= (long)UINT32_MAX)) {
+			fprintf(stderr, "mlfs: http_token=%s:%u: uid %s is out "
+					"of range\n",
+				path, n, who);
+			fclose(fp);
+			return -1;
+		}
 		if (*end) {
 			if (getpwnam_r(who, &pw, pwbuf, sizeof(pwbuf), &pp) ||
 			    !pp) {
@@ -207,6 +230,11 @@ static int tokens_read(struct http *h, const char *path)
 					0 && pp
 				? pp->pw_gid
 				: (gid_t)uid;
+		t[h->ntokens].ngroups = 64;
+		if (!pp || getgrouplist(pp->pw_name, pp->pw_gid,
+					t[h->ntokens].groups,
+					&t[h->ntokens].ngroups) < 0)
+			t[h->ntokens].ngroups = 0; /* more than 64: none */
 		h->ntokens++;
 		explicit_bzero(tok, sizeof(tok));
 		explicit_bzero(line, sizeof(line));
@@ -242,10 +270,25 @@ static int bind_unix(struct http *h, const char *spec, const char *path)
 		unlink(path);
 	}
 	h->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (h->lfd < 0 || bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (h->lfd < 0)
 		return bad(spec, strerror(errno));
-	/* anyone may connect: who they are is the peer's uid */
-	if (chmod(path, 0666) < 0 || listen(h->lfd, 512) < 0)
+	/*
+	 * Anyone may connect (who they are is the peer's uid): the socket
+	 * is made mode 0666 by the umask, never chmod'ed by its path, which
+	 * a user who can write the folder could swap for a link to a file
+	 * of root's between the bind and the chmod.  Before the daemon has
+	 * threads, so the process-wide umask is ours alone.
+	 */
+	{
+		mode_t old = umask(0111);
+		int rc = bind(h->lfd, (struct sockaddr *)&sa, sizeof(sa));
+		int err = errno;
+
+		umask(old);
+		if (rc < 0)
+			return bad(spec, strerror(err));
+	}
+	if (listen(h->lfd, 512) < 0)
 		return bad(spec, strerror(errno));
 	strcpy(h->unix_path, path);
 	snprintf(h->fs->http_addr, sizeof(h->fs->http_addr), "unix:%s", path);
@@ -407,7 +450,16 @@ static void accept_one(struct http *h)
 	c->fd = fd;
 	c->uid = h->tcp ? NO_UID : cred.uid;
 	c->gid = cred.gid;
-	c->pid = h->tcp ? 0 : cred.pid;
+	if (!h->tcp) {
+		/* the groups as they were at connect, with the uid: not the
+		 * peer process's later (its pid may be another's by then) */
+		socklen_t gl = sizeof(c->groups);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) <
+		    0)
+			gl = 0; /* more than 64: none, the narrower answer */
+		c->ngroups = (int)(gl / sizeof(gid_t));
+	}
 	c->since = mono();
 	pthread_mutex_lock(&h->lock);
 	if (conns_of(h, c->uid) >=
@@ -468,9 +520,13 @@ static void *timer_main(void *arg)
 
 		pthread_mutex_lock(&h->lock);
 		for (struct conn *c = h->conns; c; c = c->next) {
+			double quiet = c->sending ? HTTP_REQUEST_SECS
+						  : HTTP_HEADER_SECS;
+
 			if (!c->shut && !c->scoring &&
-			    (now - c->since > HTTP_HEADER_SECS ||
-			     (c->busy && now - c->began > HTTP_REQUEST_SECS))) {
+			    (now - c->since > quiet ||
+			     (c->busy && !c->sending &&
+			      now - c->began > HTTP_REQUEST_SECS))) {
 				shutdown(c->fd, SHUT_RDWR);
 				c->shut = true;
 			}
@@ -556,7 +612,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *mc, int status,
  * NO_UID.  Every token is compared, in constant time each.
  */
 static uid_t token_uid(const struct http *h, struct MHD_Connection *mc,
-		       gid_t *gid)
+		       gid_t *gid, const struct token **tok)
 {
 	const char *auth = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
 						       "Authorization");
@@ -575,6 +631,7 @@ static uid_t token_uid(const struct http *h, struct MHD_Connection *mc,
 		if (CRYPTO_memcmp(text, h->tokens[i].text, TOKEN_MAX) == 0) {
 			uid = h->tokens[i].uid;
 			*gid = h->tokens[i].gid;
+			*tok = &h->tokens[i];
 		}
 	return uid;
 }
@@ -590,10 +647,11 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 						     "Content-Length");
 	uid_t uid = c ? c->uid : NO_UID;
 	gid_t gid = c ? c->gid : (gid_t)-1;
+	const struct token *tok = NULL;
 	int status = 0;
 
 	if (h->tcp) {
-		uid = token_uid(h, mc, &gid);
+		uid = token_uid(h, mc, &gid, &tok);
 		if (uid == NO_UID)
 			return MHD_HTTP_UNAUTHORIZED;
 		pthread_mutex_lock(&h->lock);
@@ -611,9 +669,19 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 	if (uid == NO_UID)
 		return MHD_HTTP_FORBIDDEN;
 	q->user.uid = uid;
-	q->user.pid = c && !h->tcp ? c->pid : 0;
 	q->user.gid = gid;
-	return cl ? body_room(h, c, q, strtoull(cl, NULL, 10)) : 0;
+	if (!h->tcp && c) {
+		q->user.groups = c->groups;
+		q->user.ngroups = c->ngroups;
+	} else if (tok) {
+		q->user.groups = tok->groups;
+		q->user.ngroups = tok->ngroups;
+	}
+	/* a body declared over the limit is refused at once; room for
+	 * one is taken as its bytes come, not as declared */
+	if (cl && strtoull(cl, NULL, 10) > h->max_body)
+		return MHD_HTTP_CONTENT_TOO_LARGE;
+	return 0;
 }
 
 static enum MHD_Result early_reply(struct MHD_Connection *mc, int status)
@@ -665,6 +733,7 @@ static int body_room(struct http *h, struct conn *c, struct req *q,
 	if (uid_held + extra > HTTP_HELD_PER_UID * h->max_body ||
 	    all + extra > HTTP_HELD_ALL * h->max_body) {
 		rc = MHD_HTTP_SERVICE_UNAVAILABLE;
+		q->all = all + extra > HTTP_HELD_ALL * h->max_body;
 	} else {
 		c->held += extra;
 		q->reserved = total;
@@ -732,8 +801,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 	oip_serve(h->fs, &q->user, method, url, q->body.buf ? q->body.buf : "",
 		  q->body.len, &r);
 	if (c) {
+		/* the answer has HTTP_REQUEST_SECS to reach a slow reader */
 		pthread_mutex_lock(&h->lock);
 		c->scoring = false;
+		c->sending = true;
+		c->since = mono();
 		pthread_mutex_unlock(&h->lock);
 	}
 	if (r.body.err) {
@@ -756,6 +828,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	if (c) {
 		pthread_mutex_lock(&h->lock);
 		c->busy = false;
+		c->sending = false;
 		c->held = 0;
 		c->since = mono();
 		pthread_mutex_unlock(&h->lock);

@@ -43,7 +43,21 @@
 #include "store.h"
 
 #define META_MAX ((size_t)16 << 20)   /* bytes of a meta.json read */
-#define CELLS_MAX ((size_t)16 << 20)  /* values in one infer's inputs */
+#define CELLS_MAX ((size_t)4 << 20)   /* values in one infer's inputs */
+
+/* May u have want on the object of record rec (a file of it of mode
+ * mode; 0: the object's directory itself)? */
+static bool may(const struct oip_caller *u, json_t *rec, mode_t mode,
+		int want)
+{
+	uid_t owner = (uid_t)json_integer_value(json_object_get(rec, "uid"));
+	gid_t group = (gid_t)json_integer_value(json_object_get(rec, "gid"));
+
+	if (!mode)
+		mode = (mode_t)json_integer_value(json_object_get(rec, "mode"));
+	return host_may_as(u->uid, u->gid, u->groups, u->ngroups, owner, group,
+			   mode, want);
+}
 
 /* A model or a deployment, as a request names it. */
 struct target {
@@ -74,6 +88,11 @@ static void fail(struct oip_reply *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* a URL or a value may hold any bytes: the JSON string must be
+	 * UTF-8, so each byte outside printable ASCII becomes '?' */
+	for (char *c = why; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '?';
 	r->status = status;
 	r->body.len = 0;
 	sb_puts(&r->body, "{\"error\": ");
@@ -204,11 +223,37 @@ static int version_meta(struct fs *fs, const char *model, json_t *rec,
 }
 
 /*
+ * Is name a deployment that /v2/models/<name> means (its record in
+ * *rec)?  A deployment stands for a model of the same name only when
+ * one user owns both: anyone may make a deployment, and one named as
+ * another user's model would otherwise take that model's requests and
+ * read their inputs in its prediction store.
+ */
+static bool deployment_named(struct fs *fs, const char *name, json_t **rec)
+{
+	json_t *mrec;
+	bool owns;
+
+	if (repo_get(fs, &repo_deployments, name, rec) < 0)
+		return false;
+	if (repo_get(fs, &repo_models, name, &mrec) < 0)
+		return true;
+	owns = json_integer_value(json_object_get(mrec, "uid")) ==
+	       json_integer_value(json_object_get(*rec, "uid"));
+	json_decref(mrec);
+	if (!owns) {
+		json_decref(*rec);
+		*rec = NULL;
+	}
+	return owns;
+}
+
+/*
  * Find what /v2/models/<name>[/versions/<n>] names for u, who needs
  * want on it (X_OK: read it, score with it; W_OK: feedback).  0, or
  * a reply made.
  */
-static int target_find(struct fs *fs, const struct host_user *u,
+static int target_find(struct fs *fs, const struct oip_caller *u,
 		       const char *name, long ver, int want,
 		       struct target *t, struct oip_reply *r)
 {
@@ -222,19 +267,13 @@ static int target_find(struct fs *fs, const struct host_user *u,
 	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	snprintf(t->model, sizeof(t->model), "%s", name);
-	if (ver < 0 && repo_get(fs, &repo_deployments, name, &t->rec) == 0) {
+	if (ver < 0 && deployment_named(fs, name, &t->rec)) {
 		char ref[NAME_MAX + 40], why[300] = "";
 		char *at;
 
 		t->dep = true;
-		if (!host_may_record(u, t->rec, X_OK) ||
-		    (want == W_OK &&
-		     !host_may(u,
-			       (uid_t)json_integer_value(
-				       json_object_get(t->rec, "uid")),
-			       (gid_t)json_integer_value(
-				       json_object_get(t->rec, "gid")),
-			       0620, W_OK))) {
+		if (!may(u, t->rec, 0, X_OK) ||
+		    (want == W_OK && !may(u, t->rec, 0620, W_OK))) {
 			fail(r, 403, "deployments/%s: permission denied for "
 				     "uid %u",
 			     name, (unsigned)u->uid);
@@ -255,7 +294,7 @@ static int target_find(struct fs *fs, const struct host_user *u,
 		snprintf(t->model, sizeof(t->model), "%.*s", NAME_MAX, ref);
 		ver = atol(at + 1);
 	} else if (repo_get(fs, &repo_models, name, &t->rec) == 0) {
-		if (!host_may_record(u, t->rec, want == W_OK ? X_OK : X_OK)) {
+		if (!may(u, t->rec, 0, X_OK)) {
 			fail(r, 403, "models/%s: permission denied for uid %u",
 			     name, (unsigned)u->uid);
 			return -1;
@@ -368,19 +407,29 @@ static void metadata(struct target *t, struct oip_reply *r)
 
 /* --- infer --- */
 
-/* The elements of data, flattened row-major into out (borrowed). */
-static int flatten(json_t *data, int depth, json_t *out)
+/*
+ * The elements of data into out (borrowed), row-major: data is flat
+ * (rows * cols values), or, for a shape [N, F], N lists of F values;
+ * -1 for any other nesting.
+ */
+static int flatten(json_t *data, size_t rows, size_t cols, bool two_d,
+		   json_t *out)
 {
 	size_t i;
 	json_t *v;
 
 	if (!json_is_array(data))
-		return json_array_append(out, data);
-	if (depth > 2)
 		return -1;
-	json_array_foreach(data, i, v)
-		if (flatten(v, depth + 1, out) < 0)
+	if (!json_is_array(json_array_get(data, 0)))
+		return json_array_extend(out, data) < 0 ? -1 : 0;
+	if (!two_d || json_array_size(data) != rows)
+		return -1;
+	json_array_foreach(data, i, v) {
+		if (!json_is_array(v) || json_array_size(v) != cols ||
+		    (cols && json_is_array(json_array_get(v, 0))) ||
+		    json_array_extend(out, v) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -468,9 +517,9 @@ static int tensor_take(json_t *in, size_t idx, struct tensor *t,
 		return -1;
 	}
 	t->flat = json_array();
-	if (!t->flat || flatten(data, 0, t->flat) < 0) {
-		fail(r, 400, "inputs[%zu] (%s): data nested deeper than its "
-			     "shape",
+	if (!t->flat || flatten(data, t->rows, t->cols, n == 2, t->flat) < 0) {
+		fail(r, 400, "inputs[%zu] (%s): data must be a flat list, or "
+			     "for [N, F] N lists of F values",
 		     idx, t->name);
 		return -1;
 	}
@@ -694,7 +743,7 @@ static int outputs_wanted(json_t *req, bool classes, bool ids,
 }
 
 /* Score text (rows JSON lines) for t as u: the answers' lines. */
-static int score(struct fs *fs, const struct host_user *u, struct target *t,
+static int score(struct fs *fs, const struct oip_caller *u, struct target *t,
 		 const struct strbuf *text, struct strbuf *ans,
 		 struct oip_reply *r)
 {
@@ -702,7 +751,9 @@ static int score(struct fs *fs, const struct host_user *u, struct target *t,
 	int rc;
 
 	if (t->dep) {
-		struct fs_ctx ctx = { u->uid, u->gid, u->pid, 022, NULL };
+		/* no process behind it: a feature set's online store is
+		 * read with the group database's groups */
+		struct fs_ctx ctx = { u->uid, u->gid, 0, 022, NULL };
 		struct dstream *s;
 
 		rc = deploy_stream_open(fs, t->name, &ctx, &s, msg, sizeof(msg));
@@ -831,10 +882,18 @@ static void answers_out(struct target *t, const char *ans, size_t len,
 			num_put(&proba, num[c], numlen[c]);
 		}
 		sb_puts(&ids, row ? "," : "");
-		if (ided)
+		if (ided && rest >= 2 && at[0] == '"' && at[rest - 1] == '"') {
+			/* a CSV field as the row had it: unquoted */
+			char *raw = malloc(rest);
+			size_t n = raw ? csv_unescape(raw, at + 1, rest - 2) : 0;
+
+			sb_json_string(&ids, raw ? raw : "", n);
+			free(raw);
+		} else if (ided) {
 			sb_json_string(&ids, at, rest);
-		else
+		} else {
 			sb_puts(&ids, "null");
+		}
 		row++;
 		at += l + 1;
 	}
@@ -877,20 +936,36 @@ out:
 	sb_free(&ids);
 }
 
-static void infer(struct fs *fs, const struct host_user *u, struct target *t,
+static void infer(struct fs *fs, const struct oip_caller *u, struct target *t,
 		  const char *body, size_t len, struct oip_reply *r)
 {
 	json_error_t je;
-	json_t *req = json_loadb(body, len, 0, &je);
+	json_t *req;
+	size_t seps = 0;
+
+	/*
+	 * jansson takes some 60 bytes a value: a body of empty lists would
+	 * cost 50 times its size.  Values are counted by their separators
+	 * first, and a body with too many is refused unread.
+	 */
+	for (size_t i = 0; i < len; i++)
+		seps += body[i] == ',' || body[i] == '[' || body[i] == '{';
+	if (seps > 2 * CELLS_MAX + 1024) {
+		fail(r, 413, "more than %zu values in the body", CELLS_MAX);
+		return;
+	}
+	req = json_loadb(body, len, 0, &je);
 	struct strbuf text = { 0 }, ans = { 0 };
 	size_t rows = 0;
 	unsigned want;
 	bool ids = t->dep || json_object_get(t->meta, "id"), ided = false;
 
 	if (!json_is_object(req)) {
-		fail(r, 400, "%s at line %d, column %d",
-		     req ? "the body must be a JSON object" : je.text, je.line,
-		     je.column);
+		if (req)
+			fail(r, 400, "the body must be a JSON object");
+		else
+			fail(r, 400, "%s at line %d, column %d", je.text,
+			     je.line, je.column);
 		json_decref(req);
 		return;
 	}
@@ -964,7 +1039,7 @@ static int each_dep(void *arg, const char *name)
 	return json_array_append_new(names, json_string(name));
 }
 
-static void metrics(struct fs *fs, const struct host_user *u,
+static void metrics(struct fs *fs, const struct oip_caller *u,
 		    struct oip_reply *r)
 {
 	struct strbuf all = { 0 }, one = { 0 };
@@ -986,7 +1061,7 @@ static void metrics(struct fs *fs, const struct host_user *u,
 		    repo_get(fs, &repo_deployments, name, &rec) < 0)
 			continue;
 		/* the deployments this uid may read */
-		if (host_may_record(u, rec, X_OK) &&
+		if (may(u, rec, 0, X_OK) &&
 		    deploy_show_prom(fs, name, &one) == 0) {
 			texts[nt] = (const char *)(uintptr_t)at;
 			lens[nt++] = one.len - at;
@@ -1013,7 +1088,7 @@ static void metrics(struct fs *fs, const struct host_user *u,
 
 /* --- routing --- */
 
-void oip_serve(struct fs *fs, const struct host_user *u, const char *method,
+void oip_serve(struct fs *fs, const struct oip_caller *u, const char *method,
 	       const char *url, const char *body, size_t len,
 	       struct oip_reply *r)
 {
@@ -1080,7 +1155,7 @@ void oip_serve(struct fs *fs, const struct host_user *u, const char *method,
 		char *end;
 
 		ver = np > 4 ? strtol(parts[4], &end, 10) : 0;
-		if (np < 5 || *end || ver <= 0) {
+		if (np < 5 || *end || ver <= 0 || ver > (long)UINT_MAX) {
 			fail(r, 404, "no such version: %.200s", url);
 			return;
 		}

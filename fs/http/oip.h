@@ -26,6 +26,16 @@
 
 struct fs;
 
+/* Who asks: a uid, its primary group and its supplementary groups as
+ * they were when it connected (SO_PEERGROUPS), or the group database's
+ * (a token's uid). */
+struct oip_caller {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	int ngroups;
+};
+
 struct oip_reply {
 	int status;              /* 200, 400, 403, 404, 405, 413, 503 */
 	const char *type;        /* Content-Type */
@@ -41,7 +51,7 @@ void oip_cache_close(struct fs *fs);
  * for u.  Errors are {"error": "..."} bodies with their status; it never
  * fails otherwise.
  */
-void oip_serve(struct fs *fs, const struct host_user *u, const char *method,
+void oip_serve(struct fs *fs, const struct oip_caller *u, const char *method,
 	       const char *url, const char *body, size_t len,
 	       struct oip_reply *r);
 
