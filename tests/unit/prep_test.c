@@ -1,0 +1,1226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the prep plugins (plugins/prep/): each is dlopened from
+ * $MLFS_PLUGIN_DIR as the daemon would, checked by the daemon's loader
+ * too, and driven through its ops with a small host table.  Checks that
+ * impute fills means, medians, modes (ties: the first seen) and
+ * constants, only where asked, and leaves labels and times alone; that
+ * oversample and undersample reach the exact target counts, keep every
+ * original row (oversample) or the kept ones in order (undersample); that
+ * every smote row lies on the segment from its source row to one of that
+ * row's k nearest neighbours in its class, recomputed here, with the
+ * categorical vote of those neighbours; that one seed gives one table;
+ * tables with no rows, one class, a class of one row, missing labels and
+ * missing values; and bad params, refused with their exact messages.
+ *
+ * Allocation failures are not injected here: the plugins are separate
+ * shared objects, which the --wrap=malloc of the unit build cannot reach.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs_plugin.h"
+#include "plugin.h"
+#include "tap.h"
+
+/* ---- the host ---- */
+
+struct host_state {
+	int cancel;    /* cancelled() returns this */
+	long warnings; /* log() calls at MLFS_LOG_WARNING or worse */
+};
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+	struct host_state *hs = ctx;
+	va_list ap;
+
+	if (level <= MLFS_LOG_WARNING)
+		hs->warnings++;
+	if (!getenv("PREP_TEST_VERBOSE"))
+		return;
+	printf("# log %d: ", level);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static int host_cancelled(void *ctx)
+{
+	struct host_state *hs = ctx;
+
+	return hs->cancel;
+}
+
+static struct host_state hs;
+static const struct mlfs_host host = {
+	.size = sizeof(host),
+	.ctx = &hs,
+	.log = host_log,
+	.cancelled = host_cancelled,
+	.threads = 1,
+};
+
+/* ---- plugins ---- */
+
+struct plug {
+	const char *name;
+	void *handle;
+	const struct mlfs_plugin *desc;
+	const struct mlfs_prep_ops *ops;
+};
+
+static struct plug plugs[] = {
+	{ "impute", NULL, NULL, NULL },
+	{ "balance", NULL, NULL, NULL },
+};
+
+enum { P_IMPUTE, P_BALANCE, P_COUNT };
+
+static char msg[512];
+
+static int check(int p, const struct mlfs_param *ps, size_t n)
+{
+	msg[0] = '\0';
+	return plugs[p].ops->check(ps, n, msg, sizeof(msg));
+}
+
+static int run(int p, const struct mlfs_param *ps, size_t n, uint64_t seed,
+	       const struct mlfs_table *in, struct mlfs_table **out)
+{
+	msg[0] = '\0';
+	return plugs[p].ops->run(&host, ps, n, seed, in, out, msg,
+				 sizeof(msg));
+}
+
+static void out_free(int p, struct mlfs_table *t)
+{
+	plugs[p].ops->out_free(t);
+}
+
+static struct mlfs_param num(const char *name, double v)
+{
+	return (struct mlfs_param){ .name = name,
+				    .type = MLFS_PARAM_NUMBER,
+				    .number = v };
+}
+
+static struct mlfs_param str(const char *name, const char *s)
+{
+	return (struct mlfs_param){ .name = name,
+				    .type = MLFS_PARAM_STRING,
+				    .string = s };
+}
+
+/* ---- tables the test owns ---- */
+
+static struct mlfs_table *tab_new(size_t rows, size_t cols)
+{
+	struct mlfs_table *t = calloc(1, sizeof(*t));
+
+	t->rows = rows;
+	t->cols = cols;
+	t->col = calloc(cols + 1, sizeof(*t->col));
+	for (size_t j = 0; j < cols; j++)
+		t->col[j].text = calloc(rows + 1, sizeof(char *));
+	return t;
+}
+
+static void tab_col(struct mlfs_table *t, size_t j, const char *name,
+		    int type, unsigned roles)
+{
+	t->col[j].name = name;
+	t->col[j].type = type;
+	t->col[j].roles = roles;
+	if (type != MLFS_COL_NUMERIC)
+		return;
+	t->col[j].num = calloc(t->rows + 1, sizeof(double));
+	for (size_t i = 0; i < t->rows; i++)
+		t->col[j].num[i] = NAN;
+}
+
+/* Cell (j, i) as the CSV has it; a NUMERIC column reads it as a number. */
+static void tab_set(struct mlfs_table *t, size_t j, size_t i, const char *s)
+{
+	struct mlfs_column *c = &t->col[j];
+
+	free(c->text[i]);
+	c->text[i] = s ? strdup(s) : NULL;
+	if (c->num)
+		c->num[i] = s ? strtod(s, NULL) : NAN;
+}
+
+static void tab_setnum(struct mlfs_table *t, size_t j, size_t i, double v)
+{
+	char buf[32];
+
+	if (isnan(v)) {
+		tab_set(t, j, i, NULL);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%.17g", v);
+	tab_set(t, j, i, buf);
+}
+
+/* A column of strings, one a row; NULL for missing. */
+static void tab_fill(struct mlfs_table *t, size_t j, const char *const *v)
+{
+	for (size_t i = 0; i < t->rows; i++)
+		tab_set(t, j, i, v[i]);
+}
+
+static void tab_free(struct mlfs_table *t)
+{
+	if (!t)
+		return;
+	for (size_t j = 0; j < t->cols; j++) {
+		for (size_t i = 0; i < t->rows; i++)
+			free(t->col[j].text[i]);
+		free(t->col[j].text);
+		free(t->col[j].num);
+	}
+	free(t->col);
+	free(t);
+}
+
+static long col_of(const struct mlfs_table *t, const char *name)
+{
+	for (size_t j = 0; j < t->cols; j++)
+		if (t->col[j].name && strcmp(t->col[j].name, name) == 0)
+			return (long)j;
+	return -1;
+}
+
+static const char *text_at(const struct mlfs_table *t, const char *col,
+			   size_t i)
+{
+	long j = col_of(t, col);
+
+	return j < 0 || i >= t->rows ? "(no such cell)" : t->col[j].text[i];
+}
+
+static double num_at(const struct mlfs_table *t, const char *col, size_t i)
+{
+	long j = col_of(t, col);
+
+	if (j < 0 || i >= t->rows || !t->col[j].num)
+		return -12345.678;
+	return t->col[j].num[i];
+}
+
+static bool text_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool num_eq(double a, double b)
+{
+	return (isnan(a) && isnan(b)) || a == b;
+}
+
+/* Cell (ja, ia) of a and cell (jb, ib) of b hold the same. */
+static bool cell_eq(const struct mlfs_table *a, size_t ja, size_t ia,
+		    const struct mlfs_table *b, size_t jb, size_t ib)
+{
+	const struct mlfs_column *x = &a->col[ja], *y = &b->col[jb];
+
+	if (!text_eq(x->text[ia], y->text[ib]))
+		return false;
+	if (!x->num || !y->num)
+		return !x->num && !y->num;
+	return num_eq(x->num[ia], y->num[ib]);
+}
+
+/* Row ia of a is row ib of b, in every column. */
+static bool row_eq(const struct mlfs_table *a, size_t ia,
+		   const struct mlfs_table *b, size_t ib)
+{
+	if (a->cols != b->cols)
+		return false;
+	for (size_t j = 0; j < a->cols; j++)
+		if (!cell_eq(a, j, ia, b, j, ib))
+			return false;
+	return true;
+}
+
+static bool tab_eq(const struct mlfs_table *a, const struct mlfs_table *b)
+{
+	if (!a || !b || a->rows != b->rows || a->cols != b->cols)
+		return false;
+	for (size_t j = 0; j < a->cols; j++) {
+		if (!text_eq(a->col[j].name, b->col[j].name) ||
+		    a->col[j].type != b->col[j].type ||
+		    a->col[j].roles != b->col[j].roles)
+			return false;
+	}
+	for (size_t i = 0; i < a->rows; i++)
+		if (!row_eq(a, i, b, i))
+			return false;
+	return true;
+}
+
+/* out shares no pointer with in (names, texts, numbers). */
+static bool shares_nothing(const struct mlfs_table *out,
+			   const struct mlfs_table *in)
+{
+	for (size_t j = 0; j < out->cols && j < in->cols; j++) {
+		const struct mlfs_column *o = &out->col[j], *c = &in->col[j];
+
+		if (o->name == c->name || o->text == c->text ||
+		    (o->num && o->num == c->num))
+			return false;
+		for (size_t i = 0; i < out->rows; i++)
+			for (size_t k = 0; k < in->rows; k++)
+				if (o->text[i] && o->text[i] == c->text[k])
+					return false;
+	}
+	return true;
+}
+
+/* How many rows of t have text v in column col. */
+static size_t count_of(const struct mlfs_table *t, const char *col,
+		       const char *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->rows; i++)
+		n += text_eq(text_at(t, col, i), v);
+	return n;
+}
+
+/* ---- the generator of test data ---- */
+
+static uint64_t rng_state = 42;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double unif(void)
+{
+	return (double)(rnd() >> 11) * 0x1p-53;
+}
+
+/* ---- descriptors ---- */
+
+static void test_descriptors(const char *dir)
+{
+	for (int p = 0; p < P_COUNT; p++) {
+		const struct mlfs_plugin *d = plugs[p].desc;
+		const struct mlfs_prep_ops *o = plugs[p].ops;
+		char path[4096], why[512] = "";
+		struct plugin pl;
+		int rc;
+
+		is_int(d->abi_major, MLFS_ABI_MAJOR, "descriptor: ABI major");
+		is_int(d->abi_minor, MLFS_ABI_MINOR, "descriptor: ABI minor");
+		is_int(d->stage, MLFS_STAGE_PREP, "descriptor: prep stage");
+		is_str(d->name, plugs[p].name, "descriptor: the file's name");
+		ok(d->version && *d->version, "descriptor: a version");
+		ok(o && o->size == sizeof(*o) && o->check && o->run &&
+			   o->out_free,
+		   "descriptor: every prep op");
+		/* and the daemon's own loader takes it */
+		snprintf(path, sizeof(path), "%s/%s.so", dir, plugs[p].name);
+		rc = plugin_load_file(path, &pl, why, sizeof(why));
+		is_int(rc, 0, "the daemon's loader takes it");
+		if (rc < 0) {
+			printf("#   %s\n", why);
+			continue;
+		}
+		free(pl.path);
+		dlclose(pl.handle);
+	}
+}
+
+/* ---- impute ---- */
+
+enum { I_AGE, I_INC, I_CITY, I_PET, I_LAB, I_WHEN, I_NOTE, I_COLS };
+
+/*
+ * age: 1 . 3 10 .   mean 14/3, median 3
+ * inc: 1 2 . 10 20  mean 8.25, median (2 + 10) / 2 = 6
+ * city: a . b b a   mode a (a tie: a came first)
+ * pet: x y y . .    mode y
+ * label: p . n p n  (the label: left alone by default)
+ * when: a time column, never a mean or a mode
+ * note: free text, a mode like categorical
+ */
+static struct mlfs_table *impute_table(void)
+{
+	static const char *const age[] = { "1", NULL, "3", "10", NULL };
+	static const char *const inc[] = { "1", "2", NULL, "10", "20" };
+	static const char *const city[] = { "a", NULL, "b", "b", "a" };
+	static const char *const pet[] = { "x", "y", "y", NULL, NULL };
+	static const char *const lab[] = { "p", NULL, "n", "p", "n" };
+	static const char *const when[] = { "2024-01-01", NULL, "2024-01-03",
+					    "2024-01-03", NULL };
+	static const char *const note[] = { NULL, "hi", "yo", "hi", NULL };
+	struct mlfs_table *t = tab_new(5, I_COLS);
+
+	tab_col(t, I_AGE, "age", MLFS_COL_NUMERIC, 0);
+	tab_col(t, I_INC, "inc", MLFS_COL_NUMERIC, 0);
+	tab_col(t, I_CITY, "city", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, I_PET, "pet", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, I_LAB, "label", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	tab_col(t, I_WHEN, "when", MLFS_COL_TIME, MLFS_ROLE_TIME);
+	tab_col(t, I_NOTE, "note", MLFS_COL_TEXT, 0);
+	tab_fill(t, I_AGE, age);
+	tab_fill(t, I_INC, inc);
+	tab_fill(t, I_CITY, city);
+	tab_fill(t, I_PET, pet);
+	tab_fill(t, I_LAB, lab);
+	tab_fill(t, I_WHEN, when);
+	tab_fill(t, I_NOTE, note);
+	return t;
+}
+
+static void test_impute_mean_mode(void)
+{
+	struct mlfs_table *in = impute_table(), *out = NULL;
+	int rc = run(P_IMPUTE, NULL, 0, 1, in, &out);
+
+	is_int(rc, 0, "impute: defaults run");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	is_int(out->rows, 5, "impute: rows kept");
+	is_int(out->cols, I_COLS, "impute: columns kept");
+	ok(num_at(out, "age", 1) == 14.0 / 3 && num_at(out, "age", 4) ==
+	   14.0 / 3, "impute: age's missing values are its mean");
+	ok(!text_at(out, "age", 1),
+	   "impute: a filled number's text is NULL, for the host to print");
+	is_str(text_at(out, "age", 3), "10", "impute: present text kept");
+	ok(num_at(out, "age", 3) == 10, "impute: present number kept");
+	ok(num_at(out, "inc", 2) == 8.25, "impute: inc's mean 8.25");
+	is_str(text_at(out, "city", 1), "a",
+	       "impute: city's mode, the first seen of a tie");
+	is_str(text_at(out, "pet", 3), "y", "impute: pet's mode y");
+	is_str(text_at(out, "pet", 4), "y", "impute: pet's mode y again");
+	is_str(text_at(out, "note", 0), "hi", "impute: text takes the mode");
+	ok(!text_at(out, "label", 1), "impute: the label is left alone");
+	ok(!text_at(out, "when", 1), "impute: time is left alone");
+	is_str(out->col[I_LAB].name, "label", "impute: names copied");
+	is_int(out->col[I_LAB].roles, MLFS_ROLE_LABEL, "impute: roles kept");
+	is_int(out->col[I_WHEN].type, MLFS_COL_TIME, "impute: types kept");
+	ok(!out->col[I_CITY].num, "impute: no numbers for categorical");
+	ok(shares_nothing(out, in), "impute: out shares nothing with in");
+	ok(!in->col[I_AGE].text[1] && isnan(in->col[I_AGE].num[1]) &&
+		   !in->col[I_CITY].text[1],
+	   "impute: the input is unchanged");
+	out_free(P_IMPUTE, out);
+	tab_free(in);
+}
+
+static void test_impute_median_constant(void)
+{
+	struct mlfs_table *in = impute_table(), *out = NULL;
+	struct mlfs_param med[] = { str("numeric", "median") };
+	struct mlfs_param cst[] = { str("numeric", "constant"),
+				    str("categorical", "constant"),
+				    num("value", -1.5) };
+	struct mlfs_param cst2[] = { str("categorical", "constant"),
+				     str("value", "unknown") };
+	int rc;
+
+	rc = run(P_IMPUTE, med, 1, 1, in, &out);
+	is_int(rc, 0, "impute: median runs");
+	if (rc == 0) {
+		ok(num_at(out, "age", 1) == 3 && num_at(out, "age", 4) == 3,
+		   "impute: age's median 3 (odd count)");
+		ok(num_at(out, "inc", 2) == 6,
+		   "impute: inc's median 6 (even count: the middle two)");
+		is_str(text_at(out, "city", 1), "a",
+		       "impute: categorical still the mode");
+		out_free(P_IMPUTE, out);
+	}
+	rc = run(P_IMPUTE, cst, 3, 1, in, &out);
+	is_int(rc, 0, "impute: constants run");
+	if (rc == 0) {
+		ok(num_at(out, "age", 4) == -1.5 && num_at(out, "inc", 2) ==
+		   -1.5, "impute: numeric constant -1.5");
+		is_str(text_at(out, "city", 1), "-1.5",
+		       "impute: a numeric value as categorical text");
+		is_str(text_at(out, "when", 4), "-1.5",
+		       "impute: a categorical constant fills time too");
+		ok(!text_at(out, "label", 1),
+		   "impute: the label is left alone by a constant");
+		out_free(P_IMPUTE, out);
+	}
+	rc = run(P_IMPUTE, cst2, 2, 1, in, &out);
+	is_int(rc, 0, "impute: a string constant runs");
+	if (rc == 0) {
+		is_str(text_at(out, "pet", 3), "unknown",
+		       "impute: categorical constant");
+		is_str(text_at(out, "note", 0), "unknown",
+		       "impute: text constant");
+		ok(num_at(out, "age", 1) == 14.0 / 3,
+		   "impute: numeric still the mean");
+		out_free(P_IMPUTE, out);
+	}
+	tab_free(in);
+}
+
+static void test_impute_columns(void)
+{
+	struct mlfs_table *in = impute_table(), *out = NULL;
+	struct mlfs_param some[] = { str("columns", " age ,label") };
+	struct mlfs_param bad[] = { str("columns", "age,nope") };
+	int rc;
+
+	rc = run(P_IMPUTE, some, 1, 1, in, &out);
+	is_int(rc, 0, "impute: \"columns\" runs");
+	if (rc == 0) {
+		ok(num_at(out, "age", 1) == 14.0 / 3, "impute: age filled");
+		is_str(text_at(out, "label", 1), "p",
+		       "impute: a label named in \"columns\" is filled");
+		ok(isnan(num_at(out, "inc", 2)) && !text_at(out, "inc", 2),
+		   "impute: inc not named, left missing");
+		ok(!text_at(out, "city", 1),
+		   "impute: city not named, left missing");
+		out_free(P_IMPUTE, out);
+	}
+	out = (struct mlfs_table *)1;
+	rc = run(P_IMPUTE, bad, 1, 1, in, &out);
+	is_int(rc, -EINVAL, "impute: a column not in the table");
+	is_str(msg, "column \"nope\": not in the table",
+	       "impute: ... says which");
+	ok(!out, "impute: ... and gives no table");
+	tab_free(in);
+}
+
+static void test_impute_edges(void)
+{
+	struct mlfs_table *in, *out = NULL;
+	long warned;
+	int rc;
+
+	/* nothing present: means and modes of nothing stay missing */
+	in = tab_new(3, 2);
+	tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(in, 1, "c", MLFS_COL_CATEGORICAL, 0);
+	warned = hs.warnings;
+	rc = run(P_IMPUTE, NULL, 0, 1, in, &out);
+	is_int(rc, 0, "impute: all missing runs");
+	if (rc == 0) {
+		ok(isnan(out->col[0].num[2]) && !out->col[0].text[2] &&
+			   !out->col[1].text[2],
+		   "impute: all missing stays missing");
+		ok(hs.warnings == warned + 2,
+		   "impute: ... with a warning each");
+		out_free(P_IMPUTE, out);
+	}
+	tab_free(in);
+
+	/* no rows, no columns */
+	in = tab_new(0, 2);
+	tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(in, 1, "c", MLFS_COL_CATEGORICAL, 0);
+	rc = run(P_IMPUTE, NULL, 0, 1, in, &out);
+	ok(rc == 0 && out && out->rows == 0 && out->cols == 2,
+	   "impute: a table of no rows");
+	if (rc == 0)
+		out_free(P_IMPUTE, out);
+	tab_free(in);
+	in = tab_new(0, 0);
+	rc = run(P_IMPUTE, NULL, 0, 1, in, &out);
+	ok(rc == 0 && out && out->cols == 0, "impute: a table of nothing");
+	if (rc == 0)
+		out_free(P_IMPUTE, out);
+	tab_free(in);
+
+	/* a host that gives a NUMERIC column as text only */
+	in = tab_new(3, 1);
+	tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+	tab_set(in, 0, 0, "2");
+	tab_set(in, 0, 2, "4");
+	free(in->col[0].num);
+	in->col[0].num = NULL;
+	rc = run(P_IMPUTE, NULL, 0, 1, in, &out);
+	ok(rc == 0 && out->col[0].num && out->col[0].num[1] == 3 &&
+		   out->col[0].num[0] == 2,
+	   "impute: numbers read from the text when num is NULL");
+	if (rc == 0)
+		out_free(P_IMPUTE, out);
+	tab_free(in);
+	rc = run(P_IMPUTE, NULL, 0, 1, NULL, &out);
+	is_int(rc, -EINVAL, "impute: no table at all");
+	out_free(P_IMPUTE, NULL);
+}
+
+/* ---- balance: over and under ---- */
+
+enum { B_ID, B_F, B_G, B_LAB, B_COLS };
+
+/*
+ * 17 rows: A x 10, B x 4, C x 2 and one without a label, interleaved.
+ * id is r<i>, so a row of the output says which input row it copies.
+ */
+static struct mlfs_table *balance_table(void)
+{
+	static const char *const lab[] = { "A", "B", "A", "C", "A", "A",
+					   "B", "A", NULL, "A", "A", "B",
+					   "C", "A", "A", "B", "A" };
+	struct mlfs_table *t = tab_new(17, B_COLS);
+
+	tab_col(t, B_ID, "id", MLFS_COL_CATEGORICAL, MLFS_ROLE_ID);
+	tab_col(t, B_F, "f", MLFS_COL_NUMERIC, 0);
+	tab_col(t, B_G, "g", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, B_LAB, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	for (size_t i = 0; i < t->rows; i++) {
+		char id[24];
+
+		snprintf(id, sizeof(id), "r%zu", i);
+		tab_set(t, B_ID, i, id);
+		tab_setnum(t, B_F, i, (double)i * 1.5);
+		tab_set(t, B_G, i, i % 3 ? "u" : "v");
+		tab_set(t, B_LAB, i, lab[i]);
+	}
+	return t;
+}
+
+/* The input row the output row r copies, by its id; -1 if none. */
+static long source_row(const struct mlfs_table *out, size_t r)
+{
+	const char *id = out->col[B_ID].text[r];
+
+	if (!id || id[0] != 'r')
+		return -1;
+	return strtol(id + 1, NULL, 10);
+}
+
+/* Every output row is a whole copy of the input row its id names. */
+static bool rows_are_copies(const struct mlfs_table *out,
+			    const struct mlfs_table *in)
+{
+	for (size_t r = 0; r < out->rows; r++) {
+		long i = source_row(out, r);
+
+		if (i < 0 || (size_t)i >= in->rows || !row_eq(out, r, in, i))
+			return false;
+	}
+	return true;
+}
+
+static void test_oversample(void)
+{
+	struct mlfs_table *in = balance_table(), *out = NULL, *again = NULL;
+	struct mlfs_param one[] = { str("method", "oversample") };
+	struct mlfs_param half[] = { str("method", "oversample"),
+				     num("ratio", 0.5) };
+	bool head = true;
+	int rc;
+
+	rc = run(P_BALANCE, one, 1, 7, in, &out);
+	is_int(rc, 0, "oversample: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	is_int(out->rows, 31, "oversample: 30 labelled rows and one not");
+	is_int(count_of(out, "y", "A"), 10, "oversample: A stays 10");
+	is_int(count_of(out, "y", "B"), 10, "oversample: B reaches 10");
+	is_int(count_of(out, "y", "C"), 10, "oversample: C reaches 10");
+	is_int(count_of(out, "y", NULL), 1, "oversample: the unlabelled row");
+	for (size_t i = 0; i < in->rows; i++)
+		head = head && row_eq(out, i, in, i);
+	ok(head, "oversample: the input rows first, in order");
+	ok(rows_are_copies(out, in), "oversample: new rows are copies");
+	ok(shares_nothing(out, in), "oversample: shares nothing with in");
+	rc = run(P_BALANCE, one, 1, 7, in, &again);
+	ok(rc == 0 && tab_eq(out, again), "oversample: one seed, one table");
+	if (rc == 0)
+		out_free(P_BALANCE, again);
+	out_free(P_BALANCE, out);
+
+	rc = run(P_BALANCE, half, 2, 7, in, &out);
+	is_int(rc, 0, "oversample: ratio 0.5 runs");
+	if (rc == 0) {
+		is_int(count_of(out, "y", "A"), 10, "oversample 0.5: A 10");
+		is_int(count_of(out, "y", "B"), 5, "oversample 0.5: B 5");
+		is_int(count_of(out, "y", "C"), 5, "oversample 0.5: C 5");
+		out_free(P_BALANCE, out);
+	}
+	tab_free(in);
+}
+
+static void test_undersample(void)
+{
+	struct mlfs_table *in = balance_table(), *out = NULL, *again = NULL;
+	struct mlfs_param one[] = { str("method", "undersample") };
+	struct mlfs_param half[] = { str("method", "undersample"),
+				     num("ratio", 0.5), str("label", "y") };
+	bool ordered = true;
+	int rc;
+
+	rc = run(P_BALANCE, one, 1, 7, in, &out);
+	is_int(rc, 0, "undersample: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	is_int(out->rows, 7, "undersample: 2 of each, and one unlabelled");
+	is_int(count_of(out, "y", "A"), 2, "undersample: A down to 2");
+	is_int(count_of(out, "y", "B"), 2, "undersample: B down to 2");
+	is_int(count_of(out, "y", "C"), 2, "undersample: C keeps 2");
+	is_int(count_of(out, "y", NULL), 1, "undersample: the unlabelled row");
+	ok(rows_are_copies(out, in), "undersample: rows are copies");
+	for (size_t r = 1; r < out->rows; r++)
+		ordered = ordered && source_row(out, r - 1) <
+					     source_row(out, r);
+	ok(ordered, "undersample: kept rows in their order");
+	rc = run(P_BALANCE, one, 1, 7, in, &again);
+	ok(rc == 0 && tab_eq(out, again), "undersample: one seed, one table");
+	if (rc == 0)
+		out_free(P_BALANCE, again);
+	out_free(P_BALANCE, out);
+
+	rc = run(P_BALANCE, half, 3, 7, in, &out);
+	is_int(rc, 0, "undersample: ratio 0.5 runs");
+	if (rc == 0) {
+		is_int(count_of(out, "y", "A"), 4, "undersample 0.5: A 4");
+		is_int(count_of(out, "y", "B"), 4, "undersample 0.5: B 4");
+		is_int(count_of(out, "y", "C"), 2, "undersample 0.5: C 2");
+		out_free(P_BALANCE, out);
+	}
+	tab_free(in);
+}
+
+/* ---- smote ---- */
+
+enum { S_ID, S_X0, S_X1, S_X2, S_COLOR, S_LAB, S_NOTE, S_COLS };
+#define S_D 3
+#define S_K 5
+
+static const char *const colors[] = { "red", "green", "blue" };
+
+/*
+ * maj x 600, mid x 300, min x 15, in 3 features, shuffled together: mid
+ * spans two of balance's blocks of 256 candidates.
+ */
+static struct mlfs_table *smote_table(void)
+{
+	static const char *const names[] = { "maj", "mid", "min" };
+	struct mlfs_table *t = tab_new(915, S_COLS);
+	size_t left[3] = { 600, 300, 15 };
+
+	tab_col(t, S_ID, "id", MLFS_COL_NUMERIC, MLFS_ROLE_ID);
+	tab_col(t, S_X0, "x0", MLFS_COL_NUMERIC, 0);
+	tab_col(t, S_X1, "x1", MLFS_COL_NUMERIC, 0);
+	tab_col(t, S_X2, "x2", MLFS_COL_NUMERIC, 0);
+	tab_col(t, S_COLOR, "color", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, S_LAB, "class", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	tab_col(t, S_NOTE, "note", MLFS_COL_TEXT, 0);
+	for (size_t i = 0; i < t->rows; i++) {
+		size_t c, all = left[0] + left[1] + left[2];
+		size_t pick = (size_t)(unif() * (double)all);
+		char note[24];
+
+		c = pick < left[0] ? 0 : pick < left[0] + left[1] ? 1 : 2;
+		left[c]--;
+		tab_setnum(t, S_ID, i, (double)i);
+		/* mid around the origin, where balance's zero padding is */
+		for (size_t f = 0; f < S_D; f++)
+			tab_setnum(t, S_X0 + f, i,
+				   ((double)c - 1) * 2 + unif() * 3 - 1.5);
+		tab_set(t, S_COLOR, i, colors[rnd() % 3]);
+		tab_set(t, S_LAB, i, names[c]);
+		snprintf(note, sizeof(note), "n%zu", i);
+		tab_set(t, S_NOTE, i, note);
+	}
+	return t;
+}
+
+static double sq_dist(const struct mlfs_table *t, size_t a, size_t b)
+{
+	double s = 0;
+
+	for (size_t f = 0; f < S_D; f++) {
+		double e = t->col[S_X0 + f].num[a] - t->col[S_X0 + f].num[b];
+
+		s += e * e;
+	}
+	return s;
+}
+
+/* The k nearest rows of p's class to p (itself left out), nearest first. */
+static size_t knn(const struct mlfs_table *t, size_t p, size_t k,
+		  size_t *nn)
+{
+	double d[S_K];
+	size_t have = 0;
+
+	for (size_t j = 0; j < t->rows; j++) {
+		double s;
+		size_t at;
+
+		if (j == p || !text_eq(t->col[S_LAB].text[j],
+				       t->col[S_LAB].text[p]))
+			continue;
+		s = sq_dist(t, p, j);
+		if (have == k && s >= d[k - 1])
+			continue;
+		at = have < k ? have++ : k - 1;
+		while (at > 0 && d[at - 1] > s) {
+			d[at] = d[at - 1];
+			nn[at] = nn[at - 1];
+			at--;
+		}
+		d[at] = s;
+		nn[at] = j;
+	}
+	return have;
+}
+
+/* The color most of nn[0..k) have, ties to the nearer. */
+static const char *vote(const struct mlfs_table *t, const size_t *nn,
+			size_t k)
+{
+	const char *best = NULL;
+	size_t most = 0;
+
+	for (size_t a = 0; a < k; a++) {
+		size_t n = 0;
+
+		for (size_t b = 0; b < k; b++)
+			n += text_eq(t->col[S_COLOR].text[nn[a]],
+				     t->col[S_COLOR].text[nn[b]]);
+		if (n > most) {
+			most = n;
+			best = t->col[S_COLOR].text[nn[a]];
+		}
+	}
+	return best;
+}
+
+/*
+ * Synthetic row r of out lies on the segment from its source p (by id) to
+ * one of p's k nearest neighbours; its color is their vote, and its other
+ * columns copy p.
+ */
+static bool smote_row_ok(const struct mlfs_table *out,
+			 const struct mlfs_table *in, size_t r, size_t k)
+{
+	double idv = out->col[S_ID].num[r];
+	size_t p, nn[S_K], have;
+
+	if (!(idv >= 0 && idv < (double)in->rows))
+		return false;
+	p = (size_t)idv;
+	if (!cell_eq(out, S_LAB, r, in, S_LAB, p) ||
+	    !cell_eq(out, S_NOTE, r, in, S_NOTE, p))
+		return false;
+	have = knn(in, p, k, nn);
+	if (!text_eq(out->col[S_COLOR].text[r], vote(in, nn, have)))
+		return false;
+	for (size_t a = 0; a < have; a++) {
+		size_t q = nn[a];
+		double num = 0, den = 0, u, err = 0;
+
+		for (size_t f = 0; f < S_D; f++) {
+			double x = in->col[S_X0 + f].num[p];
+			double e = in->col[S_X0 + f].num[q] - x;
+
+			num += (out->col[S_X0 + f].num[r] - x) * e;
+			den += e * e;
+		}
+		if (den == 0)
+			continue; /* random rows: never at one point */
+		u = num / den;
+		for (size_t f = 0; f < S_D; f++) {
+			double x = in->col[S_X0 + f].num[p];
+			double y = in->col[S_X0 + f].num[q];
+			double v = out->col[S_X0 + f].num[r];
+
+			err = fmax(err, fabs(v - (x + u * (y - x))));
+			if (out->col[S_X0 + f].text[r])
+				return false; /* the host prints it */
+		}
+		/* u = 0 has odds 2^-53; a row at its source would pass any
+		 * segment, and hide a neighbour search that finds itself */
+		if (err < 1e-12 && u > 0 && u < 1 + 1e-12)
+			return true;
+	}
+	return false;
+}
+
+static void test_smote(void)
+{
+	struct mlfs_table *in = smote_table(), *out = NULL, *again = NULL;
+	struct mlfs_param ps[] = { str("method", "smote"), num("k", S_K) };
+	struct mlfs_param half[] = { str("method", "smote"),
+				     num("ratio", 0.5) };
+	size_t good = 0, bad_at = 0;
+	bool head = true;
+	int rc;
+
+	rc = run(P_BALANCE, ps, 2, 11, in, &out);
+	is_int(rc, 0, "smote: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	is_int(out->rows, 1800, "smote: 3 x 600 rows");
+	is_int(count_of(out, "class", "maj"), 600, "smote: maj stays 600");
+	is_int(count_of(out, "class", "mid"), 600, "smote: mid reaches 600");
+	is_int(count_of(out, "class", "min"), 600, "smote: min reaches 600");
+	for (size_t i = 0; i < in->rows; i++)
+		head = head && row_eq(out, i, in, i);
+	ok(head, "smote: the input rows first, in order");
+	for (size_t r = in->rows; r < out->rows; r++) {
+		if (smote_row_ok(out, in, r, S_K))
+			good++;
+		else if (!bad_at)
+			bad_at = r;
+	}
+	is_int(good, out->rows - in->rows,
+	       "smote: every new row on a segment to one of its k nearest");
+	if (bad_at)
+		printf("#   first bad row %zu\n", bad_at);
+	ok(shares_nothing(out, in), "smote: shares nothing with in");
+	rc = run(P_BALANCE, ps, 2, 11, in, &again);
+	ok(rc == 0 && tab_eq(out, again), "smote: one seed, one table");
+	if (rc == 0)
+		out_free(P_BALANCE, again);
+	rc = run(P_BALANCE, ps, 2, 12, in, &again);
+	ok(rc == 0 && !tab_eq(out, again), "smote: another seed, another");
+	if (rc == 0)
+		out_free(P_BALANCE, again);
+	out_free(P_BALANCE, out);
+
+	rc = run(P_BALANCE, half, 2, 11, in, &out);
+	is_int(rc, 0, "smote: ratio 0.5 (k 5 by default) runs");
+	if (rc == 0) {
+		is_int(count_of(out, "class", "mid"), 300,
+		       "smote 0.5: mid stays 300");
+		is_int(count_of(out, "class", "min"), 300,
+		       "smote 0.5: min 300");
+		good = 0;
+		for (size_t r = in->rows; r < out->rows; r++)
+			good += smote_row_ok(out, in, r, 5);
+		is_int(good, out->rows - in->rows,
+		       "smote 0.5: every new row on a segment");
+		out_free(P_BALANCE, out);
+	}
+	hs.cancel = 1;
+	rc = run(P_BALANCE, ps, 2, 11, in, &out);
+	is_int(rc, -ECANCELED, "smote: cancelled");
+	ok(!out, "smote: ... and gives no table");
+	hs.cancel = 0;
+	tab_free(in);
+}
+
+/* smote over missing values, a class of one row, fewer rows than k. */
+static void test_smote_edges(void)
+{
+	static const char *const lab[] = { "a", "a", "a", "a", "b", "b",
+					   "c" };
+	static const double x[] = { 0, 1, NAN, 3, 10, NAN, 20 };
+	struct mlfs_param ps[] = { str("method", "smote") };
+	struct mlfs_table *in = tab_new(7, 3), *out = NULL;
+	bool copies = true, missing_ok = true;
+	int rc;
+
+	tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(in, 1, "y", MLFS_COL_NUMERIC, 0);
+	tab_col(in, 2, "lab", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	for (size_t i = 0; i < in->rows; i++) {
+		tab_setnum(in, 0, i, x[i]);
+		tab_set(in, 2, i, lab[i]);
+	}
+	rc = run(P_BALANCE, ps, 1, 3, in, &out);
+	is_int(rc, 0, "smote: missing values, tiny classes run");
+	if (rc == 0) {
+		is_int(out->rows, 12, "smote: 4 of each class");
+		is_int(count_of(out, "lab", "b"), 4,
+		       "smote: b of two reaches 4");
+		is_int(count_of(out, "lab", "c"), 4,
+		       "smote: c of one reaches 4");
+		for (size_t r = 7; r < out->rows; r++) {
+			if (text_eq(out->col[2].text[r], "c"))
+				copies = copies && row_eq(out, r, in, 6);
+			/* y is missing everywhere: it stays missing */
+			missing_ok = missing_ok && isnan(out->col[1].num[r]);
+			/* b's x: 10 and x's mean 34 / 5, so in [6.8, 10] */
+			if (text_eq(out->col[2].text[r], "b"))
+				missing_ok = missing_ok &&
+					     out->col[0].num[r] >= 6.8 &&
+					     out->col[0].num[r] <= 10;
+		}
+		ok(copies, "smote: a class of one row is copied");
+		ok(missing_ok, "smote: missing counts as the column mean");
+		out_free(P_BALANCE, out);
+	}
+	tab_free(in);
+}
+
+/* ---- balance: tables with nothing to balance, and no label ---- */
+
+static void test_balance_edges(void)
+{
+	static const char *const methods[] = { "oversample", "undersample",
+					       "smote" };
+	struct mlfs_table *in, *out = NULL;
+	int rc;
+
+	for (size_t m = 0; m < 3; m++) {
+		struct mlfs_param ps[] = { str("method", methods[m]) };
+		char name[96];
+
+		/* no rows */
+		in = tab_new(0, 2);
+		tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 1, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+		rc = run(P_BALANCE, ps, 1, 1, in, &out);
+		snprintf(name, sizeof(name), "%s: no rows, no rows",
+			 methods[m]);
+		ok(rc == 0 && out && out->rows == 0, name);
+		if (rc == 0)
+			out_free(P_BALANCE, out);
+		tab_free(in);
+
+		/* one class, and a row with no label */
+		in = tab_new(3, 2);
+		tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 1, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+		tab_setnum(in, 0, 0, 1);
+		tab_set(in, 1, 0, "k");
+		tab_set(in, 1, 2, "k");
+		rc = run(P_BALANCE, ps, 1, 1, in, &out);
+		snprintf(name, sizeof(name), "%s: one class, unchanged",
+			 methods[m]);
+		ok(rc == 0 && out && out->rows == 3 && row_eq(out, 0, in, 0) &&
+			   row_eq(out, 1, in, 1) && row_eq(out, 2, in, 2),
+		   name);
+		if (rc == 0)
+			out_free(P_BALANCE, out);
+		tab_free(in);
+
+		/* every label missing */
+		in = tab_new(2, 1);
+		tab_col(in, 0, "y", MLFS_COL_NUMERIC, MLFS_ROLE_LABEL);
+		rc = run(P_BALANCE, ps, 1, 1, in, &out);
+		snprintf(name, sizeof(name), "%s: no label values, unchanged",
+			 methods[m]);
+		ok(rc == 0 && out && out->rows == 2, name);
+		if (rc == 0)
+			out_free(P_BALANCE, out);
+		tab_free(in);
+	}
+
+	/* a NUMERIC label: classes by number, "1" and "1.0" are one */
+	in = tab_new(4, 1);
+	tab_col(in, 0, "y", MLFS_COL_NUMERIC, MLFS_ROLE_LABEL);
+	tab_set(in, 0, 0, "1");
+	tab_set(in, 0, 1, "1.0");
+	tab_set(in, 0, 2, "0");
+	tab_set(in, 0, 3, "1");
+	{
+		struct mlfs_param ps[] = { str("method", "oversample") };
+		size_t zeros = 0;
+
+		rc = run(P_BALANCE, ps, 1, 1, in, &out);
+		is_int(rc, 0, "oversample: a numeric label runs");
+		if (rc == 0) {
+			for (size_t i = 0; i < out->rows; i++)
+				zeros += out->col[0].num[i] == 0;
+			ok(out->rows == 6 && zeros == 3,
+			   "oversample: a numeric label's classes by number");
+			out_free(P_BALANCE, out);
+		}
+	}
+	tab_free(in);
+
+	/* no label */
+	in = tab_new(2, 1);
+	tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+	{
+		struct mlfs_param ps[] = { str("method", "oversample") };
+		struct mlfs_param named[] = { str("method", "smote"),
+					      str("label", "target") };
+
+		out = (struct mlfs_table *)1;
+		rc = run(P_BALANCE, ps, 1, 1, in, &out);
+		is_int(rc, -EINVAL, "balance: no label column");
+		is_str(msg, "no column has the label role: give \"label\"",
+		       "balance: ... says so");
+		ok(!out, "balance: ... and gives no table");
+		rc = run(P_BALANCE, named, 2, 1, in, &out);
+		is_int(rc, -EINVAL, "balance: a label not in the table");
+		is_str(msg, "\"label\": column \"target\" not in the table",
+		       "balance: ... says which");
+	}
+	tab_free(in);
+	rc = run(P_BALANCE, NULL, 0, 1, NULL, &out);
+	is_int(rc, -EINVAL, "balance: no params, no table");
+	out_free(P_BALANCE, NULL);
+}
+
+/* ---- bad params ---- */
+
+struct bad {
+	int plugin;
+	struct mlfs_param ps[3];
+	size_t n;
+	const char *msg;
+};
+
+static void test_bad_params(void)
+{
+	static const double two[] = { 1, 2 };
+	const struct bad bad[] = {
+		{ P_BALANCE, { { 0 } }, 0,
+		  "\"method\": must be given: \"oversample\", \"undersample\" or \"smote\"" },
+		{ P_BALANCE, { str("method", "shuffle") }, 1,
+		  "\"method\": must be \"oversample\", \"undersample\" or \"smote\", got \"shuffle\"" },
+		{ P_BALANCE, { num("method", 1) }, 1,
+		  "\"method\": must be \"oversample\", \"undersample\" or \"smote\", got a number" },
+		{ P_BALANCE, { str("method", "smote"), num("ratio", 0) }, 2,
+		  "\"ratio\": must be > 0, got 0" },
+		{ P_BALANCE, { str("method", "smote"), num("ratio", 1.5) }, 2,
+		  "\"ratio\": must be <= 1, got 1.5" },
+		{ P_BALANCE, { str("method", "smote"), str("ratio", "1") }, 2,
+		  "\"ratio\": must be a number, got a string" },
+		{ P_BALANCE, { str("method", "smote"), num("k", 0) }, 2,
+		  "\"k\": must be an integer from 1 to 1000, got 0" },
+		{ P_BALANCE, { str("method", "smote"), num("k", 2.5) }, 2,
+		  "\"k\": must be an integer from 1 to 1000, got 2.5" },
+		{ P_BALANCE, { str("method", "oversample"), num("k", 3) }, 2,
+		  "\"k\": only for \"method\": \"smote\", not \"oversample\"" },
+		{ P_BALANCE, { str("method", "smote"), num("label", 3) }, 2,
+		  "\"label\": must be a column name, got a number" },
+		{ P_BALANCE, { str("method", "smote"), str("label", "") }, 2,
+		  "\"label\": must be a column name, got \"\"" },
+		{ P_BALANCE,
+		  { str("method", "smote"), str("label", "a"),
+		    str("label", "b") },
+		  3, "\"label\": given twice" },
+		{ P_BALANCE, { str("method", "smote"), num("kk", 3) }, 2,
+		  "\"kk\": unknown parameter for balance" },
+		{ P_IMPUTE, { str("numeric", "mode") }, 1,
+		  "\"numeric\": must be \"mean\", \"median\" or \"constant\", got \"mode\"" },
+		{ P_IMPUTE, { str("categorical", "mean") }, 1,
+		  "\"categorical\": must be \"mode\" or \"constant\", got \"mean\"" },
+		{ P_IMPUTE, { str("numeric", "constant") }, 1,
+		  "\"value\": needed for \"numeric\": \"constant\"" },
+		{ P_IMPUTE, { str("categorical", "constant") }, 1,
+		  "\"value\": needed for \"categorical\": \"constant\"" },
+		{ P_IMPUTE, { num("value", 0) }, 1,
+		  "\"value\": used only with \"constant\", but \"numeric\" is \"mean\" and \"categorical\" is \"mode\"" },
+		{ P_IMPUTE, { str("numeric", "constant"), str("value", "x") },
+		  2,
+		  "\"value\": must be a number for \"numeric\": \"constant\", got \"x\"" },
+		{ P_IMPUTE,
+		  { str("numeric", "constant"),
+		    { .name = "value", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  2, "\"value\": must be a number or a string, got a list" },
+		{ P_IMPUTE, { str("numeric", "constant"), num("value", NAN) },
+		  2, "\"value\": must be finite, got nan" },
+		{ P_IMPUTE, { num("columns", 1) }, 1,
+		  "\"columns\": must be a string of column names separated by commas, got a number" },
+		{ P_IMPUTE, { str("columns", "a,,b") }, 1,
+		  "\"columns\": an empty column name in \"a,,b\"" },
+		{ P_IMPUTE, { str("columns", "") }, 1,
+		  "\"columns\": an empty column name in \"\"" },
+		{ P_IMPUTE, { str("method", "mean") }, 1,
+		  "\"method\": unknown parameter for impute" },
+	};
+	struct mlfs_table *in = balance_table();
+
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		struct mlfs_table *out = (struct mlfs_table *)1;
+		char name[160];
+		int rc;
+
+		snprintf(name, sizeof(name), "%s check refuses: %.120s",
+			 plugs[bad[b].plugin].name, bad[b].msg);
+		rc = check(bad[b].plugin, bad[b].ps, bad[b].n);
+		if (rc != -EINVAL || strcmp(msg, bad[b].msg) != 0) {
+			ok(0, name);
+			printf("#   got %d \"%s\"\n", rc, msg);
+		} else {
+			ok(1, name);
+		}
+		/* run judges params as check does, before anything else */
+		rc = run(bad[b].plugin, bad[b].ps, bad[b].n, 1, in, &out);
+		snprintf(name, sizeof(name), "%s run refuses: %.120s",
+			 plugs[bad[b].plugin].name, bad[b].msg);
+		ok(rc == -EINVAL && strcmp(msg, bad[b].msg) == 0 && !out,
+		   name);
+	}
+	{
+		struct mlfs_param good[] = { str("method", "smote"),
+					     num("ratio", 0.25), num("k", 3),
+					     str("label", "y") };
+		struct mlfs_param fine[] = { str("numeric", "median"),
+					     str("categorical", "constant"),
+					     str("value", "?"),
+					     str("columns", "a, b") };
+
+		is_int(check(P_BALANCE, good, 4), 0, "balance: good params");
+		is_int(check(P_IMPUTE, fine, 4), 0, "impute: good params");
+		is_int(check(P_IMPUTE, NULL, 0), 0, "impute: no params");
+	}
+	tab_free(in);
+}
+
+int main(void)
+{
+	const char *dir = getenv("MLFS_PLUGIN_DIR");
+
+	/* meson sets the directory; without it this program cannot run. */
+	if (!dir || !*dir)
+		return skip_all("MLFS_PLUGIN_DIR is not set");
+	for (int p = 0; p < P_COUNT; p++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s.so", dir, plugs[p].name);
+		plugs[p].handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		if (!plugs[p].handle) {
+			/* A built-in plugin that does not load is a bug. */
+			printf("Bail out! %s\n", dlerror());
+			return 1;
+		}
+		plugs[p].desc = dlsym(plugs[p].handle, "mlfs_plugin");
+		if (!plugs[p].desc) {
+			printf("Bail out! %s: no mlfs_plugin\n", path);
+			return 1;
+		}
+		plugs[p].ops = plugs[p].desc->ops;
+	}
+	test_descriptors(dir);
+	test_impute_mean_mode();
+	test_impute_median_constant();
+	test_impute_columns();
+	test_impute_edges();
+	test_oversample();
+	test_undersample();
+	test_smote();
+	test_smote_edges();
+	test_balance_edges();
+	test_bad_params();
+	for (int p = 0; p < P_COUNT; p++)
+		dlclose(plugs[p].handle);
+	return done();
+}
