@@ -83,6 +83,10 @@ void evaluation_write(const char *path, struct run *run, void *inst,
 		      const char *set, json_t *curves,
 		      const char *const *classes, size_t ncls);
 
+/* A CSV field, quoted when it must be. */
+void csv_put(FILE *fp, const char *f, size_t len);
+/* A dataset's prepare steps (job_prep.c): the whole job; no return. */
+void prep_run(json_t *plan) __attribute__((noreturn));
 /* Batch scoring (job_batch.c): the whole job; does not return. */
 void batch_run(json_t *plan) __attribute__((noreturn));
 /* A feature set's sync (job_sync.c): the whole job; does not return. */

@@ -963,7 +963,7 @@ static void model_write(const struct model *m, const struct run *run,
 }
 
 /* One CSV field, quoted when it holds a comma, a quote or a newline. */
-static void csv_put(FILE *fp, const char *f, size_t len)
+void csv_put(FILE *fp, const char *f, size_t len)
 {
 	if (!memchr(f, ',', len) && !memchr(f, '"', len) &&
 	    !memchr(f, '\n', len)) {
@@ -1149,6 +1149,10 @@ int main(int argc, char **argv)
 	    strcmp(json_string_value(json_object_get(plan, "kind")), "sync") ==
 		    0)
 		sync_run(plan);
+	if (json_string_value(json_object_get(plan, "kind")) &&
+	    strcmp(json_string_value(json_object_get(plan, "kind")),
+		   "prepare") == 0)
+		prep_run(plan);
 	/* an import reproduces a bundle's sample by scoring it */
 	if (json_string_value(json_object_get(plan, "kind")) &&
 	    (strcmp(json_string_value(json_object_get(plan, "kind")),

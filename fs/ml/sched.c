@@ -32,6 +32,7 @@
 #include "runner.h"
 #include "featonline.h"
 #include "batch.h"
+#include "prep.h"
 #include "modelbundle.h"
 #include "featsync.h"
 #include "runner_int.h"
@@ -516,9 +517,11 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		bool sync = strcmp(kind, "sync") == 0;
 		bool batch = strcmp(kind, "batch") == 0;
 		bool import = strcmp(kind, "import") == 0;
+		bool prepare = strcmp(kind, "prepare") == 0;
 		char iwhy[500] = "";
-		int rc = sync    ? featsync_publish(fs, j->dir, plan, rec, &ver)
-			 : batch ? batch_publish(fs, j->dir, plan, rec, &ver)
+		int rc = sync	   ? featsync_publish(fs, j->dir, plan, rec, &ver)
+			 : batch   ? batch_publish(fs, j->dir, plan, rec, &ver)
+			 : prepare ? prep_publish(fs, j->dir, plan, rec, &ver)
 			 : import
 				 ? mbundle_publish(fs, j->dir, plan, rec, &ver,
 						   iwhy, sizeof(iwhy))
@@ -530,8 +533,9 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 			ok = false;
 		} else if (rc < 0) {
 			snprintf(why, sizeof(why), "publishing the %s: %s",
-				 sync ? "feature set" : batch ? "answers"
-							      : "model",
+				 sync ? "feature set"
+				 : batch || prepare ? "dataset version"
+						    : "model",
 				 strerror(-rc));
 			reason = why;
 			ok = false;
@@ -547,7 +551,8 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		json_object_set_new(rec,
 				    strcmp(kind, "sync") == 0
 					    ? "feature_set_version"
-				    : strcmp(kind, "batch") == 0
+				    : strcmp(kind, "batch") == 0 ||
+						      strcmp(kind, "prepare") == 0
 					    ? "output_version"
 					    : "model_version",
 				    json_integer(ver));

@@ -33,6 +33,7 @@
 #include "remote.h"
 #include "fs.h"
 #include "next.h"
+#include "prep.h"
 #include "store.h"
 
 /* node->comp[1] is the dataset, comp[2] the version directory */
@@ -866,6 +867,42 @@ static int schema_store(struct node *n, const char *text, size_t len,
 	return ds_set_schema(n->fs, node_ds(n), text, &origin, pb);
 }
 
+/*
+ * prepare: a spec of prep steps written here starts job <d>-prepare-<n>
+ * (prep.c), judged in the write that completes it; reads back the path
+ * of the last job it started.  Anyone may write it: the spec is judged
+ * as the writer (reading the input, writing the output dataset), as a
+ * train spec is.
+ */
+static int prepare_show(struct node *n, struct strbuf *out)
+{
+	char job[NAME_MAX + 32];
+
+	if (prep_last_job(n->fs, obj_name(n), job, sizeof(job)) < 0)
+		return 0;
+	return sb_printf(out, "jobs/%s\n", job);
+}
+
+static int prepare_check(struct node *n, const char *text, size_t len,
+			 const struct fs_ctx *ctx, struct problem *pb)
+{
+	return prep_check(n->fs, obj_name(n), text, len, false, ctx, pb);
+}
+
+static int prepare_store(struct node *n, const char *text, size_t len,
+			 const struct fs_ctx *ctx, struct problem *pb)
+{
+	char job[NAME_MAX + 32];
+	int rc;
+
+	(void)len;
+	rc = prep_submit(n->fs, obj_name(n), text, ctx, job, sizeof(job), pb);
+	if (rc == 0)
+		fs_log(n->fs, 6, "datasets/%s: prepare started jobs/%s",
+		       obj_name(n), job);
+	return rc;
+}
+
 static const struct node_type dataset_files[] = {
 	{ "data.csv", S_IFREG | 0644, NODE_F_VOLATILE, .open = data_open,
 	  .read = data_read, .write = data_write, .truncate = data_truncate,
@@ -879,6 +916,9 @@ static const struct node_type dataset_files[] = {
 	  .store = schema_store, .check = schema_check,
 	  .getattr = obj_file_getattr },
 	{ "stats", S_IFREG | 0444, 0, .show = stats_show,
+	  .getattr = obj_file_getattr },
+	{ "prepare", S_IFREG | 0666, 0, .show = prepare_show,
+	  .check = prepare_check, .store = prepare_store,
 	  .getattr = obj_file_getattr },
 	NEXT_TYPE,
 	{ NULL },

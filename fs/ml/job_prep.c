@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the job program: a dataset's prepare steps (prep.c queued
+ * them).  The dataset version on descriptor 3 becomes a struct
+ * mlfs_table (text as the CSV has it, numbers for numeric columns, types
+ * and roles from the schema); each step's prep plugin, loaded here as
+ * any plugin is, turns it into the next; the last is written to
+ * out/data.csv for the daemon to publish.  A step's seed is the spec's
+ * plus the step's place, so two steps of one kind draw apart.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "csv.h"
+#include "job_int.h"
+#include "mlcore.h"
+#include "mlfs_plugin.h"
+#include "plugin.h"
+#include "spec.h"
+
+static int col_type(const char *type)
+{
+	if (!type)
+		return MLFS_COL_TEXT;
+	return strcmp(type, "numeric") == 0 ? MLFS_COL_NUMERIC
+	       : strcmp(type, "time") == 0  ? MLFS_COL_TIME
+	       : strcmp(type, "text") == 0  ? MLFS_COL_TEXT
+					    : MLFS_COL_CATEGORICAL;
+}
+
+static unsigned col_roles(const char *role, bool label)
+{
+	unsigned r = label ? MLFS_ROLE_LABEL : 0;
+
+	if (role && strcmp(role, "label") == 0)
+		r |= MLFS_ROLE_LABEL;
+	if (role && strcmp(role, "id") == 0)
+		r |= MLFS_ROLE_ID;
+	if (role && strcmp(role, "pii") == 0)
+		r |= MLFS_ROLE_PII;
+	if (role && strcmp(role, "time") == 0)
+		r |= MLFS_ROLE_TIME;
+	return r;
+}
+
+/* The dataset version as a table (ours: table_release frees it). */
+static struct mlfs_table *table_load(json_t *schema)
+{
+	struct problem pb = { 0 };
+	struct table *t;
+	struct mlfs_table *mt = calloc(1, sizeof(*mt));
+	const char *label = json_string_value(json_object_get(schema, "label"));
+	const char *text;
+	struct stat st;
+
+	if (!mt || fstat(3, &st) < 0)
+		fail("no data descriptor");
+	text = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ,
+				 MAP_PRIVATE, 3, 0)
+			  : "";
+	if (text == MAP_FAILED)
+		fail("cannot map the data: %s", strerror(errno));
+	if (table_parse(text, (size_t)st.st_size, &t, &pb) < 0)
+		fail("data: %u:%u: %s", pb.line, pb.col, pb.msg);
+	mt->rows = t->nrows;
+	mt->cols = t->ncols;
+	mt->col = calloc(t->ncols ? t->ncols : 1, sizeof(*mt->col));
+	if (!mt->col)
+		fail("out of memory");
+	for (size_t c = 0; c < t->ncols; c++) {
+		struct mlfs_column *col = &mt->col[c];
+		json_t *sc = NULL, *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(schema, "columns"), i, v)
+			if (strcmp(json_string_value(json_object_get(v, "name")),
+				   t->names[c]) == 0)
+				sc = v;
+		col->name = strdup(t->names[c]);
+		col->type = col_type(
+			json_string_value(json_object_get(sc, "type")));
+		col->roles = col_roles(
+			json_string_value(json_object_get(sc, "role")),
+			label && strcmp(label, t->names[c]) == 0);
+		col->text = calloc(t->nrows ? t->nrows : 1, sizeof(char *));
+		if (col->type == MLFS_COL_NUMERIC)
+			col->num = malloc((t->nrows ? t->nrows : 1) *
+					  sizeof(double));
+		if (!col->name || !col->text ||
+		    (col->type == MLFS_COL_NUMERIC && !col->num))
+			fail("out of memory");
+		for (size_t r = 0; r < t->nrows; r++) {
+			const char *f = t->data + t->off[r * t->ncols + c];
+			size_t len = t->len[r * t->ncols + c];
+
+			if (col->num && !table_num(t, r, c, &col->num[r]))
+				col->num[r] = NAN;
+			if (csv_is_missing(f, len))
+				continue;
+			col->text[r] = strndup(f, len);
+			if (!col->text[r])
+				fail("out of memory");
+		}
+	}
+	table_free(t);
+	return mt;
+}
+
+static void table_release(struct mlfs_table *t)
+{
+	for (size_t c = 0; t && c < t->cols; c++) {
+		for (size_t r = 0; t->col[c].text && r < t->rows; r++)
+			free(t->col[c].text[r]);
+		free(t->col[c].text);
+		free(t->col[c].num);
+		free((char *)t->col[c].name);
+	}
+	if (t)
+		free(t->col);
+	free(t);
+}
+
+/* The table as CSV: a header, then each row; numbers a step set (with
+ * no text) printed to read back the same. */
+static void table_write(const struct mlfs_table *t)
+{
+	FILE *fp;
+
+	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
+		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
+	fp = fopen(MODEL_OUT "/data.csv", "we");
+	if (!fp)
+		fail("cannot write out/data.csv: %s", strerror(errno));
+	for (size_t c = 0; c < t->cols; c++) {
+		fputs(c ? "," : "", fp);
+		csv_put(fp, t->col[c].name, strlen(t->col[c].name));
+	}
+	fputc('\n', fp);
+	for (size_t r = 0; r < t->rows; r++) {
+		for (size_t c = 0; c < t->cols; c++) {
+			const struct mlfs_column *col = &t->col[c];
+			const char *v = col->text ? col->text[r] : NULL;
+
+			fputs(c ? "," : "", fp);
+			if (v)
+				csv_put(fp, v, strlen(v));
+			else if (col->num && isfinite(col->num[r]))
+				fprintf(fp, "%.17g", col->num[r]);
+		}
+		fputc('\n', fp);
+	}
+	if (fclose(fp) != 0)
+		fail("writing out/data.csv: %s", strerror(errno));
+}
+
+void prep_run(json_t *plan)
+{
+	json_t *steps = json_object_get(plan, "steps"), *st;
+	uint64_t seed = (uint64_t)json_integer_value(json_object_get(plan,
+								      "seed"));
+	struct hctx hc = { 0 };
+	struct mlfs_host host = {
+		.size = sizeof(host),
+		.ctx = &hc,
+		.log = host_log,
+		.progress = host_progress,
+		.metric = host_metric,
+		.cancelled = host_cancelled,
+		.threads = 1,
+	};
+	struct run run = { .plan = plan };
+	const struct mlfs_prep_ops *prev = NULL;
+	struct mlfs_table *cur;
+	size_t i, nsteps = json_array_size(steps);
+
+	run.t0 = now_mono();
+	hc.run = &run;
+	hc.frac_span = 1;
+	host_progress(&hc, 0, "reading data");
+	cur = table_load(json_object_get(plan, "schema"));
+	say("read %zu rows x %zu columns", cur->rows, cur->cols);
+	json_array_foreach(steps, i, st) {
+		const char *name = json_string_value(json_object_get(st, "plugin"));
+		static struct plugin pl[64];
+		const struct mlfs_prep_ops *ops;
+		struct mlfs_table *out = NULL;
+		struct mlfs_param *ps = NULL;
+		double *lists = NULL, t0 = now_mono();
+		char msg[1024] = "", line[300];
+		size_t n = 0;
+		int rc;
+
+		if (cancelled)
+			fail("cancelled");
+		snprintf(line, sizeof(line), "step %zu/%zu: %s", i + 1, nsteps,
+			 name);
+		host_progress(&hc, (double)i / (double)(nsteps ? nsteps : 1),
+			      line);
+		if (plugin_load_file(json_string_value(json_object_get(
+					     st, "path")),
+				     &pl[i], msg, sizeof(msg)) < 0)
+			fail("step %zu (%s): %s", i + 1, name, msg);
+		ops = pl[i].desc->ops;
+		rc = spec_params(json_object_get(st, "params"), &ps, &n, &lists,
+				 msg, sizeof(msg));
+		if (rc == 0)
+			rc = ops->run(&host, ps, n, seed + i, cur, &out, msg,
+				      sizeof(msg));
+		free(ps);
+		free(lists);
+		if (rc < 0 || !out)
+			fail("step %zu (%s): %s", i + 1, name,
+			     msg[0] ? msg : strerror(rc < 0 ? -rc : EINVAL));
+		say("step %zu (%s): %zu rows in, %zu out, in %.3f s", i + 1,
+		    name, cur->rows, out->rows, now_mono() - t0);
+		if (prev)
+			prev->out_free(cur);
+		else
+			table_release(cur);
+		cur = out;
+		prev = ops;
+	}
+	host_progress(&hc, 1, "writing");
+	table_write(cur);
+	say("done: %zu rows x %zu columns", cur->rows, cur->cols);
+	finish(1, NULL, NULL, NULL);
+}
