@@ -53,11 +53,11 @@
 #include "oip.h"
 
 #define HTTP_CONNS_PER_UID 64   /* open connections one uid may hold */
-#define HTTP_ANON_CONNS 64      /* TCP connections before a token */
+#define HTTP_ANON_CONNS 64      /* TCP connections before a token, a
+				   loopback peer's owner (or all others) */
 #define HTTP_HEADER_SECS 10.0   /* for a request's headers to arrive */
 #define HTTP_REQUEST_SECS 300.0 /* for a whole request */
 #define HTTP_MAX_BODY ((uint64_t)64 << 20)
-#define HTTP_THREADS 4
 /* bodies held at once, in multiples of the body limit: a uid's, all */
 #define HTTP_HELD_PER_UID 2
 #define HTTP_HELD_ALL 4
@@ -77,6 +77,8 @@ struct conn {
 	struct conn *next;    /* under http->lock */
 	int fd;
 	uid_t uid;            /* NO_UID: a TCP peer without a token yet */
+	uid_t peer;           /* a loopback TCP peer's socket owner, or
+				 NO_UID: what its tokenless count is of */
 	gid_t gid;
 	gid_t groups[64];     /* its supplementary groups when it connected
 				 (SO_PEERGROUPS), or the token's */
@@ -398,14 +400,79 @@ static struct conn *conn_of_fd(struct http *h, int fd)
 	return NULL;
 }
 
-/* Open connections of uid, under h->lock. */
-static unsigned conns_of(struct http *h, uid_t uid)
+/* Open connections of uid (NO_UID: of those without a token from
+ * peer), under h->lock. */
+static unsigned conns_of(struct http *h, uid_t uid, uid_t peer)
 {
 	unsigned n = 0;
 
 	for (struct conn *c = h->conns; c; c = c->next)
-		n += c->uid == uid;
+		n += c->uid == uid && (uid != NO_UID || c->peer == peer);
 	return n;
+}
+
+/*
+ * The owner of a loopback TCP peer's socket, from /proc/net/tcp(6): the
+ * line whose local address is the peer's and remote one ours.  So that
+ * connections without a token yet are counted by who opened them, and
+ * one user's idle connections cannot lock every token holder out.
+ * NO_UID when it cannot be told (not loopback, or gone already).
+ */
+static uid_t loopback_owner(int fd, const struct sockaddr_storage *peer)
+{
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+	char want_local[64], want_rem[64], line[512];
+	uid_t uid = NO_UID;
+	FILE *fp;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+		return NO_UID;
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)peer;
+		const struct sockaddr_in *m = (const void *)&me;
+
+		if ((ntohl(p->sin_addr.s_addr) >> 24) != 127)
+			return NO_UID;
+		snprintf(want_local, sizeof(want_local), "%08X:%04X",
+			 p->sin_addr.s_addr, ntohs(p->sin_port));
+		snprintf(want_rem, sizeof(want_rem), "%08X:%04X",
+			 m->sin_addr.s_addr, ntohs(m->sin_port));
+		fp = fopen("/proc/net/tcp", "re");
+	} else if (peer->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)peer;
+		const struct sockaddr_in6 *m = (const void *)&me;
+		uint32_t pw[4], mw[4];
+
+		if (!IN6_IS_ADDR_LOOPBACK(&p->sin6_addr))
+			return NO_UID;
+		memcpy(pw, &p->sin6_addr, 16);
+		memcpy(mw, &m->sin6_addr, 16);
+		snprintf(want_local, sizeof(want_local),
+			 "%08X%08X%08X%08X:%04X", pw[0], pw[1], pw[2], pw[3],
+			 ntohs(p->sin6_port));
+		snprintf(want_rem, sizeof(want_rem), "%08X%08X%08X%08X:%04X",
+			 mw[0], mw[1], mw[2], mw[3], ntohs(m->sin6_port));
+		fp = fopen("/proc/net/tcp6", "re");
+	} else {
+		return NO_UID;
+	}
+	while (fp && fgets(line, sizeof(line), fp)) {
+		char local[64], rem[64];
+		unsigned long owner;
+
+		/* sl local rem st tx:rx tr:when retrnsmt uid ... */
+		if (sscanf(line, " %*s %63s %63s %*s %*s %*s %*s %lu", local,
+			   rem, &owner) == 3 &&
+		    strcmp(local, want_local) == 0 &&
+		    strcmp(rem, want_rem) == 0) {
+			uid = (uid_t)owner;
+			break;
+		}
+	}
+	if (fp)
+		fclose(fp);
+	return uid;
 }
 
 /* A whole answer written on a socket MHD never saw, then closed. */
@@ -449,6 +516,7 @@ static void accept_one(struct http *h)
 	}
 	c->fd = fd;
 	c->uid = h->tcp ? NO_UID : cred.uid;
+	c->peer = h->tcp ? loopback_owner(fd, &ss) : cred.uid;
 	c->gid = cred.gid;
 	if (!h->tcp) {
 		/* the groups as they were at connect, with the uid: not the
@@ -462,7 +530,7 @@ static void accept_one(struct http *h)
 	}
 	c->since = mono();
 	pthread_mutex_lock(&h->lock);
-	if (conns_of(h, c->uid) >=
+	if (conns_of(h, c->uid, c->peer) >=
 	    (c->uid == NO_UID ? HTTP_ANON_CONNS : HTTP_CONNS_PER_UID)) {
 		pthread_mutex_unlock(&h->lock);
 		if (c->uid == NO_UID)
@@ -657,7 +725,7 @@ static int request_begin(struct http *h, struct MHD_Connection *mc,
 		pthread_mutex_lock(&h->lock);
 		if (c->uid != uid) {
 			/* counted against the token's uid from now on */
-			if (conns_of(h, uid) >= HTTP_CONNS_PER_UID)
+			if (conns_of(h, uid, NO_UID) >= HTTP_CONNS_PER_UID)
 				status = MHD_HTTP_SERVICE_UNAVAILABLE;
 			else
 				c->uid = uid;
@@ -850,10 +918,10 @@ int http_start(struct fs *fs)
 	if (h->stop_fd < 0)
 		return -errno;
 	h->d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+		MHD_USE_INTERNAL_POLLING_THREAD |
+			MHD_USE_THREAD_PER_CONNECTION |
 			MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
-		0, NULL, NULL, on_request, h, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+		0, NULL, NULL, on_request, h, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)60, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 		MHD_OPTION_END);

@@ -162,6 +162,55 @@ def test_tcp_needs_a_token_and_requests_gets_what_curl_gets(
     assert r.status_code == 200
 
 
+def test_long_infers_hold_up_their_own_connections_only(mlfs_factory):
+    m, sock = unix_mount(mlfs_factory)
+    iris(m)
+    assert train(m, "j", {"dataset": "iris", "algorithm": "logistic",
+                          "model": "iris"}) == "succeeded\n"
+    big = infer_body(rows(150) * 1000)           # 150,000 rows each
+    slow = [subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+         "--clear-groups", "curl", "-s", "-o", "/dev/null", "--unix-socket",
+         sock, "--data-binary", "@-", "http://mlfs/v2/models/iris/infer"],
+        stdin=subprocess.PIPE, text=True) for _ in range(6)]
+    for p in slow:
+        p.stdin.write(big)
+        p.stdin.close()
+    time.sleep(0.5)                              # all six being scored
+    t0 = time.monotonic()
+    assert curl(sock, "/v2/health/live")[0] == 200
+    assert time.monotonic() - t0 < 3
+    for p in slow:
+        assert p.wait(timeout=120) == 0
+
+
+def test_tokenless_connections_count_by_their_owner(mlfs_factory, tmp_path):
+    """On loopback a TCP peer's owner is known (/proc/net/tcp): one
+    user's idle connections without a token lock only that user out."""
+    m = tcp_mount(mlfs_factory, tmp_path)
+    host, port = (m.mnt / ".mlfs/http").read_text().strip().rsplit(":", 1)
+    script = ("import socket,time,sys\n"
+              "ss=[]\n"
+              "for i in range(64):\n"
+              "    s=socket.create_connection((%r, %s)); ss.append(s)\n"
+              "s=socket.create_connection((%r, %s)); s.settimeout(5)\n"
+              "print(s.recv(100).decode().split('\\r\\n')[0])\n"
+              "sys.stdout.flush()\n"
+              "time.sleep(4)\n") % (host, port, host, port)
+    p = subprocess.Popen(["setpriv", f"--reuid={NOBODY}",
+                          f"--regid={NOBODY}", "--clear-groups",
+                          "/usr/bin/python3", "-c", script],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == \
+            "HTTP/1.1 503 Service Unavailable"
+        r = requests.get(f"http://{host}:{port}/v2/health/ready", timeout=5,
+                         headers={"Authorization": "Bearer " + TOKEN})
+        assert r.status_code == 200
+    finally:
+        p.wait(timeout=20)
+
+
 def test_mount_refuses_bad_http_options(tmp_path):
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     store.mkdir()
