@@ -92,6 +92,15 @@ struct mlfs_host {
 	 * size says and call this only when it is not NULL.
 	 */
 	void (*stopped)(void *ctx, const char *rule, long at, const char *why);
+	/*
+	 * ABI 1.3, for prep plugins.  anon_hash: HMAC-SHA-256 of data (len
+	 * bytes) under the key of the job's owner, derived from the mount's
+	 * -o anon_key, into out (32 bytes): the plugin never holds the key,
+	 * and one user cannot hash guesses to match another's column.
+	 * -ENOKEY when the mount has no anon_key.  NULL in an older host.
+	 */
+	int (*anon_hash)(void *ctx, const void *data, size_t len,
+			 unsigned char out[32]);
 };
 
 /*
