@@ -19,9 +19,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "anonkey.h"
 #include "deploy_int.h"
 #include "fs.h"
 #include "hostfile.h"
@@ -638,8 +637,6 @@ static int input_mask(struct fs *fs, struct dep *d, json_t **mans,
 	char *const *names;
 	size_t n = served_inputs(d->ms[0], &names);
 	bool any = false;
-	char info[64];
-	unsigned len = 0;
 
 	d->mask = calloc(n + 1, 1);
 	if (!d->mask)
@@ -656,10 +653,7 @@ static int input_mask(struct fs *fs, struct dep *d, json_t **mans,
 		d->mask = NULL;
 		return 0;
 	}
-	snprintf(info, sizeof(info), "mlfs anon v1 uid %u", (unsigned)owner);
-	if (fs->anon_key &&
-	    !HMAC(EVP_sha256(), fs->anon_key, (int)fs->anon_key_len,
-		  (const unsigned char *)info, strlen(info), d->hkey, &len))
+	if (fs->anon_key && anon_owner_key(fs, owner, d->hkey) < 0)
 		return -EIO;
 	return 0;
 }

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "csv.h"
 #include "job_int.h"
@@ -158,6 +162,37 @@ static void table_write(const struct mlfs_table *t)
 		fail("writing out/data.csv: %s", strerror(errno));
 }
 
+/* The owner's anonymisation key, read from descriptor 4 once. */
+static unsigned char anon_key[32];
+static bool anon_have;
+
+static int anon_hash(void *ctx, const void *data, size_t len,
+		     unsigned char out[32])
+{
+	unsigned n = 0;
+
+	(void)ctx;
+	if (!anon_have)
+		return -ENOKEY;
+	return HMAC(EVP_sha256(), anon_key, sizeof(anon_key), data, len, out,
+		    &n) && n == 32
+		       ? 0
+		       : -EIO;
+}
+
+static void anon_read(json_t *plan)
+{
+	ssize_t n;
+
+	if (!json_is_true(json_object_get(plan, "anon_key")))
+		return;
+	n = read(4, anon_key, sizeof(anon_key));
+	close(4);
+	if (n != (ssize_t)sizeof(anon_key))
+		fail("cannot read the anonymisation key");
+	anon_have = true;
+}
+
 void prep_run(json_t *plan)
 {
 	json_t *steps = json_object_get(plan, "steps"), *st;
@@ -172,6 +207,7 @@ void prep_run(json_t *plan)
 		.metric = host_metric,
 		.cancelled = host_cancelled,
 		.threads = 1,
+		.anon_hash = anon_hash,
 	};
 	struct run run = { .plan = plan };
 	const struct mlfs_prep_ops *prev = NULL;
@@ -179,6 +215,7 @@ void prep_run(json_t *plan)
 	size_t i, nsteps = json_array_size(steps);
 
 	run.t0 = now_mono();
+	anon_read(plan);
 	hc.run = &run;
 	hc.frac_span = 1;
 	host_progress(&hc, 0, "reading data");

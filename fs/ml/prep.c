@@ -189,6 +189,9 @@ static int resolve(struct fs *fs, const char *name, const char *job,
 			  "seed", json_object_get(spec, "seed"), "output", out);
 	if (!*plan)
 		rc = -ENOMEM;
+	else if (fs->anon_key)
+		/* the job gets its owner's key on descriptor 4 (sched.c) */
+		json_object_set_new(*plan, "anon_key", json_true());
 out:
 	json_decref(drec);
 	json_decref(dman);

@@ -31,6 +31,7 @@
 #include "mlcore.h"
 #include "runner.h"
 #include "featonline.h"
+#include "anonkey.h"
 #include "batch.h"
 #include "prep.h"
 #include "modelbundle.h"
@@ -147,6 +148,29 @@ static int extra_fds(struct fs *fs, struct job *j, json_t *plan, int *fd,
 			     j->dir, "model");
 		if (rc >= 0)
 			fd[(*n)++] = rc;
+	}
+	if (rc >= 0 && json_is_true(json_object_get(plan, "anon_key"))) {
+		/*
+		 * The owner's key for anonymize's hash, through a pipe: never
+		 * in a file of the job's folder, its argv or environment.
+		 * 32 bytes fit a pipe's buffer, so the write does not block.
+		 */
+		unsigned char key[ANON_KEY_LEN];
+		int p[2];
+
+		rc = anon_owner_key(fs, j->uid, key);
+		if (rc == 0 && pipe2(p, O_CLOEXEC) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			if (write(p[1], key, sizeof(key)) != (ssize_t)sizeof(key))
+				rc = -EIO;
+			close(p[1]);
+			if (rc == 0)
+				fd[(*n)++] = p[0];
+			else
+				close(p[0]);
+		}
+		explicit_bzero(key, sizeof(key));
 	}
 	json_array_foreach(sets, i, set) {
 		char name[32];
