@@ -11,7 +11,9 @@
  * - Params: the util header's table for numbers and enums, and the
  *   plugin's own checks for the params the table cannot express (strings,
  *   "a number or a string").
- * - Distinct values: numbering strings by first appearance.
+ * - Column lists ("a, b", as the ABI has no list of strings).
+ * - Distinct values: numbering strings by first appearance, and a key a
+ *   row over chosen columns to number rows by.
  * - The output table.  prep_out_new() makes it with every text array and
  *   number array allocated; a plugin fills text[] with pointers borrowed
  *   from the input (or from its own strings) and num[] with values, then
@@ -240,6 +242,97 @@ static inline int prep_params(const struct mlfs_param_spec *table,
 	return rc;
 }
 
+/* ---- column lists ---- */
+
+/*
+ * "a, b" -> the next name: its start and length, spaces trimmed; *rest is
+ * what follows its comma, or NULL after the last name.
+ */
+static inline const char *prep_next_name(const char *s, size_t *len,
+					 const char **rest)
+{
+	const char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = strchr(s, ',');
+	if (!end)
+		end = s + strlen(s);
+	*rest = *end ? end + 1 : NULL;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*len = (size_t)(end - s);
+	return s;
+}
+
+/* p is a string of non-empty names separated by commas; -EINVAL if not. */
+static inline int prep_names_check(const struct mlfs_param *p, char *msg,
+				   size_t msglen)
+{
+	const char *rest;
+
+	if (p->type != MLFS_PARAM_STRING || !p->string)
+		return mlfs_err(msg, msglen,
+				"\"%s\": must be a string of column names separated by commas, got %s",
+				p->name, mlfs_param_type_name(p->type));
+	rest = p->string;
+	while (rest) {
+		size_t len;
+
+		prep_next_name(rest, &len, &rest);
+		if (len == 0)
+			return mlfs_err(msg, msglen,
+					"\"%s\": an empty column name in \"%s\"",
+					p->name, p->string);
+	}
+	return 0;
+}
+
+/* The first column named name[0..len), or -1. */
+static inline long prep_col_findn(const struct mlfs_table *t,
+				  const char *name, size_t len)
+{
+	for (size_t j = 0; j < t->cols; j++) {
+		const char *cn = t->col[j].name;
+
+		if (cn && strlen(cn) == len && memcmp(cn, name, len) == 0)
+			return (long)j;
+	}
+	return -1;
+}
+
+/* ---- numbers as text ---- */
+
+#define PREP_NUM_LEN 32 /* "%.17g" of any double, and its NUL */
+
+/* The shortest "%g" text that reads back as v, for messages and params. */
+static inline void prep_format(char *buf, size_t len, double v)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
+/*
+ * A cell as the host writes it to the CSV: its text, else a NUMERIC
+ * cell's finite number as "%.17g" in buf (PREP_NUM_LEN bytes); NULL when
+ * the host writes nothing.
+ */
+static inline const char *prep_cell(const struct mlfs_column *c, size_t row,
+				    char *buf)
+{
+	const char *t = prep_text(c, row);
+
+	if (t)
+		return t;
+	if (c->type != MLFS_COL_NUMERIC || !c->num || !isfinite(c->num[row]))
+		return NULL;
+	snprintf(buf, PREP_NUM_LEN, "%.17g", c->num[row]);
+	return buf;
+}
+
 /* ---- distinct values ---- */
 
 static inline uint64_t prep_hash(const char *s)
@@ -283,6 +376,89 @@ static inline int prep_distinct(const char *const *keys, size_t n,
 	}
 	free(slot);
 	*nids = count;
+	return 0;
+}
+
+/*
+ * A cell as part of a row's key: by_number, a NUMERIC cell with a number
+ * by that number ("1" and "1.0" one value; -0 as 0), else as the host
+ * writes it.  NULL when missing.
+ */
+static inline const char *prep_key_cell(const struct mlfs_column *c,
+					size_t row, bool by_number, char *buf)
+{
+	double v;
+
+	if (by_number && c->type == MLFS_COL_NUMERIC) {
+		v = prep_num(c, row) + 0.0;
+		if (!isnan(v)) {
+			snprintf(buf, PREP_NUM_LEN, "%.17g", v);
+			return buf;
+		}
+	}
+	return prep_cell(c, row, buf);
+}
+
+/*
+ * A key for each row of t over its columns cols[0..ncols), for
+ * prep_distinct: two rows have one key exactly when their cells agree
+ * (prep_key_cell; missing agrees with missing only).  Each cell is its
+ * length, ':' and its bytes, or '-' when missing, so no two different
+ * rows can spell one key.  *keys ([rows]) point into *buf; the caller
+ * frees both.  Returns 0 or -ENOMEM.
+ */
+static inline int prep_row_keys(const struct mlfs_table *t,
+				const size_t *cols, size_t ncols,
+				bool by_number, const char ***keys,
+				char **buf)
+{
+	char num[PREP_NUM_LEN], *at;
+	const char **k;
+	size_t len = 0;
+
+	*keys = NULL;
+	*buf = NULL;
+	for (size_t i = 0; i < t->rows; i++) {
+		for (size_t c = 0; c < ncols; c++) {
+			const char *v = prep_key_cell(&t->col[cols[c]], i,
+						      by_number, num);
+			size_t l = v ? strlen(v) + 24 : 1;
+
+			if (l > SIZE_MAX / 2 - len)
+				return -ENOMEM;
+			len += l;
+		}
+		if (len > SIZE_MAX / 2 - 1)
+			return -ENOMEM;
+		len++;
+	}
+	k = (const char **)malloc((t->rows ? t->rows : 1) * sizeof(*k));
+	at = (char *)malloc(len ? len : 1);
+	if (!k || !at) {
+		free(k);
+		free(at);
+		return -ENOMEM;
+	}
+	*buf = at;
+	for (size_t i = 0; i < t->rows; i++) {
+		k[i] = at;
+		for (size_t c = 0; c < ncols; c++) {
+			const char *v = prep_key_cell(&t->col[cols[c]], i,
+						      by_number, num);
+			size_t l;
+
+			if (!v) {
+				*at++ = '-';
+				continue;
+			}
+			l = strlen(v);
+			at += snprintf(at, 24, "%zu:", l);
+			memcpy(at, v, l);
+			at += l;
+		}
+		*at++ = '\0';
+	}
+	*keys = k;
 	return 0;
 }
 

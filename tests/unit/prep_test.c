@@ -13,6 +13,18 @@
  * tables with no rows, one class, a class of one row, missing labels and
  * missing values; and bad params, refused with their exact messages.
  *
+ * anonymize: hash is the lowercase hex of the host's anon_hash, here
+ * HMAC-SHA-256 under a fixed key (OpenSSL's HMAC(), and RFC 4231's test
+ * case 2 as a value worked out elsewhere), the same value hashing the
+ * same and a missing one staying missing; a host with no key (-ENOKEY),
+ * no anon_hash, or a table too short to have one fails the step with
+ * its message; drop, mask (UTF-8 counted in characters), truncate,
+ * month, year and bucket give exactly the values worked out by hand;
+ * "default" reaches the pii columns no param names; k-anonymity passes
+ * and fails naming the smallest group.  filter keeps the rows each op
+ * keeps (numbers as numbers, text as text, missing only for "!="), and
+ * dedupe the first row of each combination, in order.
+ *
  * Allocation failures are not injected here: the plugins are separate
  * shared objects, which the --wrap=malloc of the unit build cannot reach.
  */
@@ -26,6 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "mlfs_plugin.h"
 #include "plugin.h"
 #include "tap.h"
@@ -35,7 +50,12 @@
 struct host_state {
 	int cancel;    /* cancelled() returns this */
 	long warnings; /* log() calls at MLFS_LOG_WARNING or worse */
+	int nokey;     /* anon_hash() answers -ENOKEY */
+	long hashes;   /* anon_hash() calls */
 };
+
+/* The owner's key of the test host: RFC 4231's test case 2 uses it. */
+static const char host_key[] = "Jefe";
 
 static void host_log(void *ctx, int level, const char *fmt, ...)
 {
@@ -60,6 +80,22 @@ static int host_cancelled(void *ctx)
 	return hs->cancel;
 }
 
+static int host_anon_hash(void *ctx, const void *data, size_t len,
+			  unsigned char out[32])
+{
+	struct host_state *h = ctx;
+	unsigned n = 0;
+
+	h->hashes++;
+	if (h->nokey)
+		return -ENOKEY;
+	if (!HMAC(EVP_sha256(), host_key, (int)strlen(host_key), data, len,
+		  out, &n) ||
+	    n != 32)
+		return -EIO;
+	return 0;
+}
+
 static struct host_state hs;
 static const struct mlfs_host host = {
 	.size = sizeof(host),
@@ -67,6 +103,7 @@ static const struct mlfs_host host = {
 	.log = host_log,
 	.cancelled = host_cancelled,
 	.threads = 1,
+	.anon_hash = host_anon_hash,
 };
 
 /* ---- plugins ---- */
@@ -81,9 +118,12 @@ struct plug {
 static struct plug plugs[] = {
 	{ "impute", NULL, NULL, NULL },
 	{ "balance", NULL, NULL, NULL },
+	{ "anonymize", NULL, NULL, NULL },
+	{ "filter", NULL, NULL, NULL },
+	{ "dedupe", NULL, NULL, NULL },
 };
 
-enum { P_IMPUTE, P_BALANCE, P_COUNT };
+enum { P_IMPUTE, P_BALANCE, P_ANON, P_FILTER, P_DEDUPE, P_COUNT };
 
 static char msg[512];
 
@@ -93,12 +133,18 @@ static int check(int p, const struct mlfs_param *ps, size_t n)
 	return plugs[p].ops->check(ps, n, msg, sizeof(msg));
 }
 
+static int run_on(const struct mlfs_host *h, int p,
+		  const struct mlfs_param *ps, size_t n, uint64_t seed,
+		  const struct mlfs_table *in, struct mlfs_table **out)
+{
+	msg[0] = '\0';
+	return plugs[p].ops->run(h, ps, n, seed, in, out, msg, sizeof(msg));
+}
+
 static int run(int p, const struct mlfs_param *ps, size_t n, uint64_t seed,
 	       const struct mlfs_table *in, struct mlfs_table **out)
 {
-	msg[0] = '\0';
-	return plugs[p].ops->run(&host, ps, n, seed, in, out, msg,
-				 sizeof(msg));
+	return run_on(&host, p, ps, n, seed, in, out);
 }
 
 static void out_free(int p, struct mlfs_table *t)
@@ -1076,6 +1122,624 @@ static void test_balance_edges(void)
 	out_free(P_BALANCE, NULL);
 }
 
+/* ---- anonymize ---- */
+
+/* The lowercase hex of HMAC-SHA-256 of s under the host's key, worked
+ * out here with OpenSSL, not through the plugin. */
+static void hmac_hex(const char *s, char hex[65])
+{
+	unsigned char md[32];
+	unsigned n = 0;
+
+	HMAC(EVP_sha256(), host_key, (int)strlen(host_key),
+	     (const unsigned char *)s, strlen(s), md,
+	     &n);
+	for (unsigned b = 0; b < 32; b++)
+		snprintf(hex + 2 * b, 3, "%02x", md[b]);
+}
+
+enum { A_EMAIL, A_NAME, A_ZIP, A_BIRTH, A_AGE, A_PHONE, A_COLS };
+
+/*
+ * email: RFC 4231 test case 2's data first; a@x.org twice; one missing
+ * name: pii too; zip: text; birth: ISO 8601 times and dates
+ * age: numbers, one missing; phone: UTF-8 of 1 to 4 bytes a character
+ */
+static struct mlfs_table *anon_table(void)
+{
+	static const char *const email[] = { "what do ya want for nothing?",
+					     "a@x.org", NULL, "a@x.org",
+					     "b@y.com", "c@z.net" };
+	static const char *const name[] = { "Ann", "Bob", "Cy", NULL, "Di",
+					    "Ed" };
+	static const char *const zip[] = { "75001", "75002", "75013",
+					   "75001", "69001", "69002" };
+	static const char *const birth[] = { "2024-03-17T10:00:00Z",
+					     "1990-12-01", NULL, "2001-07-04",
+					     "1985-01-31 08:00", "2024-03" };
+	static const char *const age[] = { "34", "37", NULL, "30", "41.5",
+					   "-3" };
+	static const char *const phone[] = { "+33 6 12 34 56 78",
+					     "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+					     "abcd",
+					     "123", NULL, "12345", "" };
+	struct mlfs_table *t = tab_new(6, A_COLS);
+
+	tab_col(t, A_EMAIL, "email", MLFS_COL_TEXT, MLFS_ROLE_PII);
+	tab_col(t, A_NAME, "name", MLFS_COL_CATEGORICAL, MLFS_ROLE_PII);
+	tab_col(t, A_ZIP, "zip", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, A_BIRTH, "birth", MLFS_COL_TIME, 0);
+	tab_col(t, A_AGE, "age", MLFS_COL_NUMERIC, 0);
+	tab_col(t, A_PHONE, "phone", MLFS_COL_TEXT, 0);
+	tab_fill(t, A_EMAIL, email);
+	tab_fill(t, A_NAME, name);
+	tab_fill(t, A_ZIP, zip);
+	tab_fill(t, A_BIRTH, birth);
+	tab_fill(t, A_AGE, age);
+	tab_fill(t, A_PHONE, phone);
+	return t;
+}
+
+/* Column col of t as "v0|v1|..." ("-" for missing), numbers as %g. */
+static const char *col_str(const struct mlfs_table *t, const char *col)
+{
+	static char buf[1024];
+	long j = col_of(t, col);
+	size_t used = 0;
+
+	if (j < 0)
+		return "(no such column)";
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->rows && used < sizeof(buf); i++) {
+		const struct mlfs_column *c = &t->col[j];
+		const char *v = c->text[i];
+		char num[32];
+		int w;
+
+		if (!v && c->num && !isnan(c->num[i])) {
+			snprintf(num, sizeof(num), "#%g", c->num[i]);
+			v = num;
+		}
+		w = snprintf(buf + used, sizeof(buf) - used, "%s%s",
+			     i ? "|" : "", v ? v : "-");
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return buf;
+}
+
+static void test_anon_hash(void)
+{
+	struct mlfs_table *in = anon_table(), *out = NULL, *again = NULL;
+	struct mlfs_param ps[] = { str("email", "hash"), str("age", "hash") };
+	char want[65], age34[65];
+	bool others = true;
+	int rc;
+
+	hmac_hex("a@x.org", want);
+	hmac_hex("34", age34);
+	rc = run(P_ANON, ps, 2, 1, in, &out);
+	is_int(rc, 0, "anonymize: hash runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	/* RFC 4231, 4.3: HMAC-SHA-256 of this data under "Jefe" */
+	is_str(text_at(out, "email", 0),
+	       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+	       "hash: RFC 4231 test case 2's value");
+	is_str(text_at(out, "email", 1), want,
+	       "hash: the hex of HMAC() worked out here");
+	is_str(text_at(out, "email", 3), want,
+	       "hash: the same value hashes the same");
+	ok(!text_at(out, "email", 2), "hash: missing stays missing");
+	ok(strcmp(text_at(out, "email", 4), want) != 0 &&
+		   strlen(text_at(out, "email", 4)) == 64,
+	   "hash: another value, another 64 hex digits");
+	is_str(text_at(out, "age", 0), age34,
+	       "hash: a number hashed as the CSV has it");
+	ok(!text_at(out, "age", 2) && !out->col[A_AGE].num,
+	   "hash: a missing number stays missing, and numbers go");
+	is_int(out->col[A_AGE].type, MLFS_COL_CATEGORICAL,
+	       "hash: a hashed numeric column is categorical");
+	is_int(out->col[A_EMAIL].roles, MLFS_ROLE_PII, "hash: roles kept");
+	for (size_t j = 0; j < A_COLS; j++)
+		if (j != A_EMAIL && j != A_AGE)
+			for (size_t i = 0; i < in->rows; i++)
+				others = others && cell_eq(out, j, i, in, j, i);
+	ok(others, "hash: other columns unchanged");
+	ok(shares_nothing(out, in), "hash: out shares nothing with in");
+	rc = run(P_ANON, ps, 2, 2, in, &again);
+	ok(rc == 0 && tab_eq(out, again), "hash: one table, one result");
+	if (rc == 0)
+		out_free(P_ANON, again);
+	out_free(P_ANON, out);
+	tab_free(in);
+}
+
+static void test_anon_nokey(void)
+{
+	struct mlfs_table *in = anon_table(), *empty = tab_new(0, 1);
+	struct mlfs_table *out = (struct mlfs_table *)1;
+	struct mlfs_param ps[] = { str("email", "hash") };
+	struct mlfs_param dps[] = { str("email", "drop") };
+	struct mlfs_host nohash = host, old = host;
+	long calls;
+	int rc;
+
+	tab_col(empty, 0, "email", MLFS_COL_TEXT, MLFS_ROLE_PII);
+	hs.nokey = 1;
+	rc = run(P_ANON, ps, 1, 1, in, &out);
+	is_int(rc, -ENOKEY, "hash: a mount without anon_key");
+	is_str(msg, "hash: the mount has no -o anon_key", "hash: ... says so");
+	ok(!out, "hash: ... and gives no table");
+	rc = run(P_ANON, ps, 1, 1, empty, &out);
+	is_int(rc, -ENOKEY, "hash: no key fails a table of no rows too");
+	rc = run(P_ANON, dps, 1, 1, in, &out);
+	is_int(rc, 0, "hash: no key is no matter without hash");
+	if (rc == 0)
+		out_free(P_ANON, out);
+	hs.nokey = 0;
+	nohash.anon_hash = NULL;
+	rc = run_on(&nohash, P_ANON, ps, 1, 1, in, &out);
+	is_int(rc, -ENOKEY, "hash: a host without anon_hash");
+	is_str(msg, "hash: the mount has no -o anon_key",
+	       "hash: ... says the same");
+	/* a host older than 1.3: its table ends before anon_hash */
+	old.size = offsetof(struct mlfs_host, anon_hash);
+	calls = hs.hashes;
+	rc = run_on(&old, P_ANON, ps, 1, 1, in, &out);
+	is_int(rc, -ENOKEY, "hash: an older host's table");
+	ok(hs.hashes == calls, "hash: ... whose anon_hash is not called");
+	tab_free(empty);
+	tab_free(in);
+}
+
+static void test_anon_methods(void)
+{
+	struct mlfs_table *in = anon_table(), *out = NULL;
+	struct mlfs_param ps[] = { str("name", "drop"),
+				   str("zip", "truncate:3"),
+				   str("birth", "month"),
+				   str("age", "bucket:10"),
+				   str("phone", "mask") };
+	struct mlfs_param ps2[] = { str("birth", "year"),
+				    str("phone", "truncate:2"),
+				    str("age", "bucket:0.5"),
+				    str("zip", "mask") };
+	int rc;
+
+	rc = run(P_ANON, ps, 5, 1, in, &out);
+	is_int(rc, 0, "anonymize: drop, truncate, month, bucket, mask run");
+	if (rc == 0) {
+		is_int(out->cols, A_COLS - 1, "drop: one column fewer");
+		ok(col_of(out, "name") < 0, "drop: name is gone");
+		ok(out->col[0].name && strcmp(out->col[0].name, "email") == 0 &&
+			   strcmp(out->col[1].name, "zip") == 0 &&
+			   strcmp(out->col[4].name, "phone") == 0,
+		   "drop: the others in order");
+		is_str(col_str(out, "email"), col_str(in, "email"),
+		       "drop: email untouched");
+		is_str(col_str(out, "zip"), "750|750|750|750|690|690",
+		       "truncate:3");
+		is_str(col_str(out, "birth"),
+		       "2024-03|1990-12|-|2001-07|1985-01|2024-03", "month");
+		is_int(out->col[col_of(out, "birth")].type, MLFS_COL_TIME,
+		       "month: still a time column");
+		is_str(col_str(out, "age"), "#30|#30|-|#30|#40|#-10",
+		       "bucket:10, the lower bounds (text NULL: numbers)");
+		ok(isnan(num_at(out, "age", 2)), "bucket: missing stays NaN");
+		is_str(col_str(out, "phone"),
+		       "*************6 78|***abcd|123|-|*2345|",
+		       "mask: all but the last 4 characters, UTF-8 counted");
+		ok(shares_nothing(out, in), "anonymize: shares nothing");
+		out_free(P_ANON, out);
+	}
+	rc = run(P_ANON, ps2, 4, 1, in, &out);
+	is_int(rc, 0, "anonymize: year, truncate:2, bucket:0.5 run");
+	if (rc == 0) {
+		is_str(col_str(out, "birth"),
+		       "2024|1990|-|2001|1985|2024", "year");
+		is_str(col_str(out, "phone"),
+		       "+3|\xc3\xa9\xe2\x82\xac|12|-|12|",
+		       "truncate:2: characters, not bytes");
+		is_str(col_str(out, "age"), "#34|#37|-|#30|#41.5|#-3",
+		       "bucket:0.5");
+		is_str(col_str(out, "zip"), "*5001|*5002|*5013|*5001|*9001|*9002",
+		       "mask on 5 characters");
+		out_free(P_ANON, out);
+	}
+	tab_free(in);
+}
+
+static void test_anon_default(void)
+{
+	struct mlfs_table *in = anon_table(), *out = NULL;
+	struct mlfs_param ps[] = { str("default", "drop"),
+				   str("email", "hash") };
+	struct mlfs_param none[] = { { 0 } };
+	int rc;
+
+	rc = run(P_ANON, ps, 2, 1, in, &out);
+	is_int(rc, 0, "anonymize: \"default\" runs");
+	if (rc == 0) {
+		ok(col_of(out, "name") < 0,
+		   "default: a pii column not named is dropped");
+		ok(text_at(out, "email", 0) &&
+			   strlen(text_at(out, "email", 0)) == 64,
+		   "default: a named one keeps its own method");
+		is_str(col_str(out, "zip"), col_str(in, "zip"),
+		       "default: a column without pii is left");
+		out_free(P_ANON, out);
+	}
+	rc = run(P_ANON, none, 0, 1, in, &out);
+	ok(rc == 0 && tab_eq(out, in), "anonymize: no params, no change");
+	if (rc == 0)
+		out_free(P_ANON, out);
+	tab_free(in);
+}
+
+/* Methods that do not fit the table, found by run. */
+static void test_anon_run_errors(void)
+{
+	static const struct {
+		struct mlfs_param p;
+		const char *msg;
+	} bad[] = {
+		{ { .name = "nope", .type = MLFS_PARAM_STRING, .string = "hash" },
+		  "column \"nope\": not in the table" },
+		{ { .name = "age", .type = MLFS_PARAM_STRING, .string = "month" },
+		  "column \"age\": \"month\" is for time columns, not numeric" },
+		{ { .name = "zip", .type = MLFS_PARAM_STRING, .string = "year" },
+		  "column \"zip\": \"year\" is for time columns, not categorical" },
+		{ { .name = "zip",
+		    .type = MLFS_PARAM_STRING,
+		    .string = "bucket:10" },
+		  "column \"zip\": \"bucket:10\" is for numeric columns, not categorical" },
+		{ { .name = "birth",
+		    .type = MLFS_PARAM_STRING,
+		    .string = "bucket:1" },
+		  "column \"birth\": \"bucket:1\" is for numeric columns, not time" },
+		{ { .name = "default",
+		    .type = MLFS_PARAM_STRING,
+		    .string = "month" },
+		  "column \"email\": \"month\" is for time columns, not text" },
+	};
+	struct mlfs_table *in = anon_table(), *out;
+	int rc;
+
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		char name[200];
+
+		out = (struct mlfs_table *)1;
+		rc = run(P_ANON, &bad[b].p, 1, 1, in, &out);
+		snprintf(name, sizeof(name), "anonymize run refuses: %.150s",
+			 bad[b].msg);
+		ok(rc == -EINVAL && strcmp(msg, bad[b].msg) == 0 && !out,
+		   name);
+		if (rc != -EINVAL || strcmp(msg, bad[b].msg) != 0)
+			printf("#   got %d \"%s\"\n", rc, msg);
+		is_int(check(P_ANON, &bad[b].p, 1), 0,
+		       "anonymize: ... though check, without the table, takes it");
+	}
+	/* values the method cannot read: the row, not the value */
+	tab_set(in, A_BIRTH, 1, "17/03/2024");
+	{
+		struct mlfs_param ps[] = { str("birth", "year") };
+
+		rc = run(P_ANON, ps, 1, 1, in, &out);
+		is_int(rc, -EINVAL, "year: a value that is no date");
+		is_str(msg,
+		       "column \"birth\": row 2: not an ISO 8601 date (YYYY...)",
+		       "year: ... names the row, not the value");
+	}
+	tab_set(in, A_BIRTH, 1, "2024");
+	{
+		struct mlfs_param ps[] = { str("birth", "month") };
+
+		rc = run(P_ANON, ps, 1, 1, in, &out);
+		is_int(rc, -EINVAL, "month: a year has no month");
+	}
+	/* as the host has it: text it could not read, and no number */
+	tab_set(in, A_AGE, 4, "old");
+	in->col[A_AGE].num[4] = NAN;
+	{
+		struct mlfs_param ps[] = { str("age", "bucket:5") };
+
+		rc = run(P_ANON, ps, 1, 1, in, &out);
+		is_int(rc, -EINVAL, "bucket: a number column's text no number");
+		if (rc == 0)
+			out_free(P_ANON, out);
+		is_str(msg, "column \"age\": row 5: not a finite number",
+		       "bucket: ... names the row");
+	}
+	tab_free(in);
+}
+
+static void test_anon_k(void)
+{
+	static const char *const zip[] = { "75001", "75002", "69001",
+					   "75003", "75011", "69002",
+					   "75012" };
+	static const char *const age[] = { "31", "35", "38", "33", "39",
+					   "34", "30" };
+	struct mlfs_table *in = tab_new(7, 3), *out = NULL;
+	struct mlfs_param ps[] = { str("zip", "truncate:3"),
+				   str("age", "bucket:10"),
+				   str("k_anonymity", "zip, age") };
+	struct mlfs_param drop[] = { str("zip", "drop"),
+				     str("k_anonymity", "zip"), num("k", 2) };
+	struct mlfs_param far[] = { str("k_anonymity", "zap"), num("k", 2) };
+	struct mlfs_param raw[] = { str("k_anonymity", "id"), num("k", 2) };
+	struct mlfs_param *k = NULL;
+	struct mlfs_param with_k[4];
+	int rc;
+
+	tab_col(in, 0, "id", MLFS_COL_CATEGORICAL, MLFS_ROLE_ID);
+	tab_col(in, 1, "zip", MLFS_COL_CATEGORICAL, 0);
+	tab_col(in, 2, "age", MLFS_COL_NUMERIC, 0);
+	tab_fill(in, 1, zip);
+	tab_fill(in, 2, age);
+	for (size_t i = 0; i < in->rows; i++) {
+		char id[24];
+
+		snprintf(id, sizeof(id), "r%zu", i);
+		tab_set(in, 0, i, id);
+	}
+	memcpy(with_k, ps, sizeof(ps));
+	k = &with_k[3];
+	/* groups after the methods: 750,30 x 5 and 690,30 x 2 */
+	*k = num("k", 2);
+	rc = run(P_ANON, with_k, 4, 1, in, &out);
+	is_int(rc, 0, "k-anonymity: every group of 2 or more, k 2");
+	if (rc == 0) {
+		is_int(out->rows, 7, "k-anonymity: the table as it was made");
+		out_free(P_ANON, out);
+	}
+	*k = num("k", 5);
+	out = (struct mlfs_table *)1;
+	rc = run(P_ANON, with_k, 4, 1, in, &out);
+	is_int(rc, -EINVAL, "k-anonymity: a group of 2, k 5");
+	is_str(msg,
+	       "k-anonymity: the group zip=690,age=30 has 2 rows, fewer than k 5",
+	       "k-anonymity: ... names the group");
+	ok(!out, "k-anonymity: ... and gives no table");
+	rc = run(P_ANON, raw, 2, 1, in, &out);
+	is_int(rc, -EINVAL, "k-anonymity: unique ids, k 2");
+	is_str(msg,
+	       "k-anonymity: the group id=r0 has 1 row, fewer than k 2",
+	       "k-anonymity: ... the first of the smallest");
+	rc = run(P_ANON, drop, 3, 1, in, &out);
+	is_int(rc, -EINVAL, "k-anonymity: a dropped column");
+	is_str(msg, "\"k_anonymity\": column \"zip\" is dropped",
+	       "k-anonymity: ... says so");
+	rc = run(P_ANON, far, 2, 1, in, &out);
+	is_str(msg, "\"k_anonymity\": column \"zap\" not in the table",
+	       "k-anonymity: a column not in the table");
+	/* a missing value is a value of its own */
+	tab_set(in, 1, 6, NULL);
+	*k = num("k", 2);
+	rc = run(P_ANON, with_k, 4, 1, in, &out);
+	is_str(msg,
+	       "k-anonymity: the group zip=(missing),age=30 has 1 row, fewer than k 2",
+	       "k-anonymity: a missing value's group");
+	tab_free(in);
+
+	/* no rows: no group to be small */
+	in = tab_new(0, 1);
+	tab_col(in, 0, "zip", MLFS_COL_CATEGORICAL, 0);
+	rc = run(P_ANON, NULL, 0, 1, in, &out);
+	ok(rc == 0 && out && out->rows == 0, "anonymize: no rows");
+	if (rc == 0)
+		out_free(P_ANON, out);
+	{
+		struct mlfs_param z[] = { str("k_anonymity", "zip"),
+					  num("k", 3), str("zip", "hash") };
+
+		rc = run(P_ANON, z, 3, 1, in, &out);
+		ok(rc == 0 && out && out->rows == 0,
+		   "k-anonymity: no rows pass");
+		if (rc == 0)
+			out_free(P_ANON, out);
+	}
+	tab_free(in);
+	rc = run(P_ANON, NULL, 0, 1, NULL, &out);
+	is_int(rc, -EINVAL, "anonymize: no table at all");
+}
+
+/* ---- filter ---- */
+
+/* The ids (column "id") of t's rows, "r1,r3". */
+static const char *ids_of(const struct mlfs_table *t)
+{
+	static char buf[512];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->rows && used < sizeof(buf); i++) {
+		const char *v = text_at(t, "id", i);
+		int w = snprintf(buf + used, sizeof(buf) - used, "%s%s",
+				 i ? "," : "", v ? v : "-");
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return buf;
+}
+
+static struct mlfs_table *filter_table(void)
+{
+	static const char *const id[] = { "r0", "r1", "r2", "r3", "r4" };
+	static const char *const x[] = { "1", "5", NULL, "10", "5.0" };
+	static const char *const s[] = { "apple", "banana", NULL, "cherry",
+					 "applesauce" };
+	struct mlfs_table *t = tab_new(5, 3);
+
+	tab_col(t, 0, "id", MLFS_COL_CATEGORICAL, MLFS_ROLE_ID);
+	tab_col(t, 1, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(t, 2, "s", MLFS_COL_CATEGORICAL, 0);
+	tab_fill(t, 0, id);
+	tab_fill(t, 1, x);
+	tab_fill(t, 2, s);
+	return t;
+}
+
+static void test_filter(void)
+{
+	static const struct {
+		const char *column, *op;
+		bool is_num;
+		double num;
+		const char *text, *want;
+	} cases[] = {
+		{ "x", ">", true, 4, NULL, "r1,r3,r4" },
+		{ "x", "==", true, 5, NULL, "r1,r4" },
+		{ "x", "!=", true, 5, NULL, "r0,r2,r3" },
+		{ "x", "<=", true, 5, NULL, "r0,r1,r4" },
+		{ "x", "<", true, 5, NULL, "r0" },
+		{ "x", ">=", true, 10, NULL, "r3" },
+		{ "x", "==", false, 0, "5", "r1" },
+		{ "x", "contains", true, 1, NULL, "r0,r3" },
+		{ "s", "contains", false, 0, "apple", "r0,r4" },
+		{ "s", "<", false, 0, "b", "r0,r4" },
+		{ "s", ">=", false, 0, "banana", "r1,r3" },
+		{ "s", "==", false, 0, "cherry", "r3" },
+		{ "s", "!=", false, 0, "cherry", "r0,r1,r2,r4" },
+		{ "s", "==", true, 3, NULL, "" },
+		{ "id", "==", false, 0, "r2", "r2" },
+	};
+	struct mlfs_table *in = filter_table(), *out = NULL;
+	int rc;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct mlfs_param ps[] = {
+			str("column", cases[c].column), str("op", cases[c].op),
+			cases[c].is_num ? num("value", cases[c].num)
+					: str("value", cases[c].text)
+		};
+		char name[128];
+
+		if (cases[c].is_num)
+			snprintf(name, sizeof(name), "filter: %s %s %g",
+				 cases[c].column, cases[c].op, cases[c].num);
+		else
+			snprintf(name, sizeof(name), "filter: %s %s \"%s\"",
+				 cases[c].column, cases[c].op, cases[c].text);
+		rc = run(P_FILTER, ps, 3, 1, in, &out);
+		if (rc < 0) {
+			ok(0, name);
+			printf("#   %d %s\n", rc, msg);
+			continue;
+		}
+		is_str(ids_of(out), cases[c].want, name);
+		out_free(P_FILTER, out);
+	}
+	{
+		struct mlfs_param ps[] = { str("column", "x"), str("op", ">"),
+					   num("value", 4) };
+		struct mlfs_param nope[] = { str("column", "nope"),
+					     str("op", ">"), num("value", 4) };
+
+		rc = run(P_FILTER, ps, 3, 1, in, &out);
+		if (rc == 0) {
+			ok(row_eq(out, 0, in, 1) && row_eq(out, 2, in, 4) &&
+				   out->cols == 3 &&
+				   shares_nothing(out, in),
+			   "filter: kept rows whole, shared with nothing");
+			out_free(P_FILTER, out);
+		}
+		out = (struct mlfs_table *)1;
+		rc = run(P_FILTER, nope, 3, 1, in, &out);
+		is_int(rc, -EINVAL, "filter: a column not in the table");
+		is_str(msg, "\"column\": column \"nope\" not in the table",
+		       "filter: ... says which");
+		ok(!out, "filter: ... and gives no table");
+		tab_free(in);
+		in = tab_new(0, 1);
+		tab_col(in, 0, "x", MLFS_COL_NUMERIC, 0);
+		rc = run(P_FILTER, ps, 3, 1, in, &out);
+		ok(rc == 0 && out && out->rows == 0 && out->cols == 1,
+		   "filter: no rows");
+		if (rc == 0)
+			out_free(P_FILTER, out);
+	}
+	tab_free(in);
+}
+
+/* ---- dedupe ---- */
+
+static void test_dedupe(void)
+{
+	static const char *const k[] = { "a", "a", "b", "a", NULL, NULL, "a" };
+	static const char *const n[] = { "1", "1.0", "1", "1", NULL, NULL,
+					 "1" };
+	static const char *const t[] = { "x", "x", "x", "y", NULL, NULL, "x" };
+	static const struct {
+		const char *columns;
+		size_t want[7];
+		size_t nwant;
+	} cases[] = {
+		{ NULL, { 0, 2, 3, 4 }, 4 },
+		{ "k", { 0, 2, 4 }, 3 },
+		{ "t", { 0, 3, 4 }, 3 },
+		{ " k , k ", { 0, 2, 4 }, 3 },
+		{ "n", { 0, 4 }, 2 },
+	};
+	struct mlfs_table *in = tab_new(7, 3), *out = NULL;
+	int rc;
+
+	tab_col(in, 0, "k", MLFS_COL_CATEGORICAL, 0);
+	tab_col(in, 1, "n", MLFS_COL_NUMERIC, 0);
+	tab_col(in, 2, "t", MLFS_COL_TEXT, 0);
+	tab_fill(in, 0, k);
+	tab_fill(in, 1, n);
+	tab_fill(in, 2, t);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct mlfs_param ps[] = { str("columns", cases[c].columns) };
+		bool same;
+		char name[96];
+
+		snprintf(name, sizeof(name), "dedupe: by %s",
+			 cases[c].columns ? cases[c].columns : "every column");
+		rc = run(P_DEDUPE, ps, cases[c].columns ? 1 : 0, 1, in, &out);
+		if (rc < 0) {
+			ok(0, name);
+			printf("#   %d %s\n", rc, msg);
+			continue;
+		}
+		same = out->rows == cases[c].nwant;
+		for (size_t r = 0; same && r < out->rows; r++)
+			same = row_eq(out, r, in, cases[c].want[r]);
+		ok(same, name);
+		out_free(P_DEDUPE, out);
+	}
+	{
+		struct mlfs_param ps[] = { str("columns", "k,nope") };
+
+		out = (struct mlfs_table *)1;
+		rc = run(P_DEDUPE, ps, 1, 1, in, &out);
+		is_int(rc, -EINVAL, "dedupe: a column not in the table");
+		is_str(msg, "column \"nope\": not in the table",
+		       "dedupe: ... says which");
+		ok(!out, "dedupe: ... and gives no table");
+	}
+	tab_free(in);
+	in = tab_new(0, 2);
+	tab_col(in, 0, "k", MLFS_COL_CATEGORICAL, 0);
+	tab_col(in, 1, "n", MLFS_COL_NUMERIC, 0);
+	rc = run(P_DEDUPE, NULL, 0, 1, in, &out);
+	ok(rc == 0 && out && out->rows == 0 && out->cols == 2,
+	   "dedupe: no rows");
+	if (rc == 0)
+		out_free(P_DEDUPE, out);
+	tab_free(in);
+	rc = run(P_DEDUPE, NULL, 0, 1, NULL, &out);
+	is_int(rc, -EINVAL, "dedupe: no table at all");
+}
+
 /* ---- bad params ---- */
 
 struct bad {
@@ -1145,6 +1809,64 @@ static void test_bad_params(void)
 		  "\"columns\": an empty column name in \"\"" },
 		{ P_IMPUTE, { str("method", "mean") }, 1,
 		  "\"method\": unknown parameter for impute" },
+		{ P_ANON, { str("email", "sha1") }, 1,
+		  "\"email\": must be \"hash\", \"drop\", \"mask\", \"truncate:N\", \"month\", \"year\" or \"bucket:W\", got \"sha1\"" },
+		{ P_ANON, { num("email", 3) }, 1,
+		  "\"email\": must be \"hash\", \"drop\", \"mask\", \"truncate:N\", \"month\", \"year\" or \"bucket:W\", got a number" },
+		{ P_ANON, { str("default", "hush") }, 1,
+		  "\"default\": must be \"hash\", \"drop\", \"mask\", \"truncate:N\", \"month\", \"year\" or \"bucket:W\", got \"hush\"" },
+		{ P_ANON, { str("zip", "truncate:0") }, 1,
+		  "\"zip\": must be \"truncate:N\" with N a whole number from 1 to 1000000, got \"truncate:0\"" },
+		{ P_ANON, { str("zip", "truncate:") }, 1,
+		  "\"zip\": must be \"truncate:N\" with N a whole number from 1 to 1000000, got \"truncate:\"" },
+		{ P_ANON, { str("zip", "truncate:-2") }, 1,
+		  "\"zip\": must be \"truncate:N\" with N a whole number from 1 to 1000000, got \"truncate:-2\"" },
+		{ P_ANON, { str("age", "bucket:0") }, 1,
+		  "\"age\": must be \"bucket:W\" with W a number > 0, got \"bucket:0\"" },
+		{ P_ANON, { str("age", "bucket:ten") }, 1,
+		  "\"age\": must be \"bucket:W\" with W a number > 0, got \"bucket:ten\"" },
+		{ P_ANON, { str("age", "bucket:-5") }, 1,
+		  "\"age\": must be \"bucket:W\" with W a number > 0, got \"bucket:-5\"" },
+		{ P_ANON, { str("email", "hash"), str("email", "drop") }, 2,
+		  "\"email\": given twice" },
+		{ P_ANON, { str("k_anonymity", "zip") }, 1,
+		  "\"k\": needed for \"k_anonymity\"" },
+		{ P_ANON, { num("k", 5) }, 1,
+		  "\"k\": used only with \"k_anonymity\"" },
+		{ P_ANON, { str("k_anonymity", "zip"), num("k", 1) }, 2,
+		  "\"k\": must be an integer from 2 to 1000000, got 1" },
+		{ P_ANON, { str("k_anonymity", "zip"), str("k", "5") }, 2,
+		  "\"k\": must be an integer, got a string" },
+		{ P_ANON, { str("k_anonymity", "zip,,age"), num("k", 2) }, 2,
+		  "\"k_anonymity\": an empty column name in \"zip,,age\"" },
+		{ P_ANON, { num("k_anonymity", 3), num("k", 2) }, 2,
+		  "\"k_anonymity\": must be a string of column names separated by commas, got a number" },
+		{ P_FILTER, { { 0 } }, 0, "\"column\": must be given" },
+		{ P_FILTER, { num("column", 1), str("op", "=="), num("value", 1) }, 3,
+		  "\"column\": must be a column name, got a number" },
+		{ P_FILTER, { str("column", ""), str("op", "=="), num("value", 1) }, 3,
+		  "\"column\": must be a column name, got \"\"" },
+		{ P_FILTER, { str("column", "f"), num("value", 1) }, 2,
+		  "\"op\": must be given: \"==\", \"!=\", \"<\", \"<=\", \">\", \">=\" or \"contains\"" },
+		{ P_FILTER, { str("column", "f"), str("op", "=~"), num("value", 1) }, 3,
+		  "\"op\": must be \"==\", \"!=\", \"<\", \"<=\", \">\", \">=\" or \"contains\", got \"=~\"" },
+		{ P_FILTER, { str("column", "f"), str("op", "==") }, 2,
+		  "\"value\": must be given" },
+		{ P_FILTER,
+		  { str("column", "f"), str("op", "=="),
+		    { .name = "value", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  3, "\"value\": must be a number or a string, got a list" },
+		{ P_FILTER, { str("column", "f"), str("op", "<"), num("value", INFINITY) }, 3,
+		  "\"value\": must be finite, got inf" },
+		{ P_FILTER, { str("column", "f"), str("op", "<"), num("limit", 1) }, 3,
+		  "\"limit\": unknown parameter for filter" },
+		{ P_DEDUPE, { num("columns", 1) }, 1,
+		  "\"columns\": must be a string of column names separated by commas, got a number" },
+		{ P_DEDUPE, { str("columns", "a,,b") }, 1,
+		  "\"columns\": an empty column name in \"a,,b\"" },
+		{ P_DEDUPE, { str("keep", "first") }, 1,
+		  "\"keep\": unknown parameter for dedupe" },
 	};
 	struct mlfs_table *in = balance_table();
 
@@ -1177,10 +1899,23 @@ static void test_bad_params(void)
 					     str("categorical", "constant"),
 					     str("value", "?"),
 					     str("columns", "a, b") };
+		struct mlfs_param anon_good[] = {
+			str("email", "hash"),	  str("name", "drop"),
+			str("zip", "truncate:3"), str("birth", "month"),
+			str("age", "bucket:10"),  str("phone", "mask"),
+			str("k_anonymity", "zip, age"), num("k", 5)
+		};
+		struct mlfs_param filter_good[] = { str("column", "x"),
+						    str("op", "contains"),
+						    str("value", "a") };
 
 		is_int(check(P_BALANCE, good, 4), 0, "balance: good params");
 		is_int(check(P_IMPUTE, fine, 4), 0, "impute: good params");
 		is_int(check(P_IMPUTE, NULL, 0), 0, "impute: no params");
+		is_int(check(P_ANON, anon_good, 8), 0, "anonymize: good params");
+		is_int(check(P_FILTER, filter_good, 3), 0,
+		       "filter: good params");
+		is_int(check(P_DEDUPE, NULL, 0), 0, "dedupe: no params");
 	}
 	tab_free(in);
 }
@@ -1219,6 +1954,14 @@ int main(void)
 	test_smote();
 	test_smote_edges();
 	test_balance_edges();
+	test_anon_hash();
+	test_anon_nokey();
+	test_anon_methods();
+	test_anon_default();
+	test_anon_run_errors();
+	test_anon_k();
+	test_filter();
+	test_dedupe();
 	test_bad_params();
 	for (int p = 0; p < P_COUNT; p++)
 		dlclose(plugs[p].handle);
