@@ -114,3 +114,69 @@ def test_prepare_runs_as_the_writer(mlfs_factory):
     os.chmod(d, 0o700)
     r = as_user(["bash", "-c", f"echo '{spec}' > {d}/prepare"])
     assert r.returncode != 0
+
+
+def test_anonymize_hashes_under_the_owners_key_and_never_shows_it(
+        mlfs_factory, tmp_path):
+    import hashlib
+    import hmac
+    key = tmp_path / "anon.key"
+    key.write_bytes(b"0123456789abcdef0123456789abcdef")
+    os.chmod(key, 0o600)
+    mlfs = mlfs_factory(opts=["allow_other", f"anon_key={key}"], public=True)
+    d = mlfs.mnt / "datasets/people"
+    d.mkdir()
+    (d / "data.csv").write_text(
+        "email,name,zip,born,age,label\n"
+        "a@x.org,Ann,75001,1990-03-17,34,yes\n"
+        "b@x.org,Bob,75002,1985-11-02,39,no\n"
+        ",Cy,75003,2001-01-30,23,no\n")
+    spec = {"steps": [{"anonymize": {"email": "hash", "name": "drop",
+                                     "zip": "truncate:3", "born": "year",
+                                     "age": "bucket:10"}},
+                      {"filter": {"column": "label", "op": "!=",
+                                  "value": "maybe"}},
+                      {"dedupe": {}}]}
+    r = sh(f"cat > {d}/prepare", input=json.dumps(spec))
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "people-prepare-1") == "succeeded\n"
+    rows = table(d / "v2/data.csv")
+    owner = hmac.new(key.read_bytes(), b"mlfs anon v1 uid 0",
+                     hashlib.sha256).digest()
+    want = hmac.new(owner, b"a@x.org", hashlib.sha256).hexdigest()
+    assert list(rows[0]) == ["email", "zip", "born", "age", "label"]
+    assert rows[0] == {"email": want, "zip": "750", "born": "1990",
+                       "age": "30", "label": "yes"}
+    assert rows[2]["email"] == ""                  # missing stays missing
+    # another owner's hash of the same value differs
+    other = hmac.new(key.read_bytes(), b"mlfs anon v1 uid 65534",
+                     hashlib.sha256).digest()
+    assert hmac.new(other, b"a@x.org", hashlib.sha256).hexdigest() != want
+    # the key is in no file of the tree, the job's folder or its log
+    secret = key.read_bytes()
+    for blob in (owner, owner.hex().encode(), secret):
+        for path in (mlfs.mnt / "jobs/people-prepare-1").rglob("*"):
+            if path.is_file():
+                assert blob not in path.read_bytes(), path
+        assert blob not in (mlfs.mnt / ".mlfs/errors").read_bytes()
+        assert blob not in mlfs.stderr().encode()
+    # k-anonymity that does not hold fails the job, naming the group
+    r = sh(f"cat > {d}/prepare", input=json.dumps(
+        {"dataset": "people@1",
+         "steps": [{"anonymize": {"zip": "truncate:5",
+                                  "k_anonymity": "zip", "k": 2}}]}))
+    assert r.returncode == 0, r.stderr
+    status = wait_job(mlfs.mnt, "people-prepare-2")
+    assert status.startswith("failed") and "k-anonymity" in status
+    assert os.readlink(d / "latest") == "v2"
+
+
+def test_hash_without_a_key_fails_the_job(mlfs):
+    d = mlfs.mnt / "datasets/people"
+    d.mkdir()
+    (d / "data.csv").write_text("email,label\na@x.org,yes\n")
+    r = sh(f"cat > {d}/prepare", input=json.dumps(
+        {"steps": [{"anonymize": {"email": "hash"}}]}))
+    assert r.returncode == 0, r.stderr
+    status = wait_job(mlfs.mnt, "people-prepare-1")
+    assert status.startswith("failed") and "anon_key" in status
