@@ -90,24 +90,6 @@ static double imp_parse_number(const char *s)
 	return v;
 }
 
-/* "a, b" -> the next name: its start and length, spaces trimmed. */
-static const char *imp_next_name(const char *s, size_t *len,
-				 const char **rest)
-{
-	const char *end;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	end = strchr(s, ',');
-	if (!end)
-		end = s + strlen(s);
-	*rest = *end ? end + 1 : NULL;
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*len = (size_t)(end - s);
-	return s;
-}
-
 static int imp_parse_columns(const struct mlfs_param *p, struct imp *im,
 			     char *msg, size_t msglen)
 {
@@ -121,7 +103,7 @@ static int imp_parse_columns(const struct mlfs_param *p, struct imp *im,
 	while (rest) {
 		size_t len;
 
-		imp_next_name(rest, &len, &rest);
+		prep_next_name(rest, &len, &rest);
 		if (len == 0)
 			return mlfs_err(msg, msglen,
 					"\"columns\": an empty column name in \"%s\"",
@@ -217,7 +199,7 @@ static int imp_select(const struct imp *im, const struct mlfs_table *t,
 	}
 	while (rest) {
 		size_t len;
-		const char *name = imp_next_name(rest, &len, &rest);
+		const char *name = prep_next_name(rest, &len, &rest);
 		bool found = false;
 
 		for (size_t j = 0; j < t->cols; j++) {
