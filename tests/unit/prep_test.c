@@ -25,6 +25,18 @@
  * keeps (numbers as numbers, text as text, missing only for "!="), and
  * dedupe the first row of each combination, in order.
  *
+ * augment: the input's rows come first and unchanged, then "copies"
+ * copies; noise moves each feature by 0 on average and by sigma x the
+ * column's std (measured over a few thousand rows), leaving missing
+ * values, labels, ids and categories alone; every mixup row is
+ * lambda x_i + (1 - lambda) x_j for its row and some other row, found
+ * here by search, with the label from the heavier, and the weights
+ * spread as Beta(0.2, 0.2) and Beta(1, 1) spread; flip gives the mirror
+ * worked out by hand of a 2 x 3 and a 3 x 2 image, and each shift and
+ * cutout row is exactly one of the 9 shifts or squares of a 3 x 3 image
+ * (each one seen); tables with no rows, only missing values, nothing to
+ * change, a cancelled job, too many rows; bad params.
+ *
  * Allocation failures are not injected here: the plugins are separate
  * shared objects, which the --wrap=malloc of the unit build cannot reach.
  */
@@ -121,9 +133,11 @@ static struct plug plugs[] = {
 	{ "anonymize", NULL, NULL, NULL },
 	{ "filter", NULL, NULL, NULL },
 	{ "dedupe", NULL, NULL, NULL },
+	{ "augment", NULL, NULL, NULL },
 };
 
-enum { P_IMPUTE, P_BALANCE, P_ANON, P_FILTER, P_DEDUPE, P_COUNT };
+enum { P_IMPUTE, P_BALANCE, P_ANON, P_FILTER, P_DEDUPE, P_AUGMENT,
+       P_COUNT };
 
 static char msg[512];
 
@@ -1740,6 +1754,751 @@ static void test_dedupe(void)
 	is_int(rc, -EINVAL, "dedupe: no table at all");
 }
 
+/* ---- augment ---- */
+
+enum { N_X, N_Y, N_C, N_K, N_LAB, N_ID, N_COLS };
+
+/*
+ * x: uniform in [-5, 5); y: in [50, 150), every 10th missing; c: a
+ * colour; k: 7 everywhere (std 0); lab: a numeric label 0/1; id: a
+ * numeric id.  Features: x, y, k.
+ */
+static struct mlfs_table *noise_table(size_t n)
+{
+	struct mlfs_table *t = tab_new(n, N_COLS);
+
+	tab_col(t, N_X, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(t, N_Y, "y", MLFS_COL_NUMERIC, 0);
+	tab_col(t, N_C, "c", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, N_K, "k", MLFS_COL_NUMERIC, 0);
+	tab_col(t, N_LAB, "lab", MLFS_COL_NUMERIC, MLFS_ROLE_LABEL);
+	tab_col(t, N_ID, "id", MLFS_COL_NUMERIC, MLFS_ROLE_ID);
+	for (size_t i = 0; i < n; i++) {
+		tab_setnum(t, N_X, i, unif() * 10 - 5);
+		tab_setnum(t, N_Y, i, i % 10 == 3 ? NAN : 50 + unif() * 100);
+		tab_set(t, N_C, i, colors[i % 3]);
+		tab_setnum(t, N_K, i, 7);
+		tab_setnum(t, N_LAB, i, (double)(i % 2));
+		tab_setnum(t, N_ID, i, (double)i);
+	}
+	return t;
+}
+
+/* The population std of t's column j over its present values. */
+static double col_std(const struct mlfs_table *t, size_t j)
+{
+	double sum = 0, ss = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->rows; i++) {
+		if (!isnan(t->col[j].num[i])) {
+			sum += t->col[j].num[i];
+			n++;
+		}
+	}
+	for (size_t i = 0; i < t->rows; i++) {
+		double e = t->col[j].num[i] - sum / (double)n;
+
+		if (!isnan(e))
+			ss += e * e;
+	}
+	return sqrt(ss / (double)n);
+}
+
+/* The first in->rows rows of out are in's, unchanged. */
+static bool originals_first(const struct mlfs_table *out,
+			    const struct mlfs_table *in)
+{
+	if (out->rows < in->rows)
+		return false;
+	for (size_t i = 0; i < in->rows; i++)
+		if (!row_eq(out, i, in, i))
+			return false;
+	return true;
+}
+
+/* The mean and std of out - in in column j, over every copy. */
+static void noise_diffs(const struct mlfs_table *out,
+			const struct mlfs_table *in, size_t j, double *mean,
+			double *sd, size_t *kept, size_t *lost)
+{
+	double sum = 0, ss = 0;
+	size_t n = 0;
+
+	*kept = *lost = 0;
+	for (size_t r = in->rows; r < out->rows; r++) {
+		size_t i = r % in->rows;
+		double a = in->col[j].num[i], b = out->col[j].num[r];
+
+		if (isnan(a)) {
+			*kept += isnan(b) && !out->col[j].text[r];
+			continue;
+		}
+		*lost += isnan(b);
+		sum += b - a;
+		n++;
+	}
+	*mean = sum / (double)n;
+	for (size_t r = in->rows; r < out->rows; r++) {
+		size_t i = r % in->rows;
+		double e = out->col[j].num[r] - in->col[j].num[i] - *mean;
+
+		if (!isnan(e))
+			ss += e * e;
+	}
+	*sd = sqrt(ss / (double)n);
+}
+
+static void test_augment_noise(void)
+{
+	const size_t n = 3000;
+	struct mlfs_param ps[] = { str("method", "noise"), num("sigma", 0.1),
+				   num("copies", 2) };
+	struct mlfs_table *in = noise_table(n), *out = NULL, *again = NULL;
+	bool copied = true, constant = true;
+	double mean, sd, want, m2, sd2;
+	size_t kept, lost;
+	int rc;
+
+	rc = run(P_AUGMENT, ps, 3, 7, in, &out);
+	is_int(rc, 0, "augment noise: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	is_int(out->rows, 3 * n, "augment noise: 2 copies: three times the rows");
+	ok(originals_first(out, in), "augment noise: the rows first, unchanged");
+	for (size_t r = n; r < out->rows; r++) {
+		size_t i = r % n;
+
+		copied = copied && cell_eq(out, N_C, r, in, N_C, i) &&
+			 cell_eq(out, N_LAB, r, in, N_LAB, i) &&
+			 cell_eq(out, N_ID, r, in, N_ID, i);
+		constant = constant && out->col[N_K].num[r] == 7;
+	}
+	ok(copied, "augment noise: category, label and id copied");
+	ok(constant, "augment noise: a column of std 0 keeps its values");
+	want = 0.1 * col_std(in, N_X);
+	noise_diffs(out, in, N_X, &mean, &sd, &kept, &lost);
+	printf("# x: diff mean %g sd %g, want 0 and %g\n", mean, sd, want);
+	ok(fabs(mean) < 5 * want / sqrt(2.0 * (double)n),
+	   "augment noise: x moves by 0 on average");
+	ok(fabs(sd / want - 1) < 0.05, "augment noise: x by sigma x its std");
+	want = 0.1 * col_std(in, N_Y);
+	noise_diffs(out, in, N_Y, &m2, &sd2, &kept, &lost);
+	printf("# y: diff mean %g sd %g, want 0 and %g\n", m2, sd2, want);
+	ok(fabs(m2) < 5 * want / sqrt(1.8 * (double)n) &&
+		   fabs(sd2 / want - 1) < 0.05,
+	   "augment noise: y by its own std, over its present values");
+	is_int(kept, 2 * n / 10, "augment noise: a missing value stays missing");
+	is_int(lost, 0, "augment noise: ... and a present one present");
+	rc = run(P_AUGMENT, ps, 3, 7, in, &again);
+	ok(rc == 0 && tab_eq(out, again), "augment noise: one seed, one table");
+	if (rc == 0)
+		out_free(P_AUGMENT, again);
+	rc = run(P_AUGMENT, ps, 3, 8, in, &again);
+	ok(rc == 0 && !tab_eq(out, again),
+	   "augment noise: another seed, another table");
+	if (rc == 0)
+		out_free(P_AUGMENT, again);
+	out_free(P_AUGMENT, out);
+	tab_free(in);
+}
+
+/* The mean of column j's present values. */
+static double col_mean(const struct mlfs_table *t, size_t j)
+{
+	double sum = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->rows; i++) {
+		if (!isnan(t->col[j].num[i])) {
+			sum += t->col[j].num[i];
+			n++;
+		}
+	}
+	return sum / (double)n;
+}
+
+enum { M_X, M_C, M_Y, M_LAB, M_ID, M_COLS };
+
+/* Output row r's c, lab and id are input row i's. */
+static bool row_rest_eq(const struct mlfs_table *out, size_t r,
+			const struct mlfs_table *in, size_t i)
+{
+	return cell_eq(out, M_C, r, in, M_C, i) &&
+	       cell_eq(out, M_LAB, r, in, M_LAB, i) &&
+	       cell_eq(out, M_ID, r, in, M_ID, i);
+}
+
+/*
+ * Whether output row r is lambda x_i + (1 - lambda) x_j for its row i
+ * and some other row j, a missing value as the column's mean (mean[]),
+ * with the other columns from row i if lambda >= 0.5, else from j, and
+ * every feature within its column's [lo, hi]; *lambda is the weight.
+ */
+static bool mixup_row_ok(const struct mlfs_table *out,
+			 const struct mlfs_table *in, size_t r,
+			 const double *mean, const double *lo,
+			 const double *hi, double *lambda)
+{
+	static const size_t feat[] = { M_X, M_Y };
+	size_t n = in->rows, i = r % n;
+
+	for (size_t f = 0; f < 2; f++) {
+		double v = out->col[feat[f]].num[r];
+
+		double slack = 1e-12 * (fabs(lo[f]) + fabs(hi[f]));
+
+		/* b + l (a - b) can round an ulp past a */
+		if (!isnan(v) && (v < lo[f] - slack || v > hi[f] + slack))
+			return false;
+	}
+	for (size_t j = 0; j < n; j++) {
+		double a[2], b[2], l = 1, widest = 0;
+		bool fits = j != i || n == 1;
+
+		/* the weight from the feature where the rows differ most */
+		for (size_t f = 0; f < 2 && fits; f++) {
+			a[f] = in->col[feat[f]].num[i];
+			b[f] = in->col[feat[f]].num[j];
+			if (isnan(a[f]) && isnan(b[f])) {
+				fits = isnan(out->col[feat[f]].num[r]);
+				a[f] = b[f] = 0;
+				continue;
+			}
+			a[f] = isnan(a[f]) ? mean[f] : a[f];
+			b[f] = isnan(b[f]) ? mean[f] : b[f];
+			if (fabs(a[f] - b[f]) <= widest)
+				continue;
+			widest = fabs(a[f] - b[f]);
+			l = (out->col[feat[f]].num[r] - b[f]) / (a[f] - b[f]);
+		}
+		if (!fits)
+			continue;
+		if (l < -1e-12 || l > 1 + 1e-12)
+			continue;
+		for (size_t f = 0; f < 2 && fits; f++) {
+			double want = b[f] + l * (a[f] - b[f]);
+			double v = out->col[feat[f]].num[r];
+
+			if (isnan(in->col[feat[f]].num[i]) &&
+			    isnan(in->col[feat[f]].num[j]))
+				continue;
+			fits = fabs(v - want) <=
+			       1e-9 * (1 + fabs(a[f]) + fabs(b[f]));
+		}
+		if (!fits)
+			continue;
+		/* the rest from the heavier row; both near 0.5 */
+		if (!(l < 0.5 - 1e-9 && row_rest_eq(out, r, in, j)) &&
+		    !(l > 0.5 + 1e-9 && row_rest_eq(out, r, in, i)) &&
+		    !(fabs(l - 0.5) <= 1e-9 && (row_rest_eq(out, r, in, i) ||
+						 row_rest_eq(out, r, in, j))))
+			continue;
+		*lambda = l;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * x: in [0, 10), every 17th missing; c: a colour; y: in [-50, 50),
+ * every 23rd missing; lab: "a" or "b", the label; id: numeric, an id.
+ */
+static struct mlfs_table *mixup_table(size_t n)
+{
+	struct mlfs_table *t = tab_new(n, M_COLS);
+
+	tab_col(t, M_X, "x", MLFS_COL_NUMERIC, 0);
+	tab_col(t, M_C, "c", MLFS_COL_CATEGORICAL, 0);
+	tab_col(t, M_Y, "y", MLFS_COL_NUMERIC, 0);
+	tab_col(t, M_LAB, "lab", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	tab_col(t, M_ID, "id", MLFS_COL_NUMERIC, MLFS_ROLE_ID);
+	for (size_t i = 0; i < n; i++) {
+		tab_setnum(t, M_X, i, i % 17 == 0 ? NAN : unif() * 10);
+		tab_set(t, M_C, i, colors[i % 3]);
+		tab_setnum(t, M_Y, i, i % 23 == 0 ? NAN : unif() * 100 - 50);
+		tab_set(t, M_LAB, i, i % 2 ? "a" : "b");
+		tab_setnum(t, M_ID, i, (double)i);
+	}
+	return t;
+}
+
+/*
+ * Run mixup with alpha and check every new row; *middle is the share of
+ * weights in [0.1, 0.9].
+ */
+static void mixup_case(const struct mlfs_table *in, double alpha,
+		       double *middle)
+{
+	struct mlfs_param ps[] = { str("method", "mixup"),
+				   num("alpha", alpha), num("copies", 2) };
+	const size_t n = in->rows;
+	double mean[2], lo[2] = { INFINITY, INFINITY };
+	double hi[2] = { -INFINITY, -INFINITY };
+	struct mlfs_table *out = NULL, *again = NULL;
+	size_t good = 0, mid = 0;
+	char name[160];
+	int rc;
+
+	mean[0] = col_mean(in, M_X);
+	mean[1] = col_mean(in, M_Y);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t f = 0; f < 2; f++) {
+			double v = in->col[f ? M_Y : M_X].num[i];
+
+			lo[f] = isnan(v) || v >= lo[f] ? lo[f] : v;
+			hi[f] = isnan(v) || v <= hi[f] ? hi[f] : v;
+		}
+	}
+	*middle = NAN;
+	rc = run(P_AUGMENT, ps, 3, 5, in, &out);
+	snprintf(name, sizeof(name), "augment mixup alpha %g: runs", alpha);
+	is_int(rc, 0, name);
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		return;
+	}
+	snprintf(name, sizeof(name),
+		 "augment mixup alpha %g: the rows first, then 2 copies",
+		 alpha);
+	ok(out->rows == 3 * n && originals_first(out, in), name);
+	for (size_t r = n; r < out->rows; r++) {
+		double l;
+
+		if (!mixup_row_ok(out, in, r, mean, lo, hi, &l)) {
+			printf("#   row %zu is no mix of row %zu and another\n",
+			       r, r % n);
+			continue;
+		}
+		good++;
+		mid += l >= 0.1 && l <= 0.9;
+	}
+	snprintf(name, sizeof(name),
+		 "augment mixup alpha %g: each new row mixes its row and another, the label from the heavier",
+		 alpha);
+	is_int(good, 2 * n, name);
+	*middle = (double)mid / (double)(2 * n);
+	rc = run(P_AUGMENT, ps, 3, 5, in, &again);
+	snprintf(name, sizeof(name), "augment mixup alpha %g: one seed, one table",
+		 alpha);
+	ok(rc == 0 && tab_eq(out, again), name);
+	if (rc == 0)
+		out_free(P_AUGMENT, again);
+	out_free(P_AUGMENT, out);
+}
+
+static void test_augment_mixup(void)
+{
+	struct mlfs_table *in = mixup_table(300), *out = NULL;
+	struct mlfs_param ps[] = { str("method", "mixup") };
+	double middle;
+	int rc;
+
+	/*
+	 * Beta(0.2, 0.2) puts about a third of its mass in [0.1, 0.9]
+	 * (each tail is ~0.33); Beta(1, 1) is uniform, 0.8 there.  600
+	 * draws: a standard error of 0.02 either way.
+	 */
+	mixup_case(in, 0.2, &middle);
+	printf("# alpha 0.2: %g of the weights in [0.1, 0.9]\n", middle);
+	ok(middle > 0.25 && middle < 0.43,
+	   "augment mixup alpha 0.2: weights near 0 and 1, as Beta(0.2, 0.2)");
+	mixup_case(in, 1, &middle);
+	printf("# alpha 1: %g of the weights in [0.1, 0.9]\n", middle);
+	ok(middle > 0.72 && middle < 0.88,
+	   "augment mixup alpha 1: weights uniform, as Beta(1, 1)");
+	tab_free(in);
+
+	/* one row mixes with itself */
+	in = mixup_table(2);
+	tab_setnum(in, M_Y, 0, 3.25); /* x stays missing */
+	in->rows = 1;
+	rc = run(P_AUGMENT, ps, 1, 1, in, &out);
+	ok(rc == 0 && out->rows == 2 &&
+		   isnan(out->col[M_X].num[1]) &&
+		   out->col[M_Y].num[1] == in->col[M_Y].num[0] &&
+		   row_rest_eq(out, 1, in, 0),
+	   "augment mixup: one row, mixed with itself");
+	if (rc == 0)
+		out_free(P_AUGMENT, out);
+	in->rows = 2;
+	tab_free(in);
+}
+
+/* ---- augment: images ---- */
+
+/*
+ * An image table: an id, the pixels with the label among them (not a
+ * pixel), and a note after; row i's pixel p is (i + 1) x (p + 1), and
+ * row 1's pixel 4 is missing.
+ */
+static struct mlfs_table *image_table(size_t rows, size_t npix)
+{
+	struct mlfs_table *t = tab_new(rows, npix + 3);
+	size_t j = 0;
+
+	tab_col(t, j++, "id", MLFS_COL_NUMERIC, MLFS_ROLE_ID);
+	for (size_t p = 0; p < npix; p++) {
+		static char names[16][8];
+
+		if (p == 2)
+			tab_col(t, j++, "lab", MLFS_COL_NUMERIC,
+				MLFS_ROLE_LABEL);
+		snprintf(names[p], sizeof(names[p]), "p%zu", p);
+		tab_col(t, j++, names[p], MLFS_COL_NUMERIC, 0);
+	}
+	tab_col(t, j++, "note", MLFS_COL_TEXT, 0);
+	for (size_t i = 0; i < rows; i++) {
+		tab_setnum(t, 0, i, (double)(100 + i));
+		tab_setnum(t, 3, i, (double)(i % 2));
+		tab_set(t, npix + 2, i, i % 2 ? "odd" : "even");
+	}
+	for (size_t i = 0; i < rows; i++) {
+		for (size_t p = 0; p < npix; p++) {
+			double v = (double)((i + 1) * (p + 1));
+
+			tab_setnum(t, p < 2 ? 1 + p : 2 + p, i,
+				   i == 1 && p == 4 ? NAN : v);
+		}
+	}
+	return t;
+}
+
+/* The column of pixel p in image_table. */
+static size_t pix_col(size_t p)
+{
+	return p < 2 ? 1 + p : 2 + p;
+}
+
+/* Row r's pixels of out are want[] (NaN: missing, as text too). */
+static bool pixels_are(const struct mlfs_table *out, size_t r,
+		       const double *want, size_t npix)
+{
+	for (size_t p = 0; p < npix; p++) {
+		const struct mlfs_column *c = &out->col[pix_col(p)];
+
+		if (!num_eq(c->num[r], want[p]) ||
+		    (isnan(want[p]) && c->text[r]))
+			return false;
+	}
+	return true;
+}
+
+/* Row r's id, label and note are row i's of in. */
+static bool image_rest_eq(const struct mlfs_table *out, size_t r,
+			  const struct mlfs_table *in, size_t i)
+{
+	size_t last = in->cols - 1;
+
+	return cell_eq(out, 0, r, in, 0, i) && cell_eq(out, 3, r, in, 3, i) &&
+	       cell_eq(out, last, r, in, last, i);
+}
+
+/* Row i's image of in moved down dy and right dx, into px[]. */
+static void shifted(const struct mlfs_table *in, size_t i, long h, long w,
+		    long dy, long dx, double *px)
+{
+	for (long y = 0; y < h; y++) {
+		for (long x = 0; x < w; x++) {
+			long sy = y - dy, sx = x - dx;
+
+			px[y * w + x] = sy < 0 || sy >= h || sx < 0 || sx >= w
+						? 0
+						: in->col[pix_col((size_t)(
+							  sy * w + sx))]
+							  .num[i];
+		}
+	}
+}
+
+/* Row i's image with the s x s square centred at (cy, cx) set to 0. */
+static void cut(const struct mlfs_table *in, size_t i, long h, long w,
+		long s, long cy, long cx, double *px)
+{
+	for (long y = 0; y < h; y++) {
+		for (long x = 0; x < w; x++) {
+			bool in_sq = y >= cy - s / 2 && y < cy - s / 2 + s &&
+				     x >= cx - s / 2 && x < cx - s / 2 + s;
+
+			px[y * w + x] =
+				in_sq ? 0
+				      : in->col[pix_col((size_t)(y * w + x))]
+						.num[i];
+		}
+	}
+}
+
+static void test_augment_flip(void)
+{
+	static const double shape23[] = { 2, 3 }, shape32[] = { 3, 2 };
+	/* 1 2 3 / 4 5 6 mirrored; as 3 x 2, 1 2 / 3 4 / 5 6 mirrored */
+	static const double flip23[2][6] = { { 3, 2, 1, 6, 5, 4 },
+					     { 6, 4, 2, 12, NAN, 8 } };
+	static const double flip32[2][6] = { { 2, 1, 4, 3, 6, 5 },
+					     { 4, 2, 8, 6, 12, NAN } };
+	struct mlfs_param ps[] = { str("method", "flip"),
+				   { .name = "shape", .type = MLFS_PARAM_LIST,
+				     .list = shape23, .nlist = 2 } };
+	struct mlfs_table *in = image_table(2, 6), *out = NULL;
+	int rc;
+
+	rc = run(P_AUGMENT, ps, 2, 1, in, &out);
+	is_int(rc, 0, "augment flip: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	ok(out->rows == 4 && originals_first(out, in) &&
+		   shares_nothing(out, in),
+	   "augment flip: the rows first, then one copy, sharing nothing");
+	ok(pixels_are(out, 2, flip23[0], 6) && pixels_are(out, 3, flip23[1], 6),
+	   "augment flip: [2, 3] mirrored left to right, missing moved");
+	ok(image_rest_eq(out, 2, in, 0) && image_rest_eq(out, 3, in, 1),
+	   "augment flip: id, label between the pixels, text copied");
+	out_free(P_AUGMENT, out);
+	ps[1].list = shape32;
+	rc = run(P_AUGMENT, ps, 2, 1, in, &out);
+	ok(rc == 0 && pixels_are(out, 2, flip32[0], 6) &&
+		   pixels_are(out, 3, flip32[1], 6),
+	   "augment flip: [3, 2] mirrored left to right");
+	if (rc == 0)
+		out_free(P_AUGMENT, out);
+	ps[1].list = (const double[]){ 3, 3 };
+	out = (struct mlfs_table *)1;
+	rc = run(P_AUGMENT, ps, 2, 1, in, &out);
+	is_int(rc, -EINVAL, "augment flip: a shape the pixels do not fill");
+	is_str(msg,
+	       "\"shape\": [3, 3] is 3 x 3 pixels, but the table has 6 pixel columns (numeric, not the label or an id)",
+	       "augment flip: ... says so");
+	ok(!out, "augment flip: ... and gives no table");
+	tab_free(in);
+}
+
+static void test_augment_shift_cutout(void)
+{
+	static const double shape[] = { 3, 3 };
+	/* 1 2 3 / 4 5 6 / 7 8 9 moved down 1 and right 1 */
+	static const double down_right[9] = { 0, 0, 0, 0, 1, 2, 0, 4, 5 };
+	static const double up_left[9] = { 5, 6, 0, 8, 9, 0, 0, 0, 0 };
+	/* a 2 x 2 square centred at (1, 1): rows and columns 0..1 */
+	static const double cut11[9] = { 0, 0, 3, 0, 0, 6, 7, 8, 9 };
+	struct mlfs_param ps[] = { str("method", "shift"),
+				   { .name = "shape", .type = MLFS_PARAM_LIST,
+				     .list = shape, .nlist = 2 },
+				   num("copies", 40), num("pixels", 1) };
+	struct mlfs_table *in = image_table(2, 9), *out = NULL;
+	bool seen[3][3] = { { false } }, all = true, rest = true;
+	size_t good = 0, zeros_ok = 0;
+	double px[9];
+	int rc;
+
+	shifted(in, 0, 3, 3, 1, 1, px);
+	ok(pixels_are(in, 0, (double[9]){ 1, 2, 3, 4, 5, 6, 7, 8, 9 }, 9) &&
+		   memcmp(px, down_right, sizeof(px)) == 0,
+	   "augment shift: the test's own shift, by hand");
+	shifted(in, 0, 3, 3, -1, -1, px);
+	ok(memcmp(px, up_left, sizeof(px)) == 0,
+	   "augment shift: ... and the other way");
+	cut(in, 0, 3, 3, 2, 1, 1, px);
+	ok(memcmp(px, cut11, sizeof(px)) == 0,
+	   "augment cutout: the test's own cutout, by hand");
+
+	rc = run(P_AUGMENT, ps, 4, 3, in, &out);
+	is_int(rc, 0, "augment shift: runs");
+	if (rc < 0) {
+		printf("#   %s\n", msg);
+		tab_free(in);
+		return;
+	}
+	ok(out->rows == 82 && originals_first(out, in),
+	   "augment shift: the rows first, then 40 copies");
+	for (size_t r = 2; r < out->rows; r++) {
+		bool found = false;
+
+		rest = rest && image_rest_eq(out, r, in, r % 2);
+		for (long dy = -1; dy <= 1 && !found; dy++) {
+			for (long dx = -1; dx <= 1 && !found; dx++) {
+				shifted(in, r % 2, 3, 3, dy, dx, px);
+				if (!pixels_are(out, r, px, 9))
+					continue;
+				found = true;
+				seen[dy + 1][dx + 1] = true;
+			}
+		}
+		good += found;
+	}
+	is_int(good, 80, "augment shift: each copy its row moved by at most 1, 0 where nothing moved in");
+	for (int y = 0; y < 3; y++)
+		for (int x = 0; x < 3; x++)
+			all = all && seen[y][x];
+	ok(all, "augment shift: every move of [-1, 1] x [-1, 1] drawn");
+	ok(rest, "augment shift: id, label and text copied");
+	out_free(P_AUGMENT, out);
+
+	ps[0] = str("method", "cutout");
+	ps[3] = num("pixels", 2);
+	memset(seen, 0, sizeof(seen));
+	good = 0;
+	rc = run(P_AUGMENT, ps, 4, 3, in, &out);
+	is_int(rc, 0, "augment cutout: runs");
+	for (size_t r = 2; rc == 0 && r < out->rows; r++) {
+		bool found = false;
+
+		for (long cy = 0; cy < 3 && !found; cy++) {
+			for (long cx = 0; cx < 3 && !found; cx++) {
+				cut(in, r % 2, 3, 3, 2, cy, cx, px);
+				if (!pixels_are(out, r, px, 9))
+					continue;
+				found = true;
+				seen[cy][cx] = true;
+			}
+		}
+		good += found && image_rest_eq(out, r, in, r % 2);
+	}
+	is_int(good, 80, "augment cutout: each copy its row with a 2 x 2 square, clipped, set to 0");
+	all = true;
+	for (int y = 0; y < 3; y++)
+		for (int x = 0; x < 3; x++)
+			all = all && seen[y][x];
+	ok(all, "augment cutout: every centre drawn");
+	if (rc == 0)
+		out_free(P_AUGMENT, out);
+
+	/* the default side for 3 x 3: max(1, 3 / 4), one pixel */
+	rc = run(P_AUGMENT, ps, 3, 3, in, &out);
+	for (size_t r = 2; rc == 0 && r < out->rows; r++) {
+		size_t zeros = 0;
+
+		for (size_t p = 0; p < 9; p++)
+			zeros += out->col[pix_col(p)].num[r] == 0;
+		zeros_ok += zeros == 1;
+	}
+	is_int(zeros_ok, 80, "augment cutout: by default one pixel of a 3 x 3 image");
+	if (rc == 0)
+		out_free(P_AUGMENT, out);
+
+	/* a side past the image: all of it, wherever the centre */
+	ps[2] = num("copies", 1);
+	ps[3] = num("pixels", 7);
+	rc = run(P_AUGMENT, ps, 4, 3, in, &out);
+	ok(rc == 0 && out->rows == 4 &&
+		   pixels_are(out, 2, (double[9]){ 0 }, 9) &&
+		   pixels_are(out, 3, (double[9]){ 0 }, 9),
+	   "augment cutout: a 7 x 7 square clears a 3 x 3 image");
+	if (rc == 0)
+		out_free(P_AUGMENT, out);
+	tab_free(in);
+}
+
+static void test_augment_edges(void)
+{
+	static const double shape[] = { 1, 2 };
+	static const char *const methods[] = { "noise", "mixup", "flip",
+					       "shift", "cutout" };
+	struct mlfs_table *in, *out = NULL;
+	long warnings;
+	int rc;
+
+	for (size_t m = 0; m < 5; m++) {
+		struct mlfs_param ps[] = {
+			str("method", methods[m]), num("copies", 3),
+			{ .name = "shape", .type = MLFS_PARAM_LIST,
+			  .list = shape, .nlist = 2 }
+		};
+		size_t np = m < 2 ? 2 : 3;
+		char name[96];
+
+		in = tab_new(0, 3);
+		tab_col(in, 0, "a", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 1, "b", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 2, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+		rc = run(P_AUGMENT, ps, np, 1, in, &out);
+		snprintf(name, sizeof(name), "augment %s: no rows, no rows",
+			 methods[m]);
+		ok(rc == 0 && out && out->rows == 0 && out->cols == 3, name);
+		if (rc == 0)
+			out_free(P_AUGMENT, out);
+		tab_free(in);
+
+		/* every value missing, and 3 copies of 5 rows */
+		in = tab_new(5, 3);
+		tab_col(in, 0, "a", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 1, "b", MLFS_COL_NUMERIC, 0);
+		tab_col(in, 2, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+		rc = run(P_AUGMENT, ps, np, 1, in, &out);
+		snprintf(name, sizeof(name),
+			 "augment %s: 3 copies of 5 rows of missing values",
+			 methods[m]);
+		ok(rc == 0 && out->rows == 20, name);
+		if (rc == 0)
+			out_free(P_AUGMENT, out);
+		tab_free(in);
+	}
+
+	/* nothing to change: copies, and a warning */
+	in = tab_new(3, 1);
+	tab_col(in, 0, "y", MLFS_COL_CATEGORICAL, MLFS_ROLE_LABEL);
+	tab_set(in, 0, 0, "p");
+	tab_set(in, 0, 2, "n");
+	{
+		struct mlfs_param ps[] = { str("method", "noise") };
+
+		warnings = hs.warnings;
+		rc = run(P_AUGMENT, ps, 1, 1, in, &out);
+		ok(rc == 0 && out->rows == 6 && row_eq(out, 3, in, 0) &&
+			   row_eq(out, 4, in, 1) && row_eq(out, 5, in, 2),
+		   "augment noise: no feature columns, copies");
+		ok(hs.warnings > warnings, "augment noise: ... and a warning");
+		if (rc == 0)
+			out_free(P_AUGMENT, out);
+	}
+	tab_free(in);
+
+	/* cancelled */
+	in = noise_table(10);
+	{
+		struct mlfs_param ps[] = { str("method", "noise") };
+
+		hs.cancel = 1;
+		out = (struct mlfs_table *)1;
+		rc = run(P_AUGMENT, ps, 1, 1, in, &out);
+		hs.cancel = 0;
+		is_int(rc, -ECANCELED, "augment: cancelled");
+		ok(!out && strcmp(msg, "cancelled") == 0,
+		   "augment: ... says so and gives no table");
+	}
+	tab_free(in);
+
+	/* more rows than an output table holds */
+	{
+		struct mlfs_param ps[] = { str("method", "noise"),
+					   num("copies", 1) };
+		struct mlfs_table big = {
+			.rows = (SIZE_MAX / 2) / sizeof(double) / 2 + 1
+		};
+		char want[160];
+
+		out = (struct mlfs_table *)1;
+		rc = run(P_AUGMENT, ps, 2, 1, &big, &out);
+		is_int(rc, -E2BIG, "augment: too many rows");
+		snprintf(want, sizeof(want),
+			 "\"copies\": 1 makes %zu rows grow past %zu",
+			 big.rows, (SIZE_MAX / 2) / sizeof(double));
+		is_str(msg, want, "augment: ... says so");
+		ok(!out, "augment: ... and gives no table");
+	}
+	rc = run(P_AUGMENT, (struct mlfs_param[]){ str("method", "flip") },
+		 1, 1, NULL, &out);
+	is_int(rc, -EINVAL, "augment: flip without a shape, no table");
+	rc = run(P_AUGMENT, (struct mlfs_param[]){ str("method", "noise") },
+		 1, 1, NULL, &out);
+	is_int(rc, -EINVAL, "augment: no table");
+}
+
 /* ---- bad params ---- */
 
 struct bad {
@@ -1751,7 +2510,9 @@ struct bad {
 
 static void test_bad_params(void)
 {
-	static const double two[] = { 1, 2 };
+	static const double two[] = { 1, 2 }, zero3[] = { 0, 3 };
+	static const double half[] = { 2.5, 3 }, three[] = { 1, 2, 3 };
+	static const double huge[] = { 2e6, 1 };
 	const struct bad bad[] = {
 		{ P_BALANCE, { { 0 } }, 0,
 		  "\"method\": must be given: \"oversample\", \"undersample\" or \"smote\"" },
@@ -1867,6 +2628,79 @@ static void test_bad_params(void)
 		  "\"columns\": an empty column name in \"a,,b\"" },
 		{ P_DEDUPE, { str("keep", "first") }, 1,
 		  "\"keep\": unknown parameter for dedupe" },
+		{ P_AUGMENT, { { 0 } }, 0,
+		  "\"method\": must be given: \"noise\", \"mixup\", \"flip\", \"shift\" or \"cutout\"" },
+		{ P_AUGMENT, { str("method", "rotate") }, 1,
+		  "\"method\": must be \"noise\", \"mixup\", \"flip\", \"shift\" or \"cutout\", got \"rotate\"" },
+		{ P_AUGMENT, { str("method", "noise"), num("copies", 0) }, 2,
+		  "\"copies\": must be an integer from 1 to 1000, got 0" },
+		{ P_AUGMENT, { str("method", "noise"), num("copies", 1.5) }, 2,
+		  "\"copies\": must be an integer from 1 to 1000, got 1.5" },
+		{ P_AUGMENT, { str("method", "noise"), num("sigma", 0) }, 2,
+		  "\"sigma\": must be > 0, got 0" },
+		{ P_AUGMENT, { str("method", "noise"), num("sigma", -1) }, 2,
+		  "\"sigma\": must be > 0, got -1" },
+		{ P_AUGMENT, { str("method", "mixup"), num("alpha", 0) }, 2,
+		  "\"alpha\": must be > 0, got 0" },
+		{ P_AUGMENT, { str("method", "mixup"), str("alpha", "1") }, 2,
+		  "\"alpha\": must be a number, got a string" },
+		{ P_AUGMENT, { str("method", "mixup"), num("sigma", 0.1) }, 2,
+		  "\"sigma\": only for \"method\": \"noise\", not \"mixup\"" },
+		{ P_AUGMENT, { str("method", "noise"), num("alpha", 0.4) }, 2,
+		  "\"alpha\": only for \"method\": \"mixup\", not \"noise\"" },
+		{ P_AUGMENT,
+		  { str("method", "flip"), num("pixels", 2),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  3,
+		  "\"pixels\": only for \"method\": \"shift\" or \"cutout\", not \"flip\"" },
+		{ P_AUGMENT, { str("method", "flip") }, 1,
+		  "\"shape\": needed for \"method\": \"flip\"" },
+		{ P_AUGMENT,
+		  { str("method", "noise"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  2,
+		  "\"shape\": only for \"method\": \"flip\", \"shift\" or \"cutout\", not \"noise\"" },
+		{ P_AUGMENT,
+		  { str("method", "shift"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = zero3,
+		      .nlist = 2 } },
+		  2, "\"shape\": must be [h, w] with h, w >= 1, got [0, 3]" },
+		{ P_AUGMENT,
+		  { str("method", "shift"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = half,
+		      .nlist = 2 } },
+		  2, "\"shape\": must be [h, w] with h, w >= 1, got [2.5, 3]" },
+		{ P_AUGMENT,
+		  { str("method", "cutout"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = three,
+		      .nlist = 3 } },
+		  2, "\"shape\": must be [h, w] with h, w >= 1, got a list of 3" },
+		{ P_AUGMENT, { str("method", "cutout"), str("shape", "3x3") }, 2,
+		  "\"shape\": must be [h, w] with h, w >= 1, got a string" },
+		{ P_AUGMENT, { str("method", "cutout"), num("shape", 9) }, 2,
+		  "\"shape\": must be [h, w] with h, w >= 1, got a number" },
+		{ P_AUGMENT,
+		  { str("method", "cutout"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = huge,
+		      .nlist = 2 } },
+		  2,
+		  "\"shape\": must be [h, w] with h, w <= 1000000, got [2e+06, 1]" },
+		{ P_AUGMENT,
+		  { str("method", "shift"), num("pixels", 0),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  3, "\"pixels\": must be an integer from 1 to 1000000, got 0" },
+		{ P_AUGMENT,
+		  { str("method", "flip"),
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 },
+		    { .name = "shape", .type = MLFS_PARAM_LIST, .list = two,
+		      .nlist = 2 } },
+		  3, "\"shape\": given twice" },
+		{ P_AUGMENT, { str("method", "flip"), num("angle", 90) }, 2,
+		  "\"angle\": unknown parameter for augment" },
 	};
 	struct mlfs_table *in = balance_table();
 
@@ -1908,6 +2742,18 @@ static void test_bad_params(void)
 		struct mlfs_param filter_good[] = { str("column", "x"),
 						    str("op", "contains"),
 						    str("value", "a") };
+		struct mlfs_param shape = { .name = "shape",
+					    .type = MLFS_PARAM_LIST,
+					    .list = two, .nlist = 2 };
+		struct mlfs_param aug_noise[] = { str("method", "noise"),
+						  num("copies", 4),
+						  num("sigma", 2) };
+		struct mlfs_param aug_mixup[] = { str("method", "mixup"),
+						  num("alpha", 2) };
+		struct mlfs_param aug_flip[] = { str("method", "flip"),
+						 shape };
+		struct mlfs_param aug_cutout[] = { str("method", "cutout"),
+						   shape, num("pixels", 2) };
 
 		is_int(check(P_BALANCE, good, 4), 0, "balance: good params");
 		is_int(check(P_IMPUTE, fine, 4), 0, "impute: good params");
@@ -1916,6 +2762,14 @@ static void test_bad_params(void)
 		is_int(check(P_FILTER, filter_good, 3), 0,
 		       "filter: good params");
 		is_int(check(P_DEDUPE, NULL, 0), 0, "dedupe: no params");
+		is_int(check(P_AUGMENT, aug_noise, 3), 0,
+		       "augment noise: good params");
+		is_int(check(P_AUGMENT, aug_mixup, 2), 0,
+		       "augment mixup: good params");
+		is_int(check(P_AUGMENT, aug_flip, 2), 0,
+		       "augment flip: good params");
+		is_int(check(P_AUGMENT, aug_cutout, 3), 0,
+		       "augment cutout: good params");
 	}
 	tab_free(in);
 }
@@ -1962,6 +2816,11 @@ int main(void)
 	test_anon_k();
 	test_filter();
 	test_dedupe();
+	test_augment_noise();
+	test_augment_mixup();
+	test_augment_flip();
+	test_augment_shift_cutout();
+	test_augment_edges();
 	test_bad_params();
 	for (int p = 0; p < P_COUNT; p++)
 		dlclose(plugs[p].handle);
