@@ -180,3 +180,26 @@ def test_hash_without_a_key_fails_the_job(mlfs):
     assert r.returncode == 0, r.stderr
     status = wait_job(mlfs.mnt, "people-prepare-1")
     assert status.startswith("failed") and "anon_key" in status
+
+
+def test_augment_appends_noisy_copies(mlfs):
+    from test_train import IRIS
+    d = mlfs.mnt / "datasets/iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    r = sh(f"cat > {d}/prepare", input=json.dumps(
+        {"steps": [{"augment": {"method": "noise", "sigma": 0.1,
+                                "copies": 2}}]}))
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "iris-prepare-1") == "succeeded\n"
+    rows = table(d / "v2/data.csv")
+    src = table(d / "v1/data.csv")
+    assert len(rows) == 3 * len(src)
+    assert [dict(r) for r in rows[:150]] == [dict(r) for r in src]
+    # the copies keep their row's class, with features moved a little
+    for c in (1, 2):
+        for i in (0, 75, 149):
+            a, b = src[i], rows[c * 150 + i]
+            assert a["species"] == b["species"]
+            assert abs(float(a["sepal_length"]) -
+                       float(b["sepal_length"])) < 1.0
