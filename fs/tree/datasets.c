@@ -32,6 +32,7 @@
 #include "objects.h"
 #include "remote.h"
 #include "fs.h"
+#include "label.h"
 #include "next.h"
 #include "prep.h"
 #include "store.h"
@@ -920,6 +921,7 @@ static const struct node_type dataset_files[] = {
 	{ "prepare", S_IFREG | 0666, 0, .show = prepare_show,
 	  .check = prepare_check, .store = prepare_store,
 	  .getattr = obj_file_getattr },
+	LABEL_DIR_TYPE,
 	NEXT_TYPE,
 	{ NULL },
 };

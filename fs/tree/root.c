@@ -327,6 +327,8 @@ static const struct root_entry root_entries[] = {
 	  "  schema         column types and roles (JSON); write to override,\n"
 	  "                 e.g. {\"columns\": [{\"name\": \"id\", \"role\": \"id\"}]}\n"
 	  "  stats          per-column statistics (JSON)\n"
+	  "  prepare        write a spec of prep steps: a new version (job)\n"
+	  "  label/         queue (rows whose label is empty) and stats\n"
 	  "  next           blocks until a newer version exists, names it\n"
 	  "  latest -> v<n> the newest version\n"
 	  "  <alias> -> v<n> ln -s v2 prod; ln -sfn v3 prod; rm prod\n"

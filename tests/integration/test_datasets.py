@@ -44,8 +44,8 @@ def test_mkdir_cp_makes_versions(mlfs, tmp_path):
     src.write_text(IRIS)
     d = mlfs.mnt / "datasets" / "iris"
     d.mkdir()
-    assert sorted(os.listdir(d)) == ["data.csv", "next", "prepare", "schema",
-                                    "source", "stats"]
+    assert sorted(os.listdir(d)) == ["data.csv", "label", "next", "prepare",
+                                    "schema", "source", "stats"]
     r = sh(f"cp {src} {d}/data.csv")
     assert r.returncode == 0, r.stderr
     assert versions(d) == ["v1"]

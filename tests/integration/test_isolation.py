@@ -388,7 +388,7 @@ def test_refused_changes_say_why_to_the_one_refused(shared):
     everything = m.errors()
     assert all(line in everything for line in mine_lines + root_lines)
     # and nothing was changed
-    assert sorted(os.listdir(mine))[:5] == ["data.csv", "latest", "next",
-                                            "prepare", "prod"]
+    assert sorted(os.listdir(mine))[:6] == ["data.csv", "label", "latest",
+                                            "next", "prepare", "prod"]
     assert os.readlink(mine / "latest") == "v1"
     assert os.readlink(mine / "prod") == "v1"
