@@ -279,6 +279,13 @@ static inline bool csv_field_plain(struct csv_tok *t, const char **p,
 size_t csv_unescape(char *dst, const char *p, size_t n);
 
 /*
+ * sb_csv_field: f[0..len) appended to out as one CSV field, quoted (and
+ * its quotes doubled) when it holds a comma, a quote, a CR or an LF.
+ * out->err.
+ */
+int sb_csv_field(struct strbuf *out, const char *f, size_t len);
+
+/*
  * csv_line_fields: the fields of one record held on one line (p, len
  * bytes, without its newline), unescaped into arena (emptied first):
  * field i is arena->buf + off[2i], off[2i + 1] bytes (off holds 2 * max).

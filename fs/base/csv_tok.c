@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "csv.h"
 #include "csv_int.h"
@@ -192,6 +193,20 @@ int csv_field_next(struct csv_tok *t, struct csv_field *f)
 	}
 	t->p = (const char *)q;
 	return 0;
+}
+
+int sb_csv_field(struct strbuf *out, const char *f, size_t len)
+{
+	if (!memchr(f, ',', len) && !memchr(f, '"', len) &&
+	    !memchr(f, '\n', len) && !memchr(f, '\r', len))
+		return sb_append(out, f, len);
+	sb_puts(out, "\"");
+	for (size_t b = 0; b < len; b++) {
+		if (f[b] == '"')
+			sb_puts(out, "\"");
+		sb_append(out, f + b, 1);
+	}
+	return sb_puts(out, "\"");
 }
 
 size_t csv_unescape(char *dst, const char *p, size_t n)

@@ -310,7 +310,7 @@ int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	struct host_user writer = { 0 };
 	struct problem pb = { 0 };
 	char tmp[PATH_MAX], detail[900];
-	struct repo_origin origin = { "batch", detail, NULL, 0, 0 };
+	struct repo_origin origin = { "batch", detail, NULL, 0, 0, 0 };
 	json_t *orec = NULL, *mrec = NULL, *drec = NULL;
 	bool created;
 	int fd, rc;

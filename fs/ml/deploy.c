@@ -407,7 +407,8 @@ int deploy_spec(struct fs *fs, const char *name, const char *text,
 		struct problem *pb)
 {
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
-	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 	json_t *spec = NULL, *models = NULL, *man, *prev = NULL;
 	json_t *seed;
 	char strat[40];

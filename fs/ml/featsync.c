@@ -258,7 +258,7 @@ int featsync_publish(struct fs *fs, const char *dir, json_t *plan,
 {
 	const char *set = json_string_value(json_object_get(plan, "feature_set"));
 	const char *job = json_string_value(json_object_get(plan, "name"));
-	struct repo_origin origin = { "sync", job, NULL, 0, 0 };
+	struct repo_origin origin = { "sync", job, NULL, 0, 0, 0 };
 	struct host_user writer = { 0 };
 	json_t *stats, *files = json_object(), *man = NULL, *rec;
 	json_t *src = json_object_get(plan, "dataset");

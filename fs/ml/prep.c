@@ -268,7 +268,7 @@ int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	struct host_user writer = { 0 };
 	struct problem pb = { 0 };
 	char tmp[PATH_MAX], *steps;
-	struct repo_origin origin = { "prepare", NULL, NULL, 0, 0 };
+	struct repo_origin origin = { "prepare", NULL, NULL, 0, 0, 0 };
 	json_t *orec = NULL, *drec = NULL, *what;
 	bool created;
 	int fd, rc;

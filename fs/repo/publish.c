@@ -203,7 +203,8 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	if (rc < 0)
 		goto out_unlock;
 	/* Identical content makes no new version (it was checked). */
-	if (is_latest(fs, name, rec, hash, &parent)) {
+	if (is_latest(fs, name, rec, hash, &parent) &&
+	    (!origin->over || origin->over == parent)) {
 		unlink(path);
 		*ver = parent;
 		goto out_unlock;
@@ -227,10 +228,15 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	if (rc < 0)
 		goto out_drop;
 	/* the same bytes were published meanwhile */
-	if (is_latest(fs, name, rec, hash, &parent)) {
+	if (is_latest(fs, name, rec, hash, &parent) &&
+	    (!origin->over || origin->over == parent)) {
 		unlink(path);
 		*ver = parent;
 		goto out_unlock;
+	}
+	if (origin->over && origin->over != parent) {
+		rc = -ESTALE; /* another change came first */
+		goto out_drop;
 	}
 	/*
 	 * Put (again) under the lock: an early put that found the blob

@@ -442,6 +442,33 @@ out_unlock:
 	return rc;
 }
 
+int repo_record_set(struct fs *fs, const struct repo_kind *k,
+		    const char *name, const char *field, json_t *value)
+{
+	char key[512];
+	json_t *rec;
+	int rc;
+
+	repo_lock(fs);
+	rc = repo_get(fs, k, name, &rec);
+	if (rc < 0) {
+		json_decref(value);
+		goto out_unlock;
+	}
+	if (value)
+		json_object_set_new(rec, field, value);
+	else
+		json_object_del(rec, field);
+	repo_record_key(k, name, key, sizeof(key));
+	rc = repo_put_json(fs, key, rec);
+	if (rc == 0)
+		rc = repo_index_update(fs, k, name, rec, 0, NULL);
+	json_decref(rec);
+out_unlock:
+	pthread_mutex_unlock(&fs->ds_lock);
+	return rc;
+}
+
 int repo_collect_ver(void *arg, unsigned ver)
 {
 	struct ver_collect *vc = arg;

@@ -744,7 +744,7 @@ static void poll_sources(struct fs *fs)
 		json_t *man, *lin;
 		const char *url, *etag;
 		char msg[400], newtag[80];
-		struct repo_origin o = { "source", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "source", NULL, NULL, 0, 0, 0 };
 		uint64_t size;
 		unsigned ver;
 		bool created;

@@ -135,6 +135,14 @@ int repo_remove(struct fs *fs, const struct repo_kind *k, const char *name,
 int repo_remove_version(struct fs *fs, const struct repo_kind *k, const char *name, unsigned ver,
 		      struct problem *pb);
 int repo_chmod(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode);
+/*
+ * repo_record_set: set field of name's record to value (stolen; NULL
+ * removes the field), for settings kept with the object (a dataset's
+ * label model, watch, schedule).  The record is its store file, so the
+ * setting survives a remount, a rebuild and the S3 store.  -ENOENT.
+ */
+int repo_record_set(struct fs *fs, const struct repo_kind *k,
+		    const char *name, const char *field, json_t *value);
 
 /* What made a version, for its lineage. */
 struct repo_origin {
@@ -143,6 +151,8 @@ struct repo_origin {
 	const char *etag;    /* an S3 source's ETag; may be NULL */
 	uid_t uid;
 	pid_t pid;
+	unsigned over; /* ds_publish: only on top of this latest version,
+			  else -ESTALE (a read-modify-write); 0: any */
 };
 
 /*
@@ -151,7 +161,8 @@ struct repo_origin {
  * consumed (moved into the store, or removed when the store already had
  * the content) and *ver is the new version, or the current one when the
  * content is identical to it (*created false).  Bad CSV: -EINVAL/-EFBIG
- * with pb filled, nothing changed, the file left in place.
+ * with pb filled, nothing changed, the file left in place; -ESTALE, the
+ * same, when origin->over names a version that is no longer the latest.
  */
 int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       const struct repo_origin *origin, unsigned *ver, bool *created,

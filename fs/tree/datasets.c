@@ -569,7 +569,8 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 {
 	struct ds_handle *h = f->priv;
 	struct fs *fs = f->node->fs;
-	struct repo_origin origin = { "write", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "write", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 	char comm[64];
 	unsigned ver;
 	bool created;
@@ -725,7 +726,8 @@ static int source_s3(struct node *n, const char *text, size_t len,
 		     const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct fs *fs = n->fs;
-	struct repo_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "source", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 	char url[1200], etag[80], msg[400];
 	uint64_t size;
 	unsigned ver;
@@ -749,7 +751,8 @@ static int source_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct fs *fs = n->fs;
-	struct repo_origin origin = { "source", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "source", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
@@ -862,7 +865,8 @@ static int source_check(struct node *n, const char *text, size_t len,
 static int schema_store(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
-	struct repo_origin origin = { "schema", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "schema", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 
 	(void)len;
 	return ds_set_schema(n->fs, node_ds(n), text, &origin, pb);

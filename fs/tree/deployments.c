@@ -163,7 +163,7 @@ static unsigned feedback_next_line(void *st)
 }
 
 static const struct lines_ops feedback_ops = { feedback_take,
-					       feedback_next_line, free };
+					       feedback_next_line, free, NULL };
 
 /* Read: what feedback has had (received, labelled, unknown, repeated). */
 static int feedback_read(struct fs_file *f, size_t size, off_t off,

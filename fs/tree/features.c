@@ -62,7 +62,8 @@ static int spec_check(struct node *n, const char *text, size_t len,
 static int spec_store(struct node *n, const char *text, size_t len,
 		      const struct fs_ctx *ctx, struct problem *pb)
 {
-	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid, ctx->pid };
+	struct repo_origin origin = { "spec", NULL, NULL, ctx->uid,
+				      ctx->pid, 0 };
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	json_t *spec, *man;
 	unsigned ver;
@@ -375,7 +376,7 @@ static void events_free(void *st)
 }
 
 static const struct lines_ops events_ops = { events_take, events_next_line,
-					     events_free };
+					     events_free, NULL };
 
 static int events_getattr(struct node *n, struct stat *st)
 {

@@ -84,7 +84,6 @@ int lines_flush(struct fs_file *f, const struct fs_ctx *ctx,
 	size_t used = 0;
 	int rc = 0;
 
-	(void)ctx;
 	pthread_mutex_lock(&h->lock);
 	if (h->part.len) {
 		rc = h->ops->take(f, h->st, h->part.buf, h->part.len, true,
@@ -92,6 +91,8 @@ int lines_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		if (rc == 0)
 			drop_used(h, used);
 	}
+	if (rc == 0 && h->ops->commit)
+		rc = h->ops->commit(f, h->st, ctx, pb);
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }

@@ -29,6 +29,10 @@ struct lines_ops {
 	/* the number of the line being written, for one too long */
 	unsigned (*next_line)(void *st);
 	void (*free)(void *st);
+	/* optional: at each close, after the last line was taken, commit
+	 * what the handle took (its result is close's) */
+	int (*commit)(struct fs_file *f, void *st, const struct fs_ctx *ctx,
+		      struct problem *pb);
 };
 
 /* open: f takes lines with ops on st (taken: freed by ops->free, even

@@ -176,7 +176,7 @@ int main(void)
 	json_decref(man);
 
 	{
-		struct repo_origin o = { "schema", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "schema", NULL, NULL, 0, 0, 0 };
 
 		is_int(ds_set_schema(&fs, "iris", "{\"label\": \"a\"}", &o,
 				     &pb),
@@ -235,7 +235,7 @@ int main(void)
 
 	/* a third kind: versions by repo_commit, kept by what names them */
 	{
-		struct repo_origin o = { "spec", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "spec", NULL, NULL, 0, 0, 0 };
 		json_t *m;
 
 		is_int(repo_create(&fs, &repo_features, "cust", 0755, &ctx, &pb),

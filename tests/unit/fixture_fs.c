@@ -82,7 +82,7 @@ void fixture_fs_teardown(struct fs *fs)
 int fixture_fs_publish(struct fs *fs, const char *name, const char *text,
 		       unsigned *ver, bool *created, struct problem *pb)
 {
-	struct repo_origin o = { "write", "test", NULL, 0, 0 };
+	struct repo_origin o = { "write", "test", NULL, 0, 0, 0 };
 	size_t len = strlen(text);
 	char path[4096];
 	int fd, rc;

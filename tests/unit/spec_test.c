@@ -609,7 +609,7 @@ static void test_resolve(void)
 			      "a,b,note,species\n1,2,hello,x\n3,4,world,y\n"
 			      "5,6,foo,x\n");
 	{
-		struct repo_origin o = { "schema", NULL, NULL, 0, 0 };
+		struct repo_origin o = { "schema", NULL, NULL, 0, 0, 0 };
 		struct problem pb = { 0 };
 
 		/* iris@1 stays as published; note is text from v2 on */
