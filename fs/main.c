@@ -33,6 +33,7 @@
 
 #include "config.h"
 #include "repo.h"
+#include "collect.h"
 #include "fs.h"
 #include "fuse_ops.h"
 #include "meta.h"
@@ -928,6 +929,11 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		return -1;
 	}
 	next_start(fs);
+	if (collect_start(fs) < 0) {
+		fs_log(fs, LOG_ERR, "cannot start following landing "
+				    "directories");
+		return -1;
+	}
 	if (http_start(fs) < 0) {
 		fs_log(fs, LOG_ERR, "http: cannot start serving");
 		return -1;
@@ -938,6 +944,7 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 static void stop_services(struct fs *fs)
 {
 	http_stop(fs); /* no request in flight from here on */
+	collect_stop(fs); /* no import from here on */
 	pthread_mutex_lock(&fs->ds_lock);
 	next_stop(fs); /* parked readers are answered at unmount */
 	pthread_mutex_unlock(&fs->ds_lock);

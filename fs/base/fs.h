@@ -93,6 +93,8 @@ struct fs {
 	struct answer_sessions *sessions; /* stream answers kept for shell
 					     sessions (answers_start) */
 	struct repo *repo;          /* the repository's state (repo_open) */
+	struct collect *collect;    /* watches and schedules (collect.c);
+				       NULL on a read-only mount */
 	struct remote *remote;      /* the S3 mode's lease and the sources'
 				       poll (remote_open) */
 	/*

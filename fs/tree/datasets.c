@@ -25,16 +25,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "csv.h"
 #include "datasets.h"
 #include "hostfile.h"
 #include "repo.h"
 #include "objects.h"
-#include "remote.h"
 #include "fs.h"
 #include "label.h"
 #include "next.h"
 #include "prep.h"
+#include "source.h"
 #include "store.h"
 
 /* node->comp[1] is the dataset, comp[2] the version directory */
@@ -716,100 +717,44 @@ static int source_show(struct node *n, struct strbuf *out)
 }
 
 /*
- * An s3:// source: imported lazily.  The write HEADs the object and
- * makes a version pinned to its ETag at once; the first read of the
- * version's data, schema or stats fetches it, checks it is the pinned
- * object and fills in hash, schema and stats.  When the object changes,
- * the next poll (every import_ttl) makes a new version of it.
+ * A source line: a host path (read as the writer, relative to their
+ * working directory) or an s3:// object, imported lazily: the write
+ * HEADs the object and makes a version pinned to its ETag at once; the
+ * first read of the version's data, schema or stats fetches it, checks
+ * it is the pinned object and fills in hash, schema and stats.  When the
+ * object changes, the next poll (every import_ttl) makes a new version.
  */
-static int source_s3(struct node *n, const char *text, size_t len,
-		     const struct fs_ctx *ctx, struct problem *pb)
+static int source_line(const char *text, size_t len, char *src,
+		       size_t srclen, struct problem *pb)
 {
-	struct fs *fs = n->fs;
-	struct repo_origin origin = { "source", NULL, NULL, ctx->uid,
-				      ctx->pid, 0 };
-	char url[1200], etag[80], msg[400];
-	uint64_t size;
-	unsigned ver;
-	bool created;
-	int rc;
-
-	snprintf(url, sizeof(url), "%.*s", (int)len, text);
-	rc = remote_head(fs, url, fs->opts.max_file, &size, etag,
-			 sizeof(etag), msg, sizeof(msg));
-	if (rc < 0) {
-		problem_set(pb, 1, 1, "%s", msg);
-		return rc;
-	}
-	origin.detail = url;
-	origin.etag = etag;
-	return ds_publish_pending(fs, node_ds(n), &origin, size, &ver,
-				  &created);
-}
-
-static int source_store(struct node *n, const char *text, size_t len,
-			const struct fs_ctx *ctx, struct problem *pb)
-{
-	struct fs *fs = n->fs;
-	struct repo_origin origin = { "source", NULL, NULL, ctx->uid,
-				      ctx->pid, 0 };
-	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
-	char path[PATH_MAX], tmp[PATH_MAX];
-	struct stat st;
-	unsigned ver;
-	bool created;
-	int in, out, rc;
-
 	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 		len--;
 	if (len == 0)
 		return problem_set(pb, 1, 1, "empty source (write a path)");
 	if (memchr(text, '\n', len) || memchr(text, '\0', len))
 		return problem_set(pb, 1, 1, "source must be one line");
-	if (len >= sizeof(path) - 64)
+	if (len >= srclen - 64)
 		return problem_set(pb, 1, 1, "source path too long");
-	if (len > 5 && strncmp(text, "s3://", 5) == 0)
-		return source_s3(n, text, len, ctx, pb);
-	/* Opened as the writer (relative to their working directory):
-	 * never with the daemon's rights, never a terminal or a FIFO. */
-	snprintf(path, sizeof(path), "%.*s", (int)len, text);
-	rc = host_open(&writer, path, false, &in);
-	if (rc == -EINVAL)
-		return problem_set(pb, 1, 1, "\"%.*s\": not a regular file",
-				   (int)len, text);
-	if (rc < 0) {
-		problem_set(pb, 1, 1, "\"%.*s\": %s", (int)len, text,
-			    strerror(-rc));
-		return rc;
-	}
-	if (fstat(in, &st) < 0) {
-		rc = -errno;
-		goto out_close_in;
-	}
-	if ((uint64_t)st.st_size > fs->opts.max_file) {
-		close(in);
-		problem_set(pb, 1, 1, "\"%.*s\": larger than max_file",
-			    (int)len, text);
-		return -EFBIG;
-	}
-	rc = repo_copy_to_tmp(fs, in, (uint64_t)st.st_size, tmp, sizeof(tmp),
-			    &out);
-	if (rc < 0)
-		goto out_close_in;
-	{
-		char detail[PATH_MAX];
+	snprintf(src, srclen, "%.*s", (int)len, text);
+	return 0;
+}
 
-		snprintf(detail, sizeof(detail), "%.*s", (int)len, text);
-		origin.detail = detail;
-		snprintf(pb->path, sizeof(pb->path), "%.*s", (int)len, text);
-		rc = ds_publish(fs, node_ds(n), tmp, out, &origin, &ver,
-				&created, pb);
-	}
-	if (rc < 0)
-		unlink(tmp);
-	close(out);
-out_close_in:
-	close(in);
+static int source_store(struct node *n, const char *text, size_t len,
+			const struct fs_ctx *ctx, struct problem *pb)
+{
+	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
+	char src[PATH_MAX], where[PATH_MAX];
+	unsigned ver;
+	bool created;
+	int rc = source_line(text, len, src, sizeof(src), pb);
+
+	if (rc == 0)
+		rc = source_import(n->fs, node_ds(n), src, &writer, "source",
+				   &ver, &created, where, sizeof(where), pb);
+	/* kept for the schedule, which imports it again */
+	if (rc == 0)
+		rc = repo_record_set(n->fs, &repo_datasets, node_ds(n),
+				     "source", json_string(where));
 	return rc;
 }
 
@@ -828,38 +773,18 @@ static int schema_check(struct node *n, const char *text, size_t len,
 
 /* A source is resolved once its line is complete: it exists, the
  * writer may read it (a local file), or it answers HEAD (S3). */
-static int source_check(struct node *n, const char *text, size_t len,
+static int source_judge(struct node *n, const char *text, size_t len,
 			const struct fs_ctx *ctx, struct problem *pb)
 {
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
-	char path[PATH_MAX], etag[80], msg[400];
-	uint64_t size;
-	int fd, rc;
+	struct problem ignored = { 0 };
+	char src[PATH_MAX];
 
 	if (!len || text[len - 1] != '\n')
 		return 0;
-	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	if (len == 0 || len >= sizeof(path) - 64 || memchr(text, '\n', len))
+	if (source_line(text, len, src, sizeof(src), &ignored) < 0)
 		return 0; /* store says why */
-	snprintf(path, sizeof(path), "%.*s", (int)len, text);
-	if (strncmp(path, "s3://", 5) == 0) {
-		rc = remote_head(n->fs, path, n->fs->opts.max_file, &size,
-				 etag, sizeof(etag), msg, sizeof(msg));
-		if (rc < 0)
-			problem_set(pb, 1, 1, "%s", msg);
-		return rc;
-	}
-	rc = host_open(&writer, path, false, &fd);
-	if (rc == -EINVAL)
-		return problem_set(pb, 1, 1, "\"%s\": not a regular file",
-				   path);
-	if (rc < 0) {
-		problem_set(pb, 1, 1, "\"%s\": %s", path, strerror(-rc));
-		return rc;
-	}
-	close(fd);
-	return 0;
+	return source_check(n->fs, src, &writer, pb);
 }
 
 static int schema_store(struct node *n, const char *text, size_t len,
@@ -908,6 +833,48 @@ static int prepare_store(struct node *n, const char *text, size_t len,
 	return rc;
 }
 
+/*
+ * watch and schedule (collect.h): a landing directory followed with
+ * inotify, and the source imported again every interval.  0666: who may
+ * set them is the dataset's mode (its writers), judged in the write.
+ */
+static int watch_show(struct node *n, struct strbuf *out)
+{
+	return collect_show_watch(n->fs, node_ds(n), out);
+}
+
+static int watch_check(struct node *n, const char *text, size_t len,
+		       const struct fs_ctx *ctx, struct problem *pb)
+{
+	return collect_set_watch(n->fs, node_ds(n), text, len, ctx, false,
+				 pb);
+}
+
+static int watch_store(struct node *n, const char *text, size_t len,
+		       const struct fs_ctx *ctx, struct problem *pb)
+{
+	return collect_set_watch(n->fs, node_ds(n), text, len, ctx, true, pb);
+}
+
+static int schedule_show(struct node *n, struct strbuf *out)
+{
+	return collect_show_schedule(n->fs, node_ds(n), out);
+}
+
+static int schedule_check(struct node *n, const char *text, size_t len,
+			  const struct fs_ctx *ctx, struct problem *pb)
+{
+	return collect_set_schedule(n->fs, node_ds(n), text, len, ctx, false,
+				    pb);
+}
+
+static int schedule_store(struct node *n, const char *text, size_t len,
+			  const struct fs_ctx *ctx, struct problem *pb)
+{
+	return collect_set_schedule(n->fs, node_ds(n), text, len, ctx, true,
+				    pb);
+}
+
 static const struct node_type dataset_files[] = {
 	{ "data.csv", S_IFREG | 0644, NODE_F_VOLATILE, .open = data_open,
 	  .read = data_read, .write = data_write, .truncate = data_truncate,
@@ -915,7 +882,7 @@ static const struct node_type dataset_files[] = {
 	  .getattr = data_getattr, .fgetattr = data_fgetattr,
 	  .blob = obj_file_blob, .xattr = obj_file_xattr },
 	{ "source", S_IFREG | 0644, 0, .show = source_show,
-	  .store = source_store, .check = source_check,
+	  .store = source_store, .check = source_judge,
 	  .getattr = obj_file_getattr },
 	{ "schema", S_IFREG | 0644, 0, .show = schema_show,
 	  .store = schema_store, .check = schema_check,
@@ -924,6 +891,12 @@ static const struct node_type dataset_files[] = {
 	  .getattr = obj_file_getattr },
 	{ "prepare", S_IFREG | 0666, 0, .show = prepare_show,
 	  .check = prepare_check, .store = prepare_store,
+	  .getattr = obj_file_getattr },
+	{ "watch", S_IFREG | 0666, 0, .show = watch_show,
+	  .check = watch_check, .store = watch_store,
+	  .getattr = obj_file_getattr },
+	{ "schedule", S_IFREG | 0666, 0, .show = schedule_show,
+	  .check = schedule_check, .store = schedule_store,
 	  .getattr = obj_file_getattr },
 	LABEL_DIR_TYPE,
 	NEXT_TYPE,
