@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+struct json_t;
+
 struct problem {
 	char path[512]; /* mount-relative path of the file, may be empty */
 	unsigned line;  /* 1-based; 0 if not applicable */
@@ -31,6 +33,26 @@ int problem_set(struct problem *pb, unsigned line, unsigned col,
  */
 int problem_field(struct problem *pb, const char *text, const char *field,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * problem_locate: the line and column (1-based) of the first occurrence of
+ * the quoted key "needle" in text; 1:1 when text is NULL or has none.
+ */
+void problem_locate(const char *text, const char *needle, unsigned *line,
+		    unsigned *col);
+
+/*
+ * problem_check_fields: every key of the object obj is one of allowed (a
+ * NULL-terminated list), or pb names the first that is not, where
+ * problem_field places it: "\"key\": unknown field (expected a, b or c)",
+ * or with of (e.g. "monitor", "a feature") "\"key\": unknown field of
+ * monitor (expected ...)".  obj need not be an object (then it has no
+ * keys); text is the spec as written, for the position.  Returns 0, or
+ * -EINVAL with pb filled.  Any thread.
+ */
+int problem_check_fields(struct problem *pb, const char *text,
+			 struct json_t *obj, const char *const *allowed,
+			 const char *of);
 
 /* problem_format: "path:line:col: msg" (parts omitted when empty/0). */
 void problem_format(const struct problem *pb, char *out, size_t outlen);

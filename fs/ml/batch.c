@@ -38,16 +38,12 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 	const char *k, *out;
 	json_t *v;
 	size_t i;
+	int rc;
 
+	rc = problem_check_fields(pb, text, spec, fields, NULL);
+	if (rc < 0)
+		return rc;
 	json_object_foreach(spec, k, v) {
-		bool known = false;
-
-		for (const char *const *f = fields; *f; f++)
-			known |= strcmp(k, *f) == 0;
-		if (!known)
-			return problem_field(pb, text, k,
-					     "unknown field (model, deployment, "
-					     "dataset, output, keep)");
 		if (strcmp(k, "keep") != 0 && !json_is_string(v))
 			return problem_field(pb, text, k, "must be a string");
 	}

@@ -30,8 +30,10 @@ static const char *const strategies[] = {
 static const char *const fields[] = { "strategy", "candidates", "shadow",
 				      "seed",     "epsilon",    "rollback",
 				      "monitor",  "on_alert",   NULL };
+static const char *const candidate_fields[] = { "model", "weight", NULL };
 static const char *const rollback_fields[] = { "error_rate", "accuracy_below",
 					       "min_requests", NULL };
+static const char *const on_alert_fields[] = { "retrain", "then", NULL };
 
 const char *deployspec_strategy_name(enum dep_strategy s)
 {
@@ -46,14 +48,6 @@ enum dep_strategy deployspec_strategy(json_t *spec)
 		if (strcmp(s, strategies[i]) == 0)
 			return (enum dep_strategy)i;
 	return DEP_SINGLE;
-}
-
-static bool known(const char *key, const char *const *set)
-{
-	for (; *set; set++)
-		if (strcmp(key, *set) == 0)
-			return true;
-	return false;
 }
 
 /* A model ref: "name", "name@<n>" or "name@<alias>" (latest included). */
@@ -126,8 +120,7 @@ static int check_candidates(json_t *spec, enum dep_strategy st,
 	json_array_foreach(cl, i, c) {
 		json_t *obj = c, *w;
 		const char *ref;
-		const char *k;
-		json_t *v;
+		int rc;
 
 		if (json_is_string(c)) {
 			obj = json_pack("{s:O}", "model", c);
@@ -140,13 +133,10 @@ static int check_candidates(json_t *spec, enum dep_strategy st,
 					     "or {\"model\": ..., \"weight\": "
 					     "...}",
 					     i + 1);
-		json_object_foreach(obj, k, v) {
-			if (strcmp(k, "model") != 0 && strcmp(k, "weight") != 0)
-				return problem_field(pb, text, k,
-						     "unknown field of a "
-						     "candidate (model, "
-						     "weight)");
-		}
+		rc = problem_check_fields(pb, text, obj, candidate_fields,
+					  "a candidate");
+		if (rc < 0)
+			return rc;
 		ref = json_string_value(json_object_get(obj, "model"));
 		if (!ref_ok(ref))
 			return ref ? ref_problem(pb, text, ref, "\"model\"")
@@ -185,8 +175,7 @@ static int check_rollback(json_t *spec, const char *text, struct problem *pb)
 {
 	json_t *rb = json_object_get(spec, "rollback");
 	json_t *er, *acc, *mr;
-	const char *k;
-	json_t *v;
+	int rc;
 
 	if (!rb)
 		return 0;
@@ -194,13 +183,9 @@ static int check_rollback(json_t *spec, const char *text, struct problem *pb)
 		return problem_field(pb, text, "rollback",
 				     "must be an object: error_rate, "
 				     "accuracy_below, min_requests");
-	json_object_foreach(rb, k, v) {
-		if (!known(k, rollback_fields))
-			return problem_field(pb, text, k,
-					     "unknown field of rollback "
-					     "(error_rate, accuracy_below, "
-					     "min_requests)");
-	}
+	rc = problem_check_fields(pb, text, rb, rollback_fields, "rollback");
+	if (rc < 0)
+		return rc;
 	er = json_object_get(rb, "error_rate");
 	acc = json_object_get(rb, "accuracy_below");
 	mr = json_object_get(rb, "min_requests");
@@ -253,7 +238,6 @@ static int check_monitor(json_t *spec, const char *text, struct problem *pb)
 	json_t *mon = json_object_get(spec, "monitor");
 	json_t *iv, *win, *ref, *psi;
 	double secs = 10;
-	const char *k;
 	json_t *v;
 	int rc;
 
@@ -267,15 +251,9 @@ static int check_monitor(json_t *spec, const char *text, struct problem *pb)
 		return problem_field(pb, text, "monitor",
 				     "must be false or an object: interval, "
 				     "window, reference, psi, ks_p, chi2_p");
-	json_object_foreach(mon, k, v) {
-		if (!known(k, monitor_fields))
-			return problem_field(pb, text, k,
-					     "unknown field of monitor "
-					     "(interval, window, reference, "
-					     "psi, ks_p, chi2_p, min_rows, "
-					     "accuracy_below, error_rate, "
-					     "latency_p99_ms, min_requests)");
-	}
+	rc = problem_check_fields(pb, text, mon, monitor_fields, "monitor");
+	if (rc < 0)
+		return rc;
 	iv = json_object_get(mon, "interval");
 	win = json_object_get(mon, "window");
 	ref = json_object_get(mon, "reference");
@@ -371,22 +349,19 @@ static int check_on_alert(json_t *spec, const char *text, struct problem *pb)
 {
 	json_t *oa = json_object_get(spec, "on_alert");
 	json_t *rt, *then;
-	const char *t, *k;
-	json_t *v;
+	const char *t;
 	char *end;
 	long w;
+	int rc;
 
 	if (!oa)
 		return 0;
 	if (!json_is_object(oa))
 		return problem_field(pb, text, "on_alert",
 				     "must be an object: retrain, then");
-	json_object_foreach(oa, k, v) {
-		if (strcmp(k, "retrain") != 0 && strcmp(k, "then") != 0)
-			return problem_field(pb, text, k,
-					     "unknown field of on_alert "
-					     "(retrain, then)");
-	}
+	rc = problem_check_fields(pb, text, oa, on_alert_fields, "on_alert");
+	if (rc < 0)
+		return rc;
 	if (!json_is_object(json_object_get(spec, "monitor")))
 		return problem_field(pb, text, "on_alert",
 				     "alerts need \"monitor\"");
@@ -420,18 +395,11 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 	json_t *seed = json_object_get(spec, "seed");
 	json_t *sh = json_object_get(spec, "shadow");
 	enum dep_strategy st = DEP_SINGLE;
-	const char *k;
-	json_t *v;
 	int rc;
 
-	json_object_foreach(spec, k, v) {
-		if (!known(k, fields))
-			return problem_field(pb, text, k,
-					     "unknown field (strategy, "
-					     "candidates, shadow, seed, "
-					     "epsilon, rollback, monitor, "
-					     "on_alert)");
-	}
+	rc = problem_check_fields(pb, text, spec, fields, NULL);
+	if (rc < 0)
+		return rc;
 	if (sv) {
 		size_t i;
 

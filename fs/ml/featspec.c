@@ -153,21 +153,16 @@ static int check_feature(json_t *spec, json_t *f, size_t i, const char *text,
 					      "max", "on_violation", NULL };
 	const char *name = json_string_value(json_object_get(f, "name"));
 	const char *where = name ? name : "features";
-	const char *agg, *type, *key;
+	const char *agg, *type;
 	json_t *v, *min, *max;
 	int rc;
 
 	if (!json_is_object(f))
 		return problem_field(pb, text, "features",
 				     "[%zu]: must be an object", i);
-	json_object_foreach(f, key, v) {
-		if (!one_of(key, fields))
-			return problem_field(pb, text, key,
-					     "unknown field of a feature "
-					     "(expected name, column, agg, "
-					     "window, type, min, max or "
-					     "on_violation)");
-	}
+	rc = problem_check_fields(pb, text, f, fields, "a feature");
+	if (rc < 0)
+		return rc;
 	if (!name)
 		return problem_field(pb, text, "features",
 				     "[%zu]: needs a \"name\"", i);
@@ -246,20 +241,14 @@ static int check_fields(json_t *spec, const char *text, struct problem *pb)
 	static const char *const durations[] = { "ttl", "schedule",
 						 "allowed_lateness", NULL };
 	json_t *v, *fl, *f;
-	const char *key;
 	char name[256];
 	unsigned ver;
 	size_t i, j;
 	int rc;
 
-	json_object_foreach(spec, key, v) {
-		if (!one_of(key, top))
-			return problem_field(pb, text, key,
-					     "unknown field (expected entity, "
-					     "timestamp, source, ttl, "
-					     "schedule, allowed_lateness or "
-					     "features)");
-	}
+	rc = problem_check_fields(pb, text, spec, top, NULL);
+	if (rc < 0)
+		return rc;
 	rc = check_entity(spec, text, pb);
 	if (rc < 0)
 		return rc;

@@ -39,19 +39,13 @@ static const char *const fields[] = { "steps", "seed", "output", "dataset",
 static int check_fields(json_t *spec, const char *text, struct problem *pb)
 {
 	json_t *steps = json_object_get(spec, "steps"), *seed, *v;
-	const char *k, *out;
+	const char *out;
 	size_t i;
+	int rc;
 
-	json_object_foreach(spec, k, v) {
-		bool known = false;
-
-		for (const char *const *f = fields; *f; f++)
-			known |= strcmp(k, *f) == 0;
-		if (!known)
-			return problem_field(pb, text, k,
-					     "unknown field (steps, seed, "
-					     "output, dataset)");
-	}
+	rc = problem_check_fields(pb, text, spec, fields, NULL);
+	if (rc < 0)
+		return rc;
 	if (!json_is_array(steps) || json_array_size(steps) == 0)
 		return problem_field(pb, text, "steps",
 				     "%s: a list of steps, each {\"plugin\": "

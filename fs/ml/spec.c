@@ -339,15 +339,21 @@ static unsigned label_task(json_t *sc, json_t *st)
 static int check_split(json_t *split, const char *text, json_t **out,
 		       unsigned task, struct problem *pb)
 {
+	static const char *const fields[] = { "train", "validation", "test",
+					      "seed", "stratify", NULL };
 	double tr = 0.7, va = 0.15, te = 0.15;
 	json_int_t seed = 42;
 	bool strat = task == MLFS_TASK_CLASSIFICATION;
 	const char *k;
 	json_t *v;
+	int rc;
 
 	*out = NULL;
 	if (split && !json_is_object(split))
 		return problem_field(pb, text, "split", "must be an object");
+	rc = problem_check_fields(pb, text, split, fields, "\"split\"");
+	if (rc < 0)
+		return rc;
 	json_object_foreach(split, k, v) {
 		if (strcmp(k, "train") == 0 || strcmp(k, "validation") == 0 ||
 		    strcmp(k, "test") == 0) {
@@ -367,9 +373,6 @@ static int check_split(json_t *split, const char *text, json_t **out,
 				return problem_field(pb, text, k,
 						     "must be true or false");
 			strat = json_is_true(v);
-		} else {
-			return problem_field(pb, text, k,
-					     "unknown field of \"split\"");
 		}
 	}
 	if (json_object_get(split, "train") || json_object_get(split, "test") ||
@@ -416,18 +419,13 @@ static int check_search(struct fs *fs, json_t *s, const char *text,
 	const char *goal = json_string_value(json_object_get(s, "goal"));
 	const char *k;
 	json_t *v;
+	int rc;
 
 	if (!json_is_object(s))
 		return problem_field(pb, text, "search", "must be an object");
-	json_object_foreach(s, k, v) {
-		bool known = false;
-
-		for (int i = 0; fields[i]; i++)
-			known = known || strcmp(fields[i], k) == 0;
-		if (!known)
-			return problem_field(pb, text, k,
-					     "unknown field of \"search\"");
-	}
+	rc = problem_check_fields(pb, text, s, fields, "\"search\"");
+	if (rc < 0)
+		return rc;
 	*tune = method ? plugin_find(fs->plugins, MLFS_STAGE_TUNE, method)
 		       : NULL;
 	if (!*tune)
@@ -468,8 +466,6 @@ static int check_search(struct fs *fs, json_t *s, const char *text,
 					     "b]}, {\"int\": [a, b]}, "
 					     "{\"choice\": [...]}");
 		json_object_foreach(v, kind, r) {
-			int rc = 0;
-
 			if (strcmp(kind, "uniform") == 0)
 				rc = check_range(r, false);
 			else if (strcmp(kind, "log_uniform") == 0)
@@ -573,24 +569,12 @@ struct resolve {
 /* A JSON object whose fields are all DESIGN.md's. */
 static int resolve_fields(struct resolve *r)
 {
-	const char *k;
-	json_t *v;
-
 	if (!json_is_object(r->spec)) {
 		problem_set(r->pb, 1, 1, "a spec is a JSON object");
 		return -EINVAL;
 	}
-	json_object_foreach(r->spec, k, v) {
-		bool known = false;
-
-		for (int i = 0; spec_fields[i]; i++)
-			known = known || strcmp(spec_fields[i], k) == 0;
-		if (!known) {
-			problem_field(r->pb, r->text, k, "unknown field");
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return problem_check_fields(r->pb, r->text, r->spec, spec_fields,
+				    NULL);
 }
 
 /* "dataset": a name the writer may read. */

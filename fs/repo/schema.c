@@ -32,26 +32,8 @@
 #include "repo_int.h"
 #include "store.h"
 
-/* Line and column of the first occurrence of "needle" (quoted) in text. */
-static void locate(const char *text, const char *needle, unsigned *line,
-		   unsigned *col)
-{
-	char q[300];
-	const char *p, *ls = text;
-
-	*line = 1;
-	*col = 1;
-	snprintf(q, sizeof(q), "\"%s\"", needle);
-	p = strstr(text, q);
-	if (!p)
-		return;
-	for (const char *c = text; c < p; c++)
-		if (*c == '\n') {
-			(*line)++;
-			ls = c + 1;
-		}
-	*col = (unsigned)(p - ls) + 1;
-}
+static const char *const override_fields[] = { "columns", "label", NULL };
+static const char *const column_fields[] = { "name", "type", "role", NULL };
 
 static bool man_has_column(json_t *man, const char *col, json_t **stat)
 {
@@ -80,8 +62,6 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 {
 	json_error_t err;
 	json_t *j, *cols, *c;
-	const char *k;
-	json_t *v;
 	size_t i;
 	unsigned line, col;
 
@@ -95,23 +75,16 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 		json_decref(j);
 		return problem_set(pb, 1, 1, "expected a JSON object");
 	}
-	json_object_foreach(j, k, v) {
-		if (strcmp(k, "columns") != 0 && strcmp(k, "label") != 0) {
-			locate(text, k, &line, &col);
-			problem_set(pb, line, col,
-				    "\"%s\": unknown field (expected "
-				    "\"columns\" or \"label\")",
-				    k);
-			json_decref(j);
-			return -EINVAL;
-		}
+	if (problem_check_fields(pb, text, j, override_fields, NULL) < 0) {
+		json_decref(j);
+		return -EINVAL;
 	}
 	*merged = json_deep_copy(json_object_get(rec, "overrides"));
 	if (!*merged)
 		*merged = json_object();
 	cols = json_object_get(j, "columns");
 	if (cols && !json_is_array(cols)) {
-		locate(text, "columns", &line, &col);
+		problem_locate(text, "columns", &line, &col);
 		goto out_bad_cols;
 	}
 	json_array_foreach(cols, i, c) {
@@ -123,32 +96,24 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 		json_t *st, *ov;
 
 		if (!json_is_object(c) || !name) {
-			locate(text, "columns", &line, &col);
+			problem_locate(text, "columns", &line, &col);
 			problem_set(pb, line, col,
 				    "\"columns\"[%zu]: needs a \"name\"", i);
 			goto out_bad;
 		}
-		locate(text, name, &line, &col);
+		problem_locate(text, name, &line, &col);
 		if (!man_has_column(man, name, &st)) {
 			problem_set(pb, line, col,
 				    "\"name\": no column \"%s\" in this dataset",
 				    name);
 			goto out_bad;
 		}
-		json_object_foreach(c, k, v) {
-			if (strcmp(k, "name") && strcmp(k, "type") &&
-			    strcmp(k, "role")) {
-				locate(text, k, &line, &col);
-				problem_set(pb, line, col,
-					    "\"%s\": unknown field (expected "
-					    "\"name\", \"type\" or \"role\")",
-					    k);
-				goto out_bad;
-			}
-		}
+		if (problem_check_fields(pb, text, c, column_fields,
+					 "a column") < 0)
+			goto out_bad;
 		if ((json_object_get(c, "type") && !type) ||
 		    (type && csv_type_parse(type, &ct) < 0)) {
-			locate(text, "type", &line, &col);
+			problem_locate(text, "type", &line, &col);
 			problem_set(pb, line, col,
 				    "\"type\": must be numeric, categorical, "
 				    "text or time, got \"%s\"",
@@ -158,7 +123,7 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 		if (type && ct == CSV_NUMERIC &&
 		    strcmp(json_string_value(json_object_get(st, "type")),
 			   "numeric") != 0) {
-			locate(text, name, &line, &col);
+			problem_locate(text, name, &line, &col);
 			problem_set(pb, line, col,
 				    "\"type\": column \"%s\" has non-numeric "
 				    "values",
@@ -167,7 +132,7 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 		}
 		if ((json_object_get(c, "role") && !role) ||
 		    (role && csv_role_parse(role, &cr) < 0)) {
-			locate(text, "role", &line, &col);
+			problem_locate(text, "role", &line, &col);
 			problem_set(pb, line, col,
 				    "\"role\": must be feature, label, id, pii "
 				    "or time, got \"%s\"",
@@ -192,7 +157,7 @@ static int schema_parse(const char *text, json_t *man, json_t *rec,
 		const char *l = json_string_value(json_object_get(j, "label"));
 		json_t *st;
 
-		locate(text, "label", &line, &col);
+		problem_locate(text, "label", &line, &col);
 		if (!l || !man_has_column(man, l, &st)) {
 			problem_set(pb, line, col,
 				    "\"label\": no column \"%s\" in this "

@@ -55,6 +55,7 @@
 
 #include "mlfs_plugin.h"
 #include "plugin.h"
+#include "plugs.h"
 #include "tap.h"
 
 /* ---- the host ---- */
@@ -120,31 +121,29 @@ static const struct mlfs_host host = {
 
 /* ---- plugins ---- */
 
-struct plug {
-	const char *name;
-	void *handle;
-	const struct mlfs_plugin *desc;
-	const struct mlfs_prep_ops *ops;
-};
-
 static struct plug plugs[] = {
-	{ "impute", NULL, NULL, NULL },
-	{ "balance", NULL, NULL, NULL },
-	{ "anonymize", NULL, NULL, NULL },
-	{ "filter", NULL, NULL, NULL },
-	{ "dedupe", NULL, NULL, NULL },
-	{ "augment", NULL, NULL, NULL },
+	{ "impute", NULL, NULL },
+	{ "balance", NULL, NULL },
+	{ "anonymize", NULL, NULL },
+	{ "filter", NULL, NULL },
+	{ "dedupe", NULL, NULL },
+	{ "augment", NULL, NULL },
 };
 
 enum { P_IMPUTE, P_BALANCE, P_ANON, P_FILTER, P_DEDUPE, P_AUGMENT,
        P_COUNT };
+
+static const struct mlfs_prep_ops *ops_of(int p)
+{
+	return plugs[p].desc->ops;
+}
 
 static char msg[512];
 
 static int check(int p, const struct mlfs_param *ps, size_t n)
 {
 	msg[0] = '\0';
-	return plugs[p].ops->check(ps, n, msg, sizeof(msg));
+	return ops_of(p)->check(ps, n, msg, sizeof(msg));
 }
 
 static int run_on(const struct mlfs_host *h, int p,
@@ -152,7 +151,7 @@ static int run_on(const struct mlfs_host *h, int p,
 		  const struct mlfs_table *in, struct mlfs_table **out)
 {
 	msg[0] = '\0';
-	return plugs[p].ops->run(h, ps, n, seed, in, out, msg, sizeof(msg));
+	return ops_of(p)->run(h, ps, n, seed, in, out, msg, sizeof(msg));
 }
 
 static int run(int p, const struct mlfs_param *ps, size_t n, uint64_t seed,
@@ -163,7 +162,7 @@ static int run(int p, const struct mlfs_param *ps, size_t n, uint64_t seed,
 
 static void out_free(int p, struct mlfs_table *t)
 {
-	plugs[p].ops->out_free(t);
+	ops_of(p)->out_free(t);
 }
 
 static struct mlfs_param num(const char *name, double v)
@@ -382,7 +381,7 @@ static void test_descriptors(const char *dir)
 {
 	for (int p = 0; p < P_COUNT; p++) {
 		const struct mlfs_plugin *d = plugs[p].desc;
-		const struct mlfs_prep_ops *o = plugs[p].ops;
+		const struct mlfs_prep_ops *o = ops_of(p);
 		char path[4096], why[512] = "";
 		struct plugin pl;
 		int rc;
@@ -2781,23 +2780,8 @@ int main(void)
 	/* meson sets the directory; without it this program cannot run. */
 	if (!dir || !*dir)
 		return skip_all("MLFS_PLUGIN_DIR is not set");
-	for (int p = 0; p < P_COUNT; p++) {
-		char path[4096];
-
-		snprintf(path, sizeof(path), "%s/%s.so", dir, plugs[p].name);
-		plugs[p].handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!plugs[p].handle) {
-			/* A built-in plugin that does not load is a bug. */
-			printf("Bail out! %s\n", dlerror());
-			return 1;
-		}
-		plugs[p].desc = dlsym(plugs[p].handle, "mlfs_plugin");
-		if (!plugs[p].desc) {
-			printf("Bail out! %s: no mlfs_plugin\n", path);
-			return 1;
-		}
-		plugs[p].ops = plugs[p].desc->ops;
-	}
+	if (plugs_open(dir, plugs, P_COUNT) < 0)
+		return 1;
 	test_descriptors(dir);
 	test_impute_mean_mode();
 	test_impute_median_constant();
@@ -2822,7 +2806,6 @@ int main(void)
 	test_augment_shift_cutout();
 	test_augment_edges();
 	test_bad_params();
-	for (int p = 0; p < P_COUNT; p++)
-		dlclose(plugs[p].handle);
+	plugs_close(plugs, P_COUNT);
 	return done();
 }

@@ -9,12 +9,17 @@
  * memory store and a real LMDB index in a temp dir, with stub plugins
  * (train "lin", "reg", "km"; tune "grid") in place of loaded ones; each
  * bad spec gives its errno, the field it names, the problem text and the
- * place it points at.
+ * place it points at.  problem_check_fields (fs/base/problem.c), which
+ * every spec parser calls for its fields: a table of objects, each
+ * problem's exact text, line and column, and a list of names too long for
+ * the message.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "repo.h"
 #include "failalloc.h"
@@ -678,10 +683,87 @@ static void test_resolve(void)
 	fixture_fs_rmrf(dir);
 }
 
+/* --- problem_check_fields --- */
+
+static const char *const abc[] = { "a", "b", "c", NULL };
+static const char *const ab[] = { "a", "b", NULL };
+static const char *const a_only[] = { "a", NULL };
+
+static const struct {
+	const char *text;
+	const char *const *allowed;
+	const char *of;
+	const char *msg; /* NULL: no problem */
+	unsigned line;
+	unsigned col;
+} fields_cases[] = {
+	{ "{\"a\": 1, \"c\": {\"zz\": 2}}", abc, NULL, NULL, 0, 0 },
+	{ "[1, 2]", abc, NULL, NULL, 0, 0 },
+	{ "{\n  \"a\": 1,\n   \"zz\": 2\n}", abc, NULL,
+	  "\"zz\": unknown field (expected a, b or c)", 3, 4 },
+	{ "{\"b\": 1, \"x\": 2, \"y\": 3}", ab, "monitor",
+	  "\"x\": unknown field of monitor (expected a or b)", 1, 10 },
+	{ "{\"x\": 1}", a_only, "\"split\"",
+	  "\"x\": unknown field of \"split\" (expected a)", 1, 2 },
+	/* a key written with an escape is not found as written: 1:1 */
+	{ "{\"\\u0078\": 1}", a_only, NULL,
+	  "\"x\": unknown field (expected a)", 1, 1 },
+};
+
+static void test_check_fields(void)
+{
+	const char *many[41];
+	char names[40][32], want[80];
+	struct problem pb;
+	json_t *obj;
+
+	for (size_t i = 0; i < sizeof(fields_cases) / sizeof(fields_cases[0]);
+	     i++) {
+		const char *text = fields_cases[i].text;
+		char name[64];
+		int rc;
+
+		obj = json_loads(text, 0, NULL);
+		memset(&pb, 0, sizeof(pb));
+		rc = problem_check_fields(&pb, text, obj,
+					  fields_cases[i].allowed,
+					  fields_cases[i].of);
+		json_decref(obj);
+		/* a test name is one TAP line */
+		snprintf(name, sizeof(name), "problem_check_fields case %zu",
+			 i);
+		is_int(rc, fields_cases[i].msg ? -EINVAL : 0, name);
+		if (!fields_cases[i].msg)
+			continue;
+		is_str(pb.msg, fields_cases[i].msg, "the problem's text");
+		is_int(pb.line, fields_cases[i].line, "its line");
+		is_int(pb.col, fields_cases[i].col, "its column");
+	}
+	/* 40 names of 23 characters are more than the message holds: cut */
+	for (size_t i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof(names[i]),
+			 "name_%02zu_abcdefghijklmno", i);
+		many[i] = names[i];
+	}
+	many[40] = NULL;
+	obj = json_pack("{s:i}", "zz", 1);
+	memset(&pb, 0, sizeof(pb));
+	is_int(problem_check_fields(&pb, NULL, obj, many, "a thing"), -EINVAL,
+	       "a long list of names");
+	json_decref(obj);
+	snprintf(want, sizeof(want),
+		 "\"zz\": unknown field of a thing (expected %s, ", many[0]);
+	ok(strncmp(pb.msg, want, strlen(want)) == 0, pb.msg);
+	ok(strstr(pb.msg, " or ") == NULL, "cut before the last name");
+	is_int(problem_check_fields(NULL, NULL, NULL, many, NULL), 0,
+	       "no object: no problem");
+}
+
 int main(void)
 {
 	test_check_text();
 	test_params();
 	test_resolve();
+	test_check_fields();
 	return done();
 }

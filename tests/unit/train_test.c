@@ -16,7 +16,6 @@
  * Allocation failures are not injected here: the plugins are separate
  * shared objects, which the --wrap=malloc of the unit build cannot reach.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -31,6 +30,7 @@
 
 #include "mlcore.h"
 #include "mlfs_plugin.h"
+#include "plugs.h"
 #include "tap.h"
 
 /* ---- the host ---- */
@@ -131,25 +131,18 @@ static struct mlfs_host make_host(struct host_state *hs)
 
 /* ---- plugins ---- */
 
-struct plug {
-	const char *name;
-	void *handle;
-	const struct mlfs_plugin *desc;
-	const struct mlfs_train_ops *ops;
-};
-
 static struct plug plugs[] = {
-	{ "linear", NULL, NULL, NULL },
-	{ "logistic", NULL, NULL, NULL },
-	{ "mlp", NULL, NULL, NULL },
-	{ "kmeans", NULL, NULL, NULL },
+	{ "linear", NULL, NULL },
+	{ "logistic", NULL, NULL },
+	{ "mlp", NULL, NULL },
+	{ "kmeans", NULL, NULL },
 };
 
 enum { P_LINEAR, P_LOGISTIC, P_MLP, P_KMEANS, P_COUNT };
 
 static const struct mlfs_train_ops *ops_of(int p)
 {
-	return plugs[p].ops;
+	return plugs[p].desc->ops;
 }
 
 /* ---- params ---- */
@@ -559,7 +552,7 @@ static void test_descriptors(void)
 
 	for (int p = 0; p < P_COUNT; p++) {
 		const struct mlfs_plugin *d = plugs[p].desc;
-		const struct mlfs_train_ops *o = plugs[p].ops;
+		const struct mlfs_train_ops *o = ops_of(p);
 		char name[128], msg[256] = "";
 		void *inst = (void *)1;
 		unsigned bad;
@@ -1393,23 +1386,8 @@ int main(void)
 	/* meson sets the directory; without it this program cannot run. */
 	if (!dir || !*dir)
 		return skip_all("MLFS_PLUGIN_DIR is not set");
-	for (int p = 0; p < P_COUNT; p++) {
-		char path[4096];
-
-		snprintf(path, sizeof(path), "%s/%s.so", dir, plugs[p].name);
-		plugs[p].handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!plugs[p].handle) {
-			/* A built-in plugin that does not load is a bug. */
-			printf("Bail out! %s\n", dlerror());
-			return 1;
-		}
-		plugs[p].desc = dlsym(plugs[p].handle, "mlfs_plugin");
-		if (!plugs[p].desc) {
-			printf("Bail out! %s: no mlfs_plugin\n", path);
-			return 1;
-		}
-		plugs[p].ops = plugs[p].desc->ops;
-	}
+	if (plugs_open(dir, plugs, P_COUNT) < 0)
+		return 1;
 	test_descriptors();
 	test_bad_params();
 	test_linear();
@@ -1419,7 +1397,6 @@ int main(void)
 	test_legacy();
 	test_cancel();
 	test_threads();
-	for (int p = 0; p < P_COUNT; p++)
-		dlclose(plugs[p].handle);
+	plugs_close(plugs, P_COUNT);
 	return done();
 }
