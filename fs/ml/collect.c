@@ -35,6 +35,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@
 #include "store.h"
 
 #define WATCHES_PER_USER 64
+#define FUSE_SUPER_MAGIC 0x65735546
 #define SEEN_MAX ((size_t)64 << 20) /* bytes of a landing.seen read */
 #define IN_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_DELETE_SELF | \
 		 IN_MOVE_SELF | IN_ONLYDIR)
@@ -76,13 +78,15 @@ struct sched {
 
 struct req {
 	struct req *next;
+	bool *done; /* set when read again (under lock), or NULL */
 	char name[];
 };
 
 struct collect {
 	pthread_t thr;
 	int ifd, efd;
-	pthread_mutex_t lock; /* reqs, stop */
+	pthread_mutex_t lock; /* reqs, stop, the requests' done */
+	pthread_cond_t done;  /* a request was done */
 	struct req *reqs;
 	bool stop;
 	struct landing *lands; /* the thread's */
@@ -494,14 +498,21 @@ static void reload(struct fs *fs, struct collect *c, const char *name)
 	json_decref(rec);
 }
 
-static void ask(struct collect *c, const char *name)
+/*
+ * Ask the thread to read name's settings again; with wait, return once it
+ * did (a new watch's files are then recorded as there before it: a file
+ * moved in after the write that set it is taken).
+ */
+static void ask(struct collect *c, const char *name, bool wait)
 {
 	struct req *r = malloc(sizeof(*r) + strlen(name) + 1);
 	uint64_t one = 1;
+	bool done = false;
 
 	if (!r)
 		return;
 	strcpy(r->name, name);
+	r->done = wait ? &done : NULL;
 	pthread_mutex_lock(&c->lock);
 	r->next = c->reqs;
 	c->reqs = r;
@@ -509,11 +520,15 @@ static void ask(struct collect *c, const char *name)
 	if (write(c->efd, &one, sizeof(one)) < 0) {
 		/* the counter is full: the thread is awake anyway */
 	}
+	pthread_mutex_lock(&c->lock);
+	while (wait && !done && !c->stop)
+		pthread_cond_wait(&c->done, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static int ask_one(void *arg, const char *name)
 {
-	ask(arg, name);
+	ask(arg, name, false);
 	return 0;
 }
 
@@ -641,6 +656,11 @@ static void *collect_main(void *arg)
 
 			reqs = r->next;
 			reload(fs, c, r->name);
+			pthread_mutex_lock(&c->lock);
+			if (r->done)
+				*r->done = true;
+			pthread_cond_broadcast(&c->done);
+			pthread_mutex_unlock(&c->lock);
 			free(r);
 		}
 		if (pf[0].revents & POLLIN)
@@ -661,6 +681,7 @@ int collect_start(struct fs *fs)
 	c->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->done, NULL);
 	if (c->ifd < 0 || c->efd < 0) {
 		int rc = -errno;
 
@@ -693,6 +714,7 @@ void collect_stop(struct fs *fs)
 		return;
 	pthread_mutex_lock(&c->lock);
 	c->stop = true;
+	pthread_cond_broadcast(&c->done);
 	pthread_mutex_unlock(&c->lock);
 	if (write(c->efd, &one, sizeof(one)) < 0) {
 		/* full: the thread wakes anyway */
@@ -713,6 +735,7 @@ void collect_stop(struct fs *fs)
 	close(c->ifd);
 	close(c->efd);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->done);
 	free(c);
 	fs->collect = NULL;
 }
@@ -797,6 +820,7 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 	struct host_user u = { ctx->uid, ctx->gid, ctx->pid };
 	struct count_watches cw = { fs, name, ctx->uid, 0 };
 	char line[2][PATH_MAX], proc[64], path[PATH_MAX];
+	struct statfs sfs;
 	const char *dir;
 	bool append = false;
 	ssize_t got;
@@ -815,7 +839,7 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 			return 0;
 		rc = repo_record_set(fs, &repo_datasets, name, "watch", NULL);
 		if (rc == 0 && fs->collect)
-			ask(fs->collect, name);
+			ask(fs->collect, name, true);
 		return rc;
 	}
 	dir = line[n - 1];
@@ -837,6 +861,15 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 			    rc == -EINVAL ? "not a directory"
 					  : strerror(-rc));
 		return rc == -EINVAL ? -ENOTDIR : rc;
+	}
+	/* inotify sees only local changes on FUSE (this mount included,
+	 * which the daemon must never wait on) */
+	if (fstatfs(dfd, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC) {
+		close(dfd);
+		return problem_set(pb, (unsigned)n, 1,
+				   "\"%s\": on a FUSE filesystem, which "
+				   "inotify cannot follow",
+				   dir);
 	}
 	/* kept as the directory's absolute path */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dfd);
@@ -863,7 +896,7 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 				       "append", append, "uid", (int)ctx->uid,
 				       "gid", (int)ctx->gid));
 	if (rc == 0)
-		ask(fs->collect, name);
+		ask(fs->collect, name, true);
 	return rc;
 }
 
@@ -940,7 +973,7 @@ int collect_set_schedule(struct fs *fs, const char *name, const char *text,
 		rc = repo_record_set(fs, &repo_datasets, name, "schedule",
 				     NULL);
 		if (rc == 0 && fs->collect)
-			ask(fs->collect, name);
+			ask(fs->collect, name, false);
 		return rc;
 	}
 	every = interval(line[0]);
@@ -971,7 +1004,7 @@ int collect_set_schedule(struct fs *fs, const char *name, const char *text,
 				       "uid", (int)ctx->uid, "gid",
 				       (int)ctx->gid));
 	if (rc == 0)
-		ask(fs->collect, name);
+		ask(fs->collect, name, false);
 	return rc;
 }
 

@@ -109,6 +109,8 @@ BAD_WATCHES = [
      '"sideways": the mode is append or replace'),
     ("append\n{dir}\n{dir}\n", "Invalid argument",
      "at most two lines: a mode and a path"),
+    ("{mnt}/datasets\n", "Invalid argument",
+     "on a FUSE filesystem, which inotify cannot follow"),
 ]
 
 
@@ -118,7 +120,7 @@ def test_bad_watches_change_nothing(mlfs, tmp_path):
     f = tmp_path / "file.csv"
     f.write_text("a\n1\n")
     for text, err, msg in BAD_WATCHES:
-        text = text.format(file=f, dir=tmp_path)
+        text = text.format(file=f, dir=tmp_path, mnt=mlfs.mnt)
         r = sh(f"printf '%s' '{text}' > {d}/watch")
         assert r.returncode != 0 and err in r.stderr, (text, r.stderr)
         assert msg in mlfs.errors(), text

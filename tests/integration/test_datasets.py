@@ -45,7 +45,8 @@ def test_mkdir_cp_makes_versions(mlfs, tmp_path):
     d = mlfs.mnt / "datasets" / "iris"
     d.mkdir()
     assert sorted(os.listdir(d)) == ["data.csv", "label", "next", "prepare",
-                                    "schema", "source", "stats"]
+                                    "schedule", "schema", "source", "stats",
+                                    "watch"]
     r = sh(f"cp {src} {d}/data.csv")
     assert r.returncode == 0, r.stderr
     assert versions(d) == ["v1"]
