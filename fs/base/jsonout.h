@@ -28,6 +28,14 @@
 size_t num_shortest(double v, int digits, char *out);
 
 /*
+ * num_g17: v as printf's "%.17g" prints it (the same bytes: a text that
+ * reads back to v), into out (NUM_SHORTEST_MAX bytes); returns the
+ * length.  Without printf for |v| from 1e-4 to under 1e17, with it
+ * otherwise.  Any thread.
+ */
+size_t num_g17(double v, char *out);
+
+/*
  * json_dumps_short: json_dumps(j, flags) with every real number in its
  * shortest round-trip form.  malloc'd text, or NULL (no memory, or j
  * cannot be encoded).  Any thread.

@@ -395,7 +395,31 @@ static void bal_neighbours(struct bal_smote *s, size_t k, size_t i)
 		 * -O2 cost model vectorises, where it would not a variable */
 		for (size_t b = 0; b < BAL_BLOCK; b++)
 			blk[b] = 0;
-		for (size_t f = 0; f < d; f++) {
+		/* four features a pass, added one after the other as the
+		 * one-feature loop adds them: the same sums, with a quarter
+		 * of the loads and stores of blk */
+		for (size_t f = 0; f + 4 <= d; f += 4) {
+			const double *restrict c0 = s->x + f * ld + j0;
+			const double *restrict c1 = c0 + ld;
+			const double *restrict c2 = c1 + ld;
+			const double *restrict c3 = c2 + ld;
+			double a0 = s->x[f * ld + i], a1 = s->x[(f + 1) * ld + i];
+			double a2 = s->x[(f + 2) * ld + i];
+			double a3 = s->x[(f + 3) * ld + i];
+
+			for (size_t b = 0; b < BAL_BLOCK; b++) {
+				double e0 = a0 - c0[b], e1 = a1 - c1[b];
+				double e2 = a2 - c2[b], e3 = a3 - c3[b];
+				double t = blk[b];
+
+				t += e0 * e0;
+				t += e1 * e1;
+				t += e2 * e2;
+				t += e3 * e3;
+				blk[b] = t;
+			}
+		}
+		for (size_t f = d - d % 4; f < d; f++) {
 			const double *restrict col = s->x + f * ld + j0;
 			double a = s->x[f * ld + i];
 

@@ -7,6 +7,7 @@
  * answers), as the printf search would, without printf.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,75 @@ static void test_double_search(void)
 	is_int(same, total, "doubles: the shortest %g, as the loop from 1");
 }
 
+/* g17_same: num_g17(v) is printf's %.17g of v, byte for byte. */
+static bool g17_same(double v, size_t *shown)
+{
+	char got[NUM_SHORTEST_MAX], want[NUM_SHORTEST_MAX];
+	size_t n = num_g17(v, got);
+
+	snprintf(want, sizeof(want), "%.17g", v);
+	if (strcmp(got, want) == 0 && n == strlen(want))
+		return true;
+	if ((*shown)++ < 5)
+		printf("# %a: got %s, want %s\n", v, got, want);
+	return false;
+}
+
+/* num_g17: the same text as %.17g, around every edge of its fast path. */
+static void test_g17(void)
+{
+	static const double cases[] = {
+		0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1e-4, 9.9999999999999991e-05,
+		1e-5, 1e16, 1e17, 9.9999999999999984e16, 99999999999999999.0,
+		123456789.123, 0.30000000000000004, 1.0 / 3, 2.0 / 3, 1e300,
+		5e-324, 2.2250738585072014e-308, NAN, INFINITY, -INFINITY,
+		4503599627370496.5, 9007199254740993.0, 0.000123456,
+	};
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	size_t bad = 0, shown = 0, total = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		bad += !g17_same(cases[i], &shown);
+	/* both sides of every power of ten, and a few ulps away */
+	for (int k = -8; k <= 19; k++) {
+		double p = pow(10, k), up = p, down = p;
+
+		for (int u = 0; u < 4; u++) {
+			bad += !g17_same(up, &shown) + !g17_same(-down, &shown);
+			up = nextafter(up, INFINITY);
+			down = nextafter(down, 0);
+			total += 2;
+		}
+	}
+	for (int i = 0; i < 2000000; i++) {
+		double v;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		switch (i % 4) {
+		case 0: /* any bits */
+			memcpy(&v, &x, sizeof(v));
+			break;
+		case 1: /* any bits of a number the fast path takes */
+			v = ldexp((double)(x >> 11) / 9007199254740992.0 + 1,
+				  (int)(x % 72) - 16);
+			break;
+		case 2: /* a CSV's numbers: 6 decimals */
+			v = (double)(int64_t)(x % 20000001 - 10000000) / 1e6;
+			break;
+		default: /* smote's: a + u (b - a) */
+			v = (double)(int64_t)(x % 2000001 - 1000000) / 1e6;
+			v += (double)(x >> 11) / 9007199254740992.0 * (1 - v);
+			break;
+		}
+		bad += !g17_same(v, &shown);
+		total++;
+	}
+	ok(total > 2000000, "the cases ran");
+	is_int(bad, 0, "num_g17 prints 2 million doubles as %.17g does");
+}
+
 /* prom_merge: one HELP and TYPE a family, its samples together. */
 static void test_prom_merge(void)
 {
@@ -168,6 +238,7 @@ int main(void)
 	json_decref(j);
 	test_float();
 	test_double_search();
+	test_g17();
 	test_prom_merge();
 	return done();
 }
