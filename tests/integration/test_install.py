@@ -114,7 +114,8 @@ def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
     work = tmp_path / "plugin"
     shutil.copytree(ROOT / "examples" / "plugin", work)
     env = dict(os.environ, PKG_CONFIG_PATH=str(pc),
-               PKG_CONFIG_SYSROOT_DIR=str(dest))
+               PKG_CONFIG_SYSROOT_DIR=str(dest),
+               CFLAGS="-O2 -Wall -Wextra -Werror")
     r = subprocess.run(["make", "-C", str(work)], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -123,8 +124,10 @@ def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
     for so in (BUILD / "plugins" / "train").glob("*.so"):
         shutil.copy(so, pdir)
     shutil.copy(work / "centroid.so", pdir)
+    shutil.copy(work / "winsorize.so", pdir)
     m = mlfs_factory(opts=[f"plugins={pdir}"])
-    assert "centroid train" in (m.mnt / ".mlfs" / "plugins").read_text()
+    plugins = (m.mnt / ".mlfs" / "plugins").read_text()
+    assert "centroid train" in plugins and "winsorize prep" in plugins
     d = m.mnt / "datasets" / "iris"
     d.mkdir()
     shutil.copy(ROOT / "examples" / "data" / "iris.csv", d / "data.csv")
@@ -139,3 +142,14 @@ def test_example_plugin_builds_out_of_tree_and_trains(tmp_path, mlfs_factory):
                         f"{m.mnt}/models/c/predict; cat {m.mnt}/models/c/predict"],
                        capture_output=True, text=True)
     assert r.stdout.startswith("setosa,")
+    # the prep plugin: a step of prepare, its params judged in the write
+    r = subprocess.run(["bash", "-c", f"echo '{{\"steps\": [{{\"winsorize\": "
+                        f"{{\"lo\": 5}}}}]}}' > {d}/prepare"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert '"lo" and "hi" are needed' in m.errors()
+    (d / "prepare").write_text(json.dumps(
+        {"steps": [{"winsorize": {"lo": 1, "hi": 5}}]}))
+    assert wait_job(m.mnt, "iris-prepare-1") == "succeeded\n"
+    rows = (d / "v2/data.csv").read_text().splitlines()
+    assert len(rows) == 151 and rows[1] == "5,3.5,1.4,1,setosa"
