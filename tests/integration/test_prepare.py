@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+from pathlib import Path
 
 from conftest import as_user
 from test_train import sh, wait_job
@@ -203,3 +204,40 @@ def test_augment_appends_noisy_copies(mlfs):
             assert a["species"] == b["species"]
             assert abs(float(a["sepal_length"]) -
                        float(b["sepal_length"])) < 1.0
+
+
+def test_the_key_is_in_no_process_argv_or_environment(mlfs_factory,
+                                                       tmp_path):
+    """ps shows every process's argv, and root reads every environ: the
+    owner key reaches the job by a pipe, in neither."""
+    import hashlib
+    import hmac
+    key = tmp_path / "anon.key"
+    key.write_bytes(b"fedcba9876543210fedcba9876543210")
+    os.chmod(key, 0o600)
+    mlfs = mlfs_factory(opts=[f"anon_key={key}"])
+    d = mlfs.mnt / "datasets/many"
+    d.mkdir()
+    (d / "data.csv").write_text("email,x\n" + "".join(
+        f"user{i}@example.org,{i}\n" for i in range(300000)))
+    owner = hmac.new(key.read_bytes(), b"mlfs anon v1 uid 0",
+                     hashlib.sha256).digest()
+    secrets = (key.read_bytes(), owner, owner.hex().encode())
+    (d / "prepare").write_text(json.dumps(
+        {"steps": [{"anonymize": {"email": "hash"}}]}))
+    seen = 0
+    status = mlfs.mnt / "jobs/many-prepare-1/status"
+    while status.read_text().split()[0] in ("queued", "running"):
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                argv = (p / "cmdline").read_bytes()
+                env = (p / "environ").read_bytes()
+            except OSError:
+                continue            # gone meanwhile
+            seen += b"mlfs-job" in argv
+            for s in secrets:
+                assert s not in argv and s not in env, p
+    assert status.read_text() == "succeeded\n"
+    assert seen, "the job ran too fast to be seen"
