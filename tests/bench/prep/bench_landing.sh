@@ -59,13 +59,14 @@ gen() {
 import os, sys
 d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
-    rows = ["id,x,y,z"]
-    k = 0
-    while sum(len(r) + 1 for r in rows) < size:
-        rows.append(f"{i}-{k},{(i * 7919 + k) % 100003},{k * 0.5},{i}")
+    rows = ["id,x,y,z\n"]
+    k = got = 0
+    while got < size:
+        rows.append(f"{i}-{k},{(i * 7919 + k) % 100003},{k * 0.5},{i}\n")
+        got += len(rows[-1])
         k += 1
     with open(os.path.join(d, f"f{i:05}.csv"), "w") as f:
-        f.write("\n".join(rows) + "\n")
+        f.write("".join(rows))
 PY
 }
 
