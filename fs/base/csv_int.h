@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "pow10.h"
 #include "problem.h"
 
 /* Categorical columns have at most this many distinct values. */
@@ -34,28 +35,6 @@
  */
 #define CSV_HOT __attribute__((always_inline))
 
-static const uint64_t pow10_u64[20] = {
-	1ULL,
-	10ULL,
-	100ULL,
-	1000ULL,
-	10000ULL,
-	100000ULL,
-	1000000ULL,
-	10000000ULL,
-	100000000ULL,
-	1000000000ULL,
-	10000000000ULL,
-	100000000000ULL,
-	1000000000000ULL,
-	10000000000000ULL,
-	100000000000000ULL,
-	1000000000000000ULL,
-	10000000000000000ULL,
-	100000000000000000ULL,
-	1000000000000000000ULL,
-	10000000000000000000ULL,
-};
 
 /* Every power of ten that a double holds exactly. */
 static const double pow10_exact[] = {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "jsonout.h"
+#include "pow10.h"
 #include "strbuf.h"
 
 /* Powers of ten; exact up to 1e22, correctly rounded beyond. */
@@ -192,29 +193,7 @@ __extension__ typedef unsigned __int128 g17_u128;
 
 static size_t g17_fixed(double v, char *out)
 {
-	static const uint64_t p10i[] = {
-		1ULL,
-		10ULL,
-		100ULL,
-		1000ULL,
-		10000ULL,
-		100000ULL,
-		1000000ULL,
-		10000000ULL,
-		100000000ULL,
-		1000000000ULL,
-		10000000000ULL,
-		100000000000ULL,
-		1000000000000ULL,
-		10000000000000ULL,
-		100000000000000ULL,
-		1000000000000000ULL,
-		10000000000000000ULL,
-		100000000000000000ULL,
-		1000000000000000000ULL,
-		10000000000000000000ULL,
-	};
-	const uint64_t lo = p10i[16], hi = p10i[17];
+	const uint64_t lo = pow10_u64[16], hi = pow10_u64[17];
 	g17_u128 num, q, rem, half;
 	uint64_t bits, m, d;
 	int e, k, s, n = 0, nd;
@@ -239,10 +218,10 @@ static size_t g17_fixed(double v, char *out)
 			return 0;
 		num = (g17_u128)m;
 		if (s > 19) {
-			num *= p10i[19];
+			num *= pow10_u64[19];
 			num *= 10;
 		} else {
-			num *= p10i[s];
+			num *= pow10_u64[s];
 		}
 		if (e >= 0) {
 			q = num << e;

@@ -746,15 +746,8 @@ void collect_stop(struct fs *fs)
 static int may_set(struct fs *fs, const char *name, const struct fs_ctx *ctx)
 {
 	struct host_user u = { ctx->uid, ctx->gid, ctx->pid };
-	json_t *rec;
-	int rc = repo_get(fs, &repo_datasets, name, &rec);
 
-	if (rc < 0)
-		return rc;
-	if (!host_may_record(&u, rec, W_OK | X_OK))
-		rc = -EACCES;
-	json_decref(rec);
-	return rc;
+	return repo_may(fs, &repo_datasets, name, &u, W_OK | X_OK);
 }
 
 struct count_watches {

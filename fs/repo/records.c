@@ -442,6 +442,20 @@ out_unlock:
 	return rc;
 }
 
+int repo_may(struct fs *fs, const struct repo_kind *k, const char *name,
+	     const struct host_user *u, int want)
+{
+	json_t *rec;
+	int rc = repo_get(fs, k, name, &rec);
+
+	if (rc < 0)
+		return rc;
+	if (!host_may_record(u, rec, want))
+		rc = -EACCES;
+	json_decref(rec);
+	return rc;
+}
+
 int repo_record_set(struct fs *fs, const struct repo_kind *k,
 		    const char *name, const char *field, json_t *value)
 {

@@ -136,6 +136,14 @@ int repo_remove_version(struct fs *fs, const struct repo_kind *k, const char *na
 		      struct problem *pb);
 int repo_chmod(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode);
 /*
+ * repo_may: may u have the access want (R_OK, W_OK, X_OK) on object
+ * name, by its record's owner, group and mode?  0, -EACCES, or
+ * repo_get's -errno (-ENOENT).
+ */
+struct host_user;
+int repo_may(struct fs *fs, const struct repo_kind *k, const char *name,
+	     const struct host_user *u, int want);
+/*
  * repo_record_set: set field of name's record to value (stolen; NULL
  * removes the field), for settings kept with the object (a dataset's
  * label model, watch, schedule).  The record is its store file, so the

@@ -200,7 +200,6 @@ static int model_judge(struct node *n, const char *text, size_t len,
 {
 	char ref[2 * NAME_MAX + 8], why[300] = "";
 	struct host_user u = { ctx->uid, ctx->gid, ctx->pid };
-	json_t *rec;
 	int rc;
 
 	if (!store && !memchr(text, '\n', len))
@@ -209,12 +208,7 @@ static int model_judge(struct node *n, const char *text, size_t len,
 	if (rc < 0)
 		return rc;
 	/* the queue's order is the dataset's: its writers set it */
-	rc = repo_get(n->fs, &repo_datasets, obj_name(n), &rec);
-	if (rc < 0)
-		return rc;
-	if (!host_may_record(&u, rec, W_OK | X_OK))
-		rc = -EACCES;
-	json_decref(rec);
+	rc = repo_may(n->fs, &repo_datasets, obj_name(n), &u, W_OK | X_OK);
 	if (rc == 0 && ref[0])
 		rc = label_model_check(n->fs, ref, ctx, why, sizeof(why));
 	if (rc < 0 && why[0])
@@ -305,18 +299,12 @@ static int answers_open(struct fs_file *f, const struct fs_ctx *ctx)
 	struct host_user u = { ctx->uid, ctx->gid, ctx->pid };
 	struct node *n = f->node;
 	struct ahandle *h;
-	json_t *rec;
 	int rc;
 
 	if ((f->flags & O_ACCMODE) == O_RDONLY)
 		return 0; /* reads find nothing */
 	/* labels change the dataset: its writers give them */
-	rc = repo_get(n->fs, &repo_datasets, obj_name(n), &rec);
-	if (rc < 0)
-		return rc;
-	if (!host_may_record(&u, rec, W_OK | X_OK))
-		rc = -EACCES;
-	json_decref(rec);
+	rc = repo_may(n->fs, &repo_datasets, obj_name(n), &u, W_OK | X_OK);
 	if (rc < 0)
 		return rc;
 	h = calloc(1, sizeof(*h));

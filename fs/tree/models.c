@@ -483,17 +483,12 @@ static int import_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct host_user writer = { ctx->uid, ctx->gid, ctx->pid };
 	struct import *im;
-	json_t *rec;
 	int rc;
 
 	if ((f->flags & O_ACCMODE) == O_RDONLY)
 		return -EACCES; /* a place to write to, with nothing to read */
-	rc = repo_get(f->node->fs, &repo_models, node_model(f->node), &rec);
-	if (rc < 0)
-		return rc;
-	if (!host_may_record(&writer, rec, W_OK | X_OK))
-		rc = -EACCES;
-	json_decref(rec);
+	rc = repo_may(f->node->fs, &repo_models, node_model(f->node), &writer,
+		      W_OK | X_OK);
 	if (rc < 0)
 		return rc;
 	char tmp[PATH_MAX];

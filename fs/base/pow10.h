@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* The powers of ten that fit in 64 bits: what the number parser
+ * (csv_int.h) and the number printer (jsonout.c) scale by. */
+#ifndef MLFS_FS_POW10_H
+#define MLFS_FS_POW10_H
+
+#include <stdint.h>
+
+static const uint64_t pow10_u64[20] = {
+	1ULL,
+	10ULL,
+	100ULL,
+	1000ULL,
+	10000ULL,
+	100000ULL,
+	1000000ULL,
+	10000000ULL,
+	100000000ULL,
+	1000000000ULL,
+	10000000000ULL,
+	100000000000ULL,
+	1000000000000ULL,
+	10000000000000ULL,
+	100000000000000ULL,
+	1000000000000000ULL,
+	10000000000000000ULL,
+	100000000000000000ULL,
+	1000000000000000000ULL,
+	10000000000000000000ULL,
+};
+
+#endif
