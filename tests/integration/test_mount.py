@@ -110,17 +110,19 @@ def test_unknown_xattr_is_enodata(mlfs):
         assert False, "getxattr succeeded"
     except OSError as e:
         assert e.errno == errno.ENODATA
-    # the POSIX ACL names too: the kernel asks for them to check rights
-    try:
-        os.getxattr(mlfs.mnt / "README", "system.posix_acl_access")
-        assert False, "getxattr succeeded"
-    except OSError as e:
-        assert e.errno == errno.ENODATA
+    # no POSIX ACLs: their names are not supported, as security.* is
+    for name in ("system.posix_acl_access", "system.posix_acl_default"):
+        try:
+            os.getxattr(mlfs.mnt / "README", name)
+            assert False, "getxattr succeeded"
+        except OSError as e:
+            assert e.errno == errno.EOPNOTSUPP
 
 
 def test_security_xattrs_are_not_supported_so_ls_stops_asking(mlfs):
-    """security.* is EOPNOTSUPP: ls -l then asks once, not once per
-    entry; the mount's own xattrs stay, and xattrs stay on."""
+    """security.* and the POSIX ACL names are EOPNOTSUPP: ls -l then asks
+    once, not once per entry; the mount's own xattrs stay, and xattrs stay
+    on."""
     import errno
     import subprocess
     d = mlfs.mnt / "datasets"
@@ -140,6 +142,8 @@ def test_security_xattrs_are_not_supported_so_ls_stops_asking(mlfs):
     assert r.returncode == 0 and r.stdout.count(" d") >= 20, r.stderr
     asked = trace.read_text().count('"security.')
     assert 1 <= asked <= 2, trace.read_text()
+    acls = trace.read_text().count('"system.posix_acl_')
+    assert 1 <= acls <= 4, trace.read_text()
     (d / "d00" / "data.csv").write_text("a,b\n1,2\n")
     assert os.getxattr(d / "d00" / "data.csv", "user.mlfs.state")
 
