@@ -187,7 +187,7 @@ static int version_meta(struct fs *fs, const char *model, json_t *rec,
 			}
 		pthread_mutex_unlock(&c->lock);
 	}
-	rc = repo_version(fs, &repo_models, model, ver, &man);
+	rc = repo_version_shared(fs, &repo_models, model, rec, ver, &man);
 	if (rc < 0)
 		return rc;
 	h = json_string_value(json_object_get(

@@ -693,6 +693,10 @@ int repo_open(struct fs *fs)
 	pthread_mutex_init(&r->reap.lock, NULL);
 	pthread_cond_init(&r->reap.cond, NULL);
 	pthread_mutex_init(&r->lineage.m, NULL);
+	if (repo_vcache_open(r) < 0) {
+		free(r);
+		return -ENOMEM;
+	}
 	fs->repo = r;
 	return 0;
 }
@@ -712,6 +716,7 @@ void repo_close(struct fs *fs)
 	pthread_mutex_destroy(&r->reap.lock);
 	pthread_cond_destroy(&r->reap.cond);
 	pthread_mutex_destroy(&r->lineage.m);
+	repo_vcache_close(r);
 	free(r);
 	fs->repo = NULL;
 }

@@ -121,6 +121,19 @@ int repo_get(struct fs *fs, const struct repo_kind *k, const char *name, json_t 
  */
 int repo_version(struct fs *fs, const struct repo_kind *k, const char *name, unsigned ver, json_t **man);
 
+/*
+ * repo_version_shared: repo_version of a version (ver > 0) of name, whose
+ * record the caller holds (rec), as a reference to a manifest parsed
+ * once and shared: the caller reads it and decrefs it, and never changes
+ * it.  Kept by kind, name, the record's incarnation and ver (a version
+ * never changes, and a name made again has a new incarnation); a
+ * dataset's pending version is not kept (importing fills it in).  For
+ * the paths that read a manifest per request (predict's open, HTTP).
+ */
+int repo_version_shared(struct fs *fs, const struct repo_kind *k,
+			const char *name, json_t *rec, unsigned ver,
+			json_t **man);
+
 /* List datasets / versions of name, in order; fn returns non-zero to stop. */
 int repo_list(struct fs *fs, const struct repo_kind *k, int (*fn)(void *arg, const char *name), void *arg);
 int repo_versions(struct fs *fs, const struct repo_kind *k, const char *name,

@@ -73,7 +73,17 @@ struct repo {
 		pthread_mutex_t m;
 		json_t *reported; /* under m */
 	} lineage;
+	/* Versions' manifests parsed once, shared read-only (vercache.c). */
+	struct {
+		pthread_mutex_t m;
+		struct vcache_ent *e; /* under m: VCACHE_KEEP of them */
+		uint64_t tick;        /* under m */
+	} vcache;
 };
+
+/* --- vercache.c --- */
+int repo_vcache_open(struct repo *r);
+void repo_vcache_close(struct repo *r);
 
 /* A file mapped for reading; data is "" when it is empty. */
 struct mapped {

@@ -59,22 +59,28 @@ static unsigned node_ver(struct node *n)
 }
 
 /* The version a node's predict uses: its own, else production, else latest. */
-static int serving_version(struct node *n, unsigned *ver)
+/* The version predict serves (the node's, else production, else the
+ * latest) and the model's record (*rec, the caller's to decref). */
+static int serving_version(struct node *n, unsigned *ver, json_t **rec)
 {
-	json_t *rec, *prod;
+	json_t *prod;
 	int rc;
 
+	rc = repo_get(n->fs, &repo_models, node_model(n), rec);
+	if (rc < 0)
+		return rc;
 	*ver = node_ver(n);
 	if (*ver)
 		return 0;
-	rc = repo_get(n->fs, &repo_models, node_model(n), &rec);
-	if (rc < 0)
-		return rc;
-	prod = json_object_get(json_object_get(rec, "aliases"), "production");
+	prod = json_object_get(json_object_get(*rec, "aliases"), "production");
 	*ver = prod ? (unsigned)json_integer_value(prod)
-		    : (unsigned)json_integer_value(json_object_get(rec, "latest"));
-	json_decref(rec);
-	return *ver ? 0 : -ENOENT;
+		    : (unsigned)json_integer_value(json_object_get(*rec,
+								   "latest"));
+	if (*ver)
+		return 0;
+	json_decref(*rec);
+	*rec = NULL;
+	return -ENOENT;
 }
 
 /* --- the files of a version: blobs --- */
@@ -227,14 +233,16 @@ static int predict_open(struct fs_file *f, const struct fs_ctx *ctx)
 	struct pstate *p;
 	char msg[300] = "", key[96];
 	unsigned ver;
-	json_t *man, *sets;
+	json_t *rec, *man, *sets;
 	const char *hash;
 	int rc;
 
-	rc = serving_version(n, &ver);
+	rc = serving_version(n, &ver, &rec);
 	if (rc < 0)
 		return rc;
-	rc = repo_version(n->fs, &repo_models, node_model(n), ver, &man);
+	rc = repo_version_shared(n->fs, &repo_models, node_model(n), rec, ver,
+				 &man);
+	json_decref(rec);
 	if (rc < 0)
 		return rc;
 	hash = json_string_value(json_object_get(

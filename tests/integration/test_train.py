@@ -1426,3 +1426,30 @@ def test_parallel_search_ends_every_time(mlfs):
     for i in range(24):
         spec["model"] = f"g{i}"
         assert train(mlfs, f"g{i}", spec, timeout=30) == "succeeded\n", i
+
+
+def test_predict_after_a_model_is_made_again_uses_the_new_one(mlfs):
+    """Predict keeps versions' manifests parsed (by name, incarnation and
+    version): a model removed and made again under its name, with a v1
+    of other content, must answer with the new v1."""
+    iris(mlfs)
+    flipped = mlfs.mnt / "datasets/flipped"
+    flipped.mkdir()
+    rows = IRIS.splitlines()
+    swap = {"setosa": "virginica", "virginica": "setosa"}
+    (flipped / "data.csv").write_text("\n".join(
+        [rows[0]] + [",".join(r.split(",")[:4] + [
+            swap.get(r.split(",")[4], r.split(",")[4])])
+            for r in rows[1:]]) + "\n")
+    spec = {"dataset": "iris", "algorithm": "logistic", "model": "m"}
+    assert train(mlfs, "a1", spec) == "succeeded\n"
+    ask = f"echo 5.1,3.5,1.4,0.2 > {mlfs.mnt}/models/m/predict; " \
+          f"cat {mlfs.mnt}/models/m/predict"
+    assert sh(ask).stdout.startswith("setosa,")
+    assert sh(f"cat {mlfs.mnt}/models/m/v1/meta.json").returncode == 0
+    r = sh(f"rmdir {mlfs.mnt}/models/m")
+    assert r.returncode == 0, r.stderr
+    spec = {"dataset": "flipped", "algorithm": "logistic", "model": "m"}
+    assert train(mlfs, "a2", spec) == "succeeded\n"
+    assert os.readlink(mlfs.mnt / "models/m/latest") == "v1"
+    assert sh(ask).stdout.startswith("virginica,")
