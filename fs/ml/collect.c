@@ -67,6 +67,7 @@ struct landing {
 	int wd;             /* -1: the directory went */
 	json_t *seen;       /* file -> [size, mtime s, mtime ns, inode] */
 	struct pending *pend;
+	char inc[40];       /* the dataset's incarnation when it began */
 };
 
 struct sched {
@@ -74,6 +75,7 @@ struct sched {
 	char name[NAME_MAX + 1];
 	int64_t every, due; /* ms */
 	struct host_user u;
+	char inc[40];       /* the dataset's incarnation when it began */
 };
 
 struct req {
@@ -130,6 +132,39 @@ static void say(struct fs *fs, const char *name, const char *file, uid_t uid,
 		 why && why->msg[0] ? why->msg : strerror(-rc));
 	fs_problem(fs, uid, &pb);
 }
+
+/*
+ * Is field ("watch", "schedule") of dataset name still the one set by
+ * uid in incarnation inc?  A dataset removed and made again (perhaps by
+ * another user) under its name must never receive what the old one's
+ * setting brings: the thread is told of changes to settings, not of
+ * removals, so an import asks first.
+ */
+static bool still_set(struct fs *fs, const char *name, const char *inc,
+		      const char *field, uid_t uid)
+{
+	json_t *rec, *cfg;
+	const char *now;
+	bool same;
+
+	if (repo_get(fs, &repo_datasets, name, &rec) < 0)
+		return false;
+	now = json_string_value(json_object_get(rec, "incarnation"));
+	cfg = json_object_get(rec, field);
+	same = cfg && strcmp(now ? now : "", inc) == 0 &&
+	       (uid_t)json_integer_value(json_object_get(cfg, "uid")) == uid;
+	json_decref(rec);
+	return same;
+}
+
+static void incarnation_of(json_t *rec, char *inc, size_t len)
+{
+	const char *s = json_string_value(json_object_get(rec, "incarnation"));
+
+	snprintf(inc, len, "%s", s ? s : "");
+}
+
+static void ask(struct collect *c, const char *name, bool wait);
 
 /* --- the thread's landings --- */
 
@@ -193,6 +228,10 @@ static void take(struct fs *fs, struct landing *l, const char *file)
 	bool created;
 	int fd, rc;
 
+	if (!still_set(fs, l->name, l->inc, "watch", l->u.uid)) {
+		ask(fs->collect, l->name, false); /* follow the record */
+		return;
+	}
 	rc = open_file(l, file, &fd, &st);
 	if (rc == -ENOENT || rc == -EINVAL)
 		return; /* gone again, or not a regular file */
@@ -244,20 +283,55 @@ static void pend(struct landing *l, const char *file, bool only_if_pending)
 			break;
 	if (!p && only_if_pending)
 		return;
-	if (!p) {
+	if (p) {
+		*pp = p->next; /* due later: to the end */
+	} else {
 		p = malloc(sizeof(*p) + strlen(file) + 1);
 		if (!p)
 			return;
 		strcpy(p->file, file);
-		p->next = l->pend;
-		l->pend = p;
 	}
+	/* in due order, which is the order they came in: the files found
+	 * at a mount are taken oldest first */
 	p->due = now_ms() + COLLECT_QUIET_MS;
+	p->next = NULL;
+	for (pp = &l->pend; *pp; pp = &(*pp)->next)
+		;
+	*pp = p;
+}
+
+/*
+ * Was file (as st says) what made the latest version?  Only the latest
+ * can have been taken without being recorded (a crash between the two):
+ * its lineage names the file, and a version of it whole (replace) has
+ * its size.
+ */
+static bool taken_last(struct fs *fs, const struct landing *l,
+		       const char *file, const struct stat *st)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	const char *by, *detail;
+	json_t *man, *lin;
+	bool same;
+
+	if (repo_version(fs, &repo_datasets, l->name, 0, &man) < 0)
+		return false;
+	lin = json_object_get(man, "lineage");
+	by = json_string_value(json_object_get(lin, "made_by"));
+	detail = json_string_value(json_object_get(lin, "detail"));
+	snprintf(path, sizeof(path), "%s/%s", l->path, file);
+	same = by && detail && strcmp(by, "watch") == 0 &&
+	       strcmp(detail, path) == 0 &&
+	       (l->append || json_integer_value(json_object_get(lin, "size")) ==
+				     (json_int_t)st->st_size);
+	json_decref(man);
+	return same;
 }
 
 struct ent {
 	struct timespec t;
 	char *name;
+	struct stat st;
 };
 
 static int by_mtime(const void *a, const void *b)
@@ -321,6 +395,7 @@ static void scan(struct fs *fs, struct landing *l, bool baseline)
 			ents = ne;
 		}
 		ents[n].t = st.st_mtim;
+		ents[n].st = st;
 		ents[n].name = strdup(de->d_name);
 		if (ents[n].name)
 			n++;
@@ -336,6 +411,18 @@ static void scan(struct fs *fs, struct landing *l, bool baseline)
 				json_object_del(l->seen, k);
 		qsort(ents, n, sizeof(*ents), by_mtime);
 		for (size_t i = 0; i < n; i++) {
+			json_t *id = file_id(&ents[i].st);
+
+			if (json_equal(id, json_object_get(l->seen,
+							   ents[i].name))) {
+				json_decref(id);
+				continue;
+			}
+			if (taken_last(fs, l, ents[i].name, &ents[i].st)) {
+				json_object_set_new(l->seen, ents[i].name, id);
+				continue;
+			}
+			json_decref(id);
 			if (ents[i].t.tv_sec >= fresh)
 				pend(l, ents[i].name, false);
 			else
@@ -369,7 +456,7 @@ static void landing_free(struct collect *c, struct landing *l)
 
 /* Follow cfg (a record's "watch") for dataset name. */
 static void landing_add(struct fs *fs, struct collect *c, const char *name,
-			json_t *cfg)
+			json_t *rec, json_t *cfg)
 {
 	struct landing *l = calloc(1, sizeof(*l));
 	char key[NAME_MAX + 64], proc[64], *buf = NULL;
@@ -385,6 +472,7 @@ static void landing_add(struct fs *fs, struct collect *c, const char *name,
 	l->append = json_is_true(json_object_get(cfg, "append"));
 	l->u = setter(cfg);
 	l->wd = -1;
+	incarnation_of(rec, l->inc, sizeof(l->inc));
 	rc = host_open(&l->u, l->path, true, &dfd);
 	if (rc == 0) {
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dfd);
@@ -428,8 +516,11 @@ static void sched_run(struct fs *fs, struct collect *c, struct sched *s)
 	bool created;
 	int rc;
 
-	(void)c;
 	s->due = now_ms() + s->every;
+	if (!still_set(fs, s->name, s->inc, "schedule", s->u.uid)) {
+		ask(c, s->name, false); /* follow the record */
+		return;
+	}
 	if (repo_get(fs, &repo_datasets, s->name, &rec) < 0)
 		return;
 	{
@@ -457,6 +548,7 @@ static void reload(struct fs *fs, struct collect *c, const char *name)
 	struct landing **lp, *l;
 	struct sched **sp, *s;
 	json_t *rec = NULL, *w = NULL, *sc = NULL;
+	bool dropped = false;
 
 	if (repo_get(fs, &repo_datasets, name, &rec) == 0) {
 		w = json_object_get(rec, "watch");
@@ -469,15 +561,16 @@ static void reload(struct fs *fs, struct collect *c, const char *name)
 		}
 		*lp = l->next;
 		landing_free(c, l);
+		dropped = true;
 	}
-	if (!w && !rec) {
+	if (!w && dropped) {
 		char key[NAME_MAX + 64];
 
 		seen_key(name, key, sizeof(key));
-		store_del(fs->store, key); /* the dataset went */
+		store_del(fs->store, key); /* stopped, or the dataset went */
 	}
 	if (json_is_object(w))
-		landing_add(fs, c, name, w);
+		landing_add(fs, c, name, rec, w);
 	for (sp = &c->scheds; (s = *sp);) {
 		if (strcmp(s->name, name) != 0) {
 			sp = &s->next;
@@ -492,6 +585,7 @@ static void reload(struct fs *fs, struct collect *c, const char *name)
 			   1000;
 		s->due = now_ms() + s->every;
 		s->u = setter(sc);
+		incarnation_of(rec, s->inc, sizeof(s->inc));
 		s->next = c->scheds;
 		c->scheds = s;
 	}
@@ -590,20 +684,17 @@ static int due(struct fs *fs, struct collect *c)
 	int64_t now = now_ms(), next = INT64_MAX;
 
 	for (struct landing *l = c->lands; l; l = l->next) {
-		struct pending **pp = &l->pend, *p;
+		struct pending *p;
 
-		while ((p = *pp)) {
-			if (p->due > now) {
-				if (p->due < next)
-					next = p->due;
-				pp = &p->next;
-				continue;
-			}
-			*pp = p->next;
+		/* in due order: the first not due ends it */
+		while ((p = l->pend) && p->due <= now) {
+			l->pend = p->next;
 			take(fs, l, p->file);
 			free(p);
 			now = now_ms();
 		}
+		if (p && p->due < next)
+			next = p->due;
 	}
 	for (struct sched *s = c->scheds; s; s = s->next) {
 		if (s->due <= now) {

@@ -114,6 +114,26 @@ BAD_WATCHES = [
 ]
 
 
+def test_a_dataset_made_again_gets_nothing_of_the_old_watch(mlfs,
+                                                          tmp_path):
+    landing = tmp_path / "old"
+    landing.mkdir()
+    d = mlfs.mnt / "datasets/again"
+    d.mkdir()
+    r = sh(f"echo {landing} > {d}/watch")
+    assert r.returncode == 0, r.stderr
+    land(tmp_path, landing, "a.csv", "a\n1\n")
+    wait_for(lambda: latest(d) == 1)
+    r = sh(f"rmdir {d} && mkdir {d}")
+    assert r.returncode == 0, r.stderr
+    assert (d / "watch").read_text() == ""
+    land(tmp_path, landing, "b.csv", "a\n2\n")
+    time.sleep(1)
+    assert latest(d) == 0
+    # and the old watch's record of files went with it
+    assert not (mlfs.store / "datasets/again/landing.seen").exists()
+
+
 def test_bad_watches_change_nothing(mlfs, tmp_path):
     d = mlfs.mnt / "datasets/w"
     d.mkdir()
