@@ -18,9 +18,9 @@
  * size, mtime, inode) in the store object datasets/<d>/landing.seen,
  * written after each import: a file that arrives while the mount is
  * down is found at the next mount, and one already taken is not taken
- * again (a crash between a publish and its record takes that one file
- * again: no new version for a replace, whose content is the latest's;
- * its rows twice for an append).
+ * again.  A crash between a publish and its record can only have left
+ * out the file of the latest version, whose lineage names it
+ * (taken_last).
  */
 #include <dirent.h>
 #include <errno.h>
