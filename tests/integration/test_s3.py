@@ -1845,3 +1845,33 @@ def test_a_reader_keeps_reading_a_removed_version_until_gc_grace(
         os.close(fd)
     assert (d / "v2" / "data.csv").read_text() == IRIS
     assert_blobs(s3server, m.prefix, IRIS.encode())
+
+
+def test_schedule_imports_an_s3_source_again_by_etag(mlfs_factory, s3server,
+                                                     tmp_path):
+    b = s3server["MLFS_S3_BUCKET"]
+    url = f"s3://{b}/sched/{uuid.uuid4().hex[:8]}/x.csv"
+
+    def put(text):
+        (tmp_path / "x.csv").write_text(text)
+        assert aws(s3server, "cp", str(tmp_path / "x.csv"),
+                   url).returncode == 0
+
+    put("a\n1\n")
+    m = mlfs_factory(opts=[f"endpoint={s3server['MLFS_S3_ENDPOINT']}",
+                           "path_style", "import_ttl=3600"], env=s3server)
+    d = m.mnt / "datasets" / "sx"
+    d.mkdir()
+    (d / "source").write_text(url + "\n")
+    (d / "schedule").write_text("1s\n")
+    put("a\n1\n")                 # the same bytes again: the same ETag
+    time.sleep(2.5)
+    assert sorted(p.name for p in d.glob("v*")) == ["v1"]
+    put("a\n2\n")
+    deadline = time.monotonic() + 20
+    while not (d / "v2").exists():
+        assert time.monotonic() < deadline, "no v2"
+        time.sleep(0.2)
+    lin = json.loads((d / "v2" / "lineage").read_text())
+    assert lin["made_by"] == "schedule" and lin["detail"] == url
+    assert (d / "v2" / "data.csv").read_text() == "a\n2\n"
