@@ -988,6 +988,7 @@ static int apply_cached(struct fs *fs, struct oset *o, const char *set,
 	struct staged *st = calloc(n + 1, sizeof(*st));
 	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
 	bool *anytext = calloc(spec->ncols + 1, sizeof(*anytext));
+	struct orec **hit = NULL; /* per group: its record in memory */
 	double now = (double)time(NULL);
 	struct meta_txn *t = NULL;
 	struct meta_cursor *cur = NULL;
@@ -1007,6 +1008,28 @@ static int apply_cached(struct fs *fs, struct oset *o, const char *set,
 				      isnan(b->num[i * b->ncols + c]));
 	if (rc == 0)
 		rc = batch_groups(b, ord, start, ghash, &ng);
+	if (rc == 0 && !(hit = malloc((ng + 1) * sizeof(*hit))))
+		rc = -ENOMEM;
+	/*
+	 * The lookups first, in passes of independent loads (the slots,
+	 * their records, then the records' bytes), so that their cache
+	 * misses overlap: one by one, in the loop below, they were an
+	 * eighth of a stream's time.
+	 */
+	for (size_t g = 0; rc == 0 && o->cap && g < ng; g++)
+		__builtin_prefetch(&o->slot[ghash[g] & (o->cap - 1)]);
+	for (size_t g = 0; rc == 0 && o->cap && g < ng; g++)
+		__builtin_prefetch(o->slot[ghash[g] & (o->cap - 1)]);
+	for (size_t g = 0; rc == 0 && g < ng; g++) {
+		size_t klen;
+		const char *key = feat_batch_key(b, ord[start[g]], &klen);
+
+		hit[g] = oset_get(o, ghash[g], key, klen);
+		if (hit[g]) {
+			__builtin_prefetch(hit[g]->buf);
+			__builtin_prefetch((char *)hit[g]->buf + 64);
+		}
+	}
 	for (size_t g = 0; rc == 0 && g < ng; g++) {
 		struct feat_state one = { 0 };
 		size_t a = start[g], k = start[g + 1] - start[g], klen;
@@ -1022,7 +1045,7 @@ static int apply_cached(struct fs *fs, struct oset *o, const char *set,
 					 "holds a NUL byte");
 			break;
 		}
-		r = oset_get(o, ghash[g], key, klen);
+		r = hit[g];
 		if (r) {
 			/* the record in memory, read where it is */
 			rc = feat_state_load(r->buf, r->len, spec, &one, why,
@@ -1082,6 +1105,7 @@ static int apply_cached(struct fs *fs, struct oset *o, const char *set,
 	free(ord);
 	free(start);
 	free(ghash);
+	free(hit);
 	free(ev);
 	free(cat);
 	free(anytext);
