@@ -19,20 +19,6 @@
  * a new spec), in one write transaction; appends merge into it in one
  * write transaction after their segment is stored.  fs->online_lock
  * serialises loads and appends; readers take no lock.
- *
- * Records in memory (struct orecs): an append does not rewrite its
- * entities' records in LMDB.  It merges into their records in memory
- * (read from LMDB on a miss), and installs the new ones once its segment
- * is durable, marked dirty; a read looks there first.  The dirty records
- * go to LMDB with the mark, in one transaction (in key order), when the
- * records held pass ONLINE_CACHE_MAX (then all are dropped), when the
- * last events handle of a stream is released, before a listing of
- * online/, and at unmount.  LMDB alone is never behind what a reader can
- * see: it misses only what memory holds.  A crash loses the dirty
- * records, and the scratch file with them: the next mount loads the
- * store from the history and the log, as before.  Each 1 MiB write of a
- * stream touched a third of its 100,000 entities, and getting and
- * putting their records was the stream's largest cost.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -99,39 +85,6 @@ static void log_key(const char *set, const char *inc, uint64_t seq,
 }
 
 /*
- * Entity records in memory, per set (see the top).  The table and the
- * entries' records change under fs->online_lock and orecs.lock both;
- * an append (under online_lock) reads them without orecs.lock, a reader
- * under orecs.lock alone.
- */
-#define ONLINE_CACHE_MAX ((size_t)64 << 20) /* bytes of records held */
-
-struct orec {
-	uint64_t hash;
-	void *buf;                /* the record (malloc'd: aligned) */
-	size_t len;
-	bool dirty;               /* newer than LMDB's */
-	size_t klen;
-	char key[];               /* the entity key */
-};
-
-struct oset {
-	struct oset *next;
-	char set[256];
-	struct mark mark;         /* what the records and the log hold */
-	struct orec **slot;       /* open addressing, linear probing */
-	size_t cap;               /* a power of two, or 0 */
-	size_t n;
-	size_t ndirty;
-};
-
-struct orecs {
-	pthread_mutex_t lock;
-	struct oset *sets;
-	size_t bytes;             /* of every set's records */
-};
-
-/*
  * The latest version's spec, mark and cut per set, keyed by the set's
  * incarnation and latest version number (versions never change): a read
  * of online/ then parses the set's record only, not its manifest.
@@ -151,10 +104,7 @@ struct feat_cache {
 		uint64_t cut;
 		json_t *spec;
 	} e[FEAT_CACHE_N];
-	struct orecs recs;
 };
-
-static void orecs_writeback(struct fs *fs, const char *set, bool drop);
 
 int featonline_start(struct fs *fs)
 {
@@ -162,7 +112,6 @@ int featonline_start(struct fs *fs)
 	if (!fs->feat_cache)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->feat_cache->lock, NULL);
-	pthread_mutex_init(&fs->feat_cache->recs.lock, NULL);
 	return 0;
 }
 
@@ -172,12 +121,8 @@ void featonline_stop(struct fs *fs)
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&fs->online_lock);
-	orecs_writeback(fs, NULL, true);
-	pthread_mutex_unlock(&fs->online_lock);
 	for (size_t i = 0; i < FEAT_CACHE_N; i++)
 		json_decref(c->e[i].spec);
-	pthread_mutex_destroy(&c->recs.lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	fs->feat_cache = NULL;
@@ -330,334 +275,6 @@ static bool is_loaded(struct fs *fs, const char *set, const struct mark *want,
 		       strcmp(have->inc, want->inc) == 0;
 	meta_txn_abort(t);
 	return same;
-}
-
-static int record_get(struct meta_txn *t, const char *rkey,
-		      const struct feat_spec *spec, struct feat_state *st);
-
-static uint64_t key_hash(const char *key, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL;
-	return h ^ (h >> 31);
-}
-
-/* set's records in memory, or NULL (under either lock). */
-static struct oset *oset_find(struct fs *fs, const char *set)
-{
-	struct oset *o = fs->feat_cache ? fs->feat_cache->recs.sets : NULL;
-
-	while (o && strcmp(o->set, set) != 0)
-		o = o->next;
-	return o;
-}
-
-/* The record of key (hash h) in o, or NULL (under either lock). */
-static struct orec *oset_get(const struct oset *o, uint64_t h,
-			     const char *key, size_t klen)
-{
-	if (!o || !o->cap)
-		return NULL;
-	for (size_t i = h & (o->cap - 1);; i = (i + 1) & (o->cap - 1)) {
-		struct orec *r = o->slot[i];
-
-		if (!r)
-			return NULL;
-		if (r->hash == h && r->klen == klen &&
-		    memcmp(r->key, key, klen) == 0)
-			return r;
-	}
-}
-
-/* Room in o for n records without growing (under both locks). */
-static int oset_reserve(struct oset *o, size_t n)
-{
-	size_t cap = o->cap ? o->cap : 1024;
-	struct orec **slot;
-
-	while (2 * n > cap)
-		cap *= 2;
-	if (cap == o->cap)
-		return 0;
-	slot = calloc(cap, sizeof(*slot));
-	if (!slot)
-		return -ENOMEM;
-	for (size_t i = 0; i < o->cap; i++) {
-		struct orec *r = o->slot[i];
-		size_t j = r ? r->hash & (cap - 1) : 0;
-
-		if (!r)
-			continue;
-		while (slot[j])
-			j = (j + 1) & (cap - 1);
-		slot[j] = r;
-	}
-	free(o->slot);
-	o->slot = slot;
-	o->cap = cap;
-	return 0;
-}
-
-/* r into o, which has room (oset_reserve; under both locks). */
-static void oset_insert(struct oset *o, struct orec *r)
-{
-	size_t j = r->hash & (o->cap - 1);
-
-	while (o->slot[j])
-		j = (j + 1) & (o->cap - 1);
-	o->slot[j] = r;
-	o->n++;
-}
-
-static size_t orec_bytes(const struct orec *r)
-{
-	return sizeof(*r) + r->klen + r->len;
-}
-
-/* Free o's records (under both locks). */
-static void oset_clear(struct orecs *rs, struct oset *o)
-{
-	for (size_t i = 0; i < o->cap; i++) {
-		struct orec *r = o->slot[i];
-
-		if (!r)
-			continue;
-		rs->bytes -= orec_bytes(r);
-		free(r->buf);
-		free(r);
-	}
-	free(o->slot);
-	o->slot = NULL;
-	o->cap = 0;
-	o->n = 0;
-	o->ndirty = 0;
-}
-
-/* Unlink o from the sets and free it (under both locks). */
-static void oset_drop(struct orecs *rs, struct oset *o)
-{
-	struct oset **pp = &rs->sets;
-
-	while (*pp && *pp != o)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = o->next;
-	oset_clear(rs, o);
-	free(o);
-}
-
-/*
- * set's records in memory, made (empty, mark m) if it has none (under
- * online_lock); NULL: no memory.
- */
-static struct oset *oset_make(struct fs *fs, const char *set,
-			      const struct mark *m)
-{
-	struct orecs *rs = &fs->feat_cache->recs;
-	struct oset *o = oset_find(fs, set);
-
-	if (o)
-		return o;
-	o = calloc(1, sizeof(*o));
-	if (!o)
-		return NULL;
-	snprintf(o->set, sizeof(o->set), "%s", set);
-	o->mark = *m;
-	pthread_mutex_lock(&rs->lock);
-	o->next = rs->sets;
-	rs->sets = o;
-	pthread_mutex_unlock(&rs->lock);
-	return o;
-}
-
-/* Forget set's records, dirty or not: LMDB's go too (under online_lock). */
-static void orecs_discard(struct fs *fs, const char *set)
-{
-	struct oset *o = oset_find(fs, set);
-
-	if (!o)
-		return;
-	pthread_mutex_lock(&fs->feat_cache->recs.lock);
-	oset_drop(&fs->feat_cache->recs, o);
-	pthread_mutex_unlock(&fs->feat_cache->recs.lock);
-}
-
-static int orec_cmp(const void *a, const void *b)
-{
-	const struct orec *x = *(struct orec *const *)a;
-	const struct orec *y = *(struct orec *const *)b;
-	int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
-
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-/*
- * o's dirty records and its mark into LMDB, one transaction, in key
- * order (under online_lock; readers may read o meanwhile).
- */
-static int oset_flush(struct fs *fs, struct oset *o)
-{
-	struct meta_cursor *cur = NULL;
-	struct meta_txn *t;
-	struct orec **d;
-	char rkey[800];
-	size_t n = 0;
-	int rc;
-
-	if (!o->ndirty)
-		return 0;
-	d = malloc(o->ndirty * sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	for (size_t i = 0; i < o->cap; i++)
-		if (o->slot[i] && o->slot[i]->dirty)
-			d[n++] = o->slot[i];
-	qsort(d, n, sizeof(*d), orec_cmp);
-	rc = meta_txn_begin(fs->online, false, &t);
-	if (rc < 0)
-		goto out_free;
-	rc = meta_cursor_open(t, META_ONLINE, &cur);
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		/* the keys were judged when their events came */
-		rc = record_key(o->set, d[i]->key, d[i]->klen, rkey,
-				sizeof(rkey));
-		if (rc == 0)
-			rc = meta_cursor_put(cur, rkey, d[i]->buf, d[i]->len);
-	}
-	meta_cursor_close(cur);
-	if (rc == 0)
-		rc = mark_write(t, o->set, &o->mark);
-	if (rc < 0) {
-		meta_txn_abort(t);
-		goto out_free;
-	}
-	rc = meta_txn_commit(t);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		d[i]->dirty = false;
-	if (rc == 0)
-		o->ndirty = 0;
-out_free:
-	free(d);
-	return rc;
-}
-
-/* Drop set's mark from LMDB: the next refresh loads the set again. */
-static void orecs_unmark(struct fs *fs, const char *set)
-{
-	char key[300];
-	struct meta_txn *t;
-
-	snprintf(key, sizeof(key), "%s/", set);
-	if (meta_txn_begin(fs->online, false, &t) < 0)
-		return;
-	if (meta_del(t, META_ONLINE, key) < 0) {
-		meta_txn_abort(t);
-		return;
-	}
-	meta_txn_commit(t);
-}
-
-/*
- * Write back set's dirty records (NULL: every set's) and, with drop,
- * free them (under online_lock).  A set whose records cannot be written
- * keeps them, and a reader still finds them; at unmount (drop, NULL) its
- * mark goes instead, so that the next mount loads it again.
- */
-static void orecs_writeback(struct fs *fs, const char *set, bool drop)
-{
-	struct orecs *rs;
-	struct oset *o, *next;
-
-	if (!fs->feat_cache)
-		return;
-	rs = &fs->feat_cache->recs;
-	for (o = rs->sets; o; o = next) {
-		int rc;
-
-		next = o->next;
-		if (set && strcmp(o->set, set) != 0)
-			continue;
-		rc = oset_flush(fs, o);
-		if (rc < 0) {
-			fs_log(fs, 3, "features/%s: online store: writing "
-				      "records back: %s",
-			       o->set, strerror(-rc));
-			if (set || !drop)
-				continue;
-			orecs_unmark(fs, o->set);
-		}
-		if (!drop)
-			continue;
-		pthread_mutex_lock(&rs->lock);
-		oset_drop(rs, o);
-		pthread_mutex_unlock(&rs->lock);
-	}
-}
-
-/*
- * Entity key's record (klen bytes; rkey its LMDB key) as a reader sees
- * it: the one in memory, else LMDB's, loaded into *st (an aligned copy,
- * owned); -ENOENT.
- */
-static int record_fetch(struct fs *fs, const char *set, const char *key,
-			size_t klen, const char *rkey,
-			const struct feat_spec *spec, struct feat_state *st)
-{
-	struct orecs *rs = fs->feat_cache ? &fs->feat_cache->recs : NULL;
-	struct meta_txn *t;
-	struct orec *r;
-	char why[200];
-	void *copy = NULL;
-	size_t len = 0;
-	bool hit = false;
-	int rc;
-
-	if (rs) {
-		pthread_mutex_lock(&rs->lock);
-		r = oset_get(oset_find(fs, set), key_hash(key, klen), key,
-			     klen);
-		if (r) {
-			hit = true;
-			len = r->len;
-			copy = malloc(len + 1);
-			if (copy)
-				memcpy(copy, r->buf, len);
-		}
-		pthread_mutex_unlock(&rs->lock);
-	}
-	if (hit && !copy)
-		return -ENOMEM;
-	if (hit) {
-		if (feat_state_load(copy, len, spec, st, why, sizeof(why)) < 0) {
-			free(copy);
-			return -EIO;
-		}
-		st->owned = copy;
-		return 0;
-	}
-	rc = meta_txn_begin(fs->online, true, &t);
-	if (rc < 0)
-		return rc;
-	rc = record_get(t, rkey, spec, st);
-	meta_txn_abort(t);
-	return rc;
-}
-
-/* Is entity key in set's records in memory? */
-static bool orecs_has(struct fs *fs, const char *set, const char *key,
-		      size_t klen)
-{
-	struct orecs *rs = fs->feat_cache ? &fs->feat_cache->recs : NULL;
-	bool has;
-
-	if (!rs)
-		return false;
-	pthread_mutex_lock(&rs->lock);
-	has = oset_get(oset_find(fs, set), key_hash(key, klen), key, klen);
-	pthread_mutex_unlock(&rs->lock);
-	return has;
 }
 
 /* An entity's record, loaded into *st (an aligned copy); -ENOENT. */
@@ -881,279 +498,6 @@ static int apply(struct meta_txn *t, const char *set,
 	return rc;
 }
 
-/*
- * ord[0..b->n): b's rows grouped by entity, the groups in the order of
- * their first rows and each group's rows as written, by hashing (a sort
- * was a tenth of a stream's time); group g is ord[start[g] ..
- * start[g + 1]), its key's hash ghash[g]; *ng groups.  start and ghash
- * have room for b->n + 1.
- */
-static int batch_groups(const struct feat_batch *b, size_t *ord,
-			size_t *start, uint64_t *ghash, size_t *ng)
-{
-	size_t cap = 64, n = b->n, groups = 0, acc = 0;
-	size_t *slot, *grp, *first;
-	int rc = 0;
-
-	while (cap < 2 * n)
-		cap *= 2;
-	slot = calloc(cap, sizeof(*slot)); /* a group + 1; 0: free */
-	grp = malloc((n + 1) * sizeof(*grp));
-	first = malloc((n + 1) * sizeof(*first));
-	if (!slot || !grp || !first) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t klen, flen, j, g;
-		const char *key = feat_batch_key(b, i, &klen);
-		uint64_t h = key_hash(key, klen);
-
-		for (j = h & (cap - 1);; j = (j + 1) & (cap - 1)) {
-			const char *fk;
-
-			if (!slot[j]) {
-				g = groups++;
-				slot[j] = g + 1;
-				ghash[g] = h;
-				first[g] = i;
-				start[g] = 0;
-				break;
-			}
-			g = slot[j] - 1;
-			if (ghash[g] != h)
-				continue;
-			fk = feat_batch_key(b, first[g], &flen);
-			if (flen == klen && memcmp(fk, key, klen) == 0)
-				break;
-		}
-		grp[i] = g;
-		start[g]++;
-	}
-	for (size_t g = 0; g < groups; g++) {
-		size_t c = start[g];
-
-		start[g] = acc;
-		first[g] = acc; /* now where the group's next row goes */
-		acc += c;
-	}
-	start[groups] = n;
-	for (size_t i = 0; i < n; i++)
-		ord[first[grp[i]]++] = i;
-	*ng = groups;
-out:
-	free(slot);
-	free(grp);
-	free(first);
-	return rc;
-}
-
-/*
- * An entity's new record, made by an append and installed in memory
- * once its segment is durable: it replaces old's, or (old NULL) goes in
- * fresh, allocated beforehand so that installing cannot fail.
- */
-struct staged {
-	struct orec *old;
-	struct orec *fresh;
-	void *buf;
-	size_t len;
-};
-
-static void staged_free(struct staged *st, size_t n)
-{
-	for (size_t i = 0; st && i < n; i++) {
-		free(st[i].buf);
-		free(st[i].fresh);
-	}
-	free(st);
-}
-
-/*
- * Merge the batch into o's records (o: the set's in memory; LMDB's for
- * an entity it does not hold), as new records in *out[*nout], none
- * installed yet (under online_lock).  -EINVAL with pb for a value that
- * does not fit its entity's column types.
- */
-static int apply_cached(struct fs *fs, struct oset *o, const char *set,
-			const struct feat_spec *spec,
-			const struct feat_batch *b, struct staged **out,
-			size_t *nout, struct problem *pb)
-{
-	size_t n = b->n, ng = 0, ns = 0;
-	size_t *ord = malloc((n + 1) * sizeof(*ord));
-	size_t *start = malloc((n + 1) * sizeof(*start));
-	uint64_t *ghash = malloc((n + 1) * sizeof(*ghash));
-	struct feat_event *ev = malloc((n + 1) * sizeof(*ev));
-	struct staged *st = calloc(n + 1, sizeof(*st));
-	bool *cat = calloc(spec->ncols + 1, sizeof(*cat));
-	bool *anytext = calloc(spec->ncols + 1, sizeof(*anytext));
-	struct orec **hit = NULL; /* per group: its record in memory */
-	double now = (double)time(NULL);
-	struct meta_txn *t = NULL;
-	struct meta_cursor *cur = NULL;
-	struct strbuf rec = { 0 };   /* an LMDB record's aligned copy */
-	char why[200];
-	int rc = ord && start && ghash && ev && st && cat && anytext
-			 ? 0
-			 : -ENOMEM;
-
-	*out = NULL;
-	*nout = 0;
-	/* in the batch's order: one sequential pass */
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		for (size_t c = 0; c < spec->ncols; c++)
-			anytext[c] = anytext[c] ||
-				     (b->str[i * b->ncols + c] &&
-				      isnan(b->num[i * b->ncols + c]));
-	if (rc == 0)
-		rc = batch_groups(b, ord, start, ghash, &ng);
-	if (rc == 0 && !(hit = malloc((ng + 1) * sizeof(*hit))))
-		rc = -ENOMEM;
-	/*
-	 * The lookups first, in passes of independent loads (the slots,
-	 * their records, then the records' bytes), so that their cache
-	 * misses overlap: one by one, in the loop below, they were an
-	 * eighth of a stream's time.
-	 */
-	for (size_t g = 0; rc == 0 && o->cap && g < ng; g++)
-		__builtin_prefetch(&o->slot[ghash[g] & (o->cap - 1)]);
-	for (size_t g = 0; rc == 0 && o->cap && g < ng; g++)
-		__builtin_prefetch(o->slot[ghash[g] & (o->cap - 1)]);
-	for (size_t g = 0; rc == 0 && g < ng; g++) {
-		size_t klen;
-		const char *key = feat_batch_key(b, ord[start[g]], &klen);
-
-		hit[g] = oset_get(o, ghash[g], key, klen);
-		if (hit[g]) {
-			__builtin_prefetch(hit[g]->buf);
-			__builtin_prefetch((char *)hit[g]->buf + 64);
-		}
-	}
-	for (size_t g = 0; rc == 0 && g < ng; g++) {
-		struct feat_state one = { 0 };
-		size_t a = start[g], k = start[g + 1] - start[g], klen;
-		const char *key = feat_batch_key(b, ord[a], &klen);
-		struct orec *r;
-		char rkey[800];
-		bool have = false;
-
-		rc = record_key(set, key, klen, rkey, sizeof(rkey));
-		if (rc < 0) {
-			rc = problem_set(pb, (unsigned)b->line[ord[a]], 0,
-					 "the entity key is over 400 bytes or "
-					 "holds a NUL byte");
-			break;
-		}
-		r = hit[g];
-		if (r) {
-			/* the record in memory, read where it is */
-			rc = feat_state_load(r->buf, r->len, spec, &one, why,
-					     sizeof(why)) < 0
-				     ? -EIO
-				     : 0;
-			have = rc == 0;
-		} else {
-			if (!t) {
-				rc = meta_txn_begin(fs->online, true, &t);
-				if (rc == 0)
-					rc = meta_cursor_open(t, META_ONLINE,
-							      &cur);
-			}
-			if (rc == 0)
-				rc = record_borrow(cur, rkey, spec, &rec, &one);
-			have = rc == 0;
-			if (rc == -ENOENT)
-				rc = 0;
-			if (rc == 0) {
-				st[ns].fresh = malloc(sizeof(*st[ns].fresh) +
-						      klen);
-				if (!st[ns].fresh)
-					rc = -ENOMEM;
-			}
-			if (rc == 0) {
-				st[ns].fresh->hash = ghash[g];
-				st[ns].fresh->buf = NULL;
-				st[ns].fresh->len = 0;
-				st[ns].fresh->dirty = false;
-				st[ns].fresh->klen = klen;
-				memcpy(st[ns].fresh->key, key, klen);
-			}
-		}
-		if (rc == 0)
-			rc = event_types(spec, have ? &one.h : NULL, b,
-					 ord + a, k, anytext, cat, pb);
-		for (size_t i = 0; rc == 0 && i < k; i++)
-			ev[i] = b->ev[ord[a + i]];
-		if (rc == 0)
-			rc = feat_state_update(spec, have ? &one : NULL, cat,
-					       key, klen, b->iso, ev, k, now,
-					       &st[ns].buf, &st[ns].len);
-		st[ns].old = r;
-		ns++; /* freed with the rest, whatever happened */
-		feat_hist_free(&one.h);
-	}
-	meta_cursor_close(cur);
-	meta_txn_abort(t);
-	sb_free(&rec);
-	if (rc == 0) {
-		*out = st;
-		*nout = ns;
-	} else {
-		staged_free(st, ns);
-	}
-	free(ord);
-	free(start);
-	free(ghash);
-	free(hit);
-	free(ev);
-	free(cat);
-	free(anytext);
-	return rc;
-}
-
-/* Room in o for the fresh records of st[0..n) (under online_lock). */
-static int staged_reserve(struct fs *fs, struct oset *o,
-			  const struct staged *st, size_t n)
-{
-	size_t fresh = 0;
-	int rc;
-
-	for (size_t i = 0; i < n; i++)
-		fresh += st[i].fresh != NULL;
-	pthread_mutex_lock(&fs->feat_cache->recs.lock);
-	rc = oset_reserve(o, o->n + fresh);
-	pthread_mutex_unlock(&fs->feat_cache->recs.lock);
-	return rc;
-}
-
-/* st[0..n) into o, dirty; frees st (under online_lock; cannot fail). */
-static void staged_install(struct fs *fs, struct oset *o, struct staged *st,
-			   size_t n)
-{
-	struct orecs *rs = &fs->feat_cache->recs;
-
-	pthread_mutex_lock(&rs->lock);
-	for (size_t i = 0; i < n; i++) {
-		struct orec *r = st[i].old ? st[i].old : st[i].fresh;
-
-		if (st[i].old) {
-			rs->bytes -= orec_bytes(r);
-			free(r->buf);
-		} else {
-			oset_insert(o, r);
-		}
-		r->buf = st[i].buf;
-		r->len = st[i].len;
-		rs->bytes += orec_bytes(r);
-		if (!r->dirty)
-			o->ndirty++;
-		r->dirty = true;
-	}
-	pthread_mutex_unlock(&rs->lock);
-	free(st);
-}
-
 struct seg_list {
 	uint64_t *seq;
 	size_t n, cap;
@@ -1294,8 +638,6 @@ static int reload(struct fs *fs, const char *set, struct mark *m,
 	double now = (double)time(NULL);
 	int rc;
 
-	/* what memory holds is of what this replaces */
-	orecs_discard(fs, set);
 	/* the log first, outside any transaction */
 	m->seq = cut;
 	rc = log_segments(fs, set, m->inc, cut, &segs, &nsegs);
@@ -1360,13 +702,7 @@ static int refresh_locked(struct fs *fs, const char *set, struct mark *m,
 	if (rc == 0)
 		rc = feat_spec_compile(man, &spec);
 	if (rc == 0 && is_loaded(fs, set, m, &have)) {
-		struct oset *o = oset_find(fs, set);
-
-		/* records in memory may be ahead of LMDB's mark */
-		m->seq = o && strcmp(o->mark.hist, m->hist) == 0 &&
-				 strcmp(o->mark.inc, m->inc) == 0
-			 ? o->mark.seq
-			 : have.seq;
+		m->seq = have.seq;
 		goto out;
 	}
 	if (rc == 0 && has_history(m)) {
@@ -1526,10 +862,8 @@ int featonline_append(struct fs *fs, const char *set,
 		      struct problem *pb)
 {
 	struct feat_spec *cur = NULL;
+	struct meta_txn *t;
 	struct strbuf seg = { 0 };
-	struct staged *st = NULL;
-	struct oset *o = NULL;
-	size_t ns = 0;
 	char key[400];
 	struct mark m;
 	int rc, tries;
@@ -1541,19 +875,18 @@ int featonline_append(struct fs *fs, const char *set,
 	if (rc == 0 && !json_equal(cur->json, spec->json))
 		rc = problem_set(pb, 0, 0, "the spec changed since this "
 					   "handle was opened: open it again");
-	if (rc == 0 && !fs->feat_cache)
-		rc = -ENOMEM;
-	if (rc == 0 && !(o = oset_make(fs, set, &m)))
-		rc = -ENOMEM;
 	/*
-	 * The batch merges into new records, installed (all of them) only
-	 * once its segment is durable in the store, and dropped (nothing
-	 * applied) on a bad value.
+	 * One pass: the batch merges into the records in a write
+	 * transaction, which commits only once its segment is durable in
+	 * the store, and aborts (nothing applied) on a bad value.  Holding
+	 * it across the store's I/O holds up no reader, and no writer that
+	 * online_lock does not already.
 	 */
 	if (rc == 0)
-		rc = apply_cached(fs, o, set, spec, b, &st, &ns, pb);
-	if (rc == 0)
-		rc = staged_reserve(fs, o, st, ns);
+		rc = meta_txn_begin(fs->online, false, &t);
+	if (rc < 0)
+		goto out;
+	rc = apply(t, set, spec, b, pb);
 	if (rc == 0)
 		rc = feat_log_header(spec, &seg);
 	if (rc == 0 && sb_append(&seg, b->csv.buf, b->csv.len) < 0)
@@ -1567,25 +900,17 @@ int featonline_append(struct fs *fs, const char *set,
 			break;
 		rc = 0;
 	}
-	if (rc == 0) {
-		o->mark = m;
-		staged_install(fs, o, st, ns);
-		st = NULL;
-		if (fs->feat_cache->recs.bytes > ONLINE_CACHE_MAX)
-			orecs_writeback(fs, NULL, true);
-	}
-	staged_free(st, ns);
+	if (rc == 0)
+		rc = mark_write(t, set, &m);
+	if (rc == 0)
+		rc = meta_txn_commit(t);
+	else
+		meta_txn_abort(t);
+out:
 	pthread_mutex_unlock(&fs->online_lock);
 	sb_free(&seg);
 	feat_spec_free(cur);
 	return rc;
-}
-
-void featonline_release(struct fs *fs, const char *set)
-{
-	pthread_mutex_lock(&fs->online_lock);
-	orecs_writeback(fs, set, true);
-	pthread_mutex_unlock(&fs->online_lock);
 }
 
 /* The entity's record (an aligned copy) and the spec. */
@@ -1594,6 +919,7 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 		       struct feat_state *st)
 {
 	char rkey[800];
+	struct meta_txn *t;
 	json_t *man;
 	int rc;
 
@@ -1607,7 +933,11 @@ static int record_load(struct fs *fs, const char *set, const char *key,
 	rc = feat_spec_compile(man, spec);
 	json_decref(man);
 	if (rc == 0)
-		rc = record_fetch(fs, set, key, klen, rkey, *spec, st);
+		rc = meta_txn_begin(fs->online, true, &t);
+	if (rc == 0) {
+		rc = record_get(t, rkey, *spec, st);
+		meta_txn_abort(t);
+	}
 	if (rc < 0) {
 		feat_spec_free(*spec);
 		*spec = NULL;
@@ -1781,6 +1111,7 @@ int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
 		    double t, double *out, const struct feat_hist **h)
 {
 	char rkey[800];
+	struct meta_txn *t_;
 	size_t k;
 	int rc;
 
@@ -1788,7 +1119,11 @@ int featonline_asof(struct featonline_reader *r, const char *key, size_t klen,
 	if (record_key(r->set, key, klen, rkey, sizeof(rkey)) < 0)
 		return -ENOENT;
 	feat_state_free(&r->st);
-	rc = record_fetch(r->fs, r->set, key, klen, rkey, r->spec, &r->st);
+	rc = meta_txn_begin(r->fs->online, true, &t_);
+	if (rc < 0)
+		return rc;
+	rc = record_get(t_, rkey, r->spec, &r->st);
+	meta_txn_abort(t_);
 	if (rc == 0 && feat_state_covers(r->spec, &r->st, t)) {
 		feat_state_asof(r->spec, &r->st, t, out);
 		*h = &r->st.h;
@@ -1828,11 +1163,8 @@ bool featonline_has(struct fs *fs, const char *set, const char *key,
 	int rc;
 
 	if (record_key(set, key, klen, rkey, sizeof(rkey)) < 0 || !klen ||
-	    featonline_refresh(fs, set) < 0)
-		return false;
-	if (orecs_has(fs, set, key, klen))
-		return true;
-	if (meta_txn_begin(fs->online, true, &t) < 0)
+	    featonline_refresh(fs, set) < 0 ||
+	    meta_txn_begin(fs->online, true, &t) < 0)
 		return false;
 	rc = meta_has(t, META_ONLINE, rkey);
 	meta_txn_abort(t);
@@ -1975,10 +1307,6 @@ int featonline_list(struct fs *fs, const char *set,
 	rc = featonline_refresh(fs, set);
 	if (rc < 0)
 		return rc;
-	/* entities new since the last write-back are in memory only */
-	pthread_mutex_lock(&fs->online_lock);
-	orecs_writeback(fs, set, false);
-	pthread_mutex_unlock(&fs->online_lock);
 	snprintf(prefix, sizeof(prefix), "%s/", set);
 	l.plen = strlen(prefix);
 	rc = meta_txn_begin(fs->online, true, &t);
@@ -2004,7 +1332,6 @@ void featonline_forget(struct fs *fs, const char *set)
 	struct meta_txn *t;
 
 	pthread_mutex_lock(&fs->online_lock);
-	orecs_discard(fs, set);
 	snprintf(prefix, sizeof(prefix), "%s/", set);
 	if (meta_txn_begin(fs->online, false, &t) == 0) {
 		if (meta_drop_prefix(t, META_ONLINE, prefix) == 0)

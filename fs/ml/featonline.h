@@ -53,23 +53,14 @@ int featonline_log_fd(struct fs *fs, const char *set, json_t *spec,
 /*
  * featonline_append: events b (parsed under spec, which must still be
  * the set's latest) appended to the set's event log in the store (a new
- * segment, durable when this returns) and merged into the online store
- * (its records in memory, written back to LMDB later): all of them or
- * none.  -EINVAL with pb for a
+ * segment, durable when this returns) and merged into the online store,
+ * one write transaction: all of them or none.  -EINVAL with pb for a
  * value that does not fit its entity's column types, or a spec that
  * changed.
  */
 int featonline_append(struct fs *fs, const char *set,
 		      const struct feat_spec *spec, struct feat_batch *b,
 		      struct problem *pb);
-
-/*
- * featonline_release: a stream of events into set ended (its handle was
- * released): the records its appends left in memory are written to the
- * online store's LMDB and freed.  Best effort (a failure is logged, and
- * the records stay in memory, where reads find them).
- */
-void featonline_release(struct fs *fs, const char *set);
 
 /*
  * A reader of a set's latest events, for join and predict by key, set

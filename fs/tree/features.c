@@ -275,9 +275,6 @@ struct ehandle {
 	struct strbuf header;    /* the CSV header, without its newline */
 	uint64_t line;           /* lines taken so far */
 	struct feat_batch b;     /* a write's rows; kept for the next one */
-	struct fs *fs;
-	char *set;               /* the set's name */
-	bool appended;           /* rows went to the online store */
 };
 
 static const struct lines_ops events_ops;
@@ -305,15 +302,7 @@ static int events_open(struct fs_file *f, const struct fs_ctx *ctx)
 	rc = h ? feat_spec_compile(json_object_get(man, "spec"), &h->spec)
 	       : -ENOMEM;
 	json_decref(man);
-	if (rc == 0) {
-		h->fs = n->fs;
-		h->set = strdup(obj_name(n));
-		if (!h->set)
-			rc = -ENOMEM;
-	}
 	if (rc < 0) {
-		if (h)
-			feat_spec_free(h->spec);
 		free(h);
 		return rc;
 	}
@@ -364,7 +353,6 @@ static int events_take(struct fs_file *f, void *st, const char *text,
 				     p, (size_t)(end - p), line + 1, b, pb);
 	if (rc == 0 && b->n)
 		rc = featonline_append(n->fs, obj_name(n), h->spec, b, pb);
-	h->appended = h->appended || (rc == 0 && b->n);
 	if (rc == 0) {
 		h->decided = true;
 		h->json = json;
@@ -384,13 +372,9 @@ static void events_free(void *st)
 {
 	struct ehandle *h = st;
 
-	/* the stream's records, from memory to the online store's file */
-	if (h->appended)
-		featonline_release(h->fs, h->set);
 	feat_spec_free(h->spec);
 	sb_free(&h->header);
 	feat_batch_free(&h->b);
-	free(h->set);
 	free(h);
 	/*
 	 * The handle's batch and its writes' records (megabytes) were freed

@@ -95,10 +95,10 @@ def test_bounded_records_answer_as_every_event_does(mlfs):
     assert f"e1,{now - 30 * 86400}," in (d / "offline.csv").read_text()
 
 
-def test_records_in_memory_are_seen_written_back_and_rebuilt(mlfs):
-    """An open stream's records live in memory until it ends: a read and
-    a listing see them at once, a clean remount keeps them, and a crash
-    with the stream still open loses nothing (the log rebuilds them)."""
+def test_records_mid_stream_are_seen_kept_and_rebuilt(mlfs):
+    """An open stream's records: a read and a listing see them at once, a
+    clean remount keeps them, and a crash with the stream still open
+    loses nothing (the log rebuilds them)."""
     now = int(time.time())
     d = mlfs.mnt / "features" / "mem"
     d.mkdir()
@@ -113,7 +113,7 @@ def test_records_in_memory_are_seen_written_back_and_rebuilt(mlfs):
         row = (d / "online" / k).read_text().splitlines()[1].split(",")
         assert row[-1] == f"t{i % 3}" and int(row[6]) == i // 7 + 1
         seen[k] = row[2:]
-        if i == 30:  # a listing writes memory's records back first
+        if i == 30:  # a listing mid-stream
             assert sorted(p.name for p in (d / "online").iterdir()) == \
                 sorted(seen)
     # a crash with the stream still open: the log has every event
