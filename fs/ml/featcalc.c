@@ -343,12 +343,13 @@ int feat_hist_load(const void *buf, size_t len, const struct feat_spec *spec,
 	    !offsets_ok(h->first, h->nkeys, h->nev) ||
 	    h->first[h->nkeys] != h->nev)
 		return bad(why, whylen, "offsets out of order");
-	h->doff = calloc(h->ncols + 1, sizeof(*h->doff));
-	h->dict = calloc(h->ncols + 1, sizeof(*h->dict));
-	if (!h->doff || !h->dict) {
+	/* one allocation for both (an online record is loaded per update) */
+	h->doff = calloc(2 * (h->ncols + 1), sizeof(void *));
+	if (!h->doff) {
 		feat_hist_free(h);
 		return -ENOMEM;
 	}
+	h->dict = (const char **)(h->doff + h->ncols + 1);
 	for (c = 0; c < h->ncols; c++) {
 		if (h->coltype[c] > 1 || (!h->coltype[c] && h->ndict[c]) ||
 		    (spec->cat[c] && !h->coltype[c]))
@@ -645,8 +646,7 @@ out:
 
 void feat_hist_free(struct feat_hist *h)
 {
-	free(h->doff);
-	free(h->dict);
+	free(h->doff); /* and dict, which it holds */
 	free(h->owned);
 	memset(h, 0, sizeof(*h));
 }

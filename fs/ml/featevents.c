@@ -379,6 +379,14 @@ const char *feat_batch_key(const struct feat_batch *b, size_t i, size_t *len)
 	return b->arena.buf ? b->arena.buf + b->koff[i] : "";
 }
 
+void feat_batch_reset(struct feat_batch *b)
+{
+	b->n = 0;
+	b->arena.len = 0;
+	b->csv.len = 0;
+	b->iso = false;
+}
+
 void feat_batch_free(struct feat_batch *b)
 {
 	free(b->ev);

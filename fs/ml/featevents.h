@@ -48,6 +48,8 @@ int feat_rows_parse(const struct feat_spec *spec, const char *header,
 /* Point ev[] and str[] into the arena: after the last parse, before use. */
 void feat_batch_seal(struct feat_batch *b);
 void feat_batch_free(struct feat_batch *b);
+/* Empty b, keeping its memory for the next parse. */
+void feat_batch_reset(struct feat_batch *b);
 
 /* The key of event i (values joined by FEAT_KEY_SEP). */
 const char *feat_batch_key(const struct feat_batch *b, size_t i,

@@ -44,8 +44,8 @@ def stream(d, rows, per_write=150):
         assert r.returncode == 0, r.stderr
 
 
-def online_against_join(d, skip=()):
-    for k in ("e1", "e2", "e3"):
+def online_against_join(d, skip=(), keys=("e1", "e2", "e3")):
+    for k in keys:
         head, row = (d / "online" / k).read_text().splitlines()
         as_of = row.split(",")[1]
         r = sh(f"echo {k},{as_of} > {d}/join; cat {d}/join")
@@ -93,3 +93,45 @@ def test_bounded_records_answer_as_every_event_does(mlfs):
     st = json.loads((d / "stats").read_text())
     assert st["late"] == 1 and st["refused"] == 0
     assert f"e1,{now - 30 * 86400}," in (d / "offline.csv").read_text()
+
+
+def test_records_mid_stream_are_seen_kept_and_rebuilt(mlfs):
+    """An open stream's records: a read and a listing see them at once, a
+    clean remount keeps them, and a crash with the stream still open
+    loses nothing (the log rebuilds them)."""
+    now = int(time.time())
+    d = mlfs.mnt / "features" / "mem"
+    d.mkdir()
+    (d / "spec").write_text(json.dumps(SPEC))
+    f = open(d / "events", "w", buffering=1)
+    f.write("ts,k,x,tag\n")
+    seen = {}
+    for i in range(60):
+        k = f"m{i % 7}"
+        f.write(f"{now - 7200 + 60 * i},{k},{i},t{i % 3}\n")
+        # each line is one write: in the store before the write returns
+        row = (d / "online" / k).read_text().splitlines()[1].split(",")
+        assert row[-1] == f"t{i % 3}" and int(row[6]) == i // 7 + 1
+        seen[k] = row[2:]
+        if i == 30:  # a listing mid-stream
+            assert sorted(p.name for p in (d / "online").iterdir()) == \
+                sorted(seen)
+    # a crash with the stream still open: the log has every event
+    mlfs.kill9()
+    try:
+        f.close()
+    except OSError:
+        pass  # the mount is gone
+    mlfs.start()
+    for k, want in seen.items():
+        row = (d / "online" / k).read_text().splitlines()[1].split(",")
+        assert row[2:] == want, k
+    with open(d / "events", "w") as g:
+        g.write(f"ts,k,x,tag\n{now - 60},new,5,t9\n")
+    mlfs.restart()
+    assert sorted(p.name for p in (d / "online").iterdir()) == \
+        sorted(list(seen) + ["new"])
+    for k, want in seen.items():
+        row = (d / "online" / k).read_text().splitlines()[1].split(",")
+        assert row[2:] == want, k
+    online_against_join(d, keys=list(seen) + ["new"])
