@@ -17,8 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "anonkey.h"
 #include "csv.h"
 #include "job_int.h"
 #include "jsonout.h"
@@ -248,40 +247,26 @@ static void table_write(const struct mlfs_table *t)
 
 /*
  * The owner's anonymisation key, read from descriptor 4 once, kept only
- * as HMAC-SHA-256's two keyed states: SHA-256 after the key xor ipad and
- * after the key xor opad (RFC 2104).  Each hash copies them and adds the
- * value, then the inner digest: two compressions for a short value.
- * OpenSSL 3's one-shot HMAC() fetches the digest, builds a MAC context
- * and hashes the key's two blocks again on every call, 3.8 us a value on
- * the machine of doc/performance.md: 15 million e-mails took a minute.
- * The prep steps run on the job's main thread only (host.threads is 1),
- * so one scratch context serves every call.
+ * as HMAC-SHA-256's two keyed states (anon_hmac_new): two compressions a
+ * short value.  OpenSSL 3's one-shot HMAC() fetches the digest, builds a
+ * MAC context and hashes the key's two blocks again on every call, 3.8 us
+ * a value on the machine of doc/performance.md: 15 million e-mails took a
+ * minute.  Any thread may hash: each call copies the states.
  */
-static EVP_MD_CTX *anon_inner, *anon_outer, *anon_work;
+static struct anon_hmac *anon_states;
 
 static int anon_hash(void *ctx, const void *data, size_t len,
 		     unsigned char out[32])
 {
-	unsigned char in[32];
-	unsigned n = 0;
-
 	(void)ctx;
-	if (!anon_inner)
+	if (!anon_states)
 		return -ENOKEY;
-	if (!EVP_MD_CTX_copy_ex(anon_work, anon_inner) ||
-	    !EVP_DigestUpdate(anon_work, data, len) ||
-	    !EVP_DigestFinal_ex(anon_work, in, &n) || n != sizeof(in) ||
-	    !EVP_MD_CTX_copy_ex(anon_work, anon_outer) ||
-	    !EVP_DigestUpdate(anon_work, in, sizeof(in)) ||
-	    !EVP_DigestFinal_ex(anon_work, out, &n) || n != 32)
-		return -EIO;
-	return 0;
+	return anon_hmac(anon_states, data, len, out);
 }
 
 static void anon_read(json_t *plan)
 {
-	unsigned char key[32], pad[64];
-	const EVP_MD *md = EVP_sha256();
+	unsigned char key[ANON_KEY_LEN];
 	ssize_t n;
 
 	if (!json_is_true(json_object_get(plan, "anon_key")))
@@ -290,33 +275,16 @@ static void anon_read(json_t *plan)
 	close(4);
 	if (n != (ssize_t)sizeof(key))
 		fail("cannot read the anonymisation key");
-	anon_inner = EVP_MD_CTX_new();
-	anon_outer = EVP_MD_CTX_new();
-	anon_work = EVP_MD_CTX_new();
-	if (!anon_inner || !anon_outer || !anon_work)
-		fail("out of memory");
-	/* a 32-byte key is shorter than SHA-256's block: padded, not hashed */
-	memset(pad, 0x36, sizeof(pad));
-	for (size_t i = 0; i < sizeof(key); i++)
-		pad[i] ^= key[i];
-	if (!EVP_DigestInit_ex(anon_inner, md, NULL) ||
-	    !EVP_DigestUpdate(anon_inner, pad, sizeof(pad)))
-		fail("cannot set up the anonymisation hash");
-	memset(pad, 0x5c, sizeof(pad));
-	for (size_t i = 0; i < sizeof(key); i++)
-		pad[i] ^= key[i];
-	if (!EVP_DigestInit_ex(anon_outer, md, NULL) ||
-	    !EVP_DigestUpdate(anon_outer, pad, sizeof(pad)))
-		fail("cannot set up the anonymisation hash");
+	anon_states = anon_hmac_new(key);
 	explicit_bzero(key, sizeof(key));
-	explicit_bzero(pad, sizeof(pad));
+	if (!anon_states)
+		fail("cannot set up the anonymisation hash");
 }
 
 static void anon_release(void)
 {
-	EVP_MD_CTX_free(anon_inner);
-	EVP_MD_CTX_free(anon_outer);
-	EVP_MD_CTX_free(anon_work);
+	anon_hmac_free(anon_states);
+	anon_states = NULL;
 }
 
 void prep_run(json_t *plan)
