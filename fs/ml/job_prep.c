@@ -807,6 +807,8 @@ void prep_run(json_t *plan)
 		anon_release();
 		finish(1, NULL, NULL, NULL);
 	}
+	/* the whole table: a step may use the job's threads itself */
+	host.threads = (int)stream_threads(PREP_THREADS_MAX);
 	cur = table_load(text, len, json_object_get(plan, "schema"));
 	say("read %zu rows x %zu columns in %.3f s", cur->rows, cur->cols,
 	    now_mono() - run.t0);
