@@ -282,13 +282,14 @@ static void out_header(struct csv_out *o, const struct mlfs_table *t)
 	out_put(o, "\n", 1);
 }
 
-/* Each row; numbers a step set (with no text) printed as "%.17g"
- * prints them, to read back the same. */
-static void out_rows(struct csv_out *o, const struct mlfs_table *t)
+/* Rows [from, to); numbers a step set (with no text) printed as
+ * "%.17g" prints them, to read back the same. */
+static void out_rows(struct csv_out *o, const struct mlfs_table *t,
+		     size_t from, size_t to)
 {
 	char num[NUM_SHORTEST_MAX];
 
-	for (size_t r = 0; r < t->rows; r++) {
+	for (size_t r = from; r < to; r++) {
 		for (size_t c = 0; c < t->cols; c++) {
 			const struct mlfs_column *col = &t->col[c];
 			const char *v = col->text ? col->text[r] : NULL;
@@ -302,27 +303,6 @@ static void out_rows(struct csv_out *o, const struct mlfs_table *t)
 		}
 		out_put(o, "\n", 1);
 	}
-}
-
-/* The table as CSV in out/data.csv: a header, then each row. */
-static void table_write(const struct mlfs_table *t)
-{
-	struct csv_out o = { NULL, NULL, 0, 1 << 16 };
-
-	o.buf = malloc(o.cap);
-	if (!o.buf)
-		fail("out of memory");
-	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
-		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
-	o.fp = fopen(MODEL_OUT "/data.csv", "we");
-	if (!o.fp)
-		fail("cannot write out/data.csv: %s", strerror(errno));
-	out_header(&o, t);
-	out_rows(&o, t);
-	out_flush(&o);
-	if (fclose(o.fp) != 0)
-		fail("writing out/data.csv: %s", strerror(errno));
-	free(o.buf);
 }
 
 /*
@@ -431,6 +411,7 @@ static void quiet_progress(void *ctx, double fraction, const char *line)
 }
 
 struct stream {
+	const struct mlfs_table *table; /* table_write's */
 	const char *text;
 	size_t len;
 	const struct step *steps;
@@ -448,6 +429,7 @@ struct stream {
 	size_t next;		  /* the next part to take */
 	size_t turn;		  /* the next part to write */
 	bool failed;
+	int err;		  /* the write's error, when it failed */
 	/* totals, under lock */
 	size_t rows_in, rows_out, cols_out, *step_rows;
 	double read_s, write_s, *step_s;
@@ -561,7 +543,7 @@ static int stream_part(struct stream *s, size_t k,
 	o->n = 0;
 	if (k == 0)
 		out_header(o, cur);
-	out_rows(o, cur);
+	out_rows(o, cur, 0, cur->rows);
 	pthread_mutex_lock(&s->lock);
 	s->rows_in += rows_in;
 	s->rows_out += cur->rows;
@@ -610,12 +592,14 @@ static int stream_write(struct stream *s, size_t k, const struct csv_out *o,
 		rc = write_all(s->fd, o->buf, o->n);
 	pthread_mutex_lock(&s->lock);
 	s->write_s += now_mono() - t0;
+	if (rc < 0 && !s->failed)
+		s->err = rc;
 	if (rc < 0)
 		s->failed = true;
 	s->turn++;
 	pthread_cond_broadcast(&s->turn_cv);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == 0 && k % 16 == 15) {
+	if (rc == 0 && s->text && k % 16 == 15) {
 		char line[64];
 
 		snprintf(line, sizeof(line), "part %zu/%zu", k + 1,
@@ -772,6 +756,84 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	return rc;
 }
 
+/* ---- the whole table out ---- */
+
+/* Rows a part of the table takes to CSV. */
+#define PREP_WRITE_ROWS 16384
+
+/* A thread: the next rows of s->table to text, written in their turn. */
+static void *table_write_main(void *arg)
+{
+	struct stream *s = arg;
+	const struct mlfs_table *t = s->table;
+	struct csv_out o = { NULL, NULL, 0, 0 };
+
+	for (;;) {
+		size_t k, to;
+
+		pthread_mutex_lock(&s->lock);
+		k = s->next;
+		if (k < s->nparts && !s->failed)
+			s->next++;
+		else
+			k = s->nparts;
+		pthread_mutex_unlock(&s->lock);
+		if (k == s->nparts)
+			break;
+		to = (k + 1) * PREP_WRITE_ROWS;
+		o.n = 0;
+		out_rows(&o, t, k * PREP_WRITE_ROWS, to < t->rows ? to : t->rows);
+		if (stream_write(s, k, &o, 0) < 0)
+			break;
+	}
+	free(o.buf);
+	return NULL;
+}
+
+/*
+ * The table as CSV in out/data.csv: a header, then each row, turned into
+ * text PREP_WRITE_ROWS rows at a time on threads threads, and written in
+ * order.
+ */
+static void table_write(const struct mlfs_table *t, size_t threads,
+			struct hctx *hc)
+{
+	struct stream s = { 0 };
+	struct csv_out o = { NULL, NULL, 0, 0 };
+	pthread_t th[PREP_THREADS_MAX];
+	size_t n = 0;
+
+	s.table = t;
+	s.hc = hc;
+	s.nparts = (t->rows + PREP_WRITE_ROWS - 1) / PREP_WRITE_ROWS;
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.turn_cv, NULL);
+	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
+		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
+	s.fd = open(MODEL_OUT "/data.csv",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (s.fd < 0)
+		fail("cannot write out/data.csv: %s", strerror(errno));
+	out_header(&o, t);
+	if (write_all(s.fd, o.buf, o.n) < 0)
+		fail("writing out/data.csv: %s", strerror(errno));
+	free(o.buf);
+	if (threads > s.nparts)
+		threads = s.nparts;
+	while (n + 1 < threads &&
+	       pthread_create(&th[n], NULL, table_write_main, &s) == 0)
+		n++;
+	table_write_main(&s);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	if (s.failed)
+		fail("writing out/data.csv: %s", strerror(-s.err));
+	if (close(s.fd) < 0)
+		fail("writing out/data.csv: %s", strerror(errno));
+	pthread_cond_destroy(&s.turn_cv);
+	pthread_mutex_destroy(&s.lock);
+}
+
 void prep_run(json_t *plan)
 {
 	json_t *steps = json_object_get(plan, "steps");
@@ -841,7 +903,7 @@ void prep_run(json_t *plan)
 	}
 	host_progress(&hc, 1, "writing");
 	tw = now_mono();
-	table_write(cur);
+	table_write(cur, (size_t)host.threads, &hc);
 	say("done: %zu rows x %zu columns, written in %.3f s", cur->rows,
 	    cur->cols, now_mono() - tw);
 	anon_release();
