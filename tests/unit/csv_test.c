@@ -719,6 +719,45 @@ static void test_parse_long(void)
 	is_int(bad[2], 0, "halfway integers and neighbours: as strtod");
 }
 
+/*
+ * A plain field ends at its first comma, LF or CRLF, or fails at its
+ * first quote, NUL or invalid byte, wherever that byte is among the
+ * 8-byte words csv_plain_skip passes over.
+ */
+static void test_plain_words(void)
+{
+	static const char stops[] = { ',', '\n', '"', '\0', '\r', '\x80' };
+	int bad = 0;
+
+	for (size_t k = 0; k < sizeof(stops); k++) {
+		for (size_t at = 0; at < 40; at++) {
+			char in[48];
+			struct problem pb = { 0 };
+			struct csv_tok t = { 0 };
+			struct csv_field f;
+			int rc;
+
+			memset(in, 'x', sizeof(in));
+			in[at] = stops[k];
+			in[at + 1] = stops[k] == '\r' ? '\n' : 'y';
+			t.p = in;
+			t.end = in + sizeof(in);
+			t.line = 1;
+			t.line_start = in;
+			t.max_field = 1000;
+			t.check_utf8 = true;
+			t.pb = &pb;
+			rc = csv_field_next(&t, &f);
+			if (stops[k] == ',' || stops[k] == '\n' ||
+			    stops[k] == '\r')
+				bad += rc != 0 || f.len != at;
+			else
+				bad += rc != -EINVAL || pb.col != at + 1;
+		}
+	}
+	is_int(bad, 0, "plain fields end or fail at the byte, any offset");
+}
+
 struct feed_case {
 	const char *in;
 	size_t len;                /* 0: strlen(in) */
@@ -882,6 +921,7 @@ int main(void)
 	test_alloc_failures();
 	test_parse_double();
 	test_parse_long();
+	test_plain_words();
 	test_names();
 	test_feed();
 	return done();
