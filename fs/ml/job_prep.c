@@ -555,7 +555,10 @@ static int stream_part(struct stream *s, size_t k,
 		s->step_rows[i] += step_rows[i];
 	}
 	pthread_mutex_unlock(&s->lock);
-	prev->out_free(cur);
+	if (prev)
+		prev->out_free(cur);
+	else
+		table_release(cur);
 	return 0;
 }
 
@@ -677,7 +680,8 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	for (size_t i = 0; i < nsteps; i++)
 		if (!steps[i].by_rows)
 			return -1;
-	if (nsteps > 64 || table_parse_head(text, len, &head, &body, &pb) < 0)
+	if (!nsteps || nsteps > 64 ||
+	    table_parse_head(text, len, &head, &body, &pb) < 0)
 		return -1;
 	s.text = text;
 	s.len = len;
@@ -869,6 +873,8 @@ void prep_run(json_t *plan)
 		anon_release();
 		finish(1, NULL, NULL, NULL);
 	}
+	if (cancelled)
+		fail("cancelled");
 	/* the whole table: a step may use the job's threads itself */
 	host.threads = (int)stream_threads(PREP_THREADS_MAX);
 	cur = table_load(text, len, json_object_get(plan, "schema"));
