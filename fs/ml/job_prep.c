@@ -35,6 +35,10 @@
 #include "plugin.h"
 #include "spec.h"
 
+/* Bytes of CSV a part: a few MB, many parts for the threads to share. */
+#define PREP_PART ((size_t)4 << 20)
+#define PREP_THREADS_MAX 64
+
 static int col_type(const char *type)
 {
 	if (!type)
@@ -68,7 +72,7 @@ static unsigned col_roles(const char *role, bool label)
  */
 struct loaded {
 	struct mlfs_table t;
-	char *block;
+	char *block[PREP_THREADS_MAX]; /* a part's cells each, when in parts */
 	bool names_borrowed;
 };
 
@@ -92,59 +96,90 @@ static void col_meta(json_t *schema, const char *name, struct mlfs_column *col)
 }
 
 /*
+ * A table of rows rows, its columns named by names[] (a copy each, their
+ * type and roles from the schema) or as meta[] describes (names
+ * borrowed), with room for every cell and none set: ours, table_release
+ * frees it.
+ */
+static struct mlfs_table *table_new(size_t rows, size_t cols,
+				    json_t *schema, char *const *names,
+				    const struct mlfs_column *meta)
+{
+	struct loaded *ld = calloc(1, sizeof(*ld));
+	struct mlfs_table *mt;
+
+	if (!ld)
+		fail("out of memory");
+	mt = &ld->t;
+	ld->names_borrowed = meta != NULL;
+	mt->rows = rows;
+	mt->cols = cols;
+	mt->col = calloc(cols ? cols : 1, sizeof(*mt->col));
+	if (!mt->col)
+		fail("out of memory");
+	for (size_t c = 0; c < cols; c++) {
+		struct mlfs_column *col = &mt->col[c];
+
+		if (meta)
+			*col = meta[c];
+		else
+			col_meta(schema, names[c], col);
+		col->text = calloc(rows ? rows : 1, sizeof(char *));
+		if (col->type == MLFS_COL_NUMERIC)
+			col->num = malloc((rows ? rows : 1) * sizeof(double));
+		if (!col->text || (col->type == MLFS_COL_NUMERIC && !col->num))
+			fail("out of memory");
+	}
+	return mt;
+}
+
+/*
+ * t's cells into rows row0.. of mt, their text copied into one new
+ * block, which goes into *block (mt's to free).
+ */
+static void table_fill(const struct table *t, struct mlfs_table *mt,
+		       size_t row0, char **block)
+{
+	size_t bytes = 0, cells = t->nrows * t->ncols;
+	char *at;
+
+	for (size_t i = 0; i < cells; i++)
+		bytes += (size_t)t->len[i] + 1;
+	*block = malloc(bytes ? bytes : 1);
+	if (!*block)
+		fail("out of memory");
+	at = *block;
+	for (size_t c = 0; c < t->ncols; c++) {
+		struct mlfs_column *col = &mt->col[c];
+
+		for (size_t r = 0; r < t->nrows; r++) {
+			const char *f = t->data + t->off[r * t->ncols + c];
+			size_t len = t->len[r * t->ncols + c];
+
+			if (col->num &&
+			    !table_num(t, r, c, &col->num[row0 + r]))
+				col->num[row0 + r] = NAN;
+			if (csv_is_missing(f, len))
+				continue;
+			memcpy(at, f, len);
+			at[len] = '\0';
+			col->text[row0 + r] = at;
+			at += len + 1;
+		}
+	}
+}
+
+/*
  * t's cells as a table of columns meta[] describes (names borrowed, or
  * the table's own when meta is NULL): ours, table_release frees it.
  */
 static struct mlfs_table *table_cells(const struct table *t, json_t *schema,
 				      const struct mlfs_column *meta)
 {
-	struct loaded *ld = calloc(1, sizeof(*ld));
-	struct mlfs_table *mt;
-	size_t bytes = 0, cells = t->nrows * t->ncols;
-	char *at;
+	struct mlfs_table *mt = table_new(t->nrows, t->ncols, schema,
+					  t->names, meta);
 
-	if (!ld)
-		fail("out of memory");
-	mt = &ld->t;
-	for (size_t i = 0; i < cells; i++)
-		bytes += (size_t)t->len[i] + 1;
-	ld->block = malloc(bytes ? bytes : 1);
-	if (!ld->block)
-		fail("out of memory");
-	at = ld->block;
-	ld->names_borrowed = meta != NULL;
-	mt->rows = t->nrows;
-	mt->cols = t->ncols;
-	mt->col = calloc(t->ncols ? t->ncols : 1, sizeof(*mt->col));
-	if (!mt->col)
-		fail("out of memory");
-	for (size_t c = 0; c < t->ncols; c++) {
-		struct mlfs_column *col = &mt->col[c];
-
-		if (meta)
-			*col = meta[c];
-		else
-			col_meta(schema, t->names[c], col);
-		col->text = calloc(t->nrows ? t->nrows : 1, sizeof(char *));
-		if (col->type == MLFS_COL_NUMERIC)
-			col->num = malloc((t->nrows ? t->nrows : 1) *
-					  sizeof(double));
-		if (!col->text || (col->type == MLFS_COL_NUMERIC && !col->num))
-			fail("out of memory");
-		for (size_t r = 0; r < t->nrows; r++) {
-			const char *f = t->data + t->off[r * t->ncols + c];
-			size_t len = t->len[r * t->ncols + c];
-
-			if (col->num && !table_num(t, r, c, &col->num[r]))
-				col->num[r] = NAN;
-			if (csv_is_missing(f, len))
-				continue;
-			memcpy(at, f, len);
-			at[len] = '\0';
-			col->text[r] = at;
-			at += len + 1;
-		}
-	}
+	table_fill(t, mt, 0, &((struct loaded *)mt)->block[0]);
 	return mt;
 }
 
@@ -165,14 +200,176 @@ static const char *data_map(size_t *len)
 	return text;
 }
 
-/* The dataset version as a table (ours: table_release frees it). */
+/*
+ * Where the parts start: after the LF that follows each part bytes,
+ * outside quotes.  An even count of quotes before an LF puts it outside
+ * every quoted field in CSV that parses (a quote opens, closes or is
+ * doubled); in CSV that does not, some part fails to parse, and the job
+ * reads the whole table, which fails with its usual message.
+ */
+static size_t cut_parts(const char *text, size_t len, size_t body,
+			size_t part, size_t **cutp)
+{
+	const char *end = text + len;
+	size_t cap = len / part + 2, n = 0;
+	size_t quotes = 0, at = body, *cut;
+	const char *p = text + body;
+
+	cut = malloc(cap * sizeof(*cut));
+	if (!cut)
+		fail("out of memory");
+	*cutp = cut;
+	cut[n++] = body;
+	while ((size_t)(end - p) > part && n + 1 < cap) {
+		const char *target = p + part, *q = p;
+
+		for (;;) {
+			q = memchr(q, '"', (size_t)(target - q));
+			if (!q)
+				break;
+			quotes++;
+			q++;
+		}
+		p = target;
+		for (;;) {
+			const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+			if (!lf) {
+				p = end;
+				break;
+			}
+			for (q = p; (q = memchr(q, '"', (size_t)(lf - q)));
+			     q++)
+				quotes++;
+			p = lf + 1;
+			if (!(quotes & 1))
+				break;
+		}
+		if (p == end)
+			break;
+		at = (size_t)(p - text);
+		cut[n++] = at;
+	}
+	cut[n] = len;
+	return n;
+}
+
+/* A part of the CSV on a thread of its own while the table is read. */
+struct load_part {
+	const char *text;
+	size_t len;
+	size_t from;
+	size_t to;
+	size_t ncols;
+	struct table *t;	/* the part's fields */
+	struct problem pb;
+	int rc;
+	struct mlfs_table *mt;	/* the whole table, rows row0.. the part's */
+	size_t row0;
+	char **block;
+};
+
+static void *load_parse_main(void *arg)
+{
+	struct load_part *lp = arg;
+
+	lp->rc = table_parse_rows(lp->text, lp->len, lp->from, lp->to,
+				  lp->ncols, &lp->t, &lp->pb);
+	return NULL;
+}
+
+static void *load_fill_main(void *arg)
+{
+	struct load_part *lp = arg;
+
+	table_fill(lp->t, lp->mt, lp->row0, lp->block);
+	return NULL;
+}
+
+/* fn on each of lp[0..n): the first here, the others on threads. */
+static void parts_run(void *(*fn)(void *), struct load_part *lp, size_t n)
+{
+	pthread_t th[PREP_THREADS_MAX];
+	bool started[PREP_THREADS_MAX] = { false };
+
+	for (size_t i = 1; i < n; i++)
+		started[i] = pthread_create(&th[i], NULL, fn, &lp[i]) == 0;
+	fn(&lp[0]);
+	for (size_t i = 1; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			fn(&lp[i]);
+	}
+}
+
+/*
+ * The table read in threads parts at once (cut as the parts of a
+ * stream are), then each part's cells into it; NULL if a part does not
+ * parse or there are no rows, for table_parse to say why.
+ */
+static struct mlfs_table *table_load_parts(const char *text, size_t len,
+					   json_t *schema, size_t threads)
+{
+	struct load_part lp[PREP_THREADS_MAX];
+	struct problem pb = { 0 };
+	struct mlfs_table *mt = NULL;
+	struct table *head;
+	size_t body, n, *cut, rows = 0;
+	bool ok = true;
+
+	if (table_parse_head(text, len, &head, &body, &pb) < 0)
+		return NULL;
+	n = cut_parts(text, len, body, (len - body) / threads + 1, &cut);
+	if (n > threads)
+		n = threads; /* never: a part is len / threads bytes or more */
+	memset(lp, 0, sizeof(lp));
+	for (size_t i = 0; i < n; i++) {
+		lp[i].text = text;
+		lp[i].len = len;
+		lp[i].from = cut[i];
+		lp[i].to = i + 1 < n ? cut[i + 1] : len;
+		lp[i].ncols = head->ncols;
+	}
+	parts_run(load_parse_main, lp, n);
+	for (size_t i = 0; i < n; i++) {
+		ok = ok && lp[i].rc == 0;
+		rows += lp[i].rc == 0 ? lp[i].t->nrows : 0;
+	}
+	if (ok && rows) {
+		mt = table_new(rows, head->ncols, schema, head->names, NULL);
+		for (size_t i = 0; i < n; i++) {
+			lp[i].mt = mt;
+			lp[i].row0 = i ? lp[i - 1].row0 + lp[i - 1].t->nrows : 0;
+			lp[i].block = &((struct loaded *)mt)->block[i];
+		}
+		parts_run(load_fill_main, lp, n);
+	}
+	for (size_t i = 0; i < n; i++)
+		table_free(lp[i].t);
+	table_free(head);
+	free(cut);
+	return mt;
+}
+
+/*
+ * The dataset version as a table (ours: table_release frees it), on
+ * threads threads when it is large enough to gain.
+ */
 static struct mlfs_table *table_load(const char *text, size_t len,
-				     json_t *schema)
+				     json_t *schema, size_t threads)
 {
 	struct problem pb = { 0 };
 	struct mlfs_table *mt;
 	struct table *t;
 
+	if (threads > PREP_THREADS_MAX)
+		threads = PREP_THREADS_MAX;
+	if (threads > 1 && len >= threads * ((size_t)1 << 20)) {
+		mt = table_load_parts(text, len, schema, threads);
+		if (mt)
+			return mt;
+	}
 	if (table_parse(text, len, &t, &pb) < 0)
 		fail("data: %u:%u: %s", pb.line, pb.col, pb.msg);
 	mt = table_cells(t, schema, NULL);
@@ -192,7 +389,8 @@ static void table_release(struct mlfs_table *t)
 	}
 	if (t) {
 		free(t->col);
-		free(ld->block);
+		for (size_t b = 0; b < PREP_THREADS_MAX; b++)
+			free(ld->block[b]);
 	}
 	free(ld);
 }
@@ -391,9 +589,6 @@ static struct step *steps_load(json_t *steps)
 
 /* ---- the table in parts ---- */
 
-/* Bytes of CSV a part: a few MB, many parts for the threads to share. */
-#define PREP_PART ((size_t)4 << 20)
-#define PREP_THREADS_MAX 64
 
 /* The host of the parts after the first: their log lines would repeat. */
 static void quiet_log(void *ctx, int level, const char *fmt, ...)
@@ -434,58 +629,6 @@ struct stream {
 	size_t rows_in, rows_out, cols_out, *step_rows;
 	double read_s, write_s, *step_s;
 };
-
-/*
- * Where the parts start: after the LF that follows each PREP_PART bytes,
- * outside quotes.  An even count of quotes before an LF puts it outside
- * every quoted field in CSV that parses (a quote opens, closes or is
- * doubled); in CSV that does not, some part fails to parse, and the job
- * reads the whole table, which fails with its usual message.
- */
-static size_t stream_cut(struct stream *s, size_t body)
-{
-	const char *text = s->text, *end = text + s->len;
-	size_t cap = s->len / PREP_PART + 2, n = 0;
-	size_t quotes = 0, at = body;
-	const char *p = text + body;
-
-	s->cut = malloc(cap * sizeof(*s->cut));
-	if (!s->cut)
-		fail("out of memory");
-	s->cut[n++] = body;
-	while ((size_t)(end - p) > PREP_PART && n + 1 < cap) {
-		const char *target = p + PREP_PART, *q = p;
-
-		for (;;) {
-			q = memchr(q, '"', (size_t)(target - q));
-			if (!q)
-				break;
-			quotes++;
-			q++;
-		}
-		p = target;
-		for (;;) {
-			const char *lf = memchr(p, '\n', (size_t)(end - p));
-
-			if (!lf) {
-				p = end;
-				break;
-			}
-			for (q = p; (q = memchr(q, '"', (size_t)(lf - q)));
-			     q++)
-				quotes++;
-			p = lf + 1;
-			if (!(quotes & 1))
-				break;
-		}
-		if (p == end)
-			break;
-		at = (size_t)(p - text);
-		s->cut[n++] = at;
-	}
-	s->cut[n] = s->len;
-	return n;
-}
 
 /*
  * Part k through the steps, its rows into o (after the header, for the
@@ -697,7 +840,7 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	for (size_t c = 0; c < s.ncols; c++)
 		col_meta(schema, head->names[c], &s.meta[c]);
 	table_free(head);
-	s.nparts = stream_cut(&s, body);
+	s.nparts = cut_parts(text, len, body, PREP_PART, &s.cut);
 	quiet.log = quiet_log;
 	quiet.progress = quiet_progress;
 	s.quiet = &quiet;
@@ -877,7 +1020,8 @@ void prep_run(json_t *plan)
 		fail("cancelled");
 	/* the whole table: a step may use the job's threads itself */
 	host.threads = (int)stream_threads(PREP_THREADS_MAX);
-	cur = table_load(text, len, json_object_get(plan, "schema"));
+	cur = table_load(text, len, json_object_get(plan, "schema"),
+			 (size_t)host.threads);
 	say("read %zu rows x %zu columns in %.3f s", cur->rows, cur->cols,
 	    now_mono() - run.t0);
 	for (size_t i = 0; i < nsteps; i++) {
