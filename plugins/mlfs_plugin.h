@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLFS_ABI_MAJOR 1
-#define MLFS_ABI_MINOR 3
+#define MLFS_ABI_MINOR 4
 
 /*
  * Marks the descriptor.  In C++ a namespace-scope const has internal
@@ -310,6 +310,18 @@ struct mlfs_prep_ops {
 		   uint64_t seed, const struct mlfs_table *in,
 		   struct mlfs_table **out, char *msg, size_t msglen);
 	void (*out_free)(struct mlfs_table *out);
+	/*
+	 * ABI 1.4, optional (NULL, or absent by size: no).  by_rows: whether
+	 * run, with these params (check accepted them), makes each output
+	 * row from its input row alone (or drops it), in order, with columns
+	 * that do not depend on the rows.  The host may then run the step
+	 * on consecutive parts of the table, several at once on different
+	 * threads, and join the parts' outputs: the table one run would
+	 * make.  It keeps the log lines of the first part only (the others
+	 * would repeat them), and if a part fails it runs the whole table
+	 * in one piece, so that an error names its row as one run would.
+	 */
+	int (*by_rows)(const struct mlfs_param *params, size_t nparams);
 };
 
 /* The descriptor: `MLFS_EXPORT const struct mlfs_plugin mlfs_plugin`. */

@@ -8,6 +8,7 @@
 #ifndef MLFS_BASE_ANONKEY_H
 #define MLFS_BASE_ANONKEY_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct fs;
@@ -18,5 +19,21 @@ struct fs;
  * without -o anon_key, -EIO if libcrypto fails. */
 int anon_owner_key(const struct fs *fs, uid_t owner,
 		   unsigned char out[ANON_KEY_LEN]);
+
+/*
+ * HMAC-SHA-256 under one key of ANON_KEY_LEN bytes, kept only as SHA-256's
+ * two keyed states (after the key xor ipad, and xor opad: RFC 2104), so a
+ * value costs two compressions when it is short.  anon_hmac may be called
+ * from any number of threads at once on one struct anon_hmac.
+ */
+struct anon_hmac;
+
+/* NULL when out of memory.  The key is not kept. */
+struct anon_hmac *anon_hmac_new(const unsigned char key[ANON_KEY_LEN]);
+/* out: HMAC-SHA-256(key, data[0..len)).  -EIO if libcrypto fails. */
+int anon_hmac(const struct anon_hmac *h, const void *data, size_t len,
+	      unsigned char out[32]);
+/* Wipes the states; anon_hmac_free(NULL) does nothing. */
+void anon_hmac_free(struct anon_hmac *h);
 
 #endif

@@ -155,6 +155,13 @@ int csv_too_big(struct problem *pb, uint64_t line, uint64_t col,
  * double.  Exact for any length of input; see there.
  */
 double csv_num_slow(const char *p, const char *end);
+/*
+ * csv_num_ld: m x 10^e10 (m up to 19 digits, |e10| <= 27), correctly
+ * rounded, when a 64-bit long double mantissa decides it; false when it
+ * cannot (other exponents, no such long double, exactly halfway between
+ * two doubles): csv_num_slow() then.  See csv_value.c.
+ */
+bool csv_num_ld(uint64_t m, int64_t e10, bool neg, double *out);
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define CSV_SWAR 1
@@ -288,7 +295,7 @@ static inline CSV_HOT const char *num_parse(const char *s, const char *end,
 			v *= pow10_exact[e10];
 	} else if (!m) {
 		v = 0;
-	} else {
+	} else if (!csv_num_ld(m, e10, false, &v)) {
 		*out = csv_num_slow(s, p);
 		return p;
 	}

@@ -148,7 +148,7 @@ int csv_field_next(struct csv_tok *t, struct csv_field *f)
 				pos_u(tok_col(t, (const char *)q)),
 				"unexpected text after closing quote");
 	} else {
-		q = p;
+		q = csv_plain_skip(p, end);
 		for (;;) {
 			while (q < end && !csv_plain_stop[*q])
 				q++;

@@ -134,6 +134,21 @@ struct table {
  */
 int table_parse(const char *text, size_t len, struct table **out,
 		struct problem *pb);
+/*
+ * A text in parts, for a reader that goes through it in pieces (the
+ * prepare job's threads).  table_parse_head: the header only, as
+ * table_parse reads it (the same errors but "no data rows"), in a table
+ * of no rows; *body is the offset of the first record.
+ * table_parse_rows: the records of text[from..to) in a table of ncols
+ * columns and no names, whose fields are those table_parse finds there
+ * when from and to are record starts (or len) in its reading of text
+ * (len bytes in all: blank lines up to its end are no records).  Its
+ * errors say where in the part, counted from line 1.
+ */
+int table_parse_head(const char *text, size_t len, struct table **out,
+		     size_t *body, struct problem *pb);
+int table_parse_rows(const char *text, size_t len, size_t from, size_t to,
+		     size_t ncols, struct table **out, struct problem *pb);
 void table_free(struct table *t);
 /* Column index of name, or -1. */
 long table_col(const struct table *t, const char *name);

@@ -90,6 +90,19 @@ static int check_prep_ops(const struct mlfs_prep_ops *o, char *msg,
 	return 0;
 }
 
+bool plugin_prep_by_rows(const struct plugin *pl,
+			 const struct mlfs_param *params, size_t nparams)
+{
+	const struct mlfs_prep_ops *o = pl->desc->ops;
+
+	if (pl->desc->stage != MLFS_STAGE_PREP ||
+	    o->size < offsetof(struct mlfs_prep_ops, by_rows) +
+			      sizeof(o->by_rows) ||
+	    !o->by_rows)
+		return false;
+	return o->by_rows(params, nparams) != 0;
+}
+
 int plugin_load_file(const char *path, struct plugin *out, char *msg,
 		     size_t msglen)
 {

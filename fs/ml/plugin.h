@@ -51,6 +51,9 @@ const struct plugin *plugin_find(const struct plugin_set *ps, unsigned stage,
 				 const char *name);
 /* The model-format major a train plugin declares (ABI 1.2; 1 before). */
 unsigned plugin_model_format(const struct plugin *pl);
+/* Whether a prep plugin may run on parts of a table (ABI 1.4 by_rows). */
+bool plugin_prep_by_rows(const struct plugin *pl,
+			 const struct mlfs_param *params, size_t nparams);
 /* .mlfs/plugins: "name stage abi file" lines, then refused ones. */
 int plugin_render(const struct plugin_set *ps, struct strbuf *out);
 const char *plugin_stage_name(unsigned stage);

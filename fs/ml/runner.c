@@ -504,12 +504,14 @@ int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
 	close(in);
 	if (rc < 0)
 		return rc;
-	if (fsync(out) < 0)
-		rc = -errno;
+	/*
+	 * Not fsync'd here: the copy becomes a blob through
+	 * store_put_file, which fsyncs it before its name is visible, and
+	 * no version names it before that.  A second fsync here made the
+	 * daemon wait for the disk before it could start on the scan.
+	 */
 	close(out);
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return 0;
 }
 
 /* Store a private copy of dir/file as a blob: its hash and size. */

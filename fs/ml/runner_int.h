@@ -67,7 +67,8 @@ double now_mono(void);
 int put_copy(struct fs *fs, const char *dir, const char *file,
 		    char hash[33], uint64_t *size);
 /* A private copy of dir/file (the writer's) in the store's temporary
- * folder, its path in tmp: the caller consumes or unlinks it. */
+ * folder, its path in tmp: the caller consumes or unlinks it.  Not yet
+ * fsync'd: store_put_file does that before the blob is named. */
 int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
 	     size_t tmplen);
 void rm_rf(const char *dir);

@@ -280,8 +280,10 @@ static int rows_grow(struct table *t, size_t *cap)
  * The record loop.  A plain field (no quote, CR or NUL before its comma
  * or LF) takes the tokenizer's inline fast path, which is nearly every
  * field of a numeric file; anything else goes through field_read().
+ * last: the end of the whole text, which blank lines are at the end of
+ * (tok->end is earlier when only a part of the text is read).
  */
-static int rows_read(struct tparse *ps, struct table *t)
+static int rows_read(struct tparse *ps, struct table *t, const char *last)
 {
 	struct csv_tok *tok = &ps->tok;
 	const size_t ncols = t->ncols;
@@ -314,8 +316,8 @@ static int rows_read(struct tparse *ps, struct table *t)
 		if ((*p == '\n' || *p == '\r') && p >= blank_end) {
 			/* Blank lines at the end are ignored; elsewhere a
 			 * blank line is a record of one empty field. */
-			blank_end = skip_blank(p, end);
-			if (blank_end == end)
+			blank_end = skip_blank(p, last);
+			if (blank_end == last)
 				break;
 		}
 		if (t->nrows == cap) {
@@ -403,7 +405,7 @@ int table_parse(const char *text, size_t len, struct table **out,
 	rc = header_read(&ps, t);
 	if (rc < 0)
 		goto out_free_table;
-	rc = rows_read(&ps, t);
+	rc = rows_read(&ps, t, ps.tok.end);
 	if (rc < 0)
 		goto out_free_table;
 	if (!t->nrows) {
@@ -420,6 +422,78 @@ out_free_table:
 	free(ps.owned);
 	table_free(t);
 	return rc;
+}
+
+int table_parse_head(const char *text, size_t len, struct table **out,
+		     size_t *body, struct problem *pb)
+{
+	struct tparse ps = { 0 };
+	struct table *t;
+	int rc;
+
+	*out = NULL;
+	if (!text && len)
+		return -EINVAL;
+	ps.text = text;
+	ps.tlen = len;
+	ps.tok.p = text;
+	ps.tok.end = text + len;
+	ps.tok.line = 1;
+	ps.tok.max_field = UINT32_MAX;
+	ps.tok.pb = pb;
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
+		ps.tok.p += 3;
+	ps.tok.line_start = ps.tok.p;
+	if (skip_blank(ps.tok.p, ps.tok.end) == ps.tok.end)
+		return problem_set(pb, 1, 1, "empty file");
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	rc = header_read(&ps, t);
+	free(ps.owned); /* the names are copies */
+	if (rc < 0) {
+		table_free(t);
+		return rc;
+	}
+	t->data = text;
+	*body = (size_t)(ps.tok.p - text);
+	*out = t;
+	return 0;
+}
+
+int table_parse_rows(const char *text, size_t len, size_t from, size_t to,
+		     size_t ncols, struct table **out, struct problem *pb)
+{
+	struct tparse ps = { 0 };
+	struct table *t;
+	int rc;
+
+	*out = NULL;
+	if (from > to || to > len || !ncols)
+		return -EINVAL;
+	/* offsets from the part: an unescaped field copies it, not text */
+	ps.text = text + from;
+	ps.tlen = to - from;
+	ps.tok.p = ps.text;
+	ps.tok.end = text + to;
+	ps.tok.line = 1;
+	ps.tok.line_start = ps.text;
+	ps.tok.max_field = UINT32_MAX;
+	ps.tok.pb = pb;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ncols = ncols;
+	rc = ps.tlen ? rows_read(&ps, t, text + len) : 0;
+	if (rc < 0) {
+		free(ps.owned);
+		table_free(t);
+		return rc;
+	}
+	t->owned = ps.owned;
+	t->data = ps.owned ? ps.owned : ps.text;
+	*out = t;
+	return 0;
 }
 
 void table_free(struct table *t)

@@ -159,6 +159,32 @@ static bool put_early(struct fs *fs, const char *path, uint64_t size,
 	return true;
 }
 
+/*
+ * The early put on a thread of its own while the caller scans: it waits
+ * for the disk (the store fsyncs the file before naming it), the scan
+ * for a core, and a fresh copy of a job's output is mostly not on the
+ * disk yet.
+ */
+struct early {
+	struct fs *fs;
+	const char *path;
+	uint64_t size;
+	const char *hash;
+	char *key;
+	size_t keylen;
+	bool fresh;
+	bool done;
+};
+
+static void *early_main(void *arg)
+{
+	struct early *e = arg;
+
+	e->done = put_early(e->fs, e->path, e->size, e->hash, e->key,
+			    e->keylen, &e->fresh);
+	return NULL;
+}
+
 /* Is hash the content of name's latest version (*parent)?  Under ds_lock. */
 static bool is_latest(struct fs *fs, const char *name, json_t *rec,
 		      const char *hash, unsigned *parent)
@@ -187,8 +213,10 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	char hash[HASH_HEX_LEN + 1], key[128];
 	json_t *rec = NULL, *man = NULL;
 	struct mapped m;
+	struct early ep;
+	pthread_t eth;
 	unsigned parent, v;
-	bool early = false, fresh = false;
+	bool early = false, fresh = false, threaded;
 	time_t now = time(NULL);
 	int rc;
 
@@ -210,8 +238,17 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 		goto out_unlock;
 	}
 	pthread_mutex_unlock(&fs->ds_lock);
-	early = put_early(fs, path, m.size, hash, key, sizeof(key), &fresh);
+	ep = (struct early){ fs, path, m.size, hash, key, sizeof(key), false,
+			     false };
+	threaded = m.size >= EARLY_PUT_MIN &&
+		   pthread_create(&eth, NULL, early_main, &ep) == 0;
+	if (!threaded)
+		early_main(&ep);
 	rc = csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
+	if (threaded)
+		pthread_join(eth, NULL);
+	early = ep.done;
+	fresh = ep.fresh;
 	if (rc < 0) {
 		if (early && fresh) {
 			repo_lock(fs);

@@ -34,7 +34,8 @@
  * and "k_anonymity" cannot name a column.
  *
  * Nothing random: the seed is not used.  No state; check and run may be
- * called from any thread.
+ * called from any thread.  Without k-anonymity each row is its own
+ * (by_rows): the job may run the step on parts of the table at once.
  */
 #include <errno.h>
 #include <math.h>
@@ -852,11 +853,22 @@ out_free_params:
 	return rc;
 }
 
+/* Row by row unless k-anonymity counts groups over the whole table. */
+static int anon_by_rows(const struct mlfs_param *params, size_t nparams)
+{
+	for (size_t i = 0; i < nparams; i++)
+		if (params[i].name && (strcmp(params[i].name, "k") == 0 ||
+				       strcmp(params[i].name, "k_anonymity") == 0))
+			return 0;
+	return 1;
+}
+
 static const struct mlfs_prep_ops anon_ops = {
 	.size = sizeof(anon_ops),
 	.check = anon_check,
 	.run = anon_run,
 	.out_free = prep_out_free,
+	.by_rows = anon_by_rows,
 };
 
 MLFS_EXPORT const struct mlfs_plugin mlfs_plugin = {

@@ -653,6 +653,111 @@ static void test_parse_double(void)
 	free(huge);
 }
 
+/* A xorshift for test_parse_long: the same numbers every run. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Whether csv_parse_double reads s as strtod() does, bit for bit. */
+static bool same_as_strtod(const char *s)
+{
+	double v, want = strtod(s, NULL);
+
+	return csv_parse_double(s, strlen(s), &v) &&
+	       memcmp(&v, &want, sizeof(v)) == 0;
+}
+
+/*
+ * 17 to 19 digits (what "%.17g" prints) take a 64-bit mantissa path:
+ * the same bits as strtod() for random doubles printed with 16 to 19
+ * digits, random 19-digit mantissas times 10^-30..30, and the integers
+ * exactly halfway between two doubles in [2^53, 2^64) and beside them.
+ */
+static void test_parse_long(void)
+{
+	static const char *const fmts[] = { "%.16g", "%.17g", "%.18g",
+					    "%.19g" };
+	uint64_t st = 88172645463325252ULL;
+	long bad[3] = { 0, 0, 0 };
+	char b[64];
+
+	for (int i = 0; i < 200000; i++) {
+		uint64_t bits = rng_next(&st);
+		double d;
+
+		memcpy(&d, &bits, sizeof(d));
+		if (!isfinite(d))
+			continue;
+		snprintf(b, sizeof(b), fmts[i % 4], d);
+		bad[0] += !same_as_strtod(b);
+	}
+	for (int i = 0; i < 200000; i++) {
+		uint64_t m = rng_next(&st) % 10000000000000000000ULL;
+		int e = (int)(rng_next(&st) % 61) - 30;
+
+		snprintf(b, sizeof(b), "%llue%d", (unsigned long long)m, e);
+		bad[1] += !same_as_strtod(b);
+	}
+	for (int i = 0; i < 200000; i++) {
+		int k = 53 + (int)(rng_next(&st) % 11);
+		uint64_t low = rng_next(&st) & ((1ULL << k) - 1);
+		uint64_t mid = (1ULL << k) + (low & ~((1ULL << (k - 52)) - 1)) +
+			       (1ULL << (k - 53));
+
+		for (int dm = -1; dm <= 1; dm++) {
+			snprintf(b, sizeof(b), "%llu",
+				 (unsigned long long)(mid + (uint64_t)dm));
+			bad[2] += !same_as_strtod(b);
+		}
+	}
+	is_int(bad[0], 0, "random doubles, 16-19 digits: as strtod");
+	is_int(bad[1], 0, "19-digit mantissas, 10^-30..30: as strtod");
+	is_int(bad[2], 0, "halfway integers and neighbours: as strtod");
+}
+
+/*
+ * A plain field ends at its first comma, LF or CRLF, or fails at its
+ * first quote, NUL or invalid byte, wherever that byte is among the
+ * 8-byte words csv_plain_skip passes over.
+ */
+static void test_plain_words(void)
+{
+	static const char stops[] = { ',', '\n', '"', '\0', '\r', '\x80' };
+	int bad = 0;
+
+	for (size_t k = 0; k < sizeof(stops); k++) {
+		for (size_t at = 0; at < 40; at++) {
+			char in[48];
+			struct problem pb = { 0 };
+			struct csv_tok t = { 0 };
+			struct csv_field f;
+			int rc;
+
+			memset(in, 'x', sizeof(in));
+			in[at] = stops[k];
+			in[at + 1] = stops[k] == '\r' ? '\n' : 'y';
+			t.p = in;
+			t.end = in + sizeof(in);
+			t.line = 1;
+			t.line_start = in;
+			t.max_field = 1000;
+			t.check_utf8 = true;
+			t.pb = &pb;
+			rc = csv_field_next(&t, &f);
+			if (stops[k] == ',' || stops[k] == '\n' ||
+			    stops[k] == '\r')
+				bad += rc != 0 || f.len != at;
+			else
+				bad += rc != -EINVAL || pb.col != at + 1;
+		}
+	}
+	is_int(bad, 0, "plain fields end or fail at the byte, any offset");
+}
+
 struct feed_case {
 	const char *in;
 	size_t len;                /* 0: strlen(in) */
@@ -815,6 +920,8 @@ int main(void)
 	test_matrix_growth();
 	test_alloc_failures();
 	test_parse_double();
+	test_parse_long();
+	test_plain_words();
 	test_names();
 	test_feed();
 	return done();

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * anonkey: anon_hmac is HMAC-SHA-256, byte for byte: vectors from
+ * Python's hmac (key bytes 0..31) at lengths around SHA-256's block
+ * (55 and 56 bytes end the inner hash in one block or two), and
+ * OpenSSL's one-shot HMAC() for every length from 0 to 300.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "anonkey.h"
+#include "failalloc.h"
+#include "tap.h"
+
+static const struct {
+	size_t len; /* of 'x' repeated, or "a@x.org" for 7 */
+	const char *hex;
+} vectors[] = {
+	{ 0, "d38b42096d80f45f826b44a9d5607de72496a415d3f4a1a8c88e3bb9da8dc1cb" },
+	{ 7, "9d3de0ccd8036c0232d8abb2620e33e3c3ce434c537113a799c2b88ae017ee79" },
+	{ 55, "37e3a063705c893eb8e0cc065f4bb4bb09e08967617b7ef0b5e550318ccc882b" },
+	{ 56, "feb0960aa2c5196e22057827de25b0b897bd9d3299f109f86c8cd40f460648b9" },
+	{ 64, "154147924bb4a7b7d6bea3ae21ad2f8fc6ddfc0bf0b8f3db05b9442438508598" },
+	{ 200, "7b48ae507721b7feb27d8403d20568ca6d1e003dba73751f869cae6163653c59" },
+};
+
+static void hex(const unsigned char *b, char out[65])
+{
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int main(void)
+{
+	unsigned char key[ANON_KEY_LEN], out[32], want[32];
+	char msg[301], got[65];
+	struct anon_hmac *h;
+	unsigned n = 0;
+	bool same = true;
+
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)i;
+	memset(msg, 'x', sizeof(msg));
+	h = anon_hmac_new(key);
+	ok(h != NULL, "anon_hmac_new");
+	if (!h)
+		return done();
+	for (size_t v = 0; v < sizeof(vectors) / sizeof(vectors[0]); v++) {
+		const char *data = vectors[v].len == 7 ? "a@x.org" : msg;
+		char name[64];
+
+		is_int(anon_hmac(h, data, vectors[v].len, out), 0,
+		       "anon_hmac runs");
+		hex(out, got);
+		snprintf(name, sizeof(name), "%zu bytes: Python's hmac",
+			 vectors[v].len);
+		is_str(got, vectors[v].hex, name);
+	}
+	for (size_t len = 0; len <= 300; len++) {
+		for (size_t i = 0; i < len; i++)
+			msg[i] = (char)(len * 31 + i * 7);
+		if (anon_hmac(h, msg, len, out) < 0 ||
+		    !HMAC(EVP_sha256(), key, sizeof(key),
+			  (const unsigned char *)msg, len, want, &n) ||
+		    memcmp(out, want, sizeof(out)) != 0)
+			same = false;
+	}
+	ok(same, "lengths 0 to 300: OpenSSL's HMAC()");
+	anon_hmac_free(h);
+	anon_hmac_free(NULL);
+	failalloc_arm(1);
+	ok(anon_hmac_new(key) == NULL && failalloc_fired(),
+	   "out of memory: NULL");
+	failalloc_arm(0);
+	return done();
+}
