@@ -375,6 +375,36 @@ static void rows_shrink(struct table *t)
 		t->len = len;
 }
 
+/*
+ * Start reading text (len bytes): a BOM skipped, the header read into a
+ * new *t.  -errno with pb (an empty file), *t NULL; on a bad header *t
+ * is set for the caller to free with ps->owned.
+ */
+static int parse_start(struct tparse *ps, const char *text, size_t len,
+		       struct table **t, struct problem *pb)
+{
+	*t = NULL;
+	if (!text && len)
+		return -EINVAL;
+	ps->text = text;
+	ps->tlen = len;
+	ps->tok.p = text;
+	ps->tok.end = text + len;
+	ps->tok.line = 1;
+	/* the offsets and lengths of struct table are 64 and 32 bits */
+	ps->tok.max_field = UINT32_MAX;
+	ps->tok.pb = pb;
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
+		ps->tok.p += 3;
+	ps->tok.line_start = ps->tok.p;
+	if (skip_blank(ps->tok.p, ps->tok.end) == ps->tok.end)
+		return problem_set(pb, 1, 1, "empty file");
+	*t = calloc(1, sizeof(**t));
+	if (!*t)
+		return -ENOMEM;
+	return header_read(ps, *t);
+}
+
 int table_parse(const char *text, size_t len, struct table **out,
 		struct problem *pb)
 {
@@ -383,26 +413,7 @@ int table_parse(const char *text, size_t len, struct table **out,
 	int rc;
 
 	*out = NULL;
-	if (!text && len)
-		return -EINVAL;
-	ps.text = text;
-	ps.tlen = len;
-	ps.tok.p = text;
-	ps.tok.end = text + len;
-	ps.tok.line = 1;
-	/* the offsets and lengths of struct table are 64 and 32 bits */
-	ps.tok.max_field = UINT32_MAX;
-	ps.tok.pb = pb;
-	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
-		ps.tok.p += 3;
-	ps.tok.line_start = ps.tok.p;
-	if (skip_blank(ps.tok.p, ps.tok.end) == ps.tok.end)
-		return problem_set(pb, 1, 1, "empty file");
-
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	rc = header_read(&ps, t);
+	rc = parse_start(&ps, text, len, &t, pb);
 	if (rc < 0)
 		goto out_free_table;
 	rc = rows_read(&ps, t, ps.tok.end);
@@ -432,24 +443,7 @@ int table_parse_head(const char *text, size_t len, struct table **out,
 	int rc;
 
 	*out = NULL;
-	if (!text && len)
-		return -EINVAL;
-	ps.text = text;
-	ps.tlen = len;
-	ps.tok.p = text;
-	ps.tok.end = text + len;
-	ps.tok.line = 1;
-	ps.tok.max_field = UINT32_MAX;
-	ps.tok.pb = pb;
-	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
-		ps.tok.p += 3;
-	ps.tok.line_start = ps.tok.p;
-	if (skip_blank(ps.tok.p, ps.tok.end) == ps.tok.end)
-		return problem_set(pb, 1, 1, "empty file");
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	rc = header_read(&ps, t);
+	rc = parse_start(&ps, text, len, &t, pb);
 	free(ps.owned); /* the names are copies */
 	if (rc < 0) {
 		table_free(t);
