@@ -74,6 +74,25 @@ def is_mounted(path):
     return False
 
 
+def stacks(pid):
+    """Every thread's stack of a stuck process, for the failure message:
+    gdb's backtraces when gdb is there, else each task's kernel stack."""
+    if shutil.which("gdb"):
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                            "thread apply all bt"], capture_output=True,
+                           text=True, timeout=120)
+        return r.stdout[-30000:]
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        try:
+            out.append(f"{task.name} {(task / 'comm').read_text().strip()}"
+                       f" {(task / 'wchan').read_text()}\n"
+                       f"{(task / 'stack').read_text()}")
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
 class Mount:
     """One running mlfs daemon over a store directory."""
 
@@ -136,9 +155,10 @@ class Mount:
         try:
             rc = self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            where = stacks(self.proc.pid)   # what it was stuck in
             self.proc.kill()
             self.proc.wait()
-            rc = "killed after 20 s"
+            rc = "killed after 20 s; its threads were in:\n" + where
         self.proc = None
         if is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-uz", str(self.mnt)])
