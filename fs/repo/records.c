@@ -423,23 +423,8 @@ out_unlock:
 
 int repo_chmod(struct fs *fs, const struct repo_kind *k, const char *name, mode_t mode)
 {
-	char key[512];
-	json_t *rec;
-	int rc;
-
-	repo_lock(fs);
-	rc = repo_get(fs, k, name, &rec);
-	if (rc < 0)
-		goto out_unlock;
-	json_object_set_new(rec, "mode", json_integer(mode & 07777));
-	repo_record_key(k, name, key, sizeof(key));
-	rc = repo_put_json(fs, key, rec);
-	if (rc == 0)
-		rc = repo_index_update(fs, k, name, rec, 0, NULL);
-	json_decref(rec);
-out_unlock:
-	pthread_mutex_unlock(&fs->ds_lock);
-	return rc;
+	return repo_record_set(fs, k, name, "mode",
+			       json_integer((json_int_t)(mode & 07777)));
 }
 
 int repo_may(struct fs *fs, const struct repo_kind *k, const char *name,
