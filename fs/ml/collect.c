@@ -897,6 +897,28 @@ static int lines_of(const char *text, size_t len, char line[2][PATH_MAX],
 	return n;
 }
 
+/* May ctx change name's settings, and the lines of text: their count. */
+static int setting_lines(struct fs *fs, const char *name, const char *text,
+			 size_t len, const struct fs_ctx *ctx,
+			 char line[2][PATH_MAX], struct problem *pb)
+{
+	int rc = may_set(fs, name, ctx);
+
+	return rc < 0 ? rc : lines_of(text, len, line, pb);
+}
+
+/* Keep field of name's record (NULL: remove it), then have the thread
+ * follow it (with wait, before returning). */
+static int setting_put(struct fs *fs, const char *name, const char *field,
+		       json_t *value, bool wait)
+{
+	int rc = repo_record_set(fs, &repo_datasets, name, field, value);
+
+	if (rc == 0 && fs->collect)
+		ask(fs->collect, name, wait);
+	return rc;
+}
+
 int collect_set_watch(struct fs *fs, const char *name, const char *text,
 		      size_t len, const struct fs_ctx *ctx, bool apply,
 		      struct problem *pb)
@@ -912,20 +934,11 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 
 	if (!apply && (!len || text[len - 1] != '\n'))
 		return 0; /* judged once a line is whole */
-	rc = may_set(fs, name, ctx);
-	if (rc < 0)
-		return rc;
-	n = lines_of(text, len, line, pb);
+	n = setting_lines(fs, name, text, len, ctx, line, pb);
 	if (n < 0)
 		return n;
-	if (n == 0) {
-		if (!apply)
-			return 0;
-		rc = repo_record_set(fs, &repo_datasets, name, "watch", NULL);
-		if (rc == 0 && fs->collect)
-			ask(fs->collect, name, true);
-		return rc;
-	}
+	if (n == 0)
+		return apply ? setting_put(fs, name, "watch", NULL, true) : 0;
 	dir = line[n - 1];
 	if (n == 2 && strcmp(line[0], "append") == 0)
 		append = true;
@@ -975,13 +988,11 @@ int collect_set_watch(struct fs *fs, const char *name, const char *text,
 	}
 	if (!apply)
 		return 0;
-	rc = repo_record_set(fs, &repo_datasets, name, "watch",
-			     json_pack("{s:s, s:b, s:i, s:i}", "path", path,
-				       "append", append, "uid", (int)ctx->uid,
-				       "gid", (int)ctx->gid));
-	if (rc == 0)
-		ask(fs->collect, name, true);
-	return rc;
+	return setting_put(fs, name, "watch",
+			   json_pack("{s:s, s:b, s:i, s:i}", "path", path,
+				     "append", append, "uid", (int)ctx->uid,
+				     "gid", (int)ctx->gid),
+			   true);
 }
 
 int collect_show_watch(struct fs *fs, const char *name, struct strbuf *out)
@@ -1043,23 +1054,14 @@ int collect_set_schedule(struct fs *fs, const char *name, const char *text,
 
 	if (!apply && (!len || text[len - 1] != '\n'))
 		return 0;
-	rc = may_set(fs, name, ctx);
-	if (rc < 0)
-		return rc;
-	n = lines_of(text, len, line, pb);
+	n = setting_lines(fs, name, text, len, ctx, line, pb);
 	if (n < 0)
 		return n;
 	if (n == 2)
 		return problem_set(pb, 2, 1, "one interval, one line");
-	if (n == 0) {
-		if (!apply)
-			return 0;
-		rc = repo_record_set(fs, &repo_datasets, name, "schedule",
-				     NULL);
-		if (rc == 0 && fs->collect)
-			ask(fs->collect, name, false);
-		return rc;
-	}
+	if (n == 0)
+		return apply ? setting_put(fs, name, "schedule", NULL, false)
+			     : 0;
 	every = interval(line[0]);
 	if (!every)
 		return problem_set(pb, 1, 1,
@@ -1082,14 +1084,11 @@ int collect_set_schedule(struct fs *fs, const char *name, const char *text,
 	}
 	if (!apply)
 		return 0;
-	rc = repo_record_set(fs, &repo_datasets, name, "schedule",
-			     json_pack("{s:I, s:s, s:i, s:i}", "every",
-				       (json_int_t)every, "text", line[0],
-				       "uid", (int)ctx->uid, "gid",
-				       (int)ctx->gid));
-	if (rc == 0)
-		ask(fs->collect, name, false);
-	return rc;
+	return setting_put(fs, name, "schedule",
+			   json_pack("{s:I, s:s, s:i, s:i}", "every",
+				     (json_int_t)every, "text", line[0], "uid",
+				     (int)ctx->uid, "gid", (int)ctx->gid),
+			   false);
 }
 
 int collect_show_schedule(struct fs *fs, const char *name,

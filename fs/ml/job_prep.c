@@ -799,6 +799,20 @@ static size_t stream_threads(size_t nparts)
 	return (size_t)n < nparts ? (size_t)n : nparts;
 }
 
+/* out/data.csv, made empty for the job's output. */
+static int out_open(void)
+{
+	int fd;
+
+	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
+		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
+	fd = open(MODEL_OUT "/data.csv",
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
+		fail("cannot write out/data.csv: %s", strerror(errno));
+	return fd;
+}
+
 /*
  * Every step by rows: the CSV in parts, through the steps, into
  * out/data.csv.  0 when it is written; -1 when the whole table must be
@@ -847,12 +861,7 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	s.hc = hc;
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.turn_cv, NULL);
-	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
-		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
-	s.fd = open(MODEL_OUT "/data.csv",
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (s.fd < 0)
-		fail("cannot write out/data.csv: %s", strerror(errno));
+	s.fd = out_open();
 	/* the first part alone, with the job's log: what the steps say */
 	s.next = 1;
 	rc = stream_part(&s, 0, host, &o, why, sizeof(why));
@@ -955,12 +964,7 @@ static void table_write(const struct mlfs_table *t, size_t threads,
 	s.nparts = (t->rows + PREP_WRITE_ROWS - 1) / PREP_WRITE_ROWS;
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.turn_cv, NULL);
-	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
-		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
-	s.fd = open(MODEL_OUT "/data.csv",
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (s.fd < 0)
-		fail("cannot write out/data.csv: %s", strerror(errno));
+	s.fd = out_open();
 	out_header(&o, t);
 	if (write_all(s.fd, o.buf, o.n) < 0)
 		fail("writing out/data.csv: %s", strerror(errno));
