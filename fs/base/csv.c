@@ -25,11 +25,15 @@
  * of them together stay under CSV_SET_BUDGET bytes, so memory is bounded
  * whatever the input.
  *
- * No global state and no threads of its own: any thread may call any
- * function here, on inputs it does not modify meanwhile.
+ * Inputs of at least twice SPLIT_MIN bytes are scanned in parts, one a
+ * core, merged in order (scan_split(); the same answers as one pass, but
+ * for the last bits of means and deviations, which depend on the order
+ * of additions).  No global state: any thread may call any function
+ * here, on inputs it does not modify meanwhile.
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +65,7 @@ struct matbuf {
 	float *data;
 	uint64_t cap;      /* rows */
 	uint64_t ready;    /* rows that mat_reserve() made room for */
+	size_t whole;      /* bytes of records it is for; 0: the scan's */
 };
 
 static char *unescape_dup(const char *p, size_t n, bool esc)
@@ -232,7 +237,7 @@ static int parse_header(struct scan *sc, struct csv_info *info)
 		}
 		info->cols[info->ncols++].name = name;
 		n = strlen(name);
-		rc = csv_cset_add(&names, XXH3_64bits(name, n), 0, name, n,
+		rc = csv_cset_add(&names, XXH3_64bits(name, n), 0, name, n, 1,
 				  NULL, SIZE_MAX);
 		if (rc < 0)
 			goto out_free_names;
@@ -284,6 +289,42 @@ static void mem_advise(void *p, size_t len, int advice)
 		madvise((void *)a, e - a, advice);
 }
 
+/* Room for cap rows: one realloc(), huge pages for a big block. */
+static int mat_grow(struct matbuf *mb, size_t ncols, uint64_t cap)
+{
+	size_t row = ncols * sizeof(*mb->data);
+	float *d;
+
+	if (cap > SIZE_MAX / row)
+		return -ENOMEM;
+	d = realloc(mb->data, (size_t)cap * row);
+	if (!d)
+		return -ENOMEM;
+	mb->data = d;
+	mb->cap = cap;
+#ifdef MADV_HUGEPAGE
+	if (cap * row >= MAT_HUGE_MIN)
+		mem_advise(d, (size_t)cap * row, MADV_HUGEPAGE);
+#endif
+	return 0;
+}
+
+/* Fault rows [from, to) in with one call, not a fault a page. */
+static void mat_populate(struct matbuf *mb, size_t ncols, uint64_t from,
+			 uint64_t to)
+{
+#ifdef MADV_POPULATE_WRITE
+	mem_advise(mb->data + from * ncols,
+		   (size_t)(to - from) * ncols * sizeof(*mb->data),
+		   MADV_POPULATE_WRITE);
+#else
+	(void)mb;
+	(void)ncols;
+	(void)from;
+	(void)to;
+#endif
+}
+
 /*
  * Room for row nrows, done of total bytes into the records.  The matrix
  * is new memory written once, about a third of the file's size, and how
@@ -293,7 +334,8 @@ static void mem_advise(void *p, size_t len, int advice)
  *  - at the first growth the capacity jumps to the row count that the
  *    rows so far predict for the whole input, plus 1/16 (never more
  *    bytes than the input itself), so that one realloc() usually moves
- *    the block and doubling is the exception;
+ *    the block and doubling is the exception (the first part of a split
+ *    scan predicts for all parts, mb->whole: the others copy in);
  *  - big blocks are advised MADV_HUGEPAGE, and prefaulted MAT_PREFAULT
  *    bytes ahead with MADV_POPULATE_WRITE: one call, not a fault a page.
  * mat_finish() gives back what the estimate overshot.
@@ -304,10 +346,12 @@ static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows,
 	size_t row = ncols * sizeof(*mb->data);
 	uint64_t ready;
 
+	if (mb->whole)
+		total = mb->whole;
 	if (nrows == mb->cap) {
 		uint64_t cap = mb->cap ? mb->cap * 2 : MAT_FIRST_ROWS;
 		double est;
-		float *d;
+		int rc;
 
 		if (mb->cap && done) {
 			est = (double)nrows * ((double)total / (double)done);
@@ -315,25 +359,14 @@ static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows,
 			if (est > (double)cap && est < (double)(total / row))
 				cap = (uint64_t)est;
 		}
-		if (cap > SIZE_MAX / row)
-			return -ENOMEM;
-		d = realloc(mb->data, (size_t)cap * row);
-		if (!d)
-			return -ENOMEM;
-		mb->data = d;
-		mb->cap = cap;
-#ifdef MADV_HUGEPAGE
-		if (cap * row >= MAT_HUGE_MIN)
-			mem_advise(d, (size_t)cap * row, MADV_HUGEPAGE);
-#endif
+		rc = mat_grow(mb, ncols, cap);
+		if (rc < 0)
+			return rc;
 	}
 	ready = nrows + MAT_PREFAULT / row + 1;
 	if (ready > mb->cap)
 		ready = mb->cap;
-#ifdef MADV_POPULATE_WRITE
-	mem_advise(mb->data + nrows * ncols, (size_t)(ready - nrows) * row,
-		   MADV_POPULATE_WRITE);
-#endif
+	mat_populate(mb, ncols, nrows, ready);
 	mb->ready = ready;
 	return 0;
 }
@@ -403,8 +436,8 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		enum csv_term term = CSV_TERM_COMMA;
 
 		if ((*p == '\n' || *p == '\r') && p >= blank_end) {
-			blank_end = skip_blank(p, end);
-			if (blank_end == end)
+			blank_end = skip_blank(p, sc->data_end);
+			if (blank_end == sc->data_end)
 				break;
 		}
 		if (mb) {
@@ -690,9 +723,310 @@ static void mat_finish(struct matbuf *mb, const struct csv_info *info,
 	mb->data = NULL;
 }
 
+static struct colstate *cols_new(size_t ncols)
+{
+	struct colstate *cs = calloc(ncols, sizeof(*cs));
+	size_t i;
+
+	for (i = 0; cs && i < ncols; i++) {
+		cs[i].min = INFINITY;
+		cs[i].max = -INFINITY;
+		cs[i].int_ok = true;
+		cs[i].time_ok = true;
+	}
+	return cs;
+}
+
+/* Bytes of set memory s holds against the budget. */
+static size_t col_bytes(const struct colstate *s)
+{
+	size_t n = s->kcap * sizeof(*s->keys);
+
+	if (s->set.slots)
+		n += (s->set.mask + 1) * sizeof(*s->set.slots);
+	return n;
+}
+
+/* b's statistics, of the records after a's, into a (Chan et al.). */
+static void col_merge_stats(struct colstate *a, struct colstate *b)
+{
+	double na;
+	double nb;
+	double delta;
+
+	col_flush(a);
+	col_flush(b);
+	na = (double)a->nnum;
+	nb = (double)b->nnum;
+	if (b->nnum && !a->nnum) {
+		a->mean = b->mean;
+		a->m2 = b->m2;
+	} else if (b->nnum) {
+		delta = b->mean - a->mean;
+		a->mean += delta * nb / (na + nb);
+		a->m2 += b->m2 + delta * delta * na * nb / (na + nb);
+	}
+	a->n += b->n;
+	a->nnum += b->nnum;
+	a->missing += b->missing;
+	a->min = b->min < a->min ? b->min : a->min;
+	a->max = b->max > a->max ? b->max : a->max;
+	a->int_ok = a->int_ok && b->int_ok;
+	a->time_ok = a->time_ok && b->time_ok;
+}
+
+/*
+ * A split scan (csv_scan_split()): the records cut into parts at record
+ * starts, each scanned by a thread into a state of its own, then merged
+ * in order into the first part's, which is the scan's own.
+ *
+ * Where a record starts depends on the quotes before it: a newline
+ * inside a quoted field is data.  In valid CSV a byte is inside quotes
+ * exactly when an odd number of quote bytes come before it ("" inside a
+ * field is two), so each thread first counts the quotes of its share of
+ * the bytes (a few percent of the scan), and a part starts after the
+ * first newline outside quotes at or after its share's start.  When the
+ * input is not valid CSV that guess can be wrong, but then the part
+ * before fails (a record or quote runs over its end), and any failure
+ * in any part sends csv_scan_split() back to the serial scan, which
+ * finds the first problem and names its line and column: the parts only
+ * ever decide success.
+ */
+#define SPLIT_MAX 8
+/* Bytes of records each part gets at least, automatically. */
+#define SPLIT_MIN ((size_t)16 << 20)
+
+struct split {
+	const char *from;    /* the first record */
+	const char *end;     /* the input's end */
+	size_t nparts;
+	size_t ncols;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool counted[SPLIT_MAX];
+	bool odd[SPLIT_MAX]; /* an odd number of quotes in share i */
+};
+
+struct part {
+	struct split *sp;
+	size_t i;
+	struct scan sc;      /* part 0: the caller's */
+	struct colstate *cs;
+	struct matbuf mb;
+	bool mat;
+	struct problem pb;
+	uint64_t nrows;
+	int rc;
+};
+
+/* Is the number of quote bytes in [p, end) odd?  8 bytes at a time. */
+static bool quotes_odd(const char *p, const char *end)
+{
+	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+	uint64_t acc = 0;
+	unsigned odd = 0;
+
+	/* Each byte of ~(...) is 0x80 where x's byte is 0, else 0. */
+	for (; end - p >= 8; p += 8) {
+		uint64_t x = load8(p) ^ 0x2222222222222222ULL;
+
+		acc ^= ~(((x & low7) + low7) | x | low7);
+	}
+	for (; p < end; p++)
+		odd ^= *p == '"';
+	return ((unsigned)__builtin_popcountll(acc) + odd) & 1;
+}
+
+/* Past the first LF outside quotes at or after p (inq: p is inside). */
+static const char *record_after(const char *p, const char *end, bool inq)
+{
+	for (; p < end; p++) {
+		if (*p == '"')
+			inq = !inq;
+		else if (*p == '\n' && !inq)
+			return p + 1;
+	}
+	return end;
+}
+
+/* Where share i of the bytes begins (share nparts: the end). */
+static const char *share_at(const struct split *sp, size_t i)
+{
+	size_t len = (size_t)(sp->end - sp->from);
+
+	return i >= sp->nparts ? sp->end : sp->from + len / sp->nparts * i;
+}
+
+static void *part_run(void *arg)
+{
+	struct part *pt = arg;
+	struct split *sp = pt->sp;
+	bool odd = quotes_odd(share_at(sp, pt->i), share_at(sp, pt->i + 1));
+	bool before = false;
+	const char *from;
+	const char *to;
+	size_t j;
+
+	pthread_mutex_lock(&sp->mu);
+	sp->odd[pt->i] = odd;
+	sp->counted[pt->i] = true;
+	pthread_cond_broadcast(&sp->cv);
+	for (j = 0; j < pt->i; j++) {
+		while (!sp->counted[j])
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		before ^= sp->odd[j];
+	}
+	pthread_mutex_unlock(&sp->mu);
+	from = pt->i ? record_after(share_at(sp, pt->i), sp->end, before)
+		     : sp->from;
+	to = pt->i + 1 < sp->nparts
+		     ? record_after(share_at(sp, pt->i + 1), sp->end,
+				    before ^ odd)
+		     : sp->end;
+	pt->sc.tok.p = from;
+	pt->sc.tok.line_start = from;
+	pt->sc.tok.end = to;
+	pt->rc = scan_rows(&pt->sc, pt->cs, sp->ncols,
+			   pt->mat ? &pt->mb : NULL, &pt->nrows);
+	/* Fault in the room for the other parts' rows while they run. */
+	if (pt->rc == 0 && pt->mat && pt->mb.whole && pt->mb.data)
+		mat_populate(&pt->mb, sp->ncols, pt->nrows, pt->mb.cap);
+	return NULL;
+}
+
+/* Part b's rows after part a's: statistics, distinct values, matrix. */
+static int part_merge(struct part *a, struct part *b, size_t ncols)
+{
+	size_t row = ncols * sizeof(float);
+	size_t c;
+	int rc;
+
+	for (c = 0; c < ncols; c++) {
+		col_merge_stats(&a->cs[c], &b->cs[c]);
+		rc = b->cs[c].keys ? csv_keys_flush(&b->sc, &b->cs[c]) : 0;
+		if (rc == 0)
+			rc = csv_col_merge(&a->sc, &a->cs[c], &b->cs[c]);
+		if (rc < 0)
+			return rc;
+		a->sc.budget += col_bytes(&b->cs[c]);
+	}
+	a->sc.budget += b->sc.budget;
+	b->sc.budget = 0;
+	if (a->mat && b->nrows) {
+		uint64_t rows = a->nrows + b->nrows;
+
+		rc = rows > a->mb.cap ? mat_grow(&a->mb, ncols, rows) : 0;
+		if (rc < 0)
+			return rc;
+		mat_populate(&a->mb, ncols, a->nrows, rows);
+		memcpy(a->mb.data + a->nrows * ncols, b->mb.data,
+		       (size_t)b->nrows * row);
+		a->mb.ready = rows;
+	}
+	a->nrows += b->nrows;
+	return 0;
+}
+
+static void part_free(struct part *pt, size_t ncols)
+{
+	cols_free(pt->cs, ncols);
+	free(pt->mb.data);
+	free(pt->sc.sort_tmp);
+	free(pt->sc.scratch);
+}
+
+/*
+ * The records from sc->tok.p on, in nparts parts, each on a thread of its
+ * own but the first, which is the caller's.  0, with *cs and mb holding
+ * every part's rows, merged; -EAGAIN when a part failed, or a thread or
+ * memory was missing: nothing is kept, and the caller scans serially.
+ */
+static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
+		      size_t nparts, struct colstate **cs, uint64_t *nrows)
+{
+	struct split sp = {
+		sc->tok.p, sc->tok.end, nparts, ncols,
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+		{ false }, { false },
+	};
+	struct part pts[SPLIT_MAX];
+	pthread_t tid[SPLIT_MAX];
+	bool started[SPLIT_MAX] = { false };
+	size_t i;
+	int rc = 0;
+
+	memset(pts, 0, sizeof(pts));
+	for (i = 0; i < nparts; i++) {
+		struct part *pt = &pts[i];
+
+		pt->sp = &sp;
+		pt->i = i;
+		pt->mat = mb != NULL;
+		pt->sc = *sc;
+		pt->sc.tok.pb = &pt->pb;
+		pt->sc.budget = sc->budget / nparts;
+		pt->sc.sort_tmp = NULL;
+		pt->sc.scratch = NULL;
+		pt->sc.scratch_cap = 0;
+		pt->cs = cols_new(ncols);
+		if (!pt->cs)
+			rc = -ENOMEM;
+	}
+	/* The first part's matrix is sized for all: the rest copy in. */
+	pts[0].mb.whole = (size_t)(sp.end - sp.from);
+	for (i = 1; rc == 0 && i < nparts; i++)
+		started[i] = !pthread_create(&tid[i], NULL, part_run, &pts[i]);
+	/* A part whose thread did not start runs here, after the first. */
+	for (i = 0; rc == 0 && i < nparts; i++)
+		if (!started[i])
+			part_run(&pts[i]);
+	for (i = 1; i < nparts; i++)
+		if (started[i])
+			pthread_join(tid[i], NULL);
+	for (i = 0; rc == 0 && i < nparts; i++)
+		if (pts[i].rc < 0)
+			rc = pts[i].rc;
+	for (i = 1; rc == 0 && i < nparts; i++)
+		rc = part_merge(&pts[0], &pts[i], ncols);
+	if (rc == 0 && !pts[0].nrows)
+		rc = -EAGAIN; /* blank lines only: the serial scan says so */
+	for (i = rc == 0 ? 1 : 0; i < nparts; i++)
+		part_free(&pts[i], ncols);
+	pthread_mutex_destroy(&sp.mu);
+	pthread_cond_destroy(&sp.cv);
+	if (rc < 0)
+		return -EAGAIN;
+	sc->budget = pts[0].sc.budget;
+	sc->sort_tmp = pts[0].sc.sort_tmp;
+	sc->scratch = pts[0].sc.scratch;
+	sc->scratch_cap = pts[0].sc.scratch_cap;
+	*cs = pts[0].cs;
+	if (mb)
+		*mb = pts[0].mb;
+	*nrows = pts[0].nrows;
+	return 0;
+}
+
+/* Parts for len bytes of records, automatically. */
+static size_t split_parts(size_t len)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = len / SPLIT_MIN;
+
+	if (cpus > 0 && n > (size_t)cpus)
+		n = (size_t)cpus;
+	return n < SPLIT_MAX ? n : SPLIT_MAX;
+}
 int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	     struct csv_info **out, struct csv_matrix *mat,
 	     struct problem *pb)
+{
+	return csv_scan_split(data, len, lim, out, mat, pb, 0);
+}
+
+int csv_scan_split(const char *data, size_t len,
+		   const struct csv_limits *lim, struct csv_info **out,
+		   struct csv_matrix *mat, struct problem *pb, size_t parts)
 {
 	struct scan sc = { 0 };
 	struct matbuf mb = { 0 };
@@ -700,7 +1034,6 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	struct csv_info *info;
 	uint64_t nrows = 0;
 	size_t ncols = 0;
-	size_t i;
 	int rc;
 
 	*out = NULL;
@@ -708,6 +1041,7 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 		memset(mat, 0, sizeof(*mat));
 	sc.tok.p = data;
 	sc.tok.end = data + len;
+	sc.data_end = data + len;
 	sc.tok.line_start = data;
 	sc.tok.line = 1;
 	sc.tok.max_field = lim && lim->max_field ? lim->max_field
@@ -737,18 +1071,21 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	if (rc < 0)
 		goto out_free_info;
 	ncols = info->ncols;
-	cs = calloc(ncols, sizeof(*cs));
-	if (!cs) {
-		rc = -ENOMEM;
-		goto out_free_info;
+	if (!parts)
+		parts = split_parts((size_t)(sc.tok.end - sc.tok.p));
+	parts = parts < SPLIT_MAX ? parts : SPLIT_MAX;
+	rc = -EAGAIN;
+	if (parts > 1)
+		rc = scan_split(&sc, ncols, mat ? &mb : NULL, parts, &cs,
+				&nrows);
+	if (rc == -EAGAIN) {
+		cs = cols_new(ncols);
+		if (!cs) {
+			rc = -ENOMEM;
+			goto out_free_info;
+		}
+		rc = scan_rows(&sc, cs, ncols, mat ? &mb : NULL, &nrows);
 	}
-	for (i = 0; i < ncols; i++) {
-		cs[i].min = INFINITY;
-		cs[i].max = -INFINITY;
-		cs[i].int_ok = true;
-		cs[i].time_ok = true;
-	}
-	rc = scan_rows(&sc, cs, ncols, mat ? &mb : NULL, &nrows);
 	if (rc < 0)
 		goto out_free_cols;
 	if (!nrows) {

@@ -117,6 +117,16 @@ int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	     struct csv_info **out, struct csv_matrix *mat,
 	     struct problem *pb);
 
+/*
+ * csv_scan_split: csv_scan() in parts parts scanned on threads, whatever
+ * the input's size (0: as csv_scan() chooses, by size and cores; 1: one
+ * pass).  For tests and benchmarks: the outcome is csv_scan()'s, errors
+ * included, and statistics equal but for the rounding of sums.
+ */
+int csv_scan_split(const char *data, size_t len,
+		   const struct csv_limits *lim, struct csv_info **out,
+		   struct csv_matrix *mat, struct problem *pb, size_t parts);
+
 /* csv_info_free(NULL) does nothing. */
 void csv_info_free(struct csv_info *info);
 

@@ -83,12 +83,12 @@ static bool ent_equal(const struct cset_ent *e, uint64_t h, uint32_t flags,
 }
 
 /*
- * csv_cset_add: count one value.  Returns 1 if it was new, 0 if seen
- * before, -ENOMEM, or -ENOSPC if the set would have to grow past *budget
- * bytes (budget NULL: no limit) or hold more than cap values.
+ * csv_cset_add: count a value times.  Returns 1 if it was new, 0 if
+ * seen before, -ENOMEM, or -ENOSPC if the set would have to grow past
+ * *budget bytes (budget NULL: no limit) or hold more than cap values.
  */
 int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
-		 size_t n, size_t *budget, size_t cap)
+		 size_t n, uint64_t times, size_t *budget, size_t cap)
 {
 	struct cset_ent *e;
 	size_t i = 0; /* set by the probe loop; gcc -O2 cannot tell */
@@ -99,7 +99,7 @@ int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
 			if (!e->count)
 				break;
 			if (ent_equal(e, h, flags, p, n)) {
-				e->count++;
+				e->count += times;
 				return 0;
 			}
 		}
@@ -136,7 +136,7 @@ int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
 	}
 	e = &set->slots[i];
 	e->hash = h;
-	e->count = 1;
+	e->count = times;
 	e->p = p;
 	e->len = (uint32_t)n;
 	e->flags = flags;
@@ -144,9 +144,11 @@ int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
 	return 1;
 }
 
-/* Tier 3: move a column's distinct values into a HyperLogLog sketch. */
-static int col_estimate(struct scan *sc, struct colstate *s, uint64_t h,
-			uint64_t known)
+/*
+ * Tier 3: move a column's distinct values (known of them, exactly) into a
+ * HyperLogLog sketch.
+ */
+static int col_estimate(struct scan *sc, struct colstate *s, uint64_t known)
 {
 	size_t i;
 
@@ -158,7 +160,6 @@ static int col_estimate(struct scan *sc, struct colstate *s, uint64_t h,
 	for (i = 0; s->set.slots && i <= s->set.mask; i++)
 		if (s->set.slots[i].count)
 			hll_add(s->hll, s->set.slots[i].hash);
-	hll_add(s->hll, h);
 	s->exact = known;
 	sc->budget += s->kcap * sizeof(*s->keys);
 	free(s->keys);
@@ -269,7 +270,7 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
 	s->nkeys = total - w;
 	s->nbatch = 0;
 	if (s->nkeys > CSV_DISTINCT_EXACT)
-		return col_estimate(sc, s, k[0], s->nkeys);
+		return col_estimate(sc, s, s->nkeys);
 	return 0;
 }
 
@@ -287,8 +288,13 @@ static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 
 		if (cap > CSV_DISTINCT_EXACT + KEYS_BATCH)
 			cap = CSV_DISTINCT_EXACT + KEYS_BATCH;
-		if ((cap - s->kcap) * sizeof(*k) > sc->budget)
-			return col_estimate(sc, s, h, s->nkeys + 1);
+		if ((cap - s->kcap) * sizeof(*k) > sc->budget) {
+			int rc = col_estimate(sc, s, s->nkeys + 1);
+
+			if (rc == 0)
+				hll_add(s->hll, h);
+			return rc;
+		}
 		k = realloc(s->keys, cap * sizeof(*k));
 		if (!k)
 			return -ENOMEM;
@@ -302,15 +308,18 @@ static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 	return csv_keys_flush(sc, s);
 }
 
-/* Tier 1 is full: move its hashes to tier 2, then add h there. */
-static int col_to_keys(struct scan *sc, struct colstate *s, uint64_t h)
+/*
+ * Tier 1 is full: move its hashes to tier 2 (or, past the budget, to
+ * tier 3, with one more value than it holds: the one that did not fit).
+ */
+static int col_to_keys(struct scan *sc, struct colstate *s)
 {
 	struct cset *set = &s->set;
 	size_t cap = 4 * KEYS_BATCH;
 	size_t i;
 
 	if (cap * sizeof(*s->keys) > sc->budget)
-		return col_estimate(sc, s, h, set->size + 1);
+		return col_estimate(sc, s, set->size + 1);
 	s->keys = malloc(cap * sizeof(*s->keys));
 	if (!s->keys)
 		return -ENOMEM;
@@ -323,25 +332,85 @@ static int col_to_keys(struct scan *sc, struct colstate *s, uint64_t h)
 	sc->budget += (set->mask + 1) * sizeof(*set->slots);
 	free(set->slots);
 	memset(set, 0, sizeof(*set));
+	return 0;
+}
+
+/* Count hash h in tier 2 or 3, whichever s is in. */
+static int add_hash(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	if (s->hll) {
+		hll_add(s->hll, h);
+		return 0;
+	}
 	return keys_add(sc, s, h);
+}
+
+/* csv_col_distinct() of a value seen times. */
+static int col_distinct_n(struct scan *sc, struct colstate *s, uint64_t h,
+			  uint32_t flags, const char *p, size_t n,
+			  uint64_t times)
+{
+	int rc;
+
+	if (s->hll || s->keys)
+		return add_hash(sc, s, h);
+	rc = csv_cset_add(&s->set, h, flags, p, n, times, &sc->budget,
+			  CSV_CAT_MAX);
+	if (rc != -ENOSPC)
+		return rc < 0 ? rc : 0;
+	if (s->set.size == CSV_CAT_MAX)
+		rc = col_to_keys(sc, s);
+	else
+		rc = col_estimate(sc, s, s->set.size + 1);
+	return rc < 0 ? rc : add_hash(sc, s, h);
 }
 
 int csv_col_distinct(struct scan *sc, struct colstate *s, uint64_t h,
 		     uint32_t flags, const char *p, size_t n)
 {
-	int rc;
+	return col_distinct_n(sc, s, h, flags, p, n, 1);
+}
 
-	if (s->hll) {
-		hll_add(s->hll, h);
+/*
+ * b's values were seen after a's: a's spellings stay first, and a value
+ * new to a brings b's.  Every tier of a grows only as a serial scan's
+ * would: the same values in the end are the same tier, but for the
+ * budget, which a part of a split scan holds a share of.
+ */
+int csv_col_merge(struct scan *sa, struct colstate *a,
+		  const struct colstate *b)
+{
+	size_t i;
+	int rc = 0;
+
+	if (b->hll) {
+		if (!a->hll) {
+			rc = a->keys ? csv_keys_flush(sa, a) : 0;
+			if (rc == 0 && !a->hll)
+				rc = col_estimate(sa, a,
+						  a->keys ? a->nkeys
+							  : a->set.size);
+			if (rc < 0)
+				return rc;
+		}
+		for (i = 0; i < HLL_REGS; i++)
+			a->hll[i] = b->hll[i] > a->hll[i] ? b->hll[i]
+							  : a->hll[i];
+		a->exact = b->exact > a->exact ? b->exact : a->exact;
 		return 0;
 	}
-	if (s->keys)
-		return keys_add(sc, s, h);
-	rc = csv_cset_add(&s->set, h, flags, p, n, &sc->budget,
-			  CSV_CAT_MAX);
-	if (rc == -ENOSPC && s->set.size == CSV_CAT_MAX)
-		return col_to_keys(sc, s, h);
-	if (rc == -ENOSPC)
-		return col_estimate(sc, s, h, s->set.size + 1);
-	return rc < 0 ? rc : 0;
+	for (i = 0; rc == 0 && i < b->nkeys + b->nbatch; i++) {
+		if (!a->hll && !a->keys)
+			rc = col_to_keys(sa, a);
+		if (rc == 0)
+			rc = add_hash(sa, a, b->keys[i]);
+	}
+	for (i = 0; rc == 0 && b->set.slots && i <= b->set.mask; i++) {
+		const struct cset_ent *e = &b->set.slots[i];
+
+		if (e->count)
+			rc = col_distinct_n(sa, a, e->hash, e->flags, e->p,
+					    e->len, e->count);
+	}
+	return rc;
 }

@@ -46,6 +46,7 @@ static const double pow10_exact[] = {
 /* One csv_scan()'s state (KEYS_BATCH, hash_sort(): csv_distinct.c). */
 struct scan {
 	struct csv_tok tok;     /* the position, max_field and pb */
+	const char *data_end;   /* the input's end (tok.end: a part's) */
 	size_t max_line;        /* bytes */
 	size_t max_cols;
 	size_t budget;          /* bytes of sets still allowed */
@@ -336,14 +337,15 @@ int csv_raw_cmp(const char *a, size_t an, bool aesc, const char *b,
 		size_t bn, bool besc);
 
 /*
- * csv_cset_add (csv_distinct.c): count one value, of hash h and ENT_*
- * flags, spelled p/n in the input (kept by pointer, not copied).  Returns
+ * csv_cset_add (csv_distinct.c): count a value of hash h and ENT_*
+ * flags, spelled p/n in the input (kept by pointer, not copied), seen
+ * times more.  Returns
  * 1 if it was new, 0 if seen before, -ENOMEM, or -ENOSPC if the set
  * would have to grow past *budget bytes (budget NULL: no limit) or hold
  * more than cap values.  Free set->slots when done.
  */
 int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
-		 size_t n, size_t *budget, size_t cap);
+		 size_t n, uint64_t times, size_t *budget, size_t cap);
 
 /*
  * csv_col_distinct (csv_distinct.c): count one non-missing value of
@@ -360,6 +362,14 @@ int csv_col_distinct(struct scan *sc, struct colstate *s, uint64_t h,
  * tier 3).  0 or -ENOMEM.
  */
 int csv_keys_flush(struct scan *sc, struct colstate *s);
+
+/*
+ * csv_col_merge (csv_distinct.c): add the distinct values of b, a column
+ * of the records after a's, to a (b is left as it was: the caller frees
+ * it).  The set budget is sa's.  0 or -ENOMEM.
+ */
+int csv_col_merge(struct scan *sa, struct colstate *a,
+		  const struct colstate *b);
 
 /* csv_hll_estimate (csv_distinct.c): the distinct values in a sketch. */
 uint64_t csv_hll_estimate(const uint8_t *reg);

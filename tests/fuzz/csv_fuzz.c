@@ -7,14 +7,47 @@
  * record and column ceilings reachable.  What csv_scan accepts, the
  * trainer's table_parse (fs/ml/table.c) must accept too, with the same
  * shape: a file whose stats and training rows disagree would be a bug.
+ * The same input scanned in 3 parts on threads (csv_scan_split()) must
+ * end as the one pass does: the same error at the same place, or the
+ * same rows, types and distinct counts.
  */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "csv.h"
 #include "mlcore.h"
+
+static void split(const char *data, size_t len, const struct csv_info *one,
+		  const struct problem *pone, int rone)
+{
+	struct csv_info *info = NULL;
+	struct problem pb = { 0 };
+	size_t i;
+	int rc = csv_scan_split(data, len, NULL, &info, NULL, &pb, 3);
+
+	if (rc != rone || (rc < 0 && (pb.line != pone->line ||
+				      pb.col != pone->col ||
+				      strcmp(pb.msg, pone->msg)))) {
+		fprintf(stderr, "split: %d %u:%u %s; one pass: %d %u:%u %s\n",
+			rc, pb.line, pb.col, pb.msg, rone, pone->line,
+			pone->col, pone->msg);
+		abort();
+	}
+	if (rc < 0)
+		return;
+	assert(info->nrows == one->nrows && info->ncols == one->ncols);
+	for (i = 0; i < one->ncols; i++) {
+		assert(info->cols[i].type == one->cols[i].type);
+		assert(info->cols[i].count == one->cols[i].count);
+		assert(info->cols[i].missing == one->cols[i].missing);
+		assert(info->cols[i].distinct == one->cols[i].distinct);
+		assert(info->cols[i].nclasses == one->cols[i].nclasses);
+	}
+	csv_info_free(info);
+}
 
 static void scan(const char *data, size_t len, const struct csv_limits *lim)
 {
@@ -25,6 +58,8 @@ static void scan(const char *data, size_t len, const struct csv_limits *lim)
 	int rc;
 
 	rc = csv_scan(data, len, lim, &info, &mat, &pb);
+	if (!lim)
+		split(data, len, info, &pb, rc);
 	if (rc < 0) {
 		assert(!info && !mat.data);
 		return;

@@ -558,6 +558,169 @@ static void test_alloc_failures(void)
 	free(buf);
 }
 
+static uint64_t rng_next(uint64_t *s);
+
+/*
+ * csv_scan_split() against one pass: the same outcome, the same error
+ * at the same place, the same columns, classes and matrix; means and
+ * deviations equal to rounding.  Returns true if they agree.
+ */
+static bool split_agrees(const char *in, size_t len, size_t parts,
+			 bool print)
+{
+	struct csv_info *a = NULL, *b = NULL;
+	struct csv_matrix ma, mb;
+	struct problem pa = { 0 }, pbb = { 0 };
+	int ra = csv_scan_split(in, len, NULL, &a, &ma, &pa, 1);
+	int rb = csv_scan_split(in, len, NULL, &b, &mb, &pbb, parts);
+	bool same = ra == rb;
+	size_t i, j;
+
+	if (same && ra < 0)
+		same = pa.line == pbb.line && pa.col == pbb.col &&
+		       !strcmp(pa.msg, pbb.msg) && !b && !mb.data;
+	if (same && ra == 0)
+		same = a->nrows == b->nrows && a->ncols == b->ncols &&
+		       a->bom == b->bom && ma.rows == mb.rows &&
+		       !memcmp(ma.data, mb.data,
+			       (size_t)ma.rows * ma.cols * sizeof(float));
+	for (i = 0; same && ra == 0 && i < a->ncols; i++) {
+		const struct csv_column *x = &a->cols[i], *y = &b->cols[i];
+
+		same = !strcmp(x->name, y->name) && x->type == y->type &&
+		       x->count == y->count && x->missing == y->missing &&
+		       x->distinct == y->distinct &&
+		       x->distinct_estimated == y->distinct_estimated &&
+		       x->nclasses == y->nclasses &&
+		       (x->type != CSV_NUMERIC ||
+			(x->min == y->min && x->max == y->max &&
+			 near(x->mean, y->mean) && near(x->std, y->std)));
+		for (j = 0; same && j < x->nclasses; j++)
+			same = x->classes[j].count == y->classes[j].count &&
+			       !strcmp(x->classes[j].value,
+				       y->classes[j].value);
+	}
+	if (!same && print)
+		printf("# %zu parts: rc %d/%d, %u:%u/%u:%u %s/%s\n", parts, ra,
+		       rb, pa.line, pa.col, pbb.line, pbb.col, pa.msg,
+		       pbb.msg);
+	csv_info_free(a);
+	csv_info_free(b);
+	if (ra == 0)
+		free(ma.data);
+	if (rb == 0)
+		free(mb.data);
+	return same;
+}
+
+/*
+ * A random CSV of about n bytes: records of 3 fields from pieces that
+ * stress the record splits (quoted newlines and commas, doubled quotes,
+ * CRLF, blank lines), and now and then a piece that breaks it.
+ */
+static size_t random_csv(char *buf, size_t n, uint64_t *seed)
+{
+	static const char *const field[] = {
+		"1", "-2.5", "3e2", "x", "\xc3\xa9", "\"q\"", "\"a,b\"",
+		"\"l\nm\"", "\"\"\"\"", "", " 7 ", "NA", "2024-01-02",
+		"\"\n\n\"",
+	};
+	static const char *const broken[] = {
+		"\"", "x\"y", ",", "\n", "\"a\"b", "\xff",
+	};
+	const size_t nf = sizeof(field) / sizeof(field[0]);
+	size_t k = (size_t)snprintf(buf, n, "a,b,c\n");
+	size_t f;
+
+	while (k + 40 < n) {
+		for (f = 0; f < 3; f++) {
+			uint64_t r = rng_next(seed);
+			const char *s = r % 400 ? field[(r >> 16) % nf]
+						: broken[(r >> 16) % 6];
+
+			memcpy(buf + k, s, strlen(s));
+			k += strlen(s);
+			buf[k++] = f < 2 ? ',' : '\n';
+		}
+		if (rng_next(seed) % 5 == 0) {
+			memcpy(buf + k - 1, "\r\n", 2);
+			k++;
+		}
+	}
+	if (rng_next(seed) % 3 == 0) {
+		memcpy(buf + k, "\n\n", 2);
+		k += 2;
+	}
+	return k;
+}
+
+static void test_split(void)
+{
+	static const char *const good[] = {
+		"\xef\xbb\xbf\" a \", b ,\"c\"\"d\",\"e\nf\"\r\n"
+		"\"x, y\",\"he said \"\"hi\"\"\",,\"multi\nline\"\r\n"
+		"\"1\",2,\"\",\"\"\r\n"
+		"plain,\"\"\"\",3,x\n"
+		"\n\r\n",
+		"a\n1\n\n2\n\n\n",
+		"a,t\n\"x\ny\nz\",2024-01-01\n\"\"\"\n\",2024-02-03\n3,\n",
+		"a,b\n1,2\n3,4\n\n\n\n",
+	};
+	uint64_t seed = 42;
+	unsigned bad = 0;
+	unsigned good_runs = 0;
+	size_t len;
+	size_t i;
+	size_t parts;
+	char *buf;
+
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		size_t n = c->len ? c->len : strlen(c->in);
+
+		for (parts = 2; parts <= 5; parts++)
+			if (!c->lim.max_field && !c->lim.max_line &&
+			    !c->lim.max_cols &&
+			    !split_agrees(c->in, n, parts, true))
+				bad++;
+	}
+	ok(!bad, "every bad input: the same error in 2 to 5 parts");
+	bad = 0;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		for (parts = 2; parts <= 8; parts++)
+			bad += !split_agrees(good[i], strlen(good[i]), parts,
+					     true);
+	ok(!bad, "quotes, newlines in fields, blank lines: 2 to 8 parts");
+	bad = 0;
+	buf = malloc(4096);
+	for (i = 0; buf && i < 3000; i++) {
+		size_t n = random_csv(buf, 64 + i % 4000, &seed);
+		struct csv_info *info = NULL;
+		struct problem pb;
+
+		parts = 2 + i % 6;
+		bad += !split_agrees(buf, n, parts, bad < 5);
+		if (csv_scan_split(buf, n, NULL, &info, NULL, &pb, 1) == 0)
+			good_runs++;
+		csv_info_free(info);
+	}
+	free(buf);
+	ok(!bad, "3000 random inputs: split and one pass agree");
+	ok(good_runs > 30, "some of them valid");
+	printf("# %u of the random inputs valid\n", good_runs);
+	/* The distinct tiers meet in the merge: hashes, sketches, classes. */
+	buf = make_rows(300000, 150000, 7, &len);
+	bad = 0;
+	for (parts = 2; buf && parts <= 4; parts++)
+		bad += !split_agrees(buf, len, parts, true);
+	free(buf);
+	buf = make_rows(CSV_DISTINCT_EXACT, 30000, 2000, &len);
+	for (parts = 2; buf && parts <= 4; parts++)
+		bad += !split_agrees(buf, len, parts, true);
+	free(buf);
+	ok(!bad, "tiers 1 to 3 merged as one pass counts them");
+}
+
 struct num_case {
 	const char *in;
 	bool ok;
@@ -918,6 +1081,7 @@ int main(void)
 	test_classes();
 	test_distinct_tiers();
 	test_matrix_growth();
+	test_split();
 	test_alloc_failures();
 	test_parse_double();
 	test_parse_long();

@@ -6,7 +6,9 @@
 #
 # Builds gen_csv and csv_bench with -O2 into DIR (default /tmp/mlfs-bench),
 # writes the CSV there, and times, in 3 rounds of one run each:
-#   scan    csv_scan(): validation, schema, stats and the float matrix
+#   scan    csv_scan(): validation, schema, stats and the float matrix,
+#           in parts on threads (one a core)
+#   scan1   the same in one pass, on one thread (csv_scan_split(), 1 part)
 #   strtod  a plain tokenizer converting each field with strtod()
 #   fast    the same tokenizer with csv_parse_double()
 #   numpy   numpy.loadtxt(delimiter=',', skiprows=1, dtype=float32),
@@ -30,7 +32,7 @@ trap 'rm -f "$csv"' EXIT
 "$cc" -std=c17 -O2 -Wall -Wextra -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-I"$root/fs/base" -o "$dir/csv_bench" "$here/csv_bench.c" \
 	"$root"/fs/base/csv*.c "$root/fs/base/problem.c" \
-	"$root/fs/base/names.c" -lm
+	"$root/fs/base/names.c" -lm -ljansson -pthread
 
 echo "generating $mb MB in $csv"
 "$dir/gen_csv" "$mb" > "$csv"
@@ -62,21 +64,23 @@ print(time.perf_counter() - t)" "$csv"
 # contender alike.
 declare -A times med
 for ((i = 0; i < runs; i++)); do
-	for mode in scan strtod fast; do
+	for mode in scan scan1 strtod fast; do
 		times[$mode]+="$(bench_run "$mode") "
 	done
 	times[numpy]+="$(numpy_run) "
 done
-for k in scan strtod fast numpy; do
+for k in scan scan1 strtod fast numpy; do
 	echo "$k: ${times[$k]}s"
 	med[$k]=$(printf '%s\n' ${times[$k]} | median)
 done
 
 echo
 printf '%-8s %8s %9s\n' what 's' 'MB/s'
-for k in scan strtod fast numpy; do
+for k in scan scan1 strtod fast numpy; do
 	awk -v k="$k" -v t="${med[$k]}" -v b="$bytes" \
 		'BEGIN { printf "%-8s %8.3f %9.1f\n", k, t, b / 1e6 / t }'
 done
 awk -v a="${med[numpy]}" -v b="${med[scan]}" \
 	'BEGIN { printf "mlfs/numpy speedup (medians): %.2fx\n", a / b }'
+awk -v a="${med[numpy]}" -v b="${med[scan1]}" \
+	'BEGIN { printf "one pass/numpy speedup (medians): %.2fx\n", a / b }'

@@ -10,13 +10,15 @@
  * The time covers open(), mmap() and the parse: what a caller pays for
  * a file in the page cache.  MB is 10^6 bytes.
  *
- * Modes: scan (the default), stats (csv_scan() without the matrix),
+ * Modes: scan (the default; on as many threads as csv_scan() takes),
+ * scan1 (the same in one pass: csv_scan_split() in 1 part), stats
+ * (csv_scan() without the matrix),
  * strtod and fast (the tokenizer), and feed: csv_feed() on the file in
  * FEED_CHUNK pieces, as the daemon checks a cp into data.csv; its time
  * is the CPU time of the csv_feed() calls alone (what the daemon pays,
  * and steadier than the clock on a busy machine).
  *
- * usage: csv_bench FILE [scan|stats|strtod|fast|feed]
+ * usage: csv_bench FILE [scan|scan1|stats|strtod|fast|feed]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,7 +115,7 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: csv_bench FILE "
-				"[scan|stats|strtod|fast|feed]\n");
+				"[scan|scan1|stats|strtod|fast|feed]\n");
 		return 2;
 	}
 	t0 = now();
@@ -129,9 +131,12 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
-	if (!strcmp(mode, "scan") || !strcmp(mode, "stats")) {
-		rc = csv_scan(data, (size_t)st.st_size, NULL, &info,
-			      strcmp(mode, "scan") ? NULL : &mat, &pb);
+	if (!strcmp(mode, "scan") || !strcmp(mode, "stats") ||
+	    !strcmp(mode, "scan1")) {
+		/* scan1: one pass, on one thread (csv_scan() splits). */
+		rc = csv_scan_split(data, (size_t)st.st_size, NULL, &info,
+				    strcmp(mode, "stats") ? &mat : NULL, &pb,
+				    strcmp(mode, "scan1") ? 0 : 1);
 		if (rc < 0) {
 			fprintf(stderr, "%s:%u:%u: %s (%s)\n", argv[1], pb.line,
 				pb.col, pb.msg, strerror(-rc));
