@@ -927,19 +927,23 @@ static int part_merge(struct part *a, struct part *b, size_t ncols)
 	return 0;
 }
 
+/* The first part's sort and unescape buffers are the caller's. */
 static void part_free(struct part *pt, size_t ncols)
 {
 	cols_free(pt->cs, ncols);
 	free(pt->mb.data);
-	free(pt->sc.sort_tmp);
-	free(pt->sc.scratch);
+	if (pt->i) {
+		free(pt->sc.sort_tmp);
+		free(pt->sc.scratch);
+	}
 }
 
 /*
  * The records from sc->tok.p on, in nparts parts, each on a thread of its
- * own but the first, which is the caller's.  0, with *cs and mb holding
- * every part's rows, merged; -EAGAIN when a part failed, or a thread or
- * memory was missing: nothing is kept, and the caller scans serially.
+ * own but the first, which is the caller's (and goes on into *cs, if it
+ * is not NULL).  0, with *cs and mb holding every part's rows, merged;
+ * -EAGAIN when a part failed, or a thread or memory was missing: nothing
+ * is kept, *cs is freed and NULL, and the caller scans serially.
  */
 static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 		      size_t nparts, struct colstate **cs, uint64_t *nrows)
@@ -965,10 +969,12 @@ static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 		pt->sc = *sc;
 		pt->sc.tok.pb = &pt->pb;
 		pt->sc.budget = sc->budget / nparts;
-		pt->sc.sort_tmp = NULL;
-		pt->sc.scratch = NULL;
-		pt->sc.scratch_cap = 0;
-		pt->cs = cols_new(ncols);
+		if (i) {
+			pt->sc.sort_tmp = NULL;
+			pt->sc.scratch = NULL;
+			pt->sc.scratch_cap = 0;
+		}
+		pt->cs = i || !*cs ? cols_new(ncols) : *cs;
 		if (!pt->cs)
 			rc = -ENOMEM;
 	}
@@ -994,12 +1000,14 @@ static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 		part_free(&pts[i], ncols);
 	pthread_mutex_destroy(&sp.mu);
 	pthread_cond_destroy(&sp.cv);
-	if (rc < 0)
-		return -EAGAIN;
-	sc->budget = pts[0].sc.budget;
 	sc->sort_tmp = pts[0].sc.sort_tmp;
 	sc->scratch = pts[0].sc.scratch;
 	sc->scratch_cap = pts[0].sc.scratch_cap;
+	if (rc < 0) {
+		*cs = NULL;
+		return -EAGAIN;
+	}
+	sc->budget = pts[0].sc.budget;
 	*cs = pts[0].cs;
 	if (mb)
 		*mb = pts[0].mb;
@@ -1017,6 +1025,34 @@ static size_t split_parts(size_t len)
 		n = (size_t)cpus;
 	return n < SPLIT_MAX ? n : SPLIT_MAX;
 }
+/* The scan of data[0..len) set up, past a BOM (info->bom). */
+static void scan_init(struct scan *sc, struct csv_info *info,
+		      const char *data, size_t len,
+		      const struct csv_limits *lim, struct problem *pb)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->tok.p = data;
+	sc->tok.end = data + len;
+	sc->data_end = data + len;
+	sc->tok.line_start = data;
+	sc->tok.line = 1;
+	sc->tok.max_field = lim && lim->max_field ? lim->max_field
+						  : CSV_DEF_FIELD;
+	sc->max_line = lim && lim->max_line ? lim->max_line : CSV_DEF_LINE;
+	sc->max_cols = lim && lim->max_cols ? lim->max_cols : CSV_DEF_COLS;
+	/* Set entries keep a 32-bit length. */
+	if (sc->tok.max_field > UINT32_MAX)
+		sc->tok.max_field = UINT32_MAX;
+	sc->budget = CSV_SET_BUDGET;
+	sc->tok.pb = pb;
+	sc->tok.check_utf8 = true;
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
+		info->bom = true;
+		sc->tok.p += 3;
+		sc->tok.line_start = sc->tok.p;
+	}
+}
+
 int csv_scan(const char *data, size_t len, const struct csv_limits *lim,
 	     struct csv_info **out, struct csv_matrix *mat,
 	     struct problem *pb)
@@ -1039,30 +1075,10 @@ int csv_scan_split(const char *data, size_t len,
 	*out = NULL;
 	if (mat)
 		memset(mat, 0, sizeof(*mat));
-	sc.tok.p = data;
-	sc.tok.end = data + len;
-	sc.data_end = data + len;
-	sc.tok.line_start = data;
-	sc.tok.line = 1;
-	sc.tok.max_field = lim && lim->max_field ? lim->max_field
-						 : CSV_DEF_FIELD;
-	sc.max_line = lim && lim->max_line ? lim->max_line : CSV_DEF_LINE;
-	sc.max_cols = lim && lim->max_cols ? lim->max_cols : CSV_DEF_COLS;
-	/* Set entries keep a 32-bit length. */
-	if (sc.tok.max_field > UINT32_MAX)
-		sc.tok.max_field = UINT32_MAX;
-	sc.budget = CSV_SET_BUDGET;
-	sc.tok.pb = pb;
-	sc.tok.check_utf8 = true;
-
 	info = calloc(1, sizeof(*info));
 	if (!info)
 		return -ENOMEM;
-	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
-		info->bom = true;
-		sc.tok.p += 3;
-		sc.tok.line_start = sc.tok.p;
-	}
+	scan_init(&sc, info, data, len, lim, pb);
 	if (skip_blank(sc.tok.p, sc.tok.end) == sc.tok.end) {
 		rc = problem_set(pb, 1, 1, "empty file");
 		goto out_free_info;
@@ -1108,6 +1124,188 @@ out_free_cols:
 out_free_info:
 	csv_info_free(info);
 	return rc;
+}
+
+/*
+ * The streaming scan (csv_scanner_*): the same scan, of an input that
+ * grows at its end, as a file being copied in.  Each call takes the whole
+ * records that have arrived, in a batch; blank lines at the end of what
+ * has arrived wait for what follows them (they are records before more
+ * data, and nothing at the input's end).  The end does what csv_scan()
+ * would have done with what is left; whatever goes wrong on the way (an
+ * error, a header not yet whole) is left to one csv_scan() of everything
+ * at the end, which names the first problem exactly.
+ */
+struct csv_scanner {
+	struct csv_limits lim;
+	struct scan sc;
+	struct csv_info *info;  /* the header's columns, once it is whole */
+	struct colstate *cs;    /* ncols of them */
+	size_t ncols;
+	struct problem pb;      /* of a failed batch; csv_scan() says it */
+	size_t done;            /* bytes before the next record */
+	uint64_t nrows;
+	bool failed;
+};
+
+int csv_scanner_new(const struct csv_limits *lim, struct csv_scanner **out)
+{
+	struct csv_scanner *s = calloc(1, sizeof(*s));
+
+	*out = s;
+	if (!s)
+		return -ENOMEM;
+	if (lim)
+		s->lim = *lim;
+	return 0;
+}
+
+/*
+ * The end of the last whole record in [p, end), p a record start: past
+ * an LF outside quotes (even quotes before it), and before any blank
+ * lines that come after that record.  p if there is none.
+ */
+static const char *last_record_end(const char *p, const char *end)
+{
+	const char *lf = memrchr(p, '\n', (size_t)(end - p));
+	const char *q;
+	bool odd;
+
+	if (!lf)
+		return p;
+	odd = quotes_odd(p, lf);
+	while (odd) {
+		const char *prev = memrchr(p, '\n', (size_t)(lf - p));
+
+		if (!prev)
+			return p;
+		odd ^= quotes_odd(prev, lf);
+		lf = prev;
+	}
+	for (q = lf; q > p && (q[-1] == '\n' || q[-1] == '\r'); q--)
+		;
+	if (q == p)
+		return p;
+	/* Only CRs and LFs from q to lf, no quotes: the first LF ends it. */
+	return (const char *)memchr(q, '\n', (size_t)(lf - q) + 1) + 1;
+}
+
+/* The header, once the first record is whole.  0: not yet, or read. */
+static int scanner_header(struct csv_scanner *s, const char *data,
+			  size_t len)
+{
+	const char *from = data;
+	const char *e;
+	bool odd;
+	int rc;
+
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3))
+		from += 3;
+	e = from < data + len ? memchr(from, '\n', len - (size_t)(from - data))
+			      : NULL;
+	odd = e && quotes_odd(from, e);
+	while (e && odd) {
+		const char *next = memchr(e + 1, '\n',
+					  len - (size_t)(e + 1 - data));
+
+		odd ^= next && quotes_odd(e, next);
+		e = next;
+	}
+	if (!e || skip_blank(from, e + 1) == e + 1)
+		return e ? -EINVAL : 0; /* a blank first line: at the end */
+	s->info = calloc(1, sizeof(*s->info));
+	if (!s->info)
+		return -ENOMEM;
+	scan_init(&s->sc, s->info, data, (size_t)(e + 1 - data), &s->lim,
+		  &s->pb);
+	rc = parse_header(&s->sc, s->info);
+	if (rc < 0)
+		return rc;
+	s->cs = cols_new(s->info->ncols);
+	if (!s->cs)
+		return -ENOMEM;
+	s->ncols = s->info->ncols;
+	s->done = (size_t)(e + 1 - data);
+	return 0;
+}
+
+void csv_scanner_more(struct csv_scanner *s, const char *data, size_t len)
+{
+	const char *e;
+	uint64_t n = 0;
+	int rc = 0;
+
+	if (s->failed || len <= s->done)
+		return;
+	if (!s->info)
+		rc = scanner_header(s, data, len);
+	if (rc == 0 && s->info) {
+		e = last_record_end(data + s->done, data + len);
+		if (e == data + s->done)
+			return;
+		s->sc.tok.p = data + s->done;
+		s->sc.tok.end = e;
+		s->sc.data_end = e;
+		rc = scan_rows(&s->sc, s->cs, s->info->ncols, NULL, &n);
+		s->nrows += n;
+		s->done = (size_t)(e - data);
+	}
+	if (rc < 0)
+		s->failed = true;
+}
+
+static void scanner_free(struct csv_scanner *s)
+{
+	cols_free(s->cs, s->ncols);
+	csv_info_free(s->info);
+	free(s->sc.sort_tmp);
+	free(s->sc.scratch);
+	free(s);
+}
+
+int csv_scanner_end(struct csv_scanner *s, const char *data, size_t len,
+		    struct csv_info **out, struct problem *pb)
+{
+	struct csv_limits lim = s->lim;
+	struct csv_info *info;
+	size_t ncols;
+	size_t parts;
+	uint64_t n = 0;
+	int rc = -EAGAIN;
+
+	*out = NULL;
+	if (!s->failed && s->info && len >= s->done) {
+		ncols = s->info->ncols;
+		s->sc.tok.p = data + s->done;
+		s->sc.tok.end = data + len;
+		s->sc.data_end = data + len;
+		parts = split_parts(len - s->done);
+		if (parts > 1)
+			rc = scan_split(&s->sc, ncols, NULL, parts, &s->cs, &n);
+		/* a failed split freed the columns: one csv_scan() below */
+		if (rc == -EAGAIN && s->cs)
+			rc = scan_rows(&s->sc, s->cs, ncols, NULL, &n);
+		s->nrows += n;
+		if (rc == 0 && s->nrows) {
+			info = s->info;
+			info->nrows = s->nrows;
+			rc = finish(&s->sc, s->cs, info);
+			if (rc == 0) {
+				s->info = NULL;
+				*out = info;
+				scanner_free(s);
+				return 0;
+			}
+		}
+	}
+	scanner_free(s);
+	return csv_scan(data, len, &lim, out, NULL, pb);
+}
+
+void csv_scanner_free(struct csv_scanner *s)
+{
+	if (s)
+		scanner_free(s);
 }
 
 void csv_info_free(struct csv_info *info)

@@ -127,6 +127,24 @@ int csv_scan_split(const char *data, size_t len,
 		   const struct csv_limits *lim, struct csv_info **out,
 		   struct csv_matrix *mat, struct problem *pb, size_t parts);
 
+/*
+ * The streaming scan, of an input that grows at its end (a file being
+ * copied in), so that the work is done as the bytes arrive and the end
+ * only finishes it: csv_scanner_new(), then csv_scanner_more() whenever
+ * more has arrived (data[0..len): everything so far, at the same address
+ * every time, never changed once given), then csv_scanner_end() with the
+ * whole input, which gives exactly what csv_scan() of it gives (errors
+ * included: any problem on the way is left to one csv_scan() at the
+ * end) and frees the scanner; csv_scanner_free() drops one unfinished.
+ * One thread at a time.
+ */
+struct csv_scanner;
+int csv_scanner_new(const struct csv_limits *lim, struct csv_scanner **out);
+void csv_scanner_more(struct csv_scanner *s, const char *data, size_t len);
+int csv_scanner_end(struct csv_scanner *s, const char *data, size_t len,
+		    struct csv_info **out, struct problem *pb);
+void csv_scanner_free(struct csv_scanner *s);
+
 /* csv_info_free(NULL) does nothing. */
 void csv_info_free(struct csv_info *info);
 

@@ -565,25 +565,19 @@ static uint64_t rng_next(uint64_t *s);
  * at the same place, the same columns, classes and matrix; means and
  * deviations equal to rounding.  Returns true if they agree.
  */
-static bool split_agrees(const char *in, size_t len, size_t parts,
-			 bool print)
+static bool same_outcome(const struct csv_info *a, int ra,
+			 const struct problem *pa, const struct csv_info *b,
+			 int rb, const struct problem *pbb)
 {
-	struct csv_info *a = NULL, *b = NULL;
-	struct csv_matrix ma, mb;
-	struct problem pa = { 0 }, pbb = { 0 };
-	int ra = csv_scan_split(in, len, NULL, &a, &ma, &pa, 1);
-	int rb = csv_scan_split(in, len, NULL, &b, &mb, &pbb, parts);
 	bool same = ra == rb;
 	size_t i, j;
 
 	if (same && ra < 0)
-		same = pa.line == pbb.line && pa.col == pbb.col &&
-		       !strcmp(pa.msg, pbb.msg) && !b && !mb.data;
+		same = pa->line == pbb->line && pa->col == pbb->col &&
+		       !strcmp(pa->msg, pbb->msg) && !b;
 	if (same && ra == 0)
 		same = a->nrows == b->nrows && a->ncols == b->ncols &&
-		       a->bom == b->bom && ma.rows == mb.rows &&
-		       !memcmp(ma.data, mb.data,
-			       (size_t)ma.rows * ma.cols * sizeof(float));
+		       a->bom == b->bom;
 	for (i = 0; same && ra == 0 && i < a->ncols; i++) {
 		const struct csv_column *x = &a->cols[i], *y = &b->cols[i];
 
@@ -600,6 +594,30 @@ static bool split_agrees(const char *in, size_t len, size_t parts,
 			       !strcmp(x->classes[j].value,
 				       y->classes[j].value);
 	}
+	return same;
+}
+
+/*
+ * csv_scan_split() against one pass: the same outcome, the same error
+ * at the same place, the same columns, classes and matrix; means and
+ * deviations equal to rounding.  Returns true if they agree.
+ */
+static bool split_agrees(const char *in, size_t len, size_t parts,
+			 bool print)
+{
+	struct csv_info *a = NULL, *b = NULL;
+	struct csv_matrix ma, mb;
+	struct problem pa = { 0 }, pbb = { 0 };
+	int ra = csv_scan_split(in, len, NULL, &a, &ma, &pa, 1);
+	int rb = csv_scan_split(in, len, NULL, &b, &mb, &pbb, parts);
+	bool same = same_outcome(a, ra, &pa, b, rb, &pbb);
+
+	if (same && ra == 0)
+		same = ma.rows == mb.rows &&
+		       !memcmp(ma.data, mb.data,
+			       (size_t)ma.rows * ma.cols * sizeof(float));
+	if (same && ra < 0)
+		same = !mb.data;
 	if (!same && print)
 		printf("# %zu parts: rc %d/%d, %u:%u/%u:%u %s/%s\n", parts, ra,
 		       rb, pa.line, pa.col, pbb.line, pbb.col, pa.msg,
@@ -610,6 +628,37 @@ static bool split_agrees(const char *in, size_t len, size_t parts,
 		free(ma.data);
 	if (rb == 0)
 		free(mb.data);
+	return same;
+}
+
+/*
+ * The streaming scan fed in pieces cut at random against csv_scan() of
+ * the whole: the same outcome.
+ */
+static bool stream_agrees(const char *in, size_t len, uint64_t *seed,
+			  bool print)
+{
+	struct csv_info *a = NULL, *b = NULL;
+	struct problem pa = { 0 }, pbb = { 0 };
+	struct csv_scanner *sc;
+	size_t at = 0;
+	int ra = csv_scan(in, len, NULL, &a, NULL, &pa);
+	int rb;
+	bool same;
+
+	if (csv_scanner_new(NULL, &sc) < 0)
+		return false;
+	while (at < len) {
+		at += 1 + rng_next(seed) % (len / 3 + 1);
+		csv_scanner_more(sc, in, at < len ? at : len);
+	}
+	rb = csv_scanner_end(sc, in, len, &b, &pbb);
+	same = same_outcome(a, ra, &pa, b, rb, &pbb);
+	if (!same && print)
+		printf("# stream: rc %d/%d, %u:%u/%u:%u %s/%s\n", ra, rb,
+		       pa.line, pa.col, pbb.line, pbb.col, pa.msg, pbb.msg);
+	csv_info_free(a);
+	csv_info_free(b);
 	return same;
 }
 
@@ -668,6 +717,7 @@ static void test_split(void)
 	};
 	uint64_t seed = 42;
 	unsigned bad = 0;
+	unsigned sbad = 0;
 	unsigned good_runs = 0;
 	size_t len;
 	size_t i;
@@ -683,14 +733,24 @@ static void test_split(void)
 			    !c->lim.max_cols &&
 			    !split_agrees(c->in, n, parts, true))
 				bad++;
+		if (!c->lim.max_field && !c->lim.max_line &&
+		    !c->lim.max_cols)
+			for (parts = 0; parts < 8; parts++)
+				sbad += !stream_agrees(c->in, n, &seed, true);
 	}
 	ok(!bad, "every bad input: the same error in 2 to 5 parts");
+	ok(!sbad, "every bad input: the same error streamed in pieces");
+	sbad = 0;
 	bad = 0;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		for (parts = 2; parts <= 8; parts++)
+		for (parts = 2; parts <= 8; parts++) {
 			bad += !split_agrees(good[i], strlen(good[i]), parts,
 					     true);
+			sbad += !stream_agrees(good[i], strlen(good[i]),
+					       &seed, true);
+		}
 	ok(!bad, "quotes, newlines in fields, blank lines: 2 to 8 parts");
+	ok(!sbad, "the same, streamed in pieces");
 	bad = 0;
 	buf = malloc(4096);
 	for (i = 0; buf && i < 3000; i++) {
@@ -700,12 +760,14 @@ static void test_split(void)
 
 		parts = 2 + i % 6;
 		bad += !split_agrees(buf, n, parts, bad < 5);
+		sbad += !stream_agrees(buf, n, &seed, sbad < 5);
 		if (csv_scan_split(buf, n, NULL, &info, NULL, &pb, 1) == 0)
 			good_runs++;
 		csv_info_free(info);
 	}
 	free(buf);
 	ok(!bad, "3000 random inputs: split and one pass agree");
+	ok(!sbad, "3000 random inputs: streamed in pieces and whole agree");
 	ok(good_runs > 30, "some of them valid");
 	printf("# %u of the random inputs valid\n", good_runs);
 	/* The distinct tiers meet in the merge: hashes, sketches, classes. */
@@ -717,8 +779,10 @@ static void test_split(void)
 	buf = make_rows(CSV_DISTINCT_EXACT, 30000, 2000, &len);
 	for (parts = 2; buf && parts <= 4; parts++)
 		bad += !split_agrees(buf, len, parts, true);
+	sbad = buf && !stream_agrees(buf, len, &seed, true);
 	free(buf);
 	ok(!bad, "tiers 1 to 3 merged as one pass counts them");
+	ok(!sbad, "and streamed in pieces");
 }
 
 struct num_case {
