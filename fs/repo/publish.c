@@ -204,12 +204,16 @@ static bool is_latest(struct fs *fs, const char *name, json_t *rec,
 	return same;
 }
 
-int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
-	       const struct repo_origin *origin, unsigned *ver, bool *created,
-	       struct problem *pb)
+/*
+ * ds_publish(), or with the scan and hash already made (info, consumed,
+ * and hash; both NULL: made here).
+ */
+static int publish_csv(struct fs *fs, const char *name, const char *path,
+		       int fd, const struct repo_origin *origin,
+		       struct csv_info *info, const char *scanned,
+		       unsigned *ver, bool *created, struct problem *pb)
 {
 	const struct repo_kind *k = &repo_datasets;
-	struct csv_info *info = NULL;
 	char hash[HASH_HEX_LEN + 1], key[128];
 	json_t *rec = NULL, *man = NULL;
 	struct mapped m;
@@ -223,9 +227,14 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	*ver = 0;
 	*created = false;
 	rc = repo_map_file(fd, &m);
-	if (rc < 0)
+	if (rc < 0) {
+		csv_info_free(info);
 		return rc;
-	hash_hex(m.data, (size_t)m.size, hash);
+	}
+	if (scanned)
+		snprintf(hash, sizeof(hash), "%s", scanned);
+	else
+		hash_hex(m.data, (size_t)m.size, hash);
 	repo_lock(fs);
 	rc = repo_get(fs, k, name, &rec);
 	if (rc < 0)
@@ -240,11 +249,11 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	pthread_mutex_unlock(&fs->ds_lock);
 	ep = (struct early){ fs, path, m.size, hash, key, sizeof(key), false,
 			     false };
-	threaded = m.size >= EARLY_PUT_MIN &&
+	threaded = !info && m.size >= EARLY_PUT_MIN &&
 		   pthread_create(&eth, NULL, early_main, &ep) == 0;
 	if (!threaded)
 		early_main(&ep);
-	rc = csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
+	rc = info ? 0 : csv_scan(m.data, (size_t)m.size, NULL, &info, NULL, pb);
 	if (threaded)
 		pthread_join(eth, NULL);
 	early = ep.done;
@@ -304,6 +313,23 @@ out:
 	csv_info_free(info);
 	repo_unmap_file(&m);
 	return rc;
+}
+
+int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
+	       const struct repo_origin *origin, unsigned *ver, bool *created,
+	       struct problem *pb)
+{
+	return publish_csv(fs, name, path, fd, origin, NULL, NULL, ver,
+			   created, pb);
+}
+
+int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
+		       int fd, const struct repo_origin *origin,
+		       struct csv_info *info, const char *hash, unsigned *ver,
+		       bool *created, struct problem *pb)
+{
+	return publish_csv(fs, name, path, fd, origin, info, hash, ver,
+			   created, pb);
 }
 
 int repo_commit_model(struct fs *fs, const char *name, json_t *man,

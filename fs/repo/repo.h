@@ -190,6 +190,17 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
 	       struct problem *pb);
 
 /*
+ * ds_publish_scanned: ds_publish of a file already scanned and hashed
+ * (stagescan.h): info (consumed, whatever the outcome) and hash are
+ * csv_scan()'s and hash_hex()'s of its bytes.
+ */
+struct csv_info;
+int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
+		       int fd, const struct repo_origin *origin,
+		       struct csv_info *info, const char *hash, unsigned *ver,
+		       bool *created, struct problem *pb);
+
+/*
  * Lazy import (an s3:// source): ds_publish_pending makes version *ver
  * of name from the object origin names (origin->detail, pinned to
  * origin->etag) without reading it: its manifest has "pending": true

@@ -32,10 +32,12 @@
 #include "repo.h"
 #include "objects.h"
 #include "fs.h"
+#include "hash.h"
 #include "label.h"
 #include "next.h"
 #include "prep.h"
 #include "source.h"
+#include "stagescan.h"
 #include "store.h"
 
 /* node->comp[1] is the dataset, comp[2] the version directory */
@@ -231,6 +233,9 @@ struct ds_handle {
 	uint64_t feed_off;      /* bytes: where the next checked byte goes */
 	uint64_t feed_base;     /* bytes: the copy before the first check */
 	struct csv_feed feed;
+	/* the copy scanned as it grows: only while every write appends */
+	struct stage_scan *scan;
+	bool scan_tried;        /* one start a copy: none after a cancel */
 };
 
 /*
@@ -359,8 +364,33 @@ static int feed_write(struct fs_file *f, const char *buf, size_t size,
 	return rc;
 }
 
+/* Past this many bytes a copy is scanned as it grows (stagescan.h). */
+#define SCAN_AHEAD_MIN ((uint64_t)16 << 20)
+
+/* The copy is about to change other than by an append. */
+static void scan_drop(struct ds_handle *h)
+{
+	stage_scan_cancel(h->scan);
+	h->scan = NULL;
+}
+
+/* An append of the copy landed: the scan, if it is worth one, follows. */
+static void scan_follow(struct fs_file *f)
+{
+	struct ds_handle *h = f->priv;
+
+	if (!h->scan && !h->scan_tried && h->staged_size >= SCAN_AHEAD_MIN) {
+		h->scan_tried = true;
+		h->scan = stage_scan_start(h->fd, f->node->fs->opts.max_file);
+	}
+	if (h->scan)
+		stage_scan_grew(h->scan, h->staged_size);
+}
+
 static void unstage(struct ds_handle *h)
 {
+	scan_drop(h);
+	h->scan_tried = false;
 	if (h->fd < 0)
 		return;
 	close(h->fd);
@@ -475,6 +505,7 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 	struct ds_handle *h = f->priv;
 	struct fs *fs = f->node->fs;
 	struct problem pb = { 0 };
+	bool appends;
 	ssize_t n;
 	int rc;
 
@@ -501,12 +532,16 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 	rc = feed_write(f, buf, size, off, &pb);
 	if (rc < 0) {
 		/* this request's bytes are dropped; the version is not made */
+		scan_drop(h);
 		h->failed = rc;
 		f->gen++; /* close reports it */
 		pthread_mutex_unlock(&h->lock);
 		fs_problem(fs, f->uid, &pb);
 		return rc;
 	}
+	appends = (uint64_t)off == h->staged_size;
+	if (!appends)
+		scan_drop(h);
 	n = pwrite(h->fd, buf, size, off);
 	if (n < 0) {
 		n = -errno;
@@ -516,6 +551,8 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 		if ((uint64_t)off + (uint64_t)n > h->staged_size)
 			h->staged_size = (uint64_t)off + (uint64_t)n;
 		f->gen++;
+		if (appends)
+			scan_follow(f);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return n;
@@ -532,6 +569,9 @@ static int data_truncate(struct fs_file *f, off_t size)
 	rc = h->failed;
 	if (rc == 0)
 		rc = stage(f, size == 0);
+	scan_drop(h); /* a page it maps may be cut: SIGBUS */
+	if (size == 0)
+		h->scan_tried = false;
 	if (rc == 0 && ftruncate(h->fd, size) < 0) {
 		rc = -errno;
 		h->failed = rc;
@@ -596,14 +636,28 @@ static int data_flush(struct fs_file *f, const struct fs_ctx *ctx,
 		goto out_unlock;
 	proc_comm(ctx->pid, comm, sizeof(comm));
 	origin.detail = comm;
-	rc = ds_publish(fs, node_ds(f->node), h->path, h->fd, &origin, &ver,
-			&created, pb);
+	rc = -EAGAIN;
+	if (h->scan) {
+		struct csv_info *info;
+		char hash[HASH_HEX_LEN + 1];
+
+		rc = stage_scan_end(h->scan, h->staged_size, &info, hash, pb);
+		h->scan = NULL;
+		if (rc == 0)
+			rc = ds_publish_scanned(fs, node_ds(f->node), h->path,
+						h->fd, &origin, info, hash,
+						&ver, &created, pb);
+	}
+	if (rc == -EAGAIN)
+		rc = ds_publish(fs, node_ds(f->node), h->path, h->fd, &origin,
+				&ver, &created, pb);
 	if (rc < 0)
 		goto out_unlock;
 	/* The copy now belongs to the store; later writes start a new one. */
 	close(h->fd);
 	h->fd = -1;
 	h->feed_started = false;
+	h->scan_tried = false;
 	f->committed = f->gen;
 	{
 		json_t *man;
