@@ -305,11 +305,11 @@ int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	struct fs_ctx ctx = { 0 };
 	struct host_user writer = { 0 };
 	struct problem pb = { 0 };
-	char tmp[PATH_MAX], detail[900];
+	char detail[900];
 	struct repo_origin origin = { "batch", detail, NULL, 0, 0, 0 };
 	json_t *orec = NULL, *mrec = NULL, *drec = NULL;
 	bool created;
-	int fd, rc;
+	int rc;
 
 	ctx.uid = writer.uid =
 		(uid_t)json_integer_value(json_object_get(rec, "uid"));
@@ -350,19 +350,9 @@ int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	json_decref(drec);
 	if (rc < 0)
 		return rc;
-	rc = copy_out(fs, dir, "out/data.csv", tmp, sizeof(tmp));
-	if (rc < 0)
-		return rc;
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		unlink(tmp);
-		return rc;
-	}
-	rc = ds_publish(fs, out, tmp, fd, &origin, ver, &created, &pb);
-	close(fd);
+	rc = publish_out(fs, dir, "out/data.csv", out, &origin, ver, &created,
+			 &pb);
 	if (rc < 0) {
-		unlink(tmp);
 		fs_log(fs, 4, "jobs/%s: datasets/%s: %s", job, out,
 		       pb.msg[0] ? pb.msg : strerror(-rc));
 	}

@@ -261,11 +261,11 @@ int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	struct fs_ctx ctx = { 0 };
 	struct host_user writer = { 0 };
 	struct problem pb = { 0 };
-	char tmp[PATH_MAX], *steps;
+	char *steps;
 	struct repo_origin origin = { "prepare", NULL, NULL, 0, 0, 0 };
 	json_t *orec = NULL, *drec = NULL, *what;
 	bool created;
-	int fd, rc;
+	int rc;
 
 	ctx.uid = writer.uid =
 		(uid_t)json_integer_value(json_object_get(rec, "uid"));
@@ -309,22 +309,9 @@ int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	json_decref(orec);
 	json_decref(drec);
 	if (rc == 0)
-		rc = copy_out(fs, dir, "out/data.csv", tmp, sizeof(tmp));
+		rc = publish_out(fs, dir, "out/data.csv", out, &origin, ver,
+				 &created, &pb);
 	if (rc < 0) {
-		free(steps);
-		return rc;
-	}
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		unlink(tmp);
-		free(steps);
-		return rc;
-	}
-	rc = ds_publish(fs, out, tmp, fd, &origin, ver, &created, &pb);
-	close(fd);
-	if (rc < 0) {
-		unlink(tmp);
 		fs_log(fs, 4, "jobs/%s: datasets/%s: %s", job, out,
 		       pb.msg[0] ? pb.msg : strerror(-rc));
 	}

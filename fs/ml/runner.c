@@ -514,6 +514,26 @@ int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
 	return 0;
 }
 
+int publish_out(struct fs *fs, const char *dir, const char *file,
+		const char *name, const struct repo_origin *origin,
+		unsigned *ver, bool *created, struct problem *pb)
+{
+	struct stat st;
+	int in, rc;
+
+	*ver = 0;
+	*created = false;
+	rc = host_openat_nofollow(dir, file, O_RDONLY, &in);
+	if (rc < 0)
+		return rc;
+	rc = fstat(in, &st) < 0 ? -errno
+				: ds_publish_copy(fs, name, in,
+						  (uint64_t)st.st_size, origin,
+						  ver, created, pb);
+	close(in);
+	return rc;
+}
+
 /* Store a private copy of dir/file as a blob: its hash and size. */
 int put_copy(struct fs *fs, const char *dir, const char *file,
 		    char hash[33], uint64_t *size)

@@ -66,6 +66,13 @@ json_t *load_json(const char *dir, const char *file);
 double now_mono(void);
 int put_copy(struct fs *fs, const char *dir, const char *file,
 		    char hash[33], uint64_t *size);
+/*
+ * publish_out: dir/file, a job's output CSV, as a new version of dataset
+ * name, copied, scanned and hashed at once (ds_publish_copy).
+ */
+int publish_out(struct fs *fs, const char *dir, const char *file,
+		const char *name, const struct repo_origin *origin,
+		unsigned *ver, bool *created, struct problem *pb);
 /* A private copy of dir/file (the writer's) in the store's temporary
  * folder, its path in tmp: the caller consumes or unlinks it.  Not yet
  * fsync'd: store_put_file does that before the blob is named. */

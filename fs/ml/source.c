@@ -192,27 +192,25 @@ int source_import_fd(struct fs *fs, const char *name, int in,
 		problem_set(pb, 1, 1, "\"%s\": larger than max_file", detail);
 		return -EFBIG;
 	}
+	if (!append) {
+		/* copied, scanned and hashed at once */
+		snprintf(pb->path, sizeof(pb->path), "%s", detail);
+		return ds_publish_copy(fs, name, in, (uint64_t)st.st_size,
+				       &origin, ver, created, pb);
+	}
 	for (int i = 0; i < APPEND_TRIES; i++) {
-		if (!append) {
-			rc = repo_copy_to_tmp(fs, in, (uint64_t)st.st_size,
-					      tmp, sizeof(tmp), &out);
-		} else {
-			rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
-			out = rc < 0 ? -1
-				     : open(tmp,
-					    O_RDWR | O_CREAT | O_EXCL |
-						    O_CLOEXEC,
-					    0600);
-			if (rc == 0 && out < 0)
-				rc = -errno;
-			if (rc == 0)
-				rc = append_copy(fs, name, in,
-						 (uint64_t)st.st_size, out,
-						 &origin.over, pb);
-			if (rc < 0 && out >= 0) {
-				close(out);
-				unlink(tmp);
-			}
+		rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+		out = rc < 0 ? -1
+			     : open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+				    0600);
+		if (rc == 0 && out < 0)
+			rc = -errno;
+		if (rc == 0)
+			rc = append_copy(fs, name, in, (uint64_t)st.st_size,
+					 out, &origin.over, pb);
+		if (rc < 0 && out >= 0) {
+			close(out);
+			unlink(tmp);
 		}
 		if (rc < 0)
 			return rc;
@@ -222,7 +220,7 @@ int source_import_fd(struct fs *fs, const char *name, int in,
 			unlink(tmp);
 		close(out);
 		/* an append raced by another change: again, on top of it */
-		if (rc != -ESTALE || !append)
+		if (rc != -ESTALE)
 			break;
 	}
 	return rc;

@@ -30,6 +30,7 @@
 #include "reap.h"
 #include "remote.h"
 #include "repo_int.h"
+#include "stagescan.h"
 #include "store.h"
 
 int repo_map_file(int fd, struct mapped *m)
@@ -330,6 +331,89 @@ int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
 {
 	return publish_csv(fs, name, path, fd, origin, info, hash, ver,
 			   created, pb);
+}
+
+/* Bytes copied between two wakes of the scan that follows the copy. */
+#define COPY_STEP ((size_t)8 << 20)
+/* Smaller copies are scanned after the copy, in one go. */
+#define COPY_SCAN_MIN ((uint64_t)16 << 20)
+
+/* Bytes [off, off + len) of in to the same place in out, all or -EIO. */
+static int copy_range(int in, int out, loff_t off, size_t len)
+{
+	loff_t ioff = off, ooff = off;
+	char *buf = NULL;
+	ssize_t n;
+	int rc = 0;
+
+	while (len && rc == 0) {
+		n = copy_file_range(in, &ioff, out, &ooff, len, 0);
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EOPNOTSUPP || errno == EINVAL)) {
+			if (!buf && !(buf = malloc(1 << 20)))
+				return -ENOMEM;
+			n = pread(in, buf, len < (1 << 20) ? len : (1 << 20),
+				  ioff);
+			if (n > 0 && pwrite(out, buf, (size_t)n, ooff) != n)
+				rc = -EIO;
+			ioff += n > 0 ? n : 0;
+			ooff = ioff;
+		}
+		if (n < 0)
+			rc = -errno;
+		if (n <= 0)
+			break;
+		len -= (size_t)n;
+	}
+	free(buf);
+	/* the source shrank under us: a short copy is no copy */
+	return rc < 0 ? rc : len ? -EIO : 0;
+}
+
+int ds_publish_copy(struct fs *fs, const char *name, int in, uint64_t size,
+		    const struct repo_origin *origin, unsigned *ver,
+		    bool *created, struct problem *pb)
+{
+	struct stage_scan *scan = NULL;
+	struct csv_info *info = NULL;
+	char tmp[PATH_MAX], hash[HASH_HEX_LEN + 1];
+	uint64_t off = 0;
+	int out, rc;
+
+	*ver = 0;
+	*created = false;
+	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	if (size >= COPY_SCAN_MIN)
+		scan = stage_scan_start(out, size);
+	while (rc == 0 && off < size) {
+		size_t len = size - off < COPY_STEP ? (size_t)(size - off)
+						    : COPY_STEP;
+
+		rc = copy_range(in, out, (loff_t)off, len);
+		off += len;
+		if (rc == 0 && scan)
+			stage_scan_grew(scan, off);
+	}
+	rc = rc < 0 ? rc : -EAGAIN;
+	if (rc == -EAGAIN && scan) {
+		rc = stage_scan_end(scan, size, &info, hash, pb);
+		scan = NULL;
+		if (rc == 0)
+			rc = ds_publish_scanned(fs, name, tmp, out, origin, info,
+						hash, ver, created, pb);
+	}
+	stage_scan_cancel(scan);
+	if (rc == -EAGAIN)
+		rc = ds_publish(fs, name, tmp, out, origin, ver, created, pb);
+	if (rc < 0)
+		unlink(tmp);
+	close(out);
+	return rc;
 }
 
 int repo_commit_model(struct fs *fs, const char *name, json_t *man,

@@ -195,6 +195,17 @@ int ds_publish(struct fs *fs, const char *name, const char *path, int fd,
  * csv_scan()'s and hash_hex()'s of its bytes.
  */
 struct csv_info;
+
+/*
+ * ds_publish_copy: ds_publish of a private copy of the first size bytes
+ * of in (a job's output, a host file: not the daemon's to trust once it
+ * is read), scanned and hashed while it is copied (stagescan.h).  The
+ * copy is the store's or removed, whatever the outcome; in is the
+ * caller's.
+ */
+int ds_publish_copy(struct fs *fs, const char *name, int in, uint64_t size,
+		    const struct repo_origin *origin, unsigned *ver,
+		    bool *created, struct problem *pb);
 int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
 		       int fd, const struct repo_origin *origin,
 		       struct csv_info *info, const char *hash, unsigned *ver,

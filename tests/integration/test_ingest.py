@@ -51,30 +51,45 @@ def same_stats(a, b):
                 assert ca[k] == cb[k], (ca["name"], k)
 
 
-def test_streamed_copy_equals_a_scan_at_close(mlfs, tmp_path):
-    src = tmp_path / "big.csv"
-    data = big_csv(src, 40)
-    a = mlfs.mnt / "datasets" / "streamed"
-    b = mlfs.mnt / "datasets" / "imported"
-    a.mkdir()
-    b.mkdir()
-    r = subprocess.run(["cp", str(src), str(a / "data.csv")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    (b / "source").write_text(str(src) + "\n")
-    assert (a / "v1" / "data.csv").read_bytes() == data
-    la = read_json(a / "v1" / "lineage")
-    lb = read_json(b / "v1" / "lineage")
-    assert la["hash"] == lb["hash"] and la["size"] == len(data)
-    assert read_json(a / "v1" / "schema") == read_json(b / "v1" / "schema")
-    same_stats(read_json(a / "v1" / "stats"), read_json(b / "v1" / "stats"))
-    stats = read_json(a / "v1" / "stats")
-    assert stats["rows"] == data.count(b"\n") - 1 - data.count(b"two\nlines")
-
-
 def write_all(fd, buf, step=1 << 20):
     for i in range(0, len(buf), step):
         assert os.write(fd, buf[i:i + step]) == len(buf[i:i + step])
+
+
+def test_streamed_copy_equals_a_scan_at_close(mlfs, tmp_path):
+    """The same 40 MiB three ways: cp (scanned as written), `source` (a
+    copy scanned as it is made, as job outputs are) and writes that never
+    append (scanned at close): one hash, schema and stats."""
+    src = tmp_path / "big.csv"
+    data = big_csv(src, 40)
+    ds = {}
+    for name in ("streamed", "imported", "atclose"):
+        ds[name] = mlfs.mnt / "datasets" / name
+        ds[name].mkdir()
+    r = subprocess.run(["cp", str(src), str(ds["streamed"] / "data.csv")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (ds["imported"] / "source").write_text(str(src) + "\n")
+    fd = os.open(ds["atclose"] / "data.csv", os.O_WRONLY | os.O_TRUNC)
+    try:
+        tail = len(data) - MB
+        assert os.pwrite(fd, data[tail:], tail) == MB
+        for i in range(0, tail, MB):
+            n = min(MB, tail - i)
+            assert os.pwrite(fd, data[i:i + n], i) == n
+    finally:
+        os.close(fd)
+    ref = ds["atclose"] / "v1"
+    assert (ref / "data.csv").read_bytes() == data
+    for name in ("streamed", "imported"):
+        v = ds[name] / "v1"
+        assert (v / "data.csv").read_bytes() == data
+        assert read_json(v / "lineage")["hash"] == \
+            read_json(ref / "lineage")["hash"]
+        assert read_json(v / "schema") == read_json(ref / "schema")
+        same_stats(read_json(v / "stats"), read_json(ref / "stats"))
+    stats = read_json(ref / "stats")
+    assert stats["rows"] == data.count(b"\n") - 1 - data.count(b"two\nlines")
 
 
 def test_truncation_mid_stream(mlfs, tmp_path):
