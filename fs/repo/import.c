@@ -30,6 +30,7 @@
 #include "reap.h"
 #include "remote.h"
 #include "repo_int.h"
+#include "stagescan.h"
 #include "store.h"
 
 int ds_publish_pending(struct fs *fs, const char *name,
@@ -98,6 +99,7 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	char tmp[4096], msg[400] = "", got[80], hash[HASH_HEX_LEN + 1];
 	char key[128], mkey[512];
 	struct csv_info *info = NULL;
+	struct stage_scan *scan;
 	struct problem p = { 0 };
 	json_t *rec = NULL, *man = NULL;
 	uint64_t size;
@@ -123,9 +125,16 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
-	rc = remote_fetch(fs, url, tmp, fs->opts.max_file, etag, got,
-			  sizeof(got), msg, sizeof(msg));
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* scanned and hashed as the ranges arrive */
+	scan = stage_scan_start(fd, fs->opts.max_file);
+	rc = remote_fetch(fs, url, fd, scan, fs->opts.max_file, etag, got,
+			  sizeof(got), &size, msg, sizeof(msg));
 	if (rc < 0) {
+		stage_scan_cancel(scan);
+		close(fd);
 		/* gone is not "no such version": the pinned object is stale */
 		if (rc == -ENOENT)
 			rc = -ESTALE;
@@ -133,12 +142,9 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 			    msg[0] ? msg : strerror(-rc));
 		goto out_unlink;
 	}
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	rc = repo_scan_file(fd, &info, hash, &size, &p);
+	rc = scan ? stage_scan_end(scan, size, &info, hash, &p) : -EAGAIN;
+	if (rc == -EAGAIN)
+		rc = repo_scan_file(fd, &info, hash, &size, &p);
 	close(fd);
 	if (rc < 0)
 		goto out_unlink;

@@ -43,6 +43,7 @@
 #include "fs.h"
 #include "problem.h"
 #include "remote.h"
+#include "stagescan.h"
 #include "store.h"
 
 #define LEASE_KEY "mlfs-lease"
@@ -649,19 +650,95 @@ static int stale(const char *url, const char *expect, const char *now,
 	return -ESTALE;
 }
 
-int remote_fetch(struct fs *fs, const char *url, const char *path,
-		 uint64_t max, const char *expect, char *etag, size_t etaglen,
-		 char *msg, size_t msglen)
+/* Ranges a fetch has in flight at once, and their size. */
+#define FETCH_THREADS 4
+#define FETCH_CHUNK ((size_t)8 << 20)
+
+/* One fetch of an object in FETCH_CHUNK ranges, on several threads. */
+struct fetch {
+	struct store *s;
+	const char *key;
+	int out;
+	uint64_t size;
+	size_t nchunks;
+	struct stage_scan *scan;
+	pthread_mutex_t mu;
+	size_t next;          /* under mu: the next range to take */
+	size_t whole;         /* under mu: ranges done before the first gap */
+	bool *done;           /* under mu: nchunks of them */
+	int rc;               /* under mu: the first failure */
+};
+
+/* Range i into place: 0 or -errno. */
+static int fetch_one(struct fetch *f, char *buf, size_t i)
+{
+	uint64_t off = (uint64_t)i * FETCH_CHUNK;
+	size_t len = f->size - off < FETCH_CHUNK ? (size_t)(f->size - off)
+						 : FETCH_CHUNK;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = store_get_range(f->s, f->key, buf + got, len - got,
+					    off + got);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -ESTALE; /* shorter than its HEAD said */
+		got += (size_t)n;
+	}
+	return pwrite(f->out, buf, len, (off_t)off) == (ssize_t)len ? 0 : -EIO;
+}
+
+static void *fetch_main(void *arg)
+{
+	struct fetch *f = arg;
+	char *buf = malloc(FETCH_CHUNK);
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&f->mu);
+	if (!buf && !f->rc)
+		f->rc = -ENOMEM;
+	while (!f->rc && f->next < f->nchunks) {
+		i = f->next++;
+		pthread_mutex_unlock(&f->mu);
+		rc = fetch_one(f, buf, i);
+		pthread_mutex_lock(&f->mu);
+		if (rc < 0 && !f->rc)
+			f->rc = rc;
+		if (rc < 0)
+			break;
+		f->done[i] = true;
+		/* the scan follows the bytes with no gap before them */
+		while (f->whole < f->nchunks && f->done[f->whole])
+			f->whole++;
+		if (f->scan)
+			stage_scan_grew(f->scan,
+					f->whole == f->nchunks
+						? f->size
+						: (uint64_t)f->whole *
+							  FETCH_CHUNK);
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(buf);
+	return NULL;
+}
+
+int remote_fetch(struct fs *fs, const char *url, int out,
+		 struct stage_scan *scan, uint64_t max, const char *expect,
+		 char *etag, size_t etaglen, uint64_t *size, char *msg,
+		 size_t msglen)
 {
 	char key[1100];
 	struct store_stat st;
 	struct store *s = NULL;
-	size_t chunk = (size_t)8 << 20;
-	uint64_t off = 0;
-	char *buf = NULL;
-	FILE *fp = NULL;
+	struct fetch f = { 0 };
+	pthread_t tid[FETCH_THREADS];
+	size_t nt = 0, i;
 	int rc;
 
+	*size = 0;
 	rc = head_url(fs, url, max, &s, key, sizeof(key), &st, msg, msglen);
 	if (rc < 0)
 		return rc;
@@ -670,41 +747,42 @@ int remote_fetch(struct fs *fs, const char *url, const char *path,
 		rc = stale(url, expect, st.etag, msg, msglen);
 		goto out;
 	}
-	buf = malloc(chunk);
-	fp = fopen(path, "we");
-	if (!buf || !fp) {
-		rc = buf ? -errno : -ENOMEM;
+	f.s = s;
+	f.key = key;
+	f.out = out;
+	f.size = st.size;
+	f.scan = scan;
+	f.nchunks = (size_t)((st.size + FETCH_CHUNK - 1) / FETCH_CHUNK);
+	f.done = calloc(f.nchunks + 1, sizeof(*f.done));
+	if (!f.done) {
+		rc = -ENOMEM;
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = store_get_range(s, key, buf, chunk, off);
-
-		if (n < 0) {
-			rc = (int)n;
-			snprintf(msg, msglen, "\"%s\": %s", url, strerror(-rc));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (fwrite(buf, 1, (size_t)n, fp) != (size_t)n) {
-			rc = -EIO;
-			goto out;
-		}
-		off += (uint64_t)n;
-	}
-	rc = fflush(fp) == 0 && fsync(fileno(fp)) == 0 ? 0 : -EIO;
+	pthread_mutex_init(&f.mu, NULL);
+	/* s3fs and aws read an object in parallel ranges too */
+	while (nt + 1 < FETCH_THREADS && nt + 1 < f.nchunks &&
+	       pthread_create(&tid[nt], NULL, fetch_main, &f) == 0)
+		nt++;
+	fetch_main(&f);
+	for (i = 0; i < nt; i++)
+		pthread_join(tid[i], NULL);
+	pthread_mutex_destroy(&f.mu);
+	rc = f.rc;
+	if (rc < 0 && (rc != -ESTALE || !expect))
+		snprintf(msg, msglen, "\"%s\": %s", url,
+			 rc == -ESTALE ? "changed while read" : strerror(-rc));
 	/*
 	 * Ranged GETs do not say which version they read (s3rver ignores
 	 * If-Match): an object unchanged after the copy was read whole.
 	 */
-	if (rc == 0 && expect && (off != st.size ||
-				  store_head(s, key, &st) < 0 ||
-				  strcmp(expect, st.etag) != 0))
+	if ((rc == 0 || rc == -ESTALE) && expect &&
+	    (rc < 0 || store_head(s, key, &st) < 0 ||
+	     strcmp(expect, st.etag) != 0 || st.size != f.size))
 		rc = stale(url, expect, st.etag, msg, msglen);
+	if (rc == 0)
+		*size = f.size;
 out:
-	if (fp)
-		fclose(fp);
-	free(buf);
+	free(f.done);
 	store_close(s);
 	return rc;
 }

@@ -124,13 +124,18 @@ int remote_head(struct fs *fs, const char *url, uint64_t max, uint64_t *size,
 		char *etag, size_t etaglen, char *msg, size_t msglen);
 
 /*
- * remote_fetch: copy that object into the local file path; its ETag
- * into etag.  With expect non-NULL the object must carry that ETag
- * before and after the copy, or -ESTALE: a changed object is never
- * taken for the one pinned.  Errors as remote_head's, with msg.
+ * remote_fetch: copy that object into the file out (from offset 0, in
+ * ranges fetched in parallel), its ETag into etag and its size into
+ * *size; scan (may be NULL) follows the bytes as they arrive
+ * (stagescan.h), to be ended by the caller.  With expect non-NULL the
+ * object must carry that ETag before and after the copy, or -ESTALE: a
+ * changed object is never taken for the one pinned.  Errors as
+ * remote_head's, with msg.
  */
-int remote_fetch(struct fs *fs, const char *url, const char *path,
-		 uint64_t max, const char *expect, char *etag, size_t etaglen,
-		 char *msg, size_t msglen);
+struct stage_scan;
+int remote_fetch(struct fs *fs, const char *url, int out,
+		 struct stage_scan *scan, uint64_t max, const char *expect,
+		 char *etag, size_t etaglen, uint64_t *size, char *msg,
+		 size_t msglen);
 
 #endif
