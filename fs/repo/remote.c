@@ -650,7 +650,12 @@ static int stale(const char *url, const char *expect, const char *now,
 	return -ESTALE;
 }
 
-/* Ranges a fetch has in flight at once, and their size. */
+/*
+ * Ranges a fetch has in flight at once, and their size.  256 MiB from
+ * s3rver on this machine: 4 x 8 MiB 0.90 s, 3 x 16 MiB 0.88 s, 4 x 32 MiB
+ * 0.87 s, 2 x 16 MiB 1.19 s, one GET 1.28 s (load 4.5).  Small ranges
+ * let the scan start early.
+ */
 #define FETCH_THREADS 4
 #define FETCH_CHUNK ((size_t)8 << 20)
 
@@ -658,6 +663,7 @@ static int stale(const char *url, const char *expect, const char *now,
 struct fetch {
 	struct store *s;
 	const char *key;
+	const char *etag;     /* pinned: every range If-Match, or NULL */
 	int out;
 	uint64_t size;
 	size_t nchunks;
@@ -678,8 +684,12 @@ static int fetch_one(struct fetch *f, char *buf, size_t i)
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = store_get_range(f->s, f->key, buf + got, len - got,
-					    off + got);
+		ssize_t n = f->etag ? store_s3_get_range_if(f->s, f->key,
+							    f->etag, buf + got,
+							    len - got,
+							    off + got)
+				    : store_get_range(f->s, f->key, buf + got,
+						      len - got, off + got);
 
 		if (n < 0)
 			return (int)n;
@@ -749,6 +759,7 @@ int remote_fetch(struct fs *fs, const char *url, int out,
 	}
 	f.s = s;
 	f.key = key;
+	f.etag = expect;
 	f.out = out;
 	f.size = st.size;
 	f.scan = scan;
@@ -772,8 +783,8 @@ int remote_fetch(struct fs *fs, const char *url, int out,
 		snprintf(msg, msglen, "\"%s\": %s", url,
 			 rc == -ESTALE ? "changed while read" : strerror(-rc));
 	/*
-	 * Ranged GETs do not say which version they read (s3rver ignores
-	 * If-Match): an object unchanged after the copy was read whole.
+	 * Every range asked If-Match, but s3rver ignores it: an object
+	 * unchanged after the copy was read whole.
 	 */
 	if ((rc == 0 || rc == -ESTALE) && expect &&
 	    (rc < 0 || store_head(s, key, &st) < 0 ||

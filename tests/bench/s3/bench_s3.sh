@@ -35,6 +35,11 @@
 #      vs one curl PUT (the ceiling)                               -> MB/s
 #   6. RssAnon of the mlfs daemon, sampled every 0.1 s, while streaming a
 #      4 GiB object cold (and during every other mlfs phase)       -> MB
+#   7. a lazy source's first read: a fresh mount (empty cache) writes
+#      s3://BUCKET/peer/big.csv into datasets/src/source (a version made
+#      without reading the object), then reads datasets/src/data.csv, which
+#      fetches, scans and hashes the object first; vs s3fs's cold read of
+#      the same object (fresh mount, empty cache)                  -> MB/s
 #
 # Goals (issue 4): cold mlfs >= 1.5x best FUSE peer and >= 0.9x curl; warm
 # mlfs >= 3x s3fs cached and >= 0.5x native; random IOPS >= 2x s3fs;
@@ -63,10 +68,10 @@
 #   STREAM_MB    object size for part 6 (default 4096; 0 skips it)
 #   FIO_RUNTIME  cap on each fio run, seconds (default 300)
 #   AWS_CLI      the AWS CLI (default /usr/bin/aws, Debian's awscli 2)
-#   PARTS        the parts to run, by number (default "1 2 3 4 5 6"; e.g.
+#   PARTS        the parts to run, by number (default "1 2 3 4 5 6 7"; e.g.
 #                PARTS=4 for the listing alone, a few minutes).  Parts run
-#                what they need: 2 adds 1 (its mounts), 1 and 3 add 5 (its
-#                object).  The report shows n/a for the parts left out.
+#                what they need: 2 adds 1 (its mounts), 1, 3 and 7 add 5
+#                (its object).  The report shows n/a for the parts left out.
 #
 # Needs: meson, ninja, gcc, fuse3, fusermount3, node + npm (s3rver, installed
 # by tests/s3/start.sh), python3 (+ python3-botocore for start.sh's gateway),
@@ -85,10 +90,10 @@ LIST_CSV=${LIST_CSV:-1}
 STREAM_MB=${STREAM_MB:-4096}
 FIO_RUNTIME=${FIO_RUNTIME:-300}
 AWS=${AWS_CLI:-/usr/bin/aws}
-PARTS=" ${PARTS:-1 2 3 4 5 6} "
+PARTS=" ${PARTS:-1 2 3 4 5 6 7} "
 want() { [[ $PARTS == *" $1 "* ]]; }
 want 2 && PARTS+="1 "
-{ want 1 || want 3; } && PARTS+="5 "
+{ want 1 || want 3 || want 7; } && PARTS+="5 "
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$EPOCHREALTIME
 
@@ -507,6 +512,34 @@ done
 
 fi # part 1
 
+# ================================================================ 7. lazy source
+declare -A LAZY=([mlfs]="" [s3fs]="")
+if want 7; then
+for ((r = 1; r <= RUNS; r++)); do
+	# shellcheck disable=SC2046
+	for c in $(rotated $((r - 1)) mlfs s3fs); do
+		d=$W/lazy/$c-$r
+		mkdir -p "$d"
+		if [[ $c == mlfs ]]; then
+			start_mount mlfs "lazy$r" "$d/cache" "$d/mnt" "$d/log"
+			mkdir "$d/mnt/datasets/src"
+			echo "s3://$B/peer/big.csv" >"$d/mnt/datasets/src/source" ||
+				{ tail -n 20 "$d/log" >&2; die "lazy source failed"; }
+			f=$d/mnt/datasets/src/data.csv
+		else
+			start_mount s3fs peer "$d/cache" "$d/mnt" "$d/log"
+			f=$d/mnt/big.csv
+		fi
+		drop_caches
+		secs=$(timed_read "$f" "$SIZE")
+		LAZY[$c]+=" $(mbps "$SIZE" "$secs")"
+		log "lazy source first read $r/$RUNS $c: $(mbps "$SIZE" "$secs") MB/s ($secs s)"
+		unmount "$d/mnt"
+		rm -rf "$d/cache"
+	done
+done
+fi # part 7
+
 # ================================================================ 2. warm
 declare -A WARM=() DISK=() WFILE=()
 WCLIENTS=(native mlfs s3fs s3fs-kc rclone)
@@ -801,6 +834,8 @@ r_ls_tot=$(ratio "$LT_S3" "$LT_ML")
 r_ls_only=$(ratio "$LO_S3" "$LO_ML")
 r_ls_checked=$(ratio "$LT_S3" "$LC_MC")
 r_exp=$(ratio "$EXP_ML_M" "$EXP_AWS_M")
+LZ_ML=$(med %.1f "${LAZY[mlfs]}"); LZ_S3=$(med %.1f "${LAZY[s3fs]}")
+r_lazy=$(ratio "$LZ_ML" "$LZ_S3")
 r_exp_curl=$(ratio "$EXP_ML_M" "$EXP_CURL_M")
 COLD_RSS_MAX=$(maxof "${COLD_RSS[@]}")
 EXP_RSS_MAX=$(maxof "${EXP_RSS[@]}")
@@ -881,6 +916,8 @@ drifts during a run does not always fall on the same client.
 | ${mib} MiB export (MB/s) | mlfs (cp + sync) | ${EXP_ML_M} | $(sp " ${EXP_ML[*]}") | $(sp " ${EXP_ML_CPU[*]}") | $(sp " ${EXP_S3_ML[*]}") | $(sp " ${EXP_G_ML[*]}") |
 | | aws s3 cp upload | ${EXP_AWS_M} | $(sp " ${EXP_AWS[*]}") | – | $(sp " ${EXP_S3_AWS[*]}") | $(sp " ${EXP_G_AWS[*]}") |
 | | curl, one PUT | ${EXP_CURL_M} | $(sp " ${EXP_CURL[*]}") | – | $(sp " ${EXP_S3_CURL[*]}") | $(sp " ${EXP_G_CURL[*]}") |
+| Lazy source: first read (MB/s) | mlfs (\`source s3://…\`, then \`dd\`) | ${LZ_ML} | $(sp "${LAZY[mlfs]}") | – | – | – |
+| | s3fs cold read | ${LZ_S3} | $(sp "${LAZY[s3fs]}") | – | – | – |
 | mlfs RssAnon max (MB) | ${mib} MiB cold read | ${COLD_RSS_MAX} | $(sp " ${COLD_RSS[*]}") | – | – | – |
 | | ${mib} MiB export | ${EXP_RSS_MAX} | $(sp " ${EXP_RSS[*]}") | – | – | – |
 | | ${STREAM_MB} MiB write + export | ${STREAM_EXP_RSS} | – | – | – | – |
@@ -897,6 +934,7 @@ drifts during a run does not always fall on the same client.
 | Warm read, mlfs / native page cache | ${r_warm_nat} | ≥ 0.5 | $(met "$r_warm_nat" ">=" 0.5) |
 | Cold random 4 KiB IOPS, mlfs / s3fs | ${r_rand} | ≥ 2 | $(met "$r_rand" ">=" 2) |
 | Listing ${LIST_N}, fresh mount + \`ls -l\`, s3fs time / mlfs time | ${r_ls_tot} | ≥ 5 | $(met "$r_ls_tot" ">=" 5) |
+| Lazy source first read, mlfs / s3fs cold read (issue 20) | ${r_lazy} | ≥ 1.0 | $(met "$r_lazy" ">=" 1.0) |
 | (same, \`ls -l\` alone, mount excluded) | ${r_ls_only} | (≥ 5) | $(met "$r_ls_only" ">=" 5) |
 | Listing ${LIST_N}, s3fs mount + \`ls -l\` (LIST + HEADs) / mlfs mount until its check against the bucket finished | ${r_ls_checked} | ≥ 5 | $(met "$r_ls_checked" ">=" 5) |
 | ${mib} MiB export, mlfs / aws s3 cp | ${r_exp} | ≥ 1.0 | $(met "$r_exp" ">=" 1.0) |
