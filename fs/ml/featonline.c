@@ -11,7 +11,7 @@
  * The store: one LMDB record per entity in META_ONLINE, "<set>/<entity
  * key>" -> the entity's events as a history of their own (featcalc.h),
  * and "<set>/" -> the mark "<history hash, or none-v<n>> <incarnation> <last
- * segment>".
+ * segment> <record format>".
  * A read is the entity's vector as of now by featcalc.c, the code that
  * writes offline.csv and answers join.  It is loaded from the latest
  * version's history, then the log's segments after that version's cut,
@@ -61,9 +61,10 @@ static int record_key(const char *set, const char *key, size_t klen,
 }
 
 /*
- * The marker, "<set>/" -> "<history hash or none> <incarnation> <seq>":
- * the history loaded, the set's incarnation (a set made again under the
- * same name has a log of its own) and the last log segment applied.
+ * The marker, "<set>/" -> "<history hash or none> <incarnation> <seq>
+ * <format>": the history loaded, the set's incarnation (a set made again
+ * under the same name has a log of its own), the last log segment
+ * applied, and the layout of the records (FEAT_STATE_FORMAT).
  */
 struct mark {
 	char hist[72];
@@ -235,14 +236,17 @@ static int wanted(struct fs *fs, const char *set, json_t **spec,
 
 static int mark_read(struct meta_txn *t, const char *set, struct mark *m)
 {
-	char key[300], *val = NULL;
+	char key[300], fmt[8], *val = NULL;
 	unsigned long long seq;
 	size_t len;
 	int rc;
 
 	snprintf(key, sizeof(key), "%s/", set);
 	rc = meta_get(t, META_ONLINE, key, &val, &len);
-	if (rc == 0 && sscanf(val, "%71s %39s %llu", m->hist, m->inc, &seq) != 3)
+	/* records of another layout (an older daemon's): not loaded */
+	if (rc == 0 && (sscanf(val, "%71s %39s %llu %7s", m->hist, m->inc, &seq,
+			       fmt) != 4 ||
+			strcmp(fmt, FEAT_STATE_FORMAT) != 0))
 		rc = -ENOENT;
 	if (rc == 0)
 		m->seq = seq;
@@ -256,8 +260,8 @@ static int mark_write(struct meta_txn *t, const char *set,
 	char key[300], val[160];
 
 	snprintf(key, sizeof(key), "%s/", set);
-	snprintf(val, sizeof(val), "%s %s %llu", m->hist, m->inc,
-		 (unsigned long long)m->seq);
+	snprintf(val, sizeof(val), "%s %s %llu %s", m->hist, m->inc,
+		 (unsigned long long)m->seq, FEAT_STATE_FORMAT);
 	return meta_put(t, META_ONLINE, key, val, strlen(val));
 }
 
@@ -393,15 +397,14 @@ static int event_types(const struct feat_spec *spec,
 	for (size_t c = 0; rc == 0 && c < spec->ncols; c++) {
 		bool text = false;
 
-		if (anytext && !anytext[c]) {
-			cat[c] = spec->cat[c] || (one && one->coltype[c]);
+		cat[c] = spec->cat[c] || (one && one->coltype[c]);
+		/* settled, or no text to settle it: the rows need no look */
+		if (cat[c] || (anytext && !anytext[c]))
 			continue;
-		}
 
 		for (size_t i = 0; i < n && !text; i++)
 			text = b->ev[ord[i]].str[c] && isnan(b->ev[ord[i]].num[c]);
-		cat[c] = spec->cat[c] || (one && one->coltype[c]) ||
-			 (!spec->num[c] && text);
+		cat[c] = !spec->num[c] && text;
 		for (size_t i = 0; i < n && !cat[c] && rc == 0; i++) {
 			const struct feat_event *e = &b->ev[ord[i]];
 
