@@ -371,13 +371,13 @@ static bool kref_sorted(const struct kref *kr, size_t n)
 
 /*
  * ord[0..b->n): b's rows by entity, then as written, and *sorted (unless
- * NULL) their keys in that order (malloc'd: 2 * b->n + 1 of them, the caller frees;
- * comparing neighbours there finds an entity's rows without going back
- * to the batch's scattered keys).  A stable LSD radix
- * sort on the 8-byte prefixes (passes whose byte is the same in every
- * key skipped), then kref_cmp within a run of one prefix where the keys
- * may differ past it: qsort with kref_cmp was 8 % of a stream (a 1 MiB
- * write of 40,000 rows), this under 2 %.
+ * NULL) their keys in that order (malloc'd, 2 * b->n + 1 of them; the
+ * caller frees them; neighbours there show an entity's rows without going
+ * back to the batch's scattered keys).  A stable LSD radix sort on the
+ * 8-byte prefixes (passes whose byte is the same in every key skipped),
+ * then kref_cmp within a run of one prefix where the keys may differ past
+ * it: qsort with kref_cmp was 8 % of a stream (a 1 MiB write of 40,000
+ * rows), this under 2 %.
  */
 static int batch_by_entity(const struct feat_batch *b, size_t *ord,
 			   struct kref **sorted)
@@ -411,8 +411,11 @@ static int batch_by_entity(const struct feat_batch *b, size_t *ord,
 			count[d][v] = at;
 			at += c;
 		}
-		for (size_t i = 0; i < n; i++)
-			dst[count[d][(src[i].pre >> (8 * d)) & 0xff]++] = src[i];
+		for (size_t i = 0; i < n; i++) {
+			unsigned v = (src[i].pre >> (8 * d)) & 0xff;
+
+			dst[count[d][v]++] = src[i];
+		}
 		swap = src;
 		src = dst;
 		dst = swap;
@@ -447,8 +450,8 @@ static bool kref_same(const struct kref *x, const struct kref *y)
 
 /*
  * The column types of an entity's events: those of one (its history, or
- * NULL) with ev[0..n), rows ord[0..n) of b.  A column the spec does not type turns
- * categorical when text comes, as a sync would make it.  -EINVAL with pb
+ * NULL) with ev[0..n), rows ord[0..n) of b.  A column the spec does not
+ * type turns categorical when text comes, as a sync would make it.  -EINVAL with pb
  * for text in a column that holds numbers.  anytext (NULL: unknown) says
  * per column whether any row of b has text that is not a number: where
  * none has, the rows need not be looked at (they are scattered over the
