@@ -451,11 +451,12 @@ static bool kref_same(const struct kref *x, const struct kref *y)
 /*
  * The column types of an entity's events: those of one (its history, or
  * NULL) with ev[0..n), rows ord[0..n) of b.  A column the spec does not
- * type turns categorical when text comes, as a sync would make it.  -EINVAL with pb
- * for text in a column that holds numbers.  anytext (NULL: unknown) says
- * per column whether any row of b has text that is not a number: where
- * none has, the rows need not be looked at (they are scattered over the
- * batch, and were a tenth of a stream's time in cache misses).
+ * type turns categorical when text comes, as a sync would make it.
+ * -EINVAL with pb for text in a column that holds numbers.  anytext
+ * (NULL: unknown) says per column whether any row of b has text that is
+ * not a number: where none has, or the column's type is settled, the
+ * rows need not be looked at (they were a tenth of a stream's time in
+ * cache misses).
  */
 static int event_types(const struct feat_spec *spec,
 		       const struct feat_hist *one, const struct feat_batch *b,
