@@ -12,17 +12,37 @@
 
 #include "featstate.h"
 
-#define STATE_MAGIC "MLFSFS01"
+#define STATE_MAGIC "MLFSFS02"
 #define STATE_HEAD 32 /* magic, nfeat, cutoff, base_t */
 
 static_assert(sizeof(struct feat_acc) == 8 * sizeof(double),
 	      "an accumulator is stored as eight doubles");
 
+/* Is d folded into base (not windowed, not last)? */
+static bool in_base(const struct feat_def *d)
+{
+	return d->window <= 0 && d->agg != AGG_LAST;
+}
+
+/*
+ * How many features fold into base: a record keeps their accumulators
+ * only (those of the others were 64 bytes each of nothing, stored and
+ * copied with every update).
+ */
+static size_t base_count(const struct feat_spec *spec)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < spec->nfeat; i++)
+		n += in_base(&spec->feat[i]);
+	return n;
+}
+
 int feat_state_load(const void *buf, size_t len, const struct feat_spec *spec,
 		    struct feat_state *st, char *why, size_t whylen)
 {
 	const char *p = buf;
-	size_t base = spec->nfeat * sizeof(struct feat_acc);
+	size_t base = base_count(spec) * sizeof(struct feat_acc);
 	uint64_t nfeat;
 	int rc;
 
@@ -70,12 +90,15 @@ void feat_state_asof(const struct feat_spec *spec,
 	size_t hi = feat_upper(h, 0, h->nev, t);
 	size_t lo = feat_upper(h, 0, hi, st->cutoff); /* after the anchors */
 	double newest = hi ? h->t[hi - 1] : -INFINITY;
+	size_t j = 0; /* st->base[j]: the next feature folded into base */
 
 	if (st->base_t <= t && st->base_t > newest)
 		newest = st->base_t;
 	for (size_t i = 0; i < spec->nfeat; i++) {
 		const struct feat_def *d = &spec->feat[i];
 		struct feat_acc acc = { 0 };
+
+		const struct feat_acc *b = in_base(d) ? &st->base[j++] : NULL;
 
 		if (newest == -INFINITY ||
 		    (spec->ttl > 0 && t - newest > spec->ttl)) {
@@ -88,7 +111,7 @@ void feat_state_asof(const struct feat_spec *spec,
 		} else if (d->agg == AGG_LAST) {
 			feat_fold(d, h, 0, hi, &acc);
 		} else {
-			acc = st->base[i];
+			acc = *b;
 			feat_fold(d, h, lo, hi, &acc);
 		}
 		out[i] = feat_acc_value(&acc, d->agg);
@@ -106,12 +129,6 @@ static double event_input(const struct feat_def *d, const bool *cat,
 	if (cat[c])
 		return e->str[c] ? 0 : NAN; /* only counted */
 	return feat_bound(d, e->num[c]);
-}
-
-/* Is d folded into base (not windowed, not last)? */
-static bool in_base(const struct feat_def *d)
-{
-	return d->window <= 0 && d->agg != AGG_LAST;
 }
 
 /* An event of the merge: old event i of the record, or new event ev[i]. */
@@ -183,7 +200,7 @@ int feat_state_update(const struct feat_spec *spec,
 {
 	const struct feat_hist *h = old ? &old->h : NULL;
 	size_t nf = spec->nfeat, nc = spec->ncols;
-	size_t accs = nf * sizeof(struct feat_acc);
+	size_t accs = base_count(spec) * sizeof(struct feat_acc);
 	double old_cut = old ? old->cutoff : -INFINITY, cut = old_cut;
 	double base_t = old ? old->base_t : -INFINITY;
 	size_t nr = (h ? h->nev : 0) + 2 * n + 1;
@@ -215,8 +232,9 @@ int feat_state_update(const struct feat_spec *spec,
 	found = ct + nc + 1;
 	keep = found + nf + 1;
 	merge_refs(h, ev, n, r, &m);
-	if (old)
-		memcpy(base, old->base, accs);
+	for (size_t i = 0, j = 0; old && i < nf; i++)
+		if (in_base(&spec->feat[i]))
+			base[i] = old->base[j++];
 	for (size_t c = 0; c < nc; c++)
 		ct[c] = (cat && cat[c]) || (h && h->coltype[c]);
 	/* events too late for any window: into base as they come */
@@ -292,7 +310,10 @@ int feat_state_update(const struct feat_spec *spec,
 	memcpy(out + 8, &(uint64_t){ nf }, 8);
 	memcpy(out + 16, &cut, 8);
 	memcpy(out + 24, &base_t, 8);
-	memcpy(out + STATE_HEAD, base, accs);
+	for (size_t i = 0, j = 0; i < nf; i++)
+		if (in_base(&spec->feat[i]))
+			memcpy(out + STATE_HEAD + j++ * sizeof(*base), &base[i],
+			       sizeof(*base));
 	p = feat_hist_head(out + STATE_HEAD + accs, 1, kept, nc,
 			   iso || (h && h->iso), klen, ct, ndict, dlen);
 	((uint64_t *)p)[1] = klen;     /* key_off: 0, klen */

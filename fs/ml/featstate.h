@@ -4,8 +4,9 @@
  * of its events, bounded by the spec's windows rather than by how many
  * events the entity ever had.
  *
- *   "MLFSFS01" u64 nfeat  f64 cutoff  f64 base_t
- *   struct feat_acc base[nfeat]
+ *   "MLFSFS02" u64 nfeat  f64 cutoff  f64 base_t
+ *   struct feat_acc base[nbase]  one per feature folded into base (below),
+ *                                in the spec's order; nbase may be 0
  *   a history of the entity alone (featcalc.h): the kept events
  *
  * Events at or before cutoff are folded into base, in time order, for
@@ -32,10 +33,16 @@
 struct feat_state {
 	double cutoff;              /* -inf: nothing folded yet */
 	double base_t;              /* -inf: none */
-	const struct feat_acc *base; /* nfeat */
+	const struct feat_acc *base; /* nbase: the features folded, in order */
 	struct feat_hist h;         /* the kept events */
 	void *owned;                /* the record, when the state owns it */
 };
+
+/*
+ * FEAT_STATE_FORMAT: names the record's layout; a store of records in
+ * another (an older daemon's) is loaded again rather than read.
+ */
+#define FEAT_STATE_FORMAT "FS02"
 
 /*
  * feat_state_load: st over record buf (len bytes, 8-aligned), which must

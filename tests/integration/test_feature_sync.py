@@ -5,6 +5,8 @@ import errno
 import json
 import os
 
+import pytest
+
 from conftest import NOBODY, as_user, wait_job
 from test_features import SPEC, TXNS, make_set, sh, versions
 from test_s3 import fresh, s3mount
@@ -317,6 +319,98 @@ def test_a_bad_event_row_fails_its_write_and_applies_nothing(mlfs):
     assert sorted(os.listdir(d / "online")) == ["c1", "c2"]
     r = sh(f"echo c1,2024-01-05 > {d}/join; cat {d}/join")
     assert r.stdout.splitlines()[1] == "c1,2024-01-05,17.5,0,fr,7"
+
+
+def test_rows_in_the_logs_order_plain_or_not_agree_everywhere(mlfs):
+    """A header in the log's column order: plain rows go to the log as
+    they came, quoted ones, CRLF and missing words as their fields; a bad
+    row among plain ones still fails its write with its line and column
+    and applies nothing."""
+    d = synced(mlfs, spec=NOTTL)
+    head = b"customer_id,ts,amount,country"
+    with open(d / "events", "wb") as f:
+        f.write(head + b"\r\n"
+                b"c1,2024-01-02T00:30:00Z,2,it\r\n"
+                b'"c4",2024-01-03T00:00:00Z,"5",es\n'
+                b'c5,2024-01-03T00:00:00Z,NA,"p,t"\n'
+                b"c5,2024-01-03T00:10:00Z,4,\n"
+                b"c1,2024-01-02T00:40:00Z, n/a ,x\n")
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2", "c4", "c5"]
+    r = sh(f"printf 'c1,2024-01-02T00:30:00Z\\nc1,2024-01-02T00:40:00Z\\n"
+           f"c4,2024-01-03\\nc5,2024-01-03T00:10:00Z\\n' > {d}/join; "
+           f"cat {d}/join")
+    assert r.stdout.splitlines()[1:] == [
+        "c1,2024-01-02T00:30:00Z,19.5,2,it,2",
+        "c1,2024-01-02T00:40:00Z,19.5,3,x,2",
+        "c4,2024-01-03,5,1,es,5",
+        'c5,2024-01-03T00:10:00Z,4,2,"p,t",4']
+
+    def vector(key):  # the row without as_of (now, which moves)
+        row = (d / "online" / key).read_text().splitlines()[1].split(",")
+        return row[:1] + row[2:]
+
+    before = {k: vector(k) for k in ("c1", "c5")}
+    for rows, where in [
+            (b"c6,2024-01-05,1,fr\nc1,2024-01-06,1\n",
+             "events:3: record has 3 fields, header has 4"),
+            (b"c6,2024-01-05,1,fr\nc1,2024-01-06,1,fr,x\n",
+             "events:3: record has 5 fields, header has 4"),
+            (b"c6,2024-01-05,1,fr\r\nc1,soon,2,fr\r\n",
+             'events:3:2: "ts": not a time'),
+            (b'c6,2024-01-05,1,fr\nc1,2024-01-06,1"2,fr\n', "events:3:"),
+            (b"c6,2024-01-05,1,fr\n,2024-01-06,1,fr\n",
+             'events:3:1: "customer_id": an entity value is needed')]:
+        with pytest.raises(OSError) as e:
+            with open(d / "events", "wb") as f:
+                f.write(head + b"\n" + rows)
+        assert e.value.errno == errno.EINVAL, rows
+        assert where in mlfs.errors(), (where, mlfs.errors())
+    assert {k: vector(k) for k in ("c1", "c5")} == before
+    assert sorted(os.listdir(d / "online")) == ["c1", "c2", "c4", "c5"]
+    # the log as the sync reads it: offline.csv, join and online agree
+    assert sh(f"echo sync > {d}/ctl").returncode == 0
+    assert wait_job(mlfs.mnt, "cust-sync-2") == "succeeded\n"
+    off = (d / "offline.csv").read_text().splitlines()
+    assert 'c5,2024-01-03T00:10:00Z,4,2,"p,t",4' in off
+    assert "c1,2024-01-02T00:40:00Z,19.5,3,x,2" in off
+    keys = "\n".join(",".join(x.split(",")[:2]) for x in off[1:]) + "\n"
+    r = sh(f"cat > {d}/join <<'EOF2'\n{keys}EOF2\ncat {d}/join")
+    assert r.stdout.splitlines()[1:] == off[1:]
+    for k in ("c1", "c5"):
+        assert vector(k) == before[k]
+
+
+def test_keys_alike_in_their_first_bytes_stay_apart(mlfs):
+    """A write's rows are sorted by a radix sort of their keys' first 8
+    bytes: keys that share them, or differ only in length, are still
+    each their own entity."""
+    d = synced(mlfs, spec=NOTTL)
+    keys = ["customer-1", "c1", "customer-10", "customer-2", "customer",
+            "custome", "customer-1x"]
+    # amounts 1, 2, 3 a key, on 2024-01-01 (even places) or 2024-01-02
+    rows = "".join(f"{k},2024-01-0{1 + i % 2}T00:00:00Z,{j + 1},fr\n"
+                   for j in range(3) for i, k in enumerate(keys))
+    with open(d / "events", "wb") as f:
+        f.write(("customer_id,ts,amount,country\n" + rows).encode())
+    assert sorted(os.listdir(d / "online")) == sorted(keys + ["c2"])
+    (mlfs.tmp / "keys").write_text("".join(f"{k},2024-01-02\n"
+                                           for k in keys))
+    r = sh(f"cat {mlfs.tmp}/keys > {d}/join; cat {d}/join")
+    # c1 also has its synced events, 10.5 and 7 (2024-01-02T00:00:00Z,
+    # before its new ones of that instant)
+    assert r.stdout.splitlines()[1:] == [
+        "customer-1,2024-01-02,6,0,fr,3",
+        "c1,2024-01-02,23.5,4,fr,3",
+        "customer-10,2024-01-02,6,0,fr,3",
+        "customer-2,2024-01-02,6,3,fr,3",
+        "customer,2024-01-02,6,0,fr,3",
+        "custome,2024-01-02,6,3,fr,3",
+        "customer-1x,2024-01-02,6,0,fr,3"]
+    for k in keys:  # the online records: the same as join at as_of
+        row = (d / "online" / k).read_text().splitlines()[1]
+        r = sh(f"echo {','.join(row.split(',')[:2])} > {d}/join; "
+               f"cat {d}/join")
+        assert r.stdout.splitlines()[1] == row
 
 
 def test_events_survive_a_remount_and_the_s3_store(mlfs_factory, s3server):
