@@ -936,8 +936,11 @@ static int take_row(struct pstream *s, const char *const *fields,
 		return 0;
 	}
 	s->routed = cand;
-	if (fx_check_row(s->ms[cand]->fx, fields, flen, n, maps[cand], why,
-			 sizeof(why)) < 0) {
+	/* checked and encoded in one pass: each number is parsed once (a
+	 * refused row's x is never answered) */
+	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
+	if (fx_apply_row(s->ms[cand]->fx, fields, flen, n, maps[cand],
+			 s->x + r * s->stride, why, sizeof(why)) == -EINVAL) {
 		row_error(s, "error: %s", why);
 		return 0;
 	}
@@ -972,19 +975,16 @@ static int take_row(struct pstream *s, const char *const *fields,
 		if (rc < 0)
 			return rc;
 	}
-	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
-	fx_transform_row(s->ms[cand]->fx, fields, flen, n, maps[cand],
-			 s->x + r * s->stride);
 	if (rt) {
 		s->mir[r] = -1;
-		if (mirror >= 0 && (size_t)mirror < s->nm &&
-		    fx_check_row(s->ms[mirror]->fx, fields, flen, n,
-				 maps[mirror], why, sizeof(why)) == 0) {
-			memset(s->xm + r * s->stride, 0,
-			       s->stride * sizeof(float));
-			fx_transform_row(s->ms[mirror]->fx, fields, flen, n,
-					 maps[mirror], s->xm + r * s->stride);
-			s->mir[r] = mirror;
+		if (mirror >= 0 && (size_t)mirror < s->nm) {
+			float *xm = s->xm + r * s->stride;
+
+			memset(xm, 0, s->stride * sizeof(float));
+			if (fx_apply_row(s->ms[mirror]->fx, fields, flen, n,
+					 maps[mirror], xm, why,
+					 sizeof(why)) != -EINVAL)
+				s->mir[r] = mirror;
 		}
 	}
 	s->json[r] = json;
