@@ -610,7 +610,8 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 
 /*
  * Split one CSV line (without its line end) into fields with the CSV
- * tokenizer that datasets and training read with: the field count,
+ * tokenizer that datasets and training read with (csv_field_plain, else
+ * csv_field_next): the field count,
  * -EINVAL with pb (a quote out of place, a NUL byte), or -ENOMEM.  A
  * field with doubled quotes is unescaped into s->unq, the others point
  * into line.  The arrays are the stream's, grown once and reused for
@@ -637,9 +638,13 @@ static long split_csv(struct pstream *s, const char *line, size_t len,
 	do {
 		if (n == s->fcap && split_room(s, s->fcap * 2, len) < 0)
 			return -ENOMEM;
-		rc = csv_field_next(&tok, &f);
-		if (rc < 0)
-			return rc;
+		/* a plain field inline, as the dataset scan reads them */
+		f.esc = false;
+		if (!csv_field_plain(&tok, &f.p, &f.len, &f.term)) {
+			rc = csv_field_next(&tok, &f);
+			if (rc < 0)
+				return rc;
+		}
 		s->fields[n] = f.p;
 		s->flen[n] = f.len;
 		if (f.esc) {
