@@ -235,12 +235,15 @@ int csv_too_many(struct csv_tok *t, size_t ncols);
 extern const unsigned char csv_plain_stop[256];
 
 /*
- * csv_plain_skip: p moved on by whole 8-byte words none of whose bytes
- * ends a plain field's scan (csv_plain_stop), as far as end allows.  A
- * hex digest or an e-mail address is a few words, where the byte loop
- * after this pays a table load and a branch a byte.  (v - 1) & ~v has a
- * high bit set in a byte (or after one) that is zero in v; no byte of x
- * has its high bit once x & 0x80.. is 0, so neither has x ^ c.
+ * csv_plain_skip: p moved on 8 bytes at a time to the first byte that
+ * ends a plain field's scan (csv_plain_stop), or by whole words as far as
+ * end allows.  A hex digest or an e-mail address is a few words, and a
+ * number's end is found in its word, where the byte loop after this pays
+ * a table load and a branch a byte (and a mispredicted exit).  (v - 1) &
+ * ~v has a high bit set in a byte (or after one) that is zero in v, and
+ * none below the first such byte, so the lowest bit of hit marks the
+ * first stop; no byte of x has its high bit once x & 0x80.. is 0, so
+ * neither has x ^ c.
  */
 static inline const unsigned char *csv_plain_skip(const unsigned char *p,
 						  const unsigned char *end)
@@ -259,8 +262,9 @@ static inline const unsigned char *csv_plain_skip(const unsigned char *p,
 		hit |= ((x ^ (ones * '\n')) - ones) & ~(x ^ (ones * '\n'));
 		hit |= ((x ^ (ones * '\r')) - ones) & ~(x ^ (ones * '\r'));
 		hit |= ((x ^ (ones * '"')) - ones) & ~(x ^ (ones * '"'));
-		if (hit & high)
-			break;
+		hit &= high;
+		if (hit)
+			return p + (__builtin_ctzll(hit) >> 3);
 		p += 8;
 	}
 #else
