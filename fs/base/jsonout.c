@@ -9,6 +9,7 @@
  * functions; any thread.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "jsonout.h"
 #include "pow10.h"
 #include "strbuf.h"
@@ -95,14 +97,39 @@ static size_t shortest_printf(double v, int digits, char *out)
 }
 
 /*
+ * Does the text s (n bytes) read back as f, as strtof reads it?  Without
+ * strtof's big-number arithmetic where a double decides: the correctly
+ * rounded double d of the text (csv_parse_double) rounds to the same
+ * float as the text itself unless d is halfway between two floats.  (A
+ * float's midpoint is a double; one strictly between the text's value
+ * and d would be nearer to the text than d.)  Subnormal floats, whose
+ * midpoints are others, and the halfway case go to strtof.
+ */
+static bool float_reads_back(const char *s, size_t n, float f)
+{
+	const uint64_t low = ((uint64_t)1 << 29) - 1; /* bits a float drops */
+	uint64_t bits;
+	double d;
+
+	if (!csv_parse_double(s, n, &d) || !(fabs(d) >= FLT_MIN) ||
+	    !(fabs(d) <= FLT_MAX))
+		return strtof(s, NULL) == f;
+	memcpy(&bits, &d, sizeof(bits));
+	if ((bits & low) == (uint64_t)1 << 28)
+		return strtof(s, NULL) == f;
+	return (float)d == f;
+}
+
+/*
  * The same for a float, without printf: predict prints every probability
  * with it, and one snprintf("%g") costs more than scoring a row of a small
  * model.  The float is exact in a double, so each rounding to p
  * significant digits (p = 1..9; 9 always reads back) comes from one
  * scaling, and is tried by converting it back.  Scaling by an inexact
  * power of ten, or a candidate close to halfway between two floats, can
- * misjudge in rare cases, so the text is read back once with strtof and,
- * if it does not match, printf's answer is used instead.
+ * misjudge in rare cases, so the text is read back once (as strtof would:
+ * float_reads_back) and, if it does not match, printf's answer is used
+ * instead.
  */
 static size_t shortest_float(float f, char *out)
 {
@@ -165,7 +192,7 @@ static size_t shortest_float(float f, char *out)
 		n += nd;
 	}
 	out[n] = '\0';
-	if (strtof(out, NULL) != f)
+	if (!float_reads_back(out, (size_t)n, f))
 		return shortest_printf(f, 9, out);
 	return (size_t)n;
 }
