@@ -135,6 +135,23 @@ int csv_role_parse(const char *s, enum csv_role *out);
 bool csv_parse_double(const char *s, size_t len, double *out);
 
 /*
+ * csv_numbers: read the fields of one line (p to end, without its line
+ * end) from p on, while each is a plain number: the field csv_field_next
+ * would read there, ending at a comma or at end, which csv_parse_double
+ * reads as a finite value with no blank around it; in one pass over the
+ * bytes, where the tokenizer and then the parser took two.  Up to max
+ * fields: each's text in fields[i], flen[i] (pointing into the line) and
+ * its value in num[i].  Returns how many; *next is where the next field
+ * starts (past the comma after the last one read), and *ended is true
+ * when the last one read ended the line.  Any other field (text, a
+ * blank, quotes, a missing value, a number out of range) stops it there,
+ * unread, for csv_field_next.
+ */
+size_t csv_numbers(const char *p, const char *end, const char **fields,
+		   size_t *flen, double *num, size_t max, const char **next,
+		   bool *ended);
+
+/*
  * csv_parse_time: parse one time field (surrounding spaces and tabs
  * allowed) as csv_scan recognises CSV_TIME values: ISO 8601 as it appears
  * in data, YYYY-MM-DD, then optionally 'T' or ' ' and HH:MM[:SS[.frac]],

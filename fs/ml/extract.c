@@ -447,8 +447,8 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 }
 
 int fx_apply_row(const struct fx *fx, const char *const *fields,
-		 const size_t *fieldlen, size_t nfields, const size_t *map,
-		 float *out, char *why, size_t whylen)
+		 const size_t *fieldlen, const double *num, size_t nfields,
+		 const size_t *map, float *out, char *why, size_t whylen)
 {
 	int imputed = 0;
 	size_t i;
@@ -491,7 +491,9 @@ int fx_apply_row(const struct fx *fx, const char *const *fields,
 			out += c->ncats;
 			continue;
 		}
-		if (!p || csv_is_missing(p, n)) {
+		if (num && p && c->kind == FX_NUMERIC && !isnan(num[idx])) {
+			x = num[idx]; /* fx_parse's value; not missing */
+		} else if (!p || csv_is_missing(p, n)) {
 			x = c->impute;
 			imputed++;
 		} else if (!fx_parse(c->kind, p, n, &x) || !isfinite(x)) {

@@ -397,7 +397,9 @@ struct pstream {
 	/* scratch for one row, reused */
 	const char **fields;
 	size_t *flen;
-	size_t fcap;      /* fields and flen hold this many */
+	double *num;      /* per field: its value, read as a plain number
+			   * (csv_numbers), or NAN */
+	size_t fcap;      /* fields, flen and num hold this many */
 	char *unq;        /* unquoted fields */
 	size_t ucap;
 	/* the second lane of large writes (see the top), made at the first */
@@ -615,6 +617,7 @@ void pstream_free(struct pstream *s)
 	sb_free(&s->ins);
 	free(s->fields);
 	free(s->flen);
+	free(s->num);
 	free(s->unq);
 	free(s);
 }
@@ -625,6 +628,7 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 	if (cap > s->fcap) {
 		const char **nf = realloc(s->fields, cap * sizeof(*nf));
 		size_t *nl;
+		double *nn;
 
 		if (!nf)
 			return -ENOMEM;
@@ -633,6 +637,10 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 		if (!nl)
 			return -ENOMEM;
 		s->flen = nl;
+		nn = realloc(s->num, cap * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		s->num = nn;
 		s->fcap = cap;
 	}
 	if (len + 1 > s->ucap) {
@@ -648,8 +656,9 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 
 /*
  * Split one CSV line (without its line end) into fields with the CSV
- * tokenizer that datasets and training read with (csv_field_plain, else
- * csv_field_next): the field count,
+ * tokenizer that datasets and training read with (csv_numbers for runs
+ * of plain numbers, each's value kept in s->num, else csv_field_plain or
+ * csv_field_next, NAN in s->num): the field count,
  * -EINVAL with pb (a quote out of place, a NUL byte), or -ENOMEM.  A
  * field with doubled quotes is unescaped into s->unq, the others point
  * into line.  The arrays are the stream's, grown once and reused for
@@ -673,9 +682,17 @@ static long split_csv(struct pstream *s, const char *line, size_t len,
 
 	if (split_room(s, s->fcap ? s->fcap : 16, len) < 0)
 		return -ENOMEM;
-	do {
+	for (;;) {
+		bool ended;
+
 		if (n == s->fcap && split_room(s, s->fcap * 2, len) < 0)
 			return -ENOMEM;
+		n += csv_numbers(tok.p, tok.end, s->fields + n, s->flen + n,
+				 s->num + n, s->fcap - n, &tok.p, &ended);
+		if (ended)
+			break;
+		if (n == s->fcap)
+			continue; /* more numbers, maybe: room first */
 		/* a plain field inline, as the dataset scan reads them */
 		f.esc = false;
 		if (!csv_field_plain(&tok, &f.p, &f.len, &f.term)) {
@@ -685,13 +702,16 @@ static long split_csv(struct pstream *s, const char *line, size_t len,
 		}
 		s->fields[n] = f.p;
 		s->flen[n] = f.len;
+		s->num[n] = NAN;
 		if (f.esc) {
 			s->fields[n] = s->unq + u;
 			s->flen[n] = csv_unescape(s->unq + u, f.p, f.len);
 			u += s->flen[n];
 		}
 		n++;
-	} while (f.term == CSV_TERM_COMMA);
+		if (f.term != CSV_TERM_COMMA)
+			break;
+	}
 	return (long)n;
 }
 
@@ -957,16 +977,17 @@ static int keep_inputs(struct pstream *s, const char *const *fields,
 
 /*
  * A row whose fields are read: fx column i of model j is field
- * maps[j][i], input k is field infield[k]; idp (idn bytes; NULL: none)
+ * maps[j][i], input k is field infield[k], num (NULL: none) the fields
+ * split_csv read as numbers; idp (idn bytes; NULL: none)
  * is its id as its answer prints it.  Routed (a routed stream asks its
  * caller), checked by its model, its id kept (a routed stream assigns
  * one to a row without), encoded into the batch; a bad row is answered
  * with its error line.  0, or -ENOMEM.
  */
 static int take_row(struct pstream *s, const char *const *fields,
-		    const size_t *flen, size_t n, size_t *const *maps,
-		    const size_t *infield, bool json, const char *idp,
-		    size_t idn)
+		    const size_t *flen, const double *num, size_t n,
+		    size_t *const *maps, const size_t *infield, bool json,
+		    const char *idp, size_t idn)
 {
 	const struct pstream_route *rt = s->rt;
 	size_t cand = 0, r = s->nrows;
@@ -982,7 +1003,7 @@ static int take_row(struct pstream *s, const char *const *fields,
 	/* checked and encoded in one pass: each number is parsed once (a
 	 * refused row's x is never answered) */
 	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
-	if (fx_apply_row(s->ms[cand]->fx, fields, flen, n, maps[cand],
+	if (fx_apply_row(s->ms[cand]->fx, fields, flen, num, n, maps[cand],
 			 s->x + r * s->stride, why, sizeof(why)) == -EINVAL) {
 		row_error(s, "error: %s", why);
 		return 0;
@@ -1024,8 +1045,8 @@ static int take_row(struct pstream *s, const char *const *fields,
 			float *xm = s->xm + r * s->stride;
 
 			memset(xm, 0, s->stride * sizeof(float));
-			if (fx_apply_row(s->ms[mirror]->fx, fields, flen, n,
-					 maps[mirror], xm, why,
+			if (fx_apply_row(s->ms[mirror]->fx, fields, flen, num,
+					 n, maps[mirror], xm, why,
 					 sizeof(why)) != -EINVAL)
 				s->mir[r] = mirror;
 		}
@@ -1102,8 +1123,8 @@ static int json_row(struct pstream *s, const char *line, size_t len)
 	}
 	for (size_t k = 0; k < m->ninputs; k++)
 		ident[k] = k;
-	rc = take_row(s, fields, flen, m->ninputs, s->imaps, ident, true,
-		      idtext, idtext ? strlen(idtext) : 0);
+	rc = take_row(s, fields, flen, NULL, m->ninputs, s->imaps, ident,
+		      true, idtext, idtext ? strlen(idtext) : 0);
 out:
 	for (size_t k = 0; owned && k < m->ninputs; k++)
 		free(owned[k]);
@@ -1429,8 +1450,8 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			bool id = s->idfield != (size_t)-1;
 
 			s->headed = true;
-			rc = take_row(s, s->fields, s->flen, (size_t)n, s->maps,
-				      s->infield, false,
+			rc = take_row(s, s->fields, s->flen, s->num, (size_t)n,
+				      s->maps, s->infield, false,
 				      id ? s->fields[s->idfield] : NULL,
 				      id ? s->flen[s->idfield] : 0);
 			if (rc < 0)

@@ -432,7 +432,7 @@ static void test_fx_apply(const struct fx *fx)
 		if (rc1 == 0)
 			rc1 = fx_transform_row(fx, rows[i].f, NULL, rows[i].n,
 					       rows[i].map, a);
-		rc2 = fx_apply_row(fx, rows[i].f, NULL, rows[i].n,
+		rc2 = fx_apply_row(fx, rows[i].f, NULL, NULL, rows[i].n,
 				   rows[i].map, b, why2, sizeof(why2));
 		if (rc2 == -ERANGE)
 			rc2 = -EINVAL; /* transform's refusal */
