@@ -163,6 +163,23 @@ int csv_role_parse(const char *s, enum csv_role *out);
 bool csv_parse_double(const char *s, size_t len, double *out);
 
 /*
+ * csv_numbers: read the fields of one line (p to end, without its line
+ * end) from p on, while each is a plain number: the field csv_field_next
+ * would read there, ending at a comma or at end, which csv_parse_double
+ * reads as a finite value with no blank around it; in one pass over the
+ * bytes, where the tokenizer and then the parser took two.  Up to max
+ * fields: each's text in fields[i], flen[i] (pointing into the line) and
+ * its value in num[i].  Returns how many; *next is where the next field
+ * starts (past the comma after the last one read), and *ended is true
+ * when the last one read ended the line.  Any other field (text, a
+ * blank, quotes, a missing value, a number out of range) stops it there,
+ * unread, for csv_field_next.
+ */
+size_t csv_numbers(const char *p, const char *end, const char **fields,
+		   size_t *flen, double *num, size_t max, const char **next,
+		   bool *ended);
+
+/*
  * csv_parse_time: parse one time field (surrounding spaces and tabs
  * allowed) as csv_scan recognises CSV_TIME values: ISO 8601 as it appears
  * in data, YYYY-MM-DD, then optionally 'T' or ' ' and HH:MM[:SS[.frac]],
@@ -263,12 +280,15 @@ int csv_too_many(struct csv_tok *t, size_t ncols);
 extern const unsigned char csv_plain_stop[256];
 
 /*
- * csv_plain_skip: p moved on by whole 8-byte words none of whose bytes
- * ends a plain field's scan (csv_plain_stop), as far as end allows.  A
- * hex digest or an e-mail address is a few words, where the byte loop
- * after this pays a table load and a branch a byte.  (v - 1) & ~v has a
- * high bit set in a byte (or after one) that is zero in v; no byte of x
- * has its high bit once x & 0x80.. is 0, so neither has x ^ c.
+ * csv_plain_skip: p moved on 8 bytes at a time to the first byte that
+ * ends a plain field's scan (csv_plain_stop), or by whole words as far as
+ * end allows.  A hex digest or an e-mail address is a few words, and a
+ * number's end is found in its word, where the byte loop after this pays
+ * a table load and a branch a byte (and a mispredicted exit).  (v - 1) &
+ * ~v has a high bit set in a byte (or after one) that is zero in v, and
+ * none below the first such byte, so the lowest bit of hit marks the
+ * first stop; no byte of x has its high bit once x & 0x80.. is 0, so
+ * neither has x ^ c.
  */
 static inline const unsigned char *csv_plain_skip(const unsigned char *p,
 						  const unsigned char *end)
@@ -287,8 +307,9 @@ static inline const unsigned char *csv_plain_skip(const unsigned char *p,
 		hit |= ((x ^ (ones * '\n')) - ones) & ~(x ^ (ones * '\n'));
 		hit |= ((x ^ (ones * '\r')) - ones) & ~(x ^ (ones * '\r'));
 		hit |= ((x ^ (ones * '"')) - ones) & ~(x ^ (ones * '"'));
-		if (hit & high)
-			break;
+		hit &= high;
+		if (hit)
+			return p + (__builtin_ctzll(hit) >> 3);
 		p += 8;
 	}
 #else

@@ -209,6 +209,38 @@ bool csv_parse_double(const char *s, size_t len, double *out)
 	return true;
 }
 
+size_t csv_numbers(const char *p, const char *end, const char **fields,
+		   size_t *flen, double *num, size_t max, const char **next,
+		   bool *ended)
+{
+	size_t n = 0;
+
+	*ended = false;
+	while (n < max && p < end) {
+		const char *r;
+		double v;
+
+		/* a number starts so; a blank, a quote or a letter does not */
+		if (!is_digit(*p) && *p != '-' && *p != '+' && *p != '.')
+			break;
+		r = num_parse(p, end, &v);
+		if (r == p || (r < end && *r != ',') || !isfinite(v))
+			break;
+		fields[n] = p;
+		flen[n] = (size_t)(r - p);
+		num[n] = v;
+		n++;
+		if (r == end) {
+			*ended = true;
+			p = r;
+			break;
+		}
+		p = r + 1;
+	}
+	*next = p;
+	return n;
+}
+
 /* "NA", "N/A", "NaN", "null", "None", "?" in any case, or nothing. */
 static bool is_missing(const char *p, size_t n)
 {

@@ -9,6 +9,7 @@
  * functions; any thread.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "jsonout.h"
 #include "pow10.h"
 #include "strbuf.h"
@@ -94,6 +96,72 @@ static size_t shortest_printf(double v, int digits, char *out)
 	return (size_t)n;
 }
 
+/* 10^k for k = -46..40 (p10_all[k + 46]), each the nearest double. */
+static const double p10_all[] = {
+	1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41, 1e-40,
+	1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33,
+	1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26,
+	1e-25, 1e-24, 1e-23, 1e-22, 1e-21, 1e-20, 1e-19,
+	1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12,
+	1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5,
+	1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2,
+	1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+	1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23,
+	1e24, 1e25, 1e26, 1e27, 1e28, 1e29, 1e30,
+	1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37,
+	1e38, 1e39, 1e40,
+};
+
+/*
+ * (int)floor(log10(a)) for a float a > 0 (taken as a double), without
+ * log10 where a is not within 1e-9 of a power of ten: there log10's
+ * error (an ulp or two) cannot cross an integer, and comparing with the
+ * table's powers (each within 1e-16 of 10^k) decides as 10^k would.
+ * a is m 2^e, m in [0.5, 1): floor(log10(a)) is k or k + 1 for k =
+ * floor((e - 1) log10(2)), whose product is never within 0.004 of an
+ * integer (but 0) for the exponents of a float.
+ */
+static int floor_log10(double a)
+{
+	uint64_t bits;
+	int e, k;
+
+	memcpy(&bits, &a, sizeof(bits));
+	e = (int)((bits >> 52) & 0x7FF) - 1022;
+	k = (int)floor((double)(e - 1) * 0.30102999566398120);
+	if (k < -46 || k + 2 > 40)
+		return (int)floor(log10(a));
+	for (int j = k; j <= k + 2; j++)
+		if (fabs(a - p10_all[j + 46]) <= 1e-9 * a)
+			return (int)floor(log10(a));
+	return a >= p10_all[k + 1 + 46] ? k + 1 : k;
+}
+
+/*
+ * Does the text s (n bytes) read back as f, as strtof reads it?  Without
+ * strtof's big-number arithmetic where a double decides: the correctly
+ * rounded double d of the text (csv_parse_double) rounds to the same
+ * float as the text itself unless d is halfway between two floats.  (A
+ * float's midpoint is a double; one strictly between the text's value
+ * and d would be nearer to the text than d.)  Subnormal floats, whose
+ * midpoints are others, and the halfway case go to strtof.
+ */
+static bool float_reads_back(const char *s, size_t n, float f)
+{
+	const uint64_t low = ((uint64_t)1 << 29) - 1; /* bits a float drops */
+	uint64_t bits;
+	double d;
+
+	if (!csv_parse_double(s, n, &d) || !(fabs(d) >= FLT_MIN) ||
+	    !(fabs(d) <= FLT_MAX))
+		return strtof(s, NULL) == f;
+	memcpy(&bits, &d, sizeof(bits));
+	if ((bits & low) == (uint64_t)1 << 28)
+		return strtof(s, NULL) == f;
+	return (float)d == f;
+}
+
 /*
  * The same for a float, without printf: predict prints every probability
  * with it, and one snprintf("%g") costs more than scoring a row of a small
@@ -101,8 +169,9 @@ static size_t shortest_printf(double v, int digits, char *out)
  * significant digits (p = 1..9; 9 always reads back) comes from one
  * scaling, and is tried by converting it back.  Scaling by an inexact
  * power of ten, or a candidate close to halfway between two floats, can
- * misjudge in rare cases, so the text is read back once with strtof and,
- * if it does not match, printf's answer is used instead.
+ * misjudge in rare cases, so the text is read back once (as strtof would:
+ * float_reads_back) and, if it does not match, printf's answer is used
+ * instead.
  */
 static size_t shortest_float(float f, char *out)
 {
@@ -113,7 +182,7 @@ static size_t shortest_float(float f, char *out)
 
 	if (!isfinite(f) || f == 0)
 		return shortest_printf(f, 9, out);
-	e = (int)floor(log10(a));
+	e = floor_log10(a);
 	/* log10 can be one off near a power of ten: 9 digits decide */
 	c = (uint64_t)llrint(scale10(a, 8 - e));
 	if (c >= 1000000000u)
@@ -165,7 +234,7 @@ static size_t shortest_float(float f, char *out)
 		n += nd;
 	}
 	out[n] = '\0';
-	if (strtof(out, NULL) != f)
+	if (!float_reads_back(out, (size_t)n, f))
 		return shortest_printf(f, 9, out);
 	return (size_t)n;
 }

@@ -24,14 +24,20 @@
 /* ---------------------------------------------------------------- */
 /* The feature extractor. */
 
+/* A numeric or time field (not missing) as a number; false if unparseable. */
+static bool fx_parse(enum fx_kind kind, const char *p, size_t n, double *out)
+{
+	if (kind == FX_TIME)
+		return csv_parse_time(p, n, out);
+	return csv_parse_double(p, n, out);
+}
+
 /* A numeric or time field as a number; false if missing or unparseable. */
 static bool fx_value(enum fx_kind kind, const char *p, size_t n, double *out)
 {
 	if (csv_is_missing(p, n))
 		return false;
-	if (kind == FX_TIME)
-		return csv_parse_time(p, n, out);
-	return csv_parse_double(p, n, out);
+	return fx_parse(kind, p, n, out);
 }
 
 /* Running statistics of one numeric or time column (Welford: one pass,
@@ -347,6 +353,23 @@ static int cat_find(const struct fx_column *c, const char *p, size_t n)
 	return -1;
 }
 
+/* Column c's value p[0..n) is not a number (a time): why says so. */
+static int bad_value(const struct fx_column *c, const char *p, size_t n,
+		     char *why, size_t whylen)
+{
+	bool shown = true;
+
+	for (size_t k = 0; k < n; k++)
+		shown = shown && p[k] >= 0x20 && p[k] < 0x7f;
+	if (shown && n <= 64)
+		snprintf(why, whylen, "%s: not a %s \"%.*s\"", c->name,
+			 c->kind == FX_TIME ? "time" : "number", (int)n, p);
+	else
+		snprintf(why, whylen, "%s: not a %s", c->name,
+			 c->kind == FX_TIME ? "time" : "number");
+	return -EINVAL;
+}
+
 int fx_check_row(const struct fx *fx, const char *const *fields,
 		 const size_t *fieldlen, size_t nfields, const size_t *map,
 		 char *why, size_t whylen)
@@ -355,7 +378,6 @@ int fx_check_row(const struct fx *fx, const char *const *fields,
 		const struct fx_column *c = &fx->cols[i];
 		size_t idx = map ? map[i] : c->src;
 		const char *p;
-		bool shown = true;
 		size_t n;
 		double x;
 
@@ -367,16 +389,7 @@ int fx_check_row(const struct fx *fx, const char *const *fields,
 		if (csv_is_missing(p, n) ||
 		    (fx_value(c->kind, p, n, &x) && isfinite(x)))
 			continue;
-		for (size_t k = 0; k < n; k++)
-			shown = shown && p[k] >= 0x20 && p[k] < 0x7f;
-		if (shown && n <= 64)
-			snprintf(why, whylen, "%s: not a %s \"%.*s\"", c->name,
-				 c->kind == FX_TIME ? "time" : "number", (int)n,
-				 p);
-		else
-			snprintf(why, whylen, "%s: not a %s", c->name,
-				 c->kind == FX_TIME ? "time" : "number");
-		return -EINVAL;
+		return bad_value(c, p, n, why, whylen);
 	}
 	return 0;
 }
@@ -423,6 +436,69 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 		if (!p || !fx_value(c->kind, p, n, &x)) {
 			x = c->impute;
 			imputed++;
+		}
+		if (x < c->min)
+			x = c->min;
+		if (x > c->max)
+			x = c->max;
+		*out++ = (float)((x - c->mean) / c->std);
+	}
+	return imputed;
+}
+
+int fx_apply_row(const struct fx *fx, const char *const *fields,
+		 const size_t *fieldlen, const double *num, size_t nfields,
+		 const size_t *map, float *out, char *why, size_t whylen)
+{
+	int imputed = 0;
+	size_t i;
+
+	for (i = 0; i < fx->ncols; i++) {
+		size_t idx = map ? map[i] : fx->cols[i].src;
+
+		if (idx != (size_t)-1 && idx >= nfields) {
+			/* rare (no caller maps past its fields): the two
+			 * passes, which say what each says about it */
+			if (fx_check_row(fx, fields, fieldlen, nfields, map,
+					 why, whylen) < 0)
+				return -EINVAL;
+			return -ERANGE;
+		}
+	}
+	for (i = 0; i < fx->ncols; i++) {
+		const struct fx_column *c = &fx->cols[i];
+		size_t idx = map ? map[i] : c->src;
+		const char *p = NULL;
+		size_t n = 0;
+		double x;
+
+		if (idx != (size_t)-1 && fields[idx]) {
+			p = fields[idx];
+			n = fieldlen ? fieldlen[idx] : strlen(p);
+		}
+		if (c->kind == FX_ONEHOT) {
+			int k = -1;
+
+			memset(out, 0, c->ncats * sizeof(*out));
+			if (!p || csv_is_missing(p, n)) {
+				imputed++;
+			} else {
+				trim(&p, &n);
+				k = cat_find(c, p, n);
+			}
+			if (k >= 0)
+				out[k] = 1;
+			out += c->ncats;
+			continue;
+		}
+		if (num && p && c->kind == FX_NUMERIC && !isnan(num[idx])) {
+			x = num[idx]; /* fx_parse's value; not missing */
+		} else if (!p || csv_is_missing(p, n)) {
+			x = c->impute;
+			imputed++;
+		} else if (!fx_parse(c->kind, p, n, &x) || !isfinite(x)) {
+			/* what fx_check_row refuses, with its words */
+			return bad_value(c, p, n, why, whylen);
 		}
 		if (x < c->min)
 			x = c->min;

@@ -96,6 +96,20 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 		     float *out);
 
 /*
+ * fx_apply_row: fx_check_row and then fx_transform_row in one pass, each
+ * value parsed once (serving's rows).  Arguments as for fx_transform_row,
+ * why and whylen as for fx_check_row; num (may be NULL) holds, per field,
+ * its value where the caller has read the field as a plain number
+ * already (csv_numbers), else NAN.  Returns the number of imputed
+ * values; -EINVAL with why set where fx_check_row refuses the row (out
+ * partly written); -ERANGE where only fx_transform_row refuses it (a
+ * mapped index >= nfields: out untouched).
+ */
+int fx_apply_row(const struct fx *fx, const char *const *fields,
+		 const size_t *fieldlen, const double *num, size_t nfields,
+		 const size_t *map, float *out, char *why, size_t whylen);
+
+/*
  * JSON for meta.json "features": [{name, type, src, mean, std, min, max,
  * impute (what an empty or missing value becomes: the training mean),
  * encoding ("standard"), or for categorical columns min, max and impute

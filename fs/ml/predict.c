@@ -5,6 +5,20 @@
  * (store read, plugin load) and inserted after, so a slow load never
  * blocks other lookups.
  * Streams belong to one handle; their caller serialises them.
+ *
+ * A write to a plain stream that carries at least PREDICT_SPLIT_MIN bytes
+ * of rows (once the header is known) is read and scored in two halves,
+ * cut after a row near its middle (at a multiple of PREDICT_SPLIT_ALIGN
+ * rows into the batch, so that no answer changes in its last digit): the
+ * first by the caller's thread on the stream, the second by a thread
+ * started for that write on the stream's twin (a second batch: its own
+ * rows, ids and scratch, borrowing the stream's header maps).  The caller
+ * joins the thread and appends the second half's answers after the
+ * first's, so answers keep the order of the rows.  The halves share only
+ * what neither changes while rows are read: the model (whose predict the
+ * plugin ABI requires to be thread-safe) and the header's maps.  Smaller
+ * writes, and routed streams (whose caller picks and is told per row, in
+ * order), are read on the caller's thread alone.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,6 +45,20 @@
 #define MODEL_FILE_MAX ((size_t)1 << 30) /* bytes */
 #define BATCH_ROWS 4096                 /* rows scored per predict call */
 #define PREDICT_IDS_MAX ((size_t)64 << 20) /* bytes of ids in one batch */
+/*
+ * Bytes of rows in one write from which they are read on two threads:
+ * a thread's start and join cost some tens of microseconds, 64 KiB of
+ * rows some hundreds (150 rows of 50 numbers, 3,000 of 4).
+ */
+#define PREDICT_SPLIT_MIN ((size_t)64 << 10)
+/*
+ * The halves are cut after a row whose place in its batch is a multiple
+ * of this: a model's BLAS call scores rows in blocks (OpenBLAS's kernels
+ * by 4 to 16, the tail of a call differently), and a row keeps its place
+ * in a block, so its answer keeps its last digit, wherever a write is
+ * cut.  A divisor of BATCH_ROWS.
+ */
+#define PREDICT_SPLIT_ALIGN 64
 
 struct served {
 	struct served *next;   /* under fs->served->lock */
@@ -362,13 +390,22 @@ struct pstream {
 	uint64_t *vcat;   /* ... and the hash of the text (drift) */
 	size_t nrows;
 	size_t cap;       /* rows the batch arrays hold */
+	size_t phase;     /* a twin: the rows of its first batch that its
+			   * stream scored (the batch ends at BATCH_ROWS
+			   * rows in all) */
 	float *gx, *gout; /* routed: one model's rows gathered, scored */
 	/* scratch for one row, reused */
 	const char **fields;
 	size_t *flen;
-	size_t fcap;      /* fields and flen hold this many */
+	double *num;      /* per field: its value, read as a plain number
+			   * (csv_numbers), or NAN */
+	size_t fcap;      /* fields, flen and num hold this many */
 	char *unq;        /* unquoted fields */
 	size_t ucap;
+	/* the second lane of large writes (see the top), made at the first */
+	struct pstream *twin;
+	bool borrowed;    /* a twin: ms, maps, imaps, infield and badhead
+			   * are its stream's */
 };
 
 /* Grow one batch array of elem-byte entries from old to cap rows. */
@@ -548,17 +585,20 @@ void pstream_free(struct pstream *s)
 {
 	if (!s)
 		return;
+	pstream_free(s->twin);
 	for (size_t i = 0; i < s->nrows; i++)
 		free(s->err[i]);
-	for (size_t j = 0; j < s->nm; j++) {
+	for (size_t j = 0; !s->borrowed && j < s->nm; j++) {
 		free(s->maps ? s->maps[j] : NULL);
 		free(s->imaps ? s->imaps[j] : NULL);
 	}
-	free(s->maps);
-	free(s->imaps);
-	free(s->infield);
+	if (!s->borrowed) {
+		free(s->maps);
+		free(s->imaps);
+		free(s->infield);
+		free(s->badhead);
+	}
 	free(s->carry);
-	free(s->badhead);
 	free(s->x);
 	free(s->xm);
 	free(s->err);
@@ -577,6 +617,7 @@ void pstream_free(struct pstream *s)
 	sb_free(&s->ins);
 	free(s->fields);
 	free(s->flen);
+	free(s->num);
 	free(s->unq);
 	free(s);
 }
@@ -587,6 +628,7 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 	if (cap > s->fcap) {
 		const char **nf = realloc(s->fields, cap * sizeof(*nf));
 		size_t *nl;
+		double *nn;
 
 		if (!nf)
 			return -ENOMEM;
@@ -595,6 +637,10 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 		if (!nl)
 			return -ENOMEM;
 		s->flen = nl;
+		nn = realloc(s->num, cap * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		s->num = nn;
 		s->fcap = cap;
 	}
 	if (len + 1 > s->ucap) {
@@ -610,7 +656,9 @@ static int split_room(struct pstream *s, size_t cap, size_t len)
 
 /*
  * Split one CSV line (without its line end) into fields with the CSV
- * tokenizer that datasets and training read with: the field count,
+ * tokenizer that datasets and training read with (csv_numbers for runs
+ * of plain numbers, each's value kept in s->num, else csv_field_plain or
+ * csv_field_next, NAN in s->num): the field count,
  * -EINVAL with pb (a quote out of place, a NUL byte), or -ENOMEM.  A
  * field with doubled quotes is unescaped into s->unq, the others point
  * into line.  The arrays are the stream's, grown once and reused for
@@ -634,21 +682,36 @@ static long split_csv(struct pstream *s, const char *line, size_t len,
 
 	if (split_room(s, s->fcap ? s->fcap : 16, len) < 0)
 		return -ENOMEM;
-	do {
+	for (;;) {
+		bool ended;
+
 		if (n == s->fcap && split_room(s, s->fcap * 2, len) < 0)
 			return -ENOMEM;
-		rc = csv_field_next(&tok, &f);
-		if (rc < 0)
-			return rc;
+		n += csv_numbers(tok.p, tok.end, s->fields + n, s->flen + n,
+				 s->num + n, s->fcap - n, &tok.p, &ended);
+		if (ended)
+			break;
+		if (n == s->fcap)
+			continue; /* more numbers, maybe: room first */
+		/* a plain field inline, as the dataset scan reads them */
+		f.esc = false;
+		if (!csv_field_plain(&tok, &f.p, &f.len, &f.term)) {
+			rc = csv_field_next(&tok, &f);
+			if (rc < 0)
+				return rc;
+		}
 		s->fields[n] = f.p;
 		s->flen[n] = f.len;
+		s->num[n] = NAN;
 		if (f.esc) {
 			s->fields[n] = s->unq + u;
 			s->flen[n] = csv_unescape(s->unq + u, f.p, f.len);
 			u += s->flen[n];
 		}
 		n++;
-	} while (f.term == CSV_TERM_COMMA);
+		if (f.term != CSV_TERM_COMMA)
+			break;
+	}
 	return (long)n;
 }
 
@@ -914,16 +977,17 @@ static int keep_inputs(struct pstream *s, const char *const *fields,
 
 /*
  * A row whose fields are read: fx column i of model j is field
- * maps[j][i], input k is field infield[k]; idp (idn bytes; NULL: none)
+ * maps[j][i], input k is field infield[k], num (NULL: none) the fields
+ * split_csv read as numbers; idp (idn bytes; NULL: none)
  * is its id as its answer prints it.  Routed (a routed stream asks its
  * caller), checked by its model, its id kept (a routed stream assigns
  * one to a row without), encoded into the batch; a bad row is answered
  * with its error line.  0, or -ENOMEM.
  */
 static int take_row(struct pstream *s, const char *const *fields,
-		    const size_t *flen, size_t n, size_t *const *maps,
-		    const size_t *infield, bool json, const char *idp,
-		    size_t idn)
+		    const size_t *flen, const double *num, size_t n,
+		    size_t *const *maps, const size_t *infield, bool json,
+		    const char *idp, size_t idn)
 {
 	const struct pstream_route *rt = s->rt;
 	size_t cand = 0, r = s->nrows;
@@ -936,8 +1000,11 @@ static int take_row(struct pstream *s, const char *const *fields,
 		return 0;
 	}
 	s->routed = cand;
-	if (fx_check_row(s->ms[cand]->fx, fields, flen, n, maps[cand], why,
-			 sizeof(why)) < 0) {
+	/* checked and encoded in one pass: each number is parsed once (a
+	 * refused row's x is never answered) */
+	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
+	if (fx_apply_row(s->ms[cand]->fx, fields, flen, num, n, maps[cand],
+			 s->x + r * s->stride, why, sizeof(why)) == -EINVAL) {
 		row_error(s, "error: %s", why);
 		return 0;
 	}
@@ -972,19 +1039,16 @@ static int take_row(struct pstream *s, const char *const *fields,
 		if (rc < 0)
 			return rc;
 	}
-	memset(s->x + r * s->stride, 0, s->stride * sizeof(float));
-	fx_transform_row(s->ms[cand]->fx, fields, flen, n, maps[cand],
-			 s->x + r * s->stride);
 	if (rt) {
 		s->mir[r] = -1;
-		if (mirror >= 0 && (size_t)mirror < s->nm &&
-		    fx_check_row(s->ms[mirror]->fx, fields, flen, n,
-				 maps[mirror], why, sizeof(why)) == 0) {
-			memset(s->xm + r * s->stride, 0,
-			       s->stride * sizeof(float));
-			fx_transform_row(s->ms[mirror]->fx, fields, flen, n,
-					 maps[mirror], s->xm + r * s->stride);
-			s->mir[r] = mirror;
+		if (mirror >= 0 && (size_t)mirror < s->nm) {
+			float *xm = s->xm + r * s->stride;
+
+			memset(xm, 0, s->stride * sizeof(float));
+			if (fx_apply_row(s->ms[mirror]->fx, fields, flen, num,
+					 n, maps[mirror], xm, why,
+					 sizeof(why)) != -EINVAL)
+				s->mir[r] = mirror;
 		}
 	}
 	s->json[r] = json;
@@ -1059,8 +1123,8 @@ static int json_row(struct pstream *s, const char *line, size_t len)
 	}
 	for (size_t k = 0; k < m->ninputs; k++)
 		ident[k] = k;
-	rc = take_row(s, fields, flen, m->ninputs, s->imaps, ident, true,
-		      idtext, idtext ? strlen(idtext) : 0);
+	rc = take_row(s, fields, flen, NULL, m->ninputs, s->imaps, ident,
+		      true, idtext, idtext ? strlen(idtext) : 0);
 out:
 	for (size_t k = 0; owned && k < m->ninputs; k++)
 		free(owned[k]);
@@ -1275,6 +1339,7 @@ static int flush_batch(struct pstream *s, struct strbuf *out)
 	bool mfailed[PSTREAM_MAX_MODELS] = { false };
 	float *buf, *mbuf = NULL;
 
+	s->phase = 0;
 	if (n == 0)
 		return 0;
 	buf = malloc(n * s->nout * sizeof(*buf));
@@ -1385,28 +1450,199 @@ static int one_row(struct pstream *s, const char *line, size_t len,
 			bool id = s->idfield != (size_t)-1;
 
 			s->headed = true;
-			rc = take_row(s, s->fields, s->flen, (size_t)n, s->maps,
-				      s->infield, false,
+			rc = take_row(s, s->fields, s->flen, s->num, (size_t)n,
+				      s->maps, s->infield, false,
 				      id ? s->fields[s->idfield] : NULL,
 				      id ? s->flen[s->idfield] : 0);
 			if (rc < 0)
 				return rc;
 		}
 	}
-	if (s->nrows == BATCH_ROWS)
+	if (s->phase + s->nrows == BATCH_ROWS)
 		return flush_batch(s, out);
 	return 0;
+}
+
+/*
+ * Read and answer the complete rows p[0..end) (end just past a newline)
+ * into out, the rows batched before them first.  0 or -errno, as
+ * one_row and flush_batch.
+ */
+static int rows_in(struct pstream *s, const char *p, const char *end,
+		   struct strbuf *out)
+{
+	int rc = 0;
+
+	while (p < end && rc == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		rc = one_row(s, p, (size_t)(nl - p), out);
+		p = nl + 1;
+	}
+	if (rc == 0)
+		rc = flush_batch(s, out);
+	return rc;
+}
+
+/* The second half of a large write, on its own thread. */
+struct half {
+	struct pstream *s; /* the twin */
+	const char *p;
+	const char *end;
+	struct strbuf out; /* its answers */
+	int rc;
+};
+
+static void *half_main(void *arg)
+{
+	struct half *h = arg;
+
+	h->rc = rows_in(h->s, h->p, h->end, &h->out);
+	return NULL;
+}
+
+/*
+ * The twin of s, made at its first large write, with what the header
+ * said (borrowed: s outlives it, and takes no header after the first
+ * row).  -ENOMEM.
+ */
+static int twin_ready(struct pstream *s)
+{
+	struct pstream *t = s->twin;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		t->borrowed = true;
+		t->nm = s->nm;
+		t->stride = s->stride;
+		t->nout = s->nout;
+		t->ids.max = PREDICT_IDS_MAX;
+		if (batch_room(t, 8) < 0) {
+			pstream_free(t);
+			return -ENOMEM;
+		}
+		s->twin = t;
+	}
+	t->ms = s->ms;
+	t->maps = s->maps;
+	t->imaps = s->imaps;
+	t->infield = s->infield;
+	t->badhead = s->badhead;
+	t->nfields = s->nfields;
+	t->idfield = s->idfield;
+	t->headed = s->headed;
+	return 0;
+}
+
+/* Does the line p[0..n) take a row of the batch (as one_row reads it)? */
+static bool line_is_row(const char *p, size_t n)
+{
+	return n > 1 || (n == 1 && p[0] != '\r');
+}
+
+/*
+ * Where to cut the complete rows p[0..end) in two: just after a row near
+ * the middle whose place in its batch (s's batch holds s->nrows rows
+ * before p) is a multiple of PREDICT_SPLIT_ALIGN; *phase is that place
+ * modulo BATCH_ROWS.  NULL if there is none.
+ */
+static const char *cut_rows(const struct pstream *s, const char *p,
+			    const char *end, size_t *phase)
+{
+	const size_t a = PREDICT_SPLIT_ALIGN;
+	size_t rows = 0, at, k = 0;
+	const char *q, *nl;
+
+	for (q = p; q < end; q = nl + 1) {
+		nl = memchr(q, '\n', (size_t)(end - q));
+		rows += line_is_row(q, (size_t)(nl - q));
+	}
+	at = (s->nrows + rows / 2 + a / 2) / a * a;
+	if (at <= s->nrows || at >= s->nrows + rows)
+		return NULL;
+	for (q = p; k < at - s->nrows; q = nl + 1) {
+		nl = memchr(q, '\n', (size_t)(end - q));
+		k += line_is_row(q, (size_t)(nl - q));
+	}
+	*phase = at % BATCH_ROWS;
+	return q;
+}
+
+/*
+ * The complete rows p[0..end) of a large write, in two halves on two
+ * threads (see the top); false (nothing read) when they cannot be cut
+ * in two.  *rc: 0 or -errno (-ENOMEM: some of the rows may be left
+ * unanswered, as when one thread fails).
+ */
+static bool rows_in_halves(struct pstream *s, const char *p, const char *end,
+			   struct strbuf *out, int *rc)
+{
+	struct half h = { NULL, NULL, end, { 0 }, 0 };
+	const char *cut;
+	size_t phase;
+	pthread_t th;
+	bool started;
+
+	*rc = 0;
+	cut = cut_rows(s, p, end, &phase);
+	if (!cut || twin_ready(s) < 0)
+		return false;
+	h.s = s->twin;
+	h.s->phase = phase;
+	h.p = cut;
+	h.out.max = out->max;
+	started = pthread_create(&th, NULL, half_main, &h) == 0;
+	*rc = rows_in(s, p, cut, out);
+	if (started)
+		pthread_join(th, NULL);
+	else
+		half_main(&h); /* no thread: in turn */
+	if (*rc == 0)
+		*rc = h.rc;
+	if (*rc == 0) {
+		sb_append(out, h.out.buf, h.out.len);
+		*rc = out->err;
+	}
+	if (h.s->nrows) {
+		/* a failed half: its batch is not answered later, out of
+		 * order */
+		for (size_t i = 0; i < h.s->nrows; i++) {
+			free(h.s->err[i]);
+			h.s->err[i] = NULL;
+		}
+		h.s->nrows = 0;
+		h.s->ids.len = 0;
+		h.s->phase = 0;
+	}
+	sb_free(&h.out);
+	return true;
 }
 
 int pstream_write(struct pstream *s, const char *buf, size_t len,
 		  struct strbuf *out)
 {
 	const char *p = buf, *end = buf + len;
+	bool split_tried = false;
 	int rc = 0;
 
 	while (p < end && rc == 0) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *nl, *last;
 
+		if (!split_tried && !s->skipping && !s->carry_len &&
+		    s->headed && !s->rt &&
+		    (size_t)(end - p) >= PREDICT_SPLIT_MIN) {
+			split_tried = true;
+			last = memrchr(p, '\n', (size_t)(end - p));
+			if (last &&
+			    (size_t)(last + 1 - p) >= PREDICT_SPLIT_MIN &&
+			    rows_in_halves(s, p, last + 1, out, &rc)) {
+				p = last + 1;
+				continue;
+			}
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
 		if (s->skipping) {
 			/* the rest of a row already answered with an error:
 			 * one answer per row keeps the stream aligned */

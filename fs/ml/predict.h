@@ -61,6 +61,9 @@ size_t served_cached(struct fs *fs);
  * answers to out; pstream_finish scores a last row without a newline.
  * A bad row gives an "error: ..." line in its place.  -E2BIG for a row
  * longer than PREDICT_MAX_LINE (the row is answered with an error).
+ * pstream_write reads a plain stream's write of many rows on two threads
+ * (the caller's and one it starts and joins; see predict.c), with the
+ * same answers in the same order as one thread gives.
  */
 int pstream_new(struct served *m, struct pstream **out);
 

@@ -947,6 +947,67 @@ static void test_parse_long(void)
 }
 
 /*
+ * csv_numbers reads a run of plain numbers as csv_field_next and then
+ * csv_parse_double read them, and stops, unread, at any other field.
+ */
+static void test_numbers(void)
+{
+	static const struct {
+		const char *line;
+		size_t max;
+		size_t want;     /* fields read */
+		bool ended;
+	} cases[] = {
+		{ "1,2.5,-3e2,+.5,7", 16, 5, true },
+		{ "12", 16, 1, true },
+		{ "1, 2,3", 16, 1, false },  /* a blank: csv_parse_double's */
+		{ "1,abc,3", 16, 1, false },
+		{ "1,\"2\",3", 16, 1, false },
+		{ "1,,3", 16, 1, false },    /* missing */
+		{ "1,", 16, 1, false },      /* an empty last field */
+		{ "1e400,2", 16, 0, false }, /* out of range */
+		{ "1.5e,2", 16, 0, false },
+		{ "nan,1", 16, 0, false },
+		{ "-,1", 16, 0, false },
+		{ "0x10", 16, 0, false },
+		{ "1.,2", 16, 2, true },
+		{ "1,2,3", 2, 2, false },    /* max */
+		{ "", 16, 0, false },
+	};
+	char name[96];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *line = cases[i].line, *end = line + strlen(line);
+		const char *fields[16], *next;
+		size_t flen[16], n;
+		double num[16];
+		bool ended, same = true;
+		struct csv_tok t = { line, end, line, 1, SIZE_MAX, false,
+				     NULL };
+		struct problem pb = { 0 };
+
+		t.pb = &pb;
+		n = csv_numbers(line, end, fields, flen, num, cases[i].max,
+				&next, &ended);
+		for (size_t k = 0; k < n; k++) {
+			struct csv_field f;
+			double v = 0;
+
+			same = same && csv_field_next(&t, &f) == 0 &&
+			       f.p == fields[k] && f.len == flen[k] &&
+			       csv_parse_double(f.p, f.len, &v) &&
+			       v == num[k];
+		}
+		snprintf(name, sizeof(name), "csv_numbers \"%s\": %zu "
+					     "fields as the tokenizer reads "
+					     "them", line, cases[i].want);
+		ok(n == cases[i].want && ended == cases[i].ended && same &&
+			   next == (ended ? end : t.p),
+		   name);
+	}
+}
+
+/*
  * A plain field ends at its first comma, LF or CRLF, or fails at its
  * first quote, NUL or invalid byte, wherever that byte is among the
  * 8-byte words csv_plain_skip passes over.
@@ -1150,6 +1211,7 @@ int main(void)
 	test_parse_double();
 	test_parse_long();
 	test_plain_words();
+	test_numbers();
 	test_names();
 	test_feed();
 	return done();

@@ -404,6 +404,47 @@ static void test_fx_transform(const struct table *t, const struct fx *fx)
 	is_int(rc, -EINVAL, "fx: too few fields");
 }
 
+/* fx_apply_row answers as fx_check_row and then fx_transform_row do. */
+static void test_fx_apply(const struct fx *fx)
+{
+	static const struct {
+		const char *f[3];
+		const size_t *map;
+		size_t n;
+	} rows[] = {
+		{ { "10", "red", "2020-01-03" }, NULL, 3 },
+		{ { " N/A ", "purple", "" }, NULL, 3 },
+		{ { "abc", "red", "2020-01-03" }, NULL, 3 },
+		{ { "1", "red", "junk" }, NULL, 3 },
+		{ { "inf", "red", "junk" }, NULL, 3 },
+		{ { "0x10", "blue", "" }, NULL, 3 },
+		{ { "2", "blue", "" }, NULL, 2 },
+	};
+	char name[96];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char why1[128] = "", why2[128] = "";
+		float a[5] = { 0 }, b[5] = { 0 };
+		int rc1, rc2;
+
+		rc1 = fx_check_row(fx, rows[i].f, NULL, rows[i].n, rows[i].map,
+				   why1, sizeof(why1));
+		if (rc1 == 0)
+			rc1 = fx_transform_row(fx, rows[i].f, NULL, rows[i].n,
+					       rows[i].map, a);
+		rc2 = fx_apply_row(fx, rows[i].f, NULL, NULL, rows[i].n,
+				   rows[i].map, b, why2, sizeof(why2));
+		if (rc2 == -ERANGE)
+			rc2 = -EINVAL; /* transform's refusal */
+		snprintf(name, sizeof(name), "fx_apply_row %zu: as check and "
+					     "transform (%d, \"%s\")", i,
+			 rc1, why1);
+		ok(rc1 == rc2 && strcmp(why1, why2) == 0 &&
+			   (rc1 < 0 || memcmp(a, b, sizeof(a)) == 0),
+		   name);
+	}
+}
+
 static void test_fx_refuse(const struct table *t)
 {
 	static const size_t feat[] = { 0, 3 };
@@ -549,6 +590,7 @@ static void test_fx(void)
 	test_fx_fit(t, &fx);
 	if (fx) {
 		test_fx_transform(t, fx);
+		test_fx_apply(fx);
 		test_fx_json(fx);
 		fx_free(fx);
 	}
