@@ -296,7 +296,7 @@ int batch_submit(struct fs *fs, const char *name, const char *text,
 }
 
 int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
-		  unsigned *ver)
+		  struct out_tail **tail, unsigned *ver)
 {
 	const char *job = json_string_value(json_object_get(plan, "name"));
 	const char *out = json_string_value(json_object_get(plan, "output"));
@@ -350,8 +350,8 @@ int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	json_decref(drec);
 	if (rc < 0)
 		return rc;
-	rc = publish_out(fs, dir, "out/data.csv", out, &origin, ver, &created,
-			 &pb);
+	rc = publish_out(fs, dir, "out/data.csv", tail, out, &origin, ver,
+			 &created, &pb);
 	if (rc < 0) {
 		fs_log(fs, 4, "jobs/%s: datasets/%s: %s", job, out,
 		       pb.msg[0] ? pb.msg : strerror(-rc));

@@ -41,9 +41,11 @@ int batch_submit(struct fs *fs, const char *name, const char *text,
 /*
  * batch_publish: the job in dir succeeded: its out/data.csv becomes a
  * version of the output dataset (made for the writer if it does not
- * exist).  *ver the version.
+ * exist), taken from *tail if not NULL (followed while the job ran;
+ * taken: *tail is then NULL).  *ver the version.
  */
+struct out_tail;
 int batch_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
-		  unsigned *ver);
+		  struct out_tail **tail, unsigned *ver);
 
 #endif

@@ -799,13 +799,19 @@ static size_t stream_threads(size_t nparts)
 	return (size_t)n < nparts ? (size_t)n : nparts;
 }
 
-/* out/data.csv, made empty for the job's output. */
+/* out/data.csv, made new and empty for the job's output. */
 static int out_open(void)
 {
 	int fd;
 
 	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
 		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
+	/*
+	 * A new file each time: the daemon copies the output as it grows
+	 * (outtail.h), and tells a new start by the inode.
+	 */
+	if (unlink(MODEL_OUT "/data.csv") < 0 && errno != ENOENT)
+		fail("cannot replace out/data.csv: %s", strerror(errno));
 	fd = open(MODEL_OUT "/data.csv",
 		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0)

@@ -252,7 +252,7 @@ int prep_last_job(struct fs *fs, const char *name, char *job, size_t joblen)
 }
 
 int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
-		 unsigned *ver)
+		 struct out_tail **tail, unsigned *ver)
 {
 	const char *job = json_string_value(json_object_get(plan, "name"));
 	const char *out = json_string_value(json_object_get(plan, "output"));
@@ -309,8 +309,8 @@ int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
 	json_decref(orec);
 	json_decref(drec);
 	if (rc == 0)
-		rc = publish_out(fs, dir, "out/data.csv", out, &origin, ver,
-				 &created, &pb);
+		rc = publish_out(fs, dir, "out/data.csv", tail, out, &origin,
+				 ver, &created, &pb);
 	if (rc < 0) {
 		fs_log(fs, 4, "jobs/%s: datasets/%s: %s", job, out,
 		       pb.msg[0] ? pb.msg : strerror(-rc));

@@ -30,8 +30,13 @@ int prep_submit(struct fs *fs, const char *name, const char *text,
 		struct problem *pb);
 /* The last job name's prepare started, or -ENOENT. */
 int prep_last_job(struct fs *fs, const char *name, char *job, size_t joblen);
-/* The runner's end of a prepare job: its out/data.csv as a version. */
+/*
+ * The runner's end of a prepare job: its out/data.csv as a version, taken
+ * from *tail if not NULL (followed while the job ran; taken: *tail is
+ * then NULL).
+ */
+struct out_tail;
 int prep_publish(struct fs *fs, const char *dir, json_t *plan, json_t *rec,
-		 unsigned *ver);
+		 struct out_tail **tail, unsigned *ver);
 
 #endif

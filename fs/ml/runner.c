@@ -66,6 +66,7 @@ void iso_now(char *out, size_t len)
 
 static void job_free(struct job *j)
 {
+	out_tail_cancel(j->tail);
 	json_decref(j->rec);
 	json_decref(j->plan);
 	free(j->reason);
@@ -515,14 +516,20 @@ int copy_out(struct fs *fs, const char *dir, const char *file, char *tmp,
 }
 
 int publish_out(struct fs *fs, const char *dir, const char *file,
-		const char *name, const struct repo_origin *origin,
-		unsigned *ver, bool *created, struct problem *pb)
+		struct out_tail **tail, const char *name,
+		const struct repo_origin *origin, unsigned *ver, bool *created,
+		struct problem *pb)
 {
 	struct stat st;
 	int in, rc;
 
 	*ver = 0;
 	*created = false;
+	rc = *tail ? out_tail_publish(*tail, name, origin, ver, created, pb)
+		   : -EAGAIN;
+	*tail = NULL;
+	if (rc != -EAGAIN)
+		return rc;
 	rc = host_openat_nofollow(dir, file, O_RDONLY, &in);
 	if (rc < 0)
 		return rc;

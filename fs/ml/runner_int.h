@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "outtail.h"
 #include "runner.h"
 
 #define SCHED_TICK_MS 50
@@ -42,6 +43,8 @@ struct job {
 	uint64_t memory;        /* bytes of resident memory allowed; 0 any */
 	uint64_t resident;      /* bytes: what it had when it went over */
 	uint64_t started;       /* start order (runner->starts); 0: never */
+	struct out_tail *tail;  /* its output followed (outtail.h), or NULL;
+				   the scheduler thread's */
 };
 
 struct runner {
@@ -68,11 +71,14 @@ int put_copy(struct fs *fs, const char *dir, const char *file,
 		    char hash[33], uint64_t *size);
 /*
  * publish_out: dir/file, a job's output CSV, as a new version of dataset
- * name, copied, scanned and hashed at once (ds_publish_copy).
+ * name: from *tail (taken, *tail NULL after), which followed it while the
+ * job ran, else
+ * copied, scanned and hashed at once (ds_publish_copy).
  */
 int publish_out(struct fs *fs, const char *dir, const char *file,
-		const char *name, const struct repo_origin *origin,
-		unsigned *ver, bool *created, struct problem *pb);
+		struct out_tail **tail, const char *name,
+		const struct repo_origin *origin, unsigned *ver, bool *created,
+		struct problem *pb);
 /* A private copy of dir/file (the writer's) in the store's temporary
  * folder, its path in tmp: the caller consumes or unlinks it.  Not yet
  * fsync'd: store_put_file does that before the blob is named. */

@@ -485,6 +485,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	json_t *rec, *res, *plan;
 	char line[1200], when[32];
 	const char *reason = NULL;
+	struct out_tail *tail;
 	char why[600];
 	unsigned ver = 0;
 	const char *kind;
@@ -537,6 +538,8 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 			 j->name);
 		reason = why;
 	}
+	tail = j->tail;
+	j->tail = NULL;
 	if (ok) {
 		bool sync = strcmp(kind, "sync") == 0;
 		bool batch = strcmp(kind, "batch") == 0;
@@ -544,8 +547,10 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 		bool prepare = strcmp(kind, "prepare") == 0;
 		char iwhy[500] = "";
 		int rc = sync	   ? featsync_publish(fs, j->dir, plan, rec, &ver)
-			 : batch   ? batch_publish(fs, j->dir, plan, rec, &ver)
-			 : prepare ? prep_publish(fs, j->dir, plan, rec, &ver)
+			 : batch   ? batch_publish(fs, j->dir, plan, rec, &tail,
+						   &ver)
+			 : prepare ? prep_publish(fs, j->dir, plan, rec, &tail,
+						  &ver)
 			 : import
 				 ? mbundle_publish(fs, j->dir, plan, rec, &ver,
 						   iwhy, sizeof(iwhy))
@@ -565,6 +570,7 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 			ok = false;
 		}
 	}
+	out_tail_cancel(tail); /* not taken by a publish */
 	iso_now(when, sizeof(when));
 	json_object_set_new(rec, "status",
 			    json_string(ok ? "succeeded" : "failed"));
@@ -795,9 +801,18 @@ static void *sched_main(void *arg)
 				job_fail_now(r, start, why);
 			} else {
 				char when[32];
+				const char *kind;
 				json_t *rec;
 
 				iso_now(when, sizeof(when));
+				kind = json_string_value(
+					json_object_get(start->plan, "kind"));
+				/* its output copied as it is written */
+				if (kind && (!strcmp(kind, "prepare") ||
+					     !strcmp(kind, "batch")))
+					start->tail = out_tail_start(
+						r->fs, start->dir,
+						"out/data.csv");
 				pthread_mutex_lock(&r->lock);
 				start->pid = pid;
 				start->deadline =

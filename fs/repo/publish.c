@@ -370,50 +370,120 @@ static int copy_range(int in, int out, loff_t off, size_t len)
 	return rc < 0 ? rc : len ? -EIO : 0;
 }
 
+/* A private copy being made of a file that grows (repo.h). */
+struct repo_follow {
+	struct fs *fs;
+	char tmp[PATH_MAX];
+	int out;
+	uint64_t copied;        /* bytes */
+	struct stage_scan *scan;
+};
+
+int repo_follow_start(struct fs *fs, uint64_t max, struct repo_follow **out)
+{
+	struct repo_follow *f = calloc(1, sizeof(*f));
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return -ENOMEM;
+	f->fs = fs;
+	rc = store_tmp_path(fs->store, f->tmp, sizeof(f->tmp));
+	f->out = rc < 0 ? -1
+			: open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			       0600);
+	if (rc == 0 && f->out < 0)
+		rc = -errno;
+	if (rc < 0) {
+		free(f);
+		return rc;
+	}
+	if (max >= COPY_SCAN_MIN)
+		f->scan = stage_scan_start(f->out, max);
+	*out = f;
+	return 0;
+}
+
+int repo_follow_copy(struct repo_follow *f, int in, uint64_t upto)
+{
+	int rc = 0;
+
+	while (rc == 0 && f->copied < upto) {
+		size_t len = upto - f->copied < COPY_STEP
+				     ? (size_t)(upto - f->copied)
+				     : COPY_STEP;
+
+		rc = copy_range(in, f->out, (loff_t)f->copied, len);
+		if (rc == 0) {
+			f->copied += len;
+			if (f->scan)
+				stage_scan_grew(f->scan, f->copied);
+		}
+	}
+	return rc;
+}
+
+uint64_t repo_follow_copied(const struct repo_follow *f)
+{
+	return f->copied;
+}
+
+void repo_follow_drop(struct repo_follow *f)
+{
+	if (!f)
+		return;
+	stage_scan_cancel(f->scan);
+	close(f->out);
+	unlink(f->tmp);
+	free(f);
+}
+
+int repo_follow_publish(struct repo_follow *f, const char *name,
+			const struct repo_origin *origin, unsigned *ver,
+			bool *created, struct problem *pb)
+{
+	struct csv_info *info = NULL;
+	char hash[HASH_HEX_LEN + 1];
+	int rc = -EAGAIN;
+
+	*ver = 0;
+	*created = false;
+	if (f->scan) {
+		rc = stage_scan_end(f->scan, f->copied, &info, hash, pb);
+		f->scan = NULL;
+		if (rc == 0)
+			rc = ds_publish_scanned(f->fs, name, f->tmp, f->out,
+						origin, info, hash, ver,
+						created, pb);
+	}
+	if (rc == -EAGAIN)
+		rc = ds_publish(f->fs, name, f->tmp, f->out, origin, ver,
+				created, pb);
+	if (rc < 0)
+		unlink(f->tmp);
+	close(f->out);
+	free(f);
+	return rc;
+}
+
 int ds_publish_copy(struct fs *fs, const char *name, int in, uint64_t size,
 		    const struct repo_origin *origin, unsigned *ver,
 		    bool *created, struct problem *pb)
 {
-	struct stage_scan *scan = NULL;
-	struct csv_info *info = NULL;
-	char tmp[PATH_MAX], hash[HASH_HEX_LEN + 1];
-	uint64_t off = 0;
-	int out, rc;
+	struct repo_follow *f;
+	int rc;
 
 	*ver = 0;
 	*created = false;
-	rc = store_tmp_path(fs->store, tmp, sizeof(tmp));
+	rc = repo_follow_start(fs, size, &f);
 	if (rc < 0)
 		return rc;
-	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0)
-		return -errno;
-	if (size >= COPY_SCAN_MIN)
-		scan = stage_scan_start(out, size);
-	while (rc == 0 && off < size) {
-		size_t len = size - off < COPY_STEP ? (size_t)(size - off)
-						    : COPY_STEP;
-
-		rc = copy_range(in, out, (loff_t)off, len);
-		off += len;
-		if (rc == 0 && scan)
-			stage_scan_grew(scan, off);
+	rc = repo_follow_copy(f, in, size);
+	if (rc < 0) {
+		repo_follow_drop(f);
+		return rc;
 	}
-	rc = rc < 0 ? rc : -EAGAIN;
-	if (rc == -EAGAIN && scan) {
-		rc = stage_scan_end(scan, size, &info, hash, pb);
-		scan = NULL;
-		if (rc == 0)
-			rc = ds_publish_scanned(fs, name, tmp, out, origin, info,
-						hash, ver, created, pb);
-	}
-	stage_scan_cancel(scan);
-	if (rc == -EAGAIN)
-		rc = ds_publish(fs, name, tmp, out, origin, ver, created, pb);
-	if (rc < 0)
-		unlink(tmp);
-	close(out);
-	return rc;
+	return repo_follow_publish(f, name, origin, ver, created, pb);
 }
 
 int repo_commit_model(struct fs *fs, const char *name, json_t *man,

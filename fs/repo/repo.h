@@ -206,6 +206,24 @@ struct csv_info;
 int ds_publish_copy(struct fs *fs, const char *name, int in, uint64_t size,
 		    const struct repo_origin *origin, unsigned *ver,
 		    bool *created, struct problem *pb);
+
+/*
+ * A private copy of a file that another process is still writing by
+ * appends (a job's output), made and scanned as it grows, then
+ * published: repo_follow_start (max: the most the file may grow to),
+ * repo_follow_copy of its bytes up to upto whenever it has grown (from
+ * repo_follow_copied() on; -EIO if in holds fewer), then exactly one of
+ * repo_follow_publish (ds_publish_copy's outcome, of the bytes copied)
+ * or repo_follow_drop.  One thread at a time.
+ */
+struct repo_follow;
+int repo_follow_start(struct fs *fs, uint64_t max, struct repo_follow **out);
+int repo_follow_copy(struct repo_follow *f, int in, uint64_t upto);
+uint64_t repo_follow_copied(const struct repo_follow *f);
+int repo_follow_publish(struct repo_follow *f, const char *name,
+			const struct repo_origin *origin, unsigned *ver,
+			bool *created, struct problem *pb);
+void repo_follow_drop(struct repo_follow *f);
 int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
 		       int fd, const struct repo_origin *origin,
 		       struct csv_info *info, const char *hash, unsigned *ver,
