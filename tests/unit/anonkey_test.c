@@ -3,9 +3,14 @@
  * anonkey: anon_hmac is HMAC-SHA-256, byte for byte: vectors from
  * Python's hmac (key bytes 0..31) at lengths around SHA-256's block
  * (55 and 56 bytes end the inner hash in one block or two), and
- * OpenSSL's one-shot HMAC() for every length from 0 to 300.
+ * OpenSSL's one-shot HMAC() for every length from 0 to 300.  Then
+ * random keys and values of every length from 0 to 100, over a million of
+ * them, through both paths of anonkey.c (the SHA-NI one for values of
+ * fewer than 56 bytes where the CPU has it, and libcrypto's, forced with
+ * anon_hmac_new_portable) against HMAC().
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +32,63 @@ static const struct {
 	{ 64, "154147924bb4a7b7d6bea3ae21ad2f8fc6ddfc0bf0b8f3db05b9442438508598" },
 	{ 200, "7b48ae507721b7feb27d8403d20568ca6d1e003dba73751f869cae6163653c59" },
 };
+
+static uint64_t rng = 20261204;
+
+static uint64_t splitmix64(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+static void fill(unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)splitmix64();
+}
+
+/*
+ * keys random keys, each with a random value of every length from 0 to
+ * 100 at a random alignment: anon_hmac from anon_hmac_new and from
+ * anon_hmac_new_portable against HMAC().  false at the first difference.
+ */
+static bool random_same(unsigned keys)
+{
+	unsigned char key[ANON_KEY_LEN], buf[16 + 101];
+	unsigned char fast[32], portable[32], want[32];
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < keys; k++) {
+		struct anon_hmac *h, *p;
+		bool same = true;
+
+		fill(key, sizeof(key));
+		h = anon_hmac_new(key);
+		p = anon_hmac_new_portable(key);
+		for (size_t len = 0; same && len <= 100; len++) {
+			unsigned char *v = buf + splitmix64() % 16;
+
+			fill(v, len);
+			same = h && p && anon_hmac(h, v, len, fast) == 0 &&
+			       anon_hmac(p, v, len, portable) == 0 &&
+			       HMAC(EVP_sha256(), key, sizeof(key), v, len,
+				    want, &n) &&
+			       memcmp(fast, want, sizeof(want)) == 0 &&
+			       memcmp(portable, want, sizeof(want)) == 0;
+			if (!same)
+				printf("# key %u, %zu bytes: differs\n", k,
+				       len);
+		}
+		anon_hmac_free(h);
+		anon_hmac_free(p);
+		if (!same)
+			return false;
+	}
+	return true;
+}
 
 static void hex(const unsigned char *b, char out[65])
 {
@@ -71,10 +133,30 @@ int main(void)
 	}
 	ok(same, "lengths 0 to 300: OpenSSL's HMAC()");
 	anon_hmac_free(h);
+	h = anon_hmac_new_portable(key);
+	ok(h != NULL, "anon_hmac_new_portable");
+	same = h != NULL;
+	for (size_t len = 0; h && len <= 300; len++) {
+		for (size_t i = 0; i < len; i++)
+			msg[i] = (char)(len * 31 + i * 7);
+		if (anon_hmac(h, msg, len, out) < 0 ||
+		    !HMAC(EVP_sha256(), key, sizeof(key),
+			  (const unsigned char *)msg, len, want, &n) ||
+		    memcmp(out, want, sizeof(out)) != 0)
+			same = false;
+	}
+	ok(same, "libcrypto's path forced, lengths 0 to 300: HMAC()");
+	anon_hmac_free(h);
+	/* 10,000 keys: 1,010,000 values, each through both paths */
+	ok(random_same(10000),
+	   "random keys and values of 0 to 100 bytes: HMAC(), both paths");
 	anon_hmac_free(NULL);
 	failalloc_arm(1);
 	ok(anon_hmac_new(key) == NULL && failalloc_fired(),
 	   "out of memory: NULL");
+	failalloc_arm(1);
+	ok(anon_hmac_new_portable(key) == NULL && failalloc_fired(),
+	   "portable, out of memory: NULL");
 	failalloc_arm(0);
 	return done();
 }
