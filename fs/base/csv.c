@@ -65,7 +65,8 @@ struct matbuf {
 	float *data;
 	uint64_t cap;      /* rows */
 	uint64_t ready;    /* rows that mat_reserve() made room for */
-	size_t whole;      /* bytes of records it is for; 0: the scan's */
+	bool shared;       /* a part's rows in a split scan's matrix: the
+			      room is cap rows, never grown */
 };
 
 static char *unescape_dup(const char *p, size_t n, bool esc)
@@ -334,8 +335,8 @@ static void mat_populate(struct matbuf *mb, size_t ncols, uint64_t from,
  *  - at the first growth the capacity jumps to the row count that the
  *    rows so far predict for the whole input, plus 1/16 (never more
  *    bytes than the input itself), so that one realloc() usually moves
- *    the block and doubling is the exception (the first part of a split
- *    scan predicts for all parts, mb->whole: the others copy in);
+ *    the block and doubling is the exception (a split scan sizes one
+ *    block for all parts from their line ends: scan_split());
  *  - big blocks are advised MADV_HUGEPAGE, and prefaulted MAT_PREFAULT
  *    bytes ahead with MADV_POPULATE_WRITE: one call, not a fault a page.
  * mat_finish() gives back what the estimate overshot.
@@ -346,8 +347,8 @@ static int mat_reserve(struct matbuf *mb, size_t ncols, uint64_t nrows,
 	size_t row = ncols * sizeof(*mb->data);
 	uint64_t ready;
 
-	if (mb->whole)
-		total = mb->whole;
+	if (nrows == mb->cap && mb->shared)
+		return -ENOSPC; /* more records than line ends: never */
 	if (nrows == mb->cap) {
 		uint64_t cap = mb->cap ? mb->cap * 2 : MAT_FIRST_ROWS;
 		double est;
@@ -805,6 +806,13 @@ struct split {
 	pthread_cond_t cv;
 	bool counted[SPLIT_MAX];
 	bool odd[SPLIT_MAX]; /* an odd number of quotes in share i */
+	uint64_t lfs[SPLIT_MAX]; /* line ends in share i */
+	/* the matrix, when asked for: one block, each part's rows at its
+	 * first line end's number, the upper bound of the rows before it */
+	bool mat;
+	float *mdata;        /* under mu: part 0's to make */
+	uint64_t mrows;      /* rows of room */
+	bool mready;         /* under mu: mdata made, or failed (NULL) */
 };
 
 struct part {
@@ -814,27 +822,59 @@ struct part {
 	struct colstate *cs;
 	struct matbuf mb;
 	bool mat;
+	uint64_t row0;       /* its first row's place in the matrix */
 	struct problem pb;
 	uint64_t nrows;
 	int rc;
 };
 
-/* Is the number of quote bytes in [p, end) odd?  8 bytes at a time. */
-static bool quotes_odd(const char *p, const char *end)
+/* 0x80 in each byte of x that is 0, 0 in the others. */
+static inline uint64_t zero_bytes(uint64_t x)
 {
 	const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+
+	return ~(((x & low7) + low7) | x | low7);
+}
+
+/*
+ * Is the number of quote bytes in [p, end) odd?  And, with lfs, how many
+ * LF bytes are there?  8 bytes at a time.
+ */
+static bool share_count(const char *p, const char *end, uint64_t *lfs)
+{
 	uint64_t acc = 0;
+	uint64_t n = 0;
 	unsigned odd = 0;
 
-	/* Each byte of ~(...) is 0x80 where x's byte is 0, else 0. */
 	for (; end - p >= 8; p += 8) {
-		uint64_t x = load8(p) ^ 0x2222222222222222ULL;
+		uint64_t x = load8(p);
 
-		acc ^= ~(((x & low7) + low7) | x | low7);
+		acc ^= zero_bytes(x ^ 0x2222222222222222ULL);
+		if (lfs)
+			n += (uint64_t)__builtin_popcountll(
+				zero_bytes(x ^ 0x0a0a0a0a0a0a0a0aULL));
 	}
-	for (; p < end; p++)
+	for (; p < end; p++) {
 		odd ^= *p == '"';
+		n += *p == '\n';
+	}
+	if (lfs)
+		*lfs = n;
 	return ((unsigned)__builtin_popcountll(acc) + odd) & 1;
+}
+
+static bool quotes_odd(const char *p, const char *end)
+{
+	return share_count(p, end, NULL);
+}
+
+/* LF bytes in [p, end). */
+static uint64_t count_lfs(const char *p, const char *end)
+{
+	uint64_t n;
+
+	share_count(p, end, &n);
+	return n;
 }
 
 /* Past the first LF outside quotes at or after p (inq: p is inside). */
@@ -857,40 +897,91 @@ static const char *share_at(const struct split *sp, size_t i)
 	return i >= sp->nparts ? sp->end : sp->from + len / sp->nparts * i;
 }
 
+/*
+ * The matrix of a split scan, once every share's line ends are counted:
+ * a record ends at an LF, but the last, so the rows before a part are at
+ * most the LFs before it and the matrix holds them all in LFs + 1 rows.
+ * A block far bigger than the input (blank lines, say) is not made:
+ * the scan goes serial.  Under sp->mu.
+ */
+static void mat_make(struct split *sp)
+{
+	size_t row = sp->ncols * sizeof(float);
+	size_t len = (size_t)(sp->end - sp->from);
+	uint64_t rows = 1;
+	size_t i;
+
+	for (i = 0; i < sp->nparts; i++)
+		rows += sp->lfs[i];
+	sp->mrows = rows;
+	if (rows <= (len * 4 + ((size_t)64 << 20)) / row) {
+		sp->mdata = malloc((size_t)rows * row);
+#ifdef MADV_HUGEPAGE
+		if (sp->mdata && rows * row >= MAT_HUGE_MIN)
+			mem_advise(sp->mdata, (size_t)rows * row,
+				   MADV_HUGEPAGE);
+#endif
+	}
+	sp->mready = true;
+	pthread_cond_broadcast(&sp->cv);
+}
+
 static void *part_run(void *arg)
 {
 	struct part *pt = arg;
 	struct split *sp = pt->sp;
-	bool odd = quotes_odd(share_at(sp, pt->i), share_at(sp, pt->i + 1));
+	const char *share = share_at(sp, pt->i);
+	const char *next = share_at(sp, pt->i + 1);
+	uint64_t lfs;
+	bool odd = share_count(share, next, sp->mat ? &lfs : NULL);
 	bool before = false;
+	uint64_t lf_before = 0;
 	const char *from;
 	const char *to;
+	uint64_t row_end;
 	size_t j;
 
 	pthread_mutex_lock(&sp->mu);
 	sp->odd[pt->i] = odd;
+	sp->lfs[pt->i] = sp->mat ? lfs : 0;
 	sp->counted[pt->i] = true;
 	pthread_cond_broadcast(&sp->cv);
-	for (j = 0; j < pt->i; j++) {
+	/* the matrix needs every share's count; the cut only those before */
+	for (j = 0; j < (sp->mat ? sp->nparts : pt->i); j++) {
 		while (!sp->counted[j])
 			pthread_cond_wait(&sp->cv, &sp->mu);
-		before ^= sp->odd[j];
+		if (j < pt->i) {
+			before ^= sp->odd[j];
+			lf_before += sp->lfs[j];
+		}
 	}
+	if (sp->mat && pt->i == 0)
+		mat_make(sp);
+	while (sp->mat && !sp->mready)
+		pthread_cond_wait(&sp->cv, &sp->mu);
 	pthread_mutex_unlock(&sp->mu);
-	from = pt->i ? record_after(share_at(sp, pt->i), sp->end, before)
-		     : sp->from;
+	from = pt->i ? record_after(share, sp->end, before) : sp->from;
 	to = pt->i + 1 < sp->nparts
-		     ? record_after(share_at(sp, pt->i + 1), sp->end,
-				    before ^ odd)
+		     ? record_after(next, sp->end, before ^ odd)
 		     : sp->end;
+	if (sp->mat) {
+		if (!sp->mdata) {
+			pt->rc = -ENOMEM;
+			return NULL;
+		}
+		pt->row0 = pt->i ? lf_before + count_lfs(share, from) : 0;
+		row_end = pt->i + 1 < sp->nparts
+				  ? lf_before + lfs + count_lfs(next, to)
+				  : sp->mrows;
+		pt->mb.data = sp->mdata + pt->row0 * sp->ncols;
+		pt->mb.cap = row_end - pt->row0;
+		pt->mb.shared = true;
+	}
 	pt->sc.tok.p = from;
 	pt->sc.tok.line_start = from;
 	pt->sc.tok.end = to;
 	pt->rc = scan_rows(&pt->sc, pt->cs, sp->ncols,
 			   pt->mat ? &pt->mb : NULL, &pt->nrows);
-	/* Fault in the room for the other parts' rows while they run. */
-	if (pt->rc == 0 && pt->mat && pt->mb.whole && pt->mb.data)
-		mat_populate(&pt->mb, sp->ncols, pt->nrows, pt->mb.cap);
 	return NULL;
 }
 
@@ -912,26 +1003,23 @@ static int part_merge(struct part *a, struct part *b, size_t ncols)
 	}
 	a->sc.budget += b->sc.budget;
 	b->sc.budget = 0;
-	if (a->mat && b->nrows) {
-		uint64_t rows = a->nrows + b->nrows;
-
-		rc = rows > a->mb.cap ? mat_grow(&a->mb, ncols, rows) : 0;
-		if (rc < 0)
-			return rc;
-		mat_populate(&a->mb, ncols, a->nrows, rows);
-		memcpy(a->mb.data + a->nrows * ncols, b->mb.data,
-		       (size_t)b->nrows * row);
-		a->mb.ready = rows;
-	}
+	/* rows of b where a's end: moved only past quoted LFs, blank lines */
+	if (a->mat && b->nrows && b->row0 != a->nrows)
+		memmove(a->mb.data + a->nrows * ncols, b->mb.data,
+			(size_t)b->nrows * row);
 	a->nrows += b->nrows;
 	return 0;
 }
 
-/* The first part's sort and unescape buffers are the caller's. */
+/*
+ * The first part's sort and unescape buffers are the caller's, and its
+ * matrix is all parts' (the others' point into it).
+ */
 static void part_free(struct part *pt, size_t ncols)
 {
 	cols_free(pt->cs, ncols);
-	free(pt->mb.data);
+	if (!pt->i)
+		free(pt->mb.data);
 	if (pt->i) {
 		free(pt->sc.sort_tmp);
 		free(pt->sc.scratch);
@@ -951,7 +1039,7 @@ static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 	struct split sp = {
 		sc->tok.p, sc->tok.end, nparts, ncols,
 		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-		{ false }, { false },
+		{ false }, { false }, { 0 }, mb != NULL, NULL, 0, false,
 	};
 	struct part pts[SPLIT_MAX];
 	pthread_t tid[SPLIT_MAX];
@@ -978,10 +1066,22 @@ static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 		if (!pt->cs)
 			rc = -ENOMEM;
 	}
-	/* The first part's matrix is sized for all: the rest copy in. */
-	pts[0].mb.whole = (size_t)(sp.end - sp.from);
 	for (i = 1; rc == 0 && i < nparts; i++)
 		started[i] = !pthread_create(&tid[i], NULL, part_run, &pts[i]);
+	/* the first part waits for every share's count: count those here */
+	for (i = 1; rc == 0 && i < nparts; i++) {
+		uint64_t lfs;
+		bool odd;
+
+		if (started[i])
+			continue;
+		odd = share_count(share_at(&sp, i), share_at(&sp, i + 1), &lfs);
+		pthread_mutex_lock(&sp.mu);
+		sp.odd[i] = odd;
+		sp.lfs[i] = lfs;
+		sp.counted[i] = true;
+		pthread_mutex_unlock(&sp.mu);
+	}
 	/* A part whose thread did not start runs here, after the first. */
 	for (i = 0; rc == 0 && i < nparts; i++)
 		if (!started[i])
@@ -1009,8 +1109,12 @@ static int scan_split(struct scan *sc, size_t ncols, struct matbuf *mb,
 	}
 	sc->budget = pts[0].sc.budget;
 	*cs = pts[0].cs;
-	if (mb)
+	if (mb) {
 		*mb = pts[0].mb;
+		mb->cap = sp.mrows;
+		mb->ready = pts[0].nrows;
+		mb->shared = false;
+	}
 	*nrows = pts[0].nrows;
 	return 0;
 }

@@ -12,13 +12,13 @@
  *
  * Modes: scan (the default; on as many threads as csv_scan() takes),
  * scan1 (the same in one pass: csv_scan_split() in 1 part), stats
- * (csv_scan() without the matrix),
+ * (csv_scan() without the matrix), stats1 (that in one pass),
  * strtod and fast (the tokenizer), and feed: csv_feed() on the file in
  * FEED_CHUNK pieces, as the daemon checks a cp into data.csv; its time
  * is the CPU time of the csv_feed() calls alone (what the daemon pays,
  * and steadier than the clock on a busy machine).
  *
- * usage: csv_bench FILE [scan|scan1|stats|strtod|fast|feed]
+ * usage: csv_bench FILE [scan|scan1|stats|stats1|strtod|fast|feed]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: csv_bench FILE "
-				"[scan|scan1|stats|strtod|fast|feed]\n");
+				"[scan|scan1|stats|stats1|strtod|fast|feed]\n");
 		return 2;
 	}
 	t0 = now();
@@ -131,12 +131,11 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
-	if (!strcmp(mode, "scan") || !strcmp(mode, "stats") ||
-	    !strcmp(mode, "scan1")) {
-		/* scan1: one pass, on one thread (csv_scan() splits). */
+	if (!strncmp(mode, "scan", 4) || !strncmp(mode, "stats", 5)) {
+		/* scan1, stats1: one pass, on one thread (csv_scan() splits) */
 		rc = csv_scan_split(data, (size_t)st.st_size, NULL, &info,
-				    strcmp(mode, "stats") ? &mat : NULL, &pb,
-				    strcmp(mode, "scan1") ? 0 : 1);
+				    strncmp(mode, "stats", 5) ? &mat : NULL,
+				    &pb, mode[strlen(mode) - 1] == '1' ? 1 : 0);
 		if (rc < 0) {
 			fprintf(stderr, "%s:%u:%u: %s (%s)\n", argv[1], pb.line,
 				pb.col, pb.msg, strerror(-rc));
