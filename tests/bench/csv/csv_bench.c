@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 	struct csv_info *info = NULL;
 	struct problem pb = { 0 };
 	struct stat st;
-	double t0, t1;
+	double t0, t1 = 0;
 	double sum = 0;
 	long n = 0;
 	char *data;
