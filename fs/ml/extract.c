@@ -370,6 +370,59 @@ static int bad_value(const struct fx_column *c, const char *p, size_t n,
 	return -EINVAL;
 }
 
+/* Field idx of a row (NULL, n 0: none, or no such column mapped). */
+static const char *fx_field(const char *const *fields, const size_t *fieldlen,
+			    size_t idx, size_t *n)
+{
+	*n = 0;
+	if (idx == (size_t)-1 || !fields[idx])
+		return NULL;
+	*n = fieldlen ? fieldlen[idx] : strlen(fields[idx]);
+	return fields[idx];
+}
+
+/* Does a column of fx map to a field past the row's nfields? */
+static bool fx_maps_past(const struct fx *fx, const size_t *map,
+			 size_t nfields)
+{
+	for (size_t i = 0; i < fx->ncols; i++) {
+		size_t idx = map ? map[i] : fx->cols[i].src;
+
+		if (idx != (size_t)-1 && idx >= nfields)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Column c's one-hot cells at out from the value p[0..n) (NULL: none):
+ * all zero for a missing or unknown category.  1 if it was missing.
+ */
+static int fx_onehot(const struct fx_column *c, const char *p, size_t n,
+		     float *out)
+{
+	int k = -1;
+
+	memset(out, 0, c->ncats * sizeof(*out));
+	if (!p || csv_is_missing(p, n))
+		return 1;
+	trim(&p, &n);
+	k = cat_find(c, p, n);
+	if (k >= 0)
+		out[k] = 1;
+	return 0;
+}
+
+/* A numeric or time value x of column c, clamped and standardised. */
+static float fx_scale(const struct fx_column *c, double x)
+{
+	if (x < c->min)
+		x = c->min;
+	if (x > c->max)
+		x = c->max;
+	return (float)((x - c->mean) / c->std);
+}
+
 int fx_check_row(const struct fx *fx, const char *const *fields,
 		 const size_t *fieldlen, size_t nfields, const size_t *map,
 		 char *why, size_t whylen)
@@ -401,35 +454,17 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 	int imputed = 0;
 	size_t i;
 
-	for (i = 0; i < fx->ncols; i++) {
-		size_t idx = map ? map[i] : fx->cols[i].src;
-
-		if (idx != (size_t)-1 && idx >= nfields)
-			return -EINVAL;
-	}
+	if (fx_maps_past(fx, map, nfields))
+		return -EINVAL;
 	for (i = 0; i < fx->ncols; i++) {
 		const struct fx_column *c = &fx->cols[i];
 		size_t idx = map ? map[i] : c->src;
-		const char *p = NULL;
-		size_t n = 0;
+		size_t n;
+		const char *p = fx_field(fields, fieldlen, idx, &n);
 		double x;
 
-		if (idx != (size_t)-1 && fields[idx]) {
-			p = fields[idx];
-			n = fieldlen ? fieldlen[idx] : strlen(p);
-		}
 		if (c->kind == FX_ONEHOT) {
-			int k = -1;
-
-			memset(out, 0, c->ncats * sizeof(*out));
-			if (!p || csv_is_missing(p, n)) {
-				imputed++;
-			} else {
-				trim(&p, &n);
-				k = cat_find(c, p, n);
-			}
-			if (k >= 0)
-				out[k] = 1;
+			imputed += fx_onehot(c, p, n, out);
 			out += c->ncats;
 			continue;
 		}
@@ -437,11 +472,7 @@ int fx_transform_row(const struct fx *fx, const char *const *fields,
 			x = c->impute;
 			imputed++;
 		}
-		if (x < c->min)
-			x = c->min;
-		if (x > c->max)
-			x = c->max;
-		*out++ = (float)((x - c->mean) / c->std);
+		*out++ = fx_scale(c, x);
 	}
 	return imputed;
 }
@@ -453,41 +484,23 @@ int fx_apply_row(const struct fx *fx, const char *const *fields,
 	int imputed = 0;
 	size_t i;
 
-	for (i = 0; i < fx->ncols; i++) {
-		size_t idx = map ? map[i] : fx->cols[i].src;
-
-		if (idx != (size_t)-1 && idx >= nfields) {
-			/* rare (no caller maps past its fields): the two
-			 * passes, which say what each says about it */
-			if (fx_check_row(fx, fields, fieldlen, nfields, map,
-					 why, whylen) < 0)
-				return -EINVAL;
-			return -ERANGE;
-		}
+	if (fx_maps_past(fx, map, nfields)) {
+		/* rare (no caller maps past its fields): the two passes,
+		 * which say what each says about it */
+		if (fx_check_row(fx, fields, fieldlen, nfields, map, why,
+				 whylen) < 0)
+			return -EINVAL;
+		return -ERANGE;
 	}
 	for (i = 0; i < fx->ncols; i++) {
 		const struct fx_column *c = &fx->cols[i];
 		size_t idx = map ? map[i] : c->src;
-		const char *p = NULL;
-		size_t n = 0;
+		size_t n;
+		const char *p = fx_field(fields, fieldlen, idx, &n);
 		double x;
 
-		if (idx != (size_t)-1 && fields[idx]) {
-			p = fields[idx];
-			n = fieldlen ? fieldlen[idx] : strlen(p);
-		}
 		if (c->kind == FX_ONEHOT) {
-			int k = -1;
-
-			memset(out, 0, c->ncats * sizeof(*out));
-			if (!p || csv_is_missing(p, n)) {
-				imputed++;
-			} else {
-				trim(&p, &n);
-				k = cat_find(c, p, n);
-			}
-			if (k >= 0)
-				out[k] = 1;
+			imputed += fx_onehot(c, p, n, out);
 			out += c->ncats;
 			continue;
 		}
@@ -500,11 +513,7 @@ int fx_apply_row(const struct fx *fx, const char *const *fields,
 			/* what fx_check_row refuses, with its words */
 			return bad_value(c, p, n, why, whylen);
 		}
-		if (x < c->min)
-			x = c->min;
-		if (x > c->max)
-			x = c->max;
-		*out++ = (float)((x - c->mean) / c->std);
+		*out++ = fx_scale(c, x);
 	}
 	return imputed;
 }
