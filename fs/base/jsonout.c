@@ -239,30 +239,25 @@ static size_t shortest_float(float f, char *out)
 	return (size_t)n;
 }
 
-size_t num_shortest(double v, int digits, char *out)
-{
-	if (digits <= 9)
-		return shortest_float((float)v, out);
-	return shortest_printf(v, 17, out);
-}
 
 /*
- * %.17g without printf, for |v| from 1e-4 to under 1e17 (what %g prints
- * without an exponent at 17 digits): v is m x 2^e exactly, and its 17
- * significant digits are m x 10^s / 2^-e for s = 16 - (the decimal
- * exponent), which fits 128 bits (m < 2^53, 10^s <= 10^20, 2^-e < 2^128
- * here), rounded half to even on the exact remainder as glibc's printf
- * rounds.  The same bytes as printf; 0 (out untouched) outside that
- * range, for the caller to use printf.  glibc's %.17g, big-number
- * arithmetic on every call, took 0.35 us a number: most of writing a
- * prepared table of synthetic rows.
+ * %.Pg without printf, for P from 15 to 17 and |v| from 1e-4 to under
+ * 10^P (what %g prints without an exponent at P digits): v is m x 2^e
+ * exactly, and its P significant digits are m x 10^s / 2^-e for s = P - 1
+ * - (the decimal exponent), which fits 128 bits (m < 2^53, 10^s <= 10^20,
+ * 2^-e < 2^128 here), rounded half to even on the exact remainder as
+ * glibc's printf rounds.  The same bytes as printf; 0 (out untouched)
+ * outside that range, for the caller to use printf.  glibc's %.17g,
+ * big-number arithmetic on every call, took 0.35 us a number: most of
+ * writing a prepared table of synthetic rows; %.15g then strtod, the
+ * shortest text of a double, was 30 % of a feature set's sync.
  */
 #ifdef __SIZEOF_INT128__
 __extension__ typedef unsigned __int128 g17_u128;
 
-static size_t g17_fixed(double v, char *out)
+static size_t g_fixed(double v, int P, char *out)
 {
-	const uint64_t lo = pow10_u64[16], hi = pow10_u64[17];
+	const uint64_t lo = pow10_u64[P - 1], hi = pow10_u64[P];
 	g17_u128 num, q, rem, half;
 	uint64_t bits, m, d;
 	int e, k, s, n = 0, nd;
@@ -272,7 +267,7 @@ static size_t g17_fixed(double v, char *out)
 	e = (int)((bits >> 52) & 0x7FF);
 	if (e == 0 || e == 0x7FF)
 		return 0; /* zero, subnormal, inf, nan */
-	if (!(fabs(v) >= 1e-4 && fabs(v) < 1e17))
+	if (!(fabs(v) >= 1e-4 && fabs(v) < (double)hi))
 		return 0;
 	m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
 	e -= 1075;
@@ -280,9 +275,9 @@ static size_t g17_fixed(double v, char *out)
 	/* log10 may be one off near a power of ten: the truncated digits
 	 * decide (at most two tries each way) */
 	for (int tries = 0;; tries++) {
-		if (tries > 4 || k < -5 || k > 17)
+		if (tries > 4 || k < -5 || k > P)
 			return 0;
-		s = 16 - k;
+		s = P - 1 - k;
 		if (s < 0 || s > 20)
 			return 0;
 		num = (g17_u128)m;
@@ -314,14 +309,14 @@ static size_t g17_fixed(double v, char *out)
 		q = lo;
 		k++;
 	}
-	if (k < -4 || k > 16)
+	if (k < -4 || k > P - 1)
 		return 0;
 	d = (uint64_t)q;
-	for (int i = 16; i >= 0; i--) {
+	for (int i = P - 1; i >= 0; i--) {
 		dig[i] = (char)('0' + d % 10);
 		d /= 10;
 	}
-	nd = 17;
+	nd = P;
 	while (nd > 1 && dig[nd - 1] == '0')
 		nd--;
 	if (v < 0)
@@ -346,13 +341,56 @@ static size_t g17_fixed(double v, char *out)
 	return (size_t)n;
 }
 #else
-static size_t g17_fixed(double v, char *out)
+static size_t g_fixed(double v, int P, char *out)
 {
 	(void)v;
+	(void)P;
 	(void)out;
 	return 0; /* no 128-bit integers: printf */
 }
 #endif
+
+static size_t g17_fixed(double v, char *out)
+{
+	return g_fixed(v, 17, out);
+}
+
+/*
+ * The shortest text of a double as shortest_printf's first loop finds
+ * it (%.15g, %.16g, then %.17g, the first that reads back), printed by
+ * g_fixed and read back by csv_parse_double (exact, as strtod); 0 where
+ * g_fixed cannot print it.
+ */
+static size_t shortest_fixed(double v, char *out)
+{
+	for (int p = 15; p <= 17; p++) {
+		size_t n = g_fixed(v, p, out);
+		double back;
+
+		if (!n)
+			return 0;
+		if (p < 17 && !(csv_parse_double(out, n, &back) && back == v))
+			continue;
+		/* %.15g of fewer digits is printf'd again at them, and %g
+		 * takes an exponent once the integer part is longer */
+		if (p == 15 && sig_digits(out) < 15 &&
+		    (int)strcspn(out + (out[0] == '-'), ".") - 1 >=
+			    sig_digits(out))
+			return 0;
+		return n;
+	}
+	return 0;
+}
+
+size_t num_shortest(double v, int digits, char *out)
+{
+	size_t n;
+
+	if (digits <= 9)
+		return shortest_float((float)v, out);
+	n = shortest_fixed(v, out);
+	return n ? n : shortest_printf(v, 17, out);
+}
 
 size_t num_g17(double v, char *out)
 {
