@@ -199,19 +199,25 @@ bool host_may_record(const struct host_user *u, const struct json_t *rec,
 			want);
 }
 
-int host_copy(int from, int to, uint64_t size)
+int host_copy_range(int from, int to, uint64_t off, uint64_t len,
+		    uint64_t *done)
 {
-	loff_t in = 0, out = 0;
+	loff_t in = (loff_t)off, out = (loff_t)off;
+	const loff_t end = (loff_t)(off + len);
 
-	while ((uint64_t)in < size) {
+	*done = 0;
+	while (in < end) {
 		ssize_t n = copy_file_range(from, &in, to, &out,
-					    (size_t)(size - (uint64_t)in), 0);
+					    (size_t)(end - in), 0);
 
 		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
 			      errno == EOPNOTSUPP || errno == EINVAL)) {
 			char buf[1 << 16];
+			size_t want = end - in < (loff_t)sizeof(buf)
+					      ? (size_t)(end - in)
+					      : sizeof(buf);
 
-			n = pread(from, buf, sizeof(buf), in);
+			n = pread(from, buf, want, in);
 			if (n > 0 && pwrite(to, buf, (size_t)n, out) != n)
 				return -EIO;
 			if (n > 0) {
@@ -224,7 +230,15 @@ int host_copy(int from, int to, uint64_t size)
 		if (n == 0)
 			break;
 	}
+	*done = (uint64_t)in - off;
 	return 0;
+}
+
+int host_copy(int from, int to, uint64_t size)
+{
+	uint64_t done;
+
+	return host_copy_range(from, to, 0, size, &done);
 }
 
 int host_openat_nofollow(const char *dir, const char *rel, int flags,

@@ -58,6 +58,12 @@ bool host_may_as(uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
  * (copy_file_range, else read and write).  0 or -errno.
  */
 int host_copy(int from, int to, uint64_t size);
+/*
+ * host_copy_range: bytes [off, off + len) of from to the same place in
+ * to; *done how many (fewer if from ends first).  0 or -errno.
+ */
+int host_copy_range(int from, int to, uint64_t off, uint64_t len,
+		    uint64_t *done);
 
 /*
  * host_openat_nofollow: open dir/rel (rel may have '/'s) following no

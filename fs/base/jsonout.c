@@ -350,11 +350,6 @@ static size_t g_fixed(double v, int P, char *out)
 }
 #endif
 
-static size_t g17_fixed(double v, char *out)
-{
-	return g_fixed(v, 17, out);
-}
-
 /*
  * The shortest text of a double as shortest_printf's first loop finds
  * it (%.15g, %.16g, then %.17g, the first that reads back), printed by
@@ -394,7 +389,7 @@ size_t num_shortest(double v, int digits, char *out)
 
 size_t num_g17(double v, char *out)
 {
-	size_t n = g17_fixed(v, out);
+	size_t n = g_fixed(v, 17, out);
 
 	if (n)
 		return n;

@@ -339,35 +339,13 @@ int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
 #define COPY_SCAN_MIN ((uint64_t)16 << 20)
 
 /* Bytes [off, off + len) of in to the same place in out, all or -EIO. */
-static int copy_range(int in, int out, loff_t off, size_t len)
+static int copy_range(int in, int out, uint64_t off, size_t len)
 {
-	loff_t ioff = off, ooff = off;
-	char *buf = NULL;
-	ssize_t n;
-	int rc = 0;
+	uint64_t done;
+	int rc = host_copy_range(in, out, off, len, &done);
 
-	while (len && rc == 0) {
-		n = copy_file_range(in, &ioff, out, &ooff, len, 0);
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-			      errno == EOPNOTSUPP || errno == EINVAL)) {
-			if (!buf && !(buf = malloc(1 << 20)))
-				return -ENOMEM;
-			n = pread(in, buf, len < (1 << 20) ? len : (1 << 20),
-				  ioff);
-			if (n > 0 && pwrite(out, buf, (size_t)n, ooff) != n)
-				rc = -EIO;
-			ioff += n > 0 ? n : 0;
-			ooff = ioff;
-		}
-		if (n < 0)
-			rc = -errno;
-		if (n <= 0)
-			break;
-		len -= (size_t)n;
-	}
-	free(buf);
 	/* the source shrank under us: a short copy is no copy */
-	return rc < 0 ? rc : len ? -EIO : 0;
+	return rc < 0 ? rc : done < len ? -EIO : 0;
 }
 
 /* A private copy being made of a file that grows (repo.h). */
@@ -413,7 +391,7 @@ int repo_follow_copy(struct repo_follow *f, int in, uint64_t upto)
 				     ? (size_t)(upto - f->copied)
 				     : COPY_STEP;
 
-		rc = copy_range(in, f->out, (loff_t)f->copied, len);
+		rc = copy_range(in, f->out, f->copied, len);
 		if (rc == 0) {
 			f->copied += len;
 			if (f->scan)
