@@ -175,6 +175,9 @@ struct fs {
 
 	/* counters for .mlfs/stats */
 	_Atomic uint64_t n_lookup;
+	_Atomic uint64_t n_getattr;
+	_Atomic uint64_t n_open;
+	_Atomic uint64_t n_flush;
 	_Atomic uint64_t n_read;
 	_Atomic uint64_t n_write;
 	_Atomic uint64_t bytes_read;

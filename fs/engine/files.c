@@ -146,6 +146,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int acc = fi->flags & O_ACCMODE;
 	int rc = 0;
 
+	atomic_fetch_add(&req_fs(req)->n_open, 1);
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -207,6 +208,12 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = f->direct_io;
 	fi->keep_cache = f->keep_cache;
+	/*
+	 * A handle that can change nothing has nothing to say at close:
+	 * the kernel sends no FLUSH for it (FOPEN_NOFLUSH, Linux 5.15), one
+	 * round trip less for every cat.
+	 */
+	fi->noflush = acc == O_RDONLY && !(fi->flags & O_TRUNC);
 	file_link(req_fs(req), f);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: the kernel will not release it */
@@ -362,6 +369,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 
 	(void)ino;
+	atomic_fetch_add(&fs->n_flush, 1);
 	req_ctx(req, &ctx);
 	ctx.req = &r; /* a store may wait (sync): it answers an interrupt */
 	snprintf(pb.path, sizeof(pb.path), "%s", f->node->path);

@@ -198,7 +198,7 @@ int node_stat(struct node *n, struct stat *st)
 
 double attr_timeout(const struct node_type *t)
 {
-	if (t->flags & NODE_F_IMMUTABLE)
+	if (t->flags & (NODE_F_IMMUTABLE | NODE_F_LASTING))
 		return TIMEOUT_IMMUTABLE;
 	if (t->flags & (NODE_F_STREAM | NODE_F_VOLATILE) || is_attr_file(t))
 		return 0.0;
@@ -378,6 +378,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int rc;
 
+	atomic_fetch_add(&req_fs(req)->n_getattr, 1);
 	if (!n) {
 		fuse_reply_err(req, ESTALE);
 		return;

@@ -55,9 +55,11 @@ struct statvfs;
 				the write that completes it, so its
 				result is that write's (.mlfs/cache) */
 #define NODE_F_LASTING 0x40  /* a name that, once found, seldom goes (an
-				online key): the kernel keeps the entry
-				as an immutable one's; getattr and open
-				say ENOENT once it went */
+				online key), whose attributes never
+				change (a size of 0, direct_io): the
+				kernel keeps the entry and attributes as
+				an immutable one's, so an open sends no
+				getattr; open says ENOENT once it went */
 
 
 /*
@@ -158,7 +160,11 @@ struct node_type {
 			 off_t off);
 	/* truncate an open handle (ftruncate, O_TRUNC without atomic). */
 	int (*truncate)(struct fs_file *f, off_t size);
-	/* flush: commit new bytes; its result is what close() returns. */
+	/*
+	 * flush: commit new bytes; its result is what close() returns.  A
+	 * read-only handle is never flushed (FOPEN_NOFLUSH): it wrote
+	 * nothing to commit.
+	 */
 	int (*flush)(struct fs_file *f, const struct fs_ctx *ctx,
 		     struct problem *pb);
 	/* fsync: may wait; polls fs_interrupted(ctx) while it does. */

@@ -537,8 +537,9 @@ static int online_json_getattr(struct node *n, struct stat *st)
 
 /*
  * An entity, once in the store, leaves it only with the set or a new
- * spec: the kernel may keep its name long (NODE_F_LASTING), and a stat
- * or an open after it left says ENOENT.
+ * spec: the kernel may keep its name and attributes long
+ * (NODE_F_LASTING; a key's are the set's owner, 0444 and a size of 0,
+ * which no event changes), and an open after it left says ENOENT.
  */
 static const struct node_type online_csv_type = {
 	NULL, S_IFREG | 0444, NODE_F_VOLATILE | NODE_F_LASTING,

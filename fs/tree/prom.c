@@ -40,10 +40,14 @@ int daemon_prom(struct fs *fs, struct strbuf *out)
 		       "FUSE requests served, by operation.");
 	sb_printf(out,
 		  "mlfs_fuse_operations_total{op=\"lookup\"} %" PRIu64 "\n"
+		  "mlfs_fuse_operations_total{op=\"getattr\"} %" PRIu64 "\n"
+		  "mlfs_fuse_operations_total{op=\"open\"} %" PRIu64 "\n"
 		  "mlfs_fuse_operations_total{op=\"read\"} %" PRIu64 "\n"
-		  "mlfs_fuse_operations_total{op=\"write\"} %" PRIu64 "\n",
-		  (uint64_t)fs->n_lookup, (uint64_t)fs->n_read,
-		  (uint64_t)fs->n_write);
+		  "mlfs_fuse_operations_total{op=\"write\"} %" PRIu64 "\n"
+		  "mlfs_fuse_operations_total{op=\"flush\"} %" PRIu64 "\n",
+		  (uint64_t)fs->n_lookup, (uint64_t)fs->n_getattr,
+		  (uint64_t)fs->n_open, (uint64_t)fs->n_read,
+		  (uint64_t)fs->n_write, (uint64_t)fs->n_flush);
 	sb_prom_family(out, "mlfs_fuse_bytes_total", "counter",
 		       "Bytes read and written through the mount.");
 	sb_printf(out,

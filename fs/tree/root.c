@@ -48,8 +48,11 @@ static int stats_show(struct node *n, struct strbuf *out)
 	return sb_printf(out,
 			 "uptime_seconds %lld\n"
 			 "lookups %llu\n"
+			 "getattrs %llu\n"
+			 "opens %llu\n"
 			 "reads %llu\n"
 			 "writes %llu\n"
+			 "flushes %llu\n"
 			 "bytes_read %llu\n"
 			 "bytes_written %llu\n"
 			 "versions_created %llu\n"
@@ -57,8 +60,11 @@ static int stats_show(struct node *n, struct strbuf *out)
 			 "models_in_memory %zu\n",
 			 (long long)(time(NULL) - fs->mounted),
 			 (unsigned long long)fs->n_lookup,
+			 (unsigned long long)fs->n_getattr,
+			 (unsigned long long)fs->n_open,
 			 (unsigned long long)fs->n_read,
 			 (unsigned long long)fs->n_write,
+			 (unsigned long long)fs->n_flush,
 			 (unsigned long long)fs->bytes_read,
 			 (unsigned long long)fs->bytes_written,
 			 (unsigned long long)fs->n_versions,
