@@ -635,6 +635,84 @@ static bool split_agrees(const char *in, size_t len, size_t parts,
  * The streaming scan fed in pieces cut at random against csv_scan() of
  * the whole: the same outcome.
  */
+/*
+ * A stream that falls behind by more than two split parts (SPLIT_MIN, 16
+ * MiB, each) is scanned in parts on threads (csv_scanner_more): 40 MiB
+ * with quoted newlines and commas, fed in pieces that end inside quoted
+ * fields, agree with one csv_scan(); so does the same with a bad row
+ * past the first part, which must still be reported where it is.
+ */
+static char *quoted_rows(size_t want, size_t bad_at, size_t *len)
+{
+	char *buf = malloc(want + 256);
+	size_t n = 0;
+	size_t i = 0;
+
+	if (!buf)
+		return NULL;
+	n = (size_t)sprintf(buf, "id,x,note,y\n");
+	while (n < want) {
+		if (bad_at && n >= bad_at) {
+			n += (size_t)sprintf(buf + n, "%zu,1,\"unclosed\n", i);
+			bad_at = 0;
+		}
+		n += (size_t)sprintf(buf + n,
+				     i % 3 ? "%zu,%zu.5,\"a,\nb \"\"q\"\"\",%zu\n"
+					   : "%zu,%zu.5,plain,%zu\n",
+				     i, i % 977, i % 13);
+		i++;
+	}
+	*len = n;
+	return buf;
+}
+
+static bool stream_big_agrees(const char *in, size_t len, const size_t *cuts,
+			      size_t ncuts)
+{
+	struct csv_info *a = NULL, *b = NULL;
+	struct problem pa = { 0 }, pbb = { 0 };
+	struct csv_scanner *sc;
+	int ra = csv_scan(in, len, NULL, &a, NULL, &pa);
+	int rb;
+	bool same;
+
+	if (csv_scanner_new(NULL, &sc) < 0)
+		return false;
+	for (size_t i = 0; i < ncuts; i++)
+		csv_scanner_more(sc, in, cuts[i] < len ? cuts[i] : len);
+	rb = csv_scanner_end(sc, in, len, &b, &pbb);
+	same = same_outcome(a, ra, &pa, b, rb, &pbb);
+	if (!same)
+		printf("# big stream: rc %d/%d, %u:%u/%u:%u %s/%s\n", ra, rb,
+		       pa.line, pa.col, pbb.line, pbb.col, pa.msg, pbb.msg);
+	csv_info_free(a);
+	csv_info_free(b);
+	return same;
+}
+
+static void test_stream_split(void)
+{
+	size_t len;
+	char *buf = quoted_rows((size_t)40 << 20, 0, &len);
+	/* 37 MiB at once (parts), a little more (serial), the rest (parts) */
+	size_t cuts[] = { ((size_t)37 << 20) + 5, ((size_t)38 << 20) + 11,
+			  len };
+	const char *q;
+
+	ok(buf && stream_big_agrees(buf, len, cuts, 3),
+	   "a stream 37 MiB behind, scanned in parts, agrees with one scan");
+	/* a cut inside a quoted field: the record waits for the next piece */
+	q = buf ? strstr(buf + ((size_t)35 << 20), "\"a,\nb") : NULL;
+	cuts[0] = q ? (size_t)(q - buf) + 3 : 0;
+	ok(buf && q && stream_big_agrees(buf, len, cuts, 3),
+	   "and cut inside a quoted field");
+	free(buf);
+	buf = quoted_rows((size_t)40 << 20, (size_t)30 << 20, &len);
+	ok(buf && stream_big_agrees(buf, len, cuts, 3),
+	   "an unclosed quote past the first part: the same error");
+	free(buf);
+}
+
 static bool stream_agrees(const char *in, size_t len, uint64_t *seed,
 			  bool print)
 {
@@ -783,6 +861,7 @@ static void test_split(void)
 	free(buf);
 	ok(!bad, "tiers 1 to 3 merged as one pass counts them");
 	ok(!sbad, "and streamed in pieces");
+	test_stream_split();
 }
 
 struct num_case {
