@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLFS_ABI_MAJOR 1
-#define MLFS_ABI_MINOR 4
+#define MLFS_ABI_MINOR 5
 
 /*
  * Marks the descriptor.  In C++ a namespace-scope const has internal
@@ -101,6 +101,16 @@ struct mlfs_host {
 	 */
 	int (*anon_hash)(void *ctx, const void *data, size_t len,
 			 unsigned char out[32]);
+	/*
+	 * ABI 1.5, for prep plugins.  anon_hash_many: anon_hash of n values
+	 * at once, data[i] (len[i] bytes) into out[i], for i < n; 0 or the
+	 * first error, as anon_hash's.  The host may hash several values
+	 * together (two short ones cost about what one does with the CPU's
+	 * SHA extensions).  NULL in an older host (or absent by size): call
+	 * anon_hash for each value.
+	 */
+	int (*anon_hash_many)(void *ctx, size_t n, const void *const *data,
+			      const size_t *len, unsigned char (*out)[32]);
 };
 
 /*

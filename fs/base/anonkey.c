@@ -151,6 +151,50 @@ anon_ni_rounds(__m128i *abef, __m128i *cdgh, __m128i w0, __m128i w1,
 	*cdgh = _mm_add_epi32(*cdgh, c);
 }
 
+/*
+ * anon_ni_rounds for two blocks of two messages at once.  One block's
+ * rounds are a chain of 32 sha256rnds2, each waiting on the last (about
+ * 4 cycles of latency where the unit could start one every cycle or
+ * two): two chains side by side keep it busy, so a pair of short values
+ * costs about what one did.
+ */
+__attribute__((target("sha,sse4.1"), always_inline)) static inline void
+anon_ni_rounds2(__m128i *abef, __m128i *cdgh, __m128i w[2][4])
+{
+	__m128i a[2] = { abef[0], abef[1] }, c[2] = { cdgh[0], cdgh[1] };
+
+#pragma GCC unroll 16
+	for (int g = 0; g < 16; g++) {
+		const __m128i k = _mm_load_si128(
+			(const __m128i *)&anon_ni_k[4 * g]);
+
+#pragma GCC unroll 2
+		for (int l = 0; l < 2; l++) {
+			__m128i *wl = w[l];
+			__m128i m;
+
+			if (g >= 4) {
+				__m128i w7 = _mm_alignr_epi8(
+					wl[(g + 3) & 3], wl[(g + 2) & 3], 4);
+
+				m = _mm_sha256msg1_epu32(wl[g & 3],
+							 wl[(g + 1) & 3]);
+				m = _mm_add_epi32(m, w7);
+				wl[g & 3] = _mm_sha256msg2_epu32(
+					m, wl[(g + 3) & 3]);
+			}
+			m = _mm_add_epi32(wl[g & 3], k);
+			c[l] = _mm_sha256rnds2_epu32(c[l], a[l], m);
+			a[l] = _mm_sha256rnds2_epu32(
+				a[l], c[l], _mm_shuffle_epi32(m, 0x0e));
+		}
+	}
+	for (int l = 0; l < 2; l++) {
+		abef[l] = _mm_add_epi32(abef[l], a[l]);
+		cdgh[l] = _mm_add_epi32(cdgh[l], c[l]);
+	}
+}
+
 /* the words h0..h3 (in *lo) and h4..h7 of a state in ABEF, CDGH order */
 __attribute__((target("sha,sse4.1"), always_inline)) static inline void
 anon_ni_words(__m128i abef, __m128i cdgh, __m128i *lo, __m128i *hi)
@@ -223,6 +267,50 @@ anon_ni_hmac(const struct anon_hmac *h, const void *data, size_t len,
 	anon_ni_words(abef, cdgh, &lo, &hi);
 	_mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(lo, bswap));
 	_mm_storeu_si128((__m128i *)(out + 16), _mm_shuffle_epi8(hi, bswap));
+}
+
+/* anon_ni_hmac of two values at once (anon_ni_rounds2): both < 56. */
+__attribute__((target("sha,sse4.1"))) static void
+anon_ni_hmac2(const struct anon_hmac *h, const void *const data[2],
+	      const size_t len[2], unsigned char *out[2])
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
+					     0x0405060700010203ULL);
+	unsigned char block[2][64] = { { 0 } };
+	__m128i abef[2], cdgh[2], lo[2], hi[2], w[2][4];
+
+	for (int l = 0; l < 2; l++) {
+		if (len[l])
+			memcpy(block[l], data[l], len[l]);
+		block[l][len[l]] = 0x80;
+		for (int g = 0; g < 4; g++)
+			w[l][g] = _mm_shuffle_epi8(
+				_mm_loadu_si128((const __m128i *)(block[l] +
+								  16 * g)),
+				bswap);
+		w[l][3] = _mm_insert_epi32(w[l][3], (int)((64 + len[l]) * 8),
+					   3);
+		abef[l] = _mm_loadu_si128((const __m128i *)&h->ni_inner[0]);
+		cdgh[l] = _mm_loadu_si128((const __m128i *)&h->ni_inner[4]);
+	}
+	anon_ni_rounds2(abef, cdgh, w);
+	for (int l = 0; l < 2; l++) {
+		anon_ni_words(abef[l], cdgh[l], &lo[l], &hi[l]);
+		w[l][0] = lo[l];
+		w[l][1] = hi[l];
+		w[l][2] = _mm_setr_epi32((int)0x80000000, 0, 0, 0);
+		w[l][3] = _mm_setr_epi32(0, 0, 0, (64 + 32) * 8);
+		abef[l] = _mm_loadu_si128((const __m128i *)&h->ni_outer[0]);
+		cdgh[l] = _mm_loadu_si128((const __m128i *)&h->ni_outer[4]);
+	}
+	anon_ni_rounds2(abef, cdgh, w);
+	for (int l = 0; l < 2; l++) {
+		anon_ni_words(abef[l], cdgh[l], &lo[l], &hi[l]);
+		_mm_storeu_si128((__m128i *)out[l],
+				 _mm_shuffle_epi8(lo[l], bswap));
+		_mm_storeu_si128((__m128i *)(out[l] + 16),
+				 _mm_shuffle_epi8(hi[l], bswap));
+	}
 }
 
 /* the key's ni states, the pads' one block each from SHA-256's start */
@@ -305,6 +393,29 @@ int anon_hmac(const struct anon_hmac *h, const void *data, size_t len,
 	rc = anon_sha(&st, &h->inner, data, len, in);
 	if (rc == 0)
 		rc = anon_sha(&st, &h->outer, in, sizeof(in), out);
+	return rc;
+}
+
+int anon_hmac_many(const struct anon_hmac *h, size_t n,
+		   const void *const *data, const size_t *len,
+		   unsigned char (*out)[32])
+{
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+#ifdef HAVE_SHA_NI
+		if (h->ni && i + 1 < n && len[i] < 56 && len[i + 1] < 56) {
+			unsigned char *o[2] = { out[i], out[i + 1] };
+
+			anon_ni_hmac2(h, data + i, len + i, o);
+			i += 2;
+			continue;
+		}
+#endif
+		rc = anon_hmac(h, data[i], len[i], out[i]);
+		i++;
+	}
 	return rc;
 }
 

@@ -40,6 +40,14 @@ struct anon_hmac *anon_hmac_new_portable(const unsigned char key[ANON_KEY_LEN]);
 /* out: HMAC-SHA-256(key, data[0..len)).  -EIO if libcrypto fails. */
 int anon_hmac(const struct anon_hmac *h, const void *data, size_t len,
 	      unsigned char out[32]);
+/*
+ * out[i]: anon_hmac of data[i][0..len[i]), for i < n.  With the SHA
+ * extensions, short values go two at a time, in about the time of one.
+ * 0, or anon_hmac's first error.
+ */
+int anon_hmac_many(const struct anon_hmac *h, size_t n,
+		   const void *const *data, const size_t *len,
+		   unsigned char (*out)[32]);
 /* Wipes the states; anon_hmac_free(NULL) does nothing. */
 void anon_hmac_free(struct anon_hmac *h);
 

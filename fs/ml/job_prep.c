@@ -453,8 +453,7 @@ static void out_field(struct csv_out *o, const char *f, size_t len)
 {
 	size_t from = 0;
 
-	if (!memchr(f, ',', len) && !memchr(f, '"', len) &&
-	    !memchr(f, '\n', len)) {
+	if (!csv_needs_quotes(f, len)) {
 		out_put(o, f, len);
 		return;
 	}
@@ -520,6 +519,15 @@ static int anon_hash(void *ctx, const void *data, size_t len,
 	if (!anon_states)
 		return -ENOKEY;
 	return anon_hmac(anon_states, data, len, out);
+}
+
+static int anon_hash_many(void *ctx, size_t n, const void *const *data,
+			  const size_t *len, unsigned char (*out)[32])
+{
+	(void)ctx;
+	if (!anon_states)
+		return -ENOKEY;
+	return anon_hmac_many(anon_states, n, data, len, out);
 }
 
 static void anon_read(json_t *plan)
@@ -1006,6 +1014,7 @@ void prep_run(json_t *plan)
 		.cancelled = host_cancelled,
 		.threads = 1,
 		.anon_hash = anon_hash,
+		.anon_hash_many = anon_hash_many,
 	};
 	struct run run = { .plan = plan };
 	const struct mlfs_prep_ops *prev = NULL;

@@ -117,6 +117,39 @@ def test_prepare_runs_as_the_writer(mlfs_factory):
     assert r.returncode != 0
 
 
+def test_anonymize_hashes_every_value_as_hmac_does(mlfs_factory, tmp_path):
+    """The job hashes values in pairs (ABI 1.5's anon_hash_many): values
+    of every length around the 56 bytes a pair takes, missing ones among
+    them, each as Python's hmac gives it."""
+    import hashlib
+    import hmac
+    key = tmp_path / "anon.key"
+    key.write_bytes(b"fedcba9876543210fedcba9876543210")
+    os.chmod(key, 0o600)
+    mlfs = mlfs_factory(opts=[f"anon_key={key}"])
+    d = mlfs.mnt / "datasets/mails"
+    d.mkdir()
+    values = []
+    for i in range(301):
+        n = i % 71
+        values.append("" if i % 13 == 5 else
+                      (f"u{i}@" + "x" * 80)[:max(n, 1)])
+    (d / "data.csv").write_text(
+        "id,email\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    spec = {"steps": [{"anonymize": {"email": "hash"}}]}
+    r = sh(f"cat > {d}/prepare", input=json.dumps(spec))
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "mails-prepare-1") == "succeeded\n"
+    owner = hmac.new(key.read_bytes(), b"mlfs anon v1 uid 0",
+                     hashlib.sha256).digest()
+    rows = table(d / "v2/data.csv")
+    assert len(rows) == len(values)
+    for row, v in zip(rows, values):
+        want = hmac.new(owner, v.encode(), hashlib.sha256).hexdigest() \
+            if v else ""
+        assert row["email"] == want, (row["id"], v)
+
+
 def test_anonymize_hashes_under_the_owners_key_and_never_shows_it(
         mlfs_factory, tmp_path):
     import hashlib

@@ -90,6 +90,48 @@ static bool random_same(unsigned keys)
 	return true;
 }
 
+/*
+ * anon_hmac_many over n values of random lengths around the two-at-a-time
+ * limit (55 and 56 bytes), so that pairs, single long values between
+ * them and an odd one at the end all come up: each digest as HMAC()'s.
+ */
+static bool many_same(unsigned rounds)
+{
+	unsigned char key[ANON_KEY_LEN], buf[17][70], out[17][32], want[32];
+	const void *data[17];
+	size_t len[17];
+	unsigned n = 0;
+
+	for (unsigned r = 0; r < rounds; r++) {
+		size_t count = 1 + (size_t)(splitmix64() % 17);
+		struct anon_hmac *h;
+		bool same;
+
+		fill(key, sizeof(key));
+		h = anon_hmac_new(key);
+		for (size_t i = 0; i < count; i++) {
+			uint64_t x = splitmix64();
+
+			len[i] = x % 4 ? (size_t)(x >> 8) % 58
+				       : 54 + (size_t)(x >> 8) % 10;
+			data[i] = buf[i] + (x >> 40) % 4;
+			fill(buf[i] + (x >> 40) % 4, len[i]);
+		}
+		same = h && anon_hmac_many(h, count, data, len, out) == 0;
+		for (size_t i = 0; same && i < count; i++)
+			same = HMAC(EVP_sha256(), key, sizeof(key), data[i],
+				    len[i], want, &n) &&
+			       memcmp(out[i], want, sizeof(want)) == 0;
+		anon_hmac_free(h);
+		if (!same) {
+			printf("# round %u of %zu values: differs\n", r,
+			       count);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void hex(const unsigned char *b, char out[65])
 {
 	for (size_t i = 0; i < 32; i++)
@@ -150,6 +192,8 @@ int main(void)
 	/* 10,000 keys: 1,010,000 values, each through both paths */
 	ok(random_same(10000),
 	   "random keys and values of 0 to 100 bytes: HMAC(), both paths");
+	ok(many_same(20000),
+	   "anon_hmac_many, 1 to 17 values of 0 to 63 bytes: HMAC()");
 	anon_hmac_free(NULL);
 	failalloc_arm(1);
 	ok(anon_hmac_new(key) == NULL && failalloc_fired(),
