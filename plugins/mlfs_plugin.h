@@ -111,6 +111,14 @@ struct mlfs_host {
 	 */
 	int (*anon_hash_many)(void *ctx, size_t n, const void *const *data,
 			      const size_t *len, unsigned char (*out)[32]);
+	/*
+	 * ABI 1.5, for prep plugins.  Nonzero when the host frees the input
+	 * table of a run (and every table before it) only after out_free of
+	 * that run's output: the output may then point at the input's
+	 * strings and names instead of copying them.  0 (or absent by
+	 * size): the output must share nothing with the input.
+	 */
+	int keeps_input;
 };
 
 /*

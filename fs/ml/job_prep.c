@@ -642,6 +642,22 @@ struct stream {
  * Part k through the steps, its rows into o (after the header, for the
  * first): 0, or the step's or the parser's error (*why says which).
  */
+/*
+ * Tables a part went through, freed last first: each step's output may
+ * point into its input (the host keeps it: keeps_input, ABI 1.5).  ops
+ * NULL: the job's own table, read from the CSV.
+ */
+static void held_free(struct mlfs_table **t,
+		      const struct mlfs_prep_ops **ops, size_t n)
+{
+	while (n--) {
+		if (ops[n])
+			ops[n]->out_free(t[n]);
+		else
+			table_release(t[n]);
+	}
+}
+
 static int stream_part(struct stream *s, size_t k,
 		       const struct mlfs_host *host, struct csv_out *o,
 		       char *why, size_t whylen)
@@ -649,6 +665,9 @@ static int stream_part(struct stream *s, size_t k,
 	struct problem pb = { 0 };
 	const struct mlfs_prep_ops *prev = NULL;
 	struct mlfs_table *cur, *out;
+	struct mlfs_table *held[65];
+	const struct mlfs_prep_ops *held_ops[65];
+	size_t nheld = 0;
 	struct table *t;
 	double t0 = now_mono(), t1, t2, step_s[64] = { 0 };
 	size_t rows_in, step_rows[64] = { 0 };
@@ -675,11 +694,10 @@ static int stream_part(struct stream *s, size_t k,
 				  msg, sizeof(msg));
 		if (rc == 0 && !out)
 			rc = -EINVAL;
-		if (prev)
-			prev->out_free(cur);
-		else
-			table_release(cur);
+		held[nheld] = cur;
+		held_ops[nheld++] = prev;
 		if (rc < 0) {
+			held_free(held, held_ops, nheld);
 			snprintf(why, whylen, "step %zu (%s): part %zu: %s",
 				 i + 1, sp->name, k + 1,
 				 msg[0] ? msg : strerror(-rc));
@@ -706,10 +724,9 @@ static int stream_part(struct stream *s, size_t k,
 		s->step_rows[i] += step_rows[i];
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (prev)
-		prev->out_free(cur);
-	else
-		table_release(cur);
+	held[nheld] = cur;
+	held_ops[nheld++] = prev;
+	held_free(held, held_ops, nheld);
 	return 0;
 }
 
@@ -836,7 +853,7 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 		      const char *text, size_t len, const struct mlfs_host *host,
 		      struct hctx *hc)
 {
-	struct mlfs_host quiet = *host;
+	struct mlfs_host quiet = *host, first = *host;
 	struct problem pb = { 0 };
 	struct stream s = { 0 };
 	pthread_t th[PREP_THREADS_MAX];
@@ -871,6 +888,9 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	s.nparts = cut_parts(text, len, body, PREP_PART, &s.cut);
 	quiet.log = quiet_log;
 	quiet.progress = quiet_progress;
+	/* a part's tables live till its rows are written (stream_part) */
+	quiet.keeps_input = 1;
+	first.keeps_input = 1;
 	s.quiet = &quiet;
 	s.hc = hc;
 	pthread_mutex_init(&s.lock, NULL);
@@ -878,7 +898,7 @@ static int stream_run(json_t *plan, const struct step *steps, size_t nsteps,
 	s.fd = out_open();
 	/* the first part alone, with the job's log: what the steps say */
 	s.next = 1;
-	rc = stream_part(&s, 0, host, &o, why, sizeof(why));
+	rc = stream_part(&s, 0, &first, &o, why, sizeof(why));
 	if (rc < 0)
 		say("%s; reading the whole table", why);
 	rc = stream_write(&s, 0, &o, rc);

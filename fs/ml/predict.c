@@ -168,7 +168,7 @@ static int host_cancelled(void *ctx)
 
 static const struct mlfs_host serve_host = {
 	sizeof(serve_host), NULL, host_log, NULL, NULL, host_cancelled, 1,
-	NULL, NULL, NULL,
+	NULL, NULL, NULL, 0,
 };
 
 static char **string_list(json_t *arr, size_t *n)

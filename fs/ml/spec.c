@@ -244,7 +244,7 @@ static int check_params(const struct plugin *pl, unsigned task,
 {
 	const struct mlfs_train_ops *ops = pl->desc->ops;
 	struct mlfs_host host = { sizeof(host), NULL, host_log, NULL, NULL,
-				  host_cancelled, 1, NULL, NULL, NULL };
+				  host_cancelled, 1, NULL, NULL, NULL, 0 };
 	struct mlfs_param *ps;
 	double *lists;
 	size_t n;

@@ -873,8 +873,16 @@ static int anon_run(const struct mlfs_host *host,
 			if (w.kin[c] == w.from[j])
 				w.kout[c] = j;
 	}
-	if (rc == 0)
+	if (rc == 0 && PREP_HOST_KEEPS_INPUT(host)) {
+		/* the new texts go with the output; the rest is the input's */
+		for (size_t j = 0; j < w.ncols; j++) {
+			prep_out_adopt(t, j, w.scratch[j]);
+			w.scratch[j] = NULL;
+		}
+		rc = prep_out_borrow(t, &view);
+	} else if (rc == 0) {
 		rc = prep_out_finish(t, &view);
+	}
 	if (rc == 0 && a.kcols)
 		rc = anon_k_check(host, t, w.kout, nk, a.k, msg, msglen);
 	if (rc < 0)

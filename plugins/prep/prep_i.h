@@ -557,6 +557,39 @@ static inline void prep_out_copy(struct mlfs_table *out, size_t r,
 }
 
 /*
+ * out's column j owns buf from now on (prep_out_free frees it): strings
+ * the plugin made for it, which prep_out_borrow does not copy.
+ */
+static inline void prep_out_adopt(struct mlfs_table *out, size_t j,
+				  char *buf)
+{
+	struct prep_out *o = prep_out_of(out);
+
+	free(o->block[j]);
+	o->block[j] = buf;
+}
+
+/*
+ * Whether host keeps a run's input until its output is freed (ABI 1.5
+ * keeps_input): prep_out_borrow may then stand for prep_out_finish.
+ */
+#define PREP_HOST_KEEPS_INPUT(h) PREP_HOST_HAS(h, keeps_input)
+
+/*
+ * prep_out_finish for a host that keeps the input (keeps_input): the
+ * names are in's, the strings stay where the plugin pointed them (into
+ * in, or into blocks it gave with prep_out_adopt).  Nothing is copied: a
+ * prepare job of 5M rows copied 1.1 GB here.  Returns 0.
+ */
+static inline int prep_out_borrow(struct mlfs_table *out,
+				  const struct mlfs_table *in)
+{
+	for (size_t j = 0; j < out->cols; j++)
+		out->col[j].name = in->col[j].name;
+	return 0;
+}
+
+/*
  * Copy every string the text arrays point at, and the names of in's
  * columns, into one block per column, so out shares nothing with in.
  * Returns 0 or -ENOMEM (out is then still for prep_out_free only).

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 {
 	static double lists[16][4];
 	struct mlfs_host host = { sizeof(host), NULL, quiet_log, no_progress,
-				  count_metric, never, 2, NULL, NULL, NULL };
+				  count_metric, never, 2, NULL, NULL, NULL, 0 };
 	struct mlfs_param params[16];
 	const struct mlfs_plugin *pl;
 	const struct mlfs_train_ops *o;
