@@ -14,7 +14,7 @@
  * csv_feed.c checks records as they are appended.
  *
  * The record loop first tries every field as a number ending at a
- * delimiter (num_parse(), which reads each byte once) and only falls back
+ * delimiter (num_scan(), which reads each byte once) and only falls back
  * to the general field parser when that fails: csv_field_next() (quotes,
  * UTF-8, NUL), the one field tokenizer of mlfs, which the training table
  * (ml/table.c) and predict's rows (ml/predict.c) use too, then the
@@ -167,7 +167,8 @@ static int col_add_field(struct scan *sc, struct colstate *s,
 {
 	const char *p = f->p;
 	size_t n = f->len;
-	double v = 0;
+	struct num_parts np;
+	double v;
 
 	trim(&p, &n);
 	if (!f->esc && csv_is_missing(p, n)) {
@@ -176,10 +177,14 @@ static int col_add_field(struct scan *sc, struct colstate *s,
 			*cell = NAN;
 		return 0;
 	}
-	if (!f->esc && num_parse(p, p + n, &v) == p + n && !isnan(v)) {
-		if (cell)
-			*cell = (float)v;
-		return col_add_num(sc, s, v, p, n);
+	/* The value only of a whole field (num_scan()). */
+	if (!f->esc && num_scan(p, p + n, &np) == p + n) {
+		v = num_value(p, p + n, &np);
+		if (!isnan(v)) {
+			if (cell)
+				*cell = (float)v;
+			return col_add_num(sc, s, v, p, n);
+		}
 	}
 	if (cell)
 		*cell = NAN;
@@ -383,13 +388,14 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 				      const char **q, const char **next,
 				      enum csv_term *term)
 {
-	const char *e = num_parse(p, end, v);
+	struct num_parts np;
+	const char *e = num_scan(p, end, &np);
 
-	if (e == p)
-		*v = NAN;
-	else if (isnan(*v) || (size_t)(e - p) > max_field)
+	if ((size_t)(e - p) > max_field)
 		return false;
 	*q = e;
+	/* The delimiter first: text that starts like a number stops here
+	 * without its value (num_scan()). */
 	if (e == end) {
 		*term = CSV_TERM_EOF;
 		*next = e;
@@ -405,7 +411,12 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 	} else {
 		return false;
 	}
-	return true;
+	if (e == p) {
+		*v = NAN; /* empty */
+		return true;
+	}
+	*v = num_value(p, e, &np);
+	return !isnan(*v);
 }
 
 /*
