@@ -25,6 +25,8 @@
 
 /* Categorical columns have at most this many distinct values. */
 #define CSV_CAT_MAX 1000
+/* Bytes of the longest missing token ("null", "none"): csv_value.c. */
+#define CSV_MISSING_MAX 4
 /* HyperLogLog: 2^11 one-byte registers per column, about 2.3% error. */
 #define HLL_BITS 11
 #define HLL_REGS ((size_t)1 << HLL_BITS)

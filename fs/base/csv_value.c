@@ -255,7 +255,7 @@ static bool is_missing(const char *p, size_t n)
 {
 	static const char *const tokens[] = { "na",   "n/a",  "nan",
 					      "null", "none", "?" };
-	char low[4];
+	char low[CSV_MISSING_MAX];
 	size_t i;
 
 	if (!n)
