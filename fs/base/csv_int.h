@@ -32,7 +32,7 @@
 #define HLL_REGS ((size_t)1 << HLL_BITS)
 
 /*
- * For the two functions the record loop calls per field: GCC otherwise
+ * For the functions the record loop calls per field: GCC otherwise
  * keeps them out of line in that large function, which cost about 10%.
  */
 #define CSV_HOT __attribute__((always_inline))
