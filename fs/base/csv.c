@@ -14,11 +14,12 @@
  * csv_feed.c checks records as they are appended.
  *
  * The record loop first tries every field as a number ending at a
- * delimiter (num_scan(), which reads each byte once) and only falls back
- * to the general field parser when that fails: csv_field_next() (quotes,
- * UTF-8, NUL), the one field tokenizer of mlfs, which the training table
- * (ml/table.c) and predict's rows (ml/predict.c) use too, then the
- * missing tokens and text.  Distinct values go through three tiers per column
+ * delimiter (num_scan(), which reads each byte once), then as plain ASCII
+ * text (plain_field(): digests, ids), and only falls back to the general
+ * field parser when both fail: csv_field_next() (quotes, UTF-8, NUL), the
+ * one field tokenizer of mlfs, which the training table (ml/table.c) and
+ * predict's rows (ml/predict.c) use too, then the missing tokens and
+ * text.  Distinct values go through three tiers per column
  * (struct colstate): a small set with counts, for classes; sorted batches
  * of 64-bit hashes up to CSV_DISTINCT_EXACT; then a HyperLogLog sketch.
  * The sets refer to values in the input instead of copying them, and all
