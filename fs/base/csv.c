@@ -14,11 +14,12 @@
  * csv_feed.c checks records as they are appended.
  *
  * The record loop first tries every field as a number ending at a
- * delimiter (num_parse(), which reads each byte once) and only falls back
- * to the general field parser when that fails: csv_field_next() (quotes,
- * UTF-8, NUL), the one field tokenizer of mlfs, which the training table
- * (ml/table.c) and predict's rows (ml/predict.c) use too, then the
- * missing tokens and text.  Distinct values go through three tiers per column
+ * delimiter (num_scan(), which reads each byte once), then as plain ASCII
+ * text (plain_field(): digests, ids), and only falls back to the general
+ * field parser when both fail: csv_field_next() (quotes, UTF-8, NUL), the
+ * one field tokenizer of mlfs, which the training table (ml/table.c) and
+ * predict's rows (ml/predict.c) use too, then the missing tokens and
+ * text.  Distinct values go through three tiers per column
  * (struct colstate): a small set with counts, for classes; sorted batches
  * of 64-bit hashes up to CSV_DISTINCT_EXACT; then a HyperLogLog sketch.
  * The sets refer to values in the input instead of copying them, and all
@@ -134,12 +135,16 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 	return csv_col_distinct(sc, s, num_hash(v), ENT_NUM, p, n);
 }
 
-/* A value that is neither missing nor a number. */
-static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
-			size_t n, bool esc)
+/*
+ * A value that is neither missing nor a number.  Inline (CSV_HOT): in a
+ * file of digests it is called for most fields, and the call cost 4%.
+ */
+static inline CSV_HOT int col_add_text(struct scan *sc, struct colstate *s,
+				       const char *p, size_t n, bool esc)
 {
 	const char *hp = p;
 	size_t hn = n;
+	uint64_t h;
 	double secs;
 
 	s->n++;
@@ -157,8 +162,13 @@ static int col_add_text(struct scan *sc, struct colstate *s, const char *p,
 		hn = csv_unescape(sc->scratch, p, n);
 		hp = sc->scratch;
 	}
-	return csv_col_distinct(sc, s, XXH3_64bits(hp, hn), esc ? ENT_ESC : 0,
-				p, n);
+	h = XXH3_64bits(hp, hn);
+	/* A column of digests or ids is in tier 3 after 65536 rows. */
+	if (s->hll) {
+		hll_add(s->hll, h);
+		return 0;
+	}
+	return csv_col_distinct(sc, s, h, esc ? ENT_ESC : 0, p, n);
 }
 
 /* Any field: missing, a number (spaces or quotes around it) or text. */
@@ -167,7 +177,8 @@ static int col_add_field(struct scan *sc, struct colstate *s,
 {
 	const char *p = f->p;
 	size_t n = f->len;
-	double v = 0;
+	struct num_parts np;
+	double v;
 
 	trim(&p, &n);
 	if (!f->esc && csv_is_missing(p, n)) {
@@ -176,14 +187,39 @@ static int col_add_field(struct scan *sc, struct colstate *s,
 			*cell = NAN;
 		return 0;
 	}
-	if (!f->esc && num_parse(p, p + n, &v) == p + n && !isnan(v)) {
-		if (cell)
-			*cell = (float)v;
-		return col_add_num(sc, s, v, p, n);
+	/* The value only of a whole field (num_scan()). */
+	if (!f->esc && num_scan(p, p + n, &np) == p + n) {
+		v = num_value(p, p + n, &np);
+		if (!isnan(v)) {
+			if (cell)
+				*cell = (float)v;
+			return col_add_num(sc, s, v, p, n);
+		}
 	}
 	if (cell)
 		*cell = NAN;
 	return col_add_text(sc, s, p, n, f->esc);
+}
+
+/*
+ * A plain field p/n that fast_field() did not take.  Without blanks
+ * around it, those same bytes with the same end are no number, so it is
+ * missing or text, and col_add_field() need not parse it again.
+ */
+static inline int col_add_plain(struct scan *sc, struct colstate *s,
+				const char *p, size_t n, float *cell)
+{
+	struct csv_field f = { .p = p, .len = n };
+
+	if (!n || is_blank(p[0]) || is_blank(p[n - 1]))
+		return col_add_field(sc, s, &f, cell);
+	if (cell)
+		*cell = NAN;
+	if (n <= CSV_MISSING_MAX && csv_is_missing(p, n)) {
+		s->missing++;
+		return 0;
+	}
+	return col_add_text(sc, s, p, n, false);
 }
 
 static int parse_header(struct scan *sc, struct csv_info *info)
@@ -383,13 +419,14 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 				      const char **q, const char **next,
 				      enum csv_term *term)
 {
-	const char *e = num_parse(p, end, v);
+	struct num_parts np;
+	const char *e = num_scan(p, end, &np);
 
-	if (e == p)
-		*v = NAN;
-	else if (isnan(*v) || (size_t)(e - p) > max_field)
+	if ((size_t)(e - p) > max_field)
 		return false;
 	*q = e;
+	/* The delimiter first: text that starts like a number stops here
+	 * without its value (num_scan()). */
 	if (e == end) {
 		*term = CSV_TERM_EOF;
 		*next = e;
@@ -405,11 +442,53 @@ static inline CSV_HOT bool fast_field(const char *p, const char *end,
 	} else {
 		return false;
 	}
+	if (e == p) {
+		*v = NAN; /* empty */
+		return true;
+	}
+	*v = num_value(p, e, &np);
+	return !isnan(*v);
+}
+
+/*
+ * The fast path for a field that fast_field() did not take: plain ASCII
+ * (no quote, NUL, lone CR or byte >= 0x80, where csv_field_next() has
+ * more to say) up to max_field bytes, followed by a delimiter.  Sets *q,
+ * *next and *term as fast_field() does, or returns false.
+ */
+static inline CSV_HOT bool plain_field(const char *p, const char *end,
+				       size_t max_field, const char **q,
+				       const char **next, enum csv_term *term)
+{
+	const unsigned char *e = csv_plain_skip((const unsigned char *)p,
+						(const unsigned char *)end);
+
+	while (e < (const unsigned char *)end && !csv_plain_stop[*e])
+		e++;
+	if ((size_t)((const char *)e - p) > max_field)
+		return false;
+	*q = (const char *)e;
+	if (*q == end) {
+		*term = CSV_TERM_EOF;
+		*next = end;
+	} else if (*e == ',') {
+		*term = CSV_TERM_COMMA;
+		*next = *q + 1;
+	} else if (*e == '\n') {
+		*term = CSV_TERM_EOL;
+		*next = *q + 1;
+	} else if (*e == '\r' && *q + 1 < end && e[1] == '\n') {
+		*term = CSV_TERM_EOL;
+		*next = *q + 2;
+	} else {
+		return false;
+	}
 	return true;
 }
 
 /*
- * The data records: fast_field() where it can, csv_field_next() otherwise.
+ * The data records: fast_field() or plain_field() where they can,
+ * csv_field_next() otherwise.
  * The physical position lives in locals here, and in *sc around slow
  * fields.
  */
@@ -475,17 +554,13 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 				}
 				if (row)
 					row[c] = (float)v;
-				if (term != CSV_TERM_COMMA) {
-					term_at = q;
-					term_line = line;
-					term_col = (uint64_t)(q - line_start) +
-						   1;
-				}
-				if (term == CSV_TERM_EOL) {
-					line++;
-					line_start = next;
-				}
-				p = next;
+			} else if (plain_field(p, end, max_field, &q, &next,
+					       &term)) {
+				rc = col_add_plain(sc, &cs[c], p,
+						   (size_t)(q - p),
+						   row ? &row[c] : NULL);
+				if (rc < 0)
+					return rc;
 			} else {
 				sc->tok.p = p;
 				sc->tok.line = line;
@@ -504,7 +579,19 @@ static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 				term_at = f.term_at;
 				term_line = f.term_line;
 				term_col = f.term_col;
+				c++;
+				continue; /* the position is set */
 			}
+			if (term != CSV_TERM_COMMA) {
+				term_at = q;
+				term_line = line;
+				term_col = (uint64_t)(q - line_start) + 1;
+			}
+			if (term == CSV_TERM_EOL) {
+				line++;
+				line_start = next;
+			}
+			p = next;
 			c++;
 		}
 		if (c < ncols)

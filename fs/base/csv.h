@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "problem.h"
 #include "strbuf.h"
 
@@ -280,24 +284,43 @@ int csv_too_many(struct csv_tok *t, size_t ncols);
 extern const unsigned char csv_plain_stop[256];
 
 /*
- * csv_plain_skip: p moved on 8 bytes at a time to the first byte that
- * ends a plain field's scan (csv_plain_stop), or by whole words as far as
- * end allows.  A hex digest or an e-mail address is a few words, and a
+ * csv_plain_skip: p moved on 16 or 8 bytes at a time to the first byte
+ * that ends a plain field's scan (csv_plain_stop), or by whole words as
+ * far as end allows.  A hex digest or an e-mail address is a few words, and a
  * number's end is found in its word, where the byte loop after this pays
  * a table load and a branch a byte (and a mispredicted exit).  (v - 1) &
  * ~v has a high bit set in a byte (or after one) that is zero in v, and
  * none below the first such byte, so the lowest bit of hit marks the
  * first stop; no byte of x has its high bit once x & 0x80.. is 0, so
- * neither has x ^ c.
+ * neither has x ^ c.  With SSE2 (every x86-64), 16 bytes at a time
+ * first: a compare per stop byte, and the movemask gives the high bits
+ * for free.  A 64-byte digest takes 4 steps instead of 8, each shorter;
+ * the words then finish what is left of the input.
  */
 static inline const unsigned char *csv_plain_skip(const unsigned char *p,
 						  const unsigned char *end)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	const uint64_t ones = 0x0101010101010101ULL;
-	const uint64_t high = 0x8080808080808080ULL;
+#ifdef __SSE2__
+	while (end - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i hit = _mm_or_si128(
+			_mm_cmpeq_epi8(x, _mm_setzero_si128()),
+			_mm_cmpeq_epi8(x, _mm_set1_epi8(',')));
+		unsigned m;
 
+		hit = _mm_or_si128(hit, _mm_cmpeq_epi8(x, _mm_set1_epi8('\n')));
+		hit = _mm_or_si128(hit, _mm_cmpeq_epi8(x, _mm_set1_epi8('\r')));
+		hit = _mm_or_si128(hit, _mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+		m = (unsigned)_mm_movemask_epi8(_mm_or_si128(hit, x));
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	while (end - p >= 8) {
+		const uint64_t ones = 0x0101010101010101ULL;
+		const uint64_t high = 0x8080808080808080ULL;
 		uint64_t x, hit;
 
 		memcpy(&x, p, sizeof(x));

@@ -25,12 +25,14 @@
 
 /* Categorical columns have at most this many distinct values. */
 #define CSV_CAT_MAX 1000
+/* Bytes of the longest missing token ("null", "none"): csv_value.c. */
+#define CSV_MISSING_MAX 4
 /* HyperLogLog: 2^11 one-byte registers per column, about 2.3% error. */
 #define HLL_BITS 11
 #define HLL_REGS ((size_t)1 << HLL_BITS)
 
 /*
- * For the two functions the record loop calls per field: GCC otherwise
+ * For the functions the record loop calls per field: GCC otherwise
  * keeps them out of line in that large function, which cost about 10%.
  */
 #define CSV_HOT __attribute__((always_inline))
@@ -230,39 +232,47 @@ static inline uint64_t digit_run(const char **pp, const char *end)
 	return v;
 }
 
+/* The pieces of a number's syntax that num_scan() read. */
+struct num_parts {
+	uint64_t m;      /* integer digits' value, mod 2^64 */
+	uint64_t frac;   /* fraction digits' value, mod 2^64 */
+	size_t nint;     /* integer digits */
+	size_t nfrac;    /* fraction digits */
+	int64_t e10;     /* the exponent as written, clamped */
+	bool neg;
+};
+
 /*
- * num_parse: read the longest number at [s, end): optional sign, digits
- * with an optional '.', at least one digit, then an optional exponent
- * ('e' or 'E', optional sign, digits).  Returns the end of that syntax,
- * or s if there is none.  *out is the value, or NAN if it overflows.
- * Why it is not strtod(), and how it stays exact: csv_value.c.
+ * num_scan: the syntax half of num_parse(): read the longest number at
+ * [s, end) into *np and return its end, or s if there is none.  Apart so
+ * that a caller can check what follows the number before paying for its
+ * value: a hex digest such as "12e45a..." starts with number syntax whose
+ * exponent sends num_value() to csv_num_slow() (snprintf() and strtod(),
+ * 7% of a scan of digests), for a field that is text anyway.
  */
-static inline CSV_HOT const char *num_parse(const char *s, const char *end,
-					    double *out)
+static inline CSV_HOT const char *num_scan(const char *s, const char *end,
+					   struct num_parts *np)
 {
 	const char *p = s;
 	const char *d;
-	uint64_t m;
-	uint64_t frac = 0;
-	size_t nint;
-	size_t nfrac = 0;
-	int64_t e10 = 0;
-	bool neg = false;
-	double v;
 
+	np->neg = false;
+	np->frac = 0;
+	np->nfrac = 0;
+	np->e10 = 0;
 	if (p < end && (*p == '-' || *p == '+')) {
-		neg = *p == '-';
+		np->neg = *p == '-';
 		p++;
 	}
 	d = p;
-	m = digit_run(&p, end);
-	nint = (size_t)(p - d);
+	np->m = digit_run(&p, end);
+	np->nint = (size_t)(p - d);
 	if (p < end && *p == '.') {
 		d = ++p;
-		frac = digit_run(&p, end);
-		nfrac = (size_t)(p - d);
+		np->frac = digit_run(&p, end);
+		np->nfrac = (size_t)(p - d);
 	}
-	if (!nint && !nfrac)
+	if (!np->nint && !np->nfrac)
 		return s;
 	if (p < end && (*p | 0x20) == 'e') {
 		const char *q = p + 1;
@@ -277,17 +287,30 @@ static inline CSV_HOT const char *num_parse(const char *s, const char *end,
 			for (; q < end && is_digit(*q); q++)
 				if (x < 1000000000)
 					x = x * 10 + (*q - '0');
-			e10 = eneg ? -x : x;
+			np->e10 = eneg ? -x : x;
 			p = q;
 		}
 	}
+	return p;
+}
+
+/*
+ * num_value: the value of the number num_scan() read at [s, p) into *np,
+ * or NAN if it overflows.  Why it is not strtod(), and how it stays
+ * exact: csv_value.c.
+ */
+static inline CSV_HOT double num_value(const char *s, const char *p,
+				       const struct num_parts *np)
+{
+	uint64_t m;
+	int64_t e10;
+	double v;
+
 	/* 19 digits, leading zeros included, always fit in m. */
-	if (nint + nfrac > 19) {
-		*out = csv_num_slow(s, p);
-		return p;
-	}
-	m = m * pow10_u64[nfrac] + frac;
-	e10 -= (int64_t)nfrac;
+	if (np->nint + np->nfrac > 19)
+		return csv_num_slow(s, p);
+	m = np->m * pow10_u64[np->nfrac] + np->frac;
+	e10 = np->e10 - (int64_t)np->nfrac;
 	if (m <= (uint64_t)1 << 53 && e10 >= -22 && e10 <= 22) {
 		v = (double)m;
 		if (e10 < 0)
@@ -297,10 +320,26 @@ static inline CSV_HOT const char *num_parse(const char *s, const char *end,
 	} else if (!m) {
 		v = 0;
 	} else if (!csv_num_ld(m, e10, false, &v)) {
-		*out = csv_num_slow(s, p);
-		return p;
+		return csv_num_slow(s, p);
 	}
-	*out = neg ? -v : v;
+	return np->neg ? -v : v;
+}
+
+/*
+ * num_parse: read the longest number at [s, end): optional sign, digits
+ * with an optional '.', at least one digit, then an optional exponent
+ * ('e' or 'E', optional sign, digits).  Returns the end of that syntax,
+ * or s if there is none.  *out is the value, or NAN if it overflows
+ * (left alone when there is no number).
+ */
+static inline CSV_HOT const char *num_parse(const char *s, const char *end,
+					    double *out)
+{
+	struct num_parts np;
+	const char *p = num_scan(s, end, &np);
+
+	if (p != s)
+		*out = num_value(s, p, &np);
 	return p;
 }
 

@@ -197,13 +197,18 @@ double csv_num_slow(const char *p, const char *end)
 bool csv_parse_double(const char *s, size_t len, double *out)
 {
 	const char *end = s + len;
-	double v = 0;
+	struct num_parts np;
+	double v;
 
 	while (s < end && is_blank(*s))
 		s++;
 	while (end > s && is_blank(end[-1]))
 		end--;
-	if (s == end || num_parse(s, end, &v) != end || isnan(v))
+	/* the value only of a whole field: see num_scan() */
+	if (s == end || num_scan(s, end, &np) != end)
+		return false;
+	v = num_value(s, end, &np);
+	if (isnan(v))
 		return false;
 	*out = v;
 	return true;
@@ -217,14 +222,18 @@ size_t csv_numbers(const char *p, const char *end, const char **fields,
 
 	*ended = false;
 	while (n < max && p < end) {
+		struct num_parts np;
 		const char *r;
 		double v;
 
 		/* a number starts so; a blank, a quote or a letter does not */
 		if (!is_digit(*p) && *p != '-' && *p != '+' && *p != '.')
 			break;
-		r = num_parse(p, end, &v);
-		if (r == p || (r < end && *r != ',') || !isfinite(v))
+		r = num_scan(p, end, &np);
+		if (r == p || (r < end && *r != ','))
+			break;
+		v = num_value(p, r, &np);
+		if (!isfinite(v))
 			break;
 		fields[n] = p;
 		flen[n] = (size_t)(r - p);
@@ -246,7 +255,7 @@ static bool is_missing(const char *p, size_t n)
 {
 	static const char *const tokens[] = { "na",   "n/a",  "nan",
 					      "null", "none", "?" };
-	char low[4];
+	char low[CSV_MISSING_MAX];
 	size_t i;
 
 	if (!n)

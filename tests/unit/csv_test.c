@@ -909,6 +909,10 @@ static const struct num_case num_cases[] = {
 	{ "e5", false },
 	{ "1 2", false },
 	{ "1_000", false },
+	/* number syntax, then text: no value is taken, none is returned */
+	{ "12e45abc", false },
+	{ "1e400x", false },
+	{ "123456789012345678901x", false },
 };
 
 static void test_parse_double(void)
@@ -1125,6 +1129,237 @@ static void test_plain_words(void)
 	is_int(bad, 0, "plain fields end or fail at the byte, any offset");
 }
 
+/*
+ * One pass over in and over the same fields all quoted, which the record
+ * loop's fast paths leave to csv_field_next(): the same outcome, matrix
+ * bits and (one pass each) the same sums.  Returns true if they agree.
+ */
+static bool quoted_agrees(const char *in, size_t len, const char *qin,
+			  size_t qlen)
+{
+	struct csv_info *a = NULL, *b = NULL;
+	struct csv_matrix ma, mb;
+	struct problem pa = { 0 }, pbb = { 0 };
+	int ra = csv_scan_split(in, len, NULL, &a, &ma, &pa, 1);
+	int rb = csv_scan_split(qin, qlen, NULL, &b, &mb, &pbb, 1);
+	bool same = ra == 0 && same_outcome(a, ra, &pa, b, rb, &pbb);
+	size_t i;
+
+	for (i = 0; same && i < a->ncols; i++)
+		same = memcmp(&a->cols[i].mean, &b->cols[i].mean,
+			      sizeof(double)) == 0 &&
+		       memcmp(&a->cols[i].std, &b->cols[i].std,
+			      sizeof(double)) == 0;
+	if (same)
+		same = ma.rows == mb.rows &&
+		       !memcmp(ma.data, mb.data,
+			       (size_t)ma.rows * ma.cols * sizeof(float));
+	if (!same)
+		printf("# plain/quoted: rc %d/%d, %u:%u %s\n", ra, rb, pa.line,
+		       pa.col, pa.msg);
+	csv_info_free(a);
+	csv_info_free(b);
+	if (ra == 0)
+		free(ma.data);
+	if (rb == 0)
+		free(mb.data);
+	return same;
+}
+
+/*
+ * A random plain field for test_text_fields() at buf: digests, text of
+ * any length with the bytes that numbers, blanks and times are made of,
+ * missing tokens, numbers.  Returns its length.
+ */
+static size_t text_field(char *buf, uint64_t *seed)
+{
+	static const char *const fixed[] = {
+		"", "NA", "null", "?", "N/a", "none", " 12 ", "\t-3.5",
+		"1e999", "12e45abc", "12e45", "0x1f", "1e", "-", ".", " ",
+		"2024-01-01", "2024-01-01T10:00Z", "nan", "x ", " x",
+		"123456789012345678901234", "1234567890123456789012e3x",
+	};
+	static const char alpha[] = "0123456789abcdef e.-+\tXyZ:";
+	uint64_t r = rng_next(seed);
+	size_t n = 0;
+
+	switch (r % 4) {
+	case 0:
+		n = strlen(fixed[(r >> 8) % (sizeof(fixed) / sizeof(*fixed))]);
+		memcpy(buf, fixed[(r >> 8) % (sizeof(fixed) / sizeof(*fixed))],
+		       n);
+		break;
+	case 1:
+		for (; n < 64; n++)
+			buf[n] = "0123456789abcdef"[rng_next(seed) % 16];
+		break;
+	case 2:
+		for (r = (r >> 8) % 71; n < r; n++)
+			buf[n] = alpha[rng_next(seed) % (sizeof(alpha) - 1)];
+		break;
+	default:
+		if (r & 256)
+			n = (size_t)sprintf(buf, "%d",
+					    (int)((r >> 9) % 100000));
+		else
+			n = (size_t)sprintf(buf, "%.3f",
+					    (double)((r >> 9) % 100000) / 7);
+		break;
+	}
+	return n;
+}
+
+/*
+ * The record loop's fast path for plain text fields (plain_field() in
+ * csv.c) against csv_field_next(), which reads the same fields quoted:
+ * random rows of digests, text, numbers and missing tokens with LF or
+ * CRLF line ends, with and without a last line end, in every tier of
+ * distinct values (the digests pass 65536 in the second file).
+ */
+static void test_text_fields(void)
+{
+	static const size_t rows[] = { 2000, 70000 };
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	int bad = 0;
+
+	for (size_t k = 0; k < 2 * sizeof(rows) / sizeof(*rows); k++) {
+		size_t nr = rows[k / 2];
+		size_t ncols = nr > 2000 ? 1 : 4;
+		size_t cap = 80 + nr * ncols * 80;
+		char *in = malloc(cap);
+		char *qin = malloc(cap);
+		size_t len = 0;
+		size_t qlen = 0;
+
+		if (!in || !qin) {
+			free(in);
+			free(qin);
+			skip("no memory");
+			return;
+		}
+		len = (size_t)sprintf(in, ncols == 1 ? "h\n" : "a,b,c,d\n");
+		memcpy(qin, in, len);
+		qlen = len;
+		for (size_t i = 0; i < nr; i++) {
+			for (size_t c = 0; c < ncols; c++) {
+				size_t n = ncols == 1 ? 64 : 0;
+				char f[80];
+
+				if (ncols == 1)
+					for (size_t j = 0; j < n; j++)
+						f[j] = "0123456789abcdef"
+							[rng_next(&seed) % 16];
+				else
+					n = text_field(f, &seed);
+				memcpy(in + len, f, n);
+				len += n;
+				qin[qlen++] = '"';
+				memcpy(qin + qlen, f, n);
+				qlen += n;
+				qin[qlen++] = '"';
+				if (c + 1 < ncols) {
+					in[len++] = ',';
+					qin[qlen++] = ',';
+				}
+			}
+			/* the last line end is there in odd k only */
+			if (i + 1 == nr && !(k & 1))
+				break;
+			if (rng_next(&seed) % 4 == 0) {
+				in[len++] = '\r';
+				qin[qlen++] = '\r';
+			}
+			in[len++] = '\n';
+			qin[qlen++] = '\n';
+		}
+		bad += !quoted_agrees(in, len, qin, qlen);
+		free(in);
+		free(qin);
+	}
+	is_int(bad, 0, "plain text fields read as when quoted");
+}
+
+/*
+ * Long plain fields: of every length from 1 to 70 at the end of the
+ * input (no line end after it), where the 16-byte steps of
+ * csv_plain_skip() stop short; and 70 bytes with a quote, a NUL, a byte
+ * >= 0x80, a two-byte UTF-8 letter, a lone CR, a blank or a "," at
+ * every position, which end the field, fail it at that byte or are data
+ * exactly as csv_field_next() says.
+ */
+static void test_long_fields(void)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+		const char *msg; /* NULL: data, the same as quoted */
+	} odd[] = {
+		{ "\"", 1, "quote inside unquoted field" },
+		{ "\0", 1, "binary data (NUL byte)" },
+		{ "\x80", 1, "invalid UTF-8" },
+		{ "\xc3\xa9", 2, NULL },
+		{ "\r", 1, NULL },
+		{ " ", 1, NULL },
+		{ ",", 1, "record has 3 fields, header has 2" },
+	};
+	int bad = 0;
+
+	for (size_t n = 1; n <= 70; n++) {
+		char in[128];
+		char qin[128];
+		size_t len = (size_t)sprintf(in, "h\n");
+		size_t qlen = (size_t)sprintf(qin, "h\n\"");
+
+		for (size_t j = 0; j < n; j++)
+			in[len++] = qin[qlen++] = "0123456789abcdef"[j % 16];
+		qin[qlen++] = '"';
+		bad += !quoted_agrees(in, len, qin, qlen);
+	}
+	for (size_t k = 0; k < sizeof(odd) / sizeof(*odd); k++) {
+		for (size_t at = 0; at < 70; at++) {
+			char in[160];
+			char qin[160];
+			size_t len = (size_t)sprintf(in, "a,b\n");
+			size_t qlen = (size_t)sprintf(qin, "a,b\n\"");
+			struct csv_info *info = NULL;
+			struct csv_matrix mat;
+			struct problem pb;
+			unsigned col = *odd[k].s == ',' ? 73 : (unsigned)at + 1;
+			const char *msg = odd[k].msg;
+			int rc;
+
+			for (size_t j = 0; j < 70; j++) {
+				if (j == at) {
+					memcpy(in + len, odd[k].s, odd[k].n);
+					memcpy(qin + qlen, odd[k].s, odd[k].n);
+					len += odd[k].n;
+					qlen += odd[k].n;
+				}
+				in[len++] = qin[qlen++] = "abcdef12"[j % 8];
+			}
+			len += (size_t)sprintf(in + len, ",1\n");
+			qlen += (size_t)sprintf(qin + qlen, "\",1\n");
+			if (!odd[k].msg) {
+				bad += !quoted_agrees(in, len, qin, qlen);
+				continue;
+			}
+			/* a comma makes 3 fields: the third is the error;
+			 * a quote first opens a quoted field, never closed */
+			if (at == 0 && *odd[k].s == '"')
+				msg = "unterminated quoted field";
+			rc = scan_str(in, len, NULL, &info, &mat, &pb);
+			bad += rc != -EINVAL || pb.line != 2 || pb.col != col ||
+			       strcmp(pb.msg, msg);
+			if (rc == 0) {
+				csv_info_free(info);
+				free(mat.data);
+			}
+		}
+	}
+	is_int(bad, 0, "long fields end, fail or go on at the byte, "
+		       "any offset");
+}
+
 struct feed_case {
 	const char *in;
 	size_t len;                /* 0: strlen(in) */
@@ -1290,6 +1525,8 @@ int main(void)
 	test_parse_double();
 	test_parse_long();
 	test_plain_words();
+	test_text_fields();
+	test_long_fields();
 	test_numbers();
 	test_names();
 	test_feed();
