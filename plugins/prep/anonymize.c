@@ -45,6 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "mlfs_plugin.h"
 #include "mlfs_plugin_util.h"
@@ -504,14 +507,44 @@ static int anon_hash_batch(const struct mlfs_host *host, size_t n,
 	return rc;
 }
 
+/*
+ * h in lower-case hex, and a NUL.  With SSE2 (every x86-64), 16 bytes at
+ * a time: the nibbles interleaved high first, '0' added, and 'a' - '0' -
+ * 10 more where a nibble is past 9.  A byte at a time, a table lookup
+ * each, this was 4 % of an anonymize job that writes 15 million digests.
+ */
 static void anon_hex(const unsigned char h[32], char *at)
 {
+#ifdef __SSE2__
+	const __m128i low = _mm_set1_epi8(0x0f);
+	const __m128i nine = _mm_set1_epi8(9);
+	const __m128i zero = _mm_set1_epi8('0');
+	const __m128i gap = _mm_set1_epi8('a' - '0' - 10);
+
+	for (int k = 0; k < 2; k++) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(h + 16 * k));
+		__m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+		__m128i lo = _mm_and_si128(x, low);
+		__m128i d[2] = { _mm_unpacklo_epi8(hi, lo),
+				 _mm_unpackhi_epi8(hi, lo) };
+
+		for (int i = 0; i < 2; i++) {
+			__m128i past = _mm_cmpgt_epi8(d[i], nine);
+
+			d[i] = _mm_add_epi8(_mm_add_epi8(d[i], zero),
+					    _mm_and_si128(past, gap));
+			_mm_storeu_si128((__m128i *)(at + 32 * k + 16 * i),
+					 d[i]);
+		}
+	}
+#else
 	static const char hex[] = "0123456789abcdef";
 
 	for (size_t b = 0; b < 32; b++) {
 		at[2 * b] = hex[h[b] >> 4];
 		at[2 * b + 1] = hex[h[b] & 0xF];
 	}
+#endif
 	at[64] = '\0';
 }
 
