@@ -262,6 +262,9 @@ static bool is_missing(const char *p, size_t n)
 		return true;
 	if (n > sizeof(low))
 		return false;
+	/* every token starts with n or ?: a number or a word ends here */
+	if ((p[0] | 0x20) != 'n' && p[0] != '?')
+		return false;
 	for (i = 0; i < n; i++)
 		low[i] = (char)(p[i] | (p[i] >= 'A' && p[i] <= 'Z' ? 0x20 : 0));
 	for (i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)

@@ -1511,8 +1511,33 @@ static void test_names(void)
 	ok(1, "csv_info_free(NULL)");
 }
 
+/* The missing tokens in any case and with blanks around; near misses. */
+static void test_missing_tokens(void)
+{
+	static const char *const yes[] = { "", "na", "NA", "n/a", "N/A",
+					   "nan", "NaN", "null", "NULL",
+					   "none", "None", "?", " na ",
+					   "\tnull", " " };
+	static const char *const no[] = { "n", "N", "nab", "nul", "nonee",
+					  "x", "0", "-", ".", "?x", "n?",
+					  "1e5", "nan1", "an", "na na" };
+	bool good = true;
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		good = good && csv_is_missing(yes[i], strlen(yes[i]));
+	ok(good, "every missing token, in any case, blanks around");
+	good = true;
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (csv_is_missing(no[i], strlen(no[i]))) {
+			printf("# %s\n", no[i]);
+			good = false;
+		}
+	ok(good, "near misses are values");
+}
+
 int main(void)
 {
+	test_missing_tokens();
 	test_bad_input();
 	test_quoting();
 	test_types();
