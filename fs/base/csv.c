@@ -113,6 +113,7 @@ static void col_flush(struct colstate *s)
 static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 				      double v, const char *p, size_t n)
 {
+	uint64_t h;
 	double d;
 
 	s->n++;
@@ -132,7 +133,10 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 	}
 	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
 		s->int_ok = false;
-	return csv_col_distinct(sc, s, num_hash(v), ENT_NUM, p, n);
+	h = num_hash(v);
+	if (cset_count_num(&s->set, h))
+		return 0;
+	return csv_col_distinct(sc, s, h, ENT_NUM, p, n);
 }
 
 /*

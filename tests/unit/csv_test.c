@@ -327,14 +327,14 @@ static void test_stats(void)
 static void test_classes(void)
 {
 	static const char in[] =
-		"s,n\n"
-		"y,1\n"
-		"x,1.0\n"
-		"y,01\n"
-		"x,2\n"
-		"\"q\"\"t\",2\n"
-		"\"q\"\"t\",-0\n"
-		"y,0\n";
+		"s,n,t\n"
+		"y,1,a\n"
+		"x,1.0,1\n"
+		"y,01,b\n"
+		"x,2,1.0\n"
+		"\"q\"\"t\",2,a\n"
+		"\"q\"\"t\",-0,2\n"
+		"y,0,1\n";
 	const struct csv_column *c;
 	struct csv_info *info;
 	struct problem pb;
@@ -360,6 +360,16 @@ static void test_classes(void)
 		is_int(c->classes[0].count, 3, "n: 1 count");
 		is_str(c->classes[1].value, "0", "n: tie 0 before 2");
 		is_str(c->classes[2].value, "2", "n: then 2");
+	}
+	/* numbers counted among text (cset_count_num() skips text) */
+	c = col_named(info, "t");
+	is_str(csv_type_name(c->type), "categorical", "t: categorical");
+	is_int(c->nclasses, 4, "t classes");
+	if (c->nclasses == 4) {
+		is_str(c->classes[0].value, "1", "t: 1 (3)");
+		is_int(c->classes[0].count, 3, "t: 1 count");
+		is_str(c->classes[1].value, "a", "t: then a (2)");
+		is_int(c->classes[1].count, 2, "t: a count");
 	}
 	csv_info_free(info);
 }
