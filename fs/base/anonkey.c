@@ -231,6 +231,28 @@ anon_ni_state(const unsigned char block[64], uint32_t st[8])
 }
 
 /*
+ * The inner hash's last block of a value of len < 56 bytes, as message
+ * words: the value, 0x80, zeros, and its length in bits after the ipad
+ * block.
+ */
+__attribute__((target("sha,sse4.1"), always_inline)) static inline void
+anon_ni_last_block(const void *data, size_t len, __m128i w[4])
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
+					     0x0405060700010203ULL);
+	unsigned char block[64] = { 0 };
+
+	if (len)
+		memcpy(block, data, len); /* data may be NULL when len is 0 */
+	block[len] = 0x80;
+	for (int g = 0; g < 4; g++)
+		w[g] = _mm_shuffle_epi8(
+			_mm_loadu_si128((const __m128i *)(block + 16 * g)),
+			bswap);
+	w[3] = _mm_insert_epi32(w[3], (int)((64 + len) * 8), 3);
+}
+
+/*
  * out: HMAC-SHA-256 of data, len < 56, from h's ni states.  The inner
  * digest goes to the outer block as words, in registers: SHA-256 reads
  * its message big-endian, and the digest is h0..h7 big-endian.
@@ -241,18 +263,9 @@ anon_ni_hmac(const struct anon_hmac *h, const void *data, size_t len,
 {
 	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
 					     0x0405060700010203ULL);
-	unsigned char block[64] = { 0 };
 	__m128i abef, cdgh, lo, hi, w[4];
 
-	/* the inner hash's last block: the value, 0x80, zeros, its bits */
-	if (len)
-		memcpy(block, data, len); /* data may be NULL when len is 0 */
-	block[len] = 0x80;
-	for (int g = 0; g < 4; g++) {
-		w[g] = _mm_loadu_si128((const __m128i *)(block + 16 * g));
-		w[g] = _mm_shuffle_epi8(w[g], bswap);
-	}
-	w[3] = _mm_insert_epi32(w[3], (int)((64 + len) * 8), 3);
+	anon_ni_last_block(data, len, w);
 	abef = _mm_loadu_si128((const __m128i *)&h->ni_inner[0]);
 	cdgh = _mm_loadu_si128((const __m128i *)&h->ni_inner[4]);
 	anon_ni_rounds(&abef, &cdgh, w[0], w[1], w[2], w[3]);
@@ -276,20 +289,10 @@ anon_ni_hmac2(const struct anon_hmac *h, const void *const data[2],
 {
 	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
 					     0x0405060700010203ULL);
-	unsigned char block[2][64] = { { 0 } };
 	__m128i abef[2], cdgh[2], lo[2], hi[2], w[2][4];
 
 	for (int l = 0; l < 2; l++) {
-		if (len[l])
-			memcpy(block[l], data[l], len[l]);
-		block[l][len[l]] = 0x80;
-		for (int g = 0; g < 4; g++)
-			w[l][g] = _mm_shuffle_epi8(
-				_mm_loadu_si128((const __m128i *)(block[l] +
-								  16 * g)),
-				bswap);
-		w[l][3] = _mm_insert_epi32(w[l][3], (int)((64 + len[l]) * 8),
-					   3);
+		anon_ni_last_block(data[l], len[l], w[l]);
 		abef[l] = _mm_loadu_si128((const __m128i *)&h->ni_inner[0]);
 		cdgh[l] = _mm_loadu_si128((const __m128i *)&h->ni_inner[4]);
 	}
