@@ -211,9 +211,10 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/*
 	 * A handle that can change nothing has nothing to say at close:
 	 * the kernel sends no FLUSH for it (FOPEN_NOFLUSH, Linux 5.15), one
-	 * round trip less for every cat.
+	 * round trip less for every cat.  A type may say the same of a
+	 * handle that writes (f->noflush).
 	 */
-	fi->noflush = acc == O_RDONLY && !(fi->flags & O_TRUNC);
+	fi->noflush = f->noflush || (acc == O_RDONLY && !(fi->flags & O_TRUNC));
 	file_link(req_fs(req), f);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: the kernel will not release it */

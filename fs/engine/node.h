@@ -248,6 +248,7 @@ struct fs_file {
 	uint64_t committed; /* gen at the last commit */
 	bool direct_io;     /* set by open ops for streams */
 	bool keep_cache;    /* set by open ops for immutable content */
+	bool noflush;       /* set by open ops: close has nothing to do */
 	void *priv;         /* the type's own state */
 	struct fs_file *prev, *next; /* open handles, under fs->files_lock */
 };

@@ -2,12 +2,16 @@
 a read-only handle sends no FLUSH at close (FOPEN_NOFLUSH), a write
 handle still does (its errors reach close), and a second read of an
 online key sends no GETATTR (its attributes never change), while its
-value is still the one as of the open."""
+value is still the one as of the open.  A predict handle opened to read
+and write reads its own answers and sends no FLUSH either."""
 import json
 import os
 import time
 
+from conftest import ROOT, wait_job
 from test_features import sh
+
+IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
 
 
 def counters(mlfs):
@@ -67,3 +71,34 @@ def test_an_online_key_read_again_sends_no_getattr(mlfs):
     # a key not in the store is still no file
     r = sh(f"cat {d}/online/c2")
     assert r.returncode != 0 and "No such file" in r.stderr
+
+
+def test_a_read_write_predict_handle_sends_no_flush(mlfs):
+    d = mlfs.mnt / "datasets" / "iris"
+    d.mkdir()
+    (d / "data.csv").write_text(IRIS)
+    (mlfs.mnt / "train" / "a.json").write_text(json.dumps(
+        {"dataset": "iris", "algorithm": "logistic", "model": "a"}))
+    assert wait_job(mlfs.mnt, "a") == "succeeded\n"
+    p = mlfs.mnt / "models" / "a" / "predict"
+    before = counters(mlfs)
+    for _ in range(5):
+        fd = os.open(p, os.O_RDWR)
+        os.write(fd, b"5.1,3.5,1.4,0.2")   # no newline: scored at read
+        out = os.read(fd, 4096).decode()
+        os.close(fd)
+        assert out.startswith("setosa,") and out.endswith("\n")
+    after = counters(mlfs)
+    assert after["opens"] - before["opens"] >= 5
+    assert after["flushes"] == before["flushes"]
+    # a write-only handle is flushed, and leaves its answers to the
+    # session's next reader, as before
+    r = sh(f"echo 6.7,3.0,5.2,2.3 > {p}; cat {p}")
+    assert r.returncode == 0 and r.stdout.startswith("virginica,"), r
+    assert counters(mlfs)["flushes"] > after["flushes"]
+    # a read-write handle leaves nothing behind for the session: its
+    # next reader still gets the last write-only handle's answers
+    r = sh(f"echo 6.7,3.0,5.2,2.3 > {p}; exec 3<>{p}; "
+           f"echo 5.1,3.5,1.4,0.2 >&3; exec 3>&-; cat {p}")
+    assert r.returncode == 0 and r.stdout.startswith("virginica,"), r
+    assert len(r.stdout.splitlines()) == 1
