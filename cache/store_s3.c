@@ -163,6 +163,12 @@ static ssize_t s3s_range(struct s3s *s, const char *key, const char *etag,
 	/* 416: the range starts at or past the end. */
 	if (rc == -ERANGE)
 		rc = 0;
+	/*
+	 * A server that ignores If-Match (s3rver does) still names what it
+	 * sent: bytes of another object are never taken for the pinned one.
+	 */
+	else if (rc == 0 && etag && resp.etag[0] && strcmp(resp.etag, etag))
+		rc = -ESTALE;
 out:
 	s3_buf_free(&k);
 	ret = rc < 0 ? rc : (ssize_t)resp.got;

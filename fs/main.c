@@ -945,6 +945,7 @@ static void stop_services(struct fs *fs)
 {
 	http_stop(fs); /* no request in flight from here on */
 	collect_stop(fs); /* no import from here on */
+	repo_imports_stop(fs); /* nor a lazy one */
 	pthread_mutex_lock(&fs->ds_lock);
 	next_stop(fs); /* parked readers are answered at unmount */
 	pthread_mutex_unlock(&fs->ds_lock);
@@ -980,6 +981,8 @@ static int serve(struct fs *fs, struct fuse_session *se, int *status)
 		   rc == -ECONNABORTED || rc == ECONNABORTED)
 			  ? 0
 			  : 1;
+	/* an import that would commit after the clean mark is stopped */
+	repo_imports_stop(fs);
 	/* an index from the catalog that was never checked is not clean */
 	if (repo_verify_join(fs) == 0 && *status == 0)
 		mark_clean(fs);

@@ -126,16 +126,17 @@ int remote_head(struct fs *fs, const char *url, uint64_t max, uint64_t *size,
 /*
  * remote_fetch: copy that object into the file out (from offset 0, in
  * ranges fetched in parallel), its ETag into etag and its size into
- * *size; scan (may be NULL) follows the bytes as they arrive
- * (stagescan.h), to be ended by the caller.  With expect non-NULL the
- * object must carry that ETag before and after the copy, or -ESTALE: a
- * changed object is never taken for the one pinned.  Errors as
+ * *size.  landed (may be NULL) is told, under the fetch's lock, each
+ * time the bytes with no gap before them grow: [0, whole) are in out
+ * and will not change; a negative return ends the fetch with it.  With
+ * expect non-NULL every range must come with that ETag, and the object
+ * carry it after the copy, or -ESTALE: a changed object is never taken
+ * for the one pinned, nor are bytes of two objects mixed.  Errors as
  * remote_head's, with msg.
  */
-struct stage_scan;
 int remote_fetch(struct fs *fs, const char *url, int out,
-		 struct stage_scan *scan, uint64_t max, const char *expect,
-		 char *etag, size_t etaglen, uint64_t *size, char *msg,
-		 size_t msglen);
+		 int (*landed)(void *arg, uint64_t whole), void *arg,
+		 uint64_t max, const char *expect, char *etag, size_t etaglen,
+		 uint64_t *size, char *msg, size_t msglen);
 
 #endif

@@ -239,7 +239,7 @@ int ds_publish_scanned(struct fs *fs, const char *name, const char *path,
  * pending version (fetch, scan, hash, blob; the manifest filled in):
  * -ESTALE if the object changed since it was pinned, -EINVAL with pb on
  * bad CSV (the version stays pending), or the fetch's errno with pb.
- * Blocks for the fetch; one import runs at a time.
+ * Blocks for the fetch; one import of a version runs at a time.
  */
 int ds_publish_pending(struct fs *fs, const char *name,
 		       const struct repo_origin *origin, uint64_t size,
@@ -247,6 +247,41 @@ int ds_publish_pending(struct fs *fs, const char *name,
 int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 		     json_t **man, struct problem *pb);
 bool ds_is_pending(json_t *man);
+
+/*
+ * ds_version_open is ds_version_ready for a reader of the bytes, which
+ * need not wait for the whole import: for a pending version of a
+ * writable mount it starts the import on a thread (or joins the one
+ * running) and gives *feed, with *man the pending manifest; else *feed
+ * is NULL and it is ds_version_ready.  The feed's bytes are those of
+ * the pinned object, each range checked against its ETag as it lands.
+ *
+ * ds_feed_wait blocks until bytes [0, end) have landed: 0, or the
+ * copy's failure with pb (bytes that landed before it are good).  The
+ * end (end at the size or past it) waits for the whole copy, whose
+ * ETag is checked after it.  Then read them from ds_feed_fd (a staging
+ * file that holds all of them, even after the import).  The hash,
+ * schema and stats follow: with all, it waits for them too and gives
+ * the import's result.  ds_feed_key is the blob's store key once the
+ * import succeeded ("" before).  ds_feed_put drops the reader's
+ * reference.
+ */
+struct ds_feed;
+int ds_version_open(struct fs *fs, const char *name, unsigned ver,
+		    json_t **man, struct ds_feed **feed, struct problem *pb);
+int ds_feed_wait(struct ds_feed *f, uint64_t end, bool all,
+		 struct problem *pb);
+int ds_feed_fd(const struct ds_feed *f);
+uint64_t ds_feed_size(const struct ds_feed *f);
+const char *ds_feed_key(const struct ds_feed *f);
+void ds_feed_put(struct ds_feed *f);
+
+/*
+ * repo_imports_stop: at unmount, end the imports running on threads
+ * (their fetches stop at the next range; the versions stay pending for
+ * the next mount) and wait for them.  Idempotent.
+ */
+void repo_imports_stop(struct fs *fs);
 
 /*
  * repo_rebuild_trusted: rebuild the index from the S3 catalog object alone,

@@ -55,6 +55,8 @@ struct repo {
 		pthread_mutex_t m;
 		pthread_cond_t cond;
 		struct import_ent *list; /* under m */
+		unsigned running;        /* under m: imports on threads */
+		bool stop;               /* under m: unmounting */
 	} imports;
 	/*
 	 * Blobs of removed versions waiting out gc_grace (reap.c): one

@@ -74,21 +74,37 @@ static int version_ready(struct node *n, unsigned ver, json_t **man)
 	return rc;
 }
 
+/*
+ * The blob of version ver (0: the latest) to read: a lazy one is read
+ * as its import lands (ds_version_open), not after it.
+ */
+static int open_version_blob(struct node *n, unsigned ver,
+			     struct obj_blob **out)
+{
+	struct problem pb = { 0 };
+	struct ds_feed *feed;
+	json_t *man;
+	int rc = ds_version_open(n->fs, node_ds(n), ver, &man, &feed, &pb);
+
+	if (rc < 0 && pb.msg[0])
+		fs_problem(n->fs, 0, &pb);
+	if (rc < 0)
+		return rc;
+	rc = feed ? obj_blob_open_feed(feed, out) : open_blob(n->fs, man, out);
+	json_decref(man);
+	return rc;
+}
+
 static int vdata_open(struct fs_file *f, const struct fs_ctx *ctx)
 {
 	struct node *n = f->node;
 	struct obj_blob *bf;
-	json_t *man;
 	int rc;
 
 	(void)ctx;
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	rc = version_ready(n, node_ver(n), &man);
-	if (rc < 0)
-		return rc;
-	rc = open_blob(n->fs, man, &bf);
-	json_decref(man);
+	rc = open_version_blob(n, node_ver(n), &bf);
 	if (rc < 0)
 		return rc;
 	f->priv = bf;
@@ -406,6 +422,11 @@ static int open_latest_blob(struct fs_file *f, struct obj_blob **out)
 	int rc;
 
 	/* Replacing the content does not need a lazy version's old bytes. */
+	if (!trunc && (f->flags & O_ACCMODE) == O_RDONLY) {
+		rc = open_version_blob(n, 0, out);
+		if (rc != -ENOENT)
+			return rc;
+	}
 	rc = trunc ? repo_version(n->fs, &repo_datasets, node_ds(n), 0, &man)
 		   : version_ready(n, 0, &man);
 	if (rc == 0 && ds_is_pending(man)) {

@@ -385,13 +385,54 @@ int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 	return 0;
 }
 
+int obj_blob_open_feed(struct ds_feed *feed, struct obj_blob **out)
+{
+	struct obj_blob *b = calloc(1, sizeof(*b));
+
+	*out = b;
+	if (!b) {
+		ds_feed_put(feed);
+		return -ENOMEM;
+	}
+	b->fd = -1;
+	b->size = ds_feed_size(feed);
+	b->feed = feed;
+	return 0;
+}
+
 void obj_blob_close(struct obj_blob *b)
 {
 	if (!b)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	ds_feed_put(b->feed);
 	free(b);
+}
+
+/*
+ * A read of a lazy version while it is imported: the bytes as they
+ * land; the import's failure, if any, ends the read that reaches it.
+ */
+static int feed_read(struct fs_file *f, struct obj_blob *b, size_t size,
+		     off_t off, struct fs_reply *r)
+{
+	struct fs *fs = f->node->fs;
+	struct problem pb = { 0 };
+	uint64_t end = (uint64_t)off + size;
+	int rc = ds_feed_wait(b->feed, end, false, &pb);
+
+	if (rc < 0) {
+		if (pb.msg[0])
+			fs_problem(fs, f->uid, &pb);
+		return rc;
+	}
+	if ((uint64_t)off >= b->size)
+		return fs_reply_buf(r, NULL, 0);
+	if (size > b->size - (uint64_t)off)
+		size = (size_t)(b->size - (uint64_t)off);
+	atomic_fetch_add(&fs->bytes_read, size);
+	return fs_reply_fd(r, ds_feed_fd(b->feed), off, size);
 }
 
 int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
@@ -401,6 +442,8 @@ int obj_blob_read(struct fs_file *f, struct obj_blob *b, size_t size,
 	char *buf;
 	ssize_t n;
 
+	if (b->feed)
+		return feed_read(f, b, size, off, r);
 	if (!b->key[0] || (uint64_t)off >= b->size)
 		return fs_reply_buf(r, NULL, 0);
 	if (size > b->size - (uint64_t)off)
@@ -653,8 +696,18 @@ int obj_sync(struct fs *fs, const char *key, const char *path,
 int obj_blob_sync(struct node *n, struct obj_blob *b,
 		  const struct fs_ctx *ctx)
 {
+	const char *key = b ? b->key : "";
+
+	/* a lazy version's: once imported, its blob's */
+	if (b && b->feed) {
+		int rc = ds_feed_wait(b->feed, b->size, true, NULL);
+
+		if (rc < 0)
+			return rc;
+		key = ds_feed_key(b->feed);
+	}
 	/* fsync on S3: wait until the bucket has the content */
-	if (!b || !b->key[0])
+	if (!key[0])
 		return 0;
-	return obj_sync(n->fs, b->key, n->path, ctx);
+	return obj_sync(n->fs, key, n->path, ctx);
 }

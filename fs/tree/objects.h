@@ -73,15 +73,20 @@ int obj_top_drop(struct node *dir, const char *name,
  * A blob opened for reading: a descriptor on the store's local file when
  * there is one (served by splice), else ranged reads from the store.
  */
+struct ds_feed;
+
 struct obj_blob {
 	int fd;       /* or -1 */
 	char key[96]; /* store key; empty: no content */
 	uint64_t size;
+	struct ds_feed *feed; /* a lazy version being imported, or NULL */
 };
 
 /* key may be NULL for an empty blob. */
 int obj_blob_open(struct fs *fs, const char *key, uint64_t size,
 		  struct obj_blob **out);
+/* A blob read from a lazy import's feed as it lands (taken). */
+int obj_blob_open_feed(struct ds_feed *feed, struct obj_blob **out);
 /*
  * obj_blob_read: answer a read of handle f from b.  Content the store
  * holds shorter than b->size, or that does not match its hash, is -EIO,

@@ -361,11 +361,12 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
     # the same object again: no new version
     (d / "source").write_text(url + "\n")
     assert not (d / "v2").exists()
-    # the first read imports it: hash, schema and stats filled in
+    # the first read imports it: hash, schema and stats follow (a read
+    # of stats waits for them)
     assert f.read_text() == IRIS
+    assert json.loads((d / "v1" / "stats").read_text())["rows"] == 150
     lin = json.loads((d / "v1" / "lineage").read_text())
     assert lin["hash"] and lin["size"] == len(IRIS)
-    assert json.loads((d / "v1" / "stats").read_text())["rows"] == 150
     assert json.loads((d / "v1" / "schema").read_text())["label"] == "species"
     assert os.getxattr(f, "user.mlfs.state") == b"synced"
     # the object changes: a new version, and v1 keeps its bytes
@@ -412,7 +413,8 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
     with pytest.raises(OSError) as e:
         (gd / "data.csv").read_text()
     assert e.value.errno == errno.ESTALE
-    # a bad CSV behind a source: the read fails naming the line
+    # a bad CSV behind a source: the first read gets its bytes, the scan
+    # behind it fails naming the line, and so does every read after
     bad = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/bad.csv"
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3\n")
     assert aws(s3server, "cp", str(tmp_path / "bad.csv"), bad).returncode == 0
@@ -420,10 +422,14 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
     bd.mkdir()
     (bd / "source").write_text(bad + "\n")
     m.expect("bad.csv:3")
+    assert (bd / "v1" / "data.csv").read_text() == "a,b\n1,2\n3\n"
+    with pytest.raises(OSError) as e:
+        (bd / "v1" / "schema").read_text()
+    assert e.value.errno == errno.EINVAL
+    assert f"{bad}:3:" in m.errors()
     with pytest.raises(OSError) as e:
         (bd / "v1" / "data.csv").read_text()
     assert e.value.errno == errno.EINVAL
-    assert f"{bad}:3:" in m.errors()
     with pytest.raises(OSError) as e:            # remembered, not refetched
         (bd / "v1" / "stats").read_text()
     assert e.value.errno == errno.EINVAL
@@ -432,6 +438,123 @@ def test_s3_source_is_imported_lazily_and_pinned(mlfs_factory, s3server,
         (d / "source").write_text(f"s3://{b}/no/such/key.csv\n")
     assert e.value.errno == errno.ENOENT
     assert "no such object" in m.errors()
+
+
+@FAULT_PROXY
+def test_a_lazy_sources_bytes_are_read_as_they_land(mlfs_factory, s3server,
+                                                    tmp_path):
+    """The first read of a lazy source does not wait for the import: its
+    bytes are served as they arrive, the end waits for the copy's last
+    check (held back here by a slow HEAD of the object after the copy),
+    and the hash, schema and stats follow; a read of stats waits for
+    them."""
+    b = s3server["MLFS_S3_BUCKET"]
+    key = f"incoming/{uuid.uuid4().hex[:8]}/big.csv"
+    rows = "".join(f"{i},{i % 7}.5,x{i % 13}\n" for i in range(600_000))
+    text = "id,v,c\n" + rows                    # about 9 MiB
+    (tmp_path / "big.csv").write_text(text)
+    assert aws(s3server, "cp", str(tmp_path / "big.csv"),
+               f"s3://{b}/{key}").returncode == 0
+    held = 3.0      # under the client's stall timeout: no retry
+    try:
+        m = fault_mount(mlfs_factory, s3server, "lz")
+        d = m.mnt / "datasets" / "big"
+        d.mkdir()
+        (d / "source").write_text(f"s3://{b}/{key}\n")
+        # the import's first HEAD answers; the one after the copy waits
+        fault(s3server, [
+            {"match": key, "method": "HEAD", "times": 1, "action": "delay",
+             "delay_ms": 0},
+            {"match": key, "method": "HEAD", "times": 1, "action": "delay",
+             "delay_ms": int(held * 1000)}])
+        size = len(text)
+        t0 = time.monotonic()
+        fd = os.open(d / "data.csv", os.O_RDONLY)   # direct_io: no readahead
+        try:
+            got = b""
+            while len(got) < size - 1:
+                chunk = os.pread(fd, size - 1 - len(got), len(got))
+                assert chunk
+                got += chunk
+            early = time.monotonic() - t0
+            # every byte but the last, while the copy is still checked
+            assert json.loads((d / "v1" / "lineage").read_text())["hash"] \
+                is None
+            assert early < held, early
+            assert got == text.encode()[:-1]
+            # the last byte waits for that check
+            assert os.pread(fd, 4096, size - 1) == b"\n"
+            assert time.monotonic() - t0 >= held * 0.9
+            assert os.pread(fd, 4096, size) == b""
+        finally:
+            os.close(fd)
+        # stats wait for the scan that follows; then all is filled in
+        assert json.loads((d / "v1" / "stats").read_text())["rows"] \
+            == 600_000
+        lin = json.loads((d / "v1" / "lineage").read_text())
+        assert lin["hash"] and lin["size"] == size
+        assert (d / "v1" / "data.csv").read_bytes() == text.encode()
+    finally:
+        fault(s3server)
+
+
+@FAULT_PROXY
+def test_a_lazy_source_found_bad_after_its_read_fails_from_then_on(
+        mlfs_factory, s3server, tmp_path):
+    """A first read gets the object's bytes before the scan that follows
+    the copy finds the CSV bad; from then on stats, and every open of the
+    version, fail with EINVAL naming the line.  An unmount in the middle
+    of an import stops it, and the next mount imports the version from
+    the start."""
+    b = s3server["MLFS_S3_BUCKET"]
+    key = f"incoming/{uuid.uuid4().hex[:8]}/bad.csv"
+    text = "a,b\n" + "1,2\n" * 3_000_000 + "3\n"   # 12 MiB, line 3000002
+    (tmp_path / "bad.csv").write_text(text)
+    url = f"s3://{b}/{key}"
+    assert aws(s3server, "cp", str(tmp_path / "bad.csv"), url
+               ).returncode == 0
+    try:
+        m = fault_mount(mlfs_factory, s3server, "lzbad")
+        m.expect("bad.csv:3000002")
+        d = m.mnt / "datasets" / "bad"
+        d.mkdir()
+        (d / "source").write_text(url + "\n")
+        assert (d / "data.csv").read_bytes() == text.encode()
+        with pytest.raises(OSError) as e:       # waits for the scan
+            (d / "v1" / "stats").read_text()
+        assert e.value.errno == errno.EINVAL
+        assert f"{url}:3000002:" in m.errors()
+        for f in (d / "data.csv", d / "v1" / "data.csv", d / "v1" / "stats"):
+            with pytest.raises(OSError) as e:
+                f.read_bytes()
+            assert e.value.errno == errno.EINVAL
+        # an import cut by an unmount: every range lands after it began
+        good = f"s3://{b}/incoming/{uuid.uuid4().hex[:8]}/good.csv"
+        (tmp_path / "good.csv").write_text("a,b\n" + "1,2\n" * 10_000_000)
+        assert aws(s3server, "cp", str(tmp_path / "good.csv"), good
+                   ).returncode == 0
+        g = m.mnt / "datasets" / "good"
+        g.mkdir()
+        (g / "source").write_text(good + "\n")
+        fault(s3server, [{"match": good.split("/", 3)[3], "method": "GET",
+                          "times": -1, "action": "delay",
+                          "delay_ms": 1500}])
+        fd = os.open(g / "data.csv", os.O_RDONLY)
+        os.close(fd)                     # the import runs on, unread
+        t0 = time.monotonic()
+        assert m.stop() == 0
+        assert time.monotonic() - t0 < 15
+        fault(s3server)
+        m.start()
+        # the copy stopped: nothing was imported
+        assert json.loads((g / "v1" / "lineage").read_text())["hash"] \
+            is None
+        assert (g / "data.csv").read_bytes() == \
+            (tmp_path / "good.csv").read_bytes()
+        assert json.loads((g / "v1" / "stats").read_text())["rows"] \
+            == 10_000_000
+    finally:
+        fault(s3server)
 
 
 def test_first_read_answers_at_once_and_hydrates_the_rest(mlfs_factory,

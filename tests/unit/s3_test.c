@@ -649,6 +649,20 @@ static void test_direct(const char *direct)
 	ok(memcmp(out, data + 2000, 5) == 0, "its bytes");
 	is_int(store_get_range(s, "empty", out, 10, 0), 0,
 	       "a range of an empty object is 0 bytes");
+	{
+		/* s3rver ignores If-Match: the answer's own ETag decides */
+		struct store_stat st;
+
+		is_int(store_head(s, "one", &st), 0, "head");
+		is_int(store_s3_get_range_if(s, "one", st.etag, out, 10, 5),
+		       10, "a pinned range of the same object");
+		data[0] ^= 1;
+		store_put(s, "one", data, sizeof(data));
+		is_int(store_s3_get_range_if(s, "one", st.etag, out, 10, 5),
+		       -ESTALE,
+		       "a pinned range of a changed object: ESTALE, though "
+		       "the server ignored If-Match");
+	}
 	is_int(store_list(s, "", collect, &v), 0, "list raw keys");
 	ok(v.n == 3 && seen_has(&v, "ctl\x02" "x"),
 	   "a raw control character in a key");
