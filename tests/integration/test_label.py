@@ -234,7 +234,7 @@ def test_model_orders_the_queue_most_uncertain_first(mlfs):
     assert queue[0] == plain[0] and sorted(queue) == sorted(plain)
     # the model's own probabilities say the order
     feats = "\n".join(",".join(l.split(",")[1:]) for l in queue[1:])
-    r = sh(f"exec 3<>{mlfs.mnt}/models/flower/predict; "
+    r = sh(f"exec 3>{mlfs.mnt}/models/flower/predict; "
            f"printf '%s\\n' '{queue[0].split(',', 1)[1]}' >&3; "
            f"cat >&3; exec 3>&-; cat {mlfs.mnt}/models/flower/predict",
            input=feats + "\n")
