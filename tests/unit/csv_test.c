@@ -721,6 +721,21 @@ static void test_stream_split(void)
 	ok(buf && stream_big_agrees(buf, len, cuts, 3),
 	   "an unclosed quote past the first part: the same error");
 	free(buf);
+	/*
+	 * 20 MiB scanned serially first: column a (a new value every third
+	 * row) is in tier 3 before the 45 MiB behind it are cut into parts,
+	 * whose later parts then start it there; the estimate is the same.
+	 */
+	buf = malloc((size_t)66 << 20);
+	len = buf ? (size_t)sprintf(buf, "a,b\n") : 0;
+	for (size_t i = 0; buf && len < ((size_t)66 << 20) - 64; i++)
+		len += (size_t)sprintf(buf + len, "%zu,%zu\n", i / 3, i % 100);
+	cuts[0] = (size_t)20 << 20;
+	cuts[1] = ((size_t)65 << 20) + 7;
+	cuts[2] = len;
+	ok(buf && stream_big_agrees(buf, len, cuts, 3),
+	   "parts after a column went to tier 3 start it there: the same");
+	free(buf);
 }
 
 static bool stream_agrees(const char *in, size_t len, uint64_t *seed,
