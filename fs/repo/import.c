@@ -103,6 +103,7 @@ struct ds_feed {
 
 /* What follows the fetch's bytes: the scan, and the feed's readers. */
 struct import_follow {
+	struct fs *fs;
 	struct stage_scan *scan;
 	struct ds_feed *feed; /* or NULL */
 };
@@ -115,14 +116,14 @@ static int import_landed(void *arg, uint64_t whole)
 
 	if (fo->scan)
 		stage_scan_grew(fo->scan, whole);
-	if (!fd)
-		return 0;
-	pthread_mutex_lock(&fd->fs->repo->imports.m);
-	fd->have = whole;
-	if (fd->fs->repo->imports.stop)
+	pthread_mutex_lock(&fo->fs->repo->imports.m);
+	if (fd) {
+		fd->have = whole;
+		pthread_cond_broadcast(&fo->fs->repo->imports.cond);
+	}
+	if (fo->fs->repo->imports.stop)
 		rc = -ECANCELED; /* unmounting: the next mount imports it */
-	pthread_cond_broadcast(&fd->fs->repo->imports.cond);
-	pthread_mutex_unlock(&fd->fs->repo->imports.m);
+	pthread_mutex_unlock(&fo->fs->repo->imports.m);
 	return rc;
 }
 
@@ -132,6 +133,9 @@ static void feed_fetched(struct fs *fs, struct ds_feed *f, int rc,
 {
 	if (!f)
 		return;
+	/* once, and before any reader is told: its read fails with it */
+	if (rc < 0 && rc != -ECANCELED && p->msg[0])
+		fs_problem(fs, 0, p);
 	pthread_mutex_lock(&fs->repo->imports.m);
 	f->fetched = true;
 	f->frc = rc;
@@ -159,7 +163,7 @@ static int import_pending(struct fs *fs, const char *name, unsigned ver,
 	char tmp[4096], msg[400] = "", got[80], hash[HASH_HEX_LEN + 1];
 	char key[128], mkey[512];
 	struct csv_info *info = NULL;
-	struct import_follow fo = { NULL, feed };
+	struct import_follow fo = { fs, NULL, feed };
 	struct stage_scan *scan;
 	struct problem p = { 0 };
 	json_t *rec = NULL, *man = NULL;
@@ -305,10 +309,19 @@ static void import_forget(struct fs *fs, struct import_ent *e)
 	free(e);
 }
 
-/* Drop a reference to a feed; under imports.m. */
-static void feed_put_locked(struct ds_feed *f)
+/*
+ * Drop a reference to a feed, under imports.m: the feed to free (after
+ * the lock: closing the last descriptor of a big unlinked staging file
+ * frees its blocks, which is slow), or NULL.
+ */
+static struct ds_feed *feed_unref_locked(struct ds_feed *f)
 {
-	if (!f || --f->refs)
+	return f && --f->refs == 0 ? f : NULL;
+}
+
+static void feed_free(struct ds_feed *f)
+{
+	if (!f)
 		return;
 	if (f->fd >= 0)
 		close(f->fd);
@@ -323,8 +336,9 @@ void ds_feed_put(struct ds_feed *f)
 		return;
 	fs = f->fs;
 	pthread_mutex_lock(&fs->repo->imports.m);
-	feed_put_locked(f);
+	f = feed_unref_locked(f);
 	pthread_mutex_unlock(&fs->repo->imports.m);
+	feed_free(f);
 }
 
 /*
@@ -375,7 +389,9 @@ static int import_run(struct fs *fs, struct import_ent *e, struct ds_feed *feed,
 		      struct problem *pbout)
 {
 	struct problem pb = { 0 };
+	struct ds_feed *gone = NULL;
 	json_t *man = NULL;
+	bool report = false;
 	int rc;
 
 	rc = repo_version(fs, &repo_datasets, e->name, e->ver, &man);
@@ -390,6 +406,13 @@ static int import_run(struct fs *fs, struct import_ent *e, struct ds_feed *feed,
 			*pbout = pb;
 	}
 	if (feed) {
+		/*
+		 * Nobody waits for a failure after the copy (the scan's,
+		 * the blob's): it is told here, once; one of the copy was
+		 * told when it happened (feed_fetched).
+		 */
+		report = rc < 0 && rc != -ECANCELED && pb.msg[0] &&
+			 (!feed->fetched || feed->frc == 0);
 		if (!feed->fetched) {
 			/* it failed before the copy ended */
 			feed->fetched = true;
@@ -400,7 +423,7 @@ static int import_run(struct fs *fs, struct import_ent *e, struct ds_feed *feed,
 		feed->rc = rc;
 		feed->pb = pb;
 		e->feed = NULL;
-		feed_put_locked(feed);
+		gone = feed_unref_locked(feed);
 	}
 	if (rc == -ESTALE || rc == -EINVAL || rc == -EFBIG) {
 		e->busy = false;
@@ -410,6 +433,9 @@ static int import_run(struct fs *fs, struct import_ent *e, struct ds_feed *feed,
 	}
 	pthread_cond_broadcast(&fs->repo->imports.cond);
 	pthread_mutex_unlock(&fs->repo->imports.m);
+	feed_free(gone);
+	if (report)
+		fs_problem(fs, 0, &pb);
 	return rc;
 }
 
@@ -435,12 +461,14 @@ int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 		pthread_mutex_unlock(&fs->repo->imports.m);
 		goto out;
 	}
-	e = import_begin_locked(fs, name, ver, etag ? etag : "");
+	/* unmounting: the next mount imports it */
+	e = fs->repo->imports.stop
+		    ? NULL
+		    : import_begin_locked(fs, name, ver, etag ? etag : "");
+	rc = fs->repo->imports.stop ? -ECANCELED : -ENOMEM;
 	pthread_mutex_unlock(&fs->repo->imports.m);
-	if (!e) {
-		rc = -ENOMEM;
+	if (!e)
 		goto out;
-	}
 	rc = import_run(fs, e, NULL, pb);
 	if (rc == 0) {
 		json_decref(*man);
@@ -453,6 +481,12 @@ out:
 	}
 	return rc;
 }
+
+/*
+ * Imports on threads of their own at once, each with its fetch's
+ * threads: a `grep -r` over many lazy datasets starts no more.
+ */
+#define IMPORT_THREADS 4
 
 struct import_job {
 	struct fs *fs;
@@ -489,7 +523,9 @@ static struct ds_feed *import_spawn_locked(struct fs *fs, const char *name,
 	pthread_t th;
 	int rc;
 
-	if (!j || !f || fs->repo->imports.stop)
+	/* past IMPORT_THREADS, the reader imports in its own thread */
+	if (!j || !f || fs->repo->imports.stop ||
+	    fs->repo->imports.running >= IMPORT_THREADS)
 		goto fail;
 	j->e = import_begin_locked(fs, name, ver, etag);
 	if (!j->e)
@@ -517,6 +553,21 @@ fail:
 	return NULL;
 }
 
+/*
+ * Whether (name, ver) is still pending, under imports.m with no import
+ * of it listed: an import commits its manifest before it leaves the
+ * list, so what the index says now is the last word.
+ */
+static bool still_pending(struct fs *fs, const char *name, unsigned ver)
+{
+	json_t *man;
+	bool pending = repo_version(fs, &repo_datasets, name, ver, &man) == 0 &&
+		       ds_is_pending(man);
+
+	json_decref(man);
+	return pending;
+}
+
 int ds_version_open(struct fs *fs, const char *name, unsigned ver,
 		    json_t **man, struct ds_feed **feed, struct problem *pb)
 {
@@ -538,7 +589,7 @@ int ds_version_open(struct fs *fs, const char *name, unsigned ver,
 	if (e && e->busy) {
 		*feed = e->feed;
 		e->feed->refs++;
-	} else if (!e) {
+	} else if (!e && still_pending(fs, name, ver)) {
 		*feed = import_spawn_locked(
 			fs, name, ver, etag,
 			(uint64_t)json_integer_value(json_object_get(*man,
@@ -576,6 +627,9 @@ int ds_feed_wait(struct ds_feed *f, uint64_t end, bool all,
 		/* bytes that landed before the copy failed are good */
 		if (f->have < end || end >= f->size)
 			rc = f->frc;
+		/* a copy said done with no file is a bug: never serve it */
+		if (rc == 0 && f->fd < 0)
+			rc = -EIO;
 		if (rc < 0 && pb)
 			*pb = f->fpb;
 	}

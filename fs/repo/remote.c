@@ -687,16 +687,24 @@ static int fetch_one(struct fetch *f, char *buf, size_t i)
 	size_t len = f->size - off < FETCH_CHUNK ? (size_t)(f->size - off)
 						 : FETCH_CHUNK;
 	size_t got = 0;
+	ssize_t n;
 
-	if (f->map)
+	if (f->map) {
 		buf = f->map + off; /* into place: no copy after the receive */
+		/*
+		 * Fault the pages in writable now: a failure is an errno
+		 * here (EFAULT, ENOMEM), never a SIGBUS in the receive.
+		 */
+		if (madvise(buf, len, MADV_POPULATE_WRITE) < 0 &&
+		    errno != EINVAL)
+			return errno == EFAULT ? -EIO : -errno;
+	}
 	while (got < len) {
-		ssize_t n = f->etag ? store_s3_get_range_if(f->s, f->key,
-							    f->etag, buf + got,
-							    len - got,
-							    off + got)
-				    : store_get_range(f->s, f->key, buf + got,
-						      len - got, off + got);
+		n = f->etag ? store_s3_get_range_if(f->s, f->key, f->etag,
+						    buf + got, len - got,
+						    off + got)
+			    : store_get_range(f->s, f->key, buf + got,
+					      len - got, off + got);
 
 		if (n < 0)
 			return (int)n;
@@ -706,7 +714,8 @@ static int fetch_one(struct fetch *f, char *buf, size_t i)
 	}
 	if (f->map)
 		return 0;
-	return pwrite(f->out, buf, len, (off_t)off) == (ssize_t)len ? 0 : -EIO;
+	n = pwrite(f->out, buf, len, (off_t)off);
+	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 }
 
 static void *fetch_main(void *arg)
@@ -786,8 +795,10 @@ int remote_fetch(struct fs *fs, const char *url, int out,
 	 * receive's), where a buffer and pwrite() made two.  A cold read of
 	 * 1 GiB from s3rver: 2.7-2.8 s and 1.9 s of daemon CPU, against
 	 * 3.5-3.7 s and 2.8-3.3 s with pwrite().  The blocks are allocated
-	 * first, so that a full disk is an error here and never a SIGBUS in
-	 * a write to the mapping; if they cannot be, pwrite() says why.
+	 * first, and each range's pages faulted in writable before its
+	 * receive (fetch_one), so that a full disk is an errno and never a
+	 * SIGBUS in a write to the mapping; if they cannot be allocated,
+	 * pwrite() (and its errno).
 	 */
 	if (st.size && fallocate(out, 0, 0, (off_t)st.size) == 0) {
 		void *m = mmap(NULL, st.size, PROT_READ | PROT_WRITE,
@@ -815,7 +826,7 @@ int remote_fetch(struct fs *fs, const char *url, int out,
 	 * unchanged after the copy was read whole.
 	 */
 	if ((rc == 0 || rc == -ESTALE) && expect &&
-	    (rc < 0 || store_head(s, key, &st) < 0 ||
+	    (store_head(s, key, &st) < 0 || rc < 0 ||
 	     strcmp(expect, st.etag) != 0 || st.size != f.size))
 		rc = stale(url, expect, st.etag, msg, msglen);
 	if (rc == 0)

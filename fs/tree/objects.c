@@ -418,15 +418,12 @@ static int feed_read(struct fs_file *f, struct obj_blob *b, size_t size,
 		     off_t off, struct fs_reply *r)
 {
 	struct fs *fs = f->node->fs;
-	struct problem pb = { 0 };
 	uint64_t end = (uint64_t)off + size;
-	int rc = ds_feed_wait(b->feed, end, false, &pb);
+	/* the import told .mlfs/errors of a failure, once */
+	int rc = ds_feed_wait(b->feed, end, false, NULL);
 
-	if (rc < 0) {
-		if (pb.msg[0])
-			fs_problem(fs, f->uid, &pb);
+	if (rc < 0)
 		return rc;
-	}
 	if ((uint64_t)off >= b->size)
 		return fs_reply_buf(r, NULL, 0);
 	if (size > b->size - (uint64_t)off)

@@ -499,6 +499,38 @@ def test_a_lazy_sources_bytes_are_read_as_they_land(mlfs_factory, s3server,
 
 
 @FAULT_PROXY
+def test_a_lazy_read_during_an_import_for_stats_gets_the_bytes(
+        mlfs_factory, s3server, tmp_path):
+    """A reader that opens a lazy version while a read of stats imports
+    it waits for that import and reads the blob (it once got a feed with
+    no file behind it, EBADF)."""
+    b = s3server["MLFS_S3_BUCKET"]
+    key = f"incoming/{uuid.uuid4().hex[:8]}/s.csv"
+    text = "a,b\n" + "".join(f"{i},{i % 5}\n" for i in range(200_000))
+    (tmp_path / "s.csv").write_text(text)
+    assert aws(s3server, "cp", str(tmp_path / "s.csv"), f"s3://{b}/{key}"
+               ).returncode == 0
+    try:
+        m = fault_mount(mlfs_factory, s3server, "lzs")
+        d = m.mnt / "datasets" / "s"
+        d.mkdir()
+        (d / "source").write_text(f"s3://{b}/{key}\n")
+        # looked up first: the opens below go straight to OPEN
+        for f in (d / "v1" / "data.csv", d / "data.csv"):
+            assert f.stat().st_size == len(text)
+        fault(s3server, [{"match": key, "method": "GET", "times": -1,
+                          "action": "delay", "delay_ms": 1500}])
+        with ThreadPoolExecutor(1) as ex:
+            stats = ex.submit((d / "v1" / "stats").read_text)
+            time.sleep(0.5)
+            for f in (d / "v1" / "data.csv", d / "data.csv"):
+                assert f.read_text() == text
+            assert json.loads(stats.result())["rows"] == 200_000
+    finally:
+        fault(s3server)
+
+
+@FAULT_PROXY
 def test_a_lazy_source_found_bad_after_its_read_fails_from_then_on(
         mlfs_factory, s3server, tmp_path):
     """A first read gets the object's bytes before the scan that follows
