@@ -439,18 +439,33 @@ static int import_run(struct fs *fs, struct import_ent *e, struct ds_feed *feed,
 	return rc;
 }
 
+/*
+ * The manifest of (name, ver) into *man: 1 if it is pending, with *ver
+ * its number (not 0) and *etag the ETag it pins (in *man; NULL if none),
+ * 0 if not, or -errno.
+ */
+static int version_pending(struct fs *fs, const char *name, unsigned *ver,
+			   json_t **man, const char **etag)
+{
+	int rc = repo_version(fs, &repo_datasets, name, *ver, man);
+
+	if (rc < 0 || !ds_is_pending(*man))
+		return rc;
+	*ver = repo_rec_uint(*man, "version");
+	*etag = json_string_value(json_object_get(
+		json_object_get(*man, "lineage"), "source_etag"));
+	return 1;
+}
+
 int ds_version_ready(struct fs *fs, const char *name, unsigned ver,
 		     json_t **man, struct problem *pb)
 {
 	struct import_ent *e;
-	const char *etag;
-	int rc = repo_version(fs, &repo_datasets, name, ver, man);
+	const char *etag = NULL;
+	int rc = version_pending(fs, name, &ver, man, &etag);
 
-	if (rc < 0 || !ds_is_pending(*man))
+	if (rc <= 0)
 		return rc;
-	ver = repo_rec_uint(*man, "version");
-	etag = json_string_value(json_object_get(
-		json_object_get(*man, "lineage"), "source_etag"));
 	pthread_mutex_lock(&fs->repo->imports.m);
 	e = import_wait_locked(fs, name, ver, etag ? etag : "", false);
 	if (e) {
@@ -572,15 +587,13 @@ int ds_version_open(struct fs *fs, const char *name, unsigned ver,
 		    json_t **man, struct ds_feed **feed, struct problem *pb)
 {
 	struct import_ent *e;
-	const char *etag;
-	int rc = repo_version(fs, &repo_datasets, name, ver, man);
+	const char *etag = NULL;
+	int rc;
 
 	*feed = NULL;
-	if (rc < 0 || !ds_is_pending(*man))
+	rc = version_pending(fs, name, &ver, man, &etag);
+	if (rc <= 0)
 		return rc;
-	ver = repo_rec_uint(*man, "version");
-	etag = json_string_value(json_object_get(
-		json_object_get(*man, "lineage"), "source_etag"));
 	/* a reader mount serves it once the writer imported it */
 	if (fs->opts.read_only || !etag)
 		goto ready;

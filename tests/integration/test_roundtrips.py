@@ -8,10 +8,8 @@ import json
 import os
 import time
 
-from conftest import ROOT, wait_job
 from test_features import sh
-
-IRIS = (ROOT / "examples" / "data" / "iris.csv").read_text()
+from test_train import iris, train
 
 
 def counters(mlfs):
@@ -74,12 +72,9 @@ def test_an_online_key_read_again_sends_no_getattr(mlfs):
 
 
 def test_a_read_write_predict_handle_sends_no_flush(mlfs):
-    d = mlfs.mnt / "datasets" / "iris"
-    d.mkdir()
-    (d / "data.csv").write_text(IRIS)
-    (mlfs.mnt / "train" / "a.json").write_text(json.dumps(
-        {"dataset": "iris", "algorithm": "logistic", "model": "a"}))
-    assert wait_job(mlfs.mnt, "a") == "succeeded\n"
+    iris(mlfs)
+    assert train(mlfs, "a", {"dataset": "iris", "algorithm": "logistic",
+                             "model": "a"}) == "succeeded\n"
     p = mlfs.mnt / "models" / "a" / "predict"
     before = counters(mlfs)
     for _ in range(5):
