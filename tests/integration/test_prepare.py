@@ -30,6 +30,14 @@ def table(path):
     return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
+def keyed_mount(mlfs_factory, tmp_path, secret, opts=(), public=False):
+    """A mount with -o anon_key= a 0600 file holding secret: (key, mount)."""
+    key = tmp_path / "anon.key"
+    key.write_bytes(secret)
+    os.chmod(key, 0o600)
+    return key, mlfs_factory(opts=[*opts, f"anon_key={key}"], public=public)
+
+
 def test_impute_then_smote_makes_a_version_with_its_lineage(mlfs):
     d = mlfs.mnt / "datasets/shop"
     imbalanced(d)
@@ -123,10 +131,8 @@ def test_anonymize_hashes_every_value_as_hmac_does(mlfs_factory, tmp_path):
     them, each as Python's hmac gives it."""
     import hashlib
     import hmac
-    key = tmp_path / "anon.key"
-    key.write_bytes(b"fedcba9876543210fedcba9876543210")
-    os.chmod(key, 0o600)
-    mlfs = mlfs_factory(opts=[f"anon_key={key}"])
+    key, mlfs = keyed_mount(mlfs_factory, tmp_path,
+                            b"fedcba9876543210fedcba9876543210")
     d = mlfs.mnt / "datasets/mails"
     d.mkdir()
     values = []
@@ -154,10 +160,9 @@ def test_anonymize_hashes_under_the_owners_key_and_never_shows_it(
         mlfs_factory, tmp_path):
     import hashlib
     import hmac
-    key = tmp_path / "anon.key"
-    key.write_bytes(b"0123456789abcdef0123456789abcdef")
-    os.chmod(key, 0o600)
-    mlfs = mlfs_factory(opts=["allow_other", f"anon_key={key}"], public=True)
+    key, mlfs = keyed_mount(mlfs_factory, tmp_path,
+                            b"0123456789abcdef0123456789abcdef",
+                            opts=["allow_other"], public=True)
     d = mlfs.mnt / "datasets/people"
     d.mkdir()
     (d / "data.csv").write_text(
@@ -245,10 +250,8 @@ def test_the_key_is_in_no_process_argv_or_environment(mlfs_factory,
     owner key reaches the job by a pipe, in neither."""
     import hashlib
     import hmac
-    key = tmp_path / "anon.key"
-    key.write_bytes(b"fedcba9876543210fedcba9876543210")
-    os.chmod(key, 0o600)
-    mlfs = mlfs_factory(opts=[f"anon_key={key}"])
+    key, mlfs = keyed_mount(mlfs_factory, tmp_path,
+                            b"fedcba9876543210fedcba9876543210")
     d = mlfs.mnt / "datasets/many"
     d.mkdir()
     (d / "data.csv").write_text("email,x\n" + "".join(

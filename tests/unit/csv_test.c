@@ -570,6 +570,26 @@ static void test_alloc_failures(void)
 
 static uint64_t rng_next(uint64_t *s);
 
+/* Two scans' matrices (both scans succeeded) hold the same rows. */
+static bool same_matrix(const struct csv_matrix *x, const struct csv_matrix *y)
+{
+	return x->rows == y->rows &&
+	       !memcmp(x->data, y->data,
+		       (size_t)x->rows * x->cols * sizeof(float));
+}
+
+/* Free what two csv_scan_split() calls, returning ra and rb, gave. */
+static void free_pair(struct csv_info *a, int ra, struct csv_matrix *ma,
+		      struct csv_info *b, int rb, struct csv_matrix *mb)
+{
+	csv_info_free(a);
+	csv_info_free(b);
+	if (ra == 0)
+		free(ma->data);
+	if (rb == 0)
+		free(mb->data);
+}
+
 /*
  * csv_scan_split() against one pass: the same outcome, the same error
  * at the same place, the same columns, classes and matrix; means and
@@ -623,21 +643,14 @@ static bool split_agrees(const char *in, size_t len, size_t parts,
 	bool same = same_outcome(a, ra, &pa, b, rb, &pbb);
 
 	if (same && ra == 0)
-		same = ma.rows == mb.rows &&
-		       !memcmp(ma.data, mb.data,
-			       (size_t)ma.rows * ma.cols * sizeof(float));
+		same = same_matrix(&ma, &mb);
 	if (same && ra < 0)
 		same = !mb.data;
 	if (!same && print)
 		printf("# %zu parts: rc %d/%d, %u:%u/%u:%u %s/%s\n", parts, ra,
 		       rb, pa.line, pa.col, pbb.line, pbb.col, pa.msg,
 		       pbb.msg);
-	csv_info_free(a);
-	csv_info_free(b);
-	if (ra == 0)
-		free(ma.data);
-	if (rb == 0)
-		free(mb.data);
+	free_pair(a, ra, &ma, b, rb, &mb);
 	return same;
 }
 
@@ -1176,18 +1189,11 @@ static bool quoted_agrees(const char *in, size_t len, const char *qin,
 		       memcmp(&a->cols[i].std, &b->cols[i].std,
 			      sizeof(double)) == 0;
 	if (same)
-		same = ma.rows == mb.rows &&
-		       !memcmp(ma.data, mb.data,
-			       (size_t)ma.rows * ma.cols * sizeof(float));
+		same = same_matrix(&ma, &mb);
 	if (!same)
 		printf("# plain/quoted: rc %d/%d, %u:%u %s\n", ra, rb, pa.line,
 		       pa.col, pa.msg);
-	csv_info_free(a);
-	csv_info_free(b);
-	if (ra == 0)
-		free(ma.data);
-	if (rb == 0)
-		free(mb.data);
+	free_pair(a, ra, &ma, b, rb, &mb);
 	return same;
 }
 
