@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -197,6 +198,30 @@ bool host_may_record(const struct host_user *u, const struct json_t *rec,
 			(gid_t)json_integer_value(json_object_get(r, "gid")),
 			(mode_t)json_integer_value(json_object_get(r, "mode")),
 			want);
+}
+
+static void *close_main(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+void host_close_later(int fd)
+{
+	pthread_attr_t at;
+	pthread_t th;
+	bool started = false;
+
+	if (fd < 0)
+		return;
+	if (pthread_attr_init(&at) == 0) {
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&th, &at, close_main,
+					 (void *)(intptr_t)fd) == 0;
+		pthread_attr_destroy(&at);
+	}
+	if (!started)
+		close(fd);
 }
 
 int host_copy_range(int from, int to, uint64_t off, uint64_t len,

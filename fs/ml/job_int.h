@@ -86,6 +86,8 @@ void evaluation_write(const char *path, struct run *run, void *inst,
 /* A CSV field, quoted when it must be. */
 /* Does a CSV field need quotes: a comma, a quote or an LF in it? */
 bool csv_needs_quotes(const char *f, size_t len);
+/* strlen(s), and in *quote csv_needs_quotes(s, strlen(s)): one pass. */
+size_t csv_field_len(const char *s, bool *quote);
 void csv_put(FILE *fp, const char *f, size_t len);
 /* A dataset's prepare steps (job_prep.c): the whole job; no return. */
 void prep_run(json_t *plan) __attribute__((noreturn));

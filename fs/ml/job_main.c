@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -995,6 +996,53 @@ bool csv_needs_quotes(const char *f, size_t len)
 			return true;
 	return false;
 }
+
+#ifdef __SSE2__
+/*
+ * 16 bytes at a time from s rounded down to 16: an aligned load never
+ * crosses a page, so reading past the NUL (as glibc's strlen does) is
+ * safe, but not to AddressSanitizer, which is told to look away.  A
+ * prepare job printing 40 million fields spent 6 % of its time in
+ * strlen and csv_needs_quotes, one pass after the other.
+ */
+__attribute__((no_sanitize_address))
+size_t csv_field_len(const char *s, bool *quote)
+{
+	const char *p = (const char *)((uintptr_t)s & ~(uintptr_t)15);
+	unsigned skip = (unsigned)(s - p), any = 0;
+	const __m128i zero = _mm_setzero_si128();
+	const __m128i comma = _mm_set1_epi8(',');
+	const __m128i dq = _mm_set1_epi8('"');
+	const __m128i lf = _mm_set1_epi8('\n');
+
+	for (;; p += 16, skip = 0) {
+		__m128i x = _mm_load_si128((const __m128i *)p);
+		unsigned z = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, zero));
+		unsigned q = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(x, comma),
+				     _mm_cmpeq_epi8(x, dq)),
+			_mm_cmpeq_epi8(x, lf)));
+
+		z = z >> skip << skip;
+		q = q >> skip << skip;
+		if (z) {
+			unsigned end = (unsigned)__builtin_ctz(z);
+
+			*quote = (any | (q & ((1u << end) - 1))) != 0;
+			return (size_t)(p + end - s);
+		}
+		any |= q;
+	}
+}
+#else
+size_t csv_field_len(const char *s, bool *quote)
+{
+	size_t len = strlen(s);
+
+	*quote = csv_needs_quotes(s, len);
+	return len;
+}
+#endif
 
 void csv_put(FILE *fp, const char *f, size_t len)
 {

@@ -448,15 +448,11 @@ static void out_put(struct csv_out *o, const char *s, size_t len)
 	o->n += len;
 }
 
-/* One CSV field, quoted as csv_put quotes it. */
-static void out_field(struct csv_out *o, const char *f, size_t len)
+/* One CSV field in quotes, its quotes doubled, as csv_put quotes it. */
+static void out_quoted(struct csv_out *o, const char *f, size_t len)
 {
 	size_t from = 0;
 
-	if (!csv_needs_quotes(f, len)) {
-		out_put(o, f, len);
-		return;
-	}
 	out_put(o, "\"", 1);
 	for (size_t b = 0; b < len; b++) {
 		if (f[b] != '"')
@@ -467,6 +463,15 @@ static void out_field(struct csv_out *o, const char *f, size_t len)
 	}
 	out_put(o, f + from, len - from);
 	out_put(o, "\"", 1);
+}
+
+/* One CSV field, quoted as csv_put quotes it. */
+static void out_field(struct csv_out *o, const char *f, size_t len)
+{
+	if (csv_needs_quotes(f, len))
+		out_quoted(o, f, len);
+	else
+		out_put(o, f, len);
 }
 
 static void out_header(struct csv_out *o, const struct mlfs_table *t)
@@ -493,10 +498,17 @@ static void out_rows(struct csv_out *o, const struct mlfs_table *t,
 
 			if (c)
 				out_put(o, ",", 1);
-			if (v)
-				out_field(o, v, strlen(v));
-			else if (col->num && isfinite(col->num[r]))
+			if (v) {
+				bool quote;
+				size_t len = csv_field_len(v, &quote);
+
+				if (quote)
+					out_quoted(o, v, len);
+				else
+					out_put(o, v, len);
+			} else if (col->num && isfinite(col->num[r])) {
 				out_put(o, num, num_g17(col->num[r], num));
+			}
 		}
 		out_put(o, "\n", 1);
 	}
@@ -730,11 +742,22 @@ static int stream_part(struct stream *s, size_t k,
 	return 0;
 }
 
+/*
+ * Bytes a write(2) takes at most.  On the VM of doc/performance.md
+ * ("Eleventh session") 1.1 GB written 8 MiB a call took 0.3 to 2.7 s,
+ * the time all in the kernel's copy into new page-cache folios; 1 MiB a
+ * call 0.26 to 1.8 s, 256 KiB 0.27 to 0.87 s, 64 KiB 0.31 to 0.43 s.
+ * Bigger writes get bigger folios, likely from the free blocks that the
+ * balloon's page reporting gave back to the host, every page of which
+ * then faults on the host when first written.
+ */
+#define WRITE_CHUNK (64 * 1024)
+
 /* All of buf to fd: 0 or -errno. */
 static int write_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
-		ssize_t n = write(fd, buf, len);
+		ssize_t n = write(fd, buf, len < WRITE_CHUNK ? len : WRITE_CHUNK);
 
 		if (n < 0 && errno == EINTR)
 			continue;

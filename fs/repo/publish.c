@@ -439,7 +439,8 @@ int repo_follow_publish(struct repo_follow *f, const char *name,
 				created, pb);
 	if (rc < 0)
 		unlink(f->tmp);
-	close(f->out);
+	/* unlinked when the content was there already: freeing it is slow */
+	host_close_later(f->out);
 	free(f);
 	return rc;
 }

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 from conftest import as_user
@@ -328,3 +329,33 @@ def test_a_big_output_is_taken_as_it_is_written(mlfs, tmp_path):
         read_json(ref / "v1/lineage")["hash"]
     assert read_json(d / "v2/schema") == read_json(ref / "v1/schema")
     same_stats(read_json(d / "v2/stats"), read_json(ref / "v1/stats"))
+
+    # The same spec again: the same bytes, so no new version; the copy
+    # is dropped (closed on a thread of its own) and the job's folder is
+    # moved aside and removed after the waiter is woken.
+    r = sh(f"cat > {d}/prepare",
+           input=json.dumps({"dataset": "wide@1", **spec}))
+    assert r.returncode == 0, r.stderr
+    assert wait_job(mlfs.mnt, "wide-prepare-2", timeout=300) == \
+        "succeeded\n"
+    assert os.readlink(d / "latest") == "v2"
+    assert not (d / "v3").exists()
+    jobs = mlfs.cache / "jobs"
+    for _ in range(100):
+        left = sorted(p.name for p in jobs.iterdir()) + \
+            sorted(p.name for p in (mlfs.store / ".tmp").iterdir())
+        if not left:
+            break
+        time.sleep(0.05)
+    assert left == []
+
+
+def test_job_folders_set_aside_are_removed_at_start(mlfs):
+    """A daemon that stopped between setting an ended job's folder aside
+    (jobs/.ended-<name>) and removing it: the next start removes it."""
+    aside = mlfs.cache / "jobs/.ended-x-prepare-1"
+    (aside / "out").mkdir(parents=True)
+    (aside / "out/data.csv").write_text("a,b\n1,2\n")
+    mlfs.restart()
+    assert not aside.exists()
+    assert (mlfs.cache / "jobs").is_dir()
