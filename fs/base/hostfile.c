@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <syslog.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -198,6 +200,24 @@ bool host_may_record(const struct host_user *u, const struct json_t *rec,
 			(gid_t)json_integer_value(json_object_get(r, "gid")),
 			(mode_t)json_integer_value(json_object_get(r, "mode")),
 			want);
+}
+
+int host_append_only(int fd, bool on)
+{
+	int flags;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+		return -errno;
+	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+	return ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0 ? -errno : 0;
+}
+
+int host_sole_opener(int fd)
+{
+	if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0)
+		return errno == EAGAIN || errno == EBUSY ? 0 : -errno;
+	fcntl(fd, F_SETLEASE, F_UNLCK);
+	return 1;
 }
 
 static void *close_main(void *arg)

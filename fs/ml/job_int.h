@@ -89,6 +89,12 @@ bool csv_needs_quotes(const char *f, size_t len);
 /* strlen(s), and in *quote csv_needs_quotes(s, strlen(s)): one pass. */
 size_t csv_field_len(const char *s, bool *quote);
 void csv_put(FILE *fp, const char *f, size_t len);
+/*
+ * The descriptor the daemon gave for the output data (argv[3]: write-
+ * only, append-only, its own copy, which it follows as it grows), or -1
+ * (write out/data.csv).
+ */
+extern int job_out_fd;
 /* A dataset's prepare steps (job_prep.c): the whole job; no return. */
 void prep_run(json_t *plan) __attribute__((noreturn));
 /* Batch scoring (job_batch.c): the whole job; does not return. */

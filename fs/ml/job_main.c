@@ -1189,6 +1189,8 @@ static void reference_write(const struct model *m, struct run *run,
 	free(pick);
 }
 
+int job_out_fd = -1;
+
 int main(int argc, char **argv)
 {
 	pid_t daemon_pid;
@@ -1211,10 +1213,12 @@ int main(int argc, char **argv)
 
 	/* The daemon names itself: it may be gone before main() runs,
 	 * and then getppid() here would not be it. */
-	daemon_pid = argc == 3 ? (pid_t)atol(argv[2]) : 0;
-	if (argc != 3 || daemon_pid <= 0 || chdir(argv[1]) < 0) {
-		fprintf(stderr,
-			"usage: mlfs-job JOBDIR DAEMON-PID (started by mlfs)\n");
+	daemon_pid = argc == 3 || argc == 4 ? (pid_t)atol(argv[2]) : 0;
+	job_out_fd = argc == 4 ? atoi(argv[3]) : -1;
+	if (daemon_pid <= 0 || (argc == 4 && job_out_fd < 4) ||
+	    chdir(argv[1]) < 0) {
+		fprintf(stderr, "usage: mlfs-job JOBDIR DAEMON-PID [OUT-FD] "
+				"(started by mlfs)\n");
 		return 2;
 	}
 	plan = plan_read();

@@ -847,11 +847,21 @@ static size_t stream_threads(size_t nparts)
 	return (size_t)n < nparts ? (size_t)n : nparts;
 }
 
-/* out/data.csv, made new and empty for the job's output. */
+/*
+ * Where the job's output goes: the daemon's own file (job_out_fd) the
+ * first time; else out/data.csv, made new and empty.  The daemon's file
+ * only ever grows, so a second start (the whole table after a part
+ * failed) leaves it and writes out/data.csv, which the daemon then takes.
+ */
 static int out_open(void)
 {
 	int fd;
 
+	if (job_out_fd >= 0) {
+		fd = job_out_fd;
+		job_out_fd = -1;
+		return fd;
+	}
 	if (mkdir(MODEL_OUT, 0755) < 0 && errno != EEXIST)
 		fail("cannot make %s: %s", MODEL_OUT, strerror(errno));
 	/*

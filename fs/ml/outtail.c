@@ -34,6 +34,7 @@ struct out_tail {
 	struct repo_follow *follow;
 	int in;                 /* the file, once it exists; -1 before */
 	struct stat first;      /* its identity when first opened */
+	bool direct;            /* the job writes the copy (out_tail_writer) */
 	bool broken;            /* no longer followed: copy it whole */
 	pthread_t tid;
 	pthread_mutex_t mu;
@@ -48,6 +49,11 @@ static void tail_step(struct out_tail *t)
 
 	if (t->broken)
 		return;
+	if (t->direct) {
+		if (repo_follow_grew(t->follow) < 0)
+			t->broken = true;
+		return;
+	}
 	if (t->in < 0) {
 		if (host_openat_nofollow(t->dir, t->file, O_RDONLY, &t->in) < 0) {
 			t->in = -1;
@@ -144,6 +150,40 @@ void out_tail_cancel(struct out_tail *t)
 	tail_free(t);
 }
 
+int out_tail_writer(struct out_tail *t)
+{
+	int fd = repo_follow_writer(t->follow);
+
+	if (fd >= 0)
+		t->direct = true;
+	return fd;
+}
+
+/* out_tail_publish of what the job wrote into the copy itself. */
+static int direct_publish(struct out_tail *t, const char *name,
+			  const struct repo_origin *origin, unsigned *ver,
+			  bool *created, struct problem *pb)
+{
+	int fd, rc;
+
+	/* it went back to out/data.csv (its whole table, after a part
+	 * failed): that file is the output */
+	if (host_openat_nofollow(t->dir, t->file, O_RDONLY, &fd) == 0) {
+		close(fd);
+		repo_follow_drop(t->follow);
+		return -EAGAIN;
+	}
+	rc = t->broken ? -EFBIG : repo_follow_seal(t->follow);
+	if (rc == -ENOLCK) /* no leases here: take what it holds now */
+		return repo_follow_publish_copy(t->follow, name, origin, ver,
+						created, pb);
+	if (rc < 0) {
+		repo_follow_drop(t->follow);
+		return rc;
+	}
+	return repo_follow_publish(t->follow, name, origin, ver, created, pb);
+}
+
 int out_tail_publish(struct out_tail *t, const char *name,
 		     const struct repo_origin *origin, unsigned *ver,
 		     bool *created, struct problem *pb)
@@ -155,6 +195,11 @@ int out_tail_publish(struct out_tail *t, const char *name,
 	*ver = 0;
 	*created = false;
 	tail_stop(t);
+	if (t->direct) {
+		rc = direct_publish(t, name, origin, ver, created, pb);
+		tail_free(t);
+		return rc;
+	}
 	tail_step(t); /* opens it if the job wrote it at its very end */
 	/* the file the job left is the one followed, whole */
 	rc = t->broken || t->in < 0 ? -EAGAIN : 0;

@@ -3,7 +3,9 @@
  * A job's output CSV followed while the job writes it: what the job
  * appends to out/data.csv is copied into the store's staging area as it
  * arrives, and scanned and hashed there (repo_follow), so that the
- * publish after the job has ended has only the last bytes to take.
+ * publish after the job has ended has only the last bytes to take.  Or
+ * the job appends to the staging file itself (out_tail_writer), and
+ * nothing is copied.
  */
 #ifndef MLFS_ML_OUTTAIL_H
 #define MLFS_ML_OUTTAIL_H
@@ -23,6 +25,15 @@ struct out_tail;
  */
 struct out_tail *out_tail_start(struct fs *fs, const char *dir,
 				const char *file);
+
+/*
+ * out_tail_writer: instead of copying dir/file, have the job write into
+ * the copy itself (repo_follow_writer): a descriptor for the job, the
+ * caller's, or -errno (then the file is copied as before).  The job
+ * may still write dir/file instead (a second start of its output); the
+ * publish then takes that file, whole.
+ */
+int out_tail_writer(struct out_tail *t);
 
 /*
  * out_tail_publish: the job has ended: copy what is left and publish it

@@ -202,13 +202,14 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	char path[PATH_MAX + 32], blob[128], threads[32], asan[1024];
 	char lang[128], home[PATH_MAX + 8], pwbuf[4096], san[2][1024];
 	struct passwd pw, *pwp = NULL;
-	char self[24];
-	char *argv[] = { r->jobbin, j->dir, self, NULL };
+	char self[24], outarg[24];
+	char *argv[] = { r->jobbin, j->dir, self, NULL, NULL };
 	char **env;
 	size_t nenv = 0;
 	uid_t uid = (uid_t)json_integer_value(json_object_get(plan, "uid"));
 	gid_t gid = (gid_t)json_integer_value(json_object_get(plan, "gid"));
-	int datafd, extra[SCHED_EXTRA_FDS], rc;
+	const char *kind = json_string_value(json_object_get(plan, "kind"));
+	int datafd, extra[SCHED_EXTRA_FDS + 1], rc;
 	size_t nextra = 0;
 
 	snprintf(self, sizeof(self), "%ld", (long)getpid());
@@ -250,6 +251,19 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 		close(datafd);
 		return rc;
 	}
+	/* its output copied as it is written; a prepare job's written
+	 * into the copy itself, on the descriptor after the others */
+	if (kind && (!strcmp(kind, "prepare") || !strcmp(kind, "batch")))
+		j->tail = out_tail_start(fs, j->dir, "out/data.csv");
+	if (j->tail && !strcmp(kind, "prepare")) {
+		int out = out_tail_writer(j->tail);
+
+		if (out >= 0) {
+			snprintf(outarg, sizeof(outarg), "%zu", 4 + nextra);
+			argv[3] = outarg;
+			extra[nextra++] = out;
+		}
+	}
 	/*
 	 * A clean environment: PATH, LANG, the writer's HOME and the BLAS
 	 * threads.  Nothing of the daemon's (its store credentials above
@@ -258,6 +272,10 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	env = calloc(16, sizeof(*env));
 	if (!env) {
 		close(datafd);
+		while (nextra)
+			close(extra[--nextra]);
+		out_tail_cancel(j->tail);
+		j->tail = NULL;
 		return -ENOMEM;
 	}
 	env[nenv++] = "PATH=/usr/local/bin:/usr/bin:/bin";
@@ -311,6 +329,10 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	close(datafd);
 	for (size_t i = 0; i < nextra; i++)
 		close(extra[i]);
+	if (rc) {
+		out_tail_cancel(j->tail);
+		j->tail = NULL;
+	}
 	return rc ? -rc : 0;
 }
 
@@ -847,18 +869,9 @@ static void *sched_main(void *arg)
 				job_fail_now(r, start, why);
 			} else {
 				char when[32];
-				const char *kind;
 				json_t *rec;
 
 				iso_now(when, sizeof(when));
-				kind = json_string_value(
-					json_object_get(start->plan, "kind"));
-				/* its output copied as it is written */
-				if (kind && (!strcmp(kind, "prepare") ||
-					     !strcmp(kind, "batch")))
-					start->tail = out_tail_start(
-						r->fs, start->dir,
-						"out/data.csv");
 				pthread_mutex_lock(&r->lock);
 				start->pid = pid;
 				start->deadline =

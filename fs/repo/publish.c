@@ -354,6 +354,8 @@ struct repo_follow {
 	char tmp[PATH_MAX];
 	int out;
 	uint64_t copied;        /* bytes */
+	uint64_t max;
+	bool direct;            /* written by another process: append-only */
 	struct stage_scan *scan;
 };
 
@@ -366,6 +368,7 @@ int repo_follow_start(struct fs *fs, uint64_t max, struct repo_follow **out)
 	if (!f)
 		return -ENOMEM;
 	f->fs = fs;
+	f->max = max;
 	rc = store_tmp_path(fs->store, f->tmp, sizeof(f->tmp));
 	f->out = rc < 0 ? -1
 			: open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
@@ -406,10 +409,79 @@ uint64_t repo_follow_copied(const struct repo_follow *f)
 	return f->copied;
 }
 
+int repo_follow_writer(struct repo_follow *f)
+{
+	int fd, rc;
+
+	rc = host_append_only(f->out, true);
+	if (rc < 0)
+		return rc;
+	fd = open(f->tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		host_append_only(f->out, false);
+		return rc;
+	}
+	f->direct = true;
+	return fd;
+}
+
+int repo_follow_grew(struct repo_follow *f)
+{
+	struct stat st;
+
+	if (fstat(f->out, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size > f->max)
+		return -EFBIG;
+	if ((uint64_t)st.st_size > f->copied) {
+		f->copied = (uint64_t)st.st_size;
+		if (f->scan)
+			stage_scan_grew(f->scan, f->copied);
+	}
+	return 0;
+}
+
+int repo_follow_seal(struct repo_follow *f)
+{
+	int rc = host_sole_opener(f->out);
+
+	if (rc <= 0)
+		return rc < 0 ? -ENOLCK : -EBUSY;
+	/* nothing else can write it now; and an append-only file cannot
+	 * be renamed into the store */
+	rc = host_append_only(f->out, false);
+	if (rc < 0)
+		return rc;
+	f->direct = false;
+	return repo_follow_grew(f);
+}
+
+int repo_follow_publish_copy(struct repo_follow *f, const char *name,
+			     const struct repo_origin *origin, unsigned *ver,
+			     bool *created, struct problem *pb)
+{
+	struct stat st;
+	int rc;
+
+	*ver = 0;
+	*created = false;
+	rc = fstat(f->out, &st) < 0 ? -errno
+	     : (uint64_t)st.st_size > f->max
+		     ? -EFBIG
+		     : ds_publish_copy(f->fs, name, f->out,
+				       (uint64_t)st.st_size, origin, ver,
+				       created, pb);
+	repo_follow_drop(f);
+	return rc;
+}
+
 void repo_follow_drop(struct repo_follow *f)
 {
 	if (!f)
 		return;
+	if (f->direct)
+		host_append_only(f->out, false); /* else it cannot go */
 	stage_scan_cancel(f->scan);
 	close(f->out);
 	unlink(f->tmp);
@@ -426,6 +498,10 @@ int repo_follow_publish(struct repo_follow *f, const char *name,
 
 	*ver = 0;
 	*created = false;
+	if (f->direct) { /* not sealed: another process may still write */
+		repo_follow_drop(f);
+		return -EBUSY;
+	}
 	if (f->scan) {
 		rc = stage_scan_end(f->scan, f->copied, &info, hash, pb);
 		f->scan = NULL;

@@ -220,6 +220,28 @@ struct repo_follow;
 int repo_follow_start(struct fs *fs, uint64_t max, struct repo_follow **out);
 int repo_follow_copy(struct repo_follow *f, int in, uint64_t upto);
 uint64_t repo_follow_copied(const struct repo_follow *f);
+/*
+ * Or no copy: repo_follow_writer gives a new write-only, O_APPEND
+ * descriptor of the staging file itself, for another process (a job, as
+ * its writer) to write into, the file made append-only first
+ * (host_append_only: -ENOTTY or -EOPNOTSUPP where the file system has no
+ * such attribute; then copy).  repo_follow_grew takes what it has
+ * written so far (-EFBIG past max).  When that process has ended,
+ * repo_follow_seal checks that no descriptor of the file is left open
+ * anywhere but the daemon's (-EBUSY otherwise: a descriptor kept or
+ * passed on could still append; -ENOLCK where the file system cannot
+ * tell) and takes its last bytes; then repo_follow_publish as after
+ * copies.  The bytes scanned are the bytes published: append-only,
+ * nobody could change one once written.  repo_follow_publish_copy
+ * instead publishes a private copy of what the file holds (as
+ * ds_publish_copy) and drops f: what is left when it cannot be sealed.
+ */
+int repo_follow_writer(struct repo_follow *f);
+int repo_follow_grew(struct repo_follow *f);
+int repo_follow_seal(struct repo_follow *f);
+int repo_follow_publish_copy(struct repo_follow *f, const char *name,
+			     const struct repo_origin *origin, unsigned *ver,
+			     bool *created, struct problem *pb);
 int repo_follow_publish(struct repo_follow *f, const char *name,
 			const struct repo_origin *origin, unsigned *ver,
 			bool *created, struct problem *pb);

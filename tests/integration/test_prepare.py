@@ -220,6 +220,8 @@ def test_hash_without_a_key_fails_the_job(mlfs):
     assert r.returncode == 0, r.stderr
     status = wait_job(mlfs.mnt, "people-prepare-1")
     assert status.startswith("failed") and "anon_key" in status
+    # the copy the job was given to write into (append-only) is gone
+    assert list((mlfs.store / ".tmp").iterdir()) == []
 
 
 def test_augment_appends_noisy_copies(mlfs):

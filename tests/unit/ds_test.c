@@ -5,9 +5,12 @@
  * removal, rebuild from the store, and a store that fails call N.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "repo.h"
 #include "failalloc.h"
@@ -91,6 +94,78 @@ static int count_key(void *arg, const char *key, const struct store_stat *st)
 	if (strstr(key, "/v") && strstr(key, ".json"))
 		(*(int *)arg)++;
 	return 0;
+}
+
+/*
+ * A follow that another process writes into (repo_follow_writer): only
+ * appends reach the file, a writer left open stops the publish, and the
+ * version is the bytes written.
+ */
+static void test_follow_direct(struct fs *fs, const struct fs_ctx *ctx)
+{
+	static const char head[] = "a,b\n1,2\n", more[] = "3,4\n";
+	struct repo_origin o = { "prepare", NULL, NULL, 0, 0, 0 };
+	struct problem pb = { 0 };
+	struct repo_follow *f;
+	struct iovec iov = { (void *)"9", 1 };
+	char *buf = NULL;
+	size_t len = 0;
+	unsigned ver = 0;
+	bool created = false;
+	json_t *man = NULL;
+	int w;
+
+	if (repo_create(fs, &repo_datasets, "direct", 0755, ctx, &pb) < 0 ||
+	    repo_follow_start(fs, 1 << 20, &f) < 0) {
+		ok(false, "direct: a dataset and a follow");
+		return;
+	}
+	w = repo_follow_writer(f);
+	if (w == -ENOTTY || w == -EOPNOTSUPP) {
+		skip("direct: no append-only attribute where the store's "
+		     "staging files are");
+		repo_follow_drop(f);
+		return;
+	}
+	ok(w >= 0, "direct: a writer for another process");
+	is_int((int)write(w, head, strlen(head)), (int)strlen(head),
+	       "direct: it appends");
+	is_int((int)pwritev2(w, &iov, 1, 0, RWF_NOAPPEND), -1,
+	       "direct: it cannot write at the start");
+	is_int(errno, EPERM, "direct: EPERM");
+	ok(fcntl(w, F_SETFL, 0) < 0 && errno == EPERM,
+	   "direct: it cannot clear O_APPEND");
+	ok(ftruncate(w, 0) < 0 && errno == EPERM, "direct: nor truncate");
+	is_int(repo_follow_grew(f), 0, "direct: grew");
+	is_int((int)repo_follow_copied(f), (int)strlen(head),
+	       "direct: what it wrote is taken");
+	is_int(repo_follow_seal(f), -EBUSY,
+	       "direct: a writer still open stops the seal");
+	is_int((int)write(w, more, strlen(more)), (int)strlen(more),
+	       "direct: appends more");
+	close(w);
+	is_int(repo_follow_seal(f), 0, "direct: sealed once it is closed");
+	is_int(repo_follow_publish(f, "direct", &o, &ver, &created, &pb), 0,
+	       "direct: published");
+	ok(created && ver == 1, "direct: as v1");
+	if (repo_version(fs, &repo_datasets, "direct", 1, &man) == 0)
+		store_get(fs->store,
+			  json_string_value(json_object_get(man, "blob")),
+			  1 << 20, &buf, &len);
+	ok(buf && len == strlen(head) + strlen(more) &&
+		   memcmp(buf, "a,b\n1,2\n3,4\n", len) == 0,
+	   "direct: the version is the bytes appended");
+	free(buf);
+	json_decref(man);
+
+	/* dropped with its writer still open: the file goes all the same */
+	if (repo_follow_start(fs, 1 << 20, &f) == 0) {
+		w = repo_follow_writer(f);
+		ok(w >= 0, "direct: a second writer");
+		repo_follow_drop(f);
+		if (w >= 0)
+			close(w);
+	}
 }
 
 int main(void)
@@ -209,6 +284,8 @@ int main(void)
 	is_int(repo_remove_version(&fs, &repo_datasets, "iris", 1, NULL), 0, "remove v1");
 	is_int(nversions(&fs, "iris"), 1, "one left");
 	is_int(catalog_differences(&fs), 0, "catalog table is the store's bytes");
+
+	test_follow_direct(&fs, &ctx);
 
 	/* a fresh index rebuilt from the store sees the same */
 	{
