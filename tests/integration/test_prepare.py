@@ -361,3 +361,26 @@ def test_job_folders_set_aside_are_removed_at_start(mlfs):
     mlfs.restart()
     assert not aside.exists()
     assert (mlfs.cache / "jobs").is_dir()
+
+
+def test_an_output_past_max_file_fails_the_job(mlfs_factory):
+    """A job whose output grows past -o max_file: the daemon stops taking
+    it (never mapping past what it reserved), the job fails with EFBIG,
+    no version is made, and the copy is gone."""
+    m = mlfs_factory(opts=["max_file=20M"])
+    rnd = random.Random(4)
+    rows = ["x,y,label"] + [f"{rnd.uniform(0, 1):.6f},{rnd.uniform(0, 1):.6f},"
+                            f"{rnd.choice('ab')}" for _ in range(400000)]
+    d = m.mnt / "datasets/big"
+    d.mkdir()
+    (d / "data.csv").write_text("\n".join(rows) + "\n")
+    assert (d / "v1/data.csv").stat().st_size > 7 << 20
+    r = sh(f"cat > {d}/prepare", input=json.dumps(
+        {"steps": [{"augment": {"method": "noise", "sigma": 0.1,
+                                "copies": 3}}]}))
+    assert r.returncode == 0, r.stderr
+    status = wait_job(m.mnt, "big-prepare-1", timeout=300)
+    assert status.startswith("failed") and "too large" in status, status
+    assert not (d / "v2").exists()
+    assert list((m.store / ".tmp").iterdir()) == []
+    assert (d / "v1/data.csv").read_text().count("\n") == len(rows)
