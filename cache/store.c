@@ -145,13 +145,27 @@ ssize_t store_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return (ssize_t)got;
 }
 
+/*
+ * Bytes a write(2) takes at most.  On the VM of doc/performance.md
+ * ("Eleventh session") 1.1 GB written into new page cache 8 MiB a call
+ * took 0.3 to 2.7 s, 1 MiB a call 0.26 to 1.8 s, 64 KiB a call 0.31 to
+ * 0.43 s, the time all in the kernel's copy into the new folios: bigger
+ * writes get bigger folios, likely from the free blocks the balloon's
+ * page reporting gave back to the host, every page of which then faults
+ * on the host when first written.
+ */
+#define WRITE_PIECE ((size_t)64 << 10)
+
 int store_write_full(int fd, const void *buf, size_t len, int64_t off)
 {
 	const char *p = buf;
 	ssize_t n;
 
 	while (len > 0) {
-		n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+		size_t piece = len < WRITE_PIECE ? len : WRITE_PIECE;
+
+		n = off < 0 ? write(fd, p, piece)
+			    : pwrite(fd, p, piece, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

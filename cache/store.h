@@ -115,6 +115,15 @@ int store_tmp_path(struct store *s, char *out, size_t outlen);
 /* store_close(NULL) does nothing. */
 void store_close(struct store *s);
 
+/*
+ * store_write_full: write all len bytes to fd, at off (off < 0: at the
+ * file position), retrying short writes and EINTR, 64 KiB a call (big
+ * writes into new page cache were slow, store.c).  0 or -errno (-EIO for
+ * a write that makes no progress).  For the layers above too: a job's
+ * output, a dataset's staging file, a fetched range.
+ */
+int store_write_full(int fd, const void *buf, size_t len, int64_t off);
+
 /* True if key is a valid store key (see the top of this file). */
 bool store_key_is_valid(const char *key);
 

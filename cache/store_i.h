@@ -31,13 +31,6 @@ bool store_prefix_is_valid(const char *prefix);
 ssize_t store_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /*
- * store_write_full: write all len bytes to fd, at off (off < 0: at the
- * file position), retrying short writes and EINTR.  0 or -errno (-EIO for
- * a write that makes no progress).
- */
-int store_write_full(int fd, const void *buf, size_t len, int64_t off);
-
-/*
  * store_open_source: open the file a put_file() takes, read-only; it must
  * be a regular file (-EINVAL otherwise).  The descriptor, with *st, or
  * -errno.

@@ -34,6 +34,7 @@
 #include "mlfs_plugin.h"
 #include "plugin.h"
 #include "spec.h"
+#include "store.h"
 
 /* Bytes of CSV a part: a few MB, many parts for the threads to share. */
 #define PREP_PART ((size_t)4 << 20)
@@ -742,33 +743,6 @@ static int stream_part(struct stream *s, size_t k,
 	return 0;
 }
 
-/*
- * Bytes a write(2) takes at most.  On the VM of doc/performance.md
- * ("Eleventh session") 1.1 GB written 8 MiB a call took 0.3 to 2.7 s,
- * the time all in the kernel's copy into new page-cache folios; 1 MiB a
- * call 0.26 to 1.8 s, 256 KiB 0.27 to 0.87 s, 64 KiB 0.31 to 0.43 s.
- * Bigger writes get bigger folios, likely from the free blocks that the
- * balloon's page reporting gave back to the host, every page of which
- * then faults on the host when first written.
- */
-#define WRITE_CHUNK (64 * 1024)
-
-/* All of buf to fd: 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len < WRITE_CHUNK ? len : WRITE_CHUNK);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Part k's text o, written when the parts before it are. */
 static int stream_write(struct stream *s, size_t k, const struct csv_out *o,
 			int rc)
@@ -783,7 +757,7 @@ static int stream_write(struct stream *s, size_t k, const struct csv_out *o,
 	pthread_mutex_unlock(&s->lock);
 	t0 = now_mono();
 	if (rc == 0)
-		rc = write_all(s->fd, o->buf, o->n);
+		rc = store_write_full(s->fd, o->buf, o->n, -1);
 	pthread_mutex_lock(&s->lock);
 	s->write_s += now_mono() - t0;
 	if (rc < 0 && !s->failed)
@@ -1033,7 +1007,7 @@ static void table_write(const struct mlfs_table *t, size_t threads,
 	pthread_cond_init(&s.turn_cv, NULL);
 	s.fd = out_open();
 	out_header(&o, t);
-	if (write_all(s.fd, o.buf, o.n) < 0)
+	if (store_write_full(s.fd, o.buf, o.n, -1) < 0)
 		fail("writing out/data.csv: %s", strerror(errno));
 	free(o.buf);
 	if (threads > s.nparts)

@@ -722,8 +722,7 @@ static int fetch_one(struct fetch *f, char *buf, size_t i)
 	}
 	if (f->map)
 		return 0;
-	n = pwrite(f->out, buf, len, (off_t)off);
-	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	return store_write_full(f->out, buf, len, (int64_t)off);
 }
 
 static void *fetch_main(void *arg)

@@ -563,9 +563,10 @@ static ssize_t data_write(struct fs_file *f, const char *buf, size_t size,
 	appends = (uint64_t)off == h->staged_size;
 	if (!appends)
 		scan_drop(h);
-	n = pwrite(h->fd, buf, size, off);
+	n = store_write_full(h->fd, buf, size, off);
+	if (n == 0)
+		n = (ssize_t)size;
 	if (n < 0) {
-		n = -errno;
 		h->failed = (int)n;
 		f->gen++; /* close reports it */
 	} else {
