@@ -3014,7 +3014,7 @@ static void bc_empty_dir(int dirfd)
 	}
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd, de->d_name, 0);
+			store_unlinkat(dirfd, de->d_name); /* append-only too */
 	}
 	closedir(d);
 }

@@ -8,8 +8,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +180,33 @@ int store_write_full(int fd, const void *buf, size_t len, int64_t off)
 			off += n;
 	}
 	return 0;
+}
+
+int store_append_only(int fd, bool on)
+{
+	int flags;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+		return -errno;
+	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+	return ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0 ? -errno : 0;
+}
+
+int store_unlinkat(int dirfd, const char *name)
+{
+	int fd;
+
+	if (unlinkat(dirfd, name, 0) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -errno;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+				   O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	store_append_only(fd, false);
+	close(fd);
+	return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
 }
 
 int store_open_source(const char *path, struct stat *st)

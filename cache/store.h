@@ -124,6 +124,23 @@ void store_close(struct store *s);
  */
 int store_write_full(int fd, const void *buf, size_t len, int64_t off);
 
+/*
+ * store_append_only: set (on) or clear the inode's append-only attribute
+ * (FS_APPEND_FL; CAP_LINUX_IMMUTABLE).  While it is set, no descriptor of
+ * any process can change a byte already written: writes append, and
+ * O_APPEND cannot be cleared, nor the file truncated, mapped shared, or
+ * written with RWF_NOAPPEND; nor can it be renamed or unlinked.  0, or
+ * -errno (-ENOTTY, -EOPNOTSUPP: the file system has no such attribute).
+ */
+int store_append_only(int fd, bool on);
+
+/*
+ * store_unlinkat: unlinkat(dirfd, name, 0), and for a file left
+ * append-only (by a daemon that stopped while a job wrote it) the
+ * attribute cleared first.  0 or -errno.
+ */
+int store_unlinkat(int dirfd, const char *name);
+
 /* True if key is a valid store key (see the top of this file). */
 bool store_key_is_valid(const char *key);
 

@@ -285,7 +285,7 @@ static void clean_tmp(const char *store_dir)
 	dfd = dirfd(d);
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
-			unlinkat(dfd, de->d_name, 0);
+			store_unlinkat(dfd, de->d_name); /* append-only too */
 	closedir(d);
 }
 

@@ -20,8 +20,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <syslog.h>
-#include <sys/ioctl.h>
-#include <linux/fs.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -200,16 +198,6 @@ bool host_may_record(const struct host_user *u, const struct json_t *rec,
 			(gid_t)json_integer_value(json_object_get(r, "gid")),
 			(mode_t)json_integer_value(json_object_get(r, "mode")),
 			want);
-}
-
-int host_append_only(int fd, bool on)
-{
-	int flags;
-
-	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
-		return -errno;
-	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
-	return ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0 ? -errno : 0;
 }
 
 int host_sole_opener(int fd)

@@ -75,16 +75,6 @@ int host_copy_range(int from, int to, uint64_t off, uint64_t len,
 void host_close_later(int fd);
 
 /*
- * host_append_only: set (on) or clear the inode's append-only attribute
- * (FS_APPEND_FL; the daemon's CAP_LINUX_IMMUTABLE).  While it is set, no
- * descriptor of any process can change a byte already written: writes
- * append, and O_APPEND cannot be cleared, nor the file truncated, mapped
- * shared for writing, or written with RWF_NOAPPEND.  0, or -errno
- * (-ENOTTY, -EOPNOTSUPP: the file system has no such attribute).
- */
-int host_append_only(int fd, bool on);
-
-/*
  * host_sole_opener: whether fd (open for writing) is the only open file
  * of its inode in the whole system, so that nothing can write it but
  * through fd: a write lease is granted only then (F_SETLEASE; it is let

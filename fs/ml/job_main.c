@@ -1191,6 +1191,24 @@ static void reference_write(const struct model *m, struct run *run,
 
 int job_out_fd = -1;
 
+/*
+ * Before the writer's identity, while the hard limit can still be set:
+ * no file the job writes grows past the daemon's max_file (a write past
+ * it fails with EFBIG, SIGXFSZ ignored), not even the daemon's own copy
+ * it appends to (job_out_fd), which no other process inherits.
+ */
+static void files_bound(json_t *plan)
+{
+	json_int_t max = json_integer_value(json_object_get(plan, "max_file"));
+	struct rlimit lim = { (rlim_t)max, (rlim_t)max };
+
+	if (job_out_fd >= 0)
+		fcntl(job_out_fd, F_SETFD, FD_CLOEXEC);
+	signal(SIGXFSZ, SIG_IGN);
+	if (max > 0 && setrlimit(RLIMIT_FSIZE, &lim) < 0)
+		fail("cannot bound the job's files: %s", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	pid_t daemon_pid;
@@ -1228,6 +1246,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
+	files_bound(plan);
 	identity_switch(plan, daemon_pid);
 	if (json_string_value(json_object_get(plan, "kind")) &&
 	    strcmp(json_string_value(json_object_get(plan, "kind")), "sync") ==

@@ -166,6 +166,10 @@ static int direct_publish(struct out_tail *t, const char *name,
 {
 	int fd, rc;
 
+	if (t->broken) { /* past max_file: whatever else it wrote */
+		repo_follow_drop(t->follow);
+		return -EFBIG;
+	}
 	/* it went back to out/data.csv (its whole table, after a part
 	 * failed): that file is the output */
 	if (host_openat_nofollow(t->dir, t->file, O_RDONLY, &fd) == 0) {
@@ -173,7 +177,7 @@ static int direct_publish(struct out_tail *t, const char *name,
 		repo_follow_drop(t->follow);
 		return -EAGAIN;
 	}
-	rc = t->broken ? -EFBIG : repo_follow_seal(t->follow);
+	rc = repo_follow_seal(t->follow);
 	if (rc == -ENOLCK) /* no leases here: take what it holds now */
 		return repo_follow_publish_copy(t->follow, name, origin, ver,
 						created, pb);

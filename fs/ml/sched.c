@@ -219,6 +219,9 @@ static int job_spawn(struct runner *r, struct job *j, json_t *plan,
 	if (mkdir(j->dir, 0755) < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/job.json", j->dir);
+	/* what the job may write, a file at most (RLIMIT_FSIZE) */
+	json_object_set_new(plan, "max_file",
+			    json_integer((json_int_t)fs->opts.max_file));
 	if (json_dump_file(plan, path, JSON_INDENT(2)) < 0)
 		return -EIO;
 	/* the job runs as the writer of the spec and writes here */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,17 +411,35 @@ uint64_t repo_follow_copied(const struct repo_follow *f)
 	return f->copied;
 }
 
+/*
+ * Whether an O_APPEND write lands only at the end even when another one
+ * is still in flight: ext4 takes the inode lock for every direct write
+ * that extends the file and waits for it to finish; tmpfs has no direct
+ * writes.  XFS runs aligned direct appends under a shared lock and moves
+ * the size only when each ends, so two could take the same place and
+ * the second change bytes already scanned: not there, nor elsewhere.
+ */
+static bool appends_in_order(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 &&
+	       (sf.f_type == EXT4_SUPER_MAGIC || sf.f_type == TMPFS_MAGIC);
+}
+
 int repo_follow_writer(struct repo_follow *f)
 {
 	int fd, rc;
 
-	rc = host_append_only(f->out, true);
+	if (!appends_in_order(f->out))
+		return -EOPNOTSUPP;
+	rc = store_append_only(f->out, true);
 	if (rc < 0)
 		return rc;
 	fd = open(f->tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		host_append_only(f->out, false);
+		store_append_only(f->out, false);
 		return rc;
 	}
 	f->direct = true;
@@ -450,7 +470,7 @@ int repo_follow_seal(struct repo_follow *f)
 		return rc < 0 ? -ENOLCK : -EBUSY;
 	/* nothing else can write it now; and an append-only file cannot
 	 * be renamed into the store */
-	rc = host_append_only(f->out, false);
+	rc = store_append_only(f->out, false);
 	if (rc < 0)
 		return rc;
 	f->direct = false;
@@ -480,9 +500,15 @@ void repo_follow_drop(struct repo_follow *f)
 {
 	if (!f)
 		return;
-	if (f->direct)
-		host_append_only(f->out, false); /* else it cannot go */
+	/*
+	 * The scan unmaps first: once the attribute is gone, a writer still
+	 * holding the file (a descriptor passed on) could truncate it under
+	 * the mapping (SIGBUS).  Cleared, else it cannot be unlinked.
+	 */
 	stage_scan_cancel(f->scan);
+	f->scan = NULL;
+	if (f->direct)
+		store_append_only(f->out, false);
 	close(f->out);
 	unlink(f->tmp);
 	free(f);
@@ -530,6 +556,8 @@ int ds_publish_copy(struct fs *fs, const char *name, int in, uint64_t size,
 
 	*ver = 0;
 	*created = false;
+	if (size > fs->opts.max_file)
+		return -EFBIG;
 	rc = repo_follow_start(fs, size, &f);
 	if (rc < 0)
 		return rc;

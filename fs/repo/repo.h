@@ -224,8 +224,9 @@ uint64_t repo_follow_copied(const struct repo_follow *f);
  * Or no copy: repo_follow_writer gives a new write-only, O_APPEND
  * descriptor of the staging file itself, for another process (a job, as
  * its writer) to write into, the file made append-only first
- * (host_append_only: -ENOTTY or -EOPNOTSUPP where the file system has no
- * such attribute; then copy).  repo_follow_grew takes what it has
+ * (store_append_only).  -EOPNOTSUPP or -ENOTTY on a file system other
+ * than ext4 and tmpfs, where concurrent direct appends may share a place,
+ * or without the attribute: then copy.  repo_follow_grew takes what it has
  * written so far (-EFBIG past max).  When that process has ended,
  * repo_follow_seal checks that no descriptor of the file is left open
  * anywhere but the daemon's (-EBUSY otherwise: a descriptor kept or

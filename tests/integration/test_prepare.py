@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -358,9 +359,15 @@ def test_job_folders_set_aside_are_removed_at_start(mlfs):
     aside = mlfs.cache / "jobs/.ended-x-prepare-1"
     (aside / "out").mkdir(parents=True)
     (aside / "out/data.csv").write_text("a,b\n1,2\n")
+    # and a job's copy left append-only (chattr +a) in the store's .tmp
+    left = mlfs.store / ".tmp/1-2-left"
+    left.write_text("a,b\n")
+    attr = subprocess.run(["chattr", "+a", str(left)], capture_output=True)
     mlfs.restart()
     assert not aside.exists()
     assert (mlfs.cache / "jobs").is_dir()
+    if attr.returncode == 0:    # a file system with the attribute
+        assert not left.exists()
 
 
 def test_an_output_past_max_file_fails_the_job(mlfs_factory):

@@ -158,13 +158,52 @@ static void test_follow_direct(struct fs *fs, const struct fs_ctx *ctx)
 	free(buf);
 	json_decref(man);
 
-	/* dropped with its writer still open: the file goes all the same */
-	if (repo_follow_start(fs, 1 << 20, &f) == 0) {
+	/*
+	 * Dropped with its writer still open and followed by a scan (past
+	 * 16 MiB): the scan stops before the attribute goes, so that the
+	 * writer's truncation then cannot pull pages from under it.
+	 */
+	if (repo_follow_start(fs, 64 << 20, &f) == 0) {
+		static char row[1 << 16];
+		bool all = true;
+
 		w = repo_follow_writer(f);
 		ok(w >= 0, "direct: a second writer");
+		memset(row, 'x', sizeof(row));
+		for (size_t i = 0; i < sizeof(row); i += 64)
+			row[i + 63] = '\n';
+		for (int i = 0; w >= 0 && i < 320; i++)
+			all &= write(w, row, sizeof(row)) == (ssize_t)sizeof(row);
+		ok(all && repo_follow_grew(f) == 0, "direct: 20 MiB followed");
 		repo_follow_drop(f);
+		ok(w >= 0 && ftruncate(w, 0) == 0,
+		   "direct: once dropped, the writer may truncate it");
 		if (w >= 0)
 			close(w);
+	}
+
+	/* a copy left append-only by a daemon that stopped goes too */
+	{
+		char tmp[4096];
+		const char *slash;
+		int fd, dfd = -1;
+
+		if (store_tmp_path(fs->store, tmp, sizeof(tmp)) == 0 &&
+		    (fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600)) >= 0) {
+			is_int(store_append_only(fd, true), 0,
+			       "direct: a file made append-only");
+			close(fd);
+			slash = strrchr(tmp, '/');
+			*(char *)slash = '\0';
+			dfd = open(tmp, O_RDONLY | O_DIRECTORY);
+			ok(unlinkat(dfd, slash + 1, 0) < 0 && errno == EPERM,
+			   "direct: which unlinkat alone cannot remove");
+			is_int(store_unlinkat(dfd, slash + 1), 0,
+			       "direct: store_unlinkat removes it");
+			ok(faccessat(dfd, slash + 1, F_OK, 0) < 0,
+			   "direct: gone");
+			close(dfd);
+		}
 	}
 }
 
