@@ -45,6 +45,8 @@ struct job {
 	uint64_t started;       /* start order (runner->starts); 0: never */
 	struct out_tail *tail;  /* its output followed (outtail.h), or NULL;
 				   the scheduler thread's */
+	pthread_t watcher;      /* wakes the scheduler when it exits */
+	bool watched;           /* watcher runs; the scheduler thread's */
 };
 
 struct runner {

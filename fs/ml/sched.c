@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -547,6 +549,52 @@ static void asides_remove(struct fs *fs)
 	closedir(d);
 }
 
+/*
+ * The end of a job's process, watched through a pidfd by a thread of its
+ * own, wakes the scheduler at once: it reaps every SCHED_TICK_MS else,
+ * up to 50 ms added to every job's wait.  The pidfd names that process,
+ * whatever pid is reused after the reaping.
+ */
+struct watch {
+	struct runner *r;
+	int pidfd;
+};
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	struct pollfd p = { w->pidfd, POLLIN, 0 };
+
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&w->r->lock);
+	pthread_cond_broadcast(&w->r->cond);
+	pthread_mutex_unlock(&w->r->lock);
+	close(w->pidfd);
+	free(w);
+	return NULL;
+}
+
+/* Watch j's process (j->pid), if the kernel has pidfds: best effort. */
+static void watch_start(struct runner *r, struct job *j)
+{
+	struct watch *w = malloc(sizeof(*w));
+	int pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+
+	if (!w || pidfd < 0) {
+		free(w);
+		if (pidfd >= 0)
+			close(pidfd);
+		return;
+	}
+	*w = (struct watch){ r, pidfd };
+	j->watched = pthread_create(&j->watcher, NULL, watch_main, w) == 0;
+	if (!j->watched) {
+		close(pidfd);
+		free(w);
+	}
+}
+
 static void job_finish(struct runner *r, struct job *j, int wstatus,
 		       bool timed_out)
 {
@@ -560,6 +608,9 @@ static void job_finish(struct runner *r, struct job *j, int wstatus,
 	const char *kind;
 	bool ok;
 
+	if (j->watched) /* reaped: its watcher has seen the end */
+		pthread_join(j->watcher, NULL);
+	j->watched = false;
 	pthread_mutex_lock(&r->lock);
 	rec = json_deep_copy(j->rec);
 	plan = json_incref(j->plan);
@@ -877,6 +928,7 @@ static void *sched_main(void *arg)
 				iso_now(when, sizeof(when));
 				pthread_mutex_lock(&r->lock);
 				start->pid = pid;
+				watch_start(r, start);
 				start->deadline =
 					timeout > 0 ? now_mono() + timeout : 0;
 				json_object_set_new(start->rec, "status",
