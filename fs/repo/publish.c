@@ -474,7 +474,16 @@ int repo_follow_seal(struct repo_follow *f)
 	if (rc < 0)
 		return rc;
 	f->direct = false;
-	return repo_follow_grew(f);
+	rc = repo_follow_grew(f);
+	/*
+	 * Blocks the writer reserved past the end (fallocate with
+	 * FALLOC_FL_KEEP_SIZE, which append-only allows) would stay with
+	 * the blob: a truncation to the same size frees them (ext4 calls
+	 * its truncate even then, for preallocated blocks).
+	 */
+	if (rc == 0 && ftruncate(f->out, (off_t)f->copied) < 0)
+		rc = -errno;
+	return rc;
 }
 
 int repo_follow_publish_copy(struct repo_follow *f, const char *name,

@@ -4,11 +4,13 @@
  * versions, identical content, bad CSV, schema overrides, aliases,
  * removal, rebuild from the store, and a store that fails call N.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -96,6 +98,30 @@ static int count_key(void *arg, const char *key, const struct store_stat *st)
 	return 0;
 }
 
+/* Bytes allocated to the files in the store's staging folder. */
+static long long tmp_blocks(struct fs *fs)
+{
+	char tmp[4096], *slash;
+	long long bytes = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (store_tmp_path(fs->store, tmp, sizeof(tmp)) < 0 ||
+	    !(slash = strrchr(tmp, '/')))
+		return -1;
+	*slash = '\0';
+	d = opendir(tmp);
+	while (d && (de = readdir(d)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
+		    S_ISREG(st.st_mode))
+			bytes += (long long)st.st_blocks * 512;
+	if (d)
+		closedir(d);
+	return bytes;
+}
+
 /*
  * A follow that another process writes into (repo_follow_writer): only
  * appends reach the file, a writer left open stops the publish, and the
@@ -143,8 +169,12 @@ static void test_follow_direct(struct fs *fs, const struct fs_ctx *ctx)
 	       "direct: a writer still open stops the seal");
 	is_int((int)write(w, more, strlen(more)), (int)strlen(more),
 	       "direct: appends more");
+	is_int(fallocate(w, FALLOC_FL_KEEP_SIZE, 0, 8 << 20), 0,
+	       "direct: it may reserve blocks past the end");
 	close(w);
 	is_int(repo_follow_seal(f), 0, "direct: sealed once it is closed");
+	ok(tmp_blocks(fs) < (1 << 20),
+	   "direct: the seal frees what it reserved");
 	is_int(repo_follow_publish(f, "direct", &o, &ver, &created, &pb), 0,
 	       "direct: published");
 	ok(created && ver == 1, "direct: as v1");
