@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +21,24 @@
 #include "fs.h"
 #include "meta.h"
 #include "store.h"
+#include "strbuf.h"
 
 #define CATALOG_MD5_HEX 32
 
+/* An entry, pointing into the catalog's text (or format 1's JSON). */
+struct cat_ent {
+	const char *key; /* NUL-terminated */
+	const char *body; /* NUL-terminated too, len bytes */
+	size_t len;
+	bool used;       /* taken by catalog_find: what is left is stale */
+};
+
 struct catalog {
-	json_t *root;
-	json_t *objects; /* borrowed from root; entries leave as they are used */
+	char *buf;       /* format 2: the object, separators made NULs */
+	json_t *root;    /* format 1: the parsed object */
+	struct cat_ent *ents; /* sorted by key, unique */
+	size_t n;
+	size_t unused;
 };
 
 /* The lower-case hex MD5 of buf into out (CATALOG_MD5_HEX + 1 bytes). */
@@ -61,64 +74,46 @@ void catalog_changed(struct fs *fs)
 	atomic_fetch_add(&fs->cat_gen, 1);
 }
 
+/* One entry of the text: "<keylen> <bodylen>\n<key>\n<body>\n". */
 static int catalog_add(void *arg, const char *key, const char *val,
 		       size_t len)
 {
-	json_t *objs = arg;
-	char md5[CATALOG_MD5_HEX + 1];
-	json_t *body;
-	int rc;
+	struct strbuf *sb = arg;
+	size_t klen = strlen(key);
 
-	rc = md5_hex(val, len, md5);
-	if (rc < 0)
-		return rc;
-	/*
-	 * jansson strings are UTF-8 without NULs.  Our manifests always are;
-	 * anything else is left out, and readers GET it.
-	 */
-	body = json_stringn(val, len);
-	if (!body)
-		return 0;
-	if (json_object_set_new(objs, key,
-				json_pack("{s:s, s:o}", "md5", md5, "body",
-					  body)) < 0)
-		return -ENOMEM;
-	return 0;
+	sb_printf(sb, "%zu %zu\n", klen, len);
+	sb_append(sb, key, klen);
+	sb_append(sb, "\n", 1);
+	sb_append(sb, val, len);
+	return sb_append(sb, "\n", 1);
 }
 
-/* The catalog's text, from META_CAT as it is now. */
+/* The catalog's text, from META_CAT as it is now (in key order). */
 static int catalog_text(struct fs *fs, char **out, size_t *len)
 {
+	struct strbuf sb = { .max = CATALOG_MAX };
 	struct meta_txn *t;
-	json_t *root, *objs;
 	int rc;
 
 	*out = NULL;
-	root = json_pack("{s:i, s:{}}", "format", CATALOG_FORMAT, "objects");
-	if (!root)
-		return -ENOMEM;
-	objs = json_object_get(root, "objects");
+	sb_printf(&sb, "{\"format\":%d}\n", CATALOG_FORMAT);
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		goto out_free;
-	rc = meta_scan(t, META_CAT, "", NULL, catalog_add, objs);
+	rc = meta_scan(t, META_CAT, "", NULL, catalog_add, &sb);
 	meta_txn_abort(t);
-	if (rc < 0)
-		goto out_free;
-	/* Compact: bodies are most of it, and they keep their own layout. */
-	*out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!*out) {
-		rc = -ENOMEM;
+	if (rc == 0)
+		rc = sb.err;
+	if (rc < 0) {
+		if (rc == -E2BIG)
+			rc = -EFBIG;
 		goto out_free;
 	}
-	*len = strlen(*out);
-	if (*len > CATALOG_MAX) {
-		free(*out);
-		*out = NULL;
-		rc = -EFBIG;
-	}
+	*out = sb.buf;
+	*len = sb.len;
+	return 0;
 out_free:
-	json_decref(root);
+	sb_free(&sb);
 	return rc;
 }
 
@@ -153,13 +148,132 @@ out_unlock:
 	return rc;
 }
 
+static int ent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cat_ent *)a)->key,
+		      ((const struct cat_ent *)b)->key);
+}
+
+static int ents_grow(struct catalog *c, size_t *cap)
+{
+	struct cat_ent *n;
+
+	if (c->n < *cap)
+		return 0;
+	*cap = *cap ? *cap * 2 : 256;
+	n = realloc(c->ents, *cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	c->ents = n;
+	return 0;
+}
+
+/* An unsigned decimal ending at *p's stop character; false if none. */
+static bool read_len(const char **p, const char *end, char stop,
+		     size_t *out)
+{
+	size_t v = 0;
+	const char *q = *p;
+
+	if (q == end || *q < '0' || *q > '9')
+		return false;
+	for (; q < end && *q >= '0' && *q <= '9'; q++) {
+		if (v > CATALOG_MAX / 10)
+			return false;
+		v = v * 10 + (size_t)(*q - '0');
+	}
+	if (q == end || *q != stop)
+		return false;
+	*p = q + 1;
+	*out = v;
+	return true;
+}
+
+/*
+ * Format 2: entries point into buf, their separators turned into NULs.
+ * "why" names what is wrong, for the log; false then.
+ */
+static bool parse_v2(struct catalog *c, char *buf, size_t len,
+		     const char **why)
+{
+	const char *end = buf + len;
+	const char *p = memchr(buf, '\n', len);
+	size_t cap = 0;
+
+	p++; /* past the header line */
+	while (p < end) {
+		size_t klen, blen;
+		char *key, *body;
+
+		if (!read_len(&p, end, ' ', &klen) ||
+		    !read_len(&p, end, '\n', &blen) || klen == 0 ||
+		    (size_t)(end - p) < klen + 1 ||
+		    (size_t)(end - p) - klen - 1 < blen + 1) {
+			*why = "an entry's lengths are wrong";
+			return false;
+		}
+		key = (char *)p;
+		body = key + klen + 1;
+		if (key[klen] != '\n' || body[blen] != '\n' ||
+		    memchr(key, '\0', klen)) {
+			*why = "an entry's separators are wrong";
+			return false;
+		}
+		if (ents_grow(c, &cap) < 0) {
+			*why = strerror(ENOMEM);
+			return false;
+		}
+		key[klen] = '\0';
+		body[blen] = '\0';
+		c->ents[c->n++] = (struct cat_ent){ key, body, blen, false };
+		p = body + blen + 1;
+	}
+	return true;
+}
+
+/* Format 1 (before 2026-12-05): a JSON object, entries point into it. */
+static bool parse_v1(struct catalog *c, const char *buf, size_t len,
+		     const char **why)
+{
+	json_error_t err;
+	json_t *objs, *e;
+	const char *key;
+	size_t cap = 0;
+
+	c->root = json_loadb(buf, len, 0, &err);
+	objs = json_object_get(c->root, "objects");
+	if (!json_is_object(c->root) ||
+	    json_integer_value(json_object_get(c->root, "format")) != 1 ||
+	    !json_is_object(objs)) {
+		*why = c->root ? "not a catalog of format 1 or 2" : err.text;
+		return false;
+	}
+	json_object_foreach(objs, key, e) {
+		json_t *b = json_object_get(e, "body");
+
+		/* NULs cannot be told from the end: left out, GET instead */
+		if (!json_is_string(b) ||
+		    strlen(json_string_value(b)) != json_string_length(b))
+			continue;
+		if (ents_grow(c, &cap) < 0) {
+			*why = strerror(ENOMEM);
+			return false;
+		}
+		c->ents[c->n++] = (struct cat_ent){
+			key, json_string_value(b), json_string_length(b), false
+		};
+	}
+	return true;
+}
+
 struct catalog *catalog_load(struct fs *fs)
 {
+	static const char v2[] = "{\"format\":2}\n";
+	const char *why = NULL;
 	struct catalog *c;
-	json_error_t err;
 	char *buf = NULL;
 	size_t len;
-	json_t *root;
+	bool ok;
 	int rc;
 
 	if (!fs->s3)
@@ -171,25 +285,33 @@ struct catalog *catalog_load(struct fs *fs)
 			       CATALOG_KEY, strerror(-rc));
 		return NULL;
 	}
-	root = json_loadb(buf, len, 0, &err);
-	free(buf);
-	if (!json_is_object(root) ||
-	    json_integer_value(json_object_get(root, "format")) !=
-		    CATALOG_FORMAT ||
-	    !json_is_object(json_object_get(root, "objects"))) {
-		fs_log(fs, 5, "%s: %s: reading every manifest instead",
-		       CATALOG_KEY,
-		       root ? "not a catalog of format 1" : err.text);
-		json_decref(root);
-		return NULL;
-	}
-	c = malloc(sizeof(*c));
+	c = calloc(1, sizeof(*c));
 	if (!c) {
-		json_decref(root);
+		free(buf);
 		return NULL;
 	}
-	c->root = root;
-	c->objects = json_object_get(root, "objects");
+	if (len >= sizeof(v2) - 1 && memcmp(buf, v2, sizeof(v2) - 1) == 0) {
+		c->buf = buf;
+		ok = parse_v2(c, buf, len, &why);
+	} else {
+		ok = parse_v1(c, buf, len, &why);
+		free(buf);
+	}
+	if (ok && c->n) {
+		qsort(c->ents, c->n, sizeof(*c->ents), ent_cmp);
+		for (size_t i = 1; ok && i < c->n; i++)
+			if (strcmp(c->ents[i - 1].key, c->ents[i].key) == 0) {
+				why = "a key is there twice";
+				ok = false;
+			}
+	}
+	if (!ok) {
+		fs_log(fs, 5, "%s: %s: reading every manifest instead",
+		       CATALOG_KEY, why);
+		catalog_free(c);
+		return NULL;
+	}
+	c->unused = c->n;
 	return c;
 }
 
@@ -206,36 +328,52 @@ static bool etag_is(const char *etag, const char *md5)
 	       strncasecmp(etag, md5, CATALOG_MD5_HEX) == 0;
 }
 
+/* The first entry whose key is not below key (c->n if none). */
+static size_t lower_bound(const struct catalog *c, const char *key)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(c->ents[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int catalog_find(struct catalog *c, const char *key, const char *etag,
 		 char **body, size_t *len)
 {
 	char md5[CATALOG_MD5_HEX + 1];
-	const char *text;
-	json_t *b;
-	size_t n;
+	struct cat_ent *e;
+	size_t i;
 
 	*body = NULL;
 	if (!c || !etag[0])
 		return -ENOENT;
-	b = json_object_get(json_object_get(c->objects, key), "body");
-	text = json_string_value(b);
-	if (!text)
+	i = lower_bound(c, key);
+	if (i == c->n || strcmp(c->ents[i].key, key) != 0)
 		return -ENOENT;
-	n = json_string_length(b);
+	e = &c->ents[i];
+	if (e->used)
+		return -ENOENT;
 	/*
-	 * The MD5 of the body itself, not the entry's "md5" field: then
-	 * what we use is exactly the object the LIST showed, whatever wrote
-	 * the catalog.
+	 * The MD5 of the body itself: then what we use is exactly the
+	 * object the LIST showed, whatever wrote the catalog.
 	 */
-	if (md5_hex(text, n, md5) < 0 || !etag_is(etag, md5))
+	if (md5_hex(e->body, e->len, md5) < 0 || !etag_is(etag, md5))
 		return -ENOENT;
-	*body = malloc(n + 1);
+	*body = malloc(e->len + 1);
 	if (!*body)
 		return -ENOMEM;
-	memcpy(*body, text, n);
-	(*body)[n] = '\0';
-	*len = n;
-	json_object_del(c->objects, key); /* used: what is left is stale */
+	memcpy(*body, e->body, e->len);
+	(*body)[e->len] = '\0';
+	*len = e->len;
+	e->used = true; /* what is left unused is stale */
+	c->unused--;
 	return 0;
 }
 
@@ -246,21 +384,19 @@ int catalog_each(struct catalog *c, const char *prefix,
 {
 	char md5[CATALOG_MD5_HEX + 1];
 	size_t plen = strlen(prefix);
-	const char *key;
-	json_t *e;
 	int rc;
 
 	if (!c)
 		return 0;
-	json_object_foreach(c->objects, key, e) {
-		json_t *b = json_object_get(e, "body");
-		const char *text = json_string_value(b);
+	for (size_t i = lower_bound(c, prefix);
+	     i < c->n && strncmp(c->ents[i].key, prefix, plen) == 0; i++) {
+		const struct cat_ent *e = &c->ents[i];
 
-		if (!text || strncmp(key, prefix, plen) != 0)
+		if (e->used)
 			continue;
-		rc = md5_hex(text, json_string_length(b), md5);
+		rc = md5_hex(e->body, e->len, md5);
 		if (rc == 0)
-			rc = fn(arg, key, md5, text, json_string_length(b));
+			rc = fn(arg, e->key, md5, e->body, e->len);
 		if (rc)
 			return rc;
 	}
@@ -269,7 +405,7 @@ int catalog_each(struct catalog *c, const char *prefix,
 
 size_t catalog_unused(const struct catalog *c)
 {
-	return c ? json_object_size(c->objects) : 0;
+	return c ? c->unused : 0;
 }
 
 void catalog_free(struct catalog *c)
@@ -277,5 +413,7 @@ void catalog_free(struct catalog *c)
 	if (!c)
 		return;
 	json_decref(c->root);
+	free(c->buf);
+	free(c->ents);
 	free(c);
 }

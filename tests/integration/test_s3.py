@@ -706,9 +706,39 @@ def snapshot(mnt):
 
 
 def catalog_of(s3, prefix):
-    r = aws(s3, "cp", f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/{CATALOG}", "-")
+    """The catalog object, parsed: {"format": 2, "objects": {key: body}}.
+    Format 2 is a JSON header line, then "<key length> <body length>",
+    the key and the body, each line-ended, for every entry in key order."""
+    r = subprocess.run(["/usr/bin/aws", "--endpoint-url",
+                        s3["MLFS_S3_DIRECT_ENDPOINT"], "s3", "cp",
+                        f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/{CATALOG}",
+                        "-"], capture_output=True, env=dict(os.environ, **s3),
+                       timeout=120)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    head, _, rest = r.stdout.partition(b"\n")
+    objs, keys = {}, []
+    while rest:
+        lens, _, rest = rest.partition(b"\n")
+        klen, blen = (int(x) for x in lens.split(b" "))
+        key, body = rest[:klen], rest[klen + 1:klen + 1 + blen]
+        assert rest[klen:klen + 1] == b"\n"
+        assert rest[klen + 1 + blen:klen + 2 + blen] == b"\n"
+        rest = rest[klen + 2 + blen:]
+        keys.append(key.decode())
+        objs[key.decode()] = body.decode()
+    assert keys == sorted(keys)
+    return {"format": json.loads(head)["format"], "objects": objs}
+
+
+def put_catalog_v1(s3, prefix, cat, tmp):
+    """Put cat as the format 1 catalog earlier versions wrote."""
+    p = Path(tmp) / "catalog-v1.json"
+    p.write_text(json.dumps({"format": 1, "objects": {
+        k: {"md5": hashlib.md5(b.encode()).hexdigest(), "body": b}
+        for k, b in cat["objects"].items()}}))
+    r = aws(s3, "cp", str(p),
+            f"s3://{s3['MLFS_S3_BUCKET']}/{prefix}/{CATALOG}")
+    assert r.returncode == 0, r.stderr
 
 
 def rebuild_line(m):
@@ -751,18 +781,18 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
     w.stop()
     # the bucket holds a catalog whose bodies are the manifests' bytes
     cat = catalog_of(s3server, w.prefix)
-    assert cat["format"] == 1
+    assert cat["format"] == 2
     keys = set(cat["objects"])
     for k in ("datasets/iris/dataset.json", "datasets/iris/v2.json",
               "datasets/c.d-1/v1.json", "models/iris/model.json",
               "models/iris/v1.json", "jobs/j.json"):
         assert k in keys, sorted(keys)
     assert not [k for k in keys if k.startswith("blobs/")]
-    for k, e in cat["objects"].items():
-        assert e["md5"] == hashlib.md5(e["body"].encode()).hexdigest(), k
-    got = aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
-              f"{w.prefix}/datasets/iris/v2.json", "-").stdout
-    assert got == cat["objects"]["datasets/iris/v2.json"]["body"]
+    for k in ("datasets/iris/v2.json", "models/iris/model.json",
+              "jobs/j.json"):
+        got = aws(s3server, "cp", f"s3://{s3server['MLFS_S3_BUCKET']}/"
+                  f"{w.prefix}/{k}", "-").stdout
+        assert got == cat["objects"][k], k
     # a fresh mount takes every manifest from it and shows the same tree
     f = fresh(mlfs_factory, s3server, w.prefix, "f")
     # the writer gave the lease back cleanly: the index came from the
@@ -774,6 +804,14 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
     r = sh(f"echo 6.3,3.3,6.0,2.5 > {f.mnt}/models/iris/predict; "
            f"cat {f.mnt}/models/iris/predict")
     assert r.stdout.startswith("virginica,")
+    f.stop()
+    # a format 1 catalog, as earlier versions wrote, is still taken whole
+    put_catalog_v1(s3server, w.prefix, cat, w.tmp)
+    g = fresh(mlfs_factory, s3server, w.prefix, "g")
+    os.listdir(g.mnt)
+    assert "from the catalog alone" in g.stderr()
+    assert rebuild_line(g) == (0, 0)
+    assert snapshot(g.mnt) == before
 
 
 def test_a_stale_catalog_never_hides_the_bucket(mlfs_factory, s3server):
@@ -788,9 +826,9 @@ def test_a_stale_catalog_never_hides_the_bucket(mlfs_factory, s3server):
     bucket = f"s3://{s3server['MLFS_S3_BUCKET']}/{w.prefix}"
     # behind the catalog's back: a manifest changed, one removed, and a
     # version the catalog never saw (put by hand, as another tool would)
-    rec = json.loads(old["objects"]["datasets/a/dataset.json"]["body"])
+    rec = json.loads(old["objects"]["datasets/a/dataset.json"])
     rec["mode"] = 0o700
-    v2 = json.loads(old["objects"]["datasets/b/v1.json"]["body"])
+    v2 = json.loads(old["objects"]["datasets/b/v1.json"])
     v2["version"] = 2
     for key, body in (("datasets/a/dataset.json", rec),
                       ("datasets/b/v2.json", v2)):
@@ -825,7 +863,11 @@ def test_a_stale_catalog_never_hides_the_bucket(mlfs_factory, s3server):
 @pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"format": 9}',
                                      b'{"format":1,"objects":{"datasets/x'
                                      b'/dataset.json":{"md5":"00","body":'
-                                     b'7}}}', b"\x00\xff" * 100])
+                                     b'7}}}', b"\x00\xff" * 100,
+                                     b'{"format":2}\n'
+                                     b'26 2\ndatasets/x/dataset.json\n{}',
+                                     b'{"format":2}\n'
+                                     b'25 2\ndatasets/x/dataset.json\n{}\n'])
 def test_a_garbage_catalog_is_a_plain_rebuild(mlfs_factory, s3server,
                                               garbage):
     w = s3mount(mlfs_factory, s3server, sub="w")
@@ -871,7 +913,7 @@ def test_after_a_crash_a_fresh_mount_does_not_trust_the_catalog(
     p = Path(w.tmp) / "v2.json"
     # and a version the catalog never saw (put by hand while it was down)
     v2 = json.loads(catalog_of(s3server, w.prefix)["objects"]
-                    ["datasets/iris/v1.json"]["body"])
+                    ["datasets/iris/v1.json"])
     v2["version"] = 2
     p.write_text(json.dumps(v2, indent=2))
     assert aws(s3server, "cp", str(p),

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the catalog reader (fs/repo/catalog.c) over a memory
- * store standing in for the bucket: a table of catalog objects, each
- * refused whole (bad JSON, another format, wrong types, truncated, too
- * deep) or used as far as it is good, with a lookup by key and listed
- * ETag and the answer it must give; then a catalog of many entries,
- * walks by prefix, and the NULL catalog a mount gets without one.
+ * Unit tests for the catalog (fs/repo/catalog.c) over a memory store
+ * standing in for the bucket: a table of catalog objects of format 2 and
+ * of format 1 (which earlier versions wrote), each refused whole (bad
+ * lengths or separators, a key twice; bad JSON, another format, wrong
+ * types, truncated, too deep) or used as far as it is good, with a
+ * lookup by key and listed ETag and the answer it must give; then a
+ * catalog of many entries, walks by prefix, the NULL catalog a mount
+ * gets without one, and a catalog written from an index and read back.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 #include "catalog.h"
 #include "fixture_fs.h"
 #include "fs.h"
+#include "meta.h"
 #include "store.h"
 #include "tap.h"
 
@@ -23,6 +26,11 @@
 #define MD5_OBJ "99914b932bd37a50b983c5e7c90ae93b" /* {} */
 #define MD5_A "0cc175b9c0f1b6a831c399e269772661"   /* a */
 #define MD5_EMPTY "d41d8cd98f00b204e9800998ecf8427e"
+#define MD5_AB "8cdeb44417f3c26826595d5820cf5700"  /* a, newline, b */
+
+#define H2 "{'format':2}\n"
+#define K1 "datasets/a/v1.json"
+#define K2 "models/m/v1.json"
 
 #define HEAD "{'format': 1, 'objects': {"
 #define V1 "'datasets/a/v1.json'"
@@ -38,7 +46,45 @@ static const struct {
 	const char *body;  /* what it returns */
 	const char *why;
 } cases[] = {
-	/* refused whole: the mount reads every manifest instead */
+	/* format 2: "<key length> <body length>\n<key>\n<body>\n" each */
+	{ H2, true, 0, K1, "'" MD5_OBJ "'", -ENOENT, NULL, "2: no entry" },
+	{ H2 "18 2\n" K1 "\n{}\n", true, 1, K1, "'" MD5_OBJ "'", 0, "{}",
+	  "2: found by its listed ETag" },
+	{ H2 "18 1\n" K1 "\na\n16 2\n" K2 "\n{}\n", true, 2, K2, MD5_OBJ, 0,
+	  "{}", "2: the second entry" },
+	{ H2 "16 2\n" K2 "\n{}\n18 1\n" K1 "\na\n", true, 2, K1, MD5_A, 0,
+	  "a", "2: keys out of order" },
+	{ H2 "18 0\n" K1 "\n\n", true, 1, K1, MD5_EMPTY, 0, "",
+	  "2: an empty body" },
+	{ H2 "18 3\n" K1 "\na\nb\n", true, 1, K1, MD5_AB, 0, "a\nb",
+	  "2: a body of two lines" },
+	{ H2 "18 2\n" K1 "\n{}\n", true, 1, K1, MD5_A, -ENOENT, NULL,
+	  "2: another ETag (the object changed)" },
+	{ H2 "18 2\n" K1 "\n{}", false, 0, NULL, NULL, 0, NULL,
+	  "2: truncated" },
+	{ H2 "18 2\n" K1 "\n{}\nx", false, 0, NULL, NULL, 0, NULL,
+	  "2: trailing bytes" },
+	{ H2 "18 3\n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: a body length past the end" },
+	{ H2 "18 1\n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: a body length short" },
+	{ H2 "17 2\n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: a key length short" },
+	{ H2 "0 2\n\n{}\n", false, 0, NULL, NULL, 0, NULL, "2: an empty key" },
+	{ H2 "18 2 \n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: a space after the lengths" },
+	{ H2 "18\n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: one length" },
+	{ H2 "-1 2\n" K1 "\n{}\n", false, 0, NULL, NULL, 0, NULL,
+	  "2: a negative length" },
+	{ H2 "18 99999999999999999999999\n" K1 "\n{}\n", false, 0, NULL,
+	  NULL, 0, NULL, "2: a length past any size" },
+	{ H2 "18 2\n" K1 "\n{}\n18 1\n" K1 "\na\n", false, 0, NULL, NULL, 0,
+	  NULL, "2: a key twice" },
+	{ "{'format':2}", false, 0, NULL, NULL, 0, NULL,
+	  "2: the header without its newline" },
+	{ "{'format':3}\n", false, 0, NULL, NULL, 0, NULL, "format 3" },
+	/* format 1, refused whole: the mount reads every manifest instead */
 	{ "", false, 0, NULL, NULL, 0, NULL, "empty object" },
 	{ "not json", false, 0, NULL, NULL, 0, NULL, "not JSON" },
 	{ "[]", false, 0, NULL, NULL, 0, NULL, "an array" },
@@ -150,6 +196,16 @@ static int stop_at_first(void *arg, const char *key, const char *etag,
 	return strlen(etag) == 32 ? 7 : -1;
 }
 
+static int keep_md5(void *arg, const char *key, const char *etag,
+		    const char *body, size_t len)
+{
+	(void)key;
+	(void)body;
+	(void)len;
+	snprintf(arg, 33, "%s", etag);
+	return 1;
+}
+
 static struct catalog *load_text(struct fs *fs, const char *text, size_t len)
 {
 	if (store_put(fs->s3, CATALOG_KEY, text, len) < 0)
@@ -199,6 +255,64 @@ static void test_table(struct fs *fs)
 		free(text);
 		free(etag);
 	}
+}
+
+/* What a text cannot hold in the table: a NUL in a format 2 key. */
+static void test_v2_nul(struct fs *fs)
+{
+	static const char text[] = "{\"format\":2}\n3 2\na\0b\n{}\n";
+	struct catalog *c = load_text(fs, text, sizeof(text) - 1);
+
+	ok(c == NULL, "2: a NUL in a key refused");
+	catalog_free(c);
+}
+
+/* A catalog written from an index (catalog_write) reads back whole. */
+static void test_written(struct fs *fs, const char *dir)
+{
+	static const char *const keys[] = { "datasets/a b/dataset.json",
+					    "datasets/a b/v1.json",
+					    "jobs/j.json", "models/m/v1.json" };
+	static const char *const bodies[] = { "{}", "{\n  \"x\": 1\n}", "",
+					      "\"\\\n\t" };
+	struct fixture_fs_opts opts = { .s3 = true, .index = dir,
+					.quiet = true };
+	struct fs w;
+	struct meta_txn *t;
+	struct catalog *c;
+	int rc, n = 0;
+
+	(void)fs;
+	if (fixture_fs_setup(&w, &opts) < 0) {
+		ok(0, "written: an index");
+		return;
+	}
+	rc = meta_txn_begin(w.meta, false, &t);
+	for (size_t i = 0; rc == 0 && i < 4; i++)
+		rc = catalog_set(t, keys[i], bodies[i], strlen(bodies[i]));
+	if (rc == 0)
+		rc = meta_txn_commit(t);
+	is_int(rc, 0, "written: entries in the index");
+	catalog_changed(&w);
+	is_int(catalog_write(&w), 0, "written: catalog_write");
+	c = catalog_load(&w);
+	ok(c != NULL, "written: loads");
+	catalog_each(c, "", count, &n);
+	is_int(n, 4, "written: every entry");
+	for (size_t i = 0; i < 4; i++) {
+		char md5[33], *body = NULL;
+		size_t len = 0;
+
+		catalog_each(c, keys[i], keep_md5, md5);
+		is_int(catalog_find(c, keys[i], md5, &body, &len), 0, keys[i]);
+		ok(body && len == strlen(bodies[i]) &&
+			   memcmp(body, bodies[i], len) == 0,
+		   "written: the very body");
+		free(body);
+	}
+	is_int((int)catalog_unused(c), 0, "written: all used");
+	catalog_free(c);
+	fixture_fs_teardown(&w);
 }
 
 /* Many entries, walks by prefix, a walk stopped by its callback. */
@@ -271,10 +385,21 @@ int main(void)
 	is_int((int)catalog_unused(NULL), 0, "has nothing unused");
 	catalog_free(NULL);
 	test_table(&fs);
+	test_v2_nul(&fs);
 	test_many(&fs);
 	store_close(fs.s3);
 	fs.s3 = NULL;
 	ok(catalog_load(&fs) == NULL, "a local store has no catalog");
 	fixture_fs_teardown(&fs);
+	{
+		char dir[] = "/tmp/mlfs-catalog-test-XXXXXX";
+
+		if (mkdtemp(dir)) {
+			test_written(&fs, dir);
+			fixture_fs_rmrf(dir);
+		} else {
+			ok(0, "a temporary directory");
+		}
+	}
 	return done();
 }
