@@ -9,6 +9,7 @@
  * last mount did not end cleanly.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cblas.h>
 #include <curl/curl.h>
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
@@ -55,6 +55,7 @@
 #include "uploads.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
+#define PLUGINS_DELAY_MS 250 /* after the services start (plugin.h) */
 
 struct cli {
 	char *store;
@@ -464,6 +465,7 @@ static void fs_free(struct fs *fs)
 	meta_close(fs->online);
 	node_table_free(fs);
 	fs_glue_free(fs);
+	plugin_load_join(fs);
 	plugin_set_free(fs->plugins);
 	free(fs->opts.store);
 	free(fs->opts.store_dir);
@@ -783,12 +785,9 @@ static int open_local(struct fs *fs, const struct cli *cli, int *lock_fd)
 	return 0;
 }
 
-/* Where messages go (fs->log_fp) and the plugins.  0, or 1 after a line. */
-static int open_log_and_plugins(struct fs *fs, const struct cli *cli)
+/* Where messages go (fs->log_fp).  0, or 1 after a line. */
+static int open_log(struct fs *fs, const struct cli *cli)
 {
-	const char *pdir = cli->plugins ? cli->plugins : plugin_default_dir();
-	int rc;
-
 	fs->opts.foreground = cli->foreground || cli->debug;
 	fs->opts.debug = cli->debug;
 	fs->log_fp = fs->opts.foreground ? stderr : NULL;
@@ -797,13 +796,34 @@ static int open_log_and_plugins(struct fs *fs, const struct cli *cli)
 		if (!fs->log_fp)
 			return fail("log %s: %s", cli->log, strerror(errno));
 	}
-	rc = plugin_load_dir(pdir, &fs->plugins);
-	if (rc < 0)
-		return fail("plugins %s: %s", pdir, strerror(-rc));
-	for (size_t i = 0; i < fs->plugins->nrefused; i++)
-		fs_log(fs, LOG_WARNING, "plugin refused: %s",
-		       fs->plugins->refused[i]);
 	return 0;
+}
+
+/*
+ * On the plugin loader's thread, before anyone sees the set.  Serving
+ * scores small batches: BLAS threads would only spin (they showed as
+ * sched_yield in profiles); jobs set their own.  The daemon does not link
+ * OpenBLAS, which comes in with the train plugins off the mount's path:
+ * it is found as they loaded it, if they did.
+ */
+static void plugins_loaded(struct fs *fs, struct plugin_set *ps)
+{
+	void *blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+
+	if (blas) {
+		void (*set_threads)(int);
+
+		*(void **)&set_threads = dlsym(blas, "openblas_set_num_threads");
+		if (set_threads)
+			set_threads(1);
+		dlclose(blas);
+	}
+	if (!ps) {
+		fs_log(fs, LOG_ERR, "plugins: %s", strerror(ENOMEM));
+		return;
+	}
+	for (size_t i = 0; i < ps->nrefused; i++)
+		fs_log(fs, LOG_WARNING, "plugin refused: %s", ps->refused[i]);
 }
 
 /*
@@ -938,6 +958,16 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		fs_log(fs, LOG_ERR, "http: cannot start serving");
 		return -1;
 	}
+	/*
+	 * Last, and a moment later: a fresh mount's first requests (a
+	 * listing) go before loading the plugins, unless they need them.
+	 */
+	if (plugin_load_start(fs, cli->plugins ? cli->plugins
+					      : plugin_default_dir(),
+			      PLUGINS_DELAY_MS, plugins_loaded) < 0) {
+		fs_log(fs, LOG_ERR, "cannot start a thread");
+		return -1;
+	}
 	return 0;
 }
 
@@ -997,11 +1027,6 @@ static int daemon_run(struct fs *fs, const struct cli *cli,
 	int status;
 
 	/*
-	 * Serving scores small batches: BLAS threads would only spin (they
-	 * showed as sched_yield in profiles).  Jobs set their own.
-	 */
-	openblas_set_num_threads(1);
-	/*
 	 * A failure after the fork exits 1 on a local store but 0 on an S3
 	 * one: before main() was split, the status open_remote() returned
 	 * (0) was still the one returned there.  A refactor keeps it; whether
@@ -1054,7 +1079,7 @@ int main(int argc, char *argv[])
 			: open_local(&fs, &cli, &lock_fd);
 	if (status)
 		goto out_fs;
-	status = open_log_and_plugins(&fs, &cli);
+	status = open_log(&fs, &cli);
 	if (status)
 		goto out_fs;
 	raise_nofile();

@@ -21,6 +21,7 @@ struct store;
 struct meta;
 struct node;
 struct plugin_set;
+struct plugin_loader;
 struct runner;
 struct dir_list;
 struct parked;
@@ -73,7 +74,9 @@ struct fs {
 				* a scratch index, loaded again after a crash */
 	time_t mounted;
 	FILE *log_fp; /* stderr, -o log=FILE, or NULL for syslog */
-	struct plugin_set *plugins; /* loaded at startup, read-only */
+	struct plugin_set *plugins; /* read-only once loaded: fs_plugins() */
+	struct plugin_loader *plugin_loader; /* plugin.c: the thread loading
+						them, from mount time */
 	/*
 	 * The state of the modules above the engine, one per mount, each
 	 * made and freed by its owner (in parentheses) from main().

@@ -186,7 +186,7 @@ static int resolve(struct fs *fs, const char *job, json_t *spec,
 		goto out;
 	/* its plugin, and its inputs in the dataset */
 	algo = json_string_value(json_object_get(mman, "algorithm"));
-	pl = algo ? plugin_find(fs->plugins, MLFS_STAGE_TRAIN, algo) : NULL;
+	pl = algo ? plugin_find(fs_plugins(fs), MLFS_STAGE_TRAIN, algo) : NULL;
 	if (!pl) {
 		rc = problem_field(pb, text, field,
 				   "%s@%u needs train plugin \"%s\", which is "

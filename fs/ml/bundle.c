@@ -2,9 +2,12 @@
 /*
  * Model bundles (bundle.h): written and read with libarchive in memory,
  * and the framing walk that finds where one written a piece at a time
- * ends.  Pure.
+ * ends.  Pure, but for binding libarchive at the first bundle.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,82 @@
 #include "bundle.h"
 
 #define BLOCK 512
+
+/*
+ * libarchive is bound at the first bundle, not when the program starts:
+ * with what it needs (libxml2, ICU, liblzma, ...) it cost a fresh mount
+ * about 20 ms from a cold page cache, for a feature most mounts never
+ * use (systemd binds its optional libraries the same way).  The types
+ * come from <archive.h>; LIBARCHIVE_SONAME is the ABI those declare.
+ */
+#define LIBARCHIVE_SONAME "libarchive.so.13"
+#define ARCHIVE_FNS(X) \
+	X(archive_entry_clear) \
+	X(archive_entry_filetype) \
+	X(archive_entry_free) \
+	X(archive_entry_hardlink) \
+	X(archive_entry_new) \
+	X(archive_entry_pathname) \
+	X(archive_entry_set_filetype) \
+	X(archive_entry_set_mtime) \
+	X(archive_entry_set_pathname) \
+	X(archive_entry_set_perm) \
+	X(archive_entry_set_size) \
+	X(archive_entry_size) \
+	X(archive_entry_size_is_set) \
+	X(archive_entry_sparse_count) \
+	X(archive_error_string) \
+	X(archive_read_data) \
+	X(archive_read_free) \
+	X(archive_read_new) \
+	X(archive_read_next_header) \
+	X(archive_read_open_memory) \
+	X(archive_read_support_filter_gzip) \
+	X(archive_read_support_format_tar) \
+	X(archive_write_add_filter_none) \
+	X(archive_write_close) \
+	X(archive_write_data) \
+	X(archive_write_free) \
+	X(archive_write_header) \
+	X(archive_write_new) \
+	X(archive_write_open_memory) \
+	X(archive_write_set_bytes_in_last_block) \
+	X(archive_write_set_bytes_per_block) \
+	X(archive_write_set_format_ustar)
+
+static struct {
+#define FN_PTR(f) __typeof__(f) *f;
+	ARCHIVE_FNS(FN_PTR)
+#undef FN_PTR
+} la;
+static pthread_once_t la_once = PTHREAD_ONCE_INIT;
+static char la_err[256]; /* why it could not be bound, or empty */
+
+static void la_bind(void)
+{
+	void *h = dlopen(LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
+	const char *missing = NULL;
+
+	if (!h) {
+		snprintf(la_err, sizeof(la_err), "%s", dlerror());
+		return;
+	}
+#define FN_BIND(f) \
+	if (!(*(void **)&la.f = dlsym(h, #f)) && !missing) \
+		missing = #f;
+	ARCHIVE_FNS(FN_BIND)
+#undef FN_BIND
+	if (missing)
+		snprintf(la_err, sizeof(la_err), "%s: no %s", LIBARCHIVE_SONAME,
+			 missing);
+}
+
+/* libarchive, bound once; false (and la_err says why) if it cannot be. */
+static bool la_ready(void)
+{
+	pthread_once(&la_once, la_bind);
+	return la_err[0] == '\0';
+}
 
 #define BUNDLE_NAME(id, name, cap) [id] = name,
 const char *const bundle_names[BUNDLE_NMEMBERS] = {
@@ -67,48 +146,53 @@ int bundle_write(const void *const data[BUNDLE_NMEMBERS],
 		 void **out, size_t *outlen)
 {
 	uint64_t size = bundle_size(len);
-	struct archive_entry *e = archive_entry_new();
-	struct archive *a = archive_write_new();
+	struct archive_entry *e;
+	struct archive *a;
 	size_t used = 0;
-	char *buf = size <= SIZE_MAX ? malloc((size_t)size) : NULL;
+	char *buf;
 	int rc = -EIO;
 
 	*out = NULL;
 	*outlen = 0;
+	if (!la_ready())
+		return -EIO;
+	e = la.archive_entry_new();
+	a = la.archive_write_new();
+	buf = size <= SIZE_MAX ? malloc((size_t)size) : NULL;
 	if (!e || !a || !buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	/* ustar, 512-byte blocks and no padding of the last record: the
 	 * size is bundle_size's, so a getattr need not make the archive */
-	if (archive_write_set_format_ustar(a) != ARCHIVE_OK ||
-	    archive_write_add_filter_none(a) != ARCHIVE_OK ||
-	    archive_write_set_bytes_per_block(a, BLOCK) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-	    archive_write_open_memory(a, buf, (size_t)size, &used) !=
+	if (la.archive_write_set_format_ustar(a) != ARCHIVE_OK ||
+	    la.archive_write_add_filter_none(a) != ARCHIVE_OK ||
+	    la.archive_write_set_bytes_per_block(a, BLOCK) != ARCHIVE_OK ||
+	    la.archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    la.archive_write_open_memory(a, buf, (size_t)size, &used) !=
 		    ARCHIVE_OK)
 		goto out;
 	for (int i = 0; i < BUNDLE_NMEMBERS; i++) {
-		archive_entry_clear(e);
-		archive_entry_set_pathname(e, bundle_names[i]);
-		archive_entry_set_filetype(e, AE_IFREG);
-		archive_entry_set_perm(e, 0444);
-		archive_entry_set_size(e, (la_int64_t)len[i]);
-		archive_entry_set_mtime(e, mtime, 0);
-		if (archive_write_header(a, e) != ARCHIVE_OK ||
-		    (len[i] && archive_write_data(a, data[i], (size_t)len[i]) !=
+		la.archive_entry_clear(e);
+		la.archive_entry_set_pathname(e, bundle_names[i]);
+		la.archive_entry_set_filetype(e, AE_IFREG);
+		la.archive_entry_set_perm(e, 0444);
+		la.archive_entry_set_size(e, (la_int64_t)len[i]);
+		la.archive_entry_set_mtime(e, mtime, 0);
+		if (la.archive_write_header(a, e) != ARCHIVE_OK ||
+		    (len[i] && la.archive_write_data(a, data[i], (size_t)len[i]) !=
 				       (la_ssize_t)len[i]))
 			goto out;
 	}
-	if (archive_write_close(a) != ARCHIVE_OK || used != size)
+	if (la.archive_write_close(a) != ARCHIVE_OK || used != size)
 		goto out;
 	*out = buf;
 	*outlen = used;
 	buf = NULL;
 	rc = 0;
 out:
-	archive_write_free(a);
-	archive_entry_free(e);
+	la.archive_write_free(a);
+	la.archive_entry_free(e);
 	free(buf);
 	return rc;
 }
@@ -143,11 +227,11 @@ static const char *entry_wrong(struct archive_entry *e, const char *name)
 		return "an absolute path";
 	if (has_dotdot(name))
 		return "a path with \"..\"";
-	if (archive_entry_hardlink(e))
+	if (la.archive_entry_hardlink(e))
 		return "a hard link";
-	if (archive_entry_sparse_count(e) > 0)
+	if (la.archive_entry_sparse_count(e) > 0)
 		return "a sparse file"; /* holes: far more than its bytes */
-	switch (archive_entry_filetype(e)) {
+	switch (la.archive_entry_filetype(e)) {
 	case AE_IFREG:
 		return NULL;
 	case AE_IFLNK:
@@ -174,11 +258,11 @@ static int member_index(const char *name)
 static int member_read(struct archive *a, struct archive_entry *e, int i,
 		       struct bundle *b, char *msg, size_t msglen)
 {
-	la_int64_t size = archive_entry_size(e);
+	la_int64_t size = la.archive_entry_size(e);
 	char *buf;
 	size_t got = 0;
 
-	if (!archive_entry_size_is_set(e) || size < 0)
+	if (!la.archive_entry_size_is_set(e) || size < 0)
 		return bad(msg, msglen, -EINVAL, "member %s: no size",
 			   bundle_names[i]);
 	if ((uint64_t)size > bundle_caps[i])
@@ -190,13 +274,13 @@ static int member_read(struct archive *a, struct archive_entry *e, int i,
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		la_ssize_t n = archive_read_data(a, buf + got,
+		la_ssize_t n = la.archive_read_data(a, buf + got,
 						 (size_t)size + 1 - got);
 
 		if (n < 0) {
 			free(buf);
 			return bad(msg, msglen, -EINVAL, "member %s: %s",
-				   bundle_names[i], archive_error_string(a));
+				   bundle_names[i], la.archive_error_string(a));
 		}
 		if (n == 0)
 			break;
@@ -222,7 +306,7 @@ static int member_read(struct archive *a, struct archive_entry *e, int i,
 int bundle_read(const void *buf, size_t len, struct bundle *b, char *msg,
 		size_t msglen)
 {
-	struct archive *a = archive_read_new();
+	struct archive *a;
 	struct archive_entry *e;
 	bool seen[BUNDLE_NMEMBERS] = { false };
 	int rc = 0, r;
@@ -230,6 +314,9 @@ int bundle_read(const void *buf, size_t len, struct bundle *b, char *msg,
 	memset(b, 0, sizeof(*b));
 	if (msg && msglen)
 		msg[0] = '\0';
+	if (!la_ready())
+		return bad(msg, msglen, -EIO, "%s", la_err);
+	a = la.archive_read_new();
 	if (!a)
 		return -ENOMEM;
 	/*
@@ -237,16 +324,16 @@ int bundle_read(const void *buf, size_t len, struct bundle *b, char *msg,
 	 * programs such as lrzip), and a gzip filter that would fall back to
 	 * the gzip program says so with a warning, refused here.
 	 */
-	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-	    archive_read_open_memory(a, buf, len) != ARCHIVE_OK) {
+	if (la.archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    la.archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+	    la.archive_read_open_memory(a, buf, len) != ARCHIVE_OK) {
 		rc = bad(msg, msglen, -EINVAL, "not a tar archive: %s",
-			 archive_error_string(a) ? archive_error_string(a)
+			 la.archive_error_string(a) ? la.archive_error_string(a)
 						 : "unreadable");
 		goto out;
 	}
-	while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(e);
+	while (rc == 0 && (r = la.archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		const char *name = la.archive_entry_pathname(e);
 		const char *wrong;
 		int i;
 
@@ -279,14 +366,14 @@ int bundle_read(const void *buf, size_t len, struct bundle *b, char *msg,
 	}
 	if (rc == 0 && r != ARCHIVE_EOF)
 		rc = bad(msg, msglen, -EINVAL, "not a whole tar archive: %s",
-			 archive_error_string(a) ? archive_error_string(a)
+			 la.archive_error_string(a) ? la.archive_error_string(a)
 						 : "unreadable");
 	for (int i = 0; rc == 0 && i < BUNDLE_NMEMBERS; i++)
 		if (!seen[i])
 			rc = bad(msg, msglen, -EINVAL, "no member %s",
 				 bundle_names[i]);
 out:
-	archive_read_free(a);
+	la.archive_read_free(a);
 	if (rc < 0)
 		bundle_free(b);
 	return rc;

@@ -47,7 +47,8 @@ uint64_t bundle_size(const uint64_t len[BUNDLE_NMEMBERS]);
 /*
  * bundle_write: the archive of data[i] (len[i] bytes) in member order,
  * read-only files dated mtime, into *out (malloc'd, bundle_size bytes).
- * -ENOMEM, or -EIO if libarchive wrote another size.
+ * -ENOMEM, or -EIO if libarchive wrote another size or could not be
+ * loaded (it is bound at the first bundle of the process).
  */
 int bundle_write(const void *const data[BUNDLE_NMEMBERS],
 		 const uint64_t len[BUNDLE_NMEMBERS], time_t mtime,
@@ -64,7 +65,8 @@ struct bundle {
  * filter, a member that is not a regular file (a link, a device, a
  * directory, a sparse file), a path that is absolute or has "..", a name not in
  * BUNDLE_MEMBERS or given twice, a member over its cap, a missing
- * member, a truncated archive.  -ENOMEM.  On error b holds nothing.
+ * member, a truncated archive.  -ENOMEM.  -EIO, msg saying why, if
+ * libarchive could not be loaded.  On error b holds nothing.
  */
 int bundle_read(const void *buf, size_t len, struct bundle *b, char *msg,
 		size_t msglen);

@@ -366,7 +366,7 @@ static int bundle_check(struct fs *fs, const void *buf, size_t len,
 	json_decref(hdr);
 	if (rc < 0)
 		return rc;
-	*pl = plugin_find(fs->plugins, MLFS_STAGE_TRAIN, name);
+	*pl = plugin_find(fs_plugins(fs), MLFS_STAGE_TRAIN, name);
 	if (!*pl)
 		return refuse(pb, "bundle: it needs train plugin \"%s\", which "
 				  "is not installed here (see .mlfs/plugins)",

@@ -1,20 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The plugin loader (see plugin.h).  Called once at startup by the daemon
- * and by the job program; read-only afterwards.
+ * The plugin loader (see plugin.h).  Called once: by the daemon on a
+ * thread of its own from mount time, by the job program at its start;
+ * read-only afterwards.
  */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "fs.h"
 #include "names.h"
 #include "strbuf.h"
 #include "plugin.h"
@@ -354,6 +359,127 @@ int plugin_render(const struct plugin_set *ps, struct strbuf *out)
 	for (size_t i = 0; ps && i < ps->nrefused && rc == 0; i++)
 		rc = sb_printf(out, "refused %s\n", ps->refused[i]);
 	return rc;
+}
+
+struct plugin_loader {
+	pthread_mutex_t m;
+	pthread_cond_t done_cv;
+	pthread_cond_t want_cv;
+	bool wanted; /* someone waits: load now */
+	bool stop;   /* unmount: load only if wanted */
+	bool done;   /* fs->plugins is final */
+	unsigned delay_ms;
+	bool joined;
+	pthread_t th;
+	char *dir;
+	struct fs *fs;
+	void (*loaded)(struct fs *fs, struct plugin_set *ps);
+};
+
+static void *loader_main(void *arg)
+{
+	struct plugin_loader *l = arg;
+	struct plugin_set *ps = NULL;
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += l->delay_ms / 1000;
+	until.tv_nsec += (long)(l->delay_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&l->m);
+	while (!l->wanted && !l->stop &&
+	       pthread_cond_timedwait(&l->want_cv, &l->m, &until) == 0)
+		;
+	if (l->stop && !l->wanted) {
+		l->done = true;
+		pthread_mutex_unlock(&l->m);
+		return NULL;
+	}
+	pthread_mutex_unlock(&l->m);
+	if (plugin_load_dir(l->dir, &ps) < 0)
+		ps = NULL; /* -ENOMEM: no plugin is found */
+	if (l->loaded)
+		l->loaded(l->fs, ps);
+	pthread_mutex_lock(&l->m);
+	l->fs->plugins = ps;
+	l->done = true;
+	pthread_cond_broadcast(&l->done_cv);
+	pthread_mutex_unlock(&l->m);
+	return NULL;
+}
+
+int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
+		      void (*loaded)(struct fs *fs, struct plugin_set *ps))
+{
+	struct plugin_loader *l = calloc(1, sizeof(*l));
+	pthread_condattr_t ca;
+
+	if (!l)
+		return -ENOMEM;
+	l->dir = strdup(dir);
+	if (!l->dir) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->fs = fs;
+	l->loaded = loaded;
+	l->delay_ms = delay_ms;
+	pthread_mutex_init(&l->m, NULL);
+	pthread_cond_init(&l->done_cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->want_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	fs->plugin_loader = l;
+	if (pthread_create(&l->th, NULL, loader_main, l) != 0) {
+		fs->plugin_loader = NULL;
+		pthread_mutex_destroy(&l->m);
+		pthread_cond_destroy(&l->done_cv);
+		pthread_cond_destroy(&l->want_cv);
+		free(l->dir);
+		free(l);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+const struct plugin_set *fs_plugins(struct fs *fs)
+{
+	struct plugin_loader *l = fs->plugin_loader;
+
+	if (l) {
+		pthread_mutex_lock(&l->m);
+		if (!l->wanted) {
+			l->wanted = true;
+			pthread_cond_signal(&l->want_cv);
+		}
+		while (!l->done)
+			pthread_cond_wait(&l->done_cv, &l->m);
+		pthread_mutex_unlock(&l->m);
+	}
+	return fs->plugins;
+}
+
+void plugin_load_join(struct fs *fs)
+{
+	struct plugin_loader *l = fs->plugin_loader;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->m);
+	l->stop = true; /* no waiting out the delay, nor loading, now */
+	pthread_cond_signal(&l->want_cv);
+	pthread_mutex_unlock(&l->m);
+	pthread_join(l->th, NULL);
+	fs->plugin_loader = NULL;
+	pthread_mutex_destroy(&l->m);
+	pthread_cond_destroy(&l->done_cv);
+	pthread_cond_destroy(&l->want_cv);
+	free(l->dir);
+	free(l);
 }
 
 const char *plugin_default_dir(void)

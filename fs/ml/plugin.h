@@ -58,6 +58,24 @@ bool plugin_prep_by_rows(const struct plugin *pl,
 int plugin_render(const struct plugin_set *ps, struct strbuf *out);
 const char *plugin_stage_name(unsigned stage);
 
+struct fs;
+/*
+ * The daemon's set, loaded by a thread of its own delay_ms after this
+ * call, or at once when fs_plugins() is called sooner: the train plugins
+ * bring in OpenBLAS, 30-40 ms from a cold page cache, and while dlopen
+ * runs no other thread can start, so a fresh mount's first requests
+ * would wait for it.  loaded, if not NULL, runs on that thread with the
+ * set (NULL if memory ran out) before anyone sees it.  -errno if no
+ * thread could start: nothing changed.
+ */
+int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
+		      void (*loaded)(struct fs *fs, struct plugin_set *ps));
+/* fs's plugins: waits for the thread if one loads them.  NULL-safe for
+ * plugin_find and plugin_render (NULL: memory ran out). */
+const struct plugin_set *fs_plugins(struct fs *fs);
+/* Waits for the thread, if one started; then fs->plugins is final. */
+void plugin_load_join(struct fs *fs);
+
 /* The default plugin directory: the build tree's when the binary runs
  * from it, else the installed one.  exe_dir is the binary's directory. */
 const char *plugin_default_dir(void);

@@ -268,7 +268,7 @@ static int served_load(struct fs *fs, const char *hash, struct served **out,
 	if (rc < 0)
 		goto out_free;
 	rc = -EINVAL;
-	pl = plugin_find(fs->plugins, MLFS_STAGE_TRAIN,
+	pl = plugin_find(fs_plugins(fs), MLFS_STAGE_TRAIN,
 			 json_string_value(json_object_get(hdr, "plugin"))
 				 ? json_string_value(json_object_get(hdr, "plugin"))
 				 : "");

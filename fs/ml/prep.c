@@ -89,7 +89,7 @@ static int steps_resolve(struct fs *fs, json_t *steps, const char *text,
 		const char *name = json_object_iter_key(json_object_iter(st));
 		json_t *params = json_object_iter_value(json_object_iter(st));
 		const struct plugin *pl =
-			plugin_find(fs->plugins, MLFS_STAGE_PREP, name);
+			plugin_find(fs_plugins(fs), MLFS_STAGE_PREP, name);
 		const struct mlfs_prep_ops *ops;
 		struct mlfs_param *ps = NULL;
 		double *lists = NULL;

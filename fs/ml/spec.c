@@ -426,7 +426,7 @@ static int check_search(struct fs *fs, json_t *s, const char *text,
 	rc = problem_check_fields(pb, text, s, fields, "\"search\"");
 	if (rc < 0)
 		return rc;
-	*tune = method ? plugin_find(fs->plugins, MLFS_STAGE_TUNE, method)
+	*tune = method ? plugin_find(fs_plugins(fs), MLFS_STAGE_TUNE, method)
 		       : NULL;
 	if (!*tune)
 		return problem_field(pb, text, "method",
@@ -657,7 +657,7 @@ static int resolve_algorithm(struct resolve *r)
 				      "must be a string");
 		return -EINVAL;
 	}
-	r->pl = plugin_find(r->fs->plugins, MLFS_STAGE_TRAIN, r->algo);
+	r->pl = plugin_find(fs_plugins(r->fs), MLFS_STAGE_TRAIN, r->algo);
 	if (!r->pl) {
 		problem_field(r->pb, r->text, "algorithm",
 			      "no train plugin \"%s\" (see .mlfs/plugins)",

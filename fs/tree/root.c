@@ -150,7 +150,7 @@ static int errors_getattr(struct node *n, struct stat *st)
 
 static int plugins_show(struct node *n, struct strbuf *out)
 {
-	return plugin_render(n->fs->plugins, out);
+	return plugin_render(fs_plugins(n->fs), out);
 }
 
 static int cache_show(struct node *n, struct strbuf *out)
