@@ -606,10 +606,33 @@ p = j.get("clat_ns", {}).get("percentile", {})
 print("%.0f %d %.0f %.0f" % (j["iops"], j["total_ios"],
       p.get("50.000000", 0) / 1000, p.get("99.000000", 0) / 1000))
 EOF
-declare -A RAND=() RAND_P50=() RAND_P99=() RAND_FETCHED=()
-for c in mlfs s3fs; do RAND[$c]=""; RAND_P50[$c]=""; RAND_P99[$c]=""; RAND_FETCHED[$c]=""; done
+declare -A RAND=() RAND_P50=() RAND_P99=() RAND_FETCHED=() RAND_S3CPU=() RAND_S3S=()
+for c in mlfs s3fs; do RAND[$c]=""; RAND_P50[$c]=""; RAND_P99[$c]=""; RAND_FETCHED[$c]=""; RAND_S3CPU[$c]=""; RAND_S3S[$c]=""; done
 RAND_IOS_SHORT=0
+GET4K_MS=n/a GET4K_N=2000
 if want 3; then
+# What one ranged GET of 4 KiB costs s3rver: GET4K_N of them at random
+# offsets over one connection (curl -K, signed), its CPU time / N.  Ten
+# thousand reads served by small GETs cost it 10,240 times that; served
+# by fetching the object, its CPU-s per GiB of part 1.
+python3 - "$E/$B/peer/big.csv" "$SIZE" "$GET4K_N" >"$W/get4k.cfg" <<'EOF2'
+import random, sys
+url, size, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+random.seed(1)
+for i in range(n):
+    off = random.randrange(0, size // 4096) * 4096
+    if i:
+        print("next")
+    print('url = "%s"\nrange = "%d-%d"\noutput = "/dev/null"' % (url, off, off + 4095))
+    print('aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "S3RVER:S3RVER"')
+    print('header = "x-amz-content-sha256: '
+          'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"')
+EOF2
+s0=$(cpu_s "$S3PID")
+curl -sS -K "$W/get4k.cfg" || die "curl's ranged GETs failed"
+s1=$(cpu_s "$S3PID")
+GET4K_MS=$(awk -v a="$s0" -v b="$s1" -v n="$GET4K_N" 'BEGIN { printf "%.2f", (b - a) / n * 1000 }')
+log "s3rver CPU per ranged 4 KiB GET: $GET4K_MS ms ($GET4K_N GETs)"
 for ((r = 1; r <= RUNS; r++)); do
 	# shellcheck disable=SC2046
 	for c in $(rotated $((r - 1)) mlfs s3fs); do
@@ -623,11 +646,15 @@ for ((r = 1; r <= RUNS; r++)); do
 			f=$d/mnt/big.csv
 		fi
 		drop_caches
+		s0=$(cpu_s "$S3PID"); t0=$(now)
 		fio --name=randread --filename="$f" --readonly --rw=randread --bs=4k \
 			--ioengine=psync --iodepth=1 --numjobs=1 --number_ios=10240 \
 			--randrepeat=1 --runtime="$FIO_RUNTIME" --output-format=json \
 			--output="$d/fio.json" >"$d/fio.err" 2>&1 ||
 			{ cat "$d/fio.err" >&2; die "fio on $c failed"; }
+		s1=$(cpu_s "$S3PID"); t1=$(now)
+		RAND_S3CPU[$c]+=" $(cpu_pct "$s0" "$s1" "$(elapsed "$t0" "$t1")")"
+		RAND_S3S[$c]+=" $(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }')"
 		read -r iops ios p50 p99 < <(python3 "$W/fio.py" "$d/fio.json")
 		((ios >= 10240)) || RAND_IOS_SHORT=1
 		RAND[$c]+=" $iops"; RAND_P50[$c]+=" $p50"; RAND_P99[$c]+=" $p99"
@@ -897,8 +924,8 @@ drifts during a run does not always fall on the same client.
 | | s3fs kernel_cache | ${DM[s3fs-kc]} | $(sp "${DISK[s3fs-kc]}") | – | – | – |
 | | rclone | ${DM[rclone]} | $(sp "${DISK[rclone]}") | – | – | – |
 | | native (local disk) | ${DM[native]} | $(sp "${DISK[native]}") | – | – | – |
-| Cold random 4 KiB reads (IOPS) | mlfs | ${RM[mlfs]} | $(sp "${RAND[mlfs]}") | – | – | – |
-| | s3fs | ${RM[s3fs]} | $(sp "${RAND[s3fs]}") | – | – | – |
+| Cold random 4 KiB reads (IOPS) | mlfs | ${RM[mlfs]} | $(sp "${RAND[mlfs]}") | – | $(sp "${RAND_S3CPU[mlfs]}") | – |
+| | s3fs | ${RM[s3fs]} | $(sp "${RAND[s3fs]}") | – | $(sp "${RAND_S3CPU[s3fs]}") | – |
 | Listing ${LIST_N}: mount + first \`ls -l\` (s) | mlfs | ${LT_ML} | $(sp "${LS_TOT[mlfs]}") | – | – | – |
 | | mlfs verify_delay=0 | ${LT_MC} | $(sp "${LS_TOT[mlfs-check]}") | – | – | – |
 | | s3fs | ${LT_S3} | $(sp "${LS_TOT[s3fs]}") | – | – | – |
@@ -951,7 +978,11 @@ Details:
   (mlfs fetch_bytes) / cached on disk (s3fs cache folder) after 10,240 reads (40 MiB):
   mlfs $(sp "${RAND_FETCHED[mlfs]}"), s3fs $(sp "${RAND_FETCHED[s3fs]}"). 10,240 uniform reads touch about
   ${RAND_BLOCKS} of the ${RAND_NBLK} 1 MiB blocks, so neither run can end before nearly the whole
-  object has been fetched: IOPS is bounded by 10,240 / (time to fetch the object).$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
+  object has been fetched: IOPS is bounded by 10,240 / (time to fetch the object).
+  s3rver CPU seconds a run: mlfs $(sp "${RAND_S3S[mlfs]}"), s3fs $(sp "${RAND_S3S[s3fs]}"). One ranged
+  4 KiB GET costs s3rver ${GET4K_MS} ms of CPU (${GET4K_N} at random offsets, one connection):
+  serving the 10,240 reads by small GETs instead would cost it
+  $(awk -v m="$GET4K_MS" 'BEGIN { if (m == "n/a") print "n/a"; else printf "%.1f", m * 10240 / 1000 }') s, more than fetching the whole object.$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
 - listing: ${LIST_N} datasets made through one mount in ${LIST_MAKE_S} s (LIST_CSV=${LIST_CSV}), sync
   ${LIST_SYNC_S} s, ${LIST_OBJS} objects under the prefix; s3fs and rclone list ${LIST_N} small
   objects (about 200 bytes each). Entries listed per run: mlfs $(sp "${LS_N[mlfs]}"), s3fs $(sp "${LS_N[s3fs]}"), rclone $(sp "${LS_N[rclone]}").
