@@ -189,12 +189,13 @@ static bool read_len(const char **p, const char *end, char stop,
 	return true;
 }
 
+#define WHY_LEN 160 /* what is wrong with a catalog, for the log */
+
 /*
  * Format 2: entries point into buf, their separators turned into NULs.
- * "why" names what is wrong, for the log; false then.
+ * False, with why (WHY_LEN bytes) naming what is wrong, for the log.
  */
-static bool parse_v2(struct catalog *c, char *buf, size_t len,
-		     const char **why)
+static bool parse_v2(struct catalog *c, char *buf, size_t len, char *why)
 {
 	const char *end = buf + len;
 	const char *p = memchr(buf, '\n', len);
@@ -209,18 +210,19 @@ static bool parse_v2(struct catalog *c, char *buf, size_t len,
 		    !read_len(&p, end, '\n', &blen) || klen == 0 ||
 		    (size_t)(end - p) < klen + 1 ||
 		    (size_t)(end - p) - klen - 1 < blen + 1) {
-			*why = "an entry's lengths are wrong";
+			snprintf(why, WHY_LEN, "an entry's lengths are wrong");
 			return false;
 		}
 		key = (char *)p;
 		body = key + klen + 1;
 		if (key[klen] != '\n' || body[blen] != '\n' ||
 		    memchr(key, '\0', klen)) {
-			*why = "an entry's separators are wrong";
+			snprintf(why, WHY_LEN,
+				 "an entry's separators are wrong");
 			return false;
 		}
 		if (ents_grow(c, &cap) < 0) {
-			*why = strerror(ENOMEM);
+			snprintf(why, WHY_LEN, "%s", strerror(ENOMEM));
 			return false;
 		}
 		key[klen] = '\0';
@@ -233,7 +235,7 @@ static bool parse_v2(struct catalog *c, char *buf, size_t len,
 
 /* Format 1 (before 2026-12-05): a JSON object, entries point into it. */
 static bool parse_v1(struct catalog *c, const char *buf, size_t len,
-		     const char **why)
+		     char *why)
 {
 	json_error_t err;
 	json_t *objs, *e;
@@ -245,7 +247,8 @@ static bool parse_v1(struct catalog *c, const char *buf, size_t len,
 	if (!json_is_object(c->root) ||
 	    json_integer_value(json_object_get(c->root, "format")) != 1 ||
 	    !json_is_object(objs)) {
-		*why = c->root ? "not a catalog of format 1 or 2" : err.text;
+		snprintf(why, WHY_LEN, "%s",
+			 c->root ? "not a catalog of format 1 or 2" : err.text);
 		return false;
 	}
 	json_object_foreach(objs, key, e) {
@@ -256,7 +259,7 @@ static bool parse_v1(struct catalog *c, const char *buf, size_t len,
 		    strlen(json_string_value(b)) != json_string_length(b))
 			continue;
 		if (ents_grow(c, &cap) < 0) {
-			*why = strerror(ENOMEM);
+			snprintf(why, WHY_LEN, "%s", strerror(ENOMEM));
 			return false;
 		}
 		c->ents[c->n++] = (struct cat_ent){
@@ -269,7 +272,7 @@ static bool parse_v1(struct catalog *c, const char *buf, size_t len,
 struct catalog *catalog_load(struct fs *fs)
 {
 	static const char v2[] = "{\"format\":2}\n";
-	const char *why = NULL;
+	char why[WHY_LEN] = "";
 	struct catalog *c;
 	char *buf = NULL;
 	size_t len;
@@ -292,16 +295,16 @@ struct catalog *catalog_load(struct fs *fs)
 	}
 	if (len >= sizeof(v2) - 1 && memcmp(buf, v2, sizeof(v2) - 1) == 0) {
 		c->buf = buf;
-		ok = parse_v2(c, buf, len, &why);
+		ok = parse_v2(c, buf, len, why);
 	} else {
-		ok = parse_v1(c, buf, len, &why);
+		ok = parse_v1(c, buf, len, why);
 		free(buf);
 	}
 	if (ok && c->n) {
 		qsort(c->ents, c->n, sizeof(*c->ents), ent_cmp);
 		for (size_t i = 1; ok && i < c->n; i++)
 			if (strcmp(c->ents[i - 1].key, c->ents[i].key) == 0) {
-				why = "a key is there twice";
+				snprintf(why, sizeof(why), "a key is there twice");
 				ok = false;
 			}
 	}
