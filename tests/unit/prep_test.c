@@ -49,10 +49,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "fs.h"
 #include "mlfs_plugin.h"
 #include "plugin.h"
 #include "plugs.h"
@@ -405,6 +407,65 @@ static void test_descriptors(const char *dir)
 		free(pl.path);
 		dlclose(pl.handle);
 	}
+}
+
+/* ---- the daemon's loader thread (plugin_load_start) ---- */
+
+static int loaded_calls;
+
+static void count_loaded(struct fs *fs, struct plugin_set *ps)
+{
+	(void)fs;
+	(void)ps;
+	loaded_calls++;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_loader(const char *dir)
+{
+	struct fs fs;
+	const struct plugin_set *ps;
+	double t0;
+
+	/* wanted before the delay ends: loaded at once, loaded() first */
+	memset(&fs, 0, sizeof(fs));
+	loaded_calls = 0;
+	t0 = mono_s();
+	is_int(plugin_load_start(&fs, dir, 60000, count_loaded), 0,
+	       "loader: a thread starts");
+	ps = fs_plugins(&fs);
+	ok(mono_s() - t0 < 10, "loader: fs_plugins does not wait out the delay");
+	is_int(loaded_calls, 1, "loader: loaded() ran before the set was seen");
+	ok(ps && plugin_find(ps, MLFS_STAGE_PREP, "impute") != NULL,
+	   "loader: the set has the directory's plugins");
+	ok(fs_plugins(&fs) == ps, "loader: the same set again");
+	plugin_load_join(&fs);
+	ok(fs.plugin_loader == NULL && fs.plugins == ps,
+	   "loader: joined, the set kept");
+	plugin_set_free(fs.plugins);
+
+	/* never wanted: the unmount's join neither waits nor loads */
+	memset(&fs, 0, sizeof(fs));
+	loaded_calls = 0;
+	t0 = mono_s();
+	is_int(plugin_load_start(&fs, dir, 60000, count_loaded), 0,
+	       "loader: a second thread starts");
+	plugin_load_join(&fs);
+	ok(mono_s() - t0 < 10, "loader: join does not wait out the delay");
+	ok(fs.plugins == NULL && loaded_calls == 0,
+	   "loader: nothing loaded that nobody wanted");
+	ok(fs_plugins(&fs) == NULL, "loader: after the join, no set");
+
+	/* no loader at all (the unit programs' fs): the field as it is */
+	memset(&fs, 0, sizeof(fs));
+	ok(fs_plugins(&fs) == NULL, "loader: none started, none waited for");
 }
 
 /* ---- impute ---- */
@@ -2783,6 +2844,7 @@ int main(void)
 	if (plugs_open(dir, plugs, P_COUNT) < 0)
 		return 1;
 	test_descriptors(dir);
+	test_loader(dir);
 	test_impute_mean_mode();
 	test_impute_median_constant();
 	test_impute_columns();
