@@ -471,6 +471,7 @@ static void fs_free(struct fs *fs)
 	free(fs->opts.store_dir);
 	free(fs->opts.mountpoint);
 	free(fs->opts.cache_dir);
+	free(fs->opts.plugin_dir);
 }
 
 /*
@@ -806,7 +807,7 @@ static int open_log(struct fs *fs, const struct cli *cli)
  * OpenBLAS, which comes in with the train plugins off the mount's path:
  * it is found as they loaded it, if they did.
  */
-static void plugins_loaded(struct fs *fs, struct plugin_set *ps)
+static void plugins_loaded(struct fs *fs, struct plugin_set *ps, int err)
 {
 	void *blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
 
@@ -819,11 +820,49 @@ static void plugins_loaded(struct fs *fs, struct plugin_set *ps)
 		dlclose(blas);
 	}
 	if (!ps) {
-		fs_log(fs, LOG_ERR, "plugins: %s", strerror(ENOMEM));
+		fs_log(fs, LOG_ERR, "plugins %s: %s", fs->opts.plugin_dir,
+		       strerror(-err));
 		return;
 	}
 	for (size_t i = 0; i < ps->nrefused; i++)
 		fs_log(fs, LOG_WARNING, "plugin refused: %s", ps->refused[i]);
+}
+
+/*
+ * The plugin directory into fs->opts.plugin_dir: absolute (a daemon's
+ * working directory becomes /, and a thread loads them after that) and
+ * one we can list, or the mount fails as it did when they loaded here.
+ * A directory that does not exist is an empty set.  0, or 1 after a line.
+ */
+static int plugin_dir(struct fs *fs, const struct cli *cli)
+{
+	const char *pdir = cli->plugins ? cli->plugins : plugin_default_dir();
+	char real[PATH_MAX];
+	char cwd[PATH_MAX];
+	DIR *d;
+	int n;
+
+	if (realpath(pdir, real)) {
+		d = opendir(real);
+		if (!d)
+			return fail("plugins %s: %s", pdir, strerror(errno));
+		closedir(d);
+	} else if (errno != ENOENT) {
+		return fail("plugins %s: %s", pdir, strerror(errno));
+	} else if (pdir[0] == '/') {
+		snprintf(real, sizeof(real), "%s", pdir);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return fail("plugins %s: %s", pdir, strerror(errno));
+		n = snprintf(real, sizeof(real), "%s/%s", cwd, pdir);
+		if (n < 0 || (size_t)n >= sizeof(real))
+			return fail("plugins %s: %s", pdir,
+				    strerror(ENAMETOOLONG));
+	}
+	fs->opts.plugin_dir = strdup(real);
+	if (!fs->opts.plugin_dir)
+		return fail("%s%s", strerror(ENOMEM), "");
+	return 0;
 }
 
 /*
@@ -919,6 +958,11 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 	bool verify = false;
 	char msg[256];
 
+	/* first, so that any request finds it; it loads at the end's time */
+	if (plugin_load_start(fs, fs->opts.plugin_dir, plugins_loaded) < 0) {
+		fs_log(fs, LOG_ERR, "cannot start a thread");
+		return -1;
+	}
 	if (remote) {
 		if (remote_start(fs, msg, sizeof(msg)) < 0) {
 			fs_log(fs, LOG_ERR, "%s: %s", cli->store, msg);
@@ -959,15 +1003,10 @@ static int start_services(struct fs *fs, const struct cli *cli, bool remote)
 		return -1;
 	}
 	/*
-	 * Last, and a moment later: a fresh mount's first requests (a
+	 * A moment after the services: a fresh mount's first requests (a
 	 * listing) go before loading the plugins, unless they need them.
 	 */
-	if (plugin_load_start(fs, cli->plugins ? cli->plugins
-					      : plugin_default_dir(),
-			      PLUGINS_DELAY_MS, plugins_loaded) < 0) {
-		fs_log(fs, LOG_ERR, "cannot start a thread");
-		return -1;
-	}
+	plugin_load_after(fs, PLUGINS_DELAY_MS);
 	return 0;
 }
 
@@ -985,6 +1024,7 @@ static void stop_services(struct fs *fs)
 	deploy_stop(fs); /* what is pending committed; models let go */
 	served_cache_clear(fs); /* before the plugins they use go */
 	remote_stop(fs);
+	plugin_load_join(fs); /* while the log is open: it may write */
 }
 
 /*
@@ -1080,6 +1120,8 @@ int main(int argc, char *argv[])
 	if (status)
 		goto out_fs;
 	status = open_log(&fs, &cli);
+	if (status == 0)
+		status = plugin_dir(&fs, &cli);
 	if (status)
 		goto out_fs;
 	raise_nofile();

@@ -197,11 +197,18 @@ static int cmp_u64(const void *a, const void *b)
  */
 static void hash_sort(const uint64_t *a, uint64_t *out, size_t n)
 {
-	uint32_t start[((size_t)1 << SORT_BITS) + 1] = { 0 };
+	uint32_t start[((size_t)1 << SORT_BITS) + 1];
 	size_t b;
 	size_t i;
 	size_t j;
 
+	if (n < ((size_t)1 << SORT_BITS) / 4) {
+		/* a column's last, small batch: not worth the buckets */
+		memcpy(out, a, n * sizeof(*out));
+		qsort(out, n, sizeof(*out), cmp_u64);
+		return;
+	}
+	memset(start, 0, sizeof(start));
 	for (i = 0; i < n; i++)
 		start[(a[i] >> (64 - SORT_BITS)) + 1]++;
 	for (b = 1; b <= (size_t)1 << SORT_BITS; b++)

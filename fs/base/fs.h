@@ -37,7 +37,7 @@ struct fs_opts {
 	char *mountpoint;     /* absolute */
 	char *cache_dir;      /* index and cache; default under the store */
 	char *log_file;       /* -o log=FILE */
-	char *plugin_dir;
+	char *plugin_dir;     /* absolute (main.c: plugin_dir) */
 	uint64_t max_file;    /* bytes: cap on one written file (EFBIG) */
 	char *endpoint;       /* S3: -o endpoint, or NULL */
 	char *region;         /* S3: -o region, or NULL */

@@ -368,41 +368,40 @@ struct plugin_loader {
 	bool wanted; /* someone waits: load now */
 	bool stop;   /* unmount: load only if wanted */
 	bool done;   /* fs->plugins is final */
-	unsigned delay_ms;
+	bool timed;  /* until is set: load then */
+	struct timespec until;
 	bool joined;
 	pthread_t th;
 	char *dir;
 	struct fs *fs;
-	void (*loaded)(struct fs *fs, struct plugin_set *ps);
+	void (*loaded)(struct fs *fs, struct plugin_set *ps, int err);
 };
 
 static void *loader_main(void *arg)
 {
 	struct plugin_loader *l = arg;
 	struct plugin_set *ps = NULL;
-	struct timespec until;
+	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += l->delay_ms / 1000;
-	until.tv_nsec += (long)(l->delay_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&l->m);
-	while (!l->wanted && !l->stop &&
-	       pthread_cond_timedwait(&l->want_cv, &l->m, &until) == 0)
-		;
+	while (!l->wanted && !l->stop) {
+		if (!l->timed)
+			pthread_cond_wait(&l->want_cv, &l->m);
+		else if (pthread_cond_timedwait(&l->want_cv, &l->m,
+						&l->until) != 0)
+			break; /* the time came */
+	}
 	if (l->stop && !l->wanted) {
 		l->done = true;
 		pthread_mutex_unlock(&l->m);
 		return NULL;
 	}
 	pthread_mutex_unlock(&l->m);
-	if (plugin_load_dir(l->dir, &ps) < 0)
-		ps = NULL; /* -ENOMEM: no plugin is found */
+	rc = plugin_load_dir(l->dir, &ps);
+	if (rc < 0)
+		ps = NULL; /* no plugin is found */
 	if (l->loaded)
-		l->loaded(l->fs, ps);
+		l->loaded(l->fs, ps, rc);
 	pthread_mutex_lock(&l->m);
 	l->fs->plugins = ps;
 	l->done = true;
@@ -411,8 +410,9 @@ static void *loader_main(void *arg)
 	return NULL;
 }
 
-int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
-		      void (*loaded)(struct fs *fs, struct plugin_set *ps))
+int plugin_load_start(struct fs *fs, const char *dir,
+		      void (*loaded)(struct fs *fs, struct plugin_set *ps,
+				     int err))
 {
 	struct plugin_loader *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
@@ -426,7 +426,6 @@ int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
 	}
 	l->fs = fs;
 	l->loaded = loaded;
-	l->delay_ms = delay_ms;
 	pthread_mutex_init(&l->m, NULL);
 	pthread_cond_init(&l->done_cv, NULL);
 	pthread_condattr_init(&ca);
@@ -444,6 +443,25 @@ int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
 		return -EAGAIN;
 	}
 	return 0;
+}
+
+void plugin_load_after(struct fs *fs, unsigned delay_ms)
+{
+	struct plugin_loader *l = fs->plugin_loader;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->m);
+	clock_gettime(CLOCK_MONOTONIC, &l->until);
+	l->until.tv_sec += delay_ms / 1000;
+	l->until.tv_nsec += (long)(delay_ms % 1000) * 1000000;
+	if (l->until.tv_nsec >= 1000000000) {
+		l->until.tv_sec++;
+		l->until.tv_nsec -= 1000000000;
+	}
+	l->timed = true;
+	pthread_cond_signal(&l->want_cv);
+	pthread_mutex_unlock(&l->m);
 }
 
 const struct plugin_set *fs_plugins(struct fs *fs)

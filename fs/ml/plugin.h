@@ -60,20 +60,26 @@ const char *plugin_stage_name(unsigned stage);
 
 struct fs;
 /*
- * The daemon's set, loaded by a thread of its own delay_ms after this
- * call, or at once when fs_plugins() is called sooner: the train plugins
- * bring in OpenBLAS, 30-40 ms from a cold page cache, and while dlopen
- * runs no other thread can start, so a fresh mount's first requests
- * would wait for it.  loaded, if not NULL, runs on that thread with the
- * set (NULL if memory ran out) before anyone sees it.  -errno if no
- * thread could start: nothing changed.
+ * The daemon's set, loaded by a thread of its own, not at the start: the
+ * train plugins bring in OpenBLAS, 30-40 ms from a cold page cache, and
+ * while dlopen runs no other thread can be created, so a fresh mount's
+ * services and first requests would wait for it.  plugin_load_start
+ * makes the thread (dir absolute: the daemon may chdir), which loads
+ * when fs_plugins() is first called or when the time plugin_load_after
+ * sets comes, whichever is first.  loaded, if not NULL, runs on that
+ * thread with the set (NULL, and err the -errno, if it could not be
+ * read) before anyone sees it.  -errno if no thread could start.
  */
-int plugin_load_start(struct fs *fs, const char *dir, unsigned delay_ms,
-		      void (*loaded)(struct fs *fs, struct plugin_set *ps));
+int plugin_load_start(struct fs *fs, const char *dir,
+		      void (*loaded)(struct fs *fs, struct plugin_set *ps,
+				     int err));
+/* Load delay_ms from now, if nothing wanted them sooner. */
+void plugin_load_after(struct fs *fs, unsigned delay_ms);
 /* fs's plugins: waits for the thread if one loads them.  NULL-safe for
  * plugin_find and plugin_render (NULL: memory ran out). */
 const struct plugin_set *fs_plugins(struct fs *fs);
-/* Waits for the thread, if one started; then fs->plugins is final. */
+/* Waits for the thread, if one started (it loads only if they were
+ * wanted); then fs->plugins is final. */
 void plugin_load_join(struct fs *fs);
 
 /* The default plugin directory: the build tree's when the binary runs

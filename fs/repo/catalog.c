@@ -299,6 +299,9 @@ struct catalog *catalog_load(struct fs *fs)
 	} else {
 		ok = parse_v1(c, buf, len, why);
 		free(buf);
+		/* a writer puts it again as format 2, even if nothing changed */
+		if (ok)
+			catalog_changed(fs);
 	}
 	if (ok && c->n) {
 		qsort(c->ents, c->n, sizeof(*c->ents), ent_cmp);

@@ -3,7 +3,7 @@ import os
 import subprocess
 import time
 
-from conftest import MLFS, Mount, is_mounted
+from conftest import BUILD, MLFS, Mount, is_mounted
 
 
 def run(*argv, timeout=15):
@@ -83,6 +83,42 @@ def test_daemonizes_and_unmounts_with_fusermount(tmp_path):
             time.sleep(0.05)
         assert is_mounted(m.mnt)
         assert (m.mnt / ".mlfs" / "version").read_text().startswith("mlfs")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(m.mnt)])
+    deadline = time.monotonic() + 10
+    while is_mounted(m.mnt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(m.mnt)
+
+
+def test_a_plugin_directory_that_is_a_file_is_refused(tmp_path):
+    m = Mount(tmp_path)
+    r = run("-f", "-o", f"cache={m.cache},plugins=/etc/passwd",
+            str(m.store), str(m.mnt))
+    assert r.returncode != 0
+    assert "plugins /etc/passwd: Not a directory" in r.stderr, r.stderr
+    assert not is_mounted(m.mnt)
+
+
+def test_a_relative_plugin_directory_is_the_callers(tmp_path):
+    """A daemon's working directory becomes /, and its plugins load on a
+    thread after that: -o plugins=rel is still rel under the directory
+    mlfs was started in."""
+    m = Mount(tmp_path)
+    (tmp_path / "rel").mkdir()
+    so = BUILD / "plugins" / "train" / "logistic.so"
+    (tmp_path / "rel" / "logistic.so").write_bytes(so.read_bytes())
+    r = subprocess.run([str(MLFS), "-o", f"cache={m.cache},plugins=rel",
+                        str(m.store), str(m.mnt)], capture_output=True,
+                       text=True, timeout=30, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    try:
+        deadline = time.monotonic() + 10
+        while not is_mounted(m.mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        plugins = (m.mnt / ".mlfs" / "plugins").read_text()
+        assert "logistic train " in plugins, plugins
+        assert f" {tmp_path}/rel/logistic.so" in plugins, plugins
     finally:
         subprocess.run(["fusermount3", "-u", str(m.mnt)])
     deadline = time.monotonic() + 10

@@ -812,6 +812,9 @@ def test_catalog_makes_a_fresh_mount_with_the_same_tree(mlfs_factory,
     assert "from the catalog alone" in g.stderr()
     assert rebuild_line(g) == (0, 0)
     assert snapshot(g.mnt) == before
+    g.stop()
+    # and the writer that read it puts it back as format 2
+    assert catalog_of(s3server, w.prefix)["format"] == 2
 
 
 def test_a_stale_catalog_never_hides_the_bucket(mlfs_factory, s3server):

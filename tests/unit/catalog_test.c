@@ -300,6 +300,17 @@ static void test_written(struct fs *fs, const char *dir)
 	catalog_each(c, "", count, &n);
 	is_int(n, 4, "written: every entry");
 	for (size_t i = 0; i < 4; i++) {
+		if (i == 2) {
+			/* two used: walks skip them, two left unused */
+			n = 0;
+			catalog_each(c, "", count, &n);
+			is_int(n, 2, "written: a walk skips used entries");
+			is_int((int)catalog_unused(c), 2,
+			       "written: two unused");
+			n = 0;
+			catalog_each(c, "datasets/", count, &n);
+			is_int(n, 0, "written: a prefix whose entries are used");
+		}
 		char md5[33], *body = NULL;
 		size_t len = 0;
 

@@ -413,11 +413,14 @@ static void test_descriptors(const char *dir)
 
 static int loaded_calls;
 
-static void count_loaded(struct fs *fs, struct plugin_set *ps)
+static int loaded_err = 1;
+
+static void count_loaded(struct fs *fs, struct plugin_set *ps, int err)
 {
 	(void)fs;
 	(void)ps;
-	loaded_calls++;
+	loaded_err = err;
+	__atomic_add_fetch(&loaded_calls, 1, __ATOMIC_SEQ_CST);
 }
 
 static double mono_s(void)
@@ -434,15 +437,17 @@ static void test_loader(const char *dir)
 	const struct plugin_set *ps;
 	double t0;
 
-	/* wanted before the delay ends: loaded at once, loaded() first */
+	/* wanted before its time: loaded at once, loaded() first */
 	memset(&fs, 0, sizeof(fs));
 	loaded_calls = 0;
 	t0 = mono_s();
-	is_int(plugin_load_start(&fs, dir, 60000, count_loaded), 0,
+	is_int(plugin_load_start(&fs, dir, count_loaded), 0,
 	       "loader: a thread starts");
+	plugin_load_after(&fs, 60000);
 	ps = fs_plugins(&fs);
 	ok(mono_s() - t0 < 10, "loader: fs_plugins does not wait out the delay");
 	is_int(loaded_calls, 1, "loader: loaded() ran before the set was seen");
+	is_int(loaded_err, 0, "loader: with no error");
 	ok(ps && plugin_find(ps, MLFS_STAGE_PREP, "impute") != NULL,
 	   "loader: the set has the directory's plugins");
 	ok(fs_plugins(&fs) == ps, "loader: the same set again");
@@ -455,13 +460,38 @@ static void test_loader(const char *dir)
 	memset(&fs, 0, sizeof(fs));
 	loaded_calls = 0;
 	t0 = mono_s();
-	is_int(plugin_load_start(&fs, dir, 60000, count_loaded), 0,
+	is_int(plugin_load_start(&fs, dir, count_loaded), 0,
 	       "loader: a second thread starts");
 	plugin_load_join(&fs);
 	ok(mono_s() - t0 < 10, "loader: join does not wait out the delay");
 	ok(fs.plugins == NULL && loaded_calls == 0,
 	   "loader: nothing loaded that nobody wanted");
 	ok(fs_plugins(&fs) == NULL, "loader: after the join, no set");
+
+	/* its time comes: loaded with nobody asking, then joined */
+	memset(&fs, 0, sizeof(fs));
+	loaded_calls = 0;
+	is_int(plugin_load_start(&fs, dir, count_loaded), 0,
+	       "loader: a third thread starts");
+	plugin_load_after(&fs, 0);
+	for (int i = 0; i < 1000 &&
+			!__atomic_load_n(&loaded_calls, __ATOMIC_SEQ_CST);
+	     i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	plugin_load_join(&fs);
+	ok(loaded_calls == 1 && fs.plugins != NULL,
+	   "loader: loaded when its time came");
+	plugin_set_free(fs.plugins);
+
+	/* a directory it cannot list: no set, the error to loaded() */
+	memset(&fs, 0, sizeof(fs));
+	loaded_calls = 0;
+	is_int(plugin_load_start(&fs, "/etc/passwd", count_loaded), 0,
+	       "loader: a fourth thread starts");
+	ok(fs_plugins(&fs) == NULL && loaded_calls == 1 &&
+		   loaded_err == -ENOTDIR,
+	   "loader: a file for a directory: no set, ENOTDIR");
+	plugin_load_join(&fs);
 
 	/* no loader at all (the unit programs' fs): the field as it is */
 	memset(&fs, 0, sizeof(fs));
