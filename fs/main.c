@@ -465,7 +465,7 @@ static void fs_free(struct fs *fs)
 	meta_close(fs->online);
 	node_table_free(fs);
 	fs_glue_free(fs);
-	plugin_load_join(fs);
+	plugin_load_join(fs); /* a no-op: stop_services joined it */
 	plugin_set_free(fs->plugins);
 	free(fs->opts.store);
 	free(fs->opts.store_dir);
@@ -842,7 +842,9 @@ static int plugin_dir(struct fs *fs, const struct cli *cli)
 	DIR *d;
 	int n;
 
-	if (realpath(pdir, real)) {
+	if (!*pdir) {
+		real[0] = '\0'; /* plugins= : none, as before */
+	} else if (realpath(pdir, real)) {
 		d = opendir(real);
 		if (!d)
 			return fail("plugins %s: %s", pdir, strerror(errno));
@@ -1098,11 +1100,16 @@ int main(int argc, char *argv[])
 	if (cli_only_answers(&cli, &status))
 		goto out_args;
 	status = opts_from_cli(&fs, &cli);
+	/* before the store and its lease: a bad directory changes nothing */
+	if (status == 0)
+		status = plugin_dir(&fs, &cli);
 	if (status)
 		goto out_args;
 	status = check_store(&cli, &remote, real);
-	if (status)
+	if (status) {
+		free(fs.opts.plugin_dir);
 		goto out_args;
+	}
 	fs.opts.store = strdup(cli.store);
 	fs.opts.store_dir = remote ? NULL : strdup(real);
 	/* before open_remote: the S3 checks keep what they find there */
@@ -1120,8 +1127,6 @@ int main(int argc, char *argv[])
 	if (status)
 		goto out_fs;
 	status = open_log(&fs, &cli);
-	if (status == 0)
-		status = plugin_dir(&fs, &cli);
 	if (status)
 		goto out_fs;
 	raise_nofile();

@@ -75,8 +75,9 @@ int plugin_load_start(struct fs *fs, const char *dir,
 				     int err));
 /* Load delay_ms from now, if nothing wanted them sooner. */
 void plugin_load_after(struct fs *fs, unsigned delay_ms);
-/* fs's plugins: waits for the thread if one loads them.  NULL-safe for
- * plugin_find and plugin_render (NULL: memory ran out). */
+/* fs's plugins: waits for the thread if one loads them.  NULL when
+ * none could be read (or none were wanted before plugin_load_join);
+ * plugin_find and plugin_render take NULL. */
 const struct plugin_set *fs_plugins(struct fs *fs);
 /* Waits for the thread, if one started (it loads only if they were
  * wanted); then fs->plugins is final. */

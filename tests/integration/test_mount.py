@@ -93,11 +93,25 @@ def test_daemonizes_and_unmounts_with_fusermount(tmp_path):
 
 def test_a_plugin_directory_that_is_a_file_is_refused(tmp_path):
     m = Mount(tmp_path)
-    r = run("-f", "-o", f"cache={m.cache},plugins=/etc/passwd",
-            str(m.store), str(m.mnt))
+    try:
+        r = run("-f", "-o", f"cache={m.cache},plugins=/etc/passwd",
+                str(m.store), str(m.mnt), timeout=5)
+    finally:
+        # a regression mounts (and, killed at the timeout, leaves it dead)
+        if is_mounted(m.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(m.mnt)])
     assert r.returncode != 0
     assert "plugins /etc/passwd: Not a directory" in r.stderr, r.stderr
-    assert not is_mounted(m.mnt)
+
+
+def test_an_empty_plugin_directory_option_loads_none(mlfs_factory,
+                                                     tmp_path, monkeypatch):
+    # not the working directory's .so files (realpath("") fails)
+    so = BUILD / "plugins" / "train" / "logistic.so"
+    (tmp_path / "logistic.so").write_bytes(so.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    m = mlfs_factory(opts=["plugins="])
+    assert (m.mnt / ".mlfs" / "plugins").read_text() == ""
 
 
 def test_a_relative_plugin_directory_is_the_callers(tmp_path):

@@ -462,6 +462,7 @@ static void test_loader(const char *dir)
 	t0 = mono_s();
 	is_int(plugin_load_start(&fs, dir, count_loaded), 0,
 	       "loader: a second thread starts");
+	plugin_load_after(&fs, 60000); /* an unmount inside the delay */
 	plugin_load_join(&fs);
 	ok(mono_s() - t0 < 10, "loader: join does not wait out the delay");
 	ok(fs.plugins == NULL && loaded_calls == 0,
