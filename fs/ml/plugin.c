@@ -410,6 +410,15 @@ static void *loader_main(void *arg)
 	return NULL;
 }
 
+static void loader_free(struct plugin_loader *l)
+{
+	pthread_mutex_destroy(&l->m);
+	pthread_cond_destroy(&l->done_cv);
+	pthread_cond_destroy(&l->want_cv);
+	free(l->dir);
+	free(l);
+}
+
 int plugin_load_start(struct fs *fs, const char *dir,
 		      void (*loaded)(struct fs *fs, struct plugin_set *ps,
 				     int err))
@@ -435,11 +444,7 @@ int plugin_load_start(struct fs *fs, const char *dir,
 	fs->plugin_loader = l;
 	if (pthread_create(&l->th, NULL, loader_main, l) != 0) {
 		fs->plugin_loader = NULL;
-		pthread_mutex_destroy(&l->m);
-		pthread_cond_destroy(&l->done_cv);
-		pthread_cond_destroy(&l->want_cv);
-		free(l->dir);
-		free(l);
+		loader_free(l);
 		return -EAGAIN;
 	}
 	return 0;
@@ -493,11 +498,7 @@ void plugin_load_join(struct fs *fs)
 	pthread_mutex_unlock(&l->m);
 	pthread_join(l->th, NULL);
 	fs->plugin_loader = NULL;
-	pthread_mutex_destroy(&l->m);
-	pthread_cond_destroy(&l->done_cv);
-	pthread_cond_destroy(&l->want_cv);
-	free(l->dir);
-	free(l);
+	loader_free(l);
 }
 
 const char *plugin_default_dir(void)

@@ -11,6 +11,14 @@ def run(*argv, timeout=15):
                           text=True, timeout=timeout)
 
 
+def wait_mount(mnt, mounted):
+    """Wait up to 10 s for mnt to be (or no longer be) mounted."""
+    deadline = time.monotonic() + 10
+    while is_mounted(mnt) != mounted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return is_mounted(mnt) == mounted
+
+
 def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("mlfs ")
@@ -78,17 +86,11 @@ def test_daemonizes_and_unmounts_with_fusermount(tmp_path):
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     try:
-        deadline = time.monotonic() + 10
-        while not is_mounted(m.mnt) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert is_mounted(m.mnt)
+        assert wait_mount(m.mnt, True)
         assert (m.mnt / ".mlfs" / "version").read_text().startswith("mlfs")
     finally:
         subprocess.run(["fusermount3", "-u", str(m.mnt)])
-    deadline = time.monotonic() + 10
-    while is_mounted(m.mnt) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not is_mounted(m.mnt)
+    assert wait_mount(m.mnt, False)
 
 
 def test_a_plugin_directory_that_is_a_file_is_refused(tmp_path):
@@ -127,18 +129,13 @@ def test_a_relative_plugin_directory_is_the_callers(tmp_path):
                        text=True, timeout=30, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     try:
-        deadline = time.monotonic() + 10
-        while not is_mounted(m.mnt) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_mount(m.mnt, True)
         plugins = (m.mnt / ".mlfs" / "plugins").read_text()
         assert "logistic train " in plugins, plugins
         assert f" {tmp_path}/rel/logistic.so" in plugins, plugins
     finally:
         subprocess.run(["fusermount3", "-u", str(m.mnt)])
-    deadline = time.monotonic() + 10
-    while is_mounted(m.mnt) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not is_mounted(m.mnt)
+    assert wait_mount(m.mnt, False)
 
 
 def test_root_listing(mlfs):
