@@ -370,7 +370,6 @@ struct plugin_loader {
 	bool done;   /* fs->plugins is final */
 	bool timed;  /* until is set: load then */
 	struct timespec until;
-	bool joined;
 	pthread_t th;
 	char *dir;
 	struct fs *fs;

@@ -24,6 +24,8 @@
 #include "strbuf.h"
 
 #define CATALOG_MD5_HEX 32
+/* The first line of a format 2 catalog, written and recognised. */
+#define CATALOG_HEAD "{\"format\":2}\n"
 
 /* An entry, pointing into the catalog's text (or format 1's JSON). */
 struct cat_ent {
@@ -85,7 +87,8 @@ static int catalog_add(void *arg, const char *key, const char *val,
 	sb_append(sb, key, klen);
 	sb_append(sb, "\n", 1);
 	sb_append(sb, val, len);
-	return sb_append(sb, "\n", 1);
+	sb_append(sb, "\n", 1);
+	return sb->err; /* the first failure stops the scan */
 }
 
 /* The catalog's text, from META_CAT as it is now (in key order). */
@@ -96,7 +99,7 @@ static int catalog_text(struct fs *fs, char **out, size_t *len)
 	int rc;
 
 	*out = NULL;
-	sb_printf(&sb, "{\"format\":%d}\n", CATALOG_FORMAT);
+	sb_puts(&sb, CATALOG_HEAD);
 	rc = meta_txn_begin(fs->meta, true, &t);
 	if (rc < 0)
 		goto out_free;
@@ -271,7 +274,6 @@ static bool parse_v1(struct catalog *c, const char *buf, size_t len,
 
 struct catalog *catalog_load(struct fs *fs)
 {
-	static const char v2[] = "{\"format\":2}\n";
 	char why[WHY_LEN] = "";
 	struct catalog *c;
 	char *buf = NULL;
@@ -293,7 +295,8 @@ struct catalog *catalog_load(struct fs *fs)
 		free(buf);
 		return NULL;
 	}
-	if (len >= sizeof(v2) - 1 && memcmp(buf, v2, sizeof(v2) - 1) == 0) {
+	if (len >= strlen(CATALOG_HEAD) &&
+	    memcmp(buf, CATALOG_HEAD, strlen(CATALOG_HEAD)) == 0) {
 		c->buf = buf;
 		ok = parse_v2(c, buf, len, why);
 	} else {

@@ -36,7 +36,6 @@ struct meta_txn;
 struct catalog;
 
 #define CATALOG_KEY "mlfs-catalog.json"
-#define CATALOG_FORMAT 2
 #define CATALOG_MAX ((size_t)1 << 30) /* bytes, the object's ceiling */
 
 /*
