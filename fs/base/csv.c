@@ -134,6 +134,8 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
 		s->int_ok = false;
 	h = num_hash(v);
+	if (s->kmask)
+		return keys_defer(sc, s, h);
 	if (cset_count_num(&s->set, h))
 		return 0;
 	return csv_col_distinct(sc, s, h, ENT_NUM, p, n);

@@ -3,8 +3,9 @@
  * Distinct values of a CSV column, counted during csv_scan() in three
  * tiers (struct colstate in csv_int.h says why): a small hash set with
  * counts and spellings, for classes (struct cset, also csv.c's check of
- * duplicate header names); sorted batches of 64-bit hashes up to
- * CSV_DISTINCT_EXACT values; then a HyperLogLog sketch.  All the sets of
+ * duplicate header names); 64-bit hashes up to CSV_DISTINCT_EXACT values,
+ * in a small hash table, then in sorted batches; then a HyperLogLog
+ * sketch.  All the sets of
  * one scan share a budget of bytes (struct scan), so memory is bounded
  * whatever the input.
  *
@@ -32,6 +33,20 @@
  * the biggest insertion sort. */
 #define SORT_BITS 13
 #define SORT_SMALL 32
+/*
+ * Tier 2's hash table: KEYS_TABLE_FIRST slots when tier 1 moves in, at
+ * most half full, doubled up to KEYS_TABLE_MAX slots; past that the
+ * column goes on in sorted batches.  A column of a few thousand values
+ * repeated (prices, counts, readings of a few decimals) then costs one
+ * probe of a table in the cache a value instead of a sort and a merge:
+ * TODO figures.
+ */
+#define KEYS_TABLE_FIRST ((size_t)4096)
+#define KEYS_TABLE_MAX ((size_t)32768)
+_Static_assert(KEYS_TABLE_FIRST >= 2 * (CSV_CAT_MAX + 1),
+	       "tier 1's values fit the first table");
+_Static_assert(KEYS_TABLE_MAX / 2 + 2 <= KEYS_BATCH,
+	       "a full table's hashes are one batch");
 
 /* Order of two raw contents as unescaped bytes. */
 int csv_raw_cmp(const char *a, size_t an, bool aesc, const char *b, size_t bn,
@@ -151,6 +166,12 @@ int csv_cset_add(struct cset *set, uint64_t h, uint32_t flags, const char *p,
 	return 1;
 }
 
+/* Entries of keys to walk: a table's slots (0: empty), or the hashes. */
+static size_t keys_slots(const struct colstate *s)
+{
+	return s->kmask ? s->kmask + 1 : s->nkeys + s->nbatch;
+}
+
 /*
  * Tier 3: move a column's distinct values (known of them, exactly) into a
  * HyperLogLog sketch.
@@ -162,8 +183,14 @@ static int col_estimate(struct scan *sc, struct colstate *s, uint64_t known)
 	s->hll = calloc(HLL_REGS, 1);
 	if (!s->hll)
 		return -ENOMEM;
-	for (i = 0; i < s->nkeys + s->nbatch; i++)
-		hll_add(s->hll, s->keys[i]);
+	for (i = 0; i < keys_slots(s); i++)
+		if (s->keys[i] || !s->kmask)
+			hll_add(s->hll, s->keys[i]);
+	if (s->kzero)
+		hll_add(s->hll, 0);
+	if (s->pending)
+		hll_add(s->hll, s->pend);
+	s->pending = false;
 	for (i = 0; s->set.slots && i <= s->set.mask; i++)
 		if (s->set.slots[i].count)
 			hll_add(s->hll, s->set.slots[i].hash);
@@ -174,6 +201,8 @@ static int col_estimate(struct scan *sc, struct colstate *s, uint64_t known)
 	s->nkeys = 0;
 	s->nbatch = 0;
 	s->kcap = 0;
+	s->kmask = 0;
+	s->kzero = false;
 	if (s->set.slots)
 		sc->budget += (s->set.mask + 1) * sizeof(*s->set.slots);
 	free(s->set.slots);
@@ -234,6 +263,8 @@ static void hash_sort(const uint64_t *a, uint64_t *out, size_t n)
 	}
 }
 
+static int add_hash(struct scan *sc, struct colstate *s, uint64_t h);
+
 /*
  * Sort the batch and merge it into the sorted distinct hashes.  Past
  * CSV_DISTINCT_EXACT the column moves on to tier 3.
@@ -248,7 +279,15 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
 	size_t j;
 	size_t w;
 
-	if (!s->nbatch)
+	if (s->pending) {
+		int rc;
+
+		s->pending = false;
+		rc = add_hash(sc, s, s->pend);
+		if (rc < 0)
+			return rc;
+	}
+	if (s->kmask || !s->nbatch)
 		return 0;
 	if (!b) {
 		b = malloc(KEYS_BATCH * sizeof(*b));
@@ -293,8 +332,26 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
  * the value, so the count is exact; two texts are taken as one only if
  * their XXH3 hashes collide (about 1e-10 for 65536 values).
  */
+static int table_grow(struct scan *sc, struct colstate *s);
+
 static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 {
+	if (s->kmask) {
+		size_t i;
+
+		if (!h) {
+			s->nkeys += !s->kzero;
+			s->kzero = true;
+			return 0;
+		}
+		for (i = h & s->kmask; s->keys[i]; i = (i + 1) & s->kmask)
+			if (s->keys[i] == h)
+				return 0;
+		s->keys[i] = h;
+		if (++s->nkeys * 2 <= s->kcap)
+			return 0;
+		return table_grow(sc, s);
+	}
 	if (s->nkeys + s->nbatch == s->kcap) {
 		/* A flush leaves at most CSV_DISTINCT_EXACT, then a batch. */
 		size_t cap = s->kcap * 2;
@@ -323,30 +380,86 @@ static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 }
 
 /*
+ * The table of s is half full: double it, or past KEYS_TABLE_MAX (or the
+ * budget) go on to sorted batches (or tier 3).
+ */
+static int table_grow(struct scan *sc, struct colstate *s)
+{
+	size_t nslots = s->kcap * 2;
+	uint64_t *t;
+	size_t i;
+	size_t j;
+
+	if (nslots <= KEYS_TABLE_MAX &&
+	    (nslots - s->kcap) * sizeof(*t) <= sc->budget) {
+		t = calloc(nslots, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (i = 0; i < s->kcap; i++) {
+			if (!s->keys[i])
+				continue;
+			for (j = s->keys[i] & (nslots - 1); t[j];
+			     j = (j + 1) & (nslots - 1))
+				;
+			t[j] = s->keys[i];
+		}
+		sc->budget -= (nslots - s->kcap) * sizeof(*t);
+		free(s->keys);
+		s->keys = t;
+		s->kcap = nslots;
+		s->kmask = nslots - 1;
+		return 0;
+	}
+	if (nslots <= KEYS_TABLE_MAX)
+		return col_estimate(sc, s, s->nkeys);
+	/* The hashes, packed at the front, are one batch to sort. */
+	for (i = j = 0; i < s->kcap; i++)
+		if (s->keys[i])
+			s->keys[j++] = s->keys[i];
+	if (s->kzero)
+		s->keys[j++] = 0;
+	if (s->pending)
+		s->keys[j++] = s->pend; /* perhaps there too: the sort dedups */
+	s->pending = false;
+	s->kmask = 0;
+	s->kzero = false;
+	s->nkeys = 0;
+	s->nbatch = j;
+	return csv_keys_flush(sc, s);
+}
+
+int csv_keys_put(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	return add_hash(sc, s, h);
+}
+
+/*
  * Tier 1 is full: move its hashes to tier 2 (or, past the budget, to
  * tier 3, with one more value than it holds: the one that did not fit).
  */
 static int col_to_keys(struct scan *sc, struct colstate *s)
 {
 	struct cset *set = &s->set;
-	size_t cap = KEYS_BATCH; /* grows by doubling, as keys_add needs */
+	size_t cap = KEYS_TABLE_FIRST;
 	size_t i;
+	int rc = 0;
 
 	if (cap * sizeof(*s->keys) > sc->budget)
 		return col_estimate(sc, s, set->size + 1);
-	s->keys = malloc(cap * sizeof(*s->keys));
+	s->keys = calloc(cap, sizeof(*s->keys));
 	if (!s->keys)
 		return -ENOMEM;
 	sc->budget -= cap * sizeof(*s->keys);
 	s->kcap = cap;
-	/* CSV_CAT_MAX hashes: one batch, not yet full. */
-	for (i = 0; i <= set->mask; i++)
+	s->kmask = cap - 1;
+	/* CSV_CAT_MAX hashes: the table stays at most a quarter full. */
+	for (i = 0; rc == 0 && i <= set->mask; i++)
 		if (set->slots[i].count)
-			s->keys[s->nbatch++] = set->slots[i].hash;
+			rc = keys_add(sc, s, set->slots[i].hash);
 	sc->budget += (set->mask + 1) * sizeof(*set->slots);
 	free(set->slots);
 	memset(set, 0, sizeof(*set));
-	return 0;
+	return rc;
 }
 
 /* Count hash h in tier 2 or 3, whichever s is in. */
@@ -385,6 +498,16 @@ int csv_col_distinct(struct scan *sc, struct colstate *s, uint64_t h,
 	return col_distinct_n(sc, s, h, flags, p, n, 1);
 }
 
+/* A tier 2 or 3 hash of another part into s. */
+static int merge_hash(struct scan *sc, struct colstate *s, uint64_t h)
+{
+	int rc = 0;
+
+	if (!s->hll && !s->keys)
+		rc = col_to_keys(sc, s);
+	return rc < 0 ? rc : add_hash(sc, s, h);
+}
+
 /*
  * b's values were seen after a's: a's spellings stay first, and a value
  * new to a brings b's.  Every tier of a grows only as a serial scan's
@@ -413,12 +536,11 @@ int csv_col_merge(struct scan *sa, struct colstate *a,
 		a->exact = b->exact > a->exact ? b->exact : a->exact;
 		return 0;
 	}
-	for (i = 0; rc == 0 && i < b->nkeys + b->nbatch; i++) {
-		if (!a->hll && !a->keys)
-			rc = col_to_keys(sa, a);
-		if (rc == 0)
-			rc = add_hash(sa, a, b->keys[i]);
-	}
+	for (i = 0; rc == 0 && i < keys_slots(b); i++)
+		if (b->keys[i] || !b->kmask)
+			rc = merge_hash(sa, a, b->keys[i]);
+	if (rc == 0 && b->kzero)
+		rc = merge_hash(sa, a, 0);
 	for (i = 0; rc == 0 && b->set.slots && i <= b->set.mask; i++) {
 		const struct cset_ent *e = &b->set.slots[i];
 

@@ -80,12 +80,13 @@ struct cset {
  * through three tiers, each used only while the one before is too small:
  * set (values, counts and spellings, for classes) up to CSV_CAT_MAX
  * values, then keys (64-bit hashes only) up to CSV_DISTINCT_EXACT, then
- * hll.  Tier 2 appends hashes, and sorts and merges them KEYS_BATCH at a
- * time: a hash table of 65536 values per column is bigger than the cache,
- * a wide file touches every column's table on every row, and waiting for
- * memory on each insert cost more than all the parsing.  (Prefetching
- * batches of inserts was still slower, mostly in first touches of the
- * bigger table.)
+ * hll.  Tier 2 starts as a small hash table of hashes, where a value seen
+ * before costs one probe; past KEYS_TABLE_MAX slots it appends hashes,
+ * and sorts and merges them KEYS_BATCH at a time: a hash table of 65536
+ * values per column is bigger than the cache, a wide file touches every
+ * column's table on every row, and waiting for memory on each insert cost
+ * more than all the parsing.  (Prefetching batches of inserts was still
+ * slower, mostly in first touches of the bigger table.)
  */
 struct colstate {
 	uint64_t n;        /* non-missing values */
@@ -102,10 +103,15 @@ struct colstate {
 	double min;
 	double max;
 	struct cset set;   /* tier 1 */
-	uint64_t *keys;    /* tier 2: sorted distinct hashes, then a batch */
-	size_t nkeys;      /* distinct, sorted hashes first in keys */
-	size_t nbatch;     /* unsorted hashes after them */
-	size_t kcap;       /* entries allocated */
+	uint64_t *keys;    /* tier 2: a table of hashes (kmask), or sorted
+			      distinct hashes, then a batch */
+	size_t nkeys;      /* distinct hashes (the table's, with 0 if kzero) */
+	size_t nbatch;     /* unsorted hashes after the sorted ones */
+	size_t kcap;       /* entries allocated (the table's slots) */
+	size_t kmask;      /* kcap - 1 while keys is a table, else 0 */
+	bool kzero;        /* the table holds hash 0 (number 0), not in a slot */
+	bool pending;      /* pend is a number's hash not yet in tier 2 */
+	uint64_t pend;     /* its slot is being fetched (keys_defer()) */
 	uint8_t *hll;      /* tier 3: HyperLogLog registers */
 	uint64_t exact;    /* distinct values known when hll began */
 };
@@ -392,6 +398,39 @@ static inline CSV_HOT bool cset_count_num(struct cset *set, uint64_t h)
 		}
 	}
 	return false;
+}
+
+/*
+ * csv_keys_put (csv_distinct.c): the slow part of keys_defer(): h is not
+ * at its slot, or the column left the table.  0 or -ENOMEM.
+ */
+int csv_keys_put(struct scan *sc, struct colstate *s, uint64_t h);
+
+/*
+ * keys_defer: count the number of hash h of a column whose tier 2 is a
+ * table (s->kmask).  The probe of a table bigger than the core's cache
+ * waits for memory, so h's slot is only prefetched now, and h is looked
+ * up at the column's next value (a row later), or by csv_keys_flush():
+ * the scan goes on parsing the other columns of the row meanwhile.
+ * A wide file touches every column's table each row; a cp of 7 columns
+ * of 14,000 distinct values a column spent TODO.
+ */
+static inline CSV_HOT int keys_defer(struct scan *sc, struct colstate *s,
+				     uint64_t h)
+{
+	uint64_t prev = s->pend;
+	bool had = s->pending;
+	size_t i;
+
+	__builtin_prefetch(&s->keys[h & s->kmask]);
+	s->pend = h;
+	s->pending = true;
+	if (!had)
+		return 0;
+	i = prev & s->kmask;
+	if (prev && s->keys[i] == prev)
+		return 0; /* the usual case: seen, at its home slot */
+	return csv_keys_put(sc, s, prev);
 }
 
 /*

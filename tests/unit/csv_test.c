@@ -392,6 +392,72 @@ static char *make_rows(size_t rows, size_t modulo, size_t smod, size_t *len)
 	return buf;
 }
 
+/*
+ * Tier 2's table at its edges: n distinct numbers (0 among them, spelled
+ * 0, -0 and 0.0, which are one value and hash to 0), each three times in
+ * a scrambled order; n around the first table, the biggest one and past
+ * it (sorted batches), and past the exact count.  One pass, split and
+ * streamed all count n.
+ */
+static bool split_agrees(const char *in, size_t len, size_t parts,
+			 bool print);
+static bool stream_agrees(const char *in, size_t len, uint64_t *seed,
+			  bool print);
+
+static void test_distinct_table(void)
+{
+	static const size_t ns[] = { 1001, 2049, 16383, 16384, 16385,
+				     40000, CSV_DISTINCT_EXACT };
+	uint64_t seed = 7;
+	size_t k;
+
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		size_t n = ns[k];
+		size_t cap = 3 * n * 24 + 16;
+		char *buf = malloc(cap);
+		const char *zero[] = { "0", "-0", "0.0" };
+		struct csv_info *info = NULL;
+		struct problem pb;
+		char name[80];
+		size_t len;
+		size_t i;
+		int rc;
+
+		if (!buf)
+			continue;
+		len = (size_t)snprintf(buf, cap, "v,w\n");
+		for (i = 0; i < 3 * n; i++) {
+			/* 7919 is prime to every n here: a permutation */
+			size_t v = (i * 7919) % n;
+
+			if (v == 0)
+				len += (size_t)snprintf(buf + len, cap - len,
+							"%s,%zu\n",
+							zero[i % 3], i);
+			else
+				len += (size_t)snprintf(buf + len, cap - len,
+							"%zu.5,%zu\n", v, i);
+		}
+		rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+		snprintf(name, sizeof(name), "%zu values three times: scans",
+			 n);
+		is_int(rc, 0, name);
+		if (rc == 0) {
+			snprintf(name, sizeof(name), "%zu values: distinct",
+				 n);
+			is_int(info->cols[0].distinct, n, name);
+			ok(!info->cols[0].distinct_estimated, name);
+		}
+		csv_info_free(info);
+		snprintf(name, sizeof(name), "%zu values: split agrees", n);
+		ok(split_agrees(buf, len, 2, true) &&
+		   split_agrees(buf, len, 3, true), name);
+		snprintf(name, sizeof(name), "%zu values: streamed agrees", n);
+		ok(stream_agrees(buf, len, &seed, true), name);
+		free(buf);
+	}
+}
+
 static void test_distinct_tiers(void)
 {
 	const struct csv_column *c;
@@ -1575,6 +1641,7 @@ int main(void)
 	test_stats();
 	test_classes();
 	test_distinct_tiers();
+	test_distinct_table();
 	test_matrix_growth();
 	test_split();
 	test_alloc_failures();
