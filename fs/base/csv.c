@@ -174,6 +174,8 @@ static inline CSV_HOT int col_add_text(struct scan *sc, struct colstate *s,
 		hll_add(s->hll, h);
 		return 0;
 	}
+	if (s->kmask)
+		return keys_defer(sc, s, h);
 	return csv_col_distinct(sc, s, h, esc ? ENT_ESC : 0, p, n);
 }
 

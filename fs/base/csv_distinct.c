@@ -42,6 +42,8 @@
  * TODO figures.
  */
 #define KEYS_TABLE_FIRST ((size_t)4096)
+/* Lines a probe of the table may pass (table_slot()). */
+#define KEYS_PROBE 16
 #define KEYS_TABLE_MAX ((size_t)32768)
 _Static_assert(KEYS_TABLE_FIRST >= 2 * (CSV_CAT_MAX + 1),
 	       "tier 1's values fit the first table");
@@ -333,21 +335,58 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
  * their XXH3 hashes collide (about 1e-10 for 65536 values).
  */
 static int table_grow(struct scan *sc, struct colstate *s);
+static int table_to_batches(struct scan *sc, struct colstate *s);
+
+/*
+ * The slot of table t (mask + 1 slots) that holds h (not 0), or the one
+ * it goes in: the first empty slot from h's line on.  Nothing is ever
+ * removed, so a line's hashes come before its empty slots.  NULL past
+ * KEYS_PROBE lines: numbers chosen so that their hashes (a bijection,
+ * num_hash()) share a line would otherwise make every probe walk them
+ * all; such a column goes on in sorted batches.
+ */
+static uint64_t *table_slot(uint64_t *t, size_t mask, uint64_t h)
+{
+	size_t i = h & mask & ~(KEYS_LINE - 1);
+	size_t n;
+	size_t j;
+
+	for (n = 0; n < KEYS_PROBE; n++, i = (i + KEYS_LINE) & mask)
+		for (j = i; j < i + KEYS_LINE; j++)
+			if (t[j] == h || !t[j])
+				return &t[j];
+	return NULL;
+}
+
+/* A table of n slots, empty, on whole cache lines. */
+static uint64_t *table_new(size_t n)
+{
+	uint64_t *t = aligned_alloc(KEYS_LINE * sizeof(*t), n * sizeof(*t));
+
+	if (t)
+		memset(t, 0, n * sizeof(*t));
+	return t;
+}
 
 static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 {
 	if (s->kmask) {
-		size_t i;
+		uint64_t *slot;
 
 		if (!h) {
 			s->nkeys += !s->kzero;
 			s->kzero = true;
 			return 0;
 		}
-		for (i = h & s->kmask; s->keys[i]; i = (i + 1) & s->kmask)
-			if (s->keys[i] == h)
-				return 0;
-		s->keys[i] = h;
+		slot = table_slot(s->keys, s->kmask, h);
+		if (!slot) {
+			int rc = table_to_batches(sc, s);
+
+			return rc < 0 ? rc : keys_add(sc, s, h);
+		}
+		if (*slot)
+			return 0;
+		*slot = h;
 		if (++s->nkeys * 2 <= s->kcap)
 			return 0;
 		return table_grow(sc, s);
@@ -388,20 +427,23 @@ static int table_grow(struct scan *sc, struct colstate *s)
 	size_t nslots = s->kcap * 2;
 	uint64_t *t;
 	size_t i;
-	size_t j;
 
 	if (nslots <= KEYS_TABLE_MAX &&
 	    (nslots - s->kcap) * sizeof(*t) <= sc->budget) {
-		t = calloc(nslots, sizeof(*t));
+		t = table_new(nslots);
 		if (!t)
 			return -ENOMEM;
 		for (i = 0; i < s->kcap; i++) {
+			uint64_t *slot;
+
 			if (!s->keys[i])
 				continue;
-			for (j = s->keys[i] & (nslots - 1); t[j];
-			     j = (j + 1) & (nslots - 1))
-				;
-			t[j] = s->keys[i];
+			slot = table_slot(t, nslots - 1, s->keys[i]);
+			if (!slot) {
+				free(t);
+				return table_to_batches(sc, s);
+			}
+			*slot = s->keys[i];
 		}
 		sc->budget -= (nslots - s->kcap) * sizeof(*t);
 		free(s->keys);
@@ -412,6 +454,15 @@ static int table_grow(struct scan *sc, struct colstate *s)
 	}
 	if (nslots <= KEYS_TABLE_MAX)
 		return col_estimate(sc, s, s->nkeys);
+	return table_to_batches(sc, s);
+}
+
+/* Tier 2 of s goes on in sorted batches, from the hashes of its table. */
+static int table_to_batches(struct scan *sc, struct colstate *s)
+{
+	size_t i;
+	size_t j;
+
 	/* The hashes, packed at the front, are one batch to sort. */
 	for (i = j = 0; i < s->kcap; i++)
 		if (s->keys[i])
@@ -446,7 +497,7 @@ static int col_to_keys(struct scan *sc, struct colstate *s)
 
 	if (cap * sizeof(*s->keys) > sc->budget)
 		return col_estimate(sc, s, set->size + 1);
-	s->keys = calloc(cap, sizeof(*s->keys));
+	s->keys = table_new(cap);
 	if (!s->keys)
 		return -ENOMEM;
 	sc->budget -= cap * sizeof(*s->keys);

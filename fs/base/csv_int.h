@@ -400,6 +400,9 @@ static inline CSV_HOT bool cset_count_num(struct cset *set, uint64_t h)
 	return false;
 }
 
+/* Tier 2's table is probed a cache line of slots at a time. */
+#define KEYS_LINE ((size_t)8)
+
 /*
  * csv_keys_put (csv_distinct.c): the slow part of keys_defer(): h is not
  * at its slot, or the column left the table.  0 or -ENOMEM.
@@ -407,7 +410,7 @@ static inline CSV_HOT bool cset_count_num(struct cset *set, uint64_t h)
 int csv_keys_put(struct scan *sc, struct colstate *s, uint64_t h);
 
 /*
- * keys_defer: count the number of hash h of a column whose tier 2 is a
+ * keys_defer: count the value of hash h of a column whose tier 2 is a
  * table (s->kmask).  The probe of a table bigger than the core's cache
  * waits for memory, so h's slot is only prefetched now, and h is looked
  * up at the column's next value (a row later), or by csv_keys_flush():
@@ -420,16 +423,19 @@ static inline CSV_HOT int keys_defer(struct scan *sc, struct colstate *s,
 {
 	uint64_t prev = s->pend;
 	bool had = s->pending;
-	size_t i;
+	const uint64_t *line;
 
-	__builtin_prefetch(&s->keys[h & s->kmask]);
+	__builtin_prefetch(&s->keys[h & s->kmask & ~(KEYS_LINE - 1)]);
 	s->pend = h;
 	s->pending = true;
 	if (!had)
 		return 0;
-	i = prev & s->kmask;
-	if (prev && s->keys[i] == prev)
-		return 0; /* the usual case: seen, at its home slot */
+	line = &s->keys[prev & s->kmask & ~(KEYS_LINE - 1)];
+	if (prev && ((line[0] == prev) | (line[1] == prev) |
+		     (line[2] == prev) | (line[3] == prev) |
+		     (line[4] == prev) | (line[5] == prev) |
+		     (line[6] == prev) | (line[7] == prev)))
+		return 0; /* the usual case: seen, in its line */
 	return csv_keys_put(sc, s, prev);
 }
 
