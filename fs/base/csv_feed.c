@@ -5,8 +5,9 @@
  * that carries it; csv_scan() still judges the whole file at close.
  * Every byte of such a copy passes through here, so a copy must not slow
  * down by more than noise: plain ASCII and commas, outside quotes, are
- * read 8 bytes at a time, and everything else (quotes, CR, LF, NUL,
- * UTF-8) byte by byte, which decides every message and position.
+ * read 16 bytes at a time (SSE2; 8 elsewhere), as are the LFs of records
+ * of the header's width, and everything else (quotes, CR, other LFs,
+ * NUL, UTF-8) byte by byte, which decides every message and position.
  *
  * No global state: any thread, one struct csv_feed per thread at a time.
  */
@@ -97,74 +98,172 @@ static inline size_t swar_sum(uint64_t x)
 /* Words of feed_plain()'s inner loop: a lane of its count stays < 256. */
 #define FEED_BLOCK_WORDS 255
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#define FEED_SSE2 1
+
+/* Bits set in the low 16 bits of m. */
+static inline unsigned bits16(unsigned m)
+{
+	m = m - ((m >> 1) & 0x5555);
+	m = (m & 0x3333) + ((m >> 2) & 0x3333);
+	m = (m + (m >> 4)) & 0x0f0f;
+	return (m + (m >> 8)) & 0x1f;
+}
+
 /*
- * Outside quotes, move past the plain bytes and commas at p[0..n): up to
- * the first byte that feed_special() names other than a comma, or n.
- * Eight bytes at a time (SWAR), counting commas in the bytes of a word
- * (a lane per byte) and adding the lanes up once per block; exactly what
- * feed_byte() would do for each of these bytes, c->col included.  Returns
- * the bytes moved past.  Byte by byte on a big-endian host (FEED_SWAR).
+ * feed_plain()'s run 16 bytes at a time (SSE2, in every x86-64; twice
+ * the SWAR words' speed here): the plain bytes and commas from p on, up
+ * to the first other byte or the last whole 16 of n.  Adds the commas to
+ * *fields; returns the bytes moved past.
+ */
+static size_t feed_plain16(const unsigned char *p, size_t n, size_t *fields)
+{
+	const __m128i zero = _mm_setzero_si128();
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i lf = _mm_set1_epi8('\n');
+	const __m128i cr = _mm_set1_epi8('\r');
+	const __m128i comma = _mm_set1_epi8(',');
+	size_t i = 0;
+
+	while (n - i >= 16) {
+		size_t blocks = (n - i) / 16;
+		__m128i lanes = zero; /* commas a byte lane, < 256 */
+		__m128i x = zero;
+		__m128i sum;
+		unsigned stop = 0;
+
+		if (blocks > 255)
+			blocks = 255;
+		for (; blocks; blocks--, i += 16) {
+			__m128i special;
+
+			x = _mm_loadu_si128((const __m128i *)(p + i));
+			special = _mm_or_si128(
+				_mm_or_si128(_mm_cmpeq_epi8(x, zero),
+					     _mm_cmpeq_epi8(x, quote)),
+				_mm_or_si128(_mm_cmpeq_epi8(x, lf),
+					     _mm_cmpeq_epi8(x, cr)));
+			/* the top bit of x: a byte >= 0x80 */
+			stop = (unsigned)_mm_movemask_epi8(
+				_mm_or_si128(special, x));
+			if (stop)
+				break;
+			lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(x, comma));
+		}
+		sum = _mm_sad_epu8(lanes, zero);
+		*fields += (size_t)_mm_cvtsi128_si32(sum) +
+			   (size_t)_mm_extract_epi16(sum, 4);
+		if (stop) {
+			unsigned k = (unsigned)__builtin_ctz(stop);
+			unsigned before = (unsigned)_mm_movemask_epi8(
+						  _mm_cmpeq_epi8(x, comma)) &
+					  ((1u << k) - 1);
+
+			*fields += bits16(before);
+			return i + k;
+		}
+	}
+	return i;
+}
+#endif
+
+/*
+ * Outside quotes, move past the plain bytes and commas at p[0..n), and
+ * the LF that ends a record of the header's width (a file of numbers is
+ * mostly these; a call a record cost a tenth of a cp's CPU): up to the
+ * first other byte that feed_special() names, or n.  Sixteen bytes at a
+ * time where there is SSE2 (feed_plain16()), else eight (SWAR), counting
+ * commas in the bytes of a word (a lane per byte) and adding the lanes
+ * up once per block; exactly what feed_byte() would do for each of these
+ * bytes, c->line and c->col included.  Returns the bytes moved past.
+ * Byte by byte on a big-endian host without SSE2 (FEED_SWAR).
  */
 static size_t feed_plain(struct csv_feed *c, const unsigned char *p,
 			 size_t n)
 {
 	size_t fields = c->fields;
+	uint64_t col0 = c->col; /* the column of p[start] */
+	size_t start = 0;       /* where the current line begins in p */
 	size_t i = 0;
 
-	while (FEED_SWAR && n - i >= 8) {
-		size_t words = (n - i) / 8;
-		uint64_t lanes = 0;
-		uint64_t stop = 0;
-		uint64_t x = 0;
-
-		if (words > FEED_BLOCK_WORDS)
-			words = FEED_BLOCK_WORDS;
-		for (; words; words--, i += 8) {
-			uint64_t y;
-			uint64_t plain;
-
-			x = load8(p + i);
-			y = x & FEED_LOW7;
-			plain = swar_ne(y, 0) & swar_ne(y, '"') &
-				swar_ne(y, '\n') & swar_ne(y, '\r');
-			stop = (x | ~plain) & FEED_HIGH;
-			if (stop)
-				break;
-			lanes += (~swar_ne(y, ',') & FEED_HIGH) >> 7;
+	for (;;) {
+#ifdef FEED_SSE2
+		if (n - i >= 16) {
+			i += feed_plain16(p + i, n - i, &fields);
+			if (i < n && (p[i] == ',' || !feed_special(p[i])))
+				continue; /* fewer than 16 bytes left */
+			goto stopped;
 		}
-		if (stop) {
-			unsigned k = (unsigned)__builtin_ctzll(stop) >> 3;
-			/* the commas before the stop (0x80 | ',' is past it) */
-			uint64_t comma = ~swar_ne(x & FEED_LOW7, ',') &
-					 FEED_HIGH & (((uint64_t)1 << (8 * k)) - 1);
+#endif
+		while (FEED_SWAR && n - i >= 8) {
+			size_t words = (n - i) / 8;
+			uint64_t lanes = 0;
+			uint64_t stop = 0;
+			uint64_t x = 0;
 
-			fields += swar_sum(lanes + (comma >> 7));
-			i += k;
-			goto out;
+			if (words > FEED_BLOCK_WORDS)
+				words = FEED_BLOCK_WORDS;
+			for (; words; words--, i += 8) {
+				uint64_t y;
+				uint64_t plain;
+
+				x = load8(p + i);
+				y = x & FEED_LOW7;
+				plain = swar_ne(y, 0) & swar_ne(y, '"') &
+					swar_ne(y, '\n') & swar_ne(y, '\r');
+				stop = (x | ~plain) & FEED_HIGH;
+				if (stop)
+					break;
+				lanes += (~swar_ne(y, ',') & FEED_HIGH) >> 7;
+			}
+			if (stop) {
+				unsigned k = (unsigned)__builtin_ctzll(stop) >> 3;
+				/* the commas before the stop (0x80 | ',' is
+				 * past it) */
+				uint64_t comma = ~swar_ne(x & FEED_LOW7, ',') &
+						 FEED_HIGH &
+						 (((uint64_t)1 << (8 * k)) - 1);
+
+				fields += swar_sum(lanes + (comma >> 7));
+				i += k;
+				goto stopped;
+			}
+			fields += swar_sum(lanes);
 		}
-		fields += swar_sum(lanes);
+		for (; i < n && (p[i] == ',' || !feed_special(p[i])); i++)
+			fields += p[i] == ',';
+stopped:
+		/* a record of the header's width ends: on to the next */
+		if (i == n || p[i] != '\n' || !c->ncols ||
+		    fields + 1 != c->ncols)
+			break;
+		c->line++;
+		c->extra_col = 0;
+		fields = 0;
+		col0 = 0;
+		start = ++i;
 	}
-	for (; i < n && (p[i] == ',' || !feed_special(p[i])); i++)
-		fields += p[i] == ',';
-out:
-	if (i)
+	if (i > start)
 		c->field_bytes = p[i - 1] != ',';
+	else if (start)
+		c->field_bytes = false;
 	/*
 	 * The first field past the header's count starts after its comma:
 	 * find that comma again, once a record.
 	 */
-	if (c->ncols && !c->extra_col && c->fields < c->ncols &&
+	if (c->ncols && !c->extra_col && (start ? 0 : c->fields) < c->ncols &&
 	    fields >= c->ncols) {
-		size_t left = c->ncols - c->fields;
-		size_t j = 0;
+		size_t left = c->ncols - (start ? 0 : c->fields);
+		size_t j = start;
 
 		for (;; j++)
 			if (p[j] == ',' && !--left)
 				break;
-		c->extra_col = c->col + j + 2;
+		c->extra_col = col0 + (j - start) + 2;
 	}
 	c->fields = fields;
-	c->col += i;
+	c->col = col0 + (i - start);
 	return i;
 }
 

@@ -1564,6 +1564,12 @@ static const struct feed_case feed_cases[] = {
 	  NULL },
 	{ "a,b\r\n12345678901234,1\r\n12345678901234\r\n", 0, 0, -EINVAL, 3, 16,
 	  "record has 1 field, header has 2" },
+	/* records of the header's width passed in one run, then an error */
+	{ "a,b\n1,2\n3,4\n55555,666666,7\n", 0, 0, -EINVAL, 4, 14,
+	  "record has 3 fields, header has 2" },
+	{ "a,b,c\n1,2,3\n4,5,6\n77777777,8\n9,9,9\n", 0, 0, -EINVAL, 4, 11,
+	  "record has 2 fields, header has 3" },
+	{ "1,2\n3,4\n5,6\n7,8\n9,0\n", 0, 2, 0, 0, 0, NULL },
 };
 
 /* Feed in[0..n) in pieces of at most step bytes (0: in one). */
