@@ -33,6 +33,9 @@
  * here, on inputs it does not modify meanwhile.
  */
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -942,9 +945,49 @@ static inline uint64_t count_high(uint64_t m)
 	return ((m >> 7) * 0x0101010101010101ULL) >> 56;
 }
 
+#ifdef __SSE2__
+/*
+ * share_count()'s bulk 16 bytes at a time (SSE2, in every x86-64; half
+ * the time of the words below, and the streaming scan runs it over every
+ * byte that arrives): quotes and LFs counted in byte lanes, the quotes
+ * mod 256 (their parity is what counts), the LFs summed every 255 blocks.
+ * Returns where it stopped, fewer than 16 bytes before end.
+ */
+static const char *share_count16(const char *p, const char *end,
+				 unsigned *odd, uint64_t *lfs)
+{
+	const __m128i zero = _mm_setzero_si128();
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i lf = _mm_set1_epi8('\n');
+	__m128i q = zero;
+	__m128i sum;
+
+	while (end - p >= 16) {
+		size_t blocks = (size_t)(end - p) / 16;
+		__m128i l = zero;
+
+		if (blocks > 255)
+			blocks = 255;
+		for (; blocks; blocks--, p += 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)p);
+
+			q = _mm_sub_epi8(q, _mm_cmpeq_epi8(x, quote));
+			l = _mm_sub_epi8(l, _mm_cmpeq_epi8(x, lf));
+		}
+		sum = _mm_sad_epu8(l, zero);
+		*lfs += (uint64_t)_mm_cvtsi128_si32(sum) +
+			(uint64_t)_mm_extract_epi16(sum, 4);
+	}
+	sum = _mm_sad_epu8(q, zero);
+	*odd ^= (unsigned)(_mm_cvtsi128_si32(sum) + _mm_extract_epi16(sum, 4)) &
+		1;
+	return p;
+}
+#endif
+
 /*
  * Is the number of quote bytes in [p, end) odd?  And, with lfs, how many
- * LF bytes are there?  8 bytes at a time.
+ * LF bytes are there?  16 bytes at a time with SSE2, else 8.
  */
 static bool share_count(const char *p, const char *end, uint64_t *lfs)
 {
@@ -952,6 +995,9 @@ static bool share_count(const char *p, const char *end, uint64_t *lfs)
 	uint64_t n = 0;
 	unsigned odd = 0;
 
+#ifdef __SSE2__
+	p = share_count16(p, end, &odd, &n);
+#endif
 	for (; end - p >= 8; p += 8) {
 		uint64_t x = load8(p);
 
