@@ -275,14 +275,15 @@ static int add_hash(struct scan *sc, struct colstate *s, uint64_t h);
  */
 int csv_keys_flush(struct scan *sc, struct colstate *s)
 {
-	uint64_t *k = s->keys;
-	uint64_t *b = sc->sort_tmp;
+	uint64_t *k;
+	uint64_t *b;
 	size_t nb = 0;
 	size_t total;
 	size_t i;
 	size_t j;
 	size_t w;
 
+	/* Settling may move the column on, and flush (and allocate) */
 	if (s->pending) {
 		int rc;
 
@@ -293,6 +294,8 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
 	}
 	if (s->kmask || !s->nbatch)
 		return 0;
+	k = s->keys;
+	b = sc->sort_tmp;
 	if (!b) {
 		b = malloc(KEYS_BATCH * sizeof(*b));
 		if (!b)
@@ -422,7 +425,7 @@ static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 
 /*
  * The table of s is half full: double it, or past KEYS_TABLE_MAX (or the
- * budget) go on to sorted batches (or tier 3).
+ * budget) go on in sorted batches, in the table's room.
  */
 static int table_grow(struct scan *sc, struct colstate *s)
 {
@@ -454,8 +457,7 @@ static int table_grow(struct scan *sc, struct colstate *s)
 		s->kmask = nslots - 1;
 		return 0;
 	}
-	if (nslots <= KEYS_TABLE_MAX)
-		return col_estimate(sc, s, s->nkeys);
+	/* past the biggest table, or the budget: batches in the same room */
 	return table_to_batches(sc, s);
 }
 
@@ -483,7 +485,7 @@ static int table_to_batches(struct scan *sc, struct colstate *s)
 
 int csv_keys_put(struct scan *sc, struct colstate *s, uint64_t h)
 {
-	return add_hash(sc, s, h);
+	return keys_add(sc, s, h);
 }
 
 /*
@@ -505,11 +507,16 @@ static int col_to_keys(struct scan *sc, struct colstate *s)
 	sc->budget -= cap * sizeof(*s->keys);
 	s->kcap = cap;
 	s->kmask = cap - 1;
-	/* CSV_CAT_MAX hashes: the table stays at most a quarter full. */
-	for (i = 0; rc == 0 && i <= set->mask; i++)
+	/*
+	 * At most CSV_CAT_MAX hashes: the table stays at most a quarter
+	 * full.  None (no slots) when a merge brings a part's tier 2 into a
+	 * column with no values yet.
+	 */
+	for (i = 0; rc == 0 && set->slots && i <= set->mask; i++)
 		if (set->slots[i].count)
 			rc = keys_add(sc, s, set->slots[i].hash);
-	sc->budget += (set->mask + 1) * sizeof(*set->slots);
+	if (set->slots)
+		sc->budget += (set->mask + 1) * sizeof(*set->slots);
 	free(set->slots);
 	memset(set, 0, sizeof(*set));
 	return rc;

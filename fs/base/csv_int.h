@@ -110,7 +110,7 @@ struct colstate {
 	size_t kcap;       /* entries allocated (the table's slots) */
 	size_t kmask;      /* kcap - 1 while keys is a table, else 0 */
 	bool kzero;        /* the table holds hash 0 (number 0), not in a slot */
-	bool pending;      /* pend is a number's hash not yet in tier 2 */
+	bool pending;      /* pend is a value's hash not yet in the table */
 	uint64_t pend;     /* its slot is being fetched (keys_defer()) */
 	uint8_t *hll;      /* tier 3: HyperLogLog registers */
 	uint64_t exact;    /* distinct values known when hll began */
@@ -404,8 +404,9 @@ static inline CSV_HOT bool cset_count_num(struct cset *set, uint64_t h)
 #define KEYS_LINE ((size_t)8)
 
 /*
- * csv_keys_put (csv_distinct.c): the slow part of keys_defer(): h is not
- * at its slot, or the column left the table.  0 or -ENOMEM.
+ * csv_keys_put (csv_distinct.c): the slow part of keys_defer(): h, of a
+ * column whose tier 2 is a table, is not in its line (new, or pushed on
+ * to the next).  0 or -ENOMEM.
  */
 int csv_keys_put(struct scan *sc, struct colstate *s, uint64_t h);
 
@@ -433,11 +434,15 @@ static inline CSV_HOT int keys_defer(struct scan *sc, struct colstate *s,
 	s->pending = true;
 	if (!had)
 		return 0;
+	if (!prev) { /* the number 0: a flag, not a slot */
+		s->nkeys += !s->kzero;
+		s->kzero = true;
+		return 0;
+	}
 	line = &s->keys[prev & s->kmask & ~(KEYS_LINE - 1)];
-	if (prev && ((line[0] == prev) | (line[1] == prev) |
-		     (line[2] == prev) | (line[3] == prev) |
-		     (line[4] == prev) | (line[5] == prev) |
-		     (line[6] == prev) | (line[7] == prev)))
+	if ((line[0] == prev) | (line[1] == prev) | (line[2] == prev) |
+	    (line[3] == prev) | (line[4] == prev) | (line[5] == prev) |
+	    (line[6] == prev) | (line[7] == prev))
 		return 0; /* the usual case: seen, in its line */
 	return csv_keys_put(sc, s, prev);
 }

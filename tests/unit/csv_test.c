@@ -525,6 +525,75 @@ static void test_distinct_collide(void)
 	free(buf);
 }
 
+/* A moderate number whose hash has the low bits low (mask) and r above. */
+static bool number_of_hash(uint64_t r, uint64_t low, uint64_t mask,
+			   double *v)
+{
+	uint64_t bits = fmix_inverse((r << 12 & ~mask) | low);
+
+	memcpy(v, &bits, sizeof(*v));
+	return fabs(*v) > 1e-6 && fabs(*v) < 1e6;
+}
+
+/*
+ * What review found: (1) the value left pending at the end probes a
+ * full run of lines, so settling it moves the column to sorted batches,
+ * whose flush allocates the sort buffer while the flush that settles
+ * holds an old pointer to none (a leak that ASan's leak check names);
+ * (2) a part whose column had no value yet takes the next part's table
+ * (a merge into an empty tier 1: a NULL dereference).
+ */
+static void test_distinct_review(void)
+{
+	const size_t cap = 1200 * 32 + 16;
+	char *buf = malloc(cap);
+	struct csv_info *info = NULL;
+	struct problem pb;
+	uint64_t r = 1;
+	size_t len;
+	size_t n = 0;
+	double v;
+	int rc;
+
+	if (!buf)
+		return;
+	/* 1000 values away from the colliding lines, then 129 in one */
+	len = (size_t)snprintf(buf, cap, "v\n");
+	for (; n < 1000; r++)
+		if (number_of_hash(r, 0x800 | (r * 2654435761u & 0x7ff), 0xfff,
+				   &v)) {
+			len += (size_t)snprintf(buf + len, cap - len,
+						"%.17g\n", v);
+			n++;
+		}
+	for (; n < 1129; r++)
+		if (number_of_hash(r, 0x010, 0xfff, &v)) {
+			len += (size_t)snprintf(buf + len, cap - len,
+						"%.17g\n", v);
+			n++;
+		}
+	rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "a pending value that collides at the end: scans");
+	if (rc == 0)
+		is_int(info->cols[0].distinct, 1129,
+		       "a pending value that collides at the end: distinct");
+	csv_info_free(info);
+	free(buf);
+
+	/* 30000 records with x empty, then 5000 values: split in 2 */
+	buf = malloc(35000 * 16 + 16);
+	if (!buf)
+		return;
+	len = (size_t)sprintf(buf, "id,x\n");
+	for (n = 0; n < 35000; n++)
+		len += n < 30000 ? (size_t)sprintf(buf + len, "%zu,\n", n)
+				 : (size_t)sprintf(buf + len, "%zu,%zu.5\n", n,
+						   n);
+	ok(split_agrees(buf, len, 2, true),
+	   "tier 2 merged into a column with no values yet");
+	free(buf);
+}
+
 static void test_distinct_tiers(void)
 {
 	const struct csv_column *c;
@@ -1716,6 +1785,7 @@ int main(void)
 	test_distinct_tiers();
 	test_distinct_table();
 	test_distinct_collide();
+	test_distinct_review();
 	test_matrix_growth();
 	test_split();
 	test_alloc_failures();

@@ -12,6 +12,7 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
 void *__real_realloc(void *p, size_t n);
 char *__real_strdup(const char *s);
+void *__real_aligned_alloc(size_t align, size_t n);
 
 static unsigned countdown;
 static bool fired;
@@ -56,4 +57,9 @@ void *__wrap_realloc(void *p, size_t n)
 char *__wrap_strdup(const char *s)
 {
 	return should_fail() ? NULL : __real_strdup(s);
+}
+
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+	return should_fail() ? NULL : __real_aligned_alloc(align, n);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Failing allocations on purpose.  Unit programs link with
- * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup and this
- * file's wrappers: after failalloc_arm(n), the n-th allocation from then
- * on (1-based) returns NULL, and every later one succeeds again.
+ * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,
+ * --wrap=aligned_alloc and this file's wrappers: after failalloc_arm(n),
+ * the n-th allocation from then on (1-based) returns NULL, and every
+ * later one succeeds again.
  * Single-threaded tests only.
  */
 #ifndef MLFS_TESTS_FAILALLOC_H
