@@ -477,6 +477,16 @@ static uint64_t fmix_inverse(uint64_t h)
 	return h ^ (h >> 33);
 }
 
+/* A moderate number whose hash has the low bits low (mask) and r above. */
+static bool number_of_hash(uint64_t r, uint64_t low, uint64_t mask,
+			   double *v)
+{
+	uint64_t bits = fmix_inverse((r << 12 & ~mask) | low);
+
+	memcpy(v, &bits, sizeof(*v));
+	return fabs(*v) > 1e-6 && fabs(*v) < 1e6;
+}
+
 /*
  * Numbers chosen so that their hashes all fall in one line of tier 2's
  * table (an adversary can invert the hash): the column leaves the table
@@ -500,12 +510,10 @@ static void test_distinct_collide(void)
 		return;
 	len = (size_t)snprintf(buf, cap, "v\n");
 	for (i = 1; got < n; i++) {
-		uint64_t bits = fmix_inverse((uint64_t)i << 32 | 0x5a5a);
 		double v;
 
-		memcpy(&v, &bits, sizeof(v));
 		/* moderate ones: the sums stay finite, as they must to agree */
-		if (!(fabs(v) > 1e-6 && fabs(v) < 1e6))
+		if (!number_of_hash((uint64_t)i << 20, 0x5a5a, 0xffff, &v))
 			continue;
 		len += (size_t)snprintf(buf + len, cap - len, "%.17g\n%.17g\n",
 					v, v);
@@ -523,16 +531,6 @@ static void test_distinct_collide(void)
 	ok(stream_agrees(buf, len, &seed, true),
 	   "colliding hashes: streamed agrees");
 	free(buf);
-}
-
-/* A moderate number whose hash has the low bits low (mask) and r above. */
-static bool number_of_hash(uint64_t r, uint64_t low, uint64_t mask,
-			   double *v)
-{
-	uint64_t bits = fmix_inverse((r << 12 & ~mask) | low);
-
-	memcpy(v, &bits, sizeof(*v));
-	return fabs(*v) > 1e-6 && fabs(*v) < 1e6;
 }
 
 /*
