@@ -5,9 +5,8 @@
  * counts and spellings, for classes (struct cset, also csv.c's check of
  * duplicate header names); 64-bit hashes up to CSV_DISTINCT_EXACT values,
  * in a small hash table, then in sorted batches; then a HyperLogLog
- * sketch.  All the sets of
- * one scan share a budget of bytes (struct scan), so memory is bounded
- * whatever the input.
+ * sketch.  All the sets of one scan share a budget of bytes (struct
+ * scan), so memory is bounded whatever the input.
  *
  * No global state: the thread that runs the scan, on that scan's state.
  */
@@ -44,9 +43,9 @@
  * values 0.72 -> 0.48 s; 40,000 values (past the table) 3% slower.
  */
 #define KEYS_TABLE_FIRST ((size_t)4096)
+#define KEYS_TABLE_MAX ((size_t)32768)
 /* Lines a probe of the table may pass (table_slot()). */
 #define KEYS_PROBE 16
-#define KEYS_TABLE_MAX ((size_t)32768)
 _Static_assert(KEYS_TABLE_FIRST >= 2 * (CSV_CAT_MAX + 1),
 	       "tier 1's values fit the first table");
 _Static_assert(KEYS_TABLE_MAX / 2 + 2 <= KEYS_BATCH,
@@ -283,7 +282,10 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
 	size_t j;
 	size_t w;
 
-	/* Settling may move the column on, and flush (and allocate) */
+	/*
+	 * The pending hash first: settling it may move the column on,
+	 * flush and allocate sort_tmp, so both are read after.
+	 */
 	if (s->pending) {
 		int rc;
 
@@ -334,11 +336,6 @@ int csv_keys_flush(struct scan *sc, struct colstate *s)
 	return 0;
 }
 
-/*
- * Tier 2 keeps 64-bit hashes.  For numbers the hash is a bijection of
- * the value, so the count is exact; two texts are taken as one only if
- * their XXH3 hashes collide (about 1e-10 for 65536 values).
- */
 static int table_grow(struct scan *sc, struct colstate *s);
 static int table_to_batches(struct scan *sc, struct colstate *s);
 
@@ -373,6 +370,11 @@ static uint64_t *table_new(size_t n)
 	return t;
 }
 
+/*
+ * Tier 2 keeps 64-bit hashes.  For numbers the hash is a bijection of
+ * the value, so the count is exact; two texts are taken as one only if
+ * their XXH3 hashes collide (about 1e-10 for 65536 values).
+ */
 static int keys_add(struct scan *sc, struct colstate *s, uint64_t h)
 {
 	if (s->kmask) {
