@@ -171,7 +171,7 @@ static size_t feed_plain16(const unsigned char *p, size_t n, size_t *fields)
 /*
  * Outside quotes, move past the plain bytes and commas at p[0..n), and
  * the LF that ends a record of the header's width (a file of numbers is
- * mostly these; a call a record cost a tenth of a cp's CPU): up to the
+ * mostly these, and a return a record cost 4% of this check): up to the
  * first other byte that feed_special() names, or n.  Sixteen bytes at a
  * time where there is SSE2 (feed_plain16()), else eight (SWAR), counting
  * commas in the bytes of a word (a lane per byte) and adding the lanes
