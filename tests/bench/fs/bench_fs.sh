@@ -289,13 +289,17 @@ met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
 CLK_TCK=$(getconf CLK_TCK)
 # cpu_ticks PID: user + system clock ticks of a process, all its threads
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# busy_ticks: clock ticks every CPU of the machine spent busy (user, nice,
+# system, irq, softirq, steal): the cp, the daemon, the kernel's writeback
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 # ingest_mbps SYSTEM RUN: cp the CSV to a new file of SYSTEM, then
-# `sync FILE`; prints MB/s over both and the CPU seconds the daemon spent
-# meanwhile ("–" for native).  Untimed: the new dataset's mkdir before, a
-# check of the version made, and the removal of what cp made after.
+# `sync FILE`; prints MB/s over both, the CPU seconds the daemon spent
+# meanwhile ("–" for native) and those of the whole machine.  Untimed:
+# the new dataset's mkdir before, a check of the version made, and the
+# removal of what cp made after.
 ingest_mbps() {
-	local s=$1 run=$2 dst mnt ds t0 t1 got pid='' c0 c1
+	local s=$1 run=$2 dst mnt ds t0 t1 got pid='' c0 c1 m0 m1
 	case $s in
 	native) dst=$W/native/ingest.csv ;;
 	passthrough_ll) dst=$PT_MNT/ingest.csv pid=$PT_PID ;;
@@ -307,11 +311,13 @@ ingest_mbps() {
 		;;
 	esac
 	[[ -z $pid ]] || c0=$(cpu_ticks "$pid")
+	m0=$(busy_ticks)
 	t0=$(now)
 	cp "$NATIVE" "$dst" ||
 		{ tail -q -n 20 "$W/mlfs.log" "$W/base.log" >&2 2>/dev/null; die "$s: cp to $dst failed"; }
 	sync "$dst" || die "$s: sync $dst failed"
 	t1=$(now)
+	m1=$(busy_ticks)
 	[[ -z $pid ]] || c1=$(cpu_ticks "$pid")
 	case $s in
 	mlfs | base)
@@ -325,14 +331,18 @@ ingest_mbps() {
 	esac
 	[[ $got == "$SIZE" ]] || die "$s: cp made $got bytes, expected $SIZE"
 	awk -v b="$SIZE" -v a="$t0" -v c="$t1" -v pid="$pid" -v c0="${c0:-}" \
-		-v c1="${c1:-}" -v hz="$CLK_TCK" 'BEGIN {
-		printf "%.1f %s", b / (c - a) / 1e6, pid == "" ? "–" : sprintf("%.2f", (c1 - c0) / hz) }'
+		-v c1="${c1:-}" -v m0="$m0" -v m1="$m1" -v hz="$CLK_TCK" 'BEGIN {
+		printf "%.1f %s %.2f", b / (c - a) / 1e6,
+			pid == "" ? "–" : sprintf("%.2f", (c1 - c0) / hz), (m1 - m0) / hz }'
 }
 
 CP_SYSTEMS=(native passthrough_ll mlfs)
 [[ -z $BUILD_BASE ]] || CP_SYSTEMS+=(base)
 declare -A CPW CPC CPW_MED CPC_MED CPUW CPUC CPUW_MED CPUC_MED
-for s in "${CP_SYSTEMS[@]}"; do CPW[$s]=""; CPC[$s]=""; CPUW[$s]=""; CPUC[$s]=""; done
+declare -A MCW MCC MCW_MED MCC_MED
+for s in "${CP_SYSTEMS[@]}"; do
+	CPW[$s]=""; CPC[$s]=""; CPUW[$s]=""; CPUC[$s]=""; MCW[$s]=""; MCC[$s]=""
+done
 run=0
 for ((r = 1; r <= WARM_RUNS; r++)); do
 	for s in "${CP_SYSTEMS[@]}"; do
@@ -340,10 +350,11 @@ for ((r = 1; r <= WARM_RUNS; r++)); do
 		cat "$NATIVE" >/dev/null   # the source in the page cache
 		run=$((run + 1))
 		out=$(ingest_mbps "$s" "$run")
-		read -r v c <<<"$out"
+		read -r v c mc <<<"$out"
 		CPW[$s]+=" $v"
+		MCW[$s]+=" $mc"
 		[[ $c == – ]] || CPUW[$s]+=" $c"
-		log "cp, warm source $r/$WARM_RUNS $s: $v MB/s, daemon CPU $c s"
+		log "cp, warm source $r/$WARM_RUNS $s: $v MB/s, daemon CPU $c s, machine CPU $mc s"
 	done
 done
 if ((CAN_DROP)); then
@@ -352,10 +363,11 @@ if ((CAN_DROP)); then
 			drop_caches
 			run=$((run + 1))
 			out=$(ingest_mbps "$s" "$run")
-			read -r v c <<<"$out"
+			read -r v c mc <<<"$out"
 			CPC[$s]+=" $v"
+			MCC[$s]+=" $mc"
 			[[ $c == – ]] || CPUC[$s]+=" $c"
-			log "cp, cold source $r/$COLD_RUNS $s: $v MB/s, daemon CPU $c s"
+			log "cp, cold source $r/$COLD_RUNS $s: $v MB/s, daemon CPU $c s, machine CPU $mc s"
 		done
 	done
 fi
@@ -364,14 +376,19 @@ for s in "${CP_SYSTEMS[@]}"; do
 	CPW_MED[$s]=$(median %.1f ${CPW[$s]})
 	# shellcheck disable=SC2086
 	CPUW_MED[$s]=$(median_or_dash %.2f ${CPUW[$s]})
+	# shellcheck disable=SC2086
+	MCW_MED[$s]=$(median %.2f ${MCW[$s]})
 	if ((CAN_DROP)); then
 		# shellcheck disable=SC2086
 		CPC_MED[$s]=$(median %.1f ${CPC[$s]})
 		# shellcheck disable=SC2086
 		CPUC_MED[$s]=$(median_or_dash %.2f ${CPUC[$s]})
+		# shellcheck disable=SC2086
+		MCC_MED[$s]=$(median %.2f ${MCC[$s]})
 	else
 		CPC_MED[$s]=n/a
 		CPUC_MED[$s]=n/a
+		MCC_MED[$s]=n/a
 	fi
 done
 sync
@@ -610,7 +627,9 @@ datasets (\`datasets/dNNNNN\`) vs ${ENTRIES} files in a passthrough_ll directory
 \`ls -l\` warm, ${WARM_RUNS} runs (ms, lower is better); \`os.stat\` per call over all
 names after a warm-up pass, ${STAT_PASSES} passes pooled (µs, lower is better).
 "daemon CPU per cp" is the user + system time of the FUSE daemon (all its
-threads) over one cp, from /proc/PID/stat: less noisy than MB/s on a busy host.
+threads) over one cp, from /proc/PID/stat: less noisy than MB/s on a busy host;
+"machine CPU per cp" is every CPU's busy time over it (/proc/stat: the cp, the
+daemon, the kernel's writeback), against $(nproc) CPUs × the cp's seconds.
 "native" is the local disk.$([[ -z $B ]] || printf '\n"mlfs base" is a second build measured in the same runs, interleaved; mlfs/base\nabove 1 is faster for MB/s rows, slower for ms and µs rows.')
 
 ${hdr}
@@ -619,6 +638,8 @@ $(row "cp into datasets/<d>/data.csv, warm source (MB/s)" "${CPW_MED[native]}" "
 $(row "cp into datasets/<d>/data.csv, cold source (MB/s)" "${CPC_MED[native]}" "${CPC_MED[passthrough_ll]}" "${CPC_MED[mlfs]}" "$(bv "${CPC_MED[base]:-}")" "$cp_goal" "mlfs/base ≥ 0.95" ">=" 0.95)
 $(row "daemon CPU per cp, warm source (s)" – "${CPUW_MED[passthrough_ll]}" "${CPUW_MED[mlfs]}" "$(bv "${CPUW_MED[base]:-}")" - - - -)
 $(row "daemon CPU per cp, cold source (s)" – "${CPUC_MED[passthrough_ll]}" "${CPUC_MED[mlfs]}" "$(bv "${CPUC_MED[base]:-}")" - - - -)
+$(row "machine CPU per cp, warm source (s)" "${MCW_MED[native]}" "${MCW_MED[passthrough_ll]}" "${MCW_MED[mlfs]}" "$(bv "${MCW_MED[base]:-}")" - - - -)
+$(row "machine CPU per cp, cold source (s)" "${MCC_MED[native]}" "${MCC_MED[passthrough_ll]}" "${MCC_MED[mlfs]}" "$(bv "${MCC_MED[base]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs]}" "$(bv "${WARM_MED[base]:-}")" nat "mlfs/native ≥ 0.5" ">=" 0.5)
 $(row "Sequential read data.csv, warm (MB/s)" "${WARM_MED[native]}" "${WARM_MED[passthrough_ll]}" "${WARM_MED[mlfs_dc]}" "$(bv "${WARM_MED[base_dc]:-}")" - - - -)
 $(row "Sequential read v1/data.csv, warm, bs=${SMALL_BS} (MB/s)" "${WSMALL_MED[native]}" "${WSMALL_MED[passthrough_ll]}" "${WSMALL_MED[mlfs]}" "$(bv "${WSMALL_MED[base]:-}")" - - - -)
@@ -662,6 +683,8 @@ runs "cp, warm source MB/s" CPW "${CP_SYSTEMS[@]}"
 runs "cp, cold source MB/s" CPC "${CP_SYSTEMS[@]}"
 runs "daemon CPU per cp, warm source s" CPUW "${CP_SYSTEMS[@]:1}"
 runs "daemon CPU per cp, cold source s" CPUC "${CP_SYSTEMS[@]:1}"
+runs "machine CPU per cp, warm source s" MCW "${CP_SYSTEMS[@]}"
+runs "machine CPU per cp, cold source s" MCC "${CP_SYSTEMS[@]}"
 runs "read, warm MB/s" WARM "${SYSTEMS[@]}"
 runs "read, warm bs=$SMALL_BS MB/s" WSMALL "${SYSTEMS[@]}"
 runs "read, cold MB/s" COLD "${SYSTEMS[@]}"
