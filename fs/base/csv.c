@@ -14,7 +14,8 @@
  * csv_feed.c checks records as they are appended.
  *
  * The record loop first tries every field as a number ending at a
- * delimiter (num_scan(), which reads each byte once), then as plain ASCII
+ * delimiter (num_scan(), which reads each byte once; 16 bytes at a time
+ * where the core has SSE4.1, csv_simd.h and csv_rows.h), then as plain ASCII
  * text (plain_field(): digests, ids), and only falls back to the general
  * field parser when both fail: csv_field_next() (quotes, UTF-8, NUL), the
  * one field tokenizer of mlfs, which the training table (ml/table.c) and
@@ -50,6 +51,7 @@
 
 #include "csv.h"
 #include "csv_int.h"
+#include "csv_simd.h"
 
 #define CSV_DEF_FIELD ((size_t)1 << 20)
 #define CSV_DEF_LINE ((size_t)16 << 20)
@@ -497,127 +499,56 @@ static inline CSV_HOT bool plain_field(const char *p, const char *end,
 	return true;
 }
 
-/*
- * The data records: fast_field() or plain_field() where they can,
- * csv_field_next() otherwise.
- * The physical position lives in locals here, and in *sc around slow
- * fields.
- */
+/* The record loop, once for any CPU and once with SSE4.1: csv_rows.h. */
+#define SCAN_ROWS scan_rows_any
+#define SCAN_ROWS_FN
+#define FAST_FIELD fast_field
+#include "csv_rows.h"
+#undef SCAN_ROWS
+#undef SCAN_ROWS_FN
+#undef FAST_FIELD
+
+#if CSV_SSE41
+/* fast_field(), 16 bytes at a time where 16 are left: csv_simd.h. */
+static inline CSV_HOT CSV_SSE41_FN bool
+fast_field_sse41(const char *p, const char *end, size_t max_field, double *v,
+		 const char **q, const char **next, enum csv_term *term)
+{
+	bool eol;
+	int n;
+
+	if (end - p >= 16 && (n = num_simd(p, v, &eol)) >= 0 &&
+	    (size_t)n <= max_field) {
+		*q = p + n;
+		*next = p + n + 1;
+		*term = eol ? CSV_TERM_EOL : CSV_TERM_COMMA;
+		return true;
+	}
+	return fast_field(p, end, max_field, v, q, next, term);
+}
+
+#define SCAN_ROWS scan_rows_sse41
+#define SCAN_ROWS_FN CSV_SSE41_FN
+#define FAST_FIELD fast_field_sse41
+#include "csv_rows.h"
+#undef SCAN_ROWS
+#undef SCAN_ROWS_FN
+#undef FAST_FIELD
+#endif
+
+/* Whether this core has SSE4.1; a unit test (csvsimd) defines its own. */
+#ifndef CSV_CPU_SSE41
+#define CSV_CPU_SSE41() __builtin_cpu_supports("sse4.1")
+#endif
+
 static int scan_rows(struct scan *sc, struct colstate *cs, size_t ncols,
 		     struct matbuf *mb, uint64_t *nrows_out)
 {
-	const char *const start = sc->tok.p;
-	const char *const end = sc->tok.end;
-	const char *p = start;
-	const char *line_start = sc->tok.line_start;
-	const char *blank_end = p; /* blank lines before it don't reach EOF */
-	const size_t max_field = sc->tok.max_field;
-	uint64_t line = sc->tok.line;
-	uint64_t nrows = 0;
-	int rc;
-
-	while (p < end) {
-		const char *rec = p;
-		const char *term_at = p;
-		uint64_t rec_line = line;
-		uint64_t term_line = line;
-		uint64_t term_col = 1;
-		float *row = NULL;
-		size_t c = 0;
-		enum csv_term term = CSV_TERM_COMMA;
-
-		if ((*p == '\n' || *p == '\r') && p >= blank_end) {
-			blank_end = skip_blank(p, sc->data_end);
-			if (blank_end == sc->data_end)
-				break;
-		}
-		if (mb) {
-			if (nrows == mb->ready) {
-				rc = mat_reserve(mb, ncols, nrows,
-						 (size_t)(p - start),
-						 (size_t)(end - start));
-				if (rc < 0)
-					return rc;
-			}
-			row = mb->data + nrows * ncols;
-		}
-		while (term == CSV_TERM_COMMA) {
-			const char *q;
-			const char *next;
-			double v;
-			struct csv_field f;
-
-			if (c == ncols) {
-				sc->tok.p = p;
-				sc->tok.line = line;
-				sc->tok.line_start = line_start;
-				return csv_too_many(&sc->tok, ncols);
-			}
-			if (fast_field(p, end, max_field, &v, &q, &next,
-				       &term)) {
-				if (q == p) {
-					cs[c].missing++;
-				} else {
-					rc = col_add_num(sc, &cs[c], v, p,
-							 (size_t)(q - p));
-					if (rc < 0)
-						return rc;
-				}
-				if (row)
-					row[c] = (float)v;
-			} else if (plain_field(p, end, max_field, &q, &next,
-					       &term)) {
-				rc = col_add_plain(sc, &cs[c], p,
-						   (size_t)(q - p),
-						   row ? &row[c] : NULL);
-				if (rc < 0)
-					return rc;
-			} else {
-				sc->tok.p = p;
-				sc->tok.line = line;
-				sc->tok.line_start = line_start;
-				rc = csv_field_next(&sc->tok, &f);
-				if (rc < 0)
-					return rc;
-				rc = col_add_field(sc, &cs[c], &f,
-						   row ? &row[c] : NULL);
-				if (rc < 0)
-					return rc;
-				p = sc->tok.p;
-				line = sc->tok.line;
-				line_start = sc->tok.line_start;
-				term = f.term;
-				term_at = f.term_at;
-				term_line = f.term_line;
-				term_col = f.term_col;
-				c++;
-				continue; /* the position is set */
-			}
-			if (term != CSV_TERM_COMMA) {
-				term_at = q;
-				term_line = line;
-				term_col = (uint64_t)(q - line_start) + 1;
-			}
-			if (term == CSV_TERM_EOL) {
-				line++;
-				line_start = next;
-			}
-			p = next;
-			c++;
-		}
-		if (c < ncols)
-			return csv_ragged(sc->tok.pb, term_line, term_col, c,
-					  ncols);
-		if ((size_t)(term_at - rec) > sc->max_line)
-			return csv_too_big(sc->tok.pb, rec_line, 1, "record",
-					   sc->max_line);
-		nrows++;
-	}
-	sc->tok.p = p;
-	sc->tok.line = line;
-	sc->tok.line_start = line_start;
-	*nrows_out = nrows;
-	return 0;
+#if CSV_SSE41
+	if (CSV_CPU_SSE41())
+		return scan_rows_sse41(sc, cs, ncols, mb, nrows_out);
+#endif
+	return scan_rows_any(sc, cs, ncols, mb, nrows_out);
 }
 
 struct class_tmp {

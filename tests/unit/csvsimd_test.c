@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit test of the record loop's SSE4.1 number reader (csv_simd.h)
+ * against the loop for any CPU: both are csv.c's scan_rows(), chosen by
+ * CSV_CPU_SSE41(), which this test defines so that it can scan each
+ * random input both ways and compare everything csv_scan() answers:
+ * error, line, column and message, and each column's type, counts,
+ * mean, deviation, bounds, distinct count and classes, bit for bit, and
+ * the float matrix.  The fields are made to hit the reader's edges:
+ * 13 to 17 bytes, signs, no digit, a '.' first or last or twice, an
+ * exponent, leading zeros, spaces, CR, quotes, and the last 16 bytes of
+ * the input (where the reader must not look).
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tap.h"
+
+static bool use_sse41;
+#define CSV_CPU_SSE41() use_sse41
+
+#include "csv.c"
+
+static uint64_t next(uint64_t *r)
+{
+	*r ^= *r << 13;
+	*r ^= *r >> 7;
+	*r ^= *r << 17;
+	return *r;
+}
+
+static size_t digits(char *o, uint64_t *r, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		o[i] = (char)('0' + next(r) % 10);
+	return n;
+}
+
+/* One field at o, mostly numbers of every length around 16. */
+static size_t field(char *o, uint64_t *r)
+{
+	static const char *const odd[] = {
+		"", "-", "+", ".", "-.", "1.2.3", "1e5", "2E-3", "12e", " 4",
+		"5 ", "\"7\"", "x", "1-2", "--1", "+.5", "-0", "-0.0", "0.",
+		"NA", "nan", "inf", "00000000000000001", "9999999999999999",
+		"-99999999999999.9", "123456789012345", "1234567890123456",
+		"1:2", "3/4", "12:30", "9:", "/5",
+	};
+	size_t n = 0;
+	uint64_t k = next(r) % 16;
+
+	if (k == 0) {
+		const char *s = odd[next(r) % (sizeof(odd) / sizeof(odd[0]))];
+
+		memcpy(o, s, strlen(s));
+		return strlen(s);
+	}
+	if (k < 4)
+		o[n++] = k == 1 ? '+' : '-';
+	n += digits(o + n, r, (unsigned)(next(r) % 10));
+	if (next(r) % 4) {
+		o[n++] = '.';
+		n += digits(o + n, r, (unsigned)(next(r) % 10));
+	}
+	if (next(r) % 50 == 0)
+		o[n++] = 'e';
+	return n;
+}
+
+/* A CSV of 3 columns, sometimes ragged, sometimes with CRLF. */
+static size_t make(char *buf, uint64_t *r, unsigned rows)
+{
+	bool ragged = next(r) % 4 == 0;
+	size_t n = 0;
+	unsigned i;
+	unsigned c;
+
+	memcpy(buf, "a,b,c\n", 6);
+	n = 6;
+	for (i = 0; i < rows; i++) {
+		unsigned nc = ragged && next(r) % 100 == 0 ?
+				      2 + (unsigned)(next(r) % 3) : 3;
+
+		for (c = 0; c < nc; c++) {
+			n += field(buf + n, r);
+			if (c + 1 < nc)
+				buf[n++] = ',';
+		}
+		if (next(r) % 40 == 0)
+			buf[n++] = '\r';
+		buf[n++] = '\n';
+	}
+	return n;
+}
+
+static bool same_double(double a, double b)
+{
+	return !memcmp(&a, &b, sizeof(a)) || (isnan(a) && isnan(b));
+}
+
+static bool same_info(const struct csv_info *a, const struct csv_info *b)
+{
+	size_t i;
+	size_t k;
+
+	if (!a || !b)
+		return a == b;
+	if (a->ncols != b->ncols || a->nrows != b->nrows)
+		return false;
+	for (i = 0; i < a->ncols; i++) {
+		const struct csv_column *x = &a->cols[i];
+		const struct csv_column *y = &b->cols[i];
+
+		if (x->type != y->type || x->count != y->count ||
+		    x->missing != y->missing || x->distinct != y->distinct ||
+		    x->distinct_estimated != y->distinct_estimated ||
+		    !same_double(x->mean, y->mean) ||
+		    !same_double(x->std, y->std) ||
+		    !same_double(x->min, y->min) ||
+		    !same_double(x->max, y->max) ||
+		    x->nclasses != y->nclasses)
+			return false;
+		for (k = 0; k < x->nclasses; k++)
+			if (x->classes[k].count != y->classes[k].count ||
+			    strcmp(x->classes[k].value, y->classes[k].value))
+				return false;
+	}
+	return true;
+}
+
+/* Scan buf/len both ways (as one pass); true if the answers match. */
+static bool both_ways(const char *buf, size_t len, bool *failed)
+{
+	struct csv_info *info[2] = { NULL, NULL };
+	struct csv_matrix mat[2] = { { 0 }, { 0 } };
+	struct problem pb[2];
+	int rc[2];
+	bool same;
+	int w;
+
+	for (w = 0; w < 2; w++) {
+		memset(&pb[w], 0, sizeof(pb[w]));
+		use_sse41 = w == 1;
+		rc[w] = csv_scan(buf, len, NULL, &info[w], &mat[w], &pb[w]);
+	}
+	*failed = rc[0] < 0;
+	same = rc[0] == rc[1] && pb[0].line == pb[1].line &&
+	       pb[0].col == pb[1].col && !strcmp(pb[0].msg, pb[1].msg) &&
+	       same_info(info[0], info[1]) && mat[0].rows == mat[1].rows;
+	if (same && mat[0].data)
+		same = !memcmp(mat[0].data, mat[1].data,
+			       mat[0].rows * mat[0].cols * sizeof(float));
+	for (w = 0; w < 2; w++) {
+		csv_info_free(info[w]);
+		free(mat[w].data);
+	}
+	return same;
+}
+
+int main(void)
+{
+	static char buf[400 * 3 * 24 + 64];
+	uint64_t r = 0x9e3779b97f4a7c15ULL;
+	unsigned differ = 0;
+	unsigned failed = 0;
+	unsigned round;
+	bool f;
+
+	if (!CSV_SSE41 || !__builtin_cpu_supports("sse4.1"))
+		return skip_all("no SSE4.1 here");
+	for (round = 0; round < 4000; round++) {
+		size_t len = make(buf, &r, 1 + (unsigned)(next(&r) % 400));
+
+		/* Inputs cut anywhere: the reader's last 16 bytes. */
+		if (round % 3 == 0)
+			len -= next(&r) % 20 % len;
+		if (!both_ways(buf, len, &f))
+			differ++;
+		failed += f;
+	}
+	printf("# %u of 4000 differ, %u failed to scan\n", differ, failed);
+	ok(differ == 0, "random CSVs scan the same with SSE4.1 and without");
+	ok(failed > 100 && failed < 3900,
+	   "both errors and successes were compared");
+	return done();
+}
