@@ -114,6 +114,10 @@ struct colstate {
 	uint64_t pend;     /* its slot is being fetched (keys_defer()) */
 	uint8_t *hll;      /* tier 3: HyperLogLog registers */
 	uint64_t exact;    /* distinct values known when hll began */
+	/* past tier 1: numbers not yet counted, CSV_VALS of room (csv.c's
+	 * col_drain()); 512 bytes beside a table or sketch, unbudgeted */
+	double *vals;
+	uint32_t nvals;
 };
 
 static inline unsigned pos_u(uint64_t v)

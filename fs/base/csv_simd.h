@@ -99,7 +99,10 @@ static inline CSV_HOT CSV_SSE41_FN int num_simd(const char *p, double *out,
 	m = (uint64_t)_mm_cvtsi128_si64(z);
 	v = (double)(int64_t)((m & 0xffffffff) * 100000000 + (m >> 32));
 	v /= pow10_exact[nfrac];
-	*out = neg ? -v : v;
+	/* The sign without a branch: in a column of random signs, half of
+	 * them were mispredicted. */
+	*out = _mm_cvtsd_f64(_mm_xor_pd(_mm_set_sd(v), _mm_castsi128_pd(
+		_mm_cvtsi64_si128((int64_t)((uint64_t)neg << 63)))));
 	*eol = (lf >> n) & 1;
 	return (int)n;
 }

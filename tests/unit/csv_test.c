@@ -404,6 +404,40 @@ static bool split_agrees(const char *in, size_t len, size_t parts,
 static bool stream_agrees(const char *in, size_t len, uint64_t *seed,
 			  bool print);
 
+/*
+ * The number 0 first seen once a column counts its values in a table,
+ * in batches (csv.c's col_drain()): its hash is 0, which is also what
+ * an empty slot holds, so a probe must not take it as found.
+ */
+static void test_zero_late(void)
+{
+	const size_t n = 5000;
+	size_t cap = n * 16 + 64;
+	char *buf = malloc(cap);
+	struct csv_info *info = NULL;
+	struct problem pb;
+	size_t len;
+	size_t i;
+	int rc;
+
+	if (!buf)
+		return;
+	len = (size_t)snprintf(buf, cap, "v\n");
+	for (i = 1; i <= n; i++) {
+		len += (size_t)snprintf(buf + len, cap - len, "%zu.25\n", i);
+		if (i == n - 7)
+			len += (size_t)snprintf(buf + len, cap - len,
+						"0\n-0\n0.0\n");
+	}
+	rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "zero after 4,993 other numbers: scans");
+	if (rc == 0)
+		is_int(info->cols[0].distinct, n + 1,
+		       "zero after 4,993 other numbers: counted once");
+	csv_info_free(info);
+	free(buf);
+}
+
 static void test_distinct_table(void)
 {
 	static const size_t ns[] = { 1001, 2049, 16383, 16384, 16385,
@@ -456,6 +490,7 @@ static void test_distinct_table(void)
 		ok(stream_agrees(buf, len, &seed, true), name);
 		free(buf);
 	}
+	test_zero_late();
 }
 
 /* The inverse of num_hash() (fmix64): the bits of the number of hash h. */
