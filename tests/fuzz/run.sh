@@ -16,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(csv spec predict model catalog s3 features deploy bundle)
+[ ${#targets[@]} -eq 0 ] && targets=(csv csvsimd spec predict model catalog s3 features deploy bundle)
 build="$root/build-fuzz"
 out="$build/fuzz-out"
 

@@ -8,8 +8,9 @@
  * mean, deviation, bounds, distinct count and classes, bit for bit, and
  * the float matrix.  The fields are made to hit the reader's edges:
  * 13 to 17 bytes, signs, no digit, a '.' first or last or twice, an
- * exponent, leading zeros, spaces, CR, quotes, and the last 16 bytes of
- * the input (where the reader must not look).
+ * exponent, leading zeros, spaces, CR, quotes, the last 16 bytes of the
+ * input (where the reader must not look), and field limits of 9 to 16
+ * bytes.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -133,8 +134,12 @@ static bool same_info(const struct csv_info *a, const struct csv_info *b)
 	return true;
 }
 
-/* Scan buf/len both ways (as one pass); true if the answers match. */
-static bool both_ways(const char *buf, size_t len, bool *failed)
+/*
+ * Scan buf/len both ways (as one pass, with lim: NULL or fields of at
+ * most a few bytes); true if the answers match.
+ */
+static bool both_ways(const char *buf, size_t len,
+		      const struct csv_limits *lim, bool *failed)
 {
 	struct csv_info *info[2] = { NULL, NULL };
 	struct csv_matrix mat[2] = { { 0 }, { 0 } };
@@ -146,7 +151,7 @@ static bool both_ways(const char *buf, size_t len, bool *failed)
 	for (w = 0; w < 2; w++) {
 		memset(&pb[w], 0, sizeof(pb[w]));
 		use_sse41 = w == 1;
-		rc[w] = csv_scan(buf, len, NULL, &info[w], &mat[w], &pb[w]);
+		rc[w] = csv_scan(buf, len, lim, &info[w], &mat[w], &pb[w]);
 	}
 	*failed = rc[0] < 0;
 	same = rc[0] == rc[1] && pb[0].line == pb[1].line &&
@@ -165,6 +170,7 @@ static bool both_ways(const char *buf, size_t len, bool *failed)
 int main(void)
 {
 	static char buf[400 * 3 * 24 + 64];
+	struct csv_limits short_field = { 0 };
 	uint64_t r = 0x9e3779b97f4a7c15ULL;
 	unsigned differ = 0;
 	unsigned failed = 0;
@@ -179,11 +185,15 @@ int main(void)
 		/* Inputs cut anywhere: the reader's last 16 bytes. */
 		if (round % 3 == 0)
 			len -= next(&r) % 20 % len;
-		if (!both_ways(buf, len, &f))
+		if (!both_ways(buf, len, NULL, &f))
 			differ++;
 		failed += f;
+		/* Fields of at most 9 + round % 8 bytes: each side of 15. */
+		short_field.max_field = 9 + round % 8;
+		if (!both_ways(buf, len, &short_field, &f))
+			differ++;
 	}
-	printf("# %u of 4000 differ, %u failed to scan\n", differ, failed);
+	printf("# %u of 8000 scans differ, %u of 4000 inputs fail\n", differ, failed);
 	ok(differ == 0, "random CSVs scan the same with SSE4.1 and without");
 	ok(failed > 100 && failed < 3900,
 	   "both errors and successes were compared");
