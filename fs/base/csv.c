@@ -171,7 +171,7 @@ static void vals_stats(struct colstate *s, uint32_t n)
 {
 	const double *v = s->vals;
 	double a1 = 0, b1 = 0, a2 = 0, b2 = 0;
-	double mina = s->min, minb = s->min, maxa = s->max, maxb = s->max;
+	double min = s->min, max = s->max;
 	double bk;
 	uint32_t i;
 
@@ -204,16 +204,17 @@ static void vals_stats(struct colstate *s, uint32_t n)
 		b1 += e;
 		a2 += d * d;
 		b2 += e * e;
-		mina = v[i] < mina ? v[i] : mina;
-		minb = v[i + 1] < minb ? v[i + 1] : minb;
-		maxa = v[i] > maxa ? v[i] : maxa;
-		maxb = v[i + 1] > maxb ? v[i + 1] : maxb;
+		/* in order: of 0 and -0, the first one seen stays */
+		min = v[i] < min ? v[i] : min;
+		min = v[i + 1] < min ? v[i + 1] : min;
+		max = v[i] > max ? v[i] : max;
+		max = v[i + 1] > max ? v[i + 1] : max;
 	}
 	s->nnum += n;
 	s->bs1 += a1 + b1;
 	s->bs2 += a2 + b2;
-	s->min = mina < minb ? mina : minb;
-	s->max = maxa > maxb ? maxa : maxb;
+	s->min = min;
+	s->max = max;
 	s->bn += n;
 	if (s->bn == CSV_BLOCK)
 		col_flush(s);
@@ -289,6 +290,18 @@ static int cols_drain(struct scan *sc, struct colstate *cs, size_t ncols)
 	return 0;
 }
 
+/*
+ * From now on s counts its numbers in batches (col_drain()), if there
+ * is room; one try only, so that a column short of memory does not pay a
+ * malloc() a value.
+ */
+static void col_batch(struct colstate *s)
+{
+	if (!s->batch_tried)
+		s->vals = malloc(CSV_VALS * sizeof(*s->vals));
+	s->batch_tried = true;
+}
+
 /* A number in column s; p/n is its spelling in the input. */
 static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 				      double v, const char *p, size_t n)
@@ -313,15 +326,14 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 	s->max = v > s->max ? v : s->max;
 	if (s->hll) {
 		hll_add(s->hll, num_hash(v));
-		s->vals = malloc(CSV_VALS * sizeof(*s->vals));
+		col_batch(s);
 		return 0;
 	}
 	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
 		s->int_ok = false;
 	h = num_hash(v);
 	if (s->kmask) {
-		/* From now on in batches (col_drain()), if there is room. */
-		s->vals = malloc(CSV_VALS * sizeof(*s->vals));
+		col_batch(s);
 		return keys_defer(sc, s, h);
 	}
 	if (cset_count_num(&s->set, h))

@@ -118,6 +118,7 @@ struct colstate {
 	 * col_drain()); 512 bytes beside a table or sketch, unbudgeted */
 	double *vals;
 	uint32_t nvals;
+	bool batch_tried;  /* vals was asked for once */
 };
 
 static inline unsigned pos_u(uint64_t v)

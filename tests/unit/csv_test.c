@@ -435,6 +435,21 @@ static void test_zero_late(void)
 		is_int(info->cols[0].distinct, n + 1,
 		       "zero after 4,993 other numbers: counted once");
 	csv_info_free(info);
+	/* Of 0 and -0, the bound is the first seen, batch or not. */
+	len = (size_t)snprintf(buf, cap, "v,w\n");
+	for (i = 1; i <= 1002; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%zu,-%zu\n", i,
+					i);
+	len += (size_t)snprintf(buf + len, cap - len, "0,-0\n-0,0\n");
+	rc = scan_str(buf, len, NULL, &info, NULL, &pb);
+	is_int(rc, 0, "0 and -0 after 1,002 numbers: scans");
+	if (rc == 0) {
+		ok(info->cols[0].min == 0 && !signbit(info->cols[0].min),
+		   "min 0 then -0: 0");
+		ok(info->cols[1].max == 0 && signbit(info->cols[1].max),
+		   "max -0 then 0: -0");
+	}
+	csv_info_free(info);
 	free(buf);
 }
 
