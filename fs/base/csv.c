@@ -144,10 +144,24 @@ static inline CSV_HOT size_t probe_any(const uint64_t *keys, size_t mask,
 }
 
 #if CSV_SSE41
+/* probe_any() with SSE4.1's 64-bit compares and PTEST. */
 static CSV_SSE41_FN size_t probe_sse41(const uint64_t *keys, size_t mask,
 				       const uint64_t *h, size_t i, size_t n)
 {
-	return probe_any(keys, mask, h, i, n);
+	for (; i < n; i++) {
+		const __m128i *l = (const __m128i *)(const void *)
+					   &keys[h[i] & mask];
+		const __m128i x = _mm_set1_epi64x((long long)h[i]);
+		const __m128i m = _mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi64(l[0], x),
+				     _mm_cmpeq_epi64(l[1], x)),
+			_mm_or_si128(_mm_cmpeq_epi64(l[2], x),
+				     _mm_cmpeq_epi64(l[3], x)));
+
+		if (_mm_testz_si128(m, m) | !h[i])
+			break;
+	}
+	return i;
 }
 #endif
 
