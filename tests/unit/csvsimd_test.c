@@ -20,10 +20,7 @@
 
 #include "tap.h"
 
-static bool use_sse41;
-#define CSV_CPU_SSE41() use_sse41
-
-#include "csv.c"
+#include "csvboth.h"
 
 static uint64_t next(uint64_t *r)
 {
@@ -99,74 +96,6 @@ static size_t make(char *buf, uint64_t *r, unsigned rows)
 	return n;
 }
 
-static bool same_double(double a, double b)
-{
-	return !memcmp(&a, &b, sizeof(a)) || (isnan(a) && isnan(b));
-}
-
-static bool same_info(const struct csv_info *a, const struct csv_info *b)
-{
-	size_t i;
-	size_t k;
-
-	if (!a || !b)
-		return a == b;
-	if (a->ncols != b->ncols || a->nrows != b->nrows)
-		return false;
-	for (i = 0; i < a->ncols; i++) {
-		const struct csv_column *x = &a->cols[i];
-		const struct csv_column *y = &b->cols[i];
-
-		if (x->type != y->type || x->count != y->count ||
-		    x->missing != y->missing || x->distinct != y->distinct ||
-		    x->distinct_estimated != y->distinct_estimated ||
-		    !same_double(x->mean, y->mean) ||
-		    !same_double(x->std, y->std) ||
-		    !same_double(x->min, y->min) ||
-		    !same_double(x->max, y->max) ||
-		    x->nclasses != y->nclasses)
-			return false;
-		for (k = 0; k < x->nclasses; k++)
-			if (x->classes[k].count != y->classes[k].count ||
-			    strcmp(x->classes[k].value, y->classes[k].value))
-				return false;
-	}
-	return true;
-}
-
-/*
- * Scan buf/len both ways (as one pass, with lim: NULL or fields of at
- * most a few bytes); true if the answers match.
- */
-static bool both_ways(const char *buf, size_t len,
-		      const struct csv_limits *lim, bool *failed)
-{
-	struct csv_info *info[2] = { NULL, NULL };
-	struct csv_matrix mat[2] = { { 0 }, { 0 } };
-	struct problem pb[2];
-	int rc[2];
-	bool same;
-	int w;
-
-	for (w = 0; w < 2; w++) {
-		memset(&pb[w], 0, sizeof(pb[w]));
-		use_sse41 = w == 1;
-		rc[w] = csv_scan(buf, len, lim, &info[w], &mat[w], &pb[w]);
-	}
-	*failed = rc[0] < 0;
-	same = rc[0] == rc[1] && pb[0].line == pb[1].line &&
-	       pb[0].col == pb[1].col && !strcmp(pb[0].msg, pb[1].msg) &&
-	       same_info(info[0], info[1]) && mat[0].rows == mat[1].rows;
-	if (same && mat[0].data)
-		same = !memcmp(mat[0].data, mat[1].data,
-			       mat[0].rows * mat[0].cols * sizeof(float));
-	for (w = 0; w < 2; w++) {
-		csv_info_free(info[w]);
-		free(mat[w].data);
-	}
-	return same;
-}
-
 int main(void)
 {
 	static char buf[400 * 3 * 24 + 64];
@@ -185,12 +114,12 @@ int main(void)
 		/* Inputs cut anywhere: the reader's last 16 bytes. */
 		if (round % 3 == 0)
 			len -= next(&r) % 20 % len;
-		if (!both_ways(buf, len, NULL, &f))
+		if (!csv_both_ways(buf, len, NULL, &f))
 			differ++;
 		failed += f;
 		/* Fields of at most 9 + round % 8 bytes: each side of 15. */
 		short_field.max_field = 9 + round % 8;
-		if (!both_ways(buf, len, &short_field, &f))
+		if (!csv_both_ways(buf, len, &short_field, &f))
 			differ++;
 	}
 	printf("# %u of 8000 scans differ, %u of 4000 inputs fail\n", differ, failed);
