@@ -64,6 +64,8 @@
 
 /* Bytes of exact distinct sets, all columns together. */
 #define CSV_SET_BUDGET ((size_t)64 << 20)
+/* Columns a scan (or part) counts in batches at most (col_batch()). */
+#define CSV_BATCH_COLS 4096
 /* Matrix: rows before the first estimate of the total. */
 #define MAT_FIRST_ROWS 4096
 /* Matrix: bytes prefaulted at a time; blocks that get huge pages. */
@@ -305,14 +307,18 @@ static int cols_drain(struct scan *sc, struct colstate *cs, size_t ncols)
 }
 
 /*
- * From now on s counts its numbers in batches (col_drain()), if there
- * is room; one try only, so that a column short of memory does not pay a
+ * From now on s counts its numbers in batches (col_drain()), if the scan
+ * may batch one more column (at most CSV_BATCH_COLS, so that a file of
+ * 65,536 wide columns adds 2 MiB a part, not 32) and malloc() gives the
+ * room; one try only, so that a column short of memory does not pay a
  * malloc() a value.
  */
-static void col_batch(struct colstate *s)
+static void col_batch(struct scan *sc, struct colstate *s)
 {
-	if (!s->batch_tried)
+	if (!s->batch_tried && sc->batch_cols) {
 		s->vals = malloc(CSV_VALS * sizeof(*s->vals));
+		sc->batch_cols -= s->vals != NULL;
+	}
 	s->batch_tried = true;
 }
 
@@ -340,14 +346,14 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 	s->max = v > s->max ? v : s->max;
 	if (s->hll) {
 		hll_add(s->hll, num_hash(v));
-		col_batch(s);
+		col_batch(sc, s);
 		return 0;
 	}
 	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
 		s->int_ok = false;
 	h = num_hash(v);
 	if (s->kmask) {
-		col_batch(s);
+		col_batch(sc, s);
 		return keys_defer(sc, s, h);
 	}
 	if (cset_count_num(&s->set, h))
@@ -1458,6 +1464,7 @@ static void scan_init(struct scan *sc, struct csv_info *info,
 	if (sc->tok.max_field > UINT32_MAX)
 		sc->tok.max_field = UINT32_MAX;
 	sc->budget = CSV_SET_BUDGET;
+	sc->batch_cols = CSV_BATCH_COLS;
 	sc->tok.pb = pb;
 	sc->tok.check_utf8 = true;
 	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {

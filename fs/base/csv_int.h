@@ -52,6 +52,7 @@ struct scan {
 	size_t max_line;        /* bytes */
 	size_t max_cols;
 	size_t budget;          /* bytes of sets still allowed */
+	size_t batch_cols;      /* columns that may still batch (csv.c) */
 	uint64_t *sort_tmp;     /* KEYS_BATCH entries for hash_sort() */
 	char *scratch;          /* unescaped field, for hashing */
 	size_t scratch_cap;     /* bytes */
@@ -115,7 +116,7 @@ struct colstate {
 	uint8_t *hll;      /* tier 3: HyperLogLog registers */
 	uint64_t exact;    /* distinct values known when hll began */
 	/* past tier 1: numbers not yet counted, CSV_VALS of room (csv.c's
-	 * col_drain()); 512 bytes beside a table or sketch, unbudgeted */
+	 * col_drain(), col_batch()) */
 	double *vals;
 	uint32_t nvals;
 	bool batch_tried;  /* vals was asked for once */
