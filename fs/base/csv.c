@@ -212,6 +212,45 @@ static void vals_stats(struct colstate *s, uint32_t n)
 	if (!s->bn)
 		s->bk = v[0];
 	bk = s->bk;
+#ifdef __SSE2__
+	{
+		/* The same two sums in the two lanes of a register. */
+		const __m128d k = _mm_set1_pd(bk);
+		__m128d s1 = _mm_setzero_pd();
+		__m128d s2 = _mm_setzero_pd();
+		__m128d lo = _mm_set1_pd(min);
+		__m128d hi = _mm_set1_pd(max);
+
+		for (i = 0; i < n; i += 2) {
+			const __m128d x = _mm_loadu_pd(&v[i]);
+			const __m128d d = _mm_sub_pd(x, k);
+
+			s1 = _mm_add_pd(s1, d);
+			s2 = _mm_add_pd(s2, _mm_mul_pd(d, d));
+			lo = _mm_min_pd(x, lo); /* x < lo ? x : lo */
+			hi = _mm_max_pd(x, hi);
+		}
+		a1 = _mm_cvtsd_f64(s1);
+		b1 = _mm_cvtsd_f64(_mm_unpackhi_pd(s1, s1));
+		a2 = _mm_cvtsd_f64(s2);
+		b2 = _mm_cvtsd_f64(_mm_unpackhi_pd(s2, s2));
+		min = _mm_cvtsd_f64(lo);
+		min = _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)) < min ?
+			      _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo)) : min;
+		max = _mm_cvtsd_f64(hi);
+		max = _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)) > max ?
+			      _mm_cvtsd_f64(_mm_unpackhi_pd(hi, hi)) : max;
+		if (min == 0 || max == 0) {
+			/* 0 and -0: which came first takes the order */
+			min = s->min;
+			max = s->max;
+			for (i = 0; i < n; i++) {
+				min = v[i] < min ? v[i] : min;
+				max = v[i] > max ? v[i] : max;
+			}
+		}
+	}
+#else
 	for (i = 0; i < n; i += 2) {
 		double d = v[i] - bk;
 		double e = v[i + 1] - bk;
@@ -226,6 +265,7 @@ static void vals_stats(struct colstate *s, uint32_t n)
 		max = v[i] > max ? v[i] : max;
 		max = v[i + 1] > max ? v[i + 1] : max;
 	}
+#endif
 	s->nnum += n;
 	s->bs1 += a1 + b1;
 	s->bs2 += a2 + b2;
