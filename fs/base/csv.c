@@ -123,6 +123,29 @@ static void col_flush(struct colstate *s)
 	s->bs2 = 0;
 }
 
+/* One number's statistics (counted in s->nnum; s->n is the caller's). */
+static inline CSV_HOT void col_stats_one(struct colstate *s, double v)
+{
+	double d;
+
+	s->nnum++;
+	if (!s->bn)
+		s->bk = v;
+	d = v - s->bk;
+	s->bs1 += d;
+	s->bs2 += d * d;
+	if (++s->bn == CSV_BLOCK)
+		col_flush(s);
+	s->min = v < s->min ? v : s->min;
+	s->max = v > s->max ? v : s->max;
+}
+
+/* Whether v is an integer an int64_t holds (int_ok). */
+static inline CSV_HOT bool num_is_int(double v)
+{
+	return fabs(v) < 0x1p63 && (double)(int64_t)v == v;
+}
+
 typedef uint64_t u64x2 __attribute__((vector_size(16), aligned(16)));
 
 /*
@@ -193,20 +216,8 @@ static void vals_stats(struct colstate *s, uint32_t n)
 
 	s->n += n;
 	if (n % 2 || s->bn + n > CSV_BLOCK) {
-		for (i = 0; i < n; i++) {
-			double d;
-
-			s->nnum++;
-			if (!s->bn)
-				s->bk = v[i];
-			d = v[i] - s->bk;
-			s->bs1 += d;
-			s->bs2 += d * d;
-			s->min = v[i] < s->min ? v[i] : s->min;
-			s->max = v[i] > s->max ? v[i] : s->max;
-			if (++s->bn == CSV_BLOCK)
-				col_flush(s);
-		}
+		for (i = 0; i < n; i++)
+			col_stats_one(s, v[i]);
 		return;
 	}
 	if (!s->bn)
@@ -294,9 +305,7 @@ static int col_drain(struct scan *sc, struct colstate *s)
 	s->nvals = 0;
 	vals_stats(s, n);
 	for (i = 0; s->int_ok && i < n; i++)
-		if (!(fabs(s->vals[i]) < 0x1p63 &&
-		      (double)(int64_t)s->vals[i] == s->vals[i]))
-			s->int_ok = false;
+		s->int_ok = num_is_int(s->vals[i]);
 	for (i = 0; i < n; i++)
 		h[i] = num_hash(s->vals[i]);
 	if (s->hll) {
@@ -367,29 +376,19 @@ static inline CSV_HOT int col_add_num(struct scan *sc, struct colstate *s,
 				      double v, const char *p, size_t n)
 {
 	uint64_t h;
-	double d;
 
 	if (s->vals) {
 		s->vals[s->nvals++] = v;
 		return s->nvals == CSV_VALS ? col_drain(sc, s) : 0;
 	}
 	s->n++;
-	s->nnum++;
-	if (!s->bn)
-		s->bk = v;
-	d = v - s->bk;
-	s->bs1 += d;
-	s->bs2 += d * d;
-	if (++s->bn == CSV_BLOCK)
-		col_flush(s);
-	s->min = v < s->min ? v : s->min;
-	s->max = v > s->max ? v : s->max;
+	col_stats_one(s, v);
 	if (s->hll) {
 		hll_add(s->hll, num_hash(v));
 		col_batch(sc, s);
 		return 0;
 	}
-	if (s->int_ok && !(fabs(v) < 0x1p63 && (double)(int64_t)v == v))
+	if (s->int_ok && !num_is_int(v))
 		s->int_ok = false;
 	h = num_hash(v);
 	if (s->kmask) {
