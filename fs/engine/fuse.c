@@ -33,9 +33,6 @@
 #include "glue.h"
 #include "node.h"
 
-/* Bytes a FUSE request carries at most: writes, read-ahead, st_blksize. */
-#define FUSE_IO_MAX (1 << 20)
-
 struct fs *req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -171,14 +168,7 @@ int node_stat(struct node *n, struct stat *st)
 	st->st_nlink = node_is_dir(t) ? 2 : 1;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
-	/*
-	 * A file's preferred I/O size is one FUSE request (max_write, and
-	 * the read-ahead): cp, cat and Python's io size their buffers by it,
-	 * and at 4096 a cp of 1 GiB was 8,192 writes of 128 KiB, each a
-	 * round trip through the daemon (a cold-source cp 2.1-2.2 s, 1.6-2.0
-	 * s at 1 MiB, with 0.4-0.5 CPU-s less).  Directories keep the page.
-	 */
-	st->st_blksize = S_ISREG(t->mode) ? FUSE_IO_MAX : 4096;
+	st->st_blksize = 4096;
 	st->st_atim.tv_sec = fs->mounted;
 	st->st_mtim.tv_sec = fs->mounted;
 	st->st_ctim.tv_sec = fs->mounted;
@@ -269,8 +259,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Splice immutable content straight from the store's files. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
-	conn->max_write = FUSE_IO_MAX;
-	conn->max_readahead = FUSE_IO_MAX;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
 	fs_log(fs, 6, "mounted %s on %s", fs->opts.store, fs->opts.mountpoint);
 }
 

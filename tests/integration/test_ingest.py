@@ -92,25 +92,6 @@ def test_streamed_copy_equals_a_scan_at_close(mlfs, tmp_path):
     assert stats["rows"] == data.count(b"\n") - 1 - data.count(b"two\nlines")
 
 
-def test_files_ask_for_big_io(mlfs):
-    """Files report 1 MiB as their preferred I/O size (st_blksize, the
-    FUSE request limit), so cp, cat and Python's io move 1 MiB a call
-    instead of 128 KiB (a cp of 1 GiB: 1,024 round trips, not 8,192);
-    directories keep 4096."""
-    d = mlfs.mnt / "datasets" / "blk"
-    d.mkdir()
-    (d / "data.csv").write_text("x,y\n1,2\n")
-    for f in (d / "data.csv", d / "v1" / "data.csv", d / "stats",
-              mlfs.mnt / ".mlfs" / "cache"):
-        r = subprocess.run(["stat", "-c", "%o", str(f)],
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == str(MB), f
-        assert os.stat(f).st_blksize == MB, f
-    assert os.stat(d).st_blksize == 4096
-    assert os.stat(mlfs.mnt / "datasets").st_blksize == 4096
-
-
 def test_truncation_mid_stream(mlfs, tmp_path):
     """A copy cut back after the scan began: the version is what is left
     plus what came after, as for any file."""
