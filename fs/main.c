@@ -300,7 +300,7 @@ static void clean_tmp(const char *store_dir)
  */
 static void raise_readahead(struct fs *fs, const char *mnt)
 {
-	char line[8192], esc[PATH_MAX * 4], dev[32] = "", path[128];
+	char line[8192], esc[PATH_MAX * 4], dev[32] = "", path[128], kb[16];
 	size_t n = 0;
 	FILE *f;
 	int fd;
@@ -329,8 +329,9 @@ static void raise_readahead(struct fs *fs, const char *mnt)
 	if (!dev[0])
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	snprintf(kb, sizeof(kb), "%d", FUSE_READ_MAX / 1024);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "1024", 4) != 4)
+	if (fd < 0 || write(fd, kb, strlen(kb)) != (ssize_t)strlen(kb))
 		fs_log(fs, LOG_DEBUG, "read-ahead stays at the kernel's: %s",
 		       strerror(errno));
 	if (fd >= 0)
@@ -907,6 +908,7 @@ static int session_mount(struct fs *fs, const struct cli *cli,
 			 struct fuse_args *args, struct fuse_session **out)
 {
 	struct fuse_session *se;
+	char max_read[32];
 	int status;
 
 	*out = NULL;
@@ -914,6 +916,8 @@ static int session_mount(struct fs *fs, const struct cli *cli,
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	fuse_opt_add_arg(args, "-ofsname=mlfs");
 	fuse_opt_add_arg(args, "-osubtype=mlfs");
+	snprintf(max_read, sizeof(max_read), "-omax_read=%d", FUSE_READ_MAX);
+	fuse_opt_add_arg(args, max_read);
 	if (cli->debug)
 		fuse_opt_add_arg(args, "-d");
 	se = fuse_session_new(args, &fs_fuse_ops, sizeof(fs_fuse_ops), fs);

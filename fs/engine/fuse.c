@@ -260,7 +260,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	conn->max_write = 1 << 20;
-	conn->max_readahead = 1 << 20;
+	conn->max_read = FUSE_READ_MAX; /* as -o max_read says */
+	conn->max_readahead = FUSE_READ_MAX;
 	fs_log(fs, 6, "mounted %s on %s", fs->opts.store, fs->opts.mountpoint);
 }
 

@@ -150,6 +150,34 @@ def test_root_listing(mlfs):
     assert os.stat(mlfs.mnt / "README").st_size == len(readme.encode())
 
 
+def test_reads_are_sized_to_splice(mlfs, tmp_path):
+    """Reads are at most 1008 KiB (-o max_read), so that their answer and
+    libfuse's three pages fit a 1 MiB pipe: at 1 MiB every read fell back
+    to a buffer and a copy.  The bytes cross request boundaries intact,
+    read a MiB at a time and at odd sizes, through the page cache and
+    around it."""
+    with open("/proc/self/mountinfo") as f:
+        line = next(ln for ln in f if f" {mlfs.mnt} " in ln)
+    assert "max_read=1032192" in line.split(" - ")[1]
+    data = bytearray(b"a,b\n")
+    i = 0
+    while len(data) < (3 << 20) + 12345:
+        data += b"%d,%d\n" % (i, i * 7919 % 1000003)
+        i += 1
+    src = tmp_path / "d.csv"
+    src.write_bytes(data)
+    ds = mlfs.mnt / "datasets" / "spliced"
+    ds.mkdir()
+    subprocess.run(["cp", str(src), str(ds / "data.csv")], check=True,
+                   timeout=60)
+    for f in (ds / "data.csv", ds / "v1" / "data.csv"):
+        for bs in ("1M", "4M", "1031k", "4k"):
+            r = subprocess.run(["dd", f"if={f}", "bs=" + bs, "status=none"],
+                               capture_output=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == data, (f, bs)
+
+
 def test_unknown_xattr_is_enodata(mlfs):
     import errno
     try:
