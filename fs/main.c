@@ -294,15 +294,16 @@ static void clean_tmp(const char *store_dir)
  * The kernel caps a FUSE mount's read-ahead at 128 KiB whatever
  * max_readahead the daemon asks for, so a sequential reader costs a
  * request every 128 KiB.  Root may raise it through the mount's
- * backing-device entry in sysfs: 1 MiB (max_write sets max_pages to
- * match) made cold reads send an eighth of the requests.  Best effort:
- * not root, or no sysfs, and it stays as it was.
+ * backing-device entry in sysfs: to the largest read (fuse_read_max(),
+ * 1008 KiB), where 128 KiB made cold reads send eight times the
+ * requests.  Best effort: not root, or no sysfs, and it stays as it was.
  */
 static void raise_readahead(struct fs *fs, const char *mnt)
 {
 	char line[8192], esc[PATH_MAX * 4], dev[32] = "", path[128], kb[16];
 	size_t n = 0;
 	FILE *f;
+	int len;
 	int fd;
 
 	/* mountinfo escapes space, tab, newline and backslash as \ooo */
@@ -329,9 +330,9 @@ static void raise_readahead(struct fs *fs, const char *mnt)
 	if (!dev[0])
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-	snprintf(kb, sizeof(kb), "%d", FUSE_READ_MAX / 1024);
+	len = snprintf(kb, sizeof(kb), "%u", fuse_read_max() / 1024);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, kb, strlen(kb)) != (ssize_t)strlen(kb))
+	if (fd < 0 || write(fd, kb, (size_t)len) != len)
 		fs_log(fs, LOG_DEBUG, "read-ahead stays at the kernel's: %s",
 		       strerror(errno));
 	if (fd >= 0)
@@ -916,7 +917,8 @@ static int session_mount(struct fs *fs, const struct cli *cli,
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	fuse_opt_add_arg(args, "-ofsname=mlfs");
 	fuse_opt_add_arg(args, "-osubtype=mlfs");
-	snprintf(max_read, sizeof(max_read), "-omax_read=%d", FUSE_READ_MAX);
+	/* after the user's options: the init reply must say the same */
+	snprintf(max_read, sizeof(max_read), "-omax_read=%u", fuse_read_max());
 	fuse_opt_add_arg(args, max_read);
 	if (cli->debug)
 		fuse_opt_add_arg(args, "-d");

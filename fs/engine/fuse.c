@@ -33,6 +33,13 @@
 #include "glue.h"
 #include "node.h"
 
+unsigned fuse_read_max(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	return (1u << 20) - 4 * (unsigned)(page > 0 ? page : 4096);
+}
+
 struct fs *req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -260,8 +267,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	conn->max_write = 1 << 20;
-	conn->max_read = FUSE_READ_MAX; /* as -o max_read says */
-	conn->max_readahead = FUSE_READ_MAX;
+	conn->max_read = fuse_read_max(); /* as -o max_read says */
+	conn->max_readahead = fuse_read_max();
 	fs_log(fs, 6, "mounted %s on %s", fs->opts.store, fs->opts.mountpoint);
 }
 

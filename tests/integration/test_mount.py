@@ -178,6 +178,17 @@ def test_reads_are_sized_to_splice(mlfs, tmp_path):
             assert r.stdout == data, (f, bs)
 
 
+def test_a_users_max_read_is_replaced(mlfs_factory):
+    """-o max_read is the daemon's: a user's value used to leave the init
+    reply disagreeing with the mount (`init() and fuse_session_new()
+    requested different maximum read size`), and no mount."""
+    m = mlfs_factory(opts=["max_read=4096"])
+    with open("/proc/self/mountinfo") as f:
+        line = next(ln for ln in f if f" {m.mnt} " in ln)
+    assert "max_read=1032192" in line.split(" - ")[1]
+    assert (m.mnt / "README").read_text()
+
+
 def test_unknown_xattr_is_enodata(mlfs):
     import errno
     try:
