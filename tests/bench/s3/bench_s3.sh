@@ -13,7 +13,10 @@
 #      by mlfs itself, read as datasets/big/v1/data.csv through a fresh
 #      mount with an empty cache), s3fs -o use_cache, rclone mount
 #      --vfs-cache-mode full (both on an object put by `aws s3 cp`),
-#      `aws s3 cp` to a local file, one curl GET (the ceiling)     -> MB/s
+#      `aws s3 cp` to a local file, one curl GET (the ceiling of one
+#      connection), one curl of 64 MiB ranged GETs four at a time on
+#      kept-alive connections (the server's ceiling for large ranges:
+#      s3rver's CPU per GiB falls with the range's size)          -> MB/s
 #   2. warm sequential read through the mounts of the last cold run (block
 #      cache and page cache warm), and through a second s3fs mount with
 #      -o kernel_cache (s3fs's own default drops the page cache at every
@@ -441,7 +444,8 @@ fi # part 5
 # ================================================================ 1. cold
 ML_PREFIX=exp1
 ML_REL=datasets/big/v1/data.csv
-CLIENTS=(mlfs s3fs rclone aws curl)
+CLIENTS=(mlfs s3fs rclone aws curl curl4)
+CURL4_RANGE=$((64 << 20))
 declare -A COLD=() COLD_CPU=() COLD_S3CPU=() COLD_S3G=() KEEP_MNT=()
 declare -a COLD_RSS=() COLD_FETCH=()
 for c in "${CLIENTS[@]}"; do COLD[$c]=""; COLD_CPU[$c]=""; COLD_S3CPU[$c]=""; COLD_S3G[$c]=""; done
@@ -500,6 +504,26 @@ for ((r = 1; r <= RUNS; r++)); do
 			s1=$(cpu_s "$S3PID")
 			read -r code down secs <<<"$out"
 			[[ $code == 200 && ${down%.*} == "$SIZE" ]] || die "curl GET: HTTP $code, $down bytes"
+			;;
+		curl4)
+			: >"$W/curl4.cfg"
+			for ((o = 0; o < SIZE; o += CURL4_RANGE)); do
+				printf 'url = "%s"\nrange = "%d-%d"\noutput = "/dev/null"\n' \
+					"$E/$B/peer/big.csv" "$o" $((o + CURL4_RANGE - 1)) >>"$W/curl4.cfg"
+			done
+			drop_caches
+			s0=$(cpu_s "$S3PID")
+			t0=$(now)
+			out=$(curl -sS --parallel --parallel-max 4 -w '%{http_code}\n' \
+				-K "$W/curl4.cfg") || die "curl's parallel ranged GETs failed"
+			t1=$(now)
+			s1=$(cpu_s "$S3PID")
+			secs=$(elapsed "$t0" "$t1")
+			# size_download with --parallel into /dev/null is not the
+			# body's size (curl 7.88): each range's 206 is the check
+			got=$(awk '$1 == 206 { n++ } END { print n + 0 }' <<<"$out")
+			[[ $got == $(((SIZE + CURL4_RANGE - 1) / CURL4_RANGE)) ]] ||
+				die "curl's parallel ranged GETs: $got answers of 206"
 			;;
 		esac
 		v=$(mbps "$SIZE" "$secs")
@@ -890,7 +914,7 @@ curlv=$(curl --version | awk 'NR == 1 { print $2 }')
 s3fs_default() { s3fs --help 2>&1 | sed -n "s/^ *$1 (default=\"\([0-9]*\)\").*/\1/p" | head -n 1; }
 rclone_default() { rclone help flags 2>/dev/null | sed -n "s/.*--$1 int .*(default \([0-9]*\)).*/\1/p" | head -n 1; }
 aws_conc=$("$AWS" configure get s3.max_concurrent_requests 2>/dev/null || true)
-PARALLEL="mlfs ${ML_THREADS} fetch threads (.mlfs/cache fetch_threads); s3fs parallel_count $(s3fs_default parallel_count), multireq_max $(s3fs_default multireq_max) (its defaults, from --help); rclone --transfers $(rclone_default transfers), --multi-thread-streams $(rclone_default multi-thread-streams) (defaults, from help flags); aws s3 max_concurrent_requests ${aws_conc:-10 (default, not configured)}; curl one connection"
+PARALLEL="mlfs ${ML_THREADS} fetch threads (.mlfs/cache fetch_threads); s3fs parallel_count $(s3fs_default parallel_count), multireq_max $(s3fs_default multireq_max) (its defaults, from --help); rclone --transfers $(rclone_default transfers), --multi-thread-streams $(rclone_default multi-thread-streams) (defaults, from help flags); aws s3 max_concurrent_requests ${aws_conc:-10 (default, not configured)}; curl one connection, and four for its 64 MiB ranges"
 s3rverv=$(node -p "require('${MLFS_S3_NODE_DIR:-$REPO/build-s3node}/node_modules/s3rver/package.json').version" 2>/dev/null || echo "?")
 sp() { echo "$1" | sed 's/^ //; s/ /, /g'; }
 
@@ -914,6 +938,7 @@ drifts during a run does not always fall on the same client.
 | | rclone | ${CM[rclone]} | $(sp "${COLD[rclone]}") | $(sp "${COLD_CPU[rclone]}") | $(sp "${COLD_S3CPU[rclone]}") | $(sp "${COLD_S3G[rclone]}") |
 | | aws s3 cp (to a file) | ${CM[aws]} | $(sp "${COLD[aws]}") | – | $(sp "${COLD_S3CPU[aws]}") | $(sp "${COLD_S3G[aws]}") |
 | | curl, one GET | ${CM[curl]} | $(sp "${COLD[curl]}") | – | $(sp "${COLD_S3CPU[curl]}") | $(sp "${COLD_S3G[curl]}") |
+| | curl, 64 MiB ranges, 4 at a time | ${CM[curl4]} | $(sp "${COLD[curl4]}") | – | $(sp "${COLD_S3CPU[curl4]}") | $(sp "${COLD_S3G[curl4]}") |
 | Warm sequential read (MB/s) | mlfs | ${WM[mlfs]} | $(sp "${WARM[mlfs]}") | ${ML_WARM_CPU} | – | – |
 | | s3fs (cached) | ${WM[s3fs]} | $(sp "${WARM[s3fs]}") | – | – | – |
 | | s3fs (cached, kernel_cache) | ${WM[s3fs-kc]} | $(sp "${WARM[s3fs-kc]}") | – | – | – |
