@@ -1,4 +1,6 @@
 """The daemon and its command line: mounting, options, failures."""
+import errno
+import mmap
 import os
 import subprocess
 import time
@@ -176,6 +178,14 @@ def test_reads_are_sized_to_splice(mlfs, tmp_path):
                                capture_output=True, timeout=60)
             assert r.returncode == 0, r.stderr
             assert r.stdout == data, (f, bs)
+    # the manual's word: data.csv bypasses the page cache, v<n>/ maps
+    for f, ok in ((ds / "v1" / "data.csv", True), (ds / "data.csv", False)):
+        with open(f, "rb") as fh:
+            try:
+                with mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ) as m:
+                    assert ok and m[:] == data
+            except OSError as e:
+                assert not ok and e.errno == errno.ENODEV
 
 
 def test_a_users_max_read_is_replaced(mlfs_factory):
