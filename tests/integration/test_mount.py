@@ -152,15 +152,20 @@ def test_root_listing(mlfs):
     assert os.stat(mlfs.mnt / "README").st_size == len(readme.encode())
 
 
+def super_options(mnt):
+    """The kernel's options of the mount at mnt (mountinfo after " - ")."""
+    with open("/proc/self/mountinfo") as f:
+        line = next(ln for ln in f if f" {mnt} " in ln)
+    return line.split(" - ")[1]
+
+
 def test_reads_are_sized_to_splice(mlfs, tmp_path):
     """Reads are at most 1008 KiB (-o max_read), so that their answer and
     libfuse's three pages fit a 1 MiB pipe: at 1 MiB every read fell back
     to a buffer and a copy.  The bytes cross request boundaries intact,
     read a MiB at a time and at odd sizes, through the page cache and
     around it."""
-    with open("/proc/self/mountinfo") as f:
-        line = next(ln for ln in f if f" {mlfs.mnt} " in ln)
-    assert "max_read=1032192" in line.split(" - ")[1]
+    assert "max_read=1032192" in super_options(mlfs.mnt)
     data = bytearray(b"a,b\n")
     i = 0
     while len(data) < (3 << 20) + 12345:
@@ -193,9 +198,7 @@ def test_a_users_max_read_is_replaced(mlfs_factory):
     reply disagreeing with the mount (`init() and fuse_session_new()
     requested different maximum read size`), and no mount."""
     m = mlfs_factory(opts=["max_read=4096"])
-    with open("/proc/self/mountinfo") as f:
-        line = next(ln for ln in f if f" {m.mnt} " in ln)
-    assert "max_read=1032192" in line.split(" - ")[1]
+    assert "max_read=1032192" in super_options(m.mnt)
     assert (m.mnt / "README").read_text()
 
 
