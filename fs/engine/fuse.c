@@ -275,24 +275,36 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 static void fs_destroy(void *userdata)
 {
 	struct fs *fs = userdata;
+	struct fs_file *files;
+	struct dir_list *dirs;
 
 	fs_log(fs, 6, "unmounting %s", fs->opts.mountpoint);
-	/* Handles whose RELEASE the kernel never sent: nothing is committed
-	 * at release, so this only frees them (and their staging copies). */
+	/*
+	 * Handles whose RELEASE the kernel never sent (an unmount can drop
+	 * one still queued): nothing is committed at release, so this only
+	 * frees them and their staging copies.  The lists are taken whole
+	 * and freed unlocked: freeing a user's handle takes files_lock to
+	 * uncount it (handles_release).
+	 */
 	pthread_mutex_lock(&fs->files_lock);
-	while (fs->files) {
-		struct fs_file *f = fs->files;
+	files = fs->files;
+	dirs = fs->dirs;
+	fs->files = NULL;
+	fs->dirs = NULL;
+	pthread_mutex_unlock(&fs->files_lock);
+	while (files) {
+		struct fs_file *f = files;
 
-		fs->files = f->next;
+		files = f->next;
+		f->prev = f->next = NULL;
 		file_put(f);
 	}
-	while (fs->dirs) {
-		struct dir_list *dl = fs->dirs;
+	while (dirs) {
+		struct dir_list *dl = dirs;
 
-		fs->dirs = dl->next;
+		dirs = dl->next;
 		dir_list_free(dl);
 	}
-	pthread_mutex_unlock(&fs->files_lock);
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t pino, const char *name)

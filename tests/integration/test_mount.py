@@ -2,10 +2,11 @@
 import errno
 import mmap
 import os
+import signal
 import subprocess
 import time
 
-from conftest import BUILD, MLFS, Mount, is_mounted
+from conftest import BUILD, MLFS, NOBODY, Mount, is_mounted
 
 
 def run(*argv, timeout=15):
@@ -297,3 +298,22 @@ def test_second_mount_of_a_store_is_refused(mlfs, tmp_path):
     assert r.returncode != 0
     assert "already mounted by another mlfs" in r.stderr
     assert not is_mounted(other)
+
+
+def test_a_users_handle_still_open_at_unmount_is_freed(mlfs_factory):
+    """SIGTERM unmounts while another user holds a file open: the daemon
+    frees the handle the kernel never released and exits (it once
+    deadlocked on the per-uid count's lock, which the unmount held)."""
+    m = mlfs_factory(opts=["allow_other"], public=True)
+    holder = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+         "--clear-groups", "sh", "-c", 'exec 3<"$1"; echo open; sleep 60',
+         "sh", str(m.mnt / ".mlfs" / "version")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=15) == 0
+    finally:
+        holder.kill()
+        holder.wait()
