@@ -514,21 +514,31 @@ static int s3_body_begin(struct s3_xfer *x)
 	return 0;
 }
 
-/* Copy the part of p (object offset x->pos) that falls in dst. */
-static void s3_range_copy(struct s3_xfer *x, const char *p, size_t n)
+/*
+ * Copy the part of p (object offset x->pos) that falls in the range to
+ * dst, or hand it to the stream; 0 or the stream's error.
+ */
+static int s3_range_copy(struct s3_xfer *x, const char *p, size_t n)
 {
 	const struct s3_req *r = x->r;
 	uint64_t lo = r->dst_off;
 	uint64_t hi = r->dst_off + r->dst_len;
 	uint64_t a = x->pos > lo ? x->pos : lo;
 	uint64_t b = x->pos + n < hi ? x->pos + n : hi;
+	int rc = 0;
 
 	if (a < b) {
-		memcpy((char *)r->dst + (a - lo), p + (a - x->pos), b - a);
-		if (b - lo > x->resp->got)
+		if (r->stream)
+			rc = r->stream(r->stream_arg, a, p + (a - x->pos),
+				       (size_t)(b - a));
+		else
+			memcpy((char *)r->dst + (a - lo), p + (a - x->pos),
+			       b - a);
+		if (rc == 0 && b - lo > x->resp->got)
 			x->resp->got = b - lo;
 	}
 	x->pos += n;
+	return rc;
 }
 
 static size_t s3_on_write(char *p, size_t size, size_t nmemb, void *arg)
@@ -564,7 +574,11 @@ static size_t s3_on_write(char *p, size_t size, size_t nmemb, void *arg)
 		}
 		break;
 	case S3_SINK_RANGE:
-		s3_range_copy(x, p, n);
+		rc = s3_range_copy(x, p, n);
+		if (rc < 0) {
+			x->err = rc;
+			return 0;
+		}
 		if (x->pos >= x->r->dst_off + x->r->dst_len &&
 		    x->left > S3_RANGE_DRAIN_MAX) {
 			x->done_early = true;

@@ -127,7 +127,8 @@ void s3_client_log(struct s3_client *c, const char *fmt, ...)
 enum s3_sink_kind {
 	S3_SINK_DISCARD,	/* drop the response body */
 	S3_SINK_BUF,		/* grow buf up to buf->max (-EFBIG) */
-	S3_SINK_RANGE,		/* object bytes at dst_off into dst */
+	S3_SINK_RANGE,		/* object bytes at dst_off into dst (or
+				 * to stream) */
 };
 
 /* One S3 request; fields the caller does not use stay zero. */
@@ -163,6 +164,11 @@ struct s3_req {
 	void *dst;		/* S3_SINK_RANGE */
 	size_t dst_len;		/* bytes */
 	uint64_t dst_off;	/* object offset of dst[0] */
+	/* S3_SINK_RANGE without dst: the range's bytes are handed to
+	 * stream as they arrive (see store_sink_fn); a retry hands them
+	 * again from dst_off, and stream's error ends the request. */
+	int (*stream)(void *arg, uint64_t off, const void *p, size_t n);
+	void *stream_arg;
 };
 
 /* What came back from the last attempt of a request. */
@@ -172,7 +178,8 @@ struct s3_resp {
 	uint64_t length;	/* Content-Length; 0 if none */
 	bool has_length;
 	int64_t mtime;		/* Last-Modified, epoch seconds */
-	size_t got;		/* S3_SINK_RANGE: bytes copied to dst */
+	size_t got;		/* S3_SINK_RANGE: bytes copied to dst (or
+				 * handed to stream) */
 	char code[64];		/* S3 error code from the body, "" if none */
 	char region[32];	/* x-amz-bucket-region of an error, or "" */
 	char writer[80];	/* x-amz-meta-mlfs-writer, or "" */

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -28,6 +30,45 @@ ssize_t store_get_range(struct store *s, const char *key, void *buf,
 			size_t len, uint64_t off)
 {
 	return s->ops->get_range(s, key, buf, len, off);
+}
+
+/* What store_get_stream reads at a time from a store without streams. */
+#define STORE_STREAM_PIECE (1024 * 1024)
+
+ssize_t store_get_stream(struct store *s, const char *key, uint64_t off,
+			 uint64_t len, store_sink_fn fn, void *arg)
+{
+	uint64_t done = 0;
+	size_t want;
+	ssize_t n = 0;
+	char *buf;
+	int rc;
+
+	if (s->ops->get_stream)
+		return s->ops->get_stream(s, key, off, len, fn, arg);
+	if (len > SSIZE_MAX || off > UINT64_MAX - len)
+		return -EINVAL;
+	buf = malloc(len < STORE_STREAM_PIECE ? (len ? len : 1)
+					      : STORE_STREAM_PIECE);
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		want = len - done < STORE_STREAM_PIECE ? (size_t)(len - done)
+						       : STORE_STREAM_PIECE;
+		n = s->ops->get_range(s, key, buf, want, off + done);
+		if (n <= 0)
+			break;
+		rc = fn(arg, off + done, buf, (size_t)n);
+		if (rc < 0) {
+			n = rc;
+			break;
+		}
+		done += (uint64_t)n;
+		if ((size_t)n < want)
+			break;	/* the end of the object */
+	}
+	free(buf);
+	return n < 0 ? n : (ssize_t)done;
 }
 
 int store_put(struct store *s, const char *key, const void *buf, size_t len)

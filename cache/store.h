@@ -33,6 +33,14 @@ struct store_stat {
  */
 typedef int (*store_list_fn)(void *arg, const char *key,
 			     const struct store_stat *st);
+/*
+ * Called by get_stream() with the next n bytes of a range, at object
+ * offset off, borrowed for the call.  After a failure the store may
+ * start again, handing bytes at offsets already seen: the sink skips
+ * what it has.  A negative return stops the read and becomes its result.
+ */
+typedef int (*store_sink_fn)(void *arg, uint64_t off, const void *p,
+			     size_t n);
 
 struct store_ops {
 	/*
@@ -45,6 +53,14 @@ struct store_ops {
 	/* get_range: up to len bytes at off; 0 at or past the end. */
 	ssize_t (*get_range)(struct store *s, const char *key, void *buf,
 			     size_t len, uint64_t off);
+	/*
+	 * get_stream: get_range of a long range, handed to fn piece by
+	 * piece as it arrives (one request to a remote store): the bytes
+	 * delivered (fewer than len only at the end), or -errno.  NULL:
+	 * store_get_stream() reads the range by get_range.
+	 */
+	ssize_t (*get_stream)(struct store *s, const char *key, uint64_t off,
+			      uint64_t len, store_sink_fn fn, void *arg);
 	/*
 	 * put: store buf atomically and durably: when put returns 0 the
 	 * object is complete and survives a crash; a reader never sees a
@@ -102,6 +118,8 @@ int store_get(struct store *s, const char *key, size_t max, char **buf,
 	      size_t *len);
 ssize_t store_get_range(struct store *s, const char *key, void *buf,
 			size_t len, uint64_t off);
+ssize_t store_get_stream(struct store *s, const char *key, uint64_t off,
+			 uint64_t len, store_sink_fn fn, void *arg);
 int store_put(struct store *s, const char *key, const void *buf, size_t len);
 int store_put_file(struct store *s, const char *key, const char *path);
 int store_create(struct store *s, const char *key, const void *buf,

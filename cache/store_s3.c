@@ -131,8 +131,10 @@ out:
 	return rc;
 }
 
+/* A ranged GET into buf, or to fn (buf NULL) as it arrives. */
 static ssize_t s3s_range(struct s3s *s, const char *key, const char *etag,
-			 void *buf, size_t len, uint64_t off)
+			 void *buf, size_t len, uint64_t off,
+			 store_sink_fn fn, void *arg)
 {
 	struct s3_buf k = { 0 };
 	struct s3_resp resp = { 0 };
@@ -145,6 +147,8 @@ static ssize_t s3s_range(struct s3s *s, const char *key, const char *etag,
 		.dst = buf,
 		.dst_len = len,
 		.dst_off = off,
+		.stream = buf ? NULL : fn,
+		.stream_arg = arg,
 	};
 	ssize_t ret;
 	int rc;
@@ -178,7 +182,17 @@ out:
 static ssize_t s3s_get_range(struct store *st, const char *key, void *buf,
 			     size_t len, uint64_t off)
 {
-	return s3s_range(to_s3s(st), key, NULL, buf, len, off);
+	return s3s_range(to_s3s(st), key, NULL, buf, len, off, NULL, NULL);
+}
+
+static ssize_t s3s_get_stream(struct store *st, const char *key,
+			      uint64_t off, uint64_t len, store_sink_fn fn,
+			      void *arg)
+{
+	if (len > SSIZE_MAX)
+		return -EINVAL;
+	return s3s_range(to_s3s(st), key, NULL, NULL, (size_t)len, off, fn,
+			 arg);
 }
 
 ssize_t store_s3_get_range_if(struct store *st, const char *key,
@@ -187,7 +201,7 @@ ssize_t store_s3_get_range_if(struct store *st, const char *key,
 {
 	if (!etag || !*etag || strpbrk(etag, "\r\n"))
 		return -EINVAL;
-	return s3s_range(to_s3s(st), key, etag, buf, len, off);
+	return s3s_range(to_s3s(st), key, etag, buf, len, off, NULL, NULL);
 }
 
 static int s3s_head(struct store *st, const char *key, struct store_stat *out)
@@ -932,6 +946,7 @@ static void s3s_close(struct store *st)
 static const struct store_ops s3s_ops = {
 	.get = s3s_get,
 	.get_range = s3s_get_range,
+	.get_stream = s3s_get_stream,
 	.put = s3s_put,
 	.put_file = s3s_put_file,
 	.create = s3s_create,

@@ -522,7 +522,7 @@ static void test_cold_warm(void)
 	is_str(state_of(f.c, "a/obj"), "released", "never read: released");
 	is_int(check_range(f.c, "a/obj", 1, size, 0, size), 0, "cold read");
 	calls = store_faulty_calls(f.faulty);
-	ok(calls >= 11, "cold read went to inner");
+	ok(calls >= 1, "cold read went to inner");
 	is_str(state_of(f.c, "a/obj"), "synced", "fully cached: synced");
 	is_int(bcache_cached_bytes(f.c, "a/obj"), size, "cached bytes");
 	is_int(check_range(f.c, "a/obj", 1, size, 0, size), 0, "warm read");
@@ -1182,6 +1182,8 @@ static void test_hydrate(void)
 	st = stats_of(f.c);
 	is_int(st.fetches, 25, "each block fetched once");
 	calls = store_faulty_calls(f.faulty);
+	printf("# hydrating 25 blocks took %u calls of inner\n", calls);
+	ok(calls < 25, "in runs of blocks: fewer reads of inner than blocks");
 	is_int(check_range(f.c, "h", 8, size, 0, size), 0, "read it all");
 	is_int(store_faulty_calls(f.faulty), calls, "without inner");
 	fix_close(&f);

@@ -880,6 +880,113 @@ static void test_faults(void)
 
 /* ---- allocation failures ------------------------------------------ */
 
+/* A get_stream sink keeping the range's bytes once, in order. */
+struct sink {
+	char *buf;
+	uint64_t base;		/* object offset of buf[0] */
+	uint64_t next;		/* object offset wanted next */
+	size_t cap;
+	uint64_t again;		/* bytes handed a second time */
+	unsigned calls;
+	unsigned fail_at;	/* the call that fails; 0: none */
+};
+
+static int sink_fn(void *arg, uint64_t off, const void *p, size_t n)
+{
+	struct sink *k = arg;
+	uint64_t skip;
+
+	if (++k->calls == k->fail_at)
+		return -ENOSPC;
+	if (off > k->next)
+		return -EIO;
+	skip = k->next - off < n ? k->next - off : n;
+	k->again += skip;
+	if (skip == n)
+		return 0;
+	if (k->next - k->base + (n - skip) > k->cap)
+		return -EOVERFLOW;
+	memcpy(k->buf + (k->next - k->base), (const char *)p + skip,
+	       n - skip);
+	k->next += n - skip;
+	return 0;
+}
+
+/* One GET streamed to a sink, through the fault proxy. */
+static void test_stream(void)
+{
+	const size_t size = 4 << 20;
+	struct store_s3_opts o;
+	struct sink k = { 0 };
+	struct store *s;
+	char json[1024];
+	char pfx[200];
+	char *data;
+
+	opts_init(&o, NULL);
+	o.endpoint = fault_endpoint;
+	o.retry_base_ms = 50;
+	s = open_store("stream", &o);
+	ok(s != NULL, "open through the fault proxy");
+	if (!s)
+		return;
+	snprintf(pfx, sizeof(pfx), "%s/stream/", run);
+	data = malloc(size);
+	k.buf = malloc(size);
+	k.cap = size;
+	fill(data, size, 11);
+	is_int(store_put(s, "big", data, size), 0, "put 4 MiB");
+	is_int(store_put(s, "empty", "", 0), 0, "put an empty object");
+
+	/* every GET of big counted (a rule that acts on none) */
+	snprintf(json, sizeof(json),
+		 "{\"rules\": [{\"match\": \"%sbig\", \"action\": \"delay\", \"delay_ms\": 0, \"times\": -1}]}",
+		 pfx);
+	fault_set(json);
+	k.base = k.next = 3;
+	is_int(store_get_stream(s, "big", 3, size, sink_fn, &k),
+	       (ssize_t)(size - 3), "get_stream to the end");
+	ok(k.next == size && memcmp(k.buf, data + 3, size - 3) == 0,
+	   "the bytes, in order, whole");
+	is_int(fault_hits(pfx, "big"), 1, "in one GET");
+	ok(k.calls > 1, "handed over as they arrived");
+
+	snprintf(json, sizeof(json),
+		 "{\"rules\": [{\"match\": \"%sbig\", \"action\": \"truncate\", \"times\": 1}]}",
+		 pfx);
+	fault_set(json);
+	k = (struct sink){ .buf = k.buf, .cap = size };
+	is_int(store_get_stream(s, "big", 0, size, sink_fn, &k),
+	       (ssize_t)size, "a body cut short is retried");
+	ok(k.next == size && memcmp(k.buf, data, size) == 0,
+	   "and the sink got every byte once");
+	ok(k.again > 0, "the retry handed the first half again");
+
+	snprintf(json, sizeof(json),
+		 "{\"rules\": [{\"match\": \"%sbig\", \"action\": \"delay\", \"delay_ms\": 0, \"times\": -1}]}",
+		 pfx);
+	fault_set(json);
+	k = (struct sink){ .buf = k.buf, .cap = size, .fail_at = 2 };
+	is_int(store_get_stream(s, "big", 0, size, sink_fn, &k), -ENOSPC,
+	       "the sink's error ends the GET");
+	is_int(fault_hits(pfx, "big"), 1, "and is not retried");
+	fault_set(NULL);
+
+	k = (struct sink){ .buf = k.buf, .cap = size };
+	is_int(store_get_stream(s, "big", size, 10, sink_fn, &k), 0,
+	       "get_stream at the end is 0 (416)");
+	is_int(store_get_stream(s, "empty", 0, 10, sink_fn, &k), 0,
+	       "get_stream of an empty object");
+	is_int(k.calls, 0, "no bytes, no calls");
+	is_int(store_get_stream(s, "missing", 0, 10, sink_fn, &k), -ENOENT,
+	       "get_stream of a missing key");
+	store_del(s, "big");
+	store_del(s, "empty");
+	store_close(s);
+	free(k.buf);
+	free(data);
+}
+
 static void test_failalloc(void)
 {
 	struct store_s3_opts o;
@@ -996,10 +1103,12 @@ int main(void)
 		test_direct(getenv("MLFS_S3_DIRECT_ENDPOINT"));
 	else
 		skip("MLFS_S3_DIRECT_ENDPOINT is not set");
-	if (fault_endpoint && fault_control)
+	if (fault_endpoint && fault_control) {
 		test_faults();
-	else
+		test_stream();
+	} else {
 		skip("MLFS_S3_FAULT_ENDPOINT is not set");
+	}
 	test_failalloc();
 
 	curl_global_cleanup();
