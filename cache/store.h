@@ -181,6 +181,12 @@ int store_faulty_open(struct store *inner, unsigned fail_at, int err,
 		      struct store **out);
 /* Number of calls a faulty store has seen. */
 unsigned store_faulty_calls(struct store *s);
+/*
+ * From now on every get_stream of faulty store s hands over at most bytes
+ * of its range, then fails with the store's errno, as a connection lost
+ * mid-body would after its retries (0: whole streams again).
+ */
+void store_faulty_cut_streams(struct store *s, uint64_t bytes);
 
 /*
  * Options of an S3 store (s3://bucket/prefix).  Numbers left 0 take the

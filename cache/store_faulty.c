@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "store.h"
@@ -19,6 +20,15 @@ struct faulty {
 	unsigned fail_at;		/* 1-based call to fail; 0: none */
 	int err;			/* positive errno to fail with */
 	_Atomic unsigned calls;		/* calls seen so far */
+	_Atomic uint64_t cut;		/* get_stream's bytes; 0: all */
+};
+
+/* A get_stream passed through, to be cut after cut bytes. */
+struct faulty_stream {
+	store_sink_fn fn;
+	void *arg;
+	uint64_t left;			/* bytes still to hand over */
+	int err;			/* negative errno once cut */
 };
 
 static struct faulty *to_faulty(struct store *s)
@@ -55,6 +65,37 @@ static ssize_t faulty_get_range(struct store *s, const char *key, void *buf,
 	if (faulty_hit(f))
 		return -f->err;
 	return store_get_range(f->inner, key, buf, len, off);
+}
+
+static int faulty_sink(void *arg, uint64_t off, const void *p, size_t n)
+{
+	struct faulty_stream *x = arg;
+	int rc;
+
+	if (n <= x->left) {
+		x->left -= n;
+		return x->fn(x->arg, off, p, n);
+	}
+	rc = x->left ? x->fn(x->arg, off, p, (size_t)x->left) : 0;
+	x->left = 0;
+	return rc < 0 ? rc : x->err;
+}
+
+static ssize_t faulty_get_stream(struct store *s, const char *key,
+				 uint64_t off, uint64_t len,
+				 store_sink_fn fn, void *arg)
+{
+	struct faulty *f = to_faulty(s);
+	struct faulty_stream x = {
+		.fn = fn, .arg = arg, .left = atomic_load(&f->cut),
+		.err = -f->err,
+	};
+
+	if (faulty_hit(f))
+		return -f->err;
+	if (!x.left)
+		return store_get_stream(f->inner, key, off, len, fn, arg);
+	return store_get_stream(f->inner, key, off, len, faulty_sink, &x);
 }
 
 static int faulty_put(struct store *s, const char *key, const void *buf,
@@ -145,6 +186,7 @@ static void faulty_close(struct store *s)
 static const struct store_ops faulty_ops = {
 	.get = faulty_get,
 	.get_range = faulty_get_range,
+	.get_stream = faulty_get_stream,
 	.put = faulty_put,
 	.put_file = faulty_put_file,
 	.create = faulty_create,
@@ -179,6 +221,12 @@ int store_faulty_open(struct store *inner, unsigned fail_at, int err,
 	atomic_init(&f->calls, 0);
 	*out = &f->base;
 	return 0;
+}
+
+void store_faulty_cut_streams(struct store *s, uint64_t bytes)
+{
+	if (s && s->ops == &faulty_ops)
+		atomic_store(&to_faulty(s)->cut, bytes);
 }
 
 unsigned store_faulty_calls(struct store *s)

@@ -1199,6 +1199,40 @@ static void test_hydrate(void)
 	fix_done(&f);
 }
 
+/*
+ * Runs of blocks fetched by one read of inner that fails part way: the
+ * blocks that arrived whole are kept, the rest fail cleanly (a reader
+ * asks again for a block whose failure it did not wait for), and the
+ * next read fetches only what is missing.
+ */
+static void test_run_cut(void)
+{
+	const size_t size = 12 * BS;
+	struct bcache_stats st;
+	struct fix f;
+	int rc;
+
+	is_int(fix_open(&f, INNER_FAULTY, "cut"), 0, "open");
+	put_pat(f.mem, "r", 3, size);
+	store_faulty_cut_streams(f.faulty, 100);
+	is_int(check_range(f.c, "r", 3, size, 0, size), -EIO,
+	       "every run cut inside its first block: the read fails");
+	is_int(bcache_cached_bytes(f.c, "r"), 0, "nothing kept");
+	store_faulty_cut_streams(f.faulty, BS + 100);
+	rc = check_range(f.c, "r", 3, size, 0, size);
+	ok(rc == 0 || rc == -EIO,
+	   "every run cut after one block: the read fails cleanly or gets "
+	   "the rest in later runs");
+	ok(bcache_cached_bytes(f.c, "r") >= (ssize_t)BS,
+	   "the blocks that arrived before a cut are kept");
+	store_faulty_cut_streams(f.faulty, 0);
+	is_int(check_range(f.c, "r", 3, size, 0, size), 0,
+	       "read again: whole and right");
+	st = stats_of(f.c);
+	is_int(st.fetches, 12, "each block fetched once");
+	fix_done(&f);
+}
+
 static void test_readahead(void)
 {
 	const size_t size = 64 * BS;
@@ -1580,6 +1614,7 @@ int main(void)
 	test_list_del();
 	test_readahead();
 	test_hydrate();
+	test_run_cut();
 	test_concurrent();
 	test_content();
 	test_failalloc();
