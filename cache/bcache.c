@@ -64,9 +64,11 @@
  * them out without a lock; missing blocks go on the fetch queue and the
  * reader waits on blk_cond for exactly its blocks.  o->fetch_threads
  * fetch threads pop jobs from the queue, a deque in which demand reads go
- * to the front and read-ahead and prefetch to the back, call inner's
- * get_range concurrently with no lock held, pwrite the block and publish
- * it under c->lock.  One export thread walks the outbox queue in put
+ * to the front and read-ahead and prefetch to the back.  A thread takes
+ * its job's block and the blocks queued right after it (a run, at most
+ * BC_RUN_BYTES and a fair share of them), reads them by one get_stream of
+ * inner with no lock held, and pwrites and publishes each block under
+ * c->lock as it arrives.  One export thread walks the outbox queue in put
  * order, exporting one entry at a time and retrying failures with
  * exponential backoff; a success turns the outbox file into a fully
  * cached object.  The janitor commits index changes every BC_FLUSH_MS
