@@ -9,7 +9,6 @@
  * last mount did not end cleanly.
  */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -802,25 +801,9 @@ static int open_log(struct fs *fs, const struct cli *cli)
 	return 0;
 }
 
-/*
- * On the plugin loader's thread, before anyone sees the set.  Serving
- * scores small batches: BLAS threads would only spin (they showed as
- * sched_yield in profiles); jobs set their own.  The daemon does not link
- * OpenBLAS, which comes in with the train plugins off the mount's path:
- * it is found as they loaded it, if they did.
- */
+/* On the plugin loader's thread, before anyone sees the set. */
 static void plugins_loaded(struct fs *fs, struct plugin_set *ps, int err)
 {
-	void *blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-
-	if (blas) {
-		void (*set_threads)(int);
-
-		*(void **)&set_threads = dlsym(blas, "openblas_set_num_threads");
-		if (set_threads)
-			set_threads(1);
-		dlclose(blas);
-	}
 	if (!ps) {
 		fs_log(fs, LOG_ERR, "plugins %s: %s", fs->opts.plugin_dir,
 		       strerror(-err));
@@ -1101,6 +1084,14 @@ int main(int argc, char *argv[])
 
 	/* once, before any thread: the S3 probe runs before the fork */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/*
+	 * Before any thread, and before the train plugins bring OpenBLAS
+	 * in: its pool would start one thread per core, which spins in
+	 * sched_yield for about 0.1 s (5 % of the daemon's CPU in a profile
+	 * of a cold read just after the mount).  Serving scores small
+	 * batches on one thread; jobs get their own setting (sched.c).
+	 */
+	setenv("OPENBLAS_NUM_THREADS", "1", 1);
 	if (fuse_opt_parse(&args, &cli, cli_opts, cli_proc) < 0)
 		return 1;
 	if (cli_only_answers(&cli, &status))
