@@ -182,6 +182,8 @@ int store_faulty_open(struct store *inner, unsigned fail_at, int err,
 /* Number of calls a faulty store has seen. */
 unsigned store_faulty_calls(struct store *s);
 /*
+ * get_stream of a faulty store hands the bytes on in pieces of a few KiB
+ * that fall anywhere in a block.
  * From now on every get_stream of faulty store s hands over at most bytes
  * of its range, then fails with the store's errno, as a connection lost
  * mid-body would after its retries (0: whole streams again).

@@ -5,7 +5,9 @@
  * chosen errno without reaching the inner store.  Tests loop fail_at
  * upward to run each error path of the code above the store.  The count
  * is atomic, so any thread may enter; which call of several concurrent
- * ones is "the n-th" is then up to the scheduler.
+ * ones is "the n-th" is then up to the scheduler.  Its get_stream hands
+ * bytes on in odd pieces, and can be cut part way
+ * (store_faulty_cut_streams).
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -22,6 +24,9 @@ struct faulty {
 	_Atomic unsigned calls;		/* calls seen so far */
 	_Atomic uint64_t cut;		/* get_stream's bytes; 0: all */
 };
+
+/* get_stream's pieces, bytes: a prime, so they fall anywhere. */
+#define FAULTY_PIECE 7919
 
 /* A get_stream passed through, to be cut after cut bytes. */
 struct faulty_stream {
@@ -67,18 +72,32 @@ static ssize_t faulty_get_range(struct store *s, const char *key, void *buf,
 	return store_get_range(f->inner, key, buf, len, off);
 }
 
+/*
+ * Hands the bytes on in pieces of a few KiB, of sizes that fall anywhere
+ * in a block, as a network's do; after x->left bytes, fails.
+ */
 static int faulty_sink(void *arg, uint64_t off, const void *p, size_t n)
 {
 	struct faulty_stream *x = arg;
+	const char *s = p;
+	size_t piece;
 	int rc;
 
-	if (n <= x->left) {
-		x->left -= n;
-		return x->fn(x->arg, off, p, n);
+	while (n) {
+		if (!x->left)
+			return x->err;
+		piece = n < FAULTY_PIECE ? n : FAULTY_PIECE;
+		if (piece > x->left)
+			piece = (size_t)x->left;
+		rc = x->fn(x->arg, off, s, piece);
+		if (rc < 0)
+			return rc;
+		x->left -= piece;
+		off += piece;
+		s += piece;
+		n -= piece;
 	}
-	rc = x->left ? x->fn(x->arg, off, p, (size_t)x->left) : 0;
-	x->left = 0;
-	return rc < 0 ? rc : x->err;
+	return 0;
 }
 
 static ssize_t faulty_get_stream(struct store *s, const char *key,
@@ -94,7 +113,7 @@ static ssize_t faulty_get_stream(struct store *s, const char *key,
 	if (faulty_hit(f))
 		return -f->err;
 	if (!x.left)
-		return store_get_stream(f->inner, key, off, len, fn, arg);
+		x.left = UINT64_MAX;
 	return store_get_stream(f->inner, key, off, len, faulty_sink, &x);
 }
 
