@@ -27,6 +27,7 @@
 #include <pthread.h>
 
 #include "failalloc.h"
+#include "sink.h"
 #include "s3_i.h"
 #include "store.h"
 #include "tap.h"
@@ -879,38 +880,6 @@ static void test_faults(void)
 }
 
 /* ---- allocation failures ------------------------------------------ */
-
-/* A get_stream sink keeping the range's bytes once, in order. */
-struct sink {
-	char *buf;
-	uint64_t base;		/* object offset of buf[0] */
-	uint64_t next;		/* object offset wanted next */
-	size_t cap;
-	uint64_t again;		/* bytes handed a second time */
-	unsigned calls;
-	unsigned fail_at;	/* the call that fails; 0: none */
-};
-
-static int sink_fn(void *arg, uint64_t off, const void *p, size_t n)
-{
-	struct sink *k = arg;
-	uint64_t skip;
-
-	if (++k->calls == k->fail_at)
-		return -ENOSPC;
-	if (off > k->next)
-		return -EIO;
-	skip = k->next - off < n ? k->next - off : n;
-	k->again += skip;
-	if (skip == n)
-		return 0;
-	if (k->next - k->base + (n - skip) > k->cap)
-		return -EOVERFLOW;
-	memcpy(k->buf + (k->next - k->base), (const char *)p + skip,
-	       n - skip);
-	k->next += n - skip;
-	return 0;
-}
 
 /* One GET streamed to a sink, through the fault proxy. */
 static void test_stream(void)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "failalloc.h"
+#include "sink.h"
 #include "hash.h"
 #include "store.h"
 #include "store_i.h"
@@ -1284,36 +1285,6 @@ static void test_local_layout(struct fix *f)
 	store_del(f->s, "lay/out/file");
 	ok(!path_exists(path), "local: last del removed the tree");
 	ok(path_exists(f->dir), "local: del never removes DIR");
-}
-
-/* A get_stream sink that keeps the range's bytes, each once, in order. */
-struct sink {
-	char *buf;
-	uint64_t base;		/* object offset of buf[0] */
-	uint64_t next;		/* object offset wanted next */
-	size_t cap;
-	unsigned calls;
-	unsigned fail_at;	/* the call that fails; 0: none */
-};
-
-static int sink_fn(void *arg, uint64_t off, const void *p, size_t n)
-{
-	struct sink *k = arg;
-	uint64_t skip;
-
-	if (++k->calls == k->fail_at)
-		return -ENOSPC;
-	if (off > k->next)
-		return -EIO;
-	skip = k->next - off;
-	if (skip >= n)
-		return 0;
-	if (k->next - k->base + (n - skip) > k->cap)
-		return -EOVERFLOW;
-	memcpy(k->buf + (k->next - k->base), (const char *)p + skip,
-	       n - skip);
-	k->next += n - skip;
-	return 0;
 }
 
 /* get_stream, here by get_range in pieces (no backend streams but S3). */
