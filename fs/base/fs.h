@@ -198,7 +198,8 @@ struct fs {
 void fs_problem(struct fs *fs, uid_t uid, const struct problem *pb);
 /*
  * fs_damage: like fs_problem, for damage found in the store rather than
- * bad input (content that does not match its hash, a manifest gone): the
+ * bad input (content that does not match its hash, a manifest gone), or
+ * a fault of the daemon's (a library it cannot load): the
  * line goes to .mlfs/errors (shown to uid and root) and the log, and is
  * not counted as rejected.  Any thread.
  */

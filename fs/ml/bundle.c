@@ -143,26 +143,29 @@ static int bad(char *msg, size_t msglen, int rc, const char *fmt, ...)
 
 int bundle_write(const void *const data[BUNDLE_NMEMBERS],
 		 const uint64_t len[BUNDLE_NMEMBERS], time_t mtime,
-		 void **out, size_t *outlen)
+		 void **out, size_t *outlen, char *msg, size_t msglen)
 {
 	uint64_t size = bundle_size(len);
 	struct archive_entry *e;
 	struct archive *a;
 	size_t used = 0;
 	char *buf;
-	int rc = -EIO;
+	int rc;
 
 	*out = NULL;
 	*outlen = 0;
+	if (msg && msglen)
+		msg[0] = '\0';
 	if (!la_ready())
-		return -EIO;
+		return bad(msg, msglen, -EIO, "%s", la_err);
 	e = la.archive_entry_new();
 	a = la.archive_write_new();
 	buf = size <= SIZE_MAX ? malloc((size_t)size) : NULL;
 	if (!e || !a || !buf) {
-		rc = -ENOMEM;
+		rc = bad(msg, msglen, -ENOMEM, "out of memory");
 		goto out;
 	}
+	rc = -EIO;
 	/* ustar, 512-byte blocks and no padding of the last record: the
 	 * size is bundle_size's, so a getattr need not make the archive */
 	if (la.archive_write_set_format_ustar(a) != ARCHIVE_OK ||
@@ -184,13 +187,23 @@ int bundle_write(const void *const data[BUNDLE_NMEMBERS],
 				       (la_ssize_t)len[i]))
 			goto out;
 	}
-	if (la.archive_write_close(a) != ARCHIVE_OK || used != size)
+	if (la.archive_write_close(a) != ARCHIVE_OK)
 		goto out;
+	if (used != size) {
+		rc = bad(msg, msglen, -EIO,
+			 "libarchive wrote %zu bytes, not %llu", used,
+			 (unsigned long long)size);
+		goto out;
+	}
 	*out = buf;
 	*outlen = used;
 	buf = NULL;
 	rc = 0;
 out:
+	if (rc == -EIO && msg && msglen && !msg[0])
+		bad(msg, msglen, rc, "libarchive: %s",
+		    la.archive_error_string(a) ? la.archive_error_string(a)
+					       : "failed");
 	la.archive_write_free(a);
 	la.archive_entry_free(e);
 	free(buf);

@@ -47,12 +47,13 @@ uint64_t bundle_size(const uint64_t len[BUNDLE_NMEMBERS]);
 /*
  * bundle_write: the archive of data[i] (len[i] bytes) in member order,
  * read-only files dated mtime, into *out (malloc'd, bundle_size bytes).
- * -ENOMEM, or -EIO if libarchive wrote another size or could not be
- * loaded (it is bound at the first bundle of the process).
+ * -ENOMEM, or -EIO if libarchive failed, wrote another size or could not
+ * be loaded (it is bound at the first bundle of the process); msg says
+ * which.
  */
 int bundle_write(const void *const data[BUNDLE_NMEMBERS],
 		 const uint64_t len[BUNDLE_NMEMBERS], time_t mtime,
-		 void **out, size_t *outlen);
+		 void **out, size_t *outlen, char *msg, size_t msglen);
 
 struct bundle {
 	void *data[BUNDLE_NMEMBERS]; /* malloc'd copies */

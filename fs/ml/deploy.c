@@ -53,12 +53,13 @@ void dep_iso_time(char *out, size_t cap)
 {
 	struct timespec ts;
 	struct tm tm;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, cap - n, ".%03uZ",
+		 (unsigned)(ts.tv_nsec / 1000000) % 1000);
 }
 
 /* --- the table --- */

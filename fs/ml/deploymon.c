@@ -345,6 +345,8 @@ static uint64_t class_hash(const struct dmon *m, size_t c)
 	if (c < m->nclasses)
 		return m->classes[c];
 	n = snprintf(num, sizeof(num), "%zu", c);
+	if (n < 0 || (size_t)n >= sizeof(num))
+		return 0;	/* never: 20 digits at most */
 	return XXH3_64bits(num, (size_t)n);
 }
 

@@ -194,12 +194,18 @@ int mbundle_make(struct fs *fs, const char *model, unsigned ver, uid_t uid,
 	if (rc == 0) {
 		const char *when =
 			json_string_value(json_object_get(man, "created"));
+		struct problem pb = { 0 };
 		double t = 0;
 
 		if (!when || !csv_parse_time(when, strlen(when), &t))
 			t = 0;
 		rc = bundle_write((const void *const *)data, len, (time_t)t, out,
-				  outlen);
+				  outlen, pb.msg, sizeof(pb.msg));
+		if (rc == -EIO) {
+			/* a fault of ours, not the version's: say it */
+			snprintf(pb.path, sizeof(pb.path), "%s", path);
+			fs_damage(fs, uid, &pb);
+		}
 	}
 	for (int i = 0; i < BUNDLE_NMEMBERS; i++)
 		free(data[i]);

@@ -762,7 +762,7 @@ static int bal_run(const struct mlfs_host *host,
 	struct bal_classes cl;
 	struct mlfs_table *t = NULL;
 	struct prep_rng rng;
-	size_t label, most = 0, least = SIZE_MAX, *map = NULL, nmap = 0;
+	size_t label = 0, most = 0, least = SIZE_MAX, *map = NULL, nmap = 0;
 	size_t up, down, extra = 0;
 	struct bal b;
 	int rc;

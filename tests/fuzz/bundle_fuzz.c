@@ -65,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		len[i] = b.len[i];
 	}
-	if (bundle_write((const void *const *)b.data, len, 0, &out,
-			 &outlen) == 0) {
+	if (bundle_write((const void *const *)b.data, len, 0, &out, &outlen,
+			 msg, sizeof(msg)) == 0) {
 		if (outlen != bundle_size(len) ||
 		    bundle_read(out, outlen, &again, msg, sizeof(msg)) < 0)
 			abort();

@@ -320,3 +320,24 @@ def test_s3_round_trip_and_a_reader_refuses_imports(mlfs, mlfs_factory,
                              ROWS), want)
     assert json.loads((again.mnt / "models/churn/v1/meta.json")
                       .read_text())["imported"]["model"] == "m"
+
+
+def test_a_bundle_that_cannot_be_made_says_why(mlfs_factory, tmp_path):
+    """libarchive is bound at the first bundle: one that is there but not
+    libarchive (an empty library under its name, first on the daemon's
+    LD_LIBRARY_PATH) fails the read with EIO and a line naming the file and
+    the missing symbol in .mlfs/errors, and the daemon stays up."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    src = tmp_path / "empty.c"
+    src.write_text("int not_libarchive;\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o",
+                    str(lib / "libarchive.so.13"), str(src)], check=True)
+    mlfs = mlfs_factory(env={"LD_LIBRARY_PATH": str(lib)})
+    model(mlfs)
+    r = sh(f"cat {mlfs.mnt}/models/m/v1/bundle.tar > /dev/null")
+    assert r.returncode != 0
+    assert "Input/output error" in r.stderr
+    errors = (mlfs.mnt / ".mlfs/errors").read_text()
+    assert "models/m/v1/bundle.tar: libarchive.so.13: no archive_" in errors
+    assert (mlfs.mnt / "models/m/v1/meta.json").read_bytes()

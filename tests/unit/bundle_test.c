@@ -32,7 +32,7 @@ static int make(void **out, size_t *len, uint64_t *sizes)
 		data[i] = text[i];
 		sizes[i] = strlen(text[i]);
 	}
-	return bundle_write(data, sizes, 1700000000, out, len);
+	return bundle_write(data, sizes, 1700000000, out, len, NULL, 0);
 }
 
 /* Feed buf in pieces of step bytes: the offset its end was found at. */
