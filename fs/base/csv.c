@@ -1172,7 +1172,12 @@ static const char *share_count16(const char *p, const char *end,
 
 /*
  * Is the number of quote bytes in [p, end) odd?  And, with lfs, how many
- * LF bytes are there?  16 bytes at a time with SSE2, else 8.
+ * LF bytes are there?  16 bytes at a time with SSE2, else 8.  Without
+ * lfs, bytes with no quote at all (most numeric CSV) are settled by
+ * glibc's memchr: the streaming scan of a cp asks this of every byte
+ * that arrives, and its first touch of them is the cost (perf of the
+ * daemon during a cp of 1 GiB: memchr 3.1 % of the samples, where this
+ * loop was 4.1 %).
  */
 static bool share_count(const char *p, const char *end, uint64_t *lfs)
 {
@@ -1180,6 +1185,8 @@ static bool share_count(const char *p, const char *end, uint64_t *lfs)
 	uint64_t n = 0;
 	unsigned odd = 0;
 
+	if (!lfs && !memchr(p, '"', (size_t)(end - p)))
+		return false;
 #ifdef __SSE2__
 	p = share_count16(p, end, &odd, &n);
 #endif
