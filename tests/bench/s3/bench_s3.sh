@@ -15,8 +15,10 @@
 #      --vfs-cache-mode full (both on an object put by `aws s3 cp`),
 #      `aws s3 cp` to a local file, one curl GET (the ceiling of one
 #      connection), one curl of 64 MiB ranged GETs four at a time on
-#      kept-alive connections (the server's ceiling for large ranges:
-#      s3rver's CPU per GiB falls with the range's size)          -> MB/s
+#      kept-alive connections into /dev/null (the server's ceiling for
+#      large ranges: s3rver's CPU per GiB falls with the range's size),
+#      and eight at a time into files (a client that keeps the bytes,
+#      as mlfs and s3fs do)                                        -> MB/s
 #   2. warm sequential read through the mounts of the last cold run (block
 #      cache and page cache warm), and through a second s3fs mount with
 #      -o kernel_cache (s3fs's own default drops the page cache at every
@@ -444,7 +446,7 @@ fi # part 5
 # ================================================================ 1. cold
 ML_PREFIX=exp1
 ML_REL=datasets/big/v1/data.csv
-CLIENTS=(mlfs s3fs rclone aws curl curl4)
+CLIENTS=(mlfs s3fs rclone aws curl curl4 curl8f)
 CURL4_RANGE=$((64 << 20))
 declare -A COLD=() COLD_CPU=() COLD_S3CPU=() COLD_S3G=() KEEP_MNT=()
 declare -a COLD_RSS=() COLD_FETCH=()
@@ -505,17 +507,27 @@ for ((r = 1; r <= RUNS; r++)); do
 			read -r code down secs <<<"$out"
 			[[ $code == 200 && ${down%.*} == "$SIZE" ]] || die "curl GET: HTTP $code, $down bytes"
 			;;
-		curl4)
-			: >"$W/curl4.cfg"
+		curl4 | curl8f)
+			# curl4: 4 at a time into /dev/null (the server's ceiling);
+			# curl8f: 8 at a time into files on the local disk, a
+			# client that keeps the bytes as mlfs and s3fs must
+			par=4 i=0
+			[[ $c == curl8f ]] && par=8
+			: >"$W/$c.cfg"
 			for ((o = 0; o < SIZE; o += CURL4_RANGE)); do
-				printf 'url = "%s"\nrange = "%d-%d"\noutput = "/dev/null"\n' \
-					"$E/$B/peer/big.csv" "$o" $((o + CURL4_RANGE - 1)) >>"$W/curl4.cfg"
+				f=/dev/null
+				[[ $c == curl8f ]] && f=$d/part$i
+				((i++)) && echo next >>"$W/$c.cfg"
+				# "next": each range its own operation (else the last
+				# range, and the first -w, would serve every URL)
+				printf 'url = "%s"\nrange = "%d-%d"\noutput = "%s"\nwrite-out = "%%{http_code}\\n"\n' \
+					"$E/$B/peer/big.csv" "$o" $((o + CURL4_RANGE - 1)) "$f" >>"$W/$c.cfg"
 			done
 			drop_caches
 			s0=$(cpu_s "$S3PID")
 			t0=$(now)
-			out=$(curl -sS --parallel --parallel-max 4 -w '%{http_code}\n' \
-				-K "$W/curl4.cfg") || die "curl's parallel ranged GETs failed"
+			out=$(curl -sS --parallel --parallel-max "$par" \
+				-K "$W/$c.cfg") || die "curl's parallel ranged GETs failed"
 			t1=$(now)
 			s1=$(cpu_s "$S3PID")
 			secs=$(elapsed "$t0" "$t1")
@@ -524,6 +536,11 @@ for ((r = 1; r <= RUNS; r++)); do
 			got=$(awk '$1 == 206 { n++ } END { print n + 0 }' <<<"$out")
 			[[ $got == $(((SIZE + CURL4_RANGE - 1) / CURL4_RANGE)) ]] ||
 				die "curl's parallel ranged GETs: $got answers of 206"
+			if [[ $c == curl8f ]]; then
+				[[ $(cat "$d"/part* | wc -c) == "$SIZE" ]] ||
+					die "curl's parallel ranged GETs into files: not $SIZE bytes"
+				rm -f "$d"/part*
+			fi
 			;;
 		esac
 		v=$(mbps "$SIZE" "$secs")
@@ -876,6 +893,13 @@ r_warm_s3fs=$(ratio "${WM[mlfs]}" "${WM[s3fs]}")
 r_warm_kc=$(ratio "${WM[mlfs]}" "${WM[s3fs-kc]}")
 r_warm_nat=$(ratio "${WM[mlfs]}" "${WM[native]}")
 r_rand=$(ratio "${RM[mlfs]}" "${RM[s3fs]}")
+# The most IOPS a client that keeps the bytes could reach in part 3: the
+# object fetched as fast as curl8f fetched it into files (part 1), then
+# 10,240 reads at mlfs's p50 from the local copy.
+RAND_BOUND=$(awk -v sz="$SIZE" -v v="${CM[curl8f]}" -v p="$(median %.1f ${RAND_P50[mlfs]})" 'BEGIN {
+	if (v == "n/a" || p == "n/a" || v + 0 <= 0) print "n/a";
+	else printf "%.0f", 10240 / (sz / (v * 1e6) + 10240 * p / 1e6) }')
+r_rand_bound=$(ratio "$RAND_BOUND" "${RM[s3fs]}")
 LT_ML=$(med %.3f "${LS_TOT[mlfs]}"); LT_S3=$(med %.3f "${LS_TOT[s3fs]}"); LT_RC=$(med %.3f "${LS_TOT[rclone]}")
 LO_ML=$(med %.3f "${LS_ONLY[mlfs]}"); LO_S3=$(med %.3f "${LS_ONLY[s3fs]}"); LO_RC=$(med %.3f "${LS_ONLY[rclone]}")
 LM_ML=$(med %.3f "${LS_MOUNT[mlfs]}"); LM_S3=$(med %.3f "${LS_MOUNT[s3fs]}"); LM_RC=$(med %.3f "${LS_MOUNT[rclone]}")
@@ -914,7 +938,7 @@ curlv=$(curl --version | awk 'NR == 1 { print $2 }')
 s3fs_default() { s3fs --help 2>&1 | sed -n "s/^ *$1 (default=\"\([0-9]*\)\").*/\1/p" | head -n 1; }
 rclone_default() { rclone help flags 2>/dev/null | sed -n "s/.*--$1 int .*(default \([0-9]*\)).*/\1/p" | head -n 1; }
 aws_conc=$("$AWS" configure get s3.max_concurrent_requests 2>/dev/null || true)
-PARALLEL="mlfs ${ML_THREADS} fetch threads (.mlfs/cache fetch_threads); s3fs parallel_count $(s3fs_default parallel_count), multireq_max $(s3fs_default multireq_max) (its defaults, from --help); rclone --transfers $(rclone_default transfers), --multi-thread-streams $(rclone_default multi-thread-streams) (defaults, from help flags); aws s3 max_concurrent_requests ${aws_conc:-10 (default, not configured)}; curl one connection, and four for its 64 MiB ranges"
+PARALLEL="mlfs ${ML_THREADS} fetch threads (.mlfs/cache fetch_threads); s3fs parallel_count $(s3fs_default parallel_count), multireq_max $(s3fs_default multireq_max) (its defaults, from --help); rclone --transfers $(rclone_default transfers), --multi-thread-streams $(rclone_default multi-thread-streams) (defaults, from help flags); aws s3 max_concurrent_requests ${aws_conc:-10 (default, not configured)}; curl one connection, and four (to /dev/null) or eight (into files) for its 64 MiB ranges"
 s3rverv=$(node -p "require('${MLFS_S3_NODE_DIR:-$REPO/build-s3node}/node_modules/s3rver/package.json').version" 2>/dev/null || echo "?")
 sp() { echo "$1" | sed 's/^ //; s/ /, /g'; }
 
@@ -939,6 +963,7 @@ drifts during a run does not always fall on the same client.
 | | aws s3 cp (to a file) | ${CM[aws]} | $(sp "${COLD[aws]}") | – | $(sp "${COLD_S3CPU[aws]}") | $(sp "${COLD_S3G[aws]}") |
 | | curl, one GET | ${CM[curl]} | $(sp "${COLD[curl]}") | – | $(sp "${COLD_S3CPU[curl]}") | $(sp "${COLD_S3G[curl]}") |
 | | curl, 64 MiB ranges, 4 at a time | ${CM[curl4]} | $(sp "${COLD[curl4]}") | – | $(sp "${COLD_S3CPU[curl4]}") | $(sp "${COLD_S3G[curl4]}") |
+| | curl, 64 MiB ranges, 8 at a time, into files | ${CM[curl8f]} | $(sp "${COLD[curl8f]}") | – | $(sp "${COLD_S3CPU[curl8f]}") | $(sp "${COLD_S3G[curl8f]}") |
 | Warm sequential read (MB/s) | mlfs | ${WM[mlfs]} | $(sp "${WARM[mlfs]}") | ${ML_WARM_CPU} | – | – |
 | | s3fs (cached) | ${WM[s3fs]} | $(sp "${WARM[s3fs]}") | – | – | – |
 | | s3fs (cached, kernel_cache) | ${WM[s3fs-kc]} | $(sp "${WARM[s3fs-kc]}") | – | – | – |
@@ -1007,7 +1032,10 @@ Details:
   s3rver CPU seconds a run: mlfs $(sp "${RAND_S3S[mlfs]}"), s3fs $(sp "${RAND_S3S[s3fs]}"). One ranged
   4 KiB GET costs s3rver ${GET4K_MS} ms of CPU (${GET4K_N} at random offsets, one connection):
   serving the 10,240 reads by small GETs instead would cost it
-  $(awk -v m="$GET4K_MS" 'BEGIN { if (m == "n/a") print "n/a"; else printf "%.1f", m * 10240 / 1000 }') s, more than fetching the whole object.$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
+  $(awk -v m="$GET4K_MS" 'BEGIN { if (m == "n/a") print "n/a"; else printf "%.1f", m * 10240 / 1000 }') s, more than fetching the whole object.
+  A client that keeps the bytes, fetching the object as fast as curl did
+  into files (8 ranges of 64 MiB at a time, ${CM[curl8f]} MB/s, part 1) and
+  then reading at mlfs's p50, would reach ${RAND_BOUND} IOPS: ${r_rand_bound}× s3fs.$( ((RAND_IOS_SHORT)) && echo " Some fio runs hit FIO_RUNTIME=${FIO_RUNTIME}s before 10,240 reads.")
 - listing: ${LIST_N} datasets made through one mount in ${LIST_MAKE_S} s (LIST_CSV=${LIST_CSV}), sync
   ${LIST_SYNC_S} s, ${LIST_OBJS} objects under the prefix; s3fs and rclone list ${LIST_N} small
   objects (about 200 bytes each). Entries listed per run: mlfs $(sp "${LS_N[mlfs]}"), s3fs $(sp "${LS_N[s3fs]}"), rclone $(sp "${LS_N[rclone]}").
