@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "anonkey.h"
+#include "deadline.h"
 #include "deploy_int.h"
 #include "fs.h"
 #include "hostfile.h"
@@ -138,12 +139,9 @@ static void *committer(void *arg)
 		pthread_mutex_lock(&t->lock);
 		if (stop)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)(t->sync_ms % 1000) * 1000000L;
-		ts.tv_sec += t->sync_ms / 1000 + ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		ts = deadline_in(t->sync_ms);
 		if (!t->stop)
-			pthread_cond_timedwait(&t->cv, &t->lock, &ts);
+			cond_wait_until(&t->cv, &t->lock, &ts);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;

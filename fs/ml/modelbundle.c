@@ -31,6 +31,7 @@
 
 #include "bundle.h"
 #include "csv.h"
+#include "deadline.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -497,9 +498,8 @@ int mbundle_import(struct fs *fs, const char *model, const void *buf,
 	 * gzip'd bundle inflates up to the caps) and as blobs until its job
 	 * ends.  Others wait, a while.
 	 */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += IMPORT_QUEUE_S;
-	if (pthread_mutex_timedlock(&import_lock, &until) != 0) {
+	until = deadline_in((int64_t)IMPORT_QUEUE_S * 1000);
+	if (pthread_mutex_clocklock(&import_lock, CLOCK_MONOTONIC, &until)) {
 		problem_set(pb, 0, 0, "another import is running: try again");
 		return -EBUSY;
 	}

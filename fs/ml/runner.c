@@ -38,6 +38,7 @@
 
 #include "catalog.h"
 #include "repo.h"
+#include "deadline.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -321,20 +322,13 @@ int job_wait(struct job *j, size_t size, off_t off, struct fs_reply *r)
 int job_wait_end(struct job *j, double seconds)
 {
 	struct runner *r = j->runner;
-	struct timespec ts;
+	struct timespec ts = deadline_in((int64_t)(seconds * 1000));
 	bool ended;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)seconds;
-	ts.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&r->lock);
 	/* the runner broadcasts cond when a job ends */
 	while (j->state != JOB_ENDED &&
-	       pthread_cond_timedwait(&r->cond, &r->lock, &ts) != ETIMEDOUT)
+	       cond_wait_until(&r->cond, &r->lock, &ts) != ETIMEDOUT)
 		;
 	ended = j->state == JOB_ENDED;
 	pthread_mutex_unlock(&r->lock);

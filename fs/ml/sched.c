@@ -26,6 +26,7 @@
 
 #include "catalog.h"
 #include "repo.h"
+#include "deadline.h"
 #include "fs.h"
 #include "hostfile.h"
 #include "jsonout.h"
@@ -993,13 +994,8 @@ static void *sched_main(void *arg)
 				break;
 			}
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SCHED_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		ts = deadline_in(SCHED_TICK_MS);
+		cond_wait_until(&r->cond, &r->lock, &ts);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;

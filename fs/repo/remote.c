@@ -43,6 +43,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "repo.h"
+#include "deadline.h"
 #include "fs.h"
 #include "problem.h"
 #include "remote.h"
@@ -1024,14 +1025,13 @@ static void *remote_main(void *arg)
 		bool lapsed;
 		int rc;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
 		/* a writer unsure of its lease asks again every second */
 		lapsed = r->writer && !r->fenced &&
 			 boot_ms() >= atomic_load(&r->valid_until) -
 					      (int64_t)every * 500;
-		ts.tv_sec += lapsed ? 1 : tick;
+		ts = deadline_in((int64_t)(lapsed ? 1 : tick) * 1000);
 		if (!atomic_load(&r->want_check))
-			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			cond_wait_until(&r->cond, &r->lock, &ts);
 		if (r->stopping)
 			break;
 		pthread_mutex_unlock(&r->lock);

@@ -21,6 +21,7 @@
 #include "bcache.h"
 #include "catalog.h"
 #include "csv.h"
+#include "deadline.h"
 #include "repo.h"
 #include "fs.h"
 #include "hash.h"
@@ -66,13 +67,12 @@ static void *verify_main(void *arg)
 	double t0;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += fs->opts.verify_delay;
+	until = deadline_in((int64_t)fs->opts.verify_delay * 1000);
 	for (;;) {
 		pthread_mutex_lock(&fs->repo->verify.m);
 		while (!fs->repo->verify.kicked && !fs->repo->verify.stop &&
-		       pthread_cond_timedwait(&fs->repo->verify.cond, &fs->repo->verify.m,
-					      &until) != ETIMEDOUT)
+		       cond_wait_until(&fs->repo->verify.cond,
+				       &fs->repo->verify.m, &until) != ETIMEDOUT)
 			;
 		if (fs->repo->verify.stop && !fs->repo->verify.kicked) {
 			/*
@@ -112,8 +112,7 @@ static void *verify_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&fs->repo->verify.m);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += backoff;
+		until = deadline_in((int64_t)backoff * 1000);
 		backoff = backoff < 30 ? backoff * 2 : 30;
 		pthread_mutex_lock(&fs->repo->verify.m);
 		fs->repo->verify.kicked = false;	/* wait out the backoff */
