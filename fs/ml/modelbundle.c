@@ -337,8 +337,12 @@ static int bundle_check(struct fs *fs, const void *buf, size_t len,
 
 	*info = NULL;
 	rc = bundle_read(buf, len, b, msg, sizeof(msg));
+	if (rc == -EINVAL)
+		return refuse(pb, "bundle: %s", msg);
+	if (rc < 0 && msg[0])
+		problem_set(pb, 0, 0, "%s", msg); /* libarchive's failure */
 	if (rc < 0)
-		return rc == -EINVAL ? refuse(pb, "bundle: %s", msg) : rc;
+		return rc;
 	*info = json_loadb(b->data[BUNDLE_INFO], b->len[BUNDLE_INFO],
 			   JSON_REJECT_DUPLICATES, NULL);
 	name = json_string_value(json_object_get(*info, "plugin"));

@@ -325,8 +325,9 @@ def test_s3_round_trip_and_a_reader_refuses_imports(mlfs, mlfs_factory,
 def test_a_bundle_that_cannot_be_made_says_why(mlfs_factory, tmp_path):
     """libarchive is bound at the first bundle: one that is there but not
     libarchive (an empty library under its name, first on the daemon's
-    LD_LIBRARY_PATH) fails the read with EIO and a line naming the file and
-    the missing symbol in .mlfs/errors, and the daemon stays up."""
+    LD_LIBRARY_PATH) fails the read of bundle.tar, and an import, with EIO
+    and a line naming the file and the missing symbol in .mlfs/errors, and
+    the daemon stays up."""
     lib = tmp_path / "lib"
     lib.mkdir()
     src = tmp_path / "empty.c"
@@ -341,3 +342,9 @@ def test_a_bundle_that_cannot_be_made_says_why(mlfs_factory, tmp_path):
     errors = (mlfs.mnt / ".mlfs/errors").read_text()
     assert "models/m/v1/bundle.tar: libarchive.so.13: no archive_" in errors
     assert (mlfs.mnt / "models/m/v1/meta.json").read_bytes()
+    # and an import, which reads a bundle: the same reason, no version
+    r = import_(mlfs.mnt, "z", tar_of({"bundle.json": b"{}"}))
+    assert r.returncode != 0 and b"Input/output error" in r.stderr
+    errors = (mlfs.mnt / ".mlfs/errors").read_text()
+    assert "models/z/import: libarchive.so.13: no archive_" in errors
+    assert sorted(os.listdir(mlfs.mnt / "models/z")) == ["import", "predict"]
