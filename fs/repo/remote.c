@@ -97,7 +97,7 @@ struct remote {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;           /* under lock */
-	time_t polled;           /* the thread's: last source poll */
+	int64_t polled;          /* the thread's: last source poll, boot_ms */
 };
 
 bool remote_is_url(const char *store)
@@ -1010,14 +1010,15 @@ static void *remote_main(void *arg)
 	unsigned every = r->writer ? (r->lease_ttl + 2) / 3 : r->import_ttl;
 	bool catalog = r->writer && fs->s3;
 	unsigned tick;
-	time_t due;
+	int64_t due;		/* boot_ms: intervals survive clock steps */
 
 	if (every > r->import_ttl)
 		every = r->import_ttl;
 	if (!every)
 		every = 1;
 	tick = catalog && every > CATALOG_EVERY ? CATALOG_EVERY : every;
-	due = time(NULL) + every;
+	due = boot_ms() + (int64_t)every * 1000;
+	r->polled = boot_ms() - (int64_t)r->import_ttl * 1000; /* poll now */
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {
@@ -1036,8 +1037,8 @@ static void *remote_main(void *arg)
 			break;
 		pthread_mutex_unlock(&r->lock);
 		if (r->writer && !atomic_load(&r->fenced) &&
-		    (lapsed || time(NULL) >= due)) {
-			due = time(NULL) + every;
+		    (lapsed || boot_ms() >= due)) {
+			due = boot_ms() + (int64_t)every * 1000;
 			lease_renew(fs, r);
 		} else if (r->writer && !atomic_load(&r->fenced) &&
 			   atomic_load(&r->want_check)) {
@@ -1051,16 +1052,16 @@ static void *remote_main(void *arg)
 		if (rc < 0)
 			fs_log(fs, 4, "s3: writing %s failed: %s; retrying",
 			       CATALOG_KEY, strerror(-rc));
-		if (!r->writer && time(NULL) >= due) {
-			due = time(NULL) + every;
+		if (!r->writer && boot_ms() >= due) {
+			due = boot_ms() + (int64_t)every * 1000;
 			if (r->lease == NULL && bcache_is_cache(fs->store) &&
 			    repo_rebuild(fs) < 0)
 				fs_log(fs, 4, "s3: refreshing the index failed; "
 					      "retrying");
 		}
 		if (!fs->opts.read_only &&
-		    time(NULL) - r->polled >= (time_t)r->import_ttl) {
-			r->polled = time(NULL);
+		    boot_ms() - r->polled >= (int64_t)r->import_ttl * 1000) {
+			r->polled = boot_ms();
 			poll_sources(fs);
 		}
 		pthread_mutex_lock(&r->lock);
