@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "hostfile.h"
 #include "outtail.h"
 
@@ -78,15 +79,10 @@ static void *tail_main(void *arg)
 	while (!t->stop && !t->broken) {
 		pthread_mutex_unlock(&t->mu);
 		tail_step(t);
-		clock_gettime(CLOCK_MONOTONIC, &at);
-		at.tv_nsec += TAIL_MS * 1000000L;
-		if (at.tv_nsec >= 1000000000L) {
-			at.tv_sec++;
-			at.tv_nsec -= 1000000000L;
-		}
+		at = deadline_in(TAIL_MS);
 		pthread_mutex_lock(&t->mu);
 		if (!t->stop)
-			pthread_cond_timedwait(&t->cv, &t->mu, &at);
+			cond_wait_until(&t->cv, &t->mu, &at);
 	}
 	pthread_mutex_unlock(&t->mu);
 	return NULL;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deadline.h"
 #include "fs.h"
 #include "names.h"
 #include "strbuf.h"
@@ -386,8 +387,7 @@ static void *loader_main(void *arg)
 	while (!l->wanted && !l->stop) {
 		if (!l->timed)
 			pthread_cond_wait(&l->want_cv, &l->m);
-		else if (pthread_cond_timedwait(&l->want_cv, &l->m,
-						&l->until) != 0)
+		else if (cond_wait_until(&l->want_cv, &l->m, &l->until) != 0)
 			break; /* the time came */
 	}
 	if (l->stop && !l->wanted) {
@@ -456,13 +456,7 @@ void plugin_load_after(struct fs *fs, unsigned delay_ms)
 	if (!l)
 		return;
 	pthread_mutex_lock(&l->m);
-	clock_gettime(CLOCK_MONOTONIC, &l->until);
-	l->until.tv_sec += delay_ms / 1000;
-	l->until.tv_nsec += (long)(delay_ms % 1000) * 1000000;
-	if (l->until.tv_nsec >= 1000000000) {
-		l->until.tv_sec++;
-		l->until.tv_nsec -= 1000000000;
-	}
+	l->until = deadline_in(delay_ms);
 	l->timed = true;
 	pthread_cond_signal(&l->want_cv);
 	pthread_mutex_unlock(&l->m);
